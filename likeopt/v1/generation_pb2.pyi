@@ -1,0 +1,108 @@
+from likeopt.v1 import retrieval_pb2 as _retrieval_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AnswerRequest(_message.Message):
+    __slots__ = ("query", "conversation_id", "top_k", "mode")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    conversation_id: str
+    top_k: int
+    mode: _retrieval_pb2.SearchMode
+    def __init__(self, query: _Optional[str] = ..., conversation_id: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[_retrieval_pb2.SearchMode, str]] = ...) -> None: ...
+
+class GenerateRequest(_message.Message):
+    __slots__ = ("query", "contexts")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    CONTEXTS_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    contexts: _containers.RepeatedCompositeFieldContainer[_retrieval_pb2.SearchHit]
+    def __init__(self, query: _Optional[str] = ..., contexts: _Optional[_Iterable[_Union[_retrieval_pb2.SearchHit, _Mapping]]] = ...) -> None: ...
+
+class RetrievalEvent(_message.Message):
+    __slots__ = ("hits", "index_version")
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[_retrieval_pb2.SearchHit]
+    index_version: int
+    def __init__(self, hits: _Optional[_Iterable[_Union[_retrieval_pb2.SearchHit, _Mapping]]] = ..., index_version: _Optional[int] = ...) -> None: ...
+
+class DeltaEvent(_message.Message):
+    __slots__ = ("text",)
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    def __init__(self, text: _Optional[str] = ...) -> None: ...
+
+class CitationEvent(_message.Message):
+    __slots__ = ("n", "doc_id", "chunk_id", "title", "text")
+    N_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    n: int
+    doc_id: str
+    chunk_id: str
+    title: str
+    text: str
+    def __init__(self, n: _Optional[int] = ..., doc_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., title: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class Timings(_message.Message):
+    __slots__ = ("retrieval_ms", "first_token_ms", "total_ms")
+    RETRIEVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    retrieval_ms: float
+    first_token_ms: float
+    total_ms: float
+    def __init__(self, retrieval_ms: _Optional[float] = ..., first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
+
+class DoneEvent(_message.Message):
+    __slots__ = ("conversation_id", "timings", "trace_id", "cached", "finish_reason", "prompt_tokens", "completion_tokens", "backend")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    timings: Timings
+    trace_id: str
+    cached: bool
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    backend: str
+    def __init__(self, conversation_id: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., trace_id: _Optional[str] = ..., cached: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., backend: _Optional[str] = ...) -> None: ...
+
+class ErrorEvent(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class AnswerEvent(_message.Message):
+    __slots__ = ("retrieval", "delta", "citation", "done", "error")
+    RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    CITATION_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    retrieval: RetrievalEvent
+    delta: DeltaEvent
+    citation: CitationEvent
+    done: DoneEvent
+    error: ErrorEvent
+    def __init__(self, retrieval: _Optional[_Union[RetrievalEvent, _Mapping]] = ..., delta: _Optional[_Union[DeltaEvent, _Mapping]] = ..., citation: _Optional[_Union[CitationEvent, _Mapping]] = ..., done: _Optional[_Union[DoneEvent, _Mapping]] = ..., error: _Optional[_Union[ErrorEvent, _Mapping]] = ...) -> None: ...
