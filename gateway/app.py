@@ -1,0 +1,268 @@
+"""The gateway's routes: validate, translate to gRPC, stream back. No business logic here."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from gateway.convert import event_json, search_json
+from gateway.errors import ApiError, error_response
+from gateway.sse import sse_frame, with_heartbeats
+from gateway.upstreams import Upstreams
+from likeopt.config import Config
+from likeopt.v1 import generation_pb2, retrieval_pb2
+
+T = TypeVar("T")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_JSON_BYTES = 1024 * 1024
+MAX_QUERY_CHARS = 4096
+SEARCH_TIMEOUT_S = 10.0
+WRITE_TIMEOUT_S = 600.0
+HEARTBEAT_S = 15.0
+MODES = {"hybrid": retrieval_pb2.HYBRID, "bm25": retrieval_pb2.BM25, "dense": retrieval_pb2.DENSE}
+
+
+async def read_json(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """The request's JSON object, or a 400/413/415 error that says what is wrong."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"body exceeds {max_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", f"body exceeds {max_bytes} bytes")
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ApiError(400, "BAD_JSON", f"body is not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "BAD_JSON", "body must be a JSON object")
+    return data
+
+
+def field(data: dict[str, Any], name: str, kind: type, default: Any = None, required: bool = False) -> Any:
+    """A typed field of a JSON body, or a 422 naming it."""
+    if name not in data or data[name] is None:
+        if required:
+            raise ApiError(422, "INVALID_ARGUMENT", f"'{name}' is required")
+        return default
+    value = data[name]
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        raise ApiError(422, "INVALID_ARGUMENT", f"'{name}' must be of type {kind.__name__}")
+    return value
+
+
+def query_field(data: dict[str, Any]) -> str:
+    query = field(data, "query", str, required=True)
+    if not query.strip():
+        raise ApiError(422, "INVALID_ARGUMENT", "'query' must contain a non-space character")
+    if len(query) > MAX_QUERY_CHARS:
+        raise ApiError(422, "INVALID_ARGUMENT", f"'query' exceeds {MAX_QUERY_CHARS} characters")
+    return query
+
+
+def mode_field(data: dict[str, Any]) -> int:
+    mode = field(data, "mode", str, default="hybrid")
+    if mode not in MODES:
+        raise ApiError(422, "INVALID_ARGUMENT", f"'mode' must be one of {', '.join(MODES)}")
+    return MODES[mode]
+
+
+def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
+    """The ASGI app; upstream channels open on start-up unless given (tests)."""
+    state: dict[str, Upstreams] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state["up"] = upstreams or Upstreams.connect(config)
+        yield
+        await state["up"].close()
+
+    def up() -> Upstreams:
+        return state["up"]
+
+    def require_key(request: Request) -> None:
+        """Writes need ``Authorization: Bearer <LIKEOPT_API_KEY>``, compared in constant time."""
+        if not config.api_key:
+            raise ApiError(401, "UNAUTHENTICATED", "writes are disabled: no LIKEOPT_API_KEY is configured")
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.api_key.encode()):
+            raise ApiError(
+                401,
+                "UNAUTHENTICATED",
+                "missing or wrong API key",
+            )
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(request: Request) -> Response:
+        statuses = await up().health()
+        ready = all(s == "SERVING" for s in statuses.values())
+        return JSONResponse({"ready": ready, "upstreams": statuses}, status_code=200 if ready else 503)
+
+    async def search(request: Request) -> Response:
+        started = time.perf_counter()
+        data = await read_json(request)
+        top_k = field(data, "top_k", int, default=10)
+        if not 1 <= top_k <= 100:
+            raise ApiError(422, "INVALID_ARGUMENT", "'top_k' must be between 1 and 100")
+        filters = field(data, "filters", dict, default={})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in filters.items()):
+            raise ApiError(422, "INVALID_ARGUMENT", "'filters' must map strings to strings")
+        search_request = retrieval_pb2.SearchRequest(
+            query=query_field(data), top_k=top_k, mode=mode_field(data), filters=filters
+        )
+        reply = await upstream_call(up().retrieval.Search(search_request, timeout=SEARCH_TIMEOUT_S))
+        return JSONResponse(search_json(reply, (time.perf_counter() - started) * 1000))
+
+    async def chat(request: Request) -> Response:
+        data = await read_json(request)
+        top_k = field(data, "top_k", int, default=5)
+        if not 1 <= top_k <= 20:
+            raise ApiError(422, "INVALID_ARGUMENT", "'top_k' must be between 1 and 20")
+        answer_request = generation_pb2.AnswerRequest(
+            query=query_field(data),
+            conversation_id=field(data, "conversation_id", str, default=""),
+            top_k=top_k,
+            mode=mode_field(data),
+        )
+        call = up().generation.Answer(answer_request, timeout=config.answer_timeout_s)
+        return StreamingResponse(
+            with_heartbeats(answer_frames(call), HEARTBEAT_S),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def index_status(request: Request) -> Response:
+        status = await upstream_call(up().retrieval.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=5))
+        return JSONResponse(
+            {
+                "documents": status.documents,
+                "chunks": status.chunks,
+                "index_version": status.index_version,
+                "embedding_model": status.embedding_model,
+                "embedding_dim": status.embedding_dim,
+                "vector_index": status.vector_index,
+                "ready": status.ready,
+            }
+        )
+
+    async def upsert_documents(request: Request) -> Response:
+        require_key(request)
+        data = await read_json(request, max_bytes=config.max_request_bytes)
+        documents = field(data, "documents", list, required=True)
+        messages = [document_message(d, i) for i, d in enumerate(documents)]
+        summary = await upstream_call(up().retrieval.UpsertDocuments(iter(messages), timeout=WRITE_TIMEOUT_S))
+        return JSONResponse(
+            {
+                "upserted": summary.upserted,
+                "chunks": summary.chunks,
+                "index_version": summary.index_version,
+                "skipped": [{"id": s.id, "reason": s.reason} for s in summary.skipped],
+            }
+        )
+
+    async def delete_document(request: Request) -> Response:
+        require_key(request)
+        doc_id = request.path_params["doc_id"]
+        reply = await upstream_call(
+            up().retrieval.DeleteDocuments(retrieval_pb2.DeleteDocumentsRequest(ids=[doc_id]), timeout=WRITE_TIMEOUT_S)
+        )
+        if reply.deleted == 0:
+            raise ApiError(404, "NOT_FOUND", f"no document with id {doc_id!r}")
+        return JSONResponse({"deleted": reply.deleted, "index_version": reply.index_version})
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def home(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.code, exc.message)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        return error_response(500, "INTERNAL", "internal error; the trace id in X-Trace-Id finds it in the logs")
+
+    routes = [
+        Route("/", home),
+        Route("/healthz", healthz),
+        Route("/api/v1/healthz", healthz),
+        Route("/api/v1/readyz", readyz),
+        Route("/api/v1/search", search, methods=["POST"]),
+        Route("/api/v1/chat", chat, methods=["POST"]),
+        Route("/api/v1/index", index_status),
+        Route("/api/v1/documents", upsert_documents, methods=["POST"]),
+        Route("/api/v1/documents/{doc_id:path}", delete_document, methods=["DELETE"]),
+        Route("/metrics", metrics),
+        Route("/api/v1/metrics", metrics),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_crash},
+    )
+
+
+async def upstream_call(call: Awaitable[T]) -> T:
+    """Await a unary gRPC call; its failure becomes the matching HTTP error."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        raise ApiError.from_grpc(exc) from None
+
+
+def document_message(doc: Any, position: int) -> retrieval_pb2.Document:
+    """A document of a JSON upload as a protobuf message, or a 422 naming it."""
+    if not isinstance(doc, dict):
+        raise ApiError(422, "INVALID_ARGUMENT", f"documents[{position}] must be an object")
+    metadata = doc.get("metadata") or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ApiError(422, "INVALID_ARGUMENT", f"documents[{position}].metadata must map strings to strings")
+    values = {name: doc.get(name, "") for name in ("id", "title", "text")}
+    for name, value in values.items():
+        if not isinstance(value, str):
+            raise ApiError(422, "INVALID_ARGUMENT", f"documents[{position}].{name} must be a string")
+    return retrieval_pb2.Document(**values, metadata=metadata)
+
+
+async def answer_frames(call: Any) -> AsyncGenerator[bytes, None]:
+    """SSE frames of an Answer stream; a failed call ends with an error event."""
+    event_id = 0
+    ended = False
+    try:
+        async for event in call:
+            kind, data = event_json(event)
+            event_id += 1
+            ended = kind in ("done", "error")
+            yield sse_frame(event_id, kind, data)
+    except grpc.aio.AioRpcError as exc:
+        if not ended:
+            yield sse_frame(event_id + 1, "error", {"code": exc.code().name, "message": exc.details() or ""})
+    finally:
+        call.cancel()

@@ -1,0 +1,64 @@
+"""Protobuf messages to the JSON shapes of the HTTP contract (DESIGN.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from likeopt.v1 import generation_pb2, retrieval_pb2
+
+
+def hit_json(hit: retrieval_pb2.SearchHit) -> dict[str, Any]:
+    """A search hit with every field present, zeros included."""
+    return {
+        "doc_id": hit.doc_id,
+        "chunk_id": hit.chunk_id,
+        "title": hit.title,
+        "text": hit.text,
+        "score": hit.score,
+        "bm25_score": hit.bm25_score,
+        "dense_score": hit.dense_score,
+        "bm25_rank": hit.bm25_rank,
+        "dense_rank": hit.dense_rank,
+        "metadata": dict(hit.metadata),
+    }
+
+
+def search_json(reply: retrieval_pb2.SearchResponse, took_ms: float) -> dict[str, Any]:
+    return {
+        "hits": [hit_json(h) for h in reply.hits],
+        "index_version": reply.index_version,
+        "cached": reply.cached,
+        "took_ms": round(took_ms, 3),
+    }
+
+
+def event_json(event: generation_pb2.AnswerEvent) -> tuple[str, dict[str, Any]]:
+    """The SSE event name and data of one answer event."""
+    kind = event.WhichOneof("event")
+    if kind == "retrieval":
+        r = event.retrieval
+        return kind, {"hits": [hit_json(h) for h in r.hits], "index_version": r.index_version}
+    if kind == "delta":
+        return kind, {"text": event.delta.text}
+    if kind == "citation":
+        c = event.citation
+        return kind, {"n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "title": c.title, "text": c.text}
+    if kind == "done":
+        d = event.done
+        return kind, {
+            "conversation_id": d.conversation_id,
+            "trace_id": d.trace_id,
+            "cached": d.cached,
+            "finish_reason": d.finish_reason,
+            "backend": d.backend,
+            "prompt_tokens": d.prompt_tokens,
+            "completion_tokens": d.completion_tokens,
+            "timings": {
+                "retrieval_ms": round(d.timings.retrieval_ms, 3),
+                "first_token_ms": round(d.timings.first_token_ms, 3),
+                "total_ms": round(d.timings.total_ms, 3),
+            },
+        }
+    if kind == "error":
+        return kind, {"code": event.error.code, "message": event.error.message}
+    raise ValueError(f"answer event with no payload: {event!r}")

@@ -1,0 +1,59 @@
+// JSON calls to the gateway. Error bodies are {"error": {"code", "message"}}; anything
+// else (e.g. a plain-text 429 from Envoy) is reported with its status line.
+
+const KEY_STORAGE = 'likeopt.apiKey';
+
+export class ApiError extends Error {
+  constructor(message, { code = 'error', status = 0 } = {}) {
+    super(message);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+export function getApiKey() {
+  return sessionStorage.getItem(KEY_STORAGE) || '';
+}
+
+export function setApiKey(key) {
+  if (key) sessionStorage.setItem(KEY_STORAGE, key);
+  else sessionStorage.removeItem(KEY_STORAGE);
+}
+
+export function authHeaders() {
+  const key = getApiKey();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+/** Build an ApiError from a failed response's body text. */
+export function errorFromBody(status, statusText, bodyText) {
+  let message = '';
+  let code = 'http_' + status;
+  try {
+    const err = JSON.parse(bodyText)?.error;
+    if (err?.message) {
+      message = String(err.message);
+      code = err.code || code;
+    }
+  } catch {
+    message = bodyText.trim().slice(0, 300);
+  }
+  message ||= `${status} ${statusText}`.trim();
+  if ((status === 401 || status === 403) && !getApiKey()) message += ' (enter the API key on the Documents tab)';
+  return new ApiError(message, { code, status });
+}
+
+export async function errorFromResponse(res) {
+  return errorFromBody(res.status, res.statusText, await res.text().catch(() => ''));
+}
+
+/** fetch + JSON with the error contract applied. */
+export async function requestJSON(url, { method = 'GET', body, auth = false, signal } = {}) {
+  const headers = { Accept: 'application/json', ...(auth ? authHeaders() : {}) };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(url, {
+    method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw await errorFromResponse(res);
+  return res.json();
+}

@@ -1,0 +1,219 @@
+// The chat view: composer, streaming answers, and the saved-conversation sidebar.
+
+import { el, byId } from './dom.js';
+import { streamSSE } from './sse.js';
+import * as store from './conversations.js';
+import { renderUserMessage, createAnswerView } from './message.js';
+
+// Per browser tab, so a reload reopens the conversation that was open.
+const ACTIVE_KEY = 'likeopt.activeConversation';
+
+const query = byId('query');
+const sendButton = byId('send');
+const stopButton = byId('stop');
+const messages = byId('messages');
+const emptyHint = byId('chat-empty');
+const statusLine = byId('chat-status');
+const list = byId('conversation-list');
+const sidebarToggle = byId('toggle-conversations');
+const sidebarPanel = byId('conversation-panel');
+
+let current = null; // the open conversation; null until the first question of a new chat
+let running = null; // AbortController of the answer being generated
+
+export function initChat() {
+  byId('composer').addEventListener('submit', (e) => {
+    e.preventDefault();
+    send();
+  });
+  query.addEventListener('keydown', onComposerKey);
+  query.addEventListener('input', autoGrow);
+  stopButton.addEventListener('click', () => running?.abort());
+  byId('new-chat').addEventListener('click', () => {
+    openConversation(null);
+    setSidebarOpen(false);
+    query.focus();
+  });
+  sidebarToggle.addEventListener('click', () => setSidebarOpen(sidebarToggle.getAttribute('aria-expanded') !== 'true'));
+  store.onExternalChange(renderList);
+  openConversation(sessionStorage.getItem(ACTIVE_KEY));
+}
+
+function onComposerKey(e) {
+  // Enter also confirms IME composition (Korean, Japanese…); that Enter must not send.
+  // Safari reports it only through keyCode 229.
+  if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
+  e.preventDefault();
+  send();
+}
+
+function autoGrow() {
+  query.style.height = 'auto';
+  query.style.height = `${Math.min(query.scrollHeight, 240)}px`;
+}
+
+function announce(text) {
+  // Clear first so that the same message twice in a row is still read out.
+  statusLine.textContent = '';
+  setTimeout(() => { statusLine.textContent = text; }, 50);
+}
+
+async function send() {
+  const text = query.value.trim();
+  if (!text) return;
+  if (running) {
+    announce('Still answering. Press Stop or wait for the answer.');
+    return;
+  }
+  const conv = current ?? (current = store.create(text));
+  const question = { role: 'user', text };
+  const answer = { role: 'assistant', text: '', citations: [] };
+  conv.messages.push(question, answer);
+  store.save(conv);
+  sessionStorage.setItem(ACTIVE_KEY, conv.id);
+  renderList();
+
+  query.value = '';
+  autoGrow();
+  emptyHint.hidden = true;
+  const view = createAnswerView(answer);
+  messages.append(renderUserMessage(question), view.root);
+  view.startProgress();
+  scrollToEnd();
+  await runAnswer(conv, view, text);
+}
+
+async function runAnswer(conv, view, text) {
+  const controller = new AbortController();
+  setRunning(controller);
+  announce('Generating answer…');
+  const body = { query: text };
+  if (conv.conversationId) body.conversation_id = conv.conversationId;
+  let finished = false; // a done or error event arrived
+
+  const fail = (code, message) => {
+    view.apply('error', { code, message });
+    announce(`Error: ${message}`);
+  };
+
+  try {
+    await streamSSE('/api/v1/chat', body, {
+      signal: controller.signal,
+      onEvent(type, data) {
+        const follow = nearBottom();
+        if (type === 'error') {
+          finished = true;
+          fail(data.code, data.message || 'The answer failed.');
+        } else {
+          view.apply(type, data);
+        }
+        if (type === 'done') {
+          finished = true;
+          if (data.conversation_id) conv.conversationId = data.conversation_id;
+          announce(data.cached ? 'Answer complete (cached).' : 'Answer complete.');
+        }
+        if (follow) scrollToEnd();
+      },
+    });
+    if (!finished) fail('incomplete', 'The connection closed before the answer was complete.');
+  } catch (err) {
+    if (err.name === 'AbortError') {
+      view.markStopped();
+      announce('Stopped.');
+    } else {
+      fail(err.code || 'network', err instanceof TypeError ? 'Cannot reach the server.' : err.message);
+    }
+  } finally {
+    view.finish();
+    setRunning(null);
+    // Unless the conversation was deleted meanwhile, keep what arrived (also a partial answer).
+    if (conv === current || store.find(conv.id)) store.save(conv);
+    renderList();
+  }
+}
+
+/** Swap Send and Stop, keeping keyboard focus on whichever is shown. */
+function setRunning(controller) {
+  running = controller;
+  const hadFocus = document.activeElement === sendButton || document.activeElement === stopButton;
+  sendButton.hidden = !!controller;
+  stopButton.hidden = !controller;
+  if (hadFocus) (controller ? stopButton : sendButton).focus();
+}
+
+function nearBottom() {
+  return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 120;
+}
+
+function scrollToEnd() {
+  window.scrollTo({ top: document.documentElement.scrollHeight });
+}
+
+function openConversation(id) {
+  // One answer at a time: switching away stops it (its partial text is kept).
+  running?.abort();
+  current = id ? store.find(id) : null;
+  if (current) sessionStorage.setItem(ACTIVE_KEY, current.id);
+  else sessionStorage.removeItem(ACTIVE_KEY);
+  renderMessages();
+  renderList();
+}
+
+function renderMessages() {
+  const saved = current?.messages ?? [];
+  emptyHint.hidden = saved.length > 0;
+  messages.replaceChildren(emptyHint);
+  for (const msg of saved) {
+    if (msg.role === 'user') {
+      messages.append(renderUserMessage(msg));
+    } else {
+      const view = createAnswerView(msg);
+      view.restore();
+      messages.append(view.root);
+    }
+  }
+  scrollToEnd();
+}
+
+function renderList() {
+  const all = store.loadAll();
+  byId('conversation-empty').hidden = all.length > 0;
+  list.replaceChildren(...all.map((conv) => el('li', { class: 'conversation' },
+    el('button', {
+      type: 'button', class: 'conversation-open', title: conv.title,
+      'aria-current': conv.id === current?.id ? 'true' : null,
+      onclick: () => selectConversation(conv.id),
+    }, conv.title || 'Untitled'),
+    el('button', {
+      type: 'button', class: 'conversation-delete', title: 'Delete conversation',
+      'aria-label': `Delete conversation: ${conv.title}`,
+      onclick: () => deleteConversation(conv.id),
+    }, '×'))));
+}
+
+function selectConversation(id) {
+  // Re-opening the open conversation would reload a stale copy of an answer in progress.
+  if (id !== current?.id) openConversation(id);
+  setSidebarOpen(false);
+  // The list was re-rendered, so the clicked button is gone. Keep focus near where it was:
+  // on the toggle when the sidebar collapsed (phone), otherwise on the opened conversation.
+  const phone = sidebarToggle.offsetParent !== null;
+  (phone ? sidebarToggle : list.querySelector('[aria-current="true"]'))?.focus();
+}
+
+function deleteConversation(id) {
+  const index = store.loadAll().findIndex((c) => c.id === id);
+  store.remove(id);
+  if (id === current?.id) openConversation(null);
+  else renderList();
+  // The focused button is gone; move focus to its neighbour so keyboard users keep their place.
+  const buttons = list.querySelectorAll('.conversation-delete');
+  (buttons[Math.min(index, buttons.length - 1)] ?? byId('new-chat')).focus();
+  announce('Conversation deleted.');
+}
+
+/** The sidebar is collapsible at phone width only; CSS ignores the state on wide screens. */
+function setSidebarOpen(open) {
+  sidebarToggle.setAttribute('aria-expanded', String(open));
+  sidebarPanel.classList.toggle('open', open);
+}

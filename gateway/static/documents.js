@@ -1,0 +1,282 @@
+// The documents view: API key, uploads, index status, search and delete.
+
+import { el, byId, formatMs, formatNum, isNum, DASH } from './dom.js';
+import { ApiError, requestJSON, getApiKey, setApiKey, authHeaders, errorFromBody } from './api.js';
+
+const ACCEPTED = ['.txt', '.md', '.html', '.pdf', '.jsonl', '.json'];
+const CONFIRM_MS = 5000;
+
+const progress = byId('upload-progress');
+const uploadStatus = byId('upload-status');
+const skippedList = byId('upload-skipped');
+const searchStatus = byId('doc-search-status');
+const searchResults = byId('doc-search-results');
+
+let uploading = false;
+
+export function initDocuments() {
+  const keyInput = byId('api-key');
+  keyInput.value = getApiKey();
+  keyInput.addEventListener('input', () => setApiKey(keyInput.value.trim()));
+
+  const fileInput = byId('file-input');
+  fileInput.addEventListener('change', () => {
+    uploadFiles([...fileInput.files]);
+    fileInput.value = ''; // so choosing the same file again still fires "change"
+  });
+  initDropZone(byId('drop-zone'));
+
+  byId('index-refresh').addEventListener('click', refreshIndex);
+  byId('delete-form').addEventListener('submit', onDeleteSubmit);
+  byId('doc-search-form').addEventListener('submit', onSearch);
+}
+
+/** Called whenever the view is shown. */
+export function showDocuments() {
+  refreshIndex();
+}
+
+const plural = (n, word) => `${formatNum(n)} ${word}${n === 1 ? '' : 's'}`;
+
+// ---- uploads ---------------------------------------------------------------------------
+
+function initDropZone(zone) {
+  const hasFiles = (e) => e.dataTransfer?.types.includes('Files');
+  // A file dropped next to the zone would make the browser navigate away to open it.
+  for (const type of ['dragover', 'drop']) {
+    window.addEventListener(type, (e) => { if (hasFiles(e)) e.preventDefault(); });
+  }
+  // dragenter/dragover must be cancelled for "drop" to fire on the zone.
+  for (const type of ['dragenter', 'dragover']) {
+    zone.addEventListener(type, (e) => {
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      zone.classList.add('dragging');
+    });
+  }
+  zone.addEventListener('dragleave', (e) => {
+    if (!zone.contains(e.relatedTarget)) zone.classList.remove('dragging');
+  });
+  zone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    zone.classList.remove('dragging');
+    uploadFiles([...e.dataTransfer.files]);
+  });
+}
+
+const isAccepted = (file) => ACCEPTED.some((ext) => file.name.toLowerCase().endsWith(ext));
+
+async function uploadFiles(files) {
+  if (!files.length) return;
+  if (uploading) {
+    showUploadResult('Wait for the current upload to finish.', []);
+    return;
+  }
+  // Files the server cannot read are not worth sending; report them like server-side skips.
+  const accepted = files.filter(isAccepted);
+  const rejected = files.filter((f) => !isAccepted(f)).map((f) => ({ id: f.name, reason: 'unsupported file type' }));
+  if (!accepted.length) {
+    showUploadResult('No supported files to upload.', rejected, true);
+    return;
+  }
+
+  uploading = true;
+  setProgress(0);
+  showUploadResult(`Uploading ${plural(accepted.length, 'file')}…`, []);
+  try {
+    const result = await postFiles(accepted, setProgress);
+    const skipped = [...rejected, ...(result.skipped ?? [])];
+    showUploadResult(
+      `Added or updated ${plural(result.upserted, 'document')} (${plural(result.chunks, 'chunk')}). ` +
+      `Index version ${result.index_version ?? DASH}.${skipped.length ? ` Skipped ${skipped.length}:` : ''}`,
+      skipped,
+    );
+    refreshIndex();
+  } catch (err) {
+    showUploadResult(`Upload failed: ${err.message}`, rejected, true);
+  } finally {
+    uploading = false;
+    progress.hidden = true;
+  }
+}
+
+/** `fraction` 0..1, or null once the bytes are sent and the server is indexing. */
+function setProgress(fraction) {
+  progress.hidden = false;
+  if (fraction === null) {
+    progress.removeAttribute('value'); // indeterminate
+    uploadStatus.textContent = 'Indexing…';
+  } else {
+    progress.value = fraction;
+  }
+}
+
+// XHR rather than fetch: fetch cannot report upload progress.
+function postFiles(files, onProgress) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    for (const file of files) form.append('files', file, file.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', '/api/v1/documents');
+    xhr.setRequestHeader('Accept', 'application/json');
+    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
+    xhr.upload.onload = () => onProgress(null);
+    xhr.onerror = () => reject(new ApiError('Cannot reach the server.'));
+    xhr.onload = () => {
+      if (xhr.status < 200 || xhr.status >= 300) {
+        reject(errorFromBody(xhr.status, xhr.statusText, xhr.responseText));
+        return;
+      }
+      try {
+        resolve(JSON.parse(xhr.responseText));
+      } catch {
+        reject(new ApiError('The server sent an unreadable response.'));
+      }
+    };
+    xhr.send(form);
+  });
+}
+
+function showUploadResult(message, skipped, isError = false) {
+  uploadStatus.textContent = message;
+  uploadStatus.classList.toggle('error', isError);
+  skippedList.hidden = skipped.length === 0;
+  skippedList.replaceChildren(...skipped.map((s) => el('li', {},
+    el('code', { text: s.id ?? DASH }), `: ${s.reason ?? 'skipped'}`)));
+}
+
+// ---- index status ----------------------------------------------------------------------
+
+function display(value) {
+  if (value == null || value === '') return DASH;
+  if (isNum(value)) return formatNum(value);
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
+
+async function refreshIndex() {
+  const list = byId('index-status');
+  let rows;
+  try {
+    const s = await requestJSON('/api/v1/index');
+    rows = [
+      ['Documents', display(s.documents)],
+      ['Chunks', display(s.chunks)],
+      ['Index version', display(s.index_version)],
+      ['Embedding model', display(s.embedding_model)],
+      ['Vector index', display(s.vector_index)],
+      ['Ready', s.ready == null ? DASH : s.ready ? 'yes' : 'no, still loading'],
+    ];
+  } catch (err) {
+    rows = [['Status', `unavailable: ${err.message}`]];
+  }
+  list.replaceChildren(...rows.map(([term, value]) =>
+    el('div', {}, el('dt', { text: term }), el('dd', { text: value }))));
+}
+
+// ---- delete ----------------------------------------------------------------------------
+
+/** Returns the server's answer; refreshes the index status as a side effect. */
+async function deleteDocument(id) {
+  const result = await requestJSON(`/api/v1/documents/${encodeURIComponent(id)}`, { method: 'DELETE', auth: true });
+  refreshIndex();
+  return result;
+}
+
+async function onDeleteSubmit(e) {
+  e.preventDefault();
+  const input = byId('delete-id');
+  const status = byId('delete-status');
+  const id = input.value.trim();
+  if (!id) return;
+  status.classList.remove('error');
+  status.textContent = `Deleting “${id}”…`;
+  try {
+    const result = await deleteDocument(id);
+    // `deleted` is a count (or a boolean); 0 means there was no such document.
+    if (Number(result.deleted) > 0) {
+      status.textContent = `Deleted “${id}”. Index version ${display(result.index_version)}.`;
+      input.value = '';
+    } else {
+      status.textContent = `No document with id “${id}”.`;
+    }
+  } catch (err) {
+    status.classList.add('error');
+    status.textContent = `Delete failed: ${err.message}`;
+  }
+}
+
+// ---- search ----------------------------------------------------------------------------
+
+async function onSearch(e) {
+  e.preventDefault();
+  const query = byId('doc-search').value.trim();
+  if (!query) return;
+  searchStatus.textContent = 'Searching…';
+  try {
+    const mode = byId('doc-search-mode').value;
+    const result = await requestJSON('/api/v1/search', { method: 'POST', body: { query, top_k: 20, mode } });
+    const docs = bestHitPerDocument(result.hits ?? []);
+    searchResults.replaceChildren(...docs.map(hitItem));
+    searchStatus.textContent = `${plural(docs.length, 'document')} found in ${formatMs(result.took_ms)}.`;
+  } catch (err) {
+    searchResults.replaceChildren();
+    searchStatus.textContent = `Search failed: ${err.message}`;
+  }
+}
+
+/** Hits are chunks, ranked best first; list each document once with its best chunk. */
+function bestHitPerDocument(hits) {
+  const docs = new Map();
+  for (const hit of hits) {
+    if (docs.has(hit.doc_id)) docs.get(hit.doc_id).passages++;
+    else docs.set(hit.doc_id, { ...hit, passages: 1 });
+  }
+  return [...docs.values()];
+}
+
+function hitItem(hit) {
+  const score = isNum(hit.score) ? hit.score.toFixed(3) : DASH;
+  const extra = hit.passages > 1 ? ` · ${hit.passages} passages` : '';
+  const item = el('li', { class: 'hit' },
+    el('div', { class: 'hit-body' },
+      el('strong', { class: 'hit-title', text: hit.title || 'Untitled' }),
+      el('span', { class: 'muted small' }, el('code', { class: 'doc-id', text: hit.doc_id }), ` · score ${score}${extra}`),
+      el('p', { class: 'hit-text muted small', text: (hit.text ?? '').slice(0, 200) })));
+  item.append(deleteButton(hit.doc_id, item));
+  return item;
+}
+
+/** Deleting is one click away here, so the button asks for a second click to confirm. */
+function deleteButton(docId, item) {
+  let armed = null;
+  const button = el('button', { type: 'button', class: 'button danger small', 'aria-label': `Delete ${docId}` }, 'Delete');
+  const disarm = () => {
+    clearTimeout(armed);
+    armed = null;
+    button.textContent = 'Delete';
+    button.setAttribute('aria-label', `Delete ${docId}`);
+  };
+  button.addEventListener('click', async () => {
+    if (!armed) {
+      button.textContent = 'Confirm delete';
+      button.setAttribute('aria-label', `Confirm delete ${docId}`);
+      searchStatus.textContent = `Press again to delete “${docId}”.`;
+      armed = setTimeout(disarm, CONFIRM_MS);
+      return;
+    }
+    disarm();
+    button.disabled = true;
+    try {
+      await deleteDocument(docId);
+      const next = item.nextElementSibling ?? item.previousElementSibling;
+      item.remove();
+      (next?.querySelector('button') ?? byId('doc-search')).focus();
+      searchStatus.textContent = `Deleted “${docId}”.`;
+    } catch (err) {
+      button.disabled = false;
+      searchStatus.textContent = `Delete failed: ${err.message}`;
+    }
+  });
+  return button;
+}

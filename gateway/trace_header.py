@@ -1,0 +1,28 @@
+"""ASGI middleware adding ``X-Trace-Id`` to every response, so users can quote it."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from likeopt.telemetry import current_trace_id
+
+
+class TraceIdHeader:
+    """Runs inside the OpenTelemetry middleware, where the request's span is current."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trace_id = current_trace_id()
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start" and trace_id:
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-trace-id", trace_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)

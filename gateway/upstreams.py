@@ -1,0 +1,58 @@
+"""The gateway's long-lived channels to the services it translates for."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from likeopt.config import Config
+from likeopt.grpc_client import open_channel
+from likeopt.v1 import cache_pb2_grpc, generation_pb2_grpc, retrieval_pb2_grpc
+
+HEALTH_TIMEOUT_S = 1.0
+
+
+@dataclass
+class Upstreams:
+    """One channel per upstream, opened at start-up and reused by every request."""
+
+    channels: dict[str, grpc.aio.Channel]
+    retrieval: retrieval_pb2_grpc.RetrievalServiceStub
+    generation: generation_pb2_grpc.GenerationServiceStub
+    cache: cache_pb2_grpc.CacheServiceStub
+
+    @classmethod
+    def connect(cls, config: Config) -> Upstreams:
+        channels = {
+            "retrieval_svc": open_channel(config.retrieval_addr),
+            "generation_svc": open_channel(config.generation_addr),
+            "cache_svc": open_channel(config.cache_addr),
+        }
+        return cls(
+            channels=channels,
+            retrieval=retrieval_pb2_grpc.RetrievalServiceStub(channels["retrieval_svc"]),
+            generation=generation_pb2_grpc.GenerationServiceStub(channels["generation_svc"]),
+            cache=cache_pb2_grpc.CacheServiceStub(channels["cache_svc"]),
+        )
+
+    async def health(self) -> dict[str, str]:
+        """Each upstream's health status name (SERVING, NOT_SERVING, UNAVAILABLE…)."""
+
+        async def check(channel: grpc.aio.Channel) -> str:
+            try:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=HEALTH_TIMEOUT_S
+                )
+            except grpc.aio.AioRpcError as exc:
+                return exc.code().name
+            return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+        names = list(self.channels)
+        statuses = await asyncio.gather(*(check(self.channels[n]) for n in names))
+        return dict(zip(names, statuses, strict=True))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(channel.close() for channel in self.channels.values()))

@@ -1,0 +1,1 @@
+"""generation_svc: turns retrieved passages into a streamed, cited answer."""

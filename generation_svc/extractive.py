@@ -1,0 +1,79 @@
+"""The extractive backend: an answer made of the passages' most relevant sentences.
+
+No model is needed and the output is deterministic, so it serves when no language
+model is available and in tests that need exact text. Each chosen sentence is
+followed by the marker of the passage it came from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from generation_svc.backends import Passage, Turn
+from likeopt.text import split_sentences, tokenize
+
+NO_ANSWER = "I found nothing in the documents that answers this."
+
+
+@dataclass(frozen=True)
+class ScoredSentence:
+    score: float
+    passage_rank: int
+    position: int
+    text: str
+    n: int
+
+
+def choose_sentences(
+    question: str, passages: list[Passage], max_sentences: int = 3, max_chars: int = 700
+) -> list[tuple[str, int]]:
+    """The (sentence, passage number) pairs that best cover the question, best first."""
+    terms = set(tokenize(question))
+    if not terms:
+        return []
+    candidates: list[ScoredSentence] = []
+    for rank, passage in enumerate(passages):
+        for position, sentence in enumerate(split_sentences(passage.text)):
+            overlap = terms & set(tokenize(sentence))
+            if overlap:
+                score = len(overlap) / len(terms) - 0.02 * rank
+                candidates.append(ScoredSentence(score, rank, position, sentence.strip(), passage.n))
+    candidates.sort(key=lambda c: (-c.score, c.passage_rank, c.position))
+    chosen: list[tuple[str, int]] = []
+    seen: set[str] = set()
+    used_chars = 0
+    for candidate in candidates:
+        fingerprint = " ".join(tokenize(candidate.text))
+        if fingerprint in seen or (used_chars + len(candidate.text) > max_chars and chosen):
+            continue
+        seen.add(fingerprint)
+        chosen.append((candidate.text, candidate.n))
+        used_chars += len(candidate.text)
+        if len(chosen) == max_sentences:
+            break
+    return chosen
+
+
+def compose(chosen: list[tuple[str, int]]) -> str:
+    """Join chosen sentences, each followed by its citation marker."""
+    if not chosen:
+        return NO_ANSWER
+    return " ".join(f"{sentence} [{n}]" for sentence, n in chosen)
+
+
+class ExtractiveBackend:
+    """Streams the composed answer a few words at a time, as a model would."""
+
+    name = "extractive"
+
+    def __init__(self, words_per_delta: int = 4) -> None:
+        self.words_per_delta = words_per_delta
+
+    async def stream(self, question: str, passages: list[Passage], history: list[Turn]) -> AsyncIterator[str]:
+        words = compose(choose_sentences(question, passages)).split(" ")
+        for start in range(0, len(words), self.words_per_delta):
+            piece = " ".join(words[start : start + self.words_per_delta])
+            yield piece if start == 0 else " " + piece
+            await asyncio.sleep(0)

@@ -1,0 +1,1 @@
+"""Like-Opt's common package: settings, telemetry, server bootstrap, generated stubs and the CLI."""

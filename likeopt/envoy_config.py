@@ -1,0 +1,101 @@
+"""Envoy's configuration: one template, filled from the settings.
+
+``envoy/envoy.tmpl.yaml`` holds ``${NAME}`` placeholders only, so the same file is rendered
+here (``string.Template``) for ``likeopt up`` and by ``envsubst`` in docker-compose.
+:func:`envoy_values` is the single mapping from :class:`~likeopt.config.Config` to those
+placeholders.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from string import Template
+
+from likeopt.config import Config
+
+# envoy/ is a plain folder beside the package, not a Python package.
+TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "envoy" / "envoy.tmpl.yaml"
+
+PLACEHOLDERS: tuple[str, ...] = (
+    "ENVOY_LISTEN_ADDRESS",
+    "ENVOY_PORT",
+    "ENVOY_ADMIN_PORT",
+    "GATEWAY_HOST",
+    "GATEWAY_PORT",
+    "RETRIEVAL_HOST",
+    "RETRIEVAL_PORT",
+    "GENERATION_HOST",
+    "GENERATION_PORT",
+    "RATE_LIMIT_TOKENS",
+    "MAX_REQUEST_BYTES",
+    "CORS_ALLOWED_ORIGIN",
+    "ACCESS_LOG_PATH",
+)
+
+RENDERED_NAME = "envoy.yaml"
+ACCESS_LOG_NAME = "envoy-access.log"
+
+
+def split_host_port(addr: str, name: str = "address") -> tuple[str, str]:
+    """``"host:port"`` -> ``("host", "port")``, split on the last colon; ``[v6]`` loses its brackets."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"{name} {addr!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, port
+
+
+def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:
+    """Every placeholder of the template, as text, from the settings."""
+    gateway_host, gateway_port = split_host_port(config.gateway_addr, "LIKEOPT_GATEWAY_ADDR")
+    retrieval_host, retrieval_port = split_host_port(config.retrieval_addr, "LIKEOPT_RETRIEVAL_ADDR")
+    generation_host, generation_port = split_host_port(config.generation_addr, "LIKEOPT_GENERATION_ADDR")
+    values = {
+        "ENVOY_LISTEN_ADDRESS": config.host,
+        "ENVOY_PORT": str(config.envoy_port),
+        "ENVOY_ADMIN_PORT": str(config.envoy_admin_port),
+        "GATEWAY_HOST": gateway_host,
+        "GATEWAY_PORT": gateway_port,
+        "RETRIEVAL_HOST": retrieval_host,
+        "RETRIEVAL_PORT": retrieval_port,
+        "GENERATION_HOST": generation_host,
+        "GENERATION_PORT": generation_port,
+        "RATE_LIMIT_TOKENS": str(config.rate_limit_rps),
+        "MAX_REQUEST_BYTES": str(config.max_request_bytes),
+        "CORS_ALLOWED_ORIGIN": config.cors_origins,
+        "ACCESS_LOG_PATH": access_log_path,
+    }
+    return values
+
+
+def render_envoy_config(values: dict[str, str]) -> str:
+    """The template with every placeholder filled; a missing one raises ``KeyError``.
+
+    Values are pasted into single-quoted YAML strings or bare numbers, so a single quote
+    or a line break in a value is refused rather than producing a broken file.
+    """
+    for name, value in values.items():
+        if "'" in value or "\n" in value or "\r" in value:
+            raise ValueError(f"{name}={value!r}: quotes and line breaks are not allowed")
+    template = Template(TEMPLATE_PATH.read_text(encoding="utf-8"))
+    return template.substitute(values)
+
+
+def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | None = None) -> Path:
+    """Render the template into ``run_dir/envoy.yaml`` and return that path.
+
+    The access log goes to ``access_log_path`` (e.g. ``/dev/stdout``), by default
+    ``run_dir/envoy-access.log``.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if access_log_path is None:
+        access_log_path = str((run_dir / ACCESS_LOG_NAME).resolve())
+    text = render_envoy_config(envoy_values(config, access_log_path))
+    target = run_dir / RENDERED_NAME
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    return target

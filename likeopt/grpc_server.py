@@ -1,0 +1,110 @@
+"""The life cycle every gRPC service shares.
+
+Health checking (NOT_SERVING until the service's own start-up work is done),
+server reflection, OpenTelemetry spans, and a graceful shutdown on SIGTERM or
+SIGINT: health flips to NOT_SERVING, in-flight calls (streams included) get a grace
+period to finish, then the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+log = logging.getLogger(__name__)
+
+SERVER_OPTIONS = (
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    ("grpc.so_reuseport", 0),
+)
+
+
+@dataclass
+class ServiceSpec:
+    """What a service contributes to the shared server."""
+
+    name: str
+    address: str
+    register: Callable[[grpc.aio.Server], Sequence[str]]
+    """Adds the servicers; returns their full service names (for health and reflection)."""
+    start: Callable[[], Awaitable[None]] | None = None
+    """Slow start-up work (loading models, indexes); the server answers NOT_SERVING meanwhile."""
+    stop: Callable[[], Awaitable[None]] | None = None
+    """Releases resources after the last call has finished."""
+    grace_s: float = 20.0
+    extra_options: Sequence[tuple[str, int]] = field(default_factory=tuple)
+
+
+async def serve(spec: ServiceSpec) -> int:
+    """Run the service until SIGTERM/SIGINT; return the process exit code."""
+    server = grpc.aio.server(interceptors=[aio_server_interceptor()], options=[*SERVER_OPTIONS, *spec.extra_options])
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names = list(spec.register(server))
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
+    try:
+        server.add_insecure_port(spec.address)
+    except RuntimeError as exc:
+        log.error("cannot listen", extra={"fields": {"address": spec.address, "error": str(exc)}})
+        print(f"{spec.name}: cannot listen on {spec.address} (port in use?): {exc}", file=sys.stderr)
+        return 2
+    await _set_all(health, names, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.start()
+    log.info("listening", extra={"fields": {"address": spec.address}})
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+
+    if spec.start is not None:
+        starting = asyncio.create_task(spec.start())
+        done, _ = await asyncio.wait({starting, asyncio.create_task(stopping.wait())}, return_when="FIRST_COMPLETED")
+        if starting not in done:
+            starting.cancel()
+        elif starting.exception() is not None:
+            log.error("start-up failed", exc_info=starting.exception())
+            await server.stop(0)
+            return 1
+    if not stopping.is_set():
+        await _set_all(health, names, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving")
+        await stopping.wait()
+
+    log.info("shutting down", extra={"fields": {"grace_s": spec.grace_s}})
+    await health.enter_graceful_shutdown()
+    await server.stop(spec.grace_s)
+    if spec.stop is not None:
+        await spec.stop()
+    log.info("stopped")
+    return 0
+
+
+async def _set_all(health: HealthServicer, names: Sequence[str], status: int) -> None:
+    for name in ("", *names):
+        await health.set(name, status)
+
+
+def run(spec_factory: Callable[[], ServiceSpec]) -> None:
+    """Entry point helper: build the spec inside the event loop and exit with serve's code."""
+
+    async def main() -> int:
+        return await serve(spec_factory())
+
+    sys.exit(asyncio.run(main()))

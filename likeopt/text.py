@@ -1,0 +1,106 @@
+"""Text handling shared by every service: BM25 terms and sentence splitting.
+
+retrieval_svc indexes and parses queries with ``tokenize``; generation_svc uses the same
+terms and sentences to choose extractive answers, so both agree on what a word is.
+
+Text to BM25 terms: the same function indexes chunks and parses queries.
+
+Each choice below moves BM25 quality by several points, so change them only
+with an evaluation run (`likeopt eval --mode bm25`):
+
+- Unicode NFKC folds compatibility forms (ligatures, full-width letters,
+  superscript digits) so that visually equal words match.
+- Lowercasing, then `\\w+` splits on anything that is not a letter, digit or
+  underscore; pure-digit tokens are kept because numbers (years, doses, gene
+  and protein names such as "p53" or "IL 6") carry meaning in queries.
+- The classic 127-word English stop list drops function words that add
+  noise and posting-list length but almost no evidence.
+- Snowball ("Porter2") English stemming conflates inflections
+  ("studies", "studied" -> "studi"), which helps recall on short queries.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+
+import Stemmer
+
+STOP_WORDS = frozenset(
+    """
+    i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
+    she her hers herself it its itself they them their theirs themselves what which who whom
+    this that these those am is are was were be been being have has had having do does did
+    doing a an the and but if or because as until while of at by for with about against between
+    into through during before after above below to from up down in out on off over under again
+    further then once here there when where why how all any both each few more most other some
+    such no nor not only own same so than too very s t can will just don should now
+    """.split()
+)
+
+_WORD = re.compile(r"\w+")
+
+# PyStemmer instances keep internal state and must not be shared between
+# threads, and the gRPC server tokenises queries on a thread pool: one each.
+_local = threading.local()
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    return stemmer
+
+
+def tokenize(text: str) -> list[str]:
+    """The BM25 terms of text, in order, repeats kept (term frequency matters)."""
+    words = _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+    return _stemmer().stemWords([w for w in words if w not in STOP_WORDS])
+
+
+_END = re.compile("[.!?]+[\"'\u201d\u2019)\\]]*(?=\\s)|\n")
+"""A sentence end: terminal punctuation (and closing quotes or brackets) before whitespace, or a newline.
+
+Requiring whitespace after the punctuation keeps decimals ("3.5") and
+identifiers ("e.coli") whole. Newlines end sentences because headings, list
+items and table rows rarely end in punctuation; a hard-wrapped paragraph only
+becomes finer packing units, which chunks join again.
+"""
+
+_LAST_WORD = re.compile(r"\S+$")
+
+_ABBREVIATIONS = frozenset(
+    """
+    e.g i.e al etc vs cf ca approx resp fig figs eq eqs ref refs tab sec ch vol pp
+    dr mr mrs ms prof st jr sr inc ltd co
+    """.split()
+)
+"""Words whose trailing period does not end a sentence, lowercased, without the final period."""
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of text, stripped, empty ones dropped."""
+    sentences: list[str] = []
+    start = 0
+    for end in _END.finditer(text):
+        if end.group().startswith(".") and _is_abbreviation(text, end.start()):
+            continue
+        _append_stripped(sentences, text[start : end.end()])
+        start = end.end()
+    _append_stripped(sentences, text[start:])
+    return sentences
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    """Whether the period at text[dot] closes an abbreviation or an initial ("J. Smith")."""
+    word = _LAST_WORD.search(text, max(0, dot - 16), dot)
+    if word is None:
+        return False
+    stem = word.group().lstrip("([{\"'\u201c\u2018").lower()
+    return stem in _ABBREVIATIONS or (len(stem) == 1 and stem.isalpha())
+
+
+def _append_stripped(sentences: list[str], sentence: str) -> None:
+    if stripped := sentence.strip():
+        sentences.append(stripped)

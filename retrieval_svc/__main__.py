@@ -1,0 +1,54 @@
+"""Run retrieval_svc: ``python -m retrieval_svc``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from likeopt.cache_client import CacheClient
+from likeopt.config import Config
+from likeopt.grpc_server import ServiceSpec, run
+from likeopt.logs import setup_logging
+from likeopt.telemetry import setup_tracing
+from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+from retrieval_svc.embedder import Embedder
+from retrieval_svc.engine import RetrievalEngine
+from retrieval_svc.service import RetrievalServicer
+
+SERVICE = "retrieval_svc"
+
+
+def build() -> ServiceSpec:
+    """Wire the servicer; the model and indexes load after the port is open."""
+    config = Config.from_env()
+    setup_logging(SERVICE, config.log_level)
+    setup_tracing(SERVICE, config.otlp_endpoint)
+    cache = CacheClient(config.cache_addr, config.cache_timeout_s, enabled=config.cache_enabled)
+    servicer = RetrievalServicer(config, cache)
+
+    def register(server: grpc.aio.Server) -> list[str]:
+        retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
+        return [retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name]
+
+    def load() -> RetrievalEngine:
+        embedder = Embedder(config.embedding_model or None)
+        engine = RetrievalEngine(config.data_dir, embedder, config.chunk_tokens, config.chunk_overlap)
+        engine.load()
+        return engine
+
+    async def start() -> None:
+        servicer.engine = await asyncio.to_thread(load)
+
+    async def stop() -> None:
+        await cache.close()
+        if servicer.engine is not None:
+            servicer.engine.store.close()
+
+    return ServiceSpec(
+        name=SERVICE, address=f"{config.host}:{config.retrieval_port}", register=register, start=start, stop=stop
+    )
+
+
+if __name__ == "__main__":
+    run(build)

@@ -1,0 +1,235 @@
+"""Incremental BM25Okapi over integer keys, scoring exactly like rank_bm25.BM25Okapi.
+
+rank_bm25 is built once from the whole corpus and scores every document in
+Python per query term. This index is updated one document at a time and a
+query touches only the posting lists of its own terms, with numpy.
+
+Layout, chosen so that adds are cheap and searches stay fast:
+
+- Postings are CSR: term-major arrays of (slot, term frequency) plus an
+  offset per term id. Slots are dense internal row numbers; callers only
+  ever see their own keys.
+- New documents land in a pending buffer that searches scan directly. When
+  it outgrows a fraction of the CSR, the next search merges it in with one
+  stable sort (cheap: the CSR part is already sorted).
+- Removed documents are tombstones filtered out at query time, dropped (and
+  slots renumbered) by the same rebuild once they are a large enough share.
+- Document frequencies, the live document count and total length are kept
+  exact on every change, so idf and the average document length always
+  describe the live corpus, as a fresh rank_bm25 build would.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+
+_PENDING_SHARE = 8
+"""Rebuild when pending postings exceed 1/8 of the indexed ones: bounds the per-search scan."""
+_DEAD_SHARE = 4
+"""Rebuild when tombstoned postings exceed 1/4 of the indexed ones: bounds wasted work and memory."""
+
+
+def _grown(array: np.ndarray, size: int) -> np.ndarray:
+    """array with room for at least size items, doubling so appends are amortised O(1)."""
+    if size <= len(array):
+        return array
+    bigger = np.zeros(max(size, 2 * len(array)), dtype=array.dtype)
+    bigger[: len(array)] = array
+    return bigger
+
+
+class BM25Index:
+    """BM25Okapi (k1 1.5, b 0.75, epsilon 0.25 by default) with add, remove and filtered search."""
+
+    def __init__(self, k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25) -> None:
+        self.k1, self.b, self.epsilon = k1, b, epsilon
+        self._term_ids: dict[str, int] = {}
+        self._df = np.zeros(0, np.int64)  # term id -> live documents containing it
+        self._slot_of: dict[int, int] = {}  # key -> slot, live documents only
+        self._n_slots = 0
+        self._keys = np.zeros(0, np.int64)  # slot -> key
+        self._lengths = np.zeros(0, np.int64)  # slot -> document length in tokens
+        self._alive = np.zeros(0, bool)
+        self._doc_terms: list[np.ndarray | None] = []  # slot -> its distinct term ids, to undo df
+        self._total_length = 0
+        self._offsets = np.zeros(1, np.int64)  # CSR: term id -> start of its postings
+        self._post_slots = np.zeros(0, np.int32)  # int32 halves memory: ~6M postings per 100k chunks
+        self._post_tfs = np.zeros(0, np.int32)
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (term ids, slots, tfs)
+        self._pending_postings = 0
+        self._dead_postings = 0
+        self._average_idf: float | None = None  # cached; depends on every df and the corpus size
+
+    def __len__(self) -> int:
+        return len(self._slot_of)
+
+    def add(self, key: int, tokens: list[str]) -> None:
+        """Index a document under key, replacing any document already there."""
+        self.remove(key)
+        counts = Counter(tokens)
+        terms = np.fromiter((self._term_ids.setdefault(t, len(self._term_ids)) for t in counts), np.int32, len(counts))
+        tfs = np.fromiter(counts.values(), np.int32, len(counts))
+        slot = self._new_slot(key, len(tokens), terms)
+        self._df = _grown(self._df, len(self._term_ids))
+        self._df[terms] += 1
+        self._pending.append((terms, np.full(len(terms), slot, np.int32), tfs))
+        self._pending_postings += len(terms)
+        self._total_length += len(tokens)
+        self._average_idf = None
+
+    def remove(self, key: int) -> None:
+        """Forget the document under key; unknown keys are ignored."""
+        slot = self._slot_of.pop(key, None)
+        if slot is None:
+            return
+        terms = self._doc_terms[slot]
+        assert terms is not None
+        self._doc_terms[slot] = None
+        self._df[terms] -= 1
+        self._alive[slot] = False
+        self._total_length -= int(self._lengths[slot])
+        self._dead_postings += len(terms)
+        self._average_idf = None
+
+    def search(self, query_tokens: list[str], top_k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The top_k (key, score) pairs, best first, ties by key.
+
+        Only documents containing at least one query term are returned. allowed,
+        if given, is an integer array of the keys that may be returned (metadata
+        filters), the same convention as the vector index.
+        """
+        if top_k <= 0:
+            return []
+        slots, scores = self._score(query_tokens)
+        keys = self._keys[slots]
+        if allowed is not None:
+            keep = np.isin(keys, allowed)
+            keys, scores = keys[keep], scores[keep]
+        if len(scores) > top_k:
+            # Keep everything tied with the k-th score so the final cut is deterministic.
+            kth = np.partition(scores, len(scores) - top_k)[len(scores) - top_k]
+            keep = scores >= kth
+            keys, scores = keys[keep], scores[keep]
+        order = np.lexsort((keys, -scores))[:top_k]
+        return list(zip(keys[order].tolist(), scores[order].tolist(), strict=True))
+
+    def scores(self, query_tokens: list[str]) -> dict[int, float]:
+        """Score of every document containing a query term; absent keys score 0, as in rank_bm25."""
+        slots, scores = self._score(query_tokens)
+        return dict(zip(self._keys[slots].tolist(), scores.tolist(), strict=True))
+
+    def _new_slot(self, key: int, length: int, terms: np.ndarray) -> int:
+        slot = self._n_slots
+        self._n_slots += 1
+        self._keys = _grown(self._keys, self._n_slots)
+        self._lengths = _grown(self._lengths, self._n_slots)
+        self._alive = _grown(self._alive, self._n_slots)
+        self._keys[slot], self._lengths[slot], self._alive[slot] = key, length, True
+        self._doc_terms.append(terms)
+        self._slot_of[key] = slot
+        return slot
+
+    def _score(self, query_tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Live slots containing a query term, and their BM25 scores.
+
+        A token repeated in the query counts once per occurrence, as rank_bm25
+        loops over the query; tokens unknown to the live corpus add nothing.
+        """
+        self._refresh()
+        weights: dict[int, float] = {}
+        for token, count in Counter(query_tokens).items():
+            term = self._term_ids.get(token)
+            if term is not None and self._df[term] > 0:
+                weights[term] = count * self._idf(term)
+        if not weights:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        terms = np.fromiter(weights, np.int64, len(weights))
+        slots, tfs, which = self._postings(terms)
+        norm = self.k1 * (1 - self.b + self.b * self._lengths[slots] / self._average_length())
+        contributions = np.fromiter(weights.values(), np.float64, len(weights))[which] * (
+            tfs * (self.k1 + 1) / (tfs + norm)
+        )
+        totals = np.bincount(slots, weights=contributions, minlength=self._n_slots)
+        hit = np.zeros(self._n_slots, bool)
+        hit[slots] = True
+        hits = np.flatnonzero(hit & self._alive[: self._n_slots])
+        return hits, totals[hits]
+
+    def _postings(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(slots, tfs, index into terms) of all postings of terms, which must have live documents."""
+        n_indexed = len(self._offsets) - 1
+        indexed = terms[terms < n_indexed]
+        starts, ends = self._offsets[indexed], self._offsets[indexed + 1]
+        parts = [(self._post_slots[s:e], self._post_tfs[s:e]) for s, e in zip(starts, ends, strict=True)]
+        which = np.repeat(np.flatnonzero(terms < n_indexed), ends - starts)
+        if self._pending:
+            pending_terms, pending_slots, pending_tfs = self._pending_block()
+            index_of = np.full(len(self._term_ids), -1, np.int64)
+            index_of[terms] = np.arange(len(terms))
+            found = index_of[pending_terms]
+            wanted = found >= 0
+            parts.append((pending_slots[wanted], pending_tfs[wanted]))
+            which = np.concatenate([which, found[wanted]])
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), which
+
+    def _pending_block(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The pending postings as three arrays, concatenated once and kept until the next add."""
+        if len(self._pending) > 1:
+            self._pending = [tuple(np.concatenate(column) for column in zip(*self._pending, strict=True))]
+        return self._pending[0]
+
+    def _idf(self, term: int) -> float:
+        """rank_bm25's idf: negative values (terms in over half the documents) become epsilon * mean idf."""
+        n, df = len(self._slot_of), int(self._df[term])
+        idf = math.log(n - df + 0.5) - math.log(df + 0.5)
+        return idf if idf >= 0 else self.epsilon * self._mean_idf()
+
+    def _mean_idf(self) -> float:
+        """Mean raw idf over the live vocabulary, recomputed only after a change."""
+        if self._average_idf is None:
+            df = self._df[: len(self._term_ids)]
+            df = df[df > 0]
+            n = len(self._slot_of)
+            self._average_idf = float(np.sum(np.log(n - df + 0.5) - np.log(df + 0.5)) / len(df))
+        return self._average_idf
+
+    def _average_length(self) -> float:
+        return self._total_length / len(self._slot_of)
+
+    def _refresh(self) -> None:
+        """Fold pending postings in and drop tombstones once either is a large share of the index."""
+        indexed = len(self._post_slots)
+        if self._pending_postings * _PENDING_SHARE > indexed or self._dead_postings * _DEAD_SHARE > indexed:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        """One CSR from the indexed and pending postings of live documents."""
+        n_indexed = len(self._offsets) - 1
+        indexed_terms = np.repeat(np.arange(n_indexed, dtype=np.int32), np.diff(self._offsets))
+        terms = np.concatenate([indexed_terms] + [p[0] for p in self._pending])
+        slots = np.concatenate([self._post_slots] + [p[1] for p in self._pending])
+        tfs = np.concatenate([self._post_tfs] + [p[2] for p in self._pending])
+        live = self._alive[slots]
+        terms, slots, tfs = terms[live], slots[live], tfs[live]
+        if self._n_slots > len(self._slot_of):
+            slots = self._renumber_slots()[slots]
+        order = np.argsort(terms, kind="stable")
+        self._post_slots, self._post_tfs = slots[order], tfs[order]
+        counts = np.bincount(terms, minlength=len(self._term_ids))
+        self._offsets = np.concatenate([[0], np.cumsum(counts)])
+        self._pending, self._pending_postings, self._dead_postings = [], 0, 0
+
+    def _renumber_slots(self) -> np.ndarray:
+        """Pack live documents into slots 0..n-1; returns the new slot of each old one."""
+        live = np.flatnonzero(self._alive[: self._n_slots])
+        new_slot = np.full(self._n_slots, -1, np.int32)
+        new_slot[live] = np.arange(len(live))
+        self._keys, self._lengths = self._keys[live], self._lengths[live]
+        self._alive = np.ones(len(live), bool)
+        self._doc_terms = [self._doc_terms[s] for s in live]
+        self._slot_of = dict(zip(self._keys.tolist(), range(len(live)), strict=True))
+        self._n_slots = len(live)
+        return new_slot

