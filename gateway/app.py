@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
@@ -13,7 +14,9 @@ from typing import Any, TypeVar
 import grpc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -24,6 +27,8 @@ from gateway.errors import ApiError, error_response
 from gateway.sse import sse_frame, with_heartbeats
 from gateway.upstreams import Upstreams
 from likeopt.config import Config
+from likeopt.ingest import to_message
+from likeopt.loaders import Skipped, load_content
 from likeopt.v1 import generation_pb2, retrieval_pb2
 
 T = TypeVar("T")
@@ -34,6 +39,7 @@ MAX_QUERY_CHARS = 4096
 SEARCH_TIMEOUT_S = 10.0
 WRITE_TIMEOUT_S = 600.0
 HEARTBEAT_S = 15.0
+MAX_UPLOAD_FILES = 100
 MODES = {"hybrid": retrieval_pb2.HYBRID, "bm25": retrieval_pb2.BM25, "dense": retrieval_pb2.DENSE}
 
 
@@ -167,16 +173,20 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
 
     async def upsert_documents(request: Request) -> Response:
         require_key(request)
-        data = await read_json(request, max_bytes=config.max_request_bytes)
-        documents = field(data, "documents", list, required=True)
-        messages = [document_message(d, i) for i, d in enumerate(documents)]
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            messages, skipped = await uploaded_documents(request, config.max_request_bytes)
+        else:
+            data = await read_json(request, max_bytes=config.max_request_bytes)
+            documents = field(data, "documents", list, required=True)
+            messages, skipped = [document_message(d, i) for i, d in enumerate(documents)], []
         summary = await upstream_call(up().retrieval.UpsertDocuments(iter(messages), timeout=WRITE_TIMEOUT_S))
+        skipped += [{"id": s.id, "reason": s.reason} for s in summary.skipped]
         return JSONResponse(
             {
                 "upserted": summary.upserted,
                 "chunks": summary.chunks,
                 "index_version": summary.index_version,
-                "skipped": [{"id": s.id, "reason": s.reason} for s in summary.skipped],
+                "skipped": skipped,
             }
         )
 
@@ -227,6 +237,34 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         lifespan=lifespan,
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_crash},
     )
+
+
+async def uploaded_documents(
+    request: Request, max_bytes: int
+) -> tuple[list[retrieval_pb2.Document], list[dict[str, str]]]:
+    """Documents from the ``files`` fields of a multipart upload, and the files that gave none."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"body exceeds {max_bytes} bytes")
+    messages: list[retrieval_pb2.Document] = []
+    skipped: list[dict[str, str]] = []
+    try:
+        async with request.form(max_files=MAX_UPLOAD_FILES, max_part_size=max_bytes) as form:
+            uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+            if not uploads:
+                raise ApiError(422, "INVALID_ARGUMENT", "no files in the 'files' field")
+            for upload in uploads:
+                name = upload.filename or "upload"
+                data = await upload.read(max_bytes + 1)
+                loaded = await asyncio.to_thread(lambda n=name, d=data: list(load_content(n, d, doc_id=n)))
+                for item in loaded:
+                    if isinstance(item, Skipped):
+                        skipped.append({"id": item.source, "reason": item.reason})
+                    else:
+                        messages.append(to_message(item))
+    except MultiPartException as exc:
+        raise ApiError(400, "BAD_MULTIPART", exc.message) from None
+    return messages, skipped
 
 
 async def upstream_call(call: Awaitable[T]) -> T:

@@ -6,9 +6,10 @@ reported as skipped with the reason, never silently dropped.
 
 from __future__ import annotations
 
+import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -86,70 +87,80 @@ def markdown_title(text: str) -> str:
     return match.group(1).strip() if match else ""
 
 
-def pdf_text(path: Path) -> str:
+def pdf_text(data: bytes) -> str:
     from pypdf import PdfReader
 
-    reader = PdfReader(str(path))
+    reader = PdfReader(io.BytesIO(data))
     return "\n\n".join((page.extract_text() or "") for page in reader.pages).strip()
 
 
-def load_file(path: Path, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
-    """The documents in one file (one, or one per line for JSON Lines)."""
-    suffix = path.suffix.lower()
+def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
+    """The documents in one file's bytes (one, or one per line for JSON Lines); name gives the type."""
+    suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED:
-        yield Skipped(str(path), f"unsupported file type {suffix or '(none)'}")
+        yield Skipped(name, f"unsupported file type {suffix or '(none)'}")
         return
-    if path.stat().st_size > MAX_FILE_BYTES:
-        yield Skipped(str(path), f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    if len(data) > MAX_FILE_BYTES:
+        yield Skipped(name, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
         return
     if suffix in JSONL_SUFFIXES:
-        yield from load_jsonl(path)
+        yield from load_jsonl(name, data.decode("utf-8", errors="replace").splitlines())
         return
     try:
         if suffix == ".pdf":
-            text, title = pdf_text(path), ""
+            text, title = pdf_text(data), ""
         else:
-            raw = path.read_text(encoding="utf-8")
+            raw = data.decode("utf-8")
             title, text = html_to_text(raw) if suffix in HTML_SUFFIXES else (markdown_title(raw), raw)
     except UnicodeDecodeError:
-        yield Skipped(str(path), "not valid UTF-8 text")
+        yield Skipped(name, "not valid UTF-8 text")
         return
     except Exception as exc:  # a malformed PDF can raise anything from deep inside the parser
-        yield Skipped(str(path), f"unreadable: {type(exc).__name__}: {exc}")
+        yield Skipped(name, f"unreadable: {type(exc).__name__}: {exc}")
+        return
+    if "\x00" in text:
+        yield Skipped(name, "contains NUL characters: not a text file")
         return
     if not text.strip():
-        yield Skipped(str(path), "no text found")
+        yield Skipped(name, "no text found")
         return
-    yield LoadedDocument(doc_id, title or path.stem, text, {"source": str(path.name)})
+    yield LoadedDocument(doc_id, title or Path(name).stem, text, {"source": Path(name).name})
 
 
-def load_jsonl(path: Path) -> Iterator[LoadedDocument | Skipped]:
+def load_file(path: Path, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
+    """The documents in one file on disk."""
+    if path.stat().st_size > MAX_FILE_BYTES:
+        yield Skipped(str(path), f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        return
+    yield from load_content(str(path), path.read_bytes(), doc_id)
+
+
+def load_jsonl(source: str, lines: Iterable[str]) -> Iterator[LoadedDocument | Skipped]:
     """One document per line: ``{"_id"|"id", "title", "text", "metadata"}`` (BEIR's corpus format)."""
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield Skipped(where, f"invalid JSON: {exc.msg}")
-                continue
-            if not isinstance(record, dict):
-                yield Skipped(where, "line is not a JSON object")
-                continue
-            doc_id = str(record.get("_id") or record.get("id") or "")
-            text = record.get("text")
-            if not doc_id or not isinstance(text, str) or not text.strip():
-                yield Skipped(where, "needs an id and a non-empty text")
-                continue
-            metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
-            yield LoadedDocument(
-                doc_id,
-                str(record.get("title") or ""),
-                text,
-                {str(k): str(v) for k, v in metadata.items() if isinstance(v, str | int | float | bool)},
-            )
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{source}:{number}"
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            yield Skipped(where, f"invalid JSON: {exc}")
+            continue
+        if not isinstance(record, dict):
+            yield Skipped(where, "line is not a JSON object")
+            continue
+        doc_id = str(record.get("_id") or record.get("id") or "")
+        text = record.get("text")
+        if not doc_id or not isinstance(text, str) or not text.strip():
+            yield Skipped(where, "needs an id and a non-empty text")
+            continue
+        metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+        yield LoadedDocument(
+            doc_id,
+            str(record.get("title") or ""),
+            text,
+            {str(k): str(v) for k, v in metadata.items() if isinstance(v, str | int | float | bool)},
+        )
 
 
 def load_paths(paths: list[str]) -> Iterator[LoadedDocument | Skipped]:
@@ -160,8 +171,9 @@ def load_paths(paths: list[str]) -> Iterator[LoadedDocument | Skipped]:
             yield Skipped(raw, "no such file or folder")
         elif root.is_file():
             yield from load_file(root, root.name)
-        elif (root / "corpus.jsonl").is_file():
-            yield from load_jsonl(root / "corpus.jsonl")
+        elif (corpus := root / "corpus.jsonl").is_file():
+            with corpus.open(encoding="utf-8", errors="replace") as lines:
+                yield from load_jsonl(str(corpus), lines)
         else:
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
                 if any(part.startswith(".") for part in path.relative_to(root).parts):

@@ -130,3 +130,28 @@ def test_writes_need_the_api_key(mesh: MeshProcess) -> None:
         f"{mesh.base_url}/api/v1/documents", json=doc, headers={"Authorization": "Bearer nope"}, timeout=10
     )
     assert wrong.status_code == 401
+
+
+def test_uploaded_file_becomes_searchable_and_deleted_one_disappears(mesh: MeshProcess) -> None:
+    auth = {"Authorization": f"Bearer {mesh.api_key}"}
+    note = b"# Zebra husbandry\n\nThe quokka-zebra enclosure is cleaned every Tuesday at dawn."
+    upload = httpx.post(
+        f"{mesh.base_url}/api/v1/documents",
+        files=[("files", ("zebra.md", note, "text/markdown")), ("files", ("blob.bin", b"\x00\x01", "application/x"))],
+        headers=auth,
+        timeout=60,
+    )
+    assert upload.status_code == 200, upload.text
+    result = upload.json()
+    assert result["upserted"] == 1 and result["chunks"] >= 1
+    assert [s["id"] for s in result["skipped"]] == ["blob.bin"]
+    hits = search(mesh, "When is the quokka-zebra enclosure cleaned?", top_k=3)["hits"]
+    assert hits[0]["doc_id"] == "zebra.md" and hits[0]["title"] == "Zebra husbandry"
+
+    deleted = httpx.delete(f"{mesh.base_url}/api/v1/documents/zebra.md", headers=auth, timeout=30)
+    assert deleted.status_code == 200 and deleted.json()["deleted"] == 1
+    after = search(mesh, "When is the quokka-zebra enclosure cleaned?", top_k=3)
+    assert "zebra.md" not in {h["doc_id"] for h in after["hits"]}
+    assert after["index_version"] > result["index_version"]
+    missing = httpx.delete(f"{mesh.base_url}/api/v1/documents/zebra.md", headers=auth, timeout=30)
+    assert missing.status_code == 404
