@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import grpc
+from prometheus_client import REGISTRY
 
 from cache_svc.l1 import L1Cache
 from cache_svc.l2 import RedisLayer
+from cache_svc.metrics import CacheCollector
 from cache_svc.service import CacheServicer
 from cache_svc.two_layer import TwoLayerCache
 from likeopt.config import Config
@@ -25,6 +27,7 @@ def build() -> ServiceSpec:
     cache = TwoLayerCache(
         L1Cache(config.cache_l1_max_entries, config.cache_l1_max_bytes), l2, default_ttl_s=config.cache_ttl_s
     )
+    REGISTRY.register(CacheCollector(cache))
 
     def register(server: grpc.aio.Server) -> list[str]:
         cache_pb2_grpc.add_CacheServiceServicer_to_server(CacheServicer(cache), server)

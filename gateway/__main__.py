@@ -6,6 +6,7 @@ import uvicorn
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
 from gateway.app import build_app
+from gateway.observe import RequestMetrics
 from gateway.trace_header import TraceIdHeader
 from likeopt.config import Config
 from likeopt.logs import setup_logging
@@ -18,7 +19,7 @@ def main() -> None:
     config = Config.from_env()
     setup_logging(SERVICE, config.log_level)
     setup_tracing(SERVICE, config.otlp_endpoint)
-    app = OpenTelemetryMiddleware(TraceIdHeader(build_app(config)), exclude_spans=["send", "receive"])
+    app = OpenTelemetryMiddleware(TraceIdHeader(RequestMetrics(build_app(config))), exclude_spans=["send", "receive"])
     uvicorn.run(
         app,
         host=config.host,

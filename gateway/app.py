@@ -23,7 +23,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gateway.convert import event_json, search_json
+from gateway.dashboard import Dashboard
 from gateway.errors import ApiError, error_response
+from gateway.observe import record_first_token
 from gateway.sse import sse_frame, with_heartbeats
 from gateway.upstreams import Upstreams
 from likeopt.config import Config
@@ -90,14 +92,26 @@ def mode_field(data: dict[str, Any]) -> int:
     return MODES[mode]
 
 
+def service_metrics_urls(config: Config) -> dict[str, str]:
+    """Where each gRPC service serves its Prometheus metrics (the host of its gRPC address)."""
+    ports = {
+        "retrieval_svc": (config.retrieval_addr, config.retrieval_metrics_port),
+        "generation_svc": (config.generation_addr, config.generation_metrics_port),
+        "cache_svc": (config.cache_addr, config.cache_metrics_port),
+    }
+    return {name: f"http://{addr.rpartition(':')[0]}:{port}/metrics" for name, (addr, port) in ports.items() if port}
+
+
 def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
     """The ASGI app; upstream channels open on start-up unless given (tests)."""
-    state: dict[str, Upstreams] = {}
+    state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state["up"] = upstreams or Upstreams.connect(config)
+        state["dashboard"] = Dashboard(state["up"], service_metrics_urls(config))
         yield
+        await state["dashboard"].close()
         await state["up"].close()
 
     def up() -> Upstreams:
@@ -152,7 +166,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         )
         call = up().generation.Answer(answer_request, timeout=config.answer_timeout_s)
         return StreamingResponse(
-            with_heartbeats(answer_frames(call), HEARTBEAT_S),
+            with_heartbeats(answer_frames(call, time.perf_counter()), HEARTBEAT_S),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -200,6 +214,9 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
             raise ApiError(404, "NOT_FOUND", f"no document with id {doc_id!r}")
         return JSONResponse({"deleted": reply.deleted, "index_version": reply.index_version})
 
+    async def dashboard(request: Request) -> Response:
+        return JSONResponse(await state["dashboard"].snapshot(), headers={"Cache-Control": "no-store"})
+
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -228,6 +245,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         Route("/api/v1/index", index_status),
         Route("/api/v1/documents", upsert_documents, methods=["POST"]),
         Route("/api/v1/documents/{doc_id:path}", delete_document, methods=["DELETE"]),
+        Route("/api/v1/dashboard", dashboard),
         Route("/metrics", metrics),
         Route("/api/v1/metrics", metrics),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
@@ -289,13 +307,16 @@ def document_message(doc: Any, position: int) -> retrieval_pb2.Document:
     return retrieval_pb2.Document(**values, metadata=metadata)
 
 
-async def answer_frames(call: Any) -> AsyncGenerator[bytes, None]:
+async def answer_frames(call: Any, started: float) -> AsyncGenerator[bytes, None]:
     """SSE frames of an Answer stream; a failed call ends with an error event."""
     event_id = 0
-    ended = False
+    ended = any_delta = False
     try:
         async for event in call:
             kind, data = event_json(event)
+            if kind == "delta" and not any_delta:
+                any_delta = True
+                record_first_token(time.perf_counter() - started)
             event_id += 1
             ended = kind in ("done", "error")
             yield sse_frame(event_id, kind, data)

@@ -29,6 +29,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LIKEOPT_RETRIEVAL_PORT", "50051", "retrieval_svc gRPC port."),
     Setting("LIKEOPT_GENERATION_PORT", "50052", "generation_svc gRPC port."),
     Setting("LIKEOPT_CACHE_PORT", "50053", "cache_svc gRPC port."),
+    Setting("LIKEOPT_RETRIEVAL_METRICS_PORT", "9101", "retrieval_svc Prometheus metrics (HTTP); `0` turns it off."),
+    Setting("LIKEOPT_GENERATION_METRICS_PORT", "9102", "generation_svc Prometheus metrics (HTTP); `0` turns it off."),
+    Setting("LIKEOPT_CACHE_METRICS_PORT", "9103", "cache_svc Prometheus metrics (HTTP); `0` turns it off."),
     Setting(
         "LIKEOPT_RETRIEVAL_ADDR", "", "Address (host:port) clients use for retrieval_svc; default: host and port above."
     ),
@@ -104,6 +107,9 @@ class Config:
     retrieval_port: int
     generation_port: int
     cache_port: int
+    retrieval_metrics_port: int
+    generation_metrics_port: int
+    cache_metrics_port: int
     retrieval_addr: str
     generation_addr: str
     cache_addr: str
@@ -149,7 +155,17 @@ class Config:
         host = get("LIKEOPT_HOST")
         ports = {
             key: int(number(f"LIKEOPT_{key.upper()}_PORT", int))
-            for key in ("envoy", "envoy_admin", "gateway", "retrieval", "generation", "cache")
+            for key in (
+                "envoy",
+                "envoy_admin",
+                "gateway",
+                "retrieval",
+                "generation",
+                "cache",
+                "retrieval_metrics",
+                "generation_metrics",
+                "cache_metrics",
+            )
         }
         fusion = get("LIKEOPT_FUSION")
         if fusion not in ("rrf", "convex"):
@@ -174,6 +190,9 @@ class Config:
             retrieval_port=ports["retrieval"],
             generation_port=ports["generation"],
             cache_port=ports["cache"],
+            retrieval_metrics_port=ports["retrieval_metrics"],
+            generation_metrics_port=ports["generation_metrics"],
+            cache_metrics_port=ports["cache_metrics"],
             retrieval_addr=get("LIKEOPT_RETRIEVAL_ADDR") or f"{host}:{ports['retrieval']}",
             generation_addr=get("LIKEOPT_GENERATION_ADDR") or f"{host}:{ports['generation']}",
             cache_addr=get("LIKEOPT_CACHE_ADDR") or f"{host}:{ports['cache']}",
@@ -211,3 +230,13 @@ def settings_table() -> str:
         default = f"`{s.default}`".replace("|", "\\|") if s.default else "(empty)"
         rows.append(f"| `{s.name}` | {default} | {s.doc} |")
     return "\n".join(rows)
+
+
+def metrics_port(service: str, config: Config) -> int:
+    """The Prometheus port of a gRPC service by its name (0 when it has none)."""
+    ports = {
+        "retrieval_svc": config.retrieval_metrics_port,
+        "generation_svc": config.generation_metrics_port,
+        "cache_svc": config.cache_metrics_port,
+    }
+    return ports.get(service, 0)

@@ -21,6 +21,9 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
+from likeopt.config import Config, metrics_port
+from likeopt.metrics import MetricsInterceptor, serve_metrics
+
 log = logging.getLogger(__name__)
 
 SERVER_OPTIONS = (
@@ -51,7 +54,9 @@ class ServiceSpec:
 
 async def serve(spec: ServiceSpec) -> int:
     """Run the service until SIGTERM/SIGINT; return the process exit code."""
-    server = grpc.aio.server(interceptors=[aio_server_interceptor()], options=[*SERVER_OPTIONS, *spec.extra_options])
+    server = grpc.aio.server(
+        interceptors=[aio_server_interceptor(), MetricsInterceptor()], options=[*SERVER_OPTIONS, *spec.extra_options]
+    )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = list(spec.register(server))
@@ -65,6 +70,8 @@ async def serve(spec: ServiceSpec) -> int:
         print(f"{spec.name}: cannot listen on {spec.address} (port in use?): {exc}", file=sys.stderr)
         return 2
     await _set_all(health, names, health_pb2.HealthCheckResponse.NOT_SERVING)
+    config = Config.from_env()
+    serve_metrics(config.host, metrics_port(spec.name, config))
     await server.start()
     log.info("listening", extra={"fields": {"address": spec.address}})
 

@@ -155,3 +155,24 @@ def test_uploaded_file_becomes_searchable_and_deleted_one_disappears(mesh: MeshP
     assert after["index_version"] > result["index_version"]
     missing = httpx.delete(f"{mesh.base_url}/api/v1/documents/zebra.md", headers=auth, timeout=30)
     assert missing.status_code == 404
+
+
+def test_every_service_exposes_prometheus_metrics(mesh: MeshProcess) -> None:
+    search(mesh, "metrics check")
+    gateway = httpx.get(f"{mesh.base_url}/metrics", timeout=5).text
+    assert 'likeopt_http_requests_total{method="POST",route="/api/v1/search",status="200"}' in gateway
+    retrieval = httpx.get(f"http://127.0.0.1:{mesh.port('retrieval_metrics')}/metrics", timeout=5).text
+    assert 'likeopt_rpc_calls_total{code="OK",method="Search"}' in retrieval
+    assert "process_resident_memory_bytes" in retrieval
+    cache = httpx.get(f"http://127.0.0.1:{mesh.port('cache_metrics')}/metrics", timeout=5).text
+    assert 'likeopt_cache_lookups_total{layer="l1",namespace="search"' in cache
+    assert "likeopt_cache_l2_healthy 1.0" in cache
+
+
+def test_dashboard_reports_traffic_memory_and_cache(mesh: MeshProcess) -> None:
+    search(mesh, "dashboard check")
+    board = httpx.get(f"{mesh.base_url}/api/v1/dashboard", timeout=5).json()
+    assert set(board["services"]) == {"gateway", "retrieval_svc", "generation_svc", "cache_svc"}
+    assert all(s["rss_mb"] > 0 for s in board["services"].values())
+    assert board["requests"]["rps"] > 0 and board["requests"]["p95_ms"] > 0
+    assert board["cache"]["l2_healthy"] is True and 0 <= board["cache"]["hit_ratio"] <= 1

@@ -1,0 +1,43 @@
+"""Prometheus view of the cache: read from TwoLayerCache.stats() at scrape time, so counting stays in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from cache_svc.two_layer import TwoLayerCache
+
+
+class CacheCollector(Collector):
+    """Hits and misses by layer and namespace, L1 size and evictions, L2 health and latency."""
+
+    def __init__(self, cache: TwoLayerCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.cache.stats()
+        lookups = CounterMetricFamily(
+            "likeopt_cache_lookups",
+            "Cache lookups by layer, namespace and result.",
+            labels=["layer", "namespace", "result"],
+        )
+        for namespace, counts in stats.namespaces.items():
+            for layer, layer_stats in (("l1", counts.l1), ("l2", counts.l2)):
+                lookups.add_metric([layer, namespace, "hit"], layer_stats.hits)
+                lookups.add_metric([layer, namespace, "miss"], layer_stats.misses)
+        yield lookups
+        yield GaugeMetricFamily("likeopt_cache_hit_ratio", "Hits over lookups, both layers.", value=stats.hit_ratio)
+        yield GaugeMetricFamily("likeopt_cache_l1_entries", "Entries held in L1.", value=stats.l1_entries)
+        yield GaugeMetricFamily("likeopt_cache_l1_bytes", "Bytes of keys and values held in L1.", value=stats.l1_bytes)
+        yield CounterMetricFamily("likeopt_cache_l1_evictions", "Entries evicted from L1.", value=stats.l1_evictions)
+        yield GaugeMetricFamily(
+            "likeopt_cache_l2_healthy", "1 when the last Redis call succeeded.", value=stats.l2_healthy
+        )
+        if stats.l2_latency_s is not None:
+            yield GaugeMetricFamily(
+                "likeopt_cache_l2_latency_seconds",
+                "Latency of the last successful Redis call.",
+                value=stats.l2_latency_s,
+            )

@@ -1,0 +1,106 @@
+"""What the gateway measures about its own traffic: Prometheus metrics and a rolling window.
+
+The Prometheus histograms serve scrapers; the rolling window answers the web
+dashboard's "requests per second and latency over the last minute" without a
+Prometheus server in between.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from likeopt.metrics import LATENCY_BUCKETS
+
+HTTP_REQUESTS = Counter(
+    "likeopt_http_requests_total", "HTTP requests served by the gateway.", ["route", "method", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "likeopt_http_request_duration_seconds",
+    "Time to the end of the response (whole stream for SSE).",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+)
+FIRST_TOKEN = Histogram(
+    "likeopt_chat_first_token_seconds",
+    "Time from a chat request to its first answer text, seen by the gateway.",
+    buckets=LATENCY_BUCKETS,
+)
+
+
+class RollingWindow:
+    """Samples of the last ``span_s`` seconds, for rates and percentiles."""
+
+    def __init__(self, span_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.span_s = span_s
+        self.clock = clock
+        self._samples: deque[tuple[float, float]] = deque()
+
+    def add(self, value: float) -> None:
+        self._samples.append((self.clock(), value))
+        self._expire()
+
+    def _expire(self) -> None:
+        horizon = self.clock() - self.span_s
+        while self._samples and self._samples[0][0] < horizon:
+            self._samples.popleft()
+
+    def rate(self) -> float:
+        """Samples per second over the window."""
+        self._expire()
+        return len(self._samples) / self.span_s
+
+    def percentile(self, q: float) -> float | None:
+        """The q-th percentile (0..100) of the values in the window, None when empty."""
+        self._expire()
+        if not self._samples:
+            return None
+        values = sorted(v for _, v in self._samples)
+        nearest_rank = math.ceil(q / 100 * len(values))
+        return values[min(max(nearest_rank, 1), len(values)) - 1]
+
+
+API_LATENCY = RollingWindow()
+"""Latency of /api/ requests (seconds), for the dashboard."""
+CHAT_FIRST_TOKEN = RollingWindow()
+"""Time to first token of chats (seconds), for the dashboard."""
+
+
+def record_first_token(seconds: float) -> None:
+    FIRST_TOKEN.observe(seconds)
+    CHAT_FIRST_TOKEN.add(seconds)
+
+
+class RequestMetrics:
+    """ASGI middleware: count and time every request by its route template, not its raw path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_REQUESTS.labels(route, scope["method"], str(status)).inc()
+            HTTP_LATENCY.labels(route).observe(elapsed)
+            if route.startswith("/api/v1/") and route not in ("/api/v1/dashboard", "/api/v1/chat"):
+                API_LATENCY.add(elapsed)
