@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from gateway.convert import event_json, search_json
 from gateway.dashboard import Dashboard
-from gateway.errors import ApiError, error_response
+from gateway.errors import ApiError, error_response, public_details
 from gateway.observe import record_first_token
 from gateway.sse import sse_frame, with_heartbeats
 from gateway.upstreams import Upstreams
@@ -322,6 +322,6 @@ async def answer_frames(call: Any, started: float) -> AsyncGenerator[bytes, None
             yield sse_frame(event_id, kind, data)
     except grpc.aio.AioRpcError as exc:
         if not ended:
-            yield sse_frame(event_id + 1, "error", {"code": exc.code().name, "message": exc.details() or ""})
+            yield sse_frame(event_id + 1, "error", {"code": exc.code().name, "message": public_details(exc)})
     finally:
         call.cancel()

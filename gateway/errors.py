@@ -20,6 +20,9 @@ GRPC_TO_HTTP = {
 }
 
 
+HIDDEN_DETAILS = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS}
+
+
 class ApiError(Exception):
     """A request that ends with an error response."""
 
@@ -32,7 +35,14 @@ class ApiError(Exception):
     @classmethod
     def from_grpc(cls, exc: grpc.aio.AioRpcError) -> ApiError:
         status = GRPC_TO_HTTP.get(exc.code(), 502)
-        return cls(status, exc.code().name, exc.details() or exc.code().name)
+        return cls(status, exc.code().name, public_details(exc))
+
+
+def public_details(exc: grpc.aio.AioRpcError) -> str:
+    """What a client may read of an upstream failure: never an internal exception's text."""
+    if exc.code() in HIDDEN_DETAILS:
+        return "internal error in an upstream service; the X-Trace-Id finds it in the logs"
+    return exc.details() or exc.code().name
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -176,3 +176,31 @@ def test_dashboard_reports_traffic_memory_and_cache(mesh: MeshProcess) -> None:
     assert all(s["rss_mb"] > 0 for s in board["services"].values())
     assert board["requests"]["rps"] > 0 and board["requests"]["p95_ms"] > 0
     assert board["cache"]["l2_healthy"] is True and 0 <= board["cache"]["hit_ratio"] <= 1
+
+
+def grpc_web_frames(body: bytes) -> list[tuple[int, bytes]]:
+    """(flag, payload) frames of a gRPC-web body: 0x00 data, 0x80 trailers."""
+    frames, offset = [], 0
+    while offset < len(body):
+        flag, length = body[offset], int.from_bytes(body[offset + 1 : offset + 5], "big")
+        frames.append((flag, body[offset + 5 : offset + 5 + length]))
+        offset += 5 + length
+    return frames
+
+
+def test_grpc_web_search_through_envoy(mesh: MeshProcess) -> None:
+    message = retrieval_pb2.SearchRequest(query=KNOWN_QUESTION, top_k=3).SerializeToString()
+    reply = httpx.post(
+        f"{mesh.base_url}/likeopt.v1.RetrievalService/Search",
+        content=b"\x00" + len(message).to_bytes(4, "big") + message,
+        headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1", "origin": "http://localhost:3000"},
+        timeout=30,
+    )
+    assert reply.status_code == 200
+    assert reply.headers["access-control-allow-origin"] == "http://localhost:3000"
+    frames = grpc_web_frames(reply.content)
+    data = [payload for flag, payload in frames if flag == 0x00]
+    trailers = b"".join(payload for flag, payload in frames if flag & 0x80).decode()
+    assert "grpc-status:0" in trailers.replace(" ", "")
+    response = retrieval_pb2.SearchResponse.FromString(data[0])
+    assert response.hits[0].doc_id == KNOWN_DOC

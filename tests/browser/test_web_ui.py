@@ -1,0 +1,85 @@
+"""The web UI in a real browser, against the real mesh through Envoy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.support import MeshProcess
+
+COUNT_ANSWER_UPDATES = """
+() => {
+  window.answerUpdates = 0;
+  new MutationObserver((records) => {
+    for (const r of records) {
+      const node = r.target.nodeType === Node.ELEMENT_NODE ? r.target : r.target.parentElement;
+      if (node && node.closest('.answer-text')) window.answerUpdates += 1;
+    }
+  }).observe(document.getElementById('messages'), {childList: true, subtree: true, characterData: true});
+}
+"""
+
+
+def ask(page: Any, question: str) -> None:
+    page.fill("#query", question)
+    page.press("#query", "Enter")
+
+
+def test_question_streams_an_answer_with_citations_that_open(mesh: MeshProcess, page: Any, shots: Path) -> None:
+    page.goto(mesh.base_url + "/")
+    page.evaluate(COUNT_ANSWER_UPDATES)
+    ask(page, "How does Like-Opt cache answers in Redis?")
+    answer = page.locator(".message.assistant").last
+    answer.locator(".sources").wait_for(timeout=30_000)
+    page.wait_for_selector("#send:not([hidden])", timeout=30_000)
+    assert page.evaluate("window.answerUpdates") >= 2
+    assert "[1]" in answer.locator(".answer-text").inner_text()
+    assert answer.locator(".trace-id").inner_text().strip()
+    page.screenshot(path=str(shots / "answer.png"))
+
+    answer.locator(".citation-marker").first.click()
+    dialog = page.locator("#citation-dialog")
+    dialog.wait_for(state="visible")
+    assert dialog.locator("#citation-text").inner_text().strip()
+    assert dialog.locator("#citation-doc").inner_text().strip().endswith(".md")
+
+
+def test_uploaded_document_is_found_by_search(mesh: MeshProcess, page: Any, tmp_path: Path) -> None:
+    note = tmp_path / "lighthouse.md"
+    note.write_text("# Lighthouse log\n\nThe Vantblade lighthouse keeper rings the fog bell at 6 pm.\n")
+    page.goto(mesh.base_url + "/#documents")
+    page.fill("#api-key", mesh.api_key)
+    page.set_input_files("#file-input", str(note))
+    page.wait_for_function("document.getElementById('upload-status').textContent.includes('1')", timeout=60_000)
+    page.fill("#doc-search", "Vantblade fog bell")
+    page.press("#doc-search", "Enter")
+    results = page.locator("#doc-search-results")
+    results.locator("li").first.wait_for(timeout=30_000)
+    assert "lighthouse.md" in results.inner_text()
+
+
+def test_script_in_a_document_is_shown_as_text(mesh: MeshProcess, page: Any, tmp_path: Path) -> None:
+    hostile = tmp_path / "hostile.txt"
+    hostile.write_text("Quixotic marmalade <script>window.pwned = 1</script> <img src=x onerror=window.pwned=2>.")
+    page.goto(mesh.base_url + "/#documents")
+    page.fill("#api-key", mesh.api_key)
+    page.set_input_files("#file-input", str(hostile))
+    page.wait_for_function("document.getElementById('upload-status').textContent.includes('1')", timeout=60_000)
+    page.goto(mesh.base_url + "/#chat")
+    ask(page, "quixotic marmalade")
+    answer = page.locator(".message.assistant").last
+    answer.locator(".sources").wait_for(timeout=30_000)
+    answer.locator(".citation-marker").first.click()
+    page.locator("#citation-dialog").wait_for(state="visible")
+    assert "<script>" in page.locator("#citation-text").inner_text()
+    assert page.evaluate("window.pwned") is None
+
+
+def test_dashboard_shows_live_numbers(mesh: MeshProcess, page: Any) -> None:
+    page.goto(mesh.base_url + "/#dashboard")
+    page.wait_for_function("/[0-9]/.test(document.getElementById('dashboard-rps').textContent)", timeout=30_000)
+    assert page.locator("#dashboard-services tr").count() >= 4
+    assert (
+        "MB" in page.locator("#dashboard-services").inner_text()
+        or "MiB" in page.locator("#dashboard-services").inner_text()
+    )
