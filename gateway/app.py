@@ -26,6 +26,7 @@ from gateway.convert import event_json, search_json
 from gateway.dashboard import Dashboard
 from gateway.errors import ApiError, error_response, public_details
 from gateway.observe import record_first_token
+from gateway.openapi import openapi_spec
 from gateway.sse import sse_frame, with_heartbeats
 from gateway.upstreams import Upstreams
 from likeopt.config import Config
@@ -220,6 +221,12 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_spec())
+
+    async def api_docs(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "docs.html", headers={"Cache-Control": "no-cache"})
+
     async def home(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
@@ -246,6 +253,8 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         Route("/api/v1/documents", upsert_documents, methods=["POST"]),
         Route("/api/v1/documents/{doc_id:path}", delete_document, methods=["DELETE"]),
         Route("/api/v1/dashboard", dashboard),
+        Route("/api/v1/openapi.json", openapi),
+        Route("/api/v1/docs", api_docs),
         Route("/metrics", metrics),
         Route("/api/v1/metrics", metrics),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

@@ -83,3 +83,9 @@ def test_dashboard_shows_live_numbers(mesh: MeshProcess, page: Any) -> None:
         "MB" in page.locator("#dashboard-services").inner_text()
         or "MiB" in page.locator("#dashboard-services").inner_text()
     )
+
+
+def test_api_docs_page_lists_the_routes(mesh: MeshProcess, page: Any) -> None:
+    page.goto(mesh.base_url + "/api/v1/docs")
+    page.get_by_text("POST /api/v1/search").wait_for(timeout=15_000)
+    assert "DELETE /api/v1/documents/{doc_id}" in page.locator("#api-docs").inner_text()
