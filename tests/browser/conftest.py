@@ -26,8 +26,10 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Module-scoped: Playwright's sync API keeps an event loop running until it stops, which
+    async tests in later modules must not find."""
     executable = chromium_path()
     if executable is None:
         pytest.skip("Debian chromium is not installed (.ci/run installs it: apt-get install chromium)")

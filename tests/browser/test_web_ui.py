@@ -20,6 +20,9 @@ COUNT_ANSWER_UPDATES = """
 """
 
 
+UPLOADED_ONE = "document.getElementById('upload-status').textContent.includes('Added or updated 1 document')"
+
+
 def ask(page: Any, question: str) -> None:
     page.fill("#query", question)
     page.press("#query", "Enter")
@@ -50,7 +53,7 @@ def test_uploaded_document_is_found_by_search(mesh: MeshProcess, page: Any, tmp_
     page.goto(mesh.base_url + "/#documents")
     page.fill("#api-key", mesh.api_key)
     page.set_input_files("#file-input", str(note))
-    page.wait_for_function("document.getElementById('upload-status').textContent.includes('1')", timeout=60_000)
+    page.wait_for_function(UPLOADED_ONE, timeout=60_000)
     page.fill("#doc-search", "Vantblade fog bell")
     page.press("#doc-search", "Enter")
     results = page.locator("#doc-search-results")
@@ -64,7 +67,7 @@ def test_script_in_a_document_is_shown_as_text(mesh: MeshProcess, page: Any, tmp
     page.goto(mesh.base_url + "/#documents")
     page.fill("#api-key", mesh.api_key)
     page.set_input_files("#file-input", str(hostile))
-    page.wait_for_function("document.getElementById('upload-status').textContent.includes('1')", timeout=60_000)
+    page.wait_for_function(UPLOADED_ONE, timeout=60_000)
     page.goto(mesh.base_url + "/#chat")
     ask(page, "quixotic marmalade")
     answer = page.locator(".message.assistant").last
