@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import secrets
 import signal
@@ -21,12 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import grpc
-import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from likeopt.config import Config
 from likeopt.envoy_config import write_envoy_config
+from likeopt.healthcheck import grpc_serving, http_ok, redis_pong
 from likeopt.processes import CHILD_ENV, ProcessSpec, redis_process, service_processes
 
 START_TIMEOUT_S = 240.0
@@ -44,6 +42,22 @@ class Child:
     process: subprocess.Popen[bytes]
     log_path: Path
     log_file: IO[bytes]
+    log_start: int = 0
+    """Where this run's lines begin in the (appended) log file."""
+
+    def notices(self) -> list[str]:
+        """What the child asked to tell the user: the ``notice`` field of its JSON log lines."""
+        self.log_file.flush()
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_start)
+            lines = log.read().decode(errors="replace").splitlines()
+        found = []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict) and entry.get("notice"):
+                    found.append(str(entry["notice"]))
+        return found
 
     def tail(self, lines: int = 15) -> str:
         """The last lines the child wrote, to explain a failure."""
@@ -107,18 +121,11 @@ def envoy_binary() -> Path | None:
 
 def probe(spec: ProcessSpec, host: str) -> bool:
     """Whether the child answers as healthy right now."""
-    try:
-        if spec.probe == "grpc":
-            with grpc.insecure_channel(f"{host}:{spec.port}") as channel:
-                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-                return reply.status == health_pb2.HealthCheckResponse.SERVING
-        if spec.probe == "redis":
-            with socket.create_connection((host, spec.port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        return httpx.get(spec.probe, timeout=1).status_code == 200
-    except (grpc.RpcError, OSError, httpx.HTTPError):
-        return False
+    if spec.probe == "grpc":
+        return grpc_serving(f"{host}:{spec.port}")
+    if spec.probe == "redis":
+        return redis_pong(f"{host}:{spec.port}")
+    return http_ok(spec.probe)
 
 
 class Mesh:
@@ -137,6 +144,7 @@ class Mesh:
             raise LaunchError(f"{spec.name}: port {spec.port} on {bind_host} is already in use")
         log_path = self.log_dir / f"{spec.name}.log"
         log_file = log_path.open("ab")
+        log_start = log_file.tell()
         try:
             process = subprocess.Popen(
                 spec.argv,
@@ -150,7 +158,7 @@ class Mesh:
         except OSError as exc:
             log_file.close()
             raise LaunchError(f"{spec.name}: cannot run {spec.argv[0]}: {exc.strerror}") from exc
-        child = Child(spec, process, log_path, log_file)
+        child = Child(spec, process, log_path, log_file, log_start)
         self.children.append(child)
         self._wait_healthy(child)
         return child
@@ -239,8 +247,10 @@ def up(config: Config, ingest_paths: list[str]) -> int:
         for spec in service_processes(config, envoy, envoy_config):
             if stop_requested:
                 break
-            mesh.start(spec, env)
+            child = mesh.start(spec, env)
             print(f"likeopt: {spec.name} is up on port {spec.port}", flush=True)
+            for notice in child.notices():
+                print(f"likeopt: {spec.name}: {notice}", flush=True)
         if not stop_requested and ingest_paths:
             from likeopt.ingest import ingest_paths as run_ingest
 
