@@ -96,3 +96,29 @@ def test_redis_persists_and_retrieval_data_is_a_volume() -> None:
     assert "--appendonly" in SERVICES["redis"]["command"]
     data_dir = compose_env("retrieval_svc")["LIKEOPT_DATA_DIR"]
     assert any(v.endswith(f":{data_dir}") for v in SERVICES["retrieval_svc"]["volumes"])
+
+
+K8S = list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / "likeopt.yaml").read_text()))
+
+
+def k8s_containers() -> dict[str, dict]:
+    containers = {}
+    for doc in K8S:
+        if doc["kind"] in ("Deployment", "StatefulSet"):
+            spec = doc["spec"]["template"]["spec"]
+            for container in [*spec.get("initContainers", []), *spec["containers"]]:
+                containers[container["name"]] = container
+    return containers
+
+
+def test_kubernetes_runs_the_same_commands_and_settings() -> None:
+    containers = k8s_containers()
+    for name in PYTHON_SERVICES:
+        container = containers[name.replace("_", "-")]
+        assert container["command"] == SERVICES[name]["command"]
+    assert containers["envoy"]["command"] == SERVICES["envoy"]["command"]
+    assert containers["envoy-config"]["command"] == SERVICES["envoy-config"]["command"]
+    config_map = next(d for d in K8S if d["kind"] == "ConfigMap")["data"]
+    declared = {s.name for s in SETTINGS}
+    assert set(config_map) <= declared
+    assert set(config_map) <= set(compose_env("gateway"))
