@@ -67,6 +67,16 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "OTLP/gRPC collector for traces (e.g. `http://127.0.0.1:4317`); nothing is exported when empty.",
     ),
+    Setting(
+        "LIKEOPT_TRACE_SAMPLE_RATIO",
+        "1.0",
+        "Share of requests traced (0 to 1), decided where a request enters; later hops follow that decision.",
+    ),
+    Setting(
+        "LIKEOPT_JAEGER_URL",
+        "",
+        "Jaeger UI base URL (e.g. `http://127.0.0.1:16686`); when set, the web UI links trace ids to it.",
+    ),
     Setting("LIKEOPT_LOG_LEVEL", "INFO", "Log level of every process."),
     Setting(
         "LIKEOPT_RATE_LIMIT_RPS",
@@ -137,6 +147,8 @@ class Config:
     rate_limit_rps: int = int(_DEFAULTS["LIKEOPT_RATE_LIMIT_RPS"])
     max_request_bytes: int = int(_DEFAULTS["LIKEOPT_MAX_REQUEST_BYTES"])
     cors_origins: str = _DEFAULTS["LIKEOPT_CORS_ORIGINS"]
+    trace_sample_ratio: float = float(_DEFAULTS["LIKEOPT_TRACE_SAMPLE_RATIO"])
+    jaeger_url: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Config:
@@ -182,6 +194,12 @@ class Config:
         backend = get("LIKEOPT_GENERATION_BACKEND")
         if backend not in ("extractive", "local", "openai"):
             raise ValueError(f"LIKEOPT_GENERATION_BACKEND={backend!r} must be extractive, local or openai")
+        trace_sample_ratio = float(number("LIKEOPT_TRACE_SAMPLE_RATIO", float))
+        if not 0.0 <= trace_sample_ratio <= 1.0:
+            raise ValueError(f"LIKEOPT_TRACE_SAMPLE_RATIO={trace_sample_ratio} must be between 0 and 1")
+        jaeger_url = get("LIKEOPT_JAEGER_URL").rstrip("/")
+        if jaeger_url and not jaeger_url.startswith(("http://", "https://")):
+            raise ValueError(f"LIKEOPT_JAEGER_URL={jaeger_url!r} must be an http:// or https:// URL")
         return cls(
             host=host,
             envoy_port=ports["envoy"],
@@ -220,6 +238,8 @@ class Config:
             rate_limit_rps=rate_limit_rps,
             max_request_bytes=max_request_bytes,
             cors_origins=cors_origins,
+            trace_sample_ratio=trace_sample_ratio,
+            jaeger_url=jaeger_url,
         )
 
 

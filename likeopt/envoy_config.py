@@ -9,10 +9,13 @@ placeholders.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from string import Template
+from urllib.parse import urlsplit
 
 from likeopt.config import Config
+from likeopt.telemetry import effective_sample_ratio
 
 # envoy/ is a plain folder beside the package, not a Python package.
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "envoy" / "envoy.tmpl.yaml"
@@ -31,7 +34,14 @@ PLACEHOLDERS: tuple[str, ...] = (
     "MAX_REQUEST_BYTES",
     "CORS_ALLOWED_ORIGIN",
     "ACCESS_LOG_PATH",
+    "TRACE_SAMPLE_PERCENT",
+    "OTLP_HOST",
+    "OTLP_PORT",
 )
+
+OTLP_DEFAULT_PORT = "4317"
+NO_COLLECTOR = ("127.0.0.1", OTLP_DEFAULT_PORT)
+"""Where the collector cluster points when there is no endpoint: never used, as nothing is sampled."""
 
 RENDERED_NAME = "envoy.yaml"
 ACCESS_LOG_NAME = "envoy-access.log"
@@ -47,11 +57,30 @@ def split_host_port(addr: str, name: str = "address") -> tuple[str, str]:
     return host, port
 
 
+def otlp_host_port(endpoint: str) -> tuple[str, str]:
+    """The collector's host and port from ``http://host:port``, ``host:port`` or ``host``.
+
+    Envoy speaks plaintext gRPC to it, like the services' exporters (``insecure=True``).
+    """
+    if not endpoint:
+        return NO_COLLECTOR
+    parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"LIKEOPT_OTLP_ENDPOINT {endpoint!r} has a bad port") from None
+    if not parts.hostname:
+        raise ValueError(f"LIKEOPT_OTLP_ENDPOINT {endpoint!r} has no host")
+    return parts.hostname, str(port or OTLP_DEFAULT_PORT)
+
+
 def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:
     """Every placeholder of the template, as text, from the settings."""
     gateway_host, gateway_port = split_host_port(config.gateway_addr, "LIKEOPT_GATEWAY_ADDR")
     retrieval_host, retrieval_port = split_host_port(config.retrieval_addr, "LIKEOPT_RETRIEVAL_ADDR")
     generation_host, generation_port = split_host_port(config.generation_addr, "LIKEOPT_GENERATION_ADDR")
+    otlp_host, otlp_port = otlp_host_port(config.otlp_endpoint)
+    sample_ratio = effective_sample_ratio(config.otlp_endpoint, config.trace_sample_ratio)
     values = {
         "ENVOY_LISTEN_ADDRESS": config.host,
         "ENVOY_PORT": str(config.envoy_port),
@@ -66,6 +95,9 @@ def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:
         "MAX_REQUEST_BYTES": str(config.max_request_bytes),
         "CORS_ALLOWED_ORIGIN": config.cors_origins,
         "ACCESS_LOG_PATH": access_log_path,
+        "TRACE_SAMPLE_PERCENT": f"{sample_ratio * 100:.4f}",
+        "OTLP_HOST": otlp_host,
+        "OTLP_PORT": otlp_port,
     }
     return values
 
@@ -99,3 +131,21 @@ def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | Non
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, target)
     return target
+
+
+def main(argv: list[str]) -> int:
+    """``python -m likeopt.envoy_config OUT_DIR [ACCESS_LOG]``: render from the environment.
+
+    docker-compose and Kubernetes run this as an init step, so their Envoy reads the very
+    file ``likeopt up`` would write for the same settings.
+    """
+    if not 1 <= len(argv) <= 2:
+        print("usage: python -m likeopt.envoy_config OUT_DIR [ACCESS_LOG_PATH]", file=sys.stderr)
+        return 2
+    path = write_envoy_config(Config.from_env(), Path(argv[0]), argv[1] if len(argv) == 2 else None)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

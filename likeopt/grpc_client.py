@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import grpc
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+from likeopt.grpc_tracing import client_interceptors
 
 CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -18,4 +19,4 @@ CHANNEL_OPTIONS = (
 
 def open_channel(address: str) -> grpc.aio.Channel:
     """One channel per upstream, reused for every call; W3C trace context rides along."""
-    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=aio_client_interceptors())
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=client_interceptors())

@@ -12,8 +12,9 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -22,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from likeopt.config import Config, metrics_port
+from likeopt.logs import bind_request_span
 from likeopt.metrics import MetricsInterceptor, serve_metrics
 
 log = logging.getLogger(__name__)
@@ -52,10 +54,45 @@ class ServiceSpec:
     extra_options: Sequence[tuple[str, int]] = field(default_factory=tuple)
 
 
+class RequestLogContext(grpc.aio.ServerInterceptor):
+    """Binds each call's span for the lines grpc logs after it has ended (an unexpected error).
+
+    Comes after OpenTelemetry's interceptor, so the call's span is current when it runs.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        if handler.response_streaming:
+            name = "stream_stream" if handler.request_streaming else "unary_stream"
+            stream = getattr(handler, name)
+
+            async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                bind_request_span()
+                async for reply in stream(request, context):
+                    yield reply
+
+            return handler._replace(**{name: streaming})
+        name = "stream_unary" if handler.request_streaming else "unary_unary"
+        call = getattr(handler, name)
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            bind_request_span()
+            return await call(request, context)
+
+        return handler._replace(**{name: unary})
+
+
 async def serve(spec: ServiceSpec) -> int:
     """Run the service until SIGTERM/SIGINT; return the process exit code."""
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), MetricsInterceptor()], options=[*SERVER_OPTIONS, *spec.extra_options]
+        interceptors=[aio_server_interceptor(), RequestLogContext(), MetricsInterceptor()],
+        options=[*SERVER_OPTIONS, *spec.extra_options],
     )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

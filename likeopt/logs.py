@@ -1,7 +1,9 @@
 """Structured logging: one JSON object per line, carrying the current trace and span ids.
 
 Operators grep a trace id from the UI or Jaeger and find every log line written
-while serving that request, in every process.
+while serving that request, in every process: lines from worker threads too (asyncio's
+``to_thread`` copies the context into them), and the servers' own lines about a request
+that come after its span has ended (see :func:`bind_request_span`).
 """
 
 from __future__ import annotations
@@ -10,8 +12,32 @@ import json
 import logging
 import sys
 import time
+from contextvars import ContextVar
 
 from opentelemetry import trace
+from opentelemetry.trace import SpanContext
+
+_request_span: ContextVar[SpanContext | None] = ContextVar("likeopt_request_span", default=None)
+
+
+def bind_request_span() -> None:
+    """Remember the current span as the request's, for lines logged once it has ended.
+
+    uvicorn ("Exception in ASGI application") and grpc ("Unexpected error in servicer")
+    log a failed request after the instrumentation has closed its span, but still in the
+    request's own task, whose context keeps this variable; call it at the start of a request.
+    """
+    _request_span.set(trace.get_current_span().get_span_context())
+
+
+def log_ids() -> dict[str, str]:
+    """``trace_id`` and ``span_id`` of the current span, else of the request's; {} outside one."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        span_context = _request_span.get() or span_context
+    if not span_context.is_valid:
+        return {}
+    return {"trace_id": format(span_context.trace_id, "032x"), "span_id": format(span_context.span_id, "016x")}
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,10 +55,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        span_context = trace.get_current_span().get_span_context()
-        if span_context.is_valid:
-            entry["trace_id"] = format(span_context.trace_id, "032x")
-            entry["span_id"] = format(span_context.span_id, "016x")
+        entry.update(log_ids())
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             entry.update(extra)

@@ -1,7 +1,13 @@
 """OpenTelemetry set-up shared by every process.
 
-Traces go to ``LIKEOPT_OTLP_ENDPOINT`` over OTLP/gRPC in batches; with no endpoint the
-tracer still creates spans (so trace ids reach logs and clients) but exports nothing.
+Traces go to ``LIKEOPT_OTLP_ENDPOINT`` over OTLP/gRPC in batches. Sampling is parent-based:
+the first hop that sees a request (Envoy, for everything through the front door) decides
+with ``LIKEOPT_TRACE_SAMPLE_RATIO`` and every later hop follows the ``sampled`` flag of the
+W3C ``traceparent`` it receives, so a trace is either whole or absent.
+
+With no endpoint nothing is recorded (the ratio counts as 0): spans are then non-recording
+but still carry valid trace and span ids, so ``X-Trace-Id``, the ``done`` event and every
+log line keep their ids whether or not traces are exported.
 """
 
 from __future__ import annotations
@@ -10,20 +16,43 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 
-def setup_tracing(service_name: str, otlp_endpoint: str) -> TracerProvider:
-    """Install a global tracer provider named ``service_name``."""
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+def effective_sample_ratio(otlp_endpoint: str, ratio: float) -> float:
+    """The share of new traces to record: ``ratio``, or 0 when there is nowhere to send them.
+
+    Envoy's sampling percentage and the services' root sampler both use this, so they agree.
+    """
+    return ratio if otlp_endpoint else 0.0
+
+
+def tracer_provider(service_name: str, otlp_endpoint: str, sample_ratio: float = 1.0) -> TracerProvider:
+    """A tracer provider named ``service_name``, exporting to ``otlp_endpoint`` when set.
+
+    The batch processor reads its schedule (``OTEL_BSP_SCHEDULE_DELAY`` and friends) from
+    the environment, so tests can make it export quickly without a setting of our own.
+    """
+    sampler = ParentBased(TraceIdRatioBased(effective_sample_ratio(otlp_endpoint, sample_ratio)))
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}), sampler=sampler)
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True)))
+    return provider
+
+
+def setup_tracing(service_name: str, otlp_endpoint: str, sample_ratio: float = 1.0) -> TracerProvider:
+    """Install :func:`tracer_provider` as this process's global provider (once, at start)."""
+    provider = tracer_provider(service_name, otlp_endpoint, sample_ratio)
     trace.set_tracer_provider(provider)
     return provider
 
 
 def current_trace_id() -> str:
-    """The active trace id as 32 hex digits, or '' outside a sampled span."""
+    """The active trace id as 32 hex digits, or '' outside any span.
+
+    Sampled or not: an unsampled request still has a trace id worth quoting in logs.
+    """
     span_context = trace.get_current_span().get_span_context()
     return format(span_context.trace_id, "032x") if span_context.is_valid else ""

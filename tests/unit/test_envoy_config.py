@@ -38,6 +38,7 @@ from likeopt.envoy_config import (
     render_envoy_config,
     write_envoy_config,
 )
+from tests.otlp_receiver import OtlpReceiver
 
 
 def _envoy_binary() -> Path | None:
@@ -129,6 +130,22 @@ def test_values_follow_service_addresses():
     assert values["ACCESS_LOG_PATH"] == "/dev/stdout"
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "ratio", "expected"),
+    [
+        ("", "1.0", ("0.0000", "127.0.0.1", "4317")),
+        ("", "0.5", ("0.0000", "127.0.0.1", "4317")),
+        ("http://jaeger:4317", "1.0", ("100.0000", "jaeger", "4317")),
+        ("127.0.0.1:14317", "0.125", ("12.5000", "127.0.0.1", "14317")),
+        ("otel-collector", "0.01", ("1.0000", "otel-collector", "4317")),
+    ],
+)
+def test_tracing_values_follow_the_endpoint_and_ratio(endpoint, ratio, expected):
+    config = Config.from_env({"LIKEOPT_OTLP_ENDPOINT": endpoint, "LIKEOPT_TRACE_SAMPLE_RATIO": ratio})
+    values = envoy_values(config, "/dev/stdout")
+    assert (values["TRACE_SAMPLE_PERCENT"], values["OTLP_HOST"], values["OTLP_PORT"]) == expected
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="LIKEOPT_RATE_LIMIT_RPS"):
         Config.from_env({"LIKEOPT_RATE_LIMIT_RPS": "0"})
@@ -138,6 +155,10 @@ def test_bad_settings_are_refused():
         Config.from_env({"LIKEOPT_CORS_ORIGINS": "^it's$"})
     with pytest.raises(ValueError, match="host:port"):
         envoy_values(Config.from_env({"LIKEOPT_GATEWAY_ADDR": "gateway"}), "/dev/stdout")
+    with pytest.raises(ValueError, match="LIKEOPT_TRACE_SAMPLE_RATIO"):
+        Config.from_env({"LIKEOPT_TRACE_SAMPLE_RATIO": "1.5"})
+    with pytest.raises(ValueError, match="LIKEOPT_OTLP_ENDPOINT"):
+        envoy_values(Config.from_env({"LIKEOPT_OTLP_ENDPOINT": "http://jaeger:port"}), "/dev/stdout")
 
 
 def _routes(doc: dict) -> list[dict]:
@@ -156,7 +177,19 @@ def test_render_defaults_fills_everything_and_parses():
     hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     assert hcm["codec_type"] == "AUTO" and hcm["generate_request_id"] is True
     assert hcm["request_timeout"] == "0s" and hcm["stream_idle_timeout"] == "300s"
-    assert "tracing" not in hcm
+    tracing = hcm["tracing"]
+    assert tracing["provider"]["name"] == "envoy.tracers.opentelemetry"
+    otel = tracing["provider"]["typed_config"]
+    assert otel["service_name"] == "envoy"
+    assert otel["grpc_service"]["envoy_grpc"]["cluster_name"] == "otel_collector"
+    # No LIKEOPT_OTLP_ENDPOINT: nothing sampled, so nothing exported.
+    assert tracing["random_sampling"]["value"] == tracing["overall_sampling"]["value"] == 0
+    response_headers = hcm["route_config"]["response_headers_to_add"]
+    assert {"append_action": "ADD_IF_ABSENT", "header": {"key": "x-trace-id", "value": "%TRACE_ID%"}} in (
+        response_headers
+    )
+    runtime = {layer["name"]: layer for layer in doc["layered_runtime"]["layers"]}
+    assert runtime["static"]["static_layer"]["tracing.opentelemetry.flush_interval_ms"] <= 1000
     filters = [f["name"] for f in hcm["http_filters"]]
     assert filters[-1] == "envoy.filters.http.router"
     for name in ("grpc_web", "cors", "local_ratelimit"):
@@ -185,8 +218,8 @@ def test_render_defaults_fills_everything_and_parses():
     assert "envoy.filters.http.buffer" not in chat.get("typed_per_filter_config", {})
 
     clusters = {c["name"]: c for c in doc["static_resources"]["clusters"]}
-    assert set(clusters) == {"gateway", "retrieval", "generation"}
-    for cluster in clusters.values():
+    assert set(clusters) == {"gateway", "retrieval", "generation", "otel_collector"}
+    for cluster in (clusters[name] for name in ("gateway", "retrieval", "generation")):
         assert cluster["type"] == "STRICT_DNS" and cluster["connect_timeout"] == "1s"
         limits = cluster["circuit_breakers"]["thresholds"][0]
         assert limits["max_requests"] >= 10000 and limits["max_pending_requests"] >= 10000
@@ -279,6 +312,7 @@ class FakeGateway:
                 Route("/api/v1/index", self.api_index),
                 Route("/api/v1/search", self.echo, methods=["POST"]),
                 Route("/api/v1/documents", self.echo, methods=["POST"]),
+                Route("/headers", self.headers),
             ]
         )
         self._sock = socket.socket()
@@ -301,6 +335,10 @@ class FakeGateway:
     async def echo(self, request: Request) -> JSONResponse:
         body = await request.body()
         return JSONResponse({"received": len(body)})
+
+    async def headers(self, request: Request) -> JSONResponse:
+        """The request headers as Envoy forwarded them (the trace context among them)."""
+        return JSONResponse(dict(request.headers))
 
     async def chat(self, request: Request) -> StreamingResponse:
         padding = "x" * 400  # well over min_content_length, so only the content type spares it
@@ -630,7 +668,7 @@ def test_access_log_gets_json_lines(envoy):
     assert entry is not None, "no access log line for the request"
     assert entry["path"] == "/healthz?probe=log" and entry["method"] == "GET"
     assert entry["status"] == 200 and entry["upstream_cluster"] == "gateway"
-    assert entry["traceparent"] == traceparent
+    assert entry["trace_id"] == traceparent[3:35]
     assert entry["start_time"] and "duration_ms" in entry
 
 
@@ -682,5 +720,77 @@ def test_request_body_limit(strict_envoy):
         assert client.post(f"{url}/api/v1/documents", content=big).status_code == 413
         assert client.post(f"{url}/api/v1/documents", content=chunked()).status_code == 413
     with _client("127.0.0.31") as client:
-        assert client.post(f"{url}/api/v1/chat", content=big).status_code == 413
+        refused = client.post(f"{url}/api/v1/chat", content=big)
+        assert refused.status_code == 413
+        assert re.fullmatch(r"[0-9a-f]{32}", refused.headers["x-trace-id"]), "Envoy's own replies name a trace too"
         assert client.post(f"{url}/api/v1/search", content=big).status_code == 413
+
+
+# --------------------------------------------------------------------------------------
+# Tracing: Envoy's OpenTelemetry tracer, with and without a collector
+# --------------------------------------------------------------------------------------
+
+TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])")
+SAMPLED_PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def _forwarded(envoy: EnvoyProcess, **headers: str) -> tuple[re.Match[str], httpx.Response]:
+    """The traceparent the upstream received (parsed), and the response."""
+    with _client() as client:
+        response = client.get(f"{envoy.url}/headers", headers=headers)
+    assert response.status_code == 200
+    match = TRACEPARENT.fullmatch(response.json().get("traceparent", ""))
+    assert match, response.json()
+    return match, response
+
+
+@pytest.fixture(scope="module")
+def collector() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    receiver.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def traced_envoy(gateway, collector, tmp_path_factory) -> Iterator[EnvoyProcess]:
+    if ENVOY is None:
+        pytest.skip(NO_ENVOY)
+    proc = _start_envoy(tmp_path_factory.mktemp("traced-envoy"), gateway, LIKEOPT_OTLP_ENDPOINT=collector.endpoint)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def test_without_a_collector_every_request_still_gets_a_trace_id(envoy):
+    """0 % sampling: Envoy forwards traceparent with the sampled flag cleared (so the services'
+    parent-based samplers record nothing) but the trace id survives to X-Trace-Id and logs."""
+    started, response = _forwarded(envoy)
+    assert started.group(3) == "00"
+    assert response.headers["x-trace-id"] == started.group(1)
+
+    joined, response = _forwarded(envoy, traceparent=SAMPLED_PARENT)
+    assert joined.group(1) == SAMPLED_PARENT[3:35] and joined.group(3) == "00"
+    assert response.headers["x-trace-id"] == joined.group(1)
+    assert envoy.stat("tracing.opentelemetry.spans_sent") == 0
+
+
+def test_with_a_collector_envoy_exports_its_span_as_the_parent_upstream(traced_envoy, collector):
+    started, response = _forwarded(traced_envoy)
+    joined, _ = _forwarded(traced_envoy, traceparent=SAMPLED_PARENT)
+    assert started.group(3) == joined.group(3) == "01"
+    assert response.headers["x-trace-id"] == started.group(1)
+
+    def exported(span_id: str):
+        return next((s for s in collector.spans if s.span_id == span_id), None)
+
+    collector.wait_for(lambda _: exported(started.group(2)) is not None and exported(joined.group(2)) is not None)
+    root, child = exported(started.group(2)), exported(joined.group(2))
+    assert root is not None and child is not None, "Envoy exported no span"
+    assert root.service == child.service == "envoy"
+    assert root.trace_id == started.group(1) and root.parent_id == ""
+    assert child.trace_id == joined.group(1) and child.parent_id == SAMPLED_PARENT[36:52]
+    assert root.span.end_time_unix_nano >= root.span.start_time_unix_nano > 0

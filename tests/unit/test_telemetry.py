@@ -1,0 +1,243 @@
+"""Sampling, trace ids without export, log lines' ids, and spans of cancelled gRPC streams.
+
+Everything runs in process: tracer providers are built (never installed globally) and
+passed to the instrumentation, with an in-memory exporter where finished spans matter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import grpc
+import pytest
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from gateway.trace_header import TraceIdHeader
+from likeopt.grpc_server import RequestLogContext
+from likeopt.grpc_tracing import client_interceptors
+from likeopt.logs import JsonFormatter, bind_request_span
+from likeopt.telemetry import current_trace_id, effective_sample_ratio, tracer_provider
+
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+UNSAMPLED = f"00-{TRACE_ID}-b7ad6b7169203331-00"
+SAMPLED = f"00-{TRACE_ID}-b7ad6b7169203331-01"
+
+
+def _parent(traceparent: str):
+    return TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """Every record logged during the test, as the services' JSON lines."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("test"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+def _records(stream: io.StringIO, message: str) -> list[dict]:
+    return [r for r in map(json.loads, stream.getvalue().splitlines()) if message in r["msg"]]
+
+
+# -- sampling ------------------------------------------------------------------------
+
+
+def test_no_endpoint_means_nothing_is_sampled():
+    assert effective_sample_ratio("", 1.0) == 0.0
+    assert effective_sample_ratio("http://jaeger:4317", 0.25) == 0.25
+
+
+@pytest.mark.parametrize(
+    ("ratio", "traceparent", "recorded"),
+    [
+        (1.0, None, True),
+        (0.0, None, False),
+        (0.0, SAMPLED, True),  # a sampled parent wins over the ratio...
+        (1.0, UNSAMPLED, False),  # ...and so does an unsampled one: traces stay whole
+    ],
+)
+def test_sampling_is_parent_based_with_the_ratio_for_new_traces(ratio, traceparent, recorded):
+    provider = tracer_provider("retrieval_svc", "http://127.0.0.1:9", ratio)
+    try:
+        parent = _parent(traceparent) if traceparent else None
+        with provider.get_tracer("test").start_as_current_span("work", context=parent) as span:
+            assert span.is_recording() is recorded
+    finally:
+        provider.shutdown()
+
+
+def test_service_name_is_the_resource():
+    provider = tracer_provider("cache_svc", "")
+    assert provider.resource.attributes["service.name"] == "cache_svc"
+
+
+def test_unsampled_requests_keep_their_trace_id_for_clients_and_logs(log_lines):
+    """Envoy at 0 % forwards flag 00: the spans do not record, yet every id is still there."""
+    tracer = tracer_provider("gateway", "").get_tracer("test")
+    with tracer.start_as_current_span("request", context=_parent(UNSAMPLED)) as span:
+        assert not span.is_recording()
+        assert current_trace_id() == TRACE_ID
+        logging.getLogger("test").info("serving")
+    (line,) = _records(log_lines, "serving")
+    assert line["trace_id"] == TRACE_ID
+    assert line["span_id"] == format(span.get_span_context().span_id, "016x") != "b7ad6b7169203331"
+
+
+# -- logs ----------------------------------------------------------------------------
+
+
+async def test_log_lines_in_worker_threads_carry_the_ids(log_lines):
+    tracer = tracer_provider("retrieval_svc", "").get_tracer("test")
+    with tracer.start_as_current_span("search", context=_parent(UNSAMPLED)):
+        await asyncio.to_thread(logging.getLogger("worker").info, "in a thread")
+    (line,) = _records(log_lines, "in a thread")
+    assert line["trace_id"] == TRACE_ID
+
+
+async def test_lines_logged_after_the_request_span_keep_its_ids(log_lines):
+    tracer = tracer_provider("gateway", "").get_tracer("test")
+
+    async def request(bind: bool) -> None:
+        with tracer.start_as_current_span("request", context=_parent(UNSAMPLED)):
+            if bind:
+                bind_request_span()
+        logging.getLogger("server").error("failed after the span, bound=%s", bind)
+
+    await asyncio.gather(asyncio.create_task(request(True)), asyncio.create_task(request(False)))
+    (bound,) = _records(log_lines, "bound=True")
+    (unbound,) = _records(log_lines, "bound=False")
+    assert bound["trace_id"] == TRACE_ID
+    assert "trace_id" not in unbound
+
+
+# -- gateway: X-Trace-Id ---------------------------------------------------------------
+
+
+def test_x_trace_id_is_the_callers_trace_even_unsampled(log_lines):
+    async def hello(request: Request) -> PlainTextResponse:
+        logging.getLogger("gateway").info("handling")
+        return PlainTextResponse("hi")
+
+    app = OpenTelemetryMiddleware(
+        TraceIdHeader(Starlette(routes=[Route("/", hello)])), tracer_provider=tracer_provider("gateway", "")
+    )
+    with TestClient(app) as client:
+        response = client.get("/", headers={"traceparent": UNSAMPLED})
+        fresh = client.get("/")
+    assert response.headers["x-trace-id"] == TRACE_ID
+    assert len(fresh.headers["x-trace-id"]) == 32 and fresh.headers["x-trace-id"] != TRACE_ID
+    assert _records(log_lines, "handling")[0]["trace_id"] == TRACE_ID
+
+
+# -- gRPC: context across the hop, spans of cancelled streams, grpc's own log lines ----
+
+
+class _Recorder:
+    """A provider whose finished spans land in memory."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+
+    def finished(self, kind: SpanKind) -> list:
+        return [s for s in self.exporter.get_finished_spans() if s.kind == kind]
+
+
+@pytest.fixture
+async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, asyncio.Event]]:
+    """A server with a method that streams until cancelled, and one that fails unexpectedly."""
+    recorder = _Recorder()
+    cancelled = asyncio.Event()
+
+    async def forever(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"tick"
+                await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def boom(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        raise RuntimeError("unexpected")
+
+    server = grpc.aio.server(
+        interceptors=[aio_server_interceptor(tracer_provider=recorder.provider), RequestLogContext()]
+    )
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "test.Ticks",
+                {
+                    "Forever": grpc.unary_stream_rpc_method_handler(forever),
+                    "Boom": grpc.unary_unary_rpc_method_handler(boom),
+                },
+            )
+        ]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", interceptors=client_interceptors(recorder.provider))
+    try:
+        yield recorder, channel, cancelled
+    finally:
+        await channel.close()
+        await server.stop(0)
+
+
+async def test_a_cancelled_stream_ends_both_spans_in_one_trace(grpc_pair):
+    recorder, channel, cancelled = grpc_pair
+    tracer = recorder.provider.get_tracer("test")
+    with tracer.start_as_current_span("caller") as caller:
+        call = channel.unary_stream("/test.Ticks/Forever")(b"")
+        async for _ in call:
+            break
+        call.cancel()
+    await asyncio.wait_for(cancelled.wait(), 10)
+    for _ in range(100):  # the client span ends when its stream wrapper is closed
+        if recorder.finished(SpanKind.CLIENT) and recorder.finished(SpanKind.SERVER):
+            break
+        await asyncio.sleep(0.05)
+    (client,) = recorder.finished(SpanKind.CLIENT)
+    (server,) = recorder.finished(SpanKind.SERVER)
+    trace_id = caller.get_span_context().trace_id
+    assert client.context.trace_id == server.context.trace_id == trace_id
+    assert client.parent.span_id == caller.get_span_context().span_id
+    assert server.parent.span_id == client.context.span_id
+    assert client.end_time is not None and server.end_time is not None
+
+
+async def test_grpc_logs_an_unexpected_error_with_the_calls_ids(grpc_pair, log_lines):
+    recorder, channel, _ = grpc_pair
+    tracer = recorder.provider.get_tracer("test")
+    with tracer.start_as_current_span("caller") as caller:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await channel.unary_unary("/test.Ticks/Boom")(b"")
+    lines = [r for r in map(json.loads, log_lines.getvalue().splitlines()) if r["logger"].startswith("grpc")]
+    assert lines, "grpc logged nothing about the failure"
+    assert {line.get("trace_id") for line in lines} == {format(caller.get_span_context().trace_id, "032x")}
