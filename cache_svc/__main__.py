@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+from opentelemetry.instrumentation.redis import RedisInstrumentor
 from prometheus_client import REGISTRY
 
 from cache_svc.l1 import L1Cache
@@ -22,7 +23,8 @@ SERVICE = "cache_svc"
 def build() -> ServiceSpec:
     config = Config.from_env()
     setup_logging(SERVICE, config.log_level)
-    setup_tracing(SERVICE, config.otlp_endpoint)
+    setup_tracing(SERVICE, config.otlp_endpoint, config.trace_sample_ratio)
+    RedisInstrumentor().instrument()  # a span per Redis command or pipeline, under the RPC's
     l2 = RedisLayer(config.redis_url, config.redis_timeout_s)
     cache = TwoLayerCache(
         L1Cache(config.cache_l1_max_entries, config.cache_l1_max_bytes), l2, default_ttl_s=config.cache_ttl_s

@@ -18,7 +18,7 @@ SERVICE = "gateway"
 def main() -> None:
     config = Config.from_env()
     setup_logging(SERVICE, config.log_level)
-    setup_tracing(SERVICE, config.otlp_endpoint)
+    setup_tracing(SERVICE, config.otlp_endpoint, config.trace_sample_ratio)
     app = OpenTelemetryMiddleware(TraceIdHeader(RequestMetrics(build_app(config))), exclude_spans=["send", "receive"])
     uvicorn.run(
         app,

@@ -27,7 +27,7 @@ def make_backend(config: Config) -> Backend:
 def build() -> ServiceSpec:
     config = Config.from_env()
     setup_logging(SERVICE, config.log_level)
-    setup_tracing(SERVICE, config.otlp_endpoint)
+    setup_tracing(SERVICE, config.otlp_endpoint, config.trace_sample_ratio)
     retrieval_channel = open_channel(config.retrieval_addr)
     servicer = GenerationServicer(
         config, make_backend(config), retrieval_pb2_grpc.RetrievalServiceStub(retrieval_channel)

@@ -23,7 +23,7 @@ def build() -> ServiceSpec:
     """Wire the servicer; the model and indexes load after the port is open."""
     config = Config.from_env()
     setup_logging(SERVICE, config.log_level)
-    setup_tracing(SERVICE, config.otlp_endpoint)
+    setup_tracing(SERVICE, config.otlp_endpoint, config.trace_sample_ratio)
     cache = CacheClient(config.cache_addr, config.cache_timeout_s, enabled=config.cache_enabled)
     servicer = RetrievalServicer(config, cache)
 
