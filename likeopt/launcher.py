@@ -3,7 +3,8 @@
 Children start in dependency order, each only after the previous one is healthy.
 Each runs in its own process group and gets SIGTERM if the launcher itself dies
 (PR_SET_PDEATHSIG), so no orphan survives. Ctrl-C or SIGTERM stops them all in
-reverse order, letting each drain; a child that dies stops the whole mesh.
+reverse order, letting each drain. A child that dies is restarted, as docker-compose's
+``restart: unless-stopped`` would; one that keeps dying stops the whole mesh.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -29,6 +30,8 @@ from likeopt.processes import CHILD_ENV, ProcessSpec, redis_process, service_pro
 
 START_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 25.0
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
 PR_SET_PDEATHSIG = 1
 
 
@@ -42,8 +45,12 @@ class Child:
     process: subprocess.Popen[bytes]
     log_path: Path
     log_file: IO[bytes]
+    env: dict[str, str]
     log_start: int = 0
     """Where this run's lines begin in the (appended) log file."""
+
+    restarts: list[float] = field(default_factory=list)
+    """When this child's predecessors were restarted (monotonic seconds), for crash-loop detection."""
 
     def notices(self) -> list[str]:
         """What the child asked to tell the user: the ``notice`` field of its JSON log lines."""
@@ -139,6 +146,32 @@ class Mesh:
 
     def start(self, spec: ProcessSpec, env: dict[str, str]) -> Child:
         """Start one child and wait until it is healthy, or raise LaunchError."""
+        child = self._spawn(spec, env)
+        self.children.append(child)
+        self._wait_healthy(child)
+        return child
+
+    def restart(self, dead: Child) -> None:
+        """Replace a child that died, as a supervisor should; a crash loop stops the mesh instead."""
+        now = time.monotonic()
+        recent = [t for t in dead.restarts if now - t < RESTART_WINDOW_S]
+        if len(recent) >= MAX_RESTARTS:
+            raise LaunchError(
+                f"{dead.spec.name}: exited {len(recent) + 1} times within {RESTART_WINDOW_S:.0f} s "
+                f"(last code {dead.process.returncode}); its log ends with:\n{dead.tail()}"
+            )
+        print(
+            f"likeopt: {dead.spec.name} exited with code {dead.process.returncode}; restarting it",
+            file=sys.stderr,
+            flush=True,
+        )
+        dead.log_file.close()
+        child = self._spawn(dead.spec, dead.env)
+        child.restarts = [*recent, now]
+        self.children[self.children.index(dead)] = child
+        self._wait_healthy(child)
+
+    def _spawn(self, spec: ProcessSpec, env: dict[str, str]) -> Child:
         bind_host = "127.0.0.1" if spec.name in ("redis",) else self.config.host
         if port_in_use(bind_host, spec.port):
             raise LaunchError(f"{spec.name}: port {spec.port} on {bind_host} is already in use")
@@ -158,10 +191,7 @@ class Mesh:
         except OSError as exc:
             log_file.close()
             raise LaunchError(f"{spec.name}: cannot run {spec.argv[0]}: {exc.strerror}") from exc
-        child = Child(spec, process, log_path, log_file, log_start)
-        self.children.append(child)
-        self._wait_healthy(child)
-        return child
+        return Child(spec, process, log_path, log_file, env, log_start)
 
     def _wait_healthy(self, child: Child) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -260,10 +290,7 @@ def up(config: Config, ingest_paths: list[str]) -> int:
         while not stop_requested:
             dead = mesh.dead_child()
             if dead is not None:
-                raise LaunchError(
-                    f"{dead.spec.name}: exited unexpectedly with code {dead.process.returncode}; log ends with:\n"
-                    f"{dead.tail()}"
-                )
+                mesh.restart(dead)
             time.sleep(0.2)
         print("likeopt: stopping", flush=True)
         return 0

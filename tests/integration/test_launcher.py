@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import time
 from pathlib import Path
+
+import httpx
 
 from tests.support import MeshProcess, alive, descendants, mesh_environment
 
@@ -37,3 +41,38 @@ def test_a_port_in_use_names_the_process_and_fails(tmp_path: Path) -> None:
     output = "".join(mesh.output)
     assert code != 0
     assert f"cache_svc: port {env['LIKEOPT_CACHE_PORT']}" in output and "in use" in output
+
+
+def process_of(mesh: MeshProcess, module: str) -> int:
+    """The pid of the child running ``python -m module``."""
+    assert mesh.process is not None
+    for pid in descendants(mesh.process.pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"-m" in argv and module.encode() in argv:
+            return pid
+    raise AssertionError(f"no {module} process")
+
+
+def test_a_killed_gateway_is_restarted_and_envoy_recovers_by_itself(tmp_path: Path) -> None:
+    mesh = MeshProcess(env=mesh_environment(tmp_path), args=[])
+    mesh.start()
+    try:
+        mesh.wait_ready()
+        statuses: list[int] = []
+        with httpx.Client(base_url=mesh.base_url, timeout=5) as client:
+            os.kill(process_of(mesh, "gateway"), signal.SIGKILL)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                statuses.append(client.get("/healthz").status_code)
+                if statuses[-1] == 200 and 503 in statuses:
+                    break
+                time.sleep(0.05)
+        assert 503 in statuses, "Envoy should answer 503 while the gateway is down"
+        assert statuses[-1] == 200, "the mesh did not recover"
+        assert set(statuses) <= {200, 503}
+        assert any("gateway exited" in line and "restarting" in line for line in mesh.output)
+    finally:
+        assert mesh.stop() == 0
