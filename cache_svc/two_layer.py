@@ -9,16 +9,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+
+from opentelemetry import trace
 
 from cache_svc.l1 import L1Cache
 from cache_svc.l2 import L2Entry, RedisLayer
+from likeopt.telemetry import CACHE_HIT, CACHE_HITS, CACHE_KEYS, CACHE_LAYER, CACHE_NAMESPACE
 
 MAX_NAMESPACE_CHARS = 64
 MAX_KEY_BYTES = 1024
 MAX_VALUE_BYTES = 8 * 1024 * 1024
 
 _NAMESPACE = re.compile(rf"[a-z0-9_-]{{1,{MAX_NAMESPACE_CHARS}}}")
+
+tracer = trace.get_tracer(__name__)
+
+
+def _lookup_span(layer: str, namespace: str) -> AbstractContextManager[trace.Span]:
+    """A span for one layer's lookup (the caller records the hits); Redis's own span nests in l2's."""
+    return tracer.start_as_current_span(
+        f"cache {layer} get", attributes={CACHE_LAYER: layer, CACHE_NAMESPACE: namespace}
+    )
 
 
 @dataclass
@@ -97,11 +110,15 @@ class TwoLayerCache:
         validate_namespace(namespace)
         validate_key(key)
         counts = self._namespace_counts(namespace)
-        value = self._l1.get((namespace, key))
+        with _lookup_span("l1", namespace) as span:
+            value = self._l1.get((namespace, key))
+            span.set_attribute(CACHE_HIT, value is not None)
         counts.l1.record(value is not None)
         if value is not None:
             return value, "l1"
-        entry = await self._l2.get(namespace, key)
+        with _lookup_span("l2", namespace) as span:
+            entry = await self._l2.get(namespace, key)
+            span.set_attribute(CACHE_HIT, entry is not None)
         counts.l2.record(entry is not None)
         if entry is None:
             return None, ""
@@ -117,15 +134,19 @@ class TwoLayerCache:
         counts = self._namespace_counts(namespace)
         found: dict[str, bytes] = {}
         missing: list[str] = []
-        for key in unique:
-            value = self._l1.get((namespace, key))
-            counts.l1.record(value is not None)
-            if value is None:
-                missing.append(key)
-            else:
-                found[key] = value
+        with _lookup_span("l1", namespace) as span:
+            for key in unique:
+                value = self._l1.get((namespace, key))
+                counts.l1.record(value is not None)
+                if value is None:
+                    missing.append(key)
+                else:
+                    found[key] = value
+            span.set_attributes({CACHE_KEYS: len(unique), CACHE_HITS: len(found)})
         if missing:
-            entries = await self._l2.get_many(namespace, missing)
+            with _lookup_span("l2", namespace) as span:
+                entries = await self._l2.get_many(namespace, missing)
+                span.set_attributes({CACHE_KEYS: len(missing), CACHE_HITS: len(entries)})
             for key in missing:
                 counts.l2.record(key in entries)
             for key, entry in entries.items():

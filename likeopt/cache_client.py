@@ -10,11 +10,14 @@ import asyncio
 import logging
 
 import grpc
+from opentelemetry import trace
 
 from likeopt.grpc_client import open_channel
+from likeopt.telemetry import CACHE_ERROR, CACHE_HIT, CACHE_LAYER, CACHE_NAMESPACE
 from likeopt.v1 import cache_pb2, cache_pb2_grpc
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 class CacheClient:
@@ -31,12 +34,17 @@ class CacheClient:
         """The cached value, or None on a miss, an error or a deadline."""
         if self._stub is None:
             return None
-        try:
-            reply = await self._stub.Get(cache_pb2.GetRequest(namespace=namespace, key=key), timeout=self.timeout_s)
-        except grpc.aio.AioRpcError as exc:
-            log.debug("cache get failed", extra={"fields": {"code": exc.code().name}})
-            return None
-        return reply.value if reply.found else None
+        with tracer.start_as_current_span(
+            "cache get", attributes={CACHE_LAYER: "service", CACHE_NAMESPACE: namespace}
+        ) as span:
+            try:
+                reply = await self._stub.Get(cache_pb2.GetRequest(namespace=namespace, key=key), timeout=self.timeout_s)
+            except grpc.aio.AioRpcError as exc:
+                log.debug("cache get failed", extra={"fields": {"code": exc.code().name}})
+                span.set_attributes({CACHE_HIT: False, CACHE_ERROR: exc.code().name})
+                return None
+            span.set_attribute(CACHE_HIT, reply.found)
+            return reply.value if reply.found else None
 
     def set_later(self, namespace: str, key: str, value: bytes, ttl_s: int = 0) -> None:
         """Store a value without making the caller wait."""

@@ -18,6 +18,16 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+# Span attributes of cache lookups, shared by cache_svc, its clients and the tracing test.
+CACHE_NAMESPACE = "likeopt.cache.namespace"
+CACHE_LAYER = "likeopt.cache.layer"
+"""``l1``, ``l2``, or ``service`` for a client's lookup through cache_svc."""
+CACHE_HIT = "likeopt.cache.hit"
+CACHE_KEYS = "likeopt.cache.keys"
+CACHE_HITS = "likeopt.cache.hits"
+CACHE_ERROR = "likeopt.cache.error"
+"""Why a client's lookup counted as a miss without an answer (a gRPC status code name)."""
+
 
 def effective_sample_ratio(otlp_endpoint: str, ratio: float) -> float:
     """The share of new traces to record: ``ratio``, or 0 when there is nowhere to send them.

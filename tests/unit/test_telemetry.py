@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
+from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.sdk.trace import TracerProvider
@@ -27,11 +28,21 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from cache_svc.l1 import L1Cache
+from cache_svc.l2 import RedisLayer
+from cache_svc.two_layer import TwoLayerCache
 from gateway.trace_header import TraceIdHeader
 from likeopt.grpc_server import RequestLogContext
 from likeopt.grpc_tracing import client_interceptors
 from likeopt.logs import JsonFormatter, bind_request_span
-from likeopt.telemetry import current_trace_id, effective_sample_ratio, tracer_provider
+from likeopt.telemetry import (
+    CACHE_HIT,
+    CACHE_LAYER,
+    CACHE_NAMESPACE,
+    current_trace_id,
+    effective_sample_ratio,
+    tracer_provider,
+)
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 UNSAMPLED = f"00-{TRACE_ID}-b7ad6b7169203331-00"
@@ -241,3 +252,36 @@ async def test_grpc_logs_an_unexpected_error_with_the_calls_ids(grpc_pair, log_l
     lines = [r for r in map(json.loads, log_lines.getvalue().splitlines()) if r["logger"].startswith("grpc")]
     assert lines, "grpc logged nothing about the failure"
     assert {line.get("trace_id") for line in lines} == {format(caller.get_span_context().trace_id, "032x")}
+
+
+# -- stage spans (instrumented code uses the global provider) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def global_spans() -> Iterator[InMemorySpanExporter]:
+    """Finished spans of code that traces through the global tracer provider."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.clear()
+
+
+async def test_cache_lookups_record_layer_namespace_and_hit(global_spans):
+    cache = TwoLayerCache(L1Cache(100, 1 << 20), RedisLayer("", 0.05), default_ttl_s=60)
+    global_spans.clear()
+    assert await cache.get("search", "k") == (None, "")
+    await cache.set("search", "k", b"v")
+    assert await cache.get("search", "k") == (b"v", "l1")
+    seen = [
+        (s.name, s.attributes[CACHE_LAYER], s.attributes[CACHE_NAMESPACE], s.attributes[CACHE_HIT])
+        for s in global_spans.get_finished_spans()
+    ]
+    assert seen == [
+        ("cache l1 get", "l1", "search", False),
+        ("cache l2 get", "l2", "search", False),
+        ("cache l1 get", "l1", "search", True),
+    ]
