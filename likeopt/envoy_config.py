@@ -14,6 +14,8 @@ from pathlib import Path
 from string import Template
 from urllib.parse import urlsplit
 
+import yaml
+
 from likeopt.config import Config
 from likeopt.telemetry import effective_sample_ratio
 
@@ -115,6 +117,31 @@ def render_envoy_config(values: dict[str, str]) -> str:
     return template.substitute(values)
 
 
+def with_tls(rendered: str, cert_file: str, key_file: str) -> str:
+    """The rendered config with TLS on the ingress listener, HTTP/2 and HTTP/1.1 chosen by ALPN.
+
+    Added to the parsed document rather than templated, so the one template stays free of
+    conditionals; docker-compose and Kubernetes render through this module too.
+    """
+    doc = yaml.safe_load(rendered)
+    listener = next(x for x in doc["static_resources"]["listeners"] if x["name"] == "ingress")
+    for chain in listener["filter_chains"]:
+        chain["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "common_tls_context": {
+                    "alpn_protocols": ["h2", "http/1.1"],
+                    "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+                    "tls_certificates": [
+                        {"certificate_chain": {"filename": cert_file}, "private_key": {"filename": key_file}}
+                    ],
+                },
+            },
+        }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
 def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | None = None) -> Path:
     """Render the template into ``run_dir/envoy.yaml`` and return that path.
 
@@ -126,6 +153,8 @@ def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | Non
     if access_log_path is None:
         access_log_path = str((run_dir / ACCESS_LOG_NAME).resolve())
     text = render_envoy_config(envoy_values(config, access_log_path))
+    if config.tls_cert_file:
+        text = with_tls(text, config.tls_cert_file, config.tls_key_file)
     target = run_dir / RENDERED_NAME
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -448,9 +449,9 @@ def _start_envoy(tmp: Path, gateway: FakeGateway, **overrides: str) -> EnvoyProc
         "LIKEOPT_GENERATION_ADDR": f"127.0.0.1:{_free_port()}",
         **overrides,
     }
-    values = envoy_values(Config.from_env(environ), str(tmp / "access.log"))
-    config_path = tmp / "envoy.yaml"
-    config_path.write_text(render_envoy_config(values))
+    config = Config.from_env(environ)
+    values = envoy_values(config, str(tmp / "access.log"))
+    config_path = write_envoy_config(config, tmp, values["ACCESS_LOG_PATH"])
     envoy = EnvoyProcess(config_path, tmp / "envoy.log", values)
     try:
         envoy.wait_ready()
@@ -794,3 +795,56 @@ def test_with_a_collector_envoy_exports_its_span_as_the_parent_upstream(traced_e
     assert root.trace_id == started.group(1) and root.parent_id == ""
     assert child.trace_id == joined.group(1) and child.parent_id == SAMPLED_PARENT[36:52]
     assert root.span.end_time_unix_nano >= root.span.start_time_unix_nano > 0
+
+
+# --------------------------------------------------------------------------------------
+# TLS
+# --------------------------------------------------------------------------------------
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1, made with the openssl command."""
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_tls_is_added_only_when_configured(tmp_path):
+    plain = Config.from_env({})
+    assert "transport_socket" not in write_envoy_config(plain, tmp_path / "plain").read_text()
+    tls = Config.from_env({"LIKEOPT_TLS_CERT_FILE": "/c.pem", "LIKEOPT_TLS_KEY_FILE": "/k.pem"})
+    doc = yaml.safe_load(write_envoy_config(tls, tmp_path / "tls").read_text())
+    socket = doc["static_resources"]["listeners"][0]["filter_chains"][0]["transport_socket"]
+    context = socket["typed_config"]["common_tls_context"]
+    assert context["tls_certificates"][0]["certificate_chain"]["filename"] == "/c.pem"
+    assert context["alpn_protocols"] == ["h2", "http/1.1"]
+    with pytest.raises(ValueError, match="together"):
+        Config.from_env({"LIKEOPT_TLS_CERT_FILE": "/c.pem"})
+
+
+def test_envoy_serves_https_with_a_configured_certificate(gateway, tmp_path):
+    if ENVOY is None or shutil.which("openssl") is None:
+        pytest.skip("needs the envoy binary and the openssl command")
+    cert, key = self_signed(tmp_path)
+    environ = {"LIKEOPT_TLS_CERT_FILE": str(cert), "LIKEOPT_TLS_KEY_FILE": str(key)}
+    proc = _start_envoy(tmp_path, gateway, **environ)
+    try:
+        url = f"https://127.0.0.1:{proc.port}/healthz"
+        trust = ssl.create_default_context(cafile=str(cert))
+        with httpx.Client(verify=trust, http2=True) as client:
+            reply = client.get(url)
+        assert reply.status_code == 200 and reply.http_version == "HTTP/2"
+        with httpx.Client(verify=trust) as client:
+            assert client.get(url).http_version == "HTTP/1.1"
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{proc.port}/healthz", timeout=5)
+    finally:
+        proc.stop()
