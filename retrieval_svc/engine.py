@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from opentelemetry import trace
 
 from likeopt.text import tokenize
 from retrieval_svc.bm25 import BM25Index
@@ -25,6 +26,7 @@ from retrieval_svc.store import NewDocument, Store
 from retrieval_svc.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 CANDIDATE_DEPTH = 100
 """How many candidates each retriever contributes to hybrid fusion."""
@@ -190,20 +192,34 @@ class RetrievalEngine:
 
     def embed_query(self, query: str) -> np.ndarray:
         """The query's unit vector."""
-        return self.embedder.encode([query])[0]
+        with tracer.start_as_current_span("query embedding"):
+            return self.embedder.encode([query])[0]
 
     def search(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[Hit]:
         """Rank chunks for the query; query_vector is needed unless mode is bm25."""
         depth = max(params.top_k, CANDIDATE_DEPTH) if params.mode == "hybrid" else params.top_k
         with self._index_lock:
             allowed = self._allowed_rows(params.filters)
-            lexical = self.bm25.search(tokenize(query), depth, allowed) if params.mode in ("hybrid", "bm25") else []
-            dense = (
-                self.vectors.search(query_vector, depth, allowed)
-                if params.mode in ("hybrid", "dense") and query_vector is not None
-                else []
-            )
-        return fuse(lexical, dense, params)
+            with tracer.start_as_current_span("bm25 search"):
+                lexical = self.bm25.search(tokenize(query), depth, allowed) if params.mode in ("hybrid", "bm25") else []
+            with tracer.start_as_current_span(
+                "vector search", attributes={"likeopt.retrieval.vector_index": self.vectors.kind}
+            ):
+                dense = (
+                    self.vectors.search(query_vector, depth, allowed)
+                    if params.mode in ("hybrid", "dense") and query_vector is not None
+                    else []
+                )
+        with tracer.start_as_current_span(
+            "fusion",
+            attributes={
+                "likeopt.retrieval.mode": params.mode,
+                "likeopt.retrieval.fusion": params.fusion,
+                "likeopt.retrieval.top_k": params.top_k,
+                "likeopt.retrieval.index_version": self.version,
+            },
+        ):
+            return fuse(lexical, dense, params)
 
     def _allowed_rows(self, filters: tuple[tuple[str, str], ...]) -> np.ndarray | None:
         if not filters:
