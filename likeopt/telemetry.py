@@ -12,11 +12,17 @@ log line keep their ids whether or not traces are exported.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
+from types import TracebackType
+
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 # Span attributes of cache lookups, shared by cache_svc, its clients and the tracing test.
 CACHE_NAMESPACE = "likeopt.cache.namespace"
@@ -66,3 +72,42 @@ def current_trace_id() -> str:
     """
     span_context = trace.get_current_span().get_span_context()
     return format(span_context.trace_id, "032x") if span_context.is_valid else ""
+
+
+class StreamSpans:
+    """The spans of one streamed generation: ``<name> stream`` for all of it, and
+    ``<name> first token`` for the wait before its first piece.
+
+    Neither becomes the current span: they stay open across the yields of an async
+    generator, and a span made current there would leak into whatever its consumer runs
+    between two pieces. Use as a context manager around the loop over the stream; both
+    spans end when it exits, however the stream ended (finished, failed or cancelled).
+    """
+
+    def __init__(self, name: str, attributes: Mapping[str, AttributeValue] | None = None) -> None:
+        tracer = trace.get_tracer(__name__)
+        self.stream = tracer.start_span(f"{name} stream", attributes=attributes)
+        self._first_token = tracer.start_span(f"{name} first token", context=trace.set_span_in_context(self.stream))
+        self._waiting = True
+
+    def piece(self) -> None:
+        """A piece of output arrived; the first one ends the first-token span."""
+        if self._waiting:
+            self._waiting = False
+            self._first_token.end()
+
+    def __enter__(self) -> StreamSpans:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if error is not None and not isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+            self.stream.record_exception(error)
+            self.stream.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        elif error is not None:
+            self.stream.set_attribute("likeopt.stream.abandoned", True)
+        if self._waiting:
+            self._waiting = False
+            self._first_token.end()
+        self.stream.end()

@@ -39,6 +39,7 @@ from likeopt.telemetry import (
     CACHE_HIT,
     CACHE_LAYER,
     CACHE_NAMESPACE,
+    StreamSpans,
     current_trace_id,
     effective_sample_ratio,
     tracer_provider,
@@ -285,3 +286,31 @@ async def test_cache_lookups_record_layer_namespace_and_hit(global_spans):
         ("cache l2 get", "l2", "search", False),
         ("cache l1 get", "l1", "search", True),
     ]
+
+
+async def test_stream_spans_end_when_the_reader_walks_away_and_never_leak_into_it(global_spans):
+    async def generate() -> AsyncIterator[str]:
+        with StreamSpans("backend", {"likeopt.backend": "test"}) as spans:
+            for piece in ("a", "b", "c"):
+                spans.piece()
+                yield piece
+
+    global_spans.clear()
+    pieces = generate()
+    assert await anext(pieces) == "a"
+    assert not trace.get_current_span().get_span_context().is_valid, "the stream's span leaked into its reader"
+    await pieces.aclose()
+    spans = {s.name: s for s in global_spans.get_finished_spans()}
+    stream, first = spans["backend stream"], spans["backend first token"]
+    assert first.parent.span_id == stream.context.span_id
+    assert first.end_time <= stream.end_time
+    assert stream.attributes["likeopt.stream.abandoned"] is True
+
+
+async def test_a_failed_stream_is_an_error_and_still_ends_both_spans(global_spans):
+    global_spans.clear()
+    with pytest.raises(RuntimeError), StreamSpans("backend"):
+        raise RuntimeError("model crashed")
+    spans = {s.name: s for s in global_spans.get_finished_spans()}
+    assert set(spans) == {"backend stream", "backend first token"}
+    assert spans["backend stream"].status.status_code.name == "ERROR"
