@@ -8,7 +8,7 @@ from gateway.app import build_app
 from gateway.openapi import openapi_spec
 from likeopt.config import Config
 
-UNDOCUMENTED = {"/", "/api/v1/healthz", "/api/v1/metrics", "/api/v1/openapi.json", "/api/v1/docs"}
+UNDOCUMENTED = {"/", "/static/config.js", "/api/v1/healthz", "/api/v1/metrics", "/api/v1/openapi.json", "/api/v1/docs"}
 
 
 def served_operations() -> set[tuple[str, str]]:

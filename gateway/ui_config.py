@@ -1,0 +1,33 @@
+"""The web UI's settings, served as a tiny script (``/static/config.js``) loaded before the app.
+
+A file rather than an inline script, so a Content-Security-Policy of ``script-src 'self'``
+still holds; the page stays static and build-free. Only settings the UI reads are exposed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from likeopt.config import Config
+
+UI_CONFIG_PATH = "/static/config.js"
+
+
+def ui_config_script(config: Config) -> str:
+    """Assignments to ``window`` globals for each UI setting that is set."""
+    settings = {"LIKEOPT_JAEGER_URL": config.jaeger_url}
+    return "".join(f"window.{name} = {json.dumps(value)};\n" for name, value in settings.items() if value)
+
+
+def ui_config_endpoint(config: Config) -> Callable[[Request], Awaitable[Response]]:
+    """The route handler; the script is built once, settings do not change while running."""
+    body = ui_config_script(config)
+
+    async def endpoint(request: Request) -> Response:
+        return Response(body, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+    return endpoint

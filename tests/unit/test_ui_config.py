@@ -1,0 +1,40 @@
+"""The UI's settings script: served before the app, carrying only settings that are set."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.app import STATIC_DIR, build_app
+from gateway.ui_config import UI_CONFIG_PATH
+from likeopt.config import Config
+
+
+def _script(environ: dict[str, str]) -> str:
+    response = TestClient(build_app(Config.from_env(environ))).get(UI_CONFIG_PATH)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    return response.text
+
+
+def test_jaeger_url_reaches_the_page():
+    script = _script({"LIKEOPT_JAEGER_URL": "http://127.0.0.1:16686/"})
+    assert script == 'window.LIKEOPT_JAEGER_URL = "http://127.0.0.1:16686";\n'
+
+
+def test_nothing_is_set_without_the_setting():
+    assert _script({}) == ""
+
+
+def test_only_web_urls_are_accepted():
+    with pytest.raises(ValueError, match="LIKEOPT_JAEGER_URL"):
+        Config.from_env({"LIKEOPT_JAEGER_URL": "javascript:alert(1)"})
+
+
+def test_the_page_loads_the_settings_before_the_app():
+    page = (STATIC_DIR / "index.html").read_text()
+    scripts = re.findall(r'<script[^>]*src="([^"]+)"', page)
+    assert scripts.index(UI_CONFIG_PATH) < scripts.index("/static/app.js")
+    assert "<script>" not in page, "no inline script"
