@@ -1,4 +1,4 @@
-"""The ``likeopt`` command: up, ingest."""
+"""The ``likeopt`` command: up, ingest, bench."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from likeopt.bench.scenarios import SCENARIOS
 from likeopt.config import Config
 
 
@@ -21,6 +22,19 @@ def main(argv: list[str] | None = None) -> None:
     ingest = commands.add_parser("ingest", help="add documents: files, folders or a BEIR dataset folder")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar or report")
+
+    bench = commands.add_parser("bench", help="load-test a running mesh through Envoy; print and save the figures")
+    bench.add_argument("--scenario", required=True, choices=SCENARIOS)
+    bench.add_argument("--duration", type=float, default=10.0, metavar="S", help="seconds of measured load")
+    bench.add_argument("--concurrency", type=int, default=8, metavar="N", help="workers (connections with --rate)")
+    bench.add_argument("--rate", type=float, default=0.0, metavar="R", help="open loop: R requests/s, on schedule")
+    bench.add_argument("--requests", type=int, default=0, metavar="N", help="stop after N requests (0: no limit)")
+    bench.add_argument("--timeout", type=float, default=30.0, metavar="S", help="a slower request counts as an error")
+    bench.add_argument("--url", help="Envoy's loopback URL (default: http://127.0.0.1:LIKEOPT_ENVOY_PORT)")
+    bench.add_argument("--data", default="data/scifact", metavar="DIR", help="BEIR folder whose queries.jsonl to send")
+    bench.add_argument("--seed", type=int, help="seed of query choice, for a repeatable run")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--out", metavar="DIR", help="also write <scenario>.json and <scenario>.html here")
 
     args = parser.parse_args(argv)
     if args.command == "up":
@@ -42,6 +56,11 @@ def main(argv: list[str] | None = None) -> None:
 
         summary = ingest_paths(args.paths, config.retrieval_addr, quiet=args.quiet)
         sys.exit(0 if summary.upserted or not summary.skipped else 1)
+
+    if args.command == "bench":
+        from likeopt.bench.cli import bench_main
+
+        sys.exit(bench_main(args, f"http://127.0.0.1:{config.envoy_port}"))
 
 
 if __name__ == "__main__":

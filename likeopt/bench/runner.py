@@ -1,0 +1,148 @@
+"""One bench run from start to finish: check the target, warm up, measure, read the processes, summarise."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import random
+import string
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from likeopt.bench import probes, scenarios
+from likeopt.bench.load import LoadGenerator, LoadSettings, Progress, Sample
+from likeopt.bench.report import build_result
+
+MEMORY_SAMPLE_S = 1.0
+
+
+class BenchError(RuntimeError):
+    """The run cannot start or its target does not answer; the message says why."""
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    scenario: str
+    url: str
+    data_dir: Path
+    load: LoadSettings
+    seed: int | None = None
+    progress: bool = True
+
+
+def loopback_port(url: str) -> int:
+    """The port of a loopback http:// URL; anything else is refused (a load test must never leave the machine)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise BenchError(f"--url must be http://HOST:PORT, got {url!r}")
+    host = parts.hostname
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise BenchError(f"refusing to load-test {host}: likeopt bench only targets loopback (127.0.0.1, ::1)")
+    return parts.port or 80
+
+
+@dataclass
+class ProcessReadings:
+    """CPU seconds at the start and end of a run, and the largest RSS seen during it, per process."""
+
+    processes: list[probes.MeshProcess]
+    cpu_before: dict[str, float]
+    peak_rss_mb: dict[str, float]
+
+    @classmethod
+    def start(cls, processes: list[probes.MeshProcess]) -> ProcessReadings:
+        readings = cls(processes, {}, {})
+        for process in processes:
+            readings.cpu_before[process.name] = probes.cpu_seconds(process.pid) or 0.0
+        readings.cpu_before["load_generator"] = _own_cpu_seconds()
+        readings.sample_memory()
+        return readings
+
+    def sample_memory(self) -> None:
+        for process in self.processes:
+            rss = probes.rss_mb(process.pid)
+            if rss is not None:
+                self.peak_rss_mb[process.name] = max(rss, self.peak_rss_mb.get(process.name, 0.0))
+
+    def cpu_used(self) -> dict[str, float]:
+        used = {p.name: (probes.cpu_seconds(p.pid) or 0.0) - self.cpu_before.get(p.name, 0.0) for p in self.processes}
+        used["load_generator"] = _own_cpu_seconds() - self.cpu_before["load_generator"]
+        return used
+
+    async def watch_memory(self) -> None:
+        while True:
+            await asyncio.sleep(MEMORY_SAMPLE_S)
+            self.sample_memory()
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+async def _cache_counts(session: aiohttp.ClientSession, url: str | None) -> probes.CacheCounts | None:
+    if url is None:
+        return None
+    try:
+        return await probes.read_cache_counts(session, url)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        print(f"likeopt bench: cannot read cache_svc metrics at {url}: {exc}", file=sys.stderr)
+        return None
+
+
+async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
+    """Run one scenario; returns the summary (see report.build_result) and the raw samples."""
+    port = loopback_port(options.url)
+    rng = random.Random(options.seed)
+    run_token = "zq" + "".join(rng.choices(string.ascii_lowercase, k=6))  # letters only: one word to tokenisers
+    scenario = scenarios.build(options.scenario, scenarios.load_queries(options.data_dir), rng, run_token)
+    processes = probes.mesh_processes(port)
+    if not processes:
+        print(
+            f"likeopt bench: no local process listens on port {port}; memory and CPU are not reported", file=sys.stderr
+        )
+    metrics_url = probes.cache_metrics_url(processes)
+    generator = LoadGenerator(options.url, scenario, options.load)
+    connector = aiohttp.TCPConnector(limit=options.load.concurrency, keepalive_timeout=60)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        failed = [s.error for s in await generator.warm_up(session) if s.error]
+        if failed:
+            raise BenchError(f"warm-up requests to {generator.url} failed: {', '.join(sorted(set(failed)))}")
+        counts_before = await _cache_counts(session, metrics_url)
+        readings = ProcessReadings.start(processes)
+        watcher = asyncio.create_task(readings.watch_memory())
+        progress = Progress(scenario.name, options.load.duration_s, generator.samples) if options.progress else None
+        try:
+            samples = await generator.run(session, progress)
+        finally:
+            watcher.cancel()
+        cpu = readings.cpu_used()
+        readings.sample_memory()
+        counts_after = await _cache_counts(session, metrics_url)
+    hits = (
+        probes.hit_rate(counts_before, counts_after, scenario.cache_namespace)
+        if counts_before is not None and counts_after is not None
+        else None
+    )
+    result = build_result(
+        scenario=scenario,
+        settings=options.load,
+        url=options.url,
+        samples=samples,
+        elapsed_s=generator.elapsed_s,
+        hits=hits,
+        metrics_url=metrics_url,
+        peak_rss_mb=readings.peak_rss_mb,
+        cpu_s=cpu,
+    )
+    return result, samples

@@ -1,0 +1,80 @@
+"""The bench's summary, text and self-contained HTML report."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+from likeopt.bench.load import LoadSettings, Sample
+from likeopt.bench.probes import HitRate
+from likeopt.bench.report import build_result, format_text, html_report, write_outputs
+from likeopt.bench.scenarios import build
+
+SAMPLES = [Sample(0.1 * n, 0.010 + 0.001 * n, ttft_s=0.005, cached=n % 2 == 0) for n in range(98)] + [
+    Sample(9.8, 2.0, error="timeout"),
+    Sample(9.9, 0.001, error="http_503"),
+]
+
+
+EIGHTY_PERCENT = HitRate(80, 100)
+
+
+def result_for(name: str, hits: HitRate | None = EIGHTY_PERCENT) -> dict:
+    return build_result(
+        scenario=build(name, ["a question"] * 20, random.Random(1), "zqtoken"),
+        settings=LoadSettings(duration_s=10, concurrency=4),
+        url="http://127.0.0.1:8080",
+        samples=SAMPLES,
+        elapsed_s=10.0,
+        hits=hits,
+        metrics_url="http://127.0.0.1:9103/metrics",
+        peak_rss_mb={"envoy": 60.04, "gateway": 70.0},
+        cpu_s={"envoy": 1.0, "load_generator": 2.0},
+    )
+
+
+def test_result_has_the_contract_keys_and_counts_errors_by_kind() -> None:
+    result = result_for("search-cached")
+    assert {"rps", "latency_ms", "errors", "cache_hit_rate", "rss_mb"} <= set(result)
+    assert set(result["latency_ms"]) == {"p50", "p95", "p99", "max"}
+    assert result["rps"] == 10.0 and result["requests"] == 100
+    assert result["latency_ms"]["max"] == 2000.0
+    assert result["errors"] == {"timeout": 1, "http_503": 1}
+    assert result["cache_hit_rate"] == 0.8
+    assert result["rss_mb"] == {"envoy": 60.0, "gateway": 70.0, "total": 130.0}
+    assert result["cpu_ms_per_request"] == {"envoy": 10.0, "load_generator": 20.0}
+    assert "ttft_ms" not in result
+    json.dumps(result)
+
+
+def test_chat_results_have_time_to_first_token_and_cached_versus_uncached_latency() -> None:
+    result = result_for("chat", hits=None)
+    assert result["ttft_ms"] == {"p50": 5.0, "p95": 5.0, "max": 5.0}
+    assert result["cache_hit_rate"] is None
+    cache = result["cache"]
+    assert cache["namespace"] == "answer" and cache["replies_marked_cached"] == 0.5
+    assert cache["uncached_over_cached_p50"] > 1.0
+
+
+def test_text_names_every_figure() -> None:
+    text = format_text(result_for("chat"))
+    for needle in ("req/s", "p99", "timeout 1", "first token", "hit rate 80.0%", "envoy 60.0", "total 130.0"):
+        assert needle in text
+
+
+def test_html_report_is_self_contained_with_two_charts(tmp_path: Path) -> None:
+    result = result_for("mixed")
+    page = html_report(result, SAMPLES)
+    assert page.count("<svg") == 2
+    assert page.count("<circle") == len(SAMPLES) and page.count("<rect") == 40
+    assert not re.search(r"<script|<link|src=|href=|@import|url\(", page)
+    json_path, html_path = write_outputs(tmp_path / "out", result, SAMPLES)
+    assert json.loads(json_path.read_text()) == result
+    assert html_path.read_text() == page
+
+
+def test_html_report_of_an_empty_run() -> None:
+    page = html_report(result_for("mixed"), [])
+    assert "<svg" not in page and "No requests." in page
