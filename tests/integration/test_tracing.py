@@ -1,0 +1,196 @@
+"""One question, one trace: a private mesh exports to an OTLP receiver inside the test.
+
+The same question is asked twice through Envoy. Each answer must come back as one whole
+trace (spans from all five services, Redis included, every parent present, the streaming
+Answer ended on both sides) whose id is the one the user sees in X-Trace-Id and in the done
+event; the first asking misses the caches and the second hits them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from likeopt.telemetry import CACHE_HIT, CACHE_LAYER, CACHE_NAMESPACE
+from tests.conftest import DEMO_CORPUS
+from tests.integration.test_mesh import parse_sse
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.support import MeshProcess, ValkeyServer, mesh_environment
+
+SERVICES = {"envoy", "gateway", "generation_svc", "retrieval_svc", "cache_svc"}
+QUESTION = "How does Like-Opt cache answers in Redis?"
+ANSWER_RPC = "/likeopt.v1.GenerationService/Answer"
+JAEGER_URL = "http://127.0.0.1:16686"
+
+
+@dataclass
+class Asked:
+    """One chat as the user saw it: the X-Trace-Id header and the SSE events."""
+
+    header_trace_id: str
+    events: list[tuple[str, dict]]
+
+    @property
+    def done(self) -> dict:
+        kind, data = self.events[-1]
+        assert kind == "done", self.events
+        return data
+
+
+@dataclass
+class Traced:
+    """What the test run produced: both askings, every span, and the mesh's log folder."""
+
+    first: Asked
+    second: Asked
+    spans: list[ReceivedSpan]
+    log_dir: Path
+    ui_config: str
+
+    def trace(self, asked: Asked) -> list[ReceivedSpan]:
+        return [s for s in self.spans if s.trace_id == asked.header_trace_id]
+
+
+def _ask(mesh: MeshProcess, question: str) -> Asked:
+    with httpx.stream("POST", f"{mesh.base_url}/api/v1/chat", json={"query": question}, timeout=120) as reply:
+        assert reply.status_code == 200
+        body = "".join(reply.iter_text())
+        return Asked(reply.headers["x-trace-id"], parse_sse(body))
+
+
+def _whole(spans: list[ReceivedSpan], trace_id: str) -> bool:
+    """Every service is in the trace, both ends of Answer have arrived, and no parent is missing."""
+    trace = [s for s in spans if s.trace_id == trace_id]
+    ids = {s.span_id for s in trace}
+    return (
+        SERVICES <= {s.service for s in trace}
+        and {s.service for s in trace if s.name == ANSWER_RPC} == {"gateway", "generation_svc"}
+        and all(s.parent_id in ids for s in trace if s.parent_id)
+    )
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer) -> Iterator[Traced]:
+    receiver = OtlpReceiver()
+    receiver.start()
+    work_dir = tmp_path_factory.mktemp("traced-mesh")
+    mesh = MeshProcess(
+        env=mesh_environment(
+            work_dir,
+            LIKEOPT_REDIS_URL=valkey.url,
+            LIKEOPT_OTLP_ENDPOINT=receiver.endpoint,
+            OTEL_BSP_SCHEDULE_DELAY="200",  # the services' batch export, in ms (default 5 s)
+            LIKEOPT_JAEGER_URL=JAEGER_URL,
+        ),
+        args=["--ingest", str(DEMO_CORPUS)],
+    )
+    mesh.start()
+    try:
+        mesh.wait_ready()
+        ui_config = httpx.get(f"{mesh.base_url}/static/config.js", timeout=10).text
+        first = _ask(mesh, QUESTION)
+        second = _ask(mesh, QUESTION)
+        receiver.wait_for(lambda spans: all(_whole(spans, a.header_trace_id) for a in (first, second)))
+    finally:
+        code = mesh.stop()  # the services flush their last spans on the way out
+    assert code == 0, "likeopt up did not exit cleanly:\n" + "".join(mesh.output[-40:])
+    try:
+        yield Traced(first, second, receiver.spans, work_dir / "run" / "logs", ui_config)
+    finally:
+        receiver.stop()
+
+
+def test_the_user_sees_the_trace_id_and_the_ui_links_it_to_jaeger(traced: Traced) -> None:
+    for asked in (traced.first, traced.second):
+        assert len(asked.header_trace_id) == 32
+        assert asked.done["trace_id"] == asked.header_trace_id
+    assert f'window.LIKEOPT_JAEGER_URL = "{JAEGER_URL}";' in traced.ui_config
+
+
+@pytest.mark.parametrize("which", ["first", "second"])
+def test_each_answer_is_one_whole_trace_across_all_five_services(traced: Traced, which: str) -> None:
+    trace = traced.trace(getattr(traced, which))
+    per_service = Counter(s.service for s in trace)
+    print(f"\n{which} asking: {len(trace)} spans, {dict(sorted(per_service.items()))}")
+    assert set(per_service) == SERVICES
+    ids = {s.span_id for s in trace}
+    orphans = [(s.service, s.name) for s in trace if s.parent_id and s.parent_id not in ids]
+    assert not orphans, f"spans whose parent is not in the trace: {orphans}"
+    roots = [s for s in trace if not s.parent_id]
+    assert [(r.service, r.name) for r in roots] == [("envoy", "ingress")], "Envoy's span is the one root"
+    assert len(ids) == len(trace), "a span was exported twice"
+
+
+@pytest.mark.parametrize("which", ["first", "second"])
+def test_the_streaming_answer_ended_on_both_sides(traced: Traced, which: str) -> None:
+    answer = [s for s in traced.trace(getattr(traced, which)) if s.name == ANSWER_RPC]
+    assert {s.service for s in answer} == {"gateway", "generation_svc"}
+    for span in answer:
+        assert span.span.end_time_unix_nano >= span.span.start_time_unix_nano > 0
+    client = next(s for s in answer if s.service == "gateway")
+    server = next(s for s in answer if s.service == "generation_svc")
+    assert server.parent_id == client.span_id
+
+
+def test_retrieval_stages_have_their_own_spans(traced: Traced) -> None:
+    trace = traced.trace(traced.first)
+    stages = {s.name: s for s in trace if s.service == "retrieval_svc"}
+    assert {"query embedding", "bm25 search", "vector search", "fusion"} <= set(stages), sorted(stages)
+    fusion = stages["fusion"].attributes
+    assert fusion["likeopt.retrieval.mode"] == "hybrid" and fusion["likeopt.retrieval.top_k"] > 0
+    assert fusion["likeopt.retrieval.index_version"] >= 1
+    by_id = {s.span_id: s for s in trace}
+
+    def ancestors(span: ReceivedSpan) -> list[str]:
+        names = []
+        while span.parent_id in by_id:
+            span = by_id[span.parent_id]
+            names.append(f"{span.service} {span.name}")
+        return names
+
+    # Computed in worker threads, still under the RPC that asked for them.
+    search = "retrieval_svc /likeopt.v1.RetrievalService/Search"
+    assert search in ancestors(stages["bm25 search"]) and search in ancestors(stages["query embedding"])
+
+
+def _lookups(trace: list[ReceivedSpan], service: str) -> list[tuple[str, str, bool]]:
+    return [
+        (str(s.attributes[CACHE_LAYER]), str(s.attributes[CACHE_NAMESPACE]), bool(s.attributes[CACHE_HIT]))
+        for s in trace
+        if s.service == service and CACHE_HIT in s.attributes
+    ]
+
+
+def test_the_first_asking_misses_the_caches_down_to_redis(traced: Traced) -> None:
+    trace = traced.trace(traced.first)
+    assert ("l1", "search", False) in _lookups(trace, "cache_svc")
+    assert ("l2", "search", False) in _lookups(trace, "cache_svc")
+    assert ("service", "search", False) in _lookups(trace, "retrieval_svc")
+    redis = [s for s in trace if s.service == "cache_svc" and s.attributes.get("db.system") == "redis"]
+    assert redis, "no Redis span under cache_svc"
+
+
+def test_the_repeated_question_hits_the_cache(traced: Traced) -> None:
+    trace = traced.trace(traced.second)
+    cache_svc = _lookups(trace, "cache_svc")
+    assert any(layer == "l1" and hit for layer, _, hit in cache_svc), cache_svc
+    clients = _lookups(trace, "retrieval_svc") + _lookups(trace, "generation_svc")
+    assert any(layer == "service" and hit for layer, _, hit in clients), clients
+
+
+def test_log_lines_of_the_answer_carry_its_trace_id(traced: Traced) -> None:
+    trace_id = traced.first.header_trace_id
+    logged = {}
+    for path in traced.log_dir.glob("*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("{") and trace_id in line:
+                record = json.loads(line)
+                logged[record["service"]] = record
+    assert "generation_svc" in logged, f"no log line of {trace_id} in {traced.log_dir}"
+    assert all(record["trace_id"] == trace_id and len(record["span_id"]) == 16 for record in logged.values())
