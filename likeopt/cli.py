@@ -36,6 +36,14 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--out", metavar="DIR", help="also write <scenario>.json and <scenario>.html here")
 
+    evaluation = commands.add_parser("eval", help="retrieval quality and latency on a BEIR-format dataset")
+    evaluation.add_argument("--data", required=True, metavar="DIR", help="corpus.jsonl, queries.jsonl, qrels/test.tsv")
+    evaluation.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
+    evaluation.add_argument("--fusion", choices=["rrf", "convex"], help="hybrid fusion (default: LIKEOPT_FUSION)")
+    evaluation.add_argument("--rrf-k", type=float, default=0.0, help="RRF constant (default: LIKEOPT_RRF_K)")
+    evaluation.add_argument("--alpha", type=float, help="convex fusion's dense weight (default: LIKEOPT_FUSION_ALPHA)")
+    evaluation.add_argument("--json", action="store_true", help="print one JSON object")
+
     args = parser.parse_args(argv)
     if args.command == "up":
         if args.otlp_endpoint:
@@ -56,6 +64,15 @@ def main(argv: list[str] | None = None) -> None:
 
         summary = ingest_paths(args.paths, config.retrieval_addr, quiet=args.quiet)
         sys.exit(0 if summary.upserted or not summary.skipped else 1)
+    if args.command == "eval":
+        import json
+        from pathlib import Path
+
+        from likeopt.evaluate import EvalSettings, format_report, run_eval
+
+        settings = EvalSettings(args.mode, args.fusion or "", args.rrf_k, args.alpha)
+        figures = run_eval(Path(args.data), settings, config)
+        print(json.dumps(figures) if args.json else format_report(figures), flush=True)
 
     if args.command == "bench":
         from likeopt.bench.cli import bench_main

@@ -33,7 +33,14 @@ def build() -> ServiceSpec:
 
     def load() -> RetrievalEngine:
         embedder = Embedder(config.embedding_model or None)
-        engine = RetrievalEngine(config.data_dir, embedder, config.chunk_tokens, config.chunk_overlap)
+        engine = RetrievalEngine(
+            config.data_dir,
+            embedder,
+            config.chunk_tokens,
+            config.chunk_overlap,
+            vector_exact_max=config.vector_exact_max,
+            vector_nprobe=config.vector_nprobe,
+        )
         engine.load()
         return engine
 

@@ -199,6 +199,11 @@ class BM25Index:
     def _average_length(self) -> float:
         return self._total_length / len(self._slot_of)
 
+    def compact(self) -> None:
+        """Fold every pending posting in and drop every tombstone now (after a bulk load, say)."""
+        if self._pending or self._dead_postings:
+            self._rebuild()
+
     def _refresh(self) -> None:
         """Fold pending postings in and drop tombstones once either is a large share of the index."""
         indexed = len(self._post_slots)

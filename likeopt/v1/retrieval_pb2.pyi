@@ -26,7 +26,7 @@ RRF: FusionMethod
 CONVEX: FusionMethod
 
 class SearchRequest(_message.Message):
-    __slots__ = ("query", "top_k", "mode", "fusion", "rrf_k", "alpha", "filters", "no_cache")
+    __slots__ = ("query", "top_k", "mode", "fusion", "rrf_k", "alpha", "filters", "no_cache", "per_document")
     class FiltersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class SearchRequest(_message.Message):
     ALPHA_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     NO_CACHE_FIELD_NUMBER: _ClassVar[int]
+    PER_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     query: str
     top_k: int
     mode: SearchMode
@@ -50,7 +51,8 @@ class SearchRequest(_message.Message):
     alpha: float
     filters: _containers.ScalarMap[str, str]
     no_cache: bool
-    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[FusionMethod, str]] = ..., rrf_k: _Optional[float] = ..., alpha: _Optional[float] = ..., filters: _Optional[_Mapping[str, str]] = ..., no_cache: _Optional[bool] = ...) -> None: ...
+    per_document: bool
+    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[FusionMethod, str]] = ..., rrf_k: _Optional[float] = ..., alpha: _Optional[float] = ..., filters: _Optional[_Mapping[str, str]] = ..., no_cache: _Optional[bool] = ..., per_document: _Optional[bool] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("doc_id", "chunk_id", "title", "text", "score", "bm25_score", "dense_score", "bm25_rank", "dense_rank", "metadata")
@@ -126,6 +128,18 @@ class UpsertSummary(_message.Message):
     skipped: _containers.RepeatedCompositeFieldContainer[SkippedDocument]
     def __init__(self, upserted: _Optional[int] = ..., chunks: _Optional[int] = ..., index_version: _Optional[int] = ..., skipped: _Optional[_Iterable[_Union[SkippedDocument, _Mapping]]] = ...) -> None: ...
 
+class IngestProgress(_message.Message):
+    __slots__ = ("ids", "chunks", "index_version", "skipped")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    chunks: int
+    index_version: int
+    skipped: _containers.RepeatedCompositeFieldContainer[SkippedDocument]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., chunks: _Optional[int] = ..., index_version: _Optional[int] = ..., skipped: _Optional[_Iterable[_Union[SkippedDocument, _Mapping]]] = ...) -> None: ...
+
 class SkippedDocument(_message.Message):
     __slots__ = ("id", "reason")
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -153,7 +167,7 @@ class GetIndexStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class IndexStatus(_message.Message):
-    __slots__ = ("documents", "chunks", "index_version", "embedding_model", "embedding_dim", "vector_index", "ready")
+    __slots__ = ("documents", "chunks", "index_version", "embedding_model", "embedding_dim", "vector_index", "ready", "bm25_chunks", "vector_chunks", "load_seconds")
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +175,9 @@ class IndexStatus(_message.Message):
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
     VECTOR_INDEX_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
+    BM25_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
     documents: int
     chunks: int
     index_version: int
@@ -168,4 +185,7 @@ class IndexStatus(_message.Message):
     embedding_dim: int
     vector_index: str
     ready: bool
-    def __init__(self, documents: _Optional[int] = ..., chunks: _Optional[int] = ..., index_version: _Optional[int] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., vector_index: _Optional[str] = ..., ready: _Optional[bool] = ...) -> None: ...
+    bm25_chunks: int
+    vector_chunks: int
+    load_seconds: float
+    def __init__(self, documents: _Optional[int] = ..., chunks: _Optional[int] = ..., index_version: _Optional[int] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., vector_index: _Optional[str] = ..., ready: _Optional[bool] = ..., bm25_chunks: _Optional[int] = ..., vector_chunks: _Optional[int] = ..., load_seconds: _Optional[float] = ...) -> None: ...

@@ -46,6 +46,11 @@ class RetrievalServiceStub:
                 request_serializer=likeopt_dot_v1_dot_retrieval__pb2.Document.SerializeToString,
                 response_deserializer=likeopt_dot_v1_dot_retrieval__pb2.UpsertSummary.FromString,
                 _registered_method=True)
+        self.IngestDocuments = channel.stream_stream(
+                '/likeopt.v1.RetrievalService/IngestDocuments',
+                request_serializer=likeopt_dot_v1_dot_retrieval__pb2.Document.SerializeToString,
+                response_deserializer=likeopt_dot_v1_dot_retrieval__pb2.IngestProgress.FromString,
+                _registered_method=True)
         self.DeleteDocuments = channel.unary_unary(
                 '/likeopt.v1.RetrievalService/DeleteDocuments',
                 request_serializer=likeopt_dot_v1_dot_retrieval__pb2.DeleteDocumentsRequest.SerializeToString,
@@ -71,7 +76,19 @@ class RetrievalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpsertDocuments(self, request_iterator, context):
-        """UpsertDocuments adds or replaces documents, streamed one by one.
+        """UpsertDocuments adds or replaces documents, streamed one by one. The summary
+        is the acknowledgement: it arrives once every document of the stream is durable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IngestDocuments(self, request_iterator, context):
+        """IngestDocuments adds or replaces documents like UpsertDocuments, and
+        acknowledges them as it goes: each IngestProgress names the documents of one
+        batch that is committed to disk (they survive a crash, even kill -9) and
+        searchable. Documents not named in any progress message yet may be lost if
+        the service dies; send them again (upserts are idempotent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -103,6 +120,11 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
                     servicer.UpsertDocuments,
                     request_deserializer=likeopt_dot_v1_dot_retrieval__pb2.Document.FromString,
                     response_serializer=likeopt_dot_v1_dot_retrieval__pb2.UpsertSummary.SerializeToString,
+            ),
+            'IngestDocuments': grpc.stream_stream_rpc_method_handler(
+                    servicer.IngestDocuments,
+                    request_deserializer=likeopt_dot_v1_dot_retrieval__pb2.Document.FromString,
+                    response_serializer=likeopt_dot_v1_dot_retrieval__pb2.IngestProgress.SerializeToString,
             ),
             'DeleteDocuments': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteDocuments,
@@ -171,6 +193,33 @@ class RetrievalService:
             '/likeopt.v1.RetrievalService/UpsertDocuments',
             likeopt_dot_v1_dot_retrieval__pb2.Document.SerializeToString,
             likeopt_dot_v1_dot_retrieval__pb2.UpsertSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestDocuments(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/likeopt.v1.RetrievalService/IngestDocuments',
+            likeopt_dot_v1_dot_retrieval__pb2.Document.SerializeToString,
+            likeopt_dot_v1_dot_retrieval__pb2.IngestProgress.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,277 @@
+"""``likeopt eval``: retrieval quality and latency on a BEIR-layout dataset, through retrieval_svc over gRPC.
+
+It starts a private retrieval_svc on a free loopback port with the cache off and a
+data directory kept per collection (``var/eval/<name>-<hash>``), so a second run
+skips ingestion. Hits are chunks; documents are scored, so each ranking keeps a
+document's best chunk only (the service collapses them with ``per_document``).
+
+Metrics follow trec_eval as BEIR computes them (pytrec_eval): nDCG@10 with linear
+gains from graded judgements, Recall@100 and MRR@10 over judgements above 0,
+averaged over the queries that have judgements.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from likeopt.config import Config
+from likeopt.ingest import ingest_paths
+from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+Qrels = Mapping[str, Mapping[str, int]]
+"""query id -> document id -> graded relevance (0 = judged not relevant)."""
+
+MODES = {"hybrid": retrieval_pb2.HYBRID, "bm25": retrieval_pb2.BM25, "dense": retrieval_pb2.DENSE}
+DEPTH = 100
+"""Documents retrieved per query: what Recall@100 needs."""
+START_TIMEOUT_S = 600.0
+
+
+# -- metrics -------------------------------------------------------------
+
+
+def ndcg_at(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> float:
+    """nDCG@k with linear gains: sum rel / log2(rank + 1), over the ideal ordering of the judgements."""
+    dcg = sum(judged.get(doc, 0) / math.log2(rank + 1) for rank, doc in enumerate(ranking[:k], start=1))
+    ideal = sorted((rel for rel in judged.values() if rel > 0), reverse=True)[:k]
+    idcg = sum(rel / math.log2(rank + 1) for rank, rel in enumerate(ideal, start=1))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> float:
+    """Share of the relevant documents (relevance > 0) found in the top k."""
+    relevant = {doc for doc, rel in judged.items() if rel > 0}
+    return len(relevant.intersection(ranking[:k])) / len(relevant) if relevant else 0.0
+
+
+def mrr_at(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> float:
+    """1 / rank of the first relevant document within the top k, else 0."""
+    return next((1.0 / rank for rank, doc in enumerate(ranking[:k], start=1) if judged.get(doc, 0) > 0), 0.0)
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The p-th percentile with linear interpolation between closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * p / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def score_run(run: Mapping[str, Sequence[str]], qrels: Qrels) -> dict[str, float]:
+    """Mean nDCG@10, Recall@100 and MRR@10 over the queries that have a relevant judgement."""
+    queries = [q for q, judged in qrels.items() if any(rel > 0 for rel in judged.values())]
+    if not queries:
+        raise ValueError("no query has a relevant judgement")
+
+    def mean(metric: str, fn: object, k: int) -> tuple[str, float]:
+        return metric, statistics.fmean(fn(run.get(q, []), qrels[q], k) for q in queries)  # type: ignore[operator]
+
+    return dict([mean("ndcg@10", ndcg_at, 10), mean("recall@100", recall_at, 100), mean("mrr@10", mrr_at, 10)])
+
+
+def best_chunk_per_document(doc_ids: Sequence[str]) -> list[str]:
+    """A ranking of chunks' document ids as a ranking of documents: each at its best chunk's rank."""
+    return list(dict.fromkeys(doc_ids))
+
+
+# -- the dataset -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A BEIR-layout folder: corpus.jsonl, queries.jsonl and qrels/<split>.tsv."""
+
+    root: Path
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+    @classmethod
+    def load(cls, root: Path, split: str = "test") -> Dataset:
+        for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
+            if not (root / name).is_file():
+                raise FileNotFoundError(f"{root / name} is missing: not a BEIR-layout folder")
+        qrels = read_qrels(root / "qrels" / f"{split}.tsv")
+        with (root / "queries.jsonl").open(encoding="utf-8") as lines:
+            records = (json.loads(line) for line in lines if line.strip())
+            queries = {str(r["_id"]): r["text"] for r in records if str(r["_id"]) in qrels}
+        return cls(root, queries, qrels)
+
+    def data_dir(self, base: Path) -> Path:
+        """A data directory of this collection's own, keyed by its corpus path and size."""
+        corpus = (self.root / "corpus.jsonl").resolve()
+        digest = hashlib.blake2b(f"{corpus}:{corpus.stat().st_size}".encode(), digest_size=6).hexdigest()
+        return base / f"{self.root.resolve().name}-{digest}"
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """query id -> doc id -> relevance from a TSV with a header (query-id, corpus-id, score)."""
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8", newline="") as rows:
+        reader = csv.reader(rows, delimiter="\t")
+        next(reader, None)
+        for row in reader:
+            if len(row) >= 3:
+                qrels.setdefault(row[0], {})[row[1]] = int(float(row[2]))
+    return qrels
+
+
+# -- the run -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """The search parameters of a run (0 / None = the service's defaults)."""
+
+    mode: str = "hybrid"
+    fusion: str = ""
+    rrf_k: float = 0.0
+    alpha: float | None = None
+
+    def request(self, query: str) -> retrieval_pb2.SearchRequest:
+        request = retrieval_pb2.SearchRequest(
+            query=query, top_k=DEPTH, mode=MODES[self.mode], rrf_k=self.rrf_k, no_cache=True, per_document=True
+        )
+        request.fusion = {"rrf": retrieval_pb2.RRF, "convex": retrieval_pb2.CONVEX}.get(self.fusion, 0)
+        if self.alpha is not None:
+            request.alpha = self.alpha
+        return request
+
+
+def run_queries(
+    stub: retrieval_pb2_grpc.RetrievalServiceStub, queries: Mapping[str, str], settings: EvalSettings
+) -> tuple[dict[str, list[str]], list[float]]:
+    """Every query's document ranking and its round-trip latency in milliseconds, one query at a time."""
+    run: dict[str, list[str]] = {}
+    latencies: list[float] = []
+    for query_id, text in queries.items():
+        started = time.perf_counter()
+        response = stub.Search(settings.request(text), timeout=30)
+        latencies.append((time.perf_counter() - started) * 1000)
+        run[query_id] = best_chunk_per_document([hit.doc_id for hit in response.hits])
+    return run, latencies
+
+
+def evaluate(
+    stub: retrieval_pb2_grpc.RetrievalServiceStub, dataset: Dataset, settings: EvalSettings, config: Config
+) -> dict[str, object]:
+    """The figures of one run, as ``--json`` prints them; config gives the service's fusion defaults."""
+    status = stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=10)
+    stub.Search(settings.request(next(iter(dataset.queries.values()))), timeout=60)  # warm-up, not timed
+    run, latencies = run_queries(stub, dataset.queries, settings)
+    figures: dict[str, object] = {key: round(value, 4) for key, value in score_run(run, dataset.qrels).items()}
+    figures["latency_ms"] = {f"p{p}": round(percentile(latencies, p), 2) for p in (50, 95, 99)}
+    figures.update(mode=settings.mode, docs=status.documents, chunks=status.chunks, queries=len(dataset.queries))
+    figures["fusion"] = {
+        "method": settings.fusion or config.fusion,
+        "rrf_k": settings.rrf_k or config.rrf_k,
+        "alpha": config.fusion_alpha if settings.alpha is None else settings.alpha,
+    }
+    return figures
+
+
+# -- the private retrieval_svc -----------------------------------------------
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def private_retrieval(data_dir: Path, log_path: Path) -> Iterator[str]:
+    """A retrieval_svc of our own on a free loopback port, cache off; yields its address once SERVING."""
+    host = "127.0.0.1"
+    port = free_port(host)
+    env = dict(os.environ)  # chunking, model and fusion settings pass through
+    env.update(
+        LIKEOPT_HOST=host,
+        LIKEOPT_RETRIEVAL_PORT=str(port),
+        LIKEOPT_DATA_DIR=str(data_dir),
+        LIKEOPT_CACHE_ENABLED="0",
+        LIKEOPT_RETRIEVAL_METRICS_PORT="0",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "retrieval_svc"], env=env, stdout=log, stderr=log)
+    address = f"{host}:{port}"
+    try:
+        wait_serving(address, process)
+        yield address
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_serving(address: str, process: subprocess.Popen[bytes], timeout_s: float = START_TIMEOUT_S) -> None:
+    """Poll gRPC health until SERVING; fail early if the process exits."""
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"retrieval_svc exited with code {process.returncode} before serving")
+            try:
+                reply = health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise TimeoutError(f"retrieval_svc at {address} did not serve within {timeout_s:.0f} s")
+
+
+def run_eval(
+    data: Path, settings: EvalSettings, config: Config, base_dir: Path = Path("var/eval")
+) -> dict[str, object]:
+    """Start the private service, ingest the corpus if its index is empty, and evaluate."""
+    dataset = Dataset.load(data)
+    data_dir = dataset.data_dir(base_dir)
+    with private_retrieval(data_dir, data_dir / "retrieval_svc.log") as address:
+        with grpc.insecure_channel(address) as channel:
+            stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+            if stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=10).documents == 0:
+                ingest_paths([str(data)], address, quiet=False)
+            return evaluate(stub, dataset, settings, config)
+
+
+def format_report(figures: Mapping[str, object]) -> str:
+    """The figures as a few human-readable lines."""
+    latency = figures["latency_ms"]
+    assert isinstance(latency, dict)
+    fusion = figures["fusion"]
+    assert isinstance(fusion, dict)
+    fused = f"  fusion {fusion['method']} (k={fusion['rrf_k']:g}, alpha={fusion['alpha']:g})"
+    return "\n".join(
+        [
+            f"mode {figures['mode']}: {figures['docs']} documents, {figures['queries']} queries"
+            + (fused if figures["mode"] == "hybrid" else ""),
+            f"nDCG@10     {figures['ndcg@10']:.4f}",
+            f"Recall@100  {figures['recall@100']:.4f}",
+            f"MRR@10      {figures['mrr@10']:.4f}",
+            f"latency ms  p50 {latency['p50']:.2f}  p95 {latency['p95']:.2f}  p99 {latency['p99']:.2f}",
+        ]
+    )

@@ -1,0 +1,105 @@
+"""RetrievalEngine: one hit per document on request, agreement of store and indexes, restart without re-embedding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retrieval_svc.engine import DocumentInput, RetrievalEngine, SearchParams
+from tests.unit.test_retrieval_harness import FakeEmbedder
+
+LONG = " ".join(f"Sentence {i} mentions zebras and stripes." for i in range(12))
+
+
+def engine_at(path: Path, embedder: FakeEmbedder | None = None, **options: int) -> RetrievalEngine:
+    engine = RetrievalEngine(path, embedder or FakeEmbedder(), chunk_tokens=24, chunk_overlap=0, **options)
+    engine.load()
+    return engine
+
+
+def ingest(engine: RetrievalEngine, *docs: DocumentInput) -> int:
+    return engine.upsert(list(docs), [engine.prepare(d) for d in docs])
+
+
+def params(mode: str = "hybrid", top_k: int = 10, per_document: bool = False) -> SearchParams:
+    return SearchParams(top_k=top_k, mode=mode, fusion="rrf", rrf_k=60, alpha=0.5, per_document=per_document)
+
+
+def search(engine: RetrievalEngine, query: str, p: SearchParams) -> list[str]:
+    vector = engine.embed_query(query) if p.mode != "bm25" else None
+    return [engine.describe(hit.row)[0].doc_id for hit in engine.search(query, p, vector)]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> RetrievalEngine:
+    engine = engine_at(tmp_path)
+    ingest(
+        engine,
+        DocumentInput("zebra", "Zebras", LONG, {"kind": "animal"}),
+        DocumentInput("horse", "Horses", "Horses have manes. Zebras are related to horses.", {"kind": "animal"}),
+        DocumentInput("car", "Cars", "Cars have wheels and engines.", {"kind": "machine"}),
+    )
+    return engine
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_per_document_returns_each_document_once(engine: RetrievalEngine, mode: str) -> None:
+    assert len(engine.rows_by_doc["zebra"]) > 3  # the long document is several chunks
+    chunks = search(engine, "zebras stripes", params(mode))
+    assert chunks.count("zebra") > 1
+    documents = search(engine, "zebras stripes", params(mode, per_document=True))
+    assert documents[0] == "zebra"
+    assert len(documents) == len(set(documents))
+    assert "horse" in documents
+
+
+def test_per_document_top_k_counts_documents(engine: RetrievalEngine) -> None:
+    found = search(engine, "zebras horses", params("bm25", top_k=2, per_document=True))
+    assert sorted(found) == ["horse", "zebra"]
+
+
+def test_store_and_both_indexes_agree_after_upserts_and_deletes(engine: RetrievalEngine) -> None:
+    ingest(engine, DocumentInput("zebra", "Zebras", "Now a short text about zebras.", {}))
+    engine.delete(["car"])
+    assert len(engine.chunks) == len(engine.bm25) == len(engine.vectors) == len(list(engine.store.chunks()))
+    assert "car" not in search(engine, "cars wheels engines", params("hybrid", per_document=True))
+
+
+def test_restart_loads_everything_without_embedding_again(engine: RetrievalEngine, tmp_path: Path) -> None:
+    version = engine.version
+    engine.store.close()
+    embedder = FakeEmbedder()
+    reloaded = engine_at(tmp_path, embedder)
+    assert embedder.encoded == 1  # the warm-up query only, no document
+    assert reloaded.version == version
+    assert len(reloaded.chunks) == len(reloaded.bm25) == len(reloaded.vectors) == len(engine.chunks)
+    assert search(reloaded, "zebras stripes", params(per_document=True)) == search(
+        engine, "zebras stripes", params(per_document=True)
+    )
+
+
+def test_counters_count_embeddings_and_searches(engine: RetrievalEngine) -> None:
+    before = engine.counters.copy()
+    search(engine, "zebras", params("hybrid"))
+    search(engine, "zebras", params("bm25"))
+    assert engine.counters["embeddings"] - before["embeddings"] == 1
+    assert engine.counters["searches"] - before["searches"] == 2
+
+
+def test_dense_index_turns_approximate_past_its_exact_limit(tmp_path: Path) -> None:
+    engine = engine_at(tmp_path, vector_exact_max=20)
+    docs = [DocumentInput(f"d{i}", "", f"document number {i} about topic{i % 7}", {}) for i in range(40)]
+    ingest(engine, *docs)
+    assert engine.vectors.kind == "ivf"
+    engine.delete(["d3"])
+    assert len(engine.vectors) == len(engine.chunks) == 39
+    assert search(engine, "document number 5 about topic5", params("dense", top_k=1))[0] == "d5"
+
+
+def test_chunks_fit_the_window_with_their_title(tmp_path: Path) -> None:
+    engine = engine_at(tmp_path)
+    title = "A title of six words"
+    chunks = engine.prepare(DocumentInput("t", title, LONG, {}))
+    assert len(chunks) > 1
+    assert all(engine.embedder.count_tokens(f"{title}\n{c}") <= engine.chunk_tokens for c in chunks)

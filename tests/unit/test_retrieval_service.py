@@ -1,0 +1,110 @@
+"""RetrievalServicer over a real in-process grpc.aio server: single-flight, caches, acknowledged ingestion."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from likeopt.v1 import retrieval_pb2
+from retrieval_svc import service
+from tests.unit.test_retrieval_harness import DictCache, GatedEmbedder, retrieval_server
+
+DOCS = [
+    retrieval_pb2.Document(id="zebra", title="Zebras", text="Zebras have black and white stripes."),
+    retrieval_pb2.Document(id="horse", title="Horses", text="Horses have manes and run fast."),
+    retrieval_pb2.Document(id="empty", title="Nothing", text="   "),
+    retrieval_pb2.Document(id="car", title="Cars", text="Cars have wheels.", metadata={"kind": "machine"}),
+]
+
+
+async def stream(docs: list[retrieval_pb2.Document]) -> AsyncIterator[retrieval_pb2.Document]:
+    for doc in docs:
+        yield doc
+
+
+async def test_fifty_concurrent_identical_searches_compute_one_embedding_and_one_search(tmp_path: Path) -> None:
+    embedder = GatedEmbedder()
+    async with retrieval_server(tmp_path, embedder, DictCache()) as (servicer, stub):
+        await stub.UpsertDocuments(stream(DOCS))
+        assert servicer.engine is not None
+        before = servicer.engine.counters.copy()
+        arrived = 0
+        all_arrived = asyncio.Event()
+        run = servicer._results.run
+
+        async def counting_run(key: object, compute: object) -> retrieval_pb2.SearchResponse:
+            nonlocal arrived
+            arrived += 1
+            if arrived == 50:
+                all_arrived.set()
+            return await run(key, compute)  # type: ignore[arg-type]
+
+        servicer._results.run = counting_run  # type: ignore[method-assign]
+        embedder.gate.clear()
+        request = retrieval_pb2.SearchRequest(query="Zebra stripes", top_k=3)
+        calls = [asyncio.ensure_future(stub.Search(request)) for _ in range(50)]
+        await asyncio.wait_for(all_arrived.wait(), timeout=30)  # every request is waiting on the one computation
+        embedder.gate.set()
+        responses = await asyncio.gather(*calls)
+        counters = servicer.engine.counters
+        assert counters["embeddings"] - before["embeddings"] == 1
+        assert counters["searches"] - before["searches"] == 1
+        assert {tuple(h.doc_id for h in r.hits) for r in responses} == {tuple(h.doc_id for h in responses[0].hits)}
+        assert responses[0].hits[0].doc_id == "zebra"
+
+
+async def test_query_embeddings_and_results_are_cached_under_normalised_queries(tmp_path: Path) -> None:
+    cache = DictCache()
+    async with retrieval_server(tmp_path, GatedEmbedder(), cache) as (servicer, stub):
+        await stub.UpsertDocuments(stream(DOCS))
+        assert servicer.engine is not None
+        first = await stub.Search(retrieval_pb2.SearchRequest(query="zebra stripes", mode=retrieval_pb2.HYBRID))
+        dense = await stub.Search(retrieval_pb2.SearchRequest(query="  ZEBRA   stripes ", mode=retrieval_pb2.DENSE))
+        again = await stub.Search(retrieval_pb2.SearchRequest(query="Zebra Stripes", mode=retrieval_pb2.HYBRID))
+        counters = servicer.engine.counters
+        assert counters["embeddings"] == 1  # one for all three spellings
+        assert counters["searches"] == 2  # the third is a result-cache hit
+        assert not first.cached and not dense.cached and again.cached
+        assert list(again.hits) == list(first.hits)
+        assert {namespace for namespace, _ in cache.values} == {"embedding", "search"}
+
+
+async def test_no_cache_skips_the_result_cache(tmp_path: Path) -> None:
+    async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (servicer, stub):
+        await stub.UpsertDocuments(stream(DOCS))
+        request = retrieval_pb2.SearchRequest(query="horses", mode=retrieval_pb2.BM25, no_cache=True)
+        replies = [await stub.Search(request) for _ in range(2)]
+        assert servicer.engine is not None and servicer.engine.counters["searches"] == 2
+        assert not any(r.cached for r in replies)
+
+
+async def test_ingest_acknowledges_each_durable_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "UPSERT_BATCH_DOCS", 2)
+    async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (servicer, stub):
+        progress = [p async for p in stub.IngestDocuments(stream(DOCS))]
+        assert [list(p.ids) for p in progress] == [["zebra", "horse"], ["car"]]
+        assert [s.id for p in progress for s in p.skipped] == ["empty"]
+        assert progress[0].index_version < progress[1].index_version
+        assert servicer.engine is not None
+        assert set(doc_id for doc_id, _, _ in servicer.engine.store.documents()) == {"zebra", "horse", "car"}
+        status = await stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest())
+        assert status.documents == 3 and status.chunks == status.bm25_chunks == status.vector_chunks == 3
+
+
+async def test_upsert_summarises_the_whole_stream(tmp_path: Path) -> None:
+    async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (_, stub):
+        summary = await stub.UpsertDocuments(stream(DOCS))
+        assert (summary.upserted, summary.chunks, [s.id for s in summary.skipped]) == (3, 3, ["empty"])
+        hits = await stub.Search(retrieval_pb2.SearchRequest(query="wheels", filters={"kind": "machine"}))
+        assert [h.doc_id for h in hits.hits] == ["car"]
+
+
+async def test_search_refuses_a_top_k_out_of_range(tmp_path: Path) -> None:
+    async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (_, stub):
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await stub.Search(retrieval_pb2.SearchRequest(query="x", top_k=101))
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
