@@ -10,10 +10,15 @@ import asyncio
 import io
 import json
 import logging
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
+import httpx
 import pytest
+import uvicorn
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
@@ -314,3 +319,31 @@ async def test_a_failed_stream_is_an_error_and_still_ends_both_spans(global_span
     spans = {s.name: s for s in global_spans.get_finished_spans()}
     assert set(spans) == {"backend stream", "backend first token"}
     assert spans["backend stream"].status.status_code.name == "ERROR"
+
+
+def test_uvicorns_line_about_a_crashed_request_carries_its_trace_id(log_lines):
+    """uvicorn logs the failure after the request's span has ended; the bound ids still apply."""
+
+    async def crash(request: Request) -> PlainTextResponse:
+        raise RuntimeError("handler bug")
+
+    app = OpenTelemetryMiddleware(
+        TraceIdHeader(Starlette(routes=[Route("/", crash)])), tracer_provider=tracer_provider("gateway", "")
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        try:
+            while not server.started:
+                time.sleep(0.01)
+            port = sock.getsockname()[1]
+            response = httpx.get(f"http://127.0.0.1:{port}/", headers={"traceparent": UNSAMPLED}, timeout=10)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+    assert response.status_code == 500
+    lines = [r for r in map(json.loads, log_lines.getvalue().splitlines()) if r["logger"].startswith("uvicorn")]
+    assert any("Exception in ASGI application" in r["msg"] for r in lines), lines
+    assert all(r.get("trace_id") == TRACE_ID for r in lines if "ASGI" in r["msg"])
