@@ -81,7 +81,8 @@ class StreamSpans:
     Neither becomes the current span: they stay open across the yields of an async
     generator, and a span made current there would leak into whatever its consumer runs
     between two pieces. Use as a context manager around the loop over the stream; both
-    spans end when it exits, however the stream ended (finished, failed or cancelled).
+    spans end when it exits, however the stream ended (finished, failed or cancelled), the
+    stream's with the number of pieces (``likeopt.stream.pieces``).
     """
 
     def __init__(self, name: str, attributes: Mapping[str, AttributeValue] | None = None) -> None:
@@ -89,9 +90,11 @@ class StreamSpans:
         self.stream = tracer.start_span(f"{name} stream", attributes=attributes)
         self._first_token = tracer.start_span(f"{name} first token", context=trace.set_span_in_context(self.stream))
         self._waiting = True
+        self.pieces = 0
 
     def piece(self) -> None:
         """A piece of output arrived; the first one ends the first-token span."""
+        self.pieces += 1
         if self._waiting:
             self._waiting = False
             self._first_token.end()
@@ -110,4 +113,5 @@ class StreamSpans:
         if self._waiting:
             self._waiting = False
             self._first_token.end()
+        self.stream.set_attribute("likeopt.stream.pieces", self.pieces)
         self.stream.end()

@@ -310,6 +310,7 @@ async def test_stream_spans_end_when_the_reader_walks_away_and_never_leak_into_i
     assert first.parent.span_id == stream.context.span_id
     assert first.end_time <= stream.end_time
     assert stream.attributes["likeopt.stream.abandoned"] is True
+    assert stream.attributes["likeopt.stream.pieces"] == 1
 
 
 async def test_a_failed_stream_is_an_error_and_still_ends_both_spans(global_spans):
