@@ -16,7 +16,7 @@ import grpc
 
 from generation_svc.backends import Backend, Passage
 from likeopt.config import Config
-from likeopt.telemetry import current_trace_id
+from likeopt.telemetry import StreamSpans, current_trace_id
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -124,13 +124,16 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         """Deltas from the backend, then each cited passage once, then done."""
         text_parts: list[str] = []
         first_token_ms = 0.0
-        async for piece in self.backend.stream(question, passages, []):
-            if not piece:
-                continue
-            if not text_parts:
-                first_token_ms = (time.perf_counter() - started) * 1000
-            text_parts.append(piece)
-            yield generation_pb2.AnswerEvent(delta=generation_pb2.DeltaEvent(text=piece))
+        with StreamSpans("backend", {"likeopt.backend": self.backend.name}) as spans:
+            async for piece in self.backend.stream(question, passages, []):
+                if not piece:
+                    continue
+                spans.piece()
+                if not text_parts:
+                    first_token_ms = (time.perf_counter() - started) * 1000
+                text_parts.append(piece)
+                yield generation_pb2.AnswerEvent(delta=generation_pb2.DeltaEvent(text=piece))
+            spans.stream.set_attribute("gen_ai.response.finish_reasons", ["stop"])
         for n in cited_numbers("".join(text_parts), len(passages)):
             p = passages[n - 1]
             yield generation_pb2.AnswerEvent(
