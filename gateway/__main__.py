@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import uvicorn
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
@@ -19,6 +21,11 @@ def main() -> None:
     config = Config.from_env()
     setup_logging(SERVICE, config.log_level)
     setup_tracing(SERVICE, config.otlp_endpoint, config.trace_sample_ratio)
+    # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal under the handler that was
+    # installed before it ran; a no-op one there makes a drained shutdown exit 0, as every
+    # other service does.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
     app = OpenTelemetryMiddleware(TraceIdHeader(RequestMetrics(build_app(config))), exclude_spans=["send", "receive"])
     uvicorn.run(
         app,

