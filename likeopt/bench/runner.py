@@ -20,6 +20,8 @@ from likeopt.bench.load import LoadGenerator, LoadSettings, Progress, Sample
 from likeopt.bench.report import build_result
 
 MEMORY_SAMPLE_S = 1.0
+WARMUP_ROUNDS = 5
+WARMUP_PAUSE_S = 0.2
 
 
 class BenchError(RuntimeError):
@@ -100,6 +102,19 @@ async def _cache_counts(session: aiohttp.ClientSession, url: str | None) -> prob
         return None
 
 
+async def warm_up(generator: LoadGenerator, session: aiohttp.ClientSession) -> None:
+    """Send the warm-up queries until every reply says it came from the cache (caches are written in the
+    background, so one round may not be enough), or raise when the mesh fails them."""
+    for _ in range(WARMUP_ROUNDS):
+        samples = await generator.warm_up(session)
+        failed = sorted({s.error for s in samples if s.error})
+        if failed:
+            raise BenchError(f"warm-up requests to {generator.url} failed: {', '.join(failed)}")
+        if all(s.cached for s in samples):
+            return
+        await asyncio.sleep(WARMUP_PAUSE_S)
+
+
 async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
     """Run one scenario; returns the summary (see report.build_result) and the raw samples."""
     port = loopback_port(options.url)
@@ -115,9 +130,7 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
     generator = LoadGenerator(options.url, scenario, options.load)
     connector = aiohttp.TCPConnector(limit=options.load.concurrency, keepalive_timeout=60)
     async with aiohttp.ClientSession(connector=connector) as session:
-        failed = [s.error for s in await generator.warm_up(session) if s.error]
-        if failed:
-            raise BenchError(f"warm-up requests to {generator.url} failed: {', '.join(sorted(set(failed)))}")
+        await warm_up(generator, session)
         counts_before = await _cache_counts(session, metrics_url)
         readings = ProcessReadings.start(processes)
         watcher = asyncio.create_task(readings.watch_memory())
