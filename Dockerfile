@@ -29,6 +29,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     TRANSFORMERS_OFFLINE=1 \
     TOKENIZERS_PARALLELISM=false \
     TQDM_DISABLE=1 \
+    GRPC_ENABLE_FORK_SUPPORT=false \
     LIKEOPT_HOST=0.0.0.0 \
     LIKEOPT_DATA_DIR=/data \
     LIKEOPT_RUN_DIR=/tmp/likeopt

@@ -18,6 +18,9 @@ CHILD_ENV = {
     "TRANSFORMERS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "TQDM_DISABLE": "1",
+    # grpc.aio does not survive fork handlers; libraries that spawn helper processes while
+    # loading (ctypes, torch) must not trigger them in a serving process.
+    "GRPC_ENABLE_FORK_SUPPORT": "false",
 }
 
 
