@@ -7,6 +7,7 @@ passed to the instrumentation, with an in-memory exporter where finished spans m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -331,7 +332,12 @@ def test_uvicorns_line_about_a_crashed_request_carries_its_trace_id(log_lines):
     app = OpenTelemetryMiddleware(
         TraceIdHeader(Starlette(routes=[Route("/", crash)])), tracer_provider=tracer_provider("gateway", "")
     )
-    with socket.socket() as sock:
+    # Another test's uvicorn may have applied uvicorn's own logging config, which stops
+    # "uvicorn" records from reaching the root logger; the gateway runs with log_config=None.
+    uvicorn_logger = logging.getLogger("uvicorn")
+    propagate, uvicorn_logger.propagate = uvicorn_logger.propagate, True
+    with contextlib.ExitStack() as restore, socket.socket() as sock:
+        restore.callback(setattr, uvicorn_logger, "propagate", propagate)
         sock.bind(("127.0.0.1", 0))
         server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
