@@ -84,11 +84,10 @@ def traced(tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer) -> It
         env=mesh_environment(
             work_dir,
             LIKEOPT_REDIS_URL=valkey.url,
-            LIKEOPT_OTLP_ENDPOINT=receiver.endpoint,
             OTEL_BSP_SCHEDULE_DELAY="200",  # the services' batch export, in ms (default 5 s)
             LIKEOPT_JAEGER_URL=JAEGER_URL,
         ),
-        args=["--ingest", str(DEMO_CORPUS)],
+        args=["--ingest", str(DEMO_CORPUS), "--otlp-endpoint", receiver.endpoint],
     )
     mesh.start()
     try:
@@ -157,6 +156,17 @@ def test_retrieval_stages_have_their_own_spans(traced: Traced) -> None:
     # Computed in worker threads, still under the RPC that asked for them.
     search = "retrieval_svc /likeopt.v1.RetrievalService/Search"
     assert search in ancestors(stages["bm25 search"]) and search in ancestors(stages["query embedding"])
+
+
+def test_generation_stages_have_their_own_spans(traced: Traced) -> None:
+    """The first asking runs the backend: its whole stream and its first token are spans of their own."""
+    stages = {s.name: s for s in traced.trace(traced.first) if s.service == "generation_svc"}
+    assert {"backend stream", "backend first token"} <= set(stages), sorted(stages)
+    stream, first_token = stages["backend stream"], stages["backend first token"]
+    assert first_token.parent_id == stream.span_id
+    assert stream.attributes["likeopt.stream.pieces"] >= 1
+    assert stream.attributes["gen_ai.response.finish_reasons"]
+    assert first_token.span.end_time_unix_nano <= stream.span.end_time_unix_nano
 
 
 def _lookups(trace: list[ReceivedSpan], service: str) -> list[tuple[str, str, bool]]:
