@@ -20,7 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
 from likeopt.config import Config, metrics_port
 from likeopt.logs import bind_request_span
@@ -91,7 +91,12 @@ class RequestLogContext(grpc.aio.ServerInterceptor):
 async def serve(spec: ServiceSpec) -> int:
     """Run the service until SIGTERM/SIGINT; return the process exit code."""
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), RequestLogContext(), MetricsInterceptor()],
+        # Health checks (Envoy's, every few seconds) would each be a trace of their own: not traced.
+        interceptors=[
+            aio_server_interceptor(filter_=filters.negate(filters.health_check())),
+            RequestLogContext(),
+            MetricsInterceptor(),
+        ],
         options=[*SERVER_OPTIONS, *spec.extra_options],
     )
     health = HealthServicer()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from likeopt.telemetry import CACHE_HIT, CACHE_LAYER, CACHE_NAMESPACE
 from tests.conftest import DEMO_CORPUS
@@ -204,3 +205,9 @@ def test_log_lines_of_the_answer_carry_its_trace_id(traced: Traced) -> None:
                 logged[record["service"]] = record
     assert "generation_svc" in logged, f"no log line of {trace_id} in {traced.log_dir}"
     assert all(record["trace_id"] == trace_id and len(record["span_id"]) == 16 for record in logged.values())
+
+
+def test_health_checks_are_not_traced(traced: Traced) -> None:
+    """Envoy and the launcher probe every service every few seconds; those would drown the real traces."""
+    probes = [s for s in traced.spans if "grpc.health.v1.Health" in s.name and s.span.kind == Span.SPAN_KIND_SERVER]
+    assert not probes, f"{len(probes)} health checks traced by {sorted({s.service for s in probes})}"
