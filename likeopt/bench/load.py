@@ -24,6 +24,7 @@ from likeopt.bench.sse import SseParser
 from likeopt.bench.stats import percentile
 
 PROGRESS_INTERVAL_S = 0.5
+PROGRESS_LOG_INTERVAL_S = 5.0
 CACHED_MARK = b'"cached":true'
 """How a search reply says it came from the cache (the gateway writes compact JSON)."""
 JSON_HEADERS = {"content-type": "application/json"}
@@ -55,28 +56,41 @@ class LoadSettings:
 
 @dataclass
 class Progress:
-    """The progress line on stderr: totals so far and the last interval's rate and p95."""
+    """The progress line on stderr: totals so far and the last interval's rate and p95.
+
+    On a terminal one line is redrawn twice a second; into a file or pipe a plain line goes
+    every few seconds instead, so logs stay readable.
+    """
 
     label: str
     duration_s: float
     samples: list[Sample]
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     _seen: int = 0
+    _errors: int = 0
 
-    def show(self, elapsed: float, interval: float) -> None:
+    @property
+    def interval_s(self) -> float:
+        return PROGRESS_INTERVAL_S if self.stream.isatty() else PROGRESS_LOG_INTERVAL_S
+
+    def show(self, elapsed: float) -> None:
         fresh = self.samples[self._seen :]
-        self._seen = len(self.samples)
-        errors = sum(1 for s in self.samples if s.error)
+        self._seen += len(fresh)
+        self._errors += sum(1 for s in fresh if s.error)
         p95 = percentile([s.latency_s for s in fresh], 95)
         line = (
-            f"\r{self.label}: {elapsed:5.1f}/{self.duration_s:.0f} s  {len(self.samples)} requests  "
-            f"{len(fresh) / interval:7.1f} req/s  p95 {'-' if p95 is None else f'{p95 * 1000:.1f}'} ms  "
-            f"errors {errors}   "
+            f"{self.label}: {elapsed:5.1f}/{self.duration_s:.0f} s  {self._seen} requests  "
+            f"{len(fresh) / self.interval_s:7.1f} req/s  p95 {'-' if p95 is None else f'{p95 * 1000:.1f}'} ms  "
+            f"errors {self._errors}"
         )
-        print(line, end="", file=self.stream, flush=True)
+        if self.stream.isatty():
+            print(f"\r{line}   ", end="", file=self.stream, flush=True)
+        else:
+            print(line, file=self.stream, flush=True)
 
     def finish(self) -> None:
-        print(file=self.stream, flush=True)
+        if self.stream.isatty():
+            print(file=self.stream, flush=True)
 
 
 class LoadGenerator:
@@ -193,5 +207,5 @@ class LoadGenerator:
 
     async def _report(self, progress: Progress, started: float) -> None:
         while True:
-            await asyncio.sleep(PROGRESS_INTERVAL_S)
-            progress.show(time.perf_counter() - started, PROGRESS_INTERVAL_S)
+            await asyncio.sleep(progress.interval_s)
+            progress.show(time.perf_counter() - started)

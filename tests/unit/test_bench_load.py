@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from gateway.sse import sse_frame
-from likeopt.bench.load import LoadGenerator, LoadSettings
+from likeopt.bench.load import LoadGenerator, LoadSettings, Progress, Sample
 from likeopt.bench.scenarios import CHAT_PATH, Scenario
 from tests.support import free_port
 
@@ -113,3 +114,17 @@ async def test_warm_up_sends_each_warmup_query_once_and_keeps_no_sample(server: 
         warm = await generator.warm_up(session)
     assert [s.error for s in warm] == [None, "http_503"]
     assert generator.samples == []
+
+
+def test_progress_lines_count_requests_and_errors_across_intervals() -> None:
+    samples = [Sample(0, 0.01), Sample(0, 0.02, error="timeout")]
+    stream = io.StringIO()
+    progress = Progress("mixed", 10, samples, stream)
+    progress.show(5.0)
+    samples += [Sample(0, 0.03, error="http_503")]
+    progress.show(10.0)
+    progress.finish()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and "\r" not in stream.getvalue()
+    assert "2 requests" in lines[0] and "errors 1" in lines[0]
+    assert "3 requests" in lines[1] and "0.2 req/s" in lines[1] and "errors 2" in lines[1]
