@@ -35,6 +35,9 @@ def main() -> None:
         access_log=False,
         timeout_graceful_shutdown=20,
         timeout_keep_alive=75,
+        # Named, not "auto": a missing uvloop or httptools must fail here, not quietly halve throughput.
+        loop="uvloop",
+        http="httptools",
     )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -151,9 +152,13 @@ async def _set_all(health: HealthServicer, names: Sequence[str], status: int) ->
 
 
 def run(spec_factory: Callable[[], ServiceSpec]) -> None:
-    """Entry point helper: build the spec inside the event loop and exit with serve's code."""
+    """Entry point helper: build the spec inside the event loop and exit with serve's code.
+
+    The loop is uvloop's: every call crosses the event loop several times (gRPC, cache, threads),
+    and uvloop makes each crossing cheaper (about 8 % less CPU per unary call, benchmarks/README.md).
+    """
 
     async def main() -> int:
         return await serve(spec_factory())
 
-    sys.exit(asyncio.run(main()))
+    sys.exit(uvloop.run(main()))
