@@ -127,6 +127,11 @@ SETTINGS: tuple[Setting, ...] = (
         r"^https?://(localhost|127\.0\.0\.1)(:[0-9]+)?$",
         "Regular expression (RE2) of the browser origins Envoy's CORS policy allows.",
     ),
+    Setting(
+        "LIKEOPT_RETRIEVAL_READ_ONLY",
+        "0",
+        "`1` makes a retrieval_svc replica refuse writes and follow the writer's commits in the shared data dir.",
+    ),
     Setting("LIKEOPT_TLS_CERT_FILE", "", "PEM certificate chain; with the key below, Envoy's port speaks HTTPS only."),
     Setting("LIKEOPT_TLS_KEY_FILE", "", "PEM private key of that certificate."),
 )
@@ -184,6 +189,7 @@ class Config:
     max_request_bytes: int = int(_DEFAULTS["LIKEOPT_MAX_REQUEST_BYTES"])
     cors_origins: str = _DEFAULTS["LIKEOPT_CORS_ORIGINS"]
     tls_cert_file: str = ""
+    retrieval_read_only: bool = False
     tls_key_file: str = ""
     vector_exact_max: int = int(_DEFAULTS["LIKEOPT_VECTOR_EXACT_MAX"])
     vector_nprobe: int = int(_DEFAULTS["LIKEOPT_VECTOR_NPROBE"])
@@ -292,6 +298,7 @@ class Config:
             max_request_bytes=max_request_bytes,
             cors_origins=cors_origins,
             tls_cert_file=tls_cert_file,
+            retrieval_read_only=get("LIKEOPT_RETRIEVAL_READ_ONLY") in ("1", "true", "yes", "on"),
             tls_key_file=tls_key_file,
             trace_sample_ratio=trace_sample_ratio,
             jaeger_url=jaeger_url,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import grpc
 
@@ -17,6 +18,8 @@ from retrieval_svc.engine import RetrievalEngine
 from retrieval_svc.service import RetrievalServicer
 
 SERVICE = "retrieval_svc"
+FOLLOW_INTERVAL_S = 0.5
+log = logging.getLogger(SERVICE)
 
 
 def build() -> ServiceSpec:
@@ -44,10 +47,16 @@ def build() -> ServiceSpec:
         engine.load()
         return engine
 
+    following: list[asyncio.Task[None]] = []
+
     async def start() -> None:
         servicer.engine = await asyncio.to_thread(load)
+        if config.retrieval_read_only:
+            following.append(asyncio.create_task(follow_writer(servicer.engine)))
 
     async def stop() -> None:
+        for task in following:
+            task.cancel()
         await cache.close()
         if servicer.engine is not None:
             servicer.engine.store.close()
@@ -55,6 +64,16 @@ def build() -> ServiceSpec:
     return ServiceSpec(
         name=SERVICE, address=f"{config.host}:{config.retrieval_port}", register=register, start=start, stop=stop
     )
+
+
+async def follow_writer(engine: RetrievalEngine) -> None:
+    """A read-only replica applies the writer's committed changes as they appear in the shared store."""
+    while True:
+        try:
+            await asyncio.to_thread(engine.follow)
+        except Exception:  # a transient store error must not stop following
+            log.exception("following the writer failed; retrying")
+        await asyncio.sleep(FOLLOW_INTERVAL_S)
 
 
 if __name__ == "__main__":

@@ -121,6 +121,8 @@ class RetrievalEngine:
     def load(self) -> None:
         """Rebuild the in-memory indexes from the store (no re-embedding)."""
         started = time.perf_counter()
+        # The version first: a change committed while loading is then re-applied by follow().
+        version = self.store.version
         for doc_id, title, metadata in self.store.documents():
             self.documents[doc_id] = (title, metadata)
         rows: list[int] = []
@@ -132,7 +134,7 @@ class RetrievalEngine:
             vectors.append(chunk.embedding)
         if rows:
             self.vectors.add(np.asarray(rows, dtype=np.int64), np.vstack(vectors))
-        self.version = self.store.version
+        self.version = version
         self.bm25.compact()  # else the first search after a bulk load pays for sorting the postings
         self.embedder.encode(["warm-up"])  # the first forward pass allocates; keep it out of a user's search
         self.load_seconds = time.perf_counter() - started
@@ -148,6 +150,32 @@ class RetrievalEngine:
                 }
             },
         )
+
+    def follow(self) -> bool:
+        """Catch up with what another process (the writer) committed to the store; True when it did.
+
+        Read-only replicas call this periodically: the changed documents are dropped from the
+        indexes and indexed again from the store, embeddings included, so nothing is re-embedded.
+        """
+        if self.store.version == self.version:
+            return False
+        version, documents, chunks, changed = self.store.changes_since(self.version)
+        with self._index_lock:
+            for doc_id in changed:
+                self._unindex(self.rows_by_doc.get(doc_id, []))
+                self.documents.pop(doc_id, None)
+            for doc_id, title, metadata in documents:
+                self.documents[doc_id] = (title, metadata)
+            for chunk in chunks:
+                title = self.documents[chunk.doc_id][0]
+                self._index_chunk_text(chunk.row, chunk.doc_id, chunk.ordinal, chunk.text, title)
+            if chunks:
+                self.vectors.add(
+                    np.asarray([c.row for c in chunks], dtype=np.int64), np.vstack([c.embedding for c in chunks])
+                )
+            self.version = version
+        log.info("followed the writer", extra={"fields": {"index_version": version, "documents": len(changed)}})
+        return True
 
     # -- writes -----------------------------------------------------------
 

@@ -104,6 +104,15 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the index is still loading")
         return self.engine  # type: ignore[return-value]
 
+    async def _writable_engine(self, context: grpc.aio.ServicerContext) -> RetrievalEngine:
+        """The engine, unless this replica only follows the writer (then FAILED_PRECONDITION)."""
+        if self.config.retrieval_read_only:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this retrieval_svc replica is read-only; send writes to the writer",
+            )
+        return await self._ready_engine(context)
+
     async def Search(
         self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.SearchResponse:
@@ -182,7 +191,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def UpsertDocuments(
         self, request_iterator: AsyncIterator[retrieval_pb2.Document], context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.UpsertSummary:
-        engine = await self._ready_engine(context)
+        engine = await self._writable_engine(context)
         summary = retrieval_pb2.UpsertSummary(index_version=engine.version)
         async for progress in self._ingest(engine, request_iterator):
             summary.upserted += len(progress.ids)
@@ -194,7 +203,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def IngestDocuments(
         self, request_iterator: AsyncIterator[retrieval_pb2.Document], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[retrieval_pb2.IngestProgress]:
-        engine = await self._ready_engine(context)
+        engine = await self._writable_engine(context)
         async for progress in self._ingest(engine, request_iterator):
             yield progress
 
@@ -235,7 +244,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def DeleteDocuments(
         self, request: retrieval_pb2.DeleteDocumentsRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.DeleteDocumentsResponse:
-        engine = await self._ready_engine(context)
+        engine = await self._writable_engine(context)
         deleted, version = await asyncio.to_thread(engine.delete, list(dict.fromkeys(request.ids)))
         return retrieval_pb2.DeleteDocumentsResponse(deleted=deleted, index_version=version)
 

@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS changes (version INTEGER NOT NULL, doc_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS changes_by_version ON changes(version);
 """
 
 
@@ -122,7 +124,9 @@ class Store:
                     ).lastrowid
                     for ordinal, text in enumerate(doc.chunks)
                 ]
-            return removed, self._bump_version()
+            version = self._bump_version()
+            self._record_changes(version, [d.id for d in documents])
+            return removed, version
 
     def delete(self, doc_ids: Sequence[str]) -> tuple[list[int], int, int]:
         """Delete documents atomically; returns (rows removed, documents deleted, new version)."""
@@ -132,7 +136,51 @@ class Store:
                 self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount for doc_id in doc_ids
             )
             version = self._bump_version() if deleted else self.version
+            if deleted:
+                self._record_changes(version, doc_ids)
             return removed, deleted, version
+
+    def changes_since(
+        self, version: int
+    ) -> tuple[int, list[tuple[str, str, dict[str, str]]], list[StoredChunk], set[str]]:
+        """What a read-only replica needs to catch up from ``version``, read as one snapshot.
+
+        Returns the current version, the changed documents that still exist (id, title,
+        metadata), their chunks, and the ids of every changed document (deleted ones too).
+        """
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                current = self.version
+                changed = {
+                    d for (d,) in self._db.execute("SELECT DISTINCT doc_id FROM changes WHERE version > ?", (version,))
+                }
+                ids = sorted(changed)
+                documents, chunks = [], []
+                for start in range(0, len(ids), 500):
+                    batch = ids[start : start + 500]
+                    marks = ",".join("?" * len(batch))
+                    documents += [
+                        (doc_id, title, json.loads(metadata))
+                        for doc_id, title, metadata in self._db.execute(
+                            f"SELECT id, title, metadata FROM documents WHERE id IN ({marks})", batch
+                        )
+                    ]
+                    chunks += [
+                        StoredChunk(row, doc_id, ordinal, text, np.frombuffer(blob, dtype=np.float32))
+                        for row, doc_id, ordinal, text, blob in self._db.execute(
+                            "SELECT row, doc_id, ordinal, text, embedding FROM chunks "
+                            f"WHERE doc_id IN ({marks}) ORDER BY row",
+                            batch,
+                        )
+                    ]
+            finally:
+                self._db.execute("COMMIT")
+        return current, documents, chunks, changed
+
+    def _record_changes(self, version: int, doc_ids: Sequence[str]) -> None:
+        """Log which documents a version touched, so read-only replicas can follow."""
+        self._db.executemany("INSERT INTO changes (version, doc_id) VALUES (?, ?)", [(version, d) for d in doc_ids])
 
     def _bump_version(self) -> int:
         version = self.version + 1
