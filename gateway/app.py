@@ -174,7 +174,9 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         )
 
     async def index_status(request: Request) -> Response:
-        status = await upstream_call(up().retrieval.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=5))
+        status = await upstream_call(
+            up().retrieval_writer.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=5)
+        )
         return JSONResponse(
             {
                 "documents": status.documents,
@@ -195,7 +197,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
             data = await read_json(request, max_bytes=config.max_request_bytes)
             documents = field(data, "documents", list, required=True)
             messages, skipped = [document_message(d, i) for i, d in enumerate(documents)], []
-        summary = await upstream_call(up().retrieval.UpsertDocuments(iter(messages), timeout=WRITE_TIMEOUT_S))
+        summary = await upstream_call(up().retrieval_writer.UpsertDocuments(iter(messages), timeout=WRITE_TIMEOUT_S))
         skipped += [{"id": s.id, "reason": s.reason} for s in summary.skipped]
         return JSONResponse(
             {
@@ -210,7 +212,9 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         require_key(request)
         doc_id = request.path_params["doc_id"]
         reply = await upstream_call(
-            up().retrieval.DeleteDocuments(retrieval_pb2.DeleteDocumentsRequest(ids=[doc_id]), timeout=WRITE_TIMEOUT_S)
+            up().retrieval_writer.DeleteDocuments(
+                retrieval_pb2.DeleteDocumentsRequest(ids=[doc_id]), timeout=WRITE_TIMEOUT_S
+            )
         )
         if reply.deleted == 0:
             raise ApiError(404, "NOT_FOUND", f"no document with id {doc_id!r}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from likeopt.config import Config
+from likeopt.config import Config, address_list
 from likeopt.grpc_client import open_channel
 from likeopt.v1 import cache_pb2_grpc, generation_pb2_grpc, retrieval_pb2_grpc
 
@@ -21,19 +21,25 @@ class Upstreams:
 
     channels: dict[str, grpc.aio.Channel]
     retrieval: retrieval_pb2_grpc.RetrievalServiceStub
+    """Searches, balanced over every retrieval_svc replica."""
+    retrieval_writer: retrieval_pb2_grpc.RetrievalServiceStub
+    """Writes and index status: the first replica, the only one that accepts writes."""
     generation: generation_pb2_grpc.GenerationServiceStub
     cache: cache_pb2_grpc.CacheServiceStub
 
     @classmethod
     def connect(cls, config: Config) -> Upstreams:
+        retrieval = address_list(config.retrieval_addr)
         channels = {
             "retrieval_svc": open_channel(config.retrieval_addr),
+            "retrieval_writer": open_channel(retrieval[0]),
             "generation_svc": open_channel(config.generation_addr),
             "cache_svc": open_channel(config.cache_addr),
         }
         return cls(
             channels=channels,
             retrieval=retrieval_pb2_grpc.RetrievalServiceStub(channels["retrieval_svc"]),
+            retrieval_writer=retrieval_pb2_grpc.RetrievalServiceStub(channels["retrieval_writer"]),
             generation=generation_pb2_grpc.GenerationServiceStub(channels["generation_svc"]),
             cache=cache_pb2_grpc.CacheServiceStub(channels["cache_svc"]),
         )

@@ -1,4 +1,4 @@
-"""The ``likeopt`` command: up, ingest, bench."""
+"""The ``likeopt`` command: up, ingest, eval, bench."""
 
 from __future__ import annotations
 
@@ -17,11 +17,25 @@ def main(argv: list[str] | None = None) -> None:
     up = commands.add_parser("up", help="start the whole mesh and wait; Ctrl-C stops it")
     up.add_argument("--ingest", action="append", default=[], metavar="PATH", help="ingest PATH once healthy")
     up.add_argument("--otlp-endpoint", help="send traces of every process to this OTLP/gRPC collector")
+    up.add_argument(
+        "--replicas",
+        default="",
+        metavar="SERVICE=N,…",
+        help="run N copies of retrieval and/or generation behind Envoy, e.g. retrieval=2,generation=2",
+    )
     up.add_argument("--backend", choices=["extractive", "local", "openai"], help="generation backend")
 
     ingest = commands.add_parser("ingest", help="add documents: files, folders or a BEIR dataset folder")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar or report")
+
+    evaluation = commands.add_parser("eval", help="retrieval quality and latency on a BEIR-format dataset")
+    evaluation.add_argument("--data", required=True, metavar="DIR", help="corpus.jsonl, queries.jsonl, qrels/test.tsv")
+    evaluation.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
+    evaluation.add_argument("--fusion", choices=["rrf", "convex"], help="hybrid fusion (default: LIKEOPT_FUSION)")
+    evaluation.add_argument("--rrf-k", type=float, default=0.0, help="RRF constant (default: LIKEOPT_RRF_K)")
+    evaluation.add_argument("--alpha", type=float, help="convex fusion's dense weight (default: LIKEOPT_FUSION_ALPHA)")
+    evaluation.add_argument("--json", action="store_true", help="print one JSON object")
 
     bench = commands.add_parser("bench", help="load-test a running mesh through Envoy; print and save the figures")
     bench.add_argument("--scenario", required=True, choices=SCENARIOS)
@@ -35,14 +49,6 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--seed", type=int, help="seed of query choice, for a repeatable run")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--out", metavar="DIR", help="also write <scenario>.json and <scenario>.html here")
-
-    evaluation = commands.add_parser("eval", help="retrieval quality and latency on a BEIR-format dataset")
-    evaluation.add_argument("--data", required=True, metavar="DIR", help="corpus.jsonl, queries.jsonl, qrels/test.tsv")
-    evaluation.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
-    evaluation.add_argument("--fusion", choices=["rrf", "convex"], help="hybrid fusion (default: LIKEOPT_FUSION)")
-    evaluation.add_argument("--rrf-k", type=float, default=0.0, help="RRF constant (default: LIKEOPT_RRF_K)")
-    evaluation.add_argument("--alpha", type=float, help="convex fusion's dense weight (default: LIKEOPT_FUSION_ALPHA)")
-    evaluation.add_argument("--json", action="store_true", help="print one JSON object")
 
     args = parser.parse_args(argv)
     if args.command == "up":
@@ -58,7 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "up":
         from likeopt.launcher import up as run_up
 
-        sys.exit(run_up(config, args.ingest))
+        try:
+            replicas = parse_replicas(args.replicas)
+        except ValueError as exc:
+            parser.error(str(exc))
+        sys.exit(run_up(config, args.ingest, replicas))
     if args.command == "ingest":
         from likeopt.ingest import ingest_paths
 
@@ -78,6 +88,17 @@ def main(argv: list[str] | None = None) -> None:
         from likeopt.bench.cli import bench_main
 
         sys.exit(bench_main(args, f"http://127.0.0.1:{config.envoy_port}"))
+
+
+def parse_replicas(text: str) -> dict[str, int]:
+    """``retrieval=2,generation=3`` as a dict; only those two services scale out."""
+    replicas: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        service, _, count = item.partition("=")
+        if service not in ("retrieval", "generation") or not count.isdigit() or not 1 <= int(count) <= 8:
+            raise ValueError(f"--replicas: {item!r} must be retrieval=N or generation=N with N from 1 to 8")
+        replicas[service] = int(count)
+    return replicas
 
 
 if __name__ == "__main__":

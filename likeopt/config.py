@@ -33,9 +33,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LIKEOPT_GENERATION_METRICS_PORT", "9102", "generation_svc Prometheus metrics (HTTP); `0` turns it off."),
     Setting("LIKEOPT_CACHE_METRICS_PORT", "9103", "cache_svc Prometheus metrics (HTTP); `0` turns it off."),
     Setting(
-        "LIKEOPT_RETRIEVAL_ADDR", "", "Address (host:port) clients use for retrieval_svc; default: host and port above."
+        "LIKEOPT_RETRIEVAL_ADDR",
+        "",
+        "Address (host:port) clients use for retrieval_svc, or a comma-separated list of replicas whose first"
+        " takes the writes; default: host and port above.",
     ),
-    Setting("LIKEOPT_GENERATION_ADDR", "", "Address clients use for generation_svc; default: host and port above."),
+    Setting(
+        "LIKEOPT_GENERATION_ADDR",
+        "",
+        "Address clients use for generation_svc, or a comma-separated list of replicas; default: host and port above.",
+    ),
     Setting("LIKEOPT_CACHE_ADDR", "", "Address clients use for cache_svc; default: host and port above."),
     Setting("LIKEOPT_GATEWAY_ADDR", "", "Address Envoy uses for the gateway; default: host and port above."),
     Setting("LIKEOPT_REDIS_URL", "", "Redis for the cache's L2; when empty `likeopt up` starts a private one."),
@@ -320,6 +327,11 @@ def settings_table() -> str:
         default = f"`{s.default}`".replace("|", "\\|") if s.default else "(empty)"
         rows.append(f"| `{s.name}` | {default} | {s.doc} |")
     return "\n".join(rows)
+
+
+def address_list(addresses: str) -> list[str]:
+    """The host:port entries of an address setting; several mean replicas, the first is primary."""
+    return [a.strip() for a in addresses.split(",") if a.strip()]
 
 
 def metrics_port(service: str, config: Config) -> int:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from likeopt.config import Config
+from likeopt.config import Config, address_list
 from likeopt.telemetry import effective_sample_ratio
 
 # envoy/ is a plain folder beside the package, not a Python package.
@@ -79,8 +79,10 @@ def otlp_host_port(endpoint: str) -> tuple[str, str]:
 def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:
     """Every placeholder of the template, as text, from the settings."""
     gateway_host, gateway_port = split_host_port(config.gateway_addr, "LIKEOPT_GATEWAY_ADDR")
-    retrieval_host, retrieval_port = split_host_port(config.retrieval_addr, "LIKEOPT_RETRIEVAL_ADDR")
-    generation_host, generation_port = split_host_port(config.generation_addr, "LIKEOPT_GENERATION_ADDR")
+    retrieval_host, retrieval_port = split_host_port(address_list(config.retrieval_addr)[0], "LIKEOPT_RETRIEVAL_ADDR")
+    generation_host, generation_port = split_host_port(
+        address_list(config.generation_addr)[0], "LIKEOPT_GENERATION_ADDR"
+    )
     otlp_host, otlp_port = otlp_host_port(config.otlp_endpoint)
     sample_ratio = effective_sample_ratio(config.otlp_endpoint, config.trace_sample_ratio)
     values = {
@@ -115,6 +117,17 @@ def render_envoy_config(values: dict[str, str]) -> str:
             raise ValueError(f"{name}={value!r}: quotes and line breaks are not allowed")
     template = Template(TEMPLATE_PATH.read_text(encoding="utf-8"))
     return template.substitute(values)
+
+
+def with_replicas(rendered: str, extra: dict[str, list[str]]) -> str:
+    """The rendered config with more endpoints in the named clusters (replicas beyond the first)."""
+    doc = yaml.safe_load(rendered)
+    for cluster in doc["static_resources"]["clusters"]:
+        for address in extra.get(cluster["name"], []):
+            host, port = split_host_port(address, f"replica of {cluster['name']}")
+            endpoint = {"endpoint": {"address": {"socket_address": {"address": host, "port_value": int(port)}}}}
+            cluster["load_assignment"]["endpoints"][0]["lb_endpoints"].append(endpoint)
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def with_tls(rendered: str, cert_file: str, key_file: str) -> str:
@@ -153,6 +166,12 @@ def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | Non
     if access_log_path is None:
         access_log_path = str((run_dir / ACCESS_LOG_NAME).resolve())
     text = render_envoy_config(envoy_values(config, access_log_path))
+    replicas = {
+        "retrieval": address_list(config.retrieval_addr)[1:],
+        "generation": address_list(config.generation_addr)[1:],
+    }
+    if any(replicas.values()):
+        text = with_replicas(text, replicas)
     if config.tls_cert_file:
         text = with_tls(text, config.tls_cert_file, config.tls_key_file)
     target = run_dir / RENDERED_NAME

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import grpc
 
+from likeopt.config import address_list
 from likeopt.grpc_tracing import client_interceptors
 
 CHANNEL_OPTIONS = (
@@ -17,6 +20,40 @@ CHANNEL_OPTIONS = (
 )
 
 
+SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        # Search is idempotent: a replica that dies mid-call is retried on another, as Envoy does.
+        "methodConfig": [
+            {
+                "name": [{"service": "likeopt.v1.RetrievalService", "method": "Search"}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.02s",
+                    "maxBackoff": "0.2s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
+
+
+def channel_target(address: str) -> str:
+    """The gRPC target of one address or of a comma-separated list of replicas.
+
+    Replicas are balanced call by call (round robin) over IP literals, which is what
+    ``likeopt up --replicas`` hands out.
+    """
+    addresses = address_list(address)
+    return addresses[0] if len(addresses) == 1 else "ipv4:" + ",".join(addresses)
+
+
 def open_channel(address: str) -> grpc.aio.Channel:
     """One channel per upstream, reused for every call; W3C trace context rides along."""
-    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=client_interceptors())
+    return grpc.aio.insecure_channel(
+        channel_target(address),
+        options=[*CHANNEL_OPTIONS, ("grpc.service_config", SERVICE_CONFIG)],
+        interceptors=client_interceptors(),
+    )

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import grpc
 from tqdm import tqdm
 
+from likeopt.config import address_list
 from likeopt.loaders import LoadedDocument, Skipped, load_paths
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 
@@ -27,7 +28,8 @@ def ingest_paths(paths: list[str], retrieval_addr: str, quiet: bool = False) -> 
             progress.update(1)
             yield to_message(item)
 
-    with grpc.insecure_channel(retrieval_addr, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+    writer = address_list(retrieval_addr)[0]  # replicas beyond the first only read
+    with grpc.insecure_channel(writer, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
         summary = retrieval_pb2_grpc.RetrievalServiceStub(channel).UpsertDocuments(
             documents(), timeout=INGEST_TIMEOUT_S, wait_for_ready=True
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import json
 import os
 import secrets
@@ -24,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from likeopt.config import Config
+from likeopt.config import Config, address_list
 from likeopt.envoy_config import write_envoy_config
 from likeopt.healthcheck import grpc_serving, http_ok, redis_pong
-from likeopt.processes import CHILD_ENV, ProcessSpec, redis_process, service_processes
+from likeopt.processes import CHILD_ENV, ProcessSpec, Replica, redis_process, service_processes
 
 START_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 25.0
@@ -243,6 +244,15 @@ class Mesh:
         return unclean
 
 
+def with_replica_addresses(config: Config, extra: dict[str, list[Replica]]) -> Config:
+    """The settings with every replica's address listed after the configured one (the primary)."""
+    changes = {}
+    for service, replicas in extra.items():
+        primary = address_list(getattr(config, f"{service}_addr"))[0]
+        changes[f"{service}_addr"] = ",".join([primary, *(f"{config.host}:{r.port}" for r in replicas)])
+    return dataclasses.replace(config, **changes)
+
+
 def child_environment(config: Config, api_key: str, redis_url: str) -> dict[str, str]:
     """What every child sees: the launcher's environment, resolved settings, offline model flags."""
     env = {k: v for k, v in os.environ.items()}
@@ -253,12 +263,14 @@ def child_environment(config: Config, api_key: str, redis_url: str) -> dict[str,
             "LIKEOPT_REDIS_URL": redis_url,
             "LIKEOPT_DATA_DIR": str(config.data_dir.resolve()),
             "LIKEOPT_RUN_DIR": str(config.run_dir.resolve()),
+            "LIKEOPT_RETRIEVAL_ADDR": config.retrieval_addr,
+            "LIKEOPT_GENERATION_ADDR": config.generation_addr,
         }
     )
     return env
 
 
-def up(config: Config, ingest_paths: list[str]) -> int:
+def up(config: Config, ingest_paths: list[str], replicas: dict[str, int] | None = None) -> int:
     """Run the mesh until a signal; returns 0 only when everything started and stopped cleanly."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
@@ -266,7 +278,7 @@ def up(config: Config, ingest_paths: list[str]) -> int:
 
     mesh = Mesh(config, config.run_dir.resolve() / "logs", stop)
     try:
-        outcome = run_mesh(mesh, config, ingest_paths, stop)
+        outcome = run_mesh(mesh, config, ingest_paths, stop, replicas or {})
     except StopRequested:
         outcome = 0
     except LaunchError as exc:
@@ -279,8 +291,14 @@ def up(config: Config, ingest_paths: list[str]) -> int:
     return outcome or (1 if unclean else 0)
 
 
-def run_mesh(mesh: Mesh, config: Config, ingest_paths: list[str], stop: threading.Event) -> int:
+def run_mesh(
+    mesh: Mesh, config: Config, ingest_paths: list[str], stop: threading.Event, replicas: dict[str, int]
+) -> int:
     """Start everything in order, ingest, then supervise until stop is set."""
+    extra = {
+        service: [Replica(free_port(), free_port()) for _ in range(count - 1)] for service, count in replicas.items()
+    }
+    config = with_replica_addresses(config, extra)
     run_dir = config.run_dir.resolve()
     api_key = config.api_key or secrets.token_urlsafe(24)
     envoy = envoy_binary()
@@ -297,7 +315,7 @@ def run_mesh(mesh: Mesh, config: Config, ingest_paths: list[str], stop: threadin
         redis_url = f"redis://127.0.0.1:{port}/0"
     env = child_environment(config, api_key, redis_url)
     envoy_config = write_envoy_config(config, run_dir)
-    for spec in service_processes(config, envoy, envoy_config):
+    for spec in service_processes(config, envoy, envoy_config, extra):
         child = mesh.start(spec, env)
         print(f"likeopt: {spec.name} is up on port {spec.port}", flush=True)
         for notice in child.notices():

@@ -54,12 +54,41 @@ def redis_process(binary: Path, port: int, host: str, work_dir: Path) -> Process
     return ProcessSpec("redis", argv, port, "redis")
 
 
-def service_processes(config: Config, envoy_binary: Path, envoy_config: Path) -> list[ProcessSpec]:
+@dataclass(frozen=True)
+class Replica:
+    """An extra copy of a gRPC service on its own ports (the first copy uses the configured ones)."""
+
+    port: int
+    metrics_port: int
+
+
+REPLICABLE = {"retrieval": "retrieval_svc", "generation": "generation_svc"}
+
+
+def replica_specs(service: str, replicas: list[Replica]) -> list[ProcessSpec]:
+    """Extra copies of retrieval_svc or generation_svc; retrieval copies only read and follow the writer."""
+    prefix = f"LIKEOPT_{service.upper()}"
+    specs = []
+    for number, replica in enumerate(replicas, start=2):
+        env = {f"{prefix}_PORT": str(replica.port), f"{prefix}_METRICS_PORT": str(replica.metrics_port)}
+        if service == "retrieval":
+            env["LIKEOPT_RETRIEVAL_READ_ONLY"] = "1"
+        module = REPLICABLE[service]
+        specs.append(ProcessSpec(f"{module}-{number}", python_module(module), replica.port, "grpc", env))
+    return specs
+
+
+def service_processes(
+    config: Config, envoy_binary: Path, envoy_config: Path, replicas: dict[str, list[Replica]] | None = None
+) -> list[ProcessSpec]:
     """The mesh's own processes in start order: each starts after those it calls."""
+    extra = replicas or {}
     return [
         ProcessSpec("cache_svc", python_module("cache_svc"), config.cache_port, "grpc"),
         ProcessSpec("retrieval_svc", python_module("retrieval_svc"), config.retrieval_port, "grpc"),
+        *replica_specs("retrieval", extra.get("retrieval", [])),
         ProcessSpec("generation_svc", python_module("generation_svc"), config.generation_port, "grpc"),
+        *replica_specs("generation", extra.get("generation", [])),
         ProcessSpec(
             "gateway", python_module("gateway"), config.gateway_port, f"http://{config.host}:{config.gateway_port}/healthz"
         ),

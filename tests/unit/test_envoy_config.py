@@ -219,8 +219,8 @@ def test_render_defaults_fills_everything_and_parses():
     assert "envoy.filters.http.buffer" not in chat.get("typed_per_filter_config", {})
 
     clusters = {c["name"]: c for c in doc["static_resources"]["clusters"]}
-    assert set(clusters) == {"gateway", "retrieval", "generation", "otel_collector"}
-    for cluster in (clusters[name] for name in ("gateway", "retrieval", "generation")):
+    assert set(clusters) == {"gateway", "retrieval", "retrieval_writer", "generation", "otel_collector"}
+    for cluster in (clusters[name] for name in ("gateway", "retrieval", "retrieval_writer", "generation")):
         assert cluster["type"] == "STRICT_DNS" and cluster["connect_timeout"] == "1s"
         limits = cluster["circuit_breakers"]["thresholds"][0]
         assert limits["max_requests"] >= 10000 and limits["max_pending_requests"] >= 10000
@@ -231,6 +231,8 @@ def test_render_defaults_fills_everything_and_parses():
         assert clusters[name]["health_checks"][0]["grpc_health_check"] == {}
         assert "consecutive_gateway_failure" in clusters[name]["outlier_detection"]
     assert clusters["gateway"]["health_checks"][0]["http_health_check"]["path"] == "/healthz"
+    writes = next(r for r in routes if r["match"].get("prefix") == "/likeopt.v1.RetrievalService/")
+    assert writes["route"]["cluster"] == "retrieval_writer"
 
 
 def test_admin_stays_on_loopback_when_listening_everywhere():
@@ -848,3 +850,20 @@ def test_envoy_serves_https_with_a_configured_certificate(gateway, tmp_path):
             httpx.get(f"http://127.0.0.1:{proc.port}/healthz", timeout=5)
     finally:
         proc.stop()
+
+
+def test_replicas_join_their_clusters_and_writes_stay_on_the_first(tmp_path):
+    config = Config.from_env(
+        {"LIKEOPT_RETRIEVAL_ADDR": "127.0.0.1:7001,127.0.0.1:7002", "LIKEOPT_GENERATION_ADDR": "127.0.0.1:7003"}
+    )
+    doc = yaml.safe_load(write_envoy_config(config, tmp_path).read_text())
+    ports = {
+        c["name"]: [
+            e["endpoint"]["address"]["socket_address"]["port_value"]
+            for e in c["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        ]
+        for c in doc["static_resources"]["clusters"]
+    }
+    assert ports["retrieval"] == [7001, 7002]
+    assert ports["retrieval_writer"] == [7001]
+    assert ports["generation"] == [7003]

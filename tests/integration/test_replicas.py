@@ -1,0 +1,127 @@
+"""``likeopt up --replicas``: Envoy and the gateway balance over replicas; readers follow the writer; a killed
+replica loses no search."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+from tests.conftest import DEMO_CORPUS
+from tests.support import MeshProcess, descendants, mesh_environment
+
+
+def children_running(mesh: MeshProcess, module: str) -> list[dict[str, str]]:
+    """The environment of every live child running ``python -m module``."""
+    assert mesh.process is not None
+    found = []
+    for pid in descendants(mesh.process.pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[1:3] == [b"-m", module.encode()]:
+            env = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+            found.append({**env, "PID": str(pid)})
+    return found
+
+
+def rpc_count(metrics_port: str, method: str) -> float:
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    prefix = f'likeopt_rpc_calls_total{{code="OK",method="{method}"}} '
+    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
+
+
+@pytest.fixture(scope="module")
+def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshProcess]:
+    work = tmp_path_factory.mktemp("replicas")
+    mesh = MeshProcess(
+        env=mesh_environment(work), args=["--replicas", "retrieval=2,generation=2", "--ingest", str(DEMO_CORPUS)]
+    )
+    mesh.start()
+    try:
+        mesh.wait_ready()
+        yield mesh
+    finally:
+        assert mesh.stop() == 0, "".join(mesh.output[-30:])
+
+
+def test_both_replicas_of_each_service_serve(replicated: MeshProcess) -> None:
+    retrieval = children_running(replicated, "retrieval_svc")
+    generation = children_running(replicated, "generation_svc")
+    assert len(retrieval) == len(generation) == 2
+    with grpc.insecure_channel(f"127.0.0.1:{replicated.port('envoy')}") as channel:
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        for n in range(30):
+            stub.Search(retrieval_pb2.SearchRequest(query=f"envoy port {n}", no_cache=True), timeout=30)
+    with httpx.Client(base_url=replicated.base_url, timeout=60) as client:
+        for n in range(8):
+            assert client.post("/api/v1/chat", json={"query": f"what does the gateway do {n}"}).status_code == 200
+    assert all(rpc_count(r["LIKEOPT_RETRIEVAL_METRICS_PORT"], "Search") > 0 for r in retrieval)
+    assert all(rpc_count(g["LIKEOPT_GENERATION_METRICS_PORT"], "Answer") > 0 for g in generation)
+
+
+def test_a_document_ingested_through_the_writer_is_searchable_on_every_replica(replicated: MeshProcess) -> None:
+    note = b"# Harbour\n\nThe Zyzzlemouth harbour master raises the storm flag at noon."
+    reply = httpx.post(
+        f"{replicated.base_url}/api/v1/documents",
+        files=[("files", ("harbour.md", note, "text/markdown"))],
+        headers={"Authorization": f"Bearer {replicated.api_key}"},
+        timeout=60,
+    )
+    assert reply.status_code == 200 and reply.json()["upserted"] == 1
+    for replica in children_running(replicated, "retrieval_svc"):
+        with grpc.insecure_channel(f"127.0.0.1:{replica['LIKEOPT_RETRIEVAL_PORT']}") as channel:
+            stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+            deadline = time.monotonic() + 20
+            while True:
+                hits = stub.Search(
+                    retrieval_pb2.SearchRequest(query="Zyzzlemouth storm flag", top_k=1, no_cache=True), timeout=10
+                ).hits
+                if hits and hits[0].doc_id == "harbour.md":
+                    break
+                assert time.monotonic() < deadline, f"replica on {replica['LIKEOPT_RETRIEVAL_PORT']} never saw it"
+                time.sleep(0.2)
+
+
+def test_readers_refuse_writes(replicated: MeshProcess) -> None:
+    reader = next(
+        r for r in children_running(replicated, "retrieval_svc") if r.get("LIKEOPT_RETRIEVAL_READ_ONLY") == "1"
+    )
+    with grpc.insecure_channel(f"127.0.0.1:{reader['LIKEOPT_RETRIEVAL_PORT']}") as channel:
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.DeleteDocuments(retrieval_pb2.DeleteDocumentsRequest(ids=["harbour.md"]), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_killing_a_replica_loses_no_search(replicated: MeshProcess) -> None:
+    reader = next(
+        r for r in children_running(replicated, "retrieval_svc") if r.get("LIKEOPT_RETRIEVAL_READ_ONLY") == "1"
+    )
+    failures = []
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{replicated.port('envoy')}") as channel,
+        httpx.Client(base_url=replicated.base_url, timeout=30) as client,
+    ):
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        for n in range(120):
+            if n == 20:
+                os.kill(int(reader["PID"]), signal.SIGKILL)
+            try:
+                stub.Search(retrieval_pb2.SearchRequest(query=f"cache keys {n}", no_cache=True), timeout=30)
+            except grpc.RpcError as exc:
+                failures.append(f"gRPC {exc.code().name}")
+            rest = client.post("/api/v1/search", json={"query": f"cache keys rest {n}"})
+            if rest.status_code != 200:
+                failures.append(f"REST {rest.status_code}")
+            time.sleep(0.01)
+    assert failures == []
