@@ -187,10 +187,10 @@ class _Recorder:
 
 
 @pytest.fixture
-async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, asyncio.Event]]:
-    """A server with a method that streams until cancelled, and one that fails unexpectedly."""
+async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, dict[str, asyncio.Event]]]:
+    """A server with methods that stream or wait until cancelled, and one that fails; events say what happened."""
     recorder = _Recorder()
-    cancelled = asyncio.Event()
+    events = {name: asyncio.Event() for name in ("forever cancelled", "hang started", "hang cancelled")}
 
     async def forever(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         try:
@@ -198,8 +198,17 @@ async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, asynci
                 yield b"tick"
                 await asyncio.sleep(0.01)
         except asyncio.CancelledError:
-            cancelled.set()
+            events["forever cancelled"].set()
             raise
+
+    async def hang(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        events["hang started"].set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            events["hang cancelled"].set()
+            raise
+        return b""
 
     async def boom(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         raise RuntimeError("unexpected")
@@ -213,6 +222,7 @@ async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, asynci
                 "test.Ticks",
                 {
                     "Forever": grpc.unary_stream_rpc_method_handler(forever),
+                    "Hang": grpc.unary_unary_rpc_method_handler(hang),
                     "Boom": grpc.unary_unary_rpc_method_handler(boom),
                 },
             )
@@ -222,21 +232,21 @@ async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, asynci
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", interceptors=client_interceptors(recorder.provider))
     try:
-        yield recorder, channel, cancelled
+        yield recorder, channel, events
     finally:
         await channel.close()
         await server.stop(0)
 
 
 async def test_a_cancelled_stream_ends_both_spans_in_one_trace(grpc_pair):
-    recorder, channel, cancelled = grpc_pair
+    recorder, channel, events = grpc_pair
     tracer = recorder.provider.get_tracer("test")
     with tracer.start_as_current_span("caller") as caller:
         call = channel.unary_stream("/test.Ticks/Forever")(b"")
         async for _ in call:
             break
         call.cancel()
-    await asyncio.wait_for(cancelled.wait(), 10)
+    await asyncio.wait_for(events["forever cancelled"].wait(), 10)
     for _ in range(100):  # the client span ends when its stream wrapper is closed
         if recorder.finished(SpanKind.CLIENT) and recorder.finished(SpanKind.SERVER):
             break
@@ -248,6 +258,23 @@ async def test_a_cancelled_stream_ends_both_spans_in_one_trace(grpc_pair):
     assert client.parent.span_id == caller.get_span_context().span_id
     assert server.parent.span_id == client.context.span_id
     assert client.end_time is not None and server.end_time is not None
+
+
+async def test_a_cancelled_caller_cancels_its_unary_call_and_ends_its_span(grpc_pair):
+    """Upstream left the client span open for good and the server working (contrib #3271)."""
+    recorder, channel, events = grpc_pair
+
+    async def caller() -> bytes:
+        return await channel.unary_unary("/test.Ticks/Hang")(b"", timeout=60)
+
+    waiting = asyncio.create_task(caller())
+    await asyncio.wait_for(events["hang started"].wait(), 10)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.wait_for(events["hang cancelled"].wait(), 10)
+    (client,) = recorder.finished(SpanKind.CLIENT)
+    assert client.attributes["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]
 
 
 async def test_grpc_logs_an_unexpected_error_with_the_calls_ids(grpc_pair, log_lines):
