@@ -64,11 +64,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LIKEOPT_FUSION_ALPHA", "0.5", "Weight of the dense score in convex fusion."),
     Setting(
         "LIKEOPT_VECTOR_EXACT_MAX",
-        "200000",
+        "50000",
         "Most chunks searched exactly (FAISS flat); past it the dense index becomes approximate (IVF).",
     ),
     Setting(
-        "LIKEOPT_VECTOR_NPROBE", "48", "IVF cells an approximate dense search scans (more: better recall, slower)."
+        "LIKEOPT_VECTOR_NPROBE", "128", "IVF cells an approximate dense search scans (more: better recall, slower)."
     ),
     Setting("LIKEOPT_CACHE_ENABLED", "1", "Whether retrieval_svc and generation_svc use cache_svc (`0` turns it off)."),
     Setting("LIKEOPT_CACHE_TIMEOUT_MS", "25", "Deadline of every call to cache_svc; a slower cache counts as a miss."),

@@ -95,8 +95,8 @@ class RetrievalEngine:
         embedder: Embedder,
         chunk_tokens: int,
         chunk_overlap: int,
-        vector_exact_max: int = 200_000,
-        vector_nprobe: int = 48,
+        vector_exact_max: int = 50_000,
+        vector_nprobe: int = 128,
     ) -> None:
         if chunk_tokens > embedder.max_tokens:
             raise ValueError(f"LIKEOPT_CHUNK_TOKENS={chunk_tokens} exceeds the model's window of {embedder.max_tokens}")

@@ -18,19 +18,24 @@ import math
 import faiss
 import numpy as np
 
+# One query is searched at a time, from several worker threads: OpenMP teams cost more
+# than they save on such small work and fight each other (and the model) for two cores.
+faiss.omp_set_num_threads(1)
+
 TRAIN_POINTS_PER_CELL = 64
 """k-means training sample per cell: faiss wants at least 39, more buys little."""
 
 
 def cells_for(n: int) -> int:
-    """IVF cell count for n vectors: the usual 4 * sqrt(n)."""
-    return max(1, int(4 * math.sqrt(n)))
+    """IVF cell count for n vectors: 2 * sqrt(n), fewer than the usual 4 * sqrt(n) because
+    sentence embeddings cluster loosely and recall@10 >= 0.95 needs a large share scanned anyway."""
+    return max(1, int(2 * math.sqrt(n)))
 
 
 class VectorIndex:
     """Exact cosine search up to exact_max vectors, IVF beyond; both accept add, remove and filters."""
 
-    def __init__(self, dim: int, exact_max: int = 200_000, nprobe: int = 48) -> None:
+    def __init__(self, dim: int, exact_max: int = 50_000, nprobe: int = 128) -> None:
         self.dim = dim
         self.exact_max = exact_max
         self.nprobe = nprobe
