@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
 from likeopt.config import Config, metrics_port
+from likeopt.interceptors import Streaming, Unary, WrappingInterceptor
 from likeopt.logs import bind_request_span
 from likeopt.metrics import MetricsInterceptor, serve_metrics
 
@@ -55,38 +56,26 @@ class ServiceSpec:
     extra_options: Sequence[tuple[str, int]] = field(default_factory=tuple)
 
 
-class RequestLogContext(grpc.aio.ServerInterceptor):
+class RequestLogContext(WrappingInterceptor):
     """Binds each call's span for the lines grpc logs after it has ended (an unexpected error).
 
     Comes after OpenTelemetry's interceptor, so the call's span is current when it runs.
     """
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None:
-            return handler
-        if handler.response_streaming:
-            name = "stream_stream" if handler.request_streaming else "unary_stream"
-            stream = getattr(handler, name)
-
-            async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                bind_request_span()
-                async for reply in stream(request, context):
-                    yield reply
-
-            return handler._replace(**{name: streaming})
-        name = "stream_unary" if handler.request_streaming else "unary_unary"
-        call = getattr(handler, name)
-
+    def wrap_unary(self, call: Unary, method: str) -> Unary:
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             bind_request_span()
             return await call(request, context)
 
-        return handler._replace(**{name: unary})
+        return unary
+
+    def wrap_streaming(self, stream: Streaming, method: str) -> Streaming:
+        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            bind_request_span()
+            async for reply in stream(request, context):
+                yield reply
+
+        return streaming
 
 
 async def serve(spec: ServiceSpec) -> int:

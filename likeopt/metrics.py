@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
+
+from likeopt.interceptors import Streaming, Unary, WrappingInterceptor
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -45,65 +47,34 @@ def _record(method: str, context: grpc.aio.ServicerContext, started: float, fail
     RPC_LATENCY.labels(method).observe(time.perf_counter() - started)
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
+class MetricsInterceptor(WrappingInterceptor):
     """Counts and times every call, unary or streaming, with its final status code."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None:
-            return handler
-        method = details.method.rsplit("/", 1)[-1]
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _timed_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _timed_unary(handler.stream_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _timed_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+    def wrap_unary(self, call: Unary, method: str) -> Unary:
+        async def timed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            failed: BaseException | None = None
+            try:
+                return await call(request, context)
+            except BaseException as exc:
+                failed = exc
+                raise
+            finally:
+                _record(method, context, started, failed)
 
+        return timed
 
-def _timed_unary(behaviour: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
-    async def timed(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        started = time.perf_counter()
-        failed: BaseException | None = None
-        try:
-            return await behaviour(request, context)
-        except BaseException as exc:
-            failed = exc
-            raise
-        finally:
-            _record(method, context, started, failed)
+    def wrap_streaming(self, stream: Streaming, method: str) -> Streaming:
+        async def timed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            failed: BaseException | None = None
+            try:
+                async for item in stream(request, context):
+                    yield item
+            except BaseException as exc:
+                failed = exc
+                raise
+            finally:
+                _record(method, context, started, failed)
 
-    return timed
-
-
-def _timed_stream(behaviour: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., AsyncIterator[Any]]:
-    async def timed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        started = time.perf_counter()
-        failed: BaseException | None = None
-        try:
-            async for item in behaviour(request, context):
-                yield item
-        except BaseException as exc:
-            failed = exc
-            raise
-        finally:
-            _record(method, context, started, failed)
-
-    return timed
+        return timed
