@@ -778,6 +778,10 @@ def test_without_a_collector_every_request_still_gets_a_trace_id(envoy):
     joined, response = _forwarded(envoy, traceparent=SAMPLED_PARENT)
     assert joined.group(1) == SAMPLED_PARENT[3:35] and joined.group(3) == "00"
     assert response.headers["x-trace-id"] == joined.group(1)
+
+    # Nor can a client force a trace (overall_sampling caps client-directed and forced tracing).
+    forced, _ = _forwarded(envoy, **{"x-client-trace-id": "forced-by-client", "x-envoy-force-trace": "true"})
+    assert forced.group(3) == "00"
     assert envoy.stat("tracing.opentelemetry.spans_sent") == 0
 
 
