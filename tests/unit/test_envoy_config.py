@@ -671,7 +671,7 @@ def test_access_log_gets_json_lines(envoy):
     assert entry is not None, "no access log line for the request"
     assert entry["path"] == "/healthz?probe=log" and entry["method"] == "GET"
     assert entry["status"] == 200 and entry["upstream_cluster"] == "gateway"
-    assert entry["trace_id"] == traceparent[3:35]
+    assert entry["trace_id"] == traceparent[3:35] and re.fullmatch(r"[0-9a-f]{16}", entry["span_id"])
     assert entry["start_time"] and "duration_ms" in entry
 
 
