@@ -195,14 +195,20 @@ def test_the_repeated_question_hits_the_cache(traced: Traced) -> None:
     assert any(layer == "service" and hit for layer, _, hit in clients), clients
 
 
-def test_log_lines_of_the_answer_carry_its_trace_id(traced: Traced) -> None:
-    trace_id = traced.first.header_trace_id
+def _logged(log_dir: Path, trace_id: str) -> dict[str, dict]:
+    """A JSON log line naming trace_id, per service that wrote one."""
     logged = {}
-    for path in traced.log_dir.glob("*.log"):
+    for path in log_dir.glob("*.log"):
         for line in path.read_text(errors="replace").splitlines():
             if line.startswith("{") and trace_id in line:
                 record = json.loads(line)
                 logged[record["service"]] = record
+    return logged
+
+
+def test_log_lines_of_the_answer_carry_its_trace_id(traced: Traced) -> None:
+    trace_id = traced.first.header_trace_id
+    logged = _logged(traced.log_dir, trace_id)
     assert "generation_svc" in logged, f"no log line of {trace_id} in {traced.log_dir}"
     assert all(record["trace_id"] == trace_id and len(record["span_id"]) == 16 for record in logged.values())
 
@@ -216,3 +222,13 @@ def test_health_checks_are_not_traced(traced: Traced) -> None:
         or (s.service == "gateway" and s.name.endswith("/healthz"))
     ]
     assert not probes, f"{len(probes)} health checks traced by {sorted({s.service for s in probes})}"
+
+
+def test_without_a_collector_the_ids_still_reach_the_user_and_the_logs(mesh: MeshProcess) -> None:
+    """No LIKEOPT_OTLP_ENDPOINT: Envoy samples nothing and says so in traceparent (flag 00);
+    the services' parent-based samplers then record nothing, yet every id survives."""
+    asked = _ask(mesh, "Which port does the gateway listen on?")
+    assert len(asked.header_trace_id) == 32
+    assert asked.done["trace_id"] == asked.header_trace_id
+    logged = _logged(Path(mesh.env["LIKEOPT_RUN_DIR"]) / "logs", asked.header_trace_id)
+    assert "generation_svc" in logged, "no log line names the unsampled answer's trace id"
