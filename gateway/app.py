@@ -122,15 +122,16 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
     def require_key(request: Request) -> None:
         """Writes need ``Authorization: Bearer <LIKEOPT_API_KEY>``, compared in constant time."""
         if not config.api_key:
-            raise ApiError(401, "UNAUTHENTICATED", "writes are disabled: no LIKEOPT_API_KEY is configured")
+            raise ApiError(401, "UNAUTHENTICATED", "disabled: no LIKEOPT_API_KEY is configured")
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.api_key.encode()):
-            raise ApiError(
-                401,
-                "UNAUTHENTICATED",
-                "missing or wrong API key",
-            )
+            raise ApiError(401, "UNAUTHENTICATED", "missing or wrong API key")
+
+    def require_read_key(request: Request) -> None:
+        """Reads are open unless LIKEOPT_READS_NEED_KEY says they need the key too."""
+        if config.reads_need_key:
+            require_key(request)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
@@ -141,6 +142,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         return JSONResponse({"ready": ready, "upstreams": statuses}, status_code=200 if ready else 503)
 
     async def search(request: Request) -> Response:
+        require_read_key(request)
         started = time.perf_counter()
         data = await read_json(request)
         top_k = field(data, "top_k", int, default=10)
@@ -156,6 +158,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         return JSONResponse(search_json(reply, (time.perf_counter() - started) * 1000))
 
     async def chat(request: Request) -> Response:
+        require_read_key(request)
         data = await read_json(request)
         top_k = field(data, "top_k", int, default=5)
         if not 1 <= top_k <= 20:
@@ -174,6 +177,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         )
 
     async def index_status(request: Request) -> Response:
+        require_read_key(request)
         status = await upstream_call(
             up().retrieval_writer.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=5)
         )
@@ -221,6 +225,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         return JSONResponse({"deleted": reply.deleted, "index_version": reply.index_version})
 
     async def dashboard(request: Request) -> Response:
+        require_read_key(request)
         return JSONResponse(await state["dashboard"].snapshot(), headers={"Cache-Control": "no-store"})
 
     async def metrics(request: Request) -> Response:

@@ -135,6 +135,11 @@ SETTINGS: tuple[Setting, ...] = (
         "Regular expression (RE2) of the browser origins Envoy's CORS policy allows.",
     ),
     Setting(
+        "LIKEOPT_READS_NEED_KEY",
+        "0",
+        "`1` makes searches, answers and status reads need the API key too (REST and gRPC through Envoy).",
+    ),
+    Setting(
         "LIKEOPT_RETRIEVAL_READ_ONLY",
         "0",
         "`1` makes a retrieval_svc replica refuse writes and follow the writer's commits in the shared data dir.",
@@ -197,6 +202,7 @@ class Config:
     cors_origins: str = _DEFAULTS["LIKEOPT_CORS_ORIGINS"]
     tls_cert_file: str = ""
     retrieval_read_only: bool = False
+    reads_need_key: bool = False
     tls_key_file: str = ""
     vector_exact_max: int = int(_DEFAULTS["LIKEOPT_VECTOR_EXACT_MAX"])
     vector_nprobe: int = int(_DEFAULTS["LIKEOPT_VECTOR_NPROBE"])
@@ -306,6 +312,7 @@ class Config:
             cors_origins=cors_origins,
             tls_cert_file=tls_cert_file,
             retrieval_read_only=get("LIKEOPT_RETRIEVAL_READ_ONLY") in ("1", "true", "yes", "on"),
+            reads_need_key=get("LIKEOPT_READS_NEED_KEY") in ("1", "true", "yes", "on"),
             tls_key_file=tls_key_file,
             trace_sample_ratio=trace_sample_ratio,
             jaeger_url=jaeger_url,

@@ -130,6 +130,35 @@ def with_replicas(rendered: str, extra: dict[str, list[str]]) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+GRPC_PREFIX = "/likeopt.v1."
+
+
+def with_grpc_key(rendered: str, api_key: str) -> str:
+    """The rendered config with gRPC and gRPC-web calls refused (401) unless they carry the API key.
+
+    REST reads are checked by the gateway; gRPC goes straight to the services, so Envoy checks it.
+    """
+    doc = yaml.safe_load(rendered)
+    for listener in doc["static_resources"]["listeners"]:
+        for chain in listener["filter_chains"]:
+            for network_filter in chain["filters"]:
+                for host in network_filter["typed_config"].get("route_config", {}).get("virtual_hosts", []):
+                    keyed = []
+                    for route in host["routes"]:
+                        match = route["match"]
+                        if (match.get("prefix") or match.get("path") or "").startswith(GRPC_PREFIX):
+                            header = {"name": "authorization", "string_match": {"exact": f"Bearer {api_key}"}}
+                            match.setdefault("headers", []).append(header)
+                            keyed.append(route)
+                    if keyed:
+                        refusal = {
+                            "match": {"prefix": GRPC_PREFIX},
+                            "direct_response": {"status": 401, "body": {"inline_string": "missing or wrong API key"}},
+                        }
+                        host["routes"].insert(host["routes"].index(keyed[-1]) + 1, refusal)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
 def with_tls(rendered: str, cert_file: str, key_file: str) -> str:
     """The rendered config with TLS on the ingress listener, HTTP/2 and HTTP/1.1 chosen by ALPN.
 
@@ -172,10 +201,13 @@ def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | Non
     }
     if any(replicas.values()):
         text = with_replicas(text, replicas)
+    if config.reads_need_key and config.api_key:
+        text = with_grpc_key(text, config.api_key)
     if config.tls_cert_file:
         text = with_tls(text, config.tls_cert_file, config.tls_key_file)
     target = run_dir / RENDERED_NAME
     tmp = target.with_name(target.name + ".tmp")
+    tmp.touch(mode=0o600)  # it may hold the API key
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, target)
     return target
