@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 
+from generation_svc.answer_cache import AnswerCache
 from generation_svc.backends import Backend
+from generation_svc.conversations import ConversationStore
 from generation_svc.extractive import ExtractiveBackend
 from generation_svc.service import GenerationServicer
+from likeopt.cache_client import CacheClient
 from likeopt.config import Config
 from likeopt.grpc_client import open_channel
 from likeopt.grpc_server import ServiceSpec, run
@@ -15,13 +20,43 @@ from likeopt.telemetry import setup_tracing
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2_grpc
 
 SERVICE = "generation_svc"
+SESSION_TIMEOUT_S = 0.25
+"""Conversation reads may take longer than other cache calls: a miss there loses the context."""
+
+log = logging.getLogger(SERVICE)
 
 
 def make_backend(config: Config) -> Backend:
-    """The backend LIKEOPT_GENERATION_BACKEND names."""
-    if config.generation_backend == "extractive":
-        return ExtractiveBackend()
-    raise SystemExit(f"{SERVICE}: backend {config.generation_backend!r} is not available in this build")
+    """The backend LIKEOPT_GENERATION_BACKEND names; local falls back to extractive when it cannot run."""
+    if config.generation_backend == "openai":
+        from generation_svc.openai_backend import OpenAIBackend
+
+        if not config.openai_base_url:
+            raise SystemExit(f"{SERVICE}: the openai backend needs LIKEOPT_OPENAI_BASE_URL")
+        return OpenAIBackend(
+            config.openai_base_url,
+            config.openai_model,
+            config.openai_api_key,
+            config.generation_max_tokens,
+            config.answer_timeout_s,
+        )
+    if config.generation_backend == "local":
+        from generation_svc.local import LocalBackend, ModelUnavailable, resolve_model_path
+
+        try:
+            return LocalBackend(
+                resolve_model_path(config.local_model_path),
+                config.generation_max_tokens,
+                config.generation_queue,
+                config.local_threads,
+            )
+        except ModelUnavailable as exc:
+            # The launcher prints every "notice" a child logs, so the user sees this line.
+            log.warning(
+                "local backend unavailable; using extractive",
+                extra={"fields": {"notice": f"local model unavailable ({exc}); answering with the extractive backend"}},
+            )
+    return ExtractiveBackend()
 
 
 def build() -> ServiceSpec:
@@ -29,8 +64,18 @@ def build() -> ServiceSpec:
     setup_logging(SERVICE, config.log_level)
     setup_tracing(SERVICE, config.otlp_endpoint, config.trace_sample_ratio)
     retrieval_channel = open_channel(config.retrieval_addr)
+    answers_cache = CacheClient(config.cache_addr, config.cache_timeout_s, config.cache_enabled)
+    sessions_cache = CacheClient(
+        config.cache_addr, max(config.cache_timeout_s, SESSION_TIMEOUT_S), config.cache_enabled
+    )
+    backend = make_backend(config)
+    log.info("backend ready", extra={"fields": {"backend": backend.name, "fingerprint": backend.fingerprint}})
     servicer = GenerationServicer(
-        config, make_backend(config), retrieval_pb2_grpc.RetrievalServiceStub(retrieval_channel)
+        config,
+        backend,
+        retrieval_pb2_grpc.RetrievalServiceStub(retrieval_channel),
+        AnswerCache(answers_cache, config.cache_ttl_s),
+        ConversationStore(sessions_cache, config.session_ttl_s),
     )
 
     def register(server: grpc.aio.Server) -> list[str]:
@@ -38,6 +83,8 @@ def build() -> ServiceSpec:
         return [generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name]
 
     async def stop() -> None:
+        await answers_cache.close()
+        await sessions_cache.close()
         await retrieval_channel.close()
 
     return ServiceSpec(name=SERVICE, address=f"{config.host}:{config.generation_port}", register=register, stop=stop)

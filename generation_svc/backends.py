@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+import grpc
+
 
 @dataclass(frozen=True)
 class Passage:
@@ -26,11 +28,36 @@ class Turn:
     answer: str
 
 
+@dataclass
+class Usage:
+    """What a backend reports about one answer; it fills this in while streaming."""
+
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class AnswerFailed(Exception):
+    """Ends a stream with an error event and the matching gRPC status.
+
+    Backends raise it too, so a model server's 429 reaches the caller as
+    RESOURCE_EXHAUSTED rather than as a generic failure.
+    """
+
+    def __init__(self, code: grpc.StatusCode, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+
 class Backend(Protocol):
     """Streams answer text; markers like [2] cite passage 2."""
 
     name: str
+    fingerprint: str
+    """Everything that changes this backend's answers (model, prompt, limits), for cache keys."""
 
-    def stream(self, question: str, passages: list[Passage], history: list[Turn]) -> AsyncIterator[str]:
-        """Yield pieces of the answer as they are produced."""
+    def stream(self, question: str, passages: list[Passage], history: list[Turn], usage: Usage) -> AsyncIterator[str]:
+        """Yield pieces of the answer as they are produced; stop promptly when closed."""
         ...

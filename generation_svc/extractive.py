@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from generation_svc.backends import Passage, Turn
+from generation_svc.backends import Passage, Turn, Usage
 from likeopt.text import split_sentences, tokenize
 
 NO_ANSWER = "I found nothing in the documents that answers this."
@@ -67,11 +67,14 @@ class ExtractiveBackend:
     """Streams the composed answer a few words at a time, as a model would."""
 
     name = "extractive"
+    fingerprint = "extractive/1"
 
     def __init__(self, words_per_delta: int = 4) -> None:
         self.words_per_delta = words_per_delta
 
-    async def stream(self, question: str, passages: list[Passage], history: list[Turn]) -> AsyncIterator[str]:
+    async def stream(
+        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage
+    ) -> AsyncIterator[str]:
         words = compose(choose_sentences(question, passages)).split(" ")
         for start in range(0, len(words), self.words_per_delta):
             piece = " ".join(words[start : start + self.words_per_delta])

@@ -1,40 +1,46 @@
 """GenerationService: retrieve, then stream a grounded answer with citations.
 
 The whole RAG orchestration lives here (not in the gateway), so a gRPC client gets
-exactly the event stream the browser gets.
+exactly the event stream the browser gets. Every call has a deadline: the
+caller's, capped by LIKEOPT_ANSWER_TIMEOUT_S; a stalled retrieval or backend ends
+the stream with DEADLINE_EXCEEDED and an error event.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import TypeVar
 
 import grpc
 
-from generation_svc.backends import Backend, Passage
+from generation_svc.answer_cache import AnswerCache, answer_key
+from generation_svc.backends import AnswerFailed, Backend, Passage, Turn, Usage
+from generation_svc.conversations import ID_PATTERN, ConversationStore, history_of, rewrite_query
+from generation_svc.shared_stream import SharedStreams
 from likeopt.config import Config
 from likeopt.telemetry import StreamSpans, current_trace_id
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 MAX_QUERY_CHARS = 4096
 DEFAULT_TOP_K = 5
 MAX_TOP_K = 20
 RETRIEVAL_TIMEOUT_S = 5.0
+DEADLINE_MARGIN_S = 0.05
+"""Kept back from the caller's deadline so the error event still reaches it."""
 MARKER = re.compile(r"\[(\d{1,3})\]")
 
-
-class AnswerFailed(Exception):
-    """Ends a stream with an error event and the matching gRPC status."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+Event = generation_pb2.AnswerEvent
 
 
 def validate_question(query: str) -> None:
@@ -47,6 +53,13 @@ def validate_question(query: str) -> None:
         )
     if "\x00" in query:
         raise AnswerFailed(grpc.StatusCode.INVALID_ARGUMENT, "query must not contain NUL characters")
+
+
+def validate_conversation_id(conversation_id: str) -> None:
+    if not ID_PATTERN.match(conversation_id):
+        raise AnswerFailed(
+            grpc.StatusCode.INVALID_ARGUMENT, "conversation_id must be 1 to 64 letters, digits, '-' or '_'"
+        )
 
 
 def passages_from_hits(hits: list[retrieval_pb2.SearchHit]) -> list[Passage]:
@@ -64,101 +77,220 @@ def cited_numbers(text: str, count: int) -> list[int]:
     return list(seen)
 
 
+async def within_deadline(source: AsyncGenerator[T, None], deadline: float) -> AsyncIterator[T]:
+    """source's items; past the loop-time deadline, source is closed and DEADLINE_EXCEEDED raised."""
+    try:
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    item = await anext(source)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise AnswerFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "the answer ran past its deadline") from None
+            yield item
+    finally:
+        await source.aclose()
+
+
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     """Streams answers from a backend over passages from retrieval_svc."""
 
-    def __init__(self, config: Config, backend: Backend, retrieval: retrieval_pb2_grpc.RetrievalServiceStub) -> None:
+    def __init__(
+        self,
+        config: Config,
+        backend: Backend,
+        retrieval: retrieval_pb2_grpc.RetrievalServiceStub,
+        answers: AnswerCache,
+        conversations: ConversationStore,
+    ) -> None:
         self.config = config
         self.backend = backend
         self.retrieval = retrieval
+        self.answers = answers
+        self.conversations = conversations
+        self.flights: SharedStreams[Event] = SharedStreams()
 
     async def Answer(
         self, request: generation_pb2.AnswerRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[generation_pb2.AnswerEvent]:
+    ) -> AsyncIterator[Event]:
         started = time.perf_counter()
-        conversation_id = request.conversation_id or uuid.uuid4().hex
+        deadline = self._deadline(context)
         try:
             validate_question(request.query)
-            hits, index_version = await self._retrieve(request)
-            retrieval_ms = (time.perf_counter() - started) * 1000
-            yield generation_pb2.AnswerEvent(
-                retrieval=generation_pb2.RetrievalEvent(hits=hits, index_version=index_version)
+            top_k = request.top_k or DEFAULT_TOP_K
+            if not 1 <= top_k <= MAX_TOP_K:
+                raise AnswerFailed(grpc.StatusCode.INVALID_ARGUMENT, f"top_k must be between 1 and {MAX_TOP_K}")
+            conversation = await self._conversation(request.conversation_id)
+            history = history_of(conversation)
+            search = retrieval_pb2.SearchRequest(
+                query=rewrite_query(request.query, history), top_k=top_k, mode=request.mode
             )
-            async for event in self._generate(request.query, passages_from_hits(hits), started, retrieval_ms):
-                if event.HasField("done"):
-                    event.done.conversation_id = conversation_id
-                yield event
+            reply = await self._retrieve(search, deadline)
+            retrieval_ms = (time.perf_counter() - started) * 1000
+            yield Event(retrieval=generation_pb2.RetrievalEvent(hits=reply.hits, index_version=reply.index_version))
+            passages = passages_from_hits(list(reply.hits))
+            key = answer_key(request.query, reply.index_version, self.backend.fingerprint, top_k, request.mode, history)
+            text: list[str] = []
+            citations: list[generation_pb2.CitationEvent] = []
+            source = self.flights.watch(key, lambda: self._produce(request.query, passages, history, key))
+            async with aclosing(self._timed(source, started, retrieval_ms, deadline)) as events:
+                async for event in events:
+                    if event.HasField("delta"):
+                        text.append(event.delta.text)
+                    elif event.HasField("citation"):
+                        citations.append(event.citation)
+                    elif event.HasField("done"):
+                        event.done.conversation_id = conversation.conversation_id
+                        self.conversations.append(conversation, request.query, "".join(text), citations)
+                    yield event
         except AnswerFailed as failure:
             yield self._fail(context, failure)
 
     async def Generate(
         self, request: generation_pb2.GenerateRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[generation_pb2.AnswerEvent]:
+    ) -> AsyncIterator[Event]:
         started = time.perf_counter()
+        deadline = self._deadline(context)
         try:
             validate_question(request.query)
-            async for event in self._generate(request.query, passages_from_hits(list(request.contexts)), started, 0.0):
-                yield event
+            source = self._produce(request.query, passages_from_hits(list(request.contexts)), [], key=None)
+            async with aclosing(self._timed(source, started, 0.0, deadline)) as events:
+                async for event in events:
+                    yield event
         except AnswerFailed as failure:
             yield self._fail(context, failure)
 
-    async def _retrieve(self, request: generation_pb2.AnswerRequest) -> tuple[list[retrieval_pb2.SearchHit], int]:
-        top_k = request.top_k or DEFAULT_TOP_K
-        if not 1 <= top_k <= MAX_TOP_K:
-            raise AnswerFailed(grpc.StatusCode.INVALID_ARGUMENT, f"top_k must be between 1 and {MAX_TOP_K}")
+    async def GetConversation(
+        self, request: generation_pb2.GetConversationRequest, context: grpc.aio.ServicerContext
+    ) -> generation_pb2.Conversation:
+        if not ID_PATTERN.match(request.conversation_id):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "conversation_id is malformed")
+        conversation = await self.conversations.load(request.conversation_id)
+        if conversation is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no conversation {request.conversation_id!r}")
+        return conversation
+
+    def _deadline(self, context: grpc.aio.ServicerContext) -> float:
+        """The loop time by which this call must end: the caller's deadline or ours, whichever is first."""
+        budget = self.config.answer_timeout_s
+        remaining = context.time_remaining()
+        if remaining is not None:
+            budget = min(budget, max(remaining - DEADLINE_MARGIN_S, 0.0))
+        return asyncio.get_running_loop().time() + budget
+
+    async def _conversation(self, conversation_id: str) -> generation_pb2.Conversation:
+        """The conversation to continue, or a new one (also when the old one expired)."""
+        if not conversation_id:
+            return generation_pb2.Conversation(conversation_id=uuid.uuid4().hex)
+        validate_conversation_id(conversation_id)
+        stored = await self.conversations.load(conversation_id)
+        return stored or generation_pb2.Conversation(conversation_id=conversation_id)
+
+    async def _retrieve(self, search: retrieval_pb2.SearchRequest, deadline: float) -> retrieval_pb2.SearchResponse:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise AnswerFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "no time left to retrieve passages")
         try:
-            reply = await self.retrieval.Search(
-                retrieval_pb2.SearchRequest(query=request.query, top_k=top_k, mode=request.mode),
-                timeout=RETRIEVAL_TIMEOUT_S,
-            )
+            return await self.retrieval.Search(search, timeout=min(RETRIEVAL_TIMEOUT_S, remaining))
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             if code not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DEADLINE_EXCEEDED):
                 code = grpc.StatusCode.UNAVAILABLE
             raise AnswerFailed(code, f"retrieval failed: {exc.details()}") from exc
-        return list(reply.hits), reply.index_version
 
-    async def _generate(
-        self, question: str, passages: list[Passage], started: float, retrieval_ms: float
-    ) -> AsyncIterator[generation_pb2.AnswerEvent]:
+    async def _produce(
+        self, question: str, passages: list[Passage], history: list[Turn], key: str | None
+    ) -> AsyncIterator[Event]:
+        """Delta, citation and done events: replayed from the answer cache, or generated and then cached."""
+        if key is not None and (cached := await self.answers.get(key)) is not None:
+            for event in cached:
+                yield event
+            return
+        events: list[Event] = []
+        async for event in self._generate(question, passages, history):
+            events.append(event)
+            yield event
+        if key is not None:
+            self.answers.put(key, events)
+
+    async def _generate(self, question: str, passages: list[Passage], history: list[Turn]) -> AsyncIterator[Event]:
         """Deltas from the backend, then each cited passage once, then done."""
-        text_parts: list[str] = []
-        first_token_ms = 0.0
+        usage = Usage()
+        text: list[str] = []
         with StreamSpans("backend", {"likeopt.backend": self.backend.name}) as spans:
-            async for piece in self.backend.stream(question, passages, []):
-                if not piece:
-                    continue
-                spans.piece()
-                if not text_parts:
-                    first_token_ms = (time.perf_counter() - started) * 1000
-                text_parts.append(piece)
-                yield generation_pb2.AnswerEvent(delta=generation_pb2.DeltaEvent(text=piece))
-            spans.stream.set_attribute("gen_ai.response.finish_reasons", ["stop"])
-        for n in cited_numbers("".join(text_parts), len(passages)):
+            async for piece in self.backend.stream(question, passages, history, usage):
+                if piece:
+                    spans.piece()
+                    text.append(piece)
+                    yield Event(delta=generation_pb2.DeltaEvent(text=piece))
+            spans.stream.set_attributes(
+                {
+                    "gen_ai.usage.input_tokens": usage.prompt_tokens,
+                    "gen_ai.usage.output_tokens": usage.completion_tokens,
+                    "gen_ai.response.finish_reasons": [usage.finish_reason],
+                }
+            )
+        for n in cited_numbers("".join(text), len(passages)):
             p = passages[n - 1]
-            yield generation_pb2.AnswerEvent(
+            yield Event(
                 citation=generation_pb2.CitationEvent(
                     n=n, doc_id=p.doc_id, chunk_id=p.chunk_id, title=p.title, text=p.text
                 )
             )
-        yield generation_pb2.AnswerEvent(
+        yield Event(
             done=generation_pb2.DoneEvent(
-                trace_id=current_trace_id(),
-                finish_reason="stop",
+                finish_reason=usage.finish_reason,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
                 backend=self.backend.name,
-                timings=generation_pb2.Timings(
-                    retrieval_ms=retrieval_ms,
-                    first_token_ms=first_token_ms,
-                    total_ms=(time.perf_counter() - started) * 1000,
-                ),
             )
         )
 
+    async def _timed(
+        self, source: AsyncGenerator[Event, None], started: float, retrieval_ms: float, deadline: float
+    ) -> AsyncIterator[Event]:
+        """source's events within the deadline, done given this caller's own timings and trace id.
+
+        Events may be shared with other callers, so done is copied before it is changed.
+        """
+        first_token_ms = 0.0
+        async for event in within_deadline(source, deadline):
+            if event.HasField("delta") and not first_token_ms:
+                first_token_ms = (time.perf_counter() - started) * 1000
+            elif event.HasField("done"):
+                own = Event()
+                own.CopyFrom(event)
+                own.done.trace_id = current_trace_id()
+                own.done.timings.CopyFrom(
+                    generation_pb2.Timings(
+                        retrieval_ms=retrieval_ms,
+                        first_token_ms=first_token_ms,
+                        total_ms=(time.perf_counter() - started) * 1000,
+                    )
+                )
+                log.info(
+                    "answered",
+                    extra={"fields": {"backend": own.done.backend, "cached": own.done.cached, **_ms(own.done.timings)}},
+                )
+                event = own
+            yield event
+
     @staticmethod
-    def _fail(context: grpc.aio.ServicerContext, failure: AnswerFailed) -> generation_pb2.AnswerEvent:
+    def _fail(context: grpc.aio.ServicerContext, failure: AnswerFailed) -> Event:
         log.warning("answer failed", extra={"fields": {"code": failure.code.name, "error": failure.message}})
         context.set_code(failure.code)
         context.set_details(failure.message)
-        return generation_pb2.AnswerEvent(
-            error=generation_pb2.ErrorEvent(code=failure.code.name, message=failure.message)
-        )
+        error = generation_pb2.ErrorEvent(code=failure.code.name, message=failure.message)
+        if failure.retry_after_s is not None:
+            error.retry_after_s = failure.retry_after_s
+            context.set_trailing_metadata((("retry-after", str(math.ceil(failure.retry_after_s))),))
+        return Event(error=error)
+
+
+def _ms(timings: generation_pb2.Timings) -> dict[str, float]:
+    return {
+        "retrieval_ms": round(timings.retrieval_ms, 1),
+        "first_token_ms": round(timings.first_token_ms, 1),
+        "total_ms": round(timings.total_ms, 1),
+    }

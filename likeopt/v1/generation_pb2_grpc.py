@@ -46,6 +46,11 @@ class GenerationServiceStub:
                 request_serializer=likeopt_dot_v1_dot_generation__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=likeopt_dot_v1_dot_generation__pb2.AnswerEvent.FromString,
                 _registered_method=True)
+        self.GetConversation = channel.unary_unary(
+                '/likeopt.v1.GenerationService/GetConversation',
+                request_serializer=likeopt_dot_v1_dot_generation__pb2.GetConversationRequest.SerializeToString,
+                response_deserializer=likeopt_dot_v1_dot_generation__pb2.Conversation.FromString,
+                _registered_method=True)
 
 
 class GenerationServiceServicer:
@@ -67,6 +72,13 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetConversation(self, request, context):
+        """GetConversation returns the stored turns of a conversation; NOT_FOUND when it is unknown or expired.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +91,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.Generate,
                     request_deserializer=likeopt_dot_v1_dot_generation__pb2.GenerateRequest.FromString,
                     response_serializer=likeopt_dot_v1_dot_generation__pb2.AnswerEvent.SerializeToString,
+            ),
+            'GetConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConversation,
+                    request_deserializer=likeopt_dot_v1_dot_generation__pb2.GetConversationRequest.FromString,
+                    response_serializer=likeopt_dot_v1_dot_generation__pb2.Conversation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +154,33 @@ class GenerationService:
             '/likeopt.v1.GenerationService/Generate',
             likeopt_dot_v1_dot_generation__pb2.GenerateRequest.SerializeToString,
             likeopt_dot_v1_dot_generation__pb2.AnswerEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/likeopt.v1.GenerationService/GetConversation',
+            likeopt_dot_v1_dot_generation__pb2.GetConversationRequest.SerializeToString,
+            likeopt_dot_v1_dot_generation__pb2.Conversation.FromString,
             options,
             channel_credentials,
             insecure,

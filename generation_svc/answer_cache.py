@@ -1,0 +1,62 @@
+"""The answer cache: complete answers in cache_svc's ``answer`` namespace, replayed as events.
+
+The key holds everything that changes an answer: the normalised question, the
+retrieval index version (any ingest or delete moves it, so an entry can never be
+served stale), the passages' parameters, the backend's fingerprint (model, prompt,
+limits) and the conversation so far, so a follow-up is only ever served an answer
+given after the very same turns.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.message import DecodeError
+
+from generation_svc.backends import Turn
+from likeopt.cache_client import CacheClient
+from likeopt.cache_keys import cache_key, normalise_query
+from likeopt.v1 import generation_pb2
+
+NAMESPACE = "answer"
+
+
+def answer_key(
+    question: str, index_version: int, backend_fingerprint: str, top_k: int, mode: int, history: list[Turn]
+) -> str:
+    """The cache key of one answer."""
+    turns = [(normalise_query(t.question), t.answer) for t in history]
+    return cache_key("answer/1", normalise_query(question), index_version, backend_fingerprint, top_k, mode, turns)
+
+
+def cacheable(events: list[generation_pb2.AnswerEvent]) -> bool:
+    """Only answers that ended normally are worth replaying."""
+    return bool(events) and events[-1].HasField("done") and events[-1].done.finish_reason in ("stop", "length")
+
+
+class AnswerCache:
+    """Reads and writes complete answers; every failure is a miss and never slows the answer."""
+
+    def __init__(self, cache: CacheClient, ttl_s: int) -> None:
+        self.cache = cache
+        self.ttl_s = ttl_s
+
+    async def get(self, key: str) -> list[generation_pb2.AnswerEvent] | None:
+        """The recorded delta, citation and done events, done marked as cached; None on a miss."""
+        raw = await self.cache.get(NAMESPACE, key)
+        if raw is None:
+            return None
+        record = generation_pb2.CachedAnswer()
+        try:
+            record.ParseFromString(raw)
+        except DecodeError:  # a corrupt entry is a miss, never a failure
+            return None
+        events = list(record.events)
+        if not cacheable(events):
+            return None
+        events[-1].done.cached = True
+        return events
+
+    def put(self, key: str, events: list[generation_pb2.AnswerEvent]) -> None:
+        """Store a finished answer in the background."""
+        if cacheable(events):
+            record = generation_pb2.CachedAnswer(events=events)
+            self.cache.set_later(NAMESPACE, key, record.SerializeToString(), self.ttl_s)

@@ -1,0 +1,104 @@
+"""Conversations: the last turns kept in cache_svc's ``session`` namespace, and follow-up rewriting.
+
+A follow-up such as "and what about its cost?" names nothing retrievable, so the
+retrieval query borrows the salient words of the questions before it; the model
+also sees the earlier turns in its prompt.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from google.protobuf.message import DecodeError
+
+from generation_svc.backends import Turn
+from likeopt.cache_client import CacheClient
+from likeopt.text import STOP_WORDS, tokenize
+from likeopt.v1 import generation_pb2
+
+NAMESPACE = "session"
+MAX_TURNS = 6
+MAX_BORROWED_WORDS = 8
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_WORD = re.compile(r"[^\W\d_][\w-]*")
+
+REFERRING_WORDS = frozenset("it its it's this that these those they them their there he she his her such".split())
+"""Words that point back at something named earlier: their presence marks a follow-up."""
+
+FOLLOW_UP_OPENINGS = ("and ", "also ", "what about ", "how about ")
+
+STANDALONE_TERMS = 4
+"""A question with at least this many content terms and no referring word stands on its own."""
+
+
+def is_follow_up(question: str) -> bool:
+    """Whether a question leans on an earlier one (refers back, or is too short to stand alone)."""
+    words = [w.lower() for w in _WORD.findall(question)]
+    if any(w in REFERRING_WORDS for w in words) or question.lower().lstrip().startswith(FOLLOW_UP_OPENINGS):
+        return True
+    return len(tokenize(question)) < STANDALONE_TERMS
+
+
+def salient_words(text: str) -> list[str]:
+    """The content words of text, in order, each once (stop words and short words dropped)."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text):
+        lowered = word.lower()
+        if len(lowered) > 2 and lowered not in STOP_WORDS and lowered not in REFERRING_WORDS:
+            seen.setdefault(word)
+    return list(seen)
+
+
+def rewrite_query(question: str, history: list[Turn]) -> str:
+    """The retrieval query: a follow-up gets the earlier questions' salient words appended."""
+    if not history or not is_follow_up(question):
+        return question
+    own_terms = set(tokenize(question))
+    borrowed: list[str] = []
+    for turn in reversed(history[-2:]):
+        for word in salient_words(turn.question):
+            if not own_terms.intersection(tokenize(word)) and word not in borrowed:
+                borrowed.append(word)
+    return " ".join([question, *borrowed[:MAX_BORROWED_WORDS]])
+
+
+def history_of(conversation: generation_pb2.Conversation) -> list[Turn]:
+    """The turns a prompt and a rewrite need."""
+    return [Turn(t.question, t.answer) for t in conversation.turns]
+
+
+class ConversationStore:
+    """Loads and saves conversations; a cache failure loses context, never the answer."""
+
+    def __init__(self, cache: CacheClient, ttl_s: int) -> None:
+        self.cache = cache
+        self.ttl_s = ttl_s
+
+    async def load(self, conversation_id: str) -> generation_pb2.Conversation | None:
+        """The stored conversation, or None when unknown, expired or unreadable."""
+        raw = await self.cache.get(NAMESPACE, conversation_id)
+        if raw is None:
+            return None
+        conversation = generation_pb2.Conversation()
+        try:
+            conversation.ParseFromString(raw)
+        except DecodeError:
+            return None
+        return conversation
+
+    def append(
+        self,
+        conversation: generation_pb2.Conversation,
+        question: str,
+        answer: str,
+        citations: list[generation_pb2.CitationEvent],
+    ) -> None:
+        """Add a finished turn, keep the last MAX_TURNS, and save in the background."""
+        conversation.turns.append(
+            generation_pb2.Turn(
+                question=question, answer=answer, citations=citations, created_unix_ms=int(time.time() * 1000)
+            )
+        )
+        del conversation.turns[:-MAX_TURNS]
+        self.cache.set_later(NAMESPACE, conversation.conversation_id, conversation.SerializeToString(), self.ttl_s)

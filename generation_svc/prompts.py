@@ -1,0 +1,61 @@
+"""Chat prompts shared by the model backends: numbered passages, the conversation, the question.
+
+The wording was chosen by measurement (benchmarks/citations.py on SciFact): a small
+model cites far more often when the instruction sits next to the question and shows
+the exact marker format than when it is only in the system message.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+
+from generation_svc.backends import Passage, Turn
+
+tracer = trace.get_tracer(__name__)
+
+PROMPT_VERSION = "2"
+"""Part of every answer-cache key: change it whenever the wording below changes."""
+
+MAX_PASSAGE_CHARS = 1200
+MAX_HISTORY_TURNS = 3
+MAX_HISTORY_ANSWER_CHARS = 600
+
+SYSTEM = (
+    "You answer questions using only the numbered passages you are given. "
+    "Cite the passage each statement comes from with its number in square brackets, like [1]. "
+    "If the passages do not answer the question, say so."
+)
+
+
+def clip(text: str, limit: int) -> str:
+    """Text cut at a word boundary to at most limit characters."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def format_passages(passages: list[Passage]) -> str:
+    """Each passage as '[n] title: text', the way the answer should cite it."""
+    return "\n\n".join(f"[{p.n}] {p.title}: {clip(p.text, MAX_PASSAGE_CHARS)}" for p in passages)
+
+
+@tracer.start_as_current_span("prompt building")
+def build_messages(question: str, passages: list[Passage], history: list[Turn]) -> list[dict[str, str]]:
+    """OpenAI-style chat messages: system rules, earlier turns, then passages with the question."""
+    messages = [{"role": "system", "content": SYSTEM}]
+    for turn in history[-MAX_HISTORY_TURNS:]:
+        messages.append({"role": "user", "content": turn.question})
+        messages.append({"role": "assistant", "content": clip(turn.answer, MAX_HISTORY_ANSWER_CHARS)})
+    messages.append(
+        {
+            "role": "user",
+            "content": (
+                f"Passages:\n\n{format_passages(passages)}\n\n"
+                f"Question: {question}\n\n"
+                "Answer in two or three sentences. End each sentence with the number of the passage "
+                "it comes from, like [1]."
+            ),
+        }
+    )
+    return messages

