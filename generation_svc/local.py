@@ -17,7 +17,7 @@ import importlib.util
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,8 @@ class LocalBackend:
         self.model_path = model_path
         self.max_tokens = max_tokens
         self.threads = threads or default_threads()
+        self.prompt: Callable[[str, list[Passage], list[Turn]], list[dict[str, str]]] = build_messages
+        """How questions become chat messages (the citation benchmark compares alternatives)."""
         self.fingerprint = f"local/{model_path.name}/{model_path.stat().st_size}/{max_tokens}/prompt{PROMPT_VERSION}"
         self.admission = Admission(queue_limit)
         self._llm = llama_cpp.Llama(
@@ -127,7 +129,7 @@ class LocalBackend:
     async def stream(
         self, question: str, passages: list[Passage], history: list[Turn], usage: Usage
     ) -> AsyncIterator[str]:
-        messages = build_messages(question, passages, history)
+        messages = self.prompt(question, passages, history)
         async with self.admission.turn():
             run = _Run(asyncio.get_running_loop())
             # copy_context: the model thread logs (and traces) as part of this answer

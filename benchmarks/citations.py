@@ -1,0 +1,121 @@
+"""Citation quality on SciFact: how often an answer's [n] citations include a relevant document.
+
+For each test query, the top 5 documents by BM25 (retrieval_svc's BM25Index, in
+process) are numbered as passages; a backend answers in process, exactly as
+generation_svc would run it; the [n] markers of the answer are mapped to documents
+and checked against qrels/test.tsv. Also reported: answers with any citation, and
+the retrieval ceiling (queries with a relevant document among the 5 passages).
+
+Usage, from the repository root:
+    python -m benchmarks.citations [--backend extractive|local] [--limit N] [--prompt current|system-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from generation_svc.backends import Backend, Passage, Turn, Usage
+from generation_svc.extractive import ExtractiveBackend
+from generation_svc.prompts import SYSTEM, format_passages
+from generation_svc.service import cited_numbers
+from likeopt.text import tokenize
+from retrieval_svc.bm25 import BM25Index
+
+DATA = Path("/work/shared/data/scifact")
+
+
+def system_only_prompt(question: str, passages: list[Passage], history: list[Turn]) -> list[dict[str, str]]:
+    """The plain alternative: the citing rule only in the system message, the question last."""
+    user = f"Passages:\n\n{format_passages(passages)}\n\nQuestion: {question}"
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def load(data: Path) -> tuple[dict[str, dict], dict[str, str], dict[str, set[str]]]:
+    """Corpus by id, test queries by id (only those with judgements), relevant doc ids by query."""
+    with (data / "corpus.jsonl").open() as lines:
+        corpus = {d["_id"]: d for d in map(json.loads, lines)}
+    relevant: dict[str, set[str]] = defaultdict(set)
+    with (data / "qrels" / "test.tsv").open() as rows:
+        for row in csv.DictReader(rows, delimiter="\t"):
+            if int(row["score"]) > 0:
+                relevant[row["query-id"]].add(row["corpus-id"])
+    with (data / "queries.jsonl").open() as lines:
+        queries = {q["_id"]: q["text"] for q in map(json.loads, lines) if q["_id"] in relevant}
+    return corpus, queries, relevant
+
+
+def make_backend(name: str, prompt: str, max_tokens: int) -> Backend:
+    if name == "extractive":
+        return ExtractiveBackend()
+    from generation_svc.local import LocalBackend, resolve_model_path
+
+    local = LocalBackend(resolve_model_path(""), max_tokens=max_tokens, queue_limit=1)
+    if prompt == "system-only":
+        local.prompt = system_only_prompt
+    return local
+
+
+async def answer(backend: Backend, question: str, passages: list[Passage]) -> str:
+    return "".join([piece async for piece in backend.stream(question, passages, [], Usage())])
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--backend", choices=["extractive", "local"], default="extractive")
+    parser.add_argument("--prompt", choices=["current", "system-only"], default="current")
+    parser.add_argument("--limit", type=int, default=0, help="first N test queries only (0: all)")
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--show", type=int, default=0, help="print the first N answers")
+    args = parser.parse_args()
+
+    corpus, queries, relevant = load(args.data)
+    ids = list(corpus)
+    index = BM25Index()
+    for key, doc_id in enumerate(ids):
+        index.add(key, tokenize(f"{corpus[doc_id].get('title', '')} {corpus[doc_id]['text']}"))
+    backend = make_backend(args.backend, args.prompt, args.max_tokens)
+    items = list(queries.items())[: args.limit or None]
+
+    good = cited_any = ceiling = 0
+    started = time.perf_counter()
+    for number, (query_id, question) in enumerate(items):
+        hits = index.search(tokenize(question), args.top_k)
+        passages = [
+            Passage(n, ids[key], ids[key], corpus[ids[key]].get("title", ""), corpus[ids[key]]["text"])
+            for n, (key, _) in enumerate(hits, start=1)
+        ]
+        text = await answer(backend, question, passages)
+        cited = {passages[n - 1].doc_id for n in cited_numbers(text, len(passages))}
+        ceiling += any(p.doc_id in relevant[query_id] for p in passages)
+        cited_any += bool(cited)
+        good += bool(cited & relevant[query_id])
+        if number < args.show:
+            print(f"--- {question}\n{text}\n")
+    total = len(items)
+    elapsed = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "backend": args.backend,
+                "prompt": args.prompt if args.backend == "local" else "-",
+                "queries": total,
+                "top_k": args.top_k,
+                "answers_citing_a_relevant_doc": round(good / total, 3),
+                "answers_with_any_citation": round(cited_any / total, 3),
+                "retrieval_ceiling": round(ceiling / total, 3),
+                "seconds": round(elapsed, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

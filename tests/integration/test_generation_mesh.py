@@ -1,0 +1,51 @@
+"""Answers through the whole mesh: a two-turn conversation on the demo corpus, and cached replays."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.integration.test_mesh import parse_sse
+from tests.support import MeshProcess
+
+
+def chat(mesh: MeshProcess, query: str, **extra: object) -> list[tuple[str, dict]]:
+    with httpx.stream("POST", f"{mesh.base_url}/api/v1/chat", json={"query": query, **extra}, timeout=120) as reply:
+        assert reply.status_code == 200
+        events = parse_sse("".join(reply.iter_text()))
+    assert events[-1][0] == "done", events[-1]
+    return events
+
+
+def cited_docs(events: list[tuple[str, dict]]) -> set[str]:
+    return {data["doc_id"] for kind, data in events if kind == "citation"}
+
+
+def test_a_follow_up_is_answered_from_the_earlier_turn(mesh: MeshProcess) -> None:
+    first = chat(mesh, "How does Like-Opt keep answers in Redis?")
+    conversation_id = first[-1][1]["conversation_id"]
+    assert "caching.md" in cited_docs(first)
+
+    follow_up = chat(mesh, "and what about its cost?", conversation_id=conversation_id)
+    assert follow_up[-1][1]["conversation_id"] == conversation_id
+    hits = follow_up[0][1]["hits"]
+    assert hits[0]["doc_id"] == "caching.md", [h["doc_id"] for h in hits]
+    assert "caching.md" in cited_docs(follow_up)
+
+    stored = httpx.get(f"{mesh.base_url}/api/v1/conversations/{conversation_id}", timeout=10)
+    assert stored.status_code == 200, stored.text
+    turns = stored.json()["turns"]
+    assert [t["question"] for t in turns] == ["How does Like-Opt keep answers in Redis?", "and what about its cost?"]
+
+
+def test_a_repeated_question_replays_the_same_answer_from_the_cache(mesh: MeshProcess) -> None:
+    question = "What does the gateway hold, and what does it translate?"
+    first = chat(mesh, question)
+    second = chat(mesh, "  what does the GATEWAY hold, and what does it translate? ")
+    assert first[-1][1]["cached"] is False and second[-1][1]["cached"] is True
+    assert [e for e in first if e[0] in ("delta", "citation")] == [e for e in second if e[0] in ("delta", "citation")]
+    assert second[-1][1]["conversation_id"] != first[-1][1]["conversation_id"]
+
+
+def test_an_unknown_conversation_is_404(mesh: MeshProcess) -> None:
+    reply = httpx.get(f"{mesh.base_url}/api/v1/conversations/no-such-conversation", timeout=10)
+    assert reply.status_code == 404
