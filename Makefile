@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 up: install
-	$(VENV)/bin/likeopt up --ingest docs
+	$(VENV)/bin/likeopt up --ingest docs --backend local
 
 test: install
 	$(PY) -m pytest
