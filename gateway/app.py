@@ -22,7 +22,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from gateway.convert import event_json, search_json
+from gateway.convert import conversation_json, event_json, search_json
 from gateway.dashboard import Dashboard
 from gateway.errors import ApiError, error_response, public_details
 from gateway.observe import record_first_token
@@ -228,6 +228,12 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         require_read_key(request)
         return JSONResponse(await state["dashboard"].snapshot(), headers={"Cache-Control": "no-store"})
 
+    async def conversation(request: Request) -> Response:
+        require_read_key(request)
+        lookup = generation_pb2.GetConversationRequest(conversation_id=request.path_params["conversation_id"])
+        reply = await upstream_call(up().generation.GetConversation(lookup, timeout=SEARCH_TIMEOUT_S))
+        return JSONResponse(conversation_json(reply))
+
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -262,6 +268,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         Route("/api/v1/index", index_status),
         Route("/api/v1/documents", upsert_documents, methods=["POST"]),
         Route("/api/v1/documents/{doc_id:path}", delete_document, methods=["DELETE"]),
+        Route("/api/v1/conversations/{conversation_id}", conversation),
         Route("/api/v1/dashboard", dashboard),
         Route("/api/v1/openapi.json", openapi),
         Route("/api/v1/docs", api_docs),

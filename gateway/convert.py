@@ -32,6 +32,25 @@ def search_json(reply: retrieval_pb2.SearchResponse, took_ms: float) -> dict[str
     }
 
 
+def citation_json(c: generation_pb2.CitationEvent) -> dict[str, Any]:
+    return {"n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "title": c.title, "text": c.text}
+
+
+def conversation_json(conversation: generation_pb2.Conversation) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation.conversation_id,
+        "turns": [
+            {
+                "question": t.question,
+                "answer": t.answer,
+                "citations": [citation_json(c) for c in t.citations],
+                "created_unix_ms": t.created_unix_ms,
+            }
+            for t in conversation.turns
+        ],
+    }
+
+
 def event_json(event: generation_pb2.AnswerEvent) -> tuple[str, dict[str, Any]]:
     """The SSE event name and data of one answer event."""
     kind = event.WhichOneof("event")
@@ -41,8 +60,7 @@ def event_json(event: generation_pb2.AnswerEvent) -> tuple[str, dict[str, Any]]:
     if kind == "delta":
         return kind, {"text": event.delta.text}
     if kind == "citation":
-        c = event.citation
-        return kind, {"n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "title": c.title, "text": c.text}
+        return kind, citation_json(event.citation)
     if kind == "done":
         d = event.done
         return kind, {

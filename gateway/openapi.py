@@ -144,6 +144,37 @@ SCHEMAS: dict[str, Any] = {
             "ready": {"type": "boolean"},
         },
     },
+    "Citation": {
+        "type": "object",
+        "required": ["n", "doc_id", "chunk_id", "title", "text"],
+        "properties": {
+            "n": {"type": "integer", "description": "The [n] marker in the answer."},
+            "doc_id": {"type": "string"},
+            "chunk_id": {"type": "string"},
+            "title": {"type": "string"},
+            "text": {"type": "string"},
+        },
+    },
+    "Conversation": {
+        "type": "object",
+        "required": ["conversation_id", "turns"],
+        "properties": {
+            "conversation_id": {"type": "string"},
+            "turns": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["question", "answer", "citations"],
+                    "properties": {
+                        "question": {"type": "string"},
+                        "answer": {"type": "string"},
+                        "citations": {"type": "array", "items": ref("Citation")},
+                        "created_unix_ms": {"type": "integer"},
+                    },
+                },
+            },
+        },
+    },
     "Readiness": {
         "type": "object",
         "required": ["ready", "upstreams"],
@@ -249,6 +280,15 @@ def openapi_spec() -> dict[str, Any]:
                 "get": {
                     "summary": "Index size, version and model",
                     "responses": {"200": json_body(ref("IndexStatus")), **errors("503", "504")},
+                }
+            },
+            "/api/v1/conversations/{conversation_id}": {
+                "get": {
+                    "summary": "The stored turns of a conversation (kept for LIKEOPT_SESSION_TTL_S)",
+                    "parameters": [
+                        {"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {"200": json_body(ref("Conversation")), **errors("404", "422", "503", "504")},
                 }
             },
             "/api/v1/dashboard": {
