@@ -204,21 +204,3 @@ def test_grpc_web_search_through_envoy(mesh: MeshProcess) -> None:
     assert "grpc-status:0" in trailers.replace(" ", "")
     response = retrieval_pb2.SearchResponse.FromString(data[0])
     assert response.hits[0].doc_id == KNOWN_DOC
-
-
-def chat(mesh: MeshProcess, query: str, **extra: object) -> list[tuple[str, dict]]:
-    with httpx.stream("POST", f"{mesh.base_url}/api/v1/chat", json={"query": query, **extra}, timeout=120) as reply:
-        assert reply.status_code == 200
-        return parse_sse("".join(reply.iter_text()))
-
-
-def test_conversation_is_readable_after_a_chat(mesh: MeshProcess) -> None:
-    events = chat(mesh, "What does the gateway translate?")
-    conversation_id = events[-1][1]["conversation_id"]
-    reply = httpx.get(f"{mesh.base_url}/api/v1/conversations/{conversation_id}", timeout=10)
-    assert reply.status_code == 200, reply.text
-    turns = reply.json()["turns"]
-    assert [t["question"] for t in turns] == ["What does the gateway translate?"]
-    assert turns[0]["answer"] == "".join(d["text"] for k, d in events if k == "delta")
-    missing = httpx.get(f"{mesh.base_url}/api/v1/conversations/no-such-conversation", timeout=10)
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
