@@ -17,6 +17,8 @@ PROMPT_VERSION = "2"
 """Part of every answer-cache key: change it whenever the wording below changes."""
 
 MAX_PASSAGE_CHARS = 1200
+MAX_PASSAGES_CHARS = 8000
+"""All passages together (about 2,000 tokens), so 20 passages still fit a 4k-token context."""
 MAX_HISTORY_TURNS = 3
 MAX_HISTORY_ANSWER_CHARS = 600
 
@@ -36,8 +38,9 @@ def clip(text: str, limit: int) -> str:
 
 
 def format_passages(passages: list[Passage]) -> str:
-    """Each passage as '[n] title: text', the way the answer should cite it."""
-    return "\n\n".join(f"[{p.n}] {p.title}: {clip(p.text, MAX_PASSAGE_CHARS)}" for p in passages)
+    """Each passage as '[n] title: text', the way the answer should cite it, within the total budget."""
+    limit = min(MAX_PASSAGE_CHARS, MAX_PASSAGES_CHARS // max(len(passages), 1))
+    return "\n\n".join(f"[{p.n}] {p.title}: {clip(p.text, limit)}" for p in passages)
 
 
 @tracer.start_as_current_span("prompt building")

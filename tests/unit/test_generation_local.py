@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import logging
 from collections.abc import Iterator
 
 import grpc
 import pytest
 
-from generation_svc.__main__ import make_backend
 from generation_svc.backends import AnswerFailed, Passage, Usage
-from generation_svc.extractive import ExtractiveBackend
 from generation_svc.local import LocalBackend, shipped_model_path
-from likeopt.config import Config
 from likeopt.v1 import generation_pb2
 from tests.unit.test_generation_harness import generation_server, text_of
 
@@ -115,12 +111,3 @@ async def test_answer_over_grpc_with_the_local_model_cites_and_can_be_cancelled(
         stopped_at = backend.produced_tokens
         await asyncio.sleep(0.3)
         assert backend.produced_tokens == stopped_at
-
-
-def test_without_a_model_local_falls_back_to_extractive_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    config = Config.from_env({"LIKEOPT_GENERATION_BACKEND": "local", "LIKEOPT_LOCAL_MODEL_PATH": "/nonexistent.gguf"})
-    with caplog.at_level(logging.WARNING):
-        chosen = make_backend(config)
-    assert isinstance(chosen, ExtractiveBackend)
-    notices = [getattr(r, "fields", {}).get("notice", "") for r in caplog.records]
-    assert any("extractive" in n and "/nonexistent.gguf" in n for n in notices)

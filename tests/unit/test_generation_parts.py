@@ -136,3 +136,9 @@ async def test_shared_stream_survives_one_watcher_leaving_and_stops_when_all_lea
     assert short == [0, 1, 2] and longer == list(range(10))
     await asyncio.wait_for(stopped.wait(), 5)
     assert len(produced) < 1000 and len(flights) == 0
+
+
+def test_many_long_passages_stay_within_the_prompt_budget() -> None:
+    passages = [Passage(n, f"d{n}", f"d{n}#0", "T", "word " * 2000) for n in range(1, 21)]
+    content = build_messages("q?", passages, [])[-1]["content"]
+    assert len(content) < 9000 and all(f"[{n}] T:" in content for n in range(1, 21))
