@@ -7,7 +7,8 @@ and checked against qrels/test.tsv. Also reported: answers with any citation, an
 the retrieval ceiling (queries with a relevant document among the 5 passages).
 
 Usage, from the repository root:
-    python -m benchmarks.citations [--backend extractive|local] [--limit N] [--prompt current|system-only]
+    python -m benchmarks.citations [--backend extractive|local] [--limit N] [--prompt NAME]
+        [--answer-prefix TEXT] [--show N]
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from generation_svc.backends import Backend, Passage, Turn, Usage
 from generation_svc.extractive import ExtractiveBackend
-from generation_svc.prompts import SYSTEM, format_passages
+from generation_svc.prompts import ANSWER_PREFIX, SYSTEM, build_messages, format_passages
 from generation_svc.service import cited_numbers
 from likeopt.text import tokenize
 from retrieval_svc.bm25 import BM25Index
@@ -34,6 +35,23 @@ def system_only_prompt(question: str, passages: list[Passage], history: list[Tur
     """The plain alternative: the citing rule only in the system message, the question last."""
     user = f"Passages:\n\n{format_passages(passages)}\n\nQuestion: {question}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def lead_with_marker_prompt(question: str, passages: list[Passage], history: list[Turn]) -> list[dict[str, str]]:
+    """The answer must open with the marker of the passage that answers it."""
+    user = (
+        f"Question: {question}\n\nPassages:\n\n{format_passages(passages)}\n\n"
+        f"Question: {question}\n\nWhich passage answers the question? Begin your answer with its number "
+        "in square brackets, like [2], then answer in one or two sentences."
+    )
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+PROMPTS = {
+    "current": build_messages,
+    "system-only": system_only_prompt,
+    "lead-with-marker": lead_with_marker_prompt,
+}
 
 
 def load(data: Path) -> tuple[dict[str, dict], dict[str, str], dict[str, set[str]]]:
@@ -50,14 +68,14 @@ def load(data: Path) -> tuple[dict[str, dict], dict[str, str], dict[str, set[str
     return corpus, queries, relevant
 
 
-def make_backend(name: str, prompt: str, max_tokens: int) -> Backend:
+def make_backend(name: str, prompt: str, max_tokens: int, answer_prefix: str) -> Backend:
     if name == "extractive":
         return ExtractiveBackend()
     from generation_svc.local import LocalBackend, resolve_model_path
 
     local = LocalBackend(resolve_model_path(""), max_tokens=max_tokens, queue_limit=1)
-    if prompt == "system-only":
-        local.prompt = system_only_prompt
+    local.prompt = PROMPTS[prompt]
+    local.answer_prefix = answer_prefix
     return local
 
 
@@ -69,7 +87,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--backend", choices=["extractive", "local"], default="extractive")
-    parser.add_argument("--prompt", choices=["current", "system-only"], default="current")
+    parser.add_argument("--prompt", choices=list(PROMPTS), default="current")
+    parser.add_argument(
+        "--answer-prefix", default=ANSWER_PREFIX, help=f"how the local answer begins (default {ANSWER_PREFIX!r})"
+    )
     parser.add_argument("--limit", type=int, default=0, help="first N test queries only (0: all)")
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=128)
@@ -81,7 +102,7 @@ async def main() -> None:
     index = BM25Index()
     for key, doc_id in enumerate(ids):
         index.add(key, tokenize(f"{corpus[doc_id].get('title', '')} {corpus[doc_id]['text']}"))
-    backend = make_backend(args.backend, args.prompt, args.max_tokens)
+    backend = make_backend(args.backend, args.prompt, args.max_tokens, args.answer_prefix)
     items = list(queries.items())[: args.limit or None]
 
     good = cited_any = ceiling = 0
@@ -106,6 +127,7 @@ async def main() -> None:
             {
                 "backend": args.backend,
                 "prompt": args.prompt if args.backend == "local" else "-",
+                "answer_prefix": args.answer_prefix if args.backend == "local" else "-",
                 "queries": total,
                 "top_k": args.top_k,
                 "answers_citing_a_relevant_doc": round(good / total, 3),

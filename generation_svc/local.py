@@ -26,7 +26,7 @@ import grpc
 
 from generation_svc.admission import Admission
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
-from generation_svc.prompts import PROMPT_VERSION, build_messages
+from generation_svc.prompts import ANSWER_PREFIX, PROMPT_VERSION, build_messages
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,22 @@ def resolve_model_path(configured: str) -> Path:
     return path
 
 
+def chat_formatter(llm: Any, model_path: Path) -> tuple[Any, list[str]]:
+    """The model's own chat template (from the GGUF) and its end-of-turn text.
+
+    The template is applied here rather than by create_chat_completion so that the
+    answer can be begun (ANSWER_PREFIX) inside the assistant's turn.
+    """
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise ModelUnavailable(f"{model_path} has no chat template; use a GGUF chat model")
+    eos = llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace")
+    bos = llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace")
+    return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos), [eos]
+
+
 class _Run:
     """One generation's hand-over between the model thread and the stream."""
 
@@ -100,6 +116,7 @@ class LocalBackend:
         self.model_path = model_path
         self.max_tokens = max_tokens
         self.threads = threads or default_threads()
+        self.answer_prefix = ANSWER_PREFIX
         self.prompt: Callable[[str, list[Passage], list[Turn]], list[dict[str, str]]] = build_messages
         """How questions become chat messages (the citation benchmark compares alternatives)."""
         self.fingerprint = f"local/{model_path.name}/{model_path.stat().st_size}/{max_tokens}/prompt{PROMPT_VERSION}"
@@ -111,6 +128,7 @@ class LocalBackend:
             n_threads_batch=self.threads,
             verbose=False,
         )
+        self._format, self._stop = chat_formatter(self._llm, model_path)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
         self._current: _Run | None = None
         # Kept on self: llama.cpp holds only a pointer to it.
@@ -150,23 +168,26 @@ class LocalBackend:
         """Runs on the model thread: stream tokens into run until done or cancelled."""
         self._current = run
         try:
-            chunks = self._llm.create_chat_completion(
-                messages=messages,  # type: ignore[arg-type]
+            prompt = self._format(messages=messages).prompt + self.answer_prefix  # type: ignore[arg-type]
+            chunks = self._llm.create_completion(
+                prompt,
                 stream=True,
                 max_tokens=self.max_tokens,
                 temperature=0.0,
                 repeat_penalty=REPEAT_PENALTY,
+                stop=self._stop,
             )
+            pending = self.answer_prefix  # sent with the model's first token, never ahead of it
             for chunk in chunks:  # type: ignore[union-attr]
                 if run.cancelled.is_set():
                     usage.finish_reason = "cancelled"
                     break
                 choice: dict[str, Any] = chunk["choices"][0]
-                piece = choice["delta"].get("content")
-                if piece:
+                if choice["text"]:
                     run.tokens += 1
                     self.produced_tokens += 1
-                    run.hand_over(piece)
+                    run.hand_over(pending + choice["text"])
+                    pending = ""
                 if choice.get("finish_reason"):
                     usage.finish_reason = choice["finish_reason"]
             usage.completion_tokens = run.tokens
