@@ -14,6 +14,7 @@ import ctypes
 import dataclasses
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -55,6 +56,8 @@ class Child:
     log_start: int = 0
     """Where this run's lines begin in the (appended) log file."""
 
+    ready: bool = False
+    """Set once it answered its health probe: a child stopped while still starting may exit any way."""
     restarts: list[float] = field(default_factory=list)
     """When this child's predecessors were restarted (monotonic seconds), for crash-loop detection."""
 
@@ -96,9 +99,24 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on, chosen below the kernel's ephemeral range.
+
+    Ports the kernel hands out (bind to 0) come from the range outgoing connections use too,
+    so one can be taken again before the child binds it; ports below that range cannot.
+    """
+    low = ephemeral_range()[0]
+    for port in random.sample(range(10_000, low), 200):
+        if not port_in_use(host, port):
+            return port
+    raise LaunchError(f"no free port found below {low} on {host}")
+
+
+def ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def redis_binary() -> Path | None:
@@ -212,6 +230,7 @@ class Mesh:
                     f"({child.log_path}) ends with:\n{child.tail()}"
                 )
             if probe(child.spec, self.config.host if child.spec.name != "envoy" else "127.0.0.1"):
+                child.ready = True
                 return
             time.sleep(0.2)
         raise LaunchError(
@@ -239,7 +258,7 @@ class Mesh:
                 os.killpg(child.process.pid, signal.SIGKILL)
             code = child.process.wait()
             child.log_file.close()
-            if code != 0:
+            if code != 0 and child.ready:
                 unclean.append((child.spec.name, code))
         return unclean
 

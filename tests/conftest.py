@@ -34,3 +34,21 @@ def mesh(tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer) -> Iter
     finally:
         code = process.stop()
         assert code == 0, "likeopt up did not exit cleanly:\n" + "".join(process.output[-40:])
+
+
+@pytest.fixture(scope="session")
+def local_mesh(tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer) -> Iterator[MeshProcess]:
+    """A mesh answering with the local model (SmolLM2 through llama.cpp): answers take seconds, so
+    tests can stop, disconnect or signal in the middle of one."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (make install adds it)")
+    work_dir = tmp_path_factory.mktemp("local-mesh")
+    env = mesh_environment(work_dir, LIKEOPT_REDIS_URL=valkey.url, LIKEOPT_GENERATION_BACKEND="local")
+    process = MeshProcess(env=env, args=["--ingest", str(DEMO_CORPUS)])
+    process.start()
+    try:
+        process.wait_ready()
+        if any("local model unavailable" in line for line in process.output):
+            pytest.skip("the local model could not run here: " + "".join(process.output[-5:]))
+        yield process
+    finally:
+        assert process.stop() == 0, "".join(process.output[-40:])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,16 +13,10 @@ from pathlib import Path
 
 import redis
 
-from likeopt.launcher import redis_binary
+from likeopt.launcher import free_port, redis_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 MESH_START_TIMEOUT_S = 300.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ValkeyServer:
