@@ -100,8 +100,15 @@ def format_text(result: dict[str, Any]) -> str:
         f"({cache['hits']}/{cache['lookups']} '{cache['namespace']}' lookups in cache_svc); "
         f"replies marked cached {cache['replies_marked_cached']}"
     )
+    cached, uncached = cache["latency_ms_cached"], cache["latency_ms_uncached"]
+    if cached["p50"] is not None and uncached["p50"] is not None:
+        lines.append(
+            f"  cached vs uncached replies  p50 {cached['p50']} vs {uncached['p50']} ms "
+            f"(x{cache['uncached_over_cached_p50']}), p95 {cached['p95']} vs {uncached['p95']} ms"
+        )
     lines.append(f"  memory MB   {_pairs(result['rss_mb'])}")
     lines.append(f"  CPU ms/req  {_pairs(result['cpu_ms_per_request'])}")
+    lines.append(f"  cores busy  {_pairs(result['cores_busy'])}")
     return "\n".join(lines)
 
 
@@ -126,7 +133,7 @@ def html_report(result: dict[str, Any], samples: Sequence[Sample]) -> str:
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title>"
         "<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:60em}"
-        "pre{background:#f4f4f4;padding:1em;overflow:auto}svg{display:block;margin:1em 0}"
+        "pre{background:#f4f4f4;padding:1em;white-space:pre-wrap}svg{display:block;margin:1em 0}"
         "text{font:11px system-ui,sans-serif}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><pre>{html.escape(format_text(result))}</pre>"
         f"<h2>Latency over time</h2>{latency_over_time_svg(samples)}"

@@ -21,12 +21,12 @@ SAMPLES = [Sample(0.1 * n, 0.010 + 0.001 * n, ttft_s=0.005, cached=n % 2 == 0) f
 EIGHTY_PERCENT = HitRate(80, 100)
 
 
-def result_for(name: str, hits: HitRate | None = EIGHTY_PERCENT) -> dict:
+def result_for(name: str, hits: HitRate | None = EIGHTY_PERCENT, samples: list[Sample] = SAMPLES) -> dict:
     return build_result(
         scenario=build(name, ["a question"] * 20, random.Random(1), "zqtoken"),
         settings=LoadSettings(duration_s=10, concurrency=4),
         url="http://127.0.0.1:8080",
-        samples=SAMPLES,
+        samples=samples,
         elapsed_s=10.0,
         hits=hits,
         metrics_url="http://127.0.0.1:9103/metrics",
@@ -62,6 +62,9 @@ def test_text_names_every_figure() -> None:
     text = format_text(result_for("chat"))
     for needle in ("req/s", "p99", "timeout 1", "first token", "hit rate 80.0%", "envoy 60.0", "total 130.0"):
         assert needle in text
+    assert "cached vs uncached replies" in text and "cores busy  envoy 0.1  load_generator 0.2" in text
+    all_uncached = [Sample(0.0, 0.05, cached=False)] * 10
+    assert "cached vs uncached" not in format_text(result_for("search-uncached", samples=all_uncached))
 
 
 def test_html_report_is_self_contained_with_two_charts(tmp_path: Path) -> None:
