@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from tests.support import MeshProcess
 
@@ -92,3 +96,49 @@ def test_api_docs_page_lists_the_routes(mesh: MeshProcess, page: Any) -> None:
     page.goto(mesh.base_url + "/api/v1/docs")
     page.get_by_text("POST /api/v1/search").wait_for(timeout=15_000)
     assert "DELETE /api/v1/documents/{doc_id}" in page.locator("#api-docs").inner_text()
+
+
+COUNT_UPDATES_WHILE_GENERATING = """
+() => {
+  window.updatesWhileGenerating = 0;
+  new MutationObserver((records) => {
+    const generating = !document.getElementById('stop').hidden;
+    for (const r of records) {
+      const node = r.target.nodeType === Node.ELEMENT_NODE ? r.target : r.target.parentElement;
+      if (generating && node && node.closest('.answer-text')) window.updatesWhileGenerating += 1;
+    }
+  }).observe(document.getElementById('messages'), {childList: true, subtree: true, characterData: true});
+}
+"""
+
+
+def test_a_model_answer_grows_in_several_updates_before_it_completes(local_mesh: MeshProcess, page: Any) -> None:
+    page.goto(local_mesh.base_url + "/")
+    page.evaluate(COUNT_UPDATES_WHILE_GENERATING)
+    ask(page, "How does Like-Opt cache answers in Redis?")
+    page.wait_for_selector("#stop:not([hidden])", timeout=30_000)
+    page.wait_for_selector("#send:not([hidden])", timeout=120_000)
+    assert page.evaluate("window.updatesWhileGenerating") >= 2
+    assert page.locator(".message.assistant .answer-text").last.inner_text().strip()
+
+
+def test_the_stop_button_cancels_generation(local_mesh: MeshProcess, page: Any) -> None:
+    cancelled = 'likeopt_rpc_calls_total{code="CANCELLED",method="Answer"}'
+    metrics_url = f"http://127.0.0.1:{local_mesh.port('generation_metrics')}/metrics"
+
+    def cancelled_count() -> float:
+        lines = httpx.get(metrics_url, timeout=5).text.splitlines()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(cancelled))
+
+    before = cancelled_count()
+    page.goto(local_mesh.base_url + "/")
+    ask(page, "Explain everything about how Envoy routes gRPC-web, REST and the web UI.")
+    answer = page.locator(".message.assistant").last
+    answer.locator(".answer-text").filter(has_text=re.compile(r"\S")).wait_for(timeout=60_000)
+    page.click("#stop")
+    page.wait_for_selector("#send:not([hidden])", timeout=10_000)
+    assert "stopped" in answer.inner_text().lower()
+    deadline = time.monotonic() + 15
+    while cancelled_count() <= before:
+        assert time.monotonic() < deadline, "generation_svc never saw the cancel"
+        time.sleep(0.1)
