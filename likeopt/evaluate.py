@@ -113,6 +113,11 @@ class Dataset:
             queries = {str(r["_id"]): r["text"] for r in records if str(r["_id"]) in qrels}
         return cls(root, queries, qrels)
 
+    def corpus_size(self) -> int:
+        """Documents in corpus.jsonl (its non-empty lines)."""
+        with (self.root / "corpus.jsonl").open(encoding="utf-8") as lines:
+            return sum(1 for line in lines if line.strip())
+
     def data_dir(self, base: Path) -> Path:
         """A data directory of this collection's own, keyed by its corpus path and size."""
         corpus = (self.root / "corpus.jsonl").resolve()
@@ -247,13 +252,17 @@ def wait_serving(address: str, process: subprocess.Popen[bytes], timeout_s: floa
 def run_eval(
     data: Path, settings: EvalSettings, config: Config, base_dir: Path = Path("var/eval")
 ) -> dict[str, object]:
-    """Start the private service, ingest the corpus if its index is empty, and evaluate."""
+    """Start the private service, ingest the corpus unless it is all there already, and evaluate.
+
+    An interrupted ingestion leaves its acknowledged batches behind; a corpus
+    found short is ingested again (upserts replace, so nothing is doubled).
+    """
     dataset = Dataset.load(data)
     data_dir = dataset.data_dir(base_dir)
     with private_retrieval(data_dir, data_dir / "retrieval_svc.log") as address:
         with grpc.insecure_channel(address) as channel:
             stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
-            if stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=10).documents == 0:
+            if stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=10).documents < dataset.corpus_size():
                 ingest_paths([str(data)], address, quiet=False)
             return evaluate(stub, dataset, settings, config)
 

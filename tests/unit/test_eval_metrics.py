@@ -74,6 +74,7 @@ def test_dataset_reads_beir_layout_with_graded_qrels(tmp_path: Path) -> None:
     dataset = Dataset.load(tmp_path)
     assert dataset.queries == {"1": "first"}
     assert dataset.qrels == {"1": {"d1": 2}}
+    assert dataset.corpus_size() == 1
     assert dataset.data_dir(Path("base")).parent == Path("base")
 
 
