@@ -10,6 +10,7 @@ from generation_svc.answer_cache import AnswerCache
 from generation_svc.backends import Backend
 from generation_svc.conversations import ConversationStore
 from generation_svc.extractive import ExtractiveBackend
+from generation_svc.semantic_cache import SemanticIndex
 from generation_svc.service import GenerationServicer
 from likeopt.cache_client import CacheClient
 from likeopt.config import Config
@@ -76,6 +77,7 @@ def build() -> ServiceSpec:
         retrieval_pb2_grpc.RetrievalServiceStub(retrieval_channel),
         AnswerCache(answers_cache, config.cache_ttl_s),
         ConversationStore(sessions_cache, config.session_ttl_s),
+        SemanticIndex(config.semantic_cache_threshold) if config.semantic_cache_threshold else None,
     )
 
     def register(server: grpc.aio.Server) -> list[str]:

@@ -14,15 +14,18 @@ import math
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
+from functools import partial
 from typing import TypeVar
 
 import grpc
+import numpy as np
 
-from generation_svc.answer_cache import AnswerCache, answer_key
+from generation_svc.answer_cache import AnswerCache, answer_key, cacheable
 from generation_svc.backends import AnswerFailed, Backend, Passage, Turn, Usage
 from generation_svc.conversations import ID_PATTERN, ConversationStore, history_of, rewrite_query
+from generation_svc.semantic_cache import SEMANTIC_HITS, SemanticIndex
 from generation_svc.shared_stream import SharedStreams
 from likeopt.config import Config
 from likeopt.telemetry import StreamSpans, current_trace_id
@@ -103,12 +106,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         retrieval: retrieval_pb2_grpc.RetrievalServiceStub,
         answers: AnswerCache,
         conversations: ConversationStore,
+        semantic: SemanticIndex | None = None,
     ) -> None:
         self.config = config
         self.backend = backend
         self.retrieval = retrieval
         self.answers = answers
         self.conversations = conversations
+        self.semantic = semantic
         self.flights: SharedStreams[Event] = SharedStreams()
 
     async def Answer(
@@ -123,8 +128,12 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 raise AnswerFailed(grpc.StatusCode.INVALID_ARGUMENT, f"top_k must be between 1 and {MAX_TOP_K}")
             conversation = await self._conversation(request.conversation_id)
             history = history_of(conversation)
+            semantic = self.semantic if not history else None  # follow-ups depend on their turns
             search = retrieval_pb2.SearchRequest(
-                query=rewrite_query(request.query, history), top_k=top_k, mode=request.mode
+                query=rewrite_query(request.query, history),
+                top_k=top_k,
+                mode=request.mode,
+                return_query_embedding=semantic is not None,
             )
             reply = await self._retrieve(search, deadline)
             retrieval_ms = (time.perf_counter() - started) * 1000
@@ -133,7 +142,15 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             key = answer_key(request.query, reply.index_version, self.backend.fingerprint, top_k, request.mode, history)
             text: list[str] = []
             citations: list[generation_pb2.CitationEvent] = []
-            source = self.flights.watch(key, lambda: self._produce(request.query, passages, history, key))
+            similar, remember = None, None
+            if semantic is not None and reply.query_embedding:
+                vector = np.asarray(reply.query_embedding, dtype=np.float32)
+                scope = (reply.index_version, self.backend.fingerprint, top_k, request.mode)
+                similar = semantic.find(scope, vector, request.query)
+                remember = partial(semantic.remember, scope, vector, request.query, key)
+            source = self.flights.watch(
+                key, lambda: self._produce(request.query, passages, history, key, similar, remember)
+            )
             async with aclosing(self._timed(source, started, retrieval_ms, deadline)) as events:
                 async for event in events:
                     if event.HasField("delta"):
@@ -200,19 +217,33 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             raise AnswerFailed(code, f"retrieval failed: {exc.details()}") from exc
 
     async def _produce(
-        self, question: str, passages: list[Passage], history: list[Turn], key: str | None
+        self,
+        question: str,
+        passages: list[Passage],
+        history: list[Turn],
+        key: str | None,
+        similar: str | None = None,
+        remember: Callable[[], None] | None = None,
     ) -> AsyncIterator[Event]:
-        """Delta, citation and done events: replayed from the answer cache, or generated and then cached."""
-        if key is not None and (cached := await self.answers.get(key)) is not None:
-            for event in cached:
-                yield event
-            return
+        """Delta, citation and done events: replayed from the answer cache (the question's own entry, else a
+        semantically similar question's), or generated and then cached."""
+        for candidate in (key, similar):
+            if candidate is not None and (cached := await self.answers.get(candidate)) is not None:
+                if candidate == similar:
+                    SEMANTIC_HITS.inc()
+                elif remember is not None:
+                    remember()
+                for event in cached:
+                    yield event
+                return
         events: list[Event] = []
         async for event in self._generate(question, passages, history):
             events.append(event)
             yield event
         if key is not None:
             self.answers.put(key, events)
+            if remember is not None and cacheable(events):
+                remember()
 
     async def _generate(self, question: str, passages: list[Passage], history: list[Turn]) -> AsyncIterator[Event]:
         """Deltas from the backend, then each cited passage once, then done."""

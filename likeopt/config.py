@@ -102,6 +102,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "LIKEOPT_SESSION_TTL_S", "86400", "How long a conversation's turns are kept after its last answer, in seconds."
     ),
+    Setting(
+        "LIKEOPT_SEMANTIC_CACHE_THRESHOLD",
+        "",
+        "Cosine similarity above which a question is answered from a cached answer to a similar one (opt-in;"
+        " 0.75 measured safe on SciFact, see benchmarks/README.md); empty turns it off.",
+    ),
     Setting("LIKEOPT_API_KEY", "", "Bearer key for writes and administration; `likeopt up` generates one when empty."),
     Setting(
         "LIKEOPT_OTLP_ENDPOINT",
@@ -216,6 +222,7 @@ class Config:
     openai_model: str = ""
     openai_api_key: str = ""
     session_ttl_s: int = int(_DEFAULTS["LIKEOPT_SESSION_TTL_S"])
+    semantic_cache_threshold: float = 0.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Config:
@@ -324,7 +331,21 @@ class Config:
             openai_model=get("LIKEOPT_OPENAI_MODEL"),
             openai_api_key=get("LIKEOPT_OPENAI_API_KEY"),
             session_ttl_s=int(number("LIKEOPT_SESSION_TTL_S", int)),
+            semantic_cache_threshold=semantic_threshold(get("LIKEOPT_SEMANTIC_CACHE_THRESHOLD")),
         )
+
+
+def semantic_threshold(raw: str) -> float:
+    """0.0 (off) when empty, else a cosine similarity in (0, 1]."""
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"LIKEOPT_SEMANTIC_CACHE_THRESHOLD={raw!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"LIKEOPT_SEMANTIC_CACHE_THRESHOLD={value} must be in (0, 1]")
+    return value
 
 
 def settings_table() -> str:

@@ -129,6 +129,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         )
         response = retrieval_pb2.SearchResponse()
         response.CopyFrom(shared)  # every caller of a shared flight gets its own copy to stamp
+        if request.return_query_embedding:
+            response.query_embedding.extend((await self._query_vector(engine, query)).tolist())
         response.took_ms = (time.perf_counter() - started) * 1000
         return response
 

@@ -26,7 +26,7 @@ RRF: FusionMethod
 CONVEX: FusionMethod
 
 class SearchRequest(_message.Message):
-    __slots__ = ("query", "top_k", "mode", "fusion", "rrf_k", "alpha", "filters", "no_cache", "per_document")
+    __slots__ = ("query", "top_k", "mode", "fusion", "rrf_k", "alpha", "filters", "no_cache", "per_document", "return_query_embedding")
     class FiltersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,7 @@ class SearchRequest(_message.Message):
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     NO_CACHE_FIELD_NUMBER: _ClassVar[int]
     PER_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    RETURN_QUERY_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     query: str
     top_k: int
     mode: SearchMode
@@ -52,7 +53,8 @@ class SearchRequest(_message.Message):
     filters: _containers.ScalarMap[str, str]
     no_cache: bool
     per_document: bool
-    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[FusionMethod, str]] = ..., rrf_k: _Optional[float] = ..., alpha: _Optional[float] = ..., filters: _Optional[_Mapping[str, str]] = ..., no_cache: _Optional[bool] = ..., per_document: _Optional[bool] = ...) -> None: ...
+    return_query_embedding: bool
+    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[FusionMethod, str]] = ..., rrf_k: _Optional[float] = ..., alpha: _Optional[float] = ..., filters: _Optional[_Mapping[str, str]] = ..., no_cache: _Optional[bool] = ..., per_document: _Optional[bool] = ..., return_query_embedding: _Optional[bool] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("doc_id", "chunk_id", "title", "text", "score", "bm25_score", "dense_score", "bm25_rank", "dense_rank", "metadata")
@@ -86,16 +88,18 @@ class SearchHit(_message.Message):
     def __init__(self, doc_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., title: _Optional[str] = ..., text: _Optional[str] = ..., score: _Optional[float] = ..., bm25_score: _Optional[float] = ..., dense_score: _Optional[float] = ..., bm25_rank: _Optional[int] = ..., dense_rank: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "index_version", "cached", "took_ms")
+    __slots__ = ("hits", "index_version", "cached", "took_ms", "query_embedding")
     HITS_FIELD_NUMBER: _ClassVar[int]
     INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     TOOK_MS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
     index_version: int
     cached: bool
     took_ms: float
-    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., index_version: _Optional[int] = ..., cached: _Optional[bool] = ..., took_ms: _Optional[float] = ...) -> None: ...
+    query_embedding: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., index_version: _Optional[int] = ..., cached: _Optional[bool] = ..., took_ms: _Optional[float] = ..., query_embedding: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Document(_message.Message):
     __slots__ = ("id", "title", "text", "metadata")

@@ -6,15 +6,18 @@ Holds no tests itself; the test_generation_* modules import it.
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import grpc
+import numpy as np
 
 from generation_svc.answer_cache import AnswerCache
 from generation_svc.backends import Backend
 from generation_svc.conversations import ConversationStore
+from generation_svc.semantic_cache import SemanticIndex
 from generation_svc.service import GenerationServicer
 from likeopt.config import Config
 from likeopt.text import tokenize
@@ -66,7 +69,19 @@ class FakeRetrieval(retrieval_pb2_grpc.RetrievalServiceServicer):
             for score, doc_id in scored[: request.top_k or 5]
             if score > 0
         ]
-        return retrieval_pb2.SearchResponse(hits=hits, index_version=self.index_version)
+        response = retrieval_pb2.SearchResponse(hits=hits, index_version=self.index_version)
+        if request.return_query_embedding:
+            response.query_embedding.extend(bag_of_words(request.query))
+        return response
+
+
+def bag_of_words(text: str, dim: int = 64) -> list[float]:
+    """A unit vector per set of terms: the same words in any order embed identically."""
+    vector = np.zeros(dim, dtype=np.float32)
+    for term in set(tokenize(text)):
+        vector += np.random.default_rng(zlib.crc32(term.encode())).standard_normal(dim).astype(np.float32)
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm if norm else vector).tolist()
 
 
 @dataclass
@@ -99,7 +114,9 @@ def text_of(events: list[generation_pb2.AnswerEvent]) -> str:
 
 
 @asynccontextmanager
-async def generation_server(backend: Backend, **config: object) -> AsyncIterator[Harness]:
+async def generation_server(
+    backend: Backend, semantic: SemanticIndex | None = None, **config: object
+) -> AsyncIterator[Harness]:
     """generation_svc and a fake retrieval_svc on one in-process server on a free port."""
     settings = dataclasses.replace(Config.from_env({}), **config)  # type: ignore[arg-type]
     server = grpc.aio.server()
@@ -112,6 +129,7 @@ async def generation_server(backend: Backend, **config: object) -> AsyncIterator
         retrieval_pb2_grpc.RetrievalServiceStub(channel),
         AnswerCache(cache, 60),  # type: ignore[arg-type]
         ConversationStore(cache, 60),  # type: ignore[arg-type]
+        semantic,
     )
     retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(retrieval, server)
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
