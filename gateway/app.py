@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from gateway.convert import conversation_json, event_json, search_json
 from gateway.dashboard import Dashboard
 from gateway.errors import ApiError, error_response, public_details
+from gateway.fast_json import FastJSONResponse
 from gateway.observe import record_first_token
 from gateway.openapi import openapi_spec
 from gateway.sse import sse_frame, with_heartbeats
@@ -155,7 +156,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
             query=query_field(data), top_k=top_k, mode=mode_field(data), filters=filters
         )
         reply = await upstream_call(up().retrieval.Search(search_request, timeout=SEARCH_TIMEOUT_S))
-        return JSONResponse(search_json(reply, (time.perf_counter() - started) * 1000))
+        return FastJSONResponse(search_json(reply, (time.perf_counter() - started) * 1000))
 
     async def chat(request: Request) -> Response:
         require_read_key(request)
