@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: install up test unit protos lint clean
+.PHONY: install up test unit bench protos lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ test: install
 
 unit: install
 	$(PY) -m pytest tests/unit
+
+# Load tests through Envoy of a mesh that is already running (`make up`, or `likeopt up` with the
+# same LIKEOPT_* ports); each scenario's JSON and HTML report land in var/bench/.
+BENCH_DATA ?= data/scifact
+bench: install
+	$(VENV)/bin/likeopt bench --scenario search-cached --duration 20 --concurrency 16 --data $(BENCH_DATA) --out var/bench
+	$(VENV)/bin/likeopt bench --scenario search-uncached --duration 20 --concurrency 8 --data $(BENCH_DATA) --out var/bench
+	$(VENV)/bin/likeopt bench --scenario chat --duration 20 --concurrency 4 --data $(BENCH_DATA) --out var/bench
+	$(VENV)/bin/likeopt bench --scenario mixed --requests 10000 --duration 300 --concurrency 8 --data $(BENCH_DATA) --out var/bench
 
 protos: install
 	$(PY) -m likeopt.protos
