@@ -9,7 +9,8 @@ while Haystack runs in this process without any network hop.
 
 Document embeddings for Haystack are computed once by its own document embedder
 and kept under var/bench/ (they take minutes on two cores); queries are always
-embedded at search time, in both systems.
+embedded at search time, in both systems, with torch single-threaded in both (the
+faster setting on this two-core machine, see retrieval_svc/embedder.py).
 
 Usage, from the repository root:
     python -m benchmarks.haystack_peer [--data /work/shared/data/scifact] [--json]
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from likeopt.config import Config
 from likeopt.evaluate import DEPTH, Dataset, EvalSettings, percentile, run_eval, score_run
@@ -45,12 +47,15 @@ def haystack_documents(data: Path) -> list:
     )
 
     records = corpus(data)
-    documents = [Document(id=r["_id"], content=f"{r.get('title', '')}\n{r['text']}") for r in records]
+    contents = [(r["_id"], f"{r.get('title', '')}\n{r['text']}") for r in records]
     cache = CACHE_DIR / f"haystack-{Dataset.load(data).data_dir(Path('.')).name}.npy"
     if cache.is_file():
-        for document, vector in zip(documents, np.load(cache), strict=True):
-            document.embedding = vector.tolist()
-        return documents
+        vectors = np.load(cache)
+        return [
+            Document(id=doc_id, content=content, embedding=vector.tolist())
+            for (doc_id, content), vector in zip(contents, vectors, strict=True)
+        ]
+    documents = [Document(id=doc_id, content=content) for doc_id, content in contents]
     embedder = SentenceTransformersDocumentEmbedder(
         model=str(default_model_path()), local_files_only=True, normalize_embeddings=True, progress_bar=False
     )
@@ -109,6 +114,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(1)
 
     dataset = Dataset.load(args.data)
     rows = {
