@@ -49,3 +49,23 @@ def test_a_repeated_question_replays_the_same_answer_from_the_cache(mesh: MeshPr
 def test_an_unknown_conversation_is_404(mesh: MeshProcess) -> None:
     reply = httpx.get(f"{mesh.base_url}/api/v1/conversations/no-such-conversation", timeout=10)
     assert reply.status_code == 404
+
+
+def test_after_a_delete_the_same_question_no_longer_cites_the_document(mesh: MeshProcess) -> None:
+    auth = {"Authorization": f"Bearer {mesh.api_key}"}
+    note = b"# Otters\n\nThe Quillbrook otter sanctuary feeds its otters smoked trout at dusk."
+    question = "What does the Quillbrook otter sanctuary feed its otters?"
+    upload = httpx.post(
+        f"{mesh.base_url}/api/v1/documents",
+        files=[("files", ("otters.md", note, "text/markdown"))],
+        headers=auth,
+        timeout=60,
+    )
+    assert upload.status_code == 200 and upload.json()["upserted"] == 1
+    first = chat(mesh, question)
+    assert "otters.md" in cited_docs(first)
+    assert httpx.delete(f"{mesh.base_url}/api/v1/documents/otters.md", headers=auth, timeout=30).status_code == 200
+    after = chat(mesh, question)
+    assert after[-1][1]["cached"] is False
+    assert "otters.md" not in cited_docs(after)
+    assert "otters.md" not in {h["doc_id"] for h in after[0][1]["hits"]}
