@@ -12,7 +12,8 @@ from likeopt.config import address_list
 from likeopt.loaders import LoadedDocument, Skipped, load_paths
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 
-INGEST_TIMEOUT_S = 3600.0
+INGEST_TIMEOUT_S = 24 * 3600.0
+"""A whole corpus is one call; on a busy 2-core machine SciFact alone took over an hour."""
 
 
 def ingest_paths(paths: list[str], retrieval_addr: str, quiet: bool = False) -> retrieval_pb2.UpsertSummary:
