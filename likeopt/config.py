@@ -307,7 +307,7 @@ class Config:
             fusion_alpha=float(number("LIKEOPT_FUSION_ALPHA", float)),
             vector_exact_max=int(number("LIKEOPT_VECTOR_EXACT_MAX", int)),
             vector_nprobe=int(number("LIKEOPT_VECTOR_NPROBE", int)),
-            cache_enabled=get("LIKEOPT_CACHE_ENABLED") not in ("0", "false", "no", "off"),
+            cache_enabled=flag(get("LIKEOPT_CACHE_ENABLED")),
             cache_timeout_s=float(number("LIKEOPT_CACHE_TIMEOUT_MS", float)) / 1000,
             cache_ttl_s=int(number("LIKEOPT_CACHE_TTL_S", int)),
             cache_l1_max_entries=int(number("LIKEOPT_CACHE_L1_MAX_ENTRIES", int)),
@@ -322,8 +322,8 @@ class Config:
             max_request_bytes=max_request_bytes,
             cors_origins=cors_origins,
             tls_cert_file=tls_cert_file,
-            retrieval_read_only=get("LIKEOPT_RETRIEVAL_READ_ONLY") in ("1", "true", "yes", "on"),
-            reads_need_key=get("LIKEOPT_READS_NEED_KEY") in ("1", "true", "yes", "on"),
+            retrieval_read_only=flag(get("LIKEOPT_RETRIEVAL_READ_ONLY")),
+            reads_need_key=flag(get("LIKEOPT_READS_NEED_KEY")),
             tls_key_file=tls_key_file,
             trace_sample_ratio=trace_sample_ratio,
             jaeger_url=jaeger_url,
@@ -337,6 +337,11 @@ class Config:
             session_ttl_s=int(number("LIKEOPT_SESSION_TTL_S", int)),
             semantic_cache_threshold=semantic_threshold(get("LIKEOPT_SEMANTIC_CACHE_THRESHOLD")),
         )
+
+
+def flag(raw: str) -> bool:
+    """A yes/no setting: 1, true, yes or on (any case) mean yes."""
+    return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
 def semantic_threshold(raw: str) -> float:

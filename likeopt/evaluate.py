@@ -32,6 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from likeopt.config import Config
 from likeopt.ingest import ingest_paths
+from likeopt.processes import CHILD_ENV
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 Qrels = Mapping[str, Mapping[str, int]]
@@ -212,9 +213,7 @@ def private_retrieval(data_dir: Path, log_path: Path) -> Iterator[str]:
         LIKEOPT_DATA_DIR=str(data_dir),
         LIKEOPT_CACHE_ENABLED="0",
         LIKEOPT_RETRIEVAL_METRICS_PORT="0",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
+        **CHILD_ENV,
     )
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:

@@ -27,6 +27,14 @@ COUNT_ANSWER_UPDATES = """
 UPLOADED_ONE = "document.getElementById('upload-status').textContent.includes('Added or updated 1 document')"
 
 
+def upload(page: Any, mesh: MeshProcess, path: Path) -> None:
+    """Upload one file from the Documents view and wait for the result."""
+    page.goto(mesh.base_url + "/#documents")
+    page.fill("#api-key", mesh.api_key)
+    page.set_input_files("#file-input", str(path))
+    page.wait_for_function(UPLOADED_ONE, timeout=60_000)
+
+
 def ask(page: Any, question: str) -> None:
     page.fill("#query", question)
     page.press("#query", "Enter")
@@ -54,10 +62,7 @@ def test_question_streams_an_answer_with_citations_that_open(mesh: MeshProcess, 
 def test_uploaded_document_is_found_by_search(mesh: MeshProcess, page: Any, tmp_path: Path) -> None:
     note = tmp_path / "lighthouse.md"
     note.write_text("# Lighthouse log\n\nThe Vantblade lighthouse keeper rings the fog bell at 6 pm.\n")
-    page.goto(mesh.base_url + "/#documents")
-    page.fill("#api-key", mesh.api_key)
-    page.set_input_files("#file-input", str(note))
-    page.wait_for_function(UPLOADED_ONE, timeout=60_000)
+    upload(page, mesh, note)
     page.fill("#doc-search", "Vantblade fog bell")
     page.press("#doc-search", "Enter")
     results = page.locator("#doc-search-results")
@@ -68,10 +73,7 @@ def test_uploaded_document_is_found_by_search(mesh: MeshProcess, page: Any, tmp_
 def test_script_in_a_document_is_shown_as_text(mesh: MeshProcess, page: Any, tmp_path: Path) -> None:
     hostile = tmp_path / "hostile.txt"
     hostile.write_text("Quixotic marmalade <script>window.pwned = 1</script> <img src=x onerror=window.pwned=2>.")
-    page.goto(mesh.base_url + "/#documents")
-    page.fill("#api-key", mesh.api_key)
-    page.set_input_files("#file-input", str(hostile))
-    page.wait_for_function(UPLOADED_ONE, timeout=60_000)
+    upload(page, mesh, hostile)
     page.goto(mesh.base_url + "/#chat")
     ask(page, "quixotic marmalade")
     answer = page.locator(".message.assistant").last

@@ -15,6 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from likeopt.evaluate import wait_serving
+from likeopt.processes import CHILD_ENV
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.service import UPSERT_BATCH_DOCS
 from tests.support import ROOT, free_port
@@ -32,8 +33,7 @@ def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         LIKEOPT_DATA_DIR=str(data_dir),
         LIKEOPT_CACHE_ENABLED="0",
         LIKEOPT_RETRIEVAL_METRICS_PORT="0",
-        HF_HUB_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
+        **CHILD_ENV,
     )
     log = (data_dir.parent / "retrieval_svc.log").open("ab")
     return subprocess.Popen([sys.executable, "-m", "retrieval_svc"], cwd=ROOT, env=env, stdout=log, stderr=log)
