@@ -21,6 +21,9 @@ COPY protos protos
 COPY docs docs
 # Editable: the code stays in /src beside envoy/envoy.tmpl.yaml, exactly as in a checkout.
 RUN pip install -e .
+# The query encoder's ONNX export (retrieval_svc/onnx_query.py), made once here instead of at each first start.
+ENV LIKEOPT_MODEL_CACHE_DIR=/opt/likeopt-models HF_HUB_OFFLINE=1
+RUN python -m retrieval_svc.onnx_query
 
 FROM python:3.11-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
@@ -32,10 +35,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     GRPC_ENABLE_FORK_SUPPORT=false \
     LIKEOPT_HOST=0.0.0.0 \
     LIKEOPT_DATA_DIR=/data \
-    LIKEOPT_RUN_DIR=/tmp/likeopt
+    LIKEOPT_RUN_DIR=/tmp/likeopt \
+    LIKEOPT_MODEL_CACHE_DIR=/opt/likeopt-models
 RUN useradd --system --uid 10001 --home-dir /src likeopt && mkdir -p /data /tmp/likeopt \
     && chown likeopt /data /tmp/likeopt
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/likeopt-models /opt/likeopt-models
 COPY --from=build /src /src
 WORKDIR /src
 USER likeopt

@@ -17,7 +17,7 @@ from pathlib import Path
 from likeopt.config import Config
 from likeopt.evaluate import DEPTH, Dataset, score_run
 from retrieval_svc import engine as engine_module
-from retrieval_svc.embedder import Embedder
+from retrieval_svc.embedder import configured_embedder
 from retrieval_svc.engine import RetrievalEngine, SearchParams
 
 RRF_K = (1, 5, 10, 20, 30, 60, 100)
@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     config = Config.from_env()
     dataset = Dataset.load(args.data)
-    embedder = Embedder(config.embedding_model or None)
+    embedder = configured_embedder(config)
     engine = RetrievalEngine(args.dir, embedder, config.chunk_tokens, config.chunk_overlap)
     engine.load()
     vectors = {q: engine.embed_query(text) for q, text in dataset.queries.items()}

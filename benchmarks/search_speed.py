@@ -24,7 +24,7 @@ import grpc
 from likeopt.config import Config
 from likeopt.evaluate import Dataset, EvalSettings, percentile, private_retrieval
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
-from retrieval_svc.embedder import Embedder
+from retrieval_svc.embedder import configured_embedder
 from retrieval_svc.engine import RetrievalEngine, SearchParams
 
 
@@ -61,7 +61,7 @@ def measure(data_dir: Path, queries: list[str], mode: str, top_k: int, config: C
             grpc_times = latencies_ms(over_grpc, queries)
     engine = RetrievalEngine(
         data_dir,
-        Embedder(config.embedding_model or None),
+        configured_embedder(config),
         config.chunk_tokens,
         config.chunk_overlap,
         vector_exact_max=config.vector_exact_max,

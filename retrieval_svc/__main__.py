@@ -13,7 +13,7 @@ from likeopt.grpc_server import ServiceSpec, run
 from likeopt.logs import setup_logging
 from likeopt.telemetry import setup_tracing
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
-from retrieval_svc.embedder import Embedder
+from retrieval_svc.embedder import configured_embedder
 from retrieval_svc.engine import RetrievalEngine
 from retrieval_svc.service import RetrievalServicer
 
@@ -35,7 +35,7 @@ def build() -> ServiceSpec:
         return [retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name]
 
     def load() -> RetrievalEngine:
-        embedder = Embedder(config.embedding_model or None)
+        embedder = configured_embedder(config)
         engine = RetrievalEngine(
             config.data_dir,
             embedder,

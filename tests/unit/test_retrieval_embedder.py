@@ -1,11 +1,14 @@
-"""The real embedding model: fast token counts equal the tokenizer's, pooled encoding equals one pass."""
+"""The real embedding model: token counts equal the tokenizer's, pooled encoding equals one pass, ONNX equals torch."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from retrieval_svc.embedder import Embedder
+from retrieval_svc.onnx_query import load_query_encoder
 
 TEXTS = [
     "Zebras have black-and-white stripes (Equus quagga), e.g. in 3.5% of cases.",
@@ -32,3 +35,31 @@ def test_pooled_encoding_keeps_order_and_values(embedder: Embedder) -> None:
     assert pooled.shape == (len(texts), embedder.dim)
     np.testing.assert_allclose(pooled, embedder._encode(texts), atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx")
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(onnx_dir: Path) -> Embedder:
+    return Embedder(batch_size=4, workers=1, onnx_cache_dir=onnx_dir)
+
+
+def test_onnx_query_vectors_equal_torch(onnx_embedder: Embedder) -> None:
+    assert onnx_embedder.query_runtime == "onnxruntime"
+    for text in TEXTS:
+        np.testing.assert_allclose(onnx_embedder.encode_query(text), onnx_embedder._encode([text])[0], atol=1e-4)
+
+
+def test_the_export_is_reused_and_a_broken_one_falls_back_to_torch(
+    onnx_embedder: Embedder, onnx_dir: Path, tmp_path: Path
+) -> None:
+    model_path = Path(onnx_embedder.model_path)
+    (graph,) = onnx_dir.glob("*.onnx")
+    exported_at = graph.stat().st_mtime_ns
+    assert load_query_encoder(onnx_embedder.model, model_path, onnx_dir) is not None
+    assert graph.stat().st_mtime_ns == exported_at  # loaded, not exported again
+    (tmp_path / graph.name).write_bytes(b"not an onnx graph")
+    assert load_query_encoder(onnx_embedder.model, model_path, tmp_path) is None

@@ -22,7 +22,7 @@ from retrieval_svc.service import RetrievalServicer
 
 
 class FakeEmbedder:
-    """Embedder's interface: model_path, dim, max_tokens, encode, count_tokens."""
+    """Embedder's interface: model_path, dim, max_tokens, encode, encode_query, count_tokens."""
 
     model_path = "fake-bag-of-words"
 
@@ -40,6 +40,9 @@ class FakeEmbedder:
                 vectors[i] += np.random.default_rng(zlib.crc32(word.encode())).standard_normal(self.dim)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms > 0, norms, 1)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
 
     def count_tokens(self, text: str) -> int:
         return len(text.split()) + 2
