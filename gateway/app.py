@@ -22,18 +22,21 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from gateway.convert import conversation_json, event_json, search_json
+from gateway.convert import conversation_json, event_json, hit_json
 from gateway.dashboard import Dashboard
 from gateway.errors import ApiError, error_response, public_details
-from gateway.fast_json import FastJSONResponse
+from gateway.fast_json import search_body, search_head
+from gateway.near_search import NearSearchReplies
 from gateway.observe import record_first_token
 from gateway.openapi import openapi_spec
 from gateway.sse import sse_frame, with_heartbeats
 from gateway.ui_config import UI_CONFIG_PATH, ui_config_endpoint
 from gateway.upstreams import Upstreams
+from likeopt.cache_keys import normalise_query
 from likeopt.config import Config
 from likeopt.ingest import to_message
 from likeopt.loaders import Skipped, load_content
+from likeopt.near_cache import VersionedLRU
 from likeopt.v1 import generation_pb2, retrieval_pb2
 
 T = TypeVar("T")
@@ -113,12 +116,20 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state["up"] = upstreams or Upstreams.connect(config)
         state["dashboard"] = Dashboard(state["up"], service_metrics_urls(config))
+        state["near"] = NearSearchReplies(
+            state["up"].retrieval_writer, VersionedLRU(config.near_cache_entries, config.near_cache_bytes)
+        )
+        watching = asyncio.create_task(state["near"].watch())
         yield
+        watching.cancel()
         await state["dashboard"].close()
         await state["up"].close()
 
     def up() -> Upstreams:
         return state["up"]
+
+    def near() -> NearSearchReplies:
+        return state["near"]
 
     def require_key(request: Request) -> None:
         """Writes need ``Authorization: Bearer <LIKEOPT_API_KEY>``, compared in constant time."""
@@ -155,8 +166,14 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         search_request = retrieval_pb2.SearchRequest(
             query=query_field(data), top_k=top_k, mode=mode_field(data), filters=filters
         )
-        reply = await upstream_call(up().retrieval.Search(search_request, timeout=SEARCH_TIMEOUT_S))
-        return FastJSONResponse(search_json(reply, (time.perf_counter() - started) * 1000))
+        key = (normalise_query(search_request.query), top_k, search_request.mode, tuple(sorted(filters.items())))
+        head = near().lookup(key)
+        if head is None:
+            reply = await upstream_call(up().retrieval.Search(search_request, timeout=SEARCH_TIMEOUT_S))
+            hits = [hit_json(h) for h in reply.hits]
+            near().remember(key, reply, hits)
+            head = search_head(hits, reply.index_version, reply.cached)
+        return Response(search_body(head, (time.perf_counter() - started) * 1000), media_type="application/json")
 
     async def chat(request: Request) -> Response:
         require_read_key(request)
@@ -203,6 +220,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
             documents = field(data, "documents", list, required=True)
             messages, skipped = [document_message(d, i) for i, d in enumerate(documents)], []
         summary = await upstream_call(up().retrieval_writer.UpsertDocuments(iter(messages), timeout=WRITE_TIMEOUT_S))
+        near().saw_write(summary.index_version)
         skipped += [{"id": s.id, "reason": s.reason} for s in summary.skipped]
         return JSONResponse(
             {
@@ -221,6 +239,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
                 retrieval_pb2.DeleteDocumentsRequest(ids=[doc_id]), timeout=WRITE_TIMEOUT_S
             )
         )
+        near().saw_write(reply.index_version)
         if reply.deleted == 0:
             raise ApiError(404, "NOT_FOUND", f"no document with id {doc_id!r}")
         return JSONResponse({"deleted": reply.deleted, "index_version": reply.index_version})

@@ -23,15 +23,6 @@ def hit_json(hit: retrieval_pb2.SearchHit) -> dict[str, Any]:
     }
 
 
-def search_json(reply: retrieval_pb2.SearchResponse, took_ms: float) -> dict[str, Any]:
-    return {
-        "hits": [hit_json(h) for h in reply.hits],
-        "index_version": reply.index_version,
-        "cached": reply.cached,
-        "took_ms": round(took_ms, 3),
-    }
-
-
 def citation_json(c: generation_pb2.CitationEvent) -> dict[str, Any]:
     return {"n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "title": c.title, "text": c.text}
 

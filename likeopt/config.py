@@ -89,6 +89,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LIKEOPT_CACHE_TTL_S", "3600", "Default time to live of cache entries, in seconds."),
     Setting("LIKEOPT_CACHE_L1_MAX_ENTRIES", "10000", "Most entries cache_svc keeps in process."),
     Setting("LIKEOPT_CACHE_L1_MAX_BYTES", "67108864", "Most bytes (keys and values) cache_svc keeps in process."),
+    Setting(
+        "LIKEOPT_NEAR_CACHE_ENTRIES",
+        "4096",
+        "Search results the gateway and retrieval_svc each keep in process for the current index version; `0` off.",
+    ),
+    Setting("LIKEOPT_NEAR_CACHE_BYTES", "33554432", "Most bytes of search results each of those near caches keeps."),
     Setting("LIKEOPT_REDIS_TIMEOUT_MS", "50", "Deadline of every Redis call; past it L2 counts as down."),
     Setting("LIKEOPT_GENERATION_BACKEND", "extractive", "Answer backend: `extractive`, `local` or `openai`."),
     Setting("LIKEOPT_ANSWER_TIMEOUT_S", "60", "Deadline of one answer, retrieval and generation included."),
@@ -239,6 +245,8 @@ class Config:
     session_ttl_s: int = int(_DEFAULTS["LIKEOPT_SESSION_TTL_S"])
     semantic_cache_threshold: float = 0.0
     query_encoder: str = _DEFAULTS["LIKEOPT_QUERY_ENCODER"]
+    near_cache_entries: int = int(_DEFAULTS["LIKEOPT_NEAR_CACHE_ENTRIES"])
+    near_cache_bytes: int = int(_DEFAULTS["LIKEOPT_NEAR_CACHE_BYTES"])
     model_cache_dir: Path = _DEFAULT_MODEL_CACHE_DIR
 
     @classmethod
@@ -353,6 +361,8 @@ class Config:
             session_ttl_s=int(number("LIKEOPT_SESSION_TTL_S", int)),
             semantic_cache_threshold=semantic_threshold(get("LIKEOPT_SEMANTIC_CACHE_THRESHOLD")),
             query_encoder=query_encoder,
+            near_cache_entries=int(number("LIKEOPT_NEAR_CACHE_ENTRIES", int)),
+            near_cache_bytes=int(number("LIKEOPT_NEAR_CACHE_BYTES", int)),
             model_cache_dir=Path(get("LIKEOPT_MODEL_CACHE_DIR")).expanduser(),
         )
 

@@ -21,9 +21,10 @@ import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from likeopt.config import Config, metrics_port
+from likeopt.grpc_tracing import UNTRACED
 from likeopt.interceptors import Streaming, Unary, WrappingInterceptor
 from likeopt.logs import bind_request_span
 from likeopt.metrics import MetricsInterceptor, serve_metrics
@@ -52,6 +53,9 @@ class ServiceSpec:
     """Slow start-up work (loading models, indexes); the server answers NOT_SERVING meanwhile."""
     stop: Callable[[], Awaitable[None]] | None = None
     """Releases resources after the last call has finished."""
+    end_endless_streams: Callable[[], None] | None = None
+    """Called as the drain begins: ends streams that never finish by themselves (WatchIndex), so the
+    drain waits only for real work."""
     grace_s: float = 20.0
     extra_options: Sequence[tuple[str, int]] = field(default_factory=tuple)
 
@@ -81,9 +85,8 @@ class RequestLogContext(WrappingInterceptor):
 async def serve(spec: ServiceSpec) -> int:
     """Run the service until SIGTERM/SIGINT; return the process exit code."""
     server = grpc.aio.server(
-        # Health checks (Envoy's, every few seconds) would each be a trace of their own: not traced.
         interceptors=[
-            aio_server_interceptor(filter_=filters.negate(filters.health_check())),
+            aio_server_interceptor(filter_=UNTRACED),
             RequestLogContext(),
             MetricsInterceptor(),
         ],
@@ -128,6 +131,8 @@ async def serve(spec: ServiceSpec) -> int:
 
     log.info("shutting down", extra={"fields": {"grace_s": spec.grace_s}})
     await health.enter_graceful_shutdown()
+    if spec.end_endless_streams is not None:
+        spec.end_endless_streams()
     await server.stop(spec.grace_s)
     if spec.stop is not None:
         await spec.stop()

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, filters
 from opentelemetry.instrumentation.grpc._aio_client import (
     StreamUnaryAioClientInterceptor,
     UnaryStreamAioClientInterceptor,
@@ -87,9 +87,14 @@ _FIXED = {
 }
 
 
+UNTRACED = filters.negate(filters.any_of(filters.health_check(), filters.method_name("WatchIndex")))
+"""Calls that get no span: health checks (Envoy's, every few seconds, would each be a trace of their
+own) and index watches (one call for the life of a process: a span open for hours)."""
+
+
 def client_interceptors(tracer_provider: TracerProvider | None = None) -> list[grpc.aio.ClientInterceptor]:
     """W3C context on every call and a client span per call, ended however the call ends."""
     return [
         _FIXED[type(interceptor)](interceptor._tracer) if type(interceptor) in _FIXED else interceptor
-        for interceptor in aio_client_interceptors(tracer_provider)
+        for interceptor in aio_client_interceptors(tracer_provider, filter_=UNTRACED)
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import grpc
 
@@ -50,9 +51,10 @@ def build() -> ServiceSpec:
     following: list[asyncio.Task[None]] = []
 
     async def start() -> None:
-        servicer.engine = await asyncio.to_thread(load)
+        engine = await asyncio.to_thread(load)
+        servicer.serve(engine)
         if config.retrieval_read_only:
-            following.append(asyncio.create_task(follow_writer(servicer.engine)))
+            following.append(asyncio.create_task(follow_writer(engine, servicer.index_changed)))
 
     async def stop() -> None:
         for task in following:
@@ -62,15 +64,21 @@ def build() -> ServiceSpec:
             servicer.engine.store.close()
 
     return ServiceSpec(
-        name=SERVICE, address=f"{config.host}:{config.retrieval_port}", register=register, start=start, stop=stop
+        name=SERVICE,
+        address=f"{config.host}:{config.retrieval_port}",
+        register=register,
+        start=start,
+        stop=stop,
+        end_endless_streams=servicer.versions.close,
     )
 
 
-async def follow_writer(engine: RetrievalEngine) -> None:
+async def follow_writer(engine: RetrievalEngine, caught_up: Callable[[], None]) -> None:
     """A read-only replica applies the writer's committed changes as they appear in the shared store."""
     while True:
         try:
-            await asyncio.to_thread(engine.follow)
+            if await asyncio.to_thread(engine.follow):
+                caught_up()
         except Exception:  # a transient store error must not stop following
             log.exception("following the writer failed; retrying")
         await asyncio.sleep(FOLLOW_INTERVAL_S)

@@ -17,9 +17,11 @@ import numpy as np
 from likeopt.cache_client import CacheClient
 from likeopt.cache_keys import cache_key, normalise_query
 from likeopt.config import Config
+from likeopt.near_cache import VersionedLRU
 from likeopt.single_flight import SingleFlight
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.engine import DocumentInput, RetrievalEngine, SearchParams
+from retrieval_svc.version_feed import VersionFeed
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +98,23 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self.config = config
         self.cache = cache
         self.engine: RetrievalEngine | None = None
+        self.versions = VersionFeed()
         self._results: SingleFlight[retrieval_pb2.SearchResponse] = SingleFlight()
         self._embeddings: SingleFlight[np.ndarray] = SingleFlight()
+        self._recent: VersionedLRU[retrieval_pb2.SearchResponse] = VersionedLRU(
+            config.near_cache_entries, config.near_cache_bytes
+        )
+        """Recent results in process, in front of cache_svc: a repeated search skips that hop."""
+
+    def serve(self, engine: RetrievalEngine) -> None:
+        """Start answering from engine (loaded)."""
+        self.engine = engine
+        self.index_changed()
+
+    def index_changed(self) -> None:
+        """Tell watchers the engine's version; called after every write and catch-up."""
+        if self.engine is not None:
+            self.versions.publish(self.engine.version)
 
     async def _ready_engine(self, context: grpc.aio.ServicerContext) -> RetrievalEngine:
         if self.engine is None:
@@ -124,11 +141,14 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         query, use_cache = normalise_query(query), not request.no_cache
-        shared = await self._results.run(
-            (query, params, use_cache, engine.version), lambda: self._result(engine, query, params, use_cache)
-        )
+        version = engine.version
+        shared = self._recent.get((query, params), version) if use_cache else None
+        if shared is None:
+            shared = await self._results.run(
+                (query, params, use_cache, version), lambda: self._result(engine, query, params, use_cache)
+            )
         response = retrieval_pb2.SearchResponse()
-        response.CopyFrom(shared)  # every caller of a shared flight gets its own copy to stamp
+        response.CopyFrom(shared)  # every caller of a shared or recent result gets its own copy to stamp
         if request.return_query_embedding:
             response.query_embedding.extend((await self._query_vector(engine, query)).tolist())
         response.took_ms = (time.perf_counter() - started) * 1000
@@ -143,12 +163,22 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         if use_cache and (cached := await self.cache.get("search", key)) is not None:
             response = retrieval_pb2.SearchResponse.FromString(cached)
             response.cached = True
+            self._remember(query, params, response, len(cached))
             return response
         vector = await self._query_vector(engine, query) if params.mode != "bm25" else None
         response = await asyncio.to_thread(self._search, engine, query, params, vector)
         if use_cache and response.index_version == version:
-            self.cache.set_later("search", key, response.SerializeToString())
+            serialized = response.SerializeToString()
+            self.cache.set_later("search", key, serialized)
+            self._remember(query, params, response, len(serialized))
         return response
+
+    def _remember(self, query: str, params: SearchParams, response: retrieval_pb2.SearchResponse, size: int) -> None:
+        """Keep a result near for repeats, marked cached as a repeat will see it."""
+        recent = retrieval_pb2.SearchResponse()
+        recent.CopyFrom(response)
+        recent.cached = True
+        self._recent.put((query, params), response.index_version, recent, size)
 
     async def _query_vector(self, engine: RetrievalEngine, query: str) -> np.ndarray:
         """The query's embedding from the embedding cache, else computed (and cached); one per concurrent query."""
@@ -229,9 +259,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         if batch or progress.skipped:
             yield await self._commit(engine, list(batch.values()), progress)
 
-    @staticmethod
     async def _commit(
-        engine: RetrievalEngine, docs: list[DocumentInput], progress: retrieval_pb2.IngestProgress
+        self, engine: RetrievalEngine, docs: list[DocumentInput], progress: retrieval_pb2.IngestProgress
     ) -> retrieval_pb2.IngestProgress:
         """Chunk, embed and store docs durably; progress, filled in, acknowledges them."""
         progress.index_version = engine.version
@@ -240,6 +269,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             progress.index_version = await asyncio.to_thread(engine.upsert, docs, chunked)
             progress.ids.extend(d.id for d in docs)
             progress.chunks = sum(len(c) for c in chunked)
+            self.index_changed()
             log.info("upserted", extra={"fields": {"documents": len(docs), "index_version": progress.index_version}})
         return progress
 
@@ -248,7 +278,14 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> retrieval_pb2.DeleteDocumentsResponse:
         engine = await self._writable_engine(context)
         deleted, version = await asyncio.to_thread(engine.delete, list(dict.fromkeys(request.ids)))
+        self.index_changed()
         return retrieval_pb2.DeleteDocumentsResponse(deleted=deleted, index_version=version)
+
+    async def WatchIndex(
+        self, request: retrieval_pb2.WatchIndexRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[retrieval_pb2.IndexVersion]:
+        async for version in self.versions.watch():
+            yield retrieval_pb2.IndexVersion(index_version=version)
 
     async def GetIndexStatus(
         self, request: retrieval_pb2.GetIndexStatusRequest, context: grpc.aio.ServicerContext

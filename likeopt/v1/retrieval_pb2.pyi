@@ -170,6 +170,16 @@ class GetIndexStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class WatchIndexRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class IndexVersion(_message.Message):
+    __slots__ = ("index_version",)
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    index_version: int
+    def __init__(self, index_version: _Optional[int] = ...) -> None: ...
+
 class IndexStatus(_message.Message):
     __slots__ = ("documents", "chunks", "index_version", "embedding_model", "embedding_dim", "vector_index", "ready", "bm25_chunks", "vector_chunks", "load_seconds")
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]

@@ -61,6 +61,11 @@ class RetrievalServiceStub:
                 request_serializer=likeopt_dot_v1_dot_retrieval__pb2.GetIndexStatusRequest.SerializeToString,
                 response_deserializer=likeopt_dot_v1_dot_retrieval__pb2.IndexStatus.FromString,
                 _registered_method=True)
+        self.WatchIndex = channel.unary_stream(
+                '/likeopt.v1.RetrievalService/WatchIndex',
+                request_serializer=likeopt_dot_v1_dot_retrieval__pb2.WatchIndexRequest.SerializeToString,
+                response_deserializer=likeopt_dot_v1_dot_retrieval__pb2.IndexVersion.FromString,
+                _registered_method=True)
 
 
 class RetrievalServiceServicer:
@@ -108,6 +113,15 @@ class RetrievalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchIndex(self, request, context):
+        """WatchIndex streams the index version: the current one at once, then every new one as
+        writes land. A client that keeps search results near itself (the gateway does) serves one
+        only while its version is the latest streamed here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetrievalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -135,6 +149,11 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
                     servicer.GetIndexStatus,
                     request_deserializer=likeopt_dot_v1_dot_retrieval__pb2.GetIndexStatusRequest.FromString,
                     response_serializer=likeopt_dot_v1_dot_retrieval__pb2.IndexStatus.SerializeToString,
+            ),
+            'WatchIndex': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchIndex,
+                    request_deserializer=likeopt_dot_v1_dot_retrieval__pb2.WatchIndexRequest.FromString,
+                    response_serializer=likeopt_dot_v1_dot_retrieval__pb2.IndexVersion.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -274,6 +293,33 @@ class RetrievalService:
             '/likeopt.v1.RetrievalService/GetIndexStatus',
             likeopt_dot_v1_dot_retrieval__pb2.GetIndexStatusRequest.SerializeToString,
             likeopt_dot_v1_dot_retrieval__pb2.IndexStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/likeopt.v1.RetrievalService/WatchIndex',
+            likeopt_dot_v1_dot_retrieval__pb2.WatchIndexRequest.SerializeToString,
+            likeopt_dot_v1_dot_retrieval__pb2.IndexVersion.FromString,
             options,
             channel_credentials,
             insecure,

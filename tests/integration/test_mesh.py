@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import grpc
 import httpx
@@ -98,6 +99,39 @@ def test_repeated_search_is_cached_in_redis(mesh: MeshProcess, valkey: ValkeySer
         keys = client.keys("likeopt:search:*")
     assert keys, "no search entry in Redis"
     assert normalise_query("  WHAT does the   gateway translate? ") == normalise_query(query)
+
+
+def near_cache_hits(mesh: MeshProcess) -> float:
+    """The gateway's near-cache hits so far, from its own /metrics."""
+    metrics = httpx.get(f"{mesh.base_url}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(NEAR_HITS))
+
+
+NEAR_HITS = 'likeopt_near_cache_lookups_total{result="hit"}'
+
+
+def test_the_gateway_answers_repeats_itself_until_a_write_lands_anywhere(mesh: MeshProcess) -> None:
+    query = "Which lighthouse keeper logs the ospreys?"
+    first = search(mesh, query, top_k=3)
+    hits_before = near_cache_hits(mesh)
+    again = search(mesh, "  which LIGHTHOUSE keeper logs the ospreys? ", top_k=3)
+    assert near_cache_hits(mesh) == hits_before + 1
+    assert again["cached"] is True and again["hits"] == first["hits"]
+
+    # A write straight to retrieval_svc over gRPC, past the gateway: its index watch retires the reply.
+    doc = retrieval_pb2.Document(id="osprey-log.md", title="Osprey log", text="The lighthouse keeper logs the ospreys.")
+    with grpc.insecure_channel(f"127.0.0.1:{mesh.port('envoy')}") as channel:
+        summary = retrieval_pb2_grpc.RetrievalServiceStub(channel).UpsertDocuments(
+            iter([doc]), timeout=60, metadata=[("authorization", f"Bearer {mesh.api_key}")]
+        )
+    deadline = time.monotonic() + 10
+    while (after := search(mesh, query, top_k=3))["index_version"] < summary.index_version:
+        assert time.monotonic() < deadline, "the gateway kept serving a reply older than the write"
+        time.sleep(0.05)
+    assert after["hits"][0]["doc_id"] == "osprey-log.md"
+    httpx.delete(
+        f"{mesh.base_url}/api/v1/documents/osprey-log.md", headers={"Authorization": f"Bearer {mesh.api_key}"}
+    ).raise_for_status()
 
 
 def test_readiness_and_liveness(mesh: MeshProcess) -> None:

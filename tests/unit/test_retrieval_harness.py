@@ -88,7 +88,7 @@ async def retrieval_server(
     servicer = RetrievalServicer(Config.from_env({}), cache)  # type: ignore[arg-type]
     engine = RetrievalEngine(data_dir, embedder, chunk_tokens=32, chunk_overlap=0, **options)  # type: ignore[arg-type]
     engine.load()
-    servicer.engine = engine
+    servicer.serve(engine)
     server = grpc.aio.server()
     retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")

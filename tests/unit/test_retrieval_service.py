@@ -108,3 +108,30 @@ async def test_search_refuses_a_top_k_out_of_range(tmp_path: Path) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await stub.Search(retrieval_pb2.SearchRequest(query="x", top_k=101))
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_watch_index_streams_the_version_after_every_write(tmp_path: Path) -> None:
+    async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (servicer, stub):
+        watch = stub.WatchIndex(retrieval_pb2.WatchIndexRequest())
+        assert (await watch.read()).index_version == 0
+        summary = await stub.UpsertDocuments(stream(DOCS))
+        assert (await asyncio.wait_for(watch.read(), 5)).index_version == summary.index_version > 0
+        deleted = await stub.DeleteDocuments(retrieval_pb2.DeleteDocumentsRequest(ids=["car"]))
+        assert (await asyncio.wait_for(watch.read(), 5)).index_version == deleted.index_version
+        servicer.versions.close()  # as at shutdown: the stream ends by itself
+        assert await asyncio.wait_for(watch.read(), 5) == grpc.aio.EOF
+
+
+async def test_a_repeated_search_is_answered_in_process_until_the_index_changes(tmp_path: Path) -> None:
+    cache = DictCache()
+    async with retrieval_server(tmp_path, GatedEmbedder(), cache) as (_, stub):
+        await stub.UpsertDocuments(stream(DOCS))
+        request = retrieval_pb2.SearchRequest(query="wheels", mode=retrieval_pb2.BM25)
+        first = await stub.Search(request)
+        reads = len(cache.reads)
+        again = await stub.Search(request)
+        assert (first.cached, again.cached, len(cache.reads)) == (False, True, reads)  # cache_svc not asked
+        assert [h.doc_id for h in again.hits] == ["car"]
+        await stub.DeleteDocuments(retrieval_pb2.DeleteDocumentsRequest(ids=["car"]))
+        after = await stub.Search(request)
+        assert [h.doc_id for h in after.hits] == [] and not after.cached
