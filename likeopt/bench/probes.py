@@ -9,8 +9,8 @@ mesh on the same machine (shared development machines run several).
   included: the same number ``process_resident_memory_bytes`` exports, read the same
   way for processes that have no metrics endpoint.
 * CPU time is ``utime + stime`` from ``/proc/<pid>/stat``, to show where the work went.
-* Cache lookups come from cache_svc's Prometheus endpoint (``likeopt_cache_lookups_total``
-  by layer, namespace and result); its port is read from cache_svc's own environment.
+* A service's metrics port is read from that process's own environment (the hit rate,
+  likeopt/bench/hit_rate.py, reads cache_svc's and retrieval_svc's counters there).
 """
 
 from __future__ import annotations
@@ -20,12 +20,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
-
 PROC = Path("/proc")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-DEFAULT_CACHE_METRICS_PORT = "9103"
+DEFAULT_METRICS_PORTS = {"retrieval_svc": "9101", "cache_svc": "9103"}
 
 
 @dataclass(frozen=True)
@@ -124,62 +121,23 @@ def cpu_seconds(pid: int, proc: Path = PROC) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def cache_metrics_url(processes: list[MeshProcess], proc: Path = PROC) -> str | None:
-    """cache_svc's metrics URL, from the settings in its own environment; None when it has none."""
-    cache = next((p for p in processes if p.name == "cache_svc"), None)
-    if cache is None:
-        return None
-    try:
-        raw = (proc / str(cache.pid) / "environ").read_bytes()
-    except OSError:
-        return None
-    env = dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
-    port = env.get("LIKEOPT_CACHE_METRICS_PORT") or DEFAULT_CACHE_METRICS_PORT
-    host = env.get("LIKEOPT_HOST") or "127.0.0.1"
-    return None if port == "0" else f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/metrics"
-
-
-CacheCounts = dict[tuple[str, str, str], float]
-"""``(layer, namespace, result)`` -> lookups so far."""
-
-
-def parse_cache_counts(text: str) -> CacheCounts:
-    """The ``likeopt_cache_lookups_total`` samples of a Prometheus exposition."""
-    counts: CacheCounts = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "likeopt_cache_lookups_total":
-                labels = sample.labels
-                counts[(labels["layer"], labels["namespace"], labels["result"])] = sample.value
-    return counts
-
-
-async def read_cache_counts(session: aiohttp.ClientSession, url: str) -> CacheCounts:
-    async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as reply:
-        reply.raise_for_status()
-        return parse_cache_counts(await reply.text())
-
-
-@dataclass(frozen=True)
-class HitRate:
-    """Hits over lookups of one namespace between two readings of the counters."""
-
-    hits: int
-    lookups: int
-
-    @property
-    def rate(self) -> float | None:
-        return self.hits / self.lookups if self.lookups else None
-
-
-def hit_rate(before: CacheCounts, after: CacheCounts, namespace: str) -> HitRate:
-    """A lookup is one L1 lookup (every lookup starts there); a hit is an L1 hit or, after an L1 miss, an L2 hit."""
-
-    def delta(layer: str, result: str) -> int:
-        key = (layer, namespace, result)
-        return round(after.get(key, 0) - before.get(key, 0))
-
-    return HitRate(delta("l1", "hit") + delta("l2", "hit"), delta("l1", "hit") + delta("l1", "miss"))
+def metrics_urls(processes: list[MeshProcess], service: str, proc: Path = PROC) -> list[str]:
+    """The metrics URLs of a gRPC service's processes (replicas too), from the settings in their own environment."""
+    urls = []
+    setting = f"LIKEOPT_{service.removesuffix('_svc').upper()}_METRICS_PORT"
+    for process in processes:
+        if process.name != service:
+            continue
+        try:
+            raw = (proc / str(process.pid) / "environ").read_bytes()
+        except OSError:
+            continue
+        env = dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+        port = env.get(setting) or DEFAULT_METRICS_PORTS[service]
+        host = env.get("LIKEOPT_HOST") or "127.0.0.1"
+        if port != "0":
+            urls.append(f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/metrics")
+    return urls
 
 
 def _stat_fields(pid: int, proc: Path) -> list[str]:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from likeopt.bench.hit_rate import HitRate
 from likeopt.bench.load import LoadSettings, Sample
-from likeopt.bench.probes import HitRate
 from likeopt.bench.scenarios import Scenario
 from likeopt.bench.stats import histogram, percentile, summary_ms
 
@@ -30,7 +30,7 @@ def build_result(
     samples: Sequence[Sample],
     elapsed_s: float,
     hits: HitRate | None,
-    metrics_url: str | None,
+    metrics_urls: dict[str, list[str]],
     peak_rss_mb: dict[str, float],
     cpu_s: dict[str, float],
 ) -> dict[str, Any]:
@@ -58,7 +58,8 @@ def build_result(
         "namespace": scenario.cache_namespace,
         "hits": None if hits is None else hits.hits,
         "lookups": None if hits is None else hits.lookups,
-        "source": metrics_url,
+        "hits_by_layer": None if hits is None else hits.by_layer,
+        "sources": metrics_urls,
         "replies_marked_cached": round(len(cached) / len(ok), 4) if ok else None,
         "latency_ms_cached": summary_ms(cached, quantiles=(50, 95)),
         "latency_ms_uncached": summary_ms(uncached, quantiles=(50, 95)),
@@ -97,7 +98,8 @@ def format_text(result: dict[str, Any]) -> str:
     rate = result["cache_hit_rate"]
     lines.append(
         f"  cache       hit rate {'n/a' if rate is None else f'{rate:.1%}'} "
-        f"({cache['hits']}/{cache['lookups']} '{cache['namespace']}' lookups in cache_svc); "
+        f"({cache['hits']}/{cache['lookups']} '{cache['namespace']}' lookups; hits by cache: "
+        f"{_pairs(cache['hits_by_layer'] or {}) or 'n/a'}); "
         f"replies marked cached {cache['replies_marked_cached']}"
     )
     cached, uncached = cache["latency_ms_cached"], cache["latency_ms_uncached"]

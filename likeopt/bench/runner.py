@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from likeopt.bench import probes, scenarios
+from likeopt.bench.hit_rate import hit_rate, read_lookups
 from likeopt.bench.load import LoadGenerator, LoadSettings, Progress, Sample
 from likeopt.bench.report import build_result
 
@@ -92,16 +93,6 @@ def _own_cpu_seconds() -> float:
     return times.user + times.system
 
 
-async def _cache_counts(session: aiohttp.ClientSession, url: str | None) -> probes.CacheCounts | None:
-    if url is None:
-        return None
-    try:
-        return await probes.read_cache_counts(session, url)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        print(f"likeopt bench: cannot read cache_svc metrics at {url}: {exc}", file=sys.stderr)
-        return None
-
-
 async def warm_up(generator: LoadGenerator, session: aiohttp.ClientSession) -> None:
     """Send the warm-up queries until every reply says it came from the cache (caches are written in the
     background, so one round may not be enough), or raise when the mesh fails them."""
@@ -126,12 +117,15 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
         print(
             f"likeopt bench: no local process listens on port {port}; memory and CPU are not reported", file=sys.stderr
         )
-    metrics_url = probes.cache_metrics_url(processes)
+    metrics = {
+        "gateway": [f"{options.url}/metrics"],  # through Envoy, like the requests
+        **{service: probes.metrics_urls(processes, service) for service in ("retrieval_svc", "cache_svc")},
+    }
     generator = LoadGenerator(options.url, scenario, options.load)
     connector = aiohttp.TCPConnector(limit=options.load.concurrency, keepalive_timeout=60)
     async with aiohttp.ClientSession(connector=connector) as session:
         await warm_up(generator, session)
-        counts_before = await _cache_counts(session, metrics_url)
+        counts_before = await read_lookups(session, metrics)
         readings = ProcessReadings.start(processes)
         watcher = asyncio.create_task(readings.watch_memory())
         progress = Progress(scenario.name, options.load.duration_s, generator.samples) if options.progress else None
@@ -141,12 +135,8 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
             watcher.cancel()
         cpu = readings.cpu_used()
         readings.sample_memory()
-        counts_after = await _cache_counts(session, metrics_url)
-    hits = (
-        probes.hit_rate(counts_before, counts_after, scenario.cache_namespace)
-        if counts_before is not None and counts_after is not None
-        else None
-    )
+        counts_after = await read_lookups(session, metrics)
+    hits = hit_rate(counts_before, counts_after, scenario.cache_namespace) if counts_after else None
     result = build_result(
         scenario=scenario,
         settings=options.load,
@@ -154,7 +144,7 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
         samples=samples,
         elapsed_s=generator.elapsed_s,
         hits=hits,
-        metrics_url=metrics_url,
+        metrics_urls=metrics,
         peak_rss_mb=readings.peak_rss_mb,
         cpu_s=cpu,
     )

@@ -1,4 +1,4 @@
-"""What the bench reads from the mesh's processes: the listening process, names, memory, cache counters."""
+"""What the bench reads from the mesh's processes: the listening process, names, memory and CPU."""
 
 from __future__ import annotations
 
@@ -9,47 +9,11 @@ import pytest
 
 from likeopt.bench.probes import (
     cpu_seconds,
-    hit_rate,
     listening_pid,
-    parse_cache_counts,
     process_name,
     rss_mb,
 )
 from likeopt.bench.runner import BenchError, loopback_port
-
-EXPOSITION = """\
-# HELP likeopt_cache_lookups_total Cache lookups by layer, namespace and result.
-# TYPE likeopt_cache_lookups_total counter
-likeopt_cache_lookups_total{layer="l1",namespace="search",result="hit"} 90.0
-likeopt_cache_lookups_total{layer="l1",namespace="search",result="miss"} 30.0
-likeopt_cache_lookups_total{layer="l2",namespace="search",result="hit"} 10.0
-likeopt_cache_lookups_total{layer="l2",namespace="search",result="miss"} 20.0
-likeopt_cache_lookups_total{layer="l1",namespace="embedding",result="hit"} 5.0
-# HELP likeopt_cache_hit_ratio Hits over lookups, both layers.
-# TYPE likeopt_cache_hit_ratio gauge
-likeopt_cache_hit_ratio 0.6
-"""
-
-
-def test_cache_counts_are_read_by_layer_namespace_and_result() -> None:
-    counts = parse_cache_counts(EXPOSITION)
-    assert counts[("l1", "search", "hit")] == 90
-    assert counts[("l1", "embedding", "hit")] == 5
-    assert len(counts) == 5
-
-
-def test_hit_rate_is_the_difference_of_first_layer_lookups_over_the_run() -> None:
-    before = parse_cache_counts(EXPOSITION)
-    after = dict(before)
-    after[("l1", "search", "hit")] += 70  # 70 L1 hits
-    after[("l1", "search", "miss")] += 30  # 30 L1 misses, of which L2 answered 10
-    after[("l2", "search", "hit")] += 10
-    after[("l2", "search", "miss")] += 20
-    after[("l1", "embedding", "miss")] = 20  # lookups after a miss: not requests, not counted
-    rate = hit_rate(before, after, "search")
-    assert (rate.hits, rate.lookups) == (80, 100)
-    assert rate.rate == pytest.approx(0.8)
-    assert hit_rate(before, before, "search").rate is None
 
 
 def test_the_process_listening_on_a_port_is_found() -> None:

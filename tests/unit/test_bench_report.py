@@ -7,8 +7,8 @@ import random
 import re
 from pathlib import Path
 
+from likeopt.bench.hit_rate import HitRate
 from likeopt.bench.load import LoadSettings, Sample
-from likeopt.bench.probes import HitRate
 from likeopt.bench.report import build_result, format_text, html_report, write_outputs
 from likeopt.bench.scenarios import build
 
@@ -29,7 +29,7 @@ def result_for(name: str, hits: HitRate | None = EIGHTY_PERCENT, samples: list[S
         samples=samples,
         elapsed_s=10.0,
         hits=hits,
-        metrics_url="http://127.0.0.1:9103/metrics",
+        metrics_urls={"cache_svc": ["http://127.0.0.1:9103/metrics"]},
         peak_rss_mb={"envoy": 60.04, "gateway": 70.0},
         cpu_s={"envoy": 1.0, "load_generator": 2.0},
     )

@@ -1,0 +1,63 @@
+"""The bench's hit rate: differences of the mesh's own lookup counters, every cache on a search's path counted."""
+
+from __future__ import annotations
+
+import pytest
+
+from likeopt.bench.hit_rate import hit_rate, parse_lookups
+
+CACHE_SVC = """\
+# HELP likeopt_cache_lookups_total Cache lookups by layer, namespace and result.
+# TYPE likeopt_cache_lookups_total counter
+likeopt_cache_lookups_total{layer="l1",namespace="search",result="hit"} 90.0
+likeopt_cache_lookups_total{layer="l1",namespace="search",result="miss"} 30.0
+likeopt_cache_lookups_total{layer="l2",namespace="search",result="hit"} 10.0
+likeopt_cache_lookups_total{layer="l2",namespace="search",result="miss"} 20.0
+likeopt_cache_lookups_total{layer="l1",namespace="embedding",result="hit"} 5.0
+# HELP likeopt_cache_hit_ratio Hits over lookups, both layers.
+# TYPE likeopt_cache_hit_ratio gauge
+likeopt_cache_hit_ratio 0.6
+"""
+NEAR = """\
+# HELP likeopt_near_cache_lookups_total Lookups in a process's own near cache of search results.
+# TYPE likeopt_near_cache_lookups_total counter
+likeopt_near_cache_lookups_total{result="hit"} 7.0
+likeopt_near_cache_lookups_total{result="miss"} 3.0
+"""
+
+
+def test_counters_are_read_by_layer_namespace_and_result() -> None:
+    counts = parse_lookups(CACHE_SVC + NEAR)
+    assert counts[("cache", "l1", "search", "hit")] == 90
+    assert counts[("cache", "l1", "embedding", "hit")] == 5
+    assert counts[("near", "hit")] == 7 and counts[("near", "miss")] == 3
+    assert len(counts) == 7
+
+
+def test_without_near_caches_the_rate_is_cache_svcs_first_layer_lookups_over_the_run() -> None:
+    before = {"cache_svc": parse_lookups(CACHE_SVC)}
+    after = {"cache_svc": dict(before["cache_svc"])}
+    shared = after["cache_svc"]
+    shared[("cache", "l1", "search", "hit")] += 70  # 70 L1 hits
+    shared[("cache", "l1", "search", "miss")] += 30  # 30 L1 misses, of which L2 answered 10
+    shared[("cache", "l2", "search", "hit")] += 10
+    shared[("cache", "l2", "search", "miss")] += 20
+    shared[("cache", "l1", "embedding", "miss")] = 20  # lookups after a miss: not requests, not counted
+    rate = hit_rate(before, after, "search")
+    assert (rate.hits, rate.lookups, rate.by_layer) == (80, 100, {"cache_svc": 80})
+    assert rate.rate == pytest.approx(0.8)
+    assert hit_rate(before, before, "search").rate is None
+
+
+def test_every_cache_on_the_path_counts_and_each_request_is_one_gateway_lookup() -> None:
+    zero = {"gateway": {}, "retrieval_svc": {}, "cache_svc": {}}
+    after = {
+        "gateway": {("near", "hit"): 900, ("near", "miss"): 100},
+        "retrieval_svc": {("near", "hit"): 20, ("near", "miss"): 80},
+        "cache_svc": {("cache", "l1", "search", "hit"): 30, ("cache", "l1", "search", "miss"): 40},
+    }
+    rate = hit_rate(zero, after, "search")
+    assert (rate.hits, rate.lookups) == (950, 1000)  # 10 coalesced requests asked no cache: misses
+    assert rate.by_layer == {"gateway": 900, "retrieval_svc": 20, "cache_svc": 30}
+    answers = hit_rate(zero, {**after, "cache_svc": {("cache", "l1", "answer", "hit"): 3}}, "answer")
+    assert (answers.hits, answers.lookups) == (3, 3)  # chat starts at the answer cache, not the near caches
