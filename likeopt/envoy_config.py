@@ -133,29 +133,42 @@ def with_replicas(rendered: str, extra: dict[str, list[str]]) -> str:
 GRPC_PREFIX = "/likeopt.v1."
 
 
-def with_grpc_key(rendered: str, api_key: str) -> str:
-    """The rendered config with gRPC and gRPC-web calls refused (401) unless they carry the API key.
+GRPC_WRITES = "/likeopt.v1.RetrievalService/"
+"""The route prefix of every RetrievalService method but Search (which has a path route of its own):
+writes, index status and the index watch, all sent to the writer."""
 
-    REST reads are checked by the gateway; gRPC goes straight to the services, so Envoy checks it.
+
+def with_grpc_key(rendered: str, api_key: str, reads_too: bool) -> str:
+    """The rendered config with gRPC and gRPC-web writes (and reads too, if asked) refused (401) unless they
+    carry the API key; with no key configured they are refused outright, as the gateway refuses REST writes.
+
+    REST is checked by the gateway; gRPC goes straight to the services, so Envoy checks it.
     """
+
+    def guarded(match: dict) -> bool:
+        if reads_too:
+            return (match.get("prefix") or match.get("path") or "").startswith(GRPC_PREFIX)
+        return match.get("prefix") == GRPC_WRITES
+
     doc = yaml.safe_load(rendered)
     for listener in doc["static_resources"]["listeners"]:
         for chain in listener["filter_chains"]:
             for network_filter in chain["filters"]:
                 for host in network_filter["typed_config"].get("route_config", {}).get("virtual_hosts", []):
-                    keyed = []
-                    for route in host["routes"]:
-                        match = route["match"]
-                        if (match.get("prefix") or match.get("path") or "").startswith(GRPC_PREFIX):
-                            header = {"name": "authorization", "string_match": {"exact": f"Bearer {api_key}"}}
-                            match.setdefault("headers", []).append(header)
-                            keyed.append(route)
-                    if keyed:
-                        refusal = {
-                            "match": {"prefix": GRPC_PREFIX},
-                            "direct_response": {"status": 401, "body": {"inline_string": "missing or wrong API key"}},
-                        }
-                        host["routes"].insert(host["routes"].index(keyed[-1]) + 1, refusal)
+                    routes = host["routes"]
+                    keyed = [route for route in routes if guarded(route["match"])]
+                    if not keyed:
+                        continue
+                    for route in keyed:
+                        header = {"name": "authorization", "string_match": {"exact": f"Bearer {api_key}"}}
+                        route["match"].setdefault("headers", []).append(header)
+                    reason = "missing or wrong API key" if api_key else "no API key is configured"
+                    refusal = {
+                        "match": {"prefix": GRPC_PREFIX if reads_too else GRPC_WRITES},
+                        "direct_response": {"status": 401, "body": {"inline_string": reason}},
+                    }
+                    # After the keyed routes, so a request with the key passes; before them when there is no key.
+                    routes.insert(routes.index(keyed[-1]) + 1 if api_key else routes.index(keyed[0]), refusal)
     return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -201,8 +214,7 @@ def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | Non
     }
     if any(replicas.values()):
         text = with_replicas(text, replicas)
-    if config.reads_need_key and config.api_key:
-        text = with_grpc_key(text, config.api_key)
+    text = with_grpc_key(text, config.api_key, reads_too=config.reads_need_key)
     if config.tls_cert_file:
         text = with_tls(text, config.tls_cert_file, config.tls_key_file)
     target = run_dir / RENDERED_NAME

@@ -134,6 +134,17 @@ def test_the_gateway_answers_repeats_itself_until_a_write_lands_anywhere(mesh: M
     ).raise_for_status()
 
 
+def test_grpc_writes_through_envoy_need_the_key(mesh: MeshProcess) -> None:
+    delete = retrieval_pb2.DeleteDocumentsRequest(ids=[KNOWN_DOC])
+    with grpc.insecure_channel(f"127.0.0.1:{mesh.port('envoy')}") as channel:
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        for metadata in ([], [("authorization", "Bearer wrong")]):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.DeleteDocuments(delete, timeout=10, metadata=metadata)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert search(mesh, KNOWN_QUESTION, top_k=3)["hits"][0]["doc_id"] == KNOWN_DOC  # nothing was deleted
+
+
 def test_readiness_and_liveness(mesh: MeshProcess) -> None:
     assert httpx.get(f"{mesh.base_url}/healthz", timeout=5).status_code == 200
     ready = httpx.get(f"{mesh.base_url}/api/v1/readyz", timeout=5)

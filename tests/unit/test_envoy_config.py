@@ -871,3 +871,34 @@ def test_replicas_join_their_clusters_and_writes_stay_on_the_first(tmp_path):
     assert ports["retrieval"] == [7001, 7002]
     assert ports["retrieval_writer"] == [7001]
     assert ports["generation"] == [7003]
+
+
+def grpc_routes(text: str) -> list[dict]:
+    """The ingress routes for gRPC paths, in order."""
+    hcm = yaml.safe_load(text)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    return [r for r in routes if (r["match"].get("prefix") or r["match"].get("path", "")).startswith("/likeopt.v1.")]
+
+
+def needs_key(route: dict) -> bool:
+    return any(h["name"] == "authorization" for h in route["match"].get("headers", []))
+
+
+@pytest.mark.parametrize("reads_need_key", [False, True])
+def test_grpc_writes_need_the_key_and_reads_only_when_configured(tmp_path, reads_need_key):
+    environ = {"LIKEOPT_API_KEY": "s3cret", "LIKEOPT_READS_NEED_KEY": "1" if reads_need_key else "0"}
+    routes = grpc_routes(write_envoy_config(Config.from_env(environ), tmp_path).read_text())
+    search, writes = routes[0], routes[1]
+    assert search["match"]["path"] == "/likeopt.v1.RetrievalService/Search"
+    assert needs_key(search) is reads_need_key
+    assert writes["match"]["prefix"] == "/likeopt.v1.RetrievalService/" and needs_key(writes)
+    refusal = routes[2] if not reads_need_key else routes[-1]
+    assert refusal["direct_response"]["status"] == 401
+    assert refusal["match"]["prefix"] == ("/likeopt.v1." if reads_need_key else "/likeopt.v1.RetrievalService/")
+
+
+def test_without_a_key_grpc_writes_are_refused_before_they_reach_the_writer(tmp_path):
+    routes = grpc_routes(write_envoy_config(Config.from_env({"LIKEOPT_API_KEY": ""}), tmp_path).read_text())
+    assert routes[0]["match"]["path"].endswith("/Search") and not needs_key(routes[0])
+    assert routes[1]["direct_response"]["status"] == 401
+    assert routes[1]["match"]["prefix"] == "/likeopt.v1.RetrievalService/"
