@@ -117,7 +117,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         state["up"] = upstreams or Upstreams.connect(config)
         state["dashboard"] = Dashboard(state["up"], service_metrics_urls(config))
         state["near"] = NearSearchReplies(
-            state["up"].retrieval_writer, VersionedLRU(config.near_cache_entries, config.near_cache_bytes)
+            state["up"].retrieval_writer, VersionedLRU("search", config.near_cache_entries, config.near_cache_bytes)
         )
         watching = asyncio.create_task(state["near"].watch())
         yield

@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from likeopt.config import Config, metrics_port
-from likeopt.grpc_tracing import UNTRACED
+from likeopt.grpc_tracing import traced
 from likeopt.interceptors import Streaming, Unary, WrappingInterceptor
 from likeopt.logs import bind_request_span
 from likeopt.metrics import MetricsInterceptor, serve_metrics
@@ -86,7 +86,7 @@ async def serve(spec: ServiceSpec) -> int:
     """Run the service until SIGTERM/SIGINT; return the process exit code."""
     server = grpc.aio.server(
         interceptors=[
-            aio_server_interceptor(filter_=UNTRACED),
+            aio_server_interceptor(filter_=traced),
             RequestLogContext(),
             MetricsInterceptor(),
         ],

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, filters
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from opentelemetry.instrumentation.grpc._aio_client import (
     StreamUnaryAioClientInterceptor,
     UnaryStreamAioClientInterceptor,
@@ -87,14 +87,26 @@ _FIXED = {
 }
 
 
-UNTRACED = filters.negate(filters.any_of(filters.health_check(), filters.method_name("WatchIndex")))
-"""Calls that get no span: health checks (Envoy's, every few seconds, would each be a trace of their
-own) and index watches (one call for the life of a process: a span open for hours)."""
+UNTRACED_PREFIX = "/grpc.health.v1.Health/"
+UNTRACED_SUFFIX = "/WatchIndex"
+
+
+def traced(details: Any) -> bool:
+    """Whether a call gets a span. Not for health checks (Envoy's, every few seconds, would each be a trace
+    of their own) nor index watches (one call for the life of a process: a span open for hours).
+
+    A plain string test: it runs on every call, and OpenTelemetry's composable filters cost about 3 % of
+    cache_svc's CPU doing the same (py-spy).
+    """
+    method = details.method
+    if isinstance(method, bytes):  # client call details carry bytes (grpc/grpc#31092)
+        method = method.decode()
+    return not (method.startswith(UNTRACED_PREFIX) or method.endswith(UNTRACED_SUFFIX))
 
 
 def client_interceptors(tracer_provider: TracerProvider | None = None) -> list[grpc.aio.ClientInterceptor]:
     """W3C context on every call and a client span per call, ended however the call ends."""
     return [
         _FIXED[type(interceptor)](interceptor._tracer) if type(interceptor) in _FIXED else interceptor
-        for interceptor in aio_client_interceptors(tracer_provider, filter_=UNTRACED)
+        for interceptor in aio_client_interceptors(tracer_provider, filter_=traced)
     ]

@@ -1,10 +1,11 @@
-"""A small in-process cache of search results, each valid for one index version.
+"""A small in-process cache whose entries are valid for one index version.
 
 cache_svc is the shared cache; this one sits in front of it inside the process that
 answers, so a repeated search costs a dictionary lookup instead of one or two gRPC hops
 (benchmarks/README.md, "Through the mesh"). An entry is served only while its index
 version is the current one: a write makes every older entry unreachable at once, and
-entries of older versions are dropped as the first newer one arrives.
+entries of older versions are dropped as the first newer one arrives. Values that do
+not depend on the index (query embeddings) are all stored under one constant version.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from prometheus_client import Counter
 V = TypeVar("V")
 
 LOOKUPS = Counter(
-    "likeopt_near_cache_lookups_total", "Lookups in a process's own near cache of search results.", ["result"]
+    "likeopt_near_cache_lookups_total", "Lookups in a process's own near cache, by what it holds.", ["name", "result"]
 )
 
 
 class VersionedLRU(Generic[V]):
     """Least-recently-used entries bounded by count and bytes, all of one index version."""
 
-    def __init__(self, max_entries: int = 4096, max_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(self, name: str, max_entries: int = 4096, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self._hit = LOOKUPS.labels(name, "hit")
+        self._miss = LOOKUPS.labels(name, "miss")
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.version: int | None = None
@@ -38,9 +41,10 @@ class VersionedLRU(Generic[V]):
     def get(self, key: Hashable, version: int | None) -> V | None:
         """The value stored under key for this version, or None."""
         entry = self._entries.get(key) if version is not None and version == self.version else None
-        LOOKUPS.labels("hit" if entry else "miss").inc()
         if entry is None:
+            self._miss.inc()
             return None
+        self._hit.inc()
         self._entries.move_to_end(key)
         return entry[0]
 

@@ -1,15 +1,23 @@
 """RetrievalService over gRPC: validation, caching and translation around the engine.
 
-CPU-bound work (embedding, index search, ingestion) runs in worker threads through
-``asyncio.to_thread``, which copies the context so trace spans stay connected.
+CPU-bound work runs in worker threads, with the context copied so trace spans stay
+connected. Searches (query embedding, index search) share one thread per core: on two
+cores eight concurrent searches then finish one pair after another instead of all
+together at the end, which halves the median wait for the same work. Ingestion and
+deletes use asyncio's default pool, so a long upload never holds a search's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
+import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import grpc
 import numpy as np
@@ -34,6 +42,15 @@ UPSERT_BATCH_CHARS = 200_000
 """Text per ingestion batch: about 200 chunks, so each embedding call fills and length-sorts its model batches."""
 UPSERT_BATCH_DOCS = 256
 MODES = {retrieval_pb2.HYBRID: "hybrid", retrieval_pb2.BM25: "bm25", retrieval_pb2.DENSE: "dense"}
+T = TypeVar("T")
+EMBEDDING_VERSION = 0
+"""Query embeddings do not change with the index: all are stored under this one version."""
+
+
+async def in_pool(pool: ThreadPoolExecutor, func: Callable[..., T], *args: object) -> T:
+    """asyncio.to_thread on a given pool: the context (the current span) goes along."""
+    call = functools.partial(contextvars.copy_context().run, func, *args)
+    return await asyncio.get_running_loop().run_in_executor(pool, call)
 
 
 class InvalidRequest(ValueError):
@@ -99,12 +116,18 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self.cache = cache
         self.engine: RetrievalEngine | None = None
         self.versions = VersionFeed()
+        self._search_pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="search")
         self._results: SingleFlight[retrieval_pb2.SearchResponse] = SingleFlight()
         self._embeddings: SingleFlight[np.ndarray] = SingleFlight()
         self._recent: VersionedLRU[retrieval_pb2.SearchResponse] = VersionedLRU(
-            config.near_cache_entries, config.near_cache_bytes
+            "search", config.near_cache_entries, config.near_cache_bytes
         )
         """Recent results in process, in front of cache_svc: a repeated search skips that hop."""
+        self._vectors: VersionedLRU[np.ndarray] = VersionedLRU(
+            "embedding", config.near_cache_entries, config.near_cache_bytes // 4
+        )
+        """Query embeddings in process only: they do not depend on the index (one constant version), and a
+        miss in cache_svc as well would have cost two more round trips on every uncached search."""
 
     def serve(self, engine: RetrievalEngine) -> None:
         """Start answering from engine (loaded)."""
@@ -166,7 +189,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             self._remember(query, params, response, len(cached))
             return response
         vector = await self._query_vector(engine, query) if params.mode != "bm25" else None
-        response = await asyncio.to_thread(self._search, engine, query, params, vector)
+        response = await in_pool(self._search_pool, self._search, engine, query, params, vector)
         if use_cache and response.index_version == version:
             serialized = response.SerializeToString()
             self.cache.set_later("search", key, serialized)
@@ -181,19 +204,16 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self._recent.put((query, params), response.index_version, recent, size)
 
     async def _query_vector(self, engine: RetrievalEngine, query: str) -> np.ndarray:
-        """The query's embedding from the embedding cache, else computed (and cached); one per concurrent query."""
-        key = cache_key(query, engine.embedder.model_path)
-
-        async def compute() -> np.ndarray:
-            if (cached := await self.cache.get("embedding", key)) is not None and len(
-                cached
-            ) == engine.embedder.dim * 4:
-                return np.frombuffer(cached, dtype=np.float32)
-            vector = await asyncio.to_thread(engine.embed_query, query)
-            self.cache.set_later("embedding", key, vector.astype(np.float32).tobytes())
+        """The query's embedding, remembered in process; computed once per concurrent query."""
+        if (vector := self._vectors.get(query, EMBEDDING_VERSION)) is not None:
             return vector
 
-        return await self._embeddings.run(key, compute)
+        async def compute() -> np.ndarray:
+            vector = await in_pool(self._search_pool, engine.embed_query, query)
+            self._vectors.put(query, EMBEDDING_VERSION, vector, vector.nbytes + len(query))
+            return vector
+
+        return await self._embeddings.run(query, compute)
 
     @staticmethod
     def _search(

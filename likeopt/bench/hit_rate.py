@@ -19,7 +19,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 Lookups = dict[tuple[str, ...], float]
-"""("cache", layer, namespace, result) from cache_svc; ("near", result) from a near cache -> count."""
+"""("cache", layer, namespace, result) from cache_svc; ("near", name, result) from a near cache -> count."""
 Readings = dict[str, Lookups]
 """Lookups by the process they were read from: gateway, retrieval_svc, cache_svc."""
 
@@ -33,7 +33,7 @@ def parse_lookups(text: str) -> Lookups:
             if sample.name == "likeopt_cache_lookups_total":
                 counts[("cache", labels["layer"], labels["namespace"], labels["result"])] = sample.value
             elif sample.name == "likeopt_near_cache_lookups_total":
-                counts[("near", labels["result"])] = sample.value
+                counts[("near", labels["name"], labels["result"])] = sample.value
     return counts
 
 
@@ -80,12 +80,12 @@ def hit_rate(before: Readings, after: Readings, namespace: str) -> HitRate:
     shared_lookups = delta("cache_svc", "cache", "l1", namespace, "hit") + delta(
         "cache_svc", "cache", "l1", namespace, "miss"
     )
-    gateway_lookups = delta("gateway", "near", "hit") + delta("gateway", "near", "miss")
+    gateway_lookups = delta("gateway", "near", "search", "hit") + delta("gateway", "near", "search", "miss")
     if namespace != "search" or gateway_lookups == 0:
         return HitRate(shared_hits, shared_lookups, {"cache_svc": shared_hits})
     layers = {
-        "gateway": delta("gateway", "near", "hit"),
-        "retrieval_svc": delta("retrieval_svc", "near", "hit"),
+        "gateway": delta("gateway", "near", "search", "hit"),
+        "retrieval_svc": delta("retrieval_svc", "near", "search", "hit"),
         "cache_svc": shared_hits,
     }
     return HitRate(sum(layers.values()), gateway_lookups, layers)

@@ -107,7 +107,7 @@ def near_cache_hits(mesh: MeshProcess) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(NEAR_HITS))
 
 
-NEAR_HITS = 'likeopt_near_cache_lookups_total{result="hit"}'
+NEAR_HITS = 'likeopt_near_cache_lookups_total{name="search",result="hit"}'
 
 
 def test_the_gateway_answers_repeats_itself_until_a_write_lands_anywhere(mesh: MeshProcess) -> None:

@@ -22,7 +22,7 @@ from likeopt.telemetry import CACHE_HIT, CACHE_LAYER, CACHE_NAMESPACE
 from tests.conftest import DEMO_CORPUS
 from tests.integration.test_mesh import parse_sse
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
-from tests.support import MeshProcess, ValkeyServer, mesh_environment
+from tests.support import MeshProcess, mesh_environment
 
 SERVICES = {"envoy", "gateway", "generation_svc", "retrieval_svc", "cache_svc"}
 QUESTION = "How does Like-Opt cache answers in Redis?"
@@ -77,14 +77,13 @@ def _whole(spans: list[ReceivedSpan], trace_id: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def traced(tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer) -> Iterator[Traced]:
+def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
     receiver = OtlpReceiver()
     receiver.start()
     work_dir = tmp_path_factory.mktemp("traced-mesh")
     mesh = MeshProcess(
         env=mesh_environment(
-            work_dir,
-            LIKEOPT_REDIS_URL=valkey.url,
+            work_dir,  # a Redis of its own (from the launcher): no other test's entry can answer the first ask
             OTEL_BSP_SCHEDULE_DELAY="200",  # the services' batch export, in ms (default 5 s)
             LIKEOPT_JAEGER_URL=JAEGER_URL,
         ),

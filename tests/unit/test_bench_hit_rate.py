@@ -21,8 +21,9 @@ likeopt_cache_hit_ratio 0.6
 NEAR = """\
 # HELP likeopt_near_cache_lookups_total Lookups in a process's own near cache of search results.
 # TYPE likeopt_near_cache_lookups_total counter
-likeopt_near_cache_lookups_total{result="hit"} 7.0
-likeopt_near_cache_lookups_total{result="miss"} 3.0
+likeopt_near_cache_lookups_total{name="search",result="hit"} 7.0
+likeopt_near_cache_lookups_total{name="search",result="miss"} 3.0
+likeopt_near_cache_lookups_total{name="embedding",result="hit"} 2.0
 """
 
 
@@ -30,8 +31,9 @@ def test_counters_are_read_by_layer_namespace_and_result() -> None:
     counts = parse_lookups(CACHE_SVC + NEAR)
     assert counts[("cache", "l1", "search", "hit")] == 90
     assert counts[("cache", "l1", "embedding", "hit")] == 5
-    assert counts[("near", "hit")] == 7 and counts[("near", "miss")] == 3
-    assert len(counts) == 7
+    assert counts[("near", "search", "hit")] == 7 and counts[("near", "search", "miss")] == 3
+    assert counts[("near", "embedding", "hit")] == 2
+    assert len(counts) == 8
 
 
 def test_without_near_caches_the_rate_is_cache_svcs_first_layer_lookups_over_the_run() -> None:
@@ -52,8 +54,12 @@ def test_without_near_caches_the_rate_is_cache_svcs_first_layer_lookups_over_the
 def test_every_cache_on_the_path_counts_and_each_request_is_one_gateway_lookup() -> None:
     zero = {"gateway": {}, "retrieval_svc": {}, "cache_svc": {}}
     after = {
-        "gateway": {("near", "hit"): 900, ("near", "miss"): 100},
-        "retrieval_svc": {("near", "hit"): 20, ("near", "miss"): 80},
+        "gateway": {("near", "search", "hit"): 900, ("near", "search", "miss"): 100},
+        "retrieval_svc": {
+            ("near", "search", "hit"): 20,
+            ("near", "search", "miss"): 80,
+            ("near", "embedding", "hit"): 9,
+        },
         "cache_svc": {("cache", "l1", "search", "hit"): 30, ("cache", "l1", "search", "miss"): 40},
     }
     rate = hit_rate(zero, after, "search")

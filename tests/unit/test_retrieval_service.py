@@ -70,7 +70,7 @@ async def test_query_embeddings_and_results_are_cached_under_normalised_queries(
         assert counters["searches"] == 2  # the third is a result-cache hit
         assert not first.cached and not dense.cached and again.cached
         assert list(again.hits) == list(first.hits)
-        assert {namespace for namespace, _ in cache.values} == {"embedding", "search"}
+        assert {namespace for namespace, _ in cache.values} == {"search"}  # embeddings stay in process
 
 
 async def test_no_cache_skips_the_result_cache(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
 
 import grpc
 import httpx
@@ -39,7 +40,7 @@ from cache_svc.l2 import RedisLayer
 from cache_svc.two_layer import TwoLayerCache
 from gateway.trace_header import TraceIdHeader
 from likeopt.grpc_server import RequestLogContext
-from likeopt.grpc_tracing import client_interceptors
+from likeopt.grpc_tracing import client_interceptors, traced
 from likeopt.logs import JsonFormatter, bind_request_span
 from likeopt.telemetry import (
     CACHE_HIT,
@@ -381,3 +382,17 @@ def test_uvicorns_line_about_a_crashed_request_carries_its_trace_id(log_lines):
     lines = [r for r in map(json.loads, log_lines.getvalue().splitlines()) if r["logger"].startswith("uvicorn")]
     assert any("Exception in ASGI application" in r["msg"] for r in lines), lines
     assert all(r.get("trace_id") == TRACE_ID for r in lines if "ASGI" in r["msg"])
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("/likeopt.v1.RetrievalService/Search", True),
+        (b"/likeopt.v1.CacheService/Get", True),  # client call details carry bytes
+        ("/grpc.health.v1.Health/Check", False),
+        (b"/grpc.health.v1.Health/Watch", False),
+        ("/likeopt.v1.RetrievalService/WatchIndex", False),
+    ],
+)
+def test_health_checks_and_index_watches_get_no_span(method: str | bytes, expected: bool) -> None:
+    assert traced(SimpleNamespace(method=method)) is expected
