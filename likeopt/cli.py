@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--seed", type=int, help="seed of query choice, for a repeatable run")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--out", metavar="DIR", help="also write <scenario>.json and <scenario>.html here")
+    bench.add_argument(
+        "--floor", action="store_true", help="then do the same work in this process, no mesh, and report mesh/floor"
+    )
 
     args = parser.parse_args(argv)
     if args.command == "up":

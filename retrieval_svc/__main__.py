@@ -14,8 +14,7 @@ from likeopt.grpc_server import ServiceSpec, run
 from likeopt.logs import setup_logging
 from likeopt.telemetry import setup_tracing
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
-from retrieval_svc.embedder import configured_embedder
-from retrieval_svc.engine import RetrievalEngine
+from retrieval_svc.engine import RetrievalEngine, loaded_engine
 from retrieval_svc.service import RetrievalServicer
 
 SERVICE = "retrieval_svc"
@@ -35,23 +34,10 @@ def build() -> ServiceSpec:
         retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
         return [retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name]
 
-    def load() -> RetrievalEngine:
-        embedder = configured_embedder(config)
-        engine = RetrievalEngine(
-            config.data_dir,
-            embedder,
-            config.chunk_tokens,
-            config.chunk_overlap,
-            vector_exact_max=config.vector_exact_max,
-            vector_nprobe=config.vector_nprobe,
-        )
-        engine.load()
-        return engine
-
     following: list[asyncio.Task[None]] = []
 
     async def start() -> None:
-        engine = await asyncio.to_thread(load)
+        engine = await asyncio.to_thread(loaded_engine, config)
         servicer.serve(engine)
         if config.retrieval_read_only:
             following.append(asyncio.create_task(follow_writer(engine, servicer.index_changed)))

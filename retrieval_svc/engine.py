@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 from opentelemetry import trace
 
+from likeopt.config import Config
 from likeopt.text import tokenize
 from retrieval_svc.bm25 import BM25Index
 from retrieval_svc.chunking import chunk_text
-from retrieval_svc.embedder import Embedder
+from retrieval_svc.embedder import Embedder, configured_embedder
 from retrieval_svc.fusion import convex, rrf
 from retrieval_svc.store import NewDocument, Store
 from retrieval_svc.vectors import VectorIndex
@@ -345,3 +346,18 @@ def fuse(lexical: Ranked, dense: Ranked, params: SearchParams) -> list[Hit]:
         h.score = score
         hits.append(h)
     return hits
+
+
+def loaded_engine(config: Config, data_dir: Path | None = None) -> RetrievalEngine:
+    """An engine as retrieval_svc runs it (the configured model, chunking and vector index), loaded from
+    data_dir, by default the configured one."""
+    engine = RetrievalEngine(
+        data_dir or config.data_dir,
+        configured_embedder(config),
+        config.chunk_tokens,
+        config.chunk_overlap,
+        vector_exact_max=config.vector_exact_max,
+        vector_nprobe=config.vector_nprobe,
+    )
+    engine.load()
+    return engine

@@ -28,7 +28,7 @@ from likeopt.config import Config
 from likeopt.near_cache import VersionedLRU
 from likeopt.single_flight import SingleFlight
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
-from retrieval_svc.engine import DocumentInput, RetrievalEngine, SearchParams
+from retrieval_svc.engine import DocumentInput, Hit, RetrievalEngine, SearchParams
 from retrieval_svc.version_feed import VersionFeed
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,23 @@ def document_problem(doc: retrieval_pb2.Document) -> str | None:
     if "\x00" in doc.text or "\x00" in doc.id:
         return "contains NUL characters"
     return None
+
+
+def hit_message(engine: RetrievalEngine, hit: Hit) -> retrieval_pb2.SearchHit:
+    """A ranked chunk as the SearchHit clients receive, text and document fields included."""
+    ref, title, metadata = engine.describe(hit.row)
+    return retrieval_pb2.SearchHit(
+        doc_id=ref.doc_id,
+        chunk_id=f"{ref.doc_id}#{ref.ordinal}",
+        title=title,
+        text=ref.text,
+        score=hit.score,
+        bm25_score=hit.bm25_score,
+        dense_score=hit.dense_score,
+        bm25_rank=hit.bm25_rank,
+        dense_rank=hit.dense_rank,
+        metadata=metadata,
+    )
 
 
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
@@ -221,24 +238,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> retrieval_pb2.SearchResponse:
         version = engine.version
         hits = engine.search(query, params, vector)
-        response = retrieval_pb2.SearchResponse(index_version=version)
-        for hit in hits:
-            ref, title, metadata = engine.describe(hit.row)
-            response.hits.append(
-                retrieval_pb2.SearchHit(
-                    doc_id=ref.doc_id,
-                    chunk_id=f"{ref.doc_id}#{ref.ordinal}",
-                    title=title,
-                    text=ref.text,
-                    score=hit.score,
-                    bm25_score=hit.bm25_score,
-                    dense_score=hit.dense_score,
-                    bm25_rank=hit.bm25_rank,
-                    dense_rank=hit.dense_rank,
-                    metadata=metadata,
-                )
-            )
-        return response
+        return retrieval_pb2.SearchResponse(index_version=version, hits=[hit_message(engine, hit) for hit in hits])
 
     async def UpsertDocuments(
         self, request_iterator: AsyncIterator[retrieval_pb2.Document], context: grpc.aio.ServicerContext

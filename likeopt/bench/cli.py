@@ -28,6 +28,7 @@ def bench_main(args: argparse.Namespace, default_url: str) -> int:
         load=LoadSettings(args.duration, args.concurrency, args.rate, args.requests, args.timeout),
         seed=args.seed,
         progress=sys.stderr.isatty() or not args.json,
+        floor=args.floor,
     )
     try:
         result, samples = asyncio.run(run(options))

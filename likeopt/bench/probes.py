@@ -121,18 +121,27 @@ def cpu_seconds(pid: int, proc: Path = PROC) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def environment(pid: int, proc: Path = PROC) -> dict[str, str]:
+    """A process's environment as it started (empty when it cannot be read)."""
+    try:
+        raw = (proc / str(pid) / "environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def working_directory(pid: int, proc: Path = PROC) -> Path:
+    """Where a process runs: its relative paths (a data directory) start there."""
+    return Path(os.readlink(proc / str(pid) / "cwd"))
+
+
 def metrics_urls(processes: list[MeshProcess], service: str, proc: Path = PROC) -> list[str]:
     """The metrics URLs of a gRPC service's processes (replicas too), from the settings in their own environment."""
     urls = []
     setting = f"LIKEOPT_{service.removesuffix('_svc').upper()}_METRICS_PORT"
     for process in processes:
-        if process.name != service:
+        if process.name != service or not (env := environment(process.pid, proc)):
             continue
-        try:
-            raw = (proc / str(process.pid) / "environ").read_bytes()
-        except OSError:
-            continue
-        env = dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
         port = env.get(setting) or DEFAULT_METRICS_PORTS[service]
         host = env.get("LIKEOPT_HOST") or "127.0.0.1"
         if port != "0":

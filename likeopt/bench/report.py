@@ -76,6 +76,23 @@ def build_result(
     return result
 
 
+def floor_result(samples: Sequence[Sample], elapsed_s: float, mesh: dict[str, Any]) -> dict[str, Any]:
+    """The floor's figures (likeopt/bench/floor.py) and the mesh's latency over them, quantile by quantile."""
+    floor: dict[str, Any] = {
+        "requests": len(samples),
+        "rps": round(len(samples) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
+        "latency_ms": summary_ms([s.latency_s for s in samples]),
+    }
+    pairs = [("latency_ms", q) for q in ("p50", "p95", "p99")]
+    if "ttft_ms" in mesh:
+        floor["ttft_ms"] = summary_ms([s.ttft_s for s in samples if s.ttft_s is not None], quantiles=(50, 95))
+        pairs += [("ttft_ms", q) for q in ("p50", "p95")]
+    floor["mesh_over_floor"] = {
+        f"{kind.removesuffix('_ms')}_{q}": _ratio(mesh[kind][q], floor[kind][q]) for kind, q in pairs
+    }
+    return floor
+
+
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return round(numerator / denominator, 2) if numerator is not None and denominator else None
 
@@ -110,6 +127,12 @@ def format_text(result: dict[str, Any]) -> str:
         )
     lines.append(f"  memory MB   {_pairs(result['rss_mb'])}")
     lines.append(f"  CPU ms/req  {_pairs(result['cpu_ms_per_request'])}")
+    if "floor" in result:
+        floor = result["floor"]
+        lines.append(
+            f"  floor       in process: {floor['rps']} req/s, p50 {floor['latency_ms']['p50']} "
+            f"p95 {floor['latency_ms']['p95']} ms; mesh/floor {_pairs(floor['mesh_over_floor'])}"
+        )
     lines.append(f"  cores busy  {_pairs(result['cores_busy'])}")
     return "\n".join(lines)
 

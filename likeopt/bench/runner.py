@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from likeopt.bench import probes, scenarios
+from likeopt.bench.floor import FloorWork, run_floor
 from likeopt.bench.hit_rate import hit_rate, read_lookups
 from likeopt.bench.load import LoadGenerator, LoadSettings, Progress, Sample
-from likeopt.bench.report import build_result
+from likeopt.bench.report import build_result, floor_result
 
 MEMORY_SAMPLE_S = 1.0
 WARMUP_ROUNDS = 5
@@ -37,6 +38,8 @@ class BenchOptions:
     load: LoadSettings
     seed: int | None = None
     progress: bool = True
+    floor: bool = False
+    """Also run the same work in this process (likeopt/bench/floor.py) and report mesh/floor."""
 
 
 def loopback_port(url: str) -> int:
@@ -111,7 +114,8 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
     port = loopback_port(options.url)
     rng = random.Random(options.seed)
     run_token = "zq" + "".join(rng.choices(string.ascii_lowercase, k=6))  # letters only: one word to tokenisers
-    scenario = scenarios.build(options.scenario, scenarios.load_queries(options.data_dir), rng, run_token)
+    queries = scenarios.load_queries(options.data_dir)
+    scenario = scenarios.build(options.scenario, queries, rng, run_token)
     processes = probes.mesh_processes(port)
     if not processes:
         print(
@@ -148,4 +152,25 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
         peak_rss_mb=readings.peak_rss_mb,
         cpu_s=cpu,
     )
+    if options.floor:
+        floor_scenario = scenarios.build(options.scenario, queries, random.Random(options.seed), run_token + "floor")
+        result["floor"] = await measure_floor(processes, floor_scenario, options.load, result)
     return result, samples
+
+
+async def measure_floor(
+    processes: list[probes.MeshProcess], scenario: scenarios.Scenario, load: LoadSettings, mesh: dict[str, Any]
+) -> dict[str, Any]:
+    """The floor's figures and the ratios mesh/floor, from the settings of this mesh's own services."""
+    by_name = {p.name: p.pid for p in processes}
+    if "retrieval_svc" not in by_name or "generation_svc" not in by_name:
+        raise BenchError("the floor needs the mesh's retrieval_svc and generation_svc processes on this machine")
+    retrieval = by_name["retrieval_svc"]
+    work = await asyncio.to_thread(
+        FloorWork.load,
+        probes.environment(retrieval),
+        probes.working_directory(retrieval),
+        probes.environment(by_name["generation_svc"]),
+    )
+    samples, elapsed_s = await run_floor(work, scenario, load)
+    return floor_result(samples, elapsed_s, mesh)

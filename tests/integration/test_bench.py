@@ -66,6 +66,25 @@ def test_a_short_run_reports_every_figure_and_no_error(
     assert "<svg" in (tmp_path / f"{scenario}.html").read_text()
 
 
+@pytest.mark.parametrize("scenario", ["search-uncached", "chat"])
+def test_the_floor_does_the_same_work_in_process_and_gives_the_ratio(
+    mesh: MeshProcess, queries_dir: Path, scenario: str
+) -> None:
+    args = ["--scenario", scenario, "--duration", "2", "--concurrency", "2", "--data", str(queries_dir)]
+    run = bench(mesh, *args, "--json", "--floor")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    floor = result["floor"]
+    assert floor["requests"] > 0 and floor["rps"] > 0
+    assert all(value > 0 for value in floor["latency_ms"].values())
+    ratios = floor["mesh_over_floor"]
+    expected = {"latency_p50", "latency_p95", "latency_p99"} | (
+        {"ttft_p50", "ttft_p95"} if scenario == "chat" else set()
+    )
+    assert set(ratios) == expected
+    assert ratios["latency_p50"] == pytest.approx(result["latency_ms"]["p50"] / floor["latency_ms"]["p50"], rel=0.01)
+
+
 def test_a_remote_target_is_refused(mesh: MeshProcess, queries_dir: Path) -> None:
     run = bench(mesh, "--scenario", "mixed", "--url", "http://192.0.2.1:8080", "--data", str(queries_dir))
     assert run.returncode == 1
