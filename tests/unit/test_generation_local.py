@@ -15,6 +15,7 @@ import pytest
 
 from generation_svc.backends import AnswerFailed, Passage, Usage
 from generation_svc.local import LocalBackend, shipped_model_path
+from likeopt.config import LOCAL_MAX_TOKENS, MAX_TOKENS, Config
 from likeopt.v1 import generation_pb2
 from tests.unit.test_generation_harness import generation_server, text_of
 
@@ -111,3 +112,11 @@ async def test_answer_over_grpc_with_the_local_model_cites_and_can_be_cancelled(
         stopped_at = backend.produced_tokens
         await asyncio.sleep(0.3)
         assert backend.produced_tokens == stopped_at
+
+
+def test_the_local_backend_writes_shorter_answers_unless_told_otherwise() -> None:
+    """The in-process model writes 40 to 65 tokens a second: 256 of them would take over 4 s."""
+    assert Config.from_env({"LIKEOPT_GENERATION_BACKEND": "local"}).generation_max_tokens == LOCAL_MAX_TOKENS
+    assert Config.from_env({"LIKEOPT_GENERATION_BACKEND": "openai"}).generation_max_tokens == MAX_TOKENS
+    told = {"LIKEOPT_GENERATION_BACKEND": "local", "LIKEOPT_GENERATION_MAX_TOKENS": "200"}
+    assert Config.from_env(told).generation_max_tokens == 200
