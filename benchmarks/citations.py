@@ -2,13 +2,15 @@
 
 For each test query, the top 5 documents by BM25 (retrieval_svc's BM25Index, in
 process) are numbered as passages; a backend answers in process, exactly as
-generation_svc would run it; the [n] markers of the answer are mapped to documents
-and checked against qrels/test.tsv. Also reported: answers with any citation, and
-the retrieval ceiling (queries with a relevant document among the 5 passages).
+generation_svc would run it (the local backend with its own short prompt, unless
+--prompt names another); the [n] markers of the answer are mapped to documents
+and checked against qrels/test.tsv. Also reported: answers with any citation,
+answers citing more than one passage, and the retrieval ceiling (queries with a
+relevant document among the 5 passages).
 
 Usage, from the repository root:
     python -m benchmarks.citations [--backend extractive|local] [--limit N] [--prompt NAME]
-        [--answer-prefix TEXT] [--show N]
+        [--answer-prefix TEXT] [--max-tokens N] [--show N]
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from pathlib import Path
 
 from generation_svc.backends import Backend, Passage, Turn, Usage
 from generation_svc.extractive import ExtractiveBackend
-from generation_svc.prompts import ANSWER_PREFIX, SYSTEM, build_messages, format_passages
+from generation_svc.prompts import ANSWER_PREFIX, SYSTEM, build_local_messages, build_messages, format_passages
 from generation_svc.service import cited_numbers
+from likeopt.config import LOCAL_MAX_TOKENS
 from likeopt.text import tokenize
 from retrieval_svc.bm25 import BM25Index
 
@@ -48,7 +51,8 @@ def lead_with_marker_prompt(question: str, passages: list[Passage], history: lis
 
 
 PROMPTS = {
-    "current": build_messages,
+    "local": build_local_messages,
+    "whole-passages": build_messages,
     "system-only": system_only_prompt,
     "lead-with-marker": lead_with_marker_prompt,
 }
@@ -87,13 +91,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--backend", choices=["extractive", "local"], default="extractive")
-    parser.add_argument("--prompt", choices=list(PROMPTS), default="current")
+    parser.add_argument("--prompt", choices=list(PROMPTS), default="local", help="the local backend's prompt")
     parser.add_argument(
         "--answer-prefix", default=ANSWER_PREFIX, help=f"how the local answer begins (default {ANSWER_PREFIX!r})"
     )
     parser.add_argument("--limit", type=int, default=0, help="first N test queries only (0: all)")
     parser.add_argument("--top-k", type=int, default=5)
-    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--max-tokens", type=int, default=LOCAL_MAX_TOKENS)
     parser.add_argument("--show", type=int, default=0, help="print the first N answers")
     args = parser.parse_args()
 
@@ -105,7 +109,8 @@ async def main() -> None:
     backend = make_backend(args.backend, args.prompt, args.max_tokens, args.answer_prefix)
     items = list(queries.items())[: args.limit or None]
 
-    good = cited_any = ceiling = 0
+    outcomes: list[bool] = []
+    cited_any = cited_several = ceiling = 0
     started = time.perf_counter()
     for number, (query_id, question) in enumerate(items):
         hits = index.search(tokenize(question), args.top_k)
@@ -117,7 +122,8 @@ async def main() -> None:
         cited = {passages[n - 1].doc_id for n in cited_numbers(text, len(passages))}
         ceiling += any(p.doc_id in relevant[query_id] for p in passages)
         cited_any += bool(cited)
-        good += bool(cited & relevant[query_id])
+        cited_several += len(cited) > 1
+        outcomes.append(bool(cited & relevant[query_id]))
         if number < args.show:
             print(f"--- {question}\n{text}\n")
     total = len(items)
@@ -130,8 +136,10 @@ async def main() -> None:
                 "answer_prefix": args.answer_prefix if args.backend == "local" else "-",
                 "queries": total,
                 "top_k": args.top_k,
-                "answers_citing_a_relevant_doc": round(good / total, 3),
+                "answers_citing_a_relevant_doc": round(sum(outcomes) / total, 3),
+                "first_20_citing_a_relevant_doc": round(sum(outcomes[:20]) / min(total, 20), 3),
                 "answers_with_any_citation": round(cited_any / total, 3),
+                "answers_citing_several_passages": round(cited_several / total, 3),
                 "retrieval_ceiling": round(ceiling / total, 3),
                 "seconds": round(elapsed, 1),
             }

@@ -26,6 +26,16 @@ class ScoredSentence:
     n: int
 
 
+def sentence_scores(terms: set[str], text: str) -> list[tuple[float, str]]:
+    """Each sentence of text, in order, with the share of the question's terms it contains.
+
+    The extractive answer and the local model's trimmed passages both rank sentences by it,
+    so the two agree on what is relevant. Without terms every share is 0.
+    """
+    count = max(len(terms), 1)
+    return [(len(terms & set(tokenize(sentence))) / count, sentence) for sentence in split_sentences(text)]
+
+
 def choose_sentences(
     question: str, passages: list[Passage], max_sentences: int = 3, max_chars: int = 700
 ) -> list[tuple[str, int]]:
@@ -35,11 +45,9 @@ def choose_sentences(
         return []
     candidates: list[ScoredSentence] = []
     for rank, passage in enumerate(passages):
-        for position, sentence in enumerate(split_sentences(passage.text)):
-            overlap = terms & set(tokenize(sentence))
-            if overlap:
-                score = len(overlap) / len(terms) - 0.02 * rank
-                candidates.append(ScoredSentence(score, rank, position, sentence.strip(), passage.n))
+        for position, (share, sentence) in enumerate(sentence_scores(terms, passage.text)):
+            if share:
+                candidates.append(ScoredSentence(share - 0.02 * rank, rank, position, sentence, passage.n))
     candidates.sort(key=lambda c: (-c.score, c.passage_rank, c.position))
     chosen: list[tuple[str, int]] = []
     seen: set[str] = set()

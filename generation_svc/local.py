@@ -26,7 +26,7 @@ import grpc
 
 from generation_svc.admission import Admission
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
-from generation_svc.prompts import ANSWER_PREFIX, PROMPT_VERSION, build_messages
+from generation_svc.prompts import ANSWER_PREFIX, PROMPT_VERSION, build_local_messages
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class LocalBackend:
         self.max_tokens = max_tokens
         self.threads = threads or default_threads()
         self.answer_prefix = ANSWER_PREFIX
-        self.prompt: Callable[[str, list[Passage], list[Turn]], list[dict[str, str]]] = build_messages
+        self.prompt: Callable[[str, list[Passage], list[Turn]], list[dict[str, str]]] = build_local_messages
         """How questions become chat messages (the citation benchmark compares alternatives)."""
         self.fingerprint = f"local/{model_path.name}/{model_path.stat().st_size}/{max_tokens}/prompt{PROMPT_VERSION}"
         self.admission = Admission(queue_limit)
@@ -136,8 +136,9 @@ class LocalBackend:
         llama_cpp.llama_set_abort_callback(self._llm.ctx, self._abort, None)
         self.produced_tokens = 0
         """Tokens generated since start, counted on the model thread (tests watch it stop growing)."""
-        # One token now pages the weights in, so the first answer is not the slowest.
-        self._llm.create_completion("Hello", max_tokens=1)
+        # Reading the system message now pages the weights in and leaves it evaluated: every prompt
+        # begins with it, and llama.cpp reads only what follows the part it already holds.
+        self._llm.create_completion(self._format(messages=self.prompt("", [], [])[:1]).prompt, max_tokens=1)
 
     def _should_abort(self, _data: object) -> bool:
         """llama.cpp asks this between steps of a decode: stop work for a cancelled answer."""
