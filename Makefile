@@ -30,10 +30,10 @@ unit: install
 # same LIKEOPT_* ports); each scenario's JSON and HTML report land in var/bench/.
 BENCH_DATA ?= data/scifact
 bench: install
-	$(VENV)/bin/likeopt bench --scenario search-cached --duration 20 --concurrency 16 --data $(BENCH_DATA) --out var/bench
-	$(VENV)/bin/likeopt bench --scenario search-uncached --duration 20 --concurrency 8 --data $(BENCH_DATA) --out var/bench
-	$(VENV)/bin/likeopt bench --scenario chat --duration 20 --concurrency 4 --data $(BENCH_DATA) --out var/bench
-	$(VENV)/bin/likeopt bench --scenario mixed --requests 10000 --duration 300 --concurrency 8 --data $(BENCH_DATA) --out var/bench
+	$(VENV)/bin/likeopt bench --scenario search-cached --duration 20 --concurrency 16 --data $(BENCH_DATA) --out var/bench --floor
+	$(VENV)/bin/likeopt bench --scenario search-uncached --duration 20 --concurrency 8 --data $(BENCH_DATA) --out var/bench --floor
+	$(VENV)/bin/likeopt bench --scenario chat --duration 20 --concurrency 4 --data $(BENCH_DATA) --out var/bench --floor
+	$(VENV)/bin/likeopt bench --scenario mixed --requests 10000 --duration 300 --concurrency 8 --data $(BENCH_DATA) --out var/bench --floor
 
 protos: install
 	$(PY) -m likeopt.protos

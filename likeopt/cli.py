@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--out", metavar="DIR", help="also write <scenario>.json and <scenario>.html here")
     bench.add_argument(
+        "--warmup", type=float, default=0.0, metavar="S", help="first S seconds of the same load, not measured"
+    )
+    bench.add_argument(
         "--floor", action="store_true", help="then do the same work in this process, no mesh, and report mesh/floor"
     )
 

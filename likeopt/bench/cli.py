@@ -15,9 +15,14 @@ from likeopt.bench.runner import BenchError, BenchOptions, run
 
 def bench_main(args: argparse.Namespace, default_url: str) -> int:
     """Run the bench the parsed arguments describe; returns the exit code (1 when the run could not start)."""
-    if args.duration <= 0 or args.concurrency < 1 or args.rate < 0 or args.requests < 0 or args.timeout <= 0:
+    if (
+        args.duration <= 0
+        or args.concurrency < 1
+        or args.timeout <= 0
+        or min(args.rate, args.requests, args.warmup) < 0
+    ):
         print(
-            "likeopt bench: --duration, --concurrency, --timeout must be positive, --rate, --requests ≥ 0",
+            "likeopt bench: --duration, --concurrency, --timeout must be positive, --rate, --requests, --warmup ≥ 0",
             file=sys.stderr,
         )
         return 2
@@ -29,6 +34,7 @@ def bench_main(args: argparse.Namespace, default_url: str) -> int:
         seed=args.seed,
         progress=sys.stderr.isatty() or not args.json,
         floor=args.floor,
+        warmup_s=args.warmup,
     )
     try:
         result, samples = asyncio.run(run(options))

@@ -126,6 +126,9 @@ def format_text(result: dict[str, Any]) -> str:
             f"(x{cache['uncached_over_cached_p50']}), p95 {cached['p95']} vs {uncached['p95']} ms"
         )
     lines.append(f"  memory MB   {_pairs(result['rss_mb'])}")
+    if "rss_growth" in result:
+        growth = {name: f"{g['percent']:+}%" for name, g in result["rss_growth"].items() if g["percent"] is not None}
+        lines.append(f"  memory growth during the run  {_pairs(growth)}")
     lines.append(f"  CPU ms/req  {_pairs(result['cpu_ms_per_request'])}")
     if "floor" in result:
         floor = result["floor"]

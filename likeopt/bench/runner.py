@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import os
 import random
@@ -40,6 +41,8 @@ class BenchOptions:
     progress: bool = True
     floor: bool = False
     """Also run the same work in this process (likeopt/bench/floor.py) and report mesh/floor."""
+    warmup_s: float = 0.0
+    """Seconds of the same load, unmeasured, before the measured run (a soak's warm-up: caches fill)."""
 
 
 def loopback_port(url: str) -> int:
@@ -64,20 +67,24 @@ class ProcessReadings:
     processes: list[probes.MeshProcess]
     cpu_before: dict[str, float]
     peak_rss_mb: dict[str, float]
+    start_rss_mb: dict[str, float]
+    last_rss_mb: dict[str, float]
 
     @classmethod
     def start(cls, processes: list[probes.MeshProcess]) -> ProcessReadings:
-        readings = cls(processes, {}, {})
+        readings = cls(processes, {}, {}, {}, {})
         for process in processes:
             readings.cpu_before[process.name] = probes.cpu_seconds(process.pid) or 0.0
         readings.cpu_before["load_generator"] = _own_cpu_seconds()
         readings.sample_memory()
+        readings.start_rss_mb = dict(readings.last_rss_mb)
         return readings
 
     def sample_memory(self) -> None:
         for process in self.processes:
             rss = probes.rss_mb(process.pid)
             if rss is not None:
+                self.last_rss_mb[process.name] = rss
                 self.peak_rss_mb[process.name] = max(rss, self.peak_rss_mb.get(process.name, 0.0))
 
     def cpu_used(self) -> dict[str, float]:
@@ -129,6 +136,9 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
     connector = aiohttp.TCPConnector(limit=options.load.concurrency, keepalive_timeout=60)
     async with aiohttp.ClientSession(connector=connector) as session:
         await warm_up(generator, session)
+        if options.warmup_s > 0:
+            warming = dataclasses.replace(options.load, duration_s=options.warmup_s, max_requests=0)
+            await LoadGenerator(options.url, scenario, warming).run(session)  # the same stream, so the same keys
         counts_before = await read_lookups(session, metrics)
         readings = ProcessReadings.start(processes)
         watcher = asyncio.create_task(readings.watch_memory())
@@ -152,10 +162,22 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
         peak_rss_mb=readings.peak_rss_mb,
         cpu_s=cpu,
     )
+    result["rss_growth"] = memory_growth(readings.start_rss_mb, readings.last_rss_mb)
     if options.floor:
         floor_scenario = scenarios.build(options.scenario, queries, random.Random(options.seed), run_token + "floor")
         result["floor"] = await measure_floor(processes, floor_scenario, options.load, result)
     return result, samples
+
+
+def memory_growth(start_mb: dict[str, float], end_mb: dict[str, float]) -> dict[str, dict[str, float | None]]:
+    """Resident memory of each process (and all together) at the start and the end of the measured run."""
+    growth: dict[str, dict[str, float | None]] = {}
+    for name in [*start_mb, "total"]:
+        start = sum(start_mb.values()) if name == "total" else start_mb[name]
+        end = sum(end_mb.values()) if name == "total" else end_mb.get(name, start)
+        percent = round(100 * (end - start) / start, 1) if start else None
+        growth[name] = {"start_mb": round(start, 1), "end_mb": round(end, 1), "percent": percent}
+    return growth
 
 
 async def measure_floor(

@@ -85,6 +85,16 @@ def test_the_floor_does_the_same_work_in_process_and_gives_the_ratio(
     assert ratios["latency_p50"] == pytest.approx(result["latency_ms"]["p50"] / floor["latency_ms"]["p50"], rel=0.01)
 
 
+def test_a_warm_up_runs_before_the_measured_part(mesh: MeshProcess, queries_dir: Path) -> None:
+    args = ["--scenario", "mixed", "--duration", "2", "--warmup", "2", "--rate", "20", "--data", str(queries_dir)]
+    run = bench(mesh, *args, "--json")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["requests"] <= 45  # 2 s at 20/s, the warm-up's 40 or so not counted
+    assert result["cache_hit_rate"] > 0.5  # five questions, all seen during the warm-up
+    assert result["rss_growth"]["total"]["start_mb"] > 0
+
+
 def test_a_remote_target_is_refused(mesh: MeshProcess, queries_dir: Path) -> None:
     run = bench(mesh, "--scenario", "mixed", "--url", "http://192.0.2.1:8080", "--data", str(queries_dir))
     assert run.returncode == 1

@@ -13,7 +13,7 @@ from likeopt.bench.probes import (
     process_name,
     rss_mb,
 )
-from likeopt.bench.runner import BenchError, loopback_port
+from likeopt.bench.runner import BenchError, loopback_port, memory_growth
 
 
 def test_the_process_listening_on_a_port_is_found() -> None:
@@ -58,3 +58,11 @@ def test_loopback_urls_are_accepted(url: str) -> None:
 def test_other_urls_are_refused(url: str) -> None:
     with pytest.raises(BenchError):
         loopback_port(url)
+
+
+def test_memory_growth_compares_the_start_and_the_end_of_the_measured_run() -> None:
+    growth = memory_growth({"gateway": 100.0, "redis": 20.0}, {"gateway": 104.0, "redis": 30.0})
+    assert growth["gateway"] == {"start_mb": 100.0, "end_mb": 104.0, "percent": 4.0}
+    assert growth["redis"]["percent"] == 50.0
+    assert growth["total"] == {"start_mb": 120.0, "end_mb": 134.0, "percent": 11.7}
+    assert memory_growth({"gone": 50.0}, {})["gone"]["percent"] == 0.0  # a process that vanished: no reading
