@@ -35,11 +35,14 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def model_fingerprint(model_path: Path) -> str:
-    """A short digest of the model folder's file names, sizes and times: a new model gets a new export."""
+    """A short digest of the model folder's files, names and contents (about 0.2 s for 90 MB): another model,
+    or the same one changed, gets its own export; a copy (a container image) finds the one made at build."""
     digest = hashlib.sha256()
     for path in sorted(p for p in model_path.rglob("*") if p.is_file()):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(model_path)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{path.relative_to(model_path)}\n".encode())
+        with path.open("rb") as content:
+            while block := content.read(1 << 20):
+                digest.update(block)
     return digest.hexdigest()[:16]
 
 
