@@ -1,8 +1,9 @@
 """Time to first token and tokens per second of the local backend, and what generation_svc adds.
 
 1. Direct: LocalBackend.stream in process on SciFact questions with their top 5 BM25
-   passages, at concurrency 1 and 4 (at 4, answers queue fairly for the one model, so
-   time to first token includes the wait; tokens/s is the total over the wall time).
+   passages (of which its prompt keeps short excerpts of three), at concurrency 1 and 4
+   (at 4, answers queue fairly for the one model, so time to first token includes the
+   wait; tokens/s is the total over the wall time).
 2. Mesh overhead: the same backend object served by GenerationServicer on a loopback
    grpc.aio server whose retrieval_svc is a stub answering from memory. Each round asks
    one new question directly and one through Answer (order alternating), and the
@@ -13,7 +14,8 @@
    disabled here (its calls count as misses at once).
 
 Usage, from the repository root:
-    python -m benchmarks.generation [--answers 8] [--pairs 30] [--extractive-pairs 200] [--max-tokens 64]
+    python -m benchmarks.generation [--answers 8] [--pairs 30] [--extractive-pairs 200] [--max-tokens N]
+        [--threads N]
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from generation_svc.extractive import ExtractiveBackend
 from generation_svc.local import LocalBackend, resolve_model_path
 from generation_svc.service import GenerationServicer
 from likeopt.cache_client import CacheClient
-from likeopt.config import Config
+from likeopt.config import LOCAL_MAX_TOKENS, Config
 from likeopt.text import tokenize
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.bm25 import BM25Index
@@ -43,8 +45,8 @@ def p95(values: list[float]) -> float:
     return sorted(values)[max(0, round(0.95 * len(values)) - 1)]
 
 
-def summary(values: list[float]) -> str:
-    return f"p50 {statistics.median(values):.1f} ms, p95 {p95(values):.1f} ms (n={len(values)})"
+def summary(values: list[float], unit: str = "ms") -> str:
+    return f"p50 {statistics.median(values):.1f} {unit}, p95 {p95(values):.1f} {unit} (n={len(values)})"
 
 
 class StubRetrieval(retrieval_pb2_grpc.RetrievalServiceServicer):
@@ -88,10 +90,11 @@ async def concurrency(backend: LocalBackend, work: list[tuple[str, list[Passage]
         results += await asyncio.gather(*(direct(backend, q, p) for q, p in batch))
     wall = time.perf_counter() - started
     firsts = [r[0] for r in results]
+    wholes = [r[1] for r in results]
     tokens = sum(r[2] for r in results)
     per_answer = [r[2] / max(r[1] - r[0] / 1000, 1e-9) for r in results if r[2] > 1]
     print(
-        f"concurrency {level}: time to first token {summary(firsts)}; "
+        f"concurrency {level}: time to first token {summary(firsts)}; whole answer {summary(wholes, 's')}; "
         f"decode {statistics.median(per_answer):.1f} tokens/s per answer (median); "
         f"aggregate {tokens / wall:.1f} tokens/s ({tokens} tokens in {wall:.1f} s)"
     )
@@ -145,7 +148,8 @@ async def main() -> None:
     parser.add_argument("--answers", type=int, default=8, help="answers per concurrency level")
     parser.add_argument("--pairs", type=int, default=30, help="direct/mesh pairs for the overhead")
     parser.add_argument("--extractive-pairs", type=int, default=200, help="direct/mesh pairs with extractive")
-    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, default=LOCAL_MAX_TOKENS)
+    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: the backend's default)")
     args = parser.parse_args()
     corpus, queries, _ = load(DATA)
     ids = list(corpus)
@@ -164,7 +168,7 @@ async def main() -> None:
                 ],
             )
         )
-    backend = LocalBackend(resolve_model_path(""), max_tokens=args.max_tokens, queue_limit=8)
+    backend = LocalBackend(resolve_model_path(""), max_tokens=args.max_tokens, queue_limit=8, threads=args.threads)
     print(f"model {backend.model_path.name}, {backend.threads} thread(s), max {args.max_tokens} tokens, top 5")
     # Different questions at each level, so no answer reuses another's prompt from llama.cpp's cache.
     await concurrency(backend, work[: args.answers], 1)
