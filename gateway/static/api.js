@@ -47,9 +47,12 @@ export async function errorFromResponse(res) {
   return errorFromBody(res.status, res.statusText, await res.text().catch(() => ''));
 }
 
-/** fetch + JSON with the error contract applied. */
-export async function requestJSON(url, { method = 'GET', body, auth = false, signal } = {}) {
-  const headers = { Accept: 'application/json', ...(auth ? authHeaders() : {}) };
+/**
+ * fetch + JSON with the error contract applied. The API key, when one was entered, goes
+ * with every call: writes need it, and reads too when LIKEOPT_READS_NEED_KEY is set.
+ */
+export async function requestJSON(url, { method = 'GET', body, signal } = {}) {
+  const headers = { Accept: 'application/json', ...authHeaders() };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const res = await fetch(url, {
     method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body),

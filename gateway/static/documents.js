@@ -178,7 +178,7 @@ async function refreshIndex() {
 
 /** Returns the server's answer; refreshes the index status as a side effect. */
 async function deleteDocument(id) {
-  const result = await requestJSON(`/api/v1/documents/${encodeURIComponent(id)}`, { method: 'DELETE', auth: true });
+  const result = await requestJSON(`/api/v1/documents/${encodeURIComponent(id)}`, { method: 'DELETE' });
   refreshIndex();
   return result;
 }

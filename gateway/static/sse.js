@@ -1,7 +1,7 @@
 // Server-sent events over POST. EventSource only does GET, so the stream is read with
 // fetch + ReadableStream and parsed here following the WHATWG event-stream rules.
 
-import { errorFromResponse } from './api.js';
+import { authHeaders, errorFromResponse } from './api.js';
 
 /**
  * Incremental event-stream parser. push() accepts arbitrary text chunks (lines and events
@@ -58,7 +58,7 @@ export function createSSEParser(onEvent) {
 export async function streamSSE(url, body, { signal, onEvent }) {
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+    headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', ...authHeaders() },
     body: JSON.stringify(body),
     signal,
   });
