@@ -27,13 +27,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer) -> Iter
     process = MeshProcess(
         env=mesh_environment(work_dir, LIKEOPT_REDIS_URL=valkey.url), args=["--ingest", str(DEMO_CORPUS)]
     )
-    process.start()
-    try:
-        process.wait_ready()
+    with process.running():
         yield process
-    finally:
-        code = process.stop()
-        assert code == 0, "likeopt up did not exit cleanly:\n" + "".join(process.output[-40:])
 
 
 @pytest.fixture(scope="session")
@@ -44,11 +39,7 @@ def local_mesh(tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer) -
     work_dir = tmp_path_factory.mktemp("local-mesh")
     env = mesh_environment(work_dir, LIKEOPT_REDIS_URL=valkey.url, LIKEOPT_GENERATION_BACKEND="local")
     process = MeshProcess(env=env, args=["--ingest", str(DEMO_CORPUS)])
-    process.start()
-    try:
-        process.wait_ready()
+    with process.running():
         if any("local model unavailable" in line for line in process.output):
             pytest.skip("the local model could not run here: " + "".join(process.output[-5:]))
         yield process
-    finally:
-        assert process.stop() == 0, "".join(process.output[-40:])

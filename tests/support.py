@@ -8,6 +8,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,6 +153,17 @@ class MeshProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
+
+    @contextmanager
+    def running(self) -> Iterator[MeshProcess]:
+        """Started and ready inside the block; stopped after it, and it must have exited 0."""
+        self.start()
+        try:
+            self.wait_ready()
+            yield self
+        finally:
+            code = self.stop()
+            assert code == 0, "likeopt up did not exit cleanly:\n" + "".join(self.output[-40:])
 
 
 def descendants(pid: int) -> set[int]:

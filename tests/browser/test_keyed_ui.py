@@ -15,13 +15,8 @@ from tests.support import MeshProcess, mesh_environment
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshProcess]:
     env = mesh_environment(tmp_path_factory.mktemp("keyed-ui"), LIKEOPT_READS_NEED_KEY="1")
-    mesh = MeshProcess(env=env, args=["--ingest", str(DEMO_CORPUS)])
-    mesh.start()
-    try:
-        mesh.wait_ready()
+    with MeshProcess(env=env, args=["--ingest", str(DEMO_CORPUS)]).running() as mesh:
         yield mesh
-    finally:
-        assert mesh.stop() == 0
 
 
 def test_chat_says_the_key_is_needed_then_answers_once_it_is_entered(keyed: MeshProcess, page: Any) -> None:

@@ -46,12 +46,8 @@ def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshProcess
     mesh = MeshProcess(
         env=mesh_environment(work), args=["--replicas", "retrieval=2,generation=2", "--ingest", str(DEMO_CORPUS)]
     )
-    mesh.start()
-    try:
-        mesh.wait_ready()
+    with mesh.running():
         yield mesh
-    finally:
-        assert mesh.stop() == 0, "".join(mesh.output[-30:])
 
 
 def test_both_replicas_of_each_service_serve(replicated: MeshProcess) -> None:

@@ -15,12 +15,8 @@ from tests.support import MeshProcess, mesh_environment
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshProcess]:
     mesh = MeshProcess(env=mesh_environment(tmp_path_factory.mktemp("keyed"), LIKEOPT_READS_NEED_KEY="1"), args=[])
-    mesh.start()
-    try:
-        mesh.wait_ready()
+    with mesh.running():
         yield mesh
-    finally:
-        assert mesh.stop() == 0
 
 
 def test_rest_reads_need_the_key_and_health_stays_open(keyed: MeshProcess) -> None:
