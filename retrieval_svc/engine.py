@@ -134,7 +134,9 @@ class RetrievalEngine:
             rows.append(chunk.row)
             vectors.append(chunk.embedding)
         if rows:
-            self.vectors.add(np.asarray(rows, dtype=np.int64), np.vstack(vectors))
+            matrix = np.vstack(vectors)
+            vectors.clear()  # else the per-chunk arrays live through both index builds: 0.8 GB at 500,000 chunks
+            self.vectors.add(np.asarray(rows, dtype=np.int64), matrix)
         self.version = version
         self.bm25.compact()  # else the first search after a bulk load pays for sorting the postings
         self.embedder.encode_query("warm-up")  # the first forward pass allocates; keep it out of a user's search
