@@ -47,6 +47,8 @@ SERVICES = [
     ("cache", cache_pb2.DESCRIPTOR.services_by_name["CacheService"]),
 ]
 METHODS = [(port, method) for port, service in SERVICES for method in service.methods]
+ENDLESS = {"WatchIndex"}
+"""Server streams that never end by themselves: the first reply shows the request was understood."""
 
 
 def field_values(field: d.FieldDescriptor, depth: int) -> st.SearchStrategy:
@@ -84,7 +86,12 @@ def call(channel: grpc.Channel, service: d.ServiceDescriptor, method: d.MethodDe
     if method.client_streaming:
         channel.stream_unary(path, **kwargs)(iter(request), timeout=30)  # type: ignore[arg-type]
     elif method.server_streaming:
-        for _ in channel.unary_stream(path, **kwargs)(request, timeout=60):
+        replies = channel.unary_stream(path, **kwargs)(request, timeout=60)
+        if method.name in ENDLESS:
+            next(replies)
+            replies.cancel()
+            return
+        for _ in replies:
             pass
     else:
         channel.unary_unary(path, **kwargs)(request, timeout=30)
