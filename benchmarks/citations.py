@@ -6,11 +6,12 @@ generation_svc would run it (the local backend with its own short prompt, unless
 --prompt names another); the [n] markers of the answer are mapped to documents
 and checked against qrels/test.tsv. Also reported: answers with any citation,
 answers citing more than one passage, and the retrieval ceiling (queries with a
-relevant document among the 5 passages).
+relevant document among the 5 passages). With the local backend, also the time to its
+first token, since the prompt's size trades it against the citation rate.
 
 Usage, from the repository root:
     python -m benchmarks.citations [--backend extractive|local] [--limit N] [--prompt NAME]
-        [--answer-prefix TEXT] [--max-tokens N] [--show N]
+        [--answer-prefix TEXT] [--max-tokens N] [--excerpts N] [--excerpt-chars N] [--show N]
 """
 
 from __future__ import annotations
@@ -19,14 +20,26 @@ import argparse
 import asyncio
 import csv
 import json
+import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from generation_svc.backends import Backend, Passage, Turn, Usage
 from generation_svc.extractive import ExtractiveBackend
-from generation_svc.prompts import ANSWER_PREFIX, SYSTEM, build_local_messages, build_messages, format_passages
+from generation_svc.prompts import (
+    ANSWER_PREFIX,
+    LOCAL_PASSAGE_CHARS,
+    LOCAL_PASSAGES,
+    SYSTEM,
+    build_local_messages,
+    build_messages,
+    format_passages,
+)
 from generation_svc.service import cited_numbers
+from likeopt.bench.stats import percentile
 from likeopt.config import LOCAL_MAX_TOKENS
 from likeopt.text import tokenize
 from retrieval_svc.bm25 import BM25Index
@@ -72,19 +85,28 @@ def load(data: Path) -> tuple[dict[str, dict], dict[str, str], dict[str, set[str
     return corpus, queries, relevant
 
 
-def make_backend(name: str, prompt: str, max_tokens: int, answer_prefix: str) -> Backend:
+def make_backend(
+    name: str, prompt: Callable[[str, list[Passage], list[Turn]], list[dict[str, str]]], max_tokens: int, prefix: str
+) -> Backend:
     if name == "extractive":
         return ExtractiveBackend()
     from generation_svc.local import LocalBackend, resolve_model_path
 
     local = LocalBackend(resolve_model_path(""), max_tokens=max_tokens, queue_limit=1)
-    local.prompt = PROMPTS[prompt]
-    local.answer_prefix = answer_prefix
+    local.prompt = prompt
+    local.answer_prefix = prefix
     return local
 
 
-async def answer(backend: Backend, question: str, passages: list[Passage]) -> str:
-    return "".join([piece async for piece in backend.stream(question, passages, [], Usage())])
+async def answer(backend: Backend, question: str, passages: list[Passage]) -> tuple[str, float]:
+    """The answer's text and the seconds to its first piece."""
+    started = time.perf_counter()
+    first = 0.0
+    pieces = []
+    async for piece in backend.stream(question, passages, [], Usage()):
+        first = first or time.perf_counter() - started
+        pieces.append(piece)
+    return "".join(pieces), first
 
 
 async def main() -> None:
@@ -98,6 +120,8 @@ async def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N test queries only (0: all)")
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=LOCAL_MAX_TOKENS)
+    parser.add_argument("--excerpts", type=int, default=LOCAL_PASSAGES, help="passages the local prompt keeps")
+    parser.add_argument("--excerpt-chars", type=int, default=LOCAL_PASSAGE_CHARS, help="characters of each")
     parser.add_argument("--show", type=int, default=0, help="print the first N answers")
     args = parser.parse_args()
 
@@ -106,10 +130,16 @@ async def main() -> None:
     index = BM25Index()
     for key, doc_id in enumerate(ids):
         index.add(key, tokenize(f"{corpus[doc_id].get('title', '')} {corpus[doc_id]['text']}"))
-    backend = make_backend(args.backend, args.prompt, args.max_tokens, args.answer_prefix)
+    prompt = PROMPTS[args.prompt]
+    excerpts = "-"
+    if args.backend == "local" and prompt is build_local_messages:
+        prompt = partial(build_local_messages, count=args.excerpts, chars=args.excerpt_chars)
+        excerpts = f"{args.excerpts} x {args.excerpt_chars} characters"
+    backend = make_backend(args.backend, prompt, args.max_tokens, args.answer_prefix)
     items = list(queries.items())[: args.limit or None]
 
     outcomes: list[bool] = []
+    firsts: list[float] = []
     cited_any = cited_several = ceiling = 0
     started = time.perf_counter()
     for number, (query_id, question) in enumerate(items):
@@ -118,7 +148,8 @@ async def main() -> None:
             Passage(n, ids[key], ids[key], corpus[ids[key]].get("title", ""), corpus[ids[key]]["text"])
             for n, (key, _) in enumerate(hits, start=1)
         ]
-        text = await answer(backend, question, passages)
+        text, first = await answer(backend, question, passages)
+        firsts.append(first)
         cited = {passages[n - 1].doc_id for n in cited_numbers(text, len(passages))}
         ceiling += any(p.doc_id in relevant[query_id] for p in passages)
         cited_any += bool(cited)
@@ -133,6 +164,7 @@ async def main() -> None:
             {
                 "backend": args.backend,
                 "prompt": args.prompt if args.backend == "local" else "-",
+                "excerpts": excerpts,
                 "answer_prefix": args.answer_prefix if args.backend == "local" else "-",
                 "queries": total,
                 "top_k": args.top_k,
@@ -141,6 +173,8 @@ async def main() -> None:
                 "answers_with_any_citation": round(cited_any / total, 3),
                 "answers_citing_several_passages": round(cited_several / total, 3),
                 "retrieval_ceiling": round(ceiling / total, 3),
+                "first_token_s_p50": round(statistics.median(firsts), 3),
+                "first_token_s_p95": round(percentile(firsts, 95) or 0.0, 3),
                 "seconds": round(elapsed, 1),
             }
         )

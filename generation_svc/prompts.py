@@ -38,9 +38,10 @@ MAX_HISTORY_TURNS = 3
 MAX_HISTORY_ANSWER_CHARS = 600
 
 LOCAL_PASSAGES = 3
-LOCAL_PASSAGE_CHARS = 120
-"""The local model's budget, titles left out: about 110 tokens to read with the question, under 1 s on one
-core. On SciFact, three such excerpts were cited as well as three or five longer ones (two: worse)."""
+LOCAL_PASSAGE_CHARS = 80
+"""The local model's budget, titles left out: about 90 new tokens to read with the question (the rules
+are already read), under 1 s on one core. On SciFact three such excerpts were cited as often as three or
+five longer ones; two were cited less (benchmarks/README.md)."""
 LOCAL_HISTORY_TURNS = 1
 LOCAL_HISTORY_ANSWER_CHARS = 300
 
@@ -124,9 +125,15 @@ def build_messages(question: str, passages: list[Passage], history: list[Turn]) 
 
 
 @tracer.start_as_current_span("prompt building")
-def build_local_messages(question: str, passages: list[Passage], history: list[Turn]) -> list[dict[str, str]]:
+def build_local_messages(
+    question: str,
+    passages: list[Passage],
+    history: list[Turn],
+    count: int = LOCAL_PASSAGES,
+    chars: int = LOCAL_PASSAGE_CHARS,
+) -> list[dict[str, str]]:
     """The in-process model's messages: fixed rules first (llama.cpp reuses them), then short excerpts."""
-    excerpts = focus_passages(question, passages, LOCAL_PASSAGES, LOCAL_PASSAGE_CHARS)
+    excerpts = focus_passages(question, passages, count, chars)
     return [
         {"role": "system", "content": f"{SYSTEM} {INSTRUCTION}"},
         *history_messages(history[-LOCAL_HISTORY_TURNS:], LOCAL_HISTORY_ANSWER_CHARS),
