@@ -2,7 +2,7 @@
 
 Two budgets. ``build_messages`` (model servers) gives whole passages with their titles; the
 rule to cite sits both in the system message and right after the question.
-``build_local_messages`` is for the in-process model, which reads only about 130 prompt
+``build_local_messages`` is for the in-process model, which reads only about 120 prompt
 tokens a second on one core: it keeps the first three passages, each cut to the sentences
 that share most terms with the question, and puts every fixed instruction in the system
 message, which llama.cpp keeps evaluated from one answer to the next. The local backend
