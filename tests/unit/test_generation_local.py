@@ -70,8 +70,11 @@ async def test_cancelling_while_the_prompt_is_read_produces_no_token(backend: Lo
     before = backend.produced_tokens
     usage = Usage()
 
+    # The prompt keeps only short excerpts of the passages: a long question is what takes time to read.
+    question = "Summarise the documents, " + "and every detail of how Envoy routes requests, " * 30
+
     async def consume() -> None:
-        async for _ in backend.stream("Summarise the documents.", LONG_PASSAGES * 3, [], usage):
+        async for _ in backend.stream(question, LONG_PASSAGES, [], usage):
             pass
 
     task = asyncio.create_task(consume())
