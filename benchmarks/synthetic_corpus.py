@@ -1,4 +1,4 @@
-"""Build a 100,000-chunk retrieval_svc data directory from an ingested SciFact (not a test).
+"""Build a retrieval_svc data directory of synthetic chunks from an ingested SciFact (not a test).
 
 Embedding 100,000 real chunks takes hours on a shared two-core machine, and search
 speed depends on the number of vectors and postings, not on where the text came
@@ -9,7 +9,9 @@ noise (real geometry for FAISS). The documents are written straight into the
 store, which retrieval_svc loads at start-up exactly as it loads ingested ones.
 
 Usage, from the repository root, after ``likeopt eval --data /work/shared/data/scifact``:
-    python -m benchmarks.synthetic_corpus [--source var/eval/scifact-…] [--out var/bench/synthetic-100k]
+    python -m benchmarks.synthetic_corpus --source var/eval/scifact-… [--out var/bench/synthetic-100k] [--chunks 100000]
+
+The scaling curve in benchmarks/README.md uses 5,000, 50,000, 100,000 and 500,000 chunks.
 """
 
 from __future__ import annotations
