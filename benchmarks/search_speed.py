@@ -36,8 +36,7 @@ from likeopt.config import Config
 from likeopt.evaluate import Dataset, EvalSettings, percentile, wait_serving
 from likeopt.processes import CHILD_ENV
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
-from retrieval_svc.embedder import configured_embedder
-from retrieval_svc.engine import CANDIDATE_DEPTH, RetrievalEngine, SearchParams
+from retrieval_svc.engine import CANDIDATE_DEPTH, SearchParams, loaded_engine
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 47100
@@ -131,15 +130,7 @@ def in_process(data_dir: Path, queries: list[str], mode: str, top_k: int, config
     The stages are timed apart, each retriever at the depth hybrid search asks of it, so a
     slow corpus shows whether the model, BM25 or the vector index is what grew.
     """
-    engine = RetrievalEngine(
-        data_dir,
-        configured_embedder(config),
-        config.chunk_tokens,
-        config.chunk_overlap,
-        vector_exact_max=config.vector_exact_max,
-        vector_nprobe=config.vector_nprobe,
-    )
-    engine.load()
+    engine = loaded_engine(config, data_dir)
     params = SearchParams(top_k, mode, config.fusion, config.rrf_k, config.fusion_alpha)
 
     def search(query: str) -> None:
