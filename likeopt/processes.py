@@ -40,8 +40,13 @@ def python_module(module: str) -> list[str]:
     return [sys.executable, "-m", module]
 
 
+REDIS_BOUNDS = ("--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru")
+"""The cache's L2 stays within 256 MB, evicting the least recently used keys (every entry is a cache
+entry, safe to lose); docker-compose and Kubernetes run Redis with the same arguments (a test checks)."""
+
+
 def redis_process(binary: Path, port: int, host: str, work_dir: Path) -> ProcessSpec:
-    """A private Redis-protocol server: no persistence, loopback only."""
+    """A private Redis-protocol server: no persistence, loopback only, bounded memory."""
     argv = [
         str(binary),
         "--port", str(port),
@@ -50,6 +55,7 @@ def redis_process(binary: Path, port: int, host: str, work_dir: Path) -> Process
         "--appendonly", "no",
         "--dir", str(work_dir),
         "--protected-mode", "yes",
+        *REDIS_BOUNDS,
     ]  # fmt: skip
     return ProcessSpec("redis", argv, port, "redis")
 

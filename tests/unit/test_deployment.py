@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from likeopt.config import SETTINGS, Config
-from likeopt.processes import CHILD_ENV, service_processes
+from likeopt.processes import CHILD_ENV, REDIS_BOUNDS, service_processes
 from likeopt.protos import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -92,8 +92,15 @@ def test_image_sets_the_environment_the_launcher_gives_children() -> None:
     assert "USER likeopt" in dockerfile
 
 
-def test_redis_persists_and_retrieval_data_is_a_volume() -> None:
-    assert "--appendonly" in SERVICES["redis"]["command"]
+def test_redis_persists_and_is_bounded_as_the_launcher_bounds_it() -> None:
+    command = SERVICES["redis"]["command"]
+    assert "--appendonly" in command
+    assert " ".join(REDIS_BOUNDS) in " ".join(command)
+    k8s_redis = next(d for d in K8S if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "redis")
+    assert " ".join(REDIS_BOUNDS) in " ".join(k8s_redis["spec"]["template"]["spec"]["containers"][0]["command"])
+
+
+def test_retrieval_data_is_a_volume() -> None:
     data_dir = compose_env("retrieval_svc")["LIKEOPT_DATA_DIR"]
     assert any(v.endswith(f":{data_dir}") for v in SERVICES["retrieval_svc"]["volumes"])
 
