@@ -37,8 +37,10 @@ def default_model_path() -> Path:
 
 def configured_embedder(config: Config) -> Embedder:
     """The embedder retrieval_svc runs with: the configured model and query encoder."""
-    onnx_cache_dir = config.model_cache_dir / "onnx" if config.query_encoder == "onnx" else None
-    return Embedder(config.embedding_model or None, onnx_cache_dir=onnx_cache_dir)
+    onnx_cache_dir = config.model_cache_dir / "onnx" if config.query_encoder.startswith("onnx") else None
+    return Embedder(
+        config.embedding_model or None, onnx_cache_dir=onnx_cache_dir, int8=config.query_encoder == "onnx-int8"
+    )
 
 
 class Embedder:
@@ -50,6 +52,7 @@ class Embedder:
         batch_size: int = 64,
         workers: int | None = None,
         onnx_cache_dir: Path | None = None,
+        int8: bool = False,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -70,7 +73,7 @@ class Embedder:
         self._special_tokens = self._tokens("")
         self._word_tokens: dict[str, int] = {}
         self._query_encoder = (
-            load_query_encoder(self.model, Path(self.model_path), onnx_cache_dir) if onnx_cache_dir else None
+            load_query_encoder(self.model, Path(self.model_path), onnx_cache_dir, int8) if onnx_cache_dir else None
         )
 
     @property

@@ -24,8 +24,10 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-MIN_AGREEMENT = 0.9999
-"""Least cosine between an ONNX and a torch vector of the same probe text."""
+MIN_AGREEMENT = {False: 0.9999, True: 0.98}
+"""Least cosine between an ONNX and a torch vector of the same probe text: the float graph must
+reproduce torch; the int8 one (opt-in, faster) may move a vector a little (lowest cosine 0.986 and
+median 0.993 over the 300 SciFact test queries)."""
 PROBES = [
     "Does vitamin D supplementation reduce fractures in older adults?",
     "IL-6/p53 signalling at 37°C: naïve café résumé, “quotes” and 中文.",
@@ -118,27 +120,44 @@ def pools_mean_then_normalises(model_path: Path) -> bool:
     return modules == ["Transformer", "Pooling", "Normalize"] and pooling.get("pooling_mode_mean_tokens") and not others
 
 
-def load_query_encoder(model: Any, model_path: Path, cache_dir: Path) -> OnnxQueryEncoder | None:
-    """An ONNX encoder that agrees with model (a SentenceTransformer), exporting it first if needed; None if not."""
+def quantize(graph: Path, destination: Path) -> None:
+    """Weights of the matrix products to int8, per output channel (atomically, like export)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fd, partial = tempfile.mkstemp(dir=destination.parent, suffix=".partial")
+    os.close(fd)
+    try:
+        quantize_dynamic(graph, partial, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
+        os.replace(partial, destination)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+
+
+def load_query_encoder(model: Any, model_path: Path, cache_dir: Path, int8: bool = False) -> OnnxQueryEncoder | None:
+    """An ONNX encoder (int8 weights if asked) that agrees with model (a SentenceTransformer), exported
+    (and quantised) first if needed; None if it cannot be had."""
     tokenizer_file = model_path / "tokenizer.json"
     if not tokenizer_file.is_file() or not pools_mean_then_normalises(model_path):
         log.info("query encoder: torch (the model's layout is not one the ONNX encoder reproduces)")
         return None
     graph = cache_dir / f"{model_path.parent.name}-{model_path.name}-{model_fingerprint(model_path)}.onnx"
+    quantized = graph.with_name(graph.stem + "-int8.onnx")
     try:
         if not graph.is_file():
             log.info("exporting the embedding model to ONNX", extra={"fields": {"path": str(graph)}})
             export(model[0].auto_model, model.tokenizer, graph)
-        encoder = OnnxQueryEncoder(graph, tokenizer_file, int(model.max_seq_length))
+        if int8 and not quantized.is_file():
+            quantize(graph, quantized)
+        encoder = OnnxQueryEncoder(quantized if int8 else graph, tokenizer_file, int(model.max_seq_length))
         reference = model.encode(PROBES, normalize_embeddings=True, show_progress_bar=False)
         agreement = float((encoder.encode(PROBES) * reference).sum(axis=1).min())
     except Exception:  # any failure here only costs speed: torch still answers
         log.exception("query encoder: torch (the ONNX export or session failed)")
         return None
-    if agreement < MIN_AGREEMENT:
+    if agreement < MIN_AGREEMENT[int8]:
         log.warning("query encoder: torch (ONNX disagrees)", extra={"fields": {"cosine": agreement}})
         return None
-    log.info("query encoder: onnxruntime", extra={"fields": {"graph": str(graph), "cosine": agreement}})
+    log.info("query encoder: onnxruntime", extra={"fields": {"int8": int8, "cosine": agreement}})
     return encoder
 
 

@@ -63,3 +63,11 @@ def test_the_export_is_reused_and_a_broken_one_falls_back_to_torch(
     assert graph.stat().st_mtime_ns == exported_at  # loaded, not exported again
     (tmp_path / graph.name).write_bytes(b"not an onnx graph")
     assert load_query_encoder(onnx_embedder.model, model_path, tmp_path) is None
+
+
+def test_int8_query_vectors_stay_close_to_torch(onnx_embedder: Embedder, onnx_dir: Path) -> None:
+    int8 = load_query_encoder(onnx_embedder.model, Path(onnx_embedder.model_path), onnx_dir, int8=True)
+    assert int8 is not None and len(list(onnx_dir.glob("*-int8.onnx"))) == 1
+    texts = [t for t in TEXTS if t]
+    cosines = (int8.encode(texts) * onnx_embedder._encode(texts)).sum(axis=1)
+    assert cosines.min() >= 0.98
