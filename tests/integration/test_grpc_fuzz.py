@@ -2,7 +2,8 @@
 
 Messages are built from the protobuf descriptors, so a new field or method is
 fuzzed without touching this file. Document ids are prefixed so the fuzzing
-never touches the corpus the other tests rely on.
+never touches the corpus the other tests rely on, and every document it stored
+is deleted afterwards (random text can outrank real documents in later tests).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from likeopt.v1 import cache_pb2, generation_pb2, retrieval_pb2
+from likeopt.v1 import cache_pb2, generation_pb2, retrieval_pb2, retrieval_pb2_grpc
 from tests.support import MeshProcess
 
 CLIENT_ERRORS = {
@@ -78,9 +79,15 @@ def messages(descriptor: d.Descriptor, depth: int = 0) -> st.SearchStrategy[Mess
     return st.fixed_dictionaries({}, optional=fields).map(lambda values: cls(**values))
 
 
+STORED_IDS: set[str] = set()
+"""Ids of every document sent to the mesh, deleted when the module is done."""
+
+
 def call(channel: grpc.Channel, service: d.ServiceDescriptor, method: d.MethodDescriptor, request: object) -> None:
     """Call the method with request (a list of messages for client streams); raise on a bad status."""
     path = f"/{service.full_name}/{method.name}"
+    if method.input_type.full_name == retrieval_pb2.Document.DESCRIPTOR.full_name:
+        STORED_IDS.update(doc.id for doc in request)  # type: ignore[attr-defined]
     output = GetMessageClass(method.output_type)
     kwargs = {"request_serializer": lambda m: m.SerializeToString(), "response_deserializer": output.FromString}
     if method.client_streaming:
@@ -101,6 +108,10 @@ def call(channel: grpc.Channel, service: d.ServiceDescriptor, method: d.MethodDe
 def channels(mesh: MeshProcess) -> Iterator[dict[str, grpc.Channel]]:
     opened = {name: grpc.insecure_channel(f"127.0.0.1:{mesh.port(name)}") for name, _ in SERVICES}
     yield opened
+    if STORED_IDS:
+        retrieval_pb2_grpc.RetrievalServiceStub(opened["retrieval"]).DeleteDocuments(
+            retrieval_pb2.DeleteDocumentsRequest(ids=sorted(STORED_IDS)), timeout=60
+        )
     for channel in opened.values():
         channel.close()
 
