@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from gateway.convert import conversation_json, event_json, hit_json
 from gateway.dashboard import Dashboard
 from gateway.errors import ApiError, error_response, public_details
-from gateway.fast_json import search_body, search_head
+from gateway.fast_json import hits_json, search_body, search_head
 from gateway.near_search import NearSearchReplies
 from gateway.observe import record_first_token
 from gateway.openapi import openapi_spec
@@ -170,8 +170,8 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         head = near().lookup(key)
         if head is None:
             reply = await upstream_call(up().retrieval.Search(search_request, timeout=SEARCH_TIMEOUT_S))
-            hits = [hit_json(h) for h in reply.hits]
-            near().remember(key, reply, hits)
+            hits = hits_json([hit_json(h) for h in reply.hits])
+            near().remember(key, reply.index_version, hits)
             head = search_head(hits, reply.index_version, reply.cached)
         return Response(search_body(head, (time.perf_counter() - started) * 1000), media_type="application/json")
 

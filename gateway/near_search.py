@@ -43,10 +43,10 @@ class NearSearchReplies:
         """The reply's head (gateway/fast_json.py), when still current."""
         return self._replies.get(key, self.current)
 
-    def remember(self, key: Hashable, reply: retrieval_pb2.SearchResponse, hits: list[dict]) -> None:
-        """Keep the rendered reply of a search for the repeats."""
-        head = search_head(hits, reply.index_version, cached=True)
-        self._replies.put(key, reply.index_version, head, len(head))
+    def remember(self, key: Hashable, index_version: int, hits: bytes) -> None:
+        """Keep a search's reply, its hits already rendered (hits_json), for the repeats."""
+        head = search_head(hits, index_version, cached=True)
+        self._replies.put(key, index_version, head, len(head))
 
     def saw_write(self, version: int) -> None:
         """A write through this gateway produced version: replies of older ones are stale from now."""

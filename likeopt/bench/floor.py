@@ -58,13 +58,13 @@ class FloorWork:
     def search(self, query: str, top_k: int = SEARCH_TOP_K) -> tuple[bytes, bool]:
         """A search's JSON body as the gateway renders it, and whether it came from the cache."""
         from gateway.convert import hit_json
-        from gateway.fast_json import search_body, search_head
+        from gateway.fast_json import hits_json, search_body, search_head
 
         started = time.perf_counter()
         key = (normalise_query(query), top_k)
         if (head := self.cache.get(key, self.engine.version)) is not None:
             return search_body(head, (time.perf_counter() - started) * 1000), True
-        hits = [hit_json(hit) for hit in self.ranked(query, top_k)]
+        hits = hits_json([hit_json(hit) for hit in self.ranked(query, top_k)])
         head = search_head(hits, self.engine.version, cached=False)
         self.cache.put(key, self.engine.version, head, len(head))
         return search_body(head, (time.perf_counter() - started) * 1000), False
