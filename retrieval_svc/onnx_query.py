@@ -17,6 +17,8 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +50,22 @@ def model_fingerprint(model_path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+@contextmanager
+def written_atomically(destination: Path) -> Iterator[str]:
+    """A temporary path beside destination to write to; it becomes destination only if the block succeeds,
+    so other processes (replicas starting together) never load half a file."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=destination.parent, suffix=".partial")
+    os.close(fd)
+    try:
+        yield partial
+        os.replace(partial, destination)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+
+
 def export(transformer: Any, tokenizer: Any, destination: Path) -> None:
-    """Write the transformer (hidden states before pooling) as ONNX, atomically: readers never see half a file."""
+    """Write the transformer (hidden states before pooling) as ONNX."""
     import torch
 
     class HiddenStates(torch.nn.Module):
@@ -62,10 +78,7 @@ def export(transformer: Any, tokenizer: Any, destination: Path) -> None:
             return out.last_hidden_state
 
     sample = tokenizer(["a short query", "a somewhat longer second query"], padding=True, return_tensors="pt")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=destination.parent, suffix=".partial")
-    os.close(fd)
-    try:
+    with written_atomically(destination) as partial:
         torch.onnx.export(
             HiddenStates(transformer).eval(),
             tuple(sample[name] for name in INPUTS),
@@ -76,9 +89,6 @@ def export(transformer: Any, tokenizer: Any, destination: Path) -> None:
             opset_version=17,
             dynamo=False,  # the TorchScript exporter needs no extra packages and handles BERT
         )
-        os.replace(partial, destination)
-    finally:
-        Path(partial).unlink(missing_ok=True)
 
 
 class OnnxQueryEncoder:
@@ -121,16 +131,11 @@ def pools_mean_then_normalises(model_path: Path) -> bool:
 
 
 def quantize(graph: Path, destination: Path) -> None:
-    """Weights of the matrix products to int8, per output channel (atomically, like export)."""
+    """Weights of the matrix products to int8, per output channel."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    fd, partial = tempfile.mkstemp(dir=destination.parent, suffix=".partial")
-    os.close(fd)
-    try:
+    with written_atomically(destination) as partial:
         quantize_dynamic(graph, partial, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
-        os.replace(partial, destination)
-    finally:
-        Path(partial).unlink(missing_ok=True)
 
 
 def load_query_encoder(model: Any, model_path: Path, cache_dir: Path, int8: bool = False) -> OnnxQueryEncoder | None:
