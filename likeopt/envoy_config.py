@@ -159,16 +159,18 @@ def with_grpc_key(rendered: str, api_key: str, reads_too: bool) -> str:
                     keyed = [route for route in routes if guarded(route["match"])]
                     if not keyed:
                         continue
-                    for route in keyed:
-                        header = {"name": "authorization", "string_match": {"exact": f"Bearer {api_key}"}}
-                        route["match"].setdefault("headers", []).append(header)
-                    reason = "missing or wrong API key" if api_key else "no API key is configured"
+                    if api_key:  # the key opens the routes; the refusal catches what they let through
+                        for route in keyed:
+                            header = {"name": "authorization", "string_match": {"exact": f"Bearer {api_key}"}}
+                            route["match"].setdefault("headers", []).append(header)
+                        position, reason = routes.index(keyed[-1]) + 1, "missing or wrong API key"
+                    else:  # nothing opens them: the refusal comes first
+                        position, reason = routes.index(keyed[0]), "no API key is configured"
                     refusal = {
                         "match": {"prefix": GRPC_PREFIX if reads_too else GRPC_WRITES},
                         "direct_response": {"status": 401, "body": {"inline_string": reason}},
                     }
-                    # After the keyed routes, so a request with the key passes; before them when there is no key.
-                    routes.insert(routes.index(keyed[-1]) + 1 if api_key else routes.index(keyed[0]), refusal)
+                    routes.insert(position, refusal)
     return yaml.safe_dump(doc, sort_keys=False)
 
 
