@@ -214,10 +214,13 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         return response
 
     def _remember(self, query: str, params: SearchParams, response: retrieval_pb2.SearchResponse, size: int) -> None:
-        """Keep a result near for repeats, marked cached as a repeat will see it."""
-        recent = retrieval_pb2.SearchResponse()
-        recent.CopyFrom(response)
-        recent.cached = True
+        """Keep a result near for repeats, marked cached as a repeat will see it (a fresh one is copied to be
+        marked: its flight's callers still copy it as it is; nobody changes either afterwards)."""
+        recent = response
+        if not response.cached:
+            recent = retrieval_pb2.SearchResponse()
+            recent.CopyFrom(response)
+            recent.cached = True
         self._recent.put((query, params), response.index_version, recent, size)
 
     async def _query_vector(self, engine: RetrievalEngine, query: str) -> np.ndarray:
