@@ -7,7 +7,6 @@ import dataclasses
 import ipaddress
 import os
 import random
-import string
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,9 +119,9 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
     """Run one scenario; returns the summary (see report.build_result) and the raw samples."""
     port = loopback_port(options.url)
     rng = random.Random(options.seed)
-    run_token = "zq" + "".join(rng.choices(string.ascii_lowercase, k=6))  # letters only: one word to tokenisers
+    run, floor_run = rng.getrandbits(32), rng.getrandbits(32)  # the floor's keys are its own too
     queries = scenarios.load_queries(options.data_dir)
-    scenario = scenarios.build(options.scenario, queries, rng, run_token)
+    scenario = scenarios.build(options.scenario, queries, rng, run)
     processes = probes.mesh_processes(port)
     if not processes:
         print(
@@ -164,7 +163,7 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
     )
     result["rss_growth"] = memory_growth(readings.start_rss_mb, readings.last_rss_mb)
     if options.floor:
-        floor_scenario = scenarios.build(options.scenario, queries, random.Random(options.seed), run_token + "floor")
+        floor_scenario = scenarios.build(options.scenario, queries, random.Random(options.seed), floor_run)
         result["floor"] = await measure_floor(processes, floor_scenario, options.load, result)
     return result, samples
 

@@ -23,7 +23,7 @@ EIGHTY_PERCENT = HitRate(80, 100)
 
 def result_for(name: str, hits: HitRate | None = EIGHTY_PERCENT, samples: list[Sample] = SAMPLES) -> dict:
     return build_result(
-        scenario=build(name, ["a question"] * 20, random.Random(1), "zqtoken"),
+        scenario=build(name, ["a question"] * 20, random.Random(1), 0x5EED),
         settings=LoadSettings(duration_s=10, concurrency=4),
         url="http://127.0.0.1:8080",
         samples=samples,
