@@ -5,10 +5,10 @@ from __future__ import annotations
 import signal
 
 import uvicorn
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
 from gateway.app import build_app
 from gateway.observe import RequestMetrics
+from gateway.request_spans import RequestSpans
 from gateway.trace_header import TraceIdHeader
 from likeopt.config import Config
 from likeopt.logs import setup_logging
@@ -27,7 +27,7 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: None)
     # Liveness probes (Envoy's, every few seconds) would each be a trace of their own: not traced.
-    app = OpenTelemetryMiddleware(
+    app = RequestSpans(
         TraceIdHeader(RequestMetrics(build_app(config))), excluded_urls="/healthz$", exclude_spans=["send", "receive"]
     )
     uvicorn.run(

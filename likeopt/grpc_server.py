@@ -21,10 +21,9 @@ import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from likeopt.config import Config, metrics_port
-from likeopt.grpc_tracing import traced
+from likeopt.grpc_tracing import ServerSpans
 from likeopt.interceptors import Streaming, Unary, WrappingInterceptor
 from likeopt.logs import bind_request_span
 from likeopt.metrics import MetricsInterceptor, serve_metrics
@@ -63,7 +62,7 @@ class ServiceSpec:
 class RequestLogContext(WrappingInterceptor):
     """Binds each call's span for the lines grpc logs after it has ended (an unexpected error).
 
-    Comes after OpenTelemetry's interceptor, so the call's span is current when it runs.
+    Comes after ServerSpans, so the call's span (or its caller's unsampled context) is current when it runs.
     """
 
     def wrap_unary(self, call: Unary, method: str) -> Unary:
@@ -86,7 +85,7 @@ async def serve(spec: ServiceSpec) -> int:
     """Run the service until SIGTERM/SIGINT; return the process exit code."""
     server = grpc.aio.server(
         interceptors=[
-            aio_server_interceptor(filter_=traced),
+            ServerSpans(),
             RequestLogContext(),
             MetricsInterceptor(),
         ],

@@ -8,6 +8,10 @@ W3C ``traceparent`` it receives, so a trace is either whole or absent.
 With no endpoint nothing is recorded (the ratio counts as 0): spans are then non-recording
 but still carry valid trace and span ids, so ``X-Trace-Id``, the ``done`` event and every
 log line keep their ids whether or not traces are exported.
+
+A hop whose caller sent an unsampled trace context makes no spans of its own at all (see
+:func:`unsampled_parent`): nothing would record them, and making them cost about 0.12 ms
+of CPU per gRPC call (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import asyncio
 from collections.abc import Mapping
 from types import TracebackType
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -63,6 +68,31 @@ def setup_tracing(service_name: str, otlp_endpoint: str, sample_ratio: float = 1
     provider = tracer_provider(service_name, otlp_endpoint, sample_ratio)
     trace.set_tracer_provider(provider)
     return provider
+
+
+TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
+"""The W3C headers (and gRPC metadata keys) that carry a trace context from hop to hop."""
+
+
+def unsampled_parent(carrier: Mapping[str, str]) -> Context | None:
+    """The context a caller sent in ``carrier`` (W3C headers) when it says "not sampled", else None.
+
+    A request inside such a trace records nothing anywhere, so it runs in this context with no
+    span of its own: its trace id still reaches the logs, ``X-Trace-Id`` and the next hop. A
+    request that sent no context starts a trace, and one that is sampled records it: both None,
+    for the usual spans.
+    """
+    if "traceparent" not in carrier:
+        return None
+    context = propagate.extract(carrier)
+    span_context = trace.get_current_span(context).get_span_context()
+    return context if span_context.is_valid and not span_context.trace_flags.sampled else None
+
+
+def in_unsampled_trace() -> bool:
+    """Whether the current span belongs to a trace that nobody records (then calls it makes need no span)."""
+    span_context = trace.get_current_span().get_span_context()
+    return span_context.is_valid and not span_context.trace_flags.sampled
 
 
 def current_trace_id() -> str:

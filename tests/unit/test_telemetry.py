@@ -21,9 +21,7 @@ import grpc
 import httpx
 import pytest
 import uvicorn
-from opentelemetry import trace
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry import context, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -38,9 +36,10 @@ from starlette.testclient import TestClient
 from cache_svc.l1 import L1Cache
 from cache_svc.l2 import RedisLayer
 from cache_svc.two_layer import TwoLayerCache
+from gateway.request_spans import RequestSpans
 from gateway.trace_header import TraceIdHeader
 from likeopt.grpc_server import RequestLogContext
-from likeopt.grpc_tracing import client_interceptors, traced
+from likeopt.grpc_tracing import ServerSpans, client_interceptors, traced
 from likeopt.logs import JsonFormatter, bind_request_span
 from likeopt.telemetry import (
     CACHE_HIT,
@@ -50,6 +49,7 @@ from likeopt.telemetry import (
     current_trace_id,
     effective_sample_ratio,
     tracer_provider,
+    unsampled_parent,
 )
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -109,6 +109,22 @@ def test_sampling_is_parent_based_with_the_ratio_for_new_traces(ratio, tracepare
         provider.shutdown()
 
 
+@pytest.mark.parametrize(
+    ("carrier", "continued"),
+    [
+        ({}, False),
+        ({"traceparent": SAMPLED}, False),
+        ({"traceparent": UNSAMPLED}, True),
+        ({"traceparent": "00-xyz"}, False),
+    ],
+)
+def test_only_a_valid_unsampled_context_is_continued_without_spans(carrier, continued):
+    parent = unsampled_parent(carrier)
+    assert (parent is not None) is continued
+    if parent is not None:
+        assert format(trace.get_current_span(parent).get_span_context().trace_id, "032x") == TRACE_ID
+
+
 def test_service_name_is_the_resource():
     provider = tracer_provider("cache_svc", "")
     assert provider.resource.attributes["service.name"] == "cache_svc"
@@ -156,20 +172,23 @@ async def test_lines_logged_after_the_request_span_keep_its_ids(log_lines):
 # -- gateway: X-Trace-Id ---------------------------------------------------------------
 
 
-def test_x_trace_id_is_the_callers_trace_even_unsampled(log_lines):
+def test_x_trace_id_is_the_callers_trace_even_unsampled_and_only_recorded_traces_get_spans(log_lines):
     async def hello(request: Request) -> PlainTextResponse:
         logging.getLogger("gateway").info("handling")
         return PlainTextResponse("hi")
 
-    app = OpenTelemetryMiddleware(
-        TraceIdHeader(Starlette(routes=[Route("/", hello)])), tracer_provider=tracer_provider("gateway", "")
-    )
+    recorder = _Recorder()
+    app = RequestSpans(TraceIdHeader(Starlette(routes=[Route("/", hello)])), tracer_provider=recorder.provider)
     with TestClient(app) as client:
         response = client.get("/", headers={"traceparent": UNSAMPLED})
+        assert recorder.finished(SpanKind.SERVER) == []
         fresh = client.get("/")
-    assert response.headers["x-trace-id"] == TRACE_ID
+        sampled = client.get("/", headers={"traceparent": SAMPLED})
+    assert response.headers["x-trace-id"] == sampled.headers["x-trace-id"] == TRACE_ID
     assert len(fresh.headers["x-trace-id"]) == 32 and fresh.headers["x-trace-id"] != TRACE_ID
     assert _records(log_lines, "handling")[0]["trace_id"] == TRACE_ID
+    spans = recorder.finished(SpanKind.SERVER)
+    assert [format(s.context.trace_id, "032x") for s in spans] == [fresh.headers["x-trace-id"], TRACE_ID]
 
 
 # -- gRPC: context across the hop, spans of cancelled streams, grpc's own log lines ----
@@ -196,7 +215,7 @@ async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, dict[s
     async def forever(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         try:
             while True:
-                yield b"tick"
+                yield current_trace_id().encode()
                 await asyncio.sleep(0.01)
         except asyncio.CancelledError:
             events["forever cancelled"].set()
@@ -214,9 +233,10 @@ async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, dict[s
     async def boom(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         raise RuntimeError("unexpected")
 
-    server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(tracer_provider=recorder.provider), RequestLogContext()]
-    )
+    async def trace_id(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return current_trace_id().encode()
+
+    server = grpc.aio.server(interceptors=[ServerSpans(recorder.provider), RequestLogContext()])
     server.add_generic_rpc_handlers(
         [
             grpc.method_handlers_generic_handler(
@@ -225,6 +245,7 @@ async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, dict[s
                     "Forever": grpc.unary_stream_rpc_method_handler(forever),
                     "Hang": grpc.unary_unary_rpc_method_handler(hang),
                     "Boom": grpc.unary_unary_rpc_method_handler(boom),
+                    "TraceId": grpc.unary_unary_rpc_method_handler(trace_id),
                 },
             )
         ]
@@ -259,6 +280,26 @@ async def test_a_cancelled_stream_ends_both_spans_in_one_trace(grpc_pair):
     assert client.parent.span_id == caller.get_span_context().span_id
     assert server.parent.span_id == client.context.span_id
     assert client.end_time is not None and server.end_time is not None
+
+
+async def test_calls_inside_an_unsampled_trace_carry_it_on_but_make_no_spans(grpc_pair):
+    recorder, channel, _ = grpc_pair
+    token = context.attach(_parent(UNSAMPLED))
+    try:
+        unary = await channel.unary_unary("/test.Ticks/TraceId")(b"")
+        call = channel.unary_stream("/test.Ticks/Forever")(b"")
+        streamed = await call.read()
+        call.cancel()
+    finally:
+        context.detach(token)
+    assert unary == streamed == TRACE_ID.encode()
+    assert recorder.exporter.get_finished_spans() == ()
+    with recorder.provider.get_tracer("test").start_as_current_span("caller") as caller:  # recorded: spans as ever
+        assert (
+            await channel.unary_unary("/test.Ticks/TraceId")(b"")
+            == format(caller.get_span_context().trace_id, "032x").encode()
+        )
+    assert len(recorder.finished(SpanKind.CLIENT)) == len(recorder.finished(SpanKind.SERVER)) == 1
 
 
 async def test_a_cancelled_caller_cancels_its_unary_call_and_ends_its_span(grpc_pair):
@@ -357,7 +398,7 @@ def test_uvicorns_line_about_a_crashed_request_carries_its_trace_id(log_lines):
     async def crash(request: Request) -> PlainTextResponse:
         raise RuntimeError("handler bug")
 
-    app = OpenTelemetryMiddleware(
+    app = RequestSpans(
         TraceIdHeader(Starlette(routes=[Route("/", crash)])), tracer_provider=tracer_provider("gateway", "")
     )
     # Another test's uvicorn may have applied uvicorn's own logging config, which stops
