@@ -97,6 +97,17 @@ class RedisLayer:
         name = redis_key(namespace, key)
         return bool(await self._call(lambda client: client.set(name, value, ex=ttl_s)))
 
+    async def set_many(self, writes: Sequence[tuple[str, str, bytes, int]]) -> int:
+        """Store each (namespace, key, value, ttl_s) in one round trip; returns how many Redis accepted."""
+
+        async def store(client: Redis) -> list[bool]:
+            async with client.pipeline(transaction=False) as pipe:
+                for namespace, key, value, ttl_s in writes:
+                    pipe.set(redis_key(namespace, key), value, ex=ttl_s)
+                return await pipe.execute()
+
+        return sum(map(bool, await self._call(store) or ()))
+
     async def delete(self, namespace: str, keys: Sequence[str]) -> set[str]:
         """Remove keys in one round trip; returns those that existed (none when unavailable)."""
 

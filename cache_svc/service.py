@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import grpc
 
-from cache_svc.two_layer import TwoLayerCache
+from cache_svc.two_layer import CacheWrite, TwoLayerCache
 from likeopt.v1 import cache_pb2, cache_pb2_grpc
 
 T = TypeVar("T")
@@ -45,6 +45,13 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             context, lambda: self.cache.set(request.namespace, request.key, request.value, request.ttl_seconds)
         )
         return cache_pb2.SetResponse(stored_l2=stored)
+
+    async def SetMany(
+        self, request: cache_pb2.SetManyRequest, context: grpc.aio.ServicerContext
+    ) -> cache_pb2.SetManyResponse:
+        writes = [CacheWrite(e.namespace, e.key, e.value, e.ttl_seconds) for e in request.entries]
+        stored = await _checked(context, lambda: self.cache.set_many(writes))
+        return cache_pb2.SetManyResponse(stored_l2=stored)
 
     async def Delete(
         self, request: cache_pb2.DeleteRequest, context: grpc.aio.ServicerContext

@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from opentelemetry import trace
 
@@ -94,6 +95,15 @@ def validate_value(value: bytes) -> None:
         raise ValueError(f"value is {len(value)} bytes; at most {MAX_VALUE_BYTES} are allowed")
 
 
+class CacheWrite(NamedTuple):
+    """One entry to store: ttl_s 0 means the namespace's default."""
+
+    namespace: str
+    key: str
+    value: bytes
+    ttl_s: int = 0
+
+
 class TwoLayerCache:
     """L1 + L2 with per-namespace, per-layer hit counting. Invalid input raises ValueError."""
 
@@ -156,14 +166,33 @@ class TwoLayerCache:
 
     async def set(self, namespace: str, key: str, value: bytes, ttl_s: int = 0) -> bool:
         """Write to both layers for ttl_s seconds (0: the default); returns whether L2 took it."""
-        validate_namespace(namespace)
-        validate_key(key)
-        validate_value(value)
-        if ttl_s < 0:
-            raise ValueError(f"ttl_seconds must not be negative, got {ttl_s}")
-        ttl_s = ttl_s or self._default_ttl_s
-        self._l1.set((namespace, key), value, ttl_s)
-        return await self._l2.set(namespace, key, value, ttl_s)
+        write = self._checked(CacheWrite(namespace, key, value, ttl_s))
+        self._l1.set((namespace, key), value, write.ttl_s)
+        return await self._l2.set(namespace, key, value, write.ttl_s)
+
+    async def set_many(self, writes: Sequence[CacheWrite]) -> int:
+        """Write every entry to both layers, L2 in one round trip; returns how many L2 took.
+
+        Every entry is checked before any is written: one bad entry writes nothing.
+        """
+        checked = []
+        for position, write in enumerate(writes):
+            try:
+                checked.append(self._checked(write))
+            except ValueError as exc:
+                raise ValueError(f"entry {position}: {exc}") from None
+        for write in checked:
+            self._l1.set((write.namespace, write.key), write.value, write.ttl_s)
+        return await self._l2.set_many(checked) if checked else 0
+
+    def _checked(self, write: CacheWrite) -> CacheWrite:
+        """The write with its TTL resolved; ValueError if any part is invalid."""
+        validate_namespace(write.namespace)
+        validate_key(write.key)
+        validate_value(write.value)
+        if write.ttl_s < 0:
+            raise ValueError(f"ttl_seconds must not be negative, got {write.ttl_s}")
+        return write._replace(ttl_s=write.ttl_s or self._default_ttl_s)
 
     async def delete(self, namespace: str, keys: Sequence[str]) -> int:
         """Remove keys from both layers; returns how many existed in either."""

@@ -63,6 +63,18 @@ class SetResponse(_message.Message):
     stored_l2: bool
     def __init__(self, stored_l2: _Optional[bool] = ...) -> None: ...
 
+class SetManyRequest(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[SetRequest]
+    def __init__(self, entries: _Optional[_Iterable[_Union[SetRequest, _Mapping]]] = ...) -> None: ...
+
+class SetManyResponse(_message.Message):
+    __slots__ = ("stored_l2",)
+    STORED_L2_FIELD_NUMBER: _ClassVar[int]
+    stored_l2: int
+    def __init__(self, stored_l2: _Optional[int] = ...) -> None: ...
+
 class DeleteRequest(_message.Message):
     __slots__ = ("namespace", "keys")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]

@@ -51,6 +51,11 @@ class CacheServiceStub:
                 request_serializer=likeopt_dot_v1_dot_cache__pb2.SetRequest.SerializeToString,
                 response_deserializer=likeopt_dot_v1_dot_cache__pb2.SetResponse.FromString,
                 _registered_method=True)
+        self.SetMany = channel.unary_unary(
+                '/likeopt.v1.CacheService/SetMany',
+                request_serializer=likeopt_dot_v1_dot_cache__pb2.SetManyRequest.SerializeToString,
+                response_deserializer=likeopt_dot_v1_dot_cache__pb2.SetManyResponse.FromString,
+                _registered_method=True)
         self.Delete = channel.unary_unary(
                 '/likeopt.v1.CacheService/Delete',
                 request_serializer=likeopt_dot_v1_dot_cache__pb2.DeleteRequest.SerializeToString,
@@ -89,6 +94,16 @@ class CacheServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetMany(self, request, context):
+        """SetMany writes several entries, of any namespaces, in one call and one
+        Redis round trip: a busy client's background writes, batched. All or
+        nothing: one invalid entry fails the call (INVALID_ARGUMENT) before any
+        entry is written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Delete(self, request, context):
         """Delete removes keys from both layers.
         """
@@ -120,6 +135,11 @@ def add_CacheServiceServicer_to_server(servicer, server):
                     servicer.Set,
                     request_deserializer=likeopt_dot_v1_dot_cache__pb2.SetRequest.FromString,
                     response_serializer=likeopt_dot_v1_dot_cache__pb2.SetResponse.SerializeToString,
+            ),
+            'SetMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMany,
+                    request_deserializer=likeopt_dot_v1_dot_cache__pb2.SetManyRequest.FromString,
+                    response_serializer=likeopt_dot_v1_dot_cache__pb2.SetManyResponse.SerializeToString,
             ),
             'Delete': grpc.unary_unary_rpc_method_handler(
                     servicer.Delete,
@@ -215,6 +235,33 @@ class CacheService:
             '/likeopt.v1.CacheService/Set',
             likeopt_dot_v1_dot_cache__pb2.SetRequest.SerializeToString,
             likeopt_dot_v1_dot_cache__pb2.SetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/likeopt.v1.CacheService/SetMany',
+            likeopt_dot_v1_dot_cache__pb2.SetManyRequest.SerializeToString,
+            likeopt_dot_v1_dot_cache__pb2.SetManyResponse.FromString,
             options,
             channel_credentials,
             insecure,

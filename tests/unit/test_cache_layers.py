@@ -10,7 +10,7 @@ import pytest
 
 from cache_svc.l1 import L1Cache
 from cache_svc.l2 import RedisLayer, redis_key
-from cache_svc.two_layer import TwoLayerCache
+from cache_svc.two_layer import CacheWrite, TwoLayerCache
 from tests.support import ValkeyServer
 
 RETRY_AFTER_S = 0.3
@@ -59,6 +59,28 @@ async def test_set_then_get_is_served_by_l1_and_stored_in_redis(cache: TwoLayerC
     with server.client() as client:
         assert client.get("likeopt:search:q1") == b"result"
     assert await cache.get("search", "absent") == (None, "")
+
+
+async def test_set_many_writes_every_entry_to_both_layers_in_one_call(
+    cache: TwoLayerCache, l1: L1Cache, server: ValkeyServer
+) -> None:
+    writes = [CacheWrite("search", "a", b"1"), CacheWrite("answer", "b", b"2", ttl_s=5), CacheWrite("search", "c", b"")]
+    assert await cache.set_many(writes) == 3
+    assert await cache.set_many([]) == 0
+    assert [l1.get((w.namespace, w.key)) for w in writes] == [b"1", b"2", b""]
+    with server.client() as client:
+        assert client.get(redis_key("search", "a")) == b"1"
+        assert 0 < client.pttl(redis_key("answer", "b")) <= 5000
+        assert 3590_000 < client.pttl(redis_key("search", "c")) <= 3600_000  # 0: the default TTL
+
+
+async def test_set_many_with_one_bad_entry_writes_nothing(cache: TwoLayerCache, l1: L1Cache) -> None:
+    with pytest.raises(ValueError, match="entry 1: key must not be empty"):
+        await cache.set_many([CacheWrite("search", "fine", b"1"), CacheWrite("search", "", b"2")])
+    with pytest.raises(ValueError, match="entry 0: ttl"):
+        await cache.set_many([CacheWrite("search", "k", b"1", ttl_s=-1)])
+    assert l1.entries == 0
+    assert await cache.get("search", "fine") == (None, "")
 
 
 async def test_l2_hit_is_promoted_to_l1(cache: TwoLayerCache, l1: L1Cache) -> None:
@@ -147,6 +169,8 @@ async def test_survives_redis_going_away_and_reconnects(
     assert await cache.get("search", "unknown") == (None, "")
     assert not l2.healthy
     assert not await cache.set("search", "during", b"2")  # L1 only
+    assert await cache.set_many([CacheWrite("search", "batched", b"4")]) == 0
+    assert await cache.get("search", "batched") == (b"4", "l1")
     assert await cache.get("search", "during") == (b"2", "l1")
     assert await cache.get_many("search", ["x"]) == {}
     assert await cache.delete("search", ["during"]) == 1
