@@ -92,6 +92,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("LIKEOPT_CACHE_ENABLED", "1", "Whether retrieval_svc and generation_svc use cache_svc (`0` turns it off)."),
     Setting("LIKEOPT_CACHE_TIMEOUT_MS", "25", "Deadline of every call to cache_svc; a slower cache counts as a miss."),
+    Setting(
+        "LIKEOPT_CACHE_WRITE_WINDOW_MS",
+        "50",
+        "Search results and answers are written to cache_svc in batches: the first write after a quiet "
+        "spell at once, later ones at most one call per this many milliseconds; `0` sends each at once.",
+    ),
     Setting("LIKEOPT_CACHE_TTL_S", "3600", "Default time to live of cache entries, in seconds."),
     Setting("LIKEOPT_CACHE_L1_MAX_ENTRIES", "10000", "Most entries cache_svc keeps in process."),
     Setting("LIKEOPT_CACHE_L1_MAX_BYTES", "67108864", "Most bytes (keys and values) cache_svc keeps in process."),
@@ -259,6 +265,7 @@ class Config:
     near_cache_entries: int = int(_DEFAULTS["LIKEOPT_NEAR_CACHE_ENTRIES"])
     near_cache_bytes: int = int(_DEFAULTS["LIKEOPT_NEAR_CACHE_BYTES"])
     model_cache_dir: Path = _DEFAULT_MODEL_CACHE_DIR
+    cache_write_window_s: float = float(_DEFAULTS["LIKEOPT_CACHE_WRITE_WINDOW_MS"]) / 1000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Config:
@@ -316,6 +323,9 @@ class Config:
         query_encoder = get("LIKEOPT_QUERY_ENCODER")
         if query_encoder not in ("onnx", "onnx-int8", "torch"):
             raise ValueError(f"LIKEOPT_QUERY_ENCODER={query_encoder!r} must be onnx, onnx-int8 or torch")
+        cache_write_window_ms = float(number("LIKEOPT_CACHE_WRITE_WINDOW_MS", float))
+        if not 0 <= cache_write_window_ms <= 10_000:
+            raise ValueError(f"LIKEOPT_CACHE_WRITE_WINDOW_MS={cache_write_window_ms} must be between 0 and 10000")
         jaeger_url = get("LIKEOPT_JAEGER_URL").rstrip("/")
         if jaeger_url and not jaeger_url.startswith(("http://", "https://")):
             raise ValueError(f"LIKEOPT_JAEGER_URL={jaeger_url!r} must be an http:// or https:// URL")
@@ -378,6 +388,7 @@ class Config:
             near_cache_entries=int(number("LIKEOPT_NEAR_CACHE_ENTRIES", int)),
             near_cache_bytes=int(number("LIKEOPT_NEAR_CACHE_BYTES", int)),
             model_cache_dir=Path(get("LIKEOPT_MODEL_CACHE_DIR")).expanduser(),
+            cache_write_window_s=cache_write_window_ms / 1000,
         )
 
 

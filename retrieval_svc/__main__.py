@@ -27,7 +27,9 @@ def build() -> ServiceSpec:
     config = Config.from_env()
     setup_logging(SERVICE, config.log_level)
     setup_tracing(SERVICE, config.otlp_endpoint, config.trace_sample_ratio)
-    cache = CacheClient(config.cache_addr, config.cache_timeout_s, enabled=config.cache_enabled)
+    cache = CacheClient(
+        config.cache_addr, config.cache_timeout_s, config.cache_enabled, write_window_s=config.cache_write_window_s
+    )
     servicer = RetrievalServicer(config, cache)
 
     def register(server: grpc.aio.Server) -> list[str]:
