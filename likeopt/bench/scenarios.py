@@ -8,6 +8,10 @@ them, so they differ from every other run's, while the embedding model's tokeniz
 BM25's drop them, so a marked query costs exactly what the real question costs. (A
 visible token such as ``zqabcdef12`` is eight more word pieces for the encoder: a
 SciFact query of 22 word pieces on average became one of 30, a third more work.)
+
+Chat is the exception: its question also reaches the language model, whose byte-level
+tokenizer reads every character, zero-width ones at two tokens each (32 tokens for a run
+mark against 5 for a short word). There the mark is a visible word, ``zq`` and letters.
 """
 
 from __future__ import annotations
@@ -98,6 +102,15 @@ def marked(query: str, run: int, request: int | None = None) -> str:
     return query + invisible(run, RUN_DIGITS) + ("" if request is None else invisible(request))
 
 
+def run_word(run: int) -> str:
+    """The run number as one short visible word (``zq`` and letters): the cheapest mark a language model reads."""
+    letters = ""
+    while run or not letters:
+        run, letter = divmod(run, 26)
+        letters = chr(ord("a") + letter) + letters
+    return "zq" + letters
+
+
 def build(name: str, queries: list[str], rng: random.Random, run: int) -> Scenario:
     """The named scenario over these queries; the ``run`` number keeps cold scenarios cold."""
     if name == "search-cached":
@@ -125,9 +138,9 @@ def build(name: str, queries: list[str], rng: random.Random, run: int) -> Scenar
         return Scenario(
             name,
             CHAT_PATH,
-            (marked(query, run) for query in itertools.cycle(order)),
+            (f"{query} {run_word(run)}" for query in itertools.cycle(order)),
             "answer",
-            f"every query once in random order, then again, each with the invisible mark of run {run:08x} "
+            f"every query once in random order, then again, each with the run word {run_word(run)} "
             "so answers cached by earlier runs cannot be served; repeats after the first pass may hit",
         )
     if name == "mixed":

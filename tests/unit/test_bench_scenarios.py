@@ -21,6 +21,7 @@ from likeopt.bench.scenarios import (
     load_queries,
     marked,
     retype,
+    run_word,
 )
 from likeopt.cache_keys import normalise_query
 from likeopt.text import tokenize
@@ -71,7 +72,7 @@ def test_chat_sends_every_question_once_before_repeating() -> None:
     scenario = build("chat", QUERIES, random.Random(1), RUN)
     assert scenario.streaming and scenario.path == CHAT_PATH and scenario.cache_namespace == "answer"
     first_pass = list(itertools.islice(scenario.queries, len(QUERIES)))
-    assert sorted(first_pass) == sorted(marked(q, RUN) for q in QUERIES)
+    assert sorted(first_pass) == sorted(f"{q} {run_word(RUN)}" for q in QUERIES)
 
 
 def test_mixed_is_skewed_retyped_and_marked_with_the_run_token() -> None:
@@ -88,6 +89,11 @@ def test_marks_are_distinct_per_run_and_request() -> None:
     marks = {marked("q", run, request) for run in (0, 1, 4, 2**32 - 1) for request in [None, *range(300)]}
     assert len(marks) == 4 * 301
     assert len({invisible(n) for n in range(1000)}) == 1000 and invisible(0) and len(invisible(5, 16)) == 16
+
+
+def test_run_words_are_short_distinct_words() -> None:
+    words = {run_word(run) for run in (0, 1, 25, 26, 2**32 - 1)}
+    assert len(words) == 5 and all(w.isalpha() and w.startswith("zq") and len(w) <= 9 for w in words)
 
 
 def test_a_marked_query_has_its_own_cache_key_but_reads_as_the_question_to_both_tokenizers() -> None:
