@@ -1,10 +1,11 @@
 """Background cache writes sent together: at most one call per window while writes keep coming.
 
 Each write to cache_svc was one gRPC call and one Redis command, and under load those cost
-more CPU than the data they carry: storing an uncached search's result was 1.8 of the mesh's
-~20 ms of CPU per search (benchmarks/README.md, "Batched cache writes"). So the first write
-after a quiet window is sent at once, and the ones that follow wait for the window to end and
-go as one ``SetMany``: a quiet client sees no delay, a busy one makes one call per window.
+more CPU than the data they carry: storing an uncached search's result was about 2 of the
+mesh's 18 ms of CPU per search (benchmarks/README.md, "search results written to cache_svc in
+batches"). So the first write after a quiet window is sent at once, and the ones that follow
+wait for the window to end and go as one ``SetMany``: a quiet client sees no delay, a busy one
+makes one call per window.
 
 A batch belongs to no single request, so it is sent outside every request's trace.
 """
