@@ -7,6 +7,7 @@ the same source; a test checks the README against it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +41,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "LIKEOPT_RETRIEVAL_ADDR",
         "",
-        "Address (host:port) clients use for retrieval_svc, or a comma-separated list of replicas whose first"
-        " takes the writes; default: host and port above.",
+        "Address (host:port) clients use for retrieval_svc, or a comma-separated list of replicas (IP literals"
+        " of one family) whose first takes the writes; default: host and port above.",
     ),
     Setting(
         "LIKEOPT_GENERATION_ADDR",
         "",
-        "Address clients use for generation_svc, or a comma-separated list of replicas; default: host and port above.",
+        "Address clients use for generation_svc, or a comma-separated list of replicas (IP literals of one family);"
+        " default: host and port above.",
     ),
     Setting("LIKEOPT_CACHE_ADDR", "", "Address clients use for cache_svc; default: host and port above."),
     Setting("LIKEOPT_GATEWAY_ADDR", "", "Address Envoy uses for the gateway; default: host and port above."),
@@ -326,6 +328,9 @@ class Config:
         cache_write_window_ms = float(number("LIKEOPT_CACHE_WRITE_WINDOW_MS", float))
         if not 0 <= cache_write_window_ms <= 10_000:
             raise ValueError(f"LIKEOPT_CACHE_WRITE_WINDOW_MS={cache_write_window_ms} must be between 0 and 10000")
+        for service in ("RETRIEVAL", "GENERATION", "CACHE"):
+            if len(replicas := address_list(get(f"LIKEOPT_{service}_ADDR"))) > 1:
+                replica_family(replicas, f"LIKEOPT_{service}_ADDR")
         jaeger_url = get("LIKEOPT_JAEGER_URL").rstrip("/")
         if jaeger_url and not jaeger_url.startswith(("http://", "https://")):
             raise ValueError(f"LIKEOPT_JAEGER_URL={jaeger_url!r} must be an http:// or https:// URL")
@@ -422,6 +427,27 @@ def settings_table() -> str:
 def address_list(addresses: str) -> list[str]:
     """The host:port entries of an address setting; several mean replicas, the first is primary."""
     return [a.strip() for a in addresses.split(",") if a.strip()]
+
+
+def replica_family(addresses: list[str], name: str) -> str:
+    """``ipv4`` or ``ipv6``: the family of a list of replica addresses, which gRPC balances call by call only
+    over IP literals of one family. Anything else is a ValueError that names the setting."""
+    families = set()
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        try:
+            literal = ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+        except ValueError:
+            raise ValueError(
+                f"{name}: replica {address!r} is not an IP literal with a port (10.0.0.7:50051, [fd00::7]:50051);"
+                " for replicas behind one DNS name give that name alone"
+            ) from None
+        if not port.isdigit() or (literal.version == 6 and not host.startswith("[")):
+            raise ValueError(f"{name}: replica {address!r} needs a port (an IPv6 address in brackets: [::1]:50051)")
+        families.add(f"ipv{literal.version}")
+    if len(families) != 1:
+        raise ValueError(f"{name}: replicas must all be IPv4 or all IPv6, not both")
+    return families.pop()
 
 
 def metrics_port(service: str, config: Config) -> int:

@@ -6,7 +6,7 @@ import json
 
 import grpc
 
-from likeopt.config import address_list
+from likeopt.config import address_list, replica_family
 from likeopt.grpc_tracing import client_interceptors
 
 CHANNEL_OPTIONS = (
@@ -43,11 +43,14 @@ SERVICE_CONFIG = json.dumps(
 def channel_target(address: str) -> str:
     """The gRPC target of one address or of a comma-separated list of replicas.
 
-    Replicas are balanced call by call (round robin) over IP literals, which is what
-    ``likeopt up --replicas`` hands out.
+    Replicas are balanced call by call (round robin) over IP literals of one family (checked
+    with the settings), which is what ``likeopt up --replicas`` hands out. One address, a DNS
+    name among them, resolves as usual, and round robin spreads calls over all it resolves to.
     """
     addresses = address_list(address)
-    return addresses[0] if len(addresses) == 1 else "ipv4:" + ",".join(addresses)
+    if len(addresses) == 1:
+        return addresses[0]
+    return f"{replica_family(addresses, 'replica list')}:" + ",".join(addresses)
 
 
 def open_channel(address: str) -> grpc.aio.Channel:

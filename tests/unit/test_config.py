@@ -1,0 +1,46 @@
+"""Settings that name other processes: replica lists, and the cache write window."""
+
+from __future__ import annotations
+
+import pytest
+
+from likeopt.config import Config, replica_family
+from likeopt.grpc_client import channel_target
+
+
+@pytest.mark.parametrize(
+    ("addresses", "target"),
+    [
+        ("retrieval-svc:50051", "retrieval-svc:50051"),  # one name: DNS, all it resolves to
+        ("127.0.0.1:7001, 127.0.0.2:7002", "ipv4:127.0.0.1:7001,127.0.0.2:7002"),
+        ("[::1]:7001,[fd00::7]:7002", "ipv6:[::1]:7001,[fd00::7]:7002"),
+    ],
+)
+def test_replicas_are_balanced_over_ip_literals_of_one_family(addresses: str, target: str) -> None:
+    Config.from_env({"LIKEOPT_RETRIEVAL_ADDR": addresses})  # accepted
+    assert channel_target(addresses) == target
+
+
+@pytest.mark.parametrize(
+    ("addresses", "problem"),
+    [
+        ("retrieval-0:50051,retrieval-1:50051", "not an IP literal"),
+        ("127.0.0.1:7001,127.0.0.2", "not an IP literal"),
+        ("127.0.0.1:7001,::1:7002", "in brackets"),
+        ("127.0.0.1:7001,[::1]:7002", "all be IPv4 or all IPv6"),
+    ],
+)
+def test_a_replica_list_gRPC_cannot_balance_is_refused_naming_the_setting(addresses: str, problem: str) -> None:
+    for name in ("LIKEOPT_RETRIEVAL_ADDR", "LIKEOPT_GENERATION_ADDR", "LIKEOPT_CACHE_ADDR"):
+        with pytest.raises(ValueError, match=f"{name}.*{problem}"):
+            Config.from_env({name: addresses})
+    with pytest.raises(ValueError, match=problem):
+        replica_family(addresses.split(","), "test")
+
+
+def test_the_cache_write_window_is_milliseconds_within_bounds() -> None:
+    assert Config.from_env({}).cache_write_window_s == 0.05
+    assert Config.from_env({"LIKEOPT_CACHE_WRITE_WINDOW_MS": "0"}).cache_write_window_s == 0
+    for bad in ("-1", "10001", "soon"):
+        with pytest.raises(ValueError, match="LIKEOPT_CACHE_WRITE_WINDOW_MS"):
+            Config.from_env({"LIKEOPT_CACHE_WRITE_WINDOW_MS": bad})
