@@ -11,7 +11,7 @@ from cache_svc.l2 import RedisLayer
 from cache_svc.metrics import CacheCollector
 from cache_svc.service import CacheServicer
 from cache_svc.two_layer import TwoLayerCache
-from likeopt.config import Config
+from likeopt.config import Config, host_port
 from likeopt.grpc_server import ServiceSpec, run
 from likeopt.logs import setup_logging
 from likeopt.telemetry import setup_tracing
@@ -35,7 +35,9 @@ def build() -> ServiceSpec:
         cache_pb2_grpc.add_CacheServiceServicer_to_server(CacheServicer(cache), server)
         return [cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name]
 
-    return ServiceSpec(name=SERVICE, address=f"{config.host}:{config.cache_port}", register=register, stop=l2.aclose)
+    return ServiceSpec(
+        name=SERVICE, address=host_port(config.host, config.cache_port), register=register, stop=l2.aclose
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from generation_svc.extractive import ExtractiveBackend
 from generation_svc.semantic_cache import SemanticIndex
 from generation_svc.service import GenerationServicer
 from likeopt.cache_client import CacheClient
-from likeopt.config import Config
+from likeopt.config import Config, host_port
 from likeopt.grpc_client import open_channel
 from likeopt.grpc_server import ServiceSpec, run
 from likeopt.logs import setup_logging
@@ -89,7 +89,9 @@ def build() -> ServiceSpec:
         await sessions_cache.close()
         await retrieval_channel.close()
 
-    return ServiceSpec(name=SERVICE, address=f"{config.host}:{config.generation_port}", register=register, stop=stop)
+    return ServiceSpec(
+        name=SERVICE, address=host_port(config.host, config.generation_port), register=register, stop=stop
+    )
 
 
 if __name__ == "__main__":

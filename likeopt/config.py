@@ -345,10 +345,10 @@ class Config:
             retrieval_metrics_port=ports["retrieval_metrics"],
             generation_metrics_port=ports["generation_metrics"],
             cache_metrics_port=ports["cache_metrics"],
-            retrieval_addr=get("LIKEOPT_RETRIEVAL_ADDR") or f"{host}:{ports['retrieval']}",
-            generation_addr=get("LIKEOPT_GENERATION_ADDR") or f"{host}:{ports['generation']}",
-            cache_addr=get("LIKEOPT_CACHE_ADDR") or f"{host}:{ports['cache']}",
-            gateway_addr=get("LIKEOPT_GATEWAY_ADDR") or f"{host}:{ports['gateway']}",
+            retrieval_addr=get("LIKEOPT_RETRIEVAL_ADDR") or host_port(host, ports["retrieval"]),
+            generation_addr=get("LIKEOPT_GENERATION_ADDR") or host_port(host, ports["generation"]),
+            cache_addr=get("LIKEOPT_CACHE_ADDR") or host_port(host, ports["cache"]),
+            gateway_addr=get("LIKEOPT_GATEWAY_ADDR") or host_port(host, ports["gateway"]),
             redis_url=get("LIKEOPT_REDIS_URL"),
             data_dir=Path(get("LIKEOPT_DATA_DIR")),
             run_dir=Path(get("LIKEOPT_RUN_DIR")),
@@ -422,6 +422,16 @@ def settings_table() -> str:
         default = f"`{s.default}`".replace("|", "\\|") if s.default else "(empty)"
         rows.append(f"| `{s.name}` | {default} | {s.doc} |")
     return "\n".join(rows)
+
+
+def host_port(host: str, port: int | str) -> str:
+    """``host:port``, with an IPv6 literal in brackets (``[::1]:50051``) as gRPC, URLs and Redis need."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def reachable_host(host: str) -> str:
+    """Where a client on this machine reaches a process bound to host: loopback, when it is bound to all."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
 
 
 def address_list(addresses: str) -> list[str]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from likeopt.config import Config, address_list
+from likeopt.config import Config, address_list, host_port, reachable_host
 from likeopt.envoy_config import write_envoy_config
 from likeopt.healthcheck import grpc_serving, http_ok, redis_pong
 from likeopt.processes import CHILD_ENV, ProcessSpec, Replica, redis_process, service_processes
@@ -89,7 +89,7 @@ def _die_with_parent() -> None:
 
 
 def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
@@ -153,9 +153,9 @@ def envoy_binary() -> Path | None:
 def probe(spec: ProcessSpec, host: str) -> bool:
     """Whether the child answers as healthy right now."""
     if spec.probe == "grpc":
-        return grpc_serving(f"{host}:{spec.port}")
+        return grpc_serving(host_port(host, spec.port))
     if spec.probe == "redis":
-        return redis_pong(f"{host}:{spec.port}")
+        return redis_pong(host_port(host, spec.port))
     return http_ok(spec.probe)
 
 
@@ -196,8 +196,12 @@ class Mesh:
         self.children[self.children.index(dead)] = child
         self._wait_healthy(child)
 
+    def _bind_host(self, spec: ProcessSpec) -> str:
+        """Where a child listens: Redis on IPv4 loopback only, every other process on LIKEOPT_HOST."""
+        return "127.0.0.1" if spec.name == "redis" else self.config.host
+
     def _spawn(self, spec: ProcessSpec, env: dict[str, str]) -> Child:
-        bind_host = "127.0.0.1" if spec.name in ("redis",) else self.config.host
+        bind_host = self._bind_host(spec)
         if port_in_use(bind_host, spec.port):
             raise LaunchError(f"{spec.name}: port {spec.port} on {bind_host} is already in use")
         log_path = self.log_dir / f"{spec.name}.log"
@@ -229,7 +233,7 @@ class Mesh:
                     f"{child.spec.name}: exited with code {code} while starting; its log "
                     f"({child.log_path}) ends with:\n{child.tail()}"
                 )
-            if probe(child.spec, self.config.host if child.spec.name != "envoy" else "127.0.0.1"):
+            if probe(child.spec, self._bind_host(child.spec)):
                 child.ready = True
                 return
             time.sleep(0.2)
@@ -268,7 +272,7 @@ def with_replica_addresses(config: Config, extra: dict[str, list[Replica]]) -> C
     changes = {}
     for service, replicas in extra.items():
         primary = address_list(getattr(config, f"{service}_addr"))[0]
-        changes[f"{service}_addr"] = ",".join([primary, *(f"{config.host}:{r.port}" for r in replicas)])
+        changes[f"{service}_addr"] = ",".join([primary, *(host_port(config.host, r.port) for r in replicas)])
     return dataclasses.replace(config, **changes)
 
 
@@ -353,11 +357,11 @@ def run_mesh(
 
 
 def print_banner(config: Config, api_key: str, generated: bool, log_dir: Path) -> None:
-    url = f"http://127.0.0.1:{config.envoy_port}/"
+    address = host_port(reachable_host(config.host), config.envoy_port)
     lines = [
         "",
-        f"Like-Opt is ready: {url}",
-        f"  gRPC and gRPC-web: 127.0.0.1:{config.envoy_port} (likeopt.v1.RetrievalService, GenerationService)",
+        f"Like-Opt is ready: http://{address}/",
+        f"  gRPC and gRPC-web: {address} (likeopt.v1.RetrievalService, GenerationService)",
         f"  logs: {log_dir}",
         f"  API key for writes{' (generated; set LIKEOPT_API_KEY to choose one)' if generated else ''}: {api_key}",
         "  Ctrl-C stops everything.",

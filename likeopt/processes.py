@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from likeopt.config import Config
+from likeopt.config import Config, host_port
 
 CHILD_ENV = {
     "PYTHONUNBUFFERED": "1",
@@ -96,7 +96,10 @@ def service_processes(
         ProcessSpec("generation_svc", python_module("generation_svc"), config.generation_port, "grpc"),
         *replica_specs("generation", extra.get("generation", [])),
         ProcessSpec(
-            "gateway", python_module("gateway"), config.gateway_port, f"http://{config.host}:{config.gateway_port}/healthz"
+            "gateway",
+            python_module("gateway"),
+            config.gateway_port,
+            f"http://{host_port(config.host, config.gateway_port)}/healthz",
         ),
         ProcessSpec(
             "envoy",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import grpc
 
 from likeopt.cache_client import CacheClient
-from likeopt.config import Config
+from likeopt.config import Config, host_port
 from likeopt.grpc_server import ServiceSpec, run
 from likeopt.logs import setup_logging
 from likeopt.telemetry import setup_tracing
@@ -53,7 +53,7 @@ def build() -> ServiceSpec:
 
     return ServiceSpec(
         name=SERVICE,
-        address=f"{config.host}:{config.retrieval_port}",
+        address=host_port(config.host, config.retrieval_port),
         register=register,
         start=start,
         stop=stop,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import redis
 
+from likeopt.config import host_port, reachable_host
 from likeopt.launcher import free_port, redis_binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,8 +106,13 @@ class MeshProcess:
         return int(self.env[f"LIKEOPT_{name.upper()}_PORT"])
 
     @property
+    def address(self) -> str:
+        """host:port of Envoy, where clients reach the mesh."""
+        return host_port(reachable_host(self.env["LIKEOPT_HOST"]), self.port("envoy"))
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port('envoy')}"
+        return f"http://{self.address}"
 
     @property
     def api_key(self) -> str:

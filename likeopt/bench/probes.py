@@ -20,6 +20,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from likeopt.config import host_port, reachable_host
+
 PROC = Path("/proc")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DEFAULT_METRICS_PORTS = {"retrieval_svc": "9101", "cache_svc": "9103"}
@@ -145,7 +147,7 @@ def metrics_urls(processes: list[MeshProcess], service: str, proc: Path = PROC) 
         port = env.get(setting) or DEFAULT_METRICS_PORTS[service]
         host = env.get("LIKEOPT_HOST") or "127.0.0.1"
         if port != "0":
-            urls.append(f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/metrics")
+            urls.append(f"http://{host_port(reachable_host(host), port)}/metrics")
     return urls
 
 

@@ -13,6 +13,7 @@ import grpc
 import httpx
 import pytest
 
+from likeopt.config import host_port
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.conftest import DEMO_CORPUS
 from tests.support import MeshProcess, descendants, mesh_environment
@@ -34,8 +35,10 @@ def children_running(mesh: MeshProcess, module: str) -> list[dict[str, str]]:
     return found
 
 
-def rpc_count(metrics_port: str, method: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+def rpc_count(env: dict[str, str], service: str, method: str) -> float:
+    """Calls of method answered OK by the replica whose environment is env."""
+    metrics = host_port(env["LIKEOPT_HOST"], env[f"LIKEOPT_{service.upper()}_METRICS_PORT"])
+    text = httpx.get(f"http://{metrics}/metrics", timeout=5).text
     prefix = f'likeopt_rpc_calls_total{{code="OK",method="{method}"}} '
     return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
 
@@ -50,19 +53,34 @@ def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshProcess
         yield mesh
 
 
-def test_both_replicas_of_each_service_serve(replicated: MeshProcess) -> None:
-    retrieval = children_running(replicated, "retrieval_svc")
-    generation = children_running(replicated, "generation_svc")
+def assert_every_replica_serves(mesh: MeshProcess) -> None:
+    """Searches through Envoy and chats through the gateway reach both replicas of each service."""
+    retrieval = children_running(mesh, "retrieval_svc")
+    generation = children_running(mesh, "generation_svc")
     assert len(retrieval) == len(generation) == 2
-    with grpc.insecure_channel(f"127.0.0.1:{replicated.port('envoy')}") as channel:
+    with grpc.insecure_channel(mesh.address) as channel:
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
         for n in range(30):
             stub.Search(retrieval_pb2.SearchRequest(query=f"envoy port {n}", no_cache=True), timeout=30)
-    with httpx.Client(base_url=replicated.base_url, timeout=60) as client:
+    with httpx.Client(base_url=mesh.base_url, timeout=60) as client:
         for n in range(8):
             assert client.post("/api/v1/chat", json={"query": f"what does the gateway do {n}"}).status_code == 200
-    assert all(rpc_count(r["LIKEOPT_RETRIEVAL_METRICS_PORT"], "Search") > 0 for r in retrieval)
-    assert all(rpc_count(g["LIKEOPT_GENERATION_METRICS_PORT"], "Answer") > 0 for g in generation)
+    assert all(rpc_count(r, "retrieval", "Search") > 0 for r in retrieval)
+    assert all(rpc_count(g, "generation", "Answer") > 0 for g in generation)
+
+
+def test_both_replicas_of_each_service_serve(replicated: MeshProcess) -> None:
+    assert_every_replica_serves(replicated)
+
+
+def test_a_mesh_on_ipv6_loopback_balances_over_its_replicas_too(tmp_path: Path) -> None:
+    mesh = MeshProcess(
+        env=mesh_environment(tmp_path, LIKEOPT_HOST="::1"),
+        args=["--replicas", "retrieval=2,generation=2", "--ingest", str(DEMO_CORPUS)],
+    )
+    with mesh.running():
+        assert any(f"Like-Opt is ready: http://[::1]:{mesh.port('envoy')}/" in line for line in mesh.output)
+        assert_every_replica_serves(mesh)
 
 
 def test_a_document_ingested_through_the_writer_is_searchable_on_every_replica(replicated: MeshProcess) -> None:

@@ -1,10 +1,10 @@
-"""Settings that name other processes: replica lists, and the cache write window."""
+"""Settings that name other processes: addresses, replica lists, and the cache write window."""
 
 from __future__ import annotations
 
 import pytest
 
-from likeopt.config import Config, replica_family
+from likeopt.config import Config, host_port, reachable_host, replica_family
 from likeopt.grpc_client import channel_target
 
 
@@ -44,3 +44,11 @@ def test_the_cache_write_window_is_milliseconds_within_bounds() -> None:
     for bad in ("-1", "10001", "soon"):
         with pytest.raises(ValueError, match="LIKEOPT_CACHE_WRITE_WINDOW_MS"):
             Config.from_env({"LIKEOPT_CACHE_WRITE_WINDOW_MS": bad})
+
+
+def test_ipv6_hosts_get_brackets_and_all_address_binds_are_reached_on_loopback() -> None:
+    assert host_port("127.0.0.1", 80) == "127.0.0.1:80"
+    assert host_port("::1", 80) == host_port("[::1]", 80) == "[::1]:80"
+    assert host_port("gateway", "8000") == "gateway:8000"
+    assert [reachable_host(h) for h in ("0.0.0.0", "::", "::1", "10.0.0.7")] == ["127.0.0.1", "::1", "::1", "10.0.0.7"]
+    assert Config.from_env({"LIKEOPT_HOST": "::1", "LIKEOPT_RETRIEVAL_PORT": "7001"}).retrieval_addr == "[::1]:7001"
