@@ -6,7 +6,9 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator
 
-from gateway.sse import HEARTBEAT, sse_frame, with_heartbeats
+import pytest
+
+from gateway.sse import HEARTBEAT, QUEUED_FRAMES, sse_frame, with_heartbeats
 
 
 def test_frame_has_id_event_and_one_data_line() -> None:
@@ -44,3 +46,32 @@ async def test_closing_the_stream_closes_the_upstream() -> None:
     assert await anext(stream) == b"x"
     await stream.aclose()
     assert closed.is_set()
+
+
+async def test_an_upstream_failure_reaches_the_client_after_the_frames_before_it() -> None:
+    async def failing() -> AsyncGenerator[bytes, None]:
+        yield b"a"
+        raise RuntimeError("upstream broke")
+
+    received = []
+    with pytest.raises(RuntimeError, match="upstream broke"):
+        async for frame in with_heartbeats(failing(), heartbeat_s=1.0):
+            received.append(frame)
+    assert received == [b"a"]
+
+
+async def test_a_slow_client_holds_the_upstream_back() -> None:
+    produced = 0
+
+    async def endless() -> AsyncGenerator[bytes, None]:
+        nonlocal produced
+        while True:
+            produced += 1
+            yield b"x"
+
+    stream = with_heartbeats(endless(), heartbeat_s=1.0)
+    assert await anext(stream) == b"x"
+    for _ in range(100):  # the reader runs as far as the queue lets it
+        await asyncio.sleep(0)
+    assert produced <= QUEUED_FRAMES + 2
+    await stream.aclose()
