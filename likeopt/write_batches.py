@@ -22,6 +22,8 @@ from likeopt.v1 import cache_pb2
 
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 """Values per call, at most (one larger value goes alone): far below gRPC's message limit."""
+MAX_QUEUED = 10_000
+"""Writes waiting, at most: when cache_svc cannot keep up the oldest are dropped (a cache may lose entries)."""
 
 Send = Callable[[list[cache_pb2.SetRequest]], Awaitable[None]]
 
@@ -38,6 +40,8 @@ class WriteBatches:
 
     def add(self, write: cache_pb2.SetRequest) -> None:
         """Queue a write; it is sent now if nothing was sent within the window, else at the window's end."""
+        if len(self._queue) >= MAX_QUEUED:
+            self._queue.popleft()
         self._queue.append(write)
         if self._sender is None:
             self._sender = asyncio.create_task(self._send_all(), context=contextvars.Context())

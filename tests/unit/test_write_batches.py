@@ -75,6 +75,16 @@ async def test_batches_are_bounded_in_bytes() -> None:
     assert sent.batches == [["first"], ["a", "b", "c", "d"], ["e"], ["huge"]]
 
 
+async def test_when_cache_svc_cannot_keep_up_the_oldest_writes_are_dropped() -> None:
+    sent = Recorder()
+    batches = WriteBatches(sent, LONG_WINDOW_S)
+    for n in range(write_batches.MAX_QUEUED + 5):  # nothing is sent before the loop yields
+        batches.add(write(str(n)))
+    await asyncio.wait_for(batches.close(timeout_s=5), 10)
+    keys = [key for batch in sent.batches for key in batch]
+    assert len(keys) == write_batches.MAX_QUEUED and keys[0] == "5" and keys[-1] == str(write_batches.MAX_QUEUED + 4)
+
+
 async def test_a_batch_is_sent_outside_the_trace_of_the_request_that_started_it() -> None:
     sent = Recorder()
     batches = WriteBatches(sent, LONG_WINDOW_S)
