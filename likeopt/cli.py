@@ -7,7 +7,7 @@ import os
 import sys
 
 from likeopt.bench.scenarios import SCENARIOS
-from likeopt.config import Config
+from likeopt.config import Config, host_port, reachable_host
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--rate", type=float, default=0.0, metavar="R", help="open loop: R requests/s, on schedule")
     bench.add_argument("--requests", type=int, default=0, metavar="N", help="stop after N requests (0: no limit)")
     bench.add_argument("--timeout", type=float, default=30.0, metavar="S", help="a slower request counts as an error")
-    bench.add_argument("--url", help="Envoy's loopback URL (default: http://127.0.0.1:LIKEOPT_ENVOY_PORT)")
+    bench.add_argument("--url", help="Envoy's loopback URL (default: LIKEOPT_HOST, or loopback, at LIKEOPT_ENVOY_PORT)")
     bench.add_argument("--data", default="data/scifact", metavar="DIR", help="BEIR folder whose queries.jsonl to send")
     bench.add_argument("--seed", type=int, help="seed of query choice, for a repeatable run")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "bench":
         from likeopt.bench.cli import bench_main
 
-        sys.exit(bench_main(args, f"http://127.0.0.1:{config.envoy_port}"))
+        sys.exit(bench_main(args, f"http://{host_port(reachable_host(config.host), config.envoy_port)}"))
 
 
 def parse_replicas(text: str) -> dict[str, int]:
