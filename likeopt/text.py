@@ -40,6 +40,9 @@ STOP_WORDS = frozenset(
 )
 
 _WORD = re.compile(r"\w+")
+TOKENIZER_VERSION = 1
+"""Raise it with any change to what ``tokenize`` returns: stores keep chunks' terms under this version, and
+terms from another are computed again (a unit test pins the output of this version)."""
 
 # PyStemmer instances keep internal state and must not be shared between
 # threads, and the gRPC server tokenises queries on a thread pool: one each.

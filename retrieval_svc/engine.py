@@ -24,7 +24,7 @@ from retrieval_svc.bm25 import BM25Index
 from retrieval_svc.chunking import chunk_text
 from retrieval_svc.embedder import Embedder, configured_embedder
 from retrieval_svc.fusion import convex, rrf
-from retrieval_svc.store import NewDocument, Store
+from retrieval_svc.store import PAGE, NewDocument, Store, StoredChunk
 from retrieval_svc.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -98,12 +98,15 @@ class RetrievalEngine:
         chunk_overlap: int,
         vector_exact_max: int = 50_000,
         vector_nprobe: int = 128,
+        read_only: bool = False,
     ) -> None:
         if chunk_tokens > embedder.max_tokens:
             raise ValueError(f"LIKEOPT_CHUNK_TOKENS={chunk_tokens} exceeds the model's window of {embedder.max_tokens}")
         self.embedder = embedder
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
+        self.read_only = read_only
+        """A replica that follows the writer: it never writes to the store."""
         self.store = Store(data_dir / "store.sqlite3")
         self.bm25 = BM25Index()
         self.vectors = VectorIndex(embedder.dim, vector_exact_max, vector_nprobe)
@@ -128,11 +131,20 @@ class RetrievalEngine:
             self.documents[doc_id] = (title, metadata)
         rows: list[int] = []
         vectors: list[np.ndarray] = []
+        if not self.read_only and not self.store.terms_current:
+            self.store.forget_terms()  # another tokenizer's (or none): every chunk is tokenised below
+        tokenised: list[tuple[int, str]] = []  # chunks stored without terms, to store theirs
         for chunk in self.store.chunks():
-            title = self.documents[chunk.doc_id][0]
-            self._index_chunk_text(chunk.row, chunk.doc_id, chunk.ordinal, chunk.text, title)
+            terms = self._index_stored(chunk)
+            if chunk.terms is None and not self.read_only:
+                tokenised.append((chunk.row, " ".join(terms)))
+            if len(tokenised) >= PAGE:
+                self.store.store_terms(tokenised)  # the next start reads them instead
+                tokenised.clear()
             rows.append(chunk.row)
             vectors.append(chunk.embedding)
+        if tokenised:
+            self.store.store_terms(tokenised)
         if rows:
             matrix = np.vstack(vectors)
             vectors.clear()  # else the per-chunk arrays live through both index builds: 0.8 GB at 500,000 chunks
@@ -170,8 +182,7 @@ class RetrievalEngine:
             for doc_id, title, metadata in documents:
                 self.documents[doc_id] = (title, metadata)
             for chunk in chunks:
-                title = self.documents[chunk.doc_id][0]
-                self._index_chunk_text(chunk.row, chunk.doc_id, chunk.ordinal, chunk.text, title)
+                self._index_stored(chunk)
             if chunks:
                 self.vectors.add(
                     np.asarray([c.row for c in chunks], dtype=np.int64), np.vstack([c.embedding for c in chunks])
@@ -195,20 +206,25 @@ class RetrievalEngine:
         texts = [embedding_text(d.title, c) for d, chunks in zip(docs, chunked, strict=True) for c in chunks]
         embeddings = self.embedder.encode(texts)
         new_docs: list[NewDocument] = []
+        terms: list[list[list[str]]] = []
         offset = 0
         for doc, chunks in zip(docs, chunked, strict=True):
+            terms.append([tokenize(embedding_text(doc.title, chunk)) for chunk in chunks])
+            stored_terms = [" ".join(t) for t in terms[-1]]
             new_docs.append(
-                NewDocument(doc.id, doc.title, doc.metadata, chunks, embeddings[offset : offset + len(chunks)])
+                NewDocument(
+                    doc.id, doc.title, doc.metadata, chunks, embeddings[offset : offset + len(chunks)], stored_terms
+                )
             )
             offset += len(chunks)
         with self._write_lock:
             removed, version = self.store.upsert(new_docs)
             with self._index_lock:
                 self._unindex(removed)
-                for doc in new_docs:
+                for doc, doc_terms in zip(new_docs, terms, strict=True):
                     self.documents[doc.id] = (doc.title, doc.metadata)
                     for ordinal, (row, text) in enumerate(zip(doc.rows, doc.chunks, strict=True)):
-                        self._index_chunk_text(row, doc.id, ordinal, text, doc.title)
+                        self._index_chunk(row, doc.id, ordinal, text, doc_terms[ordinal])
                 all_rows = np.asarray([r for d in new_docs for r in d.rows], dtype=np.int64)
                 self.vectors.add(all_rows, embeddings)
                 self.version = version
@@ -225,10 +241,19 @@ class RetrievalEngine:
                 self.version = version
         return deleted, version
 
-    def _index_chunk_text(self, row: int, doc_id: str, ordinal: int, text: str, title: str) -> None:
+    def _index_stored(self, chunk: StoredChunk) -> list[str]:
+        """Index a chunk read from the store, with its stored terms or, without them, tokenised now."""
+        if chunk.terms is not None:
+            terms = chunk.terms.split()
+        else:
+            terms = tokenize(embedding_text(self.documents[chunk.doc_id][0], chunk.text))
+        self._index_chunk(chunk.row, chunk.doc_id, chunk.ordinal, chunk.text, terms)
+        return terms
+
+    def _index_chunk(self, row: int, doc_id: str, ordinal: int, text: str, terms: list[str]) -> None:
         self.chunks[row] = ChunkRef(doc_id, ordinal, text)
         self.rows_by_doc.setdefault(doc_id, []).append(row)
-        self.bm25.add(row, tokenize(embedding_text(title, text)))
+        self.bm25.add(row, terms)
 
     def _unindex(self, rows: Iterable[int]) -> None:
         rows = list(rows)
@@ -360,6 +385,7 @@ def loaded_engine(config: Config, data_dir: Path | None = None) -> RetrievalEngi
         config.chunk_overlap,
         vector_exact_max=config.vector_exact_max,
         vector_nprobe=config.vector_nprobe,
+        read_only=config.retrieval_read_only,
     )
     engine.load()
     return engine

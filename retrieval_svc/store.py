@@ -5,10 +5,18 @@ it at start-up without re-embedding anything. A batch of upserts or deletes is o
 transaction, committed before the caller is acknowledged, so an acknowledged write
 survives ``kill -9``. Chunk row ids are never reused (AUTOINCREMENT); they key both
 in-memory indexes.
+
+Each chunk also keeps its BM25 terms (space-separated), so start-up need not tokenise
+every chunk again: that was 42 % of loading 500,000 chunks (benchmarks/README.md). They
+count only while the store's ``bm25_terms`` mark equals the tokenizer's version
+(likeopt.text.TOKENIZER_VERSION); a store from before, or from another tokenizer, reads
+as having none until its writer starts: it forgets them (:meth:`Store.forget_terms`) and
+stores the current ones as it loads (:meth:`Store.store_terms`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -17,6 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from likeopt.text import TOKENIZER_VERSION
+
+PAGE = 2_000
+"""Chunks read per statement at start-up."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -29,7 +42,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     ordinal INTEGER NOT NULL,
     text TEXT NOT NULL,
-    embedding BLOB NOT NULL
+    embedding BLOB NOT NULL,
+    terms TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,6 +61,8 @@ class StoredChunk:
     ordinal: int
     text: str
     embedding: np.ndarray
+    terms: str | None = None
+    """Its BM25 terms, space-separated, when stored by the current tokenizer."""
 
     @property
     def chunk_id(self) -> str:
@@ -62,6 +78,8 @@ class NewDocument:
     metadata: dict[str, str]
     chunks: list[str]
     embeddings: np.ndarray
+    terms: list[str] | None = None
+    """Each chunk's BM25 terms, space-separated (None: tokenised at the next start instead)."""
     rows: list[int] = field(default_factory=list)
     """Filled in by the store with the new chunk row ids."""
 
@@ -77,6 +95,12 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        columns = {name for _, name, *_ in self._db.execute("PRAGMA table_info(chunks)")}
+        if "terms" not in columns:  # a store from before terms were kept
+            with contextlib.suppress(sqlite3.OperationalError):  # a replica opening it at once added it first
+                self._db.execute("ALTER TABLE chunks ADD COLUMN terms TEXT")
+        elif self._db.execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is None:
+            self._mark_terms_current()  # a new store: every term it will hold is this tokenizer's
 
     def close(self) -> None:
         with self._lock:
@@ -92,11 +116,52 @@ class Store:
         for doc_id, title, metadata in self._db.execute("SELECT id, title, metadata FROM documents"):
             yield doc_id, title, json.loads(metadata)
 
+    @property
+    def terms_current(self) -> bool:
+        """Whether the stored BM25 terms are the current tokenizer's."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='bm25_terms'").fetchone()
+        return row is not None and row[0] == str(TOKENIZER_VERSION)
+
     def chunks(self) -> Iterator[StoredChunk]:
-        """Every chunk with its embedding, in row order."""
-        query = "SELECT row, doc_id, ordinal, text, embedding FROM chunks ORDER BY row"
-        for row, doc_id, ordinal, text, blob in self._db.execute(query):
-            yield StoredChunk(row, doc_id, ordinal, text, np.frombuffer(blob, dtype=np.float32))
+        """Every chunk with its embedding (and its terms, when current), in row order.
+
+        Read a page at a time, with no statement open between pages: the caller may write
+        (:meth:`store_terms`) while it iterates.
+        """
+        after = 0
+        while page := list(
+            self._stored_chunks(f"SELECT {{}} FROM chunks WHERE row > ? ORDER BY row LIMIT {PAGE}", (after,))
+        ):
+            yield from page
+            after = page[-1].row
+
+    def _stored_chunks(self, query: str, parameters: Sequence[object]) -> Iterator[StoredChunk]:
+        """The chunks a query (with ``{}`` for the columns) selects."""
+        current = self.terms_current
+        columns = "row, doc_id, ordinal, text, embedding, terms"
+        for row, doc_id, ordinal, text, blob, terms in self._db.execute(query.format(columns), parameters):
+            embedding = np.frombuffer(blob, dtype=np.float32)
+            yield StoredChunk(row, doc_id, ordinal, text, embedding, terms if current else None)
+
+    def store_terms(self, terms: Sequence[tuple[int, str]]) -> None:
+        """Keep (row, terms) for chunks stored without them (the writer, while it loads)."""
+        with self._lock, self._transaction():
+            self._db.executemany("UPDATE chunks SET terms = ? WHERE row = ?", [(t, row) for row, t in terms])
+
+    def forget_terms(self) -> None:
+        """Drop every stored term (another tokenizer's) and expect the current tokenizer's from now on."""
+        with self._lock, self._transaction():
+            self._db.execute("UPDATE chunks SET terms = NULL WHERE terms IS NOT NULL")
+            self._mark_terms_current()
+
+    def _mark_terms_current(self) -> None:
+        self._set_meta("bm25_terms", str(TOKENIZER_VERSION))
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def rows_of(self, doc_ids: Sequence[str]) -> list[int]:
         """Chunk rows of the given documents."""
@@ -117,10 +182,11 @@ class Store:
                     "INSERT INTO documents (id, title, metadata) VALUES (?, ?, ?)",
                     (doc.id, doc.title, json.dumps(doc.metadata, ensure_ascii=False)),
                 )
+                terms = doc.terms or [None] * len(doc.chunks)
                 doc.rows = [
                     self._db.execute(
-                        "INSERT INTO chunks (doc_id, ordinal, text, embedding) VALUES (?, ?, ?, ?)",
-                        (doc.id, ordinal, text, doc.embeddings[ordinal].astype(np.float32).tobytes()),
+                        "INSERT INTO chunks (doc_id, ordinal, text, embedding, terms) VALUES (?, ?, ?, ?, ?)",
+                        (doc.id, ordinal, text, doc.embeddings[ordinal].astype(np.float32).tobytes(), terms[ordinal]),
                     ).lastrowid
                     for ordinal, text in enumerate(doc.chunks)
                 ]
@@ -166,14 +232,9 @@ class Store:
                             f"SELECT id, title, metadata FROM documents WHERE id IN ({marks})", batch
                         )
                     ]
-                    chunks += [
-                        StoredChunk(row, doc_id, ordinal, text, np.frombuffer(blob, dtype=np.float32))
-                        for row, doc_id, ordinal, text, blob in self._db.execute(
-                            "SELECT row, doc_id, ordinal, text, embedding FROM chunks "
-                            f"WHERE doc_id IN ({marks}) ORDER BY row",
-                            batch,
-                        )
-                    ]
+                    chunks += self._stored_chunks(
+                        f"SELECT {{}} FROM chunks WHERE doc_id IN ({marks}) ORDER BY row", batch
+                    )
             finally:
                 self._db.execute("COMMIT")
         return current, documents, chunks, changed
@@ -184,11 +245,7 @@ class Store:
 
     def _bump_version(self) -> int:
         version = self.version + 1
-        self._db.execute(
-            "INSERT INTO meta (key, value) VALUES ('index_version', ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (str(version),),
-        )
+        self._set_meta("index_version", str(version))
         return version
 
     def _transaction(self) -> _Transaction:

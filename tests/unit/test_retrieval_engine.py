@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from likeopt.text import tokenize
+from retrieval_svc import engine as engine_module
+from retrieval_svc import store as store_module
 from retrieval_svc.engine import DocumentInput, RetrievalEngine, SearchParams
 from tests.unit.test_retrieval_harness import FakeEmbedder
 
@@ -77,6 +81,61 @@ def test_restart_loads_everything_without_embedding_again(engine: RetrievalEngin
     assert search(reloaded, "zebras stripes", params(per_document=True)) == search(
         engine, "zebras stripes", params(per_document=True)
     )
+
+
+def tokenised_on_load(path: Path, monkeypatch: pytest.MonkeyPatch, read_only: bool = False) -> int:
+    """How many chunks a fresh engine over path tokenises while loading (the rest had stored terms)."""
+    calls = []
+    monkeypatch.setattr(engine_module, "tokenize", lambda text: calls.append(text) or tokenize(text))
+    engine = RetrievalEngine(path, FakeEmbedder(), chunk_tokens=24, chunk_overlap=0, read_only=read_only)
+    engine.load()
+    engine.store.close()
+    monkeypatch.setattr(engine_module, "tokenize", tokenize)
+    return len(calls)
+
+
+def test_a_restart_reads_the_stored_terms_instead_of_tokenising(
+    engine: RetrievalEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine.store.close()
+    assert tokenised_on_load(tmp_path, monkeypatch) == 0
+    reloaded = engine_at(tmp_path)
+    assert [reloaded.bm25.search(tokenize("zebras stripes"), 5)] == [engine.bm25.search(tokenize("zebras stripes"), 5)]
+
+
+def test_a_store_from_before_terms_gets_them_from_its_writer_once(
+    engine: RetrievalEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chunks = len(engine.chunks)
+    expected = search(engine, "zebras stripes", params("bm25"))
+    engine.store.close()
+    with sqlite3.connect(tmp_path / "store.sqlite3") as db:  # as an older release left it: no terms column
+        db.execute("ALTER TABLE chunks DROP COLUMN terms")
+        db.execute("DELETE FROM meta WHERE key = 'bm25_terms'")
+    assert tokenised_on_load(tmp_path, monkeypatch, read_only=True) == chunks  # a replica only reads
+    assert tokenised_on_load(tmp_path, monkeypatch, read_only=True) == chunks
+    assert tokenised_on_load(tmp_path, monkeypatch) == chunks  # the writer stores them...
+    assert tokenised_on_load(tmp_path, monkeypatch) == 0  # ...for every start after
+    assert search(engine_at(tmp_path), "zebras stripes", params("bm25")) == expected
+
+
+@pytest.mark.parametrize("page", [2, 2_000])
+def test_terms_of_another_tokenizer_version_are_computed_again(
+    engine: RetrievalEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: int
+) -> None:
+    monkeypatch.setattr(store_module, "PAGE", page)  # 2: stored page by page while loading
+    monkeypatch.setattr(engine_module, "PAGE", page)
+    chunks = len(engine.chunks)
+    expected = search(engine, "zebras stripes", params("bm25"))
+    engine.store.close()
+    with sqlite3.connect(tmp_path / "store.sqlite3") as db:
+        db.execute("UPDATE meta SET value = '0' WHERE key = 'bm25_terms'")
+        db.execute("UPDATE chunks SET terms = 'stale'")
+    assert tokenised_on_load(tmp_path, monkeypatch) == chunks
+    assert tokenised_on_load(tmp_path, monkeypatch) == 0
+    reloaded = engine_at(tmp_path)
+    assert "stale" not in {t for row in reloaded.store.chunks() for t in (row.terms or "").split()}
+    assert search(reloaded, "zebras stripes", params("bm25")) == expected
 
 
 def test_counters_count_embeddings_and_searches(engine: RetrievalEngine) -> None:

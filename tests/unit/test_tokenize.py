@@ -1,6 +1,6 @@
 """tokenize: the BM25 term pipeline (NFKC, lowercase, \\w+, stop words, Snowball)."""
 
-from likeopt.text import STOP_WORDS, tokenize
+from likeopt.text import STOP_WORDS, TOKENIZER_VERSION, tokenize
 
 
 def test_lowercases_and_stems() -> None:
@@ -34,3 +34,10 @@ def test_stop_list_is_the_classic_english_list() -> None:
     assert len(STOP_WORDS) == 127
     assert {"the", "and", "not", "s", "t"} <= STOP_WORDS
     assert "cancer" not in STOP_WORDS
+
+
+def test_the_tokenizer_version_names_this_output() -> None:
+    """Stores keep chunks' terms under TOKENIZER_VERSION: a change to the output above must raise it."""
+    text = "The Studies of TNF-\u03b1 in 2019: \ufb01nding p53 and IL-6 dosing, repeatedly repeated."
+    expected = ["studi", "tnf", "\u03b1", "2019", "find", "p53", "il", "6", "dose", "repeat", "repeat"]
+    assert (TOKENIZER_VERSION, tokenize(text)) == (1, expected)
