@@ -18,6 +18,8 @@ import contextvars
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from prometheus_client import Counter
+
 from likeopt.v1 import cache_pb2
 
 MAX_BATCH_BYTES = 4 * 1024 * 1024
@@ -26,6 +28,13 @@ MAX_QUEUED = 10_000
 """Writes waiting, at most: when cache_svc cannot keep up the oldest are dropped (a cache may lose entries)."""
 
 Send = Callable[[list[cache_pb2.SetRequest]], Awaitable[None]]
+
+WRITES = Counter(
+    "likeopt_cache_batched_writes_total",
+    "Cache writes queued to go in batches, by what became of them (sent, or dropped when cache_svc fell behind).",
+    ["result"],
+)
+BATCHES = Counter("likeopt_cache_write_batches_total", "SetMany calls made for batched cache writes.")
 
 
 class WriteBatches:
@@ -42,6 +51,7 @@ class WriteBatches:
         """Queue a write; it is sent now if nothing was sent within the window, else at the window's end."""
         if len(self._queue) >= MAX_QUEUED:
             self._queue.popleft()
+            WRITES.labels("dropped").inc()
         self._queue.append(write)
         if self._sender is None:
             self._sender = asyncio.create_task(self._send_all(), context=contextvars.Context())
@@ -55,7 +65,10 @@ class WriteBatches:
     async def _send_all(self) -> None:
         try:
             while self._queue:
-                await self._send(self._next_batch())
+                batch = self._next_batch()
+                BATCHES.inc()
+                WRITES.labels("sent").inc(len(batch))
+                await self._send(batch)
                 if not self._closing.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._closing.wait(), self._window_s)

@@ -6,6 +6,7 @@ import asyncio
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import REGISTRY
 
 from likeopt import write_batches
 from likeopt.v1 import cache_pb2
@@ -75,7 +76,13 @@ async def test_batches_are_bounded_in_bytes() -> None:
     assert sent.batches == [["first"], ["a", "b", "c", "d"], ["e"], ["huge"]]
 
 
-async def test_when_cache_svc_cannot_keep_up_the_oldest_writes_are_dropped() -> None:
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_when_cache_svc_cannot_keep_up_the_oldest_writes_are_dropped_and_counted() -> None:
+    dropped = counted("likeopt_cache_batched_writes_total", result="dropped")
+    sent_before = counted("likeopt_cache_batched_writes_total", result="sent")
     sent = Recorder()
     batches = WriteBatches(sent, LONG_WINDOW_S)
     for n in range(write_batches.MAX_QUEUED + 5):  # nothing is sent before the loop yields
@@ -83,6 +90,8 @@ async def test_when_cache_svc_cannot_keep_up_the_oldest_writes_are_dropped() -> 
     await asyncio.wait_for(batches.close(timeout_s=5), 10)
     keys = [key for batch in sent.batches for key in batch]
     assert len(keys) == write_batches.MAX_QUEUED and keys[0] == "5" and keys[-1] == str(write_batches.MAX_QUEUED + 4)
+    assert counted("likeopt_cache_batched_writes_total", result="dropped") - dropped == 5
+    assert counted("likeopt_cache_batched_writes_total", result="sent") - sent_before == write_batches.MAX_QUEUED
 
 
 async def test_a_batch_is_sent_outside_the_trace_of_the_request_that_started_it() -> None:
