@@ -21,8 +21,10 @@ Layout, chosen so that adds are cheap and searches stay fast:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -68,16 +70,36 @@ class BM25Index:
 
     def add(self, key: int, tokens: list[str]) -> None:
         """Index a document under key, replacing any document already there."""
-        self.remove(key)
-        counts = Counter(tokens)
-        terms = np.fromiter((self._term_ids.setdefault(t, len(self._term_ids)) for t in counts), np.int32, len(counts))
-        tfs = np.fromiter(counts.values(), np.int32, len(counts))
-        slot = self._new_slot(key, len(tokens), terms)
-        self._df = _grown(self._df, len(self._term_ids))
-        self._df[terms] += 1
-        self._pending.append((terms, np.full(len(terms), slot, np.int32), tfs))
+        self.add_many([(key, tokens)])
+
+    def add_many(self, documents: Sequence[tuple[int, list[str]]]) -> None:
+        """Index documents under distinct keys, as ``add`` would one by one, with the array work done once
+        (a start adds its chunks a page at a time: 36 µs a chunk one by one)."""
+        if not documents:
+            return
+        if len({key for key, _ in documents}) != len(documents):
+            raise ValueError("add_many needs distinct keys")
+        term_ids = self._term_ids
+        flat_terms: list[int] = []
+        flat_tfs: list[int] = []
+        sizes: list[int] = []
+        lengths: list[int] = []
+        for key, tokens in documents:
+            self.remove(key)
+            counts = Counter(tokens)
+            flat_terms.extend(term_ids.setdefault(term, len(term_ids)) for term in counts)
+            flat_tfs.extend(counts.values())
+            sizes.append(len(counts))
+            lengths.append(len(tokens))
+        terms = np.array(flat_terms, np.int32)
+        ends = list(itertools.accumulate(sizes))
+        each = [terms[end - size : end] for end, size in zip(ends, sizes, strict=True)]
+        slots = self._new_slots([key for key, _ in documents], lengths, each)
+        self._df = _grown(self._df, len(term_ids))
+        np.add.at(self._df, terms, 1)  # a term occurs once per document, but in several documents here
+        self._pending.append((terms, np.repeat(slots, sizes), np.array(flat_tfs, np.int32)))
         self._pending_postings += len(terms)
-        self._total_length += len(tokens)
+        self._total_length += sum(lengths)
         self._average_idf = None
 
     def remove(self, key: int) -> None:
@@ -121,16 +143,19 @@ class BM25Index:
         slots, scores = self._score(query_tokens)
         return dict(zip(self._keys[slots].tolist(), scores.tolist(), strict=True))
 
-    def _new_slot(self, key: int, length: int, terms: np.ndarray) -> int:
-        slot = self._n_slots
-        self._n_slots += 1
+    def _new_slots(self, keys: list[int], lengths: list[int], terms: list[np.ndarray]) -> np.ndarray:
+        """Slots for new documents (keys not indexed), in order; terms are each one's distinct term ids."""
+        first = self._n_slots
+        self._n_slots += len(keys)
         self._keys = _grown(self._keys, self._n_slots)
         self._lengths = _grown(self._lengths, self._n_slots)
         self._alive = _grown(self._alive, self._n_slots)
-        self._keys[slot], self._lengths[slot], self._alive[slot] = key, length, True
-        self._doc_terms.append(terms)
-        self._slot_of[key] = slot
-        return slot
+        self._keys[first : self._n_slots] = keys
+        self._lengths[first : self._n_slots] = lengths
+        self._alive[first : self._n_slots] = True
+        self._doc_terms.extend(terms)
+        self._slot_of.update(zip(keys, range(first, self._n_slots), strict=True))
+        return np.arange(first, self._n_slots, dtype=np.int32)
 
     def _score(self, query_tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Live slots containing a query term, and their BM25 scores.

@@ -133,18 +133,15 @@ class RetrievalEngine:
         vectors: list[np.ndarray] = []
         if not self.read_only and not self.store.terms_current:
             self.store.forget_terms()  # another tokenizer's (or none): every chunk is tokenised below
-        tokenised: list[tuple[int, str]] = []  # chunks stored without terms, to store theirs
+        page: list[StoredChunk] = []
         for chunk in self.store.chunks():
-            terms = self._index_stored(chunk)
-            if chunk.terms is None and not self.read_only:
-                tokenised.append((chunk.row, " ".join(terms)))
-            if len(tokenised) >= PAGE:
-                self.store.store_terms(tokenised)  # the next start reads them instead
-                tokenised.clear()
+            page.append(chunk)
             rows.append(chunk.row)
             vectors.append(chunk.embedding)
-        if tokenised:
-            self.store.store_terms(tokenised)
+            if len(page) == PAGE:
+                self._load_page(page)
+                page = []
+        self._load_page(page)
         if rows:
             matrix = np.vstack(vectors)
             vectors.clear()  # else the per-chunk arrays live through both index builds: 0.8 GB at 500,000 chunks
@@ -166,6 +163,14 @@ class RetrievalEngine:
             },
         )
 
+    def _load_page(self, page: list[StoredChunk]) -> None:
+        """Index a page of stored chunks; the writer stores the terms of those stored without (the next
+        start reads them instead)."""
+        terms = self._index_stored(page)
+        missing = [(chunk.row, " ".join(t)) for chunk, t in zip(page, terms, strict=True) if chunk.terms is None]
+        if missing and not self.read_only:
+            self.store.store_terms(missing)
+
     def follow(self) -> bool:
         """Catch up with what another process (the writer) committed to the store; True when it did.
 
@@ -181,8 +186,7 @@ class RetrievalEngine:
                 self.documents.pop(doc_id, None)
             for doc_id, title, metadata in documents:
                 self.documents[doc_id] = (title, metadata)
-            for chunk in chunks:
-                self._index_stored(chunk)
+            self._index_stored(chunks)
             if chunks:
                 self.vectors.add(
                     np.asarray([c.row for c in chunks], dtype=np.int64), np.vstack([c.embedding for c in chunks])
@@ -221,10 +225,13 @@ class RetrievalEngine:
             removed, version = self.store.upsert(new_docs)
             with self._index_lock:
                 self._unindex(removed)
-                for doc, doc_terms in zip(new_docs, terms, strict=True):
+                located = []
+                for doc in new_docs:
                     self.documents[doc.id] = (doc.title, doc.metadata)
-                    for ordinal, (row, text) in enumerate(zip(doc.rows, doc.chunks, strict=True)):
-                        self._index_chunk(row, doc.id, ordinal, text, doc_terms[ordinal])
+                    located += [
+                        (row, doc.id, n, text) for n, (row, text) in enumerate(zip(doc.rows, doc.chunks, strict=True))
+                    ]
+                self._index_chunks(located, [chunk_terms for doc_terms in terms for chunk_terms in doc_terms])
                 all_rows = np.asarray([r for d in new_docs for r in d.rows], dtype=np.int64)
                 self.vectors.add(all_rows, embeddings)
                 self.version = version
@@ -241,19 +248,21 @@ class RetrievalEngine:
                 self.version = version
         return deleted, version
 
-    def _index_stored(self, chunk: StoredChunk) -> list[str]:
-        """Index a chunk read from the store, with its stored terms or, without them, tokenised now."""
-        if chunk.terms is not None:
-            terms = chunk.terms.split()
-        else:
-            terms = tokenize(embedding_text(self.documents[chunk.doc_id][0], chunk.text))
-        self._index_chunk(chunk.row, chunk.doc_id, chunk.ordinal, chunk.text, terms)
+    def _index_stored(self, chunks: list[StoredChunk]) -> list[list[str]]:
+        """Index chunks read from the store, with their stored terms or, without them, tokenised now."""
+        terms = [
+            c.terms.split() if c.terms is not None else tokenize(embedding_text(self.documents[c.doc_id][0], c.text))
+            for c in chunks
+        ]
+        self._index_chunks([(c.row, c.doc_id, c.ordinal, c.text) for c in chunks], terms)
         return terms
 
-    def _index_chunk(self, row: int, doc_id: str, ordinal: int, text: str, terms: list[str]) -> None:
-        self.chunks[row] = ChunkRef(doc_id, ordinal, text)
-        self.rows_by_doc.setdefault(doc_id, []).append(row)
-        self.bm25.add(row, terms)
+    def _index_chunks(self, chunks: list[tuple[int, str, int, str]], terms: list[list[str]]) -> None:
+        """Index (row, doc_id, ordinal, text) chunks with their BM25 terms; BM25 takes them all at once."""
+        for row, doc_id, ordinal, text in chunks:
+            self.chunks[row] = ChunkRef(doc_id, ordinal, text)
+            self.rows_by_doc.setdefault(doc_id, []).append(row)
+        self.bm25.add_many([(chunk[0], chunk_terms) for chunk, chunk_terms in zip(chunks, terms, strict=True)])
 
     def _unindex(self, rows: Iterable[int]) -> None:
         rows = list(rows)

@@ -171,3 +171,28 @@ def test_empty_index() -> None:
     index.remove(1)
     assert index.search(["a"], top_k=5) == []
     assert index.scores(["a"]) == {}
+
+
+def test_adding_pages_at_once_scores_as_rank_bm25_and_replaces_like_add() -> None:
+    rng = random.Random(11)
+    docs = dict(enumerate(random_corpus(rng, 120)))
+    index = BM25Index()
+    index.add_many([])
+    keys = list(docs)
+    for start in range(0, len(keys), 50):
+        index.add_many([(k, docs[k]) for k in keys[start : start + 50]])
+    queries = queries_for(rng, list(docs.values()), 30)
+    assert_matches_rank_bm25(index, docs, queries)
+    replaced = {3: ["w1", "w2"], 200: ["w5"], 7: []}
+    index.add_many(list(replaced.items()))
+    docs.update(replaced)
+    index.remove(11)
+    del docs[11]
+    assert_matches_rank_bm25(index, docs, queries)
+
+
+def test_adding_a_page_needs_distinct_keys() -> None:
+    index = build({1: ["a"]})
+    with pytest.raises(ValueError, match="distinct keys"):
+        index.add_many([(2, ["b"]), (2, ["c"])])
+    assert len(index) == 1 and index.search(["b", "c"], top_k=5) == []
