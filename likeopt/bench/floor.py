@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class FloorWork:
         from generation_svc.__main__ import make_backend
         from retrieval_svc.engine import loaded_engine
 
-        config = Config.from_env(retrieval_env)
+        config = replace(Config.from_env(retrieval_env), retrieval_read_only=True)  # never writes the mesh's store
         engine = loaded_engine(config, retrieval_cwd / config.data_dir)  # an absolute data_dir stays as it is
         backend = make_backend(Config.from_env(generation_env))
         return cls(engine, backend, config, VersionedLRU("floor"))
