@@ -97,8 +97,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "LIKEOPT_CACHE_WRITE_WINDOW_MS",
         "50",
-        "Search results and answers are written to cache_svc in batches: the first write after a quiet "
-        "spell at once, later ones at most one call per this many milliseconds; `0` sends each at once.",
+        "retrieval_svc writes search results to cache_svc in batches: the first after a quiet spell at once,"
+        " later ones at most one call per this many milliseconds (its near cache answers repeats meanwhile);"
+        " `0` sends each at once. Answers and conversations are always written at once.",
     ),
     Setting("LIKEOPT_CACHE_TTL_S", "3600", "Default time to live of cache entries, in seconds."),
     Setting("LIKEOPT_CACHE_L1_MAX_ENTRIES", "10000", "Most entries cache_svc keeps in process."),
