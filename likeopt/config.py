@@ -28,7 +28,7 @@ LOCAL_MAX_TOKENS = 80
 """The `local` backend's: it writes 40 to 65 tokens a second on one core, so a whole answer stays under 3 s."""
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("LIKEOPT_HOST", "127.0.0.1", "Address every process binds to."),
+    Setting("LIKEOPT_HOST", "127.0.0.1", "Address every process binds to, IPv4 or IPv6 (`::1`); Redis: 127.0.0.1."),
     Setting("LIKEOPT_ENVOY_PORT", "8080", "Envoy ingress: REST, SSE, gRPC, gRPC-web and the web UI."),
     Setting("LIKEOPT_ENVOY_ADMIN_PORT", "9901", "Envoy admin interface (always bound to 127.0.0.1)."),
     Setting("LIKEOPT_GATEWAY_PORT", "8000", "HTTP gateway."),
