@@ -209,18 +209,14 @@ class RetrievalEngine:
         """Embed, store durably, then index; returns the new index version."""
         texts = [embedding_text(d.title, c) for d, chunks in zip(docs, chunked, strict=True) for c in chunks]
         embeddings = self.embedder.encode(texts)
+        terms = [tokenize(text) for text in texts]  # embedded and BM25-indexed as the same text
         new_docs: list[NewDocument] = []
-        terms: list[list[list[str]]] = []
         offset = 0
         for doc, chunks in zip(docs, chunked, strict=True):
-            terms.append([tokenize(embedding_text(doc.title, chunk)) for chunk in chunks])
-            stored_terms = [" ".join(t) for t in terms[-1]]
-            new_docs.append(
-                NewDocument(
-                    doc.id, doc.title, doc.metadata, chunks, embeddings[offset : offset + len(chunks)], stored_terms
-                )
-            )
-            offset += len(chunks)
+            end = offset + len(chunks)
+            stored_terms = [" ".join(t) for t in terms[offset:end]]
+            new_docs.append(NewDocument(doc.id, doc.title, doc.metadata, chunks, embeddings[offset:end], stored_terms))
+            offset = end
         with self._write_lock:
             removed, version = self.store.upsert(new_docs)
             with self._index_lock:
@@ -231,7 +227,7 @@ class RetrievalEngine:
                     located += [
                         (row, doc.id, n, text) for n, (row, text) in enumerate(zip(doc.rows, doc.chunks, strict=True))
                     ]
-                self._index_chunks(located, [chunk_terms for doc_terms in terms for chunk_terms in doc_terms])
+                self._index_chunks(located, terms)
                 all_rows = np.asarray([r for d in new_docs for r in d.rows], dtype=np.int64)
                 self.vectors.add(all_rows, embeddings)
                 self.version = version
