@@ -129,17 +129,15 @@ class Store:
         (:meth:`store_terms`) while it iterates.
         """
         after = 0
-        while page := list(
-            self._stored_chunks(f"SELECT {{}} FROM chunks WHERE row > ? ORDER BY row LIMIT {PAGE}", (after,))
-        ):
+        while page := list(self._stored_chunks(f"WHERE row > ? ORDER BY row LIMIT {PAGE}", (after,))):
             yield from page
             after = page[-1].row
 
-    def _stored_chunks(self, query: str, parameters: Sequence[object]) -> Iterator[StoredChunk]:
-        """The chunks a query (with ``{}`` for the columns) selects."""
+    def _stored_chunks(self, condition: str, parameters: Sequence[object]) -> Iterator[StoredChunk]:
+        """The chunks that condition (``WHERE … ORDER BY …``) selects."""
         current = self.terms_current
-        columns = "row, doc_id, ordinal, text, embedding, terms"
-        for row, doc_id, ordinal, text, blob, terms in self._db.execute(query.format(columns), parameters):
+        query = f"SELECT row, doc_id, ordinal, text, embedding, terms FROM chunks {condition}"
+        for row, doc_id, ordinal, text, blob, terms in self._db.execute(query, parameters):
             embedding = np.frombuffer(blob, dtype=np.float32)
             yield StoredChunk(row, doc_id, ordinal, text, embedding, terms if current else None)
 
@@ -232,9 +230,7 @@ class Store:
                             f"SELECT id, title, metadata FROM documents WHERE id IN ({marks})", batch
                         )
                     ]
-                    chunks += self._stored_chunks(
-                        f"SELECT {{}} FROM chunks WHERE doc_id IN ({marks}) ORDER BY row", batch
-                    )
+                    chunks += self._stored_chunks(f"WHERE doc_id IN ({marks}) ORDER BY row", batch)
             finally:
                 self._db.execute("COMMIT")
         return current, documents, chunks, changed
