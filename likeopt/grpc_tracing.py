@@ -46,13 +46,22 @@ def _end_cancelled(span: Span) -> None:
         span.end()
 
 
-class _UnaryStreamSpans(UnaryStreamAioClientInterceptor):
+class _NoSpanWhenUnsampled:
+    """For every client interceptor: a call made inside an unsampled trace only carries the context on."""
+
+    async def _intercept(
+        self, traced: Callable[..., Awaitable[Any]], continuation: Any, details: Any, request: Any
+    ) -> Any:
+        if in_unsampled_trace():
+            return await continuation(self.propagate_trace_in_details(details), request)  # type: ignore[attr-defined]
+        return await traced(continuation, details, request)
+
+
+class _UnaryStreamSpans(_NoSpanWhenUnsampled, UnaryStreamAioClientInterceptor):
     """Upstream's interceptor with its response wrapper replaced (see the module doc)."""
 
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        if in_unsampled_trace():
-            return await continuation(self.propagate_trace_in_details(details), request)
-        return await super().intercept_unary_stream(continuation, details, request)
+        return await self._intercept(super().intercept_unary_stream, continuation, details, request)
 
     async def _wrap_stream_response(self, span: Span, call: Any) -> AsyncIterator[Any]:
         call.add_done_callback(lambda done: _end_cancelled(span) if done.cancelled() else None)
@@ -88,25 +97,19 @@ class _CancellableUnaryResponse:
             raise
 
 
-class _UnaryUnarySpans(_CancellableUnaryResponse, UnaryUnaryAioClientInterceptor):
+class _UnaryUnarySpans(_NoSpanWhenUnsampled, _CancellableUnaryResponse, UnaryUnaryAioClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        if in_unsampled_trace():
-            return await continuation(self.propagate_trace_in_details(details), request)
-        return await super().intercept_unary_unary(continuation, details, request)
+        return await self._intercept(super().intercept_unary_unary, continuation, details, request)
 
 
-class _StreamUnarySpans(_CancellableUnaryResponse, StreamUnaryAioClientInterceptor):
+class _StreamUnarySpans(_NoSpanWhenUnsampled, _CancellableUnaryResponse, StreamUnaryAioClientInterceptor):
     async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-        if in_unsampled_trace():
-            return await continuation(self.propagate_trace_in_details(details), requests)
-        return await super().intercept_stream_unary(continuation, details, requests)
+        return await self._intercept(super().intercept_stream_unary, continuation, details, requests)
 
 
-class _StreamStreamSpans(StreamStreamAioClientInterceptor):
+class _StreamStreamSpans(_NoSpanWhenUnsampled, StreamStreamAioClientInterceptor):
     async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-        if in_unsampled_trace():
-            return await continuation(self.propagate_trace_in_details(details), requests)
-        return await super().intercept_stream_stream(continuation, details, requests)
+        return await self._intercept(super().intercept_stream_stream, continuation, details, requests)
 
 
 _FIXED = {

@@ -85,13 +85,12 @@ def unsampled_parent(carrier: Mapping[str, str]) -> Context | None:
     if "traceparent" not in carrier:
         return None
     context = propagate.extract(carrier)
+    return context if in_unsampled_trace(context) else None
+
+
+def in_unsampled_trace(context: Context | None = None) -> bool:
+    """Whether the span of context (by default the current one) belongs to a trace that nobody records."""
     span_context = trace.get_current_span(context).get_span_context()
-    return context if span_context.is_valid and not span_context.trace_flags.sampled else None
-
-
-def in_unsampled_trace() -> bool:
-    """Whether the current span belongs to a trace that nobody records (then calls it makes need no span)."""
-    span_context = trace.get_current_span().get_span_context()
     return span_context.is_valid and not span_context.trace_flags.sampled
 
 
