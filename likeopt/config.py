@@ -430,6 +430,16 @@ def host_port(host: str, port: int | str) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
+def split_host_port(addr: str, name: str = "address") -> tuple[str, str]:
+    """``"host:port"`` -> ``("host", "port")``, split on the last colon; ``[v6]`` loses its brackets."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"{name} {addr!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, port
+
+
 def reachable_host(host: str) -> str:
     """Where a client on this machine reaches a process bound to host: loopback, when it is bound to all."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
@@ -445,16 +455,16 @@ def replica_family(addresses: list[str], name: str) -> str:
     over IP literals of one family. Anything else is a ValueError that names the setting."""
     families = set()
     for address in addresses:
-        host, _, port = address.rpartition(":")
+        host, _ = split_host_port(address, f"{name}: replica")
         try:
-            literal = ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+            literal = ipaddress.ip_address(host)
         except ValueError:
             raise ValueError(
                 f"{name}: replica {address!r} is not an IP literal with a port (10.0.0.7:50051, [fd00::7]:50051);"
                 " for replicas behind one DNS name give that name alone"
             ) from None
-        if not port.isdigit() or (literal.version == 6 and not host.startswith("[")):
-            raise ValueError(f"{name}: replica {address!r} needs a port (an IPv6 address in brackets: [::1]:50051)")
+        if literal.version == 6 and not address.startswith("["):
+            raise ValueError(f"{name}: replica {address!r}: an IPv6 address goes in brackets ([::1]:50051)")
         families.add(f"ipv{literal.version}")
     if len(families) != 1:
         raise ValueError(f"{name}: replicas must all be IPv4 or all IPv6, not both")

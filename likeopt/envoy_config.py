@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from likeopt.config import Config, address_list
+from likeopt.config import Config, address_list, split_host_port
 from likeopt.telemetry import effective_sample_ratio
 
 # envoy/ is a plain folder beside the package, not a Python package.
@@ -47,16 +47,6 @@ NO_COLLECTOR = ("127.0.0.1", OTLP_DEFAULT_PORT)
 
 RENDERED_NAME = "envoy.yaml"
 ACCESS_LOG_NAME = "envoy-access.log"
-
-
-def split_host_port(addr: str, name: str = "address") -> tuple[str, str]:
-    """``"host:port"`` -> ``("host", "port")``, split on the last colon; ``[v6]`` loses its brackets."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"{name} {addr!r} is not host:port")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, port
 
 
 def otlp_host_port(endpoint: str) -> tuple[str, str]:

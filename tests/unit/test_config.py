@@ -25,7 +25,7 @@ def test_replicas_are_balanced_over_ip_literals_of_one_family(addresses: str, ta
     ("addresses", "problem"),
     [
         ("retrieval-0:50051,retrieval-1:50051", "not an IP literal"),
-        ("127.0.0.1:7001,127.0.0.2", "not an IP literal"),
+        ("127.0.0.1:7001,127.0.0.2", "not host:port"),
         ("127.0.0.1:7001,::1:7002", "in brackets"),
         ("127.0.0.1:7001,[::1]:7002", "all be IPv4 or all IPv6"),
     ],
