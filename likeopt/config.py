@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,30 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LIKEOPT_CACHE_ADDR", "", "Address clients use for cache_svc; default: host and port above."),
     Setting("LIKEOPT_GATEWAY_ADDR", "", "Address Envoy uses for the gateway; default: host and port above."),
     Setting("LIKEOPT_REDIS_URL", "", "Redis for the cache's L2; when empty `likeopt up` starts a private one."),
+    Setting(
+        "LIKEOPT_REDIS_CLUSTER",
+        "0",
+        "`1`: `LIKEOPT_REDIS_URL` names any node of a Redis/Valkey Cluster, and cache_svc uses the cluster client.",
+    ),
+    Setting(
+        "LIKEOPT_RETRIEVAL_BACKEND",
+        "embedded",
+        "Where retrieval_svc keeps and searches chunks: `embedded` (in process, from a SQLite store in the data"
+        " dir) or `milvus` (a Milvus server or cluster at `LIKEOPT_MILVUS_URI`; replicas are stateless).",
+    ),
+    Setting(
+        "LIKEOPT_MILVUS_URI",
+        "",
+        "Milvus of the `milvus` backend, e.g. `http://127.0.0.1:19530`; required with that backend.",
+    ),
+    Setting("LIKEOPT_MILVUS_TOKEN", "", "Milvus credentials (`user:password` or an API key); none when empty."),
+    Setting("LIKEOPT_MILVUS_COLLECTION", "likeopt_chunks", "Milvus collection of the chunks (one row a chunk)."),
+    Setting("LIKEOPT_MILVUS_SHARDS", "1", "Shards of a new Milvus collection (write parallelism across data nodes)."),
+    Setting(
+        "LIKEOPT_MILVUS_REPLICAS",
+        "1",
+        "In-memory replicas of the Milvus collection across query nodes (read throughput and availability).",
+    ),
     Setting("LIKEOPT_DATA_DIR", "var/data", "retrieval_svc's store and indexes."),
     Setting("LIKEOPT_RUN_DIR", "var/run", "Where `likeopt up` writes rendered configs and process logs."),
     Setting(
@@ -269,6 +294,13 @@ class Config:
     near_cache_bytes: int = int(_DEFAULTS["LIKEOPT_NEAR_CACHE_BYTES"])
     model_cache_dir: Path = _DEFAULT_MODEL_CACHE_DIR
     cache_write_window_s: float = float(_DEFAULTS["LIKEOPT_CACHE_WRITE_WINDOW_MS"]) / 1000
+    redis_cluster: bool = False
+    retrieval_backend: str = _DEFAULTS["LIKEOPT_RETRIEVAL_BACKEND"]
+    milvus_uri: str = ""
+    milvus_token: str = ""
+    milvus_collection: str = _DEFAULTS["LIKEOPT_MILVUS_COLLECTION"]
+    milvus_shards: int = int(_DEFAULTS["LIKEOPT_MILVUS_SHARDS"])
+    milvus_replicas: int = int(_DEFAULTS["LIKEOPT_MILVUS_REPLICAS"])
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Config:
@@ -333,6 +365,22 @@ class Config:
             if len(replicas := address_list(get(f"LIKEOPT_{service}_ADDR"))) > 1:
                 replica_family(replicas, f"LIKEOPT_{service}_ADDR")
         jaeger_url = get("LIKEOPT_JAEGER_URL").rstrip("/")
+        retrieval_backend = get("LIKEOPT_RETRIEVAL_BACKEND")
+        if retrieval_backend not in ("embedded", "milvus"):
+            raise ValueError(f"LIKEOPT_RETRIEVAL_BACKEND={retrieval_backend!r} must be embedded or milvus")
+        milvus_uri = get("LIKEOPT_MILVUS_URI")
+        if retrieval_backend == "milvus" and not milvus_uri:
+            raise ValueError("LIKEOPT_MILVUS_URI must be set when LIKEOPT_RETRIEVAL_BACKEND=milvus")
+        milvus_collection = get("LIKEOPT_MILVUS_COLLECTION")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", milvus_collection):
+            raise ValueError(
+                f"LIKEOPT_MILVUS_COLLECTION={milvus_collection!r} must be letters, digits and underscores,"
+                " starting with a letter or underscore"
+            )
+        milvus_counts = {name: int(number(f"LIKEOPT_MILVUS_{name.upper()}", int)) for name in ("shards", "replicas")}
+        for name, count in milvus_counts.items():
+            if not 1 <= count <= 64:
+                raise ValueError(f"LIKEOPT_MILVUS_{name.upper()}={count} must be between 1 and 64")
         if jaeger_url and not jaeger_url.startswith(("http://", "https://")):
             raise ValueError(f"LIKEOPT_JAEGER_URL={jaeger_url!r} must be an http:// or https:// URL")
         return cls(
@@ -395,6 +443,13 @@ class Config:
             near_cache_bytes=int(number("LIKEOPT_NEAR_CACHE_BYTES", int)),
             model_cache_dir=Path(get("LIKEOPT_MODEL_CACHE_DIR")).expanduser(),
             cache_write_window_s=cache_write_window_ms / 1000,
+            redis_cluster=flag(get("LIKEOPT_REDIS_CLUSTER")),
+            retrieval_backend=retrieval_backend,
+            milvus_uri=milvus_uri,
+            milvus_token=get("LIKEOPT_MILVUS_TOKEN"),
+            milvus_collection=milvus_collection,
+            milvus_shards=milvus_counts["shards"],
+            milvus_replicas=milvus_counts["replicas"],
         )
 
 

@@ -1,0 +1,115 @@
+"""The seam between retrieval_svc and where its chunks live.
+
+``embedded`` keeps them in process (SQLite store, BM25 and FAISS in memory); ``milvus`` keeps them in a
+Milvus server or cluster, so any number of stateless replicas can serve one corpus. The gRPC service only
+ever talks to this interface: both backends take the same parameters and give the same kind of hits.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from retrieval_svc.embedder import Embedder
+
+
+@dataclass(frozen=True)
+class DocumentInput:
+    """A document as received, before chunking."""
+
+    id: str
+    title: str
+    text: str
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Everything that changes a search's result besides the query."""
+
+    top_k: int
+    mode: str  # "hybrid", "bm25" or "dense"
+    fusion: str  # "rrf" or "convex"
+    rrf_k: float
+    alpha: float
+    filters: tuple[tuple[str, str], ...] = ()
+    per_document: bool = False
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    """One ranked chunk with its document's fields, each retriever's score and rank (0 = not ranked)."""
+
+    doc_id: str
+    ordinal: int
+    title: str
+    text: str
+    metadata: dict[str, str]
+    score: float
+    bm25_score: float = 0.0
+    dense_score: float = 0.0
+    bm25_rank: int = 0
+    dense_rank: int = 0
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What GetIndexStatus reports about a backend."""
+
+    documents: int
+    chunks: int
+    bm25_chunks: int
+    vector_chunks: int
+    vector_index: str
+    load_seconds: float
+
+
+def embedding_text(title: str, chunk: str) -> str:
+    """The text a chunk is embedded and BM25-indexed as: its title gives context."""
+    return f"{title}\n{chunk}" if title else chunk
+
+
+class RetrievalBackend(Protocol):
+    """Everything RetrievalServicer needs from an engine. Methods are synchronous and may block: the service
+    calls them from worker threads."""
+
+    embedder: Embedder
+    read_only: bool
+    """A replica that must refuse writes (an embedded replica following the writer's store)."""
+    counters: Counter[str]
+    """``embeddings`` and ``searches`` computed: what caching and single-flight are meant to save."""
+
+    @property
+    def version(self) -> int:
+        """The index version: changes with every committed write, whichever process made it."""
+
+    def load(self) -> None:
+        """Get ready to serve (build indexes, check the collection); raises when the backend cannot serve."""
+
+    def refresh(self) -> bool:
+        """Catch up with writes other processes committed; True when the version changed."""
+
+    def prepare(self, doc: DocumentInput) -> list[str]:
+        """The document's chunks, each fitting the embedding model's window with the title."""
+
+    def upsert(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> int:
+        """Embed and store durably (replacing earlier versions of the same ids); returns the new version."""
+
+    def delete(self, doc_ids: Sequence[str]) -> tuple[int, int]:
+        """Delete documents; returns (how many existed, the new version)."""
+
+    def embed_query(self, query: str) -> np.ndarray:
+        """The query's unit vector."""
+
+    def search(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[ChunkHit]:
+        """Ranked chunks; query_vector is needed unless mode is bm25."""
+
+    def stats(self) -> IndexStats:
+        """Counts for GetIndexStatus."""
+
+    def close(self) -> None:
+        """Release connections and files."""
