@@ -1,0 +1,652 @@
+"""The ``milvus`` retrieval backend: chunks live in a Milvus server or cluster, so replicas hold no state.
+
+One row per chunk in ``LIKEOPT_MILVUS_COLLECTION``: the chunk as shown in hits (``text``), the text it is
+BM25-indexed and embedded as (``search_text``, ``embedding_text(title, chunk)`` as the embedded engine uses),
+a BM25 Function turning ``search_text`` into a sparse vector, the unit-normalised ``dense`` vector (COSINE)
+and the document's ``metadata`` (JSON). A second, tiny collection ``<collection>_meta`` holds what every
+process must agree on: the index version, the embedding model that made the vectors, and a migration marker.
+
+Consistency: every read uses ``consistency_level="Strong"`` (by default), so a write acknowledged through one
+replica is visible through every other at once, which index versions and cache keys rely on. milvus-lite
+ignores consistency levels, so its cost measures nothing here (Strong and Eventually searched equally fast,
+see the report in milvus_migrate's docstring). On a real Milvus, Strong makes a query node wait until it has
+consumed every write up to "now": up to one time tick (``proxy.timeTickInterval``, 200 ms by default) more
+per search while writes stream in, and almost nothing on an idle collection. A deployment that cannot pay
+that can pass ``consistency_level="Bounded"`` and accept reads a few hundred milliseconds stale.
+
+Analyzer: likeopt.text.tokenize lowercases ``\\w+`` words, drops a 127-word stop list, then Snowball-stems.
+The analyzer below asks Milvus for the same (standard tokenizer, lowercase, that stop list, then the english
+stemmer: Milvus's own ``english`` analyzer stems *before* a different stop list). milvus-lite 3.x knows only
+the standard tokenizer and stop filters and ignores the stemmer, so there BM25 matches unstemmed words.
+
+Errors: a Milvus that cannot be reached, or does not answer within ``timeout_s``, raises
+:class:`BackendUnavailable` (the service maps it to UNAVAILABLE); a write returns only after Milvus
+acknowledged it, and the version is bumped only after that.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, RRFRanker, WeightedRanker
+from pymilvus.client.types import Status
+from pymilvus.exceptions import MilvusException, MilvusUnavailableException
+
+from likeopt.text import STOP_WORDS, tokenize
+from retrieval_svc.backend import ChunkHit, DocumentInput, IndexStats, SearchParams, embedding_text
+from retrieval_svc.chunking import chunk_text
+from retrieval_svc.embedder import Embedder
+from retrieval_svc.fusion import convex, rrf
+
+log = logging.getLogger(__name__)
+
+CANDIDATE_DEPTH = 100
+"""How many candidates each retriever contributes to hybrid fusion (as the embedded engine's)."""
+TIMEOUT_S = 10.0
+"""Longest any one Milvus call may take, retries included; past it the call raises BackendUnavailable."""
+MAX_VARCHAR = 65_535
+"""Milvus's largest VARCHAR, in UTF-8 bytes."""
+MAX_ID_BYTES = 2_048
+"""A document id's largest size in bytes (retrieval_svc takes ids of up to 512 characters)."""
+WRITE_BATCH_ROWS = 500
+"""Rows sent per insert call: bounds one message's size (a chunk and its vector are a few KB)."""
+ANALYZER: dict[str, Any] = {
+    "tokenizer": "standard",
+    "filter": [
+        "lowercase",
+        {"type": "stop", "stop_words": sorted(STOP_WORDS)},
+        {"type": "stemmer", "language": "english"},
+    ],
+}
+"""Milvus's equivalent of likeopt.text.tokenize (module docstring)."""
+BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
+"""The embedded engine's BM25Okapi parameters (Milvus's default k1 is 1.2)."""
+HIT_FIELDS = ["doc_id", "ordinal", "title", "text", "metadata"]
+META_VERSION, META_MODEL = "index_version", "model"
+SEARCH_DEPTH_LIMIT = 16_384
+"""Milvus's largest limit (topk) per search."""
+
+
+class BackendUnavailable(RuntimeError):
+    """Milvus cannot be reached or did not answer in time: the request may succeed later (gRPC UNAVAILABLE)."""
+
+
+def model_name(embedder: Embedder) -> str:
+    """The embedding model's identity as stored beside the vectors: its folder's last two parts, because the
+    full path differs from machine to machine while the model (and so the vectors) stays the same."""
+    parts = Path(str(embedder.model_path)).parts
+    return "/".join(parts[-2:]) if len(parts) >= 2 else str(embedder.model_path)
+
+
+def quoted(value: str) -> str:
+    """value as a Milvus expression string literal: backslash, quote and line breaks escaped, so no value
+    can end the literal and add conditions of its own (milvus-lite knows no other escapes)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
+
+
+def metadata_filter(filters: Sequence[tuple[str, str]]) -> str:
+    """SearchParams.filters (metadata equalities) as a Milvus JSON filter expression; empty for none."""
+    return " and ".join(f"metadata[{quoted(key)}] == {quoted(value)}" for key, value in filters)
+
+
+def ids_filter(field: str, values: Sequence[str]) -> str:
+    return f"{field} in [{', '.join(quoted(v) for v in values)}]"
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether a client error means Milvus is down or too slow (rather than a request it refused)."""
+    if isinstance(exc, grpc.RpcError | MilvusUnavailableException):
+        return True
+    if isinstance(exc, MilvusException):
+        code = exc.code
+        return code == Status.CONNECT_FAILED or isinstance(code, grpc.StatusCode) or "Retry timeout" in exc.message
+    return False
+
+
+@contextmanager
+def milvus_errors(uri: str) -> Iterator[None]:
+    """Turn an unreachable or silent Milvus into BackendUnavailable naming LIKEOPT_MILVUS_URI."""
+    try:
+        yield
+    except (grpc.RpcError, MilvusException) as exc:
+        if unavailable(exc):
+            raise BackendUnavailable(f"Milvus at LIKEOPT_MILVUS_URI={uri} is unavailable: {exc}") from exc
+        raise
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One chunk a retriever returned, with its document's fields."""
+
+    chunk_id: str
+    doc_id: str
+    ordinal: int
+    title: str
+    text: str
+    metadata: dict[str, str]
+    score: float
+
+    @staticmethod
+    def of(hit: dict[str, Any], sign: float = 1.0) -> Candidate:
+        entity = hit["entity"]
+        return Candidate(
+            chunk_id=str(hit.get("chunk_id", hit.get("id"))),
+            doc_id=entity["doc_id"],
+            ordinal=int(entity["ordinal"]),
+            title=entity["title"],
+            text=entity["text"],
+            metadata=dict(entity.get("metadata") or {}),
+            score=sign * float(hit["distance"]),
+        )
+
+
+def best_first(candidates: list[Candidate]) -> list[Candidate]:
+    """Higher score first, ties by chunk id: the same results always come in the same order."""
+    return sorted(candidates, key=lambda c: (-c.score, c.chunk_id))
+
+
+def bm25_candidates(raw: list[dict[str, Any]]) -> list[Candidate]:
+    """BM25 hits with positive-is-better scores: milvus-lite reports BM25 as a distance (its negation)."""
+    sign = -1.0 if any(float(h["distance"]) < 0 for h in raw) else 1.0
+    return best_first([Candidate.of(h, sign) for h in raw])
+
+
+def fuse_candidates(lexical: list[Candidate], dense: list[Candidate], params: SearchParams) -> list[ChunkHit]:
+    """Combine the two candidate lists as the params say, as the embedded engine's ``fuse`` does.
+
+    Keys are chunks, or documents with ``per_document`` (a document's hit shows its best BM25 chunk, else
+    its best dense one). fusion.py breaks ties by the smaller key; keys are numbered in chunk (or document)
+    id order, so ties fall to the smaller id.
+    """
+
+    def key_of(c: Candidate) -> str:
+        return c.doc_id if params.per_document else c.chunk_id
+
+    number = {name: n for n, name in enumerate(sorted({key_of(c) for c in [*lexical, *dense]}))}
+    shown: dict[int, Candidate] = {}
+    for c in [*lexical, *dense]:
+        shown.setdefault(number[key_of(c)], c)
+    lex = [(number[key_of(c)], c.score) for c in lexical]
+    den = [(number[key_of(c)], c.score) for c in dense]
+    bm25_of = {key: (score, rank) for rank, (key, score) in enumerate(lex, start=1)}
+    dense_of = {key: (score, rank) for rank, (key, score) in enumerate(den, start=1)}
+    if params.mode == "bm25":
+        ranked = lex
+    elif params.mode == "dense":
+        ranked = den
+    elif params.fusion == "convex":
+        ranked = convex(lex, den, params.alpha)
+    else:
+        ranked = rrf([[k for k, _ in lex], [k for k, _ in den]], params.rrf_k)
+    hits = []
+    for key, score in ranked[: params.top_k]:
+        c = shown[key]
+        bm25_score, bm25_rank = bm25_of.get(key, (0.0, 0))
+        dense_score, dense_rank = dense_of.get(key, (0.0, 0))
+        hits.append(
+            ChunkHit(
+                c.doc_id, c.ordinal, c.title, c.text, c.metadata, score, bm25_score, dense_score, bm25_rank, dense_rank
+            )
+        )
+    return hits
+
+
+def chunk_hit(c: Candidate) -> ChunkHit:
+    """A hit ranked by the server (hybrid_search): only the fused score is known."""
+    return ChunkHit(c.doc_id, c.ordinal, c.title, c.text, c.metadata, c.score)
+
+
+class MilvusBackend:
+    """RetrievalBackend over a Milvus collection; any number of processes may serve (and write) one corpus.
+
+    ``server_fusion`` ranks hybrid searches with Milvus's own hybrid_search (RRFRanker, or WeightedRanker for
+    convex) instead of fusing two candidate lists here with fusion.py; it saves a round trip but its hits carry
+    only the fused score, and WeightedRanker normalises scores its own way (arctan), not min-max.
+    """
+
+    read_only = False
+    """Every replica takes writes: Milvus, not this process, orders them."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        uri: str,
+        token: str,
+        collection: str,
+        chunk_tokens: int,
+        chunk_overlap: int,
+        shards: int = 1,
+        replicas: int = 1,
+        *,
+        server_fusion: bool = False,
+        consistency_level: str = "Strong",
+        dense_index: str = "AUTOINDEX",
+        timeout_s: float = TIMEOUT_S,
+    ) -> None:
+        if chunk_tokens > embedder.max_tokens:
+            raise ValueError(f"LIKEOPT_CHUNK_TOKENS={chunk_tokens} exceeds the model's window of {embedder.max_tokens}")
+        self.embedder = embedder
+        self.uri, self._token = uri, token
+        self.collection, self.meta_collection = collection, f"{collection}_meta"
+        self.chunk_tokens, self.chunk_overlap = chunk_tokens, chunk_overlap
+        self.shards, self.replicas = shards, replicas
+        self.server_fusion = server_fusion
+        self.consistency_level = consistency_level
+        self.dense_index = dense_index
+        self.timeout_s = timeout_s
+        self.counters: Counter[str] = Counter()
+        """Query embeddings and searches computed: what caching and single-flight are meant to save."""
+        self.load_seconds = 0.0
+        self._version = 0
+        self._client: MilvusClient | None = None
+        self._write_lock = threading.Lock()
+
+    # -- start-up ---------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """The index version last read from or written to the meta collection."""
+        return self._version
+
+    @property
+    def client(self) -> MilvusClient:
+        if self._client is None:
+            raise RuntimeError("MilvusBackend.load() has not been called")
+        return self._client
+
+    def load(self) -> None:
+        """Connect, create the collections and indexes if absent, check the model, read the version."""
+        started = time.perf_counter()
+        with milvus_errors(self.uri):
+            # Connects at once: refused, or no answer within timeout_s, raises (no endless retry).
+            self._client = MilvusClient(uri=self.uri, token=self._token, timeout=self.timeout_s)
+            self._create(self.collection, self._chunk_schema, self._chunk_indexes)
+            self._check_dimension()
+            self._load_collection(self.collection, self.replicas)
+            self._create(self.meta_collection, _meta_schema, self._meta_indexes)
+            self._load_collection(self.meta_collection, 1)
+            self._check_model()
+            self._version = self._stored_version()
+        self.embedder.encode_query("warm-up")  # the first forward pass allocates; keep it out of a user's search
+        self.load_seconds = time.perf_counter() - started
+        log.info(
+            "milvus collection ready",
+            extra={
+                "fields": {"collection": self.collection, "index_version": self._version, "load_s": self.load_seconds}
+            },
+        )
+
+    def _create(self, name: str, schema: Callable[[], Any], indexes: Callable[[], Any]) -> None:
+        """Create a collection unless it exists; another replica creating it at the same moment is fine."""
+        if self.client.has_collection(name, timeout=self.timeout_s):
+            return
+        try:
+            self.client.create_collection(
+                name,
+                schema=schema(),
+                index_params=indexes(),
+                shards_num=self.shards,
+                consistency_level=self.consistency_level,
+                timeout=self.timeout_s,
+            )
+        except MilvusException as exc:
+            if unavailable(exc) or not self.client.has_collection(name, timeout=self.timeout_s):
+                raise
+        log.info("created milvus collection", extra={"fields": {"collection": name}})
+
+    def _load_collection(self, name: str, replicas: int) -> None:
+        """Load into query nodes' memory, with ``replicas`` copies where the server can place them.
+
+        A server with fewer query nodes than replicas (or milvus-lite, which has none) refuses or ignores
+        the replica number: serving from one copy beats not serving, so that is logged, not raised.
+        """
+        try:
+            self.client.load_collection(name, replica_number=replicas, timeout=self.timeout_s)
+        except MilvusException as exc:
+            if unavailable(exc) or replicas == 1:
+                raise
+            log.warning(
+                "milvus refused LIKEOPT_MILVUS_REPLICAS; loading as it is",
+                extra={"fields": {"collection": name, "replicas": replicas, "error": exc.message}},
+            )
+            self.client.load_collection(name, timeout=self.timeout_s)
+
+    def _chunk_schema(self) -> Any:
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES + 24)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=MAX_ID_BYTES)
+        schema.add_field("ordinal", DataType.INT64)
+        schema.add_field("title", DataType.VARCHAR, max_length=MAX_VARCHAR)
+        schema.add_field("text", DataType.VARCHAR, max_length=MAX_VARCHAR)
+        schema.add_field(
+            "search_text",
+            DataType.VARCHAR,
+            max_length=MAX_VARCHAR,
+            enable_analyzer=True,
+            enable_match=True,
+            analyzer_params=ANALYZER,
+        )
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field("dense", DataType.FLOAT_VECTOR, dim=self.embedder.dim)
+        schema.add_field("metadata", DataType.JSON)
+        schema.add_function(
+            Function(
+                name="search_text_bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=["search_text"],
+                output_field_names=["sparse"],
+            )
+        )
+        return schema
+
+    def _chunk_indexes(self) -> Any:
+        indexes = self.client.prepare_index_params()
+        indexes.add_index("dense", index_type=self.dense_index, metric_type="COSINE")
+        indexes.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
+        indexes.add_index("doc_id", index_type="INVERTED")  # deletes and existence checks filter on it
+        return indexes
+
+    def _meta_indexes(self) -> Any:
+        indexes = self.client.prepare_index_params()
+        indexes.add_index("vec", index_type="FLAT", metric_type="L2")
+        return indexes
+
+    def _check_dimension(self) -> None:
+        """Refuse a collection whose vectors have another dimension than this model's."""
+        fields = self.client.describe_collection(self.collection, timeout=self.timeout_s)["fields"]
+        dims = [int(f["params"].get("dim", 0)) for f in fields if f["name"] == "dense"]
+        if dims != [self.embedder.dim]:
+            raise ValueError(
+                f"LIKEOPT_MILVUS_COLLECTION={self.collection} holds {dims[0] if dims else 'no'}-dimensional vectors"
+                f" but the embedding model makes {self.embedder.dim}: use another collection or migrate"
+            )
+
+    def _check_model(self) -> None:
+        """Refuse a collection embedded by another model; a new one records this model."""
+        mine = {"model": model_name(self.embedder), "dim": self.embedder.dim}
+        stored = self._meta(META_MODEL)
+        if stored is None:
+            self._set_meta(META_MODEL, json.dumps(mine))
+            return
+        theirs = json.loads(stored)
+        if theirs != mine:
+            raise ValueError(
+                f"LIKEOPT_MILVUS_COLLECTION={self.collection} was embedded by {theirs.get('model')}"
+                f" (dim {theirs.get('dim')}), not by {mine['model']} (dim {mine['dim']}):"
+                " use another collection or embed the corpus again"
+            )
+
+    # -- shared state: the meta collection ----------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        """A value of the meta collection, read with Strong consistency (every process's last write)."""
+        rows = self.client.query(
+            self.meta_collection,
+            filter=f"key == {quoted(key)}",
+            output_fields=["value"],
+            consistency_level="Strong",
+            timeout=self.timeout_s,
+        )
+        return str(rows[0]["value"]) if rows else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.client.upsert(
+            self.meta_collection, [{"key": key, "value": value, "vec": [0.0, 0.0]}], timeout=self.timeout_s
+        )
+
+    def _stored_version(self) -> int:
+        stored = self._meta(META_VERSION)
+        return int(stored) if stored is not None else 0
+
+    def _bump_version(self) -> int:
+        """Make a new version every process will see: after the last stored one, and at least the current
+        time in microseconds, so two processes bumping at once (both reading the same stored version)
+        still each make a version no process has seen before."""
+        version = max(self._stored_version() + 1, time.time_ns() // 1_000)
+        self._set_meta(META_VERSION, str(version))
+        self._version = version
+        return version
+
+    def meta(self, key: str) -> str | None:
+        """A value other tools keep beside the index (the migration's progress marker)."""
+        with milvus_errors(self.uri):
+            return self._meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with milvus_errors(self.uri):
+            self._set_meta(key, value)
+
+    def refresh(self) -> bool:
+        """Read the shared version; True when another process (or this one) changed it since last seen."""
+        with milvus_errors(self.uri):
+            stored = self._stored_version()
+        changed = stored != self._version
+        self._version = stored
+        return changed
+
+    # -- writes -----------------------------------------------------------
+
+    def prepare(self, doc: DocumentInput) -> list[str]:
+        """Split a document into chunks that fit the model's window with the title (as the embedded engine)."""
+
+        def count(chunk: str) -> int:
+            return self.embedder.count_tokens(embedding_text(doc.title, chunk))
+
+        return chunk_text(doc.text, count, self.chunk_tokens, self.chunk_overlap)
+
+    def upsert(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> int:
+        """Embed, then store (replacing earlier versions of the same ids); returns the new version."""
+        texts = [embedding_text(d.title, c) for d, chunks in zip(docs, chunked, strict=True) for c in chunks]
+        return self.store_embedded(docs, chunked, self.embedder.encode(texts))
+
+    def store_embedded(
+        self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]], embeddings: np.ndarray, bump: bool = True
+    ) -> int:
+        """Store documents whose chunks are embedded already (in chunk order); returns the version.
+
+        Rows are upserted by chunk id, then the chunks a document no longer has are deleted: a document
+        being replaced is never missing from searches meanwhile (delete-then-insert would leave a gap).
+        The version is bumped only once Milvus acknowledged both.
+        """
+        rows = chunk_rows(docs, chunked, embeddings)
+        with self._write_lock, milvus_errors(self.uri):
+            for start in range(0, len(rows), WRITE_BATCH_ROWS):
+                self.client.upsert(self.collection, rows[start : start + WRITE_BATCH_ROWS], timeout=self.timeout_s)
+            counts = {d.id: len(chunks) for d, chunks in zip(docs, chunked, strict=True)}
+            for condition in stale_chunks_filters(counts):
+                self.client.delete(self.collection, filter=condition, timeout=self.timeout_s)
+            return self._bump_version() if bump else self._version
+
+    def delete(self, doc_ids: Sequence[str]) -> tuple[int, int]:
+        """Delete documents; returns (how many of them existed, the version after)."""
+        ids = sorted(set(doc_ids))
+        with self._write_lock, milvus_errors(self.uri):
+            existing = self.existing(ids)
+            if not existing:
+                return 0, self._version
+            for start in range(0, len(existing), WRITE_BATCH_ROWS):
+                batch = existing[start : start + WRITE_BATCH_ROWS]
+                self.client.delete(self.collection, filter=ids_filter("doc_id", batch), timeout=self.timeout_s)
+            return len(existing), self._bump_version()
+
+    def existing(self, doc_ids: Sequence[str]) -> list[str]:
+        """Which of doc_ids are stored (each stored document has a chunk 0)."""
+        return sorted(self._present("doc_id", doc_ids, " and ordinal == 0"))
+
+    def stored_chunks(self, chunk_ids: Sequence[str]) -> set[str]:
+        """Which of chunk_ids are stored."""
+        return self._present("chunk_id", chunk_ids)
+
+    def _present(self, field: str, values: Sequence[str], condition: str = "") -> set[str]:
+        """The values of field (unique per row under condition) that some row has."""
+        found: set[str] = set()
+        with milvus_errors(self.uri):
+            for start in range(0, len(values), WRITE_BATCH_ROWS):
+                batch = values[start : start + WRITE_BATCH_ROWS]
+                rows = self.client.query(
+                    self.collection,
+                    filter=ids_filter(field, batch) + condition,
+                    output_fields=[field],
+                    limit=len(batch),
+                    consistency_level=self.consistency_level,
+                    timeout=self.timeout_s,
+                )
+                found.update(str(row[field]) for row in rows)
+        return found
+
+    # -- reads ------------------------------------------------------------
+
+    def embed_query(self, query: str) -> np.ndarray:
+        """The query's unit vector."""
+        self.counters["embeddings"] += 1
+        return self.embedder.encode_query(query)
+
+    def search(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[ChunkHit]:
+        """Rank chunks for the query; query_vector is needed unless mode is bm25."""
+        self.counters["searches"] += 1
+        condition = metadata_filter(params.filters)
+        hybrid = params.mode == "hybrid"
+        depth = min(max(params.top_k, CANDIDATE_DEPTH) if hybrid else params.top_k, SEARCH_DEPTH_LIMIT)
+        with milvus_errors(self.uri):
+            if hybrid and self.server_fusion:
+                return self._server_hybrid(query, params, query_vector, condition, depth)
+            lexical: list[Candidate] = []
+            dense: list[Candidate] = []
+            if params.mode in ("hybrid", "bm25") and tokenize(query):  # no terms: BM25 has nothing to match
+                raw = self._search([query], "sparse", depth, condition, params.per_document)
+                lexical = bm25_candidates(raw)
+            if params.mode in ("hybrid", "dense") and query_vector is not None:
+                raw = self._search([query_vector.tolist()], "dense", depth, condition, params.per_document)
+                dense = best_first([Candidate.of(h) for h in raw])
+        return fuse_candidates(lexical, dense, params)
+
+    def _search(self, data: list[Any], field: str, limit: int, condition: str, per_document: bool) -> list[dict]:
+        """One retriever's top ``limit`` chunks, or documents (each at its best chunk) with per_document."""
+        grouping = {"group_by_field": "doc_id", "group_size": 1} if per_document else {}
+        result = self.client.search(
+            self.collection,
+            data=data,
+            anns_field=field,
+            limit=limit,
+            filter=condition,
+            output_fields=HIT_FIELDS,
+            consistency_level=self.consistency_level,
+            timeout=self.timeout_s,
+            **grouping,
+        )
+        return list(result[0]) if result else []
+
+    def _server_hybrid(
+        self, query: str, params: SearchParams, vector: np.ndarray | None, condition: str, depth: int
+    ) -> list[ChunkHit]:
+        """Hybrid ranked by Milvus's hybrid_search: one round trip, fusion on the server."""
+        requests, weights = [], []
+        if tokenize(query):
+            requests.append(AnnSearchRequest([query], "sparse", {"metric_type": "BM25"}, depth, expr=condition or None))
+            weights.append(1.0 - params.alpha)
+        if vector is not None:
+            requests.append(
+                AnnSearchRequest([vector.tolist()], "dense", {"metric_type": "COSINE"}, depth, expr=condition or None)
+            )
+            weights.append(params.alpha)
+        if not requests:
+            return []
+        ranker = RRFRanker(round(params.rrf_k)) if params.fusion == "rrf" else WeightedRanker(*weights)
+        grouping = {"group_by_field": "doc_id", "group_size": 1} if params.per_document else {}
+        result = self.client.hybrid_search(
+            self.collection,
+            requests,
+            ranker,
+            limit=params.top_k,
+            output_fields=HIT_FIELDS,
+            consistency_level=self.consistency_level,
+            timeout=self.timeout_s,
+            **grouping,
+        )
+        return [chunk_hit(c) for c in best_first([Candidate.of(h) for h in (result[0] if result else [])])]
+
+    def stats(self) -> IndexStats:
+        """Counts for GetIndexStatus: documents are distinct doc ids (each has a chunk 0), chunks are rows."""
+        with milvus_errors(self.uri):
+            chunks = self._count("")
+            documents = self._count("ordinal == 0")
+            index = self.client.describe_index(self.collection, "dense", timeout=self.timeout_s) or {}
+        kind = f"milvus:{index.get('index_type', self.dense_index)}"
+        return IndexStats(documents, chunks, chunks, chunks, kind, self.load_seconds)
+
+    def _count(self, condition: str) -> int:
+        rows = self.client.query(
+            self.collection,
+            filter=condition,
+            output_fields=["count(*)"],
+            consistency_level=self.consistency_level,
+            timeout=self.timeout_s,
+        )
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def close(self) -> None:
+        """Close the connection (a later load() opens a new one)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _meta_schema() -> Any:
+    """Key-value rows (Milvus wants a vector field in every collection: a 2-dimensional dummy)."""
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=256)
+    schema.add_field("value", DataType.VARCHAR, max_length=MAX_VARCHAR)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=2)
+    return schema
+
+
+def chunk_rows(docs: Sequence[DocumentInput], chunked: Sequence[list[str]], embeddings: np.ndarray) -> list[dict]:
+    """One row per chunk; a field over Milvus's size limits is refused here, naming the document."""
+    if len(embeddings) != sum(len(chunks) for chunks in chunked):
+        raise ValueError(f"{len(embeddings)} embeddings for {sum(len(c) for c in chunked)} chunks")
+    rows: list[dict] = []
+    for doc, chunks in zip(docs, chunked, strict=True):
+        if len(doc.id.encode()) > MAX_ID_BYTES:
+            raise ValueError(f"document id {doc.id[:80]!r}… is longer than {MAX_ID_BYTES} bytes")
+        for ordinal, chunk in enumerate(chunks):
+            search_text = embedding_text(doc.title, chunk)
+            if len(search_text.encode()) > MAX_VARCHAR:
+                raise ValueError(f"document {doc.id!r}: chunk {ordinal} with its title exceeds {MAX_VARCHAR} bytes")
+            rows.append(
+                {
+                    "chunk_id": f"{doc.id}#{ordinal}",
+                    "doc_id": doc.id,
+                    "ordinal": ordinal,
+                    "title": doc.title,
+                    "text": chunk,
+                    "search_text": search_text,
+                    "dense": embeddings[len(rows)].astype(np.float32).tolist(),
+                    "metadata": doc.metadata,
+                }
+            )
+    return rows
+
+
+def stale_chunks_filters(counts: dict[str, int]) -> list[str]:
+    """Delete conditions for the chunks past each document's new chunk count: documents with the same count
+    share one condition, at most WRITE_BATCH_ROWS ids each."""
+    by_count: dict[int, list[str]] = {}
+    for doc_id, count in sorted(counts.items()):
+        by_count.setdefault(count, []).append(doc_id)
+    return [
+        f"ordinal >= {count} and {ids_filter('doc_id', ids[start : start + WRITE_BATCH_ROWS])}"
+        for count, ids in sorted(by_count.items())
+        for start in range(0, len(ids), WRITE_BATCH_ROWS)
+    ]
