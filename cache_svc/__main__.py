@@ -25,7 +25,7 @@ def build() -> ServiceSpec:
     setup_logging(SERVICE, config.log_level)
     setup_tracing(SERVICE, config.otlp_endpoint, config.trace_sample_ratio)
     RedisInstrumentor().instrument()  # a span per Redis command or pipeline, under the RPC's
-    l2 = RedisLayer(config.redis_url, config.redis_timeout_s)
+    l2 = RedisLayer(config.redis_url, config.redis_timeout_s, cluster=config.redis_cluster)
     cache = TwoLayerCache(
         L1Cache(config.cache_l1_max_entries, config.cache_l1_max_bytes), l2, default_ttl_s=config.cache_ttl_s
     )

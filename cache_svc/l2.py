@@ -4,23 +4,34 @@ A cache must never make a request slower or fail it, so every call here is bound
 short deadline and any error becomes a miss (or a no-op). After a failure Redis is left
 alone for a back-off window, so a dead Redis costs nothing per request; the first call
 after the window probes it again, which is how the layer reconnects by itself.
+
+With ``cluster=True`` (LIKEOPT_REDIS_CLUSTER=1) the URL names any node of a Redis/Valkey
+Cluster and redis-py's cluster client routes each key to the primary owning its slot; its
+pipelines split a batch by node. A failure also drops the cluster client's view of the
+topology, so the probe after the back-off asks the cluster again which node owns what: that
+is how the layer follows a failover (a replica promoted in place of a dead primary).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple, TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+Client = Redis | RedisCluster
+"""Either client: both offer the commands and non-transactional pipelines used here."""
 
 
 class L2Entry(NamedTuple):
@@ -35,21 +46,26 @@ def redis_key(namespace: str, key: str) -> str:
     return f"likeopt:{namespace}:{key}"
 
 
-class RedisLayer:
-    """Redis behind a deadline and a circuit breaker; never raises to its caller."""
+def redis_client(url: str, timeout_s: float, cluster: bool) -> Client:
+    """A client for a single server or, with cluster, for the Redis Cluster the URL's node belongs to.
 
-    def __init__(self, url: str, timeout_s: float, retry_after_s: float = 1.0) -> None:
-        # redis-py's own retries would multiply the deadline; we retry via the back-off.
-        self._client = (
-            Redis.from_url(
-                url,
-                socket_timeout=timeout_s,
-                socket_connect_timeout=timeout_s,
-                retry=Retry(NoBackoff(), 0),
-            )
-            if url
-            else None
-        )
+    redis-py's own retries would multiply the deadline, so both clients make one attempt;
+    the layer retries through its back-off instead. The cluster client connects lazily (on
+    the first call), so a cluster that is down at start-up is a miss, not a crash; a URL
+    naming a database other than 0 is refused here (RedisClusterException), as clusters
+    have only database 0.
+    """
+    options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s, "retry": Retry(NoBackoff(), 0)}
+    if cluster:
+        return RedisCluster.from_url(url, **options)
+    return Redis.from_url(url, **options)
+
+
+class RedisLayer:
+    """Redis (one server or a cluster) behind a deadline and a circuit breaker; never raises to its caller."""
+
+    def __init__(self, url: str, timeout_s: float, retry_after_s: float = 1.0, cluster: bool = False) -> None:
+        self._client = redis_client(url, timeout_s, cluster) if url else None
         self._timeout_s = timeout_s
         self._retry_after_s = retry_after_s
         # Optimistic until a call says otherwise, so the first failure is logged.
@@ -74,7 +90,7 @@ class RedisLayer:
     async def get_many(self, namespace: str, keys: Sequence[str]) -> dict[str, L2Entry]:
         """The entries found, with their remaining TTL, in one round trip (GET + PTTL each)."""
 
-        async def read(client: Redis) -> list[int | bytes | None]:
+        async def read(client: Client) -> list[int | bytes | None]:
             async with client.pipeline(transaction=False) as pipe:
                 for key in keys:
                     name = redis_key(namespace, key)
@@ -100,7 +116,7 @@ class RedisLayer:
     async def set_many(self, writes: Sequence[tuple[str, str, bytes, int]]) -> int:
         """Store each (namespace, key, value, ttl_s) in one round trip; returns how many Redis accepted."""
 
-        async def store(client: Redis) -> list[bool]:
+        async def store(client: Client) -> list[bool]:
             async with client.pipeline(transaction=False) as pipe:
                 for namespace, key, value, ttl_s in writes:
                     pipe.set(redis_key(namespace, key), value, ex=ttl_s)
@@ -111,7 +127,7 @@ class RedisLayer:
     async def delete(self, namespace: str, keys: Sequence[str]) -> set[str]:
         """Remove keys in one round trip; returns those that existed (none when unavailable)."""
 
-        async def remove(client: Redis) -> list[int]:
+        async def remove(client: Client) -> list[int]:
             async with client.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.delete(redis_key(namespace, key))
@@ -127,7 +143,7 @@ class RedisLayer:
         if self._client is not None:
             await self._client.aclose()
 
-    async def _call(self, operation: Callable[[Redis], Awaitable[T]]) -> T | None:
+    async def _call(self, operation: Callable[[Client], Awaitable[T]]) -> T | None:
         """Run one operation under the deadline; None when skipped or failed."""
         if self._client is None or (not self._healthy and time.monotonic() < self._retry_at):
             return None
@@ -137,9 +153,23 @@ class RedisLayer:
                 result = await operation(self._client)
         except Exception as exc:  # any failure of a cache is a miss, never the caller's error
             self._mark_down(exc)
+            await self._forget_topology()
             return None
         self._mark_up(time.monotonic() - started)
         return result
+
+    async def _forget_topology(self) -> None:
+        """Cluster only: drop the slot map and connections so the next call rediscovers them.
+
+        redis-py refreshes its map after a failed single command but not after a failed
+        pipeline, and every read here is a pipeline: without this, keys of a dead primary's
+        slots would keep going to the dead node after its replica took over.
+        """
+        if not isinstance(self._client, RedisCluster):
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self._timeout_s):
+                await self._client.aclose()
 
     def _mark_down(self, exc: Exception) -> None:
         self._retry_at = time.monotonic() + self._retry_after_s
