@@ -1,8 +1,19 @@
-"""docker-compose.yml runs the same system as ``likeopt up`` (no Docker engine runs here, so we compare)."""
+"""docker-compose.yml and the Kubernetes manifests run the same system as ``likeopt up`` (no Docker engine and
+no cluster run here, so we compare).
+
+The Kubernetes manifests are kustomizations (deploy/k8s/base and its overlays): they are built with a real
+kustomize (``kustomize build`` or ``kubectl kustomize``) and every object is validated against the Kubernetes
+JSON schemas shipped by the kubernetes-validate package, both offline. Without either tool those tests are
+skipped with the reason; the checks of the base's plain files run regardless.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -244,30 +255,251 @@ def test_milvus_profile_sends_the_whole_mesh_to_the_replicas() -> None:
     assert depends == {RETRIEVAL_REPLICAS: {"condition": "service_healthy"}}
 
 
-K8S = list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / "likeopt.yaml").read_text()))
+# --- Kubernetes: deploy/k8s/base and its overlays ---------------------------------------------------------------
+
+K8S = ROOT / "deploy" / "k8s"
+BASE = K8S / "base"
+SCALE_OUT = K8S / "overlays" / "scale-out"
+KUSTOMIZATIONS = sorted(path.parent for path in K8S.rglob("kustomization.yaml"))
+AUTOSCALED = {"retrieval-svc", "generation-svc", "gateway"}
+
+
+def base_objects() -> list[dict]:
+    """The base's objects straight from its files: it only lists resources (a test checks), so no tool is needed."""
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    return [doc for name in kustomization["resources"] for doc in yaml.safe_load_all((BASE / name).read_text())]
 
 
 def base_object(kind: str, name: str) -> dict:
-    return next(d for d in K8S if d["kind"] == kind and d["metadata"]["name"] == name)
+    return next(d for d in base_objects() if d["kind"] == kind and d["metadata"]["name"] == name)
 
 
-def k8s_containers() -> dict[str, dict]:
-    containers = {}
-    for doc in K8S:
+def find(objects: list[dict], kind: str, name: str) -> dict | None:
+    return next((d for d in objects if d["kind"] == kind and d["metadata"]["name"] == name), None)
+
+
+def pod_spec(workload: dict) -> dict:
+    return workload["spec"]["template"]["spec"]
+
+
+def containers(objects: list[dict], init: bool = True) -> dict[str, dict]:
+    found = {}
+    for doc in objects:
         if doc["kind"] in ("Deployment", "StatefulSet"):
-            spec = doc["spec"]["template"]["spec"]
-            for container in [*spec.get("initContainers", []), *spec["containers"]]:
-                containers[container["name"]] = container
-    return containers
+            spec = pod_spec(doc)
+            for container in [*(spec.get("initContainers", []) if init else []), *spec["containers"]]:
+                found[container["name"]] = container
+    return found
+
+
+def container_env(objects: list[dict], container: dict) -> dict[str, str]:
+    """What the container's process sees of its ConfigMaps and literal env (Secrets and valueFrom excepted)."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            config_map = find(objects, "ConfigMap", source["configMapRef"]["name"])
+            assert config_map is not None, f"{container['name']} reads a missing ConfigMap"
+            env.update(config_map["data"])
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+    return env
+
+
+def test_base_only_lists_resources() -> None:
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    assert set(kustomization) <= {"apiVersion", "kind", "resources"}
+    assert {d["kind"] for d in base_objects()} == {"ConfigMap", "StatefulSet", "Deployment", "Service"}
 
 
 def test_kubernetes_runs_the_same_commands_and_settings() -> None:
-    containers = k8s_containers()
+    objects = base_objects()
+    found = containers(objects)
     for name in PYTHON_SERVICES:
-        container = containers[name.replace("_", "-")]
+        container = found[name.replace("_", "-")]
         assert container["command"] == SERVICES[name]["command"]
-    assert containers["envoy"]["command"] == SERVICES["envoy"]["command"]
-    assert containers["envoy-config"]["command"] == SERVICES["envoy-config"]["command"]
-    config_map = next(d for d in K8S if d["kind"] == "ConfigMap")["data"]
+    assert found["envoy"]["command"] == SERVICES["envoy"]["command"]
+    assert found["envoy-config"]["command"] == SERVICES["envoy-config"]["command"]
+    config_map = next(d for d in objects if d["kind"] == "ConfigMap")["data"]
     assert set(config_map) <= DECLARED
     assert set(config_map) <= set(compose_env("gateway"))
+
+
+def test_base_retrieval_is_one_stateful_replica_with_its_data() -> None:
+    retrieval = base_object("StatefulSet", "retrieval-svc")
+    assert retrieval["spec"]["replicas"] == 1
+    data_dir = base_object("ConfigMap", "likeopt-env")["data"]["LIKEOPT_DATA_DIR"]
+    mounts = pod_spec(retrieval)["containers"][0]["volumeMounts"]
+    assert any(m["mountPath"] == data_dir for m in mounts)
+
+
+# Building with a real kustomize, and validating with kubernetes-validate's schemas.
+
+
+@functools.cache
+def kustomize() -> tuple[list[str], str]:
+    """The build command, or an empty one and the reason there is none. kustomize v5 (kubectl 1.27+) is needed."""
+    if shutil.which("kustomize"):
+        command, version = ["kustomize", "build"], ["kustomize", "version"]
+    elif shutil.which("kubectl"):
+        command, version = ["kubectl", "kustomize"], ["kubectl", "version", "--client"]
+    else:
+        return [], "neither kustomize nor kubectl is installed (the machine image ships kubectl)"
+    out = subprocess.run(version, capture_output=True, text=True, timeout=60).stdout
+    found = re.search(r"v(\d+)\.(\d+)\.\d+", out.split("Kustomize Version:")[-1])
+    if not found or int(found[1]) < 5:
+        return [], f"{' '.join(command)} is not kustomize v5 or later ({out.strip()!r})"
+    return command, ""
+
+
+@functools.cache
+def _build(path: Path) -> tuple[dict, ...]:
+    command, _ = kustomize()
+    done = subprocess.run([*command, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{' '.join(command)} {path} failed:\n{done.stderr}"
+    return tuple(doc for doc in yaml.safe_load_all(done.stdout) if doc)
+
+
+def build(path: Path) -> list[dict]:
+    command, reason = kustomize()
+    if not command:
+        pytest.skip(reason)
+    return list(_build(path))
+
+
+def schema_validator() -> Any:
+    try:
+        import kubernetes_validate
+    except ImportError:
+        pytest.skip("kubernetes-validate is not installed (pyproject's dev extras install it)")
+    return kubernetes_validate
+
+
+VALIDATE_AGAINST = ("1.29", "latest")
+"""The oldest Kubernetes these manifests claim (autoscaling/v2 and every field here are older) and the newest
+whose schemas kubernetes-validate ships."""
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS, ids=lambda p: str(p.relative_to(K8S)))
+def test_kustomization_builds_and_every_object_is_valid(kustomization: Path) -> None:
+    objects = build(kustomization)
+    validator = schema_validator()
+    assert objects
+    for version in VALIDATE_AGAINST:
+        target = validator.utils.latest_version() if version == "latest" else version
+        for obj in objects:
+            try:
+                validator.validate(obj, target, strict=True)
+            except validator.ValidationError as exc:
+                pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} is not valid Kubernetes {target}: {exc}")
+
+
+def test_the_base_builds_to_its_own_files() -> None:
+    def keyed(objects: list[dict]) -> dict[tuple[str, str], dict]:
+        return {(d["kind"], d["metadata"]["name"]): d for d in objects}
+
+    assert keyed(build(BASE)) == keyed(base_objects())
+
+
+@pytest.fixture(scope="module")
+def scale_out() -> list[dict]:
+    return build(SCALE_OUT)
+
+
+def test_scale_out_autoscales_retrieval_generation_and_gateway(scale_out: list[dict]) -> None:
+    autoscalers = [d for d in scale_out if d["kind"] == "HorizontalPodAutoscaler"]
+    assert all(a["apiVersion"] == "autoscaling/v2" for a in autoscalers)
+    targets = {a["spec"]["scaleTargetRef"]["name"]: a for a in autoscalers}
+    assert set(targets) == AUTOSCALED
+    for name, autoscaler in targets.items():
+        ref = autoscaler["spec"]["scaleTargetRef"]
+        assert (ref["apiVersion"], ref["kind"]) == ("apps/v1", "Deployment")
+        deployment = find(scale_out, "Deployment", name)
+        assert deployment is not None, f"the autoscaler {autoscaler['metadata']['name']} targets no Deployment"
+        assert "replicas" not in deployment["spec"], f"{name}: `kubectl apply` would undo the autoscaler"
+        assert 2 <= autoscaler["spec"]["minReplicas"] < autoscaler["spec"]["maxReplicas"]
+        cpu = [m["resource"] for m in autoscaler["spec"]["metrics"] if m["type"] == "Resource"]
+        assert any(r["name"] == "cpu" and r["target"]["type"] == "Utilization" for r in cpu), name
+        for container in pod_spec(deployment)["containers"]:
+            assert "cpu" in container["resources"]["requests"], f"{name}: CPU utilisation needs a CPU request"
+
+
+def test_scale_out_retrieval_is_a_stateless_deployment_on_milvus(scale_out: list[dict]) -> None:
+    assert find(scale_out, "StatefulSet", "retrieval-svc") is None
+    deployment = find(scale_out, "Deployment", "retrieval-svc")
+    assert deployment is not None
+    spec = pod_spec(deployment)
+    assert all("persistentVolumeClaim" not in v for v in spec.get("volumes", []))
+    container = next(c for c in spec["containers"] if c["name"] == "retrieval-svc")
+    base = base_object("StatefulSet", "retrieval-svc")
+    base_container = pod_spec(base)["containers"][0]
+    for field in ("image", "command", "ports", "readinessProbe", "envFrom"):
+        assert container[field] == base_container[field], field
+    env = container_env(scale_out, container)
+    assert env["LIKEOPT_RETRIEVAL_BACKEND"] == "milvus" and env["LIKEOPT_MILVUS_URI"]
+    assert "LIKEOPT_RETRIEVAL_READ_ONLY" not in env, "every Milvus-backed replica takes writes"
+    config = Config.from_env(env)
+    assert config.retrieval_backend == "milvus" and not config.retrieval_read_only
+    # The model cache dir is writable: a volume of the pod's own, not the image's directory.
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volume = next(v for v in spec["volumes"] if v["name"] == mounts[str(config.model_cache_dir)])
+    assert "emptyDir" in volume
+    for service in AUTOSCALED:
+        assert find(scale_out, "Service", service)["spec"]["clusterIP"] == "None", f"{service} is not headless"
+
+
+def test_scale_out_uses_a_valkey_cluster_instead_of_the_base_redis(scale_out: list[dict]) -> None:
+    assert find(scale_out, "StatefulSet", "redis") is None and find(scale_out, "Service", "redis") is None
+    cache = containers(scale_out)["cache-svc"]
+    env = container_env(scale_out, cache)
+    assert env["LIKEOPT_REDIS_CLUSTER"] == "1"
+    url = urlsplit(env["LIKEOPT_REDIS_URL"])
+    assert url.scheme == "redis" and url.hostname == "valkey-cluster" and url.path in ("", "/0")
+    password = re.fullmatch(r"\$\((\w+)\)", url.password or "")
+    assert password, "the password comes from the cluster's Secret"
+    source = next(item for item in cache["env"] if item["name"] == password[1])
+    assert source["valueFrom"]["secretKeyRef"] == {"name": "valkey-cluster", "key": "valkey-password"}
+    assert Config.from_env({**env, "LIKEOPT_REDIS_URL": env["LIKEOPT_REDIS_URL"].replace(password[0], "pw")})
+    values = yaml.safe_load((SCALE_OUT / "valkey-values.yaml").read_text())
+    bounds = dict(zip(REDIS_BOUNDS[::2], REDIS_BOUNDS[1::2], strict=True))
+    configured = dict(line.split(None, 1) for line in values["valkey"]["configmap"].splitlines())
+    assert {f"--{k}": v for k, v in configured.items()} == bounds, "bounded as the launcher bounds Redis"
+
+
+def test_scale_out_runs_the_same_commands_with_documented_settings(scale_out: list[dict]) -> None:
+    base = containers(base_objects())
+    for name, container in containers(scale_out).items():
+        if name in base:
+            assert container["command"] == base[name]["command"], name
+        for variable in container_env(scale_out, container):
+            if variable.startswith("LIKEOPT_"):
+                assert variable in DECLARED, f"{variable} is not in likeopt.config.SETTINGS"
+                assert f"`{variable}`" in README, f"{variable} is missing from the README's table"
+    assert set(containers(scale_out)) - set(base) == {"model-cache"}
+
+
+def test_milvus_values_fit_the_settings(scale_out: list[dict]) -> None:
+    """The Helm values give the collection what the settings ask of it."""
+    values = yaml.safe_load((SCALE_OUT / "milvus-values.yaml").read_text())
+    settings = find(scale_out, "ConfigMap", "likeopt-env")["data"]
+    config = Config.from_env(settings)
+    assert values["cluster"]["enabled"] is True
+    assert values["queryNode"]["replicas"] >= config.milvus_replicas, "each collection replica needs query nodes"
+    assert values["streamingNode"]["replicas"] >= 1 and values["dataNode"]["replicas"] >= 1
+    uri = urlsplit(config.milvus_uri)
+    assert uri.port == values.get("service", {}).get("port", 19530)
+    release, namespace = uri.hostname.split(".")[:2]
+    assert f"helm install {release} " in (SCALE_OUT / "milvus-values.yaml").read_text()
+    assert f"--namespace {namespace}" in (SCALE_OUT / "milvus-values.yaml").read_text()
+
+
+def iter_readme_commands() -> Iterator[str]:
+    text = (K8S / "README.md").read_text()
+    yield from re.findall(r"kubectl[^\n]* -k (\S+)", text)
+
+
+def test_readme_applies_the_kustomizations_that_exist() -> None:
+    applied = list(iter_readme_commands())
+    assert "deploy/k8s/overlays/scale-out" in applied
+    for path in applied:
+        assert (ROOT / path / "kustomization.yaml").is_file(), path
