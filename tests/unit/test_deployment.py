@@ -471,10 +471,13 @@ def test_scale_out_runs_the_same_commands_with_documented_settings(scale_out: li
     for name, container in containers(scale_out).items():
         if name in base:
             assert container["command"] == base[name]["command"], name
-        for variable in container_env(scale_out, container):
+        env = container_env(scale_out, container)
+        for variable in env:
             if variable.startswith("LIKEOPT_"):
                 assert variable in DECLARED, f"{variable} is not in likeopt.config.SETTINGS"
                 assert f"`{variable}`" in README, f"{variable} is missing from the README's table"
+        if container["command"][:2] == ["python", "-m"]:  # a Like-Opt process: its settings must validate
+            Config.from_env({k: re.sub(r"\$\(\w+\)", "x", v) for k, v in env.items()})
     assert set(containers(scale_out)) - set(base) == {"model-cache"}
 
 
