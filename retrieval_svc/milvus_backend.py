@@ -74,6 +74,8 @@ BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 """The embedded engine's BM25Okapi parameters (Milvus's default k1 is 1.2)."""
 HIT_FIELDS = ["doc_id", "ordinal", "title", "text", "metadata"]
 META_VERSION, META_MODEL = "index_version", "model"
+COLLECTION_NOT_LOADED = 101
+"""Milvus's error code for a search or query on a released collection."""
 SEARCH_DEPTH_LIMIT = 16_384
 """Milvus's largest limit (topk) per search."""
 
@@ -270,8 +272,10 @@ class MilvusBackend:
         """Connect, create the collections and indexes if absent, check the model, read the version."""
         started = time.perf_counter()
         with milvus_errors(self.uri):
-            # Connects at once: refused, or no answer within timeout_s, raises (no endless retry).
-            self._client = MilvusClient(uri=self.uri, token=self._token, timeout=self.timeout_s)
+            # Connects at once: refused, or no answer within timeout_s, raises (no endless retry). Dedicated:
+            # pymilvus otherwise shares one connection per address in a process, and a shared one handed out
+            # after Milvus restarted kept failing where a connection of our own reconnects.
+            self._client = MilvusClient(uri=self.uri, token=self._token, timeout=self.timeout_s, dedicated=True)
             self._create(self.collection, self._chunk_schema, self._chunk_indexes)
             self._check_dimension()
             self._load_collection(self.collection, self.replicas)
@@ -322,6 +326,20 @@ class MilvusBackend:
                 extra={"fields": {"collection": name, "replicas": replicas, "error": exc.message}},
             )
             self.client.load_collection(name, timeout=self.timeout_s)
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A data call on the client. A collection Milvus holds released (milvus-lite after every restart, a
+        Milvus whose operator released it) is loaded again, once, rather than failing every call until a
+        retrieval_svc restart."""
+        try:
+            return getattr(self.client, method)(*args, **kwargs)
+        except MilvusException as exc:
+            if exc.code != COLLECTION_NOT_LOADED:
+                raise
+            log.warning("milvus collection was released; loading it again", extra={"fields": {"error": exc.message}})
+            self._load_collection(self.collection, self.replicas)
+            self._load_collection(self.meta_collection, 1)
+            return getattr(self.client, method)(*args, **kwargs)
 
     def _chunk_schema(self) -> Any:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -392,7 +410,8 @@ class MilvusBackend:
 
     def _meta(self, key: str) -> str | None:
         """A value of the meta collection, read with Strong consistency (every process's last write)."""
-        rows = self.client.query(
+        rows = self._call(
+            "query",
             self.meta_collection,
             filter=f"key == {quoted(key)}",
             output_fields=["value"],
@@ -402,8 +421,8 @@ class MilvusBackend:
         return str(rows[0]["value"]) if rows else None
 
     def _set_meta(self, key: str, value: str) -> None:
-        self.client.upsert(
-            self.meta_collection, [{"key": key, "value": value, "vec": [0.0, 0.0]}], timeout=self.timeout_s
+        self._call(
+            "upsert", self.meta_collection, [{"key": key, "value": value, "vec": [0.0, 0.0]}], timeout=self.timeout_s
         )
 
     def _stored_version(self) -> int:
@@ -463,10 +482,10 @@ class MilvusBackend:
         rows = chunk_rows(docs, chunked, embeddings)
         with self._write_lock, milvus_errors(self.uri):
             for start in range(0, len(rows), WRITE_BATCH_ROWS):
-                self.client.upsert(self.collection, rows[start : start + WRITE_BATCH_ROWS], timeout=self.timeout_s)
+                self._call("upsert", self.collection, rows[start : start + WRITE_BATCH_ROWS], timeout=self.timeout_s)
             counts = {d.id: len(chunks) for d, chunks in zip(docs, chunked, strict=True)}
             for condition in stale_chunks_filters(counts):
-                self.client.delete(self.collection, filter=condition, timeout=self.timeout_s)
+                self._call("delete", self.collection, filter=condition, timeout=self.timeout_s)
             return self._bump_version() if bump else self._version
 
     def delete(self, doc_ids: Sequence[str]) -> tuple[int, int]:
@@ -478,7 +497,7 @@ class MilvusBackend:
                 return 0, self._version
             for start in range(0, len(existing), WRITE_BATCH_ROWS):
                 batch = existing[start : start + WRITE_BATCH_ROWS]
-                self.client.delete(self.collection, filter=ids_filter("doc_id", batch), timeout=self.timeout_s)
+                self._call("delete", self.collection, filter=ids_filter("doc_id", batch), timeout=self.timeout_s)
             return len(existing), self._bump_version()
 
     def existing(self, doc_ids: Sequence[str]) -> list[str]:
@@ -495,7 +514,8 @@ class MilvusBackend:
         with milvus_errors(self.uri):
             for start in range(0, len(values), WRITE_BATCH_ROWS):
                 batch = values[start : start + WRITE_BATCH_ROWS]
-                rows = self.client.query(
+                rows = self._call(
+                    "query",
                     self.collection,
                     filter=ids_filter(field, batch) + condition,
                     output_fields=[field],
@@ -535,7 +555,8 @@ class MilvusBackend:
     def _search(self, data: list[Any], field: str, limit: int, condition: str, per_document: bool) -> list[dict]:
         """One retriever's top ``limit`` chunks, or documents (each at its best chunk) with per_document."""
         grouping = {"group_by_field": "doc_id", "group_size": 1} if per_document else {}
-        result = self.client.search(
+        result = self._call(
+            "search",
             self.collection,
             data=data,
             anns_field=field,
@@ -565,7 +586,8 @@ class MilvusBackend:
             return []
         ranker = RRFRanker(round(params.rrf_k)) if params.fusion == "rrf" else WeightedRanker(*weights)
         grouping = {"group_by_field": "doc_id", "group_size": 1} if params.per_document else {}
-        result = self.client.hybrid_search(
+        result = self._call(
+            "hybrid_search",
             self.collection,
             requests,
             ranker,
@@ -587,7 +609,8 @@ class MilvusBackend:
         return IndexStats(documents, chunks, chunks, chunks, kind, self.load_seconds)
 
     def _count(self, condition: str) -> int:
-        rows = self.client.query(
+        rows = self._call(
+            "query",
             self.collection,
             filter=condition,
             output_fields=["count(*)"],

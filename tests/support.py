@@ -204,6 +204,82 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def milvus_lite_binary() -> Path | None:
+    """The ``milvus-lite`` command: beside this interpreter (the project's venv), else on PATH."""
+    beside = Path(sys.executable).parent / "milvus-lite"
+    if beside.exists():
+        return beside
+    import shutil
+
+    found = shutil.which("milvus-lite")
+    return Path(found) if found else None
+
+
+class MilvusServer:
+    """``milvus-lite server`` (the Milvus gRPC protocol) on a free loopback port, over a data dir that outlives
+    stop and start, so a test can restart it or take it away. Skips the test when milvus-lite is missing."""
+
+    START_TIMEOUT_S = 60.0
+
+    def __init__(self, data_dir: Path) -> None:
+        binary = milvus_lite_binary()
+        if binary is None:
+            import pytest
+
+            pytest.skip("the milvus-lite command is not installed (pip install milvus-lite)")
+        self.binary = binary
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir.parent / f"milvus-lite-{self.port}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [
+                    *(str(self.binary), "server", "--data-dir", str(self.data_dir)),
+                    *("--host", "127.0.0.1", "--port", str(self.port)),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        """Until a MilvusClient connects; fails with the server's log when it exits or takes too long."""
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+
+        deadline = time.monotonic() + self.START_TIMEOUT_S
+        while True:
+            assert self._process is not None
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("milvus-lite did not start:\n" + self.log_path.read_text(errors="replace")[-3000:])
+            try:
+                client = MilvusClient(uri=self.uri, timeout=1, dedicated=True)  # a shared one may be stale
+                client.get_server_version(timeout=1)
+                client.close()
+                return
+            except MilvusException:
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM (it closes its data files), then SIGKILL if it has not exited within 10 s."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)
+        self._process = None
+
+
 CLUSTER_SLOTS = 16384
 CLUSTER_START_TIMEOUT_S = 30.0
 

@@ -1,0 +1,298 @@
+"""MilvusBackend against a real ``milvus-lite server``: modes, filters, writes, two replicas, restarts, outages and
+migration from an embedded store. Order and membership are asserted, never raw scores (milvus-lite's BM25 keeps
+per-segment statistics and reports scores negated); timings never."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from retrieval_svc.backend import DocumentInput, SearchParams
+from retrieval_svc.engine import RetrievalEngine
+from retrieval_svc.milvus_backend import BackendUnavailable, MilvusBackend
+from retrieval_svc.milvus_migrate import MARKER, migrate, verify
+from tests.support import ROOT, MilvusServer
+from tests.unit.test_retrieval_harness import FakeEmbedder
+
+LONG = " ".join(f"Sentence {i} mentions zebras and stripes." for i in range(12))
+TRICKY = 'say "hi" \\ or doc_id != "x'
+CORPUS = [
+    DocumentInput("zebra", "Zebras", LONG, {"kind": "animal"}),
+    DocumentInput("horse", "Horses", "Horses have manes. Zebras are related to horses.", {"kind": "animal"}),
+    DocumentInput("car", "Cars", "Cars have wheels and engines.", {"kind": "machine"}),
+    DocumentInput("piano", "Pianos", "Pianos have keys and strings.", {"kind": "instrument", "note": TRICKY}),
+]
+MODES = [("bm25", "rrf"), ("dense", "rrf"), ("hybrid", "rrf"), ("hybrid", "convex")]
+
+
+def params(mode: str = "hybrid", fusion: str = "rrf", top_k: int = 10, **extra: object) -> SearchParams:
+    return SearchParams(top_k=top_k, mode=mode, fusion=fusion, rrf_k=60, alpha=0.5, **extra)  # type: ignore[arg-type]
+
+
+def backend_on(server: MilvusServer, collection: str, embedder: FakeEmbedder | None = None, **options: object):
+    backend = MilvusBackend(
+        embedder or FakeEmbedder(), server.uri, "", collection, chunk_tokens=24, chunk_overlap=0, timeout_s=5, **options
+    )  # type: ignore[arg-type]
+    backend.load()
+    return backend
+
+
+def ingest(backend: MilvusBackend, *docs: DocumentInput) -> int:
+    return backend.upsert(list(docs), [backend.prepare(d) for d in docs])
+
+
+def doc_ids(backend: MilvusBackend, query: str, p: SearchParams) -> list[str]:
+    vector = backend.embed_query(query) if p.mode != "bm25" else None
+    return [hit.doc_id for hit in backend.search(query, p, vector)]
+
+
+def new_name() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module")
+def milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
+    server = MilvusServer(tmp_path_factory.mktemp("milvus") / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def corpus(milvus: MilvusServer) -> Iterator[MilvusBackend]:
+    """The four documents in one collection, shared by the tests that only read."""
+    backend = backend_on(milvus, new_name())
+    ingest(backend, *CORPUS)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def backend(milvus: MilvusServer) -> Iterator[MilvusBackend]:
+    backend = backend_on(milvus, new_name())
+    yield backend
+    backend.close()
+
+
+@pytest.mark.parametrize(("mode", "fusion"), MODES)
+@pytest.mark.parametrize("server_fusion", [False, True])
+def test_each_mode_ranks_the_matching_document_first(
+    corpus: MilvusBackend, milvus: MilvusServer, mode: str, fusion: str, server_fusion: bool
+) -> None:
+    backend = backend_on(milvus, corpus.collection, server_fusion=server_fusion) if server_fusion else corpus
+    assert doc_ids(backend, "wheels and engines", params(mode, fusion))[0] == "car"
+    assert doc_ids(backend, "manes of horses", params(mode, fusion))[0] == "horse"
+
+
+def test_hits_carry_positive_bm25_scores_best_first_and_each_side_s_rank(corpus: MilvusBackend) -> None:
+    hits = corpus.search("zebras stripes", params("hybrid"), corpus.embed_query("zebras stripes"))
+    lexical = sorted((h for h in hits if h.bm25_rank), key=lambda h: h.bm25_rank)
+    assert lexical and all(h.bm25_score > 0 for h in lexical)
+    assert [h.bm25_score for h in lexical] == sorted((h.bm25_score for h in lexical), reverse=True)
+    assert any(h.dense_rank for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_equal_searches_give_equal_orders(corpus: MilvusBackend) -> None:
+    query = "zebras keys wheels"
+    orders = {tuple((h.doc_id, h.ordinal) for h in corpus.search(query, params("bm25"), None)) for _ in range(3)}
+    assert len(orders) == 1
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_filters_keep_matching_metadata_only(corpus: MilvusBackend, mode: str) -> None:
+    query = "zebras wheels keys"
+    assert set(doc_ids(corpus, query, params(mode, filters=(("kind", "animal"),)))) == {"zebra", "horse"}
+    assert doc_ids(corpus, query, params(mode, filters=(("kind", "machine"),))) == ["car"]
+    assert doc_ids(corpus, query, params(mode, filters=(("kind", "animal"), ("kind", "machine")))) == []
+
+
+def test_filter_values_cannot_inject_conditions(corpus: MilvusBackend) -> None:
+    assert doc_ids(corpus, "keys", params(filters=(("note", TRICKY),))) == ["piano"]
+    assert doc_ids(corpus, "zebras wheels", params(filters=(("kind", 'x" or doc_id != "'),))) == []
+    assert doc_ids(corpus, "zebras wheels", params(filters=(('kind"] != "x" or metadata["kind', "x"),))) == []
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_per_document_returns_each_document_once(corpus: MilvusBackend, mode: str) -> None:
+    per_chunk = doc_ids(corpus, "zebras stripes sentence", params(mode))
+    assert per_chunk.count("zebra") > 1
+    per_document = doc_ids(corpus, "zebras stripes sentence", params(mode, per_document=True))
+    assert per_document[0] == "zebra"
+    assert len(per_document) == len(set(per_document))
+    assert len(doc_ids(corpus, "zebras wheels keys", params(mode, top_k=2, per_document=True))) == 2
+
+
+def test_upsert_replaces_a_document_s_chunks(backend: MilvusBackend) -> None:
+    first = ingest(backend, CORPUS[0], CORPUS[2])
+    assert backend.stats().chunks > 2
+    second = ingest(backend, DocumentInput("zebra", "Zebras", "Zebras graze on grass.", {"kind": "animal"}))
+    assert second != first == backend.version or second == backend.version
+    stats = backend.stats()
+    assert (stats.documents, stats.chunks) == (2, 2)
+    assert doc_ids(backend, "stripes", params("bm25")) == []
+    assert [h.text for h in backend.search("grass", params("bm25"), None)] == ["Zebras graze on grass."]
+
+
+def test_delete_removes_documents_from_every_mode(backend: MilvusBackend) -> None:
+    ingest(backend, *CORPUS)
+    before = backend.version
+    deleted, version = backend.delete(["car", "no-such-document"])
+    assert deleted == 1 and version != before
+    for mode in ("bm25", "dense", "hybrid"):
+        assert "car" not in doc_ids(backend, "wheels and engines", params(mode))
+    assert backend.delete(["car"]) == (0, version)
+    assert backend.stats().documents == 3
+
+
+def test_a_write_through_one_replica_is_seen_by_another(milvus: MilvusServer, backend: MilvusBackend) -> None:
+    other = backend_on(milvus, backend.collection)
+    try:
+        assert other.refresh() is False
+        version = ingest(backend, *CORPUS)
+        assert other.refresh() is True and other.version == version
+        assert other.refresh() is False
+        assert doc_ids(other, "wheels and engines", params())[0] == "car"
+        _, version = backend.delete(["car"])
+        for mode in ("bm25", "dense", "hybrid"):
+            assert "car" not in doc_ids(other, "wheels and engines", params(mode))
+        assert other.refresh() is True and other.version == version
+        version = ingest(other, DocumentInput("boat", "Boats", "Boats have sails.", {}))
+        assert backend.refresh() is True and backend.version == version
+    finally:
+        other.close()
+
+
+def test_everything_survives_a_server_restart(tmp_path: Path) -> None:
+    server = MilvusServer(tmp_path / "data")
+    server.start()
+    try:
+        backend = backend_on(server, "kept")
+        version = ingest(backend, *CORPUS)
+        backend.close()
+        server.stop()
+        server.start()
+        again = backend_on(server, "kept")
+        assert again.version == version
+        assert again.stats().documents == len(CORPUS)
+        assert doc_ids(again, "wheels and engines", params())[0] == "car"
+        again.close()
+    finally:
+        server.stop()
+
+
+def test_a_collection_of_another_dimension_or_model_is_refused(milvus: MilvusServer, backend: MilvusBackend) -> None:
+    with pytest.raises(ValueError, match="LIKEOPT_MILVUS_COLLECTION"):
+        backend_on(milvus, backend.collection, FakeEmbedder(dim=16))
+
+    class OtherModel(FakeEmbedder):
+        model_path = "another-model"
+
+    with pytest.raises(ValueError, match="LIKEOPT_MILVUS_COLLECTION"):
+        backend_on(milvus, backend.collection, OtherModel())
+
+
+def test_an_unreachable_milvus_raises_backend_unavailable(tmp_path: Path) -> None:
+    server = MilvusServer(tmp_path / "data")
+    with pytest.raises(BackendUnavailable, match="LIKEOPT_MILVUS_URI"):
+        backend_on(server, "never")
+    server.start()
+    backend = backend_on(server, "down")
+    version = ingest(backend, *CORPUS)
+    server.stop()
+    try:
+        with pytest.raises(BackendUnavailable):
+            backend.search("wheels", params(), backend.embed_query("wheels"))
+        with pytest.raises(BackendUnavailable):
+            ingest(backend, DocumentInput("boat", "Boats", "Boats have sails.", {}))
+        with pytest.raises(BackendUnavailable):
+            backend.delete(["car"])
+        with pytest.raises(BackendUnavailable):
+            backend.refresh()
+        assert backend.version == version
+        server.start()
+        assert doc_ids(backend, "wheels and engines", params())[0] == "car"
+        assert backend.stats().documents == len(CORPUS)
+    finally:
+        backend.close()
+        server.stop()
+
+
+# -- migration from an embedded store ----------------------------------------
+
+MIGRATED = [
+    DocumentInput(f"doc{n}", f"Title {n}", f"Document {n} is about topic{n % 7} and item{n}. " + LONG, {"n": str(n)})
+    for n in range(40)
+]
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RetrievalEngine]:
+    engine = RetrievalEngine(tmp_path_factory.mktemp("embedded"), FakeEmbedder(), chunk_tokens=24, chunk_overlap=0)
+    engine.load()
+    engine.upsert(MIGRATED, [engine.prepare(d) for d in MIGRATED])
+    yield engine
+    engine.store.close()
+
+
+def store_path(engine: RetrievalEngine) -> Path:
+    return Path(engine.store._db.execute("PRAGMA database_list").fetchone()[2])
+
+
+def test_migration_copies_the_store_and_searches_agree(embedded: RetrievalEngine, backend: MilvusBackend) -> None:
+    seen: list[tuple[int, int]] = []
+    report = migrate(store_path(embedded), backend, lambda done, total: seen.append((done, total)), page_chunks=50)
+    assert (report.documents, report.copied, report.skipped, report.resumed) == (40, 40, 0, False)
+    assert seen[-1] == (40, 40) and len(seen) > 1
+    assert backend.version == report.version != 0
+    check = verify(embedded, backend, ["topic3 item17", "document stripes", "item5"])
+    assert check.counts_match
+    assert check.parity["dense"] == 1.0
+    assert doc_ids(backend, "item17", params("bm25", top_k=1)) == ["doc17"]
+    again = migrate(store_path(embedded), backend)
+    assert (again.copied, again.skipped, again.resumed) == (0, 40, True)
+
+
+def test_migration_resumes_after_kill_9(
+    embedded: RetrievalEngine, milvus: MilvusServer, backend: MilvusBackend
+) -> None:
+    """A migration killed after its second page, then run again: nothing is lost or copied twice, and a
+    document half-written by a run cut short is written whole."""
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from retrieval_svc.milvus_backend import MilvusBackend\n"
+        "from retrieval_svc.milvus_migrate import migrate\n"
+        "from tests.unit.test_retrieval_harness import FakeEmbedder\n"
+        "b = MilvusBackend(FakeEmbedder(), sys.argv[1], '', sys.argv[2], 24, 0)\n"
+        "b.load()\n"
+        "pages = []\n"
+        "def progress(done, total):\n"
+        "    pages.append(done)\n"
+        "    if len(pages) == 2:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "migrate(Path(sys.argv[3]), b, progress, page_chunks=50)\n"
+    )
+    args = [sys.executable, "-c", script, milvus.uri, backend.collection, str(store_path(embedded))]
+    killed = subprocess.run(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    assert '"complete": false' in (backend.meta(MARKER) or "")
+    partly = backend.stats().documents
+    assert 0 < partly < 40
+    half = MIGRATED[39]  # a later document, written in part as if a run had died in the middle of it
+    backend.store_embedded([half], [["only its first chunk"]], FakeEmbedder().encode(["only its first chunk"]))
+
+    report = migrate(store_path(embedded), backend, page_chunks=50)
+    assert report.resumed and report.copied + report.skipped == 40
+    assert report.skipped >= partly - 1 and report.copied < 40
+    check = verify(embedded, backend, ["item39", "topic2"])
+    assert check.counts_match
+    assert check.parity["dense"] == 1.0
+    assert backend.search("item39", params("bm25", top_k=1), None)[0].doc_id == "doc39"
