@@ -17,8 +17,9 @@ from pathlib import Path
 from likeopt.config import Config
 from likeopt.evaluate import DEPTH, Dataset, score_run
 from retrieval_svc import engine as engine_module
+from retrieval_svc.backend import SearchParams
 from retrieval_svc.embedder import configured_embedder
-from retrieval_svc.engine import RetrievalEngine, SearchParams
+from retrieval_svc.engine import RetrievalEngine
 
 RRF_K = (1, 5, 10, 20, 30, 60, 100)
 ALPHAS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -41,8 +42,7 @@ def main() -> None:
     def ndcg(mode: str, fusion: str = "rrf", rrf_k: float = 60, alpha: float = 0.5) -> float:
         params = SearchParams(DEPTH, mode, fusion, rrf_k, alpha, per_document=True)
         run = {
-            q: [engine.describe(hit.row)[0].doc_id for hit in engine.search(text, params, vectors[q])]
-            for q, text in dataset.queries.items()
+            q: [hit.doc_id for hit in engine.search(text, params, vectors[q])] for q, text in dataset.queries.items()
         }
         return round(score_run(run, dataset.qrels)["ndcg@10"], 4)
 

@@ -25,8 +25,9 @@ import torch
 from likeopt.config import Config
 from likeopt.evaluate import private_retrieval
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+from retrieval_svc.backend import DocumentInput, embedding_text
 from retrieval_svc.embedder import Embedder
-from retrieval_svc.engine import DocumentInput, RetrievalEngine, embedding_text
+from retrieval_svc.engine import RetrievalEngine
 
 
 def main() -> None:

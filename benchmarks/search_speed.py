@@ -36,7 +36,8 @@ from likeopt.config import Config
 from likeopt.evaluate import Dataset, EvalSettings, percentile, wait_serving
 from likeopt.processes import CHILD_ENV
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
-from retrieval_svc.engine import CANDIDATE_DEPTH, SearchParams, loaded_engine
+from retrieval_svc.backend import SearchParams
+from retrieval_svc.engine import CANDIDATE_DEPTH, loaded_engine
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 47100

@@ -71,13 +71,14 @@ class Replica:
 REPLICABLE = {"retrieval": "retrieval_svc", "generation": "generation_svc"}
 
 
-def replica_specs(service: str, replicas: list[Replica]) -> list[ProcessSpec]:
-    """Extra copies of retrieval_svc or generation_svc; retrieval copies only read and follow the writer."""
+def replica_specs(service: str, replicas: list[Replica], config: Config) -> list[ProcessSpec]:
+    """Extra copies of retrieval_svc or generation_svc; embedded retrieval copies only read and follow the
+    writer's store (with Milvus every copy reads and writes)."""
     prefix = f"LIKEOPT_{service.upper()}"
     specs = []
     for number, replica in enumerate(replicas, start=2):
         env = {f"{prefix}_PORT": str(replica.port), f"{prefix}_METRICS_PORT": str(replica.metrics_port)}
-        if service == "retrieval":
+        if service == "retrieval" and config.retrieval_backend == "embedded":
             env["LIKEOPT_RETRIEVAL_READ_ONLY"] = "1"
         module = REPLICABLE[service]
         specs.append(ProcessSpec(f"{module}-{number}", python_module(module), replica.port, "grpc", env))
@@ -92,9 +93,9 @@ def service_processes(
     return [
         ProcessSpec("cache_svc", python_module("cache_svc"), config.cache_port, "grpc"),
         ProcessSpec("retrieval_svc", python_module("retrieval_svc"), config.retrieval_port, "grpc"),
-        *replica_specs("retrieval", extra.get("retrieval", [])),
+        *replica_specs("retrieval", extra.get("retrieval", []), config),
         ProcessSpec("generation_svc", python_module("generation_svc"), config.generation_port, "grpc"),
-        *replica_specs("generation", extra.get("generation", [])),
+        *replica_specs("generation", extra.get("generation", []), config),
         ProcessSpec(
             "gateway",
             python_module("gateway"),

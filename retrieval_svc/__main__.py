@@ -14,11 +14,12 @@ from likeopt.grpc_server import ServiceSpec, run
 from likeopt.logs import setup_logging
 from likeopt.telemetry import setup_tracing
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
-from retrieval_svc.engine import RetrievalEngine, loaded_engine
+from retrieval_svc.backend import BackendUnavailable, RetrievalBackend, configured_backend
 from retrieval_svc.service import RetrievalServicer
 
 SERVICE = "retrieval_svc"
 FOLLOW_INTERVAL_S = 0.5
+LOAD_RETRY_S = 2.0
 log = logging.getLogger(SERVICE)
 
 
@@ -39,17 +40,17 @@ def build() -> ServiceSpec:
     following: list[asyncio.Task[None]] = []
 
     async def start() -> None:
-        engine = await asyncio.to_thread(loaded_engine, config)
-        servicer.serve(engine)
-        if config.retrieval_read_only:
-            following.append(asyncio.create_task(follow_writer(engine, servicer.index_changed)))
+        backend = await asyncio.to_thread(configured_backend, config)
+        await load_when_reachable(backend)
+        servicer.serve(backend)
+        following.append(asyncio.create_task(follow_writers(backend, servicer.index_changed)))
 
     async def stop() -> None:
         for task in following:
             task.cancel()
         await cache.close()
         if servicer.engine is not None:
-            servicer.engine.store.close()
+            servicer.engine.close()
 
     return ServiceSpec(
         name=SERVICE,
@@ -61,14 +62,26 @@ def build() -> ServiceSpec:
     )
 
 
-async def follow_writer(engine: RetrievalEngine, caught_up: Callable[[], None]) -> None:
-    """A read-only replica applies the writer's committed changes as they appear in the shared store."""
+async def load_when_reachable(backend: RetrievalBackend) -> None:
+    """Load the backend, waiting (NOT_SERVING) while its server is unreachable; other errors end the start."""
     while True:
         try:
-            if await asyncio.to_thread(engine.follow):
+            await asyncio.to_thread(backend.load)
+            return
+        except BackendUnavailable as exc:
+            log.error("retrieval backend unreachable; retrying", extra={"fields": {"error": str(exc)}})
+            await asyncio.sleep(LOAD_RETRY_S)
+
+
+async def follow_writers(backend: RetrievalBackend, caught_up: Callable[[], None]) -> None:
+    """Hear of writes other processes committed (the embedded writer's store, or a shared Milvus), so
+    WatchIndex followers and the caches move to the new index version."""
+    while True:
+        try:
+            if await asyncio.to_thread(backend.refresh):
                 caught_up()
         except Exception:  # a transient store error must not stop following
-            log.exception("following the writer failed; retrying")
+            log.exception("following the writers failed; retrying")
         await asyncio.sleep(FOLLOW_INTERVAL_S)
 
 

@@ -8,13 +8,18 @@ ever talks to this interface: both backends take the same parameters and give th
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from retrieval_svc.embedder import Embedder
+from likeopt.config import Config
+from retrieval_svc.embedder import Embedder, configured_embedder
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend's server cannot be reached now; the call may succeed later (gRPC UNAVAILABLE)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,9 @@ class RetrievalBackend(Protocol):
     embedder: Embedder
     read_only: bool
     """A replica that must refuse writes (an embedded replica following the writer's store)."""
+    shared_version: bool
+    """Other processes write to the same index (Milvus): a search reads the current version first, so a
+    result cached before another replica's write is never served after it."""
     counters: Counter[str]
     """``embeddings`` and ``searches`` computed: what caching and single-flight are meant to save."""
 
@@ -113,3 +121,33 @@ class RetrievalBackend(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+
+
+def _embedded(config: Config) -> RetrievalBackend:
+    from retrieval_svc.engine import configured_engine
+
+    return configured_engine(config)
+
+
+def _milvus(config: Config) -> RetrievalBackend:
+    from retrieval_svc.milvus_backend import MilvusBackend
+
+    return MilvusBackend(
+        configured_embedder(config),
+        uri=config.milvus_uri,
+        token=config.milvus_token,
+        collection=config.milvus_collection,
+        chunk_tokens=config.chunk_tokens,
+        chunk_overlap=config.chunk_overlap,
+        shards=config.milvus_shards,
+        replicas=config.milvus_replicas,
+    )
+
+
+BACKENDS: dict[str, Callable[[Config], RetrievalBackend]] = {"embedded": _embedded, "milvus": _milvus}
+"""LIKEOPT_RETRIEVAL_BACKEND's values and how each is built (not yet loaded)."""
+
+
+def configured_backend(config: Config) -> RetrievalBackend:
+    """The configured backend, model loaded; call its load() before serving."""
+    return BACKENDS[config.retrieval_backend](config)

@@ -20,6 +20,7 @@ from opentelemetry import trace
 
 from likeopt.config import Config
 from likeopt.text import tokenize
+from retrieval_svc.backend import ChunkHit, DocumentInput, IndexStats, SearchParams, embedding_text
 from retrieval_svc.bm25 import BM25Index
 from retrieval_svc.chunking import chunk_text
 from retrieval_svc.embedder import Embedder, configured_embedder
@@ -47,16 +48,6 @@ class ChunkRef:
     text: str
 
 
-@dataclass(frozen=True)
-class DocumentInput:
-    """A document as received, before chunking."""
-
-    id: str
-    title: str
-    text: str
-    metadata: dict[str, str]
-
-
 @dataclass
 class Hit:
     """One fused result, with each retriever's score and rank (0 = not ranked)."""
@@ -69,26 +60,8 @@ class Hit:
     dense_rank: int = 0
 
 
-@dataclass(frozen=True)
-class SearchParams:
-    """Everything that changes a search's result besides the query."""
-
-    top_k: int
-    mode: str  # "hybrid", "bm25" or "dense"
-    fusion: str  # "rrf" or "convex"
-    rrf_k: float
-    alpha: float
-    filters: tuple[tuple[str, str], ...] = ()
-    per_document: bool = False
-
-
-def embedding_text(title: str, chunk: str) -> str:
-    """The text a chunk is embedded and BM25-indexed as: its title gives context."""
-    return f"{title}\n{chunk}" if title else chunk
-
-
 class RetrievalEngine:
-    """Owns the store and both indexes, and keeps them in agreement."""
+    """The embedded backend: owns the store and both indexes, and keeps them in agreement."""
 
     def __init__(
         self,
@@ -107,6 +80,8 @@ class RetrievalEngine:
         self.chunk_overlap = chunk_overlap
         self.read_only = read_only
         """A replica that follows the writer: it never writes to the store."""
+        self.shared_version = False
+        """One writer, in process or followed every half second: no read of the version per search."""
         self.store = Store(data_dir / "store.sqlite3")
         self.bm25 = BM25Index()
         self.vectors = VectorIndex(embedder.dim, vector_exact_max, vector_nprobe)
@@ -277,8 +252,30 @@ class RetrievalEngine:
         with tracer.start_as_current_span("query embedding"):
             return self.embedder.encode_query(query)
 
-    def search(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[Hit]:
-        """Rank chunks for the query; query_vector is needed unless mode is bm25."""
+    def search(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[ChunkHit]:
+        """Ranked chunks with their document's fields; query_vector is needed unless mode is bm25."""
+        hits = self.search_rows(query, params, query_vector)
+        with self._index_lock:
+            return [self._chunk_hit(hit) for hit in hits]
+
+    def _chunk_hit(self, hit: Hit) -> ChunkHit:
+        ref = self.chunks[hit.row]
+        title, metadata = self.documents[ref.doc_id]
+        return ChunkHit(
+            doc_id=ref.doc_id,
+            ordinal=ref.ordinal,
+            title=title,
+            text=ref.text,
+            metadata=metadata,
+            score=hit.score,
+            bm25_score=hit.bm25_score,
+            dense_score=hit.dense_score,
+            bm25_rank=hit.bm25_rank,
+            dense_rank=hit.dense_rank,
+        )
+
+    def search_rows(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[Hit]:
+        """Rank chunks for the query, as store rows; query_vector is needed unless mode is bm25."""
         self.counters["searches"] += 1
         depth = max(params.top_k, CANDIDATE_DEPTH) if params.mode == "hybrid" else params.top_k
         with self._index_lock:
@@ -342,11 +339,22 @@ class RetrievalEngine:
         ]
         return np.asarray(rows, dtype=np.int64)
 
-    def describe(self, row: int) -> tuple[ChunkRef, str, dict[str, str]]:
-        """A chunk with its document's title and metadata."""
-        ref = self.chunks[row]
-        title, metadata = self.documents[ref.doc_id]
-        return ref, title, metadata
+    def refresh(self) -> bool:
+        """A read-only replica catches up with the writer's store; the writer itself is always current."""
+        return self.follow() if self.read_only else False
+
+    def stats(self) -> IndexStats:
+        return IndexStats(
+            documents=len(self.documents),
+            chunks=len(self.chunks),
+            bm25_chunks=len(self.bm25),
+            vector_chunks=len(self.vectors),
+            vector_index=self.vectors.kind,
+            load_seconds=self.load_seconds,
+        )
+
+    def close(self) -> None:
+        self.store.close()
 
 
 def fuse(lexical: Ranked, dense: Ranked, params: SearchParams) -> list[Hit]:
@@ -380,10 +388,10 @@ def fuse(lexical: Ranked, dense: Ranked, params: SearchParams) -> list[Hit]:
     return hits
 
 
-def loaded_engine(config: Config, data_dir: Path | None = None) -> RetrievalEngine:
-    """An engine as retrieval_svc runs it (the configured model, chunking and vector index), loaded from
-    data_dir, by default the configured one."""
-    engine = RetrievalEngine(
+def configured_engine(config: Config, data_dir: Path | None = None) -> RetrievalEngine:
+    """An engine as retrieval_svc runs it (the configured model, chunking and vector index) on data_dir, by
+    default the configured one; not loaded yet."""
+    return RetrievalEngine(
         data_dir or config.data_dir,
         configured_embedder(config),
         config.chunk_tokens,
@@ -392,5 +400,10 @@ def loaded_engine(config: Config, data_dir: Path | None = None) -> RetrievalEngi
         vector_nprobe=config.vector_nprobe,
         read_only=config.retrieval_read_only,
     )
+
+
+def loaded_engine(config: Config, data_dir: Path | None = None) -> RetrievalEngine:
+    """configured_engine, loaded from its store."""
+    engine = configured_engine(config, data_dir)
     engine.load()
     return engine

@@ -15,7 +15,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -28,7 +28,7 @@ from likeopt.config import Config
 from likeopt.near_cache import VersionedLRU
 from likeopt.single_flight import SingleFlight
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
-from retrieval_svc.engine import DocumentInput, Hit, RetrievalEngine, SearchParams
+from retrieval_svc.backend import BackendUnavailable, ChunkHit, DocumentInput, RetrievalBackend, SearchParams
 from retrieval_svc.version_feed import VersionFeed
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,20 @@ async def in_pool(pool: ThreadPoolExecutor, func: Callable[..., T], *args: objec
     """asyncio.to_thread on a given pool: the context (the current span) goes along."""
     call = functools.partial(contextvars.copy_context().run, func, *args)
     return await asyncio.get_running_loop().run_in_executor(pool, call)
+
+
+def backend_errors_as_status(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """An unreachable backend (Milvus down) answers UNAVAILABLE at once, a status clients retry on."""
+
+    @functools.wraps(method)
+    async def call(self: object, request: object, context: grpc.aio.ServicerContext) -> T:
+        try:
+            return await method(self, request, context)
+        except BackendUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            raise  # abort raises; this only tells the type checker
+
+    return call
 
 
 class InvalidRequest(ValueError):
@@ -108,20 +122,19 @@ def document_problem(doc: retrieval_pb2.Document) -> str | None:
     return None
 
 
-def hit_message(engine: RetrievalEngine, hit: Hit) -> retrieval_pb2.SearchHit:
+def hit_message(hit: ChunkHit) -> retrieval_pb2.SearchHit:
     """A ranked chunk as the SearchHit clients receive, text and document fields included."""
-    ref, title, metadata = engine.describe(hit.row)
     return retrieval_pb2.SearchHit(
-        doc_id=ref.doc_id,
-        chunk_id=f"{ref.doc_id}#{ref.ordinal}",
-        title=title,
-        text=ref.text,
+        doc_id=hit.doc_id,
+        chunk_id=f"{hit.doc_id}#{hit.ordinal}",
+        title=hit.title,
+        text=hit.text,
         score=hit.score,
         bm25_score=hit.bm25_score,
         dense_score=hit.dense_score,
         bm25_rank=hit.bm25_rank,
         dense_rank=hit.dense_rank,
-        metadata=metadata,
+        metadata=hit.metadata,
     )
 
 
@@ -131,7 +144,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     def __init__(self, config: Config, cache: CacheClient) -> None:
         self.config = config
         self.cache = cache
-        self.engine: RetrievalEngine | None = None
+        self.engine: RetrievalBackend | None = None
         self.versions = VersionFeed()
         self._search_pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="search")
         self._results: SingleFlight[retrieval_pb2.SearchResponse] = SingleFlight()
@@ -146,7 +159,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         """Query embeddings in process only: they do not depend on the index (one constant version), and a
         miss in cache_svc as well would have cost two more round trips on every uncached search."""
 
-    def serve(self, engine: RetrievalEngine) -> None:
+    def serve(self, engine: RetrievalBackend) -> None:
         """Start answering from engine (loaded)."""
         self.engine = engine
         self.index_changed()
@@ -156,20 +169,21 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         if self.engine is not None:
             self.versions.publish(self.engine.version)
 
-    async def _ready_engine(self, context: grpc.aio.ServicerContext) -> RetrievalEngine:
+    async def _ready_engine(self, context: grpc.aio.ServicerContext) -> RetrievalBackend:
         if self.engine is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the index is still loading")
         return self.engine  # type: ignore[return-value]
 
-    async def _writable_engine(self, context: grpc.aio.ServicerContext) -> RetrievalEngine:
+    async def _writable_engine(self, context: grpc.aio.ServicerContext) -> RetrievalBackend:
         """The engine, unless this replica only follows the writer (then FAILED_PRECONDITION)."""
-        if self.config.retrieval_read_only:
+        if self.engine is not None and self.engine.read_only:
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 "this retrieval_svc replica is read-only; send writes to the writer",
             )
         return await self._ready_engine(context)
 
+    @backend_errors_as_status
     async def Search(
         self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.SearchResponse:
@@ -181,6 +195,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         query, use_cache = normalise_query(query), not request.no_cache
+        if engine.shared_version and await in_pool(self._search_pool, engine.refresh):
+            self.index_changed()  # another replica wrote: nothing cached under the old version may answer
         version = engine.version
         shared = self._recent.get((query, params), version) if use_cache else None
         if shared is None:
@@ -195,7 +211,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         return response
 
     async def _result(
-        self, engine: RetrievalEngine, query: str, params: SearchParams, use_cache: bool
+        self, engine: RetrievalBackend, query: str, params: SearchParams, use_cache: bool
     ) -> retrieval_pb2.SearchResponse:
         """The response from the result cache, else computed (and cached); run once per concurrent identical search."""
         version = engine.version
@@ -223,7 +239,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             recent.cached = True
         self._recent.put((query, params), response.index_version, recent, size)
 
-    async def _query_vector(self, engine: RetrievalEngine, query: str) -> np.ndarray:
+    async def _query_vector(self, engine: RetrievalBackend, query: str) -> np.ndarray:
         """The query's embedding, remembered in process; computed once per concurrent query."""
         if (vector := self._vectors.get(query, EMBEDDING_VERSION)) is not None:
             return vector
@@ -237,12 +253,13 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
 
     @staticmethod
     def _search(
-        engine: RetrievalEngine, query: str, params: SearchParams, vector: np.ndarray | None
+        engine: RetrievalBackend, query: str, params: SearchParams, vector: np.ndarray | None
     ) -> retrieval_pb2.SearchResponse:
         version = engine.version
         hits = engine.search(query, params, vector)
-        return retrieval_pb2.SearchResponse(index_version=version, hits=[hit_message(engine, hit) for hit in hits])
+        return retrieval_pb2.SearchResponse(index_version=version, hits=[hit_message(hit) for hit in hits])
 
+    @backend_errors_as_status
     async def UpsertDocuments(
         self, request_iterator: AsyncIterator[retrieval_pb2.Document], context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.UpsertSummary:
@@ -259,11 +276,14 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, request_iterator: AsyncIterator[retrieval_pb2.Document], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[retrieval_pb2.IngestProgress]:
         engine = await self._writable_engine(context)
-        async for progress in self._ingest(engine, request_iterator):
-            yield progress
+        try:
+            async for progress in self._ingest(engine, request_iterator):
+                yield progress
+        except BackendUnavailable as exc:  # the batches acknowledged so far are stored; this one is not
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
     async def _ingest(
-        self, engine: RetrievalEngine, documents: AsyncIterator[retrieval_pb2.Document]
+        self, engine: RetrievalBackend, documents: AsyncIterator[retrieval_pb2.Document]
     ) -> AsyncIterator[retrieval_pb2.IngestProgress]:
         """Commit the stream in batches; each progress message acknowledges one durable batch."""
         progress = retrieval_pb2.IngestProgress()
@@ -283,7 +303,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             yield await self._commit(engine, list(batch.values()), progress)
 
     async def _commit(
-        self, engine: RetrievalEngine, docs: list[DocumentInput], progress: retrieval_pb2.IngestProgress
+        self, engine: RetrievalBackend, docs: list[DocumentInput], progress: retrieval_pb2.IngestProgress
     ) -> retrieval_pb2.IngestProgress:
         """Chunk, embed and store docs durably; progress, filled in, acknowledges them."""
         progress.index_version = engine.version
@@ -296,6 +316,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             log.info("upserted", extra={"fields": {"documents": len(docs), "index_version": progress.index_version}})
         return progress
 
+    @backend_errors_as_status
     async def DeleteDocuments(
         self, request: retrieval_pb2.DeleteDocumentsRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.DeleteDocumentsResponse:
@@ -310,21 +331,23 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         async for version in self.versions.watch():
             yield retrieval_pb2.IndexVersion(index_version=version)
 
+    @backend_errors_as_status
     async def GetIndexStatus(
         self, request: retrieval_pb2.GetIndexStatusRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.IndexStatus:
         engine = self.engine
         if engine is None:
             return retrieval_pb2.IndexStatus(ready=False)
+        stats = await asyncio.to_thread(engine.stats)
         return retrieval_pb2.IndexStatus(
-            documents=len(engine.documents),
-            chunks=len(engine.chunks),
+            documents=stats.documents,
+            chunks=stats.chunks,
             index_version=engine.version,
             embedding_model=engine.embedder.model_path,
             embedding_dim=engine.embedder.dim,
-            vector_index=engine.vectors.kind,
+            vector_index=stats.vector_index,
             ready=True,
-            bm25_chunks=len(engine.bm25),
-            vector_chunks=len(engine.vectors),
-            load_seconds=engine.load_seconds,
+            bm25_chunks=stats.bm25_chunks,
+            vector_chunks=stats.vector_chunks,
+            load_seconds=stats.load_seconds,
         )

@@ -77,7 +77,7 @@ class FloorWork:
         params = search_params(retrieval_pb2.SearchRequest(query=query, top_k=top_k), self.retrieval_config)
         normalised = normalise_query(query)
         vector = self.engine.embed_query(normalised)
-        return [hit_message(self.engine, hit) for hit in self.engine.search(normalised, params, vector)]
+        return [hit_message(hit) for hit in self.engine.search(normalised, params, vector)]
 
     async def answer(self, query: str) -> float:
         """Stream an answer to query from the top passages; returns the seconds to its first piece."""

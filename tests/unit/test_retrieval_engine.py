@@ -10,7 +10,8 @@ import pytest
 from likeopt.text import tokenize
 from retrieval_svc import engine as engine_module
 from retrieval_svc import store as store_module
-from retrieval_svc.engine import DocumentInput, RetrievalEngine, SearchParams
+from retrieval_svc.backend import DocumentInput, SearchParams
+from retrieval_svc.engine import RetrievalEngine
 from tests.unit.test_retrieval_harness import FakeEmbedder
 
 LONG = " ".join(f"Sentence {i} mentions zebras and stripes." for i in range(12))
@@ -32,7 +33,7 @@ def params(mode: str = "hybrid", top_k: int = 10, per_document: bool = False) ->
 
 def search(engine: RetrievalEngine, query: str, p: SearchParams) -> list[str]:
     vector = engine.embed_query(query) if p.mode != "bm25" else None
-    return [engine.describe(hit.row)[0].doc_id for hit in engine.search(query, p, vector)]
+    return [hit.doc_id for hit in engine.search(query, p, vector)]
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from retrieval_svc.engine import DocumentInput, RetrievalEngine
+from retrieval_svc.backend import DocumentInput
+from retrieval_svc.engine import RetrievalEngine
 from tests.unit.test_retrieval_engine import engine_at, ingest, params, search
 
 
