@@ -7,9 +7,10 @@ after the window probes it again, which is how the layer reconnects by itself.
 
 With ``cluster=True`` (LIKEOPT_REDIS_CLUSTER=1) the URL names any node of a Redis/Valkey
 Cluster and redis-py's cluster client routes each key to the primary owning its slot; its
-pipelines split a batch by node. A failure also drops the cluster client's view of the
-topology, so the probe after the back-off asks the cluster again which node owns what: that
-is how the layer follows a failover (a replica promoted in place of a dead primary).
+pipelines split a batch by node. The client must first learn which node serves which slot;
+that takes longer than a call's deadline, so it is learnt in a task of its own while calls
+miss. A failure makes the layer learn the map again (after the back-off), which is how it
+follows a failover: a replica promoted in place of a dead primary.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ T = TypeVar("T")
 Client = Redis | RedisCluster
 """Either client: both offer the commands and non-transactional pipelines used here."""
 
+DISCOVERY_TIMEOUT_S = 5.0
+"""Bound on learning a cluster's slot map: off the request path, so longer than a call's
+deadline, yet bounded so that a node which never answers cannot hold discovery up forever."""
+
 
 class L2Entry(NamedTuple):
     """A value read from Redis and its remaining time to live (None when unknown)."""
@@ -50,12 +55,14 @@ def redis_client(url: str, timeout_s: float, cluster: bool) -> Client:
     """A client for a single server or, with cluster, for the Redis Cluster the URL's node belongs to.
 
     redis-py's own retries would multiply the deadline, so both clients make one attempt;
-    the layer retries through its back-off instead. The cluster client connects lazily (on
-    the first call), so a cluster that is down at start-up is a miss, not a crash; a URL
-    naming a database other than 0 is refused here (RedisClusterException), as clusters
-    have only database 0.
+    the layer retries through its back-off instead. The cluster client connects lazily, and
+    its sockets get the discovery bound rather than a call's deadline: learning the slot map
+    reads a large COMMAND reply, which a 50 ms socket timeout cuts off on a busy machine.
+    Calls stay bounded by the layer's deadline either way. A URL naming a database other than
+    0 is refused here (RedisClusterException): a cluster has only database 0.
     """
-    options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s, "retry": Retry(NoBackoff(), 0)}
+    socket_s = max(timeout_s, DISCOVERY_TIMEOUT_S) if cluster else timeout_s
+    options = {"socket_timeout": socket_s, "socket_connect_timeout": socket_s, "retry": Retry(NoBackoff(), 0)}
     if cluster:
         return RedisCluster.from_url(url, **options)
     return Redis.from_url(url, **options)
@@ -72,6 +79,10 @@ class RedisLayer:
         self._healthy = self._client is not None
         self._retry_at = 0.0
         self._latency_s: float | None = None
+        self._cluster = cluster
+        # Whether calls may go out: one server needs nothing first, a cluster its slot map.
+        self._mapped = not cluster
+        self._discovery: asyncio.Task[None] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -139,7 +150,11 @@ class RedisLayer:
         return {key for key, removed in zip(keys, replies, strict=True) if removed}
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Stop learning the slot map, if under way, and close the connections."""
+        if self._discovery is not None:
+            self._discovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._discovery
         if self._client is not None:
             await self._client.aclose()
 
@@ -148,28 +163,50 @@ class RedisLayer:
         if self._client is None or (not self._healthy and time.monotonic() < self._retry_at):
             return None
         started = time.monotonic()
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        if not await self._slot_map_known(self._timeout_s):
+            return None  # still being learnt: a miss, and the deadline kept
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout_at(deadline):
                 result = await operation(self._client)
         except Exception as exc:  # any failure of a cache is a miss, never the caller's error
             self._mark_down(exc)
-            await self._forget_topology()
+            # redis-py refreshes its slot map after a failed single command but not after a
+            # failed pipeline, and every read here is one: relearn it, or the keys of a dead
+            # primary's slots would go on to the dead node after its replica took over.
+            self._mapped = not self._cluster
             return None
         self._mark_up(time.monotonic() - started)
         return result
 
-    async def _forget_topology(self) -> None:
-        """Cluster only: drop the slot map and connections so the next call rediscovers them.
+    async def _slot_map_known(self, wait_s: float) -> bool:
+        """Whether calls can go out: always to one server; to a cluster, once its slot map is known.
 
-        redis-py refreshes its map after a failed single command but not after a failed
-        pipeline, and every read here is a pipeline: without this, keys of a dead primary's
-        slots would keep going to the dead node after its replica took over.
+        Learning the map (CLUSTER SLOTS and COMMAND, both parsed in Python) can take longer than
+        a call's deadline, and a call that timed out while learning would throw that work away;
+        so it runs in a task of its own. The call that starts it waits for it until its deadline;
+        calls arriving while it runs miss at once, so a slow discovery (a node that does not
+        answer) costs each of them nothing, as the back-off does for a dead server.
         """
-        if not isinstance(self._client, RedisCluster):
-            return
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(self._timeout_s):
+        if self._mapped:
+            return True
+        if self._discovery is not None and not self._discovery.done():
+            return False
+        self._discovery = asyncio.create_task(self._discover())
+        await asyncio.wait({self._discovery}, timeout=wait_s)
+        return self._mapped
+
+    async def _discover(self) -> None:
+        """Drop the old slot map and connections, then learn the map from any node still known."""
+        assert isinstance(self._client, RedisCluster)
+        try:
+            async with asyncio.timeout(max(DISCOVERY_TIMEOUT_S, self._timeout_s)):
                 await self._client.aclose()
+                await self._client.initialize()
+        except Exception as exc:  # the cluster is unreachable: back off like a failed call
+            self._mark_down(exc)
+            return
+        self._mapped = True
 
     def _mark_down(self, exc: Exception) -> None:
         self._retry_at = time.monotonic() + self._retry_after_s
