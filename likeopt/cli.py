@@ -1,4 +1,4 @@
-"""The ``likeopt`` command: up, ingest, eval, bench."""
+"""The ``likeopt`` command: up, ingest, eval, migrate, bench."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> None:
     evaluation.add_argument("--alpha", type=float, help="convex fusion's dense weight (default: LIKEOPT_FUSION_ALPHA)")
     evaluation.add_argument("--json", action="store_true", help="print one JSON object")
 
+    migrate = commands.add_parser(
+        "migrate", help="copy the embedded store (LIKEOPT_DATA_DIR) into Milvus (LIKEOPT_MILVUS_URI), then check it"
+    )
+    migrate.add_argument("--to", required=True, choices=["milvus"], help="the backend to copy into")
+    migrate.add_argument("--sample", type=int, default=50, metavar="N", help="queries the check compares (0: none)")
+
     bench = commands.add_parser("bench", help="load-test a running mesh through Envoy; print and save the figures")
     bench.add_argument("--scenario", required=True, choices=SCENARIOS)
     bench.add_argument("--duration", type=float, default=10.0, metavar="S", help="seconds of measured load")
@@ -57,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     args = parser.parse_args(argv)
+    if args.command == "migrate" and not os.environ.get("LIKEOPT_MILVUS_URI"):
+        parser.error("likeopt migrate --to milvus needs LIKEOPT_MILVUS_URI (the Milvus to copy into)")
     if args.command == "up":
         if args.otlp_endpoint:
             os.environ["LIKEOPT_OTLP_ENDPOINT"] = args.otlp_endpoint
@@ -90,6 +98,10 @@ def main(argv: list[str] | None = None) -> None:
         figures = run_eval(Path(args.data), settings, config)
         print(json.dumps(figures) if args.json else format_report(figures), flush=True)
 
+    if args.command == "migrate":
+        from likeopt.migrate import migrate_to_milvus
+
+        sys.exit(migrate_to_milvus(config, args.sample))
     if args.command == "bench":
         from likeopt.bench.cli import bench_main
 

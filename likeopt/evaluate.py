@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -213,6 +214,7 @@ def private_retrieval(data_dir: Path, log_path: Path) -> Iterator[str]:
         LIKEOPT_DATA_DIR=str(data_dir),
         LIKEOPT_CACHE_ENABLED="0",
         LIKEOPT_RETRIEVAL_METRICS_PORT="0",
+        LIKEOPT_MILVUS_COLLECTION=eval_collection(data_dir),
         **CHILD_ENV,
     )
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,6 +230,11 @@ def private_retrieval(data_dir: Path, log_path: Path) -> Iterator[str]:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def eval_collection(data_dir: Path) -> str:
+    """The Milvus collection of one evaluation collection (with the milvus backend): never the user's own."""
+    return "likeopt_eval_" + re.sub(r"[^A-Za-z0-9_]", "_", data_dir.name)
 
 
 def wait_serving(address: str, process: subprocess.Popen[bytes], timeout_s: float = START_TIMEOUT_S) -> None:
