@@ -14,7 +14,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from functools import partial
 from typing import TypeVar
@@ -24,7 +24,7 @@ import numpy as np
 
 from generation_svc.answer_cache import AnswerCache, answer_key, cacheable
 from generation_svc.backends import AnswerFailed, Backend, Passage, Turn, Usage
-from generation_svc.conversations import ID_PATTERN, ConversationStore, history_of, rewrite_query
+from generation_svc.conversations import ID_PATTERN, MAX_TURNS, ConversationStore, history_of, rewrite_query
 from generation_svc.semantic_cache import SEMANTIC_HITS, SemanticIndex
 from generation_svc.shared_stream import SharedStreams
 from likeopt.config import Config
@@ -126,7 +126,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             top_k = request.top_k or DEFAULT_TOP_K
             if not 1 <= top_k <= MAX_TOP_K:
                 raise AnswerFailed(grpc.StatusCode.INVALID_ARGUMENT, f"top_k must be between 1 and {MAX_TOP_K}")
-            conversation = await self._conversation(request.conversation_id)
+            conversation = await self._conversation(request.conversation_id, request.history)
             history = history_of(conversation)
             semantic = self.semantic if not history else None  # follow-ups depend on their turns
             search = retrieval_pb2.SearchRequest(
@@ -196,11 +196,21 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             budget = min(budget, max(remaining - DEADLINE_MARGIN_S, 0.0))
         return asyncio.get_running_loop().time() + budget
 
-    async def _conversation(self, conversation_id: str) -> generation_pb2.Conversation:
-        """The conversation to continue, or a new one (also when the old one expired)."""
+    async def _conversation(
+        self, conversation_id: str, history: Sequence[generation_pb2.Turn] = ()
+    ) -> generation_pb2.Conversation:
+        """The conversation to continue, or a new one (also when the old one expired).
+
+        Turns the caller sends (an OpenAI-style client keeps its own history) are the conversation as that
+        caller shows it, so they win over stored ones; only the last MAX_TURNS count, as in storage.
+        """
+        if conversation_id:
+            validate_conversation_id(conversation_id)
+        if history:
+            turns = [generation_pb2.Turn(question=t.question, answer=t.answer) for t in history[-MAX_TURNS:]]
+            return generation_pb2.Conversation(conversation_id=conversation_id or uuid.uuid4().hex, turns=turns)
         if not conversation_id:
             return generation_pb2.Conversation(conversation_id=uuid.uuid4().hex)
-        validate_conversation_id(conversation_id)
         stored = await self.conversations.load(conversation_id)
         return stored or generation_pb2.Conversation(conversation_id=conversation_id)
 

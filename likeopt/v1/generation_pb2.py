@@ -25,39 +25,39 @@ _sym_db = _symbol_database.Default()
 from likeopt.v1 import retrieval_pb2 as likeopt_dot_v1_dot_retrieval__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blikeopt/v1/generation.proto\x12\nlikeopt.v1\x1a\x1alikeopt/v1/retrieval.proto\"l\n\rAnswerRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12$\n\x04mode\x18\x04 \x01(\x0e\x32\x16.likeopt.v1.SearchMode\"I\n\x0fGenerateRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\'\n\x08\x63ontexts\x18\x02 \x03(\x0b\x32\x15.likeopt.v1.SearchHit\"L\n\x0eRetrievalEvent\x12#\n\x04hits\x18\x01 \x03(\x0b\x32\x15.likeopt.v1.SearchHit\x12\x15\n\rindex_version\x18\x02 \x01(\x03\"\x1a\n\nDeltaEvent\x12\x0c\n\x04text\x18\x01 \x01(\t\"Y\n\rCitationEvent\x12\t\n\x01n\x18\x01 \x01(\x05\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\"I\n\x07Timings\x12\x14\n\x0cretrieval_ms\x18\x01 \x01(\x01\x12\x16\n\x0e\x66irst_token_ms\x18\x02 \x01(\x01\x12\x10\n\x08total_ms\x18\x03 \x01(\x01\"\xc6\x01\n\tDoneEvent\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12$\n\x07timings\x18\x02 \x01(\x0b\x32\x13.likeopt.v1.Timings\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12\x15\n\rprompt_tokens\x18\x06 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x08 \x01(\t\"B\n\nErrorEvent\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\rretry_after_s\x18\x03 \x01(\x01\"\xef\x01\n\x0b\x41nswerEvent\x12/\n\tretrieval\x18\x01 \x01(\x0b\x32\x1a.likeopt.v1.RetrievalEventH\x00\x12\'\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x16.likeopt.v1.DeltaEventH\x00\x12-\n\x08\x63itation\x18\x03 \x01(\x0b\x32\x19.likeopt.v1.CitationEventH\x00\x12%\n\x04\x64one\x18\x04 \x01(\x0b\x32\x15.likeopt.v1.DoneEventH\x00\x12\'\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.likeopt.v1.ErrorEventH\x00\x42\x07\n\x05\x65vent\"1\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\"o\n\x04Turn\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12,\n\tcitations\x18\x03 \x03(\x0b\x32\x19.likeopt.v1.CitationEvent\x12\x17\n\x0f\x63reated_unix_ms\x18\x04 \x01(\x03\"H\n\x0c\x43onversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x1f\n\x05turns\x18\x02 \x03(\x0b\x32\x10.likeopt.v1.Turn\"7\n\x0c\x43\x61\x63hedAnswer\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.likeopt.v1.AnswerEvent2\xe8\x01\n\x11GenerationService\x12>\n\x06\x41nswer\x12\x19.likeopt.v1.AnswerRequest\x1a\x17.likeopt.v1.AnswerEvent0\x01\x12\x42\n\x08Generate\x12\x1b.likeopt.v1.GenerateRequest\x1a\x17.likeopt.v1.AnswerEvent0\x01\x12O\n\x0fGetConversation\x12\".likeopt.v1.GetConversationRequest\x1a\x18.likeopt.v1.Conversationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blikeopt/v1/generation.proto\x12\nlikeopt.v1\x1a\x1alikeopt/v1/retrieval.proto\"\x8f\x01\n\rAnswerRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12$\n\x04mode\x18\x04 \x01(\x0e\x32\x16.likeopt.v1.SearchMode\x12!\n\x07history\x18\x05 \x03(\x0b\x32\x10.likeopt.v1.Turn\"I\n\x0fGenerateRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\'\n\x08\x63ontexts\x18\x02 \x03(\x0b\x32\x15.likeopt.v1.SearchHit\"L\n\x0eRetrievalEvent\x12#\n\x04hits\x18\x01 \x03(\x0b\x32\x15.likeopt.v1.SearchHit\x12\x15\n\rindex_version\x18\x02 \x01(\x03\"\x1a\n\nDeltaEvent\x12\x0c\n\x04text\x18\x01 \x01(\t\"Y\n\rCitationEvent\x12\t\n\x01n\x18\x01 \x01(\x05\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\"I\n\x07Timings\x12\x14\n\x0cretrieval_ms\x18\x01 \x01(\x01\x12\x16\n\x0e\x66irst_token_ms\x18\x02 \x01(\x01\x12\x10\n\x08total_ms\x18\x03 \x01(\x01\"\xc6\x01\n\tDoneEvent\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12$\n\x07timings\x18\x02 \x01(\x0b\x32\x13.likeopt.v1.Timings\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12\x15\n\rprompt_tokens\x18\x06 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x08 \x01(\t\"B\n\nErrorEvent\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\rretry_after_s\x18\x03 \x01(\x01\"\xef\x01\n\x0b\x41nswerEvent\x12/\n\tretrieval\x18\x01 \x01(\x0b\x32\x1a.likeopt.v1.RetrievalEventH\x00\x12\'\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x16.likeopt.v1.DeltaEventH\x00\x12-\n\x08\x63itation\x18\x03 \x01(\x0b\x32\x19.likeopt.v1.CitationEventH\x00\x12%\n\x04\x64one\x18\x04 \x01(\x0b\x32\x15.likeopt.v1.DoneEventH\x00\x12\'\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.likeopt.v1.ErrorEventH\x00\x42\x07\n\x05\x65vent\"1\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\"o\n\x04Turn\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12,\n\tcitations\x18\x03 \x03(\x0b\x32\x19.likeopt.v1.CitationEvent\x12\x17\n\x0f\x63reated_unix_ms\x18\x04 \x01(\x03\"H\n\x0c\x43onversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x1f\n\x05turns\x18\x02 \x03(\x0b\x32\x10.likeopt.v1.Turn\"7\n\x0c\x43\x61\x63hedAnswer\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.likeopt.v1.AnswerEvent2\xe8\x01\n\x11GenerationService\x12>\n\x06\x41nswer\x12\x19.likeopt.v1.AnswerRequest\x1a\x17.likeopt.v1.AnswerEvent0\x01\x12\x42\n\x08Generate\x12\x1b.likeopt.v1.GenerateRequest\x1a\x17.likeopt.v1.AnswerEvent0\x01\x12O\n\x0fGetConversation\x12\".likeopt.v1.GetConversationRequest\x1a\x18.likeopt.v1.Conversationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'likeopt.v1.generation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ANSWERREQUEST']._serialized_start=71
-  _globals['_ANSWERREQUEST']._serialized_end=179
-  _globals['_GENERATEREQUEST']._serialized_start=181
-  _globals['_GENERATEREQUEST']._serialized_end=254
-  _globals['_RETRIEVALEVENT']._serialized_start=256
-  _globals['_RETRIEVALEVENT']._serialized_end=332
-  _globals['_DELTAEVENT']._serialized_start=334
-  _globals['_DELTAEVENT']._serialized_end=360
-  _globals['_CITATIONEVENT']._serialized_start=362
-  _globals['_CITATIONEVENT']._serialized_end=451
-  _globals['_TIMINGS']._serialized_start=453
-  _globals['_TIMINGS']._serialized_end=526
-  _globals['_DONEEVENT']._serialized_start=529
-  _globals['_DONEEVENT']._serialized_end=727
-  _globals['_ERROREVENT']._serialized_start=729
-  _globals['_ERROREVENT']._serialized_end=795
-  _globals['_ANSWEREVENT']._serialized_start=798
-  _globals['_ANSWEREVENT']._serialized_end=1037
-  _globals['_GETCONVERSATIONREQUEST']._serialized_start=1039
-  _globals['_GETCONVERSATIONREQUEST']._serialized_end=1088
-  _globals['_TURN']._serialized_start=1090
-  _globals['_TURN']._serialized_end=1201
-  _globals['_CONVERSATION']._serialized_start=1203
-  _globals['_CONVERSATION']._serialized_end=1275
-  _globals['_CACHEDANSWER']._serialized_start=1277
-  _globals['_CACHEDANSWER']._serialized_end=1332
-  _globals['_GENERATIONSERVICE']._serialized_start=1335
-  _globals['_GENERATIONSERVICE']._serialized_end=1567
+  _globals['_ANSWERREQUEST']._serialized_start=72
+  _globals['_ANSWERREQUEST']._serialized_end=215
+  _globals['_GENERATEREQUEST']._serialized_start=217
+  _globals['_GENERATEREQUEST']._serialized_end=290
+  _globals['_RETRIEVALEVENT']._serialized_start=292
+  _globals['_RETRIEVALEVENT']._serialized_end=368
+  _globals['_DELTAEVENT']._serialized_start=370
+  _globals['_DELTAEVENT']._serialized_end=396
+  _globals['_CITATIONEVENT']._serialized_start=398
+  _globals['_CITATIONEVENT']._serialized_end=487
+  _globals['_TIMINGS']._serialized_start=489
+  _globals['_TIMINGS']._serialized_end=562
+  _globals['_DONEEVENT']._serialized_start=565
+  _globals['_DONEEVENT']._serialized_end=763
+  _globals['_ERROREVENT']._serialized_start=765
+  _globals['_ERROREVENT']._serialized_end=831
+  _globals['_ANSWEREVENT']._serialized_start=834
+  _globals['_ANSWEREVENT']._serialized_end=1073
+  _globals['_GETCONVERSATIONREQUEST']._serialized_start=1075
+  _globals['_GETCONVERSATIONREQUEST']._serialized_end=1124
+  _globals['_TURN']._serialized_start=1126
+  _globals['_TURN']._serialized_end=1237
+  _globals['_CONVERSATION']._serialized_start=1239
+  _globals['_CONVERSATION']._serialized_end=1311
+  _globals['_CACHEDANSWER']._serialized_start=1313
+  _globals['_CACHEDANSWER']._serialized_end=1368
+  _globals['_GENERATIONSERVICE']._serialized_start=1371
+  _globals['_GENERATIONSERVICE']._serialized_end=1603
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,56 @@
+"""Answer with caller-kept history (AnswerRequest.history): what OpenAI-style clients send instead of an id."""
+
+from __future__ import annotations
+
+from generation_svc.backends import Turn
+from generation_svc.conversations import MAX_TURNS
+from likeopt.v1 import generation_pb2
+from tests.unit.test_generation_harness import generation_server
+from tests.unit.test_generation_service import ScriptedBackend
+
+
+def turn(question: str, answer: str) -> generation_pb2.Turn:
+    return generation_pb2.Turn(question=question, answer=answer)
+
+
+async def test_sent_history_is_the_conversation_and_the_answer_is_stored_under_a_new_id() -> None:
+    backend = ScriptedBackend(["It costs little [1]."])
+    history = [turn("How does the answer cache work?", "It keeps answers [1].")]
+    async with generation_server(backend) as h:
+        events = await h.answer("and what about its cost?", history=history)
+        conversation_id = events[-1].done.conversation_id
+        stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+    question, seen = backend.calls[-1]
+    assert question == "and what about its cost?"
+    assert seen == [Turn("How does the answer cache work?", "It keeps answers [1].")]
+    assert "cache" in h.retrieval.queries[-1]  # the follow-up borrowed the earlier question's words
+    assert [t.question for t in stored.turns] == ["How does the answer cache work?", "and what about its cost?"]
+
+
+async def test_sent_history_wins_over_stored_turns_and_keeps_the_given_id() -> None:
+    backend = ScriptedBackend(["Answer [1]."])
+    async with generation_server(backend) as h:
+        first = await h.answer("How does the answer cache work?")
+        conversation_id = first[-1].done.conversation_id
+        edited = [turn("Which port does Envoy listen on?", "8080 [1].")]
+        second = await h.answer("and its admin port?", conversation_id=conversation_id, history=edited)
+    assert second[-1].done.conversation_id == conversation_id
+    assert backend.calls[-1][1] == [Turn("Which port does Envoy listen on?", "8080 [1].")]
+
+
+async def test_only_the_last_turns_of_a_long_history_count() -> None:
+    backend = ScriptedBackend(["Answer [1]."])
+    history = [turn(f"question {i}", f"answer {i}") for i in range(MAX_TURNS + 4)]
+    async with generation_server(backend) as h:
+        await h.answer("How does the answer cache work?", history=history)
+    seen = backend.calls[-1][1]
+    assert len(seen) == MAX_TURNS and seen[-1] == Turn(f"question {MAX_TURNS + 3}", f"answer {MAX_TURNS + 3}")
+
+
+async def test_a_different_history_is_a_different_cached_answer() -> None:
+    backend = ScriptedBackend(["Answer [1]."])
+    async with generation_server(backend) as h:
+        await h.answer("and its cost?", history=[turn("How does the answer cache work?", "It keeps answers.")])
+        await h.answer("and its cost?", history=[turn("Which port does Envoy listen on?", "8080.")])
+        repeat = await h.answer("and its cost?", history=[turn("Which port does Envoy listen on?", "8080.")])
+    assert len(backend.calls) == 2 and repeat[-1].done.cached
