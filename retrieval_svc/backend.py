@@ -73,6 +73,27 @@ class IndexStats:
     load_seconds: float
 
 
+@dataclass(frozen=True)
+class DocumentSummary:
+    """A stored document without its text, as ListDocuments pages through them."""
+
+    id: str
+    title: str
+    metadata: dict[str, str]
+    chunks: int
+
+
+@dataclass(frozen=True)
+class DocumentChunks:
+    """A stored document as the index holds it: the original text is not kept, its chunks are."""
+
+    id: str
+    title: str
+    metadata: dict[str, str]
+    chunks: list[tuple[int, str]]
+    """(ordinal, text) of each chunk, in document order; the chunk id is ``<id>#<ordinal>``."""
+
+
 def embedding_text(title: str, chunk: str) -> str:
     """The text a chunk is embedded and BM25-indexed as: its title gives context."""
     return f"{title}\n{chunk}" if title else chunk
@@ -118,6 +139,12 @@ class RetrievalBackend(Protocol):
 
     def stats(self) -> IndexStats:
         """Counts for GetIndexStatus."""
+
+    def list_documents(self, after_id: str, limit: int) -> tuple[list[DocumentSummary], int]:
+        """Up to limit documents whose ids sort after after_id, in id order, and how many are stored in all."""
+
+    def get_document(self, doc_id: str) -> DocumentChunks | None:
+        """The document with its chunks, or None when there is none with that id."""
 
     def close(self) -> None:
         """Release connections and files."""

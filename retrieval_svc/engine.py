@@ -7,6 +7,7 @@ CPU-bound: the gRPC service calls them from worker threads, never on its event l
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -20,7 +21,15 @@ from opentelemetry import trace
 
 from likeopt.config import Config
 from likeopt.text import tokenize
-from retrieval_svc.backend import ChunkHit, DocumentInput, IndexStats, SearchParams, embedding_text
+from retrieval_svc.backend import (
+    ChunkHit,
+    DocumentChunks,
+    DocumentInput,
+    DocumentSummary,
+    IndexStats,
+    SearchParams,
+    embedding_text,
+)
 from retrieval_svc.bm25 import BM25Index
 from retrieval_svc.chunking import chunk_text
 from retrieval_svc.embedder import Embedder, configured_embedder
@@ -94,6 +103,7 @@ class RetrievalEngine:
         """Query embeddings and searches computed: what caching and single-flight are meant to save."""
         self._write_lock = threading.Lock()
         self._index_lock = threading.RLock()
+        self._id_order: tuple[tuple[int, int], list[str]] = ((-1, -1), [])
 
     # -- start-up ---------------------------------------------------------
 
@@ -342,6 +352,33 @@ class RetrievalEngine:
     def refresh(self) -> bool:
         """A read-only replica catches up with the writer's store; the writer itself is always current."""
         return self.follow() if self.read_only else False
+
+    def list_documents(self, after_id: str, limit: int) -> tuple[list[DocumentSummary], int]:
+        """Up to limit documents whose ids sort after after_id, in id order, and how many there are in all."""
+        with self._index_lock:
+            ids = self._sorted_ids()
+            start = bisect.bisect_right(ids, after_id) if after_id else 0
+            page = [
+                DocumentSummary(doc_id, *self.documents[doc_id], chunks=len(self.rows_by_doc.get(doc_id, ())))
+                for doc_id in ids[start : start + limit]
+            ]
+            return page, len(ids)
+
+    def _sorted_ids(self) -> list[str]:
+        """Document ids in order; sorted again only after a write, as pages are read one after another."""
+        key = (self.version, len(self.documents))
+        if self._id_order[0] != key:
+            self._id_order = (key, sorted(self.documents))
+        return self._id_order[1]
+
+    def get_document(self, doc_id: str) -> DocumentChunks | None:
+        """The document with its chunks in order, or None when there is none with that id."""
+        with self._index_lock:
+            if doc_id not in self.documents:
+                return None
+            title, metadata = self.documents[doc_id]
+            refs = sorted((self.chunks[row] for row in self.rows_by_doc.get(doc_id, ())), key=lambda r: r.ordinal)
+            return DocumentChunks(doc_id, title, dict(metadata), [(r.ordinal, r.text) for r in refs])
 
     def stats(self) -> IndexStats:
         return IndexStats(

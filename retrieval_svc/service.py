@@ -41,6 +41,8 @@ MAX_DOCUMENT_CHARS = 10_000_000
 UPSERT_BATCH_CHARS = 200_000
 """Text per ingestion batch: about 200 chunks, so each embedding call fills and length-sorts its model batches."""
 UPSERT_BATCH_DOCS = 256
+DEFAULT_LIST_LIMIT = 100
+MAX_LIST_LIMIT = 1000
 MODES = {retrieval_pb2.HYBRID: "hybrid", retrieval_pb2.BM25: "bm25", retrieval_pb2.DENSE: "dense"}
 T = TypeVar("T")
 EMBEDDING_VERSION = 0
@@ -330,6 +332,48 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> AsyncIterator[retrieval_pb2.IndexVersion]:
         async for version in self.versions.watch():
             yield retrieval_pb2.IndexVersion(index_version=version)
+
+    @backend_errors_as_status
+    async def ListDocuments(
+        self, request: retrieval_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
+    ) -> retrieval_pb2.ListDocumentsResponse:
+        engine = await self._listing_engine(context)
+        limit = request.limit or DEFAULT_LIST_LIMIT
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"limit must be between 1 and {MAX_LIST_LIMIT}")
+        version = engine.version
+        # One more than asked says whether another page follows.
+        page, total = await asyncio.to_thread(engine.list_documents, request.after_id, limit + 1)
+        reply = retrieval_pb2.ListDocumentsResponse(total=total, index_version=version)
+        for doc in page[:limit]:
+            reply.documents.add(id=doc.id, title=doc.title, metadata=doc.metadata, chunks=doc.chunks)
+        if len(page) > limit:
+            reply.next_after_id = page[limit - 1].id
+        return reply
+
+    @backend_errors_as_status
+    async def GetDocument(
+        self, request: retrieval_pb2.GetDocumentRequest, context: grpc.aio.ServicerContext
+    ) -> retrieval_pb2.StoredDocument:
+        engine = await self._listing_engine(context)
+        version = engine.version
+        doc = await asyncio.to_thread(engine.get_document, request.id)
+        if doc is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no document with id {request.id!r}")
+        assert doc is not None  # abort raises
+        chunks = [retrieval_pb2.DocumentChunk(chunk_id=f"{doc.id}#{n}", text=text) for n, text in doc.chunks]
+        return retrieval_pb2.StoredDocument(
+            id=doc.id, title=doc.title, metadata=doc.metadata, chunks=chunks, index_version=version
+        )
+
+    async def _listing_engine(self, context: grpc.aio.ServicerContext) -> RetrievalBackend:
+        """The engine, caught up with other writers, if its backend can list documents (UNIMPLEMENTED if not)."""
+        engine = await self._ready_engine(context)
+        if not hasattr(engine, "list_documents") or not hasattr(engine, "get_document"):
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this retrieval backend cannot list documents yet")
+        if engine.shared_version and await in_pool(self._search_pool, engine.refresh):
+            self.index_changed()
+        return engine
 
     @backend_errors_as_status
     async def GetIndexStatus(

@@ -66,6 +66,16 @@ class RetrievalServiceStub:
                 request_serializer=likeopt_dot_v1_dot_retrieval__pb2.WatchIndexRequest.SerializeToString,
                 response_deserializer=likeopt_dot_v1_dot_retrieval__pb2.IndexVersion.FromString,
                 _registered_method=True)
+        self.ListDocuments = channel.unary_unary(
+                '/likeopt.v1.RetrievalService/ListDocuments',
+                request_serializer=likeopt_dot_v1_dot_retrieval__pb2.ListDocumentsRequest.SerializeToString,
+                response_deserializer=likeopt_dot_v1_dot_retrieval__pb2.ListDocumentsResponse.FromString,
+                _registered_method=True)
+        self.GetDocument = channel.unary_unary(
+                '/likeopt.v1.RetrievalService/GetDocument',
+                request_serializer=likeopt_dot_v1_dot_retrieval__pb2.GetDocumentRequest.SerializeToString,
+                response_deserializer=likeopt_dot_v1_dot_retrieval__pb2.StoredDocument.FromString,
+                _registered_method=True)
 
 
 class RetrievalServiceServicer:
@@ -122,6 +132,20 @@ class RetrievalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDocuments(self, request, context):
+        """ListDocuments pages through the stored documents in id order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDocument(self, request, context):
+        """GetDocument returns one stored document with its chunks; NOT_FOUND when there is none with that id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetrievalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -154,6 +178,16 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
                     servicer.WatchIndex,
                     request_deserializer=likeopt_dot_v1_dot_retrieval__pb2.WatchIndexRequest.FromString,
                     response_serializer=likeopt_dot_v1_dot_retrieval__pb2.IndexVersion.SerializeToString,
+            ),
+            'ListDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDocuments,
+                    request_deserializer=likeopt_dot_v1_dot_retrieval__pb2.ListDocumentsRequest.FromString,
+                    response_serializer=likeopt_dot_v1_dot_retrieval__pb2.ListDocumentsResponse.SerializeToString,
+            ),
+            'GetDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocument,
+                    request_deserializer=likeopt_dot_v1_dot_retrieval__pb2.GetDocumentRequest.FromString,
+                    response_serializer=likeopt_dot_v1_dot_retrieval__pb2.StoredDocument.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -320,6 +354,60 @@ class RetrievalService:
             '/likeopt.v1.RetrievalService/WatchIndex',
             likeopt_dot_v1_dot_retrieval__pb2.WatchIndexRequest.SerializeToString,
             likeopt_dot_v1_dot_retrieval__pb2.IndexVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/likeopt.v1.RetrievalService/ListDocuments',
+            likeopt_dot_v1_dot_retrieval__pb2.ListDocumentsRequest.SerializeToString,
+            likeopt_dot_v1_dot_retrieval__pb2.ListDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/likeopt.v1.RetrievalService/GetDocument',
+            likeopt_dot_v1_dot_retrieval__pb2.GetDocumentRequest.SerializeToString,
+            likeopt_dot_v1_dot_retrieval__pb2.StoredDocument.FromString,
             options,
             channel_credentials,
             insecure,
