@@ -300,11 +300,15 @@ class ValkeyCluster:
         self.work_dir = work_dir
         self.timeout_s = timeout_s
         self.ports: list[int] = []
-        while len(self.ports) < 6:  # free_port samples at random: skip a repeat
-            port = free_port()
-            if port not in self.ports:
-                self.ports.append(port)
+        while len(self.ports) < 6:
+            self.ports.append(self._new_port())
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
+
+    def _new_port(self) -> int:
+        """A free port not yet used by this cluster (free_port samples at random, so it can repeat)."""
+        while (port := free_port()) in self.ports:
+            pass
+        return port
 
     @property
     def url(self) -> str:
@@ -318,15 +322,33 @@ class ValkeyCluster:
     def start(self) -> None:
         """Start the six nodes, form the cluster and wait until it is healthy; stop all on failure."""
         try:
-            for port in self.ports:
-                self._spawn(port)
-            for port in self.ports:
-                self._wait(lambda port=port: self._pings(port), f"node {port} answers PING")
+            for index in range(len(self.ports)):
+                self._start_node(index)
             self._form()
             self.wait_healthy()
         except BaseException:
             self.stop()
             raise
+
+    def _start_node(self, index: int) -> None:
+        """Spawn one node and wait for its PING. Tests running beside this one pick free ports
+        too, so a port can be taken before the node binds it: the node exits, and is started
+        again on another port (at most three times)."""
+        for _attempt in range(3):
+            port = self.ports[index]
+            self._spawn(port)
+            process = self._processes[port]
+
+            def settled(process: subprocess.Popen[bytes] = process, port: int = port) -> bool:
+                return process.poll() is not None or self._pings(port)
+
+            self._wait(settled, f"node {port} answers PING or exits")
+            if process.poll() is None:
+                return
+            log = (self.work_dir / f"node-{port}" / "server.log").read_text(errors="replace")
+            del self._processes[port]
+            self.ports[index] = self._new_port()
+        raise RuntimeError(f"cluster node {index} exits at start; its log ends with:\n{log[-2000:]}")
 
     def _spawn(self, port: int) -> None:
         node_dir = self.work_dir / f"node-{port}"
@@ -441,10 +463,11 @@ class ValkeyCluster:
         return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
 
     def _pings(self, port: int) -> bool:
+        """Whether a Redis-protocol server answers on port (any other listener there fails the check)."""
         try:
             with self.client(port) as client:
                 return bool(client.ping())
-        except redis.ConnectionError:
+        except redis.RedisError:
             return False
 
     def _wait(self, condition: Callable[[], bool], what: str) -> None:
