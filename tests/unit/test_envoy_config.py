@@ -235,6 +235,31 @@ def test_render_defaults_fills_everything_and_parses():
     assert writes["route"]["cluster"] == "retrieval_writer"
 
 
+def test_openai_and_mcp_routes_reach_the_gateway_rate_limited_and_body_limited():
+    """/v1/ and /mcp are the API too: one rate-limit budget with /api/ (they do not switch it off) and the
+    body limit; chat completions stream, so they get the Content-Length refusal instead of the buffer."""
+    doc = yaml.safe_load(render_envoy_config(envoy_values(Config.from_env({}), "/tmp/envoy-access.log")))
+    routes = _routes(doc)
+    positions = {(r["match"].get("path") or r["match"].get("prefix"), "route" in r): i for i, r in enumerate(routes)}
+    refusal = routes[positions[("/v1/chat/completions", False)]]
+    assert positions[("/v1/chat/completions", False)] < positions[("/v1/chat/completions", True)]
+    assert refusal["direct_response"]["status"] == 413
+    assert refusal["match"]["headers"][0]["range_match"]["start"] == Config.from_env({}).max_request_bytes
+    body = json.loads(refusal["direct_response"]["body"]["inline_string"])
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert refusal["response_headers_to_add"][0]["header"] == {"key": "content-type", "value": "application/json"}
+    for key, buffered in ((("/v1/chat/completions", True), False), (("/v1/", True), True), (("/mcp", True), True)):
+        route = routes[positions[key]]
+        assert route["route"]["cluster"] == "gateway", key
+        assert positions[key] < positions[("/", True)], key
+        filters = route.get("typed_per_filter_config", {})
+        assert "envoy.filters.http.local_ratelimit" not in filters, key
+        assert ("envoy.filters.http.buffer" in filters) is buffered, key
+    cors = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    policy = cors["route_config"]["virtual_hosts"][0]["typed_per_filter_config"]["envoy.filters.http.cors"]
+    assert "mcp-session-id" in policy["allow_headers"] and "mcp-session-id" in policy["expose_headers"]
+
+
 def test_admin_stays_on_loopback_when_listening_everywhere():
     values = envoy_values(Config.from_env({"LIKEOPT_HOST": "0.0.0.0"}), "/dev/stdout")
     doc = yaml.safe_load(render_envoy_config(values))
@@ -315,6 +340,9 @@ class FakeGateway:
                 Route("/api/v1/index", self.api_index),
                 Route("/api/v1/search", self.echo, methods=["POST"]),
                 Route("/api/v1/documents", self.echo, methods=["POST"]),
+                Route("/v1/chat/completions", self.echo, methods=["POST"]),
+                Route("/v1/models", self.api_index),
+                Route("/mcp", self.echo, methods=["POST"]),
                 Route("/headers", self.headers),
             ]
         )
@@ -727,6 +755,34 @@ def test_request_body_limit(strict_envoy):
         assert refused.status_code == 413
         assert re.fullmatch(r"[0-9a-f]{32}", refused.headers["x-trace-id"]), "Envoy's own replies name a trace too"
         assert client.post(f"{url}/api/v1/search", content=big).status_code == 413
+
+
+@needs_aliases
+def test_openai_and_mcp_share_the_api_rate_limit(strict_envoy):
+    url = strict_envoy.url
+    outcomes = []
+    for attempt in range(3):  # the bucket refills continuously: one clean sequence is enough
+        with _client(f"127.0.0.{40 + attempt}") as greedy:
+            assert _exhaust(greedy, f"{url}/api/v1/index", 10) is not None, "the rate limit never answered 429"
+            models = greedy.get(f"{url}/v1/models").status_code
+            mcp = greedy.post(f"{url}/mcp", json={}).status_code
+        outcomes.append((models, mcp))
+        if outcomes[-1] == (429, 429):
+            break
+    assert outcomes[-1] == (429, 429), outcomes
+
+
+@needs_aliases
+def test_openai_and_mcp_request_body_limit(strict_envoy):
+    url = strict_envoy.url
+    big = b"x" * 4096
+    with _client("127.0.0.50") as client:
+        assert client.post(f"{url}/v1/chat/completions", content=b"y" * 512).json() == {"received": 512}
+        refused = client.post(f"{url}/v1/chat/completions", content=big)
+        assert refused.status_code == 413 and refused.headers["content-type"] == "application/json"
+        assert refused.json()["error"]["code"] == "request_too_large"  # OpenAI's error shape, for its clients
+        assert client.post(f"{url}/mcp", content=b"y" * 512).json() == {"received": 512}
+        assert client.post(f"{url}/mcp", content=big).status_code == 413
 
 
 # --------------------------------------------------------------------------------------
