@@ -91,6 +91,7 @@ def migrate(
                 backend.set_meta(MARKER, json.dumps({**source, "row": last_row, "complete": False}))
             if progress is not None:
                 progress(copied + skipped, total)
+        backend.flush()
         backend.set_meta(MARKER, json.dumps({**source, "row": last_row, "complete": True}))
         log.info("migrated", extra={"fields": {**source, "copied": copied, "skipped": skipped}})
     finally:

@@ -266,10 +266,16 @@ class MilvusServer:
             except MilvusException:
                 time.sleep(0.1)
 
+    def send(self, sig: int) -> None:
+        """Signal the server, e.g. SIGSTOP to make it hang (accept connections, answer nothing)."""
+        assert self._process is not None
+        self._process.send_signal(sig)
+
     def stop(self) -> None:
         """SIGTERM (it closes its data files), then SIGKILL if it has not exited within 10 s."""
         if self._process is None:
             return
+        self._process.send_signal(signal.SIGCONT)  # a stopped process acts on SIGTERM only once continued
         if self._process.poll() is None:
             self._process.terminate()
             try:

@@ -86,9 +86,10 @@ def backend(milvus: MilvusServer) -> Iterator[MilvusBackend]:
 def test_each_mode_ranks_the_matching_document_first(
     corpus: MilvusBackend, milvus: MilvusServer, mode: str, fusion: str, server_fusion: bool
 ) -> None:
-    backend = backend_on(milvus, corpus.collection, server_fusion=server_fusion) if server_fusion else corpus
+    backend = backend_on(milvus, corpus.collection, server_fusion=server_fusion)
     assert doc_ids(backend, "wheels and engines", params(mode, fusion))[0] == "car"
     assert doc_ids(backend, "manes of horses", params(mode, fusion))[0] == "horse"
+    backend.close()
 
 
 def test_hits_carry_positive_bm25_scores_best_first_and_each_side_s_rank(corpus: MilvusBackend) -> None:
@@ -130,11 +131,22 @@ def test_per_document_returns_each_document_once(corpus: MilvusBackend, mode: st
     assert len(doc_ids(corpus, "zebras wheels keys", params(mode, top_k=2, per_document=True))) == 2
 
 
+@pytest.mark.parametrize("fusion", ["rrf", "convex"])
+def test_server_side_fusion_filters_and_collapses_too(corpus: MilvusBackend, milvus: MilvusServer, fusion: str) -> None:
+    server = backend_on(milvus, corpus.collection, server_fusion=True)
+    query = "zebras stripes sentence wheels keys"
+    assert set(doc_ids(server, query, params("hybrid", fusion, filters=(("kind", "animal"),)))) == {"zebra", "horse"}
+    assert doc_ids(server, query, params("hybrid", fusion, filters=(("kind", 'x" or doc_id != "'),))) == []
+    per_document = doc_ids(server, query, params("hybrid", fusion, per_document=True))
+    assert sorted(per_document) == sorted(d.id for d in CORPUS)  # each once (WeightedRanker's own scaling)
+    server.close()
+
+
 def test_upsert_replaces_a_document_s_chunks(backend: MilvusBackend) -> None:
     first = ingest(backend, CORPUS[0], CORPUS[2])
     assert backend.stats().chunks > 2
     second = ingest(backend, DocumentInput("zebra", "Zebras", "Zebras graze on grass.", {"kind": "animal"}))
-    assert second != first == backend.version or second == backend.version
+    assert second != first and backend.version == second
     stats = backend.stats()
     assert (stats.documents, stats.chunks) == (2, 2)
     assert doc_ids(backend, "stripes", params("bm25")) == []
@@ -170,6 +182,18 @@ def test_a_write_through_one_replica_is_seen_by_another(milvus: MilvusServer, ba
         other.close()
 
 
+def test_bm25_terms_match_inflections_as_the_embedded_engine_does(milvus: MilvusServer) -> None:
+    """With bm25_terms Milvus indexes likeopt.text.tokenize's stemmed terms (milvus-lite itself does not stem)."""
+    terms = backend_on(milvus, new_name(), bm25_terms=True)
+    ingest(terms, *CORPUS)
+    assert doc_ids(terms, "striped zebra", params("bm25"))[0] == "zebra"
+    assert doc_ids(terms, "the engine", params("bm25")) == ["car"]
+    assert doc_ids(terms, "the of and", params("bm25")) == []
+    with pytest.raises(ValueError, match="LIKEOPT_MILVUS_COLLECTION"):
+        backend_on(milvus, terms.collection)  # made with terms: raw-text queries would find nothing
+    terms.close()
+
+
 def test_everything_survives_a_server_restart(tmp_path: Path) -> None:
     server = MilvusServer(tmp_path / "data")
     server.start()
@@ -197,6 +221,25 @@ def test_a_collection_of_another_dimension_or_model_is_refused(milvus: MilvusSer
 
     with pytest.raises(ValueError, match="LIKEOPT_MILVUS_COLLECTION"):
         backend_on(milvus, backend.collection, OtherModel())
+
+
+def test_a_hung_milvus_raises_backend_unavailable_within_the_timeout(tmp_path: Path) -> None:
+    server = MilvusServer(tmp_path / "data")
+    server.start()
+    backend = backend_on(server, "hung")
+    backend.timeout_s = 1
+    version = ingest(backend, *CORPUS)
+    server.send(signal.SIGSTOP)
+    try:
+        with pytest.raises(BackendUnavailable):
+            backend.search("wheels", params("bm25"), None)
+        with pytest.raises(BackendUnavailable):
+            ingest(backend, DocumentInput("boat", "Boats", "Boats have sails.", {}))
+        assert backend.version == version
+    finally:
+        server.send(signal.SIGCONT)
+        backend.close()
+        server.stop()
 
 
 def test_an_unreachable_milvus_raises_backend_unavailable(tmp_path: Path) -> None:
