@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
@@ -26,8 +25,11 @@ from gateway.convert import conversation_json, event_json, hit_json
 from gateway.dashboard import Dashboard
 from gateway.errors import ApiError, error_response, public_details
 from gateway.fast_json import hits_json, search_body, search_head
+from gateway.keys import key_refusal
+from gateway.mcp_http import McpEndpoint
 from gateway.near_search import NearSearchReplies
 from gateway.observe import record_first_token
+from gateway.openai_api import openai_app
 from gateway.openapi import openapi_spec
 from gateway.sse import sse_frame, with_heartbeats
 from gateway.ui_config import UI_CONFIG_PATH, ui_config_endpoint
@@ -36,6 +38,7 @@ from likeopt.cache_keys import normalise_query
 from likeopt.config import Config
 from likeopt.ingest import to_message
 from likeopt.loaders import Skipped, load_content
+from likeopt.mcp_server import Mesh, build_mcp_server
 from likeopt.near_cache import VersionedLRU
 from likeopt.v1 import generation_pb2, retrieval_pb2
 
@@ -111,16 +114,24 @@ def service_metrics_urls(config: Config) -> dict[str, str]:
 def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
     """The ASGI app; upstream channels open on start-up unless given (tests)."""
     state: dict[str, Any] = {}
+    mcp = McpEndpoint(config, build_mcp_server(lambda: state["mesh"]))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state["up"] = upstreams or Upstreams.connect(config)
+        state["mesh"] = Mesh(
+            retrieval=state["up"].retrieval,
+            documents=state["up"].retrieval_writer,
+            generation=state["up"].generation,
+            answer_timeout_s=config.answer_timeout_s,
+        )
         state["dashboard"] = Dashboard(state["up"], service_metrics_urls(config))
         state["near"] = NearSearchReplies(
             state["up"].retrieval_writer, VersionedLRU("search", config.near_cache_entries, config.near_cache_bytes)
         )
         watching = asyncio.create_task(state["near"].watch())
-        yield
+        async with mcp.run():
+            yield
         watching.cancel()
         await state["dashboard"].close()
         await state["up"].close()
@@ -131,19 +142,15 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
     def near() -> NearSearchReplies:
         return state["near"]
 
-    def require_key(request: Request) -> None:
-        """Writes need ``Authorization: Bearer <LIKEOPT_API_KEY>``, compared in constant time."""
-        if not config.api_key:
-            raise ApiError(401, "UNAUTHENTICATED", "disabled: no LIKEOPT_API_KEY is configured")
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.api_key.encode()):
-            raise ApiError(401, "UNAUTHENTICATED", "missing or wrong API key")
+    def require_key(request: Request, write: bool = True) -> None:
+        """Writes need ``Authorization: Bearer <LIKEOPT_API_KEY>``; reads too with LIKEOPT_READS_NEED_KEY."""
+        refusal = key_refusal(config, request.headers.get("authorization", ""), write)
+        if refusal is not None:
+            raise ApiError(401, "UNAUTHENTICATED", refusal)
 
     def require_read_key(request: Request) -> None:
         """Reads are open unless LIKEOPT_READS_NEED_KEY says they need the key too."""
-        if config.reads_need_key:
-            require_key(request)
+        require_key(request, write=False)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
@@ -295,6 +302,8 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         Route("/metrics", metrics),
         Route("/api/v1/metrics", metrics),
         Route(UI_CONFIG_PATH, ui_config_endpoint(config)),  # before the static mount, which would 404 it
+        Mount("/v1", app=openai_app(config, up), name="openai"),
+        Route("/mcp", mcp, name="mcp"),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Starlette(

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 
 from prometheus_client import Counter, Histogram
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from likeopt.metrics import LATENCY_BUCKETS
@@ -76,6 +77,17 @@ def record_first_token(seconds: float) -> None:
     CHAT_FIRST_TOKEN.add(seconds)
 
 
+def route_label(scope: Scope) -> str:
+    """The route template a request matched, with the prefix of the app mounted on the way (``/v1/models``)."""
+    route = scope.get("route")
+    if route is None:
+        return "unmatched"
+    if isinstance(route, Mount):  # the mount itself answered (static files, or nothing matched inside)
+        return route.path
+    root = scope.get("root_path", "")
+    return root[len(scope.get("app_root_path", root)) :] + route.path
+
+
 class RequestMetrics:
     """ASGI middleware: count and time every request by its route template, not its raw path."""
 
@@ -99,7 +111,7 @@ class RequestMetrics:
             await self.app(scope, receive, send_and_note)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = route_label(scope)
             HTTP_REQUESTS.labels(route, scope["method"], str(status)).inc()
             HTTP_LATENCY.labels(route).observe(elapsed)
             if route.startswith("/api/v1/") and route not in ("/api/v1/dashboard", "/api/v1/chat"):

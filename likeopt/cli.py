@@ -1,4 +1,4 @@
-"""The ``likeopt`` command: up, ingest, eval, migrate, bench."""
+"""The ``likeopt`` command: up, ingest, eval, migrate, mcp, bench."""
 
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     migrate.add_argument("--to", required=True, choices=["milvus"], help="the backend to copy into")
     migrate.add_argument("--sample", type=int, default=50, metavar="N", help="queries the check compares (0: none)")
+
+    commands.add_parser(
+        "mcp", help="serve MCP over stdio (for desktop clients): search, ask, list_documents, documents as resources"
+    )
 
     bench = commands.add_parser("bench", help="load-test a running mesh through Envoy; print and save the figures")
     bench.add_argument("--scenario", required=True, choices=SCENARIOS)
@@ -102,6 +106,10 @@ def main(argv: list[str] | None = None) -> None:
         from likeopt.migrate import migrate_to_milvus
 
         sys.exit(migrate_to_milvus(config, args.sample))
+    if args.command == "mcp":
+        from likeopt.mcp_server import run_stdio
+
+        run_stdio(config)
     if args.command == "bench":
         from likeopt.bench.cli import bench_main
 

@@ -1,0 +1,63 @@
+"""MCP over streamable HTTP at /mcp: the gateway's checks in front of the SDK's session manager.
+
+Stateless and JSON-answering: every MCP message is one POST answered by one JSON body, so any gateway
+replica can take any message (no session lives in one process) and nothing is held open through Envoy.
+The SDK's Host check is off (behind Envoy the Host is whatever the deployment's name is); the Origin is
+checked against LIKEOPT_CORS_ORIGINS instead, which is what stops a web page from driving a local
+Like-Opt (DNS rebinding), and the API key is checked as for every read.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope, Send
+
+from gateway.errors import error_response
+from gateway.keys import key_refusal
+from likeopt.config import Config
+
+MAX_MESSAGE_BYTES = 1024 * 1024
+"""Largest MCP message read (as the REST API's JSON bodies); tool arguments are small."""
+
+
+def origin_allowed(pattern: str, origin: str) -> bool:
+    """Whether a browser Origin matches LIKEOPT_CORS_ORIGINS (a full match, as Envoy's CORS policy uses it)."""
+    try:
+        return re.fullmatch(pattern, origin) is not None
+    except re.error:  # an RE2 construct Python lacks: refuse rather than guess
+        return False
+
+
+class McpEndpoint:
+    """The ASGI app routed at /mcp; ``run()`` must be entered for the app's lifetime (the gateway's lifespan)."""
+
+    def __init__(self, config: Config, server: MCPServer[Any]) -> None:
+        self.config = config
+        server.streamable_http_app(  # builds the session manager; its own Starlette app is not used
+            stateless_http=True,
+            json_response=True,
+            max_request_body_size=MAX_MESSAGE_BYTES,
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+        self.manager = server.session_manager
+
+    def run(self) -> AbstractAsyncContextManager[None]:
+        return self.manager.run()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        refusal = key_refusal(self.config, headers.get("authorization", ""), write=False)
+        if refusal is not None:
+            response = error_response(401, "UNAUTHENTICATED", refusal, headers={"WWW-Authenticate": "Bearer"})
+        elif (origin := headers.get("origin")) and not origin_allowed(self.config.cors_origins, origin):
+            response = error_response(403, "FORBIDDEN", f"origin {origin!r} is not allowed (LIKEOPT_CORS_ORIGINS)")
+        else:
+            await self.manager.handle_request(scope, receive, send)
+            return
+        await response(scope, receive, send)

@@ -1,0 +1,262 @@
+"""The OpenAI-compatible API (``/v1/chat/completions``, ``/v1/models``): a FastAPI app mounted at /v1.
+
+Open WebUI, LibreChat and every OpenAI SDK can talk to Like-Opt through it. A completion is one call of
+generation_svc's Answer, as the web UI's chat is, so caching, conversations, tracing and cancellation
+are the same: a client that goes away (mid-stream or not) cancels the gRPC call and the model stops.
+The first answer event is awaited before the response starts, so an unreachable generation_svc is a
+503 and a refused question a 400, not a 200 with an error inside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
+
+import grpc
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.errors import public_details
+from gateway.keys import key_refusal
+from gateway.observe import record_first_token
+from gateway.openai_models import (
+    MODEL_ID,
+    ChatCompletion,
+    ChatCompletionRequest,
+    ErrorResponse,
+    Model,
+    ModelList,
+    error_json,
+)
+from gateway.openai_translate import (
+    DONE_LINE,
+    AnswerParts,
+    ChunkLines,
+    OpenAIError,
+    answer_request,
+    completion,
+    new_completion_id,
+    upstream_error,
+)
+from gateway.sse import with_heartbeats
+from gateway.upstreams import Upstreams
+from likeopt.config import Config
+from likeopt.v1 import generation_pb2
+
+T = TypeVar("T")
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest chat request the gateway reads (as /api/v1/chat); Envoy's limit refuses larger declared ones first."""
+HEARTBEAT_S = 15.0
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 429, 503, 504)
+}
+
+
+def rpc_error(exc: grpc.aio.AioRpcError) -> OpenAIError:
+    return upstream_error(exc.code().name, public_details(exc))
+
+
+async def first_event(
+    call: Any,
+) -> tuple[generation_pb2.AnswerEvent, AsyncIterator[generation_pb2.AnswerEvent]]:
+    """The Answer stream's first event and the iterator for the rest; a failure before any answer raises."""
+    events = aiter(call)
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        raise OpenAIError(502, "the answer stream ended before it began", code="empty_stream") from None
+    except grpc.aio.AioRpcError as exc:
+        raise rpc_error(exc) from None
+    if first.HasField("error"):
+        call.cancel()
+        raise upstream_error(first.error.code, first.error.message, first.error.retry_after_s)
+    return first, events
+
+
+async def chunk_frames(
+    call: Any, first: generation_pb2.AnswerEvent, events: AsyncIterator[Any], lines: ChunkLines, started: float
+) -> AsyncGenerator[bytes, None]:
+    """The ``chat.completion.chunk`` lines of one answer, then ``[DONE]``; a failure midway is an error line.
+
+    Closing this generator (the client left) cancels the gRPC call, which stops generation.
+    """
+    parts = AnswerParts()
+    spoke = False
+    try:
+        yield lines.role()
+        parts.take(first)
+        async for event in events:
+            text = parts.take(event)
+            if text:
+                if not spoke:
+                    spoke = True
+                    record_first_token(time.perf_counter() - started)
+                yield lines.delta(text)
+        yield lines.finish(parts)
+    except OpenAIError as failure:
+        yield lines.error(failure)
+    except grpc.aio.AioRpcError as exc:
+        yield lines.error(rpc_error(exc))
+    finally:
+        call.cancel()
+    yield DONE_LINE
+
+
+async def whole_answer(call: Any, first: generation_pb2.AnswerEvent, events: AsyncIterator[Any]) -> AnswerParts:
+    """Every part of an answer, for a non-streamed completion."""
+    parts = AnswerParts()
+    try:
+        parts.take(first)
+        async for event in events:
+            parts.take(event)
+    except grpc.aio.AioRpcError as exc:
+        raise rpc_error(exc) from None
+    finally:
+        call.cancel()
+    return parts
+
+
+async def until_disconnect(request: Request) -> None:
+    """Returns when the client closes the connection (the body has been read: nothing else arrives)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_client_leaves(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """work's result; if the client disconnects first, work is cancelled (and with it the gRPC call)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(until_disconnect(request))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        raise OpenAIError(499, "the client closed the request", code="cancelled")
+    return task.result()
+
+
+def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRouter:
+    """The routes; every one needs the API key when reads do (LIKEOPT_READS_NEED_KEY)."""
+
+    async def require_key(request: Request) -> None:
+        refusal = key_refusal(config, request.headers.get("authorization", ""), write=False)
+        if refusal is not None:
+            raise OpenAIError(401, refusal, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+    router = APIRouter(dependencies=[Depends(require_key)], responses=ERRORS)
+
+    @router.get("/models", response_model=ModelList)
+    async def list_models() -> ModelList:
+        """The one model, ``like-opt``: answers grounded on your documents, with citations."""
+        return ModelList(data=[Model()])
+
+    @router.get("/models/{model_id}", response_model=Model)
+    async def get_model(model_id: str) -> Model:
+        if model_id != MODEL_ID:
+            raise OpenAIError(404, f"The model {model_id!r} does not exist", param="model", code="model_not_found")
+        return Model()
+
+    @router.post("/chat/completions", response_model=ChatCompletion)
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+        """An answer to the last user message, with ``[n]`` markers and a top-level ``citations`` array;
+        with ``stream: true``, ``chat.completion.chunk`` events whose last one carries the citations."""
+        started = time.perf_counter()
+        call = upstreams().generation.Answer(answer_request(body), timeout=config.answer_timeout_s)
+        first, events = await first_event(call)
+        completion_id, created = new_completion_id(), int(time.time())
+        if body.stream:
+            include_usage = body.stream_options is not None and body.stream_options.include_usage
+            lines = ChunkLines(completion_id, include_usage, created)
+            frames = chunk_frames(call, first, events, lines, started)
+            return StreamingResponse(
+                with_heartbeats(frames, HEARTBEAT_S), media_type="text/event-stream", headers=STREAM_HEADERS
+            )
+        parts = await unless_client_leaves(request, whole_answer(call, first, events))
+        reply = completion(completion_id, created, parts)
+        return Response(reply.model_dump_json(), media_type="application/json")
+
+    return router
+
+
+def validation_error(exc: RequestValidationError) -> OpenAIError:
+    """A body that does not parse (400) or does not fit the schema (422), naming the first bad field."""
+    problem = exc.errors()[0]
+    location = [part for part in problem.get("loc", ()) if part != "body"]
+    param = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in location).lstrip(".") or None
+    if problem.get("type") == "json_invalid":
+        return OpenAIError(400, "the body is not valid JSON", code="invalid_json")
+    return OpenAIError(422, f"{param or 'body'}: {problem.get('msg', 'invalid')}", param, problem.get("type"))
+
+
+class BodyLimit:
+    """ASGI middleware: bodies past ``max_bytes`` get 413 in OpenAI's shape (a declared Content-Length at
+    once; a chunked body as soon as it grows past the limit, through the app's HTTPException handler)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            too_large = OpenAIError(413, f"the body exceeds {self.max_bytes} bytes", code="request_too_large")
+            await JSONResponse(too_large.body(), status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(413, f"the body exceeds {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def openai_app(config: Config, upstreams: Callable[[], Upstreams]) -> FastAPI:
+    """The app to mount at /v1; every error, the framework's own included, comes in OpenAI's shape."""
+
+    async def on_openai_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, OpenAIError)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    async def on_invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return await on_openai_error(request, validation_error(exc))
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code)
+        body = error_json(str(exc.detail), OpenAIError(exc.status_code, "").type, None, code)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    app = FastAPI(
+        title="Like-Opt OpenAI-compatible API",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        exception_handlers={
+            OpenAIError: on_openai_error,
+            RequestValidationError: on_invalid,
+            HTTPException: on_http_error,
+        },
+    )
+    app.include_router(openai_router(config, upstreams))
+    app.add_middleware(BodyLimit, max_bytes=min(config.max_request_bytes, MAX_BODY_BYTES))
+    return app

@@ -1,0 +1,135 @@
+"""The OpenAI Chat Completions wire shapes the gateway accepts and returns, as pydantic models.
+
+Requests are lenient where OpenAI clients are chatty (temperature, tools, logit_bias… are accepted and
+ignored: the answer is Like-Opt's, grounded on its passages) and strict where a mistake would silently
+change the answer (the model id, ``n``). Responses add Like-Opt's ``citations`` and ``conversation_id``
+beside OpenAI's fields; clients that do not know them ignore them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MODEL_ID = "like-opt"
+MODEL_CREATED = 1_735_689_600
+"""2025-01-01T00:00:00Z: a fixed ``created`` for the model list, so it is the same on every replica."""
+
+
+class ContentPart(BaseModel):
+    """One part of a multi-part message; only ``text`` parts can be answered."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    """A message of the conversation; the role is checked after parsing so a wrong one is a 400, as OpenAI's."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """``POST /v1/chat/completions``: OpenAI's request, plus Like-Opt's retrieval options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(description=f"Must be {MODEL_ID!r} (GET /v1/models lists it).")
+    messages: list[ChatMessage] = Field(description="The conversation; the last message is the user's question.")
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int | None = Field(None, description="Only 1 is supported.")
+    user: str | None = None
+    conversation_id: str | None = Field(
+        None, description="Like-Opt: continue a stored conversation (its turns are used when no earlier messages)."
+    )
+    top_k: int | None = Field(None, ge=1, le=20, description="Like-Opt: passages to retrieve (default 5).")
+    mode: Literal["hybrid", "bm25", "dense"] | None = Field(None, description="Like-Opt: which retrievers to use.")
+
+
+class Citation(BaseModel):
+    """A passage the answer cites with ``[n]``: the same fields as the chat API's ``citation`` event."""
+
+    model_config = ConfigDict(extra="allow")  # e.g. `supported`, once the grounding check reports it
+
+    n: int
+    doc_id: str
+    chunk_id: str
+    title: str
+    text: str
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    refusal: None = None
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: Literal["stop", "length"]
+    logprobs: None = None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    """A whole answer (``stream: false``)."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str = MODEL_ID
+    choices: list[Choice]
+    usage: Usage
+    system_fingerprint: str | None = None
+    citations: list[Citation] = Field(default_factory=list)
+    conversation_id: str = ""
+
+
+class Model(BaseModel):
+    id: str = MODEL_ID
+    object: Literal["model"] = "model"
+    created: int = MODEL_CREATED
+    owned_by: str = "like-opt"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Model]
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """OpenAI's error shape, which its clients parse into their exceptions."""
+
+    error: ErrorBody
+
+
+def error_json(message: str, type_: str, param: str | None, code: str | None) -> dict[str, Any]:
+    """The body of an error response, as a plain dict (also written into a stream)."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}

@@ -1,0 +1,263 @@
+"""OpenAI Chat Completions ⇄ generation_svc's Answer: messages to a question with its history, answer
+events to a completion or to ``chat.completion.chunk`` lines, gRPC failures to OpenAI's error shape.
+
+Pure translation (no I/O), so every rule here has a unit test without a mesh.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import orjson
+
+from gateway.convert import citation_json
+from gateway.errors import GRPC_TO_HTTP
+from gateway.openai_models import (
+    MODEL_ID,
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionRequest,
+    ChatMessage,
+    Choice,
+    Usage,
+    error_json,
+)
+from likeopt.v1 import generation_pb2, retrieval_pb2
+
+INSTRUCTION_ROLES = frozenset({"system", "developer"})
+"""Accepted and skipped: Like-Opt's answers follow its own grounded prompt, not a client's persona."""
+ROLES = frozenset({"user", "assistant"}) | INSTRUCTION_ROLES
+BAD_REQUEST_CODES = frozenset(
+    {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.FAILED_PRECONDITION}
+)
+"""OpenAI answers 400 where the REST API answers 422: its clients raise BadRequestError for these."""
+DONE_LINE = b"data: [DONE]\n\n"
+
+
+class OpenAIError(Exception):
+    """A request that ends with an OpenAI-shaped error (in the body, or as a stream's last data line)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.headers = headers
+
+    @property
+    def type(self) -> str:
+        """OpenAI's error type for the status: what its clients and dashboards group errors by."""
+        if self.status == 429:
+            return "rate_limit_error"
+        return "server_error" if self.status >= 500 else "invalid_request_error"
+
+    def body(self) -> dict[str, Any]:
+        return error_json(self.message, self.type, self.param, self.code)
+
+
+def upstream_error(code_name: str, message: str, retry_after_s: float = 0.0) -> OpenAIError:
+    """The error for a failed Answer (its error event or its gRPC status), by gRPC code name."""
+    code = grpc.StatusCode[code_name] if code_name in grpc.StatusCode.__members__ else grpc.StatusCode.UNKNOWN
+    status = 400 if code in BAD_REQUEST_CODES else GRPC_TO_HTTP.get(code, 502)
+    headers = {"Retry-After": str(math.ceil(retry_after_s))} if retry_after_s > 0 else None
+    return OpenAIError(status, message, code=code_name.lower(), headers=headers)
+
+
+def message_text(message: ChatMessage, position: int) -> str:
+    """The text of a message: a string, or its text parts joined; other parts (images, audio) are refused."""
+    content = message.content
+    if content is None or isinstance(content, str):
+        return content or ""
+    texts = []
+    for part in content:
+        if part.type != "text" or part.text is None:
+            raise OpenAIError(
+                400,
+                f"messages[{position}]: only text content can be answered, not {part.type!r}",
+                param=f"messages[{position}].content",
+                code="unsupported_content",
+            )
+        texts.append(part.text)
+    return "\n".join(texts)
+
+
+def question_and_history(messages: Sequence[ChatMessage]) -> tuple[str, list[generation_pb2.Turn]]:
+    """The question (the last message, the user's) and the turns before it, oldest first."""
+    if not messages:
+        raise OpenAIError(400, "'messages' must hold at least one message", param="messages", code="empty_messages")
+    for position, message in enumerate(messages):
+        if message.role not in ROLES:
+            raise OpenAIError(
+                400,
+                f"messages[{position}].role {message.role!r} is not supported (user, assistant, system or developer)",
+                param=f"messages[{position}].role",
+                code="invalid_role",
+            )
+    last = len(messages) - 1
+    if messages[last].role != "user":
+        raise OpenAIError(
+            400,
+            f"the last message must be the user's question (role 'user'), not {messages[last].role!r}",
+            param=f"messages[{last}].role",
+            code="invalid_role",
+        )
+    return message_text(messages[last], last), history_turns(messages[:last])
+
+
+def history_turns(messages: Sequence[ChatMessage]) -> list[generation_pb2.Turn]:
+    """Earlier messages as turns: each user message with the assistant reply after it (empty when none)."""
+    turns: list[generation_pb2.Turn] = []
+    asked: str | None = None
+    for position, message in enumerate(messages):
+        if message.role == "user":
+            if asked is not None:
+                turns.append(generation_pb2.Turn(question=asked))
+            asked = message_text(message, position)
+        elif message.role == "assistant":
+            turns.append(generation_pb2.Turn(question=asked or "", answer=message_text(message, position)))
+            asked = None
+    if asked is not None:
+        turns.append(generation_pb2.Turn(question=asked))
+    return turns
+
+
+def answer_request(body: ChatCompletionRequest) -> generation_pb2.AnswerRequest:
+    """The Answer call for a chat completion request, or the OpenAIError that refuses it."""
+    if body.model != MODEL_ID:
+        raise OpenAIError(
+            404,
+            f"The model {body.model!r} does not exist: Like-Opt serves {MODEL_ID!r}",
+            param="model",
+            code="model_not_found",
+        )
+    if body.n not in (None, 1):
+        raise OpenAIError(400, "'n' must be 1: one answer is generated", param="n", code="unsupported_value")
+    question, history = question_and_history(body.messages)
+    return generation_pb2.AnswerRequest(
+        query=question,
+        conversation_id=body.conversation_id or "",
+        top_k=body.top_k or 0,
+        mode=retrieval_pb2.SearchMode.Value((body.mode or "hybrid").upper()),
+        history=history,
+    )
+
+
+def new_completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def finish_reason(done: generation_pb2.DoneEvent) -> str:
+    """OpenAI's finish reason: ``length`` when the token budget ended the answer, else ``stop``."""
+    return "length" if done.finish_reason == "length" else "stop"
+
+
+def usage_json(done: generation_pb2.DoneEvent) -> dict[str, int]:
+    return {
+        "prompt_tokens": done.prompt_tokens,
+        "completion_tokens": done.completion_tokens,
+        "total_tokens": done.prompt_tokens + done.completion_tokens,
+    }
+
+
+@dataclass
+class AnswerParts:
+    """What an answer stream said, gathered for a whole completion or for the stream's final chunk."""
+
+    text: list[str] = field(default_factory=list)
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    done: generation_pb2.DoneEvent | None = None
+
+    def take(self, event: generation_pb2.AnswerEvent) -> str | None:
+        """Keep an event's part; returns its text when it is a delta. An error event raises its OpenAIError."""
+        kind = event.WhichOneof("event")
+        if kind == "delta":
+            self.text.append(event.delta.text)
+            return event.delta.text
+        if kind == "citation":
+            self.citations.append(citation_json(event.citation))
+        elif kind == "done":
+            self.done = event.done
+        elif kind == "error":
+            raise upstream_error(event.error.code, event.error.message, event.error.retry_after_s)
+        return None
+
+
+def completion(completion_id: str, created: int, parts: AnswerParts) -> ChatCompletion:
+    """The whole answer as one ``chat.completion``."""
+    done = parts.done or generation_pb2.DoneEvent()
+    return ChatCompletion(
+        id=completion_id,
+        created=created,
+        choices=[
+            Choice(message=AssistantMessage(content="".join(parts.text)), finish_reason=finish_reason(done))  # type: ignore[arg-type]
+        ],
+        usage=Usage(**usage_json(done)),
+        system_fingerprint=done.backend or None,
+        citations=parts.citations,  # type: ignore[arg-type]
+        conversation_id=done.conversation_id,
+    )
+
+
+class ChunkLines:
+    """The SSE lines of one streamed completion. A delta is the hot path: its constant head and tail are
+    encoded once, so each delta costs one JSON string encoding."""
+
+    def __init__(self, completion_id: str, include_usage: bool, created: int | None = None) -> None:
+        self.include_usage = include_usage
+        self.head: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()) if created is None else created,
+            "model": MODEL_ID,
+            "system_fingerprint": None,
+        }
+        opening = b"data: " + orjson.dumps(self.head)[:-1]
+        self._delta_head = opening + b',"choices":[{"index":0,"delta":{"content":'
+        self._delta_tail = b'},"logprobs":null,"finish_reason":null}]' + self._usage_null() + b"}\n\n"
+
+    def _usage_null(self) -> bytes:
+        """With include_usage every chunk but the last carries ``"usage": null``, as OpenAI's do."""
+        return b',"usage":null' if self.include_usage else b""
+
+    def _line(self, data: dict[str, Any]) -> bytes:
+        return b"data: " + orjson.dumps(data) + b"\n\n"
+
+    def role(self) -> bytes:
+        """The first chunk: who speaks, no text yet."""
+        return self._choice({"role": "assistant", "content": ""}, None)
+
+    def delta(self, text: str) -> bytes:
+        return self._delta_head + orjson.dumps(text) + self._delta_tail
+
+    def _choice(self, delta: dict[str, Any], reason: str | None, **extra: Any) -> bytes:
+        data = {**self.head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}]}
+        if self.include_usage:
+            data["usage"] = None
+        return self._line({**data, **extra})
+
+    def finish(self, parts: AnswerParts) -> bytes:
+        """The last chunk with a choice: the finish reason, and Like-Opt's citations and conversation id;
+        then, when asked for, the usage chunk (no choices) that OpenAI sends before ``[DONE]``."""
+        done = parts.done or generation_pb2.DoneEvent()
+        line = self._choice({}, finish_reason(done), citations=parts.citations, conversation_id=done.conversation_id)
+        if self.include_usage:
+            line += self._line({**self.head, "choices": [], "usage": usage_json(done)})
+        return line
+
+    def error(self, failure: OpenAIError) -> bytes:
+        """A failure after the stream began: OpenAI's clients raise it from the ``error`` member of a data line."""
+        return self._line(failure.body())

@@ -1,0 +1,100 @@
+"""The MCP server's tools and resources in process: the SDK's own client against real retrieval_svc and
+generation_svc code on in-process gRPC servers. Failures must come back as tool errors, not crashes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from generation_svc.extractive import ExtractiveBackend
+from likeopt.mcp_server import Mesh, build_mcp_server, document_text, document_uri
+from likeopt.v1 import retrieval_pb2
+from tests.unit.test_generation_harness import generation_server
+from tests.unit.test_retrieval_harness import DictCache, GatedEmbedder, retrieval_server
+from tests.unit.test_retrieval_service import DOCS, stream
+
+
+@asynccontextmanager
+async def mcp_client(tmp_path: Path) -> AsyncIterator[Client]:
+    """An MCP client talking in process to the server built on in-process services (DOCS ingested)."""
+    async with (
+        retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (_, retrieval),
+        generation_server(ExtractiveBackend()) as generation,
+    ):
+        await retrieval.UpsertDocuments(stream([*DOCS, retrieval_pb2.Document(id="a/b c.md", text="Slashes.")]))
+        mesh = Mesh(retrieval=retrieval, documents=retrieval, generation=generation.stub)
+        async with Client(build_mcp_server(lambda: mesh)) as client:
+            yield client
+
+
+def structured(result: object) -> dict:
+    content = result.structured_content  # type: ignore[attr-defined]
+    assert content is not None, result
+    return content
+
+
+async def test_tools_are_listed_with_their_schemas(tmp_path: Path) -> None:
+    async with mcp_client(tmp_path) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert set(tools) == {"search", "ask", "list_documents"}
+    assert tools["search"].input_schema["required"] == ["query"]
+    assert tools["search"].input_schema["properties"]["mode"]["enum"] == ["hybrid", "bm25", "dense"]
+    assert "conversation_id" in tools["ask"].input_schema["properties"]
+
+
+async def test_search_returns_passages_with_ids_scores_and_resource_uris(tmp_path: Path) -> None:
+    async with mcp_client(tmp_path) as client:
+        result = await client.call_tool("search", {"query": "wheels", "top_k": 2, "filters": {"kind": "machine"}})
+    passages = structured(result)["passages"]
+    assert [p["doc_id"] for p in passages] == ["car"] and passages[0]["chunk_id"] == "car#0"
+    assert passages[0]["score"] > 0 and passages[0]["uri"] == "likeopt://documents/car"
+
+
+async def test_ask_answers_with_citations_and_a_conversation_to_continue(tmp_path: Path) -> None:
+    async with mcp_client(tmp_path) as client:
+        first = structured(await client.call_tool("ask", {"question": "Which port does Envoy listen on?"}))
+        follow = {"question": "and its admin interface?", "conversation_id": first["conversation_id"]}
+        second = structured(await client.call_tool("ask", follow))
+    assert "8080" in first["answer"] and first["citations"][0]["doc_id"] == "envoy.md"
+    assert second["conversation_id"] == first["conversation_id"] and "9901" in second["answer"]
+
+
+async def test_documents_are_listed_and_read_as_resources(tmp_path: Path) -> None:
+    async with mcp_client(tmp_path) as client:
+        page = structured(await client.call_tool("list_documents", {"limit": 2}))
+        rest = structured(await client.call_tool("list_documents", {"after_id": page["next_after_id"]}))
+        car = await client.read_resource("likeopt://documents/car")
+        slashed = await client.read_resource(document_uri("a/b c.md"))
+        templates = (await client.list_resource_templates()).resource_templates
+    assert [d["id"] for d in page["documents"]] == ["a/b c.md", "car"] and page["total"] == 4
+    assert [d["id"] for d in rest["documents"]] == ["horse", "zebra"] and rest["next_after_id"] == ""
+    assert car.contents[0].text.startswith("# Cars") and "Cars have wheels." in car.contents[0].text  # type: ignore[union-attr]
+    assert "Slashes." in slashed.contents[0].text  # type: ignore[union-attr]
+    assert templates[0].uri_template == "likeopt://documents/{+doc_id}"
+
+
+async def test_failures_are_tool_errors_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    async with mcp_client(tmp_path) as client:
+        empty = await client.call_tool("search", {"query": "   "})
+        blank = await client.call_tool("ask", {"question": ""})
+        bad_id = await client.call_tool("ask", {"question": "ports?", "conversation_id": "../etc"})
+        out_of_range = await client.call_tool("search", {"query": "x", "top_k": 1000})
+        with pytest.raises(MCPError):
+            await client.read_resource("likeopt://documents/nothing-here")
+        still = await client.call_tool("search", {"query": "zebras"})
+    for result in (empty, blank, bad_id):
+        assert result.is_error and "INVALID_ARGUMENT" in result.content[0].text  # type: ignore[union-attr]
+    assert out_of_range.is_error and not still.is_error
+
+
+def test_a_document_reads_as_markdown_with_its_chunk_ids() -> None:
+    doc = retrieval_pb2.StoredDocument(id="d", title="T", metadata={"source": "d.md"})
+    doc.chunks.add(chunk_id="d#0", text="One.")
+    doc.chunks.add(chunk_id="d#1", text="Two.")
+    assert document_text(doc) == "# T\n\n- id: d\n- source: d.md\n\n## [d#0]\n\nOne.\n\n## [d#1]\n\nTwo.\n"
+    assert document_uri("x y") == "likeopt://documents/x%20y"

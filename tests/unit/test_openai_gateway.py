@@ -1,0 +1,120 @@
+"""The /v1 app in process: the official openai client (over an ASGI transport) against real generation_svc
+code on an in-process gRPC server. Status codes and error shapes for what can go wrong before Envoy."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
+
+import grpc
+import httpx2
+import openai
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from gateway.openai_api import openai_app
+from generation_svc.extractive import ExtractiveBackend
+from likeopt.config import Config
+from likeopt.launcher import free_port
+from likeopt.v1 import generation_pb2_grpc
+from tests.unit.test_generation_harness import generation_server
+
+QUESTION = "Which port does Envoy listen on?"
+
+
+@asynccontextmanager
+async def v1_client(generation: object, **settings: object) -> AsyncIterator[openai.AsyncOpenAI]:
+    """An OpenAI client whose requests go straight into the /v1 app (no sockets, no Envoy)."""
+    config = dataclasses.replace(Config.from_env({}), **settings)  # type: ignore[arg-type]
+    v1 = openai_app(config, lambda: SimpleNamespace(generation=generation))  # type: ignore[arg-type,return-value]
+    transport = httpx2.ASGITransport(app=Starlette(routes=[Mount("/v1", app=v1)]))  # mounted as in the gateway
+    async with httpx2.AsyncClient(transport=transport, base_url="http://like-opt/v1") as http:
+        yield openai.AsyncOpenAI(base_url="http://like-opt/v1", api_key="k", http_client=http, max_retries=0)
+
+
+async def test_a_completion_and_a_stream_carry_the_answer_and_its_citations() -> None:
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        whole = await client.chat.completions.create(model="like-opt", messages=[{"role": "user", "content": QUESTION}])
+        stream = await client.chat.completions.create(
+            model="like-opt",
+            messages=[{"role": "user", "content": QUESTION}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [chunk async for chunk in stream]
+    assert "8080" in (whole.choices[0].message.content or "") and whole.choices[0].finish_reason == "stop"
+    assert whole.model_extra is not None and whole.model_extra["citations"][0]["doc_id"] == "envoy.md"
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == whole.choices[0].message.content
+    last = [c for c in chunks if c.choices][-1]
+    assert last.choices[0].finish_reason == "stop" and last.model_extra is not None
+    assert last.model_extra["citations"] == whole.model_extra["citations"]
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+
+
+async def test_earlier_messages_reach_the_answer_as_its_conversation() -> None:
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        first = await client.chat.completions.create(model="like-opt", messages=[{"role": "user", "content": QUESTION}])
+        follow_up = [
+            {"role": "user", "content": QUESTION},
+            {"role": "assistant", "content": first.choices[0].message.content},
+            {"role": "user", "content": "and its admin interface?"},
+        ]
+        await client.chat.completions.create(model="like-opt", messages=follow_up)  # type: ignore[arg-type]
+    assert h.retrieval.queries[-1].startswith("and its admin interface?") and "Envoy" in h.retrieval.queries[-1]
+
+
+async def test_bad_requests_get_openai_errors_with_the_right_status() -> None:
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        with pytest.raises(openai.BadRequestError) as empty:
+            await client.chat.completions.create(model="like-opt", messages=[])
+        with pytest.raises(openai.BadRequestError) as role:
+            await client.chat.completions.create(model="like-opt", messages=[{"role": "robot", "content": "x"}])
+        with pytest.raises(openai.BadRequestError) as blank:  # refused by generation_svc: its 400 comes through
+            await client.chat.completions.create(model="like-opt", messages=[{"role": "user", "content": "  "}])
+        with pytest.raises(openai.UnprocessableEntityError) as schema:
+            await client.chat.completions.create(model="like-opt", messages="not a list")  # type: ignore[arg-type]
+        with pytest.raises(openai.NotFoundError) as model:
+            await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": QUESTION}])
+        with pytest.raises(openai.APIStatusError) as huge:
+            await client.chat.completions.create(model="like-opt", messages=[{"role": "user", "content": "x" * 2**21}])
+    assert empty.value.body["param"] == "messages" and role.value.body["param"] == "messages[0].role"  # type: ignore[index]
+    assert blank.value.body["code"] == "invalid_argument"  # type: ignore[index]
+    assert schema.value.body["param"] == "messages" and model.value.body["code"] == "model_not_found"  # type: ignore[index]
+    assert huge.value.status_code == 413 and huge.value.body["code"] == "request_too_large"  # type: ignore[index]
+
+
+async def test_bad_json_is_400_and_unknown_paths_404_in_openai_shape() -> None:
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        http = client._client
+        bad = await http.post(
+            "http://like-opt/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        missing = await http.get("http://like-opt/v1/embeddings")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
+    assert missing.status_code == 404 and set(missing.json()["error"]) == {"message", "type", "param", "code"}
+
+
+async def test_the_key_is_needed_when_reads_need_it() -> None:
+    async with generation_server(ExtractiveBackend()) as h:
+        async with v1_client(h.stub, api_key="s3cret", reads_need_key=True) as client:
+            with pytest.raises(openai.AuthenticationError) as refused:
+                await client.models.list()
+            keyed = client.with_options(api_key="s3cret")
+            assert [m.id async for m in keyed.models.list()] == ["like-opt"]
+    assert refused.value.body["code"] == "invalid_api_key"  # type: ignore[index]
+
+
+async def test_an_unreachable_generation_svc_is_503_before_the_stream_starts() -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{free_port()}") as channel:
+        async with v1_client(generation_pb2_grpc.GenerationServiceStub(channel)) as client:
+            for stream in (False, True):
+                with pytest.raises(openai.InternalServerError) as unavailable:
+                    await client.chat.completions.create(
+                        model="like-opt", messages=[{"role": "user", "content": QUESTION}], stream=stream
+                    )
+                assert unavailable.value.status_code == 503
+                assert unavailable.value.body["code"] == "unavailable"  # type: ignore[index]

@@ -1,0 +1,194 @@
+"""OpenAI Chat Completions ⇄ Answer translation, without a mesh; rendered chunks and completions are read
+back with the official openai package's own types, so "OpenAI-shaped" means what its clients accept."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from openai.types.chat import ChatCompletion as OpenAICompletion
+from openai.types.chat import ChatCompletionChunk
+
+from gateway.openai_models import ChatCompletionRequest, ChatMessage
+from gateway.openai_translate import (
+    AnswerParts,
+    ChunkLines,
+    OpenAIError,
+    answer_request,
+    completion,
+    question_and_history,
+    upstream_error,
+)
+from likeopt.v1 import generation_pb2, retrieval_pb2
+
+
+def messages(*pairs: tuple[str, object]) -> list[ChatMessage]:
+    return [ChatMessage.model_validate({"role": role, "content": content}) for role, content in pairs]
+
+
+def turns(history: list[generation_pb2.Turn]) -> list[tuple[str, str]]:
+    return [(t.question, t.answer) for t in history]
+
+
+def test_the_last_user_message_is_the_question_and_earlier_ones_the_turns() -> None:
+    question, history = question_and_history(
+        messages(
+            ("system", "You are helpful."),
+            ("user", "Which port does Envoy listen on?"),
+            ("assistant", "Port 8080 [1]."),
+            ("user", "And its admin interface?"),
+        )
+    )
+    assert question == "And its admin interface?"
+    assert turns(history) == [("Which port does Envoy listen on?", "Port 8080 [1].")]
+
+
+def test_unanswered_questions_and_lone_replies_still_become_turns() -> None:
+    _, history = question_and_history(
+        messages(("assistant", "Hello! Ask me."), ("user", "first"), ("user", "second"), ("user", "third"))
+    )
+    assert turns(history) == [("", "Hello! Ask me."), ("first", ""), ("second", "")]
+
+
+def test_text_parts_are_joined_and_other_parts_refused() -> None:
+    parts = [{"type": "text", "text": "Which port"}, {"type": "text", "text": "does Envoy use?"}]
+    question, _ = question_and_history(messages(("user", parts)))
+    assert question == "Which port\ndoes Envoy use?"
+    with pytest.raises(OpenAIError) as refused:
+        question_and_history(messages(("user", [{"type": "image_url", "image_url": {"url": "data:,"}}])))
+    assert (refused.value.status, refused.value.param) == (400, "messages[0].content")
+
+
+@pytest.mark.parametrize(
+    ("conversation", "param"),
+    [
+        ([], "messages"),
+        ([("user", "hi"), ("robot", "beep")], "messages[1].role"),
+        ([("tool", "42")], "messages[0].role"),
+        ([("user", "hi"), ("assistant", "hello")], "messages[1].role"),
+        ([("system", "be brief")], "messages[0].role"),
+    ],
+)
+def test_no_messages_wrong_roles_or_no_user_message_last_are_400(conversation: list, param: str) -> None:
+    with pytest.raises(OpenAIError) as refused:
+        question_and_history(messages(*conversation))
+    assert refused.value.status == 400 and refused.value.param == param
+    assert refused.value.body()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_request_becomes_an_answer_request_with_like_opts_own_options() -> None:
+    body = ChatCompletionRequest.model_validate(
+        {
+            "model": "like-opt",
+            "messages": [
+                {"role": "user", "content": "q1"},
+                {"role": "assistant", "content": "a1"},
+                {"role": "user", "content": "q2"},
+            ],
+            "temperature": 0.2,  # accepted and ignored, as OpenAI clients send it
+            "conversation_id": "abc",
+            "top_k": 3,
+            "mode": "bm25",
+        }
+    )
+    request = answer_request(body)
+    assert (request.query, request.conversation_id, request.top_k) == ("q2", "abc", 3)
+    assert request.mode == retrieval_pb2.BM25 and turns(list(request.history)) == [("q1", "a1")]
+
+
+def test_an_unknown_model_is_404_and_more_than_one_choice_400() -> None:
+    for fields, status, code in (({"model": "gpt-4o"}, 404, "model_not_found"), ({"n": 2}, 400, "unsupported_value")):
+        body = ChatCompletionRequest.model_validate(
+            {"model": "like-opt", "messages": [{"role": "user", "content": "q"}], **fields}
+        )
+        with pytest.raises(OpenAIError) as refused:
+            answer_request(body)
+        assert (refused.value.status, refused.value.code) == (status, code)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "kind"),
+    [
+        ("INVALID_ARGUMENT", 400, "invalid_request_error"),
+        ("UNAVAILABLE", 503, "server_error"),
+        ("RESOURCE_EXHAUSTED", 429, "rate_limit_error"),
+        ("DEADLINE_EXCEEDED", 504, "server_error"),
+        ("SOMETHING_NEW", 502, "server_error"),
+    ],
+)
+def test_upstream_failures_get_the_matching_status(code: str, status: int, kind: str) -> None:
+    failure = upstream_error(code, "why", retry_after_s=1.2 if status == 429 else 0.0)
+    assert (failure.status, failure.type, failure.code) == (status, kind, code.lower())
+    assert failure.headers == ({"Retry-After": "2"} if status == 429 else None)
+
+
+def answer_events(finish: str = "stop") -> list[generation_pb2.AnswerEvent]:
+    event = generation_pb2.AnswerEvent
+    return [
+        event(retrieval=generation_pb2.RetrievalEvent(index_version=3)),
+        event(delta=generation_pb2.DeltaEvent(text="Envoy listens on ")),
+        event(delta=generation_pb2.DeltaEvent(text='port 8080 "quoted" [1].')),
+        event(citation=generation_pb2.CitationEvent(n=1, doc_id="envoy.md", chunk_id="envoy.md#0", title="Envoy")),
+        event(
+            done=generation_pb2.DoneEvent(
+                conversation_id="c1", finish_reason=finish, prompt_tokens=7, completion_tokens=5, backend="local"
+            )
+        ),
+    ]
+
+
+def gathered(events: list[generation_pb2.AnswerEvent]) -> AnswerParts:
+    parts = AnswerParts()
+    for event in events:
+        parts.take(event)
+    return parts
+
+
+def test_a_whole_answer_is_a_chat_completion_with_citations() -> None:
+    body = completion("chatcmpl-1", 1700000000, gathered(answer_events("length"))).model_dump(mode="json")
+    parsed = OpenAICompletion.model_validate(body)
+    assert parsed.choices[0].message.content == 'Envoy listens on port 8080 "quoted" [1].'
+    assert parsed.choices[0].finish_reason == "length"
+    assert parsed.usage is not None and (parsed.usage.prompt_tokens, parsed.usage.total_tokens) == (7, 12)
+    assert body["citations"][0]["doc_id"] == "envoy.md" and body["conversation_id"] == "c1"
+
+
+def chunks_of(data: bytes) -> list[dict]:
+    lines = [line for line in data.decode().split("\n\n") if line]
+    assert all(line.startswith("data: ") for line in lines), lines
+    return [json.loads(line.removeprefix("data: ")) for line in lines]
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_stream_lines_are_openai_chunks_and_the_last_carries_citations(include_usage: bool) -> None:
+    lines = ChunkLines("chatcmpl-1", include_usage, created=1700000000)
+    parts = AnswerParts()
+    out = lines.role()
+    for event in answer_events():
+        if (text := parts.take(event)) is not None:
+            out += lines.delta(text)
+    out += lines.finish(parts)
+    chunks = chunks_of(out)
+    parsed = [ChatCompletionChunk.model_validate(c) for c in chunks]
+    assert parsed[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in parsed if c.choices)
+    assert text == 'Envoy listens on port 8080 "quoted" [1].'
+    with_choice = [c for c in chunks if c["choices"]]
+    assert with_choice[-1]["choices"][0]["finish_reason"] == "stop"
+    assert with_choice[-1]["citations"][0]["chunk_id"] == "envoy.md#0"
+    assert {c["id"] for c in chunks} == {"chatcmpl-1"}
+    if include_usage:
+        assert all("usage" in c and c["usage"] is None for c in chunks[:-1])
+        assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 5
+    else:
+        assert all("usage" not in c for c in chunks)
+
+
+def test_an_error_event_raises_its_openai_error() -> None:
+    error = generation_pb2.AnswerEvent(error=generation_pb2.ErrorEvent(code="UNAVAILABLE", message="retrieval down"))
+    with pytest.raises(OpenAIError) as failure:
+        AnswerParts().take(error)
+    line = ChunkLines("chatcmpl-1", False).error(failure.value)
+    assert chunks_of(line) == [
+        {"error": {"message": "retrieval down", "type": "server_error", "param": None, "code": "unavailable"}}
+    ]
