@@ -3,7 +3,7 @@
 import { el, byId, formatMs, formatNum, isNum, DASH } from './dom.js';
 import { ApiError, requestJSON, getApiKey, setApiKey, authHeaders, errorFromBody } from './api.js';
 
-const ACCEPTED = ['.txt', '.md', '.html', '.pdf', '.jsonl', '.json'];
+const ACCEPTED = ['.txt', '.md', '.html', '.docx', '.pdf', '.jsonl', '.json'];
 const CONFIRM_MS = 5000;
 
 const progress = byId('upload-progress');

@@ -1,0 +1,150 @@
+"""Loaders: what a reader sees is what gets indexed, from HTML, Markdown and Word files."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from docx import Document
+
+from likeopt import loaders
+from likeopt.loaders import LoadedDocument, Skipped, html_to_text, load_content, markdown_to_text
+
+PAGE = """<!doctype html>
+<html><head><title> Port  map </title><style>td { color: red }</style><script>var secret = 1;</script></head>
+<body>
+<header><a href="/">Site name</a></header>
+<nav><ul><li><a href="/a">Home</a></li><li><a href="/b">Blog</a></li></ul></nav>
+<h1>Ports</h1>
+<table><tr><th>Port</th><th>Process</th></tr><tr><td>8080</td><td>Envoy</td></tr></table>
+<p>Envoy <b>list</b>ens on one port &amp; speaks HTTP/2.<!-- an editor's note --></p>
+<aside>Subscribe to our newsletter</aside>
+<footer>Copyright</footer>
+</body></html>"""
+
+
+def one(name: str, data: bytes) -> LoadedDocument:
+    [item] = load_content(name, data, doc_id=name)
+    assert isinstance(item, LoadedDocument), item
+    return item
+
+
+def test_html_table_cells_stay_separate_words() -> None:
+    _, text = html_to_text("<table><tr><td>alpha</td><td>beta</td></tr><tr><td>gamma</td><td>delta</td></tr></table>")
+    assert text.split("\n") == ["alpha beta", "gamma delta"]
+
+
+def test_html_navigation_scripts_styles_and_page_furniture_are_dropped() -> None:
+    title, text = html_to_text(PAGE)
+    for furniture in ("Site name", "Home", "Blog", "secret", "color", "newsletter", "Copyright", "editor's note"):
+        assert furniture not in text
+    assert "Envoy listens on one port & speaks HTTP/2." in text  # inline tags join, entities decoded
+    assert "Port Process" in text and "8080 Envoy" in text
+    assert title == "Port map"
+
+
+def test_html_title_falls_back_to_the_first_h1() -> None:
+    assert html_to_text("<body><h1>Cache <em>layers</em></h1><h1>Later</h1><p>x</p></body>")[0] == "Cache layers"
+    assert html_to_text("<p>no heading</p>")[0] == ""
+
+
+def test_deeply_nested_html_is_read_without_recursion() -> None:
+    _, text = html_to_text("<div>" * 50_000 + "deep words" + "</div>" * 50_000)
+    assert text == "deep words"
+
+
+MARKDOWN = """\
+```sh
+# install first
+make up
+```
+
+Real *title*
+============
+
+Some **bold** and _emphasised_ words, a [link text](https://example.com/secret-url) and `inline code`.
+
+## Second heading
+
+- first item
+- second item
+  1. nested
+
+| Port | Process |
+|------|---------|
+| 8080 | Envoy   |
+
+> quoted ~~struck~~<br>after
+"""
+
+
+def test_markdown_title_is_the_first_real_heading_not_a_comment_in_a_code_fence() -> None:
+    title, _ = markdown_to_text(MARKDOWN)
+    assert title == "Real title"
+    assert markdown_to_text("```\n# only code\n```\n")[0] == ""
+    assert markdown_to_text("text\n\n### Deep *one*\n")[0] == "Deep one"
+
+
+def test_markdown_syntax_stays_out_of_the_text_and_words_and_code_stay_in() -> None:
+    _, text = markdown_to_text(MARKDOWN)
+    for syntax in ("**", "_emphasised_", "#", "](", "https://", "secret-url", "`", "- ", "1.", "|", "---", ">", "~~"):
+        assert syntax not in text.replace("# install", ""), syntax  # the fenced line is code, kept as written
+    assert "# install first\nmake up" in text
+    assert "Some bold and emphasised words, a link text and inline code." in text
+    assert "first item\nsecond item\nnested" in text
+    assert "Port Process\n8080 Envoy" in text
+    assert "quoted struck after" in " ".join(text.split())
+    assert "Second heading" in text
+
+
+def test_markdown_files_load_with_their_heading_as_title_and_plain_text() -> None:
+    doc = one("notes/guide.md", b"# The **guide**\n\nRead [this](http://x.example).\n")
+    assert (doc.title, doc.text) == ("The guide", "The guide\n\nRead this.")
+    assert one("untitled.md", b"just words").title == "untitled"
+    assert one("plain.txt", b"# stays as written").text == "# stays as written"
+
+
+def docx_bytes() -> bytes:
+    document = Document()
+    document.add_heading("Release notes", level=1)
+    document.add_paragraph("The cache has four layers.")
+    table = document.add_table(rows=2, cols=2)
+    for row, cells in zip(table.rows, (("Layer", "Where"), ("L2", "Redis")), strict=True):
+        for cell, value in zip(row.cells, cells, strict=True):
+            cell.text = value
+    document.add_paragraph("Closing words.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def test_docx_paragraphs_and_table_rows_in_order_with_a_heading_title() -> None:
+    doc = one("release.docx", docx_bytes())
+    assert doc.title == "Release notes"
+    assert doc.text == "Release notes\nThe cache has four layers.\nLayer Where\nL2 Redis\nClosing words."
+    assert doc.metadata == {"source": "release.docx"}
+
+
+def test_broken_and_bomb_docx_files_are_skipped_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    [broken] = load_content("broken.docx", b"PK not a zip", doc_id="broken.docx")
+    assert isinstance(broken, Skipped) and broken.reason.startswith("unreadable")
+    monkeypatch.setattr(loaders, "MAX_DOCX_UNPACKED_BYTES", 1000)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", b"\0" * 2000)  # 2 kB stands in for gigabytes
+    [bomb] = load_content("bomb.docx", buffer.getvalue(), doc_id="bomb.docx")
+    assert isinstance(bomb, Skipped) and "unpacks to" in bomb.reason
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("x.exe", b"MZ", "unsupported file type .exe"),
+        ("latin1.md", "caf\xe9".encode("latin-1"), "not valid UTF-8 text"),
+        ("empty.html", b"<nav>only navigation</nav>", "no text found"),
+    ],
+)
+def test_unreadable_files_are_skipped_with_the_reason(name: str, data: bytes, reason: str) -> None:
+    [item] = load_content(name, data, doc_id=name)
+    assert isinstance(item, Skipped) and item.reason == reason
