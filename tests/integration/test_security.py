@@ -41,3 +41,37 @@ def test_grpc_reads_through_envoy_need_the_key(keyed: MeshProcess) -> None:
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         reply = stub.Search(request, timeout=30, metadata=[("authorization", f"Bearer {keyed.api_key}")])
     assert reply.index_version >= 0
+
+
+def test_the_openai_api_and_mcp_over_http_need_the_key_when_reads_do(keyed: MeshProcess) -> None:
+    auth = {"Authorization": f"Bearer {keyed.api_key}"}
+    chat = {"model": "like-opt", "messages": [{"role": "user", "content": "Which port does Envoy listen on?"}]}
+    with httpx.Client(base_url=keyed.base_url, timeout=30) as client:
+        refused = client.get("/v1/models")
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+        assert client.post("/v1/chat/completions", json=chat).status_code == 401
+        assert client.get("/v1/models", headers=auth).json()["data"][0]["id"] == "like-opt"
+        assert client.post("/v1/chat/completions", json=chat, headers=auth).status_code == 200
+        assert client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}).status_code == 401
+
+
+async def test_mcp_clients_with_the_key_get_answers(keyed: MeshProcess) -> None:
+    from tests.integration.test_mcp import session
+
+    async with session(keyed, "http", key=keyed.api_key) as client:
+        assert not (await client.call_tool("list_documents", {})).is_error
+
+
+async def test_likeopt_mcp_pointed_at_envoy_sends_the_key(keyed: MeshProcess) -> None:
+    """Through Envoy (every service address at its port), gRPC reads need the key: `likeopt mcp` sends it."""
+    from tests.integration.test_mcp import session
+
+    envoy = {"LIKEOPT_RETRIEVAL_ADDR": keyed.address, "LIKEOPT_GENERATION_ADDR": keyed.address}
+    with_key = MeshProcess(env={**keyed.env, **envoy}, args=[])  # never started: settings for `likeopt mcp` only
+    without_key = MeshProcess(env={**keyed.env, **envoy, "LIKEOPT_API_KEY": ""}, args=[])
+    async with session(with_key, "stdio") as client:
+        assert not (await client.call_tool("search", {"query": "envoy"})).is_error
+        assert not (await client.call_tool("list_documents", {})).is_error
+    async with session(without_key, "stdio") as client:
+        refused = await client.call_tool("search", {"query": "envoy"})
+    assert refused.is_error and "UNAUTHENTICATED" in refused.content[0].text  # type: ignore[union-attr]
