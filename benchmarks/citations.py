@@ -39,8 +39,8 @@ from generation_svc.prompts import (
     format_passages,
 )
 from generation_svc.service import cited_numbers
-from likeopt.bench.stats import percentile
 from likeopt.config import LOCAL_MAX_TOKENS
+from likeopt.percentiles import percentile
 from likeopt.text import tokenize
 from retrieval_svc.bm25 import BM25Index
 

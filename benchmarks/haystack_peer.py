@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from likeopt.config import Config
-from likeopt.evaluate import DEPTH, Dataset, EvalSettings, percentile, run_eval, score_run
+from likeopt.evaluate import DEPTH, Dataset, EvalSettings, run_eval, score_run
+from likeopt.percentiles import percentile
 from retrieval_svc.embedder import default_model_path
 
 CACHE_DIR = Path("var/bench")

@@ -33,7 +33,8 @@ from pathlib import Path
 import grpc
 
 from likeopt.config import Config
-from likeopt.evaluate import Dataset, EvalSettings, percentile, wait_serving
+from likeopt.evaluate import Dataset, EvalSettings, wait_serving
+from likeopt.percentiles import percentile
 from likeopt.processes import CHILD_ENV
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.backend import SearchParams

@@ -7,7 +7,6 @@ Prometheus server in between.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from likeopt.metrics import LATENCY_BUCKETS
+from likeopt.percentiles import percentile
 
 HTTP_REQUESTS = Counter(
     "likeopt_http_requests_total", "HTTP requests served by the gateway.", ["route", "method", "status"]
@@ -57,13 +57,12 @@ class RollingWindow:
         return len(self._samples) / self.span_s
 
     def percentile(self, q: float) -> float | None:
-        """The q-th percentile (0..100) of the values in the window, None when empty."""
+        """The q-th percentile (0..100) of the values in the window, None when empty.
+
+        The same definition as ``likeopt bench``'s, so the dashboard and a bench run agree.
+        """
         self._expire()
-        if not self._samples:
-            return None
-        values = sorted(v for _, v in self._samples)
-        nearest_rank = math.ceil(q / 100 * len(values))
-        return values[min(max(nearest_rank, 1), len(values)) - 1]
+        return percentile((v for _, v in self._samples), q)
 
 
 API_LATENCY = RollingWindow()

@@ -21,7 +21,7 @@ import aiohttp
 
 from likeopt.bench.scenarios import Scenario
 from likeopt.bench.sse import SseParser
-from likeopt.bench.stats import percentile
+from likeopt.percentiles import percentile
 
 PROGRESS_INTERVAL_S = 0.5
 PROGRESS_LOG_INTERVAL_S = 5.0

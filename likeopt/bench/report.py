@@ -16,7 +16,8 @@ from typing import Any
 from likeopt.bench.hit_rate import HitRate
 from likeopt.bench.load import LoadSettings, Sample
 from likeopt.bench.scenarios import Scenario
-from likeopt.bench.stats import histogram, percentile, summary_ms
+from likeopt.bench.stats import histogram, summary_ms
+from likeopt.percentiles import percentile
 
 MAX_POINTS = 4000
 """Most dots in the latency-over-time chart (evenly thinned beyond it)."""

@@ -1,26 +1,15 @@
-"""Latency statistics: percentiles and histograms over raw samples.
+"""Latency statistics: percentile summaries and histograms over raw samples.
 
 Every sample is kept (a run is bounded in time and count), so percentiles are exact
-order statistics, not estimates from pre-set buckets.
+order statistics, not estimates from pre-set buckets; they come from likeopt.percentiles,
+the one definition the dashboard and ``likeopt eval`` use too.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0-100) by linear interpolation between closest ranks; None when empty."""
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile must be within 0-100, got {q}")
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+from likeopt.percentiles import percentile
 
 
 def summary_ms(seconds: Sequence[float], quantiles: Sequence[int] = (50, 95, 99)) -> dict[str, float | None]:

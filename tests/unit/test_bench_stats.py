@@ -1,30 +1,10 @@
-"""Percentiles and histograms of the bench."""
+"""Percentile summaries and histograms of the bench (the percentile itself: test_percentiles.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from likeopt.bench.stats import histogram, percentile, summary_ms
-
-
-def test_percentile_interpolates_between_closest_ranks() -> None:
-    values = [float(v) for v in range(1, 101)]
-    assert percentile(values, 50) == pytest.approx(50.5)
-    assert percentile(values, 95) == pytest.approx(95.05)
-    assert percentile(values, 0) == 1.0
-    assert percentile(values, 100) == 100.0
-
-
-def test_percentile_ignores_input_order_and_handles_one_value() -> None:
-    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
-    assert percentile([7.0], 99) == 7.0
-    assert percentile([], 50) is None
-
-
-@pytest.mark.parametrize("q", [-1, 100.5])
-def test_percentile_rejects_out_of_range(q: float) -> None:
-    with pytest.raises(ValueError):
-        percentile([1.0], q)
+from likeopt.bench.stats import histogram, summary_ms
 
 
 def test_summary_is_in_milliseconds_with_max() -> None:

@@ -1,8 +1,11 @@
-"""The gateway's rolling window: rates and nearest-rank percentiles over the last minute."""
+"""The gateway's rolling window: rates and percentiles (interpolated, as the bench's) over the last minute."""
 
 from __future__ import annotations
 
+import pytest
+
 from gateway.observe import RollingWindow
+from likeopt.bench.stats import summary_ms
 
 
 class FakeClock:
@@ -13,14 +16,14 @@ class FakeClock:
         return self.now
 
 
-def test_percentiles_use_nearest_rank() -> None:
+def test_percentiles_interpolate_like_the_bench() -> None:
     window = RollingWindow(span_s=60, clock=FakeClock())
-    for value in range(1, 101):
-        window.add(float(value))
-    assert window.percentile(50) == 50.0
-    assert window.percentile(95) == 95.0
-    assert window.percentile(100) == 100.0
-    assert window.percentile(0) == 1.0
+    values = [float(value) for value in range(1, 101)]
+    for value in values:
+        window.add(value)
+    for q in (0, 50, 95, 99, 100):
+        assert window.percentile(q) == pytest.approx(summary_ms(values, quantiles=(q,))[f"p{q}"] / 1000)
+    assert window.percentile(95) == pytest.approx(95.05)
 
 
 def test_old_samples_leave_the_window() -> None:
