@@ -5,9 +5,12 @@ data directory kept per collection (``var/eval/<name>-<hash>``), so a second run
 skips ingestion. Hits are chunks; documents are scored, so each ranking keeps a
 document's best chunk only (the service collapses them with ``per_document``).
 
-Metrics follow trec_eval as BEIR computes them (pytrec_eval): nDCG@10 with linear
-gains from graded judgements, Recall@100 and MRR@10 over judgements above 0,
-averaged over the queries that have judgements.
+Metrics are ir-measures' (trec_eval's rules, as BEIR reports them): nDCG@10 with linear
+gains from graded judgements, Recall@100 and MRR@10 (RR@10), a judgement above 0 counting
+as relevant and a negative one as not relevant (no penalty), averaged over the queries that
+have a relevant judgement, a query without a ranking scoring 0. A document is ranked at
+its best chunk's score, and documents whose scores tie are ordered as trec_eval orders
+them (by document id, descending), once, so that every measure sees the same ranking.
 """
 
 from __future__ import annotations
@@ -15,11 +18,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import os
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -29,15 +30,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import ir_measures
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from ir_measures import RR, R, nDCG
 
 from likeopt.config import Config
 from likeopt.ingest import ingest_paths
+from likeopt.percentiles import percentile
 from likeopt.processes import CHILD_ENV
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 Qrels = Mapping[str, Mapping[str, int]]
-"""query id -> document id -> graded relevance (0 = judged not relevant)."""
+"""query id -> document id -> graded relevance (0 or below = judged not relevant)."""
+Run = Mapping[str, Sequence[str] | Mapping[str, float]]
+"""query id -> its documents, as a ranking (best first) or as scores (higher first)."""
 
 MODES = {"hybrid": retrieval_pb2.HYBRID, "bm25": retrieval_pb2.BM25, "dense": retrieval_pb2.DENSE}
 DEPTH = 100
@@ -47,45 +53,39 @@ START_TIMEOUT_S = 600.0
 
 # -- metrics -------------------------------------------------------------
 
-
-def ndcg_at(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> float:
-    """nDCG@k with linear gains: sum rel / log2(rank + 1), over the ideal ordering of the judgements."""
-    dcg = sum(judged.get(doc, 0) / math.log2(rank + 1) for rank, doc in enumerate(ranking[:k], start=1))
-    ideal = sorted((rel for rel in judged.values() if rel > 0), reverse=True)[:k]
-    idcg = sum(rel / math.log2(rank + 1) for rank, rel in enumerate(ideal, start=1))
-    return dcg / idcg if idcg > 0 else 0.0
+MEASURES = {"ndcg@10": nDCG @ 10, "recall@100": R @ 100, "mrr@10": RR @ 10}
+"""Our names for the figures -> ir-measures' measures (RR@10 is MRR@10 once averaged)."""
 
 
-def recall_at(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> float:
-    """Share of the relevant documents (relevance > 0) found in the top k."""
-    relevant = {doc for doc, rel in judged.items() if rel > 0}
-    return len(relevant.intersection(ranking[:k])) / len(relevant) if relevant else 0.0
+def trec_ranking(scores: Mapping[str, float]) -> list[str]:
+    """Documents as trec_eval ranks them: score descending, ties by document id descending.
+
+    ir-measures hands nDCG and recall to trec_eval but RR@10 to MS MARCO's script, which
+    breaks ties the other way; ordering once here gives every measure trec_eval's ranking.
+    """
+    return [doc for doc, _ in sorted(scores.items(), key=lambda item: (item[1], item[0]), reverse=True)]
 
 
-def mrr_at(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> float:
-    """1 / rank of the first relevant document within the top k, else 0."""
-    return next((1.0 / rank for rank, doc in enumerate(ranking[:k], start=1) if judged.get(doc, 0) > 0), 0.0)
+def _strictly_ranked(documents: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
+    """A ranking as the strictly decreasing scores ir-measures reads, so no provider re-orders it."""
+    ranking = trec_ranking(documents) if isinstance(documents, Mapping) else list(dict.fromkeys(documents))
+    return {doc: float(len(ranking) - rank) for rank, doc in enumerate(ranking)}
 
 
-def percentile(values: Sequence[float], p: float) -> float:
-    """The p-th percentile with linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * p / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def score_run(run: Mapping[str, Sequence[str]], qrels: Qrels) -> dict[str, float]:
+def score_run(run: Run, qrels: Qrels) -> dict[str, float]:
     """Mean nDCG@10, Recall@100 and MRR@10 over the queries that have a relevant judgement."""
-    queries = [q for q, judged in qrels.items() if any(rel > 0 for rel in judged.values())]
-    if not queries:
+    judged = {q: dict(docs) for q, docs in qrels.items() if any(rel > 0 for rel in docs.values())}
+    if not judged:
         raise ValueError("no query has a relevant judgement")
+    ranked = {q: _strictly_ranked(run.get(q, ())) for q in judged}
+    figures = ir_measures.calc_aggregate(MEASURES.values(), judged, ranked)
+    return {name: float(figures[measure]) for name, measure in MEASURES.items()}
 
-    def mean(metric: str, fn: object, k: int) -> tuple[str, float]:
-        return metric, statistics.fmean(fn(run.get(q, []), qrels[q], k) for q in queries)  # type: ignore[operator]
 
-    return dict([mean("ndcg@10", ndcg_at, 10), mean("recall@100", recall_at, 100), mean("mrr@10", mrr_at, 10)])
+def ndcg_at(ranking: Sequence[str] | Mapping[str, float], judged: Mapping[str, int], k: int) -> float:
+    """nDCG@k of one query's ranking by trec_eval's rules, for benchmarks that score query by query."""
+    figures = ir_measures.calc_aggregate([nDCG @ k], {"q": dict(judged)}, {"q": _strictly_ranked(ranking)})
+    return float(figures[nDCG @ k])
 
 
 def best_chunk_per_document(doc_ids: Sequence[str]) -> list[str]:
@@ -163,15 +163,21 @@ class EvalSettings:
 
 def run_queries(
     stub: retrieval_pb2_grpc.RetrievalServiceStub, queries: Mapping[str, str], settings: EvalSettings
-) -> tuple[dict[str, list[str]], list[float]]:
-    """Every query's document ranking and its round-trip latency in milliseconds, one query at a time."""
-    run: dict[str, list[str]] = {}
+) -> tuple[dict[str, dict[str, float]], list[float]]:
+    """Every query's documents with their best chunk's score, and its round-trip latency in ms, one at a time.
+
+    Scores rather than the order alone, so ties are broken as trec_eval breaks them (see trec_ranking).
+    """
+    run: dict[str, dict[str, float]] = {}
     latencies: list[float] = []
     for query_id, text in queries.items():
         started = time.perf_counter()
         response = stub.Search(settings.request(text), timeout=30)
         latencies.append((time.perf_counter() - started) * 1000)
-        run[query_id] = best_chunk_per_document([hit.doc_id for hit in response.hits])
+        scores: dict[str, float] = {}
+        for hit in response.hits:  # best first: a document's first hit is its best chunk
+            scores.setdefault(hit.doc_id, hit.score)
+        run[query_id] = scores
     return run, latencies
 
 
@@ -183,7 +189,7 @@ def evaluate(
     stub.Search(settings.request(next(iter(dataset.queries.values()))), timeout=60)  # warm-up, not timed
     run, latencies = run_queries(stub, dataset.queries, settings)
     figures: dict[str, object] = {key: round(value, 4) for key, value in score_run(run, dataset.qrels).items()}
-    figures["latency_ms"] = {f"p{p}": round(percentile(latencies, p), 2) for p in (50, 95, 99)}
+    figures["latency_ms"] = {f"p{p}": round(percentile(latencies, p) or 0.0, 2) for p in (50, 95, 99)}
     figures.update(mode=settings.mode, docs=status.documents, chunks=status.chunks, queries=len(dataset.queries))
     figures["fusion"] = {
         "method": settings.fusion or config.fusion,
