@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from likeopt.config import Config
-from likeopt.evaluate import DEPTH, Dataset, score_run
+from likeopt.evaluate import DEPTH, Dataset, document_scores, score_run
 from retrieval_svc import engine as engine_module
 from retrieval_svc.backend import SearchParams
 from retrieval_svc.embedder import configured_embedder
@@ -41,9 +41,7 @@ def main() -> None:
 
     def ndcg(mode: str, fusion: str = "rrf", rrf_k: float = 60, alpha: float = 0.5) -> float:
         params = SearchParams(DEPTH, mode, fusion, rrf_k, alpha, per_document=True)
-        run = {
-            q: [hit.doc_id for hit in engine.search(text, params, vectors[q])] for q, text in dataset.queries.items()
-        }
+        run = {q: document_scores(engine.search(text, params, vectors[q])) for q, text in dataset.queries.items()}
         return round(score_run(run, dataset.qrels)["ndcg@10"], 4)
 
     rows: list[dict[str, object]] = [{"mode": m, "ndcg@10": ndcg(m)} for m in ("bm25", "dense")]

@@ -24,10 +24,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 import ir_measures
@@ -91,6 +92,21 @@ def ndcg_at(ranking: Sequence[str] | Mapping[str, float], judged: Mapping[str, i
 def best_chunk_per_document(doc_ids: Sequence[str]) -> list[str]:
     """A ranking of chunks' document ids as a ranking of documents: each at its best chunk's rank."""
     return list(dict.fromkeys(doc_ids))
+
+
+class ScoredHit(Protocol):
+    """What document_scores reads of a hit: the gRPC message's fields and the engine's ChunkHit's alike."""
+
+    doc_id: str
+    score: float
+
+
+def document_scores(hits: Iterable[ScoredHit]) -> dict[str, float]:
+    """Ranked chunks as documents with their best chunk's score (hits come best first)."""
+    scores: dict[str, float] = {}
+    for hit in hits:
+        scores.setdefault(hit.doc_id, hit.score)
+    return scores
 
 
 # -- the dataset -----------------------------------------------------------
@@ -174,10 +190,7 @@ def run_queries(
         started = time.perf_counter()
         response = stub.Search(settings.request(text), timeout=30)
         latencies.append((time.perf_counter() - started) * 1000)
-        scores: dict[str, float] = {}
-        for hit in response.hits:  # best first: a document's first hit is its best chunk
-            scores.setdefault(hit.doc_id, hit.score)
-        run[query_id] = scores
+        run[query_id] = document_scores(response.hits)
     return run, latencies
 
 

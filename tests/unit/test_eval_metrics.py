@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from likeopt.evaluate import Dataset, best_chunk_per_document, ndcg_at, score_run, trec_ranking
+from likeopt.evaluate import (
+    Dataset,
+    best_chunk_per_document,
+    document_scores,
+    ndcg_at,
+    score_run,
+    trec_ranking,
+)
 
 
 def test_binary_judgements() -> None:
@@ -78,6 +86,12 @@ def test_ndcg_of_one_query_follows_the_same_rules() -> None:
     assert ndcg_at(["b", "a"], {"a": 1, "b": 2}, 10) == pytest.approx(1.0)
     assert ndcg_at(["x", "a"], {"a": 1}, 1) == 0.0
     assert ndcg_at({"a": 1.0, "b": 1.0}, {"a": 1}, 10) == pytest.approx(1 / math.log2(3))
+
+
+def test_a_document_scores_as_its_best_chunk() -> None:
+    hits = [SimpleNamespace(doc_id=d, score=v) for d, v in (("d2", 0.9), ("d1", 0.8), ("d2", 0.7), ("d3", 0.8))]
+    assert document_scores(hits) == {"d2": 0.9, "d1": 0.8, "d3": 0.8}
+    assert trec_ranking(document_scores(hits)) == ["d2", "d3", "d1"]
 
 
 def test_best_chunk_per_document_keeps_first_occurrence_order() -> None:
