@@ -74,7 +74,8 @@ def migrate(
     try:
         source = {"store": str(store_path.resolve()), "store_version": store.version}
         marker = json.loads(backend.meta(MARKER) or "{}")
-        resume_after = marker.get("row", 0) if _same_source(marker, source) else -1
+        resume = _same_source(marker, source) and backend.stats().chunks > 0  # not a collection emptied since
+        resume_after = marker.get("row", 0) if resume else -1
         fields = {doc_id: (title, metadata) for doc_id, title, metadata in store.documents()}
         total, chunks, copied, skipped, last_row = len(fields), 0, 0, 0, 0
         for page in pages(documents_of(store.chunks(), fields), page_chunks):

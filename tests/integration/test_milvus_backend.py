@@ -276,17 +276,27 @@ MIGRATED = [
 ]
 
 
+STORES: dict[int, Path] = {}
+"""Each embedded engine's store file, by the engine's id."""
+
+
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RetrievalEngine]:
-    engine = RetrievalEngine(tmp_path_factory.mktemp("embedded"), FakeEmbedder(), chunk_tokens=24, chunk_overlap=0)
+    """The embedded engine over MIGRATED, its store in its data dir (as retrieval_svc keeps it)."""
+    data_dir = tmp_path_factory.mktemp("embedded")
+    engine = RetrievalEngine(data_dir, FakeEmbedder(), chunk_tokens=24, chunk_overlap=0)
     engine.load()
     engine.upsert(MIGRATED, [engine.prepare(d) for d in MIGRATED])
+    STORES[id(engine)] = data_dir / "store.sqlite3"
     yield engine
-    engine.store.close()
+    if hasattr(engine, "close"):  # the RetrievalBackend interface
+        engine.close()
+    else:
+        engine.store.close()
 
 
 def store_path(engine: RetrievalEngine) -> Path:
-    return Path(engine.store._db.execute("PRAGMA database_list").fetchone()[2])
+    return STORES[id(engine)]
 
 
 def test_migration_copies_the_store_and_searches_agree(embedded: RetrievalEngine, backend: MilvusBackend) -> None:
