@@ -26,7 +26,7 @@ from gateway.dashboard import Dashboard
 from gateway.errors import ApiError, error_response, public_details
 from gateway.fast_json import hits_json, search_body, search_head
 from gateway.keys import key_refusal
-from gateway.mcp_http import McpEndpoint
+from gateway.mcp_http import McpEndpoint, mesh_of
 from gateway.near_search import NearSearchReplies
 from gateway.observe import record_first_token
 from gateway.openai_api import openai_app
@@ -38,7 +38,7 @@ from likeopt.cache_keys import normalise_query
 from likeopt.config import Config
 from likeopt.ingest import to_message
 from likeopt.loaders import Skipped, load_content
-from likeopt.mcp_server import Mesh, build_mcp_server
+from likeopt.mcp_server import build_mcp_server
 from likeopt.near_cache import VersionedLRU
 from likeopt.v1 import generation_pb2, retrieval_pb2
 
@@ -119,12 +119,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state["up"] = upstreams or Upstreams.connect(config)
-        state["mesh"] = Mesh(
-            retrieval=state["up"].retrieval,
-            documents=state["up"].retrieval_writer,
-            generation=state["up"].generation,
-            answer_timeout_s=config.answer_timeout_s,
-        )
+        state["mesh"] = mesh_of(state["up"], config)
         state["dashboard"] = Dashboard(state["up"], service_metrics_urls(config))
         state["near"] = NearSearchReplies(
             state["up"].retrieval_writer, VersionedLRU("search", config.near_cache_entries, config.near_cache_bytes)

@@ -20,7 +20,9 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.errors import error_response
 from gateway.keys import key_refusal
+from gateway.upstreams import Upstreams
 from likeopt.config import Config
+from likeopt.mcp_server import Mesh
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 """Largest MCP message read (as the REST API's JSON bodies); tool arguments are small."""
@@ -32,6 +34,16 @@ def origin_allowed(pattern: str, origin: str) -> bool:
         return re.fullmatch(pattern, origin) is not None
     except re.error:  # an RE2 construct Python lacks: refuse rather than guess
         return False
+
+
+def mesh_of(upstreams: Upstreams, config: Config) -> Mesh:
+    """The MCP tools' stubs on the gateway's own channels (searches balanced, document reads to the writer)."""
+    return Mesh(
+        retrieval=upstreams.retrieval,
+        documents=upstreams.retrieval_writer,
+        generation=upstreams.generation,
+        answer_timeout_s=config.answer_timeout_s,
+    )
 
 
 class McpEndpoint:

@@ -3,15 +3,19 @@ generation_svc code on in-process gRPC servers. Failures must come back as tool 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx2
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from gateway.mcp_http import McpEndpoint
 from generation_svc.extractive import ExtractiveBackend
+from likeopt.config import Config
 from likeopt.mcp_server import Mesh, build_mcp_server, document_text, document_uri
 from likeopt.v1 import retrieval_pb2
 from tests.unit.test_generation_harness import generation_server
@@ -98,3 +102,29 @@ def test_a_document_reads_as_markdown_with_its_chunk_ids() -> None:
     doc.chunks.add(chunk_id="d#1", text="Two.")
     assert document_text(doc) == "# T\n\n- id: d\n- source: d.md\n\n## [d#0]\n\nOne.\n\n## [d#1]\n\nTwo.\n"
     assert document_uri("x y") == "likeopt://documents/x%20y"
+
+
+@pytest.mark.parametrize(
+    ("settings", "headers", "status"),
+    [
+        ({}, {"origin": "https://evil.example"}, 403),
+        ({"reads_need_key": True, "api_key": "k"}, {}, 401),
+        (
+            {"reads_need_key": True, "api_key": "k"},
+            {"authorization": "Bearer k", "origin": "http://localhost:3000"},
+            200,
+        ),
+        ({}, {}, 200),
+    ],
+)
+async def test_the_http_endpoint_checks_the_key_and_the_origin_first(
+    settings: dict, headers: dict, status: int
+) -> None:
+    """A browser page from another origin (DNS rebinding) is refused; so is a keyless client when reads need it."""
+    config = dataclasses.replace(Config.from_env({}), **settings)
+    endpoint = McpEndpoint(config, build_mcp_server(lambda: None))  # type: ignore[arg-type,return-value]
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    accept = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
+    async with endpoint.run(), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=endpoint)) as http:
+        reply = await http.post("http://like-opt/mcp", json=ping, headers={**accept, **headers})
+    assert reply.status_code == status, reply.text
