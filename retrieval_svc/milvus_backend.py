@@ -37,7 +37,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -50,7 +50,16 @@ from pymilvus.client.types import Status
 from pymilvus.exceptions import MilvusException, MilvusUnavailableException
 
 from likeopt.text import STOP_WORDS, TOKENIZER_VERSION, tokenize
-from retrieval_svc.backend import ChunkHit, DocumentInput, IndexStats, SearchParams, embedding_text
+from retrieval_svc.backend import (
+    BackendUnavailable,
+    ChunkHit,
+    DocumentChunks,
+    DocumentInput,
+    DocumentSummary,
+    IndexStats,
+    SearchParams,
+    embedding_text,
+)
 from retrieval_svc.chunking import chunk_text
 from retrieval_svc.embedder import Embedder
 from retrieval_svc.fusion import convex, rrf
@@ -60,7 +69,13 @@ log = logging.getLogger(__name__)
 CANDIDATE_DEPTH = 100
 """How many candidates each retriever contributes to hybrid fusion (as the embedded engine's)."""
 TIMEOUT_S = 10.0
-"""Longest any one Milvus call may take, retries included; past it the call raises BackendUnavailable."""
+"""Longest any one Milvus write may take, retries included; past it the call raises BackendUnavailable."""
+READ_TIMEOUT_S = 3.0
+"""Longest a read (search, query, version) may take: well inside the gateway's 10 s search deadline, so a
+hung Milvus answers UNAVAILABLE (HTTP 503), not a gateway timeout."""
+RETRY_AFTER_S = 1.0
+"""After Milvus failed, calls fail at once for this long instead of each waiting out a timeout."""
+READS = frozenset({"search", "hybrid_search", "query", "query_iterator", "describe_index"})
 MAX_VARCHAR = 65_535
 """Milvus's largest VARCHAR, in UTF-8 bytes."""
 MAX_ID_BYTES = 2_048
@@ -89,6 +104,8 @@ COLLECTION_NOT_LOADED = 101
 """Milvus's error code for a search or query on a released collection."""
 SEARCH_DEPTH_LIMIT = 16_384
 """Milvus's largest limit (topk) per search."""
+LIST_BATCH_ROWS = 1_000
+"""Rows per batch when listing documents."""
 
 
 def route_pymilvus_logs() -> None:
@@ -101,10 +118,6 @@ def route_pymilvus_logs() -> None:
     library.propagate = True
     for noisy in ("pymilvus.decorators", "pymilvus.client.connection_manager"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-
-
-class BackendUnavailable(RuntimeError):
-    """Milvus cannot be reached or did not answer in time: the request may succeed later (gRPC UNAVAILABLE)."""
 
 
 def model_name(embedder: Embedder) -> str:
@@ -155,6 +168,27 @@ def milvus_errors(uri: str) -> Iterator[None]:
         if unavailable(exc):
             raise BackendUnavailable(f"Milvus at LIKEOPT_MILVUS_URI={uri} is unavailable: {exc}") from exc
         raise
+
+
+class Breaker:
+    """Fails calls at once for a while after Milvus failed, so an outage costs each request nothing but an
+    error; the first call after the pause tries Milvus again, which is how service resumes by itself."""
+
+    def __init__(self, uri: str, retry_after_s: float = RETRY_AFTER_S) -> None:
+        self.uri = uri
+        self.retry_after_s = retry_after_s
+        self._open_until = 0.0
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        if time.monotonic() < self._open_until:
+            raise BackendUnavailable(f"Milvus at LIKEOPT_MILVUS_URI={self.uri} is unavailable (failed just now)")
+        try:
+            with milvus_errors(self.uri):
+                yield
+        except BackendUnavailable:
+            self._open_until = time.monotonic() + self.retry_after_s
+            raise
 
 
 @dataclass(frozen=True)
@@ -251,6 +285,8 @@ class MilvusBackend:
 
     read_only = False
     """Every replica takes writes: Milvus, not this process, orders them."""
+    shared_version = True
+    """Other replicas write to the same collection: the service reads the version before each search."""
 
     def __init__(
         self,
@@ -267,7 +303,7 @@ class MilvusBackend:
         consistency_level: str = "Strong",
         dense_index: str = "AUTOINDEX",
         timeout_s: float = TIMEOUT_S,
-        bm25_terms: bool = False,
+        bm25_terms: bool = True,
     ) -> None:
         if chunk_tokens > embedder.max_tokens:
             raise ValueError(f"LIKEOPT_CHUNK_TOKENS={chunk_tokens} exceeds the model's window of {embedder.max_tokens}")
@@ -288,6 +324,8 @@ class MilvusBackend:
         self.load_seconds = 0.0
         self._version = 0
         self._client: MilvusClient | None = None
+        self._breaker = Breaker(uri)
+        self.read_timeout_s = min(timeout_s, READ_TIMEOUT_S)
         self._write_lock = threading.Lock()
 
     # -- start-up ---------------------------------------------------------
@@ -307,7 +345,7 @@ class MilvusBackend:
         """Connect, create the collections and indexes if absent, check the model, read the version."""
         started = time.perf_counter()
         route_pymilvus_logs()
-        with milvus_errors(self.uri):
+        with self._guarded():
             # Connects at once: refused, or no answer within timeout_s, raises (no endless retry). Dedicated:
             # pymilvus otherwise shares one connection per address in a process, and a shared one handed out
             # after Milvus restarted kept failing where a connection of our own reconnects.
@@ -363,10 +401,16 @@ class MilvusBackend:
             )
             self.client.load_collection(name, timeout=self.timeout_s)
 
+    def _guarded(self) -> AbstractContextManager[None]:
+        """Milvus errors as BackendUnavailable, failing fast for a moment after one (Breaker)."""
+        return self._breaker.guard()
+
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """A data call on the client. A collection Milvus holds released (milvus-lite after every restart, a
-        Milvus whose operator released it) is loaded again, once, rather than failing every call until a
-        retrieval_svc restart."""
+        """A data call on the client, reads bounded by the read timeout. A collection Milvus holds released
+        (milvus-lite after every restart, a Milvus whose operator released it) is loaded again, once, rather
+        than failing every call until a retrieval_svc restart."""
+        if method in READS:
+            kwargs["timeout"] = min(kwargs.get("timeout", self.read_timeout_s), self.read_timeout_s)
         try:
             return getattr(self.client, method)(*args, **kwargs)
         except MilvusException as exc:
@@ -480,16 +524,16 @@ class MilvusBackend:
 
     def meta(self, key: str) -> str | None:
         """A value other tools keep beside the index (the migration's progress marker)."""
-        with milvus_errors(self.uri):
+        with self._guarded():
             return self._meta(key)
 
     def set_meta(self, key: str, value: str) -> None:
-        with milvus_errors(self.uri):
+        with self._guarded():
             self._set_meta(key, value)
 
     def refresh(self) -> bool:
         """Read the shared version; True when another process (or this one) changed it since last seen."""
-        with milvus_errors(self.uri):
+        with self._guarded():
             stored = self._stored_version()
         changed = stored != self._version
         self._version = stored
@@ -520,7 +564,7 @@ class MilvusBackend:
         The version is bumped only once Milvus acknowledged both.
         """
         rows = chunk_rows(docs, chunked, embeddings, self._bm25_text)
-        with self._write_lock, milvus_errors(self.uri):
+        with self._write_lock, self._guarded():
             for start in range(0, len(rows), WRITE_BATCH_ROWS):
                 self._call("upsert", self.collection, rows[start : start + WRITE_BATCH_ROWS], timeout=self.timeout_s)
             counts = {d.id: len(chunks) for d, chunks in zip(docs, chunked, strict=True)}
@@ -535,13 +579,13 @@ class MilvusBackend:
         for every search (0.7 s against 13 ms after a flush, at 3,000 chunks). A real Milvus seals segments
         on its own and rate-limits flush calls.
         """
-        with milvus_errors(self.uri):
+        with self._guarded():
             self._call("flush", self.collection, timeout=max(self.timeout_s, 120.0))
 
     def delete(self, doc_ids: Sequence[str]) -> tuple[int, int]:
         """Delete documents; returns (how many of them existed, the version after)."""
         ids = sorted(set(doc_ids))
-        with self._write_lock, milvus_errors(self.uri):
+        with self._write_lock, self._guarded():
             existing = self.existing(ids)
             if not existing:
                 return 0, self._version
@@ -561,7 +605,7 @@ class MilvusBackend:
     def _present(self, field: str, values: Sequence[str], condition: str = "") -> set[str]:
         """The values of field (unique per row under condition) that some row has."""
         found: set[str] = set()
-        with milvus_errors(self.uri):
+        with self._guarded():
             for start in range(0, len(values), WRITE_BATCH_ROWS):
                 batch = values[start : start + WRITE_BATCH_ROWS]
                 rows = self._call(
@@ -589,7 +633,7 @@ class MilvusBackend:
         condition = metadata_filter(params.filters)
         hybrid = params.mode == "hybrid"
         depth = min(max(params.top_k, CANDIDATE_DEPTH) if hybrid else params.top_k, SEARCH_DEPTH_LIMIT)
-        with milvus_errors(self.uri):
+        with self._guarded():
             if hybrid and self.server_fusion:
                 return self._server_hybrid(query, params, query_vector, condition, depth)
             lexical: list[Candidate] = []
@@ -683,9 +727,73 @@ class MilvusBackend:
         )
         return [chunk_hit(c) for c in best_first([Candidate.of(h) for h in (result[0] if result else [])])]
 
+    def list_documents(self, after_id: str, limit: int) -> tuple[list[DocumentSummary], int]:
+        """Up to limit documents whose ids sort after after_id, in id order, and how many are stored in all.
+
+        Milvus queries have no order: the first chunks after after_id are read in batches and the smallest
+        ids kept, so a page costs one pass over the later documents (an administrative read, not a search).
+        """
+        condition = "ordinal == 0" + (f" and doc_id > {quoted(after_id)}" if after_id else "")
+        smallest: list[dict[str, Any]] = []
+        with self._guarded():
+            total = self._count("ordinal == 0")
+            iterator = self.client.query_iterator(
+                self.collection,
+                batch_size=LIST_BATCH_ROWS,
+                filter=condition,
+                output_fields=["doc_id", "title", "metadata"],
+                timeout=self.timeout_s,
+            )
+            try:
+                while batch := iterator.next():
+                    smallest = sorted([*smallest, *batch], key=lambda row: row["doc_id"])[:limit]
+            finally:
+                iterator.close()
+            counts = self._chunk_counts([row["doc_id"] for row in smallest])
+        page = [
+            DocumentSummary(row["doc_id"], row["title"], dict(row["metadata"] or {}), counts.get(row["doc_id"], 0))
+            for row in smallest
+        ]
+        return page, total
+
+    def _chunk_counts(self, doc_ids: Sequence[str]) -> dict[str, int]:
+        """How many chunks each of doc_ids has (their rows' doc_id, counted here)."""
+        if not doc_ids:
+            return {}
+        rows = self._call(
+            "query",
+            self.collection,
+            filter=ids_filter("doc_id", doc_ids),
+            output_fields=["doc_id"],
+            limit=SEARCH_DEPTH_LIMIT,
+            consistency_level=self.consistency_level,
+            timeout=self.timeout_s,
+        )
+        return dict(Counter(str(row["doc_id"]) for row in rows))
+
+    def get_document(self, doc_id: str) -> DocumentChunks | None:
+        """The document with its chunks in order, or None when there is none with that id."""
+        with self._guarded():
+            rows = self._call(
+                "query",
+                self.collection,
+                filter=ids_filter("doc_id", [doc_id]),
+                output_fields=["ordinal", "title", "text", "metadata"],
+                limit=SEARCH_DEPTH_LIMIT,
+                consistency_level=self.consistency_level,
+                timeout=self.timeout_s,
+            )
+        if not rows:
+            return None
+        rows.sort(key=lambda row: row["ordinal"])
+        first = rows[0]
+        return DocumentChunks(
+            doc_id, first["title"], dict(first["metadata"] or {}), [(int(r["ordinal"]), r["text"]) for r in rows]
+        )
+
     def stats(self) -> IndexStats:
         """Counts for GetIndexStatus: documents are distinct doc ids (each has a chunk 0), chunks are rows."""
-        with milvus_errors(self.uri):
+        with self._guarded():
             chunks = self._count("")
             documents = self._count("ordinal == 0")
             index = self.client.describe_index(self.collection, "dense", timeout=self.timeout_s) or {}

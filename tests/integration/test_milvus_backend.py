@@ -16,7 +16,8 @@ import pytest
 
 from retrieval_svc.backend import DocumentInput, SearchParams
 from retrieval_svc.engine import RetrievalEngine
-from retrieval_svc.milvus_backend import BackendUnavailable, MilvusBackend
+from retrieval_svc.backend import BackendUnavailable
+from retrieval_svc.milvus_backend import MilvusBackend
 from retrieval_svc.milvus_migrate import MARKER, migrate, verify
 from tests.support import ROOT, MilvusServer
 from tests.unit.test_retrieval_harness import FakeEmbedder
@@ -183,15 +184,33 @@ def test_a_write_through_one_replica_is_seen_by_another(milvus: MilvusServer, ba
 
 
 def test_bm25_terms_match_inflections_as_the_embedded_engine_does(milvus: MilvusServer) -> None:
-    """With bm25_terms Milvus indexes likeopt.text.tokenize's stemmed terms (milvus-lite itself does not stem)."""
-    terms = backend_on(milvus, new_name(), bm25_terms=True)
+    """By default Milvus indexes likeopt.text.tokenize's stemmed terms (milvus-lite itself does not stem)."""
+    terms = backend_on(milvus, new_name())
     ingest(terms, *CORPUS)
     assert doc_ids(terms, "striped zebra", params("bm25"))[0] == "zebra"
     assert doc_ids(terms, "the engine", params("bm25")) == ["car"]
     assert doc_ids(terms, "the of and", params("bm25")) == []
     with pytest.raises(ValueError, match="LIKEOPT_MILVUS_COLLECTION"):
-        backend_on(milvus, terms.collection)  # made with terms: raw-text queries would find nothing
+        backend_on(milvus, terms.collection, bm25_terms=False)  # made with terms: raw-text queries find nothing
     terms.close()
+
+
+def test_documents_are_listed_in_id_order_page_by_page(corpus: MilvusBackend) -> None:
+    first, total = corpus.list_documents("", 2)
+    assert total == len(CORPUS)
+    assert [d.id for d in first] == ["car", "horse"]
+    rest, _ = corpus.list_documents(first[-1].id, 10)
+    assert [d.id for d in rest] == ["piano", "zebra"]
+    zebra = rest[-1]
+    assert zebra.title == "Zebras" and zebra.metadata == {"kind": "animal"} and zebra.chunks > 3
+
+
+def test_a_document_comes_back_with_its_chunks_in_order(corpus: MilvusBackend) -> None:
+    document = corpus.get_document("zebra")
+    assert document is not None and document.title == "Zebras"
+    assert [ordinal for ordinal, _ in document.chunks] == list(range(len(document.chunks)))
+    assert "zebras" in " ".join(text for _, text in document.chunks).lower()
+    assert corpus.get_document("unicorn") is None
 
 
 def test_everything_survives_a_server_restart(tmp_path: Path) -> None:
