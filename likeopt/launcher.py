@@ -381,6 +381,7 @@ def print_banner(config: Config, api_key: str, generated: bool, log_dir: Path) -
         "",
         f"Like-Opt is ready: http://{address}/",
         f"  gRPC and gRPC-web: {address} (likeopt.v1.RetrievalService, GenerationService)",
+        f"  OpenAI-compatible API: http://{address}/v1 (model like-opt); MCP: http://{address}/mcp",
         f"  logs: {log_dir}",
         f"  API key for writes{' (generated; set LIKEOPT_API_KEY to choose one)' if generated else ''}: {api_key}",
         "  Ctrl-C stops everything.",
