@@ -1,6 +1,8 @@
-"""MilvusBackend against a real ``milvus-lite server``: modes, filters, writes, two replicas, restarts, outages and
-migration from an embedded store. Order and membership are asserted, never raw scores (milvus-lite's BM25 keeps
-per-segment statistics and reports scores negated); timings never."""
+"""Both retrieval backends held to one contract (modes, filters, one hit per document, upserts, deletes,
+listing), the embedded engine in process and MilvusBackend against a real ``milvus-lite server``; then what only
+Milvus has: server-side fusion, two replicas on one collection, restarts, outages, migration from an embedded
+store. Order and membership are asserted, never raw scores (milvus-lite's BM25 keeps per-segment statistics and
+reports scores negated); timings never."""
 
 from __future__ import annotations
 
@@ -14,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval_svc.backend import DocumentInput, SearchParams
+from retrieval_svc.backend import BackendUnavailable, DocumentInput, SearchParams
 from retrieval_svc.engine import RetrievalEngine
-from retrieval_svc.backend import BackendUnavailable
 from retrieval_svc.milvus_backend import MilvusBackend
 from retrieval_svc.milvus_migrate import MARKER, migrate, verify
 from tests.support import ROOT, MilvusServer
@@ -66,12 +67,33 @@ def milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def corpus(milvus: MilvusServer) -> Iterator[MilvusBackend]:
-    """The four documents in one collection, shared by the tests that only read."""
-    backend = backend_on(milvus, new_name())
+def open_backend(kind: str, milvus: MilvusServer, data_dir: Path) -> MilvusBackend | RetrievalEngine:
+    """An empty backend of either kind with the fake model: the tests below hold both to one contract."""
+    if kind == "milvus":
+        return backend_on(milvus, new_name())
+    engine = RetrievalEngine(data_dir, FakeEmbedder(), chunk_tokens=24, chunk_overlap=0)
+    engine.load()
+    return engine
+
+
+BOTH = ["embedded", "milvus"]
+
+
+@pytest.fixture(scope="module", params=BOTH)
+def corpus(
+    request: pytest.FixtureRequest, milvus: MilvusServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MilvusBackend | RetrievalEngine]:
+    """The four documents in one index of each kind, shared by the tests that only read."""
+    backend = open_backend(request.param, milvus, tmp_path_factory.mktemp("corpus"))
     ingest(backend, *CORPUS)
     yield backend
+    backend.close()
+
+
+@pytest.fixture(params=BOTH)
+def any_backend(request: pytest.FixtureRequest, milvus: MilvusServer, tmp_path: Path) -> Iterator[MilvusBackend]:
+    backend = open_backend(request.param, milvus, tmp_path)
+    yield backend  # type: ignore[misc]
     backend.close()
 
 
@@ -85,9 +107,10 @@ def backend(milvus: MilvusServer) -> Iterator[MilvusBackend]:
 @pytest.mark.parametrize(("mode", "fusion"), MODES)
 @pytest.mark.parametrize("server_fusion", [False, True])
 def test_each_mode_ranks_the_matching_document_first(
-    corpus: MilvusBackend, milvus: MilvusServer, mode: str, fusion: str, server_fusion: bool
+    milvus: MilvusServer, mode: str, fusion: str, server_fusion: bool
 ) -> None:
-    backend = backend_on(milvus, corpus.collection, server_fusion=server_fusion)
+    backend = backend_on(milvus, new_name(), server_fusion=server_fusion)
+    ingest(backend, *CORPUS)
     assert doc_ids(backend, "wheels and engines", params(mode, fusion))[0] == "car"
     assert doc_ids(backend, "manes of horses", params(mode, fusion))[0] == "horse"
     backend.close()
@@ -133,8 +156,9 @@ def test_per_document_returns_each_document_once(corpus: MilvusBackend, mode: st
 
 
 @pytest.mark.parametrize("fusion", ["rrf", "convex"])
-def test_server_side_fusion_filters_and_collapses_too(corpus: MilvusBackend, milvus: MilvusServer, fusion: str) -> None:
-    server = backend_on(milvus, corpus.collection, server_fusion=True)
+def test_server_side_fusion_filters_and_collapses_too(milvus: MilvusServer, fusion: str) -> None:
+    server = backend_on(milvus, new_name(), server_fusion=True)
+    ingest(server, *CORPUS)
     query = "zebras stripes sentence wheels keys"
     assert set(doc_ids(server, query, params("hybrid", fusion, filters=(("kind", "animal"),)))) == {"zebra", "horse"}
     assert doc_ids(server, query, params("hybrid", fusion, filters=(("kind", 'x" or doc_id != "'),))) == []
@@ -143,7 +167,8 @@ def test_server_side_fusion_filters_and_collapses_too(corpus: MilvusBackend, mil
     server.close()
 
 
-def test_upsert_replaces_a_document_s_chunks(backend: MilvusBackend) -> None:
+def test_upsert_replaces_a_document_s_chunks(any_backend: MilvusBackend) -> None:
+    backend = any_backend
     first = ingest(backend, CORPUS[0], CORPUS[2])
     assert backend.stats().chunks > 2
     second = ingest(backend, DocumentInput("zebra", "Zebras", "Zebras graze on grass.", {"kind": "animal"}))
@@ -154,7 +179,8 @@ def test_upsert_replaces_a_document_s_chunks(backend: MilvusBackend) -> None:
     assert [h.text for h in backend.search("grass", params("bm25"), None)] == ["Zebras graze on grass."]
 
 
-def test_delete_removes_documents_from_every_mode(backend: MilvusBackend) -> None:
+def test_delete_removes_documents_from_every_mode(any_backend: MilvusBackend) -> None:
+    backend = any_backend
     ingest(backend, *CORPUS)
     before = backend.version
     deleted, version = backend.delete(["car", "no-such-document"])
