@@ -367,10 +367,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         )
 
     async def _listing_engine(self, context: grpc.aio.ServicerContext) -> RetrievalBackend:
-        """The engine, caught up with other writers, if its backend can list documents (UNIMPLEMENTED if not)."""
+        """The engine, caught up with other writers (a listing must not miss another replica's write)."""
         engine = await self._ready_engine(context)
-        if not hasattr(engine, "list_documents") or not hasattr(engine, "get_document"):
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this retrieval backend cannot list documents yet")
         if engine.shared_version and await in_pool(self._search_pool, engine.refresh):
             self.index_changed()
         return engine
