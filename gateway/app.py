@@ -25,6 +25,7 @@ from gateway.convert import conversation_json, event_json, hit_json
 from gateway.dashboard import Dashboard
 from gateway.errors import ApiError, error_response, public_details
 from gateway.fast_json import hits_json, search_body, search_head
+from gateway.feedback import FEEDBACK_TIMEOUT_S, MAX_FEEDBACK_BYTES, feedback_message
 from gateway.keys import key_refusal
 from gateway.mcp_http import McpEndpoint, mesh_of
 from gateway.near_search import NearSearchReplies
@@ -256,6 +257,12 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         reply = await upstream_call(up().generation.GetConversation(lookup, timeout=SEARCH_TIMEOUT_S))
         return JSONResponse(conversation_json(reply))
 
+    async def feedback(request: Request) -> Response:
+        require_read_key(request)
+        message = feedback_message(await read_json(request, MAX_FEEDBACK_BYTES))
+        reply = await upstream_call(up().generation.Feedback(message, timeout=FEEDBACK_TIMEOUT_S))
+        return JSONResponse({"feedback_id": reply.feedback_id, "answer_id": reply.answer_id})
+
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -292,6 +299,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         Route("/api/v1/documents/{doc_id:path}", delete_document, methods=["DELETE"]),
         Route("/api/v1/conversations/{conversation_id}", conversation),
         Route("/api/v1/dashboard", dashboard),
+        Route("/api/v1/feedback", feedback, methods=["POST"]),
         Route("/api/v1/openapi.json", openapi),
         Route("/api/v1/docs", api_docs),
         Route("/metrics", metrics),

@@ -24,7 +24,16 @@ def hit_json(hit: retrieval_pb2.SearchHit) -> dict[str, Any]:
 
 
 def citation_json(c: generation_pb2.CitationEvent) -> dict[str, Any]:
-    return {"n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "title": c.title, "text": c.text}
+    """A citation with the grounding check's verdict: supported, and the best sentence's support score."""
+    return {
+        "n": c.n,
+        "doc_id": c.doc_id,
+        "chunk_id": c.chunk_id,
+        "title": c.title,
+        "text": c.text,
+        "supported": c.supported,
+        "support": round(c.support, 3),
+    }
 
 
 def conversation_json(conversation: generation_pb2.Conversation) -> dict[str, Any]:
@@ -62,6 +71,9 @@ def event_json(event: generation_pb2.AnswerEvent) -> tuple[str, dict[str, Any]]:
             "backend": d.backend,
             "prompt_tokens": d.prompt_tokens,
             "completion_tokens": d.completion_tokens,
+            "support": round(d.support, 3),
+            "no_answer": d.no_answer,
+            "answer_id": d.answer_id,
             "timings": {
                 "retrieval_ms": round(d.timings.retrieval_ms, 3),
                 "first_token_ms": round(d.timings.first_token_ms, 3),

@@ -153,7 +153,27 @@ SCHEMAS: dict[str, Any] = {
             "chunk_id": {"type": "string"},
             "title": {"type": "string"},
             "text": {"type": "string"},
+            "supported": {
+                "type": "boolean",
+                "description": "The passage supports a sentence citing it (grounding check); false: shown, not proof.",
+            },
+            "support": {"type": "number", "description": "Best support score of a sentence citing it, 0..1."},
         },
+    },
+    "FeedbackRequest": {
+        "type": "object",
+        "required": ["rating"],
+        "properties": {
+            "answer_id": {"type": "string", "description": "The `done` event's answer_id (or give trace_id)."},
+            "trace_id": {"type": "string", "description": "The `done` event's trace_id."},
+            "rating": {"type": "string", "enum": ["up", "down"]},
+            "comment": {"type": "string", "maxLength": 2000},
+        },
+    },
+    "FeedbackResponse": {
+        "type": "object",
+        "required": ["feedback_id", "answer_id"],
+        "properties": {"feedback_id": {"type": "integer"}, "answer_id": {"type": "string"}},
     },
     "Conversation": {
         "type": "object",
@@ -187,8 +207,10 @@ SCHEMAS: dict[str, Any] = {
 
 CHAT_STREAM = (
     "Server-Sent Events, each with `id:`, `event:` and one JSON `data:` line: `retrieval` {hits, index_version}, "
-    "`delta` {text}, `citation` {n, doc_id, chunk_id, title, text}, then `done` {conversation_id, trace_id, "
-    "cached, finish_reason, timings} or `error` {code, message}. Comment lines are heartbeats."
+    "`delta` {text}, `citation` {n, doc_id, chunk_id, title, text, supported, support}, then `done` {conversation_id, "
+    "trace_id, answer_id, cached, finish_reason, timings, support (0..1: share of sentences supported by the passage "
+    "they cite), no_answer (the documents do not cover the question)} or `error` {code, message}. Comment lines are "
+    "heartbeats."
 )
 
 
@@ -238,6 +260,19 @@ def openapi_spec() -> dict[str, Any]:
                             "content": {"text/event-stream": {"schema": {"type": "string"}}},
                         },
                         **errors("400", "413", "422", "429"),
+                    },
+                }
+            },
+            "/api/v1/feedback": {
+                "post": {
+                    "summary": "Rate an answer (thumbs up or down, optional comment); stored durably",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": ref("FeedbackRequest")}},
+                    },
+                    "responses": {
+                        "200": json_body(ref("FeedbackResponse")),
+                        **errors("400", "404", "413", "422", "429", "503", "504"),
                     },
                 }
             },

@@ -10,15 +10,17 @@ from generation_svc.answer_cache import AnswerCache
 from generation_svc.backends import Backend
 from generation_svc.conversations import ConversationStore
 from generation_svc.extractive import ExtractiveBackend
+from generation_svc.feedback import FeedbackStore
+from generation_svc.relevance import RelevanceFloor
 from generation_svc.semantic_cache import SemanticIndex
-from generation_svc.service import GenerationServicer
+from generation_svc.service import RETRIEVAL_TIMEOUT_S, GenerationServicer
 from likeopt.cache_client import CacheClient
 from likeopt.config import Config, host_port
 from likeopt.grpc_client import open_channel
 from likeopt.grpc_server import ServiceSpec, run
 from likeopt.logs import setup_logging
 from likeopt.telemetry import setup_tracing
-from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2_grpc
+from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 
 SERVICE = "generation_svc"
 SESSION_TIMEOUT_S = 0.25
@@ -60,6 +62,15 @@ def make_backend(config: Config) -> Backend:
     return ExtractiveBackend()
 
 
+def relevance_floor(retrieval: retrieval_pb2_grpc.RetrievalServiceStub) -> RelevanceFloor:
+    """The floor, probing the corpus through the same retrieval_svc the answers use."""
+
+    async def search(request: retrieval_pb2.SearchRequest) -> retrieval_pb2.SearchResponse:
+        return await retrieval.Search(request, timeout=RETRIEVAL_TIMEOUT_S)
+
+    return RelevanceFloor(search)
+
+
 def build() -> ServiceSpec:
     config = Config.from_env()
     setup_logging(SERVICE, config.log_level)
@@ -71,13 +82,17 @@ def build() -> ServiceSpec:
     )
     backend = make_backend(config)
     log.info("backend ready", extra={"fields": {"backend": backend.name, "fingerprint": backend.fingerprint}})
+    retrieval = retrieval_pb2_grpc.RetrievalServiceStub(retrieval_channel)
+    feedback = FeedbackStore(config.feedback_db)
     servicer = GenerationServicer(
         config,
         backend,
-        retrieval_pb2_grpc.RetrievalServiceStub(retrieval_channel),
+        retrieval,
         AnswerCache(answers_cache, config.cache_ttl_s),
         ConversationStore(sessions_cache, config.session_ttl_s),
         SemanticIndex(config.semantic_cache_threshold) if config.semantic_cache_threshold else None,
+        floor=relevance_floor(retrieval) if config.relevance_floor else None,
+        feedback=feedback,
     )
 
     def register(server: grpc.aio.Server) -> list[str]:
@@ -85,6 +100,7 @@ def build() -> ServiceSpec:
         return [generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name]
 
     async def stop() -> None:
+        feedback.close()
         await answers_cache.close()
         await sessions_cache.close()
         await retrieval_channel.close()

@@ -35,6 +35,8 @@ class Usage:
     finish_reason: str = "stop"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    no_answer: bool = False
+    """Set by a backend whose answer says that the passages do not answer the question."""
 
 
 class AnswerFailed(Exception):

@@ -83,7 +83,9 @@ class ExtractiveBackend:
     async def stream(
         self, question: str, passages: list[Passage], history: list[Turn], usage: Usage
     ) -> AsyncIterator[str]:
-        words = compose(choose_sentences(question, passages)).split(" ")
+        chosen = choose_sentences(question, passages)
+        usage.no_answer = not chosen
+        words = compose(chosen).split(" ")
         for start in range(0, len(words), self.words_per_delta):
             piece = " ".join(words[start : start + self.words_per_delta])
             yield piece if start == 0 else " " + piece

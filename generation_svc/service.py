@@ -9,6 +9,7 @@ the stream with DEADLINE_EXCEEDED and an error event.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import math
 import re
@@ -21,10 +22,14 @@ from typing import TypeVar
 
 import grpc
 import numpy as np
+from prometheus_client import Counter
 
 from generation_svc.answer_cache import AnswerCache, answer_key, cacheable
 from generation_svc.backends import AnswerFailed, Backend, Passage, Turn, Usage
 from generation_svc.conversations import ID_PATTERN, MAX_TURNS, ConversationStore, history_of, rewrite_query
+from generation_svc.feedback import FeedbackRejected, FeedbackStore, UnknownAnswer
+from generation_svc.grounding import check, observe
+from generation_svc.relevance import RelevanceFloor
 from generation_svc.semantic_cache import SEMANTIC_HITS, SemanticIndex
 from generation_svc.shared_stream import SharedStreams
 from likeopt.config import Config
@@ -41,9 +46,22 @@ MAX_TOP_K = 20
 RETRIEVAL_TIMEOUT_S = 5.0
 DEADLINE_MARGIN_S = 0.05
 """Kept back from the caller's deadline so the error event still reaches it."""
+DEFAULT_FEEDBACK_PAGE = 100
+MAX_FEEDBACK_PAGE = 1000
 MARKER = re.compile(r"\[(\d{1,3})\]")
+NOT_COVERED = "This is not in your documents: none of the passages found is about the question, so I cannot answer it."
+"""The whole answer when the relevance floor refuses (done.no_answer is set; nothing is cited)."""
+NO_ANSWERS = Counter("likeopt_no_answer_total", "Questions answered with NOT_COVERED: no passage was about them.")
 
 Event = generation_pb2.AnswerEvent
+
+
+def bearer_matches(context: grpc.aio.ServicerContext, api_key: str) -> bool:
+    """Whether the call carries ``authorization: Bearer <api_key>``, compared in constant time."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            return hmac.compare_digest(value.encode(), f"Bearer {api_key}".encode())
+    return False
 
 
 def validate_question(query: str) -> None:
@@ -107,6 +125,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         answers: AnswerCache,
         conversations: ConversationStore,
         semantic: SemanticIndex | None = None,
+        floor: RelevanceFloor | None = None,
+        feedback: FeedbackStore | None = None,
     ) -> None:
         self.config = config
         self.backend = backend
@@ -114,6 +134,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self.answers = answers
         self.conversations = conversations
         self.semantic = semantic
+        self.floor = floor
+        """Judges whether retrieved passages are about the question; None answers every question."""
+        self.feedback = feedback
+        """Keeps answers for feedback (answer ids); None keeps nothing."""
         self.flights: SharedStreams[Event] = SharedStreams()
 
     async def Answer(
@@ -137,32 +161,70 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             )
             reply = await self._retrieve(search, deadline)
             retrieval_ms = (time.perf_counter() - started) * 1000
-            yield Event(retrieval=generation_pb2.RetrievalEvent(hits=reply.hits, index_version=reply.index_version))
-            passages = passages_from_hits(list(reply.hits))
-            key = answer_key(request.query, reply.index_version, self.backend.fingerprint, top_k, request.mode, history)
-            text: list[str] = []
-            citations: list[generation_pb2.CitationEvent] = []
-            similar, remember = None, None
-            if semantic is not None and reply.query_embedding:
-                vector = np.asarray(reply.query_embedding, dtype=np.float32)
-                scope = (reply.index_version, self.backend.fingerprint, top_k, request.mode)
-                similar = semantic.find(scope, vector, request.query)
-                remember = partial(semantic.remember, scope, vector, request.query, key)
-            source = self.flights.watch(
-                key, lambda: self._produce(request.query, passages, history, key, similar, remember)
-            )
+            covered = await self._covers(search.query, reply, deadline)
+            hits = reply.hits if covered else []
+            yield Event(retrieval=generation_pb2.RetrievalEvent(hits=hits, index_version=reply.index_version))
+            if covered:
+                source = self._answer_source(request, reply, top_k, history, semantic)
+            else:
+                source = self._abstain()
             async with aclosing(self._timed(source, started, retrieval_ms, deadline)) as events:
-                async for event in events:
-                    if event.HasField("delta"):
-                        text.append(event.delta.text)
-                    elif event.HasField("citation"):
-                        citations.append(event.citation)
-                    elif event.HasField("done"):
-                        event.done.conversation_id = conversation.conversation_id
-                        self.conversations.append(conversation, request.query, "".join(text), citations)
+                async for event in self._recorded(events, request.query, conversation):
                     yield event
         except AnswerFailed as failure:
             yield self._fail(context, failure)
+
+    def _answer_source(
+        self,
+        request: generation_pb2.AnswerRequest,
+        reply: retrieval_pb2.SearchResponse,
+        top_k: int,
+        history: list[Turn],
+        semantic: SemanticIndex | None,
+    ) -> AsyncGenerator[Event, None]:
+        """The answer's events: shared with identical questions in flight, replayed from the cache or generated."""
+        passages = passages_from_hits(list(reply.hits))
+        key = answer_key(request.query, reply.index_version, self.backend.fingerprint, top_k, request.mode, history)
+        similar, remember = None, None
+        if semantic is not None and reply.query_embedding:
+            vector = np.asarray(reply.query_embedding, dtype=np.float32)
+            scope = (reply.index_version, self.backend.fingerprint, top_k, request.mode)
+            similar = semantic.find(scope, vector, request.query)
+            remember = partial(semantic.remember, scope, vector, request.query, key)
+        return self.flights.watch(key, lambda: self._produce(request.query, passages, history, key, similar, remember))
+
+    async def _covers(self, question: str, reply: retrieval_pb2.SearchResponse, deadline: float) -> bool:
+        """Whether the passages are about the question (relevance.py); always when no floor is configured."""
+        if self.floor is None:
+            return True
+        remaining = deadline - asyncio.get_running_loop().time()
+        return await self.floor.covers(question, reply, max(remaining - DEADLINE_MARGIN_S, 0.0))
+
+    async def _abstain(self) -> AsyncIterator[Event]:
+        """The answer when the documents do not cover the question: says so, cites nothing."""
+        NO_ANSWERS.inc()
+        yield Event(delta=generation_pb2.DeltaEvent(text=NOT_COVERED))
+        yield Event(
+            done=generation_pb2.DoneEvent(finish_reason="stop", backend=self.backend.name, no_answer=True, support=0.0)
+        )
+
+    async def _recorded(
+        self, events: AsyncIterator[Event], question: str, conversation: generation_pb2.Conversation
+    ) -> AsyncIterator[Event]:
+        """events, the finished turn stored in the conversation and the answer kept for feedback."""
+        text: list[str] = []
+        citations: list[generation_pb2.CitationEvent] = []
+        async for event in events:
+            if event.HasField("delta"):
+                text.append(event.delta.text)
+            elif event.HasField("citation"):
+                citations.append(event.citation)
+            elif event.HasField("done"):
+                event.done.conversation_id = conversation.conversation_id
+                self.conversations.append(conversation, question, "".join(text), citations)
+                if self.feedback is not None:
+                    self.feedback.record_later(question, "".join(text), citations, event.done)
+            yield event
 
     async def Generate(
         self, request: generation_pb2.GenerateRequest, context: grpc.aio.ServicerContext
@@ -187,6 +249,34 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         if conversation is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no conversation {request.conversation_id!r}")
         return conversation
+
+    async def Feedback(
+        self, request: generation_pb2.FeedbackRequest, context: grpc.aio.ServicerContext
+    ) -> generation_pb2.FeedbackReply:
+        if self.feedback is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "feedback is not kept by this server")
+        try:
+            feedback_id, answer_id = await self.feedback.rate(
+                request.answer_id, request.trace_id, request.rating, request.comment
+            )
+        except FeedbackRejected as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except UnknownAnswer as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return generation_pb2.FeedbackReply(feedback_id=feedback_id, answer_id=answer_id)
+
+    async def ListFeedback(
+        self, request: generation_pb2.ListFeedbackRequest, context: grpc.aio.ServicerContext
+    ) -> generation_pb2.ListFeedbackReply:
+        """Questions and comments are users' words: only callers holding the API key may read them."""
+        if not self.config.api_key or not bearer_matches(context, self.config.api_key):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "ListFeedback needs the API key")
+        if self.feedback is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "feedback is not kept by this server")
+        if request.rating not in ("", "up", "down") or not 0 <= request.limit <= MAX_FEEDBACK_PAGE:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"rating up|down, limit 0..{MAX_FEEDBACK_PAGE}")
+        items, counts = await self.feedback.list(request.rating, request.limit or DEFAULT_FEEDBACK_PAGE)
+        return generation_pb2.ListFeedbackReply(items=items, up=counts.up, down=counts.down)
 
     def _deadline(self, context: grpc.aio.ServicerContext) -> float:
         """The loop time by which this call must end: the caller's deadline or ours, whichever is first."""
@@ -272,11 +362,21 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     "gen_ai.response.finish_reasons": [usage.finish_reason],
                 }
             )
-        for n in cited_numbers("".join(text), len(passages)):
+        answer = "".join(text)
+        grounding = check(answer, passages)
+        if not usage.no_answer:
+            observe(grounding)
+        for n in cited_numbers(answer, len(passages)):
             p = passages[n - 1]
             yield Event(
                 citation=generation_pb2.CitationEvent(
-                    n=n, doc_id=p.doc_id, chunk_id=p.chunk_id, title=p.title, text=p.text
+                    n=n,
+                    doc_id=p.doc_id,
+                    chunk_id=p.chunk_id,
+                    title=p.title,
+                    text=p.text,
+                    supported=grounding.supported(n),
+                    support=grounding.passage_support.get(n, 0.0),
                 )
             )
         yield Event(
@@ -285,6 +385,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 backend=self.backend.name,
+                support=grounding.support,
+                no_answer=usage.no_answer,
             )
         )
 
@@ -303,6 +405,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 own = Event()
                 own.CopyFrom(event)
                 own.done.trace_id = current_trace_id()
+                own.done.answer_id = uuid.uuid4().hex
                 own.done.timings.CopyFrom(
                     generation_pb2.Timings(
                         retrieval_ms=retrieval_ms,

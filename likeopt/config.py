@@ -173,6 +173,17 @@ SETTINGS: tuple[Setting, ...] = (
         "Cosine similarity above which a question is answered from a cached answer to a similar one (opt-in;"
         " 0.75 measured safe on SciFact, see benchmarks/README.md); empty turns it off.",
     ),
+    Setting(
+        "LIKEOPT_RELEVANCE_FLOOR",
+        "1",
+        '`1`: a question no retrieved passage is about gets "not in your documents" and no citations (a floor'
+        ' on dense similarity measured per corpus, see benchmarks/README.md "Answers"); `0` answers everything.',
+    ),
+    Setting(
+        "LIKEOPT_FEEDBACK_DB",
+        "var/feedback/answers.sqlite3",
+        "generation_svc's SQLite file of answers (kept 30 days for feedback) and of ratings (kept for good).",
+    ),
     Setting("LIKEOPT_API_KEY", "", "Bearer key for writes and administration; `likeopt up` generates one when empty."),
     Setting(
         "LIKEOPT_OTLP_ENDPOINT",
@@ -289,6 +300,8 @@ class Config:
     openai_api_key: str = ""
     session_ttl_s: int = int(_DEFAULTS["LIKEOPT_SESSION_TTL_S"])
     semantic_cache_threshold: float = 0.0
+    relevance_floor: bool = True
+    feedback_db: Path = Path(_DEFAULTS["LIKEOPT_FEEDBACK_DB"])
     query_encoder: str = _DEFAULTS["LIKEOPT_QUERY_ENCODER"]
     near_cache_entries: int = int(_DEFAULTS["LIKEOPT_NEAR_CACHE_ENTRIES"])
     near_cache_bytes: int = int(_DEFAULTS["LIKEOPT_NEAR_CACHE_BYTES"])
@@ -438,6 +451,8 @@ class Config:
             openai_api_key=get("LIKEOPT_OPENAI_API_KEY"),
             session_ttl_s=int(number("LIKEOPT_SESSION_TTL_S", int)),
             semantic_cache_threshold=semantic_threshold(get("LIKEOPT_SEMANTIC_CACHE_THRESHOLD")),
+            relevance_floor=flag(get("LIKEOPT_RELEVANCE_FLOOR")),
+            feedback_db=Path(get("LIKEOPT_FEEDBACK_DB")),
             query_encoder=query_encoder,
             near_cache_entries=int(number("LIKEOPT_NEAR_CACHE_ENTRIES", int)),
             near_cache_bytes=int(number("LIKEOPT_NEAR_CACHE_BYTES", int)),

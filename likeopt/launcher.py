@@ -305,6 +305,7 @@ def child_environment(config: Config, api_key: str, redis_url: str) -> dict[str,
             "LIKEOPT_REDIS_URL": redis_url,
             "LIKEOPT_DATA_DIR": str(config.data_dir.resolve()),
             "LIKEOPT_RUN_DIR": str(config.run_dir.resolve()),
+            "LIKEOPT_FEEDBACK_DB": str(config.feedback_db.resolve()),
             "LIKEOPT_RETRIEVAL_ADDR": config.retrieval_addr,
             "LIKEOPT_GENERATION_ADDR": config.generation_addr,
         }

@@ -86,6 +86,7 @@ def mesh_environment(work_dir: Path, **overrides: str) -> dict[str, str]:
             "LIKEOPT_CACHE_METRICS_PORT": str(free_port()),
             "LIKEOPT_DATA_DIR": str(work_dir / "data"),
             "LIKEOPT_RUN_DIR": str(work_dir / "run"),
+            "LIKEOPT_FEEDBACK_DB": str(work_dir / "feedback" / "answers.sqlite3"),
             "LIKEOPT_API_KEY": "test-key-" + os.urandom(8).hex(),
         }
     )

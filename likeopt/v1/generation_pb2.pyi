@@ -44,18 +44,22 @@ class DeltaEvent(_message.Message):
     def __init__(self, text: _Optional[str] = ...) -> None: ...
 
 class CitationEvent(_message.Message):
-    __slots__ = ("n", "doc_id", "chunk_id", "title", "text")
+    __slots__ = ("n", "doc_id", "chunk_id", "title", "text", "supported", "support")
     N_FIELD_NUMBER: _ClassVar[int]
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
     CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    SUPPORTED_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
     n: int
     doc_id: str
     chunk_id: str
     title: str
     text: str
-    def __init__(self, n: _Optional[int] = ..., doc_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., title: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+    supported: bool
+    support: float
+    def __init__(self, n: _Optional[int] = ..., doc_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., title: _Optional[str] = ..., text: _Optional[str] = ..., supported: _Optional[bool] = ..., support: _Optional[float] = ...) -> None: ...
 
 class Timings(_message.Message):
     __slots__ = ("retrieval_ms", "first_token_ms", "total_ms")
@@ -68,7 +72,7 @@ class Timings(_message.Message):
     def __init__(self, retrieval_ms: _Optional[float] = ..., first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class DoneEvent(_message.Message):
-    __slots__ = ("conversation_id", "timings", "trace_id", "cached", "finish_reason", "prompt_tokens", "completion_tokens", "backend")
+    __slots__ = ("conversation_id", "timings", "trace_id", "cached", "finish_reason", "prompt_tokens", "completion_tokens", "backend", "support", "no_answer", "answer_id")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +81,9 @@ class DoneEvent(_message.Message):
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    NO_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_ID_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     timings: Timings
     trace_id: str
@@ -85,7 +92,10 @@ class DoneEvent(_message.Message):
     prompt_tokens: int
     completion_tokens: int
     backend: str
-    def __init__(self, conversation_id: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., trace_id: _Optional[str] = ..., cached: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., backend: _Optional[str] = ...) -> None: ...
+    support: float
+    no_answer: bool
+    answer_id: str
+    def __init__(self, conversation_id: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., trace_id: _Optional[str] = ..., cached: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., backend: _Optional[str] = ..., support: _Optional[float] = ..., no_answer: _Optional[bool] = ..., answer_id: _Optional[str] = ...) -> None: ...
 
 class ErrorEvent(_message.Message):
     __slots__ = ("code", "message", "retry_after_s")
@@ -142,3 +152,69 @@ class CachedAnswer(_message.Message):
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[AnswerEvent]
     def __init__(self, events: _Optional[_Iterable[_Union[AnswerEvent, _Mapping]]] = ...) -> None: ...
+
+class FeedbackRequest(_message.Message):
+    __slots__ = ("answer_id", "trace_id", "rating", "comment")
+    ANSWER_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    answer_id: str
+    trace_id: str
+    rating: str
+    comment: str
+    def __init__(self, answer_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., rating: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class FeedbackReply(_message.Message):
+    __slots__ = ("feedback_id", "answer_id")
+    FEEDBACK_ID_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_ID_FIELD_NUMBER: _ClassVar[int]
+    feedback_id: int
+    answer_id: str
+    def __init__(self, feedback_id: _Optional[int] = ..., answer_id: _Optional[str] = ...) -> None: ...
+
+class ListFeedbackRequest(_message.Message):
+    __slots__ = ("rating", "limit")
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    rating: str
+    limit: int
+    def __init__(self, rating: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class FeedbackItem(_message.Message):
+    __slots__ = ("feedback_id", "answer_id", "trace_id", "rating", "comment", "created_unix_ms", "question", "answer", "citations", "backend", "support", "no_answer")
+    FEEDBACK_ID_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    CITATIONS_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    NO_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    feedback_id: int
+    answer_id: str
+    trace_id: str
+    rating: str
+    comment: str
+    created_unix_ms: int
+    question: str
+    answer: str
+    citations: _containers.RepeatedCompositeFieldContainer[CitationEvent]
+    backend: str
+    support: float
+    no_answer: bool
+    def __init__(self, feedback_id: _Optional[int] = ..., answer_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., rating: _Optional[str] = ..., comment: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., question: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[CitationEvent, _Mapping]]] = ..., backend: _Optional[str] = ..., support: _Optional[float] = ..., no_answer: _Optional[bool] = ...) -> None: ...
+
+class ListFeedbackReply(_message.Message):
+    __slots__ = ("items", "up", "down")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    DOWN_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[FeedbackItem]
+    up: int
+    down: int
+    def __init__(self, items: _Optional[_Iterable[_Union[FeedbackItem, _Mapping]]] = ..., up: _Optional[int] = ..., down: _Optional[int] = ...) -> None: ...

@@ -51,6 +51,16 @@ class GenerationServiceStub:
                 request_serializer=likeopt_dot_v1_dot_generation__pb2.GetConversationRequest.SerializeToString,
                 response_deserializer=likeopt_dot_v1_dot_generation__pb2.Conversation.FromString,
                 _registered_method=True)
+        self.Feedback = channel.unary_unary(
+                '/likeopt.v1.GenerationService/Feedback',
+                request_serializer=likeopt_dot_v1_dot_generation__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=likeopt_dot_v1_dot_generation__pb2.FeedbackReply.FromString,
+                _registered_method=True)
+        self.ListFeedback = channel.unary_unary(
+                '/likeopt.v1.GenerationService/ListFeedback',
+                request_serializer=likeopt_dot_v1_dot_generation__pb2.ListFeedbackRequest.SerializeToString,
+                response_deserializer=likeopt_dot_v1_dot_generation__pb2.ListFeedbackReply.FromString,
+                _registered_method=True)
 
 
 class GenerationServiceServicer:
@@ -79,6 +89,21 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Feedback(self, request, context):
+        """Feedback records a rating of an answer given earlier; NOT_FOUND when no answer has that id (or trace
+        id), INVALID_ARGUMENT for a bad rating or an over-long comment. Nothing is stored on error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFeedback(self, request, context):
+        """ListFeedback returns stored feedback with the rated answers, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +121,16 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.GetConversation,
                     request_deserializer=likeopt_dot_v1_dot_generation__pb2.GetConversationRequest.FromString,
                     response_serializer=likeopt_dot_v1_dot_generation__pb2.Conversation.SerializeToString,
+            ),
+            'Feedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Feedback,
+                    request_deserializer=likeopt_dot_v1_dot_generation__pb2.FeedbackRequest.FromString,
+                    response_serializer=likeopt_dot_v1_dot_generation__pb2.FeedbackReply.SerializeToString,
+            ),
+            'ListFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFeedback,
+                    request_deserializer=likeopt_dot_v1_dot_generation__pb2.ListFeedbackRequest.FromString,
+                    response_serializer=likeopt_dot_v1_dot_generation__pb2.ListFeedbackReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,6 +216,60 @@ class GenerationService:
             '/likeopt.v1.GenerationService/GetConversation',
             likeopt_dot_v1_dot_generation__pb2.GetConversationRequest.SerializeToString,
             likeopt_dot_v1_dot_generation__pb2.Conversation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Feedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/likeopt.v1.GenerationService/Feedback',
+            likeopt_dot_v1_dot_generation__pb2.FeedbackRequest.SerializeToString,
+            likeopt_dot_v1_dot_generation__pb2.FeedbackReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/likeopt.v1.GenerationService/ListFeedback',
+            likeopt_dot_v1_dot_generation__pb2.ListFeedbackRequest.SerializeToString,
+            likeopt_dot_v1_dot_generation__pb2.ListFeedbackReply.FromString,
             options,
             channel_credentials,
             insecure,

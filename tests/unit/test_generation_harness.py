@@ -17,6 +17,8 @@ import numpy as np
 from generation_svc.answer_cache import AnswerCache
 from generation_svc.backends import Backend
 from generation_svc.conversations import ConversationStore
+from generation_svc.feedback import FeedbackStore
+from generation_svc.relevance import RelevanceFloor
 from generation_svc.semantic_cache import SemanticIndex
 from generation_svc.service import GenerationServicer
 from likeopt.config import Config
@@ -115,7 +117,11 @@ def text_of(events: list[generation_pb2.AnswerEvent]) -> str:
 
 @asynccontextmanager
 async def generation_server(
-    backend: Backend, semantic: SemanticIndex | None = None, **config: object
+    backend: Backend,
+    semantic: SemanticIndex | None = None,
+    floor: RelevanceFloor | None = None,
+    feedback: FeedbackStore | None = None,
+    **config: object,
 ) -> AsyncIterator[Harness]:
     """generation_svc and a fake retrieval_svc on one in-process server on a free port."""
     settings = dataclasses.replace(Config.from_env({}), **config)  # type: ignore[arg-type]
@@ -130,6 +136,8 @@ async def generation_server(
         AnswerCache(cache, 60),  # type: ignore[arg-type]
         ConversationStore(cache, 60),  # type: ignore[arg-type]
         semantic,
+        floor=floor,
+        feedback=feedback,
     )
     retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(retrieval, server)
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)

@@ -1,0 +1,218 @@
+"""Feedback on answers: every answer kept for a while under its id, and ratings kept for good.
+
+generation_svc owns answers, so it owns their feedback too, in a SQLite file of its own
+(``LIKEOPT_FEEDBACK_DB``). Not cache_svc: Redis there evicts by LRU under a memory bound and
+may run without persistence, and a thumbs-down that is meant to become a regression test must
+not be evicted. Not retrieval_svc's store: that is the corpus. A rating is committed (WAL,
+synchronous=FULL) before the caller is told it is stored; the answers it may refer to are
+written in batches in the background, on the same single thread, so a rating sent right after
+its answer still finds it. Answers nobody rated are dropped after ``ANSWER_RETENTION_DAYS``.
+Replicas on one host share the file (SQLite locks it); on several hosts each keeps its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from prometheus_client import Counter
+
+from likeopt.v1 import generation_pb2
+
+T = TypeVar("T")
+
+RATINGS = ("up", "down")
+MAX_COMMENT_CHARS = 2000
+ANSWER_RETENTION_DAYS = 30
+MAX_PENDING = 10_000
+"""Answers waiting to be written at most; past it new ones are dropped (and counted), never the caller slowed."""
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+FEEDBACK = Counter("likeopt_feedback_total", "Ratings of answers stored, by rating.", ["rating"])
+ANSWERS_DROPPED = Counter("likeopt_feedback_answers_dropped_total", "Answers not kept for feedback (writer behind).")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    answer_id TEXT PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    turn BLOB NOT NULL,
+    backend TEXT NOT NULL,
+    support REAL NOT NULL,
+    no_answer INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS answers_trace ON answers (trace_id);
+CREATE INDEX IF NOT EXISTS answers_created ON answers (created_ms);
+CREATE TABLE IF NOT EXISTS feedback (
+    feedback_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    answer_id TEXT NOT NULL REFERENCES answers (answer_id),
+    rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
+    comment TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_answer ON feedback (answer_id);
+"""
+
+
+class FeedbackRejected(ValueError):
+    """The rating or comment is not acceptable (nothing was stored)."""
+
+
+class UnknownAnswer(LookupError):
+    """No kept answer has that id (or trace id)."""
+
+
+def validate(rating: str, comment: str, answer_id: str, trace_id: str) -> None:
+    """Raise FeedbackRejected for anything the store must not take."""
+    if rating not in RATINGS:
+        raise FeedbackRejected(f"rating must be 'up' or 'down', not {rating[:20]!r}")
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise FeedbackRejected(f"comment is {len(comment)} characters; the limit is {MAX_COMMENT_CHARS}")
+    if "\x00" in comment:
+        raise FeedbackRejected("comment must not contain NUL characters")
+    named = answer_id or trace_id
+    if not named:
+        raise FeedbackRejected("answer_id or trace_id is required")
+    if not ID_PATTERN.match(named):
+        raise FeedbackRejected("answer_id and trace_id are 1 to 64 letters, digits, '-' or '_'")
+
+
+@dataclass(frozen=True)
+class Counts:
+    up: int
+    down: int
+
+
+class FeedbackStore:
+    """The SQLite file, used from one thread of its own so that the event loop never waits on disk."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback")
+        self._pending: list[tuple[object, ...]] = []
+        self._lock = threading.Lock()
+        self._flushing = False
+        self._db = self._thread.submit(self._open, path).result()
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(SCHEMA)
+        cutoff = int((time.time() - ANSWER_RETENTION_DAYS * 86400) * 1000)
+        db.execute(
+            "DELETE FROM answers WHERE created_ms < ? AND answer_id NOT IN (SELECT answer_id FROM feedback)", (cutoff,)
+        )
+        return db
+
+    def record_later(
+        self, question: str, answer: str, citations: list[generation_pb2.CitationEvent], done: generation_pb2.DoneEvent
+    ) -> None:
+        """Keep a finished answer under done.answer_id, written in the background."""
+        if not done.answer_id:
+            return
+        turn = generation_pb2.Turn(question=question, answer=answer, citations=citations)
+        row = (
+            done.answer_id,
+            done.trace_id,
+            turn.SerializeToString(),
+            done.backend,
+            done.support,
+            int(done.no_answer),
+            int(time.time() * 1000),
+        )
+        with self._lock:
+            if len(self._pending) >= MAX_PENDING:
+                ANSWERS_DROPPED.inc()
+                return
+            self._pending.append(row)
+            if self._flushing:
+                return
+            self._flushing = True
+        self._thread.submit(self._flush)
+
+    def _flush(self) -> None:
+        """Write every pending answer in one transaction (runs on the store's thread)."""
+        with self._lock:
+            rows, self._pending, self._flushing = self._pending, [], False
+        if rows:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+
+    async def rate(self, answer_id: str, trace_id: str, rating: str, comment: str) -> tuple[int, str]:
+        """Store a rating of a kept answer; (feedback id, answer id). UnknownAnswer or FeedbackRejected."""
+        validate(rating, comment, answer_id, trace_id)
+        feedback_id, found = await self._run(lambda: self._rate(answer_id, trace_id, rating, comment))
+        FEEDBACK.labels(rating).inc()
+        return feedback_id, found
+
+    def _rate(self, answer_id: str, trace_id: str, rating: str, comment: str) -> tuple[int, str]:
+        self._flush()  # an answer finished a moment ago may still be pending
+        if answer_id:
+            row = self._db.execute("SELECT answer_id FROM answers WHERE answer_id = ?", (answer_id,)).fetchone()
+        else:
+            row = self._db.execute(
+                "SELECT answer_id FROM answers WHERE trace_id = ? ORDER BY created_ms DESC LIMIT 1", (trace_id,)
+            ).fetchone()
+        if row is None:
+            raise UnknownAnswer(f"no answer {answer_id or trace_id!r} is known")
+        with self._db:
+            self._db.execute("BEGIN")
+            cursor = self._db.execute(
+                "INSERT INTO feedback (answer_id, rating, comment, created_ms) VALUES (?, ?, ?, ?)",
+                (row[0], rating, comment, int(time.time() * 1000)),
+            )
+        return int(cursor.lastrowid or 0), str(row[0])
+
+    async def list(self, rating: str = "", limit: int = 100) -> tuple[list[generation_pb2.FeedbackItem], Counts]:
+        """Stored feedback with the answers it rates, newest first, and the counts of every rating."""
+        return await self._run(lambda: self._list(rating, limit))
+
+    def _list(self, rating: str, limit: int) -> tuple[list[generation_pb2.FeedbackItem], Counts]:
+        self._flush()
+        where, args = ("WHERE f.rating = ?", (rating,)) if rating else ("", ())
+        rows = self._db.execute(
+            "SELECT f.feedback_id, f.answer_id, a.trace_id, f.rating, f.comment, f.created_ms, a.turn, a.backend,"
+            f" a.support, a.no_answer FROM feedback f JOIN answers a USING (answer_id) {where}"
+            " ORDER BY f.feedback_id DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        counts = dict(self._db.execute("SELECT rating, COUNT(*) FROM feedback GROUP BY rating").fetchall())
+        return [_item(row) for row in rows], Counts(int(counts.get("up", 0)), int(counts.get("down", 0)))
+
+    def close(self) -> None:
+        self._thread.submit(self._flush).result()
+        self._thread.submit(self._db.close).result()
+        self._thread.shutdown(wait=True)
+
+
+def _item(row: tuple[object, ...]) -> generation_pb2.FeedbackItem:
+    feedback_id, answer_id, trace_id, rating, comment, created_ms, turn_bytes, backend, support, no_answer = row
+    turn = generation_pb2.Turn.FromString(turn_bytes)  # type: ignore[arg-type]
+    return generation_pb2.FeedbackItem(
+        feedback_id=int(feedback_id),  # type: ignore[call-overload]
+        answer_id=str(answer_id),
+        trace_id=str(trace_id),
+        rating=str(rating),
+        comment=str(comment),
+        created_unix_ms=int(created_ms),  # type: ignore[call-overload]
+        question=turn.question,
+        answer=turn.answer,
+        citations=turn.citations,
+        backend=str(backend),
+        support=float(support),  # type: ignore[arg-type]
+        no_answer=bool(no_answer),
+    )

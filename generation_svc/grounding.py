@@ -1,0 +1,154 @@
+"""The grounding check: is each answer sentence supported by the passage it cites?
+
+A citation is a promise that the passage says what the sentence says. This module
+checks the promise at answer time, for every backend, so that an unsupported
+citation is marked rather than shown as proof.
+
+How a sentence is scored: the share of its content words (likeopt.text's BM25 terms:
+stemmed, stop words dropped) that occur in the cited passage (title and text). No
+embedding model is loaded in generation_svc, and on SciFact's claim/evidence pairs one
+would not help: MiniLM cosine separated supporting abstracts from the top-ranked
+non-supporting ones with AUC 0.65, word recall with 0.79 (train) and 0.84 (test), and
+their mean 0.78 (benchmarks/grounding_threshold.py; benchmarks/README.md "Answers").
+``SUPPORTED`` was chosen there. The check tests whether the passage is about what the
+sentence states, not whether it agrees: a contradicting passage scores like a supporting one.
+
+Which passage a sentence cites: its own [n] markers. Backends place them differently
+("Sentence. [1]" from the extractive backend, "[1] Sentence." from the local model, which
+is made to begin with "[", "Sentence [1]." from chat models). An answer that opens with a
+marker puts markers before what they cite; otherwise markers that open a sentence belong
+to the sentence before when that one has none of its own. A sentence without markers
+continues the last cited one (else the next one); an answer that cites nothing has
+nothing supported.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from prometheus_client import Histogram
+
+from generation_svc.backends import Passage
+from likeopt.text import split_sentences, tokenize
+
+SUPPORTED = 0.6
+"""A sentence is supported by a passage holding at least this share of its content words (calibrated
+on SciFact train claims, benchmarks/grounding_threshold.py: Youden's J is highest from 0.55 to 0.65)."""
+MIN_TERMS = 2
+"""Sentences with fewer content words ("Yes.", "In short:") are not checked: one word proves nothing."""
+
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+_LEADING = re.compile(r"^\s*(?:\[\d{1,3}\]\s*)+")
+_SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:!?])")
+
+SUPPORT_SCORES = Histogram(
+    "likeopt_answer_support",
+    "Per answer: the share of its checked sentences supported by the passage they cite (no-answers excluded).",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+)
+SENTENCE_SCORES = Histogram(
+    "likeopt_sentence_support_score",
+    "Per checked answer sentence: the share of its content words found in the passage it cites.",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+)
+
+
+@dataclass
+class Claim:
+    """One answer sentence (markers removed) and the passage numbers it cites."""
+
+    text: str
+    cited: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """The check's verdict on one answer."""
+
+    support: float
+    """Share of checked sentences supported (0 when none could be checked)."""
+    passage_support: dict[int, float]
+    """Per cited passage number: the best score of a sentence citing it."""
+    sentences: list[tuple[str, list[int], float]]
+    """Each checked sentence, what it cites and its score (for evaluation and tests)."""
+
+    def supported(self, n: int) -> bool:
+        return self.passage_support.get(n, 0.0) >= SUPPORTED
+
+
+def claims(answer: str, count: int) -> list[Claim]:
+    """The answer's sentences with the valid passage numbers (1..count) each cites, see the module doc."""
+    found: list[Claim] = []
+    markers_lead = bool(_LEADING.match(answer))
+    for sentence in split_sentences(answer):
+        leading = _LEADING.match(sentence)
+        lead = _numbers(leading.group(), count) if leading else []
+        rest = sentence[leading.end() :] if leading else sentence
+        own = _numbers(rest, count)
+        words = _MARKER.sub(" ", rest).strip()
+        if lead and found and not found[-1].cited and not markers_lead:
+            found[-1].cited = lead
+        elif lead:
+            own = lead + [n for n in own if n not in lead]
+        if words:
+            found.append(Claim(_SPACE_BEFORE_STOP.sub(r"\1", " ".join(words.split())), own))
+        elif own and found:  # a sentence of markers only ("[2]") belongs to the one before
+            found[-1].cited = found[-1].cited + [n for n in own if n not in found[-1].cited]
+    _inherit(found)
+    return found
+
+
+def _numbers(text: str, count: int) -> list[int]:
+    seen: dict[int, None] = {}
+    for match in _MARKER.finditer(text):
+        if 1 <= (n := int(match.group(1))) <= count:
+            seen.setdefault(n)
+    return list(seen)
+
+
+def _inherit(found: list[Claim]) -> None:
+    """Uncited sentences take the citations of the last cited sentence before them, else the next after."""
+    last: list[int] = []
+    for claim in found:
+        if claim.cited:
+            last = claim.cited
+        else:
+            claim.cited = list(last)
+    following: list[int] = []
+    for claim in reversed(found):
+        if claim.cited:
+            following = claim.cited
+        else:
+            claim.cited = list(following)
+
+
+def sentence_score(terms: set[str], passage_terms: set[str]) -> float:
+    """Share of the sentence's content words that the passage holds."""
+    return len(terms & passage_terms) / len(terms) if terms else 0.0
+
+
+def check(answer: str, passages: list[Passage]) -> Grounding:
+    """Score every checkable sentence against each passage it cites; see the module doc."""
+    passage_terms = {p.n: set(tokenize(f"{p.title} {p.text}")) for p in passages}
+    best: dict[int, float] = {}
+    checked: list[tuple[str, list[int], float]] = []
+    for claim in claims(answer, len(passages)):
+        terms = set(tokenize(claim.text))
+        if len(terms) < MIN_TERMS:
+            continue
+        score = 0.0
+        for n in claim.cited:
+            own = sentence_score(terms, passage_terms.get(n, set()))
+            best[n] = max(best.get(n, 0.0), own)
+            score = max(score, own)
+        checked.append((claim.text, claim.cited, score))
+    support = sum(score >= SUPPORTED for _, _, score in checked) / len(checked) if checked else 0.0
+    return Grounding(support, best, checked)
+
+
+def observe(grounding: Grounding) -> None:
+    """Record one generated answer's scores in Prometheus (replays from the cache are not recorded again)."""
+    SUPPORT_SCORES.observe(grounding.support)
+    for _, _, score in grounding.sentences:
+        SENTENCE_SCORES.observe(score)

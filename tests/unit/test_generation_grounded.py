@@ -1,0 +1,128 @@
+"""Answers people can trust, through a real in-process gRPC server: support, "not in your documents", feedback."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import grpc
+import pytest
+
+from generation_svc.backends import AnswerFailed
+from generation_svc.extractive import ExtractiveBackend
+from generation_svc.feedback import FeedbackStore
+from generation_svc.relevance import RelevanceFloor
+from generation_svc.service import NOT_COVERED
+from likeopt.v1 import generation_pb2, retrieval_pb2
+from tests.unit.test_generation_harness import collect, generation_server, text_of
+from tests.unit.test_generation_service import FailingBackend, ScriptedBackend, kinds
+
+
+class Refusing(RelevanceFloor):
+    """A floor that finds every set of passages unrelated."""
+
+    def __init__(self) -> None:
+        super().__init__(self._never)
+
+    async def _never(self, request: retrieval_pb2.SearchRequest) -> retrieval_pb2.SearchResponse:
+        raise AssertionError("not measured")
+
+    async def covers(self, question: str, reply: retrieval_pb2.SearchResponse, timeout_s: float) -> bool:
+        return False
+
+
+def citations(events: list[generation_pb2.AnswerEvent]) -> list[generation_pb2.CitationEvent]:
+    return [e.citation for e in events if e.HasField("citation")]
+
+
+async def test_done_carries_support_and_each_citation_whether_it_is_supported() -> None:
+    backend = ScriptedBackend(["Envoy listens on port 8080 [1]. ", "Kafka keeps every message for a week [2]."])
+    async with generation_server(backend) as h:
+        first = await h.answer("Which port does Envoy listen on for the answer cache?", top_k=2)
+        replay = await h.answer("Which port does Envoy listen on for the answer cache?", top_k=2)
+    marks = {c.n: c.supported for c in citations(first)}
+    assert marks == {1: True, 2: False}
+    assert first[-1].done.support == pytest.approx(0.5) and not first[-1].done.no_answer
+    assert replay[-1].done.cached and citations(replay) == citations(first)
+    assert replay[-1].done.support == first[-1].done.support
+    assert first[-1].done.answer_id and first[-1].done.answer_id != replay[-1].done.answer_id
+
+
+async def test_an_extractive_answer_is_fully_supported() -> None:
+    async with generation_server(ExtractiveBackend()) as h:
+        events = await h.answer("Which port does Envoy listen on?", top_k=2)
+    assert events[-1].done.support == 1.0 and all(c.supported for c in citations(events))
+
+
+async def test_a_question_the_documents_do_not_cover_gets_no_answer_and_no_citations() -> None:
+    backend = ScriptedBackend(["never said"])
+    async with generation_server(backend, floor=Refusing()) as h:
+        events = await h.answer("Who painted the Mona Lisa?")
+    assert kinds(events) == ["retrieval", "delta", "done"]
+    assert not events[0].retrieval.hits and text_of(events) == NOT_COVERED
+    assert events[-1].done.no_answer and events[-1].done.support == 0.0 and not backend.calls
+
+
+async def test_a_backend_failing_mid_stream_ends_with_an_error_and_no_citation() -> None:
+    backend = FailingBackend(AnswerFailed(grpc.StatusCode.UNAVAILABLE, "model server failed mid-answer"))
+    async with generation_server(backend) as h:
+        call = h.stub.Answer(generation_pb2.AnswerRequest(query="Which port does Envoy listen on?"), timeout=10)
+        events = await collect(call)
+    assert kinds(events)[-1] == "error" and not citations(events)
+
+
+async def test_feedback_is_stored_for_a_known_answer_and_refused_otherwise(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "answers.sqlite3")
+    try:
+        async with generation_server(ExtractiveBackend(), feedback=store, api_key="k") as h:
+            done = (await h.answer("Which port does Envoy listen on?", top_k=2))[-1].done
+            reply = await h.stub.Feedback(
+                generation_pb2.FeedbackRequest(answer_id=done.answer_id, rating="down", comment="wrong port")
+            )
+            assert reply.answer_id == done.answer_id and reply.feedback_id > 0
+            assert (
+                await h.stub.Feedback(generation_pb2.FeedbackRequest(answer_id=done.answer_id, rating="up"))
+            ).answer_id
+            for bad, code in (
+                (generation_pb2.FeedbackRequest(answer_id="unknown", rating="up"), grpc.StatusCode.NOT_FOUND),
+                (
+                    generation_pb2.FeedbackRequest(answer_id=done.answer_id, rating="meh"),
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                ),
+                (
+                    generation_pb2.FeedbackRequest(answer_id=done.answer_id, rating="up", comment="x" * 2001),
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                ),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await h.stub.Feedback(bad)
+                assert refused.value.code() == code
+            with pytest.raises(grpc.aio.AioRpcError) as denied:
+                await h.stub.ListFeedback(generation_pb2.ListFeedbackRequest())
+            assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            listed = await h.stub.ListFeedback(
+                generation_pb2.ListFeedbackRequest(rating="down"), metadata=(("authorization", "Bearer k"),)
+            )
+    finally:
+        store.close()
+    assert (listed.up, listed.down) == (1, 1)
+    [item] = listed.items
+    assert item.comment == "wrong port" and item.question == "Which port does Envoy listen on?"
+    assert "8080" in item.answer and item.citations[0].supported and item.backend == "extractive"
+    with sqlite3.connect(tmp_path / "answers.sqlite3") as db:  # durable: on disk, readable by another connection
+        assert db.execute("SELECT COUNT(*) FROM feedback").fetchone() == (2,)
+
+
+async def test_an_answer_is_found_by_its_trace_id_too_and_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "answers.sqlite3"
+    store = FeedbackStore(path)
+    done = generation_pb2.DoneEvent(answer_id="a" * 32, trace_id="b" * 32, backend="local", support=0.5)
+    store.record_later("q", "an answer [1]", [generation_pb2.CitationEvent(n=1, doc_id="d")], done)
+    assert await store.rate("", "b" * 32, "down", "") == (1, "a" * 32)
+    store.close()
+    reopened = FeedbackStore(path)
+    try:
+        items, counts = await reopened.list()
+    finally:
+        reopened.close()
+    assert counts.down == 1 and items[0].answer == "an answer [1]" and items[0].support == pytest.approx(0.5)

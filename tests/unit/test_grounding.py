@@ -1,0 +1,70 @@
+"""The grounding check: which passage each answer sentence cites, and whether that passage supports it."""
+
+from __future__ import annotations
+
+from generation_svc.backends import Passage
+from generation_svc.extractive import choose_sentences, compose
+from generation_svc.grounding import SUPPORTED, check, claims
+
+PASSAGES = [
+    Passage(1, "architecture.md", "architecture.md#0", "Architecture", "Envoy listens on port 8080. It routes /api."),
+    Passage(2, "caching.md", "caching.md#0", "Caching", "Redis holds the shared cache layer behind an LRU."),
+]
+
+
+def cited(answer: str) -> list[tuple[str, list[int]]]:
+    return [(c.text, c.cited) for c in claims(answer, len(PASSAGES))]
+
+
+def test_markers_after_the_sentence_cite_it_as_the_extractive_backend_writes_them() -> None:
+    assert cited("Envoy listens on port 8080. [1] Redis holds the cache. [2]") == [
+        ("Envoy listens on port 8080.", [1]),
+        ("Redis holds the cache.", [2]),
+    ]
+
+
+def test_markers_before_the_sentence_cite_it_when_the_answer_opens_with_one() -> None:
+    assert cited("[1] Envoy listens on port 8080. It routes requests. [2] Redis holds the cache.") == [
+        ("Envoy listens on port 8080.", [1]),
+        ("It routes requests.", [1]),
+        ("Redis holds the cache.", [2]),
+    ]
+
+
+def test_markers_inside_the_sentence_and_out_of_range_ones() -> None:
+    assert cited("Envoy listens on port 8080 [1][7]. Redis holds it [2].") == [
+        ("Envoy listens on port 8080.", [1]),
+        ("Redis holds it.", [2]),
+    ]
+
+
+def test_an_uncited_opening_sentence_takes_the_next_citation() -> None:
+    assert cited("In short, Envoy is the door. It listens on 8080 [1].")[0][1] == [1]
+
+
+def test_an_extractive_answer_is_wholly_supported() -> None:
+    answer = compose(choose_sentences("Which port does Envoy listen on?", PASSAGES))
+    grounding = check(answer, PASSAGES)
+    assert grounding.support == 1.0 and grounding.supported(1)
+
+
+def test_a_sentence_its_passage_does_not_hold_is_unsupported() -> None:
+    grounding = check("Envoy listens on port 8080 [1]. Kafka stores every message for a week [2].", PASSAGES)
+    assert grounding.supported(1) and not grounding.supported(2)
+    assert grounding.support == 0.5
+    assert grounding.passage_support[2] < SUPPORTED
+
+
+def test_a_misattributed_citation_is_caught() -> None:
+    grounding = check("Redis holds the shared cache layer [1].", PASSAGES)
+    assert not grounding.supported(1) and grounding.support == 0.0
+
+
+def test_an_answer_citing_nothing_has_nothing_supported() -> None:
+    assert check("Envoy listens on port 8080.", PASSAGES).support == 0.0
+
+
+def test_sentences_too_short_to_check_are_not_counted() -> None:
+    grounding = check("Yes. Envoy listens on port 8080 [1].", PASSAGES)
+    assert [text for text, _, _ in grounding.sentences] == ["Envoy listens on port 8080."]
+    assert grounding.support == 1.0

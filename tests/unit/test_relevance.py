@@ -1,0 +1,84 @@
+"""The relevance floor: a per-corpus background of unrelated questions, and which hits clear it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from generation_svc.relevance import MIN_SPREAD, Background, RelevanceFloor
+from likeopt.v1 import retrieval_pb2
+
+
+def hit(dense: float, text: str = "unrelated words", dense_rank: int = 1) -> retrieval_pb2.SearchHit:
+    return retrieval_pb2.SearchHit(doc_id="d", title="t", text=text, dense_score=dense, dense_rank=dense_rank)
+
+
+BACKGROUND = Background(version=1, mean=0.2, spread=0.05)  # floor 0.35, lexical floor 0.225
+
+
+def test_the_floor_is_the_mean_plus_three_spreads_and_never_without_spread() -> None:
+    assert BACKGROUND.floor == pytest.approx(0.35)
+    flat = Background.of(1, [0.1, 0.1, 0.1])
+    assert flat.spread == MIN_SPREAD and flat.floor == pytest.approx(0.1 + 3 * MIN_SPREAD)
+
+
+def test_a_hit_above_the_floor_covers_the_question() -> None:
+    assert BACKGROUND.covers("Which port does Envoy listen on?", [hit(0.1), hit(0.4)])
+
+
+def test_hits_at_background_level_do_not() -> None:
+    assert not BACKGROUND.covers("Who painted the Mona Lisa?", [hit(0.3), hit(0.25)])
+    assert not BACKGROUND.covers("anything", [])
+
+
+def test_a_passage_holding_the_question_s_words_covers_it_above_the_lower_floor() -> None:
+    words = "L1 is the in-process layer and L2 is Redis."
+    assert BACKGROUND.covers("What are L1 and L2?", [hit(0.23, words)])
+    assert not BACKGROUND.covers("What are L1 and L2?", [hit(0.21, words)])
+
+
+class Probes:
+    """A fake retrieval: every probe's best dense score is `score`; counts calls; can fail."""
+
+    def __init__(self, score: float, version: int = 1, fail: bool = False) -> None:
+        self.score, self.version, self.fail, self.calls = score, version, fail, 0
+
+    async def __call__(self, request: retrieval_pb2.SearchRequest) -> retrieval_pb2.SearchResponse:
+        self.calls += 1
+        await asyncio.sleep(0)
+        if self.fail:
+            raise ConnectionError("retrieval down")
+        return retrieval_pb2.SearchResponse(hits=[hit(self.score)], index_version=self.version)
+
+
+def reply(*hits: retrieval_pb2.SearchHit, version: int = 1) -> retrieval_pb2.SearchResponse:
+    return retrieval_pb2.SearchResponse(hits=hits, index_version=version)
+
+
+async def test_concurrent_answers_share_one_measurement_per_index_version() -> None:
+    probes = Probes(0.2)
+    floor = RelevanceFloor(probes, probes=["a", "b", "c"])
+    verdicts = await asyncio.gather(*(floor.covers("q", reply(hit(0.5)), 3.0) for _ in range(5)))
+    assert verdicts == [True] * 5 and probes.calls == 3
+    assert not await floor.covers("q", reply(hit(0.21)), 3.0)
+    assert probes.calls == 3
+
+
+async def test_a_new_version_is_measured_while_the_last_background_serves() -> None:
+    probes = Probes(0.2)
+    floor = RelevanceFloor(probes, probes=["a"])
+    await floor.covers("q", reply(hit(0.5)), 3.0)
+    floor._started -= 60  # as if measured long ago
+    probes.version = 2
+    assert await floor.background(2) is not None  # the old one, at once
+    await asyncio.sleep(0.01)
+    assert floor.current is not None and floor.current.version == 2 and probes.calls == 2
+
+
+async def test_unjudgeable_or_unmeasurable_answers_are_never_refused() -> None:
+    floor = RelevanceFloor(Probes(0.2, fail=True), probes=["a"])
+    assert await floor.covers("q", reply(hit(0.0)), 3.0)  # retrieval failing: judge nothing
+    bm25_only = reply(hit(0.0, dense_rank=0))
+    assert await RelevanceFloor(Probes(0.2), probes=["a"]).covers("q", bm25_only, 3.0)
+    assert not await floor.covers("q", reply(), 3.0)  # no passage at all
