@@ -4,20 +4,26 @@ one is seen through the other at once; Milvus going away costs UNAVAILABLE, neve
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 
 from likeopt.config import host_port
+from likeopt.healthcheck import grpc_serving
+from likeopt.processes import CHILD_ENV
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.conftest import DEMO_CORPUS
 from tests.integration.test_mesh import KNOWN_DOC, KNOWN_QUESTION, parse_sse
 from tests.integration.test_replicas import children_running
-from tests.support import MeshProcess, MilvusServer, mesh_environment
+from tests.support import ROOT, MeshProcess, MilvusServer, free_port, mesh_environment
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +131,39 @@ def test_milvus_away_means_unavailable_then_service_resumes(milvus_mesh: MeshPro
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
+
+
+def test_retrieval_waits_not_serving_for_an_unreachable_milvus_then_serves(tmp_path: Path) -> None:
+    server = MilvusServer(tmp_path / "milvus")  # its port chosen, not started yet
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIKEOPT_")}
+    env.update(
+        CHILD_ENV,
+        LIKEOPT_HOST="127.0.0.1",
+        LIKEOPT_RETRIEVAL_PORT=str(port),
+        LIKEOPT_RETRIEVAL_METRICS_PORT="0",
+        LIKEOPT_CACHE_ENABLED="0",
+        LIKEOPT_DATA_DIR=str(tmp_path / "data"),
+        LIKEOPT_RETRIEVAL_BACKEND="milvus",
+        LIKEOPT_MILVUS_URI=server.uri,
+    )
+    log_path = tmp_path / "retrieval_svc.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "retrieval_svc"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 120
+        while f"LIKEOPT_MILVUS_URI={server.uri}" not in log_path.read_text(errors="replace"):
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-2000:]
+            time.sleep(0.2)
+        assert not grpc_serving(f"127.0.0.1:{port}")
+        server.start()
+        try:
+            while not grpc_serving(f"127.0.0.1:{port}"):
+                assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-2000:]
+                time.sleep(0.2)
+        finally:
+            process.terminate()
+            assert process.wait(timeout=60) == 0
+            server.stop()
+    finally:
+        process.kill()
