@@ -35,8 +35,15 @@ def build() -> ServiceSpec:
         cache_pb2_grpc.add_CacheServiceServicer_to_server(CacheServicer(cache), server)
         return [cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name]
 
+    async def start() -> None:
+        l2.start_probing()  # Redis health re-checked on its own schedule, not only when a request calls
+
     return ServiceSpec(
-        name=SERVICE, address=host_port(config.host, config.cache_port), register=register, stop=l2.aclose
+        name=SERVICE,
+        address=host_port(config.host, config.cache_port),
+        register=register,
+        start=start,
+        stop=l2.aclose,
     )
 
 

@@ -11,6 +11,13 @@ pipelines split a batch by node. The client must first learn which node serves w
 that takes longer than a call's deadline, so it is learnt in a task of its own while calls
 miss. A failure makes the layer learn the map again (after the back-off), which is how it
 follows a failover: a replica promoted in place of a dead primary.
+
+Health is also re-checked on a schedule of its own (``start_probing``: a PING every couple
+of seconds, to every primary of a cluster), so ``healthy`` says what is true now: a state
+left by the last request could be minutes old, and one call that timed out on a busy
+machine used to leave L2 "down" on the dashboard until the next cache request came. A
+successful probe also ends the back-off early, and a probe of a cluster learns its slot map
+before the first request needs it.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple, TypeVar
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
@@ -39,6 +47,11 @@ DISCOVERY_TIMEOUT_S = 5.0
 deadline, yet bounded so that a node which never answers cannot hold discovery up forever."""
 
 
+PROBE_INTERVAL_S = 2.0
+"""How often the background probe asks Redis whether it answers: often enough for a dashboard
+polled every 2 s, rare enough to cost nothing (one PING per node)."""
+
+
 class L2Entry(NamedTuple):
     """A value read from Redis and its remaining time to live (None when unknown)."""
 
@@ -49,6 +62,13 @@ class L2Entry(NamedTuple):
 def redis_key(namespace: str, key: str) -> str:
     """The Redis key of an entry; namespaces cannot contain ':' so this is unambiguous."""
     return f"likeopt:{namespace}:{key}"
+
+
+async def _ping(client: Client) -> bool:
+    """PING the server, or every primary of a cluster: the nodes that calls go to."""
+    if isinstance(client, RedisCluster):
+        return bool(await client.ping(target_nodes=RedisCluster.PRIMARIES))
+    return bool(await client.ping())
 
 
 def redis_client(url: str, timeout_s: float, cluster: bool) -> Client:
@@ -83,10 +103,12 @@ class RedisLayer:
         # Whether calls may go out: one server needs nothing first, a cluster its slot map.
         self._mapped = not cluster
         self._discovery: asyncio.Task[None] | None = None
+        self._probing: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     @property
     def healthy(self) -> bool:
-        """Whether the last Redis call succeeded (always False without a URL)."""
+        """Whether the last Redis call or probe succeeded (always False without a URL)."""
         return self._healthy
 
     @property
@@ -149,12 +171,40 @@ class RedisLayer:
             return set()
         return {key for key, removed in zip(keys, replies, strict=True) if removed}
 
+    def start_probing(self, interval_s: float = PROBE_INTERVAL_S) -> None:
+        """Probe Redis every interval_s seconds in the background until aclose (nothing without a URL)."""
+        if self._client is not None and self._probing is None:
+            self._probing = asyncio.create_task(self._probe_every(interval_s), name="redis-health-probe")
+
+    async def probe(self) -> bool:
+        """Ask Redis now, back-off or not, and record the answer; returns whether L2 is healthy.
+
+        Untraced, like every health probe: it is no request's work, and one span per PING
+        every two seconds would bury the traces of real requests.
+        """
+        if self._client is None:
+            return False
+        self._retry_at = 0.0  # this is the retry the back-off was waiting for
+        with suppress_instrumentation():
+            await self._call(_ping)
+        return self._healthy
+
+    async def _probe_every(self, interval_s: float) -> None:
+        """Probe until aclose; told to stop by an event, since redis-py can swallow a cancellation
+        that arrives during a PING (seen with redis-py 8.1), which would leave the loop running."""
+        while not self._closing.is_set():
+            await self.probe()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), interval_s)
+
     async def aclose(self) -> None:
-        """Stop learning the slot map, if under way, and close the connections."""
-        if self._discovery is not None:
-            self._discovery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._discovery
+        """Stop probing and learning the slot map, if under way, and close the connections."""
+        self._closing.set()
+        for task in (self._probing, self._discovery):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._client is not None:
             await self._client.aclose()
 

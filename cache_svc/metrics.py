@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cache_svc.two_layer import TwoLayerCache
+from cache_svc.two_layer import TwoLayerCache, lookups_of_layers
 
 
 class CacheCollector(Collector):
@@ -23,12 +23,15 @@ class CacheCollector(Collector):
             "Cache lookups by layer, namespace and result.",
             labels=["layer", "namespace", "result"],
         )
-        for namespace, counts in stats.namespaces.items():
-            for layer, layer_stats in (("l1", counts.l1), ("l2", counts.l2)):
-                lookups.add_metric([layer, namespace, "hit"], layer_stats.hits)
-                lookups.add_metric([layer, namespace, "miss"], layer_stats.misses)
+        for (_, layer, namespace, result), count in lookups_of_layers(stats.namespaces).items():
+            lookups.add_metric([layer, namespace, result], count)
         yield lookups
-        yield GaugeMetricFamily("likeopt_cache_hit_ratio", "Hits over lookups, both layers.", value=stats.hit_ratio)
+        yield GaugeMetricFamily(
+            "likeopt_cache_hit_ratio",
+            "Lookups L1 or L2 answered over lookups, all namespaces (likeopt.hit_rate's rule; the near caches' "
+            "hits are not cache_svc's to see: the dashboard and likeopt bench count all four layers).",
+            value=stats.hit_ratio,
+        )
         yield GaugeMetricFamily("likeopt_cache_l1_entries", "Entries held in L1.", value=stats.l1_entries)
         yield GaugeMetricFamily("likeopt_cache_l1_bytes", "Bytes of keys and values held in L1.", value=stats.l1_bytes)
         yield CounterMetricFamily("likeopt_cache_l1_evictions", "Entries evicted from L1.", value=stats.l1_evictions)

@@ -17,6 +17,7 @@ from opentelemetry import trace
 
 from cache_svc.l1 import L1Cache
 from cache_svc.l2 import L2Entry, RedisLayer
+from likeopt.hit_rate import Lookups, cache_lookup, hit_rate
 from likeopt.telemetry import CACHE_HIT, CACHE_HITS, CACHE_KEYS, CACHE_LAYER, CACHE_NAMESPACE
 
 MAX_NAMESPACE_CHARS = 64
@@ -70,6 +71,16 @@ class CacheStats:
     l2_healthy: bool
     l2_latency_s: float | None
     namespaces: dict[str, NamespaceStats]
+
+
+def lookups_of_layers(namespaces: dict[str, NamespaceStats]) -> Lookups:
+    """The counts as likeopt.hit_rate reads them, so cache_svc's ratio is computed as the dashboard's is."""
+    lookups: Lookups = {}
+    for name, counts in namespaces.items():
+        for layer, layer_stats in (("l1", counts.l1), ("l2", counts.l2)):
+            lookups[cache_lookup(layer, name, "hit")] = layer_stats.hits
+            lookups[cache_lookup(layer, name, "miss")] = layer_stats.misses
+    return lookups
 
 
 def validate_namespace(namespace: str) -> None:
@@ -210,13 +221,11 @@ class TwoLayerCache:
             name: NamespaceStats(LayerStats(c.l1.hits, c.l1.misses), LayerStats(c.l2.hits, c.l2.misses))
             for name, c in self._counts.items()
         }
-        hits = sum(c.l1.hits + c.l2.hits for c in namespaces.values())
-        misses = sum(c.l2.misses for c in namespaces.values())
-        lookups = hits + misses
+        overall = hit_rate({}, {"cache_svc": lookups_of_layers(namespaces)})  # the dashboard's rule, all namespaces
         return CacheStats(
-            hits=hits,
-            misses=misses,
-            hit_ratio=hits / lookups if lookups else 0.0,
+            hits=overall.hits,
+            misses=overall.misses,
+            hit_ratio=overall.rate or 0.0,
             l1_entries=self._l1.entries,
             l1_bytes=self._l1.bytes,
             l1_evictions=self._l1.evictions,

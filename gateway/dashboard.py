@@ -1,7 +1,10 @@
 """The web dashboard's figures: the gateway's own traffic plus each service's memory, CPU and cache stats.
 
-Memory and CPU are read from each service's Prometheus endpoint (the standard
-process collector), so the dashboard shows what a Prometheus server would.
+Memory, CPU and the cache lookup counters are read from each service's Prometheus
+endpoint (one scrape each per snapshot), so the dashboard shows what a Prometheus
+server would. The hit rate counts all four caches on a search's path, as the bench
+does (likeopt.hit_rate); L2's health is cache_svc's, which re-checks Redis on its own
+schedule rather than waiting for the next request to find out.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from prometheus_client.process_collector import PROCESS_COLLECTOR
 
 from gateway.observe import API_LATENCY, CHAT_FIRST_TOKEN
 from gateway.upstreams import Upstreams
+from likeopt.hit_rate import Lookups, Readings, hit_rate, lookups_of, parse_lookups
+from likeopt.near_cache import LOOKUPS as NEAR_CACHE_LOOKUPS
 from likeopt.v1 import cache_pb2
 
 SCRAPE_TIMEOUT_S = 1.0
@@ -47,6 +52,18 @@ class CpuMeter:
         return 100 * (cpu_seconds - previous[1]) / (now - previous[0])
 
 
+def search_hit_rate(texts: dict[str, str], gateway: Lookups) -> dict[str, Any]:
+    """Searches answered by any of the four caches since the processes started, and by which.
+
+    gateway: this process's own near-cache counters, read in process; the other services'
+    come from their scraped expositions (a service that could not be read counts no hits).
+    """
+    readings: Readings = {name: parse_lookups(text) for name, text in texts.items() if text}
+    readings["gateway"] = gateway
+    searches = hit_rate({}, readings, "search")
+    return {"hit_ratio": searches.rate, "hits": searches.hits, "misses": searches.misses, "by_layer": searches.by_layer}
+
+
 def milliseconds(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
@@ -61,9 +78,9 @@ class Dashboard:
         self.http = httpx.AsyncClient(timeout=SCRAPE_TIMEOUT_S)
 
     async def snapshot(self) -> dict[str, Any]:
-        services, cache = await asyncio.gather(self._services(), self._cache())
+        texts, l2_healthy = await asyncio.gather(self._scrape_all(), self._l2_healthy())
         return {
-            "services": services,
+            "services": self._services(texts),
             "requests": {
                 "rps": round(API_LATENCY.rate(), 3),
                 "p50_ms": milliseconds(API_LATENCY.percentile(50)),
@@ -73,13 +90,20 @@ class Dashboard:
                 "ttft_p50_ms": milliseconds(CHAT_FIRST_TOKEN.percentile(50)),
                 "ttft_p95_ms": milliseconds(CHAT_FIRST_TOKEN.percentile(95)),
             },
-            "cache": cache,
+            "cache": {
+                **search_hit_rate(texts, lookups_of(NEAR_CACHE_LOOKUPS.collect())),
+                "l2_healthy": l2_healthy,
+            },
         }
 
-    async def _services(self) -> dict[str, dict[str, float | None]]:
+    async def _scrape_all(self) -> dict[str, str]:
+        """Each service's exposition, "" for one that could not be read."""
         names = list(self.metrics_urls)
         texts = await asyncio.gather(*(self._scrape(self.metrics_urls[n]) for n in names))
-        readings = {name: process_figures(text) for name, text in zip(names, texts, strict=True) if text}
+        return dict(zip(names, texts, strict=True))
+
+    def _services(self, texts: dict[str, str]) -> dict[str, dict[str, float | None]]:
+        readings = {name: process_figures(text) for name, text in texts.items() if text}
         readings["gateway"] = {m.name: m.samples[0].value for m in PROCESS_COLLECTOR.collect()}
         services: dict[str, dict[str, float | None]] = {}
         for name, figures in readings.items():
@@ -98,17 +122,13 @@ class Dashboard:
             return ""
         return reply.text if reply.status_code == 200 else ""
 
-    async def _cache(self) -> dict[str, Any]:
+    async def _l2_healthy(self) -> bool | None:
+        """Whether Redis answered cache_svc's latest probe or call; None when cache_svc does not answer."""
         try:
             stats = await self.upstreams.cache.Stats(cache_pb2.StatsRequest(), timeout=SCRAPE_TIMEOUT_S)
         except grpc.aio.AioRpcError:
-            return {}
-        return {
-            "hit_ratio": stats.hit_ratio,
-            "hits": stats.hits,
-            "misses": stats.misses,
-            "l2_healthy": stats.l2_healthy,
-        }
+            return None
+        return stats.l2_healthy
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -59,7 +59,10 @@ function render(data) {
   setText('dashboard-ttft-p95', formatMs(chat.ttft_p95_ms));
   setText('dashboard-hit-ratio', formatPercent(cache.hit_ratio));
   const l2 = cache.l2_healthy == null ? DASH : cache.l2_healthy ? 'OK' : 'down';
-  setText('dashboard-cache-detail', `${formatNum(cache.hits)} hits · ${formatNum(cache.misses)} misses · Redis ${l2}`);
+  // Which of the four caches answered: gateway and retrieval_svc near caches, cache_svc (L1 + L2).
+  const layers = Object.entries(cache.by_layer ?? {}).map(([name, n]) => `${name} ${formatNum(n)}`).join(', ');
+  const hits = `${formatNum(cache.hits)} hits${layers ? ` (${layers})` : ''}`;
+  setText('dashboard-cache-detail', `${hits} · ${formatNum(cache.misses)} misses · Redis ${l2}`);
   renderServices(data.services ?? {});
   setText('dashboard-updated', `Updated ${new Date().toLocaleTimeString()}`);
 }

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from likeopt.bench.hit_rate import HitRate
 from likeopt.bench.load import LoadSettings, Sample
 from likeopt.bench.scenarios import Scenario
 from likeopt.bench.stats import histogram, summary_ms
+from likeopt.hit_rate import HitRate
 from likeopt.percentiles import percentile
 
 MAX_POINTS = 4000

@@ -17,9 +17,10 @@ import aiohttp
 
 from likeopt.bench import probes, scenarios
 from likeopt.bench.floor import FloorWork, run_floor
-from likeopt.bench.hit_rate import hit_rate, read_lookups
+from likeopt.bench.hit_rate import read_lookups
 from likeopt.bench.load import LoadGenerator, LoadSettings, Progress, Sample
 from likeopt.bench.report import build_result, floor_result
+from likeopt.hit_rate import hit_rate
 
 MEMORY_SAMPLE_S = 1.0
 WARMUP_ROUNDS = 5

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from cache_svc.l1 import L1Cache
 from cache_svc.l2 import RedisLayer, redis_key
@@ -228,3 +233,66 @@ async def test_invalid_input_is_rejected_by_every_operation(offline_cache: TwoLa
     with pytest.raises(ValueError, match="ttl"):
         await offline_cache.set("ok", "k", b"v", ttl_s=-1)
     assert await offline_cache.get("n" * 64, "k" * 1024) == (None, "")  # the limits themselves are fine
+
+
+async def until(condition: Callable[[], bool], budget_s: float = 10.0) -> None:
+    """Wait (bounded) for a condition that the background probe, not the test, makes true."""
+    deadline = time.monotonic() + budget_s
+    while not condition():
+        assert time.monotonic() < deadline, "the probe did not change the state"
+        await asyncio.sleep(0.02)
+
+
+async def test_the_probe_sees_redis_die_and_return_with_no_request_in_between(
+    l2: RedisLayer, server: ValkeyServer
+) -> None:
+    l2.start_probing(interval_s=0.05)
+    await until(lambda: l2.latency_s is not None)  # the first probe answered
+    assert l2.healthy
+    server.stop()
+    await until(lambda: not l2.healthy)
+    server.start()
+    await until(lambda: l2.healthy)
+    assert await l2.set("search", "back", b"1", 60)  # no back-off left to wait out
+
+
+async def test_one_slow_call_marks_l2_down_only_until_the_next_probe(server: ValkeyServer) -> None:
+    layer = RedisLayer(server.url, timeout_s=0.1, retry_after_s=60.0)  # a back-off far longer than the test
+    try:
+        with server.client() as client:
+            client.execute_command("CLIENT", "PAUSE", "400", "ALL")  # Redis busy: the next call times out
+        assert await layer.get("search", "k") is None
+        assert not layer.healthy
+        layer.start_probing(interval_s=0.05)
+        await until(lambda: layer.healthy)  # says what is true now, without waiting for a request
+        assert await layer.set("search", "k", b"v", 60)
+    finally:
+        await layer.aclose()
+
+
+async def test_probes_need_a_url_and_stop_with_the_layer(l2: RedisLayer) -> None:
+    offline = RedisLayer("", timeout_s=0.05)
+    offline.start_probing(interval_s=0.01)
+    assert not await offline.probe() and not offline.healthy
+    await offline.aclose()
+    l2.start_probing(interval_s=0.01)
+    probing = l2._probing
+    assert probing is not None and await l2.probe()
+    await asyncio.wait_for(l2.aclose(), 10)  # even when a PING swallowed the cancellation
+    assert probing.done()
+
+
+async def test_probes_are_not_traced_while_requests_are(l2: RedisLayer) -> None:
+    instrumentor = RedisInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        pytest.skip("Redis is instrumented in this process already, with a provider of its own")
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        assert await l2.probe()
+        assert await l2.set("search", "traced", b"1", 60)
+    finally:
+        instrumentor.uninstrument()
+    assert [span.name for span in exporter.get_finished_spans()] == ["SET"]

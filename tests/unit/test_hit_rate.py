@@ -1,10 +1,14 @@
-"""The bench's hit rate: differences of the mesh's own lookup counters, every cache on a search's path counted."""
+"""The one hit rate (likeopt.hit_rate): lookup counters of the mesh, every cache on a search's path counted.
+
+The bench, the dashboard and cache_svc's own ratio all compute it here.
+"""
 
 from __future__ import annotations
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter
 
-from likeopt.bench.hit_rate import hit_rate, parse_lookups
+from likeopt.hit_rate import hit_rate, lookups_of, parse_lookups
 
 CACHE_SVC = """\
 # HELP likeopt_cache_lookups_total Cache lookups by layer, namespace and result.
@@ -67,3 +71,19 @@ def test_every_cache_on_the_path_counts_and_each_request_is_one_gateway_lookup()
     assert rate.by_layer == {"gateway": 900, "retrieval_svc": 20, "cache_svc": 30}
     answers = hit_rate(zero, {**after, "cache_svc": {("cache", "l1", "answer", "hit"): 3}}, "answer")
     assert (answers.hits, answers.lookups) == (3, 3)  # chat starts at the answer cache, not the near caches
+
+
+def test_counters_collected_in_process_read_as_the_scraped_ones() -> None:
+    registry = CollectorRegistry()
+    near = Counter("likeopt_near_cache_lookups", "Near-cache lookups.", ["name", "result"], registry=registry)
+    near.labels("search", "hit").inc(7)
+    near.labels("search", "miss").inc(3)
+    assert lookups_of(registry.collect()) == {("near", "search", "hit"): 7, ("near", "search", "miss"): 3}
+
+
+def test_every_namespace_together_is_cache_svcs_own_ratio_and_misses_are_the_rest() -> None:
+    counts = parse_lookups(CACHE_SVC)  # search: 90 + 10 of 120; embedding: 5 of 5
+    overall = hit_rate({}, {"cache_svc": counts})
+    assert (overall.hits, overall.lookups, overall.misses) == (105, 125, 20)
+    assert overall.rate == pytest.approx(105 / 125)
+    assert hit_rate({}, {"cache_svc": counts}, "search").rate == pytest.approx(100 / 120)
