@@ -10,8 +10,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,32 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("LIKEOPT_API_KEY", "", "Bearer key for writes and administration; `likeopt up` generates one when empty."),
     Setting(
+        "LIKEOPT_AUTH",
+        "apikey",
+        "`apikey`: one user (reads open or behind the key, writes behind the key); `jwt`: Envoy verifies a bearer"
+        " JWT on every API route and gRPC method, and each caller sees only the documents its token may read.",
+    ),
+    Setting("LIKEOPT_JWT_ISSUER", "", "With `jwt`: the `iss` every token must carry (the identity provider's issuer)."),
+    Setting("LIKEOPT_JWT_AUDIENCE", "", "With `jwt`: an `aud` every token must carry (comma-separated: any of them)."),
+    Setting(
+        "LIKEOPT_JWT_JWKS_FILE",
+        "",
+        "With `jwt`: a file holding the identity provider's public keys (JWKS); or give the URI below.",
+    ),
+    Setting(
+        "LIKEOPT_JWT_JWKS_URI",
+        "",
+        "With `jwt`: where Envoy fetches the public keys (JWKS, `http://` or `https://`, refreshed every 10 min).",
+    ),
+    Setting("LIKEOPT_JWT_GROUPS_CLAIM", "groups", "The claim holding a token's groups (a list of strings)."),
+    Setting("LIKEOPT_JWT_TENANT_CLAIM", "tenant", "The claim holding a token's tenant (a string); none: no tenant."),
+    Setting(
+        "LIKEOPT_JWT_WRITER_ROLE",
+        "",
+        "A value in a token's `roles` claim or its groups that lets it write documents; empty: only the API key"
+        " writes.",
+    ),
+    Setting(
         "LIKEOPT_OTLP_ENDPOINT",
         "",
         "OTLP/gRPC collector for traces (e.g. `http://127.0.0.1:4317`); nothing is exported when empty.",
@@ -314,6 +342,19 @@ class Config:
     milvus_collection: str = _DEFAULTS["LIKEOPT_MILVUS_COLLECTION"]
     milvus_shards: int = int(_DEFAULTS["LIKEOPT_MILVUS_SHARDS"])
     milvus_replicas: int = int(_DEFAULTS["LIKEOPT_MILVUS_REPLICAS"])
+    auth: str = _DEFAULTS["LIKEOPT_AUTH"]
+    jwt_issuer: str = ""
+    jwt_audiences: tuple[str, ...] = ()
+    jwt_jwks_file: str = ""
+    jwt_jwks_uri: str = ""
+    jwt_groups_claim: str = _DEFAULTS["LIKEOPT_JWT_GROUPS_CLAIM"]
+    jwt_tenant_claim: str = _DEFAULTS["LIKEOPT_JWT_TENANT_CLAIM"]
+    jwt_writer_role: str = ""
+
+    @property
+    def jwt(self) -> bool:
+        """Whether callers are people with tokens (LIKEOPT_AUTH=jwt) rather than holders of one key."""
+        return self.auth == "jwt"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Config:
@@ -465,7 +506,42 @@ class Config:
             milvus_collection=milvus_collection,
             milvus_shards=milvus_counts["shards"],
             milvus_replicas=milvus_counts["replicas"],
+            **jwt_settings(get),
         )
+
+
+def jwt_settings(get: Callable[[str], str]) -> dict[str, Any]:
+    """The identity settings, checked: with LIKEOPT_AUTH=jwt Envoy cannot verify a token without an issuer, an
+    audience and exactly one source of keys, so a start without them fails here, naming what is missing."""
+    auth = get("LIKEOPT_AUTH").strip().lower()
+    if auth not in ("apikey", "jwt"):
+        raise ValueError(f"LIKEOPT_AUTH={auth!r} must be apikey or jwt")
+    values: dict[str, Any] = {
+        "auth": auth,
+        "jwt_issuer": get("LIKEOPT_JWT_ISSUER").strip(),
+        "jwt_audiences": tuple(a.strip() for a in get("LIKEOPT_JWT_AUDIENCE").split(",") if a.strip()),
+        "jwt_jwks_file": get("LIKEOPT_JWT_JWKS_FILE").strip(),
+        "jwt_jwks_uri": get("LIKEOPT_JWT_JWKS_URI").strip(),
+        "jwt_groups_claim": get("LIKEOPT_JWT_GROUPS_CLAIM").strip(),
+        "jwt_tenant_claim": get("LIKEOPT_JWT_TENANT_CLAIM").strip(),
+        "jwt_writer_role": get("LIKEOPT_JWT_WRITER_ROLE").strip(),
+    }
+    for name in ("LIKEOPT_JWT_GROUPS_CLAIM", "LIKEOPT_JWT_TENANT_CLAIM"):
+        if not get(name).strip():
+            raise ValueError(f"{name} must name a claim")
+    for name in ("LIKEOPT_JWT_ISSUER", "LIKEOPT_JWT_AUDIENCE", "LIKEOPT_JWT_JWKS_FILE", "LIKEOPT_JWT_JWKS_URI"):
+        if "'" in get(name) or "\n" in get(name):
+            raise ValueError(f"{name} must be one line without single quotes")
+    if auth != "jwt":
+        return values
+    if not values["jwt_issuer"] or not values["jwt_audiences"]:
+        raise ValueError("LIKEOPT_AUTH=jwt needs LIKEOPT_JWT_ISSUER and LIKEOPT_JWT_AUDIENCE")
+    if bool(values["jwt_jwks_file"]) == bool(values["jwt_jwks_uri"]):
+        raise ValueError("LIKEOPT_AUTH=jwt needs exactly one of LIKEOPT_JWT_JWKS_FILE and LIKEOPT_JWT_JWKS_URI")
+    uri = values["jwt_jwks_uri"]
+    if uri and not uri.startswith(("http://", "https://")):
+        raise ValueError(f"LIKEOPT_JWT_JWKS_URI={uri!r} must be an http:// or https:// URL")
+    return values
 
 
 def flag(raw: str) -> bool:

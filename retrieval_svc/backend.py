@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from likeopt.config import Config
+from likeopt.principal import Reader
+from retrieval_svc.access import Access
 from retrieval_svc.embedder import Embedder, configured_embedder
 
 
@@ -30,6 +32,8 @@ class DocumentInput:
     title: str
     text: str
     metadata: dict[str, str]
+    access: Access = field(default_factory=Access)
+    """Who may read it; the default is every reader."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,9 @@ class SearchParams:
     alpha: float
     filters: tuple[tuple[str, str], ...] = ()
     per_document: bool = False
+    reader: Reader | None = None
+    """Only chunks of documents this reader may read are ranked, before fusion and top_k; None: every chunk
+    (API-key mode, or a call from inside the mesh). Part of every cache and single-flight key through params."""
 
 
 @dataclass(frozen=True)
@@ -137,14 +144,17 @@ class RetrievalBackend(Protocol):
     def search(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[ChunkHit]:
         """Ranked chunks; query_vector is needed unless mode is bm25."""
 
-    def stats(self) -> IndexStats:
-        """Counts for GetIndexStatus."""
+    def stats(self, reader: Reader | None = None) -> IndexStats:
+        """Counts for GetIndexStatus: of the documents and chunks reader may read (all without one)."""
 
-    def list_documents(self, after_id: str, limit: int) -> tuple[list[DocumentSummary], int]:
-        """Up to limit documents whose ids sort after after_id, in id order, and how many are stored in all."""
+    def list_documents(
+        self, after_id: str, limit: int, reader: Reader | None = None
+    ) -> tuple[list[DocumentSummary], int]:
+        """Up to limit documents reader may read whose ids sort after after_id, in id order, and how many it may
+        read in all."""
 
-    def get_document(self, doc_id: str) -> DocumentChunks | None:
-        """The document with its chunks, or None when there is none with that id."""
+    def get_document(self, doc_id: str, reader: Reader | None = None) -> DocumentChunks | None:
+        """The document with its chunks, or None when there is none with that id that reader may read."""
 
     def close(self) -> None:
         """Release connections and files."""

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from retrieval_svc.access import RowMask
+
 _PENDING_SHARE = 8
 """Rebuild when pending postings exceed 1/8 of the indexed ones: bounds the per-search scan."""
 _DEAD_SHARE = 4
@@ -116,19 +118,21 @@ class BM25Index:
         self._dead_postings += len(terms)
         self._average_idf = None
 
-    def search(self, query_tokens: list[str], top_k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def search(
+        self, query_tokens: list[str], top_k: int, allowed: np.ndarray | RowMask | None = None
+    ) -> list[tuple[int, float]]:
         """The top_k (key, score) pairs, best first, ties by key.
 
         Only documents containing at least one query term are returned. allowed,
-        if given, is an integer array of the keys that may be returned (metadata
-        filters), the same convention as the vector index.
+        if given, holds the keys that may be returned (metadata filters, access
+        lists): an integer array or a RowMask, the same convention as the vector index.
         """
         if top_k <= 0:
             return []
         slots, scores = self._score(query_tokens)
         keys = self._keys[slots]
         if allowed is not None:
-            keep = np.isin(keys, allowed)
+            keep = allowed.contains(keys) if isinstance(allowed, RowMask) else np.isin(keys, allowed)
             keys, scores = keys[keep], scores[keep]
         if len(scores) > top_k:
             # Keep everything tied with the k-th score so the final cut is deterministic.

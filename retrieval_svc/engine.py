@@ -11,7 +11,7 @@ import bisect
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,9 @@ import numpy as np
 from opentelemetry import trace
 
 from likeopt.config import Config
+from likeopt.principal import Reader
 from likeopt.text import tokenize
+from retrieval_svc.access import Access, RowMask, reader_keys
 from retrieval_svc.backend import (
     ChunkHit,
     DocumentChunks,
@@ -46,6 +48,8 @@ Ranked = list[tuple[int, float]]
 """(chunk row, score) pairs, best first."""
 OVERSAMPLE = 3
 """Chunks fetched per wanted document when collapsing to one hit per document (SciFact: 2 chunks a document)."""
+READER_MASKS = 256
+"""Readers whose row masks are kept for the current index version (a write starts them afresh)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class RetrievalEngine:
         self.chunks: dict[int, ChunkRef] = {}
         self.documents: dict[str, tuple[str, dict[str, str]]] = {}
         self.rows_by_doc: dict[str, list[int]] = {}
+        self.access = AccessIndex()
         self.version = 0
         self.load_seconds = 0.0
         self.counters: Counter[str] = Counter()
@@ -114,6 +119,8 @@ class RetrievalEngine:
         version = self.store.version
         for doc_id, title, metadata in self.store.documents():
             self.documents[doc_id] = (title, metadata)
+        for doc_id, access in self.store.access_lists():
+            self.access.set(doc_id, Access.from_json(access))
         rows: list[int] = []
         vectors: list[np.ndarray] = []
         if not self.read_only and not self.store.terms_current:
@@ -169,8 +176,10 @@ class RetrievalEngine:
             for doc_id in changed:
                 self._unindex(self.rows_by_doc.get(doc_id, []))
                 self.documents.pop(doc_id, None)
-            for doc_id, title, metadata in documents:
+                self.access.forget(doc_id)
+            for doc_id, title, metadata, access in documents:
                 self.documents[doc_id] = (title, metadata)
+                self.access.set(doc_id, Access.from_json(access))
             self._index_stored(chunks)
             if chunks:
                 self.vectors.add(
@@ -200,7 +209,11 @@ class RetrievalEngine:
         for doc, chunks in zip(docs, chunked, strict=True):
             end = offset + len(chunks)
             stored_terms = [" ".join(t) for t in terms[offset:end]]
-            new_docs.append(NewDocument(doc.id, doc.title, doc.metadata, chunks, embeddings[offset:end], stored_terms))
+            new_docs.append(
+                NewDocument(
+                    doc.id, doc.title, doc.metadata, chunks, embeddings[offset:end], stored_terms, doc.access.to_json()
+                )
+            )
             offset = end
         with self._write_lock:
             removed, version = self.store.upsert(new_docs)
@@ -209,6 +222,7 @@ class RetrievalEngine:
                 located = []
                 for doc in new_docs:
                     self.documents[doc.id] = (doc.title, doc.metadata)
+                    self.access.set(doc.id, Access.from_json(doc.access))
                     located += [
                         (row, doc.id, n, text) for n, (row, text) in enumerate(zip(doc.rows, doc.chunks, strict=True))
                     ]
@@ -226,6 +240,7 @@ class RetrievalEngine:
                 self._unindex(removed)
                 for doc_id in doc_ids:
                     self.documents.pop(doc_id, None)
+                    self.access.forget(doc_id)
                 self.version = version
         return deleted, version
 
@@ -243,6 +258,7 @@ class RetrievalEngine:
         for row, doc_id, ordinal, text in chunks:
             self.chunks[row] = ChunkRef(doc_id, ordinal, text)
             self.rows_by_doc.setdefault(doc_id, []).append(row)
+        self.access.place([(row, doc_id) for row, doc_id, _, _ in chunks])
         self.bm25.add_many([(chunk[0], chunk_terms) for chunk, chunk_terms in zip(chunks, terms, strict=True)])
 
     def _unindex(self, rows: Iterable[int]) -> None:
@@ -252,6 +268,7 @@ class RetrievalEngine:
             if ref is not None:
                 self.rows_by_doc.pop(ref.doc_id, None)
             self.bm25.remove(row)
+        self.access.unplace(rows)
         self.vectors.remove(np.asarray(rows, dtype=np.int64))
 
     # -- reads ------------------------------------------------------------
@@ -289,7 +306,7 @@ class RetrievalEngine:
         self.counters["searches"] += 1
         depth = max(params.top_k, CANDIDATE_DEPTH) if params.mode == "hybrid" else params.top_k
         with self._index_lock:
-            allowed = self._allowed_rows(params.filters)
+            allowed = self._allowed_rows(params.filters, params.reader)
             lexical: Ranked = []
             dense: Ranked = []
             if params.mode in ("hybrid", "bm25"):
@@ -338,31 +355,45 @@ class RetrievalEngine:
                 return list(best.values())[:depth]
             wanted *= 2
 
-    def _allowed_rows(self, filters: tuple[tuple[str, str], ...]) -> np.ndarray | None:
+    def _allowed_rows(self, filters: tuple[tuple[str, str], ...], reader: Reader | None = None) -> RowMask | None:
+        """The rows a search may rank: those of documents matching every metadata filter and readable by the
+        reader; None when neither restricts. Both retrievers take only these, so nothing hidden is ever ranked,
+        fused or counted."""
+        mask = self.access.mask(reader, self.version) if reader is not None else None
         if not filters:
-            return None
+            return mask
         rows = [
             row
             for doc_id, (_, metadata) in self.documents.items()
             if all(metadata.get(k) == v for k, v in filters)
             for row in self.rows_by_doc.get(doc_id, ())
         ]
-        return np.asarray(rows, dtype=np.int64)
+        matching = RowMask.of_rows(rows, self.access.size)
+        return matching if mask is None else matching & mask
 
     def refresh(self) -> bool:
         """A read-only replica catches up with the writer's store; the writer itself is always current."""
         return self.follow() if self.read_only else False
 
-    def list_documents(self, after_id: str, limit: int) -> tuple[list[DocumentSummary], int]:
-        """Up to limit documents whose ids sort after after_id, in id order, and how many there are in all."""
+    def list_documents(
+        self, after_id: str, limit: int, reader: Reader | None = None
+    ) -> tuple[list[DocumentSummary], int]:
+        """Up to limit documents whose ids sort after after_id, in id order, and how many there are in all; with a
+        reader, of the documents it may read only."""
         with self._index_lock:
             ids = self._sorted_ids()
             start = bisect.bisect_right(ids, after_id) if after_id else 0
+            if reader is None:
+                chosen, total = ids[start : start + limit], len(ids)
+            else:
+                visible = self.access.readable(reader, self.version)
+                chosen = [doc_id for doc_id in ids[start:] if visible(doc_id)][:limit]
+                total = sum(1 for doc_id in self.documents if visible(doc_id))
             page = [
                 DocumentSummary(doc_id, *self.documents[doc_id], chunks=len(self.rows_by_doc.get(doc_id, ())))
-                for doc_id in ids[start : start + limit]
+                for doc_id in chosen
             ]
-            return page, len(ids)
+            return page, total
 
     def _sorted_ids(self) -> list[str]:
         """Document ids in order; sorted again only after a write, as pages are read one after another."""
@@ -371,27 +402,122 @@ class RetrievalEngine:
             self._id_order = (key, sorted(self.documents))
         return self._id_order[1]
 
-    def get_document(self, doc_id: str) -> DocumentChunks | None:
-        """The document with its chunks in order, or None when there is none with that id."""
+    def get_document(self, doc_id: str, reader: Reader | None = None) -> DocumentChunks | None:
+        """The document with its chunks in order, or None when there is none with that id (that reader may read:
+        a hidden document and a missing one look the same)."""
         with self._index_lock:
             if doc_id not in self.documents:
+                return None
+            if reader is not None and not self.access.readable(reader, self.version)(doc_id):
                 return None
             title, metadata = self.documents[doc_id]
             refs = sorted((self.chunks[row] for row in self.rows_by_doc.get(doc_id, ())), key=lambda r: r.ordinal)
             return DocumentChunks(doc_id, title, dict(metadata), [(r.ordinal, r.text) for r in refs])
 
-    def stats(self) -> IndexStats:
-        return IndexStats(
-            documents=len(self.documents),
-            chunks=len(self.chunks),
-            bm25_chunks=len(self.bm25),
-            vector_chunks=len(self.vectors),
-            vector_index=self.vectors.kind,
-            load_seconds=self.load_seconds,
-        )
+    def stats(self, reader: Reader | None = None) -> IndexStats:
+        """Counts for GetIndexStatus; a reader's are of what it may read (the index's own sizes are not shown)."""
+        with self._index_lock:
+            if reader is not None:
+                visible = self.access.readable(reader, self.version)
+                documents = sum(1 for doc_id in self.documents if visible(doc_id))
+                chunks = len(self.access.mask(reader, self.version))
+                return IndexStats(documents, chunks, chunks, chunks, self.vectors.kind, self.load_seconds)
+            return IndexStats(
+                documents=len(self.documents),
+                chunks=len(self.chunks),
+                bm25_chunks=len(self.bm25),
+                vector_chunks=len(self.vectors),
+                vector_index=self.vectors.kind,
+                load_seconds=self.load_seconds,
+            )
 
     def close(self) -> None:
         self.store.close()
+
+
+class AccessIndex:
+    """Which rows each reader may see, kept so that a search pays nothing per hidden document.
+
+    Documents with the same access list share an access class (a small integer); each chunk row records its
+    document's class, and each reader key (retrieval_svc.access) lists the classes it opens. A reader's mask
+    is then one gather over the rows' classes, built once per index version and kept for READER_MASKS readers:
+    with 100 groups a new reader costs about 200 dictionary lookups and one pass over an integer array.
+    """
+
+    def __init__(self) -> None:
+        self._class_of: dict[tuple[str, ...], int] = {}
+        self._classes_by_key: dict[str, list[int]] = {}
+        self._doc_class: dict[str, int] = {}
+        self._row_class = np.zeros(1024, dtype=np.int32)
+        """Class of each row's document; 0 for rows that hold no chunk (never readable)."""
+        self._masks: OrderedDict[Reader, tuple[np.ndarray, RowMask]] = OrderedDict()
+        self._masks_version = -1
+
+    @property
+    def size(self) -> int:
+        """Rows a mask covers."""
+        return len(self._row_class)
+
+    def set(self, doc_id: str, access: Access) -> None:
+        """Record a document's access (before its chunks are placed)."""
+        keys = tuple(access.keys())
+        if keys not in self._class_of:
+            self._class_of[keys] = number = len(self._class_of) + 1
+            for key in keys:
+                self._classes_by_key.setdefault(key, []).append(number)
+        self._doc_class[doc_id] = self._class_of[keys]
+        self._masks.clear()
+
+    def forget(self, doc_id: str) -> None:
+        self._doc_class.pop(doc_id, None)
+        self._masks.clear()
+
+    def place(self, rows: list[tuple[int, str]]) -> None:
+        """Give new chunk rows their document's class (an unrecorded document is open: class of Access())."""
+        if not rows:
+            return
+        top = max(row for row, _ in rows) + 1
+        if top > len(self._row_class):
+            grown = np.zeros(max(top, 2 * len(self._row_class)), dtype=np.int32)
+            grown[: len(self._row_class)] = self._row_class
+            self._row_class = grown
+        for doc_id in {doc_id for _, doc_id in rows} - self._doc_class.keys():
+            self.set(doc_id, Access())
+        for row, doc_id in rows:
+            self._row_class[row] = self._doc_class[doc_id]
+        self._masks.clear()
+
+    def unplace(self, rows: list[int]) -> None:
+        if rows:
+            self._row_class[np.asarray(rows, dtype=np.int64)] = 0
+            self._masks.clear()
+
+    def _scope(self, reader: Reader, version: int) -> tuple[np.ndarray, RowMask]:
+        """The reader's readable classes (one flag each) and rows, built once per version."""
+        if self._masks_version != version:
+            self._masks.clear()
+            self._masks_version = version
+        if (kept := self._masks.get(reader)) is not None:
+            self._masks.move_to_end(reader)
+            return kept
+        flags = np.zeros(len(self._class_of) + 1, dtype=bool)
+        for key in reader_keys(reader):
+            flags[self._classes_by_key.get(key, [])] = True
+        flags[0] = False
+        scope = (flags, RowMask.of_flags(flags[self._row_class]))
+        self._masks[reader] = scope
+        while len(self._masks) > READER_MASKS:
+            self._masks.popitem(last=False)
+        return scope
+
+    def mask(self, reader: Reader, version: int) -> RowMask:
+        """The rows reader may see."""
+        return self._scope(reader, version)[1]
+
+    def readable(self, reader: Reader, version: int) -> Callable[[str], bool]:
+        """Whether reader may read a document, by id."""
+        flags = self._scope(reader, version)[0]
+        return lambda doc_id: doc_id in self._doc_class and bool(flags[self._doc_class[doc_id]])
 
 
 def fuse(lexical: Ranked, dense: Ranked, params: SearchParams) -> list[Hit]:

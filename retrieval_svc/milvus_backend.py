@@ -49,6 +49,7 @@ from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusC
 from pymilvus.client.types import Status
 from pymilvus.exceptions import MilvusException, MilvusUnavailableException
 
+from likeopt.principal import Reader
 from likeopt.text import STOP_WORDS, TOKENIZER_VERSION, tokenize
 from retrieval_svc.backend import (
     BackendUnavailable,
@@ -63,6 +64,15 @@ from retrieval_svc.backend import (
 from retrieval_svc.chunking import chunk_text
 from retrieval_svc.embedder import Embedder
 from retrieval_svc.fusion import convex, rrf
+from retrieval_svc.milvus_access import (
+    CLASS_FIELD,
+    NOTHING,
+    AccessClasses,
+    access_row_fields,
+    access_schema,
+    add_access_fields,
+    both,
+)
 
 log = logging.getLogger(__name__)
 
@@ -327,6 +337,8 @@ class MilvusBackend:
         self._breaker = Breaker(uri)
         self.read_timeout_s = min(timeout_s, READ_TIMEOUT_S)
         self._write_lock = threading.Lock()
+        self.access = AccessClasses(self._call, collection, quoted, consistency_level)
+        """Access classes (``<collection>_access``) and each reader's filter."""
 
     # -- start-up ---------------------------------------------------------
 
@@ -355,6 +367,8 @@ class MilvusBackend:
             self._load_collection(self.collection, self.replicas)
             self._create(self.meta_collection, _meta_schema, self._meta_indexes)
             self._load_collection(self.meta_collection, 1)
+            self._create(self.access.collection, access_schema, self._meta_indexes)
+            self._load_collection(self.access.collection, 1)
             self._check_model()
             self._version = self._stored_version()
         self.embedder.encode_query("warm-up")  # the first forward pass allocates; keep it out of a user's search
@@ -419,6 +433,7 @@ class MilvusBackend:
             log.warning("milvus collection was released; loading it again", extra={"fields": {"error": exc.message}})
             self._load_collection(self.collection, self.replicas)
             self._load_collection(self.meta_collection, 1)
+            self._load_collection(self.access.collection, 1)
             return getattr(self.client, method)(*args, **kwargs)
 
     def _chunk_schema(self) -> Any:
@@ -439,6 +454,7 @@ class MilvusBackend:
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         schema.add_field("dense", DataType.FLOAT_VECTOR, dim=self.embedder.dim)
         schema.add_field("metadata", DataType.JSON)
+        add_access_fields(schema)
         schema.add_function(
             Function(
                 name="search_text_bm25",
@@ -456,6 +472,7 @@ class MilvusBackend:
             "sparse", index_type="SPARSE_INVERTED_INDEX", metric_type=METRICS["sparse"], params=BM25_PARAMS
         )
         indexes.add_index("doc_id", index_type="INVERTED")  # deletes and existence checks filter on it
+        indexes.add_index(CLASS_FIELD, index_type="INVERTED")  # every search of a reader filters on it
         return indexes
 
     def _meta_indexes(self) -> Any:
@@ -464,8 +481,14 @@ class MilvusBackend:
         return indexes
 
     def _check_dimension(self) -> None:
-        """Refuse a collection whose vectors have another dimension than this model's."""
+        """Refuse a collection whose vectors have another dimension than this model's, or that was made before
+        documents had access lists (it has nowhere to keep them)."""
         fields = self.client.describe_collection(self.collection, timeout=self.timeout_s)["fields"]
+        if CLASS_FIELD not in {f["name"] for f in fields}:
+            raise ValueError(
+                f"LIKEOPT_MILVUS_COLLECTION={self.collection} was made before documents had access lists:"
+                " migrate the corpus into a new collection"
+            )
         dims = [int(f["params"].get("dim", 0)) for f in fields if f["name"] == "dense"]
         if dims != [self.embedder.dim]:
             raise ValueError(
@@ -565,6 +588,7 @@ class MilvusBackend:
         """
         rows = chunk_rows(docs, chunked, embeddings, self._bm25_text)
         with self._write_lock, self._guarded():
+            self.access.record([d.access for d in docs], self.timeout_s)  # before the chunks that name them
             for start in range(0, len(rows), WRITE_BATCH_ROWS):
                 self._call("upsert", self.collection, rows[start : start + WRITE_BATCH_ROWS], timeout=self.timeout_s)
             counts = {d.id: len(chunks) for d, chunks in zip(docs, chunked, strict=True)}
@@ -630,7 +654,10 @@ class MilvusBackend:
     def search(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[ChunkHit]:
         """Rank chunks for the query; query_vector is needed unless mode is bm25."""
         self.counters["searches"] += 1
-        condition = metadata_filter(params.filters)
+        readable = self._readable(params.reader)
+        if readable is NOTHING:
+            return []
+        condition = both(metadata_filter(params.filters), readable)
         hybrid = params.mode == "hybrid"
         depth = min(max(params.top_k, CANDIDATE_DEPTH) if hybrid else params.top_k, SEARCH_DEPTH_LIMIT)
         with self._guarded():
@@ -645,6 +672,13 @@ class MilvusBackend:
                 retrieve = partial(self._candidates, "dense", query_vector.tolist(), condition)
                 dense = self._ranking(retrieve, depth, params.per_document)
         return fuse_candidates(lexical, dense, params)
+
+    def _readable(self, reader: Reader | None) -> str | None:
+        """The filter of the chunks reader may read: empty for every chunk (no reader), NOTHING for none."""
+        if reader is None:
+            return ""
+        with self._guarded():
+            return self.access.condition(reader, self._version, self.read_timeout_s)
 
     def _bm25_text(self, text: str) -> str:
         """What Milvus's BM25 reads for text: the text, or with ``bm25_terms`` its terms."""
@@ -727,16 +761,23 @@ class MilvusBackend:
         )
         return [chunk_hit(c) for c in best_first([Candidate.of(h) for h in (result[0] if result else [])])]
 
-    def list_documents(self, after_id: str, limit: int) -> tuple[list[DocumentSummary], int]:
-        """Up to limit documents whose ids sort after after_id, in id order, and how many are stored in all.
+    def list_documents(
+        self, after_id: str, limit: int, reader: Reader | None = None
+    ) -> tuple[list[DocumentSummary], int]:
+        """Up to limit documents whose ids sort after after_id, in id order, and how many are stored in all;
+        with a reader, of those it may read only.
 
         Milvus queries have no order: the first chunks after after_id are read in batches and the smallest
         ids kept, so a page costs one pass over the later documents (an administrative read, not a search).
         """
-        condition = "ordinal == 0" + (f" and doc_id > {quoted(after_id)}" if after_id else "")
+        readable = self._readable(reader)
+        if readable is NOTHING:
+            return [], 0
+        firsts = both("ordinal == 0", readable)
+        condition = both(firsts, f"doc_id > {quoted(after_id)}" if after_id else "")
         smallest: list[dict[str, Any]] = []
         with self._guarded():
-            total = self._count("ordinal == 0")
+            total = self._count(firsts)
             iterator = self.client.query_iterator(
                 self.collection,
                 batch_size=LIST_BATCH_ROWS,
@@ -771,13 +812,17 @@ class MilvusBackend:
         )
         return dict(Counter(str(row["doc_id"]) for row in rows))
 
-    def get_document(self, doc_id: str) -> DocumentChunks | None:
-        """The document with its chunks in order, or None when there is none with that id."""
+    def get_document(self, doc_id: str, reader: Reader | None = None) -> DocumentChunks | None:
+        """The document with its chunks in order, or None when there is none with that id (that reader may
+        read: a hidden document and a missing one look the same)."""
+        readable = self._readable(reader)
+        if readable is NOTHING:
+            return None
         with self._guarded():
             rows = self._call(
                 "query",
                 self.collection,
-                filter=ids_filter("doc_id", [doc_id]),
+                filter=both(ids_filter("doc_id", [doc_id]), readable),
                 output_fields=["ordinal", "title", "text", "metadata"],
                 limit=SEARCH_DEPTH_LIMIT,
                 consistency_level=self.consistency_level,
@@ -791,11 +836,13 @@ class MilvusBackend:
             doc_id, first["title"], dict(first["metadata"] or {}), [(int(r["ordinal"]), r["text"]) for r in rows]
         )
 
-    def stats(self) -> IndexStats:
-        """Counts for GetIndexStatus: documents are distinct doc ids (each has a chunk 0), chunks are rows."""
+    def stats(self, reader: Reader | None = None) -> IndexStats:
+        """Counts for GetIndexStatus: documents are distinct doc ids (each has a chunk 0), chunks are rows; with
+        a reader, only those it may read."""
+        readable = self._readable(reader)
         with self._guarded():
-            chunks = self._count("")
-            documents = self._count("ordinal == 0")
+            chunks = self._count(readable) if readable is not NOTHING else 0
+            documents = self._count(both("ordinal == 0", readable)) if readable is not NOTHING else 0
             index = self.client.describe_index(self.collection, "dense", timeout=self.timeout_s) or {}
         kind = f"milvus:{index.get('index_type', self.dense_index)}"
         return IndexStats(documents, chunks, chunks, chunks, kind, self.load_seconds)
@@ -855,6 +902,7 @@ def chunk_rows(
                     "search_text": search_text,
                     "dense": embeddings[len(rows)].astype(np.float32).tolist(),
                     "metadata": doc.metadata,
+                    **access_row_fields(doc.access),
                 }
             )
     return rows

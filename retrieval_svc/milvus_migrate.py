@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from retrieval_svc.access import Access
 from retrieval_svc.backend import DocumentInput, SearchParams
 from retrieval_svc.milvus_backend import MilvusBackend
 from retrieval_svc.store import Store, StoredChunk
@@ -62,6 +63,7 @@ class StoredDocument:
     title: str
     metadata: dict[str, str]
     chunks: list[StoredChunk]
+    access: Access = field(default_factory=Access)
 
 
 def migrate(
@@ -77,8 +79,9 @@ def migrate(
         resume = _same_source(marker, source) and backend.stats().chunks > 0  # not a collection emptied since
         resume_after = marker.get("row", 0) if resume else -1
         fields = {doc_id: (title, metadata) for doc_id, title, metadata in store.documents()}
+        access = {doc_id: Access.from_json(text) for doc_id, text in store.access_lists()}
         total, chunks, copied, skipped, last_row = len(fields), 0, 0, 0, 0
-        for page in pages(documents_of(store.chunks(), fields), page_chunks):
+        for page in pages(documents_of(store.chunks(), fields, access), page_chunks):
             chunks += sum(len(d.chunks) for d in page)
             last_row = page[-1].chunks[-1].row
             if last_row <= resume_after:
@@ -106,9 +109,11 @@ def _same_source(marker: dict[str, Any], source: dict[str, Any]) -> bool:
 
 
 def documents_of(
-    chunks: Iterable[StoredChunk], fields: dict[str, tuple[str, dict[str, str]]]
+    chunks: Iterable[StoredChunk],
+    fields: dict[str, tuple[str, dict[str, str]]],
+    access: dict[str, Access] | None = None,
 ) -> Iterator[StoredDocument]:
-    """The store's chunks (row order) grouped into documents.
+    """The store's chunks (row order) grouped into documents, each with its access list (default: open).
 
     A document's chunks are consecutive rows (the store inserts them in one transaction); were they not,
     writing a document twice from parts would delete the first part, so that is refused.
@@ -117,22 +122,27 @@ def documents_of(
     current: list[StoredChunk] = []
     for chunk in chunks:
         if current and chunk.doc_id != current[0].doc_id:
-            yield _document(current, fields, done)
+            yield _document(current, fields, done, access or {})
             current = []
         if chunk.doc_id in done:
             raise RuntimeError(f"the store's chunks of document {chunk.doc_id!r} are not consecutive rows")
         current.append(chunk)
     if current:
-        yield _document(current, fields, done)
+        yield _document(current, fields, done, access or {})
 
 
 def _document(
-    chunks: list[StoredChunk], fields: dict[str, tuple[str, dict[str, str]]], done: set[str]
+    chunks: list[StoredChunk],
+    fields: dict[str, tuple[str, dict[str, str]]],
+    done: set[str],
+    access: dict[str, Access],
 ) -> StoredDocument:
     doc_id = chunks[0].doc_id
     done.add(doc_id)
     title, metadata = fields[doc_id]
-    return StoredDocument(doc_id, title, metadata, sorted(chunks, key=lambda c: c.ordinal))
+    return StoredDocument(
+        doc_id, title, metadata, sorted(chunks, key=lambda c: c.ordinal), access.get(doc_id, Access())
+    )
 
 
 def pages(documents: Iterable[StoredDocument], page_chunks: int) -> Iterator[list[StoredDocument]]:
@@ -164,7 +174,7 @@ def write(backend: MilvusBackend, documents: list[StoredDocument]) -> int:
         raise ValueError(
             f"the store holds {vectors.shape[1]}-dimensional embeddings; the model makes {backend.embedder.dim}"
         )
-    docs = [DocumentInput(d.id, d.title, "", d.metadata) for d in documents]
+    docs = [DocumentInput(d.id, d.title, "", d.metadata, d.access) for d in documents]
     return backend.store_embedded(docs, [[c.text for c in d.chunks] for d in documents], vectors)
 
 

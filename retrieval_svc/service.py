@@ -26,8 +26,10 @@ from likeopt.cache_client import CacheClient
 from likeopt.cache_keys import cache_key, normalise_query
 from likeopt.config import Config
 from likeopt.near_cache import VersionedLRU
+from likeopt.principal import BadPrincipal, Principal, Reader, principal_in, reader_of
 from likeopt.single_flight import SingleFlight
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+from retrieval_svc.access import Access
 from retrieval_svc.backend import BackendUnavailable, ChunkHit, DocumentInput, RetrievalBackend, SearchParams
 from retrieval_svc.version_feed import VersionFeed
 
@@ -84,8 +86,8 @@ def validate_query(query: str) -> str:
     return query
 
 
-def search_params(request: retrieval_pb2.SearchRequest, config: Config) -> SearchParams:
-    """Validated parameters of a search request, defaults filled in."""
+def search_params(request: retrieval_pb2.SearchRequest, config: Config, reader: Reader | None = None) -> SearchParams:
+    """Validated parameters of a search request, defaults filled in; reader restricts it to what it may read."""
     top_k = request.top_k or DEFAULT_TOP_K
     if not 1 <= top_k <= MAX_TOP_K:
         raise InvalidRequest(f"top_k must be between 1 and {MAX_TOP_K}, got {request.top_k}")
@@ -106,7 +108,22 @@ def search_params(request: retrieval_pb2.SearchRequest, config: Config) -> Searc
         alpha=alpha,
         filters=tuple(sorted(request.filters.items())),
         per_document=request.per_document,
+        reader=reader,
     )
+
+
+def document_access(doc: retrieval_pb2.Document, writer: Principal | None) -> Access | str:
+    """Who may read a document being written, or why it may not be written.
+
+    No access given means the writer's whole tenant. A writer whose token names a tenant writes into that
+    tenant only: an access without a tenant gets the writer's, one naming another tenant is refused.
+    """
+    access = Access.of(doc.access.tenant, doc.access.users, doc.access.groups) if doc.HasField("access") else Access()
+    if writer is not None and writer.tenant:
+        if access.tenant and access.tenant != writer.tenant:
+            return f"a writer of tenant {writer.tenant!r} may not write documents of tenant {access.tenant!r}"
+        access = Access(writer.tenant, access.users, access.groups)
+    return access.problem() or access
 
 
 def document_problem(doc: retrieval_pb2.Document) -> str | None:
@@ -171,6 +188,18 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         if self.engine is not None:
             self.versions.publish(self.engine.version)
 
+    async def _principal(self, context: grpc.aio.ServicerContext) -> Principal | None:
+        """The caller Envoy verified (LIKEOPT_AUTH=jwt), None for a call from inside the mesh; a header that
+        does not parse is refused rather than read as no principal, which would see everything."""
+        try:
+            return principal_in(context.invocation_metadata(), self.config)
+        except BadPrincipal as exc:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            raise  # abort raises; this only tells the type checker
+
+    async def _reader(self, context: grpc.aio.ServicerContext) -> Reader | None:
+        return reader_of(await self._principal(context))
+
     async def _ready_engine(self, context: grpc.aio.ServicerContext) -> RetrievalBackend:
         if self.engine is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the index is still loading")
@@ -191,9 +220,10 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> retrieval_pb2.SearchResponse:
         started = time.perf_counter()
         engine = await self._ready_engine(context)
+        reader = await self._reader(context)
         try:
             query = validate_query(request.query)
-            params = search_params(request, self.config)
+            params = search_params(request, self.config, reader)
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         query, use_cache = normalise_query(query), not request.no_cache
@@ -266,8 +296,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, request_iterator: AsyncIterator[retrieval_pb2.Document], context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.UpsertSummary:
         engine = await self._writable_engine(context)
+        writer = await self._principal(context)
         summary = retrieval_pb2.UpsertSummary(index_version=engine.version)
-        async for progress in self._ingest(engine, request_iterator):
+        async for progress in self._ingest(engine, request_iterator, writer):
             summary.upserted += len(progress.ids)
             summary.chunks += progress.chunks
             summary.index_version = max(summary.index_version, progress.index_version)
@@ -278,14 +309,18 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, request_iterator: AsyncIterator[retrieval_pb2.Document], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[retrieval_pb2.IngestProgress]:
         engine = await self._writable_engine(context)
+        writer = await self._principal(context)
         try:
-            async for progress in self._ingest(engine, request_iterator):
+            async for progress in self._ingest(engine, request_iterator, writer):
                 yield progress
         except BackendUnavailable as exc:  # the batches acknowledged so far are stored; this one is not
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
     async def _ingest(
-        self, engine: RetrievalBackend, documents: AsyncIterator[retrieval_pb2.Document]
+        self,
+        engine: RetrievalBackend,
+        documents: AsyncIterator[retrieval_pb2.Document],
+        writer: Principal | None = None,
     ) -> AsyncIterator[retrieval_pb2.IngestProgress]:
         """Commit the stream in batches; each progress message acknowledges one durable batch."""
         progress = retrieval_pb2.IngestProgress()
@@ -293,10 +328,11 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         size = 0
         async for doc in documents:
             problem = document_problem(doc)
-            if problem is not None:
-                progress.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id[:MAX_ID_CHARS], reason=problem))
+            access = document_access(doc, writer) if problem is None else problem
+            if isinstance(access, str):
+                progress.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id[:MAX_ID_CHARS], reason=access))
                 continue
-            batch[doc.id] = DocumentInput(doc.id, doc.title, doc.text, dict(doc.metadata))
+            batch[doc.id] = DocumentInput(doc.id, doc.title, doc.text, dict(doc.metadata), access)
             size += len(doc.text)
             if size >= UPSERT_BATCH_CHARS or len(batch) >= UPSERT_BATCH_DOCS:
                 yield await self._commit(engine, list(batch.values()), progress)
@@ -338,12 +374,13 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, request: retrieval_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.ListDocumentsResponse:
         engine = await self._listing_engine(context)
+        reader = await self._reader(context)
         limit = request.limit or DEFAULT_LIST_LIMIT
         if not 1 <= limit <= MAX_LIST_LIMIT:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"limit must be between 1 and {MAX_LIST_LIMIT}")
         version = engine.version
         # One more than asked says whether another page follows.
-        page, total = await asyncio.to_thread(engine.list_documents, request.after_id, limit + 1)
+        page, total = await asyncio.to_thread(engine.list_documents, request.after_id, limit + 1, reader)
         reply = retrieval_pb2.ListDocumentsResponse(total=total, index_version=version)
         for doc in page[:limit]:
             reply.documents.add(id=doc.id, title=doc.title, metadata=doc.metadata, chunks=doc.chunks)
@@ -356,8 +393,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, request: retrieval_pb2.GetDocumentRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.StoredDocument:
         engine = await self._listing_engine(context)
+        reader = await self._reader(context)
         version = engine.version
-        doc = await asyncio.to_thread(engine.get_document, request.id)
+        doc = await asyncio.to_thread(engine.get_document, request.id, reader)
         if doc is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no document with id {request.id!r}")
         assert doc is not None  # abort raises
@@ -378,9 +416,10 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, request: retrieval_pb2.GetIndexStatusRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.IndexStatus:
         engine = self.engine
+        reader = await self._reader(context)
         if engine is None:
             return retrieval_pb2.IndexStatus(ready=False)
-        stats = await asyncio.to_thread(engine.stats)
+        stats = await asyncio.to_thread(engine.stats, reader)
         return retrieval_pb2.IndexStatus(
             documents=stats.documents,
             chunks=stats.chunks,

@@ -35,7 +35,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY,
     title TEXT NOT NULL,
-    metadata TEXT NOT NULL
+    metadata TEXT NOT NULL,
+    access TEXT
 );
 CREATE TABLE IF NOT EXISTS chunks (
     row INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -80,6 +81,8 @@ class NewDocument:
     embeddings: np.ndarray
     terms: list[str] | None = None
     """Each chunk's BM25 terms, space-separated (None: tokenised at the next start instead)."""
+    access: str | None = None
+    """Who may read it, as retrieval_svc.access.Access.to_json (None: every reader)."""
     rows: list[int] = field(default_factory=list)
     """Filled in by the store with the new chunk row ids."""
 
@@ -95,12 +98,19 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        self._add_column("documents", "access")  # a store from before access lists: every document is open
         columns = {name for _, name, *_ in self._db.execute("PRAGMA table_info(chunks)")}
         if "terms" not in columns:  # a store from before terms were kept
             with contextlib.suppress(sqlite3.OperationalError):  # a replica opening it at once added it first
                 self._db.execute("ALTER TABLE chunks ADD COLUMN terms TEXT")
         elif self._db.execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is None:
             self._mark_terms_current()  # a new store: every term it will hold is this tokenizer's
+
+    def _add_column(self, table: str, column: str) -> None:
+        """Add a nullable TEXT column to a table of an older store (a replica opening it at once may win)."""
+        if column not in {name for _, name, *_ in self._db.execute(f"PRAGMA table_info({table})")}:
+            with contextlib.suppress(sqlite3.OperationalError):
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -115,6 +125,10 @@ class Store:
         """Every (id, title, metadata)."""
         for doc_id, title, metadata in self._db.execute("SELECT id, title, metadata FROM documents"):
             yield doc_id, title, json.loads(metadata)
+
+    def access_lists(self) -> Iterator[tuple[str, str | None]]:
+        """Every (id, access) of a document that names who may read it (access as Access.to_json)."""
+        yield from self._db.execute("SELECT id, access FROM documents WHERE access IS NOT NULL")
 
     @property
     def terms_current(self) -> bool:
@@ -177,8 +191,8 @@ class Store:
             self._db.executemany("DELETE FROM documents WHERE id = ?", [(d.id,) for d in documents])
             for doc in documents:
                 self._db.execute(
-                    "INSERT INTO documents (id, title, metadata) VALUES (?, ?, ?)",
-                    (doc.id, doc.title, json.dumps(doc.metadata, ensure_ascii=False)),
+                    "INSERT INTO documents (id, title, metadata, access) VALUES (?, ?, ?, ?)",
+                    (doc.id, doc.title, json.dumps(doc.metadata, ensure_ascii=False), doc.access),
                 )
                 terms = doc.terms or [None] * len(doc.chunks)
                 doc.rows = [
@@ -206,11 +220,11 @@ class Store:
 
     def changes_since(
         self, version: int
-    ) -> tuple[int, list[tuple[str, str, dict[str, str]]], list[StoredChunk], set[str]]:
+    ) -> tuple[int, list[tuple[str, str, dict[str, str], str | None]], list[StoredChunk], set[str]]:
         """What a read-only replica needs to catch up from ``version``, read as one snapshot.
 
         Returns the current version, the changed documents that still exist (id, title,
-        metadata), their chunks, and the ids of every changed document (deleted ones too).
+        metadata, access), their chunks, and the ids of every changed document (deleted ones too).
         """
         with self._lock:
             self._db.execute("BEGIN")
@@ -225,9 +239,9 @@ class Store:
                     batch = ids[start : start + 500]
                     marks = ",".join("?" * len(batch))
                     documents += [
-                        (doc_id, title, json.loads(metadata))
-                        for doc_id, title, metadata in self._db.execute(
-                            f"SELECT id, title, metadata FROM documents WHERE id IN ({marks})", batch
+                        (doc_id, title, json.loads(metadata), access)
+                        for doc_id, title, metadata, access in self._db.execute(
+                            f"SELECT id, title, metadata, access FROM documents WHERE id IN ({marks})", batch
                         )
                     ]
                     chunks += self._stored_chunks(f"WHERE doc_id IN ({marks}) ORDER BY row", batch)

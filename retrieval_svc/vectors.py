@@ -18,6 +18,8 @@ import math
 import faiss
 import numpy as np
 
+from retrieval_svc.access import RowMask
+
 TRAIN_POINTS_PER_CELL = 64
 """k-means training sample per cell: faiss wants at least 39, more buys little."""
 
@@ -54,8 +56,11 @@ class VectorIndex:
         if len(keys):
             self._index.remove_ids(faiss.IDSelectorBatch(keys.astype(np.int64)))
 
-    def search(self, query: np.ndarray, top_k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """The top_k (key, cosine) pairs, best first, optionally restricted to allowed keys."""
+    def search(
+        self, query: np.ndarray, top_k: int, allowed: np.ndarray | RowMask | None = None
+    ) -> list[tuple[int, float]]:
+        """The top_k (key, cosine) pairs, best first, optionally restricted to allowed keys (an integer array or
+        a RowMask, whose bitmap FAISS reads in place)."""
         if len(self) == 0 or top_k <= 0:
             return []
         # One query is searched at a time, from several worker threads: OpenMP teams cost more than
@@ -67,7 +72,10 @@ class VectorIndex:
         if allowed is not None:
             if len(allowed) == 0:
                 return []
-            selector = faiss.IDSelectorBatch(allowed.astype(np.int64))
+            if isinstance(allowed, RowMask):
+                selector = allowed.selector()
+            else:
+                selector = faiss.IDSelectorBatch(allowed.astype(np.int64))
         if self.kind == "ivf":
             params: faiss.SearchParameters = faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe)
         else:

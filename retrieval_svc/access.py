@@ -1,0 +1,140 @@
+"""Document access lists and the principal-side keys that open them, shared by both retrieval backends.
+
+A document's access is a tenant plus users and groups. It is stored as *reader keys*: one key for "every
+reader of tenant T" when it names no users or groups, else one key per user and per group, each qualified by
+the tenant. A reader holds the keys it would match: for its own tenant and for the empty tenant (documents
+of no tenant), its subject and each of its groups. A document is readable when the two sets meet, which an
+inverted index (embedded engine) or Milvus's ``array_contains_any`` on an ARRAY field answers directly, so
+neither backend ever looks at a document it would then have to hide.
+
+Keys are compact JSON arrays (``["g","acme","eng"]``), so no tenant, user or group name can be mistaken for
+another or for a separator.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from likeopt.principal import Reader
+
+MAX_NAME_CHARS = 256
+"""Longest tenant, user or group name a document may carry."""
+MAX_READERS = 1000
+"""Most users and groups one document may name (Milvus keeps them in an ARRAY field of bounded capacity)."""
+
+
+def _key(kind: str, tenant: str, name: str = "") -> str:
+    return json.dumps([kind, tenant, name] if name else [kind, tenant], ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may read a document; the default (no tenant, no users, no groups) is every reader."""
+
+    tenant: str = ""
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, tenant: str, users: Iterable[str], groups: Iterable[str]) -> Access:
+        """Sorted and without repeats, so equal lists compare (and key) equal."""
+        return cls(tenant, tuple(sorted(set(users))), tuple(sorted(set(groups))))
+
+    def keys(self) -> list[str]:
+        """The reader keys that open this document (see the module docstring)."""
+        if not self.users and not self.groups:
+            return [_key("t", self.tenant)]
+        return [_key("u", self.tenant, u) for u in self.users] + [_key("g", self.tenant, g) for g in self.groups]
+
+    @classmethod
+    def from_keys(cls, keys: Iterable[str]) -> Access:
+        """The access a list of reader keys encodes (what Milvus stores), back as lists."""
+        tenant, users, groups = "", [], []
+        for key in keys:
+            kind, tenant, *name = json.loads(key)
+            if kind == "u":
+                users.append(name[0])
+            elif kind == "g":
+                groups.append(name[0])
+        return cls.of(tenant, users, groups)
+
+    def to_json(self) -> str | None:
+        """As the embedded store keeps it; None for the default."""
+        if self == Access():
+            return None
+        return json.dumps({"tenant": self.tenant, "users": list(self.users), "groups": list(self.groups)})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Access:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls.of(data.get("tenant", ""), data.get("users", ()), data.get("groups", ()))
+
+    def problem(self) -> str | None:
+        """Why this access cannot be stored, or None."""
+        names = [self.tenant, *self.users, *self.groups]
+        if len(self.users) + len(self.groups) > MAX_READERS:
+            return f"access names more than {MAX_READERS} users and groups"
+        if any(len(n) > MAX_NAME_CHARS for n in names):
+            return f"access has a name longer than {MAX_NAME_CHARS} characters"
+        if any(not n.strip() or "\x00" in n for n in names[1:]) or "\x00" in self.tenant:
+            return "access has an empty name or a NUL character"
+        return None
+
+
+def reader_keys(reader: Reader) -> list[str]:
+    """Every key a reader holds: its subject and groups, under its tenant and under no tenant."""
+    tenants = dict.fromkeys((reader.tenant, ""))
+    keys = []
+    for tenant in tenants:
+        keys.append(_key("t", tenant))
+        keys.append(_key("u", tenant, reader.subject))
+        keys.extend(_key("g", tenant, group) for group in sorted(reader.groups))
+    return keys
+
+
+class RowMask:
+    """A set of chunk rows as a bitmap (bit i of byte i // 8, least significant first): FAISS tests members
+    with it in place (IDSelectorBitmap) and BM25 tests its candidates with two array operations, so a search
+    costs nothing per document it may not see."""
+
+    def __init__(self, bitmap: np.ndarray) -> None:
+        self.bitmap = np.ascontiguousarray(bitmap, dtype=np.uint8)
+        self.count = int(np.unpackbits(self.bitmap).sum()) if len(self.bitmap) else 0
+
+    @classmethod
+    def of_flags(cls, flags: np.ndarray) -> RowMask:
+        """From one boolean per row."""
+        return cls(np.packbits(flags.astype(bool), bitorder="little"))
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[int] | np.ndarray, size: int) -> RowMask:
+        flags = np.zeros(size, dtype=bool)
+        flags[np.asarray(rows, dtype=np.int64)] = True
+        return cls.of_flags(flags)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __and__(self, other: RowMask) -> RowMask:
+        size = min(len(self.bitmap), len(other.bitmap))
+        return RowMask(np.bitwise_and(self.bitmap[:size], other.bitmap[:size]))
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        """One boolean per key: whether it is in the set."""
+        keys = np.asarray(keys, dtype=np.int64)
+        inside = (keys >= 0) & ((keys >> 3) < len(self.bitmap))
+        found = np.zeros(len(keys), dtype=bool)
+        ok = keys[inside]
+        found[inside] = ((self.bitmap[ok >> 3] >> (ok & 7).astype(np.uint8)) & 1).astype(bool)
+        return found
+
+    def selector(self) -> faiss.IDSelector:
+        """A FAISS selector reading this bitmap in place (keep the mask alive while it is used)."""
+        return faiss.IDSelectorBitmap(len(self.bitmap), faiss.swig_ptr(self.bitmap))
