@@ -5,25 +5,28 @@ listening on it is Envoy, its parent is ``likeopt up``, and that launcher's chil
 are the mesh. So the figures always belong to the mesh under test, never to another
 mesh on the same machine (shared development machines run several).
 
-* Memory is ``VmRSS`` from ``/proc/<pid>/status`` for every process, Envoy and Redis
-  included: the same number ``process_resident_memory_bytes`` exports, read the same
-  way for processes that have no metrics endpoint.
-* CPU time is ``utime + stime`` from ``/proc/<pid>/stat``, to show where the work went.
+Processes are read through psutil rather than by parsing /proc by hand:
+
+* Memory is the resident set size of every process, Envoy and Redis included: the same
+  number ``process_resident_memory_bytes`` exports, read the same way for processes that
+  have no metrics endpoint.
+* CPU time is user plus system time, to show where the work went.
 * A service's metrics port is read from that process's own environment (the hit rate,
-  likeopt/bench/hit_rate.py, reads cache_svc's and retrieval_svc's counters there).
+  likeopt/hit_rate.py, reads cache_svc's and retrieval_svc's counters there).
+
+A process can end at any moment while it is being read; every reader then answers
+"nothing" (None, empty) rather than raising.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from likeopt.config import host_port, reachable_host
 
-PROC = Path("/proc")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DEFAULT_METRICS_PORTS = {"retrieval_svc": "9101", "cache_svc": "9103"}
 
 
@@ -35,51 +38,25 @@ class MeshProcess:
     pid: int
 
 
-def listening_pid(port: int, proc: Path = PROC) -> int | None:
+def listening_pid(port: int) -> int | None:
     """The process holding a listening TCP socket on ``port`` (any address), if this machine has one."""
-    inodes = set()
-    for table in ("net/tcp", "net/tcp6"):
-        try:
-            rows = (proc / table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
-                inodes.add(f"socket:[{fields[9]}]")
-    for entry in proc.iterdir():
-        if entry.name.isdigit() and inodes & _fd_links(entry):
-            return int(entry.name)
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port:
+            if connection.pid is not None:
+                return connection.pid
     return None
 
 
-def _fd_links(entry: Path) -> set[str]:
-    """What the process's open file descriptors point at; each may close while being read."""
-    links = set()
+def parent_pid(pid: int) -> int:
+    return psutil.Process(pid).ppid()
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of a process (none when it is gone)."""
     try:
-        descriptors = list((entry / "fd").iterdir())
-    except OSError:
-        return links
-    for fd in descriptors:
-        with contextlib.suppress(OSError):
-            links.add(os.readlink(fd))
-    return links
-
-
-def parent_pid(pid: int, proc: Path = PROC) -> int:
-    return int(_stat_fields(pid, proc)[1])
-
-
-def children(pid: int, proc: Path = PROC) -> list[int]:
-    found = []
-    for entry in proc.iterdir():
-        if entry.name.isdigit():
-            try:
-                if int(_stat_fields(int(entry.name), proc)[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, ValueError, IndexError):
-                continue
-    return found
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.Error:
+        return []
 
 
 def process_name(argv: list[str]) -> str:
@@ -93,56 +70,52 @@ def process_name(argv: list[str]) -> str:
     return "launcher" if program == "likeopt" else program
 
 
-def mesh_processes(envoy_port: int, proc: Path = PROC) -> list[MeshProcess]:
+def mesh_processes(envoy_port: int) -> list[MeshProcess]:
     """Every process of the mesh whose Envoy listens on ``envoy_port``, the launcher included."""
-    envoy = listening_pid(envoy_port, proc)
+    envoy = listening_pid(envoy_port)
     if envoy is None:
         return []
-    launcher = parent_pid(envoy, proc)
-    pids = [launcher, *sorted(children(launcher, proc))]
-    return [MeshProcess(process_name(_argv(pid, proc)), pid) for pid in pids]
+    launcher = parent_pid(envoy)
+    pids = [launcher, *sorted(children(launcher))]
+    return [MeshProcess(process_name(_argv(pid)), pid) for pid in pids]
 
 
-def rss_mb(pid: int, proc: Path = PROC) -> float | None:
+def rss_mb(pid: int) -> float | None:
     """Resident memory in MiB, or None when the process is gone."""
     try:
-        for line in (proc / str(pid) / "status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except psutil.Error:
         return None
-    return None
 
 
-def cpu_seconds(pid: int, proc: Path = PROC) -> float | None:
+def cpu_seconds(pid: int) -> float | None:
     """User plus system CPU time so far, or None when the process is gone."""
     try:
-        fields = _stat_fields(pid, proc)
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return times.user + times.system
 
 
-def environment(pid: int, proc: Path = PROC) -> dict[str, str]:
+def environment(pid: int) -> dict[str, str]:
     """A process's environment as it started (empty when it cannot be read)."""
     try:
-        raw = (proc / str(pid) / "environ").read_bytes()
-    except OSError:
+        return psutil.Process(pid).environ()
+    except psutil.Error:
         return {}
-    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
 
 
-def working_directory(pid: int, proc: Path = PROC) -> Path:
+def working_directory(pid: int) -> Path:
     """Where a process runs: its relative paths (a data directory) start there."""
-    return Path(os.readlink(proc / str(pid) / "cwd"))
+    return Path(psutil.Process(pid).cwd())
 
 
-def metrics_urls(processes: list[MeshProcess], service: str, proc: Path = PROC) -> list[str]:
+def metrics_urls(processes: list[MeshProcess], service: str) -> list[str]:
     """The metrics URLs of a gRPC service's processes (replicas too), from the settings in their own environment."""
     urls = []
     setting = f"LIKEOPT_{service.removesuffix('_svc').upper()}_METRICS_PORT"
     for process in processes:
-        if process.name != service or not (env := environment(process.pid, proc)):
+        if process.name != service or not (env := environment(process.pid)):
             continue
         port = env.get(setting) or DEFAULT_METRICS_PORTS[service]
         host = env.get("LIKEOPT_HOST") or "127.0.0.1"
@@ -151,13 +124,8 @@ def metrics_urls(processes: list[MeshProcess], service: str, proc: Path = PROC) 
     return urls
 
 
-def _stat_fields(pid: int, proc: Path) -> list[str]:
-    """Fields of /proc/<pid>/stat after the command name (which may hold spaces): state is [0]."""
-    return (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-
-
-def _argv(pid: int, proc: Path) -> list[str]:
+def _argv(pid: int) -> list[str]:
     try:
-        return [a for a in (proc / str(pid) / "cmdline").read_bytes().decode(errors="replace").split("\0") if a]
-    except OSError:
+        return psutil.Process(pid).cmdline()
+    except psutil.Error:
         return []

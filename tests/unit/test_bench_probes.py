@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from likeopt.bench.probes import (
+    MeshProcess,
     cpu_seconds,
+    environment,
     listening_pid,
+    mesh_processes,
+    metrics_urls,
     process_name,
     rss_mb,
+    working_directory,
 )
 from likeopt.bench.runner import BenchError, loopback_port, memory_growth
 
@@ -29,6 +38,41 @@ def test_memory_and_cpu_of_a_live_process_and_of_a_gone_one() -> None:
     assert (rss_mb(os.getpid()) or 0) > 1
     assert (cpu_seconds(os.getpid()) or 0) > 0
     assert rss_mb(2**22 + 12345) is None and cpu_seconds(2**22 + 12345) is None
+
+
+LISTENER = """
+import socket, sys, time
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+print(server.getsockname()[1], flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_mesh_is_the_listeners_parent_and_its_children_with_their_own_settings(tmp_path: Path) -> None:
+    env = {**os.environ, "LIKEOPT_CACHE_METRICS_PORT": "9999", "LIKEOPT_HOST": "127.0.0.1"}
+    # Named cache_svc by its command line, as a real one would be: ``python -m cache_svc``, faked with -c.
+    child = subprocess.Popen(
+        [sys.executable, "-c", LISTENER, "-m", "cache_svc"], stdout=subprocess.PIPE, env=env, cwd=tmp_path, text=True
+    )
+    try:
+        assert child.stdout is not None
+        port = int(child.stdout.readline())
+        found = mesh_processes(port)
+        assert found[0].pid == os.getpid()  # the "launcher": the listener's parent
+        assert MeshProcess("cache_svc", child.pid) in found
+        assert environment(child.pid)["LIKEOPT_CACHE_METRICS_PORT"] == "9999"
+        assert working_directory(child.pid) == tmp_path
+        assert metrics_urls(found, "cache_svc") == ["http://127.0.0.1:9999/metrics"]
+    finally:
+        child.kill()
+        child.wait()
+    deadline = time.monotonic() + 10
+    while listening_pid(port) is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert environment(child.pid) == {} and mesh_processes(port) == []
 
 
 @pytest.mark.parametrize(
