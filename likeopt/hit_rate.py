@@ -4,8 +4,9 @@ A search can be answered by four caches, each asked only when the one before it 
 the gateway's near cache, retrieval_svc's near cache, then cache_svc's L1 and L2. So
 every search request is one lookup in the gateway, and a hit anywhere on that path is
 a hit. Requests that are neither (coalesced onto another's computation by single-flight)
-count as misses. Chat's first lookup is the answer cache in cache_svc; so is every
-lookup when no gateway counted any (a mesh without near caches, or cache_svc alone).
+count as misses. A chat counts once, at its lookup of the whole answer in cache_svc's
+answer namespace (its passages come along the search path first); every namespace counts
+that way when no gateway counted a lookup (near caches off, or cache_svc on its own).
 
 The figures are differences of the processes' own lookup counters between two readings:
 the bench reads before and after its run; the dashboard and cache_svc read from zero,

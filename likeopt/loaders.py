@@ -107,11 +107,18 @@ def _html_visible_text(root: Tag) -> str:
     return "".join(parts)
 
 
+def _spaces_tidied(text: str) -> str:
+    """Runs of spaces and tabs as one space, none around a line break: how prose reads."""
+    return re.sub(r" ?\n ?", "\n", re.sub(r"[ \t\r\f\v]+", " ", text))
+
+
+def _lines_tidied(text: str) -> str:
+    """No space at line ends, at most one blank line in a row, none at either end; spaces inside lines kept."""
+    return re.sub(r"\n{3,}", "\n\n", re.sub(r"[ \t\r\f\v]+\n", "\n", text)).strip("\n")
+
+
 def _tidy(text: str) -> str:
-    """Runs of spaces and tabs as one space, at most one blank line in a row, no space at line ends."""
-    text = re.sub(r"[ \t\r\f\v]+", " ", text)
-    text = re.sub(r" ?\n ?", "\n", text)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    return _lines_tidied(_spaces_tidied(text)).strip()
 
 
 def html_to_text(html: str) -> tuple[str, str]:
@@ -156,9 +163,9 @@ def markdown_to_text(markdown: str) -> tuple[str, str]:
     tokens = _MARKDOWN.parse(markdown)
     for position, token in enumerate(tokens):
         if token.type == "inline":
-            parts.append(_inline_text(token.children or []))
+            parts.append(_spaces_tidied(_inline_text(token.children or [])))
         elif token.type in ("fence", "code_block"):
-            parts.append(token.content + "\n")
+            parts.append(token.content + "\n")  # as written: a code block's spacing is its layout
         elif token.type == "html_block":
             parts.append(html_to_text(token.content)[1] + "\n\n")
         elif token.type == "paragraph_close":
@@ -167,7 +174,7 @@ def markdown_to_text(markdown: str) -> tuple[str, str]:
             parts.append(_MARKDOWN_BREAKS.get(token.type, ""))
         if not title and token.type == "heading_open" and position + 1 < len(tokens):
             title = " ".join(_inline_text(tokens[position + 1].children or []).split())
-    return title, _tidy("".join(parts))
+    return title, _lines_tidied("".join(parts))
 
 
 def markdown_title(text: str) -> str:

@@ -86,6 +86,13 @@ def test_markdown_title_is_the_first_real_heading_not_a_comment_in_a_code_fence(
     assert markdown_to_text("text\n\n### Deep *one*\n")[0] == "Deep one"
 
 
+def test_markdown_code_keeps_its_layout() -> None:
+    _, text = markdown_to_text(
+        "Before  the   code:\n\n```\n+---+   +---+\n| a |-->| b |\n```\n\n    indented   block\n"
+    )
+    assert text == "Before the code:\n\n+---+   +---+\n| a |-->| b |\n\nindented   block"
+
+
 def test_markdown_syntax_stays_out_of_the_text_and_words_and_code_stay_in() -> None:
     _, text = markdown_to_text(MARKDOWN)
     for syntax in ("**", "_emphasised_", "#", "](", "https://", "secret-url", "`", "- ", "1.", "|", "---", ">", "~~"):
