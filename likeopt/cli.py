@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from likeopt.bench.scenarios import SCENARIOS
 from likeopt.config import Config, host_port, reachable_host
+
+OFF_TOPIC_FILE = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "offtopic_questions.txt"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,12 +33,13 @@ def main(argv: list[str] | None = None) -> None:
     ingest.add_argument("--quiet", action="store_true", help="no progress bar or report")
 
     evaluation = commands.add_parser("eval", help="retrieval quality and latency on a BEIR-format dataset")
-    evaluation.add_argument("--data", required=True, metavar="DIR", help="corpus.jsonl, queries.jsonl, qrels/test.tsv")
+    evaluation.add_argument("--data", metavar="DIR", help="corpus.jsonl, queries.jsonl, qrels/test.tsv")
     evaluation.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
     evaluation.add_argument("--fusion", choices=["rrf", "convex"], help="hybrid fusion (default: LIKEOPT_FUSION)")
     evaluation.add_argument("--rrf-k", type=float, default=0.0, help="RRF constant (default: LIKEOPT_RRF_K)")
     evaluation.add_argument("--alpha", type=float, help="convex fusion's dense weight (default: LIKEOPT_FUSION_ALPHA)")
     evaluation.add_argument("--json", action="store_true", help="print one JSON object")
+    add_answer_arguments(evaluation)
 
     migrate = commands.add_parser(
         "migrate", help="copy the embedded store (LIKEOPT_DATA_DIR) into Milvus (LIKEOPT_MILVUS_URI), then check it"
@@ -92,7 +96,15 @@ def main(argv: list[str] | None = None) -> None:
 
         summary = ingest_paths(args.paths, config.retrieval_addr, quiet=args.quiet)
         sys.exit(0 if summary.upserted or not summary.skipped else 1)
+    if args.command == "eval" and (args.answers or args.from_feedback):
+        from likeopt.answer_eval import answers_main
+
+        if not args.data and not args.from_feedback:
+            parser.error("likeopt eval --answers needs --data DIR (or --from-feedback)")
+        sys.exit(answers_main(args, config))
     if args.command == "eval":
+        if not args.data:
+            parser.error("likeopt eval needs --data DIR")
         import json
         from pathlib import Path
 
@@ -114,6 +126,23 @@ def main(argv: list[str] | None = None) -> None:
         from likeopt.bench.cli import bench_main
 
         sys.exit(bench_main(args, f"http://{host_port(reachable_host(config.host), config.envoy_port)}"))
+
+
+def add_answer_arguments(evaluation: argparse.ArgumentParser) -> None:
+    """``likeopt eval --answers``: answer quality (likeopt/answer_eval.py) instead of retrieval quality."""
+    group = evaluation.add_argument_group("answers (--answers)")
+    group.add_argument("--answers", action="store_true", help="evaluate answers: citations, support, abstention, time")
+    group.add_argument("--backend", choices=["extractive", "local", "openai"], help="backend of the private mesh")
+    group.add_argument("--addr", default="", metavar="HOST:PORT", help="ask a running mesh (Envoy's port) instead")
+    group.add_argument("--questions", metavar="FILE", help="questions for a folder of documents (question<TAB>files)")
+    group.add_argument("--offtopic", default=str(OFF_TOPIC_FILE), metavar="FILE", help="questions to refuse")
+    group.add_argument("--offtopic-limit", type=int, default=0, metavar="N", help="ask only the first N of them")
+    group.add_argument("--limit", type=int, default=0, metavar="N", help="a seeded sample of N questions (0: all)")
+    group.add_argument("--seed", type=int, default=16, help="seed of that sample")
+    group.add_argument(
+        "--from-feedback", action="store_true", help="print stored feedback as answer-eval cases (JSON lines)"
+    )
+    group.add_argument("--rating", choices=["up", "down"], help="with --from-feedback: only this rating")
 
 
 def parse_replicas(text: str) -> dict[str, int]:
