@@ -25,7 +25,7 @@ from gateway.convert import conversation_json, event_json, hit_json
 from gateway.dashboard import Dashboard
 from gateway.errors import ApiError, error_response, public_details
 from gateway.fast_json import hits_json, search_body, search_head
-from gateway.feedback import FEEDBACK_TIMEOUT_S, MAX_FEEDBACK_BYTES, feedback_message
+from gateway.feedback import FEEDBACK_TIMEOUT_S, MAX_FEEDBACK_BYTES, feedback_json, feedback_message, list_request
 from gateway.keys import key_refusal
 from gateway.mcp_http import McpEndpoint, mesh_of
 from gateway.near_search import NearSearchReplies
@@ -192,7 +192,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         )
         call = up().generation.Answer(answer_request, timeout=config.answer_timeout_s)
         return StreamingResponse(
-            with_heartbeats(answer_frames(call, time.perf_counter()), HEARTBEAT_S),
+            with_heartbeats(answer_frames(call, time.perf_counter(), resumed_after(request)), HEARTBEAT_S),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -263,6 +263,13 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         reply = await upstream_call(up().generation.Feedback(message, timeout=FEEDBACK_TIMEOUT_S))
         return JSONResponse({"feedback_id": reply.feedback_id, "answer_id": reply.answer_id})
 
+    async def feedback_list(request: Request) -> Response:
+        require_key(request)  # users' questions and comments: administration
+        listing = list_request(request.query_params.get("rating", ""), request.query_params.get("limit", "100"))
+        key = (("authorization", f"Bearer {config.api_key}"),)
+        reply = await upstream_call(up().generation.ListFeedback(listing, timeout=FEEDBACK_TIMEOUT_S, metadata=key))
+        return JSONResponse(feedback_json(reply), headers={"Cache-Control": "no-store"})
+
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -300,6 +307,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         Route("/api/v1/conversations/{conversation_id}", conversation),
         Route("/api/v1/dashboard", dashboard),
         Route("/api/v1/feedback", feedback, methods=["POST"]),
+        Route("/api/v1/feedback", feedback_list, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi),
         Route("/api/v1/docs", api_docs),
         Route("/metrics", metrics),
@@ -366,8 +374,19 @@ def document_message(doc: Any, position: int) -> retrieval_pb2.Document:
     return retrieval_pb2.Document(**values, metadata=metadata)
 
 
-async def answer_frames(call: Any, started: float) -> AsyncGenerator[bytes, None]:
-    """SSE frames of an Answer stream; a failed call ends with an error event."""
+def resumed_after(request: Request) -> int:
+    """The Last-Event-ID a reconnecting client sends (0 when none): the events it already has.
+
+    Asked again, the same question is answered again, identically when the first answer was finished
+    (from the answer cache: same deltas and citations, same event ids), so the events up to that id are
+    left out and the client's answer continues where it broke off, citations included.
+    """
+    value = request.headers.get("last-event-id", "").strip()
+    return int(value) if value.isdigit() and len(value) < 10 else 0
+
+
+async def answer_frames(call: Any, started: float, skip: int = 0) -> AsyncGenerator[bytes, None]:
+    """SSE frames of an Answer stream, those up to id skip left out; a failed call ends with an error event."""
     event_id = 0
     ended = any_delta = False
     try:
@@ -378,7 +397,8 @@ async def answer_frames(call: Any, started: float) -> AsyncGenerator[bytes, None
                 record_first_token(time.perf_counter() - started)
             event_id += 1
             ended = kind in ("done", "error")
-            yield sse_frame(event_id, kind, data)
+            if event_id > skip or ended:
+                yield sse_frame(event_id, kind, data)
     except grpc.aio.AioRpcError as exc:
         if not ended:
             yield sse_frame(event_id + 1, "error", {"code": exc.code().name, "message": public_details(exc)})

@@ -74,6 +74,7 @@ def event_json(event: generation_pb2.AnswerEvent) -> tuple[str, dict[str, Any]]:
             "support": round(d.support, 3),
             "no_answer": d.no_answer,
             "answer_id": d.answer_id,
+            "citations": [citation_json(c) for c in d.citations],
             "timings": {
                 "retrieval_ms": round(d.timings.retrieval_ms, 3),
                 "first_token_ms": round(d.timings.first_token_ms, 3),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.convert import citation_json
 from gateway.errors import ApiError
 from likeopt.v1 import generation_pb2
 
@@ -17,6 +18,7 @@ MAX_COMMENT_CHARS = 2000
 MAX_FEEDBACK_BYTES = 16 * 1024
 """A feedback body larger than this is refused with 413 before it is parsed."""
 FEEDBACK_TIMEOUT_S = 5.0
+MAX_LIST = 1000
 
 
 def feedback_message(data: dict[str, Any]) -> generation_pb2.FeedbackRequest:
@@ -36,3 +38,37 @@ def feedback_message(data: dict[str, Any]) -> generation_pb2.FeedbackRequest:
     if (length := len(values["comment"])) > MAX_COMMENT_CHARS:
         raise ApiError(422, "INVALID_ARGUMENT", f"'comment' is {length} characters; the limit is {MAX_COMMENT_CHARS}")
     return generation_pb2.FeedbackRequest(**values)
+
+
+def list_request(rating: str, limit: str) -> generation_pb2.ListFeedbackRequest:
+    """The ListFeedbackRequest of ``GET /api/v1/feedback?rating=&limit=``, or a 422."""
+    if rating not in ("", "up", "down"):
+        raise ApiError(422, "INVALID_ARGUMENT", '\'rating\' must be "up" or "down"')
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIST:
+        raise ApiError(422, "INVALID_ARGUMENT", f"'limit' must be between 1 and {MAX_LIST}")
+    return generation_pb2.ListFeedbackRequest(rating=rating, limit=int(limit))
+
+
+def feedback_json(reply: generation_pb2.ListFeedbackReply) -> dict[str, Any]:
+    """The listing as JSON: counts, then each rating with the answer it rates."""
+    return {
+        "up": reply.up,
+        "down": reply.down,
+        "items": [
+            {
+                "feedback_id": item.feedback_id,
+                "answer_id": item.answer_id,
+                "trace_id": item.trace_id,
+                "rating": item.rating,
+                "comment": item.comment,
+                "created_unix_ms": item.created_unix_ms,
+                "question": item.question,
+                "answer": item.answer,
+                "citations": [citation_json(c) for c in item.citations],
+                "backend": item.backend,
+                "support": round(item.support, 3),
+                "no_answer": item.no_answer,
+            }
+            for item in reply.items
+        ],
+    }

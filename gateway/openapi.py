@@ -209,8 +209,9 @@ CHAT_STREAM = (
     "Server-Sent Events, each with `id:`, `event:` and one JSON `data:` line: `retrieval` {hits, index_version}, "
     "`delta` {text}, `citation` {n, doc_id, chunk_id, title, text, supported, support}, then `done` {conversation_id, "
     "trace_id, answer_id, cached, finish_reason, timings, support (0..1: share of sentences supported by the passage "
-    "they cite), no_answer (the documents do not cover the question)} or `error` {code, message}. Comment lines are "
-    "heartbeats."
+    "they cite), no_answer (the documents do not cover the question), citations (all of them again)} or `error` "
+    "{code, message}. Comment lines are heartbeats. Sent again with a `Last-Event-ID` header, the same question "
+    "continues after that event (a finished answer is replayed identically from the cache)."
 )
 
 
@@ -274,7 +275,16 @@ def openapi_spec() -> dict[str, Any]:
                         "200": json_body(ref("FeedbackResponse")),
                         **errors("400", "404", "413", "422", "429", "503", "504"),
                     },
-                }
+                },
+                "get": {
+                    "summary": "Stored feedback with the answers it rates, newest first, and counts per rating",
+                    "security": [{"apiKey": []}],
+                    "parameters": [
+                        {"name": "rating", "in": "query", "schema": {"type": "string", "enum": ["up", "down"]}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    ],
+                    "responses": {"200": json_body({"type": "object"}), **errors("401", "422", "503", "504")},
+                },
             },
             "/api/v1/documents": {
                 "post": {

@@ -221,6 +221,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 citations.append(event.citation)
             elif event.HasField("done"):
                 event.done.conversation_id = conversation.conversation_id
+                event.done.citations.extend(citations)
                 self.conversations.append(conversation, question, "".join(text), citations)
                 if self.feedback is not None:
                     self.feedback.record_later(question, "".join(text), citations, event.done)

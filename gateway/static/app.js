@@ -4,6 +4,7 @@ import { byId } from './dom.js';
 import { initChat } from './chat.js';
 import { initDocuments, showDocuments } from './documents.js';
 import { startDashboard, stopDashboard } from './dashboard.js';
+import { showFeedbackPanel } from './feedback_panel.js';
 
 const VIEWS = ['chat', 'documents', 'dashboard'];
 const tabs = VIEWS.map((view) => byId(`tab-${view}`));
@@ -23,6 +24,7 @@ function show(view) {
   }
   document.title = `${byId(`tab-${view}`).textContent} · Like-Opt`;
   if (view === 'documents' && currentView !== 'documents') showDocuments();
+  if (view === 'dashboard' && currentView !== 'dashboard') showFeedbackPanel();
   currentView = view;
   syncPolling();
 }

@@ -36,6 +36,8 @@ export function initChat() {
   });
   sidebarToggle.addEventListener('click', () => setSidebarOpen(sidebarToggle.getAttribute('aria-expanded') !== 'true'));
   store.onExternalChange(renderList);
+  // A finished answer changed after the fact (feedback given): keep that in the saved conversation.
+  messages.addEventListener('message-changed', () => { if (current) store.save(current); });
   openConversation(sessionStorage.getItem(ACTIVE_KEY));
 }
 

@@ -2,9 +2,9 @@
 // localStorage): apply() updates both from one stream event, restore() rebuilds a saved one.
 
 import { el, byId, formatMs } from './dom.js';
+import { feedbackForm } from './feedback.js';
+import { renderMarkdown, plainText } from './markdown.js';
 
-// "[1]" or "[1, 3]" in the answer text refers to citation n.
-const MARKER = /\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]/g;
 // The end of a delta that may be the start of a marker whose rest is in the next delta.
 const PARTIAL_MARKER = /\[[\d,\s]{0,20}$/;
 
@@ -13,43 +13,41 @@ export function renderUserMessage(msg) {
     el('p', { class: 'message-text', text: msg.text }));
 }
 
-/** Streams text into `node`, turning citation markers into buttons as they complete. */
+/**
+ * The answer as rendered Markdown, drawn again from the whole text at each delta (answers are a few
+ * hundred characters, so this is cheap and a construct split across deltas renders once complete).
+ * A marker still being written is held back; after finish(), markers no citation arrived for are text.
+ */
 class AnswerText {
-  constructor(node, openCitation) {
+  constructor(node, openCitation, citationOf) {
     this.node = node;
     this.openCitation = openCitation;
-    this.held = '';
+    this.citationOf = citationOf;
+    this.text = '';
+    this.finished = null; // (n) => whether citation n exists, once the stream ended
   }
 
   append(text) {
-    const all = this.held + text;
-    this.held = all.match(PARTIAL_MARKER)?.[0] ?? '';
-    this.write(all.slice(0, all.length - this.held.length));
+    this.text += text;
+    this.render();
   }
 
-  /** Flush held text and turn markers that never got a citation back into plain text. */
   finish(hasCitation) {
-    this.write(this.held);
-    this.held = '';
-    for (const button of this.node.querySelectorAll('.citation-marker')) {
-      if (!hasCitation(Number(button.dataset.n))) button.replaceWith(button.textContent);
-    }
-    this.node.normalize();
+    this.finished = hasCitation;
+    this.render();
   }
 
-  write(text) {
-    let last = 0;
-    for (const match of text.matchAll(MARKER)) {
-      this.node.append(text.slice(last, match.index));
-      for (const n of match[1].split(',')) this.node.append(this.marker(Number(n)));
-      last = match.index + match[0].length;
-    }
-    if (last < text.length) this.node.append(text.slice(last));
+  render() {
+    const shown = this.finished ? this.text : this.text.replace(PARTIAL_MARKER, '');
+    this.node.replaceChildren(renderMarkdown(shown, (n) => this.marker(n)));
   }
 
   marker(n) {
+    if (this.finished && !this.finished(n)) return `[${n}]`;
+    const unsupported = this.citationOf(n)?.supported === false;
     return el('button', {
-      type: 'button', class: 'citation-marker', 'data-n': n, 'aria-label': `Source ${n}`,
+      type: 'button', class: unsupported ? 'citation-marker unsupported' : 'citation-marker', 'data-n': n,
+      'aria-label': `Source ${n}${unsupported ? ' (does not support this sentence)' : ''}`,
       onclick: (e) => this.openCitation(n, e.currentTarget),
     }, `[${n}]`);
   }
@@ -68,7 +66,7 @@ export function createAnswerView(msg) {
     answer, progress, notice, sources, meta);
 
   const findCitation = (n) => msg.citations.find((c) => c.n === n);
-  const text = new AnswerText(answer, (n, opener) => showCitation(n, findCitation(n), opener));
+  const text = new AnswerText(answer, (n, opener) => showCitation(n, findCitation(n), opener), findCitation);
 
   function renderSources() {
     sources.hidden = msg.citations.length === 0;
@@ -84,6 +82,12 @@ export function createAnswerView(msg) {
   function renderMeta() {
     meta.hidden = false;
     meta.replaceChildren(...metaParts(msg.meta));
+    if (msg.meta.answer_id) meta.append(feedbackForm(msg));
+  }
+
+  /** Markers of citations the grounding check did not confirm look (and read) different: draw them again. */
+  function markSupport() {
+    text.render();
   }
 
   return {
@@ -103,15 +107,19 @@ export function createAnswerView(msg) {
           text.append(data.text ?? '');
           break;
         case 'citation': {
-          const { n, doc_id, chunk_id, title, text: passage } = data;
+          const { n, doc_id, chunk_id, title, text: passage, supported, support } = data;
           msg.citations = msg.citations.filter((c) => c.n !== n);
-          msg.citations.push({ n, doc_id, chunk_id, title, text: passage });
+          msg.citations.push({ n, doc_id, chunk_id, title, text: passage, supported: supported !== false, support });
           msg.citations.sort((a, b) => a.n - b.n);
           renderSources();
+          markSupport();
           break;
         }
         case 'done':
-          msg.meta = { cached: !!data.cached, trace_id: data.trace_id, timings: data.timings, finish_reason: data.finish_reason };
+          msg.meta = {
+            cached: !!data.cached, trace_id: data.trace_id, timings: data.timings, finish_reason: data.finish_reason,
+            support: data.support, no_answer: !!data.no_answer, answer_id: data.answer_id,
+          };
           renderMeta();
           break;
         case 'error':
@@ -151,18 +159,41 @@ export function createAnswerView(msg) {
 }
 
 function sourceItem(c) {
-  return el('li', {},
+  const unsupported = c.supported === false;
+  return el('li', { class: unsupported ? 'unsupported' : null },
     el('details', {},
       el('summary', {},
         el('span', { class: 'source-n', text: `[${c.n}]` }), ' ',
         c.title || 'Untitled', ' ',
-        el('code', { class: 'doc-id', text: c.doc_id })),
-      el('blockquote', { class: 'passage', text: c.text })));
+        el('code', { class: 'doc-id', text: c.doc_id }),
+        unsupported ? el('span', {
+          class: 'badge warn', text: 'does not support the answer',
+          title: 'The sentence citing this passage is not found in it: treat it as unverified.',
+        }) : null),
+      el('blockquote', { class: 'passage', text: plainText(c.text) })));
+}
+
+/** How much of the answer its cited passages support, as a badge (absent for old saved answers). */
+function supportBadge(meta) {
+  if (meta.no_answer) {
+    return el('span', {
+      class: 'badge warn no-answer', text: 'not in your documents',
+      title: 'No passage found is about this question, so nothing is cited.',
+    });
+  }
+  if (typeof meta.support !== 'number') return null;
+  const percent = Math.round(meta.support * 100);
+  const level = percent >= 80 ? 'good' : percent >= 50 ? 'fair' : 'warn';
+  return el('span', {
+    class: `badge support ${level}`, text: `supported ${percent} %`,
+    title: 'Share of the answer\'s sentences whose cited passage holds what they say.',
+  });
 }
 
 function metaParts(meta) {
   const t = meta.timings || {};
   const parts = [];
+  parts.push(supportBadge(meta));
   if (meta.cached) parts.push(el('span', { class: 'badge', text: 'cached' }));
   parts.push(el('span', { text: `retrieval ${formatMs(t.retrieval_ms)} · first token ${formatMs(t.first_token_ms)} · total ${formatMs(t.total_ms)}` }));
   if (meta.finish_reason && !/^stop$/i.test(meta.finish_reason)) {
@@ -171,7 +202,7 @@ function metaParts(meta) {
   if (meta.trace_id) {
     parts.push(el('span', {}, 'trace ', el('code', { class: 'trace-id', text: meta.trace_id }), jaegerLink(meta.trace_id)));
   }
-  return parts;
+  return parts.filter(Boolean);
 }
 
 // The page may set window.LIKEOPT_JAEGER_URL (e.g. http://localhost:16686) to link traces.
@@ -195,7 +226,7 @@ function showCitation(n, citation, opener) {
   byId('citation-doc').textContent = citation?.doc_id ?? '–';
   byId('citation-chunk-wrap').hidden = citation?.chunk_id == null;
   byId('citation-chunk').textContent = citation?.chunk_id ?? '';
-  byId('citation-text').textContent = citation?.text || 'This passage has not arrived yet.';
+  byId('citation-text').textContent = citation?.text ? plainText(citation.text) : 'This passage has not arrived yet.';
   dialog.showModal();
   // Put keyboard users back where they were reading.
   dialog.addEventListener('close', () => opener.focus(), { once: true });

@@ -1,0 +1,100 @@
+"""Answers people can trust, through the whole mesh on the demo corpus: support marks, "not in your
+documents", feedback stored and refused, citations in every path, likeopt eval --answers --from-feedback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import httpx
+
+from tests.integration.test_generation_mesh import chat, cited_docs
+from tests.integration.test_mesh import parse_sse
+from tests.support import ROOT, MeshProcess
+
+
+def done_of(events: list[tuple[str, dict]]) -> dict:
+    return events[-1][1]
+
+
+def feedback_count(mesh: MeshProcess) -> int:
+    listing = httpx.get(
+        f"{mesh.base_url}/api/v1/feedback", headers={"Authorization": f"Bearer {mesh.api_key}"}, timeout=10
+    )
+    assert listing.status_code == 200, listing.text
+    return int(listing.json()["up"]) + int(listing.json()["down"])
+
+
+def test_a_demo_answer_carries_support_and_supported_citations(mesh: MeshProcess) -> None:
+    events = chat(mesh, "Which port does Envoy listen on?")
+    done = done_of(events)
+    assert not done["no_answer"] and done["support"] == 1.0 and len(done["answer_id"]) == 32
+    citations = [data for kind, data in events if kind == "citation"]
+    assert "architecture.md" in cited_docs(events) and all(c["supported"] is True for c in citations)
+    stored = httpx.get(f"{mesh.base_url}/api/v1/conversations/{done['conversation_id']}", timeout=10).json()
+    assert stored["turns"][-1]["citations"] == citations  # the conversation keeps them, marks included
+
+
+def test_an_off_topic_question_is_not_answered_from_unrelated_passages(mesh: MeshProcess) -> None:
+    events = chat(mesh, "Who painted the Mona Lisa?")
+    done = done_of(events)
+    assert done["no_answer"] is True and done["support"] == 0.0
+    assert not cited_docs(events) and events[0][1]["hits"] == []
+    assert "not in your documents" in "".join(d["text"] for kind, d in events if kind == "delta")
+
+
+def test_feedback_is_stored_only_when_valid(mesh: MeshProcess) -> None:
+    url = f"{mesh.base_url}/api/v1/feedback"
+    answer_id = done_of(chat(mesh, "What happens when Redis is down?"))["answer_id"]
+    before = feedback_count(mesh)
+    for body, status in (
+        ({"answer_id": "0" * 32, "rating": "up"}, 404),
+        ({"answer_id": answer_id, "rating": "meh"}, 422),
+        ({"answer_id": answer_id, "rating": "down", "comment": "x" * 2001}, 422),
+        ({"answer_id": answer_id, "rating": "down", "comment": 7}, 422),
+        ({"rating": "down"}, 422),
+    ):
+        refused = httpx.post(url, json=body, timeout=10)
+        assert refused.status_code == status, (body, refused.text)
+        assert refused.json()["error"]["code"]
+    too_big = httpx.post(url, content=json.dumps({"answer_id": answer_id, "rating": "up", "comment": "y" * 40_000}))
+    assert too_big.status_code == 413
+    assert feedback_count(mesh) == before  # nothing written on error
+    stored = httpx.post(url, json={"answer_id": answer_id, "rating": "down", "comment": "misses the L1 cache"})
+    assert stored.status_code == 200 and stored.json()["answer_id"] == answer_id
+    assert feedback_count(mesh) == before + 1
+    assert httpx.get(url, timeout=10).status_code == 401  # users' words need the key
+
+
+def test_a_thumbs_down_comes_back_as_an_answer_eval_case(mesh: MeshProcess) -> None:
+    answer_id = done_of(chat(mesh, "How is the cache keyed?"))["answer_id"]
+    body = {"answer_id": answer_id, "rating": "down", "comment": "regression case"}
+    assert httpx.post(f"{mesh.base_url}/api/v1/feedback", json=body, timeout=10).status_code == 200
+    exported = subprocess.run(
+        [sys.executable, "-m", "likeopt.cli", "eval", "--answers", "--from-feedback", "--rating", "down"],
+        cwd=ROOT,
+        env=mesh.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert exported.returncode == 0, exported.stderr
+    cases = [json.loads(line) for line in exported.stdout.splitlines()]
+    case = next(c for c in cases if c["answer_id"] == answer_id)
+    assert case["question"] == "How is the cache keyed?" and case["comment"] == "regression case"
+    assert case["cited"] and case["answer"]
+
+
+def test_a_reconnect_with_last_event_id_gets_the_rest_with_its_citations(mesh: MeshProcess) -> None:
+    question = {"query": "What does the gateway do?"}
+    first = chat(mesh, question["query"])
+    with httpx.stream(
+        "POST", f"{mesh.base_url}/api/v1/chat", json=question, headers={"Last-Event-ID": "2"}, timeout=60
+    ) as reply:
+        body = "".join(reply.iter_text())
+    ids = [int(line[3:]) for line in body.splitlines() if line.startswith("id:")]
+    rest = parse_sse(body)
+    assert ids[0] == 3 and len(rest) == len(first) - 2
+    assert rest == [*first[2:-1], rest[-1]]  # the same events (a cached replay), then its own done
+    assert [c for kind, c in first if kind == "citation"] == rest[-1][1]["citations"]
