@@ -26,8 +26,8 @@ from gateway.dashboard import Dashboard
 from gateway.errors import ApiError, error_response, public_details
 from gateway.fast_json import hits_json, search_body, search_head
 from gateway.feedback import FEEDBACK_TIMEOUT_S, MAX_FEEDBACK_BYTES, feedback_json, feedback_message, list_request
-from gateway.keys import key_refusal
-from gateway.mcp_http import McpEndpoint, mesh_of
+from gateway.keys import caller_of, caller_refusal, key_refusal
+from gateway.mcp_http import McpEndpoint, caller_mesh, mesh_of
 from gateway.near_search import NearSearchReplies
 from gateway.observe import record_first_token
 from gateway.openai_api import openai_app
@@ -41,6 +41,7 @@ from likeopt.ingest import to_message
 from likeopt.loaders import Skipped, load_content
 from likeopt.mcp_server import build_mcp_server
 from likeopt.near_cache import VersionedLRU
+from likeopt.principal import Principal, forwarded, scope_of
 from likeopt.v1 import generation_pb2, retrieval_pb2
 
 T = TypeVar("T")
@@ -115,7 +116,7 @@ def service_metrics_urls(config: Config) -> dict[str, str]:
 def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
     """The ASGI app; upstream channels open on start-up unless given (tests)."""
     state: dict[str, Any] = {}
-    mcp = McpEndpoint(config, build_mcp_server(lambda: state["mesh"]))
+    mcp = McpEndpoint(config, build_mcp_server(lambda: caller_mesh(state["mesh"])))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -144,9 +145,18 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         if refusal is not None:
             raise ApiError(401, "UNAUTHENTICATED", refusal)
 
+    def caller(request: Request, write: bool = False) -> Principal | None:
+        """Who is asking (LIKEOPT_AUTH=jwt: the principal Envoy verified; None in API-key mode), once allowed:
+        reads are open unless LIKEOPT_READS_NEED_KEY, or need a token with jwt; writes need the key or a token
+        with the writer role (401 without either, 403 for a token without the role)."""
+        refusal = caller_refusal(config, request.headers, write)
+        if refusal is not None:
+            status, reason = refusal
+            raise ApiError(status, "UNAUTHENTICATED" if status == 401 else "PERMISSION_DENIED", reason)
+        return caller_of(config, request.headers)
+
     def require_read_key(request: Request) -> None:
-        """Reads are open unless LIKEOPT_READS_NEED_KEY says they need the key too."""
-        require_key(request, write=False)
+        caller(request)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
@@ -157,7 +167,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         return JSONResponse({"ready": ready, "upstreams": statuses}, status_code=200 if ready else 503)
 
     async def search(request: Request) -> Response:
-        require_read_key(request)
+        principal = caller(request)
         started = time.perf_counter()
         data = await read_json(request)
         top_k = field(data, "top_k", int, default=10)
@@ -169,17 +179,19 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         search_request = retrieval_pb2.SearchRequest(
             query=query_field(data), top_k=top_k, mode=mode_field(data), filters=filters
         )
-        key = (normalise_query(search_request.query), top_k, search_request.mode, tuple(sorted(filters.items())))
+        query = normalise_query(search_request.query)
+        key = (query, top_k, search_request.mode, tuple(sorted(filters.items())), scope_of(principal))
         head = near().lookup(key)
         if head is None:
-            reply = await upstream_call(up().retrieval.Search(search_request, timeout=SEARCH_TIMEOUT_S))
+            call = up().retrieval.Search(search_request, timeout=SEARCH_TIMEOUT_S, metadata=forwarded(principal))
+            reply = await upstream_call(call)
             hits = hits_json([hit_json(h) for h in reply.hits])
             near().remember(key, reply.index_version, hits)
             head = search_head(hits, reply.index_version, reply.cached)
         return Response(search_body(head, (time.perf_counter() - started) * 1000), media_type="application/json")
 
     async def chat(request: Request) -> Response:
-        require_read_key(request)
+        principal = caller(request)
         data = await read_json(request)
         top_k = field(data, "top_k", int, default=5)
         if not 1 <= top_k <= 20:
@@ -190,7 +202,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
             top_k=top_k,
             mode=mode_field(data),
         )
-        call = up().generation.Answer(answer_request, timeout=config.answer_timeout_s)
+        call = up().generation.Answer(answer_request, timeout=config.answer_timeout_s, metadata=forwarded(principal))
         return StreamingResponse(
             with_heartbeats(answer_frames(call, time.perf_counter(), resumed_after(request)), HEARTBEAT_S),
             media_type="text/event-stream",
@@ -198,9 +210,11 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         )
 
     async def index_status(request: Request) -> Response:
-        require_read_key(request)
+        principal = caller(request)
         status = await upstream_call(
-            up().retrieval_writer.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=5)
+            up().retrieval_writer.GetIndexStatus(
+                retrieval_pb2.GetIndexStatusRequest(), timeout=5, metadata=forwarded(principal)
+            )
         )
         return JSONResponse(
             {
@@ -215,14 +229,17 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         )
 
     async def upsert_documents(request: Request) -> Response:
-        require_key(request)
+        writer = caller(request, write=True)
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             messages, skipped = await uploaded_documents(request, config.max_request_bytes)
         else:
             data = await read_json(request, max_bytes=config.max_request_bytes)
             documents = field(data, "documents", list, required=True)
             messages, skipped = [document_message(d, i) for i, d in enumerate(documents)], []
-        summary = await upstream_call(up().retrieval_writer.UpsertDocuments(iter(messages), timeout=WRITE_TIMEOUT_S))
+        upsert = up().retrieval_writer.UpsertDocuments(
+            iter(messages), timeout=WRITE_TIMEOUT_S, metadata=forwarded(writer)
+        )
+        summary = await upstream_call(upsert)
         near().saw_write(summary.index_version)
         skipped += [{"id": s.id, "reason": s.reason} for s in summary.skipped]
         return JSONResponse(
@@ -235,11 +252,11 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         )
 
     async def delete_document(request: Request) -> Response:
-        require_key(request)
+        writer = caller(request, write=True)
         doc_id = request.path_params["doc_id"]
         reply = await upstream_call(
             up().retrieval_writer.DeleteDocuments(
-                retrieval_pb2.DeleteDocumentsRequest(ids=[doc_id]), timeout=WRITE_TIMEOUT_S
+                retrieval_pb2.DeleteDocumentsRequest(ids=[doc_id]), timeout=WRITE_TIMEOUT_S, metadata=forwarded(writer)
             )
         )
         near().saw_write(reply.index_version)
@@ -248,14 +265,22 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         return JSONResponse({"deleted": reply.deleted, "index_version": reply.index_version})
 
     async def dashboard(request: Request) -> Response:
-        require_read_key(request)
-        return JSONResponse(await state["dashboard"].snapshot(), headers={"Cache-Control": "no-store"})
+        principal = caller(request)
+        snapshot = await state["dashboard"].snapshot(forwarded(principal))
+        return JSONResponse(snapshot, headers={"Cache-Control": "no-store"})
 
     async def conversation(request: Request) -> Response:
-        require_read_key(request)
+        principal = caller(request)
         lookup = generation_pb2.GetConversationRequest(conversation_id=request.path_params["conversation_id"])
-        reply = await upstream_call(up().generation.GetConversation(lookup, timeout=SEARCH_TIMEOUT_S))
-        return JSONResponse(conversation_json(reply))
+        call = up().generation.GetConversation(lookup, timeout=SEARCH_TIMEOUT_S, metadata=forwarded(principal))
+        return JSONResponse(conversation_json(await upstream_call(call)))
+
+    async def whoami(request: Request) -> Response:
+        """Who the UI is signed in as: the token's subject, tenant and groups, and whether it may write."""
+        principal = caller(request)
+        who = principal.public() if principal is not None else None
+        writer = principal is not None and principal.may_write(config.jwt_writer_role)
+        return JSONResponse({"auth": config.auth, "principal": who, "writer": writer})
 
     async def feedback(request: Request) -> Response:
         require_read_key(request)
@@ -306,6 +331,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
         Route("/api/v1/documents/{doc_id:path}", delete_document, methods=["DELETE"]),
         Route("/api/v1/conversations/{conversation_id}", conversation),
         Route("/api/v1/dashboard", dashboard),
+        Route("/api/v1/whoami", whoami),
         Route("/api/v1/feedback", feedback, methods=["POST"]),
         Route("/api/v1/feedback", feedback_list, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi),
@@ -338,6 +364,7 @@ async def uploaded_documents(
             uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
             if not uploads:
                 raise ApiError(422, "INVALID_ARGUMENT", "no files in the 'files' field")
+            access = form_access(form.get("access"))
             for upload in uploads:
                 name = upload.filename or "upload"
                 data = await upload.read(max_bytes + 1)
@@ -346,10 +373,23 @@ async def uploaded_documents(
                     if isinstance(item, Skipped):
                         skipped.append({"id": item.source, "reason": item.reason})
                     else:
-                        messages.append(to_message(item))
+                        messages.append(to_message(item, access))
     except MultiPartException as exc:
         raise ApiError(400, "BAD_MULTIPART", exc.message) from None
     return messages, skipped
+
+
+def form_access(field: Any) -> retrieval_pb2.Access | None:
+    """The ``access`` field of a multipart upload (JSON, as in a JSON upload), for every file of it."""
+    if field is None:
+        return None
+    if not isinstance(field, str):
+        raise ApiError(422, "INVALID_ARGUMENT", "the 'access' field must be JSON text")
+    try:
+        access = json.loads(field)
+    except json.JSONDecodeError:
+        raise ApiError(422, "INVALID_ARGUMENT", "the 'access' field is not valid JSON") from None
+    return access_message(access, "access")
 
 
 async def upstream_call(call: Awaitable[T]) -> T:
@@ -371,7 +411,23 @@ def document_message(doc: Any, position: int) -> retrieval_pb2.Document:
     for name, value in values.items():
         if not isinstance(value, str):
             raise ApiError(422, "INVALID_ARGUMENT", f"documents[{position}].{name} must be a string")
-    return retrieval_pb2.Document(**values, metadata=metadata)
+    message = retrieval_pb2.Document(**values, metadata=metadata)
+    if doc.get("access") is not None:
+        message.access.CopyFrom(access_message(doc["access"], f"documents[{position}].access"))
+    return message
+
+
+def access_message(access: Any, where: str) -> retrieval_pb2.Access:
+    """A JSON access list (``{"tenant", "users": [], "groups": []}``) as a protobuf message, or a 422 naming it;
+    retrieval_svc checks the names themselves and what the writer's tenant allows."""
+    if not isinstance(access, dict) or set(access) - {"tenant", "users", "groups"}:
+        raise ApiError(422, "INVALID_ARGUMENT", f"{where} must be an object with tenant, users and groups")
+    tenant, users, groups = access.get("tenant") or "", access.get("users") or [], access.get("groups") or []
+    if not isinstance(tenant, str) or not all(isinstance(v, list) for v in (users, groups)):
+        raise ApiError(422, "INVALID_ARGUMENT", f"{where}: tenant must be a string, users and groups lists")
+    if not all(isinstance(name, str) for name in [*users, *groups]):
+        raise ApiError(422, "INVALID_ARGUMENT", f"{where}: users and groups must be strings")
+    return retrieval_pb2.Access(tenant=tenant, users=users, groups=groups)
 
 
 def resumed_after(request: Request) -> int:

@@ -23,7 +23,7 @@ from gateway.observe import API_LATENCY, CHAT_FIRST_TOKEN
 from gateway.upstreams import Upstreams
 from likeopt.hit_rate import Lookups, Readings, hit_rate, lookups_of, parse_lookups
 from likeopt.near_cache import LOOKUPS as NEAR_CACHE_LOOKUPS
-from likeopt.v1 import cache_pb2
+from likeopt.v1 import cache_pb2, retrieval_pb2
 
 SCRAPE_TIMEOUT_S = 1.0
 
@@ -77,9 +77,11 @@ class Dashboard:
         self.cpu = CpuMeter()
         self.http = httpx.AsyncClient(timeout=SCRAPE_TIMEOUT_S)
 
-    async def snapshot(self) -> dict[str, Any]:
-        texts, l2_healthy = await asyncio.gather(self._scrape_all(), self._l2_healthy())
+    async def snapshot(self, caller: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+        """The figures; the index's counts are of what caller (gRPC metadata naming the principal) may read."""
+        texts, l2_healthy, index = await asyncio.gather(self._scrape_all(), self._l2_healthy(), self._index(caller))
         return {
+            "index": index,
             "services": self._services(texts),
             "requests": {
                 "rps": round(API_LATENCY.rate(), 3),
@@ -129,6 +131,17 @@ class Dashboard:
         except grpc.aio.AioRpcError:
             return None
         return stats.l2_healthy
+
+    async def _index(self, caller: tuple[tuple[str, str], ...]) -> dict[str, int] | None:
+        """Documents and chunks the caller may read (GetIndexStatus answers per principal); None when
+        retrieval_svc does not answer."""
+        try:
+            status = await self.upstreams.retrieval_writer.GetIndexStatus(
+                retrieval_pb2.GetIndexStatusRequest(), timeout=SCRAPE_TIMEOUT_S, metadata=caller
+            )
+        except grpc.aio.AioRpcError:
+            return None
+        return {"documents": status.documents, "chunks": status.chunks}
 
     async def close(self) -> None:
         await self.http.aclose()

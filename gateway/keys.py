@@ -1,15 +1,17 @@
-"""The API key check every HTTP surface of the gateway shares (REST, the OpenAI-compatible API, MCP).
+"""The caller checks every HTTP surface of the gateway shares (REST, the OpenAI-compatible API, MCP).
 
-One function decides, each surface words the refusal in its own error shape, so the rule (writes always
-need the key; reads only with LIKEOPT_READS_NEED_KEY; no key configured refuses what needs one) cannot
-drift between them.
+One function decides, each surface words the refusal in its own error shape, so the rule cannot drift between
+them. API-key mode: writes always need the key; reads only with LIKEOPT_READS_NEED_KEY; no key configured
+refuses what needs one. JWT mode (LIKEOPT_AUTH=jwt): see caller_refusal.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 
 from likeopt.config import Config
+from likeopt.principal import BadPrincipal, Principal, principal_in
 
 
 def bearer_token(authorization: str) -> str | None:
@@ -31,3 +33,36 @@ def key_refusal(config: Config, authorization: str, write: bool) -> str | None:
     if token is None or not hmac.compare_digest(token.encode(), config.api_key.encode()):
         return "missing or wrong API key"
     return None
+
+
+def caller_refusal(config: Config, headers: Mapping[str, str], write: bool) -> tuple[int, str] | None:
+    """Why a request may not go on, as (HTTP status, reason), or None when it may.
+
+    API-key mode: the key rule above (401). With LIKEOPT_AUTH=jwt Envoy has verified the token and set the
+    principal header; reads need a principal, writes a principal with the writer role (403 without it) or the
+    API key (401 with neither). A principal header that does not parse is refused, never read as "nobody".
+    """
+    if not config.jwt:
+        refusal = key_refusal(config, headers.get("authorization", ""), write)
+        return None if refusal is None else (401, refusal)
+    try:
+        principal = principal_in(headers.items(), config)
+    except BadPrincipal as exc:
+        return 401, str(exc)
+    if not write:
+        return None if principal is not None else (401, "a bearer token is needed (LIKEOPT_AUTH=jwt)")
+    if key_refusal(config, headers.get("authorization", ""), write=True) is None:
+        return None
+    if principal is None:
+        return 401, "writes need a token with the writer role or the API key"
+    if principal.may_write(config.jwt_writer_role):
+        return None
+    return 403, "this token may not write: it lacks the writer role (LIKEOPT_JWT_WRITER_ROLE)"
+
+
+def caller_of(config: Config, headers: Mapping[str, str]) -> Principal | None:
+    """The request's principal once caller_refusal let it through (None in API-key mode)."""
+    try:
+        return principal_in(headers.items(), config)
+    except BadPrincipal:
+        return None

@@ -4,13 +4,16 @@ Stateless and JSON-answering: every MCP message is one POST answered by one JSON
 replica can take any message (no session lives in one process) and nothing is held open through Envoy.
 The SDK's Host check is off (behind Envoy the Host is whatever the deployment's name is); the Origin is
 checked against LIKEOPT_CORS_ORIGINS instead, which is what stops a web page from driving a local
-Like-Opt (DNS rebinding), and the API key is checked as for every read.
+Like-Opt (DNS rebinding), and the caller is checked as for every read
+(the API key, or with LIKEOPT_AUTH=jwt the principal Envoy verified, which every tool call carries on).
 """
 
 from __future__ import annotations
 
 import re
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
+from dataclasses import replace
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -19,13 +22,17 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from gateway.errors import error_response
-from gateway.keys import key_refusal
+from gateway.keys import caller_of, caller_refusal
 from gateway.upstreams import Upstreams
 from likeopt.config import Config
 from likeopt.mcp_server import Mesh
+from likeopt.principal import forwarded
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 """Largest MCP message read (as the REST API's JSON bodies); tool arguments are small."""
+CALLER: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("mcp_caller", default=())
+"""The gRPC metadata naming the principal of the MCP request being handled (LIKEOPT_AUTH=jwt); the SDK runs a
+request's tool calls in tasks started from it, which copy this context."""
 
 
 def origin_allowed(pattern: str, origin: str) -> bool:
@@ -46,6 +53,13 @@ def mesh_of(upstreams: Upstreams, config: Config) -> Mesh:
     )
 
 
+def caller_mesh(mesh: Mesh) -> Mesh:
+    """The gateway's stubs with the current MCP request's principal on every call: each tool searches, answers
+    and lists as the person asking, through the same retrieval filters as REST."""
+    caller = CALLER.get()
+    return replace(mesh, metadata=caller) if caller else mesh
+
+
 class McpEndpoint:
     """The ASGI app routed at /mcp; ``run()`` must be entered for the app's lifetime (the gateway's lifespan)."""
 
@@ -64,12 +78,16 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
-        refusal = key_refusal(self.config, headers.get("authorization", ""), write=False)
+        refusal = caller_refusal(self.config, headers, write=False)
         if refusal is not None:
-            response = error_response(401, "UNAUTHENTICATED", refusal, headers={"WWW-Authenticate": "Bearer"})
+            response = error_response(401, "UNAUTHENTICATED", refusal[1], headers={"WWW-Authenticate": "Bearer"})
         elif (origin := headers.get("origin")) and not origin_allowed(self.config.cors_origins, origin):
             response = error_response(403, "FORBIDDEN", f"origin {origin!r} is not allowed (LIKEOPT_CORS_ORIGINS)")
         else:
-            await self.manager.handle_request(scope, receive, send)
+            token = CALLER.set(forwarded(caller_of(self.config, headers)))
+            try:
+                await self.manager.handle_request(scope, receive, send)
+            finally:
+                CALLER.reset(token)
             return
         await response(scope, receive, send)

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import public_details
-from gateway.keys import key_refusal
+from gateway.keys import caller_of, caller_refusal
 from gateway.observe import record_first_token
 from gateway.openai_models import (
     MODEL_ID,
@@ -47,6 +47,7 @@ from gateway.openai_translate import (
 from gateway.sse import with_heartbeats
 from gateway.upstreams import Upstreams
 from likeopt.config import Config
+from likeopt.principal import forwarded
 from likeopt.v1 import generation_pb2
 
 T = TypeVar("T")
@@ -147,12 +148,12 @@ async def unless_client_leaves(request: Request, work: Coroutine[Any, Any, T]) -
 
 
 def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRouter:
-    """The routes; every one needs the API key when reads do (LIKEOPT_READS_NEED_KEY)."""
+    """The routes; every one needs the API key when reads do (LIKEOPT_READS_NEED_KEY), or a token (jwt)."""
 
     async def require_key(request: Request) -> None:
-        refusal = key_refusal(config, request.headers.get("authorization", ""), write=False)
+        refusal = caller_refusal(config, request.headers, write=False)
         if refusal is not None:
-            raise OpenAIError(401, refusal, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+            raise OpenAIError(401, refusal[1], code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
     router = APIRouter(dependencies=[Depends(require_key)], responses=ERRORS)
 
@@ -172,7 +173,8 @@ def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRout
         """An answer to the last user message, with ``[n]`` markers and a top-level ``citations`` array;
         with ``stream: true``, ``chat.completion.chunk`` events whose last one carries the citations."""
         started = time.perf_counter()
-        call = upstreams().generation.Answer(answer_request(body), timeout=config.answer_timeout_s)
+        caller = forwarded(caller_of(config, request.headers))  # answered as the person asking (jwt)
+        call = upstreams().generation.Answer(answer_request(body), timeout=config.answer_timeout_s, metadata=caller)
         first, events = await first_event(call)
         completion_id, created = new_completion_id(), int(time.time())
         if body.stream:

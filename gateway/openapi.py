@@ -10,7 +10,8 @@ from typing import Any
 
 ERROR_STATUSES = {
     "400": "Malformed body",
-    "401": "Missing or wrong API key",
+    "401": "Missing or wrong API key, or (LIKEOPT_AUTH=jwt) a missing or refused token",
+    "403": "A token without the writer role (LIKEOPT_JWT_WRITER_ROLE) tried to write",
     "404": "Not found",
     "413": "Body too large",
     "422": "Invalid field",
@@ -103,6 +104,19 @@ SCHEMAS: dict[str, Any] = {
             "title": {"type": "string"},
             "text": {"type": "string", "minLength": 1},
             "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            "access": ref("Access"),
+        },
+    },
+    "Access": {
+        "type": "object",
+        "description": "Who may read the document (LIKEOPT_AUTH=jwt): a reader of its tenant (any tenant when empty)"
+        " who is one of the users or in one of the groups; with neither, every reader of the tenant. Absent: the"
+        " writer's tenant. A writer whose token names a tenant writes into that tenant only.",
+        "additionalProperties": False,
+        "properties": {
+            "tenant": {"type": "string"},
+            "users": {"type": "array", "items": {"type": "string"}},
+            "groups": {"type": "array", "items": {"type": "string"}},
         },
     },
     "UpsertRequest": {
@@ -298,7 +312,8 @@ def openapi_spec() -> dict[str, Any]:
                                 "schema": {
                                     "type": "object",
                                     "properties": {
-                                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                                        "access": {"type": "string", "description": "an Access object as JSON"},
                                     },
                                 }
                             },
@@ -306,7 +321,7 @@ def openapi_spec() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": json_body(ref("UpsertResponse")),
-                        **errors("400", "401", "413", "422", "429", "503", "504"),
+                        **errors("400", "401", "403", "413", "422", "429", "503", "504"),
                     },
                 }
             },
@@ -317,7 +332,7 @@ def openapi_spec() -> dict[str, Any]:
                     "parameters": [{"name": "doc_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "responses": {
                         "200": json_body(ref("DeleteResponse")),
-                        **errors("401", "404", "429", "503", "504"),
+                        **errors("401", "403", "404", "429", "503", "504"),
                     },
                 }
             },
@@ -340,6 +355,12 @@ def openapi_spec() -> dict[str, Any]:
                 "get": {
                     "summary": "Live figures for the web dashboard",
                     "responses": {"200": json_body({"type": "object"})},
+                }
+            },
+            "/api/v1/whoami": {
+                "get": {
+                    "summary": "Who is signed in (LIKEOPT_AUTH=jwt: subject, tenant, groups), and may they write",
+                    "responses": {"200": json_body({"type": "object"}), **errors("401")},
                 }
             },
             "/metrics": {

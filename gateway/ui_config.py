@@ -19,7 +19,7 @@ UI_CONFIG_PATH = "/static/config.js"
 
 def ui_config_script(config: Config) -> str:
     """Assignments to ``window`` globals for each UI setting that is set."""
-    settings = {"LIKEOPT_JAEGER_URL": config.jaeger_url}
+    settings = {"LIKEOPT_JAEGER_URL": config.jaeger_url, "LIKEOPT_AUTH": "jwt" if config.jwt else ""}
     return "".join(f"window.{name} = {json.dumps(value)};\n" for name, value in settings.items() if value)
 
 

@@ -20,11 +20,22 @@ NAMESPACE = "answer"
 
 
 def answer_key(
-    question: str, index_version: int, backend_fingerprint: str, top_k: int, mode: int, history: list[Turn]
+    question: str,
+    index_version: int,
+    backend_fingerprint: str,
+    top_k: int,
+    mode: int,
+    history: list[Turn],
+    readers: str = "",
 ) -> str:
-    """The cache key of one answer."""
+    """The cache key of one answer; readers, the caller's permission fingerprint (LIKEOPT_AUTH=jwt), keeps an
+    answer built from one reader's documents from ever being replayed to another."""
     turns = [(normalise_query(t.question), t.answer) for t in history]
-    return cache_key("answer/1", normalise_query(question), index_version, backend_fingerprint, top_k, mode, turns)
+    parts: list[object] = ["answer/1", normalise_query(question), index_version, backend_fingerprint, top_k, mode]
+    parts.append(turns)
+    if readers:
+        parts.append(readers)
+    return cache_key(*parts)
 
 
 def cacheable(events: list[generation_pb2.AnswerEvent]) -> bool:

@@ -68,6 +68,12 @@ def history_of(conversation: generation_pb2.Conversation) -> list[Turn]:
     return [Turn(t.question, t.answer) for t in conversation.turns]
 
 
+def stored_key(conversation_id: str, owner: str) -> str:
+    """Where a conversation is kept: under its owner (LIKEOPT_AUTH=jwt), so the id alone opens nobody else's
+    and continuing another's id starts a conversation of one's own; the bare id for API-key mode's one user."""
+    return f"{owner}/{conversation_id}" if owner else conversation_id
+
+
 class ConversationStore:
     """Loads and saves conversations; a cache failure loses context, never the answer."""
 
@@ -75,9 +81,9 @@ class ConversationStore:
         self.cache = cache
         self.ttl_s = ttl_s
 
-    async def load(self, conversation_id: str) -> generation_pb2.Conversation | None:
-        """The stored conversation, or None when unknown, expired or unreadable."""
-        raw = await self.cache.get(NAMESPACE, conversation_id)
+    async def load(self, conversation_id: str, owner: str = "") -> generation_pb2.Conversation | None:
+        """The owner's stored conversation, or None when unknown, expired, unreadable or someone else's."""
+        raw = await self.cache.get(NAMESPACE, stored_key(conversation_id, owner))
         if raw is None:
             return None
         conversation = generation_pb2.Conversation()
@@ -93,12 +99,14 @@ class ConversationStore:
         question: str,
         answer: str,
         citations: list[generation_pb2.CitationEvent],
+        owner: str = "",
     ) -> None:
-        """Add a finished turn, keep the last MAX_TURNS, and save in the background."""
+        """Add a finished turn, keep the last MAX_TURNS, and save in the background under its owner."""
         conversation.turns.append(
             generation_pb2.Turn(
                 question=question, answer=answer, citations=citations, created_unix_ms=int(time.time() * 1000)
             )
         )
         del conversation.turns[:-MAX_TURNS]
-        self.cache.set_later(NAMESPACE, conversation.conversation_id, conversation.SerializeToString(), self.ttl_s)
+        key = stored_key(conversation.conversation_id, owner)
+        self.cache.set_later(NAMESPACE, key, conversation.SerializeToString(), self.ttl_s)

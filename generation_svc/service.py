@@ -33,6 +33,7 @@ from generation_svc.relevance import RelevanceFloor
 from generation_svc.semantic_cache import SEMANTIC_HITS, SemanticIndex
 from generation_svc.shared_stream import SharedStreams
 from likeopt.config import Config
+from likeopt.principal import BadPrincipal, Principal, forwarded, principal_in, scope_of
 from likeopt.telemetry import StreamSpans, current_trace_id
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 
@@ -146,11 +147,12 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         started = time.perf_counter()
         deadline = self._deadline(context)
         try:
+            principal = self._principal(context)
             validate_question(request.query)
             top_k = request.top_k or DEFAULT_TOP_K
             if not 1 <= top_k <= MAX_TOP_K:
                 raise AnswerFailed(grpc.StatusCode.INVALID_ARGUMENT, f"top_k must be between 1 and {MAX_TOP_K}")
-            conversation = await self._conversation(request.conversation_id, request.history)
+            conversation = await self._conversation(request.conversation_id, request.history, principal)
             history = history_of(conversation)
             semantic = self.semantic if not history else None  # follow-ups depend on their turns
             search = retrieval_pb2.SearchRequest(
@@ -159,17 +161,17 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 mode=request.mode,
                 return_query_embedding=semantic is not None,
             )
-            reply = await self._retrieve(search, deadline)
+            reply = await self._retrieve(search, deadline, principal)
             retrieval_ms = (time.perf_counter() - started) * 1000
             covered = await self._covers(search.query, reply, deadline)
             hits = reply.hits if covered else []
             yield Event(retrieval=generation_pb2.RetrievalEvent(hits=hits, index_version=reply.index_version))
             if covered:
-                source = self._answer_source(request, reply, top_k, history, semantic)
+                source = self._answer_source(request, reply, top_k, history, semantic, scope_of(principal))
             else:
                 source = self._abstain()
             async with aclosing(self._timed(source, started, retrieval_ms, deadline)) as events:
-                async for event in self._recorded(events, request.query, conversation):
+                async for event in self._recorded(events, request.query, conversation, principal):
                     yield event
         except AnswerFailed as failure:
             yield self._fail(context, failure)
@@ -181,14 +183,21 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         top_k: int,
         history: list[Turn],
         semantic: SemanticIndex | None,
+        readers: str = "",
     ) -> AsyncGenerator[Event, None]:
-        """The answer's events: shared with identical questions in flight, replayed from the cache or generated."""
+        """The answer's events: shared with identical questions in flight, replayed from the cache or generated.
+
+        readers is the caller's permission fingerprint: answers are shared (in flight, cached, or found similar)
+        only between callers who may read the same documents, as the passages they quote came from them.
+        """
         passages = passages_from_hits(list(reply.hits))
-        key = answer_key(request.query, reply.index_version, self.backend.fingerprint, top_k, request.mode, history)
+        key = answer_key(
+            request.query, reply.index_version, self.backend.fingerprint, top_k, request.mode, history, readers
+        )
         similar, remember = None, None
         if semantic is not None and reply.query_embedding:
             vector = np.asarray(reply.query_embedding, dtype=np.float32)
-            scope = (reply.index_version, self.backend.fingerprint, top_k, request.mode)
+            scope = (reply.index_version, self.backend.fingerprint, top_k, request.mode, readers)
             similar = semantic.find(scope, vector, request.query)
             remember = partial(semantic.remember, scope, vector, request.query, key)
         return self.flights.watch(key, lambda: self._produce(request.query, passages, history, key, similar, remember))
@@ -209,7 +218,11 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         )
 
     async def _recorded(
-        self, events: AsyncIterator[Event], question: str, conversation: generation_pb2.Conversation
+        self,
+        events: AsyncIterator[Event],
+        question: str,
+        conversation: generation_pb2.Conversation,
+        principal: Principal | None = None,
     ) -> AsyncIterator[Event]:
         """events, the finished turn stored in the conversation and the answer kept for feedback."""
         text: list[str] = []
@@ -222,7 +235,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             elif event.HasField("done"):
                 event.done.conversation_id = conversation.conversation_id
                 event.done.citations.extend(citations)
-                self.conversations.append(conversation, question, "".join(text), citations)
+                self.conversations.append(conversation, question, "".join(text), citations, owner_of(principal))
                 if self.feedback is not None:
                     self.feedback.record_later(question, "".join(text), citations, event.done)
             yield event
@@ -246,7 +259,11 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     ) -> generation_pb2.Conversation:
         if not ID_PATTERN.match(request.conversation_id):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "conversation_id is malformed")
-        conversation = await self.conversations.load(request.conversation_id)
+        try:
+            principal = self._principal(context)
+        except AnswerFailed as failure:
+            await context.abort(failure.code, failure.message)
+        conversation = await self.conversations.load(request.conversation_id, owner_of(principal))
         if conversation is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no conversation {request.conversation_id!r}")
         return conversation
@@ -279,6 +296,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         items, counts = await self.feedback.list(request.rating, request.limit or DEFAULT_FEEDBACK_PAGE)
         return generation_pb2.ListFeedbackReply(items=items, up=counts.up, down=counts.down)
 
+    def _principal(self, context: grpc.aio.ServicerContext) -> Principal | None:
+        """The caller Envoy verified (None in API-key mode or from inside the mesh); a header that does not parse
+        is refused, never read as an unrestricted caller."""
+        try:
+            return principal_in(context.invocation_metadata(), self.config)
+        except BadPrincipal as exc:
+            raise AnswerFailed(grpc.StatusCode.UNAUTHENTICATED, str(exc)) from None
+
     def _deadline(self, context: grpc.aio.ServicerContext) -> float:
         """The loop time by which this call must end: the caller's deadline or ours, whichever is first."""
         budget = self.config.answer_timeout_s
@@ -288,9 +313,13 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         return asyncio.get_running_loop().time() + budget
 
     async def _conversation(
-        self, conversation_id: str, history: Sequence[generation_pb2.Turn] = ()
+        self,
+        conversation_id: str,
+        history: Sequence[generation_pb2.Turn] = (),
+        principal: Principal | None = None,
     ) -> generation_pb2.Conversation:
-        """The conversation to continue, or a new one (also when the old one expired).
+        """The conversation to continue, or a new one (also when the old one expired, or is someone else's:
+        conversations are kept per owner, so another's id finds nothing).
 
         Turns the caller sends (an OpenAI-style client keeps its own history) are the conversation as that
         caller shows it, so they win over stored ones; only the last MAX_TURNS count, as in storage.
@@ -302,15 +331,20 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             return generation_pb2.Conversation(conversation_id=conversation_id or uuid.uuid4().hex, turns=turns)
         if not conversation_id:
             return generation_pb2.Conversation(conversation_id=uuid.uuid4().hex)
-        stored = await self.conversations.load(conversation_id)
+        stored = await self.conversations.load(conversation_id, owner_of(principal))
         return stored or generation_pb2.Conversation(conversation_id=conversation_id)
 
-    async def _retrieve(self, search: retrieval_pb2.SearchRequest, deadline: float) -> retrieval_pb2.SearchResponse:
+    async def _retrieve(
+        self, search: retrieval_pb2.SearchRequest, deadline: float, principal: Principal | None = None
+    ) -> retrieval_pb2.SearchResponse:
+        """Passages for the question, searched as the caller (its principal passed on): only what it may read."""
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
             raise AnswerFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "no time left to retrieve passages")
         try:
-            return await self.retrieval.Search(search, timeout=min(RETRIEVAL_TIMEOUT_S, remaining))
+            return await self.retrieval.Search(
+                search, timeout=min(RETRIEVAL_TIMEOUT_S, remaining), metadata=forwarded(principal)
+            )
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             if code not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DEADLINE_EXCEEDED):
@@ -431,6 +465,11 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             error.retry_after_s = failure.retry_after_s
             context.set_trailing_metadata((("retry-after", str(math.ceil(failure.retry_after_s))),))
         return Event(error=error)
+
+
+def owner_of(principal: Principal | None) -> str:
+    """Whose conversations: empty for the one user of API-key mode (and calls from inside the mesh)."""
+    return principal.owner if principal is not None else ""
 
 
 def _ms(timings: generation_pb2.Timings) -> dict[str, float]:

@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> None:
     ingest = commands.add_parser("ingest", help="add documents: files, folders or a BEIR dataset folder")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar or report")
+    ingest.add_argument("--tenant", default="", help="the tenant the documents belong to (LIKEOPT_AUTH=jwt)")
+    ingest.add_argument(
+        "--allow-group", action="append", default=[], metavar="GROUP", help="a group whose members may read them"
+    )
+    ingest.add_argument("--allow-user", action="append", default=[], metavar="SUBJECT", help="a user who may read them")
 
     evaluation = commands.add_parser("eval", help="retrieval quality and latency on a BEIR-format dataset")
     evaluation.add_argument("--data", metavar="DIR", help="corpus.jsonl, queries.jsonl, qrels/test.tsv")
@@ -62,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--data", default="data/scifact", metavar="DIR", help="BEIR folder whose queries.jsonl to send")
     bench.add_argument("--seed", type=int, help="seed of query choice, for a repeatable run")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--token", help="send Authorization: Bearer TOKEN with every request (LIKEOPT_AUTH=jwt)")
     bench.add_argument("--out", metavar="DIR", help="also write <scenario>.json and <scenario>.html here")
     bench.add_argument(
         "--warmup", type=float, default=0.0, metavar="S", help="first S seconds of the same load, not measured"
@@ -92,9 +98,10 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(str(exc))
         sys.exit(run_up(config, args.ingest, replicas))
     if args.command == "ingest":
-        from likeopt.ingest import ingest_paths
+        from likeopt.ingest import access_of, ingest_paths
 
-        summary = ingest_paths(args.paths, config.retrieval_addr, quiet=args.quiet)
+        access = access_of(args.tenant, args.allow_user, args.allow_group)
+        summary = ingest_paths(args.paths, config.retrieval_addr, quiet=args.quiet, access=access)
         sys.exit(0 if summary.upserted or not summary.skipped else 1)
     if args.command == "eval" and (args.answers or args.from_feedback):
         from likeopt.answer_eval import answers_main

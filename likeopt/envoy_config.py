@@ -8,7 +8,9 @@ placeholders.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from pathlib import Path
 from string import Template
@@ -164,6 +166,220 @@ def with_grpc_key(rendered: str, api_key: str, reads_too: bool) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+PRINCIPAL_HEADER = "x-likeopt-principal"
+"""Where Envoy puts the verified token payload (likeopt.principal reads it); clients may never send it."""
+PROVIDER = "likeopt"
+PUBLIC_PATHS = ("/", "/healthz", "/metrics", "/api/v1/healthz", "/api/v1/readyz", "/api/v1/metrics")
+PUBLIC_PATHS += ("/api/v1/openapi.json", "/api/v1/docs", "/v1/openapi.json")
+"""Served to anyone: the UI's page and scripts (it signs in itself), health, metrics and the API descriptions."""
+GRPC_WRITE_METHODS = tuple(
+    f"/likeopt.v1.RetrievalService/{method}" for method in ("UpsertDocuments", "IngestDocuments", "DeleteDocuments")
+)
+KEYED_PATHS = (*GRPC_WRITE_METHODS, "/likeopt.v1.GenerationService/ListFeedback")
+"""gRPC methods the API key may call without a token (writes also with a token holding the writer role)."""
+
+
+def _method_rule(prefix: str, method: str, requires: dict | None) -> dict:
+    rule: dict = {"match": {"prefix": prefix, "headers": [{"name": ":method", "string_match": {"exact": method}}]}}
+    return {**rule, "requires": requires} if requires else rule
+
+
+def jwt_rules() -> list[dict]:
+    """Which requests need a verified token, first match wins, and everything not named needs one.
+
+    Writes and administration accept a token or none (``allow_missing_or_failed``: the API key rides in the
+    same Authorization header and is no JWT), and then need the key or the writer role: the gateway checks REST,
+    the RBAC filter gRPC, generation_svc ListFeedback.
+    """
+    token = {"provider_name": PROVIDER}
+    token_or_key = {"requires_any": {"requirements": [token, {"allow_missing_or_failed": {}}]}}
+    rules: list[dict] = [{"match": {"path": path}} for path in PUBLIC_PATHS]
+    rules.append({"match": {"prefix": "/static/"}})
+    rules.append(_method_rule("/api/v1/documents", "POST", token_or_key))
+    rules.append(_method_rule("/api/v1/documents/", "DELETE", token_or_key))
+    rules.append(_method_rule("/api/v1/feedback", "GET", token_or_key))
+    rules += [{"match": {"path": path}, "requires": token_or_key} for path in KEYED_PATHS]
+    rules.append({"match": {"prefix": "/"}, "requires": token})
+    return rules
+
+
+def jwt_provider(config: Config) -> dict:
+    """The one identity provider: its issuer, audiences and keys; the payload goes on to the services."""
+    provider: dict = {
+        "issuer": config.jwt_issuer,
+        "audiences": list(config.jwt_audiences),
+        "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
+        "forward": False,  # the token itself stops here; the services read the verified payload
+        "forward_payload_header": PRINCIPAL_HEADER,
+        "payload_in_metadata": "jwt_payload",  # for the RBAC filter's writer-role check
+        "clock_skew_seconds": 60,
+    }
+    if config.jwt_jwks_file:
+        provider["local_jwks"] = {"filename": config.jwt_jwks_file}
+    else:
+        provider["remote_jwks"] = {
+            "http_uri": {"uri": config.jwt_jwks_uri, "cluster": "jwks", "timeout": "5s"},
+            "cache_duration": "600s",
+            "async_fetch": {},
+            "retry_policy": {"num_retries": 3},
+        }
+    return provider
+
+
+def jwks_cluster(uri: str) -> dict:
+    """The cluster Envoy fetches a remote JWKS through (TLS with SNI for https)."""
+    parts = urlsplit(uri)
+    tls = parts.scheme == "https"
+    host = parts.hostname or ""
+    cluster: dict = {
+        "name": "jwks",
+        "type": "STRICT_DNS",
+        "dns_lookup_family": "V4_PREFERRED",
+        "connect_timeout": "5s",
+        "load_assignment": {
+            "cluster_name": "jwks",
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {
+                                    "socket_address": {
+                                        "address": host,
+                                        "port_value": parts.port or (443 if tls else 80),
+                                    }
+                                }
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+    if tls:
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": host,
+            },
+        }
+    return cluster
+
+
+def writer_policy(config: Config) -> dict:
+    """RBAC: gRPC writes need the writer role in the token's roles or groups, or the API key; all else passes."""
+    writers: list[dict] = []
+    if config.jwt_writer_role:
+        for claim in ("roles", config.jwt_groups_claim):
+            path = [{"key": "jwt_payload"}, {"key": claim}]
+            for value in (
+                {"list_match": {"one_of": {"string_match": {"exact": config.jwt_writer_role}}}},
+                {"string_match": {"exact": config.jwt_writer_role}},
+            ):
+                writers.append({"metadata": {"filter": "envoy.filters.http.jwt_authn", "path": path, "value": value}})
+    if config.api_key:
+        writers.append({"header": {"name": "authorization", "string_match": {"exact": f"Bearer {config.api_key}"}}})
+    writes = [{"url_path": {"path": {"exact": path}}} for path in GRPC_WRITE_METHODS]
+    return {
+        "action": "ALLOW",
+        "policies": {
+            "everything-but-grpc-writes": {
+                "permissions": [{"not_rule": {"or_rules": {"rules": writes}}}],
+                "principals": [{"any": True}],
+            },
+            "writers": {
+                "permissions": [{"any": True}],
+                "principals": [{"or_ids": {"ids": writers}}] if writers else [{"not_id": {"any": True}}],
+            },
+        },
+    }
+
+
+def _json_reply(code: str) -> dict:
+    return {
+        "json_format": {"error": {"code": code, "message": "%LOCAL_REPLY_BODY%"}},
+        "content_type": "application/json",
+    }
+
+
+def _status_is(status: int) -> dict:
+    value = {"default_value": status, "runtime_key": f"likeopt.local_reply_{status}"}
+    return {"status_code_filter": {"comparison": {"op": "EQ", "value": value}}}
+
+
+def json_local_replies() -> dict:
+    """Envoy's own refusals as the API's JSON errors: a token refused is 401, a gRPC write without the writer
+    role or the key (RBAC) 403. jwt_authn answers a wrong audience with 403; it is a bad token like the rest, so
+    any 403 but those of the gRPC write methods (only RBAC refuses them: their token is optional) becomes 401.
+    Mappers apply in order, the first that matches wins."""
+    writes = "|".join(re.escape(path) for path in GRPC_WRITE_METHODS)
+    denied_by_rbac = {"header_filter": {"header": {"name": ":path", "string_match": {"safe_regex": {"regex": writes}}}}}
+    return {
+        "mappers": [
+            {
+                "filter": {"and_filter": {"filters": [_status_is(403), denied_by_rbac]}},
+                "body_format_override": _json_reply("PERMISSION_DENIED"),
+            },
+            {"filter": _status_is(403), "status_code": 401, "body_format_override": _json_reply("UNAUTHENTICATED")},
+            {"filter": _status_is(401), "body_format_override": _json_reply("UNAUTHENTICATED")},
+        ]
+    }
+
+
+def principal_refusal() -> dict:
+    """The first route: any request that brings PRINCIPAL_HEADER itself gets 401. Routes are chosen on the
+    headers the client sent (before jwt_authn adds its own, which never clears the route), so a client can
+    neither spoof a principal nor, with a valid token, smuggle a second one in beside Envoy's."""
+    body = {"error": {"code": "UNAUTHENTICATED", "message": f"a client may not send {PRINCIPAL_HEADER}"}}
+    return {
+        "match": {"prefix": "/", "headers": [{"name": PRINCIPAL_HEADER, "present_match": True}]},
+        "direct_response": {"status": 401, "body": {"inline_string": json.dumps(body)}},
+        "response_headers_to_add": [
+            {
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                "header": {"key": "content-type", "value": "application/json"},
+            }
+        ],
+    }
+
+
+def with_jwt(rendered: str, config: Config) -> str:
+    """The rendered config with identity (LIKEOPT_AUTH=jwt): jwt_authn verifies the bearer token on every API
+    route and gRPC method (jwt_rules) and forwards the payload in PRINCIPAL_HEADER; a request that brings that
+    header itself is refused (401) by a route ahead of all others, matched on the headers the client sent; RBAC
+    guards gRPC writes; Envoy's own refusals are JSON."""
+    doc = yaml.safe_load(rendered)
+    listener = next(x for x in doc["static_resources"]["listeners"] if x["name"] == "ingress")
+    for chain in listener["filter_chains"]:
+        manager = chain["filters"][0]["typed_config"]
+        filters = manager["http_filters"]
+        at = next(i for i, f in enumerate(filters) if f["name"] == "envoy.filters.http.local_ratelimit") + 1
+        jwt_filter = {
+            "name": "envoy.filters.http.jwt_authn",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+                "providers": {PROVIDER: jwt_provider(config)},
+                "rules": jwt_rules(),
+                "bypass_cors_preflight": True,
+            },
+        }
+        rbac_filter = {
+            "name": "envoy.filters.http.rbac",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+                "rules": writer_policy(config),
+            },
+        }
+        filters[at:at] = [jwt_filter, rbac_filter]
+        manager["local_reply_config"] = json_local_replies()
+        for host in manager["route_config"]["virtual_hosts"]:
+            host["routes"].insert(0, principal_refusal())
+    if config.jwt_jwks_uri:
+        doc["static_resources"]["clusters"].append(jwks_cluster(config.jwt_jwks_uri))
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
 def with_tls(rendered: str, cert_file: str, key_file: str) -> str:
     """The rendered config with TLS on the ingress listener, HTTP/2 and HTTP/1.1 chosen by ALPN.
 
@@ -206,7 +422,10 @@ def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | Non
     }
     if any(replicas.values()):
         text = with_replicas(text, replicas)
-    text = with_grpc_key(text, config.api_key, reads_too=config.reads_need_key)
+    if config.jwt:
+        text = with_jwt(text, config)
+    else:
+        text = with_grpc_key(text, config.api_key, reads_too=config.reads_need_key)
     if config.tls_cert_file:
         text = with_tls(text, config.tls_cert_file, config.tls_key_file)
     target = run_dir / RENDERED_NAME

@@ -16,8 +16,11 @@ INGEST_TIMEOUT_S = 24 * 3600.0
 """A whole corpus is one call; on a busy 2-core machine SciFact alone took over an hour."""
 
 
-def ingest_paths(paths: list[str], retrieval_addr: str, quiet: bool = False) -> retrieval_pb2.UpsertSummary:
-    """Send every readable document to retrieval_svc; print what was skipped and why."""
+def ingest_paths(
+    paths: list[str], retrieval_addr: str, quiet: bool = False, access: retrieval_pb2.Access | None = None
+) -> retrieval_pb2.UpsertSummary:
+    """Send every readable document to retrieval_svc, each with access (who may read it; None: every reader of
+    the tenant, everyone without one); print what was skipped and why."""
     skipped: list[Skipped] = []
     progress = tqdm(desc="ingesting", unit="doc", disable=quiet, file=sys.stderr)
 
@@ -27,7 +30,7 @@ def ingest_paths(paths: list[str], retrieval_addr: str, quiet: bool = False) -> 
                 skipped.append(item)
                 continue
             progress.update(1)
-            yield to_message(item)
+            yield to_message(item, access)
 
     writer = address_list(retrieval_addr)[0]  # replicas beyond the first only read
     with grpc.insecure_channel(writer, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
@@ -47,5 +50,17 @@ def ingest_paths(paths: list[str], retrieval_addr: str, quiet: bool = False) -> 
     return summary
 
 
-def to_message(doc: LoadedDocument) -> retrieval_pb2.Document:
-    return retrieval_pb2.Document(id=doc.id, title=doc.title, text=doc.text, metadata=doc.metadata)
+def to_message(doc: LoadedDocument, access: retrieval_pb2.Access | None = None) -> retrieval_pb2.Document:
+    """A loaded document as retrieval_svc takes it, with who may read it (None: the writer's whole tenant)."""
+    message = retrieval_pb2.Document(id=doc.id, title=doc.title, text=doc.text, metadata=doc.metadata)
+    if access is not None:
+        message.access.CopyFrom(access)
+    return message
+
+
+def access_of(tenant: str, users: list[str], groups: list[str]) -> retrieval_pb2.Access | None:
+    """``--tenant``, ``--allow-user`` and ``--allow-group`` as one access list for every document of the run;
+    None when none is given (every reader of the tenant, or everyone)."""
+    if not (tenant or users or groups):
+        return None
+    return retrieval_pb2.Access(tenant=tenant, users=users, groups=groups)

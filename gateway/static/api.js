@@ -2,6 +2,10 @@
 // else (e.g. a plain-text 429 from Envoy) is reported with its status line.
 
 const KEY_STORAGE = 'likeopt.apiKey';
+const TOKEN_STORAGE = 'likeopt.token';
+
+/** LIKEOPT_AUTH=jwt (from /static/config.js): every API call carries the signed-in user's token. */
+export const JWT_MODE = window.LIKEOPT_AUTH === 'jwt';
 
 export class ApiError extends Error {
   constructor(message, { code = 'error', status = 0 } = {}) {
@@ -20,9 +24,19 @@ export function setApiKey(key) {
   else sessionStorage.removeItem(KEY_STORAGE);
 }
 
+export function getToken() {
+  return sessionStorage.getItem(TOKEN_STORAGE) || '';
+}
+
+export function setToken(token) {
+  if (token) sessionStorage.setItem(TOKEN_STORAGE, token);
+  else sessionStorage.removeItem(TOKEN_STORAGE);
+}
+
+/** The token when signed in (it names who reads and, with the writer role, who writes), else the API key. */
 export function authHeaders() {
-  const key = getApiKey();
-  return key ? { Authorization: `Bearer ${key}` } : {};
+  const credential = (JWT_MODE && getToken()) || getApiKey();
+  return credential ? { Authorization: `Bearer ${credential}` } : {};
 }
 
 /** Build an ApiError from a failed response's body text. */
@@ -39,7 +53,12 @@ export function errorFromBody(status, statusText, bodyText) {
     message = bodyText.trim().slice(0, 300);
   }
   message ||= `${status} ${statusText}`.trim();
-  if ((status === 401 || status === 403) && !getApiKey()) message += ' (enter the API key on the Documents tab)';
+  if (JWT_MODE && status === 401) {
+    window.dispatchEvent(new CustomEvent('likeopt:signin', { detail: message })); // signin.js asks again
+    message += ' (sign in again)';
+  } else if ((status === 401 || status === 403) && !getApiKey()) {
+    message += ' (enter the API key on the Documents tab)';
+  }
   return new ApiError(message, { code, status });
 }
 

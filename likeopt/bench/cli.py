@@ -35,6 +35,7 @@ def bench_main(args: argparse.Namespace, default_url: str) -> int:
         progress=sys.stderr.isatty() or not args.json,
         floor=args.floor,
         warmup_s=args.warmup,
+        token=getattr(args, "token", None) or "",
     )
     try:
         result, samples = asyncio.run(run(options))

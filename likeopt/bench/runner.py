@@ -43,6 +43,9 @@ class BenchOptions:
     """Also run the same work in this process (likeopt/bench/floor.py) and report mesh/floor."""
     warmup_s: float = 0.0
     """Seconds of the same load, unmeasured, before the measured run (a soak's warm-up: caches fill)."""
+    token: str = ""
+    """Sent as ``Authorization: Bearer`` with every request: a mesh with LIKEOPT_AUTH=jwt searches as that
+    token's principal (its permission scope and caches), as a signed-in user would."""
 
 
 def loopback_port(url: str) -> int:
@@ -134,7 +137,8 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
     }
     generator = LoadGenerator(options.url, scenario, options.load)
     connector = aiohttp.TCPConnector(limit=options.load.concurrency, keepalive_timeout=60)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    headers = {"Authorization": f"Bearer {options.token}"} if options.token else None
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         await warm_up(generator, session)
         if options.warmup_s > 0:
             warming = dataclasses.replace(options.load, duration_s=options.warmup_s, max_requests=0)

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.dashboard import Dashboard, search_hit_rate
 from likeopt.hit_rate import parse_lookups
-from likeopt.v1 import cache_pb2
+from likeopt.v1 import cache_pb2, retrieval_pb2
 
 # 30 searches of 7 questions: the gateway's near cache answered 23 repeats, so retrieval_svc
 # saw 7 searches and cache_svc 7 lookups, all misses. cache_svc alone says "0 hits, 7 misses".
@@ -56,6 +56,17 @@ class FakeCache:
         return cache_pb2.StatsResponse(hits=0, misses=7, l2_healthy=self.l2_healthy)
 
 
+class FakeRetrieval:
+    """retrieval_svc's GetIndexStatus: counts of what the caller named in the metadata may read."""
+
+    def __init__(self) -> None:
+        self.callers: list[object] = []
+
+    async def GetIndexStatus(self, request: object, metadata: object = (), **options: object) -> object:
+        self.callers.append(metadata)
+        return retrieval_pb2.IndexStatus(documents=3, chunks=5)
+
+
 @pytest.mark.parametrize("l2_healthy", [True, False, None])
 async def test_a_snapshot_scrapes_each_service_once_and_reports_l2_health(l2_healthy: bool | None) -> None:
     scraped: list[str] = []
@@ -65,13 +76,17 @@ async def test_a_snapshot_scrapes_each_service_once_and_reports_l2_health(l2_hea
         return httpx.Response(200, text={"retrieval": RETRIEVAL, "cache": CACHE}[request.url.host])
 
     urls = {"retrieval_svc": "http://retrieval/metrics", "cache_svc": "http://cache/metrics"}
-    dashboard = Dashboard(SimpleNamespace(cache=FakeCache(l2_healthy)), urls)  # type: ignore[arg-type]
+    retrieval = FakeRetrieval()
+    upstreams = SimpleNamespace(cache=FakeCache(l2_healthy), retrieval_writer=retrieval)
+    dashboard = Dashboard(upstreams, urls)  # type: ignore[arg-type]
     dashboard.http = httpx.AsyncClient(transport=httpx.MockTransport(serve))
+    caller = (("x-likeopt-principal", "e30"),)
     try:
-        board = await dashboard.snapshot()
+        board = await dashboard.snapshot(caller)
     finally:
         await dashboard.close()
     assert sorted(scraped) == ["cache", "retrieval"]
     assert board["cache"]["l2_healthy"] is l2_healthy
     assert board["cache"]["by_layer"]["cache_svc"] == 0 and board["cache"]["misses"] >= 7
     assert board["services"]["retrieval_svc"]["rss_mb"] == 100.0
+    assert board["index"] == {"documents": 3, "chunks": 5} and retrieval.callers == [caller]  # the caller's counts

@@ -1,0 +1,71 @@
+// Sign-in for LIKEOPT_AUTH=jwt. The identity provider hands over a token (a link ending in ?token=…, which
+// is taken and removed from the address bar at once) or the user pastes one; it is kept for this tab only
+// (sessionStorage) and sent with every call. The header shows who is signed in; any 401 asks again.
+
+import { el, byId } from './dom.js';
+import { JWT_MODE, getToken, setToken, requestJSON } from './api.js';
+
+function takeHandedOverToken() {
+  const url = new URL(location.href);
+  const token = url.searchParams.get('token');
+  if (!token) return;
+  setToken(token.trim());
+  url.searchParams.delete('token');
+  history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+}
+
+function buildDialog() {
+  const input = el('textarea', { id: 'signin-token', rows: 4, required: true, autocomplete: 'off',
+    spellcheck: 'false', placeholder: 'eyJhbGciOi…', 'aria-describedby': 'signin-reason' });
+  const reason = el('p', { id: 'signin-reason', class: 'muted small', role: 'status' });
+  const form = el('form', { id: 'signin-form' },
+    el('label', { for: 'signin-token' }, 'Bearer token from your identity provider'), input,
+    el('button', { class: 'button primary', type: 'submit', id: 'signin-submit' }, 'Sign in'));
+  const dialog = el('dialog', { id: 'signin-dialog', 'aria-labelledby': 'signin-title' },
+    el('div', { class: 'dialog-body' }, el('h2', { id: 'signin-title' }, 'Sign in to Like-Opt'), reason, form));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    setToken(input.value.trim());
+    location.reload(); // every view fetches again, as the one now signed in
+  });
+  dialog.addEventListener('cancel', (e) => e.preventDefault()); // nothing works without a token
+  document.body.append(dialog);
+  return { dialog, reason, input };
+}
+
+function buildIdentity() {
+  const who = el('span', { id: 'signed-in-as', class: 'muted small' });
+  const out = el('button', { type: 'button', class: 'button', id: 'sign-out' }, 'Sign out');
+  out.addEventListener('click', () => { setToken(''); location.reload(); });
+  const box = el('div', { class: 'identity', hidden: true }, who, out);
+  document.querySelector('.app-header').append(box);
+  return { box, who };
+}
+
+export async function initSignIn() {
+  if (!JWT_MODE) return;
+  takeHandedOverToken();
+  const { dialog, reason, input } = buildDialog();
+  const identity = buildIdentity();
+  const ask = (why) => {
+    reason.textContent = why;
+    if (!dialog.open) dialog.showModal();
+    input.focus();
+  };
+  window.addEventListener('likeopt:signin', (e) => ask(`Your token was refused: ${e.detail}`));
+  if (!getToken()) {
+    ask('Paste a token, or follow your identity provider\'s link to Like-Opt.');
+    return;
+  }
+  try {
+    const me = await requestJSON('/api/v1/whoami');
+    const p = me.principal || {};
+    identity.who.textContent = `Signed in as ${p.subject}` + (p.tenant ? ` · ${p.tenant}` : '')
+      + (me.writer ? ' · writer' : '');
+    identity.box.hidden = false;
+  } catch (err) {
+    if (err.status !== 401) byId('signed-in-as').textContent = `Could not check the token: ${err.message}`;
+  }
+}
+
+initSignIn();

@@ -1,0 +1,392 @@
+"""Many users, one deployment: identity at Envoy, permission-aware retrieval, and a hunt for leaks.
+
+A real mesh with LIKEOPT_AUTH=jwt, Envoy verifying tokens against a JWKS file this test made. Two tenants,
+users in overlapping groups, documents each with a marker word of its own (in its id, title and text). For
+every read path (REST search, chat over SSE, conversations, index status, dashboard, gRPC Search, Answer and
+the listing calls through Envoy, gRPC-web, the OpenAI-compatible API, MCP) Bob never receives a marker, id,
+title or count of a document he may not read: also right after Alice asked the same question (every cache
+warm), and after a document's access changes in either direction. Every token failure is a 401 with a JSON
+error (a write without the role a 403), and no token reaches a log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from likeopt.principal import PRINCIPAL_HEADER
+from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
+from tests.identity import WRITER_ROLE, IdentityProvider, bearer
+from tests.integration.test_mesh import grpc_web_frames, parse_sse
+from tests.support import MeshProcess, ValkeyServer, mesh_environment
+
+TOPIC = "quarterly ledger rollout"
+QUESTION = "What does the quarterly ledger rollout plan say?"
+
+
+@dataclass(frozen=True)
+class Doc:
+    id: str
+    marker: str
+    access: dict | None
+
+    def body(self) -> dict:
+        text = (
+            f"The {TOPIC} for this team is recorded under the codeword {self.marker}. "
+            f"Every {TOPIC} review mentions {self.marker} twice: {self.marker}."
+        )
+        doc = {"id": self.id, "title": f"{self.marker.title()} {TOPIC}", "text": text}
+        return {**doc, "access": self.access} if self.access is not None else doc
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never reach someone who may not read it: marker, id and title (lower-cased)."""
+        return (self.marker, self.id, f"{self.marker} {TOPIC}")
+
+
+DOCS = [
+    Doc("acme-eng-plan", "zirconia", {"tenant": "acme", "groups": ["eng"]}),
+    Doc("acme-alice-notes", "obsidian", {"tenant": "acme", "users": ["alice"]}),
+    Doc("acme-handbook", "heliotrope", {"tenant": "acme"}),
+    Doc("globex-eng-plan", "tourmaline", {"tenant": "globex", "groups": ["eng"]}),
+    Doc("globex-handbook", "vermilion", {"tenant": "globex"}),
+    Doc("public-faq", "marigold", None),
+]
+BOB_GROUPS = ["sales", "staff", *(f"team-{n:02d}" for n in range(98))]  # 100 groups, none of them "eng"
+SEES = {
+    "alice": {"acme-eng-plan", "acme-alice-notes", "acme-handbook", "public-faq"},
+    "bob": {"acme-handbook", "public-faq"},
+    "carol": {"globex-eng-plan", "globex-handbook", "public-faq"},
+}
+
+
+@dataclass
+class Person:
+    name: str
+    token: str
+    mesh: MeshProcess
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token)
+
+    def hidden(self) -> list[Doc]:
+        return [d for d in DOCS if d.id not in SEES[self.name]]
+
+    def assert_sees_nothing_hidden(self, text: str, where: str) -> None:
+        lowered = text.lower()
+        for doc in self.hidden():
+            for secret in doc.secrets:
+                assert secret.lower() not in lowered, f"{self.name} got {secret!r} of {doc.id} through {where}"
+
+    def rest(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        return httpx.request(method, f"{self.mesh.base_url}{path}", headers=self.headers, timeout=60, **kwargs)
+
+    def chat(self, question: str, conversation_id: str = "") -> tuple[str, str]:
+        body = {"query": question, **({"conversation_id": conversation_id} if conversation_id else {})}
+        reply = self.rest("POST", "/api/v1/chat", json=body)
+        assert reply.status_code == 200, reply.text
+        done = [data for kind, data in parse_sse(reply.text) if kind == "done"]
+        assert done, reply.text
+        return reply.text, done[0]["conversation_id"]
+
+    def metadata(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.token}")]
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory: pytest.TempPathFactory) -> IdentityProvider:
+    return IdentityProvider(tmp_path_factory.mktemp("idp"))
+
+
+@pytest.fixture(scope="module")
+def jwt_mesh(
+    tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer, idp: IdentityProvider
+) -> Iterator[MeshProcess]:
+    """The mesh with tokens required; the relevance floor off (answers always quote their passages, which is
+    what could leak) and the semantic cache on (a paraphrase must not be answered from another's answer)."""
+    settings = idp.settings(
+        LIKEOPT_REDIS_URL=valkey.url, LIKEOPT_RELEVANCE_FLOOR="0", LIKEOPT_SEMANTIC_CACHE_THRESHOLD="0.75"
+    )
+    mesh = MeshProcess(env=mesh_environment(tmp_path_factory.mktemp("jwt-mesh"), **settings), args=[])
+    with mesh.running():
+        key = bearer(mesh.api_key)
+        reply = httpx.post(
+            f"{mesh.base_url}/api/v1/documents", json={"documents": [d.body() for d in DOCS]}, headers=key
+        )
+        assert reply.status_code == 200 and reply.json()["upserted"] == len(DOCS), reply.text
+        yield mesh
+
+
+@pytest.fixture(scope="module")
+def people(jwt_mesh: MeshProcess, idp: IdentityProvider) -> dict[str, Person]:
+    tokens = {
+        "alice": idp.token("alice", "acme", ["eng", "staff"]),
+        "bob": idp.token("bob", "acme", BOB_GROUPS),
+        "carol": idp.token("carol", "globex", ["eng"]),
+        "writer": idp.token("wendy", "acme", ["staff"], roles=[WRITER_ROLE]),
+    }
+    return {name: Person(name, token, jwt_mesh) for name, token in tokens.items()}
+
+
+def search_ids(person: Person, query: str = QUESTION) -> set[str]:
+    reply = person.rest("POST", "/api/v1/search", json={"query": query, "top_k": 20})
+    assert reply.status_code == 200, reply.text
+    person.assert_sees_nothing_hidden(reply.text, "REST search")
+    return {hit["doc_id"] for hit in reply.json()["hits"]}
+
+
+# --- tokens ---------------------------------------------------------------------------------------------------
+
+
+def assert_json_401(reply: httpx.Response, what: str) -> None:
+    assert reply.status_code == 401, f"{what}: {reply.status_code} {reply.text}"
+    assert reply.headers["content-type"].startswith("application/json"), what
+    assert reply.json()["error"]["message"], what
+
+
+def test_every_bad_token_is_refused_with_a_json_401(jwt_mesh: MeshProcess, idp: IdentityProvider) -> None:
+    url = f"{jwt_mesh.base_url}/api/v1/search"
+    for what, token in idp.forgeries("bob", "acme", BOB_GROUPS).items():
+        assert_json_401(httpx.post(url, json={"query": QUESTION}, headers=bearer(token), timeout=30), what)
+    assert_json_401(httpx.post(url, json={"query": QUESTION}, timeout=30), "missing token")
+    assert_json_401(httpx.get(f"{jwt_mesh.base_url}/api/v1/index", headers=bearer(jwt_mesh.api_key)), "API key read")
+    for path in ("/", "/healthz", "/api/v1/readyz", "/static/app.js", "/static/config.js"):
+        assert httpx.get(f"{jwt_mesh.base_url}{path}", timeout=30).status_code == 200, path
+    assert "LIKEOPT_AUTH" in httpx.get(f"{jwt_mesh.base_url}/static/config.js").text
+
+
+def test_a_client_supplied_principal_header_is_refused_on_rest_and_grpc(
+    jwt_mesh: MeshProcess, people: dict[str, Person], idp: IdentityProvider
+) -> None:
+    forged = idp.claims("bob", "acme", ["eng"])  # what Bob would like to be
+    import base64
+
+    spoof = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+    bob = people["bob"]
+    for headers in ({PRINCIPAL_HEADER: spoof}, {**bob.headers, PRINCIPAL_HEADER: spoof}):
+        reply = httpx.post(f"{jwt_mesh.base_url}/api/v1/search", json={"query": QUESTION}, headers=headers, timeout=30)
+        assert_json_401(reply, "spoofed principal")
+    with grpc.insecure_channel(jwt_mesh.address) as channel:
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        for metadata in ([(PRINCIPAL_HEADER, spoof)], [*bob.metadata(), (PRINCIPAL_HEADER, spoof)]):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Search(retrieval_pb2.SearchRequest(query=QUESTION), metadata=metadata, timeout=30)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_every_bad_token_is_refused_over_grpc(jwt_mesh: MeshProcess, idp: IdentityProvider) -> None:
+    with grpc.insecure_channel(jwt_mesh.address) as channel:
+        search = retrieval_pb2_grpc.RetrievalServiceStub(channel).Search
+        answer = generation_pb2_grpc.GenerationServiceStub(channel).Answer
+        for what, token in {**idp.forgeries("bob", "acme", []), "missing": ""}.items():
+            metadata = [("authorization", f"Bearer {token}")] if token else []
+            with pytest.raises(grpc.RpcError) as refused:
+                search(retrieval_pb2.SearchRequest(query=QUESTION), metadata=metadata, timeout=30)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, what
+            with pytest.raises(grpc.RpcError) as refused:
+                list(answer(generation_pb2.AnswerRequest(query=QUESTION), metadata=metadata, timeout=30))
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, what
+
+
+def test_writes_need_the_writer_role_or_the_api_key(jwt_mesh: MeshProcess, people: dict[str, Person]) -> None:
+    doc = {"documents": [{"id": "wendy-note", "title": "Note", "text": f"A {TOPIC} note about garnetwood."}]}
+    refused = people["bob"].rest("POST", "/api/v1/documents", json=doc)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "PERMISSION_DENIED"
+    assert_json_401(httpx.post(f"{jwt_mesh.base_url}/api/v1/documents", json=doc, timeout=30), "anonymous write")
+    assert people["writer"].rest("POST", "/api/v1/documents", json=doc).status_code == 200
+    assert people["bob"].rest("DELETE", "/api/v1/documents/wendy-note").status_code == 403
+    assert "wendy-note" in search_ids(people["bob"], "garnetwood note")  # no access given: the writer's tenant
+    assert "wendy-note" not in search_ids(people["carol"], "garnetwood note")
+    foreign = {"documents": [{**doc["documents"][0], "access": {"tenant": "globex"}}]}
+    skipped = people["writer"].rest("POST", "/api/v1/documents", json=foreign).json()["skipped"]
+    assert skipped and "may not write" in skipped[0]["reason"]
+    assert people["writer"].rest("DELETE", "/api/v1/documents/wendy-note").status_code == 200
+    with grpc.insecure_channel(jwt_mesh.address) as channel:
+        upsert = retrieval_pb2_grpc.RetrievalServiceStub(channel).UpsertDocuments
+        grpc_doc = retrieval_pb2.Document(id="wendy-grpc", title="G", text=f"A {TOPIC} note about garnetwood.")
+        with pytest.raises(grpc.RpcError) as denied:
+            upsert(iter([grpc_doc]), metadata=people["bob"].metadata(), timeout=60)
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert upsert(iter([grpc_doc]), metadata=people["writer"].metadata(), timeout=60).upserted == 1
+        key = [("authorization", f"Bearer {jwt_mesh.api_key}")]
+        deleted = retrieval_pb2_grpc.RetrievalServiceStub(channel).DeleteDocuments(
+            retrieval_pb2.DeleteDocumentsRequest(ids=["wendy-grpc"]), metadata=key, timeout=60
+        )
+        assert deleted.deleted == 1
+
+
+# --- the leak hunt ---------------------------------------------------------------------------------------------
+
+
+def test_rest_search_ranks_only_readable_documents_even_after_alice_warmed_every_cache(
+    people: dict[str, Person],
+) -> None:
+    for _ in range(2):  # the second round is answered by the caches
+        assert search_ids(people["alice"]) == SEES["alice"]
+        assert search_ids(people["bob"]) == SEES["bob"]
+        assert search_ids(people["carol"]) == SEES["carol"]
+
+
+def test_chat_cites_and_quotes_only_readable_documents(people: dict[str, Person]) -> None:
+    alice_text, _ = people["alice"].chat(QUESTION)
+    assert "zirconia" in alice_text.lower()  # the premise: the answer quotes what it may
+    for _ in range(2):
+        text, _ = people["bob"].chat(QUESTION)
+        people["bob"].assert_sees_nothing_hidden(text, "chat")
+        assert "heliotrope" in text.lower()
+    paraphrase = "What is said in the plan for the quarterly ledger rollout?"
+    alice_again, _ = people["alice"].chat(paraphrase)
+    assert next(d for k, d in parse_sse(alice_again) if k == "done")["cached"]  # the premise: a semantic hit
+    bobs, _ = people["bob"].chat(paraphrase)
+    people["bob"].assert_sees_nothing_hidden(bobs, "chat (semantic cache)")
+
+
+def test_conversations_belong_to_their_owner(jwt_mesh: MeshProcess, people: dict[str, Person]) -> None:
+    alice, bob = people["alice"], people["bob"]
+    _, conversation = alice.chat(QUESTION)
+    stolen = bob.rest("GET", f"/api/v1/conversations/{conversation}")
+    assert stolen.status_code == 404 and "zirconia" not in stolen.text.lower()
+    text, continued = bob.chat("And what is its codeword?", conversation)
+    bob.assert_sees_nothing_hidden(text, "a follow-up in another's conversation")
+    own = bob.rest("GET", f"/api/v1/conversations/{continued}")
+    assert own.status_code == 200 and len(own.json()["turns"]) == 1
+    bob.assert_sees_nothing_hidden(own.text, "conversation")
+    assert all(
+        "codeword?" not in t["question"]
+        for t in alice.rest("GET", f"/api/v1/conversations/{conversation}").json()["turns"]
+    )
+    with grpc.insecure_channel(jwt_mesh.address) as channel:
+        lookup = generation_pb2_grpc.GenerationServiceStub(channel).GetConversation
+        request = generation_pb2.GetConversationRequest(conversation_id=conversation)
+        his = lookup(request, metadata=bob.metadata(), timeout=30)  # the same id, now his own conversation
+        assert [t.question for t in his.turns] == ["And what is its codeword?"]
+        bob.assert_sees_nothing_hidden(str(his), "gRPC GetConversation")
+        with pytest.raises(grpc.RpcError) as missing:
+            lookup(request, metadata=people["carol"].metadata(), timeout=30)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_index_status_and_dashboard_count_only_readable_documents(people: dict[str, Person]) -> None:
+    for name in ("alice", "bob", "carol"):
+        person = people[name]
+        status = person.rest("GET", "/api/v1/index").json()
+        assert status["documents"] == len(SEES[name]) and status["chunks"] == len(SEES[name])
+        board = person.rest("GET", "/api/v1/dashboard")
+        assert board.status_code == 200 and board.json()["index"]["documents"] == len(SEES[name])
+        person.assert_sees_nothing_hidden(board.text, "dashboard")
+
+
+def test_grpc_through_envoy_gets_the_principal_from_the_verified_token(
+    jwt_mesh: MeshProcess, people: dict[str, Person]
+) -> None:
+    with grpc.insecure_channel(jwt_mesh.address) as channel:
+        retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        answer = generation_pb2_grpc.GenerationServiceStub(channel).Answer
+        for name in ("alice", "bob"):  # Alice first: Bob's calls find every cache warm
+            person = people[name]
+            found = retrieval.Search(retrieval_pb2.SearchRequest(query=QUESTION, top_k=20), metadata=person.metadata())
+            assert {h.doc_id for h in found.hits} == SEES[name]
+            events = list(answer(generation_pb2.AnswerRequest(query=QUESTION), metadata=person.metadata(), timeout=60))
+            person.assert_sees_nothing_hidden(str(events), "gRPC Answer")
+            listed = retrieval.ListDocuments(retrieval_pb2.ListDocumentsRequest(), metadata=person.metadata())
+            assert {d.id for d in listed.documents} == SEES[name] and listed.total == len(SEES[name])
+            status = retrieval.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), metadata=person.metadata())
+            assert status.documents == len(SEES[name])
+        with pytest.raises(grpc.RpcError) as hidden:
+            retrieval.GetDocument(
+                retrieval_pb2.GetDocumentRequest(id="acme-eng-plan"), metadata=people["bob"].metadata()
+            )
+        assert hidden.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_grpc_web_searches_as_the_token_s_principal(jwt_mesh: MeshProcess, people: dict[str, Person]) -> None:
+    message = retrieval_pb2.SearchRequest(query=QUESTION, top_k=20).SerializeToString()
+    for name in ("alice", "bob"):
+        reply = httpx.post(
+            f"{jwt_mesh.base_url}/likeopt.v1.RetrievalService/Search",
+            content=b"\x00" + len(message).to_bytes(4, "big") + message,
+            headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1", **people[name].headers},
+            timeout=30,
+        )
+        data = [payload for flag, payload in grpc_web_frames(reply.content) if flag == 0x00]
+        assert {h.doc_id for h in retrieval_pb2.SearchResponse.FromString(data[0]).hits} == SEES[name]
+    anonymous = httpx.post(
+        f"{jwt_mesh.base_url}/likeopt.v1.RetrievalService/Search",
+        content=b"\x00" + len(message).to_bytes(4, "big") + message,
+        headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1"},
+        timeout=30,
+    )
+    assert anonymous.headers.get("grpc-status") == "16" or anonymous.status_code == 401
+
+
+def test_the_openai_api_answers_as_the_token_s_principal(people: dict[str, Person]) -> None:
+    aimed = "What does the zirconia codeword of the quarterly ledger rollout mean?"  # at a hidden document
+    chat = {"model": "like-opt", "messages": [{"role": "user", "content": aimed}]}
+    for name in ("alice", "bob", "bob"):
+        reply = people[name].rest("POST", "/v1/chat/completions", json=chat)
+        assert reply.status_code == 200, reply.text
+        people[name].assert_sees_nothing_hidden(reply.text, "/v1/chat/completions")
+        assert ("zirconia" in reply.text.lower()) == (name == "alice")
+    streamed = people["bob"].rest("POST", "/v1/chat/completions", json={**chat, "stream": True})
+    people["bob"].assert_sees_nothing_hidden(streamed.text, "/v1/chat/completions (stream)")
+    assert people["bob"].rest("GET", "/v1/models").status_code == 200
+    assert httpx.get(f"{people['bob'].mesh.base_url}/v1/models").status_code == 401
+
+
+async def test_mcp_tools_search_ask_and_list_as_the_token_s_principal(people: dict[str, Person]) -> None:
+    from tests.integration.test_mcp import session
+
+    for name in ("alice", "bob"):
+        person = people[name]
+        async with session(person.mesh, "http", key=person.token) as client:
+            found = await client.call_tool("search", {"query": QUESTION, "top_k": 20})
+            listed = await client.call_tool("list_documents", {})
+            asked = await client.call_tool("ask", {"question": QUESTION})
+            hidden = await client.read_resource("likeopt://documents/acme-alice-notes") if name == "alice" else None
+        texts = json.dumps([found.structured_content, listed.structured_content, asked.structured_content])
+        person.assert_sees_nothing_hidden(texts, "MCP")
+        assert {p["doc_id"] for p in found.structured_content["passages"]} == SEES[name]
+        assert listed.structured_content["total"] == len(SEES[name])
+        if hidden is not None:
+            assert "obsidian" in str(hidden.contents[0])
+    async with session(people["bob"].mesh, "http", key=people["bob"].token) as client:
+        with pytest.raises(Exception, match="no document"):
+            await client.read_resource("likeopt://documents/acme-alice-notes")
+
+
+def test_an_access_change_takes_effect_at_once_in_both_directions(people: dict[str, Person]) -> None:
+    alice, bob, writer = people["alice"], people["bob"], people["writer"]
+    question = "What is the chrysoberyl shift schedule?"
+
+    def share(groups: list[str]) -> None:
+        doc = {"id": "acme-shift", "title": "Shift", "text": "The chrysoberyl shift schedule starts at dawn."}
+        reply = writer.rest("POST", "/api/v1/documents", json={"documents": [{**doc, "access": {"groups": groups}}]})
+        assert reply.status_code == 200 and reply.json()["upserted"] == 1, reply.text
+
+    def sees(person: Person) -> bool:
+        in_search = "acme-shift" in search_ids(person, question)
+        in_chat = "chrysoberyl" in person.chat(question)[0].lower()
+        assert in_search == in_chat
+        return in_search
+
+    share(["eng"])
+    assert sees(alice) and not sees(bob)  # both warm their caches for this question
+    share(["sales"])
+    assert sees(bob) and not sees(alice)
+    share(["eng"])
+    assert sees(alice) and not sees(bob)
+
+
+def test_no_token_reaches_a_log(jwt_mesh: MeshProcess, people: dict[str, Person], idp: IdentityProvider) -> None:
+    run_dir = Path(jwt_mesh.env["LIKEOPT_RUN_DIR"])
+    logs = "".join(p.read_text(errors="replace") for p in run_dir.rglob("*.log"))
+    assert logs, "the mesh wrote no logs"
+    signatures = [t.rsplit(".", 1)[-1] for t in (p.token for p in people.values()) if t.count(".") == 2]
+    assert not [s for s in signatures if s and s in logs]

@@ -1,0 +1,109 @@
+"""Envoy's identity configuration (LIKEOPT_AUTH=jwt), rendered and checked by the real Envoy 1.40.
+
+Its behaviour (every bad token a JSON 401, the principal header refused, writes by role or key) is tested
+against the running mesh in tests/integration/test_identity.py; here: the shape that behaviour rests on.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from likeopt.config import Config
+from likeopt.envoy_config import PRINCIPAL_HEADER, jwt_rules, write_envoy_config
+from tests.identity import IdentityProvider
+from tests.unit.test_envoy_config import ENVOY, needs_envoy
+
+
+def rendered(tmp_path: Path, **settings: str) -> dict:
+    config = Config.from_env(settings)
+    return yaml.safe_load(write_envoy_config(config, tmp_path).read_text())
+
+
+def manager(doc: dict) -> dict:
+    return doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+@pytest.fixture
+def idp(tmp_path: Path) -> IdentityProvider:
+    return IdentityProvider(tmp_path)
+
+
+def test_api_key_mode_has_no_identity_filters(tmp_path: Path) -> None:
+    names = [f["name"] for f in manager(rendered(tmp_path))["http_filters"]]
+    assert "envoy.filters.http.jwt_authn" not in names and "envoy.filters.http.rbac" not in names
+
+
+def test_jwt_mode_verifies_before_routing_and_refuses_a_client_principal_first(
+    tmp_path: Path, idp: IdentityProvider
+) -> None:
+    hcm = manager(rendered(tmp_path, **idp.settings(LIKEOPT_API_KEY="k")))
+    names = [f["name"] for f in hcm["http_filters"]]
+    assert names.index("envoy.filters.http.cors") < names.index("envoy.filters.http.jwt_authn")
+    assert (
+        names.index("envoy.filters.http.jwt_authn")
+        < names.index("envoy.filters.http.rbac")
+        < names.index("envoy.filters.http.router")
+    )
+    jwt = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.jwt_authn")["typed_config"]
+    provider = jwt["providers"]["likeopt"]
+    assert provider["forward_payload_header"] == PRINCIPAL_HEADER and provider["forward"] is False
+    assert provider["local_jwks"] == {"filename": str(idp.jwks_path)}
+    first = hcm["route_config"]["virtual_hosts"][0]["routes"][0]
+    assert first["match"]["headers"] == [{"name": PRINCIPAL_HEADER, "present_match": True}]
+    assert first["direct_response"]["status"] == 401
+    assert {m.get("status_code") for m in hcm["local_reply_config"]["mappers"]} == {None, 401}
+
+
+def test_every_path_needs_a_token_but_the_public_ones_and_writes_take_the_key_instead() -> None:
+    rules = jwt_rules()
+    assert rules[-1] == {"match": {"prefix": "/"}, "requires": {"provider_name": "likeopt"}}  # fail closed
+    public = [r["match"].get("path") or r["match"].get("prefix") for r in rules if "requires" not in r]
+    assert "/" in public and "/static/" in public and "/api/v1/search" not in public
+    optional = [r["match"] for r in rules if "requires_any" in r.get("requires", {})]
+    assert {"path": "/likeopt.v1.RetrievalService/UpsertDocuments"} in optional
+    assert not any(m.get("path") == "/likeopt.v1.RetrievalService/Search" for m in optional)
+
+
+@needs_envoy
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"LIKEOPT_API_KEY": "k"},
+        {"LIKEOPT_API_KEY": "", "LIKEOPT_JWT_WRITER_ROLE": ""},  # nobody may write over gRPC: RBAC denies all
+        {"LIKEOPT_JWT_JWKS_FILE": "", "LIKEOPT_JWT_JWKS_URI": "https://idp.example.com:8443/certs"},
+        {"LIKEOPT_JWT_JWKS_FILE": "", "LIKEOPT_JWT_JWKS_URI": "http://127.0.0.1:5556/keys"},
+    ],
+)
+def test_envoy_accepts_the_identity_config(tmp_path: Path, idp: IdentityProvider, extra: dict[str, str]) -> None:
+    path = write_envoy_config(Config.from_env(idp.settings(**extra)), tmp_path / "run")
+    result = subprocess.run(
+        [str(ENVOY), "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("settings", "complaint"),
+    [
+        ({"LIKEOPT_AUTH": "jwt"}, "LIKEOPT_JWT_ISSUER"),
+        ({"LIKEOPT_AUTH": "oidc"}, "apikey or jwt"),
+        ({"LIKEOPT_AUTH": "jwt", "LIKEOPT_JWT_ISSUER": "i", "LIKEOPT_JWT_AUDIENCE": "a"}, "exactly one"),
+        (
+            {
+                "LIKEOPT_AUTH": "jwt",
+                "LIKEOPT_JWT_ISSUER": "i",
+                "LIKEOPT_JWT_AUDIENCE": "a",
+                "LIKEOPT_JWT_JWKS_URI": "ftp://x",
+            },
+            "http",
+        ),
+        ({"LIKEOPT_JWT_GROUPS_CLAIM": " "}, "LIKEOPT_JWT_GROUPS_CLAIM"),
+    ],
+)
+def test_incomplete_identity_settings_are_refused_at_start(settings: dict[str, str], complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        Config.from_env(settings)
