@@ -33,6 +33,18 @@ export function setToken(token) {
   else sessionStorage.removeItem(TOKEN_STORAGE);
 }
 
+/** Who the token names (issuer and subject, read from it unverified: only to keep each person's browser-side
+ *  data apart; the server trusts nothing but what Envoy verified); '' without a token. */
+export function signedInAs() {
+  const token = JWT_MODE ? getToken() : '';
+  try {
+    const payload = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+    return `${payload.iss ?? ''}|${payload.sub ?? ''}`;
+  } catch {
+    return '';
+  }
+}
+
 /** The token when signed in (it names who reads and, with the writer role, who writes), else the API key. */
 export function authHeaders() {
   const credential = (JWT_MODE && getToken()) || getApiKey();

@@ -3,8 +3,11 @@
 // `id` is local; `conversationId` is the server's, learnt from the first `done` event.
 
 import { localId } from './dom.js';
+import { signedInAs } from './api.js';
 
-const STORAGE_KEY = 'likeopt.conversations';
+// Signed in with a token (LIKEOPT_AUTH=jwt), each person's conversations are kept apart: another person
+// signing in on the same browser never sees them in the sidebar.
+const STORAGE_KEY = 'likeopt.conversations' + (signedInAs() ? `.${signedInAs()}` : '');
 const MAX_CONVERSATIONS = 50;
 
 export function loadAll() {

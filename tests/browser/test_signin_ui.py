@@ -1,0 +1,61 @@
+"""The web UI with LIKEOPT_AUTH=jwt: it signs in with a token handed over as ?token= or pasted, shows who is
+signed in, reads as that person, and asks again when a token is refused (401)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.browser.test_web_ui import ask
+from tests.integration import test_identity as identity
+from tests.integration.test_identity import QUESTION, Person
+
+idp = identity.idp
+jwt_mesh = identity.jwt_mesh
+people = identity.people
+
+
+def search_documents(page: Any) -> str:
+    page.goto(page.url.split("#")[0] + "#documents")
+    page.fill("#doc-search", QUESTION)
+    page.press("#doc-search", "Enter")
+    page.wait_for_function("document.querySelector('#doc-search-status').textContent.includes('found')")
+    return page.locator("#doc-search-results").inner_text().lower()
+
+
+def test_a_handed_over_token_signs_in_and_the_ui_reads_as_that_person(page: Any, people: dict[str, Person]) -> None:
+    alice = people["alice"]
+    page.goto(f"{alice.mesh.base_url}/?token={alice.token}#chat")
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
+    assert "acme" in page.locator("#signed-in-as").inner_text()
+    assert "token=" not in page.url  # taken out of the address bar (and so out of history and bookmarks)
+    assert "zirconia" in search_documents(page)
+    page.goto(page.url.split("#")[0] + "#chat")
+    ask(page, QUESTION)
+    page.locator(".message.assistant .sources").last.wait_for(timeout=30_000)
+
+
+def test_signing_out_asks_for_a_token_and_a_pasted_one_signs_in(page: Any, people: dict[str, Person]) -> None:
+    alice, bob = people["alice"], people["bob"]
+    page.goto(f"{alice.mesh.base_url}/?token={alice.token}")
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
+    ask(page, "What is the zirconia codeword?")  # her conversation is saved in this browser, titled so
+    page.locator(".message.assistant .sources").last.wait_for(timeout=30_000)
+    assert "zirconia" in page.locator(".sidebar").inner_text().lower()
+    page.click("#sign-out")
+    page.locator("#signin-dialog[open]").wait_for(timeout=10_000)
+    page.fill("#signin-token", bob.token)
+    page.click("#signin-submit")
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('bob')")
+    assert "zirconia" not in page.locator(".sidebar").inner_text().lower()  # not hers on a shared browser
+    found = search_documents(page)
+    bob.assert_sees_nothing_hidden(found, "the UI's document search")
+    assert "heliotrope" in found
+
+
+def test_a_refused_token_brings_the_sign_in_back_with_the_reason(
+    page: Any, people: dict[str, Person], idp: identity.IdentityProvider
+) -> None:
+    expired = idp.forgeries("alice", "acme", ["eng"])["expired"]
+    page.goto(f"{people['alice'].mesh.base_url}/?token={expired}")
+    page.locator("#signin-dialog[open]").wait_for(timeout=10_000)
+    assert "expired" in page.locator("#signin-reason").inner_text().lower()
