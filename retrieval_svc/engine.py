@@ -402,6 +402,11 @@ class RetrievalEngine:
             self._id_order = (key, sorted(self.documents))
         return self._id_order[1]
 
+    def tenants_of(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        """The tenant of each of doc_ids that is stored ("" for none)."""
+        with self._index_lock:
+            return {d: self.access.tenant.get(d, "") for d in doc_ids if d in self.documents}
+
     def get_document(self, doc_id: str, reader: Reader | None = None) -> DocumentChunks | None:
         """The document with its chunks in order, or None when there is none with that id (that reader may read:
         a hidden document and a missing one look the same)."""
@@ -448,6 +453,8 @@ class AccessIndex:
         self._class_of: dict[tuple[str, ...], int] = {}
         self._classes_by_key: dict[str, list[int]] = {}
         self._doc_class: dict[str, int] = {}
+        self.tenant: dict[str, str] = {}
+        """Each document's tenant (writes check it)."""
         self._row_class = np.zeros(1024, dtype=np.int32)
         """Class of each row's document; 0 for rows that hold no chunk (never readable)."""
         self._masks: OrderedDict[Reader, tuple[np.ndarray, RowMask]] = OrderedDict()
@@ -466,10 +473,12 @@ class AccessIndex:
             for key in keys:
                 self._classes_by_key.setdefault(key, []).append(number)
         self._doc_class[doc_id] = self._class_of[keys]
+        self.tenant[doc_id] = access.tenant
         self._masks.clear()
 
     def forget(self, doc_id: str) -> None:
         self._doc_class.pop(doc_id, None)
+        self.tenant.pop(doc_id, None)
         self._masks.clear()
 
     def place(self, rows: list[tuple[int, str]]) -> None:

@@ -51,6 +51,7 @@ from pymilvus.exceptions import MilvusException, MilvusUnavailableException
 
 from likeopt.principal import Reader
 from likeopt.text import STOP_WORDS, TOKENIZER_VERSION, tokenize
+from retrieval_svc.access import Access
 from retrieval_svc.backend import (
     BackendUnavailable,
     ChunkHit,
@@ -67,6 +68,7 @@ from retrieval_svc.fusion import convex, rrf
 from retrieval_svc.milvus_access import (
     CLASS_FIELD,
     NOTHING,
+    READERS_FIELD,
     AccessClasses,
     access_row_fields,
     access_schema,
@@ -811,6 +813,23 @@ class MilvusBackend:
             timeout=self.timeout_s,
         )
         return dict(Counter(str(row["doc_id"]) for row in rows))
+
+    def tenants_of(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        """The tenant of each of doc_ids that is stored, read from its first chunk's reader keys."""
+        found: dict[str, str] = {}
+        with self._guarded():
+            for start in range(0, len(doc_ids), WRITE_BATCH_ROWS):
+                rows = self._call(
+                    "query",
+                    self.collection,
+                    filter=ids_filter("doc_id", doc_ids[start : start + WRITE_BATCH_ROWS]) + " and ordinal == 0",
+                    output_fields=["doc_id", READERS_FIELD],
+                    limit=WRITE_BATCH_ROWS,
+                    consistency_level=self.consistency_level,
+                    timeout=self.timeout_s,
+                )
+                found.update({str(r["doc_id"]): Access.from_keys(r[READERS_FIELD] or ()).tenant for r in rows})
+        return found
 
     def get_document(self, doc_id: str, reader: Reader | None = None) -> DocumentChunks | None:
         """The document with its chunks in order, or None when there is none with that id (that reader may

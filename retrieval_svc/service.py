@@ -335,16 +335,26 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             batch[doc.id] = DocumentInput(doc.id, doc.title, doc.text, dict(doc.metadata), access)
             size += len(doc.text)
             if size >= UPSERT_BATCH_CHARS or len(batch) >= UPSERT_BATCH_DOCS:
-                yield await self._commit(engine, list(batch.values()), progress)
+                yield await self._commit(engine, list(batch.values()), progress, writer)
                 progress, batch, size = retrieval_pb2.IngestProgress(), {}, 0
         if batch or progress.skipped:
-            yield await self._commit(engine, list(batch.values()), progress)
+            yield await self._commit(engine, list(batch.values()), progress, writer)
 
     async def _commit(
-        self, engine: RetrievalBackend, docs: list[DocumentInput], progress: retrieval_pb2.IngestProgress
+        self,
+        engine: RetrievalBackend,
+        docs: list[DocumentInput],
+        progress: retrieval_pb2.IngestProgress,
+        writer: Principal | None = None,
     ) -> retrieval_pb2.IngestProgress:
         """Chunk, embed and store docs durably; progress, filled in, acknowledges them."""
         progress.index_version = engine.version
+        if writer is not None and writer.tenant and docs:
+            others = await self._others(engine, [d.id for d in docs], writer.tenant)
+            reason = f"a document of another tenant than {writer.tenant!r} has this id"
+            refused = [retrieval_pb2.SkippedDocument(id=d.id, reason=reason) for d in docs if d.id in others]
+            progress.skipped.extend(refused)
+            docs = [d for d in docs if d.id not in others]
         if docs:
             chunked = await asyncio.to_thread(lambda: [engine.prepare(d) for d in docs])
             progress.index_version = await asyncio.to_thread(engine.upsert, docs, chunked)
@@ -359,9 +369,21 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, request: retrieval_pb2.DeleteDocumentsRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.DeleteDocumentsResponse:
         engine = await self._writable_engine(context)
-        deleted, version = await asyncio.to_thread(engine.delete, list(dict.fromkeys(request.ids)))
+        writer = await self._principal(context)
+        ids = list(dict.fromkeys(request.ids))
+        if writer is not None and writer.tenant:  # another tenant's documents count as absent
+            others = await self._others(engine, ids, writer.tenant)
+            ids = [doc_id for doc_id in ids if doc_id not in others]
+        deleted, version = await asyncio.to_thread(engine.delete, ids)
         self.index_changed()
         return retrieval_pb2.DeleteDocumentsResponse(deleted=deleted, index_version=version)
+
+    @staticmethod
+    async def _others(engine: RetrievalBackend, ids: list[str], tenant: str) -> set[str]:
+        """Which of ids are stored documents of another tenant (or of none): a writer whose token names a
+        tenant may neither replace nor delete them."""
+        tenants = await asyncio.to_thread(engine.tenants_of, ids)
+        return {doc_id for doc_id, owner in tenants.items() if owner != tenant}
 
     async def WatchIndex(
         self, request: retrieval_pb2.WatchIndexRequest, context: grpc.aio.ServicerContext

@@ -208,6 +208,11 @@ def test_writes_need_the_writer_role_or_the_api_key(jwt_mesh: MeshProcess, peopl
     skipped = people["writer"].rest("POST", "/api/v1/documents", json=foreign).json()["skipped"]
     assert skipped and "may not write" in skipped[0]["reason"]
     assert people["writer"].rest("DELETE", "/api/v1/documents/wendy-note").status_code == 200
+    hijack = {"documents": [{"id": "globex-handbook", "text": f"The {TOPIC} now says garnetwood."}]}
+    skipped = people["writer"].rest("POST", "/api/v1/documents", json=hijack).json()["skipped"]
+    assert skipped and "another tenant" in skipped[0]["reason"]  # acme's writer cannot replace globex's document
+    assert people["writer"].rest("DELETE", "/api/v1/documents/globex-handbook").status_code == 404  # nor delete it
+    assert "globex-handbook" in search_ids(people["carol"])
     with grpc.insecure_channel(jwt_mesh.address) as channel:
         upsert = retrieval_pb2_grpc.RetrievalServiceStub(channel).UpsertDocuments
         grpc_doc = retrieval_pb2.Document(id="wendy-grpc", title="G", text=f"A {TOPIC} note about garnetwood.")
