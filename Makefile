@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 up: install
-	$(VENV)/bin/likeopt up --ingest docs --backend local
+	$(VENV)/bin/likeopt up --ingest docs --backend extractive
 
 test: install
 	$(PY) -m pytest
