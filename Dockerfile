@@ -35,10 +35,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     GRPC_ENABLE_FORK_SUPPORT=false \
     LIKEOPT_HOST=0.0.0.0 \
     LIKEOPT_DATA_DIR=/data \
+    LIKEOPT_FEEDBACK_DB=/feedback/answers.sqlite3 \
     LIKEOPT_RUN_DIR=/tmp/likeopt \
     LIKEOPT_MODEL_CACHE_DIR=/opt/likeopt-models
-RUN useradd --system --uid 10001 --home-dir /src likeopt && mkdir -p /data /tmp/likeopt \
-    && chown likeopt /data /tmp/likeopt
+RUN useradd --system --uid 10001 --home-dir /src likeopt && mkdir -p /data /feedback /tmp/likeopt \
+    && chown likeopt /data /feedback /tmp/likeopt
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /opt/likeopt-models /opt/likeopt-models
 COPY --from=build /src /src

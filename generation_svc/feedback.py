@@ -99,7 +99,11 @@ class FeedbackStore:
         self._pending: list[tuple[object, ...]] = []
         self._lock = threading.Lock()
         self._flushing = False
-        self._db = self._thread.submit(self._open, path).result()
+        try:
+            self._db = self._thread.submit(self._open, path).result()
+        except BaseException:
+            self._thread.shutdown(wait=True)
+            raise
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:

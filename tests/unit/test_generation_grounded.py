@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from generation_svc.backends import AnswerFailed
+from generation_svc.__main__ import open_feedback
+from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
 from generation_svc.extractive import ExtractiveBackend
 from generation_svc.feedback import FeedbackStore
 from generation_svc.relevance import RelevanceFloor
 from generation_svc.service import NOT_COVERED
+from likeopt.config import Config
 from likeopt.v1 import generation_pb2, retrieval_pb2
 from tests.unit.test_generation_harness import collect, generation_server, text_of
-from tests.unit.test_generation_service import FailingBackend, ScriptedBackend, kinds
+from tests.unit.test_generation_service import ScriptedBackend, kinds
 
 
 class Refusing(RelevanceFloor):
@@ -63,12 +67,25 @@ async def test_a_question_the_documents_do_not_cover_gets_no_answer_and_no_citat
     assert events[-1].done.no_answer and events[-1].done.support == 0.0 and not backend.calls
 
 
+class FailingMidStream:
+    """Streams a cited sentence, then fails as a model server that drops the connection does."""
+
+    name = "failing-mid-stream"
+    fingerprint = "failing-mid-stream/1"
+
+    async def stream(
+        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage
+    ) -> AsyncIterator[str]:
+        yield "Envoy listens on port 8080 [1]."
+        raise AnswerFailed(grpc.StatusCode.UNAVAILABLE, "model server failed mid-answer")
+
+
 async def test_a_backend_failing_mid_stream_ends_with_an_error_and_no_citation() -> None:
-    backend = FailingBackend(AnswerFailed(grpc.StatusCode.UNAVAILABLE, "model server failed mid-answer"))
-    async with generation_server(backend) as h:
+    async with generation_server(FailingMidStream()) as h:
         call = h.stub.Answer(generation_pb2.AnswerRequest(query="Which port does Envoy listen on?"), timeout=10)
         events = await collect(call)
-    assert kinds(events)[-1] == "error" and not citations(events)
+    assert kinds(events) == ["retrieval", "delta", "error"] and not citations(events)
+    assert events[-1].error.code == "UNAVAILABLE"
 
 
 async def test_feedback_is_stored_for_a_known_answer_and_refused_otherwise(tmp_path: Path) -> None:
@@ -126,3 +143,10 @@ async def test_an_answer_is_found_by_its_trace_id_too_and_survives_reopening(tmp
     finally:
         reopened.close()
     assert counts.down == 1 and items[0].answer == "an answer [1]" and items[0].support == pytest.approx(0.5)
+
+
+def test_generation_svc_answers_without_feedback_when_its_file_cannot_be_opened(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the folder should be")
+    config = dataclasses.replace(Config.from_env({}), feedback_db=blocked / "answers.sqlite3")
+    assert open_feedback(config) is None
