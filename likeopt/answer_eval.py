@@ -27,8 +27,6 @@ import hashlib
 import json
 import os
 import random
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,10 +36,9 @@ from pathlib import Path
 import grpc
 
 from likeopt.config import Config
-from likeopt.evaluate import Dataset, eval_collection, free_port, private_retrieval, wait_serving
+from likeopt.evaluate import Dataset, eval_collection, free_port, private_retrieval, private_service
 from likeopt.ingest import ingest_paths
 from likeopt.percentiles import percentile
-from likeopt.processes import CHILD_ENV
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -211,29 +208,17 @@ def private_generation(retrieval_addr: str, backend: str, data_dir: Path) -> Ite
     """generation_svc of our own on a free loopback port with the given backend, cache off, once SERVING."""
     host = "127.0.0.1"
     port = free_port(host)
-    env = dict(os.environ)
-    env.update(
-        LIKEOPT_HOST=host,
-        LIKEOPT_GENERATION_PORT=str(port),
-        LIKEOPT_GENERATION_METRICS_PORT="0",
-        LIKEOPT_RETRIEVAL_ADDR=retrieval_addr,
-        LIKEOPT_CACHE_ENABLED="0",
-        LIKEOPT_GENERATION_BACKEND=backend,
-        LIKEOPT_FEEDBACK_DB=str(data_dir / "answers-eval.sqlite3"),
-        **CHILD_ENV,
-    )
-    with (data_dir / "generation_svc.log").open("ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "generation_svc"], env=env, stdout=log, stderr=log)
-    address = f"{host}:{port}"
-    try:
-        wait_serving(address, process)
+    settings = {
+        "LIKEOPT_HOST": host,
+        "LIKEOPT_GENERATION_PORT": str(port),
+        "LIKEOPT_GENERATION_METRICS_PORT": "0",
+        "LIKEOPT_RETRIEVAL_ADDR": retrieval_addr,
+        "LIKEOPT_CACHE_ENABLED": "0",
+        "LIKEOPT_GENERATION_BACKEND": backend,
+        "LIKEOPT_FEEDBACK_DB": str(data_dir / "answers-eval.sqlite3"),
+    }
+    with private_service("generation_svc", f"{host}:{port}", settings, data_dir / "generation_svc.log") as address:
         yield address
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def ensure_ingested(address: str, collection: Collection) -> None:

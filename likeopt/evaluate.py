@@ -226,20 +226,26 @@ def private_retrieval(data_dir: Path, log_path: Path) -> Iterator[str]:
     """A retrieval_svc of our own on a free loopback port, cache off; yields its address once SERVING."""
     host = "127.0.0.1"
     port = free_port(host)
-    env = dict(os.environ)  # chunking, model and fusion settings pass through
-    env.update(
-        LIKEOPT_HOST=host,
-        LIKEOPT_RETRIEVAL_PORT=str(port),
-        LIKEOPT_DATA_DIR=str(data_dir),
-        LIKEOPT_CACHE_ENABLED="0",
-        LIKEOPT_RETRIEVAL_METRICS_PORT="0",
-        LIKEOPT_MILVUS_COLLECTION=eval_collection(data_dir),
-        **CHILD_ENV,
-    )
+    settings = {  # chunking, model and fusion settings pass through from this environment
+        "LIKEOPT_HOST": host,
+        "LIKEOPT_RETRIEVAL_PORT": str(port),
+        "LIKEOPT_DATA_DIR": str(data_dir),
+        "LIKEOPT_CACHE_ENABLED": "0",
+        "LIKEOPT_RETRIEVAL_METRICS_PORT": "0",
+        "LIKEOPT_MILVUS_COLLECTION": eval_collection(data_dir),
+    }
+    with private_service("retrieval_svc", f"{host}:{port}", settings, log_path) as address:
+        yield address
+
+
+@contextmanager
+def private_service(module: str, address: str, settings: dict[str, str], log_path: Path) -> Iterator[str]:
+    """``python -m module`` with this environment plus settings, logging to log_path; yields address once it
+    answers SERVING, and stops the process (SIGTERM, then SIGKILL after 30 s) when the block ends."""
+    env = {**os.environ, **settings, **CHILD_ENV}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "retrieval_svc"], env=env, stdout=log, stderr=log)
-    address = f"{host}:{port}"
+        process = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log)
     try:
         wait_serving(address, process)
         yield address

@@ -4,14 +4,12 @@ Markdown in answers rendered without letting any script, handler or javascript: 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from tests.browser.test_web_ui import ask, upload
-from tests.support import ROOT, MeshProcess
+from tests.integration.test_answers_mesh import exported_cases
+from tests.support import MeshProcess
 
 DONE = "#send:not([hidden])"
 
@@ -46,16 +44,7 @@ def test_a_cited_answer_an_honest_refusal_and_a_thumbs_down_that_becomes_a_case(
     answer.locator(".feedback-comment").fill("the admin port is missing")
     answer.locator(".feedback-send").click()
     page.wait_for_selector(".message.assistant >> text=Thanks: marked as a bad answer.", timeout=15_000)
-    exported = subprocess.run(
-        [sys.executable, "-m", "likeopt.cli", "eval", "--answers", "--from-feedback", "--rating", "down"],
-        cwd=ROOT,
-        env=mesh.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert exported.returncode == 0, exported.stderr
-    cases = [json.loads(line) for line in exported.stdout.splitlines()]
+    cases = exported_cases(mesh, "down")
     assert any(
         c["question"] == "Which port does Envoy listen on?" and c["comment"] == "the admin port is missing"
         for c in cases

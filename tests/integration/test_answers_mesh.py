@@ -26,6 +26,20 @@ def feedback_count(mesh: MeshProcess) -> int:
     return int(listing.json()["up"]) + int(listing.json()["down"])
 
 
+def exported_cases(mesh: MeshProcess, rating: str) -> list[dict]:
+    """What ``likeopt eval --answers --from-feedback --rating RATING`` prints for this mesh, parsed."""
+    exported = subprocess.run(
+        [sys.executable, "-m", "likeopt.cli", "eval", "--answers", "--from-feedback", "--rating", rating],
+        cwd=ROOT,
+        env=mesh.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert exported.returncode == 0, exported.stderr
+    return [json.loads(line) for line in exported.stdout.splitlines()]
+
+
 def test_a_demo_answer_carries_support_and_supported_citations(mesh: MeshProcess) -> None:
     events = chat(mesh, "Which port does Envoy listen on?")
     done = done_of(events)
@@ -71,16 +85,7 @@ def test_a_thumbs_down_comes_back_as_an_answer_eval_case(mesh: MeshProcess) -> N
     answer_id = done_of(chat(mesh, "How is the cache keyed?"))["answer_id"]
     body = {"answer_id": answer_id, "rating": "down", "comment": "regression case"}
     assert httpx.post(f"{mesh.base_url}/api/v1/feedback", json=body, timeout=10).status_code == 200
-    exported = subprocess.run(
-        [sys.executable, "-m", "likeopt.cli", "eval", "--answers", "--from-feedback", "--rating", "down"],
-        cwd=ROOT,
-        env=mesh.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert exported.returncode == 0, exported.stderr
-    cases = [json.loads(line) for line in exported.stdout.splitlines()]
+    cases = exported_cases(mesh, "down")
     case = next(c for c in cases if c["answer_id"] == answer_id)
     assert case["question"] == "How is the cache keyed?" and case["comment"] == "regression case"
     assert case["cited"] and case["answer"]
