@@ -172,6 +172,19 @@ def test_access_survives_a_restart_of_the_embedded_engine(tmp_path: Path) -> Non
     again.close()
 
 
+def test_migration_to_milvus_carries_the_access_lists(milvus: MilvusServer, tmp_path: Path) -> None:
+    from retrieval_svc.milvus_migrate import migrate
+
+    embedded = open_backend("embedded", milvus, tmp_path)
+    ingest(embedded, *CORPUS)  # type: ignore[arg-type]
+    embedded.close()
+    target = backend_on(milvus, new_name())
+    migrate(tmp_path / "store.sqlite3", target)
+    for reader, expected in SEES.items():
+        assert {h.doc_id for h in found(target, reader)} == expected
+    target.close()
+
+
 @pytest.mark.parametrize("server_fusion", [False, True])
 def test_milvus_server_fusion_filters_too(milvus: MilvusServer, server_fusion: bool) -> None:
     backend = backend_on(milvus, new_name(), server_fusion=server_fusion)
