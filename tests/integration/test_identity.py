@@ -12,6 +12,8 @@ error (a write without the role a 403), and no token reaches a log.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,6 +227,20 @@ def test_writes_need_the_writer_role_or_the_api_key(jwt_mesh: MeshProcess, peopl
             retrieval_pb2.DeleteDocumentsRequest(ids=["wendy-grpc"]), metadata=key, timeout=60
         )
         assert deleted.deleted == 1
+
+
+def test_likeopt_ingest_gives_every_document_of_the_run_its_access_list(
+    jwt_mesh: MeshProcess, people: dict[str, Person], tmp_path: Path
+) -> None:
+    (tmp_path / "rota.md").write_text(f"# Rota\n\nThe {TOPIC} rota is kept under the codeword andalusite.\n")
+    ingest = [sys.executable, "-m", "likeopt.cli", "ingest", str(tmp_path), "--quiet"]
+    ingest += ["--tenant", "acme", "--allow-group", "eng", "--allow-user", "bob"]
+    subprocess.run(ingest, env=jwt_mesh.env, check=True, timeout=300, capture_output=True)
+    assert "rota.md" in search_ids(people["alice"], "andalusite rota")  # in eng
+    assert "rota.md" in search_ids(people["bob"], "andalusite rota")  # named
+    assert "rota.md" not in search_ids(people["carol"], "andalusite rota")  # eng, but of globex
+    deleted = httpx.delete(f"{jwt_mesh.base_url}/api/v1/documents/rota.md", headers=bearer(jwt_mesh.api_key))
+    assert deleted.status_code == 200
 
 
 # --- the leak hunt ---------------------------------------------------------------------------------------------
