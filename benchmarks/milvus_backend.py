@@ -116,7 +116,7 @@ def quality(
             for qid in ids:
                 query = dataset.queries[qid]
                 hits = searcher.search(query, params(mode, per_document=True), vectors[query])  # type: ignore[attr-defined]
-                ranking = best_chunk_per_document([c.split("#")[0] for c in chunk_ids(searcher, hits)])
+                ranking = best_chunk_per_document([c.split("#")[0] for c in chunk_ids(hits)])
                 scores.append(ndcg_at(ranking, dataset.qrels[qid], 10))
             figures[f"{name} {mode} ndcg@10"] = round(sum(scores) / len(scores), 4)
     return figures

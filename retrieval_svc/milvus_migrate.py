@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from retrieval_svc.access import Access
-from retrieval_svc.backend import DocumentInput, SearchParams
+from retrieval_svc.backend import ChunkHit, DocumentInput, RetrievalBackend, SearchParams
 from retrieval_svc.milvus_backend import MilvusBackend
 from retrieval_svc.store import Store, StoredChunk
 
@@ -194,7 +194,7 @@ class VerifyReport:
 
 
 def verify(
-    embedded: Any,
+    embedded: RetrievalBackend,
     backend: MilvusBackend,
     sample_queries: Sequence[str],
     modes: Sequence[str] = ("bm25", "dense", "hybrid"),
@@ -202,9 +202,9 @@ def verify(
     """Compare a loaded embedded engine with the Milvus copy of its store.
 
     Both search with the same query vector, so the figure measures the indexes alone: BM25 differs by
-    analyzer (milvus-lite does not stem) and IDF statistics, dense by an approximate index past its size.
+    Milvus's per-segment statistics, dense by an approximate index past its size.
     """
-    documents, chunks = _embedded_counts(embedded)
+    own = embedded.stats()
     stats = backend.stats()
     parity: dict[str, float] = {}
     for mode in modes:
@@ -212,28 +212,13 @@ def verify(
         shares = []
         for query in sample_queries:
             vector = backend.embed_query(query) if mode != "bm25" else None
-            ours = chunk_ids(embedded, embedded.search(query, params, vector))
-            theirs = chunk_ids(backend, backend.search(query, params, vector))
+            ours = chunk_ids(embedded.search(query, params, vector))
+            theirs = chunk_ids(backend.search(query, params, vector))
             shares.append(len(set(ours) & set(theirs)) / max(len(ours), len(theirs)) if ours or theirs else 1.0)
         parity[mode] = sum(shares) / len(shares) if shares else 1.0
-    return VerifyReport(documents, chunks, stats.documents, stats.chunks, parity)
+    return VerifyReport(own.documents, own.chunks, stats.documents, stats.chunks, parity)
 
 
-def chunk_ids(engine: Any, hits: Sequence[Any]) -> list[str]:
-    """``doc_id#ordinal`` of hits: ChunkHits, or the embedded engine's row-keyed hits (before it returned
-    ChunkHits)."""
-    ids = []
-    for hit in hits:
-        if hasattr(hit, "doc_id"):
-            ids.append(f"{hit.doc_id}#{hit.ordinal}")
-        else:
-            ref = engine.chunks[hit.row]
-            ids.append(f"{ref.doc_id}#{ref.ordinal}")
-    return ids
-
-
-def _embedded_counts(embedded: Any) -> tuple[int, int]:
-    if hasattr(embedded, "stats"):
-        stats = embedded.stats()
-        return stats.documents, stats.chunks
-    return len(embedded.documents), len(embedded.chunks)
+def chunk_ids(hits: Sequence[ChunkHit]) -> list[str]:
+    """``doc_id#ordinal`` of each hit, as chunk ids are written everywhere."""
+    return [f"{hit.doc_id}#{hit.ordinal}" for hit in hits]
