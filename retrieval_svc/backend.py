@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -99,6 +99,31 @@ class DocumentChunks:
     metadata: dict[str, str]
     chunks: list[tuple[int, str]]
     """(ordinal, text) of each chunk, in document order; the chunk id is ``<id>#<ordinal>``."""
+
+
+OVERSAMPLE = 3
+"""Chunks fetched per wanted document when collapsing to one hit per document (SciFact: 2 chunks a document)."""
+Item = TypeVar("Item")
+
+
+def best_per_document(
+    retrieve: Callable[[int], list[Item]], depth: int, doc_of: Callable[[Item], str], most: int | None = None
+) -> list[Item]:
+    """A retriever's top depth documents, each at its best chunk (retrieve(n) gives the top n chunks).
+
+    Collapsing needs more chunks than documents: fetch OVERSAMPLE times as many, and more while documents
+    are short and chunks are not exhausted (never more than ``most`` at once, where the engine caps it).
+    """
+    wanted = depth * OVERSAMPLE
+    while True:
+        asked = wanted if most is None else min(wanted, most)
+        chunks = retrieve(asked)
+        best: dict[str, Item] = {}
+        for chunk in chunks:
+            best.setdefault(doc_of(chunk), chunk)
+        if len(best) >= depth or len(chunks) < asked or (most is not None and asked >= most):
+            return list(best.values())[:depth]
+        wanted *= 2
 
 
 def embedding_text(title: str, chunk: str) -> str:

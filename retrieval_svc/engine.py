@@ -30,6 +30,7 @@ from retrieval_svc.backend import (
     DocumentSummary,
     IndexStats,
     SearchParams,
+    best_per_document,
     embedding_text,
 )
 from retrieval_svc.bm25 import BM25Index
@@ -46,8 +47,6 @@ CANDIDATE_DEPTH = 100
 """How many candidates each retriever contributes to hybrid fusion."""
 Ranked = list[tuple[int, float]]
 """(chunk row, score) pairs, best first."""
-OVERSAMPLE = 3
-"""Chunks fetched per wanted document when collapsing to one hit per document (SciFact: 2 chunks a document)."""
 READER_MASKS = 256
 """Readers whose row masks are kept for the current index version (a write starts them afresh)."""
 
@@ -338,22 +337,10 @@ class RetrievalEngine:
         return [(row_of.get(self.chunks[row].doc_id, row), score) for row, score in second]
 
     def _ranking(self, retrieve: Callable[[int], Ranked], depth: int, per_document: bool) -> Ranked:
-        """The top depth of a retriever; per document, each document at its best chunk only.
-
-        Collapsing needs more chunks than documents: fetch OVERSAMPLE times as
-        many and fetch more while documents are short and chunks are not exhausted.
-        """
+        """The top depth of a retriever; per document, each document at its best chunk only."""
         if not per_document:
             return retrieve(depth)
-        wanted = depth * OVERSAMPLE
-        while True:
-            chunks = retrieve(wanted)
-            best: dict[str, tuple[int, float]] = {}
-            for row, score in chunks:
-                best.setdefault(self.chunks[row].doc_id, (row, score))
-            if len(best) >= depth or len(chunks) < wanted:
-                return list(best.values())[:depth]
-            wanted *= 2
+        return best_per_document(retrieve, depth, lambda chunk: self.chunks[chunk[0]].doc_id)
 
     def _allowed_rows(self, filters: tuple[tuple[str, str], ...], reader: Reader | None = None) -> RowMask | None:
         """The rows a search may rank: those of documents matching every metadata filter and readable by the
