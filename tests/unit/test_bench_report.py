@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from likeopt.bench.load import LoadSettings, Sample
-from likeopt.bench.report import build_result, format_text, html_report, write_outputs
+from likeopt.bench.report import build_result, format_text, html_report, outside_retrieval, write_outputs
 from likeopt.bench.scenarios import build
 from likeopt.hit_rate import HitRate
 
@@ -45,8 +45,15 @@ def test_result_has_the_contract_keys_and_counts_errors_by_kind() -> None:
     assert result["cache_hit_rate"] == 0.8
     assert result["rss_mb"] == {"envoy": 60.0, "gateway": 70.0, "total": 130.0}
     assert result["cpu_ms_per_request"] == {"envoy": 10.0, "load_generator": 20.0}
+    assert result["cpu_ms_outside_retrieval"] is None  # no retrieval_svc among the readings: nothing to set apart
     assert "ttft_ms" not in result
     json.dumps(result)
+
+
+def test_cpu_outside_retrieval_sums_every_other_process() -> None:
+    cpu_ms = {"retrieval_svc": 17.5, "cache_svc": 2.0, "gateway": 1.5, "load_generator": 0.5}
+    assert outside_retrieval(cpu_ms) == 4.0
+    assert outside_retrieval({**cpu_ms, "envoy": None}) is None
 
 
 def test_chat_results_have_time_to_first_token_and_cached_versus_uncached_latency() -> None:
