@@ -1,6 +1,6 @@
 """The asyncio load generator: closed loop (N workers) or open loop (a fixed arrival rate).
 
-One aiohttp session with keep-alive connections, bounded by the connection limit, the
+One client with keep-alive connections (likeopt/bench/http.py), bounded by the connection limit, the
 run's duration and an optional request count. Open-loop latency is measured from the
 time a request was *scheduled*, not from when it was sent, so a server that falls
 behind cannot hide its queue (coordinated omission): the wait counts as latency.
@@ -16,9 +16,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
+from urllib.parse import urlsplit
 
-import aiohttp
+import httptools
 
+from likeopt.bench.http import HttpClient, Reply
 from likeopt.bench.scenarios import Scenario
 from likeopt.bench.sse import SseParser
 from likeopt.percentiles import percentile
@@ -27,7 +29,6 @@ PROGRESS_INTERVAL_S = 0.5
 PROGRESS_LOG_INTERVAL_S = 5.0
 CACHED_MARK = b'"cached":true'
 """How a search reply says it came from the cache (the gateway writes compact JSON)."""
-JSON_HEADERS = {"content-type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -98,16 +99,17 @@ class LoadGenerator:
 
     def __init__(self, base_url: str, scenario: Scenario, settings: LoadSettings) -> None:
         self.url = base_url.rstrip("/") + scenario.path
+        self.path = urlsplit(self.url).path
         self.scenario = scenario
         self.settings = settings
         self.samples: list[Sample] = []
         self.elapsed_s = 0.0
 
-    async def warm_up(self, session: aiohttp.ClientSession) -> list[Sample]:
+    async def warm_up(self, client: HttpClient) -> list[Sample]:
         """Send the scenario's warm-up queries one by one; their samples are returned, not kept."""
-        return [await self._one(session, query, time.perf_counter(), 0.0) for query in self.scenario.warmup]
+        return [await self._one(client, query, time.perf_counter(), 0.0) for query in self.scenario.warmup]
 
-    async def run(self, session: aiohttp.ClientSession, progress: Progress | None = None) -> list[Sample]:
+    async def run(self, client: HttpClient, progress: Progress | None = None) -> list[Sample]:
         """The measured run; returns every sample, in completion order."""
         started = time.perf_counter()
         deadline = started + self.settings.duration_s
@@ -117,9 +119,9 @@ class LoadGenerator:
         reporter = asyncio.create_task(self._report(progress, started)) if progress else None
         try:
             if self.settings.rate > 0:
-                await self._open_loop(session, started, deadline, budget)
+                await self._open_loop(client, started, deadline, budget)
             else:
-                await self._closed_loop(session, started, deadline, budget)
+                await self._closed_loop(client, started, deadline, budget)
         finally:
             self.elapsed_s = time.perf_counter() - started
             if progress is not None and reporter is not None:
@@ -127,26 +129,22 @@ class LoadGenerator:
                 progress.finish()
         return self.samples
 
-    async def _closed_loop(
-        self, session: aiohttp.ClientSession, started: float, deadline: float, budget: Iterator[int]
-    ) -> None:
+    async def _closed_loop(self, client: HttpClient, started: float, deadline: float, budget: Iterator[int]) -> None:
         async def worker() -> None:
             for _ in budget:
                 now = time.perf_counter()
                 if now >= deadline:
                     return
-                self.samples.append(await self._one(session, next(self.scenario.queries), now, started))
+                self.samples.append(await self._one(client, next(self.scenario.queries), now, started))
 
         await asyncio.gather(*(worker() for _ in range(self.settings.concurrency)))
 
-    async def _open_loop(
-        self, session: aiohttp.ClientSession, started: float, deadline: float, budget: Iterator[int]
-    ) -> None:
+    async def _open_loop(self, client: HttpClient, started: float, deadline: float, budget: Iterator[int]) -> None:
         interval = 1 / self.settings.rate
         in_flight: set[asyncio.Task[None]] = set()
 
         async def send(query: str, scheduled: float) -> None:
-            self.samples.append(await self._one(session, query, scheduled, started))
+            self.samples.append(await self._one(client, query, scheduled, started))
 
         for n in budget:
             scheduled = started + n * interval
@@ -159,42 +157,40 @@ class LoadGenerator:
         if in_flight:
             await asyncio.gather(*in_flight)
 
-    async def _one(self, session: aiohttp.ClientSession, query: str, sent: float, started: float) -> Sample:
+    async def _one(self, client: HttpClient, query: str, sent: float, started: float) -> Sample:
         """One request; latency runs from ``sent`` (the scheduled time in open loop) to the last byte."""
-        body = json.dumps({"query": query}).encode()
-        read: Callable[[aiohttp.ClientResponse, float], Awaitable[Sample]] = (
+        request = client.prepare("POST", self.path, json.dumps({"query": query}).encode())
+        read: Callable[[Reply, float], Awaitable[Sample]] = (
             self._read_stream if self.scenario.streaming else self._read_body
         )
         remaining = self.settings.timeout_s - (time.perf_counter() - sent)
         try:
             if remaining <= 0:
                 raise TimeoutError
-            async with session.post(
-                self.url, data=body, headers=JSON_HEADERS, timeout=aiohttp.ClientTimeout(total=remaining)
-            ) as reply:
+            async with asyncio.timeout(remaining), client.request(request) as reply:
                 if reply.status != 200:
                     await reply.read()
                     return Sample(sent - started, time.perf_counter() - sent, error=f"http_{reply.status}")
                 outcome = await read(reply, sent)
         except TimeoutError:
             return Sample(sent - started, time.perf_counter() - sent, error="timeout")
-        except aiohttp.ClientConnectionError:
+        except OSError:  # ConnectionError included: refused, reset, closed mid-reply
             return Sample(sent - started, time.perf_counter() - sent, error="connection")
-        except aiohttp.ClientError:
+        except httptools.HttpParserError:
             return Sample(sent - started, time.perf_counter() - sent, error="client")
         return Sample(sent - started, outcome.latency_s, outcome.ttft_s, outcome.error, outcome.cached)
 
     @staticmethod
-    async def _read_body(reply: aiohttp.ClientResponse, sent: float) -> Sample:
+    async def _read_body(reply: Reply, sent: float) -> Sample:
         body = await reply.read()
         return Sample(0.0, time.perf_counter() - sent, cached=CACHED_MARK in body)
 
     @staticmethod
-    async def _read_stream(reply: aiohttp.ClientResponse, sent: float) -> Sample:
+    async def _read_stream(reply: Reply, sent: float) -> Sample:
         """Read SSE until ``done`` or ``error``: time to the first ``delta``, and to the end."""
         parser = SseParser()
         ttft: float | None = None
-        async for chunk in reply.content.iter_any():
+        async for chunk in reply.iter_any():
             for event in parser.feed(chunk):
                 now = time.perf_counter()
                 if event.event == "delta" and ttft is None:

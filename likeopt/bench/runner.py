@@ -18,6 +18,7 @@ import aiohttp
 from likeopt.bench import probes, scenarios
 from likeopt.bench.floor import FloorWork, run_floor
 from likeopt.bench.hit_rate import read_lookups
+from likeopt.bench.http import HttpClient
 from likeopt.bench.load import LoadGenerator, LoadSettings, Progress, Sample
 from likeopt.bench.report import build_result, floor_result
 from likeopt.hit_rate import hit_rate
@@ -106,11 +107,11 @@ def _own_cpu_seconds() -> float:
     return times.user + times.system
 
 
-async def warm_up(generator: LoadGenerator, session: aiohttp.ClientSession) -> None:
+async def warm_up(generator: LoadGenerator, client: HttpClient) -> None:
     """Send the warm-up queries until every reply says it came from the cache (caches are written in the
     background, so one round may not be enough), or raise when the mesh fails them."""
     for _ in range(WARMUP_ROUNDS):
-        samples = await generator.warm_up(session)
+        samples = await generator.warm_up(client)
         failed = sorted({s.error for s in samples if s.error})
         if failed:
             raise BenchError(f"warm-up requests to {generator.url} failed: {', '.join(failed)}")
@@ -136,21 +137,22 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
         **{service: probes.metrics_urls(processes, service) for service in ("retrieval_svc", "cache_svc")},
     }
     generator = LoadGenerator(options.url, scenario, options.load)
-    connector = aiohttp.TCPConnector(limit=options.load.concurrency, keepalive_timeout=60)
     headers = {"Authorization": f"Bearer {options.token}"} if options.token else None
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-        await warm_up(generator, session)
+    client = HttpClient(options.url, options.load.concurrency, headers)
+    async with aiohttp.ClientSession() as session:  # the metrics readings, before and after
+        await warm_up(generator, client)
         if options.warmup_s > 0:
             warming = dataclasses.replace(options.load, duration_s=options.warmup_s, max_requests=0)
-            await LoadGenerator(options.url, scenario, warming).run(session)  # the same stream, so the same keys
+            await LoadGenerator(options.url, scenario, warming).run(client)  # the same stream, so the same keys
         counts_before = await read_lookups(session, metrics)
         readings = ProcessReadings.start(processes)
         watcher = asyncio.create_task(readings.watch_memory())
         progress = Progress(scenario.name, options.load.duration_s, generator.samples) if options.progress else None
         try:
-            samples = await generator.run(session, progress)
+            samples = await generator.run(client, progress)
         finally:
             watcher.cancel()
+            client.close()
         cpu = readings.cpu_used()
         readings.sample_memory()
         counts_after = await read_lookups(session, metrics)

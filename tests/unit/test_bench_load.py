@@ -8,11 +8,11 @@ import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from gateway.sse import sse_frame
+from likeopt.bench.http import HttpClient
 from likeopt.bench.load import LoadGenerator, LoadSettings, Progress, Sample
 from likeopt.bench.scenarios import CHAT_PATH, Scenario
 from tests.support import free_port
@@ -63,8 +63,11 @@ def scenario(queries: list[str], path: str = "/api/v1/search", warmup: tuple[str
 
 async def run(url: str, target: Scenario, settings: LoadSettings) -> LoadGenerator:
     generator = LoadGenerator(url, target, settings)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.concurrency)) as session:
-        await generator.run(session)
+    client = HttpClient(url, settings.concurrency)
+    try:
+        await generator.run(client)
+    finally:
+        client.close()
     return generator
 
 
@@ -110,8 +113,9 @@ async def test_chat_streams_give_time_to_first_token_and_stream_errors(server: s
 
 async def test_warm_up_sends_each_warmup_query_once_and_keeps_no_sample(server: str) -> None:
     generator = LoadGenerator(server, scenario(["cold"], warmup=("hot", "fail")), LoadSettings(1, 1))
-    async with aiohttp.ClientSession() as session:
-        warm = await generator.warm_up(session)
+    client = HttpClient(server, 1)
+    warm = await generator.warm_up(client)
+    client.close()
     assert [s.error for s in warm] == [None, "http_503"]
     assert generator.samples == []
 
