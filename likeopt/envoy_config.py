@@ -1,6 +1,6 @@
 """Envoy's configuration: one template, filled from the settings.
 
-``envoy/envoy.tmpl.yaml`` holds ``${NAME}`` placeholders only, so the same file is rendered
+``likeopt/envoy/envoy.tmpl.yaml`` holds ``${NAME}`` placeholders only, so the same file is rendered
 here (``string.Template``) for ``likeopt up`` and by ``envsubst`` in docker-compose.
 :func:`envoy_values` is the single mapping from :class:`~likeopt.config.Config` to those
 placeholders.
@@ -21,8 +21,9 @@ import yaml
 from likeopt.config import Config, address_list, split_host_port
 from likeopt.telemetry import effective_sample_ratio
 
-# envoy/ is a plain folder beside the package, not a Python package.
-TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "envoy" / "envoy.tmpl.yaml"
+# Package data (pyproject's [tool.setuptools.package-data]), not a folder of the checkout: an installed wheel,
+# such as an image's, renders the same file.
+TEMPLATE_PATH = Path(__file__).resolve().parent / "envoy" / "envoy.tmpl.yaml"
 
 PLACEHOLDERS: tuple[str, ...] = (
     "ENVOY_LISTEN_ADDRESS",
