@@ -35,7 +35,10 @@ SERVER_OPTIONS = (
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    # Clients ping every 30 s, between calls too (likeopt/grpc_client.py). A server expecting pings less
+    # often (gRPC's default: 5 minutes) counts them as abuse and sends GOAWAY "too_many_pings", which ends
+    # long streams such as the gateway's WatchIndex (then its near cache is bypassed until it re-watches).
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.so_reuseport", 0),
 )
 
