@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch first (it lies on this machine's disk); otherwise
 	# sentence-transformers pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	# Every service's extra and the launcher's, eval's and bench's packages (all), and the codegen and test tools (dev).
+	$(PY) -m pip install --quiet -e '.[all,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
