@@ -170,6 +170,9 @@ def with_grpc_key(rendered: str, api_key: str, reads_too: bool) -> str:
 PRINCIPAL_HEADER = "x-likeopt-principal"
 """Where Envoy puts the verified token payload (likeopt.principal reads it); clients may never send it."""
 PROVIDER = "likeopt"
+JWT_FILTER = "envoy.filters.http.jwt_authn"
+JWT_PAYLOAD = "jwt_payload"
+"""Where jwt_authn leaves a verified token's payload in the request's metadata (RBAC and the replies read it)."""
 PUBLIC_PATHS = ("/", "/healthz", "/metrics", "/api/v1/healthz", "/api/v1/readyz", "/api/v1/metrics")
 PUBLIC_PATHS += ("/api/v1/openapi.json", "/api/v1/docs", "/v1/openapi.json")
 """Served to anyone: the UI's page and scripts (it signs in itself), health, metrics and the API descriptions."""
@@ -212,7 +215,7 @@ def jwt_provider(config: Config) -> dict:
         "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
         "forward": False,  # the token itself stops here; the services read the verified payload
         "forward_payload_header": PRINCIPAL_HEADER,
-        "payload_in_metadata": "jwt_payload",  # for the RBAC filter's writer-role check
+        "payload_in_metadata": JWT_PAYLOAD,  # for the RBAC filter's writer-role check
         "clock_skew_seconds": 60,
     }
     if config.jwt_jwks_file:
@@ -273,12 +276,12 @@ def writer_policy(config: Config) -> dict:
     writers: list[dict] = []
     if config.jwt_writer_role:
         for claim in ("roles", config.jwt_groups_claim):
-            path = [{"key": "jwt_payload"}, {"key": claim}]
+            path = [{"key": JWT_PAYLOAD}, {"key": claim}]
             for value in (
                 {"list_match": {"one_of": {"string_match": {"exact": config.jwt_writer_role}}}},
                 {"string_match": {"exact": config.jwt_writer_role}},
             ):
-                writers.append({"metadata": {"filter": "envoy.filters.http.jwt_authn", "path": path, "value": value}})
+                writers.append({"metadata": {"filter": JWT_FILTER, "path": path, "value": value}})
     if config.api_key:
         writers.append({"header": {"name": "authorization", "string_match": {"exact": f"Bearer {config.api_key}"}}})
     writes = [{"url_path": {"path": {"exact": path}}} for path in GRPC_WRITE_METHODS]
@@ -310,14 +313,28 @@ def _status_is(status: int) -> dict:
 
 
 def json_local_replies() -> dict:
-    """Envoy's own refusals as the API's JSON errors: a token refused is 401, a gRPC write without the writer
-    role or the key (RBAC) 403. jwt_authn answers a wrong audience with 403; it is a bad token like the rest, so
-    any 403 but those of the gRPC write methods (only RBAC refuses them: their token is optional) becomes 401.
+    """Envoy's own refusals as the API's JSON errors, with the statuses the gateway gives REST. A gRPC write
+    (refused only by RBAC: its token is optional) is 403 for a verified token without the writer role, else
+    401: no token, a wrong key, or a token jwt_authn did not accept (expired, forged: it passed on as "failed").
+    jwt_authn answers a wrong audience with 403; it is a bad token like the rest, so any other 403 becomes 401.
     Mappers apply in order, the first that matches wins."""
     writes = "|".join(re.escape(path) for path in GRPC_WRITE_METHODS)
     denied_by_rbac = {"header_filter": {"header": {"name": ":path", "string_match": {"safe_regex": {"regex": writes}}}}}
+    # No payload in the metadata: no token was verified. A payload (a struct) never matches null_match.
+    unverified = {
+        "metadata_filter": {
+            "matcher": {"filter": JWT_FILTER, "path": [{"key": JWT_PAYLOAD}], "value": {"null_match": {}}},
+            "match_if_key_not_found": True,
+        }
+    }
     return {
         "mappers": [
+            {
+                "filter": {"and_filter": {"filters": [_status_is(403), denied_by_rbac, unverified]}},
+                "status_code": 401,
+                "body": {"inline_string": "writes need a token with the writer role or the API key"},
+                "body_format_override": _json_reply("UNAUTHENTICATED"),
+            },
             {
                 "filter": {"and_filter": {"filters": [_status_is(403), denied_by_rbac]}},
                 "body_format_override": _json_reply("PERMISSION_DENIED"),
@@ -357,7 +374,7 @@ def with_jwt(rendered: str, config: Config) -> str:
         filters = manager["http_filters"]
         at = next(i for i, f in enumerate(filters) if f["name"] == "envoy.filters.http.local_ratelimit") + 1
         jwt_filter = {
-            "name": "envoy.filters.http.jwt_authn",
+            "name": JWT_FILTER,
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
                 "providers": {PROVIDER: jwt_provider(config)},

@@ -229,6 +229,26 @@ def test_writes_need_the_writer_role_or_the_api_key(jwt_mesh: MeshProcess, peopl
         assert deleted.deleted == 1
 
 
+def test_a_write_with_a_refused_token_or_a_wrong_key_is_401_over_rest_and_grpc(
+    jwt_mesh: MeshProcess, idp: IdentityProvider
+) -> None:
+    doc = {"documents": [{"id": "forged-note", "text": f"A {TOPIC} note."}]}
+    refused = {**idp.forgeries("writer", "acme", [WRITER_ROLE]), "wrong key": f"{jwt_mesh.api_key}x"}
+    with grpc.insecure_channel(jwt_mesh.address) as channel:
+        upsert = retrieval_pb2_grpc.RetrievalServiceStub(channel).UpsertDocuments
+        for what, token in refused.items():
+            reply = httpx.post(f"{jwt_mesh.base_url}/api/v1/documents", json=doc, headers=bearer(token), timeout=30)
+            assert_json_401(reply, f"REST write, {what}")
+            with pytest.raises(grpc.RpcError) as denied:
+                upsert(
+                    iter([retrieval_pb2.Document(id="forged-grpc", text="x")]),
+                    metadata=[("authorization", f"Bearer {token}")],
+                    timeout=60,
+                )
+            assert denied.value.code() == grpc.StatusCode.UNAUTHENTICATED, f"gRPC write, {what}"
+            assert "writer role or the API key" in (denied.value.details() or ""), what
+
+
 def test_likeopt_ingest_gives_every_document_of_the_run_its_access_list(
     jwt_mesh: MeshProcess, people: dict[str, Person], tmp_path: Path
 ) -> None:
