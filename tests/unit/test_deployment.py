@@ -25,6 +25,7 @@ from likeopt.config import SETTINGS, Config, address_list, split_host_port
 from likeopt.envoy_config import envoy_values
 from likeopt.processes import CHILD_ENV, REDIS_BOUNDS, service_processes
 from likeopt.protos import ROOT
+from tests.packaging import IMAGES, LIGHT_IMAGES
 
 DEFAULTS = Config.from_env({})
 LAUNCHED = {spec.name: spec for spec in service_processes(DEFAULTS, Path("/bin/envoy"), Path("/run/envoy.yaml"))}
@@ -506,3 +507,133 @@ def test_readme_applies_the_kustomizations_that_exist() -> None:
     assert "deploy/k8s/overlays/scale-out" in applied
     for path in applied:
         assert (ROOT / path / "kustomization.yaml").is_file(), path
+
+
+# --- images: one Dockerfile target per service ------------------------------------------------------------------
+
+IMAGE_NAMES = {f"like-opt-{target}:latest": target for target in IMAGES}
+"""What compose tags each target's image, and what the Kubernetes manifests run."""
+
+
+@functools.cache
+def dockerfile_stages() -> dict[str, tuple[tuple[str, str], ...]]:
+    """Each stage of the Dockerfile (by its ``AS`` name): its instructions as (KEYWORD, arguments), continued
+    lines joined and comments left out, its FROM first."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current = ""
+    for line in (ROOT / "Dockerfile").read_text().replace("\\\n", " ").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, arguments = line.partition(" ")
+        if keyword.upper() == "FROM":
+            current = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", arguments.strip(), re.IGNORECASE)[2] or ""
+            stages[current] = []
+        stages[current].append((keyword.upper(), arguments.strip()))
+    return {name: tuple(instructions) for name, instructions in stages.items()}
+
+
+def stage_chain(target: str) -> list[str]:
+    """The stage, and every stage it is built on or copies from, transitively."""
+    stages = dockerfile_stages()
+    chain, pending = [], [target]
+    while pending:
+        name = pending.pop()
+        if name in chain or name not in stages:
+            continue  # an image from a registry (python:3.11-slim)
+        chain.append(name)
+        for keyword, arguments in stages[name]:
+            if keyword == "FROM":
+                pending.append(arguments.split()[0])
+            elif keyword == "COPY" and arguments.startswith("--from="):
+                pending.append(arguments.split()[0].removeprefix("--from="))
+    return chain
+
+
+def stage_runs(target: str) -> list[str]:
+    """Every RUN of the target's chain of stages."""
+    stages = dockerfile_stages()
+    return [arguments for name in stage_chain(target) for keyword, arguments in stages[name] if keyword == "RUN"]
+
+
+def program(command: list[str]) -> str:
+    """The program a command starts: the module of ``python -m``, or ``likeopt SUBCOMMAND``."""
+    if command[:2] == ["python", "-m"]:
+        return command[2]
+    assert command[0] == "likeopt", command
+    return f"likeopt {command[1]}"
+
+
+@pytest.mark.parametrize("target", IMAGES)
+def test_each_dockerfile_target_installs_its_own_extra_and_runs_its_service(target: str) -> None:
+    installs = [run for run in stage_runs(target) if "pip install" in run and "like_opt-" in run]
+    assert [re.findall(r"\[([\w,]+)\]", run) for run in installs] == [[IMAGES[target].extra]]
+    cmd = next(yaml.safe_load(arguments) for keyword, arguments in dockerfile_stages()[target] if keyword == "CMD")
+    assert program(cmd) == IMAGES[target].commands[0]
+    assert ("USER", "likeopt") in dockerfile_stages()[target], "runs as the unprivileged user"
+
+
+@pytest.mark.parametrize("target", LIGHT_IMAGES)
+def test_gateway_and_cache_images_install_neither_torch_nor_llama_cpp(target: str) -> None:
+    runs = " ".join(stage_runs(target)).lower()
+    assert "pip install" in runs
+    assert "torch" not in runs and "llama" not in runs
+    assert not {"build-retrieval", "build-generation"} & set(stage_chain(target))
+
+
+def test_the_heavy_images_do_install_their_model_libraries() -> None:
+    """The checks above can fail: the retrieval and generation images are the ones that carry torch, llama.cpp."""
+    retrieval = " ".join(stage_runs("retrieval"))
+    assert "torch" in retrieval and "retrieval_svc.onnx_query" in retrieval
+    assert "[generation]" in " ".join(stage_runs("generation"))
+
+
+def likeopt_services(services: dict[str, dict]) -> dict[str, dict]:
+    return {name: s for name, s in services.items() if "build" in s or s.get("image", "").startswith("like-opt")}
+
+
+def test_compose_builds_one_image_per_target() -> None:
+    built = likeopt_services(MILVUS_SERVICES)
+    assert set(built) == {*PYTHON_SERVICES, "envoy-config", "demo-ingest", *set(PROFILE_SERVICES) & set(built)}
+    for name, service in built.items():
+        assert service["build"]["context"] == "." and service["build"]["target"] in IMAGES, name
+        assert IMAGE_NAMES[service["image"]] == service["build"]["target"], name
+
+
+@pytest.mark.parametrize("name", sorted(likeopt_services(MILVUS_SERVICES)))
+def test_compose_runs_each_program_from_the_image_that_installs_it(name: str) -> None:
+    service = MILVUS_SERVICES[name]
+    image = IMAGES[service["build"]["target"]]
+    assert program(service["command"]) in image.commands
+    if "healthcheck" in service:
+        assert program(service["healthcheck"]["test"][1:]) in image.commands
+
+
+def k8s_containers() -> list[tuple[str, dict]]:
+    """Every container in deploy/k8s's files (the base's and the overlays'), with its file's name, that names
+    an image: patches that only add settings name none."""
+    found = []
+    for path in sorted(K8S.rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") in ("Deployment", "StatefulSet"):
+                spec = pod_spec(doc)
+                for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+                    if "image" in container:
+                        found.append((f"{path.relative_to(K8S)}:{container['name']}", container))
+    return found
+
+
+def test_kubernetes_runs_each_program_from_the_image_that_installs_it() -> None:
+    ours = [(where, c) for where, c in k8s_containers() if c["image"].startswith("like-opt")]
+    assert {c["image"] for _, c in ours} == set(IMAGE_NAMES), "every image, and no other like-opt image"
+    for where, container in ours:
+        target = IMAGE_NAMES[container["image"]]
+        command = container["command"]
+        if command[0] == "cp":  # an init container copying what the image was built with
+            copied = {args.split()[-1] for keyword, args in dockerfile_stages()[target] if keyword == "COPY"}
+            assert command[2].rstrip("./") in copied, where
+        else:
+            assert program(command) in IMAGES[target].commands, where
+        probe = container.get("readinessProbe", {}).get("exec", {}).get("command")
+        if probe:
+            assert program(probe) in IMAGES[target].commands, where
