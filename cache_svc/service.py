@@ -1,25 +1,12 @@
-"""CacheService over gRPC: the two-layer cache with input errors mapped to INVALID_ARGUMENT."""
+"""CacheService over gRPC: the two-layer cache, bad input answered as the contract says (likeopt.contract)."""
 
 from __future__ import annotations
-
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import grpc
 
 from cache_svc.two_layer import CacheWrite, TwoLayerCache
+from likeopt.contract import InvalidInput, rejects_invalid_input
 from likeopt.v1 import cache_pb2, cache_pb2_grpc
-
-T = TypeVar("T")
-
-
-async def _checked(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[T]]) -> T:
-    """Run a cache call; a ValueError (bad namespace, key or value) becomes INVALID_ARGUMENT."""
-    try:
-        return await call()
-    except ValueError as exc:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        raise  # unreachable: abort raises
 
 
 class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
@@ -28,35 +15,38 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     def __init__(self, cache: TwoLayerCache) -> None:
         self.cache = cache
 
+    @rejects_invalid_input
     async def Get(self, request: cache_pb2.GetRequest, context: grpc.aio.ServicerContext) -> cache_pb2.GetResponse:
-        value, layer = await _checked(context, lambda: self.cache.get(request.namespace, request.key))
+        value, layer = await self.cache.get(request.namespace, request.key)
         return cache_pb2.GetResponse(found=value is not None, value=value or b"", layer=layer)
 
+    @rejects_invalid_input
     async def GetMany(
         self, request: cache_pb2.GetManyRequest, context: grpc.aio.ServicerContext
     ) -> cache_pb2.GetManyResponse:
-        values = await _checked(context, lambda: self.cache.get_many(request.namespace, list(request.keys)))
+        values = await self.cache.get_many(request.namespace, list(request.keys))
         return cache_pb2.GetManyResponse(values=values)
 
+    @rejects_invalid_input
     async def Set(self, request: cache_pb2.SetRequest, context: grpc.aio.ServicerContext) -> cache_pb2.SetResponse:
         if request.ttl_seconds < 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ttl_seconds must not be negative")
-        stored = await _checked(
-            context, lambda: self.cache.set(request.namespace, request.key, request.value, request.ttl_seconds)
-        )
+            raise InvalidInput("ttl_seconds must not be negative")
+        stored = await self.cache.set(request.namespace, request.key, request.value, request.ttl_seconds)
         return cache_pb2.SetResponse(stored_l2=stored)
 
+    @rejects_invalid_input
     async def SetMany(
         self, request: cache_pb2.SetManyRequest, context: grpc.aio.ServicerContext
     ) -> cache_pb2.SetManyResponse:
         writes = [CacheWrite(e.namespace, e.key, e.value, e.ttl_seconds) for e in request.entries]
-        stored = await _checked(context, lambda: self.cache.set_many(writes))
+        stored = await self.cache.set_many(writes)
         return cache_pb2.SetManyResponse(stored_l2=stored)
 
+    @rejects_invalid_input
     async def Delete(
         self, request: cache_pb2.DeleteRequest, context: grpc.aio.ServicerContext
     ) -> cache_pb2.DeleteResponse:
-        deleted = await _checked(context, lambda: self.cache.delete(request.namespace, list(request.keys)))
+        deleted = await self.cache.delete(request.namespace, list(request.keys))
         return cache_pb2.DeleteResponse(deleted=deleted)
 
     async def Stats(

@@ -17,6 +17,7 @@ from opentelemetry import trace
 
 from cache_svc.l1 import L1Cache
 from cache_svc.l2 import L2Entry, RedisLayer
+from likeopt.contract import InvalidInput
 from likeopt.hit_rate import Lookups, cache_lookup, hit_rate
 from likeopt.telemetry import CACHE_HIT, CACHE_HITS, CACHE_KEYS, CACHE_LAYER, CACHE_NAMESPACE
 
@@ -86,7 +87,7 @@ def lookups_of_layers(namespaces: dict[str, NamespaceStats]) -> Lookups:
 def validate_namespace(namespace: str) -> None:
     """Reject namespaces that are empty, long, or outside [a-z0-9_-]."""
     if not _NAMESPACE.fullmatch(namespace):
-        raise ValueError(
+        raise InvalidInput(
             f"namespace {namespace[:80]!r} must be 1-{MAX_NAMESPACE_CHARS} characters of a-z, 0-9, '_' or '-'"
         )
 
@@ -94,16 +95,16 @@ def validate_namespace(namespace: str) -> None:
 def validate_key(key: str) -> None:
     """Reject empty keys and keys over MAX_KEY_BYTES in UTF-8."""
     if not key:
-        raise ValueError("key must not be empty")
+        raise InvalidInput("key must not be empty")
     size = len(key.encode())
     if size > MAX_KEY_BYTES:
-        raise ValueError(f"key is {size} bytes; at most {MAX_KEY_BYTES} are allowed")
+        raise InvalidInput(f"key is {size} bytes; at most {MAX_KEY_BYTES} are allowed")
 
 
 def validate_value(value: bytes) -> None:
     """Reject values over MAX_VALUE_BYTES."""
     if len(value) > MAX_VALUE_BYTES:
-        raise ValueError(f"value is {len(value)} bytes; at most {MAX_VALUE_BYTES} are allowed")
+        raise InvalidInput(f"value is {len(value)} bytes; at most {MAX_VALUE_BYTES} are allowed")
 
 
 class CacheWrite(NamedTuple):
@@ -116,7 +117,7 @@ class CacheWrite(NamedTuple):
 
 
 class TwoLayerCache:
-    """L1 + L2 with per-namespace, per-layer hit counting. Invalid input raises ValueError."""
+    """L1 + L2 with per-namespace, per-layer hit counting. Invalid input raises InvalidInput."""
 
     def __init__(self, l1: L1Cache, l2: RedisLayer, default_ttl_s: int) -> None:
         if default_ttl_s <= 0:
@@ -190,19 +191,19 @@ class TwoLayerCache:
         for position, write in enumerate(writes):
             try:
                 checked.append(self._checked(write))
-            except ValueError as exc:
-                raise ValueError(f"entry {position}: {exc}") from None
+            except InvalidInput as exc:
+                raise InvalidInput(f"entry {position}: {exc}") from None
         for write in checked:
             self._l1.set((write.namespace, write.key), write.value, write.ttl_s)
         return await self._l2.set_many(checked) if checked else 0
 
     def _checked(self, write: CacheWrite) -> CacheWrite:
-        """The write with its TTL resolved; ValueError if any part is invalid."""
+        """The write with its TTL resolved; InvalidInput if any part is invalid."""
         validate_namespace(write.namespace)
         validate_key(write.key)
         validate_value(write.value)
         if write.ttl_s < 0:
-            raise ValueError(f"ttl_seconds must not be negative, got {write.ttl_s}")
+            raise InvalidInput(f"ttl_seconds must not be negative, got {write.ttl_s}")
         return write._replace(ttl_s=write.ttl_s or self._default_ttl_s)
 
     async def delete(self, namespace: str, keys: Sequence[str]) -> int:

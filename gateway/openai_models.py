@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from likeopt.contract import ANSWER_TOP_K, Mode
+
 MODEL_ID = "like-opt"
 MODEL_CREATED = 1_735_689_600
 """2025-01-01T00:00:00Z: a fixed ``created`` for the model list, so it is the same on every replica."""
@@ -56,8 +58,13 @@ class ChatCompletionRequest(BaseModel):
     conversation_id: str | None = Field(
         None, description="Like-Opt: continue a stored conversation (its turns are used when no earlier messages)."
     )
-    top_k: int | None = Field(None, ge=1, le=20, description="Like-Opt: passages to retrieve (default 5).")
-    mode: Literal["hybrid", "bm25", "dense"] | None = Field(None, description="Like-Opt: which retrievers to use.")
+    top_k: int | None = Field(
+        None,
+        ge=ANSWER_TOP_K.low,
+        le=ANSWER_TOP_K.high,
+        description=f"Like-Opt: passages to retrieve (default {ANSWER_TOP_K.default}).",
+    )
+    mode: Mode | None = Field(None, description="Like-Opt: which retrievers to use.")
 
 
 class Citation(BaseModel):

@@ -28,7 +28,8 @@ from gateway.openai_models import (
     Usage,
     error_json,
 )
-from likeopt.v1 import generation_pb2, retrieval_pb2
+from likeopt.contract import MODES
+from likeopt.v1 import generation_pb2
 
 INSTRUCTION_ROLES = frozenset({"system", "developer"})
 """Accepted and skipped: Like-Opt's answers follow its own grounded prompt, not a client's persona."""
@@ -151,7 +152,7 @@ def answer_request(body: ChatCompletionRequest) -> generation_pb2.AnswerRequest:
         query=question,
         conversation_id=body.conversation_id or "",
         top_k=body.top_k or 0,
-        mode=retrieval_pb2.SearchMode.Value((body.mode or "hybrid").upper()),
+        mode=MODES[body.mode or "hybrid"],
         history=history,
     )
 

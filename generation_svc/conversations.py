@@ -20,7 +20,6 @@ from likeopt.v1 import generation_pb2
 NAMESPACE = "session"
 MAX_TURNS = 6
 MAX_BORROWED_WORDS = 8
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _WORD = re.compile(r"[^\W\d_][\w-]*")
 
 REFERRING_WORDS = frozenset("it its it's this that these those they them their there he she his her such".split())

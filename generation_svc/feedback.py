@@ -13,7 +13,6 @@ Replicas on one host share the file (SQLite locks it); on several hosts each kee
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
 import threading
 import time
@@ -25,16 +24,15 @@ from typing import TypeVar
 
 from prometheus_client import Counter
 
+from likeopt.contract import ID_RE, MAX_COMMENT_CHARS, InvalidInput
 from likeopt.v1 import generation_pb2
 
 T = TypeVar("T")
 
 RATINGS = ("up", "down")
-MAX_COMMENT_CHARS = 2000
 ANSWER_RETENTION_DAYS = 30
 MAX_PENDING = 10_000
 """Answers waiting to be written at most; past it new ones are dropped (and counted), never the caller slowed."""
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 FEEDBACK = Counter("likeopt_feedback_total", "Ratings of answers stored, by rating.", ["rating"])
 ANSWERS_DROPPED = Counter("likeopt_feedback_answers_dropped_total", "Answers not kept for feedback (writer behind).")
 
@@ -61,7 +59,7 @@ CREATE INDEX IF NOT EXISTS feedback_answer ON feedback (answer_id);
 """
 
 
-class FeedbackRejected(ValueError):
+class FeedbackRejected(InvalidInput):
     """The rating or comment is not acceptable (nothing was stored)."""
 
 
@@ -80,7 +78,7 @@ def validate(rating: str, comment: str, answer_id: str, trace_id: str) -> None:
     named = answer_id or trace_id
     if not named:
         raise FeedbackRejected("answer_id or trace_id is required")
-    if not ID_PATTERN.match(named):
+    if not ID_RE.match(named):
         raise FeedbackRejected("answer_id and trace_id are 1 to 64 letters, digits, '-' or '_'")
 
 

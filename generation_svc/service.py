@@ -26,13 +26,24 @@ from prometheus_client import Counter
 
 from generation_svc.answer_cache import AnswerCache, answer_key, cacheable
 from generation_svc.backends import AnswerFailed, Backend, Passage, Turn, Usage
-from generation_svc.conversations import ID_PATTERN, MAX_TURNS, ConversationStore, history_of, rewrite_query
-from generation_svc.feedback import FeedbackRejected, FeedbackStore, UnknownAnswer
+from generation_svc.conversations import MAX_TURNS, ConversationStore, history_of, rewrite_query
+from generation_svc.feedback import FeedbackStore, UnknownAnswer
 from generation_svc.grounding import check, observe
 from generation_svc.relevance import RelevanceFloor
 from generation_svc.semantic_cache import SEMANTIC_HITS, SemanticIndex
 from generation_svc.shared_stream import SharedStreams
 from likeopt.config import Config
+from likeopt.contract import (
+    ANSWER_TOP_K,
+    ID_RE,
+    INVALID_INPUT_STATUS,
+    LIST_LIMIT,
+    RATINGS,
+    InvalidInput,
+    check_conversation_id,
+    check_query,
+    rejects_invalid_input,
+)
 from likeopt.principal import BadPrincipal, Principal, forwarded, principal_in, scope_of
 from likeopt.telemetry import StreamSpans, current_trace_id
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
@@ -41,14 +52,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MAX_QUERY_CHARS = 4096
-DEFAULT_TOP_K = 5
-MAX_TOP_K = 20
 RETRIEVAL_TIMEOUT_S = 5.0
 DEADLINE_MARGIN_S = 0.05
 """Kept back from the caller's deadline so the error event still reaches it."""
-DEFAULT_FEEDBACK_PAGE = 100
-MAX_FEEDBACK_PAGE = 1000
 MARKER = re.compile(r"\[(\d{1,3})\]")
 NOT_COVERED = "This is not in your documents: none of the passages found is about the question, so I cannot answer it."
 """The whole answer when the relevance floor refuses (done.no_answer is set; nothing is cited)."""
@@ -65,23 +71,9 @@ def bearer_matches(context: grpc.aio.ServicerContext, api_key: str) -> bool:
     return False
 
 
-def validate_question(query: str) -> None:
-    """Raise AnswerFailed(INVALID_ARGUMENT) for a question that cannot be answered."""
-    if not query.strip():
-        raise AnswerFailed(grpc.StatusCode.INVALID_ARGUMENT, "query must contain a non-space character")
-    if len(query) > MAX_QUERY_CHARS:
-        raise AnswerFailed(
-            grpc.StatusCode.INVALID_ARGUMENT, f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}"
-        )
-    if "\x00" in query:
-        raise AnswerFailed(grpc.StatusCode.INVALID_ARGUMENT, "query must not contain NUL characters")
-
-
-def validate_conversation_id(conversation_id: str) -> None:
-    if not ID_PATTERN.match(conversation_id):
-        raise AnswerFailed(
-            grpc.StatusCode.INVALID_ARGUMENT, "conversation_id must be 1 to 64 letters, digits, '-' or '_'"
-        )
+def answer_failure(exc: AnswerFailed | InvalidInput) -> AnswerFailed:
+    """The failure a stream ends with: a bad request as INVALID_INPUT_STATUS, the contract's one mapping."""
+    return AnswerFailed(INVALID_INPUT_STATUS, str(exc)) if isinstance(exc, InvalidInput) else exc
 
 
 def passages_from_hits(hits: list[retrieval_pb2.SearchHit]) -> list[Passage]:
@@ -148,10 +140,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         deadline = self._deadline(context)
         try:
             principal = self._principal(context)
-            validate_question(request.query)
-            top_k = request.top_k or DEFAULT_TOP_K
-            if not 1 <= top_k <= MAX_TOP_K:
-                raise AnswerFailed(grpc.StatusCode.INVALID_ARGUMENT, f"top_k must be between 1 and {MAX_TOP_K}")
+            check_query(request.query)
+            top_k = ANSWER_TOP_K.check(request.top_k)
             conversation = await self._conversation(request.conversation_id, request.history, principal)
             history = history_of(conversation)
             semantic = self.semantic if not history else None  # follow-ups depend on their turns
@@ -173,8 +163,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             async with aclosing(self._timed(source, started, retrieval_ms, deadline)) as events:
                 async for event in self._recorded(events, request.query, conversation, principal):
                     yield event
-        except AnswerFailed as failure:
-            yield self._fail(context, failure)
+        except (AnswerFailed, InvalidInput) as failure:
+            yield self._fail(context, answer_failure(failure))
 
     def _answer_source(
         self,
@@ -246,19 +236,20 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         started = time.perf_counter()
         deadline = self._deadline(context)
         try:
-            validate_question(request.query)
+            check_query(request.query)
             source = self._produce(request.query, passages_from_hits(list(request.contexts)), [], key=None)
             async with aclosing(self._timed(source, started, 0.0, deadline)) as events:
                 async for event in events:
                     yield event
-        except AnswerFailed as failure:
-            yield self._fail(context, failure)
+        except (AnswerFailed, InvalidInput) as failure:
+            yield self._fail(context, answer_failure(failure))
 
+    @rejects_invalid_input
     async def GetConversation(
         self, request: generation_pb2.GetConversationRequest, context: grpc.aio.ServicerContext
     ) -> generation_pb2.Conversation:
-        if not ID_PATTERN.match(request.conversation_id):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "conversation_id is malformed")
+        if not ID_RE.match(request.conversation_id):
+            raise InvalidInput("conversation_id is malformed")
         try:
             principal = self._principal(context)
         except AnswerFailed as failure:
@@ -268,6 +259,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no conversation {request.conversation_id!r}")
         return conversation
 
+    @rejects_invalid_input
     async def Feedback(
         self, request: generation_pb2.FeedbackRequest, context: grpc.aio.ServicerContext
     ) -> generation_pb2.FeedbackReply:
@@ -277,12 +269,11 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             feedback_id, answer_id = await self.feedback.rate(
                 request.answer_id, request.trace_id, request.rating, request.comment
             )
-        except FeedbackRejected as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except UnknownAnswer as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         return generation_pb2.FeedbackReply(feedback_id=feedback_id, answer_id=answer_id)
 
+    @rejects_invalid_input
     async def ListFeedback(
         self, request: generation_pb2.ListFeedbackRequest, context: grpc.aio.ServicerContext
     ) -> generation_pb2.ListFeedbackReply:
@@ -291,9 +282,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "ListFeedback needs the API key")
         if self.feedback is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "feedback is not kept by this server")
-        if request.rating not in ("", "up", "down") or not 0 <= request.limit <= MAX_FEEDBACK_PAGE:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"rating up|down, limit 0..{MAX_FEEDBACK_PAGE}")
-        items, counts = await self.feedback.list(request.rating, request.limit or DEFAULT_FEEDBACK_PAGE)
+        if request.rating not in ("", *RATINGS):
+            raise InvalidInput("rating must be 'up' or 'down'")
+        items, counts = await self.feedback.list(request.rating, LIST_LIMIT.check(request.limit))
         return generation_pb2.ListFeedbackReply(items=items, up=counts.up, down=counts.down)
 
     def _principal(self, context: grpc.aio.ServicerContext) -> Principal | None:
@@ -324,8 +315,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         Turns the caller sends (an OpenAI-style client keeps its own history) are the conversation as that
         caller shows it, so they win over stored ones; only the last MAX_TURNS count, as in storage.
         """
-        if conversation_id:
-            validate_conversation_id(conversation_id)
+        check_conversation_id(conversation_id)
         if history:
             turns = [generation_pb2.Turn(question=t.question, answer=t.answer) for t in history[-MAX_TURNS:]]
             return generation_pb2.Conversation(conversation_id=conversation_id or uuid.uuid4().hex, turns=turns)

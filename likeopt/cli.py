@@ -9,6 +9,7 @@ from pathlib import Path
 
 from likeopt.bench.scenarios import SCENARIOS
 from likeopt.config import Config, host_port, reachable_host
+from likeopt.contract import MODES
 
 OFF_TOPIC_FILE = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "offtopic_questions.txt"
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
 
     evaluation = commands.add_parser("eval", help="retrieval quality and latency on a BEIR-format dataset")
     evaluation.add_argument("--data", metavar="DIR", help="corpus.jsonl, queries.jsonl, qrels/test.tsv")
-    evaluation.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
+    evaluation.add_argument("--mode", choices=list(MODES), default=next(iter(MODES)))
     evaluation.add_argument("--fusion", choices=["rrf", "convex"], help="hybrid fusion (default: LIKEOPT_FUSION)")
     evaluation.add_argument("--rrf-k", type=float, default=0.0, help="RRF constant (default: LIKEOPT_RRF_K)")
     evaluation.add_argument("--alpha", type=float, help="convex fusion's dense weight (default: LIKEOPT_FUSION_ALPHA)")

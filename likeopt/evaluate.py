@@ -36,6 +36,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ir_measures import RR, R, nDCG
 
 from likeopt.config import Config
+from likeopt.contract import MODES
 from likeopt.ingest import ingest_paths
 from likeopt.percentiles import percentile
 from likeopt.processes import CHILD_ENV
@@ -46,7 +47,6 @@ Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Sequence[str] | Mapping[str, float]]
 """query id -> its documents, as a ranking (best first) or as scores (higher first)."""
 
-MODES = {"hybrid": retrieval_pb2.HYBRID, "bm25": retrieval_pb2.BM25, "dense": retrieval_pb2.DENSE}
 DEPTH = 100
 """Documents retrieved per query: what Recall@100 needs."""
 START_TIMEOUT_S = 600.0

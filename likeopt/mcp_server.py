@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import grpc
@@ -26,6 +26,7 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from likeopt.config import Config, address_list
+from likeopt.contract import ANSWER_TOP_K, MODES, SEARCH_TOP_K, Mode
 from likeopt.grpc_client import open_channel
 from likeopt.logs import setup_logging
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
@@ -174,15 +175,13 @@ def register_tools(server: MCPServer, mesh: Callable[[], Mesh]) -> None:
     @server.tool(annotations=READ_ONLY)
     async def search(
         query: Annotated[str, Field(description="What to look for, in plain words or keywords.")],
-        top_k: Annotated[int, Field(ge=1, le=100, description="How many passages.")] = 5,
-        mode: Literal["hybrid", "bm25", "dense"] = "hybrid",
+        top_k: Annotated[int, Field(ge=SEARCH_TOP_K.low, le=SEARCH_TOP_K.high, description="How many passages.")] = 5,
+        mode: Mode = "hybrid",
         filters: Annotated[dict[str, str] | None, Field(description="Document metadata that must match.")] = None,
     ) -> SearchResult:
         """Find the passages of the user's documents that best match a query (hybrid BM25 + dense by default)."""
         m = mesh()
-        request = retrieval_pb2.SearchRequest(
-            query=query, top_k=top_k, mode=retrieval_pb2.SearchMode.Value(mode.upper()), filters=filters or {}
-        )
+        request = retrieval_pb2.SearchRequest(query=query, top_k=top_k, mode=MODES[mode], filters=filters or {})
         try:
             reply = await m.retrieval.Search(request, timeout=SEARCH_TIMEOUT_S, metadata=m.metadata)
         except grpc.aio.AioRpcError as exc:
@@ -204,7 +203,9 @@ def register_tools(server: MCPServer, mesh: Callable[[], Mesh]) -> None:
     async def ask(
         question: Annotated[str, Field(description="The question, in plain words.")],
         conversation_id: Annotated[str, Field(description="Continue this conversation (from an earlier ask).")] = "",
-        top_k: Annotated[int, Field(ge=1, le=20, description="Passages to ground the answer on.")] = 5,
+        top_k: Annotated[
+            int, Field(ge=ANSWER_TOP_K.low, le=ANSWER_TOP_K.high, description="Passages to ground the answer on.")
+        ] = ANSWER_TOP_K.default,
     ) -> Answer:
         """Answer a question from the user's documents, citing passages as [n]; follow-ups keep the conversation."""
         request = generation_pb2.AnswerRequest(query=question, conversation_id=conversation_id, top_k=top_k)

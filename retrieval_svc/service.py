@@ -25,6 +25,16 @@ import numpy as np
 from likeopt.cache_client import CacheClient
 from likeopt.cache_keys import cache_key, normalise_query
 from likeopt.config import Config
+from likeopt.contract import (
+    LIST_LIMIT,
+    MAX_DOCUMENT_CHARS,
+    MAX_ID_CHARS,
+    SEARCH_TOP_K,
+    InvalidInput,
+    check_mode,
+    check_query,
+    rejects_invalid_input,
+)
 from likeopt.near_cache import VersionedLRU
 from likeopt.principal import BadPrincipal, Principal, Reader, principal_in, reader_of
 from likeopt.single_flight import SingleFlight
@@ -35,17 +45,9 @@ from retrieval_svc.version_feed import VersionFeed
 
 log = logging.getLogger(__name__)
 
-MAX_QUERY_CHARS = 4096
-MAX_TOP_K = 100
-DEFAULT_TOP_K = 10
-MAX_ID_CHARS = 512
-MAX_DOCUMENT_CHARS = 10_000_000
 UPSERT_BATCH_CHARS = 200_000
 """Text per ingestion batch: about 200 chunks, so each embedding call fills and length-sorts its model batches."""
 UPSERT_BATCH_DOCS = 256
-DEFAULT_LIST_LIMIT = 100
-MAX_LIST_LIMIT = 1000
-MODES = {retrieval_pb2.HYBRID: "hybrid", retrieval_pb2.BM25: "bm25", retrieval_pb2.DENSE: "dense"}
 T = TypeVar("T")
 EMBEDDING_VERSION = 0
 """Query embeddings do not change with the index: all are stored under this one version."""
@@ -71,38 +73,20 @@ def backend_errors_as_status(method: Callable[..., Awaitable[T]]) -> Callable[..
     return call
 
 
-class InvalidRequest(ValueError):
-    """A request the caller must fix; maps to INVALID_ARGUMENT."""
-
-
-def validate_query(query: str) -> str:
-    """The query, or InvalidRequest explaining why it cannot be searched."""
-    if not query.strip():
-        raise InvalidRequest("query must contain a non-space character")
-    if len(query) > MAX_QUERY_CHARS:
-        raise InvalidRequest(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
-    if "\x00" in query:
-        raise InvalidRequest("query must not contain NUL characters")
-    return query
-
-
 def search_params(request: retrieval_pb2.SearchRequest, config: Config, reader: Reader | None = None) -> SearchParams:
     """Validated parameters of a search request, defaults filled in; reader restricts it to what it may read."""
-    top_k = request.top_k or DEFAULT_TOP_K
-    if not 1 <= top_k <= MAX_TOP_K:
-        raise InvalidRequest(f"top_k must be between 1 and {MAX_TOP_K}, got {request.top_k}")
-    if request.mode not in MODES:
-        raise InvalidRequest(f"unknown mode {request.mode}")
+    top_k = SEARCH_TOP_K.check(request.top_k)
+    mode = check_mode(request.mode)
     fusion = {retrieval_pb2.RRF: "rrf", retrieval_pb2.CONVEX: "convex"}.get(request.fusion, config.fusion)
     alpha = request.alpha if request.HasField("alpha") else config.fusion_alpha
     if not 0.0 <= alpha <= 1.0:
-        raise InvalidRequest(f"alpha must be within [0, 1], got {alpha}")
+        raise InvalidInput(f"alpha must be within [0, 1], got {alpha}")
     rrf_k = request.rrf_k or config.rrf_k
     if rrf_k < 0:
-        raise InvalidRequest(f"rrf_k must not be negative, got {rrf_k}")
+        raise InvalidInput(f"rrf_k must not be negative, got {rrf_k}")
     return SearchParams(
         top_k=top_k,
-        mode=MODES[request.mode],
+        mode=mode,
         fusion=fusion,
         rrf_k=rrf_k,
         alpha=alpha,
@@ -215,18 +199,15 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         return await self._ready_engine(context)
 
     @backend_errors_as_status
+    @rejects_invalid_input
     async def Search(
         self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.SearchResponse:
         started = time.perf_counter()
         engine = await self._ready_engine(context)
         reader = await self._reader(context)
-        try:
-            query = validate_query(request.query)
-            params = search_params(request, self.config, reader)
-        except InvalidRequest as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        query, use_cache = normalise_query(query), not request.no_cache
+        query = normalise_query(check_query(request.query))
+        params, use_cache = search_params(request, self.config, reader), not request.no_cache
         if engine.shared_version and await in_pool(self._search_pool, engine.refresh):
             self.index_changed()  # another replica wrote: nothing cached under the old version may answer
         version = engine.version
@@ -392,14 +373,13 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             yield retrieval_pb2.IndexVersion(index_version=version)
 
     @backend_errors_as_status
+    @rejects_invalid_input
     async def ListDocuments(
         self, request: retrieval_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.ListDocumentsResponse:
         engine = await self._listing_engine(context)
         reader = await self._reader(context)
-        limit = request.limit or DEFAULT_LIST_LIMIT
-        if not 1 <= limit <= MAX_LIST_LIMIT:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"limit must be between 1 and {MAX_LIST_LIMIT}")
+        limit = LIST_LIMIT.check(request.limit)
         version = engine.version
         # One more than asked says whether another page follows.
         page, total = await asyncio.to_thread(engine.list_documents, request.after_id, limit + 1, reader)

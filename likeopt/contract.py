@@ -1,0 +1,114 @@
+"""The input contract every entry point shares: limits, retrieval modes, the checks of a request, and the one
+gRPC status a bad request gets.
+
+The gateway (its pydantic models and OpenAPI document), retrieval_svc, generation_svc, cache_svc and
+``likeopt eval`` read these names, so a limit changed here changes everywhere at once and a request the gateway
+lets through is one the services accept.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import grpc
+
+from likeopt.v1 import retrieval_pb2
+
+T = TypeVar("T")
+
+MAX_QUERY_CHARS = 4096
+"""Longest question or search query, in characters."""
+QUERY_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+"""What check_query accepts, as a regular expression (for the OpenAPI document): a non-space character, no NUL."""
+MAX_ID_CHARS = 512
+"""Longest document id retrieval_svc stores; a longer one is skipped with the reason."""
+MAX_DOCUMENT_CHARS = 10_000_000
+"""Longest document text retrieval_svc stores; a longer one is skipped with the reason."""
+MAX_COMMENT_CHARS = 2000
+"""Longest feedback comment."""
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+"""Conversation, answer and trace ids: what generation_svc hands out and accepts."""
+ID_RE = re.compile(ID_PATTERN)
+RATINGS = ("up", "down")
+
+Mode = Literal["hybrid", "bm25", "dense"]
+MODES: dict[str, int] = {"hybrid": retrieval_pb2.HYBRID, "bm25": retrieval_pb2.BM25, "dense": retrieval_pb2.DENSE}
+"""Retrieval modes by the name clients use; the first is the default."""
+MODE_NAMES: dict[int, str] = {number: name for name, number in MODES.items()}
+"""The same modes by SearchRequest.mode number, as the retrieval engine names them."""
+
+INVALID_INPUT_STATUS = grpc.StatusCode.INVALID_ARGUMENT
+"""The status of every request the caller must fix, whichever service refuses it."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """An integer request field's bounds, and the value 0 (protobuf's unset) stands for."""
+
+    name: str
+    low: int
+    high: int
+    default: int
+
+    def check(self, value: int) -> int:
+        """The value, the default for 0 (unset), or InvalidInput naming the field and its bounds."""
+        value = value or self.default
+        if not self.low <= value <= self.high:
+            raise InvalidInput(f"{self.name} must be between {self.low} and {self.high}, got {value}")
+        return value
+
+
+SEARCH_TOP_K = Range("top_k", 1, 100, 10)
+ANSWER_TOP_K = Range("top_k", 1, 20, 5)
+LIST_LIMIT = Range("limit", 1, 1000, 100)
+"""Documents per page of ListDocuments, and feedback items per listing."""
+
+
+class InvalidInput(ValueError):
+    """A request the caller must fix; answered with INVALID_INPUT_STATUS and this message."""
+
+
+def check_query(query: str) -> str:
+    """The query, or InvalidInput explaining why it cannot be searched or answered."""
+    if not query.strip():
+        raise InvalidInput("query must contain a non-space character")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidInput(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+    if "\x00" in query:
+        raise InvalidInput("query must not contain NUL characters")
+    return query
+
+
+def check_mode(mode: int) -> str:
+    """The engine's name of a SearchRequest mode number, or InvalidInput."""
+    try:
+        return MODE_NAMES[mode]
+    except KeyError:
+        raise InvalidInput(f"unknown mode {mode}") from None
+
+
+def check_conversation_id(conversation_id: str) -> str:
+    """A conversation id to continue ("" starts a new one), or InvalidInput."""
+    if conversation_id and not ID_RE.match(conversation_id):
+        raise InvalidInput("conversation_id must be 1 to 64 letters, digits, '-' or '_'")
+    return conversation_id
+
+
+def rejects_invalid_input(
+    method: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[T]],
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[T]]:
+    """Wraps a unary gRPC method: InvalidInput raised inside ends the call with INVALID_INPUT_STATUS."""
+
+    @functools.wraps(method)
+    async def call(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
+        try:
+            return await method(self, request, context)
+        except InvalidInput as exc:
+            await context.abort(INVALID_INPUT_STATUS, str(exc))
+            raise  # abort raises; this only tells the type checker
+
+    return call
