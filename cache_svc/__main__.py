@@ -11,7 +11,7 @@ from cache_svc.l2 import RedisLayer
 from cache_svc.metrics import CacheCollector
 from cache_svc.service import CacheServicer
 from cache_svc.two_layer import TwoLayerCache
-from likeopt.config import Config, host_port
+from likeopt.config import host_port, settings_or_exit
 from likeopt.grpc_server import ServiceSpec, run
 from likeopt.logs import setup_logging
 from likeopt.telemetry import setup_tracing
@@ -21,7 +21,7 @@ SERVICE = "cache_svc"
 
 
 def build() -> ServiceSpec:
-    config = Config.from_env()
+    config = settings_or_exit(SERVICE)
     setup_logging(SERVICE, config.log_level)
     setup_tracing(SERVICE, config.otlp_endpoint, config.trace_sample_ratio)
     RedisInstrumentor().instrument()  # a span per Redis command or pipeline, under the RPC's

@@ -10,7 +10,7 @@ from gateway.app import build_app
 from gateway.observe import RequestMetrics
 from gateway.request_spans import RequestSpans
 from gateway.trace_header import TraceIdHeader
-from likeopt.config import Config
+from likeopt.config import settings_or_exit
 from likeopt.logs import setup_logging
 from likeopt.telemetry import setup_tracing
 
@@ -18,7 +18,7 @@ SERVICE = "gateway"
 
 
 def main() -> None:
-    config = Config.from_env()
+    config = settings_or_exit(SERVICE)
     setup_logging(SERVICE, config.log_level)
     setup_tracing(SERVICE, config.otlp_endpoint, config.trace_sample_ratio)
     # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal under the handler that was

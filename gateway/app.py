@@ -291,7 +291,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> Starlette:
     async def feedback_list(request: Request) -> Response:
         require_key(request)  # users' questions and comments: administration
         listing = list_request(request.query_params.get("rating", ""), request.query_params.get("limit", "100"))
-        key = (("authorization", f"Bearer {config.api_key}"),)
+        key = (("authorization", f"Bearer {config.api_key.get_secret_value()}"),)
         reply = await upstream_call(up().generation.ListFeedback(listing, timeout=FEEDBACK_TIMEOUT_S, metadata=key))
         return JSONResponse(feedback_json(reply), headers={"Cache-Control": "no-store"})
 

@@ -30,7 +30,7 @@ def key_refusal(config: Config, authorization: str, write: bool) -> str | None:
     if not config.api_key:
         return "disabled: no LIKEOPT_API_KEY is configured"
     token = bearer_token(authorization)
-    if token is None or not hmac.compare_digest(token.encode(), config.api_key.encode()):
+    if token is None or not hmac.compare_digest(token.encode(), config.api_key.get_secret_value().encode()):
         return "missing or wrong API key"
     return None
 

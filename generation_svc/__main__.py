@@ -16,7 +16,7 @@ from generation_svc.relevance import RelevanceFloor
 from generation_svc.semantic_cache import SemanticIndex
 from generation_svc.service import RETRIEVAL_TIMEOUT_S, GenerationServicer
 from likeopt.cache_client import CacheClient
-from likeopt.config import Config, host_port
+from likeopt.config import Config, host_port, settings_or_exit
 from likeopt.grpc_client import open_channel
 from likeopt.grpc_server import ServiceSpec, run
 from likeopt.logs import setup_logging
@@ -40,7 +40,7 @@ def make_backend(config: Config) -> Backend:
         return OpenAIBackend(
             config.openai_base_url,
             config.openai_model,
-            config.openai_api_key,
+            config.openai_api_key.get_secret_value(),
             config.generation_max_tokens,
             config.answer_timeout_s,
         )
@@ -85,7 +85,7 @@ def open_feedback(config: Config) -> FeedbackStore | None:
 
 
 def build() -> ServiceSpec:
-    config = Config.from_env()
+    config = settings_or_exit(SERVICE)
     setup_logging(SERVICE, config.log_level)
     setup_tracing(SERVICE, config.otlp_endpoint, config.trace_sample_ratio)
     retrieval_channel = open_channel(config.retrieval_addr)

@@ -278,7 +278,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self, request: generation_pb2.ListFeedbackRequest, context: grpc.aio.ServicerContext
     ) -> generation_pb2.ListFeedbackReply:
         """Questions and comments are users' words: only callers holding the API key may read them."""
-        if not self.config.api_key or not bearer_matches(context, self.config.api_key):
+        if not self.config.api_key or not bearer_matches(context, self.config.api_key.get_secret_value()):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "ListFeedback needs the API key")
         if self.feedback is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "feedback is not kept by this server")

@@ -314,13 +314,14 @@ def print_cases(cases: list[dict[str, object]]) -> None:
 
 def answers_main(args: argparse.Namespace, config: Config) -> int:
     """``likeopt eval --answers``'s body (arguments from likeopt.cli)."""
+    api_key = config.api_key.get_secret_value()
     if args.from_feedback:
-        print_cases(feedback_cases(args.addr or config.generation_addr, config.api_key, args.rating or ""))
+        print_cases(feedback_cases(args.addr or config.generation_addr, api_key, args.rating or ""))
         return 0
     questions_file = Path(args.questions) if args.questions else None
     collection = load_collection(Path(args.data), questions_file, args.limit, args.seed)
     off_topic = read_questions(Path(args.offtopic))[: args.offtopic_limit or None]
     backend = args.backend or config.generation_backend
-    figures = run_answer_eval(collection, off_topic, backend, args.addr, config.api_key)
+    figures = run_answer_eval(collection, off_topic, backend, args.addr, api_key)
     print(json.dumps(figures) if args.json else format_answer_report(figures), flush=True)
     return 0

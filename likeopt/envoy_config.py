@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from likeopt.config import Config, address_list, split_host_port
+from likeopt.config import ENVOY, Config, address_list, settings_or_exit, split_host_port
 from likeopt.telemetry import effective_sample_ratio
 
 # Package data (pyproject's [tool.setuptools.package-data]), not a folder of the checkout: an installed wheel,
@@ -282,8 +282,8 @@ def writer_policy(config: Config) -> dict:
                 {"string_match": {"exact": config.jwt_writer_role}},
             ):
                 writers.append({"metadata": {"filter": JWT_FILTER, "path": path, "value": value}})
-    if config.api_key:
-        writers.append({"header": {"name": "authorization", "string_match": {"exact": f"Bearer {config.api_key}"}}})
+    if key := config.api_key.get_secret_value():
+        writers.append({"header": {"name": "authorization", "string_match": {"exact": f"Bearer {key}"}}})
     writes = [{"url_path": {"path": {"exact": path}}} for path in GRPC_WRITE_METHODS]
     return {
         "action": "ALLOW",
@@ -443,7 +443,7 @@ def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | Non
     if config.jwt:
         text = with_jwt(text, config)
     else:
-        text = with_grpc_key(text, config.api_key, reads_too=config.reads_need_key)
+        text = with_grpc_key(text, config.api_key.get_secret_value(), reads_too=config.reads_need_key)
     if config.tls_cert_file:
         text = with_tls(text, config.tls_cert_file, config.tls_key_file)
     target = run_dir / RENDERED_NAME
@@ -463,7 +463,7 @@ def main(argv: list[str]) -> int:
     if not 1 <= len(argv) <= 2:
         print("usage: python -m likeopt.envoy_config OUT_DIR [ACCESS_LOG_PATH]", file=sys.stderr)
         return 2
-    path = write_envoy_config(Config.from_env(), Path(argv[0]), argv[1] if len(argv) == 2 else None)
+    path = write_envoy_config(settings_or_exit(ENVOY), Path(argv[0]), argv[1] if len(argv) == 2 else None)
     print(f"wrote {path}", file=sys.stderr)
     return 0
 

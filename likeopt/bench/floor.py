@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +50,10 @@ class FloorWork:
         from generation_svc.__main__ import make_backend
         from retrieval_svc.engine import loaded_engine
 
-        config = replace(Config.from_env(retrieval_env), retrieval_read_only=True)  # never writes the mesh's store
+        # As the services read them, and read-only: never writes the mesh's store.
+        config = Config.for_process("retrieval_svc", retrieval_env).replace(retrieval_read_only=True)
         engine = loaded_engine(config, retrieval_cwd / config.data_dir)  # an absolute data_dir stays as it is
-        backend = make_backend(Config.from_env(generation_env))
+        backend = make_backend(Config.for_process("generation_svc", generation_env))
         return cls(engine, backend, config, VersionedLRU("floor"))
 
     def search(self, query: str, top_k: int = SEARCH_TOP_K) -> tuple[bytes, bool]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -148,5 +147,5 @@ async def test_an_answer_is_found_by_its_trace_id_too_and_survives_reopening(tmp
 def test_generation_svc_answers_without_feedback_when_its_file_cannot_be_opened(tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the folder should be")
-    config = dataclasses.replace(Config.from_env({}), feedback_db=blocked / "answers.sqlite3")
+    config = Config.from_env({}).replace(feedback_db=blocked / "answers.sqlite3")
     assert open_feedback(config) is None

@@ -5,7 +5,6 @@ Holds no tests itself; the test_generation_* modules import it.
 
 from __future__ import annotations
 
-import dataclasses
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -124,7 +123,7 @@ async def generation_server(
     **config: object,
 ) -> AsyncIterator[Harness]:
     """generation_svc and a fake retrieval_svc on one in-process server on a free port."""
-    settings = dataclasses.replace(Config.from_env({}), **config)  # type: ignore[arg-type]
+    settings = Config.from_env({}).replace(**config)
     server = grpc.aio.server()
     port = server.add_insecure_port("127.0.0.1:0")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

@@ -3,7 +3,6 @@ generation_svc code on in-process gRPC servers. Failures must come back as tool 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -121,7 +120,7 @@ async def test_the_http_endpoint_checks_the_key_and_the_origin_first(
     settings: dict, headers: dict, status: int
 ) -> None:
     """A browser page from another origin (DNS rebinding) is refused; so is a keyless client when reads need it."""
-    config = dataclasses.replace(Config.from_env({}), **settings)
+    config = Config.from_env({}).replace(**settings)
     endpoint = McpEndpoint(config, build_mcp_server(lambda: None))  # type: ignore[arg-type,return-value]
     ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
     accept = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}

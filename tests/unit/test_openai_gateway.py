@@ -3,7 +3,6 @@ code on an in-process gRPC server. Status codes and error shapes for what can go
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
@@ -28,7 +27,7 @@ QUESTION = "Which port does Envoy listen on?"
 @asynccontextmanager
 async def v1_client(generation: object, **settings: object) -> AsyncIterator[openai.AsyncOpenAI]:
     """An OpenAI client whose requests go straight into the /v1 app (no sockets, no Envoy)."""
-    config = dataclasses.replace(Config.from_env({}), **settings)  # type: ignore[arg-type]
+    config = Config.from_env({}).replace(**settings)
     v1 = openai_app(config, lambda: SimpleNamespace(generation=generation))  # type: ignore[arg-type,return-value]
     transport = httpx2.ASGITransport(app=Starlette(routes=[Mount("/v1", app=v1)]))  # mounted as in the gateway
     async with httpx2.AsyncClient(transport=transport, base_url="http://like-opt/v1") as http:

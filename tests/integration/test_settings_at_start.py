@@ -1,0 +1,42 @@
+"""A bad setting stops the real programs at start, with exit code 2 and a line naming the variable and the rule:
+``likeopt up`` before it starts any child, each service on the settings it reads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, MeshProcess, mesh_environment
+
+
+def test_likeopt_up_refuses_a_bad_setting_before_starting_any_child(tmp_path: Path) -> None:
+    mesh = MeshProcess(env=mesh_environment(tmp_path, LIKEOPT_FUSION_ALPHA="7"), args=[])
+    mesh.start()
+    code = mesh.wait_exit(timeout_s=60)
+    output = "".join(mesh.output)
+    assert code == 2, output
+    assert "LIKEOPT_FUSION_ALPHA=7: must be ≤ 1" in output
+    assert "is up on port" not in output and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "name", "value", "rule"),
+    [
+        (["-m", "cache_svc"], "LIKEOPT_CACHE_TTL_S", "-5", "must be ≥ 1"),
+        (["-m", "retrieval_svc"], "LIKEOPT_CHUNK_TOKENS", "0", "must be ≥ 1"),
+        (["-m", "generation_svc"], "LIKEOPT_CACHE_ENABLED", "ture", "must be 1 or 0"),
+        (["-m", "gateway"], "LIKEOPT_NEAR_CACHE_ENTRIES", "-1", "must be ≥ 0"),
+        (["-m", "likeopt.envoy_config", "{out}"], "LIKEOPT_ENVOY_PORT", "70000", "must be ≤ 65535"),
+    ],
+)
+def test_a_program_with_a_bad_setting_of_its_own_exits_2_naming_it(
+    tmp_path: Path, argv: list[str], name: str, value: str, rule: str
+) -> None:
+    env = mesh_environment(tmp_path, **{name: value})
+    args = [sys.executable, *(a.format(out=tmp_path / "envoy") for a in argv)]
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"{name}={value}: {rule}" in done.stderr
