@@ -189,6 +189,14 @@ class Config(BaseSettings):
     )
     rrf_k: float = setting(60, "Reciprocal rank fusion constant k.", (RETRIEVAL,), gt=0)
     fusion_alpha: float = setting(0.5, "Weight of the dense score in convex fusion.", (RETRIEVAL,), ge=0, le=1)
+    document_weight: float = setting(
+        0,
+        "Share of a dense score that is the whole document's (the mean of its chunk vectors); `0`: chunks alone."
+        " Embedded backend only.",
+        (RETRIEVAL,),
+        ge=0,
+        le=1,
+    )
     vector_exact_max: int = setting(
         50000,
         "Most chunks searched exactly (FAISS flat); past it the dense index becomes approximate (IVF).",

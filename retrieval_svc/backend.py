@@ -50,6 +50,9 @@ class SearchParams:
     reader: Reader | None = None
     """Only chunks of documents this reader may read are ranked, before fusion and top_k; None: every chunk
     (API-key mode, or a call from inside the mesh). Part of every cache and single-flight key through params."""
+    document_weight: float | None = None
+    """Share of a dense score that is the whole document's (LIKEOPT_DOCUMENT_WEIGHT); None: the backend's own
+    setting. The service fills it in, so that cached results are keyed by it."""
 
 
 @dataclass(frozen=True)

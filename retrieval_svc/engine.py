@@ -35,6 +35,7 @@ from retrieval_svc.backend import (
 )
 from retrieval_svc.bm25 import BM25Index
 from retrieval_svc.chunking import chunk_text
+from retrieval_svc.doc_vectors import DocumentVectors, blend
 from retrieval_svc.embedder import Embedder, configured_embedder
 from retrieval_svc.fusion import convex, rrf
 from retrieval_svc.store import PAGE, NewDocument, Store, StoredChunk
@@ -45,6 +46,9 @@ tracer = trace.get_tracer(__name__)
 
 CANDIDATE_DEPTH = 100
 """How many candidates each retriever contributes to hybrid fusion."""
+DOCUMENT_POOL = 2
+"""With document vectors, dense search re-scores this many times the results it returns, so that a document
+whose whole text matches can climb in from below the cut."""
 Ranked = list[tuple[int, float]]
 """(chunk row, score) pairs, best first."""
 READER_MASKS = 256
@@ -84,6 +88,7 @@ class RetrievalEngine:
         vector_exact_max: int = 50_000,
         vector_nprobe: int = 128,
         read_only: bool = False,
+        document_weight: float = 0.0,
     ) -> None:
         if chunk_tokens > embedder.max_tokens:
             raise ValueError(f"LIKEOPT_CHUNK_TOKENS={chunk_tokens} exceeds the model's window of {embedder.max_tokens}")
@@ -97,6 +102,9 @@ class RetrievalEngine:
         self.store = Store(data_dir / "store.sqlite3")
         self.bm25 = BM25Index()
         self.vectors = VectorIndex(embedder.dim, vector_exact_max, vector_nprobe)
+        self.doc_vectors = DocumentVectors(embedder.dim)
+        self.document_weight = document_weight
+        """Share of a chunk's dense score that is its document's (retrieval_svc.doc_vectors)."""
         self.chunks: dict[int, ChunkRef] = {}
         self.documents: dict[str, tuple[str, dict[str, str]]] = {}
         self.rows_by_doc: dict[str, list[int]] = {}
@@ -136,6 +144,7 @@ class RetrievalEngine:
         if rows:
             matrix = np.vstack(vectors)
             vectors.clear()  # else the per-chunk arrays live through both index builds: 0.8 GB at 500,000 chunks
+            self._set_document_vectors(rows, matrix)
             self.vectors.add(np.asarray(rows, dtype=np.int64), matrix)
         self.version = version
         self.bm25.compact()  # else the first search after a bulk load pays for sorting the postings
@@ -181,9 +190,9 @@ class RetrievalEngine:
                 self.access.set(doc_id, Access.from_json(access))
             self._index_stored(chunks)
             if chunks:
-                self.vectors.add(
-                    np.asarray([c.row for c in chunks], dtype=np.int64), np.vstack([c.embedding for c in chunks])
-                )
+                rows, matrix = [c.row for c in chunks], np.vstack([c.embedding for c in chunks])
+                self._set_document_vectors(rows, matrix)
+                self.vectors.add(np.asarray(rows, dtype=np.int64), matrix)
             self.version = version
         log.info("followed the writer", extra={"fields": {"index_version": version, "documents": len(changed)}})
         return True
@@ -226,6 +235,8 @@ class RetrievalEngine:
                         (row, doc.id, n, text) for n, (row, text) in enumerate(zip(doc.rows, doc.chunks, strict=True))
                     ]
                 self._index_chunks(located, terms)
+                for doc in new_docs:
+                    self.doc_vectors.set(doc.id, doc.embeddings)
                 all_rows = np.asarray([r for d in new_docs for r in d.rows], dtype=np.int64)
                 self.vectors.add(all_rows, embeddings)
                 self.version = version
@@ -260,12 +271,22 @@ class RetrievalEngine:
         self.access.place([(row, doc_id) for row, doc_id, _, _ in chunks])
         self.bm25.add_many([(chunk[0], chunk_terms) for chunk, chunk_terms in zip(chunks, terms, strict=True)])
 
+    def _set_document_vectors(self, rows: list[int], matrix: np.ndarray) -> None:
+        """Document vectors of indexed chunks given as rows and their vectors (every chunk of each document)."""
+        by_doc: dict[str, list[int]] = {}
+        for n, row in enumerate(rows):
+            by_doc.setdefault(self.chunks[row].doc_id, []).append(n)
+        for doc_id, positions in by_doc.items():
+            if len(positions) > 1:
+                self.doc_vectors.set(doc_id, matrix[positions])
+
     def _unindex(self, rows: Iterable[int]) -> None:
         rows = list(rows)
         for row in rows:
             ref = self.chunks.pop(row, None)
             if ref is not None:
                 self.rows_by_doc.pop(ref.doc_id, None)
+                self.doc_vectors.forget(ref.doc_id)
             self.bm25.remove(row)
         self.access.unplace(rows)
         self.vectors.remove(np.asarray(rows, dtype=np.int64))
@@ -313,11 +334,10 @@ class RetrievalEngine:
                 with tracer.start_as_current_span("bm25 search"):
                     lexical = self._ranking(lambda n: self.bm25.search(terms, n, allowed), depth, params.per_document)
             if params.mode in ("hybrid", "dense") and query_vector is not None:
-                vector = query_vector
                 with tracer.start_as_current_span(
                     "vector search", attributes={"likeopt.retrieval.vector_index": self.vectors.kind}
                 ):
-                    dense = self._ranking(lambda n: self.vectors.search(vector, n, allowed), depth, params.per_document)
+                    dense = self._dense_ranking(query_vector, depth, params, allowed)
             if params.per_document:
                 dense = self._rows_of_first(lexical, dense)
         with tracer.start_as_current_span(
@@ -330,6 +350,19 @@ class RetrievalEngine:
             },
         ):
             return fuse(lexical, dense, params)
+
+    def _dense_ranking(self, vector: np.ndarray, depth: int, params: SearchParams, allowed: RowMask | None) -> Ranked:
+        """The top depth of dense search, each chunk's cosine blended with its document's (when weighted) over
+        DOCUMENT_POOL times as many candidates."""
+        weight = self.document_weight if params.document_weight is None else params.document_weight
+        if weight <= 0.0:
+            return self._ranking(lambda n: self.vectors.search(vector, n, allowed), depth, params.per_document)
+
+        def retrieve(n: int) -> Ranked:
+            found = self.vectors.search(vector, n, allowed)
+            return blend(found, lambda row: self.chunks[row].doc_id, self.doc_vectors, vector, weight)
+
+        return self._ranking(retrieve, depth * DOCUMENT_POOL, params.per_document)[:depth]
 
     def _rows_of_first(self, first: Ranked, second: Ranked) -> Ranked:
         """second with each document's row replaced by its row in first, so fusion sees one key per document."""
@@ -558,6 +591,7 @@ def configured_engine(config: Config, data_dir: Path | None = None) -> Retrieval
         vector_exact_max=config.vector_exact_max,
         vector_nprobe=config.vector_nprobe,
         read_only=config.retrieval_read_only,
+        document_weight=config.document_weight,
     )
 
 

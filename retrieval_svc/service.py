@@ -93,6 +93,7 @@ def search_params(request: retrieval_pb2.SearchRequest, config: Config, reader: 
         filters=tuple(sorted(request.filters.items())),
         per_document=request.per_document,
         reader=reader,
+        document_weight=config.document_weight,
     )
 
 
