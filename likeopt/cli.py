@@ -45,6 +45,15 @@ def main(argv: list[str] | None = None) -> None:
     evaluation.add_argument("--rrf-k", type=float, default=0.0, help="RRF constant (default: LIKEOPT_RRF_K)")
     evaluation.add_argument("--alpha", type=float, help="convex fusion's dense weight (default: LIKEOPT_FUSION_ALPHA)")
     evaluation.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluation.add_argument(
+        "--compare", nargs="+", metavar="DIR", help="several collections and --config rows, printed as one table"
+    )
+    evaluation.add_argument(
+        "--config",
+        action="append",
+        metavar="SPEC",
+        help='with --compare: "MODE [fusion=F] [rrf_k=K] [alpha=A] [LIKEOPT_NAME=VALUE ...]" (repeatable)',
+    )
     add_answer_arguments(evaluation)
 
     migrate = commands.add_parser(
@@ -110,6 +119,19 @@ def main(argv: list[str] | None = None) -> None:
         if not args.data and not args.from_feedback:
             parser.error("likeopt eval --answers needs --data DIR (or --from-feedback)")
         sys.exit(answers_main(args, config))
+    if args.command == "eval" and args.compare:
+        import json
+        from pathlib import Path
+
+        from likeopt.eval_compare import DEFAULT_CONFIGURATIONS, compare, format_table, parse_configuration
+
+        try:
+            configurations = [parse_configuration(spec) for spec in args.config or DEFAULT_CONFIGURATIONS]
+        except ValueError as exc:
+            parser.error(str(exc))
+        rows = compare([Path(d) for d in args.compare], configurations, config)
+        print(json.dumps(rows) if args.json else format_table(rows), flush=True)
+        return
     if args.command == "eval":
         if not args.data:
             parser.error("likeopt eval needs --data DIR")

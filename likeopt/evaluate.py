@@ -222,8 +222,9 @@ def free_port(host: str) -> int:
 
 
 @contextmanager
-def private_retrieval(data_dir: Path, log_path: Path) -> Iterator[str]:
-    """A retrieval_svc of our own on a free loopback port, cache off; yields its address once SERVING."""
+def private_retrieval(data_dir: Path, log_path: Path, overrides: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A retrieval_svc of our own on a free loopback port, cache off, with overrides of this environment's
+    settings; yields its address once SERVING."""
     host = "127.0.0.1"
     port = free_port(host)
     settings = {  # chunking, model and fusion settings pass through from this environment
@@ -233,6 +234,7 @@ def private_retrieval(data_dir: Path, log_path: Path) -> Iterator[str]:
         "LIKEOPT_CACHE_ENABLED": "0",
         "LIKEOPT_RETRIEVAL_METRICS_PORT": "0",
         "LIKEOPT_MILVUS_COLLECTION": eval_collection(data_dir),
+        **(overrides or {}),
     }
     with private_service("retrieval_svc", f"{host}:{port}", settings, log_path) as address:
         yield address
@@ -283,19 +285,30 @@ def wait_serving(address: str, process: subprocess.Popen[bytes], timeout_s: floa
 def run_eval(
     data: Path, settings: EvalSettings, config: Config, base_dir: Path = Path("var/eval")
 ) -> dict[str, object]:
-    """Start the private service, ingest the corpus unless it is all there already, and evaluate.
+    """Start the private service, ingest the corpus unless it is all there already, and evaluate."""
+    return run_evals(data, [settings], config, base_dir=base_dir)[0]
+
+
+def run_evals(
+    data: Path,
+    runs: Sequence[EvalSettings],
+    config: Config,
+    overrides: Mapping[str, str] | None = None,
+    base_dir: Path = Path("var/eval"),
+) -> list[dict[str, object]]:
+    """run_eval for several search settings against one private service started with overrides.
 
     An interrupted ingestion leaves its acknowledged batches behind; a corpus
     found short is ingested again (upserts replace, so nothing is doubled).
     """
     dataset = Dataset.load(data)
     data_dir = dataset.data_dir(base_dir)
-    with private_retrieval(data_dir, data_dir / "retrieval_svc.log") as address:
+    with private_retrieval(data_dir, data_dir / "retrieval_svc.log", overrides) as address:
         with grpc.insecure_channel(address) as channel:
             stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
             if stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=10).documents < dataset.corpus_size():
                 ingest_paths([str(data)], address, quiet=False)
-            return evaluate(stub, dataset, settings, config)
+            return [evaluate(stub, dataset, settings, config) for settings in runs]
 
 
 def format_report(figures: Mapping[str, object]) -> str:
