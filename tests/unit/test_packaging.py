@@ -6,6 +6,7 @@ service imports (and, for the gateway and cache_svc, nothing of torch or llama.c
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import shutil
 import subprocess
 import sys
@@ -184,10 +185,22 @@ def test_retrieval_program_does_load_a_model_library() -> None:
 # --- the wheel --------------------------------------------------------------------------------------------------
 
 
+BUILD_REQUIRES = [Requirement(text) for text in PYPROJECT["build-system"]["requires"]]
+
+
+def test_dev_installs_what_building_the_wheel_needs() -> None:
+    """So the wheel below builds offline, without pip fetching a build backend into an isolated environment."""
+    for requirement in BUILD_REQUIRES:
+        assert minimum(declared("dev")[canonicalize_name(requirement.name)]) >= minimum(requirement)
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's wheel, built from a copy of the sources (a build in the shared checkout would leave
     build/ and *.egg-info behind), with the setuptools this environment has."""
+    for requirement in BUILD_REQUIRES:
+        installed = importlib.metadata.version(requirement.name)
+        assert requirement.specifier.contains(installed), f"{requirement.name} {installed} here: {requirement}"
     source = tmp_path_factory.mktemp("source")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
