@@ -62,8 +62,13 @@ def main(argv: list[str] | None = None) -> None:
     migrate.add_argument("--to", required=True, choices=["milvus"], help="the backend to copy into")
     migrate.add_argument("--sample", type=int, default=50, metavar="N", help="queries the check compares (0: none)")
 
-    commands.add_parser(
+    mcp = commands.add_parser(
         "mcp", help="serve MCP over stdio (for desktop clients): search, ask, list_documents, documents as resources"
+    )
+    mcp.add_argument(
+        "--token",
+        help="a bearer token (LIKEOPT_AUTH=jwt): search, ask and read as its principal; point LIKEOPT_RETRIEVAL_ADDR "
+        "and LIKEOPT_GENERATION_ADDR at Envoy's port, which verifies it",
     )
 
     bench = commands.add_parser("bench", help="load-test a running mesh through Envoy; print and save the figures")
@@ -151,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "mcp":
         from likeopt.mcp_server import run_stdio
 
-        run_stdio(config)
+        run_stdio(config, args.token or "")
     if args.command == "bench":
         from likeopt.bench.cli import bench_main
 

@@ -61,18 +61,20 @@ class Mesh:
     channels: list[grpc.aio.Channel] = field(default_factory=list)
 
     @classmethod
-    def connect(cls, config: Config) -> Mesh:
+    def connect(cls, config: Config, token: str = "") -> Mesh:
         """Channels of its own, to the addresses in the settings (the services, or Envoy's port for all).
 
-        The API key rides on every call when one is set: Envoy needs it for document reads always and for
-        searches and answers when reads need the key; the services themselves ignore it.
+        A token (LIKEOPT_AUTH=jwt), else the API key, rides on every call: Envoy verifies the token and every
+        read is its principal's; it needs the key for document reads always and for searches and answers when
+        reads need the key. The services themselves ignore both.
         """
         channels = [
             open_channel(config.retrieval_addr),
             open_channel(address_list(config.retrieval_addr)[0]),
             open_channel(config.generation_addr),
         ]
-        metadata = (("authorization", f"Bearer {config.api_key.get_secret_value()}"),) if config.api_key else ()
+        bearer = token or config.api_key.get_secret_value()
+        metadata = (("authorization", f"Bearer {bearer}"),) if bearer else ()
         return cls(
             retrieval=retrieval_pb2_grpc.RetrievalServiceStub(channels[0]),
             documents=retrieval_pb2_grpc.RetrievalServiceStub(channels[1]),
@@ -272,16 +274,16 @@ def build_mcp_server(mesh: Callable[[], Mesh]) -> MCPServer[Any]:
     return server
 
 
-async def serve_stdio(config: Config) -> None:
+async def serve_stdio(config: Config, token: str = "") -> None:
     """``likeopt mcp``: serve MCP on stdin/stdout until the client closes them."""
-    mesh = Mesh.connect(config)
+    mesh = Mesh.connect(config, token)
     try:
         await build_mcp_server(lambda: mesh).run_stdio_async()
     finally:
         await mesh.close()
 
 
-def run_stdio(config: Config) -> None:
+def run_stdio(config: Config, token: str = "") -> None:
     """``likeopt mcp``: logs go to stderr as JSON lines, since stdout carries the protocol."""
     setup_logging("mcp", config.log_level)
-    asyncio.run(serve_stdio(config))
+    asyncio.run(serve_stdio(config, token))

@@ -381,12 +381,13 @@ def test_the_openai_api_answers_as_the_token_s_principal(people: dict[str, Perso
     assert httpx.get(f"{people['bob'].mesh.base_url}/v1/models").status_code == 401
 
 
-async def test_mcp_tools_search_ask_and_list_as_the_token_s_principal(people: dict[str, Person]) -> None:
+@pytest.mark.parametrize("kind", ["http", "stdio"])
+async def test_mcp_tools_search_ask_and_list_as_the_token_s_principal(people: dict[str, Person], kind: str) -> None:
     from tests.integration.test_mcp import session
 
     for name in ("alice", "bob"):
         person = people[name]
-        async with session(person.mesh, "http", key=person.token) as client:
+        async with session(person.mesh, kind, key=person.token) as client:
             found = await client.call_tool("search", {"query": QUESTION, "top_k": 20})
             listed = await client.call_tool("list_documents", {})
             asked = await client.call_tool("ask", {"question": QUESTION})
@@ -397,7 +398,7 @@ async def test_mcp_tools_search_ask_and_list_as_the_token_s_principal(people: di
         assert listed.structured_content["total"] == len(SEES[name])
         if hidden is not None:
             assert "obsidian" in str(hidden.contents[0])
-    async with session(people["bob"].mesh, "http", key=people["bob"].token) as client:
+    async with session(people["bob"].mesh, kind, key=people["bob"].token) as client:
         with pytest.raises(Exception, match="no document"):
             await client.read_resource("likeopt://documents/acme-alice-notes")
 

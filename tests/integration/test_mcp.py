@@ -22,12 +22,14 @@ TRANSPORTS = ["stdio", "http"]
 
 
 def transport(mesh: MeshProcess, kind: str, key: str | None = None) -> AbstractAsyncContextManager[Any]:
-    """The SDK's client transport: ``likeopt mcp`` with the mesh's settings, or Envoy's /mcp."""
+    """The SDK's client transport: ``likeopt mcp`` with the mesh's settings (with a token: through Envoy, which
+    verifies it), or Envoy's /mcp."""
     if kind == "stdio":
-        command = StdioServerParameters(
-            command=sys.executable, args=["-m", "likeopt.cli", "mcp"], env=mesh.env, cwd=ROOT
-        )
-        return stdio_client(command)
+        args, env = ["-m", "likeopt.cli", "mcp"], mesh.env
+        if key:
+            args += ["--token", key]
+            env = {**env, "LIKEOPT_RETRIEVAL_ADDR": mesh.address, "LIKEOPT_GENERATION_ADDR": mesh.address}
+        return stdio_client(StdioServerParameters(command=sys.executable, args=args, env=env, cwd=ROOT))
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, read=120))
     return streamable_http_client(f"{mesh.base_url}/mcp", http_client=http)
