@@ -135,6 +135,16 @@ def test_each_image_extra_installs_everything_its_programs_import(image: Image) 
     assert not unknown, "no installed distribution provides these (so the check above could not see them)"
 
 
+@pytest.mark.parametrize(
+    ("module", "extra"),
+    [("likeopt.migrate", "retrieval"), ("likeopt.mcp_server", "gateway"), ("likeopt.ingest", "gateway")],
+)
+def test_commands_run_with_the_extra_the_readme_names(module: str, extra: str) -> None:
+    """README's 'Installing' table: `likeopt migrate` runs with retrieval, `likeopt mcp` and `likeopt ingest` with
+    gateway."""
+    assert unaccounted([module], extra) == ([], [])
+
+
 def test_all_installs_everything_the_runtime_code_imports() -> None:
     """Every first-party module but the stub generator (a dev tool) runs from an install of ``[all]``."""
     roots = [
