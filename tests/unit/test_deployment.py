@@ -10,6 +10,7 @@ skipped with the reason; the checks of the base's plain files run regardless.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -637,3 +638,17 @@ def test_kubernetes_runs_each_program_from_the_image_that_installs_it() -> None:
         probe = container.get("readinessProbe", {}).get("exec", {}).get("command")
         if probe:
             assert program(probe) in IMAGES[target].commands, where
+
+
+def test_generation_image_has_the_openmp_runtime_llama_cpp_links() -> None:
+    """pip compiles llama.cpp with OpenMP where a compiler brings libgomp (the build stage's build-essential does);
+    its libraries then need libgomp.so.1 at run time, which python:3.11-slim does not have."""
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or spec.origin is None or not shutil.which("ldd"):
+        pytest.skip("llama-cpp-python (make install adds it) or ldd is missing: nothing to read the links of")
+    libraries = sorted((Path(spec.origin).parent / "lib").glob("*.so"))
+    linked = " ".join(subprocess.run(["ldd", str(lib)], capture_output=True, text=True).stdout for lib in libraries)
+    if "libgomp.so.1" not in linked:
+        pytest.skip("this machine's llama.cpp build does not use OpenMP, so it says nothing about the image's")
+    runs = [arguments for keyword, arguments in dockerfile_stages()["generation"] if keyword == "RUN"]
+    assert any("libgomp1" in run for run in runs), "the generation image must install libgomp1"
