@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasGenerator,
@@ -444,6 +445,14 @@ class Config(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return url
 
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _collector(cls, value: str) -> str:
+        """Every process exports to it and Envoy's file names its host and port, so a bad one stops the start
+        rather than, silently, the traces."""
+        otlp_host_port(value)
+        return value
+
     @field_validator("milvus_collection")
     @classmethod
     def _collection_name(cls, value: str) -> str:
@@ -671,6 +680,28 @@ def split_host_port(addr: str, name: str = "address") -> tuple[str, str]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, port
+
+
+OTLP_DEFAULT_PORT = "4317"
+NO_COLLECTOR = ("127.0.0.1", OTLP_DEFAULT_PORT)
+"""Where Envoy's collector cluster points when there is no endpoint: never used, as nothing is sampled."""
+
+
+def otlp_host_port(endpoint: str) -> tuple[str, str]:
+    """The collector's host and port from ``http://host:port``, ``host:port`` or ``host``.
+
+    Envoy speaks plaintext gRPC to it, like the services' exporters (``insecure=True``).
+    """
+    if not endpoint:
+        return NO_COLLECTOR
+    parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"LIKEOPT_OTLP_ENDPOINT={endpoint}: must have a port from 0 to 65535") from None
+    if not parts.hostname:
+        raise ValueError(f"LIKEOPT_OTLP_ENDPOINT={endpoint}: must name a host")
+    return parts.hostname, str(port or OTLP_DEFAULT_PORT)
 
 
 def reachable_host(host: str) -> str:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from likeopt.config import ENVOY, Config, address_list, settings_or_exit, split_host_port
+from likeopt.config import ENVOY, Config, address_list, otlp_host_port, settings_or_exit, split_host_port
 from likeopt.telemetry import effective_sample_ratio
 
 # Package data (pyproject's [tool.setuptools.package-data]), not a folder of the checkout: an installed wheel,
@@ -44,29 +44,8 @@ PLACEHOLDERS: tuple[str, ...] = (
     "OTLP_PORT",
 )
 
-OTLP_DEFAULT_PORT = "4317"
-NO_COLLECTOR = ("127.0.0.1", OTLP_DEFAULT_PORT)
-"""Where the collector cluster points when there is no endpoint: never used, as nothing is sampled."""
-
 RENDERED_NAME = "envoy.yaml"
 ACCESS_LOG_NAME = "envoy-access.log"
-
-
-def otlp_host_port(endpoint: str) -> tuple[str, str]:
-    """The collector's host and port from ``http://host:port``, ``host:port`` or ``host``.
-
-    Envoy speaks plaintext gRPC to it, like the services' exporters (``insecure=True``).
-    """
-    if not endpoint:
-        return NO_COLLECTOR
-    parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"LIKEOPT_OTLP_ENDPOINT {endpoint!r} has a bad port") from None
-    if not parts.hostname:
-        raise ValueError(f"LIKEOPT_OTLP_ENDPOINT {endpoint!r} has no host")
-    return parts.hostname, str(port or OTLP_DEFAULT_PORT)
 
 
 def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:

@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
         ("LIKEOPT_GENERATION_BACKEND", "gpt", "LIKEOPT_GENERATION_BACKEND=gpt: must be extractive, local or openai"),
         ("LIKEOPT_LOG_LEVEL", "loud", "LIKEOPT_LOG_LEVEL=loud: must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
         ("LIKEOPT_JWT_GROUPS_CLAIM", " ", "LIKEOPT_JWT_GROUPS_CLAIM=' ': must name a claim"),
+        ("LIKEOPT_OTLP_ENDPOINT", "http://jaeger:port", "LIKEOPT_OTLP_ENDPOINT=http://jaeger:port: must have a port"),
+        ("LIKEOPT_OTLP_ENDPOINT", "http://:4317", "LIKEOPT_OTLP_ENDPOINT=http://:4317: must name a host"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable_and_the_rule(name: str, value: str, message: str) -> None:
