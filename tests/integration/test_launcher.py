@@ -8,8 +8,11 @@ import socket
 import time
 from pathlib import Path
 
+import grpc
 import httpx
+import pytest
 
+from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.support import MeshProcess, alive, descendants, mesh_environment
 
 
@@ -28,6 +31,24 @@ def test_sigterm_stops_every_child_and_leaves_no_orphan(tmp_path: Path) -> None:
     while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in children if alive(pid)]
+
+
+def test_a_generated_api_key_opens_grpc_writes_through_envoy(tmp_path: Path) -> None:
+    mesh = MeshProcess(env=mesh_environment(tmp_path, LIKEOPT_API_KEY=""), args=[])
+    mesh.start()
+    try:
+        mesh.wait_ready()
+        banner = next(line for line in mesh.output if "API key for writes (generated" in line)
+        key = banner.rsplit(": ", 1)[1].strip()
+        with grpc.insecure_channel(mesh.address) as channel:
+            delete = retrieval_pb2_grpc.RetrievalServiceStub(channel).DeleteDocuments
+            request = retrieval_pb2.DeleteDocumentsRequest(ids=["nothing-here"])
+            assert delete(request, metadata=[("authorization", f"Bearer {key}")], timeout=30).deleted == 0
+            with pytest.raises(grpc.RpcError) as refused:
+                delete(request, metadata=[("authorization", "Bearer not-the-key")], timeout=30)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        mesh.stop()
 
 
 def test_a_port_in_use_names_the_process_and_fails(tmp_path: Path) -> None:
