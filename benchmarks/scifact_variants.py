@@ -11,9 +11,10 @@ SOURCE.md):
   test claim's relevant abstract are kept (a judged pool: embedding all 1,278, about 11,000 chunks,
   takes hours on this shared machine). Graded judgements: 2 when the claim's relevant abstracts make
   up at least a third of the document's words, else 1.
-- ``scifact-titles``: the abstracts without their titles, and as queries the titles of the
-  abstracts relevant to the test claims: short topical phrases instead of claims. Graded: 2 for the
-  abstract the title belongs to, 1 for the other abstracts relevant to the same claims.
+- ``scifact-titles``: abstracts without their titles (the judged ones and 170 others), and as
+  queries the titles of the abstracts relevant to the test claims: short topical phrases instead of
+  claims. Graded: 2 for the abstract the title belongs to, 1 for the other abstracts relevant to the
+  same claims.
 
 Usage, from the repository root (writes corpus.jsonl, queries.jsonl and qrels/test.tsv beside each
 collection's SOURCE.md under benchmarks/data/):
@@ -38,6 +39,8 @@ OUT = HERE / "data"
 SEED = 21
 SIZES = (2, 3, 4, 5, 6)
 """Abstracts per long document, drawn uniformly."""
+TITLE_DISTRACTORS = 170
+"""Unjudged abstracts kept beside scifact-titles' judged ones (every abstract would be 10,500 chunks to embed)."""
 MAIN_SHARE = 1 / 3
 """Share of a long document's words that its relevant abstracts must hold for grade 2."""
 
@@ -133,6 +136,14 @@ def title_queries(docs: list[Record], qrels: dict[str, dict[str, int]]) -> tuple
     return queries, judgements
 
 
+def title_pool(docs: list[Record], judgements: dict[str, dict[str, int]], seed: int = SEED) -> list[Record]:
+    """The judged abstracts and TITLE_DISTRACTORS others drawn with the seed, in corpus order."""
+    judged = {doc_id for judged in judgements.values() for doc_id in judged}
+    others = [n for n, d in enumerate(docs) if d["_id"] not in judged]
+    drawn = set(np.random.default_rng(seed).choice(others, TITLE_DISTRACTORS, replace=False).tolist())
+    return [d for n, d in enumerate(docs) if d["_id"] in judged or n in drawn]
+
+
 def build(scifact: Path, out: Path = OUT) -> dict[str, dict[str, int]]:
     """Write both collections under out; returns their sizes for SOURCE.md."""
     docs = read_jsonl(scifact / "corpus.jsonl")
@@ -145,7 +156,7 @@ def build(scifact: Path, out: Path = OUT) -> dict[str, dict[str, int]]:
     long_claims = [{"_id": q, "text": claims[q]["text"]} for q in carried]
     write_collection(out / "scifact-long", long_docs, long_claims, carried)
     queries, judgements = title_queries(docs, qrels)
-    untitled = [{"_id": d["_id"], "title": "", "text": d["text"]} for d in docs]
+    untitled = [{"_id": d["_id"], "title": "", "text": d["text"]} for d in title_pool(docs, judgements)]
     write_collection(out / "scifact-titles", untitled, queries, judgements)
     grades = [g for judged in carried.values() for g in judged.values()]
     return {
