@@ -8,7 +8,9 @@ rather than the first chunk or the first window, is measured in benchmarks/READM
 ("Beyond SciFact").
 
 Only documents of two or more chunks keep a vector, in float16: a one-chunk document's mean is
-its chunk, and half precision moves a cosine by about 1e-3 while halving the memory.
+its chunk, and half precision moves a cosine by about 1e-3 while halving the memory. An engine whose
+weight is 0 keeps none; a search asking for a weight then finds no document vector and keeps each
+chunk's own cosine.
 """
 
 from __future__ import annotations

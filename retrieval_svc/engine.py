@@ -235,7 +235,7 @@ class RetrievalEngine:
                         (row, doc.id, n, text) for n, (row, text) in enumerate(zip(doc.rows, doc.chunks, strict=True))
                     ]
                 self._index_chunks(located, terms)
-                for doc in new_docs:
+                for doc in new_docs if self.document_weight > 0 else ():
                     self.doc_vectors.set(doc.id, doc.embeddings)
                 all_rows = np.asarray([r for d in new_docs for r in d.rows], dtype=np.int64)
                 self.vectors.add(all_rows, embeddings)
@@ -272,7 +272,10 @@ class RetrievalEngine:
         self.bm25.add_many([(chunk[0], chunk_terms) for chunk, chunk_terms in zip(chunks, terms, strict=True)])
 
     def _set_document_vectors(self, rows: list[int], matrix: np.ndarray) -> None:
-        """Document vectors of indexed chunks given as rows and their vectors (every chunk of each document)."""
+        """Document vectors of indexed chunks given as rows and their vectors (every chunk of each document); none
+        when the weight is 0, so that a service scoring chunks alone pays no memory for them."""
+        if self.document_weight <= 0:
+            return
         by_doc: dict[str, list[int]] = {}
         for n, row in enumerate(rows):
             by_doc.setdefault(self.chunks[row].doc_id, []).append(n)

@@ -127,6 +127,16 @@ def test_document_vectors_follow_upserts_deletes_and_restarts(corpus: RetrievalE
     assert dense_documents(restarted, "rivers fish water") == pytest.approx(before, abs=1e-6)
 
 
+def test_an_engine_scoring_chunks_alone_keeps_no_document_vectors(tmp_path: Path) -> None:
+    engine = RetrievalEngine(tmp_path, FakeEmbedder(), chunk_tokens=8, chunk_overlap=0)
+    engine.load()
+    docs = [DocumentInput(a, "", long_text(a, b, 4), {}) for a, b in zip(TOPICS, reversed(TOPICS), strict=True)]
+    engine.upsert(docs, [engine.prepare(d) for d in docs])
+    assert len(engine.doc_vectors) == 0
+    asked = dense_documents(engine, "rivers fish water", weight=0.4)
+    assert asked == pytest.approx(expected(engine, "rivers fish water", 0.0), abs=1e-5)
+
+
 def test_the_service_keys_searches_by_the_configured_weight() -> None:
     from likeopt.cache_keys import cache_key
     from likeopt.config import Config
