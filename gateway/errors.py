@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
 import grpc
 from starlette.responses import JSONResponse
+
+from gateway.models import ErrorResponse
+
+T = TypeVar("T")
 
 GRPC_TO_HTTP = {
     grpc.StatusCode.INVALID_ARGUMENT: 422,
@@ -18,9 +25,28 @@ GRPC_TO_HTTP = {
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.CANCELLED: 499,
 }
-
+UPSTREAM_FAILED = 502
+"""Any other upstream status (UNKNOWN, INTERNAL, UNIMPLEMENTED…)."""
 
 HIDDEN_DETAILS = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS}
+
+STATUS_MEANINGS = {
+    400: "Malformed body: not UTF-8 JSON, not a JSON object, or a broken multipart upload",
+    401: "Missing or wrong API key, or (LIKEOPT_AUTH=jwt) a missing or refused token",
+    403: "A token without the writer role (LIKEOPT_JWT_WRITER_ROLE) tried to write, or an upstream refused the caller",
+    404: "Not found",
+    409: "An upstream reported a conflict (ALREADY_EXISTS)",
+    413: "Body too large",
+    422: "A field is invalid (or an upstream said INVALID_ARGUMENT, OUT_OF_RANGE or FAILED_PRECONDITION)",
+    429: "Rate limited by Envoy, or an upstream is out of capacity (RESOURCE_EXHAUSTED)",
+    499: "The client closed the request first",
+    502: "An upstream service failed (its details are in the logs under the X-Trace-Id)",
+    503: "An upstream service is unavailable",
+    504: "An upstream deadline passed",
+}
+UPSTREAM_STATUSES = (*sorted(set(GRPC_TO_HTTP.values())), UPSTREAM_FAILED)
+"""What a route that calls a service can answer: whatever the service's status maps to."""
+BODY_STATUSES = (400, 413, 422)
 
 
 class ApiError(Exception):
@@ -34,7 +60,7 @@ class ApiError(Exception):
 
     @classmethod
     def from_grpc(cls, exc: grpc.aio.AioRpcError) -> ApiError:
-        status = GRPC_TO_HTTP.get(exc.code(), 502)
+        status = GRPC_TO_HTTP.get(exc.code(), UPSTREAM_FAILED)
         return cls(status, exc.code().name, public_details(exc))
 
 
@@ -45,6 +71,23 @@ def public_details(exc: grpc.aio.AioRpcError) -> str:
     return exc.details() or exc.code().name
 
 
+async def upstream_call(call: Awaitable[T]) -> T:
+    """Await a unary gRPC call; its failure becomes the matching HTTP error."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        raise ApiError.from_grpc(exc) from None
+
+
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The JSON body every error has."""
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+ERROR_CONTENT = {"application/json": {"schema": {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}}}
+"""Named rather than given as a model: FastAPI would describe it in the route's media type (a stream's too)."""
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these error statuses, each with the error body (ErrorResponse)."""
+    return {status: {"description": STATUS_MEANINGS[status], "content": ERROR_CONTENT} for status in sorted(statuses)}

@@ -5,6 +5,8 @@ function schemaName(schema) {
   if (!schema) return '';
   if (schema.$ref) return schema.$ref.split('/').pop();
   if (schema.type === 'array') return `array of ${schemaName(schema.items)}`;
+  if (schema.anyOf) return schema.anyOf.map(schemaName).join(' or ');
+  if (schema.enum) return schema.enum.map((v) => JSON.stringify(v)).join(' | ');
   return schema.type || '';
 }
 

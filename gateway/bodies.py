@@ -1,0 +1,88 @@
+"""Request bodies: read within a size limit, parsed and checked by a pydantic model in one pass.
+
+FastAPI's own body parameters trust the Content-Type (``curl -d`` sends a form type) and read bodies of any
+size; here any body is read as JSON, a body past its limit is a 413 before it is parsed, and a bad one is a 400
+(not JSON, not an object) or a 422 naming the first bad field, in the error shape of every other error. The
+models still describe the bodies in the OpenAPI document: request_body() puts them there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from gateway.errors import ApiError
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_JSON_BYTES = 1024 * 1024
+"""Largest JSON body of a search, chat or feedback request (uploads have LIKEOPT_MAX_REQUEST_BYTES)."""
+BODY_MODELS: list[type[BaseModel]] = []
+"""Every model named in a request_body(), for the OpenAPI document's components."""
+SCHEMA_REF = "#/components/schemas/{model}"
+
+
+def too_large(max_bytes: int) -> ApiError:
+    return ApiError(413, "PAYLOAD_TOO_LARGE", f"body exceeds {max_bytes} bytes")
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body, or a 413 as soon as it is declared or grows past max_bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large(max_bytes)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_large(max_bytes)
+    return bytes(body)
+
+
+def field_path(location: Sequence[int | str]) -> str:
+    """A pydantic error location as a client writes it: ``documents[0].metadata``."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location).lstrip(".")
+
+
+def problem_text(error: Any) -> str:
+    """One pydantic error as a sentence naming its field."""
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    location = [part for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    return f"'{field_path(location)}': {message}" if location else message
+
+
+def invalid(errors: Sequence[Any]) -> ApiError:
+    """The error for a body, parameter or header that does not fit its model."""
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":
+        return ApiError(400, "BAD_JSON", f"body is not valid UTF-8 JSON: {first.get('msg', '')}")
+    if first.get("type") == "model_type" and not first.get("loc"):
+        return ApiError(400, "BAD_JSON", "body must be a JSON object")
+    return ApiError(422, "INVALID_ARGUMENT", problem_text(first))
+
+
+def parse(model: type[M], body: bytes | str) -> M:
+    """body checked by model, or the 400/422 saying what is wrong."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise invalid(exc.errors(include_url=False, include_context=False)) from None
+
+
+def json_body(model: type[M], max_bytes: int = MAX_JSON_BYTES) -> Callable[[Request], Awaitable[M]]:
+    """A dependency giving the request's body as model (async: FastAPI would run a plain function in a thread)."""
+
+    async def body(request: Request) -> M:
+        return parse(model, await read_body(request, max_bytes))
+
+    return body
+
+
+def request_body(media: dict[str, type[BaseModel]]) -> dict[str, Any]:
+    """An operation's ``requestBody`` (``openapi_extra``), each media type described by its model."""
+    BODY_MODELS.extend(media.values())
+    content = {kind: {"schema": {"$ref": SCHEMA_REF.format(model=model.__name__)}} for kind, model in media.items()}
+    return {"requestBody": {"required": True, "content": content}}

@@ -1,0 +1,353 @@
+"""The REST API's request and response bodies (DESIGN.md's HTTP contract) as pydantic models.
+
+The OpenAPI document at /api/v1/openapi.json, and the docs page rendered from it, are generated from these, and
+request bodies are checked by them, so what the document promises is what the gateway does. Limits and modes
+come from likeopt.contract, as every service's do. Requests are strict (``"5"`` is not a number, ``true`` not
+1); unknown fields are ignored, except in an access list, where a misspelt field would widen who may read.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from likeopt.contract import (
+    ANSWER_TOP_K,
+    ID_PATTERN,
+    ID_RE,
+    LIST_LIMIT,
+    MAX_COMMENT_CHARS,
+    MAX_QUERY_CHARS,
+    QUERY_PATTERN,
+    SEARCH_TOP_K,
+    InvalidInput,
+    Mode,
+    Range,
+    check_conversation_id,
+    check_query,
+)
+
+OPTIONAL_ID_PATTERN = f"^({ID_PATTERN[1:-1]})?$"
+STRICT = ConfigDict(strict=True)
+
+Query = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        description="Words or a question: at least one non-space character, no NUL.",
+        json_schema_extra={"pattern": QUERY_PATTERN},
+    ),
+    AfterValidator(check_query),
+]
+StringMap = dict[str, str]
+
+
+def whole(value: object) -> object:
+    """JSON Schema's integer: 28.0 is one, as much as 28 (a string or a boolean still is not)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeNumber = Annotated[int, BeforeValidator(whole)]
+
+
+def top_k_field(limits: Range, what: str) -> Any:
+    """A top_k field with the contract's bounds and default."""
+    return Field(limits.default, ge=limits.low, le=limits.high, description=what)
+
+
+def no_nul(text: str) -> str:
+    """Refuses NUL characters, which generation_svc and SQLite would refuse later."""
+    if "\x00" in text:
+        raise InvalidInput("must not contain NUL characters")
+    return text
+
+
+def known_id(value: str) -> str:
+    """An answer or trace id as generation_svc hands them out, or "" (not given)."""
+    if value and not ID_RE.match(value):
+        raise InvalidInput("must be 1 to 64 letters, digits, '-' or '_'")
+    return value
+
+
+class SearchRequest(BaseModel):
+    """``POST /api/v1/search``."""
+
+    model_config = STRICT
+
+    query: Query
+    top_k: WholeNumber = top_k_field(SEARCH_TOP_K, "Passages to return.")
+    mode: Mode = Field("hybrid", description="hybrid (BM25 and dense, fused), bm25 or dense.")
+    filters: StringMap = Field(default_factory=dict, description="Document metadata that must match exactly.")
+
+
+class Hit(BaseModel):
+    """A ranked passage; a score that is not finite is null."""
+
+    doc_id: str
+    chunk_id: str
+    title: str
+    text: str
+    score: float | None = Field(description="The ranking score (fused in hybrid mode).")
+    bm25_score: float | None
+    dense_score: float | None = Field(description="Cosine similarity to the query.")
+    bm25_rank: int = Field(description="1-based; 0 when BM25 did not rank it.")
+    dense_rank: int = Field(description="1-based; 0 when dense search did not rank it.")
+    metadata: StringMap
+
+
+class SearchResponse(BaseModel):
+    hits: list[Hit]
+    index_version: int
+    cached: bool = Field(description="Served from a cache without searching again.")
+    took_ms: float
+
+
+class ChatRequest(BaseModel):
+    """``POST /api/v1/chat``."""
+
+    model_config = STRICT
+
+    query: Query
+    conversation_id: Annotated[
+        str,
+        Field(
+            description="Continue this conversation (the done event's conversation_id); empty starts a new one.",
+            json_schema_extra={"pattern": OPTIONAL_ID_PATTERN},
+        ),
+        AfterValidator(check_conversation_id),
+    ] = ""
+    top_k: WholeNumber = top_k_field(ANSWER_TOP_K, "Passages to ground the answer on.")
+    mode: Mode = Field("hybrid", description="How passages are retrieved.")
+
+
+class ChatEvent(BaseModel):
+    """One Server-Sent Event of an answer (its fields as the stream carries them)."""
+
+    id: str = Field(description="The event's number in the answer, from 1: what Last-Event-ID names.")
+    event: Literal["retrieval", "delta", "citation", "done", "error"]
+    data: str = Field(description="One line of JSON, its shape by the event (see the operation).")
+
+
+class Access(BaseModel):
+    """Who may read a document (LIKEOPT_AUTH=jwt): a reader of its tenant (any tenant when empty) who is one of the
+    users or in one of the groups; with neither, every reader of the tenant. Absent: the writer's tenant. A writer
+    whose token names a tenant writes into that tenant only."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    tenant: str = ""
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+
+
+class Document(BaseModel):
+    """A document to add or replace. One retrieval_svc cannot store (no id, no text, an id over 512 characters,
+    NUL characters, or an access list the writer may not give) is skipped with the reason, not refused."""
+
+    model_config = STRICT
+
+    id: str = Field("", description="Replaces the document with this id; missing or empty: skipped.")
+    title: str = ""
+    text: str = Field("", description="The document's text; empty: skipped.")
+    metadata: StringMap = Field(default_factory=dict)
+    access: Access | None = None
+
+
+class UpsertRequest(BaseModel):
+    """``POST /api/v1/documents`` as JSON."""
+
+    model_config = STRICT
+
+    documents: list[Document]
+
+
+class UploadForm(BaseModel):
+    """``POST /api/v1/documents`` as multipart: files are read by their names' extensions; one that gives no text
+    is skipped with the reason."""
+
+    files: list[bytes] = Field(min_length=1)
+    access: Access = Field(default_factory=Access, description="As JSON text: who may read every file of it.")
+
+
+class Skipped(BaseModel):
+    id: str
+    reason: str
+
+
+class UpsertResponse(BaseModel):
+    upserted: int
+    chunks: int
+    index_version: int
+    skipped: list[Skipped]
+
+
+class DeleteResponse(BaseModel):
+    deleted: int
+    index_version: int
+
+
+class IndexStatus(BaseModel):
+    documents: int
+    chunks: int
+    index_version: int
+    embedding_model: str
+    embedding_dim: int
+    vector_index: str
+    ready: bool
+
+
+class Citation(BaseModel):
+    n: int = Field(description="The [n] marker in the answer.")
+    doc_id: str
+    chunk_id: str
+    title: str
+    text: str
+    supported: bool = Field(description="The passage supports a sentence citing it (grounding check).")
+    support: float = Field(description="Best support score of a sentence citing it, 0..1.")
+
+
+class Turn(BaseModel):
+    question: str
+    answer: str
+    citations: list[Citation]
+    created_unix_ms: int
+
+
+class Conversation(BaseModel):
+    conversation_id: str
+    turns: list[Turn]
+
+
+class FeedbackRequest(BaseModel):
+    """``POST /api/v1/feedback``: a rating of an answer, named by its answer_id or trace_id."""
+
+    model_config = ConfigDict(
+        strict=True, json_schema_extra={"anyOf": [{"required": ["answer_id"]}, {"required": ["trace_id"]}]}
+    )
+
+    answer_id: Annotated[
+        str,
+        Field(description="The done event's answer_id.", json_schema_extra={"pattern": ID_PATTERN}),
+        AfterValidator(known_id),
+    ] = ""
+    trace_id: Annotated[
+        str,
+        Field(description="The done event's trace_id.", json_schema_extra={"pattern": ID_PATTERN}),
+        AfterValidator(known_id),
+    ] = ""
+    rating: Literal["up", "down"]
+    comment: Annotated[
+        str,
+        Field(max_length=MAX_COMMENT_CHARS, json_schema_extra={"pattern": "^[^\\x00]*$"}),
+        AfterValidator(no_nul),
+    ] = ""
+
+    @model_validator(mode="after")
+    def names_an_answer(self) -> FeedbackRequest:
+        if not self.answer_id and not self.trace_id:
+            raise InvalidInput("'answer_id' or 'trace_id' is required")
+        return self
+
+
+class FeedbackResponse(BaseModel):
+    feedback_id: int
+    answer_id: str
+
+
+class FeedbackItem(BaseModel):
+    feedback_id: int
+    answer_id: str
+    trace_id: str
+    rating: str
+    comment: str
+    created_unix_ms: int
+    question: str
+    answer: str
+    citations: list[Citation]
+    backend: str
+    support: float
+    no_answer: bool
+
+
+class FeedbackList(BaseModel):
+    """Stored ratings, newest first, with the answers they rate, and the counts per rating."""
+
+    up: int
+    down: int
+    items: list[FeedbackItem]
+
+
+FeedbackLimit = Annotated[int, Field(ge=LIST_LIMIT.low, le=LIST_LIMIT.high)]
+
+
+class Alive(BaseModel):
+    status: Literal["alive"] = "alive"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    upstreams: StringMap = Field(description="Each upstream's health status (SERVING when ready).")
+
+
+class SignedIn(BaseModel):
+    subject: str
+    tenant: str
+    groups: list[str]
+
+
+class WhoAmI(BaseModel):
+    auth: str = Field(description="apikey or jwt (LIKEOPT_AUTH).")
+    principal: SignedIn | None = Field(description="Who the token names (jwt); null with API keys.")
+    writer: bool = Field(description="The token has the writer role.")
+
+
+class ServiceFigures(BaseModel):
+    rss_mb: float | None
+    cpu_percent: float | None
+
+
+class RequestFigures(BaseModel):
+    rps: float
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+class ChatFigures(BaseModel):
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+
+
+class IndexCounts(BaseModel):
+    documents: int
+    chunks: int
+
+
+class CacheFigures(BaseModel):
+    hit_ratio: float | None
+    hits: int
+    misses: int
+    by_layer: dict[str, int]
+    l2_healthy: bool | None
+
+
+class DashboardSnapshot(BaseModel):
+    """The web dashboard's live figures; null where a service did not answer or nothing was measured yet."""
+
+    index: IndexCounts | None
+    services: dict[str, ServiceFigures]
+    requests: RequestFigures
+    chat: ChatFigures
+    cache: CacheFigures
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND… (a gRPC status name upstream).")
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every error's body."""
+
+    error: ErrorDetail

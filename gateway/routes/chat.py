@@ -1,0 +1,101 @@
+"""``POST /api/v1/chat``: one call of generation_svc's Answer, relayed as Server-Sent Events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from typing import Annotated, Any
+
+import grpc
+from fastapi import Depends, Header
+from starlette.responses import StreamingResponse
+
+from gateway.auth import Reader, reader
+from gateway.bodies import json_body, request_body
+from gateway.convert import event_json
+from gateway.errors import BODY_STATUSES, public_details
+from gateway.models import ChatEvent, ChatRequest
+from gateway.observe import record_first_token
+from gateway.routes import api_router
+from gateway.sse import sse_frame, with_heartbeats
+from gateway.state import Running
+from likeopt.contract import MODES
+from likeopt.principal import forwarded
+from likeopt.v1 import generation_pb2
+
+HEARTBEAT_S = 15.0
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+CHAT_STREAM = (
+    "Server-Sent Events, each with `id:`, `event:` and one JSON `data:` line: `retrieval` {hits, index_version}, "
+    "`delta` {text}, `citation` {n, doc_id, chunk_id, title, text, supported, support}, then `done` {conversation_id, "
+    "trace_id, answer_id, cached, finish_reason, timings, support (0..1: share of sentences supported by the passage "
+    "they cite), no_answer (the documents do not cover the question), citations (all of them again)} or `error` "
+    "{code, message}: an upstream failure arrives as that event, after the 200. Comment lines are heartbeats. Sent "
+    "again with a `Last-Event-ID` header, the same question continues after that event (a finished answer is "
+    "replayed identically from the cache)."
+)
+
+EVENT_SCHEMA = ChatEvent.model_json_schema()
+
+
+class EventStream(StreamingResponse):
+    media_type = "text/event-stream"
+
+
+router = api_router("chat", reader, 401, 429, *BODY_STATUSES)
+
+
+@router.post(
+    "/chat",
+    summary="Stream a cited answer",
+    response_class=EventStream,
+    responses={200: {"description": CHAT_STREAM, "content": {"text/event-stream": {"schema": EVENT_SCHEMA}}}},
+    openapi_extra=request_body({"application/json": ChatRequest}),
+)
+async def chat(
+    body: Annotated[ChatRequest, Depends(json_body(ChatRequest))],
+    principal: Reader,
+    gateway: Running,
+    last_event_id: Annotated[str, Header(description="The last event a reconnecting client has.")] = "",
+) -> EventStream:
+    """The answer's events as they are produced; closing the connection cancels generation."""
+    request = generation_pb2.AnswerRequest(
+        query=body.query, conversation_id=body.conversation_id, top_k=body.top_k, mode=MODES[body.mode]
+    )
+    call = gateway.upstreams.generation.Answer(
+        request, timeout=gateway.config.answer_timeout_s, metadata=forwarded(principal)
+    )
+    frames = answer_frames(call, time.perf_counter(), resumed_after(last_event_id))
+    return EventStream(with_heartbeats(frames, HEARTBEAT_S), headers=STREAM_HEADERS)
+
+
+def resumed_after(last_event_id: str) -> int:
+    """The Last-Event-ID a reconnecting client sends (0 when none): the events it already has.
+
+    Asked again, the same question is answered again, identically when the first answer was finished
+    (from the answer cache: same deltas and citations, same event ids), so the events up to that id are
+    left out and the client's answer continues where it broke off, citations included.
+    """
+    value = last_event_id.strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else 0
+
+
+async def answer_frames(call: Any, started: float, skip: int = 0) -> AsyncGenerator[bytes, None]:
+    """SSE frames of an Answer stream, those up to id skip left out; a failed call ends with an error event."""
+    event_id = 0
+    ended = any_delta = False
+    try:
+        async for event in call:
+            kind, data = event_json(event)
+            if kind == "delta" and not any_delta:
+                any_delta = True
+                record_first_token(time.perf_counter() - started)
+            event_id += 1
+            ended = kind in ("done", "error")
+            if event_id > skip or ended:
+                yield sse_frame(event_id, kind, data)
+    except grpc.aio.AioRpcError as exc:
+        if not ended:
+            yield sse_frame(event_id + 1, "error", {"code": exc.code().name, "message": public_details(exc)})
+    finally:
+        call.cancel()

@@ -1,0 +1,161 @@
+"""Documents: add or replace (JSON, or multipart files read by the loaders), delete, and the index's status."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import Path
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+
+from gateway.auth import Reader, Writer, reader, writer
+from gateway.bodies import parse, read_body, request_body, too_large
+from gateway.errors import BODY_STATUSES, UPSTREAM_STATUSES, ApiError, error_responses, upstream_call
+from gateway.models import (
+    Access,
+    DeleteResponse,
+    Document,
+    IndexStatus,
+    Skipped,
+    UploadForm,
+    UpsertRequest,
+    UpsertResponse,
+)
+from gateway.routes import api_router
+from gateway.state import Running
+from likeopt.ingest import to_message
+from likeopt.loaders import Skipped as SkippedFile
+from likeopt.loaders import load_content
+from likeopt.principal import forwarded
+from likeopt.v1 import retrieval_pb2
+
+WRITE_TIMEOUT_S = 600.0
+STATUS_TIMEOUT_S = 5.0
+MAX_UPLOAD_FILES = 100
+
+reads = api_router("documents", reader, 401, *UPSTREAM_STATUSES)
+writes = api_router("documents", writer, 401, 403, *UPSTREAM_STATUSES)
+
+
+@reads.get("/index", summary="Index size, version and model", response_model=IndexStatus)
+async def index_status(principal: Reader, gateway: Running) -> IndexStatus:
+    """Documents and chunks the caller may read, the index version, the embedding model and vector index."""
+    request = retrieval_pb2.GetIndexStatusRequest()
+    status = await upstream_call(
+        gateway.upstreams.retrieval_writer.GetIndexStatus(
+            request, timeout=STATUS_TIMEOUT_S, metadata=forwarded(principal)
+        )
+    )
+    return IndexStatus(
+        documents=status.documents,
+        chunks=status.chunks,
+        index_version=status.index_version,
+        embedding_model=status.embedding_model,
+        embedding_dim=status.embedding_dim,
+        vector_index=status.vector_index,
+        ready=status.ready,
+    )
+
+
+@writes.post(
+    "/documents",
+    summary="Add or replace documents (JSON, or multipart files in the field `files`)",
+    response_model=UpsertResponse,
+    responses=error_responses(*BODY_STATUSES),
+    openapi_extra=request_body({"application/json": UpsertRequest, "multipart/form-data": UploadForm}),
+)
+async def upsert_documents(request: Request, principal: Writer, gateway: Running) -> UpsertResponse:
+    """Documents retrieval_svc cannot store, and files that hold no text, are listed in ``skipped``."""
+    limit = gateway.config.max_request_bytes
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        messages, skipped = await uploaded_documents(request, limit)
+    else:
+        body = parse(UpsertRequest, await read_body(request, limit))
+        messages, skipped = [document_message(d) for d in body.documents], []
+    upsert = gateway.upstreams.retrieval_writer.UpsertDocuments(
+        iter(messages), timeout=WRITE_TIMEOUT_S, metadata=forwarded(principal)
+    )
+    summary = await upstream_call(upsert)
+    gateway.near.saw_write(summary.index_version)
+    skipped += [Skipped(id=s.id, reason=s.reason) for s in summary.skipped]
+    return UpsertResponse(
+        upserted=summary.upserted, chunks=summary.chunks, index_version=summary.index_version, skipped=skipped
+    )
+
+
+@writes.delete(
+    "/documents/{doc_id:path}",
+    summary="Delete a document from every index",
+    response_model=DeleteResponse,
+)
+async def delete_document(
+    doc_id: Annotated[str, Path(description="The document's id (it may contain '/').")],
+    principal: Writer,
+    gateway: Running,
+) -> DeleteResponse:
+    """404 when no document the caller may write has this id."""
+    request = retrieval_pb2.DeleteDocumentsRequest(ids=[doc_id])
+    reply = await upstream_call(
+        gateway.upstreams.retrieval_writer.DeleteDocuments(
+            request, timeout=WRITE_TIMEOUT_S, metadata=forwarded(principal)
+        )
+    )
+    gateway.near.saw_write(reply.index_version)
+    if reply.deleted == 0:
+        raise ApiError(404, "NOT_FOUND", f"no document with id {doc_id!r}")
+    return DeleteResponse(deleted=reply.deleted, index_version=reply.index_version)
+
+
+def access_message(access: Access) -> retrieval_pb2.Access:
+    """retrieval_svc checks the names themselves and what the writer's tenant allows."""
+    return retrieval_pb2.Access(tenant=access.tenant, users=access.users, groups=access.groups)
+
+
+def document_message(document: Document) -> retrieval_pb2.Document:
+    message = retrieval_pb2.Document(
+        id=document.id, title=document.title, text=document.text, metadata=document.metadata
+    )
+    if document.access is not None:
+        message.access.CopyFrom(access_message(document.access))
+    return message
+
+
+async def uploaded_documents(request: Request, max_bytes: int) -> tuple[list[retrieval_pb2.Document], list[Skipped]]:
+    """Documents from the ``files`` fields of a multipart upload, and the files that gave none."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large(max_bytes)
+    messages: list[retrieval_pb2.Document] = []
+    skipped: list[Skipped] = []
+    try:
+        async with request.form(max_files=MAX_UPLOAD_FILES, max_part_size=max_bytes) as form:
+            uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+            if not uploads:
+                raise ApiError(422, "INVALID_ARGUMENT", "no files in the 'files' field")
+            access = form_access(form.get("access"))
+            for upload in uploads:
+                name = upload.filename or "upload"
+                data = await upload.read(max_bytes + 1)
+                loaded = await asyncio.to_thread(lambda n=name, d=data: list(load_content(n, d, doc_id=n)))
+                for item in loaded:
+                    if isinstance(item, SkippedFile):
+                        skipped.append(Skipped(id=item.source, reason=item.reason))
+                    else:
+                        messages.append(to_message(item, access))
+    except MultiPartException as exc:
+        raise ApiError(400, "BAD_MULTIPART", exc.message) from None
+    return messages, skipped
+
+
+def form_access(field: object) -> retrieval_pb2.Access | None:
+    """The ``access`` field of a multipart upload (JSON, as in a JSON upload), for every file of it."""
+    if field is None:
+        return None
+    if not isinstance(field, str):
+        raise ApiError(422, "INVALID_ARGUMENT", "the 'access' field must be JSON text")
+    try:
+        return access_message(parse(Access, field))
+    except ApiError as exc:
+        raise ApiError(422, "INVALID_ARGUMENT", f"the 'access' field: {exc.message}") from None

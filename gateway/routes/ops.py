@@ -1,0 +1,58 @@
+"""What operators and the browser need that is not the API: liveness, readiness, metrics, the pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from gateway.models import Alive, Readiness
+from gateway.state import Running
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The gateway is alive", response_model=Alive)
+@router.get("/api/v1/healthz", include_in_schema=False)
+async def healthz() -> Alive:
+    return Alive()
+
+
+@router.get(
+    "/api/v1/readyz",
+    summary="Every upstream service is SERVING",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "An upstream is not serving"}},
+)
+async def readyz(gateway: Running) -> JSONResponse:
+    """200 when every upstream's health check says SERVING, else 503 with each one's status."""
+    statuses = await gateway.upstreams.health()
+    ready = all(s == "SERVING" for s in statuses.values())
+    return JSONResponse(Readiness(ready=ready, upstreams=statuses).model_dump(), status_code=200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus exposition of the gateway",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+@router.get("/api/v1/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/v1/docs", include_in_schema=False)
+async def api_docs() -> FileResponse:
+    """The API reference page, rendered in the browser from /api/v1/openapi.json."""
+    return FileResponse(STATIC_DIR / "docs.html", headers=NO_CACHE)
+
+
+@router.get("/", include_in_schema=False)
+async def home() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", headers=NO_CACHE)

@@ -1,0 +1,157 @@
+"""The REST app in process, its upstreams unreachable: what it refuses, and in which shape, before any gRPC call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import pytest
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.testclient import TestClient
+
+from gateway.app import build_app
+from gateway.direct_route import DirectRoute
+from gateway.observe import HTTP_REQUESTS, RequestMetrics
+from likeopt.config import Config
+
+KEY = "unit-test-key"
+NOWHERE = "127.0.0.1:1"
+STATIC_AND_MISSING = (("/static", "200"), ("unmatched", "404"))
+
+
+def unreachable() -> Config:
+    """Settings whose upstreams refuse every connection at once."""
+    addresses = {f"LIKEOPT_{name}_ADDR": NOWHERE for name in ("RETRIEVAL", "GENERATION", "CACHE")}
+    return Config.from_env({"LIKEOPT_API_KEY": KEY, **addresses})
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    with TestClient(build_app(unreachable())) as test_client:
+        yield test_client
+
+
+def error_of(reply: object, status: int) -> dict[str, str]:
+    assert reply.status_code == status, reply.text  # type: ignore[attr-defined]
+    body = reply.json()  # type: ignore[attr-defined]
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"} and body["error"]["message"]
+    return body["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b'{"query": "   "}', 422, "INVALID_ARGUMENT"),
+        (b'{"query": "x", "top_k": 101}', 422, "INVALID_ARGUMENT"),
+        (b'{"query": "x", "top_k": "5"}', 422, "INVALID_ARGUMENT"),
+        (b'{"query": "x", "top_k": true}', 422, "INVALID_ARGUMENT"),
+        (b'{"query": "x", "mode": "psychic"}', 422, "INVALID_ARGUMENT"),
+        (b'{"query": "x", "filters": {"a": 1}}', 422, "INVALID_ARGUMENT"),
+        (b'{"query": "a\\u0000b"}', 422, "INVALID_ARGUMENT"),
+        (b'{"query": "' + b"a" * 5000 + b'"}', 422, "INVALID_ARGUMENT"),
+        (b'{"query": "' + b"a" * (1 << 20) + b'"}', 413, "PAYLOAD_TOO_LARGE"),
+        (b'["x"]', 400, "BAD_JSON"),
+        (b"query=x", 400, "BAD_JSON"),
+        (b'{"query": "\xff"}', 400, "BAD_JSON"),
+        (b'{"query": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", 400, "BAD_JSON"),
+    ],
+)
+def test_bad_search_bodies_are_refused_with_the_error_shape(
+    client: TestClient, body: bytes, status: int, code: str
+) -> None:
+    assert error_of(client.post("/api/v1/search", content=body), status)["code"] == code
+
+
+def test_a_body_is_read_as_json_whatever_its_content_type_says(client: TestClient) -> None:
+    """``curl -d`` sends a form type: the search is tried (and fails upstream here), not refused as a form."""
+    reply = client.post("/api/v1/search", content=b'{"query": "x"}', headers={"content-type": "text/plain"})
+    assert error_of(reply, 503)["code"] == "UNAVAILABLE"
+
+
+def test_writes_need_the_key_and_its_refusal_comes_first(client: TestClient) -> None:
+    assert error_of(client.post("/api/v1/documents", content=b"not json"), 401)["code"] == "UNAUTHENTICATED"
+    wrong = {"Authorization": "Bearer nope"}
+    assert error_of(client.delete("/api/v1/documents/a/b", headers=wrong), 401)["code"] == "UNAUTHENTICATED"
+    assert error_of(client.get("/api/v1/feedback"), 401)["code"] == "UNAUTHENTICATED"
+
+
+def test_bad_documents_are_named_by_their_position(client: TestClient) -> None:
+    key = {"Authorization": f"Bearer {KEY}"}
+    bad_id = client.post("/api/v1/documents", json={"documents": [{"id": "a"}, {"id": 5}]}, headers=key)
+    assert "documents[1].id" in error_of(bad_id, 422)["message"]
+    widened = {"documents": [{"id": "a", "text": "t", "access": {"tenant": "x", "everyone": True}}]}
+    widening = client.post("/api/v1/documents", json=widened, headers=key)
+    assert "documents[0].access" in error_of(widening, 422)["message"]
+    missing = client.post("/api/v1/documents", json={"docs": []}, headers=key)
+    assert "documents" in error_of(missing, 422)["message"]
+
+
+def test_parameters_and_feedback_are_checked_before_any_call(client: TestClient) -> None:
+    key = {"Authorization": f"Bearer {KEY}"}
+    assert error_of(client.get("/api/v1/feedback?limit=abc", headers=key), 422)["code"] == "INVALID_ARGUMENT"
+    assert error_of(client.get("/api/v1/feedback?rating=meh", headers=key), 422)["code"] == "INVALID_ARGUMENT"
+    assert "answer_id" in error_of(client.post("/api/v1/feedback", json={"rating": "up"}), 422)["message"]
+    nul = {"answer_id": "a1", "rating": "up", "comment": "a\u0000"}
+    assert error_of(client.post("/api/v1/feedback", json=nul), 422)["code"] == "INVALID_ARGUMENT"
+    assert error_of(client.get("/api/v1/conversations/a$b"), 422)["code"] == "INVALID_ARGUMENT"
+    chat = client.post("/api/v1/chat", json={"query": "x", "conversation_id": "not an id"})
+    assert "conversation_id" in error_of(chat, 422)["message"]
+
+
+def test_unknown_routes_and_methods_answer_in_the_error_shape(client: TestClient) -> None:
+    assert error_of(client.get("/api/v1/nothing"), 404)["code"] == "NOT_FOUND"
+    assert error_of(client.get("/api/v1/search"), 405)["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_an_unreachable_upstream_is_a_503_for_a_read_and_an_error_event_for_a_chat(client: TestClient) -> None:
+    assert error_of(client.get("/api/v1/index"), 503)["code"] == "UNAVAILABLE"
+    chat = client.post("/api/v1/chat", json={"query": "anything"})
+    assert chat.status_code == 200 and chat.headers["content-type"].startswith("text/event-stream")
+    assert "event: error" in chat.text and "UNAVAILABLE" in chat.text
+    ready = client.get("/api/v1/readyz")
+    assert ready.status_code == 503 and ready.json()["ready"] is False
+
+
+def test_requests_are_counted_by_route_template_mounts_included() -> None:
+    app = RequestMetrics(build_app(unreachable()))
+
+    def count(route: str, status: str) -> float:
+        return HTTP_REQUESTS.labels(route, "GET", status)._value.get()
+
+    before = {route: count(route, status) for route, status in STATIC_AND_MISSING}
+    with TestClient(app) as test_client:
+        assert test_client.get("/static/app.css").status_code == 200
+        assert test_client.get("/no/such/page").status_code == 404
+    assert all(count(route, status) == before[route] + 1 for route, status in STATIC_AND_MISSING)
+
+
+async def from_query(q: str) -> str:
+    return q
+
+
+def in_a_thread(request: Request) -> str:
+    return request.url.path
+
+
+async def needs_a_query(value: Annotated[str, Depends(from_query)]) -> Response:
+    return Response(value)
+
+
+async def needs_a_thread(value: Annotated[str, Depends(in_a_thread)]) -> Response:
+    return Response(value)
+
+
+async def takes_a_parameter(q: str = "") -> Response:
+    return Response(q)
+
+
+def test_a_direct_route_refuses_what_it_could_not_serve_as_declared() -> None:
+    router = APIRouter(route_class=DirectRoute)
+    with pytest.raises(TypeError, match="the request and nothing else"):
+        router.add_api_route("/a", needs_a_query)
+    with pytest.raises(TypeError, match="async"):
+        router.add_api_route("/b", needs_a_thread)
+    with pytest.raises(TypeError, match="through dependencies only"):
+        router.add_api_route("/c", takes_a_parameter)
