@@ -8,6 +8,7 @@ import grpc
 import httpx
 import pytest
 
+import gateway.dashboard as dashboard_module
 from gateway.dashboard import Dashboard, search_hit_rate
 from likeopt.hit_rate import parse_lookups
 from likeopt.v1 import cache_pb2, retrieval_pb2
@@ -68,7 +69,11 @@ class FakeRetrieval:
 
 
 @pytest.mark.parametrize("l2_healthy", [True, False, None])
-async def test_a_snapshot_scrapes_each_service_once_and_reports_l2_health(l2_healthy: bool | None) -> None:
+async def test_a_snapshot_scrapes_each_service_once_and_reports_l2_health(
+    l2_healthy: bool | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gateway's own counters are this process's: searches other tests made would count here.
+    monkeypatch.setattr(dashboard_module, "lookups_of", lambda families: {})
     scraped: list[str] = []
 
     def serve(request: httpx.Request) -> httpx.Response:
