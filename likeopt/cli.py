@@ -14,10 +14,16 @@ from likeopt.contract import MODES
 OFF_TOPIC_FILE = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "offtopic_questions.txt"
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and its options; one function per command below."""
     parser = argparse.ArgumentParser(prog="likeopt", description="Like-Opt: question answering over your documents.")
     commands = parser.add_subparsers(dest="command", required=True)
+    for add in (add_up, add_ingest, add_eval, add_migrate, add_mcp, add_bench):
+        add(commands)
+    return parser
 
+
+def add_up(commands: argparse._SubParsersAction) -> None:
     up = commands.add_parser("up", help="start the whole mesh and wait; Ctrl-C stops it")
     up.add_argument("--ingest", action="append", default=[], metavar="PATH", help="ingest PATH once healthy")
     up.add_argument("--otlp-endpoint", help="send traces of every process to this OTLP/gRPC collector")
@@ -29,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     up.add_argument("--backend", choices=["extractive", "local", "openai"], help="generation backend")
 
+
+def add_ingest(commands: argparse._SubParsersAction) -> None:
     ingest = commands.add_parser("ingest", help="add documents: files, folders or a BEIR dataset folder")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar or report")
@@ -38,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     ingest.add_argument("--allow-user", action="append", default=[], metavar="SUBJECT", help="a user who may read them")
 
+
+def add_eval(commands: argparse._SubParsersAction) -> None:
     evaluation = commands.add_parser("eval", help="retrieval quality and latency on a BEIR-format dataset")
     evaluation.add_argument("--data", metavar="DIR", help="corpus.jsonl, queries.jsonl, qrels/test.tsv")
     evaluation.add_argument("--mode", choices=list(MODES), default=next(iter(MODES)))
@@ -56,12 +66,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     add_answer_arguments(evaluation)
 
+
+def add_migrate(commands: argparse._SubParsersAction) -> None:
     migrate = commands.add_parser(
         "migrate", help="copy the embedded store (LIKEOPT_DATA_DIR) into Milvus (LIKEOPT_MILVUS_URI), then check it"
     )
     migrate.add_argument("--to", required=True, choices=["milvus"], help="the backend to copy into")
     migrate.add_argument("--sample", type=int, default=50, metavar="N", help="queries the check compares (0: none)")
 
+
+def add_mcp(commands: argparse._SubParsersAction) -> None:
     mcp = commands.add_parser(
         "mcp", help="serve MCP over stdio (for desktop clients): search, ask, list_documents, documents as resources"
     )
@@ -71,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         "and LIKEOPT_GENERATION_ADDR at Envoy's port, which verifies it",
     )
 
+
+def add_bench(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser("bench", help="load-test a running mesh through Envoy; print and save the figures")
     bench.add_argument("--scenario", required=True, choices=SCENARIOS)
     bench.add_argument("--duration", type=float, default=10.0, metavar="S", help="seconds of measured load")
@@ -91,6 +107,9 @@ def main(argv: list[str] | None = None) -> None:
         "--floor", action="store_true", help="then do the same work in this process, no mesh, and report mesh/floor"
     )
 
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "migrate" and not os.environ.get("LIKEOPT_MILVUS_URI"):
         parser.error("likeopt migrate --to milvus needs LIKEOPT_MILVUS_URI (the Milvus to copy into)")
@@ -103,31 +122,38 @@ def main(argv: list[str] | None = None) -> None:
         config = Config.from_env()
     except ValueError as exc:
         parser.error(str(exc))
+    RUNS[args.command](args, config, parser)
 
-    if args.command == "up":
-        from likeopt.launcher import up as run_up
 
-        try:
-            replicas = parse_replicas(args.replicas)
-        except ValueError as exc:
-            parser.error(str(exc))
-        sys.exit(run_up(config, args.ingest, replicas))
-    if args.command == "ingest":
-        from likeopt.ingest import access_of, ingest_paths
+def run_up(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    from likeopt.launcher import up
 
-        access = access_of(args.tenant, args.allow_user, args.allow_group)
-        summary = ingest_paths(args.paths, config.retrieval_addr, quiet=args.quiet, access=access)
-        sys.exit(0 if summary.upserted or not summary.skipped else 1)
-    if args.command == "eval" and (args.answers or args.from_feedback):
+    try:
+        replicas = parse_replicas(args.replicas)
+    except ValueError as exc:
+        parser.error(str(exc))
+    sys.exit(up(config, args.ingest, replicas))
+
+
+def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    from likeopt.ingest import access_of, ingest_paths
+
+    access = access_of(args.tenant, args.allow_user, args.allow_group)
+    summary = ingest_paths(args.paths, config.retrieval_addr, quiet=args.quiet, access=access)
+    sys.exit(0 if summary.upserted or not summary.skipped else 1)
+
+
+def run_eval(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    """Answers (--answers, --from-feedback), several collections and configurations (--compare), or one run."""
+    import json
+
+    if args.answers or args.from_feedback:
         from likeopt.answer_eval import answers_main
 
         if not args.data and not args.from_feedback:
             parser.error("likeopt eval --answers needs --data DIR (or --from-feedback)")
         sys.exit(answers_main(args, config))
-    if args.command == "eval" and args.compare:
-        import json
-        from pathlib import Path
-
+    if args.compare:
         from likeopt.eval_compare import DEFAULT_CONFIGURATIONS, compare, format_table, parse_configuration
 
         try:
@@ -137,30 +163,43 @@ def main(argv: list[str] | None = None) -> None:
         rows = compare([Path(d) for d in args.compare], configurations, config)
         print(json.dumps(rows) if args.json else format_table(rows), flush=True)
         return
-    if args.command == "eval":
-        if not args.data:
-            parser.error("likeopt eval needs --data DIR")
-        import json
-        from pathlib import Path
+    if not args.data:
+        parser.error("likeopt eval needs --data DIR")
+    from likeopt.evaluate import EvalSettings, format_report
+    from likeopt.evaluate import run_eval as evaluate
 
-        from likeopt.evaluate import EvalSettings, format_report, run_eval
+    settings = EvalSettings(args.mode, args.fusion or "", args.rrf_k, args.alpha)
+    figures = evaluate(Path(args.data), settings, config)
+    print(json.dumps(figures) if args.json else format_report(figures), flush=True)
 
-        settings = EvalSettings(args.mode, args.fusion or "", args.rrf_k, args.alpha)
-        figures = run_eval(Path(args.data), settings, config)
-        print(json.dumps(figures) if args.json else format_report(figures), flush=True)
 
-    if args.command == "migrate":
-        from likeopt.migrate import migrate_to_milvus
+def run_migrate(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    from likeopt.migrate import migrate_to_milvus
 
-        sys.exit(migrate_to_milvus(config, args.sample))
-    if args.command == "mcp":
-        from likeopt.mcp_server import run_stdio
+    sys.exit(migrate_to_milvus(config, args.sample))
 
-        run_stdio(config, args.token or "")
-    if args.command == "bench":
-        from likeopt.bench.cli import bench_main
 
-        sys.exit(bench_main(args, f"http://{host_port(reachable_host(config.host), config.envoy_port)}"))
+def run_mcp(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    from likeopt.mcp_server import run_stdio
+
+    run_stdio(config, args.token or "")
+
+
+def run_bench(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    from likeopt.bench.cli import bench_main
+
+    sys.exit(bench_main(args, f"http://{host_port(reachable_host(config.host), config.envoy_port)}"))
+
+
+RUNS = {
+    "up": run_up,
+    "ingest": run_ingest,
+    "eval": run_eval,
+    "migrate": run_migrate,
+    "mcp": run_mcp,
+    "bench": run_bench,
+}
+"""What each command does once its options are parsed and the settings checked."""
 
 
 def add_answer_arguments(evaluation: argparse.ArgumentParser) -> None:
