@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from gateway.bodies import BODY_MODELS, SCHEMA_REF, invalid
+from gateway.direct_route import DirectLane, DirectRoute
 from gateway.errors import ApiError, error_response
 from gateway.mcp_http import McpEndpoint, caller_mesh
 from gateway.models import ErrorResponse
@@ -78,6 +79,8 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> FastAPI:
     app.mount("/v1", openai_app(config, lifecycle.upstreams), name="openai")
     app.add_route("/mcp", mcp, name="mcp", include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    direct = [route for router in ROUTERS for route in router.routes if isinstance(route, DirectRoute)]
+    app.add_middleware(DirectLane, routes=direct, errors=app.exception_handlers)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 

@@ -58,3 +58,47 @@ class DirectRoute(APIRoute):
             return await endpoint(**arguments)
 
         return handler
+
+
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+class DirectLane:
+    """ASGI: the direct routes' requests go straight to their handlers; everything else to the app.
+
+    Measured through Envoy (``likeopt bench --scenario search-cached``), FastAPI's router and middleware stack
+    (exit stacks, included-router matching, body limits, its telemetry hook) took the gateway's CPU per cached
+    search from 0.33 to 0.44 ms even with DirectRoute. The lane matches a direct route's path and method and
+    calls the route's own handler, so the route keeps its declaration, dependencies and documentation, and its
+    errors are answered by the app's own handlers (``errors``, looked up by exception type as FastAPI does).
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]], routes: list[DirectRoute], errors: dict[Any, Any]):
+        self.app = app
+        self.routes = {
+            (route.path, method): (route, route.get_route_handler()) for route in routes for method in route.methods
+        }
+        self.errors: list[tuple[type[Exception], ErrorHandler]] = [
+            (kind, handler) for kind, handler in errors.items() if isinstance(kind, type)
+        ]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        direct = self.routes.get((scope.get("path"), scope.get("method"))) if scope["type"] == "http" else None
+        if direct is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"], handler = direct
+        request = Request(scope, receive, send)
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            response = await self.error_response(request, exc)
+        await response(scope, receive, send)
+
+    async def error_response(self, request: Request, exc: Exception) -> Response:
+        """The app's answer to exc: the handler of its nearest registered class (Exception catches the rest)."""
+        for kind in type(exc).__mro__:
+            for registered, handler in self.errors:
+                if registered is kind:
+                    return await handler(request, exc)
+        raise exc

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.testclient import TestClient
 
 from gateway.app import build_app
-from gateway.direct_route import DirectRoute
+from gateway.direct_route import DirectLane, DirectRoute
 from gateway.observe import HTTP_REQUESTS, RequestMetrics
 from likeopt.config import Config
 
@@ -155,3 +155,22 @@ def test_a_direct_route_refuses_what_it_could_not_serve_as_declared() -> None:
         router.add_api_route("/b", needs_a_thread)
     with pytest.raises(TypeError, match="through dependencies only"):
         router.add_api_route("/c", takes_a_parameter)
+
+
+async def broken(request: Request) -> str:
+    raise RuntimeError("a bug")
+
+
+async def uses_broken(value: Annotated[str, Depends(broken)]) -> Response:
+    return Response(value)
+
+
+def test_a_direct_route_that_fails_answers_through_the_apps_handlers() -> None:
+    app = build_app(unreachable())
+    router = APIRouter(route_class=DirectRoute)
+    router.add_api_route("/api/v1/broken", uses_broken, methods=["POST"])
+    app.user_middleware.clear()
+    app.add_middleware(DirectLane, routes=router.routes, errors=app.exception_handlers)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        assert error_of(test_client.post("/api/v1/broken"), 500)["code"] == "INTERNAL"
+        assert error_of(test_client.post("/api/v1/search", content=b"[1]"), 400)["code"] == "BAD_JSON"
