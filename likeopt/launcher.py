@@ -357,8 +357,28 @@ def run_mesh(
     mesh: Mesh, config: Config, ingest_paths: list[str], stop: threading.Event, replicas: dict[str, int]
 ) -> int:
     """Start everything in order, ingest, then supervise until stop is set."""
+    # Configured ports, not yet bound while the children start: a replica must not be handed one.
+    taken = {
+        config.envoy_port,
+        config.envoy_admin_port,
+        config.gateway_port,
+        config.retrieval_port,
+        config.generation_port,
+        config.cache_port,
+        config.retrieval_metrics_port,
+        config.generation_metrics_port,
+        config.cache_metrics_port,
+    }
+
+    def unconfigured_port() -> int:
+        while (port := free_port()) in taken:
+            pass
+        taken.add(port)
+        return port
+
     extra = {
-        service: [Replica(free_port(), free_port()) for _ in range(count - 1)] for service, count in replicas.items()
+        service: [Replica(unconfigured_port(), unconfigured_port()) for _ in range(count - 1)]
+        for service, count in replicas.items()
     }
     config = with_replica_addresses(config, extra)
     run_dir = config.run_dir.resolve()
