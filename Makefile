@@ -37,7 +37,7 @@ bench: install
 	$(VENV)/bin/likeopt bench --scenario mixed --requests 10000 --duration 300 --concurrency 8 --data $(BENCH_DATA) --out var/bench --floor
 
 protos: install
-	$(PY) -m likeopt.protos
+	$(PY) -m likeopt.ops.protos
 
 lint: install
 	$(VENV)/bin/ruff check .

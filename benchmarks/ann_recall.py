@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from likeopt.evaluate import Dataset
-from likeopt.percentiles import percentile
+from likeopt.ops.evaluate import Dataset
+from likeopt.runtime.percentiles import percentile
 from retrieval_svc.embedder import Embedder
 from retrieval_svc.store import Store
 from retrieval_svc.vectors import VectorIndex, cells_for

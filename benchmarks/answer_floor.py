@@ -32,9 +32,9 @@ from unittest import mock
 
 from generation_svc import relevance
 from generation_svc.relevance import PROBES, Background
-from likeopt.config import Config
-from likeopt.evaluate import Dataset
-from likeopt.loaders import LoadedDocument, load_paths
+from likeopt.ops.evaluate import Dataset
+from likeopt.runtime.config import Config
+from likeopt.runtime.loaders import LoadedDocument, load_paths
 from likeopt.v1 import retrieval_pb2
 from retrieval_svc.backend import DocumentInput, SearchParams
 from retrieval_svc.engine import RetrievalEngine, configured_engine, loaded_engine

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from likeopt.text import tokenize
+from likeopt.runtime.text import tokenize
 from retrieval_svc.bm25 import BM25Index
 
 

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from likeopt.config import Config
-from likeopt.evaluate import DEPTH, Dataset, score_run
-from likeopt.text import tokenize
+from likeopt.ops.evaluate import DEPTH, Dataset, score_run
+from likeopt.runtime.config import Config
+from likeopt.runtime.text import tokenize
 from retrieval_svc.backend import embedding_text
 from retrieval_svc.bm25 import BM25Index
 from retrieval_svc.embedder import Embedder, configured_embedder

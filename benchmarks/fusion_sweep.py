@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from likeopt.config import Config
-from likeopt.evaluate import DEPTH, Dataset, document_scores, score_run
+from likeopt.ops.evaluate import DEPTH, Dataset, document_scores, score_run
+from likeopt.runtime.config import Config
 from retrieval_svc import engine as engine_module
 from retrieval_svc.backend import SearchParams
 from retrieval_svc.embedder import configured_embedder

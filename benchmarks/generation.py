@@ -34,16 +34,16 @@ from generation_svc.conversations import ConversationStore
 from generation_svc.extractive import ExtractiveBackend
 from generation_svc.local import LocalBackend, resolve_model_path
 from generation_svc.service import GenerationServicer
-from likeopt.cache_client import CacheClient
-from likeopt.config import LOCAL_MAX_TOKENS, Config
-from likeopt.percentiles import percentile
-from likeopt.text import tokenize
+from likeopt.caching.cache_client import CacheClient
+from likeopt.runtime.config import LOCAL_MAX_TOKENS, Config
+from likeopt.runtime.percentiles import percentile
+from likeopt.runtime.text import tokenize
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.bm25 import BM25Index
 
 
 def summary(values: list[float], unit: str = "ms") -> str:
-    """p50 and p95 as every other figure in the project computes them (likeopt.percentiles)."""
+    """p50 and p95 as every other figure in the project computes them (likeopt.runtime.percentiles)."""
     p50, p95 = percentile(values, 50) or 0.0, percentile(values, 95) or 0.0
     return f"p50 {p50:.1f} {unit}, p95 {p95:.1f} {unit} (n={len(values)})"
 

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from generation_svc.grounding import SUPPORTED, sentence_score
-from likeopt.config import Config
-from likeopt.evaluate import Dataset
-from likeopt.text import tokenize
+from likeopt.ops.evaluate import Dataset
+from likeopt.runtime.config import Config
+from likeopt.runtime.text import tokenize
 from retrieval_svc.backend import SearchParams
 from retrieval_svc.embedder import configured_embedder
 from retrieval_svc.engine import loaded_engine

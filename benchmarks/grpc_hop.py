@@ -26,10 +26,10 @@ from opentelemetry import context, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from likeopt.grpc_client import CHANNEL_OPTIONS, open_channel
-from likeopt.grpc_server import RequestLogContext
-from likeopt.grpc_tracing import ServerSpans
-from likeopt.metrics import MetricsInterceptor
+from likeopt.runtime.grpc_client import CHANNEL_OPTIONS, open_channel
+from likeopt.runtime.grpc_server import RequestLogContext
+from likeopt.runtime.grpc_tracing import ServerSpans
+from likeopt.runtime.metrics import MetricsInterceptor
 from likeopt.v1 import cache_pb2, cache_pb2_grpc
 
 VALUE = b"x" * 3000

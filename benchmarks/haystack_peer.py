@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from likeopt.config import Config
-from likeopt.evaluate import DEPTH, Dataset, EvalSettings, run_eval, score_run
-from likeopt.percentiles import percentile
+from likeopt.ops.evaluate import DEPTH, Dataset, EvalSettings, run_eval, score_run
+from likeopt.runtime.config import Config
+from likeopt.runtime.percentiles import percentile
 from retrieval_svc.embedder import default_model_path
 
 CACHE_DIR = Path("var/bench")

@@ -36,7 +36,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from likeopt.launcher import free_port
+from likeopt.ops.launcher import free_port
 
 DATA = Path("/work/shared/data/scifact")
 ISSUER, AUDIENCE, TENANT = "https://idp.bench.test", "like-opt", "bench"
@@ -100,7 +100,7 @@ def mesh_env(work: Path, data_dir: Path, extra: dict[str, str]) -> dict[str, str
 def bench_once(env: dict[str, str], token: str, args: argparse.Namespace) -> dict[str, Any]:
     """Start the mesh, run the bench against it, stop it; the bench's JSON."""
     mesh = subprocess.Popen(
-        [sys.executable, "-m", "likeopt.cli", "up"],
+        [sys.executable, "-m", "likeopt.ops.cli", "up"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -113,7 +113,7 @@ def bench_once(env: dict[str, str], token: str, args: argparse.Namespace) -> dic
             if "Like-Opt is ready" in line or time.monotonic() > deadline:
                 break
         load = ["--concurrency", str(args.concurrency)] + (["--rate", str(args.rate)] if args.rate else [])
-        command = [sys.executable, "-m", "likeopt.cli", "bench", "--scenario", "search-uncached", "--json"]
+        command = [sys.executable, "-m", "likeopt.ops.cli", "bench", "--scenario", "search-uncached", "--json"]
         command += ["--duration", str(args.duration), "--warmup", str(args.warmup), "--data", str(args.data), *load]
         url = f"http://127.0.0.1:{env['LIKEOPT_ENVOY_PORT']}"
         command += ["--url", url] + (["--token", token] if token else [])
@@ -128,8 +128,8 @@ def in_process(data_dir: Path, data: Path, count: int = 300, rounds: int = 3) ->
     """The engine's own search (query embeddings computed beforehand) per query, with and without the token's
     reader, alternating: CPU microseconds a search (hybrid, top 10), and the first-time cost of a reader's mask.
     ``jwt_all`` is a reader in all 200 groups: it reads every document, so only the mask's own cost differs."""
-    from likeopt.config import Config
-    from likeopt.principal import Reader
+    from likeopt.runtime.config import Config
+    from likeopt.runtime.principal import Reader
     from retrieval_svc.backend import SearchParams
     from retrieval_svc.engine import loaded_engine
 

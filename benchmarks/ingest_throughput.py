@@ -22,8 +22,8 @@ from pathlib import Path
 import grpc
 import torch
 
-from likeopt.config import Config
-from likeopt.evaluate import private_retrieval
+from likeopt.ops.evaluate import private_retrieval
+from likeopt.runtime.config import Config
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.backend import DocumentInput, embedding_text
 from retrieval_svc.embedder import Embedder

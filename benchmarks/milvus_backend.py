@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from likeopt.config import Config
-from likeopt.evaluate import Dataset, best_chunk_per_document, ndcg_at, percentile
-from likeopt.loaders import LoadedDocument, load_paths
+from likeopt.ops.evaluate import Dataset, best_chunk_per_document, ndcg_at, percentile
+from likeopt.runtime.config import Config
+from likeopt.runtime.loaders import LoadedDocument, load_paths
 from retrieval_svc import milvus_backend
 from retrieval_svc.backend import DocumentInput, SearchParams
 from retrieval_svc.embedder import Embedder, configured_embedder

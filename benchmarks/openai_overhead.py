@@ -31,8 +31,8 @@ from pathlib import Path
 
 import httpx
 
-from likeopt.config import Config, host_port, reachable_host
-from likeopt.percentiles import percentile
+from likeopt.runtime.config import Config, host_port, reachable_host
+from likeopt.runtime.percentiles import percentile
 
 DATA = Path("/work/shared/data/scifact")
 OPENAI_DELTA = b'"delta":{"content":"'

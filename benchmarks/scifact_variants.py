@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from likeopt.evaluate import read_qrels
-from likeopt.text import tokenize
+from likeopt.ops.evaluate import read_qrels
+from likeopt.runtime.text import tokenize
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "data"

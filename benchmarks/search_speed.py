@@ -32,10 +32,10 @@ from pathlib import Path
 
 import grpc
 
-from likeopt.config import Config
-from likeopt.evaluate import Dataset, EvalSettings, wait_serving
-from likeopt.percentiles import percentile
-from likeopt.processes import CHILD_ENV
+from likeopt.ops.evaluate import Dataset, EvalSettings, wait_serving
+from likeopt.ops.processes import CHILD_ENV
+from likeopt.runtime.config import Config
+from likeopt.runtime.percentiles import percentile
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.backend import SearchParams
 from retrieval_svc.engine import CANDIDATE_DEPTH, loaded_engine

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from likeopt.text import split_sentences
+from likeopt.runtime.text import split_sentences
 from retrieval_svc.store import NewDocument, Store
 
 BATCH = 2_000

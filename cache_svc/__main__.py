@@ -11,10 +11,10 @@ from cache_svc.l2 import RedisLayer
 from cache_svc.metrics import CacheCollector
 from cache_svc.service import CacheServicer
 from cache_svc.two_layer import TwoLayerCache
-from likeopt.config import host_port, settings_or_exit
-from likeopt.grpc_server import ServiceSpec, run
-from likeopt.logs import setup_logging
-from likeopt.telemetry import setup_tracing
+from likeopt.runtime.config import host_port, settings_or_exit
+from likeopt.runtime.grpc_server import ServiceSpec, run
+from likeopt.runtime.logs import setup_logging
+from likeopt.runtime.telemetry import setup_tracing
 from likeopt.v1 import cache_pb2, cache_pb2_grpc
 
 SERVICE = "cache_svc"

@@ -28,7 +28,7 @@ class CacheCollector(Collector):
         yield lookups
         yield GaugeMetricFamily(
             "likeopt_cache_hit_ratio",
-            "Lookups L1 or L2 answered over lookups, all namespaces (likeopt.hit_rate's rule; the near caches' "
+            "Lookups L1 or L2 answered over lookups, all namespaces (likeopt.caching.hit_rate's rule; the near caches' "
             "hits are not cache_svc's to see: the dashboard and likeopt bench count all four layers).",
             value=stats.hit_ratio,
         )

@@ -1,11 +1,11 @@
-"""CacheService over gRPC: the two-layer cache, bad input answered as the contract says (likeopt.contract)."""
+"""CacheService over gRPC: the two-layer cache, bad input answered as the contract says (likeopt.runtime.contract)."""
 
 from __future__ import annotations
 
 import grpc
 
 from cache_svc.two_layer import CacheWrite, TwoLayerCache
-from likeopt.contract import InvalidInput, rejects_invalid_input
+from likeopt.runtime.contract import InvalidInput, rejects_invalid_input
 from likeopt.v1 import cache_pb2, cache_pb2_grpc
 
 

@@ -17,9 +17,9 @@ from opentelemetry import trace
 
 from cache_svc.l1 import L1Cache
 from cache_svc.l2 import L2Entry, RedisLayer
-from likeopt.contract import InvalidInput
-from likeopt.hit_rate import Lookups, cache_lookup, hit_rate
-from likeopt.telemetry import CACHE_HIT, CACHE_HITS, CACHE_KEYS, CACHE_LAYER, CACHE_NAMESPACE
+from likeopt.caching.hit_rate import Lookups, cache_lookup, hit_rate
+from likeopt.runtime.contract import InvalidInput
+from likeopt.runtime.telemetry import CACHE_HIT, CACHE_HITS, CACHE_KEYS, CACHE_LAYER, CACHE_NAMESPACE
 
 MAX_NAMESPACE_CHARS = 64
 MAX_KEY_BYTES = 1024
@@ -75,7 +75,7 @@ class CacheStats:
 
 
 def lookups_of_layers(namespaces: dict[str, NamespaceStats]) -> Lookups:
-    """The counts as likeopt.hit_rate reads them, so cache_svc's ratio is computed as the dashboard's is."""
+    """The counts as likeopt.caching.hit_rate reads them, so cache_svc's ratio is computed as the dashboard's is."""
     lookups: Lookups = {}
     for name, counts in namespaces.items():
         for layer, layer_stats in (("l1", counts.l1), ("l2", counts.l2)):

@@ -10,9 +10,9 @@ from gateway.app import build_app
 from gateway.observe import RequestMetrics
 from gateway.request_spans import RequestSpans
 from gateway.trace_header import TraceIdHeader
-from likeopt.config import settings_or_exit
-from likeopt.logs import setup_logging
-from likeopt.telemetry import setup_tracing
+from likeopt.runtime.config import settings_or_exit
+from likeopt.runtime.logs import setup_logging
+from likeopt.runtime.telemetry import setup_tracing
 
 SERVICE = "gateway"
 

@@ -22,6 +22,7 @@ from gateway.bodies import BODY_MODELS, SCHEMA_REF, invalid
 from gateway.direct_route import DirectLane, DirectRoute
 from gateway.errors import ApiError, error_response
 from gateway.mcp_http import McpEndpoint, caller_mesh
+from gateway.mcp_server import build_mcp_server
 from gateway.models import ErrorResponse
 from gateway.openai_api import openai_app
 from gateway.routes import admin, chat, conversations, documents, feedback, ops, search
@@ -29,8 +30,7 @@ from gateway.routes.ops import STATIC_DIR
 from gateway.state import Lifecycle
 from gateway.ui_config import UI_CONFIG_PATH, ui_config_endpoint
 from gateway.upstreams import Upstreams
-from likeopt.config import Config
-from likeopt.mcp_server import build_mcp_server
+from likeopt.runtime.config import Config
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 TITLE = "Like-Opt"

@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from gateway.errors import ApiError
 from gateway.keys import bearer_token, caller_of, caller_refusal, key_refusal
-from likeopt.principal import Principal
+from likeopt.runtime.principal import Principal
 
 bearer = HTTPBearer(
     scheme_name="apiKey",

@@ -3,7 +3,7 @@
 Memory, CPU and the cache lookup counters are read from each service's Prometheus
 endpoint (one scrape each per snapshot), so the dashboard shows what a Prometheus
 server would. The hit rate counts all four caches on a search's path, as the bench
-does (likeopt.hit_rate); L2's health is cache_svc's, which re-checks Redis on its own
+does (likeopt.caching.hit_rate); L2's health is cache_svc's, which re-checks Redis on its own
 schedule rather than waiting for the next request to find out.
 """
 
@@ -21,8 +21,8 @@ from prometheus_client.process_collector import PROCESS_COLLECTOR
 
 from gateway.observe import API_LATENCY, CHAT_FIRST_TOKEN
 from gateway.upstreams import Upstreams
-from likeopt.hit_rate import Lookups, Readings, hit_rate, lookups_of, parse_lookups
-from likeopt.near_cache import LOOKUPS as NEAR_CACHE_LOOKUPS
+from likeopt.caching.hit_rate import Lookups, Readings, hit_rate, lookups_of, parse_lookups
+from likeopt.caching.near_cache import LOOKUPS as NEAR_CACHE_LOOKUPS
 from likeopt.v1 import cache_pb2, retrieval_pb2
 
 SCRAPE_TIMEOUT_S = 1.0

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 
-from likeopt.config import Config
-from likeopt.principal import BadPrincipal, Principal, principal_in
+from likeopt.runtime.config import Config
+from likeopt.runtime.principal import BadPrincipal, Principal, principal_in
 
 
 def bearer_token(authorization: str) -> str | None:

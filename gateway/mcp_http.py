@@ -23,10 +23,10 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.errors import error_response
 from gateway.keys import caller_of, caller_refusal
+from gateway.mcp_server import Mesh
 from gateway.upstreams import Upstreams
-from likeopt.config import Config
-from likeopt.mcp_server import Mesh
-from likeopt.principal import forwarded
+from likeopt.runtime.config import Config
+from likeopt.runtime.principal import forwarded
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 """Largest MCP message read (as the REST API's JSON bodies); tool arguments are small."""

@@ -2,7 +2,7 @@
 
 The OpenAPI document at /api/v1/openapi.json, and the docs page rendered from it, are generated from these, and
 request bodies are checked by them, so what the document promises is what the gateway does. Limits and modes
-come from likeopt.contract, as every service's do. Requests are strict (``"5"`` is not a number, ``true`` not
+come from likeopt.runtime.contract, as every service's do. Requests are strict (``"5"`` is not a number, ``true`` not
 1); unknown fields are ignored, except in an access list, where a misspelt field would widen who may read.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from likeopt.contract import (
+from likeopt.runtime.contract import (
     ANSWER_TOP_K,
     ID_PATTERN,
     ID_RE,

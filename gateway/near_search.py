@@ -21,7 +21,7 @@ from collections.abc import Hashable
 import grpc
 
 from gateway.fast_json import search_head
-from likeopt.near_cache import VersionedLRU
+from likeopt.caching.near_cache import VersionedLRU
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 log = logging.getLogger(__name__)

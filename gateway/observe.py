@@ -15,8 +15,8 @@ from prometheus_client import Counter, Histogram
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from likeopt.metrics import LATENCY_BUCKETS
-from likeopt.percentiles import percentile
+from likeopt.runtime.metrics import LATENCY_BUCKETS
+from likeopt.runtime.percentiles import percentile
 
 HTTP_REQUESTS = Counter(
     "likeopt_http_requests_total", "HTTP requests served by the gateway.", ["route", "method", "status"]

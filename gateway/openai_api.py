@@ -46,8 +46,8 @@ from gateway.openai_translate import (
 )
 from gateway.sse import with_heartbeats
 from gateway.upstreams import Upstreams
-from likeopt.config import Config
-from likeopt.principal import forwarded
+from likeopt.runtime.config import Config
+from likeopt.runtime.principal import forwarded
 from likeopt.v1 import generation_pb2
 
 T = TypeVar("T")

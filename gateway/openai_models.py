@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from likeopt.contract import ANSWER_TOP_K, Mode
+from likeopt.runtime.contract import ANSWER_TOP_K, Mode
 
 MODEL_ID = "like-opt"
 MODEL_CREATED = 1_735_689_600

@@ -28,7 +28,7 @@ from gateway.openai_models import (
     Usage,
     error_json,
 )
-from likeopt.contract import MODES
+from likeopt.runtime.contract import MODES
 from likeopt.v1 import generation_pb2
 
 INSTRUCTION_ROLES = frozenset({"system", "developer"})

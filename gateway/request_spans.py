@@ -17,7 +17,7 @@ from opentelemetry import context
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from likeopt.telemetry import TRACE_HEADERS, unsampled_parent
+from likeopt.runtime.telemetry import TRACE_HEADERS, unsampled_parent
 
 _TRACE_HEADER_NAMES = frozenset(name.encode() for name in TRACE_HEADERS)
 

@@ -13,11 +13,11 @@ from starlette.requests import Request
 
 from gateway.dashboard import Dashboard
 from gateway.mcp_http import mesh_of
+from gateway.mcp_server import Mesh
 from gateway.near_search import NearSearchReplies
 from gateway.upstreams import Upstreams
-from likeopt.config import Config
-from likeopt.mcp_server import Mesh
-from likeopt.near_cache import VersionedLRU
+from likeopt.caching.near_cache import VersionedLRU
+from likeopt.runtime.config import Config
 
 
 def service_metrics_urls(config: Config) -> dict[str, str]:

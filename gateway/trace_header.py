@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from likeopt.logs import bind_request_span
-from likeopt.telemetry import current_trace_id
+from likeopt.runtime.logs import bind_request_span
+from likeopt.runtime.telemetry import current_trace_id
 
 
 class TraceIdHeader:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from likeopt.config import Config
+from likeopt.runtime.config import Config
 
 UI_CONFIG_PATH = "/static/config.js"
 

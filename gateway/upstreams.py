@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from likeopt.config import Config, address_list
-from likeopt.grpc_client import open_channel
+from likeopt.runtime.config import Config, address_list
+from likeopt.runtime.grpc_client import open_channel
 from likeopt.v1 import cache_pb2_grpc, generation_pb2_grpc, retrieval_pb2_grpc
 
 HEALTH_TIMEOUT_S = 1.0

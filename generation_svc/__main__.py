@@ -15,12 +15,12 @@ from generation_svc.feedback import FeedbackStore
 from generation_svc.relevance import RelevanceFloor
 from generation_svc.semantic_cache import SemanticIndex
 from generation_svc.service import RETRIEVAL_TIMEOUT_S, GenerationServicer
-from likeopt.cache_client import CacheClient
-from likeopt.config import Config, host_port, settings_or_exit
-from likeopt.grpc_client import open_channel
-from likeopt.grpc_server import ServiceSpec, run
-from likeopt.logs import setup_logging
-from likeopt.telemetry import setup_tracing
+from likeopt.caching.cache_client import CacheClient
+from likeopt.runtime.config import Config, host_port, settings_or_exit
+from likeopt.runtime.grpc_client import open_channel
+from likeopt.runtime.grpc_server import ServiceSpec, run
+from likeopt.runtime.logs import setup_logging
+from likeopt.runtime.telemetry import setup_tracing
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 
 SERVICE = "generation_svc"

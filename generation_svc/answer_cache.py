@@ -12,8 +12,8 @@ from __future__ import annotations
 from google.protobuf.message import DecodeError
 
 from generation_svc.backends import Turn
-from likeopt.cache_client import CacheClient
-from likeopt.cache_keys import cache_key, normalise_query
+from likeopt.caching.cache_client import CacheClient
+from likeopt.caching.cache_keys import cache_key, normalise_query
 from likeopt.v1 import generation_pb2
 
 NAMESPACE = "answer"

@@ -13,8 +13,8 @@ import time
 from google.protobuf.message import DecodeError
 
 from generation_svc.backends import Turn
-from likeopt.cache_client import CacheClient
-from likeopt.text import STOP_WORDS, tokenize
+from likeopt.caching.cache_client import CacheClient
+from likeopt.runtime.text import STOP_WORDS, tokenize
 from likeopt.v1 import generation_pb2
 
 NAMESPACE = "session"

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from generation_svc.backends import Passage, Turn, Usage
-from likeopt.text import split_sentences, tokenize
+from likeopt.runtime.text import split_sentences, tokenize
 
 NO_ANSWER = "I found nothing in the documents that answers this."
 

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from prometheus_client import Counter
 
-from likeopt.contract import ID_RE, MAX_COMMENT_CHARS, InvalidInput
+from likeopt.runtime.contract import ID_RE, MAX_COMMENT_CHARS, InvalidInput
 from likeopt.v1 import generation_pb2
 
 T = TypeVar("T")

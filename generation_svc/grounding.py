@@ -4,7 +4,7 @@ A citation is a promise that the passage says what the sentence says. This modul
 checks the promise at answer time, for every backend, so that an unsupported
 citation is marked rather than shown as proof.
 
-How a sentence is scored: the share of its content words (likeopt.text's BM25 terms:
+How a sentence is scored: the share of its content words (likeopt.runtime.text's BM25 terms:
 stemmed, stop words dropped) that occur in the cited passage (title and text). No
 embedding model is loaded in generation_svc, and on SciFact's claim/evidence pairs one
 would not help: MiniLM cosine separated supporting abstracts from the top-ranked
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from prometheus_client import Histogram
 
 from generation_svc.backends import Passage
-from likeopt.text import split_sentences, tokenize
+from likeopt.runtime.text import split_sentences, tokenize
 
 SUPPORTED = 0.63
 """A sentence is supported by a passage holding at least this share of its content words: the threshold

@@ -21,7 +21,7 @@ from opentelemetry import trace
 
 from generation_svc.backends import Passage, Turn
 from generation_svc.extractive import sentence_scores
-from likeopt.text import split_sentences, tokenize
+from likeopt.runtime.text import split_sentences, tokenize
 
 tracer = trace.get_tracer(__name__)
 

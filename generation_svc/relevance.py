@@ -33,7 +33,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from likeopt.text import tokenize
+from likeopt.runtime.text import tokenize
 from likeopt.v1 import retrieval_pb2
 
 log = logging.getLogger(__name__)

@@ -32,8 +32,8 @@ from generation_svc.grounding import check, observe
 from generation_svc.relevance import RelevanceFloor
 from generation_svc.semantic_cache import SEMANTIC_HITS, SemanticIndex
 from generation_svc.shared_stream import SharedStreams
-from likeopt.config import Config
-from likeopt.contract import (
+from likeopt.runtime.config import Config
+from likeopt.runtime.contract import (
     ANSWER_TOP_K,
     ID_RE,
     INVALID_INPUT_STATUS,
@@ -44,8 +44,8 @@ from likeopt.contract import (
     check_query,
     rejects_invalid_input,
 )
-from likeopt.principal import BadPrincipal, Principal, forwarded, principal_in, scope_of
-from likeopt.telemetry import StreamSpans, current_trace_id
+from likeopt.runtime.principal import BadPrincipal, Principal, forwarded, principal_in, scope_of
+from likeopt.runtime.telemetry import StreamSpans, current_trace_id
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 
 log = logging.getLogger(__name__)

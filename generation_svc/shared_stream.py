@@ -1,6 +1,6 @@
 """Single flight for streams: concurrent identical questions generate once, and all watch it live.
 
-likeopt.single_flight shares a finished result; an answer must reach every caller
+likeopt.caching.single_flight shares a finished result; an answer must reach every caller
 token by token, so here the first caller's stream runs in its own task, recording
 its events, and every caller (the first included) replays the record and then
 follows it as it grows. When the last caller leaves, the generation is cancelled,

@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 import grpc
 
-from likeopt.cache_client import CacheClient
-from likeopt.config import host_port, settings_or_exit
-from likeopt.grpc_server import ServiceSpec, run
-from likeopt.logs import setup_logging
-from likeopt.telemetry import setup_tracing
+from likeopt.caching.cache_client import CacheClient
+from likeopt.runtime.config import host_port, settings_or_exit
+from likeopt.runtime.grpc_server import ServiceSpec, run
+from likeopt.runtime.logs import setup_logging
+from likeopt.runtime.telemetry import setup_tracing
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.backend import BackendUnavailable, RetrievalBackend, configured_backend
 from retrieval_svc.service import RetrievalServicer

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from likeopt.principal import Reader
+from likeopt.runtime.principal import Reader
 
 MAX_NAME_CHARS = 256
 """Longest tenant, user or group name a document may carry."""

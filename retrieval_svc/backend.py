@@ -14,8 +14,8 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from likeopt.config import Config
-from likeopt.principal import Reader
+from likeopt.runtime.config import Config
+from likeopt.runtime.principal import Reader
 from retrieval_svc.access import Access
 from retrieval_svc.embedder import Embedder, configured_embedder
 

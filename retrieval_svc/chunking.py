@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from likeopt.text import split_sentences
+from likeopt.runtime.text import split_sentences
 
 
 def chunk_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, overlap_sentences: int) -> list[str]:

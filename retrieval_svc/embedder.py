@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from likeopt.config import Config
+from likeopt.runtime.config import Config
 from retrieval_svc.onnx_query import load_query_encoder
 
 MAX_CACHED_WORDS = 500_000

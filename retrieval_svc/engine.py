@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from opentelemetry import trace
 
-from likeopt.config import Config
-from likeopt.principal import Reader
-from likeopt.text import tokenize
+from likeopt.runtime.config import Config
+from likeopt.runtime.principal import Reader
+from likeopt.runtime.text import tokenize
 from retrieval_svc.access import Access, RowMask, reader_keys
 from retrieval_svc.backend import (
     ChunkHit,

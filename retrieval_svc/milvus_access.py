@@ -28,7 +28,7 @@ from typing import Any
 
 from pymilvus import DataType, MilvusClient
 
-from likeopt.principal import Reader
+from likeopt.runtime.principal import Reader
 from retrieval_svc.access import MAX_READERS, Access, reader_keys
 
 CLASS_FIELD, READERS_FIELD = "access_class", "readers"

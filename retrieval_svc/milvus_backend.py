@@ -15,12 +15,12 @@ apart by default): up to that much more per search while writes stream in, littl
 A deployment that cannot pay it can pass ``consistency_level="Bounded"`` and accept slightly stale reads.
 ``refresh()`` is one Strong query of the meta collection (p50 2.4 ms on milvus-lite).
 
-Analyzer: likeopt.text.tokenize lowercases ``\\w+`` words, drops a 127-word stop list, then Snowball-stems.
+Analyzer: likeopt.runtime.text.tokenize lowercases ``\\w+`` words, drops a 127-word stop list, then Snowball-stems.
 The analyzer below asks Milvus for the same (standard tokenizer, lowercase, that stop list, then the english
 stemmer: Milvus's own ``english`` analyzer stems *before* a different stop list). milvus-lite 3.x knows only
 the standard tokenizer and stop filters and ignores the stemmer, so there BM25 matches unstemmed words: its
 top 10 share 0.67 with the embedded engine's (0.65 with the plain standard analyzer), nDCG@10 0.735 against
-0.774. With ``bm25_terms`` the backend stores and queries likeopt.text.tokenize's terms instead, so any Milvus
+0.774. With ``bm25_terms`` the backend stores and queries likeopt.runtime.text.tokenize's terms instead, so any Milvus
 sees the embedded engine's exact terms: overlap 0.95, nDCG@10 0.768 (the rest is Milvus's IDF formula and
 per-segment statistics).
 
@@ -49,8 +49,8 @@ from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusC
 from pymilvus.client.types import Status
 from pymilvus.exceptions import MilvusException, MilvusUnavailableException
 
-from likeopt.principal import Reader
-from likeopt.text import STOP_WORDS, TOKENIZER_VERSION, tokenize
+from likeopt.runtime.principal import Reader
+from likeopt.runtime.text import STOP_WORDS, TOKENIZER_VERSION, tokenize
 from retrieval_svc.access import Access
 from retrieval_svc.backend import (
     BackendUnavailable,
@@ -103,9 +103,9 @@ ANALYZER: dict[str, Any] = {
         {"type": "stemmer", "language": "english"},
     ],
 }
-"""Milvus's equivalent of likeopt.text.tokenize (module docstring)."""
+"""Milvus's equivalent of likeopt.runtime.text.tokenize (module docstring)."""
 TERMS_ANALYZER: dict[str, Any] = {"tokenizer": "standard"}
-"""With ``bm25_terms``: search_text already holds likeopt.text.tokenize's terms, which only need splitting."""
+"""With ``bm25_terms``: search_text already holds likeopt.runtime.text.tokenize's terms, which only need splitting."""
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 """The embedded engine's BM25Okapi parameters (Milvus's default k1 is 1.2)."""
 HIT_FIELDS = ["doc_id", "ordinal", "title", "text", "metadata"]
@@ -328,7 +328,7 @@ class MilvusBackend:
         self.dense_index = dense_index
         self.timeout_s = timeout_s
         self.bm25_terms = bm25_terms
-        """Store and query likeopt.text.tokenize's terms instead of raw text: the embedded engine's exact BM25
+        """Store and query likeopt.runtime.text.tokenize's terms instead of raw text: the embedded engine's exact BM25
         terms on any Milvus, whatever analyzers it has (milvus-lite has no stemmer). Fixed per collection."""
         self.counters: Counter[str] = Counter()
         """Query embeddings and searches computed: what caching and single-flight are meant to save."""

@@ -167,7 +167,7 @@ def load_query_encoder(model: Any, model_path: Path, cache_dir: Path, int8: bool
 
 
 if __name__ == "__main__":  # `python -m retrieval_svc.onnx_query`: export at image build time, not at first start
-    from likeopt.config import Config
+    from likeopt.runtime.config import Config
     from retrieval_svc.embedder import configured_embedder
 
     logging.basicConfig(level=logging.INFO)

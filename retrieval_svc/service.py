@@ -22,10 +22,12 @@ from typing import TypeVar
 import grpc
 import numpy as np
 
-from likeopt.cache_client import CacheClient
-from likeopt.cache_keys import cache_key, normalise_query
-from likeopt.config import Config
-from likeopt.contract import (
+from likeopt.caching.cache_client import CacheClient
+from likeopt.caching.cache_keys import cache_key, normalise_query
+from likeopt.caching.near_cache import VersionedLRU
+from likeopt.caching.single_flight import SingleFlight
+from likeopt.runtime.config import Config
+from likeopt.runtime.contract import (
     LIST_LIMIT,
     MAX_DOCUMENT_CHARS,
     MAX_ID_CHARS,
@@ -35,9 +37,7 @@ from likeopt.contract import (
     check_query,
     rejects_invalid_input,
 )
-from likeopt.near_cache import VersionedLRU
-from likeopt.principal import BadPrincipal, Principal, Reader, principal_in, reader_of
-from likeopt.single_flight import SingleFlight
+from likeopt.runtime.principal import BadPrincipal, Principal, Reader, principal_in, reader_of
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.access import Access
 from retrieval_svc.backend import BackendUnavailable, ChunkHit, DocumentInput, RetrievalBackend, SearchParams

@@ -9,7 +9,7 @@ in-memory indexes.
 Each chunk also keeps its BM25 terms (space-separated), so start-up need not tokenise
 every chunk again: that was 42 % of loading 500,000 chunks (benchmarks/README.md). They
 count only while the store's ``bm25_terms`` mark equals the tokenizer's version
-(likeopt.text.TOKENIZER_VERSION); a store from before, or from another tokenizer, reads
+(likeopt.runtime.text.TOKENIZER_VERSION); a store from before, or from another tokenizer, reads
 as having none until its writer starts: it forgets them (:meth:`Store.forget_terms`) and
 stores the current ones as it loads (:meth:`Store.store_terms`).
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from likeopt.text import TOKENIZER_VERSION
+from likeopt.runtime.text import TOKENIZER_VERSION
 
 PAGE = 2_000
 """Chunks read per statement at start-up."""

@@ -53,22 +53,22 @@ class Image:
 
 
 IMAGES: dict[str, Image] = {
-    "cache": Image("cache", ("cache_svc",), ("likeopt.healthcheck",), ("cache_svc", "likeopt.healthcheck")),
+    "cache": Image("cache", ("cache_svc",), ("likeopt.ops.healthcheck",), ("cache_svc", "likeopt.ops.healthcheck")),
     "retrieval": Image(
         "retrieval",
         ("retrieval_svc",),
-        ("likeopt.healthcheck",),
-        ("retrieval_svc", "retrieval_svc.onnx_query", "likeopt.healthcheck"),
+        ("likeopt.ops.healthcheck",),
+        ("retrieval_svc", "retrieval_svc.onnx_query", "likeopt.ops.healthcheck"),
     ),
     "generation": Image(
-        "generation", ("generation_svc",), ("likeopt.healthcheck",), ("generation_svc", "likeopt.healthcheck")
+        "generation", ("generation_svc",), ("likeopt.ops.healthcheck",), ("generation_svc", "likeopt.ops.healthcheck")
     ),
     # The gateway's image also renders Envoy's configuration and runs `likeopt ingest` (the demo corpus).
     "gateway": Image(
         "gateway",
         ("gateway",),
-        ("likeopt.healthcheck", "likeopt.envoy_config", "likeopt.ingest"),
-        ("gateway", "likeopt.healthcheck", "likeopt.envoy_config", "likeopt ingest"),
+        ("likeopt.ops.healthcheck", "likeopt.ops.envoy_config", "likeopt.ops.ingest"),
+        ("gateway", "likeopt.ops.healthcheck", "likeopt.ops.envoy_config", "likeopt ingest"),
     ),
 }
 LIGHT_IMAGES = ("cache", "gateway")

@@ -16,8 +16,8 @@ from pathlib import Path
 import redis
 from redis.crc import key_slot
 
-from likeopt.config import host_port, reachable_host
-from likeopt.launcher import free_port, guarded, redis_binary
+from likeopt.ops.launcher import free_port, guarded, redis_binary
+from likeopt.runtime.config import host_port, reachable_host
 
 ROOT = Path(__file__).resolve().parent.parent
 MESH_START_TIMEOUT_S = 300.0
@@ -122,7 +122,7 @@ class MeshProcess:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            guarded([sys.executable, "-m", "likeopt.cli", "up", *self.args]),  # stops if the test run is killed
+            guarded([sys.executable, "-m", "likeopt.ops.cli", "up", *self.args]),  # stops if the test run is killed
             cwd=ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,

@@ -8,7 +8,7 @@ from gateway.auth import Reader, reader
 from gateway.models import DashboardSnapshot, SignedIn, WhoAmI
 from gateway.routes import api_router
 from gateway.state import Running
-from likeopt.principal import forwarded
+from likeopt.runtime.principal import forwarded
 
 router = api_router("admin", reader, 401)
 

@@ -19,8 +19,8 @@ from gateway.observe import record_first_token
 from gateway.routes import api_router
 from gateway.sse import sse_frame, with_heartbeats
 from gateway.state import Running
-from likeopt.contract import MODES
-from likeopt.principal import forwarded
+from likeopt.runtime.contract import MODES
+from likeopt.runtime.principal import forwarded
 from likeopt.v1 import generation_pb2
 
 HEARTBEAT_S = 15.0

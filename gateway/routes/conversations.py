@@ -12,8 +12,8 @@ from gateway.errors import UPSTREAM_STATUSES, upstream_call
 from gateway.models import Conversation
 from gateway.routes import api_router
 from gateway.state import Running
-from likeopt.contract import ID_PATTERN
-from likeopt.principal import forwarded
+from likeopt.runtime.contract import ID_PATTERN
+from likeopt.runtime.principal import forwarded
 from likeopt.v1 import generation_pb2
 
 LOOKUP_TIMEOUT_S = 10.0

@@ -25,10 +25,9 @@ from gateway.models import (
 )
 from gateway.routes import api_router
 from gateway.state import Running
-from likeopt.ingest import to_message
-from likeopt.loaders import Skipped as SkippedFile
-from likeopt.loaders import load_content
-from likeopt.principal import forwarded
+from likeopt.runtime.loaders import Skipped as SkippedFile
+from likeopt.runtime.loaders import load_content, to_message
+from likeopt.runtime.principal import forwarded
 from likeopt.v1 import retrieval_pb2
 
 WRITE_TIMEOUT_S = 600.0

@@ -19,7 +19,7 @@ from gateway.errors import BODY_STATUSES, UPSTREAM_STATUSES, upstream_call
 from gateway.models import FeedbackList, FeedbackRequest, FeedbackResponse
 from gateway.routes import api_router
 from gateway.state import Running
-from likeopt.contract import LIST_LIMIT
+from likeopt.runtime.contract import LIST_LIMIT
 from likeopt.v1 import generation_pb2
 
 MAX_FEEDBACK_BYTES = 16 * 1024

@@ -18,9 +18,9 @@ from gateway.fast_json import hits_json, search_body, search_head
 from gateway.models import SearchRequest, SearchResponse
 from gateway.routes import api_router
 from gateway.state import Running
-from likeopt.cache_keys import normalise_query
-from likeopt.contract import MODES
-from likeopt.principal import forwarded, scope_of
+from likeopt.caching.cache_keys import normalise_query
+from likeopt.runtime.contract import MODES
+from likeopt.runtime.principal import forwarded, scope_of
 from likeopt.v1 import retrieval_pb2
 
 SEARCH_TIMEOUT_S = 10.0

@@ -29,7 +29,7 @@ def feedback_count(mesh: MeshProcess) -> int:
 def exported_cases(mesh: MeshProcess, rating: str) -> list[dict]:
     """What ``likeopt eval --answers --from-feedback --rating RATING`` prints for this mesh, parsed."""
     exported = subprocess.run(
-        [sys.executable, "-m", "likeopt.cli", "eval", "--answers", "--from-feedback", "--rating", rating],
+        [sys.executable, "-m", "likeopt.ops.cli", "eval", "--answers", "--from-feedback", "--rating", rating],
         cwd=ROOT,
         env=mesh.env,
         capture_output=True,

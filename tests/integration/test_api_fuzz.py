@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402 (after the skip: hypo
 from schemathesis.checks import CHECKS  # noqa: E402
 
 from gateway.app import build_app  # noqa: E402
-from likeopt.config import Config  # noqa: E402
+from likeopt.runtime.config import Config  # noqa: E402
 from tests.support import MeshProcess, ValkeyServer, mesh_environment  # noqa: E402
 
 DEMO_CORPUS = Path(__file__).resolve().parents[2] / "docs"

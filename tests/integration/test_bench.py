@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from likeopt.bench.scenarios import SCENARIOS
+from likeopt.ops.bench.scenarios import SCENARIOS
 from tests.support import ROOT, MeshProcess
 
 QUESTIONS = [
@@ -32,7 +32,7 @@ def queries_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def bench(mesh: MeshProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "likeopt.cli", "bench", *args],
+        [sys.executable, "-m", "likeopt.ops.cli", "bench", *args],
         cwd=ROOT,
         env=mesh.env,
         capture_output=True,

@@ -22,7 +22,7 @@ import grpc
 import httpx
 import pytest
 
-from likeopt.principal import PRINCIPAL_HEADER
+from likeopt.runtime.principal import PRINCIPAL_HEADER
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 from tests.identity import WRITER_ROLE, IdentityProvider, bearer
 from tests.integration.test_mesh import grpc_web_frames, parse_sse
@@ -253,7 +253,7 @@ def test_likeopt_ingest_gives_every_document_of_the_run_its_access_list(
     jwt_mesh: MeshProcess, people: dict[str, Person], tmp_path: Path
 ) -> None:
     (tmp_path / "rota.md").write_text(f"# Rota\n\nThe {TOPIC} rota is kept under the codeword andalusite.\n")
-    ingest = [sys.executable, "-m", "likeopt.cli", "ingest", str(tmp_path), "--quiet"]
+    ingest = [sys.executable, "-m", "likeopt.ops.cli", "ingest", str(tmp_path), "--quiet"]
     ingest += ["--tenant", "acme", "--allow-group", "eng", "--allow-user", "bob"]
     subprocess.run(ingest, env=jwt_mesh.env, check=True, timeout=300, capture_output=True)
     assert "rota.md" in search_ids(people["alice"], "andalusite rota")  # in eng

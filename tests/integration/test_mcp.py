@@ -25,7 +25,7 @@ def transport(mesh: MeshProcess, kind: str, key: str | None = None) -> AbstractA
     """The SDK's client transport: ``likeopt mcp`` with the mesh's settings (with a token: through Envoy, which
     verifies it), or Envoy's /mcp."""
     if kind == "stdio":
-        args, env = ["-m", "likeopt.cli", "mcp"], mesh.env
+        args, env = ["-m", "likeopt.ops.cli", "mcp"], mesh.env
         if key:
             args += ["--token", key]
             env = {**env, "LIKEOPT_RETRIEVAL_ADDR": mesh.address, "LIKEOPT_GENERATION_ADDR": mesh.address}

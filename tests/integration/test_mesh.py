@@ -9,7 +9,7 @@ import grpc
 import httpx
 import pytest
 
-from likeopt.cache_keys import normalise_query
+from likeopt.caching.cache_keys import normalise_query
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.support import MeshProcess, ValkeyServer
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from likeopt.principal import Reader
+from likeopt.runtime.principal import Reader
 from retrieval_svc.access import Access
 from retrieval_svc.backend import DocumentInput
 from retrieval_svc.engine import RetrievalEngine

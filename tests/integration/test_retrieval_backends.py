@@ -210,7 +210,7 @@ def test_a_write_through_one_replica_is_seen_by_another(milvus: MilvusServer, ba
 
 
 def test_bm25_terms_match_inflections_as_the_embedded_engine_does(milvus: MilvusServer) -> None:
-    """By default Milvus indexes likeopt.text.tokenize's stemmed terms (milvus-lite itself does not stem)."""
+    """By default Milvus indexes likeopt.runtime.text.tokenize's stemmed terms (milvus-lite itself does not stem)."""
     terms = backend_on(milvus, new_name())
     ingest(terms, *CORPUS)
     assert doc_ids(terms, "striped zebra", params("bm25"))[0] == "zebra"

@@ -14,8 +14,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from likeopt.evaluate import wait_serving
-from likeopt.processes import CHILD_ENV
+from likeopt.ops.evaluate import wait_serving
+from likeopt.ops.processes import CHILD_ENV
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.service import UPSERT_BATCH_DOCS
 from tests.support import ROOT, free_port

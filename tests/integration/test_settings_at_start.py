@@ -29,7 +29,7 @@ def test_likeopt_up_refuses_a_bad_setting_before_starting_any_child(tmp_path: Pa
         (["-m", "retrieval_svc"], "LIKEOPT_CHUNK_TOKENS", "0", "must be ≥ 1"),
         (["-m", "generation_svc"], "LIKEOPT_CACHE_ENABLED", "ture", "must be 1 or 0"),
         (["-m", "gateway"], "LIKEOPT_NEAR_CACHE_ENTRIES", "-1", "must be ≥ 0"),
-        (["-m", "likeopt.envoy_config", "{out}"], "LIKEOPT_ENVOY_PORT", "70000", "must be ≤ 65535"),
+        (["-m", "likeopt.ops.envoy_config", "{out}"], "LIKEOPT_ENVOY_PORT", "70000", "must be ≤ 65535"),
     ],
 )
 def test_a_program_with_a_bad_setting_of_its_own_exits_2_naming_it(

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from likeopt.telemetry import CACHE_HIT, CACHE_LAYER, CACHE_NAMESPACE
+from likeopt.runtime.telemetry import CACHE_HIT, CACHE_LAYER, CACHE_NAMESPACE
 from tests.conftest import DEMO_CORPUS
 from tests.integration.test_mesh import parse_sse
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from likeopt.answer_eval import OFF_TOPIC, Asked, Question, load_collection, read_questions, summarise
+from likeopt.ops.answer_eval import OFF_TOPIC, Asked, Question, load_collection, read_questions, summarise
 
 
 def test_the_shipped_question_files_hold_what_the_benchmarks_need() -> None:

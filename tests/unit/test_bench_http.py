@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from likeopt.bench.http import HttpClient
+from likeopt.ops.bench.http import HttpClient
 from tests.support import free_port
 
 

@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 
 from gateway.sse import sse_frame
-from likeopt.bench.http import HttpClient
-from likeopt.bench.load import LoadGenerator, LoadSettings, Progress, Sample
-from likeopt.bench.scenarios import CHAT_PATH, Scenario
+from likeopt.ops.bench.http import HttpClient
+from likeopt.ops.bench.load import LoadGenerator, LoadSettings, Progress, Sample
+from likeopt.ops.bench.scenarios import CHAT_PATH, Scenario
 from tests.support import free_port
 
 SERVICE_S = 0.02

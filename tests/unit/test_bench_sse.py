@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gateway.sse import HEARTBEAT, sse_frame
-from likeopt.bench.sse import Event, SseParser
+from likeopt.ops.bench.sse import Event, SseParser
 
 STREAM = (
     sse_frame(1, "retrieval", {"hits": []})

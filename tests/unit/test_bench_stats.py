@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from likeopt.bench.stats import histogram, summary_ms
+from likeopt.ops.bench.stats import histogram, summary_ms
 
 
 def test_summary_is_in_milliseconds_with_max() -> None:

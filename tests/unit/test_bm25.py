@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from likeopt.text import tokenize
+from likeopt.runtime.text import tokenize
 from retrieval_svc.bm25 import BM25Index
 
 SCIFACT = Path("/work/shared/data/scifact/corpus.jsonl")

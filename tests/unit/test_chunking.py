@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from likeopt.text import split_sentences
+from likeopt.runtime.text import split_sentences
 from retrieval_svc.chunking import chunk_text
 
 SCIFACT = Path("/work/shared/data/scifact/corpus.jsonl")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from likeopt.config import Config, host_port, reachable_host, replica_family
-from likeopt.grpc_client import channel_target
+from likeopt.runtime.config import Config, host_port, reachable_host, replica_family
+from likeopt.runtime.grpc_client import channel_target
 
 
 @pytest.mark.parametrize(

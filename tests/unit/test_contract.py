@@ -7,7 +7,7 @@ import re
 import grpc
 import pytest
 
-from likeopt.contract import (
+from likeopt.runtime.contract import (
     ANSWER_TOP_K,
     INVALID_INPUT_STATUS,
     MODE_NAMES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from likeopt.protos import PROTO_DIR, ROOT, generate
+from likeopt.ops.protos import PROTO_DIR, ROOT, generate
 
 
 def test_committed_stubs_match_the_protos(tmp_path: Path) -> None:

@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from likeopt.config import Config, address_list, env_names, split_host_port
-from likeopt.envoy_config import envoy_values
-from likeopt.processes import CHILD_ENV, REDIS_BOUNDS, service_processes
-from likeopt.protos import ROOT
+from likeopt.ops.envoy_config import envoy_values
+from likeopt.ops.processes import CHILD_ENV, REDIS_BOUNDS, service_processes
+from likeopt.ops.protos import ROOT
+from likeopt.runtime.config import Config, address_list, env_names, split_host_port
 from tests.packaging import IMAGES, LIGHT_IMAGES
 
 DEFAULTS = Config.from_env({})
@@ -110,7 +110,7 @@ def test_envoy_runs_with_the_same_arguments_and_the_same_template() -> None:
     assert composed[:config_at] + composed[config_at + 1 :] == launched[:config_at] + launched[config_at + 1 :]
     rendered_dir = Path(composed[config_at]).parent
     render = SERVICES["envoy-config"]["command"]
-    assert render[:3] == ["python", "-m", "likeopt.envoy_config"] and Path(render[3]) == rendered_dir
+    assert render[:3] == ["python", "-m", "likeopt.ops.envoy_config"] and Path(render[3]) == rendered_dir
     assert SERVICES["envoy"]["depends_on"]["envoy-config"]["condition"] == "service_completed_successfully"
 
 
@@ -120,7 +120,7 @@ def test_every_likeopt_variable_is_a_documented_setting(name: str) -> None:
         if name in PROFILE_SERVICES and not variable.startswith("LIKEOPT_"):
             continue  # Milvus's, etcd's and MinIO's own settings
         assert variable.startswith("LIKEOPT_"), variable
-        assert variable in DECLARED, f"{variable} is not a setting of likeopt.config.Config"
+        assert variable in DECLARED, f"{variable} is not a setting of likeopt.runtime.config.Config"
         assert f"`{variable}`" in README, f"{variable} is missing from the README's table"
 
 
@@ -138,7 +138,7 @@ def test_health_checks_ask_what_the_launcher_asks() -> None:
     for name in PYTHON_SERVICES:
         spec = LAUNCHED[name]
         test = SERVICES[name]["healthcheck"]["test"]
-        assert test[1:4] == ["python", "-m", "likeopt.healthcheck"]
+        assert test[1:4] == ["python", "-m", "likeopt.ops.healthcheck"]
         if spec.probe == "grpc":
             assert test[4:] == ["grpc", f"127.0.0.1:{spec.port}"]
         else:
@@ -476,7 +476,7 @@ def test_scale_out_runs_the_same_commands_with_documented_settings(scale_out: li
         env = container_env(scale_out, container)
         for variable in env:
             if variable.startswith("LIKEOPT_"):
-                assert variable in DECLARED, f"{variable} is not a setting of likeopt.config.Config"
+                assert variable in DECLARED, f"{variable} is not a setting of likeopt.runtime.config.Config"
                 assert f"`{variable}`" in README, f"{variable} is missing from the README's table"
         if container["command"][:2] == ["python", "-m"]:  # a Like-Opt process: its settings must validate
             Config.from_env({k: re.sub(r"\$\(\w+\)", "x", v) for k, v in env.items()})

@@ -138,8 +138,8 @@ def test_an_engine_scoring_chunks_alone_keeps_no_document_vectors(tmp_path: Path
 
 
 def test_the_service_keys_searches_by_the_configured_weight() -> None:
-    from likeopt.cache_keys import cache_key
-    from likeopt.config import Config
+    from likeopt.caching.cache_keys import cache_key
+    from likeopt.runtime.config import Config
     from likeopt.v1 import retrieval_pb2
     from retrieval_svc.service import search_params
 

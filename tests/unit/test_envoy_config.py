@@ -31,14 +31,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
-from likeopt.config import Config
-from likeopt.envoy_config import (
+from likeopt.ops.envoy_config import (
     PLACEHOLDERS,
     TEMPLATE_PATH,
     envoy_values,
     render_envoy_config,
     write_envoy_config,
 )
+from likeopt.runtime.config import Config
 from tests.otlp_receiver import OtlpReceiver
 
 

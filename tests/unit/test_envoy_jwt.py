@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from likeopt.config import Config
-from likeopt.envoy_config import PRINCIPAL_HEADER, jwt_rules, write_envoy_config
+from likeopt.ops.envoy_config import PRINCIPAL_HEADER, jwt_rules, write_envoy_config
+from likeopt.runtime.config import Config
 from tests.identity import IdentityProvider
 from tests.unit.test_envoy_config import ENVOY, needs_envoy
 

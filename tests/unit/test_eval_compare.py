@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from likeopt import eval_compare
-from likeopt.config import Config
-from likeopt.eval_compare import compare, format_table, parse_configuration
-from likeopt.evaluate import EvalSettings
+from likeopt.ops import eval_compare
+from likeopt.ops.eval_compare import compare, format_table, parse_configuration
+from likeopt.ops.evaluate import EvalSettings
+from likeopt.runtime.config import Config
 
 
 def test_a_configuration_names_mode_search_parameters_and_service_settings() -> None:

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from likeopt.evaluate import (
+from likeopt.ops.evaluate import (
     Dataset,
     best_chunk_per_document,
     document_scores,

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from gateway.app import build_app
 from gateway.direct_route import DirectLane, DirectRoute
 from gateway.observe import HTTP_REQUESTS, RequestMetrics
-from likeopt.config import Config
+from likeopt.runtime.config import Config
 
 KEY = "unit-test-key"
 NOWHERE = "127.0.0.1:1"

@@ -10,7 +10,7 @@ import pytest
 
 import gateway.dashboard as dashboard_module
 from gateway.dashboard import Dashboard, search_hit_rate
-from likeopt.hit_rate import parse_lookups
+from likeopt.caching.hit_rate import parse_lookups
 from likeopt.v1 import cache_pb2, retrieval_pb2
 
 # 30 searches of 7 questions: the gateway's near cache answered 23 repeats, so retrieval_svc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.observe import RollingWindow
-from likeopt.bench.stats import summary_ms
+from likeopt.ops.bench.stats import summary_ms
 
 
 class FakeClock:

@@ -8,8 +8,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from gateway.app import build_app
 from gateway.errors import GRPC_TO_HTTP, UPSTREAM_FAILED
-from likeopt.config import Config
-from likeopt.contract import ANSWER_TOP_K, MAX_QUERY_CHARS, MODES, SEARCH_TOP_K
+from likeopt.runtime.config import Config
+from likeopt.runtime.contract import ANSWER_TOP_K, MAX_QUERY_CHARS, MODES, SEARCH_TOP_K
 
 UPSTREAM_CALLERS = {
     ("/api/v1/search", "post"),

@@ -10,8 +10,8 @@ import pytest
 
 from generation_svc.__main__ import make_backend
 from generation_svc.extractive import ExtractiveBackend
-from likeopt.config import Config
-from likeopt.launcher import Child
+from likeopt.ops.launcher import Child
+from likeopt.runtime.config import Config
 
 
 def test_without_a_model_local_falls_back_to_extractive_and_says_so(caplog: pytest.LogCaptureFixture) -> None:

@@ -15,7 +15,7 @@ from generation_svc.extractive import ExtractiveBackend
 from generation_svc.feedback import FeedbackStore
 from generation_svc.relevance import RelevanceFloor
 from generation_svc.service import NOT_COVERED
-from likeopt.config import Config
+from likeopt.runtime.config import Config
 from likeopt.v1 import generation_pb2, retrieval_pb2
 from tests.unit.test_generation_harness import collect, generation_server, text_of
 from tests.unit.test_generation_service import ScriptedBackend, kinds

@@ -20,8 +20,8 @@ from generation_svc.feedback import FeedbackStore
 from generation_svc.relevance import RelevanceFloor
 from generation_svc.semantic_cache import SemanticIndex
 from generation_svc.service import GenerationServicer
-from likeopt.config import Config
-from likeopt.text import tokenize
+from likeopt.runtime.config import Config
+from likeopt.runtime.text import tokenize
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 
 CORPUS = {

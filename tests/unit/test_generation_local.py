@@ -15,7 +15,7 @@ import pytest
 
 from generation_svc.backends import AnswerFailed, Passage, Usage
 from generation_svc.local import MAX_PASSAGE_CHARS, MIN_PASSAGE_CHARS, LocalBackend, passage_budget, shipped_model_path
-from likeopt.config import LOCAL_MAX_TOKENS, MAX_TOKENS, Config
+from likeopt.runtime.config import LOCAL_MAX_TOKENS, MAX_TOKENS, Config
 from likeopt.v1 import generation_pb2
 from tests.unit.test_generation_harness import generation_server, text_of
 

@@ -1,4 +1,4 @@
-"""The one hit rate (likeopt.hit_rate): lookup counters of the mesh, every cache on a search's path counted.
+"""The one hit rate (likeopt.caching.hit_rate): lookup counters of the mesh, every cache on a search's path counted.
 
 The bench, the dashboard and cache_svc's own ratio all compute it here.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from likeopt.hit_rate import hit_rate, lookups_of, parse_lookups
+from likeopt.caching.hit_rate import hit_rate, lookups_of, parse_lookups
 
 CACHE_SVC = """\
 # HELP likeopt_cache_lookups_total Cache lookups by layer, namespace and result.

@@ -8,8 +8,8 @@ import zipfile
 import pytest
 from docx import Document
 
-from likeopt import loaders
-from likeopt.loaders import LoadedDocument, Skipped, html_to_text, load_content, markdown_to_text
+from likeopt.runtime import loaders
+from likeopt.runtime.loaders import LoadedDocument, Skipped, html_to_text, load_content, markdown_to_text
 
 PAGE = """<!doctype html>
 <html><head><title> Port  map </title><style>td { color: red }</style><script>var secret = 1;</script></head>

@@ -13,9 +13,9 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from gateway.mcp_http import McpEndpoint
+from gateway.mcp_server import Mesh, build_mcp_server, document_text, document_uri
 from generation_svc.extractive import ExtractiveBackend
-from likeopt.config import Config
-from likeopt.mcp_server import Mesh, build_mcp_server, document_text, document_uri
+from likeopt.runtime.config import Config
 from likeopt.v1 import retrieval_pb2
 from tests.unit.test_generation_harness import generation_server
 from tests.unit.test_retrieval_harness import DictCache, GatedEmbedder, retrieval_server

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from likeopt.near_cache import VersionedLRU
+from likeopt.caching.near_cache import VersionedLRU
 
 
 def test_an_entry_answers_only_for_its_version() -> None:

@@ -137,7 +137,7 @@ def test_each_image_extra_installs_everything_its_programs_import(image: Image) 
 
 @pytest.mark.parametrize(
     ("module", "extra"),
-    [("likeopt.migrate", "retrieval"), ("likeopt.mcp_server", "gateway"), ("likeopt.ingest", "gateway")],
+    [("likeopt.ops.migrate", "retrieval"), ("gateway.mcp_server", "gateway"), ("likeopt.ops.ingest", "gateway")],
 )
 def test_commands_run_with_the_extra_the_readme_names(module: str, extra: str) -> None:
     """README's 'Installing' table: `likeopt migrate` runs with retrieval, `likeopt mcp` and `likeopt ingest` with
@@ -151,7 +151,7 @@ def test_all_installs_everything_the_runtime_code_imports() -> None:
         module
         for package in ("likeopt", "gateway", "retrieval_svc", "generation_svc", "cache_svc")
         for module in package_modules(package)
-        if module != "likeopt.protos"
+        if module != "likeopt.ops.protos"
     ]
     missing, unknown = unaccounted(roots, "all")
     assert not missing and not unknown, (missing, unknown)
@@ -164,11 +164,11 @@ def test_light_extras_install_no_model_library(extra: str) -> None:
 
 def entry_modules(image: Image) -> list[str]:
     """The modules Python imports to start the image's programs (``python -m X`` runs ``X.__main__`` for a
-    package; ``likeopt ...`` is the console script's likeopt.cli)."""
+    package; ``likeopt ...`` is the console script's likeopt.ops.cli)."""
     modules = []
     for command in image.commands:
         if " " in command:
-            modules.append("likeopt.cli")
+            modules.append("likeopt.ops.cli")
         elif (ROOT / command.replace(".", "/") / "__main__.py").is_file():
             modules.append(f"{command}.__main__")
         else:
@@ -181,7 +181,7 @@ def test_light_programs_load_no_model_library(extra: str) -> None:
     """Imported in a fresh interpreter, the gateway's and cache_svc's programs leave torch, transformers,
     sentence-transformers, llama.cpp, FAISS and ONNX out of sys.modules."""
     loaded = loaded_by_import(entry_modules(IMAGES[extra]))
-    assert "likeopt.config" in loaded, "the import ran"
+    assert "likeopt.runtime.config" in loaded, "the import ran"
     heavy = sorted(name for name in loaded if name.split(".")[0] in MODEL_LIBRARIES)
     assert not heavy, f"{extra} loads {heavy[:10]}"
 
@@ -226,7 +226,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_carries_the_envoy_template_the_web_ui_and_the_stub_types(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "likeopt/envoy/envoy.tmpl.yaml" in names
+    assert "likeopt/ops/envoy/envoy.tmpl.yaml" in names
     for path in (ROOT / "gateway" / "static").iterdir():
         assert f"gateway/static/{path.name}" in names
     assert {f"likeopt/v1/{p.name}" for p in STUBS.glob("*.pyi")} <= names
@@ -239,7 +239,7 @@ def test_installed_wheel_renders_envoy_config_outside_the_checkout(wheel: Path, 
     zipfile.ZipFile(wheel).extractall(site)
     work = tmp_path / "work"
     work.mkdir()
-    script = "import sys, likeopt; print(likeopt.__file__); from likeopt.envoy_config import main; "
+    script = "import sys, likeopt; print(likeopt.__file__); from likeopt.ops.envoy_config import main; "
     script += "sys.exit(main(['out']))"
     done = subprocess.run(
         [sys.executable, "-c", script],

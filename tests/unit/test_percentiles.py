@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from likeopt.percentiles import percentile
+from likeopt.runtime.percentiles import percentile
 
 
 def test_percentile_interpolates_between_closest_ranks_like_numpy() -> None:

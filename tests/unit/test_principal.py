@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from likeopt.config import Config
-from likeopt.principal import PRINCIPAL_HEADER, BadPrincipal, Reader, forwarded, principal_in, scope_of
+from likeopt.runtime.config import Config
+from likeopt.runtime.principal import PRINCIPAL_HEADER, BadPrincipal, Reader, forwarded, principal_in, scope_of
 from likeopt.v1 import retrieval_pb2
 from retrieval_svc.access import Access, RowMask, reader_keys
 from retrieval_svc.service import document_access

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from likeopt.config import settings_table
-from likeopt.protos import ROOT
+from likeopt.ops.protos import ROOT
+from likeopt.runtime.config import settings_table
 
 
 def test_readme_lists_every_setting_exactly() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from likeopt.text import tokenize
+from likeopt.runtime.text import tokenize
 from retrieval_svc import engine as engine_module
 from retrieval_svc import store as store_module
 from retrieval_svc.backend import DocumentInput, SearchParams

@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from likeopt.config import Config
+from likeopt.runtime.config import Config
 from likeopt.v1 import retrieval_pb2_grpc
 from retrieval_svc.engine import RetrievalEngine
 from retrieval_svc.service import RetrievalServicer

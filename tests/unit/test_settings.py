@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from likeopt.config import (
+from likeopt.runtime.config import (
     CACHE,
     ENVOY,
     GATEWAY,
@@ -146,7 +146,7 @@ def test_a_service_with_a_bad_setting_exits_non_zero_naming_it(
 def test_envoy_config_rendering_refuses_a_bad_port(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    from likeopt.envoy_config import main
+    from likeopt.ops.envoy_config import main
 
     monkeypatch.setenv("LIKEOPT_ENVOY_PORT", "70000")
     with pytest.raises(SystemExit) as exited:
@@ -171,11 +171,11 @@ PROPERTIES = {
     "jwt": "auth",
 }
 CODE = {
-    RETRIEVAL: ["retrieval_svc", "likeopt/grpc_server.py", "likeopt/principal.py"],
-    GENERATION: ["generation_svc", "likeopt/grpc_server.py", "likeopt/principal.py"],
-    CACHE: ["cache_svc", "likeopt/grpc_server.py"],
-    GATEWAY: ["gateway", "likeopt/principal.py", "likeopt/mcp_server.py"],
-    ENVOY: ["likeopt/envoy_config.py"],
+    RETRIEVAL: ["retrieval_svc", "likeopt/runtime/grpc_server.py", "likeopt/runtime/principal.py"],
+    GENERATION: ["generation_svc", "likeopt/runtime/grpc_server.py", "likeopt/runtime/principal.py"],
+    CACHE: ["cache_svc", "likeopt/runtime/grpc_server.py"],
+    GATEWAY: ["gateway", "likeopt/runtime/principal.py", "gateway/mcp_server.py"],
+    ENVOY: ["likeopt/ops/envoy_config.py"],
 }
 
 
@@ -199,7 +199,7 @@ def test_each_variable_is_declared_once_with_a_meaning() -> None:
 
 
 def test_the_launcher_checks_all_it_hands_its_children(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from likeopt.launcher import LaunchError, checked_child_environment
+    from likeopt.ops.launcher import LaunchError, checked_child_environment
 
     config = Config.from_env({"LIKEOPT_RUN_DIR": str(tmp_path)})
     env = checked_child_environment(config, "generated-key", "redis://127.0.0.1:6399/0")

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from likeopt.single_flight import SingleFlight
+from likeopt.caching.single_flight import SingleFlight
 
 
 async def test_fifty_concurrent_callers_share_one_computation() -> None:

@@ -16,7 +16,7 @@ from tests.support import ROOT, alive
 
 STUCK_START = """
 import re, subprocess, sys, time
-from likeopt.start_deadline import StartWatchdog
+from likeopt.ops.start_deadline import StartWatchdog
 
 helper = subprocess.Popen(["sleep", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 print(helper.pid, flush=True)
@@ -59,7 +59,7 @@ def test_a_start_stuck_holding_the_gil_is_still_ended_by_the_backstop() -> None:
 
 def test_orphan_guard_runs_the_program_with_its_arguments() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "likeopt.orphan_guard", str(os.getpid()), "sh", "-c", "echo $0 $1", "a", "b"],
+        [sys.executable, "-m", "likeopt.ops.orphan_guard", str(os.getpid()), "sh", "-c", "echo $0 $1", "a", "b"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -70,7 +70,7 @@ def test_orphan_guard_runs_the_program_with_its_arguments() -> None:
 
 def test_orphan_guard_refuses_to_run_for_a_parent_that_is_not_its_own() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "likeopt.orphan_guard", "1", "sh", "-c", "echo ran"],
+        [sys.executable, "-m", "likeopt.ops.orphan_guard", "1", "sh", "-c", "echo ran"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -85,7 +85,7 @@ def test_the_guarded_child_gets_sigterm_when_its_parent_dies(tmp_path: Path) -> 
         f"""
         import os, subprocess, sys, time
         child = subprocess.Popen(
-            [sys.executable, "-m", "likeopt.orphan_guard", str(os.getpid()),
+            [sys.executable, "-m", "likeopt.ops.orphan_guard", str(os.getpid()),
              "sh", "-c", "echo $$ > {marker}; exec sleep 60"],
         )
         time.sleep(60)

@@ -38,10 +38,10 @@ from cache_svc.l2 import RedisLayer
 from cache_svc.two_layer import TwoLayerCache
 from gateway.request_spans import RequestSpans
 from gateway.trace_header import TraceIdHeader
-from likeopt.grpc_server import RequestLogContext
-from likeopt.grpc_tracing import ServerSpans, client_interceptors, traced
-from likeopt.logs import JsonFormatter, bind_request_span
-from likeopt.telemetry import (
+from likeopt.runtime.grpc_server import RequestLogContext
+from likeopt.runtime.grpc_tracing import ServerSpans, client_interceptors, traced
+from likeopt.runtime.logs import JsonFormatter, bind_request_span
+from likeopt.runtime.telemetry import (
     CACHE_HIT,
     CACHE_LAYER,
     CACHE_NAMESPACE,

@@ -1,6 +1,6 @@
 """tokenize: the BM25 term pipeline (NFKC, lowercase, \\w+, stop words, Snowball)."""
 
-from likeopt.text import STOP_WORDS, TOKENIZER_VERSION, tokenize
+from likeopt.runtime.text import STOP_WORDS, TOKENIZER_VERSION, tokenize
 
 
 def test_lowercases_and_stems() -> None:

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import STATIC_DIR, build_app
 from gateway.ui_config import UI_CONFIG_PATH
-from likeopt.config import Config
+from likeopt.runtime.config import Config
 
 
 def _script(environ: dict[str, str]) -> str:

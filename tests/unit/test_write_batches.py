@@ -8,9 +8,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 
-from likeopt import write_batches
+from likeopt.caching import write_batches
+from likeopt.caching.write_batches import WriteBatches
 from likeopt.v1 import cache_pb2
-from likeopt.write_batches import WriteBatches
 
 LONG_WINDOW_S = 3600.0
 """Longer than any test: whatever is sent before close() was sent without waiting for a window."""

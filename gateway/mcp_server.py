@@ -1,0 +1,289 @@
+"""Like-Opt as a Model Context Protocol server, on the official ``mcp`` SDK.
+
+Tools ``search``, ``ask`` and ``list_documents``, and every document as a resource
+(``likeopt://documents/{doc_id}``). One server definition runs two ways: over stdio (``likeopt mcp``, for
+desktop clients such as Claude Desktop or Cursor) and over streamable HTTP at ``/mcp``, mounted in the
+gateway. Either way it only calls the mesh over gRPC: answers go through generation_svc's Answer (same
+caches, conversations and cancellation as the web UI), so MCP adds no second RAG pipeline.
+
+A failed call (an empty query, an unknown conversation id, an unreachable service) comes back to the
+client as a tool error (``isError``) naming the gRPC status, never as a crash of the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from mcp.server.mcpserver import MCPServer, ResourceSecurity
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field
+
+from likeopt.runtime.config import Config, address_list
+from likeopt.runtime.contract import ANSWER_TOP_K, MODES, SEARCH_TOP_K, Mode
+from likeopt.runtime.grpc_client import open_channel
+from likeopt.runtime.logs import setup_logging
+from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
+
+DOCUMENT_URI = "likeopt://documents/{+doc_id}"
+"""Document ids may hold slashes (file paths): ``{+doc_id}`` takes them as they are."""
+SEARCH_TIMEOUT_S = 10.0
+READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
+INSTRUCTIONS = (
+    "Like-Opt answers questions over the user's own documents. Use `ask` for a grounded answer with "
+    "numbered citations [n]; use `search` to see the matching passages themselves; `list_documents` and the "
+    "likeopt://documents/{doc_id} resources show what the corpus holds."
+)
+
+
+def document_uri(doc_id: str) -> str:
+    """The resource URI of a document (characters outside RFC 3986's reserved set percent-encoded)."""
+    return "likeopt://documents/" + quote(doc_id, safe=":/@!$&'()*+,;=")
+
+
+@dataclass
+class Mesh:
+    """The gRPC stubs the MCP tools call, and the metadata (API key) every call carries."""
+
+    retrieval: retrieval_pb2_grpc.RetrievalServiceStub
+    """Searches (any replica)."""
+    documents: retrieval_pb2_grpc.RetrievalServiceStub
+    """ListDocuments and GetDocument (the writer, like index status)."""
+    generation: generation_pb2_grpc.GenerationServiceStub
+    answer_timeout_s: float = 60.0
+    metadata: tuple[tuple[str, str], ...] = ()
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    @classmethod
+    def connect(cls, config: Config, token: str = "") -> Mesh:
+        """Channels of its own, to the addresses in the settings (the services, or Envoy's port for all).
+
+        A token (LIKEOPT_AUTH=jwt), else the API key, rides on every call: Envoy verifies the token and every
+        read is its principal's; it needs the key for document reads always and for searches and answers when
+        reads need the key. The services themselves ignore both.
+        """
+        channels = [
+            open_channel(config.retrieval_addr),
+            open_channel(address_list(config.retrieval_addr)[0]),
+            open_channel(config.generation_addr),
+        ]
+        bearer = token or config.api_key.get_secret_value()
+        metadata = (("authorization", f"Bearer {bearer}"),) if bearer else ()
+        return cls(
+            retrieval=retrieval_pb2_grpc.RetrievalServiceStub(channels[0]),
+            documents=retrieval_pb2_grpc.RetrievalServiceStub(channels[1]),
+            generation=generation_pb2_grpc.GenerationServiceStub(channels[2]),
+            answer_timeout_s=config.answer_timeout_s,
+            metadata=metadata,
+            channels=channels,
+        )
+
+    async def close(self) -> None:
+        await asyncio.gather(*(channel.close() for channel in self.channels))
+
+
+class Passage(BaseModel):
+    doc_id: str
+    chunk_id: str
+    title: str
+    text: str
+    score: float
+    uri: str = Field(description="The document's resource URI.")
+
+
+class SearchResult(BaseModel):
+    passages: list[Passage]
+    index_version: int
+
+
+class Citation(BaseModel):
+    """A passage the answer cites as [n]; the fields of the chat API's citation events."""
+
+    model_config = ConfigDict(extra="allow")
+
+    n: int
+    doc_id: str
+    chunk_id: str
+    title: str
+    text: str
+
+
+class Answer(BaseModel):
+    answer: str = Field(description="The answer, with [n] markers pointing into citations.")
+    citations: list[Citation]
+    conversation_id: str = Field(description="Pass it back to `ask` to ask a follow-up in this conversation.")
+    cached: bool
+
+
+class DocumentInfo(BaseModel):
+    id: str
+    title: str
+    metadata: dict[str, str]
+    chunks: int
+    uri: str
+
+
+class DocumentPage(BaseModel):
+    documents: list[DocumentInfo]
+    next_after_id: str = Field(description="Pass as after_id for the next page; empty on the last page.")
+    total: int
+
+
+def tool_failure(exc: grpc.aio.AioRpcError) -> ToolError:
+    """A gRPC failure as the tool error the client sees (details of internal errors are not passed on)."""
+    hidden = exc.code() in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS)
+    details = "internal error in Like-Opt; its logs have the details" if hidden else exc.details()
+    return ToolError(f"{exc.code().name}: {details}")
+
+
+async def answer_of(mesh: Mesh, request: generation_pb2.AnswerRequest) -> Answer:
+    """Run one Answer call to its end; a cancelled tool call cancels it, which stops the model."""
+    call = mesh.generation.Answer(request, timeout=mesh.answer_timeout_s, metadata=mesh.metadata)
+    text: list[str] = []
+    citations: list[Citation] = []
+    try:
+        async for event in call:
+            kind = event.WhichOneof("event")
+            if kind == "delta":
+                text.append(event.delta.text)
+            elif kind == "citation":
+                fields = MessageToDict(
+                    event.citation, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+                )
+                citations.append(Citation.model_validate(fields))
+            elif kind == "error":
+                raise ToolError(f"{event.error.code}: {event.error.message}")
+            elif kind == "done":
+                done = event.done
+                return Answer(
+                    answer="".join(text), citations=citations, conversation_id=done.conversation_id, cached=done.cached
+                )
+    except grpc.aio.AioRpcError as exc:
+        raise tool_failure(exc) from None
+    finally:
+        call.cancel()
+    raise ToolError("UNAVAILABLE: the answer stream ended without an answer")
+
+
+def register_tools(server: MCPServer, mesh: Callable[[], Mesh]) -> None:
+    """search, ask and list_documents."""
+
+    @server.tool(annotations=READ_ONLY)
+    async def search(
+        query: Annotated[str, Field(description="What to look for, in plain words or keywords.")],
+        top_k: Annotated[int, Field(ge=SEARCH_TOP_K.low, le=SEARCH_TOP_K.high, description="How many passages.")] = 5,
+        mode: Mode = "hybrid",
+        filters: Annotated[dict[str, str] | None, Field(description="Document metadata that must match.")] = None,
+    ) -> SearchResult:
+        """Find the passages of the user's documents that best match a query (hybrid BM25 + dense by default)."""
+        m = mesh()
+        request = retrieval_pb2.SearchRequest(query=query, top_k=top_k, mode=MODES[mode], filters=filters or {})
+        try:
+            reply = await m.retrieval.Search(request, timeout=SEARCH_TIMEOUT_S, metadata=m.metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise tool_failure(exc) from None
+        passages = [
+            Passage(
+                doc_id=h.doc_id,
+                chunk_id=h.chunk_id,
+                title=h.title,
+                text=h.text,
+                score=h.score,
+                uri=document_uri(h.doc_id),
+            )
+            for h in reply.hits
+        ]
+        return SearchResult(passages=passages, index_version=reply.index_version)
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, openWorldHint=False))
+    async def ask(
+        question: Annotated[str, Field(description="The question, in plain words.")],
+        conversation_id: Annotated[str, Field(description="Continue this conversation (from an earlier ask).")] = "",
+        top_k: Annotated[
+            int, Field(ge=ANSWER_TOP_K.low, le=ANSWER_TOP_K.high, description="Passages to ground the answer on.")
+        ] = ANSWER_TOP_K.default,
+    ) -> Answer:
+        """Answer a question from the user's documents, citing passages as [n]; follow-ups keep the conversation."""
+        request = generation_pb2.AnswerRequest(query=question, conversation_id=conversation_id, top_k=top_k)
+        return await answer_of(mesh(), request)
+
+    @server.tool(annotations=READ_ONLY)
+    async def list_documents(
+        limit: Annotated[int, Field(ge=1, le=1000, description="Most documents in the page.")] = 100,
+        after_id: Annotated[str, Field(description="Start after this id (the last page's next_after_id).")] = "",
+    ) -> DocumentPage:
+        """List the documents in the corpus, in id order, a page at a time."""
+        m = mesh()
+        request = retrieval_pb2.ListDocumentsRequest(limit=limit, after_id=after_id)
+        try:
+            reply = await m.documents.ListDocuments(request, timeout=SEARCH_TIMEOUT_S, metadata=m.metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise tool_failure(exc) from None
+        documents = [
+            DocumentInfo(id=d.id, title=d.title, metadata=dict(d.metadata), chunks=d.chunks, uri=document_uri(d.id))
+            for d in reply.documents
+        ]
+        return DocumentPage(documents=documents, next_after_id=reply.next_after_id, total=reply.total)
+
+
+def document_text(doc: retrieval_pb2.StoredDocument) -> str:
+    """A document as Markdown: title, metadata, then its chunks as the index holds them (neighbouring
+    chunks repeat a sentence or so: the original text is not kept)."""
+    lines = [f"# {doc.title or doc.id}", "", f"- id: {doc.id}"]
+    lines += [f"- {key}: {value}" for key, value in sorted(doc.metadata.items())]
+    for chunk in doc.chunks:
+        lines += ["", f"## [{chunk.chunk_id}]", "", chunk.text]
+    return "\n".join(lines) + "\n"
+
+
+def register_resources(server: MCPServer, mesh: Callable[[], Mesh]) -> None:
+    """Every document as ``likeopt://documents/{doc_id}``."""
+
+    # A document id is a key looked up in the index, never a path on disk: no path checks apply.
+    @server.resource(DOCUMENT_URI, mime_type="text/markdown", security=ResourceSecurity(exempt_params={"doc_id"}))
+    async def document(doc_id: str) -> str:
+        """A document of the corpus: its title, metadata and text, chunk by chunk."""
+        m = mesh()
+        request = retrieval_pb2.GetDocumentRequest(id=doc_id)
+        try:
+            doc = await m.documents.GetDocument(request, timeout=SEARCH_TIMEOUT_S, metadata=m.metadata)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise ResourceNotFoundError(f"no document with id {doc_id!r}") from None
+            raise ResourceError(str(tool_failure(exc))) from None
+        return document_text(doc)
+
+
+def build_mcp_server(mesh: Callable[[], Mesh]) -> MCPServer[Any]:
+    """The server; ``mesh`` gives the stubs at call time (the gateway opens its channels after start-up)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        own_version = version("like-opt")
+    except PackageNotFoundError:
+        own_version = "0"
+    server: MCPServer[Any] = MCPServer("like-opt", title="Like-Opt", instructions=INSTRUCTIONS, version=own_version)
+    register_tools(server, mesh)
+    register_resources(server, mesh)
+    return server
+
+
+async def serve_stdio(config: Config, token: str = "") -> None:
+    """``likeopt mcp``: serve MCP on stdin/stdout until the client closes them."""
+    mesh = Mesh.connect(config, token)
+    try:
+        await build_mcp_server(lambda: mesh).run_stdio_async()
+    finally:
+        await mesh.close()
+
+
+def run_stdio(config: Config, token: str = "") -> None:
+    """``likeopt mcp``: logs go to stderr as JSON lines, since stdout carries the protocol."""
+    setup_logging("mcp", config.log_level)
+    asyncio.run(serve_stdio(config, token))

@@ -1,0 +1,327 @@
+"""``likeopt eval --answers``: are the answers right, grounded and honest, and how fast do they come?
+
+Retrieval figures (``likeopt eval``) say whether the right passages were found; these say what
+an answer made of them is worth. Each question is asked through GenerationService.Answer, one
+at a time, either of a running mesh (``--addr``: Envoy's port carries gRPC) or of a private one
+started here: retrieval_svc on the collection's own data directory (the one ``likeopt eval``
+keeps, so nothing is ingested twice) and generation_svc with the chosen backend, cache off.
+
+Figures:
+
+- citation precision: the share of citations pointing to a document judged relevant (qrels > 0);
+- answer support: the mean of the answers' ``done.support`` (the grounding check's share of sentences
+  supported by the passage they cite), and its distribution;
+- wrongly refused: the share of answerable questions answered "not in your documents";
+- abstention: the share of the off-topic questions (benchmarks/data/offtopic_questions.txt) refused;
+- time to first token and whole-answer time, p50 and p95, measured here around the call.
+
+A collection is a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) or a folder of
+documents with a questions file (``--questions``; one question a line, a tab, then the relevant
+file names separated by commas), as benchmarks/data/demo_questions.txt is for docs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from likeopt.ops.evaluate import Dataset, eval_collection, free_port, private_retrieval, private_service
+from likeopt.ops.ingest import ingest_paths
+from likeopt.runtime.config import Config
+from likeopt.runtime.percentiles import percentile
+from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
+
+REPO = Path(__file__).resolve().parents[2]
+OFF_TOPIC = REPO / "benchmarks" / "data" / "offtopic_questions.txt"
+DEMO_QUESTIONS = REPO / "benchmarks" / "data" / "demo_questions.txt"
+ANSWER_TIMEOUT_S = 120.0
+SUPPORT_BUCKETS = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question to ask and the documents judged relevant to it (none for an off-topic one)."""
+
+    text: str
+    relevant: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What to ingest (a folder or a BEIR corpus) and the answerable questions about it."""
+
+    root: Path
+    questions: list[Question]
+    beir: bool
+
+    def data_dir(self, base: Path) -> Path:
+        """The collection's own retrieval data directory (``likeopt eval``'s for a BEIR folder)."""
+        if self.beir:
+            return Dataset.load(self.root).data_dir(base)
+        files = sorted(p for p in self.root.rglob("*") if p.is_file())
+        signature = "".join(f"{p.relative_to(self.root)}:{p.stat().st_size};" for p in files)
+        digest = hashlib.blake2b(f"{self.root.resolve()}|{signature}".encode(), digest_size=6).hexdigest()
+        return base / f"{self.root.resolve().name}-{digest}"
+
+
+def read_questions(path: Path) -> list[Question]:
+    """Questions from a text file: ``question[<TAB>relevant,ids]`` a line; # comments and blanks skipped."""
+    questions = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        text, _, relevant = line.partition("\t")
+        questions.append(Question(text.strip(), frozenset(r.strip() for r in relevant.split(",") if r.strip())))
+    return questions
+
+
+def load_collection(data: Path, questions_file: Path | None, limit: int, seed: int) -> Collection:
+    """The collection at data, its questions sampled down to limit (0: all) with a fixed seed."""
+    if (data / "corpus.jsonl").is_file() and questions_file is None:
+        dataset = Dataset.load(data)
+        judged = {q: frozenset(d for d, rel in dataset.qrels[q].items() if rel > 0) for q in dataset.queries}
+        questions = [Question(text, judged[q]) for q, text in dataset.queries.items() if judged[q]]
+        beir = True
+    else:
+        source = questions_file or DEMO_QUESTIONS
+        questions, beir = read_questions(source), False
+    if limit and limit < len(questions):
+        questions = random.Random(seed).sample(questions, limit)
+    return Collection(data, questions, beir)
+
+
+@dataclass
+class Asked:
+    """What one answer came to."""
+
+    question: Question
+    answer: str = ""
+    cited: list[str] = field(default_factory=list)
+    support: float = 0.0
+    no_answer: bool = False
+    error: str = ""
+    first_token_ms: float | None = None
+    total_ms: float = 0.0
+
+
+def ask(
+    stub: generation_pb2_grpc.GenerationServiceStub, question: Question, metadata: Sequence[tuple[str, str]]
+) -> Asked:
+    """Ask one question, timing the first delta and the end as a client sees them."""
+    asked = Asked(question)
+    started = time.perf_counter()
+    text: list[str] = []
+    try:
+        call = stub.Answer(
+            generation_pb2.AnswerRequest(query=question.text), timeout=ANSWER_TIMEOUT_S, metadata=metadata
+        )
+        for event in call:
+            kind = event.WhichOneof("event")
+            if kind == "delta":
+                if asked.first_token_ms is None:
+                    asked.first_token_ms = (time.perf_counter() - started) * 1000
+                text.append(event.delta.text)
+            elif kind == "citation":
+                asked.cited.append(event.citation.doc_id)
+            elif kind == "done":
+                asked.support, asked.no_answer = event.done.support, event.done.no_answer
+            elif kind == "error":
+                asked.error = f"{event.error.code}: {event.error.message}"
+    except grpc.RpcError as exc:
+        asked.error = asked.error or f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
+    asked.total_ms = (time.perf_counter() - started) * 1000
+    asked.answer = "".join(text)
+    return asked
+
+
+def summarise(answerable: list[Asked], off_topic: list[Asked]) -> dict[str, object]:
+    """The figures of the module doc from every answer."""
+    answered = [a for a in answerable if not a.no_answer and not a.error]
+    citations = [doc for a in answered for doc in a.cited]
+    relevant = sum(doc in a.question.relevant for a in answered for doc in a.cited)
+    supports = [a.support for a in answered]
+    figures: dict[str, object] = {
+        "questions": len(answerable),
+        "errors": sum(bool(a.error) for a in answerable + off_topic),
+        "answered": len(answered),
+        "citations": len(citations),
+        "citation_precision": _ratio(relevant, len(citations)),
+        "answers_citing_relevant": _ratio(
+            sum(any(d in a.question.relevant for d in a.cited) for a in answered), len(answered)
+        ),
+        "answers_without_citation": _ratio(sum(not a.cited for a in answered), len(answered)),
+        "answer_support": _ratio(sum(supports), len(supports)),
+        "support_distribution": _distribution(supports),
+        "wrongly_refused": _ratio(sum(a.no_answer for a in answerable), len(answerable)),
+        "off_topic_questions": len(off_topic),
+        "abstention": _ratio(sum(a.no_answer for a in off_topic), len(off_topic)),
+        "off_topic_citations": sum(len(a.cited) for a in off_topic),
+    }
+    timed = [a for a in answered if a.first_token_ms is not None]
+    figures["first_token_ms"] = _percentiles([a.first_token_ms or 0.0 for a in timed])
+    figures["total_ms"] = _percentiles([a.total_ms for a in timed])
+    return figures
+
+
+def _ratio(part: float, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    return {f"p{p}": None if (v := percentile(values, p)) is None else round(v, 1) for p in (50, 95)}
+
+
+def _distribution(supports: list[float]) -> dict[str, int]:
+    """How many answers fall in each support band: (0.8, 1.0] is "1.0" and so on; exactly 0 is "0"."""
+    bands = {"0": sum(s == 0 for s in supports)}
+    low = 0.0
+    for high in SUPPORT_BUCKETS:
+        bands[f"{high:.1f}"] = sum(low < s <= high for s in supports)
+        low = high
+    return bands
+
+
+def run_questions(
+    address: str, collection: Collection, off_topic: list[Question], metadata: Sequence[tuple[str, str]] = ()
+) -> dict[str, object]:
+    """Ask everything through GenerationService at address (after one untimed warm-up) and summarise."""
+    with grpc.insecure_channel(address) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        ask(stub, Question("What is this collection about?"), metadata)
+        answerable = [ask(stub, q, metadata) for q in collection.questions]
+        refused = [ask(stub, q, metadata) for q in off_topic]
+    return summarise(answerable, refused)
+
+
+@contextmanager
+def private_generation(retrieval_addr: str, backend: str, data_dir: Path) -> Iterator[str]:
+    """generation_svc of our own on a free loopback port with the given backend, cache off, once SERVING."""
+    host = "127.0.0.1"
+    port = free_port(host)
+    settings = {
+        "LIKEOPT_HOST": host,
+        "LIKEOPT_GENERATION_PORT": str(port),
+        "LIKEOPT_GENERATION_METRICS_PORT": "0",
+        "LIKEOPT_RETRIEVAL_ADDR": retrieval_addr,
+        "LIKEOPT_CACHE_ENABLED": "0",
+        "LIKEOPT_GENERATION_BACKEND": backend,
+        "LIKEOPT_FEEDBACK_DB": str(data_dir / "answers-eval.sqlite3"),
+    }
+    with private_service("generation_svc", f"{host}:{port}", settings, data_dir / "generation_svc.log") as address:
+        yield address
+
+
+def ensure_ingested(address: str, collection: Collection) -> None:
+    """Ingest the collection unless its store already holds it (as ``likeopt eval`` does)."""
+    with grpc.insecure_channel(address) as channel:
+        status = retrieval_pb2_grpc.RetrievalServiceStub(channel).GetIndexStatus(
+            retrieval_pb2.GetIndexStatusRequest(), timeout=10
+        )
+    expected = Dataset.load(collection.root).corpus_size() if collection.beir else 1
+    if status.documents < expected:
+        ingest_paths([str(collection.root)], address, quiet=True)
+
+
+def run_answer_eval(
+    collection: Collection,
+    off_topic: list[Question],
+    backend: str,
+    addr: str = "",
+    api_key: str = "",
+    base_dir: Path = Path("var/eval"),
+) -> dict[str, object]:
+    """The figures through the mesh at addr, or through a private retrieval_svc and generation_svc."""
+    metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+    if addr:
+        figures = run_questions(addr, collection, off_topic, metadata)
+    else:
+        data_dir = collection.data_dir(base_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("LIKEOPT_MILVUS_COLLECTION", eval_collection(data_dir))
+        with private_retrieval(data_dir, data_dir / "retrieval_svc.log") as retrieval_addr:
+            ensure_ingested(retrieval_addr, collection)
+            with private_generation(retrieval_addr, backend, data_dir) as generation_addr:
+                figures = run_questions(generation_addr, collection, off_topic)
+    figures.update(collection=str(collection.root), backend=backend if not addr else f"mesh at {addr}")
+    return figures
+
+
+def format_answer_report(figures: Mapping[str, object]) -> str:
+    """The figures as a few lines for people."""
+
+    def pct(name: str) -> str:
+        value = figures.get(name)
+        return "n/a" if value is None else f"{float(value) * 100:.1f} %"  # type: ignore[arg-type]
+
+    first, total = figures["first_token_ms"], figures["total_ms"]
+    assert isinstance(first, dict) and isinstance(total, dict)
+    return "\n".join(
+        [
+            f"{figures['backend']} on {figures['collection']}: {figures['questions']} questions,"
+            f" {figures['off_topic_questions']} off-topic, {figures['errors']} errors",
+            f"citation precision   {pct('citation_precision')} of {figures['citations']} citations"
+            f" (answers citing a relevant document {pct('answers_citing_relevant')},"
+            f" citing nothing {pct('answers_without_citation')})",
+            f"answer support       {pct('answer_support')}  distribution {figures['support_distribution']}",
+            f"abstention           {pct('abstention')} of off-topic; wrongly refused {pct('wrongly_refused')}",
+            f"first token ms       p50 {first['p50']}  p95 {first['p95']}",
+            f"whole answer ms      p50 {total['p50']}  p95 {total['p95']}",
+        ]
+    )
+
+
+def feedback_cases(address: str, api_key: str, rating: str = "") -> list[dict[str, object]]:
+    """Stored feedback as answer-eval cases (newest first): the question, what was answered, and the verdict."""
+    metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+    with grpc.insecure_channel(address) as channel:
+        reply = generation_pb2_grpc.GenerationServiceStub(channel).ListFeedback(
+            generation_pb2.ListFeedbackRequest(rating=rating, limit=1000), timeout=30, metadata=metadata
+        )
+    return [
+        {
+            "question": item.question,
+            "rating": item.rating,
+            "comment": item.comment,
+            "answer": item.answer,
+            "cited": [c.doc_id for c in item.citations],
+            "unsupported": [c.n for c in item.citations if not c.supported],
+            "support": round(item.support, 3),
+            "no_answer": item.no_answer,
+            "backend": item.backend,
+            "answer_id": item.answer_id,
+            "trace_id": item.trace_id,
+            "created_unix_ms": item.created_unix_ms,
+        }
+        for item in reply.items
+    ]
+
+
+def print_cases(cases: list[dict[str, object]]) -> None:
+    """One JSON object a line: a file of them is a set of answer regression cases."""
+    for case in cases:
+        print(json.dumps(case, ensure_ascii=False), flush=True)
+
+
+def answers_main(args: argparse.Namespace, config: Config) -> int:
+    """``likeopt eval --answers``'s body (arguments from likeopt.ops.cli)."""
+    api_key = config.api_key.get_secret_value()
+    if args.from_feedback:
+        print_cases(feedback_cases(args.addr or config.generation_addr, api_key, args.rating or ""))
+        return 0
+    questions_file = Path(args.questions) if args.questions else None
+    collection = load_collection(Path(args.data), questions_file, args.limit, args.seed)
+    off_topic = read_questions(Path(args.offtopic))[: args.offtopic_limit or None]
+    backend = args.backend or config.generation_backend
+    figures = run_answer_eval(collection, off_topic, backend, args.addr, api_key)
+    print(json.dumps(figures) if args.json else format_answer_report(figures), flush=True)
+    return 0

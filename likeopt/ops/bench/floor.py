@@ -1,0 +1,124 @@
+"""The floor: a scenario's work done in this process by direct library calls, no mesh.
+
+``likeopt bench --floor`` runs it after the mesh run, with the same scenario (a fresh
+query stream: its own run token, so its cache starts as cold as the mesh's did), the
+same number of concurrent workers (closed loop) and the same duration or request count.
+The ratio mesh/floor is then what the mesh costs on top of the work itself: HTTP, Envoy,
+gRPC hops, serialisation, queueing between processes.
+
+The work is the mesh's own code, loaded from the mesh's own settings: the retrieval
+engine over retrieval_svc's data directory (read, never written), its query encoder,
+the answer backend generation_svc runs, the same JSON rendering. Cached scenarios get
+an in-process cache keyed like the near caches, so a repeat costs a lookup, as it
+would at best anywhere.
+
+The services' packages are imported inside the functions: this is the one place of the
+common package that runs their code, and only when asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from likeopt.caching.cache_keys import normalise_query
+from likeopt.caching.near_cache import VersionedLRU
+from likeopt.ops.bench.load import LoadSettings, Sample
+from likeopt.ops.bench.scenarios import Scenario
+from likeopt.runtime.config import Config
+
+SEARCH_TOP_K = 10
+"""What the bench's search requests ask for (the gateway's default)."""
+CHAT_TOP_K = 5
+
+
+@dataclass
+class FloorWork:
+    """The mesh's code for one request of each kind, run in this process."""
+
+    engine: Any
+    backend: Any
+    retrieval_config: Config
+    cache: VersionedLRU[bytes]
+
+    @classmethod
+    def load(cls, retrieval_env: dict[str, str], retrieval_cwd: Path, generation_env: dict[str, str]) -> FloorWork:
+        """Load what retrieval_svc and generation_svc run, from the settings in their environments."""
+        from generation_svc.__main__ import make_backend
+        from retrieval_svc.engine import loaded_engine
+
+        # As the services read them, and read-only: never writes the mesh's store.
+        config = Config.for_process("retrieval_svc", retrieval_env).replace(retrieval_read_only=True)
+        engine = loaded_engine(config, retrieval_cwd / config.data_dir)  # an absolute data_dir stays as it is
+        backend = make_backend(Config.for_process("generation_svc", generation_env))
+        return cls(engine, backend, config, VersionedLRU("floor"))
+
+    def search(self, query: str, top_k: int = SEARCH_TOP_K) -> tuple[bytes, bool]:
+        """A search's JSON body as the gateway renders it, and whether it came from the cache."""
+        from gateway.convert import hit_json
+        from gateway.fast_json import hits_json, search_body, search_head
+
+        started = time.perf_counter()
+        key = (normalise_query(query), top_k)
+        if (head := self.cache.get(key, self.engine.version)) is not None:
+            return search_body(head, (time.perf_counter() - started) * 1000), True
+        hits = hits_json([hit_json(hit) for hit in self.ranked(query, top_k)])
+        head = search_head(hits, self.engine.version, cached=False)
+        self.cache.put(key, self.engine.version, head, len(head))
+        return search_body(head, (time.perf_counter() - started) * 1000), False
+
+    def ranked(self, query: str, top_k: int) -> list[Any]:
+        """The SearchHit messages retrieval_svc would return for an uncached hybrid search."""
+        from likeopt.v1 import retrieval_pb2
+        from retrieval_svc.service import hit_message, search_params
+
+        params = search_params(retrieval_pb2.SearchRequest(query=query, top_k=top_k), self.retrieval_config)
+        normalised = normalise_query(query)
+        vector = self.engine.embed_query(normalised)
+        return [hit_message(hit) for hit in self.engine.search(normalised, params, vector)]
+
+    async def answer(self, query: str) -> float:
+        """Stream an answer to query from the top passages; returns the seconds to its first piece."""
+        from generation_svc.backends import Passage, Usage
+
+        started = time.perf_counter()
+        hits = await asyncio.to_thread(self.ranked, query, CHAT_TOP_K)
+        passages = [Passage(n, h.doc_id, h.chunk_id, h.title, h.text) for n, h in enumerate(hits, start=1)]
+        first: float | None = None
+        async for _ in self.backend.stream(query, passages, [], Usage()):
+            if first is None:
+                first = time.perf_counter() - started
+        return first if first is not None else time.perf_counter() - started
+
+
+async def run_floor(work: FloorWork, scenario: Scenario, settings: LoadSettings) -> tuple[list[Sample], float]:
+    """The scenario's requests against work, closed loop; returns the samples and the seconds taken."""
+    for query in scenario.warmup:
+        await _one(work, scenario, query)
+    samples: list[Sample] = []
+    started = time.perf_counter()
+    deadline = started + settings.duration_s
+
+    def more() -> bool:
+        return time.perf_counter() < deadline and not (settings.max_requests and len(samples) >= settings.max_requests)
+
+    async def worker() -> None:
+        while more():
+            query = next(scenario.queries)
+            at = time.perf_counter()
+            ttft, cached = await _one(work, scenario, query)
+            samples.append(Sample(at - started, time.perf_counter() - at, ttft_s=ttft, cached=cached))
+
+    await asyncio.gather(*(worker() for _ in range(settings.concurrency)))
+    return samples, time.perf_counter() - started
+
+
+async def _one(work: FloorWork, scenario: Scenario, query: str) -> tuple[float | None, bool | None]:
+    """One request's work: (seconds to the first answer piece for chat, whether a search came from the cache)."""
+    if scenario.streaming:
+        return await work.answer(query), False
+    _, cached = await asyncio.to_thread(work.search, query)
+    return None, cached

@@ -1,0 +1,204 @@
+"""One bench run from start to finish: check the target, warm up, measure, read the processes, summarise."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import os
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from likeopt.caching.hit_rate import hit_rate
+from likeopt.ops.bench import probes, scenarios
+from likeopt.ops.bench.floor import FloorWork, run_floor
+from likeopt.ops.bench.hit_rate import read_lookups
+from likeopt.ops.bench.http import HttpClient
+from likeopt.ops.bench.load import LoadGenerator, LoadSettings, Progress, Sample
+from likeopt.ops.bench.report import build_result, floor_result
+
+MEMORY_SAMPLE_S = 1.0
+WARMUP_ROUNDS = 5
+WARMUP_PAUSE_S = 0.2
+
+
+class BenchError(RuntimeError):
+    """The run cannot start or its target does not answer; the message says why."""
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    scenario: str
+    url: str
+    data_dir: Path
+    load: LoadSettings
+    seed: int | None = None
+    progress: bool = True
+    floor: bool = False
+    """Also run the same work in this process (likeopt/ops/bench/floor.py) and report mesh/floor."""
+    warmup_s: float = 0.0
+    """Seconds of the same load, unmeasured, before the measured run (a soak's warm-up: caches fill)."""
+    token: str = ""
+    """Sent as ``Authorization: Bearer`` with every request: a mesh with LIKEOPT_AUTH=jwt searches as that
+    token's principal (its permission scope and caches), as a signed-in user would."""
+
+
+def loopback_port(url: str) -> int:
+    """The port of a loopback http:// URL; anything else is refused (a load test must never leave the machine)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise BenchError(f"--url must be http://HOST:PORT, got {url!r}")
+    host = parts.hostname
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise BenchError(f"refusing to load-test {host}: likeopt bench only targets loopback (127.0.0.1, ::1)")
+    return parts.port or 80
+
+
+@dataclass
+class ProcessReadings:
+    """CPU seconds at the start and end of a run, and the largest RSS seen during it, per process."""
+
+    processes: list[probes.MeshProcess]
+    cpu_before: dict[str, float]
+    peak_rss_mb: dict[str, float]
+    start_rss_mb: dict[str, float]
+    last_rss_mb: dict[str, float]
+
+    @classmethod
+    def start(cls, processes: list[probes.MeshProcess]) -> ProcessReadings:
+        readings = cls(processes, {}, {}, {}, {})
+        for process in processes:
+            readings.cpu_before[process.name] = probes.cpu_seconds(process.pid) or 0.0
+        readings.cpu_before["load_generator"] = _own_cpu_seconds()
+        readings.sample_memory()
+        readings.start_rss_mb = dict(readings.last_rss_mb)
+        return readings
+
+    def sample_memory(self) -> None:
+        for process in self.processes:
+            rss = probes.rss_mb(process.pid)
+            if rss is not None:
+                self.last_rss_mb[process.name] = rss
+                self.peak_rss_mb[process.name] = max(rss, self.peak_rss_mb.get(process.name, 0.0))
+
+    def cpu_used(self) -> dict[str, float]:
+        used = {p.name: (probes.cpu_seconds(p.pid) or 0.0) - self.cpu_before.get(p.name, 0.0) for p in self.processes}
+        used["load_generator"] = _own_cpu_seconds() - self.cpu_before["load_generator"]
+        return used
+
+    async def watch_memory(self) -> None:
+        while True:
+            await asyncio.sleep(MEMORY_SAMPLE_S)
+            self.sample_memory()
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+async def warm_up(generator: LoadGenerator, client: HttpClient) -> None:
+    """Send the warm-up queries until every reply says it came from the cache (caches are written in the
+    background, so one round may not be enough), or raise when the mesh fails them."""
+    for _ in range(WARMUP_ROUNDS):
+        samples = await generator.warm_up(client)
+        failed = sorted({s.error for s in samples if s.error})
+        if failed:
+            raise BenchError(f"warm-up requests to {generator.url} failed: {', '.join(failed)}")
+        if all(s.cached for s in samples):
+            return
+        await asyncio.sleep(WARMUP_PAUSE_S)
+
+
+async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
+    """Run one scenario; returns the summary (see report.build_result) and the raw samples."""
+    port = loopback_port(options.url)
+    rng = random.Random(options.seed)
+    run, floor_run = rng.getrandbits(32), rng.getrandbits(32)  # the floor's keys are its own too
+    queries = scenarios.load_queries(options.data_dir)
+    scenario = scenarios.build(options.scenario, queries, rng, run)
+    processes = probes.mesh_processes(port)
+    if not processes:
+        print(
+            f"likeopt bench: no local process listens on port {port}; memory and CPU are not reported", file=sys.stderr
+        )
+    metrics = {
+        "gateway": [f"{options.url}/metrics"],  # through Envoy, like the requests
+        **{service: probes.metrics_urls(processes, service) for service in ("retrieval_svc", "cache_svc")},
+    }
+    generator = LoadGenerator(options.url, scenario, options.load)
+    headers = {"Authorization": f"Bearer {options.token}"} if options.token else None
+    client = HttpClient(options.url, options.load.concurrency, headers)
+    async with aiohttp.ClientSession() as session:  # the metrics readings, before and after
+        await warm_up(generator, client)
+        if options.warmup_s > 0:
+            warming = dataclasses.replace(options.load, duration_s=options.warmup_s, max_requests=0)
+            await LoadGenerator(options.url, scenario, warming).run(client)  # the same stream, so the same keys
+        counts_before = await read_lookups(session, metrics)
+        readings = ProcessReadings.start(processes)
+        watcher = asyncio.create_task(readings.watch_memory())
+        progress = Progress(scenario.name, options.load.duration_s, generator.samples) if options.progress else None
+        try:
+            samples = await generator.run(client, progress)
+        finally:
+            watcher.cancel()
+            client.close()
+        cpu = readings.cpu_used()
+        readings.sample_memory()
+        counts_after = await read_lookups(session, metrics)
+    hits = hit_rate(counts_before, counts_after, scenario.cache_namespace) if counts_after else None
+    result = build_result(
+        scenario=scenario,
+        settings=options.load,
+        url=options.url,
+        samples=samples,
+        elapsed_s=generator.elapsed_s,
+        hits=hits,
+        metrics_urls=metrics,
+        peak_rss_mb=readings.peak_rss_mb,
+        cpu_s=cpu,
+    )
+    result["rss_growth"] = memory_growth(readings.start_rss_mb, readings.last_rss_mb)
+    if options.floor:
+        floor_scenario = scenarios.build(options.scenario, queries, random.Random(options.seed), floor_run)
+        result["floor"] = await measure_floor(processes, floor_scenario, options.load, result)
+    return result, samples
+
+
+def memory_growth(start_mb: dict[str, float], end_mb: dict[str, float]) -> dict[str, dict[str, float | None]]:
+    """Resident memory of each process (and all together) at the start and the end of the measured run."""
+    growth: dict[str, dict[str, float | None]] = {}
+    for name in [*start_mb, "total"]:
+        start = sum(start_mb.values()) if name == "total" else start_mb[name]
+        end = sum(end_mb.values()) if name == "total" else end_mb.get(name, start)
+        percent = round(100 * (end - start) / start, 1) if start else None
+        growth[name] = {"start_mb": round(start, 1), "end_mb": round(end, 1), "percent": percent}
+    return growth
+
+
+async def measure_floor(
+    processes: list[probes.MeshProcess], scenario: scenarios.Scenario, load: LoadSettings, mesh: dict[str, Any]
+) -> dict[str, Any]:
+    """The floor's figures and the ratios mesh/floor, from the settings of this mesh's own services."""
+    by_name = {p.name: p.pid for p in processes}
+    if "retrieval_svc" not in by_name or "generation_svc" not in by_name:
+        raise BenchError("the floor needs the mesh's retrieval_svc and generation_svc processes on this machine")
+    retrieval = by_name["retrieval_svc"]
+    work = await asyncio.to_thread(
+        FloorWork.load,
+        probes.environment(retrieval),
+        probes.working_directory(retrieval),
+        probes.environment(by_name["generation_svc"]),
+    )
+    samples, elapsed_s = await run_floor(work, scenario, load)
+    return floor_result(samples, elapsed_s, mesh)

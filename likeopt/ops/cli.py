@@ -1,0 +1,234 @@
+"""The ``likeopt`` command: up, ingest, eval, migrate, mcp, bench."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from likeopt.ops.bench.scenarios import SCENARIOS
+from likeopt.runtime.config import Config, host_port, reachable_host
+from likeopt.runtime.contract import MODES
+
+OFF_TOPIC_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "offtopic_questions.txt"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and its options; one function per command below."""
+    parser = argparse.ArgumentParser(prog="likeopt", description="Like-Opt: question answering over your documents.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (add_up, add_ingest, add_eval, add_migrate, add_mcp, add_bench):
+        add(commands)
+    return parser
+
+
+def add_up(commands: argparse._SubParsersAction) -> None:
+    up = commands.add_parser("up", help="start the whole mesh and wait; Ctrl-C stops it")
+    up.add_argument("--ingest", action="append", default=[], metavar="PATH", help="ingest PATH once healthy")
+    up.add_argument("--otlp-endpoint", help="send traces of every process to this OTLP/gRPC collector")
+    up.add_argument(
+        "--replicas",
+        default="",
+        metavar="SERVICE=N,…",
+        help="run N copies of retrieval and/or generation behind Envoy, e.g. retrieval=2,generation=2",
+    )
+    up.add_argument("--backend", choices=["extractive", "local", "openai"], help="generation backend")
+
+
+def add_ingest(commands: argparse._SubParsersAction) -> None:
+    ingest = commands.add_parser("ingest", help="add documents: files, folders or a BEIR dataset folder")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar or report")
+    ingest.add_argument("--tenant", default="", help="the tenant the documents belong to (LIKEOPT_AUTH=jwt)")
+    ingest.add_argument(
+        "--allow-group", action="append", default=[], metavar="GROUP", help="a group whose members may read them"
+    )
+    ingest.add_argument("--allow-user", action="append", default=[], metavar="SUBJECT", help="a user who may read them")
+
+
+def add_eval(commands: argparse._SubParsersAction) -> None:
+    evaluation = commands.add_parser("eval", help="retrieval quality and latency on a BEIR-format dataset")
+    evaluation.add_argument("--data", metavar="DIR", help="corpus.jsonl, queries.jsonl, qrels/test.tsv")
+    evaluation.add_argument("--mode", choices=list(MODES), default=next(iter(MODES)))
+    evaluation.add_argument("--fusion", choices=["rrf", "convex"], help="hybrid fusion (default: LIKEOPT_FUSION)")
+    evaluation.add_argument("--rrf-k", type=float, default=0.0, help="RRF constant (default: LIKEOPT_RRF_K)")
+    evaluation.add_argument("--alpha", type=float, help="convex fusion's dense weight (default: LIKEOPT_FUSION_ALPHA)")
+    evaluation.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluation.add_argument(
+        "--compare", nargs="+", metavar="DIR", help="several collections and --config rows, printed as one table"
+    )
+    evaluation.add_argument(
+        "--config",
+        action="append",
+        metavar="SPEC",
+        help='with --compare: "MODE [fusion=F] [rrf_k=K] [alpha=A] [LIKEOPT_NAME=VALUE ...]" (repeatable)',
+    )
+    add_answer_arguments(evaluation)
+
+
+def add_migrate(commands: argparse._SubParsersAction) -> None:
+    migrate = commands.add_parser(
+        "migrate", help="copy the embedded store (LIKEOPT_DATA_DIR) into Milvus (LIKEOPT_MILVUS_URI), then check it"
+    )
+    migrate.add_argument("--to", required=True, choices=["milvus"], help="the backend to copy into")
+    migrate.add_argument("--sample", type=int, default=50, metavar="N", help="queries the check compares (0: none)")
+
+
+def add_mcp(commands: argparse._SubParsersAction) -> None:
+    mcp = commands.add_parser(
+        "mcp", help="serve MCP over stdio (for desktop clients): search, ask, list_documents, documents as resources"
+    )
+    mcp.add_argument(
+        "--token",
+        help="a bearer token (LIKEOPT_AUTH=jwt): search, ask and read as its principal; point LIKEOPT_RETRIEVAL_ADDR "
+        "and LIKEOPT_GENERATION_ADDR at Envoy's port, which verifies it",
+    )
+
+
+def add_bench(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="load-test a running mesh through Envoy; print and save the figures")
+    bench.add_argument("--scenario", required=True, choices=SCENARIOS)
+    bench.add_argument("--duration", type=float, default=10.0, metavar="S", help="seconds of measured load")
+    bench.add_argument("--concurrency", type=int, default=8, metavar="N", help="workers (connections with --rate)")
+    bench.add_argument("--rate", type=float, default=0.0, metavar="R", help="open loop: R requests/s, on schedule")
+    bench.add_argument("--requests", type=int, default=0, metavar="N", help="stop after N requests (0: no limit)")
+    bench.add_argument("--timeout", type=float, default=30.0, metavar="S", help="a slower request counts as an error")
+    bench.add_argument("--url", help="Envoy's loopback URL (default: LIKEOPT_HOST, or loopback, at LIKEOPT_ENVOY_PORT)")
+    bench.add_argument("--data", default="data/scifact", metavar="DIR", help="BEIR folder whose queries.jsonl to send")
+    bench.add_argument("--seed", type=int, help="seed of query choice, for a repeatable run")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--token", help="send Authorization: Bearer TOKEN with every request (LIKEOPT_AUTH=jwt)")
+    bench.add_argument("--out", metavar="DIR", help="also write <scenario>.json and <scenario>.html here")
+    bench.add_argument(
+        "--warmup", type=float, default=0.0, metavar="S", help="first S seconds of the same load, not measured"
+    )
+    bench.add_argument(
+        "--floor", action="store_true", help="then do the same work in this process, no mesh, and report mesh/floor"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "migrate" and not os.environ.get("LIKEOPT_MILVUS_URI"):
+        parser.error("likeopt migrate --to milvus needs LIKEOPT_MILVUS_URI (the Milvus to copy into)")
+    if args.command == "up":
+        if args.otlp_endpoint:
+            os.environ["LIKEOPT_OTLP_ENDPOINT"] = args.otlp_endpoint
+        if args.backend:
+            os.environ["LIKEOPT_GENERATION_BACKEND"] = args.backend
+    try:
+        config = Config.from_env()
+    except ValueError as exc:
+        parser.error(str(exc))
+    RUNS[args.command](args, config, parser)
+
+
+def run_up(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    from likeopt.ops.launcher import up
+
+    try:
+        replicas = parse_replicas(args.replicas)
+    except ValueError as exc:
+        parser.error(str(exc))
+    sys.exit(up(config, args.ingest, replicas))
+
+
+def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    from likeopt.ops.ingest import access_of, ingest_paths
+
+    access = access_of(args.tenant, args.allow_user, args.allow_group)
+    summary = ingest_paths(args.paths, config.retrieval_addr, quiet=args.quiet, access=access)
+    sys.exit(0 if summary.upserted or not summary.skipped else 1)
+
+
+def run_eval(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    """Answers (--answers, --from-feedback), several collections and configurations (--compare), or one run."""
+    import json
+
+    if args.answers or args.from_feedback:
+        from likeopt.ops.answer_eval import answers_main
+
+        if not args.data and not args.from_feedback:
+            parser.error("likeopt eval --answers needs --data DIR (or --from-feedback)")
+        sys.exit(answers_main(args, config))
+    if args.compare:
+        from likeopt.ops.eval_compare import DEFAULT_CONFIGURATIONS, compare, format_table, parse_configuration
+
+        try:
+            configurations = [parse_configuration(spec) for spec in args.config or DEFAULT_CONFIGURATIONS]
+        except ValueError as exc:
+            parser.error(str(exc))
+        rows = compare([Path(d) for d in args.compare], configurations, config)
+        print(json.dumps(rows) if args.json else format_table(rows), flush=True)
+        return
+    if not args.data:
+        parser.error("likeopt eval needs --data DIR")
+    from likeopt.ops.evaluate import EvalSettings, format_report
+    from likeopt.ops.evaluate import run_eval as evaluate
+
+    settings = EvalSettings(args.mode, args.fusion or "", args.rrf_k, args.alpha)
+    figures = evaluate(Path(args.data), settings, config)
+    print(json.dumps(figures) if args.json else format_report(figures), flush=True)
+
+
+def run_migrate(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    from likeopt.ops.migrate import migrate_to_milvus
+
+    sys.exit(migrate_to_milvus(config, args.sample))
+
+
+def run_mcp(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    from gateway.mcp_server import run_stdio
+
+    run_stdio(config, args.token or "")
+
+
+def run_bench(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    from likeopt.ops.bench.cli import bench_main
+
+    sys.exit(bench_main(args, f"http://{host_port(reachable_host(config.host), config.envoy_port)}"))
+
+
+RUNS = {
+    "up": run_up,
+    "ingest": run_ingest,
+    "eval": run_eval,
+    "migrate": run_migrate,
+    "mcp": run_mcp,
+    "bench": run_bench,
+}
+"""What each command does once its options are parsed and the settings checked."""
+
+
+def add_answer_arguments(evaluation: argparse.ArgumentParser) -> None:
+    """``likeopt eval --answers``: answer quality (likeopt/ops/answer_eval.py) instead of retrieval quality."""
+    group = evaluation.add_argument_group("answers (--answers)")
+    group.add_argument("--answers", action="store_true", help="evaluate answers: citations, support, abstention, time")
+    group.add_argument("--backend", choices=["extractive", "local", "openai"], help="backend of the private mesh")
+    group.add_argument("--addr", default="", metavar="HOST:PORT", help="ask a running mesh (Envoy's port) instead")
+    group.add_argument("--questions", metavar="FILE", help="questions for a folder of documents (question<TAB>files)")
+    group.add_argument("--offtopic", default=str(OFF_TOPIC_FILE), metavar="FILE", help="questions to refuse")
+    group.add_argument("--offtopic-limit", type=int, default=0, metavar="N", help="ask only the first N of them")
+    group.add_argument("--limit", type=int, default=0, metavar="N", help="a seeded sample of N questions (0: all)")
+    group.add_argument("--seed", type=int, default=16, help="seed of that sample")
+    group.add_argument(
+        "--from-feedback", action="store_true", help="print stored feedback as answer-eval cases (JSON lines)"
+    )
+    group.add_argument("--rating", choices=["up", "down"], help="with --from-feedback: only this rating")
+
+
+def parse_replicas(text: str) -> dict[str, int]:
+    """``retrieval=2,generation=3`` as a dict; only those two services scale out."""
+    replicas: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        service, _, count = item.partition("=")
+        if service not in ("retrieval", "generation") or not count.isdigit() or not 1 <= int(count) <= 8:
+            raise ValueError(f"--replicas: {item!r} must be retrieval=N or generation=N with N from 1 to 8")
+        replicas[service] = int(count)
+    return replicas
+
+
+if __name__ == "__main__":
+    main()

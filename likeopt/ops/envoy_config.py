@@ -1,0 +1,451 @@
+"""Envoy's configuration: one template, filled from the settings.
+
+``likeopt/ops/envoy/envoy.tmpl.yaml`` holds ``${NAME}`` placeholders only, so the same file is rendered
+here (``string.Template``) for ``likeopt up`` and by ``envsubst`` in docker-compose.
+:func:`envoy_values` is the single mapping from :class:`~likeopt.runtime.config.Config` to those
+placeholders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from string import Template
+from urllib.parse import urlsplit
+
+import yaml
+
+from likeopt.runtime.config import ENVOY, Config, address_list, otlp_host_port, settings_or_exit, split_host_port
+from likeopt.runtime.telemetry import effective_sample_ratio
+
+# Package data (pyproject's [tool.setuptools.package-data]), not a folder of the checkout: an installed wheel,
+# such as an image's, renders the same file.
+TEMPLATE_PATH = Path(__file__).resolve().parent / "envoy" / "envoy.tmpl.yaml"
+
+PLACEHOLDERS: tuple[str, ...] = (
+    "ENVOY_LISTEN_ADDRESS",
+    "ENVOY_PORT",
+    "ENVOY_ADMIN_PORT",
+    "GATEWAY_HOST",
+    "GATEWAY_PORT",
+    "RETRIEVAL_HOST",
+    "RETRIEVAL_PORT",
+    "GENERATION_HOST",
+    "GENERATION_PORT",
+    "RATE_LIMIT_TOKENS",
+    "MAX_REQUEST_BYTES",
+    "CORS_ALLOWED_ORIGIN",
+    "ACCESS_LOG_PATH",
+    "TRACE_SAMPLE_PERCENT",
+    "OTLP_HOST",
+    "OTLP_PORT",
+)
+
+RENDERED_NAME = "envoy.yaml"
+ACCESS_LOG_NAME = "envoy-access.log"
+
+
+def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:
+    """Every placeholder of the template, as text, from the settings."""
+    gateway_host, gateway_port = split_host_port(config.gateway_addr, "LIKEOPT_GATEWAY_ADDR")
+    retrieval_host, retrieval_port = split_host_port(address_list(config.retrieval_addr)[0], "LIKEOPT_RETRIEVAL_ADDR")
+    generation_host, generation_port = split_host_port(
+        address_list(config.generation_addr)[0], "LIKEOPT_GENERATION_ADDR"
+    )
+    otlp_host, otlp_port = otlp_host_port(config.otlp_endpoint)
+    sample_ratio = effective_sample_ratio(config.otlp_endpoint, config.trace_sample_ratio)
+    values = {
+        "ENVOY_LISTEN_ADDRESS": config.host,
+        "ENVOY_PORT": str(config.envoy_port),
+        "ENVOY_ADMIN_PORT": str(config.envoy_admin_port),
+        "GATEWAY_HOST": gateway_host,
+        "GATEWAY_PORT": gateway_port,
+        "RETRIEVAL_HOST": retrieval_host,
+        "RETRIEVAL_PORT": retrieval_port,
+        "GENERATION_HOST": generation_host,
+        "GENERATION_PORT": generation_port,
+        "RATE_LIMIT_TOKENS": str(config.rate_limit_rps),
+        "MAX_REQUEST_BYTES": str(config.max_request_bytes),
+        "CORS_ALLOWED_ORIGIN": config.cors_origins,
+        "ACCESS_LOG_PATH": access_log_path,
+        "TRACE_SAMPLE_PERCENT": f"{sample_ratio * 100:.4f}",
+        "OTLP_HOST": otlp_host,
+        "OTLP_PORT": otlp_port,
+    }
+    return values
+
+
+def render_envoy_config(values: dict[str, str]) -> str:
+    """The template with every placeholder filled; a missing one raises ``KeyError``.
+
+    Values are pasted into single-quoted YAML strings or bare numbers, so a single quote
+    or a line break in a value is refused rather than producing a broken file.
+    """
+    for name, value in values.items():
+        if "'" in value or "\n" in value or "\r" in value:
+            raise ValueError(f"{name}={value!r}: quotes and line breaks are not allowed")
+    template = Template(TEMPLATE_PATH.read_text(encoding="utf-8"))
+    return template.substitute(values)
+
+
+def with_replicas(rendered: str, extra: dict[str, list[str]]) -> str:
+    """The rendered config with more endpoints in the named clusters (replicas beyond the first)."""
+    doc = yaml.safe_load(rendered)
+    for cluster in doc["static_resources"]["clusters"]:
+        for address in extra.get(cluster["name"], []):
+            host, port = split_host_port(address, f"replica of {cluster['name']}")
+            endpoint = {"endpoint": {"address": {"socket_address": {"address": host, "port_value": int(port)}}}}
+            cluster["load_assignment"]["endpoints"][0]["lb_endpoints"].append(endpoint)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+GRPC_PREFIX = "/likeopt.v1."
+
+
+GRPC_WRITES = "/likeopt.v1.RetrievalService/"
+"""The route prefix of every RetrievalService method but Search (which has a path route of its own):
+writes, index status and the index watch, all sent to the writer."""
+
+
+def with_grpc_key(rendered: str, api_key: str, reads_too: bool) -> str:
+    """The rendered config with gRPC and gRPC-web writes (and reads too, if asked) refused (401) unless they
+    carry the API key; with no key configured they are refused outright, as the gateway refuses REST writes.
+
+    REST is checked by the gateway; gRPC goes straight to the services, so Envoy checks it.
+    """
+
+    def guarded(match: dict) -> bool:
+        if reads_too:
+            return (match.get("prefix") or match.get("path") or "").startswith(GRPC_PREFIX)
+        return match.get("prefix") == GRPC_WRITES
+
+    doc = yaml.safe_load(rendered)
+    for listener in doc["static_resources"]["listeners"]:
+        for chain in listener["filter_chains"]:
+            for network_filter in chain["filters"]:
+                for host in network_filter["typed_config"].get("route_config", {}).get("virtual_hosts", []):
+                    routes = host["routes"]
+                    keyed = [route for route in routes if guarded(route["match"])]
+                    if not keyed:
+                        continue
+                    if api_key:  # the key opens the routes; the refusal catches what they let through
+                        for route in keyed:
+                            header = {"name": "authorization", "string_match": {"exact": f"Bearer {api_key}"}}
+                            route["match"].setdefault("headers", []).append(header)
+                        position, reason = routes.index(keyed[-1]) + 1, "missing or wrong API key"
+                    else:  # nothing opens them: the refusal comes first
+                        position, reason = routes.index(keyed[0]), "no API key is configured"
+                    refusal = {
+                        "match": {"prefix": GRPC_PREFIX if reads_too else GRPC_WRITES},
+                        "direct_response": {"status": 401, "body": {"inline_string": reason}},
+                    }
+                    routes.insert(position, refusal)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+PRINCIPAL_HEADER = "x-likeopt-principal"
+"""Where Envoy puts the verified token payload (likeopt.runtime.principal reads it); clients may never send it."""
+PROVIDER = "likeopt"
+JWT_FILTER = "envoy.filters.http.jwt_authn"
+JWT_PAYLOAD = "jwt_payload"
+"""Where jwt_authn leaves a verified token's payload in the request's metadata (RBAC and the replies read it)."""
+PUBLIC_PATHS = ("/", "/healthz", "/metrics", "/api/v1/healthz", "/api/v1/readyz", "/api/v1/metrics")
+PUBLIC_PATHS += ("/api/v1/openapi.json", "/api/v1/docs", "/v1/openapi.json")
+"""Served to anyone: the UI's page and scripts (it signs in itself), health, metrics and the API descriptions."""
+GRPC_WRITE_METHODS = tuple(
+    f"/likeopt.v1.RetrievalService/{method}" for method in ("UpsertDocuments", "IngestDocuments", "DeleteDocuments")
+)
+KEYED_PATHS = (*GRPC_WRITE_METHODS, "/likeopt.v1.GenerationService/ListFeedback")
+"""gRPC methods the API key may call without a token (writes also with a token holding the writer role)."""
+
+
+def _method_rule(prefix: str, method: str, requires: dict | None) -> dict:
+    rule: dict = {"match": {"prefix": prefix, "headers": [{"name": ":method", "string_match": {"exact": method}}]}}
+    return {**rule, "requires": requires} if requires else rule
+
+
+def jwt_rules() -> list[dict]:
+    """Which requests need a verified token, first match wins, and everything not named needs one.
+
+    Writes and administration accept a token or none (``allow_missing_or_failed``: the API key rides in the
+    same Authorization header and is no JWT), and then need the key or the writer role: the gateway checks REST,
+    the RBAC filter gRPC, generation_svc ListFeedback.
+    """
+    token = {"provider_name": PROVIDER}
+    token_or_key = {"requires_any": {"requirements": [token, {"allow_missing_or_failed": {}}]}}
+    rules: list[dict] = [{"match": {"path": path}} for path in PUBLIC_PATHS]
+    rules.append({"match": {"prefix": "/static/"}})
+    rules.append(_method_rule("/api/v1/documents", "POST", token_or_key))
+    rules.append(_method_rule("/api/v1/documents/", "DELETE", token_or_key))
+    rules.append(_method_rule("/api/v1/feedback", "GET", token_or_key))
+    rules += [{"match": {"path": path}, "requires": token_or_key} for path in KEYED_PATHS]
+    rules.append({"match": {"prefix": "/"}, "requires": token})
+    return rules
+
+
+def jwt_provider(config: Config) -> dict:
+    """The one identity provider: its issuer, audiences and keys; the payload goes on to the services."""
+    provider: dict = {
+        "issuer": config.jwt_issuer,
+        "audiences": list(config.jwt_audiences),
+        "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
+        "forward": False,  # the token itself stops here; the services read the verified payload
+        "forward_payload_header": PRINCIPAL_HEADER,
+        "payload_in_metadata": JWT_PAYLOAD,  # for the RBAC filter's writer-role check
+        "clock_skew_seconds": 60,
+    }
+    if config.jwt_jwks_file:
+        provider["local_jwks"] = {"filename": config.jwt_jwks_file}
+    else:
+        provider["remote_jwks"] = {
+            "http_uri": {"uri": config.jwt_jwks_uri, "cluster": "jwks", "timeout": "5s"},
+            "cache_duration": "600s",
+            "async_fetch": {},
+            "retry_policy": {"num_retries": 3},
+        }
+    return provider
+
+
+def jwks_cluster(uri: str) -> dict:
+    """The cluster Envoy fetches a remote JWKS through (TLS with SNI for https)."""
+    parts = urlsplit(uri)
+    tls = parts.scheme == "https"
+    host = parts.hostname or ""
+    cluster: dict = {
+        "name": "jwks",
+        "type": "STRICT_DNS",
+        "dns_lookup_family": "V4_PREFERRED",
+        "connect_timeout": "5s",
+        "load_assignment": {
+            "cluster_name": "jwks",
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {
+                                    "socket_address": {
+                                        "address": host,
+                                        "port_value": parts.port or (443 if tls else 80),
+                                    }
+                                }
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+    if tls:
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": host,
+            },
+        }
+    return cluster
+
+
+def writer_policy(config: Config) -> dict:
+    """RBAC: gRPC writes need the writer role in the token's roles or groups, or the API key; all else passes."""
+    writers: list[dict] = []
+    if config.jwt_writer_role:
+        for claim in ("roles", config.jwt_groups_claim):
+            path = [{"key": JWT_PAYLOAD}, {"key": claim}]
+            for value in (
+                {"list_match": {"one_of": {"string_match": {"exact": config.jwt_writer_role}}}},
+                {"string_match": {"exact": config.jwt_writer_role}},
+            ):
+                writers.append({"metadata": {"filter": JWT_FILTER, "path": path, "value": value}})
+    if key := config.api_key.get_secret_value():
+        writers.append({"header": {"name": "authorization", "string_match": {"exact": f"Bearer {key}"}}})
+    writes = [{"url_path": {"path": {"exact": path}}} for path in GRPC_WRITE_METHODS]
+    return {
+        "action": "ALLOW",
+        "policies": {
+            "everything-but-grpc-writes": {
+                "permissions": [{"not_rule": {"or_rules": {"rules": writes}}}],
+                "principals": [{"any": True}],
+            },
+            "writers": {
+                "permissions": [{"any": True}],
+                "principals": [{"or_ids": {"ids": writers}}] if writers else [{"not_id": {"any": True}}],
+            },
+        },
+    }
+
+
+def _json_reply(code: str) -> dict:
+    return {
+        "json_format": {"error": {"code": code, "message": "%LOCAL_REPLY_BODY%"}},
+        "content_type": "application/json",
+    }
+
+
+def _status_is(status: int) -> dict:
+    value = {"default_value": status, "runtime_key": f"likeopt.local_reply_{status}"}
+    return {"status_code_filter": {"comparison": {"op": "EQ", "value": value}}}
+
+
+def json_local_replies() -> dict:
+    """Envoy's own refusals as the API's JSON errors, with the statuses the gateway gives REST. A gRPC write
+    (refused only by RBAC: its token is optional) is 403 for a verified token without the writer role, else
+    401: no token, a wrong key, or a token jwt_authn did not accept (expired, forged: it passed on as "failed").
+    jwt_authn answers a wrong audience with 403; it is a bad token like the rest, so any other 403 becomes 401.
+    Mappers apply in order, the first that matches wins."""
+    writes = "|".join(re.escape(path) for path in GRPC_WRITE_METHODS)
+    denied_by_rbac = {"header_filter": {"header": {"name": ":path", "string_match": {"safe_regex": {"regex": writes}}}}}
+    # No payload in the metadata: no token was verified. A payload (a struct) never matches null_match.
+    unverified = {
+        "metadata_filter": {
+            "matcher": {"filter": JWT_FILTER, "path": [{"key": JWT_PAYLOAD}], "value": {"null_match": {}}},
+            "match_if_key_not_found": True,
+        }
+    }
+    return {
+        "mappers": [
+            {
+                "filter": {"and_filter": {"filters": [_status_is(403), denied_by_rbac, unverified]}},
+                "status_code": 401,
+                "body": {"inline_string": "writes need a token with the writer role or the API key"},
+                "body_format_override": _json_reply("UNAUTHENTICATED"),
+            },
+            {
+                "filter": {"and_filter": {"filters": [_status_is(403), denied_by_rbac]}},
+                "body_format_override": _json_reply("PERMISSION_DENIED"),
+            },
+            {"filter": _status_is(403), "status_code": 401, "body_format_override": _json_reply("UNAUTHENTICATED")},
+            {"filter": _status_is(401), "body_format_override": _json_reply("UNAUTHENTICATED")},
+        ]
+    }
+
+
+def principal_refusal() -> dict:
+    """The first route: any request that brings PRINCIPAL_HEADER itself gets 401. Routes are chosen on the
+    headers the client sent (before jwt_authn adds its own, which never clears the route), so a client can
+    neither spoof a principal nor, with a valid token, smuggle a second one in beside Envoy's."""
+    body = {"error": {"code": "UNAUTHENTICATED", "message": f"a client may not send {PRINCIPAL_HEADER}"}}
+    return {
+        "match": {"prefix": "/", "headers": [{"name": PRINCIPAL_HEADER, "present_match": True}]},
+        "direct_response": {"status": 401, "body": {"inline_string": json.dumps(body)}},
+        "response_headers_to_add": [
+            {
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                "header": {"key": "content-type", "value": "application/json"},
+            }
+        ],
+    }
+
+
+def with_jwt(rendered: str, config: Config) -> str:
+    """The rendered config with identity (LIKEOPT_AUTH=jwt): jwt_authn verifies the bearer token on every API
+    route and gRPC method (jwt_rules) and forwards the payload in PRINCIPAL_HEADER; a request that brings that
+    header itself is refused (401) by a route ahead of all others, matched on the headers the client sent; RBAC
+    guards gRPC writes; Envoy's own refusals are JSON."""
+    doc = yaml.safe_load(rendered)
+    listener = next(x for x in doc["static_resources"]["listeners"] if x["name"] == "ingress")
+    for chain in listener["filter_chains"]:
+        manager = chain["filters"][0]["typed_config"]
+        filters = manager["http_filters"]
+        at = next(i for i, f in enumerate(filters) if f["name"] == "envoy.filters.http.local_ratelimit") + 1
+        jwt_filter = {
+            "name": JWT_FILTER,
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+                "providers": {PROVIDER: jwt_provider(config)},
+                "rules": jwt_rules(),
+                "bypass_cors_preflight": True,
+            },
+        }
+        rbac_filter = {
+            "name": "envoy.filters.http.rbac",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+                "rules": writer_policy(config),
+            },
+        }
+        filters[at:at] = [jwt_filter, rbac_filter]
+        manager["local_reply_config"] = json_local_replies()
+        for host in manager["route_config"]["virtual_hosts"]:
+            host["routes"].insert(0, principal_refusal())
+    if config.jwt_jwks_uri:
+        doc["static_resources"]["clusters"].append(jwks_cluster(config.jwt_jwks_uri))
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def with_tls(rendered: str, cert_file: str, key_file: str) -> str:
+    """The rendered config with TLS on the ingress listener, HTTP/2 and HTTP/1.1 chosen by ALPN.
+
+    Added to the parsed document rather than templated, so the one template stays free of
+    conditionals; docker-compose and Kubernetes render through this module too.
+    """
+    doc = yaml.safe_load(rendered)
+    listener = next(x for x in doc["static_resources"]["listeners"] if x["name"] == "ingress")
+    for chain in listener["filter_chains"]:
+        chain["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "common_tls_context": {
+                    "alpn_protocols": ["h2", "http/1.1"],
+                    "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+                    "tls_certificates": [
+                        {"certificate_chain": {"filename": cert_file}, "private_key": {"filename": key_file}}
+                    ],
+                },
+            },
+        }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | None = None) -> Path:
+    """Render the template into ``run_dir/envoy.yaml`` and return that path.
+
+    The access log goes to ``access_log_path`` (e.g. ``/dev/stdout``), by default
+    ``run_dir/envoy-access.log``.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if access_log_path is None:
+        access_log_path = str((run_dir / ACCESS_LOG_NAME).resolve())
+    text = render_envoy_config(envoy_values(config, access_log_path))
+    replicas = {
+        "retrieval": address_list(config.retrieval_addr)[1:],
+        "generation": address_list(config.generation_addr)[1:],
+    }
+    if any(replicas.values()):
+        text = with_replicas(text, replicas)
+    if config.jwt:
+        text = with_jwt(text, config)
+    else:
+        text = with_grpc_key(text, config.api_key.get_secret_value(), reads_too=config.reads_need_key)
+    if config.tls_cert_file:
+        text = with_tls(text, config.tls_cert_file, config.tls_key_file)
+    target = run_dir / RENDERED_NAME
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.touch(mode=0o600)  # it may hold the API key
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def main(argv: list[str]) -> int:
+    """``python -m likeopt.ops.envoy_config OUT_DIR [ACCESS_LOG]``: render from the environment.
+
+    docker-compose and Kubernetes run this as an init step, so their Envoy reads the very
+    file ``likeopt up`` would write for the same settings.
+    """
+    if not 1 <= len(argv) <= 2:
+        print("usage: python -m likeopt.ops.envoy_config OUT_DIR [ACCESS_LOG_PATH]", file=sys.stderr)
+        return 2
+    path = write_envoy_config(settings_or_exit(ENVOY), Path(argv[0]), argv[1] if len(argv) == 2 else None)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

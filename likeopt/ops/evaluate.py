@@ -1,0 +1,330 @@
+"""``likeopt eval``: retrieval quality and latency on a BEIR-layout dataset, through retrieval_svc over gRPC.
+
+It starts a private retrieval_svc on a free loopback port with the cache off and a
+data directory kept per collection (``var/eval/<name>-<hash>``), so a second run
+skips ingestion. Hits are chunks; documents are scored, so each ranking keeps a
+document's best chunk only (the service collapses them with ``per_document``).
+
+Metrics are ir-measures' (trec_eval's rules, as BEIR reports them): nDCG@10 with linear
+gains from graded judgements, Recall@100 and MRR@10 (RR@10), a judgement above 0 counting
+as relevant and a negative one as not relevant (no penalty), averaged over the queries that
+have a relevant judgement, a query without a ranking scoring 0. A document is ranked at
+its best chunk's score, and documents whose scores tie are ordered as trec_eval orders
+them (by document id, descending), once, so that every measure sees the same ranking.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import grpc
+import ir_measures
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from ir_measures import RR, R, nDCG
+
+from likeopt.ops.ingest import ingest_paths
+from likeopt.ops.processes import CHILD_ENV
+from likeopt.runtime.config import Config
+from likeopt.runtime.contract import MODES
+from likeopt.runtime.percentiles import percentile
+from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+Qrels = Mapping[str, Mapping[str, int]]
+"""query id -> document id -> graded relevance (0 or below = judged not relevant)."""
+Run = Mapping[str, Sequence[str] | Mapping[str, float]]
+"""query id -> its documents, as a ranking (best first) or as scores (higher first)."""
+
+DEPTH = 100
+"""Documents retrieved per query: what Recall@100 needs."""
+START_TIMEOUT_S = 600.0
+
+
+# -- metrics -------------------------------------------------------------
+
+MEASURES = {"ndcg@10": nDCG @ 10, "recall@100": R @ 100, "mrr@10": RR @ 10}
+"""Our names for the figures -> ir-measures' measures (RR@10 is MRR@10 once averaged)."""
+
+
+def trec_ranking(scores: Mapping[str, float]) -> list[str]:
+    """Documents as trec_eval ranks them: score descending, ties by document id descending.
+
+    ir-measures hands nDCG and recall to trec_eval but RR@10 to MS MARCO's script, which
+    breaks ties the other way; ordering once here gives every measure trec_eval's ranking.
+    """
+    return [doc for doc, _ in sorted(scores.items(), key=lambda item: (item[1], item[0]), reverse=True)]
+
+
+def _strictly_ranked(documents: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
+    """A ranking as the strictly decreasing scores ir-measures reads, so no provider re-orders it."""
+    ranking = trec_ranking(documents) if isinstance(documents, Mapping) else list(dict.fromkeys(documents))
+    return {doc: float(len(ranking) - rank) for rank, doc in enumerate(ranking)}
+
+
+def score_run(run: Run, qrels: Qrels) -> dict[str, float]:
+    """Mean nDCG@10, Recall@100 and MRR@10 over the queries that have a relevant judgement."""
+    judged = {q: dict(docs) for q, docs in qrels.items() if any(rel > 0 for rel in docs.values())}
+    if not judged:
+        raise ValueError("no query has a relevant judgement")
+    ranked = {q: _strictly_ranked(run.get(q, ())) for q in judged}
+    figures = ir_measures.calc_aggregate(MEASURES.values(), judged, ranked)
+    return {name: float(figures[measure]) for name, measure in MEASURES.items()}
+
+
+def ndcg_at(ranking: Sequence[str] | Mapping[str, float], judged: Mapping[str, int], k: int) -> float:
+    """nDCG@k of one query's ranking by trec_eval's rules, for benchmarks that score query by query."""
+    figures = ir_measures.calc_aggregate([nDCG @ k], {"q": dict(judged)}, {"q": _strictly_ranked(ranking)})
+    return float(figures[nDCG @ k])
+
+
+def best_chunk_per_document(doc_ids: Sequence[str]) -> list[str]:
+    """A ranking of chunks' document ids as a ranking of documents: each at its best chunk's rank."""
+    return list(dict.fromkeys(doc_ids))
+
+
+class ScoredHit(Protocol):
+    """What document_scores reads of a hit: the gRPC message's fields and the engine's ChunkHit's alike."""
+
+    doc_id: str
+    score: float
+
+
+def document_scores(hits: Iterable[ScoredHit]) -> dict[str, float]:
+    """Ranked chunks as documents with their best chunk's score (hits come best first)."""
+    scores: dict[str, float] = {}
+    for hit in hits:
+        scores.setdefault(hit.doc_id, hit.score)
+    return scores
+
+
+# -- the dataset -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A BEIR-layout folder: corpus.jsonl, queries.jsonl and qrels/<split>.tsv."""
+
+    root: Path
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+    @classmethod
+    def load(cls, root: Path, split: str = "test") -> Dataset:
+        for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
+            if not (root / name).is_file():
+                raise FileNotFoundError(f"{root / name} is missing: not a BEIR-layout folder")
+        qrels = read_qrels(root / "qrels" / f"{split}.tsv")
+        with (root / "queries.jsonl").open(encoding="utf-8") as lines:
+            records = (json.loads(line) for line in lines if line.strip())
+            queries = {str(r["_id"]): r["text"] for r in records if str(r["_id"]) in qrels}
+        return cls(root, queries, qrels)
+
+    def corpus_size(self) -> int:
+        """Documents in corpus.jsonl (its non-empty lines)."""
+        with (self.root / "corpus.jsonl").open(encoding="utf-8") as lines:
+            return sum(1 for line in lines if line.strip())
+
+    def data_dir(self, base: Path) -> Path:
+        """A data directory of this collection's own, keyed by its corpus path and size."""
+        corpus = (self.root / "corpus.jsonl").resolve()
+        digest = hashlib.blake2b(f"{corpus}:{corpus.stat().st_size}".encode(), digest_size=6).hexdigest()
+        return base / f"{self.root.resolve().name}-{digest}"
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """query id -> doc id -> relevance from a TSV with a header (query-id, corpus-id, score)."""
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8", newline="") as rows:
+        reader = csv.reader(rows, delimiter="\t")
+        next(reader, None)
+        for row in reader:
+            if len(row) >= 3:
+                qrels.setdefault(row[0], {})[row[1]] = int(float(row[2]))
+    return qrels
+
+
+# -- the run -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """The search parameters of a run (0 / None = the service's defaults)."""
+
+    mode: str = "hybrid"
+    fusion: str = ""
+    rrf_k: float = 0.0
+    alpha: float | None = None
+
+    def request(self, query: str) -> retrieval_pb2.SearchRequest:
+        request = retrieval_pb2.SearchRequest(
+            query=query, top_k=DEPTH, mode=MODES[self.mode], rrf_k=self.rrf_k, no_cache=True, per_document=True
+        )
+        request.fusion = {"rrf": retrieval_pb2.RRF, "convex": retrieval_pb2.CONVEX}.get(self.fusion, 0)
+        if self.alpha is not None:
+            request.alpha = self.alpha
+        return request
+
+
+def run_queries(
+    stub: retrieval_pb2_grpc.RetrievalServiceStub, queries: Mapping[str, str], settings: EvalSettings
+) -> tuple[dict[str, dict[str, float]], list[float]]:
+    """Every query's documents with their best chunk's score, and its round-trip latency in ms, one at a time.
+
+    Scores rather than the order alone, so ties are broken as trec_eval breaks them (see trec_ranking).
+    """
+    run: dict[str, dict[str, float]] = {}
+    latencies: list[float] = []
+    for query_id, text in queries.items():
+        started = time.perf_counter()
+        response = stub.Search(settings.request(text), timeout=30)
+        latencies.append((time.perf_counter() - started) * 1000)
+        run[query_id] = document_scores(response.hits)
+    return run, latencies
+
+
+def evaluate(
+    stub: retrieval_pb2_grpc.RetrievalServiceStub, dataset: Dataset, settings: EvalSettings, config: Config
+) -> dict[str, object]:
+    """The figures of one run, as ``--json`` prints them; config gives the service's fusion defaults."""
+    status = stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=10)
+    stub.Search(settings.request(next(iter(dataset.queries.values()))), timeout=60)  # warm-up, not timed
+    run, latencies = run_queries(stub, dataset.queries, settings)
+    figures: dict[str, object] = {key: round(value, 4) for key, value in score_run(run, dataset.qrels).items()}
+    figures["latency_ms"] = {f"p{p}": round(percentile(latencies, p) or 0.0, 2) for p in (50, 95, 99)}
+    figures.update(mode=settings.mode, docs=status.documents, chunks=status.chunks, queries=len(dataset.queries))
+    figures["fusion"] = {
+        "method": settings.fusion or config.fusion,
+        "rrf_k": settings.rrf_k or config.rrf_k,
+        "alpha": config.fusion_alpha if settings.alpha is None else settings.alpha,
+    }
+    return figures
+
+
+# -- the private retrieval_svc -----------------------------------------------
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def private_retrieval(data_dir: Path, log_path: Path, overrides: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A retrieval_svc of our own on a free loopback port, cache off, with overrides of this environment's
+    settings; yields its address once SERVING."""
+    host = "127.0.0.1"
+    port = free_port(host)
+    settings = {  # chunking, model and fusion settings pass through from this environment
+        "LIKEOPT_HOST": host,
+        "LIKEOPT_RETRIEVAL_PORT": str(port),
+        "LIKEOPT_DATA_DIR": str(data_dir),
+        "LIKEOPT_CACHE_ENABLED": "0",
+        "LIKEOPT_RETRIEVAL_METRICS_PORT": "0",
+        "LIKEOPT_MILVUS_COLLECTION": eval_collection(data_dir),
+        **(overrides or {}),
+    }
+    with private_service("retrieval_svc", f"{host}:{port}", settings, log_path) as address:
+        yield address
+
+
+@contextmanager
+def private_service(module: str, address: str, settings: dict[str, str], log_path: Path) -> Iterator[str]:
+    """``python -m module`` with this environment plus settings, logging to log_path; yields address once it
+    answers SERVING, and stops the process (SIGTERM, then SIGKILL after 30 s) when the block ends."""
+    env = {**os.environ, **settings, **CHILD_ENV}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log)
+    try:
+        wait_serving(address, process)
+        yield address
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def eval_collection(data_dir: Path) -> str:
+    """The Milvus collection of one evaluation collection (with the milvus backend): never the user's own."""
+    return "likeopt_eval_" + re.sub(r"[^A-Za-z0-9_]", "_", data_dir.name)
+
+
+def wait_serving(address: str, process: subprocess.Popen[bytes], timeout_s: float = START_TIMEOUT_S) -> None:
+    """Poll gRPC health until SERVING; fail early if the process exits."""
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"retrieval_svc exited with code {process.returncode} before serving")
+            try:
+                reply = health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise TimeoutError(f"retrieval_svc at {address} did not serve within {timeout_s:.0f} s")
+
+
+def run_eval(
+    data: Path, settings: EvalSettings, config: Config, base_dir: Path = Path("var/eval")
+) -> dict[str, object]:
+    """Start the private service, ingest the corpus unless it is all there already, and evaluate."""
+    return run_evals(data, [settings], config, base_dir=base_dir)[0]
+
+
+def run_evals(
+    data: Path,
+    runs: Sequence[EvalSettings],
+    config: Config,
+    overrides: Mapping[str, str] | None = None,
+    base_dir: Path = Path("var/eval"),
+) -> list[dict[str, object]]:
+    """run_eval for several search settings against one private service started with overrides.
+
+    An interrupted ingestion leaves its acknowledged batches behind; a corpus
+    found short is ingested again (upserts replace, so nothing is doubled).
+    """
+    dataset = Dataset.load(data)
+    data_dir = dataset.data_dir(base_dir)
+    with private_retrieval(data_dir, data_dir / "retrieval_svc.log", overrides) as address:
+        with grpc.insecure_channel(address) as channel:
+            stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+            if stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=10).documents < dataset.corpus_size():
+                ingest_paths([str(data)], address, quiet=False)
+            return [evaluate(stub, dataset, settings, config) for settings in runs]
+
+
+def format_report(figures: Mapping[str, object]) -> str:
+    """The figures as a few human-readable lines."""
+    latency = figures["latency_ms"]
+    assert isinstance(latency, dict)
+    fusion = figures["fusion"]
+    assert isinstance(fusion, dict)
+    fused = f"  fusion {fusion['method']} (k={fusion['rrf_k']:g}, alpha={fusion['alpha']:g})"
+    return "\n".join(
+        [
+            f"mode {figures['mode']}: {figures['docs']} documents, {figures['queries']} queries"
+            + (fused if figures["mode"] == "hybrid" else ""),
+            f"nDCG@10     {figures['ndcg@10']:.4f}",
+            f"Recall@100  {figures['recall@100']:.4f}",
+            f"MRR@10      {figures['mrr@10']:.4f}",
+            f"latency ms  p50 {latency['p50']:.2f}  p95 {latency['p95']:.2f}  p99 {latency['p99']:.2f}",
+        ]
+    )

@@ -1,0 +1,325 @@
+"""Turn files into documents: plain text, Markdown, HTML, Word (.docx), PDF, JSON Lines and BEIR folders.
+
+Each loader yields ``(id, title, text, metadata)`` records; what cannot be read is
+reported as skipped with the reason, never silently dropped.
+
+The indexed text is what a reader sees, because it is what search matches and what
+citations quote: HTML goes through a real parser (BeautifulSoup on lxml) so table cells
+stay separate words and navigation, headers, footers and scripts stay out; Markdown goes
+through a CommonMark parser (markdown-it-py) so ``**``, ``#``, bullets and link URLs stay
+out while link text and code stay in, and the title is a real heading, never a ``# comment``
+inside a code fence.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bs4 import BeautifulSoup, CData, NavigableString, Tag
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from likeopt.v1 import retrieval_pb2
+
+TEXT_SUFFIXES = {".txt", ".text", ".rst"}
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+SUPPORTED = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | {".pdf", ".docx"}
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_DOCX_UNPACKED_BYTES = 256 * 1024 * 1024
+"""A .docx is a zip: refuse one that would unpack past this (a zip bomb) before parsing it."""
+
+
+@dataclass
+class LoadedDocument:
+    id: str
+    title: str
+    text: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Skipped:
+    source: str
+    reason: str
+
+
+# -- HTML ------------------------------------------------------------------
+
+HTML_DROPPED = frozenset(
+    {"script", "style", "noscript", "template", "svg", "iframe", "nav", "header", "footer", "aside", "title"}
+)
+"""Elements whose text is not the page's content: code, navigation and page furniture."""
+HTML_CELLS = frozenset({"td", "th"})
+HTML_LINES = frozenset({"br", "dd", "dt", "li", "tr"})
+HTML_BLOCKS = frozenset(
+    {
+        "address", "article", "blockquote", "caption", "details", "div", "dl", "figcaption", "figure", "form",
+        "h1", "h2", "h3", "h4", "h5", "h6", "hr", "main", "ol", "p", "pre", "section", "summary", "table", "ul",
+    }
+)  # fmt: skip
+"""Blocks start and end a line, a line (row, item) ends one, a cell ends a word; inline elements join their
+text as written, so ``<b>wo</b>rd`` stays one word."""
+
+
+def _html_separators(name: str) -> tuple[str, str]:
+    """What an element leaves before and after its text."""
+    if name in HTML_CELLS:
+        return "", " "
+    if name in HTML_LINES:
+        return "", "\n"
+    return ("\n", "\n") if name in HTML_BLOCKS else ("", "")
+
+
+def _html_title(soup: BeautifulSoup) -> str:
+    """<title>, else the first <h1>: what the page calls itself."""
+    for tag in (soup.find("title"), soup.find("h1")):
+        if isinstance(tag, Tag) and (title := " ".join(tag.get_text().split())):
+            return title
+    return ""
+
+
+def _html_visible_text(root: Tag) -> str:
+    """The text of root without dropped elements, a line break around blocks and a space around cells.
+
+    An explicit stack rather than recursion or tree edits: a page nested 200,000 levels deep
+    must neither overflow Python's stack nor cost a walk to the bottom per inserted separator.
+    """
+    parts: list[str] = []
+    stack: list[Tag | NavigableString | str] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Tag):
+            if node.name in HTML_DROPPED:
+                continue
+            opening, closing = _html_separators(node.name)
+            parts.append(opening)
+            if closing:
+                stack.append(closing)  # a plain str: emitted when the element's contents are done
+            stack.extend(reversed(node.contents))
+        elif type(node) in (NavigableString, CData) or type(node) is str:
+            parts.append(str(node))  # comments, doctypes and processing instructions are other subclasses
+    return "".join(parts)
+
+
+def _spaces_tidied(text: str) -> str:
+    """Runs of spaces and tabs as one space, none around a line break: how prose reads."""
+    return re.sub(r" ?\n ?", "\n", re.sub(r"[ \t\r\f\v]+", " ", text))
+
+
+def _lines_tidied(text: str) -> str:
+    """No space at line ends, at most one blank line in a row, none at either end; spaces inside lines kept."""
+    return re.sub(r"\n{3,}", "\n\n", re.sub(r"[ \t\r\f\v]+\n", "\n", text)).strip("\n")
+
+
+def _tidy(text: str) -> str:
+    return _lines_tidied(_spaces_tidied(text)).strip()
+
+
+def html_to_text(html: str) -> tuple[str, str]:
+    """(title, text) of an HTML document."""
+    soup = BeautifulSoup(html, "lxml")
+    return _html_title(soup), _tidy(_html_visible_text(soup))
+
+
+# -- Markdown --------------------------------------------------------------
+
+_MARKDOWN = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+_MARKDOWN_BREAKS = {
+    "heading_close": "\n\n",
+    "blockquote_close": "\n\n",
+    "bullet_list_close": "\n",
+    "ordered_list_close": "\n",
+    "th_close": " ",
+    "td_close": " ",
+    "tr_close": "\n",
+    "table_close": "\n",
+    "hr": "\n",
+}
+"""What each closing block token leaves in the text: its syntax never, a line or word break always."""
+
+
+def _inline_text(children: Sequence[Token]) -> str:
+    """The words of an inline run: text, code and image alt text; emphasis marks, link URLs and tags dropped."""
+    pieces = []
+    for child in children:
+        if child.type in ("text", "code_inline", "image"):
+            pieces.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            pieces.append("\n")
+        elif child.type == "html_inline":
+            pieces.append(" ")  # <br>, <kbd>…: a tag is never a word, and may separate two
+    return "".join(pieces)
+
+
+def markdown_to_text(markdown: str) -> tuple[str, str]:
+    """(title, text) of a Markdown document: the first heading's words, and the words a reader sees."""
+    title, parts = "", []
+    tokens = _MARKDOWN.parse(markdown)
+    for position, token in enumerate(tokens):
+        if token.type == "inline":
+            parts.append(_spaces_tidied(_inline_text(token.children or [])))
+        elif token.type in ("fence", "code_block"):
+            parts.append(token.content + "\n")  # as written: a code block's spacing is its layout
+        elif token.type == "html_block":
+            parts.append(html_to_text(token.content)[1] + "\n\n")
+        elif token.type == "paragraph_close":
+            parts.append("\n" if token.hidden else "\n\n")  # hidden: a tight list's item
+        else:
+            parts.append(_MARKDOWN_BREAKS.get(token.type, ""))
+        if not title and token.type == "heading_open" and position + 1 < len(tokens):
+            title = " ".join(_inline_text(tokens[position + 1].children or []).split())
+    return title, _lines_tidied("".join(parts))
+
+
+def markdown_title(text: str) -> str:
+    """The first Markdown heading's words, if any (a ``#`` line inside a code fence is code, not a heading)."""
+    return markdown_to_text(text)[0]
+
+
+# -- Word and PDF ----------------------------------------------------------
+
+
+def docx_to_text(data: bytes) -> tuple[str, str]:
+    """(title, text) of a Word document: paragraphs and table rows in document order, cells as separate words.
+
+    The title is the document's own (its properties), else its first Title or Heading 1 paragraph.
+    """
+    from docx import Document
+    from docx.table import Table
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        unpacked = sum(member.file_size for member in archive.infolist())
+    if unpacked > MAX_DOCX_UNPACKED_BYTES:
+        raise ValueError(f"unpacks to {unpacked} bytes, over {MAX_DOCX_UNPACKED_BYTES}")
+    document = Document(io.BytesIO(data))
+    title, lines = (document.core_properties.title or "").strip(), []
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            for row in block.rows:
+                cells = list({id(cell._tc): cell.text for cell in row.cells}.values())  # merged cells once
+                lines.append(" ".join(cells))
+            continue
+        lines.append(block.text)
+        if not title and block.style is not None and block.style.name in ("Title", "Heading 1"):
+            title = block.text.strip()
+    return title, _tidy("\n".join(lines))
+
+
+def pdf_text(data: bytes) -> str:
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data))
+    return "\n\n".join((page.extract_text() or "") for page in reader.pages).strip()
+
+
+def extract(suffix: str, data: bytes) -> tuple[str, str]:
+    """(title, text) of one file's bytes by its type; an empty title lets the caller use the file name."""
+    if suffix == ".pdf":
+        return "", pdf_text(data)
+    if suffix == ".docx":
+        return docx_to_text(data)
+    raw = data.decode("utf-8")
+    if suffix in HTML_SUFFIXES:
+        return html_to_text(raw)
+    if suffix in MARKDOWN_SUFFIXES:
+        return markdown_to_text(raw)
+    return "", raw
+
+
+def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
+    """The documents in one file's bytes (one, or one per line for JSON Lines); name gives the type."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in SUPPORTED:
+        yield Skipped(name, f"unsupported file type {suffix or '(none)'}")
+        return
+    if len(data) > MAX_FILE_BYTES:
+        yield Skipped(name, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        return
+    if suffix in JSONL_SUFFIXES:
+        yield from load_jsonl(name, data.decode("utf-8", errors="replace").splitlines())
+        return
+    try:
+        title, text = extract(suffix, data)
+    except UnicodeDecodeError:
+        yield Skipped(name, "not valid UTF-8 text")
+        return
+    except Exception as exc:  # a malformed PDF or .docx can raise anything from deep inside its parser
+        yield Skipped(name, f"unreadable: {type(exc).__name__}: {exc}")
+        return
+    if "\x00" in text:
+        yield Skipped(name, "contains NUL characters: not a text file")
+        return
+    if not text.strip():
+        yield Skipped(name, "no text found")
+        return
+    yield LoadedDocument(doc_id, title or Path(name).stem, text, {"source": Path(name).name})
+
+
+def load_file(path: Path, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
+    """The documents in one file on disk."""
+    if path.stat().st_size > MAX_FILE_BYTES:
+        yield Skipped(str(path), f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        return
+    yield from load_content(str(path), path.read_bytes(), doc_id)
+
+
+def load_jsonl(source: str, lines: Iterable[str]) -> Iterator[LoadedDocument | Skipped]:
+    """One document per line: ``{"_id"|"id", "title", "text", "metadata"}`` (BEIR's corpus format)."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{source}:{number}"
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            yield Skipped(where, f"invalid JSON: {exc}")
+            continue
+        if not isinstance(record, dict):
+            yield Skipped(where, "line is not a JSON object")
+            continue
+        doc_id = str(record.get("_id") or record.get("id") or "")
+        text = record.get("text")
+        if not doc_id or not isinstance(text, str) or not text.strip():
+            yield Skipped(where, "needs an id and a non-empty text")
+            continue
+        metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+        yield LoadedDocument(
+            doc_id,
+            str(record.get("title") or ""),
+            text,
+            {str(k): str(v) for k, v in metadata.items() if isinstance(v, str | int | float | bool)},
+        )
+
+
+def load_paths(paths: list[str]) -> Iterator[LoadedDocument | Skipped]:
+    """Documents from files and folders; a folder with corpus.jsonl is read as a BEIR dataset."""
+    for raw in paths:
+        root = Path(raw)
+        if not root.exists():
+            yield Skipped(raw, "no such file or folder")
+        elif root.is_file():
+            yield from load_file(root, root.name)
+        elif (corpus := root / "corpus.jsonl").is_file():
+            with corpus.open(encoding="utf-8", errors="replace") as lines:
+                yield from load_jsonl(str(corpus), lines)
+        else:
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                if any(part.startswith(".") for part in path.relative_to(root).parts):
+                    continue
+                yield from load_file(path, path.relative_to(root).as_posix())
+
+
+def to_message(doc: LoadedDocument, access: retrieval_pb2.Access | None = None) -> retrieval_pb2.Document:
+    """A loaded document as retrieval_svc takes it, with who may read it (None: the writer's whole tenant)."""
+    message = retrieval_pb2.Document(id=doc.id, title=doc.title, text=doc.text, metadata=doc.metadata)
+    if access is not None:
+        message.access.CopyFrom(access)
+    return message
