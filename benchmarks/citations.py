@@ -24,6 +24,7 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -45,6 +46,8 @@ from likeopt.runtime.text import tokenize
 from retrieval_svc.bm25 import BM25Index
 
 DATA = Path("/work/shared/data/scifact")
+PromptBuilder = Callable[[str, list[Passage], list[Turn]], list[dict[str, str]]]
+"""What builds the chat messages for a question, its passages and the history: one per --prompt."""
 
 
 def system_only_prompt(question: str, passages: list[Passage], history: list[Turn]) -> list[dict[str, str]]:
@@ -85,9 +88,8 @@ def load(data: Path) -> tuple[dict[str, dict], dict[str, str], dict[str, set[str
     return corpus, queries, relevant
 
 
-def make_backend(
-    name: str, prompt: Callable[[str, list[Passage], list[Turn]], list[dict[str, str]]], max_tokens: int, prefix: str
-) -> Backend:
+def make_backend(name: str, prompt: PromptBuilder, max_tokens: int, prefix: str) -> Backend:
+    """The backend under test; the local one is built only when asked for, since building it loads a GGUF model."""
     if name == "extractive":
         return ExtractiveBackend()
     from generation_svc.local import LocalBackend, resolve_model_path
@@ -109,7 +111,51 @@ async def answer(backend: Backend, question: str, passages: list[Passage]) -> tu
     return "".join(pieces), first
 
 
-async def main() -> None:
+class Bm25Passages:
+    """BM25 over the whole corpus, in process, so the benchmark needs no running retrieval_svc."""
+
+    def __init__(self, corpus: dict[str, dict]) -> None:
+        self.corpus = corpus
+        self.ids = list(corpus)
+        self.index = BM25Index()
+        for key, doc_id in enumerate(self.ids):
+            self.index.add(key, tokenize(f"{corpus[doc_id].get('title', '')} {corpus[doc_id]['text']}"))
+
+    def search(self, question: str, top_k: int) -> list[Passage]:
+        """The top_k documents, numbered from 1 as the answer's [n] markers refer to them."""
+        passages = []
+        for n, (key, _) in enumerate(self.index.search(tokenize(question), top_k), start=1):
+            doc_id = self.ids[key]
+            passages.append(
+                Passage(n, doc_id, doc_id, self.corpus[doc_id].get("title", ""), self.corpus[doc_id]["text"])
+            )
+        return passages
+
+
+@dataclass
+class Tally:
+    """What the answers came to, counted as they arrive so one pass over the queries gives every figure."""
+
+    cites_relevant: list[bool] = field(default_factory=list)
+    """Per query, in order (the first-20 figure reads the head): whether the answer cites a relevant document."""
+    first_token_s: list[float] = field(default_factory=list)
+    cited_any: int = 0
+    cited_several: int = 0
+    relevant_retrieved: int = 0
+    """Queries with a relevant document among their passages: the ceiling of the citation rate."""
+
+    def add(self, passages: list[Passage], text: str, first_token_s: float, relevant: set[str]) -> None:
+        """Map the answer's [n] markers to documents and count them against the relevant ones."""
+        self.first_token_s.append(first_token_s)
+        cited = {passages[n - 1].doc_id for n in cited_numbers(text, len(passages))}
+        self.relevant_retrieved += any(p.doc_id in relevant for p in passages)
+        self.cited_any += bool(cited)
+        self.cited_several += len(cited) > 1
+        self.cites_relevant.append(bool(cited & relevant))
+
+
+def parse_args() -> argparse.Namespace:
+    """The options in the module's usage line; the local backend's defaults are the service's own."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--backend", choices=["extractive", "local"], default="extractive")
@@ -123,62 +169,75 @@ async def main() -> None:
     parser.add_argument("--excerpts", type=int, default=LOCAL_PASSAGES, help="passages the local prompt keeps")
     parser.add_argument("--excerpt-chars", type=int, default=LOCAL_PASSAGE_CHARS, help="characters of each")
     parser.add_argument("--show", type=int, default=0, help="print the first N answers")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    corpus, queries, relevant = load(args.data)
-    ids = list(corpus)
-    index = BM25Index()
-    for key, doc_id in enumerate(ids):
-        index.add(key, tokenize(f"{corpus[doc_id].get('title', '')} {corpus[doc_id]['text']}"))
+
+def choose_prompt(args: argparse.Namespace) -> tuple[PromptBuilder, str]:
+    """The prompt builder and how its excerpts are described in the summary.
+
+    Only the local backend's own prompt takes --excerpts and --excerpt-chars, since the other prompts
+    send whole passages; elsewhere the excerpts are reported as "-".
+    """
     prompt = PROMPTS[args.prompt]
-    excerpts = "-"
     if args.backend == "local" and prompt is build_local_messages:
-        prompt = partial(build_local_messages, count=args.excerpts, chars=args.excerpt_chars)
         excerpts = f"{args.excerpts} x {args.excerpt_chars} characters"
+        return partial(build_local_messages, count=args.excerpts, chars=args.excerpt_chars), excerpts
+    return prompt, "-"
+
+
+async def run(
+    backend: Backend,
+    items: list[tuple[str, str]],
+    relevant: dict[str, set[str]],
+    retriever: Bm25Passages,
+    top_k: int,
+    show: int,
+) -> Tally:
+    """Answer each (query id, question) in turn, one at a time as a single user would, printing the first show."""
+    tally = Tally()
+    for number, (query_id, question) in enumerate(items):
+        passages = retriever.search(question, top_k)
+        text, first = await answer(backend, question, passages)
+        tally.add(passages, text, first, relevant[query_id])
+        if number < show:
+            print(f"--- {question}\n{text}\n")
+    return tally
+
+
+def summary(args: argparse.Namespace, excerpts: str, tally: Tally, elapsed: float) -> dict[str, object]:
+    """The run's settings and figures, as the one JSON object the script prints."""
+    total = len(tally.cites_relevant)
+    local = args.backend == "local"
+    return {
+        "backend": args.backend,
+        "prompt": args.prompt if local else "-",
+        "excerpts": excerpts,
+        "answer_prefix": args.answer_prefix if local else "-",
+        "queries": total,
+        "top_k": args.top_k,
+        "answers_citing_a_relevant_doc": round(sum(tally.cites_relevant) / total, 3),
+        "first_20_citing_a_relevant_doc": round(sum(tally.cites_relevant[:20]) / min(total, 20), 3),
+        "answers_with_any_citation": round(tally.cited_any / total, 3),
+        "answers_citing_several_passages": round(tally.cited_several / total, 3),
+        "retrieval_ceiling": round(tally.relevant_retrieved / total, 3),
+        "first_token_s_p50": round(statistics.median(tally.first_token_s), 3),
+        "first_token_s_p95": round(percentile(tally.first_token_s, 95) or 0.0, 3),
+        "seconds": round(elapsed, 1),
+    }
+
+
+async def main() -> None:
+    """Answer the test queries with the chosen backend and prompt, and print the citation figures as JSON."""
+    args = parse_args()
+    corpus, queries, relevant = load(args.data)
+    retriever = Bm25Passages(corpus)
+    prompt, excerpts = choose_prompt(args)
     backend = make_backend(args.backend, prompt, args.max_tokens, args.answer_prefix)
     items = list(queries.items())[: args.limit or None]
-
-    outcomes: list[bool] = []
-    firsts: list[float] = []
-    cited_any = cited_several = ceiling = 0
     started = time.perf_counter()
-    for number, (query_id, question) in enumerate(items):
-        hits = index.search(tokenize(question), args.top_k)
-        passages = [
-            Passage(n, ids[key], ids[key], corpus[ids[key]].get("title", ""), corpus[ids[key]]["text"])
-            for n, (key, _) in enumerate(hits, start=1)
-        ]
-        text, first = await answer(backend, question, passages)
-        firsts.append(first)
-        cited = {passages[n - 1].doc_id for n in cited_numbers(text, len(passages))}
-        ceiling += any(p.doc_id in relevant[query_id] for p in passages)
-        cited_any += bool(cited)
-        cited_several += len(cited) > 1
-        outcomes.append(bool(cited & relevant[query_id]))
-        if number < args.show:
-            print(f"--- {question}\n{text}\n")
-    total = len(items)
+    tally = await run(backend, items, relevant, retriever, args.top_k, args.show)
     elapsed = time.perf_counter() - started
-    print(
-        json.dumps(
-            {
-                "backend": args.backend,
-                "prompt": args.prompt if args.backend == "local" else "-",
-                "excerpts": excerpts,
-                "answer_prefix": args.answer_prefix if args.backend == "local" else "-",
-                "queries": total,
-                "top_k": args.top_k,
-                "answers_citing_a_relevant_doc": round(sum(outcomes) / total, 3),
-                "first_20_citing_a_relevant_doc": round(sum(outcomes[:20]) / min(total, 20), 3),
-                "answers_with_any_citation": round(cited_any / total, 3),
-                "answers_citing_several_passages": round(cited_several / total, 3),
-                "retrieval_ceiling": round(ceiling / total, 3),
-                "first_token_s_p50": round(statistics.median(firsts), 3),
-                "first_token_s_p95": round(percentile(firsts, 95) or 0.0, 3),
-                "seconds": round(elapsed, 1),
-            }
-        )
-    )
+    print(json.dumps(summary(args, excerpts, tally, elapsed)))
 
 
 if __name__ == "__main__":

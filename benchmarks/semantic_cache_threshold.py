@@ -33,6 +33,7 @@ import csv
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,115 +75,177 @@ def read_qrels(path: Path) -> dict[str, set[str]]:
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """One record a non-blank line: the BEIR queries file and the paraphrase pairs are both JSON lines."""
     with path.open(encoding="utf-8") as lines:
         return [json.loads(line) for line in lines if line.strip()]
 
 
 def pct(count: int, total: int) -> str:
+    """A share to one decimal, or n/a when there is nothing to divide by."""
     return f"{100.0 * count / total:.1f} %" if total else "n/a"
 
 
 def pct_fine(count: int, total: int) -> str:
+    """A share to three decimals, fine enough to tell a false-hit rate from the 0.1 % target."""
     return f"{100.0 * count / total:.3f} %" if total else "n/a"
 
 
-def measure(data: Path, pairs_file: Path, sample: bool) -> dict:
-    """Embed everything once and compute the per-threshold figures."""
+@dataclass(frozen=True)
+class Cosines:
+    """The similarity arrays every per-threshold count is taken from, so a count is one comparison."""
+
+    pair: np.ndarray
+    """Each paraphrase against its own claim."""
+    top: np.ndarray
+    """Each paraphrase against its best-matching test claim (all test claims cached)."""
+    top_index: np.ndarray
+    """The position in the test ids of that best match."""
+    top_is_own: np.ndarray
+    """Whether that best match is the paraphrase's own claim."""
+    negative: np.ndarray
+    """Pairs of different test queries whose relevant documents do not intersect (sampled with --sample)."""
+    shared: np.ndarray
+    """Pairs of different test queries whose relevant documents intersect."""
+    nearest: np.ndarray
+    """Each test query against the most similar other test query."""
+    nearest_differs: np.ndarray
+    """Whether that nearest other query has different relevant documents."""
+
+
+def read_inputs(data: Path, pairs_file: Path) -> tuple[dict[str, set[str]], dict[str, str], list[str], list[dict]]:
+    """Relevant documents by query, query texts, the test query ids in a stable order and the paraphrase pairs.
+
+    A pair whose claim is not a test query, or whose text drifted from queries.jsonl, would measure
+    something else without saying so, so it stops the run instead.
+    """
     relevant = read_qrels(data / "qrels" / "test.tsv")
     texts = {record["_id"]: record["text"] for record in read_jsonl(data / "queries.jsonl")}
     test_ids = sorted(relevant, key=lambda qid: (len(qid), qid))
     pairs = read_jsonl(pairs_file)
-    index = {qid: position for position, qid in enumerate(test_ids)}
+    known = set(test_ids)
     for pair in pairs:
-        if pair["query_id"] not in index:
+        if pair["query_id"] not in known:
             raise SystemExit(f"{pairs_file}: query {pair['query_id']} is not a SciFact test query")
         if pair["query"] != texts[pair["query_id"]]:
             raise SystemExit(f"{pairs_file}: query {pair['query_id']} text differs from queries.jsonl")
+    return relevant, texts, test_ids, pairs
 
+
+def embed(questions: list[str], paraphrases: list[str]) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Both sets of unit vectors from the service's own model, and the seconds its load and the encoding took."""
     started = time.perf_counter()
     embedder = Embedder()
     loaded = time.perf_counter()
-    queries = embedder.encode([texts[qid] for qid in test_ids])
-    paraphrases = embedder.encode([pair["paraphrase"] for pair in pairs])
+    question_vectors = embedder.encode(questions)
+    paraphrase_vectors = embedder.encode(paraphrases)
     embedded = time.perf_counter()
+    return question_vectors, paraphrase_vectors, {"load": loaded - started, "embed": embedded - loaded}
 
-    similarity = queries @ queries.T
-    n = len(test_ids)
-    upper_i, upper_j = np.triu_indices(n, k=1)
-    disjoint = np.array(
-        [not (relevant[test_ids[i]] & relevant[test_ids[j]]) for i, j in zip(upper_i, upper_j, strict=True)]
-    )
-    negative = similarity[upper_i[disjoint], upper_j[disjoint]]
-    shared = similarity[upper_i[~disjoint], upper_j[~disjoint]]
-    negatives_total = int(negative.size)
-    if sample and negative.size > MAX_NEGATIVE_PAIRS:
-        negative = np.random.default_rng(20_261_126).choice(negative, MAX_NEGATIVE_PAIRS, replace=False)
 
-    # What a lookup would hit: the most similar *other* test query.
+def disjoint_evidence(relevant: dict[str, set[str]], first: list[str], second: list[str]) -> np.ndarray:
+    """For each (first[k], second[k]) pair of query ids, whether their relevant documents do not intersect.
+
+    Queries with disjoint evidence are different claims, so a cache hit between them is a wrong answer.
+    """
+    return np.array([not (relevant[a] & relevant[b]) for a, b in zip(first, second, strict=True)])
+
+
+def nearest_other(
+    similarity: np.ndarray, relevant: dict[str, set[str]], test_ids: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each test query's cosine to the most similar *other* test query, and whether their evidence differs.
+
+    That nearest query is what a lookup would hit with every other test answer cached.
+    """
     masked = similarity.copy()
     np.fill_diagonal(masked, -np.inf)
     nearest = masked.argmax(axis=1)
-    nearest_cosine = masked[np.arange(n), nearest]
-    nearest_differs = np.array(
-        [not (relevant[test_ids[i]] & relevant[test_ids[int(k)]]) for i, k in enumerate(nearest)]
-    )
+    nearest_cosine = masked[np.arange(len(test_ids)), nearest]
+    differs = disjoint_evidence(relevant, test_ids, [test_ids[int(k)] for k in nearest])
+    return nearest_cosine, differs
 
-    # Each paraphrase's own original, and its top match when all test queries are cached.
-    own = np.array([index[pair["query_id"]] for pair in pairs])
-    pair_cosine = np.einsum("ij,ij->i", queries[own], paraphrases)
-    lookup = paraphrases @ queries.T
-    top = lookup.argmax(axis=1)
-    top_cosine = lookup[np.arange(len(pairs)), top]
-    top_is_own = top == own
 
-    rows = [
+def threshold_rows(cosines: Cosines) -> list[Row]:
+    """The counts at every scanned threshold: hits wanted (paraphrases) against hits that answer wrongly."""
+    return [
         Row(
             threshold=t,
-            paraphrase_hits=int((pair_cosine >= t).sum()),
-            lookup_correct=int(((top_cosine >= t) & top_is_own).sum()),
-            lookup_wrong=int(((top_cosine >= t) & ~top_is_own).sum()),
-            negative_hits=int((negative >= t).sum()),
-            nearest_false_hits=int(((nearest_cosine >= t) & nearest_differs).sum()),
-            shared_evidence_hits=int((shared >= t).sum()),
+            paraphrase_hits=int((cosines.pair >= t).sum()),
+            lookup_correct=int(((cosines.top >= t) & cosines.top_is_own).sum()),
+            lookup_wrong=int(((cosines.top >= t) & ~cosines.top_is_own).sum()),
+            negative_hits=int((cosines.negative >= t).sum()),
+            nearest_false_hits=int(((cosines.nearest >= t) & cosines.nearest_differs).sum()),
+            shared_evidence_hits=int((cosines.shared >= t).sum()),
         )
         for t in THRESHOLDS
     ]
-    shared_examples = sorted(
-        (
-            (float(similarity[i, j]), test_ids[i], test_ids[j])
-            for i, j in zip(upper_i[~disjoint], upper_j[~disjoint], strict=True)
-        ),
-        reverse=True,
-    )[:5]
-    lowest = int(pair_cosine.argmin())
-    wrong_lookups = [
-        (
-            float(top_cosine[k]),
-            float(pair_cosine[k]),
-            pair["paraphrase"],
-            texts[test_ids[int(top[k])]],
-            bool(relevant[pair["query_id"]] & relevant[test_ids[int(top[k])]]),
-        )
-        for k, pair in enumerate(pairs)
-        if not top_is_own[k]
-    ]
+
+
+def wrong_lookups(
+    cosines: Cosines, pairs: list[dict], texts: dict[str, str], relevant: dict[str, set[str]], test_ids: list[str]
+) -> list[tuple[float, float, str, str, bool]]:
+    """The paraphrases whose best match is another claim, most similar first, for the report to quote.
+
+    Each is (best-match cosine, own-claim cosine, paraphrase, matched claim, whether the two share evidence).
+    """
+    found = []
+    for k, pair in enumerate(pairs):
+        if cosines.top_is_own[k]:
+            continue
+        matched = test_ids[int(cosines.top_index[k])]
+        shares = bool(relevant[pair["query_id"]] & relevant[matched])
+        found.append((float(cosines.top[k]), float(cosines.pair[k]), pair["paraphrase"], texts[matched], shares))
+    return sorted(found, reverse=True)
+
+
+def measure(data: Path, pairs_file: Path, sample: bool) -> dict:
+    """Embed everything once and compute the per-threshold figures."""
+    relevant, texts, test_ids, pairs = read_inputs(data, pairs_file)
+    queries, paraphrases, seconds = embed([texts[qid] for qid in test_ids], [pair["paraphrase"] for pair in pairs])
+    similarity = queries @ queries.T
+    upper_i, upper_j = np.triu_indices(len(test_ids), k=1)
+    disjoint = disjoint_evidence(relevant, [test_ids[i] for i in upper_i], [test_ids[j] for j in upper_j])
+    negative = similarity[upper_i[disjoint], upper_j[disjoint]]
+    negatives_total = int(negative.size)
+    if sample and negative.size > MAX_NEGATIVE_PAIRS:
+        negative = np.random.default_rng(20_261_126).choice(negative, MAX_NEGATIVE_PAIRS, replace=False)
+    nearest_cosine, nearest_differs = nearest_other(similarity, relevant, test_ids)
+    position = {qid: index for index, qid in enumerate(test_ids)}
+    own = np.array([position[pair["query_id"]] for pair in pairs])
+    lookup = paraphrases @ queries.T
+    top = lookup.argmax(axis=1)
+    cosines = Cosines(
+        pair=np.einsum("ij,ij->i", queries[own], paraphrases),
+        top=lookup[np.arange(len(pairs)), top],
+        top_index=top,
+        top_is_own=top == own,
+        negative=negative,
+        shared=similarity[upper_i[~disjoint], upper_j[~disjoint]],
+        nearest=nearest_cosine,
+        nearest_differs=nearest_differs,
+    )
+    shared_pairs = zip(upper_i[~disjoint], upper_j[~disjoint], strict=True)
+    closest_shared = sorted(
+        ((float(similarity[i, j]), test_ids[i], test_ids[j]) for i, j in shared_pairs), reverse=True
+    )
+    lowest = int(cosines.pair.argmin())
     return {
         "pairs": len(pairs),
-        "queries": n,
+        "queries": len(test_ids),
         "negatives_total": negatives_total,
         "negatives_used": int(negative.size),
-        "shared_total": int(shared.size),
-        "rows": rows,
-        "pair_cosine": pair_cosine,
+        "shared_total": int(cosines.shared.size),
+        "rows": threshold_rows(cosines),
+        "pair_cosine": cosines.pair,
         "negative_max": float(negative.max()),
         "negative_p999": float(np.quantile(negative, 0.999)),
         "nearest_cosine": nearest_cosine,
         "nearest_differs": nearest_differs,
-        "top_is_own": top_is_own,
-        "shared_examples": [(c, texts[a], texts[b]) for c, a, b in shared_examples],
-        "wrong_lookups": sorted(wrong_lookups, reverse=True),
-        "lowest_pair": (float(pair_cosine[lowest]), pairs[lowest]["query"], pairs[lowest]["paraphrase"]),
-        "seconds": {"load": loaded - started, "embed": embedded - loaded},
+        "top_is_own": cosines.top_is_own,
+        "shared_examples": [(c, texts[a], texts[b]) for c, a, b in closest_shared[:5]],
+        "wrong_lookups": wrong_lookups(cosines, pairs, texts, relevant, test_ids),
+        "lowest_pair": (float(cosines.pair[lowest]), pairs[lowest]["query"], pairs[lowest]["paraphrase"]),
+        "seconds": seconds,
     }
 
 
@@ -244,6 +307,7 @@ def recommend(result: dict) -> tuple[Row | None, str]:
 
 
 def table(result: dict) -> list[str]:
+    """One Markdown row a threshold, so both sides of the trade (hits and false hits) read across."""
     pairs, negatives, n = result["pairs"], result["negatives_used"], result["queries"]
     lines = [
         "| threshold | paraphrase hit rate | lookup: own claim / other claim | false-hit rate (negative pairs) "
@@ -260,22 +324,17 @@ def table(result: dict) -> list[str]:
     return lines
 
 
-def report(result: dict, data: Path) -> str:
-    """The README section, in Markdown; also what is printed."""
-    row, recommendation = recommend(result)
-    pairs, n = result["pairs"], result["queries"]
-    pair_cosine = result["pair_cosine"]
-    nearest_cosine, differs = result["nearest_cosine"], result["nearest_differs"]
+def report_intro(result: dict, data: Path) -> list[str]:
+    """The section's title, what was measured on which data, and what each table column means."""
     sampled = "" if result["negatives_used"] == result["negatives_total"] else " (fixed-seed sample)"
-    quartiles = np.quantile(pair_cosine, [0.0, 0.25, 0.5, 0.75, 1.0])
-    lines = [
+    return [
         SECTION_TITLE,
         "",
         "`python -m benchmarks.semantic_cache_threshold` (all-MiniLM-L6-v2 in process, cosine of unit vectors). "
-        f"Data: {data.name} test split, {n} queries; {pairs} hand-written (claim, paraphrase) pairs in "
-        "`benchmarks/data/scifact_paraphrases.jsonl`; negative pairs = every pair of different test queries whose "
-        f"relevant documents (qrels/test.tsv) do not intersect: {result['negatives_used']}{sampled} of "
-        f"{result['negatives_total']}.",
+        f"Data: {data.name} test split, {result['queries']} queries; {result['pairs']} hand-written (claim, "
+        "paraphrase) pairs in `benchmarks/data/scifact_paraphrases.jsonl`; negative pairs = every pair of different "
+        "test queries whose relevant documents (qrels/test.tsv) do not intersect: "
+        f"{result['negatives_used']}{sampled} of {result['negatives_total']}.",
         "",
         "- *paraphrase hit rate*: share of pairs with cosine(claim, paraphrase) ≥ threshold;",
         "- *lookup*: with all test claims cached, paraphrases whose best match is ≥ threshold and is their own claim "
@@ -285,31 +344,50 @@ def report(result: dict, data: Path) -> str:
         "different relevant documents (a cache holding every other test answer would serve the wrong one);",
         "- *shared-evidence pairs*: different test queries with overlapping relevant documents (not counted as "
         "false hits), at or above the threshold.",
-        "",
-        *table(result),
-        "",
-        recommendation,
-        "",
-        "Findings:",
-        "",
+    ]
+
+
+def statistic(values: np.ndarray, how: Callable[[np.ndarray], float]) -> float:
+    """``how(values)`` as a float, or NaN when nothing was selected (numpy's median and max reject an empty array)."""
+    return float(how(values)) if values.size else float("nan")
+
+
+def similarity_findings(result: dict) -> list[str]:
+    """How similar paraphrases, negative pairs and nearest neighbours are: the distributions behind the table."""
+    quartiles = np.quantile(result["pair_cosine"], [0.0, 0.25, 0.5, 0.75, 1.0])
+    nearest_cosine, differs = result["nearest_cosine"], result["nearest_differs"]
+    lowest_cosine, lowest_claim, lowest_paraphrase = result["lowest_pair"]
+    return [
         f"- Claim-paraphrase cosine: min {quartiles[0]:.3f}, quartiles {quartiles[1]:.3f} / {quartiles[2]:.3f} / "
-        f"{quartiles[3]:.3f}, max {quartiles[4]:.3f}. Hardest pair ({result['lowest_pair'][0]:.3f}): "
-        f"“{result['lowest_pair'][1]}” vs “{result['lowest_pair'][2]}”.",
+        f"{quartiles[3]:.3f}, max {quartiles[4]:.3f}. Hardest pair ({lowest_cosine:.3f}): "
+        f"“{lowest_claim}” vs “{lowest_paraphrase}”.",
         f"- Negative pairs: highest cosine {result['negative_max']:.3f}, 99.9th percentile "
         f"{result['negative_p999']:.3f}.",
-        f"- Nearest other test query: {int(differs.sum())}/{n} have different relevant documents "
-        f"(median cosine {float(np.median(nearest_cosine[differs])) if differs.any() else float('nan'):.3f}, "
-        f"max {float(nearest_cosine[differs].max()) if differs.any() else float('nan'):.3f}); the other "
+        f"- Nearest other test query: {int(differs.sum())}/{result['queries']} have different relevant documents "
+        f"(median cosine {statistic(nearest_cosine[differs], np.median):.3f}, "
+        f"max {statistic(nearest_cosine[differs], np.max):.3f}); the other "
         f"{int((~differs).sum())} share evidence with their nearest neighbour "
-        f"(median cosine {float(np.median(nearest_cosine[~differs])) if (~differs).any() else float('nan'):.3f}).",
-        f"- With all test claims cached, {int(result['top_is_own'].sum())}/{pairs} paraphrases have their own claim "
-        "as best match.",
+        f"(median cosine {statistic(nearest_cosine[~differs], np.median):.3f}).",
+    ]
+
+
+def lookup_findings(result: dict) -> list[str]:
+    """Which paraphrases a full cache would answer with another claim's answer, quoted one by one."""
+    lines = [
+        f"- With all test claims cached, {int(result['top_is_own'].sum())}/{result['pairs']} paraphrases have their "
+        "own claim as best match."
     ]
     for top_cosine, own_cosine, paraphrase, matched, shared in result["wrong_lookups"]:
         lines.append(
             f"  - “{paraphrase}” matches “{matched}” at {top_cosine:.3f} (its own claim: {own_cosine:.3f}; "
             + ("same relevant documents, but another claim)." if shared else "different relevant documents).")
         )
+    return lines
+
+
+def risk_findings(result: dict, row: Row | None) -> list[str]:
+    """The wrong answers a semantic hit can still give, overall and at the recommended threshold."""
+    lines: list[str] = []
     if result["shared_examples"]:
         cosine, first, second = result["shared_examples"][0]
         lines.append(
@@ -320,10 +398,29 @@ def report(result: dict, data: Path) -> str:
         )
     if row is not None:
         lines.append(
-            f"- At {row.threshold:.2f}: {row.nearest_false_hits}/{n} nearest-neighbour false hits, "
+            f"- At {row.threshold:.2f}: {row.nearest_false_hits}/{result['queries']} nearest-neighbour false hits, "
             f"{row.shared_evidence_hits}/{result['shared_total']} shared-evidence pairs at or above it, and "
-            f"{row.lookup_wrong}/{pairs} paraphrase lookups would return another claim's answer."
+            f"{row.lookup_wrong}/{result['pairs']} paraphrase lookups would return another claim's answer."
         )
+    return lines
+
+
+def report(result: dict, data: Path) -> str:
+    """The README section, in Markdown; also what is printed."""
+    row, recommendation = recommend(result)
+    lines = [
+        *report_intro(result, data),
+        "",
+        *table(result),
+        "",
+        recommendation,
+        "",
+        "Findings:",
+        "",
+        *similarity_findings(result),
+        *lookup_findings(result),
+        *risk_findings(result, row),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -363,6 +460,7 @@ def write_section(section: str, readme: Path) -> None:
 
 
 def main() -> None:
+    """Measure, print the section, and write it into the README unless --no-readme."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/scifact"))
     parser.add_argument("--pairs", type=Path, default=PAIRS_FILE)
