@@ -6,7 +6,7 @@ demo corpus (docs/, ingested into a temporary store). Each corpus's background i
 with generation_svc's own PROBES. Then, for a grid of (FLOOR_SPREADS, LEXICAL_SPREADS):
 
 - calibration: SciFact *train* claims (answerable; must not be refused) against the odd-numbered
-  lines of benchmarks/data/offtopic_questions.txt (must be refused), on SciFact and on the demo corpus;
+  lines of likeopt/ops/data/offtopic_questions.txt (must be refused), on SciFact and on the demo corpus;
 - held apart: SciFact *test* claims, the even-numbered off-topic lines on both corpora, and the
   demo corpus's answerable questions (benchmarks/data/demo_questions.txt).
 
@@ -32,6 +32,7 @@ from unittest import mock
 
 from generation_svc import relevance
 from generation_svc.relevance import PROBES, Background
+from likeopt.ops.answer_eval import OFF_TOPIC
 from likeopt.ops.evaluate import Dataset
 from likeopt.runtime.config import Config
 from likeopt.runtime.loaders import LoadedDocument, load_paths
@@ -40,7 +41,6 @@ from retrieval_svc.backend import DocumentInput, SearchParams
 from retrieval_svc.engine import RetrievalEngine, configured_engine, loaded_engine
 
 HERE = Path(__file__).resolve().parent
-OFF_TOPIC = HERE / "data" / "offtopic_questions.txt"
 DEMO_QUESTIONS = HERE / "data" / "demo_questions.txt"
 MAX_CALIBRATION_REFUSALS = 0.02
 

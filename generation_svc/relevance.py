@@ -16,7 +16,7 @@ floor, or when one hit holds at least ``LEXICAL_COVERAGE`` of the question's con
 and reaches mean plus ``LEXICAL_SPREADS`` deviations (short technical questions share exact
 words with the right passage while embedding poorly).
 
-Calibrated on SciFact train claims against the odd lines of benchmarks/data/offtopic_questions.txt
+Calibrated on SciFact train claims against the odd lines of likeopt/ops/data/offtopic_questions.txt
 and checked on the held-apart SciFact test claims, even lines and the demo corpus's questions
 (benchmarks/answer_floor.py; benchmarks/README.md "Answers").
 
@@ -80,7 +80,7 @@ PROBES = (
     "Who was the greatest tennis player?",
     "What is the etymology of the word umbrella?",
 )
-"""Everyday questions about no particular subject; none is in benchmarks/data/offtopic_questions.txt."""
+"""Everyday questions about no particular subject; none is in likeopt/ops/data/offtopic_questions.txt."""
 
 Search = Callable[[retrieval_pb2.SearchRequest], Awaitable[retrieval_pb2.SearchResponse]]
 

@@ -12,7 +12,7 @@ Figures:
 - answer support: the mean of the answers' ``done.support`` (the grounding check's share of sentences
   supported by the passage they cite), and its distribution;
 - wrongly refused: the share of answerable questions answered "not in your documents";
-- abstention: the share of the off-topic questions (benchmarks/data/offtopic_questions.txt) refused;
+- abstention: the share of the off-topic questions (likeopt/ops/data/offtopic_questions.txt) refused;
 - time to first token and whole-answer time, p50 and p95, measured here around the call.
 
 A collection is a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) or a folder of
@@ -41,8 +41,9 @@ from likeopt.runtime.config import Config
 from likeopt.runtime.percentiles import percentile
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 
+OFF_TOPIC = Path(__file__).resolve().parent / "data" / "offtopic_questions.txt"
+"""The default questions to refuse: package data, so an installed copy has it too (not only a checkout)."""
 REPO = Path(__file__).resolve().parents[2]
-OFF_TOPIC = REPO / "benchmarks" / "data" / "offtopic_questions.txt"
 DEMO_QUESTIONS = REPO / "benchmarks" / "data" / "demo_questions.txt"
 ANSWER_TIMEOUT_S = 120.0
 SUPPORT_BUCKETS = (0.2, 0.4, 0.6, 0.8, 1.0)
@@ -320,7 +321,8 @@ def answers_main(args: argparse.Namespace, config: Config) -> int:
         return 0
     questions_file = Path(args.questions) if args.questions else None
     collection = load_collection(Path(args.data), questions_file, args.limit, args.seed)
-    off_topic = read_questions(Path(args.offtopic))[: args.offtopic_limit or None]
+    off_topic_file = Path(args.offtopic) if args.offtopic else OFF_TOPIC
+    off_topic = read_questions(off_topic_file)[: args.offtopic_limit or None]
     backend = args.backend or config.generation_backend
     figures = run_answer_eval(collection, off_topic, backend, args.addr, api_key)
     print(json.dumps(figures) if args.json else format_answer_report(figures), flush=True)

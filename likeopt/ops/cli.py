@@ -11,8 +11,6 @@ from likeopt.ops.bench.scenarios import SCENARIOS
 from likeopt.runtime.config import Config, host_port, reachable_host
 from likeopt.runtime.contract import MODES
 
-OFF_TOPIC_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "offtopic_questions.txt"
-
 
 def build_parser() -> argparse.ArgumentParser:
     """Every command and its options; one function per command below."""
@@ -209,7 +207,7 @@ def add_answer_arguments(evaluation: argparse.ArgumentParser) -> None:
     group.add_argument("--backend", choices=["extractive", "local", "openai"], help="backend of the private mesh")
     group.add_argument("--addr", default="", metavar="HOST:PORT", help="ask a running mesh (Envoy's port) instead")
     group.add_argument("--questions", metavar="FILE", help="questions for a folder of documents (question<TAB>files)")
-    group.add_argument("--offtopic", default=str(OFF_TOPIC_FILE), metavar="FILE", help="questions to refuse")
+    group.add_argument("--offtopic", metavar="FILE", help="questions to refuse (default: the shipped list)")
     group.add_argument("--offtopic-limit", type=int, default=0, metavar="N", help="ask only the first N of them")
     group.add_argument("--limit", type=int, default=0, metavar="N", help="a seeded sample of N questions (0: all)")
     group.add_argument("--seed", type=int, default=16, help="seed of that sample")

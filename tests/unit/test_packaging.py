@@ -224,32 +224,54 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-def test_wheel_carries_the_envoy_template_the_web_ui_and_the_stub_types(wheel: Path) -> None:
+def test_wheel_carries_the_files_an_installed_copy_reads(wheel: Path) -> None:
+    """Envoy's template, the off-topic questions of ``likeopt eval --answers``, the web UI and the stub types."""
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "likeopt/ops/envoy/envoy.tmpl.yaml" in names
+    assert "likeopt/ops/data/offtopic_questions.txt" in names
     for path in (ROOT / "gateway" / "static").iterdir():
         assert f"gateway/static/{path.name}" in names
     assert {f"likeopt/v1/{p.name}" for p in STUBS.glob("*.pyi")} <= names
     assert not any(name.startswith(("tests/", "benchmarks/", "envoy/")) for name in names)
 
 
-def test_installed_wheel_renders_envoy_config_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
-    """What the Envoy config job does in the gateway's image: the template is found in the installed package."""
-    site = tmp_path / "site"
+@pytest.fixture(scope="module")
+def site(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel unpacked as an installed copy lays it out (a wheel is a zip of site-packages)."""
+    site = tmp_path_factory.mktemp("site")
     zipfile.ZipFile(wheel).extractall(site)
-    work = tmp_path / "work"
-    work.mkdir()
-    script = "import sys, likeopt; print(likeopt.__file__); from likeopt.ops.envoy_config import main; "
-    script += "sys.exit(main(['out']))"
+    return site
+
+
+def run_installed(site: Path, script: str, cwd: Path) -> str:
+    """What script prints, run with only the installed copy on the path and outside the checkout, so that a file
+    read from the checkout rather than the package is missing or shows in the paths printed."""
     done = subprocess.run(
         [sys.executable, "-c", script],
-        cwd=work,
+        cwd=cwd,
         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert Path(done.stdout.splitlines()[0]).is_relative_to(site), "imported from the checkout, not the wheel"
-    rendered = (work / "out" / "envoy.yaml").read_text()
+    return done.stdout
+
+
+def test_installed_wheel_renders_envoy_config_outside_the_checkout(site: Path, tmp_path: Path) -> None:
+    """What the Envoy config job does in the gateway's image: the template is found in the installed package."""
+    script = "import sys, likeopt; print(likeopt.__file__); from likeopt.ops.envoy_config import main; "
+    script += "sys.exit(main(['out']))"
+    printed = run_installed(site, script, tmp_path)
+    assert Path(printed.splitlines()[0]).is_relative_to(site), "imported from the checkout, not the wheel"
+    rendered = (tmp_path / "out" / "envoy.yaml").read_text()
     assert "static_resources" in rendered and "${" not in rendered
+
+
+def test_installed_wheel_reads_the_off_topic_questions_from_the_package(site: Path, tmp_path: Path) -> None:
+    """``likeopt eval --answers`` asks them by default: the path it uses must lie in the installed package."""
+    script = "from likeopt.ops.answer_eval import OFF_TOPIC, read_questions; "
+    script += "print(OFF_TOPIC); print(len(read_questions(OFF_TOPIC)))"
+    path, count = run_installed(site, script, tmp_path).split()
+    assert Path(path).is_relative_to(site), "read from the checkout, not the wheel"
+    assert int(count) >= 100
