@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.telemetry import TelemetryConfig
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -25,6 +24,7 @@ from gateway.mcp_http import McpEndpoint, caller_mesh
 from gateway.mcp_server import build_mcp_server
 from gateway.models import ErrorResponse
 from gateway.openai_api import openai_app
+from gateway.request_spans import NO_NATIVE_TELEMETRY
 from gateway.routes import admin, chat, conversations, documents, feedback, ops, search
 from gateway.routes.ops import STATIC_DIR
 from gateway.state import Lifecycle
@@ -35,9 +35,6 @@ from likeopt.runtime.config import Config
 OPENAPI_PATH = "/api/v1/openapi.json"
 TITLE = "Like-Opt"
 DESCRIPTION = "Question answering over your own documents: search, streamed cited answers, ingestion."
-NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
-"""gateway/request_spans.py traces every request and gateway/observe.py measures it; FastAPI's own spans and
-metrics would count each request twice, for CPU on every one (its check alone is a tenth of a cached search)."""
 ROUTERS = (
     search.router,
     chat.router,

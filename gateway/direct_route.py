@@ -5,7 +5,8 @@ the rest of the gateway's work for it, and the guard is +10 %. The search route'
 body, the running gateway) each take only the request, so DirectRoute calls them in declaration order, each
 once per request as FastAPI's cache would, and passes them to the endpoint. The route is declared as any other
 (parameters, router dependencies, models), so the OpenAPI document is generated from it the same way; a route
-whose dependencies need more than the request is refused when it is declared, not served wrongly.
+whose dependencies need more than the request is refused when it is declared, not served wrongly. Besides
+its dependencies, the endpoint may take optional string headers (chat's ``Last-Event-ID``), read as they come.
 """
 
 from __future__ import annotations
@@ -22,11 +23,22 @@ from starlette.responses import Response
 RequestDependency = Callable[[Request], Awaitable[Any]]
 
 
+def optional_headers(dependant: Dependant) -> list[tuple[str, str, str]]:
+    """(parameter name, header name, default) of each header the endpoint takes; each must be an optional str."""
+    headers = []
+    for field in dependant.header_params:
+        info = field.field_info
+        if info.annotation is not str or info.is_required() or not isinstance(field.default, str):
+            raise TypeError(f"{dependant.call!r}: a direct route's header {field.alias} must be an optional str")
+        headers.append((field.name, field.alias, field.default))
+    return headers
+
+
 def direct_calls(dependant: Dependant) -> list[tuple[str | None, RequestDependency]]:
     """(parameter name or None for a router's dependency, coroutine function of the request), in order."""
-    declared = [dependant.path_params, dependant.query_params, dependant.header_params, dependant.cookie_params]
+    declared = [dependant.path_params, dependant.query_params, dependant.cookie_params]
     if any(declared) or dependant.body_params:
-        raise TypeError(f"{dependant.call!r}: a direct route takes its inputs through dependencies only")
+        raise TypeError(f"{dependant.call!r}: a direct route takes its inputs through dependencies and headers only")
     calls: list[tuple[str | None, RequestDependency]] = []
     for sub in dependant.dependencies:
         takes_more = any([sub.path_params, sub.query_params, sub.header_params, sub.cookie_params, sub.body_params])
@@ -43,6 +55,7 @@ class DirectRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         calls = direct_calls(self.dependant)
+        headers = optional_headers(self.dependant)
         endpoint = self.dependant.call
         assert endpoint is not None
         request_name = self.dependant.request_param_name
@@ -55,6 +68,8 @@ class DirectRoute(APIRoute):
                 solved[call] = value
                 if name is not None:
                     arguments[name] = value
+            for name, header, default in headers:
+                arguments[name] = request.headers.get(header, default)
             return await endpoint(**arguments)
 
         return handler

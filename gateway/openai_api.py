@@ -44,6 +44,7 @@ from gateway.openai_translate import (
     new_completion_id,
     upstream_error,
 )
+from gateway.request_spans import NO_NATIVE_TELEMETRY
 from gateway.sse import with_heartbeats
 from gateway.upstreams import Upstreams
 from likeopt.runtime.config import Config
@@ -251,6 +252,7 @@ def openai_app(config: Config, upstreams: Callable[[], Upstreams]) -> FastAPI:
     app = FastAPI(
         title="Like-Opt OpenAI-compatible API",
         version="1",
+        telemetry=NO_NATIVE_TELEMETRY,
         docs_url=None,
         redoc_url=None,
         exception_handlers={

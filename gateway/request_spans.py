@@ -13,11 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from likeopt.runtime.telemetry import TRACE_HEADERS, unsampled_parent
+
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+"""This module traces every request and gateway/observe.py measures it; FastAPI's own spans and
+metrics would count each request twice, for CPU on every one (its check alone is a tenth of a cached search)."""
 
 _TRACE_HEADER_NAMES = frozenset(name.encode() for name in TRACE_HEADERS)
 

@@ -13,6 +13,7 @@ from starlette.responses import StreamingResponse
 from gateway.auth import Reader, reader
 from gateway.bodies import json_body, request_body
 from gateway.convert import event_json
+from gateway.direct_route import DirectRoute
 from gateway.errors import BODY_STATUSES, public_details
 from gateway.models import ChatEvent, ChatRequest
 from gateway.observe import record_first_token
@@ -42,7 +43,8 @@ class EventStream(StreamingResponse):
     media_type = "text/event-stream"
 
 
-router = api_router("chat", reader, 401, 429, *BODY_STATUSES)
+router = api_router("chat", reader, 401, 429, *BODY_STATUSES, route_class=DirectRoute)
+"""Direct (gateway/direct_route.py): through FastAPI's router a chat cost the gateway 8.6-8.7 CPU-ms, 7.4-7.6 before."""
 
 
 @router.post(

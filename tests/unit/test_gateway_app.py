@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
 
 import pytest
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, FastAPI, Header
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.testclient import TestClient
@@ -147,14 +147,45 @@ async def takes_a_parameter(q: str = "") -> Response:
     return Response(q)
 
 
+async def needs_a_header(token: Annotated[str, Header()]) -> Response:
+    return Response(token)
+
+
+async def takes_a_number_header(count: Annotated[int, Header()] = 0) -> Response:
+    return Response(str(count))
+
+
+async def takes_an_optional_header(last_event_id: Annotated[str, Header()] = "none") -> Response:
+    return Response(last_event_id)
+
+
 def test_a_direct_route_refuses_what_it_could_not_serve_as_declared() -> None:
     router = APIRouter(route_class=DirectRoute)
     with pytest.raises(TypeError, match="the request and nothing else"):
         router.add_api_route("/a", needs_a_query)
     with pytest.raises(TypeError, match="async"):
         router.add_api_route("/b", needs_a_thread)
-    with pytest.raises(TypeError, match="through dependencies only"):
+    with pytest.raises(TypeError, match="through dependencies and headers only"):
         router.add_api_route("/c", takes_a_parameter)
+    for needs_more in (needs_a_header, takes_a_number_header):
+        with pytest.raises(TypeError, match="must be an optional str"):
+            router.add_api_route("/d", needs_more)
+
+
+def with_direct_route(path: str, endpoint: Callable[..., Any]) -> FastAPI:
+    """The gateway's app with only this route in its direct lane."""
+    app = build_app(unreachable())
+    router = APIRouter(route_class=DirectRoute)
+    router.add_api_route(path, endpoint, methods=["POST"])
+    app.user_middleware.clear()
+    app.add_middleware(DirectLane, routes=router.routes, errors=app.exception_handlers)
+    return app
+
+
+def test_a_direct_route_reads_its_optional_headers_as_sent() -> None:
+    with TestClient(with_direct_route("/api/v1/header", takes_an_optional_header)) as test_client:
+        assert test_client.post("/api/v1/header", headers={"Last-Event-ID": "7"}).text == "7"
+        assert test_client.post("/api/v1/header").text == "none"
 
 
 async def broken(request: Request) -> str:
@@ -166,11 +197,7 @@ async def uses_broken(value: Annotated[str, Depends(broken)]) -> Response:
 
 
 def test_a_direct_route_that_fails_answers_through_the_apps_handlers() -> None:
-    app = build_app(unreachable())
-    router = APIRouter(route_class=DirectRoute)
-    router.add_api_route("/api/v1/broken", uses_broken, methods=["POST"])
-    app.user_middleware.clear()
-    app.add_middleware(DirectLane, routes=router.routes, errors=app.exception_handlers)
+    app = with_direct_route("/api/v1/broken", uses_broken)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         assert error_of(test_client.post("/api/v1/broken"), 500)["code"] == "INTERNAL"
         assert error_of(test_client.post("/api/v1/search", content=b"[1]"), 400)["code"] == "BAD_JSON"
