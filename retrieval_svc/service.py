@@ -235,8 +235,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             response.cached = True
             self._remember(query, params, response, len(cached))
             return response
-        vector = await self._query_vector(engine, query) if params.mode != "bm25" else None
-        response = await in_pool(self._search_pool, self._search, engine, query, params, vector)
+        response = await self._computed(engine, query, params)
         if use_cache and response.index_version == version:
             serialized = response.SerializeToString()
             self.cache.set_later("search", key, serialized)
@@ -252,6 +251,25 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             recent.CopyFrom(response)
             recent.cached = True
         self._recent.put((query, params), response.index_version, recent, size)
+
+    async def _computed(
+        self, engine: RetrievalBackend, query: str, params: SearchParams
+    ) -> retrieval_pb2.SearchResponse:
+        """The search done in the pool, the query embedded in the same task when it is new: one hand-over to a
+        thread and back per uncached search instead of two."""
+        vector = self._vectors.get(query, EMBEDDING_VERSION) if params.mode != "bm25" else None
+        if vector is not None or params.mode == "bm25":
+            return await in_pool(self._search_pool, self._search, engine, query, params, vector)
+        vector, response = await in_pool(self._search_pool, self._embed_and_search, engine, query, params)
+        self._vectors.put(query, EMBEDDING_VERSION, vector, vector.nbytes + len(query))
+        return response
+
+    @classmethod
+    def _embed_and_search(
+        cls, engine: RetrievalBackend, query: str, params: SearchParams
+    ) -> tuple[np.ndarray, retrieval_pb2.SearchResponse]:
+        vector = engine.embed_query(query)
+        return vector, cls._search(engine, query, params, vector)
 
     async def _query_vector(self, engine: RetrievalBackend, query: str) -> np.ndarray:
         """The query's embedding, remembered in process; computed once per concurrent query."""
