@@ -41,6 +41,9 @@ def main() -> None:
         # Named, not "auto": a missing uvloop or httptools must fail here, not quietly halve throughput.
         loop="uvloop",
         http="httptools",
+        # Nothing reads the client's address (Envoy rate-limits and logs it); parsing X-Forwarded-For on every
+        # request was 3 % of the gateway's CPU per cached search.
+        proxy_headers=False,
     )
 
 

@@ -6,12 +6,12 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Header
+from fastapi import APIRouter, Depends, Header
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.testclient import TestClient
 
-from gateway.app import build_app
+from gateway.app import GatewayApp, build_app
 from gateway.direct_route import DirectLane, DirectRoute
 from gateway.observe import HTTP_REQUESTS, RequestMetrics
 from likeopt.runtime.config import Config
@@ -172,13 +172,13 @@ def test_a_direct_route_refuses_what_it_could_not_serve_as_declared() -> None:
             router.add_api_route("/d", needs_more)
 
 
-def with_direct_route(path: str, endpoint: Callable[..., Any]) -> FastAPI:
-    """The gateway's app with only this route in its direct lane."""
+def with_direct_route(path: str, endpoint: Callable[..., Any]) -> GatewayApp:
+    """The gateway's app with this route too, which its direct lane serves as it serves search and chat."""
     app = build_app(unreachable())
     router = APIRouter(route_class=DirectRoute)
     router.add_api_route(path, endpoint, methods=["POST"])
-    app.user_middleware.clear()
-    app.add_middleware(DirectLane, routes=router.routes, errors=app.exception_handlers)
+    app.include_router(router)
+    app.direct_routes = (*app.direct_routes, *(route for route in router.routes if isinstance(route, DirectRoute)))
     return app
 
 
@@ -201,3 +201,9 @@ def test_a_direct_route_that_fails_answers_through_the_apps_handlers() -> None:
     with TestClient(app, raise_server_exceptions=False) as test_client:
         assert error_of(test_client.post("/api/v1/broken"), 500)["code"] == "INTERNAL"
         assert error_of(test_client.post("/api/v1/search", content=b"[1]"), 400)["code"] == "BAD_JSON"
+
+
+def test_search_and_chat_take_the_direct_lane_ahead_of_fastapis_whole_stack() -> None:
+    stack = build_app(unreachable()).build_middleware_stack()
+    assert isinstance(stack, DirectLane)
+    assert set(stack.routes) == {("/api/v1/search", "POST"), ("/api/v1/chat", "POST")}
