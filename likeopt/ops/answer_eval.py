@@ -86,6 +86,24 @@ def read_questions(path: Path) -> list[Question]:
     return questions
 
 
+def input_problem(data: Path | None, questions: str | None, offtopic: str | None) -> str | None:
+    """What is missing before any question is asked, as the error to print; None when nothing is.
+
+    Checked first so a wrong path ends the command at once, not after a private mesh has started."""
+    if data is not None and not data.is_dir():
+        return f"--data {data}: no such folder"
+    for flag, value in (("--questions", questions), ("--offtopic", offtopic)):
+        if value and not Path(value).is_file():
+            return f"{flag} {value}: no such file"
+    beir = data is not None and (data / "corpus.jsonl").is_file()
+    if data is not None and not beir and not questions and not DEMO_QUESTIONS.is_file():
+        return (
+            f"--data {data} is a folder of documents, not a BEIR folder (no corpus.jsonl), and the demo questions"
+            " come only with a checkout: give --questions FILE (one question a line)"
+        )
+    return None
+
+
 def load_collection(data: Path, questions_file: Path | None, limit: int, seed: int) -> Collection:
     """The collection at data, its questions sampled down to limit (0: all) with a fixed seed."""
     if (data / "corpus.jsonl").is_file() and questions_file is None:

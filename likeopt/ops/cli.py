@@ -146,10 +146,13 @@ def run_eval(args: argparse.Namespace, config: Config, parser: argparse.Argument
     import json
 
     if args.answers or args.from_feedback:
-        from likeopt.ops.answer_eval import answers_main
+        from likeopt.ops.answer_eval import answers_main, input_problem
 
         if not args.data and not args.from_feedback:
             parser.error("likeopt eval --answers needs --data DIR (or --from-feedback)")
+        data = Path(args.data) if args.data and not args.from_feedback else None
+        if problem := input_problem(data, args.questions, args.offtopic):
+            parser.error(problem)
         sys.exit(answers_main(args, config))
     if args.compare:
         from likeopt.ops.eval_compare import DEFAULT_CONFIGURATIONS, compare, format_table, parse_configuration

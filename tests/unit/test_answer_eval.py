@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from likeopt.ops.answer_eval import OFF_TOPIC, Asked, Question, load_collection, read_questions, summarise
+from likeopt.ops.answer_eval import (
+    OFF_TOPIC,
+    Asked,
+    Question,
+    input_problem,
+    load_collection,
+    read_questions,
+    summarise,
+)
 
 
 def test_the_shipped_question_files_hold_what_the_benchmarks_need() -> None:
@@ -42,3 +50,17 @@ def test_figures_count_citations_support_and_refusals() -> None:
     assert figures["abstention"] == 0.5 and figures["off_topic_citations"] == 1
     assert figures["support_distribution"] == {"0": 0, "0.2": 0, "0.4": 0, "0.6": 1, "0.8": 0, "1.0": 1}
     assert figures["first_token_ms"] == {"p50": 100.0, "p95": 100.0}
+
+
+def test_a_missing_input_is_named_before_anything_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    documents = tmp_path / "docs"
+    documents.mkdir()
+    assert input_problem(tmp_path / "nowhere", None, None) == f"--data {tmp_path / 'nowhere'}: no such folder"
+    assert input_problem(documents, "missing.txt", None) == "--questions missing.txt: no such file"
+    assert input_problem(documents, None, "gone.txt") == "--offtopic gone.txt: no such file"
+    assert input_problem(documents, None, None) is None  # a checkout has the demo questions
+    monkeypatch.setattr("likeopt.ops.answer_eval.DEMO_QUESTIONS", tmp_path / "not-installed.txt")
+    assert "give --questions FILE" in (input_problem(documents, None, None) or "")
+    (documents / "corpus.jsonl").write_text("")
+    assert input_problem(documents, None, None) is None  # a BEIR folder brings its own questions
+    assert input_problem(None, None, None) is None  # --from-feedback reads no files
