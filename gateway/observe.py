@@ -10,13 +10,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from prometheus_client import Counter, Histogram
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from likeopt.runtime.metrics import LATENCY_BUCKETS
+from likeopt.runtime.metrics import LATENCY_BUCKETS, labelled
 from likeopt.runtime.percentiles import percentile
 
 HTTP_REQUESTS = Counter(
@@ -94,15 +93,6 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-        """The labelled counter and histogram of each (route template, method, status): looking them up by labels
-        on every request was 4 % of the gateway's CPU per cached search. Bounded: routes are templates."""
-
-    def series(self, route: str, method: str, status: str) -> tuple[Any, Any]:
-        key = (route, method, status)
-        if (found := self._series.get(key)) is None:
-            found = self._series[key] = (HTTP_REQUESTS.labels(route, method, status), HTTP_LATENCY.labels(route))
-        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -122,8 +112,7 @@ class RequestMetrics:
         finally:
             elapsed = time.perf_counter() - started
             route = route_label(scope)
-            requests, latency = self.series(route, scope["method"], str(status))
-            requests.inc()
-            latency.observe(elapsed)
+            labelled(HTTP_REQUESTS, route, scope["method"], str(status)).inc()
+            labelled(HTTP_LATENCY, route).observe(elapsed)
             if route.startswith("/api/v1/") and route not in ("/api/v1/dashboard", "/api/v1/chat"):
                 API_LATENCY.add(elapsed)
