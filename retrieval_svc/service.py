@@ -24,6 +24,7 @@ import numpy as np
 
 from likeopt.caching.cache_client import CacheClient
 from likeopt.caching.cache_keys import cache_key, normalise_query
+from likeopt.caching.lookup_policy import LookupPolicy
 from likeopt.caching.near_cache import VersionedLRU
 from likeopt.caching.single_flight import SingleFlight
 from likeopt.runtime.config import Config
@@ -152,6 +153,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self.versions = VersionFeed()
         self._search_pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="search")
         self._results: SingleFlight[retrieval_pb2.SearchResponse] = SingleFlight()
+        self._lookups = LookupPolicy("search")
         self._embeddings: SingleFlight[np.ndarray] = SingleFlight()
         self._recent: VersionedLRU[retrieval_pb2.SearchResponse] = VersionedLRU(
             "search", config.near_cache_entries, config.near_cache_bytes
@@ -230,7 +232,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         """The response from the result cache, else computed (and cached); run once per concurrent identical search."""
         version = engine.version
         key = cache_key(query, params, version)
-        if use_cache and (cached := await self.cache.get("search", key)) is not None:
+        if use_cache and (cached := await self._looked_up(key)) is not None:
             response = retrieval_pb2.SearchResponse.FromString(cached)
             response.cached = True
             self._remember(query, params, response, len(cached))
@@ -241,6 +243,14 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             self.cache.set_later("search", key, serialized)
             self._remember(query, params, response, len(serialized))
         return response
+
+    async def _looked_up(self, key: str) -> bytes | None:
+        """The result cache_svc holds for key, when a lookup is worth asking for (likeopt/caching/lookup_policy.py)."""
+        if not self._lookups.should_ask():
+            return None
+        cached = await self.cache.get("search", key)
+        self._lookups.record(cached is not None)
+        return cached
 
     def _remember(self, query: str, params: SearchParams, response: retrieval_pb2.SearchResponse, size: int) -> None:
         """Keep a result near for repeats, marked cached as a repeat will see it (a fresh one is copied to be
