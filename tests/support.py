@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -69,21 +71,30 @@ class ValkeyServer:
                     time.sleep(0.02)
 
 
+PORT_NAMES = (
+    "ENVOY", "ENVOY_ADMIN", "GATEWAY", "RETRIEVAL", "GENERATION", "CACHE",
+    "RETRIEVAL_METRICS", "GENERATION_METRICS", "CACHE_METRICS",
+)  # fmt: skip
+
+
+def distinct_free_ports(count: int) -> list[int]:
+    """count free loopback ports, all different: each stays bound until all are chosen. free_port() called
+    once per setting can hand out the same port twice; it once gave Envoy the gateway's port."""
+    with contextlib.ExitStack() as sockets:
+        bound = [sockets.enter_context(socket.socket()) for _ in range(count)]
+        for sock in bound:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in bound]
+
+
 def mesh_environment(work_dir: Path, **overrides: str) -> dict[str, str]:
     """Settings for a private mesh: every port free, state under work_dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIKEOPT_")}
+    ports = distinct_free_ports(len(PORT_NAMES))
     env.update(
         {
             "LIKEOPT_HOST": "127.0.0.1",
-            "LIKEOPT_ENVOY_PORT": str(free_port()),
-            "LIKEOPT_ENVOY_ADMIN_PORT": str(free_port()),
-            "LIKEOPT_GATEWAY_PORT": str(free_port()),
-            "LIKEOPT_RETRIEVAL_PORT": str(free_port()),
-            "LIKEOPT_GENERATION_PORT": str(free_port()),
-            "LIKEOPT_CACHE_PORT": str(free_port()),
-            "LIKEOPT_RETRIEVAL_METRICS_PORT": str(free_port()),
-            "LIKEOPT_GENERATION_METRICS_PORT": str(free_port()),
-            "LIKEOPT_CACHE_METRICS_PORT": str(free_port()),
+            **{f"LIKEOPT_{name}_PORT": str(port) for name, port in zip(PORT_NAMES, ports, strict=True)},
             "LIKEOPT_DATA_DIR": str(work_dir / "data"),
             "LIKEOPT_RUN_DIR": str(work_dir / "run"),
             "LIKEOPT_FEEDBACK_DB": str(work_dir / "feedback" / "answers.sqlite3"),
