@@ -267,8 +267,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> retrieval_pb2.SearchResponse:
         """The search done in the pool, the query embedded in the same task when it is new: one hand-over to a
         thread and back per uncached search instead of two."""
-        vector = self._vectors.get(query, EMBEDDING_VERSION) if params.mode != "bm25" else None
-        if vector is not None or params.mode == "bm25":
+        if params.mode == "bm25":
+            return await in_pool(self._search_pool, self._search, engine, query, params, None)
+        if (vector := self._vectors.get(query, EMBEDDING_VERSION)) is not None:
             return await in_pool(self._search_pool, self._search, engine, query, params, vector)
         vector, response = await in_pool(self._search_pool, self._embed_and_search, engine, query, params)
         self._vectors.put(query, EMBEDDING_VERSION, vector, vector.nbytes + len(query))

@@ -34,6 +34,7 @@ class LookupPolicy:
         self.hit_share = 1.0
         """Optimistic at start: a fresh process (a restart over a warm Redis) asks until lookups stop answering."""
         self._skipped_in_a_row = 0
+        self._skipped = SKIPPED.labels(namespace)
 
     def should_ask(self) -> bool:
         """Whether to look this miss up: always while lookups answer, else one miss in ``sample_every``."""
@@ -41,7 +42,7 @@ class LookupPolicy:
             self._skipped_in_a_row = 0
             return True
         self._skipped_in_a_row += 1
-        SKIPPED.labels(self.namespace).inc()
+        self._skipped.inc()
         return False
 
     def record(self, answered: bool) -> None:
