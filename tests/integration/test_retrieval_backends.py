@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -306,11 +307,23 @@ def test_an_unreachable_milvus_raises_backend_unavailable(tmp_path: Path) -> Non
             backend.refresh()
         assert backend.version == version
         server.start()
-        assert doc_ids(backend, "wheels and engines", params())[0] == "car"
+        assert ids_once_resumed(backend, "wheels and engines")[0] == "car"
         assert backend.stats().documents == len(CORPUS)
     finally:
         backend.close()
         server.stop()
+
+
+def ids_once_resumed(backend: MilvusBackend, query: str, timeout_s: float = 30) -> list[str]:
+    """Search until the backend serves again: its breaker fails calls at once for a pause after the outage, and
+    the client's channel reconnects with back-off, so the first calls after a restart may still fail."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return doc_ids(backend, query, params())
+        except BackendUnavailable:
+            assert time.monotonic() < deadline, "the Milvus backend did not resume after the server came back"
+            time.sleep(0.1)
 
 
 # -- migration from an embedded store ----------------------------------------
