@@ -49,8 +49,7 @@ def build() -> ServiceSpec:
         for task in following:
             task.cancel()
         await cache.close()
-        if servicer.engine is not None:
-            servicer.engine.close()
+        await servicer.close()
 
     return ServiceSpec(
         name=SERVICE,

@@ -170,6 +170,15 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self.engine = engine
         self.index_changed()
 
+    async def close(self) -> None:
+        """Wait for the work still running in threads (a search past the drain's grace, an ingestion batch, a
+        catch-up with other writers), then close the engine: closing it under a running thread can crash the
+        process in native code."""
+        await asyncio.to_thread(self._search_pool.shutdown, True)
+        await asyncio.get_running_loop().shutdown_default_executor()
+        if self.engine is not None:
+            self.engine.close()
+
     def index_changed(self) -> None:
         """Tell watchers the engine's version; called after every write and catch-up."""
         if self.engine is not None:

@@ -8,6 +8,7 @@ that come after its span has ended (see :func:`bind_request_span`).
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import sys
@@ -65,7 +66,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:
-    """Send every logger's records to stderr as JSON lines."""
+    """Send every logger's records to stderr as JSON lines; a crash in native code (SIGSEGV, SIGABRT) writes
+    every thread's Python stack there too, so the service's log says where it died."""
+    faulthandler.enable(sys.stderr, all_threads=True)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()

@@ -55,8 +55,11 @@ class GatedEmbedder(FakeEmbedder):
         super().__init__()
         self.gate = threading.Event()
         self.gate.set()
+        self.waiting = threading.Event()
+        """Set once an encode has reached the gate."""
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        self.waiting.set()
         if not self.gate.wait(timeout=30):
             raise TimeoutError("the test never opened the gate")
         return super().encode(texts)

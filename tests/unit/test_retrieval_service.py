@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -135,3 +136,26 @@ async def test_a_repeated_search_is_answered_in_process_until_the_index_changes(
         await stub.DeleteDocuments(retrieval_pb2.DeleteDocumentsRequest(ids=["car"]))
         after = await stub.Search(request)
         assert [h.doc_id for h in after.hits] == [] and not after.cached
+
+
+async def test_closing_waits_for_a_search_still_running_in_its_thread_before_closing_the_engine(
+    tmp_path: Path,
+) -> None:
+    embedder = GatedEmbedder()
+    async with retrieval_server(tmp_path, embedder, DictCache()) as (servicer, stub):
+        await stub.UpsertDocuments(stream(DOCS))
+        engine = servicer.engine
+        assert engine is not None
+        embedder.gate.clear()
+        embedder.waiting.clear()
+        call = stub.Search(retrieval_pb2.SearchRequest(query="a search the drain leaves running", top_k=3))
+        assert await asyncio.to_thread(embedder.waiting.wait, 30)
+        call.cancel()  # the client is gone, as after the drain's grace; the thread still encodes
+        closing = asyncio.create_task(servicer.close())
+        done, _ = await asyncio.wait({closing}, timeout=0.2)
+        assert not done, "the engine was closed under a running search"
+        assert engine.version > 0
+        embedder.gate.set()
+        await asyncio.wait_for(closing, timeout=30)
+        with pytest.raises(sqlite3.ProgrammingError):
+            engine.store.version  # type: ignore[attr-defined]  # noqa: B018 - reads the closed store
