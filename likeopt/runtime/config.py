@@ -218,7 +218,7 @@ class Config(BaseSettings):
         le=60_000,
     )
     cache_write_window_ms: float = setting(
-        50,
+        250,
         "retrieval_svc writes search results to cache_svc in batches: the first after a quiet spell at once,"
         " later ones at most one call per this many milliseconds (its near cache answers repeats meanwhile);"
         " `0` sends each at once. Answers and conversations are always written at once.",

@@ -39,7 +39,7 @@ def test_a_replica_list_gRPC_cannot_balance_is_refused_naming_the_setting(addres
 
 
 def test_the_cache_write_window_is_milliseconds_within_bounds() -> None:
-    assert Config.from_env({}).cache_write_window_s == 0.05
+    assert Config.from_env({}).cache_write_window_s == 0.25
     assert Config.from_env({"LIKEOPT_CACHE_WRITE_WINDOW_MS": "0"}).cache_write_window_s == 0
     for bad in ("-1", "10001", "soon"):
         with pytest.raises(ValueError, match="LIKEOPT_CACHE_WRITE_WINDOW_MS"):
