@@ -553,20 +553,8 @@ class AccessIndex:
 
 
 def fuse(lexical: Ranked, dense: Ranked, params: SearchParams) -> list[Hit]:
-    """Combine the two rankings as the params say, keeping each side's score and rank."""
-    by_row: dict[int, Hit] = {}
-
-    def hit(row: int) -> Hit:
-        return by_row.setdefault(row, Hit(row=row, score=0.0))
-
-    for rank, (row, score) in enumerate(lexical, start=1):
-        h = hit(row)
-        h.bm25_score, h.bm25_rank = score, rank
-    for rank, (row, score) in enumerate(dense, start=1):
-        h = hit(row)
-        h.dense_score, h.dense_rank = score, rank
-
-    ranked: Ranked
+    """Combine the two rankings as the params say, keeping each side's score and rank. Only the top_k
+    become Hits: building one per candidate was most of fusion's cost, under the GIL."""
     if params.mode == "bm25":
         ranked = lexical
     elif params.mode == "dense":
@@ -575,11 +563,14 @@ def fuse(lexical: Ranked, dense: Ranked, params: SearchParams) -> list[Hit]:
         ranked = convex(lexical, dense, params.alpha)
     else:
         ranked = rrf([[r for r, _ in lexical], [r for r, _ in dense]], params.rrf_k)
+    lexical_at = {row: (score, rank) for rank, (row, score) in enumerate(lexical, start=1)}
+    dense_at = {row: (score, rank) for rank, (row, score) in enumerate(dense, start=1)}
+    unranked = (0.0, 0)
     hits = []
     for row, score in ranked[: params.top_k]:
-        h = by_row[row]
-        h.score = score
-        hits.append(h)
+        bm25_score, bm25_rank = lexical_at.get(row, unranked)
+        dense_score, dense_rank = dense_at.get(row, unranked)
+        hits.append(Hit(row, score, bm25_score, dense_score, bm25_rank, dense_rank))
     return hits
 
 
