@@ -102,7 +102,10 @@ def add_bench(commands: argparse._SubParsersAction) -> None:
         "--warmup", type=float, default=0.0, metavar="S", help="first S seconds of the same load, not measured"
     )
     bench.add_argument(
-        "--floor", action="store_true", help="then do the same work in this process, no mesh, and report mesh/floor"
+        "--floor",
+        action="store_true",
+        help="also do the same work in this process, no mesh (half before the measured run, half after), and"
+        " report mesh/floor",
     )
 
 

@@ -1,8 +1,12 @@
 """The floor: a scenario's work done in this process by direct library calls, no mesh.
 
-``likeopt bench --floor`` runs it after the mesh run, with the same scenario (a fresh
-query stream: its own run token, so its cache starts as cold as the mesh's did), the
-same number of concurrent workers (closed loop) and the same duration or request count.
+``likeopt bench --floor`` runs it in two halves, one just before the mesh's measured run
+and one just after, with the same scenario (a fresh query stream: its own run token, so
+its cache starts as cold as the mesh's did), the same number of concurrent workers
+(closed loop) and, the halves together, the same duration or request count. The halves
+bracket the mesh's run because this machine's speed drifts by a fifth within minutes: a
+floor measured only after the mesh carried that drift into mesh/floor (0.61 to 0.87 over
+nine runs of one commit, benchmarks/README.md, session 7).
 The ratio mesh/floor is then what the mesh costs on top of the work itself: HTTP, Envoy,
 gRPC hops, serialisation, queueing between processes.
 
@@ -19,8 +23,10 @@ common package that runs their code, and only when asked.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +98,28 @@ class FloorWork:
             if first is None:
                 first = time.perf_counter() - started
         return first if first is not None else time.perf_counter() - started
+
+
+@dataclass
+class BracketingFloor:
+    """The floor's run split in halves around the mesh's: ``run_half`` before and after it, then the samples
+    and seconds of both together."""
+
+    work: FloorWork
+    scenario: Scenario
+    settings: LoadSettings
+    samples: list[Sample] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    async def run_half(self) -> None:
+        half = dataclasses.replace(
+            self.settings,
+            duration_s=self.settings.duration_s / 2,
+            max_requests=math.ceil(self.settings.max_requests / 2),
+        )
+        samples, elapsed_s = await run_floor(self.work, self.scenario, half)
+        self.samples += samples
+        self.elapsed_s += elapsed_s
 
 
 async def run_floor(work: FloorWork, scenario: Scenario, settings: LoadSettings) -> tuple[list[Sample], float]:

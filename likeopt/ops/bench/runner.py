@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from likeopt.caching.hit_rate import hit_rate
+from likeopt.caching.hit_rate import Readings, hit_rate
 from likeopt.ops.bench import probes, scenarios
-from likeopt.ops.bench.floor import FloorWork, run_floor
+from likeopt.ops.bench.floor import BracketingFloor, FloorWork
 from likeopt.ops.bench.hit_rate import read_lookups
 from likeopt.ops.bench.http import HttpClient
 from likeopt.ops.bench.load import LoadGenerator, LoadSettings, Progress, Sample
@@ -120,22 +120,66 @@ async def warm_up(generator: LoadGenerator, client: HttpClient) -> None:
         await asyncio.sleep(WARMUP_PAUSE_S)
 
 
+@dataclass
+class MeshRun:
+    """What the measured run through the mesh saw."""
+
+    samples: list[Sample]
+    elapsed_s: float
+    readings: ProcessReadings
+    cpu_s: dict[str, float]
+    lookups_before: Readings
+    lookups_after: Readings
+
+
 async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
     """Run one scenario; returns the summary (see report.build_result) and the raw samples."""
     port = loopback_port(options.url)
     rng = random.Random(options.seed)
-    run, floor_run = rng.getrandbits(32), rng.getrandbits(32)  # the floor's keys are its own too
+    run_token, floor_token = rng.getrandbits(32), rng.getrandbits(32)  # the floor's keys are its own too
     queries = scenarios.load_queries(options.data_dir)
-    scenario = scenarios.build(options.scenario, queries, rng, run)
+    scenario = scenarios.build(options.scenario, queries, rng, run_token)
     processes = probes.mesh_processes(port)
     if not processes:
         print(
             f"likeopt bench: no local process listens on port {port}; memory and CPU are not reported", file=sys.stderr
         )
+    floor = None
+    if options.floor:
+        floor_scenario = scenarios.build(options.scenario, queries, random.Random(options.seed), floor_token)
+        floor = BracketingFloor(await load_floor_work(processes), floor_scenario, options.load)
     metrics = {
         "gateway": [f"{options.url}/metrics"],  # through Envoy, like the requests
         **{service: probes.metrics_urls(processes, service) for service in ("retrieval_svc", "cache_svc")},
     }
+    mesh = await measure_mesh(options, scenario, processes, metrics, floor)
+    hits = hit_rate(mesh.lookups_before, mesh.lookups_after, scenario.cache_namespace) if mesh.lookups_after else None
+    result = build_result(
+        scenario=scenario,
+        settings=options.load,
+        url=options.url,
+        samples=mesh.samples,
+        elapsed_s=mesh.elapsed_s,
+        hits=hits,
+        metrics_urls=metrics,
+        peak_rss_mb=mesh.readings.peak_rss_mb,
+        cpu_s=mesh.cpu_s,
+    )
+    result["rss_growth"] = memory_growth(mesh.readings.start_rss_mb, mesh.readings.last_rss_mb)
+    if floor is not None:
+        await floor.run_half()
+        result["floor"] = floor_result(floor.samples, floor.elapsed_s, result)
+    return result, mesh.samples
+
+
+async def measure_mesh(
+    options: BenchOptions,
+    scenario: scenarios.Scenario,
+    processes: list[probes.MeshProcess],
+    metrics: dict[str, list[str]],
+    floor: BracketingFloor | None,
+) -> MeshRun:
+    """Warm the mesh up, run the floor's first half (if any), then the measured load with its readings."""
     generator = LoadGenerator(options.url, scenario, options.load)
     headers = {"Authorization": f"Bearer {options.token}"} if options.token else None
     client = HttpClient(options.url, options.load.concurrency, headers)
@@ -144,7 +188,9 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
         if options.warmup_s > 0:
             warming = dataclasses.replace(options.load, duration_s=options.warmup_s, max_requests=0)
             await LoadGenerator(options.url, scenario, warming).run(client)  # the same stream, so the same keys
-        counts_before = await read_lookups(session, metrics)
+        if floor is not None:
+            await floor.run_half()
+        lookups_before = await read_lookups(session, metrics)
         readings = ProcessReadings.start(processes)
         watcher = asyncio.create_task(readings.watch_memory())
         progress = Progress(scenario.name, options.load.duration_s, generator.samples) if options.progress else None
@@ -153,26 +199,10 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
         finally:
             watcher.cancel()
             client.close()
-        cpu = readings.cpu_used()
+        cpu_s = readings.cpu_used()
         readings.sample_memory()
-        counts_after = await read_lookups(session, metrics)
-    hits = hit_rate(counts_before, counts_after, scenario.cache_namespace) if counts_after else None
-    result = build_result(
-        scenario=scenario,
-        settings=options.load,
-        url=options.url,
-        samples=samples,
-        elapsed_s=generator.elapsed_s,
-        hits=hits,
-        metrics_urls=metrics,
-        peak_rss_mb=readings.peak_rss_mb,
-        cpu_s=cpu,
-    )
-    result["rss_growth"] = memory_growth(readings.start_rss_mb, readings.last_rss_mb)
-    if options.floor:
-        floor_scenario = scenarios.build(options.scenario, queries, random.Random(options.seed), floor_run)
-        result["floor"] = await measure_floor(processes, floor_scenario, options.load, result)
-    return result, samples
+        lookups_after = await read_lookups(session, metrics)
+    return MeshRun(samples, generator.elapsed_s, readings, cpu_s, lookups_before, lookups_after)
 
 
 def memory_growth(start_mb: dict[str, float], end_mb: dict[str, float]) -> dict[str, dict[str, float | None]]:
@@ -186,19 +216,15 @@ def memory_growth(start_mb: dict[str, float], end_mb: dict[str, float]) -> dict[
     return growth
 
 
-async def measure_floor(
-    processes: list[probes.MeshProcess], scenario: scenarios.Scenario, load: LoadSettings, mesh: dict[str, Any]
-) -> dict[str, Any]:
-    """The floor's figures and the ratios mesh/floor, from the settings of this mesh's own services."""
+async def load_floor_work(processes: list[probes.MeshProcess]) -> FloorWork:
+    """The floor's work, loaded from the settings of this mesh's own services."""
     by_name = {p.name: p.pid for p in processes}
     if "retrieval_svc" not in by_name or "generation_svc" not in by_name:
         raise BenchError("the floor needs the mesh's retrieval_svc and generation_svc processes on this machine")
     retrieval = by_name["retrieval_svc"]
-    work = await asyncio.to_thread(
+    return await asyncio.to_thread(
         FloorWork.load,
         probes.environment(retrieval),
         probes.working_directory(retrieval),
         probes.environment(by_name["generation_svc"]),
     )
-    samples, elapsed_s = await run_floor(work, scenario, load)
-    return floor_result(samples, elapsed_s, mesh)
