@@ -4,9 +4,9 @@
 and one just after, with the same scenario (a fresh query stream: its own run token, so
 its cache starts as cold as the mesh's did), the same number of concurrent workers
 (closed loop) and, the halves together, the same duration or request count. The halves
-bracket the mesh's run because this machine's speed drifts by a fifth within minutes: a
-floor measured only after the mesh carried that drift into mesh/floor (0.61 to 0.87 over
-nine runs of one commit, benchmarks/README.md, session 7).
+bracket the mesh's run because a shared machine's speed drifts within minutes, and a floor
+measured only before or after the mesh carries that drift into mesh/floor
+(benchmarks/README.md, "The floor measured in halves").
 The ratio mesh/floor is then what the mesh costs on top of the work itself: HTTP, Envoy,
 gRPC hops, serialisation, queueing between processes.
 
