@@ -233,6 +233,15 @@ class BM25Index:
         if self._pending or self._dead_postings:
             self._rebuild()
 
+    def settle(self) -> None:
+        """Do now what the first search after a change would do (fold pending postings in when due, join the rest
+        into one block, the mean idf), so that searches only read and several can run at once."""
+        self._refresh()
+        if self._pending:
+            self._pending_block()
+        if self._average_idf is None and np.any(self._df[: len(self._term_ids)] > 0):
+            self._mean_idf()
+
     def _refresh(self) -> None:
         """Fold pending postings in and drop tombstones once either is a large share of the index."""
         indexed = len(self._post_slots)

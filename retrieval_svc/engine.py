@@ -38,6 +38,7 @@ from retrieval_svc.chunking import chunk_text
 from retrieval_svc.doc_vectors import DocumentVectors, blend
 from retrieval_svc.embedder import Embedder, configured_embedder
 from retrieval_svc.fusion import convex, rrf
+from retrieval_svc.rwlock import ReadWriteLock
 from retrieval_svc.store import PAGE, NewDocument, Store, StoredChunk
 from retrieval_svc.vectors import VectorIndex
 
@@ -114,7 +115,8 @@ class RetrievalEngine:
         self.counters: Counter[str] = Counter()
         """Query embeddings and searches computed: what caching and single-flight are meant to save."""
         self._write_lock = threading.Lock()
-        self._index_lock = threading.RLock()
+        self._index_lock = ReadWriteLock()
+        self._counts_lock = threading.Lock()
         self._id_order: tuple[tuple[int, int], list[str]] = ((-1, -1), [])
 
     # -- start-up ---------------------------------------------------------
@@ -148,6 +150,7 @@ class RetrievalEngine:
             self.vectors.add(np.asarray(rows, dtype=np.int64), matrix)
         self.version = version
         self.bm25.compact()  # else the first search after a bulk load pays for sorting the postings
+        self.bm25.settle()
         self.embedder.encode_query("warm-up")  # the first forward pass allocates; keep it out of a user's search
         self.load_seconds = time.perf_counter() - started
         log.info(
@@ -180,7 +183,7 @@ class RetrievalEngine:
         if self.store.version == self.version:
             return False
         version, documents, chunks, changed = self.store.changes_since(self.version)
-        with self._index_lock:
+        with self._index_lock.writing():
             for doc_id in changed:
                 self._unindex(self.rows_by_doc.get(doc_id, []))
                 self.documents.pop(doc_id, None)
@@ -193,6 +196,7 @@ class RetrievalEngine:
                 rows, matrix = [c.row for c in chunks], np.vstack([c.embedding for c in chunks])
                 self._set_document_vectors(rows, matrix)
                 self.vectors.add(np.asarray(rows, dtype=np.int64), matrix)
+            self.bm25.settle()
             self.version = version
         log.info("followed the writer", extra={"fields": {"index_version": version, "documents": len(changed)}})
         return True
@@ -225,7 +229,7 @@ class RetrievalEngine:
             offset = end
         with self._write_lock:
             removed, version = self.store.upsert(new_docs)
-            with self._index_lock:
+            with self._index_lock.writing():
                 self._unindex(removed)
                 located = []
                 for doc in new_docs:
@@ -239,6 +243,7 @@ class RetrievalEngine:
                     self.doc_vectors.set(doc.id, doc.embeddings)
                 all_rows = np.asarray([r for d in new_docs for r in d.rows], dtype=np.int64)
                 self.vectors.add(all_rows, embeddings)
+                self.bm25.settle()
                 self.version = version
         return version
 
@@ -246,11 +251,12 @@ class RetrievalEngine:
         """Delete documents from the store and every index; returns (deleted, version)."""
         with self._write_lock:
             removed, deleted, version = self.store.delete(list(doc_ids))
-            with self._index_lock:
+            with self._index_lock.writing():
                 self._unindex(removed)
                 for doc_id in doc_ids:
                     self.documents.pop(doc_id, None)
                     self.access.forget(doc_id)
+                self.bm25.settle()
                 self.version = version
         return deleted, version
 
@@ -294,18 +300,22 @@ class RetrievalEngine:
         self.access.unplace(rows)
         self.vectors.remove(np.asarray(rows, dtype=np.int64))
 
-    # -- reads ------------------------------------------------------------
+    # -- reads: each holds the index shared, so searches run side by side (retrieval_svc/rwlock.py) --------
+
+    def _count(self, what: str) -> None:
+        with self._counts_lock:  # searches run at once: an unlocked += may lose one
+            self.counters[what] += 1
 
     def embed_query(self, query: str) -> np.ndarray:
         """The query's unit vector."""
-        self.counters["embeddings"] += 1
+        self._count("embeddings")
         with tracer.start_as_current_span("query embedding"):
             return self.embedder.encode_query(query)
 
     def search(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[ChunkHit]:
         """Ranked chunks with their document's fields; query_vector is needed unless mode is bm25."""
         hits = self.search_rows(query, params, query_vector)
-        with self._index_lock:
+        with self._index_lock.reading():
             return [self._chunk_hit(hit) for hit in hits]
 
     def _chunk_hit(self, hit: Hit) -> ChunkHit:
@@ -326,9 +336,9 @@ class RetrievalEngine:
 
     def search_rows(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[Hit]:
         """Rank chunks for the query, as store rows; query_vector is needed unless mode is bm25."""
-        self.counters["searches"] += 1
+        self._count("searches")
         depth = max(params.top_k, CANDIDATE_DEPTH) if params.mode == "hybrid" else params.top_k
-        with self._index_lock:
+        with self._index_lock.reading():
             allowed = self._allowed_rows(params.filters, params.reader)
             lexical: Ranked = []
             dense: Ranked = []
@@ -403,7 +413,7 @@ class RetrievalEngine:
     ) -> tuple[list[DocumentSummary], int]:
         """Up to limit documents whose ids sort after after_id, in id order, and how many there are in all; with a
         reader, of the documents it may read only."""
-        with self._index_lock:
+        with self._index_lock.reading():
             ids = self._sorted_ids()
             start = bisect.bisect_right(ids, after_id) if after_id else 0
             if reader is None:
@@ -427,13 +437,13 @@ class RetrievalEngine:
 
     def tenants_of(self, doc_ids: Sequence[str]) -> dict[str, str]:
         """The tenant of each of doc_ids that is stored ("" for none)."""
-        with self._index_lock:
+        with self._index_lock.reading():
             return {d: self.access.tenant.get(d, "") for d in doc_ids if d in self.documents}
 
     def get_document(self, doc_id: str, reader: Reader | None = None) -> DocumentChunks | None:
         """The document with its chunks in order, or None when there is none with that id (that reader may read:
         a hidden document and a missing one look the same)."""
-        with self._index_lock:
+        with self._index_lock.reading():
             if doc_id not in self.documents:
                 return None
             if reader is not None and not self.access.readable(reader, self.version)(doc_id):
@@ -444,7 +454,7 @@ class RetrievalEngine:
 
     def stats(self, reader: Reader | None = None) -> IndexStats:
         """Counts for GetIndexStatus; a reader's are of what it may read (the index's own sizes are not shown)."""
-        with self._index_lock:
+        with self._index_lock.reading():
             if reader is not None:
                 visible = self.access.readable(reader, self.version)
                 documents = sum(1 for doc_id in self.documents if visible(doc_id))
@@ -482,6 +492,8 @@ class AccessIndex:
         """Class of each row's document; 0 for rows that hold no chunk (never readable)."""
         self._masks: OrderedDict[Reader, tuple[np.ndarray, RowMask]] = OrderedDict()
         self._masks_version = -1
+        self._masks_lock = threading.Lock()
+        """Searches share the engine's lock and each may build or reorder the kept masks."""
 
     @property
     def size(self) -> int:
@@ -526,6 +538,10 @@ class AccessIndex:
 
     def _scope(self, reader: Reader, version: int) -> tuple[np.ndarray, RowMask]:
         """The reader's readable classes (one flag each) and rows, built once per version."""
+        with self._masks_lock:
+            return self._kept_scope(reader, version)
+
+    def _kept_scope(self, reader: Reader, version: int) -> tuple[np.ndarray, RowMask]:
         if self._masks_version != version:
             self._masks.clear()
             self._masks_version = version
