@@ -108,7 +108,7 @@ def service_processes(
                 str(envoy_binary),
                 "-c", str(envoy_config),
                 "--log-level", "warn",
-                "--concurrency", "2",
+                "--concurrency", str(config.envoy_workers),
                 "--disable-hot-restart",
                 "--file-flush-interval-msec", "1000",
                 "--drain-time-s", "5",

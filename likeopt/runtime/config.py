@@ -98,6 +98,16 @@ class Config(BaseSettings):
     )
     envoy_port: Port = setting(8080, "Envoy ingress: REST, SSE, gRPC, gRPC-web and the web UI.", (ENVOY,))
     envoy_admin_port: Port = setting(9901, "Envoy admin interface (always bound to 127.0.0.1).", (ENVOY,))
+    envoy_workers: int = setting(
+        1,
+        "Envoy's worker threads (`--concurrency`; docker-compose.yml reads it too). One serves about 12,000"
+        " cached searches a second on two cores, more than the one gateway process feeds it; each more is one"
+        ' more thread to wake per request on cores the services share (benchmarks/README.md, "Envoy with one'
+        ' worker").',
+        (),
+        ge=1,
+        le=64,
+    )
     gateway_port: Port = setting(8000, "HTTP gateway.", (GATEWAY, ENVOY))
     retrieval_port: Port = setting(50051, "retrieval_svc gRPC port.", (RETRIEVAL, GENERATION, GATEWAY, ENVOY))
     generation_port: Port = setting(50052, "generation_svc gRPC port.", (GENERATION, GATEWAY, ENVOY))

@@ -25,7 +25,7 @@ import yaml
 from likeopt.ops.envoy_config import envoy_values
 from likeopt.ops.processes import CHILD_ENV, REDIS_BOUNDS, service_processes
 from likeopt.ops.protos import ROOT
-from likeopt.runtime.config import Config, address_list, env_names, split_host_port
+from likeopt.runtime.config import Config, SettingsError, address_list, env_names, split_host_port
 from tests.packaging import IMAGES, LIGHT_IMAGES
 
 DEFAULTS = Config.from_env({})
@@ -112,6 +112,19 @@ def test_envoy_runs_with_the_same_arguments_and_the_same_template() -> None:
     render = SERVICES["envoy-config"]["command"]
     assert render[:3] == ["python", "-m", "likeopt.ops.envoy_config"] and Path(render[3]) == rendered_dir
     assert SERVICES["envoy"]["depends_on"]["envoy-config"]["condition"] == "service_completed_successfully"
+
+
+def test_envoy_workers_are_a_setting_of_the_launcher_and_of_compose() -> None:
+    def workers(argv: list[str]) -> str:
+        return argv[argv.index("--concurrency") + 1]
+
+    assert workers(LAUNCHED["envoy"].argv) == workers(SERVICES["envoy"]["command"]) == str(DEFAULTS.envoy_workers)
+    three = Config.from_env({"LIKEOPT_ENVOY_WORKERS": "3"})
+    launched = {spec.name: spec for spec in service_processes(three, Path("/bin/envoy"), Path("/run/envoy.yaml"))}
+    assert workers(launched["envoy"].argv) == "3"
+    assert workers(compose_services({"LIKEOPT_ENVOY_WORKERS": "3"})["envoy"]["command"]) == "3"
+    with pytest.raises(SettingsError, match="LIKEOPT_ENVOY_WORKERS"):
+        Config.from_env({"LIKEOPT_ENVOY_WORKERS": "0"})
 
 
 @pytest.mark.parametrize("name", [*PYTHON_SERVICES, "envoy-config", "demo-ingest", *PROFILE_SERVICES])
