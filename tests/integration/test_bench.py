@@ -78,12 +78,14 @@ def test_the_floor_does_the_same_work_in_process_and_gives_the_ratio(
     assert floor["requests"] > 0 and floor["rps"] > 0
     assert all(value > 0 for value in floor["latency_ms"].values())
     ratios = floor["mesh_over_floor"]
-    expected = {"throughput", "latency_p50", "latency_p95", "latency_p99"} | (
+    expected = {"throughput", "latency_p50", "latency_p95", "latency_p99", "cpu_per_request", "cores_busy"} | (
         {"ttft_p50", "ttft_p95"} if scenario == "chat" else set()
     )
     assert set(ratios) == expected
     assert ratios["latency_p50"] == pytest.approx(result["latency_ms"]["p50"] / floor["latency_ms"]["p50"], rel=0.01)
     assert ratios["throughput"] == pytest.approx(result["rps"] / floor["rps"], rel=0.02)
+    assert floor["cpu_ms_per_request"] > 0 and 0 < floor["cores_busy"]
+    assert ratios["cpu_per_request"] > 0 and ratios["cores_busy"] > 0
     outside = sum(ms for name, ms in result["cpu_ms_per_request"].items() if name != "retrieval_svc")
     assert result["cpu_ms_outside_retrieval"] == pytest.approx(outside, abs=0.01)
 

@@ -9,7 +9,14 @@ from pathlib import Path
 
 from likeopt.caching.hit_rate import HitRate
 from likeopt.ops.bench.load import LoadSettings, Sample
-from likeopt.ops.bench.report import build_result, format_text, html_report, outside_retrieval, write_outputs
+from likeopt.ops.bench.report import (
+    build_result,
+    floor_result,
+    format_text,
+    html_report,
+    outside_retrieval,
+    write_outputs,
+)
 from likeopt.ops.bench.scenarios import build
 
 SAMPLES = [Sample(0.1 * n, 0.010 + 0.001 * n, ttft_s=0.005, cached=n % 2 == 0) for n in range(98)] + [
@@ -54,6 +61,19 @@ def test_cpu_outside_retrieval_sums_every_other_process() -> None:
     cpu_ms = {"retrieval_svc": 17.5, "cache_svc": 2.0, "gateway": 1.5, "load_generator": 0.5}
     assert outside_retrieval(cpu_ms) == 4.0
     assert outside_retrieval({**cpu_ms, "envoy": None}) is None
+
+
+def test_floor_cpu_and_busy_cores_explain_the_throughput_ratio() -> None:
+    mesh = result_for("search-uncached")  # 100 requests in 10 s; envoy 1 s and the load generator 2 s of CPU
+    floor = floor_result(SAMPLES[:50], elapsed_s=2.5, cpu_s=1.0, mesh=mesh)  # 20 req/s, 20 CPU-ms each
+    assert floor["cpu_ms_per_request"] == 20.0 and floor["cores_busy"] == 0.4
+    ratios = floor["mesh_over_floor"]
+    assert ratios["throughput"] == 0.5
+    assert ratios["cpu_per_request"] == 1.5  # (10 + 20) / 20
+    assert ratios["cores_busy"] == 0.75  # (0.1 + 0.2) / 0.4: throughput = cores_busy / cpu_per_request
+    assert "CPU ms/req 20.0, cores busy 0.4" in format_text({**mesh, "floor": floor})
+    unread = {**mesh, "cpu_ms_per_request": {"envoy": None}, "cores_busy": {"envoy": None}}
+    assert floor_result(SAMPLES[:50], 2.5, 1.0, unread)["mesh_over_floor"]["cpu_per_request"] is None
 
 
 def test_chat_results_have_time_to_first_token_and_cached_versus_uncached_latency() -> None:

@@ -33,6 +33,7 @@ from typing import Any
 from likeopt.caching.cache_keys import normalise_query
 from likeopt.caching.near_cache import VersionedLRU
 from likeopt.ops.bench.load import LoadSettings, Sample
+from likeopt.ops.bench.probes import own_cpu_seconds
 from likeopt.ops.bench.scenarios import Scenario
 from likeopt.runtime.config import Config
 
@@ -102,14 +103,15 @@ class FloorWork:
 
 @dataclass
 class BracketingFloor:
-    """The floor's run split in halves around the mesh's: ``run_half`` before and after it, then the samples
-    and seconds of both together."""
+    """The floor's run split in halves around the mesh's: ``run_half`` before and after it, then the samples,
+    seconds and this process's CPU seconds of both together."""
 
     work: FloorWork
     scenario: Scenario
     settings: LoadSettings
     samples: list[Sample] = field(default_factory=list)
     elapsed_s: float = 0.0
+    cpu_s: float = 0.0
 
     async def run_half(self) -> None:
         half = dataclasses.replace(
@@ -117,16 +119,27 @@ class BracketingFloor:
             duration_s=self.settings.duration_s / 2,
             max_requests=math.ceil(self.settings.max_requests / 2),
         )
-        samples, elapsed_s = await run_floor(self.work, self.scenario, half)
-        self.samples += samples
-        self.elapsed_s += elapsed_s
+        run = await run_floor(self.work, self.scenario, half)
+        self.samples += run.samples
+        self.elapsed_s += run.elapsed_s
+        self.cpu_s += run.cpu_s
 
 
-async def run_floor(work: FloorWork, scenario: Scenario, settings: LoadSettings) -> tuple[list[Sample], float]:
-    """The scenario's requests against work, closed loop; returns the samples and the seconds taken."""
+@dataclass(frozen=True)
+class FloorRun:
+    """One closed-loop run of the floor: its samples, its seconds and this process's CPU seconds in them."""
+
+    samples: list[Sample]
+    elapsed_s: float
+    cpu_s: float
+
+
+async def run_floor(work: FloorWork, scenario: Scenario, settings: LoadSettings) -> FloorRun:
+    """The scenario's requests against work, closed loop, after its warm-up (which no figure counts)."""
     for query in scenario.warmup:
         await _one(work, scenario, query)
     samples: list[Sample] = []
+    cpu_before = own_cpu_seconds()
     started = time.perf_counter()
     deadline = started + settings.duration_s
 
@@ -141,7 +154,7 @@ async def run_floor(work: FloorWork, scenario: Scenario, settings: LoadSettings)
             samples.append(Sample(at - started, time.perf_counter() - at, ttft_s=ttft, cached=cached))
 
     await asyncio.gather(*(worker() for _ in range(settings.concurrency)))
-    return samples, time.perf_counter() - started
+    return FloorRun(samples, time.perf_counter() - started, own_cpu_seconds() - cpu_before)
 
 
 async def _one(work: FloorWork, scenario: Scenario, query: str) -> tuple[float | None, bool | None]:

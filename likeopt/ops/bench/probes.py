@@ -20,6 +20,7 @@ A process can end at any moment while it is being read; every reader then answer
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,12 @@ def cpu_seconds(pid: int) -> float | None:
         times = psutil.Process(pid).cpu_times()
     except psutil.Error:
         return None
+    return times.user + times.system
+
+
+def own_cpu_seconds() -> float:
+    """User and system CPU seconds of this process so far, all its threads."""
+    times = os.times()
     return times.user + times.system
 
 

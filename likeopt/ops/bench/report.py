@@ -87,12 +87,16 @@ def outside_retrieval(cpu_ms: dict[str, float | None]) -> float | None:
     return round(sum(ms for ms in others if ms is not None), 3)
 
 
-def floor_result(samples: Sequence[Sample], elapsed_s: float, mesh: dict[str, Any]) -> dict[str, Any]:
-    """The floor's figures (likeopt/ops/bench/floor.py) and the mesh's latency over them, quantile by quantile."""
+def floor_result(samples: Sequence[Sample], elapsed_s: float, cpu_s: float, mesh: dict[str, Any]) -> dict[str, Any]:
+    """The floor's figures (likeopt/ops/bench/floor.py) and the mesh's over them: latency quantile by quantile,
+    and CPU per request and cores busy, whose quotient is the throughput ratio: they tell whether the mesh
+    loses its throughput to more work per request or to cores left idle."""
     floor: dict[str, Any] = {
         "requests": len(samples),
         "rps": round(len(samples) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
         "latency_ms": summary_ms([s.latency_s for s in samples]),
+        "cpu_ms_per_request": round(1000 * cpu_s / len(samples), 3) if samples else None,
+        "cores_busy": round(cpu_s / elapsed_s, 2) if elapsed_s > 0 else None,
     }
     pairs = [("latency_ms", q) for q in ("p50", "p95", "p99")]
     if "ttft_ms" in mesh:
@@ -101,8 +105,16 @@ def floor_result(samples: Sequence[Sample], elapsed_s: float, mesh: dict[str, An
     floor["mesh_over_floor"] = {
         "throughput": _ratio(mesh["rps"], floor["rps"]),
         **{f"{kind.removesuffix('_ms')}_{q}": _ratio(mesh[kind][q], floor[kind][q]) for kind, q in pairs},
+        "cpu_per_request": _ratio(_total(mesh["cpu_ms_per_request"]), floor["cpu_ms_per_request"]),
+        "cores_busy": _ratio(_total(mesh["cores_busy"]), floor["cores_busy"]),
     }
     return floor
+
+
+def _total(figures: dict[str, float | None]) -> float | None:
+    """The sum over the mesh's processes, when every one was read."""
+    values = list(figures.values())
+    return None if not values or any(v is None for v in values) else sum(v for v in values if v is not None)
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -148,7 +160,8 @@ def format_text(result: dict[str, Any]) -> str:
         floor = result["floor"]
         lines.append(
             f"  floor       in process: {floor['rps']} req/s, p50 {floor['latency_ms']['p50']} "
-            f"p95 {floor['latency_ms']['p95']} ms; mesh/floor {_pairs(floor['mesh_over_floor'])}"
+            f"p95 {floor['latency_ms']['p95']} ms, CPU ms/req {floor['cpu_ms_per_request']}, "
+            f"cores busy {floor['cores_busy']}; mesh/floor {_pairs(floor['mesh_over_floor'])}"
         )
     lines.append(f"  cores busy  {_pairs(result['cores_busy'])}")
     return "\n".join(lines)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
-import os
 import random
 import sys
 from dataclasses import dataclass
@@ -79,7 +78,7 @@ class ProcessReadings:
         readings = cls(processes, {}, {}, {}, {})
         for process in processes:
             readings.cpu_before[process.name] = probes.cpu_seconds(process.pid) or 0.0
-        readings.cpu_before["load_generator"] = _own_cpu_seconds()
+        readings.cpu_before["load_generator"] = probes.own_cpu_seconds()
         readings.sample_memory()
         readings.start_rss_mb = dict(readings.last_rss_mb)
         return readings
@@ -93,18 +92,13 @@ class ProcessReadings:
 
     def cpu_used(self) -> dict[str, float]:
         used = {p.name: (probes.cpu_seconds(p.pid) or 0.0) - self.cpu_before.get(p.name, 0.0) for p in self.processes}
-        used["load_generator"] = _own_cpu_seconds() - self.cpu_before["load_generator"]
+        used["load_generator"] = probes.own_cpu_seconds() - self.cpu_before["load_generator"]
         return used
 
     async def watch_memory(self) -> None:
         while True:
             await asyncio.sleep(MEMORY_SAMPLE_S)
             self.sample_memory()
-
-
-def _own_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
 
 
 async def warm_up(generator: LoadGenerator, client: HttpClient) -> None:
@@ -168,7 +162,7 @@ async def run(options: BenchOptions) -> tuple[dict[str, Any], list[Sample]]:
     result["rss_growth"] = memory_growth(mesh.readings.start_rss_mb, mesh.readings.last_rss_mb)
     if floor is not None:
         await floor.run_half()
-        result["floor"] = floor_result(floor.samples, floor.elapsed_s, result)
+        result["floor"] = floor_result(floor.samples, floor.elapsed_s, floor.cpu_s, result)
     return result, mesh.samples
 
 
