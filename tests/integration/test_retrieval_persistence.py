@@ -87,35 +87,54 @@ def test_health_is_not_serving_until_the_model_and_indexes_are_loaded(data_dir: 
         stop(process)
 
 
+def _ingest_until_killed(address: str, process: subprocess.Popen) -> list[str]:
+    """Stream DOCUMENTS into the server and SIGKILL it once ACKS_BEFORE_KILL batches are acknowledged; the
+    ids it acknowledged before it died."""
+    acknowledged: list[str] = []
+    enough = threading.Event()
+
+    def ingest() -> None:
+        with grpc.insecure_channel(address) as channel:
+            progress_stream = retrieval_pb2_grpc.RetrievalServiceStub(channel).IngestDocuments(
+                (document(i) for i in range(DOCUMENTS)), timeout=600
+            )
+            try:
+                for progress in progress_stream:
+                    acknowledged.extend(progress.ids)
+                    if len(acknowledged) >= ACKS_BEFORE_KILL * UPSERT_BATCH_DOCS:
+                        enough.set()
+            except grpc.RpcError:
+                pass  # the server was killed mid-stream
+            finally:
+                enough.set()
+
+    sender = threading.Thread(target=ingest)
+    sender.start()
+    assert enough.wait(timeout=600)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    sender.join(timeout=60)
+    return acknowledged
+
+
+def _unsearchable(stub: retrieval_pb2_grpc.RetrievalServiceStub, acknowledged: list[str]) -> list[str]:
+    """The acknowledged documents a BM25 search for their marker does not find first."""
+    missing = []
+    for doc_id in acknowledged:
+        i = doc_id.removeprefix("doc-")
+        request = retrieval_pb2.SearchRequest(query=f"marker{i}", top_k=1, mode=retrieval_pb2.BM25)
+        hits = stub.Search(request, timeout=10).hits
+        if not hits or hits[0].doc_id != doc_id:
+            missing.append(doc_id)
+    return missing
+
+
 def test_every_acknowledged_document_survives_kill_9(data_dir: Path, port: int) -> None:
     address = f"127.0.0.1:{port}"
     process = start(data_dir, port)
-    acknowledged: list[str] = []
-    enough = threading.Event()
     try:
         wait_serving(address, process)
-
-        def ingest() -> None:
-            with grpc.insecure_channel(address) as channel:
-                progress_stream = retrieval_pb2_grpc.RetrievalServiceStub(channel).IngestDocuments(
-                    (document(i) for i in range(DOCUMENTS)), timeout=600
-                )
-                try:
-                    for progress in progress_stream:
-                        acknowledged.extend(progress.ids)
-                        if len(acknowledged) >= ACKS_BEFORE_KILL * UPSERT_BATCH_DOCS:
-                            enough.set()
-                except grpc.RpcError:
-                    pass  # the server was killed mid-stream
-                finally:
-                    enough.set()
-
-        sender = threading.Thread(target=ingest)
-        sender.start()
-        assert enough.wait(timeout=600)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-        sender.join(timeout=60)
+        acknowledged = _ingest_until_killed(address, process)
     finally:
         if process.poll() is None:
             process.kill()
@@ -129,13 +148,7 @@ def test_every_acknowledged_document_survives_kill_9(data_dir: Path, port: int) 
             status = stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=10)
             assert status.documents >= len(acknowledged)
             assert status.chunks == status.bm25_chunks == status.vector_chunks == status.documents
-            missing = []
-            for doc_id in acknowledged:
-                i = doc_id.removeprefix("doc-")
-                request = retrieval_pb2.SearchRequest(query=f"marker{i}", top_k=1, mode=retrieval_pb2.BM25)
-                hits = stub.Search(request, timeout=10).hits
-                if not hits or hits[0].doc_id != doc_id:
-                    missing.append(doc_id)
+            missing = _unsearchable(stub, acknowledged)
             assert not missing, f"{len(missing)} acknowledged documents are not searchable: {missing[:5]}"
             dense = stub.Search(
                 retrieval_pb2.SearchRequest(

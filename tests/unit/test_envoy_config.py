@@ -167,11 +167,14 @@ def _routes(doc: dict) -> list[dict]:
     return hcm["route_config"]["virtual_hosts"][0]["routes"]
 
 
-def test_render_defaults_fills_everything_and_parses():
+def _rendered_defaults() -> dict:
     text = render_envoy_config(envoy_values(Config.from_env({}), "/tmp/envoy-access.log"))
     assert "${" not in text and "$" not in text.replace("(:[0-9]+)?$", "")
-    doc = yaml.safe_load(text)
+    return yaml.safe_load(text)
 
+
+def test_render_defaults_fills_everything_and_parses():
+    doc = _rendered_defaults()
     assert doc["admin"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 9901}
     listener = doc["static_resources"]["listeners"][0]["address"]["socket_address"]
     assert listener == {"address": "127.0.0.1", "port_value": 8080}
@@ -204,6 +207,9 @@ def test_render_defaults_fills_everything_and_parses():
             assert "application/json" in types
             assert not any("event-stream" in t or "grpc" in t for t in types)
 
+
+def test_default_routes_never_time_out_a_stream_and_retry_only_searches():
+    doc = _rendered_defaults()
     routes = _routes(doc)
     for route in routes:
         if "route" in route:
@@ -217,8 +223,12 @@ def test_render_defaults_fills_everything_and_parses():
     assert retried == {"/likeopt.v1.RetrievalService/Search", "/api/v1/search"}
     chat = next(r for r in routes if r["match"].get("path") == "/api/v1/chat" and "route" in r)
     assert "envoy.filters.http.buffer" not in chat.get("typed_per_filter_config", {})
+    writes = next(r for r in routes if r["match"].get("prefix") == "/likeopt.v1.RetrievalService/")
+    assert writes["route"]["cluster"] == "retrieval_writer"
 
-    clusters = {c["name"]: c for c in doc["static_resources"]["clusters"]}
+
+def test_default_clusters_are_health_checked_and_generously_bounded():
+    clusters = {c["name"]: c for c in _rendered_defaults()["static_resources"]["clusters"]}
     assert set(clusters) == {"gateway", "retrieval", "retrieval_writer", "generation", "otel_collector"}
     for cluster in (clusters[name] for name in ("gateway", "retrieval", "retrieval_writer", "generation")):
         assert cluster["type"] == "STRICT_DNS" and cluster["connect_timeout"] == "1s"
@@ -231,8 +241,6 @@ def test_render_defaults_fills_everything_and_parses():
         assert clusters[name]["health_checks"][0]["grpc_health_check"] == {}
         assert "consecutive_gateway_failure" in clusters[name]["outlier_detection"]
     assert clusters["gateway"]["health_checks"][0]["http_health_check"]["path"] == "/healthz"
-    writes = next(r for r in routes if r["match"].get("prefix") == "/likeopt.v1.RetrievalService/")
-    assert writes["route"]["cluster"] == "retrieval_writer"
 
 
 def test_openai_and_mcp_routes_reach_the_gateway_rate_limited_and_body_limited():
