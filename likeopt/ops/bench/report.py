@@ -81,10 +81,8 @@ def build_result(
 def outside_retrieval(cpu_ms: dict[str, float | None]) -> float | None:
     """CPU-ms per request of everything but retrieval_svc (load generator included): what the mesh adds
     around a search's own work, the figure issue 20's target is set on."""
-    others = [ms for name, ms in cpu_ms.items() if name != "retrieval_svc"]
-    if "retrieval_svc" not in cpu_ms or any(ms is None for ms in others):
-        return None
-    return round(sum(ms for ms in others if ms is not None), 3)
+    others = _total({name: ms for name, ms in cpu_ms.items() if name != "retrieval_svc"})
+    return None if "retrieval_svc" not in cpu_ms or others is None else round(others, 3)
 
 
 def floor_result(samples: Sequence[Sample], elapsed_s: float, cpu_s: float, mesh: dict[str, Any]) -> dict[str, Any]:
@@ -113,8 +111,8 @@ def floor_result(samples: Sequence[Sample], elapsed_s: float, cpu_s: float, mesh
 
 def _total(figures: dict[str, float | None]) -> float | None:
     """The sum over the mesh's processes, when every one was read."""
-    values = list(figures.values())
-    return None if not values or any(v is None for v in values) else sum(v for v in values if v is not None)
+    values = [value for value in figures.values() if value is not None]
+    return None if len(values) < len(figures) else sum(values)
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
