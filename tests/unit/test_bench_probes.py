@@ -22,7 +22,7 @@ from likeopt.ops.bench.probes import (
     rss_mb,
     working_directory,
 )
-from likeopt.ops.bench.runner import BenchError, loopback_port, memory_growth
+from likeopt.ops.bench.runner import BenchError, ProcessReadings, loopback_port, memory_growth
 
 
 def test_the_process_listening_on_a_port_is_found() -> None:
@@ -110,3 +110,38 @@ def test_memory_growth_compares_the_start_and_the_end_of_the_measured_run() -> N
     assert growth["redis"]["percent"] == 50.0
     assert growth["total"] == {"start_mb": 120.0, "end_mb": 134.0, "percent": 11.7}
     assert memory_growth({"gone": 50.0}, {})["gone"]["percent"] == 0.0  # a process that vanished: no reading
+
+
+BURNER = """
+import sys, time
+sys.stdin.readline()
+started = time.process_time()
+while time.process_time() - started < 0.3:
+    pass
+print("done", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_replicas_of_a_service_add_up_under_its_name() -> None:
+    replicas = [
+        subprocess.Popen([sys.executable, "-c", BURNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        readings = ProcessReadings.start([MeshProcess("retrieval_svc", child.pid) for child in replicas])
+        for child in replicas:
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        assert all(child.stdout is not None and child.stdout.readline() == "done\n" for child in replicas)
+        used = readings.cpu_used()
+        readings.sample_memory()
+        each_rss = [rss_mb(child.pid) or 0.0 for child in replicas]
+        assert used["retrieval_svc"] >= 0.6  # both replicas' 0.3 CPU-seconds, not the last one's alone
+        assert readings.last_rss_mb["retrieval_svc"] == pytest.approx(sum(each_rss), rel=0.1)  # both, not one
+    finally:
+        for child in replicas:
+            child.kill()
+            child.wait()
+    assert readings.cpu_used()["retrieval_svc"] == 0.0  # ended processes count for nothing, never less

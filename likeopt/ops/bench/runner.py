@@ -65,34 +65,44 @@ def loopback_port(url: str) -> int:
 
 @dataclass
 class ProcessReadings:
-    """CPU seconds at the start and end of a run, and the largest RSS seen during it, per process."""
+    """CPU seconds at the start and end of a run, and the largest RSS seen during it, per process name: replicas
+    of a service (``likeopt up --replicas``) share its name, so their figures are added up under it."""
 
     processes: list[probes.MeshProcess]
-    cpu_before: dict[str, float]
+    cpu_before: dict[int, float]
     peak_rss_mb: dict[str, float]
     start_rss_mb: dict[str, float]
     last_rss_mb: dict[str, float]
+    own_cpu_before: float = 0.0
 
     @classmethod
     def start(cls, processes: list[probes.MeshProcess]) -> ProcessReadings:
-        readings = cls(processes, {}, {}, {}, {})
+        readings = cls(processes, {}, {}, {}, {}, probes.own_cpu_seconds())
         for process in processes:
-            readings.cpu_before[process.name] = probes.cpu_seconds(process.pid) or 0.0
-        readings.cpu_before["load_generator"] = probes.own_cpu_seconds()
+            if (seconds := probes.cpu_seconds(process.pid)) is not None:
+                readings.cpu_before[process.pid] = seconds
         readings.sample_memory()
         readings.start_rss_mb = dict(readings.last_rss_mb)
         return readings
 
     def sample_memory(self) -> None:
+        """Each name's resident memory now (its processes' together) and the largest such sum so far."""
+        now: dict[str, float] = {}
         for process in self.processes:
-            rss = probes.rss_mb(process.pid)
-            if rss is not None:
-                self.last_rss_mb[process.name] = rss
-                self.peak_rss_mb[process.name] = max(rss, self.peak_rss_mb.get(process.name, 0.0))
+            if (rss := probes.rss_mb(process.pid)) is not None:
+                now[process.name] = now.get(process.name, 0.0) + rss
+        self.last_rss_mb.update(now)
+        for name, rss in now.items():
+            self.peak_rss_mb[name] = max(rss, self.peak_rss_mb.get(name, 0.0))
 
     def cpu_used(self) -> dict[str, float]:
-        used = {p.name: (probes.cpu_seconds(p.pid) or 0.0) - self.cpu_before.get(p.name, 0.0) for p in self.processes}
-        used["load_generator"] = probes.own_cpu_seconds() - self.cpu_before["load_generator"]
+        """CPU seconds each name's processes used since the start; one that ended meanwhile counts for nothing."""
+        used = {process.name: 0.0 for process in self.processes}
+        for process in self.processes:
+            seconds, before = probes.cpu_seconds(process.pid), self.cpu_before.get(process.pid)
+            if seconds is not None and before is not None:
+                used[process.name] += seconds - before
+        used["load_generator"] = probes.own_cpu_seconds() - self.own_cpu_before
         return used
 
     async def watch_memory(self) -> None:
