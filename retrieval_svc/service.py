@@ -143,6 +143,12 @@ def hit_message(hit: ChunkHit) -> retrieval_pb2.SearchHit:
     )
 
 
+def search_pool() -> ThreadPoolExecutor:
+    """The threads searches run in: one per core, since a search's encoder and scans are one thread each (more
+    only shared the cores and lengthened p95; benchmarks/README.md, "Four search threads")."""
+    return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="search")
+
+
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     """Serves searches and ingestion once the engine is loaded."""
 
@@ -151,7 +157,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self.cache = cache
         self.engine: RetrievalBackend | None = None
         self.versions = VersionFeed()
-        self._search_pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="search")
+        self._search_pool = search_pool()
         self._results: SingleFlight[retrieval_pb2.SearchResponse] = SingleFlight()
         self._lookups = LookupPolicy("search")
         self._embeddings: SingleFlight[np.ndarray] = SingleFlight()

@@ -26,6 +26,7 @@ import asyncio
 import dataclasses
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,24 +45,27 @@ CHAT_TOP_K = 5
 
 @dataclass
 class FloorWork:
-    """The mesh's code for one request of each kind, run in this process."""
+    """The mesh's code for one request of each kind, run in this process; searches run in a pool of the size
+    retrieval_svc's is, since a pool of another size queues them differently and so moves the floor's p95."""
 
     engine: Any
     backend: Any
     retrieval_config: Config
     cache: VersionedLRU[bytes]
+    pool: ThreadPoolExecutor
 
     @classmethod
     def load(cls, retrieval_env: dict[str, str], retrieval_cwd: Path, generation_env: dict[str, str]) -> FloorWork:
         """Load what retrieval_svc and generation_svc run, from the settings in their environments."""
         from generation_svc.__main__ import make_backend
         from retrieval_svc.engine import loaded_engine
+        from retrieval_svc.service import search_pool
 
         # As the services read them, and read-only: never writes the mesh's store.
         config = Config.for_process("retrieval_svc", retrieval_env).replace(retrieval_read_only=True)
         engine = loaded_engine(config, retrieval_cwd / config.data_dir)  # an absolute data_dir stays as it is
         backend = make_backend(Config.for_process("generation_svc", generation_env))
-        return cls(engine, backend, config, VersionedLRU("floor"))
+        return cls(engine, backend, config, VersionedLRU("floor"), search_pool())
 
     def search(self, query: str, top_k: int = SEARCH_TOP_K) -> tuple[bytes, bool]:
         """A search's JSON body as the gateway renders it, and whether it came from the cache."""
@@ -92,7 +96,7 @@ class FloorWork:
         from generation_svc.backends import Passage, Usage
 
         started = time.perf_counter()
-        hits = await asyncio.to_thread(self.ranked, query, CHAT_TOP_K)
+        hits = await asyncio.get_running_loop().run_in_executor(self.pool, self.ranked, query, CHAT_TOP_K)
         passages = [Passage(n, h.doc_id, h.chunk_id, h.title, h.text) for n, h in enumerate(hits, start=1)]
         first: float | None = None
         async for _ in self.backend.stream(query, passages, [], Usage()):
@@ -161,5 +165,5 @@ async def _one(work: FloorWork, scenario: Scenario, query: str) -> tuple[float |
     """One request's work: (seconds to the first answer piece for chat, whether a search came from the cache)."""
     if scenario.streaming:
         return await work.answer(query), False
-    _, cached = await asyncio.to_thread(work.search, query)
+    _, cached = await asyncio.get_running_loop().run_in_executor(work.pool, work.search, query)
     return None, cached
