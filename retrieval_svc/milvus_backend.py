@@ -50,7 +50,7 @@ from pymilvus.client.types import Status
 from pymilvus.exceptions import MilvusException, MilvusUnavailableException
 
 from likeopt.runtime.principal import Reader
-from likeopt.runtime.text import STOP_WORDS, TOKENIZER_VERSION, tokenize
+from likeopt.runtime.text import SAME_TERMS_BEYOND_CJK, STOP_WORDS, TOKENIZER_VERSION, tokenize
 from retrieval_svc.access import Access
 from retrieval_svc.backend import (
     BackendUnavailable,
@@ -136,6 +136,13 @@ def model_name(embedder: Embedder) -> str:
     full path differs from machine to machine while the model (and so the vectors) stays the same."""
     parts = Path(str(embedder.model_path)).parts
     return "/".join(parts[-2:]) if len(parts) >= 2 else str(embedder.model_path)
+
+
+def _older_terms_beyond_cjk(theirs: dict[str, Any], mine: dict[str, Any]) -> bool:
+    """Whether a collection's record differs from this backend's only by an earlier tokenizer whose terms are
+    this one's outside Chinese, Japanese and Korean text: such a collection still serves everything else."""
+    older = {f"terms:{version}" for version in SAME_TERMS_BEYOND_CJK}
+    return theirs.get("bm25") in older and {**theirs, "bm25": mine["bm25"]} == mine
 
 
 def quoted(value: str) -> str:
@@ -507,7 +514,13 @@ class MilvusBackend:
             self._set_meta(META_MODEL, json.dumps(mine))
             return
         theirs = json.loads(stored)
-        if theirs != mine:
+        if theirs != mine and _older_terms_beyond_cjk(theirs, mine):
+            log.warning(
+                "milvus collection holds BM25 terms of an earlier tokenizer: Chinese, Japanese and Korean text in"
+                " it is found by BM25 only once the corpus is migrated again",
+                extra={"fields": {"collection": self.collection, "bm25": theirs.get("bm25")}},
+            )
+        elif theirs != mine:
             raise ValueError(
                 f"LIKEOPT_MILVUS_COLLECTION={self.collection} was made by model {theirs.get('model')}"
                 f" (dim {theirs.get('dim')}, BM25 {theirs.get('bm25', 'analyzer')}), not by {mine['model']}"

@@ -17,6 +17,11 @@ with an evaluation run (`likeopt eval --mode bm25`):
   noise and posting-list length but almost no evidence.
 - Snowball ("Porter2") English stemming conflates inflections
   ("studies", "studied" -> "studi"), which helps recall on short queries.
+- Chinese, Japanese and Korean write words without spaces between them, so a
+  `\\w+` run there is a whole phrase or sentence that no query repeats. Such
+  runs become overlapping character bigrams (a lone character stays a term), as
+  Lucene's CJK analyzer does: no dictionary to ship, and a two-character word
+  inside a sentence matches.
 """
 
 from __future__ import annotations
@@ -40,9 +45,19 @@ STOP_WORDS = frozenset(
 )
 
 _WORD = re.compile(r"\w+")
-TOKENIZER_VERSION = 1
+_CJK_CHARS = (
+    "\u1100-\u11ff\u3005\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f"
+)
+"""Hangul, kana and Han ideographs (with 々), as NFKC leaves them."""
+_CJK = re.compile(f"[{_CJK_CHARS}]")
+_CJK_OR_OTHER_RUN = re.compile(f"[{_CJK_CHARS}]+|[^{_CJK_CHARS}]+")
+
+TOKENIZER_VERSION = 2
 """Raise it with any change to what ``tokenize`` returns: stores keep chunks' terms under this version, and
 terms from another are computed again (a unit test pins the output of this version)."""
+SAME_TERMS_BEYOND_CJK = frozenset({1})
+"""Earlier versions whose terms differ from this one's only in Chinese, Japanese and Korean text."""
 
 # PyStemmer instances keep internal state and must not be shared between
 # threads, and the gRPC server tokenises queries on a thread pool: one each.
@@ -58,15 +73,31 @@ def _stemmer() -> Stemmer.Stemmer:
 
 def tokenize(text: str) -> list[str]:
     """The BM25 terms of text, in order, repeats kept (term frequency matters)."""
-    words = _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+    folded = unicodedata.normalize("NFKC", text).lower()
+    words = _WORD.findall(folded)
+    if _CJK.search(folded):
+        words = [term for word in words for term in _cjk_bigrams(word)]
     return _stemmer().stemWords([w for w in words if w not in STOP_WORDS])
 
 
-_END = re.compile("[.!?]+[\"'\u201d\u2019)\\]]*(?=\\s)|\n")
-"""A sentence end: terminal punctuation (and closing quotes or brackets) before whitespace, or a newline.
+def _cjk_bigrams(word: str) -> list[str]:
+    """word with each run of CJK characters in it replaced by that run's overlapping bigrams."""
+    terms: list[str] = []
+    for run in _CJK_OR_OTHER_RUN.findall(word):
+        if len(run) > 1 and _CJK.match(run):
+            terms.extend(run[i : i + 2] for i in range(len(run) - 1))
+        else:
+            terms.append(run)
+    return terms
 
-Requiring whitespace after the punctuation keeps decimals ("3.5") and
-identifiers ("e.coli") whole. Newlines end sentences because headings, list
+
+_END = re.compile("[.!?]+[\"'\u201d\u2019)\\]]*(?=\\s)|[\u3002\uff01\uff1f\uff61]+[\u300d\u300f\uff09\u201d\u2019]*|\n")
+"""A sentence end: terminal punctuation (and closing quotes or brackets) before whitespace, an ideographic
+full stop, exclamation or question mark (and closing brackets), or a newline.
+
+Requiring whitespace after Latin punctuation keeps decimals ("3.5") and
+identifiers ("e.coli") whole; Chinese and Japanese put no space after "。",
+so it ends a sentence as it is. Newlines end sentences because headings, list
 items and table rows rarely end in punctuation; a hard-wrapped paragraph only
 becomes finer packing units, which chunks join again.
 """

@@ -6,6 +6,7 @@ reports scores negated); timings never."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from likeopt.runtime.text import SAME_TERMS_BEYOND_CJK, TOKENIZER_VERSION
+from retrieval_svc import milvus_backend
 from retrieval_svc.backend import BackendUnavailable, DocumentInput, SearchParams
 from retrieval_svc.engine import RetrievalEngine
 from retrieval_svc.milvus_backend import MilvusBackend
@@ -220,6 +223,39 @@ def test_bm25_terms_match_inflections_as_the_embedded_engine_does(milvus: Milvus
     with pytest.raises(ValueError, match="LIKEOPT_MILVUS_COLLECTION"):
         backend_on(milvus, terms.collection, bm25_terms=False)  # made with terms: raw-text queries find nothing
     terms.close()
+
+
+CJK_CORPUS = [
+    DocumentInput("lung", "肺癌", "肺癌是一种常见的癌症。长期吸烟会增加患病风险。", {}),
+    DocumentInput("heart", "心脏病", "心脏病是全球主要死因之一。规律运动有益于心血管健康。", {}),
+    DocumentInput("tokyo", "東京", "東京は日本の首都です。人口が多い都市です。", {}),
+    DocumentInput("seoul", "서울", "서울은 한국의 수도입니다.", {}),
+]
+
+
+def test_a_word_inside_a_chinese_japanese_or_korean_sentence_is_found_by_bm25(any_backend: MilvusBackend) -> None:
+    ingest(any_backend, *CJK_CORPUS)
+    for query, doc_id in [("吸烟", "lung"), ("运动", "heart"), ("首都", "tokyo"), ("한국", "seoul")]:
+        assert doc_ids(any_backend, query, params("bm25"))[0] == doc_id, query
+
+
+def test_a_collection_of_an_earlier_tokenizer_differing_only_in_cjk_terms_still_serves(
+    milvus: MilvusServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    earlier, other = new_name(), new_name()
+    with monkeypatch.context() as patched:
+        patched.setattr(milvus_backend, "TOKENIZER_VERSION", min(SAME_TERMS_BEYOND_CJK))
+        backend_on(milvus, earlier).close()
+        patched.setattr(milvus_backend, "TOKENIZER_VERSION", TOKENIZER_VERSION + 1)  # a version not yet written
+        backend_on(milvus, other).close()
+    with caplog.at_level(logging.WARNING, "retrieval_svc.milvus_backend"):
+        backend = backend_on(milvus, earlier)
+    assert "earlier tokenizer" in caplog.text
+    ingest(backend, *CORPUS)
+    assert doc_ids(backend, "the engine", params("bm25")) == ["car"]
+    backend.close()
+    with pytest.raises(ValueError, match="LIKEOPT_MILVUS_COLLECTION"):
+        backend_on(milvus, other)
 
 
 def test_documents_are_listed_in_id_order_page_by_page(corpus: MilvusBackend) -> None:

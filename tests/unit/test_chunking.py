@@ -71,6 +71,11 @@ def test_split_keeps_closing_quotes_and_brackets_with_their_sentence() -> None:
     ]
 
 
+def test_split_at_ideographic_stops_which_no_space_follows() -> None:
+    sentences = ["肺癌常见。", "吸烟有害\uff01", "真的吗\uff1f", "「です。」", "次"]
+    assert split_sentences("".join(sentences)) == sentences
+
+
 def test_split_empty_text() -> None:
     assert split_sentences("") == []
     assert split_sentences("  \n\n \t ") == []

@@ -68,3 +68,15 @@ def test_sentences_too_short_to_check_are_not_counted() -> None:
     grounding = check("Yes. Envoy listens on port 8080 [1].", PASSAGES)
     assert [text for text, _, _ in grounding.sentences] == ["Envoy listens on port 8080."]
     assert grounding.support == 1.0
+
+
+def test_chinese_answers_are_checked_sentence_by_sentence_against_what_they_cite() -> None:
+    passages = [
+        Passage(1, "lung.md", "lung.md#0", "肺癌", "肺癌是一种常见的癌症。长期吸烟会增加患肺癌的风险。"),
+        Passage(2, "city.md", "city.md#0", "东京", "东京是日本的首都。"),
+    ]
+    answer = compose(choose_sentences("吸烟会增加什么风险\uff1f", passages))
+    assert answer == "长期吸烟会增加患肺癌的风险。 [1]"
+    assert check(answer, passages).support == 1.0
+    grounding = check("长期吸烟会增加患肺癌的风险。[1] 东京是日本的首都。[1]", passages)
+    assert grounding.support == 0.5 and [score >= SUPPORTED for _, _, score in grounding.sentences] == [True, False]

@@ -1,6 +1,11 @@
-"""tokenize: the BM25 term pipeline (NFKC, lowercase, \\w+, stop words, Snowball)."""
+"""tokenize: the BM25 term pipeline (NFKC, lowercase, \\w+, CJK bigrams, stop words, Snowball)."""
 
-from likeopt.runtime.text import STOP_WORDS, TOKENIZER_VERSION, tokenize
+import re
+import unicodedata
+
+import Stemmer
+
+from likeopt.runtime.text import SAME_TERMS_BEYOND_CJK, STOP_WORDS, TOKENIZER_VERSION, tokenize
 
 
 def test_lowercases_and_stems() -> None:
@@ -36,8 +41,38 @@ def test_stop_list_is_the_classic_english_list() -> None:
     assert "cancer" not in STOP_WORDS
 
 
+def test_chinese_runs_become_overlapping_bigrams_so_a_word_inside_a_sentence_matches() -> None:
+    assert tokenize("吸烟增加风险") == ["吸烟", "烟增", "增加", "加风", "风险"]
+    assert set(tokenize("吸烟")) <= set(tokenize("长期吸烟增加风险"))
+
+
+def test_a_lone_cjk_character_is_a_term_and_latin_runs_inside_cjk_text_stay_whole() -> None:
+    assert tokenize("肺 p53蛋白 Studies") == ["肺", "p53", "蛋白", "studi"]
+
+
+def test_japanese_and_korean_runs_become_bigrams_half_width_kana_folded_first() -> None:
+    assert tokenize("東京です") == ["東京", "京で", "です"]
+    assert tokenize("\uff83\uff7d\uff84") == tokenize("テスト") == ["テス", "スト"]  # half-width テスト
+    assert tokenize("한국어 문장") == ["한국", "국어", "문장"]
+
+
 def test_the_tokenizer_version_names_this_output() -> None:
     """Stores keep chunks' terms under TOKENIZER_VERSION: a change to the output above must raise it."""
     text = "The Studies of TNF-\u03b1 in 2019: \ufb01nding p53 and IL-6 dosing, repeatedly repeated."
+    text += " 肺癌风险"
     expected = ["studi", "tnf", "\u03b1", "2019", "find", "p53", "il", "6", "dose", "repeat", "repeat"]
-    assert (TOKENIZER_VERSION, tokenize(text)) == (1, expected)
+    cjk = ["肺癌", "癌风", "风险"]
+    assert (TOKENIZER_VERSION, tokenize(text)) == (2, expected + cjk)
+
+
+def test_earlier_versions_said_to_differ_only_in_cjk_text_do() -> None:
+    """Milvus collections of those versions keep serving (retrieval_svc.milvus_backend): only CJK terms moved."""
+    assert SAME_TERMS_BEYOND_CJK == {1}
+    english = "The Studies of TNF-\u03b1 in 2019: \ufb01nding p53 and IL-6 dosing, caf\u00e9s na\u00efve \u00fcber"
+    assert tokenize(english) == _version_1(english)
+
+
+def _version_1(text: str) -> list[str]:
+    """Version 1's pipeline, before CJK bigrams."""
+    words = re.findall(r"\w+", unicodedata.normalize("NFKC", text).lower())
+    return Stemmer.Stemmer("english").stemWords([w for w in words if w not in STOP_WORDS])
