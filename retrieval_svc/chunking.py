@@ -9,8 +9,9 @@ sentence is split at word boundaries, and an over-long word at characters.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 
-from likeopt.runtime.text import split_sentences
+from likeopt.runtime.text import sentence_gap, split_sentences
 
 
 def chunk_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, overlap_sentences: int) -> list[str]:
@@ -19,7 +20,7 @@ def chunk_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, o
     Consecutive chunks share up to overlap_sentences sentences, so a passage
     cut at a boundary is still whole in one chunk; the overlap shrinks when
     it would leave no room for a new sentence. Sentences within a chunk are
-    joined by one space.
+    joined as their script writes them (likeopt.runtime.text.sentence_gap).
     """
     if max_tokens < 1 or overlap_sentences < 0:
         raise ValueError("max_tokens must be >= 1 and overlap_sentences >= 0")
@@ -28,14 +29,15 @@ def chunk_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, o
         return count_tokens(candidate) <= max_tokens
 
     units = [piece for sentence in split_sentences(text) for piece in _fit_sentence(sentence, fits)]
+    joined = _joiner(units, [sentence_gap(before, after) for before, after in pairwise(units)])
     chunks: list[str] = []
     start, end = -1, 0
     while end < len(units):
         start = max(end - overlap_sentences, start + 1)
-        while start < end and not fits(" ".join(units[start : end + 1])):
+        while start < end and not fits(joined(start, end + 1)):
             start += 1
-        end = _longest_fit(units, start, end + 1, " ", fits)
-        chunks.append(" ".join(units[start:end]))
+        end = _longest_fit(len(units), start, end + 1, lambda s, e: fits(joined(s, e)))
+        chunks.append(joined(start, end))
     return chunks
 
 
@@ -49,19 +51,31 @@ def _fit_sentence(sentence: str, fits: Callable[[str], bool]) -> list[str]:
 
 def _pack(units: list[str], sep: str, fits: Callable[[str], bool]) -> list[str]:
     """Greedy pieces of consecutive units joined by sep, each fitting; no overlap."""
+    joined = _joiner(units, [sep] * (len(units) - 1))
     pieces: list[str] = []
     start = 0
     while start < len(units):
         if not fits(units[start]):
             raise ValueError(f"max_tokens is too small to hold even {units[start]!r}")
-        end = _longest_fit(units, start, start + 1, sep, fits)
-        pieces.append(sep.join(units[start:end]))
+        end = _longest_fit(len(units), start, start + 1, lambda s, e: fits(joined(s, e)))
+        pieces.append(joined(start, end))
         start = end
     return pieces
 
 
-def _longest_fit(units: list[str], start: int, end: int, sep: str, fits: Callable[[str], bool]) -> int:
-    """The largest e >= end such that units[start:e] joined by sep fits; units[start:end] must fit.
+def _joiner(units: list[str], gaps: list[str]) -> Callable[[int, int], str]:
+    """A function of (s, e) giving units[s:e] with gaps[i] between units i and i + 1, in one str.join."""
+    followed = [unit + gap for unit, gap in zip(units[:-1], gaps, strict=True)]
+
+    def joined(start: int, end: int) -> str:
+        return "".join(followed[start : end - 1]) + units[end - 1]
+
+    return joined
+
+
+def _longest_fit(count: int, start: int, end: int, fits: Callable[[int, int], bool]) -> int:
+    """The largest e <= count, e >= end, such that fits(start, e), the units start to e joined; fits(start, end)
+    must hold.
 
     Gallops then bisects, so a run of n units costs O(log n) token counts
     rather than n (long unpunctuated text would otherwise be quadratic). It
@@ -70,13 +84,13 @@ def _longest_fit(units: list[str], start: int, end: int, sep: str, fits: Callabl
     because only measured candidates are accepted.
     """
     step = 1
-    while end + step <= len(units) and fits(sep.join(units[start : end + step])):
+    while end + step <= count and fits(start, end + step):
         end += step
         step *= 2
-    beyond = min(end + step, len(units) + 1)  # smallest end known not to fit, or past the last unit
+    beyond = min(end + step, count + 1)  # smallest end known not to fit, or past the last unit
     while beyond - end > 1:
         middle = (end + beyond) // 2
-        if fits(sep.join(units[start:middle])):
+        if fits(start, middle):
             end = middle
         else:
             beyond = middle

@@ -102,6 +102,17 @@ items and table rows rarely end in punctuation; a hard-wrapped paragraph only
 becomes finer packing units, which chunks join again.
 """
 
+_UNSPACED = re.compile(
+    "[\u3000-\u303f\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0002fa1f]"
+)
+"""Han, kana and ideographic or full-width punctuation: Chinese and Japanese put no space between sentences."""
+
+
+def sentence_gap(before: str, after: str) -> str:
+    """What separates two sentences written in a row: nothing between Chinese or Japanese ones, else a space."""
+    return "" if _UNSPACED.match(before[-1:]) and _UNSPACED.match(after[:1]) else " "
+
+
 _LAST_WORD = re.compile(r"\S+$")
 
 _ABBREVIATIONS = frozenset(

@@ -76,6 +76,14 @@ def test_split_at_ideographic_stops_which_no_space_follows() -> None:
     assert split_sentences("".join(sentences)) == sentences
 
 
+def test_chinese_and_japanese_sentences_are_joined_without_a_space_others_with_one() -> None:
+    text = "肺癌常见。吸烟有害\uff01\nSmoking harms. 東京は首都です。「はい。」서울은 수도입니다. 좋아요."
+    assert chunk_text(text, len, max_tokens=200, overlap_sentences=0) == [
+        "肺癌常见。吸烟有害\uff01 Smoking harms. 東京は首都です。「はい。」 서울은 수도입니다. 좋아요."
+    ]
+    assert chunk_text("吸烟有害。" * 6, len, max_tokens=12, overlap_sentences=1) == ["吸烟有害。吸烟有害。"] * 5
+
+
 def test_split_empty_text() -> None:
     assert split_sentences("") == []
     assert split_sentences("  \n\n \t ") == []
