@@ -91,9 +91,12 @@ def _cjk_bigrams(word: str) -> list[str]:
     return terms
 
 
-_END = re.compile("[.!?]+[\"'\u201d\u2019)\\]]*(?=\\s)|[\u3002\uff01\uff1f\uff61]+[\u300d\u300f\uff09\u201d\u2019]*|\n")
-"""A sentence end: terminal punctuation (and closing quotes or brackets) before whitespace, an ideographic
-full stop, exclamation or question mark (and closing brackets), or a newline.
+_END = re.compile(
+    "[.!?\u037e\u0589\u061f\u06d4\u0964\u0965]+[\"'\u201d\u2019)\\]]*(?=\\s)|[\u3002\uff01\uff1f\uff61]+[\u300d\u300f\uff09\u201d\u2019]*|\n"
+)
+"""A sentence end: terminal punctuation (Latin, and the Greek, Armenian, Arabic, Urdu and Devanagari stops)
+with closing quotes or brackets before whitespace, an ideographic full stop, exclamation or question mark
+(and closing brackets), or a newline.
 
 Requiring whitespace after Latin punctuation keeps decimals ("3.5") and
 identifiers ("e.coli") whole; Chinese and Japanese put no space after "。",

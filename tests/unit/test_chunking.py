@@ -76,6 +76,18 @@ def test_split_at_ideographic_stops_which_no_space_follows() -> None:
     assert split_sentences("".join(sentences)) == sentences
 
 
+@pytest.mark.parametrize(
+    "sentences",
+    [
+        ["यह एक वाक्य है।", "यह दूसरा है॥", "तीसरा"],  # Hindi: danda and double danda
+        ["هل هذا سؤال\u061f", "نعم.", "یہ جملہ ہے\u06d4", "اگلا"],  # Arabic question mark, Urdu full stop
+        ["\u03c4\u03b9\u037e", "\u03bd\u03b1\u03b9."],  # the Greek question mark (after "what", "yes")
+    ],
+)
+def test_split_at_the_stops_of_other_scripts_before_whitespace(sentences: list[str]) -> None:
+    assert split_sentences(" ".join(sentences)) == sentences
+
+
 def test_chinese_and_japanese_sentences_are_joined_without_a_space_others_with_one() -> None:
     text = "肺癌常见。吸烟有害\uff01\nSmoking harms. 東京は首都です。「はい。」서울은 수도입니다. 좋아요."
     assert chunk_text(text, len, max_tokens=200, overlap_sentences=0) == [
