@@ -115,7 +115,7 @@ async def on_api_error(request: Request, exc: Exception) -> Response:
 async def on_invalid(request: Request, exc: Exception) -> Response:
     """A path, query or header parameter that does not fit its declaration."""
     assert isinstance(exc, RequestValidationError)
-    return await on_api_error(request, invalid(exc.errors()))
+    return await on_api_error(request, invalid(exc.errors(), sourced=True))
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:

@@ -47,21 +47,23 @@ def field_path(location: Sequence[int | str]) -> str:
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location).lstrip(".")
 
 
-def problem_text(error: Any) -> str:
-    """One pydantic error as a sentence naming its field."""
+def problem_text(error: Any, sourced: bool) -> str:
+    """One pydantic error as a sentence naming its field. A sourced error's location starts with where the
+    value came from ("body", "query", "path" or "header", as FastAPI reports it), which the client did not
+    write; a body model's own errors start at the field, which may itself be called "query"."""
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    location = [part for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    location = list(error.get("loc", ()))[1 if sourced else 0 :]
     return f"'{field_path(location)}': {message}" if location else message
 
 
-def invalid(errors: Sequence[Any]) -> ApiError:
-    """The error for a body, parameter or header that does not fit its model."""
+def invalid(errors: Sequence[Any], sourced: bool = False) -> ApiError:
+    """The error for a body, parameter or header that does not fit its model (sourced: see problem_text)."""
     first = errors[0] if errors else {}
     if first.get("type") == "json_invalid":
         return ApiError(400, "BAD_JSON", f"body is not valid UTF-8 JSON: {first.get('msg', '')}")
-    if first.get("type") == "model_type" and not first.get("loc"):
+    if first.get("type") == "model_type" and not first.get("loc", ())[1 if sourced else 0 :]:
         return ApiError(400, "BAD_JSON", "body must be a JSON object")
-    return ApiError(422, "INVALID_ARGUMENT", problem_text(first))
+    return ApiError(422, "INVALID_ARGUMENT", problem_text(first, sourced))
 
 
 def parse(model: type[M], body: bytes | str) -> M:

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.bodies import field_path
 from gateway.errors import public_details
 from gateway.keys import caller_of, caller_refusal
 from gateway.observe import record_first_token
@@ -195,8 +196,7 @@ def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRout
 def validation_error(exc: RequestValidationError) -> OpenAIError:
     """A body that does not parse (400) or does not fit the schema (422), naming the first bad field."""
     problem = exc.errors()[0]
-    location = [part for part in problem.get("loc", ()) if part != "body"]
-    param = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in location).lstrip(".") or None
+    param = field_path(problem.get("loc", ())[1:]) or None  # the first part says where: "body"
     if problem.get("type") == "json_invalid":
         return OpenAIError(400, "the body is not valid JSON", code="invalid_json")
     return OpenAIError(422, f"{param or 'body'}: {problem.get('msg', 'invalid')}", param, problem.get("type"))

@@ -64,6 +64,22 @@ def test_bad_search_bodies_are_refused_with_the_error_shape(
     assert error_of(client.post("/api/v1/search", content=body), status)["code"] == code
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"query": ""}, "'query'"),
+        ({"query": "x" * 5000}, "'query'"),
+        ({"query": None}, "'query'"),
+        ({"query": "x", "top_k": 0}, "'top_k'"),
+        ({"query": "x", "filters": {"kind": 1}}, "'filters.kind'"),
+    ],
+)
+def test_a_refused_search_names_the_field_even_when_it_is_called_query(
+    client: TestClient, body: dict[str, Any], field: str
+) -> None:
+    assert error_of(client.post("/api/v1/search", json=body), 422)["message"].startswith(f"{field}: ")
+
+
 def test_a_body_is_read_as_json_whatever_its_content_type_says(client: TestClient) -> None:
     """``curl -d`` sends a form type: the search is tried (and fails upstream here), not refused as a form."""
     reply = client.post("/api/v1/search", content=b'{"query": "x"}', headers={"content-type": "text/plain"})
