@@ -36,24 +36,20 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, RRFRanker, WeightedRanker
-from pymilvus.client.types import Status
-from pymilvus.exceptions import MilvusException, MilvusUnavailableException
+from pymilvus.exceptions import MilvusException
 
 from likeopt.runtime.principal import Reader
 from likeopt.runtime.text import SAME_TERMS_BEYOND_CJK, STOP_WORDS, TOKENIZER_VERSION, tokenize
 from retrieval_svc.access import Access
 from retrieval_svc.backend import (
-    BackendUnavailable,
     ChunkHit,
     DocumentChunks,
     DocumentInput,
@@ -65,7 +61,6 @@ from retrieval_svc.backend import (
 )
 from retrieval_svc.chunking import chunk_text
 from retrieval_svc.embedder import Embedder
-from retrieval_svc.fusion import convex, rrf
 from retrieval_svc.milvus_access import (
     CLASS_FIELD,
     NOTHING,
@@ -76,6 +71,9 @@ from retrieval_svc.milvus_access import (
     add_access_fields,
     both,
 )
+from retrieval_svc.milvus_errors import Breaker, route_pymilvus_logs, unavailable
+from retrieval_svc.milvus_expressions import ids_filter, metadata_filter, quoted
+from retrieval_svc.milvus_ranking import Candidate, best_first, bm25_candidates, chunk_hit, fuse_candidates
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +84,6 @@ TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 3.0
 """Longest a read (search, query, version) may take: well inside the gateway's 10 s search deadline, so a
 hung Milvus answers UNAVAILABLE (HTTP 503), not a gateway timeout."""
-RETRY_AFTER_S = 1.0
-"""After Milvus failed, calls fail at once for this long instead of each waiting out a timeout."""
 READS = frozenset({"search", "hybrid_search", "query", "query_iterator", "describe_index"})
 MAX_VARCHAR = 65_535
 """Milvus's largest VARCHAR, in UTF-8 bytes."""
@@ -119,18 +115,6 @@ LIST_BATCH_ROWS = 1_000
 """Rows per batch when listing documents."""
 
 
-def route_pymilvus_logs() -> None:
-    """Send pymilvus's log records through this process's logging (JSON lines with trace ids) instead of its
-    own stderr handler, without the traceback it logs for every failed call: a call that fails raises
-    BackendUnavailable (or the server's error), which says the same once, where it is handled."""
-    library = logging.getLogger("pymilvus")
-    for handler in list(library.handlers):
-        library.removeHandler(handler)
-    library.propagate = True
-    for noisy in ("pymilvus.decorators", "pymilvus.client.connection_manager"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
-
-
 def model_name(embedder: Embedder) -> str:
     """The embedding model's identity as stored beside the vectors: its folder's last two parts, because the
     full path differs from machine to machine while the model (and so the vectors) stays the same."""
@@ -143,152 +127,6 @@ def _older_terms_beyond_cjk(theirs: dict[str, Any], mine: dict[str, Any]) -> boo
     this one's outside Chinese, Japanese and Korean text: such a collection still serves everything else."""
     older = {f"terms:{version}" for version in SAME_TERMS_BEYOND_CJK}
     return theirs.get("bm25") in older and {**theirs, "bm25": mine["bm25"]} == mine
-
-
-def quoted(value: str) -> str:
-    """value as a Milvus expression string literal: backslash, quote and line breaks escaped, so no value
-    can end the literal and add conditions of its own (milvus-lite knows no other escapes)."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
-
-
-def metadata_filter(filters: Sequence[tuple[str, str]]) -> str:
-    """SearchParams.filters (metadata equalities) as a Milvus JSON filter expression; empty for none."""
-    return " and ".join(f"metadata[{quoted(key)}] == {quoted(value)}" for key, value in filters)
-
-
-def ids_filter(field: str, values: Sequence[str]) -> str:
-    return f"{field} in [{', '.join(quoted(v) for v in values)}]"
-
-
-TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
-"""gRPC codes of a Milvus that is down or too slow; others (refused arguments, credentials) are errors."""
-
-
-def unavailable(exc: BaseException) -> bool:
-    """Whether a client error means Milvus is down or too slow (rather than a request it refused)."""
-    if isinstance(exc, MilvusUnavailableException):
-        return True
-    if isinstance(exc, grpc.RpcError):
-        return exc.code() in TRANSIENT  # type: ignore[attr-defined]
-    if isinstance(exc, MilvusException):
-        code = exc.code
-        return code == Status.CONNECT_FAILED or code in TRANSIENT or "Retry timeout" in exc.message
-    return False
-
-
-@contextmanager
-def milvus_errors(uri: str) -> Iterator[None]:
-    """Turn an unreachable or silent Milvus into BackendUnavailable naming LIKEOPT_MILVUS_URI."""
-    try:
-        yield
-    except (grpc.RpcError, MilvusException) as exc:
-        if unavailable(exc):
-            raise BackendUnavailable(f"Milvus at LIKEOPT_MILVUS_URI={uri} is unavailable: {exc}") from exc
-        raise
-
-
-class Breaker:
-    """Fails calls at once for a while after Milvus failed, so an outage costs each request nothing but an
-    error; the first call after the pause tries Milvus again, which is how service resumes by itself."""
-
-    def __init__(self, uri: str, retry_after_s: float = RETRY_AFTER_S) -> None:
-        self.uri = uri
-        self.retry_after_s = retry_after_s
-        self._open_until = 0.0
-
-    @contextmanager
-    def guard(self) -> Iterator[None]:
-        if time.monotonic() < self._open_until:
-            raise BackendUnavailable(f"Milvus at LIKEOPT_MILVUS_URI={self.uri} is unavailable (failed just now)")
-        try:
-            with milvus_errors(self.uri):
-                yield
-        except BackendUnavailable:
-            self._open_until = time.monotonic() + self.retry_after_s
-            raise
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One chunk a retriever returned, with its document's fields."""
-
-    chunk_id: str
-    doc_id: str
-    ordinal: int
-    title: str
-    text: str
-    metadata: dict[str, str]
-    score: float
-
-    @staticmethod
-    def of(hit: dict[str, Any], sign: float = 1.0) -> Candidate:
-        entity = hit["entity"]
-        return Candidate(
-            chunk_id=str(hit.get("chunk_id", hit.get("id"))),
-            doc_id=entity["doc_id"],
-            ordinal=int(entity["ordinal"]),
-            title=entity["title"],
-            text=entity["text"],
-            metadata=dict(entity.get("metadata") or {}),
-            score=sign * float(hit["distance"]),
-        )
-
-
-def best_first(candidates: list[Candidate]) -> list[Candidate]:
-    """Higher score first, ties by chunk id: the same results always come in the same order."""
-    return sorted(candidates, key=lambda c: (-c.score, c.chunk_id))
-
-
-def bm25_candidates(raw: list[dict[str, Any]]) -> list[Candidate]:
-    """BM25 hits with positive-is-better scores: milvus-lite reports BM25 as a distance (its negation)."""
-    sign = -1.0 if any(float(h["distance"]) < 0 for h in raw) else 1.0
-    return best_first([Candidate.of(h, sign) for h in raw])
-
-
-def fuse_candidates(lexical: list[Candidate], dense: list[Candidate], params: SearchParams) -> list[ChunkHit]:
-    """Combine the two candidate lists as the params say, as the embedded engine's ``fuse`` does.
-
-    Keys are chunks, or documents with ``per_document`` (a document's hit shows its best BM25 chunk, else
-    its best dense one). fusion.py breaks ties by the smaller key; keys are numbered in chunk (or document)
-    id order, so ties fall to the smaller id.
-    """
-
-    def key_of(c: Candidate) -> str:
-        return c.doc_id if params.per_document else c.chunk_id
-
-    number = {name: n for n, name in enumerate(sorted({key_of(c) for c in [*lexical, *dense]}))}
-    shown: dict[int, Candidate] = {}
-    for c in [*lexical, *dense]:
-        shown.setdefault(number[key_of(c)], c)
-    lex = [(number[key_of(c)], c.score) for c in lexical]
-    den = [(number[key_of(c)], c.score) for c in dense]
-    bm25_of = {key: (score, rank) for rank, (key, score) in enumerate(lex, start=1)}
-    dense_of = {key: (score, rank) for rank, (key, score) in enumerate(den, start=1)}
-    if params.mode == "bm25":
-        ranked = lex
-    elif params.mode == "dense":
-        ranked = den
-    elif params.fusion == "convex":
-        ranked = convex(lex, den, params.alpha)
-    else:
-        ranked = rrf([[k for k, _ in lex], [k for k, _ in den]], params.rrf_k)
-    hits = []
-    for key, score in ranked[: params.top_k]:
-        c = shown[key]
-        bm25_score, bm25_rank = bm25_of.get(key, (0.0, 0))
-        dense_score, dense_rank = dense_of.get(key, (0.0, 0))
-        hits.append(
-            ChunkHit(
-                c.doc_id, c.ordinal, c.title, c.text, c.metadata, score, bm25_score, dense_score, bm25_rank, dense_rank
-            )
-        )
-    return hits
-
-
-def chunk_hit(c: Candidate) -> ChunkHit:
-    """A hit ranked by the server (hybrid_search): only the fused score is known."""
-    return ChunkHit(c.doc_id, c.ordinal, c.title, c.text, c.metadata, c.score)
 
 
 class MilvusBackend:

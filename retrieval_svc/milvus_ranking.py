@@ -1,0 +1,92 @@
+"""Milvus search results as ranked ChunkHits: candidates from each retriever, fused here as the embedded
+engine fuses them (retrieval_svc/fusion.py), or ranked by Milvus itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from retrieval_svc.backend import ChunkHit, SearchParams
+from retrieval_svc.fusion import convex, rrf
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One chunk a retriever returned, with its document's fields."""
+
+    chunk_id: str
+    doc_id: str
+    ordinal: int
+    title: str
+    text: str
+    metadata: dict[str, str]
+    score: float
+
+    @staticmethod
+    def of(hit: dict[str, Any], sign: float = 1.0) -> Candidate:
+        entity = hit["entity"]
+        return Candidate(
+            chunk_id=str(hit.get("chunk_id", hit.get("id"))),
+            doc_id=entity["doc_id"],
+            ordinal=int(entity["ordinal"]),
+            title=entity["title"],
+            text=entity["text"],
+            metadata=dict(entity.get("metadata") or {}),
+            score=sign * float(hit["distance"]),
+        )
+
+
+def best_first(candidates: list[Candidate]) -> list[Candidate]:
+    """Higher score first, ties by chunk id: the same results always come in the same order."""
+    return sorted(candidates, key=lambda c: (-c.score, c.chunk_id))
+
+
+def bm25_candidates(raw: list[dict[str, Any]]) -> list[Candidate]:
+    """BM25 hits with positive-is-better scores: milvus-lite reports BM25 as a distance (its negation)."""
+    sign = -1.0 if any(float(h["distance"]) < 0 for h in raw) else 1.0
+    return best_first([Candidate.of(h, sign) for h in raw])
+
+
+def fuse_candidates(lexical: list[Candidate], dense: list[Candidate], params: SearchParams) -> list[ChunkHit]:
+    """Combine the two candidate lists as the params say, as the embedded engine's ``fuse`` does.
+
+    Keys are chunks, or documents with ``per_document`` (a document's hit shows its best BM25 chunk, else
+    its best dense one). fusion.py breaks ties by the smaller key; keys are numbered in chunk (or document)
+    id order, so ties fall to the smaller id.
+    """
+
+    def key_of(c: Candidate) -> str:
+        return c.doc_id if params.per_document else c.chunk_id
+
+    number = {name: n for n, name in enumerate(sorted({key_of(c) for c in [*lexical, *dense]}))}
+    shown: dict[int, Candidate] = {}
+    for c in [*lexical, *dense]:
+        shown.setdefault(number[key_of(c)], c)
+    lex = [(number[key_of(c)], c.score) for c in lexical]
+    den = [(number[key_of(c)], c.score) for c in dense]
+    bm25_of = {key: (score, rank) for rank, (key, score) in enumerate(lex, start=1)}
+    dense_of = {key: (score, rank) for rank, (key, score) in enumerate(den, start=1)}
+    if params.mode == "bm25":
+        ranked = lex
+    elif params.mode == "dense":
+        ranked = den
+    elif params.fusion == "convex":
+        ranked = convex(lex, den, params.alpha)
+    else:
+        ranked = rrf([[k for k, _ in lex], [k for k, _ in den]], params.rrf_k)
+    hits = []
+    for key, score in ranked[: params.top_k]:
+        c = shown[key]
+        bm25_score, bm25_rank = bm25_of.get(key, (0.0, 0))
+        dense_score, dense_rank = dense_of.get(key, (0.0, 0))
+        hits.append(
+            ChunkHit(
+                c.doc_id, c.ordinal, c.title, c.text, c.metadata, score, bm25_score, dense_score, bm25_rank, dense_rank
+            )
+        )
+    return hits
+
+
+def chunk_hit(c: Candidate) -> ChunkHit:
+    """A hit ranked by the server (hybrid_search): only the fused score is known."""
+    return ChunkHit(c.doc_id, c.ordinal, c.title, c.text, c.metadata, c.score)
