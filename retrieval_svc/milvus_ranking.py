@@ -3,7 +3,7 @@ engine fuses them (retrieval_svc/fusion.py), or ranked by Milvus itself."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from retrieval_svc.backend import ChunkHit, SearchParams
@@ -12,28 +12,22 @@ from retrieval_svc.fusion import convex, rrf
 
 @dataclass(frozen=True)
 class Candidate:
-    """One chunk a retriever returned, with its document's fields."""
+    """One chunk a retriever returned: its id, its score there, and the hit it shows (scores not yet set)."""
 
     chunk_id: str
-    doc_id: str
-    ordinal: int
-    title: str
-    text: str
-    metadata: dict[str, str]
     score: float
+    shown: ChunkHit
+
+    @property
+    def doc_id(self) -> str:
+        return self.shown.doc_id
 
     @staticmethod
     def of(hit: dict[str, Any], sign: float = 1.0) -> Candidate:
         entity = hit["entity"]
-        return Candidate(
-            chunk_id=str(hit.get("chunk_id", hit.get("id"))),
-            doc_id=entity["doc_id"],
-            ordinal=int(entity["ordinal"]),
-            title=entity["title"],
-            text=entity["text"],
-            metadata=dict(entity.get("metadata") or {}),
-            score=sign * float(hit["distance"]),
-        )
+        metadata = dict(entity.get("metadata") or {})
+        shown = ChunkHit(entity["doc_id"], int(entity["ordinal"]), entity["title"], entity["text"], metadata, 0.0)
+        return Candidate(str(hit.get("chunk_id", hit.get("id"))), sign * float(hit["distance"]), shown)
 
 
 def best_first(candidates: list[Candidate]) -> list[Candidate]:
@@ -76,12 +70,16 @@ def fuse_candidates(lexical: list[Candidate], dense: list[Candidate], params: Se
         ranked = rrf([[k for k, _ in lex], [k for k, _ in den]], params.rrf_k)
     hits = []
     for key, score in ranked[: params.top_k]:
-        c = shown[key]
         bm25_score, bm25_rank = bm25_of.get(key, (0.0, 0))
         dense_score, dense_rank = dense_of.get(key, (0.0, 0))
         hits.append(
-            ChunkHit(
-                c.doc_id, c.ordinal, c.title, c.text, c.metadata, score, bm25_score, dense_score, bm25_rank, dense_rank
+            replace(
+                shown[key].shown,
+                score=score,
+                bm25_score=bm25_score,
+                dense_score=dense_score,
+                bm25_rank=bm25_rank,
+                dense_rank=dense_rank,
             )
         )
     return hits
@@ -89,4 +87,4 @@ def fuse_candidates(lexical: list[Candidate], dense: list[Candidate], params: Se
 
 def chunk_hit(c: Candidate) -> ChunkHit:
     """A hit ranked by the server (hybrid_search): only the fused score is known."""
-    return ChunkHit(c.doc_id, c.ordinal, c.title, c.text, c.metadata, c.score)
+    return replace(c.shown, score=c.score)
