@@ -2,8 +2,9 @@
 
 Requests are lenient where OpenAI clients are chatty (temperature, tools, logit_bias… are accepted and
 ignored: the answer is Like-Opt's, grounded on its passages) and strict where a mistake would silently
-change the answer (the model id, ``n``). Responses add Like-Opt's ``citations`` and ``conversation_id``
-beside OpenAI's fields; clients that do not know them ignore them.
+change the answer (the model id, ``n``, a ``response_format`` asking for JSON the answer would not be).
+Responses add Like-Opt's ``citations`` and ``conversation_id`` beside OpenAI's fields; clients that do not
+know them ignore them.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class ResponseFormat(BaseModel):
+    """OpenAI's ``response_format``: only ``text`` can be honoured (answers are grounded prose with citations)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+
+
 class ChatCompletionRequest(BaseModel):
     """``POST /v1/chat/completions``: OpenAI's request, plus Like-Opt's retrieval options."""
 
@@ -54,6 +63,7 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int | None = Field(None, description="Only 1 is supported.")
+    response_format: ResponseFormat | None = Field(None, description="Only type 'text' is supported.")
     user: str | None = None
     conversation_id: str | None = Field(
         None, description="Like-Opt: continue a stored conversation (its turns are used when no earlier messages)."

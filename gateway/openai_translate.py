@@ -147,6 +147,13 @@ def answer_request(body: ChatCompletionRequest) -> generation_pb2.AnswerRequest:
         )
     if body.n not in (None, 1):
         raise OpenAIError(400, "'n' must be 1: one answer is generated", param="n", code="unsupported_value")
+    if body.response_format is not None and body.response_format.type != "text":
+        raise OpenAIError(
+            400,
+            f"response_format {body.response_format.type!r} is not supported: answers are text with [n] citations",
+            param="response_format",
+            code="unsupported_value",
+        )
     question, history = question_and_history(body.messages)
     return generation_pb2.AnswerRequest(
         query=question,

@@ -96,14 +96,29 @@ def test_a_request_becomes_an_answer_request_with_like_opts_own_options() -> Non
     assert request.mode == retrieval_pb2.BM25 and turns(list(request.history)) == [("q1", "a1")]
 
 
-def test_an_unknown_model_is_404_and_more_than_one_choice_400() -> None:
-    for fields, status, code in (({"model": "gpt-4o"}, 404, "model_not_found"), ({"n": 2}, 400, "unsupported_value")):
-        body = ChatCompletionRequest.model_validate(
-            {"model": "like-opt", "messages": [{"role": "user", "content": "q"}], **fields}
-        )
-        with pytest.raises(OpenAIError) as refused:
-            answer_request(body)
-        assert (refused.value.status, refused.value.code) == (status, code)
+@pytest.mark.parametrize(
+    ("fields", "status", "code"),
+    [
+        ({"model": "gpt-4o"}, 404, "model_not_found"),
+        ({"n": 2}, 400, "unsupported_value"),
+        ({"response_format": {"type": "json_object"}}, 400, "unsupported_value"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, 400, "unsupported_value"),
+    ],
+)
+def test_an_unknown_model_more_than_one_choice_or_a_json_reply_is_refused(
+    fields: dict[str, object], status: int, code: str
+) -> None:
+    body = ChatCompletionRequest.model_validate(
+        {"model": "like-opt", "messages": [{"role": "user", "content": "q"}], **fields}
+    )
+    with pytest.raises(OpenAIError) as refused:
+        answer_request(body)
+    assert (refused.value.status, refused.value.code, refused.value.param) == (status, code, next(iter(fields)))
+
+
+def test_a_text_response_format_is_what_is_answered_anyway() -> None:
+    body = {"model": "like-opt", "messages": [{"role": "user", "content": "q"}], "response_format": {"type": "text"}}
+    assert answer_request(ChatCompletionRequest.model_validate(body)).query == "q"
 
 
 @pytest.mark.parametrize(
