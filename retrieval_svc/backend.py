@@ -17,6 +17,7 @@ import numpy as np
 from likeopt.runtime.config import Config
 from likeopt.runtime.principal import Reader
 from retrieval_svc.access import Access
+from retrieval_svc.chunking import chunk_text
 from retrieval_svc.embedder import Embedder, configured_embedder
 
 
@@ -132,6 +133,30 @@ def best_per_document(
 def embedding_text(title: str, chunk: str) -> str:
     """The text a chunk is embedded and BM25-indexed as: its title gives context."""
     return f"{title}\n{chunk}" if title else chunk
+
+
+MAX_TITLE_SHARE = 0.5
+"""A title is embedded in front of every chunk of its document, so it may fill at most this share of the chunk
+window (128 of 256 word pieces by default); a document with a longer one is refused with the reason."""
+
+
+class UnfitDocument(ValueError):
+    """A document that cannot be chunked as sent; the message says why, for the writer."""
+
+
+def chunk_document(doc: DocumentInput, embedder: Embedder, chunk_tokens: int, chunk_overlap: int) -> list[str]:
+    """doc's chunks, each fitting the model's window with the title in front, as both backends store them."""
+    title_tokens = embedder.count_tokens(doc.title) if doc.title else 0
+    if title_tokens > chunk_tokens * MAX_TITLE_SHARE:
+        raise UnfitDocument(
+            f"title is {title_tokens} word pieces long; at most {int(chunk_tokens * MAX_TITLE_SHARE)} fit in front"
+            f" of each chunk of {chunk_tokens} (LIKEOPT_CHUNK_TOKENS)"
+        )
+
+    def count(chunk: str) -> int:
+        return embedder.count_tokens(embedding_text(doc.title, chunk))
+
+    return chunk_text(doc.text, count, chunk_tokens, chunk_overlap)
 
 
 class RetrievalBackend(Protocol):

@@ -31,10 +31,10 @@ from retrieval_svc.backend import (
     IndexStats,
     SearchParams,
     best_per_document,
+    chunk_document,
     embedding_text,
 )
 from retrieval_svc.bm25 import BM25Index
-from retrieval_svc.chunking import chunk_text
 from retrieval_svc.doc_vectors import DocumentVectors, blend
 from retrieval_svc.embedder import Embedder, configured_embedder
 from retrieval_svc.fusion import convex, rrf
@@ -204,12 +204,8 @@ class RetrievalEngine:
     # -- writes -----------------------------------------------------------
 
     def prepare(self, doc: DocumentInput) -> list[str]:
-        """Split a document into chunks that fit the model's window with the title."""
-
-        def count(chunk: str) -> int:
-            return self.embedder.count_tokens(embedding_text(doc.title, chunk))
-
-        return chunk_text(doc.text, count, self.chunk_tokens, self.chunk_overlap)
+        """Split a document into chunks that fit the model's window with the title (UnfitDocument if it cannot)."""
+        return chunk_document(doc, self.embedder, self.chunk_tokens, self.chunk_overlap)
 
     def upsert(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> int:
         """Embed, store durably, then index; returns the new index version."""

@@ -57,9 +57,9 @@ from retrieval_svc.backend import (
     IndexStats,
     SearchParams,
     best_per_document,
+    chunk_document,
     embedding_text,
 )
-from retrieval_svc.chunking import chunk_text
 from retrieval_svc.embedder import Embedder
 from retrieval_svc.milvus_access import (
     CLASS_FIELD,
@@ -417,12 +417,8 @@ class MilvusBackend:
     # -- writes -----------------------------------------------------------
 
     def prepare(self, doc: DocumentInput) -> list[str]:
-        """Split a document into chunks that fit the model's window with the title (as the embedded engine)."""
-
-        def count(chunk: str) -> int:
-            return self.embedder.count_tokens(embedding_text(doc.title, chunk))
-
-        return chunk_text(doc.text, count, self.chunk_tokens, self.chunk_overlap)
+        """Split a document into chunks that fit the model's window with the title (UnfitDocument if it cannot)."""
+        return chunk_document(doc, self.embedder, self.chunk_tokens, self.chunk_overlap)
 
     def upsert(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> int:
         """Embed, then store (replacing earlier versions of the same ids); returns the new version."""

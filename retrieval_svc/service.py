@@ -41,7 +41,14 @@ from likeopt.runtime.contract import (
 from likeopt.runtime.principal import BadPrincipal, Principal, Reader, principal_in, reader_of
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.access import Access
-from retrieval_svc.backend import BackendUnavailable, ChunkHit, DocumentInput, RetrievalBackend, SearchParams
+from retrieval_svc.backend import (
+    BackendUnavailable,
+    ChunkHit,
+    DocumentInput,
+    RetrievalBackend,
+    SearchParams,
+    UnfitDocument,
+)
 from retrieval_svc.version_feed import VersionFeed
 
 log = logging.getLogger(__name__)
@@ -118,13 +125,38 @@ def document_problem(doc: retrieval_pb2.Document) -> str | None:
         return "id is empty"
     if len(doc.id) > MAX_ID_CHARS:
         return f"id is longer than {MAX_ID_CHARS} characters"
-    if not doc.text.strip():
-        return "text is empty"
+    if not doc.text.strip() and not doc.title.strip():
+        return "title and text are empty"
     if len(doc.text) > MAX_DOCUMENT_CHARS:
         return f"text is longer than {MAX_DOCUMENT_CHARS} characters"
     if "\x00" in doc.text or "\x00" in doc.id:
         return "contains NUL characters"
     return None
+
+
+def document_input(doc: retrieval_pb2.Document, access: Access) -> DocumentInput:
+    """doc as the backends take it. A document with only a title (BEIR corpora have some) is stored with its
+    title as its text: it is all there is to find it by."""
+    if not doc.text.strip():
+        return DocumentInput(doc.id, "", doc.title, dict(doc.metadata), access)
+    return DocumentInput(doc.id, doc.title, doc.text, dict(doc.metadata), access)
+
+
+def chunk_each(
+    engine: RetrievalBackend, docs: list[DocumentInput]
+) -> tuple[list[DocumentInput], list[list[str]], list[retrieval_pb2.SkippedDocument]]:
+    """The documents that can be chunked with their chunks, and the others refused with the reason."""
+    fit: list[DocumentInput] = []
+    chunked: list[list[str]] = []
+    refused: list[retrieval_pb2.SkippedDocument] = []
+    for doc in docs:
+        try:
+            chunked.append(engine.prepare(doc))
+        except UnfitDocument as exc:
+            refused.append(retrieval_pb2.SkippedDocument(id=doc.id, reason=str(exc)))
+        else:
+            fit.append(doc)
+    return fit, chunked, refused
 
 
 def hit_message(hit: ChunkHit) -> retrieval_pb2.SearchHit:
@@ -358,8 +390,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             if isinstance(access, str):
                 progress.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id[:MAX_ID_CHARS], reason=access))
                 continue
-            batch[doc.id] = DocumentInput(doc.id, doc.title, doc.text, dict(doc.metadata), access)
-            size += len(doc.text)
+            batch[doc.id] = document_input(doc, access)
+            size += len(doc.text) + len(doc.title)
             if size >= UPSERT_BATCH_CHARS or len(batch) >= UPSERT_BATCH_DOCS:
                 yield await self._commit(engine, list(batch.values()), progress, writer)
                 progress, batch, size = retrieval_pb2.IngestProgress(), {}, 0
@@ -381,8 +413,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             refused = [retrieval_pb2.SkippedDocument(id=d.id, reason=reason) for d in docs if d.id in others]
             progress.skipped.extend(refused)
             docs = [d for d in docs if d.id not in others]
+        docs, chunked, unfit = await asyncio.to_thread(chunk_each, engine, docs)
+        progress.skipped.extend(unfit)
         if docs:
-            chunked = await asyncio.to_thread(lambda: [engine.prepare(d) for d in docs])
             progress.index_version = await asyncio.to_thread(engine.upsert, docs, chunked)
             progress.ids.extend(d.id for d in docs)
             progress.chunks = sum(len(c) for c in chunked)

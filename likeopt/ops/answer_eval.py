@@ -35,11 +35,10 @@ from pathlib import Path
 
 import grpc
 
-from likeopt.ops.evaluate import Dataset, eval_collection, free_port, private_retrieval, private_service
-from likeopt.ops.ingest import ingest_paths
+from likeopt.ops.evaluate import Dataset, eval_collection, free_port, ingest_once, private_retrieval, private_service
 from likeopt.runtime.config import Config
 from likeopt.runtime.percentiles import percentile
-from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
+from likeopt.v1 import generation_pb2, generation_pb2_grpc
 
 OFF_TOPIC = Path(__file__).resolve().parent / "data" / "offtopic_questions.txt"
 """The default questions to refuse: package data, so an installed copy has it too (not only a checkout)."""
@@ -240,17 +239,6 @@ def private_generation(retrieval_addr: str, backend: str, data_dir: Path) -> Ite
         yield address
 
 
-def ensure_ingested(address: str, collection: Collection) -> None:
-    """Ingest the collection unless its store already holds it (as ``likeopt eval`` does)."""
-    with grpc.insecure_channel(address) as channel:
-        status = retrieval_pb2_grpc.RetrievalServiceStub(channel).GetIndexStatus(
-            retrieval_pb2.GetIndexStatusRequest(), timeout=10
-        )
-    expected = Dataset.load(collection.root).corpus_size() if collection.beir else 1
-    if status.documents < expected:
-        ingest_paths([str(collection.root)], address, quiet=True)
-
-
 def run_answer_eval(
     collection: Collection,
     off_topic: list[Question],
@@ -268,7 +256,8 @@ def run_answer_eval(
         data_dir.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("LIKEOPT_MILVUS_COLLECTION", eval_collection(data_dir))
         with private_retrieval(data_dir, data_dir / "retrieval_svc.log") as retrieval_addr:
-            ensure_ingested(retrieval_addr, collection)
+            documents = Dataset.load(collection.root).corpus_size() if collection.beir else 1
+            ingest_once(retrieval_addr, collection.root, data_dir, documents, quiet=True)
             with private_generation(retrieval_addr, backend, data_dir) as generation_addr:
                 figures = run_questions(generation_addr, collection, off_topic)
     figures.update(collection=str(collection.root), backend=backend if not addr else f"mesh at {addr}")

@@ -285,7 +285,7 @@ def wait_serving(address: str, process: subprocess.Popen[bytes], timeout_s: floa
 def run_eval(
     data: Path, settings: EvalSettings, config: Config, base_dir: Path = Path("var/eval")
 ) -> dict[str, object]:
-    """Start the private service, ingest the corpus unless it is all there already, and evaluate."""
+    """Start the private service, ingest the corpus unless that was done before (ingest_once), and evaluate."""
     return run_evals(data, [settings], config, base_dir=base_dir)[0]
 
 
@@ -298,17 +298,38 @@ def run_evals(
 ) -> list[dict[str, object]]:
     """run_eval for several search settings against one private service started with overrides.
 
-    An interrupted ingestion leaves its acknowledged batches behind; a corpus
-    found short is ingested again (upserts replace, so nothing is doubled).
+    An interrupted ingestion leaves its acknowledged batches behind; the next run ingests the collection
+    again (upserts replace, so nothing is doubled), and later runs do not (ingest_once).
     """
     dataset = Dataset.load(data)
     data_dir = dataset.data_dir(base_dir)
     with private_retrieval(data_dir, data_dir / "retrieval_svc.log", overrides) as address:
+        ingest_once(address, data, data_dir, dataset.corpus_size(), quiet=False)
         with grpc.insecure_channel(address) as channel:
             stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
-            if stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=10).documents < dataset.corpus_size():
-                ingest_paths([str(data)], address, quiet=False)
             return [evaluate(stub, dataset, settings, config) for settings in runs]
+
+
+INGESTED_MARK = "ingested"
+"""Written into an evaluation's data directory when an ingestion of its whole collection returned."""
+
+
+def ingest_once(address: str, source: Path, data_dir: Path, documents: int, quiet: bool) -> None:
+    """Ingest source through the retrieval_svc at address unless that finished before for this data directory.
+
+    A collection's documents that cannot be stored (no title or text) keep the store short of its line count
+    for good, so that count alone cannot tell a finished ingestion from an interrupted one; the mark can. A
+    store from before the mark counts as finished when it holds at least ``documents``.
+    """
+    mark = data_dir / INGESTED_MARK
+    if mark.is_file():
+        return
+    with grpc.insecure_channel(address) as channel:
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        stored = stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=10).documents
+    if stored < documents:
+        ingest_paths([str(source)], address, quiet=quiet)
+    mark.write_text(f"{source.resolve()}\n", encoding="utf-8")
 
 
 def format_report(figures: Mapping[str, object]) -> str:

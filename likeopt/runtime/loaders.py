@@ -285,18 +285,14 @@ def load_jsonl(source: str, lines: Iterable[str]) -> Iterator[LoadedDocument | S
         if not isinstance(record, dict):
             yield Skipped(where, "line is not a JSON object")
             continue
-        doc_id = str(record.get("_id") or record.get("id") or "")
-        text = record.get("text")
-        if not doc_id or not isinstance(text, str) or not text.strip():
-            yield Skipped(where, "needs an id and a non-empty text")
+        doc_id = next((str(record[key]) for key in ("_id", "id") if record.get(key) not in (None, "")), "")
+        title, text = str(record.get("title") or ""), record.get("text") or ""
+        if not doc_id or not isinstance(text, str) or not (title + text).strip():
+            yield Skipped(where, "needs an id, and a title or text")
             continue
         metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
-        yield LoadedDocument(
-            doc_id,
-            str(record.get("title") or ""),
-            text,
-            {str(k): str(v) for k, v in metadata.items() if isinstance(v, str | int | float | bool)},
-        )
+        scalars = {str(k): str(v) for k, v in metadata.items() if isinstance(v, str | int | float | bool)}
+        yield LoadedDocument(doc_id, title, text, scalars)
 
 
 def load_paths(paths: list[str]) -> Iterator[LoadedDocument | Skipped]:

@@ -155,3 +155,22 @@ def test_broken_and_bomb_docx_files_are_skipped_with_a_reason(monkeypatch: pytes
 def test_unreadable_files_are_skipped_with_the_reason(name: str, data: bytes, reason: str) -> None:
     [item] = load_content(name, data, doc_id=name)
     assert isinstance(item, Skipped) and item.reason == reason
+
+
+def test_beir_records_need_an_id_and_a_title_or_text_and_keep_numeric_ids() -> None:
+    lines = [
+        '{"_id": "d1", "title": "Zebras", "text": "Striped."}',
+        '{"_id": "d2", "title": "Household transmission of influenza", "text": ""}',
+        '{"_id": 0, "title": 1918, "text": "Pandemic."}',
+        '{"_id": "d4", "title": "", "text": "  "}',
+        '{"id": "", "text": "no id"}',
+        '{"_id": "d6", "text": ["not", "text"]}',
+    ]
+    items = list(loaders.load_jsonl("corpus.jsonl", lines))
+    loaded = [(d.id, d.title, d.text) for d in items if isinstance(d, LoadedDocument)]
+    assert loaded == [
+        ("d1", "Zebras", "Striped."),
+        ("d2", "Household transmission of influenza", ""),
+        ("0", "1918", "Pandemic."),
+    ]
+    assert [s.source for s in items if isinstance(s, Skipped)] == [f"corpus.jsonl:{n}" for n in (4, 5, 6)]

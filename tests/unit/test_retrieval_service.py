@@ -17,7 +17,7 @@ from tests.unit.test_retrieval_harness import DictCache, GatedEmbedder, retrieva
 DOCS = [
     retrieval_pb2.Document(id="zebra", title="Zebras", text="Zebras have black and white stripes."),
     retrieval_pb2.Document(id="horse", title="Horses", text="Horses have manes and run fast."),
-    retrieval_pb2.Document(id="empty", title="Nothing", text="   "),
+    retrieval_pb2.Document(id="empty", title=" ", text="   "),
     retrieval_pb2.Document(id="car", title="Cars", text="Cars have wheels.", metadata={"kind": "machine"}),
 ]
 
@@ -102,6 +102,21 @@ async def test_upsert_summarises_the_whole_stream(tmp_path: Path) -> None:
         assert (summary.upserted, summary.chunks, [s.id for s in summary.skipped]) == (3, 3, ["empty"])
         hits = await stub.Search(retrieval_pb2.SearchRequest(query="wheels", filters={"kind": "machine"}))
         assert [h.doc_id for h in hits.hits] == ["car"]
+
+
+async def test_a_title_only_document_is_found_by_its_title_and_an_unfit_one_refused_alone(tmp_path: Path) -> None:
+    """chunk_tokens is 32 here, so a title may take 16 word pieces (the fake model counts words + 2)."""
+    docs = [
+        retrieval_pb2.Document(id="flu", title="Household transmission of influenza"),
+        retrieval_pb2.Document(id="long", title="word " * 15, text="A body that cannot fit beside its title."),
+        DOCS[3],
+    ]
+    async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (_, stub):
+        summary = await stub.UpsertDocuments(stream(docs))
+        assert (summary.upserted, [s.id for s in summary.skipped]) == (2, ["long"])
+        assert summary.skipped[0].reason.startswith("title is 17 word pieces long; at most 16 fit")
+        hits = await stub.Search(retrieval_pb2.SearchRequest(query="influenza in households", mode=retrieval_pb2.BM25))
+        assert [(h.doc_id, h.text) for h in hits.hits] == [("flu", "Household transmission of influenza")]
 
 
 async def test_search_refuses_a_top_k_out_of_range(tmp_path: Path) -> None:

@@ -1,0 +1,51 @@
+"""``likeopt eval`` end to end on a collection with awkward documents: a real retrieval_svc on a loopback port."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from likeopt.ops import evaluate
+from likeopt.ops.evaluate import EvalSettings, run_eval
+from likeopt.runtime.config import Config
+
+CORPUS = [
+    {"_id": "zebra", "title": "Zebras", "text": "Zebras have black and white stripes."},
+    {"_id": "flu", "title": "Household transmission of influenza", "text": ""},
+    {"_id": 7, "title": "", "text": "Cars have wheels and engines."},
+    {"_id": "blank", "title": "", "text": "   "},
+]
+QUERIES = {"q1": "striped animals", "q2": "influenza spreading within households", "q3": "engines and wheels"}
+QRELS = {"q1": "zebra", "q2": "flu", "q3": "7"}
+
+
+@pytest.fixture
+def collection(tmp_path: Path) -> Path:
+    root = tmp_path / "awkward"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text("".join(json.dumps(doc) + "\n" for doc in CORPUS))
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items()))
+    rows = "".join(f"{q}\t{d}\t1\n" for q, d in QRELS.items())
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    return root
+
+
+def test_title_only_documents_are_found_and_a_finished_ingestion_is_not_repeated(
+    collection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blank document can never be stored, so the store stays one short of the corpus's line count."""
+    ingestions: list[list[str]] = []
+    real = evaluate.ingest_paths
+    monkeypatch.setattr(
+        evaluate, "ingest_paths", lambda paths, *a, **k: ingestions.append(paths) or real(paths, *a, **k)
+    )
+    config = Config.from_env({})
+    first = run_eval(collection, EvalSettings(mode="bm25"), config, base_dir=tmp_path / "eval")
+    assert (first["ndcg@10"], first["docs"]) == (1.0, 3)
+    again = run_eval(collection, EvalSettings(), config, base_dir=tmp_path / "eval")
+    assert again["docs"] == 3 and len(ingestions) == 1
+    (next((tmp_path / "eval").iterdir()) / evaluate.INGESTED_MARK).unlink()  # as if the first run was cut off
+    run_eval(collection, EvalSettings(mode="dense"), config, base_dir=tmp_path / "eval")
+    assert len(ingestions) == 2
