@@ -164,7 +164,7 @@ def run_eval(args: argparse.Namespace, config: Config, parser: argparse.Argument
             configurations = [parse_configuration(spec) for spec in args.config or DEFAULT_CONFIGURATIONS]
         except ValueError as exc:
             parser.error(str(exc))
-        rows = compare([Path(d) for d in args.compare], configurations, config)
+        rows = compare(beir_folders(args.compare, parser), configurations, config)
         print(json.dumps(rows) if args.json else format_table(rows), flush=True)
         return
     if not args.data:
@@ -173,8 +173,21 @@ def run_eval(args: argparse.Namespace, config: Config, parser: argparse.Argument
     from likeopt.ops.evaluate import run_eval as evaluate
 
     settings = EvalSettings(args.mode, args.fusion or "", args.rrf_k, args.alpha)
-    figures = evaluate(Path(args.data), settings, config)
+    figures = evaluate(beir_folders([args.data], parser)[0], settings, config)
     print(json.dumps(figures) if args.json else format_report(figures), flush=True)
+
+
+def beir_folders(folders: list[str], parser: argparse.ArgumentParser) -> list[Path]:
+    """The folders, each read as a BEIR dataset first: a missing file or a malformed line is one error line
+    naming it, before any service starts, rather than a traceback after."""
+    from likeopt.ops.evaluate import Dataset
+
+    for folder in folders:
+        try:
+            Dataset.load(Path(folder))
+        except (OSError, ValueError) as exc:
+            parser.error(str(exc))
+    return [Path(folder) for folder in folders]
 
 
 def run_migrate(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:

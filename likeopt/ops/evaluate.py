@@ -126,14 +126,11 @@ class Dataset:
             if not (root / name).is_file():
                 raise FileNotFoundError(f"{root / name} is missing: not a BEIR-layout folder")
         qrels = read_qrels(root / "qrels" / f"{split}.tsv")
-        with (root / "queries.jsonl").open(encoding="utf-8") as lines:
-            records = (json.loads(line) for line in lines if line.strip())
-            queries = {str(r["_id"]): r["text"] for r in records if str(r["_id"]) in qrels}
-        return cls(root, queries, qrels)
+        return cls(root, read_queries(root / "queries.jsonl", qrels), qrels)
 
     def corpus_size(self) -> int:
         """Documents in corpus.jsonl (its non-empty lines)."""
-        with (self.root / "corpus.jsonl").open(encoding="utf-8") as lines:
+        with (self.root / "corpus.jsonl").open(encoding="utf-8-sig") as lines:
             return sum(1 for line in lines if line.strip())
 
     def data_dir(self, base: Path) -> Path:
@@ -143,15 +140,39 @@ class Dataset:
         return base / f"{self.root.resolve().name}-{digest}"
 
 
+def read_queries(path: Path, judged: Mapping[str, object]) -> dict[str, str]:
+    """query id -> text of the judged queries in a JSON Lines file of ``{"_id", "text"}``; a line that is not
+    such an object is a ValueError naming it."""
+    queries: dict[str, str] = {}
+    with path.open(encoding="utf-8-sig") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                query_id, text = str(record["_id"]), record["text"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{number}: not a query with an _id and a text ({exc})") from None
+            if query_id in judged and isinstance(text, str):
+                queries[query_id] = text
+    return queries
+
+
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """query id -> doc id -> relevance from a TSV with a header (query-id, corpus-id, score)."""
+    """query id -> doc id -> relevance from a TSV of (query-id, corpus-id, score) rows; BEIR's header row, whose
+    score is not a number, is skipped, and a file without one loses no judgement."""
     qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8", newline="") as rows:
-        reader = csv.reader(rows, delimiter="\t")
-        next(reader, None)
-        for row in reader:
-            if len(row) >= 3:
-                qrels.setdefault(row[0], {})[row[1]] = int(float(row[2]))
+    with path.open(encoding="utf-8-sig", newline="") as rows:
+        for number, row in enumerate(csv.reader(rows, delimiter="\t"), start=1):
+            if len(row) < 3:
+                continue
+            try:
+                score = int(float(row[2]))
+            except ValueError:
+                if number == 1:
+                    continue
+                raise ValueError(f"{path}:{number}: the score {row[2]!r} is not a number") from None
+            qrels.setdefault(row[0], {})[row[1]] = score
     return qrels
 
 

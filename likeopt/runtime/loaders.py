@@ -244,7 +244,7 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
         yield Skipped(name, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
         return
     if suffix in JSONL_SUFFIXES:
-        yield from load_jsonl(name, data.decode("utf-8", errors="replace").splitlines())
+        yield from load_jsonl(name, data.decode("utf-8-sig", errors="replace").splitlines())
         return
     try:
         title, text = extract(suffix, data)
@@ -304,7 +304,7 @@ def load_paths(paths: list[str]) -> Iterator[LoadedDocument | Skipped]:
         elif root.is_file():
             yield from load_file(root, root.name)
         elif (corpus := root / "corpus.jsonl").is_file():
-            with corpus.open(encoding="utf-8", errors="replace") as lines:
+            with corpus.open(encoding="utf-8-sig", errors="replace") as lines:
                 yield from load_jsonl(str(corpus), lines)
         else:
             for path in sorted(p for p in root.rglob("*") if p.is_file()):

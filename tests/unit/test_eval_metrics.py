@@ -13,11 +13,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from likeopt.ops import cli
 from likeopt.ops.evaluate import (
     Dataset,
     best_chunk_per_document,
     document_scores,
     ndcg_at,
+    read_qrels,
+    read_queries,
     score_run,
     trec_ranking,
 )
@@ -108,6 +111,37 @@ def test_dataset_reads_beir_layout_with_graded_qrels(tmp_path: Path) -> None:
     assert dataset.qrels == {"1": {"d1": 2}}
     assert dataset.corpus_size() == 1
     assert dataset.data_dir(Path("base")).parent == Path("base")
+
+
+def test_qrels_without_a_header_or_with_a_byte_order_mark_lose_no_judgement(tmp_path: Path) -> None:
+    bare, marked, wrong = tmp_path / "bare.tsv", tmp_path / "marked.tsv", tmp_path / "wrong.tsv"
+    bare.write_text("1\td1\t1\n1\td2\t0\n2\td3\t2.0\n")
+    marked.write_text("\ufeffquery-id\tcorpus-id\tscore\n1\td1\t1\n", encoding="utf-8")
+    wrong.write_text("query-id\tcorpus-id\tscore\n1\td1\thigh\n")
+    assert read_qrels(bare) == {"1": {"d1": 1, "d2": 0}, "2": {"d3": 2}}
+    assert read_qrels(marked) == {"1": {"d1": 1}}
+    with pytest.raises(ValueError, match=r"wrong\.tsv:2: the score 'high' is not a number"):
+        read_qrels(wrong)
+
+
+def test_a_malformed_query_line_is_named(tmp_path: Path) -> None:
+    (tmp_path / "queries.jsonl").write_text('{"_id": "1", "text": "fine"}\n\n{"_id": "2"}\n')
+    with pytest.raises(ValueError, match=r"queries\.jsonl:3: not a query with an _id and a text"):
+        read_queries(tmp_path / "queries.jsonl", {"1": {}, "2": {}})
+
+
+def test_eval_refuses_a_malformed_collection_in_one_line_before_starting_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "x"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "1", "text": "q"}\n')
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\tyes\n")
+    for argv in (["eval", "--data", str(tmp_path)], ["eval", "--compare", str(tmp_path)]):
+        with pytest.raises(SystemExit) as stopped:
+            cli.main(argv)
+        assert stopped.value.code == 2
+        assert "test.tsv:2: the score 'yes' is not a number" in capsys.readouterr().err
 
 
 def test_dataset_names_the_missing_file(tmp_path: Path) -> None:

@@ -174,3 +174,8 @@ def test_beir_records_need_an_id_and_a_title_or_text_and_keep_numeric_ids() -> N
         ("0", "1918", "Pandemic."),
     ]
     assert [s.source for s in items if isinstance(s, Skipped)] == [f"corpus.jsonl:{n}" for n in (4, 5, 6)]
+
+
+def test_a_json_lines_file_with_a_byte_order_mark_loses_no_line() -> None:
+    data = '\ufeff{"_id": "d1", "text": "First."}\n{"_id": "d2", "text": "Second."}\n'.encode()
+    assert [d.id for d in load_content("corpus.jsonl", data, doc_id="corpus.jsonl")] == ["d1", "d2"]
