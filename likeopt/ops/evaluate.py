@@ -38,7 +38,7 @@ from ir_measures import RR, R, nDCG
 from likeopt.ops.ingest import ingest_paths
 from likeopt.ops.processes import CHILD_ENV
 from likeopt.runtime.config import Config
-from likeopt.runtime.contract import MODES
+from likeopt.runtime.contract import INVALID_INPUT_STATUS, MODES
 from likeopt.runtime.percentiles import percentile
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 
@@ -198,21 +198,39 @@ class EvalSettings:
         return request
 
 
+@dataclass
+class QueryRun:
+    """What one pass over the queries found: each query's documents, latencies, and the refused queries."""
+
+    run: dict[str, dict[str, float]]
+    latencies_ms: list[float]
+    refused: dict[str, str]
+    """query id -> why the service refused it (such a query finds nothing and scores 0)."""
+
+
 def run_queries(
     stub: retrieval_pb2_grpc.RetrievalServiceStub, queries: Mapping[str, str], settings: EvalSettings
-) -> tuple[dict[str, dict[str, float]], list[float]]:
+) -> QueryRun:
     """Every query's documents with their best chunk's score, and its round-trip latency in ms, one at a time.
 
-    Scores rather than the order alone, so ties are broken as trec_eval breaks them (see trec_ranking).
+    Scores rather than the order alone, so ties are broken as trec_eval breaks them (see trec_ranking). A query
+    the service refuses as invalid (longer than MAX_QUERY_CHARS, say) is counted as finding nothing, not left
+    out, so the figures stay comparable with other systems' on the same queries.
     """
-    run: dict[str, dict[str, float]] = {}
-    latencies: list[float] = []
+    found = QueryRun({}, [], {})
     for query_id, text in queries.items():
         started = time.perf_counter()
-        response = stub.Search(settings.request(text), timeout=30)
-        latencies.append((time.perf_counter() - started) * 1000)
-        run[query_id] = document_scores(response.hits)
-    return run, latencies
+        try:
+            response = stub.Search(settings.request(text), timeout=30)
+        except grpc.RpcError as exc:
+            if exc.code() != INVALID_INPUT_STATUS:  # type: ignore[attr-defined]
+                raise
+            found.refused[query_id] = str(exc.details())  # type: ignore[attr-defined]
+            found.run[query_id] = {}
+            continue
+        found.latencies_ms.append((time.perf_counter() - started) * 1000)
+        found.run[query_id] = document_scores(response.hits)
+    return found
 
 
 def evaluate(
@@ -220,11 +238,13 @@ def evaluate(
 ) -> dict[str, object]:
     """The figures of one run, as ``--json`` prints them; config gives the service's fusion defaults."""
     status = stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=10)
-    stub.Search(settings.request(next(iter(dataset.queries.values()))), timeout=60)  # warm-up, not timed
-    run, latencies = run_queries(stub, dataset.queries, settings)
-    figures: dict[str, object] = {key: round(value, 4) for key, value in score_run(run, dataset.qrels).items()}
-    figures["latency_ms"] = {f"p{p}": round(percentile(latencies, p) or 0.0, 2) for p in (50, 95, 99)}
+    stub.Search(settings.request("warm-up"), timeout=60)  # the first search allocates: not timed
+    found = run_queries(stub, dataset.queries, settings)
+    figures: dict[str, object] = {key: round(value, 4) for key, value in score_run(found.run, dataset.qrels).items()}
+    figures["latency_ms"] = {f"p{p}": round(percentile(found.latencies_ms, p) or 0.0, 2) for p in (50, 95, 99)}
     figures.update(mode=settings.mode, docs=status.documents, chunks=status.chunks, queries=len(dataset.queries))
+    if found.refused:
+        figures["refused"] = {"queries": len(found.refused), "first": next(iter(found.refused.items()))}
     figures["fusion"] = {
         "method": settings.fusion or config.fusion,
         "rrf_k": settings.rrf_k or config.rrf_k,
@@ -368,5 +388,15 @@ def format_report(figures: Mapping[str, object]) -> str:
             f"Recall@100  {figures['recall@100']:.4f}",
             f"MRR@10      {figures['mrr@10']:.4f}",
             f"latency ms  p50 {latency['p50']:.2f}  p95 {latency['p95']:.2f}  p99 {latency['p99']:.2f}",
+            *refused_line(figures),
         ]
     )
+
+
+def refused_line(figures: Mapping[str, object]) -> list[str]:
+    """The report's line on refused queries (scored as finding nothing), if any were."""
+    refused = figures.get("refused")
+    if not isinstance(refused, dict):
+        return []
+    query_id, reason = refused["first"]
+    return [f"refused     {refused['queries']} queries, scored as finding nothing (query {query_id}: {reason})"]

@@ -17,8 +17,13 @@ CORPUS = [
     {"_id": 7, "title": "", "text": "Cars have wheels and engines."},
     {"_id": "blank", "title": "", "text": "   "},
 ]
-QUERIES = {"q1": "striped animals", "q2": "influenza spreading within households", "q3": "engines and wheels"}
-QRELS = {"q1": "zebra", "q2": "flu", "q3": "7"}
+QUERIES = {
+    "q1": "striped animals",
+    "q2": "influenza spreading within households",
+    "q3": "engines and wheels",
+    "q4": "zebras " * 1000,  # longer than MAX_QUERY_CHARS: the service refuses it
+}
+QRELS = {"q1": "zebra", "q2": "flu", "q3": "7", "q4": "zebra"}
 
 
 @pytest.fixture
@@ -32,10 +37,11 @@ def collection(tmp_path: Path) -> Path:
     return root
 
 
-def test_title_only_documents_are_found_and_a_finished_ingestion_is_not_repeated(
+def test_an_awkward_collection_is_scored_whole_and_ingested_once(
     collection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The blank document can never be stored, so the store stays one short of the corpus's line count."""
+    """The title-only document is found, the over-long query scores 0 instead of ending the run, and the blank
+    document, which can never be stored, does not make every run ingest the collection again."""
     ingestions: list[list[str]] = []
     real = evaluate.ingest_paths
     monkeypatch.setattr(
@@ -43,7 +49,9 @@ def test_title_only_documents_are_found_and_a_finished_ingestion_is_not_repeated
     )
     config = Config.from_env({})
     first = run_eval(collection, EvalSettings(mode="bm25"), config, base_dir=tmp_path / "eval")
-    assert (first["ndcg@10"], first["docs"]) == (1.0, 3)
+    assert (first["ndcg@10"], first["docs"], first["queries"]) == (0.75, 3, 4)
+    assert first["refused"]["queries"] == 1 and first["refused"]["first"][0] == "q4"  # type: ignore[index]
+    assert "refused     1 queries, scored as finding nothing (query q4:" in evaluate.format_report(first)
     again = run_eval(collection, EvalSettings(), config, base_dir=tmp_path / "eval")
     assert again["docs"] == 3 and len(ingestions) == 1
     (next((tmp_path / "eval").iterdir()) / evaluate.INGESTED_MARK).unlink()  # as if the first run was cut off
