@@ -15,7 +15,8 @@ import random
 import timeit
 
 from retrieval_svc.backend import SearchParams
-from retrieval_svc.engine import CANDIDATE_DEPTH, fuse
+from retrieval_svc.engine import CANDIDATE_DEPTH
+from retrieval_svc.fusion import fuse
 
 CALLS = 2000
 REPEATS = 5

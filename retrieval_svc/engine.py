@@ -37,7 +37,7 @@ from retrieval_svc.backend import (
 from retrieval_svc.bm25 import BM25Index
 from retrieval_svc.doc_vectors import DocumentVectors, blend
 from retrieval_svc.embedder import Embedder, configured_embedder
-from retrieval_svc.fusion import convex, rrf
+from retrieval_svc.fusion import Hit, Ranked, fuse
 from retrieval_svc.rwlock import ReadWriteLock
 from retrieval_svc.store import PAGE, NewDocument, Store, StoredChunk
 from retrieval_svc.vectors import VectorIndex
@@ -50,8 +50,6 @@ CANDIDATE_DEPTH = 100
 DOCUMENT_POOL = 2
 """With document vectors, dense search re-scores this many times the results it returns, so that a document
 whose whole text matches can climb in from below the cut."""
-Ranked = list[tuple[int, float]]
-"""(chunk row, score) pairs, best first."""
 READER_MASKS = 256
 """Readers whose row masks are kept for the current index version (a write starts them afresh)."""
 
@@ -63,18 +61,6 @@ class ChunkRef:
     doc_id: str
     ordinal: int
     text: str
-
-
-@dataclass
-class Hit:
-    """One fused result, with each retriever's score and rank (0 = not ranked)."""
-
-    row: int
-    score: float
-    bm25_score: float = 0.0
-    dense_score: float = 0.0
-    bm25_rank: int = 0
-    dense_rank: int = 0
 
 
 class RetrievalEngine:
@@ -562,28 +548,6 @@ class AccessIndex:
         """Whether reader may read a document, by id."""
         flags = self._scope(reader, version)[0]
         return lambda doc_id: doc_id in self._doc_class and bool(flags[self._doc_class[doc_id]])
-
-
-def fuse(lexical: Ranked, dense: Ranked, params: SearchParams) -> list[Hit]:
-    """Combine the two rankings as the params say, keeping each side's score and rank. Only the top_k
-    become Hits: building one per candidate was most of fusion's cost, under the GIL."""
-    if params.mode == "bm25":
-        ranked = lexical
-    elif params.mode == "dense":
-        ranked = dense
-    elif params.fusion == "convex":
-        ranked = convex(lexical, dense, params.alpha)
-    else:
-        ranked = rrf([[r for r, _ in lexical], [r for r, _ in dense]], params.rrf_k)
-    lexical_at = {row: (score, rank) for rank, (row, score) in enumerate(lexical, start=1)}
-    dense_at = {row: (score, rank) for rank, (row, score) in enumerate(dense, start=1)}
-    unranked = (0.0, 0)
-    hits = []
-    for row, score in ranked[: params.top_k]:
-        bm25_score, bm25_rank = lexical_at.get(row, unranked)
-        dense_score, dense_rank = dense_at.get(row, unranked)
-        hits.append(Hit(row, score, bm25_score, dense_score, bm25_rank, dense_rank))
-    return hits
 
 
 def configured_engine(config: Config, data_dir: Path | None = None) -> RetrievalEngine:

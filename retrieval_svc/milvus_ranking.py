@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from retrieval_svc.backend import ChunkHit, SearchParams
-from retrieval_svc.fusion import convex, rrf
+from retrieval_svc.fusion import fuse
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def bm25_candidates(raw: list[dict[str, Any]]) -> list[Candidate]:
 
 
 def fuse_candidates(lexical: list[Candidate], dense: list[Candidate], params: SearchParams) -> list[ChunkHit]:
-    """Combine the two candidate lists as the params say, as the embedded engine's ``fuse`` does.
+    """Combine the two candidate lists as the params say, with the embedded engine's ``fuse``.
 
     Keys are chunks, or documents with ``per_document`` (a document's hit shows its best BM25 chunk, else
     its best dense one). fusion.py breaks ties by the smaller key; keys are numbered in chunk (or document)
@@ -58,31 +58,17 @@ def fuse_candidates(lexical: list[Candidate], dense: list[Candidate], params: Se
         shown.setdefault(number[key_of(c)], c)
     lex = [(number[key_of(c)], c.score) for c in lexical]
     den = [(number[key_of(c)], c.score) for c in dense]
-    bm25_of = {key: (score, rank) for rank, (key, score) in enumerate(lex, start=1)}
-    dense_of = {key: (score, rank) for rank, (key, score) in enumerate(den, start=1)}
-    if params.mode == "bm25":
-        ranked = lex
-    elif params.mode == "dense":
-        ranked = den
-    elif params.fusion == "convex":
-        ranked = convex(lex, den, params.alpha)
-    else:
-        ranked = rrf([[k for k, _ in lex], [k for k, _ in den]], params.rrf_k)
-    hits = []
-    for key, score in ranked[: params.top_k]:
-        bm25_score, bm25_rank = bm25_of.get(key, (0.0, 0))
-        dense_score, dense_rank = dense_of.get(key, (0.0, 0))
-        hits.append(
-            replace(
-                shown[key].shown,
-                score=score,
-                bm25_score=bm25_score,
-                dense_score=dense_score,
-                bm25_rank=bm25_rank,
-                dense_rank=dense_rank,
-            )
+    return [
+        replace(
+            shown[hit.row].shown,
+            score=hit.score,
+            bm25_score=hit.bm25_score,
+            dense_score=hit.dense_score,
+            bm25_rank=hit.bm25_rank,
+            dense_rank=hit.dense_rank,
         )
-    return hits
+        for hit in fuse(lex, den, params)
+    ]
 
 
 def chunk_hit(c: Candidate) -> ChunkHit:
