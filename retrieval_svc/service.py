@@ -127,9 +127,9 @@ def document_problem(doc: retrieval_pb2.Document) -> str | None:
         return f"id is longer than {MAX_ID_CHARS} characters"
     if not doc.text.strip() and not doc.title.strip():
         return "title and text are empty"
-    if len(doc.text) > MAX_DOCUMENT_CHARS:
-        return f"text is longer than {MAX_DOCUMENT_CHARS} characters"
-    if "\x00" in doc.text or "\x00" in doc.id:
+    if max(len(doc.text), len(doc.title)) > MAX_DOCUMENT_CHARS:
+        return f"text or title is longer than {MAX_DOCUMENT_CHARS} characters"
+    if any("\x00" in field for field in (doc.text, doc.id, doc.title)):
         return "contains NUL characters"
     return None
 

@@ -119,6 +119,23 @@ async def test_a_title_only_document_is_found_by_its_title_and_an_unfit_one_refu
         assert [(h.doc_id, h.text) for h in hits.hits] == [("flu", "Household transmission of influenza")]
 
 
+async def test_a_title_is_held_to_the_text_s_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A title-only document's title becomes its text, so it gets no laxer checks than a text."""
+    monkeypatch.setattr(service, "MAX_DOCUMENT_CHARS", 100)
+    docs = [
+        retrieval_pb2.Document(id="nul", title="a\x00b", text="Fine text."),
+        retrieval_pb2.Document(id="huge", title="t" * 101),
+        DOCS[3],
+    ]
+    async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (_, stub):
+        summary = await stub.UpsertDocuments(stream(docs))
+        assert [(s.id, s.reason) for s in summary.skipped] == [
+            ("nul", "contains NUL characters"),
+            ("huge", "text or title is longer than 100 characters"),
+        ]
+        assert summary.upserted == 1
+
+
 async def test_search_refuses_a_top_k_out_of_range(tmp_path: Path) -> None:
     async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (_, stub):
         with pytest.raises(grpc.aio.AioRpcError) as error:
