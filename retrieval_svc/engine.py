@@ -119,7 +119,7 @@ class RetrievalEngine:
         rows: list[int] = []
         vectors: list[np.ndarray] = []
         if not self.read_only and not self.store.terms_current:
-            self.store.forget_terms()  # another tokenizer's (or none): every chunk is tokenised below
+            self.store.forget_terms()  # another tokenizer's (or none): the chunks it drops are tokenised below
         page: list[StoredChunk] = []
         for chunk in self.store.chunks():
             page.append(chunk)

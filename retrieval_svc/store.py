@@ -10,8 +10,8 @@ Each chunk also keeps its BM25 terms (space-separated), so start-up need not tok
 every chunk again: that was 42 % of loading 500,000 chunks (benchmarks/README.md). They
 count only while the store's ``bm25_terms`` mark equals the tokenizer's version
 (likeopt.runtime.text.TOKENIZER_VERSION); a store from before, or from another tokenizer, reads
-as having none until its writer starts: it forgets them (:meth:`Store.forget_terms`) and
-stores the current ones as it loads (:meth:`Store.store_terms`).
+as having none until its writer starts: it forgets those that changed (:meth:`Store.forget_terms`)
+and stores the current ones as it loads (:meth:`Store.store_terms`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from likeopt.runtime.text import TOKENIZER_VERSION
+from likeopt.runtime.text import SAME_TERMS_BEYOND_CJK, TOKENIZER_VERSION, has_cjk
 
 PAGE = 2_000
 """Chunks read per statement at start-up."""
@@ -161,9 +161,19 @@ class Store:
             self._db.executemany("UPDATE chunks SET terms = ? WHERE row = ?", [(t, row) for row, t in terms])
 
     def forget_terms(self) -> None:
-        """Drop every stored term (another tokenizer's) and expect the current tokenizer's from now on."""
+        """Drop the stored terms the current tokenizer would not give, and expect its terms from now on: after a
+        version whose terms differ only in CJK text, only the chunks with such text (an upgrade then tokenises
+        a few chunks, not the whole corpus again); else every chunk's."""
         with self._lock, self._transaction():
-            self._db.execute("UPDATE chunks SET terms = NULL WHERE terms IS NOT NULL")
+            row = self._db.execute("SELECT value FROM meta WHERE key='bm25_terms'").fetchone()
+            if row is not None and row[0] in {str(version) for version in SAME_TERMS_BEYOND_CJK}:
+                self._db.create_function("has_cjk", 1, has_cjk, deterministic=True)
+                self._db.execute(
+                    "UPDATE chunks SET terms = NULL WHERE terms IS NOT NULL AND row IN (SELECT c.row FROM chunks c"
+                    " JOIN documents d ON d.id = c.doc_id WHERE has_cjk(d.title || ' ' || c.text))"
+                )
+            else:
+                self._db.execute("UPDATE chunks SET terms = NULL WHERE terms IS NOT NULL")
             self._mark_terms_current()
 
     def _mark_terms_current(self) -> None:

@@ -71,6 +71,11 @@ def _stemmer() -> Stemmer.Stemmer:
     return stemmer
 
 
+def has_cjk(text: str) -> bool:
+    """Whether text holds Chinese, Japanese or Korean characters (whose terms changed in version 2)."""
+    return _CJK.search(unicodedata.normalize("NFKC", text)) is not None
+
+
 def tokenize(text: str) -> list[str]:
     """The BM25 terms of text, in order, repeats kept (term frequency matters)."""
     folded = unicodedata.normalize("NFKC", text).lower()

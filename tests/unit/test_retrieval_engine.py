@@ -139,6 +139,23 @@ def test_terms_of_another_tokenizer_version_are_computed_again(
     assert search(reloaded, "zebras stripes", params("bm25")) == expected
 
 
+def test_an_upgrade_from_a_version_that_differs_only_in_cjk_terms_tokenises_only_cjk_chunks(
+    engine: RetrievalEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tokenizer version 1 took a CJK run as one term; its other terms are version 2's, so they are kept."""
+    ingest(engine, DocumentInput("lung", "肺癌", "长期吸烟会增加患肺癌的风险。", {}))
+    engine.store.close()
+    with sqlite3.connect(tmp_path / "store.sqlite3") as db:
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'bm25_terms'")
+        db.execute("UPDATE chunks SET terms = '肺癌 长期吸烟会增加患肺癌的风险' WHERE doc_id = 'lung'")
+        db.execute("UPDATE chunks SET terms = terms || ' kept' WHERE doc_id = 'car'")
+    assert tokenised_on_load(tmp_path, monkeypatch) == 1  # the Chinese chunk alone
+    assert tokenised_on_load(tmp_path, monkeypatch) == 0
+    reloaded = engine_at(tmp_path)
+    assert search(reloaded, "吸烟", params("bm25")) == ["lung"]
+    assert search(reloaded, "kept", params("bm25")) == ["car"]  # its stored terms were not computed again
+
+
 def test_counters_count_embeddings_and_searches(engine: RetrievalEngine) -> None:
     before = engine.counters.copy()
     search(engine, "zebras", params("hybrid"))
