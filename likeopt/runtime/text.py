@@ -45,11 +45,11 @@ STOP_WORDS = frozenset(
 )
 
 _WORD = re.compile(r"\w+")
-_CJK_CHARS = (
-    "\u1100-\u11ff\u3005\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f"
-)
-"""Hangul, kana and Han ideographs (with 々), as NFKC leaves them."""
+_HANGUL = "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af"
+_KANA = "\u3040-\u30ff\u31f0-\u31ff"
+_HAN = "\u3005\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+"""Han ideographs with 々; these ranges, as character-class text, are as NFKC leaves the scripts."""
+_CJK_CHARS = _HANGUL + _KANA + _HAN
 _CJK = re.compile(f"[{_CJK_CHARS}]")
 _CJK_OR_OTHER_RUN = re.compile(f"[{_CJK_CHARS}]+|[^{_CJK_CHARS}]+")
 
@@ -110,10 +110,8 @@ items and table rows rarely end in punctuation; a hard-wrapped paragraph only
 becomes finer packing units, which chunks join again.
 """
 
-_UNSPACED = re.compile(
-    "[\u3000-\u303f\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0002fa1f]"
-)
-"""Han, kana and ideographic or full-width punctuation: Chinese and Japanese put no space between sentences."""
+_UNSPACED = re.compile(f"[{_KANA}{_HAN}\u3000-\u303f\uff00-\uffef]")
+"""Kana, Han and ideographic or full-width punctuation: Chinese and Japanese put no space between sentences."""
 
 
 def sentence_gap(before: str, after: str) -> str:
