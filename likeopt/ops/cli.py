@@ -54,6 +54,9 @@ def add_eval(commands: argparse._SubParsersAction) -> None:
     evaluation.add_argument("--alpha", type=float, help="convex fusion's dense weight (default: LIKEOPT_FUSION_ALPHA)")
     evaluation.add_argument("--json", action="store_true", help="print one JSON object")
     evaluation.add_argument(
+        "--split", default="test", help="whose judgements to score: qrels/SPLIT.tsv (default test; dev to tune on)"
+    )
+    evaluation.add_argument(
         "--compare", nargs="+", metavar="DIR", help="several collections and --config rows, printed as one table"
     )
     evaluation.add_argument(
@@ -164,7 +167,7 @@ def run_eval(args: argparse.Namespace, config: Config, parser: argparse.Argument
             configurations = [parse_configuration(spec) for spec in args.config or DEFAULT_CONFIGURATIONS]
         except ValueError as exc:
             parser.error(str(exc))
-        rows = compare(beir_folders(args.compare, parser), configurations, config)
+        rows = compare(beir_folders(args.compare, args.split, parser), configurations, config, args.split)
         print(json.dumps(rows) if args.json else format_table(rows), flush=True)
         return
     if not args.data:
@@ -173,18 +176,18 @@ def run_eval(args: argparse.Namespace, config: Config, parser: argparse.Argument
     from likeopt.ops.evaluate import run_eval as evaluate
 
     settings = EvalSettings(args.mode, args.fusion or "", args.rrf_k, args.alpha)
-    figures = evaluate(beir_folders([args.data], parser)[0], settings, config)
+    figures = evaluate(beir_folders([args.data], args.split, parser)[0], settings, config, split=args.split)
     print(json.dumps(figures) if args.json else format_report(figures), flush=True)
 
 
-def beir_folders(folders: list[str], parser: argparse.ArgumentParser) -> list[Path]:
+def beir_folders(folders: list[str], split: str, parser: argparse.ArgumentParser) -> list[Path]:
     """The folders, each read as a BEIR dataset first: a missing file or a malformed line is one error line
     naming it, before any service starts, rather than a traceback after."""
     from likeopt.ops.evaluate import Dataset
 
     for folder in folders:
         try:
-            Dataset.load(Path(folder))
+            Dataset.load(Path(folder), split)
         except (OSError, ValueError) as exc:
             parser.error(str(exc))
     return [Path(folder) for folder in folders]

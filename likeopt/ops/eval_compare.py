@@ -62,9 +62,11 @@ def parse_configuration(spec: str) -> Configuration:
     return Configuration(spec, EvalSettings(words[0], fusion, rrf_k, alpha), tuple(sorted(overrides.items())))
 
 
-def compare(collections: Sequence[Path], configurations: Sequence[Configuration], config: Config) -> list[dict]:
-    """Every configuration on every collection: one row each, collections in the order given, then
-    configurations in theirs."""
+def compare(
+    collections: Sequence[Path], configurations: Sequence[Configuration], config: Config, split: str = "test"
+) -> list[dict]:
+    """Every configuration on every collection (on the queries judged in qrels/<split>.tsv): one row each,
+    collections in the order given, then configurations in theirs."""
     rows: list[dict] = []
     for data in collections:
         groups: dict[tuple[tuple[str, str], ...], list[int]] = {}
@@ -73,7 +75,7 @@ def compare(collections: Sequence[Path], configurations: Sequence[Configuration]
         figures: dict[int, dict[str, object]] = {}
         for overrides, members in groups.items():
             runs = [configurations[n].search for n in members]
-            figures.update(zip(members, run_evals(data, runs, config, dict(overrides)), strict=True))
+            figures.update(zip(members, run_evals(data, runs, config, dict(overrides), split=split), strict=True))
         for n, configuration in enumerate(configurations):
             rows.append({"collection": data.resolve().name, "configuration": configuration.label, **figures[n]})
     return rows

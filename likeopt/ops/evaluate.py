@@ -122,9 +122,15 @@ class Dataset:
 
     @classmethod
     def load(cls, root: Path, split: str = "test") -> Dataset:
-        for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
+        for name in ("corpus.jsonl", "queries.jsonl"):
             if not (root / name).is_file():
                 raise FileNotFoundError(f"{root / name} is missing: not a BEIR-layout folder")
+        if not (root / "qrels" / f"{split}.tsv").is_file():
+            splits = sorted(path.stem for path in (root / "qrels").glob("*.tsv")) or ["none"]
+            raise FileNotFoundError(
+                f"{root / 'qrels' / split}.tsv is missing: no judgements for split {split!r}"
+                f" (qrels/ has: {', '.join(splits)})"
+            )
         qrels = read_qrels(root / "qrels" / f"{split}.tsv")
         return cls(root, read_queries(root / "queries.jsonl", qrels), qrels)
 
@@ -324,10 +330,11 @@ def wait_serving(address: str, process: subprocess.Popen[bytes], timeout_s: floa
 
 
 def run_eval(
-    data: Path, settings: EvalSettings, config: Config, base_dir: Path = Path("var/eval")
+    data: Path, settings: EvalSettings, config: Config, base_dir: Path = Path("var/eval"), split: str = "test"
 ) -> dict[str, object]:
-    """Start the private service, ingest the corpus unless that was done before (ingest_once), and evaluate."""
-    return run_evals(data, [settings], config, base_dir=base_dir)[0]
+    """Start the private service, ingest the corpus unless that was done before (ingest_once), and evaluate
+    on the queries judged in qrels/<split>.tsv."""
+    return run_evals(data, [settings], config, base_dir=base_dir, split=split)[0]
 
 
 def run_evals(
@@ -336,13 +343,15 @@ def run_evals(
     config: Config,
     overrides: Mapping[str, str] | None = None,
     base_dir: Path = Path("var/eval"),
+    split: str = "test",
 ) -> list[dict[str, object]]:
     """run_eval for several search settings against one private service started with overrides.
 
     An interrupted ingestion leaves its acknowledged batches behind; the next run ingests the collection
-    again (upserts replace, so nothing is doubled), and later runs do not (ingest_once).
+    again (upserts replace, so nothing is doubled), and later runs do not (ingest_once). Every split of a
+    collection shares its store.
     """
-    dataset = Dataset.load(data)
+    dataset = Dataset.load(data, split)
     data_dir = dataset.data_dir(base_dir)
     with private_retrieval(data_dir, data_dir / "retrieval_svc.log", overrides) as address:
         ingest_once(address, data, data_dir, dataset.corpus_size(), quiet=False)

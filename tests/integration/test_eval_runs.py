@@ -34,6 +34,7 @@ def collection(tmp_path: Path) -> Path:
     (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items()))
     rows = "".join(f"{q}\t{d}\t1\n" for q, d in QRELS.items())
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    (root / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq2\tflu\t1\n")
     return root
 
 
@@ -55,5 +56,5 @@ def test_an_awkward_collection_is_scored_whole_and_ingested_once(
     again = run_eval(collection, EvalSettings(), config, base_dir=tmp_path / "eval")
     assert again["docs"] == 3 and len(ingestions) == 1
     (next((tmp_path / "eval").iterdir()) / evaluate.INGESTED_MARK).unlink()  # as if the first run was cut off
-    run_eval(collection, EvalSettings(mode="dense"), config, base_dir=tmp_path / "eval")
-    assert len(ingestions) == 2
+    dev = run_eval(collection, EvalSettings(mode="bm25"), config, base_dir=tmp_path / "eval", split="dev")
+    assert len(ingestions) == 2 and (dev["queries"], dev["ndcg@10"]) == (1, 1.0)

@@ -38,7 +38,10 @@ def test_bad_configurations_are_refused_with_the_reason(spec: str, complaint: st
 def test_configurations_sharing_settings_share_a_service_per_collection(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[tuple[str, dict[str, str], list[str]]] = []
 
-    def fake_run_evals(data: Path, runs: list[EvalSettings], config: Config, overrides: dict[str, str]) -> list:
+    def fake_run_evals(
+        data: Path, runs: list[EvalSettings], config: Config, overrides: dict[str, str], split: str
+    ) -> list:
+        assert split == "dev"
         started.append((data.name, overrides, [r.mode for r in runs]))
         weight = float(overrides.get("LIKEOPT_DOCUMENT_WEIGHT", "0.3"))
         return [
@@ -48,7 +51,7 @@ def test_configurations_sharing_settings_share_a_service_per_collection(monkeypa
 
     monkeypatch.setattr(eval_compare, "run_evals", fake_run_evals)
     specs = ["hybrid", "dense LIKEOPT_DOCUMENT_WEIGHT=0", "bm25", "hybrid LIKEOPT_DOCUMENT_WEIGHT=0"]
-    rows = compare([Path("one"), Path("two")], [parse_configuration(s) for s in specs], Config.from_env({}))
+    rows = compare([Path("one"), Path("two")], [parse_configuration(s) for s in specs], Config.from_env({}), "dev")
     assert started == [
         ("one", {}, ["hybrid", "bm25"]),
         ("one", {"LIKEOPT_DOCUMENT_WEIGHT": "0"}, ["dense", "hybrid"]),

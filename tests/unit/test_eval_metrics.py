@@ -148,3 +148,12 @@ def test_dataset_names_the_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"queries\.jsonl"):
         (tmp_path / "corpus.jsonl").write_text("")
         Dataset.load(tmp_path)
+
+
+def test_a_missing_split_names_the_splits_there_are(tmp_path: Path) -> None:
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "x"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "1", "text": "q"}\n')
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t1\n")
+    with pytest.raises(FileNotFoundError, match=r"no judgements for split 'dev' \(qrels/ has: test\)"):
+        Dataset.load(tmp_path, "dev")
