@@ -23,7 +23,6 @@ file names separated by commas), as benchmarks/data/demo_questions.txt is for do
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -35,7 +34,16 @@ from pathlib import Path
 
 import grpc
 
-from likeopt.ops.evaluate import Dataset, eval_collection, free_port, ingest_once, private_retrieval, private_service
+from likeopt.ops.evaluate import (
+    Dataset,
+    eval_collection,
+    free_port,
+    ingest_once,
+    private_retrieval,
+    private_service,
+    shaped_digest,
+    store_shape,
+)
 from likeopt.runtime.config import Config
 from likeopt.runtime.percentiles import percentile
 from likeopt.v1 import generation_pb2, generation_pb2_grpc
@@ -64,14 +72,14 @@ class Collection:
     questions: list[Question]
     beir: bool
 
-    def data_dir(self, base: Path) -> Path:
-        """The collection's own retrieval data directory (``likeopt eval``'s for a BEIR folder)."""
+    def data_dir(self, base: Path, shape: str = "") -> Path:
+        """The collection's own retrieval data directory (``likeopt eval``'s for a BEIR folder), per store shape
+        (likeopt.ops.evaluate.store_shape)."""
         if self.beir:
-            return Dataset.load(self.root).data_dir(base)
+            return Dataset.load(self.root).data_dir(base, shape)
         files = sorted(p for p in self.root.rglob("*") if p.is_file())
         signature = "".join(f"{p.relative_to(self.root)}:{p.stat().st_size};" for p in files)
-        digest = hashlib.blake2b(f"{self.root.resolve()}|{signature}".encode(), digest_size=6).hexdigest()
-        return base / f"{self.root.resolve().name}-{digest}"
+        return base / f"{self.root.resolve().name}-{shaped_digest(f'{self.root.resolve()}|{signature}', shape)}"
 
 
 def read_questions(path: Path) -> list[Question]:
@@ -246,13 +254,15 @@ def run_answer_eval(
     addr: str = "",
     api_key: str = "",
     base_dir: Path = Path("var/eval"),
+    shape: str = "",
 ) -> dict[str, object]:
-    """The figures through the mesh at addr, or through a private retrieval_svc and generation_svc."""
+    """The figures through the mesh at addr, or through a private retrieval_svc (its store of the given shape,
+    likeopt.ops.evaluate.store_shape) and generation_svc."""
     metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
     if addr:
         figures = run_questions(addr, collection, off_topic, metadata)
     else:
-        data_dir = collection.data_dir(base_dir)
+        data_dir = collection.data_dir(base_dir, shape)
         data_dir.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("LIKEOPT_MILVUS_COLLECTION", eval_collection(data_dir))
         with private_retrieval(data_dir, data_dir / "retrieval_svc.log") as retrieval_addr:
@@ -331,6 +341,6 @@ def answers_main(args: argparse.Namespace, config: Config) -> int:
     off_topic_file = Path(args.offtopic) if args.offtopic else OFF_TOPIC
     off_topic = read_questions(off_topic_file)[: args.offtopic_limit or None]
     backend = args.backend or config.generation_backend
-    figures = run_answer_eval(collection, off_topic, backend, args.addr, api_key)
+    figures = run_answer_eval(collection, off_topic, backend, args.addr, api_key, shape=store_shape(config))
     print(json.dumps(figures) if args.json else format_answer_report(figures), flush=True)
     return 0

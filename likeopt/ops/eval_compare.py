@@ -14,13 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from likeopt.ops.evaluate import EvalSettings, run_evals
+from likeopt.ops.evaluate import STORE_SHAPE, EvalSettings, run_evals
 from likeopt.runtime.config import Config
 
 DEFAULT_CONFIGURATIONS = ("hybrid", "bm25", "dense", "hybrid fusion=rrf")
-STORED_SETTINGS = frozenset(
-    {"LIKEOPT_CHUNK_TOKENS", "LIKEOPT_CHUNK_OVERLAP", "LIKEOPT_EMBEDDING_MODEL", "LIKEOPT_DATA_DIR"}
-)
+STORED_SETTINGS = frozenset({f"LIKEOPT_{name.upper()}" for name in STORE_SHAPE} | {"LIKEOPT_DATA_DIR"})
 """Settings that shape the stored index: a comparison across them needs separate ingestions."""
 SEARCH_MODES = ("hybrid", "bm25", "dense")
 

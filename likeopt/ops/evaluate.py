@@ -139,11 +139,28 @@ class Dataset:
         with (self.root / "corpus.jsonl").open(encoding="utf-8-sig") as lines:
             return sum(1 for line in lines if line.strip())
 
-    def data_dir(self, base: Path) -> Path:
-        """A data directory of this collection's own, keyed by its corpus path and size."""
+    def data_dir(self, base: Path, shape: str = "") -> Path:
+        """A data directory of this collection's own, keyed by its corpus path and size and the store's shape
+        (store_shape)."""
         corpus = (self.root / "corpus.jsonl").resolve()
-        digest = hashlib.blake2b(f"{corpus}:{corpus.stat().st_size}".encode(), digest_size=6).hexdigest()
-        return base / f"{self.root.resolve().name}-{digest}"
+        return base / f"{self.root.resolve().name}-{shaped_digest(f'{corpus}:{corpus.stat().st_size}', shape)}"
+
+
+STORE_SHAPE = ("chunk_tokens", "chunk_overlap", "embedding_model")
+"""Settings that shape what an ingestion stores: an evaluation under other values needs a store of its own."""
+
+
+def store_shape(config: Config) -> str:
+    """STORE_SHAPE's values as text, or "" at their defaults, whose stores keep the names they always had."""
+    shape = {name: getattr(config, name) for name in STORE_SHAPE}
+    if all(value == Config.model_fields[name].default for name, value in shape.items()):
+        return ""
+    return json.dumps(shape, sort_keys=True)
+
+
+def shaped_digest(identity: str, shape: str) -> str:
+    """A short digest naming a collection's store: its identity, and the store's shape when not the default."""
+    return hashlib.blake2b(f"{identity}|{shape}".encode() if shape else identity.encode(), digest_size=6).hexdigest()
 
 
 def read_queries(path: Path, judged: Mapping[str, object]) -> dict[str, str]:
@@ -352,7 +369,7 @@ def run_evals(
     collection shares its store.
     """
     dataset = Dataset.load(data, split)
-    data_dir = dataset.data_dir(base_dir)
+    data_dir = dataset.data_dir(base_dir, store_shape(config))
     with private_retrieval(data_dir, data_dir / "retrieval_svc.log", overrides) as address:
         ingest_once(address, data, data_dir, dataset.corpus_size(), quiet=False)
         with grpc.insecure_channel(address) as channel:

@@ -58,3 +58,6 @@ def test_an_awkward_collection_is_scored_whole_and_ingested_once(
     (next((tmp_path / "eval").iterdir()) / evaluate.INGESTED_MARK).unlink()  # as if the first run was cut off
     dev = run_eval(collection, EvalSettings(mode="bm25"), config, base_dir=tmp_path / "eval", split="dev")
     assert len(ingestions) == 2 and (dev["queries"], dev["ndcg@10"]) == (1, 1.0)
+    smaller = Config.from_env({"LIKEOPT_CHUNK_TOKENS": "64"})  # another store shape: a store of its own
+    run_eval(collection, EvalSettings(mode="bm25"), smaller, base_dir=tmp_path / "eval")
+    assert len(ingestions) == 3 and len(list((tmp_path / "eval").iterdir())) == 2

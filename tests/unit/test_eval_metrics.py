@@ -22,8 +22,10 @@ from likeopt.ops.evaluate import (
     read_qrels,
     read_queries,
     score_run,
+    store_shape,
     trec_ranking,
 )
+from likeopt.runtime.config import Config
 
 
 def test_binary_judgements() -> None:
@@ -142,6 +144,22 @@ def test_eval_refuses_a_malformed_collection_in_one_line_before_starting_anythin
             cli.main(argv)
         assert stopped.value.code == 2
         assert "test.tsv:2: the score 'yes' is not a number" in capsys.readouterr().err
+
+
+def test_settings_that_shape_the_store_get_a_store_of_their_own(tmp_path: Path) -> None:
+    """Else an evaluation under other chunking would silently search the store chunked the default way."""
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "x"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "1", "text": "q"}\n')
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t1\n")
+    dataset, base = Dataset.load(tmp_path), Path("base")
+    default = dataset.data_dir(base, store_shape(Config.from_env({})))
+    assert default == dataset.data_dir(base)  # the name a default store always had
+    shaped = {
+        dataset.data_dir(base, store_shape(Config.from_env({name: value})))
+        for name, value in [("LIKEOPT_CHUNK_TOKENS", "128"), ("LIKEOPT_CHUNK_OVERLAP", "0")]
+    }
+    assert len(shaped) == 2 and default not in shaped
 
 
 def test_dataset_names_the_missing_file(tmp_path: Path) -> None:
