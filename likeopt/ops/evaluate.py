@@ -74,13 +74,25 @@ def _strictly_ranked(documents: Sequence[str] | Mapping[str, float]) -> dict[str
 
 
 def score_run(run: Run, qrels: Qrels) -> dict[str, float]:
-    """Mean nDCG@10, Recall@100 and MRR@10 over the queries that have a relevant judgement."""
+    """Mean nDCG@10, Recall@100 and MRR@10 over the queries that have a relevant judgement.
+
+    A document whose id is its query's is not counted, as BEIR's evaluation does by default
+    (``ignore_identical_ids``): ArguAna and Quora hold each query in the corpus under the same id, and
+    published figures leave that match out.
+    """
     judged = {q: dict(docs) for q, docs in qrels.items() if any(rel > 0 for rel in docs.values())}
     if not judged:
         raise ValueError("no query has a relevant judgement")
-    ranked = {q: _strictly_ranked(run.get(q, ())) for q in judged}
+    ranked = {q: _strictly_ranked(_without(q, run.get(q, ()))) for q in judged}
     figures = ir_measures.calc_aggregate(MEASURES.values(), judged, ranked)
     return {name: float(figures[measure]) for name, measure in MEASURES.items()}
+
+
+def _without(query_id: str, documents: Sequence[str] | Mapping[str, float]) -> Sequence[str] | Mapping[str, float]:
+    """documents less the one whose id is query_id."""
+    if isinstance(documents, Mapping):
+        return {doc: score for doc, score in documents.items() if doc != query_id}
+    return [doc for doc in documents if doc != query_id]
 
 
 def ndcg_at(ranking: Sequence[str] | Mapping[str, float], judged: Mapping[str, int], k: int) -> float:

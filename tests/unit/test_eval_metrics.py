@@ -99,6 +99,13 @@ def test_a_document_scores_as_its_best_chunk() -> None:
     assert trec_ranking(document_scores(hits)) == ["d2", "d3", "d1"]
 
 
+def test_a_document_with_the_query_s_own_id_is_not_counted_as_in_beir() -> None:
+    """ArguAna and Quora keep each query in the corpus under its id; BEIR leaves that match out."""
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}}
+    assert score_run({"q1": ["q1", "d1"], "q2": {"q2": 0.9, "d2": 0.5}}, qrels)["ndcg@10"] == 1.0
+    assert score_run({"q1": ["x", "d1"], "q2": {"x": 0.9, "d2": 0.5}}, qrels)["ndcg@10"] < 1.0
+
+
 def test_best_chunk_per_document_keeps_first_occurrence_order() -> None:
     assert best_chunk_per_document(["d2", "d1", "d2", "d3", "d1"]) == ["d2", "d1", "d3"]
 
