@@ -101,7 +101,8 @@ ANALYZER: dict[str, Any] = {
 }
 """Milvus's equivalent of likeopt.runtime.text.tokenize (module docstring)."""
 TERMS_ANALYZER: dict[str, Any] = {"tokenizer": "standard"}
-"""With ``bm25_terms``: search_text already holds likeopt.runtime.text.tokenize's terms, which only need splitting."""
+"""With ``bm25_terms``: search_text already holds likeopt.runtime.text.tokenize's terms, which only need splitting
+(Milvus's standard tokenizer splits only at characters that are not alphanumeric, so CJK bigrams stay whole)."""
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 """The embedded engine's BM25Okapi parameters (Milvus's default k1 is 1.2)."""
 HIT_FIELDS = ["doc_id", "ordinal", "title", "text", "metadata"]
