@@ -34,6 +34,7 @@ import grpc
 import ir_measures
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ir_measures import RR, R, nDCG
+from tqdm import tqdm
 
 from likeopt.ops.ingest import ingest_paths
 from likeopt.ops.processes import CHILD_ENV
@@ -253,7 +254,8 @@ def run_queries(
     out, so the figures stay comparable with other systems' on the same queries.
     """
     found = QueryRun({}, [], {})
-    for query_id, text in queries.items():
+    searching = tqdm(queries.items(), desc=f"searching ({settings.mode})", unit="query", file=sys.stderr, leave=False)
+    for query_id, text in searching:
         started = time.perf_counter()
         try:
             response = stub.Search(settings.request(text), timeout=30)
