@@ -47,23 +47,28 @@ def field_path(location: Sequence[int | str]) -> str:
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location).lstrip(".")
 
 
-def problem_text(error: Any, sourced: bool) -> str:
-    """One pydantic error as a sentence naming its field. A sourced error's location starts with where the
-    value came from ("body", "query", "path" or "header", as FastAPI reports it), which the client did not
-    write; a body model's own errors start at the field, which may itself be called "query"."""
+def client_location(error: Any, sourced: bool) -> list[int | str]:
+    """A pydantic error's location as the client wrote it. A sourced error's starts with where the value came
+    from ("body", "query", "path" or "header", as FastAPI reports it), which the client did not write; a body
+    model's own errors start at the field, which may itself be called "query"."""
+    return list(error.get("loc", ()))[1 if sourced else 0 :]
+
+
+def problem_text(error: Any, location: Sequence[int | str]) -> str:
+    """One pydantic error as a sentence naming its field (at location, see client_location)."""
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    location = list(error.get("loc", ()))[1 if sourced else 0 :]
     return f"'{field_path(location)}': {message}" if location else message
 
 
 def invalid(errors: Sequence[Any], sourced: bool = False) -> ApiError:
-    """The error for a body, parameter or header that does not fit its model (sourced: see problem_text)."""
+    """The error for a body, parameter or header that does not fit its model (sourced: see client_location)."""
     first = errors[0] if errors else {}
+    location = client_location(first, sourced)
     if first.get("type") == "json_invalid":
         return ApiError(400, "BAD_JSON", f"body is not valid UTF-8 JSON: {first.get('msg', '')}")
-    if first.get("type") == "model_type" and not first.get("loc", ())[1 if sourced else 0 :]:
+    if first.get("type") == "model_type" and not location:
         return ApiError(400, "BAD_JSON", "body must be a JSON object")
-    return ApiError(422, "INVALID_ARGUMENT", problem_text(first, sourced))
+    return ApiError(422, "INVALID_ARGUMENT", problem_text(first, location))
 
 
 def parse(model: type[M], body: bytes | str) -> M:

@@ -133,8 +133,12 @@ class Store:
     @property
     def terms_current(self) -> bool:
         """Whether the stored BM25 terms are the current tokenizer's."""
+        return self._terms_version() == str(TOKENIZER_VERSION)
+
+    def _terms_version(self) -> str | None:
+        """The tokenizer version the stored terms are marked with, or None (a store from before terms)."""
         row = self._db.execute("SELECT value FROM meta WHERE key='bm25_terms'").fetchone()
-        return row is not None and row[0] == str(TOKENIZER_VERSION)
+        return None if row is None else str(row[0])
 
     def chunks(self) -> Iterator[StoredChunk]:
         """Every chunk with its embedding (and its terms, when current), in row order.
@@ -165,8 +169,7 @@ class Store:
         version whose terms differ only in CJK text, only the chunks with such text (an upgrade then tokenises
         a few chunks, not the whole corpus again); else every chunk's."""
         with self._lock, self._transaction():
-            row = self._db.execute("SELECT value FROM meta WHERE key='bm25_terms'").fetchone()
-            if row is not None and row[0] in {str(version) for version in SAME_TERMS_BEYOND_CJK}:
+            if self._terms_version() in {str(version) for version in SAME_TERMS_BEYOND_CJK}:
                 self._db.create_function("has_cjk", 1, has_cjk, deterministic=True)
                 self._db.execute(
                     "UPDATE chunks SET terms = NULL WHERE terms IS NOT NULL AND row IN (SELECT c.row FROM chunks c"
