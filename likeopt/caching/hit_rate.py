@@ -2,11 +2,13 @@
 
 A search can be answered by four caches, each asked only when the one before it missed:
 the gateway's near cache, retrieval_svc's near cache, then cache_svc's L1 and L2. So
-every search request is one lookup in the gateway, and a hit anywhere on that path is
-a hit. Requests that are neither (coalesced onto another's computation by single-flight)
-count as misses. A chat counts once, at its lookup of the whole answer in cache_svc's
-answer namespace (its passages come along the search path first); every namespace counts
-that way when no gateway counted a lookup (near caches off, or cache_svc on its own).
+every REST search is one lookup in the gateway, and a hit anywhere on that path is a
+hit. Searches that start at retrieval_svc (a chat's passages, gRPC and MCP clients) are
+requests too: its lookups beyond the gateway's misses. Requests that are neither
+(coalesced onto another's computation by single-flight) count as misses. In the answer
+namespace a chat counts once, at its lookup of the whole answer in cache_svc; every
+namespace counts that way when no near cache counted a lookup (near caches off, or
+cache_svc on its own).
 
 The figures are differences of the processes' own lookup counters between two readings:
 the bench reads before and after its run; the dashboard and cache_svc read from zero,
@@ -91,12 +93,12 @@ def hit_rate(before: Readings, after: Readings, namespace: str = "*") -> HitRate
     shared_lookups = delta("cache_svc", *cache_lookup("l1", namespace, "hit")) + delta(
         "cache_svc", *cache_lookup("l1", namespace, "miss")
     )
-    gateway_lookups = delta("gateway", "near", "search", "hit") + delta("gateway", "near", "search", "miss")
-    if namespace != "search" or gateway_lookups == 0:
+    gateway_hits = delta("gateway", "near", "search", "hit")
+    gateway_lookups = gateway_hits + delta("gateway", "near", "search", "miss")
+    near_hits = delta("retrieval_svc", "near", "search", "hit")
+    near_lookups = near_hits + delta("retrieval_svc", "near", "search", "miss")
+    if namespace != "search" or gateway_lookups + near_lookups == 0:
         return HitRate(shared_hits, shared_lookups, {"cache_svc": shared_hits})
-    layers = {
-        "gateway": delta("gateway", "near", "search", "hit"),
-        "retrieval_svc": delta("retrieval_svc", "near", "search", "hit"),
-        "cache_svc": shared_hits,
-    }
-    return HitRate(sum(layers.values()), gateway_lookups, layers)
+    layers = {"gateway": gateway_hits, "retrieval_svc": near_hits, "cache_svc": shared_hits}
+    requests = max(gateway_lookups, gateway_hits + (near_lookups or shared_lookups))
+    return HitRate(sum(layers.values()), requests, layers)

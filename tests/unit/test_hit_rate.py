@@ -87,3 +87,17 @@ def test_every_namespace_together_is_cache_svcs_own_ratio_and_misses_are_the_res
     assert (overall.hits, overall.lookups, overall.misses) == (105, 125, 20)
     assert overall.rate == pytest.approx(105 / 125)
     assert hit_rate({}, {"cache_svc": counts}, "search").rate == pytest.approx(100 / 120)
+
+
+def test_searches_that_start_at_retrieval_svc_are_requests_too() -> None:
+    """A chat's passages and gRPC clients search retrieval_svc without passing the gateway's near cache: their
+    hits must not be counted over the gateway's lookups alone (the dashboard showed 227 %)."""
+    after = {
+        "gateway": {("near", "search", "hit"): 5, ("near", "search", "miss"): 5},
+        "retrieval_svc": {("near", "search", "hit"): 40, ("near", "search", "miss"): 25},  # 5 + 60 from elsewhere
+        "cache_svc": {("cache", "l1", "search", "hit"): 20, ("cache", "l1", "search", "miss"): 5},
+    }
+    rate = hit_rate({}, after, "search")
+    assert (rate.hits, rate.lookups) == (65, 70)
+    only_chat = hit_rate({}, {**after, "gateway": {}}, "search")
+    assert (only_chat.hits, only_chat.lookups) == (60, 65)
