@@ -8,6 +8,7 @@ followed by the marker of the passage it came from.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -15,6 +16,14 @@ from generation_svc.backends import Passage, Turn, Usage
 from likeopt.runtime.text import split_sentences, tokenize
 
 NO_ANSWER = "I found nothing in the documents that answers this."
+
+_PIECE = re.compile(r"\w+|[^\w\s]")
+
+
+def count_pieces(text: str) -> int:
+    """Words and punctuation marks in text: this backend has no model tokenizer, and a client's usage figures
+    (OpenAI's ``usage``, the done event's token counts) should still say how much it read and wrote."""
+    return sum(1 for _ in _PIECE.finditer(text))
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,10 @@ class ExtractiveBackend:
     ) -> AsyncIterator[str]:
         chosen = choose_sentences(question, passages)
         usage.no_answer = not chosen
-        words = compose(chosen).split(" ")
+        answer = compose(chosen)
+        usage.prompt_tokens = count_pieces(question) + sum(count_pieces(f"{p.title}\n{p.text}") for p in passages)
+        usage.completion_tokens = count_pieces(answer)
+        words = answer.split(" ")
         for start in range(0, len(words), self.words_per_delta):
             piece = " ".join(words[start : start + self.words_per_delta])
             yield piece if start == 0 else " " + piece

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
-from generation_svc.extractive import ExtractiveBackend
+from generation_svc.extractive import ExtractiveBackend, count_pieces
 from likeopt.v1 import generation_pb2, retrieval_pb2
 from tests.unit.test_generation_harness import collect, generation_server, text_of
 
@@ -72,6 +72,8 @@ async def test_answer_streams_retrieval_deltas_citations_then_done() -> None:
     assert [c.n for c in citations] == [1] and citations[0].doc_id == "envoy.md"
     done = events[-1].done
     assert done.backend == "extractive" and done.finish_reason == "stop" and not done.cached
+    assert done.completion_tokens == count_pieces(text_of(events)) > 0
+    assert done.prompt_tokens > done.completion_tokens, "it read the question and both passages"
     assert len(done.conversation_id) == 32
     assert done.timings.total_ms >= done.timings.first_token_ms >= done.timings.retrieval_ms > 0
 
@@ -196,3 +198,8 @@ async def test_generate_cites_the_given_contexts() -> None:
         ]
     assert kinds(events) == ["delta", "delta", "citation", "done"] or kinds(events)[-2:] == ["citation", "done"]
     assert events[-2].citation.doc_id == "a"
+
+
+def test_the_extractive_backend_counts_words_and_punctuation_as_its_tokens() -> None:
+    assert count_pieces("Envoy listens on 8080 [1].") == 8
+    assert count_pieces("  ") == 0
