@@ -57,6 +57,8 @@ def client_location(error: Any, sourced: bool) -> list[int | str]:
 def problem_text(error: Any, location: Sequence[int | str]) -> str:
     """One pydantic error as a sentence naming its field (at location, see client_location)."""
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if error.get("type") == "extra_forbidden":
+        message = "unknown field; check its spelling against /api/v1/openapi.json"
     return f"'{field_path(location)}': {message}" if location else message
 
 

@@ -3,7 +3,8 @@
 The OpenAPI document at /api/v1/openapi.json, and the docs page rendered from it, are generated from these, and
 request bodies are checked by them, so what the document promises is what the gateway does. Limits and modes
 come from likeopt.runtime.contract, as every service's do. Requests are strict (``"5"`` is not a number, ``true`` not
-1); unknown fields are ignored, except in an access list, where a misspelt field would widen who may read.
+1), and an unknown field is refused: a misspelt ``access`` would store a document for its whole tenant, a misspelt
+``filters`` would search everything.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from likeopt.runtime.contract import (
 )
 
 OPTIONAL_ID_PATTERN = f"^({ID_PATTERN[1:-1]})?$"
-STRICT = ConfigDict(strict=True)
+STRICT = ConfigDict(strict=True, extra="forbid")
 
 Query = Annotated[
     str,
@@ -135,7 +136,7 @@ class Access(BaseModel):
     users or in one of the groups; with neither, every reader of the tenant. Absent: the writer's tenant. A writer
     whose token names a tenant writes into that tenant only."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = STRICT
 
     tenant: str = ""
     users: list[str] = Field(default_factory=list)
@@ -166,6 +167,8 @@ class UpsertRequest(BaseModel):
 class UploadForm(BaseModel):
     """``POST /api/v1/documents`` as multipart: files are read by their names' extensions; one that gives no text
     is skipped with the reason."""
+
+    model_config = ConfigDict(extra="forbid")
 
     files: list[bytes] = Field(min_length=1)
     access: Access = Field(default_factory=Access, description="As JSON text: who may read every file of it.")
@@ -224,7 +227,9 @@ class FeedbackRequest(BaseModel):
     """``POST /api/v1/feedback``: a rating of an answer, named by its answer_id or trace_id."""
 
     model_config = ConfigDict(
-        strict=True, json_schema_extra={"anyOf": [{"required": ["answer_id"]}, {"required": ["trace_id"]}]}
+        strict=True,
+        extra="forbid",
+        json_schema_extra={"anyOf": [{"required": ["answer_id"]}, {"required": ["trace_id"]}]},
     )
 
     answer_id: Annotated[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import Path
@@ -130,6 +131,7 @@ async def uploaded_documents(request: Request, max_bytes: int) -> tuple[list[ret
     skipped: list[Skipped] = []
     try:
         async with request.form(max_files=MAX_UPLOAD_FILES, max_part_size=max_bytes) as form:
+            refuse_unknown_fields(form.keys())
             uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
             if not uploads:
                 raise ApiError(422, "INVALID_ARGUMENT", "no files in the 'files' field")
@@ -146,6 +148,13 @@ async def uploaded_documents(request: Request, max_bytes: int) -> tuple[list[ret
     except MultiPartException as exc:
         raise ApiError(400, "BAD_MULTIPART", exc.message) from None
     return messages, skipped
+
+
+def refuse_unknown_fields(names: Iterable[str]) -> None:
+    """A misspelt ``access`` field would store every file for the writer's whole tenant, so it is refused."""
+    unknown = sorted(set(names) - set(UploadForm.model_fields))
+    if unknown:
+        raise ApiError(422, "INVALID_ARGUMENT", f"unknown form field {unknown[0]!r}: expected 'files' and 'access'")
 
 
 def form_access(field: object) -> retrieval_pb2.Access | None:

@@ -104,6 +104,36 @@ def test_bad_documents_are_named_by_their_position(client: TestClient) -> None:
     assert "documents" in error_of(missing, 422)["message"]
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/search", {"query": "x", "filter": {"kind": "a"}}, "'filter'"),
+        ("/api/v1/chat", {"query": "x", "topk": 3}, "'topk'"),
+        (
+            "/api/v1/documents",
+            {"documents": [{"id": "a", "text": "t", "acess": {"users": ["u"]}}]},
+            "documents[0].acess",
+        ),
+        ("/api/v1/documents", {"documents": [], "upsert": True}, "'upsert'"),
+        ("/api/v1/feedback", {"answer_id": "a1", "rating": "up", "note": "n"}, "'note'"),
+    ],
+)
+def test_a_misspelt_field_is_refused_not_ignored(
+    client: TestClient, path: str, body: dict[str, Any], field: str
+) -> None:
+    """Ignored, a misspelt ``access`` would store the document for its whole tenant and ``filter`` would search all."""
+    reply = client.post(path, json=body, headers={"Authorization": f"Bearer {KEY}"})
+    assert field in error_of(reply, 422)["message"]
+
+
+def test_a_multipart_field_other_than_files_and_access_is_refused(client: TestClient) -> None:
+    files = {"files": ("a.txt", b"secret plans", "text/plain")}
+    reply = client.post(
+        "/api/v1/documents", files=files, data={"acess": '{"users": ["u"]}'}, headers={"Authorization": f"Bearer {KEY}"}
+    )
+    assert "'acess'" in error_of(reply, 422)["message"]
+
+
 def test_parameters_and_feedback_are_checked_before_any_call(client: TestClient) -> None:
     key = {"Authorization": f"Bearer {KEY}"}
     assert error_of(client.get("/api/v1/feedback?limit=abc", headers=key), 422)["code"] == "INVALID_ARGUMENT"
