@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from likeopt.runtime.contract import (
+    ANSWER_MAX_TOKENS,
     ANSWER_TOP_K,
     ID_PATTERN,
     ID_RE,
@@ -121,6 +122,13 @@ class ChatRequest(BaseModel):
     ] = ""
     top_k: WholeNumber = top_k_field(ANSWER_TOP_K, "Passages to ground the answer on.")
     mode: Mode = Field("hybrid", description="How passages are retrieved.")
+    max_tokens: WholeNumber = Field(
+        ANSWER_MAX_TOKENS.default,
+        ge=ANSWER_MAX_TOKENS.low,
+        le=ANSWER_MAX_TOKENS.high,
+        description="Most tokens in the answer; 0: the configured limit, which this cannot raise. A shortened"
+        " answer's done event has finish_reason 'length'.",
+    )
 
 
 class ChatEvent(BaseModel):

@@ -161,6 +161,7 @@ def answer_request(body: ChatCompletionRequest) -> generation_pb2.AnswerRequest:
         top_k=body.top_k or 0,
         mode=MODES[body.mode or "hybrid"],
         history=history,
+        max_tokens=body.max_completion_tokens or body.max_tokens or 0,
     )
 
 

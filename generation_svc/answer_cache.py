@@ -27,14 +27,18 @@ def answer_key(
     mode: int,
     history: list[Turn],
     readers: str = "",
+    limit: int = 0,
 ) -> str:
     """The cache key of one answer; readers, the caller's permission fingerprint (LIKEOPT_AUTH=jwt), keeps an
-    answer built from one reader's documents from ever being replayed to another."""
+    answer built from one reader's documents from ever being replayed to another. limit is the caller's
+    max_tokens: a shortened answer is another answer."""
     turns = [(normalise_query(t.question), t.answer) for t in history]
     parts: list[object] = ["answer/1", normalise_query(question), index_version, backend_fingerprint, top_k, mode]
     parts.append(turns)
     if readers:
         parts.append(readers)
+    if limit:
+        parts.append(("max_tokens", limit))
     return cache_key(*parts)
 
 

@@ -39,6 +39,11 @@ class Usage:
     """Set by a backend whose answer says that the passages do not answer the question."""
 
 
+def token_budget(own: int, asked: int) -> int:
+    """The tokens an answer may have: what the caller asked for, never more than the backend's configured limit."""
+    return min(own, asked) if asked > 0 else own
+
+
 class AnswerFailed(Exception):
     """Ends a stream with an error event and the matching gRPC status.
 
@@ -60,6 +65,9 @@ class Backend(Protocol):
     fingerprint: str
     """Everything that changes this backend's answers (model, prompt, limits), for cache keys."""
 
-    def stream(self, question: str, passages: list[Passage], history: list[Turn], usage: Usage) -> AsyncIterator[str]:
-        """Yield pieces of the answer as they are produced; stop promptly when closed."""
+    def stream(
+        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
+    ) -> AsyncIterator[str]:
+        """Yield pieces of the answer as they are produced, at most limit tokens when it is set (finish reason
+        ``length`` when that cuts the answer short); stop promptly when closed."""
         ...

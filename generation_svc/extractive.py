@@ -26,6 +26,14 @@ def count_pieces(text: str) -> int:
     return sum(1 for _ in _PIECE.finditer(text))
 
 
+def first_pieces(text: str, limit: int) -> str:
+    """text up to the end of its limit-th piece (as count_pieces counts them); all of it when it has fewer."""
+    for count, piece in enumerate(_PIECE.finditer(text), start=1):
+        if count == limit:
+            return text[: piece.end()]
+    return text
+
+
 @dataclass(frozen=True)
 class ScoredSentence:
     score: float
@@ -90,11 +98,13 @@ class ExtractiveBackend:
         self.words_per_delta = words_per_delta
 
     async def stream(
-        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage
+        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
     ) -> AsyncIterator[str]:
         chosen = choose_sentences(question, passages)
         usage.no_answer = not chosen
         answer = compose(chosen)
+        if limit > 0 and (cut := first_pieces(answer, limit)) != answer:
+            answer, usage.finish_reason = cut, "length"
         usage.prompt_tokens = count_pieces(question) + sum(count_pieces(f"{p.title}\n{p.text}") for p in passages)
         usage.completion_tokens = count_pieces(answer)
         words = answer.split(" ")

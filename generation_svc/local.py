@@ -28,7 +28,7 @@ from typing import Any
 import grpc
 
 from generation_svc.admission import Admission
-from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
+from generation_svc.backends import AnswerFailed, Passage, Turn, Usage, token_budget
 from generation_svc.prompts import ANSWER_PREFIX, LOCAL_PASSAGES, PROMPT_VERSION, build_local_messages
 
 log = logging.getLogger(__name__)
@@ -199,14 +199,20 @@ class LocalBackend:
         return run is not None and run.cancelled.is_set()
 
     async def stream(
-        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage
+        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
     ) -> AsyncIterator[str]:
         messages = self.prompt(question, passages, history)
         async with self.admission.turn():
             run = _Run(asyncio.get_running_loop())
             # copy_context: the model thread logs (and traces) as part of this answer
             work = run.loop.run_in_executor(
-                self._thread, contextvars.copy_context().run, self._generate, messages, run, usage
+                self._thread,
+                contextvars.copy_context().run,
+                self._generate,
+                messages,
+                run,
+                usage,
+                token_budget(self.max_tokens, limit),
             )
             try:
                 while (item := await run.pieces.get()) is not None:
@@ -218,7 +224,7 @@ class LocalBackend:
                 # Hold the model until its thread has really stopped, so the next answer starts clean.
                 await asyncio.shield(work)
 
-    def _generate(self, messages: list[dict[str, str]], run: _Run, usage: Usage) -> None:
+    def _generate(self, messages: list[dict[str, str]], run: _Run, usage: Usage, max_tokens: int) -> None:
         """Runs on the model thread: stream tokens into run until done or cancelled."""
         self._current = run
         try:
@@ -226,7 +232,7 @@ class LocalBackend:
             chunks = self._llm.create_completion(
                 prompt,
                 stream=True,
-                max_tokens=self.max_tokens,
+                max_tokens=max_tokens,
                 temperature=0.0,
                 repeat_penalty=REPEAT_PENALTY,
                 stop=self._stop,

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 import httpx
 
-from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
+from generation_svc.backends import AnswerFailed, Passage, Turn, Usage, token_budget
 from generation_svc.prompts import PROMPT_VERSION, build_messages
 
 CONNECT_TIMEOUT_S = 5.0
@@ -79,11 +79,13 @@ class OpenAIBackend:
             headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
         )
 
-    def request_body(self, question: str, passages: list[Passage], history: list[Turn]) -> dict[str, Any]:
+    def request_body(
+        self, question: str, passages: list[Passage], history: list[Turn], limit: int = 0
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "messages": build_messages(question, passages, history),
             "stream": True,
-            "max_tokens": self.max_tokens,
+            "max_tokens": token_budget(self.max_tokens, limit),
             "temperature": 0,
             "stream_options": {"include_usage": True},
         }
@@ -92,9 +94,9 @@ class OpenAIBackend:
         return body
 
     async def stream(
-        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage
+        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
     ) -> AsyncIterator[str]:
-        body = self.request_body(question, passages, history)
+        body = self.request_body(question, passages, history, limit)
         try:
             async with self._client.stream("POST", self.url, json=body) as response:
                 if response.status_code != 200:

@@ -34,6 +34,7 @@ from generation_svc.semantic_cache import SEMANTIC_HITS, SemanticIndex
 from generation_svc.shared_stream import SharedStreams
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import (
+    ANSWER_MAX_TOKENS,
     ANSWER_TOP_K,
     ID_RE,
     INVALID_INPUT_STATUS,
@@ -142,6 +143,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             principal = self._principal(context)
             check_query(request.query)
             top_k = ANSWER_TOP_K.check(request.top_k)
+            ANSWER_MAX_TOKENS.check(request.max_tokens)
             conversation = await self._conversation(request.conversation_id, request.history, principal)
             history = history_of(conversation)
             semantic = self.semantic if not history else None  # follow-ups depend on their turns
@@ -181,16 +183,18 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         only between callers who may read the same documents, as the passages they quote came from them.
         """
         passages = passages_from_hits(list(reply.hits))
+        limit = request.max_tokens
         key = answer_key(
-            request.query, reply.index_version, self.backend.fingerprint, top_k, request.mode, history, readers
+            request.query, reply.index_version, self.backend.fingerprint, top_k, request.mode, history, readers, limit
         )
         similar, remember = None, None
         if semantic is not None and reply.query_embedding:
             vector = np.asarray(reply.query_embedding, dtype=np.float32)
-            scope = (reply.index_version, self.backend.fingerprint, top_k, request.mode, readers)
+            scope = (reply.index_version, self.backend.fingerprint, top_k, request.mode, readers, limit)
             similar = semantic.find(scope, vector, request.query)
             remember = partial(semantic.remember, scope, vector, request.query, key)
-        return self.flights.watch(key, lambda: self._produce(request.query, passages, history, key, similar, remember))
+        produce = partial(self._produce, request.query, passages, history, key, similar, remember, limit)
+        return self.flights.watch(key, produce)
 
     async def _covers(self, question: str, reply: retrieval_pb2.SearchResponse, deadline: float) -> bool:
         """Whether the passages are about the question (relevance.py); always when no floor is configured."""
@@ -237,7 +241,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         deadline = self._deadline(context)
         try:
             check_query(request.query)
-            source = self._produce(request.query, passages_from_hits(list(request.contexts)), [], key=None)
+            limit = ANSWER_MAX_TOKENS.check(request.max_tokens)
+            passages = passages_from_hits(list(request.contexts))
+            source = self._produce(request.query, passages, [], key=None, limit=limit)
             async with aclosing(self._timed(source, started, 0.0, deadline)) as events:
                 async for event in events:
                     yield event
@@ -349,6 +355,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         key: str | None,
         similar: str | None = None,
         remember: Callable[[], None] | None = None,
+        limit: int = 0,
     ) -> AsyncIterator[Event]:
         """Delta, citation and done events: replayed from the answer cache (the question's own entry, else a
         semantically similar question's), or generated and then cached."""
@@ -362,7 +369,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     yield event
                 return
         events: list[Event] = []
-        async for event in self._generate(question, passages, history):
+        async for event in self._generate(question, passages, history, limit):
             events.append(event)
             yield event
         if key is not None:
@@ -370,12 +377,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             if remember is not None and cacheable(events):
                 remember()
 
-    async def _generate(self, question: str, passages: list[Passage], history: list[Turn]) -> AsyncIterator[Event]:
-        """Deltas from the backend, then each cited passage once, then done."""
+    async def _generate(
+        self, question: str, passages: list[Passage], history: list[Turn], limit: int
+    ) -> AsyncIterator[Event]:
+        """Deltas from the backend (at most limit tokens when set), then each cited passage once, then done."""
         usage = Usage()
         text: list[str] = []
         with StreamSpans("backend", {"likeopt.backend": self.backend.name}) as spans:
-            async for piece in self.backend.stream(question, passages, history, usage):
+            async for piece in self.backend.stream(question, passages, history, usage, limit=limit):
                 if piece:
                     spans.piece()
                     text.append(piece)

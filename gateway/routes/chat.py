@@ -62,7 +62,11 @@ async def chat(
 ) -> EventStream:
     """The answer's events as they are produced; closing the connection cancels generation."""
     request = generation_pb2.AnswerRequest(
-        query=body.query, conversation_id=body.conversation_id, top_k=body.top_k, mode=MODES[body.mode]
+        query=body.query,
+        conversation_id=body.conversation_id,
+        top_k=body.top_k,
+        mode=MODES[body.mode],
+        max_tokens=body.max_tokens,
     )
     call = gateway.upstreams.generation.Answer(
         request, timeout=gateway.config.answer_timeout_s, metadata=forwarded(principal)

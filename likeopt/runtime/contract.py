@@ -64,6 +64,8 @@ class Range:
 
 SEARCH_TOP_K = Range("top_k", 1, 100, 10)
 ANSWER_TOP_K = Range("top_k", 1, 20, 5)
+ANSWER_MAX_TOKENS = Range("max_tokens", 0, 1 << 20, 0)
+"""Tokens an answer may have as a caller asks; 0 is the configured limit, which no request raises."""
 LIST_LIMIT = Range("limit", 1, 1000, 100)
 """Documents per page of ListDocuments, and feedback items per listing."""
 

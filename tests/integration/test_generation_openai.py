@@ -131,6 +131,13 @@ async def test_each_fault_ends_with_a_clear_error_and_status(
         assert text_of(events) == "Envoy listens "
 
 
+async def test_the_callers_limit_is_asked_of_the_server_within_the_configured_one() -> None:
+    backend = backend_for("http://127.0.0.1:1/v1")
+    asked = [backend.request_body("q", [], [], limit=limit)["max_tokens"] for limit in (0, 10, 500)]
+    await backend.close()
+    assert asked == [64, 10, 64]
+
+
 async def test_an_unreachable_server_is_unavailable() -> None:
     async with generation_server(backend_for(f"http://127.0.0.1:{free_port()}/v1")) as h:
         call = h.stub.Answer(generation_pb2.AnswerRequest(query=QUESTION), timeout=30)

@@ -79,6 +79,15 @@ def test_chat_streams_deltas_then_citations_of_ingested_documents(mesh: MeshProc
     assert len(done["trace_id"]) == 32 and done["conversation_id"]
 
 
+def test_a_chat_with_max_tokens_ends_early_with_finish_reason_length(mesh: MeshProcess) -> None:
+    body = {"query": "How does Like-Opt cache answers in Redis?", "max_tokens": 5}
+    reply = httpx.post(f"{mesh.base_url}/api/v1/chat", json=body, timeout=60)
+    events = parse_sse(reply.text)
+    done = events[-1][1]
+    assert events[-1][0] == "done" and done["finish_reason"] == "length", events
+    assert 0 < len("".join(d["text"] for k, d in events if k == "delta").split()) <= 5
+
+
 def test_grpc_search_through_envoy_matches_rest(mesh: MeshProcess) -> None:
     rest_top = search(mesh, KNOWN_QUESTION, top_k=5)["hits"][0]
     with grpc.insecure_channel(f"127.0.0.1:{mesh.port('envoy')}") as channel:

@@ -144,6 +144,8 @@ def test_parameters_and_feedback_are_checked_before_any_call(client: TestClient)
     assert error_of(client.get("/api/v1/conversations/a$b"), 422)["code"] == "INVALID_ARGUMENT"
     chat = client.post("/api/v1/chat", json={"query": "x", "conversation_id": "not an id"})
     assert "conversation_id" in error_of(chat, 422)["message"]
+    negative = client.post("/api/v1/chat", json={"query": "x", "max_tokens": -1})
+    assert error_of(negative, 422)["message"].startswith("'max_tokens': ")
 
 
 def test_unknown_routes_and_methods_answer_in_the_error_shape(client: TestClient) -> None:

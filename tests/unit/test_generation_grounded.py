@@ -73,7 +73,7 @@ class FailingMidStream:
     fingerprint = "failing-mid-stream/1"
 
     async def stream(
-        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage
+        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
     ) -> AsyncIterator[str]:
         yield "Envoy listens on port 8080 [1]."
         raise AnswerFailed(grpc.StatusCode.UNAVAILABLE, "model server failed mid-answer")

@@ -131,3 +131,14 @@ def test_the_passage_budget_comes_from_the_reading_speed_measured_at_start(backe
     assert backend.fingerprint.endswith(f"/{backend.passage_chars}")  # cached answers follow the budget
     assert passage_budget(100.0, 4.0) < passage_budget(200.0, 4.0)  # a faster machine reads more
     assert passage_budget(1.0, 4.0) == MIN_PASSAGE_CHARS and passage_budget(1e6, 4.0) == MAX_PASSAGE_CHARS
+
+
+async def test_a_callers_limit_shortens_the_answer_but_never_lengthens_it(backend: LocalBackend) -> None:
+    usage = Usage()
+    pieces = [p async for p in backend.stream("Describe Envoy in detail.", LONG_PASSAGES, [], usage, limit=3)]
+    assert (usage.completion_tokens, usage.finish_reason) == (3, "length") and len(pieces) == 3
+    assert backend.max_tokens == 48
+    above = Usage()
+    async for _ in backend.stream("Describe Envoy in detail.", LONG_PASSAGES, [], above, limit=10_000):
+        pass
+    assert above.completion_tokens <= 48

@@ -29,7 +29,7 @@ class ScriptedBackend:
         self.started = asyncio.Event()
 
     async def stream(
-        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage
+        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
     ) -> AsyncIterator[str]:
         self.calls.append((question, history))
         self.started.set()
@@ -52,7 +52,7 @@ class FailingBackend:
         self.failure = failure
 
     async def stream(
-        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage
+        self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
     ) -> AsyncIterator[str]:
         raise self.failure
         yield ""  # pragma: no cover - makes this an async generator
@@ -203,3 +203,23 @@ async def test_generate_cites_the_given_contexts() -> None:
 def test_the_extractive_backend_counts_words_and_punctuation_as_its_tokens() -> None:
     assert count_pieces("Envoy listens on 8080 [1].") == 8
     assert count_pieces("  ") == 0
+
+
+async def test_max_tokens_shortens_the_answer_and_is_part_of_its_cache_key() -> None:
+    async with generation_server(ExtractiveBackend()) as h:
+        short = await h.answer("Which port does Envoy listen on?", top_k=2, max_tokens=3)
+        whole = await h.answer("Which port does Envoy listen on?", top_k=2)
+        again = await h.answer("Which port does Envoy listen on?", top_k=2, max_tokens=3)
+    assert count_pieces(text_of(short)) == 3 and short[-1].done.completion_tokens == 3
+    assert short[-1].done.finish_reason == "length" and not short[-1].done.cached
+    assert whole[-1].done.finish_reason == "stop" and not whole[-1].done.cached, "the cut answer was replayed"
+    assert text_of(whole).startswith(text_of(short)) and len(text_of(whole)) > len(text_of(short))
+    assert again[-1].done.cached and text_of(again) == text_of(short)
+
+
+async def test_a_negative_max_tokens_is_invalid() -> None:
+    async with generation_server(ExtractiveBackend()) as h:
+        call = h.stub.Answer(generation_pb2.AnswerRequest(query="ok", max_tokens=-1), timeout=10)
+        events = await collect(call)
+        assert kinds(events) == ["error"] and "max_tokens" in events[0].error.message
+        assert await call.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -54,6 +54,24 @@ async def test_a_completion_and_a_stream_carry_the_answer_and_its_citations() ->
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
 
 
+async def test_max_tokens_cuts_the_answer_with_finish_reason_length_and_counts_its_usage() -> None:
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        asked = {"model": "like-opt", "messages": [{"role": "user", "content": QUESTION}]}
+        whole = await client.chat.completions.create(**asked)  # type: ignore[call-overload]
+        short = await client.chat.completions.create(**asked, max_completion_tokens=4)  # type: ignore[call-overload]
+        older = await client.chat.completions.create(**asked, max_tokens=4)  # type: ignore[call-overload]
+        with pytest.raises(openai.UnprocessableEntityError) as zero:
+            await client.chat.completions.create(**asked, max_tokens=0)  # type: ignore[call-overload]
+    assert whole.choices[0].finish_reason == "stop" and whole.usage is not None and whole.usage.completion_tokens > 4
+    assert whole.usage.prompt_tokens > whole.usage.completion_tokens
+    assert short.choices[0].finish_reason == "length" and short.usage is not None
+    assert short.usage.completion_tokens == 4 and whole.choices[0].message.content.startswith(  # type: ignore[union-attr]
+        short.choices[0].message.content or "-"
+    )
+    assert older.choices[0].message.content == short.choices[0].message.content
+    assert zero.value.body["param"] == "max_tokens"  # type: ignore[index]
+
+
 async def test_earlier_messages_reach_the_answer_as_its_conversation() -> None:
     async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
         first = await client.chat.completions.create(model="like-opt", messages=[{"role": "user", "content": QUESTION}])

@@ -92,7 +92,7 @@ def test_a_request_becomes_an_answer_request_with_like_opts_own_options() -> Non
         }
     )
     request = answer_request(body)
-    assert (request.query, request.conversation_id, request.top_k) == ("q2", "abc", 3)
+    assert (request.query, request.conversation_id, request.top_k, request.max_tokens) == ("q2", "abc", 3, 0)
     assert request.mode == retrieval_pb2.BM25 and turns(list(request.history)) == [("q1", "a1")]
 
 
@@ -114,6 +114,14 @@ def test_an_unknown_model_more_than_one_choice_or_a_json_reply_is_refused(
     with pytest.raises(OpenAIError) as refused:
         answer_request(body)
     assert (refused.value.status, refused.value.code, refused.value.param) == (status, code, next(iter(fields)))
+
+
+@pytest.mark.parametrize(
+    ("limits", "asked"), [({"max_tokens": 20}, 20), ({"max_completion_tokens": 7, "max_tokens": 20}, 7)]
+)
+def test_max_completion_tokens_or_the_older_max_tokens_limits_the_answer(limits: dict[str, int], asked: int) -> None:
+    body = {"model": "like-opt", "messages": [{"role": "user", "content": "q"}], **limits}
+    assert answer_request(ChatCompletionRequest.model_validate(body)).max_tokens == asked
 
 
 def test_a_text_response_format_is_what_is_answered_anyway() -> None:
