@@ -120,7 +120,11 @@ def build() -> ServiceSpec:
         await retrieval_channel.close()
 
     return ServiceSpec(
-        name=SERVICE, address=host_port(config.host, config.generation_port), register=register, stop=stop
+        name=SERVICE,
+        address=host_port(config.host, config.generation_port),
+        register=register,
+        stop=stop,
+        ingress_reflection=True,
     )
 
 

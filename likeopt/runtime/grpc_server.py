@@ -20,13 +20,13 @@ import grpc
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
 from likeopt.runtime.config import Config, metrics_port
 from likeopt.runtime.grpc_tracing import ServerSpans
 from likeopt.runtime.interceptors import Streaming, Unary, WrappingInterceptor
 from likeopt.runtime.logs import bind_request_span
 from likeopt.runtime.metrics import MetricsInterceptor, serve_metrics
+from likeopt.runtime.reflection import add_reflection
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class ServiceSpec:
     """Called as the drain begins: ends streams that never finish by themselves (WatchIndex), so the
     drain waits only for real work."""
     grace_s: float = 20.0
+    ingress_reflection: bool = False
+    """Whether Envoy sends its port's reflection calls here (likeopt.runtime.reflection)."""
     extra_options: Sequence[tuple[str, int]] = field(default_factory=tuple)
 
 
@@ -97,8 +99,8 @@ async def serve(spec: ServiceSpec) -> int:
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = list(spec.register(server))
-    reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    add_reflection(
+        server, [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], spec.ingress_reflection
     )
     try:
         server.add_insecure_port(spec.address)

@@ -8,6 +8,7 @@ import time
 import grpc
 import httpx
 import pytest
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from likeopt.caching.cache_keys import normalise_query
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
@@ -96,6 +97,25 @@ def test_grpc_search_through_envoy_matches_rest(mesh: MeshProcess) -> None:
         )
     assert reply.hits[0].doc_id == rest_top["doc_id"]
     assert reply.hits[0].chunk_id == rest_top["chunk_id"]
+
+
+def reflect(address: str, request: reflection_pb2.ServerReflectionRequest) -> reflection_pb2.ServerReflectionResponse:
+    with grpc.insecure_channel(address) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        return next(iter(stub.ServerReflectionInfo(iter([request]), timeout=30)))
+
+
+def test_reflection_through_envoy_lists_and_describes_every_service_of_the_port(mesh: MeshProcess) -> None:
+    """What ``grpcurl -plaintext HOST:8080 list`` and ``describe`` ask; on generation_svc's own port the list is
+    its own."""
+    listing = reflection_pb2.ServerReflectionRequest(list_services="")
+    public = {s.name for s in reflect(mesh.address, listing).list_services_response.service}
+    assert {"likeopt.v1.RetrievalService", "likeopt.v1.GenerationService"} <= public
+    own = {s.name for s in reflect(f"127.0.0.1:{mesh.port('generation')}", listing).list_services_response.service}
+    assert "likeopt.v1.GenerationService" in own and "likeopt.v1.RetrievalService" not in own
+    symbol = reflection_pb2.ServerReflectionRequest(file_containing_symbol="likeopt.v1.RetrievalService")
+    described = reflect(mesh.address, symbol).file_descriptor_response.file_descriptor_proto
+    assert any(b"RetrievalService" in proto for proto in described)
 
 
 def test_repeated_search_is_cached_in_redis(mesh: MeshProcess, valkey: ValkeyServer) -> None:

@@ -39,6 +39,7 @@ from likeopt.ops.envoy_config import (
     write_envoy_config,
 )
 from likeopt.runtime.config import Config
+from likeopt.runtime.reflection import INGRESS_HEADER
 from tests.otlp_receiver import OtlpReceiver
 
 
@@ -225,6 +226,15 @@ def test_default_routes_never_time_out_a_stream_and_retry_only_searches():
     assert "envoy.filters.http.buffer" not in chat.get("typed_per_filter_config", {})
     writes = next(r for r in routes if r["match"].get("prefix") == "/likeopt.v1.RetrievalService/")
     assert writes["route"]["cluster"] == "retrieval_writer"
+
+
+def test_reflection_goes_to_generation_svc_marked_as_coming_through_the_port():
+    """generation_svc lists both services only for calls carrying the header this route sets."""
+    route = next(r for r in _routes(_rendered_defaults()) if r["match"].get("prefix") == "/grpc.reflection.")
+    assert route["route"]["cluster"] == "generation"
+    marks = [added["header"] for added in route["request_headers_to_add"]]
+    assert {"key": INGRESS_HEADER, "value": "1"} in marks
+    assert route["request_headers_to_add"][0]["append_action"] == "OVERWRITE_IF_EXISTS_OR_ADD"
 
 
 def test_default_clusters_are_health_checked_and_generously_bounded():
