@@ -81,11 +81,25 @@ def choose_sentences(
     return chosen
 
 
-def compose(chosen: list[tuple[str, int]]) -> str:
-    """Join chosen sentences, each followed by its citation marker."""
+def compose(chosen: list[tuple[str, int]], limit: int = 0) -> tuple[str, bool]:
+    """Join chosen sentences, each followed by its citation marker, in at most limit pieces when it is set;
+    and whether the limit cut the answer short. A cut sentence keeps its marker, so its passage is still cited."""
     if not chosen:
-        return NO_ANSWER
-    return " ".join(f"{sentence} [{n}]" for sentence, n in chosen)
+        text = first_pieces(NO_ANSWER, limit) if limit else NO_ANSWER
+        return text, text != NO_ANSWER
+    parts: list[str] = []
+    used = 0
+    for sentence, n in chosen:
+        cited = f"{sentence} [{n}]"
+        size = count_pieces(cited)
+        if limit and used + size > limit:
+            room = limit - used - count_pieces(f"[{n}]")
+            if room > 0:
+                parts.append(f"{first_pieces(sentence, room)} [{n}]")
+            return " ".join(parts) or first_pieces(cited, limit - used), True
+        parts.append(cited)
+        used += size
+    return " ".join(parts), False
 
 
 class ExtractiveBackend:
@@ -102,9 +116,9 @@ class ExtractiveBackend:
     ) -> AsyncIterator[str]:
         chosen = choose_sentences(question, passages)
         usage.no_answer = not chosen
-        answer = compose(chosen)
-        if limit > 0 and (cut := first_pieces(answer, limit)) != answer:
-            answer, usage.finish_reason = cut, "length"
+        answer, cut = compose(chosen, limit)
+        if cut:
+            usage.finish_reason = "length"
         usage.prompt_tokens = count_pieces(question) + sum(count_pieces(f"{p.title}\n{p.text}") for p in passages)
         usage.completion_tokens = count_pieces(answer)
         words = answer.split(" ")

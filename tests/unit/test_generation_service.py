@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
-from generation_svc.extractive import ExtractiveBackend, count_pieces
+from generation_svc.extractive import ExtractiveBackend, compose, count_pieces
 from likeopt.v1 import generation_pb2, retrieval_pb2
 from tests.unit.test_generation_harness import collect, generation_server, text_of
 
@@ -223,3 +223,14 @@ async def test_a_negative_max_tokens_is_invalid() -> None:
         events = await collect(call)
         assert kinds(events) == ["error"] and "max_tokens" in events[0].error.message
         assert await call.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_limit_keeps_whole_cited_sentences_and_a_cut_one_keeps_its_marker() -> None:
+    chosen = [("Envoy listens on port 8080 for every client.", 1), ("Its admin port is 9901.", 2)]
+    assert compose(chosen) == ("Envoy listens on port 8080 for every client. [1] Its admin port is 9901. [2]", False)
+    assert compose(chosen, 12) == ("Envoy listens on port 8080 for every client. [1]", True)
+    assert compose(chosen, 6) == ("Envoy listens on [1]", True)
+    assert compose(chosen, 2) == ("Envoy listens", True)  # no room for a marker
+    for limit in range(1, 25):
+        assert count_pieces(compose(chosen, limit)[0]) <= limit
+    assert compose([], 3) == ("I found nothing", True) and compose([], 0)[1] is False

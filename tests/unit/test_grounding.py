@@ -43,7 +43,7 @@ def test_an_uncited_opening_sentence_takes_the_next_citation() -> None:
 
 
 def test_an_extractive_answer_is_wholly_supported() -> None:
-    answer = compose(choose_sentences("Which port does Envoy listen on?", PASSAGES))
+    answer, _ = compose(choose_sentences("Which port does Envoy listen on?", PASSAGES))
     grounding = check(answer, PASSAGES)
     assert grounding.support == 1.0 and grounding.supported(1)
 
@@ -75,7 +75,7 @@ def test_chinese_answers_are_checked_sentence_by_sentence_against_what_they_cite
         Passage(1, "lung.md", "lung.md#0", "肺癌", "肺癌是一种常见的癌症。长期吸烟会增加患肺癌的风险。"),
         Passage(2, "city.md", "city.md#0", "东京", "东京是日本的首都。"),
     ]
-    answer = compose(choose_sentences("吸烟会增加什么风险\uff1f", passages))
+    answer, _ = compose(choose_sentences("吸烟会增加什么风险\uff1f", passages))
     assert answer == "长期吸烟会增加患肺癌的风险。 [1]"
     assert check(answer, passages).support == 1.0
     grounding = check("长期吸烟会增加患肺癌的风险。[1] 东京是日本的首都。[1]", passages)

@@ -58,16 +58,15 @@ async def test_max_tokens_cuts_the_answer_with_finish_reason_length_and_counts_i
     async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
         asked = {"model": "like-opt", "messages": [{"role": "user", "content": QUESTION}]}
         whole = await client.chat.completions.create(**asked)  # type: ignore[call-overload]
-        short = await client.chat.completions.create(**asked, max_completion_tokens=4)  # type: ignore[call-overload]
-        older = await client.chat.completions.create(**asked, max_tokens=4)  # type: ignore[call-overload]
+        short = await client.chat.completions.create(**asked, max_completion_tokens=6)  # type: ignore[call-overload]
+        older = await client.chat.completions.create(**asked, max_tokens=6)  # type: ignore[call-overload]
         with pytest.raises(openai.UnprocessableEntityError) as zero:
             await client.chat.completions.create(**asked, max_tokens=0)  # type: ignore[call-overload]
     assert whole.choices[0].finish_reason == "stop" and whole.usage is not None and whole.usage.completion_tokens > 4
     assert whole.usage.prompt_tokens > whole.usage.completion_tokens
     assert short.choices[0].finish_reason == "length" and short.usage is not None
-    assert short.usage.completion_tokens == 4 and whole.choices[0].message.content.startswith(  # type: ignore[union-attr]
-        short.choices[0].message.content or "-"
-    )
+    assert short.usage.completion_tokens == 6 and (short.choices[0].message.content or "").endswith("[1]")
+    assert short.model_extra is not None and short.model_extra["citations"][0]["doc_id"] == "envoy.md"
     assert older.choices[0].message.content == short.choices[0].message.content
     assert zero.value.body["param"] == "max_tokens"  # type: ignore[index]
 
