@@ -13,6 +13,7 @@ inside a code fence.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import re
@@ -33,6 +34,7 @@ HTML_SUFFIXES = {".html", ".htm"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 SUPPORTED = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | {".pdf", ".docx"}
 MAX_FILE_BYTES = 50 * 1024 * 1024
+NOT_UTF8 = "not valid UTF-8 text (convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8)"
 MAX_DOCX_UNPACKED_BYTES = 256 * 1024 * 1024
 """A .docx is a zip: refuse one that would unpack past this (a zip bomb) before parsing it."""
 
@@ -220,13 +222,33 @@ def pdf_text(data: bytes) -> str:
     return "\n\n".join((page.extract_text() or "") for page in reader.pages).strip()
 
 
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+"""Longest first: UTF-32 LE's mark begins with UTF-16 LE's."""
+
+
+def decode_text(data: bytes) -> str:
+    """A text file's characters: UTF-8, or the UTF-16 or UTF-32 its byte-order mark names (what Windows tools
+    such as PowerShell's ``>`` write). Without a mark, anything but UTF-8 raises UnicodeDecodeError: a guessed
+    legacy code page turns accented and non-Latin letters into wrong ones that would then be searched and cited."""
+    for mark, encoding in _BOMS:
+        if data.startswith(mark):
+            return data.decode(encoding)
+    return data.decode("utf-8")
+
+
 def extract(suffix: str, data: bytes) -> tuple[str, str]:
     """(title, text) of one file's bytes by its type; an empty title lets the caller use the file name."""
     if suffix == ".pdf":
         return "", pdf_text(data)
     if suffix == ".docx":
         return docx_to_text(data)
-    raw = data.decode("utf-8")
+    raw = decode_text(data)
     if suffix in HTML_SUFFIXES:
         return html_to_text(raw)
     if suffix in MARKDOWN_SUFFIXES:
@@ -249,7 +271,7 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
     try:
         title, text = extract(suffix, data)
     except UnicodeDecodeError:
-        yield Skipped(name, "not valid UTF-8 text")
+        yield Skipped(name, NOT_UTF8)
         return
     except Exception as exc:  # a malformed PDF or .docx can raise anything from deep inside its parser
         yield Skipped(name, f"unreadable: {type(exc).__name__}: {exc}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import zipfile
 
@@ -148,13 +149,24 @@ def test_broken_and_bomb_docx_files_are_skipped_with_a_reason(monkeypatch: pytes
     ("name", "data", "reason"),
     [
         ("x.exe", b"MZ", "unsupported file type .exe"),
-        ("latin1.md", "caf\xe9".encode("latin-1"), "not valid UTF-8 text"),
+        ("latin1.md", "caf\xe9".encode("latin-1"), loaders.NOT_UTF8),
+        ("no-mark.txt", "UTF-16 without its mark".encode("utf-16-le"), "contains NUL characters: not a text file"),
         ("empty.html", b"<nav>only navigation</nav>", "no text found"),
     ],
 )
 def test_unreadable_files_are_skipped_with_the_reason(name: str, data: bytes, reason: str) -> None:
     [item] = load_content(name, data, doc_id=name)
     assert isinstance(item, Skipped) and item.reason == reason
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_text_whose_byte_order_mark_names_its_encoding_is_read_without_the_mark(encoding: str) -> None:
+    """PowerShell's ``>`` and Notepad's "Unicode" write UTF-16 with a mark; a UTF-8 mark must not reach the title."""
+    data = "# Café menu\n\nCrème brûlée, 4 €.".encode(encoding)
+    if encoding == "utf-16-be":
+        data = codecs.BOM_UTF16_BE + data
+    [doc] = load_content("menu.md", data, doc_id="menu.md")
+    assert isinstance(doc, LoadedDocument) and (doc.title, doc.text) == ("Café menu", "Café menu\n\nCrème brûlée, 4 €.")
 
 
 def test_beir_records_need_an_id_and_a_title_or_text_and_keep_numeric_ids() -> None:
