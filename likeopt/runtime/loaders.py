@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bs4 import BeautifulSoup, CData, NavigableString, Tag
+from bs4.dammit import EncodingDetector
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
@@ -242,15 +243,28 @@ def decode_text(data: bytes) -> str:
     return data.decode("utf-8")
 
 
+def decode_html(data: bytes) -> str:
+    """An HTML file's characters: as decode_text, else in the encoding its own ``<meta charset>`` declares (a
+    statement, not a guess; HTML5 reads ISO-8859-1 as its superset windows-1252)."""
+    try:
+        return decode_text(data)
+    except UnicodeDecodeError:
+        declared = EncodingDetector.find_declared_encoding(data, is_html=True)
+        if not declared:
+            raise
+        encoding = "windows-1252" if codecs.lookup(declared).name == "iso8859-1" else declared
+        return data.decode(encoding)
+
+
 def extract(suffix: str, data: bytes) -> tuple[str, str]:
     """(title, text) of one file's bytes by its type; an empty title lets the caller use the file name."""
     if suffix == ".pdf":
         return "", pdf_text(data)
     if suffix == ".docx":
         return docx_to_text(data)
-    raw = decode_text(data)
     if suffix in HTML_SUFFIXES:
-        return html_to_text(raw)
+        return html_to_text(decode_html(data))
+    raw = decode_text(data)
     if suffix in MARKDOWN_SUFFIXES:
         return markdown_to_text(raw)
     return "", raw

@@ -169,6 +169,19 @@ def test_text_whose_byte_order_mark_names_its_encoding_is_read_without_the_mark(
     assert isinstance(doc, LoadedDocument) and (doc.title, doc.text) == ("Café menu", "Café menu\n\nCrème brûlée, 4 €.")
 
 
+@pytest.mark.parametrize(
+    ("declared", "encoding"), [("windows-1252", "cp1252"), ("iso-8859-1", "cp1252"), ("windows-1251", "cp1251")]
+)
+def test_html_in_a_legacy_encoding_is_read_in_the_one_it_declares(declared: str, encoding: str) -> None:
+    """iso-8859-1 is read as windows-1252, as browsers do: the euro sign sits where Latin-1 has a control."""
+    words = "Вход" if encoding == "cp1251" else "Café: 4 €"
+    page = f'<html><head><meta charset="{declared}"><title>T</title></head><body><p>{words}</p></body></html>'
+    [doc] = load_content("page.html", page.encode(encoding), doc_id="page.html")
+    assert isinstance(doc, LoadedDocument) and doc.text == words
+    [undeclared] = load_content("page.html", f"<p>{words}</p>".encode(encoding), doc_id="page.html")
+    assert isinstance(undeclared, Skipped) and undeclared.reason == loaders.NOT_UTF8
+
+
 def test_beir_records_need_an_id_and_a_title_or_text_and_keep_numeric_ids() -> None:
     lines = [
         '{"_id": "d1", "title": "Zebras", "text": "Striped."}',
