@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from likeopt.runtime.contract import ANSWER_MAX_TOKENS, ANSWER_TOP_K, Mode
+from likeopt.runtime.contract import ANSWER_TOP_K, Mode
 
 MODEL_ID = "like-opt"
 MODEL_CREATED = 1_735_689_600
@@ -64,14 +64,9 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     n: int | None = Field(None, description="Only 1 is supported.")
     max_completion_tokens: int | None = Field(
-        None,
-        ge=1,
-        le=ANSWER_MAX_TOKENS.high,
-        description="Most tokens in the answer; never more than the server's configured limit.",
+        None, ge=1, description="Most tokens in the answer; more than the server's configured limit means that limit."
     )
-    max_tokens: int | None = Field(
-        None, ge=1, le=ANSWER_MAX_TOKENS.high, description="The older name of max_completion_tokens."
-    )
+    max_tokens: int | None = Field(None, ge=1, description="The older name of max_completion_tokens.")
     response_format: ResponseFormat | None = Field(None, description="Only type 'text' is supported.")
     user: str | None = None
     conversation_id: str | None = Field(

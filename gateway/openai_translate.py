@@ -28,7 +28,7 @@ from gateway.openai_models import (
     Usage,
     error_json,
 )
-from likeopt.runtime.contract import MODES
+from likeopt.runtime.contract import ANSWER_MAX_TOKENS, MODES
 from likeopt.v1 import generation_pb2
 
 INSTRUCTION_ROLES = frozenset({"system", "developer"})
@@ -161,7 +161,7 @@ def answer_request(body: ChatCompletionRequest) -> generation_pb2.AnswerRequest:
         top_k=body.top_k or 0,
         mode=MODES[body.mode or "hybrid"],
         history=history,
-        max_tokens=body.max_completion_tokens or body.max_tokens or 0,
+        max_tokens=min(body.max_completion_tokens or body.max_tokens or 0, ANSWER_MAX_TOKENS.high),
     )
 
 

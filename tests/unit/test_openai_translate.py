@@ -117,7 +117,12 @@ def test_an_unknown_model_more_than_one_choice_or_a_json_reply_is_refused(
 
 
 @pytest.mark.parametrize(
-    ("limits", "asked"), [({"max_tokens": 20}, 20), ({"max_completion_tokens": 7, "max_tokens": 20}, 7)]
+    ("limits", "asked"),
+    [
+        ({"max_tokens": 20}, 20),
+        ({"max_completion_tokens": 7, "max_tokens": 20}, 7),
+        ({"max_tokens": 10**12}, 1 << 20),  # past every configured limit: that limit, not a refusal
+    ],
 )
 def test_max_completion_tokens_or_the_older_max_tokens_limits_the_answer(limits: dict[str, int], asked: int) -> None:
     body = {"model": "like-opt", "messages": [{"role": "user", "content": "q"}], **limits}
