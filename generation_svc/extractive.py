@@ -18,6 +18,25 @@ from likeopt.runtime.text import split_sentences, tokenize
 NO_ANSWER = "I found nothing in the documents that answers this."
 
 _PIECE = re.compile(r"\w+|[^\w\s]")
+_LINK_TO_BEFORE = re.compile(
+    r"(?:moreover|furthermore|however|in addition|additionally|thus|therefore|consequently|hence|also|"
+    r"in contrast|by contrast|similarly|likewise|nevertheless|nonetheless|conversely|accordingly|besides|"
+    r"finally|importantly|notably|interestingly|specifically|in particular|indeed|meanwhile|here|overall|"
+    r"in summary|in conclusion|taken together|collectively|as a result|on the other hand|to this end),\s+",
+    re.IGNORECASE,
+)
+"""Openings that lean on the sentence before, which an extracted sentence does not bring along."""
+_PLAIN_WORD = re.compile(r"[a-z]+\b")
+
+
+def standalone(sentence: str) -> str:
+    """sentence without an opening that refers to what came before it ("Moreover, gene expression..." becomes
+    "Gene expression..."); every word left is still the passage's."""
+    link = _LINK_TO_BEFORE.match(sentence)
+    if link is None or link.end() == len(sentence):
+        return sentence
+    rest = sentence[link.end() :]
+    return rest[0].upper() + rest[1:] if _PLAIN_WORD.match(rest) else rest  # "mRNA" and "p53" keep their case
 
 
 def count_pieces(text: str) -> int:
@@ -74,7 +93,7 @@ def choose_sentences(
         if fingerprint in seen or (used_chars + len(candidate.text) > max_chars and chosen):
             continue
         seen.add(fingerprint)
-        chosen.append((candidate.text, candidate.n))
+        chosen.append((standalone(candidate.text), candidate.n))
         used_chars += len(candidate.text)
         if len(chosen) == max_sentences:
             break

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
-from generation_svc.extractive import ExtractiveBackend, compose, count_pieces
+from generation_svc.extractive import ExtractiveBackend, compose, count_pieces, standalone
 from likeopt.v1 import generation_pb2, retrieval_pb2
 from tests.unit.test_generation_harness import collect, generation_server, text_of
 
@@ -234,3 +234,10 @@ def test_a_limit_keeps_whole_cited_sentences_and_a_cut_one_keeps_its_marker() ->
     for limit in range(1, 25):
         assert count_pieces(compose(chosen, limit)[0]) <= limit
     assert compose([], 3) == ("I found nothing", True) and compose([], 0)[1] is False
+
+
+def test_an_extracted_sentence_drops_an_opening_that_leans_on_the_sentence_before() -> None:
+    assert standalone("Moreover, gene expression rose.") == "Gene expression rose."
+    assert standalone("However, mRNA levels fell.") == "mRNA levels fell."  # its case is meaningful
+    assert standalone("Taken together, these data agree.") == "These data agree."
+    assert standalone("Thus the end.") == "Thus the end." and standalone("However,") == "However,"
