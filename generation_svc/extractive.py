@@ -125,7 +125,7 @@ class ExtractiveBackend:
     """Streams the composed answer a few words at a time, as a model would."""
 
     name = "extractive"
-    fingerprint = "extractive/1"
+    fingerprint = "extractive/2"
 
     def __init__(self, words_per_delta: int = 4) -> None:
         self.words_per_delta = words_per_delta
