@@ -199,6 +199,38 @@ class DeleteResponse(BaseModel):
     index_version: int
 
 
+class DocumentSummary(BaseModel):
+    id: str
+    title: str
+    metadata: StringMap
+    chunks: int = Field(description="How many chunks it was split into.")
+
+
+class DocumentList(BaseModel):
+    """``GET /api/v1/documents``: the documents the caller may read, in id order, a page at a time."""
+
+    documents: list[DocumentSummary]
+    next_after_id: str = Field(description="Pass as after_id for the next page; empty on the last page.")
+    total: int = Field(description="Documents the caller may read in all.")
+    index_version: int
+
+
+class DocumentChunk(BaseModel):
+    chunk_id: str = Field(description="As search hits and citations name it: <doc_id>#<n>.")
+    text: str
+
+
+class StoredDocument(BaseModel):
+    """``GET /api/v1/documents/{doc_id}``: a document as the index holds it (neighbouring chunks repeat a sentence
+    or so; the original file is not kept)."""
+
+    id: str
+    title: str
+    metadata: StringMap
+    chunks: list[DocumentChunk]
+    index_version: int
+
+
 class IndexStatus(BaseModel):
     documents: int
     chunks: int

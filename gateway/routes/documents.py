@@ -1,4 +1,5 @@
-"""Documents: add or replace (JSON, or multipart files read by the loaders), delete, and the index's status."""
+"""Documents: list and read them, add or replace (JSON, or multipart files read by the loaders), delete, and the
+index's status."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import Path
+from fastapi import Path, Query
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
@@ -18,14 +19,19 @@ from gateway.models import (
     Access,
     DeleteResponse,
     Document,
+    DocumentChunk,
+    DocumentList,
+    DocumentSummary,
     IndexStatus,
     Skipped,
+    StoredDocument,
     UploadForm,
     UpsertRequest,
     UpsertResponse,
 )
 from gateway.routes import api_router
 from gateway.state import Running
+from likeopt.runtime.contract import LIST_LIMIT
 from likeopt.runtime.loaders import Skipped as SkippedFile
 from likeopt.runtime.loaders import load_content, to_message
 from likeopt.runtime.principal import forwarded
@@ -56,6 +62,47 @@ async def index_status(principal: Reader, gateway: Running) -> IndexStatus:
         embedding_dim=status.embedding_dim,
         vector_index=status.vector_index,
         ready=status.ready,
+    )
+
+
+@reads.get("/documents", summary="List documents, a page at a time", response_model=DocumentList)
+async def list_documents(
+    principal: Reader,
+    gateway: Running,
+    limit: Annotated[int, Query(ge=LIST_LIMIT.low, le=LIST_LIMIT.high, description="Most in the page.")] = (
+        LIST_LIMIT.default
+    ),
+    after_id: Annotated[str, Query(description="The previous page's next_after_id; empty: the first page.")] = "",
+) -> DocumentList:
+    """Only the documents the caller may read (LIKEOPT_AUTH=jwt), in id order."""
+    request = retrieval_pb2.ListDocumentsRequest(limit=limit, after_id=after_id)
+    page = await upstream_call(
+        gateway.upstreams.retrieval_writer.ListDocuments(
+            request, timeout=STATUS_TIMEOUT_S, metadata=forwarded(principal)
+        )
+    )
+    documents = [
+        DocumentSummary(id=d.id, title=d.title, metadata=dict(d.metadata), chunks=d.chunks) for d in page.documents
+    ]
+    return DocumentList(
+        documents=documents, next_after_id=page.next_after_id, total=page.total, index_version=page.index_version
+    )
+
+
+@reads.get("/documents/{doc_id:path}", summary="One document, chunk by chunk", response_model=StoredDocument)
+async def get_document(
+    doc_id: Annotated[str, Path(description="The document's id (it may contain '/').")],
+    principal: Reader,
+    gateway: Running,
+) -> StoredDocument:
+    """404 when no document the caller may read has this id."""
+    request = retrieval_pb2.GetDocumentRequest(id=doc_id)
+    doc = await upstream_call(
+        gateway.upstreams.retrieval_writer.GetDocument(request, timeout=STATUS_TIMEOUT_S, metadata=forwarded(principal))
+    )
+    chunks = [DocumentChunk(chunk_id=c.chunk_id, text=c.text) for c in doc.chunks]
+    return StoredDocument(
+        id=doc.id, title=doc.title, metadata=dict(doc.metadata), chunks=chunks, index_version=doc.index_version
     )
 
 

@@ -324,6 +324,21 @@ def test_index_status_and_dashboard_count_only_readable_documents(people: dict[s
         person.assert_sees_nothing_hidden(board.text, "dashboard")
 
 
+def test_rest_document_listing_and_reading_show_only_readable_documents(people: dict[str, Person]) -> None:
+    for name in ("alice", "bob", "carol"):
+        person = people[name]
+        listing = person.rest("GET", "/api/v1/documents?limit=1000")
+        assert listing.status_code == 200, listing.text
+        person.assert_sees_nothing_hidden(listing.text, "REST document listing")
+        assert {d["id"] for d in listing.json()["documents"]} == SEES[name] and listing.json()["total"] == len(
+            SEES[name]
+        )
+    own = people["alice"].rest("GET", "/api/v1/documents/acme-alice-notes")
+    assert own.status_code == 200 and "obsidian" in own.text
+    hidden = people["bob"].rest("GET", "/api/v1/documents/acme-alice-notes")
+    assert hidden.status_code == 404 and "obsidian" not in hidden.text
+
+
 def test_grpc_through_envoy_gets_the_principal_from_the_verified_token(
     jwt_mesh: MeshProcess, people: dict[str, Person]
 ) -> None:

@@ -89,6 +89,20 @@ def test_a_chat_with_max_tokens_ends_early_with_finish_reason_length(mesh: MeshP
     assert 0 < len("".join(d["text"] for k, d in events if k == "delta").split()) <= 5
 
 
+def test_documents_are_listed_page_by_page_and_read_chunk_by_chunk(mesh: MeshProcess) -> None:
+    first = httpx.get(f"{mesh.base_url}/api/v1/documents", params={"limit": 2}, timeout=30).json()
+    assert len(first["documents"]) == 2 and first["next_after_id"] == first["documents"][-1]["id"]
+    rest = httpx.get(f"{mesh.base_url}/api/v1/documents", params={"after_id": first["next_after_id"]}, timeout=30)
+    ids = [d["id"] for d in first["documents"]] + [d["id"] for d in rest.json()["documents"]]
+    assert ids == sorted(ids) and len(ids) == first["total"] and KNOWN_DOC in ids and rest.json()["next_after_id"] == ""
+    doc = httpx.get(f"{mesh.base_url}/api/v1/documents/{KNOWN_DOC}", timeout=30).json()
+    assert doc["id"] == KNOWN_DOC and doc["chunks"][0]["chunk_id"] == f"{KNOWN_DOC}#0" and "8080" in json.dumps(doc)
+    missing = httpx.get(f"{mesh.base_url}/api/v1/documents/no/such.md", timeout=30)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
+    too_many = httpx.get(f"{mesh.base_url}/api/v1/documents", params={"limit": 5000}, timeout=30)
+    assert too_many.status_code == 422 and "limit" in too_many.json()["error"]["message"]
+
+
 def test_grpc_search_through_envoy_matches_rest(mesh: MeshProcess) -> None:
     rest_top = search(mesh, KNOWN_QUESTION, top_k=5)["hits"][0]
     with grpc.insecure_channel(f"127.0.0.1:{mesh.port('envoy')}") as channel:
