@@ -1,18 +1,23 @@
-// The documents view: API key, uploads, index status, search and delete.
+// The documents view: API key, uploads, index status, the list of documents, search and delete.
 
 import { el, byId, formatMs, formatNum, isNum, DASH } from './dom.js';
 import { ApiError, requestJSON, getApiKey, setApiKey, authHeaders, errorFromBody } from './api.js';
 
 const ACCEPTED = ['.txt', '.md', '.html', '.docx', '.pdf', '.jsonl', '.json'];
 const CONFIRM_MS = 5000;
+const LIST_PAGE = 50;
 
 const progress = byId('upload-progress');
 const uploadStatus = byId('upload-status');
 const skippedList = byId('upload-skipped');
 const searchStatus = byId('doc-search-status');
 const searchResults = byId('doc-search-results');
+const docList = byId('doc-list');
+const docListStatus = byId('doc-list-status');
+const docListMore = byId('doc-list-more');
 
 let uploading = false;
+let nextAfterId = '';
 
 export function initDocuments() {
   const keyInput = byId('api-key');
@@ -26,14 +31,21 @@ export function initDocuments() {
   });
   initDropZone(byId('drop-zone'));
 
-  byId('index-refresh').addEventListener('click', refreshIndex);
+  byId('index-refresh').addEventListener('click', refreshView);
+  docListMore.addEventListener('click', () => loadDocuments(false));
   byId('delete-form').addEventListener('submit', onDeleteSubmit);
   byId('doc-search-form').addEventListener('submit', onSearch);
 }
 
 /** Called whenever the view is shown. */
 export function showDocuments() {
+  refreshView();
+}
+
+/** The index status and the first page of documents, read again. */
+function refreshView() {
   refreshIndex();
+  loadDocuments(true);
 }
 
 const plural = (n, word) => `${formatNum(n)} ${word}${n === 1 ? '' : 's'}`;
@@ -91,7 +103,7 @@ async function uploadFiles(files) {
       `Index version ${result.index_version ?? DASH}.${skipped.length ? ` Skipped ${skipped.length}:` : ''}`,
       skipped,
     );
-    refreshIndex();
+    refreshView();
   } catch (err) {
     showUploadResult(`Upload failed: ${err.message}`, rejected, true);
   } finally {
@@ -174,12 +186,43 @@ async function refreshIndex() {
     el('div', {}, el('dt', { text: term }), el('dd', { text: value }))));
 }
 
+// ---- the list --------------------------------------------------------------------------
+
+/** reset: the first page again; else the page after the ones shown. */
+async function loadDocuments(reset) {
+  if (reset) nextAfterId = '';
+  docListStatus.textContent = 'Loading…';
+  try {
+    const query = new URLSearchParams({ limit: String(LIST_PAGE), after_id: nextAfterId });
+    const page = await requestJSON(`/api/v1/documents?${query}`);
+    const items = page.documents.map((doc) => documentItem(doc));
+    if (reset) docList.replaceChildren(...items);
+    else docList.append(...items);
+    nextAfterId = page.next_after_id;
+    docListMore.hidden = !nextAfterId;
+    docListStatus.textContent = `${plural(docList.children.length, 'document')} of ${formatNum(page.total)} shown.`;
+  } catch (err) {
+    docListStatus.textContent = `Listing failed: ${err.message}`;
+  }
+}
+
+function documentItem(doc) {
+  const item = el('li', { class: 'hit' },
+    el('div', { class: 'hit-body' },
+      el('strong', { class: 'hit-title', text: doc.title || 'Untitled' }),
+      el('span', { class: 'muted small' }, el('code', { class: 'doc-id', text: doc.id }), ` · ${plural(doc.chunks, 'chunk')}`)));
+  item.dataset.docId = doc.id;
+  item.append(deleteButton(doc.id, item, docListStatus));
+  return item;
+}
+
 // ---- delete ----------------------------------------------------------------------------
 
-/** Returns the server's answer; refreshes the index status as a side effect. */
+/** Returns the server's answer; refreshes the index status, and takes the document off the list. */
 async function deleteDocument(id) {
   const result = await requestJSON(`/api/v1/documents/${encodeURIComponent(id)}`, { method: 'DELETE' });
   refreshIndex();
+  for (const item of [...docList.children]) if (item.dataset.docId === id) item.remove();
   return result;
 }
 
@@ -243,12 +286,12 @@ function hitItem(hit) {
       el('strong', { class: 'hit-title', text: hit.title || 'Untitled' }),
       el('span', { class: 'muted small' }, el('code', { class: 'doc-id', text: hit.doc_id }), ` · score ${score}${extra}`),
       el('p', { class: 'hit-text muted small', text: (hit.text ?? '').slice(0, 200) })));
-  item.append(deleteButton(hit.doc_id, item));
+  item.append(deleteButton(hit.doc_id, item, searchStatus));
   return item;
 }
 
-/** Deleting is one click away here, so the button asks for a second click to confirm. */
-function deleteButton(docId, item) {
+/** Deleting is one click away here, so the button asks for a second click to confirm; status tells how it went. */
+function deleteButton(docId, item, status) {
   let armed = null;
   const button = el('button', { type: 'button', class: 'button danger small', 'aria-label': `Delete ${docId}` }, 'Delete');
   const disarm = () => {
@@ -261,21 +304,21 @@ function deleteButton(docId, item) {
     if (!armed) {
       button.textContent = 'Confirm delete';
       button.setAttribute('aria-label', `Confirm delete ${docId}`);
-      searchStatus.textContent = `Press again to delete “${docId}”.`;
+      status.textContent = `Press again to delete “${docId}”.`;
       armed = setTimeout(disarm, CONFIRM_MS);
       return;
     }
     disarm();
     button.disabled = true;
+    const next = item.nextElementSibling ?? item.previousElementSibling;
     try {
       await deleteDocument(docId);
-      const next = item.nextElementSibling ?? item.previousElementSibling;
       item.remove();
       (next?.querySelector('button') ?? byId('doc-search')).focus();
-      searchStatus.textContent = `Deleted “${docId}”.`;
+      status.textContent = `Deleted “${docId}”.`;
     } catch (err) {
       button.disabled = false;
-      searchStatus.textContent = `Delete failed: ${err.message}`;
+      status.textContent = `Delete failed: ${err.message}`;
     }
   });
   return button;

@@ -69,6 +69,26 @@ def test_uploaded_document_is_found_by_search(mesh: MeshProcess, page: Any, tmp_
     assert "lighthouse.md" in results.inner_text()
 
 
+def test_documents_are_listed_and_one_is_deleted_from_the_list(mesh: MeshProcess, page: Any, tmp_path: Path) -> None:
+    note = tmp_path / "zz-quarry.md"
+    note.write_text("# Quarry rota\n\nThe Ostrevant quarry opens at dawn.\n")
+    upload(page, mesh, note)
+    listing = page.locator("#doc-list")
+    listing.locator("li").first.wait_for(timeout=30_000)
+    while page.locator("#doc-list-more").is_visible():  # the upload sorts last: page through to it
+        count = listing.locator("li").count()
+        page.click("#doc-list-more")
+        page.wait_for_function(f"document.querySelectorAll('#doc-list li').length > {count}", timeout=30_000)
+    item = listing.locator("li", has_text="zz-quarry.md")
+    assert "Quarry rota" in item.inner_text() and "1 chunk" in item.inner_text()
+    item.get_by_role("button", name="Delete zz-quarry.md").click()
+    item.get_by_role("button", name="Confirm delete zz-quarry.md").click()
+    page.wait_for_function("document.getElementById('doc-list-status').textContent.includes('Deleted')")
+    assert listing.locator("li", has_text="zz-quarry.md").count() == 0
+    gone = httpx.get(f"{mesh.base_url}/api/v1/documents/zz-quarry.md", timeout=30)
+    assert gone.status_code == 404
+
+
 def test_script_in_a_document_is_shown_as_text(mesh: MeshProcess, page: Any, tmp_path: Path) -> None:
     hostile = tmp_path / "hostile.txt"
     hostile.write_text("Quixotic marmalade <script>window.pwned = 1</script> <img src=x onerror=window.pwned=2>.")
