@@ -73,6 +73,7 @@ def event_json(event: generation_pb2.AnswerEvent) -> tuple[str, dict[str, Any]]:
             "completion_tokens": d.completion_tokens,
             "support": round(d.support, 3),
             "no_answer": d.no_answer,
+            "small_talk": d.small_talk,
             "answer_id": d.answer_id,
             "citations": [citation_json(c) for c in d.citations],
             "timings": {

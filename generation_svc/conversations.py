@@ -13,6 +13,7 @@ import time
 from google.protobuf.message import DecodeError
 
 from generation_svc.backends import Turn
+from generation_svc.small_talk import small_talk_reply
 from likeopt.caching.cache_client import CacheClient
 from likeopt.runtime.text import STOP_WORDS, tokenize
 from likeopt.v1 import generation_pb2
@@ -63,8 +64,9 @@ def rewrite_query(question: str, history: list[Turn]) -> str:
 
 
 def history_of(conversation: generation_pb2.Conversation) -> list[Turn]:
-    """The turns a prompt and a rewrite need."""
-    return [Turn(t.question, t.answer) for t in conversation.turns]
+    """The turns a prompt and a rewrite need: not small talk, so an opening "hi" neither takes prompt room nor
+    keeps the first real question from sharing cached answers."""
+    return [Turn(t.question, t.answer) for t in conversation.turns if small_talk_reply(t.question) is None]
 
 
 def stored_key(conversation_id: str, owner: str) -> str:

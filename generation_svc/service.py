@@ -32,6 +32,7 @@ from generation_svc.grounding import check, observe
 from generation_svc.relevance import RelevanceFloor
 from generation_svc.semantic_cache import SEMANTIC_HITS, SemanticIndex
 from generation_svc.shared_stream import SharedStreams
+from generation_svc.small_talk import small_talk_reply
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import (
     ANSWER_MAX_TOKENS,
@@ -146,27 +147,45 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             ANSWER_MAX_TOKENS.check(request.max_tokens)
             conversation = await self._conversation(request.conversation_id, request.history, principal)
             history = history_of(conversation)
-            semantic = self.semantic if not history else None  # follow-ups depend on their turns
-            search = retrieval_pb2.SearchRequest(
-                query=rewrite_query(request.query, history),
-                top_k=top_k,
-                mode=request.mode,
-                return_query_embedding=semantic is not None,
-            )
-            reply = await self._retrieve(search, deadline, principal)
-            retrieval_ms = (time.perf_counter() - started) * 1000
-            covered = await self._covers(search.query, reply, deadline)
-            hits = reply.hits if covered else []
-            yield Event(retrieval=generation_pb2.RetrievalEvent(hits=hits, index_version=reply.index_version))
-            if covered:
-                source = self._answer_source(request, reply, top_k, history, semantic, scope_of(principal))
+            if (reply_text := small_talk_reply(request.query)) is not None:
+                yield Event(retrieval=generation_pb2.RetrievalEvent())
+                source, retrieval_ms = self._say(reply_text, small_talk=True), 0.0
             else:
-                source = self._abstain()
+                retrieved, source, searched = await self._grounded(request, history, top_k, principal, deadline)
+                retrieval_ms = (searched - started) * 1000
+                yield retrieved
             async with aclosing(self._timed(source, started, retrieval_ms, deadline)) as events:
                 async for event in self._recorded(events, request.query, conversation, principal):
                     yield event
         except (AnswerFailed, InvalidInput) as failure:
             yield self._fail(context, answer_failure(failure))
+
+    async def _grounded(
+        self,
+        request: generation_pb2.AnswerRequest,
+        history: list[Turn],
+        top_k: int,
+        principal: Principal | None,
+        deadline: float,
+    ) -> tuple[Event, AsyncGenerator[Event, None], float]:
+        """The retrieval event (no hits when the floor judges none about the question), the answer's events, and
+        when the search returned (perf_counter)."""
+        semantic = self.semantic if not history else None  # follow-ups depend on their turns
+        search = retrieval_pb2.SearchRequest(
+            query=rewrite_query(request.query, history),
+            top_k=top_k,
+            mode=request.mode,
+            return_query_embedding=semantic is not None,
+        )
+        reply = await self._retrieve(search, deadline, principal)
+        searched = time.perf_counter()
+        if not await self._covers(search.query, reply, deadline):
+            NO_ANSWERS.inc()
+            nothing = generation_pb2.RetrievalEvent(index_version=reply.index_version)
+            return Event(retrieval=nothing), self._say(NOT_COVERED), searched
+        found = generation_pb2.RetrievalEvent(hits=reply.hits, index_version=reply.index_version)
+        source = self._answer_source(request, reply, top_k, history, semantic, scope_of(principal))
+        return Event(retrieval=found), source, searched
 
     def _answer_source(
         self,
@@ -203,13 +222,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         remaining = deadline - asyncio.get_running_loop().time()
         return await self.floor.covers(question, reply, max(remaining - DEADLINE_MARGIN_S, 0.0))
 
-    async def _abstain(self) -> AsyncIterator[Event]:
-        """The answer when the documents do not cover the question: says so, cites nothing."""
-        NO_ANSWERS.inc()
-        yield Event(delta=generation_pb2.DeltaEvent(text=NOT_COVERED))
-        yield Event(
-            done=generation_pb2.DoneEvent(finish_reason="stop", backend=self.backend.name, no_answer=True, support=0.0)
+    async def _say(self, text: str, small_talk: bool = False) -> AsyncIterator[Event]:
+        """An answer that is not from the documents (they do not cover the question, or it was small talk): it
+        cites nothing and says so in done.no_answer."""
+        yield Event(delta=generation_pb2.DeltaEvent(text=text))
+        done = generation_pb2.DoneEvent(
+            finish_reason="stop", backend=self.backend.name, no_answer=True, small_talk=small_talk
         )
+        yield Event(done=done)
 
     async def _recorded(
         self,

@@ -118,7 +118,7 @@ export function createAnswerView(msg) {
         case 'done':
           msg.meta = {
             cached: !!data.cached, trace_id: data.trace_id, timings: data.timings, finish_reason: data.finish_reason,
-            support: data.support, no_answer: !!data.no_answer, answer_id: data.answer_id,
+            support: data.support, no_answer: !!data.no_answer, small_talk: !!data.small_talk, answer_id: data.answer_id,
           };
           renderMeta();
           break;
@@ -175,6 +175,7 @@ function sourceItem(c) {
 
 /** How much of the answer its cited passages support, as a badge (absent for old saved answers). */
 function supportBadge(meta) {
+  if (meta.small_talk) return null; // a greeting's reply claims nothing
   if (meta.no_answer) {
     return el('span', {
       class: 'badge warn no-answer', text: 'not in your documents',

@@ -76,7 +76,7 @@ class Timings(_message.Message):
     def __init__(self, retrieval_ms: _Optional[float] = ..., first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class DoneEvent(_message.Message):
-    __slots__ = ("conversation_id", "timings", "trace_id", "cached", "finish_reason", "prompt_tokens", "completion_tokens", "backend", "support", "no_answer", "answer_id", "citations")
+    __slots__ = ("conversation_id", "timings", "trace_id", "cached", "finish_reason", "prompt_tokens", "completion_tokens", "backend", "support", "no_answer", "answer_id", "citations", "small_talk")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class DoneEvent(_message.Message):
     NO_ANSWER_FIELD_NUMBER: _ClassVar[int]
     ANSWER_ID_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
+    SMALL_TALK_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     timings: Timings
     trace_id: str
@@ -101,7 +102,8 @@ class DoneEvent(_message.Message):
     no_answer: bool
     answer_id: str
     citations: _containers.RepeatedCompositeFieldContainer[CitationEvent]
-    def __init__(self, conversation_id: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., trace_id: _Optional[str] = ..., cached: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., backend: _Optional[str] = ..., support: _Optional[float] = ..., no_answer: _Optional[bool] = ..., answer_id: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[CitationEvent, _Mapping]]] = ...) -> None: ...
+    small_talk: bool
+    def __init__(self, conversation_id: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., trace_id: _Optional[str] = ..., cached: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., backend: _Optional[str] = ..., support: _Optional[float] = ..., no_answer: _Optional[bool] = ..., answer_id: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[CitationEvent, _Mapping]]] = ..., small_talk: _Optional[bool] = ...) -> None: ...
 
 class ErrorEvent(_message.Message):
     __slots__ = ("code", "message", "retry_after_s")

@@ -80,6 +80,12 @@ def test_chat_streams_deltas_then_citations_of_ingested_documents(mesh: MeshProc
     assert len(done["trace_id"]) == 32 and done["conversation_id"]
 
 
+def test_a_greeting_gets_a_greeting_not_a_quoted_passage(mesh: MeshProcess) -> None:
+    events = parse_sse(httpx.post(f"{mesh.base_url}/api/v1/chat", json={"query": "Hi!"}, timeout=60).text)
+    assert [k for k, _ in events] == ["retrieval", "delta", "done"] and not events[0][1]["hits"]
+    assert events[-1][1]["small_talk"] is True and "documents" in events[1][1]["text"]
+
+
 def test_a_chat_with_max_tokens_ends_early_with_finish_reason_length(mesh: MeshProcess) -> None:
     body = {"query": "How does Like-Opt cache answers in Redis?", "max_tokens": 5}
     reply = httpx.post(f"{mesh.base_url}/api/v1/chat", json=body, timeout=60)

@@ -10,6 +10,7 @@ import pytest
 
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
 from generation_svc.extractive import ExtractiveBackend, compose, count_pieces, standalone
+from generation_svc.small_talk import ABOUT, GREETING, THANKS, small_talk_reply
 from likeopt.v1 import generation_pb2, retrieval_pb2
 from tests.unit.test_generation_harness import collect, generation_server, text_of
 
@@ -241,3 +242,35 @@ def test_an_extracted_sentence_drops_an_opening_that_leans_on_the_sentence_befor
     assert standalone("However, mRNA levels fell.") == "mRNA levels fell."  # its case is meaningful
     assert standalone("Taken together, these data agree.") == "These data agree."
     assert standalone("Thus the end.") == "Thus the end." and standalone("However,") == "However,"
+
+
+@pytest.mark.parametrize(
+    ("message", "reply"),
+    [("hi", GREETING), ("Hello there! 👋", GREETING), ("THANKS!!", THANKS), ("What can you do?", ABOUT)],
+)
+def test_a_whole_message_of_small_talk_gets_its_reply(message: str, reply: str) -> None:
+    assert small_talk_reply(message) == reply
+
+
+@pytest.mark.parametrize("message", ["hi, which port does Envoy use?", "Hi-C", "help me find the cache settings"])
+def test_a_question_that_opens_with_small_talk_is_searched(message: str) -> None:
+    assert small_talk_reply(message) is None
+
+
+async def test_a_greeting_is_answered_without_searching_or_citing() -> None:
+    async with generation_server(ExtractiveBackend()) as h:
+        events = await h.answer("Hi!")
+        searched = list(h.retrieval.queries)
+    assert kinds(events) == ["retrieval", "delta", "done"] and not events[0].retrieval.hits
+    assert text_of(events) == GREETING and events[-1].done.no_answer and events[-1].done.small_talk and not searched
+
+
+async def test_a_greeting_turn_is_kept_in_the_transcript_but_not_in_the_next_answers_history() -> None:
+    async with generation_server(ExtractiveBackend()) as h:
+        hello = await h.answer("hello")
+        conversation_id = hello[-1].done.conversation_id
+        after_greeting = await h.answer("Which port does Envoy listen on?", conversation_id=conversation_id)
+        fresh = await h.answer("Which port does Envoy listen on?")
+        stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+    assert [t.question for t in stored.turns] == ["hello", "Which port does Envoy listen on?"]
+    assert fresh[-1].done.cached and text_of(fresh) == text_of(after_greeting), "the greeting split the cache"
