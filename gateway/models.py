@@ -82,6 +82,9 @@ class SearchRequest(BaseModel):
     top_k: WholeNumber = top_k_field(SEARCH_TOP_K, "Passages to return.")
     mode: Mode = Field("hybrid", description="hybrid (BM25 and dense, fused), bm25 or dense.")
     filters: StringMap = Field(default_factory=dict, description="Document metadata that must match exactly.")
+    per_document: bool = Field(
+        False, description="At most one hit per document, its best chunk: top_k then counts documents, not chunks."
+    )
 
 
 class Hit(BaseModel):

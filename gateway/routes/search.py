@@ -41,11 +41,15 @@ async def search(
     """The top passages, each with its fused, BM25 and dense scores; ``cached`` when no search was needed."""
     started = time.perf_counter()
     filters = tuple(sorted(body.filters.items()))
-    key = (normalise_query(body.query), body.top_k, body.mode, filters, scope_of(principal))
+    key = (normalise_query(body.query), body.top_k, body.mode, filters, body.per_document, scope_of(principal))
     head = gateway.near.lookup(key)
     if head is None:
         request = retrieval_pb2.SearchRequest(
-            query=body.query, top_k=body.top_k, mode=MODES[body.mode], filters=body.filters
+            query=body.query,
+            top_k=body.top_k,
+            mode=MODES[body.mode],
+            filters=body.filters,
+            per_document=body.per_document,
         )
         call = gateway.upstreams.retrieval.Search(request, timeout=SEARCH_TIMEOUT_S, metadata=forwarded(principal))
         reply = await upstream_call(call)

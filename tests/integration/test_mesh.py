@@ -80,6 +80,15 @@ def test_chat_streams_deltas_then_citations_of_ingested_documents(mesh: MeshProc
     assert len(done["trace_id"]) == 32 and done["conversation_id"]
 
 
+def test_a_search_per_document_gives_each_document_once(mesh: MeshProcess) -> None:
+    query = "How does the cache keep search results in Redis?"
+    chunks = [h["doc_id"] for h in search(mesh, query, top_k=5)["hits"]]
+    documents = [h["doc_id"] for h in search(mesh, query, top_k=5, per_document=True)["hits"]]
+    assert len(set(chunks)) < len(chunks), "the corpus should give one document several of the top chunks"
+    assert len(documents) == len(set(documents)) and len(documents) > len(set(chunks))
+    assert documents[0] == chunks[0]
+
+
 def test_a_greeting_gets_a_greeting_not_a_quoted_passage(mesh: MeshProcess) -> None:
     events = parse_sse(httpx.post(f"{mesh.base_url}/api/v1/chat", json={"query": "Hi!"}, timeout=60).text)
     assert [k for k, _ in events] == ["retrieval", "delta", "done"] and not events[0][1]["hits"]
