@@ -180,10 +180,15 @@ def register_tools(server: MCPServer, mesh: Callable[[], Mesh]) -> None:
         top_k: Annotated[int, Field(ge=SEARCH_TOP_K.low, le=SEARCH_TOP_K.high, description="How many passages.")] = 5,
         mode: Mode = "hybrid",
         filters: Annotated[dict[str, str] | None, Field(description="Document metadata that must match.")] = None,
+        per_document: Annotated[
+            bool, Field(description="Each document once, its best passage: top_k then counts documents.")
+        ] = False,
     ) -> SearchResult:
         """Find the passages of the user's documents that best match a query (hybrid BM25 + dense by default)."""
         m = mesh()
-        request = retrieval_pb2.SearchRequest(query=query, top_k=top_k, mode=MODES[mode], filters=filters or {})
+        request = retrieval_pb2.SearchRequest(
+            query=query, top_k=top_k, mode=MODES[mode], filters=filters or {}, per_document=per_document
+        )
         try:
             reply = await m.retrieval.Search(request, timeout=SEARCH_TIMEOUT_S, metadata=m.metadata)
         except grpc.aio.AioRpcError as exc:

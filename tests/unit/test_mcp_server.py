@@ -23,13 +23,13 @@ from tests.unit.test_retrieval_service import DOCS, stream
 
 
 @asynccontextmanager
-async def mcp_client(tmp_path: Path) -> AsyncIterator[Client]:
-    """An MCP client talking in process to the server built on in-process services (DOCS ingested)."""
+async def mcp_client(tmp_path: Path, *extra: retrieval_pb2.Document) -> AsyncIterator[Client]:
+    """An MCP client talking in process to the server built on in-process services (DOCS and extra ingested)."""
     async with (
         retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (_, retrieval),
         generation_server(ExtractiveBackend()) as generation,
     ):
-        await retrieval.UpsertDocuments(stream([*DOCS, retrieval_pb2.Document(id="a/b c.md", text="Slashes.")]))
+        await retrieval.UpsertDocuments(stream([*DOCS, retrieval_pb2.Document(id="a/b c.md", text="Slashes."), *extra]))
         mesh = Mesh(retrieval=retrieval, documents=retrieval, generation=generation.stub)
         async with Client(build_mcp_server(lambda: mesh)) as client:
             yield client
@@ -56,6 +56,16 @@ async def test_search_returns_passages_with_ids_scores_and_resource_uris(tmp_pat
     passages = structured(result)["passages"]
     assert [p["doc_id"] for p in passages] == ["car"] and passages[0]["chunk_id"] == "car#0"
     assert passages[0]["score"] > 0 and passages[0]["uri"] == "likeopt://documents/car"
+
+
+async def test_search_per_document_gives_a_long_document_once(tmp_path: Path) -> None:
+    manual = retrieval_pb2.Document(id="manual", text="The gearbox sprocket meshes with the chain. " * 150)
+    async with mcp_client(tmp_path, manual) as client:
+        chunks = structured(await client.call_tool("search", {"query": "gearbox sprocket", "top_k": 4}))["passages"]
+        asked = {"query": "gearbox sprocket", "top_k": 4, "per_document": True}
+        documents = structured(await client.call_tool("search", asked))["passages"]
+    assert [p["doc_id"] for p in chunks[:2]] == ["manual", "manual"], "the long document fills the top chunks"
+    assert [p["doc_id"] for p in documents].count("manual") == 1
 
 
 async def test_ask_answers_with_citations_and_a_conversation_to_continue(tmp_path: Path) -> None:
