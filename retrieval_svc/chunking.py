@@ -19,8 +19,9 @@ def chunk_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, o
 
     Consecutive chunks share up to overlap_sentences sentences, so a passage
     cut at a boundary is still whole in one chunk; the overlap shrinks when
-    it would leave no room for a new sentence. Sentences within a chunk are
-    joined as their script writes them (likeopt.runtime.text.sentence_gap).
+    it would leave no room for a new sentence. Sentences within a chunk keep
+    the text's paragraph breaks, and are otherwise joined as their script
+    writes them (likeopt.runtime.text.sentence_gap).
     """
     if max_tokens < 1 or overlap_sentences < 0:
         raise ValueError("max_tokens must be >= 1 and overlap_sentences >= 0")
@@ -28,8 +29,14 @@ def chunk_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, o
     def fits(candidate: str) -> bool:
         return count_tokens(candidate) <= max_tokens
 
-    units = [piece for sentence in split_sentences(text) for piece in _fit_sentence(sentence, fits)]
-    joined = _joiner(units, [sentence_gap(before, after) for before, after in pairwise(units)])
+    sentences = split_sentences(text)
+    units: list[str] = []
+    gaps: list[str] = []
+    for sentence, after in zip(sentences, _separators(text, sentences), strict=True):
+        pieces = _fit_sentence(sentence, fits)
+        units += pieces
+        gaps += [" "] * (len(pieces) - 1) + [after]
+    joined = _joiner(units, gaps[:-1])
     chunks: list[str] = []
     start, end = -1, 0
     while end < len(units):
@@ -39,6 +46,24 @@ def chunk_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, o
         end = _longest_fit(len(units), start, end + 1, lambda s, e: fits(joined(s, e)))
         chunks.append(joined(start, end))
     return chunks
+
+
+def _separators(text: str, sentences: list[str]) -> list[str]:
+    """What follows each sentence in a chunk: a paragraph break where text has one, so a heading or a paragraph
+    ending without a stop is still a sentence of its own when the chunk is split again (an extractive answer read
+    "The processes Envoy listens on port 8080"); else the gap its script writes between sentences, also at a
+    single line break, which in wrapped text falls mid-sentence. "" after the last."""
+    spans: list[tuple[int, int]] = []
+    position = 0
+    for sentence in sentences:  # split_sentences only strips, so each is found at or after the last
+        start = text.index(sentence, position)
+        position = start + len(sentence)
+        spans.append((start, position))
+    separators = []
+    for (first, second), ((_, end), (start, _)) in zip(pairwise(sentences), pairwise(spans), strict=True):
+        paragraph_break = text.count("\n", end, start) > 1
+        separators.append("\n\n" if paragraph_break else sentence_gap(first, second))
+    return [*separators, ""] if sentences else []
 
 
 def _fit_sentence(sentence: str, fits: Callable[[str], bool]) -> list[str]:

@@ -96,6 +96,19 @@ def test_chinese_and_japanese_sentences_are_joined_without_a_space_others_with_o
     assert chunk_text("吸烟有害。" * 6, len, max_tokens=12, overlap_sentences=1) == ["吸烟有害。吸烟有害。"] * 5
 
 
+def test_chunks_keep_paragraph_breaks_and_join_wrapped_lines() -> None:
+    """A heading joined to the next paragraph by a space read as one run-on sentence once the chunk was split
+    again (an extractive answer opened "The processes Envoy listens on port 8080"); a line break inside a wrapped
+    paragraph is no sentence end, so it stays a space."""
+    text = "The processes\n\nEnvoy listens on port 8080. It is the only door: browsers, REST\nclients, gRPC clients."
+    [chunk] = chunk_text(text, count_words, max_tokens=50, overlap_sentences=0)
+    assert (
+        chunk
+        == "The processes\n\nEnvoy listens on port 8080. It is the only door: browsers, REST clients, gRPC clients."
+    )
+    assert split_sentences(chunk)[:2] == ["The processes", "Envoy listens on port 8080."]
+
+
 def test_split_empty_text() -> None:
     assert split_sentences("") == []
     assert split_sentences("  \n\n \t ") == []
