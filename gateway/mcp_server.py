@@ -171,6 +171,18 @@ async def answer_of(mesh: Mesh, request: generation_pb2.AnswerRequest) -> Answer
     raise ToolError("UNAVAILABLE: the answer stream ended without an answer")
 
 
+def passage_of(hit: retrieval_pb2.SearchHit) -> Passage:
+    """A search hit as the search tool returns it, with the resource that opens its document."""
+    return Passage(
+        doc_id=hit.doc_id,
+        chunk_id=hit.chunk_id,
+        title=hit.title,
+        text=hit.text,
+        score=hit.score,
+        uri=document_uri(hit.doc_id),
+    )
+
+
 def register_tools(server: MCPServer, mesh: Callable[[], Mesh]) -> None:
     """search, ask and list_documents."""
 
@@ -193,18 +205,7 @@ def register_tools(server: MCPServer, mesh: Callable[[], Mesh]) -> None:
             reply = await m.retrieval.Search(request, timeout=SEARCH_TIMEOUT_S, metadata=m.metadata)
         except grpc.aio.AioRpcError as exc:
             raise tool_failure(exc) from None
-        passages = [
-            Passage(
-                doc_id=h.doc_id,
-                chunk_id=h.chunk_id,
-                title=h.title,
-                text=h.text,
-                score=h.score,
-                uri=document_uri(h.doc_id),
-            )
-            for h in reply.hits
-        ]
-        return SearchResult(passages=passages, index_version=reply.index_version)
+        return SearchResult(passages=[passage_of(h) for h in reply.hits], index_version=reply.index_version)
 
     @server.tool(annotations=ToolAnnotations(readOnlyHint=False, openWorldHint=False))
     async def ask(
