@@ -57,6 +57,13 @@ def test_a_cited_answer_an_honest_refusal_and_a_thumbs_down_that_becomes_a_case(
     assert "Which port does Envoy listen on?" in listed.first.inner_text()
 
 
+def test_a_greeting_gets_a_greeting_with_no_sources_and_no_support_badge(mesh: MeshProcess, page: Any) -> None:
+    page.goto(mesh.base_url + "/")
+    reply = answered(page, "Hi!")
+    assert "your documents" in reply.locator(".answer-text").inner_text()
+    assert reply.locator(".badge").count() == 0 and reply.locator(".citation-marker").count() == 0
+
+
 def test_markdown_in_an_answer_is_rendered_and_nothing_in_it_runs(mesh: MeshProcess, page: Any, tmp_path: Path) -> None:
     hostile = tmp_path / "quokkas.txt"
     hostile.write_text(
