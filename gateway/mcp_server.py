@@ -26,7 +26,7 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from likeopt.runtime.config import Config, address_list
-from likeopt.runtime.contract import ANSWER_TOP_K, MODES, SEARCH_TOP_K, Mode
+from likeopt.runtime.contract import ANSWER_TOP_K, LIST_LIMIT, MODES, SEARCH_TOP_K, Mode
 from likeopt.runtime.grpc_client import open_channel
 from likeopt.runtime.logs import setup_logging
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
@@ -221,7 +221,9 @@ def register_tools(server: MCPServer, mesh: Callable[[], Mesh]) -> None:
 
     @server.tool(annotations=READ_ONLY)
     async def list_documents(
-        limit: Annotated[int, Field(ge=1, le=1000, description="Most documents in the page.")] = 100,
+        limit: Annotated[
+            int, Field(ge=LIST_LIMIT.low, le=LIST_LIMIT.high, description="Most documents in the page.")
+        ] = LIST_LIMIT.default,
         after_id: Annotated[str, Field(description="Start after this id (the last page's next_after_id).")] = "",
     ) -> DocumentPage:
         """List the documents in the corpus, in id order, a page at a time."""
