@@ -27,11 +27,18 @@ _LINK_TO_BEFORE = re.compile(
 )
 """Openings that lean on the sentence before, which an extracted sentence does not bring along."""
 _PLAIN_WORD = re.compile(r"[a-z]+\b")
+_SECTION_LABEL = re.compile(r"(?:(?:[A-Z]{2,}(?:\s*[,&/]\s*|\s+))+[A-Z]{4,}|[A-Z]{5,}):?\s+(?=[A-Z][a-z]|[AI]\s)")
+"""A structured abstract's or report's heading run into its first sentence ("RESULTS We found...", "DESIGN,
+SETTING, AND PARTICIPANTS A cohort..."): capitals ending in a word of four letters or more, or one such word of
+five, so that an acronym opening a sentence ("DNA Methylation", "NASA Scientists", "FUNDING UK Medical") stays."""
 
 
 def standalone(sentence: str) -> str:
-    """sentence without an opening that refers to what came before it ("Moreover, gene expression..." becomes
-    "Gene expression..."); every word left is still the passage's."""
+    """sentence without a section heading run into it or an opening that refers to what came before it
+    ("RESULTS Moreover, gene expression..." becomes "Gene expression..."); every word left is the passage's."""
+    label = _SECTION_LABEL.match(sentence)
+    if label is not None:
+        sentence = sentence[label.end() :]
     link = _LINK_TO_BEFORE.match(sentence)
     if link is None or link.end() == len(sentence):
         return sentence
@@ -125,7 +132,7 @@ class ExtractiveBackend:
     """Streams the composed answer a few words at a time, as a model would."""
 
     name = "extractive"
-    fingerprint = "extractive/2"
+    fingerprint = "extractive/3"
 
     def __init__(self, words_per_delta: int = 4) -> None:
         self.words_per_delta = words_per_delta

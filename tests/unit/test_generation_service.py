@@ -245,6 +245,24 @@ def test_an_extracted_sentence_drops_an_opening_that_leans_on_the_sentence_befor
 
 
 @pytest.mark.parametrize(
+    ("sentence", "extracted"),
+    [
+        ("INTRODUCTION Low vitamin D is common.", "Low vitamin D is common."),
+        ("DESIGN, SETTING, AND PARTICIPANTS A cohort of 200.", "A cohort of 200."),
+        ("BACKGROUND & AIMS Moreover, fat rose.", "Fat rose."),
+        ("RESULTS: We found it.", "We found it."),
+        ("DNA Methylation rose.", "DNA Methylation rose."),  # an acronym opening the sentence stays
+        ("NASA Scientists agree.", "NASA Scientists agree."),
+        ("FUNDING UK Medical Research Council.", "FUNDING UK Medical Research Council."),
+        ("RESULTS mRNA levels fell.", "RESULTS mRNA levels fell."),  # no sentence visibly starts after it
+        ("HIV 16 cases.", "HIV 16 cases."),
+    ],
+)
+def test_an_extracted_sentence_drops_a_section_heading_run_into_it(sentence: str, extracted: str) -> None:
+    assert standalone(sentence) == extracted
+
+
+@pytest.mark.parametrize(
     ("message", "reply"),
     [("hi", GREETING), ("Hello there! 👋", GREETING), ("THANKS!!", THANKS), ("What can you do?", ABOUT)],
 )
