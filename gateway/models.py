@@ -21,6 +21,8 @@ from likeopt.runtime.contract import (
     LIST_LIMIT,
     MAX_COMMENT_CHARS,
     MAX_QUERY_CHARS,
+    MAX_STOP_CHARS,
+    MAX_STOP_SEQUENCES,
     QUERY_PATTERN,
     SEARCH_TOP_K,
     InvalidInput,
@@ -131,6 +133,11 @@ class ChatRequest(BaseModel):
         le=ANSWER_MAX_TOKENS.high,
         description="Most tokens in the answer; 0: the configured limit, which this cannot raise. A shortened"
         " answer's done event has finish_reason 'length'.",
+    )
+    stop: list[Annotated[str, Field(max_length=MAX_STOP_CHARS)]] = Field(
+        default_factory=list,
+        max_length=MAX_STOP_SEQUENCES,
+        description="The answer ends before the first of these (its citations too); empty ones are ignored.",
     )
 
 

@@ -67,6 +67,9 @@ class ChatCompletionRequest(BaseModel):
         None, ge=1, description="Most tokens in the answer; more than the server's configured limit means that limit."
     )
     max_tokens: int | None = Field(None, ge=1, description="The older name of max_completion_tokens.")
+    stop: str | list[str] | None = Field(
+        None, description="Up to 4 sequences; the answer (and its citations) ends before the first of them."
+    )
     response_format: ResponseFormat | None = Field(None, description="Only type 'text' is supported.")
     user: str | None = None
     conversation_id: str | None = Field(

@@ -28,7 +28,7 @@ from gateway.openai_models import (
     Usage,
     error_json,
 )
-from likeopt.runtime.contract import ANSWER_MAX_TOKENS, MODES
+from likeopt.runtime.contract import ANSWER_MAX_TOKENS, MODES, InvalidInput, check_stop
 from likeopt.v1 import generation_pb2
 
 INSTRUCTION_ROLES = frozenset({"system", "developer"})
@@ -156,6 +156,7 @@ def answer_request(body: ChatCompletionRequest) -> generation_pb2.AnswerRequest:
         )
     question, history = question_and_history(body.messages)
     return generation_pb2.AnswerRequest(
+        stop=stop_sequences(body.stop),
         query=question,
         conversation_id=body.conversation_id or "",
         top_k=body.top_k or 0,
@@ -163,6 +164,14 @@ def answer_request(body: ChatCompletionRequest) -> generation_pb2.AnswerRequest:
         history=history,
         max_tokens=min(body.max_completion_tokens or body.max_tokens or 0, ANSWER_MAX_TOKENS.high),
     )
+
+
+def stop_sequences(stop: str | list[str] | None) -> tuple[str, ...]:
+    """OpenAI's ``stop`` (one string or a list) as generation_svc takes it, or the 400 that refuses it."""
+    try:
+        return check_stop([stop] if isinstance(stop, str) else stop or [])
+    except InvalidInput as exc:
+        raise OpenAIError(400, str(exc), param="stop", code="invalid_value") from None
 
 
 def new_completion_id() -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from google.protobuf.message import DecodeError
 
 from generation_svc.backends import Turn
+from generation_svc.bounds import UNBOUNDED, AnswerBounds
 from likeopt.caching.cache_client import CacheClient
 from likeopt.caching.cache_keys import cache_key, normalise_query
 from likeopt.v1 import generation_pb2
@@ -27,18 +28,17 @@ def answer_key(
     mode: int,
     history: list[Turn],
     readers: str = "",
-    limit: int = 0,
+    bounds: AnswerBounds = UNBOUNDED,
 ) -> str:
     """The cache key of one answer; readers, the caller's permission fingerprint (LIKEOPT_AUTH=jwt), keeps an
-    answer built from one reader's documents from ever being replayed to another. limit is the caller's
-    max_tokens: a shortened answer is another answer."""
+    answer built from one reader's documents from ever being replayed to another, and bounds one cut short by
+    max_tokens or a stop sequence from being replayed for a whole one."""
     turns = [(normalise_query(t.question), t.answer) for t in history]
     parts: list[object] = ["answer/1", normalise_query(question), index_version, backend_fingerprint, top_k, mode]
     parts.append(turns)
     if readers:
         parts.append(readers)
-    if limit:
-        parts.append(("max_tokens", limit))
+    parts.extend(bounds.key_parts())
     return cache_key(*parts)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -67,7 +67,7 @@ class Backend(Protocol):
 
     def stream(
         self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Yield pieces of the answer as they are produced, at most limit tokens when it is set (finish reason
         ``length`` when that cuts the answer short); stop promptly when closed."""
         ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from generation_svc.backends import Passage, Turn, Usage
@@ -139,16 +139,16 @@ class ExtractiveBackend:
 
     async def stream(
         self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         chosen = choose_sentences(question, passages)
         usage.no_answer = not chosen
         answer, cut = compose(chosen, limit)
         if cut:
             usage.finish_reason = "length"
         usage.prompt_tokens = count_pieces(question) + sum(count_pieces(f"{p.title}\n{p.text}") for p in passages)
-        usage.completion_tokens = count_pieces(answer)
         words = answer.split(" ")
         for start in range(0, len(words), self.words_per_delta):
             piece = " ".join(words[start : start + self.words_per_delta])
+            usage.completion_tokens += count_pieces(piece)  # what was written, when a stop sequence ends it early
             yield piece if start == 0 else " " + piece
             await asyncio.sleep(0)

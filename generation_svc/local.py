@@ -19,7 +19,7 @@ import os
 import statistics
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -200,7 +200,7 @@ class LocalBackend:
 
     async def stream(
         self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         messages = self.prompt(question, passages, history)
         async with self.admission.turn():
             run = _Run(asyncio.get_running_loop())
@@ -250,8 +250,6 @@ class LocalBackend:
                     pending = ""
                 if choice.get("finish_reason"):
                     usage.finish_reason = choice["finish_reason"]
-            usage.completion_tokens = run.tokens
-            usage.prompt_tokens = max(0, self._llm.n_tokens - run.tokens)
             run.hand_over(None)
         except Exception as exc:
             if run.cancelled.is_set():  # the abort callback stopped a decode: not a failure
@@ -260,7 +258,9 @@ class LocalBackend:
             else:
                 log.exception("local model failed")
                 run.hand_over(AnswerFailed(grpc.StatusCode.INTERNAL, f"the local model failed: {exc}"))
-        finally:
+        finally:  # counted however it ended: an answer a stop sequence closed has read and written tokens too
+            usage.completion_tokens = run.tokens
+            usage.prompt_tokens = max(0, self._llm.n_tokens - run.tokens)
             self._current = None
 
     def close(self) -> None:

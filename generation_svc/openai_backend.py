@@ -10,7 +10,7 @@ connection, so the server sees the disconnect and stops generating.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import grpc
@@ -95,7 +95,7 @@ class OpenAIBackend:
 
     async def stream(
         self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         body = self.request_body(question, passages, history, limit)
         try:
             async with self._client.stream("POST", self.url, json=body) as response:

@@ -26,6 +26,7 @@ from prometheus_client import Counter
 
 from generation_svc.answer_cache import AnswerCache, answer_key, cacheable
 from generation_svc.backends import AnswerFailed, Backend, Passage, Turn, Usage
+from generation_svc.bounds import UNBOUNDED, AnswerBounds, until_stop
 from generation_svc.conversations import MAX_TURNS, ConversationStore, history_of, rewrite_query
 from generation_svc.feedback import FeedbackStore, UnknownAnswer
 from generation_svc.grounding import check, observe
@@ -35,7 +36,6 @@ from generation_svc.shared_stream import SharedStreams
 from generation_svc.small_talk import small_talk_reply
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import (
-    ANSWER_MAX_TOKENS,
     ANSWER_TOP_K,
     ID_RE,
     INVALID_INPUT_STATUS,
@@ -144,14 +144,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             principal = self._principal(context)
             check_query(request.query)
             top_k = ANSWER_TOP_K.check(request.top_k)
-            ANSWER_MAX_TOKENS.check(request.max_tokens)
+            bounds = AnswerBounds.of(request)
             conversation = await self._conversation(request.conversation_id, request.history, principal)
             history = history_of(conversation)
             if (reply_text := small_talk_reply(request.query)) is not None:
                 yield Event(retrieval=generation_pb2.RetrievalEvent())
                 source, retrieval_ms = self._say(reply_text, small_talk=True), 0.0
             else:
-                retrieved, source, searched = await self._grounded(request, history, top_k, principal, deadline)
+                retrieved, source, searched = await self._grounded(request, history, top_k, bounds, principal, deadline)
                 retrieval_ms = (searched - started) * 1000
                 yield retrieved
             async with aclosing(self._timed(source, started, retrieval_ms, deadline)) as events:
@@ -165,6 +165,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         request: generation_pb2.AnswerRequest,
         history: list[Turn],
         top_k: int,
+        bounds: AnswerBounds,
         principal: Principal | None,
         deadline: float,
     ) -> tuple[Event, AsyncGenerator[Event, None], float]:
@@ -184,7 +185,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             nothing = generation_pb2.RetrievalEvent(index_version=reply.index_version)
             return Event(retrieval=nothing), self._say(NOT_COVERED), searched
         found = generation_pb2.RetrievalEvent(hits=reply.hits, index_version=reply.index_version)
-        source = self._answer_source(request, reply, top_k, history, semantic, scope_of(principal))
+        source = self._answer_source(request, reply, top_k, bounds, history, semantic, scope_of(principal))
         return Event(retrieval=found), source, searched
 
     def _answer_source(
@@ -192,6 +193,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         request: generation_pb2.AnswerRequest,
         reply: retrieval_pb2.SearchResponse,
         top_k: int,
+        bounds: AnswerBounds,
         history: list[Turn],
         semantic: SemanticIndex | None,
         readers: str = "",
@@ -202,17 +204,16 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         only between callers who may read the same documents, as the passages they quote came from them.
         """
         passages = passages_from_hits(list(reply.hits))
-        limit = request.max_tokens
         key = answer_key(
-            request.query, reply.index_version, self.backend.fingerprint, top_k, request.mode, history, readers, limit
+            request.query, reply.index_version, self.backend.fingerprint, top_k, request.mode, history, readers, bounds
         )
         similar, remember = None, None
         if semantic is not None and reply.query_embedding:
             vector = np.asarray(reply.query_embedding, dtype=np.float32)
-            scope = (reply.index_version, self.backend.fingerprint, top_k, request.mode, readers, limit)
+            scope = (reply.index_version, self.backend.fingerprint, top_k, request.mode, readers, bounds)
             similar = semantic.find(scope, vector, request.query)
             remember = partial(semantic.remember, scope, vector, request.query, key)
-        produce = partial(self._produce, request.query, passages, history, key, similar, remember, limit)
+        produce = partial(self._produce, request.query, passages, history, key, similar, remember, bounds)
         return self.flights.watch(key, produce)
 
     async def _covers(self, question: str, reply: retrieval_pb2.SearchResponse, deadline: float) -> bool:
@@ -261,9 +262,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         deadline = self._deadline(context)
         try:
             check_query(request.query)
-            limit = ANSWER_MAX_TOKENS.check(request.max_tokens)
+            bounds = AnswerBounds.of(request)
             passages = passages_from_hits(list(request.contexts))
-            source = self._produce(request.query, passages, [], key=None, limit=limit)
+            source = self._produce(request.query, passages, [], key=None, bounds=bounds)
             async with aclosing(self._timed(source, started, 0.0, deadline)) as events:
                 async for event in events:
                     yield event
@@ -375,7 +376,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         key: str | None,
         similar: str | None = None,
         remember: Callable[[], None] | None = None,
-        limit: int = 0,
+        bounds: AnswerBounds = UNBOUNDED,
     ) -> AsyncIterator[Event]:
         """Delta, citation and done events: replayed from the answer cache (the question's own entry, else a
         semantically similar question's), or generated and then cached."""
@@ -389,7 +390,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     yield event
                 return
         events: list[Event] = []
-        async for event in self._generate(question, passages, history, limit):
+        async for event in self._generate(question, passages, history, bounds):
             events.append(event)
             yield event
         if key is not None:
@@ -398,13 +399,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 remember()
 
     async def _generate(
-        self, question: str, passages: list[Passage], history: list[Turn], limit: int
+        self, question: str, passages: list[Passage], history: list[Turn], bounds: AnswerBounds
     ) -> AsyncIterator[Event]:
-        """Deltas from the backend (at most limit tokens when set), then each cited passage once, then done."""
+        """Deltas from the backend within the caller's bounds, then each cited passage once, then done."""
         usage = Usage()
         text: list[str] = []
         with StreamSpans("backend", {"likeopt.backend": self.backend.name}) as spans:
-            async for piece in self.backend.stream(question, passages, history, usage, limit=limit):
+            pieces = self.backend.stream(question, passages, history, usage, limit=bounds.max_tokens)
+            async for piece in until_stop(pieces, bounds.stop, usage):
                 if piece:
                     spans.piece()
                     text.append(piece)

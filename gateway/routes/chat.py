@@ -68,6 +68,7 @@ async def chat(
         top_k=body.top_k,
         mode=MODES[body.mode],
         max_tokens=body.max_tokens,
+        stop=body.stop,
     )
     call = gateway.upstreams.generation.Answer(
         request, timeout=gateway.config.answer_timeout_s, metadata=forwarded(principal)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -66,6 +66,8 @@ SEARCH_TOP_K = Range("top_k", 1, 100, 10)
 ANSWER_TOP_K = Range("top_k", 1, 20, 5)
 ANSWER_MAX_TOKENS = Range("max_tokens", 0, 1 << 20, 0)
 """Tokens an answer may have as a caller asks; 0 is the configured limit, which no request raises."""
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_CHARS = 256
 LIST_LIMIT = Range("limit", 1, 1000, 100)
 """Documents per page of ListDocuments, and feedback items per listing."""
 
@@ -83,6 +85,18 @@ def check_query(query: str) -> str:
     if "\x00" in query:
         raise InvalidInput("query must not contain NUL characters")
     return query
+
+
+def check_stop(stop: Sequence[str]) -> tuple[str, ...]:
+    """An answer's stop sequences without the empty ones (which would end every answer before it began), or
+    InvalidInput: OpenAI takes up to MAX_STOP_SEQUENCES, and a bounded length bounds the text held back."""
+    sequences = tuple(dict.fromkeys(sequence for sequence in stop if sequence))
+    if len(sequences) > MAX_STOP_SEQUENCES:
+        raise InvalidInput(f"stop takes at most {MAX_STOP_SEQUENCES} sequences, got {len(sequences)}")
+    for sequence in sequences:
+        if len(sequence) > MAX_STOP_CHARS:
+            raise InvalidInput(f"a stop sequence is {len(sequence)} characters; the limit is {MAX_STOP_CHARS}")
+    return sequences
 
 
 def check_mode(mode: int) -> str:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from likeopt.v1 import retrieval_pb2 as likeopt_dot_v1_dot_retrieval__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blikeopt/v1/generation.proto\x12\nlikeopt.v1\x1a\x1alikeopt/v1/retrieval.proto\"\xa3\x01\n\rAnswerRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12$\n\x04mode\x18\x04 \x01(\x0e\x32\x16.likeopt.v1.SearchMode\x12!\n\x07history\x18\x05 \x03(\x0b\x32\x10.likeopt.v1.Turn\x12\x12\n\nmax_tokens\x18\x06 \x01(\x05\"]\n\x0fGenerateRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\'\n\x08\x63ontexts\x18\x02 \x03(\x0b\x32\x15.likeopt.v1.SearchHit\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\"L\n\x0eRetrievalEvent\x12#\n\x04hits\x18\x01 \x03(\x0b\x32\x15.likeopt.v1.SearchHit\x12\x15\n\rindex_version\x18\x02 \x01(\x03\"\x1a\n\nDeltaEvent\x12\x0c\n\x04text\x18\x01 \x01(\t\"}\n\rCitationEvent\x12\t\n\x01n\x18\x01 \x01(\x05\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x11\n\tsupported\x18\x06 \x01(\x08\x12\x0f\n\x07support\x18\x07 \x01(\x02\"I\n\x07Timings\x12\x14\n\x0cretrieval_ms\x18\x01 \x01(\x01\x12\x16\n\x0e\x66irst_token_ms\x18\x02 \x01(\x01\x12\x10\n\x08total_ms\x18\x03 \x01(\x01\"\xbf\x02\n\tDoneEvent\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12$\n\x07timings\x18\x02 \x01(\x0b\x32\x13.likeopt.v1.Timings\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12\x15\n\rprompt_tokens\x18\x06 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x08 \x01(\t\x12\x0f\n\x07support\x18\t \x01(\x02\x12\x11\n\tno_answer\x18\n \x01(\x08\x12\x11\n\tanswer_id\x18\x0b \x01(\t\x12,\n\tcitations\x18\x0c \x03(\x0b\x32\x19.likeopt.v1.CitationEvent\x12\x12\n\nsmall_talk\x18\r \x01(\x08\"B\n\nErrorEvent\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\rretry_after_s\x18\x03 \x01(\x01\"\xef\x01\n\x0b\x41nswerEvent\x12/\n\tretrieval\x18\x01 \x01(\x0b\x32\x1a.likeopt.v1.RetrievalEventH\x00\x12\'\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x16.likeopt.v1.DeltaEventH\x00\x12-\n\x08\x63itation\x18\x03 \x01(\x0b\x32\x19.likeopt.v1.CitationEventH\x00\x12%\n\x04\x64one\x18\x04 \x01(\x0b\x32\x15.likeopt.v1.DoneEventH\x00\x12\'\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.likeopt.v1.ErrorEventH\x00\x42\x07\n\x05\x65vent\"1\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\"o\n\x04Turn\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12,\n\tcitations\x18\x03 \x03(\x0b\x32\x19.likeopt.v1.CitationEvent\x12\x17\n\x0f\x63reated_unix_ms\x18\x04 \x01(\x03\"H\n\x0c\x43onversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x1f\n\x05turns\x18\x02 \x03(\x0b\x32\x10.likeopt.v1.Turn\"7\n\x0c\x43\x61\x63hedAnswer\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.likeopt.v1.AnswerEvent\"W\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\x11\n\tanswer_id\x18\x01 \x01(\t\x12\x10\n\x08trace_id\x18\x02 \x01(\t\x12\x0e\n\x06rating\x18\x03 \x01(\t\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\"7\n\rFeedbackReply\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x01 \x01(\x03\x12\x11\n\tanswer_id\x18\x02 \x01(\t\"4\n\x13ListFeedbackRequest\x12\x0e\n\x06rating\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"\x87\x02\n\x0c\x46\x65\x65\x64\x62\x61\x63kItem\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x01 \x01(\x03\x12\x11\n\tanswer_id\x18\x02 \x01(\t\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x0e\n\x06rating\x18\x04 \x01(\t\x12\x0f\n\x07\x63omment\x18\x05 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x06 \x01(\x03\x12\x10\n\x08question\x18\x07 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x08 \x01(\t\x12,\n\tcitations\x18\t \x03(\x0b\x32\x19.likeopt.v1.CitationEvent\x12\x0f\n\x07\x62\x61\x63kend\x18\n \x01(\t\x12\x0f\n\x07support\x18\x0b \x01(\x02\x12\x11\n\tno_answer\x18\x0c \x01(\x08\"V\n\x11ListFeedbackReply\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.likeopt.v1.FeedbackItem\x12\n\n\x02up\x18\x02 \x01(\x03\x12\x0c\n\x04\x64own\x18\x03 \x01(\x03\x32\xfc\x02\n\x11GenerationService\x12>\n\x06\x41nswer\x12\x19.likeopt.v1.AnswerRequest\x1a\x17.likeopt.v1.AnswerEvent0\x01\x12\x42\n\x08Generate\x12\x1b.likeopt.v1.GenerateRequest\x1a\x17.likeopt.v1.AnswerEvent0\x01\x12O\n\x0fGetConversation\x12\".likeopt.v1.GetConversationRequest\x1a\x18.likeopt.v1.Conversation\x12\x42\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x1b.likeopt.v1.FeedbackRequest\x1a\x19.likeopt.v1.FeedbackReply\x12N\n\x0cListFeedback\x12\x1f.likeopt.v1.ListFeedbackRequest\x1a\x1d.likeopt.v1.ListFeedbackReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blikeopt/v1/generation.proto\x12\nlikeopt.v1\x1a\x1alikeopt/v1/retrieval.proto\"\xb1\x01\n\rAnswerRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12$\n\x04mode\x18\x04 \x01(\x0e\x32\x16.likeopt.v1.SearchMode\x12!\n\x07history\x18\x05 \x03(\x0b\x32\x10.likeopt.v1.Turn\x12\x12\n\nmax_tokens\x18\x06 \x01(\x05\x12\x0c\n\x04stop\x18\x07 \x03(\t\"k\n\x0fGenerateRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\'\n\x08\x63ontexts\x18\x02 \x03(\x0b\x32\x15.likeopt.v1.SearchHit\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x0c\n\x04stop\x18\x04 \x03(\t\"L\n\x0eRetrievalEvent\x12#\n\x04hits\x18\x01 \x03(\x0b\x32\x15.likeopt.v1.SearchHit\x12\x15\n\rindex_version\x18\x02 \x01(\x03\"\x1a\n\nDeltaEvent\x12\x0c\n\x04text\x18\x01 \x01(\t\"}\n\rCitationEvent\x12\t\n\x01n\x18\x01 \x01(\x05\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x11\n\tsupported\x18\x06 \x01(\x08\x12\x0f\n\x07support\x18\x07 \x01(\x02\"I\n\x07Timings\x12\x14\n\x0cretrieval_ms\x18\x01 \x01(\x01\x12\x16\n\x0e\x66irst_token_ms\x18\x02 \x01(\x01\x12\x10\n\x08total_ms\x18\x03 \x01(\x01\"\xbf\x02\n\tDoneEvent\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12$\n\x07timings\x18\x02 \x01(\x0b\x32\x13.likeopt.v1.Timings\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12\x15\n\rprompt_tokens\x18\x06 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x08 \x01(\t\x12\x0f\n\x07support\x18\t \x01(\x02\x12\x11\n\tno_answer\x18\n \x01(\x08\x12\x11\n\tanswer_id\x18\x0b \x01(\t\x12,\n\tcitations\x18\x0c \x03(\x0b\x32\x19.likeopt.v1.CitationEvent\x12\x12\n\nsmall_talk\x18\r \x01(\x08\"B\n\nErrorEvent\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\rretry_after_s\x18\x03 \x01(\x01\"\xef\x01\n\x0b\x41nswerEvent\x12/\n\tretrieval\x18\x01 \x01(\x0b\x32\x1a.likeopt.v1.RetrievalEventH\x00\x12\'\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x16.likeopt.v1.DeltaEventH\x00\x12-\n\x08\x63itation\x18\x03 \x01(\x0b\x32\x19.likeopt.v1.CitationEventH\x00\x12%\n\x04\x64one\x18\x04 \x01(\x0b\x32\x15.likeopt.v1.DoneEventH\x00\x12\'\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.likeopt.v1.ErrorEventH\x00\x42\x07\n\x05\x65vent\"1\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\"o\n\x04Turn\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12,\n\tcitations\x18\x03 \x03(\x0b\x32\x19.likeopt.v1.CitationEvent\x12\x17\n\x0f\x63reated_unix_ms\x18\x04 \x01(\x03\"H\n\x0c\x43onversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x1f\n\x05turns\x18\x02 \x03(\x0b\x32\x10.likeopt.v1.Turn\"7\n\x0c\x43\x61\x63hedAnswer\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.likeopt.v1.AnswerEvent\"W\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\x11\n\tanswer_id\x18\x01 \x01(\t\x12\x10\n\x08trace_id\x18\x02 \x01(\t\x12\x0e\n\x06rating\x18\x03 \x01(\t\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\"7\n\rFeedbackReply\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x01 \x01(\x03\x12\x11\n\tanswer_id\x18\x02 \x01(\t\"4\n\x13ListFeedbackRequest\x12\x0e\n\x06rating\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"\x87\x02\n\x0c\x46\x65\x65\x64\x62\x61\x63kItem\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x01 \x01(\x03\x12\x11\n\tanswer_id\x18\x02 \x01(\t\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x0e\n\x06rating\x18\x04 \x01(\t\x12\x0f\n\x07\x63omment\x18\x05 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x06 \x01(\x03\x12\x10\n\x08question\x18\x07 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x08 \x01(\t\x12,\n\tcitations\x18\t \x03(\x0b\x32\x19.likeopt.v1.CitationEvent\x12\x0f\n\x07\x62\x61\x63kend\x18\n \x01(\t\x12\x0f\n\x07support\x18\x0b \x01(\x02\x12\x11\n\tno_answer\x18\x0c \x01(\x08\"V\n\x11ListFeedbackReply\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.likeopt.v1.FeedbackItem\x12\n\n\x02up\x18\x02 \x01(\x03\x12\x0c\n\x04\x64own\x18\x03 \x01(\x03\x32\xfc\x02\n\x11GenerationService\x12>\n\x06\x41nswer\x12\x19.likeopt.v1.AnswerRequest\x1a\x17.likeopt.v1.AnswerEvent0\x01\x12\x42\n\x08Generate\x12\x1b.likeopt.v1.GenerateRequest\x1a\x17.likeopt.v1.AnswerEvent0\x01\x12O\n\x0fGetConversation\x12\".likeopt.v1.GetConversationRequest\x1a\x18.likeopt.v1.Conversation\x12\x42\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x1b.likeopt.v1.FeedbackRequest\x1a\x19.likeopt.v1.FeedbackReply\x12N\n\x0cListFeedback\x12\x1f.likeopt.v1.ListFeedbackRequest\x1a\x1d.likeopt.v1.ListFeedbackReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,41 +33,41 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'likeopt.v1.generation_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ANSWERREQUEST']._serialized_start=72
-  _globals['_ANSWERREQUEST']._serialized_end=235
-  _globals['_GENERATEREQUEST']._serialized_start=237
-  _globals['_GENERATEREQUEST']._serialized_end=330
-  _globals['_RETRIEVALEVENT']._serialized_start=332
-  _globals['_RETRIEVALEVENT']._serialized_end=408
-  _globals['_DELTAEVENT']._serialized_start=410
-  _globals['_DELTAEVENT']._serialized_end=436
-  _globals['_CITATIONEVENT']._serialized_start=438
-  _globals['_CITATIONEVENT']._serialized_end=563
-  _globals['_TIMINGS']._serialized_start=565
-  _globals['_TIMINGS']._serialized_end=638
-  _globals['_DONEEVENT']._serialized_start=641
-  _globals['_DONEEVENT']._serialized_end=960
-  _globals['_ERROREVENT']._serialized_start=962
-  _globals['_ERROREVENT']._serialized_end=1028
-  _globals['_ANSWEREVENT']._serialized_start=1031
-  _globals['_ANSWEREVENT']._serialized_end=1270
-  _globals['_GETCONVERSATIONREQUEST']._serialized_start=1272
-  _globals['_GETCONVERSATIONREQUEST']._serialized_end=1321
-  _globals['_TURN']._serialized_start=1323
-  _globals['_TURN']._serialized_end=1434
-  _globals['_CONVERSATION']._serialized_start=1436
-  _globals['_CONVERSATION']._serialized_end=1508
-  _globals['_CACHEDANSWER']._serialized_start=1510
-  _globals['_CACHEDANSWER']._serialized_end=1565
-  _globals['_FEEDBACKREQUEST']._serialized_start=1567
-  _globals['_FEEDBACKREQUEST']._serialized_end=1654
-  _globals['_FEEDBACKREPLY']._serialized_start=1656
-  _globals['_FEEDBACKREPLY']._serialized_end=1711
-  _globals['_LISTFEEDBACKREQUEST']._serialized_start=1713
-  _globals['_LISTFEEDBACKREQUEST']._serialized_end=1765
-  _globals['_FEEDBACKITEM']._serialized_start=1768
-  _globals['_FEEDBACKITEM']._serialized_end=2031
-  _globals['_LISTFEEDBACKREPLY']._serialized_start=2033
-  _globals['_LISTFEEDBACKREPLY']._serialized_end=2119
-  _globals['_GENERATIONSERVICE']._serialized_start=2122
-  _globals['_GENERATIONSERVICE']._serialized_end=2502
+  _globals['_ANSWERREQUEST']._serialized_end=249
+  _globals['_GENERATEREQUEST']._serialized_start=251
+  _globals['_GENERATEREQUEST']._serialized_end=358
+  _globals['_RETRIEVALEVENT']._serialized_start=360
+  _globals['_RETRIEVALEVENT']._serialized_end=436
+  _globals['_DELTAEVENT']._serialized_start=438
+  _globals['_DELTAEVENT']._serialized_end=464
+  _globals['_CITATIONEVENT']._serialized_start=466
+  _globals['_CITATIONEVENT']._serialized_end=591
+  _globals['_TIMINGS']._serialized_start=593
+  _globals['_TIMINGS']._serialized_end=666
+  _globals['_DONEEVENT']._serialized_start=669
+  _globals['_DONEEVENT']._serialized_end=988
+  _globals['_ERROREVENT']._serialized_start=990
+  _globals['_ERROREVENT']._serialized_end=1056
+  _globals['_ANSWEREVENT']._serialized_start=1059
+  _globals['_ANSWEREVENT']._serialized_end=1298
+  _globals['_GETCONVERSATIONREQUEST']._serialized_start=1300
+  _globals['_GETCONVERSATIONREQUEST']._serialized_end=1349
+  _globals['_TURN']._serialized_start=1351
+  _globals['_TURN']._serialized_end=1462
+  _globals['_CONVERSATION']._serialized_start=1464
+  _globals['_CONVERSATION']._serialized_end=1536
+  _globals['_CACHEDANSWER']._serialized_start=1538
+  _globals['_CACHEDANSWER']._serialized_end=1593
+  _globals['_FEEDBACKREQUEST']._serialized_start=1595
+  _globals['_FEEDBACKREQUEST']._serialized_end=1682
+  _globals['_FEEDBACKREPLY']._serialized_start=1684
+  _globals['_FEEDBACKREPLY']._serialized_end=1739
+  _globals['_LISTFEEDBACKREQUEST']._serialized_start=1741
+  _globals['_LISTFEEDBACKREQUEST']._serialized_end=1793
+  _globals['_FEEDBACKITEM']._serialized_start=1796
+  _globals['_FEEDBACKITEM']._serialized_end=2059
+  _globals['_LISTFEEDBACKREPLY']._serialized_start=2061
+  _globals['_LISTFEEDBACKREPLY']._serialized_end=2147
+  _globals['_GENERATIONSERVICE']._serialized_start=2150
+  _globals['_GENERATIONSERVICE']._serialized_end=2530
 # @@protoc_insertion_point(module_scope)

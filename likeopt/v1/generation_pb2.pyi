@@ -8,30 +8,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AnswerRequest(_message.Message):
-    __slots__ = ("query", "conversation_id", "top_k", "mode", "history", "max_tokens")
+    __slots__ = ("query", "conversation_id", "top_k", "mode", "history", "max_tokens", "stop")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
     query: str
     conversation_id: str
     top_k: int
     mode: _retrieval_pb2.SearchMode
     history: _containers.RepeatedCompositeFieldContainer[Turn]
     max_tokens: int
-    def __init__(self, query: _Optional[str] = ..., conversation_id: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[_retrieval_pb2.SearchMode, str]] = ..., history: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+    stop: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, query: _Optional[str] = ..., conversation_id: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[_retrieval_pb2.SearchMode, str]] = ..., history: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("query", "contexts", "max_tokens")
+    __slots__ = ("query", "contexts", "max_tokens", "stop")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     CONTEXTS_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
     query: str
     contexts: _containers.RepeatedCompositeFieldContainer[_retrieval_pb2.SearchHit]
     max_tokens: int
-    def __init__(self, query: _Optional[str] = ..., contexts: _Optional[_Iterable[_Union[_retrieval_pb2.SearchHit, _Mapping]]] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+    stop: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, query: _Optional[str] = ..., contexts: _Optional[_Iterable[_Union[_retrieval_pb2.SearchHit, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RetrievalEvent(_message.Message):
     __slots__ = ("hits", "index_version")

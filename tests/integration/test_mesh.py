@@ -104,6 +104,17 @@ def test_a_chat_with_max_tokens_ends_early_with_finish_reason_length(mesh: MeshP
     assert 0 < len("".join(d["text"] for k, d in events if k == "delta").split()) <= 5
 
 
+def test_a_chat_with_a_stop_sequence_ends_before_it(mesh: MeshProcess) -> None:
+    question = {"query": "How does Like-Opt cache answers in Redis?", "top_k": 3}
+    chats = [
+        httpx.post(f"{mesh.base_url}/api/v1/chat", json=body, timeout=60)
+        for body in (question, question | {"stop": ["Redis"]})
+    ]
+    whole, stopped = ["".join(d["text"] for k, d in parse_sse(chat.text) if k == "delta") for chat in chats]
+    assert "Redis" in whole and stopped == whole[: whole.index("Redis")]
+    assert parse_sse(chats[1].text)[-1][1]["finish_reason"] == "stop"
+
+
 def test_documents_are_listed_page_by_page_and_read_chunk_by_chunk(mesh: MeshProcess) -> None:
     first = httpx.get(f"{mesh.base_url}/api/v1/documents", params={"limit": 2}, timeout=30).json()
     assert len(first["documents"]) == 2 and first["next_after_id"] == first["documents"][-1]["id"]

@@ -146,6 +146,8 @@ def test_parameters_and_feedback_are_checked_before_any_call(client: TestClient)
     assert "conversation_id" in error_of(chat, 422)["message"]
     negative = client.post("/api/v1/chat", json={"query": "x", "max_tokens": -1})
     assert error_of(negative, 422)["message"].startswith("'max_tokens': ")
+    too_many_stops = client.post("/api/v1/chat", json={"query": "x", "stop": list("abcde")})
+    assert error_of(too_many_stops, 422)["message"].startswith("'stop': ")
 
 
 def test_unknown_routes_and_methods_answer_in_the_error_shape(client: TestClient) -> None:

@@ -14,6 +14,7 @@ import grpc
 import pytest
 
 from generation_svc.backends import AnswerFailed, Passage, Usage
+from generation_svc.bounds import until_stop
 from generation_svc.local import MAX_PASSAGE_CHARS, MIN_PASSAGE_CHARS, LocalBackend, passage_budget, shipped_model_path
 from likeopt.runtime.config import LOCAL_MAX_TOKENS, MAX_TOKENS, Config
 from likeopt.v1 import generation_pb2
@@ -84,7 +85,10 @@ async def test_cancelling_while_the_prompt_is_read_produces_no_token(backend: Lo
         await task
     assert backend.produced_tokens == before
     assert usage.finish_reason == "cancelled"
-    assert usage.prompt_tokens == 0, "the prompt was read to the end: llama.cpp's abort callback did not stop it"
+    whole = Usage()
+    async for _ in backend.stream(question, LONG_PASSAGES, [], whole, limit=1):
+        pass
+    assert usage.prompt_tokens < whole.prompt_tokens, "the prompt was read to the end: the abort did not stop it"
 
 
 async def test_a_full_queue_refuses_with_resource_exhausted(backend: LocalBackend) -> None:
@@ -142,3 +146,13 @@ async def test_a_callers_limit_shortens_the_answer_but_never_lengthens_it(backen
     async for _ in backend.stream("Describe Envoy in detail.", LONG_PASSAGES, [], above, limit=10_000):
         pass
     assert above.completion_tokens <= 48
+
+
+async def test_a_stop_sequence_stops_the_model_and_its_tokens_are_still_counted(backend: LocalBackend) -> None:
+    whole, stopped = Usage(), Usage()
+    text = "".join([p async for p in backend.stream("Describe Envoy in detail.", LONG_PASSAGES, [], whole)])
+    stop = text.split()[2]  # a word the model writes early, so the rest is never generated
+    pieces = until_stop(backend.stream("Describe Envoy in detail.", LONG_PASSAGES, [], stopped), (stop,), stopped)
+    cut = "".join([p async for p in pieces])
+    assert cut == text[: text.index(stop)] and stopped.finish_reason == "stop"
+    assert 0 < stopped.completion_tokens < whole.completion_tokens and stopped.prompt_tokens > 0

@@ -218,6 +218,23 @@ async def test_max_tokens_shortens_the_answer_and_is_part_of_its_cache_key() -> 
     assert again[-1].done.cached and text_of(again) == text_of(short)
 
 
+async def test_a_stop_sequence_ends_the_answer_and_its_citations_and_is_part_of_its_cache_key() -> None:
+    question = "How does the cache work?"
+    async with generation_server(ExtractiveBackend()) as h:
+        stopped = await h.answer(question, top_k=3, stop=["Running"])
+        whole = await h.answer(question, top_k=3)
+        again = await h.answer(question, top_k=3, stop=["Running"])
+        call = h.stub.Answer(generation_pb2.AnswerRequest(query=question, stop=list("abcde")), timeout=10)
+        refused = await collect(call)
+    cited = [[e.citation.n for e in events if e.HasField("citation")] for events in (stopped, whole)]
+    assert cited == [[1], [1, 2]]
+    assert text_of(stopped) == text_of(whole)[: text_of(whole).index("Running")]
+    assert stopped[-1].done.finish_reason == "stop" and stopped[-1].done.support == 1.0
+    assert not whole[-1].done.cached, "the stopped answer was replayed for the whole one"
+    assert again[-1].done.cached and text_of(again) == text_of(stopped)
+    assert kinds(refused) == ["error"] and "stop" in refused[0].error.message
+
+
 async def test_a_negative_max_tokens_is_invalid() -> None:
     async with generation_server(ExtractiveBackend()) as h:
         call = h.stub.Answer(generation_pb2.AnswerRequest(query="ok", max_tokens=-1), timeout=10)

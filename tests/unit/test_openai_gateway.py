@@ -71,6 +71,23 @@ async def test_max_tokens_cuts_the_answer_with_finish_reason_length_and_counts_i
     assert zero.value.body["param"] == "max_tokens"  # type: ignore[index]
 
 
+async def test_stop_ends_the_answer_before_the_sequence_and_cites_only_what_is_left() -> None:
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        asked = {"model": "like-opt", "messages": [{"role": "user", "content": "How does the cache work?"}]}
+        whole = await client.chat.completions.create(**asked)  # type: ignore[call-overload]
+        stopped = await client.chat.completions.create(**asked, stop="Running")  # type: ignore[call-overload]
+        stream = await client.chat.completions.create(**asked, stop=["Running", "\n\n"], stream=True)  # type: ignore[call-overload]
+        streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.chat.completions.create(**asked, stop=list("abcde"))  # type: ignore[call-overload]
+    text = whole.choices[0].message.content or ""
+    assert stopped.choices[0].message.content == streamed == text[: text.index("Running")]
+    assert stopped.choices[0].finish_reason == "stop" and stopped.model_extra is not None
+    assert [c["n"] for c in stopped.model_extra["citations"]] == [1]
+    assert whole.model_extra is not None and len(whole.model_extra["citations"]) > 1
+    assert refused.value.body["param"] == "stop"  # type: ignore[index]
+
+
 async def test_earlier_messages_reach_the_answer_as_its_conversation() -> None:
     async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
         first = await client.chat.completions.create(model="like-opt", messages=[{"role": "user", "content": QUESTION}])
