@@ -124,7 +124,7 @@ def build() -> ServiceSpec:
         address=host_port(config.host, config.generation_port),
         register=register,
         stop=stop,
-        ingress_reflection=True,
+        ingress_peers={retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name: retrieval_channel},
     )
 
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,8 @@ from likeopt.runtime.grpc_tracing import ServerSpans
 from likeopt.runtime.interceptors import Streaming, Unary, WrappingInterceptor
 from likeopt.runtime.logs import bind_request_span
 from likeopt.runtime.metrics import MetricsInterceptor, serve_metrics
-from likeopt.runtime.reflection import add_reflection
+from likeopt.runtime.port_health import PortHealth
+from likeopt.runtime.reflection import HEALTH_SERVICE, add_reflection
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,9 @@ class ServiceSpec:
     """Called as the drain begins: ends streams that never finish by themselves (WatchIndex), so the
     drain waits only for real work."""
     grace_s: float = 20.0
-    ingress_reflection: bool = False
-    """Whether Envoy sends its port's reflection calls here (likeopt.runtime.reflection)."""
+    ingress_peers: Mapping[str, grpc.aio.Channel] | None = None
+    """Set on the service Envoy sends its port's reflection and health calls to: the port's other gRPC services,
+    each with a channel to the process serving it (likeopt.runtime.reflection, likeopt.runtime.port_health)."""
     extra_options: Sequence[tuple[str, int]] = field(default_factory=tuple)
 
 
@@ -96,12 +98,10 @@ async def serve(spec: ServiceSpec) -> int:
         ],
         options=[*SERVER_OPTIONS, *spec.extra_options],
     )
-    health = HealthServicer()
+    health = PortHealth(spec.ingress_peers)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = list(spec.register(server))
-    add_reflection(
-        server, [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], spec.ingress_reflection
-    )
+    add_reflection(server, [*names, HEALTH_SERVICE], spec.ingress_peers is not None)
     try:
         server.add_insecure_port(spec.address)
     except RuntimeError as exc:

@@ -1,7 +1,7 @@
 """Server reflection, listing the services of the port the client called.
 
-Envoy's one port serves RetrievalService and GenerationService together and sends reflection calls to
-generation_svc, marked with INGRESS_HEADER. There the list names every service that port serves, so
+Envoy's one port serves RetrievalService and GenerationService together and sends reflection (and health)
+calls to generation_svc, marked with INGRESS_HEADER. There the list names every service that port serves, so
 ``grpcurl -plaintext localhost:8080 list`` (and Postman, Kreya) find both; on a service's own port the
 list is its own. Descriptors come from the process's default pool, which holds every likeopt.v1 file.
 """
@@ -11,19 +11,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
 import grpc
+from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from likeopt.v1 import generation_pb2, retrieval_pb2
 
 INGRESS_HEADER = "x-likeopt-ingress"
-"""Set by Envoy on the reflection calls it forwards (likeopt/ops/envoy/envoy.tmpl.yaml)."""
+"""Set by Envoy on the reflection and health calls it forwards (likeopt/ops/envoy/envoy.tmpl.yaml)."""
 
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 INGRESS_SERVICES = (
     retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name,
     generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
+    HEALTH_SERVICE,
     reflection.SERVICE_NAME,
 )
-"""What Envoy's port serves over gRPC: its /likeopt.v1.* routes, and reflection."""
+"""What Envoy's port serves over gRPC: its /likeopt.v1.* routes, health checking and reflection."""
 
 
 def came_through_ingress(context: grpc.aio.ServicerContext) -> bool:

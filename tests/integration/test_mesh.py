@@ -8,6 +8,7 @@ import time
 import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from likeopt.caching.cache_keys import normalise_query
@@ -150,12 +151,21 @@ def test_reflection_through_envoy_lists_and_describes_every_service_of_the_port(
     its own."""
     listing = reflection_pb2.ServerReflectionRequest(list_services="")
     public = {s.name for s in reflect(mesh.address, listing).list_services_response.service}
-    assert {"likeopt.v1.RetrievalService", "likeopt.v1.GenerationService"} <= public
+    assert {"likeopt.v1.RetrievalService", "likeopt.v1.GenerationService", "grpc.health.v1.Health"} <= public
     own = {s.name for s in reflect(f"127.0.0.1:{mesh.port('generation')}", listing).list_services_response.service}
     assert "likeopt.v1.GenerationService" in own and "likeopt.v1.RetrievalService" not in own
     symbol = reflection_pb2.ServerReflectionRequest(file_containing_symbol="likeopt.v1.RetrievalService")
     described = reflect(mesh.address, symbol).file_descriptor_response.file_descriptor_proto
     assert any(b"RetrievalService" in proto for proto in described)
+
+
+def test_health_checks_through_envoy_answer_for_every_service_of_the_port(mesh: MeshProcess) -> None:
+    """What ``grpc-health-probe -addr=HOST:8080`` and a load balancer's gRPC check ask."""
+    with grpc.insecure_channel(mesh.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        names = ("", "likeopt.v1.RetrievalService", "likeopt.v1.GenerationService")
+        statuses = [health.Check(health_pb2.HealthCheckRequest(service=name), timeout=30).status for name in names]
+    assert statuses == [health_pb2.HealthCheckResponse.SERVING] * 3
 
 
 def test_repeated_search_is_cached_in_redis(mesh: MeshProcess, valkey: ValkeyServer) -> None:

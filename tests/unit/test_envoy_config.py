@@ -228,9 +228,10 @@ def test_default_routes_never_time_out_a_stream_and_retry_only_searches():
     assert writes["route"]["cluster"] == "retrieval_writer"
 
 
-def test_reflection_goes_to_generation_svc_marked_as_coming_through_the_port():
-    """generation_svc lists both services only for calls carrying the header this route sets."""
-    route = next(r for r in _routes(_rendered_defaults()) if r["match"].get("prefix") == "/grpc.reflection.")
+@pytest.mark.parametrize("prefix", ["/grpc.reflection.", "/grpc.health.v1.Health/"])
+def test_reflection_and_health_go_to_generation_svc_marked_as_coming_through_the_port(prefix: str) -> None:
+    """generation_svc answers for both services only for calls carrying the header this route sets."""
+    route = next(r for r in _routes(_rendered_defaults()) if r["match"].get("prefix") == prefix)
     assert route["route"]["cluster"] == "generation"
     marks = [added["header"] for added in route["request_headers_to_add"]]
     assert {"key": INGRESS_HEADER, "value": "1"} in marks
