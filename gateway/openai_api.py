@@ -1,4 +1,5 @@
-"""The OpenAI-compatible API (``/v1/chat/completions``, ``/v1/models``): a FastAPI app mounted at /v1.
+"""The OpenAI-compatible API (``/v1/chat/completions``, ``/v1/responses``, ``/v1/models``): a FastAPI app
+mounted at /v1.
 
 Open WebUI, LibreChat and every OpenAI SDK can talk to Like-Opt through it. A completion is one call of
 generation_svc's Answer, as the web UI's chat is, so caching, conversations, tracing and cancellation
@@ -12,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
@@ -35,8 +37,8 @@ from gateway.openai_models import (
     ModelList,
     error_json,
 )
+from gateway.openai_responses import ResponseEvents, ResponseShape, ResponsesRequest, responses_answer_request
 from gateway.openai_translate import (
-    DONE_LINE,
     AnswerParts,
     ChunkLines,
     OpenAIError,
@@ -84,17 +86,29 @@ async def first_event(
     return first, events
 
 
-async def chunk_frames(
-    call: Any, first: generation_pb2.AnswerEvent, events: AsyncIterator[Any], lines: ChunkLines, started: float
+class StreamShape(Protocol):
+    """How one answer is written as a stream: Chat Completions' chunks (ChunkLines) or the Responses API's
+    events (ResponseEvents)."""
+
+    ending: bytes
+
+    def opening(self) -> bytes: ...
+    def delta(self, text: str) -> bytes: ...
+    def closing(self, parts: AnswerParts) -> bytes: ...
+    def failure(self, failure: OpenAIError) -> bytes: ...
+
+
+async def stream_frames(
+    call: Any, first: generation_pb2.AnswerEvent, events: AsyncIterator[Any], shape: StreamShape, started: float
 ) -> AsyncGenerator[bytes, None]:
-    """The ``chat.completion.chunk`` lines of one answer, then ``[DONE]``; a failure midway is an error line.
+    """One answer's stream in the shape asked for; a failure midway is the shape's failure frame.
 
     Closing this generator (the client left) cancels the gRPC call, which stops generation.
     """
     parts = AnswerParts()
     spoke = False
     try:
-        yield lines.role()
+        yield shape.opening()
         parts.take(first)
         async for event in events:
             text = parts.take(event)
@@ -102,15 +116,16 @@ async def chunk_frames(
                 if not spoke:
                     spoke = True
                     record_first_token(time.perf_counter() - started)
-                yield lines.delta(text)
-        yield lines.finish(parts)
+                yield shape.delta(text)
+        yield shape.closing(parts)
     except OpenAIError as failure:
-        yield lines.error(failure)
+        yield shape.failure(failure)
     except grpc.aio.AioRpcError as exc:
-        yield lines.error(rpc_error(exc))
+        yield shape.failure(rpc_error(exc))
     finally:
         call.cancel()
-    yield DONE_LINE
+    if shape.ending:
+        yield shape.ending
 
 
 async def whole_answer(call: Any, first: generation_pb2.AnswerEvent, events: AsyncIterator[Any]) -> AnswerParts:
@@ -182,13 +197,31 @@ def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRout
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
             lines = ChunkLines(completion_id, include_usage, created)
-            frames = chunk_frames(call, first, events, lines, started)
+            frames = stream_frames(call, first, events, lines, started)
             return StreamingResponse(
                 with_heartbeats(frames, HEARTBEAT_S), media_type="text/event-stream", headers=STREAM_HEADERS
             )
         parts = await unless_client_leaves(request, whole_answer(call, first, events))
         reply = completion(completion_id, created, parts)
         return Response(reply.model_dump_json(), media_type="application/json")
+
+    @router.post("/responses")
+    async def create_response(body: ResponsesRequest, request: Request) -> Response:
+        """OpenAI's Responses API: the answer as one message with ``file_citation`` annotations at its ``[n]``
+        markers; with ``stream: true``, the Responses API's events. ``previous_response_id`` continues."""
+        started = time.perf_counter()
+        caller = forwarded(caller_of(config, request.headers))
+        asked = responses_answer_request(body)
+        call = upstreams().generation.Answer(asked, timeout=config.answer_timeout_s, metadata=caller)
+        first, events = await first_event(call)
+        shape = ResponseShape(body, asked.conversation_id)
+        if body.stream:
+            frames = stream_frames(call, first, events, ResponseEvents(shape), started)
+            return StreamingResponse(
+                with_heartbeats(frames, HEARTBEAT_S), media_type="text/event-stream", headers=STREAM_HEADERS
+            )
+        parts = await unless_client_leaves(request, whole_answer(call, first, events))
+        return Response(orjson.dumps(shape.snapshot(parts)), media_type="application/json")
 
     return router
 

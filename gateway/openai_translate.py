@@ -78,8 +78,9 @@ def upstream_error(code_name: str, message: str, retry_after_s: float = 0.0) -> 
     return OpenAIError(status, message, code=code_name.lower(), headers=headers)
 
 
-def message_text(message: ChatMessage, position: int) -> str:
-    """The text of a message: a string, or its text parts joined; other parts (images, audio) are refused."""
+def message_text(message: ChatMessage, position: int, field: str = "messages") -> str:
+    """The text of a message: a string, or its text parts joined; other parts (images, audio) are refused.
+    field names the request's list of messages in an error (``messages``; the Responses API's ``input``)."""
     content = message.content
     if content is None or isinstance(content, str):
         return content or ""
@@ -88,24 +89,26 @@ def message_text(message: ChatMessage, position: int) -> str:
         if part.type != "text" or part.text is None:
             raise OpenAIError(
                 400,
-                f"messages[{position}]: only text content can be answered, not {part.type!r}",
-                param=f"messages[{position}].content",
+                f"{field}[{position}]: only text content can be answered, not {part.type!r}",
+                param=f"{field}[{position}].content",
                 code="unsupported_content",
             )
         texts.append(part.text)
     return "\n".join(texts)
 
 
-def question_and_history(messages: Sequence[ChatMessage]) -> tuple[str, list[generation_pb2.Turn]]:
+def question_and_history(
+    messages: Sequence[ChatMessage], field: str = "messages"
+) -> tuple[str, list[generation_pb2.Turn]]:
     """The question (the last message, the user's) and the turns before it, oldest first."""
     if not messages:
-        raise OpenAIError(400, "'messages' must hold at least one message", param="messages", code="empty_messages")
+        raise OpenAIError(400, f"{field!r} must hold at least one message", param=field, code="empty_messages")
     for position, message in enumerate(messages):
         if message.role not in ROLES:
             raise OpenAIError(
                 400,
-                f"messages[{position}].role {message.role!r} is not supported (user, assistant, system or developer)",
-                param=f"messages[{position}].role",
+                f"{field}[{position}].role {message.role!r} is not supported (user, assistant, system or developer)",
+                param=f"{field}[{position}].role",
                 code="invalid_role",
             )
     last = len(messages) - 1
@@ -113,13 +116,13 @@ def question_and_history(messages: Sequence[ChatMessage]) -> tuple[str, list[gen
         raise OpenAIError(
             400,
             f"the last message must be the user's question (role 'user'), not {messages[last].role!r}",
-            param=f"messages[{last}].role",
+            param=f"{field}[{last}].role",
             code="invalid_role",
         )
-    return message_text(messages[last], last), history_turns(messages[:last])
+    return message_text(messages[last], last, field), history_turns(messages[:last], field)
 
 
-def history_turns(messages: Sequence[ChatMessage]) -> list[generation_pb2.Turn]:
+def history_turns(messages: Sequence[ChatMessage], field: str = "messages") -> list[generation_pb2.Turn]:
     """Earlier messages as turns: each user message with the assistant reply after it (empty when none)."""
     turns: list[generation_pb2.Turn] = []
     asked: str | None = None
@@ -127,24 +130,29 @@ def history_turns(messages: Sequence[ChatMessage]) -> list[generation_pb2.Turn]:
         if message.role == "user":
             if asked is not None:
                 turns.append(generation_pb2.Turn(question=asked))
-            asked = message_text(message, position)
+            asked = message_text(message, position, field)
         elif message.role == "assistant":
-            turns.append(generation_pb2.Turn(question=asked or "", answer=message_text(message, position)))
+            turns.append(generation_pb2.Turn(question=asked or "", answer=message_text(message, position, field)))
             asked = None
     if asked is not None:
         turns.append(generation_pb2.Turn(question=asked))
     return turns
 
 
-def answer_request(body: ChatCompletionRequest) -> generation_pb2.AnswerRequest:
-    """The Answer call for a chat completion request, or the OpenAIError that refuses it."""
-    if body.model != MODEL_ID:
+def check_model(model: str) -> None:
+    """OpenAI's 404 for a model other than Like-Opt's one."""
+    if model != MODEL_ID:
         raise OpenAIError(
             404,
-            f"The model {body.model!r} does not exist: Like-Opt serves {MODEL_ID!r}",
+            f"The model {model!r} does not exist: Like-Opt serves {MODEL_ID!r}",
             param="model",
             code="model_not_found",
         )
+
+
+def answer_request(body: ChatCompletionRequest) -> generation_pb2.AnswerRequest:
+    """The Answer call for a chat completion request, or the OpenAIError that refuses it."""
+    check_model(body.model)
     if body.n not in (None, 1):
         raise OpenAIError(400, "'n' must be 1: one answer is generated", param="n", code="unsupported_value")
     if body.response_format is not None and body.response_format.type != "text":
@@ -254,7 +262,9 @@ class ChunkLines:
     def _line(self, data: dict[str, Any]) -> bytes:
         return b"data: " + orjson.dumps(data) + b"\n\n"
 
-    def role(self) -> bytes:
+    ending = DONE_LINE
+
+    def opening(self) -> bytes:
         """The first chunk: who speaks, no text yet."""
         return self._choice({"role": "assistant", "content": ""}, None)
 
@@ -267,7 +277,7 @@ class ChunkLines:
             data["usage"] = None
         return self._line({**data, **extra})
 
-    def finish(self, parts: AnswerParts) -> bytes:
+    def closing(self, parts: AnswerParts) -> bytes:
         """The last chunk with a choice: the finish reason, and Like-Opt's citations and conversation id;
         then, when asked for, the usage chunk (no choices) that OpenAI sends before ``[DONE]``."""
         done = parts.done or generation_pb2.DoneEvent()
@@ -276,6 +286,6 @@ class ChunkLines:
             line += self._line({**self.head, "choices": [], "usage": usage_json(done)})
         return line
 
-    def error(self, failure: OpenAIError) -> bytes:
+    def failure(self, failure: OpenAIError) -> bytes:
         """A failure after the stream began: OpenAI's clients raise it from the ``error`` member of a data line."""
         return self._line(failure.body())

@@ -120,3 +120,19 @@ def test_a_client_that_gives_up_on_a_whole_completion_cancels_it(local_mesh: Mes
         )
     wait_until(lambda: metric(local_mesh, cancelled) > before, "the gateway did not cancel the gRPC call")
     wait_until(lambda: metric(local_mesh, "likeopt_generation_running") == 0, "the model kept generating")
+
+
+def test_the_responses_api_streams_through_envoy_and_continues_the_conversation(mesh: MeshProcess) -> None:
+    client = client_of(mesh)
+    with client.responses.stream(model="like-opt", input=KNOWN_QUESTION) as stream:
+        kinds = [event.type for event in stream]
+        first = stream.get_final_response()
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert "8080" in first.output_text and first.output[0].content[0].annotations  # type: ignore[union-attr]
+    follow_up = client.responses.create(
+        model="like-opt", input="and its admin interface?", previous_response_id=first.id
+    )
+    assert follow_up.model_extra is not None and first.model_extra is not None
+    conversation_id = follow_up.model_extra["conversation_id"]
+    assert conversation_id == first.model_extra["conversation_id"]
+    assert conversation(mesh, conversation_id) == [KNOWN_QUESTION, "and its admin interface?"]

@@ -256,18 +256,20 @@ def test_default_clusters_are_health_checked_and_generously_bounded():
 
 def test_openai_and_mcp_routes_reach_the_gateway_rate_limited_and_body_limited():
     """/v1/ and /mcp are the API too: one rate-limit budget with /api/ (they do not switch it off) and the
-    body limit; chat completions stream, so they get the Content-Length refusal instead of the buffer."""
+    body limit; chat completions and responses stream, so they get the Content-Length refusal instead of the buffer."""
     doc = yaml.safe_load(render_envoy_config(envoy_values(Config.from_env({}), "/tmp/envoy-access.log")))
     routes = _routes(doc)
     positions = {(r["match"].get("path") or r["match"].get("prefix"), "route" in r): i for i, r in enumerate(routes)}
-    refusal = routes[positions[("/v1/chat/completions", False)]]
-    assert positions[("/v1/chat/completions", False)] < positions[("/v1/chat/completions", True)]
-    assert refusal["direct_response"]["status"] == 413
-    assert refusal["match"]["headers"][0]["range_match"]["start"] == Config.from_env({}).max_request_bytes
-    body = json.loads(refusal["direct_response"]["body"]["inline_string"])
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    assert refusal["response_headers_to_add"][0]["header"] == {"key": "content-type", "value": "application/json"}
-    for key, buffered in ((("/v1/chat/completions", True), False), (("/v1/", True), True), (("/mcp", True), True)):
+    for streaming in ("/v1/chat/completions", "/v1/responses"):
+        refusal = routes[positions[(streaming, False)]]
+        assert positions[(streaming, False)] < positions[(streaming, True)]
+        assert refusal["direct_response"]["status"] == 413
+        assert refusal["match"]["headers"][0]["range_match"]["start"] == Config.from_env({}).max_request_bytes
+        body = json.loads(refusal["direct_response"]["body"]["inline_string"])
+        assert set(body["error"]) == {"message", "type", "param", "code"}
+        assert refusal["response_headers_to_add"][0]["header"] == {"key": "content-type", "value": "application/json"}
+    unbuffered = [((path, True), False) for path in ("/v1/chat/completions", "/v1/responses")]
+    for key, buffered in (*unbuffered, (("/v1/", True), True), (("/mcp", True), True)):
         route = routes[positions[key]]
         assert route["route"]["cluster"] == "gateway", key
         assert positions[key] < positions[("/", True)], key

@@ -151,3 +151,28 @@ async def test_an_unreachable_generation_svc_is_503_before_the_stream_starts() -
                     )
                 assert unavailable.value.status_code == 503
                 assert unavailable.value.body["code"] == "unavailable"  # type: ignore[index]
+
+
+async def test_the_responses_api_answers_continues_and_streams_through_the_sdks_helpers() -> None:
+    cut_short = {"model": "like-opt", "input": QUESTION, "max_output_tokens": 4}
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        first = await client.responses.create(model="like-opt", input=QUESTION)
+        follow_up = await client.responses.create(
+            model="like-opt", input="and its admin interface?", previous_response_id=first.id
+        )
+        async with client.responses.stream(model="like-opt", input=QUESTION) as stream:
+            deltas = [event.delta async for event in stream if event.type == "response.output_text.delta"]
+            whole = await stream.get_final_response()
+        events = [event async for event in await client.responses.create(**cut_short, stream=True)]
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.responses.create(model="like-opt", input="q", previous_response_id="resp_unknown")
+    assert first.status == "completed" and "8080" in first.output_text
+    [note, *_] = first.output[0].content[0].annotations  # type: ignore[union-attr]
+    assert note.type == "file_citation" and note.file_id == "envoy.md"
+    assert first.model_extra is not None and follow_up.model_extra is not None
+    assert follow_up.model_extra["conversation_id"] == first.model_extra["conversation_id"]
+    assert "9901" in follow_up.output_text  # the follow-up was read with the first turn
+    assert whole.status == "completed" and whole.output_text == "".join(deltas) == first.output_text
+    cut = events[-1].response  # type: ignore[union-attr]
+    assert events[-1].type == "response.incomplete" and cut.usage is not None and cut.usage.output_tokens == 4
+    assert refused.value.body["param"] == "previous_response_id"  # type: ignore[index]

@@ -191,11 +191,11 @@ def chunks_of(data: bytes) -> list[dict]:
 def test_stream_lines_are_openai_chunks_and_the_last_carries_citations(include_usage: bool) -> None:
     lines = ChunkLines("chatcmpl-1", include_usage, created=1700000000)
     parts = AnswerParts()
-    out = lines.role()
+    out = lines.opening()
     for event in answer_events():
         if (text := parts.take(event)) is not None:
             out += lines.delta(text)
-    out += lines.finish(parts)
+    out += lines.closing(parts)
     chunks = chunks_of(out)
     parsed = [ChatCompletionChunk.model_validate(c) for c in chunks]
     assert parsed[0].choices[0].delta.role == "assistant"
@@ -216,7 +216,7 @@ def test_an_error_event_raises_its_openai_error() -> None:
     error = generation_pb2.AnswerEvent(error=generation_pb2.ErrorEvent(code="UNAVAILABLE", message="retrieval down"))
     with pytest.raises(OpenAIError) as failure:
         AnswerParts().take(error)
-    line = ChunkLines("chatcmpl-1", False).error(failure.value)
+    line = ChunkLines("chatcmpl-1", False).failure(failure.value)
     assert chunks_of(line) == [
         {"error": {"message": "retrieval down", "type": "server_error", "param": None, "code": "unavailable"}}
     ]

@@ -1,0 +1,291 @@
+"""OpenAI's Responses API (``POST /v1/responses``) ⇄ generation_svc's Answer.
+
+Newer OpenAI clients (the Agents SDK, Vercel's AI SDK, Codex-style tools) speak Responses rather than Chat
+Completions. A response is one Answer call, as a completion is: ``input`` (a string, or messages whose last is
+the user's question) becomes the question and its turns; ``previous_response_id`` continues the conversation,
+whose id each response id carries, so nothing is stored beyond the conversation itself. Citations become
+``file_citation`` annotations at each ``[n]`` marker, and the reply also carries Like-Opt's ``citations`` and
+``conversation_id``. Pure translation (no I/O), as openai_translate.py.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.openai_models import MODEL_ID, ChatMessage, ContentPart
+from gateway.openai_translate import AnswerParts, OpenAIError, check_model, question_and_history, usage_json
+from likeopt.runtime.contract import ANSWER_MAX_TOKENS, ANSWER_TOP_K, ID_RE, MODES, Mode
+from likeopt.v1 import generation_pb2
+
+RESPONSE_PREFIX = "resp_"
+NONCE_CHARS = 32
+"""A response id is RESPONSE_PREFIX, a fresh hex nonce of this length, then the conversation's id."""
+TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
+MARKER = re.compile(r"\[(\d+)\]")
+
+
+class InputItem(BaseModel):
+    """An item of ``input``; only messages can be answered (Like-Opt calls no tools)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "message"
+    role: str | None = None
+    content: str | list[ContentPart] | None = None
+
+
+class TextFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+
+
+class TextOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    format: TextFormat | None = None
+
+
+class ResponsesRequest(BaseModel):
+    """``POST /v1/responses``: OpenAI's request, plus Like-Opt's retrieval options. Sampling options, tools and
+    instructions are accepted and ignored, as in Chat Completions: the answer is grounded on the passages."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(description=f"Must be {MODEL_ID!r}.")
+    input: str | list[InputItem] = Field(description="The question, or messages whose last is the user's question.")
+    instructions: Any = None
+    stream: bool = False
+    max_output_tokens: int | None = Field(None, ge=1, description="Most tokens in the answer (capped by the server).")
+    previous_response_id: str | None = Field(None, description="Continue the conversation of this response.")
+    text: TextOptions | None = Field(None, description="Only the format type 'text' is supported.")
+    metadata: dict[str, str] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    user: str | None = None
+    conversation: Any = Field(None, description="Not supported: use previous_response_id.")
+    conversation_id: str | None = Field(None, description="Like-Opt: continue this stored conversation.")
+    top_k: int | None = Field(
+        None, ge=ANSWER_TOP_K.low, le=ANSWER_TOP_K.high, description="Like-Opt: passages to retrieve."
+    )
+    mode: Mode | None = Field(None, description="Like-Opt: which retrievers to use.")
+
+
+def input_messages(items: str | list[InputItem]) -> list[ChatMessage]:
+    """``input`` as chat messages (position for position, so errors name the right item)."""
+    if isinstance(items, str):
+        return [ChatMessage(role="user", content=items)]
+    messages = []
+    for position, item in enumerate(items):
+        if item.type != "message":
+            raise OpenAIError(
+                400,
+                f"input[{position}]: items of type {item.type!r} are not supported; Like-Opt answers messages only",
+                param=f"input[{position}].type",
+                code="unsupported_value",
+            )
+        content: str | list[ContentPart] | None = (
+            item.content
+            if item.content is None or isinstance(item.content, str)
+            else [ContentPart(type="text" if p.type in TEXT_PARTS else p.type, text=p.text) for p in item.content]
+        )
+        messages.append(ChatMessage(role=item.role or "", content=content))
+    return messages
+
+
+def response_id(conversation_id: str) -> str:
+    return f"{RESPONSE_PREFIX}{uuid.uuid4().hex}{conversation_id}"
+
+
+def conversation_of(previous_response_id: str) -> str:
+    """The conversation a response id names, or the 400 OpenAI gives for a response it does not know."""
+    conversation_id = previous_response_id.removeprefix(RESPONSE_PREFIX)[NONCE_CHARS:]
+    if not previous_response_id.startswith(RESPONSE_PREFIX) or not ID_RE.match(conversation_id):
+        raise OpenAIError(
+            400,
+            f"Previous response with id {previous_response_id!r} not found.",
+            param="previous_response_id",
+            code="previous_response_not_found",
+        )
+    return conversation_id
+
+
+def responses_answer_request(body: ResponsesRequest) -> generation_pb2.AnswerRequest:
+    """The Answer call for a Responses request (its conversation id always set), or the OpenAIError refusing it."""
+    check_model(body.model)
+    if body.text is not None and body.text.format is not None and body.text.format.type != "text":
+        raise OpenAIError(
+            400,
+            f"text.format {body.text.format.type!r} is not supported: answers are text with [n] citations",
+            param="text.format",
+            code="unsupported_value",
+        )
+    if body.conversation is not None:
+        raise OpenAIError(
+            400, "conversation is not supported; use previous_response_id", param="conversation", code="unsupported"
+        )
+    question, history = question_and_history(input_messages(body.input), field="input")
+    if body.conversation_id:
+        conversation_id = body.conversation_id
+    elif body.previous_response_id:
+        conversation_id = conversation_of(body.previous_response_id)
+    else:
+        conversation_id = uuid.uuid4().hex
+    return generation_pb2.AnswerRequest(
+        query=question,
+        conversation_id=conversation_id,
+        top_k=body.top_k or 0,
+        mode=MODES[body.mode or "hybrid"],
+        history=history,
+        max_tokens=min(body.max_output_tokens or 0, ANSWER_MAX_TOKENS.high),
+    )
+
+
+def annotations(text: str, citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A ``file_citation`` at each ``[n]`` marker of text whose passage is cited."""
+    by_n = {citation["n"]: citation for citation in citations}
+    found = []
+    for marker in MARKER.finditer(text):
+        if (citation := by_n.get(int(marker.group(1)))) is not None:
+            filename = citation["title"] or citation["doc_id"]
+            found.append(
+                {"type": "file_citation", "file_id": citation["doc_id"], "filename": filename, "index": marker.start()}
+            )
+    return found
+
+
+@dataclass
+class ResponseShape:
+    """What every snapshot of one response repeats (its ids, its time, the request's echoed options)."""
+
+    body: ResponsesRequest
+    conversation_id: str
+    id: str = ""
+    created_at: int = field(default_factory=lambda: int(time.time()))
+
+    def __post_init__(self) -> None:
+        self.id = self.id or response_id(self.conversation_id)
+        self.message_id = "msg_" + self.id.removeprefix(RESPONSE_PREFIX)[:NONCE_CHARS]
+
+    def message(self, parts: AnswerParts, status: str) -> dict[str, Any]:
+        """The answer as one assistant message item."""
+        text = "".join(parts.text)
+        content = {
+            "type": "output_text",
+            "text": text,
+            "annotations": annotations(text, parts.citations),
+            "logprobs": [],
+        }
+        return {"type": "message", "id": self.message_id, "status": status, "role": "assistant", "content": [content]}
+
+    def snapshot(self, parts: AnswerParts | None) -> dict[str, Any]:
+        """The response object: in progress (no parts yet), completed, or incomplete (cut by max_output_tokens)."""
+        done = None if parts is None else parts.done or generation_pb2.DoneEvent(finish_reason="stop")
+        status = "in_progress" if done is None else "incomplete" if done.finish_reason == "length" else "completed"
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": status,
+            "error": None,
+            "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+            "instructions": self.body.instructions,
+            "max_output_tokens": self.body.max_output_tokens,
+            "model": MODEL_ID,
+            "output": [self.message(parts, status)] if parts is not None and done is not None else [],
+            "parallel_tool_calls": False,
+            "previous_response_id": self.body.previous_response_id,
+            "store": False,
+            "temperature": self.body.temperature,
+            "top_p": self.body.top_p,
+            "text": {"format": {"type": "text"}},
+            "tool_choice": "none",
+            "tools": [],
+            "truncation": "disabled",
+            "usage": response_usage(done) if done is not None else None,
+            "user": self.body.user,
+            "metadata": self.body.metadata or {},
+            "citations": parts.citations if parts is not None else [],
+            "conversation_id": self.conversation_id,
+        }
+
+
+def failure_code(failure: OpenAIError) -> str:
+    """A failed response's ``error.code``, from the few OpenAI defines (the ``error`` event keeps the exact one)."""
+    return "rate_limit_exceeded" if failure.status == 429 else "server_error"
+
+
+def response_usage(done: generation_pb2.DoneEvent) -> dict[str, Any]:
+    counts = usage_json(done)
+    return {
+        "input_tokens": counts["prompt_tokens"],
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": counts["completion_tokens"],
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": counts["total_tokens"],
+    }
+
+
+class ResponseEvents:
+    """The Server-Sent Events of one streamed response, numbered in order as OpenAI numbers them."""
+
+    ending = b""
+    """A Responses stream ends with its last event; there is no ``[DONE]``."""
+
+    def __init__(self, shape: ResponseShape) -> None:
+        self.shape = shape
+        self.sequence = 0
+        self.at = {"item_id": shape.message_id, "output_index": 0, "content_index": 0}
+
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        data = {"type": kind, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+    def opening(self) -> bytes:
+        """Created, in progress, and the empty message and text part the deltas fill."""
+        started = self.shape.snapshot(None)
+        item = {"type": "message", "id": self.shape.message_id, "status": "in_progress", "role": "assistant"}
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        return (
+            self._event("response.created", response=started)
+            + self._event("response.in_progress", response=started)
+            + self._event("response.output_item.added", output_index=0, item={**item, "content": []})
+            + self._event("response.content_part.added", **self.at, part=part)
+        )
+
+    def delta(self, text: str) -> bytes:
+        return self._event("response.output_text.delta", **self.at, delta=text, logprobs=[])
+
+    def closing(self, parts: AnswerParts) -> bytes:
+        """Each citation, the whole text, part and item done, then completed (or incomplete when cut short)."""
+        final = self.shape.snapshot(parts)
+        [item] = final["output"]
+        [part] = item["content"]
+        frames = [
+            self._event("response.output_text.annotation.added", **self.at, annotation_index=i, annotation=note)
+            for i, note in enumerate(part["annotations"])
+        ]
+        frames.append(self._event("response.output_text.done", **self.at, text=part["text"], logprobs=[]))
+        frames.append(self._event("response.content_part.done", **self.at, part=part))
+        frames.append(self._event("response.output_item.done", output_index=0, item=item))
+        frames.append(self._event(f"response.{final['status']}", response=final))
+        return b"".join(frames)
+
+    def failure(self, failure: OpenAIError) -> bytes:
+        """OpenAI's ``error`` event, then the response marked failed."""
+        failed = {
+            **self.shape.snapshot(None),
+            "status": "failed",
+            "error": {"code": failure_code(failure), "message": failure.message},
+        }
+        return self._event("error", code=failure.code, message=failure.message, param=failure.param) + self._event(
+            "response.failed", response=failed
+        )

@@ -1,0 +1,141 @@
+"""The Responses API ⇄ Answer translation, without a mesh; responses and events are read back with the official
+openai package's own types, so "OpenAI-shaped" means what its clients accept."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from openai.types.responses import Response, ResponseStreamEvent
+from pydantic import TypeAdapter
+
+from gateway.openai_responses import (
+    ResponseEvents,
+    ResponseShape,
+    ResponsesRequest,
+    annotations,
+    conversation_of,
+    responses_answer_request,
+)
+from gateway.openai_translate import AnswerParts, OpenAIError
+from likeopt.v1 import generation_pb2
+
+CITATIONS = [
+    {"n": 1, "doc_id": "envoy.md", "chunk_id": "envoy.md#0", "title": "Envoy", "text": "…"},
+    {"n": 2, "doc_id": "cache.md", "chunk_id": "cache.md#0", "title": "", "text": "…"},
+]
+ANSWER = "Envoy listens on 8080. [1] Answers are cached. [2] Its admin port is 9901. [1]"
+
+
+def request(**fields: object) -> ResponsesRequest:
+    return ResponsesRequest.model_validate({"model": "like-opt", "input": "Which port?", **fields})
+
+
+def answered(finish_reason: str = "stop") -> AnswerParts:
+    done = generation_pb2.DoneEvent(finish_reason=finish_reason, prompt_tokens=40, completion_tokens=12)
+    return AnswerParts(text=[ANSWER], citations=CITATIONS, done=done)
+
+
+def test_input_as_a_string_or_as_messages_becomes_the_question_and_its_turns() -> None:
+    assert responses_answer_request(request()).query == "Which port?"
+    items = [
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "input_text", "text": "Which port does Envoy use?"}]},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "8080 [1]"}]},
+        {"role": "user", "content": "and its admin port?"},
+    ]
+    asked = responses_answer_request(request(input=items, max_output_tokens=9))
+    assert asked.query == "and its admin port?" and asked.max_tokens == 9
+    assert [(t.question, t.answer) for t in asked.history] == [("Which port does Envoy use?", "8080 [1]")]
+    assert len(asked.conversation_id) == 32  # a new conversation, named before the answer starts
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"model": "gpt-5"}, "model"),
+        ({"input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, "input[0].type"),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:,"}]}]},
+            "input[0].content",
+        ),
+        ({"input": [{"role": "assistant", "content": "hi"}]}, "input[0].role"),
+        ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}, "text.format"),
+        ({"conversation": "conv_1"}, "conversation"),
+        ({"previous_response_id": "resp_short"}, "previous_response_id"),
+    ],
+)
+def test_what_cannot_be_answered_is_refused_naming_the_field(fields: dict[str, object], param: str) -> None:
+    with pytest.raises(OpenAIError) as refused:
+        responses_answer_request(request(**fields))
+    assert refused.value.param == param and refused.value.status in (400, 404)
+
+
+def test_a_response_id_carries_its_conversation_so_previous_response_id_continues_it() -> None:
+    shape = ResponseShape(request(), "conv-1_a")
+    assert shape.id.startswith("resp_") and conversation_of(shape.id) == "conv-1_a"
+    asked = responses_answer_request(request(previous_response_id=shape.id))
+    assert asked.conversation_id == "conv-1_a" and not asked.history
+    assert ResponseShape(request(), "conv-1_a").id != shape.id  # every response its own id
+
+
+def test_each_marker_of_a_cited_passage_becomes_a_file_citation_at_its_place() -> None:
+    notes = annotations(ANSWER, CITATIONS)
+    assert [(n["file_id"], n["filename"], ANSWER[n["index"] : n["index"] + 3]) for n in notes] == [
+        ("envoy.md", "Envoy", "[1]"),
+        ("cache.md", "cache.md", "[2]"),  # no title: the id names it
+        ("envoy.md", "Envoy", "[1]"),
+    ]
+    assert annotations("Nothing cited [7].", CITATIONS) == []
+
+
+def test_a_whole_response_reads_as_openais_with_usage_and_like_opts_extras() -> None:
+    reply = Response.model_validate(ResponseShape(request(), "c1").snapshot(answered()))
+    assert reply.status == "completed" and reply.output_text == ANSWER and reply.model == "like-opt"
+    assert reply.usage is not None and (reply.usage.input_tokens, reply.usage.output_tokens) == (40, 12)
+    assert reply.model_extra is not None and reply.model_extra["conversation_id"] == "c1"
+    cut = Response.model_validate(ResponseShape(request(), "c1").snapshot(answered("length")))
+    assert cut.status == "incomplete" and cut.incomplete_details is not None
+    assert cut.incomplete_details.reason == "max_output_tokens"
+
+
+def events_of(stream: bytes) -> list[dict[str, object]]:
+    frames = [frame for frame in stream.decode().split("\n\n") if frame]
+    parsed = []
+    for frame in frames:
+        kind, data = frame.split("\n")
+        event = json.loads(data.removeprefix("data: "))
+        assert kind == f"event: {event['type']}"
+        parsed.append(event)
+    return parsed
+
+
+def test_a_stream_is_numbered_in_order_and_ends_with_the_whole_response() -> None:
+    shape = ResponseShape(request(), "c1")
+    events = ResponseEvents(shape)
+    stream = events.opening() + events.delta("Envoy listens") + events.delta(ANSWER[13:]) + events.closing(answered())
+    parsed = events_of(stream)
+    assert [e["sequence_number"] for e in parsed] == list(range(len(parsed)))
+    kinds = [e["type"] for e in parsed]
+    assert kinds[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert kinds.count("response.output_text.annotation.added") == 3 and kinds[-1] == "response.completed"
+    deltas = "".join(str(e["delta"]) for e in parsed if e["type"] == "response.output_text.delta")
+    final = Response.model_validate(parsed[-1]["response"])
+    assert deltas == final.output_text == ANSWER and final.id == shape.id
+    typed = [TypeAdapter(ResponseStreamEvent).validate_python(event) for event in parsed]  # each as OpenAI's types
+    assert typed[0].type == "response.created" and typed[0].response.status == "in_progress"
+
+
+def test_a_failure_midway_is_an_error_event_then_the_response_failed() -> None:
+    events = ResponseEvents(ResponseShape(request(), "c1"))
+    events.opening()
+    error, failed = events_of(events.failure(OpenAIError(503, "generation_svc is unavailable", code="unavailable")))
+    [TypeAdapter(ResponseStreamEvent).validate_python(event) for event in (error, failed)]
+    assert (error["type"], error["code"], error["sequence_number"]) == ("error", "unavailable", 4)
+    assert failed["type"] == "response.failed"
+    assert Response.model_validate(failed["response"]).status == "failed"
