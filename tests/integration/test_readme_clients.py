@@ -39,9 +39,10 @@ def run_python(code: str, mesh: MeshProcess) -> str:
 
 
 def test_the_python_snippets_answer_with_citations(mesh: MeshProcess) -> None:
-    openai_snippet, mcp_snippet = blocks("python")
+    openai_snippet, responses_snippet, mcp_snippet = blocks("python")
     printed = run_python(openai_snippet, mesh)
     assert "8080" in printed and re.search(rf"^\[1\] .+ \({re.escape(KNOWN_DOC)}#\d+\)$", printed, flags=re.M)
+    assert "9901" in run_python(responses_snippet, mesh)  # the follow-up, read with the first turn
     assert "8080" in run_python(mcp_snippet, mesh)
 
 
