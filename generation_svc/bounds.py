@@ -76,14 +76,14 @@ class StopWatch:
         return rest
 
 
-async def until_stop(pieces: AsyncGenerator[str, None], stop: tuple[str, ...], usage: Usage) -> AsyncIterator[str]:
+def until_stop(pieces: AsyncGenerator[str, None], stop: tuple[str, ...], usage: Usage) -> AsyncIterator[str]:
     """pieces up to the first stop sequence, which is left out; the backend is closed there (so a model stops
-    generating) and the finish reason is ``stop``."""
-    if not stop:
-        async with aclosing(pieces):
-            async for piece in pieces:
-                yield piece
-        return
+    generating) and the finish reason is ``stop``. Without stop sequences, pieces themselves: no extra step
+    per piece on the common path."""
+    return _watched(pieces, stop, usage) if stop else pieces
+
+
+async def _watched(pieces: AsyncGenerator[str, None], stop: tuple[str, ...], usage: Usage) -> AsyncIterator[str]:
     watch = StopWatch(stop)
     async with aclosing(pieces):
         async for piece in pieces:
