@@ -392,6 +392,14 @@ def test_the_openai_api_answers_as_the_token_s_principal(people: dict[str, Perso
         assert ("zirconia" in reply.text.lower()) == (name == "alice")
     streamed = people["bob"].rest("POST", "/v1/chat/completions", json={**chat, "stream": True})
     people["bob"].assert_sees_nothing_hidden(streamed.text, "/v1/chat/completions (stream)")
+    asked = {"model": "like-opt", "input": aimed}
+    alices = people["alice"].rest("POST", "/v1/responses", json=asked).json()
+    assert "zirconia" in alices["output"][0]["content"][0]["text"].lower()  # the premise: hers quotes it
+    follow_up = {**asked, "input": "And what is its codeword?", "previous_response_id": alices["id"]}
+    for body in (asked, {**asked, "stream": True}, follow_up):  # her response id opens nothing of hers to him
+        reply = people["bob"].rest("POST", "/v1/responses", json=body)
+        assert reply.status_code == 200, reply.text
+        people["bob"].assert_sees_nothing_hidden(reply.text, "/v1/responses")
     assert people["bob"].rest("GET", "/v1/models").status_code == 200
     assert httpx.get(f"{people['bob'].mesh.base_url}/v1/models").status_code == 401
 
