@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from generation_svc.backends import Usage
+from generation_svc.extractive import count_pieces, first_pieces
 from likeopt.runtime.contract import ANSWER_MAX_TOKENS, check_stop
 
 
@@ -33,6 +34,16 @@ class AnswerBounds:
     def of(cls, request: BoundedRequest) -> AnswerBounds:
         """The request's bounds, or InvalidInput naming the field that is out of range."""
         return cls(ANSWER_MAX_TOKENS.check(request.max_tokens), check_stop(request.stop))
+
+    def cut(self, text: str) -> tuple[str, str]:
+        """A fixed reply (small talk, "not covered") within these bounds, and its finish reason; its tokens are
+        counted as the extractive backend counts them (words and punctuation marks), as no model wrote it."""
+        found = [at for sequence in self.stop if (at := text.find(sequence)) >= 0]
+        if found:
+            return text[: min(found)], "stop"
+        if self.max_tokens and count_pieces(text) > self.max_tokens:
+            return first_pieces(text, self.max_tokens), "length"
+        return text, "stop"
 
     def key_parts(self) -> list[object]:
         """What these bounds add to an answer's cache key: a bounded answer is another answer."""

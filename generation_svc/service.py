@@ -149,7 +149,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             history = history_of(conversation)
             if (reply_text := small_talk_reply(request.query)) is not None:
                 yield Event(retrieval=generation_pb2.RetrievalEvent())
-                source, retrieval_ms = self._say(reply_text, small_talk=True), 0.0
+                source, retrieval_ms = self._say(reply_text, bounds, small_talk=True), 0.0
             else:
                 retrieved, source, searched = await self._grounded(request, history, top_k, bounds, principal, deadline)
                 retrieval_ms = (searched - started) * 1000
@@ -183,7 +183,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         if not await self._covers(search.query, reply, deadline):
             NO_ANSWERS.inc()
             nothing = generation_pb2.RetrievalEvent(index_version=reply.index_version)
-            return Event(retrieval=nothing), self._say(NOT_COVERED), searched
+            return Event(retrieval=nothing), self._say(NOT_COVERED, bounds), searched
         found = generation_pb2.RetrievalEvent(hits=reply.hits, index_version=reply.index_version)
         source = self._answer_source(request, reply, top_k, bounds, history, semantic, scope_of(principal))
         return Event(retrieval=found), source, searched
@@ -223,12 +223,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         remaining = deadline - asyncio.get_running_loop().time()
         return await self.floor.covers(question, reply, max(remaining - DEADLINE_MARGIN_S, 0.0))
 
-    async def _say(self, text: str, small_talk: bool = False) -> AsyncIterator[Event]:
-        """An answer that is not from the documents (they do not cover the question, or it was small talk): it
-        cites nothing and says so in done.no_answer."""
-        yield Event(delta=generation_pb2.DeltaEvent(text=text))
+    async def _say(self, text: str, bounds: AnswerBounds, small_talk: bool = False) -> AsyncIterator[Event]:
+        """An answer that is not from the documents (they do not cover the question, or it was small talk), within
+        the caller's bounds: it cites nothing and says so in done.no_answer."""
+        text, finish_reason = bounds.cut(text)
+        if text:
+            yield Event(delta=generation_pb2.DeltaEvent(text=text))
         done = generation_pb2.DoneEvent(
-            finish_reason="stop", backend=self.backend.name, no_answer=True, small_talk=small_talk
+            finish_reason=finish_reason, backend=self.backend.name, no_answer=True, small_talk=small_talk
         )
         yield Event(done=done)
 

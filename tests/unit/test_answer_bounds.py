@@ -72,3 +72,10 @@ def test_bounds_are_part_of_the_cache_key_only_when_set() -> None:
     bounded = AnswerBounds.of(generation_pb2.AnswerRequest(query="q", max_tokens=5, stop=["END", ""]))
     assert bounded == AnswerBounds(5, ("END",))
     assert bounded.key_parts() == [("max_tokens", 5), ("stop", ["END"])]
+
+
+def test_a_fixed_reply_is_cut_at_a_stop_sequence_or_the_token_budget() -> None:
+    reply = "I found nothing in the documents that answers this."
+    assert AnswerBounds(stop=("documents",)).cut(reply) == ("I found nothing in the ", "stop")
+    assert AnswerBounds(max_tokens=3).cut(reply) == ("I found nothing", "length")
+    assert AnswerBounds(max_tokens=30).cut(reply) == (reply, "stop") == AnswerBounds().cut(reply)

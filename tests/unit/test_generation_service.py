@@ -300,6 +300,15 @@ async def test_a_greeting_is_answered_without_searching_or_citing() -> None:
     assert text_of(events) == GREETING and events[-1].done.no_answer and events[-1].done.small_talk and not searched
 
 
+async def test_a_reply_not_from_the_documents_keeps_to_the_callers_bounds_too() -> None:
+    async with generation_server(ExtractiveBackend()) as h:
+        short = await h.answer("Hi!", max_tokens=1)
+        stopped = await h.answer("Hi!", stop=[GREETING.split()[2]])
+    assert text_of(short) == "Hello" and short[-1].done.finish_reason == "length"  # "!" is the second piece
+    assert text_of(stopped) == GREETING[: GREETING.index(GREETING.split()[2])]
+    assert stopped[-1].done.finish_reason == "stop" and stopped[-1].done.small_talk
+
+
 async def test_a_greeting_turn_is_kept_in_the_transcript_but_not_in_the_next_answers_history() -> None:
     async with generation_server(ExtractiveBackend()) as h:
         hello = await h.answer("hello")
