@@ -13,13 +13,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from likeopt.runtime.config import Config
+from likeopt.runtime.loaders import SUPPORTED
 
 UI_CONFIG_PATH = "/static/config.js"
 
 
 def ui_config_script(config: Config) -> str:
     """Assignments to ``window`` globals for each UI setting that is set."""
-    settings = {"LIKEOPT_JAEGER_URL": config.jaeger_url, "LIKEOPT_AUTH": "jwt" if config.jwt else ""}
+    settings = {
+        "LIKEOPT_JAEGER_URL": config.jaeger_url,
+        "LIKEOPT_AUTH": "jwt" if config.jwt else "",
+        "LIKEOPT_FILE_TYPES": sorted(SUPPORTED),  # what an upload can hold, so the page offers no other file
+    }
     return "".join(f"window.{name} = {json.dumps(value)};\n" for name, value in settings.items() if value)
 
 

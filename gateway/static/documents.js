@@ -3,7 +3,8 @@
 import { el, byId, formatMs, formatNum, isNum, DASH } from './dom.js';
 import { ApiError, requestJSON, getApiKey, setApiKey, authHeaders, errorFromBody } from './api.js';
 
-const ACCEPTED = ['.txt', '.md', '.html', '.docx', '.pdf', '.jsonl', '.json'];
+/** The file types the server reads (likeopt/runtime/loaders.py), from /static/config.js. */
+const ACCEPTED = window.LIKEOPT_FILE_TYPES || [];
 const CONFIRM_MS = 5000;
 const LIST_PAGE = 50;
 
@@ -25,6 +26,8 @@ export function initDocuments() {
   keyInput.addEventListener('input', () => setApiKey(keyInput.value.trim()));
 
   const fileInput = byId('file-input');
+  fileInput.accept = ACCEPTED.join(',');
+  byId('file-types').textContent = ACCEPTED.join(' ');
   fileInput.addEventListener('change', () => {
     uploadFiles([...fileInput.files]);
     fileInput.value = ''; // so choosing the same file again still fires "change"

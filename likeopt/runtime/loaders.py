@@ -1,4 +1,5 @@
-"""Turn files into documents: plain text, Markdown, HTML, Word (.docx), PDF, JSON Lines and BEIR folders.
+"""Turn files into documents: plain text, Markdown, HTML, Word (.docx), PDF, CSV/TSV tables, JSON Lines, JSON
+arrays of documents and BEIR folders.
 
 Each loader yields ``(id, title, text, metadata)`` records; what cannot be read is
 reported as skipped with the reason, never silently dropped.
@@ -14,6 +15,7 @@ inside a code fence.
 from __future__ import annotations
 
 import codecs
+import csv
 import io
 import json
 import re
@@ -32,8 +34,13 @@ from likeopt.v1 import retrieval_pb2
 TEXT_SUFFIXES = {".txt", ".text", ".rst"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
+TABLE_SUFFIXES = {".csv", ".tsv"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
-SUPPORTED = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | {".pdf", ".docx"}
+SUPPORTED = (
+    TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | TABLE_SUFFIXES | JSONL_SUFFIXES | {".json", ".pdf", ".docx"}
+)
+NOT_DOCUMENTS_JSON = 'a .json file must hold an array of documents ({"id", "title", "text"}) or {"documents": [...]}'
+
 MAX_FILE_BYTES = 50 * 1024 * 1024
 NOT_UTF8 = "not valid UTF-8 text (convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8)"
 MAX_DOCX_UNPACKED_BYTES = 256 * 1024 * 1024
@@ -256,6 +263,27 @@ def decode_html(data: bytes) -> str:
         return data.decode(encoding)
 
 
+def table_to_text(raw: str, suffix: str) -> str:
+    """A table as text, its first row naming the columns: each row a paragraph of "column: value" lines (empty
+    cells left out), so a row's values stay together in one chunk and each keeps its column's name."""
+    rows = csv.reader(io.StringIO(raw), csv.excel_tab if suffix == ".tsv" else _sniffed_dialect(raw))
+    names = [name.strip() or f"column {number}" for number, name in enumerate(next(rows, []), start=1)]
+    paragraphs = []
+    for row in rows:
+        cells = [(names[i] if i < len(names) else f"column {i + 1}", cell.strip()) for i, cell in enumerate(row)]
+        if lines := [f"{name}: {value}" for name, value in cells if value]:
+            paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+def _sniffed_dialect(raw: str) -> type[csv.Dialect] | csv.Dialect:
+    """The CSV's delimiter (comma, semicolon, tab or bar) and quoting, as its first lines show them."""
+    try:
+        return csv.Sniffer().sniff(raw[:8192], delimiters=",;\t|")
+    except csv.Error:  # one column, or too little to tell
+        return csv.excel
+
+
 def extract(suffix: str, data: bytes) -> tuple[str, str]:
     """(title, text) of one file's bytes by its type; an empty title lets the caller use the file name."""
     if suffix == ".pdf":
@@ -267,6 +295,8 @@ def extract(suffix: str, data: bytes) -> tuple[str, str]:
     raw = decode_text(data)
     if suffix in MARKDOWN_SUFFIXES:
         return markdown_to_text(raw)
+    if suffix in TABLE_SUFFIXES:
+        return "", table_to_text(raw, suffix)
     return "", raw
 
 
@@ -281,6 +311,9 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
         return
     if suffix in JSONL_SUFFIXES:
         yield from load_jsonl(name, data.decode("utf-8-sig", errors="replace").splitlines())
+        return
+    if suffix == ".json":
+        yield from load_json(name, data)
         return
     try:
         title, text = extract(suffix, data)
@@ -318,17 +351,39 @@ def load_jsonl(source: str, lines: Iterable[str]) -> Iterator[LoadedDocument | S
         except (json.JSONDecodeError, RecursionError) as exc:
             yield Skipped(where, f"invalid JSON: {exc}")
             continue
-        if not isinstance(record, dict):
-            yield Skipped(where, "line is not a JSON object")
-            continue
-        doc_id = next((str(record[key]) for key in ("_id", "id") if record.get(key) not in (None, "")), "")
-        title, text = str(record.get("title") or ""), record.get("text") or ""
-        if not doc_id or not isinstance(text, str) or not (title + text).strip():
-            yield Skipped(where, "needs an id, and a title or text")
-            continue
-        metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
-        scalars = {str(k): str(v) for k, v in metadata.items() if isinstance(v, str | int | float | bool)}
-        yield LoadedDocument(doc_id, title, text, scalars)
+        yield record_document(where, record)
+
+
+def load_json(source: str, data: bytes) -> Iterator[LoadedDocument | Skipped]:
+    """Documents from a JSON array of records as JSON Lines holds them, or from ``{"documents": [...]}`` (the
+    body ``POST /api/v1/documents`` takes)."""
+    try:
+        parsed = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        yield Skipped(source, NOT_UTF8)
+        return
+    except (json.JSONDecodeError, RecursionError) as exc:
+        yield Skipped(source, f"invalid JSON: {exc}")
+        return
+    records = parsed.get("documents") if isinstance(parsed, dict) else parsed
+    if not isinstance(records, list):
+        yield Skipped(source, NOT_DOCUMENTS_JSON)
+        return
+    for position, record in enumerate(records):
+        yield record_document(f"{source}[{position}]", record)
+
+
+def record_document(where: str, record: object) -> LoadedDocument | Skipped:
+    """One ``{"_id"|"id", "title", "text", "metadata"}`` record as a document, or why it is skipped."""
+    if not isinstance(record, dict):
+        return Skipped(where, "not a JSON object")
+    doc_id = next((str(record[key]) for key in ("_id", "id") if record.get(key) not in (None, "")), "")
+    title, text = str(record.get("title") or ""), record.get("text") or ""
+    if not doc_id or not isinstance(text, str) or not (title + text).strip():
+        return Skipped(where, "needs an id, and a title or text")
+    metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+    scalars = {str(k): str(v) for k, v in metadata.items() if isinstance(v, str | int | float | bool)}
+    return LoadedDocument(doc_id, title, text, scalars)
 
 
 def load_paths(paths: list[str]) -> Iterator[LoadedDocument | Skipped]:

@@ -69,6 +69,18 @@ def test_uploaded_document_is_found_by_search(mesh: MeshProcess, page: Any, tmp_
     assert "lighthouse.md" in results.inner_text()
 
 
+def test_a_table_is_offered_uploaded_and_answered_from(mesh: MeshProcess, page: Any, tmp_path: Path) -> None:
+    """The page offers the file types the server reads (a .csv among them) and an uploaded table is answered from."""
+    table = tmp_path / "ferries.csv"
+    table.write_text("route,departs\nKellsmoor to Hullavane,The Kellsmoor ferry departs at 7:40 every morning.\n")
+    upload(page, mesh, table)
+    assert ".csv" in page.locator("#file-types").inner_text()
+    assert ".csv" in page.get_attribute("#file-input", "accept").split(",")
+    found = httpx.post(f"{mesh.base_url}/api/v1/search", json={"query": "Kellsmoor ferry departs"}, timeout=30)
+    assert found.json()["hits"][0]["doc_id"] == "ferries.csv"
+    assert "route: Kellsmoor to Hullavane" in found.json()["hits"][0]["text"]
+
+
 def test_documents_are_listed_and_one_is_deleted_from_the_list(mesh: MeshProcess, page: Any, tmp_path: Path) -> None:
     note = tmp_path / "zz-quarry.md"
     note.write_text("# Quarry rota\n\nThe Ostrevant quarry opens at dawn.\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import json
 import zipfile
 
 import pytest
@@ -204,3 +205,42 @@ def test_beir_records_need_an_id_and_a_title_or_text_and_keep_numeric_ids() -> N
 def test_a_json_lines_file_with_a_byte_order_mark_loses_no_line() -> None:
     data = '\ufeff{"_id": "d1", "text": "First."}\n{"_id": "d2", "text": "Second."}\n'.encode()
     assert [d.id for d in load_content("corpus.jsonl", data, doc_id="corpus.jsonl")] == ["d1", "d2"]
+
+
+@pytest.mark.parametrize(
+    ("name", "table"),
+    [
+        ("faq.csv", 'question,answer,notes\nWhich port?,"Envoy listens on 8080, always.",\n,,\nAdmin?,9901,loopback\n'),
+        ("faq.csv", "question;answer;notes\nWhich port?;Envoy listens on 8080, always.;\nAdmin?;9901;loopback\n"),
+        ("faq.tsv", "question\tanswer\tnotes\nWhich port?\tEnvoy listens on 8080, always.\t\nAdmin?\t9901\tloopback\n"),
+    ],
+)
+def test_a_table_is_one_document_whose_rows_are_paragraphs_of_named_values(name: str, table: str) -> None:
+    """A row's values stay together and keep their column's name; empty cells and rows are left out."""
+    [doc] = load_content(name, table.encode(), doc_id=name)
+    assert isinstance(doc, LoadedDocument) and doc.title == "faq"
+    first, second = "question: Which port?\nanswer: Envoy listens on 8080, always.", "question: Admin?\nanswer: 9901"
+    assert doc.text == f"{first}\n\n{second}\nnotes: loopback"
+
+
+def test_a_table_row_longer_than_its_header_names_the_extra_columns_by_number() -> None:
+    [doc] = load_content("t.csv", b"name\nEnvoy,8080\n", doc_id="t.csv")
+    assert isinstance(doc, LoadedDocument) and doc.text == "name: Envoy\ncolumn 2: 8080"
+    [header_only] = load_content("t.csv", b"name,port\n", doc_id="t.csv")
+    assert isinstance(header_only, Skipped) and header_only.reason == "no text found"
+
+
+def test_a_json_file_holds_an_array_of_documents_or_the_rest_apis_body() -> None:
+    records = [{"id": "a", "title": "A", "text": "First."}, {"id": "b", "text": "Second."}, {"text": "no id"}]
+    for data in (json.dumps(records), json.dumps({"documents": records})):
+        items = list(load_content("docs.json", data.encode(), doc_id="docs.json"))
+        assert [(d.id, d.title, d.text) for d in items if isinstance(d, LoadedDocument)] == [
+            ("a", "A", "First."),
+            ("b", "", "Second."),
+        ]
+        assert [(s.source, s.reason) for s in items if isinstance(s, Skipped)] == [
+            ("docs.json[2]", "needs an id, and a title or text")
+        ]
+    for data, reason in ((b'{"settings": {}}', loaders.NOT_DOCUMENTS_JSON), (b"[1,", "invalid JSON")):
+        [skipped] = load_content("x.json", data, doc_id="x.json")
+        assert isinstance(skipped, Skipped) and skipped.reason.startswith(reason)

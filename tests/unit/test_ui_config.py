@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -10,6 +11,7 @@ from starlette.testclient import TestClient
 from gateway.app import STATIC_DIR, build_app
 from gateway.ui_config import UI_CONFIG_PATH
 from likeopt.runtime.config import Config
+from likeopt.runtime.loaders import SUPPORTED
 
 
 def _script(environ: dict[str, str]) -> str:
@@ -19,13 +21,16 @@ def _script(environ: dict[str, str]) -> str:
     return response.text
 
 
+FILE_TYPES = f"window.LIKEOPT_FILE_TYPES = {json.dumps(sorted(SUPPORTED))};\n"
+
+
 def test_jaeger_url_reaches_the_page():
     script = _script({"LIKEOPT_JAEGER_URL": "http://127.0.0.1:16686/"})
-    assert script == 'window.LIKEOPT_JAEGER_URL = "http://127.0.0.1:16686";\n'
+    assert script == 'window.LIKEOPT_JAEGER_URL = "http://127.0.0.1:16686";\n' + FILE_TYPES
 
 
-def test_nothing_is_set_without_the_setting():
-    assert _script({}) == ""
+def test_only_the_file_types_the_loaders_read_are_set_without_settings():
+    assert _script({}) == FILE_TYPES and '".csv"' in FILE_TYPES and '".exe"' not in FILE_TYPES
 
 
 def test_only_web_urls_are_accepted():
