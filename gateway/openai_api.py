@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -164,6 +165,38 @@ async def unless_client_leaves(request: Request, work: Coroutine[Any, Any, T]) -
     return task.result()
 
 
+@dataclass
+class StartedAnswer:
+    """An Answer call whose first event has come (so a failure before any text was an HTTP error), to be sent
+    as a stream in a client's shape or gathered whole."""
+
+    call: Any
+    first: generation_pb2.AnswerEvent
+    events: AsyncIterator[generation_pb2.AnswerEvent]
+    started: float
+
+    def streamed(self, shape: StreamShape) -> StreamingResponse:
+        frames = stream_frames(self.call, self.first, self.events, shape, self.started)
+        return StreamingResponse(
+            with_heartbeats(frames, HEARTBEAT_S), media_type="text/event-stream", headers=STREAM_HEADERS
+        )
+
+    async def whole(self, request: Request) -> AnswerParts:
+        """Every part of the answer; the call is cancelled if the client leaves first."""
+        return await unless_client_leaves(request, whole_answer(self.call, self.first, self.events))
+
+
+async def start_answer(
+    config: Config, upstreams: Upstreams, request: Request, asked: generation_pb2.AnswerRequest
+) -> StartedAnswer:
+    """Ask generation_svc as the person asking (jwt) and wait for the answer's first event."""
+    started = time.perf_counter()
+    caller = forwarded(caller_of(config, request.headers))
+    call = upstreams.generation.Answer(asked, timeout=config.answer_timeout_s, metadata=caller)
+    first, events = await first_event(call)
+    return StartedAnswer(call, first, events, started)
+
+
 def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRouter:
     """The routes; every one needs the API key when reads do (LIKEOPT_READS_NEED_KEY), or a token (jwt)."""
 
@@ -189,39 +222,24 @@ def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRout
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         """An answer to the last user message, with ``[n]`` markers and a top-level ``citations`` array;
         with ``stream: true``, ``chat.completion.chunk`` events whose last one carries the citations."""
-        started = time.perf_counter()
-        caller = forwarded(caller_of(config, request.headers))  # answered as the person asking (jwt)
-        call = upstreams().generation.Answer(answer_request(body), timeout=config.answer_timeout_s, metadata=caller)
-        first, events = await first_event(call)
+        answer = await start_answer(config, upstreams(), request, answer_request(body))
         completion_id, created = new_completion_id(), int(time.time())
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
-            lines = ChunkLines(completion_id, include_usage, created)
-            frames = stream_frames(call, first, events, lines, started)
-            return StreamingResponse(
-                with_heartbeats(frames, HEARTBEAT_S), media_type="text/event-stream", headers=STREAM_HEADERS
-            )
-        parts = await unless_client_leaves(request, whole_answer(call, first, events))
-        reply = completion(completion_id, created, parts)
+            return answer.streamed(ChunkLines(completion_id, include_usage, created))
+        reply = completion(completion_id, created, await answer.whole(request))
         return Response(reply.model_dump_json(), media_type="application/json")
 
     @router.post("/responses")
     async def create_response(body: ResponsesRequest, request: Request) -> Response:
         """OpenAI's Responses API: the answer as one message with ``file_citation`` annotations at its ``[n]``
         markers; with ``stream: true``, the Responses API's events. ``previous_response_id`` continues."""
-        started = time.perf_counter()
-        caller = forwarded(caller_of(config, request.headers))
         asked = responses_answer_request(body)
-        call = upstreams().generation.Answer(asked, timeout=config.answer_timeout_s, metadata=caller)
-        first, events = await first_event(call)
+        answer = await start_answer(config, upstreams(), request, asked)
         shape = ResponseShape(body, asked.conversation_id)
         if body.stream:
-            frames = stream_frames(call, first, events, ResponseEvents(shape), started)
-            return StreamingResponse(
-                with_heartbeats(frames, HEARTBEAT_S), media_type="text/event-stream", headers=STREAM_HEADERS
-            )
-        parts = await unless_client_leaves(request, whole_answer(call, first, events))
-        return Response(orjson.dumps(shape.snapshot(parts)), media_type="application/json")
+            return answer.streamed(ResponseEvents(shape))
+        return Response(orjson.dumps(shape.snapshot(await answer.whole(request))), media_type="application/json")
 
     return router
 
