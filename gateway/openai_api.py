@@ -1,5 +1,5 @@
-"""The OpenAI-compatible API (``/v1/chat/completions``, ``/v1/responses``, ``/v1/models``): a FastAPI app
-mounted at /v1.
+"""The OpenAI-compatible API (``/v1/chat/completions``, ``/v1/responses``, ``/v1/completions``, ``/v1/models``):
+a FastAPI app mounted at /v1.
 
 Open WebUI, LibreChat and every OpenAI SDK can talk to Like-Opt through it. A completion is one call of
 generation_svc's Answer, as the web UI's chat is, so caching, conversations, tracing and cancellation
@@ -29,6 +29,13 @@ from gateway.bodies import field_path
 from gateway.errors import public_details
 from gateway.keys import caller_of, caller_refusal
 from gateway.observe import record_first_token
+from gateway.openai_completions import (
+    CompletionLines,
+    CompletionRequest,
+    completion_answer_request,
+    prompt_text,
+    text_completion,
+)
 from gateway.openai_models import (
     MODEL_ID,
     ChatCompletion,
@@ -109,7 +116,8 @@ async def stream_frames(
     parts = AnswerParts()
     spoke = False
     try:
-        yield shape.opening()
+        if opening := shape.opening():
+            yield opening
         parts.take(first)
         async for event in events:
             text = parts.take(event)
@@ -240,6 +248,18 @@ def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRout
         if body.stream:
             return answer.streamed(ResponseEvents(shape))
         return Response(orjson.dumps(shape.snapshot(await answer.whole(request))), media_type="application/json")
+
+    @router.post("/completions")
+    async def text_completions(body: CompletionRequest, request: Request) -> Response:
+        """The legacy Completions API: the prompt is the question, the text its cited answer (``citations`` as
+        in chat completions); with ``stream: true``, ``text_completion`` chunks and ``[DONE]``."""
+        answer = await start_answer(config, upstreams(), request, completion_answer_request(body))
+        completion_id, echoed = new_completion_id("cmpl"), prompt_text(body.prompt) if body.echo else ""
+        if body.stream:
+            include_usage = body.stream_options is not None and body.stream_options.include_usage
+            return answer.streamed(CompletionLines(completion_id, include_usage, echoed))
+        reply = text_completion(completion_id, int(time.time()), await answer.whole(request), echoed)
+        return Response(orjson.dumps(reply), media_type="application/json")
 
     return router
 

@@ -182,8 +182,9 @@ def stop_sequences(stop: str | list[str] | None) -> tuple[str, ...]:
         raise OpenAIError(400, str(exc), param="stop", code="invalid_value") from None
 
 
-def new_completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
+def new_completion_id(prefix: str = "chatcmpl") -> str:
+    """A fresh id as OpenAI shapes them: ``chatcmpl-…`` for chat, ``cmpl-…`` for text completions."""
+    return f"{prefix}-{uuid.uuid4().hex}"
 
 
 def finish_reason(done: generation_pb2.DoneEvent) -> str:

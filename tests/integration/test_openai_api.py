@@ -136,3 +136,10 @@ def test_the_responses_api_streams_through_envoy_and_continues_the_conversation(
     conversation_id = follow_up.model_extra["conversation_id"]
     assert conversation_id == first.model_extra["conversation_id"]
     assert conversation(mesh, conversation_id) == [KNOWN_QUESTION, "and its admin interface?"]
+
+
+def test_the_completions_api_streams_a_cited_answer_through_envoy(mesh: MeshProcess) -> None:
+    chunks = list(client_of(mesh).completions.create(model="like-opt", prompt=KNOWN_QUESTION, stream=True))
+    text = "".join(chunk.choices[0].text for chunk in chunks if chunk.choices)
+    assert "8080" in text and "[1]" in text and chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-1].model_extra is not None and chunks[-1].model_extra["citations"][0]["doc_id"] == KNOWN_DOC

@@ -254,13 +254,17 @@ def test_default_clusters_are_health_checked_and_generously_bounded():
     assert clusters["gateway"]["health_checks"][0]["http_health_check"]["path"] == "/healthz"
 
 
+STREAMING_OPENAI_PATHS = ("/v1/chat/completions", "/v1/responses", "/v1/completions")
+
+
 def test_openai_and_mcp_routes_reach_the_gateway_rate_limited_and_body_limited():
     """/v1/ and /mcp are the API too: one rate-limit budget with /api/ (they do not switch it off) and the
-    body limit; chat completions and responses stream, so they get the Content-Length refusal instead of the buffer."""
+    body limit; chat completions, responses and completions stream, so they get the Content-Length refusal
+    instead of the buffer."""
     doc = yaml.safe_load(render_envoy_config(envoy_values(Config.from_env({}), "/tmp/envoy-access.log")))
     routes = _routes(doc)
     positions = {(r["match"].get("path") or r["match"].get("prefix"), "route" in r): i for i, r in enumerate(routes)}
-    for streaming in ("/v1/chat/completions", "/v1/responses"):
+    for streaming in STREAMING_OPENAI_PATHS:
         refusal = routes[positions[(streaming, False)]]
         assert positions[(streaming, False)] < positions[(streaming, True)]
         assert refusal["direct_response"]["status"] == 413
@@ -268,7 +272,7 @@ def test_openai_and_mcp_routes_reach_the_gateway_rate_limited_and_body_limited()
         body = json.loads(refusal["direct_response"]["body"]["inline_string"])
         assert set(body["error"]) == {"message", "type", "param", "code"}
         assert refusal["response_headers_to_add"][0]["header"] == {"key": "content-type", "value": "application/json"}
-    unbuffered = [((path, True), False) for path in ("/v1/chat/completions", "/v1/responses")]
+    unbuffered = [((path, True), False) for path in STREAMING_OPENAI_PATHS]
     for key, buffered in (*unbuffered, (("/v1/", True), True), (("/mcp", True), True)):
         route = routes[positions[key]]
         assert route["route"]["cluster"] == "gateway", key

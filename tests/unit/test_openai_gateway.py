@@ -176,3 +176,19 @@ async def test_the_responses_api_answers_continues_and_streams_through_the_sdks_
     cut = events[-1].response  # type: ignore[union-attr]
     assert events[-1].type == "response.incomplete" and cut.usage is not None and cut.usage.output_tokens == 4
     assert refused.value.body["param"] == "previous_response_id"  # type: ignore[index]
+
+
+async def test_the_completions_api_answers_a_prompt_streamed_or_whole_within_its_bounds() -> None:
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        whole = await client.completions.create(model="like-opt", prompt=QUESTION)
+        stream = await client.completions.create(model="like-opt", prompt=QUESTION, stream=True, echo=True)
+        streamed = "".join([chunk.choices[0].text async for chunk in stream if chunk.choices])
+        short = await client.completions.create(model="like-opt", prompt=QUESTION, max_tokens=3, stop=["8080"])
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.completions.create(model="like-opt", prompt=["one", "two"])
+    text = whole.choices[0].text
+    assert "8080" in text and whole.choices[0].finish_reason == "stop" and whole.id.startswith("cmpl-")
+    assert whole.model_extra is not None and whole.model_extra["citations"][0]["doc_id"] == "envoy.md"
+    assert streamed == QUESTION + text  # echo: the prompt first
+    assert short.choices[0].text == "Envoy listens on" and short.choices[0].finish_reason == "length"
+    assert refused.value.body["param"] == "prompt"  # type: ignore[index]
