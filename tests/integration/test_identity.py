@@ -400,6 +400,9 @@ def test_the_openai_api_answers_as_the_token_s_principal(people: dict[str, Perso
         reply = people["bob"].rest("POST", "/v1/responses", json=body)
         assert reply.status_code == 200, reply.text
         people["bob"].assert_sees_nothing_hidden(reply.text, "/v1/responses")
+    completion = people["bob"].rest("POST", "/v1/completions", json={"model": "like-opt", "prompt": aimed})
+    assert completion.status_code == 200, completion.text
+    people["bob"].assert_sees_nothing_hidden(completion.text, "/v1/completions")
     assert people["bob"].rest("GET", "/v1/models").status_code == 200
     assert httpx.get(f"{people['bob'].mesh.base_url}/v1/models").status_code == 401
 
