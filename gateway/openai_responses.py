@@ -25,8 +25,8 @@ from likeopt.runtime.contract import ANSWER_MAX_TOKENS, ANSWER_TOP_K, ID_RE, MOD
 from likeopt.v1 import generation_pb2
 
 RESPONSE_PREFIX = "resp_"
-NONCE_CHARS = 32
-"""A response id is RESPONSE_PREFIX, a fresh hex nonce of this length, then the conversation's id."""
+RESPONSE_ID = re.compile(r"resp_([0-9a-f]{32})_(.+)")
+"""A response id: RESPONSE_PREFIX, a fresh hex nonce, "_", then the conversation's id (one OpenAI gave has no "_")."""
 TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
 MARKER = re.compile(r"\[(\d+)\]")
 
@@ -101,20 +101,20 @@ def input_messages(items: str | list[InputItem]) -> list[ChatMessage]:
 
 
 def response_id(conversation_id: str) -> str:
-    return f"{RESPONSE_PREFIX}{uuid.uuid4().hex}{conversation_id}"
+    return f"{RESPONSE_PREFIX}{uuid.uuid4().hex}_{conversation_id}"
 
 
 def conversation_of(previous_response_id: str) -> str:
     """The conversation a response id names, or the 400 OpenAI gives for a response it does not know."""
-    conversation_id = previous_response_id.removeprefix(RESPONSE_PREFIX)[NONCE_CHARS:]
-    if not previous_response_id.startswith(RESPONSE_PREFIX) or not ID_RE.match(conversation_id):
+    named = RESPONSE_ID.fullmatch(previous_response_id)
+    if named is None or not ID_RE.match(named.group(2)):
         raise OpenAIError(
             400,
             f"Previous response with id {previous_response_id!r} not found.",
             param="previous_response_id",
             code="previous_response_not_found",
         )
-    return conversation_id
+    return named.group(2)
 
 
 def responses_answer_request(body: ResponsesRequest) -> generation_pb2.AnswerRequest:
@@ -172,7 +172,7 @@ class ResponseShape:
 
     def __post_init__(self) -> None:
         self.id = self.id or response_id(self.conversation_id)
-        self.message_id = "msg_" + self.id.removeprefix(RESPONSE_PREFIX)[:NONCE_CHARS]
+        self.message_id = "msg_" + self.id.removeprefix(RESPONSE_PREFIX).partition("_")[0]
 
     def message(self, parts: AnswerParts, status: str) -> dict[str, Any]:
         """The answer as one assistant message item."""

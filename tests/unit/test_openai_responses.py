@@ -63,6 +63,7 @@ def test_input_as_a_string_or_as_messages_becomes_the_question_and_its_turns() -
         ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}, "text.format"),
         ({"conversation": "conv_1"}, "conversation"),
         ({"previous_response_id": "resp_short"}, "previous_response_id"),
+        ({"previous_response_id": "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b"}, "previous_response_id"),
     ],
 )
 def test_what_cannot_be_answered_is_refused_naming_the_field(fields: dict[str, object], param: str) -> None:
