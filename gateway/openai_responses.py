@@ -199,7 +199,7 @@ class ResponseShape:
             "instructions": self.body.instructions,
             "max_output_tokens": self.body.max_output_tokens,
             "model": MODEL_ID,
-            "output": [self.message(parts, status)] if parts is not None and done is not None else [],
+            "output": [self.message(parts, status)] if parts is not None else [],
             "parallel_tool_calls": False,
             "previous_response_id": self.body.previous_response_id,
             "store": False,
