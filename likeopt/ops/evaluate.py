@@ -409,7 +409,7 @@ def ingest_once(address: str, source: Path, data_dir: Path, documents: int, quie
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
         stored = stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=10).documents
     if stored < documents:
-        ingest_paths([str(source)], address, quiet=quiet)
+        ingest_paths([str(source)], address, quiet=quiet, expected=documents)
     mark.write_text(f"{source.resolve()}\n", encoding="utf-8")
 
 

@@ -17,12 +17,17 @@ INGEST_TIMEOUT_S = 24 * 3600.0
 
 
 def ingest_paths(
-    paths: list[str], retrieval_addr: str, quiet: bool = False, access: retrieval_pb2.Access | None = None
+    paths: list[str],
+    retrieval_addr: str,
+    quiet: bool = False,
+    access: retrieval_pb2.Access | None = None,
+    expected: int | None = None,
 ) -> retrieval_pb2.UpsertSummary:
     """Send every readable document to retrieval_svc, each with access (who may read it; None: every reader of
-    the tenant, everyone without one); print what was skipped and why."""
+    the tenant, everyone without one); print what was skipped and why. expected, the documents there are when
+    known (a collection's line count), lets the progress bar say how long the rest will take."""
     skipped: list[Skipped] = []
-    progress = tqdm(desc="ingesting", unit="doc", disable=quiet, file=sys.stderr)
+    progress = tqdm(desc="ingesting", unit="doc", total=expected, disable=quiet, file=sys.stderr)
 
     def documents() -> Iterator[retrieval_pb2.Document]:
         for item in load_paths(paths):
