@@ -12,27 +12,25 @@ import time
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gateway.openai_models import MODEL_ID, StreamOptions
+from gateway.openai_models import MODEL_ID, LikeOptOptions, StreamOptions
 from gateway.openai_translate import (
     DONE_LINE,
     AnswerParts,
     OpenAIError,
+    answer_budget,
     check_model,
     finish_reason,
     stop_sequences,
     usage_json,
 )
-from likeopt.runtime.contract import ANSWER_MAX_TOKENS, ANSWER_TOP_K, MODES, Mode
 from likeopt.v1 import generation_pb2
 
 
-class CompletionRequest(BaseModel):
+class CompletionRequest(LikeOptOptions):
     """``POST /v1/completions``: OpenAI's request, plus Like-Opt's retrieval options. Sampling options are
     accepted and ignored; the answer is grounded on the passages."""
-
-    model_config = ConfigDict(extra="allow")
 
     model: str = Field(description=f"Must be {MODEL_ID!r}.")
     prompt: str | list[Any] = Field(description="The question: one string (or a list holding one).")
@@ -46,11 +44,6 @@ class CompletionRequest(BaseModel):
     n: int | None = Field(None, description="Only 1 is supported.")
     best_of: int | None = Field(None, description="Only 1 is supported.")
     suffix: str | None = Field(None, description="Not supported: answers are not insertions.")
-    conversation_id: str | None = Field(None, description="Like-Opt: continue this stored conversation.")
-    top_k: int | None = Field(
-        None, ge=ANSWER_TOP_K.low, le=ANSWER_TOP_K.high, description="Like-Opt: passages to retrieve."
-    )
-    mode: Mode | None = Field(None, description="Like-Opt: which retrievers to use.")
 
 
 def prompt_text(prompt: str | list[Any]) -> str:
@@ -74,10 +67,8 @@ def completion_answer_request(body: CompletionRequest) -> generation_pb2.AnswerR
         raise OpenAIError(400, "'suffix' is not supported: answers are not insertions", "suffix", "unsupported_value")
     return generation_pb2.AnswerRequest(
         query=prompt_text(body.prompt),
-        conversation_id=body.conversation_id or "",
-        top_k=body.top_k or 0,
-        mode=MODES[body.mode or "hybrid"],
-        max_tokens=min(body.max_tokens or 0, ANSWER_MAX_TOKENS.high),
+        **body.retrieval(),
+        max_tokens=answer_budget(body.max_tokens),
         stop=stop_sequences(body.stop),
     )
 

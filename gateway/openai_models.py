@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from likeopt.runtime.contract import ANSWER_TOP_K, Mode
+from likeopt.runtime.contract import ANSWER_TOP_K, MODES, Mode
 
 MODEL_ID = "like-opt"
 MODEL_CREATED = 1_735_689_600
@@ -53,10 +53,33 @@ class ResponseFormat(BaseModel):
     type: str
 
 
-class ChatCompletionRequest(BaseModel):
-    """``POST /v1/chat/completions``: OpenAI's request, plus Like-Opt's retrieval options."""
+class LikeOptOptions(BaseModel):
+    """Like-Opt's own options, which every OpenAI-style request (chat, responses, completions) may add."""
 
     model_config = ConfigDict(extra="allow")
+
+    conversation_id: str | None = Field(
+        None, description="Like-Opt: continue a stored conversation (its turns are used when no earlier messages)."
+    )
+    top_k: int | None = Field(
+        None,
+        ge=ANSWER_TOP_K.low,
+        le=ANSWER_TOP_K.high,
+        description=f"Like-Opt: passages to retrieve (default {ANSWER_TOP_K.default}).",
+    )
+    mode: Mode | None = Field(None, description="Like-Opt: which retrievers to use.")
+
+    def retrieval(self) -> dict[str, Any]:
+        """These options as AnswerRequest fields, 0 and hybrid standing for the defaults."""
+        return {
+            "conversation_id": self.conversation_id or "",
+            "top_k": self.top_k or 0,
+            "mode": MODES[self.mode or "hybrid"],
+        }
+
+
+class ChatCompletionRequest(LikeOptOptions):
+    """``POST /v1/chat/completions``: OpenAI's request, plus Like-Opt's retrieval options."""
 
     model: str = Field(description=f"Must be {MODEL_ID!r} (GET /v1/models lists it).")
     messages: list[ChatMessage] = Field(description="The conversation; the last message is the user's question.")
@@ -72,16 +95,6 @@ class ChatCompletionRequest(BaseModel):
     )
     response_format: ResponseFormat | None = Field(None, description="Only type 'text' is supported.")
     user: str | None = None
-    conversation_id: str | None = Field(
-        None, description="Like-Opt: continue a stored conversation (its turns are used when no earlier messages)."
-    )
-    top_k: int | None = Field(
-        None,
-        ge=ANSWER_TOP_K.low,
-        le=ANSWER_TOP_K.high,
-        description=f"Like-Opt: passages to retrieve (default {ANSWER_TOP_K.default}).",
-    )
-    mode: Mode | None = Field(None, description="Like-Opt: which retrievers to use.")
 
 
 class Citation(BaseModel):

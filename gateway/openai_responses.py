@@ -19,9 +19,16 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.openai_models import MODEL_ID, ChatMessage, ContentPart
-from gateway.openai_translate import AnswerParts, OpenAIError, check_model, question_and_history, usage_json
-from likeopt.runtime.contract import ANSWER_MAX_TOKENS, ANSWER_TOP_K, ID_RE, MODES, Mode
+from gateway.openai_models import MODEL_ID, ChatMessage, ContentPart, LikeOptOptions
+from gateway.openai_translate import (
+    AnswerParts,
+    OpenAIError,
+    answer_budget,
+    check_model,
+    question_and_history,
+    usage_json,
+)
+from likeopt.runtime.contract import ID_RE
 from likeopt.v1 import generation_pb2
 
 RESPONSE_PREFIX = "resp_"
@@ -53,11 +60,9 @@ class TextOptions(BaseModel):
     format: TextFormat | None = None
 
 
-class ResponsesRequest(BaseModel):
+class ResponsesRequest(LikeOptOptions):
     """``POST /v1/responses``: OpenAI's request, plus Like-Opt's retrieval options. Sampling options, tools and
     instructions are accepted and ignored, as in Chat Completions: the answer is grounded on the passages."""
-
-    model_config = ConfigDict(extra="allow")
 
     model: str = Field(description=f"Must be {MODEL_ID!r}.")
     input: str | list[InputItem] = Field(description="The question, or messages whose last is the user's question.")
@@ -71,11 +76,6 @@ class ResponsesRequest(BaseModel):
     top_p: float | None = None
     user: str | None = None
     conversation: Any = Field(None, description="Not supported: use previous_response_id.")
-    conversation_id: str | None = Field(None, description="Like-Opt: continue this stored conversation.")
-    top_k: int | None = Field(
-        None, ge=ANSWER_TOP_K.low, le=ANSWER_TOP_K.high, description="Like-Opt: passages to retrieve."
-    )
-    mode: Mode | None = Field(None, description="Like-Opt: which retrievers to use.")
 
 
 def input_messages(items: str | list[InputItem]) -> list[ChatMessage]:
@@ -132,19 +132,15 @@ def responses_answer_request(body: ResponsesRequest) -> generation_pb2.AnswerReq
             400, "conversation is not supported; use previous_response_id", param="conversation", code="unsupported"
         )
     question, history = question_and_history(input_messages(body.input), field="input")
-    if body.conversation_id:
-        conversation_id = body.conversation_id
-    elif body.previous_response_id:
-        conversation_id = conversation_of(body.previous_response_id)
-    else:
-        conversation_id = uuid.uuid4().hex
+    options = body.retrieval()
+    if not options["conversation_id"]:
+        continued = body.previous_response_id
+        options["conversation_id"] = conversation_of(continued) if continued else uuid.uuid4().hex
     return generation_pb2.AnswerRequest(
         query=question,
-        conversation_id=conversation_id,
-        top_k=body.top_k or 0,
-        mode=MODES[body.mode or "hybrid"],
+        **options,
         history=history,
-        max_tokens=min(body.max_output_tokens or 0, ANSWER_MAX_TOKENS.high),
+        max_tokens=answer_budget(body.max_output_tokens),
     )
 
 

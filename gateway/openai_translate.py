@@ -28,7 +28,7 @@ from gateway.openai_models import (
     Usage,
     error_json,
 )
-from likeopt.runtime.contract import ANSWER_MAX_TOKENS, MODES, InvalidInput, check_stop
+from likeopt.runtime.contract import ANSWER_MAX_TOKENS, InvalidInput, check_stop
 from likeopt.v1 import generation_pb2
 
 INSTRUCTION_ROLES = frozenset({"system", "developer"})
@@ -166,12 +166,16 @@ def answer_request(body: ChatCompletionRequest) -> generation_pb2.AnswerRequest:
     return generation_pb2.AnswerRequest(
         stop=stop_sequences(body.stop),
         query=question,
-        conversation_id=body.conversation_id or "",
-        top_k=body.top_k or 0,
-        mode=MODES[body.mode or "hybrid"],
+        **body.retrieval(),
         history=history,
-        max_tokens=min(body.max_completion_tokens or body.max_tokens or 0, ANSWER_MAX_TOKENS.high),
+        max_tokens=answer_budget(body.max_completion_tokens or body.max_tokens),
     )
+
+
+def answer_budget(asked: int | None) -> int:
+    """A client's token limit as AnswerRequest.max_tokens: 0 (the server's limit) when absent, and never past what
+    the field holds (a larger ask means the server's limit anyway)."""
+    return min(asked or 0, ANSWER_MAX_TOKENS.high)
 
 
 def stop_sequences(stop: str | list[str] | None) -> tuple[str, ...]:
