@@ -38,9 +38,8 @@ class AnswerBounds:
     def cut(self, text: str) -> tuple[str, str]:
         """A fixed reply (small talk, "not covered") within these bounds, and its finish reason; its tokens are
         counted as the extractive backend counts them (words and punctuation marks), as no model wrote it."""
-        found = [at for sequence in self.stop if (at := text.find(sequence)) >= 0]
-        if found:
-            return text[: min(found)], "stop"
+        if (at := first_stop(text, self.stop)) >= 0:
+            return text[:at], "stop"
         if self.max_tokens and count_pieces(text) > self.max_tokens:
             return first_pieces(text, self.max_tokens), "length"
         return text, "stop"
@@ -53,6 +52,11 @@ class AnswerBounds:
         if self.stop:
             parts.append(("stop", list(self.stop)))
         return parts
+
+
+def first_stop(text: str, stop: tuple[str, ...]) -> int:
+    """Where the earliest of the stop sequences begins in text; -1 when none does."""
+    return min((at for sequence in stop if (at := text.find(sequence)) >= 0), default=-1)
 
 
 UNBOUNDED = AnswerBounds()
@@ -72,10 +76,9 @@ class StopWatch:
     def feed(self, piece: str) -> str:
         """The text now safe to send; after a stop sequence, the text before it and nothing more."""
         self.pending += piece
-        found = [at for sequence in self.stop if (at := self.pending.find(sequence)) >= 0]
-        if found:
+        if (at := first_stop(self.pending, self.stop)) >= 0:
             self.stopped = True
-            ready, self.pending = self.pending[: min(found)], ""
+            ready, self.pending = self.pending[:at], ""
             return ready
         split = max(len(self.pending) - self.hold, 0)
         ready, self.pending = self.pending[:split], self.pending[split:]
