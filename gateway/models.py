@@ -273,6 +273,13 @@ class Conversation(BaseModel):
     turns: list[Turn]
 
 
+class ConversationDeleted(BaseModel):
+    """The stored turns are gone: a later question under this id starts a new conversation."""
+
+    conversation_id: str
+    deleted: Literal[True] = True
+
+
 class FeedbackRequest(BaseModel):
     """``POST /api/v1/feedback``: a rating of an answer, named by its answer_id or trace_id."""
 

@@ -94,6 +94,11 @@ class ConversationStore:
             return None
         return conversation
 
+    async def forget(self, conversation_id: str, owner: str = "") -> bool | None:
+        """Delete the owner's stored conversation: whether there was one, or None when cache_svc did not answer."""
+        deleted = await self.cache.delete(NAMESPACE, [stored_key(conversation_id, owner)])
+        return None if deleted is None else deleted > 0
+
     def append(
         self,
         conversation: generation_pb2.Conversation,

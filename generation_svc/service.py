@@ -277,16 +277,35 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def GetConversation(
         self, request: generation_pb2.GetConversationRequest, context: grpc.aio.ServicerContext
     ) -> generation_pb2.Conversation:
-        if not ID_RE.match(request.conversation_id):
+        conversation = await self.conversations.load(
+            request.conversation_id, await self._owner_of(request.conversation_id, context)
+        )
+        if conversation is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no conversation {request.conversation_id!r}")
+        return conversation
+
+    @rejects_invalid_input
+    async def DeleteConversation(
+        self, request: generation_pb2.DeleteConversationRequest, context: grpc.aio.ServicerContext
+    ) -> generation_pb2.DeleteConversationReply:
+        owner = await self._owner_of(request.conversation_id, context)
+        forgotten = await self.conversations.forget(request.conversation_id, owner)
+        if forgotten is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "conversations cannot be reached now; try again")
+        if not forgotten:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no conversation {request.conversation_id!r}")
+        log.info("conversation deleted", extra={"fields": {"conversation_id": request.conversation_id}})
+        return generation_pb2.DeleteConversationReply(conversation_id=request.conversation_id)
+
+    async def _owner_of(self, conversation_id: str, context: grpc.aio.ServicerContext) -> str:
+        """Whose conversations the caller may read and delete; a malformed id or principal ends the call."""
+        if not ID_RE.match(conversation_id):
             raise InvalidInput("conversation_id is malformed")
         try:
             principal = self._principal(context)
         except AnswerFailed as failure:
             await context.abort(failure.code, failure.message)
-        conversation = await self.conversations.load(request.conversation_id, owner_of(principal))
-        if conversation is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no conversation {request.conversation_id!r}")
-        return conversation
+        return owner_of(principal)
 
     @rejects_invalid_input
     async def Feedback(

@@ -62,11 +62,38 @@ class CacheClient:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    async def delete(self, namespace: str, keys: list[str]) -> int | None:
+        """Remove keys from both of cache_svc's layers after this client's own writes of them, so a write still on
+        its way cannot bring one back: how many existed, or None when cache_svc did not answer."""
+        if self._stub is None:
+            return 0
+        if self._batches is not None:
+            self._batches.withdraw(namespace, set(keys))
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=self._write_timeout_s)
+        with tracer.start_as_current_span(
+            "cache delete", attributes={CACHE_LAYER: "service", CACHE_NAMESPACE: namespace}
+        ) as span:
+            try:
+                reply = await self._stub.Delete(
+                    cache_pb2.DeleteRequest(namespace=namespace, keys=keys), timeout=self._write_timeout_s
+                )
+            except grpc.aio.AioRpcError as exc:
+                log.warning("cache delete failed", extra={"fields": {"code": exc.code().name}})
+                span.set_attribute(CACHE_ERROR, exc.code().name)
+                return None
+            return reply.deleted
+
+    @property
+    def _write_timeout_s(self) -> float:
+        """Writes and deletions wait a little longer than reads: nobody waits on most of them."""
+        return max(self.timeout_s, 0.2)
+
     async def _set(self, namespace: str, key: str, value: bytes, ttl_s: int) -> None:
         try:
             await self._stub.Set(  # type: ignore[union-attr]
                 cache_pb2.SetRequest(namespace=namespace, key=key, value=value, ttl_seconds=ttl_s),
-                timeout=max(self.timeout_s, 0.2),
+                timeout=self._write_timeout_s,
             )
         except grpc.aio.AioRpcError as exc:
             log.debug("cache set failed", extra={"fields": {"code": exc.code().name}})
@@ -74,7 +101,7 @@ class CacheClient:
     async def _set_many(self, writes: list[cache_pb2.SetRequest]) -> None:
         try:
             await self._stub.SetMany(  # type: ignore[union-attr]
-                cache_pb2.SetManyRequest(entries=writes), timeout=max(self.timeout_s, 0.2)
+                cache_pb2.SetManyRequest(entries=writes), timeout=self._write_timeout_s
             )
         except grpc.aio.AioRpcError as exc:
             log.debug("cache writes failed", extra={"fields": {"code": exc.code().name, "entries": len(writes)}})

@@ -56,6 +56,10 @@ class WriteBatches:
         if self._sender is None:
             self._sender = asyncio.create_task(self._send_all(), context=contextvars.Context())
 
+    def withdraw(self, namespace: str, keys: set[str]) -> None:
+        """Drop the queued writes of these keys: they are being deleted, and must not land after it."""
+        self._queue = deque(w for w in self._queue if w.namespace != namespace or w.key not in keys)
+
     async def close(self, timeout_s: float) -> None:
         """Send what is queued without waiting out the window; give up after timeout_s."""
         self._closing.set()

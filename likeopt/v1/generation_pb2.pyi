@@ -139,6 +139,18 @@ class GetConversationRequest(_message.Message):
     conversation_id: str
     def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
 
+class DeleteConversationRequest(_message.Message):
+    __slots__ = ("conversation_id",)
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
+
+class DeleteConversationReply(_message.Message):
+    __slots__ = ("conversation_id",)
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
+
 class Turn(_message.Message):
     __slots__ = ("question", "answer", "citations", "created_unix_ms")
     QUESTION_FIELD_NUMBER: _ClassVar[int]

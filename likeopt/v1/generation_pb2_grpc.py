@@ -51,6 +51,11 @@ class GenerationServiceStub:
                 request_serializer=likeopt_dot_v1_dot_generation__pb2.GetConversationRequest.SerializeToString,
                 response_deserializer=likeopt_dot_v1_dot_generation__pb2.Conversation.FromString,
                 _registered_method=True)
+        self.DeleteConversation = channel.unary_unary(
+                '/likeopt.v1.GenerationService/DeleteConversation',
+                request_serializer=likeopt_dot_v1_dot_generation__pb2.DeleteConversationRequest.SerializeToString,
+                response_deserializer=likeopt_dot_v1_dot_generation__pb2.DeleteConversationReply.FromString,
+                _registered_method=True)
         self.Feedback = channel.unary_unary(
                 '/likeopt.v1.GenerationService/Feedback',
                 request_serializer=likeopt_dot_v1_dot_generation__pb2.FeedbackRequest.SerializeToString,
@@ -89,6 +94,14 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteConversation(self, request, context):
+        """DeleteConversation forgets the stored turns of a conversation, so a later question under its id starts
+        afresh; NOT_FOUND when it is unknown, expired or someone else's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Feedback(self, request, context):
         """Feedback records a rating of an answer given earlier; NOT_FOUND when no answer has that id (or trace
         id), INVALID_ARGUMENT for a bad rating or an over-long comment. Nothing is stored on error.
@@ -121,6 +134,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.GetConversation,
                     request_deserializer=likeopt_dot_v1_dot_generation__pb2.GetConversationRequest.FromString,
                     response_serializer=likeopt_dot_v1_dot_generation__pb2.Conversation.SerializeToString,
+            ),
+            'DeleteConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteConversation,
+                    request_deserializer=likeopt_dot_v1_dot_generation__pb2.DeleteConversationRequest.FromString,
+                    response_serializer=likeopt_dot_v1_dot_generation__pb2.DeleteConversationReply.SerializeToString,
             ),
             'Feedback': grpc.unary_unary_rpc_method_handler(
                     servicer.Feedback,
@@ -216,6 +234,33 @@ class GenerationService:
             '/likeopt.v1.GenerationService/GetConversation',
             likeopt_dot_v1_dot_generation__pb2.GetConversationRequest.SerializeToString,
             likeopt_dot_v1_dot_generation__pb2.Conversation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/likeopt.v1.GenerationService/DeleteConversation',
+            likeopt_dot_v1_dot_generation__pb2.DeleteConversationRequest.SerializeToString,
+            likeopt_dot_v1_dot_generation__pb2.DeleteConversationReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,27 @@ def test_an_unknown_conversation_is_404(mesh: MeshProcess) -> None:
     assert reply.status_code == 404
 
 
+def test_a_deleted_conversation_is_forgotten_and_its_id_starts_afresh(mesh: MeshProcess) -> None:
+    first = chat(mesh, "How does Like-Opt keep answers in Redis?")
+    conversation_id = first[-1][1]["conversation_id"]
+    url = f"{mesh.base_url}/api/v1/conversations/{conversation_id}"
+
+    deleted = httpx.delete(url, timeout=10)
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {"conversation_id": conversation_id, "deleted": True}
+    assert httpx.get(url, timeout=10).status_code == 404
+    again = httpx.delete(url, timeout=10)
+    assert again.status_code == 404 and again.json()["error"]["code"] == "NOT_FOUND"
+
+    chat(mesh, "and what about its cost?", conversation_id=conversation_id)
+    assert [t["question"] for t in httpx.get(url, timeout=10).json()["turns"]] == ["and what about its cost?"]
+
+
+def test_deleting_a_malformed_conversation_id_is_a_json_422(mesh: MeshProcess) -> None:
+    reply = httpx.delete(f"{mesh.base_url}/api/v1/conversations/not%20an%20id", timeout=10)
+    assert reply.status_code == 422 and "error" in reply.json()
+
+
 def test_after_a_delete_the_same_question_no_longer_cites_the_document(mesh: MeshProcess) -> None:
     auth = {"Authorization": f"Bearer {mesh.api_key}"}
     note = b"# Otters\n\nThe Quillbrook otter sanctuary feeds its otters smoked trout at dusk."

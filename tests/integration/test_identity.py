@@ -314,6 +314,22 @@ def test_conversations_belong_to_their_owner(jwt_mesh: MeshProcess, people: dict
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_a_conversation_is_deleted_only_by_its_owner(jwt_mesh: MeshProcess, people: dict[str, Person]) -> None:
+    alice, bob, carol = people["alice"], people["bob"], people["carol"]
+    _, conversation = alice.chat(QUESTION)
+    bob.chat("And what is its codeword?", conversation)  # the same id, his own conversation
+    path = f"/api/v1/conversations/{conversation}"
+    assert carol.rest("DELETE", path).status_code == 404
+    assert bob.rest("DELETE", path).json() == {"conversation_id": conversation, "deleted": True}
+    assert bob.rest("GET", path).status_code == 404
+    assert len(alice.rest("GET", path).json()["turns"]) == 1  # hers is untouched
+    with grpc.insecure_channel(jwt_mesh.address) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        request = generation_pb2.DeleteConversationRequest(conversation_id=conversation)
+        assert stub.DeleteConversation(request, metadata=alice.metadata(), timeout=30).conversation_id == conversation
+    assert alice.rest("GET", path).status_code == 404
+
+
 def test_index_status_and_dashboard_count_only_readable_documents(people: dict[str, Person]) -> None:
     for name in ("alice", "bob", "carol"):
         person = people[name]

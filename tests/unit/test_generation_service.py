@@ -143,6 +143,30 @@ async def test_unknown_conversation_is_not_found() -> None:
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_a_deleted_conversation_is_forgotten_and_its_id_starts_afresh() -> None:
+    backend = ScriptedBackend(["It keeps answers [1]."])
+    async with generation_server(backend) as h:
+        first = await h.answer("How does the answer cache work?")
+        conversation_id = first[-1].done.conversation_id
+        request = generation_pb2.DeleteConversationRequest(conversation_id=conversation_id)
+        reply = await h.stub.DeleteConversation(request)
+        with pytest.raises(grpc.aio.AioRpcError) as again:
+            await h.stub.DeleteConversation(request)
+        with pytest.raises(grpc.aio.AioRpcError) as read:
+            await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+        await h.answer("and what about its cost?", conversation_id=conversation_id)
+    assert reply.conversation_id == conversation_id
+    assert again.value.code() == read.value.code() == grpc.StatusCode.NOT_FOUND
+    assert backend.calls[-1][1] == []  # the follow-up saw no earlier turn
+
+
+async def test_deleting_a_malformed_conversation_id_is_invalid_argument() -> None:
+    async with generation_server(ExtractiveBackend()) as h:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await h.stub.DeleteConversation(generation_pb2.DeleteConversationRequest(conversation_id="../etc"))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_a_stalled_backend_ends_with_deadline_exceeded() -> None:
     backend = ScriptedBackend(["partial "], stall=True)
     async with generation_server(backend, answer_timeout_s=0.5) as h:

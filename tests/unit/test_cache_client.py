@@ -1,0 +1,75 @@
+"""CacheClient.delete against cache_svc's real servicer on an in-process gRPC server: a deletion is never
+overtaken by the client's own earlier write of the key, and a cache_svc that does not answer is told apart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+
+from cache_svc.l1 import L1Cache
+from cache_svc.l2 import RedisLayer
+from cache_svc.service import CacheServicer
+from cache_svc.two_layer import TwoLayerCache
+from likeopt.caching.cache_client import CacheClient
+from likeopt.v1 import cache_pb2, cache_pb2_grpc
+
+SLOW_WRITE_S = 0.3
+"""How long the servicer below holds each write: far longer than a deletion's own round trip."""
+
+
+class SlowWrites(CacheServicer):
+    """cache_svc whose writes land late, as under load: a deletion sent meanwhile would arrive first."""
+
+    async def Set(self, request: cache_pb2.SetRequest, context: grpc.aio.ServicerContext) -> cache_pb2.SetResponse:
+        await asyncio.sleep(SLOW_WRITE_S)
+        return await super().Set(request, context)
+
+
+@asynccontextmanager
+async def cache_service() -> AsyncIterator[str]:
+    """cache_svc with its L1 only (no Redis configured), on a free loopback port; yields its address."""
+    layer = RedisLayer("", timeout_s=0.05)
+    server = grpc.aio.server()
+    cache_pb2_grpc.add_CacheServiceServicer_to_server(
+        SlowWrites(TwoLayerCache(L1Cache(1000, 1 << 20), layer, default_ttl_s=60)), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)
+        await layer.aclose()
+
+
+async def test_a_delete_waits_for_the_client_s_own_write_of_the_key() -> None:
+    async with cache_service() as address:
+        client = CacheClient(address, timeout_s=2.0)
+        client.set_later("session", "turns", b"what was asked")
+        deleted = await client.delete("session", ["turns"])
+        assert deleted == 1
+        assert await client.get("session", "turns") is None
+        await client.close()
+
+
+async def test_a_delete_withdraws_a_batched_write_still_queued() -> None:
+    async with cache_service() as address:
+        batching = CacheClient(address, timeout_s=2.0, write_window_s=3600.0)
+        batching.set_later("session", "first", b"sent at once")  # the window's first write goes now
+        batching.set_later("session", "second", b"queued for the window's end")
+        assert await batching.delete("session", ["second"]) == 0
+        await batching.close()  # sends whatever is still queued
+        reader = CacheClient(address, timeout_s=2.0)
+        assert await reader.get("session", "second") is None
+        assert await reader.get("session", "first") == b"sent at once"
+        await reader.close()
+
+
+async def test_a_delete_that_cache_svc_does_not_answer_is_none_and_a_disabled_client_deletes_nothing() -> None:
+    unreachable = CacheClient("127.0.0.1:9", timeout_s=0.2)  # the discard port: nothing listens
+    assert await unreachable.delete("session", ["turns"]) is None
+    await unreachable.close()
+    assert await CacheClient("", timeout_s=0.2).delete("session", ["turns"]) == 0
