@@ -1,6 +1,7 @@
 // The chat view: composer, streaming answers, and the saved-conversation sidebar.
 
 import { el, byId } from './dom.js';
+import { requestJSON } from './api.js';
 import { streamSSE } from './sse.js';
 import * as store from './conversations.js';
 import { renderUserMessage, createAnswerView } from './message.js';
@@ -205,6 +206,7 @@ function selectConversation(id) {
 
 function deleteConversation(id) {
   const index = store.loadAll().findIndex((c) => c.id === id);
+  forgetOnServer(store.find(id)?.conversationId);
   store.remove(id);
   if (id === current?.id) openConversation(null);
   else renderList();
@@ -212,6 +214,17 @@ function deleteConversation(id) {
   const buttons = list.querySelectorAll('.conversation-delete');
   (buttons[Math.min(index, buttons.length - 1)] ?? byId('new-chat')).focus();
   announce('Conversation deleted.');
+}
+
+/** The server keeps a conversation's turns for follow-ups; deleting it here deletes them there too. */
+async function forgetOnServer(conversationId) {
+  if (!conversationId) return; // never answered: the server holds nothing
+  try {
+    await requestJSON(`/api/v1/conversations/${encodeURIComponent(conversationId)}`, { method: 'DELETE' });
+  } catch (err) {
+    // 404: it expired on the server already.
+    if (err.status !== 404) announce(`Deleted in this browser; the server kept it: ${err.message}`);
+  }
 }
 
 /** The sidebar is collapsible at phone width only; CSS ignores the state on wide screens. */

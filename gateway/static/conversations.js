@@ -21,7 +21,8 @@ export function loadAll() {
 
 function writeAll(list) {
   // localStorage holds ~5 MB; when full, give up the oldest conversations rather than the new answer.
-  for (let keep = list.length; keep > 0; keep--) {
+  // Down to none: an empty list must be written too, or deleting the last conversation would not stick.
+  for (let keep = list.length; keep >= 0; keep--) {
     try {
       localStorage.setItem(STORAGE_KEY, JSON.stringify(list.slice(0, keep)));
       return;

@@ -58,6 +58,24 @@ def test_question_streams_an_answer_with_citations_that_open(mesh: MeshProcess, 
     assert dialog.locator("#citation-doc").inner_text().strip().endswith(".md")
 
 
+def test_deleting_a_conversation_deletes_the_server_s_copy_too(mesh: MeshProcess, page: Any) -> None:
+    page.goto(mesh.base_url + "/")
+    ask(page, "How does Like-Opt cache answers in Redis?")
+    page.wait_for_selector(".message.assistant .sources", timeout=30_000)
+    page.wait_for_selector("#send:not([hidden])", timeout=30_000)
+    conversation_id = page.evaluate("JSON.parse(localStorage.getItem('likeopt.conversations'))[0].conversationId")
+    stored = f"{mesh.base_url}/api/v1/conversations/{conversation_id}"
+    assert httpx.get(stored, timeout=10).status_code == 200
+
+    with page.expect_response(lambda r: r.request.method == "DELETE" and conversation_id in r.url) as deletion:
+        page.locator(".conversation-delete").first.click()
+    assert deletion.value.status == 200
+    assert httpx.get(stored, timeout=10).status_code == 404
+    assert page.locator(".conversation").count() == 0
+    page.reload()  # the last conversation stays deleted in the browser too
+    assert page.locator(".conversation").count() == 0 and page.locator("#conversation-empty").is_visible()
+
+
 def test_uploaded_document_is_found_by_search(mesh: MeshProcess, page: Any, tmp_path: Path) -> None:
     note = tmp_path / "lighthouse.md"
     note.write_text("# Lighthouse log\n\nThe Vantblade lighthouse keeper rings the fog bell at 6 pm.\n")
