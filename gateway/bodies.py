@@ -21,7 +21,7 @@ M = TypeVar("M", bound=BaseModel)
 MAX_JSON_BYTES = 1024 * 1024
 """Largest JSON body of a search, chat or feedback request (uploads have LIKEOPT_MAX_REQUEST_BYTES)."""
 BODY_MODELS: list[type[BaseModel]] = []
-"""Every model named in a request_body(), for the OpenAPI document's components."""
+"""Every model named by schema_ref() (request_body() included), for the OpenAPI document's components."""
 SCHEMA_REF = "#/components/schemas/{model}"
 
 
@@ -92,6 +92,11 @@ def json_body(model: type[M], max_bytes: int = MAX_JSON_BYTES) -> Callable[[Requ
 
 def request_body(media: dict[str, type[BaseModel]]) -> dict[str, Any]:
     """An operation's ``requestBody`` (``openapi_extra``), each media type described by its model."""
-    BODY_MODELS.extend(media.values())
-    content = {kind: {"schema": {"$ref": SCHEMA_REF.format(model=model.__name__)}} for kind, model in media.items()}
+    content = {kind: {"schema": schema_ref(model)} for kind, model in media.items()}
     return {"requestBody": {"required": True, "content": content}}
+
+
+def schema_ref(model: type[BaseModel]) -> dict[str, str]:
+    """A reference to model's schema, which the OpenAPI document's components then hold with the models it uses."""
+    BODY_MODELS.append(model)
+    return {"$ref": SCHEMA_REF.format(model=model.__name__)}

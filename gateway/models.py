@@ -261,6 +261,34 @@ class Citation(BaseModel):
     support: float = Field(description="Best support score of a sentence citing it, 0..1.")
 
 
+class AnswerTimings(BaseModel):
+    retrieval_ms: float
+    first_token_ms: float
+    total_ms: float
+
+
+class ChatAnswer(BaseModel):
+    """``POST /api/v1/chat`` asked for JSON (``Accept: application/json``): the stream's events gathered into one
+    reply, for clients that read a whole body rather than Server-Sent Events."""
+
+    answer: str = Field(description="The answer text with its [n] markers (the stream's deltas, joined).")
+    citations: list[Citation] = Field(description="The passages the answer cites, in order of first citation.")
+    hits: list[Hit] = Field(description="The passages retrieved (the stream's retrieval event).")
+    index_version: int
+    conversation_id: str = Field(description="Send it again to ask a follow-up.")
+    trace_id: str
+    answer_id: str = Field(description="What POST /api/v1/feedback rates.")
+    cached: bool
+    finish_reason: str = Field(description='"stop", or "length" when max_tokens cut the answer.')
+    backend: str
+    prompt_tokens: int
+    completion_tokens: int
+    support: float = Field(description="Share of the answer's sentences supported by the passage they cite, 0..1.")
+    no_answer: bool = Field(description="The documents do not cover the question.")
+    small_talk: bool = Field(description="A greeting or thanks, answered without searching.")
+    timings: AnswerTimings
+
+
 class Turn(BaseModel):
     question: str
     answer: str

@@ -1,4 +1,5 @@
-"""``POST /api/v1/chat``: one call of generation_svc's Answer, relayed as Server-Sent Events."""
+"""``POST /api/v1/chat``: one call of generation_svc's Answer, relayed as Server-Sent Events, or gathered into one JSON
+reply for a client that asked for JSON (gateway/chat_json.py)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 import grpc
+import orjson
 from fastapi import Depends, Header
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from gateway.auth import Reader, reader
-from gateway.bodies import json_body, request_body
+from gateway.bodies import json_body, request_body, schema_ref
+from gateway.chat_json import gathered_answer, prefers_json
 from gateway.convert import event_json
 from gateway.direct_route import DirectRoute
-from gateway.errors import BODY_STATUSES, public_details
-from gateway.models import ChatEvent, ChatRequest
+from gateway.errors import BODY_STATUSES, UPSTREAM_STATUSES, error_responses, public_details
+from gateway.models import ChatAnswer, ChatEvent, ChatRequest
 from gateway.observe import record_first_token
 from gateway.routes import api_router
 from gateway.sse import sse_frame, with_heartbeats
@@ -25,7 +28,8 @@ from likeopt.runtime.principal import forwarded
 from likeopt.v1 import generation_pb2
 
 HEARTBEAT_S = 15.0
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Vary": "Accept"}
+JSON_HEADERS = {"Cache-Control": "no-cache", "Vary": "Accept"}
 CHAT_STREAM = (
     "Server-Sent Events, each with `id:`, `event:` and one JSON `data:` line: `retrieval` {hits, index_version}, "
     "`delta` {text}, `citation` {n, doc_id, chunk_id, title, text, supported, support}, then `done` {conversation_id, "
@@ -37,6 +41,11 @@ CHAT_STREAM = (
     "replayed identically from the cache)."
 )
 
+JSON_REPLY = (
+    " With `Accept: application/json` (ranked above `text/event-stream` and `*/*`), the reply is one JSON object "
+    "instead: the deltas joined as `answer`, the retrieval event's `hits` and the done event's fields; a failure is "
+    "then the HTTP error its gRPC status maps to."
+)
 EVENT_SCHEMA = ChatEvent.model_json_schema()
 
 
@@ -52,7 +61,16 @@ router = api_router("chat", reader, 401, 429, *BODY_STATUSES, route_class=Direct
     "/chat",
     summary="Stream a cited answer",
     response_class=EventStream,
-    responses={200: {"description": CHAT_STREAM, "content": {"text/event-stream": {"schema": EVENT_SCHEMA}}}},
+    responses={
+        200: {
+            "description": CHAT_STREAM + JSON_REPLY,
+            "content": {
+                "text/event-stream": {"schema": EVENT_SCHEMA},
+                "application/json": {"schema": schema_ref(ChatAnswer)},
+            },
+        },
+        **error_responses(*UPSTREAM_STATUSES),
+    },
     openapi_extra=request_body({"application/json": ChatRequest}),
 )
 async def chat(
@@ -60,7 +78,8 @@ async def chat(
     principal: Reader,
     gateway: Running,
     last_event_id: Annotated[str, Header(description="The last event a reconnecting client has.")] = "",
-) -> EventStream:
+    accept: Annotated[str, Header(description="`application/json` for one JSON reply instead of the stream.")] = "",
+) -> Response:
     """The answer's events as they are produced; closing the connection cancels generation."""
     request = generation_pb2.AnswerRequest(
         query=body.query,
@@ -73,6 +92,9 @@ async def chat(
     call = gateway.upstreams.generation.Answer(
         request, timeout=gateway.config.answer_timeout_s, metadata=forwarded(principal)
     )
+    if prefers_json(accept):
+        reply = orjson.dumps(await gathered_answer(call))
+        return Response(reply, media_type="application/json", headers=JSON_HEADERS)
     frames = answer_frames(call, time.perf_counter(), resumed_after(last_event_id))
     return EventStream(with_heartbeats(frames, HEARTBEAT_S), headers=STREAM_HEADERS)
 

@@ -46,6 +46,28 @@ def test_a_repeated_question_replays_the_same_answer_from_the_cache(mesh: MeshPr
     assert second[-1][1]["conversation_id"] != first[-1][1]["conversation_id"]
 
 
+def test_a_client_that_asks_for_json_gets_the_streamed_answer_in_one_reply(mesh: MeshProcess) -> None:
+    question = "Which port does Envoy listen on?"
+    streamed = chat(mesh, question)
+    reply = httpx.post(
+        f"{mesh.base_url}/api/v1/chat", json={"query": question}, headers={"Accept": "application/json"}, timeout=120
+    )
+    assert reply.status_code == 200 and reply.headers["content-type"] == "application/json", reply.text
+    body = reply.json()
+    assert body["answer"] == "".join(data["text"] for kind, data in streamed if kind == "delta")
+    assert body["citations"] == [data for kind, data in streamed if kind == "citation"]
+    assert [h["chunk_id"] for h in body["hits"]] == [h["chunk_id"] for h in streamed[0][1]["hits"]]
+    assert body["cached"] is True and body["answer_id"] and body["trace_id"]
+
+    follow_up = httpx.post(
+        f"{mesh.base_url}/api/v1/chat",
+        json={"query": "and its admin port?", "conversation_id": body["conversation_id"]},
+        headers={"Accept": "application/json"},
+        timeout=120,
+    )
+    assert follow_up.json()["conversation_id"] == body["conversation_id"]
+
+
 def test_an_unknown_conversation_is_404(mesh: MeshProcess) -> None:
     reply = httpx.get(f"{mesh.base_url}/api/v1/conversations/no-such-conversation", timeout=10)
     assert reply.status_code == 404

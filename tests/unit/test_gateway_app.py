@@ -164,6 +164,11 @@ def test_an_unreachable_upstream_is_a_503_for_a_read_and_an_error_event_for_a_ch
     assert ready.status_code == 503 and ready.json()["ready"] is False
 
 
+def test_a_chat_that_asked_for_json_gets_the_upstream_failure_as_its_status(client: TestClient) -> None:
+    chat = client.post("/api/v1/chat", json={"query": "anything"}, headers={"Accept": "application/json"})
+    assert error_of(chat, 503)["code"] == "UNAVAILABLE"
+
+
 def test_requests_are_counted_by_route_template_mounts_included() -> None:
     app = RequestMetrics(build_app(unreachable()))
 

@@ -84,7 +84,8 @@ def test_limits_and_modes_are_the_contracts() -> None:
     assert search["mode"]["enum"] == list(MODES)
 
 
-def test_the_chat_answers_a_stream() -> None:
+def test_the_chat_answers_a_stream_or_one_json_reply() -> None:
     chat = document()["paths"]["/api/v1/chat"]["post"]
-    assert set(chat["responses"]["200"]["content"]) == {"text/event-stream"}
+    assert set(chat["responses"]["200"]["content"]) == {"text/event-stream", "application/json"}
+    assert chat["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ChatAnswer")
     assert any(p["name"] == "last-event-id" and p["in"] == "header" for p in chat["parameters"])

@@ -1,0 +1,85 @@
+"""Which chat requests get one JSON reply, and how the answer's events become it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.chat_json import error_of, gathered_answer, prefers_json
+from likeopt.v1 import generation_pb2, retrieval_pb2
+
+
+@pytest.mark.parametrize(
+    ("accept", "json"),
+    [
+        ("application/json", True),
+        ("Application/JSON; charset=utf-8", True),
+        ("application/json, text/event-stream;q=0.5", True),
+        ("application/json, */*;q=0.1", True),
+        ("", False),  # no preference: the stream, the contract's default
+        ("*/*", False),
+        ("text/event-stream", False),
+        ("application/json, */*", False),  # a tie (axios's default) goes to the stream
+        ("application/json, text/event-stream", False),
+        ("application/json;q=0.5, text/event-stream", False),
+        ("application/json;q=oops", False),
+        ("text/*;q=0.9, application/json", True),
+    ],
+)
+def test_json_only_when_ranked_above_everything_the_stream_satisfies(accept: str, json: bool) -> None:
+    assert prefers_json(accept) is json
+
+
+class Call:
+    """An Answer call's stream of events, and whether the gateway cancelled it."""
+
+    def __init__(self, events: list[generation_pb2.AnswerEvent]) -> None:
+        self.events = events
+        self.cancelled = False
+
+    async def __aiter__(self) -> AsyncIterator[generation_pb2.AnswerEvent]:
+        for event in self.events:
+            yield event
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+HIT = retrieval_pb2.SearchHit(doc_id="a.md", chunk_id="a.md#0", title="A", text="Alpha.", score=1.0)
+CITATION = generation_pb2.CitationEvent(n=1, doc_id="a.md", chunk_id="a.md#0", title="A", text="Alpha.")
+
+
+async def test_the_events_become_one_answer_with_its_hits_and_done_fields() -> None:
+    call = Call(
+        [
+            generation_pb2.AnswerEvent(retrieval=generation_pb2.RetrievalEvent(hits=[HIT], index_version=7)),
+            generation_pb2.AnswerEvent(delta=generation_pb2.DeltaEvent(text="Alpha ")),
+            generation_pb2.AnswerEvent(delta=generation_pb2.DeltaEvent(text="it is. [1]")),
+            generation_pb2.AnswerEvent(citation=CITATION),
+            generation_pb2.AnswerEvent(
+                done=generation_pb2.DoneEvent(conversation_id="c1", finish_reason="stop", citations=[CITATION])
+            ),
+        ]
+    )
+    reply = await gathered_answer(call)
+    assert reply["answer"] == "Alpha it is. [1]"
+    assert [h["doc_id"] for h in reply["hits"]] == ["a.md"] and reply["index_version"] == 7
+    assert reply["conversation_id"] == "c1" and [c["n"] for c in reply["citations"]] == [1]
+    assert call.cancelled
+
+
+async def test_an_error_event_is_the_matching_http_error_and_a_stream_without_done_is_a_502() -> None:
+    failed = Call(
+        [
+            generation_pb2.AnswerEvent(delta=generation_pb2.DeltaEvent(text="Half")),
+            generation_pb2.AnswerEvent(error=generation_pb2.ErrorEvent(code="DEADLINE_EXCEEDED", message="too slow")),
+        ]
+    )
+    with pytest.raises(Exception) as raised:
+        await gathered_answer(failed)
+    assert (raised.value.status, raised.value.code) == (504, "DEADLINE_EXCEEDED")  # type: ignore[attr-defined]
+    with pytest.raises(Exception) as cut:
+        await gathered_answer(Call([generation_pb2.AnswerEvent(delta=generation_pb2.DeltaEvent(text="Half"))]))
+    assert cut.value.status == 502  # type: ignore[attr-defined]
+    assert error_of("SOMETHING_NEW", "?").status == 502
