@@ -109,7 +109,7 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
 
 async def on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message)
+    return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
 
 
 async def on_invalid(request: Request, exc: Exception) -> Response:

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 
 from gateway.convert import event_json
-from gateway.errors import GRPC_TO_HTTP, UPSTREAM_FAILED, ApiError
+from gateway.errors import UPSTREAM_FAILED, ApiError, retry_after, status_of
 
 JSON = "application/json"
 STREAM_RANGES = ("text/event-stream", "text/*", "*/*")
@@ -47,15 +47,16 @@ async def gathered_answer(call: Any) -> dict[str, Any]:
     reply: dict[str, Any] = {}
     try:
         async for event in call:
+            if event.HasField("error"):
+                failure = event.error
+                raise ApiError(
+                    status_of(failure.code), failure.code, failure.message, retry_after(failure.retry_after_s)
+                )
             kind, data = event_json(event)
             if kind == "delta":
                 answer.append(data["text"])
-            elif kind == "retrieval":
+            elif kind in ("retrieval", "done"):
                 reply.update(data)
-            elif kind == "done":
-                reply.update(data)
-            elif kind == "error":
-                raise error_of(data["code"], data["message"])
     except grpc.aio.AioRpcError as exc:
         raise ApiError.from_grpc(exc) from None
     finally:
@@ -63,9 +64,3 @@ async def gathered_answer(call: Any) -> dict[str, Any]:
     if "conversation_id" not in reply:
         raise ApiError(UPSTREAM_FAILED, "INCOMPLETE", "the answer ended before it was complete")
     return {"answer": "".join(answer), "hits": [], "index_version": 0, **reply}
-
-
-def error_of(code: str, message: str) -> ApiError:
-    """An error event as the HTTP error a JSON route gives for the same gRPC status."""
-    status = grpc.StatusCode.__members__.get(code)
-    return ApiError(GRPC_TO_HTTP.get(status, UPSTREAM_FAILED) if status else UPSTREAM_FAILED, code, message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -52,16 +53,28 @@ BODY_STATUSES = (400, 413, 422)
 class ApiError(Exception):
     """A request that ends with an error response."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
     @classmethod
     def from_grpc(cls, exc: grpc.aio.AioRpcError) -> ApiError:
         status = GRPC_TO_HTTP.get(exc.code(), UPSTREAM_FAILED)
         return cls(status, exc.code().name, public_details(exc))
+
+
+def status_of(code_name: str) -> int:
+    """The HTTP status for a gRPC status named in an answer's error event (UPSTREAM_FAILED for a name unknown)."""
+    code = grpc.StatusCode.__members__.get(code_name)
+    return GRPC_TO_HTTP.get(code, UPSTREAM_FAILED) if code is not None else UPSTREAM_FAILED
+
+
+def retry_after(seconds: float) -> dict[str, str] | None:
+    """A Retry-After header for a temporary failure that says when to try again (none when it does not)."""
+    return {"Retry-After": str(math.ceil(seconds))} if seconds > 0 else None
 
 
 def public_details(exc: grpc.aio.AioRpcError) -> str:

@@ -6,7 +6,6 @@ Pure translation (no I/O), so every rule here has a unit test without a mesh.
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ import grpc
 import orjson
 
 from gateway.convert import citation_json
-from gateway.errors import GRPC_TO_HTTP
+from gateway.errors import retry_after, status_of
 from gateway.openai_models import (
     MODEL_ID,
     AssistantMessage,
@@ -72,10 +71,9 @@ class OpenAIError(Exception):
 
 def upstream_error(code_name: str, message: str, retry_after_s: float = 0.0) -> OpenAIError:
     """The error for a failed Answer (its error event or its gRPC status), by gRPC code name."""
-    code = grpc.StatusCode[code_name] if code_name in grpc.StatusCode.__members__ else grpc.StatusCode.UNKNOWN
-    status = 400 if code in BAD_REQUEST_CODES else GRPC_TO_HTTP.get(code, 502)
-    headers = {"Retry-After": str(math.ceil(retry_after_s))} if retry_after_s > 0 else None
-    return OpenAIError(status, message, code=code_name.lower(), headers=headers)
+    code = grpc.StatusCode.__members__.get(code_name)
+    status = 400 if code in BAD_REQUEST_CODES else status_of(code_name)
+    return OpenAIError(status, message, code=code_name.lower(), headers=retry_after(retry_after_s))
 
 
 def message_text(message: ChatMessage, position: int, field: str = "messages") -> str:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.chat_json import error_of, gathered_answer, prefers_json
+from gateway.chat_json import gathered_answer, prefers_json
 from likeopt.v1 import generation_pb2, retrieval_pb2
 
 
@@ -82,4 +82,14 @@ async def test_an_error_event_is_the_matching_http_error_and_a_stream_without_do
     with pytest.raises(Exception) as cut:
         await gathered_answer(Call([generation_pb2.AnswerEvent(delta=generation_pb2.DeltaEvent(text="Half"))]))
     assert cut.value.status == 502  # type: ignore[attr-defined]
-    assert error_of("SOMETHING_NEW", "?").status == 502
+
+
+async def test_a_busy_service_is_a_429_that_says_when_to_try_again() -> None:
+    busy = generation_pb2.ErrorEvent(code="RESOURCE_EXHAUSTED", message="busy", retry_after_s=1.2)
+    with pytest.raises(Exception) as raised:
+        await gathered_answer(Call([generation_pb2.AnswerEvent(error=busy)]))
+    assert raised.value.status == 429 and raised.value.headers == {"Retry-After": "2"}  # type: ignore[attr-defined]
+    unknown = generation_pb2.ErrorEvent(code="SOMETHING_NEW", message="?")
+    with pytest.raises(Exception) as odd:
+        await gathered_answer(Call([generation_pb2.AnswerEvent(error=unknown)]))
+    assert odd.value.status == 502 and odd.value.headers is None  # type: ignore[attr-defined]
