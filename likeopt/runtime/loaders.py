@@ -1,5 +1,5 @@
-"""Turn files into documents: plain text, Markdown, HTML, Word (.docx), PDF, CSV/TSV tables, JSON Lines, JSON
-arrays of documents and BEIR folders.
+"""Turn files into documents: plain text, Markdown, HTML, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), PDF,
+CSV/TSV tables, JSON Lines, JSON arrays of documents and BEIR folders.
 
 Each loader yields ``(id, title, text, metadata)`` records; what cannot be read is
 reported as skipped with the reason, never silently dropped.
@@ -23,6 +23,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bs4 import BeautifulSoup, CData, NavigableString, Tag
 from bs4.dammit import EncodingDetector
@@ -36,15 +37,25 @@ MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 TABLE_SUFFIXES = {".csv", ".tsv"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+OFFICE_SUFFIXES = {".docx", ".pptx", ".xlsx"}
 SUPPORTED = (
-    TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | TABLE_SUFFIXES | JSONL_SUFFIXES | {".json", ".pdf", ".docx"}
+    TEXT_SUFFIXES
+    | MARKDOWN_SUFFIXES
+    | HTML_SUFFIXES
+    | TABLE_SUFFIXES
+    | JSONL_SUFFIXES
+    | OFFICE_SUFFIXES
+    | {
+        ".json",
+        ".pdf",
+    }
 )
 NOT_DOCUMENTS_JSON = 'a .json file must hold an array of documents ({"id", "title", "text"}) or {"documents": [...]}'
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 NOT_UTF8 = "not valid UTF-8 text (convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8)"
-MAX_DOCX_UNPACKED_BYTES = 256 * 1024 * 1024
-"""A .docx is a zip: refuse one that would unpack past this (a zip bomb) before parsing it."""
+MAX_OFFICE_UNPACKED_BYTES = 256 * 1024 * 1024
+"""A .docx, .pptx or .xlsx is a zip: refuse one that would unpack past this (a zip bomb) before parsing it."""
 
 
 @dataclass
@@ -205,11 +216,7 @@ def docx_to_text(data: bytes) -> tuple[str, str]:
     from docx import Document
     from docx.table import Table
 
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        unpacked = sum(member.file_size for member in archive.infolist())
-    if unpacked > MAX_DOCX_UNPACKED_BYTES:
-        raise ValueError(f"unpacks to {unpacked} bytes, over {MAX_DOCX_UNPACKED_BYTES}")
-    document = Document(io.BytesIO(data))
+    document = Document(unpackable(data))
     title, lines = (document.core_properties.title or "").strip(), []
     for block in document.iter_inner_content():
         if isinstance(block, Table):
@@ -221,6 +228,64 @@ def docx_to_text(data: bytes) -> tuple[str, str]:
         if not title and block.style is not None and block.style.name in ("Title", "Heading 1"):
             title = block.text.strip()
     return title, _tidy("\n".join(lines))
+
+
+def unpackable(data: bytes) -> io.BytesIO:
+    """An Office file's bytes to parse, once its zip is known to unpack to less than MAX_OFFICE_UNPACKED_BYTES."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        unpacked = sum(member.file_size for member in archive.infolist())
+    if unpacked > MAX_OFFICE_UNPACKED_BYTES:
+        raise ValueError(f"unpacks to {unpacked} bytes, over {MAX_OFFICE_UNPACKED_BYTES}")
+    return io.BytesIO(data)
+
+
+def pptx_to_text(data: bytes) -> tuple[str, str]:
+    """(title, text) of a slide deck: each slide a paragraph block of its shapes' text (tables row by row, groups
+    opened) and its speaker notes, in slide order. The title is the deck's own, else the first slide's title."""
+    from pptx import Presentation
+
+    deck = Presentation(unpackable(data))
+    title, slides = (deck.core_properties.title or "").strip(), []
+    for slide in deck.slides:
+        lines = [line for shape in slide.shapes for line in _shape_lines(shape)]
+        if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+            lines.append(slide.notes_slide.notes_text_frame.text)
+        if not title and slide.shapes.title is not None:
+            title = slide.shapes.title.text_frame.text.strip()
+        slides.append("\n".join(lines))
+    return title, _tidy("\n\n".join(slides))
+
+
+def _shape_lines(shape: Any) -> Iterator[str]:
+    """A slide shape's text: a text frame's paragraphs, a table's rows (cells as separate words), a group's parts."""
+    if shape.has_text_frame:
+        yield shape.text_frame.text
+    elif getattr(shape, "has_table", False):
+        for row in shape.table.rows:
+            yield " ".join(cell.text for cell in row.cells)
+    elif hasattr(shape, "shapes"):  # a group
+        for part in shape.shapes:
+            yield from _shape_lines(part)
+
+
+def xlsx_to_text(data: bytes) -> tuple[str, str]:
+    """(title, text) of a workbook: each sheet a table as table_to_text writes one (its first row naming the
+    columns), led by the sheet's name when there are several. Formulas give the value last saved with them."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(unpackable(data), read_only=True, data_only=True)
+    try:
+        title = (book.properties.title or "").strip()
+        sheets = [(sheet.title, [_cells(row) for row in sheet.iter_rows(values_only=True)]) for sheet in book]
+    finally:
+        book.close()
+    several = len(sheets) > 1
+    parts = [f"{name}\n\n{text}" if several else text for name, rows in sheets if (text := rows_to_text(rows))]
+    return title, "\n\n".join(parts)
+
+
+def _cells(row: Sequence[object]) -> list[str]:
+    return ["" if value is None else str(value) for value in row]
 
 
 def pdf_text(data: bytes) -> str:
@@ -266,7 +331,12 @@ def decode_html(data: bytes) -> str:
 def table_to_text(raw: str, suffix: str) -> str:
     """A table as text, its first row naming the columns: each row a paragraph of "column: value" lines (empty
     cells left out), so a row's values stay together in one chunk and each keeps its column's name."""
-    rows = csv.reader(io.StringIO(raw), csv.excel_tab if suffix == ".tsv" else _sniffed_dialect(raw))
+    return rows_to_text(csv.reader(io.StringIO(raw), csv.excel_tab if suffix == ".tsv" else _sniffed_dialect(raw)))
+
+
+def rows_to_text(rows: Iterable[Sequence[str]]) -> str:
+    """Rows of cells as table_to_text writes them, the first naming the columns."""
+    rows = iter(rows)
     names = [name.strip() or f"column {number}" for number, name in enumerate(next(rows, []), start=1)]
     paragraphs = []
     for row in rows:
@@ -290,6 +360,10 @@ def extract(suffix: str, data: bytes) -> tuple[str, str]:
         return "", pdf_text(data)
     if suffix == ".docx":
         return docx_to_text(data)
+    if suffix == ".pptx":
+        return pptx_to_text(data)
+    if suffix == ".xlsx":
+        return xlsx_to_text(data)
     if suffix in HTML_SUFFIXES:
         return html_to_text(decode_html(data))
     raw = decode_text(data)
@@ -320,7 +394,7 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
     except UnicodeDecodeError:
         yield Skipped(name, NOT_UTF8)
         return
-    except Exception as exc:  # a malformed PDF or .docx can raise anything from deep inside its parser
+    except Exception as exc:  # a malformed PDF or Office file can raise anything from deep inside its parser
         yield Skipped(name, f"unreadable: {type(exc).__name__}: {exc}")
         return
     if "\x00" in text:

@@ -1,4 +1,4 @@
-"""Loaders: what a reader sees is what gets indexed, from HTML, Markdown and Word files."""
+"""Loaders: what a reader sees is what gets indexed, from HTML, Markdown, Office files and tables."""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ def test_docx_paragraphs_and_table_rows_in_order_with_a_heading_title() -> None:
 def test_broken_and_bomb_docx_files_are_skipped_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     [broken] = load_content("broken.docx", b"PK not a zip", doc_id="broken.docx")
     assert isinstance(broken, Skipped) and broken.reason.startswith("unreadable")
-    monkeypatch.setattr(loaders, "MAX_DOCX_UNPACKED_BYTES", 1000)
+    monkeypatch.setattr(loaders, "MAX_OFFICE_UNPACKED_BYTES", 1000)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("word/document.xml", b"\0" * 2000)  # 2 kB stands in for gigabytes
@@ -244,3 +244,71 @@ def test_a_json_file_holds_an_array_of_documents_or_the_rest_apis_body() -> None
     for data, reason in ((b'{"settings": {}}', loaders.NOT_DOCUMENTS_JSON), (b"[1,", "invalid JSON")):
         [skipped] = load_content("x.json", data, doc_id="x.json")
         assert isinstance(skipped, Skipped) and skipped.reason.startswith(reason)
+
+
+def pptx_bytes() -> bytes:
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    first = deck.slides.add_slide(deck.slide_layouts[1])  # title and content
+    first.shapes.title.text = "Cache tour"
+    first.placeholders[1].text_frame.text = "Four layers keep answers."
+    first.notes_slide.notes_text_frame.text = "Mention Redis here."
+    second = deck.slides.add_slide(deck.slide_layouts[5])  # title only
+    second.shapes.title.text = "Ports"
+    table = second.shapes.add_table(2, 2, Inches(1), Inches(2), Inches(4), Inches(1)).table
+    for row, cells in enumerate((("Process", "Port"), ("Envoy", "8080"))):
+        for column, value in enumerate(cells):
+            table.cell(row, column).text = value
+    group = second.shapes.add_group_shape()
+    group.shapes.add_textbox(Inches(1), Inches(4), Inches(2), Inches(1)).text_frame.text = "Grouped note."
+    buffer = io.BytesIO()
+    deck.save(buffer)
+    return buffer.getvalue()
+
+
+def test_a_slide_deck_reads_slide_by_slide_with_tables_groups_and_speaker_notes() -> None:
+    doc = one("tour.pptx", pptx_bytes())
+    assert doc.title == "Cache tour"
+    slides = doc.text.split("\n\n")
+    assert slides == [
+        "Cache tour\nFour layers keep answers.\nMention Redis here.",
+        "Ports\nProcess Port\nEnvoy 8080\nGrouped note.",
+    ]
+
+
+def xlsx_bytes(*sheets: tuple[str, list[tuple[object, ...]]]) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    for name, rows in sheets:
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def test_a_workbook_s_sheets_are_tables_of_named_values_led_by_their_names() -> None:
+    ports = ("Ports", [("process", "port", "note"), ("Envoy", 8080, None), ("admin", 9901, "loopback only")])
+    owners = ("Owners", [("service", "team"), ("cache_svc", "platform")])
+    empty = ("Empty", [])
+    doc = one("ops.xlsx", xlsx_bytes(ports, owners, empty))
+    assert doc.title == "ops"
+    assert doc.text == (
+        "Ports\n\nprocess: Envoy\nport: 8080\n\nprocess: admin\nport: 9901\nnote: loopback only"
+        "\n\nOwners\n\nservice: cache_svc\nteam: platform"
+    )
+    alone = one("ports.xlsx", xlsx_bytes(ports))
+    assert alone.text.startswith("process: Envoy")  # one sheet: no name before it
+
+
+def test_broken_and_empty_office_files_are_skipped_with_a_reason() -> None:
+    for name in ("deck.pptx", "book.xlsx"):
+        [broken] = load_content(name, b"PK not a zip", doc_id=name)
+        assert isinstance(broken, Skipped) and broken.reason.startswith("unreadable"), broken
+    [empty] = load_content("empty.xlsx", xlsx_bytes(("Sheet", [])), doc_id="empty.xlsx")
+    assert isinstance(empty, Skipped) and empty.reason == "no text found"
