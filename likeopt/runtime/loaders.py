@@ -52,6 +52,9 @@ SUPPORTED = (
 )
 NOT_DOCUMENTS_JSON = 'a .json file must hold an array of documents ({"id", "title", "text"}) or {"documents": [...]}'
 
+LEGACY_OFFICE = {".doc": ".docx", ".ppt": ".pptx", ".xls": ".xlsx", ".rtf": ".docx"}
+"""Older formats no loader reads, and the one to save them as (every Office version writes it)."""
+
 MAX_FILE_BYTES = 50 * 1024 * 1024
 NOT_UTF8 = "not valid UTF-8 text (convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8)"
 MAX_OFFICE_UNPACKED_BYTES = 256 * 1024 * 1024
@@ -378,7 +381,8 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
     """The documents in one file's bytes (one, or one per line for JSON Lines); name gives the type."""
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED:
-        yield Skipped(name, f"unsupported file type {suffix or '(none)'}")
+        advice = f" (save it as {LEGACY_OFFICE[suffix]})" if suffix in LEGACY_OFFICE else ""
+        yield Skipped(name, f"unsupported file type {suffix or '(none)'}{advice}")
         return
     if len(data) > MAX_FILE_BYTES:
         yield Skipped(name, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")

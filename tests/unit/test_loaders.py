@@ -150,6 +150,8 @@ def test_broken_and_bomb_docx_files_are_skipped_with_a_reason(monkeypatch: pytes
     ("name", "data", "reason"),
     [
         ("x.exe", b"MZ", "unsupported file type .exe"),
+        ("old.doc", b"\xd0\xcf\x11\xe0", "unsupported file type .doc (save it as .docx)"),
+        ("old.XLS", b"\xd0\xcf\x11\xe0", "unsupported file type .xls (save it as .xlsx)"),
         ("latin1.md", "caf\xe9".encode("latin-1"), loaders.NOT_UTF8),
         ("no-mark.txt", "UTF-16 without its mark".encode("utf-16-le"), "contains NUL characters: not a text file"),
         ("empty.html", b"<nav>only navigation</nav>", "no text found"),
