@@ -157,8 +157,11 @@ class RedisLayer:
 
         return sum(map(bool, await self._call(store) or ()))
 
-    async def delete(self, namespace: str, keys: Sequence[str]) -> set[str]:
-        """Remove keys in one round trip; returns those that existed (none when unavailable)."""
+    async def delete(self, namespace: str, keys: Sequence[str]) -> set[str] | None:
+        """Remove keys in one round trip; returns those that existed (none without a URL), or None when Redis
+        did not answer."""
+        if self._client is None:
+            return set()
 
         async def remove(client: Client) -> list[int]:
             async with client.pipeline(transaction=False) as pipe:
@@ -168,7 +171,7 @@ class RedisLayer:
 
         replies = await self._call(remove)
         if replies is None:
-            return set()
+            return None
         return {key for key, removed in zip(keys, replies, strict=True) if removed}
 
     def start_probing(self, interval_s: float = PROBE_INTERVAL_S) -> None:

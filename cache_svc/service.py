@@ -46,8 +46,8 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     async def Delete(
         self, request: cache_pb2.DeleteRequest, context: grpc.aio.ServicerContext
     ) -> cache_pb2.DeleteResponse:
-        deleted = await self.cache.delete(request.namespace, list(request.keys))
-        return cache_pb2.DeleteResponse(deleted=deleted)
+        deletion = await self.cache.delete(request.namespace, list(request.keys))
+        return cache_pb2.DeleteResponse(deleted=deletion.existed, l2_unreached=deletion.l2_unreached)
 
     async def Stats(
         self, request: cache_pb2.StatsRequest, context: grpc.aio.ServicerContext

@@ -107,6 +107,14 @@ def validate_value(value: bytes) -> None:
         raise InvalidInput(f"value is {len(value)} bytes; at most {MAX_VALUE_BYTES} are allowed")
 
 
+class Deletion(NamedTuple):
+    """What a deletion did: keys that existed in either layer, and whether Redis, configured, did not answer (the
+    keys may then still be there, and come back once L1 no longer holds them)."""
+
+    existed: int
+    l2_unreached: bool
+
+
 class CacheWrite(NamedTuple):
     """One entry to store: ttl_s 0 means the namespace's default."""
 
@@ -206,15 +214,15 @@ class TwoLayerCache:
             raise InvalidInput(f"ttl_seconds must not be negative, got {write.ttl_s}")
         return write._replace(ttl_s=write.ttl_s or self._default_ttl_s)
 
-    async def delete(self, namespace: str, keys: Sequence[str]) -> int:
-        """Remove keys from both layers; returns how many existed in either."""
+    async def delete(self, namespace: str, keys: Sequence[str]) -> Deletion:
+        """Remove keys from both layers: how many existed in either, and whether Redis could not be asked."""
         validate_namespace(namespace)
         unique = list(dict.fromkeys(keys))
         for key in unique:
             validate_key(key)
         in_l1 = {key for key in unique if self._l1.delete((namespace, key))}
         in_l2 = await self._l2.delete(namespace, unique) if unique else set()
-        return len(in_l1 | in_l2)
+        return Deletion(existed=len(in_l1 | (in_l2 or set())), l2_unreached=in_l2 is None)
 
     def stats(self) -> CacheStats:
         """A snapshot; the per-namespace counts are copies, safe to keep."""

@@ -64,7 +64,8 @@ class CacheClient:
 
     async def delete(self, namespace: str, keys: list[str]) -> int | None:
         """Remove keys from both of cache_svc's layers after this client's own writes of them, so a write still on
-        its way cannot bring one back: how many existed, or None when cache_svc did not answer."""
+        its way cannot bring one back: how many existed, or None when cache_svc or its Redis did not answer (a key
+        may then still be stored)."""
         if self._stub is None:
             return 0
         if self._batches is not None:
@@ -81,6 +82,9 @@ class CacheClient:
             except grpc.aio.AioRpcError as exc:
                 log.warning("cache delete failed", extra={"fields": {"code": exc.code().name}})
                 span.set_attribute(CACHE_ERROR, exc.code().name)
+                return None
+            if reply.l2_unreached:
+                span.set_attribute(CACHE_ERROR, "L2_UNREACHED")
                 return None
             return reply.deleted
 

@@ -84,10 +84,12 @@ class DeleteRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeleteResponse(_message.Message):
-    __slots__ = ("deleted",)
+    __slots__ = ("deleted", "l2_unreached")
     DELETED_FIELD_NUMBER: _ClassVar[int]
+    L2_UNREACHED_FIELD_NUMBER: _ClassVar[int]
     deleted: int
-    def __init__(self, deleted: _Optional[int] = ...) -> None: ...
+    l2_unreached: bool
+    def __init__(self, deleted: _Optional[int] = ..., l2_unreached: _Optional[bool] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ()

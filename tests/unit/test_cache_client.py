@@ -1,5 +1,6 @@
 """CacheClient.delete against cache_svc's real servicer on an in-process gRPC server: a deletion is never
-overtaken by the client's own earlier write of the key, and a cache_svc that does not answer is told apart."""
+overtaken by the client's own earlier write of the key, and one that cache_svc or its Redis did not answer is told
+apart from one that found nothing."""
 
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ class SlowWrites(CacheServicer):
 
 
 @asynccontextmanager
-async def cache_service() -> AsyncIterator[str]:
-    """cache_svc with its L1 only (no Redis configured), on a free loopback port; yields its address."""
-    layer = RedisLayer("", timeout_s=0.05)
+async def cache_service(redis_url: str = "") -> AsyncIterator[str]:
+    """cache_svc (its L1 only unless a Redis URL is given) on a free loopback port; yields its address."""
+    layer = RedisLayer(redis_url, timeout_s=0.05)
     server = grpc.aio.server()
     cache_pb2_grpc.add_CacheServiceServicer_to_server(
         SlowWrites(TwoLayerCache(L1Cache(1000, 1 << 20), layer, default_ttl_s=60)), server
@@ -73,3 +74,11 @@ async def test_a_delete_that_cache_svc_does_not_answer_is_none_and_a_disabled_cl
     assert await unreachable.delete("session", ["turns"]) is None
     await unreachable.close()
     assert await CacheClient("", timeout_s=0.2).delete("session", ["turns"]) == 0
+
+
+async def test_a_delete_that_redis_did_not_answer_is_none_though_l1_held_the_key() -> None:
+    async with cache_service(redis_url="redis://127.0.0.1:9") as address:  # configured, but nothing listens
+        client = CacheClient(address, timeout_s=2.0)
+        client.set_later("session", "turns", b"what was asked")
+        assert await client.delete("session", ["turns"]) is None  # it may still be in Redis: not reported gone
+        await client.close()

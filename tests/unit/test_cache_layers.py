@@ -133,7 +133,7 @@ async def test_delete_removes_from_both_layers(cache: TwoLayerCache, l1: L1Cache
     await cache.set("answer", "a", b"1")
     await cache.set("answer", "b", b"2")
     l1.delete(("answer", "b"))  # still in Redis: counts once
-    assert await cache.delete("answer", ["a", "b", "missing"]) == 2
+    assert await cache.delete("answer", ["a", "b", "missing"]) == (2, False)
     assert await cache.get_many("answer", ["a", "b"]) == {}
     with server.client() as client:
         assert client.exists(redis_key("answer", "a"), redis_key("answer", "b")) == 0
@@ -178,7 +178,7 @@ async def test_survives_redis_going_away_and_reconnects(
     assert await cache.get("search", "batched") == (b"4", "l1")
     assert await cache.get("search", "during") == (b"2", "l1")
     assert await cache.get_many("search", ["x"]) == {}
-    assert await cache.delete("search", ["during"]) == 1
+    assert await cache.delete("search", ["during"]) == (1, True)  # gone from L1; Redis could not be asked
     assert not cache.stats().l2_healthy
 
     server.start()  # same port, empty data set
@@ -233,6 +233,11 @@ async def test_invalid_input_is_rejected_by_every_operation(offline_cache: TwoLa
     with pytest.raises(ValueError, match="ttl"):
         await offline_cache.set("ok", "k", b"v", ttl_s=-1)
     assert await offline_cache.get("n" * 64, "k" * 1024) == (None, "")  # the limits themselves are fine
+
+
+async def test_without_redis_configured_a_deletion_is_complete(offline_cache: TwoLayerCache) -> None:
+    await offline_cache.set("session", "k", b"v")
+    assert await offline_cache.delete("session", ["k", "other"]) == (1, False)
 
 
 async def until(condition: Callable[[], bool], budget_s: float = 10.0) -> None:
