@@ -1,0 +1,142 @@
+"""deploy/prometheus: every alert parses as PromQL and names only metrics, labels and values the services export.
+
+No Prometheus runs here, so the rules are checked against the services' own collectors: every module of the four
+services is imported (each registers its metrics as it loads) and cache_svc's scrape-time collector is asked
+directly. A metric renamed in the code, or a label dropped, fails here before an alert silently never fires.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import promql_parser
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+
+from cache_svc.l1 import L1Cache
+from cache_svc.l2 import RedisLayer
+from cache_svc.metrics import CacheCollector
+from cache_svc.two_layer import TwoLayerCache
+from gateway.app import build_app
+from likeopt.ops.protos import ROOT
+from likeopt.runtime.config import Config
+from likeopt.runtime.contract import RATINGS
+from likeopt.v1 import cache_pb2, generation_pb2, retrieval_pb2
+
+PROMETHEUS = ROOT / "deploy" / "prometheus"
+CONFIG = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+RULES = [rule for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"] for rule in group["rules"]]
+SERVICE_PACKAGES = ("gateway", "generation_svc", "retrieval_svc", "cache_svc", "likeopt")
+TARGET_LABELS = {"job", "instance"}
+"""What Prometheus adds to every series it scrapes."""
+SEVERITIES = {"critical", "warning", "info"}
+
+
+@functools.cache
+def exported() -> dict[str, set[str]]:
+    """Every series name the services export, with its label names."""
+    for package in SERVICE_PACKAGES:
+        for module in pkgutil.walk_packages(importlib.import_module(package).__path__, f"{package}."):
+            if not module.name.endswith("__main__"):
+                importlib.import_module(module.name)
+    series = {name: set(getattr(c, "_labelnames", ())) for name, c in REGISTRY._names_to_collectors.items()}
+    cache = TwoLayerCache(L1Cache(10, 10_000), RedisLayer("", timeout_s=0.05), default_ttl_s=60)
+    for family in CacheCollector(cache).collect():
+        for sample in family.samples:
+            series.setdefault(sample.name, set()).update(sample.labels)
+    for name in series:
+        if name.endswith("_bucket"):
+            series[name].add("le")
+    return {**series, "up": set()}
+
+
+@functools.cache
+def known_values() -> dict[str, set[str]]:
+    """The values a label may be matched against exactly: jobs of prometheus.yml, the gateway's routes, RPC names,
+    ratings."""
+    rpcs = {
+        method.name
+        for module in (retrieval_pb2, generation_pb2, cache_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    }
+    app = build_app(Config.from_env({}))
+    routes = set(app.openapi()["paths"]) | {route.path for route in app.routes if hasattr(route, "path")}
+    jobs = {job["job_name"] for job in CONFIG["scrape_configs"]}
+    return {"job": jobs, "route": routes, "method": rpcs, "rating": set(RATINGS)}
+
+
+def selectors(node: Any) -> Iterator[Any]:
+    """The vector selectors of an expression, wherever they sit."""
+    if isinstance(node, promql_parser.VectorSelector):
+        yield node
+        return
+    for part in ("lhs", "rhs", "expr", "vector_selector", "param"):
+        if (child := getattr(node, part, None)) is not None:
+            yield from selectors(child)
+    for argument in getattr(node, "args", None) or []:
+        yield from selectors(argument)
+
+
+def grouping_labels(node: Any) -> Iterator[str]:
+    """The labels of every ``by (...)`` in an expression."""
+    if isinstance(node, promql_parser.AggregateExpr) and node.modifier is not None:
+        yield from node.modifier.labels
+    for part in ("lhs", "rhs", "expr", "param"):
+        if (child := getattr(node, part, None)) is not None:
+            yield from grouping_labels(child)
+    for argument in getattr(node, "args", None) or []:
+        yield from grouping_labels(argument)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[rule["alert"] for rule in RULES])
+def test_every_alert_parses_and_names_only_exported_metrics_and_labels(rule: dict[str, Any]) -> None:
+    expression = promql_parser.parse(rule["expr"])
+    found = list(selectors(expression))
+    assert found, "an alert on no metric"
+    labels = set(TARGET_LABELS)
+    for selector in found:
+        assert selector.name in exported(), f"{selector.name} is not exported by any service"
+        labels |= exported()[selector.name]
+        for matcher in selector.matchers.matchers:
+            assert matcher.name in labels, f"{selector.name} has no label {matcher.name!r}"
+            assert_known_value(matcher)
+    assert set(grouping_labels(expression)) <= labels
+
+
+def assert_known_value(matcher: Any) -> None:
+    """An exact value must be one the label takes; a job regex may name only jobs."""
+    values = known_values().get(matcher.name)
+    if values is None:
+        return
+    if str(matcher.op) == "MatchOp.Equal":
+        assert matcher.value in values, f"{matcher.name}={matcher.value!r} never occurs"
+    elif matcher.name == "job" and str(matcher.op) == "MatchOp.Re":
+        assert set(matcher.value.split("|")) <= values
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[rule["alert"] for rule in RULES])
+def test_every_alert_says_how_bad_what_and_what_to_do(rule: dict[str, Any]) -> None:
+    assert re.fullmatch(r"LikeOpt[A-Z]\w+", rule["alert"])
+    assert rule["labels"]["severity"] in SEVERITIES
+    assert re.fullmatch(r"\d+[smhd]", rule["for"])
+    assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+
+
+def test_prometheus_scrapes_every_service_and_loads_the_rules() -> None:
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in CONFIG["scrape_configs"]}
+    defaults = Config.from_env({})
+    assert targets == {  # compose's service names, on the ports the services listen on by default
+        "gateway": [f"gateway:{defaults.gateway_port}"],
+        "retrieval_svc": [f"retrieval_svc:{defaults.retrieval_metrics_port}"],
+        "generation_svc": [f"generation_svc:{defaults.generation_metrics_port}"],
+        "cache_svc": [f"cache_svc:{defaults.cache_metrics_port}"],
+    }
+    assert CONFIG["rule_files"] == ["alerts.yml"]
+    assert len({rule["alert"] for rule in RULES}) == len(RULES)
