@@ -45,6 +45,7 @@ def conversation_json(conversation: generation_pb2.Conversation) -> dict[str, An
                 "answer": t.answer,
                 "citations": [citation_json(c) for c in t.citations],
                 "created_unix_ms": t.created_unix_ms,
+                "interrupted": t.interrupted,
             }
             for t in conversation.turns
         ],
@@ -56,7 +57,11 @@ def event_json(event: generation_pb2.AnswerEvent) -> tuple[str, dict[str, Any]]:
     kind = event.WhichOneof("event")
     if kind == "retrieval":
         r = event.retrieval
-        return kind, {"hits": [hit_json(h) for h in r.hits], "index_version": r.index_version}
+        return kind, {
+            "hits": [hit_json(h) for h in r.hits],
+            "index_version": r.index_version,
+            "conversation_id": r.conversation_id,
+        }
     if kind == "delta":
         return kind, {"text": event.delta.text}
     if kind == "citation":

@@ -294,6 +294,7 @@ class Turn(BaseModel):
     answer: str
     citations: list[Citation]
     created_unix_ms: int
+    interrupted: bool = Field(description="The answer ended early (stopped or failed): answer is what was sent.")
 
 
 class Conversation(BaseModel):

@@ -106,13 +106,18 @@ class ConversationStore:
         answer: str,
         citations: list[generation_pb2.CitationEvent],
         owner: str = "",
+        interrupted: bool = False,
     ) -> None:
-        """Add a finished turn, keep the last MAX_TURNS, and save in the background under its owner."""
-        conversation.turns.append(
-            generation_pb2.Turn(
-                question=question, answer=answer, citations=citations, created_unix_ms=int(time.time() * 1000)
-            )
+        """Add a turn (interrupted: its answer ended early), keep the last MAX_TURNS, and save in the background
+        under its owner."""
+        turn = generation_pb2.Turn(
+            question=question,
+            answer=answer,
+            citations=citations,
+            created_unix_ms=int(time.time() * 1000),
+            interrupted=interrupted,
         )
+        conversation.turns.append(turn)
         del conversation.turns[:-MAX_TURNS]
         key = stored_key(conversation.conversation_id, owner)
         self.cache.set_later(NAMESPACE, key, conversation.SerializeToString(), self.ttl_s)

@@ -148,14 +148,18 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             conversation = await self._conversation(request.conversation_id, request.history, principal)
             history = history_of(conversation)
             if (reply_text := small_talk_reply(request.query)) is not None:
-                yield Event(retrieval=generation_pb2.RetrievalEvent())
-                source, retrieval_ms = self._say(reply_text, bounds, small_talk=True), 0.0
+                retrieved, retrieval_ms = Event(retrieval=generation_pb2.RetrievalEvent()), 0.0
+                source = self._say(reply_text, bounds, small_talk=True)
             else:
                 retrieved, source, searched = await self._grounded(request, history, top_k, bounds, principal, deadline)
                 retrieval_ms = (searched - started) * 1000
-                yield retrieved
-            async with aclosing(self._timed(source, started, retrieval_ms, deadline)) as events:
-                async for event in self._recorded(events, request.query, conversation, principal):
+            retrieved.retrieval.conversation_id = conversation.conversation_id
+            yield retrieved
+            async with (
+                aclosing(self._timed(source, started, retrieval_ms, deadline)) as timed,
+                aclosing(self._recorded(timed, request.query, conversation, principal)) as events,
+            ):
+                async for event in events:
                     yield event
         except (AnswerFailed, InvalidInput) as failure:
             yield self._fail(context, answer_failure(failure))
@@ -241,21 +245,29 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         conversation: generation_pb2.Conversation,
         principal: Principal | None = None,
     ) -> AsyncIterator[Event]:
-        """events, the finished turn stored in the conversation and the answer kept for feedback."""
+        """events, the finished turn stored in the conversation and the answer kept for feedback. An answer that
+        ends early (stopped by the client, or failed) is stored as far as it went, so a follow-up still sees it."""
         text: list[str] = []
         citations: list[generation_pb2.CitationEvent] = []
-        async for event in events:
-            if event.HasField("delta"):
-                text.append(event.delta.text)
-            elif event.HasField("citation"):
-                citations.append(event.citation)
-            elif event.HasField("done"):
-                event.done.conversation_id = conversation.conversation_id
-                event.done.citations.extend(citations)
-                self.conversations.append(conversation, question, "".join(text), citations, owner_of(principal))
-                if self.feedback is not None:
-                    self.feedback.record_later(question, "".join(text), citations, event.done)
-            yield event
+        finished = False
+        try:
+            async for event in events:
+                if event.HasField("delta"):
+                    text.append(event.delta.text)
+                elif event.HasField("citation"):
+                    citations.append(event.citation)
+                elif event.HasField("done"):
+                    finished = True
+                    event.done.conversation_id = conversation.conversation_id
+                    event.done.citations.extend(citations)
+                    self.conversations.append(conversation, question, "".join(text), citations, owner_of(principal))
+                    if self.feedback is not None:
+                        self.feedback.record_later(question, "".join(text), citations, event.done)
+                yield event
+        finally:
+            if not finished:  # the question alone still gives a follow-up's search its words
+                owner = owner_of(principal)
+                self.conversations.append(conversation, question, "".join(text), citations, owner, interrupted=True)
 
     async def Generate(
         self, request: generation_pb2.GenerateRequest, context: grpc.aio.ServicerContext

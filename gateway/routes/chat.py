@@ -31,7 +31,8 @@ HEARTBEAT_S = 15.0
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Vary": "Accept"}
 JSON_HEADERS = {"Cache-Control": "no-cache", "Vary": "Accept"}
 CHAT_STREAM = (
-    "Server-Sent Events, each with `id:`, `event:` and one JSON `data:` line: `retrieval` {hits, index_version}, "
+    "Server-Sent Events, each with `id:`, `event:` and one JSON `data:` line: `retrieval` {hits, index_version, "
+    "conversation_id (send it again for a follow-up, even after stopping the answer)}, "
     "`delta` {text}, `citation` {n, doc_id, chunk_id, title, text, supported, support}, then `done` {conversation_id, "
     "trace_id, answer_id, cached, finish_reason, timings, support (0..1: share of sentences supported by the passage "
     "they cite), no_answer (the documents do not cover the question), small_talk (a greeting or thanks, answered "

@@ -110,6 +110,8 @@ async function runAnswer(conv, view, text) {
         } else {
           view.apply(type, data);
         }
+        // Known from the first event, so a follow-up after Stop stays in this conversation.
+        if (type === 'retrieval' && data.conversation_id) conv.conversationId = data.conversation_id;
         if (type === 'done') {
           finished = true;
           if (data.conversation_id) conv.conversationId = data.conversation_id;

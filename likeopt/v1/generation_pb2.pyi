@@ -38,12 +38,14 @@ class GenerateRequest(_message.Message):
     def __init__(self, query: _Optional[str] = ..., contexts: _Optional[_Iterable[_Union[_retrieval_pb2.SearchHit, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RetrievalEvent(_message.Message):
-    __slots__ = ("hits", "index_version")
+    __slots__ = ("hits", "index_version", "conversation_id")
     HITS_FIELD_NUMBER: _ClassVar[int]
     INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[_retrieval_pb2.SearchHit]
     index_version: int
-    def __init__(self, hits: _Optional[_Iterable[_Union[_retrieval_pb2.SearchHit, _Mapping]]] = ..., index_version: _Optional[int] = ...) -> None: ...
+    conversation_id: str
+    def __init__(self, hits: _Optional[_Iterable[_Union[_retrieval_pb2.SearchHit, _Mapping]]] = ..., index_version: _Optional[int] = ..., conversation_id: _Optional[str] = ...) -> None: ...
 
 class DeltaEvent(_message.Message):
     __slots__ = ("text",)
@@ -152,16 +154,18 @@ class DeleteConversationReply(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
 
 class Turn(_message.Message):
-    __slots__ = ("question", "answer", "citations", "created_unix_ms")
+    __slots__ = ("question", "answer", "citations", "created_unix_ms", "interrupted")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
     question: str
     answer: str
     citations: _containers.RepeatedCompositeFieldContainer[CitationEvent]
     created_unix_ms: int
-    def __init__(self, question: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[CitationEvent, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ...) -> None: ...
+    interrupted: bool
+    def __init__(self, question: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[CitationEvent, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., interrupted: _Optional[bool] = ...) -> None: ...
 
 class Conversation(_message.Message):
     __slots__ = ("conversation_id", "turns")

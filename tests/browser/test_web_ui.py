@@ -195,3 +195,8 @@ def test_the_stop_button_cancels_generation(local_mesh: MeshProcess, page: Any) 
     while cancelled_count() <= before:
         assert time.monotonic() < deadline, "generation_svc never saw the cancel"
         time.sleep(0.1)
+    # A follow-up stays in the conversation: its id came with the first event, and the stopped turn is kept.
+    conversation_id = page.evaluate("JSON.parse(localStorage.getItem('likeopt.conversations'))[0].conversationId")
+    assert conversation_id
+    stored = httpx.get(f"{local_mesh.base_url}/api/v1/conversations/{conversation_id}", timeout=10).json()
+    assert [t["interrupted"] for t in stored["turns"]] == [True]

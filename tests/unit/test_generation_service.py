@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -141,6 +142,34 @@ async def test_unknown_conversation_is_not_found() -> None:
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id="nope"))
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_stopped_answer_is_kept_as_an_interrupted_turn_of_the_conversation_named_from_the_start() -> None:
+    backend = ScriptedBackend(["It keeps ", "answers ", "in Redis [1]."], delay=0.2)
+    async with generation_server(backend) as h:
+        call = h.stub.Answer(generation_pb2.AnswerRequest(query="How does the answer cache work?"), timeout=30)
+        first = await call.read()
+        await call.read()  # the first words
+        call.cancel()
+        conversation_id = first.retrieval.conversation_id
+        request = generation_pb2.GetConversationRequest(conversation_id=conversation_id)
+        stored = await until_stored(h.stub, request)
+        await h.answer("and what about its cost?", conversation_id=conversation_id)
+    assert conversation_id
+    [turn] = stored.turns
+    assert (turn.question, turn.interrupted) == ("How does the answer cache work?", True)
+    assert turn.answer.startswith("It keeps ") and not turn.answer.endswith("[1].")  # as far as it went
+    assert backend.calls[-1][1] == [Turn(turn.question, turn.answer)]  # the follow-up saw it
+
+
+async def until_stored(stub: Any, request: generation_pb2.GetConversationRequest) -> generation_pb2.Conversation:
+    """The conversation once the server, told of the cancel, has stored it (bounded)."""
+    for _ in range(200):
+        try:
+            return await stub.GetConversation(request)
+        except grpc.aio.AioRpcError:
+            await asyncio.sleep(0.01)
+    raise AssertionError("the stopped turn was never stored")
 
 
 async def test_a_deleted_conversation_is_forgotten_and_its_id_starts_afresh() -> None:
