@@ -21,6 +21,7 @@ const sidebarPanel = byId('conversation-panel');
 
 let current = null; // the open conversation; null until the first question of a new chat
 let running = null; // AbortController of the answer being generated
+let leaving = false; // the page is being reloaded or closed: a broken stream is not the server's failure
 
 export function initChat() {
   byId('composer').addEventListener('submit', (e) => {
@@ -39,6 +40,12 @@ export function initChat() {
   store.onExternalChange(renderList);
   // A finished answer changed after the fact (feedback given): keep that in the saved conversation.
   messages.addEventListener('message-changed', () => { if (current) store.save(current); });
+  // Reloaded or closed mid-answer: keep the text that arrived (the server keeps the turn as interrupted too).
+  window.addEventListener('pagehide', () => {
+    leaving = true;
+    if (running && current) store.save(current);
+  });
+  window.addEventListener('pageshow', () => { leaving = false; });
   openConversation(sessionStorage.getItem(ACTIVE_KEY));
 }
 
@@ -66,6 +73,12 @@ async function send() {
   if (!text) return;
   if (running) {
     announce('Still answering. Press Stop or wait for the answer.');
+    return;
+  }
+  const limit = window.LIKEOPT_MAX_QUERY_CHARS;
+  const length = [...text].length; // characters, as the server counts them
+  if (limit && length > limit) {
+    announce(`The question has ${length} characters; the limit is ${limit}. Shorten it, then send.`);
     return;
   }
   const conv = current ?? (current = store.create(text));
@@ -125,7 +138,7 @@ async function runAnswer(conv, view, text) {
     if (err.name === 'AbortError') {
       view.markStopped();
       announce('Stopped.');
-    } else {
+    } else if (!leaving) {
       fail(err.code || 'network', err instanceof TypeError ? 'Cannot reach the server.' : err.message);
     }
   } finally {
@@ -182,8 +195,11 @@ function renderMessages() {
 
 function renderList() {
   const all = store.loadAll();
+  // Rebuilding replaces the buttons: keep keyboard focus on the same button of the same conversation.
+  const focused = list.contains(document.activeElement) ? document.activeElement : null;
+  const focusedId = focused?.closest('.conversation')?.dataset.id;
   byId('conversation-empty').hidden = all.length > 0;
-  list.replaceChildren(...all.map((conv) => el('li', { class: 'conversation' },
+  list.replaceChildren(...all.map((conv) => el('li', { class: 'conversation', 'data-id': conv.id },
     el('button', {
       type: 'button', class: 'conversation-open', title: conv.title,
       'aria-current': conv.id === current?.id ? 'true' : null,
@@ -194,6 +210,10 @@ function renderList() {
       'aria-label': `Delete conversation: ${conv.title}`,
       onclick: () => deleteConversation(conv.id),
     }, '×'))));
+  if (focusedId) {
+    const again = [...list.querySelectorAll('.conversation')].find((li) => li.dataset.id === focusedId);
+    again?.querySelector(`.${focused.className.split(' ')[0]}`)?.focus();
+  }
 }
 
 function selectConversation(id) {

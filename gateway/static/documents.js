@@ -19,6 +19,9 @@ const docListMore = byId('doc-list-more');
 
 let uploading = false;
 let nextAfterId = '';
+let listTotal = 0; // documents the caller may read, as the last page said
+let listTicket = 0; // the newest listing asked for: the answer to an older one is dropped
+let listInFlight = false;
 
 export function initDocuments() {
   const keyInput = byId('api-key');
@@ -191,22 +194,36 @@ async function refreshIndex() {
 
 // ---- the list --------------------------------------------------------------------------
 
-/** reset: the first page again; else the page after the ones shown. */
+/** reset: the first page again (whatever is loading is dropped); else the page after the ones shown. */
 async function loadDocuments(reset) {
-  if (reset) nextAfterId = '';
+  if (!reset && listInFlight) return; // a second click on "Show more" would load the same page twice
+  const ticket = ++listTicket;
+  listInFlight = true;
+  docListMore.disabled = true;
   docListStatus.textContent = 'Loading…';
   try {
-    const query = new URLSearchParams({ limit: String(LIST_PAGE), after_id: nextAfterId });
+    const query = new URLSearchParams({ limit: String(LIST_PAGE), after_id: reset ? '' : nextAfterId });
     const page = await requestJSON(`/api/v1/documents?${query}`);
+    if (ticket !== listTicket) return;
     const items = page.documents.map((doc) => documentItem(doc));
     if (reset) docList.replaceChildren(...items);
     else docList.append(...items);
     nextAfterId = page.next_after_id;
     docListMore.hidden = !nextAfterId;
-    docListStatus.textContent = `${plural(docList.children.length, 'document')} of ${formatNum(page.total)} shown.`;
+    listTotal = page.total;
+    showListCount();
   } catch (err) {
-    docListStatus.textContent = `Listing failed: ${err.message}`;
+    if (ticket === listTicket) docListStatus.textContent = `Listing failed: ${err.message}`;
+  } finally {
+    if (ticket === listTicket) {
+      listInFlight = false;
+      docListMore.disabled = false;
+    }
   }
+}
+
+function showListCount() {
+  docListStatus.textContent = `${plural(docList.children.length, 'document')} of ${formatNum(listTotal)} shown.`;
 }
 
 function documentItem(doc) {
@@ -226,6 +243,8 @@ async function deleteDocument(id) {
   const result = await requestJSON(`/api/v1/documents/${encodeURIComponent(id)}`, { method: 'DELETE' });
   refreshIndex();
   for (const item of [...docList.children]) if (item.dataset.docId === id) item.remove();
+  listTotal = Math.max(listTotal - (Number(result.deleted) || 0), 0);
+  showListCount();
   return result;
 }
 

@@ -39,7 +39,10 @@ export function feedbackForm(msg) {
       });
       msg.feedback = { rating, sent: true };
       root.dispatchEvent(new CustomEvent('message-changed', { bubbles: true }));
-      root.replaceChildren(el('span', { class: 'feedback-done', text: thanks(rating) }));
+      // The form is gone: the thanks takes keyboard focus (and is read out) so the user keeps their place.
+      const done = el('span', { class: 'feedback-done', text: thanks(rating), tabindex: '-1', role: 'status' });
+      root.replaceChildren(done);
+      done.focus();
     } catch (err) {
       status.textContent = `Not sent: ${err.message}`;
       send.disabled = false;

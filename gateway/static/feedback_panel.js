@@ -2,21 +2,24 @@
 // question, comment and support. Users' words, so it needs the API key (GET /api/v1/feedback);
 // refreshed each time the dashboard is opened, not polled.
 
-import { el, byId } from './dom.js';
+import { el, byId, DASH } from './dom.js';
 import { getApiKey, requestJSON } from './api.js';
 
 export async function showFeedbackPanel() {
   const status = byId('feedback-status');
   const list = byId('feedback-list');
+  const counts = byId('feedback-counts');
+  // Users' words are shown only while the key that read them is still right: clear them first.
+  list.replaceChildren();
+  counts.textContent = DASH;
   if (!getApiKey()) {
     status.textContent = 'Enter the API key on the Documents tab to see what users said.';
-    list.replaceChildren();
     return;
   }
   status.textContent = 'Loading…';
   try {
     const data = await requestJSON('/api/v1/feedback?limit=20');
-    byId('feedback-counts').textContent = `${data.up} good · ${data.down} bad`;
+    counts.textContent = `${data.up} good · ${data.down} bad`;
     status.textContent = data.items.length ? '' : 'No feedback yet.';
     list.replaceChildren(...data.items.map(feedbackItem));
   } catch (err) {

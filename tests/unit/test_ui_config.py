@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 from gateway.app import STATIC_DIR, build_app
 from gateway.ui_config import UI_CONFIG_PATH
 from likeopt.runtime.config import Config
+from likeopt.runtime.contract import MAX_QUERY_CHARS
 from likeopt.runtime.loaders import SUPPORTED
 
 
@@ -22,15 +23,17 @@ def _script(environ: dict[str, str]) -> str:
 
 
 FILE_TYPES = f"window.LIKEOPT_FILE_TYPES = {json.dumps(sorted(SUPPORTED))};\n"
+ALWAYS = FILE_TYPES + f"window.LIKEOPT_MAX_QUERY_CHARS = {MAX_QUERY_CHARS};\n"
+"""What the page always needs: the file types the loaders read, and the longest question the services take."""
 
 
 def test_jaeger_url_reaches_the_page():
     script = _script({"LIKEOPT_JAEGER_URL": "http://127.0.0.1:16686/"})
-    assert script == 'window.LIKEOPT_JAEGER_URL = "http://127.0.0.1:16686";\n' + FILE_TYPES
+    assert script == 'window.LIKEOPT_JAEGER_URL = "http://127.0.0.1:16686";\n' + ALWAYS
 
 
-def test_only_the_file_types_the_loaders_read_are_set_without_settings():
-    assert _script({}) == FILE_TYPES and '".csv"' in FILE_TYPES and '".exe"' not in FILE_TYPES
+def test_only_the_file_types_and_the_question_limit_are_set_without_settings():
+    assert _script({}) == ALWAYS and '".csv"' in FILE_TYPES and '".exe"' not in FILE_TYPES
 
 
 def test_only_web_urls_are_accepted():

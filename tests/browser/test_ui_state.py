@@ -1,0 +1,118 @@
+"""The web UI keeps the user's place and tells the truth: keyboard focus across redraws, a question too long to send,
+the document list's pages and count, feedback shown only to the right key, and an answer cut by a reload."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.test_web_ui import ask
+from tests.support import MeshProcess
+
+FOCUSED_CONVERSATION = (
+    "document.activeElement.classList.contains('conversation-open') && "
+    "document.activeElement.closest('.conversation').dataset.id"
+)
+NO_FIGURE = "\u2013"
+"""The dash the dashboard shows where there is no figure (dom.js DASH)."""
+PAGED_DOCUMENTS = 60
+"""More than one page of the list (50), fewer than two."""
+
+
+def answered(page: Any, question: str) -> None:
+    ask(page, question)
+    page.wait_for_selector(".message.assistant .sources", timeout=30_000)
+    page.wait_for_selector("#send:not([hidden])", timeout=30_000)
+
+
+def test_keyboard_focus_stays_on_its_conversation_when_the_list_is_redrawn(mesh: MeshProcess, page: Any) -> None:
+    page.goto(mesh.base_url + "/")
+    answered(page, "How does Like-Opt cache answers in Redis?")
+    page.click("#new-chat")
+    answered(page, "Which port does Envoy listen on?")
+    page.locator(".conversation-open").last.focus()
+    before = page.evaluate(FOCUSED_CONVERSATION)
+    # Another tab saved a conversation: the sidebar is drawn again, as when an answer ends.
+    page.evaluate("window.dispatchEvent(new StorageEvent('storage', {key: null}))")
+    assert before and page.evaluate(FOCUSED_CONVERSATION) == before
+
+
+def test_a_question_over_the_limit_stays_in_the_composer_with_the_reason(mesh: MeshProcess, page: Any) -> None:
+    page.goto(mesh.base_url + "/")
+    too_long = "why " * 1100  # 4,400 characters, past the services' 4,096
+    page.fill("#query", too_long)
+    page.press("#query", "Enter")
+    page.wait_for_function("document.getElementById('chat-status').textContent.includes('limit is 4096')")
+    assert page.input_value("#query") == too_long
+    assert page.locator(".message").count() == 0 and page.evaluate("localStorage.length") == 0
+
+
+@pytest.fixture
+def paged(mesh: MeshProcess) -> Iterator[list[str]]:
+    """More documents than one page of the list holds, taken away again after the test."""
+    ids = [f"paging-{n:02d}" for n in range(PAGED_DOCUMENTS)]
+    auth = {"Authorization": f"Bearer {mesh.api_key}"}
+    documents = [{"id": i, "title": f"Paging note {i}", "text": f"Paging note {i} for the list."} for i in ids]
+    added = httpx.post(f"{mesh.base_url}/api/v1/documents", json={"documents": documents}, headers=auth, timeout=120)
+    assert added.status_code == 200, added.text
+    try:
+        yield ids
+    finally:
+        for doc_id in ids:
+            httpx.delete(f"{mesh.base_url}/api/v1/documents/{doc_id}", headers=auth, timeout=30)
+
+
+def test_show_more_loads_each_page_once_and_a_delete_updates_the_count(
+    mesh: MeshProcess, page: Any, paged: list[str]
+) -> None:
+    page.goto(mesh.base_url + "/#documents")
+    page.fill("#api-key", mesh.api_key)
+    page.wait_for_selector("#doc-list-more:not([hidden])", timeout=30_000)
+    page.dblclick("#doc-list-more")
+    page.wait_for_function("document.querySelectorAll('#doc-list li').length > 50")
+    page.wait_for_load_state("networkidle")  # a second page, had the double click asked for one, has arrived
+    shown = page.eval_on_selector_all("#doc-list li", "items => items.map((li) => li.dataset.docId)")
+    total = len(shown)
+    assert len(set(shown)) == total and set(paged) <= set(shown)
+    assert page.inner_text("#doc-list-status") == f"{total} documents of {total} shown."
+
+    page.fill("#delete-id", paged[0])
+    page.click("#delete-form button[type=submit]")
+    page.wait_for_function(f"document.getElementById('doc-list-status').textContent.includes('of {total - 1}')")
+
+
+def test_feedback_is_shown_only_while_the_key_is_right(mesh: MeshProcess, page: Any) -> None:
+    page.goto(mesh.base_url + "/")
+    answered(page, "What does cache_svc do?")
+    page.click(".feedback-thumb.up")
+    page.fill(".feedback-comment", "clear and cited")
+    page.click(".feedback-send")
+    page.wait_for_selector(".feedback-done")
+    assert page.evaluate("document.activeElement.classList.contains('feedback-done')")  # focus kept its place
+
+    page.goto(mesh.base_url + "/#documents")
+    page.fill("#api-key", mesh.api_key)
+    page.click("#tab-dashboard")
+    page.wait_for_selector("#feedback-list li")
+    page.click("#tab-documents")
+    page.fill("#api-key", "a-wrong-key")
+    page.click("#tab-dashboard")
+    page.wait_for_function("document.getElementById('feedback-status').textContent.includes('not loaded')")
+    assert page.locator("#feedback-list li").count() == 0
+    assert page.inner_text("#feedback-counts") == NO_FIGURE
+
+
+def test_reloading_mid_answer_keeps_the_text_that_arrived(local_mesh: MeshProcess, page: Any) -> None:
+    page.goto(local_mesh.base_url + "/")
+    ask(page, "Explain everything about how Envoy routes gRPC-web, REST and the web UI.")
+    page.wait_for_function(
+        "[...document.querySelectorAll('.message.assistant .answer-text')].pop()?.textContent.trim().length > 0",
+        timeout=60_000,
+    )
+    page.reload()
+    restored = page.locator(".message.assistant").last
+    assert restored.locator(".answer-text").inner_text().strip()
+    assert "interrupted" in restored.inner_text().lower()
