@@ -229,11 +229,46 @@ function showListCount() {
 function documentItem(doc) {
   const item = el('li', { class: 'hit' },
     el('div', { class: 'hit-body' },
-      el('strong', { class: 'hit-title', text: doc.title || 'Untitled' }),
+      openButton(doc.id, doc.title),
       el('span', { class: 'muted small' }, el('code', { class: 'doc-id', text: doc.id }), ` · ${plural(doc.chunks, 'chunk')}`)));
   item.dataset.docId = doc.id;
   item.append(deleteButton(doc.id, item, docListStatus));
   return item;
+}
+
+// ---- one document -----------------------------------------------------------------------
+
+const documentDialog = byId('document-dialog');
+documentDialog.addEventListener('click', (e) => {
+  if (e.target === documentDialog) documentDialog.close(); // a click on the backdrop
+});
+
+/** A document's title, which opens the whole document. */
+function openButton(docId, title) {
+  return el('button', {
+    type: 'button', class: 'hit-title open-document', title: 'Open the document',
+    onclick: (e) => openDocument(docId, e.currentTarget),
+  }, title || 'Untitled');
+}
+
+/** The document as the index holds it, chunk by chunk (GET /api/v1/documents/{id}). */
+async function openDocument(docId, opener) {
+  byId('document-title').textContent = 'Loading…';
+  byId('document-id').textContent = docId;
+  byId('document-meta').textContent = '';
+  const chunks = byId('document-chunks');
+  chunks.replaceChildren();
+  documentDialog.showModal();
+  documentDialog.addEventListener('close', () => opener.focus(), { once: true });
+  try {
+    const doc = await requestJSON(`/api/v1/documents/${encodeURIComponent(docId)}`);
+    byId('document-title').textContent = doc.title || 'Untitled';
+    const metadata = Object.entries(doc.metadata ?? {}).map(([key, value]) => `${key}: ${value}`);
+    byId('document-meta').textContent = [plural(doc.chunks.length, 'chunk'), ...metadata].join(' · ');
+    chunks.replaceChildren(...doc.chunks.map((chunk) => el('li', {}, el('p', { class: 'passage', text: chunk.text }))));
+  } catch (err) {
+    byId('document-title').textContent = `Cannot open it: ${err.message}`;
+  }
 }
 
 // ---- delete ----------------------------------------------------------------------------
@@ -305,7 +340,7 @@ function hitItem(hit) {
   const extra = hit.passages > 1 ? ` · ${hit.passages} passages` : '';
   const item = el('li', { class: 'hit' },
     el('div', { class: 'hit-body' },
-      el('strong', { class: 'hit-title', text: hit.title || 'Untitled' }),
+      openButton(hit.doc_id, hit.title),
       el('span', { class: 'muted small' }, el('code', { class: 'doc-id', text: hit.doc_id }), ` · score ${score}${extra}`),
       el('p', { class: 'hit-text muted small', text: (hit.text ?? '').slice(0, 200) })));
   item.append(deleteButton(hit.doc_id, item, searchStatus));

@@ -116,3 +116,23 @@ def test_reloading_mid_answer_keeps_the_text_that_arrived(local_mesh: MeshProces
     restored = page.locator(".message.assistant").last
     assert restored.locator(".answer-text").inner_text().strip()
     assert "interrupted" in restored.inner_text().lower()
+
+
+def test_a_document_opens_from_the_list_and_from_search_chunk_by_chunk(mesh: MeshProcess, page: Any) -> None:
+    page.goto(mesh.base_url + "/#documents")
+    title = page.locator("#doc-list li[data-doc-id='caching.md'] .open-document")
+    title.click()
+    dialog = page.locator("#document-dialog")
+    dialog.wait_for(state="visible")
+    page.wait_for_function("document.getElementById('document-title').textContent === 'Caching in Like-Opt'")
+    assert "Like-Opt caches at four layers" in dialog.locator("#document-chunks").inner_text()
+    assert "chunk" in page.inner_text("#document-meta") and page.inner_text("#document-id") == "caching.md"
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
+    assert page.evaluate("document.activeElement.classList.contains('open-document')")  # back where it was
+
+    page.fill("#doc-search", "how many cache layers")
+    page.press("#doc-search", "Enter")
+    page.locator("#doc-search-results .open-document").first.click()
+    dialog.wait_for(state="visible")
+    page.wait_for_function("document.querySelectorAll('#document-chunks li').length > 0")
