@@ -45,6 +45,7 @@ async def gathered_answer(call: Any) -> dict[str, Any]:
     """The reply body of an Answer stream; an error event or a failed call raises the matching ApiError."""
     answer: list[str] = []
     reply: dict[str, Any] = {}
+    finished = False
     try:
         async for event in call:
             if event.HasField("error"):
@@ -57,10 +58,11 @@ async def gathered_answer(call: Any) -> dict[str, Any]:
                 answer.append(data["text"])
             elif kind in ("retrieval", "done"):
                 reply.update(data)
+                finished = kind == "done"
     except grpc.aio.AioRpcError as exc:
         raise ApiError.from_grpc(exc) from None
     finally:
         call.cancel()
-    if "conversation_id" not in reply:
+    if not finished:
         raise ApiError(UPSTREAM_FAILED, "INCOMPLETE", "the answer ended before it was complete")
-    return {"answer": "".join(answer), "hits": [], "index_version": 0, **reply}
+    return {"answer": "".join(answer), **reply}

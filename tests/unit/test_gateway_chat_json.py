@@ -79,8 +79,10 @@ async def test_an_error_event_is_the_matching_http_error_and_a_stream_without_do
     with pytest.raises(Exception) as raised:
         await gathered_answer(failed)
     assert (raised.value.status, raised.value.code) == (504, "DEADLINE_EXCEEDED")  # type: ignore[attr-defined]
+    opened = generation_pb2.RetrievalEvent(hits=[HIT], conversation_id="c1")
+    half = [generation_pb2.AnswerEvent(retrieval=opened), generation_pb2.AnswerEvent(delta={"text": "Half"})]
     with pytest.raises(Exception) as cut:
-        await gathered_answer(Call([generation_pb2.AnswerEvent(delta=generation_pb2.DeltaEvent(text="Half"))]))
+        await gathered_answer(Call(half))
     assert cut.value.status == 502  # type: ignore[attr-defined]
 
 
