@@ -198,6 +198,7 @@ function renderList() {
   // Rebuilding replaces the buttons: keep keyboard focus on the same button of the same conversation.
   const focused = list.contains(document.activeElement) ? document.activeElement : null;
   const focusedId = focused?.closest('.conversation')?.dataset.id;
+  const focusedButton = focused?.classList.contains('conversation-delete') ? '.conversation-delete' : '.conversation-open';
   byId('conversation-empty').hidden = all.length > 0;
   list.replaceChildren(...all.map((conv) => el('li', { class: 'conversation', 'data-id': conv.id },
     el('button', {
@@ -212,7 +213,7 @@ function renderList() {
     }, '×'))));
   if (focusedId) {
     const again = [...list.querySelectorAll('.conversation')].find((li) => li.dataset.id === focusedId);
-    again?.querySelector(`.${focused.className.split(' ')[0]}`)?.focus();
+    again?.querySelector(focusedButton)?.focus();
   }
 }
 
