@@ -1,6 +1,6 @@
 // Saved conversations in localStorage, newest first:
 // [{id, conversationId, title, updated, messages: [{role, text, citations?, meta?, error?, stopped?}]}]
-// `id` is local; `conversationId` is the server's, learnt from the first `done` event.
+// `id` is local; `conversationId` is the server's, learnt from the answer's first event (`retrieval`) or its `done`.
 
 import { localId } from './dom.js';
 import { signedInAs } from './api.js';
