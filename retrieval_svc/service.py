@@ -119,6 +119,12 @@ def document_access(doc: retrieval_pb2.Document, writer: Principal | None) -> Ac
     return access.problem() or access
 
 
+UNNAMEABLE_SEGMENTS = frozenset({"", ".", ".."})
+"""Path segments HTTP clients and Envoy rewrite (``a//b``, ``a/./b``, ``a/../b``): a document id holding one could
+not be named in ``/api/v1/documents/{id}``, and a request for it would reach another document."""
+REPEATED_ID = "the id appears more than once in this upload: the last one is stored"
+
+
 def document_problem(doc: retrieval_pb2.Document) -> str | None:
     """Why a document cannot be stored, or None when it can."""
     if not doc.id.strip():
@@ -129,7 +135,9 @@ def document_problem(doc: retrieval_pb2.Document) -> str | None:
         return "title and text are empty"
     if max(len(doc.text), len(doc.title)) > MAX_DOCUMENT_CHARS:
         return f"text or title is longer than {MAX_DOCUMENT_CHARS} characters"
-    if any("\x00" in field for field in (doc.text, doc.id, doc.title)):
+    if any(segment in UNNAMEABLE_SEGMENTS for segment in doc.id.split("/")):
+        return "id has an empty, '.' or '..' segment between slashes: a URL could not name it"
+    if any("\x00" in field for field in (doc.text, doc.id, doc.title, *doc.metadata.keys(), *doc.metadata.values())):
         return "contains NUL characters"
     return None
 
@@ -383,6 +391,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         """Commit the stream in batches; each progress message acknowledges one durable batch."""
         progress = retrieval_pb2.IngestProgress()
         batch: dict[str, DocumentInput] = {}
+        seen: set[str] = set()
         size = 0
         async for doc in documents:
             problem = document_problem(doc)
@@ -390,6 +399,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             if isinstance(access, str):
                 progress.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id[:MAX_ID_CHARS], reason=access))
                 continue
+            if doc.id in seen:
+                progress.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id, reason=REPEATED_ID))
+            seen.add(doc.id)
             batch[doc.id] = document_input(doc, access)
             size += len(doc.text) + len(doc.title)
             if size >= UPSERT_BATCH_CHARS or len(batch) >= UPSERT_BATCH_DOCS:

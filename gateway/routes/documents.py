@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Path, Query
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
@@ -40,6 +41,10 @@ from likeopt.v1 import retrieval_pb2
 WRITE_TIMEOUT_S = 600.0
 STATUS_TIMEOUT_S = 5.0
 MAX_UPLOAD_FILES = 100
+
+DocumentId = Annotated[
+    str, Path(description="The document's id (it may contain '/', never as an empty, '.' or '..' segment).")
+]
 
 reads = api_router("documents", reader, 401, *UPSTREAM_STATUSES)
 writes = api_router("documents", writer, 401, 403, *UPSTREAM_STATUSES)
@@ -91,7 +96,7 @@ async def list_documents(
 
 @reads.get("/documents/{doc_id:path}", summary="One document, chunk by chunk", response_model=StoredDocument)
 async def get_document(
-    doc_id: Annotated[str, Path(description="The document's id (it may contain '/').")],
+    doc_id: DocumentId,
     principal: Reader,
     gateway: Running,
 ) -> StoredDocument:
@@ -116,7 +121,7 @@ async def get_document(
 async def upsert_documents(request: Request, principal: Writer, gateway: Running) -> UpsertResponse:
     """Documents retrieval_svc cannot store, and files that hold no text, are listed in ``skipped``."""
     limit = gateway.config.max_request_bytes
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):  # media types ignore case
         messages, skipped = await uploaded_documents(request, limit)
     else:
         body = parse(UpsertRequest, await read_body(request, limit))
@@ -138,7 +143,7 @@ async def upsert_documents(request: Request, principal: Writer, gateway: Running
     response_model=DeleteResponse,
 )
 async def delete_document(
-    doc_id: Annotated[str, Path(description="The document's id (it may contain '/').")],
+    doc_id: DocumentId,
     principal: Writer,
     gateway: Running,
 ) -> DeleteResponse:
@@ -194,6 +199,8 @@ async def uploaded_documents(request: Request, max_bytes: int) -> tuple[list[ret
                         messages.append(to_message(item, access))
     except MultiPartException as exc:
         raise ApiError(400, "BAD_MULTIPART", exc.message) from None
+    except HTTPException as exc:  # Starlette's own refusal of a form it cannot parse (no boundary, say)
+        raise ApiError(400, "BAD_MULTIPART", str(exc.detail)) from None
     return messages, skipped
 
 

@@ -164,6 +164,19 @@ def test_an_unreachable_upstream_is_a_503_for_a_read_and_an_error_event_for_a_ch
     assert ready.status_code == 503 and ready.json()["ready"] is False
 
 
+def test_a_multipart_upload_is_read_as_one_whatever_the_case_of_its_media_type(client: TestClient) -> None:
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.txt"\r\n'
+        f"Content-Type: text/plain\r\n\r\nhello\r\n--{boundary}--\r\n"
+    ).encode()
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": f"Multipart/Form-Data; boundary={boundary}"}
+    upload = client.post("/api/v1/documents", content=body, headers=headers)
+    assert error_of(upload, 503)["code"] == "UNAVAILABLE"  # parsed as multipart; retrieval_svc is unreachable here
+    headers["Content-Type"] = "multipart/form-data"
+    assert error_of(client.post("/api/v1/documents", content=body, headers=headers), 400)["code"] == "BAD_MULTIPART"
+
+
 def test_a_chat_that_asked_for_json_gets_the_upstream_failure_as_its_status(client: TestClient) -> None:
     chat = client.post("/api/v1/chat", json={"query": "anything"}, headers={"Accept": "application/json"})
     assert error_of(chat, 503)["code"] == "UNAVAILABLE"

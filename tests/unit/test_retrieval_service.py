@@ -136,6 +136,28 @@ async def test_a_title_is_held_to_the_text_s_limits(tmp_path: Path, monkeypatch:
         assert summary.upserted == 1
 
 
+async def test_ids_a_url_cannot_name_and_nul_in_metadata_are_refused_and_a_repeated_id_is_reported(
+    tmp_path: Path,
+) -> None:
+    docs = [
+        retrieval_pb2.Document(id="notes/../car", text="Would be deleted by DELETE /documents/notes/../car."),
+        retrieval_pb2.Document(id="a//b", text="Empty segment."),
+        retrieval_pb2.Document(id="./c", text="Dot segment."),
+        retrieval_pb2.Document(id="tagged", text="Fine text.", metadata={"k\x00": "v"}),
+        retrieval_pb2.Document(id="twice", text="The first copy."),
+        retrieval_pb2.Document(id="twice", text="The second copy."),
+        retrieval_pb2.Document(id="dir/ok.md", text="Slashes are fine between real segments."),
+    ]
+    async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (_, stub):
+        summary = await stub.UpsertDocuments(stream(docs))
+        stored = await stub.GetDocument(retrieval_pb2.GetDocumentRequest(id="twice"))
+    reasons = {s.id: s.reason for s in summary.skipped}
+    assert set(reasons) == {"notes/../car", "a//b", "./c", "tagged", "twice"}
+    assert reasons["notes/../car"] == reasons["./c"] and "a URL could not name it" in reasons["a//b"]
+    assert reasons["tagged"] == "contains NUL characters" and reasons["twice"] == service.REPEATED_ID
+    assert summary.upserted == 2 and stored.chunks[0].text == "The second copy."
+
+
 async def test_search_refuses_a_top_k_out_of_range(tmp_path: Path) -> None:
     async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (_, stub):
         with pytest.raises(grpc.aio.AioRpcError) as error:
