@@ -69,6 +69,14 @@ def history_of(conversation: generation_pb2.Conversation) -> list[Turn]:
     return [Turn(t.question, t.answer) for t in conversation.turns if small_talk_reply(t.question) is None]
 
 
+def drop_retried_turn(conversation: generation_pb2.Conversation, question: str) -> None:
+    """A question asked again straight after itself (a stream resumed with Last-Event-ID, a retry after Stop or a
+    failure) replaces its earlier turn: that turn leaves the history, so the answer is the one first given (and
+    replayed from the cache), and the conversation holds the question once."""
+    if conversation.turns and conversation.turns[-1].question.strip() == question.strip():
+        del conversation.turns[-1]
+
+
 def stored_key(conversation_id: str, owner: str) -> str:
     """Where a conversation is kept: under its owner (LIKEOPT_AUTH=jwt), so the id alone opens nobody else's
     and continuing another's id starts a conversation of one's own; the bare id for API-key mode's one user."""

@@ -27,7 +27,13 @@ from prometheus_client import Counter
 from generation_svc.answer_cache import AnswerCache, answer_key, cacheable
 from generation_svc.backends import AnswerFailed, Backend, Passage, Turn, Usage
 from generation_svc.bounds import UNBOUNDED, AnswerBounds, until_stop
-from generation_svc.conversations import MAX_TURNS, ConversationStore, history_of, rewrite_query
+from generation_svc.conversations import (
+    MAX_TURNS,
+    ConversationStore,
+    drop_retried_turn,
+    history_of,
+    rewrite_query,
+)
 from generation_svc.feedback import FeedbackStore, UnknownAnswer
 from generation_svc.grounding import check, observe
 from generation_svc.relevance import RelevanceFloor
@@ -146,6 +152,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             top_k = ANSWER_TOP_K.check(request.top_k)
             bounds = AnswerBounds.of(request)
             conversation = await self._conversation(request.conversation_id, request.history, principal)
+            drop_retried_turn(conversation, request.query)
             history = history_of(conversation)
             if (reply_text := small_talk_reply(request.query)) is not None:
                 retrieved, retrieval_ms = Event(retrieval=generation_pb2.RetrievalEvent()), 0.0

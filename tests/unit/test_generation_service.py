@@ -162,6 +162,19 @@ async def test_a_stopped_answer_is_kept_as_an_interrupted_turn_of_the_conversati
     assert backend.calls[-1][1] == [Turn(turn.question, turn.answer)]  # the follow-up saw it
 
 
+async def test_a_question_asked_again_straight_after_itself_replaces_its_turn_and_is_replayed() -> None:
+    """As a stream resumed with Last-Event-ID asks it: the first answer again, and the question stored once."""
+    backend = ScriptedBackend(["It keeps answers [1]."])
+    async with generation_server(backend) as h:
+        first = await h.answer("How does the answer cache work?")
+        conversation_id = first[-1].done.conversation_id
+        again = await h.answer("How does the answer cache work?", conversation_id=conversation_id)
+        stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+    assert again[-1].done.cached and text_of(again) == text_of(first)
+    assert len(backend.calls) == 1
+    assert [t.question for t in stored.turns] == ["How does the answer cache work?"]
+
+
 async def until_stored(stub: Any, request: generation_pb2.GetConversationRequest) -> generation_pb2.Conversation:
     """The conversation once the server, told of the cancel, has stored it (bounded)."""
     for _ in range(200):
