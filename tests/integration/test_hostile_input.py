@@ -80,6 +80,14 @@ def test_body_over_the_limit_is_refused_by_envoy(mesh: MeshProcess) -> None:
     assert reply.status_code == 413
 
 
+def test_a_chat_body_over_the_limit_is_refused_by_envoy_in_the_error_shape(mesh: MeshProcess) -> None:
+    limit = int(mesh.env.get("LIKEOPT_MAX_REQUEST_BYTES", 32 << 20))
+    body = b'{"query": "' + b"a" * limit + b'"}'
+    reply = httpx.post(f"{mesh.base_url}/api/v1/chat", content=body, headers={"content-type": "application/json"})
+    assert reply.status_code == 413 and reply.headers["content-type"] == "application/json"
+    assert reply.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
 def test_malformed_and_bomb_uploads_are_skipped_and_the_corpus_survives(mesh: MeshProcess) -> None:
     files = [
         ("files", ("broken.pdf", b"%PDF-1.7 this is not really a pdf", "application/pdf")),
