@@ -119,9 +119,10 @@ def document_access(doc: retrieval_pb2.Document, writer: Principal | None) -> Ac
     return access.problem() or access
 
 
-UNNAMEABLE_SEGMENTS = frozenset({"", ".", ".."})
-"""Path segments HTTP clients and Envoy rewrite (``a//b``, ``a/./b``, ``a/../b``): a document id holding one could
-not be named in ``/api/v1/documents/{id}``, and a request for it would reach another document."""
+DOT_SEGMENTS = frozenset({".", ".."})
+"""Path segments HTTP clients and Envoy resolve away (``a/./b``, ``a/../b``): a document id holding one could not be
+named in ``/api/v1/documents/{id}``, and a request for it would reach another document. (An empty segment, as in a
+URL used as an id, stays allowed: ``https://…`` ids are common, and such a document is named with ``%2F``.)"""
 REPEATED_ID = "the id appears more than once in this upload: the last one is stored"
 
 
@@ -135,8 +136,8 @@ def document_problem(doc: retrieval_pb2.Document) -> str | None:
         return "title and text are empty"
     if max(len(doc.text), len(doc.title)) > MAX_DOCUMENT_CHARS:
         return f"text or title is longer than {MAX_DOCUMENT_CHARS} characters"
-    if any(segment in UNNAMEABLE_SEGMENTS for segment in doc.id.split("/")):
-        return "id has an empty, '.' or '..' segment between slashes: a URL could not name it"
+    if any(segment in DOT_SEGMENTS for segment in doc.id.split("/")):
+        return "id has a '.' or '..' segment between slashes: a URL could not name it"
     if any("\x00" in field for field in (doc.text, doc.id, doc.title, *doc.metadata.keys(), *doc.metadata.values())):
         return "contains NUL characters"
     return None

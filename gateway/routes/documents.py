@@ -43,7 +43,7 @@ STATUS_TIMEOUT_S = 5.0
 MAX_UPLOAD_FILES = 100
 
 DocumentId = Annotated[
-    str, Path(description="The document's id (it may contain '/', never as an empty, '.' or '..' segment).")
+    str, Path(description="The document's id (it may contain '/', also sent as %2F; never a '.' or '..' segment).")
 ]
 
 reads = api_router("documents", reader, 401, *UPSTREAM_STATUSES)
