@@ -241,10 +241,12 @@ def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRout
     @router.post("/responses")
     async def create_response(body: ResponsesRequest, request: Request) -> Response:
         """OpenAI's Responses API: the answer as one message with ``file_citation`` annotations at its ``[n]``
-        markers; with ``stream: true``, the Responses API's events. ``previous_response_id`` continues."""
+        markers; with ``stream: true``, the Responses API's events. ``previous_response_id`` continues from that
+        response, in a new conversation (a branch) when it was not the last in its own."""
         asked = responses_answer_request(body)
         answer = await start_answer(config, upstreams(), request, asked)
-        shape = ResponseShape(body, asked.conversation_id)
+        answered_in = answer.first.retrieval.conversation_id or asked.conversation_id
+        shape = ResponseShape(body, answered_in, asked.turn_id)
         if body.stream:
             return answer.streamed(ResponseEvents(shape))
         return Response(orjson.dumps(shape.snapshot(await answer.whole(request))), media_type="application/json")

@@ -2,8 +2,9 @@
 
 Newer OpenAI clients (the Agents SDK, Vercel's AI SDK, Codex-style tools) speak Responses rather than Chat
 Completions. A response is one Answer call, as a completion is: ``input`` (a string, or messages whose last is
-the user's question) becomes the question and its turns; ``previous_response_id`` continues the conversation,
-whose id each response id carries, so nothing is stored beyond the conversation itself. Citations become
+the user's question) becomes the question and its turns. A response id carries its conversation's id and the
+name of its turn there, so ``previous_response_id`` continues from that turn (branching when it is not the
+last) and nothing is stored beyond the conversation itself. Citations become
 ``file_citation`` annotations at each ``[n]`` marker, and the reply also carries Like-Opt's ``citations`` and
 ``conversation_id``. Pure translation (no I/O), as openai_translate.py.
 """
@@ -33,7 +34,8 @@ from likeopt.v1 import generation_pb2
 
 RESPONSE_PREFIX = "resp_"
 RESPONSE_ID = re.compile(r"resp_([0-9a-f]{32})_(.+)")
-"""A response id: RESPONSE_PREFIX, a fresh hex nonce, "_", then the conversation's id (one OpenAI gave has no "_")."""
+"""A response id: RESPONSE_PREFIX, a fresh hex nonce naming its turn, "_", then the conversation's id (one OpenAI
+gave has no "_")."""
 TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
 MARKER = re.compile(r"\[(\d+)\]")
 
@@ -100,12 +102,12 @@ def input_messages(items: str | list[InputItem]) -> list[ChatMessage]:
     return messages
 
 
-def response_id(conversation_id: str) -> str:
-    return f"{RESPONSE_PREFIX}{uuid.uuid4().hex}_{conversation_id}"
+def response_id(turn_id: str, conversation_id: str) -> str:
+    return f"{RESPONSE_PREFIX}{turn_id}_{conversation_id}"
 
 
-def conversation_of(previous_response_id: str) -> str:
-    """The conversation a response id names, or the 400 OpenAI gives for a response it does not know."""
+def turn_named(previous_response_id: str) -> tuple[str, str]:
+    """The conversation and turn a response id names, or the 400 OpenAI gives for a response it does not know."""
     named = RESPONSE_ID.fullmatch(previous_response_id)
     if named is None or not ID_RE.match(named.group(2)):
         raise OpenAIError(
@@ -114,7 +116,7 @@ def conversation_of(previous_response_id: str) -> str:
             param="previous_response_id",
             code="previous_response_not_found",
         )
-    return named.group(2)
+    return named.group(2), named.group(1)
 
 
 def responses_answer_request(body: ResponsesRequest) -> generation_pb2.AnswerRequest:
@@ -132,15 +134,17 @@ def responses_answer_request(body: ResponsesRequest) -> generation_pb2.AnswerReq
             400, "conversation is not supported; use previous_response_id", param="conversation", code="unsupported"
         )
     question, history = question_and_history(input_messages(body.input), field="input")
-    options = body.retrieval()
+    options, after_turn_id = body.retrieval(), ""
     if not options["conversation_id"]:
         continued = body.previous_response_id
-        options["conversation_id"] = conversation_of(continued) if continued else uuid.uuid4().hex
+        options["conversation_id"], after_turn_id = turn_named(continued) if continued else (uuid.uuid4().hex, "")
     return generation_pb2.AnswerRequest(
         query=question,
         **options,
         history=history,
         max_tokens=answer_budget(body.max_output_tokens),
+        turn_id=uuid.uuid4().hex,
+        after_turn_id=after_turn_id,
     )
 
 
@@ -163,12 +167,12 @@ class ResponseShape:
 
     body: ResponsesRequest
     conversation_id: str
-    id: str = ""
+    turn_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: int = field(default_factory=lambda: int(time.time()))
 
     def __post_init__(self) -> None:
-        self.id = self.id or response_id(self.conversation_id)
-        self.message_id = "msg_" + self.id.removeprefix(RESPONSE_PREFIX).partition("_")[0]
+        self.id = response_id(self.turn_id, self.conversation_id)
+        self.message_id = f"msg_{self.turn_id}"
 
     def message(self, parts: AnswerParts, status: str) -> dict[str, Any]:
         """The answer as one assistant message item."""

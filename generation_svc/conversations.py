@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 
 from google.protobuf.message import DecodeError
 
@@ -77,6 +78,17 @@ def drop_retried_turn(conversation: generation_pb2.Conversation, question: str) 
         del conversation.turns[-1]
 
 
+def as_it_stood_after(conversation: generation_pb2.Conversation, turn_id: str) -> generation_pb2.Conversation:
+    """The conversation as it stood after the turn named turn_id: itself when that is its last turn (or no turn
+    has that id), else a branch, a new conversation holding the turns up to that one, so continuing an older
+    response (OpenAI's previous_response_id) neither sees the later turns nor rewrites them."""
+    ids = [turn.turn_id for turn in conversation.turns]
+    if not turn_id or turn_id not in ids or ids[-1] == turn_id:
+        return conversation
+    kept = conversation.turns[: ids.index(turn_id) + 1]
+    return generation_pb2.Conversation(conversation_id=uuid.uuid4().hex, turns=kept)
+
+
 def stored_key(conversation_id: str, owner: str) -> str:
     """Where a conversation is kept: under its owner (LIKEOPT_AUTH=jwt), so the id alone opens nobody else's
     and continuing another's id starts a conversation of one's own; the bare id for API-key mode's one user."""
@@ -115,15 +127,17 @@ class ConversationStore:
         citations: list[generation_pb2.CitationEvent],
         owner: str = "",
         interrupted: bool = False,
+        turn_id: str = "",
     ) -> None:
-        """Add a turn (interrupted: its answer ended early), keep the last MAX_TURNS, and save in the background
-        under its owner."""
+        """Add a turn (interrupted: its answer ended early; turn_id: the caller's name for it), keep the last
+        MAX_TURNS, and save in the background under its owner."""
         turn = generation_pb2.Turn(
             question=question,
             answer=answer,
             citations=citations,
             created_unix_ms=int(time.time() * 1000),
             interrupted=interrupted,
+            turn_id=turn_id,
         )
         conversation.turns.append(turn)
         del conversation.turns[:-MAX_TURNS]

@@ -15,7 +15,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from functools import partial
 from typing import TypeVar
@@ -30,6 +30,7 @@ from generation_svc.bounds import UNBOUNDED, AnswerBounds, until_stop
 from generation_svc.conversations import (
     MAX_TURNS,
     ConversationStore,
+    as_it_stood_after,
     drop_retried_turn,
     history_of,
     rewrite_query,
@@ -49,6 +50,7 @@ from likeopt.runtime.contract import (
     RATINGS,
     InvalidInput,
     check_conversation_id,
+    check_optional_id,
     check_query,
     rejects_invalid_input,
 )
@@ -151,7 +153,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             check_query(request.query)
             top_k = ANSWER_TOP_K.check(request.top_k)
             bounds = AnswerBounds.of(request)
-            conversation = await self._conversation(request.conversation_id, request.history, principal)
+            conversation = await self._conversation(request, principal)
             drop_retried_turn(conversation, request.query)
             history = history_of(conversation)
             if (reply_text := small_talk_reply(request.query)) is not None:
@@ -164,7 +166,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             yield retrieved
             async with (
                 aclosing(self._timed(source, started, retrieval_ms, deadline)) as timed,
-                aclosing(self._recorded(timed, request.query, conversation, principal)) as events,
+                aclosing(self._recorded(timed, request, conversation, principal)) as events,
             ):
                 async for event in events:
                     yield event
@@ -248,12 +250,13 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def _recorded(
         self,
         events: AsyncIterator[Event],
-        question: str,
+        request: generation_pb2.AnswerRequest,
         conversation: generation_pb2.Conversation,
         principal: Principal | None = None,
     ) -> AsyncIterator[Event]:
         """events, the finished turn stored in the conversation and the answer kept for feedback. An answer that
         ends early (stopped by the client, or failed) is stored as far as it went, so a follow-up still sees it."""
+        question, owner = request.query, owner_of(principal)
         text: list[str] = []
         citations: list[generation_pb2.CitationEvent] = []
         finished = False
@@ -267,14 +270,15 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     finished = True
                     event.done.conversation_id = conversation.conversation_id
                     event.done.citations.extend(citations)
-                    self.conversations.append(conversation, question, "".join(text), citations, owner_of(principal))
+                    answer = "".join(text)
+                    self.conversations.append(conversation, question, answer, citations, owner, turn_id=request.turn_id)
                     if self.feedback is not None:
-                        self.feedback.record_later(question, "".join(text), citations, event.done)
+                        self.feedback.record_later(question, answer, citations, event.done)
                 yield event
         finally:
             if not finished:  # the question alone still gives a follow-up's search its words
-                owner = owner_of(principal)
-                self.conversations.append(conversation, question, "".join(text), citations, owner, interrupted=True)
+                answer = "".join(text)
+                self.conversations.append(conversation, question, answer, citations, owner, True, request.turn_id)
 
     async def Generate(
         self, request: generation_pb2.GenerateRequest, context: grpc.aio.ServicerContext
@@ -371,25 +375,26 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         return asyncio.get_running_loop().time() + budget
 
     async def _conversation(
-        self,
-        conversation_id: str,
-        history: Sequence[generation_pb2.Turn] = (),
-        principal: Principal | None = None,
+        self, request: generation_pb2.AnswerRequest, principal: Principal | None = None
     ) -> generation_pb2.Conversation:
         """The conversation to continue, or a new one (also when the old one expired, or is someone else's:
-        conversations are kept per owner, so another's id finds nothing).
+        conversations are kept per owner, so another's id finds nothing), or a branch of it (after_turn_id).
 
         Turns the caller sends (an OpenAI-style client keeps its own history) are the conversation as that
         caller shows it, so they win over stored ones; only the last MAX_TURNS count, as in storage.
         """
-        check_conversation_id(conversation_id)
+        conversation_id, history = check_conversation_id(request.conversation_id), request.history
+        check_optional_id(request.turn_id, "turn_id")
+        check_optional_id(request.after_turn_id, "after_turn_id")
         if history:
             turns = [generation_pb2.Turn(question=t.question, answer=t.answer) for t in history[-MAX_TURNS:]]
             return generation_pb2.Conversation(conversation_id=conversation_id or uuid.uuid4().hex, turns=turns)
         if not conversation_id:
             return generation_pb2.Conversation(conversation_id=uuid.uuid4().hex)
         stored = await self.conversations.load(conversation_id, owner_of(principal))
-        return stored or generation_pb2.Conversation(conversation_id=conversation_id)
+        if stored is None:
+            return generation_pb2.Conversation(conversation_id=conversation_id)
+        return as_it_stood_after(stored, request.after_turn_id)
 
     async def _retrieve(
         self, search: retrieval_pb2.SearchRequest, deadline: float, principal: Principal | None = None

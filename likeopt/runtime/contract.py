@@ -107,11 +107,16 @@ def check_mode(mode: int) -> str:
         raise InvalidInput(f"unknown mode {mode}") from None
 
 
+def check_optional_id(value: str, field: str) -> str:
+    """An optional id ("" when not given) of the field named, or InvalidInput."""
+    if value and not ID_RE.match(value):
+        raise InvalidInput(f"{field} must be 1 to 64 letters, digits, '-' or '_'")
+    return value
+
+
 def check_conversation_id(conversation_id: str) -> str:
     """A conversation id to continue ("" starts a new one), or InvalidInput."""
-    if conversation_id and not ID_RE.match(conversation_id):
-        raise InvalidInput("conversation_id must be 1 to 64 letters, digits, '-' or '_'")
-    return conversation_id
+    return check_optional_id(conversation_id, "conversation_id")
 
 
 def rejects_invalid_input(

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AnswerRequest(_message.Message):
-    __slots__ = ("query", "conversation_id", "top_k", "mode", "history", "max_tokens", "stop")
+    __slots__ = ("query", "conversation_id", "top_k", "mode", "history", "max_tokens", "stop", "turn_id", "after_turn_id")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,8 @@ class AnswerRequest(_message.Message):
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_TURN_ID_FIELD_NUMBER: _ClassVar[int]
     query: str
     conversation_id: str
     top_k: int
@@ -23,7 +25,9 @@ class AnswerRequest(_message.Message):
     history: _containers.RepeatedCompositeFieldContainer[Turn]
     max_tokens: int
     stop: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, query: _Optional[str] = ..., conversation_id: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[_retrieval_pb2.SearchMode, str]] = ..., history: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ...) -> None: ...
+    turn_id: str
+    after_turn_id: str
+    def __init__(self, query: _Optional[str] = ..., conversation_id: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[_retrieval_pb2.SearchMode, str]] = ..., history: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., turn_id: _Optional[str] = ..., after_turn_id: _Optional[str] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("query", "contexts", "max_tokens", "stop")
@@ -154,18 +158,20 @@ class DeleteConversationReply(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
 
 class Turn(_message.Message):
-    __slots__ = ("question", "answer", "citations", "created_unix_ms", "interrupted")
+    __slots__ = ("question", "answer", "citations", "created_unix_ms", "interrupted", "turn_id")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
     question: str
     answer: str
     citations: _containers.RepeatedCompositeFieldContainer[CitationEvent]
     created_unix_ms: int
     interrupted: bool
-    def __init__(self, question: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[CitationEvent, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., interrupted: _Optional[bool] = ...) -> None: ...
+    turn_id: str
+    def __init__(self, question: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[CitationEvent, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., interrupted: _Optional[bool] = ..., turn_id: _Optional[str] = ...) -> None: ...
 
 class Conversation(_message.Message):
     __slots__ = ("conversation_id", "turns")

@@ -122,7 +122,7 @@ def test_a_client_that_gives_up_on_a_whole_completion_cancels_it(local_mesh: Mes
     wait_until(lambda: metric(local_mesh, "likeopt_generation_running") == 0, "the model kept generating")
 
 
-def test_the_responses_api_streams_through_envoy_and_continues_the_conversation(mesh: MeshProcess) -> None:
+def test_the_responses_api_streams_through_envoy_and_continues_or_branches_the_conversation(mesh: MeshProcess) -> None:
     client = client_of(mesh)
     with client.responses.stream(model="like-opt", input=KNOWN_QUESTION) as stream:
         kinds = [event.type for event in stream]
@@ -135,6 +135,10 @@ def test_the_responses_api_streams_through_envoy_and_continues_the_conversation(
     assert follow_up.model_extra is not None and first.model_extra is not None
     conversation_id = follow_up.model_extra["conversation_id"]
     assert conversation_id == first.model_extra["conversation_id"]
+    assert conversation(mesh, conversation_id) == [KNOWN_QUESTION, "and its admin interface?"]
+    branch = client.responses.create(model="like-opt", input="and its log format?", previous_response_id=first.id)
+    assert branch.model_extra is not None and branch.model_extra["conversation_id"] != conversation_id
+    assert conversation(mesh, branch.model_extra["conversation_id"]) == [KNOWN_QUESTION, "and its log format?"]
     assert conversation(mesh, conversation_id) == [KNOWN_QUESTION, "and its admin interface?"]
 
 

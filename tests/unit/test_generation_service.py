@@ -86,6 +86,8 @@ async def test_invalid_requests_end_with_an_error_event_and_status() -> None:
             generation_pb2.AnswerRequest(query="  "),
             generation_pb2.AnswerRequest(query="ok", top_k=99),
             generation_pb2.AnswerRequest(query="ok", conversation_id="../etc"),
+            generation_pb2.AnswerRequest(query="ok", turn_id="a b"),
+            generation_pb2.AnswerRequest(query="ok", after_turn_id="x" * 65),
         ):
             call = h.stub.Answer(request, timeout=10)
             events = await collect(call)
@@ -173,6 +175,33 @@ async def test_a_question_asked_again_straight_after_itself_replaces_its_turn_an
     assert again[-1].done.cached and text_of(again) == text_of(first)
     assert len(backend.calls) == 1
     assert [t.question for t in stored.turns] == ["How does the answer cache work?"]
+
+
+async def test_continuing_after_an_earlier_turn_branches_and_leaves_the_conversation_as_it_was() -> None:
+    """As OpenAI's previous_response_id naming an older response: the answer sees the turns up to that one."""
+    backend = ScriptedBackend(["It keeps answers [1]."])
+    cache_question, cost, shared, size = (
+        "How does the answer cache work?",
+        "and its cost?",
+        "and is it shared?",
+        "size?",
+    )
+    async with generation_server(backend) as h:
+        first = await h.answer(cache_question, turn_id="t1")
+        conversation_id = first[-1].done.conversation_id
+        await h.answer(cost, conversation_id=conversation_id, turn_id="t2", after_turn_id="t1")
+        branch = await h.answer(shared, conversation_id=conversation_id, turn_id="t3", after_turn_id="t1")
+        seen_by_branch = backend.calls[-1][1]
+        await h.answer(size, conversation_id=conversation_id, turn_id="t4", after_turn_id="t2")
+        await h.answer(size, conversation_id=conversation_id, turn_id="t5", after_turn_id="never-given")
+        stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+        branch_id = branch[0].retrieval.conversation_id
+        branched = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=branch_id))
+    assert branch_id not in ("", conversation_id) and branch[-1].done.conversation_id == branch_id
+    assert seen_by_branch == [Turn(cache_question, "It keeps answers [1].")]  # not the turn about its cost
+    assert [(t.question, t.turn_id) for t in branched.turns] == [(cache_question, "t1"), (shared, "t3")]
+    # the last turn named, then one no turn has: both continue the end (the second replaces its repeat)
+    assert [(t.question, t.turn_id) for t in stored.turns] == [(cache_question, "t1"), (cost, "t2"), (size, "t5")]
 
 
 async def until_stored(stub: Any, request: generation_pb2.GetConversationRequest) -> generation_pb2.Conversation:

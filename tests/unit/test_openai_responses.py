@@ -14,8 +14,8 @@ from gateway.openai_responses import (
     ResponseShape,
     ResponsesRequest,
     annotations,
-    conversation_of,
     responses_answer_request,
+    turn_named,
 )
 from gateway.openai_translate import AnswerParts, OpenAIError
 from likeopt.v1 import generation_pb2
@@ -72,12 +72,15 @@ def test_what_cannot_be_answered_is_refused_naming_the_field(fields: dict[str, o
     assert refused.value.param == param and refused.value.status in (400, 404)
 
 
-def test_a_response_id_carries_its_conversation_so_previous_response_id_continues_it() -> None:
-    shape = ResponseShape(request(), "conv-1_a")
-    assert shape.id.startswith("resp_") and conversation_of(shape.id) == "conv-1_a"
+def test_a_response_id_names_its_turn_so_previous_response_id_continues_from_that_turn() -> None:
+    first = responses_answer_request(request())
+    shape = ResponseShape(request(), "conv-1_a", first.turn_id)
+    assert shape.id.startswith("resp_") and turn_named(shape.id) == ("conv-1_a", first.turn_id)
     asked = responses_answer_request(request(previous_response_id=shape.id))
-    assert asked.conversation_id == "conv-1_a" and not asked.history
-    assert ResponseShape(request(), "conv-1_a").id != shape.id  # every response its own id
+    assert asked.conversation_id == "conv-1_a" and asked.after_turn_id == first.turn_id and not asked.history
+    assert asked.turn_id not in ("", first.turn_id)  # every response its own turn
+    assert not first.after_turn_id  # a new conversation continues nothing
+    assert ResponseShape(request(), "conv-1_a").id != shape.id
 
 
 def test_each_marker_of_a_cited_passage_becomes_a_file_citation_at_its_place() -> None:
