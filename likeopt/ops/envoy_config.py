@@ -8,7 +8,6 @@ placeholders.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -291,8 +290,8 @@ def _status_is(status: int) -> dict:
     return {"status_code_filter": {"comparison": {"op": "EQ", "value": value}}}
 
 
-def json_local_replies() -> dict:
-    """Envoy's own refusals as the API's JSON errors, with the statuses the gateway gives REST. A gRPC write
+def jwt_refusal_mappers() -> list[dict]:
+    """Envoy's identity refusals as the API's JSON errors, with the statuses the gateway gives REST. A gRPC write
     (refused only by RBAC: its token is optional) is 403 for a verified token without the writer role, else
     401: no token, a wrong key, or a token jwt_authn did not accept (expired, forged: it passed on as "failed").
     jwt_authn answers a wrong audience with 403; it is a bad token like the rest, so any other 403 becomes 401.
@@ -306,38 +305,29 @@ def json_local_replies() -> dict:
             "match_if_key_not_found": True,
         }
     }
-    return {
-        "mappers": [
-            {
-                "filter": {"and_filter": {"filters": [_status_is(403), denied_by_rbac, unverified]}},
-                "status_code": 401,
-                "body": {"inline_string": "writes need a token with the writer role or the API key"},
-                "body_format_override": _json_reply("UNAUTHENTICATED"),
-            },
-            {
-                "filter": {"and_filter": {"filters": [_status_is(403), denied_by_rbac]}},
-                "body_format_override": _json_reply("PERMISSION_DENIED"),
-            },
-            {"filter": _status_is(403), "status_code": 401, "body_format_override": _json_reply("UNAUTHENTICATED")},
-            {"filter": _status_is(401), "body_format_override": _json_reply("UNAUTHENTICATED")},
-        ]
-    }
+    return [
+        {
+            "filter": {"and_filter": {"filters": [_status_is(403), denied_by_rbac, unverified]}},
+            "status_code": 401,
+            "body": {"inline_string": "writes need a token with the writer role or the API key"},
+            "body_format_override": _json_reply("UNAUTHENTICATED"),
+        },
+        {
+            "filter": {"and_filter": {"filters": [_status_is(403), denied_by_rbac]}},
+            "body_format_override": _json_reply("PERMISSION_DENIED"),
+        },
+        {"filter": _status_is(403), "status_code": 401, "body_format_override": _json_reply("UNAUTHENTICATED")},
+        {"filter": _status_is(401), "body_format_override": _json_reply("UNAUTHENTICATED")},
+    ]
 
 
 def principal_refusal() -> dict:
-    """The first route: any request that brings PRINCIPAL_HEADER itself gets 401. Routes are chosen on the
-    headers the client sent (before jwt_authn adds its own, which never clears the route), so a client can
-    neither spoof a principal nor, with a valid token, smuggle a second one in beside Envoy's."""
-    body = {"error": {"code": "UNAUTHENTICATED", "message": f"a client may not send {PRINCIPAL_HEADER}"}}
+    """The first route: any request that brings PRINCIPAL_HEADER itself gets 401 (as JSON, by the local reply
+    mappers). Routes are chosen on the headers the client sent (before jwt_authn adds its own, which never clears
+    the route), so a client can neither spoof a principal nor, with a valid token, smuggle a second one in."""
     return {
         "match": {"prefix": "/", "headers": [{"name": PRINCIPAL_HEADER, "present_match": True}]},
-        "direct_response": {"status": 401, "body": {"inline_string": json.dumps(body)}},
-        "response_headers_to_add": [
-            {
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                "header": {"key": "content-type", "value": "application/json"},
-            }
-        ],
+        "direct_response": {"status": 401, "body": {"inline_string": f"a client may not send {PRINCIPAL_HEADER}"}},
     }
 
 
@@ -369,7 +359,7 @@ def with_jwt(rendered: str, config: Config) -> str:
             },
         }
         filters[at:at] = [jwt_filter, rbac_filter]
-        manager["local_reply_config"] = json_local_replies()
+        manager["local_reply_config"]["mappers"][:0] = jwt_refusal_mappers()
         for host in manager["route_config"]["virtual_hosts"]:
             host["routes"].insert(0, principal_refusal())
     if config.jwt_jwks_uri:

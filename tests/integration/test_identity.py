@@ -175,6 +175,7 @@ def test_a_client_supplied_principal_header_is_refused_on_rest_and_grpc(
     for headers in ({PRINCIPAL_HEADER: spoof}, {**bob.headers, PRINCIPAL_HEADER: spoof}):
         reply = httpx.post(f"{jwt_mesh.base_url}/api/v1/search", json={"query": QUESTION}, headers=headers, timeout=30)
         assert_json_401(reply, "spoofed principal")
+    assert reply.json()["error"]["message"] == f"a client may not send {PRINCIPAL_HEADER}"  # once, not as JSON in JSON
     with grpc.insecure_channel(jwt_mesh.address) as channel:
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
         for metadata in ([(PRINCIPAL_HEADER, spoof)], [*bob.metadata(), (PRINCIPAL_HEADER, spoof)]):

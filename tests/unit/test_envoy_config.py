@@ -269,9 +269,7 @@ def test_openai_and_mcp_routes_reach_the_gateway_rate_limited_and_body_limited()
         assert positions[(streaming, False)] < positions[(streaming, True)]
         assert refusal["direct_response"]["status"] == 413
         assert refusal["match"]["headers"][0]["range_match"]["start"] == Config.from_env({}).max_request_bytes
-        body = json.loads(refusal["direct_response"]["body"]["inline_string"])
-        assert set(body["error"]) == {"message", "type", "param", "code"}
-        assert refusal["response_headers_to_add"][0]["header"] == {"key": "content-type", "value": "application/json"}
+        assert "body" not in refusal["direct_response"], "the local reply mappers write it, in OpenAI's shape"
     unbuffered = [((path, True), False) for path in STREAMING_OPENAI_PATHS]
     for key, buffered in (*unbuffered, (("/v1/", True), True), (("/mcp", True), True)):
         route = routes[positions[key]]
@@ -752,7 +750,8 @@ def test_rate_limit_is_per_client_and_shared_across_the_api(strict_envoy):
         with _client(f"127.0.0.{10 + attempt}") as greedy, _client(f"127.0.0.{20 + attempt}") as other:
             limited = _exhaust(greedy, f"{url}/api/v1/index", 10)
             assert limited is not None, "the rate limit never answered 429"
-            assert limited.headers.get("x-local-rate-limit") == "true"
+            assert limited.headers.get("x-local-rate-limit") == "true" and limited.headers["retry-after"] == "1"
+            assert limited.json()["error"]["code"] == "RATE_LIMITED", "the REST API's error shape"
             other_api = greedy.post(f"{url}/api/v1/search", json={"query": "q"}).status_code
             other_client = other.get(f"{url}/api/v1/index").status_code
             not_api = greedy.get(f"{url}/healthz").status_code
@@ -773,13 +772,22 @@ def test_request_body_limit(strict_envoy):
 
     with _client("127.0.0.30") as client:
         assert client.post(f"{url}/api/v1/documents", content=b"y" * 512).json() == {"received": 512}
-        assert client.post(f"{url}/api/v1/documents", content=big).status_code == 413
-        assert client.post(f"{url}/api/v1/documents", content=chunked()).status_code == 413
+        for body in (big, chunked()):
+            assert_too_large(client.post(f"{url}/api/v1/documents", content=body), "PAYLOAD_TOO_LARGE")
     with _client("127.0.0.31") as client:
         refused = client.post(f"{url}/api/v1/chat", content=big)
-        assert refused.status_code == 413
+        assert_too_large(refused, "PAYLOAD_TOO_LARGE")
         assert re.fullmatch(r"[0-9a-f]{32}", refused.headers["x-trace-id"]), "Envoy's own replies name a trace too"
-        assert client.post(f"{url}/api/v1/search", content=big).status_code == 413
+        assert_too_large(client.post(f"{url}/api/v1/search", content=big), "PAYLOAD_TOO_LARGE")
+        assert_too_large(client.post(f"{url}/v1/responses", content=big), "request_too_large")
+
+
+def assert_too_large(reply: httpx.Response, code: str) -> None:
+    """A 413 in the route's error shape (OpenAI's on /v1/, whose error also has a type), naming the limit."""
+    assert reply.status_code == 413 and reply.headers["content-type"] == "application/json"
+    error = reply.json()["error"]
+    assert error["code"] == code and "1024 bytes" in error["message"]
+    assert ("type" in error) == (code == "request_too_large")
 
 
 @needs_aliases
@@ -789,12 +797,13 @@ def test_openai_and_mcp_share_the_api_rate_limit(strict_envoy):
     for attempt in range(3):  # the bucket refills continuously: one clean sequence is enough
         with _client(f"127.0.0.{40 + attempt}") as greedy:
             assert _exhaust(greedy, f"{url}/api/v1/index", 10) is not None, "the rate limit never answered 429"
-            models = greedy.get(f"{url}/v1/models").status_code
+            models = greedy.get(f"{url}/v1/models")
             mcp = greedy.post(f"{url}/mcp", json={}).status_code
-        outcomes.append((models, mcp))
+        outcomes.append((models.status_code, mcp))
         if outcomes[-1] == (429, 429):
             break
     assert outcomes[-1] == (429, 429), outcomes
+    assert models.json()["error"]["type"] == "rate_limit_error", "OpenAI's error shape, as its clients expect"
 
 
 @needs_aliases
