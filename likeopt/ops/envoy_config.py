@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from likeopt.runtime.config import ENVOY, Config, address_list, otlp_host_port, settings_or_exit, split_host_port
+from likeopt.runtime.principal import PRINCIPAL_HEADER
 from likeopt.runtime.telemetry import effective_sample_ratio
 
 # Package data (pyproject's [tool.setuptools.package-data]), not a folder of the checkout: an installed wheel,
@@ -145,8 +146,6 @@ def with_grpc_key(rendered: str, api_key: str, reads_too: bool) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-PRINCIPAL_HEADER = "x-likeopt-principal"
-"""Where Envoy puts the verified token payload (likeopt.runtime.principal reads it); clients may never send it."""
 PROVIDER = "likeopt"
 JWT_FILTER = "envoy.filters.http.jwt_authn"
 JWT_PAYLOAD = "jwt_payload"

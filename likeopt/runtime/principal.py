@@ -24,7 +24,8 @@ from typing import Any
 from likeopt.runtime.config import Config
 
 PRINCIPAL_HEADER = "x-likeopt-principal"
-"""The header (HTTP) and metadata key (gRPC) carrying the verified token payload."""
+"""The header (HTTP) and metadata key (gRPC) carrying the verified token payload: Envoy puts it there and refuses
+a client that sends it."""
 ROLES_CLAIM = "roles"
 """Where a writer role is looked for, besides the groups claim (Keycloak maps realm roles to it)."""
 MAX_HEADER_CHARS = 256 * 1024
