@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import Headers
 from starlette.requests import Request
 
 from gateway.errors import ApiError
@@ -23,6 +24,12 @@ MAX_JSON_BYTES = 1024 * 1024
 BODY_MODELS: list[type[BaseModel]] = []
 """Every model named by schema_ref() (request_body() included), for the OpenAPI document's components."""
 SCHEMA_REF = "#/components/schemas/{model}"
+
+
+def declared_over(headers: Headers, limit: int) -> bool:
+    """Whether the request declares a body (Content-Length) longer than limit, so it can be refused unread."""
+    declared = headers.get("content-length", "")
+    return declared.isdigit() and int(declared) > limit
 
 
 def too_large(max_bytes: int) -> ApiError:

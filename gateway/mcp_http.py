@@ -21,6 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
+from gateway.bodies import declared_over
 from gateway.errors import error_response
 from gateway.keys import caller_of, caller_refusal
 from gateway.mcp_server import Mesh
@@ -83,6 +84,8 @@ class McpEndpoint:
             response = error_response(401, "UNAUTHENTICATED", refusal[1], headers={"WWW-Authenticate": "Bearer"})
         elif (origin := headers.get("origin")) and not origin_allowed(self.config.cors_origins, origin):
             response = error_response(403, "FORBIDDEN", f"origin {origin!r} is not allowed (LIKEOPT_CORS_ORIGINS)")
+        elif declared_over(headers, MAX_MESSAGE_BYTES):  # the SDK's own refusal is plain text
+            response = error_response(413, "PAYLOAD_TOO_LARGE", f"an MCP message is at most {MAX_MESSAGE_BYTES} bytes")
         else:
             token = CALLER.set(forwarded(caller_of(self.config, headers)))
             try:

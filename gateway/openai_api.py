@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.bodies import field_path
+from gateway.bodies import declared_over, field_path
 from gateway.errors import public_details
 from gateway.keys import caller_of, caller_refusal
 from gateway.observe import record_first_token
@@ -287,8 +287,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
+        if declared_over(Headers(scope=scope), self.max_bytes):
             too_large = OpenAIError(413, f"the body exceeds {self.max_bytes} bytes", code="request_too_large")
             await JSONResponse(too_large.body(), status_code=413)(scope, receive, send)
             return
