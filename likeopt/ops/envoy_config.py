@@ -194,6 +194,7 @@ def jwt_provider(config: Config) -> dict:
         "forward_payload_header": PRINCIPAL_HEADER,
         "payload_in_metadata": JWT_PAYLOAD,  # for the RBAC filter's writer-role check
         "clock_skew_seconds": 60,
+        "require_expiration": True,  # a token that never expires cannot be taken back
     }
     if config.jwt_jwks_file:
         provider["local_jwks"] = {"filename": config.jwt_jwks_file}

@@ -101,6 +101,16 @@ def _strings(value: object) -> frozenset[str]:
     return frozenset()
 
 
+def tenant_in(claim: Any) -> str:
+    """The tenant a claim names ("" when absent). A list of one (a multivalued attribute mapper's output) names
+    it too; anything else is refused, as a writer without a tenant may write into every tenant."""
+    if isinstance(claim, list) and len(claim) == 1:
+        claim = claim[0]
+    if claim is None or isinstance(claim, str):
+        return claim or ""
+    raise BadPrincipal("the token's tenant claim is not one string")
+
+
 @functools.lru_cache(maxsize=4096)
 def parse_principal(header: str, groups_claim: str, tenant_claim: str) -> Principal:
     """The principal in a header value (Envoy's base64url payload); remembered, as a caller sends the same
@@ -116,8 +126,7 @@ def parse_principal(header: str, groups_claim: str, tenant_claim: str) -> Princi
     subject = payload.get("sub")
     if not isinstance(subject, str) or not subject:
         raise BadPrincipal("the token has no subject (sub)")
-    tenant = payload.get(tenant_claim)
-    tenant = tenant if isinstance(tenant, str) else ""
+    tenant = tenant_in(payload.get(tenant_claim))
     groups = _strings(payload.get(groups_claim))
     reader = Reader.of(tenant, subject, groups)
     return Principal(subject, tenant, groups, _strings(payload.get(ROLES_CLAIM)), header, reader)
