@@ -642,6 +642,7 @@ def test_cors_preflight(envoy):
     assert allowed.headers.get("access-control-allow-origin") == "http://localhost:5173"
     assert "POST" in allowed.headers.get("access-control-allow-methods", "")
     assert "access-control-allow-origin" not in refused.headers
+    assert "x-envoy-upstream-service-time" not in refused.headers, "a refused preflight reached an upstream"
 
 
 def _grpc_call(envoy: EnvoyProcess, path: str) -> subprocess.CompletedProcess:
