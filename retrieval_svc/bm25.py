@@ -17,6 +17,10 @@ Layout, chosen so that adds are cheap and searches stay fast:
 - Document frequencies, the live document count and total length are kept
   exact on every change, so idf and the average document length always
   describe the live corpus, as a fresh rank_bm25 build would.
+- A search may name the part of the index its caller may read: it is then
+  scored with that part's statistics (worked out once per part and kept
+  until the index changes), as an index of only that part would score it,
+  so no score depends on a chunk the caller may not read.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,6 +48,21 @@ def _grown(array: np.ndarray, size: int) -> np.ndarray:
     bigger = np.zeros(max(size, 2 * len(array)), dtype=array.dtype)
     bigger[: len(array)] = array
     return bigger
+
+
+PARTS_KEPT = 64
+"""Statistics of this many parts (readers' readable sets) are kept between changes of the index."""
+
+
+@dataclass
+class PartStats:
+    """The corpus statistics of part of the index: which slots are in it (live ones only), how many, their
+    mean length, and (worked out on first need) the mean idf of its vocabulary."""
+
+    member: np.ndarray
+    size: int
+    average_length: float
+    mean_idf: float | None = None
 
 
 class BM25Index:
@@ -66,6 +86,7 @@ class BM25Index:
         self._pending_postings = 0
         self._dead_postings = 0
         self._average_idf: float | None = None  # cached; depends on every df and the corpus size
+        self._parts: dict[int, tuple[RowMask, PartStats]] = {}  # id(part) -> it and its statistics
 
     def __len__(self) -> int:
         return len(self._slot_of)
@@ -102,7 +123,7 @@ class BM25Index:
         self._pending.append((terms, np.repeat(slots, sizes), np.array(flat_tfs, np.int32)))
         self._pending_postings += len(terms)
         self._total_length += sum(lengths)
-        self._average_idf = None
+        self._changed()
 
     def remove(self, key: int) -> None:
         """Forget the document under key; unknown keys are ignored."""
@@ -116,20 +137,30 @@ class BM25Index:
         self._alive[slot] = False
         self._total_length -= int(self._lengths[slot])
         self._dead_postings += len(terms)
+        self._changed()
+
+    def _changed(self) -> None:
         self._average_idf = None
+        self._parts = {}
 
     def search(
-        self, query_tokens: list[str], top_k: int, allowed: np.ndarray | RowMask | None = None
+        self,
+        query_tokens: list[str],
+        top_k: int,
+        allowed: np.ndarray | RowMask | None = None,
+        part: RowMask | None = None,
     ) -> list[tuple[int, float]]:
         """The top_k (key, score) pairs, best first, ties by key.
 
         Only documents containing at least one query term are returned. allowed,
         if given, holds the keys that may be returned (metadata filters, access
         lists): an integer array or a RowMask, the same convention as the vector index.
+        part, if given, holds the keys the caller may read (allowed must lie within it):
+        the scores are then those of an index holding only them.
         """
         if top_k <= 0:
             return []
-        slots, scores = self._score(query_tokens)
+        slots, scores = self._score(query_tokens) if part is None else self._score_within(query_tokens, part)
         keys = self._keys[slots]
         if allowed is not None:
             keep = allowed.contains(keys) if isinstance(allowed, RowMask) else np.isin(keys, allowed)
@@ -186,6 +217,57 @@ class BM25Index:
         hit[slots] = True
         hits = np.flatnonzero(hit & self._alive[: self._n_slots])
         return hits, totals[hits]
+
+    def _score_within(self, query_tokens: list[str], part: RowMask) -> tuple[np.ndarray, np.ndarray]:
+        """As _score, with the document count, lengths and frequencies of part only."""
+        self._refresh()
+        counts = Counter(self._term_ids.get(token) for token in query_tokens)
+        terms = np.array([t for t in counts if t is not None and self._df[t] > 0], np.int64)
+        stats = self._part_stats(part)
+        if len(terms) == 0 or stats.size == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        slots, tfs, which = self._postings(terms)
+        inside = stats.member[slots]
+        slots, tfs, which = slots[inside], tfs[inside], which[inside]
+        df = np.bincount(which, minlength=len(terms))
+        idf = np.log(stats.size - df + 0.5) - np.log(df + 0.5)
+        if np.any(idf < 0):
+            idf = np.where(idf < 0, self.epsilon * self._part_mean_idf(stats), idf)
+        weights = np.array([counts[t] for t in terms.tolist()], np.float64) * idf
+        norm = self.k1 * (1 - self.b + self.b * self._lengths[slots] / stats.average_length)
+        contributions = weights[which] * (tfs * (self.k1 + 1) / (tfs + norm))
+        totals = np.bincount(slots, weights=contributions, minlength=self._n_slots)
+        hits = np.unique(slots)
+        return hits, totals[hits]
+
+    def _part_stats(self, part: RowMask) -> PartStats:
+        """part's statistics, kept until the index changes (several searches may ask at once: any may fill)."""
+        kept = self._parts.get(id(part))
+        if kept is not None and kept[0] is part:
+            return kept[1]
+        n = self._n_slots
+        member = self._alive[:n] & part.contains(self._keys[:n])
+        size = int(member.sum())
+        average_length = float(self._lengths[:n][member].sum() / size) if size else 0.0
+        stats = PartStats(member, size, average_length)
+        if len(self._parts) >= PARTS_KEPT:
+            self._parts = {}
+        self._parts[id(part)] = (part, stats)
+        return stats
+
+    def _part_mean_idf(self, stats: PartStats) -> float:
+        """Mean idf over the vocabulary of a part (only needed when a query term is in over half of it)."""
+        if stats.mean_idf is None:
+            n_indexed = len(self._offsets) - 1
+            inside = np.concatenate([[0], np.cumsum(stats.member[self._post_slots], dtype=np.int64)])
+            df = np.zeros(len(self._term_ids), np.int64)
+            df[:n_indexed] = inside[self._offsets[1:]] - inside[self._offsets[:-1]]
+            if self._pending:
+                pending_terms, pending_slots, _ = self._pending_block()
+                df += np.bincount(pending_terms[stats.member[pending_slots]], minlength=len(df))
+            df = df[df > 0]
+            stats.mean_idf = float(np.sum(np.log(stats.size - df + 0.5) - np.log(df + 0.5)) / len(df))
+        return stats.mean_idf
 
     def _postings(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(slots, tfs, index into terms) of all postings of terms, which must have live documents."""
@@ -264,6 +346,7 @@ class BM25Index:
         counts = np.bincount(terms, minlength=len(self._term_ids))
         self._offsets = np.concatenate([[0], np.cumsum(counts)])
         self._pending, self._pending_postings, self._dead_postings = [], 0, 0
+        self._parts = {}  # slots were renumbered
 
     def _renumber_slots(self) -> np.ndarray:
         """Pack live documents into slots 0..n-1; returns the new slot of each old one."""

@@ -322,12 +322,15 @@ class RetrievalEngine:
         depth = max(params.top_k, CANDIDATE_DEPTH) if params.mode == "hybrid" else params.top_k
         with self._index_lock.reading():
             allowed = self._allowed_rows(params.filters, params.reader)
+            readable = self.access.mask(params.reader, self.version) if params.reader is not None else None
             lexical: Ranked = []
             dense: Ranked = []
             if params.mode in ("hybrid", "bm25"):
                 terms = tokenize(query)
                 with tracer.start_as_current_span("bm25 search"):
-                    lexical = self._ranking(lambda n: self.bm25.search(terms, n, allowed), depth, params.per_document)
+                    lexical = self._ranking(
+                        lambda n: self.bm25.search(terms, n, allowed, part=readable), depth, params.per_document
+                    )
             if params.mode in ("hybrid", "dense") and query_vector is not None:
                 with tracer.start_as_current_span(
                     "vector search", attributes={"likeopt.retrieval.vector_index": self.vectors.kind}

@@ -469,6 +469,25 @@ def test_an_access_change_takes_effect_at_once_in_both_directions(people: dict[s
     assert sees(alice) and not sees(bob)
 
 
+def test_a_hidden_document_changes_no_score_a_reader_sees(jwt_mesh: MeshProcess, people: dict[str, Person]) -> None:
+    """BM25's statistics are the reader's own: a word in a document bob may not read must not move his scores."""
+    bob, key = people["bob"], bearer(jwt_mesh.api_key)
+
+    def bobs_scores() -> dict[str, float]:
+        reply = bob.rest("POST", "/api/v1/search", json={"query": "heliotrope rollout", "mode": "bm25", "top_k": 20})
+        assert reply.status_code == 200, reply.text
+        return {hit["doc_id"]: hit["bm25_score"] for hit in reply.json()["hits"]}
+
+    before = bobs_scores()
+    hidden = {"id": "initech-memo", "text": "heliotrope heliotrope memo", "access": {"tenant": "initech"}}
+    reply = httpx.post(f"{jwt_mesh.base_url}/api/v1/documents", json={"documents": [hidden]}, headers=key, timeout=60)
+    assert reply.status_code == 200 and reply.json()["upserted"] == 1, reply.text
+    try:
+        assert bobs_scores() == before and "acme-handbook" in before
+    finally:
+        httpx.delete(f"{jwt_mesh.base_url}/api/v1/documents/initech-memo", headers=key, timeout=60)
+
+
 def test_no_token_reaches_a_log(jwt_mesh: MeshProcess, people: dict[str, Person], idp: IdentityProvider) -> None:
     run_dir = Path(jwt_mesh.env["LIKEOPT_RUN_DIR"])
     logs = "".join(p.read_text(errors="replace") for p in run_dir.rglob("*.log"))

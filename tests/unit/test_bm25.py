@@ -9,6 +9,7 @@ import pytest
 from rank_bm25 import BM25Okapi
 
 from likeopt.runtime.text import tokenize
+from retrieval_svc.access import RowMask
 from retrieval_svc.bm25 import BM25Index
 
 SCIFACT = Path("/work/shared/data/scifact/corpus.jsonl")
@@ -54,6 +55,18 @@ def assert_matches_rank_bm25(index: BM25Index, live: dict[int, list[str]], queri
         assert set(got) == containing, query
 
 
+def assert_part_scores_as_its_own_index(index: BM25Index, live: dict[int, list[str]], part: list[int]) -> None:
+    """Searched within part, every score is what rank_bm25 gives over part's documents alone."""
+    keys = sorted(k for k in part if k in live)
+    reference = BM25Okapi([live[k] for k in keys])
+    mask = RowMask.of_rows(part, max(*live, *part) + 1)
+    for query in queries_for(random.Random(len(keys)), [live[k] for k in keys], 30):
+        got = dict(index.search(query, top_k=len(live), allowed=mask, part=mask))
+        expected = reference.get_scores(query)
+        assert set(got) == {k for k in keys if set(query) & set(live[k])}, query
+        assert np.allclose([got.get(k, 0.0) for k in keys], expected, rtol=0, atol=TOLERANCE), query
+
+
 def build(docs: dict[int, list[str]]) -> BM25Index:
     index = BM25Index()
     for key, tokens in docs.items():
@@ -78,20 +91,24 @@ def test_scores_equal_rank_bm25(source: str) -> None:
 
 @pytest.mark.parametrize("source", ["random", "scifact"])
 def test_scores_equal_rank_bm25_after_removals_and_re_adds(source: str) -> None:
+    """Searched within a part (a reader's readable chunks), as an index of that part alone would score."""
     rng = random.Random(3)
     docs = random_corpus(rng, 400) if source == "random" else scifact_corpus(400)
     live = dict(enumerate(docs[:300]))
     index = build(live)
     queries = queries_for(rng, docs, 40)
-    index.search(queries[0], 5)  # index the first batch before changing it
+    part = rng.sample(sorted(live), 120)
+    assert_part_scores_as_its_own_index(index, live, part)  # index the first batch before changing it
     for key in rng.sample(sorted(live), 120):
         index.remove(key)
         del live[key]
     assert_matches_rank_bm25(index, live, queries)
+    assert_part_scores_as_its_own_index(index, live, part)
     for key, tokens in zip(rng.sample(range(300), 80), docs[300:380], strict=True):
         index.add(key, tokens)  # re-adds replace, adds of removed keys come back
         live[key] = tokens
     assert_matches_rank_bm25(index, live, queries)
+    assert_part_scores_as_its_own_index(index, live, part)
 
 
 def test_scores_stay_exact_while_interleaving_adds_removes_and_searches() -> None:
@@ -144,6 +161,15 @@ def test_search_restricts_to_allowed_keys() -> None:
     hits = index.search(["apple"], top_k=10, allowed=np.array([3, 4, 1], dtype=np.int64))
     assert [k for k, _ in hits] == [1, 3]
     assert index.search(["apple"], top_k=10, allowed=np.array([], dtype=np.int64)) == []
+
+
+def test_a_hidden_document_changes_no_score_within_the_part() -> None:
+    index = build({1: ["pelican", "bay"], 2: ["walrus", "bay"], 3: ["gull"]})
+    part = RowMask.of_rows([1, 2, 3], 10)
+    before = [index.search([word], 5, part, part=part) for word in ("pelican", "walrus")]
+    index.add(7, ["layoffs", "pelican"])  # a document the reader may not read
+    assert [index.search([word], 5, part, part=part) for word in ("pelican", "walrus")] == before
+    assert index.search(["pelican"], 5)[0][1] != before[0][0][1]  # unrestricted, it counts
 
 
 def test_re_adding_a_key_replaces_its_document() -> None:
