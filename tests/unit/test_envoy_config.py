@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
+from gateway.routes.documents import WRITE_TIMEOUT_S
 from likeopt.ops.envoy_config import (
     PLACEHOLDERS,
     TEMPLATE_PATH,
@@ -692,6 +693,22 @@ def test_grpc_search_is_retried_and_generation_is_not(envoy):
     before = envoy.stat("cluster.generation.upstream_rq_retry")
     _assert_unavailable(_grpc_call(envoy, "/likeopt.v1.GenerationService/Answer"))
     assert envoy.stat("cluster.generation.upstream_rq_retry") == before
+
+
+def test_an_unreachable_upstream_is_a_json_error_for_http_and_a_plain_status_for_grpc(envoy):
+    with _client() as client:
+        reply = client.post(f"{envoy.url}/likeopt.v1.GenerationService/Answer", json={})
+    assert reply.status_code == 503 and reply.headers["content-type"] == "application/json"
+    assert reply.json()["error"]["code"] == "UNAVAILABLE" and reply.json()["error"]["message"]
+    answered = _grpc_call(envoy, "/likeopt.v1.GenerationService/Answer").stdout.decode().lower()
+    assert "grpc-message: {" not in answered, "a gRPC client reads Envoy's words, not JSON"
+
+
+def test_an_upload_may_take_as_long_as_the_gateway_allows_it():
+    """Envoy must not report an upload failed (504) while the gateway still waits for it to be stored."""
+    doc = yaml.safe_load(render_envoy_config(envoy_values(Config.from_env({}), "/tmp/envoy-access.log")))
+    [upload] = [r for r in _routes(doc) if r["match"].get("prefix") == "/api/v1/documents"]
+    assert float(upload["route"]["idle_timeout"].rstrip("s")) > WRITE_TIMEOUT_S
 
 
 def test_admin_is_bound_to_loopback_only(envoy):
