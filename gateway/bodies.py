@@ -38,8 +38,7 @@ def too_large(max_bytes: int) -> ApiError:
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The whole body, or a 413 as soon as it is declared or grows past max_bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declared_over(request.headers, max_bytes):
         raise too_large(max_bytes)
     body = bytearray()
     async for chunk in request.stream():

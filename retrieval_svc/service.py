@@ -14,6 +14,7 @@ import contextvars
 import functools
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -123,6 +124,7 @@ DOT_SEGMENTS = frozenset({".", ".."})
 """Path segments HTTP clients and Envoy resolve away (``a/./b``, ``a/../b``): a document id holding one could not be
 named in ``/api/v1/documents/{id}``, and a request for it would reach another document. (An empty segment, as in a
 URL used as an id, stays allowed: ``https://…`` ids are common, and such a document is named with ``%2F``.)"""
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 REPEATED_ID = "the id appears more than once in this upload: the last one is stored"
 
 
@@ -140,6 +142,8 @@ def document_problem(doc: retrieval_pb2.Document) -> str | None:
         return "id has a '.' or '..' segment between slashes: a URL could not name it"
     if any("\x00" in field for field in (doc.text, doc.id, doc.title, *doc.metadata.keys(), *doc.metadata.values())):
         return "contains NUL characters"
+    if CONTROL_CHARACTER.search(doc.id):
+        return "id has a control character (a line break, a tab…): a URL could not name it, nor a list show it"
     return None
 
 

@@ -14,7 +14,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from gateway.auth import Reader, Writer, reader, writer
-from gateway.bodies import parse, read_body, request_body, too_large
+from gateway.bodies import declared_over, parse, read_body, request_body, too_large
 from gateway.errors import BODY_STATUSES, UPSTREAM_STATUSES, ApiError, error_responses, upstream_call
 from gateway.models import (
     Access,
@@ -174,10 +174,20 @@ def document_message(document: Document) -> retrieval_pb2.Document:
     return message
 
 
+FORM_ESCAPES = {"%22": '"', "%0A": "\n", "%0D": "\r"}
+"""What browsers (and httpx) escape in a multipart file name, as the HTML standard says: only these three."""
+
+
+def form_filename(sent: str) -> str:
+    """A file name as the user named it: the form's escapes undone, so ``say "hi".txt`` keeps its quotes."""
+    for escape, character in FORM_ESCAPES.items():
+        sent = sent.replace(escape, character)
+    return sent
+
+
 async def uploaded_documents(request: Request, max_bytes: int) -> tuple[list[retrieval_pb2.Document], list[Skipped]]:
     """Documents from the ``files`` fields of a multipart upload, and the files that gave none."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declared_over(request.headers, max_bytes):
         raise too_large(max_bytes)
     messages: list[retrieval_pb2.Document] = []
     skipped: list[Skipped] = []
@@ -189,7 +199,7 @@ async def uploaded_documents(request: Request, max_bytes: int) -> tuple[list[ret
                 raise ApiError(422, "INVALID_ARGUMENT", "no files in the 'files' field")
             access = form_access(form.get("access"))
             for upload in uploads:
-                name = upload.filename or "upload"
+                name = form_filename(upload.filename or "upload")
                 data = await upload.read(max_bytes + 1)
                 loaded = await asyncio.to_thread(lambda n=name, d=data: list(load_content(n, d, doc_id=n)))
                 for item in loaded:

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from gateway.app import GatewayApp, build_app
 from gateway.direct_route import DirectLane, DirectRoute
 from gateway.observe import HTTP_REQUESTS, RequestMetrics
+from gateway.routes.documents import form_filename
 from likeopt.runtime.config import Config
 
 KEY = "unit-test-key"
@@ -275,3 +276,10 @@ def test_search_and_chat_take_the_direct_lane_ahead_of_fastapis_whole_stack() ->
     stack = build_app(unreachable()).build_middleware_stack()
     assert isinstance(stack, DirectLane)
     assert set(stack.routes) == {("/api/v1/search", "POST"), ("/api/v1/chat", "POST")}
+
+
+def test_a_file_name_escaped_by_the_form_is_read_as_the_user_named_it() -> None:
+    """Browsers and httpx send a quote as %22 and line breaks as %0A/%0D in a multipart file name."""
+    assert form_filename("say %22hi%22.txt") == 'say "hi".txt'
+    assert form_filename("line%0Abreak%0D.md") == "line\nbreak\r.md"  # then refused: an id may not hold one
+    assert form_filename("100%25 sure.txt") == "100%25 sure.txt"  # nothing else is an escape there

@@ -147,13 +147,16 @@ async def test_ids_a_url_cannot_name_and_nul_in_metadata_are_refused_and_a_repea
         retrieval_pb2.Document(id="twice", text="The first copy."),
         retrieval_pb2.Document(id="twice", text="The second copy."),
         retrieval_pb2.Document(id="dir/ok.md", text="Slashes are fine between real segments."),
+        retrieval_pb2.Document(id="line\nbreak", text="No route's path can match a line break."),
+        retrieval_pb2.Document(id="tab\there", text="Nor should a list show a tab or \x01 in an id."),
     ]
     async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (_, stub):
         summary = await stub.UpsertDocuments(stream(docs))
         stored = await stub.GetDocument(retrieval_pb2.GetDocumentRequest(id="twice"))
     reasons = {s.id: s.reason for s in summary.skipped}
-    assert set(reasons) == {"notes/../car", "./c", "tagged", "twice"}
+    assert set(reasons) == {"notes/../car", "./c", "tagged", "twice", "line\nbreak", "tab\there"}
     assert reasons["notes/../car"] == reasons["./c"] and "a URL could not name it" in reasons["./c"]
+    assert reasons["line\nbreak"] == reasons["tab\there"] and "control character" in reasons["tab\there"]
     assert reasons["tagged"] == "contains NUL characters" and reasons["twice"] == service.REPEATED_ID
     assert summary.upserted == 3 and stored.chunks[0].text == "The second copy."
 
