@@ -45,7 +45,13 @@ from gateway.openai_models import (
     ModelList,
     error_json,
 )
-from gateway.openai_responses import ResponseEvents, ResponseShape, ResponsesRequest, responses_answer_request
+from gateway.openai_responses import (
+    ResponseEvents,
+    ResponseShape,
+    ResponsesRequest,
+    response_not_found,
+    responses_answer_request,
+)
 from gateway.openai_translate import (
     AnswerParts,
     ChunkLines,
@@ -244,7 +250,12 @@ def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRout
         markers; with ``stream: true``, the Responses API's events. ``previous_response_id`` continues from that
         response, in a new conversation (a branch) when it was not the last in its own."""
         asked = responses_answer_request(body)
-        answer = await start_answer(config, upstreams(), request, asked)
+        try:
+            answer = await start_answer(config, upstreams(), request, asked)
+        except OpenAIError as failure:  # NOT_FOUND: generation_svc keeps no turn of that response
+            if failure.status == 404 and body.previous_response_id:
+                raise response_not_found(body.previous_response_id) from None
+            raise
         answered_in = answer.first.retrieval.conversation_id or asked.conversation_id
         shape = ResponseShape(body, answered_in, asked.turn_id)
         if body.stream:

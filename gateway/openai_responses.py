@@ -106,16 +106,21 @@ def response_id(turn_id: str, conversation_id: str) -> str:
     return f"{RESPONSE_PREFIX}{turn_id}_{conversation_id}"
 
 
+def response_not_found(previous_response_id: str) -> OpenAIError:
+    """The 400 OpenAI gives for a previous_response_id it does not know (malformed, expired or never given)."""
+    return OpenAIError(
+        400,
+        f"Previous response with id {previous_response_id!r} not found.",
+        param="previous_response_id",
+        code="previous_response_not_found",
+    )
+
+
 def turn_named(previous_response_id: str) -> tuple[str, str]:
-    """The conversation and turn a response id names, or the 400 OpenAI gives for a response it does not know."""
+    """The conversation and turn a response id names, or response_not_found when it cannot be one of ours."""
     named = RESPONSE_ID.fullmatch(previous_response_id)
     if named is None or not ID_RE.match(named.group(2)):
-        raise OpenAIError(
-            400,
-            f"Previous response with id {previous_response_id!r} not found.",
-            param="previous_response_id",
-            code="previous_response_not_found",
-        )
+        raise response_not_found(previous_response_id)
     return named.group(2), named.group(1)
 
 

@@ -78,12 +78,14 @@ def drop_retried_turn(conversation: generation_pb2.Conversation, question: str) 
         del conversation.turns[-1]
 
 
-def as_it_stood_after(conversation: generation_pb2.Conversation, turn_id: str) -> generation_pb2.Conversation:
-    """The conversation as it stood after the turn named turn_id: itself when that is its last turn (or no turn
-    has that id), else a branch, a new conversation holding the turns up to that one, so continuing an older
-    response (OpenAI's previous_response_id) neither sees the later turns nor rewrites them."""
+def as_it_stood_after(conversation: generation_pb2.Conversation, turn_id: str) -> generation_pb2.Conversation | None:
+    """The conversation as it stood after the turn named turn_id: itself when that is its last turn (or none is
+    named), else a branch, a new conversation holding the turns up to that one, so continuing an older response
+    (OpenAI's previous_response_id) neither sees the later turns nor rewrites them. None when no turn has the id."""
     ids = [turn.turn_id for turn in conversation.turns]
-    if not turn_id or turn_id not in ids or ids[-1] == turn_id:
+    if turn_id and turn_id not in ids:
+        return None
+    if not turn_id or ids[-1] == turn_id:
         return conversation
     kept = conversation.turns[: ids.index(turn_id) + 1]
     return generation_pb2.Conversation(conversation_id=uuid.uuid4().hex, turns=kept)

@@ -392,9 +392,12 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         if not conversation_id:
             return generation_pb2.Conversation(conversation_id=uuid.uuid4().hex)
         stored = await self.conversations.load(conversation_id, owner_of(principal))
-        if stored is None:
+        if stored is None and not request.after_turn_id:
             return generation_pb2.Conversation(conversation_id=conversation_id)
-        return as_it_stood_after(stored, request.after_turn_id)
+        continued = as_it_stood_after(stored, request.after_turn_id) if stored is not None else None
+        if continued is None:
+            raise AnswerFailed(grpc.StatusCode.NOT_FOUND, f"no turn {request.after_turn_id!r} in {conversation_id!r}")
+        return continued
 
     async def _retrieve(
         self, search: retrieval_pb2.SearchRequest, deadline: float, principal: Principal | None = None

@@ -413,10 +413,13 @@ def test_the_openai_api_answers_as_the_token_s_principal(people: dict[str, Perso
     alices = people["alice"].rest("POST", "/v1/responses", json=asked).json()
     assert "zirconia" in alices["output"][0]["content"][0]["text"].lower()  # the premise: hers quotes it
     follow_up = {**asked, "input": "And what is its codeword?", "previous_response_id": alices["id"]}
-    for body in (asked, {**asked, "stream": True}, follow_up):  # her response id opens nothing of hers to him
+    for body in (asked, {**asked, "stream": True}):
         reply = people["bob"].rest("POST", "/v1/responses", json=body)
         assert reply.status_code == 200, reply.text
         people["bob"].assert_sees_nothing_hidden(reply.text, "/v1/responses")
+    refused = people["bob"].rest("POST", "/v1/responses", json=follow_up)  # her response is none of his
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "previous_response_not_found"
+    people["bob"].assert_sees_nothing_hidden(refused.text, "/v1/responses")
     completion = people["bob"].rest("POST", "/v1/completions", json={"model": "like-opt", "prompt": aimed})
     assert completion.status_code == 200, completion.text
     people["bob"].assert_sees_nothing_hidden(completion.text, "/v1/completions")

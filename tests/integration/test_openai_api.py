@@ -136,6 +136,10 @@ def test_the_responses_api_streams_through_envoy_and_continues_or_branches_the_c
     conversation_id = follow_up.model_extra["conversation_id"]
     assert conversation_id == first.model_extra["conversation_id"]
     assert conversation(mesh, conversation_id) == [KNOWN_QUESTION, "and its admin interface?"]
+    made_up = f"resp_{'0' * 32}_{conversation_id}"  # our shape, but no turn of this conversation
+    with pytest.raises(openai.BadRequestError) as unknown:
+        client.responses.create(model="like-opt", input="and then?", previous_response_id=made_up)
+    assert unknown.value.code == "previous_response_not_found"
     branch = client.responses.create(model="like-opt", input="and its log format?", previous_response_id=first.id)
     assert branch.model_extra is not None and branch.model_extra["conversation_id"] != conversation_id
     assert conversation(mesh, branch.model_extra["conversation_id"]) == [KNOWN_QUESTION, "and its log format?"]

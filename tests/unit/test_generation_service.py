@@ -193,15 +193,19 @@ async def test_continuing_after_an_earlier_turn_branches_and_leaves_the_conversa
         branch = await h.answer(shared, conversation_id=conversation_id, turn_id="t3", after_turn_id="t1")
         seen_by_branch = backend.calls[-1][1]
         await h.answer(size, conversation_id=conversation_id, turn_id="t4", after_turn_id="t2")
-        await h.answer(size, conversation_id=conversation_id, turn_id="t5", after_turn_id="never-given")
+        unknown = [
+            h.stub.Answer(generation_pb2.AnswerRequest(query=size, conversation_id=c, after_turn_id=t), timeout=10)
+            for c, t in ((conversation_id, "never-given"), ("no-such-conversation", "t1"))
+        ]
+        refusals = [[*kinds(await collect(call)), await call.code()] for call in unknown]
         stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
         branch_id = branch[0].retrieval.conversation_id
         branched = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=branch_id))
     assert branch_id not in ("", conversation_id) and branch[-1].done.conversation_id == branch_id
     assert seen_by_branch == [Turn(cache_question, "It keeps answers [1].")]  # not the turn about its cost
     assert [(t.question, t.turn_id) for t in branched.turns] == [(cache_question, "t1"), (shared, "t3")]
-    # the last turn named, then one no turn has: both continue the end (the second replaces its repeat)
-    assert [(t.question, t.turn_id) for t in stored.turns] == [(cache_question, "t1"), (cost, "t2"), (size, "t5")]
+    assert [(t.question, t.turn_id) for t in stored.turns] == [(cache_question, "t1"), (cost, "t2"), (size, "t4")]
+    assert refusals == [["error", grpc.StatusCode.NOT_FOUND]] * 2  # a turn no conversation of the caller's has
 
 
 async def until_stored(stub: Any, request: generation_pb2.GetConversationRequest) -> generation_pb2.Conversation:
