@@ -70,12 +70,14 @@ def history_of(conversation: generation_pb2.Conversation) -> list[Turn]:
     return [Turn(t.question, t.answer) for t in conversation.turns if small_talk_reply(t.question) is None]
 
 
-def drop_retried_turn(conversation: generation_pb2.Conversation, question: str) -> None:
+def drop_retried_turn(conversation: generation_pb2.Conversation, question: str) -> bool:
     """A question asked again straight after itself (a stream resumed with Last-Event-ID, a retry after Stop or a
     failure) replaces its earlier turn: that turn leaves the history, so the answer is the one first given (and
-    replayed from the cache), and the conversation holds the question once."""
+    replayed from the cache), and the conversation holds the question once. Whether it was one."""
     if conversation.turns and conversation.turns[-1].question.strip() == question.strip():
         del conversation.turns[-1]
+        return True
+    return False
 
 
 def as_it_stood_after(conversation: generation_pb2.Conversation, turn_id: str) -> generation_pb2.Conversation | None:

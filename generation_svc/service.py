@@ -154,7 +154,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             top_k = ANSWER_TOP_K.check(request.top_k)
             bounds = AnswerBounds.of(request)
             conversation = await self._conversation(request, principal)
-            drop_retried_turn(conversation, request.query)
+            another_question = bool(conversation.turns) and not drop_retried_turn(conversation, request.query)
             history = history_of(conversation)
             if (reply_text := small_talk_reply(request.query)) is not None:
                 retrieved, retrieval_ms = Event(retrieval=generation_pb2.RetrievalEvent()), 0.0
@@ -163,6 +163,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 retrieved, source, searched = await self._grounded(request, history, top_k, bounds, principal, deadline)
                 retrieval_ms = (searched - started) * 1000
             retrieved.retrieval.conversation_id = conversation.conversation_id
+            retrieved.retrieval.another_question = another_question
             yield retrieved
             async with (
                 aclosing(self._timed(source, started, retrieval_ms, deadline)) as timed,

@@ -39,7 +39,7 @@ CHAT_STREAM = (
     "without searching), citations (all of them again)} or `error` "
     "{code, message}: an upstream failure arrives as that event, after the 200. Comment lines are heartbeats. Sent "
     "again with a `Last-Event-ID` header, the same question continues after that event (a finished answer is "
-    "replayed identically from the cache)."
+    "replayed identically from the cache); another question in the same conversation is a new answer, sent whole."
 )
 
 JSON_REPLY = (
@@ -112,11 +112,14 @@ def resumed_after(last_event_id: str) -> int:
 
 
 async def answer_frames(call: Any, started: float, skip: int = 0) -> AsyncGenerator[bytes, None]:
-    """SSE frames of an Answer stream, those up to id skip left out; a failed call ends with an error event."""
+    """SSE frames of an Answer stream, those up to id skip left out unless the answer follows another question
+    (then it is not the one the client resumes); a failed call ends with an error event."""
     event_id = 0
     ended = any_delta = False
     try:
         async for event in call:
+            if event.HasField("retrieval") and event.retrieval.another_question:
+                skip = 0  # a new answer, which the client must have whole
             kind, data = event_json(event)
             if kind == "delta" and not any_delta:
                 any_delta = True

@@ -42,14 +42,16 @@ class GenerateRequest(_message.Message):
     def __init__(self, query: _Optional[str] = ..., contexts: _Optional[_Iterable[_Union[_retrieval_pb2.SearchHit, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RetrievalEvent(_message.Message):
-    __slots__ = ("hits", "index_version", "conversation_id")
+    __slots__ = ("hits", "index_version", "conversation_id", "another_question")
     HITS_FIELD_NUMBER: _ClassVar[int]
     INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ANOTHER_QUESTION_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[_retrieval_pb2.SearchHit]
     index_version: int
     conversation_id: str
-    def __init__(self, hits: _Optional[_Iterable[_Union[_retrieval_pb2.SearchHit, _Mapping]]] = ..., index_version: _Optional[int] = ..., conversation_id: _Optional[str] = ...) -> None: ...
+    another_question: bool
+    def __init__(self, hits: _Optional[_Iterable[_Union[_retrieval_pb2.SearchHit, _Mapping]]] = ..., index_version: _Optional[int] = ..., conversation_id: _Optional[str] = ..., another_question: _Optional[bool] = ...) -> None: ...
 
 class DeltaEvent(_message.Message):
     __slots__ = ("text",)

@@ -103,3 +103,17 @@ def test_a_reconnect_with_last_event_id_gets_the_rest_with_its_citations(mesh: M
     assert ids[0] == 3 and len(rest) == len(first) - 2
     assert rest == [*first[2:-1], rest[-1]]  # the same events (a cached replay), then its own done
     assert [c for kind, c in first if kind == "citation"] == rest[-1][1]["citations"]
+
+
+def test_a_last_event_id_sent_with_another_question_gets_the_whole_new_answer(mesh: MeshProcess) -> None:
+    """Only the question asked again is the answer resumed; another one must not lose its first events."""
+    conversation_id = done_of(chat(mesh, "What does the gateway do?"))["conversation_id"]
+    question = {"query": "How is the cache keyed?", "conversation_id": conversation_id}
+    with httpx.stream(
+        "POST", f"{mesh.base_url}/api/v1/chat", json=question, headers={"Last-Event-ID": "3"}, timeout=60
+    ) as reply:
+        body = "".join(reply.iter_text())
+    ids = [int(line[3:]) for line in body.splitlines() if line.startswith("id:")]
+    events = parse_sse(body)
+    assert ids[0] == 1 and events[0][0] == "retrieval" and events[-1][0] == "done"
+    assert events == [*chat(mesh, **question)[:-1], events[-1]]  # then asked again: replayed whole
