@@ -140,10 +140,15 @@ def run_up(args: argparse.Namespace, config: Config, parser: argparse.ArgumentPa
 
 
 def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
-    from likeopt.ops.ingest import access_of, ingest_paths
+    from likeopt.ops.ingest import Unreachable, access_of, ingest_paths
 
+    if missing := [path for path in args.paths if not Path(path).exists()]:
+        parser.error(f"no such file or folder: {', '.join(missing)} (nothing was ingested)")
     access = access_of(args.tenant, args.allow_user, args.allow_group)
-    summary = ingest_paths(args.paths, config.retrieval_addr, quiet=args.quiet, access=access)
+    try:
+        summary = ingest_paths(args.paths, config.retrieval_addr, quiet=args.quiet, access=access)
+    except Unreachable as exc:
+        sys.exit(f"likeopt ingest: {exc}; is `likeopt up` running, and LIKEOPT_RETRIEVAL_ADDR right?")
     sys.exit(0 if summary.upserted or not summary.skipped else 1)
 
 

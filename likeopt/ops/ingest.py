@@ -14,6 +14,12 @@ from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 INGEST_TIMEOUT_S = 24 * 3600.0
 """A whole corpus is one call; on a busy 2-core machine SciFact alone took over an hour."""
+CONNECT_TIMEOUT_S = 30.0
+"""How long to wait for retrieval_svc to accept a connection (it may still be starting) before giving up."""
+
+
+class Unreachable(Exception):
+    """retrieval_svc did not accept a connection in time."""
 
 
 def ingest_paths(
@@ -39,6 +45,11 @@ def ingest_paths(
 
     writer = address_list(retrieval_addr)[0]  # replicas beyond the first only read
     with grpc.insecure_channel(writer, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=CONNECT_TIMEOUT_S)
+        except grpc.FutureTimeoutError:
+            progress.close()
+            raise Unreachable(f"retrieval_svc at {writer} did not answer in {CONNECT_TIMEOUT_S:.0f} s") from None
         summary = retrieval_pb2_grpc.RetrievalServiceStub(channel).UpsertDocuments(
             documents(), timeout=INGEST_TIMEOUT_S, wait_for_ready=True
         )
