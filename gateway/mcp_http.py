@@ -84,6 +84,9 @@ class McpEndpoint:
             response = error_response(401, "UNAUTHENTICATED", refusal[1], headers={"WWW-Authenticate": "Bearer"})
         elif (origin := headers.get("origin")) and not origin_allowed(self.config.cors_origins, origin):
             response = error_response(403, "FORBIDDEN", f"origin {origin!r} is not allowed (LIKEOPT_CORS_ORIGINS)")
+        elif scope["method"] == "GET":  # no session, so no server-sent stream: the SDK's would idle forever
+            message = "this MCP server is stateless: POST each message (there is no stream to GET)"
+            response = error_response(405, "METHOD_NOT_ALLOWED", message, headers={"Allow": "POST"})
         elif declared_over(headers, MAX_MESSAGE_BYTES):  # the SDK's own refusal is plain text
             response = error_response(413, "PAYLOAD_TOO_LARGE", f"an MCP message is at most {MAX_MESSAGE_BYTES} bytes")
         else:

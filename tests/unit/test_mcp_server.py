@@ -146,3 +146,12 @@ async def test_a_message_over_the_limit_is_refused_in_the_error_shape() -> None:
     async with endpoint.run(), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=endpoint)) as http:
         reply = await http.post("http://like-opt/mcp", json=huge, headers=accept)
     assert reply.status_code == 413 and reply.json()["error"]["code"] == "PAYLOAD_TOO_LARGE", reply.text
+
+
+async def test_a_get_is_refused_as_there_is_no_stream_to_hold_open() -> None:
+    endpoint = McpEndpoint(Config.from_env({}), build_mcp_server(lambda: None))  # type: ignore[arg-type,return-value]
+    accept = {"accept": "text/event-stream", "mcp-protocol-version": "2025-06-18"}
+    async with endpoint.run(), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=endpoint)) as http:
+        reply = await http.get("http://like-opt/mcp", headers=accept)
+    assert reply.status_code == 405 and reply.headers["allow"] == "POST", reply.text
+    assert reply.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
