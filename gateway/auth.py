@@ -13,7 +13,7 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import Request
 
-from gateway.errors import ApiError
+from gateway.errors import BEARER_CHALLENGE, ApiError
 from gateway.keys import bearer_token, caller_of, caller_refusal, key_refusal
 from likeopt.runtime.principal import Principal
 
@@ -32,7 +32,9 @@ def allowed(request: Request, write: bool) -> Principal | None:
     refusal = caller_refusal(config, request.headers, write)
     if refusal is not None:
         status, reason = refusal
-        raise ApiError(status, "UNAUTHENTICATED" if status == 401 else "PERMISSION_DENIED", reason)
+        if status == 401:
+            raise ApiError(401, "UNAUTHENTICATED", reason, headers=BEARER_CHALLENGE)
+        raise ApiError(status, "PERMISSION_DENIED", reason)
     return caller_of(config, request.headers)
 
 
@@ -52,7 +54,7 @@ async def administrator(request: Request, _: Credentials) -> str:
     authorization = request.headers.get("authorization", "")
     refusal = key_refusal(request.state.gateway.config, authorization, write=True)
     if refusal is not None:
-        raise ApiError(401, "UNAUTHENTICATED", refusal)
+        raise ApiError(401, "UNAUTHENTICATED", refusal, headers=BEARER_CHALLENGE)
     return bearer_token(authorization) or ""
 
 

@@ -48,6 +48,8 @@ STATUS_MEANINGS = {
 UPSTREAM_STATUSES = (*sorted(set(GRPC_TO_HTTP.values())), UPSTREAM_FAILED)
 """What a route that calls a service can answer: whatever the service's status maps to."""
 BODY_STATUSES = (400, 413, 422)
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+"""What a 401 says it wants (RFC 9110): a bearer credential, the API key or a token."""
 
 
 class ApiError(Exception):

@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from gateway.bodies import declared_over
-from gateway.errors import error_response
+from gateway.errors import BEARER_CHALLENGE, error_response
 from gateway.keys import caller_of, caller_refusal
 from gateway.mcp_server import Mesh
 from gateway.upstreams import Upstreams
@@ -81,7 +81,7 @@ class McpEndpoint:
         headers = Headers(scope=scope)
         refusal = caller_refusal(self.config, headers, write=False)
         if refusal is not None:
-            response = error_response(401, "UNAUTHENTICATED", refusal[1], headers={"WWW-Authenticate": "Bearer"})
+            response = error_response(401, "UNAUTHENTICATED", refusal[1], headers=BEARER_CHALLENGE)
         elif (origin := headers.get("origin")) and not origin_allowed(self.config.cors_origins, origin):
             response = error_response(403, "FORBIDDEN", f"origin {origin!r} is not allowed (LIKEOPT_CORS_ORIGINS)")
         elif scope["method"] == "GET":  # no session, so no server-sent stream: the SDK's would idle forever

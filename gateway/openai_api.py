@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.bodies import declared_over, field_path
-from gateway.errors import public_details
+from gateway.errors import BEARER_CHALLENGE, public_details
 from gateway.keys import caller_of, caller_refusal
 from gateway.observe import record_first_token
 from gateway.openai_completions import (
@@ -217,7 +217,7 @@ def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRout
     async def require_key(request: Request) -> None:
         refusal = caller_refusal(config, request.headers, write=False)
         if refusal is not None:
-            raise OpenAIError(401, refusal[1], code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+            raise OpenAIError(401, refusal[1], code="invalid_api_key", headers=BEARER_CHALLENGE)
 
     router = APIRouter(dependencies=[Depends(require_key)], responses=ERRORS)
 

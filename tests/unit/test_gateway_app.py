@@ -88,10 +88,14 @@ def test_a_body_is_read_as_json_whatever_its_content_type_says(client: TestClien
 
 
 def test_writes_need_the_key_and_its_refusal_comes_first(client: TestClient) -> None:
-    assert error_of(client.post("/api/v1/documents", content=b"not json"), 401)["code"] == "UNAUTHENTICATED"
     wrong = {"Authorization": "Bearer nope"}
-    assert error_of(client.delete("/api/v1/documents/a/b", headers=wrong), 401)["code"] == "UNAUTHENTICATED"
-    assert error_of(client.get("/api/v1/feedback"), 401)["code"] == "UNAUTHENTICATED"
+    for refused in (
+        client.post("/api/v1/documents", content=b"not json"),
+        client.delete("/api/v1/documents/a/b", headers=wrong),
+        client.get("/api/v1/feedback"),
+    ):
+        assert error_of(refused, 401)["code"] == "UNAUTHENTICATED"
+        assert refused.headers["www-authenticate"] == "Bearer", "a 401 names the credential it wants"
 
 
 def test_bad_documents_are_named_by_their_position(client: TestClient) -> None:
