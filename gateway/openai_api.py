@@ -277,13 +277,27 @@ def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRout
     return router
 
 
+SCHEMA_CODES = {
+    "missing": "missing_required_parameter",
+    "greater_than": "integer_below_min_value",
+    "greater_than_equal": "integer_below_min_value",
+    "less_than": "integer_above_max_value",
+    "less_than_equal": "integer_above_max_value",
+    "extra_forbidden": "unknown_parameter",
+}
+"""OpenAI's error codes for pydantic's kinds of problem; a wrong type is "invalid_type", the rest "invalid_value"."""
+
+
 def validation_error(exc: RequestValidationError) -> OpenAIError:
-    """A body that does not parse (400) or does not fit the schema (422), naming the first bad field."""
+    """A body that does not parse or does not fit the schema: a 400 naming the first bad field, as OpenAI's API
+    answers (its clients raise BadRequestError for it)."""
     problem = exc.errors()[0]
     param = field_path(problem.get("loc", ())[1:]) or None  # the first part says where: "body"
-    if problem.get("type") == "json_invalid":
+    kind = str(problem.get("type", ""))
+    if kind == "json_invalid":
         return OpenAIError(400, "the body is not valid JSON", code="invalid_json")
-    return OpenAIError(422, f"{param or 'body'}: {problem.get('msg', 'invalid')}", param, problem.get("type"))
+    code = SCHEMA_CODES.get(kind, "invalid_type" if kind.endswith("_type") else "invalid_value")
+    return OpenAIError(400, f"{param or 'body'}: {problem.get('msg', 'invalid')}", param, code)
 
 
 class BodyLimit:

@@ -60,7 +60,7 @@ async def test_max_tokens_cuts_the_answer_with_finish_reason_length_and_counts_i
         whole = await client.chat.completions.create(**asked)  # type: ignore[call-overload]
         short = await client.chat.completions.create(**asked, max_completion_tokens=6)  # type: ignore[call-overload]
         older = await client.chat.completions.create(**asked, max_tokens=6)  # type: ignore[call-overload]
-        with pytest.raises(openai.UnprocessableEntityError) as zero:
+        with pytest.raises(openai.BadRequestError) as zero:
             await client.chat.completions.create(**asked, max_tokens=0)  # type: ignore[call-overload]
     assert whole.choices[0].finish_reason == "stop" and whole.usage is not None and whole.usage.completion_tokens > 4
     assert whole.usage.prompt_tokens > whole.usage.completion_tokens
@@ -69,6 +69,7 @@ async def test_max_tokens_cuts_the_answer_with_finish_reason_length_and_counts_i
     assert short.model_extra is not None and short.model_extra["citations"][0]["doc_id"] == "envoy.md"
     assert older.choices[0].message.content == short.choices[0].message.content
     assert zero.value.body["param"] == "max_tokens"  # type: ignore[index]
+    assert zero.value.body["code"] == "integer_below_min_value"  # type: ignore[index]
 
 
 async def test_stop_ends_the_answer_before_the_sequence_and_cites_only_what_is_left() -> None:
@@ -108,7 +109,7 @@ async def test_bad_requests_get_openai_errors_with_the_right_status() -> None:
             await client.chat.completions.create(model="like-opt", messages=[{"role": "robot", "content": "x"}])
         with pytest.raises(openai.BadRequestError) as blank:  # refused by generation_svc: its 400 comes through
             await client.chat.completions.create(model="like-opt", messages=[{"role": "user", "content": "  "}])
-        with pytest.raises(openai.UnprocessableEntityError) as schema:
+        with pytest.raises(openai.BadRequestError) as schema:
             await client.chat.completions.create(model="like-opt", messages="not a list")  # type: ignore[arg-type]
         with pytest.raises(openai.NotFoundError) as model:
             await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": QUESTION}])
@@ -117,6 +118,7 @@ async def test_bad_requests_get_openai_errors_with_the_right_status() -> None:
     assert empty.value.body["param"] == "messages" and role.value.body["param"] == "messages[0].role"  # type: ignore[index]
     assert blank.value.body["code"] == "invalid_argument"  # type: ignore[index]
     assert schema.value.body["param"] == "messages" and model.value.body["code"] == "model_not_found"  # type: ignore[index]
+    assert schema.value.body["code"] == "invalid_type"  # type: ignore[index]
     assert huge.value.status_code == 413 and huge.value.body["code"] == "request_too_large"  # type: ignore[index]
 
 
