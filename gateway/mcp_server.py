@@ -22,6 +22,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from mcp.server.mcpserver import MCPServer, ResourceSecurity
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -183,10 +184,20 @@ def passage_of(hit: retrieval_pb2.SearchHit) -> Passage:
     )
 
 
-def register_tools(server: MCPServer, mesh: Callable[[], Mesh]) -> None:
+def strict_tool(fn: Callable[..., Any], annotations: ToolAnnotations) -> Tool:
+    """A tool whose arguments must all be its own (its schema says additionalProperties: false): a misspelt one,
+    ``filter`` for ``filters``, is an error the caller can correct, as in the REST API, not silently ignored."""
+    tool = Tool.from_function(fn, annotations=annotations)
+    loose = tool.fn_metadata.arg_model
+    strict = type(loose.__name__, (loose,), {"model_config": ConfigDict(**loose.model_config, extra="forbid")})
+    tool.fn_metadata.arg_model = strict
+    tool.parameters = strict.model_json_schema(by_alias=True)
+    return tool
+
+
+def mesh_tools(mesh: Callable[[], Mesh]) -> list[Tool]:
     """search, ask and list_documents."""
 
-    @server.tool(annotations=READ_ONLY)
     async def search(
         query: Annotated[str, Field(description="What to look for, in plain words or keywords.")],
         top_k: Annotated[int, Field(ge=SEARCH_TOP_K.low, le=SEARCH_TOP_K.high, description="How many passages.")] = 5,
@@ -207,7 +218,6 @@ def register_tools(server: MCPServer, mesh: Callable[[], Mesh]) -> None:
             raise tool_failure(exc) from None
         return SearchResult(passages=[passage_of(h) for h in reply.hits], index_version=reply.index_version)
 
-    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, openWorldHint=False))
     async def ask(
         question: Annotated[str, Field(description="The question, in plain words.")],
         conversation_id: Annotated[str, Field(description="Continue this conversation (from an earlier ask).")] = "",
@@ -219,7 +229,6 @@ def register_tools(server: MCPServer, mesh: Callable[[], Mesh]) -> None:
         request = generation_pb2.AnswerRequest(query=question, conversation_id=conversation_id, top_k=top_k)
         return await answer_of(mesh(), request)
 
-    @server.tool(annotations=READ_ONLY)
     async def list_documents(
         limit: Annotated[
             int, Field(ge=LIST_LIMIT.low, le=LIST_LIMIT.high, description="Most documents in the page.")
@@ -238,6 +247,9 @@ def register_tools(server: MCPServer, mesh: Callable[[], Mesh]) -> None:
             for d in reply.documents
         ]
         return DocumentPage(documents=documents, next_after_id=reply.next_after_id, total=reply.total)
+
+    asks = ToolAnnotations(readOnlyHint=False, openWorldHint=False)  # it stores a conversation turn
+    return [strict_tool(search, READ_ONLY), strict_tool(ask, asks), strict_tool(list_documents, READ_ONLY)]
 
 
 def document_text(doc: retrieval_pb2.StoredDocument) -> str:
@@ -276,8 +288,9 @@ def build_mcp_server(mesh: Callable[[], Mesh]) -> MCPServer[Any]:
         own_version = version("like-opt")
     except PackageNotFoundError:
         own_version = "0"
-    server: MCPServer[Any] = MCPServer("like-opt", title="Like-Opt", instructions=INSTRUCTIONS, version=own_version)
-    register_tools(server, mesh)
+    server: MCPServer[Any] = MCPServer(
+        "like-opt", title="Like-Opt", instructions=INSTRUCTIONS, version=own_version, tools=mesh_tools(mesh)
+    )
     register_resources(server, mesh)
     return server
 

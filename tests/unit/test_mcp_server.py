@@ -48,6 +48,7 @@ async def test_tools_are_listed_with_their_schemas(tmp_path: Path) -> None:
     assert tools["search"].input_schema["required"] == ["query"]
     assert tools["search"].input_schema["properties"]["mode"]["enum"] == ["hybrid", "bm25", "dense"]
     assert "conversation_id" in tools["ask"].input_schema["properties"]
+    assert all(tool.input_schema["additionalProperties"] is False for tool in tools.values())
 
 
 async def test_search_returns_passages_with_ids_scores_and_resource_uris(tmp_path: Path) -> None:
@@ -97,12 +98,14 @@ async def test_failures_are_tool_errors_and_the_server_keeps_serving(tmp_path: P
         blank = await client.call_tool("ask", {"question": ""})
         bad_id = await client.call_tool("ask", {"question": "ports?", "conversation_id": "../etc"})
         out_of_range = await client.call_tool("search", {"query": "x", "top_k": 1000})
+        misspelt = await client.call_tool("search", {"query": "zebras", "filter": {"source": "nope"}})
         with pytest.raises(MCPError):
             await client.read_resource("likeopt://documents/nothing-here")
         still = await client.call_tool("search", {"query": "zebras"})
     for result in (empty, blank, bad_id):
         assert result.is_error and "INVALID_ARGUMENT" in result.content[0].text  # type: ignore[union-attr]
     assert out_of_range.is_error and not still.is_error
+    assert misspelt.is_error and "filter" in misspelt.content[0].text  # type: ignore[union-attr]
 
 
 def test_a_document_reads_as_markdown_with_its_chunk_ids() -> None:
