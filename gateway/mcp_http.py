@@ -44,6 +44,11 @@ def origin_allowed(pattern: str, origin: str) -> bool:
         return False
 
 
+def is_json(content_type: str) -> bool:
+    """Whether a Content-Type names JSON (parameters such as charset aside), as the SDK reads it."""
+    return content_type.partition(";")[0].strip() == "application/json"
+
+
 def mesh_of(upstreams: Upstreams, config: Config) -> Mesh:
     """The MCP tools' stubs on the gateway's own channels (searches balanced, document reads to the writer)."""
     return Mesh(
@@ -87,6 +92,11 @@ class McpEndpoint:
         elif scope["method"] == "GET":  # no session, so no server-sent stream: the SDK's would idle forever
             message = "this MCP server is stateless: POST each message (there is no stream to GET)"
             response = error_response(405, "METHOD_NOT_ALLOWED", message, headers={"Allow": "POST"})
+        elif scope["method"] == "POST" and not is_json(headers.get("content-type", "")):  # the SDK's: plain text
+            media_type = headers.get("content-type", "none")
+            response = error_response(
+                415, "UNSUPPORTED_MEDIA_TYPE", f"MCP messages are application/json, not {media_type}"
+            )
         elif declared_over(headers, MAX_MESSAGE_BYTES):  # the SDK's own refusal is plain text
             response = error_response(413, "PAYLOAD_TOO_LARGE", f"an MCP message is at most {MAX_MESSAGE_BYTES} bytes")
         else:

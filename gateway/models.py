@@ -162,14 +162,17 @@ class Access(BaseModel):
 
 
 class Document(BaseModel):
-    """A document to add or replace. One retrieval_svc cannot store (no id, no text, an id over 512 characters,
-    NUL characters, or an access list the writer may not give) is skipped with the reason, not refused."""
+    """A document to add or replace. One retrieval_svc cannot store (no id, neither text nor title, an id over 512
+    characters or with a control character, NUL characters, or an access list the writer may not give) is skipped
+    with the reason, not refused."""
 
     model_config = STRICT
 
     id: str = Field("", description="Replaces the document with this id; missing or empty: skipped.")
     title: str = ""
-    text: str = Field("", description="The document's text; empty: skipped.")
+    text: str = Field(
+        "", description="The document's text; empty: the title is stored as its text (with neither: skipped)."
+    )
     metadata: StringMap = Field(default_factory=dict)
     access: Access | None = None
 

@@ -158,3 +158,15 @@ async def test_a_get_is_refused_as_there_is_no_stream_to_hold_open() -> None:
         reply = await http.get("http://like-opt/mcp", headers=accept)
     assert reply.status_code == 405 and reply.headers["allow"] == "POST", reply.text
     assert reply.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+async def test_a_message_that_is_not_json_is_refused_in_the_error_shape() -> None:
+    endpoint = McpEndpoint(Config.from_env({}), build_mcp_server(lambda: None))  # type: ignore[arg-type,return-value]
+    ping = b'{"jsonrpc": "2.0", "id": 1, "method": "ping"}'
+    accept = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
+    async with endpoint.run(), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=endpoint)) as http:
+        plain = await http.post("http://like-opt/mcp", content=ping, headers={**accept, "content-type": "text/plain"})
+        json_utf8 = {**accept, "content-type": "application/json; charset=utf-8"}
+        fine = await http.post("http://like-opt/mcp", content=ping, headers=json_utf8)
+    assert plain.status_code == 415 and plain.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE", plain.text
+    assert fine.status_code == 200, fine.text
