@@ -351,7 +351,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     ) -> generation_pb2.ListFeedbackReply:
         """Questions and comments are users' words: only callers holding the API key may read them."""
         if not self.config.api_key or not bearer_matches(context, self.config.api_key.get_secret_value()):
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "ListFeedback needs the API key")
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "ListFeedback needs the API key")
         if self.feedback is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "feedback is not kept by this server")
         if request.rating not in ("", *RATINGS):
