@@ -32,6 +32,11 @@ def declared_over(headers: Headers, limit: int) -> bool:
     return declared.isdigit() and int(declared) > limit
 
 
+def is_json(content_type: str) -> bool:
+    """Whether a Content-Type names JSON, parameters such as charset aside (as the MCP SDK reads it)."""
+    return content_type.partition(";")[0].strip() == "application/json"
+
+
 def too_large(max_bytes: int) -> ApiError:
     return ApiError(413, "PAYLOAD_TOO_LARGE", f"body exceeds {max_bytes} bytes")
 

@@ -21,7 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from gateway.bodies import declared_over
+from gateway.bodies import declared_over, is_json
 from gateway.errors import BEARER_CHALLENGE, error_response
 from gateway.keys import caller_of, caller_refusal
 from gateway.mcp_server import Mesh
@@ -42,11 +42,6 @@ def origin_allowed(pattern: str, origin: str) -> bool:
         return re.fullmatch(pattern, origin) is not None
     except re.error:  # an RE2 construct Python lacks: refuse rather than guess
         return False
-
-
-def is_json(content_type: str) -> bool:
-    """Whether a Content-Type names JSON (parameters such as charset aside), as the SDK reads it."""
-    return content_type.partition(";")[0].strip() == "application/json"
 
 
 def mesh_of(upstreams: Upstreams, config: Config) -> Mesh:

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.bodies import declared_over, field_path
+from gateway.bodies import declared_over, field_path, is_json
 from gateway.errors import BEARER_CHALLENGE, public_details
 from gateway.keys import caller_of, caller_refusal
 from gateway.observe import record_first_token
@@ -338,6 +338,9 @@ def openai_app(config: Config, upstreams: Callable[[], Upstreams]) -> FastAPI:
 
     async def on_invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        if not is_json(request.headers.get("content-type", "")):  # curl -d sends a form type: say so
+            unread = OpenAIError(400, "send the body as JSON, with Content-Type: application/json", code="invalid_json")
+            return await on_openai_error(request, unread)
         return await on_openai_error(request, validation_error(exc))
 
     async def on_http_error(request: Request, exc: Exception) -> Response:

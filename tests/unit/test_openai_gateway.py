@@ -129,7 +129,10 @@ async def test_bad_json_is_400_and_unknown_paths_404_in_openai_shape() -> None:
             "http://like-opt/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
         )
         missing = await http.get("http://like-opt/v1/embeddings")
+        form = {"content-type": "application/x-www-form-urlencoded"}  # what curl -d sends
+        curled = await http.post("http://like-opt/v1/chat/completions", content=b'{"model": "like-opt"}', headers=form)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
+    assert curled.status_code == 400 and "Content-Type: application/json" in curled.json()["error"]["message"]
     assert missing.status_code == 404 and set(missing.json()["error"]) == {"message", "type", "param", "code"}
 
 
