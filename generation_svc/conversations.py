@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 from generation_svc.backends import Turn
 from generation_svc.small_talk import small_talk_reply
 from likeopt.caching.cache_client import CacheClient
+from likeopt.runtime.contract import MAX_QUERY_CHARS
 from likeopt.runtime.text import STOP_WORDS, tokenize
 from likeopt.v1 import generation_pb2
 
@@ -52,7 +53,8 @@ def salient_words(text: str) -> list[str]:
 
 
 def rewrite_query(question: str, history: list[Turn]) -> str:
-    """The retrieval query: a follow-up gets the earlier questions' salient words appended."""
+    """The retrieval query: a follow-up gets the earlier questions' salient words appended, as many as fit in a
+    query (a question near the limit borrows fewer, or none)."""
     if not history or not is_follow_up(question):
         return question
     own_terms = set(tokenize(question))
@@ -61,7 +63,12 @@ def rewrite_query(question: str, history: list[Turn]) -> str:
         for word in salient_words(turn.question):
             if not own_terms.intersection(tokenize(word)) and word not in borrowed:
                 borrowed.append(word)
-    return " ".join([question, *borrowed[:MAX_BORROWED_WORDS]])
+    query = question
+    for word in borrowed[:MAX_BORROWED_WORDS]:
+        if len(query) + 1 + len(word) > MAX_QUERY_CHARS:
+            break
+        query += " " + word
+    return query
 
 
 def history_of(conversation: generation_pb2.Conversation) -> list[Turn]:

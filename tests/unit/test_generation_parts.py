@@ -15,6 +15,7 @@ from generation_svc.conversations import is_follow_up, rewrite_query
 from generation_svc.openai_backend import parse_chunk, sse_data, status_failure
 from generation_svc.prompts import build_messages
 from generation_svc.shared_stream import SharedStreams
+from likeopt.runtime.contract import MAX_QUERY_CHARS
 
 EARLIER = [Turn("How does Like-Opt cache answers in Redis?", "In Redis [1].")]
 
@@ -36,6 +37,15 @@ def test_standalone_questions_and_first_questions_are_left_alone() -> None:
 
 def test_words_the_follow_up_already_has_are_not_repeated() -> None:
     assert rewrite_query("what about caching costs?", EARLIER).split().count("cache") == 0
+
+
+def test_a_follow_up_near_the_query_limit_borrows_only_what_fits() -> None:
+    """The rewritten query is searched: it must stay within the limit the question itself was held to."""
+    long_follow_up = "What about " + "it " * ((MAX_QUERY_CHARS - 20) // 3)
+    rewritten = rewrite_query(long_follow_up, EARLIER)
+    assert rewritten.startswith(long_follow_up) and len(rewritten) <= MAX_QUERY_CHARS
+    assert rewritten != long_follow_up  # a short word or two still fit
+    assert rewrite_query("And this?", [Turn("é" * MAX_QUERY_CHARS, "Yes.")]) == "And this?"
 
 
 def test_prompt_numbers_passages_and_carries_the_conversation() -> None:
