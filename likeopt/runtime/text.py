@@ -120,6 +120,7 @@ def sentence_gap(before: str, after: str) -> str:
 
 
 _LAST_WORD = re.compile(r"\S+$")
+_CITATION_NEXT = re.compile(r"\s+\[\d{1,3}\]")
 
 _ABBREVIATIONS = frozenset(
     """
@@ -144,9 +145,10 @@ def split_sentences(text: str) -> list[str]:
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:
-    """Whether the period at text[dot] closes an abbreviation or an initial ("J. Smith")."""
+    """Whether the period at text[dot] closes an abbreviation or an initial ("J. Smith"). Not when a citation
+    marker follows: "vitamin D. [1]" ends a sentence of an answer, as nothing abbreviated is cited."""
     word = _LAST_WORD.search(text, max(0, dot - 16), dot)
-    if word is None:
+    if word is None or _CITATION_NEXT.match(text, dot + 1):
         return False
     stem = word.group().lstrip("([{\"'\u201c\u2018").lower()
     return stem in _ABBREVIATIONS or (len(stem) == 1 and stem.isalpha())

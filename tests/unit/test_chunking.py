@@ -71,6 +71,16 @@ def test_split_keeps_closing_quotes_and_brackets_with_their_sentence() -> None:
     ]
 
 
+def test_a_period_before_a_citation_marker_ends_its_sentence_even_after_a_single_letter() -> None:
+    """Found in a grounded answer: "vitamin D. [1]" was merged with the next sentence, so neither was supported."""
+    assert split_sentences("It needs vitamin D. [1] More, et al. [2] Done.") == [
+        "It needs vitamin D.",
+        "[1] More, et al.",
+        "[2] Done.",
+    ]
+    assert split_sentences("It needs vitamin D. More helps.") == ["It needs vitamin D. More helps."]  # "with J. Doe"
+
+
 def test_split_at_ideographic_stops_which_no_space_follows() -> None:
     sentences = ["肺癌常见。", "吸烟有害\uff01", "真的吗\uff1f", "「です。」", "次"]
     assert split_sentences("".join(sentences)) == sentences

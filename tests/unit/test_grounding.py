@@ -23,6 +23,14 @@ def test_markers_after_the_sentence_cite_it_as_the_extractive_backend_writes_the
     ]
 
 
+def test_a_sentence_ending_in_a_single_letter_keeps_its_own_citation() -> None:
+    """A single letter before "[1]" is not an initial: merged with the next sentence, neither was found supported."""
+    assert cited("Envoy listens on plan B. [1] Redis holds the cache. [2]") == [
+        ("Envoy listens on plan B.", [1]),
+        ("Redis holds the cache.", [2]),
+    ]
+
+
 def test_markers_before_the_sentence_cite_it_when_the_answer_opens_with_one() -> None:
     assert cited("[1] Envoy listens on port 8080. It routes requests. [2] Redis holds the cache.") == [
         ("Envoy listens on port 8080.", [1]),
