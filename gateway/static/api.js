@@ -24,6 +24,17 @@ export function setApiKey(key) {
   else sessionStorage.removeItem(KEY_STORAGE);
 }
 
+/** A token handed over in the address (?token=…, from an identity provider's link) is taken at once, before
+ *  anything reads who is signed in, and removed from the address bar. */
+function takeHandedOverToken() {
+  const url = new URL(location.href);
+  const token = url.searchParams.get('token');
+  if (!token) return;
+  setToken(token.trim());
+  url.searchParams.delete('token');
+  history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+}
+
 export function getToken() {
   return sessionStorage.getItem(TOKEN_STORAGE) || '';
 }
@@ -32,6 +43,8 @@ export function setToken(token) {
   if (token) sessionStorage.setItem(TOKEN_STORAGE, token);
   else sessionStorage.removeItem(TOKEN_STORAGE);
 }
+
+if (JWT_MODE) takeHandedOverToken();
 
 /** Who the token names (issuer and subject, read from it unverified: only to keep each person's browser-side
  *  data apart; the server trusts nothing but what Envoy verified); '' without a token. */
@@ -45,14 +58,19 @@ export function signedInAs() {
   }
 }
 
-/** The token when signed in (it names who reads and, with the writer role, who writes), else the API key. */
-export function authHeaders() {
-  const credential = (JWT_MODE && getToken()) || getApiKey();
+/** Whether a call sends the API key rather than the signed-in token: always without a token; signed in, only
+ *  writes and administration (`admin`) once a key was entered, as a token without the writer role cannot. */
+export function sendsKey(admin = false) {
+  return !(JWT_MODE && getToken()) || (admin && Boolean(getApiKey()));
+}
+
+export function authHeaders({ admin = false } = {}) {
+  const credential = sendsKey(admin) ? getApiKey() : getToken();
   return credential ? { Authorization: `Bearer ${credential}` } : {};
 }
 
-/** Build an ApiError from a failed response's body text. */
-export function errorFromBody(status, statusText, bodyText) {
+/** Build an ApiError from a failed response's body text (`keyed`: the call sent the API key, not the token). */
+export function errorFromBody(status, statusText, bodyText, keyed = !JWT_MODE) {
   let message = '';
   let code = 'http_' + status;
   try {
@@ -65,7 +83,7 @@ export function errorFromBody(status, statusText, bodyText) {
     message = bodyText.trim().slice(0, 300);
   }
   message ||= `${status} ${statusText}`.trim();
-  if (JWT_MODE && status === 401) {
+  if (JWT_MODE && status === 401 && !keyed) {
     window.dispatchEvent(new CustomEvent('likeopt:signin', { detail: message })); // signin.js asks again
     message += ' (sign in again)';
   } else if ((status === 401 || status === 403) && !getApiKey()) {
@@ -74,20 +92,20 @@ export function errorFromBody(status, statusText, bodyText) {
   return new ApiError(message, { code, status });
 }
 
-export async function errorFromResponse(res) {
-  return errorFromBody(res.status, res.statusText, await res.text().catch(() => ''));
+export async function errorFromResponse(res, keyed = !JWT_MODE) {
+  return errorFromBody(res.status, res.statusText, await res.text().catch(() => ''), keyed);
 }
 
 /**
  * fetch + JSON with the error contract applied. The API key, when one was entered, goes
  * with every call: writes need it, and reads too when LIKEOPT_READS_NEED_KEY is set.
  */
-export async function requestJSON(url, { method = 'GET', body, signal } = {}) {
-  const headers = { Accept: 'application/json', ...authHeaders() };
+export async function requestJSON(url, { method = 'GET', body, signal, admin = false } = {}) {
+  const headers = { Accept: 'application/json', ...authHeaders({ admin }) };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const res = await fetch(url, {
     method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body),
   });
-  if (!res.ok) throw await errorFromResponse(res);
+  if (!res.ok) throw await errorFromResponse(res, sendsKey(admin));
   return res.json();
 }

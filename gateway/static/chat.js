@@ -37,7 +37,7 @@ export function initChat() {
     query.focus();
   });
   sidebarToggle.addEventListener('click', () => setSidebarOpen(sidebarToggle.getAttribute('aria-expanded') !== 'true'));
-  store.onExternalChange(renderList);
+  store.onExternalChange(takeExternalChange);
   // A finished answer changed after the fact (feedback given): keep that in the saved conversation.
   messages.addEventListener('message-changed', () => { if (current) store.save(current); });
   // Reloaded or closed mid-answer: keep the text that arrived (the server keeps the turn as interrupted too).
@@ -165,6 +165,23 @@ function nearBottom() {
 
 function scrollToEnd() {
   window.scrollTo({ top: document.documentElement.scrollHeight });
+}
+
+/** Another tab saved or deleted conversations: show its newer copy of the open one (unless an answer is
+ *  arriving here), so that the next question here does not save over that tab's turns. */
+function takeExternalChange() {
+  if (current && !running) {
+    const saved = store.find(current.id);
+    if (!saved && current.messages.length) {
+      openConversation(null); // deleted there
+      return;
+    }
+    if (saved && saved.updated > current.updated) {
+      current = saved;
+      renderMessages();
+    }
+  }
+  renderList();
 }
 
 function openConversation(id) {

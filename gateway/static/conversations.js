@@ -1,18 +1,26 @@
 // Saved conversations in localStorage, newest first:
 // [{id, conversationId, title, updated, messages: [{role, text, citations?, meta?, error?, stopped?}]}]
-// `id` is local; `conversationId` is the server's, learnt from the answer's first event (`retrieval`) or its `done`.
+// `id` is local; `conversationId` is the server's, chosen here before the first question is sent (so it is
+// known even when that answer is stopped at once) and confirmed by the answer's events.
 
 import { localId } from './dom.js';
-import { signedInAs } from './api.js';
+import { JWT_MODE, signedInAs } from './api.js';
 
-// Signed in with a token (LIKEOPT_AUTH=jwt), each person's conversations are kept apart: another person
-// signing in on the same browser never sees them in the sidebar.
-const STORAGE_KEY = 'likeopt.conversations' + (signedInAs() ? `.${signedInAs()}` : '');
 const MAX_CONVERSATIONS = 50;
 
+/** Where the signed-in person's conversations are kept, read at each use: with LIKEOPT_AUTH=jwt each person's
+ *  apart (another signing in on the same browser never sees them), and none at all while nobody is signed in. */
+function storageKey() {
+  const who = signedInAs();
+  if (JWT_MODE && !who) return null;
+  return 'likeopt.conversations' + (who ? `.${who}` : '');
+}
+
 export function loadAll() {
+  const key = storageKey();
+  if (!key) return [];
   try {
-    const list = JSON.parse(localStorage.getItem(STORAGE_KEY));
+    const list = JSON.parse(localStorage.getItem(key));
     return Array.isArray(list) ? list : [];
   } catch {
     return [];
@@ -20,11 +28,13 @@ export function loadAll() {
 }
 
 function writeAll(list) {
+  const key = storageKey();
+  if (!key) return;
   // localStorage holds ~5 MB; when full, give up the oldest conversations rather than the new answer.
   // Down to none: an empty list must be written too, or deleting the last conversation would not stick.
   for (let keep = list.length; keep >= 0; keep--) {
     try {
-      localStorage.setItem(STORAGE_KEY, JSON.stringify(list.slice(0, keep)));
+      localStorage.setItem(key, JSON.stringify(list.slice(0, keep)));
       return;
     } catch {
       /* quota exceeded: retry with one fewer */
@@ -38,7 +48,12 @@ export function find(id) {
 
 export function create(firstQuestion) {
   const title = firstQuestion.replace(/\s+/g, ' ').trim().slice(0, 80);
-  return { id: localId(), conversationId: null, title, updated: Date.now(), messages: [] };
+  return { id: localId(), conversationId: newConversationId(), title, updated: Date.now(), messages: [] };
+}
+
+/** 32 random hex digits (crypto.getRandomValues, which pages served over plain http have too). */
+function newConversationId() {
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 /** Insert or replace `conv` and move it to the top. */
@@ -55,6 +70,6 @@ export function remove(id) {
 /** Call `fn` when another tab changes the saved conversations. */
 export function onExternalChange(fn) {
   window.addEventListener('storage', (e) => {
-    if (e.key === STORAGE_KEY || e.key === null) fn();
+    if (e.key === storageKey() || e.key === null) fn();
   });
 }

@@ -1,7 +1,7 @@
 // The documents view: API key, uploads, index status, the list of documents, search and delete.
 
 import { el, byId, formatMs, formatNum, isNum, DASH } from './dom.js';
-import { ApiError, requestJSON, getApiKey, setApiKey, authHeaders, errorFromBody } from './api.js';
+import { ApiError, requestJSON, getApiKey, setApiKey, authHeaders, errorFromBody, sendsKey } from './api.js';
 
 /** The file types the server reads (likeopt/runtime/loaders.py), from /static/config.js. */
 const ACCEPTED = window.LIKEOPT_FILE_TYPES || [];
@@ -137,13 +137,13 @@ function postFiles(files, onProgress) {
     const xhr = new XMLHttpRequest();
     xhr.open('POST', '/api/v1/documents');
     xhr.setRequestHeader('Accept', 'application/json');
-    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
+    for (const [name, value] of Object.entries(authHeaders({ admin: true }))) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
     xhr.upload.onload = () => onProgress(null);
     xhr.onerror = () => reject(new ApiError('Cannot reach the server.'));
     xhr.onload = () => {
       if (xhr.status < 200 || xhr.status >= 300) {
-        reject(errorFromBody(xhr.status, xhr.statusText, xhr.responseText));
+        reject(errorFromBody(xhr.status, xhr.statusText, xhr.responseText, sendsKey(true)));
         return;
       }
       try {
@@ -275,7 +275,7 @@ async function openDocument(docId, opener) {
 
 /** Returns the server's answer; refreshes the index status, and takes the document off the list. */
 async function deleteDocument(id) {
-  const result = await requestJSON(`/api/v1/documents/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  const result = await requestJSON(`/api/v1/documents/${encodeURIComponent(id)}`, { method: 'DELETE', admin: true });
   refreshIndex();
   for (const item of [...docList.children]) if (item.dataset.docId === id) item.remove();
   listTotal = Math.max(listTotal - (Number(result.deleted) || 0), 0);

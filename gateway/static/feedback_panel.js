@@ -18,7 +18,7 @@ export async function showFeedbackPanel() {
   }
   status.textContent = 'Loading…';
   try {
-    const data = await requestJSON('/api/v1/feedback?limit=20');
+    const data = await requestJSON('/api/v1/feedback?limit=20', { admin: true });
     counts.textContent = `${data.up} good · ${data.down} bad`;
     status.textContent = data.items.length ? '' : 'No feedback yet.';
     list.replaceChildren(...data.items.map(feedbackItem));

@@ -1,18 +1,9 @@
 // Sign-in for LIKEOPT_AUTH=jwt. The identity provider hands over a token (a link ending in ?token=…, which
-// is taken and removed from the address bar at once) or the user pastes one; it is kept for this tab only
+// api.js takes and removes from the address bar at once) or the user pastes one; it is kept for this tab only
 // (sessionStorage) and sent with every call. The header shows who is signed in; any 401 asks again.
 
 import { el, byId } from './dom.js';
 import { JWT_MODE, getToken, setToken, requestJSON } from './api.js';
-
-function takeHandedOverToken() {
-  const url = new URL(location.href);
-  const token = url.searchParams.get('token');
-  if (!token) return;
-  setToken(token.trim());
-  url.searchParams.delete('token');
-  history.replaceState(history.state, '', url.pathname + url.search + url.hash);
-}
 
 function buildDialog() {
   const input = el('textarea', { id: 'signin-token', rows: 4, required: true, autocomplete: 'off',
@@ -44,7 +35,6 @@ function buildIdentity() {
 
 export async function initSignIn() {
   if (!JWT_MODE) return;
-  takeHandedOverToken();
   const { dialog, reason, input } = buildDialog();
   const identity = buildIdentity();
   const ask = (why) => {

@@ -3,9 +3,12 @@ signed in, reads as that person, and asks again when a token is refused (401).""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from tests.browser.test_web_ui import ask
+import httpx
+
+from tests.browser.test_web_ui import UPLOADED_ONE, ask
 from tests.integration import test_identity as identity
 from tests.integration.test_identity import QUESTION, Person
 
@@ -59,3 +62,42 @@ def test_a_refused_token_brings_the_sign_in_back_with_the_reason(
     page.goto(f"{people['alice'].mesh.base_url}/?token={expired}")
     page.locator("#signin-dialog[open]").wait_for(timeout=10_000)
     assert "expired" in page.locator("#signin-reason").inner_text().lower()
+
+
+def test_a_conversation_begun_from_a_token_link_is_kept_for_that_person_alone(
+    page: Any, people: dict[str, Person]
+) -> None:
+    """The link's token must be read before the saved conversations are: they were kept for whoever came next."""
+    alice, bob = people["alice"], people["bob"]
+    page.goto(f"{alice.mesh.base_url}/?token={alice.token}")
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
+    ask(page, "What is the obsidian codeword?")
+    page.locator(".message.assistant .sources").last.wait_for(timeout=30_000)
+    page.click("#sign-out")
+    page.locator("#signin-dialog[open]").wait_for(timeout=10_000)
+    assert "obsidian" not in page.locator(".sidebar").inner_text().lower()  # signed out: nobody's
+    page.goto(f"{bob.mesh.base_url}/?token={bob.token}")
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('bob')")
+    assert "obsidian" not in page.locator(".sidebar").inner_text().lower()
+    page.goto(f"{alice.mesh.base_url}/?token={alice.token}")
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
+    assert "obsidian" in page.locator(".sidebar").inner_text().lower()  # hers, when she is back
+
+
+def test_signed_in_without_the_writer_role_an_entered_api_key_writes(
+    page: Any, people: dict[str, Person], tmp_path: Path
+) -> None:
+    """Writes take the writer role or the API key: the key, once entered, must be what an upload sends."""
+    bob = people["bob"]
+    note = tmp_path / "bob-note.md"
+    note.write_text("# Kelpwood\n\nThe kelpwood rota changes on Fridays.\n")
+    page.goto(f"{bob.mesh.base_url}/?token={bob.token}#documents")
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('bob')")
+    page.set_input_files("#file-input", str(note))
+    page.wait_for_function("document.getElementById('upload-status').textContent.includes('writer role')")
+    page.fill("#api-key", bob.mesh.api_key)
+    page.set_input_files("#file-input", str(note))
+    page.wait_for_function(UPLOADED_ONE, timeout=60_000)
+    assert not page.locator("#signin-dialog[open]").count()  # nobody was asked to sign in again
+    key = {"Authorization": f"Bearer {bob.mesh.api_key}"}
+    httpx.delete(f"{bob.mesh.base_url}/api/v1/documents/bob-note.md", headers=key, timeout=30)

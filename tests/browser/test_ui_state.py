@@ -136,3 +136,35 @@ def test_a_document_opens_from_the_list_and_from_search_chunk_by_chunk(mesh: Mes
     page.locator("#doc-search-results .open-document").first.click()
     dialog.wait_for(state="visible")
     page.wait_for_function("document.querySelectorAll('#document-chunks li').length > 0")
+
+
+SAVED_QUESTIONS = (
+    "JSON.parse(localStorage.getItem('likeopt.conversations'))[0].messages"
+    ".filter((m) => m.role === 'user').map((m) => m.text)"
+)
+
+
+def test_a_turn_asked_in_another_tab_is_not_saved_over(mesh: MeshProcess, page: Any) -> None:
+    """Two tabs on one conversation: each question asked in either is kept, in the order asked."""
+    questions = ["How does Like-Opt cache answers in Redis?", "Which port does Envoy listen on?", "What is BM25?"]
+    page.goto(mesh.base_url + "/")
+    answered(page, questions[0])
+    other = page.context.new_page()
+    other.goto(mesh.base_url + "/")
+    other.locator(".conversation-open").first.click()
+    answered(other, questions[1])
+    page.wait_for_function(f"document.querySelector('#messages').textContent.includes({questions[1]!r})")
+    answered(page, questions[2])
+    assert page.evaluate(SAVED_QUESTIONS) == questions
+    other.close()
+
+
+def test_a_new_conversation_names_itself_to_the_server_from_its_first_question(mesh: MeshProcess, page: Any) -> None:
+    """So an answer stopped before its first event still leaves a conversation its follow-up continues."""
+    page.goto(mesh.base_url + "/")
+    with page.expect_request("**/api/v1/chat") as sent:
+        ask(page, "How does Like-Opt cache answers in Redis?")
+    conversation_id = sent.value.post_data_json["conversation_id"]
+    page.wait_for_selector(".message.assistant .sources", timeout=30_000)
+    saved = page.evaluate("JSON.parse(localStorage.getItem('likeopt.conversations'))[0].conversationId")
+    assert len(conversation_id) == 32 and saved == conversation_id
