@@ -60,6 +60,15 @@ def first_pieces(text: str, limit: int) -> str:
     return text
 
 
+HEADING_WORDS = 4
+"""A line of fewer words with no sentence end is a heading ("Envoy notes", "Caching"), which says nothing."""
+SENTENCE_ENDS = tuple(".!?;:)\"'\u201d\u3002\uff01\uff1f")
+
+
+def is_heading(sentence: str) -> bool:
+    return len(sentence.split()) < HEADING_WORDS and not sentence.rstrip().endswith(SENTENCE_ENDS)
+
+
 @dataclass(frozen=True)
 class ScoredSentence:
     score: float
@@ -89,7 +98,7 @@ def choose_sentences(
     candidates: list[ScoredSentence] = []
     for rank, passage in enumerate(passages):
         for position, (share, sentence) in enumerate(sentence_scores(terms, passage.text)):
-            if share:
+            if share and not is_heading(sentence):
                 candidates.append(ScoredSentence(share - 0.02 * rank, rank, position, sentence, passage.n))
     candidates.sort(key=lambda c: (-c.score, c.passage_rank, c.position))
     chosen: list[tuple[str, int]] = []

@@ -88,3 +88,13 @@ def test_chinese_answers_are_checked_sentence_by_sentence_against_what_they_cite
     assert check(answer, passages).support == 1.0
     grounding = check("长期吸烟会增加患肺癌的风险。[1] 东京是日本的首都。[1]", passages)
     assert grounding.support == 0.5 and [score >= SUPPORTED for _, _, score in grounding.sentences] == [True, False]
+
+
+def test_a_heading_is_never_chosen_as_an_answer_sentence() -> None:
+    """Found in the web UI: "Envoy notes [1]" (a document's heading) came after the sentence that answered."""
+    notes = Passage(1, "envoy.md", "envoy.md#0", "Envoy notes", "Envoy notes\nEnvoy listens on port 8080 for the API.")
+    assert choose_sentences("Which port does Envoy listen on?", [notes]) == [
+        ("Envoy listens on port 8080 for the API.", 1)
+    ]
+    short = Passage(2, "a.md", "a.md#0", "A", "Envoy restarts.")  # short, but a sentence
+    assert choose_sentences("Does Envoy restart?", [short]) == [("Envoy restarts.", 2)]
