@@ -211,6 +211,19 @@ async def start_answer(
     return StartedAnswer(call, first, events, started)
 
 
+async def start_response(
+    config: Config, upstreams: Upstreams, request: Request, asked: generation_pb2.AnswerRequest, previous: str | None
+) -> StartedAnswer:
+    """start_answer for a response; NOT_FOUND (generation_svc keeps no turn of the previous response) is OpenAI's
+    400 for a previous_response_id it does not know."""
+    try:
+        return await start_answer(config, upstreams, request, asked)
+    except OpenAIError as failure:
+        if failure.status == 404 and previous:
+            raise response_not_found(previous) from None
+        raise
+
+
 def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRouter:
     """The routes; every one needs the API key when reads do (LIKEOPT_READS_NEED_KEY), or a token (jwt)."""
 
@@ -250,12 +263,7 @@ def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRout
         markers; with ``stream: true``, the Responses API's events. ``previous_response_id`` continues from that
         response, in a new conversation (a branch) when it was not the last in its own."""
         asked = responses_answer_request(body)
-        try:
-            answer = await start_answer(config, upstreams(), request, asked)
-        except OpenAIError as failure:  # NOT_FOUND: generation_svc keeps no turn of that response
-            if failure.status == 404 and body.previous_response_id:
-                raise response_not_found(body.previous_response_id) from None
-            raise
+        answer = await start_response(config, upstreams(), request, asked, body.previous_response_id)
         answered_in = answer.first.retrieval.conversation_id or asked.conversation_id
         shape = ResponseShape(body, answered_in, asked.turn_id)
         if body.stream:

@@ -198,5 +198,9 @@ def test_the_stop_button_cancels_generation(local_mesh: MeshProcess, page: Any) 
     # A follow-up stays in the conversation: its id came with the first event, and the stopped turn is kept.
     conversation_id = page.evaluate("JSON.parse(localStorage.getItem('likeopt.conversations'))[0].conversationId")
     assert conversation_id
-    stored = httpx.get(f"{local_mesh.base_url}/api/v1/conversations/{conversation_id}", timeout=10).json()
-    assert [t["interrupted"] for t in stored["turns"]] == [True]
+    url = f"{local_mesh.base_url}/api/v1/conversations/{conversation_id}"
+    stored = httpx.get(url, timeout=10)
+    while stored.status_code == 404 and time.monotonic() < deadline:  # the stopped turn is saved in the background
+        time.sleep(0.1)
+        stored = httpx.get(url, timeout=10)
+    assert [t["interrupted"] for t in stored.json()["turns"]] == [True]
