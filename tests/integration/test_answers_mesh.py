@@ -91,15 +91,19 @@ def test_a_thumbs_down_comes_back_as_an_answer_eval_case(mesh: MeshProcess) -> N
     assert case["cited"] and case["answer"]
 
 
+def resumed(mesh: MeshProcess, question: dict, last_event_id: int) -> tuple[list[int], list[tuple[str, dict]]]:
+    """A chat sent as a reconnecting EventSource sends it: the ids of the events that came, and the events."""
+    with httpx.stream(
+        "POST", f"{mesh.base_url}/api/v1/chat", json=question, headers={"Last-Event-ID": str(last_event_id)}, timeout=60
+    ) as reply:
+        body = "".join(reply.iter_text())
+    return [int(line[3:]) for line in body.splitlines() if line.startswith("id:")], parse_sse(body)
+
+
 def test_a_reconnect_with_last_event_id_gets_the_rest_with_its_citations(mesh: MeshProcess) -> None:
     question = {"query": "What does the gateway do?"}
     first = chat(mesh, question["query"])
-    with httpx.stream(
-        "POST", f"{mesh.base_url}/api/v1/chat", json=question, headers={"Last-Event-ID": "2"}, timeout=60
-    ) as reply:
-        body = "".join(reply.iter_text())
-    ids = [int(line[3:]) for line in body.splitlines() if line.startswith("id:")]
-    rest = parse_sse(body)
+    ids, rest = resumed(mesh, question, last_event_id=2)
     assert ids[0] == 3 and len(rest) == len(first) - 2
     assert rest == [*first[2:-1], rest[-1]]  # the same events (a cached replay), then its own done
     assert [c for kind, c in first if kind == "citation"] == rest[-1][1]["citations"]
@@ -109,11 +113,6 @@ def test_a_last_event_id_sent_with_another_question_gets_the_whole_new_answer(me
     """Only the question asked again is the answer resumed; another one must not lose its first events."""
     conversation_id = done_of(chat(mesh, "What does the gateway do?"))["conversation_id"]
     question = {"query": "How is the cache keyed?", "conversation_id": conversation_id}
-    with httpx.stream(
-        "POST", f"{mesh.base_url}/api/v1/chat", json=question, headers={"Last-Event-ID": "3"}, timeout=60
-    ) as reply:
-        body = "".join(reply.iter_text())
-    ids = [int(line[3:]) for line in body.splitlines() if line.startswith("id:")]
-    events = parse_sse(body)
+    ids, events = resumed(mesh, question, last_event_id=3)
     assert ids[0] == 1 and events[0][0] == "retrieval" and events[-1][0] == "done"
     assert events == [*chat(mesh, **question)[:-1], events[-1]]  # then asked again: replayed whole
