@@ -26,7 +26,6 @@ Layout, chosen so that adds are cheap and searches stay fast:
 from __future__ import annotations
 
 import itertools
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +47,12 @@ def _grown(array: np.ndarray, size: int) -> np.ndarray:
     bigger = np.zeros(max(size, 2 * len(array)), dtype=array.dtype)
     bigger[: len(array)] = array
     return bigger
+
+
+def raw_idf(n: int, df: np.ndarray | int) -> np.ndarray:
+    """rank_bm25's idf before its floor: log((n - df + 0.5) / (df + 0.5)), negative for terms in over half the
+    n documents."""
+    return np.log(n - df + 0.5) - np.log(df + 0.5)
 
 
 PARTS_KEPT = 64
@@ -208,11 +213,8 @@ class BM25Index:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
         terms = np.fromiter(weights, np.int64, len(weights))
         slots, tfs, which = self._postings(terms)
-        norm = self.k1 * (1 - self.b + self.b * self._lengths[slots] / self._average_length())
-        contributions = np.fromiter(weights.values(), np.float64, len(weights))[which] * (
-            tfs * (self.k1 + 1) / (tfs + norm)
-        )
-        totals = np.bincount(slots, weights=contributions, minlength=self._n_slots)
+        term_weights = np.fromiter(weights.values(), np.float64, len(weights))
+        totals = self._totals(slots, tfs, term_weights[which], self._average_length())
         hit = np.zeros(self._n_slots, bool)
         hit[slots] = True
         hits = np.flatnonzero(hit & self._alive[: self._n_slots])
@@ -229,16 +231,19 @@ class BM25Index:
         slots, tfs, which = self._postings(terms)
         inside = stats.member[slots]
         slots, tfs, which = slots[inside], tfs[inside], which[inside]
-        df = np.bincount(which, minlength=len(terms))
-        idf = np.log(stats.size - df + 0.5) - np.log(df + 0.5)
+        idf = raw_idf(stats.size, np.bincount(which, minlength=len(terms)))
         if np.any(idf < 0):
             idf = np.where(idf < 0, self.epsilon * self._part_mean_idf(stats), idf)
         weights = np.array([counts[t] for t in terms.tolist()], np.float64) * idf
-        norm = self.k1 * (1 - self.b + self.b * self._lengths[slots] / stats.average_length)
-        contributions = weights[which] * (tfs * (self.k1 + 1) / (tfs + norm))
-        totals = np.bincount(slots, weights=contributions, minlength=self._n_slots)
+        totals = self._totals(slots, tfs, weights[which], stats.average_length)
         hits = np.unique(slots)
         return hits, totals[hits]
+
+    def _totals(self, slots: np.ndarray, tfs: np.ndarray, weights: np.ndarray, average_length: float) -> np.ndarray:
+        """Each slot's score: the sum over its postings of the term's weight times BM25's saturated frequency."""
+        norm = self.k1 * (1 - self.b + self.b * self._lengths[slots] / average_length)
+        contributions = weights * (tfs * (self.k1 + 1) / (tfs + norm))
+        return np.bincount(slots, weights=contributions, minlength=self._n_slots)
 
     def _part_stats(self, part: RowMask) -> PartStats:
         """part's statistics, kept until the index changes (several searches may ask at once: any may fill)."""
@@ -265,8 +270,7 @@ class BM25Index:
             if self._pending:
                 pending_terms, pending_slots, _ = self._pending_block()
                 df += np.bincount(pending_terms[stats.member[pending_slots]], minlength=len(df))
-            df = df[df > 0]
-            stats.mean_idf = float(np.sum(np.log(stats.size - df + 0.5) - np.log(df + 0.5)) / len(df))
+            stats.mean_idf = float(np.mean(raw_idf(stats.size, df[df > 0])))
         return stats.mean_idf
 
     def _postings(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -294,17 +298,14 @@ class BM25Index:
 
     def _idf(self, term: int) -> float:
         """rank_bm25's idf: negative values (terms in over half the documents) become epsilon * mean idf."""
-        n, df = len(self._slot_of), int(self._df[term])
-        idf = math.log(n - df + 0.5) - math.log(df + 0.5)
+        idf = float(raw_idf(len(self._slot_of), int(self._df[term])))
         return idf if idf >= 0 else self.epsilon * self._mean_idf()
 
     def _mean_idf(self) -> float:
         """Mean raw idf over the live vocabulary, recomputed only after a change."""
         if self._average_idf is None:
             df = self._df[: len(self._term_ids)]
-            df = df[df > 0]
-            n = len(self._slot_of)
-            self._average_idf = float(np.sum(np.log(n - df + 0.5) - np.log(df + 0.5)) / len(df))
+            self._average_idf = float(np.mean(raw_idf(len(self._slot_of), df[df > 0])))
         return self._average_idf
 
     def _average_length(self) -> float:
