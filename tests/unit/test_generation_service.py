@@ -127,7 +127,7 @@ async def test_a_follow_up_sees_the_earlier_turn_and_retrieves_with_its_words() 
         first = await h.answer("How does the answer cache work?")
         conversation_id = first[-1].done.conversation_id
         second = await h.answer("and what about its cost?", conversation_id=conversation_id)
-        stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+        stored = await stored_conversation(h, conversation_id)
     assert second[-1].done.conversation_id == conversation_id
     question, history = backend.calls[-1]
     assert question == "and what about its cost?"
@@ -142,7 +142,7 @@ async def test_a_follow_up_sees_the_earlier_turn_and_retrieves_with_its_words() 
 async def test_unknown_conversation_is_not_found() -> None:
     async with generation_server(ExtractiveBackend()) as h:
         with pytest.raises(grpc.aio.AioRpcError) as raised:
-            await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id="nope"))
+            await stored_conversation(h, "nope")
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -171,7 +171,7 @@ async def test_a_question_asked_again_straight_after_itself_replaces_its_turn_an
         first = await h.answer("How does the answer cache work?")
         conversation_id = first[-1].done.conversation_id
         again = await h.answer("How does the answer cache work?", conversation_id=conversation_id)
-        stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+        stored = await stored_conversation(h, conversation_id)
     assert again[-1].done.cached and text_of(again) == text_of(first)
     assert len(backend.calls) == 1
     assert [t.question for t in stored.turns] == ["How does the answer cache work?"]
@@ -198,14 +198,18 @@ async def test_continuing_after_an_earlier_turn_branches_and_leaves_the_conversa
             for c, t in ((conversation_id, "never-given"), ("no-such-conversation", "t1"))
         ]
         refusals = [[*kinds(await collect(call)), await call.code()] for call in unknown]
-        stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+        stored = await stored_conversation(h, conversation_id)
         branch_id = branch[0].retrieval.conversation_id
-        branched = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=branch_id))
+        branched = await stored_conversation(h, branch_id)
     assert branch_id not in ("", conversation_id) and branch[-1].done.conversation_id == branch_id
     assert seen_by_branch == [Turn(cache_question, "It keeps answers [1].")]  # not the turn about its cost
     assert [(t.question, t.turn_id) for t in branched.turns] == [(cache_question, "t1"), (shared, "t3")]
     assert [(t.question, t.turn_id) for t in stored.turns] == [(cache_question, "t1"), (cost, "t2"), (size, "t4")]
     assert refusals == [["error", grpc.StatusCode.NOT_FOUND]] * 2  # a turn no conversation of the caller's has
+
+
+async def stored_conversation(h: Any, conversation_id: str) -> generation_pb2.Conversation:
+    return await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
 
 
 async def until_stored(stub: Any, request: generation_pb2.GetConversationRequest) -> generation_pb2.Conversation:
@@ -228,7 +232,7 @@ async def test_a_deleted_conversation_is_forgotten_and_its_id_starts_afresh() ->
         with pytest.raises(grpc.aio.AioRpcError) as again:
             await h.stub.DeleteConversation(request)
         with pytest.raises(grpc.aio.AioRpcError) as read:
-            await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+            await stored_conversation(h, conversation_id)
         await h.answer("and what about its cost?", conversation_id=conversation_id)
     assert reply.conversation_id == conversation_id
     assert again.value.code() == read.value.code() == grpc.StatusCode.NOT_FOUND
@@ -414,6 +418,6 @@ async def test_a_greeting_turn_is_kept_in_the_transcript_but_not_in_the_next_ans
         conversation_id = hello[-1].done.conversation_id
         after_greeting = await h.answer("Which port does Envoy listen on?", conversation_id=conversation_id)
         fresh = await h.answer("Which port does Envoy listen on?")
-        stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+        stored = await stored_conversation(h, conversation_id)
     assert [t.question for t in stored.turns] == ["hello", "Which port does Envoy listen on?"]
     assert fresh[-1].done.cached and text_of(fresh) == text_of(after_greeting), "the greeting split the cache"
