@@ -112,6 +112,11 @@ class RedisLayer:
         return self._healthy
 
     @property
+    def configured(self) -> bool:
+        """Whether there is a Redis to use at all; without one, L1 is the only layer."""
+        return self._client is not None
+
+    @property
     def latency_s(self) -> float | None:
         """Duration of the last successful call, None before the first one."""
         return self._latency_s

@@ -11,7 +11,7 @@ from cache_svc.two_layer import TwoLayerCache, lookups_of_layers
 
 
 class CacheCollector(Collector):
-    """Hits and misses by layer and namespace, L1 size and evictions, L2 health and latency."""
+    """Hits and misses by layer and namespace, L1 size and evictions, L2 health and latency (when there is a Redis)."""
 
     def __init__(self, cache: TwoLayerCache) -> None:
         self.cache = cache
@@ -35,9 +35,10 @@ class CacheCollector(Collector):
         yield GaugeMetricFamily("likeopt_cache_l1_entries", "Entries held in L1.", value=stats.l1_entries)
         yield GaugeMetricFamily("likeopt_cache_l1_bytes", "Bytes of keys and values held in L1.", value=stats.l1_bytes)
         yield CounterMetricFamily("likeopt_cache_l1_evictions", "Entries evicted from L1.", value=stats.l1_evictions)
-        yield GaugeMetricFamily(
-            "likeopt_cache_l2_healthy", "1 when the last Redis call succeeded.", value=stats.l2_healthy
-        )
+        if stats.l2_configured:  # without Redis there is no health to report, and no alert to raise
+            yield GaugeMetricFamily(
+                "likeopt_cache_l2_healthy", "1 when the last Redis call succeeded.", value=stats.l2_healthy
+            )
         if stats.l2_latency_s is not None:
             yield GaugeMetricFamily(
                 "likeopt_cache_l2_latency_seconds",

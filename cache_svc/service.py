@@ -61,6 +61,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             l1_bytes=stats.l1_bytes,
             l1_evictions=stats.l1_evictions,
             l2_healthy=stats.l2_healthy,
+            l2_configured=stats.l2_configured,
             namespaces=[
                 cache_pb2.NamespaceStats(
                     namespace=name,

@@ -70,6 +70,7 @@ class CacheStats:
     l1_bytes: int
     l1_evictions: int
     l2_healthy: bool
+    l2_configured: bool
     l2_latency_s: float | None
     namespaces: dict[str, NamespaceStats]
 
@@ -239,6 +240,7 @@ class TwoLayerCache:
             l1_bytes=self._l1.bytes,
             l1_evictions=self._l1.evictions,
             l2_healthy=self._l2.healthy,
+            l2_configured=self._l2.configured,
             l2_latency_s=self._l2.latency_s,
             namespaces=namespaces,
         )

@@ -79,7 +79,7 @@ class Dashboard:
 
     async def snapshot(self, caller: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
         """The figures; the index's counts are of what caller (gRPC metadata naming the principal) may read."""
-        texts, l2_healthy, index = await asyncio.gather(self._scrape_all(), self._l2_healthy(), self._index(caller))
+        texts, l2, index = await asyncio.gather(self._scrape_all(), self._l2_state(), self._index(caller))
         return {
             "index": index,
             "services": self._services(texts),
@@ -94,7 +94,8 @@ class Dashboard:
             },
             "cache": {
                 **search_hit_rate(texts, lookups_of(NEAR_CACHE_LOOKUPS.collect())),
-                "l2_healthy": l2_healthy,
+                "l2_healthy": None if l2 is None else l2.l2_healthy,
+                "l2_configured": None if l2 is None else l2.l2_configured,
             },
         }
 
@@ -124,13 +125,13 @@ class Dashboard:
             return ""
         return reply.text if reply.status_code == 200 else ""
 
-    async def _l2_healthy(self) -> bool | None:
-        """Whether Redis answered cache_svc's latest probe or call; None when cache_svc does not answer."""
+    async def _l2_state(self) -> cache_pb2.StatsResponse | None:
+        """cache_svc's figures, whose l2_* say whether it has a Redis and whether Redis answered its latest probe
+        or call; None when cache_svc does not answer."""
         try:
-            stats = await self.upstreams.cache.Stats(cache_pb2.StatsRequest(), timeout=SCRAPE_TIMEOUT_S)
+            return await self.upstreams.cache.Stats(cache_pb2.StatsRequest(), timeout=SCRAPE_TIMEOUT_S)
         except grpc.aio.AioRpcError:
             return None
-        return stats.l2_healthy
 
     async def _index(self, caller: tuple[tuple[str, str], ...]) -> dict[str, int] | None:
         """Documents and chunks the caller may read (GetIndexStatus answers per principal); None when

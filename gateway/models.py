@@ -424,6 +424,7 @@ class CacheFigures(BaseModel):
     misses: int
     by_layer: dict[str, int]
     l2_healthy: bool | None
+    l2_configured: bool | None
 
 
 class DashboardSnapshot(BaseModel):

@@ -58,7 +58,7 @@ function render(data) {
   setText('dashboard-ttft-p50', formatMs(chat.ttft_p50_ms));
   setText('dashboard-ttft-p95', formatMs(chat.ttft_p95_ms));
   setText('dashboard-hit-ratio', formatPercent(cache.hit_ratio));
-  const l2 = cache.l2_healthy == null ? DASH : cache.l2_healthy ? 'OK' : 'down';
+  const l2 = cache.l2_configured === false ? 'not used' : cache.l2_healthy == null ? DASH : cache.l2_healthy ? 'OK' : 'down';
   // Which of the four caches answered: gateway and retrieval_svc near caches, cache_svc (L1 + L2).
   const layers = Object.entries(cache.by_layer ?? {}).map(([name, n]) => `${name} ${formatNum(n)}`).join(', ');
   const hits = `${formatNum(cache.hits)} hits${layers ? ` (${layers})` : ''}`;

@@ -114,7 +114,7 @@ class NamespaceStats(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., l1: _Optional[_Union[LayerStats, _Mapping]] = ..., l2: _Optional[_Union[LayerStats, _Mapping]] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("hits", "misses", "hit_ratio", "l1_entries", "l1_bytes", "l1_evictions", "l2_healthy", "namespaces")
+    __slots__ = ("hits", "misses", "hit_ratio", "l1_entries", "l1_bytes", "l1_evictions", "l2_healthy", "namespaces", "l2_configured")
     HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
     HIT_RATIO_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +123,7 @@ class StatsResponse(_message.Message):
     L1_EVICTIONS_FIELD_NUMBER: _ClassVar[int]
     L2_HEALTHY_FIELD_NUMBER: _ClassVar[int]
     NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    L2_CONFIGURED_FIELD_NUMBER: _ClassVar[int]
     hits: int
     misses: int
     hit_ratio: float
@@ -131,4 +132,5 @@ class StatsResponse(_message.Message):
     l1_evictions: int
     l2_healthy: bool
     namespaces: _containers.RepeatedCompositeFieldContainer[NamespaceStats]
-    def __init__(self, hits: _Optional[int] = ..., misses: _Optional[int] = ..., hit_ratio: _Optional[float] = ..., l1_entries: _Optional[int] = ..., l1_bytes: _Optional[int] = ..., l1_evictions: _Optional[int] = ..., l2_healthy: _Optional[bool] = ..., namespaces: _Optional[_Iterable[_Union[NamespaceStats, _Mapping]]] = ...) -> None: ...
+    l2_configured: bool
+    def __init__(self, hits: _Optional[int] = ..., misses: _Optional[int] = ..., hit_ratio: _Optional[float] = ..., l1_entries: _Optional[int] = ..., l1_bytes: _Optional[int] = ..., l1_evictions: _Optional[int] = ..., l2_healthy: _Optional[bool] = ..., namespaces: _Optional[_Iterable[_Union[NamespaceStats, _Mapping]]] = ..., l2_configured: _Optional[bool] = ...) -> None: ...

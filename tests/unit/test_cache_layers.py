@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from cache_svc.l1 import L1Cache
 from cache_svc.l2 import RedisLayer, redis_key
+from cache_svc.metrics import CacheCollector
 from cache_svc.two_layer import CacheWrite, TwoLayerCache
 from tests.support import ValkeyServer
 
@@ -238,6 +239,19 @@ async def test_invalid_input_is_rejected_by_every_operation(offline_cache: TwoLa
 async def test_without_redis_configured_a_deletion_is_complete(offline_cache: TwoLayerCache) -> None:
     await offline_cache.set("session", "k", b"v")
     assert await offline_cache.delete("session", ["k", "other"]) == (1, False)
+
+
+def exported_names(cache: TwoLayerCache) -> set[str]:
+    return {family.name for family in CacheCollector(cache).collect()}
+
+
+async def test_redis_health_is_exported_only_where_there_is_a_redis(
+    cache: TwoLayerCache, offline_cache: TwoLayerCache
+) -> None:
+    # Without one, a gauge stuck at 0 would read as "Redis down" and fire LikeOptRedisDown on a healthy cache.
+    assert "likeopt_cache_l2_healthy" in exported_names(cache) and cache.stats().l2_configured
+    assert "likeopt_cache_l2_healthy" not in exported_names(offline_cache)
+    assert not offline_cache.stats().l2_configured and "likeopt_cache_l1_entries" in exported_names(offline_cache)
 
 
 async def until(condition: Callable[[], bool], budget_s: float = 10.0) -> None:

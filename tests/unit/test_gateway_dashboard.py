@@ -46,15 +46,16 @@ def test_without_traffic_the_rate_is_unknown_not_zero() -> None:
 
 
 class FakeCache:
-    """cache_svc's Stats over gRPC: answers with the L2 health it holds, or fails."""
+    """cache_svc's Stats over gRPC: answers with the L2 state it holds (healthy or not, Redis or none), or fails."""
 
-    def __init__(self, l2_healthy: bool | None) -> None:
+    def __init__(self, l2_healthy: bool | None, l2_configured: bool = True) -> None:
         self.l2_healthy = l2_healthy
+        self.l2_configured = l2_configured
 
     async def Stats(self, request: cache_pb2.StatsRequest, **options: object) -> cache_pb2.StatsResponse:
         if self.l2_healthy is None:
             raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata())
-        return cache_pb2.StatsResponse(hits=0, misses=7, l2_healthy=self.l2_healthy)
+        return cache_pb2.StatsResponse(hits=0, misses=7, l2_healthy=self.l2_healthy, l2_configured=self.l2_configured)
 
 
 class FakeRetrieval:
@@ -68,9 +69,9 @@ class FakeRetrieval:
         return retrieval_pb2.IndexStatus(documents=3, chunks=5)
 
 
-@pytest.mark.parametrize("l2_healthy", [True, False, None])
+@pytest.mark.parametrize(("l2_healthy", "l2_configured"), [(True, True), (False, True), (None, None), (False, False)])
 async def test_a_snapshot_scrapes_each_service_once_and_reports_l2_health(
-    l2_healthy: bool | None, monkeypatch: pytest.MonkeyPatch
+    l2_healthy: bool | None, l2_configured: bool | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The gateway's own counters are this process's: searches other tests made would count here.
     monkeypatch.setattr(dashboard_module, "lookups_of", lambda families: {})
@@ -82,7 +83,7 @@ async def test_a_snapshot_scrapes_each_service_once_and_reports_l2_health(
 
     urls = {"retrieval_svc": "http://retrieval/metrics", "cache_svc": "http://cache/metrics"}
     retrieval = FakeRetrieval()
-    upstreams = SimpleNamespace(cache=FakeCache(l2_healthy), retrieval_writer=retrieval)
+    upstreams = SimpleNamespace(cache=FakeCache(l2_healthy, bool(l2_configured)), retrieval_writer=retrieval)
     dashboard = Dashboard(upstreams, urls)  # type: ignore[arg-type]
     dashboard.http = httpx.AsyncClient(transport=httpx.MockTransport(serve))
     caller = (("x-likeopt-principal", "e30"),)
@@ -92,6 +93,7 @@ async def test_a_snapshot_scrapes_each_service_once_and_reports_l2_health(
         await dashboard.close()
     assert sorted(scraped) == ["cache", "retrieval"]
     assert board["cache"]["l2_healthy"] is l2_healthy
+    assert board["cache"]["l2_configured"] is l2_configured  # "Redis not used", not "Redis down"
     assert board["cache"]["by_layer"]["cache_svc"] == 0 and board["cache"]["misses"] >= 7
     assert board["services"]["retrieval_svc"]["rss_mb"] == 100.0
     assert board["index"] == {"documents": 3, "chunks": 5} and retrieval.callers == [caller]  # the caller's counts
