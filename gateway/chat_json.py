@@ -14,6 +14,7 @@ import grpc
 
 from gateway.convert import event_json
 from gateway.errors import UPSTREAM_FAILED, ApiError, retry_after, status_of
+from gateway.observe import first_text_timed
 
 JSON = "application/json"
 STREAM_RANGES = ("text/event-stream", "text/*", "*/*")
@@ -41,13 +42,14 @@ def q_value(params: list[str]) -> float:
     return 1.0
 
 
-async def gathered_answer(call: Any) -> dict[str, Any]:
-    """The reply body of an Answer stream; an error event or a failed call raises the matching ApiError."""
+async def gathered_answer(call: Any, started: float) -> dict[str, Any]:
+    """The reply body of an Answer stream (started at perf_counter() ``started``); an error event or a failed
+    call raises the matching ApiError."""
     answer: list[str] = []
     reply: dict[str, Any] = {}
     finished = False
     try:
-        async for event in call:
+        async for event in first_text_timed(call, started):
             if event.HasField("error"):
                 failure = event.error
                 raise ApiError(

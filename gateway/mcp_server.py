@@ -13,6 +13,7 @@ client as a tool error (``isError``) naming the gRPC status, never as a crash of
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -26,6 +27,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.observe import first_text_timed
 from likeopt.runtime.config import Config, address_list
 from likeopt.runtime.contract import ANSWER_TOP_K, LIST_LIMIT, MODES, SEARCH_TOP_K, Mode
 from likeopt.runtime.grpc_client import open_channel
@@ -145,11 +147,12 @@ def tool_failure(exc: grpc.aio.AioRpcError) -> ToolError:
 
 async def answer_of(mesh: Mesh, request: generation_pb2.AnswerRequest) -> Answer:
     """Run one Answer call to its end; a cancelled tool call cancels it, which stops the model."""
+    started = time.perf_counter()
     call = mesh.generation.Answer(request, timeout=mesh.answer_timeout_s, metadata=mesh.metadata)
     text: list[str] = []
     citations: list[Citation] = []
     try:
-        async for event in call:
+        async for event in first_text_timed(call, started):
             kind = event.WhichOneof("event")
             if kind == "delta":
                 text.append(event.delta.text)

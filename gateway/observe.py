@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 from starlette.routing import Mount
@@ -74,6 +75,17 @@ CHAT_FIRST_TOKEN = RollingWindow()
 def record_first_token(seconds: float) -> None:
     FIRST_TOKEN.observe(seconds)
     CHAT_FIRST_TOKEN.add(seconds)
+
+
+async def first_text_timed(events: AsyncIterable[Any], started: float) -> AsyncIterator[Any]:
+    """An Answer stream's events, unchanged; the first answer text's arrival is the chat's time to first token,
+    whether the answer is then streamed or gathered into one reply (REST, OpenAI, MCP)."""
+    waiting = True
+    async for event in events:
+        if waiting and event.WhichOneof("event") == "delta" and event.delta.text:
+            waiting = False
+            record_first_token(time.perf_counter() - started)
+        yield event
 
 
 def route_label(scope: Scope) -> str:

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.bodies import declared_over, field_path, is_json
 from gateway.errors import BEARER_CHALLENGE, public_details
 from gateway.keys import caller_of, caller_refusal
-from gateway.observe import record_first_token
+from gateway.observe import first_text_timed
 from gateway.openai_completions import (
     CompletionLines,
     CompletionRequest,
@@ -84,10 +84,11 @@ def rpc_error(exc: grpc.aio.AioRpcError) -> OpenAIError:
 
 
 async def first_event(
-    call: Any,
+    call: Any, started: float
 ) -> tuple[generation_pb2.AnswerEvent, AsyncIterator[generation_pb2.AnswerEvent]]:
-    """The Answer stream's first event and the iterator for the rest; a failure before any answer raises."""
-    events = aiter(call)
+    """The Answer stream's first event and the iterator for the rest (its first text timed from ``started``); a
+    failure before any answer raises."""
+    events = aiter(first_text_timed(call, started))
     try:
         first = await anext(events)
     except StopAsyncIteration:
@@ -113,24 +114,19 @@ class StreamShape(Protocol):
 
 
 async def stream_frames(
-    call: Any, first: generation_pb2.AnswerEvent, events: AsyncIterator[Any], shape: StreamShape, started: float
+    call: Any, first: generation_pb2.AnswerEvent, events: AsyncIterator[Any], shape: StreamShape
 ) -> AsyncGenerator[bytes, None]:
     """One answer's stream in the shape asked for; a failure midway is the shape's failure frame.
 
     Closing this generator (the client left) cancels the gRPC call, which stops generation.
     """
     parts = AnswerParts()
-    spoke = False
     try:
         if opening := shape.opening():
             yield opening
         parts.take(first)
         async for event in events:
-            text = parts.take(event)
-            if text:
-                if not spoke:
-                    spoke = True
-                    record_first_token(time.perf_counter() - started)
+            if text := parts.take(event):
                 yield shape.delta(text)
         yield shape.closing(parts)
     except OpenAIError as failure:
@@ -187,10 +183,9 @@ class StartedAnswer:
     call: Any
     first: generation_pb2.AnswerEvent
     events: AsyncIterator[generation_pb2.AnswerEvent]
-    started: float
 
     def streamed(self, shape: StreamShape) -> StreamingResponse:
-        frames = stream_frames(self.call, self.first, self.events, shape, self.started)
+        frames = stream_frames(self.call, self.first, self.events, shape)
         return StreamingResponse(
             with_heartbeats(frames, HEARTBEAT_S), media_type="text/event-stream", headers=STREAM_HEADERS
         )
@@ -207,8 +202,8 @@ async def start_answer(
     started = time.perf_counter()
     caller = forwarded(caller_of(config, request.headers))
     call = upstreams.generation.Answer(asked, timeout=config.answer_timeout_s, metadata=caller)
-    first, events = await first_event(call)
-    return StartedAnswer(call, first, events, started)
+    first, events = await first_event(call, started)
+    return StartedAnswer(call, first, events)
 
 
 async def start_response(

@@ -19,7 +19,7 @@ from gateway.convert import event_json
 from gateway.direct_route import DirectRoute
 from gateway.errors import BODY_STATUSES, UPSTREAM_STATUSES, error_responses, public_details
 from gateway.models import ChatAnswer, ChatEvent, ChatRequest
-from gateway.observe import record_first_token
+from gateway.observe import first_text_timed
 from gateway.routes import api_router
 from gateway.sse import sse_frame, with_heartbeats
 from gateway.state import Running
@@ -90,13 +90,14 @@ async def chat(
         max_tokens=body.max_tokens,
         stop=body.stop,
     )
+    started = time.perf_counter()
     call = gateway.upstreams.generation.Answer(
         request, timeout=gateway.config.answer_timeout_s, metadata=forwarded(principal)
     )
     if prefers_json(accept):
-        reply = orjson.dumps(await gathered_answer(call))
+        reply = orjson.dumps(await gathered_answer(call, started))
         return Response(reply, media_type="application/json", headers=JSON_HEADERS)
-    frames = answer_frames(call, time.perf_counter(), resumed_after(last_event_id))
+    frames = answer_frames(call, started, resumed_after(last_event_id))
     return EventStream(with_heartbeats(frames, HEARTBEAT_S), headers=STREAM_HEADERS)
 
 
@@ -115,15 +116,12 @@ async def answer_frames(call: Any, started: float, skip: int = 0) -> AsyncGenera
     """SSE frames of an Answer stream, those up to id skip left out unless the answer follows another question
     (then it is not the one the client resumes); a failed call ends with an error event."""
     event_id = 0
-    ended = any_delta = False
+    ended = False
     try:
-        async for event in call:
+        async for event in first_text_timed(call, started):
             if event.HasField("retrieval") and event.retrieval.another_question:
                 skip = 0  # a new answer, which the client must have whole
             kind, data = event_json(event)
-            if kind == "delta" and not any_delta:
-                any_delta = True
-                record_first_token(time.perf_counter() - started)
             event_id += 1
             ended = kind in ("done", "error")
             if event_id > skip or ended:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 
 from gateway.chat_json import gathered_answer, prefers_json
+from gateway.openai_api import first_event, whole_answer
 from likeopt.v1 import generation_pb2, retrieval_pb2
 
 
@@ -62,7 +65,7 @@ async def test_the_events_become_one_answer_with_its_hits_and_done_fields() -> N
             ),
         ]
     )
-    reply = await gathered_answer(call)
+    reply = await gathered_answer(call, time.perf_counter())
     assert reply["answer"] == "Alpha it is. [1]"
     assert [h["doc_id"] for h in reply["hits"]] == ["a.md"] and reply["index_version"] == 7
     assert reply["conversation_id"] == "c1" and [c["n"] for c in reply["citations"]] == [1]
@@ -77,21 +80,44 @@ async def test_an_error_event_is_the_matching_http_error_and_a_stream_without_do
         ]
     )
     with pytest.raises(Exception) as raised:
-        await gathered_answer(failed)
+        await gathered_answer(failed, time.perf_counter())
     assert (raised.value.status, raised.value.code) == (504, "DEADLINE_EXCEEDED")  # type: ignore[attr-defined]
     opened = generation_pb2.RetrievalEvent(hits=[HIT], conversation_id="c1")
     half = [generation_pb2.AnswerEvent(retrieval=opened), generation_pb2.AnswerEvent(delta={"text": "Half"})]
     with pytest.raises(Exception) as cut:
-        await gathered_answer(Call(half))
+        await gathered_answer(Call(half), time.perf_counter())
     assert cut.value.status == 502  # type: ignore[attr-defined]
 
 
 async def test_a_busy_service_is_a_429_that_says_when_to_try_again() -> None:
     busy = generation_pb2.ErrorEvent(code="RESOURCE_EXHAUSTED", message="busy", retry_after_s=1.2)
     with pytest.raises(Exception) as raised:
-        await gathered_answer(Call([generation_pb2.AnswerEvent(error=busy)]))
+        await gathered_answer(Call([generation_pb2.AnswerEvent(error=busy)]), time.perf_counter())
     assert raised.value.status == 429 and raised.value.headers == {"Retry-After": "2"}  # type: ignore[attr-defined]
     unknown = generation_pb2.ErrorEvent(code="SOMETHING_NEW", message="?")
     with pytest.raises(Exception) as odd:
-        await gathered_answer(Call([generation_pb2.AnswerEvent(error=unknown)]))
+        await gathered_answer(Call([generation_pb2.AnswerEvent(error=unknown)]), time.perf_counter())
     assert odd.value.status == 502 and odd.value.headers is None  # type: ignore[attr-defined]
+
+
+def first_tokens_timed() -> float:
+    return REGISTRY.get_sample_value("likeopt_chat_first_token_seconds_count") or 0.0
+
+
+def answered(*texts: str) -> Call:
+    opened = generation_pb2.AnswerEvent(retrieval=generation_pb2.RetrievalEvent(hits=[HIT], conversation_id="c1"))
+    deltas = [generation_pb2.AnswerEvent(delta=generation_pb2.DeltaEvent(text=text)) for text in texts]
+    done = generation_pb2.AnswerEvent(done=generation_pb2.DoneEvent(conversation_id="c1", finish_reason="stop"))
+    return Call([opened, *deltas, done])
+
+
+async def test_a_gathered_answer_times_its_first_text_once_as_a_streamed_one_does() -> None:
+    # JSON replies (REST and OpenAI's non-streamed) used to leave likeopt_chat_first_token_seconds unobserved.
+    before = first_tokens_timed()
+    await gathered_answer(answered("", "Alpha ", "it is."), time.perf_counter())  # an empty delta is no text yet
+    assert first_tokens_timed() == before + 1
+    first, events = await first_event(answered("Beta."), time.perf_counter())
+    await whole_answer(Call([]), first, events)
+    assert first_tokens_timed() == before + 2
+    await gathered_answer(answered(), time.perf_counter())  # no text at all: nothing to time
+    assert first_tokens_timed() == before + 2
