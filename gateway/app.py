@@ -20,7 +20,7 @@ from starlette.types import ASGIApp
 
 from gateway.bodies import BODY_MODELS, SCHEMA_REF, invalid
 from gateway.direct_route import DirectLane, DirectRoute
-from gateway.errors import ApiError, error_response
+from gateway.errors import ApiError, error_response, http_error_headers
 from gateway.mcp_http import McpEndpoint, caller_mesh
 from gateway.mcp_server import build_mcp_server
 from gateway.models import ErrorResponse
@@ -121,7 +121,7 @@ async def on_invalid(request: Request, exc: Exception) -> Response:
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    return error_response(exc.status_code, code, str(exc.detail), headers=http_error_headers(request, exc))
 
 
 async def on_crash(request: Request, exc: Exception) -> Response:

@@ -7,7 +7,10 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import grpc
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Match, Mount
 
 from gateway.models import ErrorResponse
 
@@ -101,6 +104,23 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 ERROR_CONTENT = {"application/json": {"schema": {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}}}
 """Named rather than given as a model: FastAPI would describe it in the route's media type (a stream's too)."""
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def http_error_headers(request: Request, exc: HTTPException) -> dict[str, str] | None:
+    """An HTTPException's headers; a 405's Allow names every method some route serves at the path, where
+    Starlette names only those of the first route it tried (GET for /api/v1/documents, which POST serves too)."""
+    if exc.status_code != 405:
+        return exc.headers
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    allowed = [
+        method
+        for method in METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+    return {**(exc.headers or {}), "Allow": ", ".join(allowed)} if allowed else exc.headers
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.bodies import declared_over, field_path, is_json
-from gateway.errors import BEARER_CHALLENGE, public_details
+from gateway.errors import BEARER_CHALLENGE, http_error_headers, public_details
 from gateway.keys import caller_of, caller_refusal
 from gateway.observe import first_text_timed
 from gateway.openai_completions import (
@@ -350,7 +350,7 @@ def openai_app(config: Config, upstreams: Callable[[], Upstreams]) -> FastAPI:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code)
         body = error_json(str(exc.detail), OpenAIError(exc.status_code, "").type, None, code)
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(body, status_code=exc.status_code, headers=http_error_headers(request, exc))
 
     app = FastAPI(
         title="Like-Opt OpenAI-compatible API",

@@ -160,6 +160,20 @@ def test_unknown_routes_and_methods_answer_in_the_error_shape(client: TestClient
     assert error_of(client.get("/api/v1/search"), 405)["code"] == "METHOD_NOT_ALLOWED"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/api/v1/documents", "GET, POST"),  # two routes share the path: Allow names both
+        ("POST", "/api/v1/documents/a.md", "GET, DELETE"),
+        ("PUT", "/api/v1/search", "POST"),
+        ("GET", "/v1/chat/completions", "POST"),  # the OpenAI app's 405 too
+    ],
+)
+def test_a_405_allows_every_method_the_path_serves(client: TestClient, method: str, path: str, allow: str) -> None:
+    reply = client.request(method, path)
+    assert reply.status_code == 405 and reply.headers["allow"] == allow
+
+
 def test_an_unreachable_upstream_is_a_503_for_a_read_and_an_error_event_for_a_chat(client: TestClient) -> None:
     assert error_of(client.get("/api/v1/index"), 503)["code"] == "UNAVAILABLE"
     chat = client.post("/api/v1/chat", json={"query": "anything"})
