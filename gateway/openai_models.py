@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from likeopt.runtime.contract import ANSWER_TOP_K, MODES, Mode
 
+LENIENT_BUT_TYPED = ConfigDict(extra="allow", strict=True)
+"""Request models: fields Like-Opt does not use are accepted and ignored, but a field it uses must have its type
+(``"stream": "yes"`` and ``"max_tokens": "5"`` are 400s, as OpenAI's API answers, not quietly coerced)."""
+
 MODEL_ID = "like-opt"
 MODEL_CREATED = 1_735_689_600
 """2025-01-01T00:00:00Z: a fixed ``created`` for the model list, so it is the same on every replica."""
@@ -23,7 +27,7 @@ MODEL_CREATED = 1_735_689_600
 class ContentPart(BaseModel):
     """One part of a multi-part message; only ``text`` parts can be answered."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = LENIENT_BUT_TYPED
 
     type: str
     text: str | None = None
@@ -32,7 +36,7 @@ class ContentPart(BaseModel):
 class ChatMessage(BaseModel):
     """A message of the conversation; the role is checked after parsing so a wrong one is a 400, as OpenAI's."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = LENIENT_BUT_TYPED
 
     role: str
     content: str | list[ContentPart] | None = None
@@ -40,7 +44,7 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = LENIENT_BUT_TYPED
 
     include_usage: bool = False
 
@@ -48,7 +52,7 @@ class StreamOptions(BaseModel):
 class ResponseFormat(BaseModel):
     """OpenAI's ``response_format``: only ``text`` can be honoured (answers are grounded prose with citations)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = LENIENT_BUT_TYPED
 
     type: str
 
@@ -56,7 +60,7 @@ class ResponseFormat(BaseModel):
 class LikeOptOptions(BaseModel):
     """Like-Opt's own options, which every OpenAI-style request (chat, responses, completions) may add."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = LENIENT_BUT_TYPED
 
     conversation_id: str | None = Field(
         None, description="Like-Opt: continue a stored conversation (its turns are used when no earlier messages)."

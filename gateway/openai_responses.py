@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from gateway.openai_models import MODEL_ID, ChatMessage, ContentPart, LikeOptOptions
+from gateway.openai_models import LENIENT_BUT_TYPED, MODEL_ID, ChatMessage, ContentPart, LikeOptOptions
 from gateway.openai_translate import (
     AnswerParts,
     OpenAIError,
@@ -43,7 +43,7 @@ MARKER = re.compile(r"\[(\d+)\]")
 class InputItem(BaseModel):
     """An item of ``input``; only messages can be answered (Like-Opt calls no tools)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = LENIENT_BUT_TYPED
 
     type: str = "message"
     role: str | None = None
@@ -51,13 +51,13 @@ class InputItem(BaseModel):
 
 
 class TextFormat(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = LENIENT_BUT_TYPED
 
     type: str
 
 
 class TextOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = LENIENT_BUT_TYPED
 
     format: TextFormat | None = None
 

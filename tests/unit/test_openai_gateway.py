@@ -136,6 +136,32 @@ async def test_bad_json_is_400_and_unknown_paths_404_in_openai_shape() -> None:
     assert missing.status_code == 404 and set(missing.json()["error"]) == {"message", "type", "param", "code"}
 
 
+@pytest.mark.parametrize(
+    ("path", "field", "value"),
+    [
+        ("/v1/chat/completions", "stream", "yes"),
+        ("/v1/chat/completions", "max_tokens", "5"),
+        ("/v1/completions", "echo", 1),
+        ("/v1/responses", "stream", "true"),
+        ("/v1/responses", "max_output_tokens", 5.0),
+    ],
+)
+async def test_a_field_of_the_wrong_type_is_refused_not_coerced(path: str, field: str, value: object) -> None:
+    # Pydantic's lax mode read "yes" as true: the client's mistake changed the reply instead of being told.
+    question = {"role": "user", "content": QUESTION}
+    bodies = {
+        "/v1/chat/completions": {"model": "like-opt", "messages": [question]},
+        "/v1/completions": {"model": "like-opt", "prompt": QUESTION},
+        "/v1/responses": {"model": "like-opt", "input": QUESTION},
+    }
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        reply = await client._client.post(f"http://like-opt{path}", json={**bodies[path], field: value})
+        ignored = await client._client.post(f"http://like-opt{path}", json={**bodies[path], "logit_bias": "unused"})
+    error = reply.json()["error"]
+    assert reply.status_code == 400 and (error["param"], error["code"]) == (field, "invalid_type"), reply.text
+    assert ignored.status_code == 200, ignored.text  # what Like-Opt ignores is still not checked
+
+
 async def test_the_key_is_needed_when_reads_need_it() -> None:
     async with generation_server(ExtractiveBackend()) as h:
         async with v1_client(h.stub, api_key="s3cret", reads_need_key=True) as client:
