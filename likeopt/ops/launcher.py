@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from likeopt.ops import envoy_drain
 from likeopt.ops.envoy_config import write_envoy_config
 from likeopt.ops.healthcheck import grpc_serving, http_ok, redis_pong
 from likeopt.ops.processes import CHILD_ENV, ProcessSpec, Replica, redis_process, service_processes
@@ -259,17 +260,25 @@ class Mesh:
             while time.monotonic() < deadline and any(c.process.poll() is None for c in self.children):
                 time.sleep(0.05)
 
+    def _drain_envoy(self) -> None:
+        admin = host_port("127.0.0.1", self.config.envoy_admin_port)
+        if left := envoy_drain.drain(admin, STOP_TIMEOUT_S):
+            print(f"likeopt: envoy still had {left} requests in flight after {STOP_TIMEOUT_S:.0f} s", file=sys.stderr)
+
     def dead_child(self) -> Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)
 
     def stop(self) -> list[tuple[str, int]]:
-        """SIGTERM each child in reverse start order, then SIGKILL stragglers' groups.
+        """SIGTERM each child in reverse start order, then SIGKILL stragglers' groups; Envoy first stops
+        accepting and serves what it has in flight (envoy_drain), since SIGTERM would cut it.
 
         Returns the children that did not exit 0 (a clean stop drains and exits 0).
         """
         unclean = []
         for child in reversed(self.children):
             if child.process.poll() is None:
+                if child.spec.name == "envoy" and child.ready:
+                    self._drain_envoy()
                 with contextlib.suppress(ProcessLookupError):
                     child.process.send_signal(signal.SIGTERM)
                 try:

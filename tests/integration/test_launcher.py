@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import socket
@@ -12,11 +14,32 @@ import grpc
 import httpx
 import pytest
 
+from likeopt.ops import envoy_drain
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.support import MeshProcess, alive, descendants, mesh_environment
 
 
-def test_sigterm_stops_every_child_and_leaves_no_orphan(tmp_path: Path) -> None:
+def envoy_requests_in_flight(mesh: MeshProcess) -> int:
+    return envoy_drain.serving(f"127.0.0.1:{mesh.port('envoy_admin')}", timeout_s=5)
+
+
+def started_upload(mesh: MeshProcess, body: bytes) -> http.client.HTTPConnection:
+    """An upload whose headers and first half of body are sent, the rest held back: a request in flight."""
+    host, port = mesh.address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    connection.putrequest("POST", "/api/v1/documents")
+    for name, value in (
+        ("Authorization", f"Bearer {mesh.api_key}"),
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+    ):
+        connection.putheader(name, value)
+    connection.endheaders()
+    connection.send(body[: len(body) // 2])
+    return connection
+
+
+def test_sigterm_serves_what_is_in_flight_then_stops_every_child_and_leaves_no_orphan(tmp_path: Path) -> None:
     mesh = MeshProcess(env=mesh_environment(tmp_path), args=[])
     mesh.start()
     try:
@@ -24,6 +47,18 @@ def test_sigterm_stops_every_child_and_leaves_no_orphan(tmp_path: Path) -> None:
         assert mesh.process is not None
         children = descendants(mesh.process.pid)
         assert len(children) >= 6, "expected redis, three services, gateway and envoy"
+        document = {"id": "in-flight.md", "title": "In flight", "text": "Sent while the mesh was told to stop."}
+        body = json.dumps({"documents": [document]}).encode()
+        upload = started_upload(mesh, body)
+        deadline = time.monotonic() + 30
+        while envoy_requests_in_flight(mesh) < 1:
+            assert time.monotonic() < deadline, "Envoy never saw the upload"
+            time.sleep(0.05)
+        mesh.process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)  # Envoy used to exit at once, cutting the upload here
+        upload.send(body[len(body) // 2 :])
+        reply = upload.getresponse()
+        assert reply.status == 200 and json.loads(reply.read())["upserted"] == 1
     finally:
         code = mesh.stop()
     assert code == 0, "".join(mesh.output[-30:])

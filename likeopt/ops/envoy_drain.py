@@ -1,0 +1,45 @@
+"""Stopping Envoy without cutting the requests it is serving.
+
+Envoy exits at once on SIGTERM, closing every connection, while the gateway and the services behind it would
+have finished their work: an upload cut that way is stored although its client saw the connection drop. So the
+launcher first tells Envoy, through its admin port, to stop accepting connections, then waits (bounded) until
+no request is in flight before it sends SIGTERM.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+ACTIVE_REQUESTS = "downstream_rq_active"
+"""The per-listener gauge of requests Envoy is serving (``http.<stat_prefix>.downstream_rq_active``)."""
+ADMIN_PREFIX = "http.admin."
+"""The admin listener's own gauges, which count the very request that reads them."""
+POLL_S = 0.1
+
+
+def serving(admin: str, timeout_s: float) -> int:
+    """Requests in flight on Envoy's listeners, not counting the admin port's own."""
+    reply = httpx.get(f"http://{admin}/stats", params={"filter": ACTIVE_REQUESTS, "format": "json"}, timeout=timeout_s)
+    reply.raise_for_status()
+    names_values = ((str(stat.get("name", "")), int(stat.get("value", 0))) for stat in reply.json().get("stats", []))
+    return sum(
+        value for name, value in names_values if name.endswith(ACTIVE_REQUESTS) and not name.startswith(ADMIN_PREFIX)
+    )
+
+
+def drain(admin: str, wait_s: float) -> int:
+    """Stop Envoy's listeners accepting connections and wait up to wait_s for its requests to end.
+
+    Returns the requests still in flight when it gave up (0 when all ended); an admin port that does not answer
+    counts as nothing left to wait for, since Envoy is then no longer serving either.
+    """
+    deadline = time.monotonic() + wait_s
+    try:
+        httpx.post(f"http://{admin}/drain_listeners", timeout=wait_s).raise_for_status()
+        while (active := serving(admin, max(deadline - time.monotonic(), POLL_S))) and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+    except (httpx.HTTPError, ValueError):
+        return 0
+    return active
