@@ -324,7 +324,8 @@ def container_env(objects: list[dict], container: dict) -> dict[str, str]:
 def test_base_only_lists_resources() -> None:
     kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
     assert set(kustomization) <= {"apiVersion", "kind", "resources"}
-    assert {d["kind"] for d in base_objects()} == {"ConfigMap", "StatefulSet", "Deployment", "Service"}
+    kinds = {"ConfigMap", "StatefulSet", "Deployment", "Service", "PersistentVolumeClaim"}
+    assert {d["kind"] for d in base_objects()} == kinds
 
 
 def test_kubernetes_runs_the_same_commands_and_settings() -> None:
@@ -346,6 +347,18 @@ def test_base_retrieval_is_one_stateful_replica_with_its_data() -> None:
     data_dir = base_object("ConfigMap", "likeopt-env")["data"]["LIKEOPT_DATA_DIR"]
     mounts = pod_spec(retrieval)["containers"][0]["volumeMounts"]
     assert any(m["mountPath"] == data_dir for m in mounts)
+
+
+def test_base_generation_keeps_answers_and_ratings_on_a_volume() -> None:
+    # As docker-compose's feedback-data volume: without one, every new pod started with no ratings.
+    feedback_dir = str(Path(compose_env("generation_svc")["LIKEOPT_FEEDBACK_DB"]).parent)
+    generation = base_object("Deployment", "generation-svc")
+    spec = pod_spec(generation)
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["mountPath"] == feedback_dir)
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    claim = base_object("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert generation["spec"]["strategy"] == {"type": "Recreate"}  # one pod at a time holds the claim
 
 
 # Building with a real kustomize, and validating with kubernetes-validate's schemas.
