@@ -40,19 +40,22 @@ def python_module(module: str) -> list[str]:
     return [sys.executable, "-m", module]
 
 
+REDIS_PERSISTENCE = ("--appendonly", "yes", "--save", "")
+"""Every write is appended to a file (fsync each second) and read back at start, so conversations (kept in the
+cache for LIKEOPT_SESSION_TTL_S) outlive a restart; no snapshots besides."""
 REDIS_BOUNDS = ("--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru")
 """The cache's L2 stays within 256 MB, evicting the least recently used keys (every entry is a cache
 entry, safe to lose); docker-compose and Kubernetes run Redis with the same arguments (a test checks)."""
 
 
 def redis_process(binary: Path, port: int, host: str, work_dir: Path) -> ProcessSpec:
-    """A private Redis-protocol server: no persistence, loopback only, bounded memory."""
+    """A private Redis-protocol server: loopback only, bounded memory, its append-only file in work_dir (under
+    LIKEOPT_RUN_DIR, kept from one start to the next), as docker-compose and Kubernetes run Redis."""
     argv = [
         str(binary),
         "--port", str(port),
         "--bind", host,
-        "--save", "",
-        "--appendonly", "no",
+        *REDIS_PERSISTENCE,
         "--dir", str(work_dir),
         "--protected-mode", "yes",
         *REDIS_BOUNDS,

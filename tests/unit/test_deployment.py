@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from likeopt.ops.envoy_config import envoy_values
-from likeopt.ops.processes import CHILD_ENV, REDIS_BOUNDS, service_processes
+from likeopt.ops.processes import CHILD_ENV, REDIS_BOUNDS, REDIS_PERSISTENCE, redis_process, service_processes
 from likeopt.ops.protos import ROOT
 from likeopt.runtime.config import Config, SettingsError, address_list, env_names, split_host_port
 from tests.packaging import IMAGES, LIGHT_IMAGES
@@ -179,12 +179,12 @@ def test_image_sets_the_environment_the_launcher_gives_children() -> None:
     assert "USER likeopt" in dockerfile
 
 
-def test_redis_persists_and_is_bounded_as_the_launcher_bounds_it() -> None:
-    command = SERVICES["redis"]["command"]
-    assert "--appendonly" in command
-    assert " ".join(REDIS_BOUNDS) in " ".join(command)
+def test_redis_persists_and_is_bounded_as_the_launcher_runs_it() -> None:
+    launched = " ".join(redis_process(Path("redis-server"), 6379, "127.0.0.1", Path("/tmp")).argv)
     k8s_redis = base_object("StatefulSet", "redis")
-    assert " ".join(REDIS_BOUNDS) in " ".join(k8s_redis["spec"]["template"]["spec"]["containers"][0]["command"])
+    for command in (SERVICES["redis"]["command"], k8s_redis["spec"]["template"]["spec"]["containers"][0]["command"]):
+        for arguments in (REDIS_PERSISTENCE, REDIS_BOUNDS):
+            assert " ".join(arguments) in " ".join(command) and " ".join(arguments) in launched
 
 
 def test_retrieval_data_is_a_volume() -> None:
