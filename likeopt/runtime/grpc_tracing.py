@@ -15,6 +15,10 @@ when a browser closes an answer and the gateway or generation_svc cancels what i
 * unary response: a caller cancelled while awaiting the reply left the span open forever
   and did not even cancel the call, so the server kept working for nobody. Here the
   cancellation cancels the call and ends the span.
+
+And one of ours: a stream may report its failure in band, as a message with an ``error`` field
+(generation_svc's AnswerEvent), after which the reader stops and cancels. The client span then
+takes that error's code and is marked failed, as the server's span is, rather than "cancelled".
 """
 
 from __future__ import annotations
@@ -34,16 +38,30 @@ from opentelemetry.instrumentation.grpc._aio_client import (
     UnaryUnaryAioClientInterceptor,
 )
 from opentelemetry.semconv._incubating.attributes.rpc_attributes import RPC_GRPC_STATUS_CODE
-from opentelemetry.trace import Span, TracerProvider
+from opentelemetry.trace import Span, Status, StatusCode, TracerProvider
 
 from likeopt.runtime.interceptors import Streaming, Unary, WrappingInterceptor
 from likeopt.runtime.telemetry import TRACE_HEADERS, in_unsampled_trace, unsampled_parent
 
 
-def _end_cancelled(span: Span) -> None:
+def _end_cancelled(span: Span, failed: bool = False) -> None:
     if span.is_recording():
-        span.set_attribute(RPC_GRPC_STATUS_CODE, grpc.StatusCode.CANCELLED.value[0])
+        if not failed:  # a stream that reported its failure keeps that failure's code
+            span.set_attribute(RPC_GRPC_STATUS_CODE, grpc.StatusCode.CANCELLED.value[0])
         span.end()
+
+
+def in_band_failure(message: Any) -> Any | None:
+    """The ``error`` a streamed message carries (AnswerEvent's ErrorEvent, with code and message), if any."""
+    fields = getattr(getattr(message, "DESCRIPTOR", None), "fields_by_name", {})
+    return message.error if "error" in fields and message.HasField("error") else None
+
+
+def mark_failed(span: Span, failure: Any) -> None:
+    """A span's status and gRPC code from an in-band failure (code is a grpc.StatusCode name)."""
+    code = getattr(grpc.StatusCode, str(failure.code), grpc.StatusCode.UNKNOWN)
+    span.set_attribute(RPC_GRPC_STATUS_CODE, code.value[0])
+    span.set_status(Status(StatusCode.ERROR, f"{code.name}: {failure.message}"))
 
 
 class _NoSpanWhenUnsampled:
@@ -64,9 +82,13 @@ class _UnaryStreamSpans(_NoSpanWhenUnsampled, UnaryStreamAioClientInterceptor):
         return await self._intercept(super().intercept_unary_stream, continuation, details, request)
 
     async def _wrap_stream_response(self, span: Span, call: Any) -> AsyncIterator[Any]:
-        call.add_done_callback(lambda done: _end_cancelled(span) if done.cancelled() else None)
+        failed = False
+        call.add_done_callback(lambda done: _end_cancelled(span, failed) if done.cancelled() else None)
         try:
             async for response in call:
+                if not failed and span.is_recording() and (failure := in_band_failure(response)) is not None:
+                    failed = True
+                    mark_failed(span, failure)
                 yield response
         except grpc.aio.AioRpcError as exc:
             if span.is_recording():

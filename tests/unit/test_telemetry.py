@@ -25,7 +25,7 @@ from opentelemetry import context, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -51,6 +51,7 @@ from likeopt.runtime.telemetry import (
     tracer_provider,
     unsampled_parent,
 )
+from likeopt.v1.generation_pb2 import AnswerEvent
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 UNSAMPLED = f"00-{TRACE_ID}-b7ad6b7169203331-00"
@@ -236,6 +237,12 @@ async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, dict[s
     async def trace_id(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return current_trace_id().encode()
 
+    async def fails_in_band(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[AnswerEvent]:
+        yield AnswerEvent(delta={"text": "Half"})
+        context.set_code(grpc.StatusCode.DEADLINE_EXCEEDED)  # as generation_svc ends a failed answer
+        yield AnswerEvent(error={"code": "DEADLINE_EXCEEDED", "message": "retrieval failed"})
+        await asyncio.sleep(0.5)
+
     server = grpc.aio.server(interceptors=[ServerSpans(recorder.provider), RequestLogContext()])
     server.add_generic_rpc_handlers(
         [
@@ -246,6 +253,9 @@ async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, dict[s
                     "Hang": grpc.unary_unary_rpc_method_handler(hang),
                     "Boom": grpc.unary_unary_rpc_method_handler(boom),
                     "TraceId": grpc.unary_unary_rpc_method_handler(trace_id),
+                    "FailsInBand": grpc.unary_stream_rpc_method_handler(
+                        fails_in_band, response_serializer=AnswerEvent.SerializeToString
+                    ),
                 },
             )
         ]
@@ -280,6 +290,24 @@ async def test_a_cancelled_stream_ends_both_spans_in_one_trace(grpc_pair):
     assert client.parent.span_id == caller.get_span_context().span_id
     assert server.parent.span_id == client.context.span_id
     assert client.end_time is not None and server.end_time is not None
+
+
+async def test_a_stream_that_reports_its_failure_in_band_is_a_failed_client_span(grpc_pair):
+    # The gateway stops reading at an error event and cancels: its span said CANCELLED and was not an error.
+    recorder, channel, _ = grpc_pair
+    with recorder.provider.get_tracer("test").start_as_current_span("caller"):
+        call = channel.unary_stream("/test.Ticks/FailsInBand", response_deserializer=AnswerEvent.FromString)(b"")
+        async for event in call:
+            if event.HasField("error"):
+                break
+        call.cancel()
+    for _ in range(100):
+        if recorder.finished(SpanKind.CLIENT):
+            break
+        await asyncio.sleep(0.05)
+    (client,) = recorder.finished(SpanKind.CLIENT)
+    assert client.status.status_code == StatusCode.ERROR and "retrieval failed" in client.status.description
+    assert client.attributes["rpc.grpc.status_code"] == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
 
 
 async def test_calls_inside_an_unsampled_trace_carry_it_on_but_make_no_spans(grpc_pair):
