@@ -17,7 +17,7 @@ Figures:
 
 A collection is a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) or a folder of
 documents with a questions file (``--questions``; one question a line, a tab, then the relevant
-file names separated by commas), as benchmarks/data/demo_questions.txt is for docs/.
+file names from the folder separated by commas), as benchmarks/data/demo_questions.txt is for docs/.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from likeopt.ops.evaluate import (
     store_shape,
 )
 from likeopt.runtime.config import Config
+from likeopt.runtime.loaders import file_id, id_base
 from likeopt.runtime.percentiles import percentile
 from likeopt.v1 import generation_pb2, generation_pb2_grpc
 
@@ -74,11 +75,12 @@ class Collection:
 
     def data_dir(self, base: Path, shape: str = "") -> Path:
         """The collection's own retrieval data directory (``likeopt eval``'s for a BEIR folder), per store shape
-        (likeopt.ops.evaluate.store_shape)."""
+        (likeopt.ops.evaluate.store_shape) and per the ids its files get from here (likeopt.runtime.loaders.id_base)."""
         if self.beir:
             return Dataset.load(self.root).data_dir(base, shape)
         files = sorted(p for p in self.root.rglob("*") if p.is_file())
-        signature = "".join(f"{p.relative_to(self.root)}:{p.stat().st_size};" for p in files)
+        names = id_base(self.root)
+        signature = "".join(f"{file_id(p, names)}:{p.stat().st_size};" for p in files)
         return base / f"{self.root.resolve().name}-{shaped_digest(f'{self.root.resolve()}|{signature}', shape)}"
 
 
@@ -91,6 +93,13 @@ def read_questions(path: Path) -> list[Question]:
         text, _, relevant = line.partition("\t")
         questions.append(Question(text.strip(), frozenset(r.strip() for r in relevant.split(",") if r.strip())))
     return questions
+
+
+def ingested_names(folder: Path, questions: list[Question]) -> list[Question]:
+    """The questions with their relevant files, named from the folder in a questions file, as the ids
+    ``likeopt ingest`` gives them (docs/'s architecture.md is docs/architecture.md), so citations can match."""
+    base = id_base(folder)
+    return [Question(q.text, frozenset(file_id(folder / name, base) for name in q.relevant)) for q in questions]
 
 
 def input_problem(data: Path | None, questions: str | None, offtopic: str | None) -> str | None:
@@ -119,8 +128,7 @@ def load_collection(data: Path, questions_file: Path | None, limit: int, seed: i
         questions = [Question(text, judged[q]) for q, text in dataset.queries.items() if judged[q]]
         beir = True
     else:
-        source = questions_file or DEMO_QUESTIONS
-        questions, beir = read_questions(source), False
+        questions, beir = ingested_names(data, read_questions(questions_file or DEMO_QUESTIONS)), False
     if limit and limit < len(questions):
         questions = random.Random(seed).sample(questions, limit)
     return Collection(data, questions, beir)

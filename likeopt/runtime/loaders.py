@@ -18,6 +18,7 @@ import codecs
 import csv
 import io
 import json
+import os
 import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -465,21 +466,36 @@ def record_document(where: str, record: object) -> LoadedDocument | Skipped:
 
 
 def load_paths(paths: list[str]) -> Iterator[LoadedDocument | Skipped]:
-    """Documents from files and folders; a folder with corpus.jsonl is read as a BEIR dataset."""
+    """Documents from files and folders; a folder with corpus.jsonl is read as a BEIR dataset (its records keep
+    their ids). A file's id is its path from id_base, so README.md in two folders gives two documents."""
     for raw in paths:
         root = Path(raw)
         if not root.exists():
             yield Skipped(raw, "no such file or folder")
         elif root.is_file():
-            yield from load_file(root, root.name)
+            yield from load_file(root, file_id(root, id_base(root)))
         elif (corpus := root / "corpus.jsonl").is_file():
             with corpus.open(encoding="utf-8-sig", errors="replace") as lines:
                 yield from load_jsonl(str(corpus), lines)
         else:
+            base = id_base(root)
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
                 if any(part.startswith(".") for part in path.relative_to(root).parts):
                     continue
-                yield from load_file(path, path.relative_to(root).as_posix())
+                yield from load_file(path, file_id(path, base))
+
+
+def id_base(given: Path) -> Path:
+    """What the ids of the files under a given path are relative to: the working directory when the path lies in
+    it (``projA`` and ``projA/README.md`` both name ``projA/README.md``), else the path's parent (``/data/projA``
+    gives ``projA/README.md``), so a file keeps the folder it was found in as the user named it."""
+    absolute, cwd = Path(os.path.normpath(given.absolute())), Path.cwd()
+    return cwd if absolute.is_relative_to(cwd) else absolute.parent
+
+
+def file_id(path: Path, base: Path) -> str:
+    """The id of the file at path: its path from base, with forward slashes on every system."""
+    return Path(os.path.normpath(path.absolute())).relative_to(base).as_posix()
 
 
 def to_message(doc: LoadedDocument, access: retrieval_pb2.Access | None = None) -> retrieval_pb2.Document:

@@ -120,13 +120,13 @@ def test_reloading_mid_answer_keeps_the_text_that_arrived(local_mesh: MeshProces
 
 def test_a_document_opens_from_the_list_and_from_search_chunk_by_chunk(mesh: MeshProcess, page: Any) -> None:
     page.goto(mesh.base_url + "/#documents")
-    title = page.locator("#doc-list li[data-doc-id='caching.md'] .open-document")
+    title = page.locator("#doc-list li[data-doc-id='docs/caching.md'] .open-document")
     title.click()
     dialog = page.locator("#document-dialog")
     dialog.wait_for(state="visible")
     page.wait_for_function("document.getElementById('document-title').textContent === 'Caching in Like-Opt'")
     assert "Like-Opt caches at four layers" in dialog.locator("#document-chunks").inner_text()
-    assert "chunk" in page.inner_text("#document-meta") and page.inner_text("#document-id") == "caching.md"
+    assert "chunk" in page.inner_text("#document-meta") and page.inner_text("#document-id") == "docs/caching.md"
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
     assert page.evaluate("document.activeElement.classList.contains('open-document')")  # back where it was

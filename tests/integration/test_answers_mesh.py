@@ -45,7 +45,7 @@ def test_a_demo_answer_carries_support_and_supported_citations(mesh: MeshProcess
     done = done_of(events)
     assert not done["no_answer"] and done["support"] == 1.0 and len(done["answer_id"]) == 32
     citations = [data for kind, data in events if kind == "citation"]
-    assert "architecture.md" in cited_docs(events) and all(c["supported"] is True for c in citations)
+    assert "docs/architecture.md" in cited_docs(events) and all(c["supported"] is True for c in citations)
     stored = httpx.get(f"{mesh.base_url}/api/v1/conversations/{done['conversation_id']}", timeout=10).json()
     assert stored["turns"][-1]["citations"] == citations  # the conversation keeps them, marks included
 

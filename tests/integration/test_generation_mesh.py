@@ -23,13 +23,13 @@ def cited_docs(events: list[tuple[str, dict]]) -> set[str]:
 def test_a_follow_up_is_answered_from_the_earlier_turn(mesh: MeshProcess) -> None:
     first = chat(mesh, "How does Like-Opt keep answers in Redis?")
     conversation_id = first[-1][1]["conversation_id"]
-    assert "caching.md" in cited_docs(first)
+    assert "docs/caching.md" in cited_docs(first)
 
     follow_up = chat(mesh, "and what about its cost?", conversation_id=conversation_id)
     assert follow_up[-1][1]["conversation_id"] == conversation_id
     hits = follow_up[0][1]["hits"]
-    assert hits[0]["doc_id"] == "caching.md", [h["doc_id"] for h in hits]
-    assert "caching.md" in cited_docs(follow_up)
+    assert hits[0]["doc_id"] == "docs/caching.md", [h["doc_id"] for h in hits]
+    assert "docs/caching.md" in cited_docs(follow_up)
 
     stored = httpx.get(f"{mesh.base_url}/api/v1/conversations/{conversation_id}", timeout=10)
     assert stored.status_code == 200, stored.text

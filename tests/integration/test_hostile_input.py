@@ -65,7 +65,7 @@ def test_bad_search_bodies_get_clear_errors(mesh: MeshProcess, name: str) -> Non
         assert reply.status_code == status, reply.text
         error = reply.json()["error"]
         assert error["code"] and error["message"]
-        assert top_doc(client) == "architecture.md"
+        assert top_doc(client) == "docs/architecture.md"
 
 
 def test_body_over_the_limit_is_refused_by_envoy(mesh: MeshProcess) -> None:
@@ -105,7 +105,7 @@ def test_malformed_and_bomb_uploads_are_skipped_and_the_corpus_survives(mesh: Me
         assert all(reason for reason in skipped.values())
         after = client.get("/api/v1/index").json()["documents"]
         assert after == before + result["upserted"]
-        assert top_doc(client) == "architecture.md"
+        assert top_doc(client) == "docs/architecture.md"
         assert client.get("/api/v1/readyz").status_code == 200
         if "deep.html" not in skipped:
             client.delete("/api/v1/documents/deep.html", headers={"Authorization": f"Bearer {mesh.api_key}"})

@@ -254,7 +254,7 @@ def test_likeopt_ingest_gives_every_document_of_the_run_its_access_list(
     jwt_mesh: MeshProcess, people: dict[str, Person], tmp_path: Path
 ) -> None:
     (tmp_path / "rota.md").write_text(f"# Rota\n\nThe {TOPIC} rota is kept under the codeword andalusite.\n")
-    ingest = [sys.executable, "-m", "likeopt.ops.cli", "ingest", str(tmp_path), "--quiet"]
+    ingest = [sys.executable, "-m", "likeopt.ops.cli", "ingest", str(tmp_path / "rota.md"), "--quiet"]
     ingest += ["--tenant", "acme", "--allow-group", "eng", "--allow-user", "bob"]
     subprocess.run(ingest, env=jwt_mesh.env, check=True, timeout=300, capture_output=True)
     assert "rota.md" in search_ids(people["alice"], "andalusite rota")  # in eng

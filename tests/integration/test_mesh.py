@@ -16,7 +16,7 @@ from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.support import MeshProcess, ValkeyServer
 
 KNOWN_QUESTION = "Which port does Envoy listen on?"
-KNOWN_DOC = "architecture.md"
+KNOWN_DOC = "docs/architecture.md"
 
 
 def parse_sse(body: str) -> list[tuple[str, dict]]:
@@ -52,7 +52,7 @@ def test_rest_search_finds_the_known_document(mesh: MeshProcess) -> None:
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
 def test_every_mode_answers(mesh: MeshProcess, mode: str) -> None:
     hits = search(mesh, "Redis time to live and promotion into L1", mode=mode, top_k=3)["hits"]
-    assert hits and hits[0]["doc_id"] == "caching.md"
+    assert hits and hits[0]["doc_id"] == "docs/caching.md"
     if mode == "bm25":
         assert hits[0]["bm25_score"] > 0 and hits[0]["dense_rank"] == 0
     if mode == "dense":

@@ -210,7 +210,7 @@ def test_the_mesh_caches_searches_in_the_cluster(cluster: ValkeyCluster, tmp_pat
         first = httpx.post(f"{mesh.base_url}/api/v1/search", json=query, timeout=30)
         second = httpx.post(f"{mesh.base_url}/api/v1/search", json=query, timeout=30)
         assert first.status_code == second.status_code == 200, (first.text, second.text)
-        assert first.json()["hits"][0]["doc_id"] == "lighthouse.md"
+        assert first.json()["hits"][0]["doc_id"] == "corpus/lighthouse.md"
         assert second.json()["cached"] is True and second.json()["hits"] == first.json()["hits"]
 
         # Written in the background, batched within a window; a write that came before cache_svc

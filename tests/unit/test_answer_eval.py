@@ -22,7 +22,7 @@ def test_the_shipped_question_files_hold_what_the_benchmarks_need() -> None:
     assert len(off_topic) >= 100 and all(not q.relevant for q in off_topic)
     demo = load_collection(Path("docs"), None, 0, 16)
     assert not demo.beir and len(demo.questions) >= 20
-    assert Question("Which port does Envoy listen on?", frozenset({"architecture.md"})) in demo.questions
+    assert Question("Which port does Envoy listen on?", frozenset({"docs/architecture.md"})) in demo.questions
 
 
 def test_a_seeded_sample_is_the_same_every_time(tmp_path: Path) -> None:

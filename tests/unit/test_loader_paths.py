@@ -1,0 +1,49 @@
+"""``likeopt ingest PATH…``: which files of the paths given are read, under which ids, and what is reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from likeopt.runtime.loaders import LoadedDocument, Skipped, load_paths
+
+
+def ids(paths: list[str]) -> list[str]:
+    return [item.id for item in load_paths(paths) if isinstance(item, LoadedDocument)]
+
+
+@pytest.fixture
+def projects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Two folders each holding a README.md, the working directory their parent."""
+    for name in ("projA", "projB"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "README.md").write_text(f"# {name}\n\nAbout {name}.\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_files_of_the_same_name_in_two_folders_get_two_ids(projects: Path) -> None:
+    assert ids(["projA"]) + ids(["projB"]) == ["projA/README.md", "projB/README.md"]
+    assert ids(["projA/README.md"]) == ids(["./projA"]) == ids([str(projects / "projA")]) == ["projA/README.md"]
+
+
+def test_ids_start_from_the_working_directory_else_from_the_parent_of_the_path_given(
+    projects: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(projects / "projA")
+    assert ids(["."]) == ids(["README.md"]) == ["README.md"]
+    assert ids(["../projB"]) == ids([str(projects / "projB")]) == ["projB/README.md"]
+    assert ids([str(projects / "projB" / "README.md")]) == ["README.md"]
+
+
+def test_the_same_file_given_twice_in_one_run_keeps_one_id(projects: Path) -> None:
+    """retrieval_svc then reports the second as a repeated id (REPEATED_ID), as it does for any upload."""
+    assert ids(["projA", "projA/README.md"]) == ["projA/README.md", "projA/README.md"]
+
+
+def test_a_beir_folder_s_records_keep_their_own_ids(projects: Path) -> None:
+    (projects / "beir").mkdir()
+    (projects / "beir" / "corpus.jsonl").write_text('{"_id": "d1", "text": "First."}\n')
+    assert ids(["beir"]) == ["d1"]
+    assert isinstance(next(load_paths(["missing"])), Skipped)
