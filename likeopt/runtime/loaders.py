@@ -389,7 +389,7 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
         yield Skipped(name, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
         return
     if suffix in JSONL_SUFFIXES:
-        yield from load_jsonl(name, data.decode("utf-8-sig", errors="replace").splitlines())
+        yield from load_jsonl(name, data.split(b"\n"))
         return
     if suffix == ".json":
         yield from load_json(name, data)
@@ -419,14 +419,23 @@ def load_file(path: Path, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
     yield from load_content(str(path), path.read_bytes(), doc_id)
 
 
-def load_jsonl(source: str, lines: Iterable[str]) -> Iterator[LoadedDocument | Skipped]:
-    """One document per line: ``{"_id"|"id", "title", "text", "metadata"}`` (BEIR's corpus format)."""
+def load_jsonl(source: str, lines: Iterable[str | bytes]) -> Iterator[LoadedDocument | Skipped]:
+    """One document per line: ``{"_id"|"id", "title", "text", "metadata"}`` (BEIR's corpus format).
+
+    Lines are decoded one by one, so a line that is not UTF-8 is skipped with NOT_UTF8 as a bad line of JSON is,
+    and the good lines around it still load (a corpus of millions is not refused for one line, nor stored with
+    U+FFFD in place of the letters a reader would search for)."""
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
         where = f"{source}:{number}"
         try:
-            record = json.loads(line)
+            text = line.decode("utf-8-sig" if number == 1 else "utf-8") if isinstance(line, bytes) else line
+        except UnicodeDecodeError:
+            yield Skipped(where, NOT_UTF8)
+            continue
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
         except (json.JSONDecodeError, RecursionError) as exc:
             yield Skipped(where, f"invalid JSON: {exc}")
             continue
@@ -475,7 +484,7 @@ def load_paths(paths: list[str]) -> Iterator[LoadedDocument | Skipped]:
         elif root.is_file():
             yield from load_file(root, file_id(root, id_base(root)))
         elif (corpus := root / "corpus.jsonl").is_file():
-            with corpus.open(encoding="utf-8-sig", errors="replace") as lines:
+            with corpus.open("rb") as lines:
                 yield from load_jsonl(str(corpus), lines)
         else:
             base = id_base(root)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from likeopt.runtime.loaders import LoadedDocument, Skipped, load_paths
+from likeopt.runtime.loaders import NOT_UTF8, LoadedDocument, Skipped, load_content, load_paths
 
 
 def ids(paths: list[str]) -> list[str]:
@@ -47,3 +47,20 @@ def test_a_beir_folder_s_records_keep_their_own_ids(projects: Path) -> None:
     (projects / "beir" / "corpus.jsonl").write_text('{"_id": "d1", "text": "First."}\n')
     assert ids(["beir"]) == ["d1"]
     assert isinstance(next(load_paths(["missing"])), Skipped)
+
+
+def test_json_lines_that_are_not_utf8_are_skipped_with_the_reason_and_the_others_load(tmp_path: Path) -> None:
+    """As a .json, .txt or .md file with the same bytes is: never stored with U+FFFD for the letters."""
+    data = '{"_id": "d1", "text": "Caf\xe9"}\n'.encode("latin-1") + '{"_id": "d2", "text": "Café"}\n'.encode()
+    for items in (
+        list(load_content("upload.jsonl", data, doc_id="upload.jsonl")),
+        list(load_beir_folder(tmp_path, data)),
+    ):
+        skipped = [(Path(item.source).name, item.reason) for item in items if isinstance(item, Skipped)]
+        assert skipped in ([("upload.jsonl:1", NOT_UTF8)], [("corpus.jsonl:1", NOT_UTF8)])
+        assert [(d.id, d.text) for d in items if isinstance(d, LoadedDocument)] == [("d2", "Café")]
+
+
+def load_beir_folder(folder: Path, corpus: bytes) -> list[LoadedDocument | Skipped]:
+    (folder / "corpus.jsonl").write_bytes(corpus)
+    return list(load_paths([str(folder)]))
