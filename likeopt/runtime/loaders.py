@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime
 import io
 import json
 import os
 import re
+import tomllib
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from bs4 import BeautifulSoup, CData, NavigableString, Tag
 from bs4.dammit import EncodingDetector
 from markdown_it import MarkdownIt
@@ -185,7 +188,23 @@ def _inline_text(children: Sequence[Token]) -> str:
 
 
 def markdown_to_text(markdown: str) -> tuple[str, str]:
-    """(title, text) of a Markdown document: the first heading's words, and the words a reader sees."""
+    """(title, text) of a Markdown document: its front matter's title else its first heading's words, and the
+    words a reader sees (front matter is not among them)."""
+    title, text, _ = markdown_document(markdown)
+    return title, text
+
+
+def markdown_document(markdown: str) -> tuple[str, str, dict[str, str]]:
+    """(title, text, metadata) of a Markdown document: the front matter's title and simple values, else the first
+    heading; CommonMark alone would read a YAML block's closing ``---`` as a heading underline, every key a title."""
+    fields, body = front_matter(markdown)
+    heading, text = _markdown_body(body)
+    metadata = {str(key): scalar_text(value) for key, value in fields.items() if is_scalar(value)}
+    return metadata.pop("title", "").strip() or heading, text, metadata
+
+
+def _markdown_body(markdown: str) -> tuple[str, str]:
+    """(first heading, text) of Markdown without front matter."""
     title, parts = "", []
     tokens = _MARKDOWN.parse(markdown)
     for position, token in enumerate(tokens):
@@ -207,6 +226,44 @@ def markdown_to_text(markdown: str) -> tuple[str, str]:
 def markdown_title(text: str) -> str:
     """The first Markdown heading's words, if any (a ``#`` line inside a code fence is code, not a heading)."""
     return markdown_to_text(text)[0]
+
+
+_FRONT_MATTER = re.compile(
+    r"\A\ufeff?(?P<fence>---|\+\+\+)[ \t]*\r?\n(?P<body>(?:.*\r?\n)*?)(?P<close>---|\.\.\.|\+\+\+)[ \t]*(?:\r?\n|\Z)"
+)
+"""A block of settings before a Markdown file's text, as Jekyll, Hugo and Obsidian write it: YAML between ``---``
+lines (closed by ``---`` or ``...``), or TOML between ``+++`` lines."""
+
+
+def front_matter(markdown: str) -> tuple[dict[str, Any], str]:
+    """(fields, the rest) of Markdown that opens with front matter, else ({}, markdown): a block that is not a
+    mapping in its language (a thematic break, then prose) is the document's own text."""
+    match = _FRONT_MATTER.match(markdown)
+    if match is None or match["close"] not in (match["fence"], "..." if match["fence"] == "---" else ""):
+        return {}, markdown
+    try:
+        fields = yaml.safe_load(match["body"]) if match["fence"] == "---" else tomllib.loads(match["body"])
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, RecursionError):
+        return {}, markdown
+    return (fields, markdown[match.end() :]) if isinstance(fields, dict) else ({}, markdown)
+
+
+def is_scalar(value: object) -> bool:
+    """Whether a value is one metadata can hold: a string, number, boolean, date or time, never a list or map."""
+    return isinstance(value, str | int | float | bool | datetime.date | datetime.time)
+
+
+def scalar_text(value: object) -> str:
+    """A scalar as metadata and text spell it: strings as they are, dates and times in ISO 8601 (a midnight
+    datetime as its date), and numbers, booleans and null as JSON writes them (``true``, not Python's ``True``),
+    so a filter written in JSON finds them."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, datetime.datetime):
+        return value.date().isoformat() if value.time() == datetime.time() else value.isoformat(sep=" ")
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    return json.dumps(value)
 
 
 # -- Word and PDF ----------------------------------------------------------
@@ -358,8 +415,16 @@ def _sniffed_dialect(raw: str) -> type[csv.Dialect] | csv.Dialect:
         return csv.excel
 
 
-def extract(suffix: str, data: bytes) -> tuple[str, str]:
-    """(title, text) of one file's bytes by its type; an empty title lets the caller use the file name."""
+def extract(suffix: str, data: bytes) -> tuple[str, str, dict[str, str]]:
+    """(title, text, metadata) of one file's bytes by its type; an empty title lets the caller use the file name.
+    Only Markdown carries metadata of its own (its front matter)."""
+    if suffix in MARKDOWN_SUFFIXES:
+        return markdown_document(decode_text(data))
+    return *_title_and_text(suffix, data), {}
+
+
+def _title_and_text(suffix: str, data: bytes) -> tuple[str, str]:
+    """(title, text) of a file type without metadata of its own."""
     if suffix == ".pdf":
         return "", pdf_text(data)
     if suffix == ".docx":
@@ -371,8 +436,6 @@ def extract(suffix: str, data: bytes) -> tuple[str, str]:
     if suffix in HTML_SUFFIXES:
         return html_to_text(decode_html(data))
     raw = decode_text(data)
-    if suffix in MARKDOWN_SUFFIXES:
-        return markdown_to_text(raw)
     if suffix in TABLE_SUFFIXES:
         return "", table_to_text(raw, suffix)
     return "", raw
@@ -395,7 +458,7 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
         yield from load_json(name, data)
         return
     try:
-        title, text = extract(suffix, data)
+        title, text, metadata = extract(suffix, data)
     except UnicodeDecodeError:
         yield Skipped(name, NOT_UTF8)
         return
@@ -408,7 +471,7 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
     if not text.strip():
         yield Skipped(name, "no text found")
         return
-    yield LoadedDocument(doc_id, title or Path(name).stem, text, {"source": Path(name).name})
+    yield LoadedDocument(doc_id, title or Path(name).stem, text, {**metadata, "source": Path(name).name})
 
 
 def load_file(path: Path, doc_id: str) -> Iterator[LoadedDocument | Skipped]:

@@ -314,3 +314,38 @@ def test_broken_and_empty_office_files_are_skipped_with_a_reason() -> None:
         assert isinstance(broken, Skipped) and broken.reason.startswith("unreadable"), broken
     [empty] = load_content("empty.xlsx", xlsx_bytes(("Sheet", [])), doc_id="empty.xlsx")
     assert isinstance(empty, Skipped) and empty.reason == "no text found"
+
+
+FRONT_MATTER_KEYS = "".join(f"key{n}: value {n}\n" for n in range(15))
+
+
+@pytest.mark.parametrize(
+    ("markdown", "title", "metadata"),
+    [
+        (
+            "---\ntitle: Quarterly Report\nauthor: Jane Doe\ndate: 2024-05-01\ndraft: false\ntags: [a, b]\n"
+            f"{FRONT_MATTER_KEYS}---\n\n# Revenue Overview\n\nRevenue grew by a tenth.\n",
+            "Quarterly Report",
+            {"author": "Jane Doe", "date": "2024-05-01", "draft": "false", "key14": "value 14"},
+        ),
+        (
+            "+++\ntitle = 'Hugo page'\nweight = 3\n+++\n\n# Revenue Overview\n\nRevenue grew by a tenth.\n",
+            "Hugo page",
+            {"weight": "3"},
+        ),
+        (
+            "---\nauthor: Jane Doe\n...\n# Revenue Overview\n\nRevenue grew by a tenth.\n",
+            "Revenue Overview",
+            {"author": "Jane Doe"},
+        ),
+    ],
+)
+def test_front_matter_gives_the_title_and_simple_values_and_stays_out_of_the_text(
+    markdown: str, title: str, metadata: dict[str, str]
+) -> None:
+    """Its closing --- would otherwise underline it as a heading: every key in the title, and in every chunk."""
+    doc = one("report.md", markdown.encode())
+    assert (doc.title, doc.text) == (title, "Revenue Overview\n\nRevenue grew by a tenth.")
+    assert metadata.items() <= doc.metadata.items() and "tags" not in doc.metadata and "title" not in doc.metadata
+    prose = one("notes.md", b"---\n\nJust prose, said twice.\n\n---\n\n# Notes\n\nText.\n")
+    assert prose.title == "Notes" and prose.text.startswith("Just prose, said twice.")  # a break, not front matter
