@@ -52,7 +52,8 @@ def _separators(text: str, sentences: list[str]) -> list[str]:
     """What follows each sentence in a chunk: a paragraph break where text has one, so a heading or a paragraph
     ending without a stop is still a sentence of its own when the chunk is split again (an extractive answer read
     "The processes Envoy listens on port 8080"); else the gap its script writes between sentences, also at a
-    single line break, which in wrapped text falls mid-sentence. "" after the last."""
+    single line break, which in wrapped text falls mid-sentence (unless the next line is indented). "" after the
+    last."""
     spans: list[tuple[int, int]] = []
     position = 0
     for sentence in sentences:  # split_sentences only strips, so each is found at or after the last
@@ -61,9 +62,19 @@ def _separators(text: str, sentences: list[str]) -> list[str]:
         spans.append((start, position))
     separators = []
     for (first, second), ((_, end), (start, _)) in zip(pairwise(sentences), pairwise(spans), strict=True):
-        paragraph_break = text.count("\n", end, start) > 1
-        separators.append("\n\n" if paragraph_break else sentence_gap(first, second))
+        separators.append(_gap(text[end:start]) or sentence_gap(first, second))
     return [*separators, ""] if sentences else []
+
+
+def _gap(between: str) -> str:
+    """The layout the white space between two sentences keeps: a paragraph break, or a line break with the next
+    line's indentation (code and nested lines, never wrapped prose: "return x" must not join its "# comment"
+    line); "" when the script's gap should be used instead."""
+    if between.count("\n") > 1:
+        return "\n\n"
+    if "\n" in between and between.endswith((" ", "\t")):
+        return between[between.index("\n") :]
+    return ""
 
 
 def _fit_sentence(sentence: str, fits: Callable[[str], bool]) -> list[str]:

@@ -86,15 +86,21 @@ HTML_DROPPED = frozenset(
 )
 """Elements whose text is not the page's content: code, navigation and page furniture."""
 HTML_CELLS = frozenset({"td", "th"})
-HTML_LINES = frozenset({"br", "dd", "dt", "li", "tr"})
+HTML_LINES = frozenset({"br"})
+HTML_ITEMS = frozenset({"dd", "dt", "li", "tr"})
 HTML_BLOCKS = frozenset(
     {
         "address", "article", "blockquote", "caption", "details", "div", "dl", "figcaption", "figure", "form",
         "h1", "h2", "h3", "h4", "h5", "h6", "hr", "main", "ol", "p", "pre", "section", "summary", "table", "ul",
     }
 )  # fmt: skip
-"""Blocks start and end a line, a line (row, item) ends one, a cell ends a word; inline elements join their
-text as written, so ``<b>wo</b>rd`` stays one word."""
+"""Blocks start and end a line, an item (row, list item) ends a paragraph, a ``<br>`` a line, a cell a word;
+inline elements join their text as written, so ``<b>wo</b>rd`` stays one word."""
+
+BLOCK_BREAK = "\n\n"
+"""What loaders put between blocks (paragraphs, list items, table rows, slides' text frames, notes): the chunker
+keeps a blank line as a boundary, while a single line break is read as hard-wrapped prose and joined with a space,
+so two blocks would run together into one sentence in a chunk and in an extractive answer."""
 
 
 def _html_separators(name: str) -> tuple[str, str]:
@@ -103,6 +109,8 @@ def _html_separators(name: str) -> tuple[str, str]:
         return "", " "
     if name in HTML_LINES:
         return "", "\n"
+    if name in HTML_ITEMS:
+        return "", BLOCK_BREAK
     return ("\n", "\n") if name in HTML_BLOCKS else ("", "")
 
 
@@ -167,11 +175,12 @@ _MARKDOWN_BREAKS = {
     "ordered_list_close": "\n",
     "th_close": " ",
     "td_close": " ",
-    "tr_close": "\n",
+    "tr_close": BLOCK_BREAK,
     "table_close": "\n",
     "hr": "\n",
 }
-"""What each closing block token leaves in the text: its syntax never, a line or word break always."""
+"""What each closing block token leaves in the text: its syntax never, a block, line or word break always (a table
+row is a block, BLOCK_BREAK)."""
 
 
 def _inline_text(children: Sequence[Token]) -> str:
@@ -211,11 +220,11 @@ def _markdown_body(markdown: str) -> tuple[str, str]:
         if token.type == "inline":
             parts.append(_spaces_tidied(_inline_text(token.children or [])))
         elif token.type in ("fence", "code_block"):
-            parts.append(token.content + "\n")  # as written: a code block's spacing is its layout
+            parts.append(token.content + BLOCK_BREAK)  # as written: a code block's spacing is its layout
         elif token.type == "html_block":
             parts.append(html_to_text(token.content)[1] + "\n\n")
         elif token.type == "paragraph_close":
-            parts.append("\n" if token.hidden else "\n\n")  # hidden: a tight list's item
+            parts.append(BLOCK_BREAK)
         else:
             parts.append(_MARKDOWN_BREAKS.get(token.type, ""))
         if not title and token.type == "heading_open" and position + 1 < len(tokens):
@@ -288,7 +297,7 @@ def docx_to_text(data: bytes) -> tuple[str, str]:
         lines.append(block.text)
         if not title and block.style is not None and block.style.name in ("Title", "Heading 1"):
             title = block.text.strip()
-    return title, _tidy("\n".join(lines))
+    return title, _tidy(BLOCK_BREAK.join(lines))
 
 
 def unpackable(data: bytes) -> io.BytesIO:
@@ -310,17 +319,17 @@ def pptx_to_text(data: bytes) -> tuple[str, str]:
     for slide in deck.slides:
         lines = [line for shape in slide.shapes for line in _shape_lines(shape)]
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
-            lines.append(slide.notes_slide.notes_text_frame.text)
+            lines += (paragraph.text for paragraph in slide.notes_slide.notes_text_frame.paragraphs)
         if not title and slide.shapes.title is not None:
             title = slide.shapes.title.text_frame.text.strip()
-        slides.append("\n".join(lines))
-    return title, _tidy("\n\n".join(slides))
+        slides.append(BLOCK_BREAK.join(lines))
+    return title, _tidy(BLOCK_BREAK.join(slides))
 
 
 def _shape_lines(shape: Any) -> Iterator[str]:
     """A slide shape's text: a text frame's paragraphs, a table's rows (cells as separate words), a group's parts."""
     if shape.has_text_frame:
-        yield shape.text_frame.text
+        yield from (paragraph.text for paragraph in shape.text_frame.paragraphs)
     elif getattr(shape, "has_table", False):
         for row in shape.table.rows:
             yield " ".join(cell.text for cell in row.cells)

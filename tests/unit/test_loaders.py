@@ -34,7 +34,7 @@ def one(name: str, data: bytes) -> LoadedDocument:
 
 def test_html_table_cells_stay_separate_words() -> None:
     _, text = html_to_text("<table><tr><td>alpha</td><td>beta</td></tr><tr><td>gamma</td><td>delta</td></tr></table>")
-    assert text.split("\n") == ["alpha beta", "gamma delta"]
+    assert text.split("\n\n") == ["alpha beta", "gamma delta"]
 
 
 def test_html_navigation_scripts_styles_and_page_furniture_are_dropped() -> None:
@@ -101,8 +101,8 @@ def test_markdown_syntax_stays_out_of_the_text_and_words_and_code_stay_in() -> N
         assert syntax not in text.replace("# install", ""), syntax  # the fenced line is code, kept as written
     assert "# install first\nmake up" in text
     assert "Some bold and emphasised words, a link text and inline code." in text
-    assert "first item\nsecond item\nnested" in text
-    assert "Port Process\n8080 Envoy" in text
+    assert "first item\n\nsecond item\n\nnested" in text
+    assert "Port Process\n\n8080 Envoy" in text
     assert "quoted struck after" in " ".join(text.split())
     assert "Second heading" in text
 
@@ -131,7 +131,7 @@ def docx_bytes() -> bytes:
 def test_docx_paragraphs_and_table_rows_in_order_with_a_heading_title() -> None:
     doc = one("release.docx", docx_bytes())
     assert doc.title == "Release notes"
-    assert doc.text == "Release notes\nThe cache has four layers.\nLayer Where\nL2 Redis\nClosing words."
+    assert doc.text == "Release notes\n\nThe cache has four layers.\n\nLayer Where\n\nL2 Redis\n\nClosing words."
     assert doc.metadata == {"source": "release.docx"}
 
 
@@ -273,10 +273,10 @@ def pptx_bytes() -> bytes:
 def test_a_slide_deck_reads_slide_by_slide_with_tables_groups_and_speaker_notes() -> None:
     doc = one("tour.pptx", pptx_bytes())
     assert doc.title == "Cache tour"
-    slides = doc.text.split("\n\n")
-    assert slides == [
-        "Cache tour\nFour layers keep answers.\nMention Redis here.",
-        "Ports\nProcess Port\nEnvoy 8080\nGrouped note.",
+    blocks = doc.text.split("\n\n")
+    assert blocks == [
+        *("Cache tour", "Four layers keep answers.", "Mention Redis here."),
+        *("Ports", "Process Port", "Envoy 8080", "Grouped note."),
     ]
 
 
@@ -349,3 +349,54 @@ def test_front_matter_gives_the_title_and_simple_values_and_stays_out_of_the_tex
     assert metadata.items() <= doc.metadata.items() and "tags" not in doc.metadata and "title" not in doc.metadata
     prose = one("notes.md", b"---\n\nJust prose, said twice.\n\n---\n\n# Notes\n\nText.\n")
     assert prose.title == "Notes" and prose.text.startswith("Just prose, said twice.")  # a break, not front matter
+
+
+def roadmap_deck() -> bytes:
+    from pptx import Presentation
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "Roadmap 2025"
+    slide.placeholders[1].text_frame.text = "Launch the Falconer module in March"
+    slide.notes_slide.notes_text_frame.text = "Speaker note: budget is 2 million"
+    buffer = io.BytesIO()
+    deck.save(buffer)
+    return buffer.getvalue()
+
+
+def roadmap_document() -> bytes:
+    document = Document()
+    for line in ("Roadmap 2025", "Launch the Falconer module in March", "Speaker note: budget is 2 million"):
+        document.add_paragraph(line)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+ROADMAP = "Roadmap 2025\n\nLaunch the Falconer module in March\n\nSpeaker note: budget is 2 million"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        ("roadmap.pptx", roadmap_deck(), ROADMAP),
+        ("roadmap.docx", roadmap_document(), ROADMAP),
+        (
+            "roadmap.html",
+            b"<ul><li>Roadmap 2025</li><li>Launch the Falconer module in March</li></ul>",
+            "Roadmap 2025\n\nLaunch the Falconer module in March",
+        ),
+        (
+            "code.md",
+            b"Intro words.\n\n```\ndef f(x):\n    # comment\n    return x\n```\n\n"
+            b"| Port | Process |\n|---|---|\n| 8080 | Envoy |\n",
+            "Intro words.\n\ndef f(x):\n    # comment\n    return x\n\nPort Process\n\n8080 Envoy",
+        ),
+    ],
+)
+def test_blocks_stay_apart_in_chunks(name: str, data: bytes, expected: str) -> None:
+    """The chunker joins lines split by a single line break as wrapped prose; a slide's title, body and notes, a
+    document's paragraphs, list items and table rows are blocks, and code keeps its lines."""
+    from retrieval_svc.chunking import chunk_text
+
+    assert chunk_text(one(name, data).text, lambda text: len(text.split()), 200, 0) == [expected]
