@@ -558,12 +558,46 @@ def load_paths(paths: list[str]) -> Iterator[LoadedDocument | Skipped]:
         elif (corpus := root / "corpus.jsonl").is_file():
             with corpus.open("rb") as lines:
                 yield from load_jsonl(str(corpus), lines)
+            beside = f"not part of the BEIR corpus in {corpus} (give it as a path of its own to ingest it)"
+            for found in folder_files(root):
+                if found != corpus:
+                    yield found if isinstance(found, Skipped) else Skipped(str(found), beside)
         else:
             base = id_base(root)
-            for path in sorted(p for p in root.rglob("*") if p.is_file()):
-                if any(part.startswith(".") for part in path.relative_to(root).parts):
-                    continue
-                yield from load_file(path, file_id(path, base))
+            for found in folder_files(root):
+                if isinstance(found, Skipped):
+                    yield found
+                else:
+                    yield from load_file(found, file_id(found, base))
+
+
+def folder_files(root: Path) -> Iterator[Path | Skipped]:
+    """The regular files under root in name order, and each entry passed over with why: the README promises a
+    report of everything not read. A hidden folder (.git, .venv) is reported once, not file by file."""
+    for folder, folders, files in os.walk(root):
+        here = Path(folder)
+        for name in sorted(folders):
+            if name.startswith(".") or (here / name).is_symlink():
+                folders.remove(name)
+                yield Skipped(str(here / name), _passed_folder(name))
+        folders.sort()
+        for name in sorted(files):
+            path = here / name
+            if name.startswith("."):
+                yield Skipped(str(path), "hidden file, skipped")
+            elif path.is_symlink() and not path.exists():
+                yield Skipped(str(path), f"broken symbolic link: its target {os.readlink(path)} does not exist")
+            elif not path.is_file():
+                yield Skipped(str(path), "not a regular file")
+            else:
+                yield path
+
+
+def _passed_folder(name: str) -> str:
+    """Why a folder inside one being read is not: hidden, or a link (which could lead back into its own folder)."""
+    if name.startswith("."):
+        return "hidden folder, skipped with everything in it"
+    return "symbolic link to a folder, not followed (give its target as a path of its own)"
 
 
 def id_base(given: Path) -> Path:

@@ -64,3 +64,31 @@ def test_json_lines_that_are_not_utf8_are_skipped_with_the_reason_and_the_others
 def load_beir_folder(folder: Path, corpus: bytes) -> list[LoadedDocument | Skipped]:
     (folder / "corpus.jsonl").write_bytes(corpus)
     return list(load_paths([str(folder)]))
+
+
+def test_hidden_files_broken_links_and_files_beside_a_beir_corpus_are_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README promises a report of everything not read, with the reason."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f" / ".hidden").mkdir(parents=True)
+    (tmp_path / "f" / ".hidden" / "h.txt").write_text("hidden")
+    (tmp_path / "f" / ".dotfile.txt").write_text("dot")
+    (tmp_path / "f" / "dangling.txt").symlink_to(tmp_path / "gone.txt")
+    (tmp_path / "f" / "kept.txt").write_text("Kept.")
+    items = list(load_paths(["f"]))
+    assert [d.id for d in items if isinstance(d, LoadedDocument)] == ["f/kept.txt"]
+    reasons = {Path(s.source).name: s.reason for s in items if isinstance(s, Skipped)}
+    assert reasons.keys() == {".hidden", ".dotfile.txt", "dangling.txt"}
+    assert reasons[".dotfile.txt"] == "hidden file, skipped" and "broken symbolic link" in reasons["dangling.txt"]
+
+    (tmp_path / "beir" / "sub").mkdir(parents=True)
+    (tmp_path / "beir" / "corpus.jsonl").write_text('{"_id": "d1", "text": "First."}\n')
+    (tmp_path / "beir" / "notes.txt").write_text("Notes.")
+    (tmp_path / "beir" / "sub" / "more.md").write_text("More.")
+    items = list(load_paths(["beir"]))
+    assert [d.id for d in items if isinstance(d, LoadedDocument)] == ["d1"]
+    assert [(s.source, s.reason.split(" (")[0]) for s in items if isinstance(s, Skipped)] == [
+        (source, "not part of the BEIR corpus in beir/corpus.jsonl")
+        for source in ("beir/notes.txt", "beir/sub/more.md")
+    ]
