@@ -8,10 +8,16 @@ sentence is split at word boundaries, and an over-long word at characters.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from itertools import pairwise
 
 from likeopt.runtime.text import sentence_gap, split_sentences
+
+LONGEST_WORD_CHARS = 100
+"""The longest run without white space kept whole. BERT's WordPiece reads a longer word as one [UNK] token, so the
+token count cannot bound its size: a 200,000-character word was one chunk, returned whole in hits and citations."""
+_LONG_WORD = re.compile(rf"\S{{{LONGEST_WORD_CHARS + 1}}}")
 
 
 def chunk_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, overlap_sentences: int) -> list[str]:
@@ -78,10 +84,19 @@ def _gap(between: str) -> str:
 
 
 def _fit_sentence(sentence: str, fits: Callable[[str], bool]) -> list[str]:
-    """sentence as one piece if it fits, else word-boundary pieces that each fit."""
-    if fits(sentence):
+    """sentence as one piece if it fits, else word-boundary pieces that each fit, a word over LONGEST_WORD_CHARS
+    cut into pieces of at most that many characters."""
+    if _LONG_WORD.search(sentence) is None and fits(sentence):
         return [sentence]
-    words = [piece for word in sentence.split() for piece in ([word] if fits(word) else _pack(list(word), "", fits))]
+
+    def word_fits(word: str) -> bool:
+        return len(word) <= LONGEST_WORD_CHARS and fits(word)
+
+    words = [
+        piece
+        for word in sentence.split()
+        for piece in ([word] if word_fits(word) else _pack(list(word), "", word_fits))
+    ]
     return _pack(words, " ", fits)
 
 

@@ -199,3 +199,16 @@ def test_real_tokenizer_chunks_fit_and_cover_every_word(monkeypatch: pytest.Monk
         chunks = chunk_text(text, count_tokens, max_tokens=48, overlap_sentences=1)
         assert all(count_tokens(c) <= 48 for c in chunks)
         assert merge_overlaps(chunks) == text.split()
+
+
+def wordpiece_like(text: str) -> int:
+    """Tokens as BERT's WordPiece counts them roughly: a word of over 100 characters is one [UNK]."""
+    return sum(1 if len(word) > 100 else len(word) // 4 + 1 for word in text.split())
+
+
+def test_a_word_too_long_for_the_tokenizer_to_measure_is_still_cut_to_the_limit() -> None:
+    """WordPiece counts a 200,000-character word as one token: it was one chunk, returned whole in hits."""
+    word = "x" * 200_000
+    chunks = chunk_text(f"Before. {word} After.", wordpiece_like, max_tokens=256, overlap_sentences=0)
+    assert max(len(c) for c in chunks) < 1_100 and all(wordpiece_like(c) <= 256 for c in chunks)
+    assert "".join(c.replace(" ", "") for c in chunks) == f"Before.{word}After."
