@@ -355,7 +355,8 @@ def xlsx_to_text(data: bytes) -> tuple[str, str]:
 
 
 def _cells(row: Sequence[object]) -> list[str]:
-    return ["" if value is None else str(value) for value in row]
+    """A worksheet row's values as text, an empty cell as ""; a date as 2024-05-01, not Python's 00:00:00."""
+    return ["" if value is None else scalar_text(value) for value in row]
 
 
 def pdf_text(data: bytes) -> str:
@@ -542,7 +543,7 @@ def record_document(where: str, record: object) -> LoadedDocument | Skipped:
     if not doc_id or not isinstance(text, str) or not (title + text).strip():
         return Skipped(where, "needs an id, and a title or text")
     metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
-    scalars = {str(k): str(v) for k, v in metadata.items() if isinstance(v, str | int | float | bool)}
+    scalars = {str(k): scalar_text(v) for k, v in metadata.items() if v is None or is_scalar(v)}
     return LoadedDocument(doc_id, title, text, scalars)
 
 

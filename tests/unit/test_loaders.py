@@ -400,3 +400,16 @@ def test_blocks_stay_apart_in_chunks(name: str, data: bytes, expected: str) -> N
     from retrieval_svc.chunking import chunk_text
 
     assert chunk_text(one(name, data).text, lambda text: len(text.split()), 200, 0) == [expected]
+
+
+def test_values_are_spelt_as_json_and_iso_8601_write_them_not_as_python_does() -> None:
+    """A filter {"ok": "true"} must find {"ok": true}; a date cell is a date, its time only when it has one."""
+    import datetime
+
+    rows = [("day", "at", "ok", "ratio"), (datetime.date(2024, 5, 1), datetime.datetime(2024, 5, 1, 13, 30), True, 0.5)]
+    doc = one("days.xlsx", xlsx_bytes(("Days", rows)))
+    assert doc.text == "day: 2024-05-01\nat: 2024-05-01 13:30:00\nok: true\nratio: 0.5"
+    record = {"id": "a", "text": "A.", "metadata": {"ok": True, "gone": None, "n": 3, "x": 1.5, "s": "True", "l": [1]}}
+    [loaded] = load_content("a.json", json.dumps([record]).encode(), doc_id="a.json")
+    assert isinstance(loaded, LoadedDocument)
+    assert loaded.metadata == {"ok": "true", "gone": "null", "n": "3", "x": "1.5", "s": "True"}
