@@ -32,7 +32,7 @@ from gateway.models import (
 )
 from gateway.routes import api_router
 from gateway.state import Running
-from likeopt.runtime.contract import LIST_LIMIT
+from likeopt.runtime.contract import LIST_LIMIT, MAX_UPLOAD_FILES
 from likeopt.runtime.loaders import Skipped as SkippedFile
 from likeopt.runtime.loaders import load_content, to_message
 from likeopt.runtime.principal import forwarded
@@ -40,7 +40,6 @@ from likeopt.v1 import retrieval_pb2
 
 WRITE_TIMEOUT_S = 600.0
 STATUS_TIMEOUT_S = 5.0
-MAX_UPLOAD_FILES = 100
 
 DocumentId = Annotated[
     str, Path(description="The document's id (it may contain '/', also sent as %2F; never a '.' or '..' segment).")

@@ -102,7 +102,7 @@ async function uploadFiles(files) {
   setProgress(0);
   showUploadResult(`Uploading ${plural(accepted.length, 'file')}…`, []);
   try {
-    const result = await postFiles(accepted, setProgress);
+    const result = await postInBatches(accepted, setProgress);
     const skipped = [...rejected, ...(result.skipped ?? [])];
     showUploadResult(
       `Added or updated ${plural(result.upserted, 'document')} (${plural(result.chunks, 'chunk')}). ` +
@@ -127,6 +127,28 @@ function setProgress(fraction) {
   } else {
     progress.value = fraction;
   }
+}
+
+/**
+ * Send the files in batches of at most the server's per-upload limit (window.LIKEOPT_MAX_UPLOAD_FILES, from
+ * /static/config.js), one after another, and add their results up: one upload of more is refused whole.
+ */
+async function postInBatches(files, onProgress) {
+  const size = window.LIKEOPT_MAX_UPLOAD_FILES || files.length;
+  const batches = [];
+  for (let start = 0; start < files.length; start += size) batches.push(files.slice(start, start + size));
+  const total = { upserted: 0, chunks: 0, index_version: undefined, skipped: [] };
+  const last = batches.length - 1;
+  // A batch's fraction as the whole upload's; null (indexing) only once the last batch is sent.
+  const overall = (n) => (f) => onProgress(f !== null ? (n + f) / batches.length : n === last ? null : (n + 1) / batches.length);
+  for (const [n, batch] of batches.entries()) {
+    const result = await postFiles(batch, overall(n));
+    total.upserted += result.upserted ?? 0;
+    total.chunks += result.chunks ?? 0;
+    total.index_version = result.index_version ?? total.index_version;
+    total.skipped.push(...(result.skipped ?? []));
+  }
+  return total;
 }
 
 // XHR rather than fetch: fetch cannot report upload progress.

@@ -34,6 +34,8 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 """Conversation, answer and trace ids: what generation_svc hands out and accepts."""
 ID_RE = re.compile(ID_PATTERN)
 RATINGS = ("up", "down")
+MAX_UPLOAD_FILES = 100
+"""Files one multipart upload may hold (POST /api/v1/documents); the web UI sends more in batches of this size."""
 
 Mode = Literal["hybrid", "bm25", "dense"]
 MODES: dict[str, int] = {"hybrid": retrieval_pb2.HYBRID, "bm25": retrieval_pb2.BM25, "dense": retrieval_pb2.DENSE}

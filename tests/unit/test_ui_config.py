@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from gateway.app import STATIC_DIR, build_app
 from gateway.ui_config import UI_CONFIG_PATH
 from likeopt.runtime.config import Config
-from likeopt.runtime.contract import MAX_QUERY_CHARS
+from likeopt.runtime.contract import MAX_QUERY_CHARS, MAX_UPLOAD_FILES
 from likeopt.runtime.loaders import SUPPORTED
 
 
@@ -23,8 +23,13 @@ def _script(environ: dict[str, str]) -> str:
 
 
 FILE_TYPES = f"window.LIKEOPT_FILE_TYPES = {json.dumps(sorted(SUPPORTED))};\n"
-ALWAYS = FILE_TYPES + f"window.LIKEOPT_MAX_QUERY_CHARS = {MAX_QUERY_CHARS};\n"
-"""What the page always needs: the file types the loaders read, and the longest question the services take."""
+ALWAYS = (
+    FILE_TYPES
+    + f"window.LIKEOPT_MAX_QUERY_CHARS = {MAX_QUERY_CHARS};\n"
+    + f"window.LIKEOPT_MAX_UPLOAD_FILES = {MAX_UPLOAD_FILES};\n"
+)
+"""What the page always needs: the file types the loaders read, the longest question the services take, and the
+most files one upload may hold (the Documents tab sends more in batches)."""
 
 
 def test_jaeger_url_reaches_the_page():
