@@ -65,14 +65,17 @@ class Child:
     restarts: list[float] = field(default_factory=list)
     """When this child's predecessors were restarted (monotonic seconds), for crash-loop detection."""
 
-    def notices(self) -> list[str]:
-        """What the child asked to tell the user: the ``notice`` field of its JSON log lines."""
+    def this_run(self) -> list[str]:
+        """The lines this run wrote: the log is appended to across runs, whose lines would mislead."""
         self.log_file.flush()
         with self.log_path.open("rb") as log:
             log.seek(self.log_start)
-            lines = log.read().decode(errors="replace").splitlines()
+            return log.read().decode(errors="replace").splitlines()
+
+    def notices(self) -> list[str]:
+        """What the child asked to tell the user: the ``notice`` field of its JSON log lines."""
         found = []
-        for line in lines:
+        for line in self.this_run():
             with contextlib.suppress(ValueError):
                 entry = json.loads(line)
                 if isinstance(entry, dict) and entry.get("notice"):
@@ -81,9 +84,7 @@ class Child:
 
     def tail(self, lines: int = 15) -> str:
         """The last lines the child wrote, to explain a failure."""
-        self.log_file.flush()
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(f"    {line}" for line in text[-lines:])
+        return "\n".join(f"    {line}" for line in self.this_run()[-lines:])
 
 
 def guarded(argv: list[str]) -> list[str]:

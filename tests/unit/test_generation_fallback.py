@@ -32,3 +32,12 @@ def test_the_launcher_repeats_notices_from_this_run_of_a_childs_log(tmp_path: Pa
         log_file.write(b"not json\n" + json.dumps(notice).encode() + b"\n")
         log_file.write(json.dumps({"msg": "plain line"}).encode() + b"\n")
         assert child.notices() == ["using the extractive backend"]
+
+
+def test_the_launchers_failure_tail_shows_only_this_runs_lines(tmp_path: Path) -> None:
+    log_path = tmp_path / "envoy.log"
+    log_path.write_text("error from an earlier run\n")
+    with log_path.open("ab") as log_file:
+        child = Child(None, None, log_path, log_file, {}, log_start=log_file.tell())  # type: ignore[arg-type]
+        log_file.write(b"this run's error\n")
+        assert child.tail() == "    this run's error"
