@@ -138,7 +138,11 @@ class Config(BaseSettings):
     )
     gateway_addr: str = setting("", "Address Envoy uses for the gateway; default: host and port above.", (ENVOY,))
     redis_url: str = setting(
-        "", "Redis for the cache's L2; when empty `likeopt up` starts a private one.", (CACHE,), repr=False
+        "",
+        "Redis for the cache's L2 (`redis://`, `rediss://` or `unix://`); when empty `likeopt up` starts a private"
+        " one.",
+        (CACHE,),
+        repr=False,
     )
     redis_cluster: Flag = setting(
         False,
@@ -444,6 +448,18 @@ class Config(BaseSettings):
             raise ValueError("must be a non-empty one-line regex without single quotes")
         return _one_line(value)
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        """redis-py takes only these schemes, and would refuse any other only once cache_svc starts. The value
+        may hold a password, so the message names the variable and the scheme alone."""
+        if value and not value.lower().startswith(REDIS_SCHEMES):
+            found = value.partition("://")[0] if "://" in value else "none"
+            raise ValueError(
+                f"{env_name('redis_url')} must start with {', '.join(REDIS_SCHEMES)} (its scheme: {found})"
+            )
+        return value
+
     @field_validator("jaeger_url", mode="before")
     @classmethod
     def _web_url(cls, value: Any) -> Any:
@@ -510,6 +526,8 @@ class Config(BaseSettings):
             raise SettingsError("LIKEOPT_MILVUS_URI must be set when LIKEOPT_RETRIEVAL_BACKEND=milvus")
         if checks("auth", "jwt_issuer", "jwt_audiences", "jwt_jwks_file", "jwt_jwks_uri") and self.jwt:
             self._check_identity()
+        if checks("redis_url", "redis_cluster") and self.redis_cluster and self.redis_url.lower().startswith("unix:"):
+            raise SettingsError("LIKEOPT_REDIS_CLUSTER=1 needs a redis:// or rediss:// LIKEOPT_REDIS_URL, not unix://")
 
     def _check_identity(self) -> None:
         """Envoy cannot verify a token without an issuer, an audience and exactly one source of keys."""
@@ -622,6 +640,9 @@ def _one_line(value: str) -> str:
         raise ValueError("must be one line without single quotes")
     return value
 
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+"""How the URLs redis-py connects with begin."""
 
 RULES = {
     "less_than_equal": "must be ≤ {le}",

@@ -12,13 +12,22 @@ import pytest
 from tests.support import ROOT, MeshProcess, mesh_environment
 
 
-def test_likeopt_up_refuses_a_bad_setting_before_starting_any_child(tmp_path: Path) -> None:
-    mesh = MeshProcess(env=mesh_environment(tmp_path, LIKEOPT_FUSION_ALPHA="7"), args=[])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"LIKEOPT_FUSION_ALPHA": "7"}, "LIKEOPT_FUSION_ALPHA=7: must be ≤ 1"),
+        ({"LIKEOPT_REDIS_URL": "notaurl"}, "LIKEOPT_REDIS_URL must start with redis://"),
+    ],
+)
+def test_likeopt_up_refuses_a_bad_setting_before_starting_any_child(
+    tmp_path: Path, settings: dict[str, str], message: str
+) -> None:
+    mesh = MeshProcess(env=mesh_environment(tmp_path, **settings), args=[])
     mesh.start()
     code = mesh.wait_exit(timeout_s=60)
     output = "".join(mesh.output)
     assert code == 2, output
-    assert "LIKEOPT_FUSION_ALPHA=7: must be ≤ 1" in output
+    assert message in output
     assert "is up on port" not in output and not (tmp_path / "run").exists()
 
 

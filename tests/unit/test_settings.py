@@ -39,12 +39,30 @@ ROOT = Path(__file__).resolve().parents[2]
         ("LIKEOPT_JWT_GROUPS_CLAIM", " ", "LIKEOPT_JWT_GROUPS_CLAIM=' ': must name a claim"),
         ("LIKEOPT_OTLP_ENDPOINT", "http://jaeger:port", "LIKEOPT_OTLP_ENDPOINT=http://jaeger:port: must have a port"),
         ("LIKEOPT_OTLP_ENDPOINT", "http://:4317", "LIKEOPT_OTLP_ENDPOINT=http://:4317: must name a host"),
+        (
+            "LIKEOPT_REDIS_URL",
+            "notaurl",
+            "LIKEOPT_REDIS_URL must start with redis://, rediss://, unix:// (its scheme: none)",
+        ),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable_and_the_rule(name: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError) as refused:
         Config.from_env({name: value})
     assert str(refused.value).startswith(message)
+
+
+@pytest.mark.parametrize("value", ["", "redis://:pw@cache:6379/0", "rediss://cache:6380", "unix:///run/redis.sock"])
+def test_redis_urls_redis_py_takes_are_accepted(value: str) -> None:
+    assert Config.from_env({"LIKEOPT_REDIS_URL": value}).redis_url == value
+
+
+def test_a_redis_url_of_another_scheme_is_refused_without_showing_its_password() -> None:
+    with pytest.raises(SettingsError) as refused:
+        Config.for_process(CACHE, {"LIKEOPT_REDIS_URL": "http://user:s3cret@127.0.0.1:1/0"})
+    assert str(refused.value).endswith("(its scheme: http)") and "s3cret" not in str(refused.value)
+    with pytest.raises(SettingsError, match="LIKEOPT_REDIS_CLUSTER=1 needs a redis:// or rediss://"):
+        Config.from_env({"LIKEOPT_REDIS_URL": "unix:///run/redis.sock", "LIKEOPT_REDIS_CLUSTER": "1"})
 
 
 def test_every_bad_value_is_named_at_once() -> None:
