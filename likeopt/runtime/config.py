@@ -9,8 +9,11 @@ check at start (:meth:`Config.for_process`) all derive from those declarations; 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
+import re._constants as sre
+import re._parser as sre_parse
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -387,7 +390,8 @@ class Config(BaseSettings):
     )
     cors_origins: str = setting(
         r"^https?://(localhost|127\.0\.0\.1)(:[0-9]+)?$",
-        "Regular expression (RE2) of the browser origins Envoy's CORS policy allows.",
+        "Regular expression (RE2) of the browser origins Envoy's CORS policy allows; the gateway reads it with"
+        " Python's `re`, so it must be valid in both (no lookaround or backreferences).",
         (ENVOY, GATEWAY),
     )
     reads_need_key: Flag = setting(
@@ -443,10 +447,11 @@ class Config(BaseSettings):
     @field_validator("cors_origins")
     @classmethod
     def _regex(cls, value: str) -> str:
-        """Envoy's file holds it in single quotes."""
+        """Envoy's file holds it in single quotes, and Envoy (RE2) and the gateway (Python) both compile it, so
+        a pattern either refuses would fail Envoy's start or the gateway's origin checks."""
         if not value:
             raise ValueError("must be a non-empty one-line regex without single quotes")
-        return _one_line(value)
+        return regex_both_read(_one_line(value))
 
     @field_validator("redis_url")
     @classmethod
@@ -537,6 +542,8 @@ class Config(BaseSettings):
             raise SettingsError("LIKEOPT_AUTH=jwt needs exactly one of LIKEOPT_JWT_JWKS_FILE and LIKEOPT_JWT_JWKS_URI")
         if self.jwt_jwks_uri and not self.jwt_jwks_uri.startswith(("http://", "https://")):
             raise SettingsError(f"LIKEOPT_JWT_JWKS_URI={self.jwt_jwks_uri!r} must be an http:// or https:// URL")
+        if self.jwt_jwks_file and (problem := jwks_file_problem(Path(self.jwt_jwks_file))):
+            raise SettingsError(f"LIKEOPT_JWT_JWKS_FILE={self.jwt_jwks_file}: {problem}")
 
     @property
     def jwt(self) -> bool:
@@ -643,6 +650,55 @@ def _one_line(value: str) -> str:
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 """How the URLs redis-py connects with begin."""
+
+RE2_LACKS = {
+    sre.ASSERT: "lookaround",
+    sre.ASSERT_NOT: "lookaround",
+    sre.GROUPREF: "backreferences",
+    sre.GROUPREF_EXISTS: "conditional groups",
+    sre.ATOMIC_GROUP: "atomic groups",
+    sre.POSSESSIVE_REPEAT: "possessive quantifiers",
+}
+"""Constructs Python's ``re`` takes and RE2 (Envoy's dialect) refuses, by the opcode Python parses them to."""
+
+
+def regex_both_read(pattern: str) -> str:
+    """``pattern`` if Python's ``re`` compiles it and it uses none of what RE2 lacks: no RE2 is installed, so
+    this is the nearest check of what Envoy will take (RE2 constructs Python lacks are refused too)."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"must be a valid regular expression ({exc})") from None
+    lacking = {RE2_LACKS[op] for op in _opcodes(sre_parse.parse(pattern)) if op in RE2_LACKS}
+    if lacking:
+        raise ValueError(f"must be a regex Envoy's RE2 takes, which has no {' or '.join(sorted(lacking))}")
+    return pattern
+
+
+def _opcodes(node: Any) -> list[Any]:
+    """Every opcode of a parsed pattern, nested groups and branches included."""
+    if isinstance(node, sre_parse.SubPattern):
+        return [found for op, arg in node for found in (op, *_opcodes(arg))]
+    if isinstance(node, (list, tuple)):
+        return [found for item in node for found in _opcodes(item)]
+    return []
+
+
+def jwks_file_problem(path: Path) -> str | None:
+    """Why Envoy could not take keys from ``path`` (it refuses to start then), or None: it reads the file once,
+    at start, as a JSON Web Key Set with at least one key."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    try:
+        keys = json.loads(text).get("keys")
+    except (ValueError, AttributeError):
+        return "must be a JSON Web Key Set (a JSON object with a 'keys' list)"
+    if not isinstance(keys, list) or not any(isinstance(key, dict) and key.get("kty") for key in keys):
+        return "must hold at least one key (an object with 'kty' in its 'keys' list)"
+    return None
+
 
 RULES = {
     "less_than_equal": "must be ≤ {le}",

@@ -17,6 +17,16 @@ from tests.support import ROOT, MeshProcess, mesh_environment
     [
         ({"LIKEOPT_FUSION_ALPHA": "7"}, "LIKEOPT_FUSION_ALPHA=7: must be ≤ 1"),
         ({"LIKEOPT_REDIS_URL": "notaurl"}, "LIKEOPT_REDIS_URL must start with redis://"),
+        ({"LIKEOPT_CORS_ORIGINS": "("}, "LIKEOPT_CORS_ORIGINS=(: must be a valid regular expression"),
+        (
+            {
+                "LIKEOPT_AUTH": "jwt",
+                "LIKEOPT_JWT_ISSUER": "https://idp.example",
+                "LIKEOPT_JWT_AUDIENCE": "like-opt",
+                "LIKEOPT_JWT_JWKS_FILE": "/nonexistent",
+            },
+            "LIKEOPT_JWT_JWKS_FILE=/nonexistent: cannot be read",
+        ),
     ],
 )
 def test_likeopt_up_refuses_a_bad_setting_before_starting_any_child(

@@ -6,6 +6,7 @@ against the running mesh in tests/integration/test_identity.py; here: the shape 
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -107,3 +108,26 @@ def test_envoy_accepts_the_identity_config(tmp_path: Path, idp: IdentityProvider
 def test_incomplete_identity_settings_are_refused_at_start(settings: dict[str, str], complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
         Config.from_env(settings)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "cannot be read (No such file or directory)"),
+        ("not json", "must be a JSON Web Key Set"),
+        ("[1]", "must be a JSON Web Key Set"),
+        ('{"keys": []}', "must hold at least one key"),
+        ('{"keys": [{"kid": "no-type"}]}', "must hold at least one key"),
+    ],
+)
+def test_a_jwks_file_envoy_could_not_read_keys_from_is_refused_at_start(
+    tmp_path: Path, idp: IdentityProvider, content: str | None, problem: str
+) -> None:
+    jwks = tmp_path / "keys.json"
+    if content is not None:
+        jwks.write_text(content)
+    settings = idp.settings(LIKEOPT_JWT_JWKS_FILE=str(jwks))
+    for check in (lambda: Config.from_env(settings), lambda: Config.for_process("envoy", settings)):
+        with pytest.raises(ValueError, match=re.escape(f"LIKEOPT_JWT_JWKS_FILE={jwks}: {problem}")):
+            check()
+    assert Config.from_env(idp.settings()).jwt_jwks_file == str(idp.jwks_path)

@@ -19,7 +19,7 @@ JWT = {
     "LIKEOPT_AUTH": "jwt",
     "LIKEOPT_JWT_ISSUER": "https://idp.example",
     "LIKEOPT_JWT_AUDIENCE": "like-opt",
-    "LIKEOPT_JWT_JWKS_FILE": "/etc/jwks.json",
+    "LIKEOPT_JWT_JWKS_URI": "https://idp.example/keys",
 }
 
 

@@ -39,6 +39,13 @@ ROOT = Path(__file__).resolve().parents[2]
         ("LIKEOPT_JWT_GROUPS_CLAIM", " ", "LIKEOPT_JWT_GROUPS_CLAIM=' ': must name a claim"),
         ("LIKEOPT_OTLP_ENDPOINT", "http://jaeger:port", "LIKEOPT_OTLP_ENDPOINT=http://jaeger:port: must have a port"),
         ("LIKEOPT_OTLP_ENDPOINT", "http://:4317", "LIKEOPT_OTLP_ENDPOINT=http://:4317: must name a host"),
+        ("LIKEOPT_CORS_ORIGINS", "(", "LIKEOPT_CORS_ORIGINS=(: must be a valid regular expression (missing )"),
+        (
+            "LIKEOPT_CORS_ORIGINS",
+            "^https://(?!evil)",
+            "LIKEOPT_CORS_ORIGINS=^https://(?!evil): must be a regex Envoy's",
+        ),
+        ("LIKEOPT_CORS_ORIGINS", r"^(a)\1$", "LIKEOPT_CORS_ORIGINS=^(a)\\1$: must be a regex Envoy's RE2 takes, which"),
         (
             "LIKEOPT_REDIS_URL",
             "notaurl",
@@ -63,6 +70,11 @@ def test_a_redis_url_of_another_scheme_is_refused_without_showing_its_password()
     assert str(refused.value).endswith("(its scheme: http)") and "s3cret" not in str(refused.value)
     with pytest.raises(SettingsError, match="LIKEOPT_REDIS_CLUSTER=1 needs a redis:// or rediss://"):
         Config.from_env({"LIKEOPT_REDIS_URL": "unix:///run/redis.sock", "LIKEOPT_REDIS_CLUSTER": "1"})
+
+
+@pytest.mark.parametrize("value", [r"^https?://(localhost|127\.0\.0\.1)(:[0-9]+)?$", r"^https://[a-z]+\.example\.com$"])
+def test_cors_origins_both_dialects_take_are_accepted(value: str) -> None:
+    assert Config.from_env({"LIKEOPT_CORS_ORIGINS": value}).cors_origins == value
 
 
 def test_every_bad_value_is_named_at_once() -> None:
