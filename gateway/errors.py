@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Awaitable
+import re
+from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import grpc
 from starlette.exceptions import HTTPException
@@ -15,6 +18,7 @@ from starlette.routing import Match, Mount
 from gateway.models import ErrorResponse
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 GRPC_TO_HTTP = {
     grpc.StatusCode.INVALID_ARGUMENT: 422,
@@ -83,10 +87,47 @@ def retry_after(seconds: float) -> dict[str, str] | None:
 
 
 def public_details(exc: grpc.aio.AioRpcError) -> str:
-    """What a client may read of an upstream failure: never an internal exception's text."""
+    """What a client may read of an upstream failure: never an internal exception's text, nor the words of
+    gRPC's own channel about a server it could not reach (those go to the log)."""
     if exc.code() in HIDDEN_DETAILS:
         return "internal error in an upstream service; the X-Trace-Id finds it in the logs"
-    return exc.details() or exc.code().name
+    details = exc.details() or ""
+    if exc.code() is grpc.StatusCode.UNAVAILABLE and CHANNEL_FAILURE.match(details):
+        service = unreachable_service(details)
+        log.warning("upstream unreachable", extra={"fields": {"service": service, "details": details}})
+        return f"{service or 'an upstream service'} cannot be reached now; try again shortly"
+    return details or exc.code().name
+
+
+CHANNEL_FAILURE = re.compile(
+    "(?:[a-z ]+: )?(?:connections to all backends failing|failed to connect to all addresses|errors resolving"
+    "|DNS resolution failed|empty address list|Socket closed|(?:recvmsg:)?Connection reset|Broken pipe|GOAWAY"
+    "|keepalive watchdog|Received RST_STREAM)"
+)
+"""How gRPC's channel begins what it says, in place of a service's own words, when it could not reach a server or
+lost it; after a relaying service's prefix (generation_svc's 'retrieval failed: ') too."""
+
+UPSTREAMS: dict[str, set[str]] = {}
+"""The services listening at each upstream address (host:port), as the gateway's channels were opened."""
+
+
+def name_upstreams(service: str, addresses: Iterable[str]) -> None:
+    """Record where a service listens, so an unreachable one is named in the error a client reads."""
+    for address in addresses:
+        UPSTREAMS.setdefault(address, set()).add(service)
+
+
+def unreachable_service(details: str) -> str | None:
+    """The service whose address a channel's failure names: by host and port, else by a port only one service
+    uses (a host name shows there as the IP it resolved to); None when unknown or not a single service."""
+    for named in re.findall(r"(?:ipv4:|ipv6:|resolving )(\S+?):? ", details):
+        address = unquote(named)
+        port = address.rpartition(":")[2]
+        same_port = {name for known, names in UPSTREAMS.items() if known.rpartition(":")[2] == port for name in names}
+        for found in (UPSTREAMS.get(address, set()), same_port):
+            if len(found) == 1:
+                return next(iter(found))
+    return None
 
 
 async def upstream_call(call: Awaitable[T]) -> T:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.errors import name_upstreams
 from likeopt.runtime.config import Config, address_list
 from likeopt.runtime.grpc_client import open_channel
 from likeopt.v1 import cache_pb2_grpc, generation_pb2_grpc, retrieval_pb2_grpc
@@ -30,6 +31,9 @@ class Upstreams:
     @classmethod
     def connect(cls, config: Config) -> Upstreams:
         retrieval = address_list(config.retrieval_addr)
+        name_upstreams("retrieval_svc", retrieval)
+        name_upstreams("generation_svc", address_list(config.generation_addr))
+        name_upstreams("cache_svc", address_list(config.cache_addr))
         channels = {
             "retrieval_svc": open_channel(config.retrieval_addr),
             "retrieval_writer": open_channel(retrieval[0]),

@@ -183,6 +183,16 @@ def test_an_unreachable_upstream_is_a_503_for_a_read_and_an_error_event_for_a_ch
     assert ready.status_code == 503 and ready.json()["ready"] is False
 
 
+def test_an_unreachable_upstream_is_named_without_grpcs_words() -> None:
+    ports = {"RETRIEVAL": "127.0.0.1:2", "GENERATION": "127.0.0.1:3", "CACHE": "127.0.0.1:4"}
+    config = Config.from_env({"LIKEOPT_API_KEY": KEY, **{f"LIKEOPT_{n}_ADDR": a for n, a in ports.items()}})
+    with TestClient(build_app(config)) as separate:
+        message = error_of(separate.post("/api/v1/search", json={"query": "x"}), 503)["message"]
+        chat = separate.post("/api/v1/chat", json={"query": "x"}, headers={"Accept": "application/json"})
+    assert message == "retrieval_svc cannot be reached now; try again shortly"
+    assert error_of(chat, 503)["message"] == "generation_svc cannot be reached now; try again shortly"
+
+
 def test_a_multipart_upload_is_read_as_one_whatever_the_case_of_its_media_type(client: TestClient) -> None:
     boundary = "b0undary"
     body = (
