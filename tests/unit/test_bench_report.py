@@ -7,6 +7,8 @@ import random
 import re
 from pathlib import Path
 
+import pytest
+
 from likeopt.caching.hit_rate import HitRate
 from likeopt.ops.bench.load import LoadSettings, Sample
 from likeopt.ops.bench.report import (
@@ -15,9 +17,12 @@ from likeopt.ops.bench.report import (
     format_text,
     html_report,
     outside_retrieval,
+    run_failure,
     write_outputs,
 )
 from likeopt.ops.bench.scenarios import build
+from likeopt.ops.cli import main
+from likeopt.ops.launcher import free_port
 
 SAMPLES = [Sample(0.1 * n, 0.010 + 0.001 * n, ttft_s=0.005, cached=n % 2 == 0) for n in range(98)] + [
     Sample(9.8, 2.0, error="timeout"),
@@ -46,15 +51,44 @@ def test_result_has_the_contract_keys_and_counts_errors_by_kind() -> None:
     result = result_for("search-cached")
     assert {"rps", "latency_ms", "errors", "cache_hit_rate", "rss_mb"} <= set(result)
     assert set(result["latency_ms"]) == {"p50", "p95", "p99", "max"}
-    assert result["rps"] == 10.0 and result["requests"] == 100
-    assert result["latency_ms"]["max"] == 2000.0
-    assert result["errors"] == {"timeout": 1, "http_503": 1}
+    assert result["rps"] == 9.8 and (result["requests"], result["succeeded"]) == (100, 98)
+    assert result["latency_ms"]["max"] == 107.0  # the 2 s timeout failed: not a latency
+    assert result["errors"] == {"timeout": 1, "http_503": 1} and result["error_share"] == 0.02
     assert result["cache_hit_rate"] == 0.8
     assert result["rss_mb"] == {"envoy": 60.0, "gateway": 70.0, "total": 130.0}
-    assert result["cpu_ms_per_request"] == {"envoy": 10.0, "load_generator": 20.0}
+    assert result["cpu_ms_per_request"] == {"envoy": 10.204, "load_generator": 20.408}
     assert result["cpu_ms_outside_retrieval"] is None  # no retrieval_svc among the readings: nothing to set apart
     assert "ttft_ms" not in result
     json.dumps(result)
+
+
+def test_a_run_whose_requests_all_failed_reports_no_throughput_or_latency_and_fails() -> None:
+    refused = [Sample(0.0001 * n, 0.0002, error="connection") for n in range(1000)]
+    result = result_for("search-uncached", hits=None, samples=refused)
+    assert (result["requests"], result["succeeded"], result["rps"]) == (1000, 0, 0.0)
+    assert result["latency_ms"] == {"p50": None, "p95": None, "p99": None, "max": None}
+    assert result["cpu_ms_per_request"] == {"envoy": None, "load_generator": None}
+    assert result["error_share"] == 1.0 and "1000 sent, 0 succeeded (0.0 req/s)" in format_text(result)
+    assert run_failure(result) == "all 1000 requests to http://127.0.0.1:8080 failed (connection 1000); is the mesh up?"
+
+
+def test_a_run_fails_past_one_percent_of_failed_requests() -> None:
+    one_in_a_hundred = [*SAMPLES[:98], SAMPLES[0], SAMPLES[-1]]
+    assert run_failure(result_for("search-cached", samples=one_in_a_hundred)) is None
+    assert run_failure(result_for("search-cached")) == (
+        "2 of 100 requests failed (2.0%: timeout 1  http_503 1), more than 1%"
+    )
+    assert run_failure(result_for("search-cached", samples=[])) == "no request finished within the run"
+
+
+def test_bench_against_nothing_listening_exits_1_saying_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "1", "text": "a question"}) + "\n")
+    argv = ["bench", "--scenario", "search-uncached", "--duration", "0.3", "--data", str(tmp_path), "--json"]
+    with pytest.raises(SystemExit) as ended:
+        main([*argv, "--url", f"http://127.0.0.1:{free_port()}"])
+    assert ended.value.code == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["rps"] == 0.0 and "failed (connection" in err and "is the mesh up?" in err
 
 
 def test_cpu_outside_retrieval_sums_every_other_process() -> None:
@@ -64,7 +98,7 @@ def test_cpu_outside_retrieval_sums_every_other_process() -> None:
 
 
 def test_floor_cpu_and_busy_cores_explain_the_throughput_ratio() -> None:
-    mesh = result_for("search-uncached")  # 100 requests in 10 s; envoy 1 s and the load generator 2 s of CPU
+    mesh = result_for("search-uncached", samples=SAMPLES[:50] * 2)  # 100 in 10 s; envoy 1 s, load generator 2 s
     floor = floor_result(SAMPLES[:50], elapsed_s=2.5, cpu_s=1.0, mesh=mesh)  # 20 req/s, 20 CPU-ms each
     assert floor["cpu_ms_per_request"] == 20.0 and floor["cores_busy"] == 0.4
     ratios = floor["mesh_over_floor"]

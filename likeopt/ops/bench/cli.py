@@ -10,12 +10,13 @@ from pathlib import Path
 import uvloop
 
 from likeopt.ops.bench.load import LoadSettings
-from likeopt.ops.bench.report import format_text, write_outputs
+from likeopt.ops.bench.report import format_text, run_failure, write_outputs
 from likeopt.ops.bench.runner import BenchError, BenchOptions, run
 
 
 def bench_main(args: argparse.Namespace, default_url: str) -> int:
-    """Run the bench the parsed arguments describe; returns the exit code (1 when the run could not start)."""
+    """Run the bench the parsed arguments describe; returns the exit code: 1 when the run could not start, or
+    when its requests failed (report.run_failure), after printing its figures."""
     if (
         args.duration <= 0
         or args.concurrency < 1
@@ -47,4 +48,7 @@ def bench_main(args: argparse.Namespace, default_url: str) -> int:
     if args.out:
         for path in write_outputs(Path(args.out), result, samples):
             print(f"likeopt bench: wrote {path}", file=sys.stderr)
+    if failure := run_failure(result):
+        print(f"likeopt bench: {failure}", file=sys.stderr)
+        return 1
     return 0

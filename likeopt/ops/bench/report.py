@@ -35,7 +35,9 @@ def build_result(
     peak_rss_mb: dict[str, float],
     cpu_s: dict[str, float],
 ) -> dict[str, Any]:
-    """The figures of one run. Latency percentiles cover every request, failed ones included."""
+    """The figures of one run. Throughput, latency and CPU per request count the requests that succeeded only: a
+    refused connection is answered in microseconds, and counting it would report a mesh that is down as fast.
+    ``requests`` is every request sent; ``errors`` and ``error_share`` say how many of them failed."""
     ok = [s for s in samples if s.error is None]
     result: dict[str, Any] = {
         "scenario": scenario.name,
@@ -46,9 +48,11 @@ def build_result(
         "rate": settings.rate or None,
         "duration_s": round(elapsed_s, 3),
         "requests": len(samples),
-        "rps": round(len(samples) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
-        "latency_ms": summary_ms([s.latency_s for s in samples]),
+        "succeeded": len(ok),
+        "rps": round(len(ok) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
+        "latency_ms": summary_ms([s.latency_s for s in ok]),
         "errors": dict(Counter(s.error for s in samples if s.error)),
+        "error_share": round(1 - len(ok) / len(samples), 4) if samples else None,
     }
     if scenario.streaming:
         result["ttft_ms"] = summary_ms([s.ttft_s for s in ok if s.ttft_s is not None], quantiles=(50, 95))
@@ -69,13 +73,31 @@ def build_result(
     result["rss_mb"] = {name: round(mb, 1) for name, mb in peak_rss_mb.items()}
     result["rss_mb"]["total"] = round(sum(peak_rss_mb.values()), 1)
     result["cpu_ms_per_request"] = {
-        name: round(1000 * seconds / len(samples), 3) if samples else None for name, seconds in cpu_s.items()
+        name: round(1000 * seconds / len(ok), 3) if ok else None for name, seconds in cpu_s.items()
     }
     result["cpu_ms_outside_retrieval"] = outside_retrieval(result["cpu_ms_per_request"])
     result["cores_busy"] = {
         name: round(seconds / elapsed_s, 2) if elapsed_s > 0 else None for name, seconds in cpu_s.items()
     }
     return result
+
+
+MAX_ERROR_SHARE = 0.01
+"""More failed requests than this share, and the run measured a failing mesh: ``likeopt bench`` exits 1."""
+
+
+def run_failure(result: dict[str, Any]) -> str | None:
+    """Why a run's figures do not measure a working mesh (nothing succeeded, or more than MAX_ERROR_SHARE of
+    the requests failed), or None when they do."""
+    share, failed = result["error_share"], result["requests"] - result["succeeded"]
+    if share is None:
+        return "no request finished within the run"
+    if share <= MAX_ERROR_SHARE:
+        return None
+    kinds = _pairs(result["errors"])
+    if not result["succeeded"]:
+        return f"all {failed} requests to {result['url']} failed ({kinds}); is the mesh up?"
+    return f"{failed} of {result['requests']} requests failed ({share:.1%}: {kinds}), more than {MAX_ERROR_SHARE:.0%}"
 
 
 def outside_retrieval(cpu_ms: dict[str, float | None]) -> float | None:
@@ -89,16 +111,17 @@ def floor_result(samples: Sequence[Sample], elapsed_s: float, cpu_s: float, mesh
     """The floor's figures (likeopt/ops/bench/floor.py) and the mesh's over them: latency quantile by quantile,
     and CPU per request and cores busy, whose quotient is the throughput ratio: they tell whether the mesh
     loses its throughput to more work per request or to cores left idle."""
+    ok = [s for s in samples if s.error is None]
     floor: dict[str, Any] = {
         "requests": len(samples),
-        "rps": round(len(samples) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
-        "latency_ms": summary_ms([s.latency_s for s in samples]),
-        "cpu_ms_per_request": round(1000 * cpu_s / len(samples), 3) if samples else None,
+        "rps": round(len(ok) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
+        "latency_ms": summary_ms([s.latency_s for s in ok]),
+        "cpu_ms_per_request": round(1000 * cpu_s / len(ok), 3) if ok else None,
         "cores_busy": round(cpu_s / elapsed_s, 2) if elapsed_s > 0 else None,
     }
     pairs = [("latency_ms", q) for q in ("p50", "p95", "p99")]
     if "ttft_ms" in mesh:
-        floor["ttft_ms"] = summary_ms([s.ttft_s for s in samples if s.ttft_s is not None], quantiles=(50, 95))
+        floor["ttft_ms"] = summary_ms([s.ttft_s for s in ok if s.ttft_s is not None], quantiles=(50, 95))
         pairs += [("ttft_ms", q) for q in ("p50", "p95")]
     floor["mesh_over_floor"] = {
         "throughput": _ratio(mesh["rps"], floor["rps"]),
@@ -127,7 +150,7 @@ def format_text(result: dict[str, Any]) -> str:
         f"  load        {result['load']} loop, concurrency {result['concurrency']}"
         + (f", {result['rate']} req/s offered" if result["rate"] else "")
         + f", {result['duration_s']} s",
-        f"  requests    {result['requests']}  ({result['rps']} req/s)",
+        f"  requests    {result['requests']} sent, {result['succeeded']} succeeded ({result['rps']} req/s)",
         f"  latency ms  p50 {latency['p50']}  p95 {latency['p95']}  p99 {latency['p99']}  max {latency['max']}",
         f"  errors      {_pairs(result['errors']) or 'none'}",
     ]
