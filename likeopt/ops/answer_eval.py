@@ -13,6 +13,8 @@ Figures:
   supported by the passage they cite), and its distribution;
 - wrongly refused: the share of answerable questions answered "not in your documents";
 - abstention: the share of the off-topic questions (likeopt/ops/data/offtopic_questions.txt) refused;
+- errors: the questions that got no answer at all (counted in neither share above; a run in which every
+  question failed exits 1);
 - time to first token and whole-answer time, p50 and p95, measured here around the call.
 
 A collection is a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) or a folder of
@@ -26,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -179,8 +182,10 @@ def ask(
 
 
 def summarise(answerable: list[Asked], off_topic: list[Asked]) -> dict[str, object]:
-    """The figures of the module doc from every answer."""
+    """The figures of the module doc from every answer. A question that failed is counted in ``errors`` only: it
+    was neither refused nor answered, and every share of nothing is None (n/a), not 0 %."""
     answered = [a for a in answerable if not a.no_answer and not a.error]
+    replied, replied_off_topic = [a for a in answerable if not a.error], [a for a in off_topic if not a.error]
     citations = [doc for a in answered for doc in a.cited]
     relevant = sum(doc in a.question.relevant for a in answered for doc in a.cited)
     supports = [a.support for a in answered]
@@ -196,15 +201,25 @@ def summarise(answerable: list[Asked], off_topic: list[Asked]) -> dict[str, obje
         "answers_without_citation": _ratio(sum(not a.cited for a in answered), len(answered)),
         "answer_support": _ratio(sum(supports), len(supports)),
         "support_distribution": _distribution(supports),
-        "wrongly_refused": _ratio(sum(a.no_answer for a in answerable), len(answerable)),
+        "wrongly_refused": _ratio(sum(a.no_answer for a in replied), len(replied)),
         "off_topic_questions": len(off_topic),
-        "abstention": _ratio(sum(a.no_answer for a in off_topic), len(off_topic)),
+        "abstention": _ratio(sum(a.no_answer for a in replied_off_topic), len(replied_off_topic)),
         "off_topic_citations": sum(len(a.cited) for a in off_topic),
     }
     timed = [a for a in answered if a.first_token_ms is not None]
     figures["first_token_ms"] = _percentiles([a.first_token_ms or 0.0 for a in timed])
     figures["total_ms"] = _percentiles([a.total_ms for a in timed])
+    figures["first_error"] = next((a.error for a in answerable + off_topic if a.error), None)
     return figures
+
+
+def all_failed(figures: Mapping[str, object]) -> str | None:
+    """Why a run measured nothing (every question failed), or None: its figures are then all n/a, and
+    ``likeopt eval --answers`` exits 1 rather than report them."""
+    asked = sum(n for n in (figures["questions"], figures["off_topic_questions"]) if isinstance(n, int))
+    if not asked or figures["errors"] != asked:
+        return None
+    return f"all {asked} questions failed, the first with {figures['first_error']}"
 
 
 def _ratio(part: float, whole: int) -> float | None:
@@ -289,8 +304,10 @@ def format_answer_report(figures: Mapping[str, object]) -> str:
         value = figures.get(name)
         return "n/a" if value is None else f"{float(value) * 100:.1f} %"  # type: ignore[arg-type]
 
-    first, total = figures["first_token_ms"], figures["total_ms"]
-    assert isinstance(first, dict) and isinstance(total, dict)
+    def ms(name: str, quantile: str) -> str:
+        value = figures[name][quantile]  # type: ignore[index]
+        return "n/a" if value is None else str(value)
+
     return "\n".join(
         [
             f"{figures['backend']} on {figures['collection']}: {figures['questions']} questions,"
@@ -300,8 +317,8 @@ def format_answer_report(figures: Mapping[str, object]) -> str:
             f" citing nothing {pct('answers_without_citation')})",
             f"answer support       {pct('answer_support')}  distribution {figures['support_distribution']}",
             f"abstention           {pct('abstention')} of off-topic; wrongly refused {pct('wrongly_refused')}",
-            f"first token ms       p50 {first['p50']}  p95 {first['p95']}",
-            f"whole answer ms      p50 {total['p50']}  p95 {total['p95']}",
+            f"first token ms       p50 {ms('first_token_ms', 'p50')}  p95 {ms('first_token_ms', 'p95')}",
+            f"whole answer ms      p50 {ms('total_ms', 'p50')}  p95 {ms('total_ms', 'p95')}",
         ]
     )
 
@@ -351,4 +368,7 @@ def answers_main(args: argparse.Namespace, config: Config) -> int:
     backend = args.backend or config.generation_backend
     figures = run_answer_eval(collection, off_topic, backend, args.addr, api_key, shape=store_shape(config))
     print(json.dumps(figures) if args.json else format_answer_report(figures), flush=True)
+    if failure := all_failed(figures):
+        print(f"likeopt eval --answers: {failure}", file=sys.stderr)
+        return 1
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,15 @@ from likeopt.ops.answer_eval import (
     OFF_TOPIC,
     Asked,
     Question,
+    all_failed,
+    format_answer_report,
     input_problem,
     load_collection,
     read_questions,
     summarise,
 )
+from likeopt.ops.cli import main
+from likeopt.ops.launcher import free_port
 
 
 def test_the_shipped_question_files_hold_what_the_benchmarks_need() -> None:
@@ -50,6 +55,36 @@ def test_figures_count_citations_support_and_refusals() -> None:
     assert figures["abstention"] == 0.5 and figures["off_topic_citations"] == 1
     assert figures["support_distribution"] == {"0": 0, "0.2": 0, "0.4": 0, "0.6": 1, "0.8": 0, "1.0": 1}
     assert figures["first_token_ms"] == {"p50": 100.0, "p95": 100.0}
+
+
+def failed(relevant: set[str]) -> Asked:
+    return Asked(Question("q", frozenset(relevant)), error="UNAVAILABLE: connections to all backends failing")
+
+
+def test_a_failed_question_counts_as_an_error_only_and_shares_of_nothing_are_n_a() -> None:
+    figures = summarise([asked({"a"}, ["a"]), failed({"b"})], [failed(set())])
+    assert figures["errors"] == 2 and figures["wrongly_refused"] == 0.0 and figures["abstention"] is None
+    assert all_failed(figures) is None
+    nothing = summarise([failed({"a"}), failed({"b"})], [failed(set())])
+    assert nothing["wrongly_refused"] is None and nothing["abstention"] is None
+    assert nothing["first_token_ms"] == {"p50": None, "p95": None}
+    report = format_answer_report({**nothing, "backend": "mesh at x", "collection": "c"})
+    assert "abstention           n/a of off-topic; wrongly refused n/a" in report
+    assert "first token ms       p50 n/a  p95 n/a" in report
+    assert (
+        all_failed(nothing) == "all 3 questions failed, the first with UNAVAILABLE: connections to all backends failing"
+    )
+
+
+def test_answers_against_nothing_listening_exit_1_saying_so(capsys: pytest.CaptureFixture) -> None:
+    argv = ["eval", "--answers", "--data", "docs", "--limit", "2", "--offtopic-limit", "1", "--json"]
+    with pytest.raises(SystemExit) as ended:
+        main([*argv, "--addr", f"127.0.0.1:{free_port()}"])
+    assert ended.value.code == 1
+    out, err = capsys.readouterr()
+    figures = json.loads(out)
+    assert (figures["errors"], figures["abstention"], figures["wrongly_refused"]) == (3, None, None)
+    assert "likeopt eval --answers: all 3 questions failed, the first with UNAVAILABLE" in err
 
 
 def test_a_missing_input_is_named_before_anything_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
