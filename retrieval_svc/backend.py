@@ -25,6 +25,11 @@ class BackendUnavailable(RuntimeError):
     """The backend's server cannot be reached now; the call may succeed later (gRPC UNAVAILABLE)."""
 
 
+class BackendRefused(RuntimeError):
+    """The backend's server answered but refused a call the service thought valid (gRPC INTERNAL): a fault
+    to log and fix, not one a retry or the caller's input would change."""
+
+
 @dataclass(frozen=True)
 class DocumentInput:
     """A document as received, before chunking."""

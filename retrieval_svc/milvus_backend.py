@@ -25,8 +25,9 @@ sees the embedded engine's exact terms: overlap 0.95, nDCG@10 0.768 (the rest is
 per-segment statistics).
 
 Errors: a Milvus that cannot be reached, or does not answer within ``timeout_s``, raises
-:class:`BackendUnavailable` (the service maps it to UNAVAILABLE); a write returns only after Milvus
-acknowledged it, and the version is bumped only after that.
+:class:`BackendUnavailable` (the service maps it to UNAVAILABLE), and any error Milvus answers raises
+:class:`BackendRefused` (INTERNAL); a write returns only after Milvus acknowledged it, and the version is
+bumped only after that.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from retrieval_svc.backend import (
     DocumentSummary,
     IndexStats,
     SearchParams,
+    UnfitDocument,
     best_per_document,
     chunk_document,
     embedding_text,
@@ -89,6 +91,15 @@ MAX_VARCHAR = 65_535
 """Milvus's largest VARCHAR, in UTF-8 bytes."""
 MAX_ID_BYTES = 2_048
 """A document id's largest size in bytes (retrieval_svc takes ids of up to 512 characters)."""
+VARCHAR_BYTES = {
+    "chunk_id": MAX_ID_BYTES + 24,
+    "doc_id": MAX_ID_BYTES,
+    "title": MAX_VARCHAR,
+    "text": MAX_VARCHAR,
+    "search_text": MAX_VARCHAR,
+}
+"""Each VARCHAR field of a chunk row and its max_length. Milvus counts UTF-8 bytes (milvus-lite counts characters,
+a looser limit): a document with a longer field is refused before any write, so the rest of its batch is stored."""
 WRITE_BATCH_ROWS = 500
 """Rows sent per insert call: bounds one message's size (a chunk and its vector are a few KB)."""
 ANALYZER: dict[str, Any] = {
@@ -285,15 +296,15 @@ class MilvusBackend:
 
     def _chunk_schema(self) -> Any:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES + 24)
-        schema.add_field("doc_id", DataType.VARCHAR, max_length=MAX_ID_BYTES)
+        schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=VARCHAR_BYTES["chunk_id"])
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=VARCHAR_BYTES["doc_id"])
         schema.add_field("ordinal", DataType.INT64)
-        schema.add_field("title", DataType.VARCHAR, max_length=MAX_VARCHAR)
-        schema.add_field("text", DataType.VARCHAR, max_length=MAX_VARCHAR)
+        schema.add_field("title", DataType.VARCHAR, max_length=VARCHAR_BYTES["title"])
+        schema.add_field("text", DataType.VARCHAR, max_length=VARCHAR_BYTES["text"])
         schema.add_field(
             "search_text",
             DataType.VARCHAR,
-            max_length=MAX_VARCHAR,
+            max_length=VARCHAR_BYTES["search_text"],
             enable_analyzer=True,
             enable_match=True,
             analyzer_params=TERMS_ANALYZER if self.bm25_terms else ANALYZER,
@@ -418,8 +429,13 @@ class MilvusBackend:
     # -- writes -----------------------------------------------------------
 
     def prepare(self, doc: DocumentInput) -> list[str]:
-        """Split a document into chunks that fit the model's window with the title (UnfitDocument if it cannot)."""
-        return chunk_document(doc, self.embedder, self.chunk_tokens, self.chunk_overlap)
+        """Split a document into chunks that fit the model's window with the title, and whose rows fit Milvus's
+        fields (UnfitDocument saying why if not)."""
+        chunks = chunk_document(doc, self.embedder, self.chunk_tokens, self.chunk_overlap)
+        for ordinal, chunk in enumerate(chunks):
+            if problem := oversized(text_fields(doc, ordinal, chunk, self._bm25_text)):
+                raise UnfitDocument(problem)
+        return chunks
 
     def upsert(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> int:
         """Embed, then store (replacing earlier versions of the same ids); returns the new version."""
@@ -729,37 +745,47 @@ def _meta_schema() -> Any:
     return schema
 
 
+def text_fields(doc: DocumentInput, ordinal: int, chunk: str, bm25_text: Callable[[str], str]) -> dict[str, Any]:
+    """A chunk row's VARCHAR fields (and its ordinal); ``search_text`` is bm25_text of the text the chunk is
+    embedded as."""
+    return {
+        "chunk_id": f"{doc.id}#{ordinal}",
+        "doc_id": doc.id,
+        "ordinal": ordinal,
+        "title": doc.title,
+        "text": chunk,
+        "search_text": bm25_text(embedding_text(doc.title, chunk)),
+    }
+
+
+def oversized(row: dict[str, Any]) -> str | None:
+    """Which VARCHAR field of a chunk row is longer than Milvus stores, said for the writer; None if none is."""
+    for name, most in VARCHAR_BYTES.items():
+        size = len(row[name].encode())
+        if size > most:
+            where = "" if name in ("doc_id", "title") else f" of chunk {row['ordinal']}"
+            return f"{name}{where} is {size:,} bytes in UTF-8; Milvus stores at most {most:,}"
+    return None
+
+
 def chunk_rows(
     docs: Sequence[DocumentInput],
     chunked: Sequence[list[str]],
     embeddings: np.ndarray,
     bm25_text: Callable[[str], str] = str,
 ) -> list[dict]:
-    """One row per chunk; a field over Milvus's size limits is refused here, naming the document.
-    ``search_text`` is bm25_text of the text the chunk is embedded as."""
+    """One row per chunk; a document with a field over Milvus's size limits is refused (UnfitDocument naming
+    it) before anything is written."""
     if len(embeddings) != sum(len(chunks) for chunks in chunked):
         raise ValueError(f"{len(embeddings)} embeddings for {sum(len(c) for c in chunked)} chunks")
     rows: list[dict] = []
     for doc, chunks in zip(docs, chunked, strict=True):
-        if len(doc.id.encode()) > MAX_ID_BYTES:
-            raise ValueError(f"document id {doc.id[:80]!r}… is longer than {MAX_ID_BYTES} bytes")
         for ordinal, chunk in enumerate(chunks):
-            search_text = bm25_text(embedding_text(doc.title, chunk))
-            if len(search_text.encode()) > MAX_VARCHAR:
-                raise ValueError(f"document {doc.id!r}: chunk {ordinal} with its title exceeds {MAX_VARCHAR} bytes")
-            rows.append(
-                {
-                    "chunk_id": f"{doc.id}#{ordinal}",
-                    "doc_id": doc.id,
-                    "ordinal": ordinal,
-                    "title": doc.title,
-                    "text": chunk,
-                    "search_text": search_text,
-                    "dense": embeddings[len(rows)].astype(np.float32).tolist(),
-                    "metadata": doc.metadata,
-                    **access_row_fields(doc.access),
-                }
-            )
+            row = text_fields(doc, ordinal, chunk, bm25_text)
+            if problem := oversized(row):
+                raise UnfitDocument(f"document {doc.id[:80]!r}: {problem}")
+            row["dense"] = embeddings[len(rows)].astype(np.float32).tolist()
+            rows.append({**row, "metadata": doc.metadata, **access_row_fields(doc.access)})
     return rows
 
 

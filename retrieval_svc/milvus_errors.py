@@ -1,5 +1,6 @@
 """How a Milvus that is down or too slow reaches callers: as BackendUnavailable naming LIKEOPT_MILVUS_URI,
-at once while a recent failure is fresh (Breaker), and with pymilvus's own logging routed through ours."""
+at once while a recent failure is fresh (Breaker), and with pymilvus's own logging routed through ours; a
+call Milvus refuses reaches them as BackendRefused."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import grpc
 from pymilvus.client.types import Status
 from pymilvus.exceptions import MilvusException, MilvusUnavailableException
 
-from retrieval_svc.backend import BackendUnavailable
+from retrieval_svc.backend import BackendRefused, BackendUnavailable
 
 RETRY_AFTER_S = 1.0
 """After Milvus failed, calls fail at once for this long instead of each waiting out a timeout."""
@@ -48,13 +49,15 @@ def unavailable(exc: BaseException) -> bool:
 
 @contextmanager
 def milvus_errors(uri: str) -> Iterator[None]:
-    """Turn an unreachable or silent Milvus into BackendUnavailable naming LIKEOPT_MILVUS_URI."""
+    """Turn an unreachable or silent Milvus into BackendUnavailable naming LIKEOPT_MILVUS_URI, and any other
+    error it answers into BackendRefused: callers then see a status that says which, never UNKNOWN."""
     try:
         yield
     except (grpc.RpcError, MilvusException) as exc:
         if unavailable(exc):
             raise BackendUnavailable(f"Milvus at LIKEOPT_MILVUS_URI={uri} is unavailable: {exc}") from exc
-        raise
+        message = exc.message if isinstance(exc, MilvusException) else str(exc)
+        raise BackendRefused(f"Milvus at LIKEOPT_MILVUS_URI={uri} refused the call: {message}") from exc
 
 
 class Breaker:

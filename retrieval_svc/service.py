@@ -43,6 +43,7 @@ from likeopt.runtime.principal import BadPrincipal, Principal, Reader, principal
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.access import Access
 from retrieval_svc.backend import (
+    BackendRefused,
     BackendUnavailable,
     ChunkHit,
     DocumentInput,
@@ -68,15 +69,24 @@ async def in_pool(pool: ThreadPoolExecutor, func: Callable[..., T], *args: objec
     return await asyncio.get_running_loop().run_in_executor(pool, call)
 
 
+async def abort_for_backend(context: grpc.aio.ServicerContext, exc: BackendUnavailable | BackendRefused) -> None:
+    """An unreachable backend (Milvus down) answers UNAVAILABLE, a status clients retry on; a call it refused
+    answers INTERNAL, logged here with the backend's reason (clients see only that it failed)."""
+    if isinstance(exc, BackendRefused):
+        log.error("retrieval backend refused a call", extra={"fields": {"error": str(exc)}})
+        await context.abort(grpc.StatusCode.INTERNAL, str(exc))
+    await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
+
 def backend_errors_as_status(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """An unreachable backend (Milvus down) answers UNAVAILABLE at once, a status clients retry on."""
+    """Backend failures as their gRPC status at once (abort_for_backend), never UNKNOWN."""
 
     @functools.wraps(method)
     async def call(self: object, request: object, context: grpc.aio.ServicerContext) -> T:
         try:
             return await method(self, request, context)
-        except BackendUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except (BackendUnavailable, BackendRefused) as exc:
+            await abort_for_backend(context, exc)
             raise  # abort raises; this only tells the type checker
 
     return call
@@ -384,8 +394,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         try:
             async for progress in self._ingest(engine, request_iterator, writer):
                 yield progress
-        except BackendUnavailable as exc:  # the batches acknowledged so far are stored; this one is not
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except (BackendUnavailable, BackendRefused) as exc:  # the batches acknowledged so far are stored
+            await abort_for_backend(context, exc)
 
     async def _ingest(
         self,

@@ -20,10 +20,11 @@ import pytest
 
 from likeopt.runtime.text import SAME_TERMS_BEYOND_CJK, TOKENIZER_VERSION
 from retrieval_svc import milvus_backend
-from retrieval_svc.backend import BackendUnavailable, DocumentInput, SearchParams
+from retrieval_svc.backend import BackendUnavailable, DocumentInput, SearchParams, UnfitDocument
 from retrieval_svc.engine import RetrievalEngine
 from retrieval_svc.milvus_backend import MilvusBackend
 from retrieval_svc.milvus_migrate import MARKER, migrate, verify
+from retrieval_svc.service import chunk_each
 from tests.support import ROOT, MilvusServer
 from tests.unit.test_retrieval_harness import FakeEmbedder
 
@@ -193,6 +194,30 @@ def test_delete_removes_documents_from_every_mode(any_backend: MilvusBackend) ->
         assert "car" not in doc_ids(backend, "wheels and engines", params(mode))
     assert backend.delete(["car"]) == (0, version)
     assert backend.stats().documents == 3
+
+
+def test_a_document_with_a_field_longer_than_milvus_stores_is_refused_alone(backend: MilvusBackend) -> None:
+    """Milvus counts a VARCHAR's max_length in UTF-8 bytes: 30,000 zero-width spaces (90,000 bytes) are refused
+    although milvus-lite, which counts characters, would take them."""
+    docs = [
+        DocumentInput("good-1", "", "a perfectly fine document about pelicans", {}),
+        DocumentInput("spaces", "st", "a" + " " * 70_000 + "b", {}),
+        DocumentInput("title", " " * 70_000, "a short text", {}),
+        DocumentInput("zero-width", "zw", "\u200b" * 30_000, {}),
+        DocumentInput("good-2", "", "another fine document about flamingos", {}),
+    ]
+    fit, chunked, refused = chunk_each(backend, docs)
+    limit = "; Milvus stores at most 65,535"
+    assert [(s.id, s.reason) for s in refused] == [
+        ("spaces", "text of chunk 0 is 70,002 bytes in UTF-8" + limit),
+        ("title", "title is 70,000 bytes in UTF-8" + limit),
+        ("zero-width", "text of chunk 0 is 90,000 bytes in UTF-8" + limit),
+    ]
+    backend.upsert(fit, chunked)
+    assert backend.existing([d.id for d in docs]) == ["good-1", "good-2"]
+    assert doc_ids(backend, "pelicans", params("bm25")) == ["good-1"]
+    with pytest.raises(UnfitDocument, match="document 'spaces': text of chunk 0"):  # as a migration writes
+        backend.store_embedded(docs[1:2], [[docs[1].text]], FakeEmbedder().encode([docs[1].text]))
 
 
 def test_a_write_through_one_replica_is_seen_by_another(milvus: MilvusServer, backend: MilvusBackend) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from likeopt.v1 import retrieval_pb2
 from retrieval_svc import service
+from retrieval_svc.backend import BackendRefused
 from tests.unit.test_retrieval_harness import DictCache, GatedEmbedder, retrieval_server
 
 DOCS = [
@@ -134,6 +135,22 @@ async def test_a_title_is_held_to_the_text_s_limits(tmp_path: Path, monkeypatch:
             ("huge", "text or title is longer than 100 characters"),
         ]
         assert summary.upserted == 1
+
+
+async def test_a_call_the_backend_refuses_answers_internal_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Milvus refusing a write the service let through is a fault of ours: INTERNAL, not UNKNOWN."""
+    async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (servicer, stub):
+
+        def refuse(*_: object) -> int:
+            raise BackendRefused("Milvus at LIKEOPT_MILVUS_URI=x refused the call: no")
+
+        monkeypatch.setattr(servicer.engine, "upsert", refuse)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.UpsertDocuments(stream(DOCS[:1]))
+        assert failed.value.code() == grpc.StatusCode.INTERNAL
+        assert "refused the call: no" in (failed.value.details() or "")
 
 
 async def test_ids_a_url_cannot_name_and_nul_in_metadata_are_refused_and_a_repeated_id_is_reported(
