@@ -32,26 +32,42 @@ def sample_queries(config: Config, count: int, seed: int = 7) -> list[str]:
 
 
 def migrate_to_milvus(config: Config, sample: int = SAMPLE_QUERIES) -> int:
-    """Run the migration and the check; exit code 0 when every document arrived."""
-    from retrieval_svc.backend import BACKENDS
-    from retrieval_svc.engine import loaded_engine
-    from retrieval_svc.milvus_migrate import migrate, verify
+    """Run the migration and the check; exit code 0 when every document arrived. A Milvus that cannot be
+    reached, or refuses, is one line naming LIKEOPT_MILVUS_URI and exit code 1: a rerun resumes the copy."""
+    from retrieval_svc.backend import BackendRefused, BackendUnavailable
 
     store_path = config.data_dir / "store.sqlite3"
     if not store_path.is_file():
         print(f"likeopt migrate: no embedded store at {store_path} (set LIKEOPT_DATA_DIR)", file=sys.stderr)
         return 2
+    try:
+        return copy_and_check(config, sample)
+    except (BackendUnavailable, BackendRefused) as exc:
+        print(f"likeopt migrate: {exc}; run the command again once it answers (the copy resumes)", file=sys.stderr)
+        return 1
+
+
+def copy_and_check(config: Config, sample: int) -> int:
+    """The migration and the check (migrate_to_milvus)."""
+    from retrieval_svc.backend import BACKENDS
+    from retrieval_svc.engine import loaded_engine
+    from retrieval_svc.milvus_migrate import migrate, verify
+
+    store_path = config.data_dir / "store.sqlite3"
     target = BACKENDS["milvus"](config)
-    target.load()
-    bar = tqdm(desc="migrating", unit="doc", file=sys.stderr)
+    try:
+        target.load()
+    except ValueError as exc:  # a collection of another model, dimension or tokenizer: the message says which
+        print(f"likeopt migrate: {exc}", file=sys.stderr)
+        return 1
+    with tqdm(desc="migrating", unit="doc", file=sys.stderr) as bar:
 
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
 
-    report = migrate(store_path, target, progress)
-    bar.close()
+        report = migrate(store_path, target, progress)
     print(
         f"copied {report.copied} documents, {report.skipped} already there"
         f"{' (resumed)' if report.resumed else ''}; {report.documents} documents, {report.chunks} chunks"

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from likeopt.ops.migrate import migrate_to_milvus
+from likeopt.runtime.config import Config
 from likeopt.runtime.text import SAME_TERMS_BEYOND_CJK, TOKENIZER_VERSION
 from retrieval_svc import milvus_backend
-from retrieval_svc.backend import BackendUnavailable, DocumentInput, SearchParams, UnfitDocument
+from retrieval_svc.backend import BACKENDS, BackendUnavailable, DocumentInput, SearchParams, UnfitDocument
 from retrieval_svc.engine import RetrievalEngine
 from retrieval_svc.milvus_backend import MilvusBackend
 from retrieval_svc.milvus_migrate import MARKER, migrate, verify
@@ -468,3 +470,15 @@ def test_migration_resumes_after_kill_9(
     assert check.counts_match
     assert check.parity["dense"] == 1.0
     assert backend.search("item39", params("bm25", top_k=1), None)[0].doc_id == "doc39"
+
+
+def test_the_migrate_command_names_an_unreachable_milvus_in_one_line(
+    embedded: RetrievalEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = MilvusServer(tmp_path / "milvus")  # its port chosen, never started
+    config = Config.from_env({"LIKEOPT_DATA_DIR": str(store_path(embedded).parent), "LIKEOPT_MILVUS_URI": server.uri})
+    monkeypatch.setitem(BACKENDS, "milvus", lambda c: MilvusBackend(FakeEmbedder(), c.milvus_uri, "", "m", 24, 0))
+    assert migrate_to_milvus(config, 0) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"likeopt migrate: Milvus at LIKEOPT_MILVUS_URI={server.uri} is unavailable")
+    assert len(error.splitlines()) == 1 and "Traceback" not in error
