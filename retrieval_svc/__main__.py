@@ -38,12 +38,13 @@ def build() -> ServiceSpec:
         return [retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name]
 
     following: list[asyncio.Task[None]] = []
+    reachable = Reachability()
 
     async def start() -> None:
         backend = await asyncio.to_thread(configured_backend, config)
         await load_when_reachable(backend)
         servicer.serve(backend)
-        following.append(asyncio.create_task(follow_writers(backend, servicer.index_changed)))
+        following.append(asyncio.create_task(follow_writers(backend, servicer.index_changed, reachable)))
 
     async def stop() -> None:
         for task in following:
@@ -58,6 +59,7 @@ def build() -> ServiceSpec:
         start=start,
         stop=stop,
         end_endless_streams=servicer.versions.close,
+        serving=lambda: reachable.now,
     )
 
 
@@ -72,13 +74,33 @@ async def load_when_reachable(backend: RetrievalBackend) -> None:
             await asyncio.sleep(LOAD_RETRY_S)
 
 
-async def follow_writers(backend: RetrievalBackend, caught_up: Callable[[], None]) -> None:
+class Reachability:
+    """Whether the backend's server answered the last time it was asked: retrieval_svc's health follows it, so
+    readiness checks and Envoy see NOT_SERVING while Milvus is away (every call would answer UNAVAILABLE)."""
+
+    def __init__(self) -> None:
+        self.now = True
+
+    def answered(self) -> None:
+        self.now = True
+
+    def failed(self, exc: BackendUnavailable) -> None:
+        if self.now:
+            log.error("retrieval backend unreachable", extra={"fields": {"error": str(exc)}})
+        self.now = False
+
+
+async def follow_writers(backend: RetrievalBackend, caught_up: Callable[[], None], reachable: Reachability) -> None:
     """Hear of writes other processes committed (the embedded writer's store, or a shared Milvus), so
-    WatchIndex followers and the caches move to the new index version."""
+    WatchIndex followers and the caches move to the new index version; each answer, or its absence, tells
+    reachable whether the backend's server is there."""
     while True:
         try:
             if await asyncio.to_thread(backend.refresh):
                 caught_up()
+            reachable.answered()
+        except BackendUnavailable as exc:
+            reachable.failed(exc)
         except Exception:  # a transient store error must not stop following
             log.exception("following the writers failed; retrying")
         await asyncio.sleep(FOLLOW_INTERVAL_S)

@@ -31,6 +31,9 @@ from likeopt.runtime.reflection import HEALTH_SERVICE, add_reflection
 
 log = logging.getLogger(__name__)
 
+HEALTH_POLL_S = 0.5
+"""How often a service's health follows its ServiceSpec.serving."""
+
 SERVER_OPTIONS = (
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -64,6 +67,10 @@ class ServiceSpec:
     """Set on the service Envoy sends its port's reflection and health calls to: the port's other gRPC services,
     each with a channel to the process serving it (likeopt.runtime.reflection, likeopt.runtime.port_health)."""
     extra_options: Sequence[tuple[str, int]] = field(default_factory=tuple)
+    serving: Callable[[], bool] | None = None
+    """After start-up, polled every HEALTH_POLL_S: health is NOT_SERVING while it says False (a server the
+    service cannot work without is away), SERVING again once it says True. The process keeps running and
+    answering, so an outage it cannot mend never costs a restart."""
 
 
 class RequestLogContext(WrappingInterceptor):
@@ -131,7 +138,9 @@ async def serve(spec: ServiceSpec) -> int:
     if not stopping.is_set():
         await _set_all(health, names, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving")
+        following = asyncio.create_task(_follow_serving(health, names, spec.serving, stopping))
         await stopping.wait()
+        await following
 
     log.info("shutting down", extra={"fields": {"grace_s": spec.grace_s}})
     await health.enter_graceful_shutdown()
@@ -142,6 +151,29 @@ async def serve(spec: ServiceSpec) -> int:
         await spec.stop()
     log.info("stopped")
     return 0
+
+
+async def _follow_serving(
+    health: HealthServicer, names: Sequence[str], serving: Callable[[], bool] | None, stopping: asyncio.Event
+) -> None:
+    """Keep health in step with spec.serving until the service stops (ServiceSpec.serving)."""
+    if serving is None:
+        return
+    last = True
+    while not stopping.is_set():
+        now = serving()
+        if now != last:
+            status = health_pb2.HealthCheckResponse.SERVING if now else health_pb2.HealthCheckResponse.NOT_SERVING
+            await _set_all(health, names, status)
+            if now:
+                log.info("serving again")
+            else:
+                log.warning("not serving: a server it needs is away")
+            last = now
+        try:
+            await asyncio.wait_for(stopping.wait(), HEALTH_POLL_S)
+        except TimeoutError:
+            pass
 
 
 async def _set_all(health: HealthServicer, names: Sequence[str], status: int) -> None:

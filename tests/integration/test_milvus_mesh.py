@@ -133,7 +133,8 @@ def test_milvus_away_means_unavailable_then_service_resumes(milvus_mesh: MeshPro
                 time.sleep(0.5)
 
 
-def test_retrieval_waits_not_serving_for_an_unreachable_milvus_then_serves(tmp_path: Path) -> None:
+def test_retrieval_is_not_serving_while_milvus_is_unreachable_at_start_or_later(tmp_path: Path) -> None:
+    """Health follows Milvus mid-run too (readyz and Envoy see it), and the process lives on through it."""
     server = MilvusServer(tmp_path / "milvus")  # its port chosen, not started yet
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIKEOPT_")}
@@ -158,9 +159,12 @@ def test_retrieval_waits_not_serving_for_an_unreachable_milvus_then_serves(tmp_p
         assert not grpc_serving(f"127.0.0.1:{port}")
         server.start()
         try:
-            while not grpc_serving(f"127.0.0.1:{port}"):
-                assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-2000:]
-                time.sleep(0.2)
+            for serving, change in ((True, server.stop), (False, server.start), (True, None)):
+                while grpc_serving(f"127.0.0.1:{port}") != serving:
+                    assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-2000:]
+                    time.sleep(0.2)
+                if change is not None:
+                    change()
         finally:
             process.terminate()
             assert process.wait(timeout=60) == 0
