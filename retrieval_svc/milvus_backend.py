@@ -37,7 +37,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
@@ -632,24 +632,34 @@ class MilvusBackend:
         smallest: list[dict[str, Any]] = []
         with self._guarded():
             total = self._count(firsts)
-            iterator = self.client.query_iterator(
-                self.collection,
-                batch_size=LIST_BATCH_ROWS,
-                filter=condition,
-                output_fields=["doc_id", "title", "metadata"],
-                timeout=self.timeout_s,
-            )
-            try:
-                while batch := iterator.next():
-                    smallest = sorted([*smallest, *batch], key=lambda row: row["doc_id"])[:limit]
-            finally:
-                iterator.close()
+            for batch in self._batches(condition, ["doc_id", "title", "metadata"]):
+                smallest = sorted([*smallest, *batch], key=lambda row: row["doc_id"])[:limit]
             counts = self._chunk_counts([row["doc_id"] for row in smallest])
         page = [
             DocumentSummary(row["doc_id"], row["title"], dict(row["metadata"] or {}), counts.get(row["doc_id"], 0))
             for row in smallest
         ]
         return page, total
+
+    def document_ids(self) -> set[str]:
+        """Every stored document's id: one pass over the first chunks, for a migration to compare with its store."""
+        with self._guarded():
+            return {str(row["doc_id"]) for batch in self._batches("ordinal == 0", ["doc_id"]) for row in batch}
+
+    def _batches(self, condition: str, fields: list[str]) -> Iterator[list[dict[str, Any]]]:
+        """The rows under condition in batches of LIST_BATCH_ROWS, in no order (call inside _guarded)."""
+        iterator = self.client.query_iterator(
+            self.collection,
+            batch_size=LIST_BATCH_ROWS,
+            filter=condition,
+            output_fields=fields,
+            timeout=self.timeout_s,
+        )
+        try:
+            while batch := iterator.next():
+                yield batch
+        finally:
+            iterator.close()
 
     def _chunk_counts(self, doc_ids: Sequence[str]) -> dict[str, int]:
         """How many chunks each of doc_ids has (their rows' doc_id, counted here)."""

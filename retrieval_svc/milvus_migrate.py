@@ -9,6 +9,8 @@ its version and the last chunk row copied. A run that finds the marker of the sa
 skips every page up to that row without asking Milvus, and after it skips each document whose last chunk is
 stored and whose next one is not (a page cut short by the kill is copied again: upserts are idempotent). A
 marker of another store, or of this store at another version, is ignored and everything is copied again.
+The collection is a copy of the store: documents it holds that the store does not (deleted from the store since
+an earlier copy) are deleted from it, so running the command again after deletions converges.
 
 :func:`verify` compares counts and how far searches agree: the share of each sample query's top 10 that the
 embedded engine and Milvus have in common, per mode.
@@ -53,6 +55,8 @@ class MigrationReport:
     """Documents an interrupted earlier run had stored already."""
     resumed: bool
     version: int
+    removed: int = 0
+    """Documents the collection held that the store no longer does (deleted from it since an earlier copy)."""
 
 
 @dataclass(frozen=True)
@@ -95,13 +99,21 @@ def migrate(
                 backend.set_meta(MARKER, json.dumps({**source, "row": last_row, "complete": False}))
             if progress is not None:
                 progress(copied + skipped, total)
+        removed = remove_others(backend, set(fields))
         backend.flush()
         backend.set_meta(MARKER, json.dumps({**source, "row": last_row, "complete": True}))
-        log.info("migrated", extra={"fields": {**source, "copied": copied, "skipped": skipped}})
+        log.info("migrated", extra={"fields": {**source, "copied": copied, "skipped": skipped, "removed": removed}})
     finally:
         store.close()
     backend.refresh()
-    return MigrationReport(total, chunks, copied, skipped, resume_after >= 0, backend.version)
+    return MigrationReport(total, chunks, copied, skipped, resume_after >= 0, backend.version, removed)
+
+
+def remove_others(backend: MilvusBackend, kept: set[str]) -> int:
+    """Delete the collection's documents that are not in kept (the store's): the collection is a copy of the
+    store, so a document deleted from the store since an earlier copy goes too. Returns how many went."""
+    others = sorted(backend.document_ids() - kept)
+    return backend.delete(others)[0] if others else 0
 
 
 def _same_source(marker: dict[str, Any], source: dict[str, Any]) -> bool:

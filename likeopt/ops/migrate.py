@@ -70,8 +70,8 @@ def copy_and_check(config: Config, sample: int) -> int:
         report = migrate(store_path, target, progress)
     print(
         f"copied {report.copied} documents, {report.skipped} already there"
-        f"{' (resumed)' if report.resumed else ''}; {report.documents} documents, {report.chunks} chunks"
-        f" in the store; index version {report.version}",
+        f"{' (resumed)' if report.resumed else ''}; removed {report.removed} documents the store no longer holds;"
+        f" {report.documents} documents, {report.chunks} chunks in the store; index version {report.version}",
         flush=True,
     )
     embedded = loaded_engine(config.replace(retrieval_read_only=True))  # read-only: never writes the store
@@ -85,7 +85,12 @@ def copy_and_check(config: Config, sample: int) -> int:
         flush=True,
     )
     if not check.counts_match:
-        print("likeopt migrate: the counts differ; run the command again to finish the copy", file=sys.stderr)
+        print(
+            "likeopt migrate: the counts differ although every document was copied: something wrote to the store"
+            " or to the collection meanwhile (a retrieval_svc serving either?); run the command again once nothing"
+            " writes to them",
+            file=sys.stderr,
+        )
         return 1
     if check.parity.get("hybrid", 1.0) < PARITY_FLOOR:
         print(f"likeopt migrate: hybrid overlap below {PARITY_FLOOR}: check the analyzer settings", file=sys.stderr)

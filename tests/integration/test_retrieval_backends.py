@@ -21,8 +21,10 @@ import pytest
 from likeopt.ops.migrate import migrate_to_milvus
 from likeopt.runtime.config import Config
 from likeopt.runtime.text import SAME_TERMS_BEYOND_CJK, TOKENIZER_VERSION
+from retrieval_svc import backend as backend_module
+from retrieval_svc import engine as engine_module
 from retrieval_svc import milvus_backend
-from retrieval_svc.backend import BACKENDS, BackendUnavailable, DocumentInput, SearchParams, UnfitDocument
+from retrieval_svc.backend import BackendUnavailable, DocumentInput, SearchParams, UnfitDocument
 from retrieval_svc.engine import RetrievalEngine
 from retrieval_svc.milvus_backend import MilvusBackend
 from retrieval_svc.milvus_migrate import MARKER, migrate, verify
@@ -472,13 +474,42 @@ def test_migration_resumes_after_kill_9(
     assert backend.search("item39", params("bm25", top_k=1), None)[0].doc_id == "doc39"
 
 
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """likeopt migrate's Milvus backend and embedded engine with the fake model instead of the configured one."""
+    for module in (backend_module, engine_module):
+        monkeypatch.setattr(module, "configured_embedder", lambda config: FakeEmbedder())
+
+
 def test_the_migrate_command_names_an_unreachable_milvus_in_one_line(
-    embedded: RetrievalEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    embedded: RetrievalEngine, tmp_path: Path, fake_model: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server = MilvusServer(tmp_path / "milvus")  # its port chosen, never started
     config = Config.from_env({"LIKEOPT_DATA_DIR": str(store_path(embedded).parent), "LIKEOPT_MILVUS_URI": server.uri})
-    monkeypatch.setitem(BACKENDS, "milvus", lambda c: MilvusBackend(FakeEmbedder(), c.milvus_uri, "", "m", 24, 0))
     assert migrate_to_milvus(config, 0) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"likeopt migrate: Milvus at LIKEOPT_MILVUS_URI={server.uri} is unavailable")
     assert len(error.splitlines()) == 1 and "Traceback" not in error
+
+
+def test_migrating_again_after_deletions_removes_them_from_milvus(
+    milvus: MilvusServer, tmp_path: Path, fake_model: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The collection is a copy of the store: a rerun converges (exit 0) rather than asking for another run."""
+    engine = RetrievalEngine(tmp_path, FakeEmbedder(), chunk_tokens=24, chunk_overlap=0)
+    engine.load()
+    engine.upsert(MIGRATED[:6], [engine.prepare(d) for d in MIGRATED[:6]])
+    collection = new_name()
+    environ = {"LIKEOPT_DATA_DIR": str(tmp_path), "LIKEOPT_MILVUS_URI": milvus.uri}
+    config = Config.from_env({**environ, "LIKEOPT_MILVUS_COLLECTION": collection})
+    assert migrate_to_milvus(config, 3) == 0
+    engine.delete(["doc1", "doc4"])
+    engine.close()
+    capsys.readouterr()
+    assert migrate_to_milvus(config, 3) == 0
+    printed = capsys.readouterr().out
+    assert "removed 2 documents the store no longer holds" in printed
+    assert "store 4 documents" in printed and "Milvus 4 /" in printed
+    backend = backend_on(milvus, collection)
+    assert backend.document_ids() == {"doc0", "doc2", "doc3", "doc5"}
+    assert "doc1" not in doc_ids(backend, "item1", params("bm25"))
