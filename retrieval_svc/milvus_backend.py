@@ -125,6 +125,17 @@ SEARCH_DEPTH_LIMIT = 16_384
 """Milvus's largest limit (topk) per search."""
 LIST_BATCH_ROWS = 1_000
 """Rows per batch when listing documents."""
+GRAPH_INDEXES = frozenset({"AUTOINDEX", "HNSW"})
+"""Dense index types searched by walking a graph (milvus-lite's and standalone Milvus's AUTOINDEX is HNSW), whose
+``ef`` bounds how many rows a search can return: milvus-lite's default of 64 returned 433 of 602 rows asked for."""
+GRAPH_EF = 64
+"""The least ef a graph search is given; more when more rows are asked for, or few rows pass the filter."""
+EXACT_ROWS = 2_000
+"""A dense search whose filter passes at most this many chunks scores each of them in process (their vectors
+queried): a graph walk that skips the rows the filter refuses can miss every row it passes (milvus-lite's HNSW
+found none of a small tenant's chunks among 602). Larger filtered sets get an ef scaled by how few rows pass."""
+COUNTS_KEPT = 1_024
+"""Filters whose row counts are kept for the current index version."""
 
 
 def model_name(embedder: Embedder) -> str:
@@ -195,6 +206,10 @@ class MilvusBackend:
         self._breaker = Breaker(uri)
         self.read_timeout_s = min(timeout_s, READ_TIMEOUT_S)
         self._write_lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        """Rows each search filter passes, at index version _counts_version (dense search picks its way by it)."""
+        self._counts_version = -1
+        self._counts_lock = threading.Lock()
         self.access = AccessClasses(self._call, collection, quoted, consistency_level)
         """Access classes (``<collection>_access``) and each reader's filter."""
 
@@ -526,7 +541,7 @@ class MilvusBackend:
         hybrid = params.mode == "hybrid"
         depth = min(max(params.top_k, CANDIDATE_DEPTH) if hybrid else params.top_k, SEARCH_DEPTH_LIMIT)
         with self._guarded():
-            if hybrid and self.server_fusion:
+            if hybrid and self.server_fusion and not self._scored_here(condition):
                 return self._server_hybrid(query, params, query_vector, condition, depth)
             lexical: list[Candidate] = []
             dense: list[Candidate] = []
@@ -560,12 +575,14 @@ class MilvusBackend:
 
     def _candidates(self, field: str, query: Any, condition: str, limit: int) -> list[Candidate]:
         """One retriever's top ``limit`` chunks, best first, scores higher-is-better."""
+        if field == "dense" and self._scored_here(condition):
+            return self._exact_dense(query, condition, limit)
         result = self._call(
             "search",
             self.collection,
             data=[query],
             anns_field=field,
-            search_params={"metric_type": METRICS[field]},
+            search_params=self._search_params(field, limit, condition),
             limit=limit,
             filter=condition,
             output_fields=HIT_FIELDS,
@@ -574,6 +591,53 @@ class MilvusBackend:
         )
         raw = list(result[0]) if result else []
         return bm25_candidates(raw) if field == "sparse" else best_first([Candidate.of(h) for h in raw])
+
+    def _search_params(self, field: str, limit: int, condition: str) -> dict[str, Any]:
+        """A graph index's dense search reaches at least ``limit`` rows, and as many more as the filter is
+        selective (a walk meets about passing/total matching rows per row it visits); BM25 needs nothing."""
+        if field != "dense" or self.dense_index not in GRAPH_INDEXES:
+            return {"metric_type": METRICS[field]}
+        ef = max(limit, GRAPH_EF)
+        if condition:
+            ef *= -(-self._rows(None) // max(self._rows(condition), 1))
+        return {"metric_type": METRICS[field], "params": {"ef": min(ef, SEARCH_DEPTH_LIMIT)}}
+
+    def _scored_here(self, condition: str) -> bool:
+        """Whether a dense search under condition scores the rows it passes in process (EXACT_ROWS)."""
+        return bool(condition) and self._rows(condition) <= EXACT_ROWS
+
+    def _rows(self, condition: str | None) -> int:
+        """How many chunks condition passes (None: all), counted once per index version."""
+        key = condition or ""
+        with self._counts_lock:
+            if self._counts_version != self._version:
+                self._counts, self._counts_version = {}, self._version
+            if key in self._counts:
+                return self._counts[key]
+        counted = self._count(key)
+        with self._counts_lock:
+            if len(self._counts) >= COUNTS_KEPT:
+                self._counts.clear()
+            self._counts[key] = counted
+        return counted
+
+    def _exact_dense(self, query: list[float], condition: str, limit: int) -> list[Candidate]:
+        """The top ``limit`` of the few chunks condition passes, every one scored (cosine: stored vectors and
+        the query are unit vectors), so a selective filter never hides a readable chunk."""
+        rows = self._call(
+            "query",
+            self.collection,
+            filter=condition,
+            output_fields=[*HIT_FIELDS, "chunk_id", "dense"],
+            limit=EXACT_ROWS,
+            consistency_level=self.consistency_level,
+            timeout=self.timeout_s,
+        )
+        if not rows:
+            return []
+        scores = np.asarray([row["dense"] for row in rows], dtype=np.float32) @ np.asarray(query, dtype=np.float32)
+        scored = zip(rows, scores.tolist(), strict=True)
+        return best_first([Candidate.of({"id": r["chunk_id"], "distance": d, "entity": r}) for r, d in scored])[:limit]
 
     def _server_hybrid(
         self, query: str, params: SearchParams, vector: np.ndarray | None, condition: str, depth: int
@@ -594,7 +658,11 @@ class MilvusBackend:
         if vector is not None:
             requests.append(
                 AnnSearchRequest(
-                    [vector.tolist()], "dense", {"metric_type": METRICS["dense"]}, depth, expr=condition or None
+                    [vector.tolist()],
+                    "dense",
+                    self._search_params("dense", depth, condition),
+                    depth,
+                    expr=condition or None,
                 )
             )
             weights.append(params.alpha)

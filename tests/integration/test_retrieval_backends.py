@@ -20,10 +20,12 @@ import pytest
 
 from likeopt.ops.migrate import migrate_to_milvus
 from likeopt.runtime.config import Config
+from likeopt.runtime.principal import Reader
 from likeopt.runtime.text import SAME_TERMS_BEYOND_CJK, TOKENIZER_VERSION
 from retrieval_svc import backend as backend_module
 from retrieval_svc import engine as engine_module
 from retrieval_svc import milvus_backend
+from retrieval_svc.access import Access
 from retrieval_svc.backend import BackendUnavailable, DocumentInput, SearchParams, UnfitDocument
 from retrieval_svc.engine import RetrievalEngine
 from retrieval_svc.milvus_backend import MilvusBackend
@@ -222,6 +224,26 @@ def test_a_document_with_a_field_longer_than_milvus_stores_is_refused_alone(back
     assert doc_ids(backend, "pelicans", params("bm25")) == ["good-1"]
     with pytest.raises(UnfitDocument, match="document 'spaces': text of chunk 0"):  # as a migration writes
         backend.store_embedded(docs[1:2], [[docs[1].text]], FakeEmbedder().encode([docs[1].text]))
+
+
+@pytest.mark.parametrize("server_fusion", [False, True])
+def test_dense_search_finds_every_chunk_a_selective_filter_passes(milvus: MilvusServer, server_fusion: bool) -> None:
+    """The index is an HNSW graph (milvus-lite's AUTOINDEX) once the rows are sealed: a walk skipping the rows a
+    filter refuses missed a small tenant's every chunk, and a search for more rows than its ef returned fewer."""
+    backend = backend_on(milvus, new_name(), server_fusion=server_fusion)
+    big, small = Access.of("big", [], []), Access.of("tiny", [], [])
+    big = [DocumentInput(f"big{n}", "", f"topic3 item9 note{n}", {}, big) for n in range(400)]
+    tiny = [DocumentInput(f"tiny{n}", "", f"walrus{n} tusks", {"few": "yes"}, small) for n in range(2)]
+    ingest(backend, *big, *tiny)
+    backend.flush()  # milvus-lite scores unsealed rows one by one: only sealed ones go through the graph
+    assert len(doc_ids(backend, "topic3", params("dense", top_k=402))) == 402
+    tiny_reader = Reader(tenant="tiny", subject="someone", groups=frozenset(), fingerprint="tiny")
+    for mode in ("dense", "hybrid"):
+        assert set(doc_ids(backend, "topic3 item9", params(mode, top_k=5, reader=tiny_reader))) == {"tiny0", "tiny1"}
+        assert set(doc_ids(backend, "topic3 item9", params(mode, top_k=5, filters=(("few", "yes"),)))) == {
+            "tiny0",
+            "tiny1",
+        }
 
 
 def test_a_write_through_one_replica_is_seen_by_another(milvus: MilvusServer, backend: MilvusBackend) -> None:
