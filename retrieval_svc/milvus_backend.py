@@ -15,9 +15,11 @@ apart by default): up to that much more per search while writes stream in, littl
 A deployment that cannot pay it can pass ``consistency_level="Bounded"`` and accept slightly stale reads.
 ``refresh()`` is one Strong query of the meta collection (p50 2.4 ms on milvus-lite).
 
-Analyzer: likeopt.runtime.text.tokenize lowercases ``\\w+`` words, drops a 127-word stop list, then Snowball-stems.
-The analyzer below asks Milvus for the same (standard tokenizer, lowercase, that stop list, then the english
-stemmer: Milvus's own ``english`` analyzer stems *before* a different stop list). milvus-lite 3.x knows only
+Analyzer: likeopt.runtime.text.tokenize casefolds words (letters, digits and combining marks), drops a 127-word
+stop list, then Snowball-stems. The analyzer below asks Milvus for nearly the same (standard tokenizer, lowercase,
+that stop list, then the english stemmer: Milvus's own ``english`` analyzer stems *before* a different stop list);
+Milvus has no case-folding filter, so there a word with ß or a final ς, indexed lowercased, misses the query,
+which the service has casefolded: ``bm25_terms`` finds it. milvus-lite 3.x knows only
 the standard tokenizer and stop filters and ignores the stemmer, so there BM25 matches unstemmed words: its
 top 10 share 0.67 with the embedded engine's (0.65 with the plain standard analyzer), nDCG@10 0.735 against
 0.774. With ``bm25_terms`` the backend stores and queries likeopt.runtime.text.tokenize's terms instead, so any Milvus
@@ -48,7 +50,7 @@ from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusC
 from pymilvus.exceptions import MilvusException
 
 from likeopt.runtime.principal import Reader
-from likeopt.runtime.text import SAME_TERMS_BEYOND_CJK, STOP_WORDS, TOKENIZER_VERSION, tokenize
+from likeopt.runtime.text import SAME_TERMS_UNLESS_FLAGGED, STOP_WORDS, TOKENIZER_VERSION, tokenize
 from retrieval_svc.access import Access
 from retrieval_svc.backend import (
     ChunkHit,
@@ -145,10 +147,11 @@ def model_name(embedder: Embedder) -> str:
     return "/".join(parts[-2:]) if len(parts) >= 2 else str(embedder.model_path)
 
 
-def _older_terms_beyond_cjk(theirs: dict[str, Any], mine: dict[str, Any]) -> bool:
+def _older_terms_mostly_same(theirs: dict[str, Any], mine: dict[str, Any]) -> bool:
     """Whether a collection's record differs from this backend's only by an earlier tokenizer whose terms are
-    this one's outside Chinese, Japanese and Korean text: such a collection still serves everything else."""
-    older = {f"terms:{version}" for version in SAME_TERMS_BEYOND_CJK}
+    this one's outside the text likeopt.runtime.text.terms_may_differ flags: such a collection still serves
+    everything else."""
+    older = {f"terms:{version}" for version in SAME_TERMS_UNLESS_FLAGGED}
     return theirs.get("bm25") in older and {**theirs, "bm25": mine["bm25"]} == mine
 
 
@@ -379,10 +382,10 @@ class MilvusBackend:
             self._set_meta(META_MODEL, json.dumps(mine))
             return
         theirs = json.loads(stored)
-        if theirs != mine and _older_terms_beyond_cjk(theirs, mine):
+        if theirs != mine and _older_terms_mostly_same(theirs, mine):
             log.warning(
-                "milvus collection holds BM25 terms of an earlier tokenizer: Chinese, Japanese and Korean text in"
-                " it is found by BM25 only once the corpus is migrated again",
+                "milvus collection holds BM25 terms of an earlier tokenizer: its Chinese, Japanese and Korean text and"
+                " words with ß, a final ς or combining marks are found by BM25 only once the corpus is migrated again",
                 extra={"fields": {"collection": self.collection, "bm25": theirs.get("bm25")}},
             )
         elif theirs != mine:

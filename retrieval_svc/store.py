@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from likeopt.runtime.text import SAME_TERMS_BEYOND_CJK, TOKENIZER_VERSION, has_cjk
+from likeopt.runtime.text import SAME_TERMS_UNLESS_FLAGGED, TOKENIZER_VERSION, terms_may_differ
 
 PAGE = 2_000
 """Chunks read per statement at start-up."""
@@ -166,14 +166,14 @@ class Store:
 
     def forget_terms(self) -> None:
         """Drop the stored terms the current tokenizer would not give, and expect its terms from now on: after a
-        version whose terms differ only in CJK text, only the chunks with such text (an upgrade then tokenises
-        a few chunks, not the whole corpus again); else every chunk's."""
+        version whose terms differ only in text terms_may_differ flags, only the chunks with such text (an
+        upgrade then tokenises a few chunks, not the whole corpus again); else every chunk's."""
         with self._lock, self._transaction():
-            if self._terms_version() in {str(version) for version in SAME_TERMS_BEYOND_CJK}:
-                self._db.create_function("has_cjk", 1, has_cjk, deterministic=True)
+            if self._terms_version() in {str(version) for version in SAME_TERMS_UNLESS_FLAGGED}:
+                self._db.create_function("terms_may_differ", 1, terms_may_differ, deterministic=True)
                 self._db.execute(
                     "UPDATE chunks SET terms = NULL WHERE terms IS NOT NULL AND row IN (SELECT c.row FROM chunks c"
-                    " JOIN documents d ON d.id = c.doc_id WHERE has_cjk(d.title || ' ' || c.text))"
+                    " JOIN documents d ON d.id = c.doc_id WHERE terms_may_differ(d.title || ' ' || c.text))"
                 )
             else:
                 self._db.execute("UPDATE chunks SET terms = NULL WHERE terms IS NOT NULL")

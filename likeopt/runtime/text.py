@@ -10,9 +10,15 @@ with an evaluation run (`likeopt eval --mode bm25`):
 
 - Unicode NFKC folds compatibility forms (ligatures, full-width letters,
   superscript digits) so that visually equal words match.
-- Lowercasing, then `\\w+` splits on anything that is not a letter, digit or
-  underscore; pure-digit tokens are kept because numbers (years, doses, gene
-  and protein names such as "p53" or "IL 6") carry meaning in queries.
+- Case folding (``str.casefold``, as query cache keys fold), so "Straße" and
+  "STRASSE" meet and a Greek final sigma is the sigma inside a word; the dot
+  above that "İ" folds to is dropped after "i", so "İstanbul" is "istanbul".
+- Words are runs of letters, digits, underscores and combining marks: Python's
+  `\\w` leaves out marks (Devanagari and Tamil vowel signs and viramas, Arabic
+  vowels), which would cut "हिन्दी" into single letters. Accents are kept
+  ("café" is not "cafe"): in those scripts a mark is part of the spelling.
+  Pure-digit tokens are kept because numbers (years, doses, gene and protein
+  names such as "p53" or "IL 6") carry meaning in queries.
 - The classic 127-word English stop list drops function words that add
   noise and posting-list length but almost no evidence.
 - Snowball ("Porter2") English stemming conflates inflections
@@ -27,6 +33,7 @@ with an evaluation run (`likeopt eval --mode bm25`):
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import unicodedata
 
@@ -44,7 +51,30 @@ STOP_WORDS = frozenset(
     """.split()
 )
 
-_WORD = re.compile(r"\w+")
+
+def _marks(first: int, last: int) -> str:
+    """The combining marks (Mn, Mc, Me) from code point first to last, as character-class text of ranges: ``re``
+    has no ``\\p{M}``."""
+    ranges: list[list[int]] = []
+    for code in range(first, last + 1):
+        if unicodedata.category(chr(code)).startswith("M"):
+            if ranges and code == ranges[-1][1] + 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    return "".join(f"\\U{low:08x}-\\U{high:08x}" for low, high in ranges)
+
+
+_BMP_MARKS = _marks(0, 0xFFFF)
+_ASTRAL_MARKS = _marks(0x10000, sys.maxunicode)
+_WORD = re.compile(f"[\\w{_BMP_MARKS}]+")
+"""A word of text within the Basic Multilingual Plane: ``re`` tests a class of such characters in one lookup."""
+_ANY_WORD = re.compile(f"[\\w{_BMP_MARKS}{_ASTRAL_MARKS}]+")
+"""A word of any text (a class with characters beyond the BMP is a list of ranges: three times slower)."""
+_MARK = re.compile(f"[{_BMP_MARKS}{_ASTRAL_MARKS}]")
+_BEYOND_BMP = "\U00010000"
+_DOTTED_I = "i\u0307"
+"""What "İ" casefolds to: i and a combining dot above, which Turkish alone writes and "I" never gets."""
 _HANGUL = "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af"
 _KANA = "\u3040-\u30ff\u31f0-\u31ff"
 _HAN = "\u3005\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
@@ -53,11 +83,13 @@ _CJK_CHARS = _HANGUL + _KANA + _HAN
 _CJK = re.compile(f"[{_CJK_CHARS}]")
 _CJK_OR_OTHER_RUN = re.compile(f"[{_CJK_CHARS}]+|[^{_CJK_CHARS}]+")
 
-TOKENIZER_VERSION = 2
+TOKENIZER_VERSION = 3
 """Raise it with any change to what ``tokenize`` returns: stores keep chunks' terms under this version, and
 terms from another are computed again (a unit test pins the output of this version)."""
-SAME_TERMS_BEYOND_CJK = frozenset({1})
-"""Earlier versions whose terms differ from this one's only in Chinese, Japanese and Korean text."""
+SAME_TERMS_UNLESS_FLAGGED = frozenset({1, 2})
+"""Earlier versions whose terms differ from this one's only in text ``terms_may_differ`` flags: a store of
+them recomputes the terms of those chunks alone (version 2 bigrammed CJK runs, version 3 casefolds and keeps
+combining marks in words)."""
 
 # PyStemmer instances keep internal state and must not be shared between
 # threads, and the gRPC server tokenises queries on a thread pool: one each.
@@ -71,15 +103,19 @@ def _stemmer() -> Stemmer.Stemmer:
     return stemmer
 
 
-def has_cjk(text: str) -> bool:
-    """Whether text holds Chinese, Japanese or Korean characters (whose terms changed in version 2)."""
-    return _CJK.search(unicodedata.normalize("NFKC", text)) is not None
+def terms_may_differ(text: str) -> bool:
+    """Whether text's terms could differ between a version in SAME_TERMS_UNLESS_FLAGGED and this one: it holds
+    Chinese, Japanese or Korean characters, a character whose case folding is not its lowercase (ß, ς) or a
+    combining mark (which "İ" lowercases to). Other text, as nearly all English, keeps its stored terms."""
+    normal = unicodedata.normalize("NFKC", text)
+    lowered = normal.lower()
+    return _CJK.search(normal) is not None or lowered != normal.casefold() or _MARK.search(lowered) is not None
 
 
 def tokenize(text: str) -> list[str]:
     """The BM25 terms of text, in order, repeats kept (term frequency matters)."""
-    folded = unicodedata.normalize("NFKC", text).lower()
-    words = _WORD.findall(folded)
+    folded = unicodedata.normalize("NFKC", text).casefold().replace(_DOTTED_I, "i")
+    words = (_WORD if folded.isascii() or max(folded) < _BEYOND_BMP else _ANY_WORD).findall(folded)
     if _CJK.search(folded):
         words = [term for word in words for term in _cjk_bigrams(word)]
     return _stemmer().stemWords([w for w in words if w not in STOP_WORDS])

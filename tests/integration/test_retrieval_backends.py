@@ -21,7 +21,7 @@ import pytest
 from likeopt.ops.migrate import migrate_to_milvus
 from likeopt.runtime.config import Config
 from likeopt.runtime.principal import Reader
-from likeopt.runtime.text import SAME_TERMS_BEYOND_CJK, TOKENIZER_VERSION
+from likeopt.runtime.text import SAME_TERMS_UNLESS_FLAGGED, TOKENIZER_VERSION
 from retrieval_svc import backend as backend_module
 from retrieval_svc import engine as engine_module
 from retrieval_svc import milvus_backend
@@ -290,12 +290,12 @@ def test_a_word_inside_a_chinese_japanese_or_korean_sentence_is_found_by_bm25(an
         assert doc_ids(any_backend, query, params("bm25"))[0] == doc_id, query
 
 
-def test_a_collection_of_an_earlier_tokenizer_differing_only_in_cjk_terms_still_serves(
+def test_a_collection_of_an_earlier_tokenizer_differing_only_in_flagged_text_still_serves(
     milvus: MilvusServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     earlier, other = new_name(), new_name()
     with monkeypatch.context() as patched:
-        patched.setattr(milvus_backend, "TOKENIZER_VERSION", min(SAME_TERMS_BEYOND_CJK))
+        patched.setattr(milvus_backend, "TOKENIZER_VERSION", min(SAME_TERMS_UNLESS_FLAGGED))
         backend_on(milvus, earlier).close()
         patched.setattr(milvus_backend, "TOKENIZER_VERSION", TOKENIZER_VERSION + 1)  # a version not yet written
         backend_on(milvus, other).close()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from likeopt.caching.cache_keys import normalise_query
 from likeopt.runtime.text import tokenize
 from retrieval_svc import engine as engine_module
 from retrieval_svc import store as store_module
@@ -139,21 +140,62 @@ def test_terms_of_another_tokenizer_version_are_computed_again(
     assert search(reloaded, "zebras stripes", params("bm25")) == expected
 
 
-def test_an_upgrade_from_a_version_that_differs_only_in_cjk_terms_tokenises_only_cjk_chunks(
-    engine: RetrievalEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+UPGRADES = [  # (a version and how it tokenised one document, what finds that document now)
+    ("1", DocumentInput("lung", "肺癌", "长期吸烟会增加患肺癌的风险。", {}), "肺癌 长期吸烟会增加患肺癌的风险", "吸烟"),
+    ("2", DocumentInput("street", "Weißenburg", "Die Hauptstraße.", {}), "weißenburg die hauptstraß", "Hauptstraße"),
+]
+
+
+@pytest.mark.parametrize(("version", "doc", "its_terms", "query"), UPGRADES)
+def test_an_upgrade_from_a_version_differing_only_in_flagged_text_tokenises_only_those_chunks(
+    engine: RetrievalEngine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    version: str,
+    doc: DocumentInput,
+    its_terms: str,
+    query: str,
 ) -> None:
-    """Tokenizer version 1 took a CJK run as one term; its other terms are version 2's, so they are kept."""
-    ingest(engine, DocumentInput("lung", "肺癌", "长期吸烟会增加患肺癌的风险。", {}))
+    """Version 1 took a CJK run as one term, version 2 lowercased \\w+ words (ß kept, words cut at combining
+    marks); their other terms are this version's, so they are kept."""
+    ingest(engine, doc)
     engine.store.close()
     with sqlite3.connect(tmp_path / "store.sqlite3") as db:
-        db.execute("UPDATE meta SET value = '1' WHERE key = 'bm25_terms'")
-        db.execute("UPDATE chunks SET terms = '肺癌 长期吸烟会增加患肺癌的风险' WHERE doc_id = 'lung'")
+        db.execute("UPDATE meta SET value = ? WHERE key = 'bm25_terms'", (version,))
+        db.execute("UPDATE chunks SET terms = ? WHERE doc_id = ?", (its_terms, doc.id))
         db.execute("UPDATE chunks SET terms = terms || ' kept' WHERE doc_id = 'car'")
-    assert tokenised_on_load(tmp_path, monkeypatch) == 1  # the Chinese chunk alone
+    assert tokenised_on_load(tmp_path, monkeypatch) == 1  # the flagged chunk alone
     assert tokenised_on_load(tmp_path, monkeypatch) == 0
     reloaded = engine_at(tmp_path)
-    assert search(reloaded, "吸烟", params("bm25")) == ["lung"]
+    assert search(reloaded, normalise_query(query), params("bm25")) == [doc.id]
     assert search(reloaded, "kept", params("bm25")) == ["car"]  # its stored terms were not computed again
+
+
+@pytest.mark.parametrize(
+    ("query", "doc_id"),
+    [
+        ("Hauptstraße", "street"),
+        ("HAUPTSTRASSE", "street"),
+        ("λόγος", "logos"),
+        ("ΣΟΦΌΣ", "logos"),
+        ("İstanbul", "city"),
+        ("Istanbul", "city"),
+        ("हिन्दी", "hindi"),
+    ],
+)
+def test_bm25_finds_words_with_sharp_s_final_sigma_dotted_i_and_marks_as_the_service_asks(
+    engine: RetrievalEngine, query: str, doc_id: str
+) -> None:
+    """The service searches with normalise_query's casefolded text; chunks are indexed as written."""
+    ingest(
+        engine,
+        DocumentInput("street", "Weißenburg", "Die Hauptstraße ist gesperrt.", {}),
+        DocumentInput("logos", "", "Ὁ λόγος τοῦ σοφός.", {}),
+        DocumentInput("city", "", "İstanbul büyük bir şehir.", {}),
+        DocumentInput("hindi", "", "हिन्दी भाषा", {}),
+        DocumentInput("river", "", "नदी बहती है", {}),  # न and द again, in an unrelated word
+    )
+    assert search(engine, normalise_query(query), params("bm25")) == [doc_id]
 
 
 def test_counters_count_embeddings_and_searches(engine: RetrievalEngine) -> None:
