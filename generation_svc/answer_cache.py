@@ -34,7 +34,7 @@ def answer_key(
     answer built from one reader's documents from ever being replayed to another, and bounds one cut short by
     max_tokens or a stop sequence from being replayed for a whole one."""
     turns = [(normalise_query(t.question), t.answer) for t in history]
-    parts: list[object] = ["answer/1", normalise_query(question), index_version, backend_fingerprint, top_k, mode]
+    parts: list[object] = ["answer/2", normalise_query(question), index_version, backend_fingerprint, top_k, mode]
     parts.append(turns)
     if readers:
         parts.append(readers)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import grpc
@@ -18,6 +19,19 @@ class Passage:
     chunk_id: str
     title: str
     text: str
+
+
+_MARKER_SHAPED = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+"""A bracketed number or list of numbers ("[2]", "[1, 3]"): what the service, grounding and the web UI read as
+citation markers."""
+
+
+def as_read(passage: Passage) -> Passage:
+    """passage as a backend reads it: references in the document's own words shaped like citation markers are
+    written "(2)", "(1, 3)", since an answer that copies them would cite passages 2, 1 and 3 for nothing."""
+    return replace(
+        passage, title=_MARKER_SHAPED.sub(r"(\1)", passage.title), text=_MARKER_SHAPED.sub(r"(\1)", passage.text)
+    )
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import numpy as np
 from prometheus_client import Counter
 
 from generation_svc.answer_cache import AnswerCache, answer_key, cacheable
-from generation_svc.backends import AnswerFailed, Backend, Passage, Turn, Usage
+from generation_svc.backends import AnswerFailed, Backend, Passage, Turn, Usage, as_read
 from generation_svc.bounds import UNBOUNDED, AnswerBounds, until_stop
 from generation_svc.conversations import (
     MAX_TURNS,
@@ -450,11 +450,15 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def _generate(
         self, question: str, passages: list[Passage], history: list[Turn], bounds: AnswerBounds
     ) -> AsyncIterator[Event]:
-        """Deltas from the backend within the caller's bounds, then each cited passage once, then done."""
+        """Deltas from the backend within the caller's bounds, then each cited passage once, then done.
+
+        The backend and the grounding check read the passages as_read (no marker-shaped references of their own);
+        a citation shows its passage as stored, as search does."""
         usage = Usage()
         text: list[str] = []
+        read = [as_read(p) for p in passages]
         with StreamSpans("backend", {"likeopt.backend": self.backend.name}) as spans:
-            pieces = self.backend.stream(question, passages, history, usage, limit=bounds.max_tokens)
+            pieces = self.backend.stream(question, read, history, usage, limit=bounds.max_tokens)
             async for piece in until_stop(pieces, bounds.stop, usage):
                 if piece:
                     spans.piece()
@@ -468,7 +472,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 }
             )
         answer = "".join(text)
-        grounding = check(answer, passages)
+        grounding = check(answer, read)
         if not usage.no_answer:
             observe(grounding)
         for n in cited_numbers(answer, len(passages)):

@@ -421,3 +421,20 @@ async def test_a_greeting_turn_is_kept_in_the_transcript_but_not_in_the_next_ans
         stored = await stored_conversation(h, conversation_id)
     assert [t.question for t in stored.turns] == ["hello", "Which port does Envoy listen on?"]
     assert fresh[-1].done.cached and text_of(fresh) == text_of(after_greeting), "the greeting split the cache"
+
+
+async def test_a_bracketed_number_in_a_passage_is_not_copied_into_the_answer_as_a_citation() -> None:
+    """The extractive answer quotes the sentence; its "[2]" is the document's own reference, not passage 2."""
+    quinoa = "Earlier trials [2] found that quinoa lowers serum cholesterol in adults. See also [4, 5]."
+    contexts = [
+        retrieval_pb2.SearchHit(doc_id="quinoa", chunk_id="quinoa#0", title="Quinoa", text=quinoa),
+        retrieval_pb2.SearchHit(doc_id="rice", chunk_id="rice#0", title="Rice", text="Rice is grown in paddies."),
+    ]
+    request = generation_pb2.GenerateRequest(query="Does quinoa lower cholesterol?", contexts=contexts)
+    async with generation_server(ExtractiveBackend()) as h:
+        events = [e async for e in h.stub.Generate(request)]
+    assert text_of(events) == "Earlier trials (2) found that quinoa lowers serum cholesterol in adults. [1]"
+    citations = [e.citation for e in events if e.HasField("citation")]
+    assert [(c.n, c.supported) for c in citations] == [(1, True)]
+    assert citations[0].text == quinoa  # shown as stored
+    assert events[-1].done.support == 1.0
