@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from generation_svc.backends import Passage, Turn, Usage
-from likeopt.runtime.text import split_sentences, tokenize
+from likeopt.runtime.text import ends_sentence, split_sentences, tokenize
 
 NO_ANSWER = "I found nothing in the documents that answers this."
 
@@ -116,16 +116,23 @@ def choose_sentences(
     return chosen
 
 
+def ended(sentence: str) -> str:
+    """sentence with a full stop when it has no sentence end ("rated at 40 bar", a table row "price: 40"): the
+    answer is read back sentence by sentence (grounding), and one run into the next would cite both passages."""
+    return sentence if ends_sentence(sentence) else f"{sentence.rstrip(' ,;:')}."
+
+
 def compose(chosen: list[tuple[str, int]], limit: int = 0) -> tuple[str, bool]:
-    """Join chosen sentences, each followed by its citation marker, in at most limit pieces when it is set;
-    and whether the limit cut the answer short. A cut sentence keeps its marker, so its passage is still cited."""
+    """Join chosen sentences, each ended and followed by its citation marker, in at most limit pieces when it is
+    set; and whether the limit cut the answer short. A cut sentence keeps its marker, so its passage is still
+    cited."""
     if not chosen:
         text = first_pieces(NO_ANSWER, limit) if limit else NO_ANSWER
         return text, text != NO_ANSWER
     parts: list[str] = []
     used = 0
     for sentence, n in chosen:
-        cited = f"{sentence} [{n}]"
+        cited = f"{ended(sentence)} [{n}]"
         size = count_pieces(cited)
         if limit and used + size > limit:
             room = limit - used - count_pieces(f"[{n}]")
@@ -141,7 +148,7 @@ class ExtractiveBackend:
     """Streams the composed answer a few words at a time, as a model would."""
 
     name = "extractive"
-    fingerprint = "extractive/3"
+    fingerprint = "extractive/4"
 
     def __init__(self, words_per_delta: int = 4) -> None:
         self.words_per_delta = words_per_delta

@@ -42,6 +42,8 @@ MIN_TERMS = 2
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 _LEADING = re.compile(r"^\s*(?:\[\d{1,3}\]\s*)+")
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:!?])")
+_MARKER_THEN_WORD = re.compile(r"\w[ \t]*\[\d{1,3}\][ \t]+(?=[^\W\d_])")
+"""A marker after a word (not one opening a sentence, as answers that cite first write them) and before one."""
 
 SUPPORT_SCORES = Histogram(
     "likeopt_answer_support",
@@ -82,7 +84,7 @@ def claims(answer: str, count: int) -> list[Claim]:
     """The answer's sentences with the valid passage numbers (1..count) each cites, see the module doc."""
     found: list[Claim] = []
     markers_lead = bool(_LEADING.match(answer))
-    for sentence in split_sentences(answer):
+    for sentence in _sentences(answer):
         leading = _LEADING.match(sentence)
         lead = _numbers(leading.group(), count) if leading else []
         rest = sentence[leading.end() :] if leading else sentence
@@ -98,6 +100,16 @@ def claims(answer: str, count: int) -> list[Claim]:
             found[-1].cited = found[-1].cited + [n for n in own if n not in found[-1].cited]
     _inherit(found)
     return found
+
+
+def _sentences(answer: str) -> list[str]:
+    """The answer's sentences, a citation marker followed by a capitalised word ending one too: a model may quote
+    "… 40 bar [1] The Beta pump …" without the full stops, while "as shown in [1] and [2]." stays one."""
+
+    def break_before_capital(marker: re.Match[str]) -> str:
+        return f"{marker.group().rstrip()}\n" if answer[marker.end()].isupper() else marker.group()
+
+    return split_sentences(_MARKER_THEN_WORD.sub(break_before_capital, answer))
 
 
 def _numbers(text: str, count: int) -> list[int]:

@@ -146,6 +146,13 @@ items and table rows rarely end in punctuation; a hard-wrapped paragraph only
 becomes finer packing units, which chunks join again.
 """
 
+
+def ends_sentence(text: str) -> bool:
+    """Whether text ends as split_sentences ends a sentence (a newline aside), so that what follows starts anew."""
+    stripped = text.rstrip()
+    return any(end.end() == len(stripped) for end in _END.finditer(f"{stripped} "))
+
+
 _UNSPACED = re.compile(f"[{_KANA}{_HAN}\u3000-\u303f\uff00-\uffef]")
 """Kana, Han and ideographic or full-width punctuation: Chinese and Japanese put no space between sentences."""
 

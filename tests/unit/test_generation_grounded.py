@@ -149,3 +149,22 @@ def test_generation_svc_answers_without_feedback_when_its_file_cannot_be_opened(
     blocked.write_text("a file where the folder should be")
     config = Config.from_env({}).replace(feedback_db=blocked / "answers.sqlite3")
     assert open_feedback(config) is None
+
+
+async def test_pump_ratings_quoted_from_passages_without_full_stops_are_supported() -> None:
+    """Each passage is one sentence with no full stop; the answer quotes them and cites each for its own."""
+    contexts = [
+        retrieval_pb2.SearchHit(doc_id=name, chunk_id=f"{name}#0", title=name, text=text)
+        for name, text in [
+            ("alpha", "The Alpha pump is rated at 40 bar maximum pressure"),
+            ("beta", "The Beta pump is rated at 55 bar maximum pressure"),
+            ("gamma", "model: Gamma pump\nmaximum pressure: 70 bar"),  # a table row
+        ]
+    ]
+    request = generation_pb2.GenerateRequest(
+        query="What maximum pressure are the Alpha, Beta and Gamma pumps rated at?", contexts=contexts
+    )
+    async with generation_server(ExtractiveBackend()) as h:
+        events = [e async for e in h.stub.Generate(request)]
+    assert [(c.n, c.supported) for c in citations(events)] == [(1, True), (2, True), (3, True)]
+    assert events[-1].done.support == 1.0

@@ -98,3 +98,28 @@ def test_a_heading_is_never_chosen_as_an_answer_sentence() -> None:
     ]
     short = Passage(2, "a.md", "a.md#0", "A", "Envoy restarts.")  # short, but a sentence
     assert choose_sentences("Does Envoy restart?", [short]) == [("Envoy restarts.", 2)]
+
+
+PUMPS = [
+    Passage(1, "alpha.md", "alpha.md#0", "Alpha", "The Alpha pump is rated at 40 bar maximum pressure"),
+    Passage(2, "beta.md", "beta.md#0", "Beta", "The Beta pump is rated at 55 bar maximum pressure"),
+    Passage(3, "gamma.csv", "gamma.csv#0", "Gamma", "model: Gamma pump\nmaximum pressure: 70 bar"),
+]
+
+
+def test_quoted_sentences_without_a_full_stop_are_each_their_own_supported_claim() -> None:
+    """A sentence or table row with no sentence end ran into the next: one claim citing every passage, unsupported."""
+    question = "What maximum pressure are the Alpha, Beta and Gamma pumps rated at?"
+    answer, _ = compose(choose_sentences(question, PUMPS))
+    assert answer.startswith("The Alpha pump is rated at 40 bar maximum pressure. [1] The Beta pump")
+    grounding = check(answer, PUMPS)
+    assert [cited for _, cited, _ in grounding.sentences] == [[1], [2], [3]]
+    assert grounding.support == 1.0
+
+
+def test_a_marker_before_a_capitalised_word_ends_a_models_sentence_but_not_one_before_a_lowercase_word() -> None:
+    pumps = [(c.text, c.cited) for c in claims("The Alpha pump is rated at 40 bar [1] The Beta pump at 55 bar [2]", 3)]
+    assert pumps == [("The Alpha pump is rated at 40 bar", [1]), ("The Beta pump at 55 bar", [2])]
+    assert cited("Envoy listens on port 8080 as shown in [1] and [2].") == [
+        ("Envoy listens on port 8080 as shown in and.", [1, 2])
+    ]
