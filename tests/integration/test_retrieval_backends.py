@@ -203,13 +203,13 @@ def test_delete_removes_documents_from_every_mode(any_backend: MilvusBackend) ->
 
 
 def test_a_document_with_a_field_longer_than_milvus_stores_is_refused_alone(backend: MilvusBackend) -> None:
-    """Milvus counts a VARCHAR's max_length in UTF-8 bytes: 30,000 zero-width spaces (90,000 bytes) are refused
-    although milvus-lite, which counts characters, would take them."""
+    """Milvus counts a VARCHAR's max_length in UTF-8 bytes: a title of 30,000 zero-width spaces (90,000 bytes) is
+    refused although milvus-lite, which counts characters, would take it (in a text, the chunker cuts such a run)."""
     docs = [
         DocumentInput("good-1", "", "a perfectly fine document about pelicans", {}),
         DocumentInput("spaces", "st", "a" + " " * 70_000 + "b", {}),
         DocumentInput("title", " " * 70_000, "a short text", {}),
-        DocumentInput("zero-width", "zw", "\u200b" * 30_000, {}),
+        DocumentInput("zero-width", "\u200b" * 30_000, "zw", {}),
         DocumentInput("good-2", "", "another fine document about flamingos", {}),
     ]
     fit, chunked, refused = chunk_each(backend, docs)
@@ -217,7 +217,7 @@ def test_a_document_with_a_field_longer_than_milvus_stores_is_refused_alone(back
     assert [(s.id, s.reason) for s in refused] == [
         ("spaces", "text of chunk 0 is 70,002 bytes in UTF-8" + limit),
         ("title", "title is 70,000 bytes in UTF-8" + limit),
-        ("zero-width", "text of chunk 0 is 90,000 bytes in UTF-8" + limit),
+        ("zero-width", "title is 90,000 bytes in UTF-8" + limit),
     ]
     backend.upsert(fit, chunked)
     assert backend.existing([d.id for d in docs]) == ["good-1", "good-2"]
