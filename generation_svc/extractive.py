@@ -69,6 +69,18 @@ def is_heading(sentence: str) -> bool:
     return len(sentence.split()) < HEADING_WORDS and not sentence.rstrip().endswith(SENTENCE_ENDS)
 
 
+MIN_SHARE_OF_BEST = 0.6
+"""A passage is quoted only when it holds at least this part of the question's words that the best passage
+holds: one word in common ("week", "layer") with a passage about something else does not make it an answer."""
+
+
+def passages_about(terms: set[str], passages: list[Passage]) -> set[int]:
+    """The numbers of the passages whose words cover the question nearly as well as the best one's do."""
+    shares = {passage.n: len(terms & set(tokenize(f"{passage.title} {passage.text}"))) for passage in passages}
+    enough = MIN_SHARE_OF_BEST * max(shares.values(), default=0)
+    return {n for n, share in shares.items() if share and share >= enough}
+
+
 @dataclass(frozen=True)
 class ScoredSentence:
     score: float
@@ -95,11 +107,14 @@ def choose_sentences(
     terms = set(tokenize(question))
     if not terms:
         return []
-    candidates: list[ScoredSentence] = []
-    for rank, passage in enumerate(passages):
-        for position, (share, sentence) in enumerate(sentence_scores(terms, passage.text)):
-            if share and not is_heading(sentence):
-                candidates.append(ScoredSentence(share - 0.02 * rank, rank, position, sentence, passage.n))
+    about = passages_about(terms, passages)
+    candidates = [
+        ScoredSentence(share - 0.02 * rank, rank, position, sentence, passage.n)
+        for rank, passage in enumerate(passages)
+        if passage.n in about
+        for position, (share, sentence) in enumerate(sentence_scores(terms, passage.text))
+        if share and not is_heading(sentence)
+    ]
     candidates.sort(key=lambda c: (-c.score, c.passage_rank, c.position))
     chosen: list[tuple[str, int]] = []
     seen: set[str] = set()
@@ -148,7 +163,7 @@ class ExtractiveBackend:
     """Streams the composed answer a few words at a time, as a model would."""
 
     name = "extractive"
-    fingerprint = "extractive/4"
+    fingerprint = "extractive/5"
 
     def __init__(self, words_per_delta: int = 4) -> None:
         self.words_per_delta = words_per_delta

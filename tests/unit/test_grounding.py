@@ -90,6 +90,19 @@ def test_chinese_answers_are_checked_sentence_by_sentence_against_what_they_cite
     assert grounding.support == 0.5 and [score >= SUPPORTED for _, _, score in grounding.sentences] == [True, False]
 
 
+def test_a_passage_sharing_one_word_with_the_question_is_not_quoted() -> None:
+    """Found with notes beside SciFact: "The on-call engineer this week is Maria. [1]" went on with an unrelated
+    abstract's sentence about mice, which shared only "week" with the question."""
+    rota = Passage(1, "rota.md", "rota.md#0", "On-call rota", "The on-call engineer this week is Maria.")
+    mice = Passage(2, "123", "123#0", "Adipocytes", "We followed labelled adipocytes in mice for one week.")
+    assert choose_sentences("Who is on call this week?", [rota, mice]) == [
+        ("The on-call engineer this week is Maria.", 1)
+    ]
+    layers = Passage(1, "cache.md", "cache.md#0", "Cache notes", "Like-Opt has two cache layers: L1 and L2.")
+    retina = Passage(2, "456", "456#0", "Retina", "Circuits in the inner plexiform layer compute motion.")
+    assert [n for _, n in choose_sentences("What are the cache layers?", [layers, retina])] == [1]
+
+
 def test_a_heading_is_never_chosen_as_an_answer_sentence() -> None:
     """Found in the web UI: "Envoy notes [1]" (a document's heading) came after the sentence that answered."""
     notes = Passage(1, "envoy.md", "envoy.md#0", "Envoy notes", "Envoy notes\nEnvoy listens on port 8080 for the API.")
