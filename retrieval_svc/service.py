@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import math
 import os
 import re
 import time
@@ -101,8 +102,8 @@ def search_params(request: retrieval_pb2.SearchRequest, config: Config, reader: 
     if not 0.0 <= alpha <= 1.0:
         raise InvalidInput(f"alpha must be within [0, 1], got {alpha}")
     rrf_k = request.rrf_k or config.rrf_k
-    if rrf_k < 0:
-        raise InvalidInput(f"rrf_k must not be negative, got {rrf_k}")
+    if not 0 <= rrf_k < math.inf:  # NaN fails both comparisons
+        raise InvalidInput(f"rrf_k must be a finite number, not negative, got {rrf_k}")
     return SearchParams(
         top_k=top_k,
         mode=mode,
@@ -379,8 +380,10 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         engine = await self._writable_engine(context)
         writer = await self._principal(context)
         summary = retrieval_pb2.UpsertSummary(index_version=engine.version)
+        stored: set[str] = set()  # an id sent twice may be written in two batches; it is one document
         async for progress in self._ingest(engine, request_iterator, writer):
-            summary.upserted += len(progress.ids)
+            stored.update(progress.ids)
+            summary.upserted = len(stored)
             summary.chunks += progress.chunks
             summary.index_version = max(summary.index_version, progress.index_version)
             summary.skipped.extend(progress.skipped)

@@ -178,11 +178,31 @@ async def test_ids_a_url_cannot_name_and_nul_in_metadata_are_refused_and_a_repea
     assert summary.upserted == 3 and stored.chunks[0].text == "The second copy."
 
 
-async def test_search_refuses_a_top_k_out_of_range(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "request_fields", [{"top_k": 101}, {"rrf_k": float("nan")}, {"rrf_k": float("inf")}, {"rrf_k": -1.0}]
+)
+async def test_search_refuses_parameters_out_of_range(tmp_path: Path, request_fields: dict[str, float]) -> None:
+    # A NaN rrf_k made every score NaN, an infinite one every score 0 (both answered OK).
     async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (_, stub):
         with pytest.raises(grpc.aio.AioRpcError) as error:
-            await stub.Search(retrieval_pb2.SearchRequest(query="x", top_k=101))
+            await stub.Search(retrieval_pb2.SearchRequest(query="x", **request_fields))
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_an_id_sent_twice_in_two_batches_is_one_document_upserted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "UPSERT_BATCH_DOCS", 2)
+    docs = [
+        retrieval_pb2.Document(id="twice", text="The first copy."),
+        retrieval_pb2.Document(id="other", text="Another document."),
+        retrieval_pb2.Document(id="twice", text="The second copy."),
+    ]
+    async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (_, stub):
+        summary = await stub.UpsertDocuments(stream(docs))
+        stored = await stub.GetDocument(retrieval_pb2.GetDocumentRequest(id="twice"))
+    assert summary.upserted == 2 and [s.id for s in summary.skipped] == ["twice"]
+    assert stored.chunks[0].text == "The second copy."
 
 
 async def test_watch_index_streams_the_version_after_every_write(tmp_path: Path) -> None:
