@@ -31,9 +31,11 @@ from typing import NamedTuple, TypeVar
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+
+from likeopt.runtime.config import redis_seed_nodes
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +81,16 @@ def redis_client(url: str, timeout_s: float, cluster: bool) -> Client:
     its sockets get the discovery bound rather than a call's deadline: learning the slot map
     reads a large COMMAND reply, which a 50 ms socket timeout cuts off on a busy machine.
     Calls stay bounded by the layer's deadline either way. A URL naming a database other than
-    0 is refused here (RedisClusterException): a cluster has only database 0.
+    0 is refused here (RedisClusterException): a cluster has only database 0. Nodes listed after
+    the URL are further places to learn the cluster from when the URL's own node is down.
     """
     socket_s = max(timeout_s, DISCOVERY_TIMEOUT_S) if cluster else timeout_s
     options = {"socket_timeout": socket_s, "socket_connect_timeout": socket_s, "retry": Retry(NoBackoff(), 0)}
+    first, others = redis_seed_nodes(url)
     if cluster:
-        return RedisCluster.from_url(url, **options)
-    return Redis.from_url(url, **options)
+        seeds = [ClusterNode(host, port) for host, port in others]
+        return RedisCluster.from_url(first, startup_nodes=seeds or None, **options)
+    return Redis.from_url(first, **options)
 
 
 class RedisLayer:

@@ -143,7 +143,8 @@ class Config(BaseSettings):
     redis_url: str = setting(
         "",
         "Redis for the cache's L2 (`redis://`, `rediss://` or `unix://`); when empty `likeopt up` starts a private"
-        " one.",
+        " one. With `LIKEOPT_REDIS_CLUSTER=1`, more nodes may follow, comma-separated (`host:port`), so a restarted"
+        " cache_svc finds the cluster while the first node is down.",
         (CACHE,),
         repr=False,
     )
@@ -458,8 +459,9 @@ class Config(BaseSettings):
     def _redis_url(cls, value: str) -> str:
         """redis-py takes only these schemes, and would refuse any other only once cache_svc starts. The value
         may hold a password, so the message names the variable and the scheme alone."""
-        if value and not value.lower().startswith(REDIS_SCHEMES):
-            found = value.partition("://")[0] if "://" in value else "none"
+        first, _ = redis_seed_nodes(value)
+        if first and not first.lower().startswith(REDIS_SCHEMES):
+            found = first.partition("://")[0] if "://" in first else "none"
             raise ValueError(
                 f"{env_name('redis_url')} must start with {', '.join(REDIS_SCHEMES)} (its scheme: {found})"
             )
@@ -533,6 +535,8 @@ class Config(BaseSettings):
             self._check_identity()
         if checks("redis_url", "redis_cluster") and self.redis_cluster and self.redis_url.lower().startswith("unix:"):
             raise SettingsError("LIKEOPT_REDIS_CLUSTER=1 needs a redis:// or rediss:// LIKEOPT_REDIS_URL, not unix://")
+        if checks("redis_url", "redis_cluster") and not self.redis_cluster and redis_seed_nodes(self.redis_url)[1]:
+            raise SettingsError("LIKEOPT_REDIS_URL names several nodes, which only LIKEOPT_REDIS_CLUSTER=1 uses")
 
     def _check_identity(self) -> None:
         """Envoy cannot verify a token without an issuer, an audience and exactly one source of keys."""
@@ -650,6 +654,24 @@ def _one_line(value: str) -> str:
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 """How the URLs redis-py connects with begin."""
+
+
+def redis_seed_nodes(value: str) -> tuple[str, list[tuple[str, int]]]:
+    """LIKEOPT_REDIS_URL's first URL (scheme, credentials and options for every node) and the cluster nodes
+    listed after it as ``host:port``; messages never repeat a part, which may hold a password."""
+    first, *others = [part.strip() for part in value.split(",")]
+    nodes = []
+    for number, other in enumerate(others, start=2):
+        split = urlsplit(other if "://" in other else f"//{other}")
+        try:
+            port = split.port
+        except ValueError:
+            port = None
+        if not split.hostname or port is None:
+            raise ValueError(f"{env_name('redis_url')}: node {number} must be host:port")
+        nodes.append((split.hostname, port))
+    return first, nodes
+
 
 RE2_LACKS = {
     sre.ASSERT: "lookaround",

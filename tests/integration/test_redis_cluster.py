@@ -183,6 +183,12 @@ async def test_a_primary_dies_calls_only_miss_and_its_promoted_replica_serves_it
         with cluster.client(promoted) as client:
             assert all(client.get(redis_key(NAMESPACE, key)) == value for key in victim_keys)
         assert layer.healthy
+        # A cache_svc started now, whose URL names the dead node first, learns the cluster from the next one.
+        restarted = RedisLayer(f"{cluster.url},127.0.0.1:{promoted}", timeout_s=0.5, cluster=True)
+        try:
+            await until_l2_takes_writes(restarted)
+        finally:
+            await restarted.aclose()
     finally:
         await layer.aclose()
         cluster.stop()

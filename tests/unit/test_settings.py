@@ -19,6 +19,7 @@ from likeopt.runtime.config import (
     SettingsError,
     env_names,
     read_by,
+    redis_seed_nodes,
     settings_or_exit,
 )
 
@@ -70,6 +71,20 @@ def test_a_redis_url_of_another_scheme_is_refused_without_showing_its_password()
     assert str(refused.value).endswith("(its scheme: http)") and "s3cret" not in str(refused.value)
     with pytest.raises(SettingsError, match="LIKEOPT_REDIS_CLUSTER=1 needs a redis:// or rediss://"):
         Config.from_env({"LIKEOPT_REDIS_URL": "unix:///run/redis.sock", "LIKEOPT_REDIS_CLUSTER": "1"})
+
+
+def test_a_cluster_url_may_list_more_nodes_to_learn_the_cluster_from() -> None:
+    env = {
+        "LIKEOPT_REDIS_URL": "redis://:pw@10.0.0.1:7000, 10.0.0.2:7001,redis://10.0.0.3:7002",
+        "LIKEOPT_REDIS_CLUSTER": "1",
+    }
+    config = Config.for_process(CACHE, env)
+    assert redis_seed_nodes(config.redis_url) == ("redis://:pw@10.0.0.1:7000", [("10.0.0.2", 7001), ("10.0.0.3", 7002)])
+    with pytest.raises(SettingsError, match="only LIKEOPT_REDIS_CLUSTER=1 uses"):
+        Config.for_process(CACHE, {**env, "LIKEOPT_REDIS_CLUSTER": "0"})
+    with pytest.raises(SettingsError, match="node 2 must be host:port") as refused:
+        Config.for_process(CACHE, {**env, "LIKEOPT_REDIS_URL": "redis://:pw@a:1,redis://:s3cret@b"})
+    assert "s3cret" not in str(refused.value)
 
 
 @pytest.mark.parametrize("value", [r"^https?://(localhost|127\.0\.0\.1)(:[0-9]+)?$", r"^https://[a-z]+\.example\.com$"])
