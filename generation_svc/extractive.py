@@ -69,6 +69,15 @@ def is_heading(sentence: str) -> bool:
     return len(sentence.split()) < HEADING_WORDS and not sentence.rstrip().endswith(SENTENCE_ENDS)
 
 
+MIN_LETTER_SHARE = 0.6
+"""Prose is mostly letters and digits; a line of a diagram or table rule ("cache |------> answer") is not."""
+
+
+def is_drawing(sentence: str) -> bool:
+    marks = [ch for ch in sentence if not ch.isspace()]
+    return sum(ch.isalnum() for ch in marks) < MIN_LETTER_SHARE * len(marks)
+
+
 MIN_SHARE_OF_BEST = 0.6
 """A passage is quoted only when it holds at least this part of the question's words that the best passage
 holds: one word in common ("week", "layer") with a passage about something else does not make it an answer."""
@@ -113,7 +122,7 @@ def choose_sentences(
         for rank, passage in enumerate(passages)
         if passage.n in about
         for position, (share, sentence) in enumerate(sentence_scores(terms, passage.text))
-        if share and not is_heading(sentence)
+        if share and not is_heading(sentence) and not is_drawing(sentence)
     ]
     candidates.sort(key=lambda c: (-c.score, c.passage_rank, c.position))
     chosen: list[tuple[str, int]] = []
@@ -163,7 +172,7 @@ class ExtractiveBackend:
     """Streams the composed answer a few words at a time, as a model would."""
 
     name = "extractive"
-    fingerprint = "extractive/5"
+    fingerprint = "extractive/6"
 
     def __init__(self, words_per_delta: int = 4) -> None:
         self.words_per_delta = words_per_delta

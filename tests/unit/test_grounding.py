@@ -103,6 +103,14 @@ def test_a_passage_sharing_one_word_with_the_question_is_not_quoted() -> None:
     assert [n for _, n in choose_sentences("What are the cache layers?", [layers, retina])] == [1]
 
 
+def test_a_line_of_a_diagram_is_never_chosen_as_an_answer_sentence() -> None:
+    """Found in the web UI: "retrieval_svc near cache  |------------> answer. [1]" answered "What does retrieval_svc
+    do?" from a fenced diagram in docs/caching.md."""
+    text = "retrieval_svc near cache  |----------------------------------> answer\nretrieval_svc searches the index."
+    diagram = Passage(1, "caching.md", "caching.md#3", "Caching", text)
+    assert choose_sentences("What does retrieval_svc do?", [diagram]) == [("retrieval_svc searches the index.", 1)]
+
+
 def test_a_heading_is_never_chosen_as_an_answer_sentence() -> None:
     """Found in the web UI: "Envoy notes [1]" (a document's heading) came after the sentence that answered."""
     notes = Passage(1, "envoy.md", "envoy.md#0", "Envoy notes", "Envoy notes\nEnvoy listens on port 8080 for the API.")
