@@ -77,6 +77,14 @@ class Embedder:
         )
 
     @property
+    def model_name(self) -> str:
+        """The model's identity without where this machine keeps it: its folder's last two parts. The full path
+        differs from machine to machine while the model (and so its vectors) stays the same, and it is not the
+        readers' business (GET /api/v1/index shows this)."""
+        parts = Path(self.model_path).parts
+        return "/".join(parts[-2:]) if len(parts) >= 2 else self.model_path
+
+    @property
     def query_runtime(self) -> str:
         """What encodes queries: ``onnxruntime`` or ``torch``."""
         return "onnxruntime" if self._query_encoder else "torch"

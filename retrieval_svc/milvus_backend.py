@@ -42,7 +42,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -138,13 +137,6 @@ queried): a graph walk that skips the rows the filter refuses can miss every row
 found none of a small tenant's chunks among 602). Larger filtered sets get an ef scaled by how few rows pass."""
 COUNTS_KEPT = 1_024
 """Filters whose row counts are kept for the current index version."""
-
-
-def model_name(embedder: Embedder) -> str:
-    """The embedding model's identity as stored beside the vectors: its folder's last two parts, because the
-    full path differs from machine to machine while the model (and so the vectors) stays the same."""
-    parts = Path(str(embedder.model_path)).parts
-    return "/".join(parts[-2:]) if len(parts) >= 2 else str(embedder.model_path)
 
 
 def _older_terms_mostly_same(theirs: dict[str, Any], mine: dict[str, Any]) -> bool:
@@ -376,7 +368,7 @@ class MilvusBackend:
         """Refuse a collection embedded by another model (or BM25-indexed otherwise: raw text through
         Milvus's analyzer, or another tokenizer version's terms); a new one records this backend's."""
         bm25 = f"terms:{TOKENIZER_VERSION}" if self.bm25_terms else "analyzer"
-        mine = {"model": model_name(self.embedder), "dim": self.embedder.dim, "bm25": bm25}
+        mine = {"model": self.embedder.model_name, "dim": self.embedder.dim, "bm25": bm25}
         stored = self._meta(META_MODEL)
         if stored is None:
             self._set_meta(META_MODEL, json.dumps(mine))

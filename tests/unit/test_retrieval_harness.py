@@ -22,9 +22,9 @@ from retrieval_svc.service import RetrievalServicer
 
 
 class FakeEmbedder:
-    """Embedder's interface: model_path, dim, max_tokens, encode, encode_query, count_tokens."""
+    """Embedder's interface: model_path, model_name, dim, max_tokens, encode, encode_query, count_tokens."""
 
-    model_path = "fake-bag-of-words"
+    model_path = model_name = "fake-bag-of-words"
 
     def __init__(self, dim: int = 32, max_tokens: int = 256) -> None:
         self.dim = dim
