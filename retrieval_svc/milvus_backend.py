@@ -101,6 +101,8 @@ VARCHAR_BYTES = {
 }
 """Each VARCHAR field of a chunk row and its max_length. Milvus counts UTF-8 bytes (milvus-lite counts characters,
 a looser limit): a document with a longer field is refused before any write, so the rest of its batch is stored."""
+MAX_JSON_BYTES = 65_536
+"""The most a JSON field (a chunk's metadata) holds in Milvus, in bytes of its JSON text."""
 WRITE_BATCH_ROWS = 500
 """Rows sent per insert call: bounds one message's size (a chunk and its vector are a few KB)."""
 ANALYZER: dict[str, Any] = {
@@ -442,6 +444,8 @@ class MilvusBackend:
         """Split a document into chunks that fit the model's window with the title, and whose rows fit Milvus's
         fields (UnfitDocument saying why if not)."""
         chunks = chunk_document(doc, self.embedder, self.chunk_tokens, self.chunk_overlap)
+        if problem := oversized_metadata(doc.metadata):
+            raise UnfitDocument(problem)
         for ordinal, chunk in enumerate(chunks):
             if problem := oversized(text_fields(doc, ordinal, chunk, self._bm25_text)):
                 raise UnfitDocument(problem)
@@ -841,6 +845,16 @@ def oversized(row: dict[str, Any]) -> str | None:
     return None
 
 
+def oversized_metadata(metadata: dict[str, str]) -> str | None:
+    """Why a document's metadata does not fit Milvus's JSON field, said for the writer; None when it fits."""
+    size = len(json.dumps(metadata, ensure_ascii=False).encode())
+    return (
+        f"metadata is {size:,} bytes as JSON; Milvus stores at most {MAX_JSON_BYTES:,}"
+        if size > MAX_JSON_BYTES
+        else None
+    )
+
+
 def chunk_rows(
     docs: Sequence[DocumentInput],
     chunked: Sequence[list[str]],
@@ -853,6 +867,8 @@ def chunk_rows(
         raise ValueError(f"{len(embeddings)} embeddings for {sum(len(c) for c in chunked)} chunks")
     rows: list[dict] = []
     for doc, chunks in zip(docs, chunked, strict=True):
+        if problem := oversized_metadata(doc.metadata):
+            raise UnfitDocument(f"document {doc.id[:80]!r}: {problem}")
         for ordinal, chunk in enumerate(chunks):
             row = text_fields(doc, ordinal, chunk, bm25_text)
             if problem := oversized(row):

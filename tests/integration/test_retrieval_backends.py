@@ -210,6 +210,7 @@ def test_a_document_with_a_field_longer_than_milvus_stores_is_refused_alone(back
         DocumentInput("spaces", "st", "a" + " " * 70_000 + "b", {}),
         DocumentInput("title", " " * 70_000, "a short text", {}),
         DocumentInput("zero-width", "\u200b" * 30_000, "zw", {}),
+        DocumentInput("tagged", "", "a short text", {"notes": "x" * 70_000}),
         DocumentInput("good-2", "", "another fine document about flamingos", {}),
     ]
     fit, chunked, refused = chunk_each(backend, docs)
@@ -218,6 +219,7 @@ def test_a_document_with_a_field_longer_than_milvus_stores_is_refused_alone(back
         ("spaces", "text of chunk 0 is 70,002 bytes in UTF-8" + limit),
         ("title", "title is 70,000 bytes in UTF-8" + limit),
         ("zero-width", "title is 90,000 bytes in UTF-8" + limit),
+        ("tagged", "metadata is 70,013 bytes as JSON; Milvus stores at most 65,536"),
     ]
     backend.upsert(fit, chunked)
     assert backend.existing([d.id for d in docs]) == ["good-1", "good-2"]
