@@ -62,6 +62,9 @@ class Mesh:
     answer_timeout_s: float = 60.0
     metadata: tuple[tuple[str, str], ...] = ()
     channels: list[grpc.aio.Channel] = field(default_factory=list)
+    written: Callable[[], int] = lambda: 0
+    """The least index version searches and answers ask for (the gateway's Upstreams.written; none over stdio,
+    which writes nothing)."""
 
     @classmethod
     def connect(cls, config: Config, token: str = "") -> Mesh:
@@ -148,6 +151,7 @@ def tool_failure(exc: grpc.aio.AioRpcError) -> ToolError:
 async def answer_of(mesh: Mesh, request: generation_pb2.AnswerRequest) -> Answer:
     """Run one Answer call to its end; a cancelled tool call cancels it, which stops the model."""
     started = time.perf_counter()
+    request.min_index_version = mesh.written()
     call = mesh.generation.Answer(request, timeout=mesh.answer_timeout_s, metadata=mesh.metadata)
     text: list[str] = []
     citations: list[Citation] = []
@@ -213,7 +217,12 @@ def mesh_tools(mesh: Callable[[], Mesh]) -> list[Tool]:
         """Find the passages of the user's documents that best match a query (hybrid BM25 + dense by default)."""
         m = mesh()
         request = retrieval_pb2.SearchRequest(
-            query=query, top_k=top_k, mode=MODES[mode], filters=filters or {}, per_document=per_document
+            query=query,
+            top_k=top_k,
+            mode=MODES[mode],
+            filters=filters or {},
+            per_document=per_document,
+            min_index_version=m.written(),
         )
         try:
             reply = await m.retrieval.Search(request, timeout=SEARCH_TIMEOUT_S, metadata=m.metadata)

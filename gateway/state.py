@@ -53,6 +53,12 @@ class Gateway:
             mesh=mesh_of(upstreams, config),
         )
 
+    def wrote(self, version: int) -> None:
+        """A write through this gateway was acknowledged at version: later reads reflect it, from any replica,
+        and rendered replies of older versions are stale from now."""
+        self.upstreams.wrote(version)
+        self.near.saw_write(version)
+
 
 class State(TypedDict):
     """The lifespan state every request's ``request.state`` starts from."""

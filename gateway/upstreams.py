@@ -27,6 +27,14 @@ class Upstreams:
     """Writes and index status: the first replica, the only one that accepts writes."""
     generation: generation_pb2_grpc.GenerationServiceStub
     cache: cache_pb2_grpc.CacheServiceStub
+    written: int = 0
+    """The highest index version a write through this gateway produced. Every search and answer asks for at
+    least it (min_index_version), so a read-only retrieval replica that has not followed the writer yet catches
+    up before answering: what a caller uploaded or deleted is what its next search and chat see."""
+
+    def wrote(self, version: int) -> None:
+        """A write (upsert, delete) through this gateway was acknowledged at version."""
+        self.written = max(self.written, version)
 
     @classmethod
     def connect(cls, config: Config) -> Upstreams:

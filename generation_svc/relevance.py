@@ -164,7 +164,8 @@ class RelevanceFloor:
         best: list[float] = []
         seen_version = version
         for probe in self.probes:
-            reply = await self.search(retrieval_pb2.SearchRequest(query=probe, top_k=PROBE_TOP_K))
+            probing = retrieval_pb2.SearchRequest(query=probe, top_k=PROBE_TOP_K, min_index_version=version)
+            reply = await self.search(probing)  # the version judged, whichever replica answers
             best.append(max((hit.dense_score for hit in reply.hits), default=0.0))
             seen_version = reply.index_version
         background = Background.of(seen_version, best)

@@ -191,6 +191,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             top_k=top_k,
             mode=request.mode,
             return_query_embedding=semantic is not None,
+            min_index_version=request.min_index_version,
         )
         reply = await self._retrieve(search, deadline, principal)
         searched = time.perf_counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -44,7 +44,7 @@ def build() -> ServiceSpec:
         backend = await asyncio.to_thread(configured_backend, config)
         await load_when_reachable(backend)
         servicer.serve(backend)
-        following.append(asyncio.create_task(follow_writers(backend, servicer.index_changed, reachable)))
+        following.append(asyncio.create_task(follow_writers(servicer.follow, reachable)))
 
     async def stop() -> None:
         for task in following:
@@ -90,14 +90,14 @@ class Reachability:
         self.now = False
 
 
-async def follow_writers(backend: RetrievalBackend, caught_up: Callable[[], None], reachable: Reachability) -> None:
-    """Hear of writes other processes committed (the embedded writer's store, or a shared Milvus), so
-    WatchIndex followers and the caches move to the new index version; each answer, or its absence, tells
+async def follow_writers(follow: Callable[[], Awaitable[None]], reachable: Reachability) -> None:
+    """Hear of writes other processes committed (the embedded writer's store, or a shared Milvus) every
+    FOLLOW_INTERVAL_S, so WatchIndex followers and the caches move to the new index version (a search that asks
+    for a newer version catches up at once: RetrievalServicer.follow); each answer, or its absence, tells
     reachable whether the backend's server is there."""
     while True:
         try:
-            if await asyncio.to_thread(backend.refresh):
-                caught_up()
+            await follow()
             reachable.answered()
         except BackendUnavailable as exc:
             reachable.failed(exc)

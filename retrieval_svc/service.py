@@ -62,6 +62,11 @@ UPSERT_BATCH_DOCS = 256
 T = TypeVar("T")
 EMBEDDING_VERSION = 0
 """Query embeddings do not change with the index: all are stored under this one version."""
+CATCH_UP_ROUNDS = 2
+"""Catch-ups a search asking for a newer index version waits for: a catch-up already running when it arrived may
+have read the store before the write it asks for was committed; the next one starts after, and reads the store as
+it is. Still older then, the version asked for was never committed to this store (a number from another store, or
+from one since started afresh): the search answers from what the store holds, as every replica would."""
 
 
 async def in_pool(pool: ThreadPoolExecutor, func: Callable[..., T], *args: object) -> T:
@@ -217,6 +222,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self._results: SingleFlight[retrieval_pb2.SearchResponse] = SingleFlight()
         self._lookups = LookupPolicy("search")
         self._embeddings: SingleFlight[np.ndarray] = SingleFlight()
+        self._following: SingleFlight[None] = SingleFlight()
         self._recent: VersionedLRU[retrieval_pb2.SearchResponse] = VersionedLRU(
             "search", config.near_cache_entries, config.near_cache_bytes
         )
@@ -245,6 +251,27 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         """Tell watchers the engine's version; called after every write and catch-up."""
         if self.engine is not None:
             self.versions.publish(self.engine.version)
+
+    async def follow(self) -> None:
+        """Catch up with the writes other processes committed (the writer's store, or a shared Milvus), once for
+        every concurrent caller: follow_writers' ticks and searches asking for a newer version share one catch-up,
+        so two never apply the same changes at once. Raises BackendUnavailable when the backend's server is away."""
+        engine = self.engine
+        if engine is not None:
+            await self._following.run(None, lambda: self._refreshed(engine))
+
+    async def _refreshed(self, engine: RetrievalBackend) -> None:
+        if await asyncio.to_thread(engine.refresh):
+            self.index_changed()
+
+    async def _reach(self, engine: RetrievalBackend, version: int) -> None:
+        """Catch up before a search that must reflect version (a write the caller saw acknowledged), rather than
+        answer from an older index until the next tick of follow_writers (CATCH_UP_ROUNDS says how long)."""
+        for _ in range(CATCH_UP_ROUNDS):
+            await self.follow()
+            if engine.version >= version:
+                return
+        log.info("asked for an index version the store does not hold", extra={"fields": {"asked": version}})
 
     async def _principal(self, context: grpc.aio.ServicerContext) -> Principal | None:
         """The caller Envoy verified (LIKEOPT_AUTH=jwt), None for a call from inside the mesh; a header that
@@ -284,6 +311,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         params, use_cache = search_params(request, self.config, reader), not request.no_cache
         if engine.shared_version and await in_pool(self._search_pool, engine.refresh):
             self.index_changed()  # another replica wrote: nothing cached under the old version may answer
+        if request.min_index_version > engine.version:  # the caller saw a write this replica has not followed yet
+            await self._reach(engine, request.min_index_version)
         version = engine.version
         shared = self._recent.get((query, params), version) if use_cache else None
         if shared is None:

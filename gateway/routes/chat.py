@@ -89,6 +89,7 @@ async def chat(
         mode=MODES[body.mode],
         max_tokens=body.max_tokens,
         stop=body.stop,
+        min_index_version=gateway.upstreams.written,
     )
     started = time.perf_counter()
     call = gateway.upstreams.generation.Answer(

@@ -129,7 +129,7 @@ async def upsert_documents(request: Request, principal: Writer, gateway: Running
         iter(messages), timeout=WRITE_TIMEOUT_S, metadata=forwarded(principal)
     )
     summary = await upstream_call(upsert)
-    gateway.near.saw_write(summary.index_version)
+    gateway.wrote(summary.index_version)
     skipped += [Skipped(id=s.id, reason=s.reason) for s in summary.skipped]
     return UpsertResponse(
         upserted=summary.upserted, chunks=summary.chunks, index_version=summary.index_version, skipped=skipped
@@ -153,7 +153,7 @@ async def delete_document(
             request, timeout=WRITE_TIMEOUT_S, metadata=forwarded(principal)
         )
     )
-    gateway.near.saw_write(reply.index_version)
+    gateway.wrote(reply.index_version)
     if reply.deleted == 0:
         raise ApiError(404, "NOT_FOUND", f"no document with id {doc_id!r}")
     return DeleteResponse(deleted=reply.deleted, index_version=reply.index_version)

@@ -50,6 +50,7 @@ async def search(
             mode=MODES[body.mode],
             filters=body.filters,
             per_document=body.per_document,
+            min_index_version=gateway.upstreams.written,
         )
         call = gateway.upstreams.retrieval.Search(request, timeout=SEARCH_TIMEOUT_S, metadata=forwarded(principal))
         reply = await upstream_call(call)

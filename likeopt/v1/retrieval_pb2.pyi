@@ -26,7 +26,7 @@ RRF: FusionMethod
 CONVEX: FusionMethod
 
 class SearchRequest(_message.Message):
-    __slots__ = ("query", "top_k", "mode", "fusion", "rrf_k", "alpha", "filters", "no_cache", "per_document", "return_query_embedding")
+    __slots__ = ("query", "top_k", "mode", "fusion", "rrf_k", "alpha", "filters", "no_cache", "per_document", "return_query_embedding", "min_index_version")
     class FiltersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class SearchRequest(_message.Message):
     NO_CACHE_FIELD_NUMBER: _ClassVar[int]
     PER_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     RETURN_QUERY_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    MIN_INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
     query: str
     top_k: int
     mode: SearchMode
@@ -54,7 +55,8 @@ class SearchRequest(_message.Message):
     no_cache: bool
     per_document: bool
     return_query_embedding: bool
-    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[FusionMethod, str]] = ..., rrf_k: _Optional[float] = ..., alpha: _Optional[float] = ..., filters: _Optional[_Mapping[str, str]] = ..., no_cache: _Optional[bool] = ..., per_document: _Optional[bool] = ..., return_query_embedding: _Optional[bool] = ...) -> None: ...
+    min_index_version: int
+    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[FusionMethod, str]] = ..., rrf_k: _Optional[float] = ..., alpha: _Optional[float] = ..., filters: _Optional[_Mapping[str, str]] = ..., no_cache: _Optional[bool] = ..., per_document: _Optional[bool] = ..., return_query_embedding: _Optional[bool] = ..., min_index_version: _Optional[int] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("doc_id", "chunk_id", "title", "text", "score", "bm25_score", "dense_score", "bm25_rank", "dense_rank", "metadata")

@@ -56,12 +56,15 @@ class FakeRetrieval(retrieval_pb2_grpc.RetrievalServiceServicer):
 
     def __init__(self) -> None:
         self.queries: list[str] = []
+        self.least_versions: list[int] = []
+        """Each search's min_index_version."""
         self.index_version = 1
 
     async def Search(
         self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext
     ) -> retrieval_pb2.SearchResponse:
         self.queries.append(request.query)
+        self.least_versions.append(request.min_index_version)
         terms = set(tokenize(request.query))
         scored = sorted(
             ((len(terms & set(tokenize(text))), doc_id) for doc_id, text in CORPUS.items()), key=lambda s: (-s[0], s[1])

@@ -80,6 +80,13 @@ async def test_answer_streams_retrieval_deltas_citations_then_done() -> None:
     assert done.timings.total_ms >= done.timings.first_token_ms >= done.timings.retrieval_ms > 0
 
 
+async def test_the_least_index_version_asked_for_reaches_the_search() -> None:
+    async with generation_server(ExtractiveBackend()) as h:
+        await h.answer("Which port does Envoy listen on?", min_index_version=7)
+        await h.answer("What does the gateway do?")
+    assert h.retrieval.least_versions == [7, 0]
+
+
 async def test_invalid_requests_end_with_an_error_event_and_status() -> None:
     async with generation_server(ExtractiveBackend()) as h:
         for request in (

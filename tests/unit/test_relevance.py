@@ -43,9 +43,11 @@ class Probes:
 
     def __init__(self, score: float, version: int = 1, fail: bool = False) -> None:
         self.score, self.version, self.fail, self.calls = score, version, fail, 0
+        self.least_versions: list[int] = []
 
     async def __call__(self, request: retrieval_pb2.SearchRequest) -> retrieval_pb2.SearchResponse:
         self.calls += 1
+        self.least_versions.append(request.min_index_version)
         await asyncio.sleep(0)
         if self.fail:
             raise ConnectionError("retrieval down")
@@ -74,6 +76,7 @@ async def test_a_new_version_is_measured_while_the_last_background_serves() -> N
     assert await floor.background(2) is not None  # the old one, at once
     await asyncio.sleep(0.01)
     assert floor.current is not None and floor.current.version == 2 and probes.calls == 2
+    assert probes.least_versions == [1, 2]  # each version's probes reflect it, whichever replica answers
 
 
 async def test_unjudgeable_or_unmeasurable_answers_are_never_refused() -> None:
