@@ -106,6 +106,53 @@ def test_a_document_ingested_through_the_writer_is_searchable_on_every_replica(r
                 time.sleep(0.2)
 
 
+def reader_searches(mesh: MeshProcess) -> float:
+    """Searches the read-only retrieval replica answered so far."""
+    replica = next(r for r in children_running(mesh, "retrieval_svc") if r.get("LIKEOPT_RETRIEVAL_READ_ONLY") == "1")
+    return rpc_count(replica, "retrieval", "Search")
+
+
+def test_a_write_through_the_gateway_is_what_the_next_search_and_chat_see_whichever_replica_answers(
+    replicated: MeshProcess,
+) -> None:
+    key = {"Authorization": f"Bearer {replicated.api_key}"}
+    before = reader_searches(replicated)
+    with httpx.Client(base_url=replicated.base_url, timeout=60) as client:
+        for n in range(6):  # round robin: some of these searches reach the replica straight after the write
+            doc_id, word = f"ryw-{n}.md", f"Quillbarrow{n}"
+            text = f"The {word} harbour master raises the storm flag at noon."
+            written = client.post("/api/v1/documents", json={"documents": [{"id": doc_id, "text": text}]}, headers=key)
+            assert written.status_code == 200, written.text
+            found = client.post("/api/v1/search", json={"query": f"{word} storm flag"}).json()
+            assert found["index_version"] >= written.json()["index_version"]
+            assert doc_id in [hit["doc_id"] for hit in found["hits"]], f"search {n} missed the write"
+            asked = {"query": f"When does the {word} harbour master raise the storm flag?"}
+            chat = client.post("/api/v1/chat", json=asked, headers={"Accept": "application/json"}).json()
+            assert doc_id in [hit["doc_id"] for hit in chat["hits"]], f"chat {n} missed the write"
+            deleted = client.delete(f"/api/v1/documents/{doc_id}", headers=key)
+            assert deleted.status_code == 200, deleted.text
+            gone = client.post("/api/v1/search", json={"query": f"{word} storm flag"}).json()
+            assert doc_id not in [hit["doc_id"] for hit in gone["hits"]], f"search {n} found the deleted document"
+    assert reader_searches(replicated) > before
+
+
+def test_a_grpc_client_passing_its_writes_version_reads_it_through_envoy(replicated: MeshProcess) -> None:
+    key = (("authorization", f"Bearer {replicated.api_key}"),)
+    before = reader_searches(replicated)
+    with grpc.insecure_channel(replicated.address) as channel:
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        for n in range(6):
+            doc_id, word = f"grpc-ryw-{n}", f"Marrowvale{n}"
+            doc = retrieval_pb2.Document(id=doc_id, text=f"The {word} ferry leaves at dawn.")
+            written = stub.UpsertDocuments(iter([doc]), timeout=60, metadata=key)
+            asked = retrieval_pb2.SearchRequest(query=f"{word} ferry", min_index_version=written.index_version)
+            assert doc_id in [hit.doc_id for hit in stub.Search(asked, timeout=30).hits], f"search {n} missed it"
+            deleted = stub.DeleteDocuments(retrieval_pb2.DeleteDocumentsRequest(ids=[doc_id]), timeout=60, metadata=key)
+            asked.min_index_version = deleted.index_version
+            assert doc_id not in [hit.doc_id for hit in stub.Search(asked, timeout=30).hits], f"search {n} found it"
+    assert reader_searches(replicated) > before
+
+
 def test_readers_refuse_writes(replicated: MeshProcess) -> None:
     reader = next(
         r for r in children_running(replicated, "retrieval_svc") if r.get("LIKEOPT_RETRIEVAL_READ_ONLY") == "1"
