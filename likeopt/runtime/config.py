@@ -402,7 +402,8 @@ class Config(BaseSettings):
     )
     retrieval_read_only: Flag = setting(
         False,
-        "`1` makes a retrieval_svc replica refuse writes and follow the writer's commits in the shared data dir.",
+        "`1` makes a retrieval_svc replica refuse writes and follow the writer's commits in the shared data dir"
+        " (every half second, and at once for a search asking for a newer `min_index_version`).",
         (RETRIEVAL,),
     )
     tls_cert_file: str = setting(
