@@ -39,9 +39,20 @@ export function getToken() {
   return sessionStorage.getItem(TOKEN_STORAGE) || '';
 }
 
+/** Keep `token` (or sign out with ''). When it names someone else than the tab's last token did, what this tab
+ *  kept for that person goes first (the API key they entered, the conversation they had open): the next person at
+ *  a shared browser must not write, or read feedback, with the previous one's key. */
 export function setToken(token) {
+  const before = signedInAs();
   if (token) sessionStorage.setItem(TOKEN_STORAGE, token);
   else sessionStorage.removeItem(TOKEN_STORAGE);
+  if (signedInAs() !== before || !token) forgetPersonalSession();
+}
+
+/** Every 'likeopt.' entry of this tab's sessionStorage but the token: all of it belongs to whoever was signed in. */
+function forgetPersonalSession() {
+  const personal = Object.keys(sessionStorage).filter((k) => k.startsWith('likeopt.') && k !== TOKEN_STORAGE);
+  for (const key of personal) sessionStorage.removeItem(key);
 }
 
 if (JWT_MODE) takeHandedOverToken();

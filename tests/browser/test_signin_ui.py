@@ -101,3 +101,36 @@ def test_signed_in_without_the_writer_role_an_entered_api_key_writes(
     assert not page.locator("#signin-dialog[open]").count()  # nobody was asked to sign in again
     key = {"Authorization": f"Bearer {bob.mesh.api_key}"}
     httpx.delete(f"{bob.mesh.base_url}/api/v1/documents/bob-note.md", headers=key, timeout=30)
+
+
+KEPT_KEY = "sessionStorage.getItem('likeopt.apiKey')"
+
+
+def enter_the_key(page: Any, person: Person) -> None:
+    page.goto(page.url.split("#")[0] + "#documents")
+    page.fill("#api-key", person.mesh.api_key)
+    assert page.evaluate(KEPT_KEY) == person.mesh.api_key
+
+
+def test_the_api_key_goes_with_the_person_who_entered_it(page: Any, people: dict[str, Person]) -> None:
+    """The key is the signed-in person's: signing out, or another person's link, leaves the next one without it
+    (it would let them upload, delete and read every user's feedback as the one who entered it)."""
+    alice, bob = people["alice"], people["bob"]
+    page.goto(f"{alice.mesh.base_url}/?token={alice.token}")
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
+    enter_the_key(page, alice)
+    page.click("#sign-out")
+    page.locator("#signin-dialog[open]").wait_for(timeout=10_000)
+    assert page.evaluate(KEPT_KEY) is None
+    page.fill("#signin-token", bob.token)
+    page.click("#signin-submit")
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('bob')")
+    page.goto(page.url.split("#")[0] + "#documents")
+    assert page.input_value("#api-key") == ""
+    page.click("#tab-dashboard")
+    page.wait_for_function("document.getElementById('feedback-status').textContent.includes('Enter the API key')")
+
+    enter_the_key(page, bob)
+    page.goto(f"{alice.mesh.base_url}/?token={alice.token}#documents")  # her link, without Bob signing out
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
+    assert page.evaluate(KEPT_KEY) is None and page.input_value("#api-key") == ""
