@@ -1,6 +1,6 @@
 // The chat view: composer, streaming answers, and the saved-conversation sidebar.
 
-import { el, byId } from './dom.js';
+import { el, byId, localId } from './dom.js';
 import { requestJSON } from './api.js';
 import { streamSSE } from './sse.js';
 import * as store from './conversations.js';
@@ -21,6 +21,7 @@ const sidebarPanel = byId('conversation-panel');
 
 let current = null; // the open conversation; null until the first question of a new chat
 let running = null; // AbortController of the answer being generated
+let answering = null; // {conv, turn}: the question and answer being generated, kept if the page goes away
 let leaving = false; // the page is being reloaded or closed: a broken stream is not the server's failure
 
 export function initChat() {
@@ -43,7 +44,7 @@ export function initChat() {
   // Reloaded or closed mid-answer: keep the text that arrived (the server keeps the turn as interrupted too).
   window.addEventListener('pagehide', () => {
     leaving = true;
-    if (running && current) store.save(current);
+    if (answering) store.saveTurn(answering.conv, answering.turn);
   });
   window.addEventListener('pageshow', () => { leaving = false; });
   openConversation(sessionStorage.getItem(ACTIVE_KEY));
@@ -81,9 +82,10 @@ async function send() {
     announce(`The question has ${length} characters; the limit is ${limit}. Shorten it, then send.`);
     return;
   }
-  const conv = current ?? (current = store.create(text));
-  const question = { role: 'user', text };
-  const answer = { role: 'assistant', text: '', citations: [] };
+  const conv = current ?? startConversation(text);
+  const turn = localId();
+  const question = { role: 'user', text, turn };
+  const answer = { role: 'assistant', text: '', citations: [], turn };
   conv.messages.push(question, answer);
   store.save(conv);
   sessionStorage.setItem(ACTIVE_KEY, conv.id);
@@ -96,12 +98,21 @@ async function send() {
   messages.append(renderUserMessage(question), view.root);
   view.startProgress();
   scrollToEnd();
-  await runAnswer(conv, view, text);
+  await runAnswer(conv, view, [question, answer]);
 }
 
-async function runAnswer(conv, view, text) {
+/** A new conversation; the turns of one deleted elsewhere while this tab answered (see keepTurn) leave the screen. */
+function startConversation(text) {
+  current = store.create(text);
+  messages.replaceChildren(emptyHint);
+  return current;
+}
+
+async function runAnswer(conv, view, turn) {
+  const text = turn[0].text;
   const controller = new AbortController();
   setRunning(controller);
+  answering = { conv, turn };
   announce('Generating answer…');
   const body = { query: text };
   if (conv.conversationId) body.conversation_id = conv.conversationId;
@@ -144,10 +155,28 @@ async function runAnswer(conv, view, text) {
   } finally {
     view.finish();
     setRunning(null);
-    // Unless the conversation was deleted meanwhile, keep what arrived (also a partial answer).
-    if (conv === current || store.find(conv.id)) store.save(conv);
+    answering = null;
+    keepTurn(conv, turn);
     renderList();
   }
+}
+
+/** Keep what arrived (also a partial answer) by adding this turn to the stored conversation rather than saving
+ *  this tab's copy over it: another tab may have asked in it meanwhile, and its turn is shown here now. A
+ *  conversation deleted meanwhile (in another tab; here, switching away stopped the answer) is not brought back:
+ *  the answer stays on screen, and the next question here begins a new conversation. */
+function keepTurn(conv, turn) {
+  const saved = store.saveTurn(conv, turn);
+  if (conv !== current || leaving) return;
+  if (saved) {
+    const shown = current.messages.length;
+    current = saved;
+    if (saved.messages.length !== shown) renderMessages(); // another tab's turns, in the order asked
+    return;
+  }
+  current = null;
+  sessionStorage.removeItem(ACTIVE_KEY);
+  announce('This conversation was deleted in another tab: the answer is shown here, not kept.');
 }
 
 /** Swap Send and Stop, keeping keyboard focus on whichever is shown. */

@@ -1,5 +1,6 @@
 // Saved conversations in localStorage, newest first:
-// [{id, conversationId, title, updated, messages: [{role, text, citations?, meta?, error?, stopped?}]}]
+// [{id, conversationId, title, updated, messages: [{role, text, turn?, citations?, meta?, error?, stopped?}]}]
+// `turn` is the local id a question and its answer share (absent in conversations saved before it was added).
 // `id` is local; `conversationId` is the server's, chosen here before the first question is sent (so it is
 // known even when that answer is stopped at once) and confirmed by the answer's events.
 
@@ -61,6 +62,23 @@ export function save(conv) {
   conv.updated = Date.now();
   const others = loadAll().filter((c) => c.id !== conv.id);
   writeAll([conv, ...others].slice(0, MAX_CONVERSATIONS));
+}
+
+/** Keep this tab's `turn` (its question and answer, which share a `turn` id) in the stored copy of `conv`: in its
+ *  place when the copy holds it, else after the turns other tabs added meanwhile, so that theirs are never saved
+ *  over. Returns the stored conversation, or null when it is no longer stored (deleted in another tab): a deleted
+ *  conversation stays deleted. */
+export function saveTurn(conv, turn) {
+  const stored = find(conv.id);
+  if (!stored) return null;
+  const id = turn[0].turn;
+  const ours = (m) => turn.find((t) => t.role === m.role) ?? m;
+  stored.messages = stored.messages.some((m) => m.turn === id)
+    ? stored.messages.map((m) => (m.turn === id ? ours(m) : m))
+    : [...stored.messages, ...turn];
+  stored.conversationId = conv.conversationId || stored.conversationId; // confirmed by this answer's events
+  save(stored);
+  return stored;
 }
 
 export function remove(id) {

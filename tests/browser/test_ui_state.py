@@ -144,18 +144,83 @@ SAVED_QUESTIONS = (
 )
 
 
-def test_a_turn_asked_in_another_tab_is_not_saved_over(mesh: MeshProcess, page: Any) -> None:
-    """Two tabs on one conversation: each question asked in either is kept, in the order asked."""
-    questions = ["How does Like-Opt cache answers in Redis?", "Which port does Envoy listen on?", "What is BM25?"]
+TWO_TAB_QUESTIONS = ["How does Like-Opt cache answers in Redis?", "Which port does Envoy listen on?", "What is BM25?"]
+
+
+def open_in_another_tab(mesh: MeshProcess, page: Any, first_question: str) -> Any:
+    """A conversation begun in `page` and opened in a second tab of the same browser, which is returned."""
     page.goto(mesh.base_url + "/")
-    answered(page, questions[0])
+    answered(page, first_question)
     other = page.context.new_page()
     other.goto(mesh.base_url + "/")
     other.locator(".conversation-open").first.click()
+    return other
+
+
+def test_a_turn_asked_in_another_tab_is_not_saved_over(mesh: MeshProcess, page: Any) -> None:
+    """Two tabs on one conversation: each question asked in either is kept, in the order asked."""
+    questions = TWO_TAB_QUESTIONS
+    other = open_in_another_tab(mesh, page, questions[0])
     answered(other, questions[1])
     page.wait_for_function(f"document.querySelector('#messages').textContent.includes({questions[1]!r})")
     answered(page, questions[2])
     assert page.evaluate(SAVED_QUESTIONS) == questions
+    other.close()
+
+
+def hold_questions(page: Any) -> list[Any]:
+    """The tab's questions wait (held[n].continue_() sends one): its answer ends only after what another tab does."""
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    page.route("**/api/v1/chat", hold)
+    return held
+
+
+def ask_held(page: Any, held: list[Any], question: str) -> None:
+    ask(page, question)
+    for _ in range(100):  # the route's handler runs while Playwright waits
+        if held:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("the question was not sent")
+
+
+def test_an_answer_finishing_after_another_tab_s_turn_keeps_that_turn(mesh: MeshProcess, page: Any) -> None:
+    """The slower tab's answer ends last: it is added to the stored conversation, not saved over the other's turn."""
+    questions = TWO_TAB_QUESTIONS
+    other = open_in_another_tab(mesh, page, questions[0])
+    held = hold_questions(page)
+    ask_held(page, held, questions[1])
+    other.wait_for_function(f"document.querySelector('#messages').textContent.includes({questions[1]!r})")
+    answered(other, questions[2])
+    held[0].continue_()
+    page.wait_for_selector("#send:not([hidden])", timeout=30_000)
+    assert page.evaluate(SAVED_QUESTIONS) == questions
+    page.wait_for_function(f"document.querySelector('#messages').textContent.includes({questions[2]!r})")
+    other.wait_for_function("document.querySelectorAll('#messages .message.assistant .sources').length === 3")
+    other.close()
+
+
+def test_a_conversation_deleted_in_another_tab_stays_deleted_when_an_answer_in_it_ends(
+    mesh: MeshProcess, page: Any
+) -> None:
+    other = open_in_another_tab(mesh, page, TWO_TAB_QUESTIONS[0])
+    held = hold_questions(page)
+    ask_held(page, held, TWO_TAB_QUESTIONS[1])
+    other.click(".conversation-delete")
+    other.wait_for_function("JSON.parse(localStorage.getItem('likeopt.conversations')).length === 0")
+    held[0].continue_()
+    page.wait_for_selector("#send:not([hidden])", timeout=30_000)
+    assert page.evaluate("JSON.parse(localStorage.getItem('likeopt.conversations'))") == []
+    page.wait_for_function("document.getElementById('chat-status').textContent.includes('deleted in another tab')")
+    assert page.locator(".message.assistant .sources").count() == 2  # the answer is still shown in this tab
+    page.unroute("**/api/v1/chat")
+    answered(page, TWO_TAB_QUESTIONS[2])  # a new conversation, holding only the new question
+    assert page.evaluate(SAVED_QUESTIONS) == TWO_TAB_QUESTIONS[2:]
+    assert page.locator(".message.user").count() == 1
     other.close()
 
 
