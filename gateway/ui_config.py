@@ -27,6 +27,7 @@ def ui_config_script(config: Config) -> str:
         "LIKEOPT_FILE_TYPES": sorted(SUPPORTED),  # what an upload can hold, so the page offers no other file
         "LIKEOPT_MAX_QUERY_CHARS": MAX_QUERY_CHARS,  # so a too-long question stays in the composer, told why
         "LIKEOPT_MAX_UPLOAD_FILES": MAX_UPLOAD_FILES,  # so a drop of more files is sent in batches the server takes
+        "LIKEOPT_MAX_REQUEST_BYTES": config.max_request_bytes,  # and of at most this many bytes (else 413)
     }
     return "".join(f"window.{name} = {json.dumps(value)};\n" for name, value in settings.items() if value)
 

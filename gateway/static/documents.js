@@ -98,24 +98,33 @@ async function uploadFiles(files) {
     return;
   }
 
+  const { batches, tooLarge } = cutBatches(accepted);
+  const refused = [...rejected, ...tooLarge.map((f) => ({ id: f.name, reason: `over the ${mib(maxBytes())} one upload may hold` }))];
+  if (!batches.length) {
+    showUploadResult('No file small enough to upload.', refused, true);
+    return;
+  }
   uploading = true;
   setProgress(0);
-  showUploadResult(`Uploading ${plural(accepted.length, 'file')}…`, []);
+  showUploadResult(`Uploading ${plural(accepted.length - tooLarge.length, 'file')}…`, []);
   try {
-    const result = await postInBatches(accepted, setProgress);
-    const skipped = [...rejected, ...(result.skipped ?? [])];
-    showUploadResult(
-      `Added or updated ${plural(result.upserted, 'document')} (${plural(result.chunks, 'chunk')}). ` +
-      `Index version ${result.index_version ?? DASH}.${skipped.length ? ` Skipped ${skipped.length}:` : ''}`,
-      skipped,
-    );
-    refreshView();
-  } catch (err) {
-    showUploadResult(`Upload failed: ${err.message}`, rejected, true);
+    const result = await postInBatches(batches, setProgress);
+    const listed = [...refused, ...result.skipped, ...result.failed];
+    showUploadResult(uploadSummary(result, batches.length, listed.length), listed, result.failed.length > 0);
   } finally {
     uploading = false;
     progress.hidden = true;
+    refreshView(); // whatever a batch added is listed, also when another failed
   }
+}
+
+/** What was added, and what was not: the failed uploads' reason; every file not added is listed with its own. */
+function uploadSummary(result, batchCount, listedCount) {
+  const failed = result.failedBatches;
+  const listed = listedCount ? ` Skipped ${listedCount}:` : '';
+  if (failed === batchCount) return `Upload failed: ${result.error}${listed}`;
+  return `Added or updated ${plural(result.upserted, 'document')} (${plural(result.chunks, 'chunk')}). ` +
+    `Index version ${result.index_version ?? DASH}.${failed ? ` ${failed} of ${batchCount} uploads failed.` : ''}${listed}`;
 }
 
 /** `fraction` 0..1, or null once the bytes are sent and the server is indexing. */
@@ -129,24 +138,55 @@ function setProgress(fraction) {
   }
 }
 
-/**
- * Send the files in batches of at most the server's per-upload limit (window.LIKEOPT_MAX_UPLOAD_FILES, from
- * /static/config.js), one after another, and add their results up: one upload of more is refused whole.
- */
-async function postInBatches(files, onProgress) {
-  const size = window.LIKEOPT_MAX_UPLOAD_FILES || files.length;
+/** The most bytes a request may carry (LIKEOPT_MAX_REQUEST_BYTES, from /static/config.js): a larger one gets 413. */
+const maxBytes = () => window.LIKEOPT_MAX_REQUEST_BYTES || Infinity;
+const mib = (bytes) => `${+(bytes / 1048576).toFixed(1)} MiB`;
+// What multipart adds: per file its part's headers (its name, escaped, in them), per request the closing boundary.
+const partBytes = (file) => file.size + 512 + 3 * new TextEncoder().encode(file.name).length;
+const BODY_BYTES = 512;
+
+/** Batches the server takes whole: at most LIKEOPT_MAX_UPLOAD_FILES files and maxBytes() each, in the order given;
+ *  a file no request can carry is in tooLarge, never sent. */
+function cutBatches(files) {
+  const maxFiles = window.LIKEOPT_MAX_UPLOAD_FILES || files.length;
   const batches = [];
-  for (let start = 0; start < files.length; start += size) batches.push(files.slice(start, start + size));
-  const total = { upserted: 0, chunks: 0, index_version: undefined, skipped: [] };
+  const tooLarge = [];
+  let bytes = Infinity; // of the last batch: none yet
+  for (const file of files) {
+    const size = partBytes(file);
+    if (BODY_BYTES + size > maxBytes()) tooLarge.push(file);
+    else if (bytes + size > maxBytes() || batches.at(-1).length >= maxFiles) {
+      batches.push([file]);
+      bytes = BODY_BYTES + size;
+    } else {
+      batches.at(-1).push(file);
+      bytes += size;
+    }
+  }
+  return { batches, tooLarge };
+}
+
+/**
+ * Send the batches one after another and add their results up. A batch refused (413, 401, unreachable…) does not
+ * stop the rest: its files are in `failed` with the reason, and the first reason is `error`.
+ */
+async function postInBatches(batches, onProgress) {
+  const total = { upserted: 0, chunks: 0, index_version: undefined, skipped: [], failed: [], failedBatches: 0, error: '' };
   const last = batches.length - 1;
   // A batch's fraction as the whole upload's; null (indexing) only once the last batch is sent.
   const overall = (n) => (f) => onProgress(f !== null ? (n + f) / batches.length : n === last ? null : (n + 1) / batches.length);
   for (const [n, batch] of batches.entries()) {
-    const result = await postFiles(batch, overall(n));
-    total.upserted += result.upserted ?? 0;
-    total.chunks += result.chunks ?? 0;
-    total.index_version = result.index_version ?? total.index_version;
-    total.skipped.push(...(result.skipped ?? []));
+    try {
+      const result = await postFiles(batch, overall(n));
+      total.upserted += result.upserted ?? 0;
+      total.chunks += result.chunks ?? 0;
+      total.index_version = result.index_version ?? total.index_version;
+      total.skipped.push(...(result.skipped ?? []));
+    } catch (err) {
+      total.failedBatches += 1;
+      total.error ||= err.message;
+      total.failed.push(...batch.map((f) => ({ id: f.name, reason: `not added: ${err.message}` })));
+    }
   }
   return total;
 }

@@ -99,6 +99,105 @@ def test_a_table_is_offered_uploaded_and_answered_from(mesh: MeshProcess, page: 
     assert "route: Kellsmoor to Hullavane" in found.json()["hits"][0]["text"]
 
 
+def with_limits(page: Any, **limits: int) -> list[str]:
+    """The page gets /static/config.js as the server publishes it (returned, once loaded), with smaller limits
+    after it (e.g. LIKEOPT_MAX_UPLOAD_FILES=1): a few small files then make several batches."""
+    published: list[str] = []
+
+    def handle(route: Any) -> None:
+        published.append(route.fetch().text())
+        smaller = "".join(f"window.LIKEOPT_{name} = {value};\n" for name, value in limits.items())
+        route.fulfill(body=published[0] + smaller, content_type="text/javascript")
+
+    page.route("**/static/config.js", handle)
+    return published
+
+
+def batch_notes(folder: Path, names: list[str], size: int) -> list[Path]:
+    """Notes of about `size` bytes, each with words of its own."""
+    paths = []
+    for name in names:
+        path = folder / name
+        path.write_text(f"# Batch note {name}\n\n" + f"The {name} ledger lists marmot crossings. " * (size // 42))
+        paths.append(path)
+    return paths
+
+
+def upload_many(page: Any, mesh: MeshProcess, paths: list[Path]) -> list[Any]:
+    """Upload from the Documents view, waiting for the result; the upload requests it made are returned."""
+    page.goto(mesh.base_url + "/#documents")
+    page.fill("#api-key", mesh.api_key)
+    posts: list[Any] = []
+    page.on("request", lambda r: posts.append(r) if r.method == "POST" and r.url.endswith("/documents") else None)
+    page.set_input_files("#file-input", [str(p) for p in paths])
+    page.wait_for_function(
+        "(t => t.startsWith('Added') || t.startsWith('Upload failed'))"
+        "(document.getElementById('upload-status').textContent)",
+        timeout=60_000,
+    )
+    return posts
+
+
+def delete_documents(mesh: MeshProcess, paths: list[Path]) -> None:
+    for path in paths:
+        httpx.delete(f"{mesh.base_url}/api/v1/documents/{path.name}", headers=key_header(mesh), timeout=30)
+
+
+def key_header(mesh: MeshProcess) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mesh.api_key}"}
+
+
+def test_an_upload_with_a_failed_batch_reports_what_was_added_and_lists_it(
+    mesh: MeshProcess, page: Any, tmp_path: Path
+) -> None:
+    """One batch of three refused: the other two are reported as added, its file is listed with the reason, and
+    the list is read again, so what was added shows."""
+    notes = batch_notes(tmp_path, ["00-batch-a.txt", "00-batch-b.txt", "00-batch-c.txt"], 300)
+    with_limits(page, MAX_UPLOAD_FILES=1)
+    sent: list[str] = []
+
+    def refuse_the_second(route: Any) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        sent.append(route.request.url)
+        if len(sent) == 2:
+            error = {"error": {"code": "UNAVAILABLE", "message": "retrieval_svc cannot be reached now"}}
+            route.fulfill(status=503, json=error)
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/documents", refuse_the_second)
+    try:
+        upload_many(page, mesh, notes)
+        status = page.inner_text("#upload-status")
+        assert status.startswith("Added or updated 2 documents") and "1 of 3 uploads failed" in status, status
+        skipped = page.inner_text("#upload-skipped")
+        assert "00-batch-b.txt" in skipped and "cannot be reached" in skipped, skipped
+        page.locator("#doc-list li[data-doc-id='00-batch-c.txt']").wait_for(timeout=30_000)
+    finally:
+        delete_documents(mesh, notes)
+
+
+def test_an_upload_is_cut_by_bytes_and_a_file_over_the_limit_is_not_sent(
+    mesh: MeshProcess, page: Any, tmp_path: Path
+) -> None:
+    """Two files that together pass the body limit go in two requests; one over it alone is listed, never sent."""
+    limit = 4096
+    notes = batch_notes(tmp_path, ["00-bytes-a.txt", "00-bytes-b.txt"], 2500)
+    too_large = batch_notes(tmp_path, ["00-bytes-big.txt"], 5000)
+    published = with_limits(page, MAX_REQUEST_BYTES=limit)
+    try:
+        posts = upload_many(page, mesh, notes + too_large)
+        assert "window.LIKEOPT_MAX_REQUEST_BYTES = " in published[0]  # the server's own limit reaches the page
+        assert page.inner_text("#upload-status").startswith("Added or updated 2 documents")
+        assert "00-bytes-big.txt: over the" in page.inner_text("#upload-skipped")
+        sizes = [len(post.post_data_buffer or b"") for post in posts]
+        assert len(sizes) == 2 and all(size <= limit for size in sizes), sizes
+    finally:
+        delete_documents(mesh, notes + too_large)
+
+
 def test_documents_are_listed_and_one_is_deleted_from_the_list(mesh: MeshProcess, page: Any, tmp_path: Path) -> None:
     note = tmp_path / "zz-quarry.md"
     note.write_text("# Quarry rota\n\nThe Ostrevant quarry opens at dawn.\n")

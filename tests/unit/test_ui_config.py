@@ -27,9 +27,14 @@ ALWAYS = (
     FILE_TYPES
     + f"window.LIKEOPT_MAX_QUERY_CHARS = {MAX_QUERY_CHARS};\n"
     + f"window.LIKEOPT_MAX_UPLOAD_FILES = {MAX_UPLOAD_FILES};\n"
+    + f"window.LIKEOPT_MAX_REQUEST_BYTES = {Config.from_env({}).max_request_bytes};\n"
 )
 """What the page always needs: the file types the loaders read, the longest question the services take, and the
-most files one upload may hold (the Documents tab sends more in batches)."""
+most files and bytes one upload may hold (the Documents tab sends more in batches)."""
+
+
+def test_the_request_body_limit_reaches_the_page_as_set():
+    assert "window.LIKEOPT_MAX_REQUEST_BYTES = 1048576;\n" in _script({"LIKEOPT_MAX_REQUEST_BYTES": "1048576"})
 
 
 def test_jaeger_url_reaches_the_page():
