@@ -335,11 +335,12 @@ async function openDocument(docId, opener) {
 
 // ---- delete ----------------------------------------------------------------------------
 
-/** Returns the server's answer; refreshes the index status, and takes the document off the list. */
+/** Returns the server's answer; refreshes the index status, and takes the document off the list and the search
+ *  results (opening it there would only say it is not found). */
 async function deleteDocument(id) {
   const result = await requestJSON(`/api/v1/documents/${encodeURIComponent(id)}`, { method: 'DELETE', admin: true });
   refreshIndex();
-  for (const item of [...docList.children]) if (item.dataset.docId === id) item.remove();
+  for (const item of [...docList.children, ...searchResults.children]) if (item.dataset.docId === id) item.remove();
   listTotal = Math.max(listTotal - (Number(result.deleted) || 0), 0);
   showListCount();
   return result;
@@ -405,6 +406,7 @@ function hitItem(hit) {
       openButton(hit.doc_id, hit.title),
       el('span', { class: 'muted small' }, el('code', { class: 'doc-id', text: hit.doc_id }), ` · score ${score}${extra}`),
       el('p', { class: 'hit-text muted small', text: (hit.text ?? '').slice(0, 200) })));
+  item.dataset.docId = hit.doc_id;
   item.append(deleteButton(hit.doc_id, item, searchStatus));
   return item;
 }

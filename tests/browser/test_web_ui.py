@@ -218,6 +218,22 @@ def test_documents_are_listed_and_one_is_deleted_from_the_list(mesh: MeshProcess
     assert gone.status_code == 404
 
 
+def test_a_deleted_document_leaves_the_search_results_too(mesh: MeshProcess, page: Any) -> None:
+    note = {"id": "zz-saltpan.md", "title": "Saltpan rota", "text": "The Wendlecombe saltpan is raked at noon."}
+    added = httpx.post(f"{mesh.base_url}/api/v1/documents", json={"documents": [note]}, headers=key_header(mesh))
+    assert added.status_code == 200, added.text
+    page.goto(mesh.base_url + "/#documents")
+    page.fill("#api-key", mesh.api_key)
+    page.fill("#doc-search", "Wendlecombe saltpan")
+    page.press("#doc-search", "Enter")
+    found = page.locator("#doc-search-results li", has_text="zz-saltpan.md")
+    found.wait_for(timeout=30_000)
+    page.fill("#delete-id", "zz-saltpan.md")
+    page.click("#delete-form button[type=submit]")
+    page.wait_for_function("document.getElementById('delete-status').textContent.includes('Deleted')")
+    assert found.count() == 0
+
+
 def test_script_in_a_document_is_shown_as_text(mesh: MeshProcess, page: Any, tmp_path: Path) -> None:
     hostile = tmp_path / "hostile.txt"
     hostile.write_text("Quixotic marmalade <script>window.pwned = 1</script> <img src=x onerror=window.pwned=2>.")
