@@ -11,9 +11,12 @@ import { el } from './dom.js';
 const FENCE = /^\s{0,3}(`{3,}|~{3,})/;
 const HEADING = /^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
 const ITEM = /^\s{0,3}([-*+]|\d{1,3}[.)])\s+(.*)$/;
+// A link's target: no spaces, and parentheses only in balanced pairs, one level deep (as CommonMark takes them),
+// so '[a](javascript:alert(4))' is one link, not a link to 'javascript:alert(4' and a stray ')'.
+const TARGET = '(?:[^()\\s]|\\([^()\\s]*\\))+';
 const INLINE = new RegExp([
   '(`+)([^`]+?)\\1', // 1-2 code
-  '\\[([^\\]\\n]+)\\]\\(([^)\\s]+)\\)', // 3-4 link
+  `\\[([^\\]\\n]+)\\]\\((${TARGET})\\)`, // 3-4 link
   '\\[(\\d{1,3}(?:\\s*,\\s*\\d{1,3})*)\\]', // 5 citation marker(s)
   '\\*\\*(?=\\S)([^\\n]*?\\S)\\*\\*', // 6 bold
   '\\*(?=[^\\s*])([^*\\n]*?[^\\s*])\\*', // 7 italic
@@ -94,7 +97,7 @@ export function plainText(text) {
   return String(text)
     .replace(/^\s*(?:[-*_]\s*){3,}$|^\s*\|?\s*:?-{3,}.*$|^\s*(```|~~~).*$/gm, '')
     .replace(/^\s{0,3}(?:#{1,6}\s+|>\s?|[-*+]\s+|\d{1,3}[.)]\s+)/gm, '')
-    .replace(/!?\[([^\]\n]*)\]\([^)\n]*\)/g, '$1')
+    .replace(/!?\[([^\]\n]*)\]\((?:[^()\n]|\([^()\n]*\))*\)/g, '$1') // a target as TARGET, a title too
     .replace(/(\*\*|\*|`+)(?=\S)([^\n]*?\S)\1/g, '$2')
     .replace(/[ \t]*\|[ \t]*/g, ' ')
     .replace(/\n{3,}/g, '\n\n')

@@ -87,3 +87,17 @@ def test_markdown_in_an_answer_is_rendered_and_nothing_in_it_runs(mesh: MeshProc
     assert "**" not in page.locator("#citation-text").inner_text()  # passages shown as clean text
     page.keyboard.press("Escape")
     assert page.evaluate("window.pwned === undefined")
+
+
+RENDER = """(text) => import('/static/markdown.js').then((md) => {
+  const box = document.createElement('div');
+  box.append(md.renderMarkdown(text, (n) => document.createTextNode(`[${n}]`)));
+  return {plain: md.plainText(text), text: box.textContent, links: [...box.querySelectorAll('a')].map((a) => a.href)};
+})"""
+
+
+def test_a_link_target_with_parentheses_is_one_link_and_javascript_stays_words(mesh: MeshProcess, page: Any) -> None:
+    page.goto(mesh.base_url + "/")
+    shown = page.evaluate(RENDER, "See [click](javascript:alert(4)) or [Foo](https://example.org/wiki/Foo_(bar)).")
+    assert shown["plain"] == shown["text"] == "See click or Foo."
+    assert shown["links"] == ["https://example.org/wiki/Foo_(bar)"]
