@@ -35,9 +35,10 @@ from generation_svc.prompts import (
     LOCAL_PASSAGE_CHARS,
     LOCAL_PASSAGES,
     SYSTEM,
-    build_local_messages,
+    Prompt,
     build_messages,
     format_passages,
+    local_prompt,
 )
 from generation_svc.service import cited_numbers
 from likeopt.runtime.config import LOCAL_MAX_TOKENS
@@ -46,8 +47,14 @@ from likeopt.runtime.text import tokenize
 from retrieval_svc.bm25 import BM25Index
 
 DATA = Path("/work/shared/data/scifact")
-PromptBuilder = Callable[[str, list[Passage], list[Turn]], list[dict[str, str]]]
+MessagesBuilder = Callable[[str, list[Passage], list[Turn]], list[dict[str, str]]]
+PromptBuilder = Callable[[str, list[Passage], list[Turn]], Prompt]
 """What builds the chat messages for a question, its passages and the history: one per --prompt."""
+
+
+def showing_all(prompt: MessagesBuilder) -> PromptBuilder:
+    """prompt as the local backend takes it: its messages show every passage, in order."""
+    return lambda question, passages, history: Prompt(prompt(question, passages, history), [p.n for p in passages])
 
 
 def system_only_prompt(question: str, passages: list[Passage], history: list[Turn]) -> list[dict[str, str]]:
@@ -66,11 +73,11 @@ def lead_with_marker_prompt(question: str, passages: list[Passage], history: lis
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-PROMPTS = {
-    "local": build_local_messages,
-    "whole-passages": build_messages,
-    "system-only": system_only_prompt,
-    "lead-with-marker": lead_with_marker_prompt,
+PROMPTS: dict[str, PromptBuilder] = {
+    "local": local_prompt,
+    "whole-passages": showing_all(build_messages),
+    "system-only": showing_all(system_only_prompt),
+    "lead-with-marker": showing_all(lead_with_marker_prompt),
 }
 
 
@@ -179,9 +186,9 @@ def choose_prompt(args: argparse.Namespace) -> tuple[PromptBuilder, str]:
     send whole passages; elsewhere the excerpts are reported as "-".
     """
     prompt = PROMPTS[args.prompt]
-    if args.backend == "local" and prompt is build_local_messages:
+    if args.backend == "local" and prompt is local_prompt:
         excerpts = f"{args.excerpts} x {args.excerpt_chars} characters"
-        return partial(build_local_messages, count=args.excerpts, chars=args.excerpt_chars), excerpts
+        return partial(local_prompt, count=args.excerpts, chars=args.excerpt_chars), excerpts
     return prompt, "-"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -26,12 +27,92 @@ _MARKER_SHAPED = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 citation markers."""
 
 
+_MARKER_OPENING = re.compile(r"\[\d{0,3}(?:\s*,\s*\d{0,3})*\s*")
+"""The start of what may still become a marker: held back until it is complete or cannot be one."""
+MAX_HELD_CHARS = 24
+_PUNCTUATION = frozenset(".,;:!?)")
+
+
 def as_read(passage: Passage) -> Passage:
     """passage as a backend reads it: references in the document's own words shaped like citation markers are
     written "(2)", "(1, 3)", since an answer that copies them would cite passages 2, 1 and 3 for nothing."""
     return replace(
         passage, title=_MARKER_SHAPED.sub(r"(\1)", passage.title), text=_MARKER_SHAPED.sub(r"(\1)", passage.text)
     )
+
+
+class Renumbering:
+    """Rewrites the markers of an answer streamed by a model that was shown some passages numbered 1..m in the
+    prompt into those passages' own numbers, and drops a marker naming no passage it was shown.
+
+    A model copies the numbers it reads, so it may only read consecutive ones; the service cites by the passages'
+    own numbers. Markers arrive split across pieces ("[1", "2]"), so the start of one is held back until it is
+    complete; the whitespace before a dropped marker goes with it when punctuation follows.
+    """
+
+    def __init__(self, shown: list[int]) -> None:
+        self.own = dict(enumerate(shown, start=1))
+        self.held = ""
+        self.space = ""
+        self.dropped = False
+
+    def feed(self, piece: str) -> str:
+        """The text of piece that is settled, markers rewritten."""
+        text, self.held = self.held + piece, ""
+        out: list[str] = []
+        at = 0
+        while (start := text.find("[", at)) != -1:
+            self._emit(out, text[at:start])
+            if marker := _MARKER_SHAPED.match(text, start):
+                self._marker(out, marker.group(1))
+                at = marker.end()
+            elif _MARKER_OPENING.fullmatch(text, start) and len(text) - start <= MAX_HELD_CHARS:
+                self.held = text[start:]
+                return "".join(out)
+            else:
+                self._emit(out, "[")
+                at = start + 1
+        self._emit(out, text[at:])
+        return "".join(out)
+
+    def flush(self) -> str:
+        """What is still held at the end of the answer (an opening that never became a marker)."""
+        rest = self.feed("") + self.space + self.held
+        self.held = self.space = ""
+        return rest
+
+    def _marker(self, out: list[str], numbers: str) -> None:
+        own = [self.own[k] for k in map(int, numbers.split(",")) if k in self.own]
+        if own:
+            self._emit(out, f"[{', '.join(map(str, dict.fromkeys(own)))}]")
+        else:
+            self.dropped = True
+
+    def _emit(self, out: list[str], text: str) -> None:
+        """Appends text, keeping trailing whitespace back: a dropped marker after it may take it along."""
+        if self.dropped:
+            text = text.lstrip()
+            if not text:
+                return
+            if text[0] in _PUNCTUATION:
+                self.space = ""
+            self.dropped = False
+        body = text.rstrip()
+        if body:
+            out.append(self.space + body)
+            self.space = ""
+        self.space += text[len(body) :]
+
+
+async def renumbered(pieces: AsyncGenerator[str, None], shown: list[int]) -> AsyncGenerator[str, None]:
+    """pieces with their markers rewritten by Renumbering; closing this closes pieces."""
+    renumbering = Renumbering(shown)
+    async with aclosing(pieces):
+        async for piece in pieces:
+            if text := renumbering.feed(piece):
+                yield text
+    if rest := renumbering.flush():
+        yield rest
 
 
 @dataclass(frozen=True)

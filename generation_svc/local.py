@@ -28,8 +28,8 @@ from typing import Any
 import grpc
 
 from generation_svc.admission import Admission
-from generation_svc.backends import AnswerFailed, Passage, Turn, Usage, token_budget
-from generation_svc.prompts import ANSWER_PREFIX, LOCAL_PASSAGES, PROMPT_VERSION, build_local_messages
+from generation_svc.backends import AnswerFailed, Passage, Renumbering, Turn, Usage, token_budget
+from generation_svc.prompts import ANSWER_PREFIX, LOCAL_PASSAGES, PROMPT_VERSION, Prompt, local_prompt
 
 log = logging.getLogger(__name__)
 
@@ -163,12 +163,12 @@ class LocalBackend:
         """Tokens generated since start, counted on the model thread (tests watch it stop growing)."""
         # Reading the system message now pages the weights in and leaves it evaluated: every prompt
         # begins with it, and llama.cpp reads only what follows the part it already holds.
-        system = self._format(messages=build_local_messages("", [], [])[:1]).prompt
+        system = self._format(messages=local_prompt("", [], []).messages[:1]).prompt
         self._llm.create_completion(system, max_tokens=1)
         self.reading_tokens_per_s, chars_per_token = self._reading_speed(system)
         self.passage_chars = passage_budget(self.reading_tokens_per_s, chars_per_token)
-        self.prompt: Callable[[str, list[Passage], list[Turn]], list[dict[str, str]]] = partial(
-            build_local_messages, count=LOCAL_PASSAGES, chars=self.passage_chars // LOCAL_PASSAGES
+        self.prompt: Callable[[str, list[Passage], list[Turn]], Prompt] = partial(
+            local_prompt, count=LOCAL_PASSAGES, chars=self.passage_chars // LOCAL_PASSAGES
         )
         """How questions become chat messages (the citation benchmark compares alternatives)."""
         self.fingerprint = (
@@ -201,7 +201,8 @@ class LocalBackend:
     async def stream(
         self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
     ) -> AsyncGenerator[str, None]:
-        messages = self.prompt(question, passages, history)
+        prompt = self.prompt(question, passages, history)
+        renumbering = Renumbering(prompt.shown)
         async with self.admission.turn():
             run = _Run(asyncio.get_running_loop())
             # copy_context: the model thread logs (and traces) as part of this answer
@@ -209,7 +210,7 @@ class LocalBackend:
                 self._thread,
                 contextvars.copy_context().run,
                 self._generate,
-                messages,
+                prompt.messages,
                 run,
                 usage,
                 token_budget(self.max_tokens, limit),
@@ -218,7 +219,10 @@ class LocalBackend:
                 while (item := await run.pieces.get()) is not None:
                     if isinstance(item, BaseException):
                         raise item
-                    yield item
+                    if text := renumbering.feed(item):
+                        yield text
+                if rest := renumbering.flush():
+                    yield rest
             finally:
                 run.cancelled.set()
                 # Hold the model until its thread has really stopped, so the next answer starts clean.

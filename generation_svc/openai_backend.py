@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 import httpx
 
-from generation_svc.backends import AnswerFailed, Passage, Turn, Usage, token_budget
+from generation_svc.backends import AnswerFailed, Passage, Turn, Usage, renumbered, token_budget
 from generation_svc.prompts import PROMPT_VERSION, build_messages
 
 CONNECT_TIMEOUT_S = 5.0
@@ -93,10 +93,15 @@ class OpenAIBackend:
             body["model"] = self.model
         return body
 
-    async def stream(
+    def stream(
         self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
     ) -> AsyncGenerator[str, None]:
-        body = self.request_body(question, passages, history, limit)
+        """The answer with the prompt's numbers (every passage, numbered in order) mapped to the passages' own,
+        and markers naming no passage dropped."""
+        pieces = self._pieces(self.request_body(question, passages, history, limit), usage)
+        return renumbered(pieces, [p.n for p in passages])
+
+    async def _pieces(self, body: dict[str, Any], usage: Usage) -> AsyncGenerator[str, None]:
         try:
             async with self._client.stream("POST", self.url, json=body) as response:
                 if response.status_code != 200:

@@ -2,7 +2,7 @@
 
 Two budgets. ``build_messages`` (model servers) gives whole passages with their titles; the
 rule to cite sits both in the system message and right after the question.
-``build_local_messages`` is for the in-process model, which reads only about 120 prompt
+``local_prompt`` is for the in-process model, which reads only about 120 prompt
 tokens a second on one core: from the first three passages it takes the whole sentences
 that share most terms with the question (Markdown syntax removed, never a sentence cut),
 as many as fit a character budget that the local backend sets from the prompt-reading speed
@@ -25,7 +25,7 @@ from likeopt.runtime.text import split_sentences, tokenize
 
 tracer = trace.get_tracer(__name__)
 
-PROMPT_VERSION = "5"
+PROMPT_VERSION = "6"
 """Part of every answer-cache key: change it whenever the wording or budgets below change."""
 
 ANSWER_PREFIX = "["
@@ -71,8 +71,20 @@ def clip(text: str, limit: int) -> str:
 
 
 def numbered(passages: list[Passage], titles: bool = True) -> str:
-    """Each passage as '[n] title: text' (or '[n] text'), the way the answer should cite it."""
-    return "\n\n".join(f"[{p.n}] {p.title}: {p.text}" if titles else f"[{p.n}] {p.text}" for p in passages)
+    """Each passage as '[i] title: text' (or '[i] text'), i counting from 1 in the order shown: a model copies
+    the numbers it reads, so they must be consecutive (backends map them back with Renumbering)."""
+    return "\n\n".join(
+        f"[{i}] {p.title}: {p.text}" if titles else f"[{i}] {p.text}" for i, p in enumerate(passages, start=1)
+    )
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A model's messages and which passages they show."""
+
+    messages: list[dict[str, str]]
+    shown: list[int]
+    """The passages' own numbers in the order the messages number them 1, 2, ...: what the model's [i] means."""
 
 
 def format_passages(passages: list[Passage]) -> str:
@@ -185,17 +197,19 @@ def build_messages(question: str, passages: list[Passage], history: list[Turn]) 
 
 
 @tracer.start_as_current_span("prompt building")
-def build_local_messages(
+def local_prompt(
     question: str,
     passages: list[Passage],
     history: list[Turn],
     count: int = LOCAL_PASSAGES,
     chars: int = LOCAL_PASSAGE_CHARS,
-) -> list[dict[str, str]]:
-    """The in-process model's messages: fixed rules first (llama.cpp reuses them), then short excerpts."""
+) -> Prompt:
+    """The in-process model's messages: fixed rules first (llama.cpp reuses them), then short excerpts, which
+    are only some of the passages."""
     excerpts = focus_passages(question, passages, count, chars)
-    return [
+    messages = [
         {"role": "system", "content": f"{SYSTEM} {INSTRUCTION}"},
         *history_messages(history[-LOCAL_HISTORY_TURNS:], LOCAL_HISTORY_ANSWER_CHARS),
         {"role": "user", "content": f"{numbered(excerpts, titles=False)}\n\nQuestion: {question}"},
     ]
+    return Prompt(messages, [p.n for p in excerpts])

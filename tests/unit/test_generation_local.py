@@ -54,7 +54,7 @@ async def test_streams_an_answer_in_several_pieces(backend: LocalBackend) -> Non
     pieces = [p async for p in backend.stream("Which port does Envoy listen on?", PASSAGES, [], usage)]
     assert len(pieces) > 3 and "".join(pieces).strip()
     assert usage.finish_reason in ("stop", "length")
-    assert usage.completion_tokens == len(pieces) and usage.prompt_tokens > 50
+    assert usage.completion_tokens >= len(pieces) and usage.prompt_tokens > 50  # a marker's tokens come as one
 
 
 async def test_closing_the_stream_stops_the_model(backend: LocalBackend) -> None:
@@ -140,7 +140,7 @@ def test_the_passage_budget_comes_from_the_reading_speed_measured_at_start(backe
 async def test_a_callers_limit_shortens_the_answer_but_never_lengthens_it(backend: LocalBackend) -> None:
     usage = Usage()
     pieces = [p async for p in backend.stream("Describe Envoy in detail.", LONG_PASSAGES, [], usage, limit=3)]
-    assert (usage.completion_tokens, usage.finish_reason) == (3, "length") and len(pieces) == 3
+    assert (usage.completion_tokens, usage.finish_reason) == (3, "length") and 1 < len(pieces) <= 3
     assert backend.max_tokens == 48
     above = Usage()
     async for _ in backend.stream("Describe Envoy in detail.", LONG_PASSAGES, [], above, limit=10_000):

@@ -6,13 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 
 from generation_svc.admission import Admission
-from generation_svc.backends import AnswerFailed, Passage, Turn
+from generation_svc.backends import AnswerFailed, Passage, Renumbering, Turn, Usage
 from generation_svc.conversations import is_follow_up, rewrite_query
-from generation_svc.openai_backend import parse_chunk, sse_data, status_failure
+from generation_svc.openai_backend import OpenAIBackend, parse_chunk, sse_data, status_failure
 from generation_svc.prompts import build_messages
 from generation_svc.shared_stream import SharedStreams
 from likeopt.runtime.contract import MAX_QUERY_CHARS
@@ -152,3 +153,25 @@ def test_many_long_passages_stay_within_the_prompt_budget() -> None:
     passages = [Passage(n, f"d{n}", f"d{n}#0", "T", "word " * 2000) for n in range(1, 21)]
     content = build_messages("q?", passages, [])[-1]["content"]
     assert len(content) < 9000 and all(f"[{n}] T:" in content for n in range(1, 21))
+
+
+def test_renumbering_maps_marker_lists_and_drops_what_names_no_shown_passage() -> None:
+    renumbering = Renumbering([2, 5])
+    pieces = ["[1, ", "2] Both", " [3]. One [", "2", "] [x] and [9", "9]", " then [1"]
+    text = "".join(renumbering.feed(p) for p in pieces) + renumbering.flush()
+    assert text == "[2, 5] Both. One [5] [x] and then [1"  # an opening never closed is text
+
+
+async def test_the_openai_backend_drops_markers_naming_no_passage_it_was_sent() -> None:
+    """Every passage is in the openai prompt, numbered in order; a marker past them names nothing."""
+    passages = [Passage(1, "a", "a#0", "Alpha", "First text."), Passage(2, "b", "b#0", "Beta", "Second text.")]
+    pieces = ["Second text [", "2]. First", " text [7].", " Both [1, 7]."]
+    chunks = "".join(f'data: {{"choices": [{{"delta": {{"content": "{p}"}}}}]}}\n\n' for p in pieces)
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=chunks + "data: [DONE]\n\n", headers={"content-type": "text/event-stream"})
+
+    backend = OpenAIBackend("http://model.invalid/v1", "m", "", 64, 5.0)
+    backend._client = httpx.AsyncClient(transport=httpx.MockTransport(reply))
+    text = "".join([p async for p in backend.stream("q?", passages, [], Usage())])
+    assert text == "Second text [2]. First text. Both [1]."

@@ -7,8 +7,8 @@ from generation_svc.prompts import (
     LOCAL_HISTORY_ANSWER_CHARS,
     LOCAL_PASSAGE_CHARS,
     LOCAL_PASSAGES,
-    build_local_messages,
     focus_passages,
+    local_prompt,
     plain_text,
 )
 
@@ -66,7 +66,7 @@ def test_only_the_first_passages_are_kept_and_keep_their_numbers() -> None:
 
 def test_the_local_prompt_is_short_titleless_and_asks_last() -> None:
     passages = [passage(n, ABSTRACT * 5) for n in range(1, 6)]
-    messages = build_local_messages("Which port does the admin interface listen on?", passages, [])
+    messages = local_prompt("Which port does the admin interface listen on?", passages, []).messages
     assert [m["role"] for m in messages] == ["system", "user"]
     user = messages[-1]["content"]
     assert user.startswith("[1] ") and "Title" not in user and f"[{LOCAL_PASSAGES + 1}]" not in user
@@ -76,13 +76,13 @@ def test_the_local_prompt_is_short_titleless_and_asks_last() -> None:
 
 def test_the_local_system_message_is_the_same_for_every_question() -> None:
     """llama.cpp reads only what follows the prefix it already holds: the fixed rules come first."""
-    first = build_local_messages("Which port?", [passage(1)], [])
-    second = build_local_messages("Who built Envoy?", [passage(2, "Lyft did.")], [Turn("Hi?", "Hello.")])
+    first = local_prompt("Which port?", [passage(1)], []).messages
+    second = local_prompt("Who built Envoy?", [passage(2, "Lyft did.")], [Turn("Hi?", "Hello.")]).messages
     assert first[0] == second[0] and "[1]" in first[0]["content"]
 
 
 def test_the_local_prompt_carries_only_the_last_turn_clipped() -> None:
     history = [Turn("First?", "One."), Turn("Second?", "word " * 200)]
-    messages = build_local_messages("and then?", [passage(1)], history)
+    messages = local_prompt("and then?", [passage(1)], history).messages
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[1]["content"] == "Second?" and len(messages[2]["content"]) <= LOCAL_HISTORY_ANSWER_CHARS + 2
