@@ -25,7 +25,7 @@ from likeopt.runtime.text import split_sentences, tokenize
 
 tracer = trace.get_tracer(__name__)
 
-PROMPT_VERSION = "6"
+PROMPT_VERSION = "7"
 """Part of every answer-cache key: change it whenever the wording or budgets below change."""
 
 ANSWER_PREFIX = "["
@@ -94,7 +94,12 @@ def format_passages(passages: list[Passage]) -> str:
 
 
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_MD_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`+)(?=\S)(.+?)(?<=\S)\1")
+_MD_CODE = re.compile(r"(`+)(?=\S)(.+?)(?<=\S)\1")
+_MD_EMPHASIS = re.compile(r"(?<![\w*])(\*\*|__|\*|_)(?=[\w`(\[\"'*_])(.+?)(?<=[\w`)\]\"'.!?:*_])\1(?![\w*])")
+"""Emphasis as CommonMark's flanking rules allow it in prose: the delimiters hug words (or quotes, brackets, code)
+from outside and never sit between word characters, so QUOKKA_MAX_BATCH_SIZE, cache_svc, 2*3*4 and *.md stay
+whole (CommonMark keeps an intraword _ too; an intraword *, which it would read as emphasis, is far likelier
+arithmetic or a glob in these documents)."""
 _MD_LINE_START = re.compile(r"^\s{0,3}(?:#{1,6}\s+|>\s?|[-*+]\s+|\d{1,3}[.)]\s+)", re.MULTILINE)
 _MD_RULE = re.compile(r"^\s*(?:[-*_]\s*){3,}$|^\s*\|?\s*:?-{3,}.*$|^\s*```.*$", re.MULTILINE)
 _MD_PIPES = re.compile(r"\s*\|\s*")
@@ -109,7 +114,8 @@ def plain_text(text: str) -> str:
     text = _MD_RULE.sub("", text)
     text = _MD_LINE_START.sub("", text)
     text = _MD_LINK.sub(r"\1", text)
-    for _ in range(2):  # nested emphasis: **`code`**
+    text = _MD_CODE.sub(r"\2", text)
+    for _ in range(2):  # nested emphasis: **_both_**
         text = _MD_EMPHASIS.sub(r"\2", text)
     return "\n".join(_MD_PIPES.sub(" ", line).strip(" |") if "|" in line else line for line in text.splitlines())
 

@@ -52,6 +52,20 @@ def test_markdown_syntax_is_removed_and_headings_are_not_read() -> None:
     assert focused.text == "Envoy listens on port 8080, see the docs."
 
 
+def test_identifiers_and_arithmetic_keep_their_underscores_and_asterisks() -> None:
+    kept = [
+        "The setting QUOKKA_MAX_BATCH_SIZE; cache_svc and retrieval_svc; volume 2*3*4 m3",
+        "Set LIKEOPT_API_KEY, then _private_var and snake_case_name.",
+        "x*y + 2*z, a * b * c, and every *.md file under docs/**/*.py",
+    ]
+    for text in kept:
+        assert plain_text(text) == text
+    emphasis = "**Envoy** listens, _really_ and *truly*; see **`code`**, **_both_** and *Note:* this."
+    assert plain_text(emphasis) == "Envoy listens, really and truly; see code, both and Note: this."
+    [focused] = focus_passages("Which setting sets the batch size?", [passage(1, kept[0] + ".")], 1, 200)
+    assert "QUOKKA_MAX_BATCH_SIZE" in focused.text and "2*3*4" in focused.text
+
+
 def test_a_question_without_terms_reads_the_opening_sentences() -> None:
     [focused] = focus_passages("what is it?", [passage(1)], 1, 32)
     assert focused.text == "Envoy is a proxy written in C++."
