@@ -33,6 +33,12 @@ MAX_HELD_CHARS = 24
 _PUNCTUATION = frozenset(".,;:!?)")
 
 
+def without_markers(text: str) -> str:
+    """text with its citation markers (and the spaces before them) removed: an earlier answer's [2] meant that
+    answer's passage 2, and a model reading it next to new passages would copy it as a citation of theirs."""
+    return re.sub(r"[ \t]*" + _MARKER_SHAPED.pattern, "", text).strip()
+
+
 def as_read(passage: Passage) -> Passage:
     """passage as a backend reads it: references in the document's own words shaped like citation markers are
     written "(2)", "(1, 3)", since an answer that copies them would cite passages 2, 1 and 3 for nothing."""

@@ -19,13 +19,13 @@ from dataclasses import dataclass, replace
 
 from opentelemetry import trace
 
-from generation_svc.backends import Passage, Turn
+from generation_svc.backends import Passage, Turn, without_markers
 from generation_svc.extractive import sentence_scores
 from likeopt.runtime.text import split_sentences, tokenize
 
 tracer = trace.get_tracer(__name__)
 
-PROMPT_VERSION = "7"
+PROMPT_VERSION = "8"
 """Part of every answer-cache key: change it whenever the wording or budgets below change."""
 
 ANSWER_PREFIX = "["
@@ -181,11 +181,12 @@ def focus_passages(question: str, passages: list[Passage], count: int, limit: in
 
 
 def history_messages(history: list[Turn], answer_chars: int) -> list[dict[str, str]]:
-    """Earlier turns as user and assistant messages, long answers clipped."""
+    """Earlier turns as user and assistant messages, long answers clipped and without their citation markers,
+    whose numbers meant other passages than this prompt's."""
     messages = []
     for turn in history:
         messages.append({"role": "user", "content": turn.question})
-        messages.append({"role": "assistant", "content": clip(turn.answer, answer_chars)})
+        messages.append({"role": "assistant", "content": clip(without_markers(turn.answer), answer_chars)})
     return messages
 
 

@@ -92,3 +92,16 @@ async def test_an_answer_cites_the_passage_the_model_copied_not_the_one_it_never
     citations = [e.citation for e in events if e.HasField("citation")]
     assert [(c.n, c.doc_id, c.supported) for c in citations] == [(3, "hours", True)]
     assert text_of(events).startswith("[3] On Fridays")
+
+
+async def test_a_follow_ups_prompt_holds_the_earlier_answer_without_its_markers() -> None:
+    """Stored turns (a REST conversation, a Responses previous_response_id) and sent ones (OpenAI messages) alike."""
+    backend = scripted_backend(["1", "] Envoy listens on port 8080."])
+    async with generation_server(backend) as h:
+        first = await h.answer("Which port does Envoy listen on?")
+        await h.answer("and its admin interface?", conversation_id=first[-1].done.conversation_id)
+        sent = [generation_pb2.Turn(question="Which port does Envoy listen on?", answer="It is 8080 [2].")]
+        await h.answer("and its admin interface?", history=sent)
+    stored_prompt, sent_prompt = backend._llm.prompts[-2:]  # type: ignore[attr-defined]
+    assert "<assistant>Envoy listens on port 8080.\n" in stored_prompt
+    assert "<assistant>It is 8080.\n" in sent_prompt

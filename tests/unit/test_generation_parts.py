@@ -53,7 +53,7 @@ def test_prompt_numbers_passages_and_carries_the_conversation() -> None:
     passages = [Passage(1, "a", "a#0", "Alpha", "First text."), Passage(2, "b", "b#0", "Beta", "Second text.")]
     messages = build_messages("what now?", passages, EARLIER)
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
-    assert messages[1]["content"] == EARLIER[0].question and messages[2]["content"] == EARLIER[0].answer
+    assert messages[1]["content"] == EARLIER[0].question and messages[2]["content"] == "In Redis."
     assert "[1] Alpha: First text." in messages[-1]["content"]
     assert "[2] Beta: Second text." in messages[-1]["content"]
     assert messages[-1]["content"].index("[2]") < messages[-1]["content"].index("Question: what now?")

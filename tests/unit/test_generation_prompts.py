@@ -7,6 +7,7 @@ from generation_svc.prompts import (
     LOCAL_HISTORY_ANSWER_CHARS,
     LOCAL_PASSAGE_CHARS,
     LOCAL_PASSAGES,
+    build_messages,
     focus_passages,
     local_prompt,
     plain_text,
@@ -100,3 +101,13 @@ def test_the_local_prompt_carries_only_the_last_turn_clipped() -> None:
     messages = local_prompt("and then?", [passage(1)], history).messages
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[1]["content"] == "Second?" and len(messages[2]["content"]) <= LOCAL_HISTORY_ANSWER_CHARS + 2
+
+
+def test_earlier_answers_reach_every_prompt_without_their_citation_markers() -> None:
+    """An earlier [2] meant that answer's passage 2: copied now, it would cite this prompt's passage 2."""
+    history = [Turn("Which port?", "[2] Envoy listens on 8080 [1, 3]. The admin port is 9901 [2].")]
+    for messages in (
+        build_messages("and the admin port?", [passage(1)], history),
+        local_prompt("and the admin port?", [passage(1)], history).messages,
+    ):
+        assert messages[-2] == {"role": "assistant", "content": "Envoy listens on 8080. The admin port is 9901."}
