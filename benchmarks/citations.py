@@ -48,13 +48,16 @@ from retrieval_svc.bm25 import BM25Index
 
 DATA = Path("/work/shared/data/scifact")
 MessagesBuilder = Callable[[str, list[Passage], list[Turn]], list[dict[str, str]]]
-PromptBuilder = Callable[[str, list[Passage], list[Turn]], Prompt]
-"""What builds the chat messages for a question, its passages and the history: one per --prompt."""
+PromptBuilder = Callable[..., Prompt]
+"""What builds the chat messages for a question, its passages and the history (and chars= per passage, which
+whole-passage prompts ignore): one per --prompt."""
 
 
 def showing_all(prompt: MessagesBuilder) -> PromptBuilder:
     """prompt as the local backend takes it: its messages show every passage, in order."""
-    return lambda question, passages, history: Prompt(prompt(question, passages, history), [p.n for p in passages])
+    return lambda question, passages, history, chars=0: Prompt(
+        prompt(question, passages, history), [p.n for p in passages]
+    )
 
 
 def system_only_prompt(question: str, passages: list[Passage], history: list[Turn]) -> list[dict[str, str]]:
@@ -95,7 +98,7 @@ def load(data: Path) -> tuple[dict[str, dict], dict[str, str], dict[str, set[str
     return corpus, queries, relevant
 
 
-def make_backend(name: str, prompt: PromptBuilder, max_tokens: int, prefix: str) -> Backend:
+def make_backend(name: str, prompt: PromptBuilder, max_tokens: int, prefix: str, excerpt_chars: int) -> Backend:
     """The backend under test; the local one is built only when asked for, since building it loads a GGUF model."""
     if name == "extractive":
         return ExtractiveBackend()
@@ -103,6 +106,7 @@ def make_backend(name: str, prompt: PromptBuilder, max_tokens: int, prefix: str)
 
     local = LocalBackend(resolve_model_path(""), max_tokens=max_tokens, queue_limit=1)
     local.prompt = prompt
+    local.excerpt_chars = excerpt_chars
     local.answer_prefix = prefix
     return local
 
@@ -188,7 +192,7 @@ def choose_prompt(args: argparse.Namespace) -> tuple[PromptBuilder, str]:
     prompt = PROMPTS[args.prompt]
     if args.backend == "local" and prompt is local_prompt:
         excerpts = f"{args.excerpts} x {args.excerpt_chars} characters"
-        return partial(local_prompt, count=args.excerpts, chars=args.excerpt_chars), excerpts
+        return partial(local_prompt, count=args.excerpts), excerpts
     return prompt, "-"
 
 
@@ -239,7 +243,7 @@ async def main() -> None:
     corpus, queries, relevant = load(args.data)
     retriever = Bm25Passages(corpus)
     prompt, excerpts = choose_prompt(args)
-    backend = make_backend(args.backend, prompt, args.max_tokens, args.answer_prefix)
+    backend = make_backend(args.backend, prompt, args.max_tokens, args.answer_prefix, args.excerpt_chars)
     items = list(queries.items())[: args.limit or None]
     started = time.perf_counter()
     tally = await run(backend, items, relevant, retriever, args.top_k, args.show)

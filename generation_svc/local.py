@@ -30,6 +30,7 @@ import grpc
 from generation_svc.admission import Admission
 from generation_svc.backends import AnswerFailed, Passage, Renumbering, Turn, Usage, token_budget
 from generation_svc.prompts import ANSWER_PREFIX, LOCAL_PASSAGES, PROMPT_VERSION, Prompt, local_prompt
+from likeopt.runtime.contract import INVALID_INPUT_STATUS
 
 log = logging.getLogger(__name__)
 
@@ -167,10 +168,10 @@ class LocalBackend:
         self._llm.create_completion(system, max_tokens=1)
         self.reading_tokens_per_s, chars_per_token = self._reading_speed(system)
         self.passage_chars = passage_budget(self.reading_tokens_per_s, chars_per_token)
-        self.prompt: Callable[[str, list[Passage], list[Turn]], Prompt] = partial(
-            local_prompt, count=LOCAL_PASSAGES, chars=self.passage_chars // LOCAL_PASSAGES
-        )
-        """How questions become chat messages (the citation benchmark compares alternatives)."""
+        self.excerpt_chars = self.passage_chars // LOCAL_PASSAGES
+        self.prompt: Callable[..., Prompt] = partial(local_prompt, count=LOCAL_PASSAGES)
+        """How questions become chat messages, given chars= per passage (the citation benchmark compares
+        alternatives)."""
         self.fingerprint = (
             f"local/{model_path.name}/{model_path.stat().st_size}/{max_tokens}/prompt{PROMPT_VERSION}"
             f"/{self.passage_chars}"
@@ -201,7 +202,7 @@ class LocalBackend:
     async def stream(
         self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
     ) -> AsyncGenerator[str, None]:
-        prompt = self.prompt(question, passages, history)
+        prompt, text = self._fitted(question, passages, history, token_budget(self.max_tokens, limit))
         renumbering = Renumbering(prompt.shown)
         async with self.admission.turn():
             run = _Run(asyncio.get_running_loop())
@@ -210,7 +211,7 @@ class LocalBackend:
                 self._thread,
                 contextvars.copy_context().run,
                 self._generate,
-                prompt.messages,
+                text,
                 run,
                 usage,
                 token_budget(self.max_tokens, limit),
@@ -228,11 +229,32 @@ class LocalBackend:
                 # Hold the model until its thread has really stopped, so the next answer starts clean.
                 await asyncio.shield(work)
 
-    def _generate(self, messages: list[dict[str, str]], run: _Run, usage: Usage, max_tokens: int) -> None:
+    def _fitted(
+        self, question: str, passages: list[Passage], history: list[Turn], answer_tokens: int
+    ) -> tuple[Prompt, str]:
+        """The prompt and its text, counted in the model's tokens to fit its context with room for the answer:
+        without the earlier turn if need be, then with ever shorter excerpts down to one sentence. A question
+        that does not fit even so is the caller's to shorten (INVALID_ARGUMENT), never a failure of the model.
+        """
+        room = CONTEXT_TOKENS - answer_tokens
+        chars = self.excerpt_chars
+        tokens = 0
+        for turns, share in ((history, chars), ([], chars), ([], chars // 2), ([], chars // 4), ([], 1)):
+            prompt = self.prompt(question, passages, turns, chars=share)
+            text = self._format(messages=prompt.messages).prompt + self.answer_prefix  # type: ignore[arg-type]
+            tokens = len(self._llm.tokenize(text.encode(), add_bos=True, special=True))
+            if tokens <= room:
+                return prompt, text
+        raise AnswerFailed(
+            INVALID_INPUT_STATUS,
+            f"the question is too long for the local model: with the shortest passage it makes a prompt of {tokens}"
+            f" tokens, and the model reads at most {room} besides its answer; ask it in fewer words",
+        )
+
+    def _generate(self, prompt: str, run: _Run, usage: Usage, max_tokens: int) -> None:
         """Runs on the model thread: stream tokens into run until done or cancelled."""
         self._current = run
         try:
-            prompt = self._format(messages=messages).prompt + self.answer_prefix  # type: ignore[arg-type]
             chunks = self._llm.create_completion(
                 prompt,
                 stream=True,

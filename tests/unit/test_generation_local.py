@@ -156,3 +156,16 @@ async def test_a_stop_sequence_stops_the_model_and_its_tokens_are_still_counted(
     cut = "".join([p async for p in pieces])
     assert cut == text[: text.index(stop)] and stopped.finish_reason == "stop"
     assert 0 < stopped.completion_tokens < whole.completion_tokens and stopped.prompt_tokens > 0
+
+
+async def test_a_question_within_the_character_limit_but_over_the_context_is_refused_as_invalid(
+    backend: LocalBackend,
+) -> None:
+    """3,948 characters of Korean are about 7,900 of SmolLM2's tokens: the caller's to shorten, not a failure."""
+    before = backend.produced_tokens
+    for question in ("What pressure does the Zorblax pump operate at?" + " 펌프" * 1300, "Why? " + "🙂" * 4000):
+        with pytest.raises(AnswerFailed) as refused:
+            async for _ in backend.stream(question, PASSAGES, [], Usage()):
+                pass
+        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT and "too long" in refused.value.message
+    assert backend.produced_tokens == before

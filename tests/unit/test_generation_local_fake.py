@@ -12,12 +12,15 @@ from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
+import grpc
+import pytest
+
 from generation_svc.admission import Admission
-from generation_svc.backends import Passage, Usage
-from generation_svc.local import LocalBackend
+from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
+from generation_svc.local import CONTEXT_TOKENS, LocalBackend
 from generation_svc.prompts import ANSWER_PREFIX, local_prompt
 from likeopt.v1 import generation_pb2, retrieval_pb2
-from tests.unit.test_generation_harness import generation_server, text_of
+from tests.unit.test_generation_harness import collect, generation_server, text_of
 
 
 class ScriptedModel:
@@ -56,7 +59,8 @@ def scripted_backend(pieces: list[str], passage_chars: int = 300, max_tokens: in
     backend._current = None
     backend.produced_tokens = 0
     backend.passage_chars = passage_chars
-    backend.prompt = partial(local_prompt, count=3, chars=passage_chars // 3)
+    backend.excerpt_chars = passage_chars // 3
+    backend.prompt = partial(local_prompt, count=3)
     backend.fingerprint = "local/scripted"
     return backend
 
@@ -105,3 +109,35 @@ async def test_a_follow_ups_prompt_holds_the_earlier_answer_without_its_markers(
     stored_prompt, sent_prompt = backend._llm.prompts[-2:]  # type: ignore[attr-defined]
     assert "<assistant>Envoy listens on port 8080.\n" in stored_prompt
     assert "<assistant>It is 8080.\n" in sent_prompt
+
+
+def long_passages(chars: int) -> list[Passage]:
+    sentence = "The Quokka pump moves water through the cooling loop of the plant. "
+    return [Passage(n, f"d{n}", f"d{n}#0", f"Doc {n}", sentence * (chars // len(sentence))) for n in (1, 2, 3)]
+
+
+async def test_a_prompt_over_the_context_drops_the_earlier_turn_then_shortens_the_excerpts() -> None:
+    """ScriptedModel counts a token a character: the question and full excerpts fit 4,096 only without the turn
+    and with shorter excerpts."""
+    backend = scripted_backend(["1", "] It moves water."], passage_chars=1800)
+    question = "How does the Quokka pump move water? " * 80  # about 3,000 characters
+    history = [Turn("What is the Quokka pump?", "A pump. " * 40)]
+    text = "".join([p async for p in backend.stream(question, long_passages(2000), history, Usage())])
+    assert text == "[1] It moves water."
+    [prompt] = backend._llm.prompts  # type: ignore[attr-defined]
+    assert "What is the Quokka pump?" not in prompt and "cooling loop" in prompt
+    assert len(prompt) + backend.max_tokens <= CONTEXT_TOKENS
+
+
+async def test_a_question_too_long_for_the_context_is_refused_as_invalid_and_never_read() -> None:
+    backend = scripted_backend(["1", "] It moves water."])
+    with pytest.raises(AnswerFailed) as refused:
+        async for _ in backend.stream("물은 어떻게 흐르나요? " * 330, long_passages(300), [], Usage()):
+            pass
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT and "too long" in refused.value.message
+    assert backend._llm.prompts == []  # type: ignore[attr-defined]
+    async with generation_server(backend) as h:
+        call = h.stub.Answer(generation_pb2.AnswerRequest(query="Quokka pump " * 340), timeout=30)
+        events = await collect(call)
+        assert await call.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert events[-1].error.code == "INVALID_ARGUMENT"
