@@ -4,8 +4,9 @@ a FastAPI app mounted at /v1.
 Open WebUI, LibreChat and every OpenAI SDK can talk to Like-Opt through it. A completion is one call of
 generation_svc's Answer, as the web UI's chat is, so caching, conversations, tracing and cancellation
 are the same: a client that goes away (mid-stream or not) cancels the gRPC call and the model stops.
-The first answer event is awaited before the response starts, so an unreachable generation_svc is a
-503 and a refused question a 400, not a 200 with an error inside.
+The answer's first event after retrieval (its first text, an error or done) is awaited before the response
+starts, so an unreachable generation_svc is a 503, a refused question a 400 and a full queue a 429 with
+Retry-After, streamed or not, never a 200 with an error inside; a stream's opening chunk comes with its first text.
 """
 
 from __future__ import annotations
@@ -86,19 +87,35 @@ def rpc_error(exc: grpc.aio.AioRpcError) -> OpenAIError:
 async def first_event(
     call: Any, started: float
 ) -> tuple[generation_pb2.AnswerEvent, AsyncIterator[generation_pb2.AnswerEvent]]:
-    """The Answer stream's first event and the iterator for the rest (its first text timed from ``started``); a
-    failure before any answer raises."""
+    """The Answer stream's first event and the iterator for the rest (its first text timed from ``started``).
+
+    The stream is read past the retrieval event to the answer's own first event (text, error or done), so a
+    failure before any answer raises: a full queue comes after retrieval, and the SDKs retry only on a 429.
+    """
     events = aiter(first_text_timed(call, started))
+    read: list[generation_pb2.AnswerEvent] = []
     try:
-        first = await anext(events)
+        while not read or read[-1].HasField("retrieval"):
+            read.append(await anext(events))
     except StopAsyncIteration:
-        raise OpenAIError(502, "the answer stream ended before it began", code="empty_stream") from None
+        if not read:
+            raise OpenAIError(502, "the answer stream ended before it began", code="empty_stream") from None
     except grpc.aio.AioRpcError as exc:
         raise rpc_error(exc) from None
-    if first.HasField("error"):
+    if read[-1].HasField("error"):
         call.cancel()
-        raise upstream_error(first.error.code, first.error.message, first.error.retry_after_s)
-    return first, events
+        raise upstream_error(read[-1].error.code, read[-1].error.message, read[-1].error.retry_after_s)
+    return read[0], after(read[1:], events)
+
+
+async def after(
+    read: list[generation_pb2.AnswerEvent], rest: AsyncIterator[generation_pb2.AnswerEvent]
+) -> AsyncIterator[generation_pb2.AnswerEvent]:
+    """The events already read, then the rest."""
+    for event in read:
+        yield event
+    async for event in rest:
+        yield event
 
 
 class StreamShape(Protocol):

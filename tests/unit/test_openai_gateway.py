@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from gateway.openai_api import openai_app
+from generation_svc.backends import AnswerFailed
 from generation_svc.extractive import ExtractiveBackend
 from likeopt.ops.launcher import free_port
 from likeopt.runtime.config import Config
@@ -223,3 +224,27 @@ async def test_the_completions_api_answers_a_prompt_streamed_or_whole_within_its
     assert streamed == QUESTION + text  # echo: the prompt first
     assert short.choices[0].text == "Envoy listens on" and short.choices[0].finish_reason == "length"
     assert refused.value.body["param"] == "prompt"  # type: ignore[index]
+
+
+class FullQueue:
+    """A backend whose queue is full: every answer is refused after retrieval, as the local model's Admission does."""
+
+    name, fingerprint = "local", "local/full"
+
+    async def stream(self, *_: object, **__: object) -> AsyncIterator[str]:
+        raise AnswerFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, "the model's queue is full", retry_after_s=2.0)
+        yield ""  # a generator, as a backend is
+
+
+async def test_a_full_queue_is_a_429_with_retry_after_streamed_or_not() -> None:
+    """OpenAI's SDKs retry on the status alone: a 200 with an error chunk inside would never be retried."""
+    asked = {"model": "like-opt", "messages": [{"role": "user", "content": QUESTION}]}
+    async with generation_server(FullQueue()) as h, v1_client(h.stub) as client:
+        for stream in (False, True):
+            with pytest.raises(openai.RateLimitError) as refused:
+                await client.chat.completions.create(**asked, stream=stream)  # type: ignore[call-overload]
+            assert refused.value.response.headers["retry-after"] == "2"
+            with pytest.raises(openai.RateLimitError):
+                await client.responses.create(model="like-opt", input=QUESTION, stream=stream)
+            with pytest.raises(openai.RateLimitError):
+                await client.completions.create(model="like-opt", prompt=QUESTION, stream=stream)
