@@ -23,7 +23,7 @@ from gateway.observe import first_text_timed
 from gateway.routes import api_router
 from gateway.sse import sse_frame, with_heartbeats
 from gateway.state import Running
-from likeopt.runtime.contract import MODES
+from likeopt.runtime.contract import MODES, REPLAYABLE_BACKENDS
 from likeopt.runtime.principal import forwarded
 from likeopt.v1 import generation_pb2
 
@@ -38,8 +38,11 @@ CHAT_STREAM = (
     "they cite), no_answer (the documents do not cover the question), small_talk (a greeting or thanks, answered "
     "without searching), citations (all of them again)} or `error` "
     "{code, message}: an upstream failure arrives as that event, after the 200. Comment lines are heartbeats. Sent "
-    "again with a `Last-Event-ID` header, the same question continues after that event (a finished answer is "
-    "replayed identically from the cache); another question in the same conversation is a new answer, sent whole."
+    "again with a `Last-Event-ID` header, the same question continues after that event when its answer is the one "
+    "the client has (a finished answer replayed from the cache, or one from the extractive backend, which answers "
+    "alike every time); otherwise (a model writes an unfinished answer anew, and not alike) the new answer comes "
+    "whole, from event 1, once it is done, its `retrieval` event saying `restarted: true`: replace what you had. "
+    "Another question in the same conversation is a new answer, sent whole."
 )
 
 JSON_REPLY = (
@@ -103,32 +106,61 @@ async def chat(
 
 
 def resumed_after(last_event_id: str) -> int:
-    """The Last-Event-ID a reconnecting client sends (0 when none): the events it already has.
-
-    Asked again, the same question is answered again, identically when the first answer was finished
-    (from the answer cache: same deltas and citations, same event ids), so the events up to that id are
-    left out and the client's answer continues where it broke off, citations included.
-    """
+    """The Last-Event-ID a reconnecting client sends (0 when none): the events it already has (see Resumption)."""
     value = last_event_id.strip()
     return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else 0
 
 
+class Resumption:
+    """Which events of an answer a client resuming after event skip gets, numbered as the answer's own.
+
+    Asked again, the same question is answered again: identically when the answer is replayed from the cache
+    (done.cached: same deltas and citations, same ids) or comes from a backend that answers alike every time,
+    so the events up to skip are left out and the client's answer continues where it broke off. A model's
+    unfinished answer is not cached and is written anew, differently (llama.cpp's output depends on what its
+    cache holds), and spliced onto the old one it would be two answers: it is held until done and sent whole,
+    its retrieval event marked restarted. An answer to another question is new and sent whole at once.
+    """
+
+    def __init__(self, skip: int) -> None:
+        self.skip = skip
+        self.event_id = 0
+        self.held: list[tuple[int, str, dict[str, Any]]] = []
+
+    def take(self, event: generation_pb2.AnswerEvent) -> list[tuple[int, str, dict[str, Any]]]:
+        """The (id, kind, data) to send now, on event."""
+        self.event_id += 1
+        kind, data = event_json(event)
+        if kind == "retrieval" and event.retrieval.another_question:
+            self.skip = 0
+        if not self.skip:
+            return [(self.event_id, kind, data)]
+        if kind == "error":
+            return [(self.event_id, kind, data)]
+        self.held.append((self.event_id, kind, data))
+        if kind != "done":
+            return []
+        if event.done.cached or event.done.backend in REPLAYABLE_BACKENDS:
+            return [item for item in self.held if item[0] > self.skip]
+        for _, held_kind, held_data in self.held:
+            if held_kind == "retrieval":
+                held_data["restarted"] = True
+        return self.held
+
+
 async def answer_frames(call: Any, started: float, skip: int = 0) -> AsyncGenerator[bytes, None]:
-    """SSE frames of an Answer stream, those up to id skip left out unless the answer follows another question
-    (then it is not the one the client resumes); a failed call ends with an error event."""
-    event_id = 0
+    """SSE frames of an Answer stream, resumed after event skip as Resumption says; a failed call ends with an
+    error event."""
+    resumption = Resumption(skip)
     ended = False
     try:
         async for event in first_text_timed(call, started):
-            if event.HasField("retrieval") and event.retrieval.another_question:
-                skip = 0  # a new answer, which the client must have whole
-            kind, data = event_json(event)
-            event_id += 1
-            ended = kind in ("done", "error")
-            if event_id > skip or ended:
+            for event_id, kind, data in resumption.take(event):
+                ended = kind in ("done", "error")
                 yield sse_frame(event_id, kind, data)
     except grpc.aio.AioRpcError as exc:
         if not ended:
-            yield sse_frame(event_id + 1, "error", {"code": exc.code().name, "message": public_details(exc)})
+            error = {"code": exc.code().name, "message": public_details(exc)}
+            yield sse_frame(resumption.event_id + 1, "error", error)
     finally:
         call.cancel()

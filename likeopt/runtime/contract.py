@@ -135,3 +135,8 @@ def rejects_invalid_input(
             raise  # abort raises; this only tells the type checker
 
     return call
+
+
+REPLAYABLE_BACKENDS = frozenset({"extractive"})
+"""Answer backends (done.backend) whose answer to the same question over the same passages is the same every time,
+so a stream resumed with Last-Event-ID may skip the events the client has (gateway/routes/chat.py)."""
