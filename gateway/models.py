@@ -382,7 +382,17 @@ class Alive(BaseModel):
 
 class Readiness(BaseModel):
     ready: bool
-    upstreams: StringMap = Field(description="Each upstream's health status (SERVING when ready).")
+    upstreams: StringMap = Field(
+        description="Each upstream's health status: SERVING when any of its replicas is (ready when every upstream is)."
+    )
+    replicas: dict[str, StringMap] = Field(
+        description="Each upstream's replicas by address, each with its own health status (or the gRPC code of a "
+        "check that failed: DEADLINE_EXCEEDED, UNAVAILABLE)."
+    )
+    detail: list[str] = Field(
+        description="A line for each upstream with a replica that is not SERVING, naming it: "
+        "'generation_svc: 1 of 2 replicas serving; 127.0.0.1:25574 DEADLINE_EXCEEDED'."
+    )
 
 
 class SignedIn(BaseModel):

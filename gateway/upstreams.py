@@ -10,10 +10,37 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.errors import name_upstreams
 from likeopt.runtime.config import Config, address_list
-from likeopt.runtime.grpc_client import open_channel
+from likeopt.runtime.grpc_client import HEALTH_SERVICE_NAME, open_channel, open_probe_channel
 from likeopt.v1 import cache_pb2_grpc, generation_pb2_grpc, retrieval_pb2_grpc
 
 HEALTH_TIMEOUT_S = 1.0
+SERVING = health_pb2.HealthCheckResponse.ServingStatus.Name(health_pb2.HealthCheckResponse.SERVING)
+
+
+@dataclass(frozen=True)
+class UpstreamHealth:
+    """One upstream's health as each of its replicas answered (address → status name)."""
+
+    replicas: dict[str, str]
+
+    @property
+    def serving(self) -> bool:
+        """The upstream can serve while any replica can: the channels send calls only to replicas SERVING."""
+        return SERVING in self.replicas.values()
+
+    @property
+    def status(self) -> str:
+        """SERVING when any replica is, else the first replica's status."""
+        return SERVING if self.serving else next(iter(self.replicas.values()))
+
+    def detail(self, name: str) -> str | None:
+        """A line naming the replicas that are not SERVING ('generation_svc: 1 of 2 replicas serving;
+        127.0.0.1:25574 DEADLINE_EXCEEDED'); None when every replica is."""
+        failing = [f"{address} {status}" for address, status in self.replicas.items() if status != SERVING]
+        if not failing:
+            return None
+        serving = len(self.replicas) - len(failing)
+        return f"{name}: {serving} of {len(self.replicas)} replicas serving; " + ", ".join(failing)
 
 
 @dataclass
@@ -27,6 +54,10 @@ class Upstreams:
     """Writes and index status: the first replica, the only one that accepts writes."""
     generation: generation_pb2_grpc.GenerationServiceStub
     cache: cache_pb2_grpc.CacheServiceStub
+    replicas: dict[str, list[str]]
+    """Each upstream's replica addresses, as its channel balances over them."""
+    probes: dict[str, grpc.aio.Channel]
+    """A channel to each replica address alone, for asking its health (readyz)."""
     written: int = 0
     """The highest index version a write through this gateway produced. Every search and answer asks for at
     least it (min_index_version), so a read-only retrieval replica that has not followed the writer yet catches
@@ -39,38 +70,48 @@ class Upstreams:
     @classmethod
     def connect(cls, config: Config) -> Upstreams:
         retrieval = address_list(config.retrieval_addr)
-        name_upstreams("retrieval_svc", retrieval)
-        name_upstreams("generation_svc", address_list(config.generation_addr))
-        name_upstreams("cache_svc", address_list(config.cache_addr))
-        channels = {
-            "retrieval_svc": open_channel(config.retrieval_addr),
-            "retrieval_writer": open_channel(retrieval[0]),
-            "generation_svc": open_channel(config.generation_addr),
-            "cache_svc": open_channel(config.cache_addr),
+        replicas = {
+            "retrieval_svc": retrieval,
+            "retrieval_writer": retrieval[:1],
+            "generation_svc": address_list(config.generation_addr),
+            "cache_svc": address_list(config.cache_addr),
         }
+        for name in ("retrieval_svc", "generation_svc", "cache_svc"):
+            name_upstreams(name, replicas[name])
+        channels = {name: open_channel(",".join(addresses)) for name, addresses in replicas.items()}
         return cls(
             channels=channels,
             retrieval=retrieval_pb2_grpc.RetrievalServiceStub(channels["retrieval_svc"]),
             retrieval_writer=retrieval_pb2_grpc.RetrievalServiceStub(channels["retrieval_writer"]),
             generation=generation_pb2_grpc.GenerationServiceStub(channels["generation_svc"]),
             cache=cache_pb2_grpc.CacheServiceStub(channels["cache_svc"]),
+            replicas=replicas,
+            probes={address: open_probe_channel(address) for addresses in replicas.values() for address in addresses},
         )
 
-    async def health(self) -> dict[str, str]:
-        """Each upstream's health status name (SERVING, NOT_SERVING, UNAVAILABLE…)."""
+    async def health(self) -> dict[str, UpstreamHealth]:
+        """Each upstream's health, every replica asked by its own address at once.
 
-        async def check(channel: grpc.aio.Channel) -> str:
-            try:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=HEALTH_TIMEOUT_S
-                )
-            except grpc.aio.AioRpcError as exc:
-                return exc.code().name
-            return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        Asking the balanced channel would reach one replica per call, so with one replica away the answer would
+        alternate between that replica's and the others'.
+        """
+        addresses = list(self.probes)
+        statuses = dict(zip(addresses, await asyncio.gather(*(self._check(a) for a in addresses)), strict=True))
+        return {
+            name: UpstreamHealth({address: statuses[address] for address in replica_addresses})
+            for name, replica_addresses in self.replicas.items()
+        }
 
-        names = list(self.channels)
-        statuses = await asyncio.gather(*(check(self.channels[n]) for n in names))
-        return dict(zip(names, statuses, strict=True))
+    async def _check(self, address: str) -> str:
+        """The replica's health status name, or the gRPC code of the failed check (DEADLINE_EXCEEDED…)."""
+        try:
+            reply = await health_pb2_grpc.HealthStub(self.probes[address]).Check(
+                health_pb2.HealthCheckRequest(service=HEALTH_SERVICE_NAME), timeout=HEALTH_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            return exc.code().name
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
     async def close(self) -> None:
-        await asyncio.gather(*(channel.close() for channel in self.channels.values()))
+        channels = [*self.channels.values(), *self.probes.values()]
+        await asyncio.gather(*(channel.close() for channel in channels))

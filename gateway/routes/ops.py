@@ -25,15 +25,22 @@ async def healthz() -> Alive:
 
 @router.get(
     "/api/v1/readyz",
-    summary="Every upstream service is SERVING",
+    summary="Every upstream service has a replica SERVING",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "An upstream is not serving"}},
+    responses={503: {"model": Readiness, "description": "An upstream has no replica serving"}},
 )
 async def readyz(gateway: Running) -> JSONResponse:
-    """200 when every upstream's health check says SERVING, else 503 with each one's status."""
-    statuses = await gateway.upstreams.health()
-    ready = all(s == "SERVING" for s in statuses.values())
-    return JSONResponse(Readiness(ready=ready, upstreams=statuses).model_dump(), status_code=200 if ready else 503)
+    """200 when each upstream has a replica whose health check says SERVING, else 503; either way each replica's
+    status, and a line naming each replica that is not serving."""
+    health = await gateway.upstreams.health()
+    ready = all(upstream.serving for upstream in health.values())
+    readiness = Readiness(
+        ready=ready,
+        upstreams={name: upstream.status for name, upstream in health.items()},
+        replicas={name: upstream.replicas for name, upstream in health.items()},
+        detail=[line for name, upstream in health.items() if (line := upstream.detail(name))],
+    )
+    return JSONResponse(readiness.model_dump(), status_code=200 if ready else 503)
 
 
 @router.get(

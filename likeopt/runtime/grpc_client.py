@@ -9,11 +9,21 @@ import grpc
 from likeopt.runtime.config import address_list, replica_family
 from likeopt.runtime.grpc_tracing import client_interceptors
 
+KEEPALIVE_TIME_MS = 5_000
+"""How often a client pings each connection, between calls too: a peer that stopped answering (frozen, its host
+gone) is declared dead after this plus KEEPALIVE_TIMEOUT_MS, and its calls go to the other replicas. Servers
+accept pings this often (likeopt/runtime/grpc_server.py)."""
+KEEPALIVE_TIMEOUT_MS = 5_000
+
+HEALTH_SERVICE_NAME = ""
+"""The health-checking name a channel watches on each replica: the whole server, NOT_SERVING until the process's
+start-up is done, while a server it needs is away, and from the start of a graceful shutdown."""
+
 CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
+    ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.enable_retries", 1),
@@ -23,6 +33,9 @@ CHANNEL_OPTIONS = (
 SERVICE_CONFIG = json.dumps(
     {
         "loadBalancingConfig": [{"round_robin": {}}],
+        # Client-side health checking: each replica's health is watched, and round robin skips one that is not
+        # SERVING (gRPC's C-core honours this with round_robin).
+        "healthCheckConfig": {"serviceName": HEALTH_SERVICE_NAME},
         # Search is idempotent: a replica that dies mid-call is retried on another, as Envoy does.
         "methodConfig": [
             {
@@ -54,9 +67,19 @@ def channel_target(address: str) -> str:
 
 
 def open_channel(address: str) -> grpc.aio.Channel:
-    """One channel per upstream, reused for every call; W3C trace context rides along."""
+    """One channel per upstream, reused for every call; W3C trace context rides along.
+
+    Calls go only to replicas that are connected and SERVING, so a replica that is starting, draining, frozen
+    or dead loses its share of the calls until it answers again.
+    """
     return grpc.aio.insecure_channel(
         channel_target(address),
         options=[*CHANNEL_OPTIONS, ("grpc.service_config", SERVICE_CONFIG)],
         interceptors=client_interceptors(),
     )
+
+
+def open_probe_channel(address: str) -> grpc.aio.Channel:
+    """A channel to one replica for asking its health: without client-side health checking, which would fail a
+    NOT_SERVING replica's Check with UNAVAILABLE before it was sent, rather than let it answer NOT_SERVING."""
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)

@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from likeopt.runtime.config import Config, metrics_port
+from likeopt.runtime.grpc_client import KEEPALIVE_TIME_MS
 from likeopt.runtime.grpc_tracing import ServerSpans
 from likeopt.runtime.interceptors import Streaming, Unary, WrappingInterceptor
 from likeopt.runtime.logs import bind_request_span
@@ -39,10 +40,10 @@ SERVER_OPTIONS = (
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    # Clients ping every 30 s, between calls too (likeopt/runtime/grpc_client.py). A server expecting pings less
-    # often (gRPC's default: 5 minutes) counts them as abuse and sends GOAWAY "too_many_pings", which ends
-    # long streams such as the gateway's WatchIndex (then its near cache is bypassed until it re-watches).
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    # Clients ping every KEEPALIVE_TIME_MS, between calls too. A server expecting pings less often (gRPC's
+    # default: 5 minutes) counts them as abuse and sends GOAWAY "too_many_pings", which ends long streams such as
+    # the gateway's WatchIndex (then its near cache is bypassed until it re-watches); half leaves room for jitter.
+    ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
     ("grpc.so_reuseport", 0),
 )
 

@@ -10,7 +10,7 @@ service's own port the answers are its own, as grpc's servicer gives them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -35,6 +35,10 @@ class PortHealth(HealthServicer):
     def __init__(self, peers: Mapping[str, grpc.aio.Channel] | None = None) -> None:
         super().__init__()
         self._peers = {name: health_pb2_grpc.HealthStub(channel) for name, channel in (peers or {}).items()}
+        self._changed = asyncio.Condition()
+        self._changes = 0
+        """How many times a status has changed here: a watch waits only when none changed since it looked."""
+        self._draining = False
 
     async def Check(
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
@@ -46,20 +50,51 @@ class PortHealth(HealthServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no service {request.service!r} on this port")
         return health_pb2.HealthCheckResponse(status=status)
 
-    async def Watch(  # type: ignore[override]
-        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[health_pb2.HealthCheckResponse]:
-        if not (self._peers and came_through_ingress(context)):
-            async for reply in super().Watch(request, context):  # type: ignore[attr-defined]
-                yield reply
-            return
+    async def Watch(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext) -> None:
+        """Every change of the status asked about, until the client leaves or a graceful shutdown begins.
+
+        Clients' channels watch each replica (client-side health checking); a watch that outlived the drain's
+        start would hold the server's stop for its whole grace period, so it ends then, after NOT_SERVING.
+        """
+        through_envoy = bool(self._peers) and came_through_ingress(context)
         last = None
         while True:
-            status = await self.port_status(request.service)
+            seen = self._changes
+            if through_envoy:
+                status = await self.port_status(request.service)
+            else:
+                status = self._server_status.get(request.service, SERVICE_UNKNOWN)
             if status != last:
-                yield health_pb2.HealthCheckResponse(status=status)
+                await context.write(health_pb2.HealthCheckResponse(status=status))
                 last = status
-            await asyncio.sleep(WATCH_POLL_S)
+            if self._draining:
+                return
+            await self._next_change(seen, WATCH_POLL_S if through_envoy else None)
+
+    async def _next_change(self, seen: int, timeout_s: float | None) -> None:
+        """Wait for a change after the seen'th; a peer's changes are not pushed, so a watch through Envoy also
+        wakes after timeout_s."""
+        async with self._changed:
+            if self._changes != seen:
+                return
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout_s)
+            except TimeoutError:
+                pass
+
+    async def set(self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+        await super().set(service, status)
+        await self._changed_now()
+
+    async def enter_graceful_shutdown(self) -> None:
+        await super().enter_graceful_shutdown()
+        self._draining = True
+        await self._changed_now()
+
+    async def _changed_now(self) -> None:
+        async with self._changed:
+            self._changes += 1
+            self._changed.notify_all()
 
     async def port_status(self, service: str) -> int:
         """The status of a service of Envoy's port; the empty name is the worst of them all."""

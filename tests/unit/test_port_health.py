@@ -26,6 +26,7 @@ class Ports:
     peer: HealthServicer
     peer_server: grpc.aio.Server
     health: health_pb2_grpc.HealthStub
+    own: PortHealth | None = None
 
     async def check(self, service: str, through_envoy: bool = True) -> int:
         metadata = THROUGH_ENVOY if through_envoy else ()
@@ -48,7 +49,7 @@ async def two_processes() -> AsyncIterator[Ports]:
         await server.start()
         await own.set(GENERATION, SERVING)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield Ports(peer, peer_server, health_pb2_grpc.HealthStub(channel))
+            yield Ports(peer, peer_server, health_pb2_grpc.HealthStub(channel), own)
         await server.stop(0)
     await peer_server.stop(0)
 
@@ -77,12 +78,34 @@ async def test_an_unknown_service_is_not_found_and_an_unreachable_peer_is_not_se
         assert await ports.check(RETRIEVAL) == NOT_SERVING and await ports.check("") == NOT_SERVING
 
 
-async def test_a_watch_through_envoy_sees_the_peer_change(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("service", "metadata", "changed"),
+    [
+        ("", THROUGH_ENVOY, "peer"),  # through Envoy, the port's status follows the peer's
+        (GENERATION, (), "own"),  # on its own port, as the clients' channels watch each replica
+    ],
+)
+async def test_a_watch_sees_the_status_change(
+    monkeypatch: pytest.MonkeyPatch, service: str, metadata: tuple[tuple[str, str], ...], changed: str
+) -> None:
     monkeypatch.setattr(port_health, "WATCH_POLL_S", 0.05)
     async with two_processes() as ports:
-        call = ports.health.Watch(health_pb2.HealthCheckRequest(service=""), metadata=THROUGH_ENVOY, timeout=5)
+        call = ports.health.Watch(health_pb2.HealthCheckRequest(service=service), metadata=metadata, timeout=5)
         replies = aiter(call)
         assert (await anext(replies)).status == SERVING
-        await ports.peer.set(RETRIEVAL, NOT_SERVING)
+        assert ports.own is not None
+        await (ports.peer.set(RETRIEVAL, NOT_SERVING) if changed == "peer" else ports.own.set(GENERATION, NOT_SERVING))
         assert (await asyncio.wait_for(anext(replies), 5)).status == NOT_SERVING
         call.cancel()
+
+
+async def test_a_graceful_shutdown_ends_every_watch_after_saying_not_serving() -> None:
+    """A watch left open would hold the server's drain for its whole grace period."""
+    async with two_processes() as ports:
+        call = ports.health.Watch(health_pb2.HealthCheckRequest(service=GENERATION), timeout=5)
+        assert (await anext(aiter(call))).status == SERVING
+        assert ports.own is not None
+        await ports.own.enter_graceful_shutdown()
+        statuses = [reply.status async for reply in call]
+        assert statuses and set(statuses) == {NOT_SERVING}
+        assert await call.code() == grpc.StatusCode.OK

@@ -1,0 +1,86 @@
+"""/api/v1/readyz asks every replica of each upstream by its own address, so its answer does not depend on which
+replica a balanced call would have reached."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from concurrent import futures
+from contextlib import contextmanager
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from starlette.testclient import TestClient
+
+from gateway.app import build_app
+from likeopt.runtime.config import Config
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@contextmanager
+def health_server(status: int) -> Iterator[str]:
+    """A replica whose whole-server health says status; yields its address."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    servicer.set("", status)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(0)
+
+
+@contextmanager
+def frozen_server() -> Iterator[str]:
+    """A replica that takes connections and never answers, as a frozen (SIGSTOPped) process does."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(8)
+        yield f"127.0.0.1:{listening.getsockname()[1]}"
+
+
+def readiness(good: str, generation: str, polls: int = 6) -> list[tuple[int, dict[str, object]]]:
+    """readyz polled several times: generation_svc at the replica list generation, the other upstreams good."""
+    config = Config.from_env(
+        {
+            "LIKEOPT_API_KEY": "unit-test-key",
+            "LIKEOPT_RETRIEVAL_ADDR": good,
+            "LIKEOPT_GENERATION_ADDR": generation,
+            "LIKEOPT_CACHE_ADDR": good,
+        }
+    )
+    with TestClient(build_app(config)) as client:
+        replies = [client.get("/api/v1/readyz") for _ in range(polls)]
+    return [(reply.status_code, reply.json()) for reply in replies]
+
+
+def test_a_replica_not_serving_is_named_and_every_poll_says_the_same() -> None:
+    with health_server(SERVING) as good, health_server(NOT_SERVING) as bad:
+        replies = readiness(good, f"{good},{bad}")
+    assert all(reply == replies[0] for reply in replies), replies
+    status, body = replies[0]
+    assert status == 200 and body["ready"] is True
+    assert body["upstreams"]["generation_svc"] == "SERVING"
+    assert body["replicas"]["generation_svc"] == {good: "SERVING", bad: "NOT_SERVING"}
+    assert body["detail"] == [f"generation_svc: 1 of 2 replicas serving; {bad} NOT_SERVING"]
+
+
+def test_a_frozen_replica_is_named_by_its_failed_check() -> None:
+    with health_server(SERVING) as good, frozen_server() as frozen:
+        replies = readiness(good, f"{good},{frozen}", polls=3)
+    assert [status for status, _ in replies] == [200] * 3
+    assert {tuple(body["detail"]) for _, body in replies} == {
+        (f"generation_svc: 1 of 2 replicas serving; {frozen} DEADLINE_EXCEEDED",)
+    }
+
+
+def test_an_upstream_with_no_replica_serving_is_not_ready() -> None:
+    with health_server(SERVING) as good, health_server(NOT_SERVING) as bad:
+        [(status, body)] = readiness(good, bad, polls=1)
+    assert status == 503 and body["ready"] is False
+    assert body["upstreams"]["generation_svc"] == "NOT_SERVING"
+    assert body["detail"] == [f"generation_svc: 0 of 1 replicas serving; {bad} NOT_SERVING"]
