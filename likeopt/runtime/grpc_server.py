@@ -96,16 +96,14 @@ class RequestLogContext(WrappingInterceptor):
         return streaming
 
 
+def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
+    """Every service's interceptors, in order: spans, then the log context (which needs the span), then metrics."""
+    return [ServerSpans(), RequestLogContext(), MetricsInterceptor()]
+
+
 async def serve(spec: ServiceSpec) -> int:
     """Run the service until SIGTERM/SIGINT; return the process exit code."""
-    server = grpc.aio.server(
-        interceptors=[
-            ServerSpans(),
-            RequestLogContext(),
-            MetricsInterceptor(),
-        ],
-        options=[*SERVER_OPTIONS, *spec.extra_options],
-    )
+    server = grpc.aio.server(interceptors=server_interceptors(), options=[*SERVER_OPTIONS, *spec.extra_options])
     health = PortHealth(spec.ingress_peers)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = list(spec.register(server))

@@ -10,7 +10,7 @@ service's own port the answers are its own, as grpc's servicer gives them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -50,11 +50,14 @@ class PortHealth(HealthServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no service {request.service!r} on this port")
         return health_pb2.HealthCheckResponse(status=status)
 
-    async def Watch(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext) -> None:
+    async def Watch(  # type: ignore[override]
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[health_pb2.HealthCheckResponse]:
         """Every change of the status asked about, until the client leaves or a graceful shutdown begins.
 
         Clients' channels watch each replica (client-side health checking); a watch that outlived the drain's
-        start would hold the server's stop for its whole grace period, so it ends then, after NOT_SERVING.
+        start would hold the server's stop for its whole grace period, so it ends then, after NOT_SERVING. It
+        yields rather than writes, as the server's interceptors wrap streaming methods (likeopt.runtime.interceptors).
         """
         through_envoy = bool(self._peers) and came_through_ingress(context)
         last = None
@@ -65,7 +68,7 @@ class PortHealth(HealthServicer):
             else:
                 status = self._server_status.get(request.service, SERVICE_UNKNOWN)
             if status != last:
-                await context.write(health_pb2.HealthCheckResponse(status=status))
+                yield health_pb2.HealthCheckResponse(status=status)
                 last = status
             if self._draining:
                 return

@@ -186,3 +186,36 @@ def test_killing_a_replica_loses_no_search(replicated: MeshProcess) -> None:
                 failures.append(f"REST {rest.status_code}")
             time.sleep(0.01)
     assert failures == []
+
+
+def test_a_frozen_generation_replica_loses_its_share_of_chats_and_readyz_names_it(replicated: MeshProcess) -> None:
+    """A SIGSTOPped replica keeps its connections open but answers nothing: the gateway's keepalive pings find it
+    dead, and its chats go to the other replica; readyz says the same on every poll, naming the frozen one."""
+    frozen = children_running(replicated, "generation_svc")[-1]
+    frozen_address = f"127.0.0.1:{frozen['LIKEOPT_GENERATION_PORT']}"
+    os.kill(int(frozen["PID"]), signal.SIGSTOP)
+    try:
+        with httpx.Client(base_url=replicated.base_url, timeout=30) as client:
+            ready = [client.get("/api/v1/readyz") for _ in range(4)]
+            assert [reply.status_code for reply in ready] == [200] * 4
+            assert all(
+                any(
+                    line.startswith(f"generation_svc: 1 of 2 replicas serving; {frozen_address} ")
+                    for line in r.json()["detail"]
+                )
+                for r in ready
+            ), [r.json() for r in ready]
+            in_a_row, deadline = 0, time.monotonic() + 120
+            while in_a_row < 8:
+                assert time.monotonic() < deadline, "chats kept reaching the frozen replica"
+                in_a_row = in_a_row + 1 if chat_answered(client, f"what does the gateway do {in_a_row}") else 0
+    finally:
+        os.kill(int(frozen["PID"]), signal.SIGCONT)
+
+
+def chat_answered(client: httpx.Client, query: str) -> bool:
+    try:
+        reply = client.post("/api/v1/chat", json={"query": query}, headers={"Accept": "application/json"})
+    except httpx.TimeoutException:
+        return False
+    return reply.status_code == 200

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from likeopt.runtime.grpc_client import HEALTH_SERVICE_NAME, KEEPALIVE_TIME_MS, open_channel
-from likeopt.runtime.grpc_server import SERVER_OPTIONS
+from likeopt.runtime.grpc_server import SERVER_OPTIONS, server_interceptors
 from likeopt.runtime.port_health import NOT_SERVING, SERVING, PortHealth
 
 
 @asynccontextmanager
 async def replica(name: str, status: int) -> AsyncIterator[tuple[PortHealth, str]]:
-    """A server whose health says status for the whole server and SERVING for its own name alone."""
-    health, server = PortHealth(), grpc.aio.server(options=SERVER_OPTIONS)
+    """A server whose health says status for the whole server and SERVING for its own name alone, answering
+    through the interceptors every service has."""
+    health = PortHealth()
+    server = grpc.aio.server(interceptors=server_interceptors(), options=SERVER_OPTIONS)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -51,6 +58,43 @@ async def test_calls_skip_a_replica_that_is_not_serving_until_it_serves_again() 
             assert time.monotonic() < deadline, "replica b never had calls again once SERVING"
             await asyncio.sleep(0.05)
         await channel.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+FROZEN_SERVER = """
+import sys, time
+from concurrent import futures
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2_grpc
+from likeopt.runtime.grpc_server import SERVER_OPTIONS
+server = grpc.server(futures.ThreadPoolExecutor(2), options=SERVER_OPTIONS)
+health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+print(server.add_insecure_port("127.0.0.1:0"), flush=True)
+server.start()
+time.sleep(300)
+"""
+
+
+async def test_a_frozen_peers_connection_is_declared_dead() -> None:
+    """A SIGSTOPped server keeps its connections open and answers nothing; only unanswered keepalive pings end
+    them, and with them the calls waiting there (so the channel's other replicas get the calls)."""
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FROZEN_SERVER, stdout=asyncio.subprocess.PIPE, cwd=ROOT
+    )
+    try:
+        assert server.stdout is not None
+        channel = open_channel(f"127.0.0.1:{(await server.stdout.readline()).decode().strip()}")
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), wait_for_ready=True)
+        assert (await anext(aiter(watch))).status == SERVING
+        os.kill(server.pid, signal.SIGSTOP)
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await asyncio.wait_for(anext(aiter(watch)), 60)
+        assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+        await channel.close()
+    finally:
+        server.kill()
+        await server.wait()
 
 
 def test_servers_accept_pings_as_often_as_clients_send_them() -> None:

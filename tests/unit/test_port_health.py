@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from likeopt.runtime import port_health
+from likeopt.runtime.grpc_server import server_interceptors
 from likeopt.runtime.port_health import NOT_SERVING, SERVING, PortHealth
 from likeopt.runtime.reflection import INGRESS_HEADER
 
@@ -43,7 +44,7 @@ async def two_processes() -> AsyncIterator[Ports]:
     await peer_server.start()
     await peer.set(RETRIEVAL, SERVING)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{peer_port}") as to_peer:
-        own, server = PortHealth({RETRIEVAL: to_peer}), grpc.aio.server()
+        own, server = PortHealth({RETRIEVAL: to_peer}), grpc.aio.server(interceptors=server_interceptors())
         health_pb2_grpc.add_HealthServicer_to_server(own, server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
