@@ -102,7 +102,7 @@ def public_details(exc: grpc.aio.AioRpcError) -> str:
 CHANNEL_FAILURE = re.compile(
     "(?:[a-z ]+: )?(?:connections to all backends failing|failed to connect to all addresses|errors resolving"
     "|DNS resolution failed|empty address list|Socket closed|(?:recvmsg:)?Connection reset|Broken pipe|GOAWAY"
-    "|keepalive watchdog|Received RST_STREAM)"
+    "|keepalive watchdog|Received RST_STREAM|Stream removed)"
 )
 """How gRPC's channel begins what it says, in place of a service's own words, when it could not reach a server or
 lost it; after a relaying service's prefix (generation_svc's 'retrieval failed: ') too."""

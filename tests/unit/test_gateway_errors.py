@@ -42,6 +42,7 @@ def upstreams(monkeypatch: pytest.MonkeyPatch) -> None:
         (REFUSED.format("ipv4:127.0.0.1:9"), "an upstream service cannot be reached now; try again shortly"),
         ("Socket closed", "an upstream service cannot be reached now; try again shortly"),
         ("recvmsg:Connection reset by peer", "an upstream service cannot be reached now; try again shortly"),
+        ("Stream removed (ping timeout)", "an upstream service cannot be reached now; try again shortly"),
     ],
 )
 def test_a_channel_that_could_not_reach_a_service_names_it_and_logs_the_details(
