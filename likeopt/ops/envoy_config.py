@@ -152,7 +152,9 @@ JWT_PAYLOAD = "jwt_payload"
 """Where jwt_authn leaves a verified token's payload in the request's metadata (RBAC and the replies read it)."""
 PUBLIC_PATHS = ("/", "/healthz", "/metrics", "/api/v1/healthz", "/api/v1/readyz", "/api/v1/metrics")
 PUBLIC_PATHS += ("/api/v1/openapi.json", "/api/v1/docs", "/v1/openapi.json")
-"""Served to anyone: the UI's page and scripts (it signs in itself), health, metrics and the API descriptions."""
+PUBLIC_PREFIXES = ("/static/", "/grpc.health.v1.Health/")
+"""Served to anyone: the UI's page and scripts (it signs in itself), health over HTTP and gRPC (gRPC clients'
+channels watch it to choose where calls go, before any call carries a token), metrics and the API descriptions."""
 GRPC_WRITE_METHODS = tuple(
     f"/likeopt.v1.RetrievalService/{method}" for method in ("UpsertDocuments", "IngestDocuments", "DeleteDocuments")
 )
@@ -175,7 +177,7 @@ def jwt_rules() -> list[dict]:
     token = {"provider_name": PROVIDER}
     token_or_key = {"requires_any": {"requirements": [token, {"allow_missing_or_failed": {}}]}}
     rules: list[dict] = [{"match": {"path": path}} for path in PUBLIC_PATHS]
-    rules.append({"match": {"prefix": "/static/"}})
+    rules += [{"match": {"prefix": prefix}} for prefix in PUBLIC_PREFIXES]
     rules.append(_method_rule("/api/v1/documents", "POST", token_or_key))
     rules.append(_method_rule("/api/v1/documents/", "DELETE", token_or_key))
     rules.append(_method_rule("/api/v1/feedback", "GET", token_or_key))

@@ -64,6 +64,7 @@ def test_every_path_needs_a_token_but_the_public_ones_and_writes_take_the_key_in
     assert rules[-1] == {"match": {"prefix": "/"}, "requires": {"provider_name": "likeopt"}}  # fail closed
     public = [r["match"].get("path") or r["match"].get("prefix") for r in rules if "requires" not in r]
     assert "/" in public and "/static/" in public and "/api/v1/search" not in public
+    assert "/grpc.health.v1.Health/" in public  # gRPC channels watch health before any call carries a token
     optional = [r["match"] for r in rules if "requires_any" in r.get("requires", {})]
     assert {"path": "/likeopt.v1.RetrievalService/UpsertDocuments"} in optional
     assert not any(m.get("path") == "/likeopt.v1.RetrievalService/Search" for m in optional)
