@@ -127,8 +127,8 @@ async def test_each_fault_ends_with_a_clear_error_and_status(
     assert events[-1].error.message
     if fault == "429":
         assert events[-1].error.retry_after_s == 3
-    if fault in ("malformed", "stall"):
-        assert text_of(events) == "Envoy listens "
+    if fault in ("malformed", "stall"):  # what came before the fault (a space that could begin a marker is held)
+        assert text_of(events).rstrip() == "Envoy listens"
 
 
 async def test_the_callers_limit_is_asked_of_the_server_within_the_configured_one() -> None:
