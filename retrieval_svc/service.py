@@ -223,6 +223,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self._lookups = LookupPolicy("search")
         self._embeddings: SingleFlight[np.ndarray] = SingleFlight()
         self._following: SingleFlight[None] = SingleFlight()
+        self._gave_up_at: int | None = None
+        """The index version at which a catch-up last found a version asked for absent from the store: searches
+        asking beyond it answer at once until the index moves, rather than each paying CATCH_UP_ROUNDS again."""
         self._recent: VersionedLRU[retrieval_pb2.SearchResponse] = VersionedLRU(
             "search", config.near_cache_entries, config.near_cache_bytes
         )
@@ -271,7 +274,13 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             await self.follow()
             if engine.version >= version:
                 return
+        self._gave_up_at = engine.version
         log.info("asked for an index version the store does not hold", extra={"fields": {"asked": version}})
+
+    def _may_reach(self, engine: RetrievalBackend) -> bool:
+        """Whether catching up could help: not on a shared-version backend (Search has just refreshed it), nor at
+        the version where the store was last found not to hold what was asked."""
+        return not engine.shared_version and engine.version != self._gave_up_at
 
     async def _principal(self, context: grpc.aio.ServicerContext) -> Principal | None:
         """The caller Envoy verified (LIKEOPT_AUTH=jwt), None for a call from inside the mesh; a header that
@@ -311,8 +320,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         params, use_cache = search_params(request, self.config, reader), not request.no_cache
         if engine.shared_version and await in_pool(self._search_pool, engine.refresh):
             self.index_changed()  # another replica wrote: nothing cached under the old version may answer
-        if request.min_index_version > engine.version:  # the caller saw a write this replica has not followed yet
-            await self._reach(engine, request.min_index_version)
+        if request.min_index_version > engine.version and self._may_reach(engine):
+            await self._reach(engine, request.min_index_version)  # the caller saw a write not followed yet
         version = engine.version
         shared = self._recent.get((query, params), version) if use_cache else None
         if shared is None:

@@ -71,9 +71,20 @@ async def test_concurrent_searches_share_one_catch_up_and_index_each_change_once
 async def test_a_version_no_store_holds_is_answered_from_what_the_store_holds(tmp_path: Path) -> None:
     async with (
         retrieval_server(tmp_path, FakeEmbedder(), DictCache()) as (_, writer),
-        retrieval_server(tmp_path, FakeEmbedder(), DictCache(), read_only=True) as (_, reader),
+        retrieval_server(tmp_path, FakeEmbedder(), DictCache(), read_only=True) as (reader_servicer, reader),
     ):
         written = await writer.UpsertDocuments(stream(NOTE))
         for stub in (reader, writer):  # a number from another store, or from one since started afresh
             reply = await stub.Search(search(written.index_version + 100), timeout=10)
             assert reply.index_version == written.index_version and found(reply)[0] == "harbour"
+        caught_up = reader_servicer.follow
+        calls: list[None] = []
+
+        async def counted() -> None:
+            calls.append(None)
+            await caught_up()
+
+        reader_servicer.follow = counted  # type: ignore[method-assign]
+        for _ in range(3):  # the store was found not to hold it: later searches do not each catch up again
+            await reader.Search(search(written.index_version + 100), timeout=10)
+        assert calls == []
