@@ -93,7 +93,8 @@ def format_passages(passages: list[Passage]) -> str:
     return numbered([replace(p, text=clip(p.text, limit)) for p in passages])
 
 
-_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\((?:[^()]|\([^()]*\))*\)")
+"""A link or image; its target may hold one level of balanced parentheses, as CommonMark takes them."""
 _MD_CODE = re.compile(r"(`+)(?=\S)(.+?)(?<=\S)\1")
 _MD_EMPHASIS = re.compile(r"(?<![\w*])(\*\*|__|\*|_)(?=[\w`(\[\"'*_])(.+?)(?<=[\w`)\]\"'.!?:*_])\1(?![\w*])")
 """Emphasis as CommonMark's flanking rules allow it in prose: the delimiters hug words (or quotes, brackets, code)

@@ -67,6 +67,12 @@ def test_identifiers_and_arithmetic_keep_their_underscores_and_asterisks() -> No
     assert "QUOKKA_MAX_BATCH_SIZE" in focused.text and "2*3*4" in focused.text
 
 
+def test_a_link_target_with_parentheses_leaves_only_its_words() -> None:
+    # As the web UI's plainText does: the target used to end at its first ")", leaving "Foo) now."
+    assert plain_text("See [Foo](https://example.org/wiki/Foo_(bar)) now.") == "See Foo now."
+    assert plain_text("[click](javascript:alert(4)) x") == "click x"
+
+
 def test_a_question_without_terms_reads_the_opening_sentences() -> None:
     [focused] = focus_passages("what is it?", [passage(1)], 1, 32)
     assert focused.text == "Envoy is a proxy written in C++."
