@@ -232,11 +232,6 @@ def _markdown_body(markdown: str) -> tuple[str, str]:
     return title, _lines_tidied("".join(parts))
 
 
-def markdown_title(text: str) -> str:
-    """The first Markdown heading's words, if any (a ``#`` line inside a code fence is code, not a heading)."""
-    return markdown_to_text(text)[0]
-
-
 _FRONT_MATTER = re.compile(
     r"\A\ufeff?(?P<fence>---|\+\+\+)[ \t]*\r?\n(?P<body>(?:.*\r?\n)*?)(?P<close>---|\.\.\.|\+\+\+)[ \t]*(?:\r?\n|\Z)"
 )
