@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 import grpc
 
 from generation_svc.admission import Admission
-from generation_svc.backends import AnswerFailed, Passage, Renumbering, Turn, Usage, token_budget
+from generation_svc.backends import AnswerFailed, Passage, Turn, Usage, renumbered, token_budget
 from generation_svc.prompts import ANSWER_PREFIX, LOCAL_PASSAGES, PROMPT_VERSION, Prompt, local_prompt
 from likeopt.runtime.contract import INVALID_INPUT_STATUS
 
@@ -202,28 +203,26 @@ class LocalBackend:
     async def stream(
         self, question: str, passages: list[Passage], history: list[Turn], usage: Usage, limit: int = 0
     ) -> AsyncGenerator[str, None]:
-        prompt, text = self._fitted(question, passages, history, token_budget(self.max_tokens, limit))
-        renumbering = Renumbering(prompt.shown)
+        budget = token_budget(self.max_tokens, limit)
+        prompt, prompt_text = self._fitted(question, passages, history, budget)
+        async with aclosing(renumbered(self._generated(prompt_text, usage, budget), prompt.shown)) as pieces:
+            async for piece in pieces:
+                yield piece
+
+    async def _generated(self, prompt_text: str, usage: Usage, budget: int) -> AsyncGenerator[str, None]:
+        """The model's pieces as it writes them, in prompt numbering; it is this answer's for as long as they are
+        read, and closing this stops it."""
         async with self.admission.turn():
             run = _Run(asyncio.get_running_loop())
             # copy_context: the model thread logs (and traces) as part of this answer
             work = run.loop.run_in_executor(
-                self._thread,
-                contextvars.copy_context().run,
-                self._generate,
-                text,
-                run,
-                usage,
-                token_budget(self.max_tokens, limit),
+                self._thread, contextvars.copy_context().run, self._generate, prompt_text, run, usage, budget
             )
             try:
                 while (item := await run.pieces.get()) is not None:
                     if isinstance(item, BaseException):
                         raise item
-                    if text := renumbering.feed(item):
-                        yield text
-                if rest := renumbering.flush():
-                    yield rest
+                    yield item
             finally:
                 run.cancelled.set()
                 # Hold the model until its thread has really stopped, so the next answer starts clean.
