@@ -45,13 +45,16 @@ def serve_metrics(host: str, port: int) -> None:
 
 
 def _status(context: grpc.aio.ServicerContext, failed: BaseException | None) -> str:
-    """The call's final status: the one set by the servicer, else inferred from how it ended."""
+    """The call's final status: the one set by the servicer, else inferred from how it ended.
+
+    A stream cancelled while grpc writes one of its replies is never resumed: it is closed later, with
+    GeneratorExit rather than CancelledError, and is a cancel all the same."""
     code = context.code()
     if code is not None:
         return code.name if isinstance(code, grpc.StatusCode) else str(code)
     if failed is None:
         return "OK"
-    return "CANCELLED" if isinstance(failed, asyncio.CancelledError) else "UNKNOWN"
+    return "CANCELLED" if isinstance(failed, (asyncio.CancelledError, GeneratorExit)) else "UNKNOWN"
 
 
 def _record(method: str, context: grpc.aio.ServicerContext, started: float, failed: BaseException | None) -> None:
