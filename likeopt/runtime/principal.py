@@ -101,14 +101,19 @@ def _strings(value: object) -> frozenset[str]:
     return frozenset()
 
 
-def tenant_in(claim: Any) -> str:
-    """The tenant a claim names ("" when absent). A list of one (a multivalued attribute mapper's output) names
-    it too; anything else is refused, as a writer without a tenant may write into every tenant."""
+def tenant_in(payload: dict[str, Any], tenant_claim: str) -> str:
+    """The tenant a token names ("" when it has no such claim). A list of one (a multivalued attribute mapper's
+    output) names it too. Anything else is refused, an empty or null value included (an identity provider's
+    blank attribute): a writer without a tenant may write into every tenant, so only an absent claim means none.
+    """
+    if tenant_claim not in payload:
+        return ""
+    claim = payload[tenant_claim]
     if isinstance(claim, list) and len(claim) == 1:
         claim = claim[0]
-    if claim is None or isinstance(claim, str):
-        return claim or ""
-    raise BadPrincipal("the token's tenant claim is not one string")
+    if isinstance(claim, str) and claim.strip():
+        return claim
+    raise BadPrincipal(f"the token's tenant claim ({tenant_claim}) is not one non-empty string")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -126,7 +131,7 @@ def parse_principal(header: str, groups_claim: str, tenant_claim: str) -> Princi
     subject = payload.get("sub")
     if not isinstance(subject, str) or not subject:
         raise BadPrincipal("the token has no subject (sub)")
-    tenant = tenant_in(payload.get(tenant_claim))
+    tenant = tenant_in(payload, tenant_claim)
     groups = _strings(payload.get(groups_claim))
     reader = Reader.of(tenant, subject, groups)
     return Principal(subject, tenant, groups, _strings(payload.get(ROLES_CLAIM)), header, reader)
