@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS answers (
     backend TEXT NOT NULL,
     support REAL NOT NULL,
     no_answer INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    owner TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS answers_trace ON answers (trace_id);
 CREATE INDEX IF NOT EXISTS answers_created ON answers (created_ms);
@@ -110,6 +111,8 @@ class FeedbackStore:
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(SCHEMA)
+        if "owner" not in {row[1] for row in db.execute("PRAGMA table_info(answers)")}:
+            db.execute("ALTER TABLE answers ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
         cutoff = int((time.time() - ANSWER_RETENTION_DAYS * 86400) * 1000)
         db.execute(
             "DELETE FROM answers WHERE created_ms < ? AND answer_id NOT IN (SELECT answer_id FROM feedback)", (cutoff,)
@@ -117,9 +120,15 @@ class FeedbackStore:
         return db
 
     def record_later(
-        self, question: str, answer: str, citations: list[generation_pb2.CitationEvent], done: generation_pb2.DoneEvent
+        self,
+        question: str,
+        answer: str,
+        citations: list[generation_pb2.CitationEvent],
+        done: generation_pb2.DoneEvent,
+        owner: str = "",
     ) -> None:
-        """Keep a finished answer under done.answer_id, written in the background."""
+        """Keep a finished answer under done.answer_id, written in the background; only its owner (who asked it,
+        as conversations have one) may rate it."""
         if not done.answer_id:
             return
         turn = generation_pb2.Turn(question=question, answer=answer, citations=citations)
@@ -131,6 +140,7 @@ class FeedbackStore:
             done.support,
             int(done.no_answer),
             int(time.time() * 1000),
+            owner,
         )
         with self._lock:
             if len(self._pending) >= MAX_PENDING:
@@ -149,25 +159,29 @@ class FeedbackStore:
         if rows:
             with self._db:
                 self._db.execute("BEGIN")
-                self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
-    async def rate(self, answer_id: str, trace_id: str, rating: str, comment: str) -> tuple[int, str]:
-        """Store a rating of a kept answer; (feedback id, answer id). UnknownAnswer or FeedbackRejected."""
+    async def rate(self, answer_id: str, trace_id: str, rating: str, comment: str, owner: str = "") -> tuple[int, str]:
+        """Store the owner's rating of an answer they were given; (feedback id, answer id). UnknownAnswer (another
+        person's answer too, as with conversations: its existence is not told) or FeedbackRejected."""
         validate(rating, comment, answer_id, trace_id)
-        feedback_id, found = await self._run(lambda: self._rate(answer_id, trace_id, rating, comment))
+        feedback_id, found = await self._run(lambda: self._rate(answer_id, trace_id, rating, comment, owner))
         FEEDBACK.labels(rating).inc()
         return feedback_id, found
 
-    def _rate(self, answer_id: str, trace_id: str, rating: str, comment: str) -> tuple[int, str]:
+    def _rate(self, answer_id: str, trace_id: str, rating: str, comment: str, owner: str) -> tuple[int, str]:
         self._flush()  # an answer finished a moment ago may still be pending
         if answer_id:
-            row = self._db.execute("SELECT answer_id FROM answers WHERE answer_id = ?", (answer_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT answer_id FROM answers WHERE answer_id = ? AND owner = ?", (answer_id, owner)
+            ).fetchone()
         else:
             row = self._db.execute(
-                "SELECT answer_id FROM answers WHERE trace_id = ? ORDER BY created_ms DESC LIMIT 1", (trace_id,)
+                "SELECT answer_id FROM answers WHERE trace_id = ? AND owner = ? ORDER BY created_ms DESC LIMIT 1",
+                (trace_id, owner),
             ).fetchone()
         if row is None:
             raise UnknownAnswer(f"no answer {answer_id or trace_id!r} is known")

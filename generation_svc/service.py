@@ -275,7 +275,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     answer = "".join(text)
                     self.conversations.append(conversation, question, answer, citations, owner, turn_id=request.turn_id)
                     if self.feedback is not None:
-                        self.feedback.record_later(question, answer, citations, event.done)
+                        self.feedback.record_later(question, answer, citations, event.done, owner)
                 yield event
         finally:
             if not finished:  # the question alone still gives a follow-up's search its words
@@ -339,8 +339,12 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         if self.feedback is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "feedback is not kept by this server")
         try:
+            owner = owner_of(self._principal(context))
+        except AnswerFailed as failure:
+            await context.abort(failure.code, failure.message)
+        try:
             feedback_id, answer_id = await self.feedback.rate(
-                request.answer_id, request.trace_id, request.rating, request.comment
+                request.answer_id, request.trace_id, request.rating, request.comment, owner
             )
         except UnknownAnswer as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))

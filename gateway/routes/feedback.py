@@ -1,4 +1,4 @@
-"""Feedback: a rating of an answer (anyone who may read), and the stored ratings (administration).
+"""Feedback: a rating of an answer (by the person it was given to), and the stored ratings (administration).
 
 The gateway only checks and translates; generation_svc owns answers and their ratings
 (generation_svc/feedback.py). Anything invalid is refused before the upstream call, so nothing is
@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Query
 from starlette.responses import JSONResponse
 
-from gateway.auth import Administrator, administrator, reader
+from gateway.auth import Administrator, Reader, administrator, reader
 from gateway.bodies import json_body, request_body
 from gateway.convert import citation_json
 from gateway.errors import BODY_STATUSES, UPSTREAM_STATUSES, upstream_call
@@ -20,6 +20,7 @@ from gateway.models import FeedbackList, FeedbackRequest, FeedbackResponse
 from gateway.routes import api_router
 from gateway.state import Running
 from likeopt.runtime.contract import LIST_LIMIT
+from likeopt.runtime.principal import forwarded
 from likeopt.v1 import generation_pb2
 
 MAX_FEEDBACK_BYTES = 16 * 1024
@@ -38,13 +39,16 @@ listing = api_router("feedback", administrator, 401, 422, *UPSTREAM_STATUSES)
     openapi_extra=request_body({"application/json": FeedbackRequest}),
 )
 async def feedback(
-    body: Annotated[FeedbackRequest, Depends(json_body(FeedbackRequest, MAX_FEEDBACK_BYTES))], gateway: Running
+    body: Annotated[FeedbackRequest, Depends(json_body(FeedbackRequest, MAX_FEEDBACK_BYTES))],
+    gateway: Running,
+    principal: Reader,
 ) -> FeedbackResponse:
-    """404 when no kept answer has the id (answers are kept for 30 days)."""
+    """404 when no answer the caller was given has the id (answers are kept for 30 days)."""
     message = generation_pb2.FeedbackRequest(
         answer_id=body.answer_id, trace_id=body.trace_id, rating=body.rating, comment=body.comment
     )
-    reply = await upstream_call(gateway.upstreams.generation.Feedback(message, timeout=FEEDBACK_TIMEOUT_S))
+    call = gateway.upstreams.generation.Feedback(message, timeout=FEEDBACK_TIMEOUT_S, metadata=forwarded(principal))
+    reply = await upstream_call(call)
     return FeedbackResponse(feedback_id=reply.feedback_id, answer_id=reply.answer_id)
 
 

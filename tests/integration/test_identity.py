@@ -331,6 +331,27 @@ def test_a_conversation_is_deleted_only_by_its_owner(jwt_mesh: MeshProcess, peop
     assert alice.rest("GET", path).status_code == 404
 
 
+def test_an_answer_is_rated_only_by_the_person_it_was_given_to(
+    jwt_mesh: MeshProcess, people: dict[str, Person]
+) -> None:
+    alice, bob, carol = people["alice"], people["bob"], people["carol"]
+    text, _ = alice.chat(f"{QUESTION} (to be rated)")
+    [done] = [data for kind, data in parse_sse(text) if kind == "done"]
+    by_answer = {"answer_id": done["answer_id"], "rating": "down", "comment": "not mine"}
+    by_trace = {"trace_id": done["trace_id"], "rating": "up"}
+    for other in (bob, carol):
+        assert other.rest("POST", "/api/v1/feedback", json=by_answer).status_code == 404
+        refused = other.rest("POST", "/api/v1/feedback", json=by_trace)  # nor is the answer's id told
+        assert refused.status_code == 404 and done["answer_id"] not in refused.text, refused.text
+    with grpc.insecure_channel(jwt_mesh.address) as channel:
+        rate = generation_pb2_grpc.GenerationServiceStub(channel).Feedback
+        with pytest.raises(grpc.RpcError) as missing:
+            rate(generation_pb2.FeedbackRequest(**by_trace), metadata=carol.metadata(), timeout=30)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    rated = alice.rest("POST", "/api/v1/feedback", json=by_trace)
+    assert rated.status_code == 200 and rated.json()["answer_id"] == done["answer_id"]
+
+
 def test_index_status_and_dashboard_count_only_readable_documents(people: dict[str, Person]) -> None:
     for name in ("alice", "bob", "carol"):
         person = people[name]

@@ -12,7 +12,7 @@ import pytest
 from generation_svc.__main__ import open_feedback
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
 from generation_svc.extractive import ExtractiveBackend
-from generation_svc.feedback import FeedbackStore
+from generation_svc.feedback import FeedbackStore, UnknownAnswer
 from generation_svc.relevance import RelevanceFloor
 from generation_svc.service import NOT_COVERED
 from likeopt.runtime.config import Config
@@ -142,6 +142,30 @@ async def test_an_answer_is_found_by_its_trace_id_too_and_survives_reopening(tmp
     finally:
         reopened.close()
     assert counts.down == 1 and items[0].answer == "an answer [1]" and items[0].support == pytest.approx(0.5)
+
+
+async def test_only_the_person_given_an_answer_rates_it_and_older_files_gain_owners(tmp_path: Path) -> None:
+    path = tmp_path / "answers.sqlite3"
+    with sqlite3.connect(path) as db:  # as a release without owners wrote it: its answers were API-key mode's
+        db.execute(
+            "CREATE TABLE answers (answer_id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, turn BLOB NOT NULL,"
+            " backend TEXT NOT NULL, support REAL NOT NULL, no_answer INTEGER NOT NULL, created_ms INTEGER NOT NULL)"
+        )
+        db.execute("INSERT INTO answers VALUES (?, ?, ?, 'extractive', 1, 0, ?)", ("o" * 32, "t" * 32, b"", 1 << 62))
+    store = FeedbackStore(path)
+    try:
+        done = generation_pb2.DoneEvent(answer_id="a" * 32, trace_id="b" * 32, backend="local")
+        store.record_later("q", "alice's answer", [], done, owner="alice")
+        for answer_id, trace_id in (("a" * 32, ""), ("", "b" * 32)):
+            for stranger in ("bob", ""):
+                with pytest.raises(UnknownAnswer):
+                    await store.rate(answer_id, trace_id, "down", "", owner=stranger)
+        assert (await store.rate("", "b" * 32, "up", "", owner="alice"))[1] == "a" * 32
+        with pytest.raises(UnknownAnswer):
+            await store.rate("o" * 32, "", "up", "", owner="alice")
+        assert (await store.rate("o" * 32, "", "up", ""))[1] == "o" * 32
+    finally:
+        store.close()
 
 
 def test_generation_svc_answers_without_feedback_when_its_file_cannot_be_opened(tmp_path: Path) -> None:
