@@ -78,6 +78,9 @@ class ResponsesRequest(LikeOptOptions):
     top_p: float | None = None
     user: str | None = None
     conversation: Any = Field(None, description="Not supported: use previous_response_id.")
+    store: bool = Field(
+        True, description="false: keep nothing of this turn; no later request can continue from it or rate it."
+    )
 
 
 def input_messages(items: str | list[InputItem]) -> list[ChatMessage]:
@@ -150,6 +153,7 @@ def responses_answer_request(body: ResponsesRequest) -> generation_pb2.AnswerReq
         max_tokens=answer_budget(body.max_output_tokens),
         turn_id=uuid.uuid4().hex,
         after_turn_id=after_turn_id,
+        ephemeral=not body.store,
     )
 
 
@@ -207,7 +211,7 @@ class ResponseShape:
             "output": [self.message(parts, status)] if parts is not None else [],
             "parallel_tool_calls": False,
             "previous_response_id": self.body.previous_response_id,
-            "store": False,
+            "store": self.body.store,
             "temperature": self.body.temperature,
             "top_p": self.body.top_p,
             "text": {"format": {"type": "text"}},

@@ -256,8 +256,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         conversation: generation_pb2.Conversation,
         principal: Principal | None = None,
     ) -> AsyncIterator[Event]:
-        """events, the finished turn stored in the conversation and the answer kept for feedback. An answer that
-        ends early (stopped by the client, or failed) is stored as far as it went, so a follow-up still sees it."""
+        """events, the finished turn stored in the conversation and the answer kept for feedback (neither for an
+        ephemeral request). An answer that ends early (stopped by the client, or failed) is stored as far as it
+        went, so a follow-up still sees it."""
         question, owner = request.query, owner_of(principal)
         text: list[str] = []
         citations: list[generation_pb2.CitationEvent] = []
@@ -273,12 +274,15 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     event.done.conversation_id = conversation.conversation_id
                     event.done.citations.extend(citations)
                     answer = "".join(text)
-                    self.conversations.append(conversation, question, answer, citations, owner, turn_id=request.turn_id)
-                    if self.feedback is not None:
-                        self.feedback.record_later(question, answer, citations, event.done, owner)
+                    if not request.ephemeral:
+                        self.conversations.append(
+                            conversation, question, answer, citations, owner, turn_id=request.turn_id
+                        )
+                        if self.feedback is not None:
+                            self.feedback.record_later(question, answer, citations, event.done, owner)
                 yield event
         finally:
-            if not finished:  # the question alone still gives a follow-up's search its words
+            if not finished and not request.ephemeral:  # the question alone still gives a follow-up's search words
                 answer = "".join(text)
                 self.conversations.append(conversation, question, answer, citations, owner, True, request.turn_id)
 

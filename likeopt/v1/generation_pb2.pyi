@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AnswerRequest(_message.Message):
-    __slots__ = ("query", "conversation_id", "top_k", "mode", "history", "max_tokens", "stop", "turn_id", "after_turn_id", "min_index_version")
+    __slots__ = ("query", "conversation_id", "top_k", "mode", "history", "max_tokens", "stop", "turn_id", "after_turn_id", "min_index_version", "ephemeral")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class AnswerRequest(_message.Message):
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_TURN_ID_FIELD_NUMBER: _ClassVar[int]
     MIN_INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    EPHEMERAL_FIELD_NUMBER: _ClassVar[int]
     query: str
     conversation_id: str
     top_k: int
@@ -29,7 +30,8 @@ class AnswerRequest(_message.Message):
     turn_id: str
     after_turn_id: str
     min_index_version: int
-    def __init__(self, query: _Optional[str] = ..., conversation_id: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[_retrieval_pb2.SearchMode, str]] = ..., history: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., turn_id: _Optional[str] = ..., after_turn_id: _Optional[str] = ..., min_index_version: _Optional[int] = ...) -> None: ...
+    ephemeral: bool
+    def __init__(self, query: _Optional[str] = ..., conversation_id: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[_retrieval_pb2.SearchMode, str]] = ..., history: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., turn_id: _Optional[str] = ..., after_turn_id: _Optional[str] = ..., min_index_version: _Optional[int] = ..., ephemeral: _Optional[bool] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("query", "contexts", "max_tokens", "stop")

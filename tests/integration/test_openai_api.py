@@ -147,6 +147,24 @@ def test_the_responses_api_streams_through_envoy_and_continues_or_branches_the_c
     assert conversation(mesh, conversation_id) == [KNOWN_QUESTION, "and its admin interface?"]
 
 
+def test_a_response_with_store_false_keeps_no_turn_to_continue_from(mesh: MeshProcess) -> None:
+    client = client_of(mesh)
+    kept = client.responses.create(model="like-opt", input=KNOWN_QUESTION)
+    unkept = client.responses.create(
+        model="like-opt", input="and its admin interface?", previous_response_id=kept.id, store=False
+    )
+    assert unkept.store is False and unkept.output_text and kept.store is True
+    assert unkept.model_extra is not None and kept.model_extra is not None
+    assert conversation(mesh, kept.model_extra["conversation_id"]) == [KNOWN_QUESTION]
+    alone = client.responses.create(model="like-opt", input=KNOWN_QUESTION, store=False)
+    assert alone.model_extra is not None
+    missing = httpx.get(f"{mesh.base_url}/api/v1/conversations/{alone.model_extra['conversation_id']}", timeout=30)
+    assert missing.status_code == 404
+    with pytest.raises(openai.BadRequestError) as unknown:
+        client.responses.create(model="like-opt", input="and then?", previous_response_id=alone.id)
+    assert unknown.value.code == "previous_response_not_found"
+
+
 def test_the_completions_api_streams_a_cited_answer_through_envoy(mesh: MeshProcess) -> None:
     chunks = list(client_of(mesh).completions.create(model="like-opt", prompt=KNOWN_QUESTION, stream=True))
     text = "".join(chunk.choices[0].text for chunk in chunks if chunk.choices)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -11,6 +12,7 @@ import pytest
 
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
 from generation_svc.extractive import ExtractiveBackend, compose, count_pieces, standalone
+from generation_svc.feedback import FeedbackStore, UnknownAnswer
 from generation_svc.small_talk import ABOUT, GREETING, THANKS, small_talk_reply
 from likeopt.v1 import generation_pb2, retrieval_pb2
 from tests.unit.test_generation_harness import collect, generation_server, text_of
@@ -213,6 +215,35 @@ async def test_continuing_after_an_earlier_turn_branches_and_leaves_the_conversa
     assert [(t.question, t.turn_id) for t in branched.turns] == [(cache_question, "t1"), (shared, "t3")]
     assert [(t.question, t.turn_id) for t in stored.turns] == [(cache_question, "t1"), (cost, "t2"), (size, "t4")]
     assert refusals == [["error", grpc.StatusCode.NOT_FOUND]] * 2  # a turn no conversation of the caller's has
+
+
+async def test_an_ephemeral_answer_sees_the_conversation_but_adds_nothing_to_it(tmp_path: Path) -> None:
+    """As the Responses API's store: false: no turn is kept, whole or stopped, and no answer for feedback."""
+    backend = ScriptedBackend(["It keeps ", "answers [1]."], delay=0.05)
+    store = FeedbackStore(tmp_path / "answers.sqlite3")
+    try:
+        async with generation_server(backend, feedback=store) as h:
+            alone = await h.answer("How does the answer cache work?", ephemeral=True)
+            with pytest.raises(grpc.aio.AioRpcError) as never_stored:
+                await stored_conversation(h, alone[-1].done.conversation_id)
+            first = await h.answer("How does the answer cache work?")
+            conversation_id = first[-1].done.conversation_id
+            follow_up = await h.answer("and its cost?", conversation_id=conversation_id, ephemeral=True)
+            stopped = h.stub.Answer(
+                generation_pb2.AnswerRequest(query="and its size?", conversation_id=conversation_id, ephemeral=True)
+            )
+            await stopped.read()
+            await stopped.read()
+            stopped.cancel()
+            await asyncio.sleep(0.3)
+            stored = await stored_conversation(h, conversation_id)
+        with pytest.raises(UnknownAnswer):
+            await store.rate(follow_up[-1].done.answer_id, "", "up", "")
+    finally:
+        store.close()
+    assert never_stored.value.code() == grpc.StatusCode.NOT_FOUND
+    assert backend.calls[1][1] == [Turn("How does the answer cache work?", "It keeps answers [1].")]
+    assert [t.question for t in stored.turns] == ["How does the answer cache work?"]
 
 
 async def stored_conversation(h: Any, conversation_id: str) -> generation_pb2.Conversation:

@@ -83,6 +83,13 @@ def test_a_response_id_names_its_turn_so_previous_response_id_continues_from_tha
     assert ResponseShape(request(), "conv-1_a").id != shape.id
 
 
+def test_store_false_asks_for_an_ephemeral_answer_and_is_echoed() -> None:
+    assert not responses_answer_request(request()).ephemeral
+    assert responses_answer_request(request(store=False)).ephemeral
+    assert ResponseShape(request(), "c1").snapshot(None)["store"] is True
+    assert ResponseShape(request(store=False), "c1").snapshot(None)["store"] is False
+
+
 def test_each_marker_of_a_cited_passage_becomes_a_file_citation_at_its_place() -> None:
     notes = annotations(ANSWER, CITATIONS)
     assert [(n["file_id"], n["filename"], ANSWER[n["index"] : n["index"] + 3]) for n in notes] == [
