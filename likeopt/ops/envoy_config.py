@@ -287,17 +287,50 @@ def _json_reply(code: str) -> dict:
     }
 
 
+def _openai_reply(code: str) -> dict:
+    """OpenAI's error shape, as the gateway's own refusals on /v1/ have it (its SDKs read type and code)."""
+    error = {"message": "%LOCAL_REPLY_BODY%", "type": "invalid_request_error", "param": None, "code": code}
+    return {"json_format": {"error": error}, "content_type": "application/json"}
+
+
 def _status_is(status: int) -> dict:
     value = {"default_value": status, "runtime_key": f"likeopt.local_reply_{status}"}
     return {"status_code_filter": {"comparison": {"op": "EQ", "value": value}}}
 
 
+def _header_starts(name: str, prefix: str) -> dict:
+    return {"header_filter": {"header": {"name": name, "string_match": {"prefix": prefix}}}}
+
+
+IS_GRPC = _header_starts("content-type", "application/grpc")
+OPENAI_PATH = _header_starts(":path", "/v1/")
+
+
+def _all_of(filters: list[dict]) -> dict:
+    return filters[0] if len(filters) == 1 else {"and_filter": {"filters": filters}}
+
+
+def in_every_shape(filters: list[dict], codes: tuple[str, str], status: int = 0, body: str = "") -> list[dict]:
+    """One refusal as three mappers (the first that matches wins): for gRPC and gRPC-web the reason alone (it
+    becomes grpc-message), OpenAI's error on /v1/ (codes[1]), the REST API's elsewhere (codes[0])."""
+    common: dict = {"status_code": status} if status else {}
+    if body:
+        common["body"] = {"inline_string": body}
+    shapes = ((IS_GRPC, None), (OPENAI_PATH, _openai_reply(codes[1])), (None, _json_reply(codes[0])))
+    mappers = []
+    for only, reply in shapes:
+        mapper = {"filter": _all_of([*filters, only] if only else filters), **common}
+        if reply is not None:
+            mapper["body_format_override"] = reply
+        mappers.append(mapper)
+    return mappers
+
+
 def jwt_refusal_mappers() -> list[dict]:
-    """Envoy's identity refusals as the API's JSON errors, with the statuses the gateway gives REST. A gRPC write
+    """Envoy's identity refusals in each client's shape, with the statuses the gateway gives REST. A gRPC write
     (refused only by RBAC: its token is optional) is 403 for a verified token without the writer role, else
     401: no token, a wrong key, or a token jwt_authn did not accept (expired, forged: it passed on as "failed").
-    jwt_authn answers a wrong audience with 403; it is a bad token like the rest, so any other 403 becomes 401.
-    Mappers apply in order, the first that matches wins."""
+    jwt_authn answers a wrong audience with 403; it is a bad token like the rest, so any other 403 becomes 401."""
     writes = "|".join(re.escape(path) for path in GRPC_WRITE_METHODS)
     denied_by_rbac = {"header_filter": {"header": {"name": ":path", "string_match": {"safe_regex": {"regex": writes}}}}}
     # No payload in the metadata: no token was verified. A payload (a struct) never matches null_match.
@@ -307,19 +340,17 @@ def jwt_refusal_mappers() -> list[dict]:
             "match_if_key_not_found": True,
         }
     }
+    unauthenticated, denied = ("UNAUTHENTICATED", "invalid_api_key"), ("PERMISSION_DENIED", "permission_denied")
     return [
-        {
-            "filter": {"and_filter": {"filters": [_status_is(403), denied_by_rbac, unverified]}},
-            "status_code": 401,
-            "body": {"inline_string": "writes need a token with the writer role or the API key"},
-            "body_format_override": _json_reply("UNAUTHENTICATED"),
-        },
-        {
-            "filter": {"and_filter": {"filters": [_status_is(403), denied_by_rbac]}},
-            "body_format_override": _json_reply("PERMISSION_DENIED"),
-        },
-        {"filter": _status_is(403), "status_code": 401, "body_format_override": _json_reply("UNAUTHENTICATED")},
-        {"filter": _status_is(401), "body_format_override": _json_reply("UNAUTHENTICATED")},
+        *in_every_shape(
+            [_status_is(403), denied_by_rbac, unverified],
+            unauthenticated,
+            status=401,
+            body="writes need a token with the writer role or the API key",
+        ),
+        *in_every_shape([_status_is(403), denied_by_rbac], denied),
+        *in_every_shape([_status_is(403)], unauthenticated, status=401),
+        *in_every_shape([_status_is(401)], unauthenticated),
     ]
 
 

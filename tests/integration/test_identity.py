@@ -20,6 +20,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+import openai
 import pytest
 
 from likeopt.runtime.principal import PRINCIPAL_HEADER
@@ -193,9 +194,21 @@ def test_every_bad_token_is_refused_over_grpc(jwt_mesh: MeshProcess, idp: Identi
             with pytest.raises(grpc.RpcError) as refused:
                 search(retrieval_pb2.SearchRequest(query=QUESTION), metadata=metadata, timeout=30)
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, what
+            assert not refused.value.details().startswith("{"), f"{what}: the reason, not JSON in grpc-message"
             with pytest.raises(grpc.RpcError) as refused:
                 list(answer(generation_pb2.AnswerRequest(query=QUESTION), metadata=metadata, timeout=30))
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, what
+
+
+def test_token_refusals_on_the_openai_routes_are_in_openai_s_shape(
+    jwt_mesh: MeshProcess, idp: IdentityProvider
+) -> None:
+    for what, token in {**idp.forgeries("bob", "acme", []), "missing": ""}.items():
+        client = openai.OpenAI(base_url=f"{jwt_mesh.base_url}/v1", api_key=token or "not-a-token", max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as refused:
+            client.models.list()
+        assert (refused.value.type, refused.value.code) == ("invalid_request_error", "invalid_api_key"), what
+        assert refused.value.message, what
 
 
 def test_writes_need_the_writer_role_or_the_api_key(jwt_mesh: MeshProcess, people: dict[str, Person]) -> None:
