@@ -12,6 +12,7 @@ Retry-After, streamed or not, never a 200 with an error inside; a stream's openi
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
@@ -309,11 +310,21 @@ SCHEMA_CODES = {
 """OpenAI's error codes for pydantic's kinds of problem; a wrong type is "invalid_type", the rest "invalid_value"."""
 
 
+UNION_BRANCH = re.compile(r"[A-Z]\w*|str|int|float|bool|none|[\w-]+\[.*\]")
+"""How pydantic names the member of a union it tried (``str``, ``list[ContentPart]``) in an error's location;
+OpenAI's fields are lower-case names, so a client never sees these in a param."""
+
+
+def is_union_branch(part: int | str) -> bool:
+    return isinstance(part, str) and UNION_BRANCH.fullmatch(part) is not None
+
+
 def validation_error(exc: RequestValidationError) -> OpenAIError:
     """A body that does not parse or does not fit the schema: a 400 naming the first bad field, as OpenAI's API
     answers (its clients raise BadRequestError for it)."""
     problem = exc.errors()[0]
-    param = field_path(problem.get("loc", ())[1:]) or None  # the first part says where: "body"
+    location = [part for part in problem.get("loc", ())[1:] if not is_union_branch(part)]  # [0] is "body"
+    param = field_path(location) or None
     kind = str(problem.get("type", ""))
     if kind == "json_invalid":
         return OpenAIError(400, "the body is not valid JSON", code="invalid_json")

@@ -21,7 +21,9 @@ from gateway.openai_translate import (
     OpenAIError,
     answer_budget,
     check_model,
+    checked_question,
     finish_reason,
+    refuse_other_shapes,
     stop_sequences,
     usage_json,
 )
@@ -65,8 +67,9 @@ def completion_answer_request(body: CompletionRequest) -> generation_pb2.AnswerR
             raise OpenAIError(400, f"'{name}' must be 1: one answer is generated", param=name, code="unsupported_value")
     if body.suffix:
         raise OpenAIError(400, "'suffix' is not supported: answers are not insertions", "suffix", "unsupported_value")
+    refuse_other_shapes(body.model_extra or {})
     return generation_pb2.AnswerRequest(
-        query=prompt_text(body.prompt),
+        query=checked_question(prompt_text(body.prompt), "prompt"),
         **body.retrieval(),
         max_tokens=answer_budget(body.max_tokens),
         stop=stop_sequences(body.stop),

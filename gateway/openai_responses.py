@@ -27,6 +27,7 @@ from gateway.openai_translate import (
     answer_budget,
     check_model,
     question_and_history,
+    refuse_other_shapes,
     usage_json,
 )
 from likeopt.runtime.contract import ID_RE
@@ -141,6 +142,7 @@ def responses_answer_request(body: ResponsesRequest) -> generation_pb2.AnswerReq
         raise OpenAIError(
             400, "conversation is not supported; use previous_response_id", param="conversation", code="unsupported"
         )
+    refuse_other_shapes(body.model_extra or {})
     question, history = question_and_history(input_messages(body.input), field="input")
     options, after_turn_id = body.retrieval(), ""
     if not options["conversation_id"]:

@@ -27,7 +27,7 @@ from gateway.openai_models import (
     Usage,
     error_json,
 )
-from likeopt.runtime.contract import ANSWER_MAX_TOKENS, InvalidInput, check_stop
+from likeopt.runtime.contract import ANSWER_MAX_TOKENS, InvalidInput, check_query, check_stop
 from likeopt.v1 import generation_pb2
 
 INSTRUCTION_ROLES = frozenset({"system", "developer"})
@@ -117,7 +117,44 @@ def question_and_history(
             param=f"{field}[{last}].role",
             code="invalid_role",
         )
-    return message_text(messages[last], last, field), history_turns(messages[:last], field)
+    question = checked_question(message_text(messages[last], last, field), f"{field}[{last}].content")
+    return question, history_turns(messages[:last], field)
+
+
+def checked_question(text: str, param: str) -> str:
+    """The question as generation_svc takes it, or the 400 naming the client's own field (OpenAI's API has no
+    "query", which generation_svc's refusal would name)."""
+    try:
+        return check_query(text, param)
+    except InvalidInput as exc:
+        raise OpenAIError(400, str(exc), param=param, code="invalid_value") from None
+
+
+def refuse_other_shapes(options: dict[str, Any]) -> None:
+    """A 400 for options that ask for an answer of another shape than text with citations (a tool call, log
+    probabilities, audio): answered as text they would break the client that asked, as n > 1 would. Tools a
+    model may choose not to call (tool_choice absent, "auto" or "none") are fine: it answers in text."""
+    choice = options.get("tool_choice")
+    if choice == "required" or isinstance(choice, dict):
+        raise OpenAIError(
+            400, "tool_choice must be 'auto' or 'none': Like-Opt answers in text and calls no tools",
+            param="tool_choice", code="unsupported_value",
+        )  # fmt: skip
+    if isinstance(options.get("function_call"), dict):
+        raise OpenAIError(
+            400, "function_call must be 'auto' or 'none': Like-Opt calls no functions",
+            param="function_call", code="unsupported_value",
+        )  # fmt: skip
+    logprobs, top_logprobs = options.get("logprobs"), options.get("top_logprobs")
+    if (logprobs is not None and logprobs is not False) or top_logprobs:
+        raise OpenAIError(
+            400, "log probabilities are not available: answers are composed and checked against their passages",
+            param="logprobs" if logprobs is not None and logprobs is not False else "top_logprobs",
+            code="unsupported_value",
+        )  # fmt: skip
+    modalities = options.get("modalities")
+    if modalities is not None and modalities != ["text"]:
+        raise OpenAIError(400, "modalities must be ['text']", param="modalities", code="unsupported_value")
 
 
 def history_turns(messages: Sequence[ChatMessage], field: str = "messages") -> list[generation_pb2.Turn]:
@@ -160,6 +197,7 @@ def answer_request(body: ChatCompletionRequest) -> generation_pb2.AnswerRequest:
             param="response_format",
             code="unsupported_value",
         )
+    refuse_other_shapes(body.model_extra or {})
     question, history = question_and_history(body.messages)
     return generation_pb2.AnswerRequest(
         stop=stop_sequences(body.stop),

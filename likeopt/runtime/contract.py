@@ -78,14 +78,15 @@ class InvalidInput(ValueError):
     """A request the caller must fix; answered with INVALID_INPUT_STATUS and this message."""
 
 
-def check_query(query: str) -> str:
-    """The query, or InvalidInput explaining why it cannot be searched or answered."""
+def check_query(query: str, name: str = "query") -> str:
+    """The query, or InvalidInput explaining why it cannot be searched or answered (naming it as the caller's
+    request does: "query", or an OpenAI-style client's "messages[2].content")."""
     if not query.strip():
-        raise InvalidInput("query must contain a non-space character")
+        raise InvalidInput(f"{name} must contain a non-space character")
     if len(query) > MAX_QUERY_CHARS:
-        raise InvalidInput(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+        raise InvalidInput(f"{name} is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
     if "\x00" in query:
-        raise InvalidInput("query must not contain NUL characters")
+        raise InvalidInput(f"{name} must not contain NUL characters")
     return query
 
 

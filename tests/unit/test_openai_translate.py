@@ -103,6 +103,12 @@ def test_a_request_becomes_an_answer_request_with_like_opts_own_options() -> Non
         ({"n": 2}, 400, "unsupported_value"),
         ({"response_format": {"type": "json_object"}}, 400, "unsupported_value"),
         ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, 400, "unsupported_value"),
+        ({"tool_choice": "required", "tools": [{"type": "function"}]}, 400, "unsupported_value"),
+        ({"tool_choice": {"type": "function", "function": {"name": "f"}}}, 400, "unsupported_value"),
+        ({"function_call": {"name": "f"}}, 400, "unsupported_value"),
+        ({"logprobs": True}, 400, "unsupported_value"),
+        ({"top_logprobs": 2}, 400, "unsupported_value"),
+        ({"modalities": ["text", "audio"]}, 400, "unsupported_value"),
     ],
 )
 def test_an_unknown_model_more_than_one_choice_or_a_json_reply_is_refused(
@@ -114,6 +120,29 @@ def test_an_unknown_model_more_than_one_choice_or_a_json_reply_is_refused(
     with pytest.raises(OpenAIError) as refused:
         answer_request(body)
     assert (refused.value.status, refused.value.code, refused.value.param) == (status, code, next(iter(fields)))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"tools": [{"type": "function", "function": {"name": "f"}}]},
+        {"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "auto"},
+        {"tool_choice": "none", "function_call": "none", "logprobs": False, "modalities": ["text"]},
+    ],
+)
+def test_tools_a_model_may_leave_uncalled_and_options_asking_for_nothing_else_are_answered(
+    fields: dict[str, object],
+) -> None:
+    body = {"model": "like-opt", "messages": [{"role": "user", "content": "q"}], **fields}
+    assert answer_request(ChatCompletionRequest.model_validate(body)).query == "q"
+
+
+@pytest.mark.parametrize(("question", "why"), [("   ", "non-space"), ("x" * 5000, "5000 characters")])
+def test_a_question_that_cannot_be_asked_is_refused_naming_its_message(question: str, why: str) -> None:
+    with pytest.raises(OpenAIError) as refused:
+        question_and_history(messages(("user", "fine"), ("assistant", "ok"), ("user", question)))
+    assert (refused.value.status, refused.value.param) == (400, "messages[2].content")
+    assert why in refused.value.message and "query" not in refused.value.message
 
 
 @pytest.mark.parametrize(
