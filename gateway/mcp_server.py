@@ -24,7 +24,9 @@ from google.protobuf.json_format import MessageToDict
 from mcp.server.mcpserver import MCPServer, ResourceSecurity
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp_types import ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR, ListResourcesResult, PaginatedRequestParams, ToolAnnotations
+from mcp_types import Resource as MCPResource
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.observe import first_text_timed
@@ -292,6 +294,33 @@ def register_resources(server: MCPServer, mesh: Callable[[], Mesh]) -> None:
         return document_text(doc)
 
 
+RESOURCES_PER_PAGE = LIST_LIMIT.default
+"""Documents per resources/list page; the next page is asked for with the cursor (the last id sent)."""
+
+
+class LikeOptMCPServer(MCPServer[Any]):
+    """The SDK's server, with resources/list paging through the documents the caller may read: the SDK lists only
+    resources registered one by one, and a corpus is too large and changes too often for that."""
+
+    def __init__(self, mesh: Callable[[], Mesh], **options: Any) -> None:
+        super().__init__(**options)
+        self._mesh = mesh
+
+    async def _handle_list_resources(self, ctx: Any, params: PaginatedRequestParams | None) -> ListResourcesResult:
+        m = self._mesh()
+        after_id = params.cursor if params is not None and params.cursor else ""
+        request = retrieval_pb2.ListDocumentsRequest(limit=RESOURCES_PER_PAGE, after_id=after_id)
+        try:
+            reply = await m.documents.ListDocuments(request, timeout=SEARCH_TIMEOUT_S, metadata=m.metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise MCPError(INTERNAL_ERROR, str(tool_failure(exc))) from None
+        resources = [
+            MCPResource(uri=document_uri(d.id), name=d.id, title=d.title or None, mime_type="text/markdown")
+            for d in reply.documents
+        ]
+        return ListResourcesResult(resources=resources, next_cursor=reply.next_after_id or None)
+
+
 def build_mcp_server(mesh: Callable[[], Mesh]) -> MCPServer[Any]:
     """The server; ``mesh`` gives the stubs at call time (the gateway opens its channels after start-up)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -300,8 +329,8 @@ def build_mcp_server(mesh: Callable[[], Mesh]) -> MCPServer[Any]:
         own_version = version("like-opt")
     except PackageNotFoundError:
         own_version = "0"
-    server: MCPServer[Any] = MCPServer(
-        "like-opt", title="Like-Opt", instructions=INSTRUCTIONS, version=own_version, tools=mesh_tools(mesh)
+    server = LikeOptMCPServer(
+        mesh, name="like-opt", title="Like-Opt", instructions=INSTRUCTIONS, version=own_version, tools=mesh_tools(mesh)
     )
     register_resources(server, mesh)
     return server

@@ -470,12 +470,13 @@ async def test_mcp_tools_search_ask_and_list_as_the_token_s_principal(people: di
         async with session(person.mesh, kind, key=person.token) as client:
             found = await client.call_tool("search", {"query": QUESTION, "top_k": 20})
             listed = await client.call_tool("list_documents", {})
+            resources = {resource.name for resource in (await client.list_resources()).resources}
             asked = await client.call_tool("ask", {"question": QUESTION})
             hidden = await client.read_resource("likeopt://documents/acme-alice-notes") if name == "alice" else None
         texts = json.dumps([found.structured_content, listed.structured_content, asked.structured_content])
         person.assert_sees_nothing_hidden(texts, "MCP")
         assert {p["doc_id"] for p in found.structured_content["passages"]} == SEES[name]
-        assert listed.structured_content["total"] == len(SEES[name])
+        assert listed.structured_content["total"] == len(SEES[name]) and resources == SEES[name]
         if hidden is not None:
             assert "obsidian" in str(hidden.contents[0])
     async with session(people["bob"].mesh, kind, key=people["bob"].token) as client:

@@ -62,10 +62,12 @@ async def test_tools_answer_from_the_mesh(mesh: MeshProcess, kind: str) -> None:
 async def test_a_document_reads_as_a_resource(mesh: MeshProcess, kind: str) -> None:
     async with session(mesh, kind) as client:
         templates = (await client.list_resource_templates()).resource_templates
+        listed = [str(resource.uri) for resource in (await client.list_resources()).resources]
         document = await client.read_resource(f"likeopt://documents/{KNOWN_DOC}")
         with pytest.raises(MCPError):
             await client.read_resource("likeopt://documents/no-such-document.md")
     assert [t.uri_template for t in templates] == ["likeopt://documents/{+doc_id}"]
+    assert f"likeopt://documents/{KNOWN_DOC}" in listed
     text = document.contents[0].text  # type: ignore[union-attr]
     assert text.startswith("# ") and f"[{KNOWN_DOC}#0]" in text and "8080" in text
 

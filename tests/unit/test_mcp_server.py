@@ -12,6 +12,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from gateway import mcp_server
 from gateway.mcp_http import MAX_MESSAGE_BYTES, McpEndpoint
 from gateway.mcp_server import Mesh, build_mcp_server, document_text, document_uri
 from generation_svc.extractive import ExtractiveBackend
@@ -90,6 +91,19 @@ async def test_documents_are_listed_and_read_as_resources(tmp_path: Path) -> Non
     assert car.contents[0].text.startswith("# Cars") and "Cars have wheels." in car.contents[0].text  # type: ignore[union-attr]
     assert "Slashes." in slashed.contents[0].text  # type: ignore[union-attr]
     assert templates[0].uri_template == "likeopt://documents/{+doc_id}"
+
+
+async def test_resources_list_pages_through_every_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mcp_server, "RESOURCES_PER_PAGE", 3)
+    async with mcp_client(tmp_path) as client:
+        first = await client.list_resources()
+        assert first.next_cursor is not None
+        rest = await client.list_resources(cursor=first.next_cursor)
+        car = await client.read_resource(next(r.uri for r in first.resources if r.name == "car"))
+    listed = [*first.resources, *rest.resources]
+    assert [r.name for r in listed] == ["a/b c.md", "car", "horse", "zebra"] and rest.next_cursor is None
+    assert str(listed[0].uri) == document_uri("a/b c.md") and listed[1].title == "Cars"
+    assert "Cars have wheels." in car.contents[0].text  # type: ignore[union-attr]
 
 
 async def test_failures_are_tool_errors_and_the_server_keeps_serving(tmp_path: Path) -> None:
