@@ -24,6 +24,7 @@ takes that error's code and is marked failed, as the server's span is, rather th
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -184,15 +185,51 @@ class _InContext(WrappingInterceptor):
         return unary
 
     def wrap_streaming(self, stream: Streaming, method: str) -> Streaming:
+        """The context is set around each step, never across a yield: grpc closes a stream cancelled while it
+        writes a reply later and from another context, where resetting a context set before failed (an ERROR
+        with a traceback for every client that left an answer)."""
+
         async def streaming(request: Any, servicer_context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            token = otel_context.attach(self._context)
+            replies = aiter(stream(request, servicer_context))
             try:
-                async for reply in stream(request, servicer_context):
+                while True:
+                    token = otel_context.attach(self._context)
+                    try:
+                        reply = await anext(replies, _ENDED)
+                    finally:
+                        otel_context.detach(token)
+                    if reply is _ENDED:
+                        return
                     yield reply
             finally:
-                otel_context.detach(token)
+                await replies.aclose()
 
         return streaming
+
+
+_ENDED = object()
+"""What a stream's next step gives once it has no more replies."""
+
+
+async def _step(replies: AsyncIterator[Any]) -> Any:
+    return await anext(replies, _ENDED)
+
+
+def in_own_context(stream: Streaming) -> Streaming:
+    """stream with every step, and its closing, run in one Context of its own, so what it holds across replies
+    (upstream's span, made current with a context manager) is set and reset in the same Context even when grpc,
+    after a cancel mid-write, closes it from another. A task per reply: only recorded calls come here."""
+
+    async def streaming(request: Any, servicer_context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        own = contextvars.copy_context()
+        replies = aiter(stream(request, servicer_context))
+        try:
+            while (reply := await asyncio.create_task(_step(replies), context=own)) is not _ENDED:
+                yield reply
+        finally:
+            await asyncio.create_task(replies.aclose(), context=own)  # type: ignore[arg-type]
+
+    return streaming
 
 
 class ServerSpans(grpc.aio.ServerInterceptor):
@@ -210,5 +247,9 @@ class ServerSpans(grpc.aio.ServerInterceptor):
         carrier = {key: value for key, value in details.invocation_metadata or () if key in TRACE_HEADERS}
         parent = unsampled_parent(carrier)
         if parent is None:
-            return await self._spans.intercept_service(continuation, details)
+            handler = await self._spans.intercept_service(continuation, details)
+            if handler is not None and handler.response_streaming:
+                name = "stream_stream" if handler.request_streaming else "unary_stream"
+                handler = handler._replace(**{name: in_own_context(getattr(handler, name))})
+            return handler
         return await _InContext(parent).intercept_service(continuation, details)

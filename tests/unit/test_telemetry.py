@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import json
 import logging
@@ -243,6 +244,10 @@ async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, dict[s
         yield AnswerEvent(error={"code": "DEADLINE_EXCEEDED", "message": "retrieval failed"})
         await asyncio.sleep(0.5)
 
+    async def endless(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        while True:  # no await between replies: a cancel lands while grpc writes, and grpc closes this later
+            yield b"x" * 64
+
     server = grpc.aio.server(interceptors=[ServerSpans(recorder.provider), RequestLogContext()])
     server.add_generic_rpc_handlers(
         [
@@ -250,6 +255,7 @@ async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, dict[s
                 "test.Ticks",
                 {
                     "Forever": grpc.unary_stream_rpc_method_handler(forever),
+                    "Endless": grpc.unary_stream_rpc_method_handler(endless),
                     "Hang": grpc.unary_unary_rpc_method_handler(hang),
                     "Boom": grpc.unary_unary_rpc_method_handler(boom),
                     "TraceId": grpc.unary_unary_rpc_method_handler(trace_id),
@@ -328,6 +334,25 @@ async def test_calls_inside_an_unsampled_trace_carry_it_on_but_make_no_spans(grp
             == format(caller.get_span_context().trace_id, "032x").encode()
         )
     assert len(recorder.finished(SpanKind.CLIENT)) == len(recorder.finished(SpanKind.SERVER)) == 1
+
+
+@pytest.mark.parametrize("parent", [UNSAMPLED, SAMPLED])
+async def test_a_stream_cancelled_mid_write_leaves_no_context_error_in_the_log(grpc_pair, caplog, parent):
+    """grpc closes such a stream later, from another context: detaching the call's trace context there failed,
+    and every browser that left an answer wrote an ERROR with a traceback."""
+    _, channel, _ = grpc_pair
+    token = context.attach(_parent(parent))
+    try:
+        for _ in range(5):
+            call = channel.unary_stream("/test.Ticks/Endless")(b"")
+            await call.read()
+            call.cancel()
+        await asyncio.sleep(0.3)
+        gc.collect()
+        await asyncio.sleep(0.1)
+    finally:
+        context.detach(token)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 async def test_a_cancelled_caller_cancels_its_unary_call_and_ends_its_span(grpc_pair):
