@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Match, Mount
 
 from gateway.models import ErrorResponse
+from likeopt.runtime.grpc_client import CHANNEL_FAILURE
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -94,18 +95,10 @@ def public_details(exc: grpc.aio.AioRpcError) -> str:
     details = exc.details() or ""
     if exc.code() is grpc.StatusCode.UNAVAILABLE and CHANNEL_FAILURE.match(details):
         service = unreachable_service(details)
-        log.warning("upstream unreachable", extra={"fields": {"service": service, "details": details}})
+        log.warning("upstream unreachable", extra={"fields": {"upstream": service, "details": details}})
         return f"{service or 'an upstream service'} cannot be reached now; try again shortly"
     return details or exc.code().name
 
-
-CHANNEL_FAILURE = re.compile(
-    "(?:[a-z ]+: )?(?:connections to all backends failing|failed to connect to all addresses|errors resolving"
-    "|DNS resolution failed|empty address list|Socket closed|(?:recvmsg:)?Connection reset|Broken pipe|GOAWAY"
-    "|keepalive watchdog|Received RST_STREAM|Stream removed)"
-)
-"""How gRPC's channel begins what it says, in place of a service's own words, when it could not reach a server or
-lost it; after a relaying service's prefix (generation_svc's 'retrieval failed: ') too."""
 
 UPSTREAMS: dict[str, set[str]] = {}
 """The services listening at each upstream address (host:port), as the gateway's channels were opened."""

@@ -54,6 +54,7 @@ from likeopt.runtime.contract import (
     check_query,
     rejects_invalid_input,
 )
+from likeopt.runtime.grpc_client import CHANNEL_FAILURE
 from likeopt.runtime.principal import BadPrincipal, Principal, forwarded, principal_in, scope_of
 from likeopt.runtime.telemetry import StreamSpans, current_trace_id
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
@@ -424,7 +425,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             code = exc.code()
             if code not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DEADLINE_EXCEEDED):
                 code = grpc.StatusCode.UNAVAILABLE
-            raise AnswerFailed(code, f"retrieval failed: {exc.details()}") from exc
+            raise AnswerFailed(code, retrieval_failure(exc)) from exc
 
     async def _produce(
         self,
@@ -548,6 +549,19 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             error.retry_after_s = failure.retry_after_s
             context.set_trailing_metadata((("retry-after", str(math.ceil(failure.retry_after_s))),))
         return Event(error=error)
+
+
+def retrieval_failure(exc: grpc.aio.AioRpcError) -> str:
+    """What the caller reads of a failed search: retrieval_svc's own words (a Milvus it cannot reach, a bad
+    query), never gRPC's about a connection nor an internal error's text, which go to the log."""
+    details = exc.details() or exc.code().name
+    if exc.code() in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS):
+        log.warning("retrieval failed", extra={"fields": {"upstream": "retrieval_svc", "details": details}})
+        return "retrieval failed: internal error in retrieval_svc; the trace id finds it in the logs"
+    if CHANNEL_FAILURE.match(details):
+        log.warning("retrieval_svc unreachable", extra={"fields": {"upstream": "retrieval_svc", "details": details}})
+        return "retrieval_svc cannot be reached now; try again shortly"
+    return f"retrieval failed: {details}"
 
 
 def owner_of(principal: Principal | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import grpc
 
@@ -54,6 +55,15 @@ SERVICE_CONFIG = json.dumps(
         ],
     }
 )
+
+
+CHANNEL_FAILURE = re.compile(
+    "(?:[a-z ]+: )?(?:connections to all backends failing|failed to connect to all addresses|errors resolving"
+    "|DNS resolution failed|empty address list|Socket closed|(?:recvmsg:)?Connection reset|Broken pipe|GOAWAY"
+    "|keepalive watchdog|Received RST_STREAM|Stream removed)"
+)
+"""How gRPC's channel begins what it says, in place of a service's own words, when it could not reach a server or
+lost it: what a client must not read (it names addresses and says nothing it can act on)."""
 
 
 def channel_target(address: str) -> str:

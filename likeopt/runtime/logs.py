@@ -58,8 +58,8 @@ class JsonFormatter(logging.Formatter):
         }
         entry.update(log_ids())
         extra = getattr(record, "fields", None)
-        if isinstance(extra, dict):
-            entry.update(extra)
+        if isinstance(extra, dict):  # a field never hides the line's own keys (its service, its trace)
+            entry.update((key if key not in entry else f"fields.{key}", value) for key, value in extra.items())
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
 from generation_svc.extractive import ExtractiveBackend, compose, count_pieces, standalone
 from generation_svc.feedback import FeedbackStore, UnknownAnswer
 from generation_svc.small_talk import ABOUT, GREETING, THANKS, small_talk_reply
-from likeopt.v1 import generation_pb2, retrieval_pb2
+from likeopt.v1 import generation_pb2, retrieval_pb2, retrieval_pb2_grpc
 from tests.unit.test_generation_harness import collect, generation_server, text_of
 
 
@@ -244,6 +245,18 @@ async def test_an_ephemeral_answer_sees_the_conversation_but_adds_nothing_to_it(
     assert never_stored.value.code() == grpc.StatusCode.NOT_FOUND
     assert backend.calls[1][1] == [Turn("How does the answer cache work?", "It keeps answers [1].")]
     assert [t.question for t in stored.turns] == ["How does the answer cache work?"]
+
+
+async def test_an_unreachable_retrieval_svc_is_named_without_grpcs_words_about_the_connection() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"127.0.0.1:{probe.getsockname()[1]}"
+    async with generation_server(ExtractiveBackend()) as h, grpc.aio.insecure_channel(nowhere) as channel:
+        h.servicer.retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await h.answer("Which port does Envoy listen on?")
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert failed.value.details() == "retrieval_svc cannot be reached now; try again shortly"
 
 
 async def stored_conversation(h: Any, conversation_id: str) -> generation_pb2.Conversation:

@@ -84,6 +84,14 @@ def _records(stream: io.StringIO, message: str) -> list[dict]:
     return [r for r in map(json.loads, stream.getvalue().splitlines()) if message in r["msg"]]
 
 
+def test_a_field_of_a_log_line_never_hides_its_own_service_or_level(log_lines):
+    fields = {"service": "retrieval_svc", "level": "nonsense", "details": "gone"}
+    logging.getLogger("test.fields").warning("upstream unreachable", extra={"fields": fields})
+    [line] = _records(log_lines, "upstream unreachable")
+    assert (line["service"], line["level"], line["details"]) == ("test", "WARNING", "gone")
+    assert (line["fields.service"], line["fields.level"]) == ("retrieval_svc", "nonsense")
+
+
 # -- sampling ------------------------------------------------------------------------
 
 
