@@ -24,6 +24,7 @@ from gateway.errors import ApiError, error_response, http_error_headers
 from gateway.mcp_http import McpEndpoint, caller_mesh
 from gateway.mcp_server import build_mcp_server
 from gateway.models import ErrorResponse
+from gateway.observe import LabelledRoute
 from gateway.openai_api import openai_app
 from gateway.request_spans import NO_NATIVE_TELEMETRY
 from gateway.routes import admin, chat, conversations, documents, feedback, ops, search
@@ -88,9 +89,10 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> GatewayApp:
     for router in ROUTERS:
         app.include_router(router)
     app.direct_routes = tuple(route for router in ROUTERS for route in router.routes if isinstance(route, DirectRoute))
-    app.add_route(UI_CONFIG_PATH, ui_config_endpoint(config), include_in_schema=False)  # before the static mount
+    ui_config = LabelledRoute(UI_CONFIG_PATH, ui_config_endpoint(config), include_in_schema=False)
+    app.router.routes.append(ui_config)  # before the static mount
     app.mount("/v1", openai_app(config, lifecycle.upstreams), name="openai")
-    app.add_route("/mcp", mcp, name="mcp", include_in_schema=False)
+    app.router.routes.append(LabelledRoute("/mcp", mcp, name="mcp", include_in_schema=False))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app

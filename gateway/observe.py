@@ -13,7 +13,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from starlette.routing import Mount
+from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from likeopt.runtime.metrics import LATENCY_BUCKETS, labelled
@@ -98,6 +98,17 @@ def route_label(scope: Scope) -> str:
         return route.path
     root = scope.get("root_path", "")
     return root[len(scope.get("app_root_path", root)) :] + route.path
+
+
+class LabelledRoute(Route):
+    """A plain Starlette route (an ASGI endpoint: MCP, the UI's config.js) that names itself in the scope, as
+    FastAPI's routes do, so its requests are counted under its path rather than as "unmatched" 404s."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
 
 
 class RequestMetrics:

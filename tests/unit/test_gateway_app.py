@@ -19,7 +19,7 @@ from likeopt.runtime.config import Config
 
 KEY = "unit-test-key"
 NOWHERE = "127.0.0.1:1"
-STATIC_AND_MISSING = (("/static", "200"), ("unmatched", "404"))
+STATIC_AND_MISSING = (("/static", "200"), ("unmatched", "404"), ("/static/config.js", "200"), ("/mcp", "405"))
 
 
 def unreachable() -> Config:
@@ -221,6 +221,8 @@ def test_requests_are_counted_by_route_template_mounts_included() -> None:
     with TestClient(app) as test_client:
         assert test_client.get("/static/app.css").status_code == 200
         assert test_client.get("/no/such/page").status_code == 404
+        assert test_client.get("/static/config.js").status_code == 200
+        assert test_client.get("/mcp").status_code == 405  # MCP's endpoint, not a missing page
     assert all(count(route, status) == before[route] + 1 for route, status in STATIC_AND_MISSING)
 
 
