@@ -444,12 +444,19 @@ class MilvusBackend:
         """Split a document into chunks that fit the model's window with the title, and whose rows fit Milvus's
         fields (UnfitDocument saying why if not)."""
         chunks = chunk_document(doc, self.embedder, self.chunk_tokens, self.chunk_overlap)
-        if problem := oversized_metadata(doc.metadata):
+        if problem := self.unfit(doc, chunks):
             raise UnfitDocument(problem)
+        return chunks
+
+    def unfit(self, doc: DocumentInput, chunks: Sequence[str]) -> str | None:
+        """Why doc's rows, cut into chunks, would not fit Milvus's fields (said for the writer); None when they
+        fit. A migration asks before writing, since the embedded store holds documents Milvus cannot."""
+        if problem := oversized_metadata(doc.metadata):
+            return problem
         for ordinal, chunk in enumerate(chunks):
             if problem := oversized(text_fields(doc, ordinal, chunk, self._bm25_text)):
-                raise UnfitDocument(problem)
-        return chunks
+                return problem
+        return None
 
     def upsert(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> int:
         """Embed, then store (replacing earlier versions of the same ids); returns the new version."""

@@ -12,6 +12,11 @@ marker of another store, or of this store at another version, is ignored and eve
 The collection is a copy of the store: documents it holds that the store does not (deleted from the store since
 an earlier copy) are deleted from it, so running the command again after deletions converges.
 
+A document the embedded store holds but Milvus cannot (a chunk, title or metadata over Milvus's size limits,
+which the embedded engine does not have) is refused with the reason, as a live upload's would be, and the rest
+of its page copied; every run names it again (resumed or not), and an older version of it in the collection is
+deleted, so the collection never holds what the store no longer does.
+
 :func:`verify` compares counts and how far searches agree: the share of each sample query's top 10 that the
 embedded engine and Milvus have in common, per mode.
 """
@@ -44,6 +49,15 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
+class Refused:
+    """A document of the store that Milvus cannot hold, and why (a field over Milvus's size limits)."""
+
+    id: str
+    chunks: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class MigrationReport:
     """What a migration did."""
 
@@ -57,6 +71,8 @@ class MigrationReport:
     version: int
     removed: int = 0
     """Documents the collection held that the store no longer does (deleted from it since an earlier copy)."""
+    refused: tuple[Refused, ...] = ()
+    """Documents of the store Milvus cannot hold, in store order."""
 
 
 @dataclass(frozen=True)
@@ -85,9 +101,11 @@ def migrate(
         fields = {doc_id: (title, metadata) for doc_id, title, metadata in store.documents()}
         access = {doc_id: Access.from_json(text) for doc_id, text in store.access_lists()}
         total, chunks, copied, skipped, last_row = len(fields), 0, 0, 0, 0
-        for page in pages(documents_of(store.chunks(), fields, access), page_chunks):
-            chunks += sum(len(d.chunks) for d in page)
-            last_row = page[-1].chunks[-1].row
+        refused: list[Refused] = []
+        for whole in pages(documents_of(store.chunks(), fields, access), page_chunks):
+            chunks += sum(len(d.chunks) for d in whole)
+            last_row = whole[-1].chunks[-1].row
+            page = fitting(backend, whole, refused)  # on resumed pages too: every run names what it left out
             if last_row <= resume_after:
                 skipped += len(page)
             else:
@@ -98,15 +116,29 @@ def migrate(
                     write(backend, todo)
                 backend.set_meta(MARKER, json.dumps({**source, "row": last_row, "complete": False}))
             if progress is not None:
-                progress(copied + skipped, total)
-        removed = remove_others(backend, set(fields))
+                progress(copied + skipped + len(refused), total)
+        removed = remove_others(backend, set(fields) - {r.id for r in refused})
         backend.flush()
         backend.set_meta(MARKER, json.dumps({**source, "row": last_row, "complete": True}))
-        log.info("migrated", extra={"fields": {**source, "copied": copied, "skipped": skipped, "removed": removed}})
+        counts = {"copied": copied, "skipped": skipped, "removed": removed, "refused": len(refused)}
+        log.info("migrated", extra={"fields": {**source, **counts}})
     finally:
         store.close()
     backend.refresh()
-    return MigrationReport(total, chunks, copied, skipped, resume_after >= 0, backend.version, removed)
+    return MigrationReport(total, chunks, copied, skipped, resume_after >= 0, backend.version, removed, tuple(refused))
+
+
+def fitting(backend: MilvusBackend, page: list[StoredDocument], refused: list[Refused]) -> list[StoredDocument]:
+    """The page's documents Milvus can hold; the others are added to refused with the reason, so one document
+    over Milvus's limits neither stops the migration nor keeps its page out."""
+    fit: list[StoredDocument] = []
+    for doc in page:
+        texts = [c.text for c in doc.chunks]
+        if reason := backend.unfit(DocumentInput(doc.id, doc.title, "", doc.metadata, doc.access), texts):
+            refused.append(Refused(doc.id, len(doc.chunks), reason))
+        else:
+            fit.append(doc)
+    return fit
 
 
 def remove_others(backend: MilvusBackend, kept: set[str]) -> int:
@@ -199,10 +231,15 @@ class VerifyReport:
     milvus_documents: int
     milvus_chunks: int
     parity: dict[str, float]
+    refused_documents: int = 0
+    """Documents of the store the migration refused (Milvus cannot hold them), with their chunks below."""
+    refused_chunks: int = 0
 
     @property
     def counts_match(self) -> bool:
-        return (self.embedded_documents, self.embedded_chunks) == (self.milvus_documents, self.milvus_chunks)
+        """Milvus holds the store less what the migration refused."""
+        expected = (self.embedded_documents - self.refused_documents, self.embedded_chunks - self.refused_chunks)
+        return expected == (self.milvus_documents, self.milvus_chunks)
 
 
 def verify(
@@ -210,8 +247,9 @@ def verify(
     backend: MilvusBackend,
     sample_queries: Sequence[str],
     modes: Sequence[str] = ("bm25", "dense", "hybrid"),
+    refused: Sequence[Refused] = (),
 ) -> VerifyReport:
-    """Compare a loaded embedded engine with the Milvus copy of its store.
+    """Compare a loaded embedded engine with the Milvus copy of its store, which lacks the refused documents.
 
     Both search with the same query vector, so the figure measures the indexes alone: BM25 differs by
     Milvus's per-segment statistics, dense by an approximate index past its size.
@@ -219,16 +257,18 @@ def verify(
     own = embedded.stats()
     stats = backend.stats()
     parity: dict[str, float] = {}
+    left_out = {r.id for r in refused}
     for mode in modes:
         params = SearchParams(top_k=10, mode=mode, fusion="rrf", rrf_k=60, alpha=0.5)
         shares = []
         for query in sample_queries:
             vector = backend.embed_query(query) if mode != "bm25" else None
-            ours = chunk_ids(embedded.search(query, params, vector))
+            ours = chunk_ids([h for h in embedded.search(query, params, vector) if h.doc_id not in left_out])
             theirs = chunk_ids(backend.search(query, params, vector))
             shares.append(len(set(ours) & set(theirs)) / max(len(ours), len(theirs)) if ours or theirs else 1.0)
         parity[mode] = sum(shares) / len(shares) if shares else 1.0
-    return VerifyReport(own.documents, own.chunks, stats.documents, stats.chunks, parity)
+    lacking = (len(refused), sum(r.chunks for r in refused))
+    return VerifyReport(own.documents, own.chunks, stats.documents, stats.chunks, parity, *lacking)
 
 
 def chunk_ids(hits: Sequence[ChunkHit]) -> list[str]:

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import random
 import sys
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from likeopt.runtime.config import Config
+
+if TYPE_CHECKING:
+    from retrieval_svc.milvus_migrate import MigrationReport
 
 SAMPLE_QUERIES = 50
 PARITY_FLOOR = 0.5
@@ -33,7 +37,9 @@ def sample_queries(config: Config, count: int, seed: int = 7) -> list[str]:
 
 def migrate_to_milvus(config: Config, sample: int = SAMPLE_QUERIES) -> int:
     """Run the migration and the check; exit code 0 when every document arrived. A Milvus that cannot be
-    reached, or refuses, is one line naming LIKEOPT_MILVUS_URI and exit code 1: a rerun resumes the copy."""
+    reached, or refuses, is one line naming LIKEOPT_MILVUS_URI and exit code 1: a rerun resumes the copy. A
+    document Milvus cannot hold is named with the reason and the rest copied and checked, also exit code 1:
+    the collection lacks it until it is changed in the store."""
     from retrieval_svc.backend import BackendRefused, BackendUnavailable
 
     store_path = config.data_dir / "store.sqlite3"
@@ -68,14 +74,9 @@ def copy_and_check(config: Config, sample: int) -> int:
             bar.refresh()
 
         report = migrate(store_path, target, progress)
-    print(
-        f"copied {report.copied} documents, {report.skipped} already there"
-        f"{' (resumed)' if report.resumed else ''}; removed {report.removed} documents the store no longer holds;"
-        f" {report.documents} documents, {report.chunks} chunks in the store; index version {report.version}",
-        flush=True,
-    )
+    print_report(report)
     embedded = loaded_engine(config.replace(retrieval_read_only=True))  # read-only: never writes the store
-    check = verify(embedded, target, sample_queries(config, sample))
+    check = verify(embedded, target, sample_queries(config, sample), refused=report.refused)
     embedded.close()
     target.close()
     print(
@@ -94,4 +95,25 @@ def copy_and_check(config: Config, sample: int) -> int:
         return 1
     if check.parity.get("hybrid", 1.0) < PARITY_FLOOR:
         print(f"likeopt migrate: hybrid overlap below {PARITY_FLOOR}: check the analyzer settings", file=sys.stderr)
+    if report.refused:
+        print(
+            f"likeopt migrate: {len(report.refused)} documents of the store were not copied: Milvus cannot hold"
+            " them (refused above, with the reason); the rest is copied and checked. Ingest them again shorter"
+            " (or delete them from the store) and run the command again to complete the copy",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def print_report(report: MigrationReport) -> None:
+    """What the copy did, then each refused document with the reason, as ``likeopt ingest`` lists them."""
+    print(
+        f"copied {report.copied} documents, {report.skipped} already there"
+        f"{' (resumed)' if report.resumed else ''}; removed {report.removed} documents the store no longer holds;"
+        f" refused {len(report.refused)} documents Milvus cannot hold;"
+        f" {report.documents} documents, {report.chunks} chunks in the store; index version {report.version}",
+        flush=True,
+    )
+    for refused in report.refused:
+        print(f"  refused {refused.id}: {refused.reason}", flush=True)

@@ -537,3 +537,31 @@ def test_migrating_again_after_deletions_removes_them_from_milvus(
     backend = backend_on(milvus, collection)
     assert backend.document_ids() == {"doc0", "doc2", "doc3", "doc5"}
     assert "doc1" not in doc_ids(backend, "item1", params("bm25"))
+
+
+def test_a_document_milvus_cannot_hold_is_refused_by_the_migration_and_the_rest_copied(
+    milvus: MilvusServer, tmp_path: Path, fake_model: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The embedded engine has no size limits, so its store may hold a chunk or metadata Milvus cannot: the
+    migration names each with the reason and copies the rest of their page; a rerun (resumed) names them again."""
+    engine = RetrievalEngine(tmp_path, FakeEmbedder(), chunk_tokens=256, chunk_overlap=0)
+    engine.load()
+    emoji = DocumentInput("emoji", "", " ".join(["\N{GRINNING FACE}" * 90] * 200), {})  # 202 tokens: one chunk
+    tagged = DocumentInput("tagged", "", "a short text", {"m": "x" * 70_000})
+    docs = [*MIGRATED[:3], emoji, MIGRATED[3], tagged, MIGRATED[4]]
+    engine.upsert(docs, [engine.prepare(d) for d in docs])
+    engine.close()
+    collection = new_name()
+    environ = {"LIKEOPT_DATA_DIR": str(tmp_path), "LIKEOPT_MILVUS_URI": milvus.uri}
+    config = Config.from_env({**environ, "LIKEOPT_MILVUS_COLLECTION": collection})
+    for run in ("first", "resumed"):
+        assert migrate_to_milvus(config, 3) == 1, run
+        out, err = capsys.readouterr()
+        assert "refused emoji: text of chunk 0 is 72,199 bytes in UTF-8; Milvus stores at most 65,535" in out, run
+        assert "refused tagged: metadata is 70,009 bytes as JSON; Milvus stores at most 65,536" in out, run
+        assert "store 7 documents" in out and "Milvus 5 /" in out, run
+        assert "2 documents of the store were not copied" in err and "counts differ" not in err, run
+        assert "Traceback" not in err, run
+    assert "(resumed)" in out
+    backend = backend_on(milvus, collection)
+    assert backend.document_ids() == {f"doc{n}" for n in range(5)}
