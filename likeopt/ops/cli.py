@@ -140,7 +140,7 @@ def run_up(args: argparse.Namespace, config: Config, parser: argparse.ArgumentPa
 
 
 def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
-    from likeopt.ops.ingest import Unreachable, access_of, ingest_paths
+    from likeopt.ops.ingest import IngestFailed, Unreachable, access_of, ingest_paths
 
     if missing := [path for path in args.paths if not Path(path).exists()]:
         parser.error(f"no such file or folder: {', '.join(missing)} (nothing was ingested)")
@@ -149,6 +149,8 @@ def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.Argume
         summary = ingest_paths(args.paths, config.retrieval_addr, quiet=args.quiet, access=access)
     except Unreachable as exc:
         sys.exit(f"likeopt ingest: {exc}; is `likeopt up` running, and LIKEOPT_RETRIEVAL_ADDR right?")
+    except IngestFailed as exc:
+        sys.exit(f"likeopt ingest: {exc}")
     sys.exit(0 if summary.upserted or not summary.skipped else 1)
 
 

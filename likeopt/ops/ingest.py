@@ -1,9 +1,13 @@
-"""``likeopt ingest PATH…``: stream documents to retrieval_svc with a progress bar."""
+"""``likeopt ingest PATH…``: stream documents to retrieval_svc with a progress bar.
+
+The documents go through IngestDocuments, which acknowledges each batch once it is durable, so a run that fails
+part way (retrieval_svc stopping, its Milvus going away) can say how many of its documents are stored.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import grpc
 from tqdm import tqdm
@@ -20,6 +24,25 @@ CONNECT_TIMEOUT_S = 30.0
 
 class Unreachable(Exception):
     """retrieval_svc did not accept a connection in time."""
+
+
+class IngestFailed(Exception):
+    """The upload failed part way; the message names the gRPC status, retrieval_svc's words and how many of the
+    run's documents were acknowledged as stored before that."""
+
+    def __init__(self, writer: str, error: grpc.RpcError, confirmed: retrieval_pb2.UpsertSummary) -> None:
+        code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+        details = (error.details() if isinstance(error, grpc.Call) else "").rstrip(".") or "(no message)"
+        stored = (
+            f"{confirmed.upserted} documents of this run were confirmed stored before that (index version"
+            f" {confirmed.index_version}); the others may not be"
+            if confirmed.upserted
+            else "none of this run's documents was confirmed stored"
+        )
+        super().__init__(
+            f"retrieval_svc at {writer} failed the upload with {code.name}: {details}. {stored}; run the command"
+            " again once that is fixed (a document stored already is replaced, not duplicated)"
+        )
 
 
 def ingest_paths(
@@ -50,20 +73,38 @@ def ingest_paths(
         except grpc.FutureTimeoutError:
             progress.close()
             raise Unreachable(f"retrieval_svc at {writer} did not answer in {CONNECT_TIMEOUT_S:.0f} s") from None
-        summary = retrieval_pb2_grpc.RetrievalServiceStub(channel).UpsertDocuments(
-            documents(), timeout=INGEST_TIMEOUT_S, wait_for_ready=True
-        )
-    progress.close()
+        summary = retrieval_pb2.UpsertSummary()
+        try:
+            add_up(
+                retrieval_pb2_grpc.RetrievalServiceStub(channel).IngestDocuments(
+                    documents(), timeout=INGEST_TIMEOUT_S, wait_for_ready=True
+                ),
+                summary,
+            )
+        except grpc.RpcError as exc:
+            raise IngestFailed(writer, exc, summary) from None
+        finally:
+            progress.close()
     if not quiet:
-        print(
-            f"ingested {summary.upserted} documents as {summary.chunks} chunks (index version {summary.index_version})",
-            flush=True,
-        )
+        version = f" (index version {summary.index_version})" if summary.index_version else ""
+        print(f"ingested {summary.upserted} documents as {summary.chunks} chunks{version}", flush=True)
         for item in skipped:
             print(f"  skipped {item.source}: {item.reason}", flush=True)
         for refused in summary.skipped:
             print(f"  refused {refused.id or '(no id)'}: {refused.reason}", flush=True)
     return summary
+
+
+def add_up(acknowledgements: Iterable[retrieval_pb2.IngestProgress], summary: retrieval_pb2.UpsertSummary) -> None:
+    """Sum each acknowledged batch into summary as it arrives, as UpsertDocuments would answer at the end: kept
+    up to date so that a failure later in the run still knows what was stored. An id sent twice is one document."""
+    stored: set[str] = set()
+    for batch in acknowledgements:
+        stored.update(batch.ids)
+        summary.upserted = len(stored)
+        summary.chunks += batch.chunks
+        summary.index_version = max(summary.index_version, batch.index_version)
+        summary.skipped.extend(batch.skipped)
 
 
 def access_of(tenant: str, users: list[str], groups: list[str]) -> retrieval_pb2.Access | None:

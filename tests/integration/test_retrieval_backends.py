@@ -6,6 +6,7 @@ reports scores negated); timings never."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -16,23 +17,26 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
+import numpy as np
 import pytest
 
 from likeopt.ops.migrate import migrate_to_milvus
 from likeopt.runtime.config import Config
 from likeopt.runtime.principal import Reader
 from likeopt.runtime.text import SAME_TERMS_UNLESS_FLAGGED, TOKENIZER_VERSION
+from likeopt.v1 import retrieval_pb2_grpc
 from retrieval_svc import backend as backend_module
 from retrieval_svc import engine as engine_module
-from retrieval_svc import milvus_backend
+from retrieval_svc import milvus_backend, service
 from retrieval_svc.access import Access
 from retrieval_svc.backend import BackendUnavailable, DocumentInput, SearchParams, UnfitDocument
 from retrieval_svc.engine import RetrievalEngine
 from retrieval_svc.milvus_backend import MilvusBackend
 from retrieval_svc.milvus_migrate import MARKER, migrate, verify
-from retrieval_svc.service import chunk_each
+from retrieval_svc.service import RetrievalServicer, chunk_each
 from tests.support import ROOT, MilvusServer
-from tests.unit.test_retrieval_harness import FakeEmbedder
+from tests.unit.test_retrieval_harness import DictCache, FakeEmbedder
 
 LONG = " ".join(f"Sentence {i} mentions zebras and stripes." for i in range(12))
 TRICKY = 'say "hi" \\ or doc_id != "x'
@@ -401,6 +405,55 @@ def test_an_unreachable_milvus_raises_backend_unavailable(tmp_path: Path) -> Non
     finally:
         backend.close()
         server.stop()
+
+
+class StopsMilvus(FakeEmbedder):
+    """The fake model, which stops the Milvus server when asked to embed a text holding word: Milvus goes away
+    in the middle of an ingestion, between two batches."""
+
+    def __init__(self, server: MilvusServer, word: str) -> None:
+        super().__init__()
+        self.server = server
+        self.word = word
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if any(self.word in text for text in texts):
+            self.server.stop()
+        return super().encode(texts)
+
+
+async def test_likeopt_ingest_says_how_much_was_stored_when_milvus_goes_away_mid_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One paragraph naming the status and retrieval_svc's words, and the documents acknowledged before; exit 1."""
+    monkeypatch.setattr(service, "UPSERT_BATCH_DOCS", 2)
+    milvus = MilvusServer(tmp_path / "milvus")
+    milvus.start()
+    servicer = RetrievalServicer(Config.from_env({}), DictCache())  # type: ignore[arg-type]
+    servicer.serve(backend_on(milvus, new_name(), StopsMilvus(milvus, "walrus")))
+    server = grpc.aio.server()
+    retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    files = [tmp_path / f"doc{n}.md" for n in range(6)]
+    for n, path in enumerate(files):
+        path.write_text(f"# Note {n}\n\nNote {n} is about {'walruses' if n == 2 else 'horses'}.\n")
+    command = [sys.executable, "-m", "likeopt.ops.cli", "ingest", *map(str, files)]
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "LIKEOPT_RETRIEVAL_ADDR": f"127.0.0.1:{port}"}
+    try:
+        run = await asyncio.to_thread(
+            subprocess.run, command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300
+        )
+    finally:
+        await server.stop(0)
+        milvus.stop()
+    assert run.returncode == 1, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.strip() and not line.startswith("ingesting:")]  # bar
+    assert len(lines) == 1, run.stderr
+    error = lines[0]
+    assert error.startswith("likeopt ingest: retrieval_svc at 127.0.0.1:"), run.stderr
+    assert "failed the upload with UNAVAILABLE: Milvus at LIKEOPT_MILVUS_URI=" in error
+    assert "2 documents of this run were confirmed stored before that" in error
 
 
 def ids_once_resumed(backend: MilvusBackend, query: str, timeout_s: float = 30) -> list[str]:
