@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Match, Mount
 
 from gateway.models import ErrorResponse
-from likeopt.runtime.grpc_client import CHANNEL_FAILURE
+from likeopt.runtime.grpc_client import CHANNEL_FAILURE, channel_failure_words
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -94,9 +94,9 @@ def public_details(exc: grpc.aio.AioRpcError) -> str:
         return "internal error in an upstream service; the X-Trace-Id finds it in the logs"
     details = exc.details() or ""
     if exc.code() is grpc.StatusCode.UNAVAILABLE and CHANNEL_FAILURE.match(details):
-        service = unreachable_service(details)
+        service = unreachable_service(details) or "an upstream service"
         log.warning("upstream unreachable", extra={"fields": {"upstream": service, "details": details}})
-        return f"{service or 'an upstream service'} cannot be reached now; try again shortly"
+        return channel_failure_words(details, service)
     return details or exc.code().name
 
 

@@ -54,7 +54,7 @@ from likeopt.runtime.contract import (
     check_query,
     rejects_invalid_input,
 )
-from likeopt.runtime.grpc_client import CHANNEL_FAILURE
+from likeopt.runtime.grpc_client import CHANNEL_FAILURE, channel_failure_words
 from likeopt.runtime.principal import BadPrincipal, Principal, forwarded, principal_in, scope_of
 from likeopt.runtime.telemetry import StreamSpans, current_trace_id
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
@@ -560,7 +560,7 @@ def retrieval_failure(exc: grpc.aio.AioRpcError) -> str:
         return "retrieval failed: internal error in retrieval_svc; the trace id finds it in the logs"
     if CHANNEL_FAILURE.match(details):
         log.warning("retrieval_svc unreachable", extra={"fields": {"upstream": "retrieval_svc", "details": details}})
-        return "retrieval_svc cannot be reached now; try again shortly"
+        return channel_failure_words(details, "retrieval_svc")
     return f"retrieval failed: {details}"
 
 

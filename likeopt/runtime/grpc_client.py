@@ -66,6 +66,21 @@ CHANNEL_FAILURE = re.compile(
 lost it: what a client must not read (it names addresses and says nothing it can act on)."""
 
 
+NOT_SERVING = re.compile(r"last error: (?:[A-Z_]+: )?\S+: backend unhealthy")
+"""How it ends when the last replica it tried is reachable but answers health checks NOT_SERVING (client-side
+health checking drops it), e.g. a retrieval_svc whose Milvus is down: not a service out of reach."""
+
+
+def channel_failure_words(details: str, service: str) -> str:
+    """What a client reads in place of gRPC's words about its channel to service (CHANNEL_FAILURE matched them)."""
+    if NOT_SERVING.search(details):
+        return (
+            f"{service} is not serving now (it is starting or stopping, or its own backend, such as Milvus,"
+            " is unavailable); try again shortly"
+        )
+    return f"{service} cannot be reached now; try again shortly"
+
+
 def channel_target(address: str) -> str:
     """The gRPC target of one address or of a comma-separated list of replicas.
 

@@ -6,9 +6,16 @@ import logging
 
 import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from gateway import errors
 from gateway.errors import ApiError, name_upstreams, public_details
+from likeopt.runtime.grpc_client import HEALTH_SERVICE_NAME, open_channel
+from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+UNHEALTHY = "connections to all backends failing; last error: {}: backend unhealthy"
+"""What the channel says when the replica it tried last answers health checks NOT_SERVING."""
+NOT_SERVING = "retrieval_svc is not serving now (it is starting or stopping, or its own backend, such as Milvus,"
 
 REFUSED = (
     "connections to all backends failing; last error: UNKNOWN: {}: Failed to connect to remote host: Connection refused"
@@ -43,6 +50,8 @@ def upstreams(monkeypatch: pytest.MonkeyPatch) -> None:
         ("Socket closed", "an upstream service cannot be reached now; try again shortly"),
         ("recvmsg:Connection reset by peer", "an upstream service cannot be reached now; try again shortly"),
         ("Stream removed (ping timeout)", "an upstream service cannot be reached now; try again shortly"),
+        (UNHEALTHY.format("ipv4:127.0.0.1:19103"), NOT_SERVING),
+        ("retrieval failed: " + UNHEALTHY.format("ipv4:127.0.0.1:19113"), NOT_SERVING),
     ],
 )
 def test_a_channel_that_could_not_reach_a_service_names_it_and_logs_the_details(
@@ -66,3 +75,30 @@ def test_a_channel_that_could_not_reach_a_service_names_it_and_logs_the_details(
 )
 def test_an_unavailable_a_service_sent_keeps_its_words(details: str) -> None:
     assert public_details(failure(grpc.StatusCode.UNAVAILABLE, details)) == details
+
+
+async def test_a_replica_that_answers_not_serving_is_said_to_be_not_serving_rather_than_unreachable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A retrieval_svc whose Milvus is down is up but NOT_SERVING: the gateway's health-checked channel drops it
+    as it would an unreachable one, yet what it was told tells the two apart."""
+    checks = health.aio.HealthServicer()
+    await checks.set(HEALTH_SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(checks, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    monkeypatch.setattr(errors, "UPSTREAMS", {})
+    name_upstreams("retrieval_svc", [address])
+    channel = open_channel(address)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await retrieval_pb2_grpc.RetrievalServiceStub(channel).Search(
+                retrieval_pb2.SearchRequest(query="x"), timeout=30
+            )
+    finally:
+        await channel.close()
+        await server.stop(0)
+    error = ApiError.from_grpc(failed.value)
+    assert (error.status, error.code) == (503, "UNAVAILABLE")
+    assert error.message.startswith(NOT_SERVING) and "unhealthy" not in error.message
