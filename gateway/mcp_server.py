@@ -13,6 +13,7 @@ client as a tool error (``isError``) naming the gRPC status, never as a crash of
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -345,7 +346,17 @@ async def serve_stdio(config: Config, token: str = "") -> None:
         await mesh.close()
 
 
+def missing_token(config: Config, token: str) -> str | None:
+    """What to warn of at start: with LIKEOPT_AUTH=jwt, calls through Envoy need the token of the person the client
+    acts for, and without one every tool fails with Envoy's bare "Jwt is missing"."""
+    if config.jwt and not token:
+        return "LIKEOPT_AUTH=jwt and no --token: every call through Envoy will be refused (401); pass --token TOKEN"
+    return None
+
+
 def run_stdio(config: Config, token: str = "") -> None:
     """``likeopt mcp``: logs go to stderr as JSON lines, since stdout carries the protocol."""
     setup_logging("mcp", config.log_level)
+    if warning := missing_token(config, token):
+        logging.getLogger("mcp").warning(warning)
     asyncio.run(serve_stdio(config, token))

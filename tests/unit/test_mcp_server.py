@@ -184,3 +184,12 @@ async def test_a_message_that_is_not_json_is_refused_in_the_error_shape() -> Non
         fine = await http.post("http://like-opt/mcp", content=ping, headers=json_utf8)
     assert plain.status_code == 415 and plain.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE", plain.text
     assert fine.status_code == 200, fine.text
+
+
+def test_likeopt_mcp_warns_at_start_when_tokens_are_needed_and_none_was_given() -> None:
+    jwt = Config.from_env(
+        {"LIKEOPT_AUTH": "jwt", "LIKEOPT_JWT_ISSUER": "https://idp", "LIKEOPT_JWT_AUDIENCE": "a",
+         "LIKEOPT_JWT_JWKS_URI": "https://idp/keys"}
+    )  # fmt: skip
+    assert "--token" in (mcp_server.missing_token(jwt, "") or "")
+    assert mcp_server.missing_token(jwt, "a.b.c") is None and mcp_server.missing_token(Config.from_env({}), "") is None
