@@ -44,3 +44,44 @@ export function formatPercent(ratio) {
 export function localId() {
   return Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
 }
+
+/** Make parent's children exactly `nodes`, moving none that is in its place already: focus in those stays. */
+export function placeChildren(parent, nodes) {
+  nodes.forEach((node, i) => {
+    if (parent.childNodes[i] !== node) parent.insertBefore(node, parent.childNodes[i] ?? null);
+  });
+  while (parent.childNodes.length > nodes.length) parent.lastChild.remove();
+}
+
+/**
+ * Make target's children look like those of source (a fragment or element), keeping every node that already
+ * matches and changing it in place: nodes kept keep keyboard focus and text selection through a redraw.
+ * Elements match by tag and data-key; a kept element keeps its own listeners, so elements whose listeners
+ * differ need different keys.
+ */
+export function patchChildren(target, source) {
+  const fresh = [...source.childNodes];
+  fresh.forEach((node, i) => {
+    const old = target.childNodes[i];
+    if (!old) target.append(node);
+    else if (sameKind(old, node)) patchNode(old, node);
+    else target.replaceChild(node, old);
+  });
+  while (target.childNodes.length > fresh.length) target.lastChild.remove();
+}
+
+function sameKind(a, b) {
+  if (a.nodeType !== b.nodeType) return false;
+  if (a.nodeType !== Node.ELEMENT_NODE) return true;
+  return a.tagName === b.tagName && a.getAttribute('data-key') === b.getAttribute('data-key');
+}
+
+function patchNode(old, node) {
+  if (old.nodeType !== Node.ELEMENT_NODE) {
+    if (old.nodeValue !== node.nodeValue) old.nodeValue = node.nodeValue;
+    return;
+  }
+  for (const { name } of [...old.attributes]) if (!node.hasAttribute(name)) old.removeAttribute(name);
+  for (const { name, value } of node.attributes) if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+  patchChildren(old, node);
+}

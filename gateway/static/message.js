@@ -1,7 +1,7 @@
 // Rendering of chat messages. An answer view owns its model object (the message stored in
 // localStorage): apply() updates both from one stream event, restore() rebuilds a saved one.
 
-import { el, byId, formatMs } from './dom.js';
+import { el, byId, formatMs, patchChildren, placeChildren } from './dom.js';
 import { feedbackForm } from './feedback.js';
 import { renderMarkdown, plainText } from './markdown.js';
 
@@ -16,7 +16,8 @@ export function renderUserMessage(msg) {
 /**
  * The answer as rendered Markdown, drawn again from the whole text at each delta (answers are a few
  * hundred characters, so this is cheap and a construct split across deltas renders once complete).
- * A marker still being written is held back; after finish(), markers no citation arrived for are text.
+ * A redraw changes the nodes already shown in place, so a marker keeps keyboard focus while the answer
+ * streams. A marker still being written is held back; after finish(), markers no citation arrived for are text.
  */
 class AnswerText {
   constructor(node, openCitation, citationOf) {
@@ -39,7 +40,11 @@ class AnswerText {
 
   render() {
     const shown = this.finished ? this.text : this.text.replace(PARTIAL_MARKER, '');
-    this.node.replaceChildren(renderMarkdown(shown, (n) => this.marker(n)));
+    const focused = document.activeElement;
+    const place = this.node.contains(focused) ? this.placeOf(focused) : null;
+    patchChildren(this.node, renderMarkdown(shown, (n) => this.marker(n)));
+    // The text before the marker was read anew (a '**' closed around it, say): focus its equivalent.
+    if (place && !focused.isConnected) this.focusPlace(place);
   }
 
   marker(n) {
@@ -47,9 +52,31 @@ class AnswerText {
     const unsupported = this.citationOf(n)?.supported === false;
     return el('button', {
       type: 'button', class: unsupported ? 'citation-marker unsupported' : 'citation-marker', 'data-n': n,
-      'aria-label': `Source ${n}${unsupported ? ' (does not support this sentence)' : ''}`,
+      'data-key': `marker-${n}`, 'aria-label': `Source ${n}${unsupported ? ' (does not support this sentence)' : ''}`,
       onclick: (e) => this.openCitation(n, e.currentTarget),
     }, `[${n}]`);
+  }
+
+  /** The k-th marker of citation n, as {n, k}: the same place in the answer after a redraw. */
+  placeOf(marker) {
+    if (!marker.classList.contains('citation-marker')) return null;
+    const n = Number(marker.dataset.n);
+    return { n, k: this.markers(n).indexOf(marker) };
+  }
+
+  /** Focus the marker at place; failing that (it became plain text as the answer ended), the answer itself. */
+  focusPlace({ n, k }) {
+    const marker = this.markers(n)[k];
+    if (marker) {
+      marker.focus();
+    } else {
+      this.node.tabIndex = -1;
+      this.node.focus();
+    }
+  }
+
+  markers(n) {
+    return [...this.node.querySelectorAll('.citation-marker')].filter((m) => Number(m.dataset.n) === n);
   }
 }
 
@@ -66,11 +93,16 @@ export function createAnswerView(msg) {
     answer, progress, notice, sources, meta);
 
   const findCitation = (n) => msg.citations.find((c) => c.n === n);
-  const text = new AnswerText(answer, (n, opener) => showCitation(n, findCitation(n), opener), findCitation);
+  const text = new AnswerText(answer, (n, opener) => {
+    const place = text.placeOf(opener);
+    // Closing puts keyboard users back where they were reading (the same place, had the marker been redrawn).
+    showCitation(text, n, findCitation(n), () => (opener.isConnected ? opener.focus() : text.focusPlace(place)));
+  }, findCitation);
 
+  const sourceItems = new WeakMap(); // citation → its item: a redraw keeps the items shown (open, or focused)
   function renderSources() {
     sources.hidden = msg.citations.length === 0;
-    sourceList.replaceChildren(...msg.citations.map(sourceItem));
+    placeChildren(sourceList, msg.citations.map((c) => sourceItems.get(c) ?? sourceItems.set(c, sourceItem(c)).get(c)));
   }
 
   function showNotice(message, kind) {
@@ -113,6 +145,7 @@ export function createAnswerView(msg) {
           msg.citations.sort((a, b) => a.n - b.n);
           renderSources();
           markSupport();
+          refreshCitation(text, findCitation, true);
           break;
         }
         case 'done':
@@ -142,6 +175,7 @@ export function createAnswerView(msg) {
     finish() {
       progress.hidden = true;
       text.finish((n) => !!findCitation(n));
+      refreshCitation(text, findCitation, false);
     },
 
     /** Rebuild a saved message. */
@@ -222,13 +256,30 @@ dialog.addEventListener('click', (e) => {
   if (e.target === dialog) dialog.close();
 });
 
-function showCitation(n, citation, opener) {
-  byId('citation-title').textContent = `[${n}] ${citation?.title || 'Untitled'}`;
+let shownCitation = null; // {owner, n}: what the dialog shows, so a passage arriving while it is open fills it in
+
+function showCitation(owner, n, citation, focusBack) {
+  shownCitation = { owner, n };
+  fillCitation(n, citation, true);
+  dialog.showModal();
+  dialog.addEventListener('close', () => {
+    shownCitation = null;
+    focusBack();
+  }, { once: true });
+}
+
+/** Fill the dialog in again if it shows one of owner's citations: a marker can be opened before its citation
+ *  event arrives (the model writes "[1]" first), or the answer can end without one (`pending` false). */
+function refreshCitation(owner, citationOf, pending) {
+  if (dialog.open && shownCitation?.owner === owner) fillCitation(shownCitation.n, citationOf(shownCitation.n), pending);
+}
+
+function fillCitation(n, citation, pending) {
+  byId('citation-title').textContent = `[${n}] ${citation ? citation.title || 'Untitled' : ''}`.trim();
   byId('citation-doc').textContent = citation?.doc_id ?? '–';
   byId('citation-chunk-wrap').hidden = citation?.chunk_id == null;
   byId('citation-chunk').textContent = citation?.chunk_id ?? '';
-  byId('citation-text').textContent = citation?.text ? plainText(citation.text) : 'This passage has not arrived yet.';
-  dialog.showModal();
-  // Put keyboard users back where they were reading.
-  dialog.addEventListener('close', () => opener.focus(), { once: true });
+  byId('citation-text').textContent = citation ? plainText(citation.text ?? '')
+    : pending ? 'This passage is on its way: it shows here when the answer sends it.'
+      : 'The answer ended without sending this passage.';
 }

@@ -40,6 +40,56 @@ def test_keyboard_focus_stays_on_its_conversation_when_the_list_is_redrawn(mesh:
     assert before and page.evaluate(FOCUSED_CONVERSATION) == before
 
 
+STREAMED_ANSWER = """() => import('/static/message.js').then(({ createAnswerView }) => {
+  const view = createAnswerView({ role: 'assistant', text: '', citations: [] });
+  document.getElementById('messages').append(view.root);
+  view.startProgress();
+  window.answer = view;
+  window.delta = (text) => view.apply('delta', { text });
+  window.cite = (n) => view.apply('citation', { n, doc_id: `docs/${n}.md`, chunk_id: 0, title: `Note ${n}`,
+                                               text: `Passage ${n}.`, supported: true });
+  window.marker = (n) => view.root.querySelector(`.citation-marker[data-n="${n}"]`);
+})"""
+"""An answer view in the chat, fed its stream events by the test (in the order a model sends them: markers before
+their citation events) rather than by a model, whose timing would decide what the test sees."""
+
+
+def test_a_marker_keeps_focus_while_the_answer_streams_and_its_dialog_fills_in(mesh: MeshProcess, page: Any) -> None:
+    page.goto(mesh.base_url + "/")
+    page.evaluate(STREAMED_ANSWER)
+    page.evaluate("delta('Retrieval fuses BM25 and dense hits [1]')")
+    page.evaluate("window.opener = marker(1); opener.focus()")
+    page.evaluate("delta(' and reranks them with a cross-encoder [2'); delta('].')")
+    assert page.evaluate("document.activeElement === opener")
+
+    page.keyboard.press("Enter")  # opened before its citation arrived
+    page.locator("#citation-dialog").wait_for(state="visible")
+    assert "on its way" in page.inner_text("#citation-text")
+    page.evaluate("cite(1); delta(' More text.')")
+    assert page.inner_text("#citation-title") == "[1] Note 1" and page.inner_text("#citation-text") == "Passage 1."
+    page.keyboard.press("Escape")
+    assert page.evaluate("document.activeElement === opener")
+
+    page.evaluate("cite(2); answer.root.querySelector('.sources summary').focus()")
+    page.evaluate("window.summary = document.activeElement; cite(3)")
+    assert page.evaluate("document.activeElement === summary")  # the Sources list kept its items
+
+
+def test_a_marker_read_anew_by_a_later_delta_hands_focus_to_its_equivalent(mesh: MeshProcess, page: Any) -> None:
+    page.goto(mesh.base_url + "/")
+    page.evaluate(STREAMED_ANSWER)
+    page.evaluate("delta('Hybrid search **joins [1] and')")
+    page.evaluate("marker(1).focus()")
+    page.evaluate("delta(' fuses**.')")  # the bold closes around the marker: it is drawn inside <strong> now
+    assert page.evaluate("document.activeElement === marker(1) && !!marker(1).closest('strong')")
+    page.keyboard.press("Enter")
+    page.locator("#citation-dialog").wait_for(state="visible")
+    page.evaluate("answer.finish()")  # no citation came: the marker is text now, and the dialog says so
+    assert "ended without" in page.inner_text("#citation-text")
+    page.keyboard.press("Escape")
+    assert page.evaluate("document.activeElement === answer.root.querySelector('.answer-text')")
+
+
 def test_a_question_over_the_limit_stays_in_the_composer_with_the_reason(mesh: MeshProcess, page: Any) -> None:
     page.goto(mesh.base_url + "/")
     too_long = "why " * 1100  # 4,400 characters, past the services' 4,096
