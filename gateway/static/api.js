@@ -1,5 +1,5 @@
-// JSON calls to the gateway. Error bodies are {"error": {"code", "message"}}; anything
-// else (e.g. a plain-text 429 from Envoy) is reported with its status line.
+// JSON calls to the gateway. Error bodies are {"error": {"code", "message"}}; anything else (a proxy's own
+// plain-text page) is reported with its status line and what that status means, never with the page's words.
 
 const KEY_STORAGE = 'likeopt.apiKey';
 const TOKEN_STORAGE = 'likeopt.token';
@@ -80,20 +80,38 @@ export function authHeaders({ admin = false } = {}) {
   return credential ? { Authorization: `Bearer ${credential}` } : {};
 }
 
+// Envoy's own words for a service it could not reach or that took too long ('upstream connect error or
+// disconnect/reset before headers…', 'no healthy upstream'): JSON in the error contract when the request sent
+// JSON, plain text otherwise. They mean nothing to a reader; the status says it better.
+const PROXY_WORDS = /^(?:upstream\b|no healthy upstream)/i;
+const UNREACHABLE = 'the service is restarting or unreachable; try again';
+const STATUS_WORDS = {
+  429: ['Too Many Requests', 'too many requests; wait a moment and try again'],
+  502: ['Bad Gateway', UNREACHABLE],
+  503: ['Service Unavailable', UNREACHABLE],
+  504: ['Gateway Timeout', 'the service took too long to answer; try again'],
+};
+
+/** The status line and what it means ('503 Service Unavailable: the service is restarting…'). */
+function statusMessage(status, statusText) {
+  const [reason, meaning] = STATUS_WORDS[status] ?? ['', ''];
+  const line = `${status} ${statusText || reason}`.trim(); // HTTP/2 responses have no status text
+  return meaning ? `${line}: ${meaning}` : line;
+}
+
 /** Build an ApiError from a failed response's body text (`keyed`: the call sent the API key, not the token). */
 export function errorFromBody(status, statusText, bodyText, keyed = !JWT_MODE) {
   let message = '';
   let code = 'http_' + status;
+  let err = null;
   try {
-    const err = JSON.parse(bodyText)?.error;
-    if (err?.message) {
-      message = String(err.message);
-      code = err.code || code;
-    }
+    err = JSON.parse(bodyText)?.error;
   } catch {
-    message = bodyText.trim().slice(0, 300);
+    // not the error contract: the status line speaks for it
   }
-  message ||= `${status} ${statusText}`.trim();
+  if (err?.message && !PROXY_WORDS.test(err.message)) message = String(err.message);
+  if (err?.message) code = err.code || code;
+  message ||= statusMessage(status, statusText);
   if (JWT_MODE && status === 401 && !keyed) {
     window.dispatchEvent(new CustomEvent('likeopt:signin', { detail: message })); // signin.js asks again
     message += ' (sign in again)';

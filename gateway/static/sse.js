@@ -1,7 +1,7 @@
 // Server-sent events over POST. EventSource only does GET, so the stream is read with
 // fetch + ReadableStream and parsed here following the WHATWG event-stream rules.
 
-import { authHeaders, errorFromResponse } from './api.js';
+import { ApiError, authHeaders, errorFromResponse } from './api.js';
 
 /**
  * Incremental event-stream parser. push() accepts arbitrary text chunks (lines and events
@@ -52,8 +52,9 @@ export function createSSEParser(onEvent) {
 
 /**
  * POST `body` as JSON and call onEvent(type, payload) for each event, with `data` parsed
- * as JSON. Resolves when the stream ends; rejects with ApiError on an HTTP error status and
- * with an AbortError when `signal` fires.
+ * as JSON. Resolves when the stream ends; rejects with ApiError on an HTTP error status or when
+ * the connection breaks after the response began (code 'connection_lost'), with a TypeError when
+ * the server cannot be reached at all, and with an AbortError when `signal` fires.
  */
 export async function streamSSE(url, body, { signal, onEvent }) {
   const res = await fetch(url, {
@@ -77,10 +78,21 @@ export async function streamSSE(url, body, { signal, onEvent }) {
   const reader = res.body.getReader();
   const decoder = new TextDecoder(); // stream mode keeps multi-byte characters split across chunks intact
   for (;;) {
-    const { value, done } = await reader.read();
+    const { value, done } = await read(reader);
     if (done) break;
     parser.push(decoder.decode(value, { stream: true }));
   }
   parser.push(decoder.decode());
   parser.end();
+}
+
+/** The next chunk of a response; a connection that breaks now broke mid-stream (the server went away), which is
+ *  not the same as a server never reached. */
+async function read(reader) {
+  try {
+    return await reader.read();
+  } catch (err) {
+    if (err.name === 'AbortError') throw err;
+    throw new ApiError('The connection was lost during the answer.', { code: 'connection_lost' });
+  }
 }
