@@ -1,0 +1,56 @@
+"""The web UI on a phone and in the dark: nothing wider than the screen, text readable in both colour schemes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import MeshProcess
+
+PHONE = {"width": 375, "height": 740}
+UNBROKEN = "Unbroken" * 30
+"""A title or passage with no place to wrap: a file name, a URL, a hash."""
+WIDER_THAN_SHOWN = """(selector) => [...document.querySelectorAll(selector)]
+  .filter((node) => node.scrollWidth > node.clientWidth)
+  .map((node) => `${node.id || node.className}: ${node.scrollWidth} > ${node.clientWidth}`)"""
+"""The elements among selector's that scroll sideways, as 'name: content width > shown width'."""
+CITE_UNBROKEN = """(words) => import('/static/message.js').then(({ createAnswerView }) => {
+  const view = createAnswerView({ role: 'assistant', text: '', citations: [] });
+  document.getElementById('messages').append(view.root);
+  view.apply('delta', { text: 'See [1].' });
+  view.apply('citation', { n: 1, doc_id: 'docs/long.md', chunk_id: 0, title: words, text: words, supported: true });
+  view.finish();
+})"""
+
+
+@pytest.fixture
+def unbroken_document(mesh: MeshProcess) -> Iterator[str]:
+    """A document whose title and text have no place to wrap, taken away again after the test."""
+    auth = {"Authorization": f"Bearer {mesh.api_key}"}
+    document = {"id": "unbroken-words", "title": UNBROKEN, "text": f"{UNBROKEN} {UNBROKEN}"}
+    added = httpx.post(f"{mesh.base_url}/api/v1/documents", json={"documents": [document]}, headers=auth, timeout=60)
+    assert added.status_code == 200, added.text
+    try:
+        yield document["id"]
+    finally:
+        httpx.delete(f"{mesh.base_url}/api/v1/documents/{document['id']}", headers=auth, timeout=30)
+
+
+def test_long_unbroken_words_wrap_inside_the_document_and_citation_dialogs(
+    mesh: MeshProcess, page: Any, unbroken_document: str
+) -> None:
+    page.set_viewport_size(PHONE)
+    page.goto(mesh.base_url + "/#documents")
+    page.locator(f"#doc-list li[data-doc-id='{unbroken_document}'] .open-document").click()
+    page.wait_for_function("document.querySelectorAll('#document-chunks .passage').length > 0")
+    assert page.evaluate(WIDER_THAN_SHOWN, "#document-dialog, #document-dialog h2, #document-dialog .passage") == []
+    page.keyboard.press("Escape")
+
+    page.goto(mesh.base_url + "/#chat")
+    page.evaluate(CITE_UNBROKEN, UNBROKEN)
+    page.locator(".message.assistant .citation-marker").click()
+    page.locator("#citation-dialog").wait_for(state="visible")
+    assert page.evaluate(WIDER_THAN_SHOWN, "#citation-dialog, #citation-title, #citation-text") == []
