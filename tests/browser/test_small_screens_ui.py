@@ -54,3 +54,20 @@ def test_long_unbroken_words_wrap_inside_the_document_and_citation_dialogs(
     page.locator(".message.assistant .citation-marker").click()
     page.locator("#citation-dialog").wait_for(state="visible")
     assert page.evaluate(WIDER_THAN_SHOWN, "#citation-dialog, #citation-title, #citation-text") == []
+
+
+@pytest.fixture
+def narrow(browser: Any) -> Iterator[Any]:
+    """A page 320 CSS pixels wide: a 1280-pixel screen zoomed to 400 %, the width WCAG's reflow asks for."""
+    context = browser.new_context(viewport={"width": 320, "height": 256}, device_scale_factor=4)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.mark.parametrize("view", ["chat", "documents", "dashboard"])
+def test_nothing_scrolls_sideways_at_320_pixels(mesh: MeshProcess, narrow: Any, view: str) -> None:
+    narrow.goto(f"{mesh.base_url}/#{view}")
+    narrow.locator(f"#view-{view}").wait_for()
+    width = narrow.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert width[0] <= width[1], f"the page is {width[0]} pixels wide in a window of {width[1]}"
+    assert narrow.evaluate(WIDER_THAN_SHOWN, ".tabs [role=tab]") == []
