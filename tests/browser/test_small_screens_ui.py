@@ -71,3 +71,31 @@ def test_nothing_scrolls_sideways_at_320_pixels(mesh: MeshProcess, narrow: Any, 
     width = narrow.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     assert width[0] <= width[1], f"the page is {width[0]} pixels wide in a window of {width[1]}"
     assert narrow.evaluate(WIDER_THAN_SHOWN, ".tabs [role=tab]") == []
+
+
+CONTRAST = """(selector) => {
+  const channels = (colour) => colour.match(/[\\d.]+/g).map(Number);
+  const luminance = ([r, g, b]) => {
+    const linear = (v) => (v / 255 <= 0.04045 ? v / 255 / 12.92 : ((v / 255 + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+  };
+  return [...document.querySelectorAll(selector)].map((node) => {
+    let under = node;
+    while (channels(getComputedStyle(under).backgroundColor)[3] === 0) under = under.parentElement;
+    const [light, dark] = [getComputedStyle(node).color, getComputedStyle(under).backgroundColor]
+      .map((colour) => luminance(channels(colour))).sort((a, b) => b - a);
+    return [node.className, Math.round((light + 0.05) / (dark + 0.05) * 100) / 100];
+  });
+}"""
+"""WCAG's contrast ratio of each element's text against the first background behind it that is not transparent."""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_feedback_controls_are_readable_in_both_colour_schemes(mesh: MeshProcess, page: Any, scheme: str) -> None:
+    page.emulate_media(color_scheme=scheme)
+    page.goto(mesh.base_url + "/")
+    page.fill("#query", "Which port does Envoy listen on?")
+    page.press("#query", "Enter")
+    page.click(".feedback-thumb.up", timeout=30_000)
+    ratios = page.evaluate(CONTRAST, ".feedback-thumb, .feedback-comment, .feedback-send")
+    assert len(ratios) == 4 and all(ratio >= 4.5 for _, ratio in ratios), ratios
