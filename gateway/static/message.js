@@ -162,7 +162,9 @@ export function createAnswerView(msg) {
       }
     },
 
+    /** The answer is being written: assistive technology waits for it (aria-busy) until finish(). */
     startProgress() {
+      root.setAttribute('aria-busy', 'true');
       progress.hidden = false;
       progress.textContent = 'Searching your documents…';
     },
@@ -173,6 +175,7 @@ export function createAnswerView(msg) {
     },
 
     finish() {
+      root.removeAttribute('aria-busy');
       progress.hidden = true;
       text.finish((n) => !!findCitation(n));
       refreshCitation(text, findCitation, false);

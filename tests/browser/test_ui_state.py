@@ -283,3 +283,15 @@ def test_a_new_conversation_names_itself_to_the_server_from_its_first_question(m
     page.wait_for_selector(".message.assistant .sources", timeout=30_000)
     saved = page.evaluate("JSON.parse(localStorage.getItem('likeopt.conversations'))[0].conversationId")
     assert len(conversation_id) == 32 and saved == conversation_id
+
+
+def test_the_messages_are_a_named_region_and_an_answer_is_busy_until_it_ends(mesh: MeshProcess, page: Any) -> None:
+    page.goto(mesh.base_url + "/")
+    assert page.get_by_role("region", name="Messages").count() == 1
+    held = hold_questions(page)
+    ask_held(page, held, "Which port does Envoy listen on?")
+    answer = page.locator(".message.assistant")
+    assert answer.get_attribute("aria-busy") == "true"
+    held[0].continue_()
+    page.wait_for_selector("#send:not([hidden])", timeout=30_000)
+    assert answer.get_attribute("aria-busy") is None and answer.locator(".sources").is_visible()
