@@ -698,8 +698,10 @@ def test_grpc_search_is_retried_and_generation_is_not(envoy):
 def test_an_unreachable_upstream_is_a_json_error_for_http_and_a_plain_status_for_grpc(envoy):
     with _client() as client:
         reply = client.post(f"{envoy.url}/likeopt.v1.GenerationService/Answer", json={})
-    assert reply.status_code == 503 and reply.headers["content-type"] == "application/json"
-    assert reply.json()["error"]["code"] == "UNAVAILABLE" and reply.json()["error"]["message"]
+        read = client.get(f"{envoy.url}/likeopt.v1.GenerationService/Answer")  # no content-type: not gRPC either
+    for answered_http in (reply, read):
+        assert answered_http.status_code == 503 and answered_http.headers["content-type"] == "application/json"
+        assert answered_http.json()["error"]["code"] == "UNAVAILABLE" and answered_http.json()["error"]["message"]
     answered = _grpc_call(envoy, "/likeopt.v1.GenerationService/Answer").stdout.decode().lower()
     assert "grpc-message: {" not in answered, "a gRPC client reads Envoy's words, not JSON"
 
