@@ -10,15 +10,17 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
 
 from google.protobuf.message import DecodeError
 
 from generation_svc.backends import Turn
+from generation_svc.relevance import NOT_COVERED
 from generation_svc.small_talk import small_talk_reply
 from likeopt.caching.cache_client import CacheClient
 from likeopt.runtime.contract import MAX_QUERY_CHARS
 from likeopt.runtime.text import STOP_WORDS, tokenize
-from likeopt.v1 import generation_pb2
+from likeopt.v1 import generation_pb2, retrieval_pb2
 
 NAMESPACE = "session"
 MAX_TURNS = 6
@@ -34,12 +36,31 @@ STANDALONE_TERMS = 4
 """A question with at least this many content terms and no referring word stands on its own."""
 
 
+def refers_back(question: str) -> bool:
+    """Whether a question points at something named earlier ("its cost", "and the cache?")."""
+    words = [w.lower() for w in _WORD.findall(question)]
+    return any(w in REFERRING_WORDS for w in words) or question.lower().lstrip().startswith(FOLLOW_UP_OPENINGS)
+
+
 def is_follow_up(question: str) -> bool:
     """Whether a question leans on an earlier one (refers back, or is too short to stand alone)."""
-    words = [w.lower() for w in _WORD.findall(question)]
-    if any(w in REFERRING_WORDS for w in words) or question.lower().lstrip().startswith(FOLLOW_UP_OPENINGS):
-        return True
-    return len(tokenize(question)) < STANDALONE_TERMS
+    return refers_back(question) or len(tokenize(question)) < STANDALONE_TERMS
+
+
+def found_by_borrowing_alone(question: str, query: str, hits: Sequence[retrieval_pb2.SearchHit]) -> bool:
+    """Whether a short question that points at nothing earlier found its passages only through the words it
+    borrowed: "Who wrote Hamlet?" after a question about Envoy finds Envoy's passages, none holding a word of its
+    own, and is not covered by them; "How big is a chunk?" finds "chunk" and is."""
+    if query == question or refers_back(question):
+        return False
+    own = set(tokenize(question))
+    return bool(own) and not any(own.intersection(tokenize(f"{hit.title} {hit.text}")) for hit in hits)
+
+
+def is_refusal(answer: str) -> bool:
+    """Whether an earlier answer was the floor's refusal (whole, or cut short by the caller's bounds)."""
+    answer = answer.strip()
+    return bool(answer) and NOT_COVERED.startswith(answer)
 
 
 def salient_words(text: str) -> list[str]:
@@ -73,8 +94,13 @@ def rewrite_query(question: str, history: list[Turn]) -> str:
 
 def history_of(conversation: generation_pb2.Conversation) -> list[Turn]:
     """The turns a prompt and a rewrite need: not small talk, so an opening "hi" neither takes prompt room nor
-    keeps the first real question from sharing cached answers."""
-    return [Turn(t.question, t.answer) for t in conversation.turns if small_talk_reply(t.question) is None]
+    keeps the first real question from sharing cached answers; nor a question the documents did not cover, whose
+    words would steer the next search away from its own subject."""
+    return [
+        Turn(t.question, t.answer)
+        for t in conversation.turns
+        if small_talk_reply(t.question) is None and not is_refusal(t.answer)
+    ]
 
 
 def drop_retried_turn(conversation: generation_pb2.Conversation, question: str) -> bool:

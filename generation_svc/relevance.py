@@ -38,6 +38,9 @@ from likeopt.v1 import retrieval_pb2
 
 log = logging.getLogger(__name__)
 
+NOT_COVERED = "This is not in your documents: none of the passages found is about the question, so I cannot answer it."
+"""The whole answer when the relevance floor refuses (done.no_answer is set; nothing is cited)."""
+
 FLOOR_SPREADS = 3.0
 LEXICAL_SPREADS = 0.5
 LEXICAL_COVERAGE = 0.75

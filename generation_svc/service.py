@@ -32,12 +32,13 @@ from generation_svc.conversations import (
     ConversationStore,
     as_it_stood_after,
     drop_retried_turn,
+    found_by_borrowing_alone,
     history_of,
     rewrite_query,
 )
 from generation_svc.feedback import FeedbackStore, UnknownAnswer
 from generation_svc.grounding import check, observe
-from generation_svc.relevance import RelevanceFloor
+from generation_svc.relevance import NOT_COVERED, RelevanceFloor
 from generation_svc.semantic_cache import SEMANTIC_HITS, SemanticIndex
 from generation_svc.shared_stream import SharedStreams
 from generation_svc.small_talk import small_talk_reply
@@ -67,8 +68,6 @@ RETRIEVAL_TIMEOUT_S = 5.0
 DEADLINE_MARGIN_S = 0.05
 """Kept back from the caller's deadline so the error event still reaches it."""
 MARKER = re.compile(r"\[(\d{1,3})\]")
-NOT_COVERED = "This is not in your documents: none of the passages found is about the question, so I cannot answer it."
-"""The whole answer when the relevance floor refuses (done.no_answer is set; nothing is cited)."""
 NO_ANSWERS = Counter("likeopt_no_answer_total", "Questions answered with NOT_COVERED: no passage was about them.")
 
 Event = generation_pb2.AnswerEvent
@@ -196,7 +195,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         )
         reply = await self._retrieve(search, deadline, principal)
         searched = time.perf_counter()
-        if not await self._covers(search.query, reply, deadline):
+        borrowed = self.floor is not None and found_by_borrowing_alone(request.query, search.query, reply.hits)
+        if borrowed or not await self._covers(search.query, reply, deadline):
             NO_ANSWERS.inc()
             nothing = generation_pb2.RetrievalEvent(index_version=reply.index_version)
             return Event(retrieval=nothing), self._say(NOT_COVERED, bounds), searched

@@ -34,6 +34,17 @@ class Refusing(RelevanceFloor):
         return False
 
 
+class RefusingQuestionsAbout(Refusing):
+    """A floor that finds passages unrelated to questions holding one word, and related to every other."""
+
+    def __init__(self, word: str) -> None:
+        super().__init__()
+        self.word = word
+
+    async def covers(self, question: str, reply: retrieval_pb2.SearchResponse, timeout_s: float) -> bool:
+        return self.word not in question
+
+
 def citations(events: list[generation_pb2.AnswerEvent]) -> list[generation_pb2.CitationEvent]:
     return [e.citation for e in events if e.HasField("citation")]
 
@@ -85,6 +96,30 @@ async def test_a_backend_failing_mid_stream_ends_with_an_error_and_no_citation()
         events = await collect(call)
     assert kinds(events) == ["retrieval", "delta", "error"] and not citations(events)
     assert events[-1].error.code == "UNAVAILABLE"
+
+
+async def test_a_short_question_of_its_own_subject_is_not_carried_by_the_words_it_borrowed() -> None:
+    """A floor that passes the rewritten query let "Who wrote Hamlet?" after a question about Envoy be answered
+    from Envoy's passages (a model wrote 'The capital of France is Paris [1]')."""
+    backend = ScriptedBackend(["Envoy listens on port 8080 [1]."])
+    async with generation_server(backend, floor=RefusingQuestionsAbout("Mona")) as h:
+        first = await h.answer("Which port does Envoy listen on?")
+        conversation_id = first[-1].done.conversation_id
+        off_topic = await h.answer("Who wrote Hamlet?", conversation_id=conversation_id)
+        follow_up = await h.answer("And its admin port?", conversation_id=conversation_id)
+    assert off_topic[-1].done.no_answer and text_of(off_topic) == NOT_COVERED and len(backend.calls) == 2
+    assert not follow_up[-1].done.no_answer and "Envoy" in h.retrieval.queries[-1]
+
+
+async def test_a_question_the_documents_did_not_cover_leaves_no_words_for_the_next() -> None:
+    """After a refused question, "How big is the answer cache?" was searched with its words and refused too."""
+    backend = ScriptedBackend(["The answer cache keeps complete answers [1]."])
+    async with generation_server(backend, floor=RefusingQuestionsAbout("Mona")) as h:
+        refused = await h.answer("Who painted the Mona Lisa?")
+        conversation_id = refused[-1].done.conversation_id
+        answered = await h.answer("How big is the cache?", conversation_id=conversation_id)
+    assert refused[-1].done.no_answer and not answered[-1].done.no_answer
+    assert h.retrieval.queries[-1] == "How big is the cache?" and backend.calls[-1][1] == []
 
 
 async def test_feedback_is_stored_for_a_known_answer_and_refused_otherwise(tmp_path: Path) -> None:

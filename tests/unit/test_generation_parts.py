@@ -12,13 +12,16 @@ from prometheus_client import REGISTRY
 
 from generation_svc.admission import Admission
 from generation_svc.backends import AnswerFailed, Passage, Renumbering, Turn, Usage
-from generation_svc.conversations import is_follow_up, rewrite_query
+from generation_svc.conversations import history_of, is_follow_up, is_refusal, rewrite_query
 from generation_svc.openai_backend import OpenAIBackend, parse_chunk, sse_data, status_failure
 from generation_svc.prompts import build_messages
+from generation_svc.relevance import NOT_COVERED
 from generation_svc.shared_stream import SharedStreams
 from likeopt.runtime.contract import MAX_QUERY_CHARS
+from likeopt.v1 import generation_pb2
 
 EARLIER = [Turn("How does Like-Opt cache answers in Redis?", "In Redis [1].")]
+EARLIER_PAIRS = [(turn.question, turn.answer) for turn in EARLIER]
 
 
 def test_follow_ups_borrow_the_earlier_questions_salient_words() -> None:
@@ -34,6 +37,13 @@ def test_standalone_questions_and_first_questions_are_left_alone() -> None:
     assert rewrite_query(standalone, EARLIER) == standalone
     assert rewrite_query("and what about its cost?", []) == "and what about its cost?"
     assert is_follow_up("Why?") and is_follow_up("How is it keyed?")
+
+
+def test_refused_turns_whole_or_cut_short_are_left_out_of_the_history() -> None:
+    turns = [("Who painted the Mona Lisa?", NOT_COVERED), ("Who wrote Hamlet?", NOT_COVERED[:20]), *EARLIER_PAIRS]
+    conversation = generation_pb2.Conversation(turns=[generation_pb2.Turn(question=q, answer=a) for q, a in turns])
+    assert [turn.question for turn in history_of(conversation)] == [q for q, _ in EARLIER_PAIRS]
+    assert not is_refusal("") and not is_refusal("This is not in your documents, but it is in mine.")
 
 
 def test_words_the_follow_up_already_has_are_not_repeated() -> None:
