@@ -36,6 +36,7 @@ from generation_svc.conversations import (
     history_of,
     rewrite_query,
 )
+from generation_svc.extractive import count_pieces
 from generation_svc.feedback import FeedbackStore, UnknownAnswer
 from generation_svc.grounding import check, observe
 from generation_svc.relevance import NOT_COVERED, RelevanceFloor
@@ -246,7 +247,11 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         if text:
             yield Event(delta=generation_pb2.DeltaEvent(text=text))
         done = generation_pb2.DoneEvent(
-            finish_reason=finish_reason, backend=self.backend.name, no_answer=True, small_talk=small_talk
+            finish_reason=finish_reason,
+            backend=self.backend.name,
+            no_answer=True,
+            small_talk=small_talk,
+            completion_tokens=count_pieces(text),  # counted as the extractive backend counts; no prompt was read
         )
         yield Event(done=done)
 

@@ -11,7 +11,7 @@ import pytest
 
 from generation_svc.__main__ import open_feedback
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
-from generation_svc.extractive import ExtractiveBackend
+from generation_svc.extractive import ExtractiveBackend, count_pieces
 from generation_svc.feedback import FeedbackStore, UnknownAnswer
 from generation_svc.relevance import RelevanceFloor
 from generation_svc.service import NOT_COVERED
@@ -75,6 +75,7 @@ async def test_a_question_the_documents_do_not_cover_gets_no_answer_and_no_citat
     assert kinds(events) == ["retrieval", "delta", "done"]
     assert not events[0].retrieval.hits and text_of(events) == NOT_COVERED
     assert events[-1].done.no_answer and events[-1].done.support == 0.0 and not backend.calls
+    assert events[-1].done.completion_tokens == count_pieces(NOT_COVERED) and events[-1].done.prompt_tokens == 0
 
 
 class FailingMidStream:
