@@ -23,8 +23,8 @@ class Passage:
 
 
 _MARKER_SHAPED = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
-"""A bracketed number or list of numbers ("[2]", "[1, 3]"): what the service, grounding and the web UI read as
-citation markers."""
+"""A bracketed number or list of numbers ("[2]", "[1, 3]"), as a model writes citation markers; Renumbering writes
+each passage's as its own ("[1][3]"), the form the service, grounding and the web UI read."""
 
 
 _MARKER_OPENING = re.compile(r"\[\d{0,3}(?:\s*,\s*\d{0,3})*\s*")
@@ -82,15 +82,16 @@ class Renumbering:
         return "".join(out)
 
     def flush(self) -> str:
-        """What is still held at the end of the answer (an opening that never became a marker)."""
-        rest = self.feed("") + self.space + self.held
+        """What is still settled at the end of the answer. An opening that never became a marker ("[1", where a
+        token budget cut one short) goes, with the space before it: its number is the prompt's, and names nothing."""
+        rest = self.feed("")
         self.held = self.space = ""
         return rest
 
     def _marker(self, out: list[str], numbers: str) -> None:
         own = [self.own[k] for k in map(int, numbers.split(",")) if k in self.own]
-        if own:
-            self._emit(out, f"[{', '.join(map(str, dict.fromkeys(own)))}]")
+        if own:  # a list becomes one marker per passage, the one form citations and grounding read
+            self._emit(out, "".join(f"[{n}]" for n in dict.fromkeys(own)))
         else:
             self.dropped = True
 

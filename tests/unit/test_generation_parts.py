@@ -16,6 +16,7 @@ from generation_svc.conversations import history_of, is_follow_up, is_refusal, r
 from generation_svc.openai_backend import OpenAIBackend, parse_chunk, sse_data, status_failure
 from generation_svc.prompts import build_messages
 from generation_svc.relevance import NOT_COVERED
+from generation_svc.service import cited_numbers
 from generation_svc.shared_stream import SharedStreams
 from likeopt.runtime.contract import MAX_QUERY_CHARS
 from likeopt.v1 import generation_pb2
@@ -169,7 +170,8 @@ def test_renumbering_maps_marker_lists_and_drops_what_names_no_shown_passage() -
     renumbering = Renumbering([2, 5])
     pieces = ["[1, ", "2] Both", " [3]. One [", "2", "] [x] and [9", "9]", " then [1"]
     text = "".join(renumbering.feed(p) for p in pieces) + renumbering.flush()
-    assert text == "[2, 5] Both. One [5] [x] and then [1"  # an opening never closed is text
+    assert text == "[2][5] Both. One [5] [x] and then"  # a cut marker's opening goes: its number is the prompt's
+    assert cited_numbers(text, 5) == [2, 5]  # a list the model wrote cites each passage, as the UI draws it
 
 
 async def test_the_openai_backend_drops_markers_naming_no_passage_it_was_sent() -> None:
