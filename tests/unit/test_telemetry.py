@@ -216,6 +216,19 @@ class _Recorder:
         return [s for s in self.exporter.get_finished_spans() if s.kind == kind]
 
 
+async def boom(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    raise RuntimeError("unexpected")
+
+
+async def trace_id(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return current_trace_id().encode()
+
+
+async def endless(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    while True:  # no await between replies: a cancel lands while grpc writes, and grpc closes this later
+        yield b"x" * 64
+
+
 @pytest.fixture
 async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, dict[str, asyncio.Event]]]:
     """A server with methods that stream or wait until cancelled, and one that fails; events say what happened."""
@@ -240,21 +253,11 @@ async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, dict[s
             raise
         return b""
 
-    async def boom(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        raise RuntimeError("unexpected")
-
-    async def trace_id(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        return current_trace_id().encode()
-
     async def fails_in_band(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[AnswerEvent]:
         yield AnswerEvent(delta={"text": "Half"})
         context.set_code(grpc.StatusCode.DEADLINE_EXCEEDED)  # as generation_svc ends a failed answer
         yield AnswerEvent(error={"code": "DEADLINE_EXCEEDED", "message": "retrieval failed"})
         await asyncio.sleep(0.5)
-
-    async def endless(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-        while True:  # no await between replies: a cancel lands while grpc writes, and grpc closes this later
-            yield b"x" * 64
 
     server = grpc.aio.server(interceptors=[ServerSpans(recorder.provider), RequestLogContext()])
     server.add_generic_rpc_handlers(
