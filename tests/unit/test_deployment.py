@@ -21,11 +21,25 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from likeopt.ops.envoy_config import envoy_values
 from likeopt.ops.processes import CHILD_ENV, REDIS_BOUNDS, REDIS_PERSISTENCE, redis_process, service_processes
 from likeopt.ops.protos import ROOT
-from likeopt.runtime.config import Config, SettingsError, address_list, env_names, split_host_port
+from likeopt.runtime.config import (
+    CACHE,
+    ENVOY,
+    GATEWAY,
+    GENERATION,
+    RETRIEVAL,
+    Config,
+    SettingsError,
+    address_list,
+    env_name,
+    env_names,
+    read_by,
+    split_host_port,
+)
 from tests.packaging import IMAGES, LIGHT_IMAGES
 
 DEFAULTS = Config.from_env({})
@@ -339,6 +353,43 @@ def test_kubernetes_runs_the_same_commands_and_settings() -> None:
     config_map = next(d for d in objects if d["kind"] == "ConfigMap")["data"]
     assert set(config_map) <= DECLARED
     assert set(config_map) <= set(compose_env("gateway"))
+
+
+PROGRAM_PROCESS = {
+    "cache_svc": CACHE,
+    "retrieval_svc": RETRIEVAL,
+    "generation_svc": GENERATION,
+    "gateway": GATEWAY,
+    "likeopt.ops.envoy_config": ENVOY,
+}
+"""The process whose settings each Like-Opt program reads (the init container renders Envoy's)."""
+SECRETS = {"secretRef": {"name": "likeopt-secrets"}}
+
+
+def secrets_read_by(process: str) -> set[str]:
+    """The secret settings (keys and tokens) a process reads."""
+    return {env_name(f) for f, info in Config.model_fields.items() if info.annotation is SecretStr} & set(
+        env_names(process)
+    )
+
+
+@pytest.mark.parametrize("kustomization", [BASE, SCALE_OUT], ids=lambda p: str(p.relative_to(K8S)))
+def test_every_process_that_reads_a_secret_gets_the_secret(kustomization: Path) -> None:
+    """Each program that reads a key gets the Secret, and those reading the API key get it as compose gives it:
+    Envoy's config rendered without the key refuses every gRPC write (and read, when reads need the key)."""
+    objects = base_objects() if kustomization == BASE else build(kustomization)
+    keyed = set()
+    for name, container in containers(objects).items():
+        command = container["command"]
+        process = PROGRAM_PROCESS.get(command[2]) if command[:2] == ["python", "-m"] else None
+        if process is None or not secrets_read_by(process):
+            continue
+        assert SECRETS in container.get("envFrom", []), f"{name} does not get the Secret likeopt-secrets"
+        if process in read_by("api_key"):
+            composed = next(s for s in SERVICES.values() if s.get("command") == command)
+            assert "LIKEOPT_API_KEY" in composed["environment"], command
+            keyed.add(process)
+    assert keyed == set(read_by("api_key"))
 
 
 def test_base_retrieval_is_one_stateful_replica_with_its_data() -> None:
