@@ -103,10 +103,10 @@ class Config(BaseSettings):
     envoy_admin_port: Port = setting(9901, "Envoy admin interface (always bound to 127.0.0.1).", (ENVOY,))
     envoy_workers: int = setting(
         1,
-        "Envoy's worker threads (`--concurrency`; docker-compose.yml reads it too). One serves about 11,000"
-        " cached searches a second on two cores, more than the one gateway process feeds it; each more is one"
-        ' more thread to wake per request on cores the services share (benchmarks/README.md, "Envoy with one'
-        ' worker").',
+        "Envoy's worker threads (`--concurrency`; docker-compose.yml and the Kubernetes ConfigMap set it too)."
+        " One serves about 11,000 cached searches a second on two cores, more than the one gateway process feeds"
+        " it; each more is one more thread to wake per request on cores the services share (benchmarks/README.md,"
+        ' "Envoy with one worker").',
         (),
         ge=1,
         le=64,

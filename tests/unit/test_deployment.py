@@ -9,6 +9,7 @@ skipped with the reason; the checks of the base's plain files run regardless.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import re
@@ -128,15 +129,17 @@ def test_envoy_runs_with_the_same_arguments_and_the_same_template() -> None:
     assert SERVICES["envoy"]["depends_on"]["envoy-config"]["condition"] == "service_completed_successfully"
 
 
-def test_envoy_workers_are_a_setting_of_the_launcher_and_of_compose() -> None:
-    def workers(argv: list[str]) -> str:
-        return argv[argv.index("--concurrency") + 1]
+def envoy_workers(argv: list[str]) -> str:
+    return argv[argv.index("--concurrency") + 1]
 
-    assert workers(LAUNCHED["envoy"].argv) == workers(SERVICES["envoy"]["command"]) == str(DEFAULTS.envoy_workers)
+
+def test_envoy_workers_are_a_setting_of_the_launcher_and_of_compose() -> None:
+    assert envoy_workers(LAUNCHED["envoy"].argv) == envoy_workers(SERVICES["envoy"]["command"])
+    assert envoy_workers(LAUNCHED["envoy"].argv) == str(DEFAULTS.envoy_workers)
     three = Config.from_env({"LIKEOPT_ENVOY_WORKERS": "3"})
     launched = {spec.name: spec for spec in service_processes(three, Path("/bin/envoy"), Path("/run/envoy.yaml"))}
-    assert workers(launched["envoy"].argv) == "3"
-    assert workers(compose_services({"LIKEOPT_ENVOY_WORKERS": "3"})["envoy"]["command"]) == "3"
+    assert envoy_workers(launched["envoy"].argv) == "3"
+    assert envoy_workers(compose_services({"LIKEOPT_ENVOY_WORKERS": "3"})["envoy"]["command"]) == "3"
     with pytest.raises(SettingsError, match="LIKEOPT_ENVOY_WORKERS"):
         Config.from_env({"LIKEOPT_ENVOY_WORKERS": "0"})
 
@@ -335,6 +338,20 @@ def container_env(objects: list[dict], container: dict) -> dict[str, str]:
     return env
 
 
+K8S_VARIABLE = re.compile(r"\$\((\w+)\)")
+
+
+def k8s_command(objects: list[dict], container: dict) -> list[str]:
+    """The command as the kubelet runs it: each $(NAME) replaced from the container's environment, if it is there."""
+    env = container_env(objects, container)
+    return [K8S_VARIABLE.sub(lambda m: env.get(m[1], m[0]), argument) for argument in container["command"]]
+
+
+def compose_variables() -> set[str]:
+    """The variables docker-compose.yml reads from the shell (``${NAME...}``)."""
+    return {match["name"] for match in _VARIABLE.finditer((ROOT / "docker-compose.yml").read_text())}
+
+
 def test_base_only_lists_resources() -> None:
     kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
     assert set(kustomization) <= {"apiVersion", "kind", "resources"}
@@ -348,11 +365,29 @@ def test_kubernetes_runs_the_same_commands_and_settings() -> None:
     for name in PYTHON_SERVICES:
         container = found[name.replace("_", "-")]
         assert container["command"] == SERVICES[name]["command"]
-    assert found["envoy"]["command"] == SERVICES["envoy"]["command"]
+    assert k8s_command(objects, found["envoy"]) == SERVICES["envoy"]["command"]
     assert found["envoy-config"]["command"] == SERVICES["envoy-config"]["command"]
     config_map = next(d for d in objects if d["kind"] == "ConfigMap")["data"]
     assert set(config_map) <= DECLARED
-    assert set(config_map) <= set(compose_env("gateway"))
+    assert set(config_map) <= set(compose_env("gateway")) | compose_variables()
+
+
+def test_kubernetes_envoy_workers_follow_the_setting() -> None:
+    """As `likeopt up` and compose: LIKEOPT_ENVOY_WORKERS in the ConfigMap is Envoy's --concurrency."""
+    objects = base_objects()
+    assert envoy_workers(k8s_command(objects, containers(objects)["envoy"])) == str(DEFAULTS.envoy_workers)
+    changed = copy.deepcopy(objects)
+    find(changed, "ConfigMap", "likeopt-env")["data"]["LIKEOPT_ENVOY_WORKERS"] = "3"
+    assert envoy_workers(k8s_command(changed, containers(changed)["envoy"])) == "3"
+
+
+@pytest.mark.parametrize("kustomization", [BASE, SCALE_OUT], ids=lambda p: str(p.relative_to(K8S)))
+def test_every_variable_a_kubernetes_command_names_is_set(kustomization: Path) -> None:
+    """Kubernetes leaves $(NAME) as it is when the container has no NAME: Envoy would get it as its argument."""
+    objects = base_objects() if kustomization == BASE else build(kustomization)
+    for name, container in containers(objects).items():
+        for argument in k8s_command(objects, container):
+            assert not K8S_VARIABLE.search(argument), f"{name}: {argument} is not set in its environment"
 
 
 PROGRAM_PROCESS = {
