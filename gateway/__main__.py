@@ -10,7 +10,7 @@ from gateway.app import build_app
 from gateway.observe import RequestMetrics
 from gateway.request_spans import RequestSpans
 from gateway.trace_header import TraceIdHeader
-from likeopt.runtime.config import settings_or_exit
+from likeopt.runtime.config import STOP_GRACE_S, settings_or_exit
 from likeopt.runtime.logs import setup_logging
 from likeopt.runtime.telemetry import setup_tracing
 
@@ -36,7 +36,7 @@ def main() -> None:
         port=config.gateway_port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=20,
+        timeout_graceful_shutdown=STOP_GRACE_S,
         timeout_keep_alive=75,
         # Named, not "auto": a missing uvloop or httptools must fail here, not quietly halve throughput.
         loop="uvloop",

@@ -3,7 +3,8 @@
 Envoy exits at once on SIGTERM, closing every connection, while the gateway and the services behind it would
 have finished their work: an upload cut that way is stored although its client saw the connection drop. So the
 launcher first tells Envoy, through its admin port, to stop accepting connections, then waits (bounded) until
-no request is in flight before it sends SIGTERM.
+no request is in flight before it sends SIGTERM. docker-compose.yml and the Kubernetes manifests do the same in a
+pre-stop hook (:func:`drain_script`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import time
 
 import httpx
 
+WAIT_S = 25
+"""How long a stop waits for the requests Envoy is serving: ``likeopt up``, and the pre-stop hooks of
+docker-compose.yml and the Kubernetes manifests (:func:`drain_script`)."""
 ACTIVE_REQUESTS = "downstream_rq_active"
 """The per-listener gauge of requests Envoy is serving (``http.<stat_prefix>.downstream_rq_active``)."""
 ADMIN_PREFIX = "http.admin."
@@ -43,3 +47,37 @@ def drain(admin: str, wait_s: float) -> int:
     except (httpx.HTTPError, ValueError):
         return 0
     return active
+
+
+DRAIN_SCRIPT = r"""admin=/dev/tcp/127.0.0.1/${LIKEOPT_ENVOY_ADMIN_PORT:-%(admin_port)d}
+ask() {
+  exec 3<>"$admin" || return
+  printf '%%s %%s HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n' "$1" "$2" >&3
+  cat <&3
+}
+ask POST /drain_listeners >/dev/null || exit 0
+end=$((SECONDS + %(wait_s)d))
+while [ "$SECONDS" -lt "$end" ]; do
+  active=0
+  while read -r name value; do
+    case $name in %(admin_prefix)s*) ;; *.%(active)s:) active=$((active + ${value%%$'\r'})) ;; esac
+  done < <(ask GET '/stats?filter=%(active)s')
+  [ "$active" -eq 0 ] && exit 0
+  sleep 0.1
+done
+"""
+
+
+def drain_script(admin_port: int, wait_s: int = WAIT_S) -> str:
+    """:func:`drain` as a bash script, for Envoy's image, which has bash but no Python: docker-compose's
+    ``pre_stop`` and Kubernetes' ``preStop`` hooks run it in Envoy's container before it gets SIGTERM.
+
+    It asks the admin port on LIKEOPT_ENVOY_ADMIN_PORT when the container has that variable, else on
+    admin_port, and always exits 0: a hook that fails would only delay the stop.
+    """
+    return DRAIN_SCRIPT % {
+        "admin_port": admin_port,
+        "wait_s": wait_s,
+        "admin_prefix": ADMIN_PREFIX,
+        "active": ACTIVE_REQUESTS,
+    }

@@ -263,8 +263,8 @@ class Mesh:
 
     def _drain_envoy(self) -> None:
         admin = host_port("127.0.0.1", self.config.envoy_admin_port)
-        if left := envoy_drain.drain(admin, STOP_TIMEOUT_S):
-            print(f"likeopt: envoy still had {left} requests in flight after {STOP_TIMEOUT_S:.0f} s", file=sys.stderr)
+        if left := envoy_drain.drain(admin, envoy_drain.WAIT_S):
+            print(f"likeopt: envoy still had {left} requests in flight after {envoy_drain.WAIT_S} s", file=sys.stderr)
 
     def dead_child(self) -> Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)

@@ -52,6 +52,9 @@ LOCAL_MAX_TOKENS = 80
 """The `local` backend's: it writes 40 to 65 tokens a second on one core, so a whole answer stays under 3 s."""
 
 PREFIX = "LIKEOPT_"
+STOP_GRACE_S = 20
+"""How long a process lets the calls and streams in flight finish after SIGTERM (the gRPC services and the
+gateway); docker-compose.yml and the Kubernetes manifests wait longer than this before they kill one."""
 
 
 class SettingsError(ValueError):

@@ -21,7 +21,7 @@ import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from likeopt.runtime.config import Config, metrics_port
+from likeopt.runtime.config import STOP_GRACE_S, Config, metrics_port
 from likeopt.runtime.grpc_client import KEEPALIVE_TIME_MS
 from likeopt.runtime.grpc_tracing import ServerSpans
 from likeopt.runtime.interceptors import Streaming, Unary, WrappingInterceptor
@@ -63,7 +63,7 @@ class ServiceSpec:
     end_endless_streams: Callable[[], None] | None = None
     """Called as the drain begins: ends streams that never finish by themselves (WatchIndex), so the
     drain waits only for real work."""
-    grace_s: float = 20.0
+    grace_s: float = STOP_GRACE_S
     ingress_peers: Mapping[str, grpc.aio.Channel] | None = None
     """Set on the service Envoy sends its port's reflection and health calls to: the port's other gRPC services,
     each with a channel to the process serving it (likeopt.runtime.reflection, likeopt.runtime.port_health)."""

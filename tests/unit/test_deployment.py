@@ -24,6 +24,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from likeopt.ops import envoy_drain
 from likeopt.ops.envoy_config import envoy_values
 from likeopt.ops.processes import CHILD_ENV, REDIS_BOUNDS, REDIS_PERSISTENCE, redis_process, service_processes
 from likeopt.ops.protos import ROOT
@@ -33,6 +34,7 @@ from likeopt.runtime.config import (
     GATEWAY,
     GENERATION,
     RETRIEVAL,
+    STOP_GRACE_S,
     Config,
     SettingsError,
     address_list,
@@ -174,6 +176,33 @@ def test_health_checks_ask_what_the_launcher_asks() -> None:
         else:
             assert test[4] == "http" and test[5].endswith(re.sub(r"^http://[^/]+", "", spec.probe))
     assert "healthcheck" in SERVICES["envoy"] and "healthcheck" in SERVICES["redis"]
+
+
+ENVOY_DRAIN = ["bash", "-c", envoy_drain.drain_script(DEFAULTS.envoy_admin_port)]
+"""What stops Envoy as `likeopt up` does (likeopt.ops.envoy_drain) in Envoy's image."""
+
+
+def compose_seconds(duration: str) -> float:
+    """A compose duration (``30s``, ``1m30s``) in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert "".join(n + u for n, u in parts) == duration, f"not a compose duration: {duration}"
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def test_compose_drains_envoy_before_it_stops_it() -> None:
+    """Compose stops Envoy before the services it depends on; its pre_stop hook lets the requests in flight end."""
+    assert [hook["command"] for hook in SERVICES["envoy"]["pre_stop"]] == [ENVOY_DRAIN]
+    assert compose_seconds(SERVICES["envoy"]["stop_grace_period"]) > envoy_drain.WAIT_S
+    assert "gateway" in SERVICES["envoy"]["depends_on"]
+
+
+@pytest.mark.parametrize("name", [*PYTHON_SERVICES, *PROFILE_SERVICES])
+def test_compose_waits_for_each_process_to_finish_its_calls(name: str) -> None:
+    """Docker's default of 10 s would kill a process still in its 20 s drain."""
+    service = MILVUS_SERVICES[name]
+    if service.get("image", "").startswith("like-opt"):
+        assert compose_seconds(service.get("stop_grace_period", "10s")) > STOP_GRACE_S, name
 
 
 def test_services_start_after_what_they_call_is_healthy() -> None:
@@ -425,6 +454,24 @@ def test_every_process_that_reads_a_secret_gets_the_secret(kustomization: Path) 
             assert "LIKEOPT_API_KEY" in composed["environment"], command
             keyed.add(process)
     assert keyed == set(read_by("api_key"))
+
+
+def test_kubernetes_drains_envoy_before_it_stops_it() -> None:
+    envoy = base_object("Deployment", "envoy")
+    container = next(c for c in pod_spec(envoy)["containers"] if c["name"] == "envoy")
+    assert container["lifecycle"]["preStop"]["exec"]["command"] == ENVOY_DRAIN
+    assert pod_spec(envoy)["terminationGracePeriodSeconds"] > envoy_drain.WAIT_S  # the preStop hook counts in it
+
+
+def test_kubernetes_waits_for_each_process_to_finish_its_calls() -> None:
+    """Kubernetes' default of 30 s is enough, but said where the reason is."""
+    for name in PYTHON_SERVICES:
+        workload = next(
+            d
+            for d in base_objects()
+            if d.get("spec", {}).get("template") and d["metadata"]["name"] == name.replace("_", "-")
+        )
+        assert pod_spec(workload)["terminationGracePeriodSeconds"] > STOP_GRACE_S, name
 
 
 def test_base_retrieval_is_one_stateful_replica_with_its_data() -> None:

@@ -39,6 +39,7 @@ from likeopt.ops.envoy_config import (
     render_envoy_config,
     write_envoy_config,
 )
+from likeopt.ops.envoy_drain import drain_script
 from likeopt.runtime.config import Config
 from likeopt.runtime.reflection import INGRESS_HEADER
 from tests.otlp_receiver import OtlpReceiver
@@ -604,6 +605,44 @@ def test_sse_is_streamed_unbuffered_and_uncompressed(envoy, gateway):
                 gateway.client_got_first.set()
     assert events == ["first", "second"]
     assert gateway.first_arrived_before_second_sent == [True]
+
+
+def _refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+@needs_envoy
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed (Envoy's image has it)")
+def test_the_containers_drain_stops_accepting_and_waits_for_the_stream_in_flight(gateway, tmp_path):
+    """The pre-stop hook of docker-compose.yml and Kubernetes (envoy_drain.drain_script, in Envoy's image) does
+    what `likeopt up` does before SIGTERM: the listener closes, and the hook returns once the SSE stream it found
+    in flight has ended."""
+    gateway.client_got_first.clear()
+    envoy = _start_envoy(tmp_path, gateway)
+    script = None
+    try:
+        with _client() as client, client.stream("POST", f"{envoy.url}/api/v1/chat", json={"query": "hi"}) as stream:
+            lines = stream.iter_lines()
+            assert json.loads(next(line for line in lines if line.startswith("data:"))[5:])["text"] == "first"
+            command = ["bash", "-c", drain_script(envoy.admin_port)]
+            script = subprocess.Popen(command, env={"PATH": os.environ["PATH"]})
+            deadline = time.monotonic() + 30
+            while not _refuses_connections(envoy.port) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _refuses_connections(envoy.port), "the listener still accepts connections"
+            assert script.poll() is None, "the drain ended with the stream still in flight"
+            gateway.client_got_first.set()
+            rest = [json.loads(line[5:])["text"] for line in lines if line.startswith("data:")]
+        assert rest == ["second"]
+        assert script.wait(timeout=60) == 0
+    finally:
+        if script is not None and script.poll() is None:
+            script.kill()
+        envoy.stop()
 
 
 @pytest.mark.parametrize(
