@@ -26,6 +26,8 @@ from pydantic import SecretStr
 
 from likeopt.ops import envoy_drain
 from likeopt.ops.envoy_config import envoy_values
+from likeopt.ops.healthcheck import envoy_ready_script
+from likeopt.ops.launcher import START_DEADLINE_S
 from likeopt.ops.processes import CHILD_ENV, REDIS_BOUNDS, REDIS_PERSISTENCE, redis_process, service_processes
 from likeopt.ops.protos import ROOT
 from likeopt.runtime.config import (
@@ -175,7 +177,15 @@ def test_health_checks_ask_what_the_launcher_asks() -> None:
             assert test[4:] == ["grpc", f"127.0.0.1:{spec.port}"]
         else:
             assert test[4] == "http" and test[5].endswith(re.sub(r"^http://[^/]+", "", spec.probe))
-    assert "healthcheck" in SERVICES["envoy"] and "healthcheck" in SERVICES["redis"]
+    assert "healthcheck" in SERVICES["redis"]
+    # The launcher's question, LIVE at /ready, in Envoy's image (bash, no Python)
+    assert LAUNCHED["envoy"].probe.endswith(f":{DEFAULTS.envoy_admin_port}/ready")
+    assert SERVICES["envoy"]["healthcheck"]["test"] == [
+        "CMD",
+        "bash",
+        "-c",
+        envoy_ready_script(DEFAULTS.envoy_admin_port),
+    ]
 
 
 ENVOY_DRAIN = ["bash", "-c", envoy_drain.drain_script(DEFAULTS.envoy_admin_port)]
@@ -474,6 +484,37 @@ def test_kubernetes_waits_for_each_process_to_finish_its_calls() -> None:
         assert pod_spec(workload)["terminationGracePeriodSeconds"] > STOP_GRACE_S, name
 
 
+def liveness_of(container: dict) -> dict:
+    """What a liveness probe should ask of the container: whether it answers at all, never whether it serves
+    (a service loading, draining or waiting for Milvus or Redis answers NOT_SERVING, and a restart mends none)."""
+    readiness = container["readinessProbe"]
+    if container["name"] == "envoy":
+        return {
+            "exec": {"command": ["bash", "-c", envoy_ready_script(DEFAULTS.envoy_admin_port, ("LIVE", "DRAINING"))]}
+        }
+    command = readiness["exec"]["command"]
+    if command[2:4] == ["likeopt.ops.healthcheck", "grpc"]:
+        return {"exec": {"command": [*command[:3], "grpc-alive", command[4]]}}
+    if command[2:4] == ["likeopt.ops.healthcheck", "http"]:
+        url = urlsplit(command[4])
+        return {"httpGet": {"path": url.path, "port": url.port}}
+    return {"exec": {"command": command}}  # Redis: PING is all there is
+
+
+@pytest.mark.parametrize("kustomization", [BASE, SCALE_OUT], ids=lambda p: str(p.relative_to(K8S)))
+def test_kubernetes_restarts_a_hung_process_but_not_a_slow_or_waiting_one(kustomization: Path) -> None:
+    objects = base_objects() if kustomization == BASE else build(kustomization)
+    for name, container in containers(objects, init=False).items():
+        live, start = container["livenessProbe"], container["startupProbe"]
+        handler = {k: v for k, v in live.items() if k in ("exec", "httpGet", "grpc", "tcpSocket")}
+        assert handler == liveness_of(container), name
+        assert live["failureThreshold"] >= 3 and live["timeoutSeconds"] >= 5, f"{name}: a busy moment is not a hang"
+        # Liveness counts only once the process first answered, however long its first start takes.
+        expected = {"exec": {"command": ["bash", "-c", envoy_ready_script(DEFAULTS.envoy_admin_port)]}}
+        assert {k: v for k, v in start.items() if k in handler} == (expected if name == "envoy" else handler), name
+        assert start["periodSeconds"] * start["failureThreshold"] >= START_DEADLINE_S, name
+
+
 def test_base_retrieval_is_one_stateful_replica_with_its_data() -> None:
     retrieval = base_object("StatefulSet", "retrieval-svc")
     assert retrieval["spec"]["replicas"] == 1
@@ -594,7 +635,7 @@ def test_scale_out_retrieval_is_a_stateless_deployment_on_milvus(scale_out: list
     container = next(c for c in spec["containers"] if c["name"] == "retrieval-svc")
     base = base_object("StatefulSet", "retrieval-svc")
     base_container = pod_spec(base)["containers"][0]
-    for field in ("image", "command", "ports", "readinessProbe", "envFrom"):
+    for field in ("image", "command", "ports", "readinessProbe", "startupProbe", "livenessProbe", "envFrom"):
         assert container[field] == base_container[field], field
     env = container_env(scale_out, container)
     assert env["LIKEOPT_RETRIEVAL_BACKEND"] == "milvus" and env["LIKEOPT_MILVUS_URI"]
@@ -794,9 +835,9 @@ def test_kubernetes_runs_each_program_from_the_image_that_installs_it() -> None:
             assert command[2].rstrip("./") in copied, where
         else:
             assert program(command) in IMAGES[target].commands, where
-        probe = container.get("readinessProbe", {}).get("exec", {}).get("command")
-        if probe:
-            assert program(probe) in IMAGES[target].commands, where
+        for kind in ("readinessProbe", "startupProbe", "livenessProbe"):
+            if probe := container.get(kind, {}).get("exec", {}).get("command"):
+                assert program(probe) in IMAGES[target].commands, where
 
 
 def test_generation_image_has_the_openmp_runtime_llama_cpp_links() -> None:

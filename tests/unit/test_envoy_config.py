@@ -40,6 +40,7 @@ from likeopt.ops.envoy_config import (
     write_envoy_config,
 )
 from likeopt.ops.envoy_drain import drain_script
+from likeopt.ops.healthcheck import envoy_ready_script
 from likeopt.runtime.config import Config
 from likeopt.runtime.reflection import INGRESS_HEADER
 from tests.otlp_receiver import OtlpReceiver
@@ -607,6 +608,20 @@ def test_sse_is_streamed_unbuffered_and_uncompressed(envoy, gateway):
     assert gateway.first_arrived_before_second_sent == [True]
 
 
+def _bash(script: str) -> int:
+    """A script as the containers' hooks and probes run it, with none of this process's LIKEOPT_ settings."""
+    return subprocess.run(["bash", "-c", script], env={"PATH": os.environ["PATH"]}, timeout=60).returncode
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed (Envoy's image has it)")
+def test_the_containers_checks_of_envoy_ask_its_admin_port(envoy):
+    """docker-compose's health check and Kubernetes' startup and liveness probes (bash: the image has no Python)."""
+    assert _bash(envoy_ready_script(envoy.admin_port)) == 0
+    assert _bash(envoy_ready_script(envoy.admin_port, ("LIVE", "DRAINING"))) == 0
+    assert _bash(envoy_ready_script(envoy.admin_port, ("DRAINING",))) != 0
+    assert _bash(envoy_ready_script(_free_port())) != 0
+
+
 def _refuses_connections(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
@@ -639,6 +654,7 @@ def test_the_containers_drain_stops_accepting_and_waits_for_the_stream_in_flight
             rest = [json.loads(line[5:])["text"] for line in lines if line.startswith("data:")]
         assert rest == ["second"]
         assert script.wait(timeout=60) == 0
+        assert _bash(envoy_ready_script(envoy.admin_port, ("LIVE", "DRAINING"))) == 0, "drained, yet alive"
     finally:
         if script is not None and script.poll() is None:
             script.kill()

@@ -3,44 +3,15 @@ replica a balanced call would have reached."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from concurrent import futures
-from contextlib import contextmanager
-
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from starlette.testclient import TestClient
 
 from gateway.app import build_app
 from likeopt.runtime.config import Config
+from tests.health_servers import frozen_server, health_server
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-@contextmanager
-def health_server(status: int) -> Iterator[str]:
-    """A replica whose whole-server health says status; yields its address."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    servicer = health.HealthServicer()
-    servicer.set("", status)
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop(0)
-
-
-@contextmanager
-def frozen_server() -> Iterator[str]:
-    """A replica that takes connections and never answers, as a frozen (SIGSTOPped) process does."""
-    with socket.socket() as listening:
-        listening.bind(("127.0.0.1", 0))
-        listening.listen(8)
-        yield f"127.0.0.1:{listening.getsockname()[1]}"
 
 
 def readiness(good: str, generation: str, polls: int = 6) -> list[tuple[int, dict[str, object]]]:
