@@ -11,6 +11,7 @@ reverse order, letting each drain. A child that dies is restarted, as docker-com
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import random
@@ -97,12 +98,16 @@ def guarded(argv: list[str]) -> list[str]:
 
 
 def port_in_use(host: str, port: int) -> bool:
+    """Whether something listens on host:port already. Any other reason the port cannot be bound (a name that does
+    not resolve, an address not on this machine, a port below 1024) is a LaunchError that says it."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
-        except OSError:
-            return True
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise LaunchError(f"cannot listen on {host_port(host, port)}: {exc.strerror or exc}") from None
     return False
 
 
@@ -210,7 +215,11 @@ class Mesh:
     def _spawn(self, spec: ProcessSpec, env: dict[str, str]) -> Child:
         self.watchdog.step("spawning")
         bind_host = self._bind_host(spec)
-        if port_in_use(bind_host, spec.port):
+        try:
+            busy = port_in_use(bind_host, spec.port)
+        except LaunchError as exc:
+            raise LaunchError(f"{spec.name}: {exc}") from None
+        if busy:
             raise LaunchError(f"{spec.name}: port {spec.port} on {bind_host} is already in use")
         if shutil.which(spec.argv[0]) is None:
             raise LaunchError(f"{spec.name}: cannot run {spec.argv[0]}: no such executable")

@@ -14,6 +14,7 @@ import os
 import re
 import re._constants as sre
 import re._parser as sre_parse
+import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -100,7 +101,10 @@ class Config(BaseSettings):
     )
 
     host: str = setting(
-        "127.0.0.1", "Address every process binds to, IPv4 or IPv6 (`::1`); Redis: 127.0.0.1.", EVERY, min_length=1
+        "127.0.0.1",
+        "Address every process binds to, IPv4 or IPv6 (`::1`), or a name that resolves to one; Redis: 127.0.0.1.",
+        EVERY,
+        min_length=1,
     )
     envoy_port: Port = setting(8080, "Envoy ingress: REST, SSE, gRPC, gRPC-web and the web UI.", (ENVOY,))
     envoy_admin_port: Port = setting(9901, "Envoy admin interface (always bound to 127.0.0.1).", (ENVOY,))
@@ -413,6 +417,15 @@ class Config(BaseSettings):
         "", "PEM certificate chain; with the key below, Envoy's port speaks HTTPS only.", (ENVOY,)
     )
     tls_key_file: str = setting("", "PEM private key of that certificate.", (ENVOY,))
+
+    @field_validator("host")
+    @classmethod
+    def _resolvable(cls, value: str) -> str:
+        """Every process binds to it and clients reach the services there by default: a name that does not resolve
+        would stop each process only at its bind."""
+        if problem := unresolvable(value):
+            raise ValueError(f"must be an IP address or a host name that resolves ({problem})")
+        return value
 
     @field_validator("auth", mode="before")
     @classmethod
@@ -815,6 +828,20 @@ def otlp_host_port(endpoint: str) -> tuple[str, str]:
     if not parts.hostname:
         raise ValueError(f"LIKEOPT_OTLP_ENDPOINT={endpoint}: must name a host")
     return parts.hostname, str(port or OTLP_DEFAULT_PORT)
+
+
+def unresolvable(host: str) -> str | None:
+    """Why ``host`` is no address to bind or connect to (the resolver's reason), or None if it is one."""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError) as exc:
+        return str(exc.args[-1] if isinstance(exc, socket.gaierror) else exc)
+    return None
 
 
 def reachable_host(host: str) -> str:

@@ -27,6 +27,7 @@ from tests.support import ROOT, MeshProcess, mesh_environment
             },
             "LIKEOPT_JWT_JWKS_FILE=/nonexistent: cannot be read",
         ),
+        ({"LIKEOPT_HOST": "junk.invalid"}, "LIKEOPT_HOST=junk.invalid: must be an IP address or a host name that"),
     ],
 )
 def test_likeopt_up_refuses_a_bad_setting_before_starting_any_child(

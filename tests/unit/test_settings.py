@@ -4,6 +4,7 @@ checking only the settings it reads."""
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[2]
             "notaurl",
             "LIKEOPT_REDIS_URL must start with redis://, rediss://, unix:// (its scheme: none)",
         ),
+        ("LIKEOPT_HOST", "junk.invalid", "LIKEOPT_HOST=junk.invalid: must be an IP address or a host name that"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable_and_the_rule(name: str, value: str, message: str) -> None:
@@ -97,6 +99,19 @@ def test_every_bad_value_is_named_at_once() -> None:
     with pytest.raises(SettingsError) as refused:
         Config.from_env(bad)
     assert sorted(line.split("=")[0] for line in str(refused.value).splitlines()) == sorted(bad)
+
+
+def test_a_port_that_cannot_be_bound_is_not_called_in_use() -> None:
+    from likeopt.ops.launcher import LaunchError, port_in_use
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        assert port_in_use("127.0.0.1", taken.getsockname()[1])
+    with pytest.raises(LaunchError, match=re.escape("cannot listen on junk.invalid:19255")):
+        port_in_use("junk.invalid", 19255)
+    with pytest.raises(LaunchError, match=re.escape("cannot listen on 192.0.2.1:19255: Cannot assign")):
+        port_in_use("192.0.2.1", 19255)  # TEST-NET-1: an address of no machine
 
 
 @pytest.mark.parametrize("value", ["1", "true", "Yes", " on ", "0", "FALSE", "no", "off"])
