@@ -517,12 +517,21 @@ class Config(BaseSettings):
         """The default lives under ``~``, which no file call expands by itself."""
         return value.expanduser()
 
-    @field_validator("retrieval_addr", "generation_addr", "cache_addr", mode="after")
+    @field_validator("retrieval_addr", "generation_addr", "cache_addr", "gateway_addr", mode="after")
     @classmethod
-    def _replicas(cls, value: str, info: ValidationInfo) -> str:
-        """gRPC balances call by call only over IP literals of one family."""
-        if len(replicas := address_list(value)) > 1:
-            replica_family(replicas, env_name(info.field_name or ""))
+    def _addresses(cls, value: str, info: ValidationInfo) -> str:
+        """Envoy's config and the clients take each address apart into host and port, so one without both would
+        stop them only once the mesh is starting; gRPC balances call by call only over IP literals of one family."""
+        name = env_name(info.field_name or "")
+        addresses = address_list(value)
+        for address in addresses:
+            _, port = split_host_port(address, name)
+            if not 1 <= int(port) <= 65535:
+                raise ValueError(f"{name} {address!r}: the port must be from 1 to 65535")
+        if len(addresses) > 1 and info.field_name == "gateway_addr":
+            raise ValueError(f"{name} must be one host:port (Envoy balances over what that name resolves to)")
+        if len(addresses) > 1:
+            replica_family(addresses, name)
         return value
 
     @model_validator(mode="after")

@@ -54,6 +54,10 @@ ROOT = Path(__file__).resolve().parents[2]
             "LIKEOPT_REDIS_URL must start with redis://, rediss://, unix:// (its scheme: none)",
         ),
         ("LIKEOPT_HOST", "junk.invalid", "LIKEOPT_HOST=junk.invalid: must be an IP address or a host name that"),
+        ("LIKEOPT_RETRIEVAL_ADDR", "junk", "LIKEOPT_RETRIEVAL_ADDR 'junk' is not host:port"),
+        ("LIKEOPT_GENERATION_ADDR", "nohost", "LIKEOPT_GENERATION_ADDR 'nohost' is not host:port"),
+        ("LIKEOPT_CACHE_ADDR", "cache:70000", "LIKEOPT_CACHE_ADDR 'cache:70000': the port must be from 1 to 65535"),
+        ("LIKEOPT_GATEWAY_ADDR", "gateway", "LIKEOPT_GATEWAY_ADDR 'gateway' is not host:port"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable_and_the_rule(name: str, value: str, message: str) -> None:
