@@ -84,6 +84,9 @@ Flag = Annotated[bool, BeforeValidator(_stripped)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 MetricsPort = Annotated[int, Field(ge=0, le=65535)]
 """A Prometheus port; ``0`` turns that endpoint off."""
+Secret = Annotated[SecretStr, BeforeValidator(_stripped)]
+"""A key or token, never printed. Blanks around it are a slip (a header value loses them, so such a key would never
+match), and a blank one is no key, as an empty one is."""
 
 
 class Config(BaseSettings):
@@ -169,7 +172,7 @@ class Config(BaseSettings):
     milvus_uri: str = setting(
         "", "Milvus of the `milvus` backend, e.g. `http://127.0.0.1:19530`; required with that backend.", (RETRIEVAL,)
     )
-    milvus_token: SecretStr = setting(
+    milvus_token: Secret = setting(
         "", "Milvus credentials (`user:password` or an API key); none when empty.", (RETRIEVAL,)
     )
     milvus_collection: str = setting(
@@ -299,7 +302,7 @@ class Config(BaseSettings):
         "", "OpenAI-compatible server of the `openai` backend, e.g. `http://127.0.0.1:11434/v1`.", (GENERATION,)
     )
     openai_model: str = setting("", "Model name the `openai` backend asks for.", (GENERATION,))
-    openai_api_key: SecretStr = setting(
+    openai_api_key: Secret = setting(
         "", "Bearer key for the `openai` backend's server; none is sent when empty.", (GENERATION,)
     )
     session_ttl_s: int = setting(
@@ -324,9 +327,9 @@ class Config(BaseSettings):
         "generation_svc's SQLite file of answers (kept 30 days for feedback) and of ratings (kept for good).",
         (GENERATION,),
     )
-    api_key: SecretStr = setting(
+    api_key: Secret = setting(
         "",
-        "Bearer key for writes and administration; `likeopt up` generates one when empty.",
+        "Bearer key for writes and administration; `likeopt up` generates one when empty or blank.",
         (GATEWAY, GENERATION, ENVOY),
     )
     auth: Literal["apikey", "jwt"] = setting(

@@ -105,6 +105,12 @@ def test_every_bad_value_is_named_at_once() -> None:
     assert sorted(line.split("=")[0] for line in str(refused.value).splitlines()) == sorted(bad)
 
 
+def test_a_blank_api_key_is_no_key_and_blanks_around_one_are_dropped() -> None:
+    """A blank key could never be sent (a header value loses its blanks), so `likeopt up` generates one."""
+    assert Config.from_env({"LIKEOPT_API_KEY": " "}).api_key.get_secret_value() == ""
+    assert Config.from_env({"LIKEOPT_API_KEY": " the-key\t"}).api_key.get_secret_value() == "the-key"
+
+
 def test_a_port_that_cannot_be_bound_is_not_called_in_use() -> None:
     from likeopt.ops.launcher import LaunchError, port_in_use
 
