@@ -35,8 +35,6 @@ def make_backend(config: Config) -> Backend:
     if config.generation_backend == "openai":
         from generation_svc.openai_backend import OpenAIBackend
 
-        if not config.openai_base_url:
-            raise SystemExit(f"{SERVICE}: the openai backend needs LIKEOPT_OPENAI_BASE_URL")
         return OpenAIBackend(
             config.openai_base_url,
             config.openai_model,

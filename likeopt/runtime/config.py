@@ -299,7 +299,10 @@ class Config(BaseSettings):
         ge=0,
     )
     openai_base_url: str = setting(
-        "", "OpenAI-compatible server of the `openai` backend, e.g. `http://127.0.0.1:11434/v1`.", (GENERATION,)
+        "",
+        "OpenAI-compatible server of the `openai` backend, e.g. `http://127.0.0.1:11434/v1`; required with that"
+        " backend.",
+        (GENERATION,),
     )
     openai_model: str = setting("", "Model name the `openai` backend asks for.", (GENERATION,))
     openai_api_key: Secret = setting(
@@ -560,6 +563,9 @@ class Config(BaseSettings):
             raise SettingsError("LIKEOPT_TLS_CERT_FILE and LIKEOPT_TLS_KEY_FILE must be set together")
         if checks("retrieval_backend", "milvus_uri") and self.retrieval_backend == "milvus" and not self.milvus_uri:
             raise SettingsError("LIKEOPT_MILVUS_URI must be set when LIKEOPT_RETRIEVAL_BACKEND=milvus")
+        openai = self.generation_backend == "openai"
+        if checks("generation_backend", "openai_base_url") and openai and not self.openai_base_url.strip():
+            raise SettingsError("LIKEOPT_OPENAI_BASE_URL must be set when LIKEOPT_GENERATION_BACKEND=openai")
         if checks("auth", "jwt_issuer", "jwt_audiences", "jwt_jwks_file", "jwt_jwks_uri") and self.jwt:
             self._check_identity()
         if checks("redis_url", "redis_cluster") and self.redis_cluster and self.redis_url.lower().startswith("unix:"):

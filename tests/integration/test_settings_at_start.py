@@ -30,6 +30,10 @@ from tests.support import ROOT, MeshProcess, mesh_environment
         ({"LIKEOPT_HOST": "junk.invalid"}, "LIKEOPT_HOST=junk.invalid: must be an IP address or a host name that"),
         ({"LIKEOPT_RETRIEVAL_ADDR": "junk"}, "LIKEOPT_RETRIEVAL_ADDR 'junk' is not host:port"),
         ({"LIKEOPT_GENERATION_ADDR": "nohost"}, "LIKEOPT_GENERATION_ADDR 'nohost' is not host:port"),
+        (
+            {"LIKEOPT_GENERATION_BACKEND": "openai"},
+            "LIKEOPT_OPENAI_BASE_URL must be set when LIKEOPT_GENERATION_BACKEND=openai",
+        ),
     ],
 )
 def test_likeopt_up_refuses_a_bad_setting_before_starting_any_child(

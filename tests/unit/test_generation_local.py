@@ -124,7 +124,8 @@ async def test_answer_over_grpc_with_the_local_model_cites_and_can_be_cancelled(
 def test_the_local_backend_writes_shorter_answers_unless_told_otherwise() -> None:
     """The in-process model writes 40 to 65 tokens a second: 256 of them would take over 4 s."""
     assert Config.from_env({"LIKEOPT_GENERATION_BACKEND": "local"}).generation_max_tokens == LOCAL_MAX_TOKENS
-    assert Config.from_env({"LIKEOPT_GENERATION_BACKEND": "openai"}).generation_max_tokens == MAX_TOKENS
+    openai = {"LIKEOPT_GENERATION_BACKEND": "openai", "LIKEOPT_OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"}
+    assert Config.from_env(openai).generation_max_tokens == MAX_TOKENS
     told = {"LIKEOPT_GENERATION_BACKEND": "local", "LIKEOPT_GENERATION_MAX_TOKENS": "200"}
     assert Config.from_env(told).generation_max_tokens == 200
 

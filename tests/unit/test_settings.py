@@ -58,6 +58,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("LIKEOPT_GENERATION_ADDR", "nohost", "LIKEOPT_GENERATION_ADDR 'nohost' is not host:port"),
         ("LIKEOPT_CACHE_ADDR", "cache:70000", "LIKEOPT_CACHE_ADDR 'cache:70000': the port must be from 1 to 65535"),
         ("LIKEOPT_GATEWAY_ADDR", "gateway", "LIKEOPT_GATEWAY_ADDR 'gateway' is not host:port"),
+        ("LIKEOPT_GENERATION_BACKEND", "openai", "LIKEOPT_OPENAI_BASE_URL must be set when LIKEOPT_GENERATION_BACKEND"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable_and_the_rule(name: str, value: str, message: str) -> None:
