@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
             os.environ["LIKEOPT_GENERATION_BACKEND"] = args.backend
     try:
         config = Config.from_env()
+        if args.command == "up":
+            config.check_ports_apart()
     except ValueError as exc:
         parser.error(str(exc))
     RUNS[args.command](args, config, parser)

@@ -32,7 +32,7 @@ from likeopt.ops.envoy_config import write_envoy_config
 from likeopt.ops.healthcheck import grpc_serving, http_ok, redis_pong
 from likeopt.ops.processes import CHILD_ENV, ProcessSpec, Replica, redis_process, service_processes
 from likeopt.ops.start_deadline import StartWatchdog
-from likeopt.runtime.config import Config, SettingsError, address_list, host_port, reachable_host
+from likeopt.runtime.config import LISTENING_PORTS, Config, SettingsError, address_list, host_port, reachable_host
 
 START_TIMEOUT_S = 240.0
 START_DEADLINE_S = START_TIMEOUT_S + 20.0
@@ -377,17 +377,7 @@ def run_mesh(
 ) -> int:
     """Start everything in order, ingest, then supervise until stop is set."""
     # Configured ports, not yet bound while the children start: a replica must not be handed one.
-    taken = {
-        config.envoy_port,
-        config.envoy_admin_port,
-        config.gateway_port,
-        config.retrieval_port,
-        config.generation_port,
-        config.cache_port,
-        config.retrieval_metrics_port,
-        config.generation_metrics_port,
-        config.cache_metrics_port,
-    }
+    taken = {getattr(config, port) for port in LISTENING_PORTS}
 
     def unconfigured_port() -> int:
         while (port := free_port()) in taken:

@@ -58,6 +58,20 @@ STOP_GRACE_S = 20
 gateway); docker-compose.yml and the Kubernetes manifests wait longer than this before they kill one."""
 
 
+LISTENING_PORTS = (
+    "envoy_port",
+    "envoy_admin_port",
+    "gateway_port",
+    "retrieval_port",
+    "generation_port",
+    "cache_port",
+    "retrieval_metrics_port",
+    "generation_metrics_port",
+    "cache_metrics_port",
+)
+"""The port settings of the processes ``likeopt up`` starts on one host."""
+
+
 class SettingsError(ValueError):
     """Settings that break a rule; its message has one line per problem, naming the variable and the rule."""
 
@@ -572,6 +586,21 @@ class Config(BaseSettings):
             raise SettingsError("LIKEOPT_REDIS_CLUSTER=1 needs a redis:// or rediss:// LIKEOPT_REDIS_URL, not unix://")
         if checks("redis_url", "redis_cluster") and not self.redis_cluster and redis_seed_nodes(self.redis_url)[1]:
             raise SettingsError("LIKEOPT_REDIS_URL names several nodes, which only LIKEOPT_REDIS_CLUSTER=1 uses")
+
+    def check_ports_apart(self) -> None:
+        """``likeopt up`` runs every process on one host, so each port setting needs a port of its own; two on one
+        port would stop the second process only at its bind, after the others had started. Kubernetes and compose
+        give each process a host of its own, so only the launcher asks this."""
+        owners: dict[int, str] = {}
+        clashes = []
+        for field in LISTENING_PORTS:
+            port = getattr(self, field)
+            if port in owners:
+                clashes.append(f"{env_name(owners[port])} and {env_name(field)} are both {port}: each needs its own")
+            elif port:  # a metrics port of 0 is off
+                owners[port] = field
+        if clashes:
+            raise SettingsError("\n".join(clashes))
 
     def _check_identity(self) -> None:
         """Envoy cannot verify a token without an issuer, an audience and exactly one source of keys."""

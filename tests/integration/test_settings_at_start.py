@@ -34,6 +34,10 @@ from tests.support import ROOT, MeshProcess, mesh_environment
             {"LIKEOPT_GENERATION_BACKEND": "openai"},
             "LIKEOPT_OPENAI_BASE_URL must be set when LIKEOPT_GENERATION_BACKEND=openai",
         ),
+        (
+            {"LIKEOPT_RETRIEVAL_METRICS_PORT": "19698", "LIKEOPT_CACHE_METRICS_PORT": "19698"},
+            "LIKEOPT_RETRIEVAL_METRICS_PORT and LIKEOPT_CACHE_METRICS_PORT are both 19698",
+        ),
     ],
 )
 def test_likeopt_up_refuses_a_bad_setting_before_starting_any_child(

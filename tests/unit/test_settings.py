@@ -112,6 +112,21 @@ def test_a_blank_api_key_is_no_key_and_blanks_around_one_are_dropped() -> None:
     assert Config.from_env({"LIKEOPT_API_KEY": " the-key\t"}).api_key.get_secret_value() == "the-key"
 
 
+def test_likeopt_up_refuses_two_processes_on_one_port() -> None:
+    """They all run on one host; a metrics port of 0 is off, and several may be off."""
+    clash = {"LIKEOPT_RETRIEVAL_METRICS_PORT": "9103", "LIKEOPT_CACHE_METRICS_PORT": "9103"}
+    with pytest.raises(SettingsError) as refused:
+        Config.from_env(clash).check_ports_apart()
+    assert str(refused.value) == (
+        "LIKEOPT_RETRIEVAL_METRICS_PORT and LIKEOPT_CACHE_METRICS_PORT are both 9103: each needs its own"
+    )
+    with pytest.raises(SettingsError, match="LIKEOPT_GATEWAY_PORT and LIKEOPT_RETRIEVAL_PORT are both 8000"):
+        Config.from_env({"LIKEOPT_RETRIEVAL_PORT": "8000"}).check_ports_apart()
+    off = {f"LIKEOPT_{service}_METRICS_PORT": "0" for service in ("RETRIEVAL", "GENERATION", "CACHE")}
+    Config.from_env(off).check_ports_apart()
+    Config.from_env({}).check_ports_apart()
+
+
 def test_a_port_that_cannot_be_bound_is_not_called_in_use() -> None:
     from likeopt.ops.launcher import LaunchError, port_in_use
 
