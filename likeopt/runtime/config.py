@@ -406,13 +406,15 @@ class Config(BaseSettings):
     )
     rate_limit_rps: int = setting(
         10000,
-        "Requests per second each client address may make to `/api/` through Envoy; more get 429.",
+        "Requests per second each client address may make to `/api/`, `/v1/` and `/mcp` through Envoy, one budget"
+        " for all three; more get 429.",
         (ENVOY,),
         ge=1,
     )
     max_request_bytes: int = setting(
         33554432,
-        "Largest request body Envoy accepts on `/api/`; a larger one gets 413.",
+        "Largest request body Envoy accepts on `/api/`, `/v1/` and `/mcp` (the gateway checks it too); a larger one"
+        " gets 413.",
         (ENVOY, GATEWAY),
         ge=1,
     )

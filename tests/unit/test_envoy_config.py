@@ -286,6 +286,34 @@ def test_openai_and_mcp_routes_reach_the_gateway_rate_limited_and_body_limited()
     assert "mcp-session-id" in policy["allow_headers"] and "mcp-session-id" in policy["expose_headers"]
 
 
+def _family(route: dict) -> str:
+    """The part of the URL space a route belongs to, as the README names it: `/api/`, `/v1/`, `/mcp`."""
+    path = route["match"].get("path") or route["match"].get("prefix")
+    first, _, rest = path.lstrip("/").partition("/")
+    return f"/{first}/" if rest or path.endswith("/") else f"/{first}"
+
+
+def test_the_settings_table_names_the_paths_envoy_limits():
+    """LIKEOPT_RATE_LIMIT_RPS and LIKEOPT_MAX_REQUEST_BYTES say where they apply: every family of routes the rate
+    limit is not switched off on, and every one that buffers bodies or refuses a declared length over the limit."""
+    routes = _routes(yaml.safe_load(render_envoy_config(envoy_values(Config.from_env({}), "/dev/stdout"))))
+    rate_limited = {
+        _family(r)
+        for r in routes
+        if "disabled" not in r.get("typed_per_filter_config", {}).get("envoy.filters.http.local_ratelimit", {})
+    }
+    body_limited = {
+        _family(r)
+        for r in routes
+        if "envoy.filters.http.buffer" in r.get("typed_per_filter_config", {})
+        or r.get("direct_response", {}).get("status") == 413
+    }
+    assert rate_limited == body_limited == {"/api/", "/v1/", "/mcp"}
+    for field, families in (("rate_limit_rps", rate_limited), ("max_request_bytes", body_limited)):
+        meaning = Config.model_fields[field].description or ""
+        assert all(f"`{family}`" in meaning for family in families), (field, meaning)
+
+
 def test_admin_stays_on_loopback_when_listening_everywhere():
     values = envoy_values(Config.from_env({"LIKEOPT_HOST": "0.0.0.0"}), "/dev/stdout")
     doc = yaml.safe_load(render_envoy_config(values))
