@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
+from likeopt.ops.envoy_config import write_envoy_config
 from likeopt.ops.protos import ROOT
-from likeopt.runtime.config import settings_table
+from likeopt.runtime.config import Config, settings_table
 
 
 def test_readme_lists_every_setting_exactly() -> None:
@@ -16,3 +21,12 @@ def test_readme_lists_every_setting_exactly() -> None:
 def test_readme_shows_make_up_and_make_test_near_the_top() -> None:
     head = (ROOT / "README.md").read_text()[:1200]
     assert "make up" in head and "make test" in head
+
+
+def test_readme_says_where_envoys_access_log_is(tmp_path: Path) -> None:
+    """It is no process's log, so it is not in the logs folder; the README must say where likeopt up puts it."""
+    config = Config.from_env({})
+    doc = yaml.safe_load(write_envoy_config(config, tmp_path).read_text())
+    manager = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    written = Path(manager["access_log"][0]["typed_config"]["path"]).relative_to(tmp_path)
+    assert f"`{config.run_dir / written}`" in (ROOT / "README.md").read_text()
