@@ -9,6 +9,8 @@ given after the very same turns.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from google.protobuf.message import DecodeError
 
 from generation_svc.backends import Turn
@@ -20,25 +22,29 @@ from likeopt.v1 import generation_pb2
 NAMESPACE = "answer"
 
 
-def answer_key(
-    question: str,
-    index_version: int,
-    backend_fingerprint: str,
-    top_k: int,
-    mode: int,
-    history: list[Turn],
-    readers: str = "",
-    bounds: AnswerBounds = UNBOUNDED,
-) -> str:
-    """The cache key of one answer; readers, the caller's permission fingerprint (LIKEOPT_AUTH=jwt), keeps an
-    answer built from one reader's documents from ever being replayed to another, and bounds one cut short by
-    max_tokens or a stop sequence from being replayed for a whole one."""
+@dataclass(frozen=True)
+class AnswerScope:
+    """Everything besides the question (and its turns) that makes two answers differ, so one is replayed, or found
+    similar by the semantic cache, only within its scope. readers, the caller's permission fingerprint
+    (LIKEOPT_AUTH=jwt), keeps an answer built from one reader's documents from ever reaching another; bounds keeps
+    one cut short by max_tokens or a stop sequence from being replayed for a whole one."""
+
+    index_version: int
+    backend_fingerprint: str
+    top_k: int
+    mode: int
+    readers: str = ""
+    bounds: AnswerBounds = UNBOUNDED
+
+
+def answer_key(question: str, scope: AnswerScope, history: list[Turn]) -> str:
+    """The cache key of one answer: the question and its turns within its scope."""
     turns = [(normalise_query(t.question), t.answer) for t in history]
-    parts: list[object] = ["answer/2", normalise_query(question), index_version, backend_fingerprint, top_k, mode]
-    parts.append(turns)
-    if readers:
-        parts.append(readers)
-    parts.extend(bounds.key_parts())
+    parts: list[object] = ["answer/2", normalise_query(question), scope.index_version, scope.backend_fingerprint]
+    parts += [scope.top_k, scope.mode, turns]
+    if scope.readers:
+        parts.append(scope.readers)
+    parts.extend(scope.bounds.key_parts())
     return cache_key(*parts)
 
 

@@ -1,7 +1,8 @@
 """The semantic answer cache (opt-in): a question close enough in meaning to an answered one gets its answer.
 
 With ``LIKEOPT_SEMANTIC_CACHE_THRESHOLD`` set, each answered question's embedding is remembered
-with its answer-cache key, per scope (index version, backend, top_k, mode), in this process.
+with its answer-cache key, per scope (answer_cache.AnswerScope: index version, backend, top_k, mode, the caller's
+permission fingerprint and the answer's bounds), in this process.
 A new question whose embedding is within that cosine similarity of a remembered one, in the
 same scope, is answered from the remembered key. 0.75 is the lowest threshold at which no
 SciFact test claim found a claim with different evidence (benchmarks/README.md, "Semantic

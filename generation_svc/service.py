@@ -24,7 +24,7 @@ import grpc
 import numpy as np
 from prometheus_client import Counter
 
-from generation_svc.answer_cache import AnswerCache, answer_key, cacheable
+from generation_svc.answer_cache import AnswerCache, AnswerScope, answer_key, cacheable
 from generation_svc.backends import AnswerFailed, Backend, Passage, Turn, Usage, as_read
 from generation_svc.bounds import UNBOUNDED, AnswerBounds, until_stop
 from generation_svc.conversations import (
@@ -221,13 +221,11 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         only between callers who may read the same documents, as the passages they quote came from them.
         """
         passages = passages_from_hits(list(reply.hits))
-        key = answer_key(
-            request.query, reply.index_version, self.backend.fingerprint, top_k, request.mode, history, readers, bounds
-        )
+        scope = AnswerScope(reply.index_version, self.backend.fingerprint, top_k, request.mode, readers, bounds)
+        key = answer_key(request.query, scope, history)
         similar, remember = None, None
         if semantic is not None and reply.query_embedding:
             vector = np.asarray(reply.query_embedding, dtype=np.float32)
-            scope = (reply.index_version, self.backend.fingerprint, top_k, request.mode, readers, bounds)
             similar = semantic.find(scope, vector, request.query)
             remember = partial(semantic.remember, scope, vector, request.query, key)
         produce = partial(self._produce, request.query, passages, history, key, similar, remember, bounds)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import numpy as np
 
 from generation_svc.semantic_cache import SemanticIndex, direction_of
-from tests.unit.test_generation_harness import generation_server
+from likeopt.runtime.principal import PRINCIPAL_HEADER
+from likeopt.v1 import generation_pb2
+from tests.unit.test_generation_harness import collect, generation_server
 from tests.unit.test_generation_service import ScriptedBackend
 
 
@@ -58,3 +63,29 @@ async def test_without_a_threshold_a_reworded_question_is_generated_again() -> N
         await h.answer("Does aspirin reduce heart attack risk?")
         reworded = await h.answer("Heart attack risk: does aspirin reduce it?")
     assert not reworded[-1].done.cached and len(backend.calls) == 2
+
+
+JWT = {
+    "auth": "jwt",
+    "jwt_issuer": "https://idp.example",
+    "jwt_audiences": ("a",),
+    "jwt_jwks_uri": "https://idp.example/k",
+}
+
+
+def as_reader(subject: str) -> tuple[tuple[str, str], ...]:
+    payload = json.dumps({"sub": subject, "tenant": "acme", "groups": [subject]}).encode()
+    return ((PRINCIPAL_HEADER, base64.urlsafe_b64encode(payload).decode().rstrip("=")),)
+
+
+async def test_a_similar_question_is_answered_from_the_cache_only_for_the_same_reader() -> None:
+    """The semantic cache keys on the same scope as the answer cache, the reader's permissions included."""
+    backend = ScriptedBackend(["Aspirin ", "reduces it [1]."])
+    asked = ("Does aspirin reduce heart attack risk?", "Heart attack risk: does aspirin reduce it?")
+    async with generation_server(backend, semantic=SemanticIndex(threshold=0.95), **JWT) as h:
+        replies = [
+            await collect(h.stub.Answer(generation_pb2.AnswerRequest(query=question), metadata=as_reader(who)))
+            for who, question in (("alice", asked[0]), ("bob", asked[1]), ("alice", asked[1]))
+        ]
+    assert [reply[-1].done.cached for reply in replies] == [False, False, True]
+    assert len(backend.calls) == 2
