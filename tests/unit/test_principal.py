@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from gateway.keys import caller_of, caller_refusal
 from likeopt.runtime.config import Config
 from likeopt.runtime.principal import PRINCIPAL_HEADER, BadPrincipal, Reader, forwarded, principal_in, scope_of
 from likeopt.v1 import retrieval_pb2
@@ -63,6 +64,14 @@ def test_a_tenant_claim_that_is_not_one_string_is_refused_not_read_as_no_tenant(
 def test_a_tenant_claim_may_be_one_string_in_a_list_or_absent(claims: dict, read: str) -> None:
     principal = principal_in([(PRINCIPAL_HEADER, header({"sub": "w", **claims}))], Config.from_env(JWT))
     assert principal is not None and principal.tenant == read
+
+
+def test_the_gateway_never_reads_an_unparseable_principal_as_nobody() -> None:
+    """None is a call from inside the mesh, which reads everything: a bad header must not become it."""
+    headers = {PRINCIPAL_HEADER: header({"groups": ["g"]})}  # no subject
+    assert caller_refusal(Config.from_env(JWT), headers, write=False) is not None
+    with pytest.raises(BadPrincipal):
+        caller_of(Config.from_env(JWT), headers)
 
 
 def test_readers_are_equal_when_they_may_read_the_same_and_never_otherwise() -> None:
