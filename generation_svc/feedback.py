@@ -13,6 +13,7 @@ Replicas on one host share the file (SQLite locks it); on several hosts each kee
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
@@ -35,6 +36,10 @@ MAX_PENDING = 10_000
 """Answers waiting to be written at most; past it new ones are dropped (and counted), never the caller slowed."""
 FEEDBACK = Counter("likeopt_feedback_total", "Ratings of answers stored, by rating.", ["rating"])
 ANSWERS_DROPPED = Counter("likeopt_feedback_answers_dropped_total", "Answers not kept for feedback (writer behind).")
+WRITES_FAILED = Counter(
+    "likeopt_feedback_writes_failed_total", "Batches of answers lost because the feedback file could not be written."
+)
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -150,7 +155,16 @@ class FeedbackStore:
             if self._flushing:
                 return
             self._flushing = True
-        self._thread.submit(self._flush)
+        self._thread.submit(self._flush_in_background)
+
+    def _flush_in_background(self) -> None:
+        """_flush on the store's thread for record_later, which nobody awaits: a failure (a full disk, a lock held
+        past busy_timeout) loses that batch, so it is logged and counted rather than dropped with its future."""
+        try:
+            self._flush()
+        except sqlite3.Error:
+            WRITES_FAILED.inc()
+            log.exception("answers kept for feedback were lost: the feedback file could not be written")
 
     def _flush(self) -> None:
         """Write every pending answer in one transaction (runs on the store's thread)."""
