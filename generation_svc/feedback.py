@@ -25,12 +25,11 @@ from typing import TypeVar
 
 from prometheus_client import Counter
 
-from likeopt.runtime.contract import ID_RE, MAX_COMMENT_CHARS, InvalidInput
+from likeopt.runtime.contract import ID_RE, MAX_COMMENT_CHARS, RATINGS, InvalidInput
 from likeopt.v1 import generation_pb2
 
 T = TypeVar("T")
 
-RATINGS = ("up", "down")
 ANSWER_RETENTION_DAYS = 30
 MAX_PENDING = 10_000
 """Answers waiting to be written at most; past it new ones are dropped (and counted), never the caller slowed."""
