@@ -7,6 +7,7 @@ also sees the earlier turns in its prompt.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -23,6 +24,7 @@ from likeopt.runtime.text import STOP_WORDS, tokenize
 from likeopt.v1 import generation_pb2, retrieval_pb2
 
 NAMESPACE = "session"
+log = logging.getLogger(__name__)
 MAX_TURNS = 6
 MAX_BORROWED_WORDS = 8
 _WORD = re.compile(r"[^\W\d_][\w-]*")
@@ -147,7 +149,8 @@ class ConversationStore:
         conversation = generation_pb2.Conversation()
         try:
             conversation.ParseFromString(raw)
-        except DecodeError:
+        except DecodeError:  # its follow-up starts afresh; say why, as the person will notice the lost context
+            log.warning("stored conversation unreadable", extra={"fields": {"conversation_id": conversation_id}})
             return None
         return conversation
 

@@ -33,10 +33,16 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from prometheus_client import Counter
+
 from likeopt.runtime.text import tokenize
 from likeopt.v1 import retrieval_pb2
 
 log = logging.getLogger(__name__)
+UNJUDGED = Counter(
+    "likeopt_relevance_unjudged_total",
+    "Questions answered without the relevance floor's verdict: its background could not be measured in time.",
+)
 
 NOT_COVERED = "This is not in your documents: none of the passages found is about the question, so I cannot answer it."
 """The whole answer when the relevance floor refuses (done.no_answer is set; nothing is cited)."""
@@ -160,7 +166,8 @@ class RelevanceFloor:
             return current
         try:
             return await asyncio.wait_for(asyncio.shield(task), min(timeout_s, PROBE_TIMEOUT_S))
-        except Exception:  # retrieval failing or slow (logged once by the task): judge nothing, refuse nothing
+        except Exception:  # retrieval failing (logged once by the task) or slow: judge nothing, refuse nothing
+            UNJUDGED.inc()
             return None
 
     async def _probe(self, version: int) -> Background:

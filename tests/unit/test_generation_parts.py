@@ -12,7 +12,8 @@ from prometheus_client import REGISTRY
 
 from generation_svc.admission import Admission
 from generation_svc.backends import AnswerFailed, Passage, Renumbering, Turn, Usage
-from generation_svc.conversations import history_of, is_follow_up, is_refusal, rewrite_query
+from generation_svc.conversations import NAMESPACE as CONVERSATIONS
+from generation_svc.conversations import ConversationStore, history_of, is_follow_up, is_refusal, rewrite_query
 from generation_svc.openai_backend import OpenAIBackend, parse_chunk, sse_data, status_failure
 from generation_svc.prompts import build_messages
 from generation_svc.relevance import NOT_COVERED
@@ -20,6 +21,7 @@ from generation_svc.service import cited_numbers
 from generation_svc.shared_stream import SharedStreams
 from likeopt.runtime.contract import MAX_QUERY_CHARS
 from likeopt.v1 import generation_pb2
+from tests.unit.test_generation_harness import FakeCache
 
 EARLIER = [Turn("How does Like-Opt cache answers in Redis?", "In Redis [1].")]
 EARLIER_PAIRS = [(turn.question, turn.answer) for turn in EARLIER]
@@ -45,6 +47,13 @@ def test_refused_turns_whole_or_cut_short_are_left_out_of_the_history() -> None:
     conversation = generation_pb2.Conversation(turns=[generation_pb2.Turn(question=q, answer=a) for q, a in turns])
     assert [turn.question for turn in history_of(conversation)] == [q for q, _ in EARLIER_PAIRS]
     assert not is_refusal("") and not is_refusal("This is not in your documents, but it is in mine.")
+
+
+async def test_an_unreadable_stored_conversation_starts_afresh_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    cache = FakeCache()
+    cache.values[(CONVERSATIONS, "c1")] = b"\xff\xff not a conversation"
+    assert await ConversationStore(cache, 60).load("c1") is None  # type: ignore[arg-type]
+    assert "stored conversation unreadable" in caplog.text
 
 
 def test_words_the_follow_up_already_has_are_not_repeated() -> None:

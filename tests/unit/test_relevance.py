@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from prometheus_client import REGISTRY
 
 from generation_svc.relevance import MIN_SPREAD, Background, RelevanceFloor
 from likeopt.v1 import retrieval_pb2
@@ -81,7 +82,9 @@ async def test_a_new_version_is_measured_while_the_last_background_serves() -> N
 
 async def test_unjudgeable_or_unmeasurable_answers_are_never_refused() -> None:
     floor = RelevanceFloor(Probes(0.2, fail=True), probes=["a"])
-    assert await floor.covers("q", reply(hit(0.0)), 3.0)  # retrieval failing: judge nothing
+    unjudged = REGISTRY.get_sample_value("likeopt_relevance_unjudged_total") or 0.0
+    assert await floor.covers("q", reply(hit(0.0)), 3.0)  # retrieval failing: judge nothing, and count it
+    assert REGISTRY.get_sample_value("likeopt_relevance_unjudged_total") == unjudged + 1
     bm25_only = reply(hit(0.0, dense_rank=0))
     assert await RelevanceFloor(Probes(0.2), probes=["a"]).covers("q", bm25_only, 3.0)
     assert not await floor.covers("q", reply(), 3.0)  # no passage at all
