@@ -263,10 +263,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         """events, the finished turn stored in the conversation and the answer kept for feedback (neither for an
         ephemeral request). An answer that ends early (stopped by the client, or failed) is stored as far as it
         went, so a follow-up still sees it."""
-        question, owner = request.query, owner_of(principal)
         text: list[str] = []
         citations: list[generation_pb2.CitationEvent] = []
-        finished = False
+        done: generation_pb2.DoneEvent | None = None
         try:
             async for event in events:
                 if event.HasField("delta"):
@@ -274,21 +273,31 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 elif event.HasField("citation"):
                     citations.append(event.citation)
                 elif event.HasField("done"):
-                    finished = True
-                    event.done.conversation_id = conversation.conversation_id
-                    event.done.citations.extend(citations)
-                    answer = "".join(text)
-                    if not request.ephemeral:
-                        self.conversations.append(
-                            conversation, question, answer, citations, owner, turn_id=request.turn_id
-                        )
-                        if self.feedback is not None:
-                            self.feedback.record_later(question, answer, citations, event.done, owner)
+                    done = event.done
+                    done.conversation_id = conversation.conversation_id
+                    done.citations.extend(citations)
+                    self._keep_turn(request, conversation, "".join(text), citations, owner_of(principal), done)
                 yield event
         finally:
-            if not finished and not request.ephemeral:  # the question alone still gives a follow-up's search words
-                answer = "".join(text)
-                self.conversations.append(conversation, question, answer, citations, owner, True, request.turn_id)
+            if done is None:  # the question alone still gives a follow-up's search its words
+                self._keep_turn(request, conversation, "".join(text), citations, owner_of(principal), None)
+
+    def _keep_turn(
+        self,
+        request: generation_pb2.AnswerRequest,
+        conversation: generation_pb2.Conversation,
+        answer: str,
+        citations: list[generation_pb2.CitationEvent],
+        owner: str,
+        done: generation_pb2.DoneEvent | None,
+    ) -> None:
+        """Store the turn (interrupted when there is no done) and keep a finished answer for feedback."""
+        if request.ephemeral:
+            return
+        question, interrupted = request.query, done is None
+        self.conversations.append(conversation, question, answer, citations, owner, interrupted, request.turn_id)
+        if done is not None and self.feedback is not None:
+            self.feedback.record_later(question, answer, citations, done, owner)
 
     async def Generate(
         self, request: generation_pb2.GenerateRequest, context: grpc.aio.ServicerContext
