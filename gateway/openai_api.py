@@ -74,7 +74,6 @@ T = TypeVar("T")
 
 MAX_BODY_BYTES = 1024 * 1024
 """Largest chat request the gateway reads (as /api/v1/chat); Envoy's limit refuses larger declared ones first."""
-HEARTBEAT_S = 15.0
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 429, 503, 504)
@@ -204,9 +203,7 @@ class StartedAnswer:
 
     def streamed(self, shape: StreamShape) -> StreamingResponse:
         frames = stream_frames(self.call, self.first, self.events, shape)
-        return StreamingResponse(
-            with_heartbeats(frames, HEARTBEAT_S), media_type="text/event-stream", headers=STREAM_HEADERS
-        )
+        return StreamingResponse(with_heartbeats(frames), media_type="text/event-stream", headers=STREAM_HEADERS)
 
     async def whole(self, request: Request) -> AnswerParts:
         """Every part of the answer; the call is cancelled if the client leaves first."""

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 
 HEARTBEAT = b": keep-alive\n\n"
+HEARTBEAT_S = 15.0
+"""A quiet stream gets a heartbeat this often, well inside Envoy's idle timeout for streams and proxies' own."""
 QUEUED_FRAMES = 16
 """Frames read ahead of a slow client at most; then the upstream waits."""
 
@@ -24,7 +26,9 @@ def sse_frame(event_id: int, event: str, data: dict[str, Any]) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, event.encode(), orjson.dumps(data))
 
 
-async def with_heartbeats(frames: AsyncGenerator[bytes, None], heartbeat_s: float) -> AsyncIterator[bytes]:
+async def with_heartbeats(
+    frames: AsyncGenerator[bytes, None], heartbeat_s: float = HEARTBEAT_S
+) -> AsyncIterator[bytes]:
     """Relay frames, inserting a heartbeat after each quiet interval.
 
     One task reads the upstream for the whole stream and hands its frames over a short

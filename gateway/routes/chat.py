@@ -27,7 +27,6 @@ from likeopt.runtime.contract import MODES, REPLAYABLE_BACKENDS
 from likeopt.runtime.principal import forwarded
 from likeopt.v1 import generation_pb2
 
-HEARTBEAT_S = 15.0
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Vary": "Accept"}
 JSON_HEADERS = {"Cache-Control": "no-cache", "Vary": "Accept"}
 CHAT_STREAM = (
@@ -102,7 +101,7 @@ async def chat(
         reply = orjson.dumps(await gathered_answer(call, started))
         return Response(reply, media_type="application/json", headers=JSON_HEADERS)
     frames = answer_frames(call, started, resumed_after(last_event_id))
-    return EventStream(with_heartbeats(frames, HEARTBEAT_S), headers=STREAM_HEADERS)
+    return EventStream(with_heartbeats(frames), headers=STREAM_HEADERS)
 
 
 def resumed_after(last_event_id: str) -> int:

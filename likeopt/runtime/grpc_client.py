@@ -20,9 +20,12 @@ HEALTH_SERVICE_NAME = ""
 """The health-checking name a channel watches on each replica: the whole server, NOT_SERVING until the process's
 start-up is done, while a server it needs is away, and from the start of a graceful shutdown."""
 
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""The largest gRPC message either end takes or sends (an upload's batch, a long answer's retrieval event)."""
+
 CHANNEL_OPTIONS = (
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
     ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
     # What ends a connection whose keepalive ping went unanswered in grpcio 1.85 (60 s by default); without it a

@@ -32,6 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, S
 from starlette.routing import Route
 
 from gateway.routes.documents import WRITE_TIMEOUT_S
+from gateway.sse import HEARTBEAT_S
 from likeopt.ops.envoy_config import (
     PLACEHOLDERS,
     TEMPLATE_PATH,
@@ -1095,3 +1096,13 @@ def test_without_a_key_grpc_writes_are_refused_before_they_reach_the_writer(tmp_
     assert routes[0]["match"]["path"].endswith("/Search") and not needs_key(routes[0])
     assert routes[1]["direct_response"]["status"] == 401
     assert routes[1]["match"]["prefix"] == "/likeopt.v1.RetrievalService/"
+
+
+def test_a_quiet_answer_stream_gets_a_heartbeat_before_envoy_would_call_it_idle():
+    idle = [
+        float(route["route"]["idle_timeout"].rstrip("s"))
+        for route in _routes(_rendered_defaults())
+        if route["match"].get("path") in ("/api/v1/chat", "/v1/chat/completions", "/v1/responses", "/v1/completions")
+        and "route" in route
+    ]
+    assert idle and min(idle) > 2 * HEARTBEAT_S
