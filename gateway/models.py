@@ -18,7 +18,6 @@ from likeopt.runtime.contract import (
     ANSWER_TOP_K,
     ID_PATTERN,
     ID_RE,
-    LIST_LIMIT,
     MAX_COMMENT_CHARS,
     MAX_QUERY_CHARS,
     MAX_STOP_CHARS,
@@ -371,9 +370,6 @@ class FeedbackList(BaseModel):
     up: int
     down: int
     items: list[FeedbackItem]
-
-
-FeedbackLimit = Annotated[int, Field(ge=LIST_LIMIT.low, le=LIST_LIMIT.high)]
 
 
 class Alive(BaseModel):

@@ -152,15 +152,6 @@ def _owners() -> tuple[dict[str, str], dict[str, frozenset[str]]]:
     return files, {path: frozenset(names) for path, names in directories.items()}
 
 
-def distribution_of_file(path: str) -> str | None:
-    """The distribution that installed this file, or None for the standard library and the checkout."""
-    real = os.path.realpath(path)
-    for directory in _site_dirs():
-        if real.startswith(directory + os.sep):
-            return _owners()[0].get(os.path.relpath(real, directory))
-    return None
-
-
 def distribution_of_module(name: str) -> str | None:
     """The distribution a module name would be imported from, found on disk without importing it.
 
