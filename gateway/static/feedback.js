@@ -5,7 +5,6 @@
 import { el } from './dom.js';
 import { requestJSON } from './api.js';
 
-const MAX_COMMENT = 2000;
 
 export function feedbackForm(msg) {
   const root = el('div', { class: 'feedback', role: 'group', 'aria-label': 'Rate this answer' });
@@ -15,7 +14,9 @@ export function feedbackForm(msg) {
   }
   const status = el('span', { class: 'feedback-status', role: 'status' });
   const comment = el('textarea', {
-    class: 'feedback-comment', rows: 2, maxlength: MAX_COMMENT, placeholder: 'What was wrong or right? (optional)',
+    // The longest comment the server stores, from /static/config.js.
+    class: 'feedback-comment', rows: 2, maxlength: window.LIKEOPT_MAX_COMMENT_CHARS,
+    placeholder: 'What was wrong or right? (optional)',
     'aria-label': 'Comment on this answer (optional)',
   });
   const send = el('button', { type: 'button', class: 'feedback-send', text: 'Send feedback' });

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from gateway.app import STATIC_DIR, build_app
 from gateway.ui_config import UI_CONFIG_PATH
 from likeopt.runtime.config import Config
-from likeopt.runtime.contract import MAX_QUERY_CHARS, MAX_UPLOAD_FILES
+from likeopt.runtime.contract import MAX_COMMENT_CHARS, MAX_QUERY_CHARS, MAX_UPLOAD_FILES
 from likeopt.runtime.loaders import SUPPORTED
 
 
@@ -26,6 +26,7 @@ FILE_TYPES = f"window.LIKEOPT_FILE_TYPES = {json.dumps(sorted(SUPPORTED))};\n"
 ALWAYS = (
     FILE_TYPES
     + f"window.LIKEOPT_MAX_QUERY_CHARS = {MAX_QUERY_CHARS};\n"
+    + f"window.LIKEOPT_MAX_COMMENT_CHARS = {MAX_COMMENT_CHARS};\n"
     + f"window.LIKEOPT_MAX_UPLOAD_FILES = {MAX_UPLOAD_FILES};\n"
     + f"window.LIKEOPT_MAX_REQUEST_BYTES = {Config.from_env({}).max_request_bytes};\n"
 )
