@@ -40,10 +40,9 @@ from generation_svc.prompts import (
     format_passages,
     local_prompt,
 )
-from generation_svc.service import cited_numbers
 from likeopt.runtime.config import LOCAL_MAX_TOKENS
 from likeopt.runtime.percentiles import percentile
-from likeopt.runtime.text import tokenize
+from likeopt.runtime.text import cited_numbers, tokenize
 from retrieval_svc.bm25 import BM25Index
 
 DATA = Path("/work/shared/data/scifact")

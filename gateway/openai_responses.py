@@ -31,6 +31,7 @@ from gateway.openai_translate import (
     usage_json,
 )
 from likeopt.runtime.contract import ID_RE
+from likeopt.runtime.text import MARKER
 from likeopt.v1 import generation_pb2
 
 RESPONSE_PREFIX = "resp_"
@@ -38,7 +39,6 @@ RESPONSE_ID = re.compile(r"resp_([0-9a-f]{32})_(.+)")
 """A response id: RESPONSE_PREFIX, a fresh hex nonce naming its turn, "_", then the conversation's id (one OpenAI
 gave has no "_")."""
 TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
-MARKER = re.compile(r"\[(\d+)\]")
 
 
 class InputItem(BaseModel):

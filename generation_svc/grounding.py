@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from prometheus_client import Histogram
 
 from generation_svc.backends import Passage
-from likeopt.runtime.text import split_sentences, tokenize
+from likeopt.runtime.text import MARKER, cited_numbers, split_sentences, tokenize
 
 SUPPORTED = 0.63
 """A sentence is supported by a passage holding at least this share of its content words: the threshold
@@ -39,7 +39,6 @@ Youden's J, benchmarks/grounding_threshold.py); 0.55 to 0.70 are within 0.04 of 
 MIN_TERMS = 2
 """Sentences with fewer content words ("Yes.", "In short:") are not checked: one word proves nothing."""
 
-_MARKER = re.compile(r"\[(\d{1,3})\]")
 _LEADING = re.compile(r"^\s*(?:\[\d{1,3}\]\s*)+")
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:!?])")
 _MARKER_THEN_WORD = re.compile(r"\w[ \t]*\[\d{1,3}\][ \t]+(?=[^\W\d_])")
@@ -86,10 +85,10 @@ def claims(answer: str, count: int) -> list[Claim]:
     markers_lead = bool(_LEADING.match(answer))
     for sentence in _sentences(answer):
         leading = _LEADING.match(sentence)
-        lead = _numbers(leading.group(), count) if leading else []
+        lead = cited_numbers(leading.group(), count) if leading else []
         rest = sentence[leading.end() :] if leading else sentence
-        own = _numbers(rest, count)
-        words = _MARKER.sub(" ", rest).strip()
+        own = cited_numbers(rest, count)
+        words = MARKER.sub(" ", rest).strip()
         if lead and found and not found[-1].cited and not markers_lead:
             found[-1].cited = lead
         elif lead:
@@ -110,14 +109,6 @@ def _sentences(answer: str) -> list[str]:
         return f"{marker.group().rstrip()}\n" if answer[marker.end()].isupper() else marker.group()
 
     return split_sentences(_MARKER_THEN_WORD.sub(break_before_capital, answer))
-
-
-def _numbers(text: str, count: int) -> list[int]:
-    seen: dict[int, None] = {}
-    for match in _MARKER.finditer(text):
-        if 1 <= (n := int(match.group(1))) <= count:
-            seen.setdefault(n)
-    return list(seen)
 
 
 def _inherit(found: list[Claim]) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import hmac
 import logging
 import math
-import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -59,6 +58,7 @@ from likeopt.runtime.contract import (
 from likeopt.runtime.grpc_client import CHANNEL_FAILURE, channel_failure_words
 from likeopt.runtime.principal import BadPrincipal, Principal, forwarded, principal_in, scope_of
 from likeopt.runtime.telemetry import StreamSpans, current_trace_id
+from likeopt.runtime.text import cited_numbers
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,6 @@ T = TypeVar("T")
 RETRIEVAL_TIMEOUT_S = 5.0
 DEADLINE_MARGIN_S = 0.05
 """Kept back from the caller's deadline so the error event still reaches it."""
-MARKER = re.compile(r"\[(\d{1,3})\]")
 NO_ANSWERS = Counter("likeopt_no_answer_total", "Questions answered with NOT_COVERED: no passage was about them.")
 
 Event = generation_pb2.AnswerEvent
@@ -90,16 +89,6 @@ def answer_failure(exc: AnswerFailed | InvalidInput) -> AnswerFailed:
 def passages_from_hits(hits: list[retrieval_pb2.SearchHit]) -> list[Passage]:
     """Number hits from 1 in their order."""
     return [Passage(n, h.doc_id, h.chunk_id, h.title, h.text) for n, h in enumerate(hits, start=1)]
-
-
-def cited_numbers(text: str, count: int) -> list[int]:
-    """Passage numbers cited by [n] markers in text, in order of first citation, valid ones only."""
-    seen: dict[int, None] = {}
-    for match in MARKER.finditer(text):
-        n = int(match.group(1))
-        if 1 <= n <= count:
-            seen.setdefault(n)
-    return list(seen)
 
 
 async def within_deadline(source: AsyncGenerator[T, None], deadline: float) -> AsyncIterator[T]:

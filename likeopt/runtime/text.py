@@ -162,8 +162,22 @@ def sentence_gap(before: str, after: str) -> str:
     return "" if _UNSPACED.match(before[-1:]) and _UNSPACED.match(after[:1]) else " "
 
 
+MARKER = re.compile(r"\[(\d{1,3})\]")
+"""A citation marker as answers carry them, one passage each ("[2]"): what generation_svc cites and grounds, the
+OpenAI Responses API annotates and the web UI links (a model's lists, "[1, 3]", are written one by one)."""
+
+
+def cited_numbers(text: str, count: int) -> list[int]:
+    """Passage numbers cited by markers in text, in order of first citation, only those of passages 1..count."""
+    seen: dict[int, None] = {}
+    for match in MARKER.finditer(text):
+        if 1 <= (n := int(match.group(1))) <= count:
+            seen.setdefault(n)
+    return list(seen)
+
+
 _LAST_WORD = re.compile(r"\S+$")
-_CITATION_NEXT = re.compile(r"\s+\[\d{1,3}\]")
+_CITATION_NEXT = re.compile(r"\s+" + MARKER.pattern)
 
 _ABBREVIATIONS = frozenset(
     """

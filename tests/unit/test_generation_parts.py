@@ -17,9 +17,9 @@ from generation_svc.conversations import ConversationStore, history_of, is_follo
 from generation_svc.openai_backend import OpenAIBackend, parse_chunk, sse_data, status_failure
 from generation_svc.prompts import build_messages
 from generation_svc.relevance import NOT_COVERED
-from generation_svc.service import cited_numbers
 from generation_svc.shared_stream import SharedStreams
 from likeopt.runtime.contract import MAX_QUERY_CHARS
+from likeopt.runtime.text import cited_numbers
 from likeopt.v1 import generation_pb2
 from tests.unit.test_generation_harness import FakeCache
 
