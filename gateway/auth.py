@@ -14,7 +14,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import Request
 
 from gateway.errors import BEARER_CHALLENGE, ApiError
-from gateway.keys import bearer_token, caller_of, caller_refusal, key_refusal
+from gateway.keys import caller_of, caller_refusal, key_refusal
+from likeopt.runtime.api_key import bearer_token
 from likeopt.runtime.principal import Principal
 
 bearer = HTTPBearer(

@@ -7,30 +7,20 @@ refuses what needs one. JWT mode (LIKEOPT_AUTH=jwt): see caller_refusal.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 
+from likeopt.runtime.api_key import holds_key
 from likeopt.runtime.config import Config
 from likeopt.runtime.principal import BadPrincipal, Principal, principal_in
 
 
-def bearer_token(authorization: str) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, or None for any other scheme."""
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
-
-
 def key_refusal(config: Config, authorization: str, write: bool) -> str | None:
-    """Why a request with this Authorization header may not go on, or None when it may.
-
-    The key is compared in constant time, so its length and prefix cannot be probed by timing.
-    """
+    """Why a request with this Authorization header may not go on, or None when it may."""
     if not write and not config.reads_need_key:
         return None
     if not config.api_key:
         return "disabled: no LIKEOPT_API_KEY is configured"
-    token = bearer_token(authorization)
-    if token is None or not hmac.compare_digest(token.encode(), config.api_key.get_secret_value().encode()):
+    if not holds_key(authorization, config.api_key.get_secret_value()):
         return "missing or wrong API key"
     return None
 

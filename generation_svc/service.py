@@ -9,7 +9,6 @@ the stream with DEADLINE_EXCEEDED and an error event.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import math
 import time
@@ -42,6 +41,7 @@ from generation_svc.relevance import NOT_COVERED, RelevanceFloor
 from generation_svc.semantic_cache import SEMANTIC_HITS, SemanticIndex
 from generation_svc.shared_stream import SharedStreams
 from generation_svc.small_talk import small_talk_reply
+from likeopt.runtime.api_key import holds_key
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import (
     ANSWER_TOP_K,
@@ -74,10 +74,10 @@ Event = generation_pb2.AnswerEvent
 
 
 def bearer_matches(context: grpc.aio.ServicerContext, api_key: str) -> bool:
-    """Whether the call carries ``authorization: Bearer <api_key>``, compared in constant time."""
+    """Whether the call carries the API key as its bearer token (read as the gateway reads it)."""
     for key, value in context.invocation_metadata() or ():
         if key == "authorization" and isinstance(value, str):
-            return hmac.compare_digest(value.encode(), f"Bearer {api_key}".encode())
+            return holds_key(value, api_key)
     return False
 
 
