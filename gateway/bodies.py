@@ -20,7 +20,8 @@ from gateway.errors import ApiError
 M = TypeVar("M", bound=BaseModel)
 
 MAX_JSON_BYTES = 1024 * 1024
-"""Largest JSON body of a search, chat or feedback request (uploads have LIKEOPT_MAX_REQUEST_BYTES)."""
+"""Largest JSON body of a search, chat, feedback, OpenAI-style or MCP request (uploads have
+LIKEOPT_MAX_REQUEST_BYTES)."""
 BODY_MODELS: list[type[BaseModel]] = []
 """Every model named by schema_ref() (request_body() included), for the OpenAPI document's components."""
 SCHEMA_REF = "#/components/schemas/{model}"

@@ -21,7 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from gateway.bodies import declared_over, is_json
+from gateway.bodies import MAX_JSON_BYTES, declared_over, is_json
 from gateway.errors import BEARER_CHALLENGE, error_response
 from gateway.keys import caller_of, caller_refusal
 from gateway.mcp_server import Mesh
@@ -29,8 +29,6 @@ from gateway.upstreams import Upstreams
 from likeopt.runtime.config import Config
 from likeopt.runtime.principal import forwarded
 
-MAX_MESSAGE_BYTES = 1024 * 1024
-"""Largest MCP message read (as the REST API's JSON bodies); tool arguments are small."""
 CALLER: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("mcp_caller", default=())
 """The gRPC metadata naming the principal of the MCP request being handled (LIKEOPT_AUTH=jwt); the SDK runs a
 request's tool calls in tasks started from it, which copy this context."""
@@ -68,7 +66,7 @@ class McpEndpoint:
         server.streamable_http_app(  # builds the session manager; its own Starlette app is not used
             stateless_http=True,
             json_response=True,
-            max_request_body_size=MAX_MESSAGE_BYTES,
+            max_request_body_size=MAX_JSON_BYTES,
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
         self.manager = server.session_manager
@@ -91,8 +89,8 @@ class McpEndpoint:
             response = error_response(
                 415, "UNSUPPORTED_MEDIA_TYPE", f"MCP messages are application/json, not {media_type}"
             )
-        elif declared_over(headers, MAX_MESSAGE_BYTES):  # the SDK's own refusal is plain text
-            response = error_response(413, "PAYLOAD_TOO_LARGE", f"an MCP message is at most {MAX_MESSAGE_BYTES} bytes")
+        elif declared_over(headers, MAX_JSON_BYTES):  # the SDK's own refusal is plain text
+            response = error_response(413, "PAYLOAD_TOO_LARGE", f"an MCP message is at most {MAX_JSON_BYTES} bytes")
         else:
             token = CALLER.set(forwarded(caller_of(self.config, headers)))
             try:

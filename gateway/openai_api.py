@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.bodies import declared_over, field_path, is_json
+from gateway.bodies import MAX_JSON_BYTES, declared_over, field_path, is_json
 from gateway.errors import BEARER_CHALLENGE, http_error_headers, public_details
 from gateway.keys import caller_of, caller_refusal
 from gateway.observe import first_text_timed
@@ -72,8 +72,6 @@ from likeopt.v1 import generation_pb2
 
 T = TypeVar("T")
 
-MAX_BODY_BYTES = 1024 * 1024
-"""Largest chat request the gateway reads (as /api/v1/chat); Envoy's limit refuses larger declared ones first."""
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 429, 503, 504)
@@ -391,5 +389,5 @@ def openai_app(config: Config, upstreams: Callable[[], Upstreams]) -> FastAPI:
         },
     )
     app.include_router(openai_router(config, upstreams))
-    app.add_middleware(BodyLimit, max_bytes=min(config.max_request_bytes, MAX_BODY_BYTES))
+    app.add_middleware(BodyLimit, max_bytes=min(config.max_request_bytes, MAX_JSON_BYTES))
     return app

@@ -6,10 +6,16 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import get_args
 
 from likeopt.ops.bench.scenarios import SCENARIOS
 from likeopt.runtime.config import Config, host_port, reachable_host
 from likeopt.runtime.contract import MODES
+
+
+def choices_of(setting: str) -> list[str]:
+    """The values a setting takes (its Literal in Config), so an option naming the same choice cannot drift."""
+    return list(get_args(Config.model_fields[setting].annotation))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +37,7 @@ def add_up(commands: argparse._SubParsersAction) -> None:
         metavar="SERVICE=N,…",
         help="run N copies of retrieval and/or generation behind Envoy, e.g. retrieval=2,generation=2",
     )
-    up.add_argument("--backend", choices=["extractive", "local", "openai"], help="generation backend")
+    up.add_argument("--backend", choices=choices_of("generation_backend"), help="generation backend")
 
 
 def add_ingest(commands: argparse._SubParsersAction) -> None:
@@ -49,7 +55,7 @@ def add_eval(commands: argparse._SubParsersAction) -> None:
     evaluation = commands.add_parser("eval", help="retrieval quality and latency on a BEIR-format dataset")
     evaluation.add_argument("--data", metavar="DIR", help="corpus.jsonl, queries.jsonl, qrels/test.tsv")
     evaluation.add_argument("--mode", choices=list(MODES), default=next(iter(MODES)))
-    evaluation.add_argument("--fusion", choices=["rrf", "convex"], help="hybrid fusion (default: LIKEOPT_FUSION)")
+    evaluation.add_argument("--fusion", choices=choices_of("fusion"), help="hybrid fusion (default: LIKEOPT_FUSION)")
     evaluation.add_argument("--rrf-k", type=float, default=0.0, help="RRF constant (default: LIKEOPT_RRF_K)")
     evaluation.add_argument("--alpha", type=float, help="convex fusion's dense weight (default: LIKEOPT_FUSION_ALPHA)")
     evaluation.add_argument("--json", action="store_true", help="print one JSON object")
@@ -235,7 +241,7 @@ def add_answer_arguments(evaluation: argparse.ArgumentParser) -> None:
     """``likeopt eval --answers``: answer quality (likeopt/ops/answer_eval.py) instead of retrieval quality."""
     group = evaluation.add_argument_group("answers (--answers)")
     group.add_argument("--answers", action="store_true", help="evaluate answers: citations, support, abstention, time")
-    group.add_argument("--backend", choices=["extractive", "local", "openai"], help="backend of the private mesh")
+    group.add_argument("--backend", choices=choices_of("generation_backend"), help="backend of the private mesh")
     group.add_argument("--addr", default="", metavar="HOST:PORT", help="ask a running mesh (Envoy's port) instead")
     group.add_argument("--questions", metavar="FILE", help="questions for a folder of documents (question<TAB>files)")
     group.add_argument("--offtopic", metavar="FILE", help="questions to refuse (default: the shipped list)")

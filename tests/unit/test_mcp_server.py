@@ -13,7 +13,8 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from gateway import mcp_server
-from gateway.mcp_http import MAX_MESSAGE_BYTES, McpEndpoint
+from gateway.bodies import MAX_JSON_BYTES
+from gateway.mcp_http import McpEndpoint
 from gateway.mcp_server import Mesh, build_mcp_server, document_text, document_uri
 from generation_svc.extractive import ExtractiveBackend
 from likeopt.runtime.config import Config
@@ -158,7 +159,7 @@ async def test_the_http_endpoint_checks_the_key_and_the_origin_first(
 
 async def test_a_message_over_the_limit_is_refused_in_the_error_shape() -> None:
     endpoint = McpEndpoint(Config.from_env({}), build_mcp_server(lambda: None))  # type: ignore[arg-type,return-value]
-    huge = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x" * MAX_MESSAGE_BYTES}}
+    huge = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x" * MAX_JSON_BYTES}}
     accept = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
     async with endpoint.run(), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=endpoint)) as http:
         reply = await http.post("http://like-opt/mcp", json=huge, headers=accept)
