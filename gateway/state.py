@@ -17,17 +17,21 @@ from gateway.mcp_server import Mesh
 from gateway.near_search import NearSearchReplies
 from gateway.upstreams import Upstreams
 from likeopt.caching.near_cache import VersionedLRU
-from likeopt.runtime.config import Config
+from likeopt.runtime.config import Config, metrics_port
 
 
 def service_metrics_urls(config: Config) -> dict[str, str]:
     """Where each gRPC service serves its Prometheus metrics (the host of its gRPC address)."""
-    ports = {
-        "retrieval_svc": (config.retrieval_addr, config.retrieval_metrics_port),
-        "generation_svc": (config.generation_addr, config.generation_metrics_port),
-        "cache_svc": (config.cache_addr, config.cache_metrics_port),
+    addresses = {
+        "retrieval_svc": config.retrieval_addr,
+        "generation_svc": config.generation_addr,
+        "cache_svc": config.cache_addr,
     }
-    return {name: f"http://{addr.rpartition(':')[0]}:{port}/metrics" for name, (addr, port) in ports.items() if port}
+    return {
+        name: f"http://{addr.rpartition(':')[0]}:{port}/metrics"
+        for name, addr in addresses.items()
+        if (port := metrics_port(name, config))
+    }
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from likeopt.runtime.config import host_port, reachable_host
-
-DEFAULT_METRICS_PORTS = {"retrieval_svc": "9101", "cache_svc": "9103"}
+from likeopt.runtime.config import Config, host_port, metrics_port, reachable_host
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ def metrics_urls(processes: list[MeshProcess], service: str) -> list[str]:
     for process in processes:
         if process.name != service or not (env := environment(process.pid)):
             continue
-        port = env.get(setting) or DEFAULT_METRICS_PORTS[service]
+        port = env.get(setting) or str(metrics_port(service, Config.from_env({})))  # unset: the default
         host = env.get("LIKEOPT_HOST") or "127.0.0.1"
         if port != "0":
             urls.append(f"http://{host_port(reachable_host(host), port)}/metrics")
