@@ -119,10 +119,11 @@ def metrics_urls(processes: list[MeshProcess], service: str) -> list[str]:
     """The metrics URLs of a gRPC service's processes (replicas too), from the settings in their own environment."""
     urls = []
     setting = f"LIKEOPT_{service.removesuffix('_svc').upper()}_METRICS_PORT"
+    default = str(metrics_port(service, Config.from_env({})))  # the port of a process that does not set it
     for process in processes:
         if process.name != service or not (env := environment(process.pid)):
             continue
-        port = env.get(setting) or str(metrics_port(service, Config.from_env({})))  # unset: the default
+        port = env.get(setting) or default
         host = env.get("LIKEOPT_HOST") or "127.0.0.1"
         if port != "0":
             urls.append(f"http://{host_port(reachable_host(host), port)}/metrics")
