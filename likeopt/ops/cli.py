@@ -144,13 +144,19 @@ def run_up(args: argparse.Namespace, config: Config, parser: argparse.ArgumentPa
         replicas = parse_replicas(args.replicas)
     except ValueError as exc:
         parser.error(str(exc))
+    if missing := missing_paths(args.ingest):
+        parser.error(f"--ingest: no such file or folder: {', '.join(missing)} (nothing was started)")
     sys.exit(up(config, args.ingest, replicas))
+
+
+def missing_paths(paths: list[str]) -> list[str]:
+    return [path for path in paths if not Path(path).exists()]
 
 
 def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
     from likeopt.ops.ingest import IngestFailed, Unreachable, access_of, ingest_paths
 
-    if missing := [path for path in args.paths if not Path(path).exists()]:
+    if missing := missing_paths(args.paths):
         parser.error(f"no such file or folder: {', '.join(missing)} (nothing was ingested)")
     access = access_of(args.tenant, args.allow_user, args.allow_group)
     try:

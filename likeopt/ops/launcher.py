@@ -411,9 +411,7 @@ def run_mesh(
         for notice in child.notices():
             print(f"likeopt: {spec.name}: {notice}", flush=True)
     if ingest_paths:
-        from likeopt.ops.ingest import ingest_paths as run_ingest
-
-        run_ingest(ingest_paths, config.retrieval_addr, quiet=False)
+        ingest_once_up(ingest_paths, config.retrieval_addr)
     print_banner(config, api_key, generated=generated, log_dir=mesh.log_dir)
     while not stop.wait(0.2):
         dead = mesh.dead_child()
@@ -421,6 +419,17 @@ def run_mesh(
             mesh.restart(dead)
     print("likeopt: stopping", flush=True)
     return 0
+
+
+def ingest_once_up(paths: list[str], retrieval_addr: str) -> None:
+    """--ingest's upload; a failure stops the mesh like a start-up failure, so a script sees exit 1 and the reason
+    rather than a running mesh without the documents it asked for."""
+    from likeopt.ops.ingest import IngestFailed, Unreachable, ingest_paths
+
+    try:
+        ingest_paths(paths, retrieval_addr, quiet=False)
+    except (IngestFailed, Unreachable) as exc:
+        raise LaunchError(f"ingest: {exc}") from None
 
 
 def print_banner(config: Config, api_key: str, generated: bool, log_dir: Path) -> None:

@@ -1,14 +1,18 @@
-"""``likeopt ingest`` ends with a clear error, never hangs or says success, when it cannot do what it was asked."""
+"""``likeopt ingest`` and ``up --ingest`` end with a clear error, never a hang or success, when they cannot."""
 
 from __future__ import annotations
 
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import pytest
 
 from likeopt.ops import ingest
 from likeopt.ops.cli import main
+from likeopt.ops.launcher import LaunchError, ingest_once_up
+from likeopt.v1 import retrieval_pb2_grpc
 
 
 def unused_address() -> str:
@@ -35,3 +39,34 @@ def test_an_unreachable_retrieval_svc_ends_the_run_with_an_error(
     with pytest.raises(SystemExit) as ended:
         main(["ingest", "--quiet", str(tmp_path / "real.md")])
     assert isinstance(ended.value.code, str) and "did not answer" in ended.value.code
+
+
+def test_up_refuses_an_ingest_path_that_does_not_exist_before_starting_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as ended:
+        main(["up", "--ingest", str(tmp_path / "typo")])
+    error = capsys.readouterr().err
+    assert ended.value.code == 2 and "--ingest: no such file or folder" in error and "nothing was started" in error
+
+
+class RefusesUploads(retrieval_pb2_grpc.RetrievalServiceServicer):
+    def IngestDocuments(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        next(request_iterator)
+        context.abort(grpc.StatusCode.UNAVAILABLE, "the store is read-only")
+
+
+def test_a_failed_ingest_in_up_is_a_launch_error_that_names_the_cause(tmp_path: Path) -> None:
+    """`likeopt up --ingest` stops the mesh with the reason (exit 1), not a traceback beside a running mesh."""
+    (tmp_path / "real.md").write_text("# Real\n\nA document.")
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(RefusesUploads(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with pytest.raises(LaunchError) as failed:
+            ingest_once_up([str(tmp_path / "real.md")], f"127.0.0.1:{port}")
+    finally:
+        server.stop(0)
+    assert str(failed.value).startswith("ingest: retrieval_svc at 127.0.0.1:")
+    assert "UNAVAILABLE: the store is read-only" in str(failed.value)
