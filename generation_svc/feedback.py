@@ -206,18 +206,21 @@ class FeedbackStore:
             )
         return int(cursor.lastrowid or 0), str(row[0])
 
-    async def list(self, rating: str = "", limit: int = 100) -> tuple[list[generation_pb2.FeedbackItem], Counts]:
-        """Stored feedback with the answers it rates, newest first, and the counts of every rating."""
-        return await self._run(lambda: self._list(rating, limit))
+    async def list(
+        self, rating: str = "", limit: int = 100, before: int = 0
+    ) -> tuple[list[generation_pb2.FeedbackItem], Counts]:
+        """Stored feedback with the answers it rates, newest first (older than feedback id before, when set), and
+        the counts of every rating."""
+        return await self._run(lambda: self._list(rating, limit, before))
 
-    def _list(self, rating: str, limit: int) -> tuple[list[generation_pb2.FeedbackItem], Counts]:
+    def _list(self, rating: str, limit: int, before: int) -> tuple[list[generation_pb2.FeedbackItem], Counts]:
         self._flush()
-        where, args = ("WHERE f.rating = ?", (rating,)) if rating else ("", ())
         rows = self._db.execute(
             "SELECT f.feedback_id, f.answer_id, a.trace_id, f.rating, f.comment, f.created_ms, a.turn, a.backend,"
-            f" a.support, a.no_answer FROM feedback f JOIN answers a USING (answer_id) {where}"
+            " a.support, a.no_answer FROM feedback f JOIN answers a USING (answer_id)"
+            " WHERE (? = '' OR f.rating = ?) AND (? = 0 OR f.feedback_id < ?)"
             " ORDER BY f.feedback_id DESC LIMIT ?",
-            (*args, limit),
+            (rating, rating, before, before, limit),
         ).fetchall()
         counts = dict(self._db.execute("SELECT rating, COUNT(*) FROM feedback GROUP BY rating").fetchall())
         return [_item(row) for row in rows], Counts(int(counts.get("up", 0)), int(counts.get("down", 0)))

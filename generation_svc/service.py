@@ -367,7 +367,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "feedback is not kept by this server")
         if request.rating not in ("", *RATINGS):
             raise InvalidInput("rating must be 'up' or 'down'")
-        items, counts = await self.feedback.list(request.rating, LIST_LIMIT.check(request.limit))
+        if request.before_feedback_id < 0:
+            raise InvalidInput("before_feedback_id must not be negative")
+        limit = LIST_LIMIT.check(request.limit)
+        items, counts = await self.feedback.list(request.rating, limit, request.before_feedback_id)
         return generation_pb2.ListFeedbackReply(items=items, up=counts.up, down=counts.down)
 
     def _principal(self, context: grpc.aio.ServicerContext) -> Principal | None:

@@ -62,9 +62,12 @@ async def feedback_list(
     gateway: Running,
     rating: Annotated[Literal["up", "down", ""], Query(description="Only this rating; empty: both.")] = "",
     limit: Annotated[int, Query(ge=LIST_LIMIT.low, le=LIST_LIMIT.high)] = LIST_LIMIT.default,
+    before_feedback_id: Annotated[
+        int, Query(ge=0, description="The next page: feedback older than this id (the last item's); 0: newest.")
+    ] = 0,
 ) -> JSONResponse:
     """Users' questions and comments: only with the API key, which generation_svc checks again."""
-    request = generation_pb2.ListFeedbackRequest(rating=rating, limit=limit)
+    request = generation_pb2.ListFeedbackRequest(rating=rating, limit=limit, before_feedback_id=before_feedback_id)
     key = (("authorization", f"Bearer {api_key}"),)
     reply = await upstream_call(
         gateway.upstreams.generation.ListFeedback(request, timeout=FEEDBACK_TIMEOUT_S, metadata=key)

@@ -48,6 +48,7 @@ from likeopt.ops.evaluate import (
     store_shape,
 )
 from likeopt.runtime.config import Config
+from likeopt.runtime.contract import LIST_LIMIT
 from likeopt.runtime.loaders import file_id, id_base
 from likeopt.runtime.percentiles import percentile
 from likeopt.v1 import generation_pb2, generation_pb2_grpc
@@ -323,13 +324,22 @@ def format_answer_report(figures: Mapping[str, object]) -> str:
     )
 
 
+def all_feedback(address: str, api_key: str, rating: str = "") -> Iterator[generation_pb2.FeedbackItem]:
+    """Every stored rating, newest first, a page at a time."""
+    metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+    page = generation_pb2.ListFeedbackRequest(rating=rating, limit=LIST_LIMIT.high)
+    with grpc.insecure_channel(address) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        while True:
+            items = stub.ListFeedback(page, timeout=30, metadata=metadata).items
+            yield from items
+            if len(items) < LIST_LIMIT.high:
+                return
+            page.before_feedback_id = items[-1].feedback_id
+
+
 def feedback_cases(address: str, api_key: str, rating: str = "") -> list[dict[str, object]]:
     """Stored feedback as answer-eval cases (newest first): the question, what was answered, and the verdict."""
-    metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
-    with grpc.insecure_channel(address) as channel:
-        reply = generation_pb2_grpc.GenerationServiceStub(channel).ListFeedback(
-            generation_pb2.ListFeedbackRequest(rating=rating, limit=1000), timeout=30, metadata=metadata
-        )
     return [
         {
             "question": item.question,
@@ -345,7 +355,7 @@ def feedback_cases(address: str, api_key: str, rating: str = "") -> list[dict[st
             "trace_id": item.trace_id,
             "created_unix_ms": item.created_unix_ms,
         }
-        for item in reply.items
+        for item in all_feedback(address, api_key, rating)
     ]
 
 

@@ -214,12 +214,14 @@ class FeedbackReply(_message.Message):
     def __init__(self, feedback_id: _Optional[int] = ..., answer_id: _Optional[str] = ...) -> None: ...
 
 class ListFeedbackRequest(_message.Message):
-    __slots__ = ("rating", "limit")
+    __slots__ = ("rating", "limit", "before_feedback_id")
     RATING_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FEEDBACK_ID_FIELD_NUMBER: _ClassVar[int]
     rating: str
     limit: int
-    def __init__(self, rating: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    before_feedback_id: int
+    def __init__(self, rating: _Optional[str] = ..., limit: _Optional[int] = ..., before_feedback_id: _Optional[int] = ...) -> None: ...
 
 class FeedbackItem(_message.Message):
     __slots__ = ("feedback_id", "answer_id", "trace_id", "rating", "comment", "created_unix_ms", "question", "answer", "citations", "backend", "support", "no_answer")

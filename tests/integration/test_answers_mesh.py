@@ -79,6 +79,12 @@ def test_feedback_is_stored_only_when_valid(mesh: MeshProcess) -> None:
     assert stored.status_code == 200 and stored.json()["answer_id"] == answer_id
     assert feedback_count(mesh) == before + 1
     assert httpx.get(url, timeout=10).status_code == 401  # users' words need the key
+    assert httpx.post(url, json={"answer_id": answer_id, "rating": "up", "comment": "second"}).status_code == 200
+    key = {"Authorization": f"Bearer {mesh.api_key}"}
+    [newest] = httpx.get(url, params={"limit": 1}, headers=key, timeout=10).json()["items"]
+    page = {"limit": 1, "before_feedback_id": newest["feedback_id"]}
+    [older] = httpx.get(url, params=page, headers=key, timeout=10).json()["items"]
+    assert (newest["comment"], older["comment"]) == ("second", "misses the L1 cache")
 
 
 def test_a_thumbs_down_comes_back_as_an_answer_eval_case(mesh: MeshProcess) -> None:

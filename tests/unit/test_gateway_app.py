@@ -143,6 +143,10 @@ def test_parameters_and_feedback_are_checked_before_any_call(client: TestClient)
     key = {"Authorization": f"Bearer {KEY}"}
     assert error_of(client.get("/api/v1/feedback?limit=abc", headers=key), 422)["code"] == "INVALID_ARGUMENT"
     assert error_of(client.get("/api/v1/feedback?rating=meh", headers=key), 422)["code"] == "INVALID_ARGUMENT"
+    assert (
+        "before_feedback_id"
+        in error_of(client.get("/api/v1/feedback?before_feedback_id=-1", headers=key), 422)["message"]
+    )
     assert "answer_id" in error_of(client.post("/api/v1/feedback", json={"rating": "up"}), 422)["message"]
     nul = {"answer_id": "a1", "rating": "up", "comment": "a\u0000"}
     assert error_of(client.post("/api/v1/feedback", json=nul), 422)["code"] == "INVALID_ARGUMENT"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,9 @@ from generation_svc.extractive import ExtractiveBackend, count_pieces
 from generation_svc.feedback import FeedbackStore, UnknownAnswer
 from generation_svc.relevance import RelevanceFloor
 from generation_svc.service import NOT_COVERED
+from likeopt.ops import answer_eval
 from likeopt.runtime.config import Config
+from likeopt.runtime.contract import Range
 from likeopt.v1 import generation_pb2, retrieval_pb2
 from tests.unit.test_generation_harness import collect, generation_server, text_of
 from tests.unit.test_generation_service import ScriptedBackend, kinds
@@ -247,3 +250,32 @@ async def test_pump_ratings_quoted_from_passages_without_full_stops_are_supporte
         events = [e async for e in h.stub.Generate(request)]
     assert [(c.n, c.supported) for c in citations(events)] == [(1, True), (2, True), (3, True)]
     assert events[-1].done.support == 1.0
+
+
+async def test_feedback_pages_by_the_last_id_and_the_export_reads_every_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past one page (1,000 ratings) `likeopt eval --from-feedback` used to stop; pages follow before_feedback_id."""
+    store = FeedbackStore(tmp_path / "answers.sqlite3")
+    for n in range(5):
+        done = generation_pb2.DoneEvent(answer_id=f"{n:032d}", trace_id=f"{n + 50:032d}", backend="extractive")
+        store.record_later(f"question {n}", "an answer", [], done)
+        await store.rate(f"{n:032d}", "", "down" if n % 2 else "up", "")
+    monkeypatch.setattr(answer_eval, "LIST_LIMIT", Range("limit", 1, 2, 2))
+    try:
+        async with generation_server(ExtractiveBackend(), feedback=store, api_key="k") as h:
+            key = (("authorization", "Bearer k"),)
+            second = await h.stub.ListFeedback(
+                generation_pb2.ListFeedbackRequest(limit=2, before_feedback_id=4), metadata=key
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await h.stub.ListFeedback(generation_pb2.ListFeedbackRequest(before_feedback_id=-1), metadata=key)
+            address = h.address
+            exported = await asyncio.to_thread(answer_eval.feedback_cases, address, "k")
+            ups = await asyncio.to_thread(answer_eval.feedback_cases, address, "k", "up")
+    finally:
+        store.close()
+    assert [item.question for item in second.items] == ["question 2", "question 1"]
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [case["question"] for case in exported] == [f"question {n}" for n in (4, 3, 2, 1, 0)]
+    assert [case["question"] for case in ups] == ["question 4", "question 2", "question 0"]

@@ -98,6 +98,7 @@ class Harness:
     cache: FakeCache
     servicer: GenerationServicer
     events: list[generation_pb2.AnswerEvent] = field(default_factory=list)
+    address: str = ""
 
     async def answer(self, query: str, **fields: object) -> list[generation_pb2.AnswerEvent]:
         """Every event of one Answer call (which must end OK)."""
@@ -148,7 +149,8 @@ async def generation_server(
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
     await server.start()
     try:
-        yield Harness(generation_pb2_grpc.GenerationServiceStub(channel), retrieval, cache, servicer)
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        yield Harness(stub, retrieval, cache, servicer, address=f"127.0.0.1:{port}")
     finally:
         await channel.close()
         await server.stop(None)
