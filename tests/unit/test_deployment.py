@@ -42,6 +42,7 @@ from likeopt.runtime.config import (
     address_list,
     env_name,
     env_names,
+    metrics_port,
     read_by,
     split_host_port,
 )
@@ -409,6 +410,58 @@ def test_kubernetes_runs_the_same_commands_and_settings() -> None:
     config_map = next(d for d in objects if d["kind"] == "ConfigMap")["data"]
     assert set(config_map) <= DECLARED
     assert set(config_map) <= set(compose_env("gateway")) | compose_variables()
+
+
+K8S_PORTS = {
+    "retrieval-svc": (DEFAULTS.retrieval_port, DEFAULTS.retrieval_metrics_port),
+    "generation-svc": (DEFAULTS.generation_port, DEFAULTS.generation_metrics_port),
+    "cache-svc": (DEFAULTS.cache_port, DEFAULTS.cache_metrics_port),
+    "gateway": (DEFAULTS.gateway_port, None),
+    "envoy": (DEFAULTS.envoy_port, None),
+}
+"""Each workload's serving port and Prometheus port, as config.py's defaults give them to `likeopt up`."""
+
+
+def probe_ports(container: dict) -> set[int]:
+    """The ports a container's probes ask: httpGet's port, or the host:port a healthcheck command names."""
+    ports = set()
+    for kind in ("readinessProbe", "startupProbe", "livenessProbe"):
+        probe = container.get(kind, {})
+        if "httpGet" in probe:
+            ports.add(int(probe["httpGet"]["port"]))
+        for argument in probe.get("exec", {}).get("command", []):
+            ports.update(int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", argument))
+    return ports
+
+
+@pytest.mark.parametrize("name", sorted(K8S_PORTS))
+def test_kubernetes_ports_are_the_settings_defaults(name: str) -> None:
+    """A port changed in config.py but not here would leave a Service, a probe or an address pointing nowhere."""
+    objects = base_objects()
+    serving, metrics = K8S_PORTS[name]
+    container = containers(objects, init=False)[name]
+    declared = {port["containerPort"]: port.get("name") for port in container["ports"]}
+    assert declared == {serving: None, **({metrics: "metrics"} if metrics else {})}
+    service = base_object("Service", name)
+    assert [port["port"] for port in service["spec"]["ports"]] == [serving]
+    assert all(port.get("targetPort", serving) == serving for port in service["spec"]["ports"])
+    assert probe_ports(container) <= {serving, DEFAULTS.envoy_admin_port} and probe_ports(container)
+    addresses = next(d for d in objects if d["kind"] == "ConfigMap")["data"]
+    named = [value for key, value in addresses.items() if key.endswith("_ADDR") and value.startswith(f"{name}:")]
+    assert [int(split_host_port(value)[1]) for value in named] == [serving] * (name != "envoy")
+
+
+def test_prometheus_scrapes_the_default_metrics_ports() -> None:
+    scraped = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        target
+        for job in scraped["scrape_configs"]
+        for config in job.get("static_configs", [])
+        for target in config["targets"]
+    }
+    expected = {f"{GATEWAY}:{DEFAULTS.gateway_port}"}
+    expected |= {f"{service}:{metrics_port(service, DEFAULTS)}" for service in (RETRIEVAL, GENERATION, CACHE)}
+    assert expected <= targets
 
 
 def test_kubernetes_envoy_workers_follow_the_setting() -> None:
