@@ -31,7 +31,8 @@ from pathlib import Path
 
 import httpx
 
-from likeopt.runtime.config import Config, host_port, reachable_host
+from likeopt.runtime.addresses import host_port, reachable_host
+from likeopt.runtime.config import Config
 from likeopt.runtime.percentiles import percentile
 
 DATA = Path("/work/shared/data/scifact")

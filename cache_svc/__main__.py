@@ -11,7 +11,8 @@ from cache_svc.l2 import RedisLayer
 from cache_svc.metrics import CacheCollector
 from cache_svc.service import CacheServicer
 from cache_svc.two_layer import TwoLayerCache
-from likeopt.runtime.config import host_port, settings_or_exit
+from likeopt.runtime.addresses import host_port
+from likeopt.runtime.config import settings_or_exit
 from likeopt.runtime.grpc_server import ServiceSpec, run
 from likeopt.runtime.logs import setup_logging
 from likeopt.runtime.telemetry import setup_tracing

@@ -31,7 +31,8 @@ from mcp_types import Resource as MCPResource
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.observe import first_text_timed
-from likeopt.runtime.config import Config, address_list
+from likeopt.runtime.addresses import address_list
+from likeopt.runtime.config import Config
 from likeopt.runtime.contract import ANSWER_TOP_K, LIST_LIMIT, MODES, SEARCH_TOP_K, Mode
 from likeopt.runtime.grpc_client import open_channel
 from likeopt.runtime.logs import setup_logging

@@ -9,7 +9,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.errors import name_upstreams
-from likeopt.runtime.config import Config, address_list
+from likeopt.runtime.addresses import address_list
+from likeopt.runtime.config import Config
 from likeopt.runtime.grpc_client import HEALTH_SERVICE_NAME, open_channel, open_probe_channel
 from likeopt.v1 import cache_pb2_grpc, generation_pb2_grpc, retrieval_pb2_grpc
 

@@ -16,7 +16,8 @@ from generation_svc.relevance import RelevanceFloor
 from generation_svc.semantic_cache import SemanticIndex
 from generation_svc.service import RETRIEVAL_TIMEOUT_S, GenerationServicer
 from likeopt.caching.cache_client import CacheClient
-from likeopt.runtime.config import Config, host_port, settings_or_exit
+from likeopt.runtime.addresses import host_port
+from likeopt.runtime.config import Config, settings_or_exit
 from likeopt.runtime.grpc_client import open_channel
 from likeopt.runtime.grpc_server import ServiceSpec, run
 from likeopt.runtime.logs import setup_logging

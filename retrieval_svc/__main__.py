@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from likeopt.caching.cache_client import CacheClient
-from likeopt.runtime.config import host_port, settings_or_exit
+from likeopt.runtime.addresses import host_port
+from likeopt.runtime.config import settings_or_exit
 from likeopt.runtime.grpc_server import ServiceSpec, run
 from likeopt.runtime.logs import setup_logging
 from likeopt.runtime.telemetry import setup_tracing

@@ -19,7 +19,7 @@ import redis
 from redis.crc import key_slot
 
 from likeopt.ops.launcher import free_port, guarded, redis_binary
-from likeopt.runtime.config import host_port, reachable_host
+from likeopt.runtime.addresses import host_port, reachable_host
 
 ROOT = Path(__file__).resolve().parent.parent
 MESH_START_TIMEOUT_S = 300.0

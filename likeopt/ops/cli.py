@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import get_args
 
 from likeopt.ops.bench.scenarios import SCENARIOS
-from likeopt.runtime.config import Config, host_port, reachable_host
+from likeopt.runtime.addresses import host_port, reachable_host
+from likeopt.runtime.config import Config
 from likeopt.runtime.contract import MODES
 
 

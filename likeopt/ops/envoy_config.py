@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from likeopt.runtime.config import ENVOY, Config, address_list, otlp_host_port, settings_or_exit, split_host_port
+from likeopt.runtime.addresses import address_list, otlp_host_port, split_host_port
+from likeopt.runtime.config import ENVOY, Config, settings_or_exit
 from likeopt.runtime.principal import PRINCIPAL_HEADER
 from likeopt.runtime.telemetry import effective_sample_ratio
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 import grpc
 from tqdm import tqdm
 
-from likeopt.runtime.config import address_list
+from likeopt.runtime.addresses import address_list
 from likeopt.runtime.loaders import Skipped, load_paths, to_message
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 

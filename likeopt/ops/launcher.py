@@ -32,7 +32,8 @@ from likeopt.ops.envoy_config import write_envoy_config
 from likeopt.ops.healthcheck import grpc_serving, http_ok, redis_pong
 from likeopt.ops.processes import CHILD_ENV, ProcessSpec, Replica, redis_process, service_processes
 from likeopt.ops.start_deadline import StartWatchdog
-from likeopt.runtime.config import LISTENING_PORTS, Config, SettingsError, address_list, host_port, reachable_host
+from likeopt.runtime.addresses import address_list, host_port, reachable_host
+from likeopt.runtime.config import LISTENING_PORTS, Config, SettingsError
 
 START_TIMEOUT_S = 240.0
 START_DEADLINE_S = START_TIMEOUT_S + 20.0

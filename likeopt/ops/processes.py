@@ -10,7 +10,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from likeopt.runtime.config import Config, host_port
+from likeopt.runtime.addresses import host_port
+from likeopt.runtime.config import Config
 
 CHILD_ENV = {
     "PYTHONUNBUFFERED": "1",

@@ -7,7 +7,7 @@ import re
 
 import grpc
 
-from likeopt.runtime.config import address_list, replica_family
+from likeopt.runtime.addresses import address_list, replica_family
 from likeopt.runtime.grpc_tracing import client_interceptors
 
 KEEPALIVE_TIME_MS = 5_000

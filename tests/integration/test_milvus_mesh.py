@@ -18,7 +18,7 @@ import pytest
 
 from likeopt.ops.healthcheck import grpc_serving
 from likeopt.ops.processes import CHILD_ENV
-from likeopt.runtime.config import host_port
+from likeopt.runtime.addresses import host_port
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.conftest import DEMO_CORPUS
 from tests.integration.test_mesh import KNOWN_DOC, KNOWN_QUESTION, parse_sse

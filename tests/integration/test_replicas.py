@@ -13,7 +13,7 @@ import grpc
 import httpx
 import pytest
 
-from likeopt.runtime.config import host_port
+from likeopt.runtime.addresses import host_port
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.conftest import DEMO_CORPUS
 from tests.support import MeshProcess, descendants, mesh_environment

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from likeopt.runtime.config import Config, host_port, reachable_host, replica_family
+from likeopt.runtime.addresses import host_port, reachable_host, replica_family
+from likeopt.runtime.config import Config
 from likeopt.runtime.grpc_client import channel_target
 
 

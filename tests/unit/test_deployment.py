@@ -30,6 +30,7 @@ from likeopt.ops.healthcheck import envoy_ready_script
 from likeopt.ops.launcher import START_DEADLINE_S
 from likeopt.ops.processes import CHILD_ENV, REDIS_BOUNDS, REDIS_PERSISTENCE, redis_process, service_processes
 from likeopt.ops.protos import ROOT
+from likeopt.runtime.addresses import address_list, split_host_port
 from likeopt.runtime.config import (
     CACHE,
     ENVOY,
@@ -39,12 +40,10 @@ from likeopt.runtime.config import (
     STOP_GRACE_S,
     Config,
     SettingsError,
-    address_list,
     env_name,
     env_names,
     metrics_port,
     read_by,
-    split_host_port,
 )
 from tests.packaging import IMAGES, LIGHT_IMAGES
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import psutil
 
-from likeopt.runtime.config import Config, host_port, metrics_port, reachable_host
+from likeopt.runtime.addresses import host_port, reachable_host
+from likeopt.runtime.config import Config, metrics_port
 
 
 @dataclass(frozen=True)
