@@ -730,6 +730,24 @@ def test_cors_preflight(envoy):
     assert "x-envoy-upstream-service-time" not in refused.headers, "a refused preflight reached an upstream"
 
 
+OPENAI_JS_HEADERS = (
+    "authorization, content-type, x-stainless-arch, x-stainless-lang, x-stainless-os, x-stainless-package-version,"
+    " x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout"
+)
+"""What the official OpenAI JavaScript SDK sends on every call from a browser (dangerouslyAllowBrowser)."""
+
+
+def test_a_browser_openai_sdk_passes_the_preflight_and_reads_retry_after(envoy):
+    headers = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": OPENAI_JS_HEADERS}
+    with _client() as client:
+        reply = client.options(
+            f"{envoy.url}/v1/chat/completions", headers={"Origin": "http://localhost:5173", **headers}
+        )
+    allowed = {name.strip() for name in reply.headers.get("access-control-allow-headers", "").split(",")}
+    assert {name.strip() for name in OPENAI_JS_HEADERS.split(",")} <= allowed
+    assert "retry-after" in reply.headers.get("access-control-expose-headers", "")
+
+
 def _grpc_call(envoy: EnvoyProcess, path: str) -> subprocess.CompletedProcess:
     curl = shutil.which("curl")
     if curl is None:
