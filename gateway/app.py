@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 from gateway.bodies import BODY_MODELS, SCHEMA_REF, invalid
 from gateway.direct_route import DirectLane, DirectRoute
 from gateway.errors import ApiError, error_response, http_error_headers
+from gateway.head_requests import HeadAsGet
 from gateway.mcp_http import McpEndpoint, caller_mesh
 from gateway.mcp_server import build_mcp_server
 from gateway.models import ErrorResponse
@@ -63,7 +64,7 @@ class GatewayApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
-        return DirectLane(stack, routes=list(self.direct_routes), errors=self.exception_handlers)
+        return DirectLane(HeadAsGet(stack), routes=list(self.direct_routes), errors=self.exception_handlers)
 
 
 def build_app(config: Config, upstreams: Upstreams | None = None) -> GatewayApp:

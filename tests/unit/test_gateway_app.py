@@ -317,3 +317,16 @@ def test_a_file_name_escaped_by_the_form_is_read_as_the_user_named_it() -> None:
     assert form_filename("say %22hi%22.txt") == 'say "hi".txt'
     assert form_filename("line%0Abreak%0D.md") == "line\nbreak\r.md"  # then refused: an id may not hold one
     assert form_filename("100%25 sure.txt") == "100%25 sure.txt"  # nothing else is an escape there
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/", "/v1/models", "/static/app.js"])
+def test_head_is_the_get_without_its_body(client: TestClient, path: str) -> None:
+    """Uptime checkers probe with HEAD; FastAPI's GET routes alone answered it 405."""
+    got, head = client.get(path), client.head(path)
+    assert head.status_code == got.status_code and head.content == b""
+    assert head.headers.get("content-type") == got.headers.get("content-type")
+    assert head.headers.get("content-length") == got.headers.get("content-length")
+
+
+def test_head_of_a_post_only_route_is_still_refused(client: TestClient) -> None:
+    assert client.head("/api/v1/search").status_code == 405

@@ -1,0 +1,33 @@
+"""HEAD answered as the same GET without its body (RFC 9110, section 9.3.2).
+
+Uptime checkers and load balancers probe ``/healthz`` and the UI with HEAD; FastAPI's GET routes refuse it with
+405, so the request is served as GET and only the body is left out (its headers, Content-Length included, are
+those GET would send).
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class HeadAsGet:
+    """ASGI middleware: a HEAD request runs as GET; the response's start is sent, its body is not."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        ended = False
+
+        async def without_body(message: Message) -> None:
+            nonlocal ended
+            if message["type"] != "http.response.body":
+                await send(message)
+            elif not ended:
+                ended = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
