@@ -38,12 +38,28 @@ def is_json(content_type: str) -> bool:
     return content_type.partition(";")[0].strip() == "application/json"
 
 
+def encoding_problem(headers: Headers) -> str | None:
+    """Why a body cannot be read as sent: a Content-Encoding (gzip, br, ...), which nothing here decompresses;
+    read as it is, a compressed body only failed later as "not valid JSON"."""
+    encoding = headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    return f"request bodies are read uncompressed; Content-Encoding {encoding!r} is not supported"
+
+
+def refuse_encoded(headers: Headers) -> None:
+    """415 for a compressed body (see encoding_problem)."""
+    if problem := encoding_problem(headers):
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", problem)
+
+
 def too_large(max_bytes: int) -> ApiError:
     return ApiError(413, "PAYLOAD_TOO_LARGE", f"body exceeds {max_bytes} bytes")
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The whole body, or a 413 as soon as it is declared or grows past max_bytes."""
+    """The whole body, or a 413 as soon as it is declared or grows past max_bytes (415 if it is compressed)."""
+    refuse_encoded(request.headers)
     if declared_over(request.headers, max_bytes):
         raise too_large(max_bytes)
     body = bytearray()

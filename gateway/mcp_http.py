@@ -21,7 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from gateway.bodies import MAX_JSON_BYTES, declared_over, is_json
+from gateway.bodies import MAX_JSON_BYTES, declared_over, encoding_problem, is_json
 from gateway.errors import BEARER_CHALLENGE, error_response
 from gateway.keys import caller_of, caller_refusal
 from gateway.mcp_server import Mesh
@@ -89,6 +89,8 @@ class McpEndpoint:
             response = error_response(
                 415, "UNSUPPORTED_MEDIA_TYPE", f"MCP messages are application/json, not {media_type}"
             )
+        elif problem := encoding_problem(headers):
+            response = error_response(415, "UNSUPPORTED_MEDIA_TYPE", problem)
         elif declared_over(headers, MAX_JSON_BYTES):  # the SDK's own refusal is plain text
             response = error_response(413, "PAYLOAD_TOO_LARGE", f"an MCP message is at most {MAX_JSON_BYTES} bytes")
         else:

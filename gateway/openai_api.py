@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.bodies import MAX_JSON_BYTES, declared_over, field_path, is_json
+from gateway.bodies import MAX_JSON_BYTES, declared_over, encoding_problem, field_path, is_json
 from gateway.errors import BEARER_CHALLENGE, http_error_headers, public_details
 from gateway.keys import caller_of, caller_refusal
 from gateway.observe import first_text_timed
@@ -339,7 +339,12 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if declared_over(Headers(scope=scope), self.max_bytes):
+        headers = Headers(scope=scope)
+        if problem := encoding_problem(headers):
+            refused = OpenAIError(415, problem, code="unsupported_content_encoding")
+            await JSONResponse(refused.body(), status_code=415)(scope, receive, send)
+            return
+        if declared_over(headers, self.max_bytes):
             too_large = OpenAIError(413, f"the body exceeds {self.max_bytes} bytes", code="request_too_large")
             await JSONResponse(too_large.body(), status_code=413)(scope, receive, send)
             return

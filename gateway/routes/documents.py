@@ -14,7 +14,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from gateway.auth import Reader, Writer, reader, writer
-from gateway.bodies import declared_over, parse, read_body, request_body, too_large
+from gateway.bodies import declared_over, parse, read_body, refuse_encoded, request_body, too_large
 from gateway.errors import BODY_STATUSES, UPSTREAM_STATUSES, ApiError, error_responses, upstream_call
 from gateway.models import (
     Access,
@@ -186,6 +186,7 @@ def form_filename(sent: str) -> str:
 
 async def uploaded_documents(request: Request, max_bytes: int) -> tuple[list[retrieval_pb2.Document], list[Skipped]]:
     """Documents from the ``files`` fields of a multipart upload, and the files that gave none."""
+    refuse_encoded(request.headers)
     if declared_over(request.headers, max_bytes):
         raise too_large(max_bytes)
     messages: list[retrieval_pb2.Document] = []

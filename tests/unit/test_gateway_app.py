@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -330,3 +332,20 @@ def test_head_is_the_get_without_its_body(client: TestClient, path: str) -> None
 
 def test_head_of_a_post_only_route_is_still_refused(client: TestClient) -> None:
     assert client.head("/api/v1/search").status_code == 405
+
+
+def test_a_compressed_body_is_refused_as_such_in_each_clients_shape(client: TestClient) -> None:
+    """Read as it was, a gzip body failed as "not valid JSON"; nothing here decompresses request bodies."""
+    body = gzip.compress(json.dumps({"query": "x", "top_k": 1}).encode())
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", "Authorization": f"Bearer {KEY}"}
+    for path in ("/api/v1/search", "/api/v1/chat", "/api/v1/documents", "/api/v1/feedback"):
+        assert "'gzip' is not supported" in error_of(client.post(path, content=body, headers=headers), 415)["message"]
+    encoded = {"Content-Encoding": "br", "Authorization": f"Bearer {KEY}"}
+    upload = client.post("/api/v1/documents", files={"files": ("a.txt", b"x")}, headers=encoded)
+    assert error_of(upload, 415)["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    chat = client.post("/v1/chat/completions", content=body, headers=headers)
+    assert chat.status_code == 415 and chat.json()["error"]["code"] == "unsupported_content_encoding"
+    mcp = client.post("/mcp", content=body, headers={**headers, "Accept": "application/json, text/event-stream"})
+    assert error_of(mcp, 415)["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    plain = {"Content-Type": "application/json", "Content-Encoding": "identity"}
+    assert client.post("/api/v1/search", content=b"[1]", headers=plain).status_code == 400  # read, then refused
