@@ -30,6 +30,7 @@ from mcp_types import INTERNAL_ERROR, ListResourcesResult, PaginatedRequestParam
 from mcp_types import Resource as MCPResource
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.errors import HIDDEN_DETAILS, public_details
 from gateway.observe import first_text_timed
 from likeopt.runtime.addresses import address_list
 from likeopt.runtime.config import Config
@@ -146,9 +147,10 @@ class DocumentPage(BaseModel):
 
 
 def tool_failure(exc: grpc.aio.AioRpcError) -> ToolError:
-    """A gRPC failure as the tool error the client sees (details of internal errors are not passed on)."""
-    hidden = exc.code() in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS)
-    details = "internal error in Like-Opt; its logs have the details" if hidden else exc.details()
+    """A gRPC failure as the tool error the client sees: what REST would say (never an internal error's text,
+    nor gRPC's words about its channel, which name internal addresses)."""
+    hidden = exc.code() in HIDDEN_DETAILS
+    details = "internal error in Like-Opt; its logs have the details" if hidden else public_details(exc)
     return ToolError(f"{exc.code().name}: {details}")
 
 

@@ -10,6 +10,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from gateway import errors
 from gateway.errors import ApiError, name_upstreams, public_details
+from gateway.mcp_server import tool_failure
 from likeopt.runtime.grpc_client import HEALTH_SERVICE_NAME, open_channel
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 
@@ -102,3 +103,12 @@ async def test_a_replica_that_answers_not_serving_is_said_to_be_not_serving_rath
     error = ApiError.from_grpc(failed.value)
     assert (error.status, error.code) == (503, "UNAVAILABLE")
     assert error.message.startswith(NOT_SERVING) and "unhealthy" not in error.message
+
+
+def test_an_mcp_tool_says_what_rest_says_of_a_service_out_of_reach() -> None:
+    unhealthy = failure(grpc.StatusCode.UNAVAILABLE, UNHEALTHY.format("ipv4:127.0.0.1:19103"))
+    said = str(tool_failure(unhealthy))
+    assert said.startswith("UNAVAILABLE: " + NOT_SERVING) and "127.0.0.1" not in said
+    crashed = str(tool_failure(failure(grpc.StatusCode.INTERNAL, "Traceback: KeyError 'x'")))
+    assert "KeyError" not in crashed and "logs" in crashed
+    assert str(tool_failure(failure(grpc.StatusCode.NOT_FOUND, "no document 'a'"))) == "NOT_FOUND: no document 'a'"
