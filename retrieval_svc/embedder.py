@@ -22,10 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from likeopt.runtime.config import Config
+from retrieval_svc.cancellable_writes import raise_if_stopped
 from retrieval_svc.onnx_query import load_query_encoder
 
 MAX_CACHED_WORDS = 500_000
 """Bound on the per-word token count cache (about 50 MB); it is simply cleared when full."""
+ENCODE_SLICE = 256
+"""Texts embedded between two looks at whether the write that asked for them was cancelled (about 10 s of work on
+two cores): a client that leaves a large document's ingestion stops it within that, rather than after minutes."""
 
 
 def default_model_path() -> Path:
@@ -96,11 +100,19 @@ class Embedder:
         return self._encode([text])[0]
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Embed texts in batches; returns an (n, dim) float32 array of unit vectors.
+        """Embed texts; returns an (n, dim) float32 array of unit vectors. Long lists go ENCODE_SLICE texts at a
+        time, and stop (EncodingStopped) between slices once the write that asked was cancelled."""
+        if len(texts) <= ENCODE_SLICE:
+            return self._encode_shared(texts)
+        slices = []
+        for start in range(0, len(texts), ENCODE_SLICE):
+            raise_if_stopped()
+            slices.append(self._encode_shared(texts[start : start + ENCODE_SLICE]))
+        return np.concatenate(slices)
 
-        More than one batch is dealt round-robin to the pool's workers, so each
-        gets a similar mix of lengths (the model sorts its share by length).
-        """
+    def _encode_shared(self, texts: list[str]) -> np.ndarray:
+        """Embed texts in batches. More than one batch is dealt round-robin to the pool's workers, so each gets a
+        similar mix of lengths (the model sorts its share by length)."""
         if len(texts) <= self.batch_size or self.workers == 1:
             return self._encode(texts)
         shares = [texts[w :: self.workers] for w in range(self.workers)]

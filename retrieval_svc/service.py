@@ -52,6 +52,7 @@ from retrieval_svc.backend import (
     SearchParams,
     UnfitDocument,
 )
+from retrieval_svc.cancellable_writes import stoppable
 from retrieval_svc.version_feed import VersionFeed
 
 log = logging.getLogger(__name__)
@@ -484,7 +485,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         docs, chunked, unfit = await asyncio.to_thread(chunk_each, engine, docs)
         progress.skipped.extend(unfit)
         if docs:
-            progress.index_version = await asyncio.to_thread(engine.upsert, docs, chunked)
+            progress.index_version = await stoppable(engine.upsert, docs, chunked)
             progress.ids.extend(d.id for d in docs)
             progress.chunks = sum(len(c) for c in chunked)
             self.index_changed()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from retrieval_svc import embedder as embedder_module
+from retrieval_svc.cancellable_writes import STOP, EncodingStopped
 from retrieval_svc.embedder import Embedder
 from retrieval_svc.onnx_query import load_query_encoder
 
@@ -76,3 +79,21 @@ def test_int8_query_vectors_stay_close_to_torch(onnx_embedder: Embedder, onnx_di
     texts = [t for t in TEXTS if t]
     cosines = (int8.encode(texts) * onnx_embedder._encode(texts)).sum(axis=1)
     assert cosines.min() >= 0.98
+
+
+def test_a_long_encoding_stops_between_slices_once_its_write_is_cancelled(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embedder_module, "ENCODE_SLICE", 4)
+    texts = [f"passage number {i}" for i in range(10)]
+    assert np.allclose(embedder.encode(texts), embedder.encode(texts[:4] + texts[4:8] + texts[8:]))
+    stop = threading.Event()
+    token = STOP.set(stop)
+    try:
+        assert embedder.encode(texts).shape == (10, embedder.dim)  # not cancelled: every slice
+        stop.set()
+        with pytest.raises(EncodingStopped):
+            embedder.encode(texts)
+        assert embedder.encode(texts[:4]).shape == (4, embedder.dim)  # one slice: nothing to stop between
+    finally:
+        STOP.reset(token)

@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 
 from likeopt.v1 import retrieval_pb2
 from retrieval_svc import service
 from retrieval_svc.backend import BackendRefused
+from retrieval_svc.cancellable_writes import raise_if_stopped
 from tests.unit.test_retrieval_harness import DictCache, GatedEmbedder, retrieval_server
 
 DOCS = [
@@ -253,3 +255,30 @@ async def test_closing_waits_for_a_search_still_running_in_its_thread_before_clo
         await asyncio.wait_for(closing, timeout=30)
         with pytest.raises(sqlite3.ProgrammingError):
             engine.store.version  # type: ignore[attr-defined]  # noqa: B018 - reads the closed store
+
+
+class StoppableEmbedder(GatedEmbedder):
+    """Embeds only once the gate opens, then looks whether its write was cancelled, as Embedder does per slice."""
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = super().encode(texts)
+        raise_if_stopped()
+        return vectors
+
+
+async def test_a_client_that_leaves_an_ingestion_stops_it_and_nothing_is_stored(tmp_path: Path) -> None:
+    """A cancelled call left its worker thread embedding a large document for minutes, then storing it."""
+    embedder = StoppableEmbedder()
+    async with retrieval_server(tmp_path, embedder, DictCache()) as (servicer, stub):
+        embedder.gate.clear()  # after start-up's own encoding
+        embedder.waiting.clear()
+        call = stub.IngestDocuments(stream(DOCS[:1]))
+        assert await asyncio.to_thread(embedder.waiting.wait, 30)
+        call.cancel()
+        await asyncio.sleep(0.2)  # the server learns of the cancellation (its stop is set) before the gate opens
+        embedder.gate.set()
+        assert call.cancelled()
+        await asyncio.sleep(0.5)  # the write's thread returns, and must store nothing
+        assert servicer.engine is not None and not list(servicer.engine.store.documents())
+        progress = [p async for p in stub.IngestDocuments(stream(DOCS[:1]))]
+        assert [list(p.ids) for p in progress] == [[DOCS[0].id]]
