@@ -6,6 +6,7 @@ The SDK's Host check is off (behind Envoy the Host is whatever the deployment's 
 checked against LIKEOPT_CORS_ORIGINS instead, which is what stops a web page from driving a local
 Like-Opt (DNS rebinding), and the caller is checked as for every read
 (the API key, or with LIKEOPT_AUTH=jwt the principal Envoy verified, which every tool call carries on).
+A client that hangs up before its answer cancels the message's handling, and so an ``ask``'s Answer call.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from gateway.bodies import MAX_JSON_BYTES, declared_over, encoding_problem, is_json
+from gateway.disconnect import Hangup, unless_left
 from gateway.errors import BEARER_CHALLENGE, error_response
 from gateway.keys import caller_of, caller_refusal
 from gateway.mcp_server import Mesh
@@ -96,8 +98,16 @@ class McpEndpoint:
         else:
             token = CALLER.set(forwarded(caller_of(self.config, headers)))
             try:
-                await self.manager.handle_request(scope, receive, send)
+                await self.handle(scope, receive, send)
             finally:
                 CALLER.reset(token)
             return
         await response(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The SDK's handling of one message, cancelled if the client hangs up first: a tool call runs under the
+        POST, so without this an abandoned ``ask`` would keep its Answer call, and the model, running."""
+        hangup = Hangup(receive, send)
+        handled = await unless_left(self.manager.handle_request(scope, hangup.receive, hangup.send), hangup.left())
+        if not handled.cancelled():  # cancelled: the client is gone, there is no one to answer
+            handled.result()  # the SDK's own failure, if any, reaches the server as before

@@ -11,7 +11,6 @@ Retry-After, streamed or not, never a 200 with an error inside; a stream's openi
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
@@ -28,6 +27,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.bodies import MAX_JSON_BYTES, declared_over, encoding_problem, field_path, is_json
+from gateway.disconnect import unless_left, until_disconnect
 from gateway.errors import BEARER_CHALLENGE, http_error_headers, public_details
 from gateway.keys import caller_of, caller_refusal
 from gateway.observe import first_text_timed
@@ -168,23 +168,9 @@ async def whole_answer(call: Any, first: generation_pb2.AnswerEvent, events: Asy
     return parts
 
 
-async def until_disconnect(request: Request) -> None:
-    """Returns when the client closes the connection (the body has been read: nothing else arrives)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
 async def unless_client_leaves(request: Request, work: Coroutine[Any, Any, T]) -> T:
     """work's result; if the client disconnects first, work is cancelled (and with it the gRPC call)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(until_disconnect(request))
-    try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    task = await unless_left(work, until_disconnect(request.receive))
     if task.cancelled():
         raise OpenAIError(499, "the client closed the request", code="cancelled")
     return task.result()

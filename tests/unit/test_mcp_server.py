@@ -3,12 +3,18 @@ generation_svc code on in-process gRPC servers. Failures must come back as tool 
 
 from __future__ import annotations
 
+import asyncio
+import json
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import grpc
 import httpx2
 import pytest
+import uvicorn
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
@@ -18,8 +24,9 @@ from gateway.mcp_http import McpEndpoint
 from gateway.mcp_server import Mesh, build_mcp_server, document_text, document_uri
 from generation_svc.extractive import ExtractiveBackend
 from likeopt.runtime.config import Config
-from likeopt.v1 import retrieval_pb2
+from likeopt.v1 import generation_pb2_grpc, retrieval_pb2
 from tests.unit.test_generation_harness import generation_server
+from tests.unit.test_generation_service import ScriptedBackend
 from tests.unit.test_retrieval_harness import DictCache, GatedEmbedder, retrieval_server
 from tests.unit.test_retrieval_service import DOCS, stream
 
@@ -194,3 +201,60 @@ def test_likeopt_mcp_warns_at_start_when_tokens_are_needed_and_none_was_given() 
     )  # fmt: skip
     assert "--token" in (mcp_server.missing_token(jwt, "") or "")
     assert mcp_server.missing_token(jwt, "a.b.c") is None and mcp_server.missing_token(Config.from_env({}), "") is None
+
+
+class RecordedAnswers:
+    """The generation stub, keeping each Answer call it starts so a test can see how the call ended."""
+
+    def __init__(self, stub: generation_pb2_grpc.GenerationServiceStub) -> None:
+        self.stub = stub
+        self.calls: list[grpc.aio.UnaryStreamCall] = []
+
+    def Answer(self, *args: Any, **kwargs: Any) -> grpc.aio.UnaryStreamCall:
+        call = self.stub.Answer(*args, **kwargs)
+        self.calls.append(call)
+        return call
+
+
+@asynccontextmanager
+async def served(app: Any) -> AsyncIterator[int]:
+    """app behind a real uvicorn on a free port, so a client that closes its socket is a real disconnect."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()  # a client may connect at once: uvicorn accepts it when it has started
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1)
+        server = uvicorn.Server(config)
+        serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+        try:
+            yield sock.getsockname()[1]
+        finally:
+            server.should_exit = True
+            await serving
+
+
+async def test_a_client_that_leaves_an_http_tool_call_cancels_the_answer() -> None:
+    """Over HTTP the tool call runs under the POST: a client that hangs up stops the model, as it does over stdio."""
+    backend = ScriptedBackend(["Envoy listens "], stall=True)  # writes a little, then never finishes
+    async with generation_server(backend) as h:
+        answers = RecordedAnswers(h.stub)
+        mesh = Mesh(retrieval=None, documents=None, generation=answers)  # type: ignore[arg-type]
+        endpoint = McpEndpoint(Config.from_env({}), build_mcp_server(lambda: mesh))
+        ask = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "ask", "arguments": {"question": "ports?"}},
+        }
+        body = json.dumps(ask).encode()
+        head = (
+            "POST /mcp HTTP/1.1\r\nhost: like-opt\r\ncontent-type: application/json\r\n"
+            "accept: application/json, text/event-stream\r\nmcp-protocol-version: 2025-06-18\r\n"
+            f"content-length: {len(body)}\r\n\r\n"
+        )
+        async with endpoint.run(), served(endpoint) as port:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head.encode() + body)
+            await asyncio.wait_for(backend.started.wait(), 10)  # the model is writing the answer
+            writer.close()  # the client gives up
+            await asyncio.wait_for(backend.closed.wait(), 10)  # a stalled model stops only if its call is cancelled
+        assert [await call.code() for call in answers.calls] == [grpc.StatusCode.CANCELLED]
