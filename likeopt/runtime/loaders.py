@@ -6,10 +6,11 @@ reported as skipped with the reason, never silently dropped.
 
 The indexed text is what a reader sees, because it is what search matches and what
 citations quote: HTML goes through a real parser (BeautifulSoup on lxml) so table cells
-stay separate words and navigation, headers, footers and scripts stay out; Markdown goes
-through a CommonMark parser (markdown-it-py) so ``**``, ``#``, bullets and link URLs stay
-out while link text and code stay in, and the title is a real heading, never a ``# comment``
-inside a code fence.
+stay separate words and navigation, scripts and the page's own header and footer stay out
+(an article's header and footer are its headline, byline and notes, and stay in); Markdown
+goes through a CommonMark parser (markdown-it-py) so ``**``, ``#``, bullets and link URLs
+stay out while link text and code stay in, and the title is a real heading, never a
+``# comment`` inside a code fence.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from bs4 import BeautifulSoup, CData, NavigableString, Tag
+from bs4 import BeautifulSoup, CData, NavigableString, PageElement, Tag
 from bs4.dammit import EncodingDetector
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -81,17 +82,21 @@ class Skipped:
 
 # -- HTML ------------------------------------------------------------------
 
-HTML_DROPPED = frozenset(
-    {"script", "style", "noscript", "template", "svg", "iframe", "nav", "header", "footer", "aside", "title"}
-)
+HTML_DROPPED = frozenset({"script", "style", "noscript", "template", "svg", "iframe", "nav", "aside", "title"})
 """Elements whose text is not the page's content: code, navigation and page furniture."""
+HTML_PAGE_FURNITURE = frozenset({"header", "footer"})
+"""Dropped only at page level (a site's banner and copyright line): inside HTML_CONTENT they are the content's own,
+an article's headline and byline or a section's closing note."""
+HTML_CONTENT = frozenset({"article", "section", "main"})
+"""Elements that hold the page's content, as HTML5 scopes a <header> or <footer> to the nearest of them."""
 HTML_CELLS = frozenset({"td", "th"})
 HTML_LINES = frozenset({"br"})
 HTML_ITEMS = frozenset({"dd", "dt", "li", "tr"})
 HTML_BLOCKS = frozenset(
     {
-        "address", "article", "blockquote", "caption", "details", "div", "dl", "figcaption", "figure", "form",
-        "h1", "h2", "h3", "h4", "h5", "h6", "hr", "main", "ol", "p", "pre", "section", "summary", "table", "ul",
+        "address", "article", "blockquote", "caption", "details", "div", "dl", "figcaption", "figure", "footer", "form",
+        "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "main", "ol", "p", "pre", "section", "summary", "table",
+        "ul",
     }
 )  # fmt: skip
 """Blocks start and end a line, an item (row, list item) ends a paragraph, a ``<br>`` a line, a cell a word;
@@ -115,11 +120,25 @@ def _html_separators(name: str) -> tuple[str, str]:
 
 
 def _html_title(soup: BeautifulSoup) -> str:
-    """<title>, else the first <h1>: what the page calls itself."""
-    for tag in (soup.find("title"), soup.find("h1")):
+    """The main content's heading, else <title>, else the first <h1>. The headline a reader sees over an article
+    names it better than <title>, which sites pad with their own name ("How we cut latency | Acme Blog"), and
+    better than a banner's <h1>, which names the site on every page of it."""
+    for tag in (_main_content_heading(soup), soup.find("title"), soup.find("h1")):
         if isinstance(tag, Tag) and (title := " ".join(tag.get_text().split())):
             return title
     return ""
+
+
+def _main_content_heading(soup: BeautifulSoup) -> Tag | None:
+    """The first <h1> of the page's one <article>, else of its one <main>. None on a page of several articles (a
+    blog's index): no one of their headlines names the page, nor does the first of them inside its <main>."""
+    articles = soup.find_all("article", limit=2)
+    if len(articles) > 1:
+        return None
+    for found in (articles, soup.find_all("main", limit=2)):
+        if len(found) == 1 and isinstance(heading := found[0].find("h1"), Tag):
+            return heading
+    return None
 
 
 def _html_visible_text(root: Tag) -> str:
@@ -129,17 +148,18 @@ def _html_visible_text(root: Tag) -> str:
     must neither overflow Python's stack nor cost a walk to the bottom per inserted separator.
     """
     parts: list[str] = []
-    stack: list[Tag | NavigableString | str] = [root]
+    stack: list[tuple[PageElement | str, bool]] = [(root, False)]  # each node, and whether it lies in HTML_CONTENT
     while stack:
-        node = stack.pop()
+        node, in_content = stack.pop()
         if isinstance(node, Tag):
-            if node.name in HTML_DROPPED:
+            if node.name in HTML_DROPPED or (node.name in HTML_PAGE_FURNITURE and not in_content):
                 continue
             opening, closing = _html_separators(node.name)
             parts.append(opening)
             if closing:
-                stack.append(closing)  # a plain str: emitted when the element's contents are done
-            stack.extend(reversed(node.contents))
+                stack.append((closing, in_content))  # a plain str: emitted when the element's contents are done
+            in_content = in_content or node.name in HTML_CONTENT
+            stack.extend((child, in_content) for child in reversed(node.contents))
         elif type(node) in (NavigableString, CData) or type(node) is str:
             parts.append(str(node))  # comments, doctypes and processing instructions are other subclasses
     return "".join(parts)

@@ -51,6 +51,38 @@ def test_html_title_falls_back_to_the_first_h1() -> None:
     assert html_to_text("<p>no heading</p>")[0] == ""
 
 
+BLOG_POST = """<html><head><title>How we cut latency | Acme Engineering Blog</title></head><body>
+<header><h1>Acme Engineering Blog</h1></header>
+<main><article>
+<header><h1>How we cut latency by 40%</h1><p>By Dana, 3 May 2024</p></header>
+<p>We replaced the JSON encoder.</p>
+<section><header><h2>Results</h2></header><p>p99 fell.</p><footer>Measured in production.</footer></section>
+</article></main>
+<footer>Copyright Acme</footer>
+</body></html>"""
+
+
+def test_an_article_s_own_header_and_footer_are_content_and_its_headline_is_the_title() -> None:
+    """HTML5 scopes a <header> or <footer> to its article, section or main: there it holds the headline and byline,
+    and only the page's own banner and footer are furniture."""
+    title, text = html_to_text(BLOG_POST)
+    assert title == "How we cut latency by 40%"
+    assert text.split("\n\n") == [
+        "How we cut latency by 40%",
+        "By Dana, 3 May 2024",
+        "We replaced the JSON encoder.",
+        "Results",
+        "p99 fell.",
+        "Measured in production.",
+    ]
+
+
+def test_a_page_of_several_articles_is_titled_by_its_title_element_not_by_one_of_them() -> None:
+    index = "<title>All posts</title><main><article><h1>First</h1></article><article><h1>Second</h1></article></main>"
+    assert html_to_text(index)[0] == "All posts"
+    assert html_to_text("<header><h1>Site</h1></header><main><h1>Install</h1><p>x</p></main>")[0] == "Install"
+
+
 def test_deeply_nested_html_is_read_without_recursion() -> None:
     _, text = html_to_text("<div>" * 50_000 + "deep words" + "</div>" * 50_000)
     assert text == "deep words"
