@@ -27,7 +27,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from bs4 import BeautifulSoup, CData, NavigableString, PageElement, Tag
@@ -36,6 +36,9 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from likeopt.v1 import retrieval_pb2
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader
 
 TEXT_SUFFIXES = {".txt", ".text", ".rst"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
@@ -374,11 +377,101 @@ def _cells(row: Sequence[object]) -> list[str]:
     return ["" if value is None else scalar_text(value) for value in row]
 
 
-def pdf_text(data: bytes) -> str:
+def pdf_to_text(data: bytes) -> tuple[str, str]:
+    """(title, text) of a PDF: the title its document information gives (unless a tool's placeholder), and its
+    pages' lines with words broken at a line end whole again and short lines (headings, a paragraph's last line)
+    ending their blocks, so that a heading does not run into the sentence after it."""
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data))
-    return "\n\n".join((page.extract_text() or "") for page in reader.pages).strip()
+    return _pdf_title(reader), pdf_pages_text([page.extract_text() or "" for page in reader.pages])
+
+
+PDF_PLACEHOLDER_TITLE = re.compile(
+    r"microsoft \w+ - .*|.*\.(?:docx?|pptx?|xlsx?|odt|odp|rtf|txt|md|html?|tex|dvi|ps|pdf|indd|qxd|pages|key)"
+    r"|(?:untitled|no title|title|document|presentation|book|slide)[\s_-]*\d*",
+    re.IGNORECASE,
+)
+"""A PDF title that a tool wrote in place of one the author gave: the name of the file it was made from ("Microsoft
+Word - report.docx", "C:\\tmp\\paper.dvi") or an application's default ("Untitled-1", "Document1", "Presentation2");
+the file's own name says more."""
+
+
+def _pdf_title(reader: PdfReader) -> str:
+    """The /Title of a PDF's document information, "" when it is missing, a placeholder or unreadable."""
+    try:
+        title = reader.metadata.title if reader.metadata is not None else None
+    except Exception:  # a damaged information dictionary costs the title, never the text
+        return ""
+    title = " ".join(title.split()) if isinstance(title, str) else ""
+    if PDF_PLACEHOLDER_TITLE.fullmatch(title) or not any(character.isalpha() for character in title):
+        return ""
+    return title
+
+
+PDF_SHORT_LINE = 0.6
+"""A line shorter than this share of the text's width stands alone: wrapped prose fills three quarters of its
+column or more, even ragged, so only a heading, a paragraph's last line, a list item or a table row is shorter."""
+_LINE_END_HYPHEN = re.compile(r"(\w+(?:-\w+)*)([-\u00ad])$")
+_LINE_START_WORD = re.compile(r"\w+")
+_HYPHENATED_WORD = re.compile(r"\w+(?:-\w+)+")
+_SENTENCE_END = re.compile(r"[.!?:][\"'\u00bb\u201d\u2019)\]]*$")
+
+
+def pdf_pages_text(pages: Sequence[str]) -> str:
+    """The text of a PDF's pages as extracted line by line, each page a block. The width is the longest lines'
+    length (the 95th percentile, so one overlong line does not make every other short), over the whole document
+    so that a page of few lines is measured as its neighbours."""
+    page_lines = [[line.strip() for line in page.splitlines()] for page in pages]
+    lengths = sorted((len(line) for lines in page_lines for line in lines if line), reverse=True)
+    width = lengths[len(lengths) // 20] if lengths else 0
+    hyphenated = {word.casefold() for page in pages for word in _HYPHENATED_WORD.findall(page)}
+    texts = [_pdf_page_text(lines, width, hyphenated) for lines in page_lines]
+    return _tidy(BLOCK_BREAK.join(texts))
+
+
+def _pdf_page_text(lines: list[str], width: int, hyphenated: set[str]) -> str:
+    """One page's lines joined: a blank line between blocks, a line break within one (the chunker reads it as
+    wrapped prose), nothing where a word was broken."""
+    parts: list[str] = []
+    for line, following in zip(lines, [*lines[1:], ""], strict=True):
+        broken, next_word = _LINE_END_HYPHEN.search(line), _LINE_START_WORD.match(following)
+        if broken and next_word:
+            parts.append(_rejoinable(line, broken, next_word.group(), hyphenated))
+        elif following and (_ends_block(line, following, width) or _starts_block(following, line, width)):
+            parts += (line, BLOCK_BREAK)
+        else:
+            parts += (line, "\n")
+    return "".join(parts)
+
+
+def _rejoinable(line: str, broken: re.Match[str], next_word: str, hyphenated: set[str]) -> str:
+    """A line ending in a hyphen, to be followed directly by the next line's first word: without the hyphen when it
+    broke one word, with it when it is a real one. A soft hyphen always broke a word. A hyphen between two
+    lowercase halves did too ("gla-" "cier"), unless the first half holds a hyphen already ("state-of-the-" "art")
+    or the document writes the pair hyphenated elsewhere ("lidar-based"): no dictionary tells a compound from a
+    hyphenated word, but typesetters break words far more often than they break compounds. Before a capital or a
+    digit ("pre-" "COVID", "COVID-" "19") a hyphen is always real."""
+    first, mark = broken.groups()
+    if mark == "\u00ad":
+        return line[:-1]
+    if not (first[-1].islower() and next_word[0].islower()) or "-" in first:
+        return line
+    return line if f"{first}-{next_word}".casefold() in hyphenated else line[:-1]
+
+
+def _is_short(line: str, width: int) -> bool:
+    return len(line) < PDF_SHORT_LINE * width
+
+
+def _ends_block(line: str, following: str, width: int) -> bool:
+    """A short line before one that does not go on a sentence: a heading, or a paragraph's last line."""
+    return _is_short(line, width) and not following[0].islower()
+
+
+def _starts_block(line: str, previous: str, width: int) -> bool:
+    """A short line without closing punctuation after a finished sentence: a heading, not a paragraph's end."""
+    return _is_short(line, width) and not line.endswith(tuple(".,;:!?")) and bool(_SENTENCE_END.search(previous))
 
 
 _BOMS = (
@@ -451,7 +544,7 @@ def extract(suffix: str, data: bytes) -> tuple[str, str, dict[str, str]]:
 def _title_and_text(suffix: str, data: bytes) -> tuple[str, str]:
     """(title, text) of a file type without metadata of its own."""
     if suffix == ".pdf":
-        return "", pdf_text(data)
+        return pdf_to_text(data)
     if suffix == ".docx":
         return docx_to_text(data)
     if suffix == ".pptx":

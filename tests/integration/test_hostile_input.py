@@ -7,6 +7,7 @@ import zlib
 import httpx
 import pytest
 
+from tests.pdfs import pdf_file
 from tests.support import MeshProcess
 
 PROBE_QUERY = "Which port does Envoy listen on?"
@@ -31,14 +32,7 @@ def pdf_bomb() -> bytes:
         b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 9 9]/Contents 4 0 R>>",
         b"<</Length %d/Filter/FlateDecode>>stream\n" % len(stream) + stream + b"\nendstream",
     ]
-    body, offsets = b"%PDF-1.4\n", []
-    for number, obj in enumerate(objects, start=1):
-        offsets.append(len(body))
-        body += b"%d 0 obj" % number + obj + b"endobj\n"
-    xref = len(body)
-    body += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    body += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    return body + b"trailer<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return pdf_file(objects)
 
 
 BAD_SEARCH_BODIES = {

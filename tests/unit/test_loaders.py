@@ -12,6 +12,7 @@ from docx import Document
 
 from likeopt.runtime import loaders
 from likeopt.runtime.loaders import LoadedDocument, Skipped, html_to_text, load_content, markdown_to_text
+from tests.pdfs import pdf_file
 
 PAGE = """<!doctype html>
 <html><head><title> Port  map </title><style>td { color: red }</style><script>var secret = 1;</script></head>
@@ -445,3 +446,71 @@ def test_values_are_spelt_as_json_and_iso_8601_write_them_not_as_python_does() -
     [loaded] = load_content("a.json", json.dumps([record]).encode(), doc_id="a.json")
     assert isinstance(loaded, LoadedDocument)
     assert loaded.metadata == {"ok": "true", "gone": "null", "n": "3", "x": "1.5", "s": "True"}
+
+
+def pdf_bytes(*pages: list[str], title: str | None = None) -> bytes:
+    """A PDF of pages of Helvetica lines, one under the other as a word processor sets them, with a /Title in its
+    document information when one is given."""
+    objects = [b"<</Type/Catalog/Pages 2 0 R>>", b"", b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>"]
+    kids = []
+    for lines in pages:
+        stream = b"BT /F1 11 Tf 14 TL 72 720 Td %s ET" % b" ".join(
+            b"(%s) Tj T*" % line.encode("latin-1") for line in lines
+        )
+        objects.append(b"<</Length %d>>stream\n%s\nendstream" % (len(stream), stream))
+        objects.append(
+            b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Resources<</Font<</F1 3 0 R>>>>/Contents %d 0 R>>"
+            % len(objects)
+        )
+        kids.append(b"%d 0 R" % len(objects))
+    objects[1] = b"<</Type/Pages/Kids[%s]/Count %d>>" % (b" ".join(kids), len(kids))
+    if title is None:
+        return pdf_file(objects)
+    objects.append(b"<</Title(%s)>>" % title.encode("latin-1"))
+    return pdf_file(objects, info=len(objects))
+
+
+SURVEY = [
+    "Glacier Survey Results",
+    "The Aletsch glacier retreated fifty meters in the year to September, the",
+    "largest loss since the survey began.",
+    "Methods",
+    "Each summer a plane flies the whole tongue of the glacier with its sensor.",
+]
+
+
+def test_a_pdf_is_titled_by_its_document_information_and_its_headings_stand_alone() -> None:
+    """A heading is a short line: it ends its own block instead of running into the next sentence."""
+    doc = one("survey.pdf", pdf_bytes(SURVEY, title="Glacier Survey 2023"))
+    assert doc.title == "Glacier Survey 2023"
+    assert doc.text.split("\n\n") == [
+        "Glacier Survey Results",
+        f"{SURVEY[1]}\n{SURVEY[2]}",
+        "Methods",
+        "Each summer a plane flies the whole tongue of the glacier with its sensor.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "title", [None, "", "  ", "untitled", "Untitled-1", "Document1", "Microsoft Word - survey.docx", "paper.dvi"]
+)
+def test_a_pdf_whose_title_is_a_tool_s_placeholder_is_titled_by_its_file_name(title: str | None) -> None:
+    assert one("survey-2023.pdf", pdf_bytes(SURVEY, title=title)).title == "survey-2023"
+
+
+def test_a_word_hyphenated_at_a_line_end_is_whole_again_and_a_real_hyphen_stays() -> None:
+    """Both halves lowercase: the typesetter's hyphen goes, unless the word before it holds a hyphen already or the
+    document writes the pair hyphenated elsewhere. Before a capital or a digit a hyphen is real."""
+    page = [
+        "The survey used lidar-based imaging and state-of-the-",
+        "art sensors over the gla-",
+        "cier, with lidar-",
+        "based passes before and after the pre-",
+        "COVID gap and COVID-",
+        "19 closures, and a clean soft\u00ad",
+        "hyphen.",
+    ]
+    assert loaders.pdf_pages_text(["\n".join(page)]) == (
+        "The survey used lidar-based imaging and state-of-the-art sensors over the glacier, with lidar-based passes"
+        " before and after the pre-COVID gap and COVID-19 closures, and a clean softhyphen."
+    )
