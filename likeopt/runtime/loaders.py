@@ -65,6 +65,9 @@ LEGACY_OFFICE = {".doc": ".docx", ".ppt": ".pptx", ".xls": ".xlsx", ".rtf": ".do
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 NOT_UTF8 = "not valid UTF-8 text (convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8)"
+NOT_TEXT = "contains NUL characters: not a text file"
+NUL_IN_TEXT = "NUL character"
+"""Why decode_text refuses bytes that decode: UTF-8 and UTF-16 can spell NUL, but no text holds one."""
 MAX_OFFICE_UNPACKED_BYTES = 256 * 1024 * 1024
 """A .docx, .pptx or .xlsx is a zip: refuse one that would unpack past this (a zip bomb) before parsing it."""
 
@@ -487,11 +490,45 @@ _BOMS = (
 def decode_text(data: bytes) -> str:
     """A text file's characters: UTF-8, or the UTF-16 or UTF-32 its byte-order mark names (what Windows tools
     such as PowerShell's ``>`` write). Without a mark, anything but UTF-8 raises UnicodeDecodeError: a guessed
-    legacy code page turns accented and non-Latin letters into wrong ones that would then be searched and cited."""
-    for mark, encoding in _BOMS:
-        if data.startswith(mark):
-            return data.decode(encoding)
-    return data.decode("utf-8")
+    legacy code page turns accented and non-Latin letters into wrong ones that would then be searched and cited.
+    NUL characters raise it too (reason NUL_IN_TEXT): HTML and Markdown parsers would turn them into U+FFFD and
+    index the rest, and ASCII text in UTF-16 without its mark is valid UTF-8 with a NUL after every letter."""
+    encoding = next((encoding for mark, encoding in _BOMS if data.startswith(mark)), "utf-8")
+    text = data.decode(encoding)
+    if "\x00" in text:
+        nul = data.find(b"\x00")
+        raise UnicodeDecodeError(encoding, data, nul, nul + 1, NUL_IN_TEXT)
+    return text
+
+
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+"""A C0 control or DEL: never in text, whose only controls are tab, line breaks and form feed."""
+
+
+def utf16_without_mark(data: bytes) -> str | None:
+    """The encoding, UTF-16LE or UTF-16BE, of data that reads as UTF-16 text without a byte-order mark, else None.
+    Every character below U+0100 (spaces, line breaks, Latin letters) has a NUL high byte, second in little-endian
+    and first in big-endian, so such text has its NULs at odd or at even offsets; decoding it in that byte order
+    without an unpaired surrogate or a control character confirms it, where a binary file fails."""
+    even, odd = data[0::2].count(0), data[1::2].count(0)
+    if len(data) % 2 or even == odd:
+        return None
+    encoding = "UTF-16LE" if odd > even else "UTF-16BE"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+    return None if _CONTROL_CHARACTER.search(text) else encoding
+
+
+def not_text_reason(data: bytes, error: UnicodeDecodeError) -> str:
+    """Why a text file is not read, with the command that converts it: UTF-16 without its mark (what some Windows
+    tools write) is named so, anything else holding NUL is not text, the rest is taken for a legacy code page."""
+    if encoding := utf16_without_mark(data):
+        return (
+            f"probably {encoding} text without a byte-order mark (convert it first, e.g. iconv -f {encoding} -t UTF-8)"
+        )
+    return NOT_TEXT if error.reason == NUL_IN_TEXT else NOT_UTF8
 
 
 def decode_html(data: bytes) -> str:
@@ -499,9 +536,9 @@ def decode_html(data: bytes) -> str:
     statement, not a guess; HTML5 reads ISO-8859-1 as its superset windows-1252)."""
     try:
         return decode_text(data)
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as error:
         declared = EncodingDetector.find_declared_encoding(data, is_html=True)
-        if not declared:
+        if not declared or error.reason == NUL_IN_TEXT:
             raise
         encoding = "windows-1252" if codecs.lookup(declared).name == "iso8859-1" else declared
         return data.decode(encoding)
@@ -577,14 +614,14 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
         return
     try:
         title, text, metadata = extract(suffix, data)
-    except UnicodeDecodeError:
-        yield Skipped(name, NOT_UTF8)
+    except UnicodeDecodeError as error:
+        yield Skipped(name, not_text_reason(data, error))
         return
     except Exception as exc:  # a malformed PDF or Office file can raise anything from deep inside its parser
         yield Skipped(name, f"unreadable: {type(exc).__name__}: {exc}")
         return
-    if "\x00" in text:
-        yield Skipped(name, "contains NUL characters: not a text file")
+    if "\x00" in text:  # from a PDF or an Office file: a text file's NUL is caught as it is decoded
+        yield Skipped(name, NOT_TEXT)
         return
     if not text.strip():
         yield Skipped(name, "no text found")

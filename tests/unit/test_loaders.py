@@ -186,13 +186,24 @@ def test_broken_and_bomb_docx_files_are_skipped_with_a_reason(monkeypatch: pytes
         ("old.doc", b"\xd0\xcf\x11\xe0", "unsupported file type .doc (save it as .docx)"),
         ("old.XLS", b"\xd0\xcf\x11\xe0", "unsupported file type .xls (save it as .xlsx)"),
         ("latin1.md", "caf\xe9".encode("latin-1"), loaders.NOT_UTF8),
-        ("no-mark.txt", "UTF-16 without its mark".encode("utf-16-le"), "contains NUL characters: not a text file"),
+        ("binary.md", b"# Title\x00\x01\x02\x00\x00\x03", loaders.NOT_TEXT),
         ("empty.html", b"<nav>only navigation</nav>", "no text found"),
     ],
 )
 def test_unreadable_files_are_skipped_with_the_reason(name: str, data: bytes, reason: str) -> None:
     [item] = load_content(name, data, doc_id=name)
     assert isinstance(item, Skipped) and item.reason == reason
+
+
+@pytest.mark.parametrize(("name", "text"), [("notes.txt", "Port 8080, then 9901.\r\n"), ("page.html", "<p>Café</p>")])
+@pytest.mark.parametrize("encoding", ["UTF-16LE", "UTF-16BE"])
+def test_utf16_without_its_mark_is_named_with_the_command_that_converts_it(name: str, text: str, encoding: str) -> None:
+    """ASCII in UTF-16 is valid UTF-8 with a NUL beside each letter, Greek is not UTF-8 at all: either way the file
+    is UTF-16 whose mark is missing, not binary and not a legacy code page, and an HTML parser must not index it."""
+    for words in (text, "Καλημέρα κόσμε"):
+        [item] = load_content(name, words.encode(encoding), doc_id=name)
+        assert isinstance(item, Skipped) and item.reason.startswith(f"probably {encoding} text without a byte-order")
+        assert f"iconv -f {encoding} -t UTF-8" in item.reason
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-8-sig"])
