@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import yaml
 from bs4 import BeautifulSoup, CData, NavigableString, PageElement, Tag
@@ -58,12 +59,16 @@ SUPPORTED = (
         ".pdf",
     }
 )
+ONE_DOCUMENT_SUFFIXES = SUPPORTED - JSONL_SUFFIXES - {".json"}
+"""The file types that are one document each, stored under the file's id (JSON and JSON Lines hold records with
+ids of their own)."""
 NOT_DOCUMENTS_JSON = 'a .json file must hold an array of documents ({"id", "title", "text"}) or {"documents": [...]}'
 
 LEGACY_OFFICE = {".doc": ".docx", ".ppt": ".pptx", ".xls": ".xlsx", ".rtf": ".docx"}
 """Older formats no loader reads, and the one to save them as (every Office version writes it)."""
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
+TOO_LARGE = f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB"
 NOT_UTF8 = "not valid UTF-8 text (convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8)"
 NOT_TEXT = "contains NUL characters: not a text file"
 NUL_IN_TEXT = "NUL character"
@@ -602,37 +607,51 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
     if suffix not in SUPPORTED:
         advice = f" (save it as {LEGACY_OFFICE[suffix]})" if suffix in LEGACY_OFFICE else ""
         yield Skipped(name, f"unsupported file type {suffix or '(none)'}{advice}")
-        return
-    if len(data) > MAX_FILE_BYTES:
-        yield Skipped(name, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-        return
-    if suffix in JSONL_SUFFIXES:
+    elif len(data) > MAX_FILE_BYTES:
+        yield skipped_file(name, doc_id, TOO_LARGE)
+    elif suffix in JSONL_SUFFIXES:
         yield from load_jsonl(name, data.split(b"\n"))
-        return
-    if suffix == ".json":
+    elif suffix == ".json":
         yield from load_json(name, data)
-        return
+    else:
+        yield _one_document(name, suffix, data, doc_id)
+
+
+def _one_document(name: str, suffix: str, data: bytes, doc_id: str) -> LoadedDocument | Skipped:
+    """The document a file of a type that holds one is, or why it is skipped."""
     try:
         title, text, metadata = extract(suffix, data)
     except UnicodeDecodeError as error:
-        yield Skipped(name, not_text_reason(data, error))
-        return
+        return skipped_file(name, doc_id, not_text_reason(data, error))
     except Exception as exc:  # a malformed PDF or Office file can raise anything from deep inside its parser
-        yield Skipped(name, f"unreadable: {type(exc).__name__}: {exc}")
-        return
+        return skipped_file(name, doc_id, f"unreadable: {type(exc).__name__}: {exc}")
     if "\x00" in text:  # from a PDF or an Office file: a text file's NUL is caught as it is decoded
-        yield Skipped(name, NOT_TEXT)
-        return
+        return skipped_file(name, doc_id, NOT_TEXT)
     if not text.strip():
-        yield Skipped(name, "no text found")
-        return
-    yield LoadedDocument(doc_id, title or Path(name).stem, text, {**metadata, "source": Path(name).name})
+        return skipped_file(name, doc_id, "no text found")
+    return LoadedDocument(doc_id, title or Path(name).stem, text, {**metadata, "source": Path(name).name})
+
+
+def skipped_file(name: str, doc_id: str, reason: str) -> Skipped:
+    """A file not read, and why. When the file is one document, also that the version stored earlier under its id
+    (from before it was emptied or damaged) is kept, and how to delete it: nothing replaces it, so searches would go
+    on finding the old text, and deleting it automatically would lose a document over a file saved by mistake."""
+    if Path(name).suffix.lower() not in ONE_DOCUMENT_SUFFIXES:
+        return Skipped(name, reason)
+    kept = f"any version stored earlier as {doc_id!r} is kept and still found by searches"
+    return Skipped(name, f"{reason}; {kept} (delete it with DELETE {document_path(doc_id)})")
+
+
+def document_path(doc_id: str) -> str:
+    """The REST path of a document: its id percent-encoded, a slash kept between two other characters and encoded
+    elsewhere (a leading slash or ``//`` would reach the gateway as one, as Envoy merges slashes)."""
+    return "/api/v1/documents/" + re.sub(r"(?<![^/])/|/(?![^/])", "%2F", quote(doc_id, safe="/"))
 
 
 def load_file(path: Path, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
     """The documents in one file on disk."""
     if path.stat().st_size > MAX_FILE_BYTES:
-        yield Skipped(str(path), f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        yield skipped_file(str(path), doc_id, TOO_LARGE)
         return
     yield from load_content(str(path), path.read_bytes(), doc_id)
 

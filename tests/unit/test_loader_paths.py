@@ -92,3 +92,24 @@ def test_hidden_files_broken_links_and_files_beside_a_beir_corpus_are_reported(
         (source, "not part of the BEIR corpus in beir/corpus.jsonl")
         for source in ("beir/notes.txt", "beir/sub/more.md")
     ]
+
+
+def test_a_file_that_became_empty_or_unreadable_says_its_earlier_version_is_kept_and_how_to_delete_it(
+    projects: Path,
+) -> None:
+    """Ingesting it again replaces nothing, so the old text is still found: the report says so, naming the id that
+    holds it (a path, not the name given) and the request that deletes it; it deletes nothing itself."""
+    (projects / "projA" / "README.md").write_text("   \n")
+    (projects / "projA" / "old notes.txt").write_bytes("caf\xe9".encode("latin-1"))
+    reasons = {Path(s.source).name: s.reason for s in load_paths([str(projects / "projA")]) if isinstance(s, Skipped)}
+    assert reasons == {
+        "README.md": "no text found; any version stored earlier as 'projA/README.md' is kept and still found by"
+        " searches (delete it with DELETE /api/v1/documents/projA/README.md)",
+        "old notes.txt": f"{NOT_UTF8}; any version stored earlier as 'projA/old notes.txt' is kept and still found by"
+        " searches (delete it with DELETE /api/v1/documents/projA/old%20notes.txt)",
+    }
+    [uploaded] = load_content("empty.md", b"", doc_id="https://example.com/empty.md")
+    assert isinstance(uploaded, Skipped)
+    assert uploaded.reason.endswith("(delete it with DELETE /api/v1/documents/https%3A%2F%2Fexample.com/empty.md)")
+    for records in ("x.jsonl", "x.json"):  # records keep ids of their own: no one document to name
+        assert all("stored earlier" not in s.reason for s in load_content(records, b"[1,", doc_id=records))

@@ -192,7 +192,7 @@ def test_broken_and_bomb_docx_files_are_skipped_with_a_reason(monkeypatch: pytes
 )
 def test_unreadable_files_are_skipped_with_the_reason(name: str, data: bytes, reason: str) -> None:
     [item] = load_content(name, data, doc_id=name)
-    assert isinstance(item, Skipped) and item.reason == reason
+    assert isinstance(item, Skipped) and item.reason.startswith(reason)
 
 
 @pytest.mark.parametrize(("name", "text"), [("notes.txt", "Port 8080, then 9901.\r\n"), ("page.html", "<p>Café</p>")])
@@ -226,7 +226,7 @@ def test_html_in_a_legacy_encoding_is_read_in_the_one_it_declares(declared: str,
     [doc] = load_content("page.html", page.encode(encoding), doc_id="page.html")
     assert isinstance(doc, LoadedDocument) and doc.text == words
     [undeclared] = load_content("page.html", f"<p>{words}</p>".encode(encoding), doc_id="page.html")
-    assert isinstance(undeclared, Skipped) and undeclared.reason == loaders.NOT_UTF8
+    assert isinstance(undeclared, Skipped) and undeclared.reason.startswith(loaders.NOT_UTF8)
 
 
 def test_beir_records_need_an_id_and_a_title_or_text_and_keep_numeric_ids() -> None:
@@ -273,7 +273,7 @@ def test_a_table_row_longer_than_its_header_names_the_extra_columns_by_number() 
     [doc] = load_content("t.csv", b"name\nEnvoy,8080\n", doc_id="t.csv")
     assert isinstance(doc, LoadedDocument) and doc.text == "name: Envoy\ncolumn 2: 8080"
     [header_only] = load_content("t.csv", b"name,port\n", doc_id="t.csv")
-    assert isinstance(header_only, Skipped) and header_only.reason == "no text found"
+    assert isinstance(header_only, Skipped) and header_only.reason.startswith("no text found")
 
 
 def test_a_json_file_holds_an_array_of_documents_or_the_rest_apis_body() -> None:
@@ -357,7 +357,7 @@ def test_broken_and_empty_office_files_are_skipped_with_a_reason() -> None:
         [broken] = load_content(name, b"PK not a zip", doc_id=name)
         assert isinstance(broken, Skipped) and broken.reason.startswith("unreadable"), broken
     [empty] = load_content("empty.xlsx", xlsx_bytes(("Sheet", [])), doc_id="empty.xlsx")
-    assert isinstance(empty, Skipped) and empty.reason == "no text found"
+    assert isinstance(empty, Skipped) and empty.reason.startswith("no text found")
 
 
 FRONT_MATTER_KEYS = "".join(f"key{n}: value {n}\n" for n in range(15))
