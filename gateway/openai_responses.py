@@ -26,6 +26,7 @@ from gateway.openai_translate import (
     OpenAIError,
     answer_budget,
     check_model,
+    checked_question,
     question_and_history,
     refuse_other_shapes,
     usage_json,
@@ -143,7 +144,10 @@ def responses_answer_request(body: ResponsesRequest) -> generation_pb2.AnswerReq
             400, "conversation is not supported; use previous_response_id", param="conversation", code="unsupported"
         )
     refuse_other_shapes(body.model_extra or {})
-    question, history = question_and_history(input_messages(body.input), field="input")
+    if isinstance(body.input, str):  # a bare question: its errors name "input" itself, as the client wrote it
+        question, history = checked_question(body.input, "input"), []
+    else:
+        question, history = question_and_history(input_messages(body.input), field="input")
     options, after_turn_id = body.retrieval(), ""
     if not options["conversation_id"]:
         continued = body.previous_response_id

@@ -60,6 +60,8 @@ def test_input_as_a_string_or_as_messages_becomes_the_question_and_its_turns() -
             "input[0].content",
         ),
         ({"input": [{"role": "assistant", "content": "hi"}]}, "input[0].role"),
+        ({"input": ""}, "input"),  # a bare string is the client's "input" itself, not a message it never wrote
+        ({"input": [{"role": "user", "content": " "}]}, "input[0].content"),
         ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}, "text.format"),
         ({"conversation": "conv_1"}, "conversation"),
         ({"previous_response_id": "resp_short"}, "previous_response_id"),
