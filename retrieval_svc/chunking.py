@@ -13,6 +13,7 @@ from collections.abc import Callable
 from itertools import pairwise
 
 from likeopt.runtime.text import sentence_gap, split_sentences
+from likeopt.runtime.text_layout import pieces
 
 LONGEST_WORD_CHARS = 100
 """The longest run without white space kept whole. BERT's WordPiece reads a longer word as one [UNK] token, so the
@@ -26,8 +27,9 @@ def chunk_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, o
     Consecutive chunks share up to overlap_sentences sentences, so a passage
     cut at a boundary is still whole in one chunk; the overlap shrinks when
     it would leave no room for a new sentence. Sentences within a chunk keep
-    the text's paragraph breaks, and are otherwise joined as their script
-    writes them (likeopt.runtime.text.sentence_gap).
+    the text's paragraph breaks and code's lines, and are otherwise joined as
+    their script writes them (likeopt.runtime.text.sentence_gap): a
+    hard-wrapped paragraph's line breaks are not kept (text_layout).
     """
     if max_tokens < 1 or overlap_sentences < 0:
         raise ValueError("max_tokens must be >= 1 and overlap_sentences >= 0")
@@ -35,13 +37,7 @@ def chunk_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, o
     def fits(candidate: str) -> bool:
         return count_tokens(candidate) <= max_tokens
 
-    sentences = split_sentences(text)
-    units: list[str] = []
-    gaps: list[str] = []
-    for sentence, after in zip(sentences, _separators(text, sentences), strict=True):
-        pieces = _fit_sentence(sentence, fits)
-        units += pieces
-        gaps += [" "] * (len(pieces) - 1) + [after]
+    units, gaps = _units(text, fits)
     joined = _joiner(units, gaps[:-1])
     chunks: list[str] = []
     start, end = -1, 0
@@ -54,33 +50,25 @@ def chunk_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, o
     return chunks
 
 
-def _separators(text: str, sentences: list[str]) -> list[str]:
-    """What follows each sentence in a chunk: a paragraph break where text has one, so a heading or a paragraph
-    ending without a stop is still a sentence of its own when the chunk is split again (an extractive answer read
-    "The processes Envoy listens on port 8080"); else the gap its script writes between sentences, also at a
-    single line break, which in wrapped text falls mid-sentence (unless the next line is indented). "" after the
-    last."""
-    spans: list[tuple[int, int]] = []
-    position = 0
-    for sentence in sentences:  # split_sentences only strips, so each is found at or after the last
-        start = text.index(sentence, position)
-        position = start + len(sentence)
-        spans.append((start, position))
-    separators = []
-    for (first, second), ((_, end), (start, _)) in zip(pairwise(sentences), pairwise(spans), strict=True):
-        separators.append(_gap(text[end:start]) or sentence_gap(first, second))
-    return [*separators, ""] if sentences else []
+def _units(text: str, fits: Callable[[str], bool]) -> tuple[list[str], list[str]]:
+    """The packing units of text, each fitting (its sentences, and the lines of code it keeps), and the layout
+    after each: a paragraph break, a kept line break, else the gap the script writes between sentences.
 
-
-def _gap(between: str) -> str:
-    """The layout the white space between two sentences keeps: a paragraph break, or a line break with the next
-    line's indentation (code and nested lines, never wrapped prose: "return x" must not join its "# comment"
-    line); "" when the script's gap should be used instead."""
-    if between.count("\n") > 1:
-        return "\n\n"
-    if "\n" in between and between.endswith((" ", "\t")):
-        return between[between.index("\n") :]
-    return ""
+    A paragraph break stays, so a heading or a paragraph ending without a stop is still a sentence of its own
+    when the chunk is split again (an extractive answer read "The processes Envoy listens on port 8080"). The
+    layout is read before sentences are split (likeopt.runtime.text_layout), because split_sentences ends one at
+    every line break: a hard-wrapped paragraph cut there gave units and answers ending mid-sentence ("...resumes
+    the transfer from the last."), and indented wrapped lines kept their breaks and indentation in chunks."""
+    units: list[str] = []
+    gaps: list[str] = []
+    for piece in pieces(text):
+        sentences = split_sentences(piece.text) if piece.prose else [piece.text]
+        afters = [sentence_gap(before, after) for before, after in pairwise(sentences)] + [piece.after]
+        for sentence, after in zip(sentences, afters, strict=True):
+            fitted = _fit_sentence(sentence, fits)
+            units += fitted
+            gaps += [" "] * (len(fitted) - 1) + [after]
+    return units, gaps
 
 
 def _fit_sentence(sentence: str, fits: Callable[[str], bool]) -> list[str]:

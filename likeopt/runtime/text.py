@@ -142,8 +142,10 @@ with closing quotes or brackets before whitespace, an ideographic full stop, exc
 Requiring whitespace after Latin punctuation keeps decimals ("3.5") and
 identifiers ("e.coli") whole; Chinese and Japanese put no space after "。",
 so it ends a sentence as it is. Newlines end sentences because headings, list
-items and table rows rarely end in punctuation; a hard-wrapped paragraph only
-becomes finer packing units, which chunks join again.
+items, table rows and lines of code rarely end in punctuation. A hard-wrapped
+paragraph's newlines fall mid-sentence, so the chunker joins its lines before
+splitting it (likeopt.runtime.text_layout), and a newline left in a chunk is one
+its writer meant.
 """
 
 

@@ -119,6 +119,47 @@ def test_chunks_keep_paragraph_breaks_and_join_wrapped_lines() -> None:
     assert split_sentences(chunk)[:2] == ["The processes", "Envoy listens on port 8080."]
 
 
+RFC_PARAGRAPH = (
+    "1.  Introduction\n\n"
+    "   The Quokka Transfer Protocol moves small files between hosts.  A\n"
+    "   client that loses its connection resumes the transfer from the last\n"
+    "   acknowledged block, so no block is ever sent twice.  The default\n"
+    "   block size is 4096 bytes and the server listens on port 7171.\n"
+)
+RFC_SENTENCES = [
+    "The Quokka Transfer Protocol moves small files between hosts.",
+    "A client that loses its connection resumes the transfer from the last acknowledged block, so no block is ever"
+    " sent twice.",
+    "The default block size is 4096 bytes and the server listens on port 7171.",
+]
+
+
+def test_an_indented_wrapped_paragraph_is_prose_whose_sentences_stay_whole() -> None:
+    """An RFC or a licence indents every line of its paragraphs: chunks kept "\n   " between the lines, and an
+    extractive answer quoted "client that loses its connection resumes the transfer from the last." as a
+    sentence."""
+    [chunk] = chunk_text(RFC_PARAGRAPH, count_words, max_tokens=200, overlap_sentences=0)
+    assert chunk == "1. Introduction\n\n" + " ".join(RFC_SENTENCES)
+    assert split_sentences(chunk) == ["1.", "Introduction", *RFC_SENTENCES]
+    chunks = chunk_text(RFC_PARAGRAPH, count_words, max_tokens=22, overlap_sentences=1)
+    assert all(set(split_sentences(c)) <= {"1.", "Introduction", *RFC_SENTENCES} for c in chunks)  # no line alone
+    assert merge_overlaps(chunks) == RFC_PARAGRAPH.split()
+
+
+def test_fenced_code_keeps_its_lines_and_indentation_while_prose_around_it_joins() -> None:
+    """Commands in a fence were joined on one line, and a YAML file's nesting lost ("port: 8080 name: demo")."""
+    text = (
+        "Run these\ncommands:\n\n```sh\napt-get update\napt-get install -y frobnicator\n```\n"
+        "~~~yaml\nserver:\n  port: 8080\n\nname: demo\n~~~\nThen it\nlistens."
+    )
+    [chunk] = chunk_text(text, count_words, max_tokens=200, overlap_sentences=0)
+    assert chunk == (
+        "Run these commands:\n\napt-get update\napt-get install -y frobnicator\n\n"
+        "server:\n  port: 8080\n\nname: demo\n\nThen it listens."
+    )
+    assert split_sentences(chunk)[2:5] == ["apt-get install -y frobnicator", "server:", "port: 8080"]
+
+
 def test_split_empty_text() -> None:
     assert split_sentences("") == []
     assert split_sentences("  \n\n \t ") == []
