@@ -36,6 +36,7 @@ from bs4.dammit import EncodingDetector
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from likeopt.runtime.text_layout import PARAGRAPH_BREAK, fenced
 from likeopt.v1 import retrieval_pb2
 
 if TYPE_CHECKING:
@@ -106,17 +107,18 @@ HTML_ITEMS = frozenset({"dd", "dt", "li", "tr"})
 HTML_BLOCKS = frozenset(
     {
         "address", "article", "blockquote", "caption", "details", "div", "dl", "figcaption", "figure", "footer", "form",
-        "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "main", "ol", "p", "pre", "section", "summary", "table",
-        "ul",
+        "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "main", "ol", "p", "section", "summary", "table", "ul",
     }
 )  # fmt: skip
 """Blocks start and end a line, an item (row, list item) ends a paragraph, a ``<br>`` a line, a cell a word;
-inline elements join their text as written, so ``<b>wo</b>rd`` stays one word."""
+inline elements join their text as written, so ``<b>wo</b>rd`` stays one word. A ``<pre>`` is a code block
+(_html_visible_text)."""
 
-BLOCK_BREAK = "\n\n"
+BLOCK_BREAK = PARAGRAPH_BREAK
 """What loaders put between blocks (paragraphs, list items, table rows, slides' text frames, notes): the chunker
-keeps a blank line as a boundary, while a single line break is read as hard-wrapped prose and joined with a space,
-so two blocks would run together into one sentence in a chunk and in an extractive answer."""
+keeps a blank line as a boundary, while lines of one indentation are read as hard-wrapped prose and joined with a
+space, so two blocks would run together into one sentence in a chunk and in an extractive answer. Code is written
+``fenced`` instead, which keeps its lines."""
 
 
 def _html_separators(name: str) -> tuple[str, str]:
@@ -153,17 +155,23 @@ def _main_content_heading(soup: BeautifulSoup) -> Tag | None:
 
 
 def _html_visible_text(root: Tag) -> str:
-    """The text of root without dropped elements, a line break around blocks and a space around cells.
+    """The text of root without dropped elements, a line break around blocks and a space around cells; each
+    ``<pre>`` a code block as written (fenced), the text between them tidied as prose.
 
     An explicit stack rather than recursion or tree edits: a page nested 200,000 levels deep
     must neither overflow Python's stack nor cost a walk to the bottom per inserted separator.
     """
+    blocks: list[str] = []
     parts: list[str] = []
     stack: list[tuple[PageElement | str, bool]] = [(root, False)]  # each node, and whether it lies in HTML_CONTENT
     while stack:
         node, in_content = stack.pop()
         if isinstance(node, Tag):
             if node.name in HTML_DROPPED or (node.name in HTML_PAGE_FURNITURE and not in_content):
+                continue
+            if node.name == "pre":  # tidying would collapse its indentation, the chunker join its lines
+                blocks += [_tidy("".join(parts)), fenced(node.get_text())]
+                parts = []
                 continue
             opening, closing = _html_separators(node.name)
             parts.append(opening)
@@ -173,7 +181,8 @@ def _html_visible_text(root: Tag) -> str:
             stack.extend((child, in_content) for child in reversed(node.contents))
         elif type(node) in (NavigableString, CData) or type(node) is str:
             parts.append(str(node))  # comments, doctypes and processing instructions are other subclasses
-    return "".join(parts)
+    blocks.append(_tidy("".join(parts)))
+    return BLOCK_BREAK.join(block for block in blocks if block)
 
 
 def _spaces_tidied(text: str) -> str:
@@ -193,7 +202,7 @@ def _tidy(text: str) -> str:
 def html_to_text(html: str) -> tuple[str, str]:
     """(title, text) of an HTML document."""
     soup = BeautifulSoup(html, "lxml")
-    return _html_title(soup), _tidy(_html_visible_text(soup))
+    return _html_title(soup), _html_visible_text(soup)
 
 
 # -- Markdown --------------------------------------------------------------
@@ -251,7 +260,7 @@ def _markdown_body(markdown: str) -> tuple[str, str]:
         if token.type == "inline":
             parts.append(_spaces_tidied(_inline_text(token.children or [])))
         elif token.type in ("fence", "code_block"):
-            parts.append(token.content + BLOCK_BREAK)  # as written: a code block's spacing is its layout
+            parts.append(fenced(token.content) + BLOCK_BREAK)  # as written: a code block's spacing is its layout
         elif token.type == "html_block":
             parts.append(html_to_text(token.content)[1] + "\n\n")
         elif token.type == "paragraph_close":

@@ -121,15 +121,26 @@ def test_markdown_title_is_the_first_real_heading_not_a_comment_in_a_code_fence(
     assert markdown_to_text("text\n\n### Deep *one*\n")[0] == "Deep one"
 
 
+def chunked(text: str) -> str:
+    """text as the chunker stores it, in one chunk: what a reader sees of it."""
+    from retrieval_svc.chunking import chunk_text
+
+    [chunk] = chunk_text(text, lambda piece: len(piece.split()), 10_000, 0)
+    return chunk
+
+
 def test_markdown_code_keeps_its_layout() -> None:
+    """Code blocks reach the chunker fenced, the one mark that keeps their lines: same-indented lines are
+    otherwise read as a wrapped paragraph and joined."""
     _, text = markdown_to_text(
         "Before  the   code:\n\n```\n+---+   +---+\n| a |-->| b |\n```\n\n    indented   block\n"
     )
-    assert text == "Before the code:\n\n+---+   +---+\n| a |-->| b |\n\nindented   block"
+    assert text == "Before the code:\n\n```\n+---+   +---+\n| a |-->| b |\n```\n\n```\nindented   block\n```"
+    assert chunked(text) == "Before the code:\n\n+---+   +---+\n| a |-->| b |\n\nindented   block"
 
 
 def test_markdown_syntax_stays_out_of_the_text_and_words_and_code_stay_in() -> None:
-    _, text = markdown_to_text(MARKDOWN)
+    text = chunked(markdown_to_text(MARKDOWN)[1])  # a code block's fence is the chunker's, and stays out of chunks
     for syntax in ("**", "_emphasised_", "#", "](", "https://", "secret-url", "`", "- ", "1.", "|", "---", ">", "~~"):
         assert syntax not in text.replace("# install", ""), syntax  # the fenced line is code, kept as written
     assert "# install first\nmake up" in text
@@ -436,14 +447,26 @@ ROADMAP = "Roadmap 2025\n\nLaunch the Falconer module in March\n\nSpeaker note: 
             b"| Port | Process |\n|---|---|\n| 8080 | Envoy |\n",
             "Intro words.\n\ndef f(x):\n    # comment\n    return x\n\nPort Process\n\n8080 Envoy",
         ),
+        (
+            "install.md",
+            b"Run\nthese:\n\n```sh\napt-get update\napt-get install -y frobnicator\n```\n\n"
+            b"```yaml\nserver:\n  port: 8080\nname: demo\n```\n",
+            "Run these:\n\napt-get update\napt-get install -y frobnicator\n\nserver:\n  port: 8080\nname: demo",
+        ),
+        (
+            "page.html",
+            b"<p>Before\n  the code:</p><pre><code>def migrate(bird):\n    if bird.tired:\n        rest(bird)\n"
+            b"</code></pre><p>After.</p>",
+            "Before the code:\n\ndef migrate(bird):\n    if bird.tired:\n        rest(bird)\n\nAfter.",
+        ),
     ],
 )
 def test_blocks_stay_apart_in_chunks(name: str, data: bytes, expected: str) -> None:
-    """The chunker joins lines split by a single line break as wrapped prose; a slide's title, body and notes, a
-    document's paragraphs, list items and table rows are blocks, and code keeps its lines."""
-    from retrieval_svc.chunking import chunk_text
-
-    assert chunk_text(one(name, data).text, lambda text: len(text.split()), 200, 0) == [expected]
+    """The chunker joins lines of one indentation as wrapped prose; a slide's title, body and notes, a document's
+    paragraphs, list items and table rows are blocks, and code keeps its lines and indentation (a Markdown fence
+    and HTML's <pre>, whose commands were joined on one line, "port: 8080 name: demo" and "if bird.tired:
+    rest(bird)")."""
+    assert chunked(one(name, data).text) == expected
 
 
 def test_values_are_spelt_as_json_and_iso_8601_write_them_not_as_python_does() -> None:
