@@ -143,6 +143,8 @@ def test_terms_of_another_tokenizer_version_are_computed_again(
 UPGRADES = [  # (a version and how it tokenised one document, what finds that document now)
     ("1", DocumentInput("lung", "肺癌", "长期吸烟会增加患肺癌的风险。", {}), "肺癌 长期吸烟会增加患肺癌的风险", "吸烟"),
     ("2", DocumentInput("street", "Weißenburg", "Die Hauptstraße.", {}), "weißenburg die hauptstraß", "Hauptstraße"),
+    ("3", DocumentInput("tea", "茶", "我每天喝茶。", {}), "茶 我每 每天 天喝 喝茶", "茶"),
+    ("3", DocumentInput("config", "", "Set REQUEST_TIMEOUT_MS.", {}), "set request_timeout_m", "timeout"),
 ]
 
 
@@ -157,7 +159,8 @@ def test_an_upgrade_from_a_version_differing_only_in_flagged_text_tokenises_only
     query: str,
 ) -> None:
     """Version 1 took a CJK run as one term, version 2 lowercased \\w+ words (ß kept, words cut at combining
-    marks); their other terms are this version's, so they are kept."""
+    marks), version 3 had no CJK characters but bigrams' and no identifiers' parts; their other terms are this
+    version's, so they are kept."""
     ingest(engine, doc)
     engine.store.close()
     with sqlite3.connect(tmp_path / "store.sqlite3") as db:
@@ -196,6 +199,33 @@ def test_bm25_finds_words_with_sharp_s_final_sigma_dotted_i_and_marks_as_the_ser
         DocumentInput("river", "", "नदी बहती है", {}),  # न and द again, in an unrelated word
     )
     assert search(engine, normalise_query(query), params("bm25")) == [doc_id]
+
+
+def test_bm25_finds_a_one_character_chinese_word_and_ranks_a_bigram_above_its_characters_apart(
+    engine: RetrievalEngine,
+) -> None:
+    ingest(
+        engine,
+        DocumentInput("tea", "", "我每天早上喝茶。", {}),
+        DocumentInput("zoo", "", "我们在动物园看到了熊猫。", {}),
+        DocumentInput("pets", "", "熊很大\uff0c猫很小\uff0c熊和猫都是动物。", {}),  # bear and cat, never panda
+    )
+    assert search(engine, normalise_query("茶"), params("bm25")) == ["tea"]
+    assert search(engine, normalise_query("熊猫"), params("bm25")) == ["zoo", "pets"]
+    assert search(engine, normalise_query("熊猫吃什么\uff1f"), params("bm25"))[:2] == ["zoo", "pets"]
+
+
+def test_bm25_finds_an_identifier_by_its_words_and_ranks_the_identifier_itself_first(engine: RetrievalEngine) -> None:
+    ingest(
+        engine,
+        DocumentInput("config", "", "Set REQUEST_TIMEOUT_MS to 30000 for slow networks.", {}),
+        DocumentInput("prose", "", "A request may fail with a timeout on slow networks.", {}),
+        DocumentInput("api", "", "Call deleteUserAccount(id) to remove a user; get_user_by_id(id) reads one.", {}),
+    )
+    assert search(engine, normalise_query("REQUEST_TIMEOUT_MS"), params("bm25"))[0] == "config"
+    assert set(search(engine, normalise_query("request timeout"), params("bm25"))) == {"config", "prose"}
+    for query in ("delete user account", "getUserById", "get_user_by_id"):
+        assert search(engine, normalise_query(query), params("bm25"))[0] == "api", query
 
 
 def test_counters_count_embeddings_and_searches(engine: RetrievalEngine) -> None:
