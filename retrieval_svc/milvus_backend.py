@@ -24,7 +24,8 @@ the standard tokenizer and stop filters and ignores the stemmer, so there BM25 m
 top 10 share 0.67 with the embedded engine's (0.65 with the plain standard analyzer), nDCG@10 0.735 against
 0.774. With ``bm25_terms`` the backend stores and queries likeopt.runtime.text.tokenize's terms instead, so any Milvus
 sees the embedded engine's exact terms: overlap 0.95, nDCG@10 0.768 (the rest is Milvus's IDF formula and
-per-segment statistics).
+per-segment statistics), and with them single CJK characters and bigrams and identifiers' parts, which no
+analyzer option gives.
 
 Errors: a Milvus that cannot be reached, or does not answer within ``timeout_s``, raises
 :class:`BackendUnavailable` (the service maps it to UNAVAILABLE), and any error Milvus answers raises
@@ -116,7 +117,8 @@ ANALYZER: dict[str, Any] = {
 """Milvus's equivalent of likeopt.runtime.text.tokenize (module docstring)."""
 TERMS_ANALYZER: dict[str, Any] = {"tokenizer": "standard"}
 """With ``bm25_terms``: search_text already holds likeopt.runtime.text.tokenize's terms, which only need splitting
-(Milvus's standard tokenizer splits only at characters that are not alphanumeric, so CJK bigrams stay whole)."""
+(Milvus's standard tokenizer splits only at characters that are not alphanumeric, so CJK characters and bigrams
+stay whole; an identifier with underscores is split there, and its parts are terms of their own anyway)."""
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 """The embedded engine's BM25Okapi parameters (Milvus's default k1 is 1.2)."""
 HIT_FIELDS = ["doc_id", "ordinal", "title", "text", "metadata"]
@@ -378,8 +380,9 @@ class MilvusBackend:
         theirs = json.loads(stored)
         if theirs != mine and _older_terms_mostly_same(theirs, mine):
             log.warning(
-                "milvus collection holds BM25 terms of an earlier tokenizer: its Chinese, Japanese and Korean text and"
-                " words with ß, a final ς or combining marks are found by BM25 only once the corpus is migrated again",
+                "milvus collection holds BM25 terms of an earlier tokenizer: its Chinese, Japanese and Korean text,"
+                " words with ß, a final ς or combining marks and identifiers' parts are found by BM25 only once the"
+                " corpus is migrated again",
                 extra={"fields": {"collection": self.collection, "bm25": theirs.get("bm25")}},
             )
         elif theirs != mine:

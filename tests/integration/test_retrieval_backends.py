@@ -21,6 +21,7 @@ import grpc
 import numpy as np
 import pytest
 
+from likeopt.caching.cache_keys import normalise_query
 from likeopt.ops.migrate import migrate_to_milvus
 from likeopt.runtime.config import Config
 from likeopt.runtime.principal import Reader
@@ -294,6 +295,24 @@ def test_a_word_inside_a_chinese_japanese_or_korean_sentence_is_found_by_bm25(an
     ingest(any_backend, *CJK_CORPUS)
     for query, doc_id in [("吸烟", "lung"), ("运动", "heart"), ("首都", "tokyo"), ("한국", "seoul")]:
         assert doc_ids(any_backend, query, params("bm25"))[0] == doc_id, query
+    for query, doc_id in [("肺", "lung"), ("烟", "lung"), ("首", "tokyo"), ("한", "seoul")]:  # one character
+        assert doc_ids(any_backend, query, params("bm25")) == [doc_id], query
+
+
+CODE_CORPUS = [
+    DocumentInput("config", "Settings", "Set REQUEST_TIMEOUT_MS to 30000 for slow networks.", {}),
+    DocumentInput("prose", "Failures", "A request may fail with a timeout on slow networks.", {}),
+    DocumentInput("api", "Users", "Call deleteUserAccount(id) to remove a user; get_user_by_id(id) reads one.", {}),
+]
+
+
+def test_an_identifier_is_found_by_its_words_and_in_another_spelling_by_bm25(any_backend: MilvusBackend) -> None:
+    """As the service asks: with normalise_query's casefolded text."""
+    ingest(any_backend, *CODE_CORPUS)
+    assert doc_ids(any_backend, normalise_query("REQUEST_TIMEOUT_MS"), params("bm25"))[0] == "config"
+    assert set(doc_ids(any_backend, normalise_query("request timeout"), params("bm25"))) == {"config", "prose"}
+    for query in ("delete user account", "getUserById", "get_user_by_id"):
+        assert doc_ids(any_backend, normalise_query(query), params("bm25"))[0] == "api", query
 
 
 def test_a_collection_of_an_earlier_tokenizer_differing_only_in_flagged_text_still_serves(
