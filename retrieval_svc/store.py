@@ -20,6 +20,7 @@ import contextlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,7 +268,10 @@ class Store:
         self._db.executemany("INSERT INTO changes (version, doc_id) VALUES (?, ?)", [(version, d) for d in doc_ids])
 
     def _bump_version(self) -> int:
-        version = self.version + 1
+        """A version no store has had before: after the last one, and at least the time in microseconds (as the
+        Milvus backend's). Cache keys name versions, and the caches outlive a store: a data folder replaced or
+        started afresh beside a kept Redis counted 1, 2, ... again, and was served the old store's results."""
+        version = max(self.version + 1, time.time_ns() // 1_000)
         self._set_meta("index_version", str(version))
         return version
 

@@ -282,3 +282,21 @@ async def test_a_client_that_leaves_an_ingestion_stops_it_and_nothing_is_stored(
         assert servicer.engine is not None and not list(servicer.engine.store.documents())
         progress = [p async for p in stub.IngestDocuments(stream(DOCS[:1]))]
         assert [list(p.ids) for p in progress] == [[DOCS[0].id]]
+
+
+async def test_a_store_started_afresh_beside_a_kept_cache_is_not_served_the_old_stores_results(
+    tmp_path: Path,
+) -> None:
+    """Versions counted 1, 2, ... in every store, and cache keys name the version: a data folder replaced while
+    Redis kept its file was served the old documents (with their text) for the same query."""
+    cache = DictCache()
+    request = retrieval_pb2.SearchRequest(query="stripes", mode=retrieval_pb2.BM25)
+    async with retrieval_server(tmp_path / "first", GatedEmbedder(), cache) as (_, stub):
+        await stub.UpsertDocuments(stream(DOCS[:1]))
+        first = await stub.Search(request)
+    replaced = retrieval_pb2.Document(id="tiger", title="Tigers", text="Tigers have orange stripes.")
+    async with retrieval_server(tmp_path / "second", GatedEmbedder(), cache) as (_, stub):
+        await stub.UpsertDocuments(stream([replaced]))
+        second = await stub.Search(request)
+    assert [h.doc_id for h in first.hits] == ["zebra"] and [h.doc_id for h in second.hits] == ["tiger"]
+    assert second.index_version > first.index_version
