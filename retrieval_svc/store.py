@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from likeopt.runtime.text import SAME_TERMS_UNLESS_FLAGGED, TOKENIZER_VERSION, terms_may_differ
+from retrieval_svc.backend import BackendUnavailable
 
 PAGE = 2_000
 """Chunks read per statement at start-up."""
@@ -88,17 +89,28 @@ class NewDocument:
     """Filled in by the store with the new chunk row ids."""
 
 
+class StoreUnusable(RuntimeError):
+    """The store cannot be opened where LIKEOPT_DATA_DIR points (read-only, not a folder, no permission)."""
+
+
 class Store:
     """SQLite-backed documents and chunks; one connection, serialised by a lock."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._folder = path.parent
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise StoreUnusable(
+                f"cannot open the store {path}: {exc}; LIKEOPT_DATA_DIR must be a folder retrieval_svc may write"
+                " (a read-only replica too: SQLite writes its shared-memory file beside the store)"
+            ) from None
         self._add_column("documents", "access")  # a store from before access lists: every document is open
         columns = {name for _, name, *_ in self._db.execute("PRAGMA table_info(chunks)")}
         if "terms" not in columns:  # a store from before terms were kept
@@ -276,17 +288,47 @@ class Store:
         return version
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self._folder)
+
+
+STORAGE_PROBLEMS = {"full": "is full", "readonly": "is read-only", "disk i/o error": "cannot be written (I/O error)"}
+"""SQLite's words for a data folder that takes no write, and what an operator reads instead."""
+
+
+def storage_problem(error: sqlite3.OperationalError, folder: Path) -> BackendUnavailable | None:
+    """A write refused by the disk as what the caller reads (UNAVAILABLE: it may succeed once space is freed or
+    the folder made writable), rather than an internal error with no reason; None for any other error."""
+    words = str(error).lower().replace(" ", "")
+    for sign, problem in STORAGE_PROBLEMS.items():
+        if sign.replace(" ", "") in words:
+            return BackendUnavailable(
+                f"retrieval_svc's data folder {folder} {problem}; nothing of this write was stored"
+                " (fix that, then write again)"
+            )
+    return None
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any error (COMMIT's own included: SQLite may leave a transaction
+    open when a disk is full)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, folder: Path) -> None:
         self._db = db
+        self._folder = folder
 
     def __enter__(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type: object, exc: BaseException | None, *_: object) -> None:
+        if exc is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as failed:
+                exc = failed
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError) and (problem := storage_problem(exc, self._folder)):
+            raise problem from None
+        if exc_type is None:
+            raise exc

@@ -15,6 +15,7 @@ from likeopt.v1 import retrieval_pb2
 from retrieval_svc import service
 from retrieval_svc.backend import BackendRefused
 from retrieval_svc.cancellable_writes import raise_if_stopped
+from retrieval_svc.store import Store, StoreUnusable
 from tests.unit.test_retrieval_harness import DictCache, GatedEmbedder, retrieval_server
 
 DOCS = [
@@ -300,3 +301,27 @@ async def test_a_store_started_afresh_beside_a_kept_cache_is_not_served_the_old_
         second = await stub.Search(request)
     assert [h.doc_id for h in first.hits] == ["zebra"] and [h.doc_id for h in second.hits] == ["tiger"]
     assert second.index_version > first.index_version
+
+
+async def test_a_full_disk_is_named_and_the_store_takes_writes_again_once_there_is_room(tmp_path: Path) -> None:
+    """It answered UNKNOWN ("internal error"), and a COMMIT that fails may leave SQLite's transaction open."""
+    async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (servicer, stub):
+        await stub.UpsertDocuments(stream(DOCS[:1]))
+        assert servicer.engine is not None
+        database = servicer.engine.store._db
+        pages = database.execute("PRAGMA page_count").fetchone()[0]
+        database.execute(f"PRAGMA max_page_count = {pages}")
+        big = retrieval_pb2.Document(id="big", title="Big", text="stripes and manes " * 5_000)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.UpsertDocuments(stream([big]))
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert f"data folder {tmp_path} is full; nothing of this write was stored" in (refused.value.details() or "")
+        assert [d for d, _, _ in servicer.engine.store.documents()] == ["zebra"]
+        database.execute("PRAGMA max_page_count = 1073741823")
+        assert (await stub.UpsertDocuments(stream([big]))).upserted == 1
+
+
+def test_a_data_folder_that_cannot_be_written_is_named_at_start(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(StoreUnusable, match=r"cannot open the store .*a-file/store\.sqlite3: .*LIKEOPT_DATA_DIR must"):
+        Store(tmp_path / "a-file" / "store.sqlite3")
