@@ -49,6 +49,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     TOKENIZERS_PARALLELISM=false \
     TQDM_DISABLE=1 \
     GRPC_ENABLE_FORK_SUPPORT=false \
+    GRPC_VERBOSITY=ERROR \
     LIKEOPT_HOST=0.0.0.0 \
     LIKEOPT_DATA_DIR=/data \
     LIKEOPT_FEEDBACK_DB=/feedback/answers.sqlite3 \

@@ -31,10 +31,10 @@ from likeopt.ops import envoy_drain
 from likeopt.ops.dir_lock import FolderInUse, lock_folder, release
 from likeopt.ops.envoy_config import write_envoy_config
 from likeopt.ops.healthcheck import grpc_serving, http_ok, redis_pong
-from likeopt.ops.processes import CHILD_ENV, ProcessSpec, Replica, redis_process, service_processes
+from likeopt.ops.processes import CHILD_ENV, CHILD_ENV_DEFAULTS, ProcessSpec, Replica, redis_process, service_processes
 from likeopt.ops.start_deadline import StartWatchdog
 from likeopt.runtime.addresses import address_list, host_port, reachable_host
-from likeopt.runtime.config import LISTENING_PORTS, Config, SettingsError
+from likeopt.runtime.config import CACHE, ENVOY, GATEWAY, GENERATION, LISTENING_PORTS, RETRIEVAL, Config, SettingsError
 
 START_TIMEOUT_S = 240.0
 START_DEADLINE_S = START_TIMEOUT_S + 20.0
@@ -337,7 +337,7 @@ def checked_child_environment(config: Config, api_key: str, redis_url: str) -> d
 
 def child_environment(config: Config, api_key: str, redis_url: str) -> dict[str, str]:
     """What every child sees: the launcher's environment, resolved settings, offline model flags."""
-    env = {k: v for k, v in os.environ.items()}
+    env = {**CHILD_ENV_DEFAULTS, **os.environ}
     env.update(CHILD_ENV)
     env.update(
         {
@@ -397,6 +397,7 @@ def run_mesh(
     mesh: Mesh, config: Config, ingest_paths: list[str], stop: threading.Event, replicas: dict[str, int]
 ) -> int:
     """Start everything in order, ingest, then supervise until stop is set."""
+    refuse_busy_ports(config)
     # Configured ports, not yet bound while the children start: a replica must not be handed one.
     taken = {getattr(config, port) for port in LISTENING_PORTS}
 
@@ -451,6 +452,25 @@ def ingest_once_up(paths: list[str], retrieval_addr: str) -> None:
         ingest_paths(paths, retrieval_addr, quiet=False)
     except (IngestFailed, Unreachable) as exc:
         raise LaunchError(f"ingest: {exc}") from None
+
+
+PROCESS_OF_PORT = {"envoy": ENVOY, "gateway": GATEWAY, "retrieval": RETRIEVAL, "generation": GENERATION, "cache": CACHE}
+
+
+def refuse_busy_ports(config: Config) -> None:
+    """Every configured port checked before anything starts: a busy Envoy port used to be found only after the
+    four services had started (about 40 s). Each child's own port is checked again as it starts."""
+    for setting in LISTENING_PORTS:
+        service, _, role = setting.removesuffix("_port").partition("_")
+        name = PROCESS_OF_PORT[service] + (f" ({role})" if role else "")
+        host = "127.0.0.1" if setting == "envoy_admin_port" else config.host
+        port = getattr(config, setting)
+        try:
+            busy = bool(port) and port_in_use(host, port)
+        except LaunchError as exc:
+            raise LaunchError(f"{name}: {exc}") from None
+        if busy:
+            raise LaunchError(f"{name}: port {port} on {host} is already in use")
 
 
 def print_banner(config: Config, api_key: str, generated: bool, log_dir: Path) -> None:

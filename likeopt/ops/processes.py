@@ -23,6 +23,11 @@ CHILD_ENV = {
     # loading (ctypes, torch) must not trigger them in a serving process.
     "GRPC_ENABLE_FORK_SUPPORT": "false",
 }
+CHILD_ENV_DEFAULTS = {
+    # gRPC's C core logs INFO lines ("Got goaway ... ping_timeout") as plain text into the JSON logs; errors still
+    # show. An operator may set it higher to debug a connection.
+    "GRPC_VERBOSITY": "ERROR",
+}
 
 
 @dataclass(frozen=True)

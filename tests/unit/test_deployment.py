@@ -28,7 +28,14 @@ from likeopt.ops import envoy_drain
 from likeopt.ops.envoy_config import envoy_values
 from likeopt.ops.healthcheck import envoy_ready_script
 from likeopt.ops.launcher import START_DEADLINE_S
-from likeopt.ops.processes import CHILD_ENV, REDIS_BOUNDS, REDIS_PERSISTENCE, redis_process, service_processes
+from likeopt.ops.processes import (
+    CHILD_ENV,
+    CHILD_ENV_DEFAULTS,
+    REDIS_BOUNDS,
+    REDIS_PERSISTENCE,
+    redis_process,
+    service_processes,
+)
 from likeopt.ops.protos import ROOT
 from likeopt.runtime.addresses import address_list, split_host_port
 from likeopt.runtime.config import (
@@ -230,7 +237,7 @@ def test_services_start_after_what_they_call_is_healthy() -> None:
 
 def test_image_sets_the_environment_the_launcher_gives_children() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for name, value in CHILD_ENV.items():
+    for name, value in {**CHILD_ENV_DEFAULTS, **CHILD_ENV}.items():
         assert f"{name}={value}" in dockerfile, name
     assert "USER likeopt" in dockerfile
 
