@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 
 from generation_svc.relevance import MIN_SPREAD, Background, RelevanceFloor
@@ -88,3 +90,16 @@ async def test_unjudgeable_or_unmeasurable_answers_are_never_refused() -> None:
     bm25_only = reply(hit(0.0, dense_rank=0))
     assert await RelevanceFloor(Probes(0.2), probes=["a"]).covers("q", bm25_only, 3.0)
     assert not await floor.covers("q", reply(), 3.0)  # no passage at all
+
+
+async def test_the_measurement_runs_outside_the_asking_requests_trace() -> None:
+    traced: list[bool] = []
+
+    async def search(request: retrieval_pb2.SearchRequest) -> retrieval_pb2.SearchResponse:
+        traced.append(trace.get_current_span().get_span_context().is_valid)
+        return reply(hit(0.2))
+
+    provider = TracerProvider()
+    with provider.get_tracer(__name__).start_as_current_span("an answer"):
+        await RelevanceFloor(search, probes=["a", "b"]).covers("q", reply(hit(0.5)), 3.0)
+    assert traced == [False, False]
