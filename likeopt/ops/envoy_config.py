@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from likeopt.ops.envoy_drain import SPAN_FLUSH_MS
 from likeopt.runtime.addresses import address_list, otlp_host_port, split_host_port
 from likeopt.runtime.config import ENVOY, Config, settings_or_exit
 from likeopt.runtime.principal import PRINCIPAL_HEADER
@@ -43,6 +44,7 @@ PLACEHOLDERS: tuple[str, ...] = (
     "TRACE_SAMPLE_PERCENT",
     "OTLP_HOST",
     "OTLP_PORT",
+    "SPAN_FLUSH_MS",
 )
 
 RENDERED_NAME = "envoy.yaml"
@@ -75,6 +77,7 @@ def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:
         "TRACE_SAMPLE_PERCENT": f"{sample_ratio * 100:.4f}",
         "OTLP_HOST": otlp_host,
         "OTLP_PORT": otlp_port,
+        "SPAN_FLUSH_MS": str(SPAN_FLUSH_MS),
     }
     return values
 

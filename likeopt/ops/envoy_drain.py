@@ -21,6 +21,10 @@ ACTIVE_REQUESTS = "downstream_rq_active"
 ADMIN_PREFIX = "http.admin."
 """The admin listener's own gauges, which count the very request that reads them."""
 POLL_S = 0.1
+SPAN_FLUSH_MS = 1000
+"""How often Envoy sends the spans of finished requests (the template's tracing.opentelemetry.flush_interval_ms;
+its default is 5 s). Envoy does not send them on SIGTERM, so a stop of a traced mesh waits one interval after
+the drain: the last requests' traces kept losing their root, Envoy's span."""
 
 
 def serving(admin: str, timeout_s: float) -> int:
@@ -33,8 +37,9 @@ def serving(admin: str, timeout_s: float) -> int:
     )
 
 
-def drain(admin: str, wait_s: float) -> int:
-    """Stop Envoy's listeners accepting connections and wait up to wait_s for its requests to end.
+def drain(admin: str, wait_s: float, traced: bool = False) -> int:
+    """Stop Envoy's listeners accepting connections and wait up to wait_s for its requests to end (then, when
+    traced, for Envoy to send their spans: SPAN_FLUSH_MS).
 
     Returns the requests still in flight when it gave up (0 when all ended); an admin port that does not answer
     counts as nothing left to wait for, since Envoy is then no longer serving either.
@@ -46,6 +51,8 @@ def drain(admin: str, wait_s: float) -> int:
             time.sleep(POLL_S)
     except (httpx.HTTPError, ValueError):
         return 0
+    if traced:
+        time.sleep(SPAN_FLUSH_MS / 1000 + POLL_S)
     return active
 
 
@@ -62,9 +69,10 @@ while [ "$SECONDS" -lt "$end" ]; do
   while read -r name value; do
     case $name in %(admin_prefix)s*) ;; *.%(active)s:) active=$((active + ${value%%$'\r'})) ;; esac
   done < <(ask GET '/stats?filter=%(active)s')
-  [ "$active" -eq 0 ] && exit 0
+  [ "$active" -eq 0 ] && break
   sleep 0.1
 done
+sleep %(flush_s)s  # Envoy sends the last spans every SPAN_FLUSH_MS, never on SIGTERM
 """
 
 
@@ -80,4 +88,5 @@ def drain_script(admin_port: int, wait_s: int = WAIT_S) -> str:
         "wait_s": wait_s,
         "admin_prefix": ADMIN_PREFIX,
         "active": ACTIVE_REQUESTS,
+        "flush_s": f"{SPAN_FLUSH_MS / 1000 + POLL_S:.1f}",
     }

@@ -274,7 +274,7 @@ class Mesh:
 
     def _drain_envoy(self) -> None:
         admin = host_port("127.0.0.1", self.config.envoy_admin_port)
-        if left := envoy_drain.drain(admin, envoy_drain.WAIT_S):
+        if left := envoy_drain.drain(admin, envoy_drain.WAIT_S, traced=bool(self.config.otlp_endpoint)):
             print(f"likeopt: envoy still had {left} requests in flight after {envoy_drain.WAIT_S} s", file=sys.stderr)
 
     def dead_child(self) -> Child | None:
