@@ -28,6 +28,12 @@ HTTP_LATENCY = Histogram(
     ["route"],
     buckets=LATENCY_BUCKETS,
 )
+STREAM_ERRORS = Counter(
+    "likeopt_http_stream_errors_total",
+    "Streamed answers that ended in an error event after their 200 status (likeopt_http_requests_total counts"
+    " them as 200), by route and error code.",
+    ["route", "code"],
+)
 FIRST_TOKEN = Histogram(
     "likeopt_chat_first_token_seconds",
     "Time from a chat request to its first answer text, seen by the gateway.",

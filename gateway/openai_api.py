@@ -30,7 +30,7 @@ from gateway.bodies import MAX_JSON_BYTES, declared_over, encoding_problem, fiel
 from gateway.disconnect import unless_left, until_disconnect
 from gateway.errors import BEARER_CHALLENGE, http_error_headers, public_details
 from gateway.keys import caller_of, caller_refusal
-from gateway.observe import first_text_timed
+from gateway.observe import STREAM_ERRORS, first_text_timed
 from gateway.openai_completions import (
     CompletionLines,
     CompletionRequest,
@@ -121,6 +121,8 @@ class StreamShape(Protocol):
     events (ResponseEvents)."""
 
     ending: bytes
+    route: str
+    """The route it answers, as likeopt_http_requests_total labels it."""
 
     def opening(self) -> bytes: ...
     def delta(self, text: str) -> bytes: ...
@@ -145,8 +147,10 @@ async def stream_frames(
                 yield shape.delta(text)
         yield shape.closing(parts)
     except OpenAIError as failure:
+        STREAM_ERRORS.labels(shape.route, str(failure.code)).inc()
         yield shape.failure(failure)
     except grpc.aio.AioRpcError as exc:
+        STREAM_ERRORS.labels(shape.route, exc.code().name).inc()
         yield shape.failure(rpc_error(exc))
     finally:
         call.cancel()

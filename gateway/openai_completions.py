@@ -97,6 +97,7 @@ class CompletionLines:
     """The SSE lines of one streamed text completion, ``[DONE]`` last, as OpenAI sends them."""
 
     ending = DONE_LINE
+    route = "/v1/completions"
 
     def __init__(self, completion_id: str, include_usage: bool, echoed: str = "") -> None:
         self.head = {"id": completion_id, "object": "text_completion", "created": int(time.time()), "model": MODEL_ID}

@@ -252,6 +252,7 @@ class ResponseEvents:
     """The Server-Sent Events of one streamed response, numbered in order as OpenAI numbers them."""
 
     ending = b""
+    route = "/v1/responses"
     """A Responses stream ends with its last event; there is no ``[DONE]``."""
 
     def __init__(self, shape: ResponseShape) -> None:

@@ -304,6 +304,7 @@ class ChunkLines:
         return b"data: " + orjson.dumps(data) + b"\n\n"
 
     ending = DONE_LINE
+    route = "/v1/chat/completions"
 
     def opening(self) -> bytes:
         """The first chunk: who speaks, no text yet."""
