@@ -803,7 +803,10 @@ def test_an_unreachable_upstream_is_a_json_error_for_http_and_a_plain_status_for
         read = client.get(f"{envoy.url}/likeopt.v1.GenerationService/Answer")  # no content-type: not gRPC either
     for answered_http in (reply, read):
         assert answered_http.status_code == 503 and answered_http.headers["content-type"] == "application/json"
-        assert answered_http.json()["error"]["code"] == "UNAVAILABLE" and answered_http.json()["error"]["message"]
+        assert answered_http.json()["error"] == {
+            "code": "UNAVAILABLE",
+            "message": "the generation service cannot be reached now; try again shortly",  # not Envoy's own words
+        }
     answered = _grpc_call(envoy, "/likeopt.v1.GenerationService/Answer").stdout.decode().lower()
     assert "grpc-message: {" not in answered, "a gRPC client reads Envoy's words, not JSON"
 
