@@ -134,6 +134,28 @@ def stored_key(conversation_id: str, owner: str) -> str:
     return f"{owner}/{conversation_id}" if owner else conversation_id
 
 
+def add_turn(
+    conversation: generation_pb2.Conversation,
+    question: str,
+    answer: str,
+    citations: list[generation_pb2.CitationEvent],
+    interrupted: bool = False,
+    turn_id: str = "",
+) -> None:
+    """Add a turn (interrupted: its answer ended early; turn_id: the caller's name for it) and keep the last
+    MAX_TURNS."""
+    turn = generation_pb2.Turn(
+        question=question,
+        answer=answer,
+        citations=citations,
+        created_unix_ms=int(time.time() * 1000),
+        interrupted=interrupted,
+        turn_id=turn_id,
+    )
+    conversation.turns.append(turn)
+    del conversation.turns[:-MAX_TURNS]
+
+
 class ConversationStore:
     """Loads and saves conversations; a cache failure loses context, never the answer."""
 
@@ -159,27 +181,14 @@ class ConversationStore:
         deleted = await self.cache.delete(NAMESPACE, [stored_key(conversation_id, owner)])
         return None if deleted is None else deleted > 0
 
-    def append(
-        self,
-        conversation: generation_pb2.Conversation,
-        question: str,
-        answer: str,
-        citations: list[generation_pb2.CitationEvent],
-        owner: str = "",
-        interrupted: bool = False,
-        turn_id: str = "",
-    ) -> None:
-        """Add a turn (interrupted: its answer ended early; turn_id: the caller's name for it), keep the last
-        MAX_TURNS, and save in the background under its owner."""
-        turn = generation_pb2.Turn(
-            question=question,
-            answer=answer,
-            citations=citations,
-            created_unix_ms=int(time.time() * 1000),
-            interrupted=interrupted,
-            turn_id=turn_id,
-        )
-        conversation.turns.append(turn)
-        del conversation.turns[:-MAX_TURNS]
+    def save_later(self, conversation: generation_pb2.Conversation, owner: str = "") -> None:
+        """Save the conversation in the background under its owner: for a turn whose client has gone."""
         key = stored_key(conversation.conversation_id, owner)
         self.cache.set_later(NAMESPACE, key, conversation.SerializeToString(), self.ttl_s)
+
+    async def saved(self, conversation: generation_pb2.Conversation, owner: str = "") -> None:
+        """Save the conversation and return once cache_svc holds it (bounded by its write deadline): an answer's
+        done event goes out after this, so a follow-up sent at once finds the turn. Saved in the background, a
+        follow-up could load before the write landed, start the conversation afresh and overwrite its turns."""
+        key = stored_key(conversation.conversation_id, owner)
+        await self.cache.set(NAMESPACE, key, conversation.SerializeToString(), self.ttl_s)

@@ -28,6 +28,7 @@ from generation_svc.bounds import UNBOUNDED, AnswerBounds, until_stop
 from generation_svc.conversations import (
     MAX_TURNS,
     ConversationStore,
+    add_turn,
     as_it_stood_after,
     drop_retried_turn,
     found_by_borrowing_alone,
@@ -265,13 +266,13 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     done = event.done
                     done.conversation_id = conversation.conversation_id
                     done.citations.extend(citations)
-                    self._keep_turn(request, conversation, "".join(text), citations, owner_of(principal), done)
+                    await self._keep_turn(request, conversation, "".join(text), citations, owner_of(principal), done)
                 yield event
         finally:
             if done is None:  # the question alone still gives a follow-up's search its words
-                self._keep_turn(request, conversation, "".join(text), citations, owner_of(principal), None)
+                await self._keep_turn(request, conversation, "".join(text), citations, owner_of(principal), None)
 
-    def _keep_turn(
+    async def _keep_turn(
         self,
         request: generation_pb2.AnswerRequest,
         conversation: generation_pb2.Conversation,
@@ -280,13 +281,18 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         owner: str,
         done: generation_pb2.DoneEvent | None,
     ) -> None:
-        """Store the turn (interrupted when there is no done) and keep a finished answer for feedback."""
+        """Store the turn and keep a finished answer for feedback. A finished turn is stored before its done event
+        goes out (a follow-up sent at once finds it); an interrupted one (no done: its client left or it failed)
+        in the background."""
         if request.ephemeral:
             return
-        question, interrupted = request.query, done is None
-        self.conversations.append(conversation, question, answer, citations, owner, interrupted, request.turn_id)
-        if done is not None and self.feedback is not None:
-            self.feedback.record_later(question, answer, citations, done, owner)
+        add_turn(conversation, request.query, answer, citations, done is None, request.turn_id)
+        if done is None:
+            self.conversations.save_later(conversation, owner)
+            return
+        await self.conversations.saved(conversation, owner)
+        if self.feedback is not None:
+            self.feedback.record_later(request.query, answer, citations, done, owner)
 
     async def Generate(
         self, request: generation_pb2.GenerateRequest, context: grpc.aio.ServicerContext

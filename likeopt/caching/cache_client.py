@@ -93,6 +93,12 @@ class CacheClient:
         """Writes and deletions wait a little longer than reads: nobody waits on most of them."""
         return max(self.timeout_s, 0.2)
 
+    async def set(self, namespace: str, key: str, value: bytes, ttl_s: int = 0) -> None:
+        """Store a value and return once cache_svc has it (or failed, or the write deadline passed): for what the
+        caller's next request must find, whichever process serves it."""
+        if self._stub is not None:
+            await self._set(namespace, key, value, ttl_s)
+
     async def _set(self, namespace: str, key: str, value: bytes, ttl_s: int) -> None:
         try:
             await self._stub.Set(  # type: ignore[union-attr]

@@ -44,6 +44,9 @@ class FakeCache:
     def set_later(self, namespace: str, key: str, value: bytes, ttl_s: int = 0) -> None:
         self.values[(namespace, key)] = value
 
+    async def set(self, namespace: str, key: str, value: bytes, ttl_s: int = 0) -> None:
+        self.values[(namespace, key)] = value
+
     async def delete(self, namespace: str, keys: list[str]) -> int:
         return sum(self.values.pop((namespace, key), None) is not None for key in keys)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from generation_svc.backends import Turn
 from generation_svc.conversations import MAX_TURNS
+from generation_svc.extractive import ExtractiveBackend
 from likeopt.v1 import generation_pb2
-from tests.unit.test_generation_harness import generation_server
+from tests.unit.test_generation_harness import FakeCache, generation_server
 from tests.unit.test_generation_service import ScriptedBackend
 
 
@@ -54,3 +55,27 @@ async def test_a_different_history_is_a_different_cached_answer() -> None:
         await h.answer("and its cost?", history=[turn("Which port does Envoy listen on?", "8080.")])
         repeat = await h.answer("and its cost?", history=[turn("Which port does Envoy listen on?", "8080.")])
     assert len(backend.calls) == 2 and repeat[-1].done.cached
+
+
+class LaggingCache(FakeCache):
+    """A cache whose background writes have not landed yet (as on a busy cache_svc); awaited ones have."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight: list[tuple[str, str, bytes]] = []
+
+    def set_later(self, namespace: str, key: str, value: bytes, ttl_s: int = 0) -> None:
+        self.in_flight.append((namespace, key, value))
+
+
+async def test_a_follow_up_sent_the_moment_an_answer_is_done_finds_its_turn() -> None:
+    """The turn was saved in the background: a follow-up loaded before it landed started the conversation afresh
+    under the same id, and saving that wiped the earlier turns."""
+    async with generation_server(ExtractiveBackend()) as h:
+        h.servicer.conversations.cache = lagging = LaggingCache()
+        first = await h.answer("How does the answer cache work?")
+        conversation_id = first[-1].done.conversation_id
+        await h.answer("and what about its cost?", conversation_id=conversation_id)
+        stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+    assert [t.question for t in stored.turns] == ["How does the answer cache work?", "and what about its cost?"]
+    assert not lagging.in_flight
