@@ -481,7 +481,11 @@ def print_banner(config: Config, api_key: str, generated: bool, log_dir: Path) -
         f"  gRPC and gRPC-web: {address} (likeopt.v1.RetrievalService, GenerationService)",
         f"  OpenAI-compatible API: http://{address}/v1 (model like-opt); MCP: http://{address}/mcp",
         f"  logs: {log_dir}",
-        f"  API key for writes{' (generated; set LIKEOPT_API_KEY to choose one)' if generated else ''}: {api_key}",
+        (
+            f"  API key for writes (generated; set LIKEOPT_API_KEY to choose one): {api_key}"
+            if generated
+            else "  API key for writes: the one in LIKEOPT_API_KEY (not printed)"
+        ),
         "  Ctrl-C stops everything.",
         "",
     ]

@@ -48,6 +48,7 @@ def test_sigterm_serves_what_is_in_flight_then_stops_every_child_and_leaves_no_o
     try:
         mesh.wait_ready()
         assert mesh.process is not None
+        assert mesh.api_key not in "".join(mesh.output), "a key the user chose is never printed"
         children = descendants(mesh.process.pid)
         assert len(children) >= 6, "expected redis, three services, gateway and envoy"
         document = {"id": "in-flight.md", "title": "In flight", "text": "Sent while the mesh was told to stop."}
