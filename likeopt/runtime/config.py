@@ -461,6 +461,23 @@ class Config(BaseSettings):
             raise ValueError(f"must be an IP address or a host name that resolves ({problem})")
         return value
 
+    @field_validator("embedding_model")
+    @classmethod
+    def _model_folder(cls, value: str) -> str:
+        """Nothing is downloaded: a missing folder failed only once retrieval_svc loaded it, in sentence-transformers'
+        words about repository ids."""
+        if value and not Path(value).expanduser().is_dir():
+            raise ValueError(f"no folder {value!r}: give a sentence-transformers model folder on this machine")
+        return value
+
+    @field_validator("local_model_path")
+    @classmethod
+    def _model_file(cls, value: str) -> str:
+        """A missing file made the local backend fall back to extractive answers with only a notice."""
+        if value and not Path(value).expanduser().is_file():
+            raise ValueError(f"no file {value!r}: give a GGUF model file on this machine")
+        return value
+
     @field_validator("auth", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:

@@ -130,8 +130,10 @@ async def serve(spec: ServiceSpec) -> int:
         done, _ = await asyncio.wait({starting, asyncio.create_task(stopping.wait())}, return_when="FIRST_COMPLETED")
         if starting not in done:
             starting.cancel()
-        elif starting.exception() is not None:
-            log.error("start-up failed", exc_info=starting.exception())
+        elif (failure := starting.exception()) is not None:
+            log.error("start-up failed", exc_info=failure)
+            # Last in the log, as one plain line: the launcher shows the log's tail, the traceback above it.
+            print(f"{spec.name}: cannot start: {failure}", file=sys.stderr, flush=True)
             await server.stop(0)
             return 1
     if not stopping.is_set():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from likeopt.runtime.addresses import host_port, reachable_host, replica_family
@@ -53,3 +55,15 @@ def test_ipv6_hosts_get_brackets_and_all_address_binds_are_reached_on_loopback()
     assert host_port("gateway", "8000") == "gateway:8000"
     assert [reachable_host(h) for h in ("0.0.0.0", "::", "::1", "10.0.0.7")] == ["127.0.0.1", "::1", "::1", "10.0.0.7"]
     assert Config.from_env({"LIKEOPT_HOST": "::1", "LIKEOPT_RETRIEVAL_PORT": "7001"}).retrieval_addr == "[::1]:7001"
+
+
+def test_model_paths_that_are_not_there_are_refused_naming_the_setting(tmp_path: Path) -> None:
+    """They failed only inside the service: retrieval_svc in sentence-transformers' words about repository ids, the
+    local backend by falling back to extractive answers."""
+    with pytest.raises(ValueError, match=r"LIKEOPT_EMBEDDING_MODEL.*no folder '/nonexistent'"):
+        Config.from_env({"LIKEOPT_EMBEDDING_MODEL": "/nonexistent"})
+    with pytest.raises(ValueError, match=r"LIKEOPT_LOCAL_MODEL_PATH.*no file"):
+        Config.from_env({"LIKEOPT_LOCAL_MODEL_PATH": str(tmp_path)})  # a folder, not the GGUF file in it
+    (tmp_path / "model.gguf").write_bytes(b"GGUF")
+    assert Config.from_env({"LIKEOPT_EMBEDDING_MODEL": str(tmp_path)}).embedding_model == str(tmp_path)
+    assert Config.from_env({"LIKEOPT_LOCAL_MODEL_PATH": str(tmp_path / "model.gguf")}).local_model_path

@@ -15,7 +15,10 @@ from likeopt.runtime.config import Config
 
 
 def test_without_a_model_local_falls_back_to_extractive_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    config = Config.from_env({"LIKEOPT_GENERATION_BACKEND": "local", "LIKEOPT_LOCAL_MODEL_PATH": "/nonexistent.gguf"})
+    # The settings refuse a missing file; one removed after the check is still answered, by the fallback.
+    config = Config.from_env({"LIKEOPT_GENERATION_BACKEND": "local"}).model_copy(
+        update={"local_model_path": "/nonexistent.gguf"}
+    )
     with caplog.at_level(logging.WARNING):
         chosen = make_backend(config)
     assert isinstance(chosen, ExtractiveBackend)
