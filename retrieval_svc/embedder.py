@@ -15,6 +15,7 @@ Queries: with a cache folder given, one short text is encoded by ONNX Runtime
 
 from __future__ import annotations
 
+import copy
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -72,6 +73,10 @@ class Embedder:
         self.batch_size = batch_size
         self.dim = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length)
+        # Counting reads whole texts (no truncation), which a call sets on the tokenizer it uses: on the model's
+        # own, an ingestion's chunking broke another's embedding in flight ("expected sequence of length 252 at
+        # dim 1 (got 79)"). Its own copy keeps the two apart.
+        self._counting_tokenizer = copy.deepcopy(self.model.tokenizer)
         backend = getattr(self.model.tokenizer, "backend_tokenizer", None)
         self._additive = type(getattr(backend, "pre_tokenizer", None)).__name__ == "BertPreTokenizer"
         self._special_tokens = self._tokens("")
@@ -149,4 +154,4 @@ class Embedder:
         return total
 
     def _tokens(self, text: str) -> int:
-        return len(self.model.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+        return len(self._counting_tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])

@@ -97,3 +97,23 @@ def test_a_long_encoding_stops_between_slices_once_its_write_is_cancelled(
         assert embedder.encode(texts[:4]).shape == (4, embedder.dim)  # one slice: nothing to stop between
     finally:
         STOP.reset(token)
+
+
+def test_counting_tokens_while_embedding_in_another_thread_breaks_neither(embedder: Embedder) -> None:
+    """Concurrent uploads: one's chunking (counting, untruncated) reset the tokenizer another's embedding used
+    mid-batch, and the upload failed with "expected sequence of length N at dim 1"."""
+    long_text = "stripes and manes " * 400  # past the model's window: counted whole, embedded truncated
+    stop = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            embedder._tokens(long_text)
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        for _ in range(30):
+            assert embedder.encode([long_text, "a short one", long_text[:300]]).shape == (3, embedder.dim)
+    finally:
+        stop.set()
+        counter.join()
