@@ -34,6 +34,7 @@ from generation_svc.conversations import (
     found_by_borrowing_alone,
     history_of,
     rewrite_query,
+    stored_key,
 )
 from generation_svc.extractive import count_pieces
 from generation_svc.feedback import FeedbackStore, UnknownAnswer
@@ -42,6 +43,7 @@ from generation_svc.relevance import NOT_COVERED, RelevanceFloor
 from generation_svc.semantic_cache import SEMANTIC_HITS, SemanticIndex
 from generation_svc.shared_stream import SharedStreams
 from generation_svc.small_talk import small_talk_reply
+from generation_svc.turn_locks import TurnLocks
 from likeopt.runtime.api_key import holds_key
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import (
@@ -127,6 +129,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self.retrieval = retrieval
         self.answers = answers
         self.conversations = conversations
+        self.turn_locks = TurnLocks()
         self.semantic = semantic
         self.floor = floor
         """Judges whether retrieved passages are about the question; None answers every question."""
@@ -144,24 +147,28 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             check_query(request.query)
             top_k = ANSWER_TOP_K.check(request.top_k)
             bounds = AnswerBounds.of(request)
-            conversation = await self._conversation(request, principal)
-            another_question = bool(conversation.turns) and not drop_retried_turn(conversation, request.query)
-            history = history_of(conversation)
-            if (reply_text := small_talk_reply(request.query)) is not None:
-                retrieved, retrieval_ms = Event(retrieval=generation_pb2.RetrievalEvent()), 0.0
-                source = self._say(reply_text, bounds, small_talk=True)
-            else:
-                retrieved, source, searched = await self._grounded(request, history, top_k, bounds, principal, deadline)
-                retrieval_ms = (searched - started) * 1000
-            retrieved.retrieval.conversation_id = conversation.conversation_id
-            retrieved.retrieval.another_question = another_question
-            yield retrieved
-            async with (
-                aclosing(self._timed(source, started, retrieval_ms, deadline)) as timed,
-                aclosing(self._recorded(timed, request, conversation, principal)) as events,
-            ):
-                async for event in events:
-                    yield event
+            turn_key = stored_key(request.conversation_id, owner_of(principal)) if request.conversation_id else ""
+            async with self.turn_locks.held(turn_key):
+                conversation = await self._conversation(request, principal)
+                another_question = bool(conversation.turns) and not drop_retried_turn(conversation, request.query)
+                history = history_of(conversation)
+                if (reply_text := small_talk_reply(request.query)) is not None:
+                    retrieved, retrieval_ms = Event(retrieval=generation_pb2.RetrievalEvent()), 0.0
+                    source = self._say(reply_text, bounds, small_talk=True)
+                else:
+                    retrieved, source, searched = await self._grounded(
+                        request, history, top_k, bounds, principal, deadline
+                    )
+                    retrieval_ms = (searched - started) * 1000
+                retrieved.retrieval.conversation_id = conversation.conversation_id
+                retrieved.retrieval.another_question = another_question
+                yield retrieved
+                async with (
+                    aclosing(self._timed(source, started, retrieval_ms, deadline)) as timed,
+                    aclosing(self._recorded(timed, request, conversation, principal)) as events,
+                ):
+                    async for event in events:
+                        yield event
         except (AnswerFailed, InvalidInput) as failure:
             yield self._fail(context, answer_failure(failure))
 
@@ -326,7 +333,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self, request: generation_pb2.DeleteConversationRequest, context: grpc.aio.ServicerContext
     ) -> generation_pb2.DeleteConversationReply:
         owner = await self._owner_of(request.conversation_id, context)
-        forgotten = await self.conversations.forget(request.conversation_id, owner)
+        async with self.turn_locks.held(stored_key(request.conversation_id, owner)):  # after a turn in flight
+            forgotten = await self.conversations.forget(request.conversation_id, owner)
         if forgotten is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "conversations cannot be reached now; try again")
         if not forgotten:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import grpc
+import pytest
+
 from generation_svc.backends import Turn
 from generation_svc.conversations import MAX_TURNS
 from generation_svc.extractive import ExtractiveBackend
@@ -79,3 +84,32 @@ async def test_a_follow_up_sent_the_moment_an_answer_is_done_finds_its_turn() ->
         stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
     assert [t.question for t in stored.turns] == ["How does the answer cache work?", "and what about its cost?"]
     assert not lagging.in_flight
+
+
+async def test_questions_on_one_conversation_at_once_each_keep_their_turn() -> None:
+    """Each saved its own copy of the conversation as loaded, and the last write won: turns were lost."""
+    async with generation_server(ScriptedBackend(["Envoy listens on port 8080 [1]."], delay=0.01)) as h:
+        first = await h.answer("Which port does Envoy listen on?")
+        conversation_id = first[-1].done.conversation_id
+        questions = [f"and question number {n}?" for n in range(4)]
+        await asyncio.gather(*(h.answer(q, conversation_id=conversation_id) for q in questions))
+        stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+        assert len(h.servicer.turn_locks) == 0  # kept only while held
+    assert sorted(t.question for t in stored.turns[1:]) == questions and len(stored.turns) == 5
+
+
+async def test_a_conversation_deleted_while_a_question_is_answered_stays_deleted() -> None:
+    """The answer's save came after the deletion and brought every turn back."""
+    backend = ScriptedBackend(["Envoy listens on port 8080 [1]."], delay=0.3)
+    async with generation_server(backend) as h:
+        first = await h.answer("Which port does Envoy listen on?")
+        conversation_id = first[-1].done.conversation_id
+        backend.started.clear()
+        asked = asyncio.create_task(h.answer("and its admin port?", conversation_id=conversation_id))
+        await backend.started.wait()
+        request = generation_pb2.DeleteConversationRequest(conversation_id=conversation_id)
+        await h.stub.DeleteConversation(request)
+        await asked
+        with pytest.raises(grpc.aio.AioRpcError) as gone:
+            await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
