@@ -165,6 +165,18 @@ def test_every_likeopt_variable_is_a_documented_setting(name: str) -> None:
         assert f"`{variable}`" in README, f"{variable} is missing from the README's table"
 
 
+def test_compose_and_kubernetes_answer_with_the_backend_likeopt_up_uses() -> None:
+    """They ran the local model while `likeopt up` (and `make up`) ran the extractive backend."""
+    config_map = base_object("ConfigMap", "likeopt-env")["data"]
+    for backend in (
+        compose_env("generation_svc")["LIKEOPT_GENERATION_BACKEND"],
+        config_map["LIKEOPT_GENERATION_BACKEND"],
+    ):
+        assert backend == DEFAULTS.generation_backend
+    chosen = compose_services({"LIKEOPT_GENERATION_BACKEND": "local"})
+    assert compose_env("generation_svc", chosen)["LIKEOPT_GENERATION_BACKEND"] == "local"
+
+
 def test_addresses_use_the_default_ports() -> None:
     env = compose_env("gateway")
     for service in ("retrieval", "generation", "cache", "gateway"):
