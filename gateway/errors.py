@@ -46,6 +46,7 @@ STATUS_MEANINGS = {
     404: "Not found",
     409: "An upstream reported a conflict (ALREADY_EXISTS)",
     413: "Body too large",
+    415: "A compressed body (Content-Encoding other than identity): bodies are read uncompressed",
     422: "A field is invalid (or an upstream said INVALID_ARGUMENT, OUT_OF_RANGE or FAILED_PRECONDITION)",
     429: "Rate limited by Envoy, or an upstream is out of capacity (RESOURCE_EXHAUSTED)",
     499: "The client closed the request first",
@@ -55,7 +56,7 @@ STATUS_MEANINGS = {
 }
 UPSTREAM_STATUSES = (*sorted(set(GRPC_TO_HTTP.values())), UPSTREAM_FAILED)
 """What a route that calls a service can answer: whatever the service's status maps to."""
-BODY_STATUSES = (400, 413, 422)
+BODY_STATUSES = (400, 413, 415, 422)
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 """What a 401 says it wants (RFC 9110): a bearer credential, the API key or a token."""
 

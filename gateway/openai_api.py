@@ -74,7 +74,7 @@ T = TypeVar("T")
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 429, 503, 504)
+    status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 429, 503, 504)
 }
 
 

@@ -70,7 +70,8 @@ def test_every_status_a_route_can_answer_is_documented() -> None:
     for path, method in (("/api/v1/documents", "post"), ("/api/v1/documents/{doc_id}", "delete")):
         assert {"401", "403"} <= set(paths[path][method]["responses"])
         assert paths[path][method]["security"] == [{"apiKey": []}]
-    assert {"400", "413", "422"} <= set(paths["/api/v1/search"]["post"]["responses"])
+    for path in ("/api/v1/search", "/api/v1/chat", "/api/v1/documents", "/api/v1/feedback"):
+        assert {"400", "413", "415", "422"} <= set(paths[path]["post"]["responses"]), path
     error = paths["/api/v1/search"]["post"]["responses"]["422"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/ErrorResponse"}
 
