@@ -17,7 +17,9 @@ lines (retrieval_svc.chunking reads a text through ``pieces``).
   words in a row. A paragraph indented otherwise ("def f(x):" then its body) keeps its lines, less
   the indentation they all share.
 
-Unfenced code whose lines share one indentation (shell commands, a flat YAML mapping) is read as prose:
+Lines that each open with a list marker or a "label: " (a list, a table's row as the loaders write it, a flat
+YAML mapping) keep their lines too. Other unfenced code whose lines share one indentation (shell commands) is
+read as prose:
 layout alone cannot tell it from a wrapped paragraph, and a wrapped paragraph cut into lines harms
 answers far more than commands run together harm search.
 """
@@ -138,9 +140,17 @@ def _paragraph_pieces(lines: list[str]) -> list[Piece]:
     ]
 
 
+_FIELD = re.compile(r"[^\s:][^:\n]{0,40}:\s")
+"""A line that opens with a short label and a colon ("Qty: 3", "name: quokka"): a record's field."""
+
+
 def _reads_as_prose(lines: list[str]) -> bool:
     """Whether lines share one indentation, the first line aside when it is indented deeper (a paragraph indent)
-    or hangs out by a list marker with its text where the others start ("(a) You must" over "    Derivative")."""
+    or hangs out by a list marker with its text where the others start ("(a) You must" over "    Derivative").
+    Lines that each open with a list marker or a field's label are items of a list or a record (a table's row
+    is written as "column: value" lines), not a wrapped paragraph."""
+    if len(lines) > 1 and any(all(shape.match(line.lstrip()) for line in lines) for shape in (_LIST_MARKER, _FIELD)):
+        return False
     following = {_indentation(line) for line in lines[1:]}
     if len(following) > 1:
         return False

@@ -46,6 +46,27 @@ def test_a_paragraph_indented_otherwise_keeps_its_lines_less_their_shared_indent
     ]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: quokka\nage: 3\nok: true",  # a table's row, as the CSV and workbook loaders write it
+        "Item: Trombone\nQty: 3\nReceived: 2024-03-05",
+        "- apples\n- pears\n- plums",
+        "1. Unpack it.\n2. Run make up.",
+    ],
+)
+def test_a_records_fields_and_a_lists_items_keep_their_lines(text: str) -> None:
+    """Read as a wrapped paragraph, a row ran together ("name: quokka age: 3 ok: true")."""
+    *items, last = text.split("\n")
+    assert pieces(text) == [*(line(item) for item in items), line(last, "")]
+
+
+def test_a_wrapped_paragraph_that_opens_with_a_label_is_still_prose() -> None:
+    assert pieces("Note: this paragraph wraps\nonto a second line.") == [
+        prose("Note: this paragraph wraps onto a second line.")
+    ]
+
+
 def test_fenced_code_keeps_every_line_and_its_indentation_and_not_the_fences() -> None:
     """A fence interrupts a paragraph; blank lines inside the code stay; an unclosed fence runs to the end."""
     text = "Install\nit:\n```sh\n  apt-get update\n\n\napt-get install -y frobnicator\n```\nDone.\n~~~\nrun\n```\nstill"
