@@ -20,7 +20,7 @@ from generation_svc.relevance import NOT_COVERED
 from generation_svc.small_talk import small_talk_reply
 from likeopt.caching.cache_client import CacheClient
 from likeopt.runtime.contract import MAX_QUERY_CHARS
-from likeopt.runtime.text import STOP_WORDS, tokenize
+from likeopt.runtime.text import MARKER, STOP_WORDS, tokenize
 from likeopt.v1 import generation_pb2, retrieval_pb2
 
 NAMESPACE = "session"
@@ -132,6 +132,16 @@ def stored_key(conversation_id: str, owner: str) -> str:
     """Where a conversation is kept: under its owner (LIKEOPT_AUTH=jwt), so the id alone opens nobody else's
     and continuing another's id starts a conversation of one's own; the bare id for API-key mode's one user."""
     return f"{owner}/{conversation_id}" if owner else conversation_id
+
+
+_MARKER_AND_SPACE = re.compile(MARKER.pattern + " ?")
+
+
+def cited_only(answer: str, citations: list[generation_pb2.CitationEvent]) -> str:
+    """An answer stopped early without the markers whose citation had not come out (it stopped between the two):
+    stored, "[1]" would name a passage the turn does not keep."""
+    cited = {citation.n for citation in citations}
+    return _MARKER_AND_SPACE.sub(lambda marker: marker[0] if int(marker[1]) in cited else "", answer)
 
 
 def add_turn(

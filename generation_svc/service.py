@@ -30,6 +30,7 @@ from generation_svc.conversations import (
     ConversationStore,
     add_turn,
     as_it_stood_after,
+    cited_only,
     drop_retried_turn,
     found_by_borrowing_alone,
     history_of,
@@ -293,8 +294,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         in the background."""
         if request.ephemeral:
             return
-        add_turn(conversation, request.query, answer, citations, done is None, request.turn_id)
-        if done is None:
+        interrupted = done is None
+        kept = cited_only(answer, citations) if interrupted else answer
+        add_turn(conversation, request.query, kept, citations, interrupted, request.turn_id)
+        if interrupted:
             self.conversations.save_later(conversation, owner)
             return
         await self.conversations.saved(conversation, owner)

@@ -174,6 +174,20 @@ async def test_a_stopped_answer_is_kept_as_an_interrupted_turn_of_the_conversati
     assert backend.calls[-1][1] == [Turn(turn.question, turn.answer)]  # the follow-up saw it
 
 
+async def test_a_stopped_answer_keeps_no_marker_whose_citation_had_not_come_out() -> None:
+    """Stopped between a marker and its citation, a turn was stored as "[1]" citing nothing."""
+    backend = ScriptedBackend(["[1] It keeps ", "answers [2] in Redis."], delay=0.2, stall=True)
+    async with generation_server(backend) as h:
+        call = h.stub.Answer(generation_pb2.AnswerRequest(query="How does the answer cache work?"), timeout=30)
+        first = await call.read()
+        await call.read()
+        call.cancel()
+        request = generation_pb2.GetConversationRequest(conversation_id=first.retrieval.conversation_id)
+        stored = await until_stored(h.stub, request)
+    [turn] = stored.turns
+    assert turn.interrupted and "[" not in turn.answer and turn.answer.strip().startswith("It keeps")
+
+
 async def test_a_question_asked_again_straight_after_itself_replaces_its_turn_and_is_replayed() -> None:
     """As a stream resumed with Last-Event-ID asks it: the first answer again, and the question stored once."""
     backend = ScriptedBackend(["It keeps answers [1]."])
