@@ -48,7 +48,8 @@ class Admission:
             retry = self.retry_after_s()
             raise AnswerFailed(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the model is busy ({self._waiting} answers waiting); retry in about {retry:g} s",
+                f"the model is busy ({self._waiting} {'answer' if self._waiting == 1 else 'answers'} waiting); retry in"
+                f" about {retry:g} s",
                 retry_after_s=retry,
             )
         self._waiting += 1

@@ -96,6 +96,7 @@ async def test_admission_is_first_come_first_served_and_bounded() -> None:
         async with admission.turn():
             pass
     assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and refused.value.retry_after_s
+    assert "(2 answers waiting)" in refused.value.message
     release.set()
     await asyncio.gather(*tasks)
     assert order == [0, 1, 2] and admission.waiting == 0
@@ -116,8 +117,13 @@ async def test_a_waiter_that_gives_up_leaves_the_queue() -> None:
     second.cancel()
     await asyncio.gather(second, return_exceptions=True)
     assert admission.waiting == 0
+    waiting = asyncio.create_task(holder())
+    await asyncio.sleep(0.01)
+    with pytest.raises(AnswerFailed, match=r"\(1 answer waiting\)"):  # not "1 answers"
+        async with admission.turn():
+            pass
     hold.set()
-    await first
+    await asyncio.gather(first, waiting)
 
 
 async def lines(*items: str) -> AsyncIterator[str]:
