@@ -65,7 +65,11 @@ HEADING_WORDS = 4
 SENTENCE_ENDS = tuple(".!?;:)\"'\u201d\u3002\uff01\uff1f")
 
 
-def is_heading(sentence: str) -> bool:
+def is_heading(sentence: str, title: str = "") -> bool:
+    """A short line without a sentence end, or the document's own title (which its text opens with): neither says
+    anything ("Network ports of the lab projects. [1]" was quoted as a claim)."""
+    if title and sentence.strip().rstrip(".:").casefold() == title.strip().rstrip(".:").casefold():
+        return True
     return len(sentence.split()) < HEADING_WORDS and not sentence.rstrip().endswith(SENTENCE_ENDS)
 
 
@@ -122,7 +126,7 @@ def choose_sentences(
         for rank, passage in enumerate(passages)
         if passage.n in about
         for position, (share, sentence) in enumerate(sentence_scores(terms, passage.text))
-        if share and not is_heading(sentence) and not is_drawing(sentence)
+        if share and not is_heading(sentence, passage.title) and not is_drawing(sentence)
     ]
     candidates.sort(key=lambda c: (-c.score, c.passage_rank, c.position))
     chosen: list[tuple[str, int]] = []

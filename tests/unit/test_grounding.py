@@ -144,3 +144,12 @@ def test_a_marker_before_a_capitalised_word_ends_a_models_sentence_but_not_one_b
     assert cited("Envoy listens on port 8080 as shown in [1] and [2].") == [
         ("Envoy listens on port 8080 as shown in and.", [1, 2])
     ]
+
+
+def test_the_documents_own_title_is_never_quoted_as_an_answer() -> None:
+    """Markdown text opens with its title: "Network ports of the lab projects. [1]" was quoted as a claim."""
+    title = "Network ports of the lab projects"
+    text = f"{title}\n\nHeron uses port 8844 for its gateway. Falcon uses port 7311."
+    passages = [Passage(1, "ports.md", "ports.md#0", title, text)]
+    chosen = [sentence for sentence, _ in choose_sentences("Which ports do the lab projects use?", passages)]
+    assert chosen and title not in chosen and all(sentence.endswith(".") for sentence in chosen)
