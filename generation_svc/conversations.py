@@ -191,11 +191,6 @@ class ConversationStore:
         deleted = await self.cache.delete(NAMESPACE, [stored_key(conversation_id, owner)])
         return None if deleted is None else deleted > 0
 
-    def save_later(self, conversation: generation_pb2.Conversation, owner: str = "") -> None:
-        """Save the conversation in the background under its owner: for a turn whose client has gone."""
-        key = stored_key(conversation.conversation_id, owner)
-        self.cache.set_later(NAMESPACE, key, conversation.SerializeToString(), self.ttl_s)
-
     async def saved(self, conversation: generation_pb2.Conversation, owner: str = "") -> None:
         """Save the conversation and return once cache_svc holds it (bounded by its write deadline): an answer's
         done event goes out after this, so a follow-up sent at once finds the turn. Saved in the background, a

@@ -44,6 +44,7 @@ from generation_svc.relevance import NOT_COVERED, RelevanceFloor
 from generation_svc.semantic_cache import SEMANTIC_HITS, SemanticIndex
 from generation_svc.shared_stream import SharedStreams
 from generation_svc.small_talk import small_talk_reply
+from generation_svc.turn_locks import Turn as HeldTurn
 from generation_svc.turn_locks import TurnLocks
 from likeopt.runtime.api_key import holds_key
 from likeopt.runtime.config import Config
@@ -149,7 +150,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             top_k = ANSWER_TOP_K.check(request.top_k)
             bounds = AnswerBounds.of(request)
             turn_key = stored_key(request.conversation_id, owner_of(principal)) if request.conversation_id else ""
-            async with self.turn_locks.held(turn_key):
+            async with self.turn_locks.held(turn_key) as turn:
                 conversation = await self._conversation(request, principal)
                 another_question = bool(conversation.turns) and not drop_retried_turn(conversation, request.query)
                 history = history_of(conversation)
@@ -166,7 +167,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 yield retrieved
                 async with (
                     aclosing(self._timed(source, started, retrieval_ms, deadline)) as timed,
-                    aclosing(self._recorded(timed, request, conversation, principal)) as events,
+                    aclosing(self._recorded(timed, request, conversation, turn, principal)) as events,
                 ):
                     async for event in events:
                         yield event
@@ -256,6 +257,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         events: AsyncIterator[Event],
         request: generation_pb2.AnswerRequest,
         conversation: generation_pb2.Conversation,
+        turn: HeldTurn,
         principal: Principal | None = None,
     ) -> AsyncIterator[Event]:
         """events, the finished turn stored in the conversation and the answer kept for feedback (neither for an
@@ -264,6 +266,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         text: list[str] = []
         citations: list[generation_pb2.CitationEvent] = []
         done: generation_pb2.DoneEvent | None = None
+        owner = owner_of(principal)
         try:
             async for event in events:
                 if event.HasField("delta"):
@@ -274,34 +277,35 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     done = event.done
                     done.conversation_id = conversation.conversation_id
                     done.citations.extend(citations)
-                    await self._keep_turn(request, conversation, "".join(text), citations, owner_of(principal), done)
+                    await self._keep_turn(
+                        request, conversation, turn, "".join(text), citations, owner_of(principal), done
+                    )
                 yield event
         finally:
             if done is None:  # the question alone still gives a follow-up's search its words
-                await self._keep_turn(request, conversation, "".join(text), citations, owner_of(principal), None)
+                await self._keep_turn(request, conversation, turn, "".join(text), citations, owner, None)
 
     async def _keep_turn(
         self,
         request: generation_pb2.AnswerRequest,
         conversation: generation_pb2.Conversation,
+        turn: HeldTurn,
         answer: str,
         citations: list[generation_pb2.CitationEvent],
         owner: str,
         done: generation_pb2.DoneEvent | None,
     ) -> None:
-        """Store the turn and keep a finished answer for feedback. A finished turn is stored before its done event
-        goes out (a follow-up sent at once finds it); an interrupted one (no done: its client left or it failed)
-        in the background."""
+        """Store the turn (interrupted when there is no done) and keep a finished answer for feedback. It is stored
+        before the done event goes out and before the conversation's next question may load it (a follow-up sent
+        at once finds it), and not at all once the conversation was deleted meanwhile."""
         if request.ephemeral:
             return
         interrupted = done is None
         kept = cited_only(answer, citations) if interrupted else answer
         add_turn(conversation, request.query, kept, citations, interrupted, request.turn_id)
-        if interrupted:
-            self.conversations.save_later(conversation, owner)
-            return
-        await self.conversations.saved(conversation, owner)
-        if self.feedback is not None:
+        if not turn.deleted:
+            await asyncio.shield(self.conversations.saved(conversation, owner))  # a client leaving now: saved still
+        if done is not None and self.feedback is not None:
             self.feedback.record_later(request.query, answer, citations, done, owner)
 
     async def Generate(
@@ -336,8 +340,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self, request: generation_pb2.DeleteConversationRequest, context: grpc.aio.ServicerContext
     ) -> generation_pb2.DeleteConversationReply:
         owner = await self._owner_of(request.conversation_id, context)
-        async with self.turn_locks.held(stored_key(request.conversation_id, owner)):  # after a turn in flight
-            forgotten = await self.conversations.forget(request.conversation_id, owner)
+        self.turn_locks.deleted(stored_key(request.conversation_id, owner))  # a turn in flight is not saved
+        forgotten = await self.conversations.forget(request.conversation_id, owner)
         if forgotten is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "conversations cannot be reached now; try again")
         if not forgotten:

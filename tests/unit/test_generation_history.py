@@ -113,3 +113,25 @@ async def test_a_conversation_deleted_while_a_question_is_answered_stays_deleted
         with pytest.raises(grpc.aio.AioRpcError) as gone:
             await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
     assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_question_asked_the_moment_the_last_was_stopped_sees_that_turn() -> None:
+    """The stopped turn was saved in the background, after the lock let the next question load the conversation:
+    the next question missed it, and one of the two turns was lost."""
+    backend = ScriptedBackend(["It keeps ", "answers in Redis."], delay=0.05)
+    async with generation_server(backend) as h:
+        h.servicer.conversations.cache = lagging = LaggingCache()
+        first = await h.answer("How does the answer cache work?")
+        conversation_id = first[-1].done.conversation_id
+        backend.stall = True
+        call = h.stub.Answer(
+            generation_pb2.AnswerRequest(query="and what does it cost?", conversation_id=conversation_id), timeout=30
+        )
+        await call.read()
+        await call.read()  # the first words, then Stop
+        call.cancel()
+        backend.stall = False
+        await h.answer("and where is it kept?", conversation_id=conversation_id)
+        stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+    assert [t.question for t in stored.turns][-2:] == ["and what does it cost?", "and where is it kept?"]
+    assert [t.question for t in backend.calls[-1][1]][-1] == "and what does it cost?" and not lagging.in_flight
