@@ -36,6 +36,7 @@ from retrieval_svc.backend import (
     embedding_text,
 )
 from retrieval_svc.bm25 import BM25Index
+from retrieval_svc.cancellable_writes import raise_if_stopped
 from retrieval_svc.doc_vectors import DocumentVectors, blend
 from retrieval_svc.embedder import Embedder, configured_embedder
 from retrieval_svc.fusion import Hit, Ranked, fuse
@@ -196,6 +197,7 @@ class RetrievalEngine:
         """Embed, store durably, then index; returns the new index version."""
         texts = [embedding_text(d.title, c) for d, chunks in zip(docs, chunked, strict=True) for c in chunks]
         embeddings = self.embedder.encode(texts)
+        raise_if_stopped()  # the last look before anything is stored (a write of one slice has had none)
         terms = [tokenize(text) for text in texts]  # embedded and BM25-indexed as the same text
         new_docs: list[NewDocument] = []
         offset = 0

@@ -64,6 +64,7 @@ from retrieval_svc.backend import (
     chunk_document,
     embedding_text,
 )
+from retrieval_svc.cancellable_writes import raise_if_stopped
 from retrieval_svc.embedder import Embedder
 from retrieval_svc.milvus_access import (
     CLASS_FIELD,
@@ -464,7 +465,9 @@ class MilvusBackend:
     def upsert(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> int:
         """Embed, then store (replacing earlier versions of the same ids); returns the new version."""
         texts = [embedding_text(d.title, c) for d, chunks in zip(docs, chunked, strict=True) for c in chunks]
-        return self.store_embedded(docs, chunked, self.embedder.encode(texts))
+        embeddings = self.embedder.encode(texts)
+        raise_if_stopped()  # the last look before anything is stored (a write of one slice has had none)
+        return self.store_embedded(docs, chunked, embeddings)
 
     def store_embedded(
         self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]], embeddings: np.ndarray, bump: bool = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from likeopt.v1 import retrieval_pb2
 from retrieval_svc import service
 from retrieval_svc.backend import BackendRefused
-from retrieval_svc.cancellable_writes import raise_if_stopped
+from retrieval_svc.cancellable_writes import STOP
 from retrieval_svc.store import Store, StoreUnusable
 from tests.unit.test_retrieval_harness import DictCache, GatedEmbedder, retrieval_server
 
@@ -258,31 +259,39 @@ async def test_closing_waits_for_a_search_still_running_in_its_thread_before_clo
             engine.store.version  # type: ignore[attr-defined]  # noqa: B018 - reads the closed store
 
 
-class StoppableEmbedder(GatedEmbedder):
-    """Embeds only once the gate opens, then looks whether its write was cancelled, as Embedder does per slice."""
+class WatchedEmbedder(GatedEmbedder):
+    """A GatedEmbedder that keeps the stop flag of the write it embeds for, and says when its encode returned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stop: threading.Event | None = None
+        self.returned = threading.Event()
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        vectors = super().encode(texts)
-        raise_if_stopped()
-        return vectors
+        self.stop = STOP.get()
+        try:
+            return super().encode(texts)
+        finally:
+            self.returned.set()
 
 
 async def test_a_client_that_leaves_an_ingestion_stops_it_and_nothing_is_stored(tmp_path: Path) -> None:
-    """A cancelled call left its worker thread embedding a large document for minutes, then storing it."""
-    embedder = StoppableEmbedder()
+    """A cancelled call left its worker thread embedding (for minutes, for a large document), then storing it."""
+    embedder = WatchedEmbedder()
     async with retrieval_server(tmp_path, embedder, DictCache()) as (servicer, stub):
         embedder.gate.clear()  # after start-up's own encoding
         embedder.waiting.clear()
         call = stub.IngestDocuments(stream(DOCS[:1]))
         assert await asyncio.to_thread(embedder.waiting.wait, 30)
         call.cancel()
-        await asyncio.sleep(0.2)  # the server learns of the cancellation (its stop is set) before the gate opens
+        stop = embedder.stop
+        assert stop is not None and await asyncio.to_thread(stop.wait, 30)  # the server saw the client leave
         embedder.gate.set()
-        assert call.cancelled()
-        await asyncio.sleep(0.5)  # the write's thread returns, and must store nothing
-        assert servicer.engine is not None and not list(servicer.engine.store.documents())
-        progress = [p async for p in stub.IngestDocuments(stream(DOCS[:1]))]
-        assert [list(p.ids) for p in progress] == [[DOCS[0].id]]
+        assert await asyncio.to_thread(embedder.returned.wait, 30)
+        progress = [p async for p in stub.IngestDocuments(stream(DOCS[1:2]))]
+        assert [list(p.ids) for p in progress] == [[DOCS[1].id]]
+        assert servicer.engine is not None
+        assert [doc_id for doc_id, _, _ in servicer.engine.store.documents()] == [DOCS[1].id]
 
 
 async def test_a_store_started_afresh_beside_a_kept_cache_is_not_served_the_old_stores_results(
