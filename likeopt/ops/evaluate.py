@@ -41,6 +41,7 @@ from likeopt.ops.processes import CHILD_ENV
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import INVALID_INPUT_STATUS, MODES
 from likeopt.runtime.percentiles import percentile
+from likeopt.runtime.text_layout import CHUNKING_VERSION
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 Qrels = Mapping[str, Mapping[str, int]]
@@ -164,11 +165,12 @@ STORE_SHAPE = ("chunk_tokens", "chunk_overlap", "embedding_model")
 
 
 def store_shape(config: Config) -> str:
-    """STORE_SHAPE's values as text, or "" at their defaults, whose stores keep the names they always had."""
-    shape = {name: getattr(config, name) for name in STORE_SHAPE}
-    if all(value == Config.model_fields[name].default for name, value in shape.items()):
+    """STORE_SHAPE's values and the chunking version as text; "" for the defaults under the first chunking
+    version, whose stores keep the names they always had."""
+    shape: dict[str, object] = {name: getattr(config, name) for name in STORE_SHAPE}
+    if all(value == Config.model_fields[name].default for name, value in shape.items()) and CHUNKING_VERSION == 1:
         return ""
-    return json.dumps(shape, sort_keys=True)
+    return json.dumps({**shape, "chunking": CHUNKING_VERSION}, sort_keys=True)
 
 
 def shaped_digest(identity: str, shape: str) -> str:

@@ -33,6 +33,10 @@ from itertools import pairwise
 
 from likeopt.runtime.text import sentence_gap
 
+CHUNKING_VERSION = 2
+"""Raise it with any change to how a text is cut into chunks (this module, retrieval_svc.chunking): `likeopt
+eval` keeps a collection's store per version, so it never measures chunks cut the old way. 1 joined every
+single line break; 2 reads layout (prose joined, code, lists and records by their lines)."""
 PARAGRAPH_BREAK = "\n\n"
 _FENCE = re.compile(r" {0,3}(?P<fence>`{3,}|~{3,})(?P<info>.*)")
 _LIST_MARKER = re.compile(
