@@ -19,13 +19,17 @@ LOCK_NAME = ".likeopt-up.lock"
 
 
 class FolderInUse(RuntimeError):
-    """Another live process holds the folder's lock; the message names the folder and that process."""
+    """Another live process holds the folder's lock, or the folder cannot be made or written; the message names
+    the folder and why."""
 
 
 def lock_folder(folder: Path, setting: str) -> IO[str]:
     """Hold folder's lock (creating the folder) until the returned file is closed or the process ends."""
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = open(folder / LOCK_NAME, "a+")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / LOCK_NAME, "a+")
+    except OSError as exc:
+        raise FolderInUse(f"{setting}={folder} cannot be used: {exc.strerror or exc}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

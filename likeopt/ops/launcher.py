@@ -374,7 +374,7 @@ def up(config: Config, ingest_paths: list[str], replicas: dict[str, int] | None 
         outcome = 1
     finally:
         unclean = mesh.stop()
-    release(locks)
+        release(locks)
     for name, code in unclean:
         print(f"likeopt: {name} exited with code {code} while stopping", file=sys.stderr, flush=True)
     return outcome or (1 if unclean else 0)

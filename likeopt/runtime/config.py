@@ -468,7 +468,7 @@ class Config(BaseSettings):
         words about repository ids."""
         if value and not Path(value).expanduser().is_dir():
             raise ValueError(f"no folder {value!r}: give a sentence-transformers model folder on this machine")
-        return value
+        return str(Path(value).expanduser()) if value else value
 
     @field_validator("local_model_path")
     @classmethod
@@ -476,7 +476,7 @@ class Config(BaseSettings):
         """A missing file made the local backend fall back to extractive answers with only a notice."""
         if value and not Path(value).expanduser().is_file():
             raise ValueError(f"no file {value!r}: give a GGUF model file on this machine")
-        return value
+        return str(Path(value).expanduser()) if value else value
 
     @field_validator("auth", mode="before")
     @classmethod

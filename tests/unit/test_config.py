@@ -57,6 +57,17 @@ def test_ipv6_hosts_get_brackets_and_all_address_binds_are_reached_on_loopback()
     assert Config.from_env({"LIKEOPT_HOST": "::1", "LIKEOPT_RETRIEVAL_PORT": "7001"}).retrieval_addr == "[::1]:7001"
 
 
+def test_a_model_folder_under_home_is_given_to_the_services_expanded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sentence-transformers reads "~/models/x" as a Hub repository id, not a folder."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "models" / "minilm").mkdir(parents=True)
+    assert Config.from_env({"LIKEOPT_EMBEDDING_MODEL": "~/models/minilm"}).embedding_model == str(
+        tmp_path / "models" / "minilm"
+    )
+
+
 def test_model_paths_that_are_not_there_are_refused_naming_the_setting(tmp_path: Path) -> None:
     """They failed only inside the service: retrieval_svc in sentence-transformers' words about repository ids, the
     local backend by falling back to extractive answers."""

@@ -90,3 +90,10 @@ def test_a_second_launcher_on_the_same_folders_is_refused_at_once(tmp_path: Path
     release(locked_folders(config))  # free again once the first let go
     same = Config.from_env({"LIKEOPT_DATA_DIR": str(tmp_path / "one"), "LIKEOPT_RUN_DIR": str(tmp_path / "one")})
     release(locked_folders(same))  # one folder given as both is one lock, not a conflict with itself
+
+
+def test_a_folder_that_cannot_be_made_is_named_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    config = Config.from_env({"LIKEOPT_DATA_DIR": str(tmp_path / "a-file" / "data")})
+    with pytest.raises(FolderInUse, match=r"LIKEOPT_DATA_DIR=.*a-file/data cannot be used"):
+        locked_folders(config)
