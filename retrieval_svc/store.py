@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -53,6 +54,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS changes (version INTEGER NOT NULL, doc_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS changes_by_version ON changes(version);
 """
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -291,21 +294,24 @@ class Store:
         return _Transaction(self._db, self._folder)
 
 
-STORAGE_PROBLEMS = {"full": "is full", "readonly": "is read-only", "disk i/o error": "cannot be written (I/O error)"}
-"""SQLite's words for a data folder that takes no write, and what an operator reads instead."""
+STORAGE_PROBLEMS = {"SQLITE_FULL": "is full", "SQLITE_READONLY": "is read-only", "SQLITE_IOERR": "cannot be written"}
+"""SQLite's result codes (extended ones by their prefix) for a data folder that takes no write, and what a caller
+reads instead."""
 
 
 def storage_problem(error: sqlite3.OperationalError, folder: Path) -> BackendUnavailable | None:
     """A write refused by the disk as what the caller reads (UNAVAILABLE: it may succeed once space is freed or
-    the folder made writable), rather than an internal error with no reason; None for any other error."""
-    words = str(error).lower().replace(" ", "")
-    for sign, problem in STORAGE_PROBLEMS.items():
-        if sign.replace(" ", "") in words:
-            return BackendUnavailable(
-                f"retrieval_svc's data folder {folder} {problem}; nothing of this write was stored"
-                " (fix that, then write again)"
-            )
-    return None
+    the folder made writable) rather than an internal error with no reason; None for any other error. The
+    folder and SQLite's words go to the log, not to the caller."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    problem = next((said for code, said in STORAGE_PROBLEMS.items() if name.startswith(code)), None)
+    if problem is None:
+        return None
+    log.error("store write refused by the disk", extra={"fields": {"folder": str(folder), "error": f"{name}: {error}"}})
+    return BackendUnavailable(
+        f"retrieval_svc's data folder (LIKEOPT_DATA_DIR) {problem}; nothing of this write was stored (fix that,"
+        " then write again)"
+    )
 
 
 class _Transaction:
