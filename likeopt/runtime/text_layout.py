@@ -144,8 +144,9 @@ def _paragraph_pieces(lines: list[str]) -> list[Piece]:
     ]
 
 
-_FIELD = re.compile(r"[^\s:][^:\n]{0,40}:\s")
-"""A line that opens with a short label and a colon ("Qty: 3", "name: quokka"): a record's field."""
+_FIELD = re.compile(r"[^\s:]+(?: [^\s:]+){0,3}:\s")
+"""A line that opens with a label of up to four words and a colon ("Qty: 3", "Date received: 2024-03-05"), as the
+loaders write a table's cells: a record's field."""
 
 
 def _reads_as_prose(lines: list[str]) -> bool:
