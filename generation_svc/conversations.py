@@ -174,8 +174,9 @@ class ConversationStore:
         self.ttl_s = ttl_s
 
     async def load(self, conversation_id: str, owner: str = "") -> generation_pb2.Conversation | None:
-        """The owner's stored conversation, or None when unknown, expired, unreadable or someone else's."""
-        raw = await self.cache.get(NAMESPACE, stored_key(conversation_id, owner))
+        """The owner's stored conversation, or None when unknown, expired, unreadable or someone else's;
+        CacheUnreachable when cache_svc did not answer (the conversation may well be there)."""
+        raw = await self.cache.lookup(NAMESPACE, stored_key(conversation_id, owner))
         if raw is None:
             return None
         conversation = generation_pb2.Conversation()

@@ -46,6 +46,7 @@ from generation_svc.shared_stream import SharedStreams
 from generation_svc.small_talk import small_talk_reply
 from generation_svc.turn_locks import Turn as HeldTurn
 from generation_svc.turn_locks import TurnLocks
+from likeopt.caching.cache_client import CacheUnreachable
 from likeopt.runtime.api_key import holds_key
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import (
@@ -151,7 +152,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             bounds = AnswerBounds.of(request)
             turn_key = stored_key(request.conversation_id, owner_of(principal)) if request.conversation_id else ""
             async with self.turn_locks.held(turn_key) as turn:
-                conversation = await self._conversation(request, principal)
+                conversation = await self._conversation(request, principal, turn)
                 another_question = bool(conversation.turns) and not drop_retried_turn(conversation, request.query)
                 history = history_of(conversation)
                 if (reply_text := small_talk_reply(request.query)) is not None:
@@ -303,7 +304,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         interrupted = done is None
         kept = cited_only(answer, citations) if interrupted else answer
         add_turn(conversation, request.query, kept, citations, interrupted, request.turn_id)
-        if not turn.deleted:
+        if turn.save:
             await asyncio.shield(self.conversations.saved(conversation, owner))  # a client leaving now: saved still
         if done is not None and self.feedback is not None:
             self.feedback.record_later(request.query, answer, citations, done, owner)
@@ -328,9 +329,11 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def GetConversation(
         self, request: generation_pb2.GetConversationRequest, context: grpc.aio.ServicerContext
     ) -> generation_pb2.Conversation:
-        conversation = await self.conversations.load(
-            request.conversation_id, await self._owner_of(request.conversation_id, context)
-        )
+        owner = await self._owner_of(request.conversation_id, context)
+        try:
+            conversation = await self.conversations.load(request.conversation_id, owner)
+        except CacheUnreachable:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "conversations cannot be reached now; try again")
         if conversation is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no conversation {request.conversation_id!r}")
         return conversation
@@ -411,7 +414,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         return asyncio.get_running_loop().time() + budget
 
     async def _conversation(
-        self, request: generation_pb2.AnswerRequest, principal: Principal | None = None
+        self, request: generation_pb2.AnswerRequest, principal: Principal | None, turn: HeldTurn
     ) -> generation_pb2.Conversation:
         """The conversation to continue, or a new one (also when the old one expired, or is someone else's:
         conversations are kept per owner, so another's id finds nothing), or a branch of it (after_turn_id).
@@ -427,7 +430,12 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             return generation_pb2.Conversation(conversation_id=conversation_id or uuid.uuid4().hex, turns=turns)
         if not conversation_id:
             return generation_pb2.Conversation(conversation_id=uuid.uuid4().hex)
-        stored = await self.conversations.load(conversation_id, owner_of(principal))
+        try:
+            stored = await self.conversations.load(conversation_id, owner_of(principal))
+        except CacheUnreachable:  # answered without its turns, and not saved over them
+            log.warning("conversation not loaded", extra={"fields": {"conversation_id": conversation_id}})
+            turn.save = False
+            return generation_pb2.Conversation(conversation_id=conversation_id)
         if stored is None and not request.after_turn_id:
             return generation_pb2.Conversation(conversation_id=conversation_id)
         continued = as_it_stood_after(stored, request.after_turn_id) if stored is not None else None

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Turn:
-    """The holder of one conversation's lock: whether its conversation was deleted while it ran."""
+    """The holder of one conversation's lock: whether its turn may be saved (not when the conversation was
+    deleted while it ran, nor when it could not be loaded, as saving would replace the turns it did not see)."""
 
-    deleted: bool = False
+    save: bool = True
 
 
 @dataclass
@@ -60,7 +61,7 @@ class TurnLocks:
         """The conversation was deleted: the question being answered on it must not save it again."""
         entry = self._entries.get(key)
         if entry is not None and entry.holder is not None:
-            entry.holder.deleted = True
+            entry.holder.save = False
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 
+class CacheUnreachable(Exception):
+    """cache_svc did not answer a lookup (an error or its deadline): not a miss."""
+
+
 class CacheClient:
     """Best-effort access to cache_svc; disabled clients always miss."""
 
@@ -37,6 +41,14 @@ class CacheClient:
 
     async def get(self, namespace: str, key: str) -> bytes | None:
         """The cached value, or None on a miss, an error or a deadline."""
+        try:
+            return await self.lookup(namespace, key)
+        except CacheUnreachable:
+            return None
+
+    async def lookup(self, namespace: str, key: str) -> bytes | None:
+        """The cached value, None on a miss, or CacheUnreachable on an error or a deadline: for a value whose
+        absence the caller would act on (a conversation started afresh would be saved over the stored one)."""
         if self._stub is None:
             return None
         with tracer.start_as_current_span(
@@ -47,7 +59,7 @@ class CacheClient:
             except grpc.aio.AioRpcError as exc:
                 log.debug("cache get failed", extra={"fields": {"code": exc.code().name}})
                 span.set_attributes({CACHE_HIT: False, CACHE_ERROR: exc.code().name})
-                return None
+                raise CacheUnreachable(exc.code().name) from None
             span.set_attribute(CACHE_HIT, reply.found)
             return reply.value if reply.found else None
 

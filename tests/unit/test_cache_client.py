@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import grpc
+import pytest
 
 from cache_svc.l1 import L1Cache
 from cache_svc.l2 import RedisLayer
 from cache_svc.service import CacheServicer
 from cache_svc.two_layer import TwoLayerCache
-from likeopt.caching.cache_client import CacheClient
+from likeopt.caching.cache_client import CacheClient, CacheUnreachable
 from likeopt.v1 import cache_pb2, cache_pb2_grpc
 
 SLOW_WRITE_S = 0.3
@@ -82,3 +83,15 @@ async def test_a_delete_that_redis_did_not_answer_is_none_though_l1_held_the_key
         client.set_later("session", "turns", b"what was asked")
         assert await client.delete("session", ["turns"]) is None  # it may still be in Redis: not reported gone
         await client.close()
+
+
+async def test_a_lookup_tells_an_unreachable_cache_from_a_miss() -> None:
+    """get reads both as a miss (best effort); a conversation's lookup must not, or it is saved over."""
+    client = CacheClient("127.0.0.1:1", timeout_s=0.2)
+    try:
+        assert await client.get("conversations", "c1") is None
+        with pytest.raises(CacheUnreachable):
+            await client.lookup("conversations", "c1")
+    finally:
+        await client.close()
+    assert await CacheClient("", timeout_s=0.2).lookup("conversations", "c1") is None  # no cache: a miss

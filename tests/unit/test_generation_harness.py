@@ -41,6 +41,9 @@ class FakeCache:
     async def get(self, namespace: str, key: str) -> bytes | None:
         return self.values.get((namespace, key))
 
+    async def lookup(self, namespace: str, key: str) -> bytes | None:
+        return await self.get(namespace, key)
+
     def set_later(self, namespace: str, key: str, value: bytes, ttl_s: int = 0) -> None:
         self.values[(namespace, key)] = value
 

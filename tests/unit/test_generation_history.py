@@ -10,6 +10,7 @@ import pytest
 from generation_svc.backends import Turn
 from generation_svc.conversations import MAX_TURNS
 from generation_svc.extractive import ExtractiveBackend
+from likeopt.caching.cache_client import CacheUnreachable
 from likeopt.v1 import generation_pb2
 from tests.unit.test_generation_harness import FakeCache, generation_server
 from tests.unit.test_generation_service import ScriptedBackend
@@ -135,3 +136,26 @@ async def test_a_question_asked_the_moment_the_last_was_stopped_sees_that_turn()
         stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
     assert [t.question for t in stored.turns][-2:] == ["and what does it cost?", "and where is it kept?"]
     assert [t.question for t in backend.calls[-1][1]][-1] == "and what does it cost?" and not lagging.in_flight
+
+
+class UnreachableLookups(FakeCache):
+    """A cache whose lookups fail (cache_svc slow or away) while its writes land."""
+
+    async def lookup(self, namespace: str, key: str) -> bytes | None:
+        raise CacheUnreachable("DEADLINE_EXCEEDED")
+
+
+async def test_a_conversation_that_cannot_be_loaded_is_answered_but_not_saved_over() -> None:
+    """A lookup that timed out read as a miss: the question started the conversation afresh, and saving that
+    replaced every stored turn with its one."""
+    async with generation_server(ScriptedBackend(["Envoy listens on port 8080 [1]."])) as h:
+        first = await h.answer("Which port does Envoy listen on?")
+        conversation_id = first[-1].done.conversation_id
+        kept = dict(h.servicer.conversations.cache.values)
+        h.servicer.conversations.cache = unreachable = UnreachableLookups()
+        unreachable.values = kept
+        answered = await h.answer("and its admin port?", conversation_id=conversation_id)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=conversation_id))
+    assert answered[-1].HasField("done") and unreachable.values == kept  # the stored turn is untouched
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # not "no conversation" (404)
