@@ -18,7 +18,7 @@ from typing import IO
 LOCK_NAME = ".likeopt-up.lock"
 
 
-class FolderInUse(RuntimeError):
+class FolderUnusable(RuntimeError):
     """Another live process holds the folder's lock, or the folder cannot be made or written; the message names
     the folder and why."""
 
@@ -29,14 +29,14 @@ def lock_folder(folder: Path, setting: str) -> IO[str]:
         folder.mkdir(parents=True, exist_ok=True)
         handle = open(folder / LOCK_NAME, "a+")
     except OSError as exc:
-        raise FolderInUse(f"{setting}={folder} cannot be used: {exc.strerror or exc}") from None
+        raise FolderUnusable(f"{setting}={folder} cannot be used: {exc.strerror or exc}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise FolderInUse(
+        raise FolderUnusable(
             f"{setting}={folder} is in use by another `likeopt up` ({holder}); stop it, or give this one its own"
             f" {setting}"
         ) from None

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from likeopt.ops import envoy_drain
-from likeopt.ops.dir_lock import FolderInUse, lock_folder, release
+from likeopt.ops.dir_lock import FolderUnusable, lock_folder, release
 from likeopt.ops.envoy_config import write_envoy_config
 from likeopt.ops.healthcheck import grpc_serving, http_ok, redis_pong
 from likeopt.ops.processes import CHILD_ENV, CHILD_ENV_DEFAULTS, ProcessSpec, Replica, redis_process, service_processes
@@ -361,7 +361,7 @@ def up(config: Config, ingest_paths: list[str], replicas: dict[str, int] | None 
 
     try:
         locks = locked_folders(config)
-    except FolderInUse as exc:
+    except FolderUnusable as exc:
         print(f"likeopt: {exc}", file=sys.stderr, flush=True)
         return 1
     mesh = Mesh(config, config.run_dir.resolve() / "logs", stop)
@@ -381,13 +381,13 @@ def up(config: Config, ingest_paths: list[str], replicas: dict[str, int] | None 
 
 
 def locked_folders(config: Config) -> list[IO[str]]:
-    """Hold the data and run folders for this launcher (likeopt.ops.dir_lock), or FolderInUse."""
+    """Hold the data and run folders for this launcher (likeopt.ops.dir_lock), or FolderUnusable."""
     folders = {config.data_dir.resolve(): "LIKEOPT_DATA_DIR", config.run_dir.resolve(): "LIKEOPT_RUN_DIR"}
     held: list[IO[str]] = []
     try:
         for folder, setting in folders.items():  # one folder given as both is locked once
             held.append(lock_folder(folder, setting))
-    except FolderInUse:
+    except FolderUnusable:
         release(held)
         raise
     return held

@@ -36,7 +36,7 @@ from bs4.dammit import EncodingDetector
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from likeopt.runtime.text_layout import PARAGRAPH_BREAK, fenced
+from likeopt.runtime.text_layout import PARAGRAPH_BREAK, fenced, field_line
 from likeopt.v1 import retrieval_pb2
 
 if TYPE_CHECKING:
@@ -571,7 +571,7 @@ def rows_to_text(rows: Iterable[Sequence[str]]) -> str:
     paragraphs = []
     for row in rows:
         cells = [(names[i] if i < len(names) else f"column {i + 1}", cell.strip()) for i, cell in enumerate(row)]
-        if lines := [f"{name}: {value}" for name, value in cells if value]:
+        if lines := [field_line(name, value) for name, value in cells if value]:
             paragraphs.append("\n".join(lines))
     return "\n\n".join(paragraphs)
 

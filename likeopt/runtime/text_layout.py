@@ -144,6 +144,11 @@ def _paragraph_pieces(lines: list[str]) -> list[Piece]:
     ]
 
 
+def field_line(label: str, value: str) -> str:
+    """A record's field as the loaders write a table's cell, the shape _FIELD reads back as a line to keep."""
+    return f"{label}: {value}"
+
+
 _FIELD = re.compile(r"[^\s:]+(?: [^\s:]+){0,3}:\s")
 """A line that opens with a label of up to four words and a colon ("Qty: 3", "Date received: 2024-03-05"), as the
 loaders write a table's cells: a record's field."""

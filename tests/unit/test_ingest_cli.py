@@ -12,7 +12,7 @@ import pytest
 
 from likeopt.ops import ingest
 from likeopt.ops.cli import main
-from likeopt.ops.dir_lock import FolderInUse, release
+from likeopt.ops.dir_lock import FolderUnusable, release
 from likeopt.ops.launcher import LaunchError, ingest_once_up, locked_folders
 from likeopt.runtime.config import Config
 from likeopt.v1 import retrieval_pb2_grpc
@@ -80,10 +80,12 @@ def test_a_second_launcher_on_the_same_folders_is_refused_at_once(tmp_path: Path
     config = Config.from_env({"LIKEOPT_DATA_DIR": str(tmp_path / "data"), "LIKEOPT_RUN_DIR": str(tmp_path / "run")})
     held = locked_folders(config)
     try:
-        with pytest.raises(FolderInUse, match=rf"LIKEOPT_DATA_DIR={tmp_path / 'data'} is in use .*pid {os.getpid()}"):
+        with pytest.raises(
+            FolderUnusable, match=rf"LIKEOPT_DATA_DIR={tmp_path / 'data'} is in use .*pid {os.getpid()}"
+        ):
             locked_folders(config)
         other_data = config.replace(data_dir=tmp_path / "other")
-        with pytest.raises(FolderInUse, match="LIKEOPT_RUN_DIR="):
+        with pytest.raises(FolderUnusable, match="LIKEOPT_RUN_DIR="):
             locked_folders(other_data)
     finally:
         release(held)
@@ -95,5 +97,5 @@ def test_a_second_launcher_on_the_same_folders_is_refused_at_once(tmp_path: Path
 def test_a_folder_that_cannot_be_made_is_named_not_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a folder")
     config = Config.from_env({"LIKEOPT_DATA_DIR": str(tmp_path / "a-file" / "data")})
-    with pytest.raises(FolderInUse, match=r"LIKEOPT_DATA_DIR=.*a-file/data cannot be used"):
+    with pytest.raises(FolderUnusable, match=r"LIKEOPT_DATA_DIR=.*a-file/data cannot be used"):
         locked_folders(config)
