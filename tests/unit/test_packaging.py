@@ -98,6 +98,14 @@ def test_grpc_minimums_are_no_older_than_the_stubs_generator() -> None:
     assert minimum(declared("dev")["grpcio-tools"]) >= needed, "make protos would write stubs older than these"
 
 
+def test_the_stub_generator_is_pinned_to_the_version_that_wrote_the_stubs() -> None:
+    """The stub test compares bytes, and each grpcio-tools release writes its version into them: a range would let
+    a fresh machine install a newer generator and fail on stubs nobody changed."""
+    generator = declared("dev")["grpcio-tools"]
+    pins = [Version(spec.version) for spec in generator.specifier if spec.operator == "=="]
+    assert pins == [max(grpc_generated_versions().values())], f"{generator}: pin it to the stubs' version"
+
+
 # --- where each package is declared ------------------------------------------------------------------------------
 
 
