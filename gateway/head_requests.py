@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+ASKED_METHOD = "likeopt.asked_method"
+"""The scope key that keeps the method a client sent when it is served as another (metrics count HEAD as HEAD)."""
+
 
 class HeadAsGet:
     """ASGI middleware: a HEAD request runs as GET; the response's start is sent, its body is not."""
@@ -30,4 +33,6 @@ class HeadAsGet:
                 ended = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-        await self.app({**scope, "method": "GET"}, receive, without_body)
+        # In place, as the router does, so the outer middleware's metrics see the route that answered.
+        scope.update(method="GET", **{ASKED_METHOD: "HEAD"})
+        await self.app(scope, receive, without_body)

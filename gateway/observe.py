@@ -16,6 +16,7 @@ from prometheus_client import Counter, Histogram
 from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.head_requests import ASKED_METHOD
 from likeopt.runtime.metrics import LATENCY_BUCKETS, labelled
 from likeopt.runtime.percentiles import percentile
 
@@ -117,6 +118,16 @@ class LabelledRoute(Route):
         return match, child_scope
 
 
+COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods counted by name; HTTP lets a client send any token, and each would otherwise be a new series."""
+
+
+def method_label(scope: Scope) -> str:
+    """The method the client sent (HEAD served as GET stays HEAD), or "other" for one no route serves."""
+    method = scope.get(ASKED_METHOD, scope["method"])
+    return method if method in COUNTED_METHODS else "other"
+
+
 class RequestMetrics:
     """ASGI middleware: count and time every request by its route template, not its raw path."""
 
@@ -141,7 +152,7 @@ class RequestMetrics:
         finally:
             elapsed = time.perf_counter() - started
             route = route_label(scope)
-            labelled(HTTP_REQUESTS, route, scope["method"], str(status)).inc()
+            labelled(HTTP_REQUESTS, route, method_label(scope), str(status)).inc()
             labelled(HTTP_LATENCY, route).observe(elapsed)
             if route.startswith("/api/v1/") and route not in ("/api/v1/dashboard", "/api/v1/chat"):
                 API_LATENCY.add(elapsed)

@@ -232,6 +232,20 @@ def test_requests_are_counted_by_route_template_mounts_included() -> None:
     assert all(count(route, status) == before[route] + 1 for route, status in STATIC_AND_MISSING)
 
 
+def test_head_and_unknown_methods_are_counted_under_the_route_that_answered() -> None:
+    """HEAD was counted as an "unmatched" route; any method token a client invents was a new series."""
+    app = RequestMetrics(build_app(unreachable()))
+    before = {m: HTTP_REQUESTS.labels("/v1/models", m, s)._value.get() for m, s in (("HEAD", "200"), ("other", "405"))}
+    with TestClient(app) as test_client:
+        assert test_client.head("/v1/models").status_code == 200
+        for invented in ("FOO", "BAR1", "XYZZY"):
+            assert test_client.request(invented, "/v1/models").status_code == 405
+    assert HTTP_REQUESTS.labels("/v1/models", "HEAD", "200")._value.get() == before["HEAD"] + 1
+    assert HTTP_REQUESTS.labels("/v1/models", "other", "405")._value.get() == before["other"] + 3
+    methods = {sample.labels["method"] for metric in HTTP_REQUESTS.collect() for sample in metric.samples}
+    assert not methods & {"FOO", "BAR1", "XYZZY"}
+
+
 async def from_query(q: str) -> str:
     return q
 
