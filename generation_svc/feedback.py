@@ -179,7 +179,8 @@ class FeedbackStore:
 
     async def rate(self, answer_id: str, trace_id: str, rating: str, comment: str, owner: str = "") -> tuple[int, str]:
         """Store the owner's rating of an answer they were given; (feedback id, answer id). UnknownAnswer (another
-        person's answer too, as with conversations: its existence is not told) or FeedbackRejected."""
+        person's answer too, as with conversations: its existence is not told) or FeedbackRejected. An answer kept
+        by a release that recorded no owners may be rated by its answer id alone."""
         validate(rating, comment, answer_id, trace_id)
         feedback_id, found = await self._run(lambda: self._rate(answer_id, trace_id, rating, comment, owner))
         FEEDBACK.labels(rating).inc()
@@ -188,8 +189,10 @@ class FeedbackStore:
     def _rate(self, answer_id: str, trace_id: str, rating: str, comment: str, owner: str) -> tuple[int, str]:
         self._flush()  # an answer finished a moment ago may still be pending
         if answer_id:
+            # An answer kept before owners were recorded has none: its id, given only to who asked, shows they were
+            # given it (a trace id, which operators also see, does not).
             row = self._db.execute(
-                "SELECT answer_id FROM answers WHERE answer_id = ? AND owner = ?", (answer_id, owner)
+                "SELECT answer_id FROM answers WHERE answer_id = ? AND owner IN (?, '')", (answer_id, owner)
             ).fetchone()
         else:
             row = self._db.execute(

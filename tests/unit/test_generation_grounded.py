@@ -185,8 +185,10 @@ async def test_an_answer_is_found_by_its_trace_id_too_and_survives_reopening(tmp
 
 
 async def test_only_the_person_given_an_answer_rates_it_and_older_files_gain_owners(tmp_path: Path) -> None:
+    """An answer kept before owners were recorded (in JWT mode too) is rated by its id, which only the person who
+    was given it holds, never by its trace id; before, its own asker got "no answer is known"."""
     path = tmp_path / "answers.sqlite3"
-    with sqlite3.connect(path) as db:  # as a release without owners wrote it: its answers were API-key mode's
+    with sqlite3.connect(path) as db:  # as a release without owners wrote it
         db.execute(
             "CREATE TABLE answers (answer_id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, turn BLOB NOT NULL,"
             " backend TEXT NOT NULL, support REAL NOT NULL, no_answer INTEGER NOT NULL, created_ms INTEGER NOT NULL)"
@@ -202,7 +204,8 @@ async def test_only_the_person_given_an_answer_rates_it_and_older_files_gain_own
                     await store.rate(answer_id, trace_id, "down", "", owner=stranger)
         assert (await store.rate("", "b" * 32, "up", "", owner="alice"))[1] == "a" * 32
         with pytest.raises(UnknownAnswer):
-            await store.rate("o" * 32, "", "up", "", owner="alice")
+            await store.rate("", "t" * 32, "up", "", owner="alice")
+        assert (await store.rate("o" * 32, "", "up", "", owner="alice"))[1] == "o" * 32
         assert (await store.rate("o" * 32, "", "up", ""))[1] == "o" * 32
     finally:
         store.close()
