@@ -64,6 +64,15 @@ CREATE INDEX IF NOT EXISTS feedback_answer ON feedback (answer_id);
 """
 
 
+SCHEMA_VERSION = 2
+"""The file's layout, kept in SQLite's user_version: 2 gave answers their owner. A file of a later layout is left
+alone, as a release that writes answers positionally would fail on it (and one before this check silently did)."""
+
+
+class NewerFeedbackFile(sqlite3.DatabaseError):
+    """The file was laid out by a later release; opening it here could lose what that release keeps in it."""
+
+
 class FeedbackRejected(InvalidInput):
     """The rating or comment is not acceptable (nothing was stored)."""
 
@@ -114,9 +123,17 @@ class FeedbackStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=5000")
+        layout = db.execute("PRAGMA user_version").fetchone()[0]
+        if layout > SCHEMA_VERSION:
+            db.close()
+            raise NewerFeedbackFile(
+                f"it was laid out by a later Like-Opt (layout {layout}; this release reads up to {SCHEMA_VERSION}):"
+                " run that release, or point LIKEOPT_FEEDBACK_DB at another file"
+            )
         db.executescript(SCHEMA)
         if "owner" not in {row[1] for row in db.execute("PRAGMA table_info(answers)")}:
             db.execute("ALTER TABLE answers ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         cutoff = int((time.time() - ANSWER_RETENTION_DAYS * 86400) * 1000)
         db.execute(
             "DELETE FROM answers WHERE created_ms < ? AND answer_id NOT IN (SELECT answer_id FROM feedback)", (cutoff,)

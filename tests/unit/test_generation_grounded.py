@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from generation_svc.__main__ import open_feedback
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
 from generation_svc.extractive import ExtractiveBackend, count_pieces
-from generation_svc.feedback import FeedbackStore, UnknownAnswer
+from generation_svc.feedback import SCHEMA_VERSION, FeedbackStore, NewerFeedbackFile, UnknownAnswer
 from generation_svc.relevance import RelevanceFloor
 from generation_svc.service import NOT_COVERED
 from likeopt.ops import answer_eval
@@ -209,6 +209,19 @@ async def test_only_the_person_given_an_answer_rates_it_and_older_files_gain_own
         assert (await store.rate("o" * 32, "", "up", ""))[1] == "o" * 32
     finally:
         store.close()
+
+
+def test_a_file_laid_out_by_a_later_release_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "answers.sqlite3"
+    FeedbackStore(path).close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+        db.execute("ALTER TABLE answers ADD COLUMN later TEXT")
+    with pytest.raises(NewerFeedbackFile, match="laid out by a later Like-Opt"):
+        FeedbackStore(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
 
 
 def test_answers_the_file_could_not_take_are_logged_and_counted(
