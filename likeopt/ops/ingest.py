@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
+from urllib.parse import quote
 
 import grpc
 from tqdm import tqdm
 
 from likeopt.runtime.addresses import address_list
-from likeopt.runtime.loaders import Skipped, load_paths, to_message
+from likeopt.runtime.loaders import Skipped, earlier_ids, load_paths, to_message
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 INGEST_TIMEOUT_S = 24 * 3600.0
 """A whole corpus is one call; on a busy 2-core machine SciFact alone took over an hour."""
+LOOKUP_SLICE = 64
+"""Earlier-release ids looked up at once after a run (GetDocument calls in flight together)."""
 CONNECT_TIMEOUT_S = 30.0
 """How long to wait for retrieval_svc to accept a connection (it may still be starting) before giving up."""
 
@@ -85,14 +88,45 @@ def ingest_paths(
             raise IngestFailed(writer, exc, summary) from None
         finally:
             progress.close()
+        left_beside = [] if quiet else earlier_copies(retrieval_pb2_grpc.RetrievalServiceStub(channel), paths)
     if not quiet:
-        version = f" (index version {summary.index_version})" if summary.index_version else ""
-        print(f"ingested {summary.upserted} documents as {summary.chunks} chunks{version}", flush=True)
-        for item in skipped:
-            print(f"  skipped {item.source}: {item.reason}", flush=True)
-        for refused in summary.skipped:
-            print(f"  refused {refused.id or '(no id)'}: {refused.reason}", flush=True)
+        report(summary, skipped, left_beside)
     return summary
+
+
+def earlier_copies(stub: retrieval_pb2_grpc.RetrievalServiceStub, paths: list[str]) -> list[tuple[str, str]]:
+    """(id, earlier id) of each file an earlier release stored under another id that is still there: that copy
+    keeps its old text and readers beside the new one, which is worth saying when a run meant to replace it."""
+    pairs = list(earlier_ids(paths).items())
+    found: list[tuple[str, str]] = []
+    for start in range(0, len(pairs), LOOKUP_SLICE):
+        lookups = [
+            (pair, stub.GetDocument.future(retrieval_pb2.GetDocumentRequest(id=pair[1]), timeout=CONNECT_TIMEOUT_S))
+            for pair in pairs[start : start + LOOKUP_SLICE]
+        ]
+        for pair, lookup in lookups:
+            try:
+                lookup.result()
+            except grpc.RpcError:  # NOT_FOUND, or a lookup that failed: nothing to point out
+                continue
+            found.append(pair)
+    return found
+
+
+def report(summary: retrieval_pb2.UpsertSummary, skipped: list[Skipped], left_beside: list[tuple[str, str]]) -> None:
+    """What the run stored, passed over, was refused, and left beside an earlier release's copy."""
+    version = f" (index version {summary.index_version})" if summary.index_version else ""
+    print(f"ingested {summary.upserted} documents as {summary.chunks} chunks{version}", flush=True)
+    for item in skipped:
+        print(f"  skipped {item.source}: {item.reason}", flush=True)
+    for refused in summary.skipped:
+        print(f"  refused {refused.id or '(no id)'}: {refused.reason}", flush=True)
+    for doc_id, earlier in left_beside:
+        print(
+            f"  also stored as {earlier!r} by an earlier release, which named files differently: that copy keeps its"
+            f" old text and readers beside {doc_id!r} until you delete it (DELETE /api/v1/documents/{quote(earlier)})",
+            flush=True,
+        )
 
 
 def add_up(acknowledgements: Iterable[retrieval_pb2.IngestProgress], summary: retrieval_pb2.UpsertSummary) -> None:

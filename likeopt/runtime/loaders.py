@@ -787,6 +787,24 @@ def file_id(path: Path, base: Path) -> str:
     return Path(os.path.normpath(path.absolute())).relative_to(base).as_posix()
 
 
+def earlier_ids(paths: list[str]) -> dict[str, str]:
+    """For each file of the paths load_paths reads, the id releases before ids were paths gave it, where it differs
+    from today's: a file given itself was its bare name, a folder's files their path inside that folder."""
+    earlier: dict[str, str] = {}
+    for raw in paths:
+        root = Path(raw)
+        if root.is_file():
+            pairs = [(root, root.name)]
+        elif root.is_dir() and not (root / "corpus.jsonl").is_file():
+            found = (f for f in folder_files(root) if isinstance(f, Path))
+            pairs = [(f, f.relative_to(root).as_posix()) for f in found]
+        else:
+            continue
+        base = id_base(root)
+        earlier.update((file_id(f, base), old) for f, old in pairs if file_id(f, base) != old)
+    return earlier
+
+
 def to_message(doc: LoadedDocument, access: retrieval_pb2.Access | None = None) -> retrieval_pb2.Document:
     """A loaded document as retrieval_svc takes it, with who may read it (None: the writer's whole tenant)."""
     message = retrieval_pb2.Document(id=doc.id, title=doc.title, text=doc.text, metadata=doc.metadata)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,8 @@ from likeopt.ops.cli import main
 from likeopt.ops.dir_lock import FolderUnusable, release
 from likeopt.ops.launcher import LaunchError, ingest_once_up, locked_folders
 from likeopt.runtime.config import Config
-from likeopt.v1 import retrieval_pb2_grpc
+from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+from tests.unit.test_retrieval_harness import DictCache, FakeEmbedder, retrieval_port
 
 
 def unused_address() -> str:
@@ -99,3 +101,22 @@ def test_a_folder_that_cannot_be_made_is_named_not_a_traceback(tmp_path: Path) -
     config = Config.from_env({"LIKEOPT_DATA_DIR": str(tmp_path / "a-file" / "data")})
     with pytest.raises(FolderUnusable, match=r"LIKEOPT_DATA_DIR=.*a-file/data cannot be used"):
         locked_folders(config)
+
+
+async def test_a_file_an_earlier_release_stored_under_its_bare_name_is_pointed_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Re-ingested after an upgrade, it was stored again beside its old copy, which kept its old text and readers
+    (restricting it by ingesting it again left the old copy readable) without a word."""
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "salaries.md").write_text("# Salaries\n\nThe bands for 2026.\n")
+    (tmp_path / "kb" / "rota.md").write_text("# Rota\n\nWho is on call.\n")
+    async with retrieval_port(tmp_path / "data", FakeEmbedder(), DictCache()) as (_, port):
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            old = retrieval_pb2.Document(id="salaries.md", title="Salaries", text="The bands for 2025.")
+            await retrieval_pb2_grpc.RetrievalServiceStub(channel).UpsertDocuments(iter([old]))
+        await asyncio.to_thread(ingest.ingest_paths, [str(tmp_path / "kb")], f"127.0.0.1:{port}")
+    printed = capsys.readouterr().out
+    assert "ingested 2 documents" in printed
+    assert "also stored as 'salaries.md' by an earlier release" in printed and "beside 'kb/salaries.md'" in printed
+    assert "DELETE /api/v1/documents/salaries.md" in printed and "'rota.md'" not in printed

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from likeopt.runtime.loaders import NOT_UTF8, LoadedDocument, Skipped, load_content, load_paths
+from likeopt.runtime.loaders import NOT_UTF8, LoadedDocument, Skipped, earlier_ids, load_content, load_paths
 
 
 def ids(paths: list[str]) -> list[str]:
@@ -40,6 +40,21 @@ def test_ids_start_from_the_working_directory_else_from_the_parent_of_the_path_g
 def test_the_same_file_given_twice_in_one_run_keeps_one_id(projects: Path) -> None:
     """retrieval_svc then reports the second as a repeated id (REPEATED_ID), as it does for any upload."""
     assert ids(["projA", "projA/README.md"]) == ["projA/README.md", "projA/README.md"]
+
+
+def test_the_ids_releases_before_paths_gave_are_named_where_they_differ(
+    projects: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file given was its bare name and a folder's files their path inside it (README.md, 2026-12-05)."""
+    (projects / "projA" / "docs").mkdir()
+    (projects / "projA" / "docs" / "guide.md").write_text("# Guide\n\nHow to.\n")
+    assert earlier_ids(["projA"]) == {"projA/README.md": "README.md", "projA/docs/guide.md": "docs/guide.md"}
+    assert earlier_ids(["projB/README.md"]) == {"projB/README.md": "README.md"}
+    monkeypatch.chdir(projects / "projA")
+    assert earlier_ids(["."]) == earlier_ids(["README.md"]) == {}  # the same ids then as now
+    (projects / "beir").mkdir()
+    (projects / "beir" / "corpus.jsonl").write_text('{"_id": "d1", "text": "x"}\n')
+    assert earlier_ids([str(projects / "beir"), str(projects / "missing")]) == {}
 
 
 def test_a_beir_folder_s_records_keep_their_own_ids(projects: Path) -> None:

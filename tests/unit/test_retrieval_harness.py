@@ -84,10 +84,10 @@ class DictCache:
 
 
 @asynccontextmanager
-async def retrieval_server(
+async def retrieval_port(
     data_dir: Path, embedder: FakeEmbedder, cache: DictCache, **options: int
-) -> AsyncIterator[tuple[RetrievalServicer, retrieval_pb2_grpc.RetrievalServiceStub]]:
-    """A real grpc.aio server on a free loopback port serving RetrievalServicer over a fake-model engine."""
+) -> AsyncIterator[tuple[RetrievalServicer, int]]:
+    """A real grpc.aio server on a free loopback port (yielded) serving RetrievalServicer over a fake-model engine."""
     servicer = RetrievalServicer(Config.from_env({}), cache)  # type: ignore[arg-type]
     engine = RetrievalEngine(data_dir, embedder, chunk_tokens=32, chunk_overlap=0, **options)  # type: ignore[arg-type]
     engine.load()
@@ -97,8 +97,17 @@ async def retrieval_server(
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield servicer, retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        yield servicer, port
     finally:
         await server.stop(0)
         engine.store.close()
+
+
+@asynccontextmanager
+async def retrieval_server(
+    data_dir: Path, embedder: FakeEmbedder, cache: DictCache, **options: int
+) -> AsyncIterator[tuple[RetrievalServicer, retrieval_pb2_grpc.RetrievalServiceStub]]:
+    """retrieval_port's server with a client of it."""
+    async with retrieval_port(data_dir, embedder, cache, **options) as (servicer, port):
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield servicer, retrieval_pb2_grpc.RetrievalServiceStub(channel)
