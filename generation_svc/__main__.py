@@ -21,6 +21,7 @@ from likeopt.runtime.config import Config, settings_or_exit
 from likeopt.runtime.grpc_client import open_channel
 from likeopt.runtime.grpc_server import ServiceSpec, run
 from likeopt.runtime.logs import setup_logging
+from likeopt.runtime.principal import Principal, forwarded
 from likeopt.runtime.telemetry import setup_tracing
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 
@@ -65,8 +66,8 @@ def make_backend(config: Config) -> Backend:
 def relevance_floor(retrieval: retrieval_pb2_grpc.RetrievalServiceStub) -> RelevanceFloor:
     """The floor, probing the corpus through the same retrieval_svc the answers use."""
 
-    async def search(request: retrieval_pb2.SearchRequest) -> retrieval_pb2.SearchResponse:
-        return await retrieval.Search(request, timeout=RETRIEVAL_TIMEOUT_S)
+    async def search(request: retrieval_pb2.SearchRequest, principal: Principal | None) -> retrieval_pb2.SearchResponse:
+        return await retrieval.Search(request, timeout=RETRIEVAL_TIMEOUT_S, metadata=forwarded(principal))
 
     return RelevanceFloor(search)
 

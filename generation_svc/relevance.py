@@ -9,8 +9,9 @@ Absolute, yet not comparable across corpora: how similar an unrelated question g
 on the corpus. Off-topic questions reach cosine 0.40 on SciFact's 5,183 abstracts but at
 most 0.22 on the 12 chunks of the demo corpus, where real questions such as "What are L1 and
 L2?" score 0.12. So the floor is set per corpus, from its own background: for each index
-version, generation_svc searches a fixed set of everyday questions (``PROBES``, none about
-any one subject), takes the best dense score of each, and sets the floor at their mean plus
+version and each set of readers (the documents a caller may read are its corpus), generation_svc
+searches a fixed set of everyday questions (``PROBES``, none about any one subject) as that
+caller, takes the best dense score of each, and sets the floor at their mean plus
 ``FLOOR_SPREADS`` standard deviations. A question is covered when its best hit reaches the
 floor, or when one hit holds at least ``LEXICAL_COVERAGE`` of the question's content words
 and reaches mean plus ``LEXICAL_SPREADS`` deviations (short technical questions share exact
@@ -31,11 +32,13 @@ import contextvars
 import logging
 import statistics
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import Counter
 
+from likeopt.runtime.principal import Principal, scope_of
 from likeopt.runtime.text import tokenize
 from likeopt.v1 import retrieval_pb2
 
@@ -57,6 +60,8 @@ PROBE_TOP_K = 5
 REFRESH_S = 10.0
 """After an index change the previous background serves for up to this long while the new one is measured."""
 PROBE_TIMEOUT_S = 3.0
+MAX_READERS_KEPT = 1024
+"""Sets of readers whose background is kept; one past it is measured again when it next asks."""
 
 PROBES = (
     "What is the weather like today?",
@@ -92,7 +97,8 @@ PROBES = (
 )
 """Everyday questions about no particular subject; none is in likeopt/ops/data/offtopic_questions.txt."""
 
-Search = Callable[[retrieval_pb2.SearchRequest], Awaitable[retrieval_pb2.SearchResponse]]
+Search = Callable[[retrieval_pb2.SearchRequest, Principal | None], Awaitable[retrieval_pb2.SearchResponse]]
+"""A search as the principal given (None: unrestricted)."""
 
 
 @dataclass(frozen=True)
@@ -134,24 +140,18 @@ def judgeable(hits: Sequence[retrieval_pb2.SearchHit]) -> bool:
     return any(hit.dense_rank for hit in hits)
 
 
-class RelevanceFloor:
-    """Measures each corpus version's background once (shared by concurrent answers) and judges hits."""
+class ReadersBackground:
+    """The background of the documents one set of readers may read (probed as one of them), measured once per
+    index version and shared by their concurrent answers."""
 
-    def __init__(self, search: Search, probes: Sequence[str] = PROBES) -> None:
+    def __init__(self, search: Search, probes: tuple[str, ...], principal: Principal | None) -> None:
         self.search = search
-        self.probes = tuple(probes)
+        self.probes = probes
+        self.principal = principal
+        """Whom the probes search as: a caller with these readers' fingerprint (None: unrestricted)."""
         self.current: Background | None = None
         self._measuring: asyncio.Task[Background] | None = None
         self._started = 0.0
-
-    async def covers(self, question: str, reply: retrieval_pb2.SearchResponse, timeout_s: float) -> bool:
-        """False only when the hits are measurably unrelated to the question."""
-        if not reply.hits:
-            return False
-        if not judgeable(reply.hits):
-            return True
-        background = await self.background(reply.index_version, timeout_s)
-        return background is None or background.covers(question, reply.hits)
 
     async def background(self, version: int, timeout_s: float = PROBE_TIMEOUT_S) -> Background | None:
         """The background of this index version; while it is measured, a recent one of another version."""
@@ -178,22 +178,63 @@ class RelevanceFloor:
         seen_version = version
         for probe in self.probes:
             probing = retrieval_pb2.SearchRequest(query=probe, top_k=PROBE_TOP_K, min_index_version=version)
-            reply = await self.search(probing)  # the version judged, whichever replica answers
+            reply = await self.search(probing, self.principal)  # the version judged, whichever replica answers
             best.append(max((hit.dense_score for hit in reply.hits), default=0.0))
             seen_version = reply.index_version
         background = Background.of(seen_version, best)
         self.current = background
+        readers = scope_of(self.principal)[:12] or "all"
         log.info(
             "relevance background measured",
             extra={
                 "fields": {
                     "index_version": seen_version,
+                    "readers": readers,
                     "mean": round(background.mean, 3),
                     "floor": round(background.floor, 3),
                 }
             },
         )
         return background
+
+
+class RelevanceFloor:
+    """Judges hits against the background of what the asker may read: a tenant with a dozen notes in a deployment
+    that also holds thousands of abstracts has a background of its own, not the deployment's (whose nearer
+    unrelated passages set a floor the tenant's real questions could not reach)."""
+
+    def __init__(self, search: Search, probes: Sequence[str] = PROBES, max_readers: int = MAX_READERS_KEPT) -> None:
+        self.search = search
+        self.probes = tuple(probes)
+        self.max_readers = max_readers
+        self._by_readers: OrderedDict[str, ReadersBackground] = OrderedDict()
+
+    def of(self, principal: Principal | None) -> ReadersBackground:
+        """The background kept for the caller's readers (least recently asked ones forgotten past max_readers)."""
+        scope = scope_of(principal)
+        kept = self._by_readers.get(scope)
+        if kept is None:
+            kept = self._by_readers[scope] = ReadersBackground(self.search, self.probes, principal)
+            while len(self._by_readers) > self.max_readers:
+                self._by_readers.popitem(last=False)
+        self._by_readers.move_to_end(scope)
+        kept.principal = principal  # the latest token of the same readers
+        return kept
+
+    async def covers(
+        self,
+        question: str,
+        reply: retrieval_pb2.SearchResponse,
+        timeout_s: float,
+        principal: Principal | None = None,
+    ) -> bool:
+        """False only when the hits are measurably unrelated to the question."""
+        if not reply.hits:
+            return False
+        if not judgeable(reply.hits):
+            return True
+        background = await self.of(principal).background(reply.index_version, timeout_s)
+        return background is None or background.covers(question, reply.hits)
 
 
 def _log_failure(task: asyncio.Task[Background]) -> None:

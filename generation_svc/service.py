@@ -197,7 +197,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         reply = await self._retrieve(search, deadline, principal)
         searched = time.perf_counter()
         borrowed = self.floor is not None and found_by_borrowing_alone(request.query, search.query, reply.hits)
-        if borrowed or not await self._covers(search.query, reply, deadline):
+        if borrowed or not await self._covers(search.query, reply, deadline, principal):
             NO_ANSWERS.inc()
             nothing = generation_pb2.RetrievalEvent(index_version=reply.index_version)
             return Event(retrieval=nothing), self._say(NOT_COVERED, bounds), searched
@@ -231,12 +231,15 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         produce = partial(self._produce, request.query, passages, history, key, similar, remember, bounds)
         return self.flights.watch(key, produce)
 
-    async def _covers(self, question: str, reply: retrieval_pb2.SearchResponse, deadline: float) -> bool:
-        """Whether the passages are about the question (relevance.py); always when no floor is configured."""
+    async def _covers(
+        self, question: str, reply: retrieval_pb2.SearchResponse, deadline: float, principal: Principal | None
+    ) -> bool:
+        """Whether the passages are about the question, against what the caller may read (relevance.py); always
+        when no floor is configured."""
         if self.floor is None:
             return True
         remaining = deadline - asyncio.get_running_loop().time()
-        return await self.floor.covers(question, reply, max(remaining - DEADLINE_MARGIN_S, 0.0))
+        return await self.floor.covers(question, reply, max(remaining - DEADLINE_MARGIN_S, 0.0), principal)
 
     async def _say(self, text: str, bounds: AnswerBounds, small_talk: bool = False) -> AsyncIterator[Event]:
         """An answer that is not from the documents (they do not cover the question, or it was small talk), within

@@ -31,10 +31,12 @@ class Refusing(RelevanceFloor):
     def __init__(self) -> None:
         super().__init__(self._never)
 
-    async def _never(self, request: retrieval_pb2.SearchRequest) -> retrieval_pb2.SearchResponse:
+    async def _never(self, request: retrieval_pb2.SearchRequest, principal: object) -> retrieval_pb2.SearchResponse:
         raise AssertionError("not measured")
 
-    async def covers(self, question: str, reply: retrieval_pb2.SearchResponse, timeout_s: float) -> bool:
+    async def covers(
+        self, question: str, reply: retrieval_pb2.SearchResponse, timeout_s: float, principal: object = None
+    ) -> bool:
         return False
 
 
@@ -45,7 +47,9 @@ class RefusingQuestionsAbout(Refusing):
         super().__init__()
         self.word = word
 
-    async def covers(self, question: str, reply: retrieval_pb2.SearchResponse, timeout_s: float) -> bool:
+    async def covers(
+        self, question: str, reply: retrieval_pb2.SearchResponse, timeout_s: float, principal: object = None
+    ) -> bool:
         return self.word not in question
 
 

@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 
 from generation_svc.relevance import MIN_SPREAD, Background, RelevanceFloor
+from likeopt.runtime.principal import Principal, Reader
 from likeopt.v1 import retrieval_pb2
 
 
@@ -47,9 +48,13 @@ class Probes:
     def __init__(self, score: float, version: int = 1, fail: bool = False) -> None:
         self.score, self.version, self.fail, self.calls = score, version, fail, 0
         self.least_versions: list[int] = []
+        self.principals: list[Principal | None] = []
 
-    async def __call__(self, request: retrieval_pb2.SearchRequest) -> retrieval_pb2.SearchResponse:
+    async def __call__(
+        self, request: retrieval_pb2.SearchRequest, principal: Principal | None = None
+    ) -> retrieval_pb2.SearchResponse:
         self.calls += 1
+        self.principals.append(principal)
         self.least_versions.append(request.min_index_version)
         await asyncio.sleep(0)
         if self.fail:
@@ -74,11 +79,12 @@ async def test_a_new_version_is_measured_while_the_last_background_serves() -> N
     probes = Probes(0.2)
     floor = RelevanceFloor(probes, probes=["a"])
     await floor.covers("q", reply(hit(0.5)), 3.0)
-    floor._started -= 60  # as if measured long ago
+    everyone = floor.of(None)
+    everyone._started -= 60  # as if measured long ago
     probes.version = 2
-    assert await floor.background(2) is not None  # the old one, at once
+    assert await everyone.background(2) is not None  # the old one, at once
     await asyncio.sleep(0.01)
-    assert floor.current is not None and floor.current.version == 2 and probes.calls == 2
+    assert everyone.current is not None and everyone.current.version == 2 and probes.calls == 2
     assert probes.least_versions == [1, 2]  # each version's probes reflect it, whichever replica answers
 
 
@@ -95,7 +101,7 @@ async def test_unjudgeable_or_unmeasurable_answers_are_never_refused() -> None:
 async def test_the_measurement_runs_outside_the_asking_requests_trace() -> None:
     traced: list[bool] = []
 
-    async def search(request: retrieval_pb2.SearchRequest) -> retrieval_pb2.SearchResponse:
+    async def search(request: retrieval_pb2.SearchRequest, principal: object) -> retrieval_pb2.SearchResponse:
         traced.append(trace.get_current_span().get_span_context().is_valid)
         return reply(hit(0.2))
 
@@ -103,3 +109,44 @@ async def test_the_measurement_runs_outside_the_asking_requests_trace() -> None:
     with provider.get_tracer(__name__).start_as_current_span("an answer"):
         await RelevanceFloor(search, probes=["a", "b"]).covers("q", reply(hit(0.5)), 3.0)
     assert traced == [False, False]
+
+
+def principal(tenant: str, subject: str = "someone") -> Principal:
+    return Principal(subject, tenant, frozenset(), frozenset(), f"header-{tenant}", Reader.of(tenant, subject, ()))
+
+
+class CorpusPerTenant(Probes):
+    """Probes whose best score depends on the tenant asking: acme holds a dozen notes, bio thousands of abstracts."""
+
+    def __init__(self) -> None:
+        super().__init__(0.0)
+        self.scores = {"acme": 0.1, "bio": 0.4, "globex": 0.1}
+
+    async def __call__(
+        self, request: retrieval_pb2.SearchRequest, principal: Principal | None = None
+    ) -> retrieval_pb2.SearchResponse:
+        await super().__call__(request, principal)
+        score = self.scores[principal.tenant] if principal is not None else max(self.scores.values())
+        return retrieval_pb2.SearchResponse(hits=[hit(score)], index_version=self.version)
+
+
+async def test_each_set_of_readers_is_judged_against_the_background_of_what_it_may_read() -> None:
+    """Measured over the whole deployment, the abstracts' background refused a small tenant's real questions."""
+    probes = CorpusPerTenant()
+    floor = RelevanceFloor(probes, probes=["a", "b"])
+    acme, bio = principal("acme"), principal("bio")
+    assert await floor.covers("q", reply(hit(0.3)), 3.0, acme)  # above acme's background (0.1 + 3 spreads)
+    assert not await floor.covers("q", reply(hit(0.3)), 3.0, bio)  # below the abstracts' (0.4)
+    assert [p.tenant if p else None for p in probes.principals] == ["acme", "acme", "bio", "bio"]
+    assert await floor.covers("q", reply(hit(0.3)), 3.0, principal("acme", "another"))  # another reader: measured
+    assert probes.calls == 6 and await floor.covers("q", reply(hit(0.3)), 3.0, acme) and probes.calls == 6
+
+
+async def test_the_backgrounds_kept_are_bounded_least_recently_asked_first() -> None:
+    probes = CorpusPerTenant()
+    floor = RelevanceFloor(probes, probes=["a"], max_readers=2)
+    for tenant in ("acme", "bio", "acme", "globex"):
+        await floor.covers("q", reply(hit(0.5)), 3.0, principal(tenant))
+    assert probes.calls == 3  # acme asked twice, measured once
+    await floor.covers("q", reply(hit(0.5)), 3.0, principal("bio"))  # forgotten: measured again
+    assert probes.calls == 4
