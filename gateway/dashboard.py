@@ -47,8 +47,8 @@ class CpuMeter:
         now = time.monotonic()
         previous = self.last.get(name)
         self.last[name] = (now, cpu_seconds)
-        if previous is None or now <= previous[0]:
-            return None
+        if previous is None or now <= previous[0] or cpu_seconds < previous[1]:
+            return None  # the first reading, or the process restarted and its counter began again
         return 100 * (cpu_seconds - previous[1]) / (now - previous[0])
 
 

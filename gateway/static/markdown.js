@@ -21,7 +21,7 @@ const INLINE = new RegExp([
   '\\*\\*(?=\\S)([^\\n]*?\\S)\\*\\*', // 6 bold
   '\\*(?=[^\\s*])([^*\\n]*?[^\\s*])\\*', // 7 italic
 ].join('|'), 'g');
-const SAFE_HREF = /^(https?:\/\/|mailto:|\/(?!\/)|#)/i;
+const SAFE_HREF = /^(https?:\/\/|mailto:|\/(?![\/\\])|#)/i; // '/\host' leads to another host
 
 /** A fragment of block elements for text; makeMarker(n) gives the node for citation n. */
 export function renderMarkdown(text, makeMarker) {

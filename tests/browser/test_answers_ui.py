@@ -101,3 +101,6 @@ def test_a_link_target_with_parentheses_is_one_link_and_javascript_stays_words(m
     shown = page.evaluate(RENDER, "See [click](javascript:alert(4)) or [Foo](https://example.org/wiki/Foo_(bar)).")
     assert shown["plain"] == shown["text"] == "See click or Foo."
     assert shown["links"] == ["https://example.org/wiki/Foo_(bar)"]
+    # '/\host' is not a path of this site: browsers read it as //host
+    shown = page.evaluate(RENDER, "Read [the guide](/\\evil.example/phish) or [the docs](/api/v1/docs).")
+    assert shown["text"] == "Read the guide or the docs." and shown["links"] == [mesh.base_url + "/api/v1/docs"]

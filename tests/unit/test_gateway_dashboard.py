@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 import gateway.dashboard as dashboard_module
-from gateway.dashboard import Dashboard, search_hit_rate
+from gateway.dashboard import CpuMeter, Dashboard, search_hit_rate
 from likeopt.caching.hit_rate import parse_lookups
 from likeopt.v1 import cache_pb2, retrieval_pb2
 
@@ -39,6 +39,18 @@ def test_the_hit_rate_counts_the_near_caches_that_answer_most_repeats() -> None:
         "by_layer": {"gateway": 23, "retrieval_svc": 0, "cache_svc": 0},
     }
     assert parse_lookups(CACHE)  # the same counters the bench reads
+
+
+def test_cpu_is_unknown_not_negative_after_a_process_restarts() -> None:
+    """A restarted service's CPU counter begins again: the difference showed as -204 %."""
+    meter = CpuMeter()
+    assert meter.percent("retrieval_svc", 40.0) is None  # nothing to compare with yet
+    meter.last["retrieval_svc"] = (meter.last["retrieval_svc"][0] - 1.0, 40.0)
+    assert meter.percent("retrieval_svc", 40.5) == pytest.approx(50, rel=0.05)
+    meter.last["retrieval_svc"] = (meter.last["retrieval_svc"][0] - 1.0, 40.5)
+    assert meter.percent("retrieval_svc", 0.3) is None  # restarted
+    meter.last["retrieval_svc"] = (meter.last["retrieval_svc"][0] - 1.0, 0.3)
+    assert meter.percent("retrieval_svc", 0.8) == pytest.approx(50, rel=0.05)
 
 
 def test_without_traffic_the_rate_is_unknown_not_zero() -> None:
