@@ -20,6 +20,15 @@ from opentelemetry.trace import SpanContext
 
 _request_span: ContextVar[SpanContext | None] = ContextVar("likeopt_request_span", default=None)
 
+MAX_TEXT_CHARS = 4096
+"""Longest message or text field a line keeps: libraries quote what clients send (the MCP SDK logged a 1 MB tool
+name twice per request), and a client must not be able to fill the disk with logs."""
+MAX_EXC_CHARS = 16384
+"""Longest traceback a line keeps (its last part, where the error is)."""
+QUIET_LOGGERS = ("httpx", "httpcore", "sentence_transformers", "uvicorn.access", "mcp")
+"""Libraries that log every request at INFO (the MCP SDK: each call's session and failed tool); WARNING and above
+still show."""
+
 
 def bind_request_span() -> None:
     """Remember the current span as the request's, for lines logged once it has ended.
@@ -54,15 +63,27 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "service": self.service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": cut(record.getMessage(), MAX_TEXT_CHARS),
         }
         entry.update(log_ids())
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):  # a field never hides the line's own keys (its service, its trace)
-            entry.update((key if key not in entry else f"fields.{key}", value) for key, value in extra.items())
+            entry.update(
+                (
+                    key if key not in entry else f"fields.{key}",
+                    cut(value, MAX_TEXT_CHARS) if isinstance(value, str) else value,
+                )
+                for key, value in extra.items()
+            )
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            trace_text = self.formatException(record.exc_info)
+            entry["exc"] = trace_text if len(trace_text) <= MAX_EXC_CHARS else "…" + trace_text[-MAX_EXC_CHARS:]
         return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def cut(text: str, limit: int) -> str:
+    """text, or its first limit characters and how many more there were."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:
@@ -74,5 +95,5 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "sentence_transformers", "uvicorn.access"):
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

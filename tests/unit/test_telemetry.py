@@ -41,7 +41,7 @@ from gateway.request_spans import RequestSpans
 from gateway.trace_header import TraceIdHeader
 from likeopt.runtime.grpc_server import RequestLogContext
 from likeopt.runtime.grpc_tracing import ServerSpans, client_interceptors, traced
-from likeopt.runtime.logs import JsonFormatter, bind_request_span
+from likeopt.runtime.logs import MAX_EXC_CHARS, MAX_TEXT_CHARS, JsonFormatter, bind_request_span, setup_logging
 from likeopt.runtime.telemetry import (
     CACHE_HIT,
     CACHE_LAYER,
@@ -90,6 +90,33 @@ def test_a_field_of_a_log_line_never_hides_its_own_service_or_level(log_lines):
     [line] = _records(log_lines, "upstream unreachable")
     assert (line["service"], line["level"], line["details"]) == ("test", "WARNING", "gone")
     assert (line["fields.service"], line["fields.level"]) == ("retrieval_svc", "nonsense")
+
+
+def test_a_line_keeps_at_most_a_bounded_part_of_what_a_client_sent(log_lines):
+    """The MCP SDK logged a 1 MB tool name twice per request: 2 MB of log for one request, no key needed."""
+    name = "B" * 1_000_000
+    logging.getLogger("test.sizes").warning("Tool %r failed", name, extra={"fields": {"uri": name}})
+    try:
+        raise ValueError(name)
+    except ValueError:
+        logging.getLogger("test.sizes").exception("crashed")
+    [line] = _records(log_lines, "Tool")
+    assert len(line["msg"]) < MAX_TEXT_CHARS + 100 and line["msg"].endswith(
+        f"({len(name) + 14 - MAX_TEXT_CHARS} more characters)"
+    )
+    assert len(line["uri"]) < MAX_TEXT_CHARS + 100
+    [crash] = _records(log_lines, "crashed")
+    assert len(crash["exc"]) <= MAX_EXC_CHARS + 1 and crash["exc"].endswith("B")
+    assert len(log_lines.getvalue()) < 3 * (MAX_TEXT_CHARS + MAX_EXC_CHARS)
+
+
+def test_libraries_that_log_each_request_are_quiet_below_warning():
+    setup_logging("test")
+    try:
+        assert logging.getLogger("mcp.server.streamable_http").getEffectiveLevel() == logging.WARNING
+    finally:
+        logging.getLogger().handlers[:] = []
+        logging.getLogger().setLevel(logging.WARNING)
 
 
 # -- sampling ------------------------------------------------------------------------
