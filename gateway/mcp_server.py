@@ -34,7 +34,7 @@ from gateway.errors import HIDDEN_DETAILS, public_details
 from gateway.observe import first_text_timed
 from likeopt.runtime.addresses import address_list
 from likeopt.runtime.config import Config
-from likeopt.runtime.contract import ANSWER_TOP_K, LIST_LIMIT, MODES, SEARCH_TOP_K, Mode
+from likeopt.runtime.contract import ANSWER_TOP_K, LIST_LIMIT, MODES, SEARCH_TOP_K, Mode, shown_id
 from likeopt.runtime.grpc_client import open_channel
 from likeopt.runtime.logs import setup_logging
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
@@ -293,7 +293,7 @@ def register_resources(server: MCPServer, mesh: Callable[[], Mesh]) -> None:
             doc = await m.documents.GetDocument(request, timeout=SEARCH_TIMEOUT_S, metadata=m.metadata)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise ResourceNotFoundError(f"no document with id {doc_id!r}") from None
+                raise ResourceNotFoundError(f"no document with id {shown_id(doc_id)}") from None
             raise ResourceError(str(tool_failure(exc))) from None
         return document_text(doc)
 

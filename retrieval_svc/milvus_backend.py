@@ -49,6 +49,7 @@ import numpy as np
 from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, RRFRanker, WeightedRanker
 from pymilvus.exceptions import MilvusException
 
+from likeopt.runtime.contract import shown_id
 from likeopt.runtime.principal import Reader
 from likeopt.runtime.text import SAME_TERMS_UNLESS_FLAGGED, STOP_WORDS, TOKENIZER_VERSION, tokenize
 from retrieval_svc.access import Access
@@ -881,11 +882,11 @@ def chunk_rows(
     rows: list[dict] = []
     for doc, chunks in zip(docs, chunked, strict=True):
         if problem := oversized_metadata(doc.metadata):
-            raise UnfitDocument(f"document {doc.id[:80]!r}: {problem}")
+            raise UnfitDocument(f"document {shown_id(doc.id)}: {problem}")
         for ordinal, chunk in enumerate(chunks):
             row = text_fields(doc, ordinal, chunk, bm25_text)
             if problem := oversized(row):
-                raise UnfitDocument(f"document {doc.id[:80]!r}: {problem}")
+                raise UnfitDocument(f"document {shown_id(doc.id)}: {problem}")
             row["dense"] = embeddings[len(rows)].astype(np.float32).tolist()
             rows.append({**row, "metadata": doc.metadata, **access_row_fields(doc.access)})
     return rows

@@ -39,6 +39,7 @@ from likeopt.runtime.contract import (
     check_mode,
     check_query,
     rejects_invalid_input,
+    shown_id,
 )
 from likeopt.runtime.principal import BadPrincipal, Principal, Reader, principal_in, reader_of
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
@@ -546,7 +547,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         version = engine.version
         doc = await asyncio.to_thread(engine.get_document, request.id, reader)
         if doc is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no document with id {request.id!r}")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no document with id {shown_id(request.id)}")
         assert doc is not None  # abort raises
         chunks = [retrieval_pb2.DocumentChunk(chunk_id=f"{doc.id}#{n}", text=text) for n, text in doc.chunks]
         return retrieval_pb2.StoredDocument(

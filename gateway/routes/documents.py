@@ -32,7 +32,7 @@ from gateway.models import (
 )
 from gateway.routes import api_router
 from gateway.state import Running
-from likeopt.runtime.contract import LIST_LIMIT, MAX_UPLOAD_FILES
+from likeopt.runtime.contract import LIST_LIMIT, MAX_ID_CHARS, MAX_UPLOAD_FILES, shown_id
 from likeopt.runtime.loaders import Skipped as SkippedFile
 from likeopt.runtime.loaders import load_content, to_message
 from likeopt.runtime.principal import forwarded
@@ -42,7 +42,11 @@ WRITE_TIMEOUT_S = 600.0
 STATUS_TIMEOUT_S = 5.0
 
 DocumentId = Annotated[
-    str, Path(description="The document's id (it may contain '/', also sent as %2F; never a '.' or '..' segment).")
+    str,
+    Path(
+        description="The document's id (it may contain '/', also sent as %2F; never a '.' or '..' segment).",
+        max_length=MAX_ID_CHARS,
+    ),
 ]
 
 reads = api_router("documents", reader, 401, *UPSTREAM_STATUSES)
@@ -155,7 +159,7 @@ async def delete_document(
     )
     gateway.wrote(reply.index_version)
     if reply.deleted == 0:
-        raise ApiError(404, "NOT_FOUND", f"no document with id {doc_id!r}")
+        raise ApiError(404, "NOT_FOUND", f"no document with id {shown_id(doc_id)}")
     return DeleteResponse(deleted=reply.deleted, index_version=reply.index_version)
 
 

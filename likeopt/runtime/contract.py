@@ -26,6 +26,15 @@ QUERY_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
 """What check_query accepts, as a regular expression (for the OpenAPI document): a non-space character, no NUL."""
 MAX_ID_CHARS = 512
 """Longest document id retrieval_svc stores; a longer one is skipped with the reason."""
+SHOWN_ID_CHARS = 80
+"""Most of an id a message quotes: an error about a 1 MB id must not be 1 MB (gRPC refuses such metadata)."""
+
+
+def shown_id(doc_id: str) -> str:
+    """A document id quoted for a message, cut to SHOWN_ID_CHARS with an ellipsis."""
+    return repr(doc_id) if len(doc_id) <= SHOWN_ID_CHARS else f"{doc_id[:SHOWN_ID_CHARS]!r}…"
+
+
 MAX_DOCUMENT_CHARS = 10_000_000
 """Longest document text retrieval_svc stores; a longer one is skipped with the reason."""
 MAX_COMMENT_CHARS = 2000

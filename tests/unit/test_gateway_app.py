@@ -100,6 +100,18 @@ def test_writes_need_the_key_and_its_refusal_comes_first(client: TestClient) -> 
         assert refused.headers["www-authenticate"] == "Bearer", "a 401 names the credential it wants"
 
 
+def test_an_id_longer_than_any_stored_is_refused_before_it_goes_upstream(client: TestClient) -> None:
+    """A 10,000-character id went into retrieval_svc's error and past gRPC's metadata limit: 429 "rate limited"."""
+    key = {"Authorization": f"Bearer {KEY}"}
+    for reply in (
+        client.get("/api/v1/documents/" + "d" * 600),
+        client.delete("/api/v1/documents/" + "d" * 600, headers=key),
+    ):
+        message = error_of(reply, 422)["message"]
+        assert "at most 512 characters" in message and "d" * 100 not in message
+    assert error_of(client.get("/api/v1/documents/" + "d" * 512), 503)["code"] == "UNAVAILABLE"  # tried upstream
+
+
 def test_bad_documents_are_named_by_their_position(client: TestClient) -> None:
     key = {"Authorization": f"Bearer {KEY}"}
     bad_id = client.post("/api/v1/documents", json={"documents": [{"id": "a"}, {"id": 5}]}, headers=key)

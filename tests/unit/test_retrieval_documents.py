@@ -42,7 +42,10 @@ async def test_get_document_returns_its_chunks_in_order_and_unknown_ids_are_not_
         doc = await stub.GetDocument(retrieval_pb2.GetDocumentRequest(id="long"))
         with pytest.raises(grpc.aio.AioRpcError) as missing:
             await stub.GetDocument(retrieval_pb2.GetDocumentRequest(id="nope"))
-    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as huge:  # its whole id in the message went past gRPC's limit
+            await stub.GetDocument(retrieval_pb2.GetDocumentRequest(id="d" * 20_000))
+    assert missing.value.code() == huge.value.code() == grpc.StatusCode.NOT_FOUND
+    assert huge.value.details() == f"no document with id {'d' * 80!r}…"
     assert len(doc.chunks) > 1 and [c.chunk_id for c in doc.chunks] == [f"long#{n}" for n in range(len(doc.chunks))]
     assert doc.chunks[0].text.startswith("Sentence number 0") and "number 79" in doc.chunks[-1].text
 
