@@ -20,8 +20,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 import uvicorn
@@ -831,9 +833,11 @@ def test_admin_is_bound_to_loopback_only(envoy):
 
 
 def test_access_log_gets_json_lines(envoy):
+    """Without the query (a token handed over as ?token= was kept in full) and with what a client chooses bounded."""
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     with _client() as client:
-        response = client.get(f"{envoy.url}/healthz?probe=log", headers={"traceparent": traceparent})
+        headers = {"traceparent": traceparent, "user-agent": "u" * 5000}
+        response = client.get(f"{envoy.url}/healthz?token=handed-over-secret", headers=headers)
     request_id = response.headers["x-request-id"]
     deadline = time.monotonic() + 15
     entry = None
@@ -845,10 +849,39 @@ def test_access_log_gets_json_lines(envoy):
                     entry = record
         time.sleep(0.1)
     assert entry is not None, "no access log line for the request"
-    assert entry["path"] == "/healthz?probe=log" and entry["method"] == "GET"
+    assert entry["path"] == "/healthz" and entry["method"] == "GET" and entry["user_agent"] == "u" * 256
+    assert "handed-over-secret" not in envoy.access_log.read_text()
     assert entry["status"] == 200 and entry["upstream_cluster"] == "gateway"
     assert entry["trace_id"] == traceparent[3:35] and re.fullmatch(r"[0-9a-f]{16}", entry["span_id"])
     assert entry["start_time"] and "duration_ms" in entry
+
+
+def test_responses_are_never_sniffed_as_another_type(envoy):
+    with _client() as client:
+        for path in ("/healthz", "/api/v1/search", "/no/such/page"):
+            assert client.get(f"{envoy.url}{path}").headers["x-content-type-options"] == "nosniff", path
+
+
+def test_invented_grpc_web_method_names_make_no_stats(gateway, tmp_path):
+    """Each made-up method name made three series that lived as long as Envoy: a client could grow them at will."""
+    if ENVOY is None:
+        pytest.skip(NO_ENVOY)
+    bare = grpc.server(ThreadPoolExecutor(max_workers=2))  # no services: UNIMPLEMENTED, as generation_svc answers
+    port = bare.add_insecure_port("127.0.0.1:0")
+    bare.start()
+    proc = _start_envoy(tmp_path, gateway, LIKEOPT_GENERATION_ADDR=f"127.0.0.1:{port}")
+    headers = {"content-type": "application/grpc-web+proto", "x-grpc-web": "1"}
+    try:
+        with _client() as client:
+            for n in range(5):
+                url = f"{proc.url}/likeopt.v1.GenerationService/Invented{n}"
+                reply = client.post(url, content=b"\0\0\0\0\0", headers=headers)
+                assert reply.headers.get("grpc-status") == "12", reply.headers  # the premise: answered upstream
+        stats = httpx.get(f"{proc.admin}/stats/prometheus", timeout=10).text
+    finally:
+        proc.stop()
+        bare.stop(0)
+    assert "Invented" not in stats
 
 
 # --------------------------------------------------------------------------------------
