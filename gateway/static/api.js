@@ -24,15 +24,33 @@ export function setApiKey(key) {
   else sessionStorage.removeItem(KEY_STORAGE);
 }
 
-/** A token handed over in the address (?token=…, from an identity provider's link) is taken at once, before
- *  anything reads who is signed in, and removed from the address bar. */
+/** Why a token handed over in the address was not taken ('' when none was refused). */
+export let handoverRefused = '';
+
+/** A token handed over after the address's '#' (…/#token=…, or an OAuth implicit-flow reply's #access_token=…)
+ *  never reaches a server. It is taken at once, before anything reads who is signed in, and removed from the
+ *  address bar with the rest of the reply; a view named beside it (#documents&token=…) stays. A token in the
+ *  query (?token=…) has already gone to the server and whatever records addresses on the way (traces, proxies'
+ *  logs): it is removed and not used. Returns whether a token was taken. */
 function takeHandedOverToken() {
   const url = new URL(location.href);
-  const token = url.searchParams.get('token');
-  if (!token) return;
-  setToken(token.trim());
-  url.searchParams.delete('token');
-  history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+  const reply = new URLSearchParams(url.hash.slice(1));
+  const token = (reply.get('access_token') || reply.get('token') || '').trim();
+  const inQuery = url.searchParams.has('token');
+  if (!token && !inQuery) return false;
+  if (inQuery) {
+    url.searchParams.delete('token');
+    handoverRefused = 'The link carried the token after "?", which sends it to the server and its logs, so it was '
+      + 'not used: a link must carry it after "#" (…/#token=…). Sign in with a new token.';
+  }
+  let hash = url.hash;
+  if (token) {
+    setToken(token);
+    const view = [...reply.entries()].find(([, value]) => !value);
+    hash = view ? `#${view[0]}` : '';
+  }
+  history.replaceState(history.state, '', url.pathname + url.search + hash);
+  return Boolean(token);
 }
 
 export function getToken() {
@@ -55,7 +73,12 @@ function forgetPersonalSession() {
   for (const key of personal) sessionStorage.removeItem(key);
 }
 
-if (JWT_MODE) takeHandedOverToken();
+if (JWT_MODE) {
+  takeHandedOverToken();
+  // A link followed from this very page changes only the '#': no reload, so the new person's token is read here
+  // and the page starts again as them.
+  window.addEventListener('hashchange', () => { if (takeHandedOverToken()) location.reload(); });
+}
 
 /** Who the token names (issuer and subject, read from it unverified: only to keep each person's browser-side
  *  data apart; the server trusts nothing but what Envoy verified); '' without a token. */

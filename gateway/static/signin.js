@@ -1,9 +1,10 @@
-// Sign-in for LIKEOPT_AUTH=jwt. The identity provider hands over a token (a link ending in ?token=…, which
-// api.js takes and removes from the address bar at once) or the user pastes one; it is kept for this tab only
-// (sessionStorage) and sent with every call. The header shows who is signed in; any 401 asks again.
+// Sign-in for LIKEOPT_AUTH=jwt. The identity provider hands over a token (a link ending in #token=… or
+// #access_token=…, which api.js takes and removes from the address bar at once) or the user pastes one; it is
+// kept for this tab only (sessionStorage) and sent with every call. The header shows who is signed in; any 401
+// asks again.
 
 import { el, byId } from './dom.js';
-import { JWT_MODE, getToken, setToken, requestJSON } from './api.js';
+import { JWT_MODE, getToken, setToken, requestJSON, handoverRefused } from './api.js';
 
 function buildDialog() {
   const input = el('textarea', { id: 'signin-token', rows: 4, required: true, autocomplete: 'off',
@@ -43,8 +44,8 @@ export async function initSignIn() {
     input.focus();
   };
   window.addEventListener('likeopt:signin', (e) => ask(`Your token was refused: ${e.detail}`));
-  if (!getToken()) {
-    ask('Paste a token, or follow your identity provider\'s link to Like-Opt.');
+  if (handoverRefused || !getToken()) {
+    ask(handoverRefused || 'Paste a token, or follow your identity provider\'s link to Like-Opt.');
     return;
   }
   try {

@@ -1,5 +1,5 @@
-"""The web UI with LIKEOPT_AUTH=jwt: it signs in with a token handed over as ?token= or pasted, shows who is
-signed in, reads as that person, and asks again when a token is refused (401)."""
+"""The web UI with LIKEOPT_AUTH=jwt: it signs in with a token handed over after # (#token=, #access_token=) or
+pasted, shows who is signed in, reads as that person, and asks again when a token is refused (401)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def search_documents(page: Any) -> str:
 
 def test_a_handed_over_token_signs_in_and_the_ui_reads_as_that_person(page: Any, people: dict[str, Person]) -> None:
     alice = people["alice"]
-    page.goto(f"{alice.mesh.base_url}/?token={alice.token}#chat")
+    page.goto(f"{alice.mesh.base_url}/#chat&token={alice.token}")
     page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
     assert "acme" in page.locator("#signed-in-as").inner_text()
     assert "token=" not in page.url  # taken out of the address bar (and so out of history and bookmarks)
@@ -37,9 +37,23 @@ def test_a_handed_over_token_signs_in_and_the_ui_reads_as_that_person(page: Any,
     page.locator(".message.assistant .sources").last.wait_for(timeout=30_000)
 
 
+def test_an_implicit_flow_reply_signs_in_and_a_token_in_the_query_is_refused(
+    page: Any, people: dict[str, Person]
+) -> None:
+    """A token after '?' reaches the server and whatever records addresses (it was in Envoy's access log)."""
+    alice = people["alice"]
+    page.goto(f"{alice.mesh.base_url}/?token={alice.token}")
+    page.locator("#signin-dialog[open]").wait_for(timeout=10_000)
+    assert "after \"#\"" in page.locator("#signin-reason").inner_text() and "token=" not in page.url
+    assert page.evaluate("sessionStorage.getItem('likeopt.token')") is None
+    page.goto(f"{alice.mesh.base_url}/#access_token={alice.token}&token_type=Bearer&expires_in=300&state=x")
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
+    assert page.url == f"{alice.mesh.base_url}/"  # the whole reply taken out of the address bar
+
+
 def test_signing_out_asks_for_a_token_and_a_pasted_one_signs_in(page: Any, people: dict[str, Person]) -> None:
     alice, bob = people["alice"], people["bob"]
-    page.goto(f"{alice.mesh.base_url}/?token={alice.token}")
+    page.goto(f"{alice.mesh.base_url}/#token={alice.token}")
     page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
     ask(page, "What is the zirconia codeword?")  # her conversation is saved in this browser, titled so
     page.locator(".message.assistant .sources").last.wait_for(timeout=30_000)
@@ -59,7 +73,7 @@ def test_a_refused_token_brings_the_sign_in_back_with_the_reason(
     page: Any, people: dict[str, Person], idp: identity.IdentityProvider
 ) -> None:
     expired = idp.forgeries("alice", "acme", ["eng"])["expired"]
-    page.goto(f"{people['alice'].mesh.base_url}/?token={expired}")
+    page.goto(f"{people['alice'].mesh.base_url}/#token={expired}")
     page.locator("#signin-dialog[open]").wait_for(timeout=10_000)
     assert "expired" in page.locator("#signin-reason").inner_text().lower()
 
@@ -69,17 +83,17 @@ def test_a_conversation_begun_from_a_token_link_is_kept_for_that_person_alone(
 ) -> None:
     """The link's token must be read before the saved conversations are: they were kept for whoever came next."""
     alice, bob = people["alice"], people["bob"]
-    page.goto(f"{alice.mesh.base_url}/?token={alice.token}")
+    page.goto(f"{alice.mesh.base_url}/#token={alice.token}")
     page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
     ask(page, "What is the obsidian codeword?")
     page.locator(".message.assistant .sources").last.wait_for(timeout=30_000)
     page.click("#sign-out")
     page.locator("#signin-dialog[open]").wait_for(timeout=10_000)
     assert "obsidian" not in page.locator(".sidebar").inner_text().lower()  # signed out: nobody's
-    page.goto(f"{bob.mesh.base_url}/?token={bob.token}")
+    page.goto(f"{bob.mesh.base_url}/#token={bob.token}")
     page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('bob')")
     assert "obsidian" not in page.locator(".sidebar").inner_text().lower()
-    page.goto(f"{alice.mesh.base_url}/?token={alice.token}")
+    page.goto(f"{alice.mesh.base_url}/#token={alice.token}")
     page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
     assert "obsidian" in page.locator(".sidebar").inner_text().lower()  # hers, when she is back
 
@@ -91,7 +105,7 @@ def test_signed_in_without_the_writer_role_an_entered_api_key_writes(
     bob = people["bob"]
     note = tmp_path / "bob-note.md"
     note.write_text("# Kelpwood\n\nThe kelpwood rota changes on Fridays.\n")
-    page.goto(f"{bob.mesh.base_url}/?token={bob.token}#documents")
+    page.goto(f"{bob.mesh.base_url}/#documents&token={bob.token}")
     page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('bob')")
     page.set_input_files("#file-input", str(note))
     page.wait_for_function("document.getElementById('upload-status').textContent.includes('writer role')")
@@ -116,7 +130,7 @@ def test_the_api_key_goes_with_the_person_who_entered_it(page: Any, people: dict
     """The key is the signed-in person's: signing out, or another person's link, leaves the next one without it
     (it would let them upload, delete and read every user's feedback as the one who entered it)."""
     alice, bob = people["alice"], people["bob"]
-    page.goto(f"{alice.mesh.base_url}/?token={alice.token}")
+    page.goto(f"{alice.mesh.base_url}/#token={alice.token}")
     page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
     enter_the_key(page, alice)
     page.click("#sign-out")
@@ -131,6 +145,6 @@ def test_the_api_key_goes_with_the_person_who_entered_it(page: Any, people: dict
     page.wait_for_function("document.getElementById('feedback-status').textContent.includes('Enter the API key')")
 
     enter_the_key(page, bob)
-    page.goto(f"{alice.mesh.base_url}/?token={alice.token}#documents")  # her link, without Bob signing out
+    page.goto(f"{alice.mesh.base_url}/#documents&token={alice.token}")  # her link, without Bob signing out
     page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
     assert page.evaluate(KEPT_KEY) is None and page.input_value("#api-key") == ""
