@@ -6,7 +6,8 @@ may run without persistence, and a thumbs-down that is meant to become a regress
 not be evicted. Not retrieval_svc's store: that is the corpus. A rating is committed (WAL,
 synchronous=FULL) before the caller is told it is stored; the answers it may refer to are
 written in batches in the background, on the same single thread, so a rating sent right after
-its answer still finds it. Answers nobody rated are dropped after ``ANSWER_RETENTION_DAYS``.
+its answer still finds it. An answer may be rated for ``ANSWER_RETENTION_DAYS``; then it is dropped unless rated
+(pruned while the service runs, at most every ``PRUNE_INTERVAL_S``), and a rated one is kept with its ratings.
 Replicas on one host share the file (SQLite locks it); on several hosts each keeps its own.
 """
 
@@ -31,6 +32,9 @@ from likeopt.v1 import generation_pb2
 T = TypeVar("T")
 
 ANSWER_RETENTION_DAYS = 30
+PRUNE_INTERVAL_S = 3600.0
+"""How often a running store drops answers past retention: often enough that the file stays about 30 days of
+answers, seldom enough that the DELETE (a scan of the created_ms index) is no load."""
 MAX_PENDING = 10_000
 """Answers waiting to be written at most; past it new ones are dropped (and counted), never the caller slowed."""
 FEEDBACK = Counter("likeopt_feedback_total", "Ratings of answers stored, by rating.", ["rating"])
@@ -116,6 +120,7 @@ class FeedbackStore:
         except BaseException:
             self._thread.shutdown(wait=True)
             raise
+        self._pruned_at = time.monotonic()
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
@@ -134,10 +139,7 @@ class FeedbackStore:
         if "owner" not in {row[1] for row in db.execute("PRAGMA table_info(answers)")}:
             db.execute("ALTER TABLE answers ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        cutoff = int((time.time() - ANSWER_RETENTION_DAYS * 86400) * 1000)
-        db.execute(
-            "DELETE FROM answers WHERE created_ms < ? AND answer_id NOT IN (SELECT answer_id FROM feedback)", (cutoff,)
-        )
+        _prune(db)
         return db
 
     def record_later(
@@ -183,13 +185,28 @@ class FeedbackStore:
             log.exception("answers kept for feedback were lost: the feedback file could not be written")
 
     def _flush(self) -> None:
-        """Write every pending answer in one transaction (runs on the store's thread)."""
+        """Write every pending answer in one transaction (runs on the store's thread), then prune if it is time:
+        only writing answers grows the file, so a store that writes none has nothing to prune."""
         with self._lock:
             rows, self._pending, self._flushing = self._pending, [], False
         if rows:
             with self._db:
                 self._db.execute("BEGIN")
                 self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self._prune_if_due()
+
+    def _prune_if_due(self) -> None:
+        """Drop answers past retention at most every PRUNE_INTERVAL_S; a failure (a lock held past busy_timeout) is
+        logged and retried at the next flush, as the answers just written are safe."""
+        now = time.monotonic()
+        if now - self._pruned_at < PRUNE_INTERVAL_S:
+            return
+        try:
+            _prune(self._db)
+        except sqlite3.Error:
+            log.exception("answers past retention could not be dropped from the feedback file; retried later")
+            return
+        self._pruned_at = now
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)
@@ -205,16 +222,21 @@ class FeedbackStore:
 
     def _rate(self, answer_id: str, trace_id: str, rating: str, comment: str, owner: str) -> tuple[int, str]:
         self._flush()  # an answer finished a moment ago may still be pending
+        # Past retention an answer is not rated, even one kept for its earlier ratings: whether it can be rated
+        # does not depend on whether the hourly prune has run yet.
+        cutoff = _retention_cutoff_ms()
         if answer_id:
             # An answer kept before owners were recorded has none: its id, given only to who asked, shows they were
             # given it (a trace id, which operators also see, does not).
             row = self._db.execute(
-                "SELECT answer_id FROM answers WHERE answer_id = ? AND owner IN (?, '')", (answer_id, owner)
+                "SELECT answer_id FROM answers WHERE answer_id = ? AND owner IN (?, '') AND created_ms >= ?",
+                (answer_id, owner, cutoff),
             ).fetchone()
         else:
             row = self._db.execute(
-                "SELECT answer_id FROM answers WHERE trace_id = ? AND owner = ? ORDER BY created_ms DESC LIMIT 1",
-                (trace_id, owner),
+                "SELECT answer_id FROM answers WHERE trace_id = ? AND owner = ? AND created_ms >= ?"
+                " ORDER BY created_ms DESC LIMIT 1",
+                (trace_id, owner, cutoff),
             ).fetchone()
         if row is None:
             raise UnknownAnswer(f"no answer {answer_id or trace_id!r} is known")
@@ -249,6 +271,19 @@ class FeedbackStore:
         self._thread.submit(self._flush).result()
         self._thread.submit(self._db.close).result()
         self._thread.shutdown(wait=True)
+
+
+def _retention_cutoff_ms() -> int:
+    """Answers created before this (ms since the epoch) are past retention."""
+    return int((time.time() - ANSWER_RETENTION_DAYS * 86400) * 1000)
+
+
+def _prune(db: sqlite3.Connection) -> None:
+    """Drop the answers past retention that nobody rated (a rated one stays, so its ratings list with it)."""
+    db.execute(
+        "DELETE FROM answers WHERE created_ms < ? AND answer_id NOT IN (SELECT answer_id FROM feedback)",
+        (_retention_cutoff_ms(),),
+    )
 
 
 def _item(row: tuple[object, ...]) -> generation_pb2.FeedbackItem:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
+from generation_svc import feedback
 from generation_svc.__main__ import open_feedback
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
 from generation_svc.extractive import ExtractiveBackend, count_pieces
@@ -213,6 +215,35 @@ async def test_only_the_person_given_an_answer_rates_it_and_older_files_gain_own
         assert (await store.rate("o" * 32, "", "up", ""))[1] == "o" * 32
     finally:
         store.close()
+
+
+async def test_a_running_store_drops_answers_past_retention_and_rates_none_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answers were dropped only when generation_svc started (a running one kept every answer, about 1 GB a day at
+    4 answers/s), and one past retention could still be rated; one already rated stays, listed with its rating."""
+    path = tmp_path / "answers.sqlite3"
+    store = FeedbackStore(path)
+    ids = [f"{n:032d}" for n in range(4)]
+    try:
+        for answer_id in ids[:3]:
+            store.record_later("q", "an answer", [], generation_pb2.DoneEvent(answer_id=answer_id, trace_id=answer_id))
+        await store.rate(ids[1], "", "up", "")
+        past = int(time.time() * 1000) - (feedback.ANSWER_RETENTION_DAYS + 1) * 86_400_000
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE answers SET created_ms = ? WHERE answer_id IN (?, ?)", (past, ids[0], ids[1]))
+        for answer_id in ids[:2]:  # never rated, and rated before: past retention both are unknown to a new rating
+            with pytest.raises(UnknownAnswer):
+                await store.rate(answer_id, "", "down", "")
+        monkeypatch.setattr(feedback, "PRUNE_INTERVAL_S", 0.0)  # the hour since the store opened has passed
+        store.record_later("q", "an answer", [], generation_pb2.DoneEvent(answer_id=ids[3], trace_id=ids[3]))
+        items, counts = await store.list()
+    finally:
+        store.close()
+    with sqlite3.connect(path) as db:
+        kept = {row[0] for row in db.execute("SELECT answer_id FROM answers")}
+    assert kept == set(ids[1:])
+    assert [item.answer_id for item in items] == [ids[1]] and counts.up == 1
 
 
 def test_a_file_laid_out_by_a_later_release_is_left_alone(tmp_path: Path) -> None:
