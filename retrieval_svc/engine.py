@@ -8,7 +8,10 @@ CPU-bound: the gRPC service calls them from worker threads, never on its event l
 from __future__ import annotations
 
 import bisect
+import copy
 import logging
+import math
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -25,6 +28,7 @@ from likeopt.runtime.text import tokenize
 from retrieval_svc.access import Access, RowMask
 from retrieval_svc.access_index import AccessIndex
 from retrieval_svc.backend import (
+    BackendUnavailable,
     ChunkHit,
     DocumentChunks,
     DocumentInput,
@@ -41,7 +45,7 @@ from retrieval_svc.doc_vectors import DocumentVectors, blend
 from retrieval_svc.embedder import Embedder, configured_embedder
 from retrieval_svc.fusion import Hit, Ranked, fuse
 from retrieval_svc.rwlock import ReadWriteLock
-from retrieval_svc.store import PAGE, NewDocument, Store, StoredChunk
+from retrieval_svc.store import CHANGES_KEPT_S, PAGE, ChangesForgotten, NewDocument, Store, StoredChunk
 from retrieval_svc.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,9 @@ CANDIDATE_DEPTH = 100
 DOCUMENT_POOL = 2
 """With document vectors, dense search re-scores this many times the results it returns, so that a document
 whose whole text matches can climb in from below the cut."""
+PRUNE_CHANGES_EVERY_S = 60.0
+"""How often the writer drops the store's changes older than CHANGES_KEPT_S: a deleted document's id stays in the
+log at most this much longer."""
 
 
 @dataclass(frozen=True)
@@ -87,16 +94,9 @@ class RetrievalEngine:
         self.shared_version = False
         """One writer, in process or followed every half second: no read of the version per search."""
         self.store = Store(data_dir / "store.sqlite3")
-        self.bm25 = BM25Index()
-        self.vectors = VectorIndex(embedder.dim, vector_exact_max, vector_nprobe)
-        self.doc_vectors = DocumentVectors(embedder.dim)
         self.document_weight = document_weight
         """Share of a chunk's dense score that is its document's (retrieval_svc.doc_vectors)."""
-        self.chunks: dict[int, ChunkRef] = {}
-        self.documents: dict[str, tuple[str, dict[str, str]]] = {}
-        self.rows_by_doc: dict[str, list[int]] = {}
-        self.access = AccessIndex()
-        self.version = 0
+        self._empty_indexes(vector_exact_max, vector_nprobe)
         self.load_seconds = 0.0
         self.counters: Counter[str] = Counter()
         """Query embeddings and searches computed: what caching and single-flight are meant to save."""
@@ -104,6 +104,18 @@ class RetrievalEngine:
         self._index_lock = ReadWriteLock()
         self._counts_lock = threading.Lock()
         self._id_order: tuple[tuple[int, int], list[str]] = ((-1, -1), [])
+        self._changes_pruned_at = -math.inf
+
+    def _empty_indexes(self, vector_exact_max: int, vector_nprobe: int) -> None:
+        """The in-memory indexes, empty, at version 0: what load() fills."""
+        self.bm25 = BM25Index()
+        self.vectors = VectorIndex(self.embedder.dim, vector_exact_max, vector_nprobe)
+        self.doc_vectors = DocumentVectors(self.embedder.dim)
+        self.chunks: dict[int, ChunkRef] = {}
+        self.documents: dict[str, tuple[str, dict[str, str]]] = {}
+        self.rows_by_doc: dict[str, list[int]] = {}
+        self.access = AccessIndex()
+        self.version = 0
 
     # -- start-up ---------------------------------------------------------
 
@@ -165,10 +177,15 @@ class RetrievalEngine:
 
         Read-only replicas call this periodically: the changed documents are dropped from the
         indexes and indexed again from the store, embeddings included, so nothing is re-embedded.
+        A replica further behind than the store's log of changes reaches loads everything again.
         """
         if self.store.version == self.version:
             return False
-        version, documents, chunks, changed = self.store.changes_since(self.version)
+        try:
+            version, documents, chunks, changed = self.store.changes_since(self.version)
+        except ChangesForgotten:
+            self._reload()
+            return True
         with self._index_lock.writing():
             for doc_id in changed:
                 self._unindex(self.rows_by_doc.get(doc_id, []))
@@ -186,6 +203,32 @@ class RetrievalEngine:
             self.version = version
         log.info("followed the writer", extra={"fields": {"index_version": version, "documents": len(changed)}})
         return True
+
+    def _reload(self) -> None:
+        """Load everything again, for a replica further behind than the store's log of changes reaches. It is built
+        beside the indexes searches keep using (memory for both, for the while) and then takes their place at once:
+        the copy shares everything else with this engine, so taking its attributes changes only the indexes."""
+        log.warning("further behind the writer than its log of changes reaches: loading everything again")
+        fresh = copy.copy(self)
+        fresh._empty_indexes(self.vectors.exact_max, self.vectors.nprobe)
+        fresh.load()
+        with self._index_lock.writing():
+            vars(self).update(vars(fresh))
+
+    def _forget_old_changes(self) -> None:
+        """The writer drops the store's changes no replica should need (older than CHANGES_KEPT_S), at most every
+        PRUNE_CHANGES_EVERY_S; a failure (a full disk) is logged and retried, as it costs searches nothing."""
+        now = time.monotonic()
+        if now - self._changes_pruned_at < PRUNE_CHANGES_EVERY_S:
+            return
+        # A version is at least the time it was written in microseconds: none below this was written since.
+        through = time.time_ns() // 1_000 - CHANGES_KEPT_S * 1_000_000
+        try:
+            self.store.forget_changes(through)
+        except (sqlite3.Error, BackendUnavailable):
+            log.exception("old changes could not be dropped from the store's log; retrying later")
+            return
+        self._changes_pruned_at = now
 
     # -- writes -----------------------------------------------------------
 
@@ -391,8 +434,12 @@ class RetrievalEngine:
         return matching if mask is None else matching & mask
 
     def refresh(self) -> bool:
-        """A read-only replica catches up with the writer's store; the writer itself is always current."""
-        return self.follow() if self.read_only else False
+        """A read-only replica catches up with the writer's store; the writer, always current, keeps the store's
+        log of changes to what replicas may still need."""
+        if self.read_only:
+            return self.follow()
+        self._forget_old_changes()
+        return False
 
     def list_documents(
         self, after_id: str, limit: int, reader: Reader | None = None

@@ -12,6 +12,10 @@ count only while the store's ``bm25_terms`` mark equals the tokenizer's version
 (likeopt.runtime.text.TOKENIZER_VERSION); a store from before, or from another tokenizer, reads
 as having none until its writer starts: it forgets those that changed (:meth:`Store.forget_terms`)
 and stores the current ones as it loads (:meth:`Store.store_terms`).
+
+Each write also logs which documents its version touched, for read-only replicas to catch up
+(:meth:`Store.changes_since`); the writer forgets what is older than ``CHANGES_KEPT_S``, and a
+replica further behind than the log reaches loads everything again.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ from retrieval_svc.backend import BackendUnavailable
 
 PAGE = 2_000
 """Chunks read per statement at start-up."""
+CHANGES_KEPT_S = 600
+"""How long the log keeps what a version touched. A replica follows every half second, and catches up faster than
+the writer embeds, so one 10 minutes behind has been stopped or frozen: it reloads everything, as at its start,
+rather than the log growing with every write for good (and keeping every deleted document's id on disk)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -90,6 +98,10 @@ class NewDocument:
     """Who may read it, as retrieval_svc.access.Access.to_json (None: every reader)."""
     rows: list[int] = field(default_factory=list)
     """Filled in by the store with the new chunk row ids."""
+
+
+class ChangesForgotten(LookupError):
+    """The log no longer holds every change since the version asked for: catch up by loading everything."""
 
 
 class StoreUnusable(RuntimeError):
@@ -254,10 +266,13 @@ class Store:
 
         Returns the current version, the changed documents that still exist (id, title,
         metadata, access), their chunks, and the ids of every changed document (deleted ones too).
+        ChangesForgotten when the log was pruned past ``version`` (:meth:`forget_changes`).
         """
         with self._lock:
             self._db.execute("BEGIN")
             try:
+                if version < self._changes_kept_after():
+                    raise ChangesForgotten(f"the log of changes no longer reaches back to version {version}")
                 current = self.version
                 changed = {
                     d for (d,) in self._db.execute("SELECT DISTINCT doc_id FROM changes WHERE version > ?", (version,))
@@ -281,6 +296,20 @@ class Store:
     def _record_changes(self, version: int, doc_ids: Sequence[str]) -> None:
         """Log which documents a version touched, so read-only replicas can follow."""
         self._db.executemany("INSERT INTO changes (version, doc_id) VALUES (?, ?)", [(version, d) for d in doc_ids])
+
+    def forget_changes(self, through: int) -> None:
+        """Drop the log's changes of versions up to through (the writer, now and then), and keep in meta the newest
+        version dropped: a replica at it or later still finds every change since in the log, an older one cannot."""
+        with self._lock, self._transaction():
+            (dropped,) = self._db.execute("SELECT MAX(version) FROM changes WHERE version <= ?", (through,)).fetchone()
+            if dropped is not None:
+                self._db.execute("DELETE FROM changes WHERE version <= ?", (dropped,))
+                self._set_meta("changes_kept_after", str(dropped))
+
+    def _changes_kept_after(self) -> int:
+        """The version after which the log holds every change (0: all of them, as it was never pruned)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='changes_kept_after'").fetchone()
+        return int(row[0]) if row else 0
 
     def _bump_version(self) -> int:
         """A version no store has had before: after the last one, and at least the time in microseconds (as the

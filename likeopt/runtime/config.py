@@ -444,7 +444,9 @@ class Config(BaseSettings):
     retrieval_read_only: Flag = setting(
         False,
         "`1` makes a retrieval_svc replica refuse writes and follow the writer's commits in the shared data dir"
-        " (every half second, and at once for a search asking for a newer `min_index_version`).",
+        " (every half second, and at once for a search asking for a newer `min_index_version`); the store logs"
+        " which documents each write touched for 10 minutes, and a replica further behind (stopped or frozen)"
+        " loads the whole store again.",
         (RETRIEVAL,),
     )
     tls_cert_file: str = setting(

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from retrieval_svc import engine as engine_module
 from retrieval_svc.backend import DocumentInput
 from retrieval_svc.engine import RetrievalEngine
+from retrieval_svc.store import ChangesForgotten
 from tests.unit.test_retrieval_engine import engine_at, ingest, params, search
 
 
@@ -47,3 +51,44 @@ def test_a_reader_that_started_mid_way_catches_up_without_embedding(tmp_path: Pa
     reader.follow()
     agree(writer, reader)
     assert reader.embedder.encoded == embedded_before
+
+
+def changes_logged(engine: RetrievalEngine) -> list[tuple[int, str]]:
+    return engine.store._db.execute("SELECT version, doc_id FROM changes ORDER BY version, doc_id").fetchall()
+
+
+def test_the_log_keeps_only_recent_changes_and_an_older_version_cannot_catch_up_from_it(tmp_path: Path) -> None:
+    """The log of changes grew by a row per document per write for good, deleted documents' ids included."""
+    writer = engine_at(tmp_path)
+    first = ingest(writer, DocumentInput("gone.md", "Gone", "Lighthouses guide ships.", {}))
+    _, deleted = writer.delete(["gone.md"])
+    kept = ingest(writer, DocumentInput("kept", "Kept", "Quokkas live on islands.", {}))
+    writer.store.forget_changes(deleted)
+    assert changes_logged(writer) == [(kept, "kept")]
+    assert writer.store.changes_since(deleted)[3] == {"kept"}
+    with pytest.raises(ChangesForgotten):
+        writer.store.changes_since(first)
+
+
+def test_the_writer_prunes_the_log_as_it_runs_and_a_replica_behind_it_loads_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = engine_at(tmp_path)
+    ingest(writer, DocumentInput("old", "Old", "Lighthouses guide ships at night.", {}))
+    reader = engine_at(tmp_path, read_only=True)
+    for n in range(3):
+        ingest(writer, DocumentInput(f"d{n}", f"D{n}", f"Document {n} about mountains and rivers.", {}))
+    writer.delete(["old", "d0"])
+    ingest(writer, DocumentInput("d1", "D1", "Wombats dig burrows.", {}))
+    monkeypatch.setattr(engine_module, "CHANGES_KEPT_S", 0)  # every change so far is older than the log keeps
+    assert writer.refresh() is False
+    assert changes_logged(writer) == []
+    embedded_before = reader.embedder.encoded
+    assert reader.refresh() is True
+    agree(writer, reader)
+    assert reader.embedder.encoded == embedded_before + 1  # the warm-up query only: nothing stored is embedded
+    assert search(reader, "wombats burrows", params("hybrid", per_document=True))[0] == "d1"
+    assert search(reader, "lighthouses ships", params("bm25")) == []
+    ingest(writer, DocumentInput("d3", "D3", "Quokkas live on Rottnest island.", {}))
+    assert reader.refresh() is True  # from the version it reloaded at, through the log again
+    agree(writer, reader)
