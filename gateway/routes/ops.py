@@ -13,6 +13,18 @@ from gateway.state import Running
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 NO_CACHE = {"Cache-Control": "no-cache"}
+PAGE_HEADERS = {
+    **NO_CACHE,
+    # Scripts, styles and calls from this origin only (the UI has no inline script or style: config.js is a file
+    # for this reason), no plugins, and no framing by another site (clickjacking the Documents tab's Delete).
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self';"
+        " frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+"""Headers of the UI's pages (the web UI and the API reference)."""
 
 router = APIRouter(tags=["operations"])
 
@@ -57,9 +69,9 @@ async def metrics() -> Response:
 @router.get("/api/v1/docs", include_in_schema=False)
 async def api_docs() -> FileResponse:
     """The API reference page, rendered in the browser from /api/v1/openapi.json."""
-    return FileResponse(STATIC_DIR / "docs.html", headers=NO_CACHE)
+    return FileResponse(STATIC_DIR / "docs.html", headers=PAGE_HEADERS)
 
 
 @router.get("/", include_in_schema=False)
 async def home() -> FileResponse:
-    return FileResponse(STATIC_DIR / "index.html", headers=NO_CACHE)
+    return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)

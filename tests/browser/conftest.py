@@ -42,8 +42,10 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
-    """A fresh page; its screenshot is saved under test-output/screenshots/ after the test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    """A fresh page; its screenshot is saved under test-output/screenshots/ after the test. It bypasses the pages'
+    Content-Security-Policy, which forbids the eval that Playwright's wait_for_function uses; test_web_ui's
+    test_the_ui_runs_whole_under_its_content_security_policy drives the UI under it."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)  # type: ignore[attr-defined]
     page = context.new_page()
     yield page
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ def test_an_implicit_flow_reply_signs_in_and_a_token_in_the_query_is_refused(
     alice = people["alice"]
     page.goto(f"{alice.mesh.base_url}/?token={alice.token}")
     page.locator("#signin-dialog[open]").wait_for(timeout=10_000)
-    assert "after \"#\"" in page.locator("#signin-reason").inner_text() and "token=" not in page.url
+    assert 'after "#"' in page.locator("#signin-reason").inner_text() and "token=" not in page.url
     assert page.evaluate("sessionStorage.getItem('likeopt.token')") is None
     page.goto(f"{alice.mesh.base_url}/#access_token={alice.token}&token_type=Bearer&expires_in=300&state=x")
     page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")

@@ -258,6 +258,30 @@ def test_dashboard_shows_live_numbers(mesh: MeshProcess, page: Any) -> None:
     )
 
 
+def test_the_ui_runs_whole_under_its_content_security_policy(mesh: MeshProcess, browser: Any) -> None:
+    """Each view and the API reference, with the policy enforced (the page fixture bypasses it): nothing blocked."""
+    context = browser.new_context()
+    page = context.new_page()
+    blocked: list[str] = []
+    page.on("console", lambda message: blocked.append(message.text) if "Security Policy" in message.text else None)
+    try:
+        page.goto(mesh.base_url + "/")
+        ask(page, "How does Like-Opt cache answers in Redis?")
+        page.locator(".message.assistant .sources").last.wait_for(timeout=30_000)
+        page.locator(".message.assistant .citation-marker").first.click()
+        page.locator("#citation-dialog").wait_for(state="visible")
+        page.keyboard.press("Escape")
+        page.click("#tab-documents")
+        page.locator("#doc-list li").first.wait_for(timeout=30_000)
+        page.click("#tab-dashboard")
+        page.locator("#dashboard-services tr").nth(3).wait_for(timeout=30_000)
+        page.goto(mesh.base_url + "/api/v1/docs")
+        page.get_by_text("POST /api/v1/search").wait_for(timeout=15_000)
+    finally:
+        context.close()
+    assert not blocked, blocked
+
+
 def test_api_docs_page_lists_the_routes(mesh: MeshProcess, page: Any) -> None:
     page.goto(mesh.base_url + "/api/v1/docs")
     page.get_by_text("POST /api/v1/search").wait_for(timeout=15_000)

@@ -356,6 +356,16 @@ def test_head_is_the_get_without_its_body(client: TestClient, path: str) -> None
     assert head.headers.get("content-length") == got.headers.get("content-length")
 
 
+@pytest.mark.parametrize("path", ["/", "/api/v1/docs"])
+def test_the_pages_run_only_this_sites_code_and_no_other_site_frames_them(client: TestClient, path: str) -> None:
+    """Another origin framed the Documents tab, Delete buttons and all (clickjacking); nothing limited scripts."""
+    headers = client.get(path).headers
+    policy = dict(part.strip().split(" ", 1) for part in headers["content-security-policy"].split(";"))
+    assert policy["default-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
+    assert policy["object-src"] == "'none'" and "unsafe-inline" not in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY" and headers["referrer-policy"] == "same-origin"
+
+
 def test_head_of_a_post_only_route_is_still_refused(client: TestClient) -> None:
     assert client.head("/api/v1/search").status_code == 405
 
