@@ -160,8 +160,8 @@ class ReadersBackground:
             return current
         task = self._measuring
         if task is None or task.done():
-            # In a context of its own: the measurement is the deployment's, not the asking request's (its trace
-            # showed 30 probe searches under the first question after each write).
+            # In a context of its own: the measurement serves every answer of these readers, not the asking request
+            # alone (its trace showed 30 probe searches under the first question after each write).
             task = self._measuring = asyncio.create_task(self._probe(version), context=contextvars.Context())
             task.add_done_callback(_log_failure)
             self._started = time.monotonic()
