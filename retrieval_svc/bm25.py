@@ -14,6 +14,9 @@ Layout, chosen so that adds are cheap and searches stay fast:
   stable sort (cheap: the CSR part is already sorted).
 - Removed documents are tombstones filtered out at query time, dropped (and
   slots renumbered) by the same rebuild once they are a large enough share.
+  Terms no live document has any more are forgotten (the rest renumbered)
+  by a rebuild once they are a large share of the vocabulary, so memory
+  follows the live vocabulary, not every term ever added.
 - Document frequencies, the live document count and total length are kept
   exact on every change, so idf and the average document length always
   describe the live corpus, as a fresh rank_bm25 build would.
@@ -37,7 +40,9 @@ from retrieval_svc.access import RowMask
 _PENDING_SHARE = 8
 """Rebuild when pending postings exceed 1/8 of the indexed ones: bounds the per-search scan."""
 _DEAD_SHARE = 4
-"""Rebuild when tombstoned postings exceed 1/4 of the indexed ones: bounds wasted work and memory."""
+"""Rebuild when tombstoned postings exceed 1/4 of the indexed ones, and forget unused terms in a rebuild once
+they are 1/4 of the vocabulary: bounds wasted work and memory (renumbering terms costs as much again as a
+rebuild, so not every rebuild does it)."""
 
 
 def _grown(array: np.ndarray, size: int) -> np.ndarray:
@@ -312,9 +317,9 @@ class BM25Index:
         return self._total_length / len(self._slot_of)
 
     def compact(self) -> None:
-        """Fold every pending posting in and drop every tombstone now (after a bulk load, say)."""
-        if self._pending or self._dead_postings:
-            self._rebuild()
+        """Fold every pending posting in and drop every tombstone and unused term now (after a bulk load, say)."""
+        if self._pending or self._dead_postings or not self._used_terms().all():
+            self._rebuild(every_unused_term=True)
 
     def settle(self) -> None:
         """Do now what the first search after a change would do (fold pending postings in when due, join the rest
@@ -322,7 +327,7 @@ class BM25Index:
         self._refresh()
         if self._pending:
             self._pending_block()
-        if self._average_idf is None and np.any(self._df[: len(self._term_ids)] > 0):
+        if self._average_idf is None and self._used_terms().any():
             self._mean_idf()
 
     def _refresh(self) -> None:
@@ -331,8 +336,9 @@ class BM25Index:
         if self._pending_postings * _PENDING_SHARE > indexed or self._dead_postings * _DEAD_SHARE > indexed:
             self._rebuild()
 
-    def _rebuild(self) -> None:
-        """One CSR from the indexed and pending postings of live documents."""
+    def _rebuild(self, every_unused_term: bool = False) -> None:
+        """One CSR from the indexed and pending postings of live documents; unused terms are forgotten when they
+        are a large share of the vocabulary, or every_unused_term."""
         n_indexed = len(self._offsets) - 1
         indexed_terms = np.repeat(np.arange(n_indexed, dtype=np.int32), np.diff(self._offsets))
         terms = np.concatenate([indexed_terms] + [p[0] for p in self._pending])
@@ -342,6 +348,10 @@ class BM25Index:
         terms, slots, tfs = terms[live], slots[live], tfs[live]
         if self._n_slots > len(self._slot_of):
             slots = self._renumber_slots()[slots]
+        used = self._used_terms()
+        unused = len(used) - int(np.count_nonzero(used))
+        if unused and (every_unused_term or unused * _DEAD_SHARE > len(used)):
+            terms = self._renumber_terms(used)[terms]
         order = np.argsort(terms, kind="stable")
         self._post_slots, self._post_tfs = slots[order], tfs[order]
         counts = np.bincount(terms, minlength=len(self._term_ids))
@@ -360,3 +370,28 @@ class BM25Index:
         self._slot_of = dict(zip(self._keys.tolist(), range(len(live)), strict=True))
         self._n_slots = len(live)
         return new_slot
+
+    def _used_terms(self) -> np.ndarray:
+        """Whether each term id is in a live document."""
+        return self._df[: len(self._term_ids)] > 0
+
+    def _renumber_terms(self, used: np.ndarray) -> np.ndarray:
+        """Forget the terms not used (no live document has them) and number the rest 0..n-1 in their old order;
+        returns the new id of each old one (-1 if forgotten). Documents must all be live (slots packed)."""
+        kept = np.flatnonzero(used)
+        new_id = np.full(len(used), -1, np.int32)
+        new_id[kept] = np.arange(len(kept), dtype=np.int32)
+        self._term_ids = dict(zip(itertools.compress(self._term_ids, used.tolist()), range(len(kept)), strict=True))
+        self._df = self._df[kept]
+        self._doc_terms = _mapped(self._doc_terms, new_id)
+        return new_id
+
+
+def _mapped(arrays: list[np.ndarray | None], new_id: np.ndarray) -> list[np.ndarray | None]:
+    """Each array's items through new_id, gathered at once (one array per chunk: a large index has many)."""
+    sizes = [len(a) for a in arrays if a is not None]
+    if len(sizes) < len(arrays):
+        raise ValueError("every document must be live")
+    flat = new_id[np.concatenate(arrays)] if arrays else new_id[:0]
+    ends = list(itertools.accumulate(sizes))
+    return [flat[end - size : end] for end, size in zip(ends, sizes, strict=True)]

@@ -222,3 +222,40 @@ def test_adding_a_page_needs_distinct_keys() -> None:
     with pytest.raises(ValueError, match="distinct keys"):
         index.add_many([(2, ["b"]), (2, ["c"])])
     assert len(index) == 1 and index.search(["b", "c"], top_k=5) == []
+
+
+def unique_terms(rng: random.Random, n: int) -> list[str]:
+    """Terms no other document has, as in logs, ids and hashes."""
+    return [f"id{rng.getrandbits(64):x}" for _ in range(n)]
+
+
+def assert_holds_only_live_terms(index: BM25Index, live: dict[int, list[str]]) -> None:
+    """The vocabulary, and every array sized by it, is the live documents' terms and no more."""
+    vocabulary = {term for tokens in live.values() for term in tokens}
+    assert set(index._term_ids) == vocabulary
+    assert len(index._df) == len(index._offsets) - 1 == len(vocabulary)
+
+
+@pytest.mark.parametrize("settled_by", ["compact", "settle"])
+def test_the_terms_of_removed_documents_are_forgotten(settled_by: str) -> None:
+    """Documents full of unique terms added and removed round after round: the vocabulary comes back to the live
+    documents' terms, at once by compact and, as the service runs (settle), by the rebuild a removal brings about
+    once unused terms are a large share of it. Scores stay rank_bm25's."""
+    rng = random.Random(12)
+    live = dict(enumerate(random_corpus(rng, 40)))
+    index = build(live)
+    queries = queries_for(rng, list(live.values()), 30)
+    for round_ in range(3):
+        batch = {100 + 10 * round_ + i: [*unique_terms(rng, 200), "w1"] for i in range(10)}
+        index.add_many(list(batch.items()))
+        index.settle()
+        for key in [*batch, round_]:
+            index.remove(key)
+        del live[round_]
+        getattr(index, settled_by)()
+        assert_holds_only_live_terms(index, live)
+    assert_matches_rank_bm25(index, live, queries)
+    assert_part_scores_as_its_own_index(index, live, rng.sample(sorted(live), 15))
+    index.add(7, ["w2", "new"])
+    live[7] = ["w2", "new"]
+    assert_matches_rank_bm25(index, live, [*queries, ["new", "w2"]])
