@@ -22,11 +22,19 @@ class AccessIndex:
     document's class, and each reader key (retrieval_svc.access) lists the classes it opens. A reader's mask
     is then one gather over the rows' classes, built once per index version and kept for READER_MASKS readers:
     with 100 groups a new reader costs about 200 dictionary lookups and one pass over an integer array.
+    A class is forgotten once no document or row carries it, and its number is given to the next new class,
+    so classes follow the access lists stored, not every list ever written.
     """
 
     def __init__(self) -> None:
         self._class_of: dict[tuple[str, ...], int] = {}
-        self._classes_by_key: dict[str, list[int]] = {}
+        self._keys_of: dict[int, tuple[str, ...]] = {}
+        """Each class's reader keys (the inverse of _class_of)."""
+        self._classes_by_key: dict[str, set[int]] = {}
+        self._holders: dict[int, int] = {}
+        """How many documents and rows carry each class; a class no longer carried is forgotten."""
+        self._free: list[int] = []
+        """Numbers of forgotten classes, handed out again before new ones."""
         self._doc_class: dict[str, int] = {}
         self.tenant: dict[str, str] = {}
         """Each document's tenant (writes check it)."""
@@ -45,16 +53,16 @@ class AccessIndex:
     def set(self, doc_id: str, access: Access) -> None:
         """Record a document's access (before its chunks are placed)."""
         keys = tuple(access.keys())
-        if keys not in self._class_of:
-            self._class_of[keys] = number = len(self._class_of) + 1
-            for key in keys:
-                self._classes_by_key.setdefault(key, []).append(number)
-        self._doc_class[doc_id] = self._class_of[keys]
+        number = self._class_of.get(keys) or self._new_class(keys)
+        self._carry(number, 1)  # before the old class is let go: it may be this one
+        self.forget(doc_id)
+        self._doc_class[doc_id] = number
         self.tenant[doc_id] = access.tenant
-        self._masks.clear()
 
     def forget(self, doc_id: str) -> None:
-        self._doc_class.pop(doc_id, None)
+        number = self._doc_class.pop(doc_id, None)
+        if number is not None:
+            self._carry(number, -1)
         self.tenant.pop(doc_id, None)
         self._masks.clear()
 
@@ -62,21 +70,59 @@ class AccessIndex:
         """Give new chunk rows their document's class (an unrecorded document is open: class of Access())."""
         if not rows:
             return
-        top = max(row for row, _ in rows) + 1
+        doc_of = dict(rows)  # a row named twice takes the last, as an assignment would
+        for doc_id in {doc_id for doc_id in doc_of.values() if doc_id not in self._doc_class}:
+            self.set(doc_id, Access())  # not set - keys(), which copies every document id (each page of a load)
+        placed = np.fromiter(doc_of, np.int64, len(doc_of))
+        top = int(placed.max()) + 1
         if top > len(self._row_class):
             grown = np.zeros(max(top, 2 * len(self._row_class)), dtype=np.int32)
             grown[: len(self._row_class)] = self._row_class
             self._row_class = grown
-        for doc_id in {doc_id for _, doc_id in rows} - self._doc_class.keys():
-            self.set(doc_id, Access())
-        for row, doc_id in rows:
-            self._row_class[row] = self._doc_class[doc_id]
+        classes = np.fromiter((self._doc_class[doc_id] for doc_id in doc_of.values()), np.int32, len(doc_of))
+        self._carry_rows(classes, 1)
+        self._carry_rows(self._row_class[placed], -1)
+        self._row_class[placed] = classes
         self._masks.clear()
 
     def unplace(self, rows: list[int]) -> None:
         if rows:
-            self._row_class[np.asarray(rows, dtype=np.int64)] = 0
+            unplaced = np.unique(np.asarray(rows, dtype=np.int64))
+            self._carry_rows(self._row_class[unplaced], -1)
+            self._row_class[unplaced] = 0
             self._masks.clear()
+
+    def _new_class(self, keys: tuple[str, ...]) -> int:
+        """A number for the documents opened by keys (not yet a class), listed under each key."""
+        number = self._free.pop() if self._free else len(self._class_of) + 1
+        self._class_of[keys] = number
+        self._keys_of[number] = keys
+        for key in keys:
+            self._classes_by_key.setdefault(key, set()).add(number)
+        return number
+
+    def _carry_rows(self, classes: np.ndarray, change: int) -> None:
+        """_carry for rows of these classes (0, no class, is none)."""
+        numbers, counts = np.unique(classes[classes > 0], return_counts=True)
+        for number, count in zip(numbers.tolist(), counts.tolist(), strict=True):
+            self._carry(number, change * count)
+
+    def _carry(self, number: int, change: int) -> None:
+        """Count change more documents or rows carrying class number; one carried by none is forgotten (no row
+        holds its number when it is handed out again, so no row is opened to another list's readers)."""
+        left = self._holders.get(number, 0) + change
+        if left:
+            self._holders[number] = left
+            return
+        del self._holders[number]
+        keys = self._keys_of.pop(number)
+        del self._class_of[keys]
+        for key in keys:
+            classes = self._classes_by_key[key]
+            classes.discard(number)
+            if not classes:
+                del self._classes_by_key[key]
+        self._free.append(number)
 
     def _scope(self, reader: Reader, version: int) -> tuple[np.ndarray, RowMask]:
         """The reader's readable classes (one flag each) and rows, built once per version."""
@@ -90,9 +136,9 @@ class AccessIndex:
         if (kept := self._masks.get(reader)) is not None:
             self._masks.move_to_end(reader)
             return kept
-        flags = np.zeros(len(self._class_of) + 1, dtype=bool)
+        flags = np.zeros(len(self._class_of) + len(self._free) + 1, dtype=bool)  # every number handed out
         for key in reader_keys(reader):
-            flags[self._classes_by_key.get(key, [])] = True
+            flags[list(self._classes_by_key.get(key, ()))] = True
         flags[0] = False
         scope = (flags, RowMask.of_flags(flags[self._row_class]))
         self._masks[reader] = scope
