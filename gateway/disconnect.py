@@ -46,6 +46,8 @@ class Hangup:
         self.client_send = send
         self.body_read = asyncio.Event()
         self.gone = asyncio.Event()
+        self.started = False
+        """The response's status went out: nothing else can be answered."""
         self.answered = False
         """The response's last byte went out: a disconnect now is the request ending, not the client leaving."""
 
@@ -64,6 +66,7 @@ class Hangup:
     async def send(self, message: Message) -> None:
         """The app's send, noting when the response has ended (the server then reports a disconnect)."""
         await self.client_send(message)
+        self.started = True
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             self.answered = True
 

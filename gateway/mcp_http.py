@@ -6,11 +6,13 @@ The SDK's Host check is off (behind Envoy the Host is whatever the deployment's 
 checked against LIKEOPT_CORS_ORIGINS instead, which is what stops a web page from driving a local
 Like-Opt (DNS rebinding), and the caller is checked as for every read
 (the API key, or with LIKEOPT_AUTH=jwt the principal Envoy verified, which every tool call carries on).
-A client that hangs up before its answer cancels the message's handling, and so an ``ask``'s Answer call.
+A client that hangs up before its answer, or cancels the request by notification, cancels the message's handling,
+and so an ``ask``'s Answer call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
@@ -20,12 +22,23 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.bodies import MAX_JSON_BYTES, declared_over, encoding_problem, is_json
 from gateway.disconnect import Hangup, unless_left
 from gateway.errors import BEARER_CHALLENGE, error_response
 from gateway.keys import caller_of, caller_refusal
+from gateway.mcp_cancel import (
+    InFlight,
+    caller_key,
+    cancelled_ids,
+    cancelled_reply,
+    messages_in,
+    read_whole,
+    replaying,
+    request_ids,
+)
 from gateway.mcp_server import Mesh
 from gateway.upstreams import Upstreams
 from likeopt.runtime.config import Config
@@ -72,6 +85,7 @@ class McpEndpoint:
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
         self.manager = server.session_manager
+        self.in_flight = InFlight()
 
     def run(self) -> AbstractAsyncContextManager[None]:
         return self.manager.run()
@@ -105,9 +119,19 @@ class McpEndpoint:
         await response(scope, receive, send)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The SDK's handling of one message, cancelled if the client hangs up first: a tool call runs under the
-        POST, so without this an abandoned ``ask`` would keep its Answer call, and the model, running."""
-        hangup = Hangup(receive, send)
-        handled = await unless_left(self.manager.handle_request(scope, hangup.receive, hangup.send), hangup.left())
-        if not handled.cancelled():  # cancelled: the client is gone, there is no one to answer
+        """The SDK's handling of one message, cancelled if the client hangs up first or cancels it by notification
+        (mcp_cancel): a tool call runs under the POST, so without this an abandoned ``ask`` would keep its Answer
+        call, and the model, running."""
+        body, whole = await read_whole(receive, MAX_JSON_BYTES)
+        messages, caller = messages_in(body) if whole else [], caller_key(scope)
+        for request_id in cancelled_ids(messages):
+            self.in_flight.cancel(caller, request_id)
+        hangup = Hangup(replaying(body, whole, receive), send)
+        work = asyncio.ensure_future(self.manager.handle_request(scope, hangup.receive, hangup.send))
+        ids = request_ids(messages)
+        with self.in_flight.running(caller, ids, work) as noticed:
+            handled = await unless_left(work, hangup.left())
+        if not handled.cancelled():
             handled.result()  # the SDK's own failure, if any, reaches the server as before
+        elif noticed.is_set() and not hangup.started:  # a hang-up leaves no one to answer; a notice does
+            await Response(cancelled_reply(ids), media_type="application/json")(scope, receive, hangup.send)

@@ -258,3 +258,36 @@ async def test_a_client_that_leaves_an_http_tool_call_cancels_the_answer() -> No
             writer.close()  # the client gives up
             await asyncio.wait_for(backend.closed.wait(), 10)  # a stalled model stops only if its call is cancelled
         assert [await call.code() for call in answers.calls] == [grpc.StatusCode.CANCELLED]
+
+
+MCP_HEADERS = {
+    "content-type": "application/json",
+    "accept": "application/json, text/event-stream",
+    "mcp-protocol-version": "2025-06-18",
+}
+
+
+async def test_a_cancellation_notice_cancels_the_callers_http_tool_call_and_no_one_elses() -> None:
+    """Official clients cancel by POSTing notifications/cancelled, not by hanging up: at a stateless endpoint the
+    SDK ignored it, and the model ran to the end. Another caller naming the same id cancels nothing."""
+    backend = ScriptedBackend(["Envoy listens "], stall=True)
+    ask = {"jsonrpc": "2.0", "id": 7, "method": "tools/call"}
+    ask["params"] = {"name": "ask", "arguments": {"question": "ports?"}}
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
+    async with generation_server(backend) as h:
+        answers = RecordedAnswers(h.stub)
+        mesh = Mesh(retrieval=None, documents=None, generation=answers)  # type: ignore[arg-type]
+        endpoint = McpEndpoint(Config.from_env({}), build_mcp_server(lambda: mesh))
+        async with endpoint.run(), served(endpoint) as port, httpx2.AsyncClient(timeout=10) as http:
+            url = f"http://127.0.0.1:{port}/mcp"
+            asking = asyncio.ensure_future(
+                http.post(url, json=ask, headers={**MCP_HEADERS, "authorization": "Bearer mine"})
+            )
+            await asyncio.wait_for(backend.started.wait(), 10)
+            theirs = await http.post(url, json=cancel, headers={**MCP_HEADERS, "authorization": "Bearer theirs"})
+            assert theirs.status_code == 202 and not answers.calls[0].done()  # another caller's id 7: not theirs
+            mine = await http.post(url, json=cancel, headers={**MCP_HEADERS, "authorization": "Bearer mine"})
+            await asyncio.wait_for(backend.closed.wait(), 10)  # the stalled model stops: its call was cancelled
+            asked = await asking
+    assert mine.status_code == 202 and [await call.code() for call in answers.calls] == [grpc.StatusCode.CANCELLED]
+    assert asked.status_code == 200 and asked.json()["error"]["code"] == -32800 and asked.json()["id"] == 7
