@@ -323,9 +323,12 @@ class ChunkLines:
         """The last chunk with a choice: the finish reason, and Like-Opt's citations and conversation id;
         then, when asked for, the usage chunk (no choices) that OpenAI sends before ``[DONE]``."""
         done = parts.done or generation_pb2.DoneEvent()
-        line = self._choice({}, finish_reason(done), citations=parts.citations, conversation_id=done.conversation_id)
+        known = {"system_fingerprint": done.backend or None}  # known at the end only; the non-streamed reply's
+        line = self._choice(
+            {}, finish_reason(done), citations=parts.citations, conversation_id=done.conversation_id, **known
+        )
         if self.include_usage:
-            line += self._line({**self.head, "choices": [], "usage": usage_json(done)})
+            line += self._line({**self.head, **known, "choices": [], "usage": usage_json(done)})
         return line
 
     def failure(self, failure: OpenAIError) -> bytes:

@@ -53,6 +53,8 @@ async def test_a_completion_and_a_stream_carry_the_answer_and_its_citations() ->
     assert last.choices[0].finish_reason == "stop" and last.model_extra is not None
     assert last.model_extra["citations"] == whole.model_extra["citations"]
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    # The backend is known at the end: the last chunks name it, as the whole reply does (it was null in every one).
+    assert whole.system_fingerprint == last.system_fingerprint == chunks[-1].system_fingerprint == "extractive"
 
 
 async def test_max_tokens_cuts_the_answer_with_finish_reason_length_and_counts_its_usage() -> None:
