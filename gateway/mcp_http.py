@@ -123,7 +123,8 @@ class McpEndpoint:
         (mcp_cancel): a tool call runs under the POST, so without this an abandoned ``ask`` would keep its Answer
         call, and the model, running."""
         body, whole = await read_whole(receive, MAX_JSON_BYTES)
-        messages, caller = messages_in(body) if whole else [], caller_key(scope)
+        messages = messages_in(body) if whole else []  # one cut short is the SDK's to refuse
+        caller = caller_key(scope)
         for request_id in cancelled_ids(messages):
             self.in_flight.cancel(caller, request_id)
         hangup = Hangup(replaying(body, whole, receive), send)
