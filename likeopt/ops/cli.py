@@ -161,7 +161,9 @@ def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.Argume
         parser.error(f"no such file or folder: {', '.join(missing)} (nothing was ingested)")
     access = access_of(args.tenant, args.allow_user, args.allow_group)
     try:
-        summary = ingest_paths(args.paths, config.retrieval_addr, quiet=args.quiet, access=access)
+        summary = ingest_paths(
+            args.paths, config.retrieval_addr, quiet=args.quiet, access=access, tenant_claim=config.jwt_tenant_claim
+        )
     except Unreachable as exc:
         sys.exit(f"likeopt ingest: {exc}; is `likeopt up` running, and LIKEOPT_RETRIEVAL_ADDR right?")
     except IngestFailed as exc:

@@ -15,7 +15,9 @@ from tqdm import tqdm
 
 from likeopt.runtime.addresses import address_list
 from likeopt.runtime.loaders import Skipped, earlier_ids, load_paths, to_message
+from likeopt.runtime.principal import PRINCIPAL_HEADER, tenant_reader_header
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+from likeopt.v1.retrieval_pb2 import GetDocumentRequest
 
 INGEST_TIMEOUT_S = 24 * 3600.0
 """A whole corpus is one call; on a busy 2-core machine SciFact alone took over an hour."""
@@ -54,6 +56,7 @@ def ingest_paths(
     quiet: bool = False,
     access: retrieval_pb2.Access | None = None,
     expected: int | None = None,
+    tenant_claim: str = "tenant",
 ) -> retrieval_pb2.UpsertSummary:
     """Send every readable document to retrieval_svc, each with access (who may read it; None: every reader of
     the tenant, everyone without one); print what was skipped and why. expected, the documents there are when
@@ -88,20 +91,26 @@ def ingest_paths(
             raise IngestFailed(writer, exc, summary) from None
         finally:
             progress.close()
-        left_beside = [] if quiet else earlier_copies(retrieval_pb2_grpc.RetrievalServiceStub(channel), paths)
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        tenant = access.tenant if access is not None else ""
+        reader = ((PRINCIPAL_HEADER, tenant_reader_header(tenant, tenant_claim, "likeopt-ingest")),)
+        left_beside = [] if quiet else earlier_copies(stub, paths, reader)
     if not quiet:
         report(summary, skipped, left_beside)
     return summary
 
 
-def earlier_copies(stub: retrieval_pb2_grpc.RetrievalServiceStub, paths: list[str]) -> list[tuple[str, str]]:
+def earlier_copies(
+    stub: retrieval_pb2_grpc.RetrievalServiceStub, paths: list[str], reader: tuple[tuple[str, str], ...]
+) -> list[tuple[str, str]]:
     """(id, earlier id) of each file an earlier release stored under another id that is still there: that copy
-    keeps its old text and readers beside the new one, which is worth saying when a run meant to replace it."""
+    keeps its old text and readers beside the new one, which is worth saying when a run meant to replace it. Looked
+    up as reader (the run's tenant): another tenant's document of that id is not this file's copy."""
     pairs = list(earlier_ids(paths).items())
     found: list[tuple[str, str]] = []
     for start in range(0, len(pairs), LOOKUP_SLICE):
         lookups = [
-            (pair, stub.GetDocument.future(retrieval_pb2.GetDocumentRequest(id=pair[1]), timeout=CONNECT_TIMEOUT_S))
+            (pair, stub.GetDocument.future(GetDocumentRequest(id=pair[1]), timeout=CONNECT_TIMEOUT_S, metadata=reader))
             for pair in pairs[start : start + LOOKUP_SLICE]
         ]
         for pair, lookup in lookups:

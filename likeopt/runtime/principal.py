@@ -152,6 +152,13 @@ def principal_in(metadata: Iterable[tuple[str, Any]] | None, config: Config) -> 
     return None
 
 
+def tenant_reader_header(tenant: str, tenant_claim: str, subject: str) -> str:
+    """The principal header of a reader of one tenant's open documents (those of no tenant when tenant is ''), no
+    user's or group's: how a call from inside the mesh reads no further than that tenant would."""
+    payload = {"sub": subject, tenant_claim: tenant} if tenant else {"sub": subject}
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode("ascii")
+
+
 def forwarded(principal: Principal | None) -> tuple[tuple[str, str], ...]:
     """gRPC metadata passing the principal on to the next hop (none for an unrestricted call)."""
     return ((PRINCIPAL_HEADER, principal.header),) if principal is not None else ()

@@ -120,3 +120,31 @@ async def test_a_file_an_earlier_release_stored_under_its_bare_name_is_pointed_o
     assert "ingested 2 documents" in printed
     assert "also stored as 'salaries.md' by an earlier release" in printed and "beside 'kb/salaries.md'" in printed
     assert "DELETE /api/v1/documents/salaries.md" in printed and "'rota.md'" not in printed
+
+
+JWT = {
+    "LIKEOPT_AUTH": "jwt",
+    "LIKEOPT_JWT_ISSUER": "https://idp",
+    "LIKEOPT_JWT_AUDIENCE": "a",
+    "LIKEOPT_JWT_JWKS_URI": "https://idp/keys",
+}
+
+
+async def test_another_tenants_document_of_the_earlier_id_is_not_called_this_files_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ids are one namespace per deployment: globex's salaries.md is not acme's file, and must not be offered for
+    deletion to whoever ingests acme's."""
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "salaries.md").write_text("# Salaries\n\nThe bands for 2026.\n")
+    (tmp_path / "kb" / "rota.md").write_text("# Rota\n\nWho is on call.\n")
+    config = Config.from_env(JWT)
+    async with retrieval_port(tmp_path / "data", FakeEmbedder(), DictCache(), config) as (_, port):
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            theirs = retrieval_pb2.Document(id="salaries.md", text="Globex bands.", access={"tenant": "globex"})
+            ours = retrieval_pb2.Document(id="rota.md", text="Old rota.", access={"tenant": "acme"})
+            await retrieval_pb2_grpc.RetrievalServiceStub(channel).UpsertDocuments(iter([theirs, ours]))
+        run = ingest.access_of("acme", [], [])
+        await asyncio.to_thread(ingest.ingest_paths, [str(tmp_path / "kb")], f"127.0.0.1:{port}", access=run)
+    printed = capsys.readouterr().out
+    assert "also stored as 'rota.md'" in printed and "'salaries.md'" not in printed

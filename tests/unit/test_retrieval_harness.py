@@ -85,10 +85,11 @@ class DictCache:
 
 @asynccontextmanager
 async def retrieval_port(
-    data_dir: Path, embedder: FakeEmbedder, cache: DictCache, **options: int
+    data_dir: Path, embedder: FakeEmbedder, cache: DictCache, config: Config | None = None, **options: int
 ) -> AsyncIterator[tuple[RetrievalServicer, int]]:
-    """A real grpc.aio server on a free loopback port (yielded) serving RetrievalServicer over a fake-model engine."""
-    servicer = RetrievalServicer(Config.from_env({}), cache)  # type: ignore[arg-type]
+    """A real grpc.aio server on a free loopback port (yielded) serving RetrievalServicer over a fake-model engine,
+    with config's settings (the defaults when None)."""
+    servicer = RetrievalServicer(config or Config.from_env({}), cache)  # type: ignore[arg-type]
     engine = RetrievalEngine(data_dir, embedder, chunk_tokens=32, chunk_overlap=0, **options)  # type: ignore[arg-type]
     engine.load()
     servicer.serve(engine)
