@@ -8,6 +8,7 @@ CPU-bound: the gRPC service calls them from worker threads, never on its event l
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 import logging
 import math
@@ -120,9 +121,41 @@ class RetrievalEngine:
     # -- start-up ---------------------------------------------------------
 
     def load(self) -> None:
-        """Rebuild the in-memory indexes from the store (no re-embedding)."""
+        """Rebuild the in-memory indexes from the store (no re-embedding); the writer first renumbers chunk row ids
+        made sparse by churn, as the indexes are sized by the highest. A replica reads one snapshot of the store."""
         started = time.perf_counter()
-        # The version first: a change committed while loading is then re-applied by follow().
+        if not self.read_only:
+            self._renumber_sparse_rows()
+        with self.store.snapshot() if self.read_only else contextlib.nullcontext():
+            self._load_store()
+        self.bm25.compact()  # else the first search after a bulk load pays for sorting the postings
+        self.bm25.settle()
+        self.embedder.encode_query("warm-up")  # the first forward pass allocates; keep it out of a user's search
+        self.load_seconds = time.perf_counter() - started
+        log.info(
+            "index loaded",
+            extra={
+                "fields": {
+                    "documents": len(self.documents),
+                    "chunks": len(self.chunks),
+                    "index_version": self.version,
+                    "vector_index": self.vectors.kind,
+                    "load_s": round(self.load_seconds, 3),
+                }
+            },
+        )
+
+    def _renumber_sparse_rows(self) -> None:
+        """Renumber the store's chunk rows when sparse (Store.renumber_rows); a failure (a disk too full for the copy
+        of the chunks the transaction writes) is logged and the ids kept as they are: they cost memory, not answers."""
+        try:
+            self.store.renumber_rows()
+        except (sqlite3.Error, BackendUnavailable):
+            log.exception("the chunk rows could not be renumbered; loading them as they are")
+
+    def _load_store(self) -> None:
+        """Index the store's documents and chunks."""
+        # The version first: a change committed while the writer loads is then re-applied by follow().
         version = self.store.version
         for doc_id, title, metadata in self.store.documents():
             self.documents[doc_id] = (title, metadata)
@@ -147,22 +180,6 @@ class RetrievalEngine:
             self._set_document_vectors(rows, matrix)
             self.vectors.add(np.asarray(rows, dtype=np.int64), matrix)
         self.version = version
-        self.bm25.compact()  # else the first search after a bulk load pays for sorting the postings
-        self.bm25.settle()
-        self.embedder.encode_query("warm-up")  # the first forward pass allocates; keep it out of a user's search
-        self.load_seconds = time.perf_counter() - started
-        log.info(
-            "index loaded",
-            extra={
-                "fields": {
-                    "documents": len(self.documents),
-                    "chunks": len(self.chunks),
-                    "index_version": self.version,
-                    "vector_index": self.vectors.kind,
-                    "load_s": round(self.load_seconds, 3),
-                }
-            },
-        )
 
     def _load_page(self, page: list[StoredChunk]) -> None:
         """Index a page of stored chunks; the writer stores the terms of those stored without (the next
@@ -177,7 +194,8 @@ class RetrievalEngine:
 
         Read-only replicas call this periodically: the changed documents are dropped from the
         indexes and indexed again from the store, embeddings included, so nothing is re-embedded.
-        A replica further behind than the store's log of changes reaches loads everything again.
+        A replica further behind than the store's log of changes reaches, or holding the chunk row ids the writer
+        renumbered since (Store.renumber_rows), loads everything again.
         """
         if self.store.version == self.version:
             return False
@@ -205,10 +223,13 @@ class RetrievalEngine:
         return True
 
     def _reload(self) -> None:
-        """Load everything again, for a replica further behind than the store's log of changes reaches. It is built
+        """Load everything again, for a replica the store's log of changes no longer reaches (see follow). It is built
         beside the indexes searches keep using (memory for both, for the while) and then takes their place at once:
         the copy shares everything else with this engine, so taking its attributes changes only the indexes."""
-        log.warning("further behind the writer than its log of changes reaches: loading everything again")
+        log.warning(
+            "the store's log of changes does not reach back to this replica's version (it fell behind, or the writer"
+            " renumbered the chunk rows as it started): loading everything again"
+        )
         fresh = copy.copy(self)
         fresh._empty_indexes(self.vectors.exact_max, self.vectors.nprobe)
         fresh.load()

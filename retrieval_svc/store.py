@@ -3,8 +3,10 @@
 It is the source of truth: the in-memory BM25 and vector indexes are rebuilt from
 it at start-up without re-embedding anything. A batch of upserts or deletes is one
 transaction, committed before the caller is acknowledged, so an acknowledged write
-survives ``kill -9``. Chunk row ids are never reused (AUTOINCREMENT); they key both
-in-memory indexes.
+survives ``kill -9``. Chunk row ids key every in-memory index (BM25, vectors, the access index's arrays), which
+are sized by the highest id: each write takes ids no chunk had before (AUTOINCREMENT), and a writer that starts on
+ids made sparse by churn renumbers them densely first (:meth:`Store.renumber_rows`), so that memory follows the
+chunks stored rather than every chunk ever written.
 
 Each chunk also keeps its BM25 terms (space-separated), so start-up need not tokenise
 every chunk again: that was 42 % of loading 500,000 chunks (benchmarks/README.md). They
@@ -15,7 +17,7 @@ and stores the current ones as it loads (:meth:`Store.store_terms`).
 
 Each write also logs which documents its version touched, for read-only replicas to catch up
 (:meth:`Store.changes_since`); the writer forgets what is older than ``CHANGES_KEPT_S``, and a
-replica further behind than the log reaches loads everything again.
+replica further behind than the log reaches loads everything again (as one that held the ids before a renumbering).
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ CHANGES_KEPT_S = 600
 """How long the log keeps what a version touched. A replica follows every half second, and catches up faster than
 the writer embeds, so one 10 minutes behind has been stopped or frozen: it reloads everything, as at its start,
 rather than the log growing with every write for good (and keeping every deleted document's id on disk)."""
+SPARSE_FLOOR = 100_000
+"""Chunk row ids a store may use beyond SPARSE_RATIO times its chunks before its writer renumbers them at start. The
+arrays sized by the highest id take 4 bytes per id (the access index's classes) and 1/8 per id for each kept reader
+mask: these spare ids cost under 4 MB, less than rewriting every chunk of a small store is worth."""
+SPARSE_RATIO = 2
+"""How many ids per stored chunk, beyond SPARSE_FLOOR, a store may use before its writer renumbers them."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -306,6 +314,47 @@ class Store:
                 self._db.execute("DELETE FROM changes WHERE version <= ?", (dropped,))
                 self._set_meta("changes_kept_after", str(dropped))
 
+    def renumber_rows(self) -> int | None:
+        """Number the chunk rows 1..n in their order, in one transaction, when their ids are sparse (:func:`sparse`);
+        returns the new version, or None when the ids are left as they are (the writer, as it starts).
+
+        Rows move in ascending order, each to the lowest id not yet taken, which no other row holds (the k-th row's
+        id is at least k): each row moves once, and those before the first gap not at all. The version moves on and
+        the log of changes is emptied up to it, so a replica holding the old ids finds the log too short and loads
+        everything again (:meth:`changes_since`), and nothing cached under an older version is reused.
+        """
+        started = time.perf_counter()
+        with self._lock, self._transaction():
+            top, chunks = self._row_span()
+            if not sparse(top, chunks):
+                return None
+            rows = [row for (row,) in self._db.execute("SELECT row FROM chunks ORDER BY row")]
+            moves = [(new, row) for new, row in enumerate(rows, start=1) if new != row]
+            self._db.executemany("UPDATE chunks SET row = ? WHERE row = ?", moves)
+            self._db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'chunks'", (len(rows),))
+            version = self._bump_version()
+            self._db.execute("DELETE FROM changes")
+            self._set_meta("changes_kept_after", str(version))
+        seconds = round(time.perf_counter() - started, 3)
+        log.info("chunk rows renumbered", extra={"fields": {"chunks": chunks, "highest_id": top, "seconds": seconds}})
+        return version
+
+    def _row_span(self) -> tuple[int, int]:
+        """The highest chunk row id handed out (new rows continue after it) and how many chunks there are."""
+        (top,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
+        (chunks,) = self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()
+        return int(top), int(chunks)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state of the store, whatever another process commits meanwhile: a replica
+        loads while its writer may renumber the rows, and ids read before and after that must not meet."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
     def _changes_kept_after(self) -> int:
         """The version after which the log holds every change (0: all of them, as it was never pruned)."""
         row = self._db.execute("SELECT value FROM meta WHERE key='changes_kept_after'").fetchone()
@@ -321,6 +370,11 @@ class Store:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db, self._folder)
+
+
+def sparse(top: int, chunks: int) -> bool:
+    """Whether chunk row ids handed out up to top are worth renumbering for chunks stored (SPARSE_FLOOR)."""
+    return top > SPARSE_RATIO * chunks + SPARSE_FLOOR
 
 
 STORAGE_PROBLEMS = {"SQLITE_FULL": "is full", "SQLITE_READONLY": "is read-only", "SQLITE_IOERR": "cannot be written"}
