@@ -43,6 +43,10 @@ CHANGES_KEPT_S = 600
 """How long the log keeps what a version touched. A replica follows every half second, and catches up faster than
 the writer embeds, so one 10 minutes behind has been stopped or frozen: it reloads everything, as at its start,
 rather than the log growing with every write for good (and keeping every deleted document's id on disk)."""
+WAL_KEPT_BYTES = 64 * 1024 * 1024
+"""How much of the write-ahead log stays on disk once checkpointed: a transaction that rewrites every chunk (renumbering
+the rows, forgetting the terms) grows the log to the size of the store, and SQLite otherwise keeps the file that size
+for as long as a connection is open (a writer's whole life), while ordinary writes need a few MB."""
 SPARSE_FLOOR = 100_000
 """Chunk row ids a store may use beyond SPARSE_RATIO times its chunks before its writer renumbers them at start. The
 arrays sized by the highest id take 4 bytes per id (the access index's classes) and 1/8 per id for each kept reader
@@ -127,6 +131,7 @@ class Store:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA journal_size_limit={WAL_KEPT_BYTES}")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
         except (OSError, sqlite3.OperationalError) as exc:

@@ -187,6 +187,21 @@ def test_ids_are_renumbered_past_ratio_times_the_chunks_beyond_the_floor(
     assert highest_id_handed_out(store) == max(rows)
 
 
+def test_the_log_a_renumbering_grew_to_the_size_of_the_store_is_cut_back_by_the_next_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "WAL_KEPT_BYTES", 1 << 20)
+    monkeypatch.setattr(store_module, "SPARSE_FLOOR", 0)
+    store = Store(tmp_path / "store.sqlite3")
+    for _ in range(3):
+        store.upsert([NewDocument("big", "Big", {}, ["x" * 4_000] * 2_000, np.zeros((2_000, 4)))])
+    assert store.renumber_rows() is not None
+    wal = tmp_path / "store.sqlite3-wal"
+    assert wal.stat().st_size > 4 << 20
+    stored(store, 1, 1)
+    assert wal.stat().st_size <= 1 << 20
+
+
 def test_the_rule() -> None:
     assert not sparse(0, 0)
     assert not sparse(SPARSE_FLOOR, 0)
