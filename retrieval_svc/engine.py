@@ -44,6 +44,7 @@ from retrieval_svc.bm25 import BM25Index
 from retrieval_svc.cancellable_writes import raise_if_stopped
 from retrieval_svc.doc_vectors import DocumentVectors, blend
 from retrieval_svc.embedder import Embedder, configured_embedder
+from retrieval_svc.filter_masks import FilterMasks
 from retrieval_svc.fusion import Hit, Ranked, fuse
 from retrieval_svc.rwlock import ReadWriteLock
 from retrieval_svc.store import CHANGES_KEPT_S, PAGE, ChangesForgotten, NewDocument, Store, StoredChunk
@@ -116,6 +117,7 @@ class RetrievalEngine:
         self.documents: dict[str, tuple[str, dict[str, str]]] = {}
         self.rows_by_doc: dict[str, list[int]] = {}
         self.access = AccessIndex()
+        self.filter_masks = FilterMasks()
         self.version = 0
 
     # -- start-up ---------------------------------------------------------
@@ -445,14 +447,18 @@ class RetrievalEngine:
         mask = self.access.mask(reader, self.version) if reader is not None else None
         if not filters:
             return mask
+        matching = self.filter_masks.mask(filters, self.version, lambda: self._matching_rows(filters))
+        return matching if mask is None else matching & mask
+
+    def _matching_rows(self, filters: tuple[tuple[str, str], ...]) -> RowMask:
+        """The rows of the documents whose metadata holds every filter's value (a walk over all of them)."""
         rows = [
             row
             for doc_id, (_, metadata) in self.documents.items()
             if all(metadata.get(k) == v for k, v in filters)
             for row in self.rows_by_doc.get(doc_id, ())
         ]
-        matching = RowMask.of_rows(rows, self.access.size)
-        return matching if mask is None else matching & mask
+        return RowMask.of_rows(rows, self.access.size)
 
     def refresh(self) -> bool:
         """A read-only replica catches up with the writer's store; the writer, always current, keeps the store's

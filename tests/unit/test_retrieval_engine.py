@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,9 @@ import pytest
 from likeopt.caching.cache_keys import normalise_query
 from likeopt.runtime.text import tokenize
 from retrieval_svc import engine as engine_module
+from retrieval_svc import filter_masks
 from retrieval_svc import store as store_module
+from retrieval_svc.access import RowMask
 from retrieval_svc.backend import DocumentInput, SearchParams
 from retrieval_svc.engine import RetrievalEngine
 from tests.unit.test_retrieval_harness import FakeEmbedder
@@ -252,3 +256,35 @@ def test_chunks_fit_the_window_with_their_title(tmp_path: Path) -> None:
     chunks = engine.prepare(DocumentInput("t", title, LONG, {}))
     assert len(chunks) > 1
     assert all(engine.embedder.count_tokens(f"{title}\n{c}") <= engine.chunk_tokens for c in chunks)
+
+
+def test_a_filters_rows_are_worked_out_once_per_index_version_whatever_the_conditions_order(
+    engine: RetrievalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each filtered search walked every document's metadata (7 ms at 10,000 documents); a write changes them."""
+    walks: list[tuple[tuple[str, str], ...]] = []
+    walk = engine._matching_rows
+    monkeypatch.setattr(engine, "_matching_rows", lambda filters: walks.append(filters) or walk(filters))
+    animals = replace(params("bm25"), filters=(("kind", "animal"),))
+    two = replace(params("bm25"), filters=(("kind", "animal"), ("lang", "en")))
+    swapped = replace(params("bm25"), filters=(("lang", "en"), ("kind", "animal")))
+    assert {h.doc_id for h in engine.search("zebras horses", animals, None)} == {"zebra", "horse"}
+    assert {h.doc_id for h in engine.search("horses manes", animals, None)} == {"horse"}
+    assert engine.search("zebras", two, None) == engine.search("zebras", swapped, None) == []
+    assert len(walks) == 2
+    ingest(engine, DocumentInput("horse", "Horses", "Horses have manes.", {"kind": "machine", "lang": "en"}))
+    assert {h.doc_id for h in engine.search("zebras horses manes", animals, None)} == {"zebra"}  # not a stale one
+    assert len(walks) == 3
+
+
+def test_the_filters_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(filter_masks, "KEPT", 2)
+    kept = filter_masks.FilterMasks()
+    built: list[str] = []
+
+    def build(name: str) -> Callable[[], RowMask]:
+        return lambda: built.append(name) or RowMask.of_rows([1], 8)
+
+    for name in ("a", "b", "a", "c", "b"):
+        kept.mask((("k", name),), 7, build(name))
+    assert built == ["a", "b", "c", "b"]  # a was asked again while kept; b was forgotten for c
