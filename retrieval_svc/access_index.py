@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
 
 from likeopt.runtime.principal import Reader
 from retrieval_svc.access import Access, RowMask, reader_keys
+from retrieval_svc.per_version import PerVersion
 
 READER_MASKS = 256
 """Readers whose row masks are kept for the current index version (a write starts them afresh)."""
@@ -40,9 +39,7 @@ class AccessIndex:
         """Each document's tenant (writes check it)."""
         self._row_class = np.zeros(1024, dtype=np.int32)
         """Class of each row's document; 0 for rows that hold no chunk (never readable)."""
-        self._masks: OrderedDict[Reader, tuple[np.ndarray, RowMask]] = OrderedDict()
-        self._masks_version = -1
-        self._masks_lock = threading.Lock()
+        self._masks: PerVersion[Reader, tuple[np.ndarray, RowMask]] = PerVersion(READER_MASKS)
         """Searches share the engine's lock and each may build or reorder the kept masks."""
 
     @property
@@ -126,24 +123,14 @@ class AccessIndex:
 
     def _scope(self, reader: Reader, version: int) -> tuple[np.ndarray, RowMask]:
         """The reader's readable classes (one flag each) and rows, built once per version."""
-        with self._masks_lock:
-            return self._kept_scope(reader, version)
-
-    def _kept_scope(self, reader: Reader, version: int) -> tuple[np.ndarray, RowMask]:
-        if self._masks_version != version:
-            self._masks.clear()
-            self._masks_version = version
-        if (kept := self._masks.get(reader)) is not None:
-            self._masks.move_to_end(reader)
+        if (kept := self._masks.get(reader, version)) is not None:
             return kept
         flags = np.zeros(len(self._class_of) + len(self._free) + 1, dtype=bool)  # every number handed out
         for key in reader_keys(reader):
             flags[list(self._classes_by_key.get(key, ()))] = True
         flags[0] = False
         scope = (flags, RowMask.of_flags(flags[self._row_class]))
-        self._masks[reader] = scope
-        while len(self._masks) > READER_MASKS:
-            self._masks.popitem(last=False)
+        self._masks.put(reader, version, scope)
         return scope
 
     def mask(self, reader: Reader, version: int) -> RowMask:

@@ -7,11 +7,10 @@ version and kept for the next searches, the last KEPT of them.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 from retrieval_svc.access import RowMask
+from retrieval_svc.per_version import PerVersion
 
 KEPT = 64
 """Filters whose rows are kept; each costs one bit per chunk row."""
@@ -23,24 +22,13 @@ class FilterMasks:
     """Rows per filter, for one index version at a time (a write makes every kept one stale)."""
 
     def __init__(self) -> None:
-        self._kept: OrderedDict[Filters, RowMask] = OrderedDict()
-        self._version = -1
-        self._lock = threading.Lock()
+        self._kept: PerVersion[Filters, RowMask] = PerVersion(KEPT)
 
     def mask(self, filters: Filters, version: int, build: Callable[[], RowMask]) -> RowMask:
-        """The rows filters match at version: kept ones, else build()'s (run outside the lock), then kept."""
+        """The rows filters match at version: kept ones, else build()'s, then kept."""
         key = tuple(sorted(filters))  # the same conditions in another order are the same filter
-        with self._lock:
-            if self._version != version:
-                self._kept.clear()
-                self._version = version
-            if (kept := self._kept.get(key)) is not None:
-                self._kept.move_to_end(key)
-                return kept
+        if (kept := self._kept.get(key, version)) is not None:
+            return kept
         built = build()
-        with self._lock:
-            if self._version == version:
-                self._kept[key] = built
-                while len(self._kept) > KEPT:
-                    self._kept.popitem(last=False)
+        self._kept.put(key, version, built)
         return built
