@@ -15,6 +15,7 @@ them (by document id, descending), once, so that every measure sees the same ran
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -411,7 +412,8 @@ def ingest_once(address: str, source: Path, data_dir: Path, documents: int, quie
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
         stored = stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=10).documents
     if stored < documents:
-        ingest_paths([str(source)], address, quiet=quiet, expected=documents)
+        with contextlib.redirect_stdout(sys.stderr):  # what it stored and skipped; stdout is the run's report (JSON)
+            ingest_paths([str(source)], address, quiet=quiet, expected=documents)
     mark.write_text(f"{source.resolve()}\n", encoding="utf-8")
 
 

@@ -39,7 +39,7 @@ def collection(tmp_path: Path) -> Path:
 
 
 def test_an_awkward_collection_is_scored_whole_and_ingested_once(
-    collection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    collection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The title-only document is found, the over-long query scores 0 instead of ending the run, and the blank
     document, which can never be stored, does not make every run ingest the collection again."""
@@ -50,6 +50,8 @@ def test_an_awkward_collection_is_scored_whole_and_ingested_once(
     )
     config = Config.from_env({})
     first = run_eval(collection, EvalSettings(mode="bm25"), config, base_dir=tmp_path / "eval")
+    printed = capsys.readouterr()
+    assert printed.out == "" and "ingested 3 documents" in printed.err  # `likeopt eval --json`'s stdout is JSON alone
     assert (first["ndcg@10"], first["docs"], first["queries"]) == (0.75, 3, 4)
     assert first["refused"]["queries"] == 1 and first["refused"]["first"][0] == "q4"  # type: ignore[index]
     assert "refused     1 queries, scored as finding nothing (query q4:" in evaluate.format_report(first)
