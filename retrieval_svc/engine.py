@@ -123,11 +123,11 @@ class RetrievalEngine:
     # -- start-up ---------------------------------------------------------
 
     def load(self) -> None:
-        """Rebuild the in-memory indexes from the store (no re-embedding); the writer first renumbers chunk row ids
-        made sparse by churn, as the indexes are sized by the highest. A replica reads one snapshot of the store."""
+        """Rebuild the in-memory indexes from the store (no re-embedding); the writer first tidies what churn left
+        (:meth:`_tidy_store`). A replica reads one snapshot of the store."""
         started = time.perf_counter()
         if not self.read_only:
-            self._renumber_sparse_rows()
+            self._tidy_store()
         with self.store.snapshot() if self.read_only else contextlib.nullcontext():
             self._load_store()
         self.bm25.compact()  # else the first search after a bulk load pays for sorting the postings
@@ -147,13 +147,19 @@ class RetrievalEngine:
             },
         )
 
-    def _renumber_sparse_rows(self) -> None:
-        """Renumber the store's chunk rows when sparse (Store.renumber_rows); a failure (a disk too full for the copy
-        of the chunks the transaction writes) is logged and the ids kept as they are: they cost memory, not answers."""
-        try:
-            self.store.renumber_rows()
-        except (sqlite3.Error, BackendUnavailable):
-            log.exception("the chunk rows could not be renumbered; loading them as they are")
+    def _tidy_store(self) -> None:
+        """Renumber the store's chunk rows when sparse, as the indexes are sized by the highest (Store.renumber_rows),
+        then give the disk back the space of deleted documents (Store.reclaim_space). A failure (a disk too full for
+        the copy either writes) is logged and the store loaded as it is: it costs memory and disk, not answers."""
+        steps = (
+            (self.store.renumber_rows, "the chunk rows could not be renumbered; loading them as they are"),
+            (self.store.reclaim_space, "the store file could not be compacted; loading it as it is"),
+        )
+        for tidy, failed in steps:
+            try:
+                tidy()
+            except (sqlite3.Error, BackendUnavailable):
+                log.exception(failed)
 
     def _load_store(self) -> None:
         """Index the store's documents and chunks."""

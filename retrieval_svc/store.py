@@ -53,6 +53,11 @@ arrays sized by the highest id take 4 bytes per id (the access index's classes) 
 mask: these spare ids cost under 4 MB, less than rewriting every chunk of a small store is worth."""
 SPARSE_RATIO = 2
 """How many ids per stored chunk, beyond SPARSE_FLOOR, a store may use before its writer renumbers them."""
+RECLAIM_FLOOR_BYTES = 64 * 1024 * 1024
+"""Free space inside the store file (pages deleted documents left) below which its writer leaves the file as it is:
+new writes reuse those pages anyway, and rewriting the whole file costs more than a few MB are worth."""
+RECLAIM_SHARE = 0.25
+"""The share of the store file that must be free, beyond RECLAIM_FLOOR_BYTES, before its writer rewrites it smaller."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -344,6 +349,30 @@ class Store:
         log.info("chunk rows renumbered", extra={"fields": {"chunks": chunks, "highest_id": top, "seconds": seconds}})
         return version
 
+    def reclaim_space(self) -> int | None:
+        """Rewrite the store file without the pages deleted documents left free (VACUUM), when :func:`worth_reclaiming`;
+        returns the bytes given back to the disk, or None when the file is left as it is (the writer, as it starts).
+
+        SQLite reuses free pages but never returns them, so a collection cut by half kept its largest size on disk.
+        Chunk row ids are kept (an INTEGER PRIMARY KEY), and nothing readers see changes.
+        """
+        started = time.perf_counter()
+        with self._lock:
+            free, size = (self._db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("freelist_count", "page_count"))
+            (page,) = self._db.execute("PRAGMA page_size").fetchone()
+            if not worth_reclaiming(free * page, size * page):
+                return None
+            try:
+                self._db.execute("VACUUM")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError as exc:
+                raise storage_problem(exc, self._folder) or exc from None
+            (after,) = self._db.execute("PRAGMA page_count").fetchone()
+        reclaimed = (size - after) * page
+        seconds = round(time.perf_counter() - started, 3)
+        log.info("store file compacted", extra={"fields": {"bytes_reclaimed": reclaimed, "seconds": seconds}})
+        return reclaimed
+
     def _row_span(self) -> tuple[int, int]:
         """The highest chunk row id handed out (new rows continue after it) and how many chunks there are."""
         (top,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
@@ -380,6 +409,11 @@ class Store:
 def sparse(top: int, chunks: int) -> bool:
     """Whether chunk row ids handed out up to top are worth renumbering for chunks stored (SPARSE_FLOOR)."""
     return top > SPARSE_RATIO * chunks + SPARSE_FLOOR
+
+
+def worth_reclaiming(free: int, size: int) -> bool:
+    """Whether free bytes inside a store file of size bytes are worth rewriting it for (RECLAIM_FLOOR_BYTES)."""
+    return free > RECLAIM_FLOOR_BYTES and free > RECLAIM_SHARE * size
 
 
 STORAGE_PROBLEMS = {"SQLITE_FULL": "is full", "SQLITE_READONLY": "is read-only", "SQLITE_IOERR": "cannot be written"}
