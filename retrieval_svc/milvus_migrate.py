@@ -2,7 +2,8 @@
 
 :func:`migrate` reads documents with their stored chunks and embeddings (nothing is embedded again) and
 writes them through :meth:`MilvusBackend.store_embedded` in pages of whole documents, so every page is
-acknowledged by Milvus and bumps the shared index version like any write.
+acknowledged by Milvus and bumps the shared index version like any write. It reads one state of the store (one read
+transaction), so a mesh may keep writing meanwhile: what it writes is copied by the next run.
 
 It resumes after ``kill -9``: after each acknowledged page a marker in the meta collection records the store,
 its version and the last chunk row copied. A run that finds the marker of the same store at the same version
@@ -94,37 +95,46 @@ def migrate(
         raise FileNotFoundError(f"no embedded store at {store_path}")
     store = Store(store_path)
     try:
-        source = {"store": str(store_path.resolve()), "store_version": store.version}
-        marker = json.loads(backend.meta(MARKER) or "{}")
-        resume = _same_source(marker, source) and backend.stats().chunks > 0  # not a collection emptied since
-        resume_after = marker.get("row", 0) if resume else -1
-        fields = {doc_id: (title, metadata) for doc_id, title, metadata in store.documents()}
-        access = {doc_id: Access.from_json(text) for doc_id, text in store.access_lists()}
-        total, chunks, copied, skipped, last_row = len(fields), 0, 0, 0, 0
-        refused: list[Refused] = []
-        for whole in pages(documents_of(store.chunks(), fields, access), page_chunks):
-            chunks += sum(len(d.chunks) for d in whole)
-            last_row = whole[-1].chunks[-1].row
-            page = fitting(backend, whole, refused)  # on resumed pages too: every run names what it left out
-            if last_row <= resume_after:
-                skipped += len(page)
-            else:
-                todo = page if resume_after < 0 else incomplete(backend, page)
-                skipped += len(page) - len(todo)
-                copied += len(todo)
-                if todo:
-                    write(backend, todo)
-                backend.set_meta(MARKER, json.dumps({**source, "row": last_row, "complete": False}))
-            if progress is not None:
-                progress(copied + skipped + len(refused), total)
-        removed = remove_others(backend, set(fields) - {r.id for r in refused})
-        backend.flush()
-        backend.set_meta(MARKER, json.dumps({**source, "row": last_row, "complete": True}))
-        counts = {"copied": copied, "skipped": skipped, "removed": removed, "refused": len(refused)}
-        log.info("migrated", extra={"fields": {**source, **counts}})
+        with store.snapshot():  # a live writer may write, or renumber, while the copy runs
+            report = _copy(store, store_path, backend, progress, page_chunks)
     finally:
         store.close()
     backend.refresh()
+    return report
+
+
+def _copy(
+    store: Store, store_path: Path, backend: MilvusBackend, progress: Progress | None, page_chunks: int
+) -> MigrationReport:
+    """Copy one state of the store into the collection, page by page, resuming after the marker (migrate)."""
+    source = {"store": str(store_path.resolve()), "store_version": store.version}
+    marker = json.loads(backend.meta(MARKER) or "{}")
+    resume = _same_source(marker, source) and backend.stats().chunks > 0  # not a collection emptied since
+    resume_after = marker.get("row", 0) if resume else -1
+    fields = {doc_id: (title, metadata) for doc_id, title, metadata in store.documents()}
+    access = {doc_id: Access.from_json(text) for doc_id, text in store.access_lists()}
+    total, chunks, copied, skipped, last_row = len(fields), 0, 0, 0, 0
+    refused: list[Refused] = []
+    for whole in pages(documents_of(store.chunks(), fields, access), page_chunks):
+        chunks += sum(len(d.chunks) for d in whole)
+        last_row = whole[-1].chunks[-1].row
+        page = fitting(backend, whole, refused)  # on resumed pages too: every run names what it left out
+        if last_row <= resume_after:
+            skipped += len(page)
+        else:
+            todo = page if resume_after < 0 else incomplete(backend, page)
+            skipped += len(page) - len(todo)
+            copied += len(todo)
+            if todo:
+                write(backend, todo)
+            backend.set_meta(MARKER, json.dumps({**source, "row": last_row, "complete": False}))
+        if progress is not None:
+            progress(copied + skipped + len(refused), total)
+    removed = remove_others(backend, set(fields) - {r.id for r in refused})
+    backend.flush()
+    backend.set_meta(MARKER, json.dumps({**source, "row": last_row, "complete": True}))
+    counts = {"copied": copied, "skipped": skipped, "removed": removed, "refused": len(refused)}
+    log.info("migrated", extra={"fields": {**source, **counts}})
     return MigrationReport(total, chunks, copied, skipped, resume_after >= 0, backend.version, removed, tuple(refused))
 
 

@@ -637,3 +637,31 @@ def test_a_document_milvus_cannot_hold_is_refused_by_the_migration_and_the_rest_
     assert "(resumed)" in out
     backend = backend_on(milvus, collection)
     assert backend.document_ids() == {f"doc{n}" for n in range(5)}
+
+
+def test_a_migration_copies_the_store_as_it_was_when_it_began_while_its_writer_writes(
+    milvus: MilvusServer, tmp_path: Path
+) -> None:
+    """A mesh may keep writing while the store is copied: the copy is of one state (a document written meanwhile
+    had no title to copy, and ids renumbered meanwhile were read twice); the next run copies what changed."""
+    engine = RetrievalEngine(tmp_path, FakeEmbedder(), chunk_tokens=24, chunk_overlap=0)
+    engine.load()
+    engine.upsert(MIGRATED[:6], [engine.prepare(d) for d in MIGRATED[:6]])
+    started_at = engine.version
+    backend = backend_on(milvus, new_name())
+    backend.load()
+    late = MIGRATED[6]
+
+    def write_meanwhile(done: int, total: int) -> None:
+        if done == 1:
+            engine.upsert([late], [engine.prepare(late)])
+            engine.delete(["doc5"])
+
+    report = migrate(tmp_path / "store.sqlite3", backend, write_meanwhile, page_chunks=1)
+    assert (report.documents, report.copied) == (6, 6)
+    assert backend.document_ids() == {f"doc{n}" for n in range(6)}
+    assert f'"store_version": {started_at}' in (backend.meta(MARKER) or "")
+    again = migrate(tmp_path / "store.sqlite3", backend)
+    assert (again.documents, again.resumed, again.removed) == (6, False, 1)
+    assert backend.document_ids() == {*(f"doc{n}" for n in range(5)), "doc6"}
+    engine.close()
