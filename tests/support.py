@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -111,6 +112,8 @@ class MeshProcess:
 
     env: dict[str, str]
     args: list[str]
+    open_files: int | None = None
+    """The open-file limit (soft and hard) it starts under; None: the test's own."""
     process: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
     _ready: threading.Event = field(default_factory=threading.Event)
@@ -140,8 +143,12 @@ class MeshProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=None if self.open_files is None else self._limit_open_files,
         )
         threading.Thread(target=self._read_output, daemon=True).start()
+
+    def _limit_open_files(self) -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     def _read_output(self) -> None:
         assert self.process is not None and self.process.stdout is not None

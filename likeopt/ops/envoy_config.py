@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from likeopt.ops.envoy_drain import SPAN_FLUSH_MS
+from likeopt.ops.open_files import downstream_connection_cap, open_file_limit
 from likeopt.runtime.addresses import address_list, otlp_host_port, split_host_port
 from likeopt.runtime.config import ENVOY, Config, settings_or_exit
 from likeopt.runtime.principal import PRINCIPAL_HEADER
@@ -45,6 +46,7 @@ PLACEHOLDERS: tuple[str, ...] = (
     "OTLP_HOST",
     "OTLP_PORT",
     "SPAN_FLUSH_MS",
+    "MAX_CLIENT_CONNECTIONS",
 )
 
 RENDERED_NAME = "envoy.yaml"
@@ -78,6 +80,7 @@ def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:
         "OTLP_HOST": otlp_host,
         "OTLP_PORT": otlp_port,
         "SPAN_FLUSH_MS": str(SPAN_FLUSH_MS),
+        "MAX_CLIENT_CONNECTIONS": str(downstream_connection_cap(open_file_limit())),
     }
     return values
 

@@ -32,6 +32,7 @@ from likeopt.ops.dir_lock import FolderUnusable, lock_folder, release
 from likeopt.ops.envoy_config import ACCESS_LOG_NAME, write_envoy_config
 from likeopt.ops.healthcheck import grpc_serving, http_ok, redis_pong
 from likeopt.ops.log_rotation import LogRotation
+from likeopt.ops.open_files import FEW_CONNECTIONS, downstream_connection_cap, raise_open_file_limit
 from likeopt.ops.processes import CHILD_ENV, CHILD_ENV_DEFAULTS, ProcessSpec, Replica, redis_process, service_processes
 from likeopt.ops.start_deadline import StartWatchdog
 from likeopt.runtime.addresses import address_list, host_port, reachable_host
@@ -431,6 +432,7 @@ def run_mesh(
         redis = private_redis(run_dir)
         redis_url = f"redis://127.0.0.1:{redis.port}/0"
     env = checked_child_environment(config, api_key, redis_url)
+    warn_of_few_open_files(raise_open_file_limit())
     if redis is not None:
         mesh.start(redis, dict(os.environ))
     envoy_config = write_envoy_config(config, run_dir)
@@ -451,6 +453,17 @@ def run_mesh(
             mesh.log_rotated(rotated)
     print("likeopt: stopping", flush=True)
     return 0
+
+
+def warn_of_few_open_files(limit: int) -> None:
+    """Say when the open-file limit, even raised to the hard one, caps Envoy's client connections low."""
+    cap = downstream_connection_cap(limit)
+    if cap < FEW_CONNECTIONS:
+        print(
+            f"likeopt: open files are limited to {limit} (ulimit -Hn): Envoy will hold at most {cap} client"
+            " connections and refuse more; raise the hard limit for more",
+            flush=True,
+        )
 
 
 def ingest_once_up(paths: list[str], retrieval_addr: str) -> None:
