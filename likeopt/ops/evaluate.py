@@ -403,14 +403,16 @@ def ingest_once(address: str, source: Path, data_dir: Path, documents: int, quie
 
     A collection's documents that cannot be stored (no title or text) keep the store short of its line count
     for good, so that count alone cannot tell a finished ingestion from an interrupted one; the mark can. A
-    store from before the mark counts as finished when it holds at least ``documents``.
+    store from before the mark counts as finished when it holds at least ``documents``. A mark over an empty index
+    counts for nothing: it was left by the other backend (the Milvus collection is named after the data directory),
+    or the collection was emptied since.
     """
     mark = data_dir / INGESTED_MARK
-    if mark.is_file():
-        return
     with grpc.insecure_channel(address) as channel:
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
         stored = stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=10).documents
+    if mark.is_file() and stored > 0:
+        return
     if stored < documents:
         with contextlib.redirect_stdout(sys.stderr):  # what it stored and skipped; stdout is the run's report (JSON)
             ingest_paths([str(source)], address, quiet=quiet, expected=documents)

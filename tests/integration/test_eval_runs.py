@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from likeopt.ops import evaluate
-from likeopt.ops.evaluate import EvalSettings, run_eval
+from likeopt.ops.evaluate import EvalSettings, run_eval, run_evals
 from likeopt.runtime.config import Config
+from tests.support import MilvusServer
 
 CORPUS = [
     {"_id": "zebra", "title": "Zebras", "text": "Zebras have black and white stripes."},
@@ -63,3 +64,23 @@ def test_an_awkward_collection_is_scored_whole_and_ingested_once(
     smaller = Config.from_env({"LIKEOPT_CHUNK_TOKENS": "64"})  # another store shape: a store of its own
     run_eval(collection, EvalSettings(mode="bm25"), smaller, base_dir=tmp_path / "eval")
     assert len(ingestions) == 3 and len(list((tmp_path / "eval").iterdir())) == 2
+
+
+def test_a_collection_evaluated_on_the_embedded_engine_is_ingested_into_milvus_when_evaluated_there(
+    collection: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both backends share the evaluation's data directory, and so its mark of a finished ingestion: a mark over
+    an empty collection counts for nothing (it scored nDCG 0 over 0 documents, and exited 0)."""
+    config = Config.from_env({})
+    embedded = run_eval(collection, EvalSettings(mode="bm25"), config, base_dir=tmp_path / "eval")
+    milvus = MilvusServer(tmp_path / "milvus")
+    milvus.start()
+    try:
+        on_milvus = {"LIKEOPT_RETRIEVAL_BACKEND": "milvus", "LIKEOPT_MILVUS_URI": milvus.uri}
+        capsys.readouterr()
+        [there] = run_evals(collection, [EvalSettings(mode="bm25")], config, on_milvus, base_dir=tmp_path / "eval")
+    finally:
+        milvus.stop()
+    assert "ingested 3 documents" in capsys.readouterr().err
+    assert there["docs"] == embedded["docs"] == 3
+    assert there["ndcg@10"] > 0 and embedded["ndcg@10"] > 0
