@@ -382,6 +382,9 @@ def test_envoy_validates_the_rendered_config(tmp_path):
 
 BIG_JSON = {"hits": [{"doc_id": f"doc-{i}", "text": "lorem ipsum dolor sit amet " * 4} for i in range(20)]}
 PAGE = "<!doctype html><title>Like-Opt</title>" + "<p>hello, world</p>" * 50
+SLOW_SEARCH = b'{"query": "a slow search"}'
+SLOW_SEARCH_S = 6.0
+"""Longer than any per-try timeout Envoy might give a search (it had 5 s, and retried while the gateway worked)."""
 
 
 class FakeGateway:
@@ -390,6 +393,7 @@ class FakeGateway:
     def __init__(self) -> None:
         self.client_got_first = threading.Event()
         self.first_arrived_before_second_sent: list[bool] = []
+        self.slow_searches = 0
         app = Starlette(
             routes=[
                 Route("/healthz", self.healthz),
@@ -423,6 +427,9 @@ class FakeGateway:
 
     async def echo(self, request: Request) -> JSONResponse:
         body = await request.body()
+        if SLOW_SEARCH in body:
+            self.slow_searches += 1
+            await asyncio.sleep(SLOW_SEARCH_S)
         return JSONResponse({"received": len(body)})
 
     async def headers(self, request: Request) -> JSONResponse:
@@ -798,6 +805,14 @@ def test_grpc_search_is_retried_and_generation_is_not(envoy):
     before = envoy.stat("cluster.generation.upstream_rq_retry")
     _assert_unavailable(_grpc_call(envoy, "/likeopt.v1.GenerationService/Answer"))
     assert envoy.stat("cluster.generation.upstream_rq_retry") == before
+
+
+def test_a_slow_search_is_waited_for_once_not_retried_while_it_runs(envoy, gateway):
+    before = gateway.slow_searches
+    with _client() as client:
+        reply = client.post(f"{envoy.url}/api/v1/search", content=SLOW_SEARCH, timeout=SLOW_SEARCH_S * 4)
+    assert reply.status_code == 200
+    assert gateway.slow_searches - before == 1
 
 
 def test_an_unreachable_upstream_is_a_json_error_for_http_and_a_plain_status_for_grpc(envoy):
