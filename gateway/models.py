@@ -199,11 +199,24 @@ class Skipped(BaseModel):
     reason: str
 
 
+class AccessChange(BaseModel):
+    """A stored document this write replaced with another access list (retrieval_svc logs each one too)."""
+
+    id: str
+    before: str = Field(description='Who could read it, in words: "everyone", "everyone in acme", "acme: group ops".')
+    after: str = Field(description="Who may read it now, in the same words.")
+    widened: bool = Field(description="Someone may read it now who could not before (another tenant counts).")
+
+
 class UpsertResponse(BaseModel):
     upserted: int
     chunks: int
     index_version: int
     skipped: list[Skipped]
+    access_changes: list[AccessChange] = Field(
+        description="Documents stored already whose readers this write changed (sending them again with another"
+        " access list changes it); empty when it changed none."
+    )
 
 
 class DeleteResponse(BaseModel):

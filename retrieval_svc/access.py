@@ -14,6 +14,7 @@ another or for a separator.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -26,10 +27,28 @@ MAX_NAME_CHARS = 256
 """Longest tenant, user or group name a document may carry."""
 MAX_READERS = 1000
 """Most users and groups one document may name (Milvus keeps them in an ARRAY field of bounded capacity)."""
+NAMES_SHOWN = 5
+"""Users (and groups) an access list's words name; the others are counted, so a list of 1000 stays one line."""
+PLAIN_NAME = re.compile(r"[\w.@+-]+")
+"""A name shown as it is; any other is quoted, so a space, comma, colon or line break in it cannot pass for the
+words around it."""
 
 
 def _key(kind: str, tenant: str, name: str = "") -> str:
     return json.dumps([kind, tenant, name] if name else [kind, tenant], ensure_ascii=False, separators=(",", ":"))
+
+
+def _shown(name: str) -> str:
+    return name if PLAIN_NAME.fullmatch(name) else repr(name)
+
+
+def _named(kind: str, names: Sequence[str]) -> str:
+    """``group ops``, ``users alice, bob``, ``users a, b, c, d, e and 7 more``; "" for no names."""
+    if not names:
+        return ""
+    shown = ", ".join(_shown(name) for name in names[:NAMES_SHOWN])
+    more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+    return f"{kind}{'s' if len(names) > 1 else ''} {shown}{more}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,26 @@ class Access:
             return cls()
         data = json.loads(text)
         return cls.of(data.get("tenant", ""), data.get("users", ()), data.get("groups", ()))
+
+    def described(self) -> str:
+        """Who may read, in an operator's words: "everyone", "everyone in acme", "acme: groups eng, ops; user bob",
+        "user alice (any tenant)"."""
+        members = "; ".join(part for part in (_named("group", self.groups), _named("user", self.users)) if part)
+        if not members:
+            return f"everyone in {_shown(self.tenant)}" if self.tenant else "everyone"
+        return f"{_shown(self.tenant)}: {members}" if self.tenant else f"{members} (any tenant)"
+
+    def widens(self, before: Access) -> bool:
+        """Whether someone may read under this access who may not under before: another tenant, or a tenant's
+        list opened to the whole tenant or to other users and groups. (Whether a user is in a group is not known here,
+        so naming a user where a group was counts as widening, even when the user is in the group.)"""
+        if before.tenant not in ("", self.tenant):
+            return True
+        if not (before.users or before.groups):
+            return False
+        if not (self.users or self.groups):
+            return True
+        return not (set(self.users) <= set(before.users) and set(self.groups) <= set(before.groups))
 
     def problem(self) -> str | None:
         """Why this access cannot be stored, or None."""

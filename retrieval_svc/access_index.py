@@ -35,8 +35,6 @@ class AccessIndex:
         self._free: list[int] = []
         """Numbers of forgotten classes, handed out again before new ones."""
         self._doc_class: dict[str, int] = {}
-        self.tenant: dict[str, str] = {}
-        """Each document's tenant (writes check it)."""
         self._row_class = np.zeros(1024, dtype=np.int32)
         """Class of each row's document; 0 for rows that hold no chunk (never readable)."""
         self._masks: PerVersion[Reader, tuple[np.ndarray, RowMask]] = PerVersion(READER_MASKS)
@@ -54,14 +52,17 @@ class AccessIndex:
         self._carry(number, 1)  # before the old class is let go: it may be this one
         self.forget(doc_id)
         self._doc_class[doc_id] = number
-        self.tenant[doc_id] = access.tenant
 
     def forget(self, doc_id: str) -> None:
         number = self._doc_class.pop(doc_id, None)
         if number is not None:
             self._carry(number, -1)
-        self.tenant.pop(doc_id, None)
         self._masks.clear()
+
+    def access_of(self, doc_id: str) -> Access:
+        """The access recorded for a document (writes compare it with theirs); an unrecorded one is open."""
+        number = self._doc_class.get(doc_id)
+        return Access() if number is None else Access.from_keys(self._keys_of[number])
 
     def place(self, rows: list[tuple[int, str]]) -> None:
         """Give new chunk rows their document's class (an unrecorded document is open: class of Access())."""

@@ -211,8 +211,8 @@ class RetrievalBackend(Protocol):
         """Up to limit documents reader may read whose ids sort after after_id, in id order, and how many it may
         read in all."""
 
-    def tenants_of(self, doc_ids: Sequence[str]) -> dict[str, str]:
-        """The tenant of each of doc_ids that is stored ("" for a document of no tenant)."""
+    def accesses_of(self, doc_ids: Sequence[str]) -> dict[str, Access]:
+        """Who may read each of doc_ids that is stored (writes check its tenant and name a change of it)."""
 
     def get_document(self, doc_id: str, reader: Reader | None = None) -> DocumentChunks | None:
         """The document with its chunks, or None when there is none with that id that reader may read."""

@@ -501,10 +501,10 @@ class RetrievalEngine:
             self._id_order = (key, sorted(self.documents))
         return self._id_order[1]
 
-    def tenants_of(self, doc_ids: Sequence[str]) -> dict[str, str]:
-        """The tenant of each of doc_ids that is stored ("" for none)."""
+    def accesses_of(self, doc_ids: Sequence[str]) -> dict[str, Access]:
+        """The access of each of doc_ids that is stored."""
         with self._index_lock.reading():
-            return {d: self.access.tenant.get(d, "") for d in doc_ids if d in self.documents}
+            return {d: self.access.access_of(d) for d in doc_ids if d in self.documents}
 
     def get_document(self, doc_id: str, reader: Reader | None = None) -> DocumentChunks | None:
         """The document with its chunks in order, or None when there is none with that id (that reader may read:

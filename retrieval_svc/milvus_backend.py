@@ -757,9 +757,9 @@ class MilvusBackend:
         )
         return dict(Counter(str(row["doc_id"]) for row in rows))
 
-    def tenants_of(self, doc_ids: Sequence[str]) -> dict[str, str]:
-        """The tenant of each of doc_ids that is stored, read from its first chunk's reader keys."""
-        found: dict[str, str] = {}
+    def accesses_of(self, doc_ids: Sequence[str]) -> dict[str, Access]:
+        """The access of each of doc_ids that is stored, read from its first chunk's reader keys."""
+        found: dict[str, Access] = {}
         with self._guarded():
             for start in range(0, len(doc_ids), WRITE_BATCH_ROWS):
                 rows = self._call(
@@ -771,7 +771,7 @@ class MilvusBackend:
                     consistency_level=self.consistency_level,
                     timeout=self.timeout_s,
                 )
-                found.update({str(r["doc_id"]): Access.from_keys(r[READERS_FIELD] or ()).tenant for r in rows})
+                found.update({str(r["doc_id"]): Access.from_keys(r[READERS_FIELD] or ()) for r in rows})
         return found
 
     def get_document(self, doc_id: str, reader: Reader | None = None) -> DocumentChunks | None:

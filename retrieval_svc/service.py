@@ -190,6 +190,39 @@ def chunk_each(
     return fit, chunked, refused
 
 
+def write_refusal(before: Access | None, writer: Principal | None) -> str | None:
+    """Why a write may not replace the stored document whose access is before (None: there is none), or None: a
+    writer whose token names a tenant may not replace another tenant's document."""
+    if before is None:
+        return None
+    if writer is not None and writer.tenant and before.tenant != writer.tenant:
+        return f"a document of another tenant than {writer.tenant!r} has this id"
+    return None
+
+
+def access_changes(docs: list[DocumentInput], stored: dict[str, Access]) -> list[retrieval_pb2.AccessChange]:
+    """One message per document of docs that replaced a stored one of another access list."""
+    return [
+        retrieval_pb2.AccessChange(
+            id=doc.id,
+            before=stored[doc.id].described(),
+            after=doc.access.described(),
+            widened=doc.access.widens(stored[doc.id]),
+        )
+        for doc in docs
+        if doc.id in stored and stored[doc.id] != doc.access
+    ]
+
+
+def log_access_changes(changes: list[retrieval_pb2.AccessChange], writer: Principal | None) -> None:
+    """A WARNING per change, the audit trail of who may read what: the id, both lists and the writer (none: the
+    API key, or a caller inside the mesh such as likeopt ingest); never the text."""
+    who = {"writer": writer.subject, "writer_tenant": writer.tenant} if writer is not None else {"writer": ""}
+    for change in changes:
+        fields = {"doc_id": change.id, "before": change.before, "after": change.after, "widened": change.widened}
+        log.warning("document access changed", extra={"fields": {**fields, **who}})
+
+
 def hit_message(hit: ChunkHit) -> retrieval_pb2.SearchHit:
     """A ranked chunk as the SearchHit clients receive, text and document fields included."""
     return retrieval_pb2.SearchHit(
@@ -427,6 +460,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             summary.chunks += progress.chunks
             summary.index_version = max(summary.index_version, progress.index_version)
             summary.skipped.extend(progress.skipped)
+            summary.access_changes.extend(progress.access_changes)
         return summary
 
     async def IngestDocuments(
@@ -473,22 +507,26 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         engine: RetrievalBackend,
         docs: list[DocumentInput],
         progress: retrieval_pb2.IngestProgress,
-        writer: Principal | None = None,
+        writer: Principal | None,
     ) -> retrieval_pb2.IngestProgress:
-        """Chunk, embed and store docs durably; progress, filled in, acknowledges them."""
+        """Chunk, embed and store docs durably; progress, filled in, acknowledges them and names each stored
+        document whose access they changed."""
         progress.index_version = engine.version
-        if writer is not None and writer.tenant and docs:
-            others = await self._others(engine, [d.id for d in docs], writer.tenant)
-            reason = f"a document of another tenant than {writer.tenant!r} has this id"
-            refused = [retrieval_pb2.SkippedDocument(id=d.id, reason=reason) for d in docs if d.id in others]
-            progress.skipped.extend(refused)
-            docs = [d for d in docs if d.id not in others]
-        docs, chunked, unfit = await asyncio.to_thread(chunk_each, engine, docs)
+        stored = await asyncio.to_thread(engine.accesses_of, [d.id for d in docs]) if docs else {}
+        allowed = []
+        for doc in docs:
+            if reason := write_refusal(stored.get(doc.id), writer):
+                progress.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id, reason=reason))
+            else:
+                allowed.append(doc)
+        docs, chunked, unfit = await asyncio.to_thread(chunk_each, engine, allowed)
         progress.skipped.extend(unfit)
         if docs:
             progress.index_version = await stoppable(engine.upsert, docs, chunked)
             progress.ids.extend(d.id for d in docs)
             progress.chunks = sum(len(c) for c in chunked)
+            progress.access_changes.extend(access_changes(docs, stored))
+            log_access_changes(list(progress.access_changes), writer)
             self.index_changed()
             log.info("upserted", extra={"fields": {"documents": len(docs), "index_version": progress.index_version}})
         return progress
@@ -510,9 +548,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     @staticmethod
     async def _others(engine: RetrievalBackend, ids: list[str], tenant: str) -> set[str]:
         """Which of ids are stored documents of another tenant (or of none): a writer whose token names a
-        tenant may neither replace nor delete them."""
-        tenants = await asyncio.to_thread(engine.tenants_of, ids)
-        return {doc_id for doc_id, owner in tenants.items() if owner != tenant}
+        tenant may not delete them."""
+        accesses = await asyncio.to_thread(engine.accesses_of, ids)
+        return {doc_id for doc_id, access in accesses.items() if access.tenant != tenant}
 
     async def WatchIndex(
         self, request: retrieval_pb2.WatchIndexRequest, context: grpc.aio.ServicerContext

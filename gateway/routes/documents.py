@@ -18,6 +18,7 @@ from gateway.bodies import declared_over, parse, read_body, refuse_encoded, requ
 from gateway.errors import BODY_STATUSES, UPSTREAM_STATUSES, ApiError, error_responses, upstream_call
 from gateway.models import (
     Access,
+    AccessChange,
     DeleteResponse,
     Document,
     DocumentChunk,
@@ -135,8 +136,13 @@ async def upsert_documents(request: Request, principal: Writer, gateway: Running
     summary = await upstream_call(upsert)
     gateway.wrote(summary.index_version)
     skipped += [Skipped(id=s.id, reason=s.reason) for s in summary.skipped]
+    changes = [AccessChange(id=c.id, before=c.before, after=c.after, widened=c.widened) for c in summary.access_changes]
     return UpsertResponse(
-        upserted=summary.upserted, chunks=summary.chunks, index_version=summary.index_version, skipped=skipped
+        upserted=summary.upserted,
+        chunks=summary.chunks,
+        index_version=summary.index_version,
+        skipped=skipped,
+        access_changes=changes,
     )
 
 

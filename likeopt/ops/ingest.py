@@ -25,6 +25,8 @@ LOOKUP_SLICE = 64
 """Earlier-release ids looked up at once after a run (GetDocument calls in flight together)."""
 CONNECT_TIMEOUT_S = 30.0
 """How long to wait for retrieval_svc to accept a connection (it may still be starting) before giving up."""
+ACCESS_LINES = 20
+"""Documents whose readers changed the report names; the rest are counted (retrieval_svc's log names each)."""
 
 
 class Unreachable(Exception):
@@ -59,8 +61,9 @@ def ingest_paths(
     tenant_claim: str = "tenant",
 ) -> retrieval_pb2.UpsertSummary:
     """Send every readable document to retrieval_svc, each with access (who may read it; None: every reader of
-    the tenant, everyone without one); print what was skipped and why. expected, the documents there are when
-    known (a collection's line count), lets the progress bar say how long the rest will take."""
+    the tenant, everyone without one); print what was skipped and why, and whose readers changed. expected, the
+    documents there are when known (a collection's line count), lets the progress bar say how long the rest will
+    take."""
     skipped: list[Skipped] = []
     progress = tqdm(desc="ingesting", unit="doc", total=expected, disable=quiet, file=sys.stderr)
 
@@ -130,12 +133,30 @@ def report(summary: retrieval_pb2.UpsertSummary, skipped: list[Skipped], left_be
         print(f"  skipped {item.source}: {item.reason}", flush=True)
     for refused in summary.skipped:
         print(f"  refused {refused.id or '(no id)'}: {refused.reason}", flush=True)
+    for line in access_lines(summary):
+        print(line, flush=True)
     for doc_id, earlier in left_beside:
         print(
             f"  also stored as {earlier!r} by an earlier release, which named files differently: that copy keeps its"
             f" old text and readers beside {doc_id!r} until you delete it (DELETE /api/v1/documents/{quote(earlier)})",
             flush=True,
         )
+
+
+def access_lines(summary: retrieval_pb2.UpsertSummary) -> list[str]:
+    """The report's lines on readers: the documents whose readers the run changed, ACCESS_LINES at most."""
+    changed = [
+        f'  readers changed for {c.id}: "{c.before}" → "{c.after}"{" (more readers now)" if c.widened else ""}'
+        for c in summary.access_changes
+    ]
+    return capped(changed, "had their readers changed (retrieval_svc's log names each)")
+
+
+def capped(lines: list[str], what: str) -> list[str]:
+    """At most ACCESS_LINES of lines, and a line counting the others."""
+    if len(lines) <= ACCESS_LINES:
+        return lines
+    return [*lines[:ACCESS_LINES], f"  … and {len(lines) - ACCESS_LINES} more documents {what}"]
 
 
 def add_up(acknowledgements: Iterable[retrieval_pb2.IngestProgress], summary: retrieval_pb2.UpsertSummary) -> None:
@@ -148,6 +169,7 @@ def add_up(acknowledgements: Iterable[retrieval_pb2.IngestProgress], summary: re
         summary.chunks += batch.chunks
         summary.index_version = max(summary.index_version, batch.index_version)
         summary.skipped.extend(batch.skipped)
+        summary.access_changes.extend(batch.access_changes)
 
 
 def access_of(tenant: str, users: list[str], groups: list[str]) -> retrieval_pb2.Access | None:

@@ -135,28 +135,44 @@ class Access(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., users: _Optional[_Iterable[str]] = ..., groups: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UpsertSummary(_message.Message):
-    __slots__ = ("upserted", "chunks", "index_version", "skipped")
+    __slots__ = ("upserted", "chunks", "index_version", "skipped", "access_changes")
     UPSERTED_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_CHANGES_FIELD_NUMBER: _ClassVar[int]
     upserted: int
     chunks: int
     index_version: int
     skipped: _containers.RepeatedCompositeFieldContainer[SkippedDocument]
-    def __init__(self, upserted: _Optional[int] = ..., chunks: _Optional[int] = ..., index_version: _Optional[int] = ..., skipped: _Optional[_Iterable[_Union[SkippedDocument, _Mapping]]] = ...) -> None: ...
+    access_changes: _containers.RepeatedCompositeFieldContainer[AccessChange]
+    def __init__(self, upserted: _Optional[int] = ..., chunks: _Optional[int] = ..., index_version: _Optional[int] = ..., skipped: _Optional[_Iterable[_Union[SkippedDocument, _Mapping]]] = ..., access_changes: _Optional[_Iterable[_Union[AccessChange, _Mapping]]] = ...) -> None: ...
 
 class IngestProgress(_message.Message):
-    __slots__ = ("ids", "chunks", "index_version", "skipped")
+    __slots__ = ("ids", "chunks", "index_version", "skipped", "access_changes")
     IDS_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_CHANGES_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     chunks: int
     index_version: int
     skipped: _containers.RepeatedCompositeFieldContainer[SkippedDocument]
-    def __init__(self, ids: _Optional[_Iterable[str]] = ..., chunks: _Optional[int] = ..., index_version: _Optional[int] = ..., skipped: _Optional[_Iterable[_Union[SkippedDocument, _Mapping]]] = ...) -> None: ...
+    access_changes: _containers.RepeatedCompositeFieldContainer[AccessChange]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., chunks: _Optional[int] = ..., index_version: _Optional[int] = ..., skipped: _Optional[_Iterable[_Union[SkippedDocument, _Mapping]]] = ..., access_changes: _Optional[_Iterable[_Union[AccessChange, _Mapping]]] = ...) -> None: ...
+
+class AccessChange(_message.Message):
+    __slots__ = ("id", "before", "after", "widened")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    WIDENED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    before: str
+    after: str
+    widened: bool
+    def __init__(self, id: _Optional[str] = ..., before: _Optional[str] = ..., after: _Optional[str] = ..., widened: _Optional[bool] = ...) -> None: ...
 
 class SkippedDocument(_message.Message):
     __slots__ = ("id", "reason")

@@ -154,9 +154,10 @@ def test_an_access_change_is_an_upsert_and_takes_effect_at_once(
         backend.close()
 
 
-def test_each_stored_document_s_tenant_is_known_to_writes(corpus: MilvusBackend) -> None:
-    tenants = corpus.tenants_of(["acme-eng", "globex-all", "public", "unknown"])
-    assert tenants == {"acme-eng": "acme", "globex-all": "globex", "public": ""}
+def test_each_stored_document_s_access_is_known_to_writes(corpus: MilvusBackend) -> None:
+    """Writes check a stored document's tenant and name a change of its readers."""
+    accesses = corpus.accesses_of([d.id for d in CORPUS] + ["unknown"])
+    assert accesses == {d.id: d.access for d in CORPUS}
 
 
 def test_access_survives_a_restart_of_the_embedded_engine(tmp_path: Path) -> None:
