@@ -35,6 +35,7 @@ from likeopt.runtime.contract import (
     MAX_DOCUMENT_CHARS,
     MAX_ID_CHARS,
     SEARCH_TOP_K,
+    WIDER_ACCESS_REFUSED,
     InvalidInput,
     check_mode,
     check_query,
@@ -190,13 +191,18 @@ def chunk_each(
     return fit, chunked, refused
 
 
-def write_refusal(before: Access | None, writer: Principal | None) -> str | None:
-    """Why a write may not replace the stored document whose access is before (None: there is none), or None: a
-    writer whose token names a tenant may not replace another tenant's document."""
+def write_refusal(doc: DocumentInput, before: Access | None, writer: Principal | None, guarded: bool) -> str | None:
+    """Why doc may not replace the stored document whose access is before (None: there is none), or None.
+
+    A writer whose token names a tenant may not replace another tenant's document; a write that asked not to widen
+    who may read a stored document (Document.refuse_wider_access) may not widen it.
+    """
     if before is None:
         return None
     if writer is not None and writer.tenant and before.tenant != writer.tenant:
         return f"a document of another tenant than {writer.tenant!r} has this id"
+    if guarded and doc.access.widens(before):
+        return f'{WIDER_ACCESS_REFUSED}: "{before.described()}" → "{doc.access.described()}"'
     return None
 
 
@@ -483,6 +489,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         """Commit the stream in batches; each progress message acknowledges one durable batch."""
         progress = retrieval_pb2.IngestProgress()
         batch: dict[str, DocumentInput] = {}
+        guarded: set[str] = set()  # ids of the batch sent with refuse_wider_access
         seen: set[str] = set()
         size = 0
         async for doc in documents:
@@ -495,12 +502,16 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 progress.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id, reason=REPEATED_ID))
             seen.add(doc.id)
             batch[doc.id] = document_input(doc, access)
+            if doc.refuse_wider_access:
+                guarded.add(doc.id)
+            else:
+                guarded.discard(doc.id)  # the last copy of an id sent twice is the one written
             size += len(doc.text) + len(doc.title)
             if size >= UPSERT_BATCH_CHARS or len(batch) >= UPSERT_BATCH_DOCS:
-                yield await self._commit(engine, list(batch.values()), progress, writer)
-                progress, batch, size = retrieval_pb2.IngestProgress(), {}, 0
+                yield await self._commit(engine, list(batch.values()), progress, writer, guarded)
+                progress, batch, guarded, size = retrieval_pb2.IngestProgress(), {}, set(), 0
         if batch or progress.skipped:
-            yield await self._commit(engine, list(batch.values()), progress, writer)
+            yield await self._commit(engine, list(batch.values()), progress, writer, guarded)
 
     async def _commit(
         self,
@@ -508,14 +519,15 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         docs: list[DocumentInput],
         progress: retrieval_pb2.IngestProgress,
         writer: Principal | None,
+        guarded: set[str],
     ) -> retrieval_pb2.IngestProgress:
         """Chunk, embed and store docs durably; progress, filled in, acknowledges them and names each stored
-        document whose access they changed."""
+        document whose access they changed. guarded: the ids whose write must not widen it."""
         progress.index_version = engine.version
         stored = await asyncio.to_thread(engine.accesses_of, [d.id for d in docs]) if docs else {}
         allowed = []
         for doc in docs:
-            if reason := write_refusal(stored.get(doc.id), writer):
+            if reason := write_refusal(doc, stored.get(doc.id), writer, doc.id in guarded):
                 progress.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id, reason=reason))
             else:
                 allowed.append(doc)

@@ -50,6 +50,12 @@ def add_ingest(commands: argparse._SubParsersAction) -> None:
         "--allow-group", action="append", default=[], metavar="GROUP", help="a group whose members may read them"
     )
     ingest.add_argument("--allow-user", action="append", default=[], metavar="SUBJECT", help="a user who may read them")
+    ingest.add_argument(
+        "--change-access",
+        action="store_true",
+        help="let the run give documents stored already more readers or another tenant (without it, each such"
+        " document is refused with the reason and keeps its readers; the others are stored)",
+    )
 
 
 def add_eval(commands: argparse._SubParsersAction) -> None:
@@ -162,7 +168,12 @@ def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.Argume
     access = access_of(args.tenant, args.allow_user, args.allow_group)
     try:
         summary = ingest_paths(
-            args.paths, config.retrieval_addr, quiet=args.quiet, access=access, tenant_claim=config.jwt_tenant_claim
+            args.paths,
+            config.retrieval_addr,
+            quiet=args.quiet,
+            access=access,
+            tenant_claim=config.jwt_tenant_claim,
+            change_access=args.change_access,
         )
     except Unreachable as exc:
         sys.exit(f"likeopt ingest: {exc}; is `likeopt up` running, and LIKEOPT_RETRIEVAL_ADDR right?")

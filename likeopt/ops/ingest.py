@@ -14,6 +14,7 @@ import grpc
 from tqdm import tqdm
 
 from likeopt.runtime.addresses import address_list
+from likeopt.runtime.contract import WIDER_ACCESS_REFUSED
 from likeopt.runtime.loaders import Skipped, earlier_ids, load_paths, to_message
 from likeopt.runtime.principal import PRINCIPAL_HEADER, tenant_reader_header
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
@@ -26,7 +27,8 @@ LOOKUP_SLICE = 64
 CONNECT_TIMEOUT_S = 30.0
 """How long to wait for retrieval_svc to accept a connection (it may still be starting) before giving up."""
 ACCESS_LINES = 20
-"""Documents whose readers changed the report names; the rest are counted (retrieval_svc's log names each)."""
+"""Documents the report names per kind of access news (changed, refused for widening); the rest are counted:
+retrieval_svc's log names every change."""
 
 
 class Unreachable(Exception):
@@ -59,11 +61,13 @@ def ingest_paths(
     access: retrieval_pb2.Access | None = None,
     expected: int | None = None,
     tenant_claim: str = "tenant",
+    change_access: bool = False,
 ) -> retrieval_pb2.UpsertSummary:
     """Send every readable document to retrieval_svc, each with access (who may read it; None: every reader of
-    the tenant, everyone without one); print what was skipped and why, and whose readers changed. expected, the
-    documents there are when known (a collection's line count), lets the progress bar say how long the rest will
-    take."""
+    the tenant, everyone without one); print what was skipped and why, and whose readers changed. A document
+    stored already that would gain readers or move to another tenant is refused unless change_access: a run
+    without access options must not open what an earlier run restricted. expected, the documents there are when
+    known (a collection's line count), lets the progress bar say how long the rest will take."""
     skipped: list[Skipped] = []
     progress = tqdm(desc="ingesting", unit="doc", total=expected, disable=quiet, file=sys.stderr)
 
@@ -73,7 +77,9 @@ def ingest_paths(
                 skipped.append(item)
                 continue
             progress.update(1)
-            yield to_message(item, access)
+            message = to_message(item, access)
+            message.refuse_wider_access = not change_access
+            yield message
 
     writer = address_list(retrieval_addr)[0]  # replicas beyond the first only read
     with grpc.insecure_channel(writer, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
@@ -132,7 +138,8 @@ def report(summary: retrieval_pb2.UpsertSummary, skipped: list[Skipped], left_be
     for item in skipped:
         print(f"  skipped {item.source}: {item.reason}", flush=True)
     for refused in summary.skipped:
-        print(f"  refused {refused.id or '(no id)'}: {refused.reason}", flush=True)
+        if not refused.reason.startswith(WIDER_ACCESS_REFUSED):
+            print(f"  refused {refused.id or '(no id)'}: {refused.reason}", flush=True)
     for line in access_lines(summary):
         print(line, flush=True)
     for doc_id, earlier in left_beside:
@@ -144,12 +151,20 @@ def report(summary: retrieval_pb2.UpsertSummary, skipped: list[Skipped], left_be
 
 
 def access_lines(summary: retrieval_pb2.UpsertSummary) -> list[str]:
-    """The report's lines on readers: the documents whose readers the run changed, ACCESS_LINES at most."""
+    """The report's lines on readers: documents refused because the run would have widened who may read them
+    (with what to do), then documents whose readers the run changed; ACCESS_LINES of each at most."""
+    widening = [s for s in summary.skipped if s.reason.startswith(WIDER_ACCESS_REFUSED)]
+    lines = capped([f"  refused {s.id}: {s.reason}" for s in widening], "refused for the same reason")
+    if widening:
+        lines.append(
+            "  (these keep their readers: run again with --change-access to give them this run's access list, or"
+            " with the --tenant and --allow-* options they were ingested with)"
+        )
     changed = [
         f'  readers changed for {c.id}: "{c.before}" → "{c.after}"{" (more readers now)" if c.widened else ""}'
         for c in summary.access_changes
     ]
-    return capped(changed, "had their readers changed (retrieval_svc's log names each)")
+    return lines + capped(changed, "had their readers changed (retrieval_svc's log names each)")
 
 
 def capped(lines: list[str], what: str) -> list[str]:

@@ -37,6 +37,9 @@ def shown_id(doc_id: str) -> str:
 
 MAX_DOCUMENT_CHARS = 10_000_000
 """Longest document text retrieval_svc stores; a longer one is skipped with the reason."""
+WIDER_ACCESS_REFUSED = "this write would let in readers who may not read the stored document now"
+"""How the reason begins when a write that asked for it (Document.refuse_wider_access) is refused for widening who
+may read a stored document; ``likeopt ingest`` recognises it to say how to go ahead."""
 MAX_COMMENT_CHARS = 2000
 """Longest feedback comment."""
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"

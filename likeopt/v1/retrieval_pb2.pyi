@@ -104,7 +104,7 @@ class SearchResponse(_message.Message):
     def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., index_version: _Optional[int] = ..., cached: _Optional[bool] = ..., took_ms: _Optional[float] = ..., query_embedding: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Document(_message.Message):
-    __slots__ = ("id", "title", "text", "metadata", "access")
+    __slots__ = ("id", "title", "text", "metadata", "access", "refuse_wider_access")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -117,12 +117,14 @@ class Document(_message.Message):
     TEXT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     ACCESS_FIELD_NUMBER: _ClassVar[int]
+    REFUSE_WIDER_ACCESS_FIELD_NUMBER: _ClassVar[int]
     id: str
     title: str
     text: str
     metadata: _containers.ScalarMap[str, str]
     access: Access
-    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., access: _Optional[_Union[Access, _Mapping]] = ...) -> None: ...
+    refuse_wider_access: bool
+    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., access: _Optional[_Union[Access, _Mapping]] = ..., refuse_wider_access: _Optional[bool] = ...) -> None: ...
 
 class Access(_message.Message):
     __slots__ = ("tenant", "users", "groups")

@@ -1,6 +1,7 @@
 """Writing a stored document again with another access list, against a real retrieval_svc process: ``likeopt
-ingest`` run twice names every document whose readers it changed, a REST write names them in its reply, and
-retrieval_svc logs each one at WARNING, without the text."""
+ingest`` run twice refuses, document by document, to open what an earlier run restricted (or to move it to another
+tenant) unless told to with ``--change-access``, and names every change it made; a REST write names them in its
+reply; retrieval_svc logs each one at WARNING, without the text."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def likeopt_ingest(folder: Path, address: str, *args: str) -> tuple[int, list[st
     return done.returncode, done.stdout.splitlines()
 
 
-def test_ingest_run_again_names_each_document_whose_readers_it_changed(
+def test_ingest_run_again_names_reader_changes_and_widens_only_when_told(
     retrieval: tuple[str, Path], tmp_path: Path
 ) -> None:
     """The audit's case: ``likeopt ingest plans`` after ``--tenant acme --allow-group ops`` opened plans/vault.md to
@@ -53,22 +54,36 @@ def test_ingest_run_again_names_each_document_whose_readers_it_changed(
     address, log_file = retrieval
     (tmp_path / "plans").mkdir()
     (tmp_path / "plans" / "vault.md").write_text(f"# Vault\n\n{SECRET}\n")
+    (tmp_path / "open.md").write_text("# Open\n\nThe canteen opens at nine.\n")
     (tmp_path / "hijack.json").write_text(json.dumps([{"id": "plans/vault.md", "text": "Globex owns this."}]))
     assert likeopt_ingest(tmp_path, address, "plans", "--tenant", "acme", "--allow-group", "ops")[0] == 0
+    assert likeopt_ingest(tmp_path, address, "open.md")[0] == 0
+    status, lines = likeopt_ingest(tmp_path, address, "open.md", "--tenant", "acme")
+    assert status == 0 and lines[1:] == ['  readers changed for open.md: "everyone" → "everyone in acme"'], lines
 
     status, lines = likeopt_ingest(tmp_path, address, "plans")
+    assert status == 1 and lines[0].startswith("ingested 0 documents"), lines
+    assert lines[1].startswith("  refused plans/vault.md: this write would let in readers")
+    assert lines[1].endswith('"acme: group ops" → "everyone"') and "--change-access" in lines[2]
+
+    status, lines = likeopt_ingest(tmp_path, address, "hijack.json", "--tenant", "globex")
+    assert status == 1 and lines[1].endswith('"acme: group ops" → "everyone in globex"'), lines
+
+    status, lines = likeopt_ingest(tmp_path, address, "open.md", "--tenant", "acme", "--allow-group", "ops")
+    assert status == 0 and lines[1:] == ['  readers changed for open.md: "everyone in acme" → "acme: group ops"']
+
+    status, lines = likeopt_ingest(tmp_path, address, "plans", "--change-access")
     changed = '  readers changed for plans/vault.md: "acme: group ops" → "everyone" (more readers now)'
     assert status == 0 and lines[1:] == [changed], lines
-    status, lines = likeopt_ingest(tmp_path, address, "hijack.json", "--tenant", "globex")
-    assert status == 0 and lines[1:] == ['  readers changed for plans/vault.md: "everyone" → "everyone in globex"']
-    status, lines = likeopt_ingest(tmp_path, address, "hijack.json", "--tenant", "globex")  # the same list again
+    status, lines = likeopt_ingest(tmp_path, address, "plans")  # the same list again: nothing to say
     assert status == 0 and len(lines) == 1 and lines[0].startswith("ingested 1 documents"), lines
 
     lines = [json.loads(line) for line in log_file.read_text().splitlines() if "document access changed" in line]
     logged = [(e["level"], e["doc_id"], e["before"], e["after"], e["widened"]) for e in lines]
-    assert [entry for entry in logged if entry[1] == "plans/vault.md"] == [
+    assert [entry for entry in logged if entry[1] in {"open.md", "plans/vault.md"}] == [
+        ("WARNING", "open.md", "everyone", "everyone in acme", False),
+        ("WARNING", "open.md", "everyone in acme", "acme: group ops", False),
         ("WARNING", "plans/vault.md", "acme: group ops", "everyone", True),
-        ("WARNING", "plans/vault.md", "everyone", "everyone in globex", False),
     ]
     assert "31-41-59" not in log_file.read_text()
 

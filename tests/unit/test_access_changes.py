@@ -1,5 +1,6 @@
 """A write that changes who may read a stored document says so: in words an operator reads, in every write's reply
-and in a WARNING line of retrieval_svc's log."""
+and in a WARNING line of retrieval_svc's log; a write that asks for it is refused, document by document, where it
+would let in readers who may not read the document now (another tenant included)."""
 
 from __future__ import annotations
 
@@ -59,10 +60,11 @@ def test_widening_is_letting_in_someone_who_may_not_read_it_now(before: Access, 
     assert after.widens(before) is widens
 
 
-def doc(doc_id: str, access: Access | None = None) -> retrieval_pb2.Document:
+def doc(doc_id: str, access: Access | None = None, guarded: bool = False) -> retrieval_pb2.Document:
     message = retrieval_pb2.Document(id=doc_id, title=doc_id, text=f"Secret text of {doc_id}.")
     if access is not None:
         message.access.CopyFrom(retrieval_pb2.Access(tenant=access.tenant, users=access.users, groups=access.groups))
+    message.refuse_wider_access = guarded
     return message
 
 
@@ -85,6 +87,21 @@ async def test_a_write_names_each_document_whose_readers_it_changed_and_logs_it(
     assert "Secret text" not in caplog.text
 
 
+async def test_a_guarded_write_refuses_widening_document_by_document(tmp_path: Path) -> None:
+    async with retrieval_server(tmp_path, FakeEmbedder(), DictCache()) as (_, stub):
+        await stub.UpsertDocuments(iter([doc("vault", OPS), doc("plan", OPS), doc("open")]))
+        run = [doc("vault", guarded=True), doc("plan", Access.of("globex", [], []), True)]
+        run += [doc("open", OPS, True), doc("new", guarded=True)]
+        summary = await stub.UpsertDocuments(iter(run))
+        progress = [p async for p in stub.IngestDocuments(iter([doc("vault", guarded=True)]))]
+    refused = {s.id: s.reason for s in summary.skipped}
+    assert set(refused) == {"vault", "plan"} and summary.upserted == 2  # narrowing one, adding one: stored
+    assert refused["vault"].endswith('"acme: group ops" → "everyone"')
+    assert refused["plan"].endswith('"acme: group ops" → "everyone in globex"')
+    assert [(c.id, c.widened) for c in summary.access_changes] == [("open", False)]
+    assert [s.id for p in progress for s in p.skipped] == ["vault"] and not any(p.ids for p in progress)
+
+
 async def test_a_tenant_s_writer_is_refused_another_tenant_s_id_and_told_of_its_own_changes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -105,12 +122,18 @@ async def test_a_tenant_s_writer_is_refused_another_tenant_s_id_and_told_of_its_
     assert (logged["doc_id"], logged["writer"], logged["writer_tenant"]) == ("shift", "wendy", "acme")
 
 
-def test_the_ingest_report_names_changes_within_a_cap(capsys: pytest.CaptureFixture) -> None:
+def test_the_ingest_report_names_changes_and_widening_refusals_within_a_cap(capsys: pytest.CaptureFixture) -> None:
     summary = retrieval_pb2.UpsertSummary(upserted=25)
     for n in range(25):
         summary.access_changes.add(id=f"d{n}", before="acme: group ops", after="everyone", widened=True)
+    summary.skipped.add(id="vault", reason=f'{ingest.WIDER_ACCESS_REFUSED}: "acme: group ops" → "everyone"')
+    summary.skipped.add(id="", reason="id is empty")
     ingest.report(summary, [], [])
     lines = capsys.readouterr().out.splitlines()
+    assert '  refused vault: this write would let in readers who may not read the stored document now: "acme:' in (
+        "\n".join(lines)
+    )
+    assert "  refused (no id): id is empty" in lines and any("--change-access" in line for line in lines)
     changed = [line for line in lines if line.startswith("  readers changed for ")]
     assert changed[0] == '  readers changed for d0: "acme: group ops" → "everyone" (more readers now)'
     assert len(changed) == ingest.ACCESS_LINES
