@@ -13,7 +13,6 @@ import asyncio
 import contextvars
 import functools
 import logging
-import math
 import os
 import re
 import time
@@ -36,7 +35,7 @@ from likeopt.runtime.contract import (
     MAX_ID_CHARS,
     SEARCH_TOP_K,
     WIDER_ACCESS_REFUSED,
-    InvalidInput,
+    check_fusion,
     check_mode,
     check_query,
     rejects_invalid_input,
@@ -107,11 +106,8 @@ def search_params(request: retrieval_pb2.SearchRequest, config: Config, reader: 
     mode = check_mode(request.mode)
     fusion = {retrieval_pb2.RRF: "rrf", retrieval_pb2.CONVEX: "convex"}.get(request.fusion, config.fusion)
     alpha = request.alpha if request.HasField("alpha") else config.fusion_alpha
-    if not 0.0 <= alpha <= 1.0:
-        raise InvalidInput(f"alpha must be within [0, 1], got {alpha}")
     rrf_k = request.rrf_k or config.rrf_k
-    if not 0 <= rrf_k < math.inf:  # NaN fails both comparisons
-        raise InvalidInput(f"rrf_k must be a finite number, not negative, got {rrf_k}")
+    check_fusion(alpha, rrf_k)
     return SearchParams(
         top_k=top_k,
         mode=mode,

@@ -183,6 +183,16 @@ def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.Argume
 
 
 def run_eval(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    """evaluate_as_asked, with a private service that could not start said in one line (why, from its log)."""
+    from likeopt.ops.evaluate import ServiceFailed
+
+    try:
+        evaluate_as_asked(args, config, parser)
+    except ServiceFailed as exc:
+        sys.exit(f"likeopt eval: {exc}")
+
+
+def evaluate_as_asked(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
     """Answers (--answers, --from-feedback), several collections and configurations (--compare), or one run."""
     import json
 
@@ -210,7 +220,10 @@ def run_eval(args: argparse.Namespace, config: Config, parser: argparse.Argument
     from likeopt.ops.evaluate import EvalSettings, format_report
     from likeopt.ops.evaluate import run_eval as evaluate
 
-    settings = EvalSettings(args.mode, args.fusion or "", args.rrf_k, args.alpha)
+    try:
+        settings = EvalSettings(args.mode, args.fusion or "", args.rrf_k, args.alpha).check()
+    except ValueError as exc:
+        parser.error(str(exc))
     figures = evaluate(beir_folders([args.data], args.split, parser)[0], settings, config, split=args.split)
     print(json.dumps(figures) if args.json else format_report(figures), flush=True)
 

@@ -57,7 +57,11 @@ def parse_configuration(spec: str) -> Configuration:
             rrf_k, alpha = (number, alpha) if key == "rrf_k" else (rrf_k, number)
         else:
             raise ValueError(f"configuration {spec!r}: unknown parameter {word!r}")
-    return Configuration(spec, EvalSettings(words[0], fusion, rrf_k, alpha), tuple(sorted(overrides.items())))
+    try:
+        search = EvalSettings(words[0], fusion, rrf_k, alpha).check()
+    except ValueError as exc:
+        raise ValueError(f"configuration {spec!r}: {exc}") from None
+    return Configuration(spec, search, tuple(sorted(overrides.items())))
 
 
 def compare(

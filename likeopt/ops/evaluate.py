@@ -40,7 +40,7 @@ from tqdm import tqdm
 from likeopt.ops.ingest import ingest_paths
 from likeopt.ops.processes import CHILD_ENV
 from likeopt.runtime.config import Config
-from likeopt.runtime.contract import INVALID_INPUT_STATUS, MODES
+from likeopt.runtime.contract import INVALID_INPUT_STATUS, MODES, check_fusion
 from likeopt.runtime.percentiles import percentile
 from likeopt.runtime.text_layout import CHUNKING_VERSION
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
@@ -227,6 +227,12 @@ class EvalSettings:
     rrf_k: float = 0.0
     alpha: float | None = None
 
+    def check(self) -> EvalSettings:
+        """These settings, or InvalidInput (a ValueError) for one retrieval_svc would refuse: said before a service
+        starts and a collection is ingested, not as a traceback after."""
+        check_fusion(0.0 if self.alpha is None else self.alpha, self.rrf_k)
+        return self
+
     def request(self, query: str) -> retrieval_pb2.SearchRequest:
         request = retrieval_pb2.SearchRequest(
             query=query, top_k=DEPTH, mode=MODES[self.mode], rrf_k=self.rrf_k, no_cache=True, per_document=True
@@ -330,7 +336,10 @@ def private_service(module: str, address: str, settings: dict[str, str], log_pat
     with log_path.open("ab") as log:
         process = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log)
     try:
-        wait_serving(address, process)
+        try:
+            wait_serving(address, process)
+        except ServiceFailed as failed:
+            raise ServiceFailed(f"{module} {failed}{last_words(log_path)}") from None
         yield address
     finally:
         process.terminate()
@@ -338,6 +347,19 @@ def private_service(module: str, address: str, settings: dict[str, str], log_pat
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+class ServiceFailed(RuntimeError):
+    """A private service ended before it served (a setting it refused, say); the message says why."""
+
+
+def last_words(log_path: Path) -> str:
+    """The last line a failed service wrote to its log (its reason), as ": line", or "" when it wrote none."""
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return f": {lines[-1][:500]}" if lines else ""
 
 
 def eval_collection(data_dir: Path) -> str:
@@ -352,7 +374,7 @@ def wait_serving(address: str, process: subprocess.Popen[bytes], timeout_s: floa
         health = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"retrieval_svc exited with code {process.returncode} before serving")
+                raise ServiceFailed(f"exited with code {process.returncode} before serving")
             try:
                 reply = health.Check(health_pb2.HealthCheckRequest(), timeout=2)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:

@@ -9,6 +9,7 @@ lets through is one the services accept.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -120,6 +121,14 @@ def check_mode(mode: int) -> str:
         return MODE_NAMES[mode]
     except KeyError:
         raise InvalidInput(f"unknown mode {mode}") from None
+
+
+def check_fusion(alpha: float, rrf_k: float) -> None:
+    """InvalidInput unless alpha (convex fusion's dense weight) is within [0, 1] and rrf_k finite, not negative."""
+    if not 0.0 <= alpha <= 1.0:
+        raise InvalidInput(f"alpha must be within [0, 1], got {alpha}")
+    if not 0 <= rrf_k < math.inf:  # NaN fails both comparisons
+        raise InvalidInput(f"rrf_k must be a finite number, not negative, got {rrf_k}")
 
 
 def check_optional_id(value: str, field: str) -> str:

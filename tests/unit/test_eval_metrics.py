@@ -153,6 +153,47 @@ def test_eval_refuses_a_malformed_collection_in_one_line_before_starting_anythin
         assert "test.tsv:2: the score 'yes' is not a number" in capsys.readouterr().err
 
 
+def one_document_collection(root: Path) -> Path:
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text('{"_id": "d1", "text": "x"}\n')
+    (root / "queries.jsonl").write_text('{"_id": "1", "text": "q"}\n')
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t1\n")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        (["--alpha", "2"], "alpha must be within [0, 1], got 2.0"),
+        (["--rrf-k", "-5"], "rrf_k must be a finite number, not negative, got -5.0"),
+        (["--config", "hybrid alpha=5", "--compare"], "configuration 'hybrid alpha=5': alpha must be within"),
+    ],
+)
+def test_eval_refuses_fusion_parameters_the_service_would_refuse_in_one_line_before_starting_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], complaint: str
+) -> None:
+    collection = str(one_document_collection(tmp_path))
+    argv = ["eval", *options, collection] if options[-1] == "--compare" else ["eval", *options, "--data", collection]
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(argv)
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert complaint in error and "Traceback" not in error
+    assert not (tmp_path / "var").exists()
+
+
+def test_a_service_setting_it_refuses_ends_the_evaluation_with_the_service_s_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    collection = str(one_document_collection(tmp_path / "beir"))
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["eval", "--config", "hybrid LIKEOPT_FUSION_ALPHA=abc", "--compare", collection])
+    assert stopped.value.code == "likeopt eval: retrieval_svc exited with code 2 before serving:" + (
+        " LIKEOPT_FUSION_ALPHA=abc: must be a number"
+    )
+
+
 def test_settings_that_shape_the_store_get_a_store_of_their_own(tmp_path: Path) -> None:
     """Else an evaluation under other chunking would silently search the store chunked the default way."""
     (tmp_path / "qrels").mkdir()
