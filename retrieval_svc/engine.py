@@ -368,10 +368,15 @@ class RetrievalEngine:
             return self.embedder.encode_query(query)
 
     def search(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[ChunkHit]:
-        """Ranked chunks with their document's fields; query_vector is needed unless mode is bm25."""
-        hits = self.search_rows(query, params, query_vector)
+        """Ranked chunks with their document's fields; query_vector is needed unless mode is bm25.
+
+        One hold of the index from ranking to the hits' fields: a write (or a replica catching up, or reloading
+        after the writer renumbered the rows) between them removed rows the ranking had found, or gave their ids
+        to other chunks.
+        """
+        self._count("searches")
         with self._index_lock.reading():
-            return [self._chunk_hit(hit) for hit in hits]
+            return [self._chunk_hit(hit) for hit in self._ranked_rows(query, params, query_vector)]
 
     def _chunk_hit(self, hit: Hit) -> ChunkHit:
         ref = self.chunks[hit.row]
@@ -389,28 +394,26 @@ class RetrievalEngine:
             dense_rank=hit.dense_rank,
         )
 
-    def search_rows(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[Hit]:
-        """Rank chunks for the query, as store rows; query_vector is needed unless mode is bm25."""
-        self._count("searches")
+    def _ranked_rows(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[Hit]:
+        """Rank chunks for the query, as store rows (the caller holds the index for reading)."""
         depth = max(params.top_k, CANDIDATE_DEPTH) if params.mode == "hybrid" else params.top_k
-        with self._index_lock.reading():
-            allowed = self._allowed_rows(params.filters, params.reader)
-            readable = self.access.mask(params.reader, self.version) if params.reader is not None else None
-            lexical: Ranked = []
-            dense: Ranked = []
-            if params.mode in ("hybrid", "bm25"):
-                terms = tokenize(query)
-                with tracer.start_as_current_span("bm25 search"):
-                    lexical = self._ranking(
-                        lambda n: self.bm25.search(terms, n, allowed, part=readable), depth, params.per_document
-                    )
-            if params.mode in ("hybrid", "dense") and query_vector is not None:
-                with tracer.start_as_current_span(
-                    "vector search", attributes={"likeopt.retrieval.vector_index": self.vectors.kind}
-                ):
-                    dense = self._dense_ranking(query_vector, depth, params, allowed)
-            if params.per_document:
-                dense = self._rows_of_first(lexical, dense)
+        allowed = self._allowed_rows(params.filters, params.reader)
+        readable = self.access.mask(params.reader, self.version) if params.reader is not None else None
+        lexical: Ranked = []
+        dense: Ranked = []
+        if params.mode in ("hybrid", "bm25"):
+            terms = tokenize(query)
+            with tracer.start_as_current_span("bm25 search"):
+                lexical = self._ranking(
+                    lambda n: self.bm25.search(terms, n, allowed, part=readable), depth, params.per_document
+                )
+        if params.mode in ("hybrid", "dense") and query_vector is not None:
+            with tracer.start_as_current_span(
+                "vector search", attributes={"likeopt.retrieval.vector_index": self.vectors.kind}
+            ):
+                dense = self._dense_ranking(query_vector, depth, params, allowed)
+        if params.per_document:
+            dense = self._rows_of_first(lexical, dense)
         with tracer.start_as_current_span(
             "fusion",
             attributes={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -288,3 +289,26 @@ def test_the_filters_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("a", "b", "a", "c", "b"):
         kept.mask((("k", name),), 7, build(name))
     assert built == ["a", "b", "c", "b"]  # a was asked again while kept; b was forgotten for c
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "bm25", "dense"])
+def test_a_write_arriving_while_a_search_ranks_waits_for_its_hits(
+    engine: RetrievalEngine, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """The search answers from the index as it found it; its rows were not deleted (or handed to other chunks)
+    between ranking them and reading their fields, which raised KeyError under churn."""
+    fuse = engine_module.fuse
+    writes: list[threading.Thread] = []
+
+    def fuse_while_writing(*args: object) -> object:
+        writes.append(threading.Thread(target=engine.delete, args=(["zebra"],)))
+        writes[-1].start()
+        writes[-1].join(timeout=0.5)  # it waits for the search to let go of the index
+        return fuse(*args)
+
+    monkeypatch.setattr(engine_module, "fuse", fuse_while_writing)
+    found = search(engine, "zebras stripes", params(mode))
+    writes[0].join()
+    assert "zebra" in found
+    monkeypatch.setattr(engine_module, "fuse", fuse)
+    assert "zebra" not in search(engine, "zebras stripes", params(mode))
