@@ -132,13 +132,22 @@ def test_every_alert_says_how_bad_what_and_what_to_do(rule: dict[str, Any]) -> N
 
 
 def test_prometheus_scrapes_every_service_and_loads_the_rules() -> None:
-    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in CONFIG["scrape_configs"]}
+    """Every replica (each address compose's service name resolves to), on the port it listens on by default; the
+    Milvus profile's retrieval replicas, which serve instead of retrieval_svc, in retrieval_svc's job."""
+    targets = {
+        job["job_name"]: [(name, found["port"]) for found in job["dns_sd_configs"] for name in found["names"]]
+        for job in CONFIG["scrape_configs"]
+        if all(found["type"] == "A" for found in job["dns_sd_configs"])
+    }
     defaults = Config.from_env({})
-    assert targets == {  # compose's service names, on the ports the services listen on by default
-        "gateway": [f"gateway:{defaults.gateway_port}"],
-        "retrieval_svc": [f"retrieval_svc:{defaults.retrieval_metrics_port}"],
-        "generation_svc": [f"generation_svc:{defaults.generation_metrics_port}"],
-        "cache_svc": [f"cache_svc:{defaults.cache_metrics_port}"],
+    assert targets == {
+        "gateway": [("gateway", defaults.gateway_port)],
+        "retrieval_svc": [
+            ("retrieval_svc", defaults.retrieval_metrics_port),
+            ("retrieval_svc_milvus", defaults.retrieval_metrics_port),
+        ],
+        "generation_svc": [("generation_svc", defaults.generation_metrics_port)],
+        "cache_svc": [("cache_svc", defaults.cache_metrics_port)],
     }
     assert CONFIG["rule_files"] == ["alerts.yml"]
     assert len({rule["alert"] for rule in RULES}) == len(RULES)
