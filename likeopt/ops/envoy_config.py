@@ -8,6 +8,7 @@ placeholders.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sys
@@ -167,6 +168,9 @@ GRPC_WRITE_METHODS = tuple(
 )
 KEYED_PATHS = (*GRPC_WRITE_METHODS, "/likeopt.v1.GenerationService/ListFeedback")
 """gRPC methods the API key may call without a token (writes also with a token holding the writer role)."""
+BEARER_PREFIXES = tuple(sorted("".join(case) + " " for case in itertools.product(*({c, c.upper()} for c in "bearer"))))
+"""The Authorization scheme in each of its 64 spellings: RFC 7235 makes it case-insensitive, jwt_authn compares
+prefixes exactly. A header matches one at most (a JWT holds no space), so no request carries two tokens."""
 
 
 def _method_rule(prefix: str, method: str, requires: dict | None) -> dict:
@@ -198,7 +202,7 @@ def jwt_provider(config: Config) -> dict:
     provider: dict = {
         "issuer": config.jwt_issuer,
         "audiences": list(config.jwt_audiences),
-        "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
+        "from_headers": [{"name": "authorization", "value_prefix": prefix} for prefix in BEARER_PREFIXES],
         "forward": False,  # the token itself stops here; the services read the verified payload
         "forward_payload_header": PRINCIPAL_HEADER,
         "payload_in_metadata": JWT_PAYLOAD,  # for the RBAC filter's writer-role check

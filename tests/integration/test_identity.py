@@ -165,6 +165,33 @@ def test_every_bad_token_is_refused_with_a_json_401(jwt_mesh: MeshProcess, idp: 
     assert "LIKEOPT_AUTH" in httpx.get(f"{jwt_mesh.base_url}/static/config.js").text
 
 
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
+def test_the_bearer_scheme_is_read_in_any_case(jwt_mesh: MeshProcess, people: dict[str, Person], scheme: str) -> None:
+    """RFC 7235: the scheme ignores case. A token under any spelling of it reads and writes as under "Bearer"."""
+    bob, writer = people["bob"], people["writer"]
+    found = httpx.post(
+        f"{jwt_mesh.base_url}/api/v1/search",
+        json={"query": QUESTION, "top_k": 20},
+        headers={"authorization": f"{scheme} {bob.token}"},
+        timeout=30,
+    )
+    assert found.status_code == 200, found.text
+    assert {hit["doc_id"] for hit in found.json()["hits"]} == SEES["bob"]
+    doc = {"documents": [{"id": f"case-{scheme}", "text": f"A {TOPIC} note written under {scheme}."}]}
+    url, as_writer = f"{jwt_mesh.base_url}/api/v1/documents", {"authorization": f"{scheme} {writer.token}"}
+    written = httpx.post(url, json=doc, headers=as_writer, timeout=60)
+    assert written.status_code == 200 and written.json()["upserted"] == 1, written.text
+    assert httpx.delete(f"{url}/case-{scheme}", headers=as_writer, timeout=60).status_code == 200
+    with grpc.insecure_channel(jwt_mesh.address) as channel:
+        search = retrieval_pb2_grpc.RetrievalServiceStub(channel).Search
+        hits = search(
+            retrieval_pb2.SearchRequest(query=QUESTION, top_k=20),
+            metadata=[("authorization", f"{scheme} {bob.token}")],
+            timeout=30,
+        ).hits
+    assert {hit.doc_id for hit in hits} == SEES["bob"]
+
+
 def test_a_client_supplied_principal_header_is_refused_on_rest_and_grpc(
     jwt_mesh: MeshProcess, people: dict[str, Person], idp: IdentityProvider
 ) -> None:
