@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from likeopt.runtime.api_key import holds_key
+from likeopt.runtime.api_key import bearer_token, holds_key
 from likeopt.runtime.config import Config
-from likeopt.runtime.principal import BadPrincipal, Principal, principal_in
+from likeopt.runtime.principal import TOKEN_FAILURE_HEADER, BadPrincipal, Principal, principal_in, token_write_refusal
 
 
 def key_refusal(config: Config, authorization: str, write: bool) -> str | None:
@@ -44,10 +44,16 @@ def caller_refusal(config: Config, headers: Mapping[str, str], write: bool) -> t
     if key_refusal(config, headers.get("authorization", ""), write=True) is None:
         return None
     if principal is None:
-        return 401, "writes need a token with the writer role or the API key"
+        return 401, token_write_refusal(token_failure(headers))
     if principal.may_write(config.jwt_writer_role):
         return None
     return 403, "this token may not write: it lacks the writer role (LIKEOPT_JWT_WRITER_ROLE)"
+
+
+def token_failure(headers: Mapping[str, str]) -> str:
+    """Why Envoy refused the request's bearer token; "" when it brought none (Envoy then notes "Jwt is missing",
+    which is no reason to give someone who sent no token)."""
+    return headers.get(TOKEN_FAILURE_HEADER, "") if bearer_token(headers.get("authorization", "")) else ""
 
 
 def caller_of(config: Config, headers: Mapping[str, str]) -> Principal | None:

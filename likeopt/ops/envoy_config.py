@@ -22,7 +22,7 @@ from likeopt.ops.envoy_drain import SPAN_FLUSH_MS
 from likeopt.ops.open_files import downstream_connection_cap, open_file_limit
 from likeopt.runtime.addresses import address_list, otlp_host_port, split_host_port
 from likeopt.runtime.config import ENVOY, Config, settings_or_exit
-from likeopt.runtime.principal import PRINCIPAL_HEADER
+from likeopt.runtime.principal import PRINCIPAL_HEADER, TOKEN_FAILURE_HEADER, WRITES_NEED, token_write_refusal
 from likeopt.runtime.telemetry import effective_sample_ratio
 
 # Package data (pyproject's [tool.setuptools.package-data]), not a folder of the checkout: an installed wheel,
@@ -158,6 +158,14 @@ PROVIDER = "likeopt"
 JWT_FILTER = "envoy.filters.http.jwt_authn"
 JWT_PAYLOAD = "jwt_payload"
 """Where jwt_authn leaves a verified token's payload in the request's metadata (RBAC and the replies read it)."""
+JWT_FAILURE = "jwt_failure"
+"""Where jwt_authn leaves why it refused a token ({code, message}): on the write routes, where a token is optional,
+nothing else tells it, and the refusal of the write names it."""
+JWT_MISSED = 1
+"""jwt_authn's code for a request that brought no token (google::jwt_verify::Status::JwtMissed)."""
+TOKEN_FAILURE = f"%DYNAMIC_METADATA({JWT_FILTER}:{JWT_FAILURE}:message)%"
+"""Envoy's command operator for that reason (empty when no token was refused)."""
+LOCAL_REPLY_BODY = "%LOCAL_REPLY_BODY%"
 PUBLIC_PATHS = ("/", "/healthz", "/metrics", "/api/v1/healthz", "/api/v1/readyz", "/api/v1/metrics")
 PUBLIC_PATHS += ("/api/v1/openapi.json", "/api/v1/docs", "/v1/openapi.json")
 PUBLIC_PREFIXES = ("/static/", "/grpc.health.v1.Health/")
@@ -206,6 +214,7 @@ def jwt_provider(config: Config) -> dict:
         "forward": False,  # the token itself stops here; the services read the verified payload
         "forward_payload_header": PRINCIPAL_HEADER,
         "payload_in_metadata": JWT_PAYLOAD,  # for the RBAC filter's writer-role check
+        "failed_status_in_metadata": JWT_FAILURE,  # for the refusal of a write with a bad token
         "clock_skew_seconds": 60,
         "require_expiration": True,  # a token that never expires cannot be taken back
     }
@@ -291,17 +300,19 @@ def writer_policy(config: Config) -> dict:
     }
 
 
-def _json_reply(code: str) -> dict:
-    return {
-        "json_format": {"error": {"code": code, "message": "%LOCAL_REPLY_BODY%"}},
-        "content_type": "application/json",
-    }
+def _json_reply(code: str, message: str) -> dict:
+    return {"json_format": {"error": {"code": code, "message": message}}, "content_type": "application/json"}
 
 
-def _openai_reply(code: str) -> dict:
+def _openai_reply(code: str, message: str) -> dict:
     """OpenAI's error shape, as the gateway's own refusals on /v1/ have it (its SDKs read type and code)."""
-    error = {"message": "%LOCAL_REPLY_BODY%", "type": "invalid_request_error", "param": None, "code": code}
+    error = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
     return {"json_format": {"error": error}, "content_type": "application/json"}
+
+
+def _grpc_reply(message: str) -> dict | None:
+    """The reason alone, which Envoy puts in grpc-message; None when that is the body as it stands."""
+    return None if message == LOCAL_REPLY_BODY else {"text_format_source": {"inline_string": message}}
 
 
 def _status_is(status: int) -> dict:
@@ -321,13 +332,20 @@ def _all_of(filters: list[dict]) -> dict:
     return filters[0] if len(filters) == 1 else {"and_filter": {"filters": filters}}
 
 
-def in_every_shape(filters: list[dict], codes: tuple[str, str], status: int = 0, body: str = "") -> list[dict]:
+def in_every_shape(
+    filters: list[dict], codes: tuple[str, str], status: int = 0, body: str = "", message: str = LOCAL_REPLY_BODY
+) -> list[dict]:
     """One refusal as three mappers (the first that matches wins): for gRPC and gRPC-web the reason alone (it
-    becomes grpc-message), OpenAI's error on /v1/ (codes[1]), the REST API's elsewhere (codes[0])."""
+    becomes grpc-message), OpenAI's error on /v1/ (codes[1]), the REST API's elsewhere (codes[0]). The reason is
+    message, a format that may read the request's metadata, by default the body."""
     common: dict = {"status_code": status} if status else {}
     if body:
         common["body"] = {"inline_string": body}
-    shapes = ((IS_GRPC, None), (OPENAI_PATH, _openai_reply(codes[1])), (None, _json_reply(codes[0])))
+    shapes = (
+        (IS_GRPC, _grpc_reply(message)),
+        (OPENAI_PATH, _openai_reply(codes[1], message)),
+        (None, _json_reply(codes[0], message)),
+    )
     mappers = []
     for only, reply in shapes:
         mapper = {"filter": _all_of([*filters, only] if only else filters), **common}
@@ -340,7 +358,8 @@ def in_every_shape(filters: list[dict], codes: tuple[str, str], status: int = 0,
 def jwt_refusal_mappers() -> list[dict]:
     """Envoy's identity refusals in each client's shape, with the statuses the gateway gives REST. A gRPC write
     (refused only by RBAC: its token is optional) is 403 for a verified token without the writer role, else
-    401: no token, a wrong key, or a token jwt_authn did not accept (expired, forged: it passed on as "failed").
+    401: no token, a wrong key, or a token jwt_authn did not accept (expired, forged: it passed on as "failed"),
+    whose reason the refusal names.
     jwt_authn answers a wrong audience with 403; it is a bad token like the rest, so any other 403 becomes 401."""
     writes = "|".join(re.escape(path) for path in GRPC_WRITE_METHODS)
     denied_by_rbac = {"header_filter": {"header": {"name": ":path", "string_match": {"safe_regex": {"regex": writes}}}}}
@@ -352,13 +371,19 @@ def jwt_refusal_mappers() -> list[dict]:
         }
     }
     unauthenticated, denied = ("UNAUTHENTICATED", "invalid_api_key"), ("PERMISSION_DENIED", "permission_denied")
+    # A token was brought and refused: a code past JWT_MISSED (a filter here has no "not", nor honours "invert").
+    after_missed = {"double_match": {"range": {"start": JWT_MISSED + 1, "end": 2**31}}}
+    token_refused = {
+        "metadata_filter": {
+            "matcher": {"filter": JWT_FILTER, "path": [{"key": JWT_FAILURE}, {"key": "code"}], "value": after_missed}
+        }
+    }
+    unauthorised = [_status_is(403), denied_by_rbac, unverified]
     return [
         *in_every_shape(
-            [_status_is(403), denied_by_rbac, unverified],
-            unauthenticated,
-            status=401,
-            body="writes need a token with the writer role or the API key",
+            [*unauthorised, token_refused], unauthenticated, status=401, message=token_write_refusal(TOKEN_FAILURE)
         ),
+        *in_every_shape(unauthorised, unauthenticated, status=401, body=WRITES_NEED),
         *in_every_shape([_status_is(403), denied_by_rbac], denied),
         *in_every_shape([_status_is(403)], unauthenticated, status=401),
         *in_every_shape([_status_is(401)], unauthenticated),
@@ -375,11 +400,21 @@ def principal_refusal() -> dict:
     }
 
 
+def token_failure_headers() -> dict:
+    """Route configuration giving every request that got so far the reason jwt_authn refused its token (on write
+    routes only, where a token is optional, does one get so far), for the gateway's refusal of the write. Envoy
+    removes a header before adding it, so a client's copy never reaches the gateway; with no reason none is added."""
+    return {
+        "request_headers_to_remove": [TOKEN_FAILURE_HEADER],
+        "request_headers_to_add": [{"header": {"key": TOKEN_FAILURE_HEADER, "value": TOKEN_FAILURE}}],
+    }
+
+
 def with_jwt(rendered: str, config: Config) -> str:
     """The rendered config with identity (LIKEOPT_AUTH=jwt): jwt_authn verifies the bearer token on every API
     route and gRPC method (jwt_rules) and forwards the payload in PRINCIPAL_HEADER; a request that brings that
     header itself is refused (401) by a route ahead of all others, matched on the headers the client sent; RBAC
-    guards gRPC writes; Envoy's own refusals are JSON."""
+    guards gRPC writes; Envoy's own refusals are JSON; the reason a token was refused reaches the gateway."""
     doc = yaml.safe_load(rendered)
     listener = next(x for x in doc["static_resources"]["listeners"] if x["name"] == "ingress")
     for chain in listener["filter_chains"]:
@@ -404,6 +439,7 @@ def with_jwt(rendered: str, config: Config) -> str:
         }
         filters[at:at] = [jwt_filter, rbac_filter]
         manager["local_reply_config"]["mappers"][:0] = jwt_refusal_mappers()
+        manager["route_config"].update(token_failure_headers())
         for host in manager["route_config"]["virtual_hosts"]:
             host["routes"].insert(0, principal_refusal())
     if config.jwt_jwks_uri:

@@ -26,6 +26,10 @@ from likeopt.runtime.config import Config
 PRINCIPAL_HEADER = "x-likeopt-principal"
 """The header (HTTP) and metadata key (gRPC) carrying the verified token payload: Envoy puts it there and refuses
 a client that sends it."""
+TOKEN_FAILURE_HEADER = "x-likeopt-token-failure"
+"""Why Envoy refused the request's bearer token where a token is optional (writes, which the API key may authorise
+instead): Envoy sets it and drops any copy a client sent. It only words a refusal; it never authorises."""
+WRITES_NEED = "writes need a token with the writer role or the API key"
 ROLES_CLAIM = "roles"
 """Where a writer role is looked for, besides the groups claim (Keycloak maps realm roles to it)."""
 MAX_HEADER_CHARS = 256 * 1024
@@ -171,3 +175,9 @@ def reader_of(principal: Principal | None) -> Reader | None:
 def scope_of(principal: Principal | None) -> str:
     """The permission scope's fingerprint for cache keys: empty for an unrestricted caller."""
     return principal.reader.fingerprint if principal is not None else ""
+
+
+def token_write_refusal(token_failure: str) -> str:
+    """The refusal of a write that holds neither a writer's token nor the API key, naming why its bearer token was
+    refused when it brought one: "writes need …" alone would leave an expired writer's token a mystery."""
+    return f"{WRITES_NEED}; the bearer token was refused: {token_failure}" if token_failure else WRITES_NEED

@@ -23,7 +23,7 @@ import httpx
 import openai
 import pytest
 
-from likeopt.runtime.principal import PRINCIPAL_HEADER
+from likeopt.runtime.principal import PRINCIPAL_HEADER, TOKEN_FAILURE_HEADER, WRITES_NEED, token_write_refusal
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 from tests.identity import WRITER_ROLE, IdentityProvider, bearer
 from tests.integration.test_mesh import grpc_web_frames, parse_sse
@@ -270,16 +270,26 @@ def test_writes_need_the_writer_role_or_the_api_key(jwt_mesh: MeshProcess, peopl
         assert deleted.deleted == 1
 
 
-def test_a_write_with_a_refused_token_or_a_wrong_key_is_401_over_rest_and_grpc(
+def test_a_write_with_a_refused_token_or_a_wrong_key_is_401_naming_why_over_rest_and_grpc(
     jwt_mesh: MeshProcess, idp: IdentityProvider
 ) -> None:
+    """A write may bring the API key instead of a token, so a bad token does not end it at Envoy; its refusal
+    still names why the token was refused, in the words a read with that token gets."""
     doc = {"documents": [{"id": "forged-note", "text": f"A {TOPIC} note."}]}
     refused = {**idp.forgeries("writer", "acme", [WRITER_ROLE]), "wrong key": f"{jwt_mesh.api_key}x"}
+    url = f"{jwt_mesh.base_url}/api/v1/documents"
     with grpc.insecure_channel(jwt_mesh.address) as channel:
         upsert = retrieval_pb2_grpc.RetrievalServiceStub(channel).UpsertDocuments
         for what, token in refused.items():
-            reply = httpx.post(f"{jwt_mesh.base_url}/api/v1/documents", json=doc, headers=bearer(token), timeout=30)
-            assert_json_401(reply, f"REST write, {what}")
+            read = httpx.post(f"{jwt_mesh.base_url}/api/v1/search", json={"query": QUESTION}, headers=bearer(token))
+            assert_json_401(read, f"read, {what}")
+            expected = token_write_refusal(read.json()["error"]["message"])
+            for reply in (
+                httpx.post(url, json=doc, headers=bearer(token), timeout=30),
+                httpx.delete(f"{url}/acme-handbook", headers=bearer(token), timeout=30),
+            ):
+                assert_json_401(reply, f"REST write, {what}")
+                assert reply.json()["error"]["message"] == expected, what
             with pytest.raises(grpc.RpcError) as denied:
                 upsert(
                     iter([retrieval_pb2.Document(id="forged-grpc", text="x")]),
@@ -287,7 +297,23 @@ def test_a_write_with_a_refused_token_or_a_wrong_key_is_401_over_rest_and_grpc(
                     timeout=60,
                 )
             assert denied.value.code() == grpc.StatusCode.UNAUTHENTICATED, f"gRPC write, {what}"
-            assert "writer role or the API key" in (denied.value.details() or ""), what
+            assert denied.value.details() == expected, what
+
+
+def test_a_client_cannot_word_the_reason_its_token_was_refused(jwt_mesh: MeshProcess, idp: IdentityProvider) -> None:
+    """The reason reaches the gateway in a header Envoy sets: a copy the client sends is dropped, with no token,
+    with a refused one and with the API key, whose write still goes through."""
+    url, forged = f"{jwt_mesh.base_url}/api/v1/documents", {TOKEN_FAILURE_HEADER: "the moon is full"}
+    expired = idp.forgeries("writer", "acme", [WRITER_ROLE])["expired"]
+    anonymous = httpx.delete(f"{url}/acme-handbook", headers=forged, timeout=30)
+    assert_json_401(anonymous, "no token")
+    assert anonymous.json()["error"]["message"] == WRITES_NEED
+    refused = httpx.delete(f"{url}/acme-handbook", headers={**forged, **bearer(expired)}, timeout=30)
+    assert refused.json()["error"]["message"] == token_write_refusal("Jwt is expired")
+    doc = {"documents": [{"id": "keyed-note", "text": f"A {TOPIC} note the key wrote."}]}
+    keyed = httpx.post(url, json=doc, headers={**forged, **bearer(jwt_mesh.api_key)}, timeout=60)
+    assert keyed.status_code == 200 and keyed.json()["upserted"] == 1, keyed.text
+    assert httpx.delete(f"{url}/keyed-note", headers=bearer(jwt_mesh.api_key), timeout=60).status_code == 200
 
 
 def test_likeopt_ingest_gives_every_document_of_the_run_its_access_list(

@@ -11,7 +11,17 @@ import pytest
 
 from gateway.keys import caller_of, caller_refusal
 from likeopt.runtime.config import Config
-from likeopt.runtime.principal import PRINCIPAL_HEADER, BadPrincipal, Reader, forwarded, principal_in, scope_of
+from likeopt.runtime.principal import (
+    PRINCIPAL_HEADER,
+    TOKEN_FAILURE_HEADER,
+    WRITES_NEED,
+    BadPrincipal,
+    Reader,
+    forwarded,
+    principal_in,
+    scope_of,
+    token_write_refusal,
+)
 from likeopt.v1 import retrieval_pb2
 from retrieval_svc.access import Access, RowMask, reader_keys
 from retrieval_svc.service import document_access
@@ -72,6 +82,17 @@ def test_the_gateway_never_reads_an_unparseable_principal_as_nobody() -> None:
     assert caller_refusal(Config.from_env(JWT), headers, write=False) is not None
     with pytest.raises(BadPrincipal):
         caller_of(Config.from_env(JWT), headers)
+
+
+@pytest.mark.parametrize(
+    ("authorization", "reason"),
+    [("Bearer eyJx.y.z", "Jwt is expired"), ("bearer eyJx.y.z", "Jwt is expired"), ("", ""), ("Basic dTpw", "")],
+)
+def test_a_refused_write_names_why_envoy_refused_the_token_it_brought(authorization: str, reason: str) -> None:
+    """Envoy notes "Jwt is missing" for a request without a bearer token: no reason to give, as none was refused."""
+    headers = {TOKEN_FAILURE_HEADER: reason or "Jwt is missing", "authorization": authorization}
+    assert caller_refusal(Config.from_env(JWT), headers, write=True) == (401, token_write_refusal(reason))
+    assert token_write_refusal("") == WRITES_NEED and token_write_refusal(reason).endswith(reason)
 
 
 def test_readers_are_equal_when_they_may_read_the_same_and_never_otherwise() -> None:
