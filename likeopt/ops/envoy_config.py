@@ -216,7 +216,7 @@ def jwt_provider(config: Config) -> dict:
         "payload_in_metadata": JWT_PAYLOAD,  # for the RBAC filter's writer-role check
         "failed_status_in_metadata": JWT_FAILURE,  # for the refusal of a write with a bad token
         "clock_skew_seconds": 60,
-        "require_expiration": True,  # a token that never expires cannot be taken back
+        "require_expiration": True,  # a token that never expires cannot be taken back ("Jwt verification fails")
     }
     if config.jwt_jwks_file:
         provider["local_jwks"] = {"filename": config.jwt_jwks_file}
