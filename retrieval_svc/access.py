@@ -70,6 +70,11 @@ class Access:
             return [_key("t", self.tenant)]
         return [_key("u", self.tenant, u) for u in self.users] + [_key("g", self.tenant, g) for g in self.groups]
 
+    def readable_by(self, reader: Reader) -> bool:
+        """Whether reader may read a document of this access: whether their keys meet (the backends' indexes answer
+        the same for many documents at once)."""
+        return not set(self.keys()).isdisjoint(reader_keys(reader))
+
     @classmethod
     def from_keys(cls, keys: Iterable[str]) -> Access:
         """The access a list of reader keys encodes (what Milvus stores), back as lists."""

@@ -187,6 +187,18 @@ def chunk_each(
     return fit, chunked, refused
 
 
+def undeletable(ids: list[str], others: dict[str, Access], writer: Principal) -> list[retrieval_pb2.SkippedDocument]:
+    """Why each of ids (stored, their accesses in others, not of the writer's tenant) stays, for those the writer may
+    read: it lists and fetches them, so "no such document" would be untrue. Those it may not read go unnamed, as
+    unknown ids do, so that a delete tells nothing of a document hidden from its caller."""
+    reason = f"only documents of tenant {writer.tenant!r} may be deleted with this token, and this is not one"
+    return [
+        retrieval_pb2.SkippedDocument(id=doc_id, reason=reason)
+        for doc_id in ids
+        if others[doc_id].readable_by(writer.reader)
+    ]
+
+
 def write_refusal(doc: DocumentInput, before: Access | None, writer: Principal | None, guarded: bool) -> str | None:
     """Why doc may not replace the stored document whose access is before (None: there is none), or None.
 
@@ -546,19 +558,21 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         engine = await self._writable_engine(context)
         writer = await self._principal(context)
         ids = list(dict.fromkeys(request.ids))
-        if writer is not None and writer.tenant:  # another tenant's documents count as absent
+        refused: list[retrieval_pb2.SkippedDocument] = []
+        if writer is not None and writer.tenant:  # another tenant's documents stay
             others = await self._others(engine, ids, writer.tenant)
+            refused = undeletable([doc_id for doc_id in ids if doc_id in others], others, writer)
             ids = [doc_id for doc_id in ids if doc_id not in others]
         deleted, version = await asyncio.to_thread(engine.delete, ids)
         self.index_changed()
-        return retrieval_pb2.DeleteDocumentsResponse(deleted=deleted, index_version=version)
+        return retrieval_pb2.DeleteDocumentsResponse(deleted=deleted, index_version=version, skipped=refused)
 
     @staticmethod
-    async def _others(engine: RetrievalBackend, ids: list[str], tenant: str) -> set[str]:
-        """Which of ids are stored documents of another tenant (or of none): a writer whose token names a
-        tenant may not delete them."""
+    async def _others(engine: RetrievalBackend, ids: list[str], tenant: str) -> dict[str, Access]:
+        """The access of each of ids that is a stored document of another tenant (or of none): a writer whose
+        token names a tenant may not delete them."""
         accesses = await asyncio.to_thread(engine.accesses_of, ids)
-        return {doc_id for doc_id, access in accesses.items() if access.tenant != tenant}
+        return {doc_id: access for doc_id, access in accesses.items() if access.tenant != tenant}
 
     async def WatchIndex(
         self, request: retrieval_pb2.WatchIndexRequest, context: grpc.aio.ServicerContext

@@ -156,7 +156,8 @@ async def delete_document(
     principal: Writer,
     gateway: Running,
 ) -> DeleteResponse:
-    """404 when no document the caller may write has this id."""
+    """404 when no document the caller may read has this id; 403 when it may read it but not delete it (a writer
+    whose token names a tenant deletes only that tenant's documents)."""
     request = retrieval_pb2.DeleteDocumentsRequest(ids=[doc_id])
     reply = await upstream_call(
         gateway.upstreams.retrieval_writer.DeleteDocuments(
@@ -164,6 +165,8 @@ async def delete_document(
         )
     )
     gateway.wrote(reply.index_version)
+    if reply.deleted == 0 and reply.skipped:
+        raise ApiError(403, "PERMISSION_DENIED", reply.skipped[0].reason)
     if reply.deleted == 0:
         raise ApiError(404, "NOT_FOUND", f"no document with id {shown_id(doc_id)}")
     return DeleteResponse(deleted=reply.deleted, index_version=reply.index_version)

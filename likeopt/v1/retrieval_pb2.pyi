@@ -191,12 +191,14 @@ class DeleteDocumentsRequest(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeleteDocumentsResponse(_message.Message):
-    __slots__ = ("deleted", "index_version")
+    __slots__ = ("deleted", "index_version", "skipped")
     DELETED_FIELD_NUMBER: _ClassVar[int]
     INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
     deleted: int
     index_version: int
-    def __init__(self, deleted: _Optional[int] = ..., index_version: _Optional[int] = ...) -> None: ...
+    skipped: _containers.RepeatedCompositeFieldContainer[SkippedDocument]
+    def __init__(self, deleted: _Optional[int] = ..., index_version: _Optional[int] = ..., skipped: _Optional[_Iterable[_Union[SkippedDocument, _Mapping]]] = ...) -> None: ...
 
 class GetIndexStatusRequest(_message.Message):
     __slots__ = ()

@@ -319,6 +319,29 @@ def test_a_client_cannot_word_the_reason_its_token_was_refused(jwt_mesh: MeshPro
     assert httpx.delete(f"{url}/keyed-note", headers=bearer(jwt_mesh.api_key), timeout=60).status_code == 200
 
 
+def test_a_tenant_writer_is_told_it_may_not_delete_a_document_it_can_read_and_nothing_of_one_it_cannot(
+    jwt_mesh: MeshProcess, people: dict[str, Person]
+) -> None:
+    """public-faq has no tenant: acme's writer reads it but may not delete it (403, with why); globex-handbook is
+    hidden from it, so its refusal is the one an unknown id gets (404), which tells nothing of it."""
+    writer, url = people["writer"], "/api/v1/documents"
+    assert writer.rest("GET", f"{url}/public-faq").status_code == 200
+    refused = writer.rest("DELETE", f"{url}/public-faq")
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "PERMISSION_DENIED"
+    assert "'acme'" in refused.json()["error"]["message"]
+    assert writer.rest("GET", f"{url}/public-faq").status_code == 200
+    hidden, unknown = writer.rest("DELETE", f"{url}/globex-handbook"), writer.rest("DELETE", f"{url}/no-such-doc")
+    assert hidden.status_code == unknown.status_code == 404
+    assert hidden.json() == json.loads(unknown.text.replace("no-such-doc", "globex-handbook"))
+    with grpc.insecure_channel(jwt_mesh.address) as channel:
+        delete = retrieval_pb2_grpc.RetrievalServiceStub(channel).DeleteDocuments
+        ids = ["public-faq", "globex-handbook", "no-such-doc"]
+        reply = delete(retrieval_pb2.DeleteDocumentsRequest(ids=ids), metadata=writer.metadata(), timeout=60)
+    assert reply.deleted == 0
+    assert [(s.id, s.reason) for s in reply.skipped] == [("public-faq", refused.json()["error"]["message"])]
+
+
 def test_likeopt_ingest_gives_every_document_of_the_run_its_access_list(
     jwt_mesh: MeshProcess, people: dict[str, Person], tmp_path: Path
 ) -> None:

@@ -160,6 +160,12 @@ def test_each_stored_document_s_access_is_known_to_writes(corpus: MilvusBackend)
     assert accesses == {d.id: d.access for d in CORPUS}
 
 
+@pytest.mark.parametrize("reader", list(SEES), ids=["alice", "bob", "carol", "nobody"])
+def test_an_access_list_alone_says_who_may_read_as_both_backends_do(reader: Reader) -> None:
+    """What a delete refused for another tenant's document asks of its stored access (readable: 403; else 404)."""
+    assert {d.id for d in CORPUS if d.access.readable_by(reader)} == SEES[reader]
+
+
 def test_access_survives_a_restart_of_the_embedded_engine(tmp_path: Path) -> None:
     from tests.unit.test_retrieval_harness import FakeEmbedder
 
