@@ -14,11 +14,12 @@ Replicas on one host share the file (SQLite locks it); on several hosts each kee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +28,13 @@ from typing import TypeVar
 from prometheus_client import Counter
 
 from likeopt.runtime.contract import ID_RE, MAX_COMMENT_CHARS, RATINGS, InvalidInput
+from likeopt.runtime.storage import storage_problem
 from likeopt.v1 import generation_pb2
 
 T = TypeVar("T")
 
+FEEDBACK_FILE = "generation_svc's feedback file (LIKEOPT_FEEDBACK_DB)"
+"""How a caller is told which file refused a write."""
 ANSWER_RETENTION_DAYS = 30
 PRUNE_INTERVAL_S = 3600.0
 """How often a running store drops answers past retention: often enough that the file stays about 30 days of
@@ -85,6 +89,11 @@ class UnknownAnswer(LookupError):
     """No kept answer has that id (or trace id)."""
 
 
+class FeedbackUnavailable(RuntimeError):
+    """The feedback file takes no write now (a full disk; the words say which); nothing of the call was stored, and
+    the same call may succeed later (gRPC UNAVAILABLE)."""
+
+
 def validate(rating: str, comment: str, answer_id: str, trace_id: str) -> None:
     """Raise FeedbackRejected for anything the store must not take."""
     if rating not in RATINGS:
@@ -111,6 +120,7 @@ class FeedbackStore:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback")
         self._pending: list[tuple[object, ...]] = []
         self._lock = threading.Lock()
@@ -180,7 +190,7 @@ class FeedbackStore:
         past busy_timeout) loses that batch, so it is logged and counted rather than dropped with its future."""
         try:
             self._flush()
-        except sqlite3.Error:
+        except (FeedbackUnavailable, sqlite3.Error):
             WRITES_FAILED.inc()
             log.exception("answers kept for feedback were lost: the feedback file could not be written")
 
@@ -190,8 +200,7 @@ class FeedbackStore:
         with self._lock:
             rows, self._pending, self._flushing = self._pending, [], False
         if rows:
-            with self._db:
-                self._db.execute("BEGIN")
+            with self._transaction():
                 self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         self._prune_if_due()
 
@@ -207,6 +216,20 @@ class FeedbackStore:
             log.exception("answers past retention could not be dropped from the feedback file; retried later")
             return
         self._pruned_at = now
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction, rolled back on any error (COMMIT's own too); a write the disk refused raises
+        FeedbackUnavailable naming the reason, as an internal error would tell the caller nothing."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                yield
+        except sqlite3.Error as exc:
+            refused = storage_problem(exc, FEEDBACK_FILE, self._path)
+            if refused is None:
+                raise
+            raise FeedbackUnavailable(refused) from exc
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)
@@ -240,8 +263,7 @@ class FeedbackStore:
             ).fetchone()
         if row is None:
             raise UnknownAnswer(f"no answer {answer_id or trace_id!r} is known")
-        with self._db:
-            self._db.execute("BEGIN")
+        with self._transaction():
             cursor = self._db.execute(
                 "INSERT INTO feedback (answer_id, rating, comment, created_ms) VALUES (?, ?, ?, ?)",
                 (row[0], rating, comment, int(time.time() * 1000)),

@@ -38,7 +38,7 @@ from generation_svc.conversations import (
     stored_key,
 )
 from generation_svc.extractive import count_pieces
-from generation_svc.feedback import FeedbackStore, UnknownAnswer
+from generation_svc.feedback import FeedbackStore, FeedbackUnavailable, UnknownAnswer
 from generation_svc.grounding import check, observe
 from generation_svc.relevance import NOT_COVERED, RelevanceFloor
 from generation_svc.semantic_cache import SEMANTIC_HITS, SemanticIndex
@@ -381,6 +381,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             )
         except UnknownAnswer as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except FeedbackUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         return generation_pb2.FeedbackReply(feedback_id=feedback_id, answer_id=answer_id)
 
     @rejects_invalid_input
@@ -397,7 +399,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         if request.before_feedback_id < 0:
             raise InvalidInput("before_feedback_id must not be negative")
         limit = LIST_LIMIT.check(request.limit)
-        items, counts = await self.feedback.list(request.rating, limit, request.before_feedback_id)
+        try:
+            items, counts = await self.feedback.list(request.rating, limit, request.before_feedback_id)
+        except FeedbackUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         return generation_pb2.ListFeedbackReply(items=items, up=counts.up, down=counts.down)
 
     def _principal(self, context: grpc.aio.ServicerContext) -> Principal | None:

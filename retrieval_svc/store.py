@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from likeopt.runtime.storage import storage_problem as refused_by_disk
 from likeopt.runtime.text import SAME_TERMS_UNLESS_FLAGGED, TOKENIZER_VERSION, terms_may_differ
 from retrieval_svc.backend import BackendUnavailable
 
@@ -416,24 +417,15 @@ def worth_reclaiming(free: int, size: int) -> bool:
     return free > RECLAIM_FLOOR_BYTES and free > RECLAIM_SHARE * size
 
 
-STORAGE_PROBLEMS = {"SQLITE_FULL": "is full", "SQLITE_READONLY": "is read-only", "SQLITE_IOERR": "cannot be written"}
-"""SQLite's result codes (extended ones by their prefix) for a data folder that takes no write, and what a caller
-reads instead."""
+DATA_FOLDER = "retrieval_svc's data folder (LIKEOPT_DATA_DIR)"
+"""How a caller is told which place refused a write."""
 
 
 def storage_problem(error: sqlite3.OperationalError, folder: Path) -> BackendUnavailable | None:
-    """A write refused by the disk as what the caller reads (UNAVAILABLE: it may succeed once space is freed or
-    the folder made writable) rather than an internal error with no reason; None for any other error. The
-    folder and SQLite's words go to the log, not to the caller."""
-    name = getattr(error, "sqlite_errorname", "") or ""
-    problem = next((said for code, said in STORAGE_PROBLEMS.items() if name.startswith(code)), None)
-    if problem is None:
-        return None
-    log.error("store write refused by the disk", extra={"fields": {"folder": str(folder), "error": f"{name}: {error}"}})
-    return BackendUnavailable(
-        f"retrieval_svc's data folder (LIKEOPT_DATA_DIR) {problem}; nothing of this write was stored (fix that,"
-        " then write again)"
-    )
+    """A write refused by the disk as BackendUnavailable naming the data folder (likeopt.runtime.storage); None for
+    any other error."""
+    refused = refused_by_disk(error, DATA_FOLDER, folder)
+    return BackendUnavailable(refused) if refused else None
 
 
 class _Transaction:
