@@ -6,9 +6,11 @@ may run without persistence, and a thumbs-down that is meant to become a regress
 not be evicted. Not retrieval_svc's store: that is the corpus. A rating is committed (WAL,
 synchronous=FULL) before the caller is told it is stored; the answers it may refer to are
 written in batches in the background, on the same single thread, so a rating sent right after
-its answer still finds it. An answer may be rated for ``ANSWER_RETENTION_DAYS``; then it is dropped unless rated
-(pruned while the service runs, at most every ``PRUNE_INTERVAL_S``), and a rated one is kept with its ratings.
-Replicas on one host share the file (SQLite locks it); on several hosts each keeps its own.
+its answer still finds it. While the file takes no write (a full disk), answers wait in memory, up to
+``MAX_PENDING``, and ratings are refused as UNAVAILABLE. An answer may be rated for ``ANSWER_RETENTION_DAYS``;
+then it is dropped unless rated (pruned while the service runs, at most every ``PRUNE_INTERVAL_S``), and a rated
+one is kept with its ratings. Replicas on one host share the file (SQLite locks it); on several hosts each keeps
+its own.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -32,6 +35,8 @@ from likeopt.runtime.storage import storage_problem
 from likeopt.v1 import generation_pb2
 
 T = TypeVar("T")
+Row = tuple[object, ...]
+"""An answer as the answers table holds it."""
 
 FEEDBACK_FILE = "generation_svc's feedback file (LIKEOPT_FEEDBACK_DB)"
 """How a caller is told which file refused a write."""
@@ -40,11 +45,20 @@ PRUNE_INTERVAL_S = 3600.0
 """How often a running store drops answers past retention: often enough that the file stays about 30 days of
 answers, seldom enough that the DELETE (a scan of the created_ms index) is no load."""
 MAX_PENDING = 10_000
-"""Answers waiting to be written at most; past it new ones are dropped (and counted), never the caller slowed."""
+"""Answers waiting to be written at most (some 30 MB of memory: an answer with its citations is about 3 KB). They wait
+while the file takes no write (a full disk); past this the oldest are dropped, counted and logged, never the caller
+slowed."""
+RETRY_S = 5.0
+"""How long a feedback file that took no write is left alone before the next answer tries the waiting ones again:
+space freed is used within seconds, and a full disk is not written at every answer."""
 FEEDBACK = Counter("likeopt_feedback_total", "Ratings of answers stored, by rating.", ["rating"])
-ANSWERS_DROPPED = Counter("likeopt_feedback_answers_dropped_total", "Answers not kept for feedback (writer behind).")
+ANSWERS_DROPPED = Counter(
+    "likeopt_feedback_answers_dropped_total",
+    "Answers not kept for feedback: the oldest past MAX_PENDING waiting, or those waiting when the service stopped.",
+)
 WRITES_FAILED = Counter(
-    "likeopt_feedback_writes_failed_total", "Batches of answers lost because the feedback file could not be written."
+    "likeopt_feedback_writes_failed_total",
+    "Writes of waiting answers the feedback file did not take (the answers wait and are tried again).",
 )
 log = logging.getLogger(__name__)
 
@@ -70,6 +84,7 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE INDEX IF NOT EXISTS feedback_answer ON feedback (answer_id);
 """
+INSERT_ANSWERS = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 SCHEMA_VERSION = 2
@@ -122,9 +137,13 @@ class FeedbackStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback")
-        self._pending: list[tuple[object, ...]] = []
+        self._pending: list[Row] = []
         self._lock = threading.Lock()
         self._flushing = False
+        self._dropping = False
+        """Whether waiting answers were dropped since the file last took some (the first drop is logged)."""
+        self._failed_at = -math.inf
+        """When the file last took no write (monotonic seconds)."""
         try:
             self._db = self._thread.submit(self._open, path).result()
         except BaseException:
@@ -176,33 +195,72 @@ class FeedbackStore:
             owner,
         )
         with self._lock:
-            if len(self._pending) >= MAX_PENDING:
-                ANSWERS_DROPPED.inc()
-                return
             self._pending.append(row)
+            self._drop_oldest()
             if self._flushing:
                 return
             self._flushing = True
         self._thread.submit(self._flush_in_background)
 
+    def _drop_oldest(self) -> None:
+        """Keep MAX_PENDING waiting answers at most (called holding the lock): the oldest go, as the least likely to
+        be rated still; they are counted, and the first of a run is logged."""
+        over = len(self._pending) - MAX_PENDING
+        if over <= 0:
+            return
+        del self._pending[:over]
+        ANSWERS_DROPPED.inc(over)
+        if not self._dropping:
+            self._dropping = True
+            log.warning(
+                "answers kept for feedback dropped, oldest first: too many wait for the feedback file",
+                extra={"fields": {"waiting": MAX_PENDING}},
+            )
+
     def _flush_in_background(self) -> None:
-        """_flush on the store's thread for record_later, which nobody awaits: a failure (a full disk, a lock held
-        past busy_timeout) loses that batch, so it is logged and counted rather than dropped with its future."""
-        try:
+        """_flush on the store's thread for record_later, which nobody awaits: within RETRY_S of a write the file
+        did not take, the answers just wait (a full disk is not written at every answer); a failure is logged and
+        counted where it happens."""
+        if time.monotonic() - self._failed_at < RETRY_S:
+            with self._lock:
+                self._flushing = False
+            return
+        with contextlib.suppress(FeedbackUnavailable, sqlite3.Error):
             self._flush()
-        except (FeedbackUnavailable, sqlite3.Error):
-            WRITES_FAILED.inc()
-            log.exception("answers kept for feedback were lost: the feedback file could not be written")
 
     def _flush(self) -> None:
-        """Write every pending answer in one transaction (runs on the store's thread), then prune if it is time:
-        only writing answers grows the file, so a store that writes none has nothing to prune."""
+        """Write every waiting answer in one transaction (runs on the store's thread), then prune if it is time:
+        only writing answers grows the file, so a store that writes none has nothing to prune. Answers the file
+        does not take wait for the next flush, before those that came meanwhile."""
         with self._lock:
             rows, self._pending, self._flushing = self._pending, [], False
         if rows:
-            with self._transaction():
-                self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            try:
+                self._write(rows)
+            except BaseException:
+                with self._lock:
+                    self._pending[:0] = rows
+                    self._drop_oldest()
+                raise
         self._prune_if_due()
+
+    def _write(self, rows: list[Row]) -> None:
+        """Write answers in one transaction; a failure is logged and counted, and leaves the file alone for
+        RETRY_S."""
+        try:
+            with self._transaction():
+                self._db.executemany(INSERT_ANSWERS, rows)
+        except (FeedbackUnavailable, sqlite3.Error) as exc:
+            self._failed_at = time.monotonic()
+            WRITES_FAILED.inc()
+            log.warning(
+                "answers kept for feedback wait: the feedback file did not take them",
+                extra={"fields": {"answers": len(rows), "error": str(exc)}},
+            )
+            raise
+        self._failed_at = -math.inf
+        with self._lock:
+            self._dropping = False
 
     def _prune_if_due(self) -> None:
         """Drop answers past retention at most every PRUNE_INTERVAL_S; a failure (a lock held past busy_timeout) is
@@ -244,31 +302,33 @@ class FeedbackStore:
         return feedback_id, found
 
     def _rate(self, answer_id: str, trace_id: str, rating: str, comment: str, owner: str) -> tuple[int, str]:
-        self._flush()  # an answer finished a moment ago may still be pending
-        # Past retention an answer is not rated, even one kept for its earlier ratings: whether it can be rated
-        # does not depend on whether the hourly prune has run yet.
-        cutoff = _retention_cutoff_ms()
-        if answer_id:
-            # An answer kept before owners were recorded has none: its id, given only to who asked, shows they were
-            # given it (a trace id, which operators also see, does not).
-            row = self._db.execute(
-                "SELECT answer_id FROM answers WHERE answer_id = ? AND owner IN (?, '') AND created_ms >= ?",
-                (answer_id, owner, cutoff),
-            ).fetchone()
-        else:
-            row = self._db.execute(
-                "SELECT answer_id FROM answers WHERE trace_id = ? AND owner = ? AND created_ms >= ?"
-                " ORDER BY created_ms DESC LIMIT 1",
-                (trace_id, owner, cutoff),
-            ).fetchone()
-        if row is None:
+        """An answer waiting for a file that does not take it is not rated yet (the rating could not be stored
+        either): FeedbackUnavailable, and it is rated once the file takes them both."""
+        unwritten: Exception | None = None
+        try:
+            self._flush()  # an answer finished a moment ago may still be waiting
+        except (FeedbackUnavailable, sqlite3.Error) as exc:
+            unwritten = exc
+        found = _find(self._db, answer_id, trace_id, owner)
+        if found is None and unwritten is not None and self._waits(answer_id, trace_id, owner):
+            raise unwritten
+        if found is None:
             raise UnknownAnswer(f"no answer {answer_id or trace_id!r} is known")
         with self._transaction():
             cursor = self._db.execute(
                 "INSERT INTO feedback (answer_id, rating, comment, created_ms) VALUES (?, ?, ?, ?)",
-                (row[0], rating, comment, int(time.time() * 1000)),
+                (found, rating, comment, int(time.time() * 1000)),
             )
-        return int(cursor.lastrowid or 0), str(row[0])
+        return int(cursor.lastrowid or 0), found
+
+    def _waits(self, answer_id: str, trace_id: str, owner: str) -> bool:
+        """Whether the answer named is among those waiting to be written, found as _find finds one in the file."""
+        with self._lock:
+            rows = list(self._pending)
+        with contextlib.closing(sqlite3.connect(":memory:")) as waiting:
+            waiting.executescript(SCHEMA)
+            waiting.executemany(INSERT_ANSWERS, rows)
+            return _find(waiting, answer_id, trace_id, owner) is not None
 
     async def list(
         self, rating: str = "", limit: int = 100, before: int = 0
@@ -278,7 +338,8 @@ class FeedbackStore:
         return await self._run(lambda: self._list(rating, limit, before))
 
     def _list(self, rating: str, limit: int, before: int) -> tuple[list[generation_pb2.FeedbackItem], Counts]:
-        self._flush()
+        with contextlib.suppress(FeedbackUnavailable, sqlite3.Error):  # no waiting answer is rated: all are listed
+            self._flush()
         rows = self._db.execute(
             "SELECT f.feedback_id, f.answer_id, a.trace_id, f.rating, f.comment, f.created_ms, a.turn, a.backend,"
             " a.support, a.no_answer FROM feedback f JOIN answers a USING (answer_id)"
@@ -290,14 +351,48 @@ class FeedbackStore:
         return [_item(row) for row in rows], Counts(int(counts.get("up", 0)), int(counts.get("down", 0)))
 
     def close(self) -> None:
-        self._thread.submit(self._flush).result()
-        self._thread.submit(self._db.close).result()
+        """Write the waiting answers and close the file; those it does not take are lost, counted and logged."""
+        self._thread.submit(self._close).result()
         self._thread.shutdown(wait=True)
+
+    def _close(self) -> None:
+        try:
+            self._flush()
+        except (FeedbackUnavailable, sqlite3.Error):
+            with self._lock:
+                lost, self._pending = len(self._pending), []
+            ANSWERS_DROPPED.inc(lost)
+            log.error(
+                "answers kept for feedback were lost: the feedback file did not take them",
+                extra={"fields": {"answers": lost}},
+            )
+        self._db.close()
 
 
 def _retention_cutoff_ms() -> int:
     """Answers created before this (ms since the epoch) are past retention."""
     return int((time.time() - ANSWER_RETENTION_DAYS * 86400) * 1000)
+
+
+def _find(db: sqlite3.Connection, answer_id: str, trace_id: str, owner: str) -> str | None:
+    """The id of the answer named that owner may rate; None when there is none, or it is another person's (its
+    existence is not told). Past retention an answer is not rated, even one kept for its earlier ratings: whether
+    it can be rated does not depend on whether the hourly prune has run yet."""
+    cutoff = _retention_cutoff_ms()
+    if answer_id:
+        # An answer kept before owners were recorded has none: its id, given only to who asked, shows they were
+        # given it (a trace id, which operators also see, does not).
+        row = db.execute(
+            "SELECT answer_id FROM answers WHERE answer_id = ? AND owner IN (?, '') AND created_ms >= ?",
+            (answer_id, owner, cutoff),
+        ).fetchone()
+    else:
+        row = db.execute(
+            "SELECT answer_id FROM answers WHERE trace_id = ? AND owner = ? AND created_ms >= ?"
+            " ORDER BY created_ms DESC LIMIT 1",
+            (trace_id, owner, cutoff),
+        ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _prune(db: sqlite3.Connection) -> None:

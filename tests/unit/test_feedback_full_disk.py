@@ -3,20 +3,25 @@ max_page_count``, which raises SQLite's own SQLITE_FULL), through an in-process 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
+from generation_svc import feedback
 from generation_svc.extractive import ExtractiveBackend
-from generation_svc.feedback import FeedbackStore
+from generation_svc.feedback import FeedbackStore, UnknownAnswer
 from likeopt.v1 import generation_pb2
 from tests.unit.test_generation_harness import Harness, generation_server
 
 LONGEST_COMMENT = "x" * 2000
 """Two ratings with such a comment do not fit on one 4 KiB page of SQLite: the second needs a page of its own."""
+LONG_ANSWER = "y" * 5000
+"""An answer longer than a page: writing it needs pages the file does not have yet."""
 KEY = (("authorization", "Bearer k"),)
 
 
@@ -41,6 +46,22 @@ async def served(path: Path) -> AsyncIterator[tuple[Harness, FeedbackStore]]:
         store.close()
 
 
+def keep(store: FeedbackStore, answer_id: str, owner: str = "") -> None:
+    """An answer given, kept for feedback; returns once the store's one thread has tried to write it."""
+    done = generation_pb2.DoneEvent(answer_id=answer_id, trace_id=f"t{answer_id}", backend="extractive")
+    store.record_later("q", LONG_ANSWER, [], done, owner)
+    store._thread.submit(lambda: None).result()
+
+
+def metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+def stored_answers(path: Path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        return {row[0] for row in db.execute("SELECT answer_id FROM answers")}
+
+
 def rating(answer_id: str, comment: str = LONGEST_COMMENT) -> generation_pb2.FeedbackRequest:
     return generation_pb2.FeedbackRequest(answer_id=answer_id, rating="down", comment=comment)
 
@@ -63,3 +84,68 @@ async def test_a_rating_the_full_disk_refuses_is_unavailable_naming_the_file_and
         await h.stub.Feedback(rating(done.answer_id))
         listed = await h.stub.ListFeedback(generation_pb2.ListFeedbackRequest(), metadata=KEY)
     assert listed.down == 2
+
+
+async def test_answers_given_while_the_disk_is_full_wait_and_are_rated_once_there_is_room(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Their ids could never be rated ("no answer is known", even after space was freed and a restart): a write
+    that failed dropped the answers it held."""
+    path = tmp_path / "answers.sqlite3"
+    failed = metric("likeopt_feedback_writes_failed_total")
+    async with served(path) as (h, store):
+        disk_full(store)
+        keep(store, "a" * 32)
+        keep(store, "b" * 32, owner="bob")
+        assert metric("likeopt_feedback_writes_failed_total") == failed + 1  # the second waited: tried within RETRY_S
+        assert "answers kept for feedback wait: the feedback file did not take them" in caplog.text
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await h.stub.Feedback(rating("a" * 32, ""))
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # not "unknown": it waits, and so must the rating
+        assert "feedback file (LIKEOPT_FEEDBACK_DB) is full" in (refused.value.details() or "")
+        for stranger in ("", "carol"):  # another person's answer, waiting or not, is unknown to them
+            with pytest.raises(UnknownAnswer):
+                await store.rate("b" * 32, "", "up", "", owner=stranger)
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await h.stub.Feedback(rating("c" * 32, ""))
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        listed = await h.stub.ListFeedback(generation_pb2.ListFeedbackRequest(), metadata=KEY)  # reads still work
+        disk_full(store, False)
+        assert (await h.stub.Feedback(rating("a" * 32, ""))).answer_id == "a" * 32
+        assert (await store.rate("", "t" + "b" * 32, "up", "", owner="bob"))[1] == "b" * 32
+    assert listed.down == 0 and stored_answers(path) == {"a" * 32, "b" * 32}
+
+
+async def test_past_max_pending_the_oldest_waiting_answers_are_dropped_counted_and_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(feedback, "MAX_PENDING", 2)
+    dropped = metric("likeopt_feedback_answers_dropped_total")
+    store = FeedbackStore(tmp_path / "answers.sqlite3")
+    try:
+        disk_full(store)
+        for n in range(4):
+            keep(store, f"{n:032d}")
+        disk_full(store, False)
+        for n in (0, 1):
+            with pytest.raises(UnknownAnswer):
+                await store.rate(f"{n:032d}", "", "up", "")
+        for n in (2, 3):
+            await store.rate(f"{n:032d}", "", "up", "")
+    finally:
+        store.close()
+    assert metric("likeopt_feedback_answers_dropped_total") == dropped + 2
+    assert caplog.text.count("answers kept for feedback dropped, oldest first") == 1
+
+
+def test_answers_the_file_never_took_are_counted_and_logged_as_lost_when_the_store_closes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dropped = metric("likeopt_feedback_answers_dropped_total")
+    store = FeedbackStore(tmp_path / "answers.sqlite3")
+    disk_full(store)
+    keep(store, "a" * 32)
+    store.close()  # tries them once more, whenever the last try was
+    assert metric("likeopt_feedback_answers_dropped_total") == dropped + 1
+    assert "answers kept for feedback were lost: the feedback file did not take them" in caplog.text
+    assert stored_answers(tmp_path / "answers.sqlite3") == set()

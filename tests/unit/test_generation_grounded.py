@@ -10,7 +10,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from prometheus_client import REGISTRY
 
 from generation_svc import feedback
 from generation_svc.__main__ import open_feedback
@@ -257,24 +256,6 @@ def test_a_file_laid_out_by_a_later_release_is_left_alone(tmp_path: Path) -> Non
         FeedbackStore(path)
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
-
-
-def test_answers_the_file_could_not_take_are_logged_and_counted(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    path = tmp_path / "answers.sqlite3"
-    store = FeedbackStore(path)
-    with sqlite3.connect(path) as db:  # the file turns unwritable under the store, as a full disk makes it
-        db.execute("DROP TABLE feedback")
-        db.execute("DROP TABLE answers")
-    before = REGISTRY.get_sample_value("likeopt_feedback_writes_failed_total") or 0.0
-    try:
-        store.record_later("q", "a [1]", [], generation_pb2.DoneEvent(answer_id="a" * 32, trace_id="b" * 32))
-        store._thread.submit(lambda: None).result()  # the store's one thread has run the write
-    finally:
-        store.close()
-    assert REGISTRY.get_sample_value("likeopt_feedback_writes_failed_total") == before + 1
-    assert "answers kept for feedback were lost" in caplog.text
 
 
 def test_generation_svc_answers_without_feedback_when_its_file_cannot_be_opened(tmp_path: Path) -> None:
