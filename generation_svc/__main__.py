@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 import grpc
 
@@ -72,18 +71,6 @@ def relevance_floor(retrieval: retrieval_pb2_grpc.RetrievalServiceStub) -> Relev
     return RelevanceFloor(search)
 
 
-def open_feedback(config: Config) -> FeedbackStore | None:
-    """The answers-and-ratings file; when it cannot be opened (a read-only disk), answers go on without feedback."""
-    try:
-        return FeedbackStore(config.feedback_db)
-    except (OSError, sqlite3.Error) as exc:
-        log.warning(
-            "feedback store unavailable",
-            extra={"fields": {"notice": f"feedback is off: {config.feedback_db} cannot be opened ({exc})"}},
-        )
-        return None
-
-
 def build() -> ServiceSpec:
     config = settings_or_exit(SERVICE)
     setup_logging(SERVICE, config.log_level)
@@ -96,7 +83,7 @@ def build() -> ServiceSpec:
     backend = make_backend(config)
     log.info("backend ready", extra={"fields": {"backend": backend.name, "fingerprint": backend.fingerprint}})
     retrieval = retrieval_pb2_grpc.RetrievalServiceStub(retrieval_channel)
-    feedback = open_feedback(config)
+    feedback = FeedbackStore(config.feedback_db)  # opened later when it cannot be now
     servicer = GenerationServicer(
         config,
         backend,
@@ -113,8 +100,7 @@ def build() -> ServiceSpec:
         return [generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name]
 
     async def stop() -> None:
-        if feedback is not None:
-            feedback.close()
+        feedback.close()
         await answers_cache.close()
         await sessions_cache.close()
         await retrieval_channel.close()

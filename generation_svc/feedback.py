@@ -49,8 +49,9 @@ MAX_PENDING = 10_000
 while the file takes no write (a full disk); past this the oldest are dropped, counted and logged, never the caller
 slowed."""
 RETRY_S = 5.0
-"""How long a feedback file that took no write is left alone before the next answer tries the waiting ones again:
-space freed is used within seconds, and a full disk is not written at every answer."""
+"""How long a feedback file that could not be opened, or took no write, is left alone before the next answer (or,
+for opening, rating) tries it again: space freed is used within seconds, and a full disk is not tried at every
+answer."""
 FEEDBACK = Counter("likeopt_feedback_total", "Ratings of answers stored, by rating.", ["rating"])
 ANSWERS_DROPPED = Counter(
     "likeopt_feedback_answers_dropped_total",
@@ -105,8 +106,8 @@ class UnknownAnswer(LookupError):
 
 
 class FeedbackUnavailable(RuntimeError):
-    """The feedback file takes no write now (a full disk; the words say which); nothing of the call was stored, and
-    the same call may succeed later (gRPC UNAVAILABLE)."""
+    """The feedback file cannot be opened or takes no write now (a full disk; the words say which); nothing of the
+    call was stored, and the same call may succeed later (gRPC UNAVAILABLE)."""
 
 
 def validate(rating: str, comment: str, answer_id: str, trace_id: str) -> None:
@@ -131,10 +132,11 @@ class Counts:
 
 
 class FeedbackStore:
-    """The SQLite file, used from one thread of its own so that the event loop never waits on disk."""
+    """The SQLite file, used from one thread of its own so that the event loop never waits on disk. A file that
+    cannot be opened (a full disk, a folder not there yet) is opened later, as answers and ratings come: meanwhile
+    answers wait and ratings are refused with the reason, and no restart is needed once it can be."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback")
         self._pending: list[Row] = []
@@ -143,33 +145,43 @@ class FeedbackStore:
         self._dropping = False
         """Whether waiting answers were dropped since the file last took some (the first drop is logged)."""
         self._failed_at = -math.inf
-        """When the file last took no write (monotonic seconds)."""
-        try:
-            self._db = self._thread.submit(self._open, path).result()
-        except BaseException:
-            self._thread.shutdown(wait=True)
-            raise
-        self._pruned_at = time.monotonic()
+        """When the file last could not be opened or took no write (monotonic seconds)."""
+        self._db: sqlite3.Connection | None = None
+        self._unopened = ""
+        """What a caller reads while the file cannot be opened; empty once it is."""
+        self._pruned_at = -math.inf
+        with contextlib.suppress(FeedbackUnavailable):  # logged for the operator; tried again later
+            self._thread.submit(self._connection).result()
 
-    @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA busy_timeout=5000")
-        layout = db.execute("PRAGMA user_version").fetchone()[0]
-        if layout > SCHEMA_VERSION:
-            db.close()
-            raise NewerFeedbackFile(
-                f"it was laid out by a later Like-Opt (layout {layout}; this release reads up to {SCHEMA_VERSION}):"
-                " run that release, or point LIKEOPT_FEEDBACK_DB at another file"
-            )
-        db.executescript(SCHEMA)
-        if "owner" not in {row[1] for row in db.execute("PRAGMA table_info(answers)")}:
-            db.execute("ALTER TABLE answers ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        _prune(db)
-        return db
+    def _connection(self) -> sqlite3.Connection:
+        """The open file (on the store's thread), opened now when it is not and RETRY_S has passed since it last
+        could not be; FeedbackUnavailable with the reason otherwise."""
+        if self._db is not None:
+            return self._db
+        if time.monotonic() - self._failed_at < RETRY_S:
+            raise FeedbackUnavailable(self._unopened)
+        try:
+            self._db = _open(self._path)
+        except (OSError, sqlite3.Error) as exc:
+            self._failed_at = time.monotonic()
+            if self._unopened != (why := self._cannot_open(exc)):
+                notice = f"feedback is off until {self._path} can be opened ({exc}); tried again as answers come"
+                log.warning("feedback file cannot be opened", extra={"fields": {"notice": notice}})
+            self._unopened = why
+            raise FeedbackUnavailable(why) from exc
+        if self._unopened:
+            log.info("feedback file opened", extra={"fields": {"path": str(self._path)}})
+        self._unopened, self._failed_at = "", -math.inf
+        self._prune_if_due(self._db)
+        return self._db
+
+    def _cannot_open(self, exc: OSError | sqlite3.Error) -> str:
+        """What a caller reads while the file cannot be opened: the disk's state where SQLite names it, else the
+        reason without the server's paths (which go to the log)."""
+        if isinstance(exc, sqlite3.Error) and (refused := storage_problem(exc, FEEDBACK_FILE, self._path)):
+            return refused
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return f"{FEEDBACK_FILE} cannot be opened ({why}); nothing was stored: try again later"
 
     def record_later(
         self,
@@ -218,9 +230,9 @@ class FeedbackStore:
             )
 
     def _flush_in_background(self) -> None:
-        """_flush on the store's thread for record_later, which nobody awaits: within RETRY_S of a write the file
-        did not take, the answers just wait (a full disk is not written at every answer); a failure is logged and
-        counted where it happens."""
+        """_flush on the store's thread for record_later, which nobody awaits: within RETRY_S of the file failing
+        to open or to take a write, the answers just wait (a full disk is not tried at every answer); a failure is
+        logged and counted where it happens."""
         if time.monotonic() - self._failed_at < RETRY_S:
             with self._lock:
                 self._flushing = False
@@ -234,22 +246,23 @@ class FeedbackStore:
         does not take wait for the next flush, before those that came meanwhile."""
         with self._lock:
             rows, self._pending, self._flushing = self._pending, [], False
-        if rows:
-            try:
-                self._write(rows)
-            except BaseException:
-                with self._lock:
-                    self._pending[:0] = rows
-                    self._drop_oldest()
-                raise
-        self._prune_if_due()
-
-    def _write(self, rows: list[Row]) -> None:
-        """Write answers in one transaction; a failure is logged and counted, and leaves the file alone for
-        RETRY_S."""
         try:
-            with self._transaction():
-                self._db.executemany(INSERT_ANSWERS, rows)
+            db = self._connection()
+            if rows:
+                self._write(db, rows)
+        except BaseException:
+            with self._lock:
+                self._pending[:0] = rows
+                self._drop_oldest()
+            raise
+        self._prune_if_due(db)
+
+    def _write(self, db: sqlite3.Connection, rows: list[Row]) -> None:
+        """Write answers in one transaction; a failure is logged and counted, and background flushes leave the file
+        alone for RETRY_S."""
+        try:
+            with self._transaction(db):
+                db.executemany(INSERT_ANSWERS, rows)
         except (FeedbackUnavailable, sqlite3.Error) as exc:
             self._failed_at = time.monotonic()
             WRITES_FAILED.inc()
@@ -262,26 +275,26 @@ class FeedbackStore:
         with self._lock:
             self._dropping = False
 
-    def _prune_if_due(self) -> None:
+    def _prune_if_due(self, db: sqlite3.Connection) -> None:
         """Drop answers past retention at most every PRUNE_INTERVAL_S; a failure (a lock held past busy_timeout) is
         logged and retried at the next flush, as the answers just written are safe."""
         now = time.monotonic()
         if now - self._pruned_at < PRUNE_INTERVAL_S:
             return
         try:
-            _prune(self._db)
+            _prune(db)
         except sqlite3.Error:
             log.exception("answers past retention could not be dropped from the feedback file; retried later")
             return
         self._pruned_at = now
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self, db: sqlite3.Connection) -> Iterator[None]:
         """One write transaction, rolled back on any error (COMMIT's own too); a write the disk refused raises
         FeedbackUnavailable naming the reason, as an internal error would tell the caller nothing."""
         try:
-            with self._db:
-                self._db.execute("BEGIN")
+            with db:
+                db.execute("BEGIN")
                 yield
         except sqlite3.Error as exc:
             refused = storage_problem(exc, FEEDBACK_FILE, self._path)
@@ -309,13 +322,14 @@ class FeedbackStore:
             self._flush()  # an answer finished a moment ago may still be waiting
         except (FeedbackUnavailable, sqlite3.Error) as exc:
             unwritten = exc
-        found = _find(self._db, answer_id, trace_id, owner)
+        db = self._connection()  # or why it cannot be opened
+        found = _find(db, answer_id, trace_id, owner)
         if found is None and unwritten is not None and self._waits(answer_id, trace_id, owner):
             raise unwritten
         if found is None:
             raise UnknownAnswer(f"no answer {answer_id or trace_id!r} is known")
-        with self._transaction():
-            cursor = self._db.execute(
+        with self._transaction(db):
+            cursor = db.execute(
                 "INSERT INTO feedback (answer_id, rating, comment, created_ms) VALUES (?, ?, ?, ?)",
                 (found, rating, comment, int(time.time() * 1000)),
             )
@@ -340,14 +354,15 @@ class FeedbackStore:
     def _list(self, rating: str, limit: int, before: int) -> tuple[list[generation_pb2.FeedbackItem], Counts]:
         with contextlib.suppress(FeedbackUnavailable, sqlite3.Error):  # no waiting answer is rated: all are listed
             self._flush()
-        rows = self._db.execute(
+        db = self._connection()  # or why it cannot be opened
+        rows = db.execute(
             "SELECT f.feedback_id, f.answer_id, a.trace_id, f.rating, f.comment, f.created_ms, a.turn, a.backend,"
             " a.support, a.no_answer FROM feedback f JOIN answers a USING (answer_id)"
             " WHERE (? = '' OR f.rating = ?) AND (? = 0 OR f.feedback_id < ?)"
             " ORDER BY f.feedback_id DESC LIMIT ?",
             (rating, rating, before, before, limit),
         ).fetchall()
-        counts = dict(self._db.execute("SELECT rating, COUNT(*) FROM feedback GROUP BY rating").fetchall())
+        counts = dict(db.execute("SELECT rating, COUNT(*) FROM feedback GROUP BY rating").fetchall())
         return [_item(row) for row in rows], Counts(int(counts.get("up", 0)), int(counts.get("down", 0)))
 
     def close(self) -> None:
@@ -356,6 +371,7 @@ class FeedbackStore:
         self._thread.shutdown(wait=True)
 
     def _close(self) -> None:
+        self._failed_at = -math.inf  # a last try, however recent the one before
         try:
             self._flush()
         except (FeedbackUnavailable, sqlite3.Error):
@@ -366,12 +382,38 @@ class FeedbackStore:
                 "answers kept for feedback were lost: the feedback file did not take them",
                 extra={"fields": {"answers": lost}},
             )
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
 
 
 def _retention_cutoff_ms() -> int:
     """Answers created before this (ms since the epoch) are past retention."""
     return int((time.time() - ANSWER_RETENTION_DAYS * 86400) * 1000)
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """The file, laid out as this release reads it (made, with its folder, when there is none); NewerFeedbackFile
+    for a file of a later layout, which is left as it is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        layout = db.execute("PRAGMA user_version").fetchone()[0]
+        if layout > SCHEMA_VERSION:
+            raise NewerFeedbackFile(
+                f"it was laid out by a later Like-Opt (layout {layout}; this release reads up to {SCHEMA_VERSION}):"
+                " run that release, or point LIKEOPT_FEEDBACK_DB at another file"
+            )
+        db.executescript(SCHEMA)
+        if "owner" not in {row[1] for row in db.execute("PRAGMA table_info(answers)")}:
+            db.execute("ALTER TABLE answers ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def _find(db: sqlite3.Connection, answer_id: str, trace_id: str, owner: str) -> str | None:

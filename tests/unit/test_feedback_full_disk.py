@@ -1,10 +1,14 @@
-"""The feedback file under a full disk: a real SQLite file whose connection takes no new page (``PRAGMA
-max_page_count``, which raises SQLite's own SQLITE_FULL), through an in-process generation_svc."""
+"""The feedback file under a full disk, through an in-process generation_svc: a real SQLite file whose connection
+takes no new page (``PRAGMA max_page_count``, which raises SQLite's own SQLITE_FULL), a folder that cannot be made,
+and (as root) a real full tmpfs."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -149,3 +153,77 @@ def test_answers_the_file_never_took_are_counted_and_logged_as_lost_when_the_sto
     assert metric("likeopt_feedback_answers_dropped_total") == dropped + 1
     assert "answers kept for feedback were lost: the feedback file did not take them" in caplog.text
     assert stored_answers(tmp_path / "answers.sqlite3") == set()
+
+
+async def test_a_feedback_file_that_cannot_be_opened_at_start_is_opened_later_without_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Feedback was off for the life of the process (UNIMPLEMENTED, HTTP 502, even once the file could be opened),
+    and the ids of the answers given meanwhile could never be rated."""
+    monkeypatch.setattr(feedback, "RETRY_S", 1e9)  # not tried again before the test says the seconds have passed
+    folder = tmp_path / "feedback"
+    folder.write_text("a file where the folder should be")
+    async with served(folder / "answers.sqlite3") as (h, _):
+        notices = [getattr(record, "fields", {}).get("notice", "") for record in caplog.records]
+        assert any(n.startswith("feedback is off until") for n in notices)  # the launcher shows the operator these
+        done = (await h.answer("Which port does Envoy listen on?", top_k=2))[-1].done
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await h.stub.Feedback(rating(done.answer_id, ""))
+        with pytest.raises(grpc.aio.AioRpcError) as unlisted:
+            await h.stub.ListFeedback(generation_pb2.ListFeedbackRequest(), metadata=KEY)
+        folder.unlink()
+        monkeypatch.setattr(feedback, "RETRY_S", 0.0)
+        assert (await h.stub.Feedback(rating(done.answer_id, ""))).answer_id == done.answer_id
+    for failed in (refused.value, unlisted.value):
+        assert failed.code() == grpc.StatusCode.UNAVAILABLE
+        details = failed.details() or ""
+        assert details.startswith("generation_svc's feedback file (LIKEOPT_FEEDBACK_DB) cannot be opened (File exists)")
+        assert details.endswith("nothing was stored: try again later") and str(tmp_path) not in details
+
+
+@contextlib.contextmanager
+def full_tmpfs(folder: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs mounted at folder, filled to its last byte by the file given (removing it frees the space)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root; the other tests here emulate the full disk with max_page_count")
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a tmpfs cannot be mounted here: {mounted.stderr.decode().strip()}")
+    try:
+        yield fill(folder / "filler")
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)  # gone even while a file there is open
+
+
+def fill(path: Path) -> Path:
+    """A file at path taking every byte left on its disk."""
+    with path.open("ab", buffering=0) as filler, contextlib.suppress(OSError):  # ENOSPC: the disk is full
+        while True:
+            filler.write(bytes(1 << 16))
+    return path
+
+
+async def test_on_a_real_full_disk_the_file_is_opened_and_answers_written_once_space_is_freed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe's case: a feedback file on a full tmpfs; freeing space is all it takes, each time."""
+    monkeypatch.setattr(feedback, "RETRY_S", 0.0)
+    with full_tmpfs(tmp_path / "disk") as filler:
+        async with served(tmp_path / "disk" / "feedback" / "answers.sqlite3") as (h, store):
+            first = (await h.answer("Which port does Envoy listen on?", top_k=2))[-1].done
+            with pytest.raises(grpc.aio.AioRpcError) as unopened:
+                await h.stub.Feedback(rating(first.answer_id, ""))
+            filler.unlink()
+            assert (await h.stub.Feedback(rating(first.answer_id, ""))).answer_id == first.answer_id
+            fill(filler)
+            keep(store, "a" * 32)
+            with pytest.raises(grpc.aio.AioRpcError) as unwritten:
+                await h.stub.Feedback(rating("a" * 32, ""))
+            filler.unlink()
+            assert (await h.stub.Feedback(rating("a" * 32, ""))).answer_id == "a" * 32
+    for refused in (unopened.value, unwritten.value):
+        assert refused.code() == grpc.StatusCode.UNAVAILABLE
+        assert "feedback file (LIKEOPT_FEEDBACK_DB) is full; nothing of this write was stored" in (
+            refused.details() or ""
+        )

@@ -12,14 +12,12 @@ import grpc
 import pytest
 
 from generation_svc import feedback
-from generation_svc.__main__ import open_feedback
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
 from generation_svc.extractive import ExtractiveBackend, count_pieces
-from generation_svc.feedback import SCHEMA_VERSION, FeedbackStore, NewerFeedbackFile, UnknownAnswer
+from generation_svc.feedback import SCHEMA_VERSION, FeedbackStore, FeedbackUnavailable, UnknownAnswer
 from generation_svc.relevance import RelevanceFloor
 from generation_svc.service import NOT_COVERED
 from likeopt.ops import answer_eval
-from likeopt.runtime.config import Config
 from likeopt.runtime.contract import Range
 from likeopt.v1 import generation_pb2, retrieval_pb2
 from tests.unit.test_generation_harness import collect, generation_server, text_of
@@ -245,24 +243,23 @@ async def test_a_running_store_drops_answers_past_retention_and_rates_none_of_th
     assert [item.answer_id for item in items] == [ids[1]] and counts.up == 1
 
 
-def test_a_file_laid_out_by_a_later_release_is_left_alone(tmp_path: Path) -> None:
+async def test_a_file_laid_out_by_a_later_release_is_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "answers.sqlite3"
     FeedbackStore(path).close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
         db.execute("ALTER TABLE answers ADD COLUMN later TEXT")
-    with pytest.raises(NewerFeedbackFile, match="laid out by a later Like-Opt"):
-        FeedbackStore(path)
+    store = FeedbackStore(path)
+    try:
+        store.record_later("q", "an answer", [], generation_pb2.DoneEvent(answer_id="a" * 32, trace_id="b" * 32))
+        with pytest.raises(FeedbackUnavailable, match="laid out by a later Like-Opt"):
+            await store.rate("a" * 32, "", "up", "")
+    finally:
+        store.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
-
-
-def test_generation_svc_answers_without_feedback_when_its_file_cannot_be_opened(tmp_path: Path) -> None:
-    blocked = tmp_path / "not-a-dir"
-    blocked.write_text("a file where the folder should be")
-    config = Config.from_env({}).replace(feedback_db=blocked / "answers.sqlite3")
-    assert open_feedback(config) is None
+        assert db.execute("SELECT COUNT(*) FROM answers").fetchone() == (0,)
 
 
 async def test_pump_ratings_quoted_from_passages_without_full_stops_are_supported() -> None:

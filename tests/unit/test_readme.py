@@ -1,4 +1,5 @@
-"""The README's configuration table is the settings table, and it shows both commands."""
+"""The README's configuration table is the settings table, it shows both commands, and the numbers it gives
+are the code's."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from generation_svc.feedback import MAX_PENDING, RETRY_S
 from likeopt.ops.envoy_config import write_envoy_config
 from likeopt.ops.protos import ROOT
 from likeopt.runtime.config import Config, settings_table
@@ -30,3 +32,8 @@ def test_readme_says_where_envoys_access_log_is(tmp_path: Path) -> None:
     manager = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     written = Path(manager["access_log"][0]["typed_config"]["path"]).relative_to(tmp_path)
     assert f"`{config.run_dir / written}`" in (ROOT / "README.md").read_text()
+
+
+def test_readme_says_how_long_answers_wait_for_the_feedback_file() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert f"up to {MAX_PENDING:,};" in readme and f"at most every {RETRY_S:g} s" in readme
