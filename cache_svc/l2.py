@@ -1,9 +1,11 @@
 """L2: Redis, shared by every cache_svc replica and surviving their restarts.
 
 A cache must never make a request slower or fail it, so every call here is bounded by a
-short deadline and any error becomes a miss (or a no-op). After a failure Redis is left
-alone for a back-off window, so a dead Redis costs nothing per request; the first call
-after the window probes it again, which is how the layer reconnects by itself.
+short deadline and any error becomes a miss (or a no-op). After a failure to reach Redis
+it is left alone for a back-off window, so a dead Redis costs nothing per request; the
+first call after the window probes it again, which is how the layer reconnects by itself.
+A command Redis refuses (a full memory, a failing disk, a replica: cache_svc.refusals) is
+no such failure: it is counted and the layer stays on, since that Redis still reads.
 
 With ``cluster=True`` (LIKEOPT_REDIS_CLUSTER=1) the URL names any node of a Redis/Valkey
 Cluster and redis-py's cluster client routes each key to the primary owning its slot; its
@@ -27,7 +29,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.asyncio import Redis
@@ -35,6 +37,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from cache_svc.refusals import Refusals, describe, key_digest, refusal_reason
 from likeopt.runtime.config import redis_seed_nodes
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,23 @@ class L2Entry(NamedTuple):
 def redis_key(namespace: str, key: str) -> str:
     """The Redis key of an entry; namespaces cannot contain ':' so this is unambiguous."""
     return f"likeopt:{namespace}:{key}"
+
+
+class Command(NamedTuple):
+    """One command of a pipeline on an entry's key: its name, the entry, then its further arguments."""
+
+    name: str
+    namespace: str
+    key: str
+    args: tuple[Any, ...] = ()
+
+    def wire(self) -> tuple[Any, ...]:
+        """The command as sent: its name, the Redis key, its arguments."""
+        return (self.name, redis_key(self.namespace, self.key), *self.args)
+
+    def shown(self) -> str:
+        """Its Redis key as a log line may show it: the namespace, and a digest of the key."""
+        return redis_key(self.namespace, f"<{key_digest(self.key)}>")
 
 
 async def _ping(client: Client) -> bool:
@@ -110,6 +130,7 @@ class RedisLayer:
         self._discovery: asyncio.Task[None] | None = None
         self._probing: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
+        self._refusals = Refusals()
 
     @property
     def healthy(self) -> bool:
@@ -132,57 +153,40 @@ class RedisLayer:
 
     async def get_many(self, namespace: str, keys: Sequence[str]) -> dict[str, L2Entry]:
         """The entries found, with their remaining TTL, in one round trip (GET + PTTL each)."""
-
-        async def read(client: Client) -> list[int | bytes | None]:
-            async with client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    name = redis_key(namespace, key)
-                    pipe.get(name)
-                    pipe.pttl(name)
-                return await pipe.execute()
-
-        replies = await self._call(read)
+        commands = [Command(name, namespace, key) for key in keys for name in ("GET", "PTTL")]
+        replies = await self._pipeline(commands)
         if replies is None:
             return {}
         found = {}
         for key, value, pttl_ms in zip(keys, replies[::2], replies[1::2], strict=True):
             if value is not None:
-                # PTTL is -1 for a key without expiry: the caller picks a TTL then.
-                found[key] = L2Entry(value, pttl_ms / 1000 if pttl_ms > 0 else None)
+                # PTTL is -1 for a key without expiry (None if refused): the caller picks a TTL then.
+                found[key] = L2Entry(value, pttl_ms / 1000 if pttl_ms and pttl_ms > 0 else None)
         return found
 
     async def set(self, namespace: str, key: str, value: bytes, ttl_s: int) -> bool:
         """Store with a TTL in seconds; returns whether Redis accepted it."""
-        name = redis_key(namespace, key)
-        return bool(await self._call(lambda client: client.set(name, value, ex=ttl_s)))
+        return await self.set_many([(namespace, key, value, ttl_s)]) == 1
 
     async def set_many(self, writes: Sequence[tuple[str, str, bytes, int]]) -> int:
         """Store each (namespace, key, value, ttl_s) in one round trip; returns how many Redis accepted."""
-
-        async def store(client: Client) -> list[bool]:
-            async with client.pipeline(transaction=False) as pipe:
-                for namespace, key, value, ttl_s in writes:
-                    pipe.set(redis_key(namespace, key), value, ex=ttl_s)
-                return await pipe.execute()
-
-        return sum(map(bool, await self._call(store) or ()))
+        commands = [Command("SET", namespace, key, (value, "EX", ttl_s)) for namespace, key, value, ttl_s in writes]
+        return sum(reply is True for reply in await self._pipeline(commands) or ())
 
     async def delete(self, namespace: str, keys: Sequence[str]) -> set[str] | None:
-        """Remove keys in one round trip; returns those that existed (none without a URL), or None when Redis
-        did not answer."""
+        """Remove keys in one round trip; returns those that existed (none without a URL), or None when Redis did
+        not delete them all (it could not be reached, or it refused: a key may still be there)."""
         if self._client is None:
             return set()
-
-        async def remove(client: Client) -> list[int]:
-            async with client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.delete(redis_key(namespace, key))
-                return await pipe.execute()
-
-        replies = await self._call(remove)
-        if replies is None:
+        replies = await self._pipeline([Command("DEL", namespace, key) for key in keys])
+        if replies is None or None in replies:
             return None
         return {key for key, removed in zip(keys, replies, strict=True) if removed}
+
+    @property
+    def refusals(self) -> dict[str, int]:
+        """Commands Redis refused (while reachable) since start, by its error code: OOM, MISCONF, READONLY, ..."""
+        return self._refusals.by_reason
 
     def start_probing(self, interval_s: float = PROBE_INTERVAL_S) -> None:
         """Probe Redis every interval_s seconds in the background until aclose (nothing without a URL)."""
@@ -220,6 +224,31 @@ class RedisLayer:
                     await task
         if self._client is not None:
             await self._client.aclose()
+
+    async def _pipeline(self, commands: Sequence[Command]) -> list[Any] | None:
+        """Send commands in one round trip: their replies, None for each that Redis refused (counted, and logged
+        once a period), or None for all when Redis could not be reached (L2 is then off for a back-off)."""
+
+        async def send(client: Client) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command.wire())
+                # Errors come back as replies, unraised: raising annotates them with the command's arguments.
+                replies = await pipe.execute(raise_on_error=False)
+            unreached = [r for r in replies if isinstance(r, Exception) and refusal_reason(r) is None]
+            if unreached:
+                raise unreached[0]
+            return replies
+
+        replies = await self._call(send)
+        if replies is None:
+            return None
+        for position, (command, reply) in enumerate(zip(commands, replies, strict=True)):
+            reason = refusal_reason(reply)
+            if reason is not None:
+                self._refusals.record(command.name, command.shown(), reason)
+                replies[position] = None
+        return replies
 
     async def _call(self, operation: Callable[[Client], Awaitable[T]]) -> T | None:
         """Run one operation under the deadline; None when skipped or failed."""
@@ -275,12 +304,7 @@ class RedisLayer:
         self._retry_at = time.monotonic() + self._retry_after_s
         if self._healthy:
             self._healthy = False
-            log.warning(
-                "Redis unavailable, L2 off (retrying every %.1f s): %s %s",
-                self._retry_after_s,
-                type(exc).__name__,
-                exc,
-            )
+            log.warning("Redis unavailable, L2 off (retrying every %.1f s): %s", self._retry_after_s, describe(exc))
 
     def _mark_up(self, latency_s: float) -> None:
         self._latency_s = latency_s

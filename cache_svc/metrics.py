@@ -37,8 +37,19 @@ class CacheCollector(Collector):
         yield CounterMetricFamily("likeopt_cache_l1_evictions", "Entries evicted from L1.", value=stats.l1_evictions)
         if stats.l2_configured:  # without Redis there is no health to report, and no alert to raise
             yield GaugeMetricFamily(
-                "likeopt_cache_l2_healthy", "1 when the last Redis call succeeded.", value=stats.l2_healthy
+                "likeopt_cache_l2_healthy",
+                "1 when Redis answered the last call or probe (a refused write is an answer).",
+                value=stats.l2_healthy,
             )
+            refusals = CounterMetricFamily(
+                "likeopt_cache_l2_refusals",
+                "Commands Redis answered with an error, by its code: OOM (memory full), MISCONF (persistence "
+                "failing), READONLY (a replica). L2 stays on for them: such a Redis still reads.",
+                labels=["reason"],
+            )
+            for reason, count in sorted(stats.l2_refusals.items()):
+                refusals.add_metric([reason], count)
+            yield refusals
         if stats.l2_latency_s is not None:
             yield GaugeMetricFamily(
                 "likeopt_cache_l2_latency_seconds",

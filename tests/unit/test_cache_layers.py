@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.instrumentation.redis import RedisInstrumentor
@@ -16,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from cache_svc.l1 import L1Cache
 from cache_svc.l2 import RedisLayer, redis_key
 from cache_svc.metrics import CacheCollector
+from cache_svc.refusals import Refusals
 from cache_svc.two_layer import CacheWrite, TwoLayerCache
 from tests.support import ValkeyServer
 
@@ -315,3 +317,123 @@ async def test_probes_are_not_traced_while_requests_are(l2: RedisLayer) -> None:
     finally:
         instrumentor.uninstrument()
     assert [span.name for span in exporter.get_finished_spans()] == ["SET"]
+
+
+DOCUMENT_TEXT = b"\x04b2-2 Doc b2 2 Unique passage of a cached search"
+"""A cached value: no word of it may reach a log line, whatever Redis answers."""
+
+CONVERSATION = "c0ffee-4b1d-conversation"
+"""A conversation's id, a key that log lines must not show either."""
+
+
+def exported_refusals(cache: TwoLayerCache) -> dict[str, float]:
+    """likeopt_cache_l2_refusals_total by reason, as Prometheus scrapes it."""
+    (family,) = [f for f in CacheCollector(cache).collect() if f.name == "likeopt_cache_l2_refusals"]
+    return {sample.labels["reason"]: sample.value for sample in family.samples}
+
+
+async def test_a_full_redis_refuses_writes_yet_l2_stays_on_for_reads_and_deletes(
+    cache: TwoLayerCache, l1: L1Cache, server: ValkeyServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="cache_svc")
+    await cache.set("search", "stored before", b"hits")
+    await cache.set("session", CONVERSATION, b"first turn")
+    server.fill()  # at its maxmemory, noeviction: every write is refused with OOM
+
+    assert not await cache.set("search", "q", DOCUMENT_TEXT)  # kept in L1 only
+    assert await cache.set_many([CacheWrite("search", "a", DOCUMENT_TEXT), CacheWrite("search", "b", b"2")]) == 0
+    assert not await cache.set("session", CONVERSATION, b"second turn")  # a chat's save of its conversation
+    assert cache.stats().l2_healthy  # a refused write is not an outage
+    l1.delete(("search", "stored before"))
+    assert await cache.get("search", "stored before") == (b"hits", "l2")  # reads still go to Redis
+    # The deletion that follows a chat: DEL works on a full Redis, so it is done, and said to be.
+    assert await cache.delete("session", [CONVERSATION]) == (1, False)
+    with server.client() as client:
+        assert not client.exists(redis_key("session", CONVERSATION))
+
+    assert cache.stats().l2_refusals["OOM"] == 4
+    assert exported_refusals(cache) == {"OOM": 4, "MISCONF": 0, "READONLY": 0}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1  # one line a period about refusals, none about L2 going off and on
+    assert (
+        "refused 1 command(s)" in warnings[0] and "SET likeopt:search:<sha256:" in warnings[0] and "OOM" in warnings[0]
+    )
+
+
+async def test_log_lines_about_a_full_then_a_dead_redis_show_no_cached_value_nor_key(
+    cache: TwoLayerCache, server: ValkeyServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.fill()
+    assert (
+        await cache.set_many([CacheWrite("search", "a", DOCUMENT_TEXT), CacheWrite("session", CONVERSATION, b"")]) == 0
+    )
+    assert not await cache.set("session", CONVERSATION, DOCUMENT_TEXT)
+    server.stop()
+    assert not await cache.set("session", CONVERSATION, DOCUMENT_TEXT)
+
+    lines = [record.getMessage() + str(getattr(record, "fields", "")) for record in caplog.records]
+    assert not [line for line in lines if "Unique" in line or CONVERSATION in line]
+    assert any("refused" in line for line in lines) and any("Redis unavailable" in line for line in lines)
+
+
+async def test_a_replica_refuses_writes_with_readonly_and_still_reads(tmp_path: Path) -> None:
+    for side in ("primary", "replica"):  # where each keeps the snapshot of the first synchronisation
+        (tmp_path / side).mkdir()
+    primary = ValkeyServer("--dir", str(tmp_path / "primary"))
+    primary.start()
+    replica = ValkeyServer("--replicaof", "127.0.0.1", str(primary.port), "--dir", str(tmp_path / "replica"))
+    replica.start()
+    layer = RedisLayer(replica.url, timeout_s=1.0, retry_after_s=RETRY_AFTER_S)
+    try:
+        with primary.client() as client:
+            client.set(redis_key("search", "shared"), b"1")
+        with replica.client() as client:
+            await until(lambda: client.exists(redis_key("search", "shared")) == 1)
+        assert not await layer.set("search", "k", b"v", 60)
+        assert layer.healthy
+        assert await layer.get("search", "shared") == (b"1", None)
+        assert await layer.delete("search", ["shared"]) is None  # refused too: the key is still there
+        assert layer.refusals["READONLY"] == 2
+    finally:
+        await layer.aclose()
+        replica.stop()
+        primary.stop()
+
+
+async def test_a_redis_that_cannot_persist_refuses_writes_with_misconf_and_still_reads(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    valkey = ValkeyServer("--save", "3600 1", "--dir", str(data))
+    valkey.start()
+    layer = RedisLayer(valkey.url, timeout_s=1.0, retry_after_s=RETRY_AFTER_S)
+    try:
+        assert await layer.set("search", "k", b"v", 60)
+        data.rmdir()  # its snapshot can no longer be written: stop-writes-on-bgsave-error
+        with valkey.client() as client:
+            client.bgsave()
+            await until(lambda: client.info("persistence")["rdb_last_bgsave_status"] == "err")
+        assert not await layer.set("search", "k", b"w", 60)
+        assert layer.healthy
+        assert await layer.get_many("search", ["k", "absent"]) == {"k": (b"v", pytest.approx(60, abs=5))}
+        assert layer.refusals["MISCONF"] == 1
+    finally:
+        await layer.aclose()
+        with valkey.client() as client:
+            client.config_set("save", "")  # or it refuses to stop, having no snapshot to leave
+        valkey.stop()
+
+
+def test_refusals_are_counted_by_reason_and_logged_once_a_period(caplog: pytest.LogCaptureFixture) -> None:
+    clock = [0.0]
+    refusals = Refusals(period_s=60, clock=lambda: clock[0])
+    for _ in range(3):
+        refusals.record("SET", "likeopt:search:<sha256:1>", "OOM")
+    clock[0] = 59
+    refusals.record("DEL", "likeopt:session:<sha256:2>", "MISCONF")
+    clock[0] = 61
+    refusals.record("SET", "likeopt:search:<sha256:3>", "OOM")
+    assert refusals.by_reason == {"OOM": 4, "MISCONF": 1, "READONLY": 0}
+    lines = [r for r in caplog.records if r.name == "cache_svc.refusals"]
+    assert [r.fields["refused"] for r in lines] == [1, 4]  # the second line counts those the first did not show
+    assert [r.fields["key"] for r in lines] == ["likeopt:search:<sha256:1>", "likeopt:search:<sha256:3>"]
