@@ -110,7 +110,8 @@ async function uploadFiles(files) {
   try {
     const result = await postInBatches(batches, setProgress);
     const listed = [...refused, ...result.skipped, ...result.failed];
-    showUploadResult(uploadSummary(result, batches.length, listed.length), listed, result.failed.length > 0);
+    const summary = uploadSummary(result, batches.length, listed.length);
+    showUploadResult(summary, [...listed, ...result.changes.map(readersChanged)], result.failed.length > 0);
   } finally {
     uploading = false;
     progress.hidden = true;
@@ -118,14 +119,23 @@ async function uploadFiles(files) {
   }
 }
 
-/** What was added, and what was not: the failed uploads' reason; every file not added is listed with its own. */
+/** What was added, and what was not: the failed uploads' reason; every file not added is listed with its own, then
+ *  every stored document whose readers the upload changed. */
 function uploadSummary(result, batchCount, listedCount) {
   const failed = result.failedBatches;
   const listed = listedCount ? ` Skipped ${listedCount}:` : '';
+  const changed = result.changes.length ? ` Changed who may read ${plural(result.changes.length, 'document')}.` : '';
   if (failed === batchCount) return `Upload failed: ${result.error}${listed}`;
   return `Added or updated ${plural(result.upserted, 'document')} (${plural(result.chunks, 'chunk')}). ` +
-    `Index version ${result.index_version ?? DASH}.${failed ? ` ${failed} of ${batchCount} uploads failed.` : ''}${listed}`;
+    `Index version ${result.index_version ?? DASH}.${failed ? ` ${failed} of ${batchCount} uploads failed.` : ''}` +
+    `${changed}${listed}`;
 }
+
+/** A stored document the upload gave other readers, as a line of the list (the server words both lists). */
+const readersChanged = (change) => ({
+  id: change.id,
+  reason: `readers changed from ${change.before} to ${change.after}${change.widened ? ' (more readers now)' : ''}`,
+});
 
 /** `fraction` 0..1, or null once the bytes are sent and the server is indexing. */
 function setProgress(fraction) {
@@ -171,7 +181,9 @@ function cutBatches(files) {
  * stop the rest: its files are in `failed` with the reason, and the first reason is `error`.
  */
 async function postInBatches(batches, onProgress) {
-  const total = { upserted: 0, chunks: 0, index_version: undefined, skipped: [], failed: [], failedBatches: 0, error: '' };
+  const total = {
+    upserted: 0, chunks: 0, index_version: undefined, skipped: [], changes: [], failed: [], failedBatches: 0, error: '',
+  };
   const last = batches.length - 1;
   // A batch's fraction as the whole upload's; null (indexing) only once the last batch is sent.
   const overall = (n) => (f) => onProgress(f !== null ? (n + f) / batches.length : n === last ? null : (n + 1) / batches.length);
@@ -182,6 +194,7 @@ async function postInBatches(batches, onProgress) {
       total.chunks += result.chunks ?? 0;
       total.index_version = result.index_version ?? total.index_version;
       total.skipped.push(...(result.skipped ?? []));
+      total.changes.push(...(result.access_changes ?? []));
     } catch (err) {
       total.failedBatches += 1;
       total.error ||= err.message;

@@ -343,3 +343,23 @@ def test_the_stop_button_cancels_generation(local_mesh: MeshProcess, page: Any) 
         time.sleep(0.1)
         stored = httpx.get(url, timeout=10)
     assert [t["interrupted"] for t in stored.json()["turns"]] == [True]
+
+
+def test_an_upload_that_gives_a_stored_document_other_readers_says_so(
+    mesh: MeshProcess, page: Any, tmp_path: Path
+) -> None:
+    """A file uploaded over a document only acme's ops group could read makes it everyone's: the view says so."""
+    notes = batch_notes(tmp_path, ["00-readers.txt"], 200)
+    access = {"tenant": "acme", "groups": ["ops"]}
+    restricted = {"id": "00-readers.txt", "title": "Ops only", "text": "Kept for the ops group.", "access": access}
+    stored = httpx.post(
+        f"{mesh.base_url}/api/v1/documents", json={"documents": [restricted]}, headers=key_header(mesh), timeout=30
+    )
+    assert stored.status_code == 200, stored.text
+    try:
+        upload_many(page, mesh, notes)
+        assert "Changed who may read 1 document." in page.inner_text("#upload-status")
+        listed = page.inner_text("#upload-skipped")
+        assert "00-readers.txt: readers changed from acme: group ops to everyone (more readers now)" in listed, listed
+    finally:
+        delete_documents(mesh, notes)
