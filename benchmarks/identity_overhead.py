@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from likeopt.ops.launcher import free_port
+from likeopt.runtime.config import LISTENING_PORTS, env_name
 
 DATA = Path("/work/shared/data/scifact")
 ISSUER, AUDIENCE, TENANT = "https://idp.bench.test", "like-opt", "bench"
@@ -81,9 +82,7 @@ def identity(work: Path) -> tuple[dict[str, str], str]:
 
 def mesh_env(work: Path, data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIKEOPT_")}
-    names = ["ENVOY", "ENVOY_ADMIN", "GATEWAY", "RETRIEVAL", "GENERATION", "CACHE"]
-    env.update({f"LIKEOPT_{name}_PORT": str(free_port()) for name in names})
-    env.update({f"LIKEOPT_{name}_METRICS_PORT": str(free_port()) for name in ("RETRIEVAL", "GENERATION", "CACHE")})
+    env.update({env_name(setting): str(free_port()) for setting in LISTENING_PORTS})
     env.update(
         {
             "LIKEOPT_HOST": "127.0.0.1",

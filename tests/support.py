@@ -21,6 +21,7 @@ from redis.crc import key_slot
 
 from likeopt.ops.launcher import free_port, guarded, redis_binary
 from likeopt.runtime.addresses import host_port, reachable_host
+from likeopt.runtime.config import LISTENING_PORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 MESH_START_TIMEOUT_S = 300.0
@@ -91,10 +92,7 @@ class ValkeyServer:
                     time.sleep(0.02)
 
 
-PORT_NAMES = (
-    "ENVOY", "ENVOY_ADMIN", "GATEWAY", "RETRIEVAL", "GENERATION", "CACHE",
-    "RETRIEVAL_METRICS", "GENERATION_METRICS", "CACHE_METRICS",
-)  # fmt: skip
+PORT_NAMES = tuple(setting.removesuffix("_port").upper() for setting in LISTENING_PORTS)
 
 
 def distinct_free_ports(count: int) -> list[int]:

@@ -33,6 +33,7 @@ PLACEHOLDERS: tuple[str, ...] = (
     "ENVOY_LISTEN_ADDRESS",
     "ENVOY_PORT",
     "ENVOY_ADMIN_PORT",
+    "ENVOY_METRICS_PORT",
     "GATEWAY_HOST",
     "GATEWAY_PORT",
     "RETRIEVAL_HOST",
@@ -52,6 +53,9 @@ PLACEHOLDERS: tuple[str, ...] = (
 
 RENDERED_NAME = "envoy.yaml"
 ACCESS_LOG_NAME = "envoy-access.log"
+STATS_LISTENER = "prometheus_stats"
+"""The template's listener that passes GET /stats/prometheus, and nothing else, to the admin interface."""
+ADMIN_CLUSTER = "envoy_admin"
 
 
 def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:
@@ -67,6 +71,7 @@ def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:
         "ENVOY_LISTEN_ADDRESS": config.host,
         "ENVOY_PORT": str(config.envoy_port),
         "ENVOY_ADMIN_PORT": str(config.envoy_admin_port),
+        "ENVOY_METRICS_PORT": str(config.envoy_metrics_port),
         "GATEWAY_HOST": gateway_host,
         "GATEWAY_PORT": gateway_port,
         "RETRIEVAL_HOST": retrieval_host,
@@ -107,6 +112,16 @@ def with_replicas(rendered: str, extra: dict[str, list[str]]) -> str:
             host, port = split_host_port(address, f"replica of {cluster['name']}")
             endpoint = {"endpoint": {"address": {"socket_address": {"address": host, "port_value": int(port)}}}}
             cluster["load_assignment"]["endpoints"][0]["lb_endpoints"].append(endpoint)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def without_stats_listener(rendered: str) -> str:
+    """The rendered config without Envoy's metrics port (LIKEOPT_ENVOY_METRICS_PORT=0) and the admin cluster that
+    only it uses; the template holds no conditionals, so the renderer takes them out."""
+    doc = yaml.safe_load(rendered)
+    resources = doc["static_resources"]
+    resources["listeners"] = [x for x in resources["listeners"] if x["name"] != STATS_LISTENER]
+    resources["clusters"] = [x for x in resources["clusters"] if x["name"] != ADMIN_CLUSTER]
     return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -489,6 +504,8 @@ def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | Non
     }
     if any(replicas.values()):
         text = with_replicas(text, replicas)
+    if not config.envoy_metrics_port:
+        text = without_stats_listener(text)
     if config.jwt:
         text = with_jwt(text, config)
     else:

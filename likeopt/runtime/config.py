@@ -75,6 +75,7 @@ LISTENING_PORTS = (
     "retrieval_metrics_port",
     "generation_metrics_port",
     "cache_metrics_port",
+    "envoy_metrics_port",
 )
 """The port settings of the processes ``likeopt up`` starts on one host."""
 
@@ -154,6 +155,12 @@ class Config(BaseSettings):
     )
     cache_metrics_port: MetricsPort = setting(
         9103, "cache_svc Prometheus metrics (HTTP); `0` turns it off.", (CACHE, GATEWAY)
+    )
+    envoy_metrics_port: MetricsPort = setting(
+        9104,
+        "Envoy's Prometheus metrics (HTTP, `/stats/prometheus` and no other admin path): the requests Envoy answers"
+        " itself, such as the rate limit's 429, which the gateway never sees; `0` turns it off.",
+        (ENVOY,),
     )
     retrieval_addr: str = setting(
         "",

@@ -90,7 +90,10 @@ def test_a_generated_api_key_opens_grpc_writes_through_envoy(tmp_path: Path) -> 
         mesh.stop()
 
 
-@pytest.mark.parametrize(("setting", "process"), [("CACHE_PORT", "cache_svc"), ("ENVOY_PORT", "envoy")])
+@pytest.mark.parametrize(
+    ("setting", "process"),
+    [("CACHE_PORT", "cache_svc"), ("ENVOY_PORT", "envoy"), ("ENVOY_METRICS_PORT", "envoy (metrics)")],
+)
 def test_a_port_in_use_names_the_process_and_fails_before_anything_starts(
     tmp_path: Path, setting: str, process: str
 ) -> None:

@@ -28,6 +28,7 @@ import httpx
 import pytest
 import uvicorn
 import yaml
+from prometheus_client.parser import parse_labels
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
@@ -36,7 +37,9 @@ from starlette.routing import Route
 from gateway.routes.documents import WRITE_TIMEOUT_S
 from gateway.sse import HEARTBEAT_S
 from likeopt.ops.envoy_config import (
+    ADMIN_CLUSTER,
     PLACEHOLDERS,
+    STATS_LISTENER,
     TEMPLATE_PATH,
     envoy_values,
     render_envoy_config,
@@ -48,6 +51,7 @@ from likeopt.ops.log_rotation import rotate_if_over
 from likeopt.runtime.config import Config
 from likeopt.runtime.reflection import INGRESS_HEADER
 from tests.otlp_receiver import OtlpReceiver
+from tests.support import distinct_free_ports
 
 
 def _envoy_binary() -> Path | None:
@@ -247,7 +251,7 @@ def test_reflection_and_health_go_to_generation_svc_marked_as_coming_through_the
 
 def test_default_clusters_are_health_checked_and_generously_bounded():
     clusters = {c["name"]: c for c in _rendered_defaults()["static_resources"]["clusters"]}
-    assert set(clusters) == {"gateway", "retrieval", "retrieval_writer", "generation", "otel_collector"}
+    assert set(clusters) == {"gateway", "retrieval", "retrieval_writer", "generation", "otel_collector", ADMIN_CLUSTER}
     for cluster in (clusters[name] for name in ("gateway", "retrieval", "retrieval_writer", "generation")):
         assert cluster["type"] == "STRICT_DNS" and cluster["connect_timeout"] == "1s"
         limits = cluster["circuit_breakers"]["thresholds"][0]
@@ -325,6 +329,56 @@ def test_admin_stays_on_loopback_when_listening_everywhere():
     assert doc["static_resources"]["listeners"][0]["address"]["socket_address"]["address"] == "0.0.0.0"
 
 
+def _listener(doc: dict, name: str) -> dict:
+    return next(x for x in doc["static_resources"]["listeners"] if x["name"] == name)
+
+
+def _picked(routes: list[dict], path: str, method: str) -> dict | None:
+    """The route Envoy picks for a request: the first whose path (exact) or prefix matches and whose :method
+    matcher, if it has one, agrees."""
+    for route in routes:
+        match = route["match"]
+        if ("path" in match and path != match["path"]) or not path.startswith(match.get("prefix", "")):
+            continue
+        methods = [h["string_match"]["exact"] for h in match.get("headers", []) if h["name"] == ":method"]
+        if all(method == allowed for allowed in methods):
+            return route
+    return None
+
+
+ADMIN_PATHS = ("/quitquitquit", "/runtime_modify", "/config_dump", "/drain_listeners", "/stats", "/ready", "/")
+
+
+def test_the_metrics_port_passes_only_get_stats_prometheus_to_the_admin_interface():
+    """The admin interface can stop the server: its port stays on loopback, and the metrics port, which listens
+    where the ingress does, reaches it with GET /stats/prometheus alone."""
+    config = Config.from_env({"LIKEOPT_HOST": "0.0.0.0"})
+    doc = yaml.safe_load(render_envoy_config(envoy_values(config, "/dev/stdout")))
+    listener = _listener(doc, STATS_LISTENER)
+    assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": config.envoy_metrics_port}
+    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    assert manager["normalize_path"] is manager["merge_slashes"] is True  # "/a/../quitquitquit" is "/quitquitquit"
+    routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+    to_admin = _picked(routes, "/stats/prometheus", "GET")
+    assert to_admin is not None and to_admin["route"]["cluster"] == ADMIN_CLUSTER
+    for path in ADMIN_PATHS:
+        for method in ("GET", "POST"):
+            assert _picked(routes, path, method)["direct_response"]["status"] == 404, (method, path)
+    assert _picked(routes, "/stats/prometheus", "POST")["direct_response"]["status"] == 404
+    admin = next(c for c in doc["static_resources"]["clusters"] if c["name"] == ADMIN_CLUSTER)
+    endpoint = admin["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    assert endpoint["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": config.envoy_admin_port}
+    for other in doc["static_resources"]["listeners"]:
+        if other["name"] != STATS_LISTENER:
+            assert ADMIN_CLUSTER not in json.dumps(other), f"{other['name']} reaches the admin interface"
+
+
+def test_a_metrics_port_of_0_is_no_listener(tmp_path):
+    doc = yaml.safe_load(write_envoy_config(Config.from_env({"LIKEOPT_ENVOY_METRICS_PORT": "0"}), tmp_path).read_text())
+    assert [x["name"] for x in doc["static_resources"]["listeners"]] == ["ingress"]
+    assert ADMIN_CLUSTER not in [cluster["name"] for cluster in doc["static_resources"]["clusters"]]
+
+
 def test_render_fails_loudly_on_a_missing_placeholder():
     values = envoy_values(Config.from_env({}), "/dev/stdout")
     del values["RATE_LIMIT_TOKENS"]
@@ -364,8 +418,9 @@ def test_write_envoy_config(tmp_path):
 
 
 @needs_envoy
-def test_envoy_validates_the_rendered_config(tmp_path):
-    path = write_envoy_config(Config.from_env({}), tmp_path)
+@pytest.mark.parametrize("environ", [{}, {"LIKEOPT_ENVOY_METRICS_PORT": "0"}], ids=["defaults", "no-metrics-port"])
+def test_envoy_validates_the_rendered_config(tmp_path, environ):
+    path = write_envoy_config(Config.from_env(environ), tmp_path)
     result = subprocess.run(
         [str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
         capture_output=True,
@@ -474,6 +529,9 @@ class EnvoyProcess:
         self.access_log = Path(values["ACCESS_LOG_PATH"])
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin = f"http://127.0.0.1:{self.admin_port}"
+        self.metrics_port = int(values["ENVOY_METRICS_PORT"])
+        """Where Prometheus scrapes Envoy."""
+        self.metrics = f"http://127.0.0.1:{self.metrics_port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")  # closed in stop()
         self.proc = subprocess.Popen(
@@ -533,18 +591,28 @@ def gateway() -> Iterator[FakeGateway]:
         server.stop()
 
 
-def _start_envoy(tmp: Path, gateway: FakeGateway, **overrides: str) -> EnvoyProcess:
-    environ = {
+def envoy_environment(gateway_port: int, **overrides: str) -> dict[str, str]:
+    """Settings for an Envoy of its own on loopback: every port free, the gateway at gateway_port."""
+    port, admin, metrics, retrieval, generation = distinct_free_ports(5)
+    return {
         "LIKEOPT_HOST": "127.0.0.1",
-        "LIKEOPT_ENVOY_PORT": str(_free_port()),
-        "LIKEOPT_ENVOY_ADMIN_PORT": str(_free_port()),
-        "LIKEOPT_GATEWAY_ADDR": f"127.0.0.1:{gateway.port}",
+        "LIKEOPT_ENVOY_PORT": str(port),
+        "LIKEOPT_ENVOY_ADMIN_PORT": str(admin),
+        "LIKEOPT_ENVOY_METRICS_PORT": str(metrics),
+        "LIKEOPT_GATEWAY_ADDR": f"127.0.0.1:{gateway_port}",
         # Nothing listens there: the gRPC routes fail fast, which shows their retry policy.
-        "LIKEOPT_RETRIEVAL_ADDR": f"127.0.0.1:{_free_port()}",
-        "LIKEOPT_GENERATION_ADDR": f"127.0.0.1:{_free_port()}",
+        "LIKEOPT_RETRIEVAL_ADDR": f"127.0.0.1:{retrieval}",
+        "LIKEOPT_GENERATION_ADDR": f"127.0.0.1:{generation}",
         **overrides,
     }
-    config = Config.from_env(environ)
+
+
+def _start_envoy(tmp: Path, gateway: FakeGateway, **overrides: str) -> EnvoyProcess:
+    return start_envoy(Config.from_env(envoy_environment(gateway.port, **overrides)), tmp)
+
+
+def start_envoy(config: Config, tmp: Path) -> EnvoyProcess:
+    """Envoy running the config rendered from config, ready (its admin port says LIVE)."""
     values = envoy_values(config, str(tmp / "access.log"))
     config_path = write_envoy_config(config, tmp, values["ACCESS_LOG_PATH"])
     envoy = EnvoyProcess(config_path, tmp / "envoy.log", values)
@@ -846,6 +914,72 @@ def test_admin_is_bound_to_loopback_only(envoy):
         with socket.socket() as s, pytest.raises(OSError):
             s.settimeout(2)
             s.connect(("127.0.0.2", envoy.admin_port))
+
+
+def _status_of(port: int, method: str, path: str) -> int:
+    """The status of one HTTP/1.1 request sent as written (httpx would resolve the dot segments itself)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+        head = conn.recv(64).decode("latin-1")
+    return int(head.split(" ", 2)[1])
+
+
+TRAVERSALS = ("/stats/prometheus/../quitquitquit", "//config_dump", "/stats/prometheus%2F..%2Fconfig_dump")
+
+
+def test_the_metrics_port_serves_envoys_stats_and_no_other_admin_path(envoy):
+    assert _status_of(envoy.metrics_port, "GET", "/stats/prometheus") == 200
+    refused = {(method, path) for path in (*ADMIN_PATHS, *TRAVERSALS) for method in ("GET", "POST")}
+    for method, path in sorted(refused | {("POST", "/stats/prometheus")}):
+        status = _status_of(envoy.metrics_port, method, path)
+        assert status in (400, 404), (method, path, status)
+    assert httpx.get(f"{envoy.admin}/ready", timeout=5).text.strip() == "LIVE", "not stopped nor drained"
+
+
+Series = tuple[str, frozenset[tuple[str, str]]]
+"""A metric's name and labels."""
+
+
+def scraped(envoy: EnvoyProcess) -> dict[Series, float]:
+    """Every sample Prometheus stores from a scrape of Envoy's metrics port, named as Envoy writes it
+    (prometheus_client's parser would add _total to every counter's name, which Prometheus does not)."""
+    text = httpx.get(f"{envoy.metrics}/stats/prometheus", timeout=10).text
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            name, brace, labels = series.partition("{")
+            samples[name, frozenset(parse_labels(labels.removesuffix("}")).items() if brace else ())] = float(value)
+    return samples
+
+
+def _ingress(name: str, **labels: str) -> Series:
+    return name, frozenset({"envoy_http_conn_manager_prefix": "ingress_http", **labels}.items())
+
+
+RATE_LIMITED = (
+    "envoy_http_local_rate_limit_rate_limited",
+    frozenset({("envoy_local_http_ratelimit_prefix", "api_rate_limit")}),
+)
+REFUSED = {
+    "429": RATE_LIMITED,
+    "413, body read": _ingress("envoy_http_downstream_rq_too_large"),
+    "413, declared": _ingress("envoy_http_rq_direct_response"),
+    "4xx": _ingress("envoy_http_downstream_rq_xx", envoy_response_code_class="4"),
+}
+"""The series deploy/prometheus/alerts.yml reads for clients Envoy refuses, which the gateway never sees."""
+
+
+def test_what_envoy_refuses_itself_is_counted_on_its_metrics_port(strict_envoy):
+    before = scraped(strict_envoy)
+    with _client() as client:
+        assert client.post(f"{strict_envoy.url}/api/v1/documents", content=b"x" * 4096).status_code == 413
+        assert client.post(f"{strict_envoy.url}/api/v1/chat", content=b"x" * 4096).status_code == 413
+        assert _exhaust(client, f"{strict_envoy.url}/api/v1/index", 10) is not None, "no 429 to count"
+    after = scraped(strict_envoy)
+    grown = {name: after[series] - before[series] for name, series in REFUSED.items()}
+    assert min(grown.values()) >= 1, grown
+    assert grown["4xx"] >= sum(grown[name] for name in ("429", "413, body read", "413, declared"))
 
 
 def test_access_log_gets_json_lines(envoy):

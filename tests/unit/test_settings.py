@@ -9,20 +9,24 @@ from pathlib import Path
 
 import pytest
 
+from likeopt.ops.launcher import LaunchError, refuse_busy_ports
 from likeopt.runtime.config import (
     CACHE,
     ENVOY,
     GATEWAY,
     GENERATION,
+    LISTENING_PORTS,
     PROCESSES,
     RETRIEVAL,
     Config,
     SettingsError,
+    env_name,
     env_names,
     read_by,
     redis_seed_nodes,
     settings_or_exit,
 )
+from tests.support import distinct_free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,9 +126,26 @@ def test_likeopt_up_refuses_two_processes_on_one_port() -> None:
     )
     with pytest.raises(SettingsError, match="LIKEOPT_GATEWAY_PORT and LIKEOPT_RETRIEVAL_PORT are both 8000"):
         Config.from_env({"LIKEOPT_RETRIEVAL_PORT": "8000"}).check_ports_apart()
-    off = {f"LIKEOPT_{service}_METRICS_PORT": "0" for service in ("RETRIEVAL", "GENERATION", "CACHE")}
+    off = {f"LIKEOPT_{service}_METRICS_PORT": "0" for service in ("RETRIEVAL", "GENERATION", "CACHE", "ENVOY")}
     Config.from_env(off).check_ports_apart()
     Config.from_env({}).check_ports_apart()
+
+
+def test_envoys_metrics_port_is_a_port_of_its_own_and_checked_before_anything_starts() -> None:
+    """Prometheus scrapes Envoy there, on the host every process binds to; `likeopt up` refuses a clash or a busy one
+    as it does for every other port, naming the setting or the process."""
+    with pytest.raises(SettingsError, match="LIKEOPT_RETRIEVAL_METRICS_PORT and LIKEOPT_ENVOY_METRICS_PORT are both"):
+        Config.from_env({"LIKEOPT_ENVOY_METRICS_PORT": "9101"}).check_ports_apart()
+    with pytest.raises(SettingsError, match="LIKEOPT_ENVOY_METRICS_PORT=70000: must be ≤ 65535"):
+        Config.from_env({"LIKEOPT_ENVOY_METRICS_PORT": "70000"})
+    ports = dict(zip(LISTENING_PORTS, distinct_free_ports(len(LISTENING_PORTS)), strict=True))
+    config = Config.from_env({env_name(setting): str(port) for setting, port in ports.items()})
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", ports["envoy_metrics_port"]))
+        blocker.listen()
+        busy = f"envoy (metrics): port {ports['envoy_metrics_port']} on 127.0.0.1 is already in use"
+        with pytest.raises(LaunchError, match=re.escape(busy)):
+            refuse_busy_ports(config)
 
 
 def test_a_port_that_cannot_be_bound_is_not_called_in_use() -> None:
