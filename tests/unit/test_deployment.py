@@ -186,6 +186,12 @@ def test_addresses_use_the_default_ports() -> None:
     assert int(published[-1]) == int(published[-2]) == DEFAULTS.envoy_port
 
 
+def test_compose_s_prometheus_reaches_envoy_s_metrics_port_and_the_host_does_not() -> None:
+    """Prometheus scrapes it over compose's network; like the services' metrics ports it is published nowhere."""
+    assert [int(port) for port in SERVICES["envoy"]["expose"]] == [DEFAULTS.envoy_metrics_port]
+    assert len(SERVICES["envoy"]["ports"]) == 1
+
+
 def test_health_checks_ask_what_the_launcher_asks() -> None:
     for name in PYTHON_SERVICES:
         spec = LAUNCHED[name]
@@ -434,7 +440,7 @@ K8S_PORTS = {
     "generation-svc": (DEFAULTS.generation_port, DEFAULTS.generation_metrics_port),
     "cache-svc": (DEFAULTS.cache_port, DEFAULTS.cache_metrics_port),
     "gateway": (DEFAULTS.gateway_port, None),
-    "envoy": (DEFAULTS.envoy_port, None),
+    "envoy": (DEFAULTS.envoy_port, DEFAULTS.envoy_metrics_port),
 }
 """Each workload's serving port and Prometheus port, as config.py's defaults give them to `likeopt up`."""
 
