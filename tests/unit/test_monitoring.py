@@ -2,7 +2,9 @@
 
 No Prometheus runs here, so the rules are checked against the services' own collectors: every module of the four
 services is imported (each registers its metrics as it loads) and cache_svc's scrape-time collector is asked
-directly. A metric renamed in the code, or a label dropped, fails here before an alert silently never fires.
+directly. Envoy's metrics are its own: a real Envoy runs the rendered config and its metrics port is scraped, as
+Prometheus would. A metric renamed in the code, a label dropped, or an Envoy counter its stats matcher leaves out
+fails here before an alert silently never fires.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import functools
 import importlib
 import pkgutil
 import re
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import promql_parser
@@ -24,10 +28,13 @@ from cache_svc.l2 import RedisLayer
 from cache_svc.metrics import CacheCollector
 from cache_svc.two_layer import TwoLayerCache
 from gateway.app import build_app
+from likeopt.ops.envoy_config import ADMIN_CLUSTER, STATS_LISTENER, envoy_values, render_envoy_config
 from likeopt.ops.protos import ROOT
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import RATINGS
 from likeopt.v1 import cache_pb2, generation_pb2, retrieval_pb2
+from tests.support import distinct_free_ports
+from tests.unit.test_envoy_config import ENVOY, NO_ENVOY, envoy_environment, scraped, start_envoy
 
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 CONFIG = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
@@ -36,6 +43,8 @@ SERVICE_PACKAGES = ("gateway", "generation_svc", "retrieval_svc", "cache_svc", "
 TARGET_LABELS = {"job", "instance"}
 """What Prometheus adds to every series it scrapes."""
 SEVERITIES = {"critical", "warning", "info"}
+ENVOY_NAMESPACE = "envoy_"
+"""How Envoy names every series it serves Prometheus."""
 
 
 @functools.cache
@@ -55,7 +64,28 @@ def exported() -> dict[str, set[str]]:
     for name in series:
         if name.endswith("_bucket"):
             series[name].add("le")
-    return {**series, "up": set()}
+    envoy = {name: set(labels) for name, labels in envoy_exported().items()}
+    return {**series, **envoy, "up": set()}
+
+
+@functools.cache
+def envoy_exported() -> dict[str, dict[str, set[str]]]:
+    """Every series Envoy serves on its metrics port, by name, with each label's values (none without Envoy)."""
+    if ENVOY is None:
+        return {}
+    with tempfile.TemporaryDirectory() as work:
+        nowhere = distinct_free_ports(1)[0]  # no gateway: its counters exist all the same
+        envoy = start_envoy(Config.from_env(envoy_environment(nowhere)), Path(work))
+        try:
+            samples = scraped(envoy)
+        finally:
+            envoy.stop()
+    series: dict[str, dict[str, set[str]]] = {}
+    for name, labels in samples:
+        values = series.setdefault(name, {})
+        for label, value in labels:
+            values.setdefault(label, set()).add(value)
+    return series
 
 
 @functools.cache
@@ -102,19 +132,22 @@ def test_every_alert_parses_and_names_only_exported_metrics_and_labels(rule: dic
     expression = promql_parser.parse(rule["expr"])
     found = list(selectors(expression))
     assert found, "an alert on no metric"
+    if ENVOY is None and any(selector.name.startswith(ENVOY_NAMESPACE) for selector in found):
+        pytest.skip(NO_ENVOY)
     labels = set(TARGET_LABELS)
     for selector in found:
         assert selector.name in exported(), f"{selector.name} is not exported by any service"
         labels |= exported()[selector.name]
         for matcher in selector.matchers.matchers:
             assert matcher.name in labels, f"{selector.name} has no label {matcher.name!r}"
-            assert_known_value(matcher)
+            assert_known_value(matcher, envoy_exported().get(selector.name, {}).get(matcher.name))
     assert set(grouping_labels(expression)) <= labels
 
 
-def assert_known_value(matcher: Any) -> None:
-    """An exact value must be one the label takes; a job regex may name only jobs."""
-    values = known_values().get(matcher.name)
+def assert_known_value(matcher: Any, scraped_values: set[str] | None = None) -> None:
+    """An exact value must be one the label takes (for Envoy's series, one it was scraped with); a job regex may
+    name only jobs."""
+    values = known_values().get(matcher.name, scraped_values)
     if values is None:
         return
     if str(matcher.op) == "MatchOp.Equal":
@@ -148,6 +181,18 @@ def test_prometheus_scrapes_every_service_and_loads_the_rules() -> None:
         ],
         "generation_svc": [("generation_svc", defaults.generation_metrics_port)],
         "cache_svc": [("cache_svc", defaults.cache_metrics_port)],
+        "envoy": [("envoy", defaults.envoy_metrics_port)],
     }
+    paths = {job["job_name"]: job.get("metrics_path", "/metrics") for job in CONFIG["scrape_configs"]}
+    assert paths == {**dict.fromkeys(targets, "/metrics"), "envoy": envoy_metrics_path(defaults)}
     assert CONFIG["rule_files"] == ["alerts.yml"]
     assert len({rule["alert"] for rule in RULES}) == len(RULES)
+
+
+def envoy_metrics_path(config: Config) -> str:
+    """The one path Envoy's metrics port passes to its admin interface."""
+    doc = yaml.safe_load(render_envoy_config(envoy_values(config, "/dev/stdout")))
+    listener = next(x for x in doc["static_resources"]["listeners"] if x["name"] == STATS_LISTENER)
+    routes = listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    (path,) = [route["match"]["path"] for route in routes if route.get("route", {}).get("cluster") == ADMIN_CLUSTER]
+    return path
