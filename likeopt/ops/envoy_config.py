@@ -8,6 +8,7 @@ placeholders.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import os
 import re
@@ -20,7 +21,7 @@ import yaml
 
 from likeopt.ops.envoy_drain import SPAN_FLUSH_MS
 from likeopt.ops.open_files import downstream_connection_cap, open_file_limit
-from likeopt.runtime.addresses import address_list, otlp_host_port, split_host_port
+from likeopt.runtime.addresses import address_list, ca_file, otlp_collector, split_host_port
 from likeopt.runtime.config import ENVOY, Config, settings_or_exit
 from likeopt.runtime.principal import PRINCIPAL_HEADER, TOKEN_FAILURE_HEADER, WRITES_NEED, token_write_refusal
 from likeopt.runtime.telemetry import effective_sample_ratio
@@ -65,7 +66,7 @@ def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:
     generation_host, generation_port = split_host_port(
         address_list(config.generation_addr)[0], "LIKEOPT_GENERATION_ADDR"
     )
-    otlp_host, otlp_port = otlp_host_port(config.otlp_endpoint)
+    collector = otlp_collector(config.otlp_endpoint)
     sample_ratio = effective_sample_ratio(config.otlp_endpoint, config.trace_sample_ratio)
     values = {
         "ENVOY_LISTEN_ADDRESS": config.host,
@@ -83,8 +84,8 @@ def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:
         "CORS_ALLOWED_ORIGIN": config.cors_origins,
         "ACCESS_LOG_PATH": access_log_path,
         "TRACE_SAMPLE_PERCENT": f"{sample_ratio * 100:.4f}",
-        "OTLP_HOST": otlp_host,
-        "OTLP_PORT": otlp_port,
+        "OTLP_HOST": collector.host,
+        "OTLP_PORT": collector.port,
         "SPAN_FLUSH_MS": str(SPAN_FLUSH_MS),
         "MAX_CLIENT_CONNECTIONS": str(downstream_connection_cap(open_file_limit())),
     }
@@ -487,6 +488,37 @@ def with_tls(rendered: str, cert_file: str, key_file: str) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+def collector_tls(host: str) -> dict:
+    """TLS to the OTLP collector as the services' exporters speak it: HTTP/2 chosen by ALPN (gRPC servers refuse
+    TLS without it), the certificate checked against the CA bundle and for ``host``, which a name also sends as
+    SNI (an IP address is never SNI)."""
+    try:
+        ipaddress.ip_address(host)
+        san_type, name = "IP_ADDRESS", {}
+    except ValueError:
+        san_type, name = "DNS", {"sni": host}
+    validation = {
+        "trusted_ca": {"filename": ca_file()},
+        "match_typed_subject_alt_names": [{"san_type": san_type, "matcher": {"exact": host}}],
+    }
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            **name,
+            "common_tls_context": {"alpn_protocols": ["h2"], "validation_context": validation},
+        },
+    }
+
+
+def with_collector_tls(rendered: str, host: str) -> str:
+    """The rendered config with TLS to the collector (an ``https://`` LIKEOPT_OTLP_ENDPOINT)."""
+    doc = yaml.safe_load(rendered)
+    cluster = next(x for x in doc["static_resources"]["clusters"] if x["name"] == "otel_collector")
+    cluster["transport_socket"] = collector_tls(host)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
 def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | None = None) -> Path:
     """Render the template into ``run_dir/envoy.yaml`` and return that path.
 
@@ -512,6 +544,8 @@ def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | Non
         text = with_grpc_key(text, config.api_key.get_secret_value(), reads_too=config.reads_need_key)
     if config.tls_cert_file:
         text = with_tls(text, config.tls_cert_file, config.tls_key_file)
+    if (collector := otlp_collector(config.otlp_endpoint)).tls:
+        text = with_collector_tls(text, collector.host)
     target = run_dir / RENDERED_NAME
     tmp = target.with_name(target.name + ".tmp")
     tmp.touch(mode=0o600)  # it may hold the API key

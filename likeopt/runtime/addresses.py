@@ -1,9 +1,12 @@
-"""Addresses as settings write them: host:port with IPv6 in brackets, replica lists, the OTLP collector's."""
+"""Addresses as settings write them: host:port with IPv6 in brackets, replica lists, the OTLP collector's (and the CA
+bundle its certificate is checked against when it speaks TLS)."""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 
@@ -23,17 +26,39 @@ def split_host_port(addr: str, name: str = "address") -> tuple[str, str]:
 
 
 OTLP_DEFAULT_PORT = "4317"
-NO_COLLECTOR = ("127.0.0.1", OTLP_DEFAULT_PORT)
+OTLP_SCHEMES = {"http": False, "https": True}
+"""The schemes the OTLP endpoint may have, and whether each means TLS; an endpoint without one is plaintext."""
+SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
+"""The system's CA bundle on Debian, Ubuntu and Alpine (Envoy's image and ours among them)."""
+
+
+class Collector(NamedTuple):
+    """The OTLP/gRPC collector: where Envoy and every service send spans, and whether all of them speak TLS."""
+
+    host: str
+    port: str
+    tls: bool
+
+    @property
+    def target(self) -> str:
+        """``host:port`` as gRPC dials it."""
+        return host_port(self.host, self.port)
+
+
+NO_COLLECTOR = Collector("127.0.0.1", OTLP_DEFAULT_PORT, tls=False)
 """Where Envoy's collector cluster points when there is no endpoint: never used, as nothing is sampled."""
 
 
-def otlp_host_port(endpoint: str) -> tuple[str, str]:
-    """The collector's host and port from ``http://host:port``, ``host:port`` or ``host``.
-
-    Envoy speaks plaintext gRPC to it, like the services' exporters (``insecure=True``).
-    """
+def otlp_collector(endpoint: str) -> Collector:
+    """The collector of ``http://host:port`` or ``host:port`` (plaintext), or ``https://host:port`` (TLS); the
+    port is 4317 when not given. Any other scheme is a ValueError: Envoy and the services must agree."""
     if not endpoint:
         return NO_COLLECTOR
+    scheme = endpoint.partition("://")[0].lower() if "://" in endpoint else "http"
+    if scheme not in OTLP_SCHEMES:
+        raise ValueError(
+            f"LIKEOPT_OTLP_ENDPOINT={endpoint}: must start with http:// (plaintext) or https:// (TLS), not {scheme}://"
+        )
     parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
     try:
         port = parts.port
@@ -41,7 +66,13 @@ def otlp_host_port(endpoint: str) -> tuple[str, str]:
         raise ValueError(f"LIKEOPT_OTLP_ENDPOINT={endpoint}: must have a port from 0 to 65535") from None
     if not parts.hostname:
         raise ValueError(f"LIKEOPT_OTLP_ENDPOINT={endpoint}: must name a host")
-    return parts.hostname, str(port or OTLP_DEFAULT_PORT)
+    return Collector(parts.hostname, str(port or OTLP_DEFAULT_PORT), OTLP_SCHEMES[scheme])
+
+
+def ca_file() -> str:
+    """The CA bundle a TLS collector's certificate is checked against, by Envoy and every service alike: the file
+    ``SSL_CERT_FILE`` names (OpenSSL's own way to name another), else the system's."""
+    return os.environ.get("SSL_CERT_FILE") or SYSTEM_CA_FILE
 
 
 def unresolvable(host: str) -> str | None:

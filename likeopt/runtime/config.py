@@ -33,8 +33,9 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, InitSettingsSourc
 
 from likeopt.runtime.addresses import (
     address_list,
+    ca_file,
     host_port,
-    otlp_host_port,
+    otlp_collector,
     replica_family,
     split_host_port,
     unresolvable,
@@ -412,7 +413,9 @@ class Config(BaseSettings):
     )
     otlp_endpoint: str = setting(
         "",
-        "OTLP/gRPC collector for traces (e.g. `http://127.0.0.1:4317`); nothing is exported when empty.",
+        "OTLP/gRPC collector for traces, of Envoy and every service: `http://HOST:4317` (or `HOST:4317`) in"
+        " plaintext, `https://HOST:4317` over TLS, its certificate checked against the system's CA bundle (or the"
+        " file `SSL_CERT_FILE` names); nothing is exported when empty.",
         EVERY,
     )
     trace_sample_ratio: float = setting(
@@ -566,8 +569,12 @@ class Config(BaseSettings):
     @classmethod
     def _collector(cls, value: str) -> str:
         """Every process exports to it and Envoy's file names its host and port, so a bad one stops the start
-        rather than, silently, the traces."""
-        otlp_host_port(value)
+        rather than, silently, the traces; so does a TLS collector without the CA bundle to check it against."""
+        if otlp_collector(value).tls and not Path(ca_file()).is_file():
+            raise ValueError(
+                f"LIKEOPT_OTLP_ENDPOINT={value}: no CA bundle at {ca_file()} to check the collector's certificate"
+                " against (SSL_CERT_FILE names one)"
+            )
         return value
 
     @field_validator("milvus_collection")

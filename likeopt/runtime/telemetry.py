@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 
+import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
+
+from likeopt.runtime.addresses import Collector, ca_file, otlp_collector
 
 # Span attributes of cache lookups, shared by cache_svc, its clients and the tracing test.
 CACHE_NAMESPACE = "likeopt.cache.namespace"
@@ -57,10 +61,19 @@ def tracer_provider(service_name: str, otlp_endpoint: str, sample_ratio: float =
     sampler = ParentBased(TraceIdRatioBased(effective_sample_ratio(otlp_endpoint, sample_ratio)))
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}), sampler=sampler)
     if otlp_endpoint:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True)))
+        provider.add_span_processor(BatchSpanProcessor(span_exporter(otlp_collector(otlp_endpoint))))
     return provider
+
+
+def span_exporter(collector: Collector) -> SpanExporter:
+    """An OTLP/gRPC exporter to ``collector`` speaking what Envoy speaks to it: plaintext, or TLS with the
+    collector's certificate checked against :func:`~likeopt.runtime.addresses.ca_file` for its host name."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    if not collector.tls:
+        return OTLPSpanExporter(endpoint=collector.target, insecure=True)
+    credentials = grpc.ssl_channel_credentials(root_certificates=Path(ca_file()).read_bytes())
+    return OTLPSpanExporter(endpoint=collector.target, insecure=False, credentials=credentials)
 
 
 def setup_tracing(service_name: str, otlp_endpoint: str, sample_ratio: float = 1.0) -> TracerProvider:

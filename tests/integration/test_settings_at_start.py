@@ -19,6 +19,10 @@ from tests.support import ROOT, MeshProcess, mesh_environment
         ({"LIKEOPT_REDIS_URL": "notaurl"}, "LIKEOPT_REDIS_URL must start with redis://"),
         ({"LIKEOPT_CORS_ORIGINS": "("}, "LIKEOPT_CORS_ORIGINS=(: must be a valid regular expression"),
         (
+            {"LIKEOPT_OTLP_ENDPOINT": "ftp://127.0.0.1:4317"},
+            "LIKEOPT_OTLP_ENDPOINT=ftp://127.0.0.1:4317: must start with http:// (plaintext) or https:// (TLS)",
+        ),
+        (
             {
                 "LIKEOPT_AUTH": "jwt",
                 "LIKEOPT_JWT_ISSUER": "https://idp.example",

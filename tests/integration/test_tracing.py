@@ -22,7 +22,7 @@ from likeopt.runtime.telemetry import CACHE_HIT, CACHE_LAYER, CACHE_NAMESPACE
 from tests.conftest import DEMO_CORPUS
 from tests.integration.test_mesh import parse_sse
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
-from tests.support import MeshProcess, mesh_environment
+from tests.support import MeshProcess, mesh_environment, self_signed
 
 SERVICES = {"envoy", "gateway", "generation_svc", "retrieval_svc", "cache_svc"}
 QUESTION = "How does Like-Opt cache answers in Redis?"
@@ -230,6 +230,27 @@ def test_health_checks_are_not_traced(traced: Traced) -> None:
         or (s.service == "gateway" and s.name.endswith("/healthz"))
     ]
     assert not probes, f"{len(probes)} health checks traced by {sorted({s.service for s in probes})}"
+
+
+def test_an_https_collector_gets_whole_traces_from_envoy_and_every_service_over_tls(tmp_path: Path) -> None:
+    """Envoy and the services' exporters speak TLS to an https:// endpoint alike, trusting the CA bundle."""
+    cert, key = self_signed(tmp_path)
+    receiver = OtlpReceiver(tls=(cert, key))
+    receiver.start()
+    env = mesh_environment(tmp_path, OTEL_BSP_SCHEDULE_DELAY="200", SSL_CERT_FILE=str(cert))
+    mesh = MeshProcess(env=env, args=["--otlp-endpoint", receiver.endpoint])
+    try:
+        with mesh.running():
+            reply = httpx.post(f"{mesh.base_url}/api/v1/search", json={"query": "which port", "top_k": 1}, timeout=30)
+            trace_id = reply.headers["x-trace-id"]
+            hops = {"envoy", "gateway", "retrieval_svc", "cache_svc"}
+            spans = receiver.wait_for(lambda spans: hops <= {s.service for s in spans if s.trace_id == trace_id})
+    finally:
+        receiver.stop()
+    trace = [s for s in spans if s.trace_id == trace_id]
+    assert hops <= {s.service for s in trace}, f"spans of {sorted({s.service for s in trace})} only"
+    ids = {s.span_id for s in trace}
+    assert [(s.service, s.name) for s in trace if s.parent_id not in ids] == [("envoy", "ingress")]
 
 
 def test_without_a_collector_the_ids_still_reach_the_user_and_the_logs(mesh: MeshProcess) -> None:

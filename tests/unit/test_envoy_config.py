@@ -51,7 +51,7 @@ from likeopt.ops.log_rotation import rotate_if_over
 from likeopt.runtime.config import Config
 from likeopt.runtime.reflection import INGRESS_HEADER
 from tests.otlp_receiver import OtlpReceiver
-from tests.support import distinct_free_ports
+from tests.support import distinct_free_ports, self_signed
 
 
 def _envoy_binary() -> Path | None:
@@ -151,6 +151,7 @@ def test_values_follow_service_addresses():
         ("http://jaeger:4317", "1.0", ("100.0000", "jaeger", "4317")),
         ("127.0.0.1:14317", "0.125", ("12.5000", "127.0.0.1", "14317")),
         ("otel-collector", "0.01", ("1.0000", "otel-collector", "4317")),
+        ("https://otel.example.com", "1.0", ("100.0000", "otel.example.com", "4317")),
     ],
 )
 def test_tracing_values_follow_the_endpoint_and_ratio(endpoint, ratio, expected):
@@ -417,8 +418,42 @@ def test_write_envoy_config(tmp_path):
     assert Path(log_path).is_absolute() and Path(log_path).parent == (tmp_path / "run").resolve()
 
 
+def _collector_cluster(environ: dict[str, str], tmp: Path) -> dict:
+    doc = yaml.safe_load(write_envoy_config(Config.from_env(environ), tmp).read_text())
+    return next(c for c in doc["static_resources"]["clusters"] if c["name"] == "otel_collector")
+
+
+def test_the_collector_is_spoken_to_over_tls_exactly_when_the_endpoint_is_https(tmp_path, monkeypatch):
+    """As the services' exporters: TLS with SNI and the certificate checked for the host, against the CA bundle."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    for endpoint in ("", "http://jaeger:4317", "jaeger:4317"):
+        assert "transport_socket" not in _collector_cluster({"LIKEOPT_OTLP_ENDPOINT": endpoint}, tmp_path)
+    socket = _collector_cluster({"LIKEOPT_OTLP_ENDPOINT": "https://otel.example.com:4317"}, tmp_path)[
+        "transport_socket"
+    ]
+    tls = socket["typed_config"]
+    assert tls["sni"] == "otel.example.com" and tls["common_tls_context"]["alpn_protocols"] == ["h2"]
+    assert tls["common_tls_context"]["validation_context"] == {
+        "trusted_ca": {"filename": "/etc/ssl/certs/ca-certificates.crt"},
+        "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": "otel.example.com"}}],
+    }
+    monkeypatch.setenv("SSL_CERT_FILE", __file__)  # any file: only its name is written
+    tls = _collector_cluster({"LIKEOPT_OTLP_ENDPOINT": "https://10.0.0.7"}, tmp_path)["transport_socket"][
+        "typed_config"
+    ]
+    assert "sni" not in tls, "an IP address is no server name"
+    assert tls["common_tls_context"]["validation_context"] == {
+        "trusted_ca": {"filename": __file__},
+        "match_typed_subject_alt_names": [{"san_type": "IP_ADDRESS", "matcher": {"exact": "10.0.0.7"}}],
+    }
+
+
 @needs_envoy
-@pytest.mark.parametrize("environ", [{}, {"LIKEOPT_ENVOY_METRICS_PORT": "0"}], ids=["defaults", "no-metrics-port"])
+@pytest.mark.parametrize(
+    "environ",
+    [{}, {"LIKEOPT_ENVOY_METRICS_PORT": "0"}, {"LIKEOPT_OTLP_ENDPOINT": "https://otel.example.com:4317"}],
+    ids=["defaults", "no-metrics-port", "tls-collector"],
+)
 def test_envoy_validates_the_rendered_config(tmp_path, environ):
     path = write_envoy_config(Config.from_env(environ), tmp_path)
     result = subprocess.run(
@@ -1219,24 +1254,44 @@ def test_with_a_collector_envoy_exports_its_span_as_the_parent_upstream(traced_e
     assert root.span.end_time_unix_nano >= root.span.start_time_unix_nano > 0
 
 
+def _stat_reached(envoy: EnvoyProcess, name: str, timeout_s: float = 30.0) -> int:
+    """The counter once it is above 0 (or at the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := envoy.stat(name)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return value
+
+
+@needs_envoy
+def test_an_https_collector_gets_envoys_spans_over_tls_from_a_certificate_the_ca_bundle_vouches_for(
+    gateway, tmp_path, monkeypatch
+):
+    cert, key = self_signed(tmp_path)
+    receiver = OtlpReceiver(tls=(cert, key))
+    receiver.start()
+    try:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)  # the system's bundle: it knows nothing of this certificate
+        untrusting = _start_envoy(tmp_path / "untrusting", gateway, LIKEOPT_OTLP_ENDPOINT=receiver.endpoint)
+        try:
+            _forwarded(untrusting)
+            assert _stat_reached(untrusting, "cluster.otel_collector.ssl.fail_verify_error") > 0
+        finally:
+            untrusting.stop()
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        trusting = _start_envoy(tmp_path / "trusting", gateway, LIKEOPT_OTLP_ENDPOINT=receiver.endpoint)
+        try:
+            started, _ = _forwarded(trusting)
+            spans = receiver.wait_for(lambda spans: any(s.span_id == started.group(2) for s in spans))
+        finally:
+            trusting.stop()
+        assert [(s.service, s.trace_id) for s in spans] == [("envoy", started.group(1))]
+    finally:
+        receiver.stop()
+
+
 # --------------------------------------------------------------------------------------
 # TLS
 # --------------------------------------------------------------------------------------
-
-
-def self_signed(tmp: Path) -> tuple[Path, Path]:
-    """A throwaway certificate for 127.0.0.1, made with the openssl command."""
-    cert, key = tmp / "cert.pem", tmp / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 def test_tls_is_added_only_when_configured(tmp_path):

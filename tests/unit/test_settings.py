@@ -45,6 +45,11 @@ ROOT = Path(__file__).resolve().parents[2]
         ("LIKEOPT_JWT_GROUPS_CLAIM", " ", "LIKEOPT_JWT_GROUPS_CLAIM=' ': must name a claim"),
         ("LIKEOPT_OTLP_ENDPOINT", "http://jaeger:port", "LIKEOPT_OTLP_ENDPOINT=http://jaeger:port: must have a port"),
         ("LIKEOPT_OTLP_ENDPOINT", "http://:4317", "LIKEOPT_OTLP_ENDPOINT=http://:4317: must name a host"),
+        (
+            "LIKEOPT_OTLP_ENDPOINT",
+            "ftp://127.0.0.1:4317",
+            "LIKEOPT_OTLP_ENDPOINT=ftp://127.0.0.1:4317: must start with http:// (plaintext) or https:// (TLS)",
+        ),
         ("LIKEOPT_CORS_ORIGINS", "(", "LIKEOPT_CORS_ORIGINS=(: must be a valid regular expression (missing )"),
         (
             "LIKEOPT_CORS_ORIGINS",
@@ -69,6 +74,17 @@ def test_a_bad_value_is_refused_naming_the_variable_and_the_rule(name: str, valu
     with pytest.raises(SettingsError) as refused:
         Config.from_env({name: value})
     assert str(refused.value).startswith(message)
+
+
+def test_a_tls_collector_needs_a_ca_bundle_to_check_it_against(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    assert Config.from_env({"LIKEOPT_OTLP_ENDPOINT": "http://jaeger:4317"}).otlp_endpoint == "http://jaeger:4317"
+    with pytest.raises(SettingsError) as refused:
+        Config.from_env({"LIKEOPT_OTLP_ENDPOINT": "https://jaeger:4317"})
+    assert str(refused.value) == (
+        f"LIKEOPT_OTLP_ENDPOINT=https://jaeger:4317: no CA bundle at {tmp_path / 'missing.pem'} to check the"
+        " collector's certificate against (SSL_CERT_FILE names one)"
+    )
 
 
 @pytest.mark.parametrize("value", ["", "redis://:pw@cache:6379/0", "rediss://cache:6380", "unix:///run/redis.sock"])

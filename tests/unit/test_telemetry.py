@@ -53,6 +53,8 @@ from likeopt.runtime.telemetry import (
     unsampled_parent,
 )
 from likeopt.v1.generation_pb2 import AnswerEvent
+from tests.otlp_receiver import OtlpReceiver
+from tests.support import self_signed
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 UNSAMPLED = f"00-{TRACE_ID}-b7ad6b7169203331-00"
@@ -160,6 +162,30 @@ def test_only_a_valid_unsampled_context_is_continued_without_spans(carrier, cont
     assert (parent is not None) is continued
     if parent is not None:
         assert format(trace.get_current_span(parent).get_span_context().trace_id, "032x") == TRACE_ID
+
+
+@pytest.mark.parametrize(
+    ("tls", "scheme"), [(False, ""), (False, "http://"), (True, "https://")], ids=["host:port", "http", "https"]
+)
+def test_spans_reach_the_collector_in_plaintext_or_over_tls_checked_against_the_ca_bundle(
+    tls: bool, scheme: str, tmp_path, monkeypatch
+):
+    """What Envoy speaks to the same endpoint (tests/unit/test_envoy_config.py): https:// is TLS, with the
+    certificate checked against the bundle SSL_CERT_FILE names; anything else is plaintext."""
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    receiver = OtlpReceiver(tls=(cert, key) if tls else None)
+    receiver.start()
+    provider = tracer_provider("gateway", scheme + receiver.endpoint.partition("://")[2])
+    try:
+        with provider.get_tracer("test").start_as_current_span("work"):
+            pass
+        provider.force_flush()
+        spans = receiver.wait_for(lambda spans: bool(spans), timeout_s=10)
+    finally:
+        provider.shutdown()
+        receiver.stop()
+    assert [(s.service, s.name) for s in spans] == [("gateway", "work")]
 
 
 def test_service_name_is_the_resource():
