@@ -6,7 +6,9 @@ context with no span of its own: nothing would record one, and OpenTelemetry's m
 making non-recording spans was 0.17 of the gateway's 1.39 ms of CPU per uncached search
 (benchmarks/README.md, "Spans only where recorded"). The trace id still reaches
 ``X-Trace-Id``, the log lines and the next hop. A request that starts a trace or continues
-a sampled one goes through OpenTelemetry's middleware as before.
+a sampled one goes through OpenTelemetry's middleware as before, which never sees the query string:
+it would put it in the span's attributes (``http.url``, ``http.target``), and a token handed
+over in one would be kept by the collector.
 """
 
 from __future__ import annotations
@@ -36,16 +38,34 @@ def trace_headers(scope: Scope) -> dict[str, str]:
     }
 
 
+_QUERY_KEPT = "likeopt.query_string"
+"""Where the query waits in the scope while OpenTelemetry's middleware reads it without one."""
+
+
+class _QueryBack:
+    """The app under OpenTelemetry's middleware: it gets the query string back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if _QUERY_KEPT in scope:
+            scope["query_string"] = scope.pop(_QUERY_KEPT)
+        await self.app(scope, receive, send)
+
+
 class RequestSpans:
     """OpenTelemetry's ASGI middleware (given ``options``) for recorded traces; the caller's context otherwise."""
 
     def __init__(self, app: ASGIApp, **options: Any) -> None:
         self.app = app
-        self.spans = OpenTelemetryMiddleware(app, **options)
+        self.spans = OpenTelemetryMiddleware(_QueryBack(app), **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         parent = unsampled_parent(trace_headers(scope)) if scope["type"] == "http" else None
         if parent is None:
+            if scope.get("query_string"):  # the scope is the request's own: the app below sees the same dict
+                scope[_QUERY_KEPT], scope["query_string"] = scope["query_string"], b""
             await self.spans(scope, receive, send)
             return
         token = context.attach(parent)

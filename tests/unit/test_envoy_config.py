@@ -1188,10 +1188,10 @@ TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])")
 SAMPLED_PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-def _forwarded(envoy: EnvoyProcess, **headers: str) -> tuple[re.Match[str], httpx.Response]:
+def _forwarded(envoy: EnvoyProcess, query: str = "", **headers: str) -> tuple[re.Match[str], httpx.Response]:
     """The traceparent the upstream received (parsed), and the response."""
     with _client() as client:
-        response = client.get(f"{envoy.url}/headers", headers=headers)
+        response = client.get(f"{envoy.url}/headers{query}", headers=headers)
     assert response.status_code == 200
     match = TRACEPARENT.fullmatch(response.json().get("traceparent", ""))
     assert match, response.json()
@@ -1287,6 +1287,15 @@ def test_an_https_collector_gets_envoys_spans_over_tls_from_a_certificate_the_ca
         assert [(s.service, s.trace_id) for s in spans] == [("envoy", started.group(1))]
     finally:
         receiver.stop()
+
+
+def test_envoys_span_names_the_url_without_its_query(traced_envoy, collector):
+    """As its access log: a token handed over in a query would be kept by the collector."""
+    started, _ = _forwarded(traced_envoy, query="?api_key=secret&top_k=3")
+    spans = collector.wait_for(lambda spans: any(s.span_id == started.group(2) for s in spans))
+    (span,) = [s for s in spans if s.span_id == started.group(2)]
+    assert span.attributes["http.url"] == f"http://127.0.0.1:{traced_envoy.port}/headers"
+    assert not {key: value for key, value in span.attributes.items() if "secret" in str(value) or "?" in str(value)}
 
 
 # --------------------------------------------------------------------------------------

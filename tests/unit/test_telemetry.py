@@ -254,6 +254,21 @@ def test_x_trace_id_is_the_callers_trace_even_unsampled_and_only_recorded_traces
     assert [format(s.context.trace_id, "032x") for s in spans] == [fresh.headers["x-trace-id"], TRACE_ID]
 
 
+def test_the_gateways_span_never_holds_the_query_string_yet_the_app_reads_it():
+    async def echo(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.url.query)
+
+    recorder = _Recorder()
+    app = RequestSpans(Starlette(routes=[Route("/api/v1/search", echo)]), tracer_provider=recorder.provider)
+    with TestClient(app) as client:
+        reply = client.get("/api/v1/search?api_key=secret&top_k=3", headers={"traceparent": SAMPLED})
+    assert reply.text == "api_key=secret&top_k=3"
+    (span,) = recorder.finished(SpanKind.SERVER)
+    assert span.attributes["http.url"] == "http://testserver/api/v1/search"
+    leaks = {key: value for key, value in span.attributes.items() if "secret" in str(value) or "?" in str(value)}
+    assert not leaks
+
+
 # -- gRPC: context across the hop, spans of cancelled streams, grpc's own log lines ----
 
 
