@@ -26,10 +26,7 @@ def main() -> None:
     # other service does.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: None)
-    # Liveness probes (Envoy's, every few seconds) would each be a trace of their own: not traced.
-    app = RequestSpans(
-        TraceIdHeader(RequestMetrics(build_app(config))), excluded_urls="/healthz$", exclude_spans=["send", "receive"]
-    )
+    app = RequestSpans(TraceIdHeader(RequestMetrics(build_app(config))), exclude_spans=["send", "receive"])
     uvicorn.run(
         app,
         host=config.host,

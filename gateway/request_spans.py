@@ -5,10 +5,13 @@ the sampled share) it says "not sampled", and such a request runs inside the cal
 context with no span of its own: nothing would record one, and OpenTelemetry's middleware
 making non-recording spans was 0.17 of the gateway's 1.39 ms of CPU per uncached search
 (benchmarks/README.md, "Spans only where recorded"). The trace id still reaches
-``X-Trace-Id``, the log lines and the next hop. A request that starts a trace or continues
-a sampled one goes through OpenTelemetry's middleware as before, which never sees the query string:
-it would put it in the span's attributes (``http.url``, ``http.target``), and a token handed
-over in one would be kept by the collector.
+``X-Trace-Id``, the log lines and the next hop. Health, readiness and metrics probes get no
+span either, sampled or not (likeopt.runtime.telemetry.UNTRACED_PATHS).
+
+A request that starts a trace or continues a sampled one goes through OpenTelemetry's
+middleware as before, which never sees the query string: it would put it in the span's
+attributes (``http.url``, ``http.target``), and a token handed over in one would be kept
+by the collector.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.telemetry import TelemetryConfig
-from opentelemetry import context
+from opentelemetry import context, propagate
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from likeopt.runtime.telemetry import TRACE_HEADERS, unsampled_parent
+from likeopt.runtime.telemetry import TRACE_HEADERS, UNTRACED_PATHS, unsampled_parent
 
 NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 """This module traces every request and gateway/observe.py measures it; FastAPI's own spans and
@@ -36,6 +40,13 @@ def trace_headers(scope: Scope) -> dict[str, str]:
         for name, value in scope.get("headers", ())
         if name in _TRACE_HEADER_NAMES
     }
+
+
+def caller_without_span(scope: Scope) -> Context | None:
+    """The caller's context for a request that gets no span of its own (a health, readiness or metrics probe, or
+    one inside an unsampled trace), else None."""
+    carrier = trace_headers(scope)
+    return propagate.extract(carrier) if scope["path"] in UNTRACED_PATHS else unsampled_parent(carrier)
 
 
 _QUERY_KEPT = "likeopt.query_string"
@@ -62,7 +73,7 @@ class RequestSpans:
         self.spans = OpenTelemetryMiddleware(_QueryBack(app), **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        parent = unsampled_parent(trace_headers(scope)) if scope["type"] == "http" else None
+        parent = caller_without_span(scope) if scope["type"] == "http" else None
         if parent is None:
             if scope.get("query_string"):  # the scope is the request's own: the app below sees the same dict
                 scope[_QUERY_KEPT], scope["query_string"] = scope["query_string"], b""

@@ -8,6 +8,7 @@ placeholders.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import itertools
 import os
@@ -24,7 +25,7 @@ from likeopt.ops.open_files import downstream_connection_cap, open_file_limit
 from likeopt.runtime.addresses import address_list, ca_file, otlp_collector, split_host_port
 from likeopt.runtime.config import ENVOY, Config, settings_or_exit
 from likeopt.runtime.principal import PRINCIPAL_HEADER, TOKEN_FAILURE_HEADER, WRITES_NEED, token_write_refusal
-from likeopt.runtime.telemetry import effective_sample_ratio
+from likeopt.runtime.telemetry import GRPC_HEALTH_PREFIX, UNTRACED_PATHS, effective_sample_ratio
 
 # Package data (pyproject's [tool.setuptools.package-data]), not a folder of the checkout: an installed wheel,
 # such as an image's, renders the same file.
@@ -124,6 +125,46 @@ def without_stats_listener(rendered: str) -> str:
     resources["listeners"] = [x for x in resources["listeners"] if x["name"] != STATS_LISTENER]
     resources["clusters"] = [x for x in resources["clusters"] if x["name"] != ADMIN_CLUSTER]
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+UNTRACED = {"overall_sampling": {"numerator": 0}}
+"""A route's tracing when none of its requests is traced, whatever the caller asks or the sampling says."""
+
+
+def _serves(match: dict, path: str) -> bool:
+    """Whether a route with this match takes any request for path (a match on headers takes only some)."""
+    if "headers" in match:
+        return False
+    return match.get("path") == path or ("prefix" in match and path.startswith(match["prefix"]))
+
+
+def with_untraced_probes(rendered: str) -> str:
+    """The rendered config with health, readiness and metrics requests never traced (Kubernetes and Prometheus
+    ask every few seconds: each would be a trace of its own). Each such path gets a route of its own ahead of
+    the one that served it, a copy of that one untraced; the route of gRPC health checks is untraced as well."""
+    doc = yaml.safe_load(rendered)
+    for host in _virtual_hosts(doc):
+        routes = host["routes"]
+        for path in sorted(UNTRACED_PATHS):
+            at, serving = next((i, route) for i, route in enumerate(routes) if _serves(route["match"], path))
+            routes.insert(at, {**copy.deepcopy(serving), "match": {"path": path}, "tracing": UNTRACED})
+        for route in routes:
+            if route["match"].get("prefix") == GRPC_HEALTH_PREFIX:
+                route["tracing"] = UNTRACED
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _virtual_hosts(doc: dict) -> list[dict]:
+    """Every virtual host of the clients' listener's HTTP connection managers (the metrics listener traces nothing
+    and serves none of the probe paths)."""
+    return [
+        host
+        for listener in doc["static_resources"]["listeners"]
+        if listener["name"] != STATS_LISTENER
+        for chain in listener["filter_chains"]
+        for network_filter in chain["filters"]
+        for host in network_filter["typed_config"].get("route_config", {}).get("virtual_hosts", [])
+    ]
 
 
 GRPC_PREFIX = "/likeopt.v1."
@@ -529,7 +570,7 @@ def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | Non
     run_dir.mkdir(parents=True, exist_ok=True)
     if access_log_path is None:
         access_log_path = str((run_dir / ACCESS_LOG_NAME).resolve())
-    text = render_envoy_config(envoy_values(config, access_log_path))
+    text = with_untraced_probes(render_envoy_config(envoy_values(config, access_log_path)))
     replicas = {
         "retrieval": address_list(config.retrieval_addr)[1:],
         "generation": address_list(config.generation_addr)[1:],

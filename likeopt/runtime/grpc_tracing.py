@@ -42,7 +42,7 @@ from opentelemetry.semconv._incubating.attributes.rpc_attributes import RPC_GRPC
 from opentelemetry.trace import Span, Status, StatusCode, TracerProvider
 
 from likeopt.runtime.interceptors import Streaming, Unary, WrappingInterceptor
-from likeopt.runtime.telemetry import TRACE_HEADERS, in_unsampled_trace, unsampled_parent
+from likeopt.runtime.telemetry import GRPC_HEALTH_PREFIX, TRACE_HEADERS, in_unsampled_trace, unsampled_parent
 
 
 def _end_cancelled(span: Span, failed: bool = False) -> None:
@@ -143,7 +143,6 @@ _FIXED = {
 }
 
 
-UNTRACED_PREFIX = "/grpc.health.v1.Health/"
 UNTRACED_SUFFIX = "/WatchIndex"
 
 
@@ -157,7 +156,7 @@ def traced(details: Any) -> bool:
     method = details.method
     if isinstance(method, bytes):  # client call details carry bytes (grpc/grpc#31092)
         method = method.decode()
-    return not (method.startswith(UNTRACED_PREFIX) or method.endswith(UNTRACED_SUFFIX))
+    return not (method.startswith(GRPC_HEALTH_PREFIX) or method.endswith(UNTRACED_SUFFIX))
 
 
 def client_interceptors(tracer_provider: TracerProvider | None = None) -> list[grpc.aio.ClientInterceptor]:

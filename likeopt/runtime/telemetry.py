@@ -86,6 +86,12 @@ def setup_tracing(service_name: str, otlp_endpoint: str, sample_ratio: float = 1
 TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
 """The W3C headers (and gRPC metadata keys) that carry a trace context from hop to hop."""
 
+UNTRACED_PATHS = frozenset({"/healthz", "/metrics", "/api/v1/healthz", "/api/v1/readyz", "/api/v1/metrics"})
+"""Health, readiness and metrics over HTTP: Kubernetes, Envoy and Prometheus ask every few seconds, and each
+request would be a trace of its own. Neither Envoy nor the gateway traces them."""
+GRPC_HEALTH_PREFIX = "/grpc.health.v1.Health/"
+"""gRPC health checks' methods, untraced for the same reason by Envoy and every service."""
+
 
 def unsampled_parent(carrier: Mapping[str, str]) -> Context | None:
     """The context a caller sent in ``carrier`` (W3C headers) when it says "not sampled", else None.

@@ -13,12 +13,15 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import grpc
 import httpx
 import pytest
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from likeopt.runtime.telemetry import CACHE_HIT, CACHE_LAYER, CACHE_NAMESPACE
+from likeopt.runtime.addresses import host_port, reachable_host
+from likeopt.runtime.telemetry import CACHE_HIT, CACHE_LAYER, CACHE_NAMESPACE, GRPC_HEALTH_PREFIX, UNTRACED_PATHS
 from tests.conftest import DEMO_CORPUS
 from tests.integration.test_mesh import parse_sse
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
@@ -92,6 +95,16 @@ def _services(spans: list[ReceivedSpan], trace_id: str) -> set[str]:
     return {s.service for s in spans if s.trace_id == trace_id}
 
 
+def _probe(mesh: MeshProcess) -> None:
+    """Health, readiness and metrics as Kubernetes, Prometheus and gRPC checks ask: through Envoy and to the gateway."""
+    gateway = f"http://{host_port(reachable_host(mesh.env['LIKEOPT_HOST']), mesh.port('gateway'))}"
+    for base in (mesh.base_url, gateway):
+        for path in sorted(UNTRACED_PATHS):
+            assert httpx.get(f"{base}{path}", timeout=30).status_code == 200, f"{base}{path}"
+    with grpc.insecure_channel(mesh.address) as channel:
+        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+
+
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
     receiver = OtlpReceiver()
@@ -112,6 +125,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
         first = _ask(mesh, QUESTION)
         second = _ask(mesh, QUESTION)
         receiver.wait_for(lambda spans: all(_whole(spans, a.header_trace_id) for a in (first, second)))
+        _probe(mesh)
         query_trace_id = _search(mesh, f"?api_key={QUERY_SECRET}")
         receiver.wait_for(lambda spans: {"envoy", "gateway"} <= _services(spans, query_trace_id))
         last = httpx.post(f"{mesh.base_url}/api/v1/search", json={"query": "which port", "top_k": 1}, timeout=30)
@@ -257,15 +271,16 @@ def test_log_lines_of_the_answer_carry_its_trace_id(traced: Traced) -> None:
     assert all(record["trace_id"] == trace_id and len(record["span_id"]) == 16 for record in logged.values())
 
 
-def test_health_checks_are_not_traced(traced: Traced) -> None:
-    """Envoy and the launcher probe every service every few seconds; those would drown the real traces."""
-    probes = [
-        s
-        for s in traced.spans
-        if ("grpc.health.v1.Health" in s.name and s.span.kind == Span.SPAN_KIND_SERVER)
-        or (s.service == "gateway" and s.name.endswith("/healthz"))
-    ]
-    assert not probes, f"{len(probes)} health checks traced by {sorted({s.service for s in probes})}"
+def _probed(span: ReceivedSpan) -> bool:
+    """Whether span is of a health, readiness or metrics request, over HTTP or gRPC."""
+    path = urlsplit(str(span.attributes.get("http.url", ""))).path or span.name.rpartition(" ")[2]
+    return path in UNTRACED_PATHS or path.startswith(GRPC_HEALTH_PREFIX) or GRPC_HEALTH_PREFIX in span.name
+
+
+def test_health_readiness_and_metrics_requests_are_not_traced(traced: Traced) -> None:
+    """Envoy, the launcher, Kubernetes and Prometheus probe every few seconds; those would drown the real traces."""
+    probes = [(s.service, s.name, s.attributes.get("http.url")) for s in traced.spans if _probed(s)]
+    assert not probes
 
 
 def test_an_https_collector_gets_whole_traces_from_envoy_and_every_service_over_tls(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ from likeopt.ops.healthcheck import envoy_ready_script
 from likeopt.ops.log_rotation import rotate_if_over
 from likeopt.runtime.config import Config
 from likeopt.runtime.reflection import INGRESS_HEADER
+from likeopt.runtime.telemetry import GRPC_HEALTH_PREFIX, UNTRACED_PATHS
 from tests.otlp_receiver import OtlpReceiver
 from tests.support import distinct_free_ports, self_signed
 
@@ -248,6 +249,24 @@ def test_reflection_and_health_go_to_generation_svc_marked_as_coming_through_the
     marks = [added["header"] for added in route["request_headers_to_add"]]
     assert {"key": INGRESS_HEADER, "value": "1"} in marks
     assert route["request_headers_to_add"][0]["append_action"] == "OVERWRITE_IF_EXISTS_OR_ADD"
+
+
+def test_health_readiness_and_metrics_get_untraced_copies_of_the_routes_that_served_them(tmp_path) -> None:
+    """Each ahead of the route it copies, with the same upstream and filters (rate and body limits)."""
+    routes = _routes(yaml.safe_load(write_envoy_config(Config.from_env({}), tmp_path).read_text()))
+    prefixes = {r["match"].get("prefix"): i for i, r in enumerate(routes) if set(r["match"]) == {"prefix"}}
+    untraced = {r["match"].get("path") or r["match"]["prefix"]: (i, r) for i, r in enumerate(routes) if "tracing" in r}
+    assert set(untraced) == {*UNTRACED_PATHS, GRPC_HEALTH_PREFIX}
+    for path, (at, route) in untraced.items():
+        assert route["tracing"] == {"overall_sampling": {"numerator": 0}}
+        if path == GRPC_HEALTH_PREFIX:
+            continue
+        served_by = prefixes["/api/" if path.startswith("/api/") else "/"]
+        assert at < served_by
+        assert (route["route"], route["typed_per_filter_config"]) == (
+            routes[served_by]["route"],
+            routes[served_by]["typed_per_filter_config"],
+        )
 
 
 def test_default_clusters_are_health_checked_and_generously_bounded():
@@ -1287,6 +1306,21 @@ def test_an_https_collector_gets_envoys_spans_over_tls_from_a_certificate_the_ca
         assert [(s.service, s.trace_id) for s in spans] == [("envoy", started.group(1))]
     finally:
         receiver.stop()
+
+
+def test_envoy_traces_no_health_readiness_or_metrics_request_even_when_asked_to(traced_envoy, collector):
+    """A probe every few seconds would each be a trace of its own; a sampled caller cannot have them traced."""
+    probes = {}
+    with _client() as client:
+        for path in [*sorted(UNTRACED_PATHS), f"{GRPC_HEALTH_PREFIX}Check"]:
+            trace_id = os.urandom(16).hex()
+            client.get(f"{traced_envoy.url}{path}", headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"})
+            probes[trace_id] = path
+    control, _ = _forwarded(traced_envoy)
+    # Envoy sends the spans it holds at once: those of the probes, had there been any, with the control's or before.
+    spans = collector.wait_for(lambda spans: any(s.span_id == control.group(2) for s in spans))
+    assert any(s.span_id == control.group(2) for s in spans)
+    assert not [probes[s.trace_id] for s in spans if s.trace_id in probes]
 
 
 def test_envoys_span_names_the_url_without_its_query(traced_envoy, collector):

@@ -46,6 +46,7 @@ from likeopt.runtime.telemetry import (
     CACHE_HIT,
     CACHE_LAYER,
     CACHE_NAMESPACE,
+    UNTRACED_PATHS,
     StreamSpans,
     current_trace_id,
     effective_sample_ratio,
@@ -252,6 +253,22 @@ def test_x_trace_id_is_the_callers_trace_even_unsampled_and_only_recorded_traces
     assert _records(log_lines, "handling")[0]["trace_id"] == TRACE_ID
     spans = recorder.finished(SpanKind.SERVER)
     assert [format(s.context.trace_id, "032x") for s in spans] == [fresh.headers["x-trace-id"], TRACE_ID]
+
+
+def test_the_gateway_traces_no_health_readiness_or_metrics_request_even_in_a_sampled_trace():
+    async def ok(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    recorder = _Recorder()
+    paths = sorted(UNTRACED_PATHS)
+    app = RequestSpans(
+        Starlette(routes=[Route(path, ok) for path in [*paths, "/api/v1/index"]]), tracer_provider=recorder.provider
+    )
+    with TestClient(app) as client:
+        for path in paths:
+            assert client.get(path).status_code == client.get(path, headers={"traceparent": SAMPLED}).status_code == 200
+        client.get("/api/v1/index?probe=1")
+    assert [s.name for s in recorder.finished(SpanKind.SERVER)] == ["GET /api/v1/index"]
 
 
 def test_the_gateways_span_never_holds_the_query_string_yet_the_app_reads_it():
