@@ -206,10 +206,10 @@ class RetrievalBackend(Protocol):
         """Counts for GetIndexStatus: of the documents and chunks reader may read (all without one)."""
 
     def list_documents(
-        self, after_id: str, limit: int, reader: Reader | None = None
+        self, after_id: str, limit: int, reader: Reader | None = None, ids: Sequence[str] = ()
     ) -> tuple[list[DocumentSummary], int]:
         """Up to limit documents reader may read whose ids sort after after_id, in id order, and how many it may
-        read in all."""
+        read in all; with ids, of those documents only (which of them it may still read)."""
 
     def accesses_of(self, doc_ids: Sequence[str]) -> dict[str, Access]:
         """Who may read each of doc_ids that is stored (writes check its tenant and name a change of it)."""

@@ -478,19 +478,19 @@ class RetrievalEngine:
         return False
 
     def list_documents(
-        self, after_id: str, limit: int, reader: Reader | None = None
+        self, after_id: str, limit: int, reader: Reader | None = None, ids: Sequence[str] = ()
     ) -> tuple[list[DocumentSummary], int]:
         """Up to limit documents whose ids sort after after_id, in id order, and how many there are in all; with a
-        reader, of the documents it may read only."""
+        reader, of the documents it may read only; with ids, of those documents only."""
         with self._index_lock.reading():
-            ids = self._sorted_ids()
-            start = bisect.bisect_right(ids, after_id) if after_id else 0
+            listed = sorted({doc_id for doc_id in ids if doc_id in self.documents}) if ids else self._sorted_ids()
+            start = bisect.bisect_right(listed, after_id) if after_id else 0
             if reader is None:
-                chosen, total = ids[start : start + limit], len(ids)
+                chosen, total = listed[start : start + limit], len(listed)
             else:
                 visible = self.access.readable(reader, self.version)
-                chosen = [doc_id for doc_id in ids[start:] if visible(doc_id)][:limit]
-                total = sum(1 for doc_id in self.documents if visible(doc_id))
+                chosen = [doc_id for doc_id in listed[start:] if visible(doc_id)][:limit]
+                total = sum(1 for doc_id in listed if visible(doc_id))
             page = [
                 DocumentSummary(doc_id, *self.documents[doc_id], chunks=len(self.rows_by_doc.get(doc_id, ())))
                 for doc_id in chosen

@@ -697,10 +697,10 @@ class MilvusBackend:
         return [chunk_hit(c) for c in best_first([Candidate.of(h) for h in (result[0] if result else [])])]
 
     def list_documents(
-        self, after_id: str, limit: int, reader: Reader | None = None
+        self, after_id: str, limit: int, reader: Reader | None = None, ids: Sequence[str] = ()
     ) -> tuple[list[DocumentSummary], int]:
         """Up to limit documents whose ids sort after after_id, in id order, and how many are stored in all;
-        with a reader, of those it may read only.
+        with a reader, of those it may read only; with ids, of those documents only.
 
         Milvus queries have no order: the first chunks after after_id are read in batches and the smallest
         ids kept, so a page costs one pass over the later documents (an administrative read, not a search).
@@ -708,7 +708,7 @@ class MilvusBackend:
         readable = self._readable(reader)
         if readable is NOTHING:
             return [], 0
-        firsts = both("ordinal == 0", readable)
+        firsts = both("ordinal == 0", readable, ids_filter("doc_id", ids) if ids else "")
         condition = both(firsts, f"doc_id > {quoted(after_id)}" if after_id else "")
         smallest: list[dict[str, Any]] = []
         with self._guarded():

@@ -36,6 +36,7 @@ from likeopt.runtime.contract import (
     SEARCH_TOP_K,
     WIDER_ACCESS_REFUSED,
     check_fusion,
+    check_listed_ids,
     check_mode,
     check_query,
     rejects_invalid_input,
@@ -588,9 +589,10 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         engine = await self._listing_engine(context)
         reader = await self._reader(context)
         limit = LIST_LIMIT.check(request.limit)
+        ids = check_listed_ids(request.ids)
         version = engine.version
         # One more than asked says whether another page follows.
-        page, total = await asyncio.to_thread(engine.list_documents, request.after_id, limit + 1, reader)
+        page, total = await asyncio.to_thread(engine.list_documents, request.after_id, limit + 1, reader, ids)
         reply = retrieval_pb2.ListDocumentsResponse(total=total, index_version=version)
         for doc in page[:limit]:
             reply.documents.add(id=doc.id, title=doc.title, metadata=doc.metadata, chunks=doc.chunks)

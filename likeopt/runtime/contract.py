@@ -85,6 +85,8 @@ MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 256
 LIST_LIMIT = Range("limit", 1, 1000, 100)
 """Documents per page of ListDocuments, and feedback items per listing."""
+MAX_LISTED_IDS = LIST_LIMIT.high
+"""Most ids one ListDocuments may name (ListDocumentsRequest.ids): a page's worth, so its filter stays small."""
 
 
 class InvalidInput(ValueError):
@@ -113,6 +115,17 @@ def check_stop(stop: Sequence[str]) -> tuple[str, ...]:
         if len(sequence) > MAX_STOP_CHARS:
             raise InvalidInput(f"a stop sequence is {len(sequence)} characters; the limit is {MAX_STOP_CHARS}")
     return sequences
+
+
+def check_listed_ids(ids: Sequence[str]) -> list[str]:
+    """The ids a listing is limited to, each once, or InvalidInput: at most MAX_LISTED_IDS, none longer than a
+    stored id may be (such an id could match nothing, and would only swell the filter)."""
+    unique = list(dict.fromkeys(ids))
+    if len(unique) > MAX_LISTED_IDS:
+        raise InvalidInput(f"ids takes at most {MAX_LISTED_IDS} document ids, got {len(unique)}")
+    if any(len(doc_id) > MAX_ID_CHARS for doc_id in unique):
+        raise InvalidInput(f"a document id in ids is longer than {MAX_ID_CHARS} characters")
+    return unique
 
 
 def check_mode(mode: int) -> str:

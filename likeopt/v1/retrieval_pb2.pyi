@@ -239,12 +239,14 @@ class IndexStatus(_message.Message):
     def __init__(self, documents: _Optional[int] = ..., chunks: _Optional[int] = ..., index_version: _Optional[int] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., vector_index: _Optional[str] = ..., ready: _Optional[bool] = ..., bm25_chunks: _Optional[int] = ..., vector_chunks: _Optional[int] = ..., load_seconds: _Optional[float] = ...) -> None: ...
 
 class ListDocumentsRequest(_message.Message):
-    __slots__ = ("limit", "after_id")
+    __slots__ = ("limit", "after_id", "ids")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     AFTER_ID_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
     limit: int
     after_id: str
-    def __init__(self, limit: _Optional[int] = ..., after_id: _Optional[str] = ...) -> None: ...
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, limit: _Optional[int] = ..., after_id: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DocumentSummary(_message.Message):
     __slots__ = ("id", "title", "metadata", "chunks")

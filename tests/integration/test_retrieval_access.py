@@ -130,6 +130,19 @@ def test_listing_fetching_and_counts_show_only_what_a_reader_may_read(corpus: Mi
     assert corpus.stats().documents == len(CORPUS)
 
 
+@pytest.mark.parametrize("reader", [*SEES, None], ids=["alice", "bob", "carol", "nobody", "no reader"])
+def test_a_listing_of_some_ids_names_those_of_them_the_reader_may_read(corpus: MilvusBackend, reader: Reader) -> None:
+    """What generation_svc asks for a conversation's citations: one call says which documents are still readable."""
+    asked = ["public", "acme-eng", "unknown", INJECTION, "globex-eng", "acme-eng"]
+    readable = sorted({d.id for d in CORPUS} if reader is None else SEES[reader])
+    expected = [doc_id for doc_id in readable if doc_id in asked]
+    page, total = corpus.list_documents("", 100, reader, asked)
+    assert [d.id for d in page] == expected and total == len(expected)
+    first, _ = corpus.list_documents("", 1, reader, asked)
+    rest, _ = corpus.list_documents(first[0].id, 100, reader, asked)
+    assert [d.id for d in first + rest] == expected
+
+
 @pytest.mark.parametrize("kind", BOTH)
 def test_an_access_change_is_an_upsert_and_takes_effect_at_once(
     kind: str, milvus: MilvusServer, tmp_path: Path

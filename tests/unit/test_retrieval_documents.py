@@ -55,3 +55,18 @@ async def test_a_limit_out_of_range_is_refused(tmp_path: Path) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await stub.ListDocuments(retrieval_pb2.ListDocumentsRequest(limit=1001))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_listing_limited_to_some_ids_names_the_stored_ones_and_too_many_ids_are_refused(
+    tmp_path: Path,
+) -> None:
+    async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (_, stub):
+        await stub.UpsertDocuments(stream(DOCS))
+        some = await stub.ListDocuments(retrieval_pb2.ListDocumentsRequest(ids=["zebra", "gone", "car", "zebra"]))
+        with pytest.raises(grpc.aio.AioRpcError) as many:
+            await stub.ListDocuments(retrieval_pb2.ListDocumentsRequest(ids=[f"d{n}" for n in range(1001)]))
+        with pytest.raises(grpc.aio.AioRpcError) as long:
+            await stub.ListDocuments(retrieval_pb2.ListDocumentsRequest(ids=["d" * 513]))
+    assert [d.id for d in some.documents] == ["car", "zebra"] and some.total == 2 and not some.next_after_id
+    assert many.value.code() == long.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert many.value.details() == "ids takes at most 1000 document ids, got 1001"
