@@ -37,15 +37,17 @@ def citation_json(c: generation_pb2.CitationEvent) -> dict[str, Any]:
 
 
 def conversation_json(conversation: generation_pb2.Conversation) -> dict[str, Any]:
+    """Stored turns, each citation saying whether it is withdrawn (an answer's citations never are)."""
     return {
         "conversation_id": conversation.conversation_id,
         "turns": [
             {
                 "question": t.question,
                 "answer": t.answer,
-                "citations": [citation_json(c) for c in t.citations],
+                "citations": [{**citation_json(c), "withdrawn": c.withdrawn} for c in t.citations],
                 "created_unix_ms": t.created_unix_ms,
                 "interrupted": t.interrupted,
+                "withdrawn": t.withdrawn,
             }
             for t in conversation.turns
         ],

@@ -304,12 +304,22 @@ class ChatAnswer(BaseModel):
     timings: AnswerTimings
 
 
+class StoredCitation(Citation):
+    withdrawn: bool = Field(
+        description="You may no longer read its document (its access list changed, or it was deleted): title and "
+        "text are empty."
+    )
+
+
 class Turn(BaseModel):
     question: str
     answer: str
-    citations: list[Citation]
+    citations: list[StoredCitation]
     created_unix_ms: int
     interrupted: bool = Field(description="The answer ended early (stopped or failed): answer is what was sent.")
+    withdrawn: bool = Field(
+        description="A citation is withdrawn: the answer, which may repeat its passage, is empty too."
+    )
 
 
 class Conversation(BaseModel):

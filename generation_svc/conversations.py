@@ -11,7 +11,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 from google.protobuf.message import DecodeError
 
@@ -97,12 +97,38 @@ def rewrite_query(question: str, history: list[Turn]) -> str:
 def history_of(conversation: generation_pb2.Conversation) -> list[Turn]:
     """The turns a prompt and a rewrite need: not small talk, so an opening "hi" neither takes prompt room nor
     keeps the first real question from sharing cached answers; nor a question the documents did not cover, whose
-    words would steer the next search away from its own subject."""
+    words would steer the next search away from its own subject; nor a withdrawn turn (see withheld), whose
+    answer may repeat a passage the asker may no longer read."""
     return [
         Turn(t.question, t.answer)
         for t in conversation.turns
-        if small_talk_reply(t.question) is None and not is_refusal(t.answer)
+        if small_talk_reply(t.question) is None and not is_refusal(t.answer) and not t.withdrawn
     ]
+
+
+def cited_documents(conversation: generation_pb2.Conversation) -> list[str]:
+    """The ids of the documents the conversation's answers cite, each once, in order of citation."""
+    return list(dict.fromkeys(c.doc_id for turn in conversation.turns for c in turn.citations))
+
+
+def withheld(conversation: generation_pb2.Conversation, readable: Set[str]) -> generation_pb2.Conversation:
+    """A copy of the conversation as its reader may see it now, readable naming the cited documents it may still
+    read: a citation of any other (its access list changed, or it was deleted, after the turn was stored) keeps
+    its ids and marker but loses title and text and is marked withdrawn, and so is its turn, which loses its
+    answer too, as an answer may repeat its passages. The stored copy is left whole: access given back shows it
+    again."""
+    shown = generation_pb2.Conversation()
+    shown.CopyFrom(conversation)
+    for turn in shown.turns:
+        for citation in turn.citations:
+            if citation.doc_id not in readable:
+                citation.withdrawn = True
+                citation.ClearField("title")
+                citation.ClearField("text")
+        if any(citation.withdrawn for citation in turn.citations):
+            turn.withdrawn = True
+            turn.ClearField("answer")
+    return shown
 
 
 def drop_retried_turn(conversation: generation_pb2.Conversation, question: str) -> bool:

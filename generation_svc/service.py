@@ -30,12 +30,14 @@ from generation_svc.conversations import (
     ConversationStore,
     add_turn,
     as_it_stood_after,
+    cited_documents,
     cited_only,
     drop_retried_turn,
     found_by_borrowing_alone,
     history_of,
     rewrite_query,
     stored_key,
+    withheld,
 )
 from generation_svc.extractive import count_pieces
 from generation_svc.feedback import FeedbackStore, FeedbackUnavailable, UnknownAnswer
@@ -154,11 +156,12 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             async with self.turn_locks.held(turn_key) as turn:
                 conversation = await self._conversation(request, principal, turn)
                 another_question = bool(conversation.turns) and not drop_retried_turn(conversation, request.query)
-                history = history_of(conversation)
                 if (reply_text := small_talk_reply(request.query)) is not None:
                     retrieved, retrieval_ms = Event(retrieval=generation_pb2.RetrievalEvent()), 0.0
                     source = self._say(reply_text, bounds, small_talk=True)
                 else:
+                    readable = await self._readable(conversation, principal, deadline)
+                    history = history_of(withheld(conversation, readable))
                     retrieved, source, searched = await self._grounded(
                         request, history, top_k, bounds, principal, deadline
                     )
@@ -332,20 +335,28 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def GetConversation(
         self, request: generation_pb2.GetConversationRequest, context: grpc.aio.ServicerContext
     ) -> generation_pb2.Conversation:
-        owner = await self._owner_of(request.conversation_id, context)
+        """The stored turns as the caller may read them now (withheld): a citation of a document it may no longer
+        read comes back withdrawn. When that cannot be checked the call fails (UNAVAILABLE) rather than show what
+        may be withdrawn or call withdrawn what may not be."""
+        principal = await self._principal_of(request.conversation_id, context)
         try:
-            conversation = await self.conversations.load(request.conversation_id, owner)
+            conversation = await self.conversations.load(request.conversation_id, owner_of(principal))
         except CacheUnreachable:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "conversations cannot be reached now; try again")
         if conversation is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no conversation {request.conversation_id!r}")
-        return conversation
+        assert conversation is not None  # abort raises
+        try:
+            readable = await self._readable(conversation, principal, self._deadline(context))
+        except AnswerFailed as failure:
+            await context.abort(failure.code, failure.message)
+        return withheld(conversation, readable)
 
     @rejects_invalid_input
     async def DeleteConversation(
         self, request: generation_pb2.DeleteConversationRequest, context: grpc.aio.ServicerContext
     ) -> generation_pb2.DeleteConversationReply:
-        owner = await self._owner_of(request.conversation_id, context)
+        owner = owner_of(await self._principal_of(request.conversation_id, context))
         self.turn_locks.deleted(stored_key(request.conversation_id, owner))  # a turn in flight is not saved
         forgotten = await self.conversations.forget(request.conversation_id, owner)
         if forgotten is None:
@@ -355,15 +366,38 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         log.info("conversation deleted", extra={"fields": {"conversation_id": request.conversation_id}})
         return generation_pb2.DeleteConversationReply(conversation_id=request.conversation_id)
 
-    async def _owner_of(self, conversation_id: str, context: grpc.aio.ServicerContext) -> str:
-        """Whose conversations the caller may read and delete; a malformed id or principal ends the call."""
+    async def _principal_of(self, conversation_id: str, context: grpc.aio.ServicerContext) -> Principal | None:
+        """The caller reading or deleting a conversation (its owner_of names whose); a malformed id or principal
+        ends the call."""
         if not ID_RE.match(conversation_id):
             raise InvalidInput("conversation_id is malformed")
         try:
             principal = self._principal(context)
         except AnswerFailed as failure:
             await context.abort(failure.code, failure.message)
-        return owner_of(principal)
+        return principal
+
+    async def _readable(
+        self, conversation: generation_pb2.Conversation, principal: Principal | None, deadline: float
+    ) -> set[str]:
+        """Which of the documents the conversation cites the caller may still read: one ListDocuments as the caller
+        (retrieval_svc applies its access lists, and a deleted document is not listed), none when nothing is
+        cited. AnswerFailed when retrieval_svc does not say."""
+        cited = cited_documents(conversation)
+        if not cited:
+            return set()
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise AnswerFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "no time left to check the cited documents")
+        request = retrieval_pb2.ListDocumentsRequest(ids=cited, limit=len(cited))
+        try:
+            reply = await self.retrieval.ListDocuments(
+                request, timeout=min(RETRIEVAL_TIMEOUT_S, remaining), metadata=forwarded(principal)
+            )
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code() if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED else grpc.StatusCode.UNAVAILABLE
+            raise AnswerFailed(code, f"the cited documents cannot be checked now: {retrieval_failure(exc)}") from exc
+        return {document.id for document in reply.documents}
 
     @rejects_invalid_input
     async def Feedback(

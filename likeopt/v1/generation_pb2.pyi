@@ -64,7 +64,7 @@ class DeltaEvent(_message.Message):
     def __init__(self, text: _Optional[str] = ...) -> None: ...
 
 class CitationEvent(_message.Message):
-    __slots__ = ("n", "doc_id", "chunk_id", "title", "text", "supported", "support")
+    __slots__ = ("n", "doc_id", "chunk_id", "title", "text", "supported", "support", "withdrawn")
     N_FIELD_NUMBER: _ClassVar[int]
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
     CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class CitationEvent(_message.Message):
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SUPPORTED_FIELD_NUMBER: _ClassVar[int]
     SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
     n: int
     doc_id: str
     chunk_id: str
@@ -79,7 +80,8 @@ class CitationEvent(_message.Message):
     text: str
     supported: bool
     support: float
-    def __init__(self, n: _Optional[int] = ..., doc_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., title: _Optional[str] = ..., text: _Optional[str] = ..., supported: _Optional[bool] = ..., support: _Optional[float] = ...) -> None: ...
+    withdrawn: bool
+    def __init__(self, n: _Optional[int] = ..., doc_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., title: _Optional[str] = ..., text: _Optional[str] = ..., supported: _Optional[bool] = ..., support: _Optional[float] = ..., withdrawn: _Optional[bool] = ...) -> None: ...
 
 class Timings(_message.Message):
     __slots__ = ("retrieval_ms", "first_token_ms", "total_ms")
@@ -164,20 +166,22 @@ class DeleteConversationReply(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
 
 class Turn(_message.Message):
-    __slots__ = ("question", "answer", "citations", "created_unix_ms", "interrupted", "turn_id")
+    __slots__ = ("question", "answer", "citations", "created_unix_ms", "interrupted", "turn_id", "withdrawn")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
     question: str
     answer: str
     citations: _containers.RepeatedCompositeFieldContainer[CitationEvent]
     created_unix_ms: int
     interrupted: bool
     turn_id: str
-    def __init__(self, question: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[CitationEvent, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., interrupted: _Optional[bool] = ..., turn_id: _Optional[str] = ...) -> None: ...
+    withdrawn: bool
+    def __init__(self, question: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[CitationEvent, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., interrupted: _Optional[bool] = ..., turn_id: _Optional[str] = ..., withdrawn: _Optional[bool] = ...) -> None: ...
 
 class Conversation(_message.Message):
     __slots__ = ("conversation_id", "turns")

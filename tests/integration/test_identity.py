@@ -605,6 +605,70 @@ def test_a_hidden_document_changes_no_score_a_reader_sees(jwt_mesh: MeshProcess,
         httpx.delete(f"{jwt_mesh.base_url}/api/v1/documents/initech-memo", headers=key, timeout=60)
 
 
+def read_back(person: Person, conversation: str) -> list[tuple[str, str]]:
+    """The conversation as REST, gRPC and gRPC-web give it to person, each as (surface, what came back)."""
+    rest = person.rest("GET", f"/api/v1/conversations/{conversation}")
+    assert rest.status_code == 200, rest.text
+    request = generation_pb2.GetConversationRequest(conversation_id=conversation)
+    with grpc.insecure_channel(person.mesh.address) as channel:
+        lookup = generation_pb2_grpc.GenerationServiceStub(channel).GetConversation
+        over_grpc = lookup(request, metadata=person.metadata(), timeout=30)
+    message = request.SerializeToString()
+    web = httpx.post(
+        f"{person.mesh.base_url}/likeopt.v1.GenerationService/GetConversation",
+        content=b"\x00" + len(message).to_bytes(4, "big") + message,
+        headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1", **person.headers},
+        timeout=30,
+    )
+    [data] = [payload for flag, payload in grpc_web_frames(web.content) if flag == 0x00]
+    over_web = generation_pb2.Conversation.FromString(data)
+    assert over_grpc == over_web
+    return [("REST", rest.text), ("gRPC", str(over_grpc)), ("gRPC-web", str(over_web))]
+
+
+@pytest.mark.parametrize("change", ["re-scoped", "deleted"])
+def test_a_saved_conversation_shows_no_passage_its_reader_may_no_longer_read(
+    people: dict[str, Person], change: str
+) -> None:
+    """Alice asked about a document of group eng; it is then written for group ops only, or deleted. Her saved
+    conversation keeps the turn, but neither the passage nor the answer that quoted it, on every surface that
+    reads it back; a follow-up does not bring them back; and given back to eng, the passage shows again."""
+    alice, writer = people["alice"], people["writer"]
+    marker = "chalcedony" if change == "re-scoped" else "carnelian"
+    doc = {
+        "id": f"acme-furnace-{change}",
+        "title": f"Furnace {marker} notes",
+        "text": f"The furnace maintenance window opens every Tuesday at noon under the codeword {marker}.",
+    }
+
+    def write(groups: list[str]) -> None:
+        reply = writer.rest("POST", "/api/v1/documents", json={"documents": [{**doc, "access": {"groups": groups}}]})
+        assert reply.status_code == 200 and reply.json()["upserted"] == 1, reply.text
+
+    write(["eng"])
+    try:
+        text, conversation = alice.chat("When does the furnace maintenance window open?")
+        assert marker in text.lower()  # the premise: her answer quoted the passage
+        assert all(marker in seen.lower() for _, seen in read_back(alice, conversation))
+        if change == "re-scoped":
+            write(["ops"])
+        else:
+            assert writer.rest("DELETE", f"/api/v1/documents/{doc['id']}").status_code == 200
+        for surface, seen in read_back(alice, conversation):
+            assert marker not in seen.lower(), f"{surface} still shows the {change} passage"
+        [turn] = alice.rest("GET", f"/api/v1/conversations/{conversation}").json()["turns"]
+        withdrawn = [c for c in turn["citations"] if c["doc_id"] == doc["id"]]
+        assert withdrawn and all(c["withdrawn"] and c["title"] == c["text"] == "" for c in withdrawn)
+        assert turn["withdrawn"] and turn["answer"] == "" and "furnace" in turn["question"]
+        follow_up, _ = alice.chat("And what is its codeword?", conversation)
+        assert marker not in follow_up.lower()
+        if change == "re-scoped":
+            write(["eng"])
+            assert all(marker in seen.lower() for _, seen in read_back(alice, conversation))
+    finally:
+        writer.rest("DELETE", f"/api/v1/documents/{doc['id']}")
+
+
 def test_no_token_reaches_a_log(jwt_mesh: MeshProcess, people: dict[str, Person], idp: IdentityProvider) -> None:
     run_dir = Path(jwt_mesh.env["LIKEOPT_RUN_DIR"])
     logs = "".join(p.read_text(errors="replace") for p in run_dir.rglob("*.log"))

@@ -58,13 +58,28 @@ class FakeCache:
 
 
 class FakeRetrieval(retrieval_pb2_grpc.RetrievalServiceServicer):
-    """Ranks CORPUS documents by shared terms and records every query it was sent."""
+    """Ranks CORPUS documents by shared terms and records every query it was sent; lists those not withdrawn."""
 
     def __init__(self) -> None:
         self.queries: list[str] = []
         self.least_versions: list[int] = []
         """Each search's min_index_version."""
         self.index_version = 1
+        self.withdrawn: set[str] = set()
+        """Documents the caller may no longer read (re-scoped or deleted): never listed."""
+        self.listings: list[list[str]] = []
+        """The ids each ListDocuments was limited to."""
+
+    async def ListDocuments(
+        self, request: retrieval_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
+    ) -> retrieval_pb2.ListDocumentsResponse:
+        self.listings.append(list(request.ids))
+        listed = [doc_id for doc_id in sorted(set(request.ids) or CORPUS) if doc_id in CORPUS]
+        readable = [doc_id for doc_id in listed if doc_id not in self.withdrawn]
+        page = [retrieval_pb2.DocumentSummary(id=doc_id, title=doc_id, chunks=1) for doc_id in readable]
+        return retrieval_pb2.ListDocumentsResponse(
+            documents=page[: request.limit or 100], total=len(readable), index_version=self.index_version
+        )
 
     async def Search(
         self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext
