@@ -33,7 +33,7 @@ from gateway.models import (
 )
 from gateway.routes import api_router
 from gateway.state import Running
-from likeopt.runtime.contract import LIST_LIMIT, MAX_ID_CHARS, MAX_UPLOAD_FILES, shown_id
+from likeopt.runtime.contract import LIST_LIMIT, MAX_ID_CHARS, MAX_LISTED_IDS, MAX_UPLOAD_FILES, shown_id
 from likeopt.runtime.loaders import Skipped as SkippedFile
 from likeopt.runtime.loaders import load_content, to_message
 from likeopt.runtime.principal import forwarded
@@ -82,9 +82,16 @@ async def list_documents(
         LIST_LIMIT.default
     ),
     after_id: Annotated[str, Query(description="The previous page's next_after_id; empty: the first page.")] = "",
+    ids: Annotated[
+        list[str] | None,
+        Query(
+            max_length=MAX_LISTED_IDS,
+            description="Only the documents with these ids (repeat the parameter): which of them you may still read.",
+        ),
+    ] = None,
 ) -> DocumentList:
     """Only the documents the caller may read (LIKEOPT_AUTH=jwt), in id order."""
-    request = retrieval_pb2.ListDocumentsRequest(limit=limit, after_id=after_id)
+    request = retrieval_pb2.ListDocumentsRequest(limit=limit, after_id=after_id, ids=ids or ())
     page = await upstream_call(
         gateway.upstreams.retrieval_writer.ListDocuments(
             request, timeout=STATUS_TIMEOUT_S, metadata=forwarded(principal)

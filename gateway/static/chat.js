@@ -221,6 +221,35 @@ function openConversation(id) {
   else sessionStorage.removeItem(ACTIVE_KEY);
   renderMessages();
   renderList();
+  if (current) withdrawUnreadable(current.id);
+}
+
+/** Ids per check of which cited documents are still readable: a URL of a few kilobytes at most. */
+const IDS_PER_CHECK = 100;
+
+/** Passages of documents the signed-in reader may no longer read (their access changed, or they were deleted)
+ *  leave the saved conversation and show as no longer available. Asked of the server each time a conversation
+ *  is opened, as this browser's copy outlives the server's: GET /api/v1/documents?ids=… lists those of the cited
+ *  documents the reader may read. A failed check changes nothing and is asked again at the next opening. */
+async function withdrawUnreadable(id) {
+  const ids = store.citedDocuments(store.find(id) ?? { messages: [] });
+  if (!ids.length) return;
+  const readable = new Set();
+  try {
+    for (let i = 0; i < ids.length; i += IDS_PER_CHECK) {
+      const batch = ids.slice(i, i + IDS_PER_CHECK);
+      const query = new URLSearchParams([['limit', String(batch.length)], ...batch.map((doc) => ['ids', doc])]);
+      for (const doc of (await requestJSON(`/api/v1/documents?${query}`)).documents) readable.add(doc.id);
+    }
+  } catch {
+    return;
+  }
+  const saved = store.withdrawStored(id, readable);
+  if (saved && current?.id === id && !running) {
+    current = saved;
+    renderMessages();
+    announce('Some sources of this conversation are no longer available to you.');
+  }
 }
 
 function renderMessages() {

@@ -1,5 +1,6 @@
 // Saved conversations in localStorage, newest first:
-// [{id, conversationId, title, updated, messages: [{role, text, turn?, citations?, meta?, error?, stopped?}]}]
+// [{id, conversationId, title, updated, messages: [{role, text, turn?, citations?, meta?, error?, stopped?,
+//   withdrawn?}]}]
 // `turn` is the local id a question and its answer share (absent in conversations saved before it was added).
 // `id` is local; `conversationId` is the server's, chosen here before the first question is sent (so it is
 // known even when that answer is stopped at once) and confirmed by the answer's events.
@@ -79,6 +80,38 @@ export function saveTurn(conv, turn) {
   stored.conversationId = conv.conversationId || stored.conversationId; // confirmed by this answer's events
   save(stored);
   return stored;
+}
+
+/** The ids of the documents the answers of `conv` cite, each once, but for citations already withdrawn. */
+export function citedDocuments(conv) {
+  const cited = conv.messages.flatMap((m) => (m.citations ?? []).filter((c) => !c.withdrawn).map((c) => c.doc_id));
+  return [...new Set(cited)];
+}
+
+/** Withdraw, in `conv`, each citation of a document not in `readable` (a Set of the ids the reader may still
+ *  read): its title and passage go, as does the text of the answer citing it, which may repeat the passage, as
+ *  the server withholds them (GET /api/v1/conversations/{id}). Returns whether anything changed. */
+export function withdraw(conv, readable) {
+  let changed = false;
+  for (const msg of conv.messages) {
+    for (const c of msg.citations ?? []) {
+      if (c.withdrawn || readable.has(c.doc_id)) continue;
+      Object.assign(c, { withdrawn: true, title: '', text: '' });
+      Object.assign(msg, { withdrawn: true, text: '' });
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+/** withdraw() in the stored copy of conversation `id`, which keeps its place in the list (nothing was said in
+ *  it). Returns that copy when anything changed, else null. */
+export function withdrawStored(id, readable) {
+  const all = loadAll();
+  const conv = all.find((c) => c.id === id);
+  if (!conv || !withdraw(conv, readable)) return null;
+  writeAll(all);
+  return conv;
 }
 
 export function remove(id) {

@@ -186,7 +186,8 @@ export function createAnswerView(msg) {
       text.append(msg.text);
       renderSources();
       if (msg.meta) renderMeta();
-      if (msg.error) showNotice(msg.error.message, 'error');
+      if (msg.withdrawn) showNotice(WITHDRAWN_ANSWER, 'stopped');
+      else if (msg.error) showNotice(msg.error.message, 'error');
       else if (msg.stopped) showNotice('Stopped.', 'stopped');
       // Saved mid-stream (the page was closed or reloaded while answering).
       else if (!msg.meta) showNotice('Interrupted before the answer was complete.', 'stopped');
@@ -195,7 +196,16 @@ export function createAnswerView(msg) {
   };
 }
 
+const WITHDRAWN_ANSWER = 'This answer is no longer available: it cited a document you can no longer read.';
+const WITHDRAWN_PASSAGE = 'No longer available: you can no longer read this document (its access changed, or it '
+  + 'was deleted).';
+
 function sourceItem(c) {
+  if (c.withdrawn) {
+    return el('li', { class: 'withdrawn' },
+      el('span', { class: 'source-n', text: `[${c.n}]` }), ' ', WITHDRAWN_PASSAGE, ' ',
+      el('code', { class: 'doc-id', text: c.doc_id }));
+  }
   const unsupported = c.supported === false;
   return el('li', { class: unsupported ? 'unsupported' : null },
     el('details', {},
@@ -278,6 +288,13 @@ function refreshCitation(owner, citationOf, pending) {
 }
 
 function fillCitation(n, citation, pending) {
+  if (citation?.withdrawn) {
+    byId('citation-title').textContent = `[${n}] No longer available`;
+    byId('citation-doc').textContent = citation.doc_id;
+    byId('citation-chunk-wrap').hidden = true;
+    byId('citation-text').textContent = WITHDRAWN_PASSAGE;
+    return;
+  }
   byId('citation-title').textContent = `[${n}] ${citation ? citation.title || 'Untitled' : ''}`.trim();
   byId('citation-doc').textContent = citation?.doc_id ?? '–';
   byId('citation-chunk-wrap').hidden = citation?.chunk_id == null;

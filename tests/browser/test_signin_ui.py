@@ -10,7 +10,7 @@ import httpx
 
 from tests.browser.test_web_ui import UPLOADED_ONE, ask
 from tests.integration import test_identity as identity
-from tests.integration.test_identity import QUESTION, Person
+from tests.integration.test_identity import QUESTION, Person, write_for
 
 idp = identity.idp
 jwt_mesh = identity.jwt_mesh
@@ -148,3 +148,37 @@ def test_the_api_key_goes_with_the_person_who_entered_it(page: Any, people: dict
     page.goto(f"{alice.mesh.base_url}/#documents&token={alice.token}")  # her link, without Bob signing out
     page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
     assert page.evaluate(KEPT_KEY) is None and page.input_value("#api-key") == ""
+
+
+def test_a_saved_source_alice_may_no_longer_read_shows_as_no_longer_available(
+    page: Any, people: dict[str, Person]
+) -> None:
+    """The browser keeps its own copy of her conversations, passages included: opened again after the document was
+    written for group ops only, it asks which cited documents she may still read, and the passage and the answer
+    that quoted it leave the screen and the copy."""
+    alice, writer = people["alice"], people["writer"]
+    doc = {
+        "id": "acme-boiler",
+        "title": "Boiler jasperine log",
+        "text": "The boiler inspection is on Mondays, jasperine.",
+    }
+    stored = "JSON.stringify(localStorage)"
+    write_for(writer, doc, ["eng"])
+    try:
+        page.goto(f"{alice.mesh.base_url}/#token={alice.token}")
+        page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
+        ask(page, "When is the boiler inspection?")
+        page.locator(".message.assistant .sources").last.wait_for(timeout=30_000)
+        page.wait_for_selector("#send:not([hidden])", timeout=30_000)
+        assert "jasperine" in page.locator("#messages").inner_text().lower()  # the premise: quoted and cited
+        assert "jasperine" in page.evaluate(stored).lower()
+        write_for(writer, doc, ["ops"])
+        page.reload()
+        page.locator(".sources li.withdrawn").first.wait_for(timeout=30_000)
+        shown = page.locator("#messages").inner_text()
+        assert "jasperine" not in shown.lower() and "no longer available" in shown.lower()
+        assert "acme-boiler" in page.locator(".sources li.withdrawn").first.inner_text()
+        assert "jasperine" not in page.evaluate(stored).lower()
+        assert "boiler inspection" in shown.lower()  # her question stays
+    finally:
+        writer.rest("DELETE", f"/api/v1/documents/{doc['id']}")

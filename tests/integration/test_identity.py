@@ -469,6 +469,18 @@ def test_rest_document_listing_and_reading_show_only_readable_documents(people: 
     assert hidden.status_code == 404 and "obsidian" not in hidden.text
 
 
+def test_a_rest_listing_of_some_ids_names_those_of_them_the_caller_may_read(people: dict[str, Person]) -> None:
+    """How the web UI learns which documents its saved conversations cite are still readable."""
+    asked = [("ids", doc.id) for doc in DOCS] + [("ids", "no-such-document")]
+    for name in ("alice", "bob", "carol"):
+        listing = people[name].rest("GET", "/api/v1/documents", params=[("limit", "10"), *asked])
+        assert listing.status_code == 200, listing.text
+        people[name].assert_sees_nothing_hidden(listing.text, "REST document listing by ids")
+        assert [d["id"] for d in listing.json()["documents"]] == sorted(SEES[name])
+    some = people["alice"].rest("GET", "/api/v1/documents", params=[("ids", "acme-alice-notes"), ("ids", "public-faq")])
+    assert [d["id"] for d in some.json()["documents"]] == ["acme-alice-notes", "public-faq"]
+
+
 def test_grpc_through_envoy_gets_the_principal_from_the_verified_token(
     jwt_mesh: MeshProcess, people: dict[str, Person]
 ) -> None:
@@ -605,6 +617,12 @@ def test_a_hidden_document_changes_no_score_a_reader_sees(jwt_mesh: MeshProcess,
         httpx.delete(f"{jwt_mesh.base_url}/api/v1/documents/initech-memo", headers=key, timeout=60)
 
 
+def write_for(writer: Person, doc: dict, groups: list[str]) -> None:
+    """Write doc as writer, for these groups of the writer's tenant (again: its access list changes)."""
+    reply = writer.rest("POST", "/api/v1/documents", json={"documents": [{**doc, "access": {"groups": groups}}]})
+    assert reply.status_code == 200 and reply.json()["upserted"] == 1, reply.text
+
+
 def read_back(person: Person, conversation: str) -> list[tuple[str, str]]:
     """The conversation as REST, gRPC and gRPC-web give it to person, each as (surface, what came back)."""
     rest = person.rest("GET", f"/api/v1/conversations/{conversation}")
@@ -641,17 +659,13 @@ def test_a_saved_conversation_shows_no_passage_its_reader_may_no_longer_read(
         "text": f"The furnace maintenance window opens every Tuesday at noon under the codeword {marker}.",
     }
 
-    def write(groups: list[str]) -> None:
-        reply = writer.rest("POST", "/api/v1/documents", json={"documents": [{**doc, "access": {"groups": groups}}]})
-        assert reply.status_code == 200 and reply.json()["upserted"] == 1, reply.text
-
-    write(["eng"])
+    write_for(writer, doc, ["eng"])
     try:
         text, conversation = alice.chat("When does the furnace maintenance window open?")
         assert marker in text.lower()  # the premise: her answer quoted the passage
         assert all(marker in seen.lower() for _, seen in read_back(alice, conversation))
         if change == "re-scoped":
-            write(["ops"])
+            write_for(writer, doc, ["ops"])
         else:
             assert writer.rest("DELETE", f"/api/v1/documents/{doc['id']}").status_code == 200
         for surface, seen in read_back(alice, conversation):
@@ -663,7 +677,7 @@ def test_a_saved_conversation_shows_no_passage_its_reader_may_no_longer_read(
         follow_up, _ = alice.chat("And what is its codeword?", conversation)
         assert marker not in follow_up.lower()
         if change == "re-scoped":
-            write(["eng"])
+            write_for(writer, doc, ["eng"])
             assert all(marker in seen.lower() for _, seen in read_back(alice, conversation))
     finally:
         writer.rest("DELETE", f"/api/v1/documents/{doc['id']}")
