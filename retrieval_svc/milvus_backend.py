@@ -132,6 +132,8 @@ SEARCH_DEPTH_LIMIT = 16_384
 """Milvus's largest limit (topk) per search."""
 LIST_BATCH_ROWS = 1_000
 """Rows per batch when listing documents."""
+SUMMARY = ["doc_id", "title", "metadata"]
+"""The fields of a document's first chunk a listing reads."""
 GRAPH_INDEXES = frozenset({"AUTOINDEX", "HNSW"})
 """Dense index types searched by walking a graph (milvus-lite's and standalone Milvus's AUTOINDEX is HNSW), whose
 ``ef`` bounds how many rows a search can return: milvus-lite's default of 64 returned 433 of 602 rows asked for."""
@@ -704,23 +706,39 @@ class MilvusBackend:
 
         Milvus queries have no order: the first chunks after after_id are read in batches and the smallest
         ids kept, so a page costs one pass over the later documents (an administrative read, not a search).
+        With ids, whose first chunks are few, one query reads them all (what a conversation read asks).
         """
         readable = self._readable(reader)
         if readable is NOTHING:
             return [], 0
-        firsts = both("ordinal == 0", readable, ids_filter("doc_id", ids) if ids else "")
-        condition = both(firsts, f"doc_id > {quoted(after_id)}" if after_id else "")
-        smallest: list[dict[str, Any]] = []
+        firsts = both("ordinal == 0", readable)
         with self._guarded():
-            total = self._count(firsts)
-            for batch in self._batches(condition, ["doc_id", "title", "metadata"]):
-                smallest = sorted([*smallest, *batch], key=lambda row: row["doc_id"])[:limit]
+            if ids:
+                rows = self._firsts_of(ids, firsts)
+                total = len(rows)
+                smallest = sorted((r for r in rows if r["doc_id"] > after_id), key=lambda r: r["doc_id"])[:limit]
+            else:
+                total, smallest = self._count(firsts), []
+                for batch in self._batches(both(firsts, f"doc_id > {quoted(after_id)}" if after_id else ""), SUMMARY):
+                    smallest = sorted([*smallest, *batch], key=lambda row: row["doc_id"])[:limit]
             counts = self._chunk_counts([row["doc_id"] for row in smallest])
         page = [
             DocumentSummary(row["doc_id"], row["title"], dict(row["metadata"] or {}), counts.get(row["doc_id"], 0))
             for row in smallest
         ]
         return page, total
+
+    def _firsts_of(self, doc_ids: Sequence[str], condition: str) -> list[dict[str, Any]]:
+        """The first chunks (SUMMARY's fields) of those of doc_ids stored under condition: one row each at most."""
+        return self._call(
+            "query",
+            self.collection,
+            filter=both(condition, ids_filter("doc_id", doc_ids)),
+            output_fields=SUMMARY,
+            limit=len(doc_ids),
+            consistency_level=self.consistency_level,
+            timeout=self.timeout_s,
+        )
 
     def document_ids(self) -> set[str]:
         """Every stored document's id: one pass over the first chunks, for a migration to compare with its store."""
