@@ -288,7 +288,8 @@ def jwt_provider(config: Config) -> dict:
 
 
 def jwks_cluster(uri: str) -> dict:
-    """The cluster Envoy fetches a remote JWKS through (TLS with SNI for https)."""
+    """The cluster Envoy fetches a remote JWKS through: for https, TLS with the identity provider's certificate
+    checked (verified_tls), as whoever could answer in its place would hand Envoy the keys tokens are signed with."""
     parts = urlsplit(uri)
     tls = parts.scheme == "https"
     host = parts.hostname or ""
@@ -318,13 +319,7 @@ def jwks_cluster(uri: str) -> dict:
         },
     }
     if tls:
-        cluster["transport_socket"] = {
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                "sni": host,
-            },
-        }
+        cluster["transport_socket"] = verified_tls(host)
     return cluster
 
 
@@ -529,10 +524,9 @@ def with_tls(rendered: str, cert_file: str, key_file: str) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def collector_tls(host: str) -> dict:
-    """TLS to the OTLP collector as the services' exporters speak it: HTTP/2 chosen by ALPN (gRPC servers refuse
-    TLS without it), the certificate checked against the CA bundle and for ``host``, which a name also sends as
-    SNI (an IP address is never SNI)."""
+def verified_tls(host: str, alpn: tuple[str, ...] = ()) -> dict:
+    """TLS to an upstream with its certificate checked against the CA bundle and for ``host``, which a name also
+    sends as SNI (an IP address is never SNI); alpn, the protocols offered (Envoy checks nothing by default)."""
     try:
         ipaddress.ip_address(host)
         san_type, name = "IP_ADDRESS", {}
@@ -547,16 +541,23 @@ def collector_tls(host: str) -> dict:
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
             **name,
-            "common_tls_context": {"alpn_protocols": ["h2"], "validation_context": validation},
+            "common_tls_context": {
+                **({"alpn_protocols": list(alpn)} if alpn else {}),
+                "validation_context": validation,
+            },
         },
     }
+
+
+COLLECTOR_ALPN = ("h2",)
+"""What Envoy offers a TLS collector, as the services' exporters speak it: gRPC servers refuse TLS without h2."""
 
 
 def with_collector_tls(rendered: str, host: str) -> str:
     """The rendered config with TLS to the collector (an ``https://`` LIKEOPT_OTLP_ENDPOINT)."""
     doc = yaml.safe_load(rendered)
     cluster = next(x for x in doc["static_resources"]["clusters"] if x["name"] == "otel_collector")
-    cluster["transport_socket"] = collector_tls(host)
+    cluster["transport_socket"] = verified_tls(host, COLLECTOR_ALPN)
     return yaml.safe_dump(doc, sort_keys=False)
 
 

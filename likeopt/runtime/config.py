@@ -396,7 +396,9 @@ class Config(BaseSettings):
     )
     jwt_jwks_uri: str = setting(
         "",
-        "With `jwt`: where Envoy fetches the public keys (JWKS, `http://` or `https://`, refreshed every 10 min).",
+        "With `jwt`: where Envoy fetches the public keys (JWKS, `http://` or `https://`, refreshed every 10 min;"
+        " over `https://` the provider's certificate must check out against the system CA bundle, or the one"
+        " `SSL_CERT_FILE` names).",
         (ENVOY,),
     )
     jwt_groups_claim: str = setting(
@@ -664,6 +666,11 @@ class Config(BaseSettings):
             raise SettingsError("LIKEOPT_AUTH=jwt needs exactly one of LIKEOPT_JWT_JWKS_FILE and LIKEOPT_JWT_JWKS_URI")
         if self.jwt_jwks_uri and not self.jwt_jwks_uri.startswith(("http://", "https://")):
             raise SettingsError(f"LIKEOPT_JWT_JWKS_URI={self.jwt_jwks_uri!r} must be an http:// or https:// URL")
+        if self.jwt_jwks_uri.startswith("https://") and not Path(ca_file()).is_file():
+            raise SettingsError(
+                f"LIKEOPT_JWT_JWKS_URI={self.jwt_jwks_uri}: no CA bundle at {ca_file()} to check the identity"
+                " provider's certificate against (SSL_CERT_FILE names one)"
+            )
         if self.jwt_jwks_file and (problem := jwks_file_problem(Path(self.jwt_jwks_file))):
             raise SettingsError(f"LIKEOPT_JWT_JWKS_FILE={self.jwt_jwks_file}: {problem}")
 

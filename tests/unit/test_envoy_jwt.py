@@ -7,16 +7,24 @@ against the running mesh in tests/integration/test_identity.py; here: the shape 
 from __future__ import annotations
 
 import re
+import ssl
 import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 from likeopt.ops.envoy_config import PRINCIPAL_HEADER, jwt_rules, write_envoy_config
 from likeopt.runtime.config import Config
 from tests.identity import IdentityProvider
-from tests.unit.test_envoy_config import ENVOY, needs_envoy
+from tests.support import self_signed
+from tests.unit.test_envoy_config import ENVOY, EnvoyProcess, FakeGateway, envoy_environment, needs_envoy, start_envoy
 
 
 def rendered(tmp_path: Path, **settings: str) -> dict:
@@ -132,3 +140,65 @@ def test_a_jwks_file_envoy_could_not_read_keys_from_is_refused_at_start(
         with pytest.raises(ValueError, match=re.escape(f"LIKEOPT_JWT_JWKS_FILE={jwks}: {problem}")):
             check()
     assert Config.from_env(idp.settings()).jwt_jwks_file == str(idp.jwks_path)
+
+
+@contextmanager
+def jwks_over_https(idp: IdentityProvider, cert: Path, key: Path) -> Iterator[str]:
+    """The provider's JWKS served over TLS with cert (a certificate no system bundle trusts); yields its URL."""
+    keys = idp.jwks_path.read_bytes()
+
+    class Keys(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(keys)))
+            self.end_headers()
+            self.wfile.write(keys)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/keys"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@needs_envoy
+@pytest.mark.parametrize("trusted", [True, False], ids=["its-ca-trusted", "untrusted"])
+def test_keys_are_fetched_only_from_an_identity_provider_whose_certificate_checks_out(
+    tmp_path: Path, idp: IdentityProvider, monkeypatch: pytest.MonkeyPatch, trusted: bool
+) -> None:
+    """Whoever answers in the provider's place would hand Envoy the keys tokens are signed with: a certificate the
+    CA bundle (SSL_CERT_FILE's) does not vouch for gets no keys taken, so no token passes."""
+    cert, key = self_signed(tmp_path)
+    if trusted:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    gateway = FakeGateway()
+    gateway.start()
+    try:
+        with jwks_over_https(idp, cert, key) as uri:
+            settings = idp.settings(LIKEOPT_JWT_JWKS_FILE="", LIKEOPT_JWT_JWKS_URI=uri)
+            envoy = start_envoy(Config.from_env(envoy_environment(gateway.port, **settings)), tmp_path / "envoy")
+            try:
+                wait_for_the_keys_fetch(envoy)
+                reply = httpx.get(f"{envoy.url}/api/v1/index", headers={"Authorization": f"Bearer {idp.token('u1')}"})
+            finally:
+                envoy.stop()
+    finally:
+        gateway.stop()
+    assert reply.status_code == (200 if trusted else 401), reply.text
+
+
+def wait_for_the_keys_fetch(envoy: EnvoyProcess, timeout_s: float = 30.0) -> None:
+    """Until Envoy's fetch of the keys at start has succeeded or failed (its async_fetch)."""
+    deadline = time.monotonic() + timeout_s
+    outcomes = [f"http.ingress_http.jwt_authn.jwks_fetch_{outcome}" for outcome in ("success", "failed")]
+    while not any(envoy.stat(name) for name in outcomes) and time.monotonic() < deadline:
+        time.sleep(0.2)
