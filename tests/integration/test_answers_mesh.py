@@ -47,7 +47,9 @@ def test_a_demo_answer_carries_support_and_supported_citations(mesh: MeshProcess
     citations = [data for kind, data in events if kind == "citation"]
     assert "docs/architecture.md" in cited_docs(events) and all(c["supported"] is True for c in citations)
     stored = httpx.get(f"{mesh.base_url}/api/v1/conversations/{done['conversation_id']}", timeout=10).json()
-    assert stored["turns"][-1]["citations"] == citations  # the conversation keeps them, marks included
+    kept = stored["turns"][-1]["citations"]
+    assert [c.pop("withdrawn") for c in kept] == [False] * len(citations)  # every cited document still readable
+    assert kept == citations  # the conversation keeps them, marks included
 
 
 def test_an_off_topic_question_is_not_answered_from_unrelated_passages(mesh: MeshProcess) -> None:
