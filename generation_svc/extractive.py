@@ -11,9 +11,11 @@ import asyncio
 import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import Literal
 
 from generation_svc.backends import Passage, Turn, Usage
 from likeopt.runtime.text import ends_sentence, split_sentences, tokenize
+from likeopt.runtime.text_layout import is_record
 
 NO_ANSWER = "I found nothing in the documents that answers this."
 
@@ -94,6 +96,9 @@ def passages_about(terms: set[str], passages: list[Passage]) -> set[int]:
     return {n for n, share in shares.items() if share and share >= enough}
 
 
+QuoteKind = Literal["sentence", "row"]
+
+
 @dataclass(frozen=True)
 class ScoredSentence:
     score: float
@@ -101,32 +106,68 @@ class ScoredSentence:
     position: int
     text: str
     n: int
+    kind: QuoteKind = "sentence"
+
+    def quoted(self) -> str:
+        """The text as the answer quotes it: a sentence standalone, a row as it is."""
+        return standalone(self.text) if self.kind == "sentence" else self.text
+
+
+def term_share(terms: set[str], text: str) -> float:
+    """The share of the question's terms that text contains; 0 without terms.
+
+    The extractive answer ranks its quotes and the local model's trimmed passages their sentences by it, so the
+    two agree on what is relevant."""
+    return len(terms & set(tokenize(text))) / max(len(terms), 1)
 
 
 def sentence_scores(terms: set[str], text: str) -> list[tuple[float, str]]:
-    """Each sentence of text, in order, with the share of the question's terms it contains.
+    """Each sentence of text, in order, with its term_share."""
+    return [(term_share(terms, sentence), sentence) for sentence in split_sentences(text)]
 
-    The extractive answer and the local model's trimmed passages both rank sentences by it,
-    so the two agree on what is relevant. Without terms every share is 0.
-    """
-    count = max(len(terms), 1)
-    return [(len(terms & set(tokenize(sentence))) / count, sentence) for sentence in split_sentences(text)]
+
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
+def quotes(text: str) -> list[tuple[QuoteKind, str]]:
+    """A passage's quotable units in order, each with its kind: a table row's cells (lines a chunk keeps together,
+    likeopt.runtime.text_layout) make one quote, so a value ("Quantity: 42") comes with its row ("Item:
+    Glimmerbolt"), though each line is only a heading's length; anything else is quoted sentence by sentence."""
+    found: list[tuple[QuoteKind, str]] = []
+    for block in _BLANK_LINE.split(text):
+        lines = [line.rstrip() for line in block.split("\n") if line.strip()]
+        if len(lines) > 1 and is_record(lines):
+            found.append(("row", "; ".join(line.strip() for line in lines)))
+        else:
+            found += [("sentence", sentence) for sentence in split_sentences(block)]
+    return found
+
+
+def passage_candidates(terms: set[str], rank: int, passage: Passage) -> list[ScoredSentence]:
+    """The passage's quotes sharing a term with the question, scored; never a drawing, nor a sentence that is a
+    heading or the title."""
+    found = []
+    for position, (kind, text) in enumerate(quotes(passage.text)):
+        if kind == "sentence" and is_heading(text, passage.title):
+            continue
+        if (share := term_share(terms, text)) and not is_drawing(text):
+            found.append(ScoredSentence(share - 0.02 * rank, rank, position, text, passage.n, kind))
+    return found
 
 
 def choose_sentences(
     question: str, passages: list[Passage], max_sentences: int = 3, max_chars: int = 700
 ) -> list[tuple[str, int]]:
-    """The (sentence, passage number) pairs that best cover the question, best first."""
+    """The (quote, passage number) pairs that best cover the question, best first: sentences and table rows."""
     terms = set(tokenize(question))
     if not terms:
         return []
     about = passages_about(terms, passages)
     candidates = [
-        ScoredSentence(share - 0.02 * rank, rank, position, sentence, passage.n)
+        candidate
         for rank, passage in enumerate(passages)
         if passage.n in about
-        for position, (share, sentence) in enumerate(sentence_scores(terms, passage.text))
-        if share and not is_heading(sentence, passage.title) and not is_drawing(sentence)
+        for candidate in passage_candidates(terms, rank, passage)
     ]
     candidates.sort(key=lambda c: (-c.score, c.passage_rank, c.position))
     chosen: list[tuple[str, int]] = []
@@ -137,7 +178,7 @@ def choose_sentences(
         if fingerprint in seen or (used_chars + len(candidate.text) > max_chars and chosen):
             continue
         seen.add(fingerprint)
-        chosen.append((standalone(candidate.text), candidate.n))
+        chosen.append((candidate.quoted(), candidate.n))
         used_chars += len(candidate.text)
         if len(chosen) == max_sentences:
             break
@@ -176,7 +217,7 @@ class ExtractiveBackend:
     """Streams the composed answer a few words at a time, as a model would."""
 
     name = "extractive"
-    fingerprint = "extractive/6"
+    fingerprint = "extractive/7"
 
     def __init__(self, words_per_delta: int = 4) -> None:
         self.words_per_delta = words_per_delta

@@ -154,12 +154,22 @@ _FIELD = re.compile(r"[^\s:]+(?: [^\s:]+){0,3}:\s")
 loaders write a table's cells: a record's field."""
 
 
+def is_record(lines: list[str]) -> bool:
+    """Whether each line is a record's field ("Qty: 3"), as the loaders write a table's row, one cell a line."""
+    return all(_FIELD.match(line.lstrip()) for line in lines)
+
+
+def opens_list_item(line: str) -> bool:
+    """Whether line opens with a list marker ("- ", "4. ", "(a) ", "[RFC2119] ")."""
+    return _LIST_MARKER.match(line.lstrip()) is not None
+
+
 def _reads_as_prose(lines: list[str]) -> bool:
     """Whether lines share one indentation, the first line aside when it is indented deeper (a paragraph indent)
     or hangs out by a list marker with its text where the others start ("(a) You must" over "    Derivative").
     Lines that each open with a list marker or a field's label are items of a list or a record (a table's row
     is written as "column: value" lines), not a wrapped paragraph."""
-    if len(lines) > 1 and any(all(shape.match(line.lstrip()) for line in lines) for shape in (_LIST_MARKER, _FIELD)):
+    if len(lines) > 1 and (is_record(lines) or all(opens_list_item(line) for line in lines)):
         return False
     following = {_indentation(line) for line in lines[1:]}
     if len(following) > 1:
