@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
-from urllib.parse import quote
+from dataclasses import dataclass
 
 import grpc
 from tqdm import tqdm
 
 from likeopt.runtime.addresses import address_list
 from likeopt.runtime.contract import WIDER_ACCESS_REFUSED
-from likeopt.runtime.loaders import Skipped, earlier_ids, load_paths, to_message
+from likeopt.runtime.loaders import Skipped, document_path, earlier_ids, load_paths, to_message
 from likeopt.runtime.principal import PRINCIPAL_HEADER, tenant_reader_header
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from likeopt.v1.retrieval_pb2 import GetDocumentRequest
@@ -23,7 +23,7 @@ from likeopt.v1.retrieval_pb2 import GetDocumentRequest
 INGEST_TIMEOUT_S = 24 * 3600.0
 """A whole corpus is one call; on a busy 2-core machine SciFact alone took over an hour."""
 LOOKUP_SLICE = 64
-"""Earlier-release ids looked up at once after a run (GetDocument calls in flight together)."""
+"""Earlier ids looked up at once after a run (GetDocument calls in flight together)."""
 CONNECT_TIMEOUT_S = 30.0
 """How long to wait for retrieval_svc to accept a connection (it may still be starting) before giving up."""
 ACCESS_LINES = 20
@@ -103,36 +103,63 @@ def ingest_paths(
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
         tenant = access.tenant if access is not None else ""
         reader = ((PRINCIPAL_HEADER, tenant_reader_header(tenant, tenant_claim, "likeopt-ingest")),)
-        left_beside = [] if quiet else earlier_copies(stub, paths, reader)
+        left_beside = [] if quiet else other_copies(stub, paths, reader)
     if not quiet:
         report(summary, skipped, left_beside)
     return summary
 
 
-def earlier_copies(
+@dataclass(frozen=True)
+class OtherCopy:
+    """A file of the run that is also stored under the id releases before ids were paths gave it (its bare name),
+    which is also the id an upload through the API or web UI gives it: nothing stored tells the two apart."""
+
+    doc_id: str
+    other_id: str
+    same_text: bool
+    """Whether that copy holds the chunks this run stored, or other text (an older version of the file)."""
+
+
+def other_copies(
     stub: retrieval_pb2_grpc.RetrievalServiceStub, paths: list[str], reader: tuple[tuple[str, str], ...]
-) -> list[tuple[str, str]]:
-    """(id, earlier id) of each file an earlier release stored under another id that is still there: that copy
-    keeps its old text and readers beside the new one, which is worth saying when a run meant to replace it. Looked
-    up as reader (the run's tenant): another tenant's document of that id is not this file's copy."""
+) -> list[OtherCopy]:
+    """Each file of the run also stored under its earlier id (earlier_ids): that copy keeps its text and readers
+    beside this run's, and searches find both, which is worth saying when a run meant to replace or restrict it.
+    Looked up as reader (the run's tenant): another tenant's document of that id is not this file's copy."""
     pairs = list(earlier_ids(paths).items())
-    found: list[tuple[str, str]] = []
+    found: list[OtherCopy] = []
     for start in range(0, len(pairs), LOOKUP_SLICE):
-        lookups = [
-            (pair, stub.GetDocument.future(GetDocumentRequest(id=pair[1]), timeout=CONNECT_TIMEOUT_S, metadata=reader))
-            for pair in pairs[start : start + LOOKUP_SLICE]
+        part = pairs[start : start + LOOKUP_SLICE]
+        others = stored_chunks(stub, [other for _, other in part], reader)
+        present = [(pair, chunks) for pair, chunks in zip(part, others, strict=True) if chunks is not None]
+        ours = stored_chunks(stub, [doc_id for (doc_id, _), _ in present], reader)
+        found += [
+            OtherCopy(doc_id, other, chunks == own)
+            for ((doc_id, other), chunks), own in zip(present, ours, strict=True)
         ]
-        for pair, lookup in lookups:
-            try:
-                lookup.result()
-            except grpc.RpcError:  # NOT_FOUND, or a lookup that failed: nothing to point out
-                continue
-            found.append(pair)
     return found
 
 
-def report(summary: retrieval_pb2.UpsertSummary, skipped: list[Skipped], left_beside: list[tuple[str, str]]) -> None:
-    """What the run stored, passed over, was refused, and left beside an earlier release's copy."""
+def stored_chunks(
+    stub: retrieval_pb2_grpc.RetrievalServiceStub, ids: list[str], reader: tuple[tuple[str, str], ...]
+) -> list[list[str] | None]:
+    """The chunk texts of each stored document of ids, looked up together; None for one not found (or whose
+    lookup failed: nothing to point out)."""
+    lookups = [
+        stub.GetDocument.future(GetDocumentRequest(id=doc_id), timeout=CONNECT_TIMEOUT_S, metadata=reader)
+        for doc_id in ids
+    ]
+    found: list[list[str] | None] = []
+    for lookup in lookups:
+        try:
+            found.append([chunk.text for chunk in lookup.result().chunks])
+        except grpc.RpcError:
+            found.append(None)
+    return found
+
+
+def report(summary: retrieval_pb2.UpsertSummary, skipped: list[Skipped], left_beside: list[OtherCopy]) -> None:
+    """What the run stored, passed over, was refused, and left beside another copy of the same file."""
     version = f" (index version {summary.index_version})" if summary.index_version else ""
     print(f"ingested {summary.upserted} documents as {summary.chunks} chunks{version}", flush=True)
     for item in skipped:
@@ -140,14 +167,29 @@ def report(summary: retrieval_pb2.UpsertSummary, skipped: list[Skipped], left_be
     for refused in summary.skipped:
         if not refused.reason.startswith(WIDER_ACCESS_REFUSED):
             print(f"  refused {refused.id or '(no id)'}: {refused.reason}", flush=True)
-    for line in access_lines(summary):
+    for line in access_lines(summary) + copy_lines(left_beside):
         print(line, flush=True)
-    for doc_id, earlier in left_beside:
-        print(
-            f"  also stored as {earlier!r} by an earlier release, which named files differently: that copy keeps its"
-            f" old text and readers beside {doc_id!r} until you delete it (DELETE /api/v1/documents/{quote(earlier)})",
-            flush=True,
-        )
+
+
+def copy_lines(copies: list[OtherCopy]) -> list[str]:
+    """The report's lines on files also stored under another id, ACCESS_LINES at most, and how to delete one."""
+    lines = [
+        f"  the same file is also stored as {c.other_id!r} ({how_named(c.other_id)}): searches show both until you"
+        f" delete one (DELETE {document_path(c.other_id)})"
+        if c.same_text
+        else f"  also stored as {c.other_id!r} with other text ({how_named(c.other_id)}): that copy keeps its text and"
+        f" readers beside {c.doc_id!r} until you delete it (DELETE {document_path(c.other_id)})"
+        for c in copies
+    ]
+    return capped(lines, "are also stored under another id")
+
+
+def how_named(other_id: str) -> str:
+    """Who gives a file the id other_id: an upload through the API or web UI names a file by its name alone, as
+    releases before ids were paths named a file given itself; a path inside a folder only those releases gave."""
+    if "/" in other_id:
+        return "its path inside the folder, as releases before ids were paths named a folder's files"
+    return "its name alone, as an upload through the API or web UI names a file, and releases before ids were paths did"
 
 
 def access_lines(summary: retrieval_pb2.UpsertSummary) -> list[str]:

@@ -16,6 +16,7 @@ from likeopt.ops.cli import main
 from likeopt.ops.dir_lock import FolderUnusable, release
 from likeopt.ops.launcher import LaunchError, ingest_once_up, locked_folders
 from likeopt.runtime.config import Config
+from likeopt.runtime.loaders import load_content, to_message
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.unit.test_retrieval_harness import DictCache, FakeEmbedder, retrieval_port
 
@@ -118,8 +119,37 @@ async def test_a_file_an_earlier_release_stored_under_its_bare_name_is_pointed_o
         await asyncio.to_thread(ingest.ingest_paths, [str(tmp_path / "kb")], f"127.0.0.1:{port}")
     printed = capsys.readouterr().out
     assert "ingested 2 documents" in printed
-    assert "also stored as 'salaries.md' by an earlier release" in printed and "beside 'kb/salaries.md'" in printed
+    assert "also stored as 'salaries.md' with other text" in printed and "beside 'kb/salaries.md'" in printed
     assert "DELETE /api/v1/documents/salaries.md" in printed and "'rota.md'" not in printed
+
+
+async def test_a_file_also_uploaded_under_its_name_is_called_the_same_file_not_an_earlier_releases_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Files uploaded through the web UI, then ingested from their folder, were each reported as "also stored as
+    'report.md' by an earlier release, which named files differently: that copy keeps its old text". Stored here
+    as the gateway stores an upload (report.md) and as an earlier release stored a folder's file (docs/guide.md)."""
+    (tmp_path / "kb" / "docs").mkdir(parents=True)
+    (tmp_path / "kb" / "report.md").write_text("# Report\n\nThe aquifer recharged by eleven percent.\n")
+    (tmp_path / "kb" / "docs" / "guide.md").write_text("# Guide\n\nOpen the valve slowly.\n")
+    stored = [
+        message
+        for name in ("report.md", "docs/guide.md")
+        for message in map(to_message, load_content(name, (tmp_path / "kb" / name).read_bytes(), doc_id=name))
+    ]
+    async with retrieval_port(tmp_path / "data", FakeEmbedder(), DictCache()) as (_, port):
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await retrieval_pb2_grpc.RetrievalServiceStub(channel).UpsertDocuments(iter(stored))
+        await asyncio.to_thread(ingest.ingest_paths, [str(tmp_path / "kb")], f"127.0.0.1:{port}")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:] == [
+        "  the same file is also stored as 'report.md' (its name alone, as an upload through the API or web UI names"
+        " a file, and releases before ids were paths did): searches show both until you delete one"
+        " (DELETE /api/v1/documents/report.md)",
+        "  the same file is also stored as 'docs/guide.md' (its path inside the folder, as releases before ids were"
+        " paths named a folder's files): searches show both until you delete one"
+        " (DELETE /api/v1/documents/docs/guide.md)",
+    ]
 
 
 JWT = {
@@ -148,3 +178,11 @@ async def test_another_tenants_document_of_the_earlier_id_is_not_called_this_fil
         await asyncio.to_thread(ingest.ingest_paths, [str(tmp_path / "kb")], f"127.0.0.1:{port}", access=run)
     printed = capsys.readouterr().out
     assert "also stored as 'rota.md'" in printed and "'salaries.md'" not in printed
+
+
+def test_the_report_names_twenty_files_stored_twice_and_counts_the_rest() -> None:
+    """A folder uploaded whole and then ingested gave a line per file."""
+    copies = [ingest.OtherCopy(f"kb/{number}.md", f"{number}.md", same_text=True) for number in range(25)]
+    lines = ingest.copy_lines(copies)
+    assert len(lines) == 21 and lines[19].startswith("  the same file is also stored as '19.md'")
+    assert lines[-1] == "  … and 5 more documents are also stored under another id"
