@@ -15,7 +15,7 @@ from typing import Literal
 
 from generation_svc.backends import Passage, Turn, Usage
 from likeopt.runtime.text import ends_sentence, split_sentences, tokenize
-from likeopt.runtime.text_layout import is_record
+from likeopt.runtime.text_layout import fenced, is_record, opens_list_item
 
 NO_ANSWER = "I found nothing in the documents that answers this."
 
@@ -84,6 +84,16 @@ def is_drawing(sentence: str) -> bool:
     return sum(ch.isalnum() for ch in marks) < MIN_LETTER_SHARE * len(marks)
 
 
+_RULE = re.compile(r"([-=_~*+])\1{3,}")
+"""A run of one mark ("-----", "===="): a box's or arrow's line in a diagram, or a table's rule."""
+
+
+def is_diagram(lines: str) -> bool:
+    """Whether lines kept as written draw something: mostly marks, or a rule in any line. A diagram's words can
+    outnumber its marks (a chunk holding its last box and a line of text), and it is no answer as a whole."""
+    return is_drawing(lines) or _RULE.search(lines) is not None
+
+
 MIN_SHARE_OF_BEST = 0.6
 """A passage is quoted only when it holds at least this part of the question's words that the best passage
 holds: one word in common ("week", "layer") with a passage about something else does not make it an answer."""
@@ -96,7 +106,7 @@ def passages_about(terms: set[str], passages: list[Passage]) -> set[int]:
     return {n for n, share in shares.items() if share and share >= enough}
 
 
-QuoteKind = Literal["sentence", "row"]
+QuoteKind = Literal["sentence", "row", "code"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,9 @@ class ScoredSentence:
     kind: QuoteKind = "sentence"
 
     def quoted(self) -> str:
-        """The text as the answer quotes it: a sentence standalone, a row as it is."""
+        """The text as the answer quotes it: code fenced, a sentence standalone, a row as it is."""
+        if self.kind == "code":
+            return fenced(self.text)
         return standalone(self.text) if self.kind == "sentence" else self.text
 
 
@@ -130,26 +142,54 @@ _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
 def quotes(text: str) -> list[tuple[QuoteKind, str]]:
-    """A passage's quotable units in order, each with its kind: a table row's cells (lines a chunk keeps together,
-    likeopt.runtime.text_layout) make one quote, so a value ("Quantity: 42") comes with its row ("Item:
-    Glimmerbolt"), though each line is only a heading's length; anything else is quoted sentence by sentence."""
+    """A passage's quotable units in order, each with its kind. A chunk joins the lines of a paragraph
+    (likeopt.runtime.text_layout), so lines it keeps apart are a record, a list or lines meant as written: a table
+    row's cells make one quote, so a value ("Quantity: 42") comes with its row ("Item: Glimmerbolt"), though each
+    line is only a heading's length; code is one quote, as a line of it means little alone; a list's items, prose
+    and a diagram's lines (is_drawing leaves out those that draw) are quoted sentence by sentence."""
     found: list[tuple[QuoteKind, str]] = []
     for block in _BLANK_LINE.split(text):
         lines = [line.rstrip() for line in block.split("\n") if line.strip()]
         if len(lines) > 1 and is_record(lines):
             found.append(("row", "; ".join(line.strip() for line in lines)))
+        elif len(lines) > 1 and is_preformatted(lines) and not is_diagram(block):
+            found.append(("code", "\n".join(lines)))
         else:
             found += [("sentence", sentence) for sentence in split_sentences(block)]
     return found
 
 
-def passage_candidates(terms: set[str], rank: int, passage: Passage) -> list[ScoredSentence]:
+def is_preformatted(lines: list[str]) -> bool:
+    """Whether lines a chunk keeps apart are meant as written (code, a shell command and its options): not a list's
+    items, and no line ends a sentence, as a heading over its sentence or a hard-wrapped paragraph of a caller's
+    own context does."""
+    return not opens_list_item(lines[0]) and not any(ends_sentence(line) for line in lines)
+
+
+def code_within(code: str, terms: set[str], max_chars: int) -> str:
+    """code whole when it has at most max_chars characters, else as many of its whole lines as fit from the first
+    one sharing the most of the question's terms: quoted as written, never cut inside a line."""
+    if len(code) <= max_chars:
+        return code
+    lines = code.split("\n")
+    best = max(range(len(lines)), key=lambda i: (term_share(terms, lines[i]), -i))
+    kept = [lines[best]]
+    for line in lines[best + 1 :]:
+        if len("\n".join([*kept, line])) > max_chars:
+            break
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def passage_candidates(terms: set[str], rank: int, passage: Passage, max_chars: int) -> list[ScoredSentence]:
     """The passage's quotes sharing a term with the question, scored; never a drawing, nor a sentence that is a
     heading or the title."""
     found = []
     for position, (kind, text) in enumerate(quotes(passage.text)):
         if kind == "sentence" and is_heading(text, passage.title):
             continue
+        if kind == "code":
+            text = code_within(text, terms, max_chars)
         if (share := term_share(terms, text)) and not is_drawing(text):
             found.append(ScoredSentence(share - 0.02 * rank, rank, position, text, passage.n, kind))
     return found
@@ -158,7 +198,8 @@ def passage_candidates(terms: set[str], rank: int, passage: Passage) -> list[Sco
 def choose_sentences(
     question: str, passages: list[Passage], max_sentences: int = 3, max_chars: int = 700
 ) -> list[tuple[str, int]]:
-    """The (quote, passage number) pairs that best cover the question, best first: sentences and table rows."""
+    """The (quote, passage number) pairs that best cover the question, best first: sentences, table rows, and code
+    as a fenced block (is_code)."""
     terms = set(tokenize(question))
     if not terms:
         return []
@@ -167,7 +208,7 @@ def choose_sentences(
         candidate
         for rank, passage in enumerate(passages)
         if passage.n in about
-        for candidate in passage_candidates(terms, rank, passage)
+        for candidate in passage_candidates(terms, rank, passage, max_chars)
     ]
     candidates.sort(key=lambda c: (-c.score, c.passage_rank, c.position))
     chosen: list[tuple[str, int]] = []
@@ -185,39 +226,79 @@ def choose_sentences(
     return chosen
 
 
+_FENCED = re.compile(r"(`{3,})\n.*\n\1", re.DOTALL)
+
+
+def is_code(quote: str) -> bool:
+    """Whether a chosen quote is code, which choose_sentences writes as a fenced block."""
+    return _FENCED.fullmatch(quote) is not None
+
+
 def ended(sentence: str) -> str:
     """sentence with a full stop when it has no sentence end ("rated at 40 bar", a table row "price: 40"): the
     answer is read back sentence by sentence (grounding), and one run into the next would cite both passages."""
     return sentence if ends_sentence(sentence) else f"{sentence.rstrip(' ,;:')}."
 
 
+def cited(quote: str, n: int) -> str:
+    """quote as the answer writes it, followed by its marker: a sentence ended; code as written, the marker on the
+    line after its closing fence (inside it, it would read as code)."""
+    return f"{quote}\n[{n}]" if is_code(quote) else f"{ended(quote)} [{n}]"
+
+
+def cut_short(quote: str, n: int, room: int) -> str:
+    """As much of quote as fits in room pieces with its marker ("" when nothing does): code keeps its fences, so
+    what follows is not read as code."""
+    if not is_code(quote):
+        room -= count_pieces(f"[{n}]")
+        return f"{first_pieces(quote, room)} [{n}]" if room > 0 else ""
+    fence, code = code_parts(quote)
+    room -= count_pieces(f"{fence}{fence}[{n}]")
+    return f"{fence}\n{first_pieces(code, room)}\n{fence}\n[{n}]" if room > 0 else ""
+
+
+def code_parts(quote: str) -> tuple[str, str]:
+    """The fence and the code of a quote is_code holds."""
+    fence, rest = quote.split("\n", 1)
+    return fence, rest.rsplit("\n", 1)[0]
+
+
+def joined(parts: list[tuple[str, bool]]) -> str:
+    """Cited quotes, each with whether it is code, in a row: code on lines of its own, a blank line around it."""
+    text = ""
+    for position, (part, code) in enumerate(parts):
+        after_code = position > 0 and parts[position - 1][1]
+        text += ("\n\n" if code or after_code else " ") + part if text else part
+    return text
+
+
 def compose(chosen: list[tuple[str, int]], limit: int = 0) -> tuple[str, bool]:
-    """Join chosen sentences, each ended and followed by its citation marker, in at most limit pieces when it is
-    set; and whether the limit cut the answer short. A cut sentence keeps its marker, so its passage is still
-    cited."""
+    """Join chosen quotes, each ended (code as written) and followed by its citation marker, in at most limit pieces
+    when it is set; and whether the limit cut the answer short. A cut quote keeps its marker, so its passage is
+    still cited."""
     if not chosen:
         text = first_pieces(NO_ANSWER, limit) if limit else NO_ANSWER
         return text, text != NO_ANSWER
-    parts: list[str] = []
+    parts: list[tuple[str, bool]] = []
     used = 0
-    for sentence, n in chosen:
-        cited = f"{ended(sentence)} [{n}]"
-        size = count_pieces(cited)
+    for quote, n in chosen:
+        part = cited(quote, n)
+        size = count_pieces(part)
         if limit and used + size > limit:
-            room = limit - used - count_pieces(f"[{n}]")
-            if room > 0:
-                parts.append(f"{first_pieces(sentence, room)} [{n}]")
-            return " ".join(parts) or first_pieces(cited, limit - used), True
-        parts.append(cited)
+            if short := cut_short(quote, n, limit - used):
+                parts.append((short, is_code(quote)))
+            plain = code_parts(quote)[1] if is_code(quote) else part
+            return joined(parts) or first_pieces(plain, limit - used), True
+        parts.append((part, is_code(quote)))
         used += size
-    return " ".join(parts), False
+    return joined(parts), False
 
 
 class ExtractiveBackend:
     """Streams the composed answer a few words at a time, as a model would."""
 
     name = "extractive"
-    fingerprint = "extractive/7"
+    fingerprint = "extractive/8"
 
     def __init__(self, words_per_delta: int = 4) -> None:
         self.words_per_delta = words_per_delta

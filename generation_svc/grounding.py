@@ -43,6 +43,10 @@ _LEADING = re.compile(r"^\s*(?:\[\d{1,3}\]\s*)+")
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:!?])")
 _MARKER_THEN_WORD = re.compile(r"\w[ \t]*\[\d{1,3}\][ \t]+(?=[^\W\d_])")
 """A marker after a word (not one opening a sentence, as answers that cite first write them) and before one."""
+_CODE_BLOCK = re.compile(
+    r"^ {0,3}(?P<fence>`{3,}|~{3,})[^\n]*\n(?P<code>.*?)(?:^ {0,3}(?P=fence)[ \t]*$|\Z)", re.M | re.S
+)
+"""A fenced code block of an answer, as Markdown writes one; unclosed, it runs to the end (an answer cut short)."""
 
 SUPPORT_SCORES = Histogram(
     "likeopt_answer_support",
@@ -102,13 +106,25 @@ def claims(answer: str, count: int) -> list[Claim]:
 
 
 def _sentences(answer: str) -> list[str]:
-    """The answer's sentences, a citation marker followed by a capitalised word ending one too: a model may quote
+    """The answer's sentences, a fenced code block being one (its lines without the fences): a line of code says
+    little alone, and lines without a marker would take the citations of the sentence before the block."""
+    found: list[str] = []
+    at = 0
+    for block in _CODE_BLOCK.finditer(answer):
+        found += _prose_sentences(answer[at : block.start()])
+        found += [block["code"].strip()] if block["code"].strip() else []
+        at = block.end()
+    return found + _prose_sentences(answer[at:])
+
+
+def _prose_sentences(text: str) -> list[str]:
+    """text's sentences, a citation marker followed by a capitalised word ending one too: a model may quote
     "… 40 bar [1] The Beta pump …" without the full stops, while "as shown in [1] and [2]." stays one."""
 
     def break_before_capital(marker: re.Match[str]) -> str:
-        return f"{marker.group().rstrip()}\n" if answer[marker.end()].isupper() else marker.group()
+        return f"{marker.group().rstrip()}\n" if text[marker.end()].isupper() else marker.group()
 
-    return split_sentences(_MARKER_THEN_WORD.sub(break_before_capital, answer))
+    return split_sentences(_MARKER_THEN_WORD.sub(break_before_capital, text))
 
 
 def _inherit(found: list[Claim]) -> None:
