@@ -26,6 +26,7 @@ import tomllib
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -90,6 +91,11 @@ class LoadedDocument:
 class Skipped:
     source: str
     reason: str
+
+
+class Unreadable(Exception):
+    """A file of a type the loaders read that holds no text they can take, its message the reason to report as it
+    is: a parser's exception ("ValueError: ...") tells the user nothing they can act on."""
 
 
 # -- HTML ------------------------------------------------------------------
@@ -394,6 +400,11 @@ def _cells(row: Sequence[object]) -> list[str]:
     return ["" if value is None else scalar_text(value) for value in row]
 
 
+NO_TEXT_LAYER = "no text layer: a scanned PDF needs OCR first (e.g. ocrmypdf scan.pdf searchable.pdf)"
+"""Why a PDF whose pages are all images (a scan, a photographed page) gives no text: pypdf reads the text a PDF
+holds as text, and recognising letters in pictures is another tool's work."""
+
+
 def pdf_to_text(data: bytes) -> tuple[str, str]:
     """(title, text) of a PDF: the title its document information gives (unless a tool's placeholder), and its
     pages' lines with words broken at a line end whole again and short lines (headings, a paragraph's last line)
@@ -401,7 +412,10 @@ def pdf_to_text(data: bytes) -> tuple[str, str]:
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data))
-    return _pdf_title(reader), pdf_pages_text([page.extract_text() or "" for page in reader.pages])
+    pages = [page.extract_text() or "" for page in reader.pages]
+    if pages and not any(page.strip() for page in pages):
+        raise Unreadable(NO_TEXT_LAYER)
+    return _pdf_title(reader), pdf_pages_text(pages)
 
 
 PDF_PLACEHOLDER_TITLE = re.compile(
@@ -438,8 +452,9 @@ _SENTENCE_END = re.compile(r"[.!?:][\"'\u00bb\u201d\u2019)\]]*$")
 def pdf_pages_text(pages: Sequence[str]) -> str:
     """The text of a PDF's pages as extracted line by line, each page a block. The width is the longest lines'
     length (the 95th percentile, so one overlong line does not make every other short), over the whole document
-    so that a page of few lines is measured as its neighbours."""
-    page_lines = [[line.strip() for line in page.splitlines()] for page in pages]
+    so that a page of few lines is measured as its neighbours. A page without text (blank, or a picture) adds
+    nothing."""
+    page_lines = [lines for page in pages if any(lines := [line.strip() for line in page.splitlines()])]
     lengths = sorted((len(line) for lines in page_lines for line in lines if line), reverse=True)
     width = lengths[len(lengths) // 20] if lengths else 0
     hyphenated = {word.casefold() for page in pages for word in _HYPHENATED_WORD.findall(page)}
@@ -451,7 +466,7 @@ def _pdf_page_text(lines: list[str], width: int, hyphenated: set[str]) -> str:
     """One page's lines joined: a blank line between blocks, a line break within one (the chunker reads it as
     wrapped prose), nothing where a word was broken."""
     parts: list[str] = []
-    for line, following in zip(lines, [*lines[1:], ""], strict=True):
+    for line, following in pairwise([*lines, ""]):
         broken, next_word = _LINE_END_HYPHEN.search(line), _LINE_START_WORD.match(following)
         if broken and next_word:
             parts.append(_rejoinable(line, broken, next_word.group(), hyphenated))
@@ -632,6 +647,8 @@ def _one_document(name: str, suffix: str, data: bytes, doc_id: str) -> LoadedDoc
         title, text, metadata = extract(suffix, data)
     except UnicodeDecodeError as error:
         return skipped_file(name, doc_id, not_text_reason(data, error))
+    except Unreadable as unreadable:
+        return skipped_file(name, doc_id, str(unreadable))
     except Exception as exc:  # a malformed PDF or Office file can raise anything from deep inside its parser
         return skipped_file(name, doc_id, f"unreadable: {type(exc).__name__}: {exc}")
     if "\x00" in text:  # from a PDF or an Office file: a text file's NUL is caught as it is decoded

@@ -548,3 +548,14 @@ def test_a_word_hyphenated_at_a_line_end_is_whole_again_and_a_real_hyphen_stays(
         "The survey used lidar-based imaging and state-of-the-art sensors over the glacier, with lidar-based passes"
         " before and after the pre-COVID gap and COVID-19 closures, and a clean softhyphen."
     )
+
+
+def test_a_pdf_s_blank_pages_add_nothing_and_its_text_pages_are_stored() -> None:
+    """A blank or picture-only page (a cover, a page left empty for printing) is not a reason to refuse the rest."""
+    doc = one("guild.pdf", pdf_bytes([], ["The lamplighter guild was founded in 1702."], [], ["It still meets."]))
+    assert doc.text == "The lamplighter guild was founded in 1702.\n\nIt still meets."
+
+
+def test_a_pdf_without_a_text_layer_is_refused_as_needing_ocr() -> None:
+    [scan] = load_content("scan.pdf", pdf_bytes([], []), doc_id="scan.pdf")
+    assert isinstance(scan, Skipped) and scan.reason.startswith(loaders.NO_TEXT_LAYER)
