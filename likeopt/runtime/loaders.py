@@ -591,12 +591,16 @@ def rows_to_text(rows: Iterable[Sequence[str]]) -> str:
     return "\n\n".join(paragraphs)
 
 
-def _sniffed_dialect(raw: str) -> type[csv.Dialect] | csv.Dialect:
-    """The CSV's delimiter (comma, semicolon, tab or bar) and quoting, as its first lines show them."""
+def _sniffed_dialect(raw: str) -> type[csv.Dialect]:
+    """The CSV's delimiter (comma, semicolon, tab or bar) and quote character, as its first lines show them. A quote
+    inside a quoted value is written twice, as RFC 4180 says and every spreadsheet writes it: the sniffer guesses
+    otherwise when no such value is among those it looks at, and a value's second quote then ended it."""
     try:
-        return csv.Sniffer().sniff(raw[:8192], delimiters=",;\t|")
+        dialect = csv.Sniffer().sniff(raw[:8192], delimiters=",;\t|")
     except csv.Error:  # one column, or too little to tell
         return csv.excel
+    dialect.doublequote = True
+    return dialect
 
 
 def extract(suffix: str, data: bytes) -> tuple[str, str, dict[str, str]]:

@@ -559,3 +559,12 @@ def test_a_pdf_s_blank_pages_add_nothing_and_its_text_pages_are_stored() -> None
 def test_a_pdf_without_a_text_layer_is_refused_as_needing_ocr() -> None:
     [scan] = load_content("scan.pdf", pdf_bytes([], []), doc_id="scan.pdf")
     assert isinstance(scan, Skipped) and scan.reason.startswith(loaders.NO_TEXT_LAYER)
+
+
+def test_a_quote_written_twice_inside_a_quoted_csv_value_is_one_quote_of_that_value() -> None:
+    """RFC 4180, as Excel writes it: the sniffer saw no such quote in the values it guessed from, and split the motto
+    at its second quote into two more columns."""
+    table = 'city,motto,population\nVellmar,"Strength, honour, and bread","12,400"\n'
+    table += 'Osterkamp,"He said ""never, ever"" twice","8,100"\n'
+    doc = one("cities.csv", table.encode())
+    assert doc.text.split("\n\n")[1] == 'city: Osterkamp\nmotto: He said "never, ever" twice\npopulation: 8,100'
