@@ -319,26 +319,89 @@ def scalar_text(value: object) -> str:
 # -- Word and PDF ----------------------------------------------------------
 
 
+WORD = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+"""The namespace of a Word document's XML, as lxml spells its tags."""
+DOCX_BLOCK_WRAPPERS = frozenset(WORD + name for name in ("sdt", "sdtContent", "customXml"))
+"""What holds paragraphs and tables in place of the body: a content control (a template's cover page, a form's
+fields) or custom XML. python-docx reads only the paragraphs and tables directly in the body, a cell or a note."""
+DOCX_RUN_WRAPPERS = frozenset(
+    WORD + name for name in ("hyperlink", "sdt", "sdtContent", "smartTag", "fldSimple", "customXml", "ins", "moveTo")
+)
+"""What holds runs inside a paragraph: a link, a content control, a smart tag, a field, custom XML, a tracked
+insertion or move (its text is the document's now; a deletion's or a move's origin is not, and is not held here)."""
+
+
 def docx_to_text(data: bytes) -> tuple[str, str]:
-    """(title, text) of a Word document: paragraphs and table rows in document order, cells as separate words.
+    """(title, text) of a Word document: paragraphs and table rows in document order, cells as separate words,
+    content controls' text where they stand, and its footnotes, then its endnotes, after the body.
 
     The title is the document's own (its properties), else its first Title or Heading 1 paragraph.
     """
     from docx import Document
-    from docx.table import Table
 
     document = Document(unpackable(data))
-    title, lines = (document.core_properties.title or "").strip(), []
-    for block in document.iter_inner_content():
-        if isinstance(block, Table):
-            for row in block.rows:
-                cells = list({id(cell._tc): cell.text for cell in row.cells}.values())  # merged cells once
-                lines.append(" ".join(cells))
-            continue
-        lines.append(block.text)
-        if not title and block.style is not None and block.style.name in ("Title", "Heading 1"):
-            title = block.text.strip()
+    title = (document.core_properties.title or "").strip() or _docx_heading(document)
+    lines = [*_docx_lines(document.element.body, document), *_docx_notes(document)]
     return title, _tidy(BLOCK_BREAK.join(lines))
+
+
+def _docx_blocks(container: Any) -> Iterator[Any]:
+    """The paragraph (w:p) and table (w:tbl) elements of a body, a cell or a note in document order, those inside
+    content controls included."""
+    for child in container:
+        if child.tag in (WORD + "p", WORD + "tbl"):
+            yield child
+        elif child.tag in DOCX_BLOCK_WRAPPERS:
+            yield from _docx_blocks(child)
+
+
+def _docx_lines(container: Any, parent: Any) -> Iterator[str]:
+    """The lines of a body, a cell or a note: each paragraph's text and each table row's (parent, the document or
+    a cell, is what python-docx reaches the document's parts through)."""
+    from docx.table import Table
+
+    for element in _docx_blocks(container):
+        if element.tag == WORD + "tbl":
+            for row in Table(element, parent).rows:
+                cells = {id(cell._tc): "\n".join(_docx_lines(cell._tc, cell)) for cell in row.cells}  # merged once
+                yield " ".join(cells.values())
+        else:
+            yield _docx_runs_text(element)
+
+
+def _docx_runs_text(element: Any) -> str:
+    """A paragraph's text: its runs', those inside DOCX_RUN_WRAPPERS included (python-docx's reads only the runs
+    and links directly in it)."""
+    return "".join(
+        child.text if child.tag == WORD + "r" else _docx_runs_text(child)
+        for child in element
+        if child.tag == WORD + "r" or child.tag in DOCX_RUN_WRAPPERS
+    )
+
+
+def _docx_heading(document: Any) -> str:
+    """The text of a Word document's first Title or Heading 1 paragraph with words, else ""."""
+    from docx.text.paragraph import Paragraph
+
+    for element in _docx_blocks(document.element.body):
+        style = Paragraph(element, document).style if element.tag == WORD + "p" else None
+        if style is not None and style.name in ("Title", "Heading 1") and (text := _docx_runs_text(element).strip()):
+            return text
+    return ""
+
+
+def _docx_notes(document: Any) -> Iterator[str]:
+    """The text of a Word document's footnotes, then its endnotes, a block each: Word prints them at a page's or
+    the document's end, and what they say is as much the document's as its body."""
+    from docx.opc.constants import RELATIONSHIP_TYPE
+    from docx.oxml.parser import parse_xml
+
+    for reltype in (RELATIONSHIP_TYPE.FOOTNOTES, RELATIONSHIP_TYPE.ENDNOTES):
+        for relationship in document.part.rels.values():
+            if relationship.reltype == reltype and not relationship.is_external:
+                for note in parse_xml(relationship.target_part.blob):
+                    if note.get(WORD + "type", "normal") == "normal":  # not a separator line
+                        yield "\n".join(_docx_lines(note, document))
 
 
 def unpackable(data: bytes) -> io.BytesIO:

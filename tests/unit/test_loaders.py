@@ -6,6 +6,7 @@ import codecs
 import io
 import json
 import zipfile
+from typing import Any
 
 import pytest
 from docx import Document
@@ -568,3 +569,68 @@ def test_a_quote_written_twice_inside_a_quoted_csv_value_is_one_quote_of_that_va
     table += 'Osterkamp,"He said ""never, ever"" twice","8,100"\n'
     doc = one("cities.csv", table.encode())
     assert doc.text.split("\n\n")[1] == 'city: Osterkamp\nmotto: He said "never, ever" twice\npopulation: 8,100'
+
+
+def word_xml(xml: str) -> str:
+    """XML of a Word document written with the w: prefix, its first element declaring the namespace."""
+    from docx.oxml.ns import nsdecls
+
+    tag_end = xml.index(">")
+    return f"{xml[:tag_end]} {nsdecls('w')}{xml[tag_end:]}"
+
+
+def word_element(xml: str) -> Any:
+    from docx.oxml import parse_xml
+
+    return parse_xml(word_xml(xml))
+
+
+def word_notes(kind: str, *texts: str) -> bytes:
+    """A footnotes or endnotes part as Word writes one: its separator note first, then a note per text."""
+    separator = f'<w:{kind} w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:{kind}>'
+    notes = (f'<w:{kind} w:id="{n}"><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:{kind}>' for n, text in enumerate(texts))
+    return word_xml(f"<w:{kind}s>{separator}{''.join(notes)}</w:{kind}s>").encode()
+
+
+def word_form() -> bytes:
+    """A Word document as templates and forms are made: content controls around a paragraph, inside a paragraph and
+    in a table cell, a tracked insertion, a footnote and an endnote."""
+    from docx.opc.constants import CONTENT_TYPE, RELATIONSHIP_TYPE
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+
+    document = Document()
+    signed = document.add_paragraph("Inspected by")
+    signed._p.append(
+        word_element("<w:sdt><w:sdtContent><w:r><w:t> Radomila Petkova</w:t></w:r></w:sdtContent></w:sdt>")
+    )
+    signed._p.append(word_element("<w:ins w:id='1' w:author='A'><w:r><w:t>, in 2019</w:t></w:r></w:ins>"))
+    signed._p.append(word_element("<w:del w:id='2' w:author='A'><w:r><w:delText>, in 2018</w:delText></w:r></w:del>"))
+    closing = document.add_paragraph("Closing words.")
+    grade = "<w:sdt><w:sdtPr/><w:sdtContent><w:p><w:r><w:t>Grade Ochre-4.</w:t></w:r></w:p></w:sdtContent></w:sdt>"
+    closing._p.addprevious(word_element(grade))
+    cell = document.add_table(rows=1, cols=2).rows[0].cells
+    cell[0].text = "Bridge"
+    cell[1].paragraphs[0]._p.addnext(word_element(grade.replace("Grade Ochre-4.", "Tessaline")))
+    cell[1]._tc.remove(cell[1].paragraphs[0]._p)  # the control is the cell's one paragraph
+    for kind, text in (("footnote", "The load test used two lorries."), ("endnote", "Sources: the 2019 survey.")):
+        part = Part(
+            PackURI(f"/word/{kind}s.xml"), getattr(CONTENT_TYPE, f"WML_{kind.upper()}S"), word_notes(kind, text)
+        )
+        document.part.relate_to(part, getattr(RELATIONSHIP_TYPE, f"{kind.upper()}S"))
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def test_a_word_document_s_content_controls_are_read_where_they_stand_and_its_notes_after_it() -> None:
+    """Content controls fill templates' cover pages and forms' fields; python-docx reads only what lies directly in
+    the body, a paragraph or a cell, and no notes."""
+    assert one("inspection.docx", word_form()).text.split("\n\n") == [
+        "Inspected by Radomila Petkova, in 2019",
+        "Grade Ochre-4.",
+        "Closing words.",
+        "Bridge Tessaline",
+        "The load test used two lorries.",
+        "Sources: the 2019 survey.",
+    ]
