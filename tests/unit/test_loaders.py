@@ -634,3 +634,61 @@ def test_a_word_document_s_content_controls_are_read_where_they_stand_and_its_no
         "The load test used two lorries.",
         "Sources: the 2019 survey.",
     ]
+
+
+DIV_SITE = """<html><head><title>Quarry Notes</title></head><body>
+<div class="navbar navbar-expand-lg"><a href="/">Home</a> <a href="/blog">Blog</a></div>
+<div id="cookie-consent">We use cookies. <button>Accept all</button></div>
+<div role="banner">Quarry Notes banner</div>
+<ol class="breadcrumb"><li>Home</li><li>Wetlands</li></ol>
+<div class="container">
+<h1>Restoring the Brindlecombe Quarry</h1>
+<p>The quarry closed in 1968.</p>
+<div id="mainMenu"><a href="/x">Menu link</a></div>
+<form><label>Subscribe</label><label>Frequency</label><input type="email" value="you@example.com">
+<select><option>Daily</option><option>Weekly</option></select><textarea>Your note</textarea>
+<button>Sign up</button></form>
+</div>
+<div class="col sidebar-left">Popular posts</div>
+<div role="complementary">Related</div><div role="navigation">Pages</div>
+<div class="site-footer">© 2026 Quarry Notes</div><div role="contentinfo">Imprint</div>
+</body></html>"""
+
+
+def test_furniture_built_of_divs_and_form_controls_stay_out_and_labels_stay_words() -> None:
+    """Navigation, cookie banners, sidebars and footers marked by role or class words are page furniture as their
+    HTML5 elements are; a control's options, value and action are not what the page says."""
+    assert (
+        html_to_text(DIV_SITE)[1]
+        == "Restoring the Brindlecombe Quarry\n\nThe quarry closed in 1968.\n\nSubscribe Frequency"
+    )
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<body class='has-sidebar menu-open'><h1>Wetland</h1><p>Natterjack toads.</p></body>",
+        "<div class='with-sidebar'><main><p>Wetland</p><p>Natterjack toads.</p></main></div>",
+        "<div class='layout-nav'><article><h2>Wetland</h2><p>Natterjack toads.</p></article></div>",
+        "<article><p>Wetland</p><div class='post-footer'>Natterjack toads.</div></article>",
+        "<div class='navigator'><p>Wetland</p><p class='menubar-free'>Natterjack toads.</p></div>",
+    ],
+)
+def test_a_class_word_never_drops_the_main_content_nor_a_word_it_only_contains(page: str) -> None:
+    """A wrapper around the content may carry a furniture word (a layout's "has-sidebar"); a footer inside an
+    article is the article's own; "navigator" is not "nav"."""
+    assert " ".join(html_to_text(page)[1].split()) == "Wetland Natterjack toads."
+
+
+def test_an_accordion_s_heading_button_stays_and_images_are_their_alt_text() -> None:
+    """An accordion (a FAQ) shows each question as a button in a heading; a figure's alt text is what it shows."""
+    page = (
+        "<h3><button aria-expanded='false'>How deep is the lake?</button></h3><div><p>Nine metres.</p></div>"
+        "<p>See figure <img src='x.png' alt='cross-section of the pump'>.</p><p><img src='spacer.gif' alt=''>End.</p>"
+    )
+    assert html_to_text(page)[1].split("\n\n") == [
+        "How deep is the lake?",
+        "Nine metres.",
+        "See figure cross-section of the pump.",
+        "End.",
+    ]
