@@ -675,14 +675,15 @@ def utf16_without_mark(data: bytes) -> str | None:
     return None if _CONTROL_CHARACTER.search(text) else encoding
 
 
-def not_text_reason(data: bytes, error: UnicodeDecodeError) -> str:
+def not_text_reason(data: bytes) -> str:
     """Why a text file is not read, with the command that converts it: UTF-16 without its mark (what some Windows
-    tools write) is named so, anything else holding NUL is not text, the rest is taken for a legacy code page."""
+    tools write) is named so, anything else holding a NUL byte is binary, not text, and the rest is taken for a legacy
+    code page."""
     if encoding := utf16_without_mark(data):
         return (
             f"probably {encoding} text without a byte-order mark (convert it first, e.g. iconv -f {encoding} -t UTF-8)"
         )
-    return NOT_TEXT if error.reason == NUL_IN_TEXT else NOT_UTF8
+    return NOT_TEXT if b"\x00" in data else NOT_UTF8
 
 
 def decode_html(data: bytes) -> str:
@@ -755,27 +756,48 @@ def _title_and_text(suffix: str, data: bytes) -> tuple[str, str]:
 
 
 def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
-    """The documents in one file's bytes (one, or one per line for JSON Lines); name gives the type."""
+    """The documents in one file's bytes (one, or one per line for JSON Lines); name gives the type, unless the
+    bytes say they are another type read here (sniffed_suffix)."""
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED:
         advice = f" (save it as {LEGACY_OFFICE[suffix]})" if suffix in LEGACY_OFFICE else ""
         yield Skipped(name, f"unsupported file type {suffix or '(none)'}{advice}")
     elif len(data) > MAX_FILE_BYTES:
         yield skipped_file(name, doc_id, TOO_LARGE)
-    elif suffix in JSONL_SUFFIXES:
+    elif (kind := sniffed_suffix(data) or suffix) in JSONL_SUFFIXES:
         yield from load_jsonl(name, data.split(b"\n"))
-    elif suffix == ".json":
+    elif kind == ".json":
         yield from load_json(name, data)
     else:
-        yield _one_document(name, suffix, data, doc_id)
+        yield _one_document(name, kind, data, doc_id)
+
+
+OFFICE_MAIN_PARTS = {"word/document.xml": ".docx", "ppt/presentation.xml": ".pptx", "xl/workbook.xml": ".xlsx"}
+"""The part inside its zip that makes a file a Word document, a slide deck or a workbook."""
+
+
+def sniffed_suffix(data: bytes) -> str | None:
+    """The suffix of the type a file's first bytes show, when they show a PDF (%PDF-) or a Word, PowerPoint or Excel
+    file (a zip of their parts): a PDF named memo.txt is read as the PDF it is, not refused as text in a legacy code
+    page or stored as PDF syntax, and a Word file named report.pdf as a Word file. None for anything else."""
+    if data.startswith(b"%PDF-"):
+        return ".pdf"
+    if not data.startswith(b"PK\x03\x04"):
+        return None
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+    except zipfile.BadZipFile:
+        return None
+    return next((suffix for part, suffix in OFFICE_MAIN_PARTS.items() if part in names), None)
 
 
 def _one_document(name: str, suffix: str, data: bytes, doc_id: str) -> LoadedDocument | Skipped:
     """The document a file of a type that holds one is, or why it is skipped."""
     try:
         title, text, metadata = extract(suffix, data)
-    except UnicodeDecodeError as error:
-        return skipped_file(name, doc_id, not_text_reason(data, error))
+    except UnicodeDecodeError:
+        return skipped_file(name, doc_id, not_text_reason(data))
     except Unreadable as unreadable:
         return skipped_file(name, doc_id, str(unreadable))
     except Exception as exc:  # a malformed PDF or Office file can raise anything from deep inside its parser
@@ -840,7 +862,7 @@ def load_json(source: str, data: bytes) -> Iterator[LoadedDocument | Skipped]:
     try:
         parsed = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
-        yield Skipped(source, NOT_UTF8)
+        yield Skipped(source, not_text_reason(data))
         return
     except (json.JSONDecodeError, RecursionError) as exc:
         yield Skipped(source, f"invalid JSON: {exc}")

@@ -692,3 +692,27 @@ def test_an_accordion_s_heading_button_stays_and_images_are_their_alt_text() -> 
         "See figure cross-section of the pump.",
         "End.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "text"),
+    [
+        ("memo.txt", pdf_bytes(["A PDF saved as text."]), "A PDF saved as text."),
+        ("notes.md", pdf_bytes(["A PDF saved as Markdown."]), "A PDF saved as Markdown."),
+        ("records.json", pdf_bytes(["A PDF saved as JSON."]), "A PDF saved as JSON."),
+        ("report.pdf", roadmap_document(), ROADMAP),
+        ("deck.docx", roadmap_deck(), ROADMAP),
+        ("ops.csv", xlsx_bytes(("Owners", [("service", "team"), ("cache_svc", "platform")])), "service: cache_svc"),
+    ],
+)
+def test_a_pdf_or_office_file_under_another_type_s_name_is_read_as_what_it_is(
+    name: str, data: bytes, text: str
+) -> None:
+    """Its first bytes say what it is: an uncompressed PDF named .txt was stored as PDF syntax, a compressed one
+    refused with advice to convert it from a code page, a Word file named .pdf refused for a broken PDF stream."""
+    assert one(name, data).text.startswith(text)
+
+
+def test_a_binary_file_under_a_text_name_is_refused_as_binary_not_as_a_code_page() -> None:
+    [binary] = load_content("image.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", doc_id="image.md")
+    assert isinstance(binary, Skipped) and binary.reason.startswith(loaders.NOT_TEXT)
