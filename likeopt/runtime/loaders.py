@@ -26,7 +26,7 @@ import tomllib
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import chain, islice, pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
@@ -505,7 +505,7 @@ def _shape_lines(shape: Any) -> Iterator[str]:
 
 
 def xlsx_to_text(data: bytes) -> tuple[str, str]:
-    """(title, text) of a workbook: each sheet a table as table_to_text writes one (its first row naming the
+    """(title, text) of a workbook: each sheet a table as table_to_text writes one (its header row naming the
     columns), led by the sheet's name when there are several. Formulas give the value last saved with them."""
     from openpyxl import load_workbook
 
@@ -700,21 +700,46 @@ def decode_html(data: bytes) -> str:
 
 
 def table_to_text(raw: str, suffix: str) -> str:
-    """A table as text, its first row naming the columns: each row a paragraph of "column: value" lines (empty
+    """A table as text, its header row naming the columns: each row a paragraph of "column: value" lines (empty
     cells left out), so a row's values stay together in one chunk and each keeps its column's name."""
     return rows_to_text(csv.reader(io.StringIO(raw), csv.excel_tab if suffix == ".tsv" else _sniffed_dialect(raw)))
 
 
 def rows_to_text(rows: Iterable[Sequence[str]]) -> str:
-    """Rows of cells as table_to_text writes them, the first naming the columns."""
+    """Rows of cells as table_to_text writes them: the header row (_header_position) naming the columns, and any
+    title above it first, a line each."""
     rows = iter(rows)
-    names = [name.strip() or f"column {number}" for number, name in enumerate(next(rows, []), start=1)]
-    paragraphs = []
-    for row in rows:
+    head = list(islice(rows, HEADER_SEARCH_ROWS))
+    position = _header_position(head)
+    titles = [" ".join(cell.strip() for cell in row if cell.strip()) for row in head[:position]]
+    header = head[position] if head else []
+    names = [name.strip() or f"column {number}" for number, name in enumerate(header, start=1)]
+    paragraphs = [title for title in titles if title]
+    for row in chain(head[position + 1 :], rows):
         cells = [(names[i] if i < len(names) else f"column {i + 1}", cell.strip()) for i, cell in enumerate(row)]
         if lines := [field_line(name, value) for name, value in cells if value]:
             paragraphs.append("\n".join(lines))
     return "\n\n".join(paragraphs)
+
+
+HEADER_SEARCH_ROWS = 20
+"""How many of a table's first rows its header is looked for in."""
+_NUMBER = re.compile(r"[-+]?[\d.,\s]*\d%?")
+
+
+def _header_position(rows: Sequence[Sequence[str]]) -> int:
+    """Which row is a table's header: the first, unless it and those after it hold one value or none (a sheet's
+    title, a blank row) above one with values in most columns, none of them a number (the header a spreadsheet's
+    title sits over; "name" over "Envoy, 8080" is a header over a data row longer than it)."""
+    counts = [sum(1 for cell in row if cell.strip()) for row in rows]
+    width = max(counts, default=0)
+    for position, count in enumerate(counts):
+        if 2 * count > width:
+            numbers = any(_NUMBER.fullmatch(cell.strip()) for cell in rows[position])
+            return 0 if numbers else position
+        if count > 1:
+            break
+    return 0
 
 
 def _sniffed_dialect(raw: str) -> type[csv.Dialect]:

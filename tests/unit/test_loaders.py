@@ -716,3 +716,24 @@ def test_a_pdf_or_office_file_under_another_type_s_name_is_read_as_what_it_is(
 def test_a_binary_file_under_a_text_name_is_refused_as_binary_not_as_a_code_page() -> None:
     [binary] = load_content("image.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", doc_id="image.md")
     assert isinstance(binary, Skipped) and binary.reason.startswith(loaders.NOT_TEXT)
+
+
+QUARTER = [("Quarterly report, unaudited",), (), ("Region", "Sales", "Tax"), ("North", 100, 20), ("South", 200, None)]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("q1.xlsx", xlsx_bytes(("Q1", QUARTER))),
+        ("q1.csv", b'"Quarterly report, unaudited",,\n,,\nRegion,Sales,Tax\nNorth,100,20\nSouth,200,\n'),
+    ],
+)
+def test_a_title_and_blank_rows_above_a_table_s_header_are_a_line_of_their_own(name: str, data: bytes) -> None:
+    """The title named the first column and the header was read as a row of data."""
+    assert one(name, data).text.split("\n\n") == [
+        "Quarterly report, unaudited",
+        "Region: North\nSales: 100\nTax: 20",
+        "Region: South\nSales: 200",
+    ]
+    short_header = one("t.csv", b"name\nEnvoy,8080\nadmin,9901\n")  # a header of one name over longer data rows
+    assert short_header.text == "name: Envoy\ncolumn 2: 8080\n\nname: admin\ncolumn 2: 9901"
