@@ -381,6 +381,26 @@ def scalar_text(value: object) -> str:
 # -- Word and PDF ----------------------------------------------------------
 
 
+PLACEHOLDER_TITLE = re.compile(
+    r"microsoft \w+ - .*|.*\.(?:docx?|pptx?|xlsx?|odt|odp|rtf|txt|md|html?|tex|dvi|ps|pdf|indd|qxd|pages|key)"
+    r"|(?:(?:microsoft )?(?:word|powerpoint|excel) )?"
+    r"(?:untitled|no title|title|document|presentation|book|workbook|slide)[\s_-]*\d*",
+    re.IGNORECASE,
+)
+"""A title in a PDF's, Word document's, deck's or workbook's properties that a tool wrote in place of one the author
+gave: the name of the file it was made from ("Microsoft Word - report.docx", "C:\\tmp\\paper.dvi") or an
+application's default ("Untitled-1", "Document1", "PowerPoint Presentation", "Book1"); the file's own name, or its
+first heading, says more."""
+
+
+def given_title(title: object) -> str:
+    """A title from a file's properties with its spaces tidied, "" when it is missing, a placeholder or no word."""
+    title = " ".join(title.split()) if isinstance(title, str) else ""
+    if PLACEHOLDER_TITLE.fullmatch(title) or not any(character.isalpha() for character in title):
+        return ""
+    return title
+
+
 WORD = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 """The namespace of a Word document's XML, as lxml spells its tags."""
 DOCX_BLOCK_WRAPPERS = frozenset(WORD + name for name in ("sdt", "sdtContent", "customXml"))
@@ -402,7 +422,7 @@ def docx_to_text(data: bytes) -> tuple[str, str]:
     from docx import Document
 
     document = Document(unpackable(data))
-    title = (document.core_properties.title or "").strip() or _docx_heading(document)
+    title = given_title(document.core_properties.title) or _docx_heading(document)
     lines = [*_docx_lines(document.element.body, document), *_docx_notes(document)]
     return title, _tidy(BLOCK_BREAK.join(lines))
 
@@ -481,7 +501,7 @@ def pptx_to_text(data: bytes) -> tuple[str, str]:
     from pptx import Presentation
 
     deck = Presentation(unpackable(data))
-    title, slides = (deck.core_properties.title or "").strip(), []
+    title, slides = given_title(deck.core_properties.title), []
     for slide in deck.slides:
         lines = [line for shape in slide.shapes for line in _shape_lines(shape)]
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
@@ -511,7 +531,7 @@ def xlsx_to_text(data: bytes) -> tuple[str, str]:
 
     book = load_workbook(unpackable(data), read_only=True, data_only=True)
     try:
-        title = (book.properties.title or "").strip()
+        title = given_title(book.properties.title)
         sheets = [(sheet.title, [_cells(row) for row in sheet.iter_rows(values_only=True)]) for sheet in book]
     finally:
         book.close()
@@ -543,26 +563,12 @@ def pdf_to_text(data: bytes) -> tuple[str, str]:
     return _pdf_title(reader), pdf_pages_text(pages)
 
 
-PDF_PLACEHOLDER_TITLE = re.compile(
-    r"microsoft \w+ - .*|.*\.(?:docx?|pptx?|xlsx?|odt|odp|rtf|txt|md|html?|tex|dvi|ps|pdf|indd|qxd|pages|key)"
-    r"|(?:untitled|no title|title|document|presentation|book|slide)[\s_-]*\d*",
-    re.IGNORECASE,
-)
-"""A PDF title that a tool wrote in place of one the author gave: the name of the file it was made from ("Microsoft
-Word - report.docx", "C:\\tmp\\paper.dvi") or an application's default ("Untitled-1", "Document1", "Presentation2");
-the file's own name says more."""
-
-
 def _pdf_title(reader: PdfReader) -> str:
     """The /Title of a PDF's document information, "" when it is missing, a placeholder or unreadable."""
     try:
-        title = reader.metadata.title if reader.metadata is not None else None
+        return given_title(reader.metadata.title if reader.metadata is not None else None)
     except Exception:  # a damaged information dictionary costs the title, never the text
         return ""
-    title = " ".join(title.split()) if isinstance(title, str) else ""
-    if PDF_PLACEHOLDER_TITLE.fullmatch(title) or not any(character.isalpha() for character in title):
-        return ""
-    return title
 
 
 PDF_SHORT_LINE = 0.6

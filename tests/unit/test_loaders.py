@@ -737,3 +737,52 @@ def test_a_title_and_blank_rows_above_a_table_s_header_are_a_line_of_their_own(n
     ]
     short_header = one("t.csv", b"name\nEnvoy,8080\nadmin,9901\n")  # a header of one name over longer data rows
     assert short_header.text == "name: Envoy\ncolumn 2: 8080\n\nname: admin\ncolumn 2: 9901"
+
+
+def saved(office: Any) -> bytes:
+    """The bytes of a python-docx document, python-pptx deck or openpyxl workbook."""
+    buffer = io.BytesIO()
+    office.save(buffer)
+    return buffer.getvalue()
+
+
+def titled_deck(title: str) -> bytes:
+    from pptx import Presentation
+
+    deck = Presentation(io.BytesIO(roadmap_deck()))
+    deck.core_properties.title = title
+    return saved(deck)
+
+
+def titled_document(title: str) -> bytes:
+    """roadmap_document with its first paragraph a Heading 1."""
+    document = Document(io.BytesIO(roadmap_document()))
+    document.core_properties.title = title
+    document.paragraphs[0].style = "Heading 1"
+    return saved(document)
+
+
+def titled_workbook(title: str) -> bytes:
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(xlsx_bytes(("Ports", [("process", "port"), ("Envoy", 8080)]))))
+    book.properties.title = title
+    return saved(book)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        ("roadmap.pptx", titled_deck("PowerPoint Presentation"), "Roadmap 2025"),
+        ("roadmap.pptx", titled_deck("Presentation1"), "Roadmap 2025"),
+        ("roadmap.docx", titled_document("Microsoft Word - roadmap.docx"), "Roadmap 2025"),
+        ("roadmap.docx", titled_document("Document1"), "Roadmap 2025"),
+        ("ports.xlsx", titled_workbook("Book1"), "ports"),
+        ("roadmap.pptx", titled_deck("Falconer launch plan"), "Falconer launch plan"),
+    ],
+)
+def test_an_office_file_whose_title_is_a_tool_s_placeholder_is_titled_by_its_heading_or_name(
+    name: str, data: bytes, expected: str
+) -> None:
+    """The rule a PDF's title follows: a tool's default or the file it was made from says less than the heading."""
+    assert one(name, data).title == expected
