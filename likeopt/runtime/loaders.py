@@ -549,15 +549,22 @@ NO_TEXT_LAYER = "no text layer: a scanned PDF needs OCR first (e.g. ocrmypdf sca
 """Why a PDF whose pages are all images (a scan, a photographed page) gives no text: pypdf reads the text a PDF
 holds as text, and recognising letters in pictures is another tool's work."""
 
+ENCRYPTED_PDF = "encrypted PDF: needs a password (decrypt it first, e.g. qpdf --decrypt --password=… in.pdf out.pdf)"
+"""Why a PDF encrypted with a password to open it gives no text (one that opens without a password is read)."""
+
 
 def pdf_to_text(data: bytes) -> tuple[str, str]:
     """(title, text) of a PDF: the title its document information gives (unless a tool's placeholder), and its
     pages' lines with words broken at a line end whole again and short lines (headings, a paragraph's last line)
     ending their blocks, so that a heading does not run into the sentence after it."""
     from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError
 
     reader = PdfReader(io.BytesIO(data))
-    pages = [page.extract_text() or "" for page in reader.pages]
+    try:
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except FileNotDecryptedError:
+        raise Unreadable(ENCRYPTED_PDF) from None
     if pages and not any(page.strip() for page in pages):
         raise Unreadable(NO_TEXT_LAYER)
     return _pdf_title(reader), pdf_pages_text(pages)

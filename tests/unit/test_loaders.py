@@ -786,3 +786,21 @@ def test_an_office_file_whose_title_is_a_tool_s_placeholder_is_titled_by_its_hea
 ) -> None:
     """The rule a PDF's title follows: a tool's default or the file it was made from says less than the heading."""
     assert one(name, data).title == expected
+
+
+def encrypted_pdf(password: str) -> bytes:
+    """The SURVEY PDF encrypted, needing password to open (none: it opens, changes need the owner's)."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    writer.append(PdfReader(io.BytesIO(pdf_bytes(SURVEY))))
+    writer.encrypt(user_password=password, owner_password="owner")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def test_a_pdf_that_needs_a_password_is_refused_with_how_to_decrypt_it() -> None:
+    [locked] = load_content("survey.pdf", encrypted_pdf("hunter2"), doc_id="survey.pdf")
+    assert isinstance(locked, Skipped) and locked.reason.startswith("encrypted PDF: needs a password (decrypt it first")
+    assert one("survey.pdf", encrypted_pdf("")).text.startswith("Glacier Survey Results")
