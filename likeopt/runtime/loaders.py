@@ -830,6 +830,14 @@ def sniffed_suffix(data: bytes) -> str | None:
     return next((suffix for part, suffix in OFFICE_MAIN_PARTS.items() if part in names), None)
 
 
+TYPESETTING_HINTS = str.maketrans(dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff")))
+"""Invisible characters a file's text holds only as hints to whoever sets it, taken out of every loaded file's text
+and title: a soft hyphen (where a word may break), a zero-width space or word joiner (where a line may or may not)
+and a zero-width no-break space (a byte-order mark inside the text). Left in, they split a word for search
+("flows\u00adfast" was "flows" and "fast") and showed in citations. Zero-width joiners and non-joiners stay: they
+change how emoji and Persian or Indic words are written."""
+
+
 def _one_document(name: str, suffix: str, data: bytes, doc_id: str) -> LoadedDocument | Skipped:
     """The document a file of a type that holds one is, or why it is skipped."""
     try:
@@ -840,6 +848,7 @@ def _one_document(name: str, suffix: str, data: bytes, doc_id: str) -> LoadedDoc
         return skipped_file(name, doc_id, str(unreadable))
     except Exception as exc:  # a malformed PDF or Office file can raise anything from deep inside its parser
         return skipped_file(name, doc_id, f"unreadable: {type(exc).__name__}: {exc}")
+    title, text = title.translate(TYPESETTING_HINTS), text.translate(TYPESETTING_HINTS)
     if "\x00" in text:  # from a PDF or an Office file: a text file's NUL is caught as it is decoded
         return skipped_file(name, doc_id, NOT_TEXT)
     if not text.strip():

@@ -804,3 +804,12 @@ def test_a_pdf_that_needs_a_password_is_refused_with_how_to_decrypt_it() -> None
     [locked] = load_content("survey.pdf", encrypted_pdf("hunter2"), doc_id="survey.pdf")
     assert isinstance(locked, Skipped) and locked.reason.startswith("encrypted PDF: needs a password (decrypt it first")
     assert one("survey.pdf", encrypted_pdf("")).text.startswith("Glacier Survey Results")
+
+
+def test_soft_hyphens_and_zero_width_spaces_leave_a_file_s_words_whole() -> None:
+    """They are typesetting hints, invisible where the text is shown, but split the word they sit in for search."""
+    page = "<title>Pump\u00adhouse</title><p>Water flows\u00adfast through the pump\u200bhouse\u2060s.</p>".encode()
+    doc = one("pumps.html", page)
+    assert (doc.title, doc.text) == ("Pumphouse", "Water flowsfast through the pumphouses.")
+    joined = "\U0001f468\u200d\U0001f469 \u067e\u06cc\u0627\u0645\u200c\u0647\u0627"  # a family emoji; Persian
+    assert one("family.txt", joined.encode()).text == joined
