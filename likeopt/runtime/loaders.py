@@ -16,12 +16,15 @@ stay out while link text and code stay in, and the title is a real heading, neve
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime
 import io
 import json
+import logging
 import os
 import re
+import threading
 import tomllib
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -42,6 +45,8 @@ from likeopt.v1 import retrieval_pb2
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
+
+log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt", ".text", ".rst"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
@@ -578,6 +583,36 @@ def _pdf_title(reader: PdfReader) -> str:
         return ""
 
 
+class _PdfWarnings(logging.Handler):
+    """pypdf's warnings about the PDF this thread is reading, kept for _extracted to say with the file's name: pypdf
+    logs them bare ("EOF marker not found"), naming no file. Any logged outside a read go on to the root logger."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._reading = threading.local()
+
+    @contextlib.contextmanager
+    def collected(self) -> Iterator[list[str]]:
+        """The warnings pypdf logs in this thread until the block ends."""
+        self._reading.found = found = []
+        try:
+            yield found
+        finally:
+            self._reading.found = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = getattr(self._reading, "found", None)
+        if found is None:
+            logging.getLogger().handle(record)
+        else:
+            found.append(record.getMessage())
+
+
+PDF_WARNINGS = _PdfWarnings()
+logging.getLogger("pypdf").addHandler(PDF_WARNINGS)
+logging.getLogger("pypdf").propagate = False  # PDF_WARNINGS passes on what it does not keep
+
+
 PDF_SHORT_LINE = 0.6
 """A line shorter than this share of the text's width stands alone: wrapped prose fills three quarters of its
 column or more, even ragged, so only a heading, a paragraph's last line, a list item or a table row is shorter."""
@@ -840,20 +875,40 @@ change how emoji and Persian or Indic words are written."""
 
 def _one_document(name: str, suffix: str, data: bytes, doc_id: str) -> LoadedDocument | Skipped:
     """The document a file of a type that holds one is, or why it is skipped."""
-    try:
-        title, text, metadata = extract(suffix, data)
-    except UnicodeDecodeError:
-        return skipped_file(name, doc_id, not_text_reason(data))
-    except Unreadable as unreadable:
-        return skipped_file(name, doc_id, str(unreadable))
-    except Exception as exc:  # a malformed PDF or Office file can raise anything from deep inside its parser
-        return skipped_file(name, doc_id, f"unreadable: {type(exc).__name__}: {exc}")
+    extracted = _extracted(name, suffix, data, doc_id)
+    if isinstance(extracted, Skipped):
+        return extracted
+    title, text, metadata = extracted
     title, text = title.translate(TYPESETTING_HINTS), text.translate(TYPESETTING_HINTS)
     if "\x00" in text:  # from a PDF or an Office file: a text file's NUL is caught as it is decoded
         return skipped_file(name, doc_id, NOT_TEXT)
     if not text.strip():
         return skipped_file(name, doc_id, "no text found")
     return LoadedDocument(doc_id, title or Path(name).stem, text, {**metadata, "source": Path(name).name})
+
+
+def _extracted(name: str, suffix: str, data: bytes, doc_id: str) -> tuple[str, str, dict[str, str]] | Skipped:
+    """(title, text, metadata) of one file, or why it is skipped. What pypdf warned of while reading it is said
+    with the file's name: in the reason when the file is not read, else logged."""
+    with PDF_WARNINGS.collected() as warnings:
+        try:
+            extracted = extract(suffix, data)
+        except UnicodeDecodeError:
+            return skipped_file(name, doc_id, not_text_reason(data))
+        except Unreadable as unreadable:
+            return skipped_file(name, doc_id, str(unreadable))
+        except Exception as exc:  # a malformed PDF or Office file can raise anything from deep inside its parser
+            return skipped_file(name, doc_id, f"unreadable: {type(exc).__name__}: {exc}{_warned(warnings)}")
+    if warnings:
+        log.warning("%s: read%s", name, _warned(warnings))
+    return extracted
+
+
+def _warned(warnings: list[str]) -> str:
+    """What pypdf warned of, its first three warnings (a damaged PDF can give one per object), or ""."""
+    distinct = list(dict.fromkeys(warnings))
+    more = f" and {len(distinct) - 3} more" if len(distinct) > 3 else ""
+    return f", after pypdf warned: {'; '.join(distinct[:3])}{more}" if distinct else ""
 
 
 def skipped_file(name: str, doc_id: str, reason: str) -> Skipped:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import codecs
 import io
 import json
+import re
+import subprocess
+import sys
 import zipfile
 from typing import Any
 
@@ -14,6 +17,7 @@ from docx import Document
 from likeopt.runtime import loaders
 from likeopt.runtime.loaders import LoadedDocument, Skipped, html_to_text, load_content, markdown_to_text
 from tests.pdfs import pdf_file
+from tests.support import ROOT
 
 PAGE = """<!doctype html>
 <html><head><title> Port  map </title><style>td { color: red }</style><script>var secret = 1;</script></head>
@@ -813,3 +817,30 @@ def test_soft_hyphens_and_zero_width_spaces_leave_a_file_s_words_whole() -> None
     assert (doc.title, doc.text) == ("Pumphouse", "Water flowsfast through the pumphouses.")
     joined = "\U0001f468\u200d\U0001f469 \u067e\u06cc\u0627\u0645\u200c\u0647\u0627"  # a family emoji; Persian
     assert one("family.txt", joined.encode()).text == joined
+
+
+LOAD_STDIN = """import sys
+from likeopt.runtime.loaders import Skipped, load_content
+for item in load_content(sys.argv[1], sys.stdin.buffer.read(), sys.argv[1]):
+    print(item.reason if isinstance(item, Skipped) else "read")
+"""
+
+
+def loaded_in_a_process(name: str, data: bytes) -> tuple[str, str]:
+    """(stdout, stderr) of a Python process of its own loading data as the file name, with no logging set up, as
+    `likeopt ingest` runs: it prints "read" or the reason for each item. Within pytest, every logger's records go
+    to pytest's own handlers, whatever their propagation."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_STDIN, name], input=data, capture_output=True, check=True, cwd=ROOT
+    )
+    return done.stdout.decode(), done.stderr.decode()
+
+
+def test_what_pypdf_warns_of_is_said_with_the_file_s_name() -> None:
+    """pypdf logs "EOF marker not found" bare: `likeopt ingest` printed it naming no file."""
+    survey = pdf_bytes(SURVEY)
+    misplaced = re.sub(rb"startxref\n(\d+)", lambda found: b"startxref\n%d" % (int(found[1]) + 7), survey)
+    read, warned = loaded_in_a_process("survey.pdf", misplaced)
+    assert read == "read\n" and warned.startswith("survey.pdf: read, after pypdf warned: ") and warned.count("\n") == 1
+    skipped, warned = loaded_in_a_process("cut.pdf", survey[:400])
+    assert ", after pypdf warned: EOF marker not found" in skipped and not warned
