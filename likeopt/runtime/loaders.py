@@ -884,7 +884,16 @@ def _one_document(name: str, suffix: str, data: bytes, doc_id: str) -> LoadedDoc
         return skipped_file(name, doc_id, NOT_TEXT)
     if not text.strip():
         return skipped_file(name, doc_id, "no text found")
-    return LoadedDocument(doc_id, title or Path(name).stem, text, {**metadata, "source": Path(name).name})
+    facts = {"source": Path(name).name, "file_type": file_type(suffix)}
+    return LoadedDocument(doc_id, title or Path(name).stem, text, {**metadata, **facts})
+
+
+def file_type(suffix: str) -> str:
+    """What a file was read as, as its document's metadata says it: one name for each type whichever of its suffixes
+    the file has (.htm and .html are html), so a search filter {"file_type": "pdf"} finds every PDF. A file whose
+    bytes show another type than its name is that type (sniffed_suffix)."""
+    named = ((TEXT_SUFFIXES, "text"), (MARKDOWN_SUFFIXES, "markdown"), (HTML_SUFFIXES, "html"))
+    return next((name for suffixes, name in named if suffix in suffixes), suffix.removeprefix("."))
 
 
 def _extracted(name: str, suffix: str, data: bytes, doc_id: str) -> tuple[str, str, dict[str, str]] | Skipped:

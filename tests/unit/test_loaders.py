@@ -181,7 +181,7 @@ def test_docx_paragraphs_and_table_rows_in_order_with_a_heading_title() -> None:
     doc = one("release.docx", docx_bytes())
     assert doc.title == "Release notes"
     assert doc.text == "Release notes\n\nThe cache has four layers.\n\nLayer Where\n\nL2 Redis\n\nClosing words."
-    assert doc.metadata == {"source": "release.docx"}
+    assert doc.metadata == {"source": "release.docx", "file_type": "docx"}
 
 
 def test_broken_and_bomb_docx_files_are_skipped_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -844,3 +844,18 @@ def test_what_pypdf_warns_of_is_said_with_the_file_s_name() -> None:
     assert read == "read\n" and warned.startswith("survey.pdf: read, after pypdf warned: ") and warned.count("\n") == 1
     skipped, warned = loaded_in_a_process("cut.pdf", survey[:400])
     assert ", after pypdf warned: EOF marker not found" in skipped and not warned
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "kind"),
+    [
+        ("notes/a.htm", b"<p>words</p>", "html"),
+        ("a.markdown", b"words", "markdown"),
+        ("a.rst", b"words", "text"),
+        ("a.tsv", b"k\tv\nx\ty\n", "tsv"),
+        ("memo.txt", pdf_bytes(["A PDF saved as text."]), "pdf"),
+    ],
+)
+def test_a_file_s_document_says_what_the_file_was_read_as(name: str, data: bytes, kind: str) -> None:
+    """Beside its file name, so a search can be filtered to PDFs or slide decks."""
+    assert one(name, data).metadata == {"source": name.rsplit("/", 1)[-1], "file_type": kind}
