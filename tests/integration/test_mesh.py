@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from likeopt.caching.cache_keys import normalise_query
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+from tests.pdfs import pdf_bytes
 from tests.support import MeshProcess, ValkeyServer
 
 KNOWN_QUESTION = "Which port does Envoy listen on?"
@@ -281,6 +282,29 @@ def test_uploaded_file_becomes_searchable_and_deleted_one_disappears(mesh: MeshP
     assert after["index_version"] > result["index_version"]
     missing = httpx.delete(f"{mesh.base_url}/api/v1/documents/zebra.md", headers=auth, timeout=30)
     assert missing.status_code == 404
+
+
+def test_an_uploaded_pdf_with_a_blank_page_and_a_csv_with_doubled_quotes_are_stored_and_found(
+    mesh: MeshProcess,
+) -> None:
+    """Files as users upload them: a blank page made the whole PDF unreadable, and a quote written twice inside a
+    CSV value split it into wrong columns."""
+    auth = {"Authorization": f"Bearer {mesh.api_key}"}
+    guild = pdf_bytes(["The Wexford lamplighter guild was founded in 1702 by Odile Marchetti."], [])
+    mottos = b'city,motto\nOsterkamp,"The mayor said ""never, ever"" about the toll bridge"\n'
+    files = [("files", ("guild.pdf", guild, "application/pdf")), ("files", ("mottos.csv", mottos, "text/csv"))]
+    upload = httpx.post(f"{mesh.base_url}/api/v1/documents", files=files, headers=auth, timeout=60)
+    try:
+        assert upload.status_code == 200, upload.text
+        assert upload.json()["upserted"] == 2 and upload.json()["skipped"] == []
+        founded = search(mesh, "Who founded the Wexford lamplighter guild?", top_k=3)["hits"][0]
+        assert founded["doc_id"] == "guild.pdf" and "Odile Marchetti" in founded["text"]
+        said = search(mesh, "What did the Osterkamp mayor say about the toll bridge?", top_k=3)["hits"][0]
+        assert said["doc_id"] == "mottos.csv"
+        assert 'motto: The mayor said "never, ever" about the toll bridge' in said["text"]
+    finally:
+        for doc_id in ("guild.pdf", "mottos.csv"):
+            httpx.delete(f"{mesh.base_url}/api/v1/documents/{doc_id}", headers=auth, timeout=30)
 
 
 def test_every_service_exposes_prometheus_metrics(mesh: MeshProcess) -> None:

@@ -16,7 +16,7 @@ from docx import Document
 
 from likeopt.runtime import loaders
 from likeopt.runtime.loaders import LoadedDocument, Skipped, html_to_text, load_content, markdown_to_text
-from tests.pdfs import pdf_file
+from tests.pdfs import pdf_bytes
 from tests.support import ROOT
 
 PAGE = """<!doctype html>
@@ -485,28 +485,6 @@ def test_values_are_spelt_as_json_and_iso_8601_write_them_not_as_python_does() -
     [loaded] = load_content("a.json", json.dumps([record]).encode(), doc_id="a.json")
     assert isinstance(loaded, LoadedDocument)
     assert loaded.metadata == {"ok": "true", "gone": "null", "n": "3", "x": "1.5", "s": "True"}
-
-
-def pdf_bytes(*pages: list[str], title: str | None = None) -> bytes:
-    """A PDF of pages of Helvetica lines, one under the other as a word processor sets them, with a /Title in its
-    document information when one is given."""
-    objects = [b"<</Type/Catalog/Pages 2 0 R>>", b"", b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>"]
-    kids = []
-    for lines in pages:
-        stream = b"BT /F1 11 Tf 14 TL 72 720 Td %s ET" % b" ".join(
-            b"(%s) Tj T*" % line.encode("latin-1") for line in lines
-        )
-        objects.append(b"<</Length %d>>stream\n%s\nendstream" % (len(stream), stream))
-        objects.append(
-            b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Resources<</Font<</F1 3 0 R>>>>/Contents %d 0 R>>"
-            % len(objects)
-        )
-        kids.append(b"%d 0 R" % len(objects))
-    objects[1] = b"<</Type/Pages/Kids[%s]/Count %d>>" % (b" ".join(kids), len(kids))
-    if title is None:
-        return pdf_file(objects)
-    objects.append(b"<</Title(%s)>>" % title.encode("latin-1"))
-    return pdf_file(objects, info=len(objects))
 
 
 SURVEY = [
