@@ -60,3 +60,21 @@ async def test_errors_reach_every_waiter_and_cancelling_one_waiter_spares_the_re
     with pytest.raises(RuntimeError, match="boom"):
         await second
     assert first.cancelled()
+
+
+async def test_a_caller_after_the_computation_finished_gets_a_new_one_even_before_it_is_forgotten() -> None:
+    """A finished computation's done callback runs on a later turn of the loop: a caller in between, on the same
+    turn, must not be handed the old result (it may have been computed before what that caller must see)."""
+    computed = 0
+
+    async def compute() -> int:
+        nonlocal computed
+        computed += 1
+        return computed
+
+    flight: SingleFlight[int] = SingleFlight()
+    first = asyncio.ensure_future(flight.run("k", compute))
+    await asyncio.sleep(0)  # the first call starts the computation
+    await asyncio.sleep(0)  # which finishes; its done callback runs on the next turn
+    assert await flight.run("k", compute) == 2  # on the turn the first finished, before its callback forgot it
+    assert await first == 1 and len(flight) == 0
