@@ -91,7 +91,7 @@ class Reachability:
         self.now = False
 
 
-async def follow_writers(follow: Callable[[], Awaitable[None]], reachable: Reachability) -> None:
+async def follow_writers(follow: Callable[[], Awaitable[object]], reachable: Reachability) -> None:
     """Hear of writes other processes committed (the embedded writer's store, or a shared Milvus) every
     FOLLOW_INTERVAL_S, so WatchIndex followers and the caches move to the new index version (a search that asks
     for a newer version catches up at once: RetrievalServicer.follow); each answer, or its absence, tells

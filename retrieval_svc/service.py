@@ -65,11 +65,6 @@ UPSERT_BATCH_DOCS = 256
 T = TypeVar("T")
 EMBEDDING_VERSION = 0
 """Query embeddings do not change with the index: all are stored under this one version."""
-CATCH_UP_ROUNDS = 2
-"""Catch-ups a search asking for a newer index version waits for: a catch-up already running when it arrived may
-have read the store before the write it asks for was committed; the next one starts after, and reads the store as
-it is. Still older then, the version asked for was never committed to this store (a number from another store, or
-from one since started afresh): the search answers from what the store holds, as every replica would."""
 
 
 async def in_pool(pool: ThreadPoolExecutor, func: Callable[..., T], *args: object) -> T:
@@ -272,10 +267,13 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self._results: SingleFlight[retrieval_pb2.SearchResponse] = SingleFlight()
         self._lookups = LookupPolicy("search")
         self._embeddings: SingleFlight[np.ndarray] = SingleFlight()
-        self._following: SingleFlight[None] = SingleFlight()
-        self._gave_up_at: int | None = None
-        """The index version at which a catch-up last found a version asked for absent from the store: searches
-        asking beyond it answer at once until the index moves, rather than each paying CATCH_UP_ROUNDS again."""
+        self._following: SingleFlight[int] = SingleFlight()
+        self._catch_ups = 0
+        """Catch-ups started so far, numbering each: one numbered above what a search saw as it came read the store
+        after the search came, so after any write its caller saw acknowledged."""
+        self._absent_logged: int | None = None
+        """The index version at which a search last asked for a version the store does not hold: logged once per
+        version, as a client holding such a number asks for it again with every search."""
         self._recent: VersionedLRU[retrieval_pb2.SearchResponse] = VersionedLRU(
             "search", config.near_cache_entries, config.near_cache_bytes
         )
@@ -305,32 +303,42 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         if self.engine is not None:
             self.versions.publish(self.engine.version)
 
-    async def follow(self) -> None:
+    async def follow(self) -> int:
         """Catch up with the writes other processes committed (the writer's store, or a shared Milvus), once for
         every concurrent caller: follow_writers' ticks and searches asking for a newer version share one catch-up,
-        so two never apply the same changes at once. Raises BackendUnavailable when the backend's server is away."""
+        so two never apply the same changes at once. Returns the number of the catch-up waited for (_catch_ups).
+        Raises BackendUnavailable when the backend's server is away."""
         engine = self.engine
-        if engine is not None:
-            await self._following.run(None, lambda: self._refreshed(engine))
+        if engine is None:
+            return self._catch_ups
+        return await self._following.run(None, lambda: self._refreshed(engine))
 
-    async def _refreshed(self, engine: RetrievalBackend) -> None:
+    async def _refreshed(self, engine: RetrievalBackend) -> int:
+        """One catch-up, numbered as it starts: it reads the store after that."""
+        self._catch_ups += 1
+        number = self._catch_ups
         if await asyncio.to_thread(engine.refresh):
             self.index_changed()
+        return number
 
     async def _reach(self, engine: RetrievalBackend, version: int) -> None:
         """Catch up before a search that must reflect version (a write the caller saw acknowledged), rather than
-        answer from an older index until the next tick of follow_writers (CATCH_UP_ROUNDS says how long)."""
-        for _ in range(CATCH_UP_ROUNDS):
-            await self.follow()
-            if engine.version >= version:
-                return
-        self._gave_up_at = engine.version
-        log.info("asked for an index version the store does not hold", extra={"fields": {"asked": version}})
+        answer from an older index until the next tick of follow_writers: until a catch-up that started after the
+        search came has read the store (one already running may have read it before the write was committed).
 
-    def _may_reach(self, engine: RetrievalBackend) -> bool:
-        """Whether catching up could help: not on a shared-version backend (Search has just refreshed it), nor at
-        the version where the store was last found not to hold what was asked."""
-        return not engine.shared_version and engine.version != self._gave_up_at
+        Still older then, no store holds version (a number from another store, or from one since started
+        afresh): only this search answers from what the store holds, as every replica would. That costs it at most
+        one catch-up of its own (a read of the store's version when nothing changed), shared with the searches
+        waiting then, and the next search asking for a version the store does hold still catches up first."""
+        came = self._catch_ups
+        if await self.follow() <= came and engine.version < version:
+            await self.follow()  # the first was running as the search came; this one started after it
+        if engine.version < version and self._absent_logged != engine.version:
+            self._absent_logged = engine.version
+            log.info(
+                "asked for an index version the store does not hold",
+                extra={"fields": {"asked": version, "index_version": engine.version}},
+            )
 
     async def _principal(self, context: grpc.aio.ServicerContext) -> Principal | None:
         """The caller Envoy verified (LIKEOPT_AUTH=jwt), None for a call from inside the mesh; a header that
@@ -370,7 +378,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         params, use_cache = search_params(request, self.config, reader), not request.no_cache
         if engine.shared_version and await in_pool(self._search_pool, engine.refresh):
             self.index_changed()  # another replica wrote: nothing cached under the old version may answer
-        if request.min_index_version > engine.version and self._may_reach(engine):
+        if request.min_index_version > engine.version and not engine.shared_version:  # a shared one is read above
             await self._reach(engine, request.min_index_version)  # the caller saw a write not followed yet
         version = engine.version
         shared = self._recent.get((query, params), version) if use_cache else None

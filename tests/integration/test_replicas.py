@@ -153,6 +153,36 @@ def test_a_grpc_client_passing_its_writes_version_reads_it_through_envoy(replica
     assert reader_searches(replicated) > before
 
 
+def reader_address(mesh: MeshProcess) -> str:
+    """host:port of the read-only retrieval replica, which follows the writer's store."""
+    replica = next(r for r in children_running(mesh, "retrieval_svc") if r.get("LIKEOPT_RETRIEVAL_READ_ONLY") == "1")
+    return f"127.0.0.1:{replica['LIKEOPT_RETRIEVAL_PORT']}"
+
+
+def test_a_search_asking_for_a_version_no_store_holds_leaves_read_your_writes_on_for_the_next(
+    replicated: MeshProcess,
+) -> None:
+    """A caller's impossible min_index_version (another store's, say) is answered from what the store holds, and
+    the next caller's write, not followed yet, is still caught up with before its search is answered."""
+    key = (("authorization", f"Bearer {replicated.api_key}"),)
+    with (
+        grpc.insecure_channel(replicated.address) as envoy,
+        grpc.insecure_channel(reader_address(replicated)) as direct,
+    ):
+        writer, reader = retrieval_pb2_grpc.RetrievalServiceStub(envoy), retrieval_pb2_grpc.RetrievalServiceStub(direct)
+        for n in range(6):
+            doc_id, word = f"gave-up-{n}", f"Thistlecombe{n}"
+            impossible = reader.Search(
+                retrieval_pb2.SearchRequest(query="harbour", min_index_version=2**62), timeout=30
+            )
+            doc = retrieval_pb2.Document(id=doc_id, text=f"The {word} lantern is lit at dusk.")
+            written = writer.UpsertDocuments(iter([doc]), timeout=60, metadata=key)
+            assert impossible.index_version < written.index_version
+            asked = retrieval_pb2.SearchRequest(query=f"{word} lantern", min_index_version=written.index_version)
+            assert doc_id in [hit.doc_id for hit in reader.Search(asked, timeout=30).hits], f"search {n} missed it"
+            writer.DeleteDocuments(retrieval_pb2.DeleteDocumentsRequest(ids=[doc_id]), timeout=60, metadata=key)
+
+
 def test_readers_refuse_writes(replicated: MeshProcess) -> None:
     reader = next(
         r for r in children_running(replicated, "retrieval_svc") if r.get("LIKEOPT_RETRIEVAL_READ_ONLY") == "1"

@@ -8,8 +8,11 @@ was not told of found it because the search made it catch up.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
 
 from likeopt.v1 import retrieval_pb2
 from retrieval_svc.engine import RetrievalEngine
@@ -71,20 +74,58 @@ async def test_concurrent_searches_share_one_catch_up_and_index_each_change_once
 async def test_a_version_no_store_holds_is_answered_from_what_the_store_holds(tmp_path: Path) -> None:
     async with (
         retrieval_server(tmp_path, FakeEmbedder(), DictCache()) as (_, writer),
-        retrieval_server(tmp_path, FakeEmbedder(), DictCache(), read_only=True) as (reader_servicer, reader),
+        retrieval_server(tmp_path, FakeEmbedder(), DictCache(), read_only=True) as (_, reader),
     ):
         written = await writer.UpsertDocuments(stream(NOTE))
         for stub in (reader, writer):  # a number from another store, or from one since started afresh
             reply = await stub.Search(search(written.index_version + 100), timeout=10)
             assert reply.index_version == written.index_version and found(reply)[0] == "harbour"
-        caught_up = reader_servicer.follow
-        calls: list[None] = []
 
-        async def counted() -> None:
-            calls.append(None)
-            await caught_up()
 
-        reader_servicer.follow = counted  # type: ignore[method-assign]
-        for _ in range(3):  # the store was found not to hold it: later searches do not each catch up again
+async def test_a_caller_asking_for_a_version_no_store_holds_leaves_the_next_callers_writes_found(
+    tmp_path: Path,
+) -> None:
+    async with (
+        retrieval_server(tmp_path, FakeEmbedder(), DictCache()) as (_, writer),
+        retrieval_server(tmp_path, FakeEmbedder(), DictCache(), read_only=True) as (_, reader),
+    ):
+        for doc in (NOTE, OTHER):
+            impossible = await reader.Search(search(2**62), timeout=10)
+            written = await writer.UpsertDocuments(stream(doc))
+            assert impossible.index_version < written.index_version
+            reply = await reader.Search(search(written.index_version, top_k=5), timeout=10)
+            assert reply.index_version == written.index_version and doc.id in found(reply)
+        deleted = await writer.DeleteDocuments(retrieval_pb2.DeleteDocumentsRequest(ids=["harbour"]))
+        await reader.Search(search(2**62), timeout=10)
+        gone = await reader.Search(search(deleted.index_version, mode=retrieval_pb2.BM25), timeout=10)
+        assert gone.index_version == deleted.index_version and "harbour" not in found(gone)
+
+
+async def test_a_version_no_store_holds_costs_a_search_at_most_one_read_of_the_store(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with (
+        retrieval_server(tmp_path, FakeEmbedder(), DictCache()) as (_, writer),
+        retrieval_server(tmp_path, FakeEmbedder(), DictCache(), read_only=True) as (replica, reader),
+    ):
+        caplog.set_level(logging.INFO, "retrieval_svc.service")
+        written = await writer.UpsertDocuments(stream(NOTE))
+        engine = replica.engine
+        assert isinstance(engine, RetrievalEngine)
+        reads: list[None] = []
+        refresh = engine.refresh
+
+        def counted() -> bool:
+            reads.append(None)
+            return refresh()
+
+        engine.refresh = counted  # type: ignore[method-assign]
+        for _ in range(3):  # one after another: each reads the store once (the store may have moved since)
             await reader.Search(search(written.index_version + 100), timeout=10)
-        assert calls == []
+        assert len(reads) == 3
+        reads.clear()
+        replies = await asyncio.gather(*(reader.Search(search(2**62, top_k=n % 5 + 1)) for n in range(20)))
+        assert {reply.index_version for reply in replies} == {written.index_version}
+        assert 1 <= len(reads) <= 20  # each started at most one catch-up; those that came together shared one
+        absent = [r for r in caplog.records if r.getMessage() == "asked for an index version the store does not hold"]
+        assert len(absent) == 1  # once per version of the store, not once per search
