@@ -62,7 +62,7 @@ def mesh_of(upstreams: Upstreams, config: Config) -> Mesh:
         documents=upstreams.retrieval_writer,
         generation=upstreams.generation,
         answer_timeout_s=config.answer_timeout_s,
-        written=lambda: upstreams.written,
+        written=lambda: upstreams.least_version,
     )
 
 

@@ -68,7 +68,7 @@ class Mesh:
     metadata: tuple[tuple[str, str], ...] = ()
     channels: list[grpc.aio.Channel] = field(default_factory=list)
     written: Callable[[], int] = lambda: 0
-    """The least index version searches and answers ask for (the gateway's Upstreams.written; none over stdio,
+    """The least index version searches and answers ask for (the gateway's Upstreams.least_version; none over stdio,
     which writes nothing)."""
 
     @classmethod

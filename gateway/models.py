@@ -22,6 +22,7 @@ from likeopt.runtime.contract import (
     MAX_QUERY_CHARS,
     MAX_STOP_CHARS,
     MAX_STOP_SEQUENCES,
+    MIN_INDEX_VERSION,
     QUERY_PATTERN,
     SEARCH_TOP_K,
     InvalidInput,
@@ -60,6 +61,19 @@ def top_k_field(limits: Range, what: str) -> Any:
     return Field(limits.default, ge=limits.low, le=limits.high, description=what)
 
 
+def min_index_version_field(read: str) -> Any:
+    """The optional min_index_version of a read: what a write made another way returned, for read-your-writes."""
+    return Field(
+        MIN_INDEX_VERSION.default,
+        ge=MIN_INDEX_VERSION.low,
+        le=MIN_INDEX_VERSION.high,
+        description=f"The index_version a write's reply gave: the {read} reflects that write whichever replica"
+        " answers. Writes through this gateway need none, nor those the index has told the gateway of (tens of"
+        " milliseconds later); name it after a write made another way (gRPC, another gateway, likeopt ingest)."
+        " A version no store holds is answered from the newest one the store holds. 0: none.",
+    )
+
+
 def no_nul(text: str) -> str:
     """Refuses NUL characters, which generation_svc and SQLite would refuse later."""
     if "\x00" in text:
@@ -86,6 +100,7 @@ class SearchRequest(BaseModel):
     per_document: bool = Field(
         False, description="At most one hit per document, its best chunk: top_k then counts documents, not chunks."
     )
+    min_index_version: WholeNumber = min_index_version_field("search")
 
 
 class Hit(BaseModel):
@@ -138,6 +153,7 @@ class ChatRequest(BaseModel):
         max_length=MAX_STOP_SEQUENCES,
         description="The answer ends before the first of these (its citations too); empty ones are ignored.",
     )
+    min_index_version: WholeNumber = min_index_version_field("answer's retrieval")
 
 
 class ChatEvent(BaseModel):

@@ -9,14 +9,16 @@ entry is served only while its index version is the last one streamed, so a writ
 (upload, delete) retires every older reply as soon as the stream says so, within
 milliseconds. Writes made through this gateway retire them before the write's reply
 is even sent, so a client that deletes and then searches never sees the deleted
-document. While the stream is down nothing is served from here at all.
+document; one that wrote another way (gRPC) and names the version its write returned
+(min_index_version) is not answered from here until the stream has told of it. While
+the stream is down nothing is served from here at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 import grpc
 
@@ -33,15 +35,23 @@ RECONNECT_S = (0.2, 5.0)
 class NearSearchReplies:
     """Rendered search replies by request, valid for the index version retrieval_svc streams."""
 
-    def __init__(self, retrieval: retrieval_pb2_grpc.RetrievalServiceStub, replies: VersionedLRU[bytes]) -> None:
+    def __init__(
+        self,
+        retrieval: retrieval_pb2_grpc.RetrievalServiceStub,
+        replies: VersionedLRU[bytes],
+        heard: Callable[[int], None],
+    ) -> None:
         self._retrieval = retrieval
         self._replies = replies
+        self._heard = heard
+        """Told each version this follows (Upstreams.heard_of), so searches ask replicas for it."""
         self.current: int | None = None
         """The index version retrieval_svc streamed last; None while not watching."""
 
-    def lookup(self, key: Hashable) -> bytes | None:
-        """The reply's head (gateway/fast_json.py), when still current."""
-        return self._replies.get(key, self.current)
+    def lookup(self, key: Hashable, at_least: int = 0) -> bytes | None:
+        """The reply's head (gateway/fast_json.py), when still current and of version at_least or later: a client
+        may name a version it was given by a write the stream has not told of yet."""
+        return self._replies.get(key, self.current if (self.current or 0) >= at_least else None)
 
     def remember(self, key: Hashable, index_version: int, hits: bytes) -> None:
         """Keep a search's reply, its hits already rendered (hits_json), for the repeats."""
@@ -63,6 +73,7 @@ class NearSearchReplies:
                     if first:  # a new stream is the truth, even if lower (a store started afresh)
                         self._replies.clear(step.index_version)
                         self.current, first, delay = step.index_version, False, RECONNECT_S[0]
+                        self._heard(step.index_version)
                     elif step.index_version > (self.current or 0):
                         self._advance(step.index_version)
             except grpc.aio.AioRpcError as exc:
@@ -75,3 +86,4 @@ class NearSearchReplies:
     def _advance(self, version: int) -> None:
         self.current = version
         self._replies.clear(version)
+        self._heard(version)

@@ -204,7 +204,7 @@ async def start_answer(
     """Ask generation_svc as the person asking (jwt) and wait for the answer's first event."""
     started = time.perf_counter()
     caller = forwarded(caller_of(config, request.headers))
-    asked.min_index_version = upstreams.written
+    asked.min_index_version = upstreams.least_version
     call = upstreams.generation.Answer(asked, timeout=config.answer_timeout_s, metadata=caller)
     first, events = await first_event(call, started)
     return StartedAnswer(call, first, events)

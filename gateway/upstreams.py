@@ -60,13 +60,27 @@ class Upstreams:
     probes: dict[str, grpc.aio.Channel]
     """A channel to each replica address alone, for asking its health (readyz)."""
     written: int = 0
-    """The highest index version a write through this gateway produced. Every search and answer asks for at
-    least it (min_index_version), so a read-only retrieval replica that has not followed the writer yet catches
-    up before answering: what a caller uploaded or deleted is what its next search and chat see."""
+    """The highest index version a write (upsert, delete) through this gateway produced."""
+    heard: int = 0
+    """The index version the near cache last followed (NearSearchReplies.current, kept while its stream is down):
+    what the writer's WatchIndex stream tells of, whatever made the write (a gRPC client, another gateway, likeopt
+    ingest); a new stream's first replaces it even when lower (a data folder restored)."""
+
+    @property
+    def least_version(self) -> int:
+        """The version every search and answer asks for at least (min_index_version), so a read-only retrieval
+        replica that has not followed the writer yet catches up before answering: what was uploaded, deleted or
+        given another access list is what the next search and chat see, at once after a write through this
+        gateway, and once the stream has told of it after any other."""
+        return max(self.written, self.heard)
 
     def wrote(self, version: int) -> None:
-        """A write (upsert, delete) through this gateway was acknowledged at version."""
+        """A write through this gateway was acknowledged at version."""
         self.written = max(self.written, version)
+
+    def heard_of(self, version: int) -> None:
+        """The near cache follows version from now (NearSearchReplies)."""
+        self.heard = version
 
     @classmethod
     def connect(cls, config: Config) -> Upstreams:

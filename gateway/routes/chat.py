@@ -96,7 +96,7 @@ async def chat(
         mode=MODES[body.mode],
         max_tokens=body.max_tokens,
         stop=body.stop,
-        min_index_version=gateway.upstreams.written,
+        min_index_version=max(body.min_index_version, gateway.upstreams.least_version),
     )
     started = time.perf_counter()
     call = gateway.upstreams.generation.Answer(

@@ -42,7 +42,7 @@ async def search(
     started = time.perf_counter()
     filters = tuple(sorted(body.filters.items()))
     key = (normalise_query(body.query), body.top_k, body.mode, filters, body.per_document, scope_of(principal))
-    head = gateway.near.lookup(key)
+    head = gateway.near.lookup(key, body.min_index_version)
     if head is None:
         request = retrieval_pb2.SearchRequest(
             query=body.query,
@@ -50,7 +50,7 @@ async def search(
             mode=MODES[body.mode],
             filters=body.filters,
             per_document=body.per_document,
-            min_index_version=gateway.upstreams.written,
+            min_index_version=max(body.min_index_version, gateway.upstreams.least_version),
         )
         call = gateway.upstreams.retrieval.Search(request, timeout=SEARCH_TIMEOUT_S, metadata=forwarded(principal))
         reply = await upstream_call(call)

@@ -87,6 +87,8 @@ LIST_LIMIT = Range("limit", 1, 1000, 100)
 """Documents per page of ListDocuments, and feedback items per listing."""
 MAX_LISTED_IDS = LIST_LIMIT.high
 """Most ids one ListDocuments may name (ListDocumentsRequest.ids): a page's worth, so its filter stays small."""
+MIN_INDEX_VERSION = Range("min_index_version", 0, (1 << 63) - 1, 0)
+"""The index version a read must reflect, as a write's reply gave it (an int64 in the protos); 0 asks for none."""
 
 
 class InvalidInput(ValueError):

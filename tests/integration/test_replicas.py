@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -181,6 +182,78 @@ def test_a_search_asking_for_a_version_no_store_holds_leaves_read_your_writes_on
             asked = retrieval_pb2.SearchRequest(query=f"{word} lantern", min_index_version=written.index_version)
             assert doc_id in [hit.doc_id for hit in reader.Search(asked, timeout=30).hits], f"search {n} missed it"
             writer.DeleteDocuments(retrieval_pb2.DeleteDocumentsRequest(ids=[doc_id]), timeout=60, metadata=key)
+
+
+@contextmanager
+def grpc_and_rest(mesh: MeshProcess) -> Iterator[tuple[retrieval_pb2_grpc.RetrievalServiceStub, httpx.Client]]:
+    """A RetrievalService stub and an HTTP client, both through Envoy."""
+    with grpc.insecure_channel(mesh.address) as channel, httpx.Client(base_url=mesh.base_url, timeout=60) as client:
+        yield retrieval_pb2_grpc.RetrievalServiceStub(channel), client
+
+
+def test_a_rest_read_naming_the_version_a_grpc_write_returned_reflects_it_whichever_replica_answers(
+    replicated: MeshProcess,
+) -> None:
+    key = (("authorization", f"Bearer {replicated.api_key}"),)
+    json_reply = {"Accept": "application/json"}
+    with grpc_and_rest(replicated) as (stub, client):
+        for n in range(6):
+            doc_id, word = f"named-{n}", f"Brackenholt{n}"
+            query = {"query": f"{word} bell"}
+            for _ in range(2):  # a reply in the gateway's near cache from before the write
+                assert client.post("/api/v1/search", json=query).status_code == 200
+            doc = retrieval_pb2.Document(id=doc_id, text=f"The {word} bell rings at noon over the harbour.")
+            written = stub.UpsertDocuments(iter([doc]), timeout=60, metadata=key).index_version
+            found = client.post("/api/v1/search", json={**query, "min_index_version": written})
+            assert found.status_code == 200, found.text
+            assert doc_id in [hit["doc_id"] for hit in found.json()["hits"]], f"search {n} missed the write"
+            asked = {"query": f"When does the {word} bell ring?", "min_index_version": written}
+            chat = client.post("/api/v1/chat", json=asked, headers=json_reply).json()
+            assert doc_id in [hit["doc_id"] for hit in chat["hits"]], f"chat {n} missed the write"
+            deleted = stub.DeleteDocuments(retrieval_pb2.DeleteDocumentsRequest(ids=[doc_id]), timeout=60, metadata=key)
+            gone = client.post("/api/v1/search", json={**query, "min_index_version": deleted.index_version}).json()
+            assert doc_id not in [hit["doc_id"] for hit in gone["hits"]], f"search {n} found the deleted document"
+
+
+def near_cache_hits(client: httpx.Client) -> float:
+    """Searches the gateway answered from its near cache so far (its /metrics, through Envoy)."""
+    prefix = 'likeopt_near_cache_lookups_total{name="search",result="hit"} '
+    lines = client.get("/metrics").text.splitlines()
+    return sum(float(line[len(prefix) :]) for line in lines if line.startswith(prefix))
+
+
+def near_search(client: httpx.Client, query: str) -> tuple[list[str], bool]:
+    """The ids a REST search found, and whether the gateway's near cache answered it."""
+    before = near_cache_hits(client)
+    reply = client.post("/api/v1/search", json={"query": query})
+    assert reply.status_code == 200, reply.text
+    return [hit["doc_id"] for hit in reply.json()["hits"]], near_cache_hits(client) > before
+
+
+def test_a_rest_search_after_a_write_made_another_way_reflects_it_once_the_gateway_has_heard_of_it(
+    replicated: MeshProcess,
+) -> None:
+    """The gateway hears of a gRPC client's write from the writer's WatchIndex stream: until then its near cache
+    answers as before the write (the window README states); from then on no replica answers from before it."""
+    key = (("authorization", f"Bearer {replicated.api_key}"),)
+    with grpc_and_rest(replicated) as (stub, client):
+        for n in range(8):
+            doc_id, query = f"heard-{n}", f"Wyndlecote{n} ferry"
+            doc = retrieval_pb2.Document(id=doc_id, text=f"The {query} leaves at dawn.")
+            stub.UpsertDocuments(iter([doc]), timeout=60, metadata=key)
+            for _ in range(100):  # until the near cache answers with the document: it holds the current version
+                found, near = near_search(client, query)
+                if near and doc_id in found:
+                    break
+            assert near and doc_id in found, f"round {n}: the near cache never answered with the document"
+            if n % 2:  # one more search upstream: round robin sends the next to each replica in turn
+                near_search(client, f"Wyndlecote{n} ferry timetable")
+            stub.DeleteDocuments(retrieval_pb2.DeleteDocumentsRequest(ids=[doc_id]), timeout=60, metadata=key)
+            for _ in range(1000):  # until the gateway has heard of the delete: its near cache no longer answers
+                found, near = near_search(client, query)
+                if not near:
+                    break
+            assert not near and doc_id not in found, f"search {n} found the deleted document"
 
 
 def test_readers_refuse_writes(replicated: MeshProcess) -> None:

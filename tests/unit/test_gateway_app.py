@@ -75,6 +75,9 @@ def test_bad_search_bodies_are_refused_with_the_error_shape(
         ({"query": None}, "'query'"),
         ({"query": "x", "top_k": 0}, "'top_k'"),
         ({"query": "x", "filters": {"kind": 1}}, "'filters.kind'"),
+        ({"query": "x", "min_index_version": -1}, "'min_index_version'"),
+        ({"query": "x", "min_index_version": 1 << 63}, "'min_index_version'"),
+        ({"query": "x", "min_index_version": "17"}, "'min_index_version'"),
     ],
 )
 def test_a_refused_search_names_the_field_even_when_it_is_called_query(

@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from gateway.app import build_app
 from gateway.errors import GRPC_TO_HTTP, UPSTREAM_FAILED
 from likeopt.runtime.config import Config
-from likeopt.runtime.contract import ANSWER_TOP_K, MAX_QUERY_CHARS, MODES, SEARCH_TOP_K
+from likeopt.runtime.contract import ANSWER_TOP_K, MAX_QUERY_CHARS, MIN_INDEX_VERSION, MODES, SEARCH_TOP_K
 
 UPSTREAM_CALLERS = {
     ("/api/v1/search", "post"),
@@ -83,6 +83,9 @@ def test_limits_and_modes_are_the_contracts() -> None:
     assert (chat["top_k"]["minimum"], chat["top_k"]["maximum"]) == (ANSWER_TOP_K.low, ANSWER_TOP_K.high)
     assert search["query"]["maxLength"] == chat["query"]["maxLength"] == MAX_QUERY_CHARS
     assert search["mode"]["enum"] == list(MODES)
+    for read in (search, chat):  # optional, as an int64 in the protos
+        bounds = (read["min_index_version"]["minimum"], read["min_index_version"]["maximum"])
+        assert bounds == (MIN_INDEX_VERSION.low, MIN_INDEX_VERSION.high)
 
 
 def test_the_chat_answers_a_stream_or_one_json_reply() -> None:

@@ -29,7 +29,7 @@ QUESTION = "Which port does Envoy listen on?"
 async def v1_client(generation: object, **settings: object) -> AsyncIterator[openai.AsyncOpenAI]:
     """An OpenAI client whose requests go straight into the /v1 app (no sockets, no Envoy)."""
     config = Config.from_env({}).replace(**settings)
-    v1 = openai_app(config, lambda: SimpleNamespace(generation=generation, written=0))  # type: ignore[arg-type,return-value]
+    v1 = openai_app(config, lambda: SimpleNamespace(generation=generation, least_version=0))  # type: ignore[arg-type,return-value]
     transport = httpx2.ASGITransport(app=Starlette(routes=[Mount("/v1", app=v1)]))  # mounted as in the gateway
     async with httpx2.AsyncClient(transport=transport, base_url="http://like-opt/v1") as http:
         yield openai.AsyncOpenAI(base_url="http://like-opt/v1", api_key="k", http_client=http, max_retries=0)
