@@ -7,11 +7,20 @@ refuses what needs one. JWT mode (LIKEOPT_AUTH=jwt): see caller_refusal.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from likeopt.runtime.api_key import bearer_token, holds_key
 from likeopt.runtime.config import Config
-from likeopt.runtime.principal import TOKEN_FAILURE_HEADER, BadPrincipal, Principal, principal_in, token_write_refusal
+from likeopt.runtime.principal import (
+    NOT_A_TOKEN,
+    TOKEN_FAILURE_HEADER,
+    WRONG_KEY,
+    BadPrincipal,
+    Principal,
+    principal_in,
+    token_write_refusal,
+)
 
 
 def key_refusal(config: Config, authorization: str, write: bool) -> str | None:
@@ -44,10 +53,18 @@ def caller_refusal(config: Config, headers: Mapping[str, str], write: bool) -> t
     if key_refusal(config, headers.get("authorization", ""), write=True) is None:
         return None
     if principal is None:
-        return 401, token_write_refusal(token_failure(headers))
+        return 401, write_refusal(headers)
     if principal.may_write(config.jwt_writer_role):
         return None
     return 403, "this token may not write: it lacks the writer role (LIKEOPT_JWT_WRITER_ROLE)"
+
+
+def write_refusal(headers: Mapping[str, str]) -> str:
+    """Why a write that brought neither a writer's token nor the API key is refused: a bearer value that is no
+    token was meant as the key, so it is called a wrong key; otherwise why Envoy refused the token it brought."""
+    if re.fullmatch(NOT_A_TOKEN, headers.get("authorization", "")):
+        return WRONG_KEY
+    return token_write_refusal(token_failure(headers))
 
 
 def token_failure(headers: Mapping[str, str]) -> str:

@@ -24,7 +24,14 @@ from likeopt.ops.envoy_drain import SPAN_FLUSH_MS
 from likeopt.ops.open_files import downstream_connection_cap, open_file_limit
 from likeopt.runtime.addresses import address_list, ca_file, otlp_collector, split_host_port
 from likeopt.runtime.config import ENVOY, Config, settings_or_exit
-from likeopt.runtime.principal import PRINCIPAL_HEADER, TOKEN_FAILURE_HEADER, WRITES_NEED, token_write_refusal
+from likeopt.runtime.principal import (
+    NOT_A_TOKEN,
+    PRINCIPAL_HEADER,
+    TOKEN_FAILURE_HEADER,
+    WRITES_NEED,
+    WRONG_KEY,
+    token_write_refusal,
+)
 from likeopt.runtime.telemetry import GRPC_HEALTH_PREFIX, UNTRACED_PATHS, effective_sample_ratio
 
 # Package data (pyproject's [tool.setuptools.package-data]), not a folder of the checkout: an installed wheel,
@@ -410,8 +417,8 @@ def in_every_shape(
 def jwt_refusal_mappers() -> list[dict]:
     """Envoy's identity refusals in each client's shape, with the statuses the gateway gives REST. A gRPC write
     (refused only by RBAC: its token is optional) is 403 for a verified token without the writer role, else
-    401: no token, a wrong key, or a token jwt_authn did not accept (expired, forged: it passed on as "failed"),
-    whose reason the refusal names.
+    401: no token, a wrong key (a bearer value that is no token, NOT_A_TOKEN: called so, as by the gateway), or a
+    token jwt_authn did not accept (expired, forged: it passed on as "failed"), whose reason the refusal names.
     jwt_authn answers a wrong audience with 403; it is a bad token like the rest, so any other 403 becomes 401."""
     writes = "|".join(re.escape(path) for path in GRPC_WRITE_METHODS)
     denied_by_rbac = {"header_filter": {"header": {"name": ":path", "string_match": {"safe_regex": {"regex": writes}}}}}
@@ -431,7 +438,11 @@ def jwt_refusal_mappers() -> list[dict]:
         }
     }
     unauthorised = [_status_is(403), denied_by_rbac, unverified]
+    not_a_token = {
+        "header_filter": {"header": {"name": "authorization", "string_match": {"safe_regex": {"regex": NOT_A_TOKEN}}}}
+    }
     return [
+        *in_every_shape([*unauthorised, token_refused, not_a_token], unauthenticated, status=401, message=WRONG_KEY),
         *in_every_shape(
             [*unauthorised, token_refused], unauthenticated, status=401, message=token_write_refusal(TOKEN_FAILURE)
         ),

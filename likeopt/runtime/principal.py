@@ -30,6 +30,12 @@ TOKEN_FAILURE_HEADER = "x-likeopt-token-failure"
 """Why Envoy refused the request's bearer token where a token is optional (writes, which the API key may authorise
 instead): Envoy sets it and drops any copy a client sent. It only words a refusal; it never authorises."""
 WRITES_NEED = "writes need a token with the writer role or the API key"
+NOT_A_TOKEN = r"(?i)bearer +([^.]+|[^.]*\.[^.]*|([^.]*\.){3}.*)"
+"""An Authorization header whose bearer value is no JWT (three parts joined by two dots), matched whole (by Python's
+fullmatch and Envoy's RE2 alike): a mistyped API key, as a token is pasted, not typed."""
+WRONG_KEY = f"{WRITES_NEED}; the API key is wrong"
+"""The refusal of a write that brought such a value: Envoy's reason ("Jwt is not in the form of
+Header.Payload.Signature…") speaks of a token to someone who typed a key."""
 ROLES_CLAIM = "roles"
 """Where a writer role is looked for, besides the groups claim (Keycloak maps realm roles to it)."""
 MAX_HEADER_CHARS = 256 * 1024

@@ -23,7 +23,13 @@ import httpx
 import openai
 import pytest
 
-from likeopt.runtime.principal import PRINCIPAL_HEADER, TOKEN_FAILURE_HEADER, WRITES_NEED, token_write_refusal
+from likeopt.runtime.principal import (
+    PRINCIPAL_HEADER,
+    TOKEN_FAILURE_HEADER,
+    WRITES_NEED,
+    WRONG_KEY,
+    token_write_refusal,
+)
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 from tests.identity import WRITER_ROLE, IdentityProvider, bearer
 from tests.integration.test_mesh import grpc_web_frames, parse_sse
@@ -277,7 +283,8 @@ def test_a_write_with_a_refused_token_or_a_wrong_key_is_401_naming_why_over_rest
     jwt_mesh: MeshProcess, idp: IdentityProvider
 ) -> None:
     """A write may bring the API key instead of a token, so a bad token does not end it at Envoy; its refusal
-    still names why the token was refused, in the words a read with that token gets."""
+    still names why the token was refused, in the words a read with that token gets, but for a bearer value that
+    is no token: a mistyped key, said to be a wrong key."""
     doc = {"documents": [{"id": "forged-note", "text": f"A {TOPIC} note."}]}
     refused = {**idp.forgeries("writer", "acme", [WRITER_ROLE]), "wrong key": f"{jwt_mesh.api_key}x"}
     url = f"{jwt_mesh.base_url}/api/v1/documents"
@@ -286,7 +293,8 @@ def test_a_write_with_a_refused_token_or_a_wrong_key_is_401_naming_why_over_rest
         for what, token in refused.items():
             read = httpx.post(f"{jwt_mesh.base_url}/api/v1/search", json={"query": QUESTION}, headers=bearer(token))
             assert_json_401(read, f"read, {what}")
-            expected = token_write_refusal(read.json()["error"]["message"])
+            mistyped = what in ("wrong key", "not a token")  # no two dots: no token, so meant as the key
+            expected = WRONG_KEY if mistyped else token_write_refusal(read.json()["error"]["message"])
             for reply in (
                 httpx.post(url, json=doc, headers=bearer(token), timeout=30),
                 httpx.delete(f"{url}/acme-handbook", headers=bearer(token), timeout=30),

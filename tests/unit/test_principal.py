@@ -15,6 +15,7 @@ from likeopt.runtime.principal import (
     PRINCIPAL_HEADER,
     TOKEN_FAILURE_HEADER,
     WRITES_NEED,
+    WRONG_KEY,
     BadPrincipal,
     Reader,
     forwarded,
@@ -93,6 +94,18 @@ def test_a_refused_write_names_why_envoy_refused_the_token_it_brought(authorizat
     headers = {TOKEN_FAILURE_HEADER: reason or "Jwt is missing", "authorization": authorization}
     assert caller_refusal(Config.from_env(JWT), headers, write=True) == (401, token_write_refusal(reason))
     assert token_write_refusal("") == WRITES_NEED and token_write_refusal(reason).endswith(reason)
+
+
+NOT_A_JWT = "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections"
+"""Envoy's reason for a bearer value that has not two dots, as it words it."""
+
+
+@pytest.mark.parametrize("key", ["wrong-key", "secret.key", "a.b.c.d"])
+def test_a_write_with_a_bearer_value_that_is_no_token_is_told_its_api_key_is_wrong(key: str) -> None:
+    """Typed into the Documents view, a wrong API key was refused in Envoy's words on a JWT's form."""
+    headers = {TOKEN_FAILURE_HEADER: NOT_A_JWT, "authorization": f"Bearer {key}"}
+    assert caller_refusal(Config.from_env(JWT), headers, write=True) == (401, WRONG_KEY)
+    assert "API key is wrong" in WRONG_KEY and "Jwt" not in WRONG_KEY
 
 
 def test_readers_are_equal_when_they_may_read_the_same_and_never_otherwise() -> None:
