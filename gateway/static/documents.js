@@ -11,6 +11,8 @@ const LIST_PAGE = 50;
 const progress = byId('upload-progress');
 const uploadStatus = byId('upload-status');
 const skippedList = byId('upload-skipped');
+const changes = byId('upload-changes');
+const changedList = byId('upload-changed');
 const searchStatus = byId('doc-search-status');
 const searchResults = byId('doc-search-results');
 const docList = byId('doc-list');
@@ -111,7 +113,7 @@ async function uploadFiles(files) {
     const result = await postInBatches(batches, setProgress);
     const listed = [...refused, ...result.skipped, ...result.failed];
     const summary = uploadSummary(result, batches.length, listed.length);
-    showUploadResult(summary, [...listed, ...result.changes.map(readersChanged)], result.failed.length > 0);
+    showUploadResult(summary, listed, result.failed.length > 0, result.changes);
   } finally {
     uploading = false;
     progress.hidden = true;
@@ -119,23 +121,29 @@ async function uploadFiles(files) {
   }
 }
 
-/** What was added, and what was not: the failed uploads' reason; every file not added is listed with its own, then
- *  every stored document whose readers the upload changed. */
+/** What was added, and what was not: the failed uploads' reason; every file not added is listed with its own, and
+ *  every stored document whose readers the upload changed in a list of its own. Read out, this says how many of
+ *  those now have more readers, which the list marks. */
 function uploadSummary(result, batchCount, listedCount) {
   const failed = result.failedBatches;
   const listed = listedCount ? ` Skipped ${listedCount}:` : '';
-  const changed = result.changes.length ? ` Changed who may read ${plural(result.changes.length, 'document')}.` : '';
+  const widened = result.changes.filter((c) => c.widened).length;
+  const more = widened ? ` (more readers now: ${formatNum(widened)})` : '';
+  const changed = result.changes.length
+    ? ` Changed who may read ${plural(result.changes.length, 'document')}${more}.` : '';
   if (failed === batchCount) return `Upload failed: ${result.error}${listed}`;
   return `Added or updated ${plural(result.upserted, 'document')} (${plural(result.chunks, 'chunk')}). ` +
     `Index version ${result.index_version ?? DASH}.${failed ? ` ${failed} of ${batchCount} uploads failed.` : ''}` +
     `${changed}${listed}`;
 }
 
-/** A stored document the upload gave other readers, as a line of the list (the server words both lists). */
-const readersChanged = (change) => ({
-  id: change.id,
-  reason: `readers changed from ${change.before} to ${change.after}${change.widened ? ' (more readers now)' : ''}`,
-});
+/** A stored document the upload gave other readers (the server words both lists); more readers now is said in
+ *  words, not by colour alone. */
+function changeItem(change) {
+  const item = el('li', {}, el('code', { text: change.id ?? DASH }), `: from ${change.before} to ${change.after}`);
+  if (change.widened) item.append(' ', el('strong', { class: 'badge warn widened', text: 'more readers now' }));
+  return item;
+}
 
 /** `fraction` 0..1, or null once the bytes are sent and the server is indexing. */
 function setProgress(fraction) {
@@ -231,12 +239,14 @@ function postFiles(files, onProgress) {
   });
 }
 
-function showUploadResult(message, skipped, isError = false) {
+function showUploadResult(message, skipped, isError = false, changed = []) {
   uploadStatus.textContent = message;
   uploadStatus.classList.toggle('error', isError);
   skippedList.hidden = skipped.length === 0;
   skippedList.replaceChildren(...skipped.map((s) => el('li', {},
     el('code', { text: s.id ?? DASH }), `: ${s.reason ?? 'skipped'}`)));
+  changes.hidden = changed.length === 0;
+  changedList.replaceChildren(...changed.map(changeItem));
 }
 
 // ---- index status ----------------------------------------------------------------------

@@ -348,7 +348,8 @@ def test_the_stop_button_cancels_generation(local_mesh: MeshProcess, page: Any) 
 def test_an_upload_that_gives_a_stored_document_other_readers_says_so(
     mesh: MeshProcess, page: Any, tmp_path: Path
 ) -> None:
-    """A file uploaded over a document only acme's ops group could read makes it everyone's: the view says so."""
+    """A file uploaded over a document only acme's ops group could read makes it everyone's: the view says so, in a
+    list of its own (not among the files skipped), marking in words that it has more readers now."""
     notes = batch_notes(tmp_path, ["00-readers.txt"], 200)
     access = {"tenant": "acme", "groups": ["ops"]}
     restricted = {"id": "00-readers.txt", "title": "Ops only", "text": "Kept for the ops group.", "access": access}
@@ -358,8 +359,10 @@ def test_an_upload_that_gives_a_stored_document_other_readers_says_so(
     assert stored.status_code == 200, stored.text
     try:
         upload_many(page, mesh, notes)
-        assert "Changed who may read 1 document." in page.inner_text("#upload-status")
-        listed = page.inner_text("#upload-skipped")
-        assert "00-readers.txt: readers changed from acme: group ops to everyone (more readers now)" in listed, listed
+        assert "Changed who may read 1 document (more readers now: 1)." in page.inner_text("#upload-status")
+        assert page.locator("#upload-skipped").is_hidden() and "Skipped" not in page.inner_text("#upload-status")
+        changed = page.get_by_role("list", name="Readers changed:")
+        assert changed.inner_text() == "00-readers.txt: from acme: group ops to everyone more readers now"
+        assert changed.locator(".widened").inner_text() == "more readers now"
     finally:
         delete_documents(mesh, notes)
