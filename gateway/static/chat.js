@@ -221,34 +221,103 @@ function openConversation(id) {
   else sessionStorage.removeItem(ACTIVE_KEY);
   renderMessages();
   renderList();
-  if (current) withdrawUnreadable(current.id);
+  if (current) refreshSources(current.id);
 }
 
-/** Ids per check of which cited documents are still readable: a URL of a few kilobytes at most. */
-const IDS_PER_CHECK = 100;
-
-/** Passages of documents the signed-in reader may no longer read (their access changed, or they were deleted)
- *  leave the saved conversation and show as no longer available. Asked of the server each time a conversation
- *  is opened, as this browser's copy outlives the server's: GET /api/v1/documents?ids=… lists those of the cited
- *  documents the reader may read. A failed check changes nothing and is asked again at the next opening. */
-async function withdrawUnreadable(id) {
-  const ids = store.citedDocuments(store.find(id) ?? { messages: [] });
-  if (!ids.length) return;
-  const readable = new Set();
-  try {
-    for (let i = 0; i < ids.length; i += IDS_PER_CHECK) {
-      const batch = ids.slice(i, i + IDS_PER_CHECK);
-      const query = new URLSearchParams([['limit', String(batch.length)], ...batch.map((doc) => ['ids', doc])]);
-      for (const doc of (await requestJSON(`/api/v1/documents?${query}`)).documents) readable.add(doc.id);
-    }
-  } catch {
-    return;
-  }
-  const saved = store.withdrawStored(id, readable);
-  if (saved && current?.id === id && !running) {
-    current = saved;
+/** Bring the saved conversation `id` to what the signed-in reader may read now (their access to a cited document
+ *  changed, or it was deleted), asked of the server each time it is opened. The server's copy (GET
+ *  /api/v1/conversations/{id}, its last turns until LIKEOPT_SESSION_TTL_S passes) decides for the answers it holds:
+ *  it withholds a passage, and shows it again once access is given back. For the rest, which only this browser
+ *  holds, the cited documents the reader may no longer read are asked (GET /api/v1/documents?ids=…), and their
+ *  passages and the answers citing them are forgotten. What could not be checked is left as it is, and said. */
+async function refreshSources(id) {
+  const conv = store.find(id);
+  if (!conv || !store.hasSources(conv)) return;
+  const turns = await heldTurns(conv.conversationId);
+  const check = await readableOf(store.citedDocuments(conv, store.heldAnswers(conv, turns)));
+  const refreshed = store.refreshStored(id, turns, check.readable, check.decided);
+  if (current?.id !== id || running) return;
+  if (refreshed) {
+    current = refreshed.conv;
     renderMessages();
-    announce('Some sources of this conversation are no longer available to you.');
+  }
+  const said = [];
+  if (refreshed?.withdrew) said.push('Some sources of this conversation are no longer available to you.');
+  if (check.failure) {
+    said.push(`${check.undecided} of its sources could not be checked (${check.failure.message}); `
+      + 'they are checked again when it is next opened.');
+  }
+  if (said.length) announce(said.join(' '));
+}
+
+/** The turns the server holds of a conversation: none when it holds none (expired, deleted, never answered) or
+ *  cannot say now. */
+async function heldTurns(conversationId) {
+  if (!conversationId) return [];
+  try {
+    return (await requestJSON(`/api/v1/conversations/${encodeURIComponent(conversationId)}`)).turns;
+  } catch {
+    return [];
+  }
+}
+
+/** Most characters in one check's address: an id of 512 characters (the longest stored), in 4-byte UTF-8 and
+ *  percent-encoded, fits alone, and it stays far below what Envoy takes of a request's headers (60 KiB, its default
+ *  max_request_headers_kb) with the token beside it. */
+const MAX_CHECK_URL = 8000;
+/** Most ids in one check, which the server takes up to 1,000 of. */
+const IDS_PER_CHECK = 100;
+const CHECK_PATH = '/api/v1/documents?';
+
+const checkUrl = (ids) => CHECK_PATH
+  + new URLSearchParams([['limit', String(ids.length)], ...ids.map((doc) => ['ids', doc])]);
+
+/** `ids` cut into checks of at most IDS_PER_CHECK ids and MAX_CHECK_URL characters each. */
+function checkBatches(ids) {
+  const batches = [];
+  let length = Infinity; // of the last batch's address: none yet
+  for (const id of ids) {
+    const cost = new URLSearchParams([['ids', id]]).toString().length + 1;
+    if (length + cost > MAX_CHECK_URL || batches.at(-1).length >= IDS_PER_CHECK) {
+      batches.push([id]);
+      length = checkUrl([id]).length;
+    } else {
+      batches.at(-1).push(id);
+      length += cost;
+    }
+  }
+  return batches;
+}
+
+/** Which of `ids` the reader may read: `readable` of those `decided`, each check on its own, so one that fails
+ *  leaves the others' answers standing; `undecided` counts the ids of failed checks, `failure` is the first error. */
+async function readableOf(ids) {
+  const check = { readable: new Set(), decided: new Set(), undecided: 0, failure: null };
+  for (const batch of checkBatches(ids)) await checkBatch(batch, check);
+  return check;
+}
+
+/** A refusal of the ids asked rather than of the caller or of the moment: a malformed id (400, 422) or too many at
+ *  once (413, 414, 431). Asking again later would get it again. */
+const refusesIds = (err) => [400, 413, 414, 422, 431].includes(err.status);
+
+/** Ask about one batch of ids, into `check`. A batch refused for its ids is asked again in halves, down to one id,
+ *  which the server will then not say may be read: it names no document the reader may read. */
+async function checkBatch(batch, check) {
+  try {
+    for (const doc of (await requestJSON(checkUrl(batch))).documents) check.readable.add(doc.id);
+    for (const doc of batch) check.decided.add(doc);
+  } catch (err) {
+    if (!refusesIds(err)) {
+      check.failure ??= err;
+      check.undecided += batch.length;
+    } else if (batch.length === 1) {
+      check.decided.add(batch[0]);
+    } else {
+      const half = Math.ceil(batch.length / 2);
+      await checkBatch(batch.slice(0, half), check);
+      await checkBatch(batch.slice(half), check);
+    }
   }
 }
 

@@ -82,36 +82,87 @@ export function saveTurn(conv, turn) {
   return stored;
 }
 
-/** The ids of the documents the answers of `conv` cite, each once, but for citations already withdrawn. */
-export function citedDocuments(conv) {
-  const cited = conv.messages.flatMap((m) => (m.citations ?? []).filter((c) => !c.withdrawn).map((c) => c.doc_id));
+/** Whether any answer of `conv` cites a passage or is withheld: only then is there anything to check. */
+export function hasSources(conv) {
+  return conv.messages.some((m) => m.withdrawn || m.citations?.length);
+}
+
+/** Each question of `conv` with the answer after it, as [question, answer]. */
+function answeredTurns(conv) {
+  return conv.messages.flatMap((m, i) => {
+    const question = conv.messages[i - 1];
+    return m.role === 'assistant' && question?.role === 'user' ? [[question, m]] : [];
+  });
+}
+
+/** The answers of `conv` the server still holds, each mapped to its stored turn (GET /api/v1/conversations/{id}
+ *  `turns`): matched by question from the last back, as the server keeps the last turns, and a question asked
+ *  again straight after itself once. */
+export function heldAnswers(conv, turns) {
+  const held = new Map();
+  const local = answeredTurns(conv);
+  let before = local.length; // what is left to match: local[0 .. before)
+  for (const turn of [...turns].reverse()) {
+    let i = before - 1;
+    while (i >= 0 && local[i][0].text.trim() !== turn.question.trim()) i--;
+    if (i < 0) continue; // a turn this browser never had
+    held.set(local[i][1], turn);
+    before = i;
+  }
+  return held;
+}
+
+/** The ids of the documents the answers of `conv` cite, but for answers in `held` and citations already
+ *  withdrawn, each once: what only this browser's copy still holds, and must be checked apart. */
+export function citedDocuments(conv, held = new Map()) {
+  const cited = conv.messages.filter((m) => !held.has(m))
+    .flatMap((m) => (m.citations ?? []).filter((c) => !c.withdrawn).map((c) => c.doc_id));
   return [...new Set(cited)];
 }
 
-/** Withdraw, in `conv`, each citation of a document not in `readable` (a Set of the ids the reader may still
- *  read): its title and passage go, as does the text of the answer citing it, which may repeat the passage, as
- *  the server withholds them (GET /api/v1/conversations/{id}). Returns whether anything changed. */
-export function withdraw(conv, readable) {
+/** Show in answer `msg` its turn as the server holds it when either copy withholds it: the server withholds and
+ *  shows again as the reader's access changes, so a passage withdrawn here comes back with access given back.
+ *  Returns whether anything changed. */
+function takeHeld(msg, turn) {
+  if (!msg.withdrawn && !turn.withdrawn) return false;
+  const before = JSON.stringify([msg.text, msg.citations, !!msg.withdrawn]);
+  Object.assign(msg, { withdrawn: turn.withdrawn, text: turn.answer, citations: turn.citations });
+  return JSON.stringify([msg.text, msg.citations, msg.withdrawn]) !== before;
+}
+
+/** Withdraw, in answer `msg`, each citation of a document in `decided` (a Set of ids the server was asked about)
+ *  but not in `readable` (those of them the reader may still read): its title and passage go, as does the text of
+ *  the answer, which may repeat the passage, as the server withholds them. Returns whether anything changed. */
+function withdraw(msg, readable, decided) {
   let changed = false;
-  for (const msg of conv.messages) {
-    for (const c of msg.citations ?? []) {
-      if (c.withdrawn || readable.has(c.doc_id)) continue;
-      Object.assign(c, { withdrawn: true, title: '', text: '' });
-      Object.assign(msg, { withdrawn: true, text: '' });
-      changed = true;
-    }
+  for (const c of msg.citations ?? []) {
+    if (c.withdrawn || readable.has(c.doc_id) || !decided.has(c.doc_id)) continue;
+    Object.assign(c, { withdrawn: true, title: '', text: '' });
+    Object.assign(msg, { withdrawn: true, text: '' });
+    changed = true;
   }
   return changed;
 }
 
-/** withdraw() in the stored copy of conversation `id`, which keeps its place in the list (nothing was said in
- *  it). Returns that copy when anything changed, else null. */
-export function withdrawStored(id, readable) {
+/** Bring the stored copy of conversation `id` to what its reader may read now, in place (nothing was said in it):
+ *  each answer the server holds as in `turns` (its stored turns, [] when it holds none), the others by the ids
+ *  check (`readable` of `decided`). Returns {conv, withdrew} when anything changed, else null. */
+export function refreshStored(id, turns, readable, decided) {
   const all = loadAll();
   const conv = all.find((c) => c.id === id);
-  if (!conv || !withdraw(conv, readable)) return null;
+  if (!conv) return null;
+  const held = heldAnswers(conv, turns);
+  let changed = false;
+  let withdrew = false;
+  for (const msg of conv.messages) {
+    const turn = held.get(msg);
+    const took = turn ? takeHeld(msg, turn) : withdraw(msg, readable, decided);
+    changed ||= took;
+    withdrew ||= took && msg.withdrawn;
+  }
+  if (!changed) return null;
   writeAll(all);
-  return conv;
+  return { conv, withdrew };
 }
 
 export function remove(id) {

@@ -150,6 +150,15 @@ def test_the_api_key_goes_with_the_person_who_entered_it(page: Any, people: dict
     assert page.evaluate(KEPT_KEY) is None and page.input_value("#api-key") == ""
 
 
+def ask_signed_in(page: Any, person: Person, question: str) -> None:
+    """Sign in as person by a token link, ask question and wait for the whole answer, sources and all."""
+    page.goto(f"{person.mesh.base_url}/#token={person.token}")
+    page.wait_for_function(f"document.querySelector('#signed-in-as')?.textContent.includes({person.name!r})")
+    ask(page, question)
+    page.locator(".message.assistant .sources").last.wait_for(timeout=30_000)
+    page.wait_for_selector("#send:not([hidden])", timeout=30_000)
+
+
 def test_a_saved_source_alice_may_no_longer_read_shows_as_no_longer_available(
     page: Any, people: dict[str, Person]
 ) -> None:
@@ -165,11 +174,7 @@ def test_a_saved_source_alice_may_no_longer_read_shows_as_no_longer_available(
     stored = "JSON.stringify(localStorage)"
     write_for(writer, doc, ["eng"])
     try:
-        page.goto(f"{alice.mesh.base_url}/#token={alice.token}")
-        page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
-        ask(page, "When is the boiler inspection?")
-        page.locator(".message.assistant .sources").last.wait_for(timeout=30_000)
-        page.wait_for_selector("#send:not([hidden])", timeout=30_000)
+        ask_signed_in(page, alice, "When is the boiler inspection?")
         assert "jasperine" in page.locator("#messages").inner_text().lower()  # the premise: quoted and cited
         assert "jasperine" in page.evaluate(stored).lower()
         write_for(writer, doc, ["ops"])
@@ -180,5 +185,46 @@ def test_a_saved_source_alice_may_no_longer_read_shows_as_no_longer_available(
         assert "acme-boiler" in page.locator(".sources li.withdrawn").first.inner_text()
         assert "jasperine" not in page.evaluate(stored).lower()
         assert "boiler inspection" in shown.lower()  # her question stays
+    finally:
+        writer.rest("DELETE", f"/api/v1/documents/{doc['id']}")
+
+
+SAVED_BY_ALICE = "JSON.parse(Object.entries(localStorage).find(([key]) => key.startsWith('likeopt.conversations.'))[1])"
+
+
+def test_a_source_given_back_shows_again_while_the_server_holds_the_conversation(
+    page: Any, people: dict[str, Person]
+) -> None:
+    """The server's copy of a conversation withholds a passage while its reader may not read the document, and shows
+    it again once she may: the browser shows that copy for the turns the server holds. One the server no longer
+    holds (expired, or deleted as here) has only the browser's copy, which forgets the passage once withdrawn."""
+    alice, writer = people["alice"], people["writer"]
+    doc = {"id": "acme-kiln", "title": "Kiln garnetite log", "text": "The kiln is fired on Thursdays, garnetite."}
+    shown = "document.querySelector('#messages').textContent.toLowerCase().includes('garnetite')"
+    write_for(writer, doc, ["eng"])
+    try:
+        ask_signed_in(page, alice, "When is the kiln fired?")
+        assert page.evaluate(shown)  # the premise: quoted and cited
+        write_for(writer, doc, ["ops"])
+        page.reload()
+        page.locator(".sources li.withdrawn").first.wait_for(timeout=30_000)
+        assert not page.evaluate(shown)
+        write_for(writer, doc, ["eng"])
+        page.reload()
+        page.wait_for_function(shown, timeout=30_000)
+        assert page.locator(".sources li.withdrawn").count() == 0
+        assert page.locator(".message.assistant .badge.support").count() == 1
+
+        conversation = page.evaluate(SAVED_BY_ALICE)[0]["conversationId"]
+        assert alice.rest("DELETE", f"/api/v1/conversations/{conversation}").status_code == 200
+        write_for(writer, doc, ["ops"])
+        page.reload()
+        page.locator(".sources li.withdrawn").first.wait_for(timeout=30_000)
+        write_for(writer, doc, ["eng"])
+        with page.expect_response(lambda r: conversation in r.url):  # 404: the server holds none of it now
+            page.reload()
+        page.wait_for_load_state("networkidle")
+        assert not page.evaluate(shown) and page.locator(".sources li.withdrawn").count() == 1
+        assert "garnetite" not in page.evaluate("JSON.stringify(localStorage)").lower()
     finally:
         writer.rest("DELETE", f"/api/v1/documents/{doc['id']}")

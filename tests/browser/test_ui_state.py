@@ -3,6 +3,7 @@ the document list's pages and count, feedback shown only to the right key, and a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -295,3 +296,85 @@ def test_the_messages_are_a_named_region_and_an_answer_is_busy_until_it_ends(mes
     held[0].continue_()
     page.wait_for_selector("#send:not([hidden])", timeout=30_000)
     assert answer.get_attribute("aria-busy") is None and answer.locator(".sources").is_visible()
+
+
+SAVED = "likeopt.conversations"
+"""Where the UI keeps the conversations of API-key mode (conversations.js)."""
+READABLE = "docs/caching.md"
+"""A document of the demo corpus: every reader may read it."""
+
+
+def ids_check(url: str) -> bool:
+    """The requests asking which cited documents are still readable (GET /api/v1/documents?ids=…)."""
+    return "/api/v1/documents?" in url and "ids=" in url
+
+
+def saved_conversation(local_id: str, title: str, doc_ids: list[str]) -> dict:
+    """A conversation as the UI saves it, one answer citing doc_ids (graded fully supported, with an answer id),
+    under a conversation id the server holds nothing of: the browser's copy alone speaks for it."""
+    citations = [
+        {
+            "n": n,
+            "doc_id": doc,
+            "chunk_id": f"{doc}#0",
+            "title": f"Note {n}",
+            "text": f"Passage {n}.",
+            "supported": True,
+        }
+        for n, doc in enumerate(doc_ids, 1)
+    ]
+    meta = {"timings": {}, "support": 1, "answer_id": "a" * 32, "trace_id": "b" * 32, "finish_reason": "stop"}
+    answer = " ".join(f"[{c['n']}]" for c in citations)
+    return {
+        "id": local_id,
+        "conversationId": local_id.encode().hex().ljust(32, "0"),
+        "title": title,
+        "updated": 1,
+        "messages": [
+            {"role": "user", "text": title, "turn": "t"},
+            {"role": "assistant", "text": f"Answer {answer}", "turn": "t", "citations": citations, "meta": meta},
+        ],
+    }
+
+
+def open_saved(page: Any, base_url: str, conversations: list[dict]) -> None:
+    """Start the page with these conversations saved in the browser, none open."""
+    page.goto(base_url + "/")
+    page.evaluate("([key, value]) => localStorage.setItem(key, value)", [SAVED, json.dumps(conversations)])
+    page.reload()
+
+
+def test_cited_ids_are_checked_in_addresses_of_bounded_length_and_a_failed_check_hides_no_other(
+    mesh: MeshProcess, page: Any
+) -> None:
+    """100 deleted documents with ids of 170 CJK characters made one address of 152 KB, which Envoy refuses (431):
+    the passages stayed on every opening. Cut by length, each check stands on its own: one that fails (503) leaves
+    its ids as they were and says so, one refused for its size (431) is asked again in halves."""
+    deleted = [f"{'文' * 168}{n:02d}" for n in range(100)]
+    open_saved(page, mesh.base_url, [saved_conversation("cjk", "Deleted CJK notes", [READABLE, *deleted])])
+    checks: list[Any] = []
+    page.on("response", lambda r: checks.append(r) if "ids=" in r.url else None)
+    refusals = iter([503, 431])
+
+    def refuse_two(route: Any) -> None:
+        status = next(refusals, None)
+        if status is None:
+            route.continue_()
+        else:
+            route.fulfill(status=status, json={"error": {"code": "REFUSED", "message": f"refused with {status}"}})
+
+    page.route(ids_check, refuse_two)
+    page.click(".conversation-open")
+    page.wait_for_function("document.getElementById('chat-status').textContent.includes('could not be checked')")
+    answer = page.locator(".message.assistant")
+    withdrawn = answer.locator(".sources li.withdrawn").count()
+    assert 0 < withdrawn < 100 and answer.locator(".sources details").count() == 101 - withdrawn
+    assert "refused with 503" in page.inner_text("#chat-status")
+    assert all(len(r.url) < 10_000 for r in checks) and len(checks) > 3, [len(r.url) for r in checks]
+
+    page.unroute(ids_check)
+    page.click("#new-chat")
+    page.click(".conversation-open")
+    answer.locator(".sources li.withdrawn").nth(99).wait_for(timeout=15_000)
+    assert answer.locator(".sources details").inner_text().startswith("[1] Note 1")  # the readable one stays
+
