@@ -63,10 +63,18 @@ function autoGrow() {
   query.style.height = `${Math.min(query.scrollHeight, 240)}px`;
 }
 
+let announcing = 0; // the timer of the message about to be shown
+
 function announce(text) {
   // Clear first so that the same message twice in a row is still read out.
+  clearStatus();
+  announcing = setTimeout(() => { statusLine.textContent = text; }, 50);
+}
+
+/** Say nothing: what was said was about the conversation on screen before. */
+function clearStatus() {
+  clearTimeout(announcing);
   statusLine.textContent = '';
-  setTimeout(() => { statusLine.textContent = text; }, 50);
 }
 
 async function send() {
@@ -217,6 +225,7 @@ function openConversation(id) {
   // One answer at a time: switching away stops it (its partial text is kept).
   running?.abort();
   current = id ? store.find(id) : null;
+  clearStatus();
   if (current) sessionStorage.setItem(ACTIVE_KEY, current.id);
   else sessionStorage.removeItem(ACTIVE_KEY);
   renderMessages();

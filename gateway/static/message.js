@@ -111,10 +111,12 @@ export function createAnswerView(msg) {
     notice.textContent = message;
   }
 
+  /** A withheld answer keeps its timings and trace, not its support badge nor the feedback form: its reader can no
+   *  longer see what either would be about. */
   function renderMeta() {
     meta.hidden = false;
-    meta.replaceChildren(...metaParts(msg.meta));
-    if (msg.meta.answer_id) meta.append(feedbackForm(msg));
+    meta.replaceChildren(...metaParts(msg.meta, msg.withdrawn));
+    if (msg.meta.answer_id && !msg.withdrawn) meta.append(feedbackForm(msg));
   }
 
   /** Markers of citations the grounding check did not confirm look (and read) different: draw them again. */
@@ -238,10 +240,10 @@ function supportBadge(meta) {
   });
 }
 
-function metaParts(meta) {
+function metaParts(meta, withheld) {
   const t = meta.timings || {};
   const parts = [];
-  parts.push(supportBadge(meta));
+  if (!withheld) parts.push(supportBadge(meta));
   if (meta.cached) parts.push(el('span', { class: 'badge', text: 'cached' }));
   parts.push(el('span', { text: `retrieval ${formatMs(t.retrieval_ms)} · first token ${formatMs(t.first_token_ms)} · total ${formatMs(t.total_ms)}` }));
   if (meta.finish_reason && !/^stop$/i.test(meta.finish_reason)) {

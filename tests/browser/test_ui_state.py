@@ -302,6 +302,7 @@ SAVED = "likeopt.conversations"
 """Where the UI keeps the conversations of API-key mode (conversations.js)."""
 READABLE = "docs/caching.md"
 """A document of the demo corpus: every reader may read it."""
+NOT_AVAILABLE = "document.getElementById('chat-status').textContent.includes('no longer available')"
 
 
 def ids_check(url: str) -> bool:
@@ -378,3 +379,27 @@ def test_cited_ids_are_checked_in_addresses_of_bounded_length_and_a_failed_check
     answer.locator(".sources li.withdrawn").nth(99).wait_for(timeout=15_000)
     assert answer.locator(".sources details").inner_text().startswith("[1] Note 1")  # the readable one stays
 
+
+def test_a_withheld_answer_shows_no_support_badge_nor_feedback_and_its_notice_leaves_with_it(
+    mesh: MeshProcess, page: Any
+) -> None:
+    """Withheld, an answer is not there to rate or to be supported; what the status said of its conversation is
+    not said of the next one opened, nor of a new chat."""
+    notes = [("gone", "A deleted note", ["deleted-note.md"]), ("also-gone", "Another deleted note", ["deleted-2.md"])]
+    saved = [saved_conversation(*note) for note in notes]
+    open_saved(page, mesh.base_url, [*saved, saved_conversation("kept", "A readable note", [READABLE])])
+    page.locator(".conversation-open", has_text="A deleted note").click()
+    page.wait_for_function(NOT_AVAILABLE)
+    answer = page.locator(".message.assistant")
+    assert answer.locator(".sources li.withdrawn").count() == 1 and "no longer available" in answer.inner_text()
+    assert answer.locator(".badge.support").count() == 0 and answer.locator(".feedback").count() == 0
+    assert answer.locator(".trace-id").count() == 1  # the rest of what is known of it stays
+
+    page.click("#new-chat")
+    assert page.inner_text("#chat-status") == ""
+    page.locator(".conversation-open", has_text="Another deleted note").click()
+    page.wait_for_function(NOT_AVAILABLE)
+    page.locator(".conversation-open", has_text="A readable note").click()
+    assert page.inner_text("#chat-status") == ""
+    kept = page.locator(".message.assistant")
+    assert kept.locator(".badge.support").count() == 1 and kept.locator(".feedback").count() == 1
