@@ -355,7 +355,7 @@ function renderList() {
   byId('conversation-empty').hidden = all.length > 0;
   list.replaceChildren(...all.map((conv) => el('li', { class: 'conversation', 'data-id': conv.id },
     el('button', {
-      type: 'button', class: 'conversation-open', title: conv.title,
+      type: 'button', class: 'conversation-open', title: conv.title, dir: 'auto',
       'aria-current': conv.id === current?.id ? 'true' : null,
       onclick: () => selectConversation(conv.id),
     }, conv.title || 'Untitled'),

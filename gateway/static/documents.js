@@ -331,7 +331,7 @@ documentDialog.addEventListener('click', (e) => {
 /** A document's title, which opens the whole document. */
 function openButton(docId, title) {
   return el('button', {
-    type: 'button', class: 'hit-title open-document', title: 'Open the document',
+    type: 'button', class: 'hit-title open-document', title: 'Open the document', dir: 'auto',
     onclick: (e) => openDocument(docId, e.currentTarget),
   }, title || 'Untitled');
 }
@@ -350,7 +350,7 @@ async function openDocument(docId, opener) {
     byId('document-title').textContent = doc.title || 'Untitled';
     const metadata = Object.entries(doc.metadata ?? {}).map(([key, value]) => `${key}: ${value}`);
     byId('document-meta').textContent = [plural(doc.chunks.length, 'chunk'), ...metadata].join(' · ');
-    chunks.replaceChildren(...doc.chunks.map((chunk) => el('li', {}, el('p', { class: 'passage', text: chunk.text }))));
+    chunks.replaceChildren(...doc.chunks.map((chunk) => el('li', {}, el('p', { class: 'passage', dir: 'auto', text: chunk.text }))));
   } catch (err) {
     byId('document-title').textContent = `Cannot open it: ${err.message}`;
   }
@@ -428,7 +428,7 @@ function hitItem(hit) {
     el('div', { class: 'hit-body' },
       openButton(hit.doc_id, hit.title),
       el('span', { class: 'muted small' }, el('code', { class: 'doc-id', text: hit.doc_id }), ` · score ${score}${extra}`),
-      el('p', { class: 'hit-text muted small', text: (hit.text ?? '').slice(0, 200) })));
+      el('p', { class: 'hit-text muted small', dir: 'auto', text: (hit.text ?? '').slice(0, 200) })));
   item.dataset.docId = hit.doc_id;
   item.append(deleteButton(hit.doc_id, item, searchStatus));
   return item;

@@ -10,7 +10,7 @@ const PARTIAL_MARKER = /\[[\d,\s]{0,20}$/;
 
 export function renderUserMessage(msg) {
   return el('article', { class: 'message user', 'aria-label': 'Question' },
-    el('p', { class: 'message-text', text: msg.text }));
+    el('p', { class: 'message-text', dir: 'auto', text: msg.text }));
 }
 
 /**
@@ -82,7 +82,7 @@ class AnswerText {
 
 export function createAnswerView(msg) {
   msg.citations ??= [];
-  const answer = el('div', { class: 'answer-text' });
+  const answer = el('div', { class: 'answer-text', dir: 'auto' });
   const progress = el('p', { class: 'progress muted small', hidden: true });
   const notice = el('p', { class: 'notice', hidden: true });
   const sourceList = el('ul');
@@ -213,13 +213,13 @@ function sourceItem(c) {
     el('details', {},
       el('summary', {},
         el('span', { class: 'source-n', text: `[${c.n}]` }), ' ',
-        c.title || 'Untitled', ' ',
+        el('span', { dir: 'auto', text: c.title || 'Untitled' }), ' ',
         el('code', { class: 'doc-id', text: c.doc_id }),
         unsupported ? el('span', {
           class: 'badge warn', text: 'does not support the answer',
           title: 'The sentence citing this passage is not found in it: treat it as unverified.',
         }) : null),
-      el('blockquote', { class: 'passage', text: plainText(c.text) })));
+      el('blockquote', { class: 'passage', dir: 'auto', text: plainText(c.text) })));
 }
 
 /** How much of the answer its cited passages support, as a badge (absent for old saved answers). */

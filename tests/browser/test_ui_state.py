@@ -394,6 +394,7 @@ def test_a_withheld_answer_shows_no_support_badge_nor_feedback_and_its_notice_le
     assert answer.locator(".sources li.withdrawn").count() == 1 and "no longer available" in answer.inner_text()
     assert answer.locator(".badge.support").count() == 0 and answer.locator(".feedback").count() == 0
     assert answer.locator(".trace-id").count() == 1  # the rest of what is known of it stays
+    assert answer.locator(".answer-text").get_attribute("dir") == "auto"
 
     page.click("#new-chat")
     assert page.inner_text("#chat-status") == ""
