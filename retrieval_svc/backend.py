@@ -202,6 +202,11 @@ class RetrievalBackend(Protocol):
     def search(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[ChunkHit]:
         """Ranked chunks; query_vector is needed unless mode is bm25."""
 
+    def search_batch(
+        self, queries: Sequence[str], params: SearchParams, vectors: Sequence[np.ndarray | None]
+    ) -> list[list[ChunkHit]]:
+        """``search`` of each query (with its vector) in order, sharing what the searches have in common."""
+
     def stats(self, reader: Reader | None = None) -> IndexStats:
         """Counts for GetIndexStatus: of the documents and chunks reader may read (all without one)."""
 

@@ -378,6 +378,12 @@ class RetrievalEngine:
         with self._index_lock.reading():
             return [self._chunk_hit(hit) for hit in self._ranked_rows(query, params, query_vector)]
 
+    def search_batch(
+        self, queries: Sequence[str], params: SearchParams, vectors: Sequence[np.ndarray | None]
+    ) -> list[list[ChunkHit]]:
+        """Each query's search, one after another: in process, searches share nothing worth batching."""
+        return [self.search(query, params, vector) for query, vector in zip(queries, vectors, strict=True)]
+
     def _chunk_hit(self, hit: Hit) -> ChunkHit:
         ref = self.chunks[hit.row]
         title, metadata = self.documents[ref.doc_id]

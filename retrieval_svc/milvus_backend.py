@@ -548,25 +548,49 @@ class MilvusBackend:
 
     def search(self, query: str, params: SearchParams, query_vector: np.ndarray | None) -> list[ChunkHit]:
         """Rank chunks for the query; query_vector is needed unless mode is bm25."""
-        self.counters["searches"] += 1
+        return self.search_batch([query], params, [query_vector])[0]
+
+    def search_batch(
+        self, queries: Sequence[str], params: SearchParams, vectors: Sequence[np.ndarray | None]
+    ) -> list[list[ChunkHit]]:
+        """Rank chunks for each query as ``search`` does, sharing the reader's filter, one Milvus search per
+        retriever for every query and one read of the rows an exact dense search scores (30 searches one by
+        one each read them again); one hit per document and server-side fusion go query by query."""
+        self.counters["searches"] += len(queries)
         readable = self._readable(params.reader)
         if readable is NOTHING:
-            return []
+            return [[] for _ in queries]
         condition = both(metadata_filter(params.filters), readable)
         hybrid = params.mode == "hybrid"
         depth = min(max(params.top_k, CANDIDATE_DEPTH) if hybrid else params.top_k, SEARCH_DEPTH_LIMIT)
         with self._guarded():
             if hybrid and self.server_fusion and not self._scored_here(condition):
-                return self._server_hybrid(query, params, query_vector, condition, depth)
-            lexical: list[Candidate] = []
-            dense: list[Candidate] = []
-            if params.mode in ("hybrid", "bm25") and tokenize(query):  # no terms: BM25 has nothing to match
-                retrieve = partial(self._candidates, "sparse", self._bm25_text(query), condition)
-                lexical = self._ranking(retrieve, depth, params.per_document)
-            if params.mode in ("hybrid", "dense") and query_vector is not None:
-                retrieve = partial(self._candidates, "dense", query_vector.tolist(), condition)
-                dense = self._ranking(retrieve, depth, params.per_document)
-        return fuse_candidates(lexical, dense, params)
+                pairs = zip(queries, vectors, strict=True)
+                return [self._server_hybrid(query, params, vector, condition, depth) for query, vector in pairs]
+            texts = [self._bm25_text(q) if tokenize(q) else None for q in queries]  # no terms: BM25 has nothing
+            dense = [v.tolist() if v is not None else None for v in vectors]
+            nothing: list[Any | None] = [None] * len(queries)
+            lexical = self._rankings("sparse", texts if params.mode != "dense" else nothing, condition, depth, params)
+            semantic = self._rankings("dense", dense if params.mode != "bm25" else nothing, condition, depth, params)
+        return [fuse_candidates(lex, sem, params) for lex, sem in zip(lexical, semantic, strict=True)]
+
+    def _rankings(
+        self, field: str, queries: Sequence[Any | None], condition: str, depth: int, params: SearchParams
+    ) -> list[list[Candidate]]:
+        """Each query's top depth of one retriever ([] for a None query): one Milvus call for them all, but one
+        query at a time with ``per_document`` (``_ranking``)."""
+        asked = [n for n, query in enumerate(queries) if query is not None]
+        if params.per_document:
+            ranked = [
+                self._ranking(partial(self._candidates, field, queries[n], condition), depth, params.per_document)
+                for n in asked
+            ]
+        else:
+            ranked = self._candidates_each(field, [queries[n] for n in asked], condition, depth) if asked else []
+        found: list[list[Candidate]] = [[] for _ in queries]
+        for n, candidates in zip(asked, ranked, strict=True):
+            found[n] = candidates
+        return found
 
     def _readable(self, reader: Reader | None) -> str | None:
         """The filter of the chunks reader may read: empty for every chunk (no reader), NOTHING for none."""
@@ -590,12 +614,16 @@ class MilvusBackend:
 
     def _candidates(self, field: str, query: Any, condition: str, limit: int) -> list[Candidate]:
         """One retriever's top ``limit`` chunks, best first, scores higher-is-better."""
+        return self._candidates_each(field, [query], condition, limit)[0]
+
+    def _candidates_each(self, field: str, queries: Sequence[Any], condition: str, limit: int) -> list[list[Candidate]]:
+        """``_candidates`` of each query, from one Milvus call."""
         if field == "dense" and self._scored_here(condition):
-            return self._exact_dense(query, condition, limit)
+            return self._exact_dense(queries, condition, limit)
         result = self._call(
             "search",
             self.collection,
-            data=[query],
+            data=list(queries),
             anns_field=field,
             search_params=self._search_params(field, limit, condition),
             limit=limit,
@@ -604,8 +632,10 @@ class MilvusBackend:
             consistency_level=self.consistency_level,
             timeout=self.timeout_s,
         )
-        raw = list(result[0]) if result else []
-        return bm25_candidates(raw) if field == "sparse" else best_first([Candidate.of(h) for h in raw])
+        raw = [list(hits) for hits in result] if result else [[] for _ in queries]
+        if field == "sparse":
+            return [bm25_candidates(hits) for hits in raw]
+        return [best_first([Candidate.of(h) for h in hits]) for hits in raw]
 
     def _search_params(self, field: str, limit: int, condition: str) -> dict[str, Any]:
         """A graph index's dense search reaches at least ``limit`` rows, and as many more as the filter is
@@ -636,9 +666,9 @@ class MilvusBackend:
             self._counts[key] = counted
         return counted
 
-    def _exact_dense(self, query: list[float], condition: str, limit: int) -> list[Candidate]:
-        """The top ``limit`` of the few chunks condition passes, every one scored (cosine: stored vectors and
-        the query are unit vectors), so a selective filter never hides a readable chunk."""
+    def _exact_dense(self, queries: Sequence[list[float]], condition: str, limit: int) -> list[list[Candidate]]:
+        """Each query's top ``limit`` of the few chunks condition passes, every one scored (cosine: stored vectors
+        and the queries are unit vectors), so a selective filter never hides a readable chunk."""
         rows = self._call(
             "query",
             self.collection,
@@ -649,10 +679,18 @@ class MilvusBackend:
             timeout=self.timeout_s,
         )
         if not rows:
-            return []
-        scores = np.asarray([row["dense"] for row in rows], dtype=np.float32) @ np.asarray(query, dtype=np.float32)
-        scored = zip(rows, scores.tolist(), strict=True)
-        return best_first([Candidate.of({"id": r["chunk_id"], "distance": d, "entity": r}) for r, d in scored])[:limit]
+            return [[] for _ in queries]
+        stored = np.asarray([row["dense"] for row in rows], dtype=np.float32)
+        scores = stored @ np.asarray(queries, dtype=np.float32).T  # one column per query
+        return [
+            best_first(
+                [
+                    Candidate.of({"id": r["chunk_id"], "distance": d, "entity": r})
+                    for r, d in zip(rows, column.tolist(), strict=True)
+                ]
+            )[:limit]
+            for column in scores.T
+        ]
 
     def _server_hybrid(
         self, query: str, params: SearchParams, vector: np.ndarray | None, condition: str, depth: int

@@ -33,6 +33,7 @@ from likeopt.runtime.contract import (
     LIST_LIMIT,
     MAX_DOCUMENT_CHARS,
     MAX_ID_CHARS,
+    SEARCH_BATCH,
     SEARCH_TOP_K,
     WIDER_ACCESS_REFUSED,
     check_fusion,
@@ -249,6 +250,10 @@ def hit_message(hit: ChunkHit) -> retrieval_pb2.SearchHit:
     )
 
 
+def search_response(version: int, hits: list[ChunkHit]) -> retrieval_pb2.SearchResponse:
+    return retrieval_pb2.SearchResponse(index_version=version, hits=[hit_message(hit) for hit in hits])
+
+
 def search_pool() -> ThreadPoolExecutor:
     """The threads searches run in: one per core, since a search's encoder and scans are one thread each (more
     only shared the cores and lengthened p95; benchmarks/README.md, "Four search threads")."""
@@ -376,10 +381,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         reader = await self._reader(context)
         query = normalise_query(check_query(request.query))
         params, use_cache = search_params(request, self.config, reader), not request.no_cache
-        if engine.shared_version and await in_pool(self._search_pool, engine.refresh):
-            self.index_changed()  # another replica wrote: nothing cached under the old version may answer
-        if request.min_index_version > engine.version and not engine.shared_version:  # a shared one is read above
-            await self._reach(engine, request.min_index_version)  # the caller saw a write not followed yet
+        await self._catch_up(engine, request.min_index_version)
         version = engine.version
         shared = self._recent.get((query, params), version) if use_cache else None
         if shared is None:
@@ -392,6 +394,42 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             response.query_embedding.extend((await self._query_vector(engine, query)).tolist())
         response.took_ms = (time.perf_counter() - started) * 1000
         return response
+
+    async def _catch_up(self, engine: RetrievalBackend, least_version: int) -> None:
+        """Before a search: the writes of other replicas (a shared-version backend), and the version asked for."""
+        if engine.shared_version and await in_pool(self._search_pool, engine.refresh):
+            self.index_changed()  # another replica wrote: nothing cached under the old version may answer
+        if least_version > engine.version and not engine.shared_version:  # a shared one is read above
+            await self._reach(engine, least_version)  # the caller saw a write not followed yet
+
+    @backend_errors_as_status
+    @rejects_invalid_input
+    async def SearchBatch(
+        self, request: retrieval_pb2.SearchBatchRequest, context: grpc.aio.ServicerContext
+    ) -> retrieval_pb2.SearchBatchResponse:
+        started = time.perf_counter()
+        engine = await self._ready_engine(context)
+        reader = await self._reader(context)
+        SEARCH_BATCH.check(len(request.queries))
+        queries = [normalise_query(check_query(query)) for query in request.queries]
+        params = search_params(request.parameters, self.config, reader)
+        await self._catch_up(engine, request.parameters.min_index_version)
+        vectors = await self._query_vectors(engine, queries) if params.mode != "bm25" else [None] * len(queries)
+        responses = await in_pool(self._search_pool, self._search_batch, engine, queries, params, vectors)
+        for response in responses:
+            response.took_ms = (time.perf_counter() - started) * 1000
+        return retrieval_pb2.SearchBatchResponse(responses=responses)
+
+    async def _query_vectors(self, engine: RetrievalBackend, queries: list[str]) -> list[np.ndarray | None]:
+        """Each query's embedding: those remembered in process, the others computed in one task."""
+        known = {query: self._vectors.get(query, EMBEDDING_VERSION) for query in queries}
+        missing = [query for query, vector in known.items() if vector is None]
+        if missing:
+            computed = await in_pool(self._search_pool, lambda: [engine.embed_query(query) for query in missing])
+            for query, vector in zip(missing, computed, strict=True):
+                self._vectors.put(query, EMBEDDING_VERSION, vector, vector.nbytes + len(query))
+                known[query] = vector
+        return [known[query] for query in queries]
 
     async def _result(
         self, engine: RetrievalBackend, query: str, params: SearchParams, use_cache: bool
@@ -466,8 +504,14 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         engine: RetrievalBackend, query: str, params: SearchParams, vector: np.ndarray | None
     ) -> retrieval_pb2.SearchResponse:
         version = engine.version
-        hits = engine.search(query, params, vector)
-        return retrieval_pb2.SearchResponse(index_version=version, hits=[hit_message(hit) for hit in hits])
+        return search_response(version, engine.search(query, params, vector))
+
+    @staticmethod
+    def _search_batch(
+        engine: RetrievalBackend, queries: list[str], params: SearchParams, vectors: list[np.ndarray | None]
+    ) -> list[retrieval_pb2.SearchResponse]:
+        version = engine.version
+        return [search_response(version, hits) for hits in engine.search_batch(queries, params, vectors)]
 
     @backend_errors_as_status
     async def UpsertDocuments(

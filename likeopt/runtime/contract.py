@@ -78,6 +78,8 @@ class Range:
 
 
 SEARCH_TOP_K = Range("top_k", 1, 100, 10)
+SEARCH_BATCH = Range("queries", 1, 100, 0)
+"""Queries per SearchBatch call (a count: none is refused)."""
 ANSWER_TOP_K = Range("top_k", 1, 20, 5)
 ANSWER_MAX_TOKENS = Range("max_tokens", 0, 1 << 20, 0)
 """Tokens an answer may have as a caller asks; 0 is the configured limit, which no request raises."""

@@ -58,6 +58,20 @@ class SearchRequest(_message.Message):
     min_index_version: int
     def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[FusionMethod, str]] = ..., rrf_k: _Optional[float] = ..., alpha: _Optional[float] = ..., filters: _Optional[_Mapping[str, str]] = ..., no_cache: _Optional[bool] = ..., per_document: _Optional[bool] = ..., return_query_embedding: _Optional[bool] = ..., min_index_version: _Optional[int] = ...) -> None: ...
 
+class SearchBatchRequest(_message.Message):
+    __slots__ = ("queries", "parameters")
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedScalarFieldContainer[str]
+    parameters: SearchRequest
+    def __init__(self, queries: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Union[SearchRequest, _Mapping]] = ...) -> None: ...
+
+class SearchBatchResponse(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[SearchResponse]
+    def __init__(self, responses: _Optional[_Iterable[_Union[SearchResponse, _Mapping]]] = ...) -> None: ...
+
 class SearchHit(_message.Message):
     __slots__ = ("doc_id", "chunk_id", "title", "text", "score", "bm25_score", "dense_score", "bm25_rank", "dense_rank", "metadata")
     class MetadataEntry(_message.Message):

@@ -41,6 +41,11 @@ class RetrievalServiceStub:
                 request_serializer=likeopt_dot_v1_dot_retrieval__pb2.SearchRequest.SerializeToString,
                 response_deserializer=likeopt_dot_v1_dot_retrieval__pb2.SearchResponse.FromString,
                 _registered_method=True)
+        self.SearchBatch = channel.unary_unary(
+                '/likeopt.v1.RetrievalService/SearchBatch',
+                request_serializer=likeopt_dot_v1_dot_retrieval__pb2.SearchBatchRequest.SerializeToString,
+                response_deserializer=likeopt_dot_v1_dot_retrieval__pb2.SearchBatchResponse.FromString,
+                _registered_method=True)
         self.UpsertDocuments = channel.stream_unary(
                 '/likeopt.v1.RetrievalService/UpsertDocuments',
                 request_serializer=likeopt_dot_v1_dot_retrieval__pb2.Document.SerializeToString,
@@ -85,6 +90,17 @@ class RetrievalServiceServicer:
 
     def Search(self, request, context):
         """Search returns the best-matching chunks for a query.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchBatch(self, request, context):
+        """SearchBatch runs one search per query, all with the same parameters and as the same caller, and answers
+        them in order; what they share is done once (on Milvus, one round trip per retriever for every query and
+        one read of the vectors a reader's filter passes), so a batch costs about one search's time. Its results
+        are neither read from nor kept in the search-result cache. generation_svc measures its relevance floor
+        with it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -154,6 +170,11 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
                     request_deserializer=likeopt_dot_v1_dot_retrieval__pb2.SearchRequest.FromString,
                     response_serializer=likeopt_dot_v1_dot_retrieval__pb2.SearchResponse.SerializeToString,
             ),
+            'SearchBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchBatch,
+                    request_deserializer=likeopt_dot_v1_dot_retrieval__pb2.SearchBatchRequest.FromString,
+                    response_serializer=likeopt_dot_v1_dot_retrieval__pb2.SearchBatchResponse.SerializeToString,
+            ),
             'UpsertDocuments': grpc.stream_unary_rpc_method_handler(
                     servicer.UpsertDocuments,
                     request_deserializer=likeopt_dot_v1_dot_retrieval__pb2.Document.FromString,
@@ -219,6 +240,33 @@ class RetrievalService:
             '/likeopt.v1.RetrievalService/Search',
             likeopt_dot_v1_dot_retrieval__pb2.SearchRequest.SerializeToString,
             likeopt_dot_v1_dot_retrieval__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/likeopt.v1.RetrievalService/SearchBatch',
+            likeopt_dot_v1_dot_retrieval__pb2.SearchBatchRequest.SerializeToString,
+            likeopt_dot_v1_dot_retrieval__pb2.SearchBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -183,6 +183,41 @@ def test_server_side_fusion_filters_and_collapses_too(milvus: MilvusServer, fusi
     server.close()
 
 
+BATCH = ["zebras stripes sentence", "wheels and engines", "the and of", "keys and strings", "zebras stripes sentence"]
+"""Queries searched as one batch: one asked twice, one with no word BM25 reads."""
+
+
+def assert_batch_ranks_as_searches_do(backend: MilvusBackend | RetrievalEngine, p: SearchParams) -> None:
+    vectors = [backend.embed_query(q) if p.mode != "bm25" else None for q in BATCH]
+    batch = backend.search_batch(BATCH, p, vectors)
+    alone = [backend.search(q, p, v) for q, v in zip(BATCH, vectors, strict=True)]
+    assert [[(h.doc_id, h.ordinal) for h in hits] for hits in batch] == [
+        [(h.doc_id, h.ordinal) for h in hits] for hits in alone
+    ]
+    assert [[h.score for h in hits] for hits in batch] == [
+        pytest.approx([h.score for h in hits], rel=1e-5) for hits in alone
+    ]
+    assert any(batch)
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+@pytest.mark.parametrize("filters", [(), (("kind", "animal"),)])  # a selective filter: Milvus scores its rows here
+@pytest.mark.parametrize("per_document", [False, True])
+def test_a_batch_ranks_each_query_as_its_own_search_does(
+    corpus: MilvusBackend, mode: str, filters: tuple[tuple[str, str], ...], per_document: bool
+) -> None:
+    assert_batch_ranks_as_searches_do(corpus, params(mode, filters=filters, per_document=per_document))
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "convex"])
+def test_a_batch_ranks_as_searches_do_with_server_side_fusion(milvus: MilvusServer, fusion: str) -> None:
+    server = backend_on(milvus, new_name(), server_fusion=True)
+    ingest(server, *CORPUS)
+    for filters in ((), (("kind", "animal"),)):
+        assert_batch_ranks_as_searches_do(server, params("hybrid", fusion, filters=filters))
+    server.close()
+
+
 def test_upsert_replaces_a_document_s_chunks(any_backend: MilvusBackend) -> None:
     backend = any_backend
     first = ingest(backend, CORPUS[0], CORPUS[2])

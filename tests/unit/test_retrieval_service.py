@@ -88,6 +88,32 @@ async def test_no_cache_skips_the_result_cache(tmp_path: Path) -> None:
         assert not any(r.cached for r in replies)
 
 
+async def test_a_batch_answers_each_query_as_its_own_search_would(tmp_path: Path) -> None:
+    async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (servicer, stub):
+        await stub.UpsertDocuments(stream(DOCS))
+        queries = ["zebra stripes", "Horses  RUN", "wheels", "zebra stripes"]
+        for mode in (retrieval_pb2.HYBRID, retrieval_pb2.DENSE, retrieval_pb2.BM25):
+            parameters = retrieval_pb2.SearchRequest(top_k=2, mode=mode, filters={"kind": "machine"} if mode else {})
+            batch = await stub.SearchBatch(retrieval_pb2.SearchBatchRequest(queries=queries, parameters=parameters))
+            alone = []
+            for query in queries:
+                one = retrieval_pb2.SearchRequest()
+                one.CopyFrom(parameters)
+                one.query = query
+                alone.append(await stub.Search(one))
+            assert [list(r.hits) for r in batch.responses] == [list(r.hits) for r in alone], mode
+            assert {r.index_version for r in batch.responses} == {alone[0].index_version}
+        assert servicer.engine is not None and servicer.engine.counters["embeddings"] == 3  # per distinct query
+
+
+@pytest.mark.parametrize("queries", [[], ["ok"] * 101, ["ok", "  "]])
+async def test_a_batch_of_no_query_too_many_or_a_blank_one_is_invalid(tmp_path: Path, queries: list[str]) -> None:
+    async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (_, stub):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.SearchBatch(retrieval_pb2.SearchBatchRequest(queries=queries))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_ingest_acknowledges_each_durable_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service, "UPSERT_BATCH_DOCS", 2)
     async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (servicer, stub):
