@@ -65,8 +65,10 @@ def make_backend(config: Config) -> Backend:
 def relevance_floor(retrieval: retrieval_pb2_grpc.RetrievalServiceStub) -> RelevanceFloor:
     """The floor, probing the corpus through the same retrieval_svc the answers use."""
 
-    async def search(request: retrieval_pb2.SearchRequest, principal: Principal | None) -> retrieval_pb2.SearchResponse:
-        return await retrieval.Search(request, timeout=RETRIEVAL_TIMEOUT_S, metadata=forwarded(principal))
+    async def search(
+        request: retrieval_pb2.SearchBatchRequest, principal: Principal | None
+    ) -> retrieval_pb2.SearchBatchResponse:
+        return await retrieval.SearchBatch(request, timeout=RETRIEVAL_TIMEOUT_S, metadata=forwarded(principal))
 
     return RelevanceFloor(search)
 

@@ -30,7 +30,9 @@ class Refusing(RelevanceFloor):
     def __init__(self) -> None:
         super().__init__(self._never)
 
-    async def _never(self, request: retrieval_pb2.SearchRequest, principal: object) -> retrieval_pb2.SearchResponse:
+    async def _never(
+        self, request: retrieval_pb2.SearchBatchRequest, principal: object
+    ) -> retrieval_pb2.SearchBatchResponse:
         raise AssertionError("not measured")
 
     async def covers(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 
-from generation_svc.relevance import MIN_SPREAD, Background, RelevanceFloor
+from generation_svc import relevance
+from generation_svc.relevance import MIN_PROBES, MIN_SPREAD, PROBES, PROBES_PER_SEARCH, Background, RelevanceFloor
 from likeopt.runtime.principal import Principal, Reader
 from likeopt.v1 import retrieval_pb2
 
@@ -43,23 +45,30 @@ def test_a_passage_holding_the_question_s_words_covers_it_above_the_lower_floor(
 
 
 class Probes:
-    """A fake retrieval: every probe's best dense score is `score`; counts calls; can fail."""
+    """A fake retrieval: every probe's best dense score is `score` (`scored` says it per query); counts the
+    queries searched (`calls`) and the batches; can fail."""
 
     def __init__(self, score: float, version: int = 1, fail: bool = False) -> None:
-        self.score, self.version, self.fail, self.calls = score, version, fail, 0
+        self.score, self.version, self.fail, self.calls, self.batches = score, version, fail, 0, 0
         self.least_versions: list[int] = []
         self.principals: list[Principal | None] = []
 
+    def scored(self, query: str, principal: Principal | None) -> float:
+        return self.score
+
     async def __call__(
-        self, request: retrieval_pb2.SearchRequest, principal: Principal | None = None
-    ) -> retrieval_pb2.SearchResponse:
-        self.calls += 1
-        self.principals.append(principal)
-        self.least_versions.append(request.min_index_version)
+        self, request: retrieval_pb2.SearchBatchRequest, principal: Principal | None = None
+    ) -> retrieval_pb2.SearchBatchResponse:
+        self.batches += 1
+        self.calls += len(request.queries)
+        self.principals.extend(principal for _ in request.queries)
+        self.least_versions.append(request.parameters.min_index_version)
         await asyncio.sleep(0)
         if self.fail:
             raise ConnectionError("retrieval down")
-        return retrieval_pb2.SearchResponse(hits=[hit(self.score)], index_version=self.version)
+        return retrieval_pb2.SearchBatchResponse(
+            responses=[reply(hit(self.scored(q, principal)), version=self.version) for q in request.queries]
+        )
 
 
 def reply(*hits: retrieval_pb2.SearchHit, version: int = 1) -> retrieval_pb2.SearchResponse:
@@ -101,14 +110,14 @@ async def test_unjudgeable_or_unmeasurable_answers_are_never_refused() -> None:
 async def test_the_measurement_runs_outside_the_asking_requests_trace() -> None:
     traced: list[bool] = []
 
-    async def search(request: retrieval_pb2.SearchRequest, principal: object) -> retrieval_pb2.SearchResponse:
+    async def search(request: retrieval_pb2.SearchBatchRequest, principal: object) -> retrieval_pb2.SearchBatchResponse:
         traced.append(trace.get_current_span().get_span_context().is_valid)
-        return reply(hit(0.2))
+        return retrieval_pb2.SearchBatchResponse(responses=[reply(hit(0.2)) for _ in request.queries])
 
     provider = TracerProvider()
     with provider.get_tracer(__name__).start_as_current_span("an answer"):
         await RelevanceFloor(search, probes=["a", "b"]).covers("q", reply(hit(0.5)), 3.0)
-    assert traced == [False, False]
+    assert traced == [False]
 
 
 def principal(tenant: str, subject: str = "someone") -> Principal:
@@ -122,12 +131,8 @@ class CorpusPerTenant(Probes):
         super().__init__(0.0)
         self.scores = {"acme": 0.1, "bio": 0.4, "globex": 0.1}
 
-    async def __call__(
-        self, request: retrieval_pb2.SearchRequest, principal: Principal | None = None
-    ) -> retrieval_pb2.SearchResponse:
-        await super().__call__(request, principal)
-        score = self.scores[principal.tenant] if principal is not None else max(self.scores.values())
-        return retrieval_pb2.SearchResponse(hits=[hit(score)], index_version=self.version)
+    def scored(self, query: str, principal: Principal | None) -> float:
+        return self.scores[principal.tenant] if principal is not None else max(self.scores.values())
 
 
 async def test_each_set_of_readers_is_judged_against_the_background_of_what_it_may_read() -> None:
@@ -150,3 +155,78 @@ async def test_the_backgrounds_kept_are_bounded_least_recently_asked_first() -> 
     assert probes.calls == 3  # acme asked twice, measured once
     await floor.covers("q", reply(hit(0.5)), 3.0, principal("bio"))  # forgotten: measured again
     assert probes.calls == 4
+
+
+class Gated(Probes):
+    """Probes scoring 0.25 (exact in float32); a batch holding a query of `held` answers (scoring held_score) only
+    once `release` is set, one holding a query of `failing` fails; keeps the most batches in flight at once."""
+
+    def __init__(self, held: Sequence[str] = (), held_score: float = 0.5, failing: Sequence[str] = ()) -> None:
+        super().__init__(0.25)
+        self.held, self.held_score, self.failing = set(held), held_score, set(failing)
+        self.release = asyncio.Event()
+        self.in_flight = self.most_in_flight = 0
+        self.queries: list[str] = []
+
+    def scored(self, query: str, principal: Principal | None) -> float:
+        return self.held_score if query in self.held else self.score
+
+    async def __call__(
+        self, request: retrieval_pb2.SearchBatchRequest, principal: Principal | None = None
+    ) -> retrieval_pb2.SearchBatchResponse:
+        self.queries.extend(request.queries)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            answered = await super().__call__(request, principal)
+            if self.failing.intersection(request.queries):
+                raise ConnectionError("one replica restarting")
+            if self.held.intersection(request.queries):
+                await self.release.wait()
+            return answered
+        finally:
+            self.in_flight -= 1
+
+
+async def measured(floor: RelevanceFloor) -> Background | None:
+    """The background once the running measurement has finished (its held probes released)."""
+    task = floor.of(None)._measuring[1]  # type: ignore[index]
+    return await task
+
+
+async def test_the_probes_go_as_a_few_batched_searches_at_once_each_probe_once() -> None:
+    """One by one, 30 probes of Milvus outlasted the first question's wait."""
+    probes = Gated()
+    await RelevanceFloor(probes).covers("q", reply(hit(0.5)), 3.0)
+    assert probes.batches == probes.most_in_flight == len(PROBES) // PROBES_PER_SEARCH > 1
+    assert sorted(probes.queries) == sorted(PROBES)
+
+
+async def test_a_first_question_is_judged_on_the_probes_in_once_there_are_enough(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the wait for every probe, MIN_PROBES serve (the rest replace them when in) rather than no verdict."""
+    monkeypatch.setattr(relevance, "PROBE_TIMEOUT_S", 0.0)  # the late probes are late at once
+    probes = Gated(held=PROBES[MIN_PROBES:])
+    floor = RelevanceFloor(probes)
+    assert not await floor.covers("q", reply(hit(0.3)), 30.0)  # 0.25 + 3 * MIN_SPREAD = 0.34 > 0.3
+    assert floor.of(None).current == Background.of(1, [0.25] * MIN_PROBES)
+    probes.release.set()
+    everything = Background.of(1, [0.25] * MIN_PROBES + [0.5] * (len(PROBES) - MIN_PROBES))
+    assert await measured(floor) == everything and floor.of(None).current == everything
+
+
+async def test_too_few_probes_in_time_leave_the_question_unjudged() -> None:
+    probes = Gated(held=PROBES[MIN_PROBES - 1 :])
+    floor = RelevanceFloor(probes)
+    unjudged = REGISTRY.get_sample_value("likeopt_relevance_unjudged_total") or 0.0
+    assert await floor.covers("q", reply(hit(0.3)), 0.05)
+    assert REGISTRY.get_sample_value("likeopt_relevance_unjudged_total") == unjudged + 1
+    probes.release.set()
+    assert await measured(floor) is not None
+
+
+async def test_a_failed_probe_costs_the_background_a_sample_not_its_verdict() -> None:
+    floor = RelevanceFloor(Gated(failing=PROBES[:1]))
+    assert not await floor.covers("q", reply(hit(0.3)), 3.0)
+    assert floor.of(None).current == Background.of(1, [0.25] * (len(PROBES) - PROBES_PER_SEARCH))
