@@ -74,7 +74,14 @@ async def index_status(principal: Reader, gateway: Running) -> IndexStatus:
     )
 
 
-@reads.get("/documents", summary="List documents, a page at a time", response_model=DocumentList)
+@reads.get(
+    "/documents",
+    summary="List documents, a page at a time",
+    response_model=DocumentList,
+    responses={
+        431: {"description": "Envoy refused a request line over its limit (many or long ids): ask in smaller batches"}
+    },
+)
 async def list_documents(
     principal: Reader,
     gateway: Running,
