@@ -1,4 +1,5 @@
-"""Shared fixtures: a Redis-protocol server and one running mesh for the integration tests."""
+"""Shared fixtures: a Redis-protocol server, a Milvus server, an identity provider and running meshes for the
+integration tests."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import MeshProcess, ValkeyServer, mesh_environment
+from tests.identity import IdentityProvider
+from tests.support import MeshProcess, MilvusServer, ValkeyServer, mesh_environment
 
 DEMO_CORPUS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -18,6 +20,21 @@ def valkey() -> Iterator[ValkeyServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
+    """A ``milvus-lite server`` of the module's own, so one module's collections never meet another's."""
+    server = MilvusServer(tmp_path_factory.mktemp("milvus") / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory: pytest.TempPathFactory) -> IdentityProvider:
+    """A key pair and its JWKS file: the issuer of the module's tokens."""
+    return IdentityProvider(tmp_path_factory.mktemp("idp"))
 
 
 @pytest.fixture(scope="session")

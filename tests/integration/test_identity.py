@@ -110,11 +110,6 @@ class Person:
 
 
 @pytest.fixture(scope="module")
-def idp(tmp_path_factory: pytest.TempPathFactory) -> IdentityProvider:
-    return IdentityProvider(tmp_path_factory.mktemp("idp"))
-
-
-@pytest.fixture(scope="module")
 def jwt_mesh(
     tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer, idp: IdentityProvider
 ) -> Iterator[MeshProcess]:

@@ -27,14 +27,6 @@ from tests.support import ROOT, MeshProcess, MilvusServer, free_port, mesh_envir
 
 
 @pytest.fixture(scope="module")
-def milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
-    server = MilvusServer(tmp_path_factory.mktemp("milvus-mesh") / "data")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def milvus_mesh(tmp_path_factory: pytest.TempPathFactory, milvus: MilvusServer) -> Iterator[MeshProcess]:
     work = tmp_path_factory.mktemp("milvus-mesh-run")
     env = mesh_environment(work, LIKEOPT_RETRIEVAL_BACKEND="milvus", LIKEOPT_MILVUS_URI=milvus.uri)

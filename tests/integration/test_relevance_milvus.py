@@ -32,19 +32,6 @@ def note(n: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
-    server = MilvusServer(tmp_path_factory.mktemp("milvus-relevance") / "data")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def idp(tmp_path_factory: pytest.TempPathFactory) -> IdentityProvider:
-    return IdentityProvider(tmp_path_factory.mktemp("idp"))
-
-
-@pytest.fixture(scope="module")
 def mesh(
     tmp_path_factory: pytest.TempPathFactory, milvus: MilvusServer, idp: IdentityProvider
 ) -> Iterator[MeshProcess]:

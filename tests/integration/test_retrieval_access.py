@@ -51,14 +51,6 @@ SEES = {
 }
 
 
-@pytest.fixture(scope="module")
-def milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
-    server = MilvusServer(tmp_path_factory.mktemp("milvus-access") / "data")
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(scope="module", params=BOTH)
 def corpus(
     request: pytest.FixtureRequest, milvus: MilvusServer, tmp_path_factory: pytest.TempPathFactory

@@ -75,14 +75,6 @@ def new_name() -> str:
     return f"t_{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(scope="module")
-def milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
-    server = MilvusServer(tmp_path_factory.mktemp("milvus") / "data")
-    server.start()
-    yield server
-    server.stop()
-
-
 def open_backend(kind: str, milvus: MilvusServer, data_dir: Path) -> MilvusBackend | RetrievalEngine:
     """An empty backend of either kind with the fake model: the tests below hold both to one contract."""
     if kind == "milvus":
