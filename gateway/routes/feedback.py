@@ -19,7 +19,7 @@ from gateway.errors import BODY_STATUSES, UPSTREAM_STATUSES, upstream_call
 from gateway.models import FeedbackList, FeedbackRequest, FeedbackResponse
 from gateway.routes import api_router
 from gateway.state import Running
-from likeopt.runtime.contract import LIST_LIMIT
+from likeopt.runtime.contract import FEEDBACK_CURSOR, LIST_LIMIT
 from likeopt.runtime.principal import forwarded
 from likeopt.v1 import generation_pb2
 
@@ -63,8 +63,13 @@ async def feedback_list(
     rating: Annotated[Literal["up", "down", ""], Query(description="Only this rating; empty: both.")] = "",
     limit: Annotated[int, Query(ge=LIST_LIMIT.low, le=LIST_LIMIT.high)] = LIST_LIMIT.default,
     before_feedback_id: Annotated[
-        int, Query(ge=0, description="The next page: feedback older than this id (the last item's); 0: newest.")
-    ] = 0,
+        int,
+        Query(
+            ge=FEEDBACK_CURSOR.low,
+            le=FEEDBACK_CURSOR.high,
+            description="The next page: feedback older than this id (the last item's); 0: newest.",
+        ),
+    ] = FEEDBACK_CURSOR.default,
 ) -> JSONResponse:
     """Users' questions and comments: only with the API key, which generation_svc checks again."""
     request = generation_pb2.ListFeedbackRequest(rating=rating, limit=limit, before_feedback_id=before_feedback_id)

@@ -89,8 +89,11 @@ LIST_LIMIT = Range("limit", 1, 1000, 100)
 """Documents per page of ListDocuments, and feedback items per listing."""
 MAX_LISTED_IDS = LIST_LIMIT.high
 """Most ids one ListDocuments may name (ListDocumentsRequest.ids): a page's worth, so its filter stays small."""
-MIN_INDEX_VERSION = Range("min_index_version", 0, (1 << 63) - 1, 0)
+INT64_MAX = (1 << 63) - 1
+MIN_INDEX_VERSION = Range("min_index_version", 0, INT64_MAX, 0)
 """The index version a read must reflect, as a write's reply gave it (an int64 in the protos); 0 asks for none."""
+FEEDBACK_CURSOR = Range("before_feedback_id", 0, INT64_MAX, 0)
+"""The feedback listing's next page: items older than this id (an int64 in the protos); 0: the newest."""
 
 
 class InvalidInput(ValueError):

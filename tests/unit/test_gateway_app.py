@@ -164,6 +164,8 @@ def test_parameters_and_feedback_are_checked_before_any_call(client: TestClient)
         "before_feedback_id"
         in error_of(client.get("/api/v1/feedback?before_feedback_id=-1", headers=key), 422)["message"]
     )
+    past_int64 = f"/api/v1/feedback?before_feedback_id={1 << 63}"
+    assert "before_feedback_id" in error_of(client.get(past_int64, headers=key), 422)["message"]
     assert "answer_id" in error_of(client.post("/api/v1/feedback", json={"rating": "up"}), 422)["message"]
     nul = {"answer_id": "a1", "rating": "up", "comment": "a\u0000"}
     assert error_of(client.post("/api/v1/feedback", json=nul), 422)["code"] == "INVALID_ARGUMENT"
