@@ -23,8 +23,12 @@ T = TypeVar("T")
 
 MAX_QUERY_CHARS = 4096
 """Longest question or search query, in characters."""
-QUERY_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
-"""What check_query accepts, as a regular expression (for the OpenAPI document): a non-space character, no NUL."""
+BLANKS = "".join(char for char in map(chr, range(0x3001)) if char.isspace()) + "\ufeff"
+"""The characters a query of nothing else is empty of: Python's whitespace and the byte-order mark, named one by
+one because regular-expression engines disagree on ``\\s`` (JSON Schema's has no ``\\x1c``-``\\x1f`` or ``\\x85``)."""
+QUERY_PATTERN = f"^[^\\x00]*[^\\x00{BLANKS}][^\\x00]*$"
+"""What check_query accepts, as a regular expression (for the OpenAPI document): a non-blank character, no NUL."""
+NOT_BLANK = re.compile(f"[^{BLANKS}]")
 MAX_ID_CHARS = 512
 """Longest document id retrieval_svc stores; a longer one is skipped with the reason."""
 SHOWN_ID_CHARS = 80
@@ -103,7 +107,7 @@ class InvalidInput(ValueError):
 def check_query(query: str, name: str = "query") -> str:
     """The query, or InvalidInput explaining why it cannot be searched or answered (naming it as the caller's
     request does: "query", or an OpenAI-style client's "messages[2].content")."""
-    if not query.strip():
+    if not NOT_BLANK.search(query):
         raise InvalidInput(f"{name} must contain a non-space character")
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidInput(f"{name} is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")

@@ -32,21 +32,35 @@ def test_unset_top_k_takes_the_default_and_the_bounds_hold() -> None:
         SEARCH_TOP_K.check(-1)
 
 
-@pytest.mark.parametrize("query", ["", "   ", "\t\n", "\x1c", "a\x00b", "a" * 4097])
+@pytest.mark.parametrize("query", ["", "   ", "\t\n", "\x1c", "\x1e\x85", "\u3000\ufeff", "a\x00b", "a" * 4097])
 def test_unanswerable_queries_are_refused(query: str) -> None:
     with pytest.raises(InvalidInput):
         check_query(query)
 
 
+def accepted(query: str) -> bool:
+    try:
+        check_query(query)
+    except InvalidInput:
+        return False
+    return True
+
+
+QUERIES = ["x", " a ", "Which port?", "\x1c", "\x1e", "\x85", "\ufeff", "\u200b", " \u00e9 ", "a\x00b", "   "]
+
+
 def test_the_documented_pattern_accepts_what_the_check_accepts() -> None:
     pattern = re.compile(QUERY_PATTERN)
-    for query in ["x", " a ", "Which port?", "\x1c", "a\x00b", "   "]:
-        accepted = True
-        try:
-            check_query(query)
-        except InvalidInput:
-            accepted = False
-        assert (pattern.match(query) is not None) == accepted, query
+    for query in QUERIES:
+        assert (pattern.match(query) is not None) == accepted(query), query
+
+
+def test_json_schema_reads_the_pattern_as_the_check_does() -> None:
+    """As clients and schemathesis read the OpenAPI document: ECMA-262's ``\\s`` is not Python's."""
+    jsonschema_rs = pytest.importorskip("jsonschema_rs", reason="jsonschema-rs comes with schemathesis ([dev])")
+    validator = jsonschema_rs.validator_for({"type": "string", "pattern": QUERY_PATTERN})
+    for query in QUERIES:
+        assert validator.is_valid(query) == accepted(query), repr(query)
 
 
 def test_modes_both_ways() -> None:
