@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 
 from tests.browser.test_web_ui import UPLOADED_ONE, ask
+from tests.identity import IdentityProvider
 from tests.integration import test_identity as identity
 from tests.integration.test_identity import QUESTION, Person, write_for
 
-idp = identity.idp
 jwt_mesh = identity.jwt_mesh
 people = identity.people
 
@@ -70,7 +70,7 @@ def test_signing_out_asks_for_a_token_and_a_pasted_one_signs_in(page: Any, peopl
 
 
 def test_a_refused_token_brings_the_sign_in_back_with_the_reason(
-    page: Any, people: dict[str, Person], idp: identity.IdentityProvider
+    page: Any, people: dict[str, Person], idp: IdentityProvider
 ) -> None:
     expired = idp.forgeries("alice", "acme", ["eng"])["expired"]
     page.goto(f"{people['alice'].mesh.base_url}/#token={expired}")
