@@ -830,14 +830,16 @@ def _title_and_text(suffix: str, data: bytes) -> tuple[str, str]:
 
 def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
     """The documents in one file's bytes (one, or one per line for JSON Lines); name gives the type, unless the
-    bytes say they are another type read here (sniffed_suffix)."""
+    bytes say they are another type read here (sniffed_suffix), whatever the name's suffix or without one: an
+    upload named "report" or "scan.bin" that is a PDF is read as one."""
     suffix = Path(name).suffix.lower()
-    if suffix not in SUPPORTED:
+    kind = sniffed_suffix(data) or suffix
+    if kind not in SUPPORTED:
         advice = f" (save it as {LEGACY_OFFICE[suffix]})" if suffix in LEGACY_OFFICE else ""
         yield Skipped(name, f"unsupported file type {suffix or '(none)'}{advice}")
     elif len(data) > MAX_FILE_BYTES:
-        yield skipped_file(name, doc_id, TOO_LARGE)
-    elif (kind := sniffed_suffix(data) or suffix) in JSONL_SUFFIXES:
+        yield skipped_file(name, doc_id, TOO_LARGE, kind)
+    elif kind in JSONL_SUFFIXES:
         yield from load_jsonl(name, data.split(b"\n"))
     elif kind == ".json":
         yield from load_json(name, data)
@@ -860,8 +862,8 @@ def sniffed_suffix(data: bytes) -> str | None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
-    except zipfile.BadZipFile:
-        return None
+    except Exception:  # damaged: BadZipFile, an unknown zip version, a name flagged UTF-8 that is not
+        return None  # the loader its name picks says why it is not read
     return next((suffix for part, suffix in OFFICE_MAIN_PARTS.items() if part in names), None)
 
 
@@ -881,9 +883,9 @@ def _one_document(name: str, suffix: str, data: bytes, doc_id: str) -> LoadedDoc
     title, text, metadata = extracted
     title, text = title.translate(TYPESETTING_HINTS), text.translate(TYPESETTING_HINTS)
     if "\x00" in text:  # from a PDF or an Office file: a text file's NUL is caught as it is decoded
-        return skipped_file(name, doc_id, NOT_TEXT)
+        return skipped_file(name, doc_id, NOT_TEXT, suffix)
     if not text.strip():
-        return skipped_file(name, doc_id, "no text found")
+        return skipped_file(name, doc_id, "no text found", suffix)
     facts = {"source": Path(name).name, "file_type": file_type(suffix)}
     return LoadedDocument(doc_id, title or Path(name).stem, text, {**metadata, **facts})
 
@@ -903,11 +905,11 @@ def _extracted(name: str, suffix: str, data: bytes, doc_id: str) -> tuple[str, s
         try:
             extracted = extract(suffix, data)
         except UnicodeDecodeError:
-            return skipped_file(name, doc_id, not_text_reason(data))
+            return skipped_file(name, doc_id, not_text_reason(data), suffix)
         except Unreadable as unreadable:
-            return skipped_file(name, doc_id, str(unreadable))
+            return skipped_file(name, doc_id, str(unreadable), suffix)
         except Exception as exc:  # a malformed PDF or Office file can raise anything from deep inside its parser
-            return skipped_file(name, doc_id, f"unreadable: {type(exc).__name__}: {exc}{_warned(warnings)}")
+            return skipped_file(name, doc_id, f"unreadable: {type(exc).__name__}: {exc}{_warned(warnings)}", suffix)
     if warnings:
         log.warning("%s: read%s", name, _warned(warnings))
     return extracted
@@ -920,11 +922,12 @@ def _warned(warnings: list[str]) -> str:
     return f", after pypdf warned: {'; '.join(distinct[:3])}{more}" if distinct else ""
 
 
-def skipped_file(name: str, doc_id: str, reason: str) -> Skipped:
+def skipped_file(name: str, doc_id: str, reason: str, kind: str = "") -> Skipped:
     """A file not read, and why. When the file is one document, also that the version stored earlier under its id
     (from before it was emptied or damaged) is kept, and how to delete it: nothing replaces it, so searches would go
-    on finding the old text, and deleting it automatically would lose a document over a file saved by mistake."""
-    if Path(name).suffix.lower() not in ONE_DOCUMENT_SUFFIXES:
+    on finding the old text, and deleting it automatically would lose a document over a file saved by mistake. kind
+    is the type the file's bytes show (sniffed_suffix), when known: a PDF named "report" is one document too."""
+    if (kind or Path(name).suffix.lower()) not in ONE_DOCUMENT_SUFFIXES:
         return Skipped(name, reason)
     kept = f"any version stored earlier as {doc_id!r} is kept and still found by searches"
     return Skipped(name, f"{reason}; {kept} (delete it with DELETE {document_path(doc_id)})")

@@ -837,3 +837,52 @@ def test_what_pypdf_warns_of_is_said_with_the_file_s_name() -> None:
 def test_a_file_s_document_says_what_the_file_was_read_as(name: str, data: bytes, kind: str) -> None:
     """Beside its file name, so a search can be filtered to PDFs or slide decks."""
     assert one(name, data).metadata == {"source": name.rsplit("/", 1)[-1], "file_type": kind}
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "kind"),
+    [
+        ("report", pdf_bytes(SURVEY), "pdf"),
+        ("scan.bin", pdf_bytes(SURVEY), "pdf"),
+        ("minutes", roadmap_document(), "docx"),
+        ("ops.zip", xlsx_bytes(("Owners", [("service", "team"), ("cache_svc", "platform")])), "xlsx"),
+        ("deck.dat", roadmap_deck(), "pptx"),
+    ],
+)
+def test_a_pdf_or_office_file_without_its_suffix_is_read_as_what_its_bytes_show(
+    name: str, data: bytes, kind: str
+) -> None:
+    """An upload named "report" or "scan.bin" was refused as an unsupported type, though its first bytes say what
+    it is and the loaders read that type whatever suffix it is named with."""
+    doc = one(name, data)
+    assert doc.metadata == {"source": name, "file_type": kind} and doc.title
+    assert doc.text.startswith(("Glacier Survey Results", ROADMAP, "service: cache_svc"))
+
+
+def test_a_file_whose_bytes_show_no_type_read_here_is_still_refused_for_its_suffix() -> None:
+    """Text is never guessed from bytes: a file named "README" or "photo.png" is refused as before, and a PDF named
+    "report" that is not read says, as a report.pdf would, that a version stored earlier under its id is kept."""
+    for name, data in (
+        ("README", b"Plain words."),
+        ("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00"),
+        ("a.zip", b"PK\x03\x04"),
+    ):
+        [refused] = load_content(name, data, doc_id=name)
+        assert isinstance(refused, Skipped) and refused.reason.startswith("unsupported file type"), refused
+    [locked] = load_content("report", encrypted_pdf("hunter2"), doc_id="report")
+    assert isinstance(locked, Skipped) and locked.reason.startswith(loaders.ENCRYPTED_PDF)
+    assert "any version stored earlier as 'report' is kept" in locked.reason
+
+
+def misnamed_zip() -> bytes:
+    """A zip whose member's name is flagged as UTF-8 but is not: zipfile raised UnicodeDecodeError listing it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("caf\u00e9.txt", "words")
+    return buffer.getvalue().replace("\u00e9".encode(), b"\xff\xff")
+
+
+def test_a_damaged_zip_is_refused_with_a_reason_not_an_exception() -> None:
+    for name in ("notes.md", "report.docx"):
+        [damaged] = load_content(name, misnamed_zip(), doc_id=name)
+        assert isinstance(damaged, Skipped), damaged
