@@ -73,6 +73,25 @@ NOT_DOCUMENTS_JSON = 'a .json file must hold an array of documents ({"id", "titl
 
 LEGACY_OFFICE = {".doc": ".docx", ".ppt": ".pptx", ".xls": ".xlsx", ".rtf": ".docx"}
 """Older formats no loader reads, and the one to save them as (every Office version writes it)."""
+OLE2_SIGNATURE = bytes.fromhex("d0cf11e0a1b11ae1")
+"""The first bytes of a compound document (OLE2): a Word, Excel or PowerPoint file from before Office 2007, a .docx,
+.xlsx or .pptx encrypted with a password to open it, and other programs' files (Outlook's .msg, an installer)."""
+OLE2_OFFICE_STREAMS = {"WordDocument": ".doc", "Workbook": ".xls", "Book": ".xls", "PowerPoint Document": ".ppt"}
+"""The stream of a compound document that holds an older Office file's content, and that file's type (Excel 5 and 95
+named it Book)."""
+OLE2_ENCRYPTED_STREAM = "EncryptedPackage"
+"""The stream that holds an encrypted .docx, .xlsx or .pptx: its zip, encrypted."""
+LEGACY_OFFICE_APPS = {".doc": "Word", ".xls": "Excel", ".ppt": "PowerPoint"}
+"""The application that opens each older Office type, and saves it as the type LEGACY_OFFICE names."""
+OLDER_OFFICE = (
+    "an older Word, Excel or PowerPoint file (OLE2 .doc, .xls or .ppt): save it as .docx, .xlsx or .pptx, or PDF"
+)
+"""Why a compound document named as an Office file is not read when its streams name no one application."""
+ENCRYPTED_OFFICE = (
+    "encrypted Word, Excel or PowerPoint file: needs a password (open it, clear the password under"
+    " File > Info > Protect > Encrypt with Password, and save it)"
+)
+"""Why a .docx, .xlsx or .pptx encrypted with a password to open it is not read: it is no zip until decrypted."""
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 TOO_LARGE = f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB"
@@ -834,7 +853,9 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
     upload named "report" or "scan.bin" that is a PDF is read as one."""
     suffix = Path(name).suffix.lower()
     kind = sniffed_suffix(data) or suffix
-    if kind not in SUPPORTED:
+    if older := older_office_reason(suffix, data):
+        yield skipped_file(name, doc_id, older)
+    elif kind not in SUPPORTED:
         advice = f" (save it as {LEGACY_OFFICE[suffix]})" if suffix in LEGACY_OFFICE else ""
         yield Skipped(name, f"unsupported file type {suffix or '(none)'}{advice}")
     elif len(data) > MAX_FILE_BYTES:
@@ -865,6 +886,43 @@ def sniffed_suffix(data: bytes) -> str | None:
     except Exception:  # damaged: BadZipFile, an unknown zip version, a name flagged UTF-8 that is not
         return None  # the loader its name picks says why it is not read
     return next((suffix for part, suffix in OFFICE_MAIN_PARTS.items() if part in names), None)
+
+
+def older_office_reason(suffix: str, data: bytes) -> str | None:
+    """Why a compound document (OLE2) is not read, naming its format: an older Word, Excel or PowerPoint file or an
+    encrypted .docx, .xlsx or .pptx, either of which is often named .docx or .xlsx (the zip-based loaders then failed
+    with a bare BadZipFile). None for any other file, and for another program's compound document not named as an
+    Office file (an Outlook .msg): its suffix says why it is not read."""
+    if not data.startswith(OLE2_SIGNATURE):
+        return None
+    streams = _ole2_streams(data)
+    if OLE2_ENCRYPTED_STREAM in streams:
+        return ENCRYPTED_OFFICE
+    formats = {OLE2_OFFICE_STREAMS[stream] for stream in streams if stream in OLE2_OFFICE_STREAMS}
+    if len(formats) == 1:  # several: one file embeds another (a chart's workbook in a Word file)
+        [legacy] = formats
+        return f"an older {LEGACY_OFFICE_APPS[legacy]} file (OLE2 {legacy}): save it as {LEGACY_OFFICE[legacy]} or PDF"
+    return OLDER_OFFICE if formats or suffix in OFFICE_SUFFIXES | LEGACY_OFFICE.keys() else None
+
+
+def _ole2_entry(stream: str) -> re.Pattern[bytes]:
+    """A compound document's directory entry for a stream: 128 bytes, the name in UTF-16 with a closing NUL in the
+    first 64, then the name's length in bytes (two, little-endian) and its type (2, a stream)."""
+    name = stream.encode("utf-16-le") + b"\0\0"
+    length = len(name).to_bytes(2, "little")
+    return re.compile(re.escape(name) + b".{%d}" % (64 - len(name)) + re.escape(length + b"\x02"), re.DOTALL)
+
+
+_OLE2_ENTRIES = {stream: _ole2_entry(stream) for stream in [*OLE2_OFFICE_STREAMS, OLE2_ENCRYPTED_STREAM]}
+
+
+def _ole2_streams(data: bytes) -> set[str]:
+    """Which streams of _OLE2_ENTRIES a compound document's directory lists: its entries lie at multiples of 128
+    bytes from the start (the directory's sectors are whole multiples of 512 after the 512-byte header), so they are
+    found by search instead of by following the file's chains of sectors, which a name is not worth."""
+    return {
+        stream for stream, entry in _OLE2_ENTRIES.items() if any(m.start() % 128 == 0 for m in entry.finditer(data))
+    }
 
 
 TYPESETTING_HINTS = str.maketrans(dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff")))

@@ -860,12 +860,14 @@ def test_a_pdf_or_office_file_without_its_suffix_is_read_as_what_its_bytes_show(
 
 
 def test_a_file_whose_bytes_show_no_type_read_here_is_still_refused_for_its_suffix() -> None:
-    """Text is never guessed from bytes: a file named "README" or "photo.png" is refused as before, and a PDF named
+    """Text is never guessed from bytes: a file named "README" or "photo.png" is refused as before, as is another
+    program's compound document (an Outlook message) though older Office files are compound documents, and a PDF named
     "report" that is not read says, as a report.pdf would, that a version stored earlier under its id is kept."""
     for name, data in (
         ("README", b"Plain words."),
         ("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00"),
         ("a.zip", b"PK\x03\x04"),
+        ("mail.msg", ole2_file("__properties_version1.0")),  # a compound document, but Outlook's
     ):
         [refused] = load_content(name, data, doc_id=name)
         assert isinstance(refused, Skipped) and refused.reason.startswith("unsupported file type"), refused
@@ -886,3 +888,39 @@ def test_a_damaged_zip_is_refused_with_a_reason_not_an_exception() -> None:
     for name in ("notes.md", "report.docx"):
         [damaged] = load_content(name, misnamed_zip(), doc_id=name)
         assert isinstance(damaged, Skipped), damaged
+
+
+def ole2_file(*streams: str) -> bytes:
+    """A compound document (OLE2) reduced to what shows which program's it is: the signature, the header padded to
+    its 512 bytes, and a directory sector of 128-byte entries, the root's and then one per stream named."""
+
+    def entry(name: str, kind: int) -> bytes:
+        encoded = name.encode("utf-16-le") + b"\0\0"
+        return encoded.ljust(64, b"\0") + len(encoded).to_bytes(2, "little") + bytes([kind]).ljust(62, b"\0")
+
+    return loaders.OLE2_SIGNATURE.ljust(512, b"\0") + entry("Root Entry", 5) + b"".join(entry(s, 2) for s in streams)
+
+
+KEPT = "; any version stored earlier as"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("minutes.doc", ole2_file("1Table", "WordDocument"), "an older Word file (OLE2 .doc): save it as .docx or PDF"),
+        ("minutes.docx", ole2_file("WordDocument"), f"an older Word file (OLE2 .doc): save it as .docx or PDF{KEPT}"),
+        ("minutes", ole2_file("WordDocument"), "an older Word file (OLE2 .doc): save it as .docx or PDF"),
+        ("budget.xlsx", ole2_file("Workbook"), f"an older Excel file (OLE2 .xls): save it as .xlsx or PDF{KEPT}"),
+        ("budget.xls", ole2_file("Book"), "an older Excel file (OLE2 .xls): save it as .xlsx or PDF"),
+        ("deck.pptx", ole2_file("Current User", "PowerPoint Document"), "an older PowerPoint file (OLE2 .ppt)"),
+        ("report.docx", ole2_file(), f"{loaders.OLDER_OFFICE}{KEPT}"),
+        ("chart.doc", ole2_file("WordDocument", "Workbook"), loaders.OLDER_OFFICE),
+        ("locked.xlsx", ole2_file("EncryptionInfo", "EncryptedPackage"), f"{loaders.ENCRYPTED_OFFICE}{KEPT}"),
+    ],
+)
+def test_an_older_or_encrypted_office_file_is_refused_naming_its_format(name: str, data: bytes, reason: str) -> None:
+    """A compound document (OLE2) named .docx or .xlsx was refused for a bare "BadZipFile: File is not a zip file",
+    and an older Office file of another name as an unsupported type: its streams say which format it is, and an
+    encrypted .docx or .xlsx, also a compound document, needs its password cleared, not another format."""
+    [refused] = load_content(name, data, doc_id=name)
+    assert isinstance(refused, Skipped) and refused.reason.startswith(reason), refused
