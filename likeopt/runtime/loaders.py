@@ -427,6 +427,10 @@ def given_title(title: object) -> str:
 
 WORD = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 """The namespace of a Word document's XML, as lxml spells its tags."""
+MARKUP_COMPATIBILITY = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
+"""The namespace of mc:AlternateContent: the same content written for readers of several versions, read once."""
+DOCX_NOT_CURRENT = frozenset({WORD + "del", WORD + "moveFrom"})
+"""What holds runs that are no longer the document's: a tracked deletion, the origin of a tracked move."""
 DOCX_BLOCK_WRAPPERS = frozenset(WORD + name for name in ("sdt", "sdtContent", "customXml"))
 """What holds paragraphs and tables in place of the body: a content control (a template's cover page, a form's
 fields) or custom XML. python-docx reads only the paragraphs and tables directly in the body, a cell or a note."""
@@ -439,7 +443,9 @@ insertion or move (its text is the document's now; a deletion's or a move's orig
 
 def docx_to_text(data: bytes) -> tuple[str, str]:
     """(title, text) of a Word document: paragraphs and table rows in document order, cells as separate words,
-    content controls' text where they stand, and its footnotes, then its endnotes, after the body.
+    content controls' text where they stand, each text box's paragraphs after the paragraph it is anchored in, and
+    its footnotes, then its endnotes, after the body. Headers and footers stay out, being the same boilerplate on
+    every page (page numbers, the company's name), and so do comments, which are about the text, not of it.
 
     The title is the document's own (its properties), else its first Title or Heading 1 paragraph.
     """
@@ -473,6 +479,22 @@ def _docx_lines(container: Any, parent: Any) -> Iterator[str]:
                 yield " ".join(cells.values())
         else:
             yield _docx_runs_text(element)
+            for box in _docx_text_boxes(element):
+                yield from _docx_lines(box, parent)
+
+
+def _docx_text_boxes(element: Any) -> Iterator[Any]:
+    """The text boxes (w:txbxContent) in a paragraph's runs, each once: Word writes one twice, as a DrawingML shape
+    (mc:Choice) and as VML for older readers (mc:Fallback), and only the first choice is read. A box inside a box is
+    found as the outer box's paragraphs are read; a deleted run's box is not the document's."""
+    for child in element:
+        if child.tag == WORD + "txbxContent":
+            yield child
+        elif child.tag == MARKUP_COMPATIBILITY + "AlternateContent":
+            choices = child.iterchildren(MARKUP_COMPATIBILITY + "Choice", MARKUP_COMPATIBILITY + "Fallback")
+            yield from _docx_text_boxes(islice(choices, 1))
+        elif child.tag not in DOCX_NOT_CURRENT:
+            yield from _docx_text_boxes(child)
 
 
 def _docx_runs_text(element: Any) -> str:

@@ -924,3 +924,103 @@ def test_an_older_or_encrypted_office_file_is_refused_naming_its_format(name: st
     encrypted .docx or .xlsx, also a compound document, needs its password cleared, not another format."""
     [refused] = load_content(name, data, doc_id=name)
     assert isinstance(refused, Skipped) and refused.reason.startswith(reason), refused
+
+
+WORD_PACKAGE_TYPES = (
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/word/document.xml"'
+    ' ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
+    '<Override PartName="/word/header1.xml"'
+    ' ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.header+xml"/>'
+    '<Override PartName="/word/comments.xml"'
+    ' ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.comments+xml"/></Types>'
+)
+RELATIONSHIPS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+WORD_NAMESPACES = (
+    'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    ' xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006"'
+    ' xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing"'
+    ' xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"'
+    ' xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"'
+    f' xmlns:v="urn:schemas-microsoft-com:vml" xmlns:r="{RELATIONSHIPS}"'
+)
+
+
+def word_package(body: str) -> bytes:
+    """A .docx written part by part, its body's XML as given (w:, mc:, wp:, a:, wps:, v: and r: declared), with a
+    header and a comments part beside it."""
+
+    def relationships(*targets: tuple[str, str]) -> str:
+        listed = "".join(
+            f'<Relationship Id="rId{n}" Type="{RELATIONSHIPS}/{kind}" Target="{target}"/>'
+            for n, (kind, target) in enumerate(targets, start=1)
+        )
+        return f'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{listed}</Relationships>'
+
+    header = "<w:p><w:r><w:t>Acme Corporation, page 1</w:t></w:r></w:p>"
+    comment = '<w:comment w:id="0" w:author="A"><w:p><w:r><w:t>Check this figure</w:t></w:r></w:p></w:comment>'
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as package:
+        package.writestr("[Content_Types].xml", WORD_PACKAGE_TYPES)
+        package.writestr("_rels/.rels", relationships(("officeDocument", "word/document.xml")))
+        package.writestr(
+            "word/_rels/document.xml.rels", relationships(("header", "header1.xml"), ("comments", "comments.xml"))
+        )
+        package.writestr("word/header1.xml", f"<w:hdr {WORD_NAMESPACES}>{header}</w:hdr>")
+        package.writestr("word/comments.xml", f"<w:comments {WORD_NAMESPACES}>{comment}</w:comments>")
+        section = '<w:sectPr><w:headerReference w:type="default" r:id="rId1"/></w:sectPr>'
+        package.writestr(
+            "word/document.xml", f"<w:document {WORD_NAMESPACES}><w:body>{body}{section}</w:body></w:document>"
+        )
+    return buffer.getvalue()
+
+
+def text_box(*paragraphs: str) -> str:
+    """A text box's content, a paragraph per text: what both ways of drawing the box hold."""
+    return (
+        "<w:txbxContent>"
+        + "".join(f"<w:p><w:r><w:t>{text}</w:t></w:r></w:p>" for text in paragraphs)
+        + "</w:txbxContent>"
+    )
+
+
+def vml_text_box(*paragraphs: str) -> str:
+    """A text box as Word 2003 wrote one, and as later versions write it again for older readers."""
+    return f"<w:pict><v:shape><v:textbox>{text_box(*paragraphs)}</v:textbox></v:shape></w:pict>"
+
+
+def drawn_text_box(*paragraphs: str) -> str:
+    """A text box as Word writes one since 2010: a DrawingML shape, then the same box in VML for older readers."""
+    shape = (
+        '<w:drawing><wp:anchor><a:graphic><a:graphicData uri="http://schemas.microsoft.com/office/word/2010/'
+        f'wordprocessingShape"><wps:wsp><wps:txbx>{text_box(*paragraphs)}</wps:txbx></wps:wsp></a:graphicData>'
+        "</a:graphic></wp:anchor></w:drawing>"
+    )
+    fallback = f"<mc:Fallback>{vml_text_box(*paragraphs)}</mc:Fallback>"
+    return f'<mc:AlternateContent><mc:Choice Requires="wps">{shape}</mc:Choice>{fallback}</mc:AlternateContent>'
+
+
+def test_a_word_document_s_text_boxes_are_read_once_each_and_its_header_and_comments_are_not() -> None:
+    """A text box (a sidebar, a callout, a form's field) is the document's text, which python-docx never reads;
+    Word writes each twice, for new and older readers, and a deleted one is not the document's any more."""
+    body = (
+        '<w:p><w:r><w:t>Intro.</w:t></w:r><w:commentRangeStart w:id="0"/>'
+        f"<w:r>{drawn_text_box('Boxed fact one.', 'Boxed fact two.')}</w:r>"
+        '<w:commentRangeEnd w:id="0"/><w:r><w:commentReference w:id="0"/></w:r></w:p>'
+        f"<w:p><w:r><w:t>Middle.</w:t></w:r><w:r>{vml_text_box('An old VML box.')}</w:r></w:p>"
+        f'<w:p><w:del w:id="1" w:author="A"><w:r>{vml_text_box("A deleted box.")}</w:r></w:del>'
+        "<w:r><w:t>Closing.</w:t></w:r></w:p>"
+        f"<w:tbl><w:tr><w:tc><w:p><w:r><w:t>Cell</w:t></w:r><w:r>{drawn_text_box('in a box.')}</w:r></w:p></w:tc>"
+        "</w:tr></w:tbl>"
+    )
+    assert one("brochure.docx", word_package(body)).text.split("\n\n") == [
+        "Intro.",
+        "Boxed fact one.",
+        "Boxed fact two.",
+        "Middle.",
+        "An old VML box.",
+        "Closing.",
+        "Cell\nin a box.",
+    ]
