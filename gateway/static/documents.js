@@ -84,7 +84,10 @@ function initDropZone(zone) {
   });
 }
 
-const isAccepted = (file) => ACCEPTED.some((ext) => file.name.toLowerCase().endsWith(ext));
+/** Sent: a file of a type the server reads by its name, or one with no extension, which the server reads by its
+ *  bytes (a PDF or an Office file named "report"). */
+const isAccepted = (file) =>
+  !/\.[^.]+$/.test(file.name) || ACCEPTED.some((ext) => file.name.toLowerCase().endsWith(ext));
 
 async function uploadFiles(files) {
   if (!files.length) return;

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from tests.pdfs import pdf_bytes
 from tests.support import MeshProcess
 
 COUNT_ANSWER_UPDATES = """
@@ -80,11 +81,25 @@ def test_uploaded_document_is_found_by_search(mesh: MeshProcess, page: Any, tmp_
     note = tmp_path / "lighthouse.md"
     note.write_text("# Lighthouse log\n\nThe Vantblade lighthouse keeper rings the fog bell at 6 pm.\n")
     upload(page, mesh, note)
-    page.fill("#doc-search", "Vantblade fog bell")
+    assert "lighthouse.md" in document_search(page, "Vantblade fog bell")
+
+
+def document_search(page: Any, query: str) -> str:
+    """The Documents view's search results for query, once the first is shown."""
+    page.fill("#doc-search", query)
     page.press("#doc-search", "Enter")
     results = page.locator("#doc-search-results")
     results.locator("li").first.wait_for(timeout=30_000)
-    assert "lighthouse.md" in results.inner_text()
+    return results.inner_text()
+
+
+def test_a_pdf_without_an_extension_is_uploaded_and_read_by_its_bytes(
+    mesh: MeshProcess, page: Any, tmp_path: Path
+) -> None:
+    report = tmp_path / "quarterly-report"
+    report.write_bytes(pdf_bytes(["The Quillmoor quarterly report counts 41 heron nests on the estate."]))
+    upload(page, mesh, report)
+    assert "quarterly-report" in document_search(page, "Quillmoor heron nests")
 
 
 def test_a_table_is_offered_uploaded_and_answered_from(mesh: MeshProcess, page: Any, tmp_path: Path) -> None:
