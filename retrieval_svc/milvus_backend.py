@@ -80,6 +80,7 @@ from retrieval_svc.milvus_access import (
 from retrieval_svc.milvus_errors import Breaker, route_pymilvus_logs, unavailable
 from retrieval_svc.milvus_expressions import ids_filter, metadata_filter, quoted
 from retrieval_svc.milvus_ranking import Candidate, best_first, bm25_candidates, chunk_hit, fuse_candidates
+from retrieval_svc.milvus_vectors import VECTOR_READS, Passing, VectorCache
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,9 @@ GRAPH_EF = 64
 """The least ef a graph search is given; more when more rows are asked for, or few rows pass the filter."""
 EXACT_ROWS = 2_000
 """A dense search whose filter passes at most this many chunks scores each of them in process (their vectors
-queried): a graph walk that skips the rows the filter refuses can miss every row it passes (milvus-lite's HNSW
-found none of a small tenant's chunks among 602). Larger filtered sets get an ef scaled by how few rows pass."""
+read once per index version, milvus_vectors): a graph walk that skips the rows the filter refuses can miss every
+row it passes (milvus-lite's HNSW found none of a small tenant's chunks among 602). Larger filtered sets get an ef
+scaled by how few rows pass."""
 COUNTS_KEPT = 1_024
 """Filters whose row counts are kept for the current index version."""
 
@@ -213,6 +215,8 @@ class MilvusBackend:
         """Rows each search filter passes, at index version _counts_version (dense search picks its way by it)."""
         self._counts_version = -1
         self._counts_lock = threading.Lock()
+        self._vectors = VectorCache()
+        """The vectors of the chunks each selective filter passes, at the current index version (_exact_dense)."""
         self.access = AccessClasses(self._call, collection, quoted, consistency_level)
         """Access classes (``<collection>_access``) and each reader's filter."""
 
@@ -554,8 +558,9 @@ class MilvusBackend:
         self, queries: Sequence[str], params: SearchParams, vectors: Sequence[np.ndarray | None]
     ) -> list[list[ChunkHit]]:
         """Rank chunks for each query as ``search`` does, sharing the reader's filter, one Milvus search per
-        retriever for every query and one read of the rows an exact dense search scores (30 searches one by
-        one each read them again); one hit per document and server-side fusion go query by query."""
+        retriever for every query and, where a dense search scores in process, one read of every query's top
+        chunks' hit fields (the vectors it scores are cached per filter and index version: milvus_vectors); one
+        hit per document and server-side fusion go query by query."""
         self.counters["searches"] += len(queries)
         readable = self._readable(params.reader)
         if readable is NOTHING:
@@ -667,30 +672,49 @@ class MilvusBackend:
         return counted
 
     def _exact_dense(self, queries: Sequence[list[float]], condition: str, limit: int) -> list[list[Candidate]]:
-        """Each query's top ``limit`` of the few chunks condition passes, every one scored (cosine: stored vectors
-        and the queries are unit vectors), so a selective filter never hides a readable chunk."""
+        """Each query's top ``limit`` of the few chunks condition passes, every one scored from their cached vectors,
+        so a selective filter never hides a readable chunk. Only the top chunks' hit fields are read, under
+        condition again: a chunk deleted or moved out of reach since the vectors were read is dropped."""
+        ranked = self._passing(condition).top(np.asarray(queries, dtype=np.float32), limit)
+        wanted = sorted({chunk_id for top in ranked for chunk_id, _ in top})
+        if not wanted:
+            return [[] for _ in queries]
+        rows = self._call(
+            "query",
+            self.collection,
+            filter=both(condition, ids_filter("chunk_id", wanted)),
+            output_fields=[*HIT_FIELDS, "chunk_id"],
+            limit=len(wanted),
+            consistency_level=self.consistency_level,
+            timeout=self.timeout_s,
+        )
+        shown = {str(row["chunk_id"]): row for row in rows}
+        return [
+            [Candidate.of({"id": c, "distance": score, "entity": shown[c]}) for c, score in top if c in shown]
+            for top in ranked
+        ]
+
+    def _passing(self, condition: str) -> Passing:
+        """The chunks condition passes and their vectors: read from Milvus once per index version while the
+        cache keeps them (a write, here or through another replica once refreshed, makes a new version)."""
+        version = self._version  # before the read: what it finds is at least as new
+        if (kept := self._vectors.get(condition, version)) is not None:
+            return kept
         rows = self._call(
             "query",
             self.collection,
             filter=condition,
-            output_fields=[*HIT_FIELDS, "chunk_id", "dense"],
+            output_fields=["chunk_id", "dense"],
             limit=EXACT_ROWS,
             consistency_level=self.consistency_level,
             timeout=self.timeout_s,
         )
-        if not rows:
-            return [[] for _ in queries]
-        stored = np.asarray([row["dense"] for row in rows], dtype=np.float32)
-        scores = stored @ np.asarray(queries, dtype=np.float32).T  # one column per query
-        return [
-            best_first(
-                [
-                    Candidate.of({"id": r["chunk_id"], "distance": d, "entity": r})
-                    for r, d in zip(rows, column.tolist(), strict=True)
-                ]
-            )[:limit]
-            for column in scores.T
-        ]
+        VECTOR_READS.inc()
+        rows = sorted(rows, key=lambda row: str(row["chunk_id"]))
+        vectors = np.asarray([row["dense"] for row in rows], dtype=np.float32).reshape(len(rows), self.embedder.dim)
+        passing = Passing([str(row["chunk_id"]) for row in rows], vectors)
+        self._vectors.put(condition, version, passing)
+        return passing
 
     def _server_hybrid(
         self, query: str, params: SearchParams, vector: np.ndarray | None, condition: str, depth: int
@@ -877,7 +901,8 @@ class MilvusBackend:
         return int(rows[0]["count(*)"]) if rows else 0
 
     def close(self) -> None:
-        """Close the connection (a later load() opens a new one)."""
+        """Close the connection (a later load() opens a new one, perhaps to another Milvus: nothing read is kept)."""
+        self._vectors.clear()
         if self._client is not None:
             self._client.close()
             self._client = None

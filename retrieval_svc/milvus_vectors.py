@@ -1,0 +1,89 @@
+"""The dense vectors of the few chunks a selective filter passes (a tenant's reader), kept per index version.
+
+A dense search whose filter passes at most EXACT_ROWS chunks scores every one of them in process. Reading their
+vectors from Milvus took 0.5-2 s per search on a loaded milvus-lite; kept here, a reader's next search at the same
+index version reads from Milvus only the hit fields of each query's top chunks. Only what scoring needs is kept
+(chunk ids and one float32 matrix), never texts: whatever is shown is read again, under the reader's filter.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from prometheus_client import Counter
+
+VECTORS_KEPT_BYTES = 32 * 2**20
+"""Vector bytes kept over all filters: about ten filters of EXACT_ROWS (2,000) chunks at all-MiniLM-L6-v2's 384
+dimensions (3 MB each), so the busiest tenants' readers stay cached while memory stays bounded whatever the
+model's dimension; past it the least recently searched filter is dropped."""
+VECTOR_FILTERS_KEPT = 256
+"""Filters kept at most, however few chunks each passes: a filter's text alone can be tens of KB (a reader of a
+thousand access classes), and many small tenants would otherwise keep one each without end."""
+VECTOR_READS = Counter(
+    "likeopt_milvus_vector_reads_total",
+    "Reads of the dense vectors a selective filter passes, to score them in retrieval_svc: one per filter and index"
+    " version while they stay cached.",
+)
+
+
+@dataclass(frozen=True)
+class Passing:
+    """The chunks a filter passes, in chunk id order, and their unit vectors as one float32 matrix (a row each)."""
+
+    chunk_ids: list[str]
+    vectors: np.ndarray
+
+    def top(self, queries: np.ndarray, limit: int) -> list[list[tuple[str, float]]]:
+        """Each query's best ``limit`` chunks and cosine scores (stored vectors and queries are unit vectors), best
+        first and ties by chunk id as milvus_ranking.best_first orders: a stable sort of rows in chunk id order."""
+        if not self.chunk_ids:
+            return [[] for _ in queries]
+        scores = self.vectors @ queries.T  # one column per query
+        ranked = []
+        for column in scores.T:
+            order = np.argsort(-column, kind="stable")[:limit]
+            ranked.append([(self.chunk_ids[i], float(column[i])) for i in order.tolist()])
+        return ranked
+
+
+class VectorCache:
+    """Passing per filter, for one index version at a time (a new version empties it, as row counts are kept);
+    the least recently searched filters are dropped past VECTORS_KEPT_BYTES or VECTOR_FILTERS_KEPT. Searches
+    run on several threads: every access holds the lock."""
+
+    def __init__(self, most_bytes: int = VECTORS_KEPT_BYTES, most_filters: int = VECTOR_FILTERS_KEPT) -> None:
+        self.most_bytes, self.most_filters = most_bytes, most_filters
+        self._kept: OrderedDict[str, Passing] = OrderedDict()
+        self._version = -1
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, condition: str, version: int) -> Passing | None:
+        """What condition passes at version, if kept."""
+        with self._lock:
+            passing = self._kept.get(condition) if version == self._version else None
+            if passing is not None:
+                self._kept.move_to_end(condition)
+            return passing
+
+    def put(self, condition: str, version: int, passing: Passing) -> None:
+        """Keep what condition passes at version (read at that version or later), dropping another version's."""
+        with self._lock:
+            if version != self._version:
+                self._kept.clear()
+                self._version, self._bytes = version, 0
+            if (earlier := self._kept.pop(condition, None)) is not None:
+                self._bytes -= earlier.vectors.nbytes
+            self._kept[condition] = passing
+            self._bytes += passing.vectors.nbytes
+            while self._kept and (self._bytes > self.most_bytes or len(self._kept) > self.most_filters):
+                _, dropped = self._kept.popitem(last=False)
+                self._bytes -= dropped.vectors.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+            self._version, self._bytes = -1, 0

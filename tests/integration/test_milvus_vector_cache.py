@@ -1,0 +1,138 @@
+"""A restricted reader's dense searches on Milvus score the few chunks its filter passes from vectors read once per
+index version (retrieval_svc/milvus_vectors.py), against a real ``milvus-lite server``: repeated searches and a
+batch read them once and rank as every chunk scored afresh does; a write (here, or through another replica once
+refreshed) reads them again; a chunk deleted or moved out of the reader's reach since they were read never comes
+back, even before the version moves. Reads are counted by the Prometheus counter the backend exports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from prometheus_client import REGISTRY
+
+from likeopt.runtime.principal import Reader
+from retrieval_svc.access import Access
+from retrieval_svc.backend import ChunkHit, DocumentInput, embedding_text
+from retrieval_svc.milvus_backend import MilvusBackend
+from tests.integration.test_retrieval_backends import backend_on, ingest, new_name, params
+from tests.support import MilvusServer
+
+ACME, GLOBEX = Access.of("acme", [], []), Access.of("globex", [], [])
+ALICE = Reader.of("acme", "alice", [])
+QUERY = "ledger entry audit"
+TOP_K = 8
+
+
+def corpus() -> list[DocumentInput]:
+    """Two tenants of 24 documents each, all about the query in varying measure: globex's hidden ones too."""
+    words = ["ledger", "entry", "audit", "invoice", "payment", "report"]
+    return [
+        DocumentInput(
+            f"{tenant}-{n}",
+            f"Title {n}",
+            " ".join(words[(n + k) % len(words)] for k in range(1 + n % 4)) + f" marker{tenant}{n}",
+            {"n": str(n)},
+            access,
+        )
+        for tenant, access in (("acme", ACME), ("globex", GLOBEX))
+        for n in range(24)
+    ]
+
+
+def vector_reads() -> float:
+    return REGISTRY.get_sample_value("likeopt_milvus_vector_reads_total") or 0.0
+
+
+def search(backend: MilvusBackend, query: str = QUERY, mode: str = "dense", top_k: int = TOP_K) -> list[ChunkHit]:
+    return backend.search(query, params(mode, top_k=top_k, reader=ALICE), backend.embed_query(query))
+
+
+def ranked_afresh(backend: MilvusBackend, docs: list[DocumentInput], reader: Reader, query: str) -> list[str]:
+    """Every readable chunk scored against the query here, as the backend scored them before it kept vectors."""
+    readable = [d for d in docs if d.access.readable_by(reader)]
+    chunks = {f"{d.id}#{n}": embedding_text(d.title, c) for d in readable for n, c in enumerate(backend.prepare(d))}
+    vectors = backend.embedder.encode(list(chunks.values())).astype(np.float32)
+    scores = dict(zip(chunks, (vectors @ backend.embed_query(query)).tolist(), strict=True))
+    return sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))
+
+
+@pytest.fixture
+def loaded(milvus: MilvusServer) -> Iterator[MilvusBackend]:
+    backend = backend_on(milvus, new_name())
+    ingest(backend, *corpus())
+    yield backend
+    backend.close()
+
+
+def test_a_reader_s_repeated_searches_and_a_batch_read_the_vectors_once(loaded: MilvusBackend) -> None:
+    before = vector_reads()
+    first = search(loaded)
+    assert [f"{h.doc_id}#{h.ordinal}" for h in first] == ranked_afresh(loaded, corpus(), ALICE, QUERY)[:TOP_K]
+    assert all(h.doc_id.startswith("acme-") for h in first)
+    assert search(loaded) == first  # ids, texts, metadata and scores alike
+    assert {h.doc_id for h in search(loaded, mode="hybrid")} <= {d.id for d in corpus() if d.access == ACME}
+    assert vector_reads() - before == 1
+    batch = loaded.search_batch(
+        [QUERY, "payment report"], params("dense", top_k=TOP_K, reader=ALICE), [loaded.embed_query(QUERY)] * 2
+    )
+    assert [h.text for h in batch[0]] == [h.text for h in first]  # scores alike but for float32 rounding
+    assert vector_reads() - before == 1
+
+
+def test_a_write_for_the_reader_is_found_by_the_next_search(milvus: MilvusServer, loaded: MilvusBackend) -> None:
+    search(loaded)
+    before = vector_reads()
+    ingest(loaded, DocumentInput("acme-new", "Zeppelins", "zeppelin airship", {}, ACME))
+    assert search(loaded, "zeppelin airship")[0].doc_id == "acme-new"
+    assert vector_reads() - before == 1
+    other = backend_on(milvus, loaded.collection)  # another replica writes; this one sees it once refreshed
+    try:
+        ingest(other, DocumentInput("acme-newer", "Blimps", "blimp dirigible", {}, ACME))
+        assert loaded.refresh() is True
+        assert search(loaded, "blimp dirigible")[0].doc_id == "acme-newer"
+        assert vector_reads() - before == 2
+    finally:
+        other.close()
+
+
+def test_a_deleted_chunk_never_comes_back_though_its_vector_was_kept(
+    milvus: MilvusServer, loaded: MilvusBackend
+) -> None:
+    kept = search(loaded)
+    before = vector_reads()
+    other = backend_on(milvus, loaded.collection)
+    try:
+        other.delete([kept[0].doc_id])  # this replica has not refreshed: its cached matrix still has the chunk
+        rest = [h.text for h in kept if h.doc_id != kept[0].doc_id]
+        assert [h.text for h in search(loaded)] == rest  # dropped, the rest in their order
+        assert vector_reads() == before
+        loaded.refresh()
+        again = search(loaded)
+        assert kept[0].doc_id not in {h.doc_id for h in again} and len(again) == TOP_K
+        assert vector_reads() - before == 1
+        loaded.delete([again[0].doc_id])
+        assert again[0].doc_id not in {h.doc_id for h in search(loaded)}
+    finally:
+        other.close()
+
+
+def test_a_chunk_moved_out_of_the_reader_s_reach_never_comes_back(milvus: MilvusServer, loaded: MilvusBackend) -> None:
+    kept = search(loaded)
+    moved = next(d for d in corpus() if d.id == kept[0].doc_id)
+    before = vector_reads()
+    other = backend_on(milvus, loaded.collection)
+    try:
+        ingest(other, replace(moved, access=Access.of("acme", ["zed"], [])))  # no longer alice's
+        assert moved.id not in {h.doc_id for h in search(loaded)}  # before the refresh, from the cached matrix
+        assert vector_reads() == before
+        loaded.refresh()
+        assert moved.id not in {h.doc_id for h in search(loaded)}
+        assert vector_reads() - before == 1  # the new version's vectors, read afresh
+        zed = Reader.of("acme", "zed", [])
+        shown = loaded.search(QUERY, params("dense", top_k=TOP_K, reader=zed), loaded.embed_query(QUERY))
+        assert moved.id in {h.doc_id for h in shown}
+    finally:
+        other.close()
