@@ -64,16 +64,21 @@ def timed(runs: dict[str, Callable[[str], object]], queries: list[str]) -> dict[
     for query in queries[:2]:
         for run in runs.values():
             run(query)
+    return {
+        name: {"p50_ms": round(percentile(t, 50), 2), "p95_ms": round(percentile(t, 95), 2)}
+        for name, t in in_turns(runs, queries).items()
+    }
+
+
+def in_turns(runs: dict[str, Callable[[str], object]], queries: list[str]) -> dict[str, list[float]]:
+    """Each run's wall time per query in milliseconds, the runs taking turns query by query."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     for query in queries:
         for name, run in runs.items():
             started = time.perf_counter()
             run(query)
             times[name].append((time.perf_counter() - started) * 1000)
-    return {
-        name: {"p50_ms": round(percentile(t, 50), 2), "p95_ms": round(percentile(t, 95), 2)}
-        for name, t in times.items()
-    }
+    return times
 
 
 def params(mode: str, fusion: str = "rrf", per_document: bool = False) -> SearchParams:
