@@ -23,6 +23,7 @@ import yaml
 from likeopt.ops.envoy_drain import SPAN_FLUSH_MS
 from likeopt.ops.open_files import downstream_connection_cap, open_file_limit
 from likeopt.runtime.addresses import address_list, ca_file, otlp_collector, split_host_port
+from likeopt.runtime.api_key import key_pattern
 from likeopt.runtime.config import ENVOY, Config, settings_or_exit
 from likeopt.runtime.principal import (
     NOT_A_TOKEN,
@@ -182,6 +183,12 @@ GRPC_WRITES = "/likeopt.v1.RetrievalService/"
 writes, index status and the index watch, all sent to the writer."""
 
 
+def key_header(api_key: str) -> dict:
+    """A header matcher that takes the Authorization headers holding the API key as the gateway reads them (the
+    scheme in any case, any blanks before and after the key)."""
+    return {"name": "authorization", "string_match": {"safe_regex": {"regex": key_pattern(api_key)}}}
+
+
 def with_grpc_key(rendered: str, api_key: str, reads_too: bool) -> str:
     """The rendered config with gRPC and gRPC-web writes (and reads too, if asked) refused (401) unless they
     carry the API key; with no key configured they are refused outright, as the gateway refuses REST writes.
@@ -205,8 +212,7 @@ def with_grpc_key(rendered: str, api_key: str, reads_too: bool) -> str:
                         continue
                     if api_key:  # the key opens the routes; the refusal catches what they let through
                         for route in keyed:
-                            header = {"name": "authorization", "string_match": {"exact": f"Bearer {api_key}"}}
-                            route["match"].setdefault("headers", []).append(header)
+                            route["match"].setdefault("headers", []).append(key_header(api_key))
                         position, reason = routes.index(keyed[-1]) + 1, "missing or wrong API key"
                     else:  # nothing opens them: the refusal comes first
                         position, reason = routes.index(keyed[0]), "no API key is configured"
@@ -342,7 +348,7 @@ def writer_policy(config: Config) -> dict:
             ):
                 writers.append({"metadata": {"filter": JWT_FILTER, "path": path, "value": value}})
     if key := config.api_key.get_secret_value():
-        writers.append({"header": {"name": "authorization", "string_match": {"exact": f"Bearer {key}"}}})
+        writers.append({"header": key_header(key)})
     writes = [{"url_path": {"path": {"exact": path}}} for path in GRPC_WRITE_METHODS]
     return {
         "action": "ALLOW",
@@ -572,6 +578,25 @@ def with_collector_tls(rendered: str, host: str) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+RE2_LIMIT = "re2.max_program_size.error_level"
+"""Envoy's runtime key for the largest RE2 program a regex may compile to: 100 instructions unless set, and a config
+holding a larger one does not load (Envoy's error prints the regex)."""
+RE2_DEFAULT_LIMIT = 100
+
+
+def with_room_for(rendered: str, pattern: str) -> str:
+    """The rendered config with Envoy's regex limit raised, if need be, to the length of pattern in bytes, which the
+    API key's (key_pattern: literal bytes, two classes, one case-folded word) never compiles to more than: the key is
+    in the pattern, and a key of about 90 bytes or more would stop Envoy from starting, printing the key."""
+    needed = len(pattern.encode())
+    if needed <= RE2_DEFAULT_LIMIT:
+        return rendered
+    doc = yaml.safe_load(rendered)
+    layer = next(layer["static_layer"] for layer in doc["layered_runtime"]["layers"] if "static_layer" in layer)
+    layer[RE2_LIMIT] = needed
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
 def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | None = None) -> Path:
     """Render the template into ``run_dir/envoy.yaml`` and return that path.
 
@@ -595,6 +620,8 @@ def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | Non
         text = with_jwt(text, config)
     else:
         text = with_grpc_key(text, config.api_key.get_secret_value(), reads_too=config.reads_need_key)
+    if key := config.api_key.get_secret_value():
+        text = with_room_for(text, key_pattern(key))
     if config.tls_cert_file:
         text = with_tls(text, config.tls_cert_file, config.tls_key_file)
     if (collector := otlp_collector(config.otlp_endpoint)).tls:

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from likeopt.runtime.api_key import BEARER_SCHEME
 from likeopt.runtime.config import Config
 
 PRINCIPAL_HEADER = "x-likeopt-principal"
@@ -30,7 +31,7 @@ TOKEN_FAILURE_HEADER = "x-likeopt-token-failure"
 """Why Envoy refused the request's bearer token where a token is optional (writes, which the API key may authorise
 instead): Envoy sets it and drops any copy a client sent. It only words a refusal; it never authorises."""
 WRITES_NEED = "writes need a token with the writer role or the API key"
-NOT_A_TOKEN = r"(?i)bearer +([^.]+|[^.]*\.[^.]*|([^.]*\.){3}.*)"
+NOT_A_TOKEN = BEARER_SCHEME + r"([^.]+|[^.]*\.[^.]*|([^.]*\.){3}.*)"
 """An Authorization header whose bearer value is no JWT (three parts joined by two dots), matched whole (by Python's
 fullmatch and Envoy's RE2 alike): a mistyped API key, as a token is pasted, not typed."""
 WRONG_KEY = f"{WRITES_NEED}; the API key is wrong"

@@ -267,7 +267,7 @@ def test_writes_need_the_writer_role_or_the_api_key(jwt_mesh: MeshProcess, peopl
             upsert(iter([grpc_doc]), metadata=people["bob"].metadata(), timeout=60)
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert upsert(iter([grpc_doc]), metadata=people["writer"].metadata(), timeout=60).upserted == 1
-        key = [("authorization", f"Bearer {jwt_mesh.api_key}")]
+        key = [("authorization", f"bearer {jwt_mesh.api_key}")]  # the scheme in any case, as over REST
         deleted = retrieval_pb2_grpc.RetrievalServiceStub(channel).DeleteDocuments(
             retrieval_pb2.DeleteDocumentsRequest(ids=["wendy-grpc"]), metadata=key, timeout=60
         )

@@ -36,11 +36,16 @@ def test_grpc_reads_through_envoy_need_the_key(keyed: MeshProcess) -> None:
     request = retrieval_pb2.SearchRequest(query="envoy")
     with grpc.insecure_channel(f"127.0.0.1:{keyed.port('envoy')}") as channel:
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
-        with pytest.raises(grpc.RpcError) as refused:
-            stub.Search(request, timeout=10)
-        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        for metadata in ([], [("authorization", f"Bearer {keyed.api_key}x")]):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Search(request, timeout=10, metadata=metadata)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert refused.value.details() == "missing or wrong API key"
         reply = stub.Search(request, timeout=30, metadata=[("authorization", f"Bearer {keyed.api_key}")])
-    assert reply.index_version >= 0
+        assert reply.index_version >= 0
+        # The scheme in any case (RFC 7235), as the gateway takes it over REST.
+        lower = stub.Search(request, timeout=30, metadata=[("authorization", f"bearer  {keyed.api_key}")])
+    assert lower.index_version >= 0
 
 
 def test_the_openai_api_and_mcp_over_http_need_the_key_when_reads_do(keyed: MeshProcess) -> None:

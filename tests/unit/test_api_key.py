@@ -1,10 +1,12 @@
-"""The API key as a bearer token, read alike by the gateway and generation_svc."""
+"""The API key as a bearer token, read alike by the gateway, generation_svc and Envoy."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from likeopt.runtime.api_key import bearer_token, holds_key
+from likeopt.runtime.api_key import bearer_token, holds_key, key_pattern
 
 
 @pytest.mark.parametrize("header", ["Bearer k-1", "bearer k-1", "BEARER  k-1 "])
@@ -19,3 +21,40 @@ def test_anything_but_the_key_as_a_bearer_token_is_refused(header: str) -> None:
 
 def test_no_key_configured_matches_nothing() -> None:
     assert not holds_key("Bearer ", "") and not holds_key("Bearer x", "")
+
+
+@pytest.mark.parametrize("header", ["bearer\tk-1", "Bearer \t k-1\t", "bEaReR   k-1"])
+def test_tabs_count_as_blanks_around_the_key(header: str) -> None:
+    assert bearer_token(header) == "k-1" and holds_key(header, "k-1")
+
+
+KEYS = ["k-1", "a.b*c(1)", "[a-z]+|x", "^$\\d{2}?", "naïve-€-key"]
+"""Keys with regex metacharacters (and a non-ASCII one): each must match only itself."""
+
+
+def _headers(key: str) -> list[str]:
+    """Headers that hold key and headers that do not, among them what key would match as an unescaped regex."""
+    near = ["aXbbc1", "a.b*c(1)x", "x", "ab", "^$\\d{2}?x", "naïve-€-keY"]
+    spellings = [
+        f"{scheme}{blanks}{key}{tail}"
+        for scheme in ("Bearer", "bearer", "BEARER")
+        for blanks in (" ", "\t ", "   ")
+        for tail in ("", " ", "\t")
+    ]
+    return [
+        *spellings,
+        *(f"Bearer {other}" for other in near),
+        f"Bearer{key}",
+        f"Basic {key}",
+        key,
+        f"Bearer {key}{key}",
+    ]
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_envoy_s_pattern_takes_exactly_the_headers_the_gateway_takes(key: str) -> None:
+    """Envoy matches key_pattern whole (RE2; the real one in tests/unit/test_envoy_config.py); Python's fullmatch
+    reads it alike. A key's metacharacters are its own characters, never a pattern."""
+    for header in _headers(key):
+        assert bool(re.fullmatch(key_pattern(key), header)) == holds_key(header, key), header
+    assert holds_key(f"bearer {key}", key) and not re.fullmatch(key_pattern(key), "Bearer aXbbc1")

@@ -48,6 +48,7 @@ from likeopt.ops.envoy_config import (
 from likeopt.ops.envoy_drain import drain_script
 from likeopt.ops.healthcheck import envoy_ready_script
 from likeopt.ops.log_rotation import rotate_if_over
+from likeopt.runtime.api_key import key_pattern
 from likeopt.runtime.config import Config
 from likeopt.runtime.reflection import INGRESS_HEADER
 from likeopt.runtime.telemetry import GRPC_HEALTH_PREFIX, UNTRACED_PATHS
@@ -467,11 +468,20 @@ def test_the_collector_is_spoken_to_over_tls_exactly_when_the_endpoint_is_https(
     }
 
 
+LONG_KEY = "k.e*y(1)[é€]|^$\\" * 40
+"""A key of 760 bytes, of regex metacharacters and UTF-8: its pattern is far over RE2's limit of 100 instructions."""
+
+
 @needs_envoy
 @pytest.mark.parametrize(
     "environ",
-    [{}, {"LIKEOPT_ENVOY_METRICS_PORT": "0"}, {"LIKEOPT_OTLP_ENDPOINT": "https://otel.example.com:4317"}],
-    ids=["defaults", "no-metrics-port", "tls-collector"],
+    [
+        {},
+        {"LIKEOPT_ENVOY_METRICS_PORT": "0"},
+        {"LIKEOPT_OTLP_ENDPOINT": "https://otel.example.com:4317"},
+        {"LIKEOPT_API_KEY": LONG_KEY, "LIKEOPT_READS_NEED_KEY": "1"},
+    ],
+    ids=["defaults", "no-metrics-port", "tls-collector", "long-key"],
 )
 def test_envoy_validates_the_rendered_config(tmp_path, environ):
     path = write_envoy_config(Config.from_env(environ), tmp_path)
@@ -1416,6 +1426,34 @@ def test_without_a_key_grpc_writes_are_refused_before_they_reach_the_writer(tmp_
     assert routes[0]["match"]["path"].endswith("/Search") and not needs_key(routes[0])
     assert routes[1]["direct_response"]["status"] == 401
     assert routes[1]["match"]["prefix"] == "/likeopt.v1.RetrievalService/"
+
+
+KEY_WITH_METACHARACTERS = "a.b*c(1)"
+"""Read as a regex it would take aXbbc1 too: Envoy must take it as the characters it is."""
+
+
+def test_the_key_is_matched_in_any_case_and_spacing_as_its_own_characters(tmp_path):
+    environ = {"LIKEOPT_API_KEY": KEY_WITH_METACHARACTERS, "LIKEOPT_READS_NEED_KEY": "1"}
+    routes = grpc_routes(write_envoy_config(Config.from_env(environ), tmp_path).read_text())
+    matchers = [h for r in routes for h in r["match"].get("headers", []) if h["name"] == "authorization"]
+    assert matchers and all(m == matchers[0] for m in matchers)
+    pattern = matchers[0]["string_match"]["safe_regex"]["regex"]
+    for header in ("Bearer a.b*c(1)", "bearer a.b*c(1)", "BEARER \t a.b*c(1)"):
+        assert re.fullmatch(pattern, header), header
+    for header in ("Bearer aXbbc1", "Bearer a.b*c(1)x", "Bearera.b*c(1)", "Basic a.b*c(1)"):
+        assert not re.fullmatch(pattern, header), header
+
+
+def test_a_long_key_raises_envoy_s_regex_limit_to_fit_its_pattern(tmp_path):
+    """Envoy refuses a config holding a regex over 100 RE2 instructions, and its pattern of the key is about one a
+    byte (the real Envoy takes a long key in test_envoy_validates_the_rendered_config)."""
+
+    def limit(key: str) -> int | None:
+        doc = yaml.safe_load(write_envoy_config(Config.from_env({"LIKEOPT_API_KEY": key}), tmp_path).read_text())
+        return doc["layered_runtime"]["layers"][0]["static_layer"].get("re2.max_program_size.error_level")
+
+    assert limit("s3cret") is None
+    assert limit(LONG_KEY) >= len(key_pattern(LONG_KEY).encode())
 
 
 def test_a_quiet_answer_stream_gets_a_heartbeat_before_envoy_would_call_it_idle():

@@ -24,7 +24,15 @@ from likeopt.ops.envoy_config import PRINCIPAL_HEADER, jwt_rules, write_envoy_co
 from likeopt.runtime.config import Config
 from tests.identity import IdentityProvider
 from tests.support import self_signed
-from tests.unit.test_envoy_config import ENVOY, EnvoyProcess, FakeGateway, envoy_environment, needs_envoy, start_envoy
+from tests.unit.test_envoy_config import (
+    ENVOY,
+    LONG_KEY,
+    EnvoyProcess,
+    FakeGateway,
+    envoy_environment,
+    needs_envoy,
+    start_envoy,
+)
 
 
 def rendered(tmp_path: Path, **settings: str) -> dict:
@@ -83,6 +91,7 @@ def test_every_path_needs_a_token_but_the_public_ones_and_writes_take_the_key_in
     "extra",
     [
         {"LIKEOPT_API_KEY": "k"},
+        {"LIKEOPT_API_KEY": LONG_KEY},  # RBAC's pattern of it, far over RE2's default limit
         {"LIKEOPT_API_KEY": "", "LIKEOPT_JWT_WRITER_ROLE": ""},  # nobody may write over gRPC: RBAC denies all
         {"LIKEOPT_JWT_JWKS_FILE": "", "LIKEOPT_JWT_JWKS_URI": "https://idp.example.com:8443/certs"},
         {"LIKEOPT_JWT_JWKS_FILE": "", "LIKEOPT_JWT_JWKS_URI": "http://127.0.0.1:5556/keys"},
