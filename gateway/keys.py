@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from likeopt.runtime.api_key import bearer_token, holds_key
 from likeopt.runtime.config import Config
 from likeopt.runtime.principal import (
+    LACKS_WRITER_ROLE,
     NOT_A_TOKEN,
     TOKEN_FAILURE_HEADER,
     WRONG_KEY,
@@ -56,7 +57,7 @@ def caller_refusal(config: Config, headers: Mapping[str, str], write: bool) -> t
         return 401, write_refusal(headers)
     if principal.may_write(config.jwt_writer_role):
         return None
-    return 403, "this token may not write: it lacks the writer role (LIKEOPT_JWT_WRITER_ROLE)"
+    return 403, LACKS_WRITER_ROLE
 
 
 def write_refusal(headers: Mapping[str, str]) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from string import Template
 from urllib.parse import urlsplit
 
+import grpc
 import yaml
 
 from likeopt.ops.envoy_drain import SPAN_FLUSH_MS
@@ -26,6 +27,7 @@ from likeopt.runtime.addresses import address_list, ca_file, otlp_collector, spl
 from likeopt.runtime.api_key import key_pattern
 from likeopt.runtime.config import ENVOY, Config, settings_or_exit
 from likeopt.runtime.principal import (
+    LACKS_WRITER_ROLE,
     NOT_A_TOKEN,
     PRINCIPAL_HEADER,
     TOKEN_FAILURE_HEADER,
@@ -221,6 +223,9 @@ def with_grpc_key(rendered: str, api_key: str, reads_too: bool) -> str:
                         "direct_response": {"status": 401, "body": {"inline_string": reason}},
                     }
                     routes.insert(position, refusal)
+                    # Envoy's only 401 here: said in each client's shape (a gRPC-web client's as gRPC's).
+                    mappers = network_filter["typed_config"]["local_reply_config"]["mappers"]
+                    mappers[:0] = in_every_shape([_status_is(401)], UNAUTHENTICATED, message=reason)
     return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -236,6 +241,8 @@ JWT_MISSED = 1
 TOKEN_FAILURE = f"%DYNAMIC_METADATA({JWT_FILTER}:{JWT_FAILURE}:message)%"
 """Envoy's command operator for that reason (empty when no token was refused)."""
 LOCAL_REPLY_BODY = "%LOCAL_REPLY_BODY%"
+CLIENT_PRINCIPAL = f"a client may not send {PRINCIPAL_HEADER}"
+"""The refusal of a request that brings PRINCIPAL_HEADER itself (principal_refusal)."""
 PUBLIC_PATHS = ("/", "/healthz", "/metrics", "/api/v1/healthz", "/api/v1/readyz", "/api/v1/metrics")
 PUBLIC_PATHS += ("/api/v1/openapi.json", "/api/v1/docs", "/v1/openapi.json")
 PUBLIC_PREFIXES = ("/static/", "/grpc.health.v1.Health/")
@@ -375,11 +382,6 @@ def _openai_reply(code: str, message: str) -> dict:
     return {"json_format": {"error": error}, "content_type": "application/json"}
 
 
-def _grpc_reply(message: str) -> dict | None:
-    """The reason alone, which Envoy puts in grpc-message; None when that is the body as it stands."""
-    return None if message == LOCAL_REPLY_BODY else {"text_format_source": {"inline_string": message}}
-
-
 def _status_is(status: int) -> dict:
     value = {"default_value": status, "runtime_key": f"likeopt.local_reply_{status}"}
     return {"status_code_filter": {"comparison": {"op": "EQ", "value": value}}}
@@ -397,26 +399,48 @@ def _all_of(filters: list[dict]) -> dict:
     return filters[0] if len(filters) == 1 else {"and_filter": {"filters": filters}}
 
 
+UNAUTHENTICATED = ("UNAUTHENTICATED", "invalid_api_key")
+"""A refusal's codes: the REST API's (also the gRPC status's name) and OpenAI's."""
+DENIED = ("PERMISSION_DENIED", "permission_denied")
+
+
+def grpc_refusal(filters: list[dict], code: str, message: str) -> dict:
+    """A mapper answering gRPC and gRPC-web clients "trailers-only": HTTP 200 without a body, the status named code
+    in grpc-status and the reason (a format, which may read the metadata) in grpc-message. Envoy makes that of a
+    plain gRPC request's local reply by itself; a gRPC-web one would be an HTTP 401 or 403, which gRPC-web clients
+    report as an HTTP error, without its status or reason. A header's format cannot read the body: words only."""
+    if not message or message == LOCAL_REPLY_BODY or not (message.isascii() and message.isprintable()):
+        raise ValueError(f"a gRPC refusal needs its reason in printable ASCII words, not {message!r}")
+    headers = {"grpc-status": str(grpc.StatusCode[code].value[0]), "grpc-message": message}
+    return {
+        "filter": _all_of([*filters, IS_GRPC]),
+        "status_code": 200,
+        "body": {"inline_string": ""},
+        "headers_to_add": [
+            {"header": {"key": name, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+            for name, value in headers.items()
+        ],
+    }
+
+
 def in_every_shape(
-    filters: list[dict], codes: tuple[str, str], status: int = 0, body: str = "", message: str = LOCAL_REPLY_BODY
+    filters: list[dict],
+    codes: tuple[str, str],
+    status: int = 0,
+    body: str = "",
+    message: str = LOCAL_REPLY_BODY,
+    grpc_message: str = "",
 ) -> list[dict]:
-    """One refusal as three mappers (the first that matches wins): for gRPC and gRPC-web the reason alone (it
-    becomes grpc-message), OpenAI's error on /v1/ (codes[1]), the REST API's elsewhere (codes[0]). The reason is
-    message, a format that may read the request's metadata, by default the body."""
+    """One refusal as three mappers (the first that matches wins): for gRPC and gRPC-web a grpc_refusal (codes[0]),
+    OpenAI's error on /v1/ (codes[1]), the REST API's elsewhere (codes[0]). The reason is message, a format that may
+    read the request's metadata, by default the body; gRPC's is grpc_message, else message, else body."""
     common: dict = {"status_code": status} if status else {}
     if body:
         common["body"] = {"inline_string": body}
-    shapes = (
-        (IS_GRPC, _grpc_reply(message)),
-        (OPENAI_PATH, _openai_reply(codes[1], message)),
-        (None, _json_reply(codes[0], message)),
-    )
-    mappers = []
-    for only, reply in shapes:
-        mapper = {"filter": _all_of([*filters, only] if only else filters), **common}
-        if reply is not None:
-            mapper["body_format_override"] = reply
-        mappers.append(mapper)
+    mappers = [grpc_refusal(filters, codes[0], grpc_message or (body if message == LOCAL_REPLY_BODY else message))]
+    for only, reply in ((OPENAI_PATH, _openai_reply(codes[1], message)), (None, _json_reply(codes[0], message))):
+        shape = _all_of([*filters, only] if only else filters)
+        mappers.append({"filter": shape, **common, "body_format_override": reply})
     return mappers
 
 
@@ -425,7 +449,9 @@ def jwt_refusal_mappers() -> list[dict]:
     (refused only by RBAC: its token is optional) is 403 for a verified token without the writer role, else
     401: no token, a wrong key (a bearer value that is no token, NOT_A_TOKEN: called so, as by the gateway), or a
     token jwt_authn did not accept (expired, forged: it passed on as "failed"), whose reason the refusal names.
-    jwt_authn answers a wrong audience with 403; it is a bad token like the rest, so any other 403 becomes 401."""
+    jwt_authn answers a wrong audience with 403; it is a bad token like the rest, so any other 403 becomes 401.
+    gRPC's reason for jwt_authn's own refusals is the one it left in the metadata; a 401 without one is the
+    principal refusal's."""
     writes = "|".join(re.escape(path) for path in GRPC_WRITE_METHODS)
     denied_by_rbac = {"header_filter": {"header": {"name": ":path", "string_match": {"safe_regex": {"regex": writes}}}}}
     # No payload in the metadata: no token was verified. A payload (a struct) never matches null_match.
@@ -435,27 +461,27 @@ def jwt_refusal_mappers() -> list[dict]:
             "match_if_key_not_found": True,
         }
     }
-    unauthenticated, denied = ("UNAUTHENTICATED", "invalid_api_key"), ("PERMISSION_DENIED", "permission_denied")
+    failure = [{"key": JWT_FAILURE}, {"key": "code"}]
     # A token was brought and refused: a code past JWT_MISSED (a filter here has no "not", nor honours "invert").
     after_missed = {"double_match": {"range": {"start": JWT_MISSED + 1, "end": 2**31}}}
-    token_refused = {
-        "metadata_filter": {
-            "matcher": {"filter": JWT_FILTER, "path": [{"key": JWT_FAILURE}, {"key": "code"}], "value": after_missed}
-        }
-    }
+    token_refused = {"metadata_filter": {"matcher": {"filter": JWT_FILTER, "path": failure, "value": after_missed}}}
+    # jwt_authn left why it refused a token (a filter on metadata matches a missing key, unless told otherwise).
+    present = {"filter": JWT_FILTER, "path": failure, "value": {"present_match": True}}
+    failed = {"metadata_filter": {"matcher": present, "match_if_key_not_found": False}}
     unauthorised = [_status_is(403), denied_by_rbac, unverified]
     not_a_token = {
         "header_filter": {"header": {"name": "authorization", "string_match": {"safe_regex": {"regex": NOT_A_TOKEN}}}}
     }
     return [
-        *in_every_shape([*unauthorised, token_refused, not_a_token], unauthenticated, status=401, message=WRONG_KEY),
+        *in_every_shape([*unauthorised, token_refused, not_a_token], UNAUTHENTICATED, status=401, message=WRONG_KEY),
         *in_every_shape(
-            [*unauthorised, token_refused], unauthenticated, status=401, message=token_write_refusal(TOKEN_FAILURE)
+            [*unauthorised, token_refused], UNAUTHENTICATED, status=401, message=token_write_refusal(TOKEN_FAILURE)
         ),
-        *in_every_shape(unauthorised, unauthenticated, status=401, body=WRITES_NEED),
-        *in_every_shape([_status_is(403), denied_by_rbac], denied),
-        *in_every_shape([_status_is(403)], unauthenticated, status=401),
-        *in_every_shape([_status_is(401)], unauthenticated),
+        *in_every_shape(unauthorised, UNAUTHENTICATED, status=401, body=WRITES_NEED),
+        *in_every_shape([_status_is(403), denied_by_rbac], DENIED, message=LACKS_WRITER_ROLE),
+        *in_every_shape([_status_is(403)], UNAUTHENTICATED, status=401, grpc_message=TOKEN_FAILURE),
+        grpc_refusal([_status_is(401), failed], UNAUTHENTICATED[0], TOKEN_FAILURE),
+        *in_every_shape([_status_is(401)], UNAUTHENTICATED, grpc_message=CLIENT_PRINCIPAL),
     ]
 
 
@@ -465,7 +491,7 @@ def principal_refusal() -> dict:
     the route), so a client can neither spoof a principal nor, with a valid token, smuggle a second one in."""
     return {
         "match": {"prefix": "/", "headers": [{"name": PRINCIPAL_HEADER, "present_match": True}]},
-        "direct_response": {"status": 401, "body": {"inline_string": f"a client may not send {PRINCIPAL_HEADER}"}},
+        "direct_response": {"status": 401, "body": {"inline_string": CLIENT_PRINCIPAL}},
     }
 
 
@@ -483,13 +509,14 @@ def with_jwt(rendered: str, config: Config) -> str:
     """The rendered config with identity (LIKEOPT_AUTH=jwt): jwt_authn verifies the bearer token on every API
     route and gRPC method (jwt_rules) and forwards the payload in PRINCIPAL_HEADER; a request that brings that
     header itself is refused (401) by a route ahead of all others, matched on the headers the client sent; RBAC
-    guards gRPC writes; Envoy's own refusals are JSON; the reason a token was refused reaches the gateway."""
+    guards gRPC writes; Envoy's own refusals are in each client's shape (jwt_refusal_mappers), after grpc_web has
+    read a gRPC-web request; the reason a token was refused reaches the gateway."""
     doc = yaml.safe_load(rendered)
     listener = next(x for x in doc["static_resources"]["listeners"] if x["name"] == "ingress")
     for chain in listener["filter_chains"]:
         manager = chain["filters"][0]["typed_config"]
         filters = manager["http_filters"]
-        at = next(i for i, f in enumerate(filters) if f["name"] == "envoy.filters.http.local_ratelimit") + 1
+        at = next(i for i, f in enumerate(filters) if f["name"] == "envoy.filters.http.grpc_web") + 1
         jwt_filter = {
             "name": JWT_FILTER,
             "typed_config": {

@@ -31,6 +31,8 @@ TOKEN_FAILURE_HEADER = "x-likeopt-token-failure"
 """Why Envoy refused the request's bearer token where a token is optional (writes, which the API key may authorise
 instead): Envoy sets it and drops any copy a client sent. It only words a refusal; it never authorises."""
 WRITES_NEED = "writes need a token with the writer role or the API key"
+LACKS_WRITER_ROLE = "this token may not write: it lacks the writer role (LIKEOPT_JWT_WRITER_ROLE)"
+"""The refusal (403) of a write by a verified token without the role, by the gateway (REST) and Envoy (gRPC) alike."""
 NOT_A_TOKEN = BEARER_SCHEME + r"([^.]+|[^.]*\.[^.]*|([^.]*\.){3}.*)"
 """An Authorization header whose bearer value is no JWT (three parts joined by two dots), matched whole (by Python's
 fullmatch and Envoy's RE2 alike): a mistyped API key, as a token is pasted, not typed."""

@@ -24,6 +24,7 @@ import openai
 import pytest
 
 from likeopt.runtime.principal import (
+    LACKS_WRITER_ROLE,
     PRINCIPAL_HEADER,
     TOKEN_FAILURE_HEADER,
     WRITES_NEED,
@@ -32,7 +33,7 @@ from likeopt.runtime.principal import (
 )
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 from tests.identity import WRITER_ROLE, IdentityProvider, bearer
-from tests.integration.test_mesh import grpc_web_frames, parse_sse
+from tests.integration.test_mesh import grpc_web_frames, grpc_web_refusal, grpc_web_search, parse_sse
 from tests.support import MeshProcess, ValkeyServer, mesh_environment
 
 TOPIC = "quarterly ledger rollout"
@@ -266,6 +267,7 @@ def test_writes_need_the_writer_role_or_the_api_key(jwt_mesh: MeshProcess, peopl
         with pytest.raises(grpc.RpcError) as denied:
             upsert(iter([grpc_doc]), metadata=people["bob"].metadata(), timeout=60)
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert denied.value.details() == LACKS_WRITER_ROLE  # as the gateway words it, not "RBAC: access denied"
         assert upsert(iter([grpc_doc]), metadata=people["writer"].metadata(), timeout=60).upserted == 1
         key = [("authorization", f"bearer {jwt_mesh.api_key}")]  # the scheme in any case, as over REST
         deleted = retrieval_pb2_grpc.RetrievalServiceStub(channel).DeleteDocuments(
@@ -510,21 +512,10 @@ def test_grpc_through_envoy_gets_the_principal_from_the_verified_token(
 def test_grpc_web_searches_as_the_token_s_principal(jwt_mesh: MeshProcess, people: dict[str, Person]) -> None:
     message = retrieval_pb2.SearchRequest(query=QUESTION, top_k=20).SerializeToString()
     for name in ("alice", "bob"):
-        reply = httpx.post(
-            f"{jwt_mesh.base_url}/likeopt.v1.RetrievalService/Search",
-            content=b"\x00" + len(message).to_bytes(4, "big") + message,
-            headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1", **people[name].headers},
-            timeout=30,
-        )
+        reply = grpc_web_search(jwt_mesh.base_url, message, people[name].headers)
         data = [payload for flag, payload in grpc_web_frames(reply.content) if flag == 0x00]
         assert {h.doc_id for h in retrieval_pb2.SearchResponse.FromString(data[0]).hits} == SEES[name]
-    anonymous = httpx.post(
-        f"{jwt_mesh.base_url}/likeopt.v1.RetrievalService/Search",
-        content=b"\x00" + len(message).to_bytes(4, "big") + message,
-        headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1"},
-        timeout=30,
-    )
-    assert anonymous.headers.get("grpc-status") == "16" or anonymous.status_code == 401
+    assert grpc_web_refusal(grpc_web_search(jwt_mesh.base_url, message)) == ("16", "Jwt is missing")
 
 
 def test_the_openai_api_answers_as_the_token_s_principal(people: dict[str, Person]) -> None:

@@ -338,14 +338,29 @@ def grpc_web_frames(body: bytes) -> list[tuple[int, bytes]]:
     return frames
 
 
-def test_grpc_web_search_through_envoy(mesh: MeshProcess) -> None:
-    message = retrieval_pb2.SearchRequest(query=KNOWN_QUESTION, top_k=3).SerializeToString()
-    reply = httpx.post(
-        f"{mesh.base_url}/likeopt.v1.RetrievalService/Search",
-        content=b"\x00" + len(message).to_bytes(4, "big") + message,
-        headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1", "origin": "http://localhost:3000"},
+GRPC_WEB = "application/grpc-web+proto"
+
+
+def grpc_web_search(base_url: str, request: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+    """RetrievalService.Search as a browser's gRPC-web client calls it: one data frame over HTTP/1.1."""
+    return httpx.post(
+        f"{base_url}/likeopt.v1.RetrievalService/Search",
+        content=b"\x00" + len(request).to_bytes(4, "big") + request,
+        headers={"content-type": GRPC_WEB, "x-grpc-web": "1", **(headers or {})},
         timeout=30,
     )
+
+
+def grpc_web_refusal(reply: httpx.Response) -> tuple[str, str]:
+    """grpc-status and grpc-message of a refusal, which a gRPC-web client reads only from a "trailers-only" reply:
+    HTTP 200 with no body (it reports an HTTP 401 as an HTTP error, whatever grpc-status that carries)."""
+    assert (reply.status_code, reply.headers["content-type"], reply.content) == (200, GRPC_WEB, b""), reply
+    return reply.headers["grpc-status"], reply.headers["grpc-message"]
+
+
+def test_grpc_web_search_through_envoy(mesh: MeshProcess) -> None:
+    message = retrieval_pb2.SearchRequest(query=KNOWN_QUESTION, top_k=3).SerializeToString()
+    reply = grpc_web_search(mesh.base_url, message, {"origin": "http://localhost:3000"})
     assert reply.status_code == 200
     assert reply.headers["access-control-allow-origin"] == "http://localhost:3000"
     frames = grpc_web_frames(reply.content)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+from tests.integration.test_mesh import grpc_web_refusal, grpc_web_search
 from tests.support import MeshProcess, mesh_environment
 
 
@@ -46,6 +47,11 @@ def test_grpc_reads_through_envoy_need_the_key(keyed: MeshProcess) -> None:
         # The scheme in any case (RFC 7235), as the gateway takes it over REST.
         lower = stub.Search(request, timeout=30, metadata=[("authorization", f"bearer  {keyed.api_key}")])
     assert lower.index_version >= 0
+
+
+def test_a_grpc_web_call_without_the_key_is_refused_as_grpc_web(keyed: MeshProcess) -> None:
+    request = retrieval_pb2.SearchRequest(query="envoy").SerializeToString()
+    assert grpc_web_refusal(grpc_web_search(keyed.base_url, request)) == ("16", "missing or wrong API key")
 
 
 def test_the_openai_api_and_mcp_over_http_need_the_key_when_reads_do(keyed: MeshProcess) -> None:

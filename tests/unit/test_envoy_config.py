@@ -1432,6 +1432,10 @@ KEY_WITH_METACHARACTERS = "a.b*c(1)"
 """Read as a regex it would take aXbbc1 too: Envoy must take it as the characters it is."""
 
 
+def _manager(text: str) -> dict:
+    return yaml.safe_load(text)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
 def test_the_key_is_matched_in_any_case_and_spacing_as_its_own_characters(tmp_path):
     environ = {"LIKEOPT_API_KEY": KEY_WITH_METACHARACTERS, "LIKEOPT_READS_NEED_KEY": "1"}
     routes = grpc_routes(write_envoy_config(Config.from_env(environ), tmp_path).read_text())
@@ -1444,6 +1448,24 @@ def test_the_key_is_matched_in_any_case_and_spacing_as_its_own_characters(tmp_pa
         assert not re.fullmatch(pattern, header), header
 
 
+@pytest.mark.parametrize("key", ["s3cret", ""])
+def test_envoy_s_refusals_of_grpc_calls_are_trailers_only_grpc_replies(tmp_path, key):
+    """A gRPC-web client reads a refusal's status and reason from a 200 reply only (it reports an HTTP 401 as an
+    HTTP error): Envoy's 401 on a gRPC path is grpc-status 16 with the reason and no body, by the first mapper."""
+    environ = {"LIKEOPT_API_KEY": key, "LIKEOPT_READS_NEED_KEY": "1"}
+    first = _manager(write_envoy_config(Config.from_env(environ), tmp_path).read_text())["local_reply_config"][
+        "mappers"
+    ][0]
+    reason = "missing or wrong API key" if key else "no API key is configured"
+    assert first["status_code"] == 200 and first["body"] == {"inline_string": ""}
+    assert {h["header"]["key"]: h["header"]["value"] for h in first["headers_to_add"]} == {
+        "grpc-status": "16",
+        "grpc-message": reason,
+    }
+    is_grpc = {"header_filter": {"header": {"name": "content-type", "string_match": {"prefix": "application/grpc"}}}}
+    assert is_grpc in first["filter"]["and_filter"]["filters"]
+
+
 def test_a_long_key_raises_envoy_s_regex_limit_to_fit_its_pattern(tmp_path):
     """Envoy refuses a config holding a regex over 100 RE2 instructions, and its pattern of the key is about one a
     byte (the real Envoy takes a long key in test_envoy_validates_the_rendered_config)."""
@@ -1454,6 +1476,37 @@ def test_a_long_key_raises_envoy_s_regex_limit_to_fit_its_pattern(tmp_path):
 
     assert limit("s3cret") is None
     assert limit(LONG_KEY) >= len(key_pattern(LONG_KEY).encode())
+
+
+def test_envoy_takes_the_key_in_any_case_and_spacing_and_words_refusals_for_grpc_web(gateway, tmp_path):
+    if ENVOY is None:
+        pytest.skip(NO_ENVOY)
+    proc = _start_envoy(tmp_path, gateway, LIKEOPT_API_KEY=KEY_WITH_METACHARACTERS, LIKEOPT_READS_NEED_KEY="1")
+    search = "/likeopt.v1.RetrievalService/Search"
+    try:
+        with _client() as client:
+
+            def web(authorization: str = "") -> tuple[int, str | None, str | None]:
+                headers = {"content-type": "application/grpc-web+proto", "x-grpc-web": "1"}
+                headers.update({"authorization": authorization} if authorization else {})
+                reply = client.post(f"{proc.url}{search}", content=b"\0\0\0\0\0", headers=headers)
+                return reply.status_code, reply.headers.get("grpc-status"), reply.headers.get("grpc-message")
+
+            for taken in ("bearer a.b*c(1)", "BEARER \t a.b*c(1)", "Bearer a.b*c(1)"):
+                assert web(taken)[1] == "14", taken  # past the key: no retrieval_svc listens
+            for refused in ("", "Bearer aXbbc1", "Bearer a.b*c(1)x", "Bearera.b*c(1)"):
+                assert web(refused) == (200, "16", "missing or wrong API key"), refused
+        with grpc.insecure_channel(f"127.0.0.1:{proc.port}") as channel:
+            call = channel.unary_unary(search)
+            with pytest.raises(grpc.RpcError) as refused:
+                call(b"", metadata=[("authorization", "bearer aXbbc1")], timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert refused.value.details() == "missing or wrong API key"
+            with pytest.raises(grpc.RpcError) as passed:
+                call(b"", metadata=[("authorization", "bearer a.b*c(1)")], timeout=10)
+            assert passed.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        proc.stop()
 
 
 def test_a_quiet_answer_stream_gets_a_heartbeat_before_envoy_would_call_it_idle():

@@ -20,8 +20,9 @@ import httpx
 import pytest
 import yaml
 
-from likeopt.ops.envoy_config import PRINCIPAL_HEADER, jwt_rules, write_envoy_config
+from likeopt.ops.envoy_config import CLIENT_PRINCIPAL, PRINCIPAL_HEADER, jwt_rules, write_envoy_config
 from likeopt.runtime.config import Config
+from likeopt.runtime.principal import LACKS_WRITER_ROLE, WRONG_KEY
 from tests.identity import IdentityProvider
 from tests.support import self_signed
 from tests.unit.test_envoy_config import (
@@ -60,6 +61,8 @@ def test_jwt_mode_verifies_before_routing_and_refuses_a_client_principal_first(
     hcm = manager(rendered(tmp_path, **idp.settings(LIKEOPT_API_KEY="k")))
     names = [f["name"] for f in hcm["http_filters"]]
     assert names.index("envoy.filters.http.cors") < names.index("envoy.filters.http.jwt_authn")
+    # A gRPC-web call is read as one before it is refused, so its refusal is a gRPC-web reply.
+    assert names.index("envoy.filters.http.grpc_web") < names.index("envoy.filters.http.jwt_authn")
     assert (
         names.index("envoy.filters.http.jwt_authn")
         < names.index("envoy.filters.http.rbac")
@@ -72,7 +75,9 @@ def test_jwt_mode_verifies_before_routing_and_refuses_a_client_principal_first(
     first = hcm["route_config"]["virtual_hosts"][0]["routes"][0]
     assert first["match"]["headers"] == [{"name": PRINCIPAL_HEADER, "present_match": True}]
     assert first["direct_response"]["status"] == 401
-    assert {m.get("status_code") for m in hcm["local_reply_config"]["mappers"]} == {None, 401}
+    mappers = hcm["local_reply_config"]["mappers"]
+    assert {m.get("status_code") for m in mappers} == {None, 200, 401}
+    assert all("grpc-status" in str(m["headers_to_add"]) for m in mappers if m.get("status_code") == 200)
 
 
 def test_every_path_needs_a_token_but_the_public_ones_and_writes_take_the_key_instead() -> None:
@@ -211,3 +216,39 @@ def wait_for_the_keys_fetch(envoy: EnvoyProcess, timeout_s: float = 30.0) -> Non
     outcomes = [f"http.ingress_http.jwt_authn.jwks_fetch_{outcome}" for outcome in ("success", "failed")]
     while not any(envoy.stat(name) for name in outcomes) and time.monotonic() < deadline:
         time.sleep(0.2)
+
+
+@needs_envoy
+def test_grpc_web_refusals_are_grpc_web_replies_and_the_key_writes_in_any_case(
+    tmp_path: Path, idp: IdentityProvider
+) -> None:
+    """A gRPC-web client reads a refusal's status and reason from a 200 reply only: jwt_authn's and RBAC's refusals
+    were HTTP 401 or 403 in plain text. The API key opens writes whatever the scheme's case (RBAC matches it)."""
+    key = "a.b*c(1)"  # a regex would take aXbbc1 too
+    gateway = FakeGateway()
+    gateway.start()
+    try:
+        config = Config.from_env(envoy_environment(gateway.port, **idp.settings(LIKEOPT_API_KEY=key)))
+        envoy = start_envoy(config, tmp_path / "envoy")
+        try:
+            search, delete = (f"{envoy.url}/likeopt.v1.RetrievalService/{m}" for m in ("Search", "DeleteDocuments"))
+            token = f"Bearer {idp.token('u1')}"  # a reader: no writer role
+            grpc_web = "application/grpc-web+proto"
+            assert web(search) == (200, grpc_web, "16", "Jwt is missing")
+            assert web(search, token, **{PRINCIPAL_HEADER: "e30"}) == (200, grpc_web, "16", CLIENT_PRINCIPAL)
+            assert web(delete, token) == (200, grpc_web, "7", LACKS_WRITER_ROLE)
+            assert web(delete, "Bearer aXbbc1") == (200, grpc_web, "16", WRONG_KEY)
+            assert web(delete, f"bearer {key}")[2] == "14"  # let through: no retrieval_svc listens
+        finally:
+            envoy.stop()
+    finally:
+        gateway.stop()
+
+
+def web(url: str, authorization: str = "", **headers: str) -> tuple[int, str | None, str | None, str | None]:
+    """A gRPC-web call's HTTP status, content type, grpc-status and grpc-message."""
+    headers = {"content-type": "application/grpc-web+proto", "x-grpc-web": "1", **headers}
+    headers.update({"authorization": authorization} if authorization else {})
+    reply = httpx.post(url, content=b"\0\0\0\0\0", headers=headers, timeout=15)
+    found = reply.headers
+    return reply.status_code, found.get("content-type"), found.get("grpc-status"), found.get("grpc-message")
