@@ -23,12 +23,12 @@ T = TypeVar("T")
 
 MAX_QUERY_CHARS = 4096
 """Longest question or search query, in characters."""
-BLANKS = "".join(char for char in map(chr, range(0x3001)) if char.isspace()) + "\ufeff"
+QUERY_BLANKS = "".join(char for char in map(chr, range(0x3001)) if char.isspace()) + "\ufeff"
 """The characters a query of nothing else is empty of: Python's whitespace and the byte-order mark, named one by
 one because regular-expression engines disagree on ``\\s`` (JSON Schema's has no ``\\x1c``-``\\x1f`` or ``\\x85``)."""
-QUERY_PATTERN = f"^[^\\x00]*[^\\x00{BLANKS}][^\\x00]*$"
+QUERY_PATTERN = f"^[^\\x00]*[^\\x00{QUERY_BLANKS}][^\\x00]*$"
 """What check_query accepts, as a regular expression (for the OpenAPI document): a non-blank character, no NUL."""
-NOT_BLANK = re.compile(f"[^{BLANKS}]")
+NOT_BLANK = re.compile(f"[^{QUERY_BLANKS}]")
 MAX_ID_CHARS = 512
 """Longest document id retrieval_svc stores; a longer one is skipped with the reason."""
 SHOWN_ID_CHARS = 80
