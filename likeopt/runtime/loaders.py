@@ -606,7 +606,8 @@ def pdf_to_text(data: bytes) -> tuple[str, str]:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError
 
-    reader = PdfReader(io.BytesIO(data))
+    start = data.find(PDF_HEADER, 0, PDF_MARK_WINDOW)
+    reader = PdfReader(io.BytesIO(data[max(start, 0) :]))  # the offsets inside count from the header
     try:
         pages = [page.extract_text() or "" for page in reader.pages]
     except FileNotDecryptedError:
@@ -895,10 +896,10 @@ OFFICE_MAIN_PARTS = {"word/document.xml": ".docx", "ppt/presentation.xml": ".ppt
 
 
 def sniffed_suffix(data: bytes) -> str | None:
-    """The suffix of the type a file's first bytes show, when they show a PDF (%PDF-) or a Word, PowerPoint or Excel
-    file (a zip of their parts): a PDF named memo.txt is read as the PDF it is, not refused as text in a legacy code
-    page or stored as PDF syntax, and a Word file named report.pdf as a Word file. None for anything else."""
-    if data.startswith(b"%PDF-"):
+    """The suffix of the type a file's first bytes show, when they show a PDF (pdf_start) or a Word, PowerPoint or
+    Excel file (a zip of their parts): a PDF named memo.txt is read as the PDF it is, not refused as text in a legacy
+    code page or stored as PDF syntax, and a Word file named report.pdf as a Word file. None for anything else."""
+    if pdf_start(data) is not None:
         return ".pdf"
     if not data.startswith(b"PK\x03\x04"):
         return None
@@ -908,6 +909,22 @@ def sniffed_suffix(data: bytes) -> str | None:
     except Exception:  # damaged: BadZipFile, an unknown zip version, a name flagged UTF-8 that is not
         return None  # the loader its name picks says why it is not read
     return next((suffix for part, suffix in OFFICE_MAIN_PARTS.items() if part in names), None)
+
+
+PDF_HEADER = b"%PDF-"
+PDF_END = b"%%EOF"
+PDF_MARK_WINDOW = 1024
+"""Acrobat reads a PDF whose header lies within its first 1,024 bytes and whose %%EOF lies within its last 1,024
+(PDF 1.7, annex H): scanners, mail gateways and MacBinary or HTTP wrappers put bytes before the header."""
+
+
+def pdf_start(data: bytes) -> int | None:
+    """Where a PDF's own bytes begin (its header), None for a file that is no PDF. A header after other bytes counts
+    only when the file ends as a PDF does, so a note that mentions "%PDF-1.7" near its start stays a note."""
+    start = data.find(PDF_HEADER, 0, PDF_MARK_WINDOW)
+    if start == 0 or (start > 0 and PDF_END in data[-PDF_MARK_WINDOW:]):
+        return start
+    return None
 
 
 def older_office_reason(suffix: str, data: bytes) -> str | None:

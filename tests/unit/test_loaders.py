@@ -1024,3 +1024,33 @@ def test_a_word_document_s_text_boxes_are_read_once_each_and_its_header_and_comm
         "Closing.",
         "Cell\nin a box.",
     ]
+
+
+MACBINARY_HEADER = b"\x00\x0bsurvey.pdf".ljust(65, b"\x00") + b"PDF CARO" + bytes(128 - 73)
+"""What a Mac mail client puts before a file's bytes: a 128-byte header naming it."""
+
+
+@pytest.mark.parametrize(
+    "before",
+    [codecs.BOM_UTF8, MACBINARY_HEADER, b"HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\n\r\n", b"x" * 1000],
+    ids=["bom", "macbinary", "http", "1000-bytes"],
+)
+@pytest.mark.parametrize("name", ["survey.pdf", "scan.bin"])
+def test_a_pdf_whose_header_follows_other_bytes_is_read_from_its_header(
+    name: str, before: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Acrobat finds the header within the first 1,024 bytes, where scanners and mail gateways leave such files: one
+    named "scan.bin" was refused as an unsupported type, and one named survey.pdf read only after pypdf warned of an
+    invalid header and rebuilt its cross-reference table from offsets the bytes before had moved."""
+    doc = one(name, before + pdf_bytes(SURVEY, title="Glacier Survey 2023"))
+    assert doc.metadata["file_type"] == "pdf" and doc.title == "Glacier Survey 2023"
+    assert doc.text.startswith("Glacier Survey Results")
+    assert not caplog.records, [record.getMessage() for record in caplog.records]
+
+
+def test_a_note_that_mentions_a_pdf_header_near_its_start_stays_a_note() -> None:
+    """A header after other bytes makes a PDF only where the file ends as one does."""
+    doc = one("pdf-notes.md", b"# PDF notes\n\nEvery PDF file starts with %PDF-1.7 and a binary comment.\n")
+    assert doc.metadata["file_type"] == "markdown" and doc.title == "PDF notes"
+    [cut] = load_content("cut.bin", b"x" * 10 + pdf_bytes(SURVEY)[:400], doc_id="cut.bin")
+    assert isinstance(cut, Skipped) and cut.reason.startswith("unsupported file type .bin")
