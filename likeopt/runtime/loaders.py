@@ -875,14 +875,15 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
     bytes say they are another type read here (sniffed_suffix), whatever the name's suffix or without one: an
     upload named "report" or "scan.bin" that is a PDF is read as one."""
     suffix = Path(name).suffix.lower()
+    if len(data) > MAX_FILE_BYTES:  # before anything parses it: a zip's directory, a compound document's
+        yield skipped_file(name, doc_id, TOO_LARGE, marked_suffix(data))
+        return
     kind = sniffed_suffix(data) or suffix
     if older := older_office_reason(suffix, data):
         yield skipped_file(name, doc_id, older)
     elif kind not in SUPPORTED:
         advice = f" (save it as {LEGACY_OFFICE[suffix]})" if suffix in LEGACY_OFFICE else ""
         yield Skipped(name, f"unsupported file type {suffix or '(none)'}{advice}")
-    elif len(data) > MAX_FILE_BYTES:
-        yield skipped_file(name, doc_id, TOO_LARGE, kind)
     elif kind in JSONL_SUFFIXES:
         yield from load_jsonl(name, data.split(b"\n"))
     elif kind == ".json":
@@ -896,19 +897,31 @@ OFFICE_MAIN_PARTS = {"word/document.xml": ".docx", "ppt/presentation.xml": ".ppt
 
 
 def sniffed_suffix(data: bytes) -> str | None:
-    """The suffix of the type a file's first bytes show, when they show a PDF (pdf_start) or a Word, PowerPoint or
-    Excel file (a zip of their parts): a PDF named memo.txt is read as the PDF it is, not refused as text in a legacy
-    code page or stored as PDF syntax, and a Word file named report.pdf as a Word file. None for anything else."""
-    if pdf_start(data) is not None:
-        return ".pdf"
+    """The suffix of the type a file's first bytes show, when they show a PDF (marked_suffix) or a Word, PowerPoint
+    or Excel file (a zip of their parts): a PDF named memo.txt is read as the PDF it is, not refused as text in a
+    legacy code page or stored as PDF syntax, and a Word file named report.pdf as a Word file. None for anything
+    else."""
+    if marked := marked_suffix(data):
+        return marked
     if not data.startswith(b"PK\x03\x04"):
         return None
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
-    except Exception:  # damaged: BadZipFile, an unknown zip version, a name flagged UTF-8 that is not
+    except ZIP_DIRECTORY_ERRORS:
         return None  # the loader its name picks says why it is not read
     return next((suffix for part, suffix in OFFICE_MAIN_PARTS.items() if part in names), None)
+
+
+ZIP_DIRECTORY_ERRORS = (zipfile.BadZipFile, NotImplementedError, UnicodeDecodeError)
+"""What zipfile raises listing a damaged zip's names: BadZipFile for a cut or garbled directory, NotImplementedError
+for a zip version it does not know, UnicodeDecodeError for a name flagged UTF-8 that is not (its own reading errors
+it raises as BadZipFile)."""
+
+
+def marked_suffix(data: bytes) -> str | None:
+    """The suffix of the type a file's marks show without parsing it: ".pdf" for a PDF's (pdf_start), else None."""
+    return ".pdf" if pdf_start(data) is not None else None
 
 
 PDF_HEADER = b"%PDF-"

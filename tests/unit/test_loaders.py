@@ -884,12 +884,6 @@ def misnamed_zip() -> bytes:
     return buffer.getvalue().replace("\u00e9".encode(), b"\xff\xff")
 
 
-def test_a_damaged_zip_is_refused_with_a_reason_not_an_exception() -> None:
-    for name in ("notes.md", "report.docx"):
-        [damaged] = load_content(name, misnamed_zip(), doc_id=name)
-        assert isinstance(damaged, Skipped), damaged
-
-
 def ole2_file(*streams: str) -> bytes:
     """A compound document (OLE2) reduced to what shows which program's it is: the signature, the header padded to
     its 512 bytes, and a directory sector of 128-byte entries, the root's and then one per stream named."""
@@ -1054,3 +1048,50 @@ def test_a_note_that_mentions_a_pdf_header_near_its_start_stays_a_note() -> None
     assert doc.metadata["file_type"] == "markdown" and doc.title == "PDF notes"
     [cut] = load_content("cut.bin", b"x" * 10 + pdf_bytes(SURVEY)[:400], doc_id="cut.bin")
     assert isinstance(cut, Skipped) and cut.reason.startswith("unsupported file type .bin")
+
+
+def oversized(data: bytes) -> bytes:
+    return data.ljust(loaders.MAX_FILE_BYTES + 1, b"\0")
+
+
+def test_a_file_over_the_size_limit_is_refused_before_anything_parses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its zip directory was listed, and an older Office file's streams searched, before its size was looked at."""
+    files = {"minutes.doc": ole2_file("WordDocument"), "deck.pptx": roadmap_deck(), "report": pdf_bytes(SURVEY)}
+    listed: list[object] = []
+    monkeypatch.setattr(loaders.zipfile, "ZipFile", lambda *args, **kwargs: listed.append(args))
+    for name, data in files.items():
+        [refused] = load_content(name, oversized(data), doc_id=name)
+        assert isinstance(refused, Skipped) and refused.reason.startswith(loaders.TOO_LARGE), refused
+    assert not listed
+    assert f"{KEPT} 'report' is kept" in refused.reason  # its first bytes show a PDF, one document
+
+
+def zip_of_version(version: int) -> bytes:
+    """A zip whose directory says it needs a zip version this many tenths (zipfile reads up to 6.3)."""
+    data = bytearray(docx_bytes())
+    directory = data.index(b"PK\x01\x02")
+    data[directory + 6 : directory + 8] = version.to_bytes(2, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "damaged", [misnamed_zip(), docx_bytes()[:-30], zip_of_version(100)], ids=["name-not-utf8", "cut", "version"]
+)
+def test_a_damaged_zip_is_refused_with_a_reason_not_an_exception(damaged: bytes) -> None:
+    """Each of ZIP_DIRECTORY_ERRORS: BadZipFile, NotImplementedError, UnicodeDecodeError."""
+    for name in ("notes.md", "report.docx"):
+        [refused] = load_content(name, damaged, doc_id=name)
+        assert isinstance(refused, Skipped), refused
+
+
+def test_a_programming_error_while_sniffing_a_zip_is_raised_not_taken_for_damage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every exception listing a zip was taken for damage: a bug there read every Word file as its name's type."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(loaders.zipfile, "ZipFile", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        list(load_content("notes.md", docx_bytes(), doc_id="notes.md"))
