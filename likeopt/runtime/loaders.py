@@ -1,5 +1,5 @@
-"""Turn files into documents: plain text, Markdown, HTML, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), PDF,
-CSV/TSV tables, JSON Lines, JSON arrays of documents and BEIR folders.
+"""Turn files into documents: plain text, Markdown, HTML, Word (.docx), Rich Text (.rtf), PowerPoint (.pptx), Excel
+(.xlsx), PDF, CSV/TSV tables, JSON Lines, JSON arrays of documents and BEIR folders.
 
 Each loader yields ``(id, title, text, metadata)`` records; what cannot be read is
 reported as skipped with the reason, never silently dropped.
@@ -64,6 +64,7 @@ SUPPORTED = (
     | {
         ".json",
         ".pdf",
+        ".rtf",
     }
 )
 ONE_DOCUMENT_SUFFIXES = SUPPORTED - JSONL_SUFFIXES - {".json"}
@@ -71,7 +72,7 @@ ONE_DOCUMENT_SUFFIXES = SUPPORTED - JSONL_SUFFIXES - {".json"}
 ids of their own)."""
 NOT_DOCUMENTS_JSON = 'a .json file must hold an array of documents ({"id", "title", "text"}) or {"documents": [...]}'
 
-LEGACY_OFFICE = {".doc": ".docx", ".ppt": ".pptx", ".xls": ".xlsx", ".rtf": ".docx"}
+LEGACY_OFFICE = {".doc": ".docx", ".ppt": ".pptx", ".xls": ".xlsx"}
 """Older formats no loader reads, and the one to save them as (every Office version writes it)."""
 OLE2_SIGNATURE = bytes.fromhex("d0cf11e0a1b11ae1")
 """The first bytes of a compound document (OLE2): a Word, Excel or PowerPoint file from before Office 2007, a .docx,
@@ -400,6 +401,61 @@ def scalar_text(value: object) -> str:
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()
     return json.dumps(value)
+
+
+# -- Rich Text -------------------------------------------------------------
+
+RTF_SIGNATURE = b"{\\rtf"
+"""How a Rich Text file begins, as the RTF specification's header says."""
+NOT_RTF = "not Rich Text: an .rtf file begins with {\\rtf (save it again as Rich Text, or as .docx)"
+RTF_DEFAULT_CODE_PAGE = "cp1252"
+"""The code page of a Rich Text file's 8-bit characters when its header declares none (\\ansi: Windows-1252)."""
+_RTF_CODE_PAGE = re.compile(rb"\\ansicpg(\d+)")
+_RTF_TITLE = re.compile(r"\{\\title\b ?((?:\\[\\{}]|[^{}])*)\}")
+"""The \\title group of a Rich Text file's document information (\\info), its text with its escapes."""
+
+
+def rtf_to_text(data: bytes) -> tuple[str, str]:
+    """(title, text) of a Rich Text file (WordPad, TextEdit, Outlook): striprtf reads its text, escaped characters
+    included, and leaves out what a reader does not see (font and style tables, document information, pictures);
+    each paragraph is a block. The title is the one its document information gives, unless a placeholder."""
+    from striprtf.striprtf import rtf_to_text as rtf_text
+
+    if not data.startswith(RTF_SIGNATURE):
+        raise Unreadable(NOT_RTF)
+    code_page = _rtf_code_page(data)
+    rtf = data.decode(code_page, errors="replace")  # RTF escapes 8-bit characters; some writers put them raw
+    paragraphs = _whole_characters(rtf_text(rtf, encoding=code_page, errors="replace")).splitlines()
+    return _rtf_title(rtf, code_page), _tidy(BLOCK_BREAK.join(paragraphs))
+
+
+def _rtf_code_page(data: bytes) -> str:
+    """The code page a Rich Text file's header declares (\\ansicpg), else RTF_DEFAULT_CODE_PAGE, as for one Python
+    does not know."""
+    declared = _RTF_CODE_PAGE.search(data)
+    code_page = f"cp{int(declared[1])}" if declared else RTF_DEFAULT_CODE_PAGE
+    try:
+        codecs.lookup(code_page)
+    except LookupError:
+        return RTF_DEFAULT_CODE_PAGE
+    return code_page
+
+
+def _rtf_title(rtf: str, code_page: str) -> str:
+    """The title a Rich Text file's document information gives, its escapes read as in the text, else ""."""
+    from striprtf.striprtf import rtf_to_text as rtf_text
+
+    found = _RTF_TITLE.search(rtf)
+    if found is None:
+        return ""
+    return given_title(_whole_characters(rtf_text(f"{{\\rtf1 {found[1]}}}", encoding=code_page, errors="replace")))
+
+
+def _whole_characters(text: str) -> str:
+    """Text with each pair of UTF-16 surrogates made the one character it stands for: RTF writes a character beyond
+    U+FFFF (an emoji, a rare CJK character) as two \\u escapes, which striprtf gives as they are, and a lone
+    surrogate, no character, as U+FFFD (neither can be stored: protobuf strings are UTF-8)."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 # -- Word and PDF ----------------------------------------------------------
@@ -858,6 +914,8 @@ def _title_and_text(suffix: str, data: bytes) -> tuple[str, str]:
         return pdf_to_text(data)
     if suffix == ".docx":
         return docx_to_text(data)
+    if suffix == ".rtf":
+        return rtf_to_text(data)
     if suffix == ".pptx":
         return pptx_to_text(data)
     if suffix == ".xlsx":
@@ -897,10 +955,10 @@ OFFICE_MAIN_PARTS = {"word/document.xml": ".docx", "ppt/presentation.xml": ".ppt
 
 
 def sniffed_suffix(data: bytes) -> str | None:
-    """The suffix of the type a file's first bytes show, when they show a PDF (marked_suffix) or a Word, PowerPoint
-    or Excel file (a zip of their parts): a PDF named memo.txt is read as the PDF it is, not refused as text in a
-    legacy code page or stored as PDF syntax, and a Word file named report.pdf as a Word file. None for anything
-    else."""
+    """The suffix of the type a file's first bytes show, when they show a PDF or Rich Text (marked_suffix) or a Word,
+    PowerPoint or Excel file (a zip of their parts): a PDF named memo.txt is read as the PDF it is, not refused as
+    text in a legacy code page or stored as PDF syntax, and a Word file named report.pdf as a Word file. None for
+    anything else."""
     if marked := marked_suffix(data):
         return marked
     if not data.startswith(b"PK\x03\x04"):
@@ -920,8 +978,10 @@ it raises as BadZipFile)."""
 
 
 def marked_suffix(data: bytes) -> str | None:
-    """The suffix of the type a file's marks show without parsing it: ".pdf" for a PDF's (pdf_start), else None."""
-    return ".pdf" if pdf_start(data) is not None else None
+    """The suffix of the type a file's marks show without parsing it: a PDF's (pdf_start) or Rich Text's, else None."""
+    if pdf_start(data) is not None:
+        return ".pdf"
+    return ".rtf" if data.startswith(RTF_SIGNATURE) else None
 
 
 PDF_HEADER = b"%PDF-"

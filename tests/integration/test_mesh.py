@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 
 import grpc
 import httpx
@@ -284,27 +286,52 @@ def test_uploaded_file_becomes_searchable_and_deleted_one_disappears(mesh: MeshP
     assert missing.status_code == 404
 
 
+@contextlib.contextmanager
+def uploaded(mesh: MeshProcess, files: dict[str, tuple[bytes, str]]) -> Iterator[None]:
+    """Files (name: (bytes, content type)) uploaded in one request, each stored as a document, deleted afterwards."""
+    auth = {"Authorization": f"Bearer {mesh.api_key}"}
+    fields = [("files", (name, data, content_type)) for name, (data, content_type) in files.items()]
+    upload = httpx.post(f"{mesh.base_url}/api/v1/documents", files=fields, headers=auth, timeout=60)
+    try:
+        assert upload.status_code == 200, upload.text
+        assert upload.json()["upserted"] == len(files) and upload.json()["skipped"] == []
+        yield
+    finally:
+        for doc_id in files:
+            httpx.delete(f"{mesh.base_url}/api/v1/documents/{doc_id}", headers=auth, timeout=30)
+
+
 def test_an_uploaded_pdf_with_a_blank_page_and_a_csv_with_doubled_quotes_are_stored_and_found(
     mesh: MeshProcess,
 ) -> None:
     """Files as users upload them: a blank page made the whole PDF unreadable, and a quote written twice inside a
     CSV value split it into wrong columns."""
-    auth = {"Authorization": f"Bearer {mesh.api_key}"}
     guild = pdf_bytes(["The Wexford lamplighter guild was founded in 1702 by Odile Marchetti."], [])
     mottos = b'city,motto\nOsterkamp,"The mayor said ""never, ever"" about the toll bridge"\n'
-    files = [("files", ("guild.pdf", guild, "application/pdf")), ("files", ("mottos.csv", mottos, "text/csv"))]
-    upload = httpx.post(f"{mesh.base_url}/api/v1/documents", files=files, headers=auth, timeout=60)
-    try:
-        assert upload.status_code == 200, upload.text
-        assert upload.json()["upserted"] == 2 and upload.json()["skipped"] == []
+    with uploaded(mesh, {"guild.pdf": (guild, "application/pdf"), "mottos.csv": (mottos, "text/csv")}):
         founded = search(mesh, "Who founded the Wexford lamplighter guild?", top_k=3)["hits"][0]
         assert founded["doc_id"] == "guild.pdf" and "Odile Marchetti" in founded["text"]
         said = search(mesh, "What did the Osterkamp mayor say about the toll bridge?", top_k=3)["hits"][0]
         assert said["doc_id"] == "mottos.csv"
         assert 'motto: The mayor said "never, ever" about the toll bridge' in said["text"]
-    finally:
-        for doc_id in ("guild.pdf", "mottos.csv"):
-            httpx.delete(f"{mesh.base_url}/api/v1/documents/{doc_id}", headers=auth, timeout=30)
+
+
+def test_an_uploaded_rich_text_letter_and_a_pdf_behind_a_mail_header_are_stored_and_found(mesh: MeshProcess) -> None:
+    """Rich Text was refused as an unsupported type, and a PDF that a mail gateway wrapped, named "scan.bin", too;
+    the letter's emoji is two \\u escapes in the file, one character in the stored text (protobuf takes no lone
+    surrogate)."""
+    letter = (
+        rb"{\rtf1\ansi\ansicpg1252{\info{\title Roaster's letter}}\f0 The Vellmar roaster in Z\u252?rich sells"
+        rb" caf\'e9 cr\'e8me for \'80 4 \u-10179?\u-8704?.\par}"
+    )
+    wrapped = b"HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\n\r\n"
+    scan = wrapped + pdf_bytes(["The Osterkamp ferry crosses the Wexford sound at dawn."])
+    with uploaded(mesh, {"letter.rtf": (letter, "application/rtf"), "scan.bin": (scan, "application/x")}):
+        sold = search(mesh, "What does the Vellmar roaster in Zürich sell?", top_k=3)["hits"][0]
+        assert sold["doc_id"] == "letter.rtf" and sold["title"] == "Roaster's letter"
+        assert "caf\u00e9 cr\u00e8me for \u20ac 4 \U0001f600." in sold["text"]
+        crossed = search(mesh, "When does the Osterkamp ferry cross the Wexford sound?", top_k=3)["hits"][0]
+        assert crossed["doc_id"] == "scan.bin" and "at dawn" in crossed["text"]
 
 
 def test_every_service_exposes_prometheus_metrics(mesh: MeshProcess) -> None:

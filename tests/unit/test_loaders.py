@@ -1095,3 +1095,50 @@ def test_a_programming_error_while_sniffing_a_zip_is_raised_not_taken_for_damage
     monkeypatch.setattr(loaders.zipfile, "ZipFile", broken)
     with pytest.raises(TypeError, match="a bug"):
         list(load_content("notes.md", docx_bytes(), doc_id="notes.md"))
+
+
+WORDPAD_LETTER = b"\r\n".join(
+    [
+        rb"{\rtf1\ansi\ansicpg1252\deff0\nouicompat",
+        rb"{\fonttbl{\f0\fswiss\fcharset0 Calibri;}{\f1\fnil\fcharset128 MS Gothic;}}",
+        rb"{\stylesheet{\s0 Normal;}{\s1 heading 1;}}",
+        rb"{\info{\title Caf\'e9 \u26085?\u26412? tasting notes}{\author Ana Lopes}{\company Vellmar Roasters}}",
+        rb"{\*\generator Riched20 10.0.19041}\viewkind4\uc1",
+        rb"\pard\sa200\sl276\slmult1\f0\fs22\lang9 Caf\'e9 au lait in Z\u252?rich costs \'80 4.\par",
+        rb"Tokyo: \u26085?\u26412?\u35486? menus, and a \u-10179?\u-8704? for regulars.\par",
+        rb"{\pict\pngblip\picw10\pich10 89504e470d0a1a0a0000000d49484452}\par",
+        rb"\f1 \'93\'fa\'96\'7b\f0  in the font's own code page.\par",
+        rb"}",
+    ]
+)
+"""A letter as WordPad saves it: a code page (\\ansicpg1252), font, style and document information tables, characters
+beyond it as \\u escapes (an emoji as a surrogate pair), a picture, and a Japanese font's bytes in its code page."""
+
+
+def test_a_rich_text_file_is_read_with_its_characters_and_its_title() -> None:
+    """Rich Text was refused as an unsupported type, though WordPad, TextEdit and Outlook save it."""
+    doc = one("letter.rtf", WORDPAD_LETTER)
+    assert doc.title == "Caf\u00e9 \u65e5\u672c tasting notes"
+    assert doc.text.split("\n\n") == [
+        "Caf\u00e9 au lait in Z\u00fcrich costs \u20ac 4.",
+        "Tokyo: \u65e5\u672c\u8a9e menus, and a \U0001f600 for regulars.",
+        "\u65e5\u672c in the font's own code page.",
+    ]
+    assert doc.metadata == {"source": "letter.rtf", "file_type": "rtf"}
+
+
+def test_rich_text_is_read_in_the_code_page_it_declares_and_titled_by_its_name_without_a_title() -> None:
+    cyrillic = rb"{\rtf1\ansi\ansicpg1251 \'cf\'f0\'e8\'e2\'e5\'f2, \'ec\'e8\'f0!\par}"
+    doc = one("greeting.rtf", cyrillic)
+    assert (doc.title, doc.text) == ("greeting", "\u041f\u0440\u0438\u0432\u0435\u0442, \u043c\u0438\u0440!")
+
+
+@pytest.mark.parametrize("name", ["letter", "letter.txt", "letter.doc"])
+def test_rich_text_under_another_name_is_read_as_what_its_bytes_show(name: str) -> None:
+    doc = one(name, WORDPAD_LETTER)
+    assert doc.metadata["file_type"] == "rtf" and doc.text.startswith("Caf\u00e9 au lait")
+
+
+def test_a_file_named_rtf_that_is_not_rich_text_is_refused_saying_so() -> None:
+    [refused] = load_content("notes.rtf", b"Plain words, saved under the wrong name.", doc_id="notes.rtf")
+    assert isinstance(refused, Skipped) and refused.reason.startswith(loaders.NOT_RTF), refused
