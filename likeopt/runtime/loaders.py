@@ -564,14 +564,25 @@ def _docx_runs_text(element: Any) -> str:
 
 
 def _docx_heading(document: Any) -> str:
-    """The text of a Word document's first Title or Heading 1 paragraph with words, else ""."""
+    """The text of a Word document's first Title or Heading 1 paragraph with words, else "": text boxes' included,
+    as a cover page sets its title in one."""
     from docx.text.paragraph import Paragraph
 
-    for element in _docx_blocks(document.element.body):
-        style = Paragraph(element, document).style if element.tag == WORD + "p" else None
+    for element in _docx_paragraphs(document.element.body):
+        style = Paragraph(element, document).style
         if style is not None and style.name in ("Title", "Heading 1") and (text := _docx_runs_text(element).strip()):
             return text
     return ""
+
+
+def _docx_paragraphs(container: Any) -> Iterator[Any]:
+    """The paragraphs (w:p) of a body or a text box outside tables, in the order _docx_lines reads them: each one,
+    then those of the text boxes anchored in it."""
+    for element in _docx_blocks(container):
+        if element.tag == WORD + "p":
+            yield element
+            for box in _docx_text_boxes(element):
+                yield from _docx_paragraphs(box)
 
 
 def _docx_notes(document: Any) -> Iterator[str]:

@@ -972,12 +972,15 @@ def word_package(body: str) -> bytes:
 
 
 def text_box(*paragraphs: str) -> str:
-    """A text box's content, a paragraph per text: what both ways of drawing the box hold."""
-    return (
-        "<w:txbxContent>"
-        + "".join(f"<w:p><w:r><w:t>{text}</w:t></w:r></w:p>" for text in paragraphs)
-        + "</w:txbxContent>"
-    )
+    """A text box's content, a paragraph per text (one given as XML, <w:p>..., as it is): what both ways of drawing
+    the box hold."""
+    written = (text if text.startswith("<w:p") else f"<w:p><w:r><w:t>{text}</w:t></w:r></w:p>" for text in paragraphs)
+    return "<w:txbxContent>" + "".join(written) + "</w:txbxContent>"
+
+
+def styled_paragraph(style: str, text: str) -> str:
+    """A paragraph's XML in a style, by its id ("Title", "Heading1")."""
+    return f'<w:p><w:pPr><w:pStyle w:val="{style}"/></w:pPr><w:r><w:t>{text}</w:t></w:r></w:p>'
 
 
 def vml_text_box(*paragraphs: str) -> str:
@@ -1142,3 +1145,24 @@ def test_rich_text_under_another_name_is_read_as_what_its_bytes_show(name: str) 
 def test_a_file_named_rtf_that_is_not_rich_text_is_refused_saying_so() -> None:
     [refused] = load_content("notes.rtf", b"Plain words, saved under the wrong name.", doc_id="notes.rtf")
     assert isinstance(refused, Skipped) and refused.reason.startswith(loaders.NOT_RTF), refused
+
+
+def covered_document(*cover: str) -> bytes:
+    """A Word document whose cover page is a text box of these paragraphs, then a Heading 1 and its text."""
+    from docx.oxml import parse_xml
+
+    document = Document()
+    document.add_paragraph()._p.append(parse_xml(f"<w:r {WORD_NAMESPACES}>{drawn_text_box(*cover)}</w:r>"))
+    document.add_heading("Introduction", level=1)
+    document.add_paragraph("Revenue grew by a tenth.")
+    return saved(document)
+
+
+def test_a_word_cover_page_s_title_in_a_text_box_titles_the_document() -> None:
+    """Word's cover pages set the title in a text box, which the title was never looked for in: the document was
+    titled by its first heading after the cover page."""
+    prepared = "Prepared by the finance team."
+    doc = one("report.docx", covered_document(styled_paragraph("Title", "Annual Report 2025"), prepared))
+    assert doc.title == "Annual Report 2025"
+    assert doc.text.split("\n\n") == ["Annual Report 2025", prepared, "Introduction", "Revenue grew by a tenth."]
+    assert one("report.docx", covered_document(prepared)).title == "Introduction"
