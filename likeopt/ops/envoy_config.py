@@ -183,6 +183,11 @@ GRPC_PREFIX = "/likeopt.v1."
 GRPC_WRITES = "/likeopt.v1.RetrievalService/"
 """The route prefix of every RetrievalService method but Search (which has a path route of its own):
 writes, index status and the index watch, all sent to the writer."""
+GRPC_OPEN_READS = ("/likeopt.v1.RetrievalService/Search",)
+"""The RetrievalService methods that need the API key only when reads do; every other one needs it always."""
+KEY_REFUSED = "missing or wrong API key"
+NO_KEY = "no API key is configured"
+RBAC_FILTER = "envoy.filters.http.rbac"
 
 
 def key_header(api_key: str) -> dict:
@@ -191,41 +196,65 @@ def key_header(api_key: str) -> dict:
     return {"name": "authorization", "string_match": {"safe_regex": {"regex": key_pattern(api_key)}}}
 
 
+def _path_prefix(prefix: str) -> dict:
+    return {"url_path": {"path": {"prefix": prefix}}}
+
+
+def key_policy(api_key: str, reads_too: bool) -> dict:
+    """RBAC: the gRPC methods behind the API key (all of them with reads_too, else RetrievalService's but its open
+    reads) pass only with the key, and with no key configured never; everything else passes."""
+    if reads_too:
+        keyed = _path_prefix(GRPC_PREFIX)
+    else:
+        reads = {"or_rules": {"rules": [{"url_path": {"path": {"exact": path}}} for path in GRPC_OPEN_READS]}}
+        keyed = {"and_rules": {"rules": [_path_prefix(GRPC_WRITES), {"not_rule": reads}]}}
+    key_holders = [{"header": key_header(api_key)}] if api_key else [{"not_id": {"any": True}}]
+    return {
+        "action": "ALLOW",
+        "policies": {
+            "everything-but-keyed-grpc": {"permissions": [{"not_rule": keyed}], "principals": [{"any": True}]},
+            "key-holders": {"permissions": [{"any": True}], "principals": key_holders},
+        },
+    }
+
+
+def rbac_filter(rules: dict) -> dict:
+    return {
+        "name": RBAC_FILTER,
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC", "rules": rules},
+    }
+
+
+def _ingress_managers(doc: dict) -> list[dict]:
+    """The HTTP connection managers of the clients' listener."""
+    listener = next(x for x in doc["static_resources"]["listeners"] if x["name"] == "ingress")
+    return [chain["filters"][0]["typed_config"] for chain in listener["filter_chains"]]
+
+
+def _refusing_filters_after_grpc_web(manager: dict, refusing: list[dict]) -> None:
+    """Filters that refuse requests go right after grpc_web, which reads a gRPC-web call as gRPC first (so that its
+    refusal is a gRPC-web reply), and after CORS, which answers preflights before them (a preflight carries no
+    credentials) and lets a browser read their refusals."""
+    filters = manager["http_filters"]
+    at = next(i for i, f in enumerate(filters) if f["name"] == "envoy.filters.http.grpc_web") + 1
+    filters[at:at] = refusing
+
+
 def with_grpc_key(rendered: str, api_key: str, reads_too: bool) -> str:
     """The rendered config with gRPC and gRPC-web writes (and reads too, if asked) refused (401) unless they
     carry the API key; with no key configured they are refused outright, as the gateway refuses REST writes.
 
-    REST is checked by the gateway; gRPC goes straight to the services, so Envoy checks it.
+    REST is checked by the gateway; gRPC goes straight to the services, so Envoy checks it, with RBAC rather than
+    routes: the CORS filter passes a route's direct response by, so a browser could not read such a refusal, and a
+    preflight was refused like a call without the key.
     """
-
-    def guarded(match: dict) -> bool:
-        if reads_too:
-            return (match.get("prefix") or match.get("path") or "").startswith(GRPC_PREFIX)
-        return match.get("prefix") == GRPC_WRITES
-
     doc = yaml.safe_load(rendered)
-    for listener in doc["static_resources"]["listeners"]:
-        for chain in listener["filter_chains"]:
-            for network_filter in chain["filters"]:
-                for host in network_filter["typed_config"].get("route_config", {}).get("virtual_hosts", []):
-                    routes = host["routes"]
-                    keyed = [route for route in routes if guarded(route["match"])]
-                    if not keyed:
-                        continue
-                    if api_key:  # the key opens the routes; the refusal catches what they let through
-                        for route in keyed:
-                            route["match"].setdefault("headers", []).append(key_header(api_key))
-                        position, reason = routes.index(keyed[-1]) + 1, "missing or wrong API key"
-                    else:  # nothing opens them: the refusal comes first
-                        position, reason = routes.index(keyed[0]), "no API key is configured"
-                    refusal = {
-                        "match": {"prefix": GRPC_PREFIX if reads_too else GRPC_WRITES},
-                        "direct_response": {"status": 401, "body": {"inline_string": reason}},
-                    }
-                    routes.insert(position, refusal)
-                    # Envoy's only 401 here: said in each client's shape (a gRPC-web client's as gRPC's).
-                    mappers = network_filter["typed_config"]["local_reply_config"]["mappers"]
-                    mappers[:0] = in_every_shape([_status_is(401)], UNAUTHENTICATED, message=reason)
+    reason = KEY_REFUSED if api_key else NO_KEY
+    for manager in _ingress_managers(doc):
+        _refusing_filters_after_grpc_web(manager, [rbac_filter(key_policy(api_key, reads_too))])
+        # RBAC's 403 is Envoy's only one here: a 401 with the reason, in each client's shape (gRPC-web's as gRPC's).
+        refusals = in_every_shape([_status_is(403)], UNAUTHENTICATED, status=401, body=reason)
+        manager["local_reply_config"]["mappers"][:0] = refusals
     return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -512,11 +541,7 @@ def with_jwt(rendered: str, config: Config) -> str:
     guards gRPC writes; Envoy's own refusals are in each client's shape (jwt_refusal_mappers), after grpc_web has
     read a gRPC-web request; the reason a token was refused reaches the gateway."""
     doc = yaml.safe_load(rendered)
-    listener = next(x for x in doc["static_resources"]["listeners"] if x["name"] == "ingress")
-    for chain in listener["filter_chains"]:
-        manager = chain["filters"][0]["typed_config"]
-        filters = manager["http_filters"]
-        at = next(i for i, f in enumerate(filters) if f["name"] == "envoy.filters.http.grpc_web") + 1
+    for manager in _ingress_managers(doc):
         jwt_filter = {
             "name": JWT_FILTER,
             "typed_config": {
@@ -526,14 +551,7 @@ def with_jwt(rendered: str, config: Config) -> str:
                 "bypass_cors_preflight": True,
             },
         }
-        rbac_filter = {
-            "name": "envoy.filters.http.rbac",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
-                "rules": writer_policy(config),
-            },
-        }
-        filters[at:at] = [jwt_filter, rbac_filter]
+        _refusing_filters_after_grpc_web(manager, [jwt_filter, rbac_filter(writer_policy(config))])
         manager["local_reply_config"]["mappers"][:0] = jwt_refusal_mappers()
         manager["route_config"].update(token_failure_headers())
         for host in manager["route_config"]["virtual_hosts"]:

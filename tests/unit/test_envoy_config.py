@@ -1397,35 +1397,44 @@ def test_replicas_join_their_clusters_and_writes_stay_on_the_first(tmp_path):
     assert ports["generation"] == [7003]
 
 
-def grpc_routes(text: str) -> list[dict]:
-    """The ingress routes for gRPC paths, in order."""
-    hcm = yaml.safe_load(text)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
-    return [r for r in routes if (r["match"].get("prefix") or r["match"].get("path", "")).startswith("/likeopt.v1.")]
+def grpc_web_call(url: str, authorization: str = "", **headers: str) -> tuple[int, str | None, str | None, str | None]:
+    """A gRPC-web call's HTTP status, content type, grpc-status and grpc-message."""
+    headers = {"content-type": "application/grpc-web+proto", "x-grpc-web": "1", **headers}
+    headers.update({"authorization": authorization} if authorization else {})
+    reply = httpx.post(url, content=b"\0\0\0\0\0", headers=headers, timeout=15)
+    found = reply.headers
+    return reply.status_code, found.get("content-type"), found.get("grpc-status"), found.get("grpc-message")
 
 
-def needs_key(route: dict) -> bool:
-    return any(h["name"] == "authorization" for h in route["match"].get("headers", []))
+PASSED = "14"
+"""The grpc-status of a call Envoy let through: no retrieval_svc listens."""
 
 
-@pytest.mark.parametrize("reads_need_key", [False, True])
-def test_grpc_writes_need_the_key_and_reads_only_when_configured(tmp_path, reads_need_key):
-    environ = {"LIKEOPT_API_KEY": "s3cret", "LIKEOPT_READS_NEED_KEY": "1" if reads_need_key else "0"}
-    routes = grpc_routes(write_envoy_config(Config.from_env(environ), tmp_path).read_text())
-    search, writes = routes[0], routes[1]
-    assert search["match"]["path"] == "/likeopt.v1.RetrievalService/Search"
-    assert needs_key(search) is reads_need_key
-    assert writes["match"]["prefix"] == "/likeopt.v1.RetrievalService/" and needs_key(writes)
-    refusal = routes[2] if not reads_need_key else routes[-1]
-    assert refusal["direct_response"]["status"] == 401
-    assert refusal["match"]["prefix"] == ("/likeopt.v1." if reads_need_key else "/likeopt.v1.RetrievalService/")
-
-
-def test_without_a_key_grpc_writes_are_refused_before_they_reach_the_writer(tmp_path):
-    routes = grpc_routes(write_envoy_config(Config.from_env({"LIKEOPT_API_KEY": ""}), tmp_path).read_text())
-    assert routes[0]["match"]["path"].endswith("/Search") and not needs_key(routes[0])
-    assert routes[1]["direct_response"]["status"] == 401
-    assert routes[1]["match"]["prefix"] == "/likeopt.v1.RetrievalService/"
+@pytest.mark.parametrize(
+    ("key", "reads_need_key", "search", "others"),
+    [
+        ("s3cret", "0", (PASSED, PASSED), ("16", PASSED)),
+        ("s3cret", "1", ("16", PASSED), ("16", PASSED)),
+        ("", "0", (PASSED, PASSED), ("16", "16")),
+    ],
+    ids=["writes-need-the-key", "reads-too", "no-key-configured"],
+)
+def test_grpc_writes_need_the_key_and_reads_only_when_configured(
+    gateway, tmp_path, key, reads_need_key, search, others
+):
+    """Search is a read; every other RetrievalService method (writes, index status) needs the key, and with no key
+        configured is refused whatever comes. Each pair: the grpc-status without the key and with it ("Bearer s3cret"),
+    the others' being GetIndexStatus's and DeleteDocuments's."""
+    if ENVOY is None:
+        pytest.skip(NO_ENVOY)
+    proc = _start_envoy(tmp_path, gateway, LIKEOPT_API_KEY=key, LIKEOPT_READS_NEED_KEY=reads_need_key)
+    try:
+        for method, expected in (("Search", search), ("GetIndexStatus", others), ("DeleteDocuments", others)):
+            url = f"{proc.url}/likeopt.v1.RetrievalService/{method}"
+            got = tuple(grpc_web_call(url, authorization)[2] for authorization in ("", "Bearer s3cret"))
+            assert got == expected, method
+    finally:
+        proc.stop()
 
 
 KEY_WITH_METACHARACTERS = "a.b*c(1)"
@@ -1436,10 +1445,21 @@ def _manager(text: str) -> dict:
     return yaml.safe_load(text)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
 
 
+def _authorization_matchers(node: object) -> list[dict]:
+    """Every matcher of the Authorization header anywhere in a config (RBAC's, routes')."""
+    if isinstance(node, dict):
+        found = [node] if node.get("name") == "authorization" and "string_match" in node else []
+        return found + [matcher for value in node.values() for matcher in _authorization_matchers(value)]
+    if isinstance(node, list):
+        return [matcher for value in node for matcher in _authorization_matchers(value)]
+    return []
+
+
 def test_the_key_is_matched_in_any_case_and_spacing_as_its_own_characters(tmp_path):
     environ = {"LIKEOPT_API_KEY": KEY_WITH_METACHARACTERS, "LIKEOPT_READS_NEED_KEY": "1"}
-    routes = grpc_routes(write_envoy_config(Config.from_env(environ), tmp_path).read_text())
-    matchers = [h for r in routes for h in r["match"].get("headers", []) if h["name"] == "authorization"]
+    matchers = _authorization_matchers(
+        yaml.safe_load(write_envoy_config(Config.from_env(environ), tmp_path).read_text())
+    )
     assert matchers and all(m == matchers[0] for m in matchers)
     pattern = matchers[0]["string_match"]["safe_regex"]["regex"]
     for header in ("Bearer a.b*c(1)", "bearer a.b*c(1)", "BEARER \t a.b*c(1)"):
@@ -1505,6 +1525,35 @@ def test_envoy_takes_the_key_in_any_case_and_spacing_and_words_refusals_for_grpc
             with pytest.raises(grpc.RpcError) as passed:
                 call(b"", metadata=[("authorization", "bearer a.b*c(1)")], timeout=10)
             assert passed.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        proc.stop()
+
+
+ALLOWED_ORIGIN = {"Origin": "http://localhost:5173"}
+"""An origin the default CORS policy allows (a web UI on a local dev server)."""
+
+
+def test_a_browser_reads_envoy_s_refusal_of_a_keyless_grpc_web_call_and_its_preflight_needs_no_key(gateway, tmp_path):
+    """A cross-origin gRPC-web client can read a reply's grpc-status only if the reply allows its origin and exposes
+    the header: the API key's refusals were direct responses, which Envoy's CORS filter passes by, as it did the
+    preflight, refused like a call without the key."""
+    if ENVOY is None:
+        pytest.skip(NO_ENVOY)
+    proc = _start_envoy(tmp_path, gateway, LIKEOPT_API_KEY="s3cret", LIKEOPT_READS_NEED_KEY="1")
+    web = {"content-type": "application/grpc-web+proto", "x-grpc-web": "1", **ALLOWED_ORIGIN}
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, x-grpc-web"}
+    try:
+        with _client() as client:
+            for method in ("Search", "DeleteDocuments"):
+                url = f"{proc.url}/likeopt.v1.RetrievalService/{method}"
+                refused = client.post(url, content=b"\0\0\0\0\0", headers=web)
+                assert (refused.status_code, refused.headers.get("grpc-status")) == (200, "16"), method
+                assert refused.headers.get("access-control-allow-origin") == ALLOWED_ORIGIN["Origin"], method
+                assert "grpc-message" in refused.headers.get("access-control-expose-headers", ""), method
+                asked = client.options(url, headers={**ALLOWED_ORIGIN, **preflight})
+                assert asked.status_code == 200, (method, asked.text)
+                assert asked.headers.get("access-control-allow-origin") == ALLOWED_ORIGIN["Origin"], method
+                assert "authorization" in asked.headers.get("access-control-allow-headers", ""), method
     finally:
         proc.stop()
 

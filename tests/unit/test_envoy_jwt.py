@@ -34,6 +34,7 @@ from tests.unit.test_envoy_config import (
     needs_envoy,
     start_envoy,
 )
+from tests.unit.test_envoy_config import grpc_web_call as web
 
 
 def rendered(tmp_path: Path, **settings: str) -> dict:
@@ -50,9 +51,14 @@ def idp(tmp_path: Path) -> IdentityProvider:
     return IdentityProvider(tmp_path)
 
 
-def test_api_key_mode_has_no_identity_filters(tmp_path: Path) -> None:
+def test_api_key_mode_verifies_no_token_and_checks_the_key_after_cors_and_grpc_web(tmp_path: Path) -> None:
     names = [f["name"] for f in manager(rendered(tmp_path))["http_filters"]]
-    assert "envoy.filters.http.jwt_authn" not in names and "envoy.filters.http.rbac" not in names
+    assert "envoy.filters.http.jwt_authn" not in names
+    assert (
+        names.index("envoy.filters.http.cors")
+        < names.index("envoy.filters.http.grpc_web")
+        < names.index("envoy.filters.http.rbac")
+    )
 
 
 def test_jwt_mode_verifies_before_routing_and_refuses_a_client_principal_first(
@@ -243,12 +249,3 @@ def test_grpc_web_refusals_are_grpc_web_replies_and_the_key_writes_in_any_case(
             envoy.stop()
     finally:
         gateway.stop()
-
-
-def web(url: str, authorization: str = "", **headers: str) -> tuple[int, str | None, str | None, str | None]:
-    """A gRPC-web call's HTTP status, content type, grpc-status and grpc-message."""
-    headers = {"content-type": "application/grpc-web+proto", "x-grpc-web": "1", **headers}
-    headers.update({"authorization": authorization} if authorization else {})
-    reply = httpx.post(url, content=b"\0\0\0\0\0", headers=headers, timeout=15)
-    found = reply.headers
-    return reply.status_code, found.get("content-type"), found.get("grpc-status"), found.get("grpc-message")
