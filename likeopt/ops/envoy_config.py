@@ -24,7 +24,7 @@ import yaml
 from likeopt.ops.envoy_drain import SPAN_FLUSH_MS
 from likeopt.ops.open_files import downstream_connection_cap, open_file_limit
 from likeopt.runtime.addresses import address_list, ca_file, otlp_collector, split_host_port
-from likeopt.runtime.api_key import key_pattern
+from likeopt.runtime.api_key import BLANKS, key_pattern
 from likeopt.runtime.config import ENVOY, Config, settings_or_exit
 from likeopt.runtime.principal import (
     LACKS_WRITER_ROLE,
@@ -282,9 +282,13 @@ GRPC_WRITE_METHODS = tuple(
 )
 KEYED_PATHS = (*GRPC_WRITE_METHODS, "/likeopt.v1.GenerationService/ListFeedback")
 """gRPC methods the API key may call without a token (writes also with a token holding the writer role)."""
-BEARER_PREFIXES = tuple(sorted("".join(case) + " " for case in itertools.product(*({c, c.upper()} for c in "bearer"))))
-"""The Authorization scheme in each of its 64 spellings: RFC 7235 makes it case-insensitive, jwt_authn compares
-prefixes exactly. A header matches one at most (a JWT holds no space), so no request carries two tokens."""
+BEARER_PREFIXES = tuple(
+    sorted("".join(case) + blank for case in itertools.product(*({c, c.upper()} for c in "bearer")) for blank in BLANKS)
+)
+"""The Authorization scheme in each of its 64 spellings, each with each blank after it, as the gateway reads it
+(api_key.BEARER_SCHEME): RFC 7235 makes the scheme case-insensitive, and jwt_authn looks for a prefix exactly, then
+takes the token from the first base64url character after it, past any further blanks. A header holds one at most
+(one blank follows the scheme, and a JWT holds none), so no request carries two tokens."""
 
 
 def _method_rule(prefix: str, method: str, requires: dict | None) -> dict:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from likeopt.ops.envoy_config import CLIENT_PRINCIPAL, PRINCIPAL_HEADER, jwt_rules, write_envoy_config
+from likeopt.runtime.api_key import bearer_token
 from likeopt.runtime.config import Config
 from likeopt.runtime.principal import LACKS_WRITER_ROLE, WRONG_KEY
 from tests.identity import IdentityProvider
@@ -245,6 +246,30 @@ def test_grpc_web_refusals_are_grpc_web_replies_and_the_key_writes_in_any_case(
             assert web(delete, token) == (200, grpc_web, "7", LACKS_WRITER_ROLE)
             assert web(delete, "Bearer aXbbc1") == (200, grpc_web, "16", WRONG_KEY)
             assert web(delete, f"bearer {key}")[2] == "14"  # let through: no retrieval_svc listens
+        finally:
+            envoy.stop()
+    finally:
+        gateway.stop()
+
+
+@needs_envoy
+def test_envoy_takes_the_token_as_the_gateway_reads_the_header(tmp_path: Path, idp: IdentityProvider) -> None:
+    """RFC 7235: the scheme in any case, then one or more spaces or tabs. jwt_authn found a token only after the
+    scheme and a space, so a tab alone between them was "Jwt is missing" while the gateway took the header."""
+    token = idp.token("u1")
+    gateway = FakeGateway()
+    gateway.start()
+    try:
+        envoy = start_envoy(Config.from_env(envoy_environment(gateway.port, **idp.settings())), tmp_path / "envoy")
+        try:
+            for header in (f"Bearer\t{token}", f"bearer\t\t{token}", f"BEARER \t {token}", f"Bearer {token}"):
+                assert bearer_token(header) == token, repr(header)
+                reply = httpx.get(f"{envoy.url}/api/v1/index", headers={"Authorization": header}, timeout=15)
+                assert reply.status_code == 200, (repr(header), reply.text)
+            for header in (f"Bearer{token}", f"Basic {token}"):
+                assert bearer_token(header) is None, repr(header)
+                reply = httpx.get(f"{envoy.url}/api/v1/index", headers={"Authorization": header}, timeout=15)
+                assert reply.status_code == 401, (repr(header), reply.text)
         finally:
             envoy.stop()
     finally:
