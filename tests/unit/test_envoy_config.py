@@ -961,6 +961,22 @@ def test_an_unreachable_upstream_is_a_json_error_for_http_and_a_plain_status_for
     assert "grpc-message: {" not in answered, "a gRPC client reads Envoy's words, not JSON"
 
 
+UNREACHABLE = "the {} service cannot be reached now; try again shortly"
+
+
+def test_an_unreachable_upstream_is_a_grpc_unavailable_reply_for_grpc_and_grpc_web(envoy):
+    """A gRPC-web client reads a status only from an HTTP 200 reply: Envoy's 503 (grpc-status 14 in an HTTP error)
+    was reported as an HTTP error, and a gRPC client read Envoy's "upstream connect error or disconnect/reset"."""
+    for cluster, method in (("generation", "GenerationService/Answer"), ("retrieval", "RetrievalService/Search")):
+        url = f"{envoy.url}/likeopt.v1.{method}"
+        assert grpc_web_call(url) == (200, "application/grpc-web+proto", "14", UNREACHABLE.format(cluster)), method
+        with grpc.insecure_channel(f"127.0.0.1:{envoy.port}") as channel:
+            with pytest.raises(grpc.RpcError) as failed:
+                channel.unary_unary(f"/likeopt.v1.{method}")(b"", timeout=10)
+        assert failed.value.code() == grpc.StatusCode.UNAVAILABLE, method
+        assert failed.value.details() == UNREACHABLE.format(cluster), method
+
+
 def test_an_upload_may_take_as_long_as_the_gateway_allows_it():
     """Envoy must not report an upload failed (504) while the gateway still waits for it to be stored."""
     doc = yaml.safe_load(render_envoy_config(envoy_values(Config.from_env({}), "/tmp/envoy-access.log")))
