@@ -235,7 +235,11 @@ def test_default_routes_never_time_out_a_stream_and_retry_only_searches():
         for route in routes
         if "retry_policy" in route.get("route", {})
     }
-    assert retried == {"/likeopt.v1.RetrievalService/Search", "/api/v1/search"}
+    assert retried == {
+        "/likeopt.v1.RetrievalService/Search",
+        "/likeopt.v1.RetrievalService/SearchBatch",
+        "/api/v1/search",
+    }
     chat = next(r for r in routes if r["match"].get("path") == "/api/v1/chat" and "route" in r)
     assert "envoy.filters.http.buffer" not in chat.get("typed_per_filter_config", {})
     writes = next(r for r in routes if r["match"].get("prefix") == "/likeopt.v1.RetrievalService/")
@@ -937,6 +941,22 @@ def test_grpc_search_is_retried_and_generation_is_not(envoy):
     before = envoy.stat("cluster.generation.upstream_rq_retry")
     _assert_unavailable(_grpc_call(envoy, "/likeopt.v1.GenerationService/Answer"))
     assert envoy.stat("cluster.generation.upstream_rq_retry") == before
+
+
+def test_a_batch_of_searches_goes_to_every_replica_and_is_retried_as_a_search_is(gateway, tmp_path):
+    """SearchBatch is a read as Search is: it went to the writer alone, never retried. It still needs the key
+    unless reads are open, as every RetrievalService method but Search does."""
+    if ENVOY is None:
+        pytest.skip(NO_ENVOY)
+    proc = _start_envoy(tmp_path, gateway, LIKEOPT_API_KEY="s3cret")
+    try:
+        url = f"{proc.url}/likeopt.v1.RetrievalService/SearchBatch"
+        assert grpc_web_call(url)[2] == "16"
+        before = proc.stat("cluster.retrieval.upstream_rq_retry")
+        assert grpc_web_call(url, "Bearer s3cret")[2:] == ("14", UNREACHABLE.format("retrieval"))
+        assert proc.stat("cluster.retrieval.upstream_rq_retry") - before == 2
+    finally:
+        proc.stop()
 
 
 def test_a_slow_search_is_waited_for_once_not_retried_while_it_runs(envoy, gateway):
