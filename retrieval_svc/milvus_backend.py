@@ -698,8 +698,10 @@ class MilvusBackend:
         """The chunks condition passes and their vectors: read from Milvus once per index version while the
         cache keeps them (a write, here or through another replica once refreshed, makes a new version)."""
         version = self._version  # before the read: what it finds is at least as new
-        if (kept := self._vectors.get(condition, version)) is not None:
-            return kept
+        return self._vectors.get_or_read(condition, version, partial(self._read_passing, condition))
+
+    def _read_passing(self, condition: str) -> Passing:
+        """The chunks condition passes and their vectors, read from Milvus."""
         rows = self._call(
             "query",
             self.collection,
@@ -712,9 +714,7 @@ class MilvusBackend:
         VECTOR_READS.inc()
         rows = sorted(rows, key=lambda row: str(row["chunk_id"]))
         vectors = np.asarray([row["dense"] for row in rows], dtype=np.float32).reshape(len(rows), self.embedder.dim)
-        passing = Passing([str(row["chunk_id"]) for row in rows], vectors)
-        self._vectors.put(condition, version, passing)
-        return passing
+        return Passing([str(row["chunk_id"]) for row in rows], vectors)
 
     def _server_hybrid(
         self, query: str, params: SearchParams, vector: np.ndarray | None, condition: str, depth: int

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 from prometheus_client import Counter
@@ -49,10 +50,28 @@ class Passing:
         return ranked
 
 
+@dataclass
+class _Read:
+    """One read of a filter's vectors under way, which searches of the same filter and version wait for instead of
+    reading them again (searches run on retrieval_svc's thread pool)."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    passing: Passing | None = None
+    error: BaseException | None = None
+
+    def result(self) -> Passing:
+        """What the read found, once it is done; its error, raised again, if it failed."""
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.passing is not None
+        return self.passing
+
+
 class VectorCache:
     """Passing per filter, for one index version at a time (a new version empties it, as row counts are kept);
     the least recently searched filters are dropped past VECTORS_KEPT_BYTES or VECTOR_FILTERS_KEPT. Searches
-    run on several threads: every access holds the lock."""
+    run on several threads: every access holds the lock, and searches of a filter not kept yet share one read."""
 
     def __init__(self, most_bytes: int = VECTORS_KEPT_BYTES, most_filters: int = VECTOR_FILTERS_KEPT) -> None:
         self.most_bytes, self.most_filters = most_bytes, most_filters
@@ -60,14 +79,44 @@ class VectorCache:
         self._version = -1
         self._bytes = 0
         self._lock = threading.Lock()
+        self._reads: dict[tuple[str, int], _Read] = {}
+        """The reads under way, by filter and index version."""
 
     def get(self, condition: str, version: int) -> Passing | None:
         """What condition passes at version, if kept."""
         with self._lock:
-            passing = self._kept.get(condition) if version == self._version else None
-            if passing is not None:
-                self._kept.move_to_end(condition)
-            return passing
+            return self._kept_at(condition, version)
+
+    def _kept_at(self, condition: str, version: int) -> Passing | None:
+        """get, for a caller holding the lock."""
+        passing = self._kept.get(condition) if version == self._version else None
+        if passing is not None:
+            self._kept.move_to_end(condition)
+        return passing
+
+    def get_or_read(self, condition: str, version: int, read: Callable[[], Passing]) -> Passing:
+        """What condition passes at version: kept, or read once however many searches ask for it meanwhile. A read
+        that fails raises in every search that waited for it and keeps nothing, so the next search reads again."""
+        key = (condition, version)
+        with self._lock:
+            if (passing := self._kept_at(condition, version)) is not None:
+                return passing
+            under_way = self._reads.get(key)
+            if under_way is None:
+                self._reads[key] = mine = _Read()
+        if under_way is not None:
+            return under_way.result()
+        try:
+            mine.passing = read()
+            self.put(condition, version, mine.passing)
+        except BaseException as exc:
+            mine.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._reads[key]
+            mine.done.set()
+        return mine.passing
 
     def put(self, condition: str, version: int, passing: Passing) -> None:
         """Keep what condition passes at version (read at that version or later), dropping another version's."""

@@ -1,13 +1,16 @@
 """A restricted reader's dense searches on Milvus score the few chunks its filter passes from vectors read once per
-index version (retrieval_svc/milvus_vectors.py), against a real ``milvus-lite server``: repeated searches and a
-batch read them once and rank as every chunk scored afresh does; a write (here, or through another replica once
+index version (retrieval_svc/milvus_vectors.py), against a real ``milvus-lite server``: repeated searches, a batch
+and searches arriving together read them once and rank as every chunk scored afresh does; a write (here, or through another replica once
 refreshed) reads them again; a chunk deleted or moved out of the reader's reach since they were read never comes
 back, even before the version moves. Reads are counted by the Prometheus counter the backend exports."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,6 +82,31 @@ def test_a_reader_s_repeated_searches_and_a_batch_read_the_vectors_once(loaded: 
         [QUERY, "payment report"], params("dense", top_k=TOP_K, reader=ALICE), [loaded.embed_query(QUERY)] * 2
     )
     assert [h.text for h in batch[0]] == [h.text for h in first]  # scores alike but for float32 rounding
+    assert vector_reads() - before == 1
+
+
+def test_a_reader_s_first_searches_arriving_together_read_the_vectors_once(
+    loaded: MilvusBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each read them from Milvus: no search waited for the read another had under way."""
+    reading, gate = threading.Event(), threading.Event()
+    call = loaded._call
+
+    def gated_call(method: str, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("output_fields") == ["chunk_id", "dense"]:  # the read of the filter's vectors
+            reading.set()
+            gate.wait(30)
+        return call(method, *args, **kwargs)
+
+    monkeypatch.setattr(loaded, "_call", gated_call)
+    before = vector_reads()
+    with ThreadPoolExecutor(2) as pool:  # as retrieval_svc's search pool runs them
+        first = pool.submit(search, loaded)
+        assert reading.wait(30)
+        second = pool.submit(search, loaded)
+        wait([second], timeout=0.5)  # time to reach the read under way (unfixed, it starts one of its own)
+        gate.set()
+        assert first.result(30) == second.result(30)
     assert vector_reads() - before == 1
 
 

@@ -1,9 +1,14 @@
 """The cache of a selective filter's vectors (retrieval_svc/milvus_vectors.py): ranks as milvus_ranking.best_first
-does, holds one index version at a time, and drops the least recently searched filter past its bounds."""
+does, holds one index version at a time, drops the least recently searched filter past its bounds, and has searches
+of a filter arriving together share one read of its vectors."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
 import numpy as np
+from pymilvus.exceptions import MilvusException
 
 from retrieval_svc.milvus_vectors import Passing, VectorCache
 
@@ -41,3 +46,60 @@ def test_the_least_recently_searched_filter_goes_first_past_either_bound() -> No
     for name in "xyz":
         by_count.put(name, 1, passing(0))
     assert [by_count.get(n, 1) is not None for n in "xyz"] == [False, True, True]
+
+
+class GatedRead:
+    """A read of a filter's vectors that stays under way until the test opens the gate, counting its calls."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls = 0
+        self.started, self.gate = threading.Event(), threading.Event()
+        self.error = error
+
+    def __call__(self) -> Passing:
+        self.calls += 1
+        self.started.set()
+        self.gate.wait()
+        if self.error is not None:
+            raise self.error
+        return passing(3)
+
+
+def two_searches(cache: VectorCache, first_read: GatedRead, second_read: GatedRead) -> tuple[object, object]:
+    """What two searches of filter "f" at version 1 got (a Passing or the error raised), the second arriving while
+    the first one's read is under way, as a reader's first searches do when they come together (searches run on
+    retrieval_svc's thread pool)."""
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(cache.get_or_read, "f", 1, first_read)
+        assert first_read.started.wait(5)
+        second = pool.submit(cache.get_or_read, "f", 1, second_read)
+        wait([second], timeout=0.5)  # time to reach the read under way (unfixed, it starts one of its own)
+        first_read.gate.set()
+        second_read.gate.set()
+        return outcome(first), outcome(second)
+
+
+def outcome(search: Future[Passing]) -> object:
+    return search.exception(5) or search.result()
+
+
+def test_searches_of_a_filter_arriving_together_share_one_read() -> None:
+    """Each search that found the filter not kept read its vectors from Milvus itself: a reader's first searches,
+    arriving together, each paid the 0.5-2 s read."""
+    cache, first_read, second_read = VectorCache(), GatedRead(), GatedRead()
+    got_first, got_second = two_searches(cache, first_read, second_read)
+    assert (first_read.calls, second_read.calls) == (1, 0)
+    assert got_second is got_first is cache.get("f", 1)
+    other_version = GatedRead()
+    other_version.gate.set()
+    assert cache.get_or_read("f", 2, other_version) is not got_first and other_version.calls == 1
+
+
+def test_a_failed_read_raises_in_every_waiting_search_and_the_next_search_reads_again() -> None:
+    failing, waiting_read = GatedRead(MilvusException(message="milvus went away")), GatedRead()
+    cache = VectorCache()
+    assert two_searches(cache, failing, waiting_read) == (failing.error, failing.error)
+    assert waiting_read.calls == 0 and cache.get("f", 1) is None
+    again = GatedRead()
+    again.gate.set()
+    assert cache.get_or_read("f", 1, again) is cache.get("f", 1) is not None and again.calls == 1
