@@ -674,25 +674,24 @@ class MilvusBackend:
     def _exact_dense(self, queries: Sequence[list[float]], condition: str, limit: int) -> list[list[Candidate]]:
         """Each query's top ``limit`` of the few chunks condition passes, every one scored from their cached vectors,
         so a selective filter never hides a readable chunk. Only the top chunks' hit fields are read, under
-        condition again: a chunk deleted or moved out of reach since the vectors were read is dropped."""
-        ranked = self._passing(condition).top(np.asarray(queries, dtype=np.float32), limit)
-        wanted = sorted({chunk_id for top in ranked for chunk_id, _ in top})
-        if not wanted:
-            return [[] for _ in queries]
+        condition again: a chunk deleted or moved out of reach since the vectors were read is dropped, and the next
+        best readable chunk shown in its place (Passing.readable_top)."""
+        passing = self._passing(condition)
+        tops = passing.readable_top(np.asarray(queries, dtype=np.float32), limit, partial(self._hit_rows, condition))
+        return [[Candidate.of({"id": c, "distance": score, "entity": row}) for c, score, row in top] for top in tops]
+
+    def _hit_rows(self, condition: str, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The hit fields of those of chunk_ids that are stored and condition passes, by chunk id."""
         rows = self._call(
             "query",
             self.collection,
-            filter=both(condition, ids_filter("chunk_id", wanted)),
+            filter=both(condition, ids_filter("chunk_id", chunk_ids)),
             output_fields=[*HIT_FIELDS, "chunk_id"],
-            limit=len(wanted),
+            limit=len(chunk_ids),
             consistency_level=self.consistency_level,
             timeout=self.timeout_s,
         )
-        shown = {str(row["chunk_id"]): row for row in rows}
-        return [
-            [Candidate.of({"id": c, "distance": score, "entity": shown[c]}) for c, score in top if c in shown]
-            for top in ranked
-        ]
+        return {str(row["chunk_id"]): row for row in rows}
 
     def _passing(self, condition: str) -> Passing:
         """The chunks condition passes and their vectors: read from Milvus once per index version while the

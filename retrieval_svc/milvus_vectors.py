@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from prometheus_client import Counter
@@ -28,6 +29,13 @@ VECTOR_READS = Counter(
     "Reads of the dense vectors a selective filter passes, to score them in retrieval_svc: one per filter and index"
     " version while they stay cached.",
 )
+
+Row = dict[str, Any]
+"""A chunk's fields as Milvus returns them."""
+ReadRows = Callable[[list[str]], dict[str, Row]]
+"""Reads the rows of those of some chunk ids that are still there and readable, by chunk id."""
+Shown = tuple[str, float, Row]
+"""A chunk shown: its id, its score and its row."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,25 @@ class Passing:
             order = np.argsort(-column, kind="stable")[:limit]
             ranked.append([(self.chunk_ids[i], float(column[i])) for i in order.tolist()])
         return ranked
+
+    def readable_top(self, queries: np.ndarray, limit: int, read: ReadRows) -> list[list[Shown]]:
+        """Each query's best ``limit`` chunks that ``read`` still finds, with the rows it found: a chunk deleted or
+        moved out of the filter's reach since the vectors were read is skipped and the next one shown in its place.
+        Only the top chunks are read; a read that misses some asks for twice as many next (a deleted document of
+        many chunks costs a few reads, not one per chunk), and no chunk is read twice."""
+        found: dict[str, Row] = {}
+        gone: set[str] = set()
+        want = limit
+        while True:
+            ranked = self.top(queries, want + len(gone))
+            heads = {chunk_id for top in ranked for chunk_id, _ in top if chunk_id not in gone}
+            unread = sorted(heads - found.keys())
+            found.update(read(unread) if unread else {})
+            missing = set(unread) - found.keys()
+            if not missing:
+                return [[(c, score, found[c]) for c, score in top if c in found][:limit] for top in ranked]
+            gone |= missing
+            want *= 2
 
 
 @dataclass

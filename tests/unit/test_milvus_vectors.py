@@ -103,3 +103,25 @@ def test_a_failed_read_raises_in_every_waiting_search_and_the_next_search_reads_
     again = GatedRead()
     again.gate.set()
     assert cache.get_or_read("f", 1, again) is cache.get("f", 1) is not None and again.calls == 1
+
+
+def test_a_chunk_gone_since_the_vectors_were_read_is_replaced_by_the_next_readable_one() -> None:
+    """A search showed fewer than limit chunks until the next index version: the chunks read gone were dropped and
+    nothing took their place."""
+    ids = [f"c{n:03d}" for n in range(40)]
+    kept = Passing(ids, np.asarray([[1.0, n / 100] for n in range(40)], dtype=np.float32))  # c039 scores best
+    gone = set(ids[-20:-1]) | {"c000"}  # nineteen of the best, as a deleted document of many chunks, and the worst
+    asked: list[list[str]] = []
+
+    def read(chunk_ids: list[str]) -> dict[str, dict[str, object]]:
+        asked.append(chunk_ids)
+        return {c: {"chunk_id": c} for c in chunk_ids if c not in gone}
+
+    queries = np.asarray([[0.0, 1.0], [0.0, -1.0]], dtype=np.float32)
+    best, worst = kept.readable_top(queries, 4, read)
+    assert [c for c, _, _ in best] == ["c039", "c019", "c018", "c017"]
+    assert [c for c, _, _ in worst] == ["c001", "c002", "c003", "c004"]
+    assert all(row == {"chunk_id": c} for c, _, row in best + worst)
+    read_ids = [c for chunk_ids in asked for c in chunk_ids]
+    assert len(read_ids) == len(set(read_ids))  # no chunk read twice
+    assert len(asked) <= 4  # reads asking for twice as many each time; refilling only the shortfall would take 8
