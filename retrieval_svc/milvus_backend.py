@@ -78,7 +78,7 @@ from retrieval_svc.milvus_access import (
     both,
 )
 from retrieval_svc.milvus_errors import Breaker, route_pymilvus_logs, unavailable
-from retrieval_svc.milvus_expressions import ids_filter, metadata_filter, quoted
+from retrieval_svc.milvus_expressions import ids_filter, ids_filters, metadata_filter, quoted
 from retrieval_svc.milvus_ranking import Candidate, best_first, bm25_candidates, chunk_hit, fuse_candidates
 from retrieval_svc.milvus_vectors import VECTOR_READS, Passing, VectorCache
 
@@ -681,17 +681,21 @@ class MilvusBackend:
         return [[Candidate.of({"id": c, "distance": score, "entity": row}) for c, score, row in top] for top in tops]
 
     def _hit_rows(self, condition: str, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """The hit fields of those of chunk_ids that are stored and condition passes, by chunk id."""
-        rows = self._call(
-            "query",
-            self.collection,
-            filter=both(condition, ids_filter("chunk_id", chunk_ids)),
-            output_fields=[*HIT_FIELDS, "chunk_id"],
-            limit=len(chunk_ids),
-            consistency_level=self.consistency_level,
-            timeout=self.timeout_s,
-        )
-        return {str(row["chunk_id"]): row for row in rows}
+        """The hit fields of those of chunk_ids that are stored and condition passes, by chunk id (in filters of
+        bounded size: ids_filters)."""
+        found: dict[str, dict[str, Any]] = {}
+        for ids in ids_filters("chunk_id", chunk_ids):
+            rows = self._call(
+                "query",
+                self.collection,
+                filter=both(condition, ids),
+                output_fields=[*HIT_FIELDS, "chunk_id"],
+                limit=len(chunk_ids),
+                consistency_level=self.consistency_level,
+                timeout=self.timeout_s,
+            )
+            found.update((str(row["chunk_id"]), row) for row in rows)
+        return found
 
     def _passing(self, condition: str) -> Passing:
         """The chunks condition passes and their vectors: read from Milvus once per index version while the

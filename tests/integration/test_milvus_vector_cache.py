@@ -18,6 +18,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from likeopt.runtime.principal import Reader
+from retrieval_svc import milvus_expressions
 from retrieval_svc.access import Access
 from retrieval_svc.backend import ChunkHit, DocumentInput, embedding_text
 from retrieval_svc.milvus_backend import MilvusBackend
@@ -170,3 +171,31 @@ def test_a_chunk_moved_out_of_the_reader_s_reach_never_comes_back(milvus: Milvus
         assert moved.id in {h.doc_id for h in zed_sees}
     finally:
         other.close()
+
+
+def test_ids_with_quotes_and_backslashes_near_their_longest_are_read_back_in_bounded_filters(
+    milvus: MilvusServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hit fields of every top chunk were read with one filter listing all their ids: up to 4 MB with 2,000 ids
+    near their 2 KB limit. Each id here ends its literal or escapes if quoted wrong, and is some 1.9 KB in UTF-8."""
+    monkeypatch.setattr(milvus_expressions, "IDS_FILTER_BYTES", 8 * 1024)
+    docs = [replace(d, id=f'{d.id} "q" \\ \\" or chunk_id != "' + "😀" * 470) for d in corpus()]
+    filters: list[str] = []
+    backend = backend_on(milvus, new_name())
+    call = backend._call
+
+    def recorded_call(method: str, *args: Any, **kwargs: Any) -> Any:
+        if "text" in kwargs.get("output_fields", ()):  # a read of hit fields
+            filters.append(kwargs["filter"])
+        return call(method, *args, **kwargs)
+
+    try:
+        ingest(backend, *docs)
+        monkeypatch.setattr(backend, "_call", recorded_call)
+        readable = [d for d in docs if d.access.readable_by(ALICE)]
+        shown = search(backend, top_k=len(readable))
+        assert chunk_ids(shown) == ranked_afresh(backend, docs, ALICE, QUERY)
+        assert {h.doc_id for h in shown} == {d.id for d in readable}
+        assert len(filters) > 1 and max(len(f.encode()) for f in filters) < 2 * 8 * 1024
+    finally:
+        backend.close()
