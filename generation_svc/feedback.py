@@ -7,10 +7,10 @@ not be evicted. Not retrieval_svc's store: that is the corpus. A rating is commi
 synchronous=FULL) before the caller is told it is stored; the answers it may refer to are
 written in batches in the background, on the same single thread, so a rating sent right after
 its answer still finds it. While the file takes no write (a full disk), answers wait in memory, up to
-``MAX_PENDING``, and ratings are refused as UNAVAILABLE. An answer may be rated for ``ANSWER_RETENTION_DAYS``;
-then it is dropped unless rated (pruned while the service runs, at most every ``PRUNE_INTERVAL_S``), and a rated
-one is kept with its ratings. Replicas on one host share the file (SQLite locks it); on several hosts each keeps
-its own.
+``MAX_PENDING``, tried again every ``RETRY_S`` however quiet the service, and ratings are refused as UNAVAILABLE.
+An answer may be rated for ``ANSWER_RETENTION_DAYS``; then it is dropped unless rated (pruned while the service
+runs, at most every ``PRUNE_INTERVAL_S``), and a rated one is kept with its ratings. Replicas on one host share the
+file (SQLite locks it); on several hosts each keeps its own.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ MAX_PENDING = 10_000
 while the file takes no write (a full disk); past this the oldest are dropped, counted and logged, never the caller
 slowed."""
 RETRY_S = 5.0
-"""How long a feedback file that could not be opened, or took no write, is left alone before the next answer (or,
-for opening, rating) tries it again: space freed is used within seconds, and a full disk is not tried at every
-answer."""
+"""How long a feedback file that could not be opened, or took no write, is left alone before it is tried again: then
+by the answers waiting for it (on a timer, so they are written though no other answer comes), the next answer or,
+for opening, rating. Space freed is used within seconds, and a full disk is not tried at every answer."""
 FEEDBACK = Counter("likeopt_feedback_total", "Ratings of answers stored, by rating.", ["rating"])
 ANSWERS_DROPPED = Counter(
     "likeopt_feedback_answers_dropped_total",
@@ -133,8 +133,8 @@ class Counts:
 
 class FeedbackStore:
     """The SQLite file, used from one thread of its own so that the event loop never waits on disk. A file that
-    cannot be opened (a full disk, a folder not there yet) is opened later, as answers and ratings come: meanwhile
-    answers wait and ratings are refused with the reason, and no restart is needed once it can be."""
+    cannot be opened (a full disk, a folder not there yet) is opened later, as answers and ratings come and while
+    answers wait (RETRY_S): meanwhile ratings are refused with the reason, and no restart is needed once it can be."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -150,6 +150,9 @@ class FeedbackStore:
         self._unopened = ""
         """What a caller reads while the file cannot be opened; empty once it is."""
         self._pruned_at = -math.inf
+        self._retry: threading.Timer | None = None
+        """The timer that tries the waiting answers again once RETRY_S has passed, while one is set."""
+        self._closed = False
         with contextlib.suppress(FeedbackUnavailable):  # logged for the operator; tried again later
             self._thread.submit(self._connection).result()
 
@@ -165,7 +168,8 @@ class FeedbackStore:
         except (OSError, sqlite3.Error) as exc:
             self._failed_at = time.monotonic()
             if self._unopened != (why := self._cannot_open(exc)):
-                notice = f"feedback is off until {self._path} can be opened ({exc}); tried again as answers come"
+                retried = "tried again while answers wait and as ratings come"
+                notice = f"feedback is off until {self._path} can be opened ({exc}); {retried}"
                 log.warning("feedback file cannot be opened", extra={"fields": {"notice": notice}})
             self._unopened = why
             raise FeedbackUnavailable(why) from exc
@@ -236,9 +240,32 @@ class FeedbackStore:
         if time.monotonic() - self._failed_at < RETRY_S:
             with self._lock:
                 self._flushing = False
+            self._retry_later()
             return
         with contextlib.suppress(FeedbackUnavailable, sqlite3.Error):
             self._flush()
+
+    def _retry_later(self) -> None:
+        """Have the waiting answers tried again on the store's thread once RETRY_S has passed since the file last
+        failed, unless a try is set already or the store is closing: on a quiet service no answer may come to try
+        them, and they would wait in memory until one did or be lost at shutdown if the disk had filled again."""
+        with self._lock:
+            if self._closed or self._retry is not None or not self._pending or RETRY_S <= 0:
+                return  # with no RETRY_S every answer and rating tries the file, and a timer would spin
+            delay = max(self._failed_at + RETRY_S - time.monotonic(), 0.0)
+            self._retry = threading.Timer(delay, self._retry_now)
+            self._retry.daemon = True
+            self._retry.name = "feedback-retry"
+            self._retry.start()
+
+    def _retry_now(self) -> None:
+        """The timer's work: a background flush queued on the store's thread (unless one is queued already)."""
+        with self._lock:
+            self._retry = None
+            if self._closed or self._flushing:
+                return
+            self._flushing = True
+            self._thread.submit(self._flush_in_background)
 
     def _flush(self) -> None:
         """Write every waiting answer in one transaction (runs on the store's thread), then prune if it is time:
@@ -254,6 +281,7 @@ class FeedbackStore:
             with self._lock:
                 self._pending[:0] = rows
                 self._drop_oldest()
+            self._retry_later()
             raise
         self._prune_if_due(db)
 
@@ -367,6 +395,11 @@ class FeedbackStore:
 
     def close(self) -> None:
         """Write the waiting answers and close the file; those it does not take are lost, counted and logged."""
+        with self._lock:
+            self._closed = True
+            retry, self._retry = self._retry, None
+        if retry is not None:
+            retry.cancel()
         self._thread.submit(self._close).result()
         self._thread.shutdown(wait=True)
 

@@ -8,6 +8,8 @@ import contextlib
 import os
 import sqlite3
 import subprocess
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -153,6 +155,57 @@ def test_answers_the_file_never_took_are_counted_and_logged_as_lost_when_the_sto
     assert metric("likeopt_feedback_answers_dropped_total") == dropped + 1
     assert "answers kept for feedback were lost: the feedback file did not take them" in caplog.text
     assert stored_answers(tmp_path / "answers.sqlite3") == set()
+
+
+def written_by_themselves(path: Path, answer_ids: set[str], timeout_s: float = 10.0) -> set[str]:
+    """Those of answer_ids the file at path holds once they are there or timeout_s has passed, the store asked
+    nothing meanwhile (no answer, no rating)."""
+    deadline = time.monotonic() + timeout_s
+    stored: set[str] = set()
+    while not answer_ids <= stored and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with contextlib.suppress(sqlite3.Error):  # not there yet, or the store is laying it out
+            stored = stored_answers(path)
+    return stored & answer_ids
+
+
+@pytest.mark.parametrize("trouble", ["full disk", "unopenable"])
+def test_waiting_answers_are_written_once_the_file_takes_them_though_no_other_answer_comes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trouble: str
+) -> None:
+    """They were tried again only when the next answer came: a quiet service kept them in memory until then, and
+    lost them at shutdown if the disk had filled again."""
+    monkeypatch.setattr(feedback, "RETRY_S", 0.2)
+    folder = tmp_path / "feedback"
+    if trouble == "unopenable":
+        folder.write_text("a file where the folder should be")
+    store = FeedbackStore(folder / "answers.sqlite3")
+    try:
+        if trouble == "full disk":
+            disk_full(store)
+        keep(store, "a" * 32)
+        keep(store, "b" * 32)
+        if trouble == "full disk":
+            disk_full(store, False)
+        else:
+            folder.unlink()
+        assert written_by_themselves(folder / "answers.sqlite3", {"a" * 32, "b" * 32}) == {"a" * 32, "b" * 32}
+    finally:
+        store.close()
+
+
+def test_closing_the_store_stops_its_retries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feedback, "RETRY_S", 1e9)
+    folder = tmp_path / "feedback"
+    folder.write_text("a file where the folder should be")
+    store = FeedbackStore(folder / "answers.sqlite3")
+    keep(store, "a" * 32)
+    assert "feedback-retry" in {thread.name for thread in threading.enumerate()}  # set, for RETRY_S from now
+    store.close()
+    retries = [thread for thread in threading.enumerate() if thread.name == "feedback-retry"]
+    for retry in retries:
+        retry.join(5)
+    assert not any(retry.is_alive() for retry in retries)
 
 
 async def test_a_feedback_file_that_cannot_be_opened_at_start_is_opened_later_without_a_restart(
