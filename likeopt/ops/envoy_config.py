@@ -183,8 +183,9 @@ GRPC_PREFIX = "/likeopt.v1."
 GRPC_WRITES = "/likeopt.v1.RetrievalService/"
 """The route prefix of every RetrievalService method but the reads Search and SearchBatch (which have path routes of
 their own, to every replica): writes, index status and watch, document listings, all sent to the writer."""
-GRPC_OPEN_READS = ("/likeopt.v1.RetrievalService/Search",)
-"""The RetrievalService methods that need the API key only when reads do; every other one needs it always."""
+GRPC_OPEN_READS = ("/likeopt.v1.RetrievalService/Search", "/likeopt.v1.RetrievalService/SearchBatch")
+"""The RetrievalService methods that need the API key only when reads do (SearchBatch is a Search per query, as the
+same caller); every other one needs it always."""
 KEY_REFUSED = "missing or wrong API key"
 NO_KEY = "no API key is configured"
 RBAC_FILTER = "envoy.filters.http.rbac"

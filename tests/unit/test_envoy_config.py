@@ -943,20 +943,12 @@ def test_grpc_search_is_retried_and_generation_is_not(envoy):
     assert envoy.stat("cluster.generation.upstream_rq_retry") == before
 
 
-def test_a_batch_of_searches_goes_to_every_replica_and_is_retried_as_a_search_is(gateway, tmp_path):
-    """SearchBatch is a read as Search is: it went to the writer alone, never retried. It still needs the key
-    unless reads are open, as every RetrievalService method but Search does."""
-    if ENVOY is None:
-        pytest.skip(NO_ENVOY)
-    proc = _start_envoy(tmp_path, gateway, LIKEOPT_API_KEY="s3cret")
-    try:
-        url = f"{proc.url}/likeopt.v1.RetrievalService/SearchBatch"
-        assert grpc_web_call(url)[2] == "16"
-        before = proc.stat("cluster.retrieval.upstream_rq_retry")
-        assert grpc_web_call(url, "Bearer s3cret")[2:] == ("14", UNREACHABLE.format("retrieval"))
-        assert proc.stat("cluster.retrieval.upstream_rq_retry") - before == 2
-    finally:
-        proc.stop()
+def test_a_batch_of_searches_goes_to_every_replica_and_is_retried_as_a_search_is(envoy):
+    """SearchBatch is a read as Search is: it went to the writer alone, never retried."""
+    url = f"{envoy.url}/likeopt.v1.RetrievalService/SearchBatch"
+    before = envoy.stat("cluster.retrieval.upstream_rq_retry")
+    assert grpc_web_call(url)[2:] == ("14", UNREACHABLE.format("retrieval"))
+    assert envoy.stat("cluster.retrieval.upstream_rq_retry") - before == 2
 
 
 def test_a_slow_search_is_waited_for_once_not_retried_while_it_runs(envoy, gateway):
@@ -1447,7 +1439,7 @@ PASSED = "14"
 
 
 @pytest.mark.parametrize(
-    ("key", "reads_need_key", "search", "others"),
+    ("key", "reads_need_key", "reads", "others"),
     [
         ("s3cret", "0", (PASSED, PASSED), ("16", PASSED)),
         ("s3cret", "1", ("16", PASSED), ("16", PASSED)),
@@ -1455,17 +1447,16 @@ PASSED = "14"
     ],
     ids=["writes-need-the-key", "reads-too", "no-key-configured"],
 )
-def test_grpc_writes_need_the_key_and_reads_only_when_configured(
-    gateway, tmp_path, key, reads_need_key, search, others
-):
-    """Search is a read; every other RetrievalService method (writes, index status) needs the key, and with no key
-        configured is refused whatever comes. Each pair: the grpc-status without the key and with it ("Bearer s3cret"),
-    the others' being GetIndexStatus's and DeleteDocuments's."""
+def test_grpc_writes_need_the_key_and_reads_only_when_configured(gateway, tmp_path, key, reads_need_key, reads, others):
+    """Search and SearchBatch are reads; every other RetrievalService method (writes, index status) needs the key,
+    and with no key configured is refused whatever comes. Each pair: the grpc-status without the key and with it
+    ("Bearer s3cret"), the others' being GetIndexStatus's and DeleteDocuments's."""
     if ENVOY is None:
         pytest.skip(NO_ENVOY)
     proc = _start_envoy(tmp_path, gateway, LIKEOPT_API_KEY=key, LIKEOPT_READS_NEED_KEY=reads_need_key)
     try:
-        for method, expected in (("Search", search), ("GetIndexStatus", others), ("DeleteDocuments", others)):
+        methods = {"Search": reads, "SearchBatch": reads, "GetIndexStatus": others, "DeleteDocuments": others}
+        for method, expected in methods.items():
             url = f"{proc.url}/likeopt.v1.RetrievalService/{method}"
             got = tuple(grpc_web_call(url, authorization)[2] for authorization in ("", "Bearer s3cret"))
             assert got == expected, method
