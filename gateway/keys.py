@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from likeopt.runtime.api_key import bearer_token, holds_key
+from likeopt.runtime.api_key import KEY_REFUSED, bearer_token, holds_key
 from likeopt.runtime.config import Config
 from likeopt.runtime.principal import (
     LACKS_WRITER_ROLE,
@@ -31,7 +31,7 @@ def key_refusal(config: Config, authorization: str, write: bool) -> str | None:
     if not config.api_key:
         return "disabled: no LIKEOPT_API_KEY is configured"
     if not holds_key(authorization, config.api_key.get_secret_value()):
-        return "missing or wrong API key"
+        return KEY_REFUSED
     return None
 
 

@@ -24,7 +24,7 @@ import yaml
 from likeopt.ops.envoy_drain import SPAN_FLUSH_MS
 from likeopt.ops.open_files import downstream_connection_cap, open_file_limit
 from likeopt.runtime.addresses import address_list, ca_file, otlp_collector, split_host_port
-from likeopt.runtime.api_key import BLANKS, key_pattern
+from likeopt.runtime.api_key import BLANKS, KEY_REFUSED, key_pattern
 from likeopt.runtime.config import ENVOY, Config, settings_or_exit
 from likeopt.runtime.principal import (
     LACKS_WRITER_ROLE,
@@ -186,7 +186,6 @@ their own, to every replica): writes, index status and watch, document listings,
 GRPC_OPEN_READS = ("/likeopt.v1.RetrievalService/Search", "/likeopt.v1.RetrievalService/SearchBatch")
 """The RetrievalService methods that need the API key only when reads do (SearchBatch is a Search per query, as the
 same caller); every other one needs it always."""
-KEY_REFUSED = "missing or wrong API key"
 NO_KEY = "no API key is configured"
 RBAC_FILTER = "envoy.filters.http.rbac"
 

@@ -10,6 +10,9 @@ BLANKS = " \t"
 BEARER_SCHEME = f"(?i:bearer)[{BLANKS}]+"
 """The scheme and the blanks after it: any case (RFC 7235), one or more spaces or tabs. Python's ``re`` and Envoy's
 RE2 read it alike, so the gateway, generation_svc and Envoy take the same headers."""
+KEY_REFUSED = "missing or wrong API key"
+"""Why a request that needs the key is refused when it does not hold it: the gateway's words for REST and Envoy's for
+gRPC, so a client reads one reason whichever way it came."""
 
 
 def bearer_token(authorization: str) -> str | None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
-from likeopt.runtime.api_key import bearer_token, holds_key, key_pattern
+from gateway.keys import key_refusal
+from likeopt.ops.envoy_config import write_envoy_config
+from likeopt.runtime.api_key import KEY_REFUSED, bearer_token, holds_key, key_pattern
+from likeopt.runtime.config import Config
 
 
 @pytest.mark.parametrize("header", ["Bearer k-1", "bearer k-1", "BEARER  k-1 "])
@@ -58,3 +62,15 @@ def test_envoy_s_pattern_takes_exactly_the_headers_the_gateway_takes(key: str) -
     for header in _headers(key):
         assert bool(re.fullmatch(key_pattern(key), header)) == holds_key(header, key), header
     assert holds_key(f"bearer {key}", key) and not re.fullmatch(key_pattern(key), "Bearer aXbbc1")
+
+
+def test_the_gateway_and_envoy_word_a_missing_or_wrong_key_in_the_one_reason(tmp_path) -> None:
+    """One refusal, one reason: the gateway's for REST and Envoy's for gRPC are the same declared words."""
+    config = Config.from_env({"LIKEOPT_API_KEY": "k-1", "LIKEOPT_READS_NEED_KEY": "1"})
+    assert key_refusal(config, "Bearer k-2", write=True) == KEY_REFUSED
+    doc = yaml.safe_load(write_envoy_config(config, tmp_path).read_text())
+    manager = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    grpc_refusal = manager["local_reply_config"]["mappers"][0]
+    assert {"header": {"key": "grpc-message", "value": KEY_REFUSED}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"} in (
+        grpc_refusal["headers_to_add"]
+    )
