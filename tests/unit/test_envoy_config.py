@@ -1057,6 +1057,7 @@ REFUSED = {
     "429": RATE_LIMITED,
     "413, body read": _ingress("envoy_http_downstream_rq_too_large"),
     "413, declared": _ingress("envoy_http_rq_direct_response"),
+    "gRPC without the key": _ingress("envoy_http_rbac_denied"),
     "4xx": _ingress("envoy_http_downstream_rq_xx", envoy_response_code_class="4"),
 }
 """The series deploy/prometheus/alerts.yml reads for clients Envoy refuses, which the gateway never sees."""
@@ -1067,11 +1068,13 @@ def test_what_envoy_refuses_itself_is_counted_on_its_metrics_port(strict_envoy):
     with _client() as client:
         assert client.post(f"{strict_envoy.url}/api/v1/documents", content=b"x" * 4096).status_code == 413
         assert client.post(f"{strict_envoy.url}/api/v1/chat", content=b"x" * 4096).status_code == 413
+        keyless = grpc_web_call(f"{strict_envoy.url}/likeopt.v1.RetrievalService/DeleteDocuments")
+        assert keyless[2] == "16", keyless
         assert _exhaust(client, f"{strict_envoy.url}/api/v1/index", 10) is not None, "no 429 to count"
     after = scraped(strict_envoy)
     grown = {name: after[series] - before[series] for name, series in REFUSED.items()}
     assert min(grown.values()) >= 1, grown
-    assert grown["4xx"] >= sum(grown[name] for name in ("429", "413, body read", "413, declared"))
+    assert grown["4xx"] >= sum(grown[name] for name in ("429", "413, body read", "413, declared"))  # gRPC's are 200
 
 
 def test_access_log_gets_json_lines(envoy):
