@@ -512,9 +512,8 @@ class MilvusBackend:
             existing = self.existing(ids)
             if not existing:
                 return 0, self._version
-            for start in range(0, len(existing), WRITE_BATCH_ROWS):
-                batch = existing[start : start + WRITE_BATCH_ROWS]
-                self._call("delete", self.collection, filter=ids_filter("doc_id", batch), timeout=self.timeout_s)
+            for ids, _ in ids_filters("doc_id", existing):
+                self._call("delete", self.collection, filter=ids, timeout=self.timeout_s)
             return len(existing), self._bump_version()
 
     def existing(self, doc_ids: Sequence[str]) -> list[str]:
@@ -529,14 +528,13 @@ class MilvusBackend:
         """The values of field (unique per row under condition) that some row has."""
         found: set[str] = set()
         with self._guarded():
-            for start in range(0, len(values), WRITE_BATCH_ROWS):
-                batch = values[start : start + WRITE_BATCH_ROWS]
+            for ids, count in ids_filters(field, values):
                 rows = self._call(
                     "query",
                     self.collection,
-                    filter=ids_filter(field, batch) + condition,
+                    filter=ids + condition,
                     output_fields=[field],
-                    limit=len(batch),
+                    limit=count,
                     consistency_level=self.consistency_level,
                     timeout=self.timeout_s,
                 )
@@ -684,13 +682,13 @@ class MilvusBackend:
         """The hit fields of those of chunk_ids that are stored and condition passes, by chunk id (in filters of
         bounded size: ids_filters)."""
         found: dict[str, dict[str, Any]] = {}
-        for ids in ids_filters("chunk_id", chunk_ids):
+        for ids, count in ids_filters("chunk_id", chunk_ids):
             rows = self._call(
                 "query",
                 self.collection,
                 filter=both(condition, ids),
                 output_fields=[*HIT_FIELDS, "chunk_id"],
-                limit=len(chunk_ids),
+                limit=count,
                 consistency_level=self.consistency_level,
                 timeout=self.timeout_s,
             )
@@ -795,15 +793,18 @@ class MilvusBackend:
 
     def _firsts_of(self, doc_ids: Sequence[str], condition: str) -> list[dict[str, Any]]:
         """The first chunks (SUMMARY's fields) of those of doc_ids stored under condition: one row each at most."""
-        return self._call(
-            "query",
-            self.collection,
-            filter=both(condition, ids_filter("doc_id", doc_ids)),
-            output_fields=SUMMARY,
-            limit=len(doc_ids),
-            consistency_level=self.consistency_level,
-            timeout=self.timeout_s,
-        )
+        rows: list[dict[str, Any]] = []
+        for ids, count in ids_filters("doc_id", doc_ids):
+            rows += self._call(
+                "query",
+                self.collection,
+                filter=both(condition, ids),
+                output_fields=SUMMARY,
+                limit=count,
+                consistency_level=self.consistency_level,
+                timeout=self.timeout_s,
+            )
+        return rows
 
     def document_ids(self) -> set[str]:
         """Every stored document's id: one pass over the first chunks, for a migration to compare with its store."""
@@ -827,30 +828,31 @@ class MilvusBackend:
 
     def _chunk_counts(self, doc_ids: Sequence[str]) -> dict[str, int]:
         """How many chunks each of doc_ids has (their rows' doc_id, counted here)."""
-        if not doc_ids:
-            return {}
-        rows = self._call(
-            "query",
-            self.collection,
-            filter=ids_filter("doc_id", doc_ids),
-            output_fields=["doc_id"],
-            limit=SEARCH_DEPTH_LIMIT,
-            consistency_level=self.consistency_level,
-            timeout=self.timeout_s,
-        )
-        return dict(Counter(str(row["doc_id"]) for row in rows))
+        counts: Counter[str] = Counter()
+        for ids, _ in ids_filters("doc_id", doc_ids):
+            rows = self._call(
+                "query",
+                self.collection,
+                filter=ids,
+                output_fields=["doc_id"],
+                limit=SEARCH_DEPTH_LIMIT,
+                consistency_level=self.consistency_level,
+                timeout=self.timeout_s,
+            )
+            counts.update(str(row["doc_id"]) for row in rows)
+        return dict(counts)
 
     def accesses_of(self, doc_ids: Sequence[str]) -> dict[str, Access]:
         """The access of each of doc_ids that is stored, read from its first chunk's reader keys."""
         found: dict[str, Access] = {}
         with self._guarded():
-            for start in range(0, len(doc_ids), WRITE_BATCH_ROWS):
+            for ids, count in ids_filters("doc_id", doc_ids):
                 rows = self._call(
                     "query",
                     self.collection,
-                    filter=ids_filter("doc_id", doc_ids[start : start + WRITE_BATCH_ROWS]) + " and ordinal == 0",
+                    filter=ids + " and ordinal == 0",
                     output_fields=["doc_id", READERS_FIELD],
-                    limit=WRITE_BATCH_ROWS,
+                    limit=count,
                     consistency_level=self.consistency_level,
                     timeout=self.timeout_s,
                 )
@@ -978,12 +980,12 @@ def chunk_rows(
 
 def stale_chunks_filters(counts: dict[str, int]) -> list[str]:
     """Delete conditions for the chunks past each document's new chunk count: documents with the same count
-    share one condition, at most WRITE_BATCH_ROWS ids each."""
+    share conditions (ids_filters)."""
     by_count: dict[int, list[str]] = {}
     for doc_id, count in sorted(counts.items()):
         by_count.setdefault(count, []).append(doc_id)
     return [
-        f"ordinal >= {count} and {ids_filter('doc_id', ids[start : start + WRITE_BATCH_ROWS])}"
-        for count, ids in sorted(by_count.items())
-        for start in range(0, len(ids), WRITE_BATCH_ROWS)
+        f"ordinal >= {count} and {ids}"
+        for count, doc_ids in sorted(by_count.items())
+        for ids, _ in ids_filters("doc_id", doc_ids)
     ]

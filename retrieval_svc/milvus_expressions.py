@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 
 def quoted(value: str) -> str:
@@ -20,7 +21,15 @@ def metadata_filter(filters: Sequence[tuple[str, str]]) -> str:
 IDS_FILTER_BYTES = 64 * 1024
 """Quoted values one filter of ids_filters holds at most, in UTF-8 bytes: Milvus parses a filter on every call, and
 2,000 ids near their 2 KB limit made one of 4 MB (about a second of milvus-lite's time on its own), where a few
-dozen ids of the usual few tens of bytes fit one filter."""
+dozen ids of the usual few tens of bytes fit one filter. At least 4 bytes a value (quotes and separator), a filter
+holds at most 16,384 values: Milvus's largest query limit, so a query may ask for one row per value."""
+
+
+class IdsFilter(NamedTuple):
+    """A filter of ids_filters and how many values it lists (a query may ask for a row per value)."""
+
+    expression: str
+    count: int
 
 
 def ids_filter(field: str, values: Sequence[str]) -> str:
@@ -28,19 +37,21 @@ def ids_filter(field: str, values: Sequence[str]) -> str:
     return _one_of(field, [quoted(v) for v in values])
 
 
-def ids_filters(field: str, values: Sequence[str]) -> list[str]:
-    """ids_filter of values split into as few filters as hold them with at most IDS_FILTER_BYTES of quoted values
-    each (a value longer than that alone in one); none for no values."""
+def ids_filters(field: str, values: Sequence[str]) -> list[IdsFilter]:
+    """ids_filter of values, each once in their order, split into as few filters as hold them with at most
+    IDS_FILTER_BYTES of quoted values each (a value longer than that alone in one); none for no values. Every filter
+    listing ids that callers send is built here, so none grows with the number of ids; a value named twice is in one
+    filter only, so rows read filter by filter are never read twice."""
     batches: list[list[str]] = []
     size = IDS_FILTER_BYTES
-    for literal in map(quoted, values):
+    for literal in map(quoted, dict.fromkeys(values)):
         length = len(literal.encode()) + len(", ")
         if size + length > IDS_FILTER_BYTES:
             batches.append([])
             size = 0
         batches[-1].append(literal)
         size += length
-    return [_one_of(field, literals) for literals in batches]
+    return [IdsFilter(_one_of(field, literals), len(literals)) for literals in batches]
 
 
 def _one_of(field: str, literals: list[str]) -> str:

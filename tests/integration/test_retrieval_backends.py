@@ -15,7 +15,9 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -29,9 +31,9 @@ from likeopt.runtime.text import SAME_TERMS_UNLESS_FLAGGED, TOKENIZER_VERSION
 from likeopt.v1 import retrieval_pb2_grpc
 from retrieval_svc import backend as backend_module
 from retrieval_svc import engine as engine_module
-from retrieval_svc import milvus_backend, service
+from retrieval_svc import milvus_backend, milvus_expressions, service
 from retrieval_svc.access import Access
-from retrieval_svc.backend import BackendUnavailable, DocumentInput, SearchParams, UnfitDocument
+from retrieval_svc.backend import BackendUnavailable, DocumentInput, DocumentSummary, SearchParams, UnfitDocument
 from retrieval_svc.engine import RetrievalEngine
 from retrieval_svc.milvus_backend import MilvusBackend
 from retrieval_svc.milvus_migrate import MARKER, migrate, verify
@@ -258,6 +260,64 @@ def test_a_document_with_a_field_longer_than_milvus_stores_is_refused_alone(back
     assert doc_ids(backend, "pelicans", params("bm25")) == ["good-1"]
     with pytest.raises(UnfitDocument, match="document 'spaces': text of chunk 0"):  # as a migration writes
         backend.store_embedded(docs[1:2], [[docs[1].text]], FakeEmbedder().encode([docs[1].text]))
+
+
+LONG_ID_TAIL = ' "q" \\ \\" or doc_id != "' + "😀" * 470
+"""Makes an id of some 1.9 KB in UTF-8 that ends its literal, or escapes, if quoted wrong."""
+
+
+def listed_ids_answers(backend: MilvusBackend, tail: str) -> list[Any]:
+    """What every read and write listing ids answers over fourteen documents of two to six chunks, of two
+    tenants, whose ids end in tail: a listing of some (one named twice, one unknown), as everyone and as a reader of
+    one tenant, existence, chunks and access; then with some documents shorter (their extra chunks deleted) and
+    some deleted. Ids are given back without tail, to compare."""
+    sentence = "Sentence mentions zebras and stripes at length. "
+    docs = [
+        DocumentInput(f"doc{n:02d}{tail}", f"Title {n}", sentence * 4 * (1 + n % 3), {"n": str(n)}, access)
+        for n, access in zip(range(14), [Access.of("acme", [], []), Access.of("globex", [], [])] * 7, strict=True)
+    ]
+    asked = [d.id for d in docs] + [docs[3].id, f"unknown{tail}"]
+
+    def untailed(listed: tuple[list[DocumentSummary], int]) -> tuple[list[DocumentSummary], int]:
+        page, total = listed
+        return [replace(d, id=d.id.removesuffix(tail)) for d in page], total
+
+    ingest(backend, *docs)
+    answers: list[Any] = [
+        untailed(backend.list_documents("", 100, ids=asked)),
+        untailed(backend.list_documents(docs[1].id, 100, Reader.of("acme", "alice", []), asked)),
+        [doc_id.removesuffix(tail) for doc_id in backend.existing(asked)],
+        {c.replace(tail, "") for c in backend.stored_chunks([f"{d}#{n}" for d in asked for n in (0, 2)])},
+        {doc_id.removesuffix(tail): access for doc_id, access in backend.accesses_of(asked).items()},
+    ]
+    ingest(backend, *(replace(d, text=sentence) for d in docs[::2]))  # their chunks past the first go
+    answers += [untailed(backend.list_documents("", 100, ids=asked)), backend.delete(asked[5:])[0]]
+    return [*answers, untailed(backend.list_documents("", 100, ids=asked))]
+
+
+def test_many_long_ids_with_quotes_and_backslashes_answer_as_short_ids_do(
+    milvus: MilvusServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Existence checks, access reads and deletes listed 500 ids a filter (1 MB of ids near their 2 KB limit), and a
+    listing of named documents and its chunk counts every id in one: every filter now lists at most IDS_FILTER_BYTES
+    of them (lowered here, so that each takes several), and answers as the same documents under short ids do."""
+    monkeypatch.setattr(milvus_expressions, "IDS_FILTER_BYTES", 8 * 1024)
+    short, long = backend_on(milvus, new_name()), backend_on(milvus, new_name())
+    filters: list[str] = []
+    call = long._call
+
+    def recorded_call(method: str, *args: Any, **kwargs: Any) -> Any:
+        filters.append(kwargs.get("filter", ""))
+        return call(method, *args, **kwargs)
+
+    monkeypatch.setattr(long, "_call", recorded_call)
+    try:
+        assert listed_ids_answers(long, LONG_ID_TAIL) == listed_ids_answers(short, "")
+    finally:
+        short.close()
+        long.close()
+    assert max(len(f.encode()) for f in filters) < 8 * 1024 + 512  # the ids, and a reader's condition or two
+    assert sum("😀" in f for f in filters) > 20  # each listing of ids took several filters
 
 
 @pytest.mark.parametrize("server_fusion", [False, True])
