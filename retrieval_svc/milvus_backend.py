@@ -91,7 +91,7 @@ TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 3.0
 """Longest a read (search, query, version) may take: well inside the gateway's 10 s search deadline, so a
 hung Milvus answers UNAVAILABLE (HTTP 503), not a gateway timeout."""
-READS = frozenset({"search", "hybrid_search", "query", "query_iterator", "describe_index"})
+READS = frozenset({"search", "hybrid_search", "query", "describe_index"})
 MAX_VARCHAR = 65_535
 """Milvus's largest VARCHAR, in UTF-8 bytes."""
 MAX_ID_BYTES = 2_048
@@ -812,19 +812,28 @@ class MilvusBackend:
             return {str(row["doc_id"]) for batch in self._batches("ordinal == 0", ["doc_id"]) for row in batch}
 
     def _batches(self, condition: str, fields: list[str]) -> Iterator[list[dict[str, Any]]]:
-        """The rows under condition in batches of LIST_BATCH_ROWS, in no order (call inside _guarded)."""
-        iterator = self.client.query_iterator(
+        """The rows under condition in batches of about LIST_BATCH_ROWS, in chunk id order (call inside _guarded).
+
+        Paged by chunk id as pymilvus's query_iterator pages, but with the last id quoted: its cursor goes
+        unescaped into the next filter (milvus-io/pymilvus#1960), so an id holding a quote or a backslash ended
+        the listing with an error. Only a query marked ``iterator`` returns the rows of smallest chunk id (a plain
+        one returns any rows that match), and with ``reduce_stop_for_best`` Milvus may return fewer rows than asked
+        while more follow, or a few more: only an empty batch ends the listing.
+        """
+        last: str | None = None
+        while batch := self._call(
+            "query",
             self.collection,
-            batch_size=LIST_BATCH_ROWS,
-            filter=condition,
-            output_fields=fields,
+            filter=both(f"chunk_id > {quoted(last)}" if last is not None else "", condition),
+            output_fields=[*fields, "chunk_id"],
+            limit=LIST_BATCH_ROWS,
+            iterator="True",  # a string, as query_iterator sends it (the request holds strings only)
+            reduce_stop_for_best=True,
+            consistency_level=self.consistency_level,
             timeout=self.timeout_s,
-        )
-        try:
-            while batch := iterator.next():
-                yield batch
-        finally:
-            iterator.close()
+        ):
+            yield batch
+            last = max(str(row["chunk_id"]) for row in batch)
 
     def _chunk_counts(self, doc_ids: Sequence[str]) -> dict[str, int]:
         """How many chunks each of doc_ids has (their rows' doc_id, counted here)."""

@@ -431,6 +431,55 @@ def test_documents_are_listed_in_id_order_page_by_page(corpus: MilvusBackend) ->
     assert zebra.title == "Zebras" and zebra.metadata == {"kind": "animal"} and zebra.chunks > 3
 
 
+HOSTILE_IDS = [
+    f"{n}{tail}"
+    for n in range(4)
+    for tail in ('say "hi"', "back\\slash", 'ends\\"', "ends\\", "line\nbreak", "naïve 東京 😀", 'x" or doc_id != "')
+]
+"""Ids that end their literal, or escape its quote, in a filter that names them unquoted: 28 of them, so that a
+listing of a few rows a query takes several."""
+
+
+def test_documents_whose_ids_hold_quotes_and_backslashes_are_listed_each_once(
+    backend: MilvusBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pymilvus's query_iterator wrote the last id of each page unescaped into the next page's filter
+    (milvus-io/pymilvus#1960): milvus-lite refused it, so listing every document, and a migration comparing the
+    collection's ids with its store's, failed on the first such id at a page's end."""
+    monkeypatch.setattr(milvus_backend, "LIST_BATCH_ROWS", 5)
+    sentence = "Sentence mentions zebras and stripes at length. "
+    docs = [DocumentInput(i, f"Title {n}", sentence * (1 + n % 3), {}) for n, i in enumerate(HOSTILE_IDS)]
+    ingest(backend, *docs)
+    listed, after = [], ""
+    while page := backend.list_documents(after, 6)[0]:
+        listed += [d.id for d in page]
+        after = page[-1].id
+    assert listed == sorted(HOSTILE_IDS)
+    assert backend.list_documents("", 100)[1] == len(HOSTILE_IDS)
+    assert backend.document_ids() == set(HOSTILE_IDS)
+    with backend._guarded():
+        batches = [[str(row["chunk_id"]) for row in batch] for batch in backend._batches("", [])]
+    assert len(batches) > 3
+    stored = [f"{d.id}#{n}" for d in docs for n in range(len(backend.prepare(d)))]
+    assert [c for batch in batches for c in batch] == sorted(stored)  # chunk id order, as query_iterator's
+
+
+def test_a_migration_removes_documents_whose_ids_hold_quotes_and_backslashes(
+    backend: MilvusBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rerun compares the collection's ids with the store's (document_ids), which read them page by page."""
+    monkeypatch.setattr(milvus_backend, "LIST_BATCH_ROWS", 5)
+    engine = RetrievalEngine(tmp_path, FakeEmbedder(), chunk_tokens=24, chunk_overlap=0)
+    engine.load()
+    docs = [DocumentInput(i, "", f"Document {n} is about topic{n % 7}.", {}) for n, i in enumerate(HOSTILE_IDS)]
+    engine.upsert(docs, [engine.prepare(d) for d in docs])
+    assert migrate(tmp_path / "store.sqlite3", backend).copied == len(HOSTILE_IDS)
+    engine.delete(HOSTILE_IDS[::3])
+    engine.close()
+    assert migrate(tmp_path / "store.sqlite3", backend).removed == len(HOSTILE_IDS[::3])
+    assert backend.document_ids() == set(HOSTILE_IDS) - set(HOSTILE_IDS[::3])
+
+
 def test_a_document_comes_back_with_its_chunks_in_order(corpus: MilvusBackend) -> None:
     document = corpus.get_document("zebra")
     assert document is not None and document.title == "Zebras"
