@@ -78,7 +78,7 @@ from retrieval_svc.milvus_access import (
     both,
 )
 from retrieval_svc.milvus_errors import Breaker, route_pymilvus_logs, unavailable
-from retrieval_svc.milvus_expressions import ids_filter, ids_filters, metadata_filter, quoted
+from retrieval_svc.milvus_expressions import id_batches, ids_filter, ids_filters, metadata_filter, quoted
 from retrieval_svc.milvus_ranking import Candidate, best_first, bm25_candidates, chunk_hit, fuse_candidates
 from retrieval_svc.milvus_vectors import VECTOR_READS, Passing, VectorCache
 
@@ -130,7 +130,7 @@ META_VERSION, META_MODEL = "index_version", "model"
 COLLECTION_NOT_LOADED = 101
 """Milvus's error code for a search or query on a released collection."""
 SEARCH_DEPTH_LIMIT = 16_384
-"""Milvus's largest limit (topk) per search."""
+"""Milvus's largest limit per search (topk) or query: the most rows one call returns."""
 LIST_BATCH_ROWS = 1_000
 """Rows per batch when listing documents."""
 SUMMARY = ["doc_id", "title", "metadata"]
@@ -836,20 +836,32 @@ class MilvusBackend:
             last = max(str(row["chunk_id"]) for row in batch)
 
     def _chunk_counts(self, doc_ids: Sequence[str]) -> dict[str, int]:
-        """How many chunks each of doc_ids has (their rows' doc_id, counted here)."""
-        counts: Counter[str] = Counter()
-        for ids, _ in ids_filters("doc_id", doc_ids):
-            rows = self._call(
-                "query",
-                self.collection,
-                filter=ids,
-                output_fields=["doc_id"],
-                limit=SEARCH_DEPTH_LIMIT,
-                consistency_level=self.consistency_level,
-                timeout=self.timeout_s,
-            )
-            counts.update(str(row["doc_id"]) for row in rows)
-        return dict(counts)
+        """How many chunks each of doc_ids has, a filter's worth of ids at a time (id_batches)."""
+        counts: dict[str, int] = {}
+        for batch in id_batches(doc_ids):
+            counts.update(self._chunks_of(batch))
+        return counts
+
+    def _chunks_of(self, doc_ids: list[str]) -> dict[str, int]:
+        """How many chunks each of doc_ids has, their rows' doc_id counted here. A query returns at most
+        SEARCH_DEPTH_LIMIT rows, so one that returns that many may have left some out: then the ids are counted
+        again in halves, and a single document by Milvus's count(*)."""
+        ids = ids_filter("doc_id", doc_ids)
+        rows = self._call(
+            "query",
+            self.collection,
+            filter=ids,
+            output_fields=["doc_id"],
+            limit=SEARCH_DEPTH_LIMIT,
+            consistency_level=self.consistency_level,
+            timeout=self.timeout_s,
+        )
+        if len(rows) < SEARCH_DEPTH_LIMIT:
+            return dict(Counter(str(row["doc_id"]) for row in rows))
+        if len(doc_ids) == 1:
+            return {doc_ids[0]: self._count(ids)}
+        half = len(doc_ids) // 2
+        return {**self._chunks_of(doc_ids[:half]), **self._chunks_of(doc_ids[half:])}
 
     def accesses_of(self, doc_ids: Sequence[str]) -> dict[str, Access]:
         """The access of each of doc_ids that is stored, read from its first chunk's reader keys."""

@@ -38,20 +38,25 @@ def ids_filter(field: str, values: Sequence[str]) -> str:
 
 
 def ids_filters(field: str, values: Sequence[str]) -> list[IdsFilter]:
-    """ids_filter of values, each once in their order, split into as few filters as hold them with at most
-    IDS_FILTER_BYTES of quoted values each (a value longer than that alone in one); none for no values. Every filter
-    listing ids that callers send is built here, so none grows with the number of ids; a value named twice is in one
-    filter only, so rows read filter by filter are never read twice."""
+    """ids_filter of each of id_batches(values): every filter listing ids that callers send is built from those,
+    so none grows with the number of ids, and rows read filter by filter are never read twice."""
+    return [IdsFilter(ids_filter(field, batch), len(batch)) for batch in id_batches(values)]
+
+
+def id_batches(values: Sequence[str]) -> list[list[str]]:
+    """values, each once in their order, split into as few lists as hold them with at most IDS_FILTER_BYTES of
+    quoted values each (a value longer than that alone in one); none for no values. A value named twice is in one
+    list only."""
     batches: list[list[str]] = []
     size = IDS_FILTER_BYTES
-    for literal in map(quoted, dict.fromkeys(values)):
-        length = len(literal.encode()) + len(", ")
+    for value in dict.fromkeys(values):
+        length = len(quoted(value).encode()) + len(", ")
         if size + length > IDS_FILTER_BYTES:
             batches.append([])
             size = 0
-        batches[-1].append(literal)
+        batches[-1].append(value)
         size += length
-    return [IdsFilter(_one_of(field, literals), len(literals)) for literals in batches]
+    return batches
 
 
 def _one_of(field: str, literals: list[str]) -> str:

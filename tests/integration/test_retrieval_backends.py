@@ -480,6 +480,28 @@ def test_a_migration_removes_documents_whose_ids_hold_quotes_and_backslashes(
     assert backend.document_ids() == set(HOSTILE_IDS) - set(HOSTILE_IDS[::3])
 
 
+def test_a_listing_counts_every_chunk_of_documents_with_more_than_a_query_returns(
+    backend: MilvusBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page's chunk counts came from one query per filter of ids, of at most SEARCH_DEPTH_LIMIT rows (16,384):
+    a page of many long documents was counted short. Lowered here, so that the page's documents have more chunks
+    together than a query returns, and some more each."""
+    monkeypatch.setattr(milvus_backend, "SEARCH_DEPTH_LIMIT", 6)
+    docs = [
+        DocumentInput(f"doc{n:02d}", "", " ".join(f"Sentence {i} mentions zebras and stripes." for i in range(n)), {})
+        for n in range(1, 30, 3)
+    ]
+    ingest(backend, *docs)
+    chunks = {d.id: len(backend.prepare(d)) for d in docs}
+    assert max(chunks.values()) > 6 and min(chunks.values()) == 1
+    assert {d.id: d.chunks for d in backend.list_documents("", 100)[0]} == chunks
+    assert {d.id: d.chunks for d in backend.list_documents("doc04", 3)[0]} == {
+        i: chunks[i] for i in sorted(chunks)[2:5]
+    }
+    named = [d.id for d in docs[::2]]
+    assert {d.id: d.chunks for d in backend.list_documents("", 100, ids=named)[0]} == {i: chunks[i] for i in named}
+
+
 def test_a_document_comes_back_with_its_chunks_in_order(corpus: MilvusBackend) -> None:
     document = corpus.get_document("zebra")
     assert document is not None and document.title == "Zebras"
