@@ -132,7 +132,7 @@ COLLECTION_NOT_LOADED = 101
 SEARCH_DEPTH_LIMIT = 16_384
 """Milvus's largest limit per search (topk) or query: the most rows one call returns."""
 LIST_BATCH_ROWS = 1_000
-"""Rows per batch when listing documents."""
+"""Rows per page of a read that pages (_batches): listing documents, reading one document's chunks."""
 SUMMARY = ["doc_id", "title", "metadata"]
 """The fields of a document's first chunk a listing reads."""
 GRAPH_INDEXES = frozenset({"AUTOINDEX", "HNSW"})
@@ -881,21 +881,16 @@ class MilvusBackend:
         return found
 
     def get_document(self, doc_id: str, reader: Reader | None = None) -> DocumentChunks | None:
-        """The document with its chunks in order, or None when there is none with that id (that reader may
-        read: a hidden document and a missing one look the same)."""
+        """The document with all its chunks in order, or None when there is none with that id (that reader may
+        read: a hidden document and a missing one look the same). Read page by page (_batches): a long document
+        (a 50 MB text makes tens of thousands of chunks) has more than one query returns (SEARCH_DEPTH_LIMIT)."""
         readable = self._readable(reader)
         if readable is NOTHING:
             return None
+        condition = both(ids_filter("doc_id", [doc_id]), readable)
         with self._guarded():
-            rows = self._call(
-                "query",
-                self.collection,
-                filter=both(ids_filter("doc_id", [doc_id]), readable),
-                output_fields=["ordinal", "title", "text", "metadata"],
-                limit=SEARCH_DEPTH_LIMIT,
-                consistency_level=self.consistency_level,
-                timeout=self.timeout_s,
-            )
+            pages = self._batches(condition, ["ordinal", "title", "text", "metadata"])
+            rows = [row for page in pages for row in page]
         if not rows:
             return None
         rows.sort(key=lambda row: row["ordinal"])

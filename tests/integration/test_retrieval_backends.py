@@ -510,6 +510,24 @@ def test_a_document_comes_back_with_its_chunks_in_order(corpus: MilvusBackend) -
     assert corpus.get_document("unicorn") is None
 
 
+def test_a_document_with_more_chunks_than_a_query_returns_comes_back_whole(
+    backend: MilvusBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """get_document read a document's chunks with one query of at most SEARCH_DEPTH_LIMIT rows (16,384): a 50 MB
+    text, tens of thousands of chunks, came back cut short. Both limits are lowered here, so that the document has
+    more chunks than one query returns and they are read over several pages, whose chunk id order ("#10" before
+    "#2") is not the document's."""
+    monkeypatch.setattr(milvus_backend, "SEARCH_DEPTH_LIMIT", 6)
+    monkeypatch.setattr(milvus_backend, "LIST_BATCH_ROWS", 4)
+    long = DocumentInput(TRICKY, "Long", " ".join(f"Sentence {i} mentions zebras and stripes." for i in range(40)), {})
+    ingest(backend, long, CORPUS[1])
+    chunks = backend.prepare(long)
+    assert len(chunks) > 12
+    document = backend.get_document(TRICKY)
+    assert document is not None and document.title == "Long"
+    assert document.chunks == list(enumerate(chunks))
+
+
 def test_everything_survives_a_server_restart(tmp_path: Path) -> None:
     server = MilvusServer(tmp_path / "data")
     server.start()
