@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
+from pymilvus.client.constants import ITERATOR_SESSION_TS_FIELD
 
 from likeopt.caching.cache_keys import normalise_query
 from likeopt.ops.migrate import migrate_to_milvus
@@ -500,6 +501,43 @@ def test_a_listing_counts_every_chunk_of_documents_with_more_than_a_query_return
     }
     named = [d.id for d in docs[::2]]
     assert {d.id: d.chunks for d in backend.list_documents("", 100, ids=named)[0]} == {i: chunks[i] for i in named}
+
+
+@pytest.mark.parametrize("gives_session_ts", [False, True])
+def test_the_pages_of_a_paged_read_after_the_first_read_the_first_page_s_snapshot(
+    backend: MilvusBackend, monkeypatch: pytest.MonkeyPatch, gives_session_ts: bool
+) -> None:
+    """pymilvus's query_iterator read the pages after the first at the timestamp Milvus read the first at (the
+    session_ts of its answer, sent back as guarantee_timestamp): one snapshot, and no page waiting for newer writes
+    as Strong makes it (up to a sync interval a page on a real Milvus). milvus-lite answers no session_ts (0), and
+    then every page is read at the consistency level; here the first page's answer may also be given one, a hybrid
+    timestamp of that moment as a real Milvus gives, and milvus-lite answers the pages that name it."""
+    monkeypatch.setattr(milvus_backend, "LIST_BATCH_ROWS", 2)
+    more = [DocumentInput(f"doc{n}", "", f"Document {n} is about topic{n}.", {}) for n in range(6)]
+    ingest(backend, *CORPUS, *more)
+    asked: list[dict[str, Any]] = []
+    given: list[int] = []
+    query = backend.client.query
+
+    def answer(*args: Any, **kwargs: Any) -> Any:
+        rows = query(*args, **kwargs)
+        if "iterator" in kwargs:
+            asked.append(kwargs)
+            if gives_session_ts and "guarantee_timestamp" not in kwargs:  # as Milvus answers a first page
+                given.append(int(time.time() * 1000) << 18)  # physical milliseconds, 18 logical bits
+                rows.extra[ITERATOR_SESSION_TS_FIELD] = given[-1]
+        return rows
+
+    monkeypatch.setattr(backend.client, "query", answer)
+    for read, expected in [
+        (backend.document_ids, {d.id for d in [*CORPUS, *more]}),
+        (lambda: backend.get_document("zebra").chunks, list(enumerate(backend.prepare(CORPUS[0])))),
+    ]:
+        asked.clear()
+        assert read() == expected
+        first, *later = [{k: v for k, v in kwargs.items() if k == "guarantee_timestamp"} for kwargs in asked]
+        assert first == {} and len(later) >= 2
+        assert later == [{"guarantee_timestamp": given[-1]} if gives_session_ts else {}] * len(later)
 
 
 def test_a_document_comes_back_with_its_chunks_in_order(corpus: MilvusBackend) -> None:
