@@ -415,6 +415,31 @@ _RTF_TITLE = re.compile(r"\{\\title\b ?((?:\\[\\{}]|[^{}])*)\}")
 """The \\title group of a Rich Text file's document information (\\info), its text with its escapes."""
 
 
+MAC_CODE_PAGE_STAND_INS = {
+    "mac_ce": "mac_latin2",
+    "mac_rumanian": "mac_romanian",
+    "mac_ukrainian": "mac_cyrillic",
+    "mac_hebrew": "iso8859_8",
+    "mac_thai": "cp874",
+    "mac_japanese": "cp932",
+    "mac_chinesetrad": "cp950",
+    "mac_chinesesimp": "cp936",
+    "mac_korean": "cp949",
+}
+"""striprtf names a Mac font's code page (\\fcharset 77-89) by codecs Python lacks, and the whole file then failed
+with LookupError; each stands in for the nearest Python has: the same letters at the same bytes (Hebrew's and Thai's
+as ISO 8859-8 and TIS-620 place them, the CJK ones as their Windows supersets)."""
+
+
+def _mac_code_page(name: str) -> codecs.CodecInfo | None:
+    """codecs' search function for MAC_CODE_PAGE_STAND_INS (given the name lower-cased, as codecs passes it)."""
+    stand_in = MAC_CODE_PAGE_STAND_INS.get(name)
+    return codecs.lookup(stand_in) if stand_in else None
+
+
+codecs.register(_mac_code_page)
+
+
 def rtf_to_text(data: bytes) -> tuple[str, str]:
     """(title, text) of a Rich Text file (WordPad, TextEdit, Outlook): striprtf reads its text, escaped characters
     included, and leaves out what a reader does not see (font and style tables, document information, pictures);

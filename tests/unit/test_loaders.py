@@ -1136,6 +1136,21 @@ def test_rich_text_is_read_in_the_code_page_it_declares_and_titled_by_its_name_w
     assert (doc.title, doc.text) == ("greeting", "\u041f\u0440\u0438\u0432\u0435\u0442, \u043c\u0438\u0440!")
 
 
+@pytest.mark.parametrize(
+    ("charset", "escaped", "read"),
+    [
+        (78, rb"\'93\'fa\'96\'7b", "\u65e5\u672c"),  # Mac Japanese: Shift JIS bytes
+        (89, rb"\'8e\'8b", "\u00e9\u010d"),  # Mac Central European
+        (82, rb"\'f9\'ec\'e5\'ed", "\u05e9\u05dc\u05d5\u05dd"),  # Mac Hebrew
+        (80, rb"\'c7\'d1", "\ud55c"),  # Mac Korean
+    ],
+)
+def test_rich_text_in_a_mac_font_s_code_page_is_read(charset: int, escaped: bytes, read: str) -> None:
+    """TextEdit's fonts name Mac code pages; their codecs' names were unknown to Python and the file was refused."""
+    rtf = rb"{\rtf1\mac{\fonttbl{\f0\fnil\fcharset%d Font;}}\f0 Say %s.\par}" % (charset, escaped)
+    assert one("note.rtf", rtf).text == f"Say {read}."
+
+
 @pytest.mark.parametrize("name", ["letter", "letter.txt", "letter.doc"])
 def test_rich_text_under_another_name_is_read_as_what_its_bytes_show(name: str) -> None:
     doc = one(name, WORDPAD_LETTER)
