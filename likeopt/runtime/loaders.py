@@ -19,6 +19,7 @@ import codecs
 import contextlib
 import csv
 import datetime
+import functools
 import io
 import json
 import logging
@@ -443,15 +444,133 @@ codecs.register(_mac_code_page)
 def rtf_to_text(data: bytes) -> tuple[str, str]:
     """(title, text) of a Rich Text file (WordPad, TextEdit, Outlook): striprtf reads its text, escaped characters
     included, and leaves out what a reader does not see (font and style tables, document information, pictures);
-    each paragraph is a block. The title is the one its document information gives, unless a placeholder."""
-    from striprtf.striprtf import rtf_to_text as rtf_text
-
+    each paragraph is a block. The title is the one its document information gives, unless a placeholder. The groups
+    no reader sees are dropped first: striprtf reads about a megabyte a second, and an upload may be 50 MiB of
+    pictures."""
     if not data.startswith(RTF_SIGNATURE):
         raise Unreadable(NOT_RTF)
+    data = _without_binary_data(data)
     code_page = _rtf_code_page(data)
     rtf = data.decode(code_page, errors="replace")  # RTF escapes 8-bit characters; some writers put them raw
+    return _rtf_title(rtf, code_page), _rtf_body(_without_unseen_groups(rtf), code_page)
+
+
+def _rtf_body(rtf: str, code_page: str) -> str:
+    """The text striprtf reads in a Rich Text file, a block a paragraph."""
+    from striprtf.striprtf import rtf_to_text as rtf_text
+
     paragraphs = _whole_characters(rtf_text(rtf, encoding=code_page, errors="replace")).splitlines()
-    return _rtf_title(rtf, code_page), _tidy(BLOCK_BREAK.join(paragraphs))
+    return _tidy(BLOCK_BREAK.join(paragraphs))
+
+
+_RTF_BINARY = re.compile(rb"\\bin(\d+) ?")
+"""A \\bin control word: as many raw bytes as it counts follow it (a picture's or an object's, written unencoded)."""
+
+
+def _without_binary_data(data: bytes) -> bytes:
+    """data without its \\bin control words and the bytes each counts: no reader sees them, and striprtf would read
+    them as text, a brace among them as a group's. A count past the file's end is left as it is (the file is cut
+    short: striprtf reads what there is, as it did)."""
+    if b"\\bin" not in data:
+        return data
+    kept: list[bytes] = []
+    kept_from = searched_from = 0
+    while (found := _RTF_BINARY.search(data, searched_from)) is not None:
+        binary_end = found.end() + int(found[1])
+        if _escaped(data, found.start()) or binary_end > len(data):
+            searched_from = found.end()
+            continue
+        kept.append(data[kept_from : found.start()])
+        kept_from = searched_from = binary_end
+    kept.append(data[kept_from:])
+    return b"".join(kept)
+
+
+_FIELD_BEFORE_GROUP = re.compile(r"\{\\field(?=\{)")
+"""A \\field word right before a group, which striprtf's HYPERLINKS pattern looks for ({\\field{\\*\\fldinst{...)."""
+
+
+@functools.cache
+def _unseen_group_start() -> re.Pattern[str]:
+    """A group's opening brace and \\* or a destination striprtf ignores (its `destinations`) as its first control
+    word (a line break between is nothing to striprtf, and a word is all its letters)."""
+    from striprtf.striprtf import destinations
+
+    words = "|".join(sorted(destinations, key=len, reverse=True))
+    return re.compile(rf"\{{[\r\n]*\\(?:\*|(?:{words})(?![a-zA-Z]))")
+
+
+def _without_unseen_groups(rtf: str) -> str:
+    """rtf with each group striprtf shows nothing of (pictures, objects, themes, bookmarks: a destination it ignores,
+    \\* ones included) emptied to {}: striprtf takes every character through a Python loop, and pictures are most of
+    a large file's. The rest reads as before: the braces kept still end a \\u escape's stand-in, the font table
+    (whose entries striprtf reads by pattern) is left whole, and the hyperlinks' addresses, which striprtf adds by
+    a pattern an emptied group could change, are added first, each {\\field{ then made {\\field { (one token to
+    striprtf, a control word's space being part of it) so that the pattern finds none a second time."""
+    from striprtf.striprtf import HYPERLINKS
+
+    linked = _FIELD_BEFORE_GROUP.sub(r"{\\field ", HYPERLINKS.sub(r"\1(\2)", rtf))
+    kept: list[str] = []
+    kept_from, searched_from = 0, _font_table_end(linked)
+    while (found := _unseen_group_start().search(linked, searched_from)) is not None:
+        group_end = _unseen_group_end(linked, found)
+        if group_end is None:
+            searched_from = found.end()
+            continue
+        kept += [linked[kept_from : found.start()], "{}"]
+        kept_from = searched_from = group_end
+    kept.append(linked[kept_from:])
+    return "".join(kept)
+
+
+def _unseen_group_end(rtf: str, found: re.Match[str]) -> int | None:
+    """Where the group _unseen_group_start() found ends if striprtf shows nothing of it and nothing in it changes how
+    striprtf reads the rest (an \\ansicpg sets the code page for the whole file), else None."""
+    if _escaped(rtf, found.start()):
+        return None
+    end = _group_end(rtf, found.start())
+    if end is None or rtf.find("\\ansicpg", found.start(), end) >= 0:
+        return None
+    return end
+
+
+def _group_end(rtf: str, start: int) -> int | None:
+    """The index after the brace closing the group opened at start, an escaped brace (\\{ \\}) not one; None if
+    the file ends first. Found with str.find, which passes over a picture's megabytes of hex at memory speed (a
+    pattern's search takes a hundred times longer), each character's next place looked for again only once passed."""
+    depth, at = 0, start
+    nearest = dict.fromkeys("{}\\", -1)
+    while True:
+        for char, index in nearest.items():
+            if index < at:
+                found = rtf.find(char, at)
+                nearest[char] = found if found >= 0 else len(rtf)
+        char = min(nearest, key=nearest.__getitem__)
+        if nearest[char] == len(rtf):
+            return None
+        if char == "\\":
+            at = nearest[char] + 2
+            continue
+        depth, at = depth + (1 if char == "{" else -1), nearest[char] + 1
+        if depth == 0:
+            return at
+
+
+def _font_table_end(rtf: str) -> int:
+    """Where the font table striprtf reads ends (0 without one): striprtf finds its entries by pattern."""
+    from striprtf.striprtf import FONTTABLE_START, font_table_group
+
+    found = FONTTABLE_START.search(rtf)
+    return found.start() + len(font_table_group(rtf)) if found else 0
+
+
+def _escaped(rtf: str | bytes, at: int) -> bool:
+    """Whether the character at `at` is escaped: an odd run of backslashes before it (\\{ is a brace of the text,
+    \\\\{ a backslash and a group)."""
+    run = at
+    while run > 0 and rtf[run - 1] in ("\\", ord("\\")):
+        run -= 1
+    return (at - run) % 2 == 1
 
 
 def _rtf_code_page(data: bytes) -> str:

@@ -1162,6 +1162,80 @@ def test_a_file_named_rtf_that_is_not_rich_text_is_refused_saying_so() -> None:
     assert isinstance(refused, Skipped) and refused.reason.startswith(loaders.NOT_RTF), refused
 
 
+PHOTO_HEX = b"89504e470d0a1a0a0000000d494844520000000a0000000a08060000008d32cfbd"
+"""A picture's bytes as Word writes them, in hex."""
+PICTURED_TABLE = b"\r\n".join(
+    [
+        rb"{\rtf1\ansi\ansicpg1252\deff0{\fonttbl{\f0\froman\fcharset0{\*\panose 02020603050405020304}Times;}"
+        rb"{\f1\fnil\fcharset128 MS Gothic;}}{\info{\title Roasting notes}}",
+        rb"\trowd\cellx4000\cellx8000\pard\intbl Roaster\cell {\rtlch {\*\shppict{\pict{\*\picprop{\sp{\sn shapeType}"
+        rb"{\sv 75}}}\pngblip {\*\blipuid 0a1b}",
+        PHOTO_HEX,
+        PHOTO_HEX + rb"}}{\nonshppict{\pict\wmetafile8 " + PHOTO_HEX + rb"}}}\cell\row",
+        rb"\pard {\b Bold {\i both}} Z\u252{\pict " + PHOTO_HEX + rb"}?rich, \u26085?{\pict 00}\'e9 after.\par",
+        rb'{\field{\*\fldinst{HYPERLINK "https://a.example/"}}{\fldrslt{\ul the notes}}}{\pict',
+        PHOTO_HEX + rb'}{\field{\*\fldinst{HYPERLINK "https://b.example/"}}{\fldrslt more}}\par',
+        rb"\f1 \'93\'fa{\*\bkmkstart x}\'96\'7b{\*\bkmkend x}\f0  and {A \{\pict 00\} B} \\{\pict 00ff} end.\par",
+        rb"{\object\objemb{\*\objclass Excel.Sheet.12}{\*\objdata " + PHOTO_HEX + rb"}{\result{\pict 00}}}\par",
+        rb"{\*\themedata " + PHOTO_HEX + rb"}{\*\datastore 0105}}",
+    ]
+)
+"""Pictures as Word writes them: in a table's cell, inside \\shppict with its properties' groups and a metafile
+for older readers, between a \\u escape and its stand-in, between two hyperlinks (on lines of their own), as an
+object's result; bookmarks between a character's two bytes, escaped braces, a theme and a data store."""
+
+
+@pytest.mark.parametrize(
+    "rtf",
+    [
+        WORDPAD_LETTER,
+        PICTURED_TABLE,
+        rb"{\rtf1\ansi\ansicpg1252{\*\generator {\*\oldcp\ansicpg1251}}\'cf\'f0\par}",
+        rb"{\rtf1\ansi Cut short.\par{\pict\bin999 00}}",
+        rb"{\rtf1\ansi Unclosed {\pict 00",
+    ],
+    ids=["wordpad", "pictures", "code-page-inside-a-group", "bin-past-the-end", "unclosed"],
+)
+def test_rich_text_reads_as_striprtf_reads_the_whole_file(rtf: bytes) -> None:
+    """The groups no reader sees are dropped before striprtf reads the rest; what it reads must not change."""
+    code_page = loaders._rtf_code_page(rtf)
+    whole = rtf.decode(code_page, errors="replace")
+    assert loaders.rtf_to_text(rtf) == (loaders._rtf_title(whole, code_page), loaders._rtf_body(whole, code_page))
+
+
+def test_striprtf_is_not_handed_a_picture_s_hex(monkeypatch: pytest.MonkeyPatch) -> None:
+    """striprtf takes each character through a Python loop (a 5 MB file took 4.5 s), and a large file's characters
+    are mostly a picture's hex, which it shows nothing of."""
+    import striprtf.striprtf
+
+    handed: list[str] = []
+    read = striprtf.striprtf.rtf_to_text
+
+    def recorded(rtf: str, **options: str) -> str:
+        handed.append(rtf)
+        return read(rtf, **options)
+
+    monkeypatch.setattr(striprtf.striprtf, "rtf_to_text", recorded)
+    doc = one("roasts.rtf", PICTURED_TABLE)
+    assert doc.title == "Roasting notes"
+    assert doc.text.split("\n\n")[:2] == ["Roaster||", "Bold both Z\u00fc?rich, \u65e5\u00e9 after."]
+    assert handed and not any(PHOTO_HEX.decode() in rtf or "0105" in rtf for rtf in handed)
+
+
+def test_raw_picture_bytes_are_skipped_by_their_count_braces_and_all() -> None:
+    """\\bin is followed by as many raw bytes as it counts; striprtf read them as text, a brace among them closing
+    groups, and the text after the picture was lost."""
+    photo, workbook = b"\x89PNG}}{\\x\x00", b"PK\x03\x04}}}y\\bin"
+    rtf = (
+        rb"{\rtf1\ansi{\fonttbl{\f0 Arial;}}\f0 Before.\par{\*\shppict{\pict\pngblip\bin%d " % len(photo)
+        + photo
+        + rb"}}After.\par{\object{\*\objdata\bin%d " % len(workbook)
+        + workbook
+        + rb"}}Last \\bin5 stays.\par}"
+    )
+    assert one("photo.rtf", rtf).text.split("\n\n") == ["Before.", "After.", "Last \\bin5 stays."]
+
+
 def covered_document(*cover: str) -> bytes:
     """A Word document whose cover page is a text box of these paragraphs, then a Heading 1 and its text."""
     from docx.oxml import parse_xml
