@@ -2,9 +2,9 @@
 
 An upload is read on one of the gateway's worker threads, so a file that takes most of a minute to read holds that
 request (and a core) for that long. striprtf walks every character of a file through a Python loop, pictures' hex
-included; loaders drops the groups no reader sees before handing it the rest. Each file is read both ways: with
-that drop (loaders.rtf_to_text) and by striprtf alone over the whole file (what loaders did before), and the text
-and title of the two compared.
+included; likeopt/runtime/rich_text.py drops the groups no reader sees before handing it the rest. Each file is read
+both ways: with that drop (rich_text.read) and by striprtf alone over the whole file (what was done before), and
+the text and title of the two compared.
 
 Usage, from the repository root:
     python -m benchmarks.rtf_speed [--picture-mb 30] [--text-mb 5] [--repeats 3]
@@ -18,7 +18,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from likeopt.runtime import loaders
+from likeopt.runtime import rich_text
 
 HEX_LINE = 128
 """Characters of a picture's hex on each line, as Word writes them."""
@@ -128,14 +128,14 @@ def text_report(text_mb: int) -> bytes:
     return HEADER + b"\r\n".join(paragraphs) + b"\r\n}"
 
 
-def striprtf_alone(data: bytes) -> tuple[str, str]:
-    """(title, text) read as loaders did before dropping unseen groups: striprtf over the whole file."""
-    code_page = loaders._rtf_code_page(data)
+def striprtf_alone(data: bytes) -> tuple[str, list[str]]:
+    """(title, paragraphs) read as before dropping unseen groups: striprtf over the whole file."""
+    code_page = rich_text.declared_code_page(data)
     rtf = data.decode(code_page, errors="replace")
-    return loaders._rtf_title(rtf, code_page), loaders._rtf_body(rtf, code_page)
+    return rich_text.info_title(rtf, code_page), rich_text.paragraphs(rtf, code_page)
 
 
-def median_seconds(read: Callable[[bytes], tuple[str, str]], data: bytes, repeats: int) -> float:
+def median_seconds(read: Callable[[bytes], object], data: bytes, repeats: int) -> float:
     """The median wall time of repeats reads of data."""
     times = []
     for _ in range(repeats):
@@ -158,9 +158,9 @@ def main() -> None:
     }
     for name, data in files.items():
         before = median_seconds(striprtf_alone, data, args.repeats)
-        after = median_seconds(loaders.rtf_to_text, data, args.repeats)
-        same = striprtf_alone(data) == loaders.rtf_to_text(data)
-        print(f"{name}: {len(data) / 1e6:.1f} MB, striprtf alone {before:.2f} s, loaders {after:.2f} s, same: {same}")
+        after = median_seconds(rich_text.read, data, args.repeats)
+        same = striprtf_alone(data) == rich_text.read(data)
+        print(f"{name}: {len(data) / 1e6:.1f} MB, striprtf alone {before:.2f} s, rich_text {after:.2f} s, same: {same}")
 
 
 if __name__ == "__main__":

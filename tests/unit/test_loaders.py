@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from docx import Document
 
-from likeopt.runtime import loaders
+from likeopt.runtime import loaders, rich_text
 from likeopt.runtime.loaders import LoadedDocument, Skipped, html_to_text, load_content, markdown_to_text
 from tests.pdfs import pdf_bytes
 from tests.support import ROOT
@@ -1198,9 +1198,9 @@ object's result; bookmarks between a character's two bytes, escaped braces, a th
 )
 def test_rich_text_reads_as_striprtf_reads_the_whole_file(rtf: bytes) -> None:
     """The groups no reader sees are dropped before striprtf reads the rest; what it reads must not change."""
-    code_page = loaders._rtf_code_page(rtf)
+    code_page = rich_text.declared_code_page(rtf)
     whole = rtf.decode(code_page, errors="replace")
-    assert loaders.rtf_to_text(rtf) == (loaders._rtf_title(whole, code_page), loaders._rtf_body(whole, code_page))
+    assert rich_text.read(rtf) == (rich_text.info_title(whole, code_page), rich_text.paragraphs(whole, code_page))
 
 
 def test_striprtf_is_not_handed_a_picture_s_hex(monkeypatch: pytest.MonkeyPatch) -> None:
