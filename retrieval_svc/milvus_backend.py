@@ -521,7 +521,7 @@ class MilvusBackend:
 
     def existing(self, doc_ids: Sequence[str]) -> list[str]:
         """Which of doc_ids are stored (each stored document has a chunk 0)."""
-        return sorted(self._present("doc_id", doc_ids, " and ordinal == 0"))
+        return sorted(self._present("doc_id", doc_ids, "ordinal == 0"))
 
     def stored_chunks(self, chunk_ids: Sequence[str]) -> set[str]:
         """Which of chunk_ids are stored."""
@@ -529,20 +529,26 @@ class MilvusBackend:
 
     def _present(self, field: str, values: Sequence[str], condition: str = "") -> set[str]:
         """The values of field (unique per row under condition) that some row has."""
-        found: set[str] = set()
         with self._guarded():
-            for ids, count in ids_filters(field, values):
-                rows = self._call(
-                    "query",
-                    self.collection,
-                    filter=ids + condition,
-                    output_fields=[field],
-                    limit=count,
-                    consistency_level=self.consistency_level,
-                    timeout=self.timeout_s,
-                )
-                found.update(str(row[field]) for row in rows)
-        return found
+            return {str(row[field]) for row in self._rows_by_ids(field, values, [field], condition)}
+
+    def _rows_by_ids(
+        self, field: str, values: Sequence[str], output_fields: list[str], condition: str = ""
+    ) -> list[dict[str, Any]]:
+        """The rows whose field is one of values and that condition passes, a filter's worth of values a query
+        (ids_filters: none grows with the number of values), each query asking for a row per value it lists."""
+        rows: list[dict[str, Any]] = []
+        for ids, count in ids_filters(field, values):
+            rows += self._call(
+                "query",
+                self.collection,
+                filter=both(ids, condition),
+                output_fields=output_fields,
+                limit=count,
+                consistency_level=self.consistency_level,
+                timeout=self.timeout_s,
+            )
+        return rows
 
     # -- reads ------------------------------------------------------------
 
@@ -684,19 +690,8 @@ class MilvusBackend:
     def _hit_rows(self, condition: str, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The hit fields of those of chunk_ids that are stored and condition passes, by chunk id (in filters of
         bounded size: ids_filters)."""
-        found: dict[str, dict[str, Any]] = {}
-        for ids, count in ids_filters("chunk_id", chunk_ids):
-            rows = self._call(
-                "query",
-                self.collection,
-                filter=both(condition, ids),
-                output_fields=[*HIT_FIELDS, "chunk_id"],
-                limit=count,
-                consistency_level=self.consistency_level,
-                timeout=self.timeout_s,
-            )
-            found.update((str(row["chunk_id"]), row) for row in rows)
-        return found
+        rows = self._rows_by_ids("chunk_id", chunk_ids, [*HIT_FIELDS, "chunk_id"], condition)
+        return {str(row["chunk_id"]): row for row in rows}
 
     def _passing(self, condition: str) -> Passing:
         """The chunks condition passes and their vectors: read from Milvus once per index version while the
@@ -796,18 +791,7 @@ class MilvusBackend:
 
     def _firsts_of(self, doc_ids: Sequence[str], condition: str) -> list[dict[str, Any]]:
         """The first chunks (SUMMARY's fields) of those of doc_ids stored under condition: one row each at most."""
-        rows: list[dict[str, Any]] = []
-        for ids, count in ids_filters("doc_id", doc_ids):
-            rows += self._call(
-                "query",
-                self.collection,
-                filter=both(condition, ids),
-                output_fields=SUMMARY,
-                limit=count,
-                consistency_level=self.consistency_level,
-                timeout=self.timeout_s,
-            )
-        return rows
+        return self._rows_by_ids("doc_id", doc_ids, SUMMARY, condition)
 
     def document_ids(self) -> set[str]:
         """Every stored document's id: one pass over the first chunks, for a migration to compare with its store."""
@@ -876,20 +860,9 @@ class MilvusBackend:
 
     def accesses_of(self, doc_ids: Sequence[str]) -> dict[str, Access]:
         """The access of each of doc_ids that is stored, read from its first chunk's reader keys."""
-        found: dict[str, Access] = {}
         with self._guarded():
-            for ids, count in ids_filters("doc_id", doc_ids):
-                rows = self._call(
-                    "query",
-                    self.collection,
-                    filter=ids + " and ordinal == 0",
-                    output_fields=["doc_id", READERS_FIELD],
-                    limit=count,
-                    consistency_level=self.consistency_level,
-                    timeout=self.timeout_s,
-                )
-                found.update({str(r["doc_id"]): Access.from_keys(r[READERS_FIELD] or ()) for r in rows})
-        return found
+            rows = self._rows_by_ids("doc_id", doc_ids, ["doc_id", READERS_FIELD], "ordinal == 0")
+        return {str(r["doc_id"]): Access.from_keys(r[READERS_FIELD] or ()) for r in rows}
 
     def get_document(self, doc_id: str, reader: Reader | None = None) -> DocumentChunks | None:
         """The document with all its chunks in order, or None when there is none with that id (that reader may
