@@ -2,9 +2,9 @@
 
 An upload is read on one of the gateway's worker threads, so a file that takes most of a minute to read holds that
 request (and a core) for that long. striprtf walks every character of a file through a Python loop, pictures' hex
-included; likeopt/runtime/rich_text.py drops the groups no reader sees before handing it the rest. Each file is read
-both ways: with that drop (rich_text.read) and by striprtf alone over the whole file (what was done before), and
-the text and title of the two compared.
+included; likeopt/runtime/loaders/rich_text.py drops the groups no reader sees before handing it the rest. Each file
+is read both ways: with that drop (rich_text.read) and by striprtf alone over the whole file (what was done before),
+and the text and title of the two compared.
 
 Usage, from the repository root:
     python -m benchmarks.rtf_speed [--picture-mb 30] [--text-mb 5] [--repeats 3]
@@ -18,7 +18,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from likeopt.runtime import rich_text
+from likeopt.runtime.loaders import rich_text
 
 HEX_LINE = 128
 """Characters of a picture's hex on each line, as Word writes them."""

@@ -14,8 +14,16 @@ from typing import Any
 import pytest
 from docx import Document
 
-from likeopt.runtime import loaders, rich_text
-from likeopt.runtime.loaders import LoadedDocument, Skipped, html_to_text, load_content, markdown_to_text
+from likeopt.runtime import loaders
+from likeopt.runtime.loaders import (
+    LoadedDocument,
+    Skipped,
+    html_to_text,
+    load_content,
+    markdown_to_text,
+    office,
+    rich_text,
+)
 from tests.pdfs import pdf_bytes
 from tests.support import ROOT
 
@@ -187,7 +195,7 @@ def test_docx_paragraphs_and_table_rows_in_order_with_a_heading_title() -> None:
 def test_broken_and_bomb_docx_files_are_skipped_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     [broken] = load_content("broken.docx", b"PK not a zip", doc_id="broken.docx")
     assert isinstance(broken, Skipped) and broken.reason.startswith("unreadable")
-    monkeypatch.setattr(loaders, "MAX_OFFICE_UNPACKED_BYTES", 1000)
+    monkeypatch.setattr(office, "MAX_OFFICE_UNPACKED_BYTES", 1000)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("word/document.xml", b"\0" * 2000)  # 2 kB stands in for gigabytes
@@ -1061,7 +1069,7 @@ def test_a_file_over_the_size_limit_is_refused_before_anything_parses_it(monkeyp
     """Its zip directory was listed, and an older Office file's streams searched, before its size was looked at."""
     files = {"minutes.doc": ole2_file("WordDocument"), "deck.pptx": roadmap_deck(), "report": pdf_bytes(SURVEY)}
     listed: list[object] = []
-    monkeypatch.setattr(loaders.zipfile, "ZipFile", lambda *args, **kwargs: listed.append(args))
+    monkeypatch.setattr(zipfile, "ZipFile", lambda *args, **kwargs: listed.append(args))
     for name, data in files.items():
         [refused] = load_content(name, oversized(data), doc_id=name)
         assert isinstance(refused, Skipped) and refused.reason.startswith(loaders.TOO_LARGE), refused
@@ -1095,7 +1103,7 @@ def test_a_programming_error_while_sniffing_a_zip_is_raised_not_taken_for_damage
     def broken(*args: object, **kwargs: object) -> None:
         raise TypeError("a bug")
 
-    monkeypatch.setattr(loaders.zipfile, "ZipFile", broken)
+    monkeypatch.setattr(zipfile, "ZipFile", broken)
     with pytest.raises(TypeError, match="a bug"):
         list(load_content("notes.md", docx_bytes(), doc_id="notes.md"))
 

@@ -1,11 +1,12 @@
-"""Rich Text (.rtf) read as text: striprtf does the reading; this module feeds it only what a reader sees and
-names the code pages it would not find.
+"""Rich Text (.rtf) read as text: striprtf does the reading; this module feeds it only what a reader sees, names
+the code pages it would not find, and gives the loaders the file's title and text (rtf_to_text).
 
 striprtf (BSD-3, no dependencies) reads the text with its \\uN escapes and \\'hh bytes in the code page the
 header or a font declares, and leaves out font and style tables, document information and pictures; it reads
 about a megabyte a second, so the groups it shows nothing of are dropped here first (by a str.find scan, since a
-picture's hex is most of a large file). The names imported from striprtf beyond rtf_to_text are its own reading
-rules (its ignored destinations, hyperlink and font-table patterns), used so that what is dropped is what it drops.
+picture's hex is most of a large file). The names imported from striprtf beyond its rtf_to_text are its own
+reading rules (its ignored destinations, hyperlink and font-table patterns), used so that what is dropped is
+what it drops.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from __future__ import annotations
 import codecs
 import functools
 import re
+
+from likeopt.runtime.loaders.documents import Unreadable
+from likeopt.runtime.loaders.tidy import BLOCK_BREAK, given_title, tidy
 
 RTF_SIGNATURE = b"{\\rtf"
 """How a Rich Text file begins, as the RTF specification's header says."""
@@ -46,6 +50,18 @@ def _mac_code_page(name: str) -> codecs.CodecInfo | None:
 
 
 codecs.register(_mac_code_page)
+
+
+NOT_RTF = "not Rich Text: an .rtf file begins with {\\rtf (save it again as Rich Text, or as .docx)"
+
+
+def rtf_to_text(data: bytes) -> tuple[str, str]:
+    """(title, text) of a Rich Text file (WordPad, TextEdit, Outlook) as read() reads it: each paragraph a block,
+    the title its document information's unless a placeholder."""
+    if not data.startswith(RTF_SIGNATURE):
+        raise Unreadable(NOT_RTF)
+    title, paragraphs = read(data)
+    return given_title(title), tidy(BLOCK_BREAK.join(paragraphs))
 
 
 def read(data: bytes) -> tuple[str, list[str]]:

@@ -1,0 +1,130 @@
+"""One file's bytes as its documents: the type its bytes show, else its name's, picks the reader, and what cannot be
+read is skipped with the reason, never silently dropped."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from likeopt.runtime.loaders.documents import LoadedDocument, Skipped, Unreadable, skipped_file
+from likeopt.runtime.loaders.formats import (
+    HTML_SUFFIXES,
+    JSONL_SUFFIXES,
+    LEGACY_OFFICE,
+    MARKDOWN_SUFFIXES,
+    MAX_FILE_BYTES,
+    NOT_TEXT,
+    SUPPORTED,
+    TABLE_SUFFIXES,
+    TOO_LARGE,
+    file_type,
+)
+from likeopt.runtime.loaders.html import html_to_text
+from likeopt.runtime.loaders.markdown import markdown_document
+from likeopt.runtime.loaders.office import docx_to_text, pptx_to_text, xlsx_to_text
+from likeopt.runtime.loaders.pdf import PDF_WARNINGS, pdf_to_text
+from likeopt.runtime.loaders.plain_text import decode_html, decode_text, not_text_reason
+from likeopt.runtime.loaders.records import load_json, load_jsonl
+from likeopt.runtime.loaders.rich_text import rtf_to_text
+from likeopt.runtime.loaders.sniffing import marked_suffix, older_office_reason, sniffed_suffix
+from likeopt.runtime.loaders.tables import table_to_text
+
+log = logging.getLogger(__package__)  # the package's name, whichever of its modules reads the file
+
+
+def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
+    """The documents in one file's bytes (one, or one per line for JSON Lines); name gives the type, unless the
+    bytes say they are another type read here (sniffed_suffix), whatever the name's suffix or without one: an
+    upload named "report" or "scan.bin" that is a PDF is read as one."""
+    suffix = Path(name).suffix.lower()
+    if len(data) > MAX_FILE_BYTES:  # before anything parses it: a zip's directory, a compound document's
+        yield skipped_file(name, doc_id, TOO_LARGE, marked_suffix(data))
+        return
+    kind = sniffed_suffix(data) or suffix
+    if older := older_office_reason(suffix, data):
+        yield skipped_file(name, doc_id, older)
+    elif kind not in SUPPORTED:
+        advice = f" (save it as {LEGACY_OFFICE[suffix]})" if suffix in LEGACY_OFFICE else ""
+        yield Skipped(name, f"unsupported file type {suffix or '(none)'}{advice}")
+    elif kind in JSONL_SUFFIXES:
+        yield from load_jsonl(name, data.split(b"\n"))
+    elif kind == ".json":
+        yield from load_json(name, data)
+    else:
+        yield _one_document(name, kind, data, doc_id)
+
+
+def extract(suffix: str, data: bytes) -> tuple[str, str, dict[str, str]]:
+    """(title, text, metadata) of one file's bytes by its type; an empty title lets the caller use the file name.
+    Only Markdown carries metadata of its own (its front matter)."""
+    if suffix in MARKDOWN_SUFFIXES:
+        return markdown_document(decode_text(data))
+    return *_title_and_text(suffix, data), {}
+
+
+def _title_and_text(suffix: str, data: bytes) -> tuple[str, str]:
+    """(title, text) of a file type without metadata of its own."""
+    if suffix == ".pdf":
+        return pdf_to_text(data)
+    if suffix == ".docx":
+        return docx_to_text(data)
+    if suffix == ".rtf":
+        return rtf_to_text(data)
+    if suffix == ".pptx":
+        return pptx_to_text(data)
+    if suffix == ".xlsx":
+        return xlsx_to_text(data)
+    if suffix in HTML_SUFFIXES:
+        return html_to_text(decode_html(data))
+    raw = decode_text(data)
+    if suffix in TABLE_SUFFIXES:
+        return "", table_to_text(raw, suffix)
+    return "", raw
+
+
+TYPESETTING_HINTS = str.maketrans(dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff")))
+"""Invisible characters a file's text holds only as hints to whoever sets it, taken out of every loaded file's text
+and title: a soft hyphen (where a word may break), a zero-width space or word joiner (where a line may or may not)
+and a zero-width no-break space (a byte-order mark inside the text). Left in, they split a word for search
+("flows\u00adfast" was "flows" and "fast") and showed in citations. Zero-width joiners and non-joiners stay: they
+change how emoji and Persian or Indic words are written."""
+
+
+def _one_document(name: str, suffix: str, data: bytes, doc_id: str) -> LoadedDocument | Skipped:
+    """The document a file of a type that holds one is, or why it is skipped."""
+    extracted = _extracted(name, suffix, data, doc_id)
+    if isinstance(extracted, Skipped):
+        return extracted
+    title, text, metadata = extracted
+    title, text = title.translate(TYPESETTING_HINTS), text.translate(TYPESETTING_HINTS)
+    if "\x00" in text:  # from a PDF or an Office file: a text file's NUL is caught as it is decoded
+        return skipped_file(name, doc_id, NOT_TEXT, suffix)
+    if not text.strip():
+        return skipped_file(name, doc_id, "no text found", suffix)
+    facts = {"source": Path(name).name, "file_type": file_type(suffix)}
+    return LoadedDocument(doc_id, title or Path(name).stem, text, {**metadata, **facts})
+
+
+def _extracted(name: str, suffix: str, data: bytes, doc_id: str) -> tuple[str, str, dict[str, str]] | Skipped:
+    """(title, text, metadata) of one file, or why it is skipped. What pypdf warned of while reading it is said
+    with the file's name: in the reason when the file is not read, else logged."""
+    with PDF_WARNINGS.collected() as warnings:
+        try:
+            extracted = extract(suffix, data)
+        except UnicodeDecodeError:
+            return skipped_file(name, doc_id, not_text_reason(data), suffix)
+        except Unreadable as unreadable:
+            return skipped_file(name, doc_id, str(unreadable), suffix)
+        except Exception as exc:  # a malformed PDF or Office file can raise anything from deep inside its parser
+            return skipped_file(name, doc_id, f"unreadable: {type(exc).__name__}: {exc}{_warned(warnings)}", suffix)
+    if warnings:
+        log.warning("%s: read%s", name, _warned(warnings))
+    return extracted
+
+
+def _warned(warnings: list[str]) -> str:
+    """What pypdf warned of, its first three warnings (a damaged PDF can give one per object), or ""."""
+    distinct = list(dict.fromkeys(warnings))
+    more = f" and {len(distinct) - 3} more" if len(distinct) > 3 else ""
+    return f", after pypdf warned: {'; '.join(distinct[:3])}{more}" if distinct else ""
