@@ -3,7 +3,7 @@
 import { el, byId, formatMs, formatNum, isNum, DASH } from './dom.js';
 import { ApiError, requestJSON, getApiKey, setApiKey, authHeaders, errorFromBody, sendsKey } from './api.js';
 
-/** The file types the server reads (likeopt/runtime/loaders.py), from /static/config.js. */
+/** The file types the server reads (SUPPORTED in likeopt/runtime/loaders/formats.py), from /static/config.js. */
 const ACCEPTED = window.LIKEOPT_FILE_TYPES || [];
 const CONFIRM_MS = 5000;
 const LIST_PAGE = 50;
