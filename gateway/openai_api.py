@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -51,6 +51,8 @@ from gateway.openai_responses import (
     ResponseEvents,
     ResponseShape,
     ResponsesRequest,
+    referenced_answers,
+    referenced_turns,
     response_not_found,
     responses_answer_request,
 )
@@ -64,6 +66,7 @@ from gateway.openai_translate import (
     upstream_error,
 )
 from gateway.request_spans import NO_NATIVE_TELEMETRY
+from gateway.routes.conversations import LOOKUP_TIMEOUT_S
 from gateway.sse import with_heartbeats
 from gateway.upstreams import Upstreams
 from likeopt.runtime.config import Config
@@ -223,6 +226,33 @@ async def start_response(
         raise
 
 
+async def stored_turns(
+    config: Config, upstreams: Upstreams, request: Request, conversation_id: str
+) -> Sequence[generation_pb2.Turn]:
+    """The turns generation_svc keeps of a conversation for the caller; none when it keeps none for them (unknown,
+    expired or someone else's), as GET /api/v1/conversations/{id} would answer 404."""
+    lookup = generation_pb2.GetConversationRequest(conversation_id=conversation_id)
+    caller = forwarded(caller_of(config, request.headers))
+    try:
+        found = await upstreams.generation.GetConversation(lookup, timeout=LOOKUP_TIMEOUT_S, metadata=caller)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            return []
+        raise rpc_error(exc) from None
+    return list(found.turns)
+
+
+async def answers_referenced(
+    config: Config, upstreams: Upstreams, request: Request, body: ResponsesRequest
+) -> dict[str, str]:
+    """The text of each earlier message ``input`` names by item_reference (clients that let the server keep
+    responses, as Vercel's AI SDK does by default, send these rather than the text), read from its conversation."""
+    named = referenced_turns(body.input)
+    conversations = {conversation_id for conversation_id, _ in named.values()}
+    stored = {each: await stored_turns(config, upstreams, request, each) for each in conversations}
+    return referenced_answers(named, stored)
+
+
 def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRouter:
     """The routes; every one needs the API key when reads do (LIKEOPT_READS_NEED_KEY), or a token (jwt)."""
 
@@ -261,7 +291,7 @@ def openai_router(config: Config, upstreams: Callable[[], Upstreams]) -> APIRout
         """OpenAI's Responses API: the answer as one message with ``file_citation`` annotations at its ``[n]``
         markers; with ``stream: true``, the Responses API's events. ``previous_response_id`` continues from that
         response, in a new conversation (a branch) when it was not the last in its own."""
-        asked = responses_answer_request(body)
+        asked = responses_answer_request(body, await answers_referenced(config, upstreams(), request, body))
         answer = await start_response(config, upstreams(), request, asked, body.previous_response_id)
         answered_in = answer.first.retrieval.conversation_id or asked.conversation_id
         shape = ResponseShape(body, answered_in, asked.turn_id)

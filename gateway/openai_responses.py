@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,20 +37,23 @@ from likeopt.runtime.text import MARKER
 from likeopt.v1 import generation_pb2
 
 RESPONSE_PREFIX = "resp_"
-RESPONSE_ID = re.compile(r"resp_([0-9a-f]{32})_(.+)")
-"""A response id: RESPONSE_PREFIX, a fresh hex nonce naming its turn, "_", then the conversation's id (one OpenAI
-gave has no "_")."""
+MESSAGE_PREFIX = "msg_"
+TURN_NONCE = re.compile(r"[0-9a-f]{32}")
+"""A response's id and its message's are the prefix, a fresh hex nonce naming its turn, "_", then the conversation's
+id (one OpenAI gave has no "_"): so previous_response_id and an item_reference to the message find that turn."""
 TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
 
 
 class InputItem(BaseModel):
-    """An item of ``input``; only messages can be answered (Like-Opt calls no tools)."""
+    """An item of ``input``: a message, or an ``item_reference`` to the message of an earlier response (as Vercel's
+    AI SDK sends a stored reply back); Like-Opt calls no tools, so no other item can be answered."""
 
     model_config = LENIENT_BUT_TYPED
 
     type: str = "message"
     role: str | None = None
     content: str | list[ContentPart] | None = None
+    id: str | None = None
 
 
 class TextFormat(BaseModel):
@@ -85,12 +89,19 @@ class ResponsesRequest(LikeOptOptions):
     )
 
 
-def input_messages(items: str | list[InputItem]) -> list[ChatMessage]:
-    """``input`` as chat messages (position for position, so errors name the right item)."""
+def input_messages(items: str | list[InputItem], answers: Mapping[str, str] | None = None) -> list[ChatMessage]:
+    """``input`` as chat messages (position for position, so errors name the right item); an item_reference is the
+    assistant message it names, whose text ``answers`` holds by item id (see referenced_turns)."""
     if isinstance(items, str):
         return [ChatMessage(role="user", content=items)]
     messages = []
     for position, item in enumerate(items):
+        if item.type == "item_reference":
+            answer = (answers or {}).get(item.id or "")
+            if answer is None:
+                raise item_not_found(item.id or "")
+            messages.append(ChatMessage(role="assistant", content=answer))
+            continue
         if item.type != "message":
             raise OpenAIError(
                 400,
@@ -107,8 +118,17 @@ def input_messages(items: str | list[InputItem]) -> list[ChatMessage]:
     return messages
 
 
-def response_id(turn_id: str, conversation_id: str) -> str:
-    return f"{RESPONSE_PREFIX}{turn_id}_{conversation_id}"
+def turn_item_id(prefix: str, turn_id: str, conversation_id: str) -> str:
+    """The id of a response (RESPONSE_PREFIX) or of its message (MESSAGE_PREFIX), naming its conversation's turn."""
+    return f"{prefix}{turn_id}_{conversation_id}"
+
+
+def turn_of_item(prefix: str, item_id: str) -> tuple[str, str] | None:
+    """The conversation and turn an id made by turn_item_id names, or None when it cannot be one of ours."""
+    turn_id, _, conversation_id = item_id.removeprefix(prefix).partition("_")
+    if not item_id.startswith(prefix) or not TURN_NONCE.fullmatch(turn_id) or not ID_RE.match(conversation_id):
+        return None
+    return conversation_id, turn_id
 
 
 def response_not_found(previous_response_id: str) -> OpenAIError:
@@ -123,14 +143,49 @@ def response_not_found(previous_response_id: str) -> OpenAIError:
 
 def turn_named(previous_response_id: str) -> tuple[str, str]:
     """The conversation and turn a response id names, or response_not_found when it cannot be one of ours."""
-    named = RESPONSE_ID.fullmatch(previous_response_id)
-    if named is None or not ID_RE.match(named.group(2)):
+    named = turn_of_item(RESPONSE_PREFIX, previous_response_id)
+    if named is None:
         raise response_not_found(previous_response_id)
-    return named.group(2), named.group(1)
+    return named
 
 
-def responses_answer_request(body: ResponsesRequest) -> generation_pb2.AnswerRequest:
-    """The Answer call for a Responses request (its conversation id always set), or the OpenAIError refusing it."""
+def item_not_found(item_id: str) -> OpenAIError:
+    """The 400 OpenAI gives for an item_reference to an item it does not hold (never ours, not kept, or gone)."""
+    return OpenAIError(400, f"Item with id {item_id!r} not found.", param="input", code="item_not_found")
+
+
+def referenced_turns(items: str | list[InputItem]) -> dict[str, tuple[str, str]]:
+    """The conversation and turn each item_reference of ``input`` names, by item id; one naming no message of ours
+    is item_not_found."""
+    named: dict[str, tuple[str, str]] = {}
+    for item in [] if isinstance(items, str) else items:
+        if item.type == "item_reference":
+            turn = turn_of_item(MESSAGE_PREFIX, item.id or "")
+            if turn is None:
+                raise item_not_found(item.id or "")
+            named[item.id or ""] = turn
+    return named
+
+
+def referenced_answers(
+    named: Mapping[str, tuple[str, str]], stored: Mapping[str, Sequence[generation_pb2.Turn]]
+) -> dict[str, str]:
+    """The answer text of each referenced turn, by item id, from the turns stored of each conversation; a turn no
+    longer kept (or never: ``store: false``) is item_not_found."""
+    answers = {}
+    for item_id, (conversation_id, turn_id) in named.items():
+        found = [turn.answer for turn in stored.get(conversation_id, ()) if turn.turn_id == turn_id]
+        if not found:
+            raise item_not_found(item_id)
+        answers[item_id] = found[0]
+    return answers
+
+
+def responses_answer_request(
+    body: ResponsesRequest, answers: Mapping[str, str] | None = None
+) -> generation_pb2.AnswerRequest:
+    """The Answer call for a Responses request (its conversation id always set), or the OpenAIError refusing it;
+    ``answers`` holds the text of the messages its item_references name (referenced_answers)."""
     check_model(body.model)
     if body.text is not None and body.text.format is not None and body.text.format.type != "text":
         raise OpenAIError(
@@ -147,7 +202,7 @@ def responses_answer_request(body: ResponsesRequest) -> generation_pb2.AnswerReq
     if isinstance(body.input, str):  # a bare question: its errors name "input" itself, as the client wrote it
         question, history = checked_question(body.input, "input"), []
     else:
-        question, history = question_and_history(input_messages(body.input), field="input")
+        question, history = question_and_history(input_messages(body.input, answers), field="input")
     options, after_turn_id = body.retrieval(), ""
     if not options["conversation_id"]:
         continued = body.previous_response_id
@@ -186,8 +241,8 @@ class ResponseShape:
     created_at: int = field(default_factory=lambda: int(time.time()))
 
     def __post_init__(self) -> None:
-        self.id = response_id(self.turn_id, self.conversation_id)
-        self.message_id = f"msg_{self.turn_id}"
+        self.id = turn_item_id(RESPONSE_PREFIX, self.turn_id, self.conversation_id)
+        self.message_id = turn_item_id(MESSAGE_PREFIX, self.turn_id, self.conversation_id)
 
     def message(self, parts: AnswerParts, status: str) -> dict[str, Any]:
         """The answer as one assistant message item."""

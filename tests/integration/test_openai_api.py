@@ -147,6 +147,22 @@ def test_the_responses_api_streams_through_envoy_and_continues_or_branches_the_c
     assert conversation(mesh, conversation_id) == [KNOWN_QUESTION, "and its admin interface?"]
 
 
+def test_a_streamed_reply_sent_back_as_an_item_reference_is_the_follow_ups_history(mesh: MeshProcess) -> None:
+    """Vercel's AI SDK (its default provider speaks Responses) sends a kept reply back by its message id."""
+    client = client_of(mesh)
+    with client.responses.stream(model="like-opt", input=KNOWN_QUESTION) as stream:
+        first = stream.get_final_response()
+    turns = [
+        {"role": "user", "content": KNOWN_QUESTION},
+        {"type": "item_reference", "id": first.output[0].id},
+        {"role": "user", "content": "and its admin interface?"},
+    ]
+    follow_up = client.responses.create(model="like-opt", input=turns)  # type: ignore[arg-type]
+    assert follow_up.model_extra is not None and follow_up.output_text
+    stored = httpx.get(f"{mesh.base_url}/api/v1/conversations/{follow_up.model_extra['conversation_id']}", timeout=30)
+    assert stored.json()["turns"][0]["answer"] == first.output_text
+
+
 def test_a_response_with_store_false_keeps_no_turn_to_continue_from(mesh: MeshProcess) -> None:
     client = client_of(mesh)
     kept = client.responses.create(model="like-opt", input=KNOWN_QUESTION)

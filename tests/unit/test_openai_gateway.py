@@ -19,7 +19,7 @@ from generation_svc.backends import AnswerFailed
 from generation_svc.extractive import ExtractiveBackend
 from likeopt.ops.launcher import free_port
 from likeopt.runtime.config import Config
-from likeopt.v1 import generation_pb2_grpc
+from likeopt.v1 import generation_pb2, generation_pb2_grpc
 from tests.unit.test_generation_harness import generation_server
 
 QUESTION = "Which port does Envoy listen on?"
@@ -228,6 +228,32 @@ async def test_the_responses_api_answers_continues_and_streams_through_the_sdks_
     cut = events[-1].response  # type: ignore[union-attr]
     assert events[-1].type == "response.incomplete" and cut.usage is not None and cut.usage.output_tokens == 4
     assert refused.value.body["param"] == "previous_response_id"  # type: ignore[index]
+
+
+def referring_to(reply_id: str) -> list[dict[str, str]]:
+    """A follow-up as Vercel's AI SDK sends it: a kept reply goes back as an item_reference to its message."""
+    return [
+        {"role": "user", "content": QUESTION},
+        {"type": "item_reference", "id": reply_id},
+        {"role": "user", "content": "and its admin interface?"},
+    ]
+
+
+async def test_an_item_reference_to_an_earlier_reply_is_that_reply_and_one_to_none_is_400() -> None:
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        kept = await client.responses.create(model="like-opt", input=QUESTION)
+        unkept = await client.responses.create(model="like-opt", input=QUESTION, store=False)
+        follow_up = await client.responses.create(model="like-opt", input=referring_to(kept.output[0].id))  # type: ignore[arg-type,union-attr]
+        refusals = []
+        for reply_id in (unkept.output[0].id, f"msg_{'0' * 32}_nowhere", "msg_abc"):  # type: ignore[union-attr]
+            with pytest.raises(openai.BadRequestError) as refused:
+                await client.responses.create(model="like-opt", input=referring_to(reply_id))  # type: ignore[arg-type]
+            refusals.append(refused.value)
+        asked_in = (follow_up.model_extra or {})["conversation_id"]
+        stored = await h.stub.GetConversation(generation_pb2.GetConversationRequest(conversation_id=asked_in))
+    assert stored.turns[0].answer == kept.output_text  # the reply the reference named
+    assert "9901" in follow_up.output_text
+    assert [(r.code, r.param) for r in refusals] == [("item_not_found", "input")] * 3
 
 
 async def test_the_completions_api_answers_a_prompt_streamed_or_whole_within_its_bounds() -> None:

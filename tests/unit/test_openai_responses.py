@@ -10,10 +10,12 @@ from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from gateway.openai_responses import (
+    InputItem,
     ResponseEvents,
     ResponseShape,
     ResponsesRequest,
     annotations,
+    referenced_turns,
     responses_answer_request,
     turn_named,
 )
@@ -78,6 +80,9 @@ def test_a_response_id_names_its_turn_so_previous_response_id_continues_from_tha
     first = responses_answer_request(request())
     shape = ResponseShape(request(), "conv-1_a", first.turn_id)
     assert shape.id.startswith("resp_") and turn_named(shape.id) == ("conv-1_a", first.turn_id)
+    assert referenced_turns([InputItem(type="item_reference", id=shape.message_id)]) == {
+        shape.message_id: ("conv-1_a", first.turn_id)
+    }  # its message names the same turn, for an item_reference to it
     asked = responses_answer_request(request(previous_response_id=shape.id))
     assert asked.conversation_id == "conv-1_a" and asked.after_turn_id == first.turn_id and not asked.history
     assert asked.turn_id not in ("", first.turn_id)  # every response its own turn
