@@ -158,12 +158,18 @@ def referenced_turns(items: str | list[InputItem]) -> dict[str, tuple[str, str]]
     """The conversation and turn each item_reference of ``input`` names, by item id; one naming no message of ours
     is item_not_found."""
     named: dict[str, tuple[str, str]] = {}
-    for item in [] if isinstance(items, str) else items:
-        if item.type == "item_reference":
-            turn = turn_of_item(MESSAGE_PREFIX, item.id or "")
-            if turn is None:
-                raise item_not_found(item.id or "")
-            named[item.id or ""] = turn
+    for position, item in enumerate([] if isinstance(items, str) else items):
+        if item.type != "item_reference":
+            continue
+        if item.id is None:
+            raise OpenAIError(
+                400, f"input[{position}]: an item_reference needs the id of the item it stands for",
+                param=f"input[{position}].id", code="missing_required_parameter",
+            )  # fmt: skip
+        turn = turn_of_item(MESSAGE_PREFIX, item.id)
+        if turn is None:
+            raise item_not_found(item.id)
+        named[item.id] = turn
     return named
 
 

@@ -83,6 +83,9 @@ def test_a_response_id_names_its_turn_so_previous_response_id_continues_from_tha
     assert referenced_turns([InputItem(type="item_reference", id=shape.message_id)]) == {
         shape.message_id: ("conv-1_a", first.turn_id)
     }  # its message names the same turn, for an item_reference to it
+    with pytest.raises(OpenAIError) as no_id:
+        referenced_turns([InputItem(role="user", content="q"), InputItem(type="item_reference")])
+    assert (no_id.value.param, no_id.value.code) == ("input[1].id", "missing_required_parameter")
     asked = responses_answer_request(request(previous_response_id=shape.id))
     assert asked.conversation_id == "conv-1_a" and asked.after_turn_id == first.turn_id and not asked.history
     assert asked.turn_id not in ("", first.turn_id)  # every response its own turn
