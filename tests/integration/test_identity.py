@@ -539,6 +539,12 @@ def test_the_openai_api_answers_as_the_token_s_principal(people: dict[str, Perso
     refused = people["bob"].rest("POST", "/v1/responses", json=follow_up)  # her response is none of his
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "previous_response_not_found"
     people["bob"].assert_sees_nothing_hidden(refused.text, "/v1/responses")
+    hers = {"type": "item_reference", "id": alices["output"][0]["id"]}  # her reply's text is none of his either
+    referring = {**asked, "input": [{"role": "user", "content": aimed}, hers, {"role": "user", "content": "And?"}]}
+    unread = people["bob"].rest("POST", "/v1/responses", json=referring)
+    assert unread.status_code == 400 and unread.json()["error"]["code"] == "item_not_found"
+    people["bob"].assert_sees_nothing_hidden(unread.text, "/v1/responses")
+    assert people["alice"].rest("POST", "/v1/responses", json=referring).status_code == 200
     completion = people["bob"].rest("POST", "/v1/completions", json={"model": "like-opt", "prompt": aimed})
     assert completion.status_code == 200, completion.text
     people["bob"].assert_sees_nothing_hidden(completion.text, "/v1/completions")
