@@ -42,11 +42,20 @@ TURN_NONCE = re.compile(r"[0-9a-f]{32}")
 """A response's id and its message's are the prefix, a fresh hex nonce naming its turn, "_", then the conversation's
 id (one OpenAI gave has no "_"): so previous_response_id and an item_reference to the message find that turn."""
 TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
+OTHER_MODELS_ITEMS = {
+    "function_call": "assistant",
+    "custom_tool_call": "assistant",
+    "reasoning": "assistant",
+    "function_call_output": "tool",
+    "custom_tool_call_output": "tool",
+}
+"""Items another model's turns leave in a history, as the chat message that reads the same: a reply without text
+(a tool call, its reasoning) or a tool's result; both are skipped, as Chat Completions skips them."""
 
 
 class InputItem(BaseModel):
-    """An item of ``input``: a message, or an ``item_reference`` to the message of an earlier response (as Vercel's
-    AI SDK sends a stored reply back); Like-Opt calls no tools, so no other item can be answered."""
+    """An item of ``input``: a message, an ``item_reference`` to the message of an earlier response (as Vercel's
+    AI SDK sends a stored reply back), or an item of another model's tool use (OTHER_MODELS_ITEMS)."""
 
     model_config = LENIENT_BUT_TYPED
 
@@ -101,6 +110,9 @@ def input_messages(items: str | list[InputItem], answers: Mapping[str, str] | No
             if answer is None:
                 raise item_not_found(item.id or "")
             messages.append(ChatMessage(role="assistant", content=answer))
+            continue
+        if item.type in OTHER_MODELS_ITEMS:
+            messages.append(ChatMessage(role=OTHER_MODELS_ITEMS[item.type]))
             continue
         if item.type != "message":
             raise OpenAIError(

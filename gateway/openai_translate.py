@@ -32,7 +32,11 @@ from likeopt.v1 import generation_pb2
 
 INSTRUCTION_ROLES = frozenset({"system", "developer"})
 """Accepted and skipped: Like-Opt's answers follow its own grounded prompt, not a client's persona."""
-ROLES = frozenset({"user", "assistant"}) | INSTRUCTION_ROLES
+TOOL_ROLES = frozenset({"tool", "function"})
+"""Accepted and skipped: tool results another model asked for, in a chat a client switched to Like-Opt (a chat UI
+that changes models mid-conversation); Like-Opt calls no tools, so they hold nothing it asked."""
+SKIPPED_ROLES = INSTRUCTION_ROLES | TOOL_ROLES
+ROLES = frozenset({"user", "assistant"}) | SKIPPED_ROLES
 BAD_REQUEST_CODES = frozenset(
     {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.FAILED_PRECONDITION}
 )
@@ -84,6 +88,10 @@ def message_text(message: ChatMessage, position: int, field: str = "messages") -
         return content or ""
     texts = []
     for part in content:
+        refusal = (part.model_extra or {}).get("refusal") if part.type == "refusal" else None
+        if isinstance(refusal, str):  # an earlier reply's refusal, sent back as history
+            texts.append(refusal)
+            continue
         if part.type != "text" or part.text is None:
             raise OpenAIError(
                 400,
@@ -98,27 +106,38 @@ def message_text(message: ChatMessage, position: int, field: str = "messages") -
 def question_and_history(
     messages: Sequence[ChatMessage], field: str = "messages"
 ) -> tuple[str, list[generation_pb2.Turn]]:
-    """The question (the last message, the user's) and the turns before it, oldest first."""
+    """The question (the last user message) and the turns before it, oldest first; after the question may come
+    only messages that are skipped anyway (instructions, tool results) and replies that only called tools."""
     if not messages:
         raise OpenAIError(400, f"{field!r} must hold at least one message", param=field, code="empty_messages")
     for position, message in enumerate(messages):
         if message.role not in ROLES:
             raise OpenAIError(
                 400,
-                f"{field}[{position}].role {message.role!r} is not supported (user, assistant, system or developer)",
+                f"{field}[{position}].role {message.role!r} is not supported"
+                " (user, assistant, system, developer, tool or function)",
                 param=f"{field}[{position}].role",
                 code="invalid_role",
             )
-    last = len(messages) - 1
-    if messages[last].role != "user":
-        raise OpenAIError(
-            400,
-            f"the last message must be the user's question (role 'user'), not {messages[last].role!r}",
-            param=f"{field}[{last}].role",
-            code="invalid_role",
-        )
-    question = checked_question(message_text(messages[last], last, field), f"{field}[{last}].content")
-    return question, history_turns(messages[:last], field)
+    asked = question_position(messages, field)
+    question = checked_question(message_text(messages[asked], asked, field), f"{field}[{asked}].content")
+    return question, history_turns(messages[:asked], field)
+
+
+def question_position(messages: Sequence[ChatMessage], field: str) -> int:
+    """Where the question is: the last user message, unless a reply with text follows it (then nothing is asked)."""
+    for position in range(len(messages) - 1, -1, -1):
+        message = messages[position]
+        if message.role == "user":
+            return position
+        if message.role == "assistant" and message_text(message, position, field):
+            break
+    raise OpenAIError(
+        400,
+        f"the last message must be the user's question (role 'user'), not {message.role!r}",
+        param=f"{field}[{position}].role",
+        code="invalid_role",
+    )
 
 
 def checked_question(text: str, param: str) -> str:
@@ -158,7 +177,8 @@ def refuse_other_shapes(options: dict[str, Any]) -> None:
 
 
 def history_turns(messages: Sequence[ChatMessage], field: str = "messages") -> list[generation_pb2.Turn]:
-    """Earlier messages as turns: each user message with the assistant reply after it (empty when none)."""
+    """Earlier messages as turns: each user message with the assistant reply after it (empty when none); a reply
+    without text only called tools, so it answers nothing."""
     turns: list[generation_pb2.Turn] = []
     asked: str | None = None
     for position, message in enumerate(messages):
@@ -166,8 +186,8 @@ def history_turns(messages: Sequence[ChatMessage], field: str = "messages") -> l
             if asked is not None:
                 turns.append(generation_pb2.Turn(question=asked))
             asked = message_text(message, position, field)
-        elif message.role == "assistant":
-            turns.append(generation_pb2.Turn(question=asked or "", answer=message_text(message, position, field)))
+        elif message.role == "assistant" and (answer := message_text(message, position, field)):
+            turns.append(generation_pb2.Turn(question=asked or "", answer=answer))
             asked = None
     if asked is not None:
         turns.append(generation_pb2.Turn(question=asked))

@@ -52,11 +52,29 @@ def test_input_as_a_string_or_as_messages_becomes_the_question_and_its_turns() -
     assert len(asked.conversation_id) == 32  # a new conversation, named before the answer starts
 
 
+def test_another_models_tool_calls_and_reasoning_in_the_input_are_skipped() -> None:
+    asked = responses_answer_request(
+        request(
+            input=[
+                {"role": "user", "content": "Which port does Envoy use?"},
+                {"type": "reasoning", "id": "rs_1", "summary": []},
+                {"type": "function_call", "call_id": "c", "name": "lookup", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c", "output": "8080"},
+                {"role": "assistant", "content": [{"type": "output_text", "text": "8080 [1]"}]},
+                {"role": "user", "content": "and its admin port?"},
+            ]
+        )
+    )
+    assert asked.query == "and its admin port?"
+    assert [(t.question, t.answer) for t in asked.history] == [("Which port does Envoy use?", "8080 [1]")]
+
+
 @pytest.mark.parametrize(
     ("fields", "param"),
     [
         ({"model": "gpt-5"}, "model"),
-        ({"input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, "input[0].type"),
+        ({"input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, "input[0].role"),
+        ({"input": [{"type": "web_search_call", "id": "ws"}, {"role": "user", "content": "q"}]}, "input[0].type"),
         (
             {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:,"}]}]},
             "input[0].content",

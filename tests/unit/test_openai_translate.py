@@ -59,6 +59,21 @@ def test_text_parts_are_joined_and_other_parts_refused() -> None:
     assert (refused.value.status, refused.value.param) == (400, "messages[0].content")
 
 
+def test_another_models_tool_use_and_instructions_after_the_question_are_skipped() -> None:
+    history = [
+        {"role": "user", "content": "Which port does Envoy use?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "8080"},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": "I cannot say."}]},
+        {"role": "user", "content": "And its admin port?"},
+        {"role": "system", "content": "Answer in one line."},
+        {"role": "function", "name": "lookup", "content": "9901"},
+    ]
+    question, turns_before = question_and_history([ChatMessage.model_validate(m) for m in history])
+    assert question == "And its admin port?"
+    assert turns(turns_before) == [("Which port does Envoy use?", "I cannot say.")]
+
+
 @pytest.mark.parametrize(
     ("conversation", "param"),
     [
