@@ -29,7 +29,7 @@ import numpy as np
 from likeopt.ops.evaluate import Dataset, best_chunk_per_document, ndcg_at, percentile
 from likeopt.runtime.config import Config
 from likeopt.runtime.loaders import LoadedDocument, load_paths
-from retrieval_svc import milvus_backend
+from retrieval_svc import milvus_collection
 from retrieval_svc.backend import DocumentInput, SearchParams
 from retrieval_svc.embedder import Embedder, configured_embedder
 from retrieval_svc.engine import RetrievalEngine
@@ -148,14 +148,14 @@ def standard_analyzer_overlap(
     uri: str, embedder: Embedder, config: Config, engine: RetrievalEngine, store: Path, queries: list[str]
 ) -> float:
     """BM25 top-10 overlap with the embedded engine with Milvus's plain standard analyzer (no stop words)."""
-    original = milvus_backend.ANALYZER
-    milvus_backend.ANALYZER = {"tokenizer": "standard"}
+    original = milvus_collection.ANALYZER
+    milvus_collection.ANALYZER = {"tokenizer": "standard"}
     try:
         variant = MilvusBackend(embedder, uri, "", "bench_standard", config.chunk_tokens, config.chunk_overlap)
         variant.load()
         migrate(store, variant)
     finally:
-        milvus_backend.ANALYZER = original
+        milvus_collection.ANALYZER = original
     return verify(engine, variant, queries, modes=("bm25",)).parity["bm25"]
 
 

@@ -32,7 +32,7 @@ from likeopt.runtime.text import SAME_TERMS_UNLESS_FLAGGED, TOKENIZER_VERSION
 from likeopt.v1 import retrieval_pb2_grpc
 from retrieval_svc import backend as backend_module
 from retrieval_svc import engine as engine_module
-from retrieval_svc import milvus_backend, milvus_expressions, service
+from retrieval_svc import milvus_collection, milvus_expressions, service
 from retrieval_svc.access import Access
 from retrieval_svc.backend import BackendUnavailable, DocumentInput, DocumentSummary, SearchParams, UnfitDocument
 from retrieval_svc.engine import RetrievalEngine
@@ -408,11 +408,11 @@ def test_a_collection_of_an_earlier_tokenizer_differing_only_in_flagged_text_sti
 ) -> None:
     earlier, other = new_name(), new_name()
     with monkeypatch.context() as patched:
-        patched.setattr(milvus_backend, "TOKENIZER_VERSION", min(SAME_TERMS_UNLESS_FLAGGED))
+        patched.setattr(milvus_collection, "TOKENIZER_VERSION", min(SAME_TERMS_UNLESS_FLAGGED))
         backend_on(milvus, earlier).close()
-        patched.setattr(milvus_backend, "TOKENIZER_VERSION", TOKENIZER_VERSION + 1)  # a version not yet written
+        patched.setattr(milvus_collection, "TOKENIZER_VERSION", TOKENIZER_VERSION + 1)  # a version not yet written
         backend_on(milvus, other).close()
-    with caplog.at_level(logging.WARNING, "retrieval_svc.milvus_backend"):
+    with caplog.at_level(logging.WARNING, "retrieval_svc.milvus_collection"):
         backend = backend_on(milvus, earlier)
     assert "earlier tokenizer" in caplog.text
     ingest(backend, *CORPUS)
@@ -447,7 +447,7 @@ def test_documents_whose_ids_hold_quotes_and_backslashes_are_listed_each_once(
     """pymilvus's query_iterator wrote the last id of each page unescaped into the next page's filter
     (milvus-io/pymilvus#1960): milvus-lite refused it, so listing every document, and a migration comparing the
     collection's ids with its store's, failed on the first such id at a page's end."""
-    monkeypatch.setattr(milvus_backend, "LIST_BATCH_ROWS", 5)
+    monkeypatch.setattr(milvus_collection, "LIST_BATCH_ROWS", 5)
     sentence = "Sentence mentions zebras and stripes at length. "
     docs = [DocumentInput(i, f"Title {n}", sentence * (1 + n % 3), {}) for n, i in enumerate(HOSTILE_IDS)]
     ingest(backend, *docs)
@@ -469,7 +469,7 @@ def test_a_migration_removes_documents_whose_ids_hold_quotes_and_backslashes(
     backend: MilvusBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A rerun compares the collection's ids with the store's (document_ids), which read them page by page."""
-    monkeypatch.setattr(milvus_backend, "LIST_BATCH_ROWS", 5)
+    monkeypatch.setattr(milvus_collection, "LIST_BATCH_ROWS", 5)
     engine = RetrievalEngine(tmp_path, FakeEmbedder(), chunk_tokens=24, chunk_overlap=0)
     engine.load()
     docs = [DocumentInput(i, "", f"Document {n} is about topic{n % 7}.", {}) for n, i in enumerate(HOSTILE_IDS)]
@@ -487,7 +487,7 @@ def test_a_listing_counts_every_chunk_of_documents_with_more_than_a_query_return
     """A page's chunk counts came from one query per filter of ids, of at most SEARCH_DEPTH_LIMIT rows (16,384):
     a page of many long documents was counted short. Lowered here, so that the page's documents have more chunks
     together than a query returns, and some more each."""
-    monkeypatch.setattr(milvus_backend, "SEARCH_DEPTH_LIMIT", 6)
+    monkeypatch.setattr(milvus_collection, "SEARCH_DEPTH_LIMIT", 6)
     docs = [
         DocumentInput(f"doc{n:02d}", "", " ".join(f"Sentence {i} mentions zebras and stripes." for i in range(n)), {})
         for n in range(1, 30, 3)
@@ -512,7 +512,7 @@ def test_the_pages_of_a_paged_read_after_the_first_read_the_first_page_s_snapsho
     as Strong makes it (up to a sync interval a page on a real Milvus). milvus-lite answers no session_ts (0), and
     then every page is read at the consistency level; here the first page's answer may also be given one, a hybrid
     timestamp of that moment as a real Milvus gives, and milvus-lite answers the pages that name it."""
-    monkeypatch.setattr(milvus_backend, "LIST_BATCH_ROWS", 2)
+    monkeypatch.setattr(milvus_collection, "LIST_BATCH_ROWS", 2)
     more = [DocumentInput(f"doc{n}", "", f"Document {n} is about topic{n}.", {}) for n in range(6)]
     ingest(backend, *CORPUS, *more)
     asked: list[dict[str, Any]] = []
@@ -555,8 +555,8 @@ def test_a_document_with_more_chunks_than_a_query_returns_comes_back_whole(
     text, tens of thousands of chunks, came back cut short. Both limits are lowered here, so that the document has
     more chunks than one query returns and they are read over several pages, whose chunk id order ("#10" before
     "#2") is not the document's."""
-    monkeypatch.setattr(milvus_backend, "SEARCH_DEPTH_LIMIT", 6)
-    monkeypatch.setattr(milvus_backend, "LIST_BATCH_ROWS", 4)
+    monkeypatch.setattr(milvus_collection, "SEARCH_DEPTH_LIMIT", 6)
+    monkeypatch.setattr(milvus_collection, "LIST_BATCH_ROWS", 4)
     long = DocumentInput(TRICKY, "Long", " ".join(f"Sentence {i} mentions zebras and stripes." for i in range(40)), {})
     ingest(backend, long, CORPUS[1])
     chunks = backend.prepare(long)
