@@ -96,7 +96,7 @@ def test_a_reader_s_first_searches_arriving_together_read_the_vectors_once(
 ) -> None:
     """Each read them from Milvus: no search waited for the read another had under way."""
     reading, gate = threading.Event(), threading.Event()
-    call = loaded._call
+    call = loaded.milvus.call
 
     def gated_call(method: str, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("output_fields") == ["chunk_id", "dense"]:  # the read of the filter's vectors
@@ -104,7 +104,7 @@ def test_a_reader_s_first_searches_arriving_together_read_the_vectors_once(
             gate.wait(30)
         return call(method, *args, **kwargs)
 
-    monkeypatch.setattr(loaded, "_call", gated_call)
+    monkeypatch.setattr(loaded.milvus, "call", gated_call)
     before = vector_reads()
     with ThreadPoolExecutor(2) as pool:  # as retrieval_svc's search pool runs them
         first = pool.submit(search, loaded)
@@ -182,7 +182,7 @@ def test_ids_with_quotes_and_backslashes_near_their_longest_are_read_back_in_bou
     docs = [replace(d, id=f'{d.id} "q" \\ \\" or chunk_id != "' + "😀" * 470) for d in corpus()]
     filters: list[str] = []
     backend = backend_on(milvus, new_name())
-    call = backend._call
+    call = backend.milvus.call
 
     def recorded_call(method: str, *args: Any, **kwargs: Any) -> Any:
         if "text" in kwargs.get("output_fields", ()):  # a read of hit fields
@@ -191,7 +191,7 @@ def test_ids_with_quotes_and_backslashes_near_their_longest_are_read_back_in_bou
 
     try:
         ingest(backend, *docs)
-        monkeypatch.setattr(backend, "_call", recorded_call)
+        monkeypatch.setattr(backend.milvus, "call", recorded_call)
         readable = [d for d in docs if d.access.readable_by(ALICE)]
         shown = search(backend, top_k=len(readable))
         assert chunk_ids(shown) == ranked_afresh(backend, docs, ALICE, QUERY)

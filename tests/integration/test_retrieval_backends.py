@@ -32,7 +32,7 @@ from likeopt.runtime.text import SAME_TERMS_UNLESS_FLAGGED, TOKENIZER_VERSION
 from likeopt.v1 import retrieval_pb2_grpc
 from retrieval_svc import backend as backend_module
 from retrieval_svc import engine as engine_module
-from retrieval_svc import milvus_collection, milvus_expressions, service
+from retrieval_svc import milvus_collection, milvus_expressions, milvus_reads, service
 from retrieval_svc.access import Access
 from retrieval_svc.backend import BackendUnavailable, DocumentInput, DocumentSummary, SearchParams, UnfitDocument
 from retrieval_svc.engine import RetrievalEngine
@@ -305,13 +305,13 @@ def test_many_long_ids_with_quotes_and_backslashes_answer_as_short_ids_do(
     monkeypatch.setattr(milvus_expressions, "IDS_FILTER_BYTES", 8 * 1024)
     short, long = backend_on(milvus, new_name()), backend_on(milvus, new_name())
     filters: list[str] = []
-    call = long._call
+    call = long.milvus.call
 
     def recorded_call(method: str, *args: Any, **kwargs: Any) -> Any:
         filters.append(kwargs.get("filter", ""))
         return call(method, *args, **kwargs)
 
-    monkeypatch.setattr(long, "_call", recorded_call)
+    monkeypatch.setattr(long.milvus, "call", recorded_call)
     try:
         assert listed_ids_answers(long, LONG_ID_TAIL) == listed_ids_answers(short, "")
     finally:
@@ -447,7 +447,7 @@ def test_documents_whose_ids_hold_quotes_and_backslashes_are_listed_each_once(
     """pymilvus's query_iterator wrote the last id of each page unescaped into the next page's filter
     (milvus-io/pymilvus#1960): milvus-lite refused it, so listing every document, and a migration comparing the
     collection's ids with its store's, failed on the first such id at a page's end."""
-    monkeypatch.setattr(milvus_collection, "LIST_BATCH_ROWS", 5)
+    monkeypatch.setattr(milvus_reads, "LIST_BATCH_ROWS", 5)
     sentence = "Sentence mentions zebras and stripes at length. "
     docs = [DocumentInput(i, f"Title {n}", sentence * (1 + n % 3), {}) for n, i in enumerate(HOSTILE_IDS)]
     ingest(backend, *docs)
@@ -458,8 +458,8 @@ def test_documents_whose_ids_hold_quotes_and_backslashes_are_listed_each_once(
     assert listed == sorted(HOSTILE_IDS)
     assert backend.list_documents("", 100)[1] == len(HOSTILE_IDS)
     assert backend.document_ids() == set(HOSTILE_IDS)
-    with backend._guarded():
-        batches = [[str(row["chunk_id"]) for row in batch] for batch in backend._batches("", [])]
+    with backend.milvus.guarded():
+        batches = [[str(row["chunk_id"]) for row in batch] for batch in backend.reads._batches("", [])]
     assert len(batches) > 3
     stored = [f"{d.id}#{n}" for d in docs for n in range(len(backend.prepare(d)))]
     assert [c for batch in batches for c in batch] == sorted(stored)  # chunk id order, as query_iterator's
@@ -469,7 +469,7 @@ def test_a_migration_removes_documents_whose_ids_hold_quotes_and_backslashes(
     backend: MilvusBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A rerun compares the collection's ids with the store's (document_ids), which read them page by page."""
-    monkeypatch.setattr(milvus_collection, "LIST_BATCH_ROWS", 5)
+    monkeypatch.setattr(milvus_reads, "LIST_BATCH_ROWS", 5)
     engine = RetrievalEngine(tmp_path, FakeEmbedder(), chunk_tokens=24, chunk_overlap=0)
     engine.load()
     docs = [DocumentInput(i, "", f"Document {n} is about topic{n % 7}.", {}) for n, i in enumerate(HOSTILE_IDS)]
@@ -487,7 +487,7 @@ def test_a_listing_counts_every_chunk_of_documents_with_more_than_a_query_return
     """A page's chunk counts came from one query per filter of ids, of at most SEARCH_DEPTH_LIMIT rows (16,384):
     a page of many long documents was counted short. Lowered here, so that the page's documents have more chunks
     together than a query returns, and some more each."""
-    monkeypatch.setattr(milvus_collection, "SEARCH_DEPTH_LIMIT", 6)
+    monkeypatch.setattr(milvus_reads, "SEARCH_DEPTH_LIMIT", 6)
     docs = [
         DocumentInput(f"doc{n:02d}", "", " ".join(f"Sentence {i} mentions zebras and stripes." for i in range(n)), {})
         for n in range(1, 30, 3)
@@ -512,12 +512,12 @@ def test_the_pages_of_a_paged_read_after_the_first_read_the_first_page_s_snapsho
     as Strong makes it (up to a sync interval a page on a real Milvus). milvus-lite answers no session_ts (0), and
     then every page is read at the consistency level; here the first page's answer may also be given one, a hybrid
     timestamp of that moment as a real Milvus gives, and milvus-lite answers the pages that name it."""
-    monkeypatch.setattr(milvus_collection, "LIST_BATCH_ROWS", 2)
+    monkeypatch.setattr(milvus_reads, "LIST_BATCH_ROWS", 2)
     more = [DocumentInput(f"doc{n}", "", f"Document {n} is about topic{n}.", {}) for n in range(6)]
     ingest(backend, *CORPUS, *more)
     asked: list[dict[str, Any]] = []
     given: list[int] = []
-    query = backend.client.query
+    query = backend.milvus.client.query
 
     def answer(*args: Any, **kwargs: Any) -> Any:
         rows = query(*args, **kwargs)
@@ -528,7 +528,7 @@ def test_the_pages_of_a_paged_read_after_the_first_read_the_first_page_s_snapsho
                 rows.extra[ITERATOR_SESSION_TS_FIELD] = given[-1]
         return rows
 
-    monkeypatch.setattr(backend.client, "query", answer)
+    monkeypatch.setattr(backend.milvus.client, "query", answer)
     for read, expected in [
         (backend.document_ids, {d.id for d in [*CORPUS, *more]}),
         (lambda: backend.get_document("zebra").chunks, list(enumerate(backend.prepare(CORPUS[0])))),
@@ -555,8 +555,8 @@ def test_a_document_with_more_chunks_than_a_query_returns_comes_back_whole(
     text, tens of thousands of chunks, came back cut short. Both limits are lowered here, so that the document has
     more chunks than one query returns and they are read over several pages, whose chunk id order ("#10" before
     "#2") is not the document's."""
-    monkeypatch.setattr(milvus_collection, "SEARCH_DEPTH_LIMIT", 6)
-    monkeypatch.setattr(milvus_collection, "LIST_BATCH_ROWS", 4)
+    monkeypatch.setattr(milvus_reads, "SEARCH_DEPTH_LIMIT", 6)
+    monkeypatch.setattr(milvus_reads, "LIST_BATCH_ROWS", 4)
     long = DocumentInput(TRICKY, "Long", " ".join(f"Sentence {i} mentions zebras and stripes." for i in range(40)), {})
     ingest(backend, long, CORPUS[1])
     chunks = backend.prepare(long)
@@ -599,7 +599,7 @@ def test_a_hung_milvus_raises_backend_unavailable_within_the_timeout(tmp_path: P
     server = MilvusServer(tmp_path / "data")
     server.start()
     backend = backend_on(server, "hung")
-    backend.timeout_s = 1
+    backend.milvus.timeout_s = 1
     version = ingest(backend, *CORPUS)
     server.send(signal.SIGSTOP)
     try:

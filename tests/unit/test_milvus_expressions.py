@@ -55,7 +55,7 @@ def test_every_filter_the_backend_lists_ids_in_stays_under_the_bound() -> None:
             {"doc_id": i, "chunk_id": f"{i}#0", "title": "", "metadata": {}, READERS_FIELD: ACME.keys()} for i in ids
         ]
 
-    backend._call = milvus  # type: ignore[method-assign]
+    backend.milvus.call = milvus  # type: ignore[method-assign]
     backend.existing(ids)
     backend.stored_chunks([f"{i}#0" for i in ids])
     backend.accesses_of(ids)
