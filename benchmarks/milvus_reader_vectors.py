@@ -3,7 +3,7 @@
 A milvus-lite server holds the first ``--docs`` SciFact documents, embedded once with the configured model and
 kept in ``--work``: the first ``--tenant`` of them readable by tenant acme only, the rest by tenant globex. Then
 ``--searches`` different queries are searched one by one as an acme reader, by this tree's MilvusBackend and by
-the one of ``--baseline`` (``git show REV:retrieval_svc/milvus_backend.py``), taking turns query by query so a
+the one of ``--baseline`` (its modules, BACKEND_PARTS, at REV), taking turns query by query so a
 noisy neighbour slows both alike. Printed per mode: the first search's time, the median and p95 of all in ms,
 and (this tree's counter, when it has one) how many times the reader's vectors were read from Milvus.
 
@@ -15,10 +15,11 @@ Usage, from the repository root:
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import itertools
 import json
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,18 +39,35 @@ COLLECTION = "bench_readers"
 READER = Reader.of("acme", "analyst", [])
 
 
+BACKEND_PARTS = ("milvus_backend", "milvus_collection", "milvus_writes", "milvus_search", "milvus_reads")
+"""The modules MilvusBackend is made of (before the split, milvus_backend.py alone): the baseline's own."""
+
+
 def baseline_backend(rev: str, work: Path) -> type:
-    """MilvusBackend as retrieval_svc/milvus_backend.py was at rev (beside this tree's other modules)."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:retrieval_svc/milvus_backend.py"], capture_output=True, text=True, check=True
-    ).stdout
-    path = work / "baseline_milvus_backend.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("baseline_milvus_backend", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.MilvusBackend
+    """MilvusBackend as its modules (BACKEND_PARTS) were at rev, beside this tree's other modules: they are copied
+    into a package of their own, their imports of each other pointed at it."""
+    package = f"baseline_milvus_{rev_name(rev)}"
+    folder = work / package
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "__init__.py").write_text("")
+    at_rev = set(git(["ls-tree", "--name-only", rev, "retrieval_svc/"]).split())
+    parts = [part for part in BACKEND_PARTS if f"retrieval_svc/{part}.py" in at_rev]
+    for part in parts:
+        source = git(["show", f"{rev}:retrieval_svc/{part}.py"])
+        for other in parts:
+            source = source.replace(f"retrieval_svc.{other} ", f"{package}.{other} ")
+        (folder / f"{part}.py").write_text(source)
+    sys.path.insert(0, str(work))
+    return importlib.import_module(f"{package}.milvus_backend").MilvusBackend
+
+
+def rev_name(rev: str) -> str:
+    """rev's commit as a short name a Python package may have."""
+    return git(["rev-parse", "--short=12", rev]).strip()
+
+
+def git(args: list[str]) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout
 
 
 def fill(backend: MilvusBackend, data: Path, docs: int, tenant: int) -> None:
@@ -88,7 +106,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--tenant", type=int, default=500, help="of them, how many tenant acme may read")
     parser.add_argument("--searches", type=int, default=30)
-    parser.add_argument("--baseline", required=True, help="the revision whose milvus_backend.py is compared")
+    parser.add_argument("--baseline", required=True, help="the revision whose Milvus backend modules are compared")
     parser.add_argument("--uri", help="a running Milvus (else a milvus-lite server of its own in --work)")
     parser.add_argument("--work", type=Path, default=Path("var/bench/milvus-readers"))
     args = parser.parse_args()
