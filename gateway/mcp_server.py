@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -340,10 +341,52 @@ def build_mcp_server(mesh: Callable[[], Mesh]) -> MCPServer[Any]:
     return server
 
 
+class TokenIgnored(Exception):
+    """``likeopt mcp --token`` pointed where the token is not verified, or where that could not be checked."""
+
+
+PROBE_TIMEOUT_S = 10.0
+"""How long the start-up check waits for Envoy (or a service) to answer, the mesh perhaps still starting."""
+
+
+async def refusal_without_token(call: Awaitable[object]) -> grpc.StatusCode | None:
+    """The status a call sent with no credentials ended with; None when it was answered."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return None
+
+
+async def check_token_verified(mesh: Mesh, config: Config) -> None:
+    """Raise TokenIgnored unless every address the tools call refuses a call without credentials, as Envoy's port
+    does with LIKEOPT_AUTH=jwt. A service's own port answers it: the services never read a token, and a call with
+    no principal is one from inside the mesh, which reads every tenant's documents."""
+    options: dict[str, Any] = {"timeout": PROBE_TIMEOUT_S, "wait_for_ready": True}
+    status, conversation = retrieval_pb2.GetIndexStatusRequest(), generation_pb2.GetConversationRequest()
+    probed = [
+        ("LIKEOPT_RETRIEVAL_ADDR", config.retrieval_addr, mesh.retrieval.GetIndexStatus(status, **options)),
+        ("LIKEOPT_RETRIEVAL_ADDR", config.retrieval_addr, mesh.documents.GetIndexStatus(status, **options)),
+        ("LIKEOPT_GENERATION_ADDR", config.generation_addr, mesh.generation.GetConversation(conversation, **options)),
+    ]
+    codes = await asyncio.gather(*(refusal_without_token(call) for _, _, call in probed))
+    for (setting, address, _), code in zip(probed, codes, strict=True):
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            continue
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            reason = f"{setting}={address} could not be reached to check that it verifies tokens ({code.name})"
+        else:
+            reason = f"{setting}={address} answers calls without a token: a service's own port, which ignores tokens"
+        raise TokenIgnored(f"{reason}; point LIKEOPT_RETRIEVAL_ADDR and LIKEOPT_GENERATION_ADDR at Envoy's port")
+
+
 async def serve_stdio(config: Config, token: str = "") -> None:
-    """``likeopt mcp``: serve MCP on stdin/stdout until the client closes them."""
+    """``likeopt mcp``: serve MCP on stdin/stdout until the client closes them; with a token (LIKEOPT_AUTH=jwt),
+    only once the addresses are known to verify it (check_token_verified)."""
     mesh = Mesh.connect(config, token)
     try:
+        if token and config.jwt:
+            await check_token_verified(mesh, config)
         await build_mcp_server(lambda: mesh).run_stdio_async()
     finally:
         await mesh.close()
@@ -362,4 +405,7 @@ def run_stdio(config: Config, token: str = "") -> None:
     setup_logging("mcp", config.log_level)
     if warning := missing_token(config, token):
         logging.getLogger("mcp").warning(warning)
-    asyncio.run(serve_stdio(config, token))
+    try:
+        asyncio.run(serve_stdio(config, token))
+    except TokenIgnored as exc:
+        sys.exit(f"likeopt mcp --token: {exc} (nothing was served)")

@@ -34,7 +34,7 @@ from likeopt.runtime.principal import (
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 from tests.identity import WRITER_ROLE, IdentityProvider, bearer
 from tests.integration.test_mesh import grpc_web_frames, grpc_web_refusal, grpc_web_search, parse_sse
-from tests.support import MeshProcess, ValkeyServer, mesh_environment
+from tests.support import ROOT, MeshProcess, ValkeyServer, mesh_environment
 
 TOPIC = "quarterly ledger rollout"
 QUESTION = "What does the quarterly ledger rollout plan say?"
@@ -573,6 +573,19 @@ async def test_mcp_tools_search_ask_and_list_as_the_token_s_principal(people: di
     async with session(people["bob"].mesh, kind, key=people["bob"].token) as client:
         with pytest.raises(Exception, match="no document"):
             await client.read_resource("likeopt://documents/acme-alice-notes")
+
+
+def test_likeopt_mcp_refuses_a_token_its_addresses_would_ignore(
+    jwt_mesh: MeshProcess, people: dict[str, Person]
+) -> None:
+    """The mesh's own settings name the services' ports, which read no token: served there, Bob's MCP session would
+    list every tenant's documents. So it does not start, and says where to point it (Envoy's port verifies)."""
+    command = [sys.executable, "-m", "likeopt.ops.cli", "mcp", "--token", people["bob"].token]
+    ran = subprocess.run(command, env=jwt_mesh.env, input=b"", capture_output=True, timeout=120, cwd=ROOT)
+    assert ran.returncode != 0 and ran.stdout == b"", ran.stderr.decode()
+    refusal = ran.stderr.decode()
+    assert "LIKEOPT_RETRIEVAL_ADDR=" in refusal and "answers calls without a token" in refusal, refusal
+    assert "Envoy's port" in refusal
 
 
 def test_an_access_change_takes_effect_at_once_in_both_directions(people: dict[str, Person]) -> None:
