@@ -23,9 +23,19 @@ start-up is done, while a server it needs is away, and from the start of a grace
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """The largest gRPC message either end takes or sends (an upload's batch, a long answer's retrieval event)."""
 
+MAX_METADATA_BYTES = 64 * 1024
+"""The most metadata either end takes: room for every header Envoy admits (60 KiB), so a token's payload that
+Envoy passes on as the principal (a user of many groups) is read. gRPC's own limits are 8 KiB, above which a call
+is refused at random, and 16 KiB, above which every call is."""
+METADATA_LIMITS = (
+    ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+    ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
+)
+
 CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    *METADATA_LIMITS,
     ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
     ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
     # What ends a connection whose keepalive ping went unanswered in grpcio 1.85 (60 s by default); without it a

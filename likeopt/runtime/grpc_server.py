@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from likeopt.runtime.config import STOP_GRACE_S, Config, metrics_port
-from likeopt.runtime.grpc_client import KEEPALIVE_TIME_MS, MAX_MESSAGE_BYTES
+from likeopt.runtime.grpc_client import KEEPALIVE_TIME_MS, MAX_MESSAGE_BYTES, METADATA_LIMITS
 from likeopt.runtime.grpc_tracing import ServerSpans
 from likeopt.runtime.interceptors import Streaming, Unary, WrappingInterceptor
 from likeopt.runtime.logs import bind_request_span
@@ -38,6 +38,7 @@ HEALTH_POLL_S = 0.5
 SERVER_OPTIONS = (
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    *METADATA_LIMITS,
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_permit_without_calls", 1),
     # Clients ping every KEEPALIVE_TIME_MS, between calls too. A server expecting pings less often (gRPC's

@@ -170,6 +170,25 @@ def test_every_bad_token_is_refused_with_a_json_401(jwt_mesh: MeshProcess, idp: 
     assert "LIKEOPT_AUTH" in httpx.get(f"{jwt_mesh.base_url}/static/config.js").text
 
 
+def test_a_user_of_a_thousand_groups_reads_through_rest_and_grpc(jwt_mesh: MeshProcess, idp: IdentityProvider) -> None:
+    """The token's payload travels on as metadata to every service (17 KB here, past gRPC's default limits)."""
+    token = idp.token("bob", "acme", [*BOB_GROUPS, *(f"project-{n:03d}" for n in range(900))])
+    found = httpx.post(
+        f"{jwt_mesh.base_url}/api/v1/search", json={"query": QUESTION, "top_k": 20}, headers=bearer(token), timeout=30
+    )
+    assert found.status_code == 200, found.text
+    assert {hit["doc_id"] for hit in found.json()["hits"]} == SEES["bob"]
+    with grpc.insecure_channel(jwt_mesh.address) as channel:
+        hits = (
+            retrieval_pb2_grpc.RetrievalServiceStub(channel)
+            .Search(
+                retrieval_pb2.SearchRequest(query=QUESTION, top_k=20), metadata=[("authorization", f"Bearer {token}")]
+            )
+            .hits
+        )
+    assert {hit.doc_id for hit in hits} == SEES["bob"]
+
+
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
 def test_the_bearer_scheme_is_read_in_any_case(jwt_mesh: MeshProcess, people: dict[str, Person], scheme: str) -> None:
     """RFC 7235: the scheme ignores case. A token under any spelling of it reads and writes as under "Bearer"."""

@@ -60,6 +60,19 @@ async def test_calls_skip_a_replica_that_is_not_serving_until_it_serves_again() 
         await channel.close()
 
 
+async def test_a_principal_of_many_groups_is_read_on_every_call() -> None:
+    """Envoy passes a token's payload on as metadata; gRPC's own limits refused such metadata above 8 KiB at random
+    and above 16 KiB always, so a user of many groups could not read (or only sometimes)."""
+    async with replica("a", SERVING) as (_, a):
+        channel = open_channel(a)
+        stub = health_pb2_grpc.HealthStub(channel)
+        for size in (12_000, 40_000):
+            principal = (("x-likeopt-principal", "g" * size),)
+            for _ in range(40):
+                await stub.Check(health_pb2.HealthCheckRequest(service="a"), metadata=principal, timeout=5)
+        await channel.close()
+
+
 ROOT = Path(__file__).resolve().parents[2]
 FROZEN_SERVER = """
 import sys, time
