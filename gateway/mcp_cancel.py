@@ -3,8 +3,11 @@
 Official clients cancel a tool call (an abandoned ``ask``) by POSTing that notification, not by hanging up. At a
 stateless endpoint it reaches a fresh session that knows no request, and the SDK ignores it: the Answer call, and
 the model, ran on. So the gateway keeps the messages it is handling by caller and JSON-RPC id, and cancels the one
-a notification names. The caller is the credential and the client's address together: a client can cancel only
-its own requests, whatever ids another chose.
+a notification names. The caller is the credential, the client's address and its session id together: a client can
+cancel only its own requests, whatever ids another chose. Every client numbers its requests from 0 or 1, and local
+clients share the address (and, when reads need none, the missing key), so the gateway hands each client that
+initializes a random session id (labelled_session), which clients send on every later message; it is a label, never
+state, so any gateway replica still takes any message.
 """
 
 from __future__ import annotations
@@ -12,17 +15,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mcp.server.streamable_http import REQUEST_CANCELLED
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, REQUEST_CANCELLED
 from starlette.datastructures import Headers
-from starlette.types import Message, Receive, Scope
+from starlette.types import Message, Receive, Scope, Send
 
 CANCELLED = "notifications/cancelled"
-CALLER_HEADERS = ("authorization", "x-likeopt-principal", "x-forwarded-for")
-"""What tells callers apart: the credential, the principal Envoy verified, the client's address as Envoy saw it."""
+CALLER_HEADERS = ("authorization", "x-likeopt-principal", "x-forwarded-for", MCP_SESSION_ID_HEADER)
+"""What tells callers apart: the credential, the principal Envoy verified, the client's address as Envoy saw it, the
+session id the gateway gave the client."""
 
 
 def caller_key(scope: Scope) -> str:
@@ -45,6 +50,24 @@ def messages_in(body: bytes) -> list[dict[str, Any]]:
 def request_ids(messages: list[dict[str, Any]]) -> list[str]:
     """The ids of the requests among messages, as keys (1 and "1" are different ids)."""
     return [json.dumps(m["id"]) for m in messages if "method" in m and isinstance(m.get("id"), (int, str))]
+
+
+def opens_session(messages: list[dict[str, Any]]) -> bool:
+    """Whether messages hold an ``initialize`` request, whose answer gives the client its session id."""
+    return any(m.get("method") == "initialize" and "id" in m for m in messages)
+
+
+def labelled_session(send: Send) -> Send:
+    """send, with a fresh random session id on a successful answer's headers (spec: visible ASCII, unguessable)."""
+    session_id = secrets.token_hex(16).encode()
+
+    async def send_labelled(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 200:
+            headers = [*message.get("headers", []), (MCP_SESSION_ID_HEADER.encode(), session_id)]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_labelled
 
 
 def cancelled_ids(messages: list[dict[str, Any]]) -> list[str]:

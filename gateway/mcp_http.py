@@ -1,7 +1,8 @@
 """MCP over streamable HTTP at /mcp: the gateway's checks in front of the SDK's session manager.
 
 Stateless and JSON-answering: every MCP message is one POST answered by one JSON body, so any gateway
-replica can take any message (no session lives in one process) and nothing is held open through Envoy.
+replica can take any message (no session lives in one process: the session id an ``initialize`` answer carries only
+labels the client, see mcp_cancel) and nothing is held open through Envoy.
 The SDK's Host check is off (behind Envoy the Host is whatever the deployment's name is); the Origin is
 checked against LIKEOPT_CORS_ORIGINS instead, which is what stops a web page from driving a local
 Like-Opt (DNS rebinding), and the caller is checked as for every read
@@ -34,7 +35,9 @@ from gateway.mcp_cancel import (
     caller_key,
     cancelled_ids,
     cancelled_reply,
+    labelled_session,
     messages_in,
+    opens_session,
     read_whole,
     replaying,
     request_ids,
@@ -127,7 +130,8 @@ class McpEndpoint:
         caller = caller_key(scope)
         for request_id in cancelled_ids(messages):
             self.in_flight.cancel(caller, request_id)
-        hangup = Hangup(replaying(body, whole, receive), send)
+        answer = labelled_session(send) if opens_session(messages) else send
+        hangup = Hangup(replaying(body, whole, receive), answer)
         work = asyncio.ensure_future(self.manager.handle_request(scope, hangup.receive, hangup.send))
         ids = request_ids(messages)
         with self.in_flight.running(caller, ids, work) as noticed:

@@ -8,6 +8,7 @@ import json
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -267,27 +268,75 @@ MCP_HEADERS = {
 }
 
 
-async def test_a_cancellation_notice_cancels_the_callers_http_tool_call_and_no_one_elses() -> None:
-    """Official clients cancel by POSTing notifications/cancelled, not by hanging up: at a stateless endpoint the
-    SDK ignored it, and the model ran to the end. Another caller naming the same id cancels nothing."""
+ASK_7 = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "ask", "arguments": {"question": "?"}}}
+CANCEL_7 = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
+
+
+@dataclass
+class StalledAsks:
+    """An /mcp endpoint on a real server whose model writes a little of each answer, then never finishes."""
+
+    url: str
+    http: httpx2.AsyncClient
+    backend: ScriptedBackend
+    answers: RecordedAnswers
+
+    async def asking(self, headers: dict[str, str]) -> asyncio.Future[httpx2.Response]:
+        """ASK_7 posted with headers, once the model is writing its answer."""
+        asked = asyncio.ensure_future(self.http.post(self.url, json=ASK_7, headers={**MCP_HEADERS, **headers}))
+        await asyncio.wait_for(self.backend.started.wait(), 10)
+        return asked
+
+    async def cancel_7(self, headers: dict[str, str]) -> int:
+        """CANCEL_7 posted with headers; the status it got."""
+        return (await self.http.post(self.url, json=CANCEL_7, headers={**MCP_HEADERS, **headers})).status_code
+
+
+@asynccontextmanager
+async def stalled_asks() -> AsyncIterator[StalledAsks]:
     backend = ScriptedBackend(["Envoy listens "], stall=True)
-    ask = {"jsonrpc": "2.0", "id": 7, "method": "tools/call"}
-    ask["params"] = {"name": "ask", "arguments": {"question": "ports?"}}
-    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
     async with generation_server(backend) as h:
         answers = RecordedAnswers(h.stub)
         mesh = Mesh(retrieval=None, documents=None, generation=answers)  # type: ignore[arg-type]
         endpoint = McpEndpoint(Config.from_env({}), build_mcp_server(lambda: mesh))
         async with endpoint.run(), served(endpoint) as port, httpx2.AsyncClient(timeout=10) as http:
-            url = f"http://127.0.0.1:{port}/mcp"
-            asking = asyncio.ensure_future(
-                http.post(url, json=ask, headers={**MCP_HEADERS, "authorization": "Bearer mine"})
-            )
-            await asyncio.wait_for(backend.started.wait(), 10)
-            theirs = await http.post(url, json=cancel, headers={**MCP_HEADERS, "authorization": "Bearer theirs"})
-            assert theirs.status_code == 202 and not answers.calls[0].done()  # another caller's id 7: not theirs
-            mine = await http.post(url, json=cancel, headers={**MCP_HEADERS, "authorization": "Bearer mine"})
-            await asyncio.wait_for(backend.closed.wait(), 10)  # the stalled model stops: its call was cancelled
-            asked = await asking
-    assert mine.status_code == 202 and [await call.code() for call in answers.calls] == [grpc.StatusCode.CANCELLED]
+            yield StalledAsks(f"http://127.0.0.1:{port}/mcp", http, backend, answers)
+
+
+async def test_a_cancellation_notice_cancels_the_callers_http_tool_call_and_no_one_elses() -> None:
+    """Official clients cancel by POSTing notifications/cancelled, not by hanging up: at a stateless endpoint the
+    SDK ignored it, and the model ran to the end. Another caller naming the same id cancels nothing."""
+    async with stalled_asks() as mcp:
+        asking = await mcp.asking({"authorization": "Bearer mine"})
+        theirs = await mcp.cancel_7({"authorization": "Bearer theirs"})
+        assert theirs == 202 and not mcp.answers.calls[0].done()  # another caller's id 7: not theirs
+        mine = await mcp.cancel_7({"authorization": "Bearer mine"})
+        await asyncio.wait_for(mcp.backend.closed.wait(), 10)  # the stalled model stops: its call was cancelled
+        asked = await asking
+    assert mine == 202 and [await call.code() for call in mcp.answers.calls] == [grpc.StatusCode.CANCELLED]
     assert asked.status_code == 200 and asked.json()["error"]["code"] == -32800 and asked.json()["id"] == 7
+
+
+async def test_clients_sharing_a_key_and_an_address_cancel_only_their_own_calls() -> None:
+    """Local clients share the address (and the missing key when reads need none) and all number their requests
+    from 0 or 1: the session id each gets at initialize tells them apart, so one's cancellation of id 7 leaves
+    the other's call 7 running."""
+    initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize"}
+    initialize["params"] = {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    }
+    async with stalled_asks() as mcp:
+        mine, theirs = [(await mcp.http.post(mcp.url, json=initialize, headers=MCP_HEADERS)).headers for _ in "ab"]
+        as_me = {"mcp-session-id": mine.get("mcp-session-id", "")}
+        as_them = {"mcp-session-id": theirs.get("mcp-session-id", "")}
+        asking = await mcp.asking(as_me)
+        assert await mcp.cancel_7(as_them) == 202
+        assert not mcp.answers.calls[0].done(), "the other client's cancellation of its own id 7 stopped this call"
+        assert await mcp.cancel_7(as_me) == 202
+        await asyncio.wait_for(mcp.backend.closed.wait(), 10)
+        asked = await asking
+    assert as_me["mcp-session-id"] and as_me["mcp-session-id"] != as_them["mcp-session-id"]
+    assert asked.json()["error"]["code"] == -32800
+    assert [await call.code() for call in mcp.answers.calls] == [grpc.StatusCode.CANCELLED]
