@@ -267,7 +267,9 @@ def mesh_tools(mesh: Callable[[], Mesh]) -> list[Tool]:
         ]
         return DocumentPage(documents=documents, next_after_id=reply.next_after_id, total=reply.total)
 
-    asks = ToolAnnotations(readOnlyHint=False, openWorldHint=False)  # it stores a conversation turn
+    # It stores a conversation turn, so not read-only; but it only adds one, and the spec's default for a tool
+    # that writes is destructive, which makes clients ask the user to confirm every question.
+    asks = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)
     return [strict_tool(search, READ_ONLY), strict_tool(ask, asks), strict_tool(list_documents, READ_ONLY)]
 
 

@@ -61,6 +61,17 @@ async def test_tools_are_listed_with_their_schemas(tmp_path: Path) -> None:
     assert all(tool.input_schema["additionalProperties"] is False for tool in tools.values())
 
 
+async def test_tool_annotations_let_clients_call_without_a_warning(tmp_path: Path) -> None:
+    """Clients confirm destructive tools with the user, and a tool that writes is destructive unless it says not:
+    ask only adds a conversation turn."""
+    async with mcp_client(tmp_path) as client:
+        hints = {tool.name: tool.annotations for tool in (await client.list_tools()).tools}
+    assert hints["search"].read_only_hint and hints["list_documents"].read_only_hint  # type: ignore[union-attr]
+    asks = hints["ask"]
+    assert asks is not None and asks.read_only_hint is False and asks.destructive_hint is False
+    assert all(hint.open_world_hint is False for hint in hints.values())  # type: ignore[union-attr]
+
+
 async def test_search_returns_passages_with_ids_scores_and_resource_uris(tmp_path: Path) -> None:
     async with mcp_client(tmp_path) as client:
         result = await client.call_tool("search", {"query": "wheels", "top_k": 2, "filters": {"kind": "machine"}})
