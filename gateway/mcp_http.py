@@ -100,10 +100,12 @@ class McpEndpoint:
             response = error_response(401, "UNAUTHENTICATED", refusal[1], headers=BEARER_CHALLENGE)
         elif (origin := headers.get("origin")) and not origin_allowed(self.config.cors_origins, origin):
             response = error_response(403, "FORBIDDEN", f"origin {origin!r} is not allowed (LIKEOPT_CORS_ORIGINS)")
-        elif scope["method"] == "GET":  # no session, so no server-sent stream: the SDK's would idle forever
-            message = "this MCP server is stateless: POST each message (there is no stream to GET)"
+        elif scope["method"] != "POST":  # the SDK's GET stream would idle forever, its 405s name GET and DELETE
+            message = (
+                "this MCP server is stateless: POST each message (there is no stream to GET nor session to DELETE)"
+            )
             response = error_response(405, "METHOD_NOT_ALLOWED", message, headers={"Allow": "POST"})
-        elif scope["method"] == "POST" and not is_json(headers.get("content-type", "")):  # the SDK's: plain text
+        elif not is_json(headers.get("content-type", "")):  # the SDK's refusal is plain text
             media_type = headers.get("content-type", "none")
             response = error_response(
                 415, "UNSUPPORTED_MEDIA_TYPE", f"MCP messages are application/json, not {media_type}"

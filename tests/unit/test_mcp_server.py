@@ -185,12 +185,14 @@ async def test_a_message_over_the_limit_is_refused_in_the_error_shape() -> None:
     assert reply.status_code == 413 and reply.json()["error"]["code"] == "PAYLOAD_TOO_LARGE", reply.text
 
 
-async def test_a_get_is_refused_as_there_is_no_stream_to_hold_open() -> None:
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PUT"])
+async def test_only_post_is_allowed_as_there_is_no_stream_to_hold_open_nor_session_to_end(method: str) -> None:
+    """A 405 must name what is allowed (RFC 9110): POST alone, though the SDK's said GET and DELETE, or nothing."""
     endpoint = McpEndpoint(Config.from_env({}), build_mcp_server(lambda: None))  # type: ignore[arg-type,return-value]
-    accept = {"accept": "text/event-stream", "mcp-protocol-version": "2025-06-18"}
+    headers = {"accept": "text/event-stream", "mcp-protocol-version": "2025-06-18", "mcp-session-id": "ab12"}
     async with endpoint.run(), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=endpoint)) as http:
-        reply = await http.get("http://like-opt/mcp", headers=accept)
-    assert reply.status_code == 405 and reply.headers["allow"] == "POST", reply.text
+        reply = await http.request(method, "http://like-opt/mcp", headers=headers)
+    assert reply.status_code == 405 and reply.headers.get("allow") == "POST", reply.text
     assert reply.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
 
 
