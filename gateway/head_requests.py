@@ -27,6 +27,8 @@ class HeadAsGet:
 
         async def without_body(message: Message) -> None:
             nonlocal ended
+            if message["type"] == "http.response.start":
+                scope["method"] = "HEAD"  # the server reads it too: for HEAD it expects no body after the headers
             if message["type"] != "http.response.body":
                 await send(message)
             elif not ended:

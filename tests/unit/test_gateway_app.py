@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
+import httpx
 import pytest
 from fastapi import APIRouter, Depends, Header
 from starlette.requests import Request
@@ -18,6 +20,7 @@ from gateway.direct_route import DirectLane, DirectRoute
 from gateway.observe import HTTP_REQUESTS, RequestMetrics
 from gateway.routes.documents import form_filename
 from likeopt.runtime.config import Config
+from tests.unit.test_mcp_server import served
 
 KEY = "unit-test-key"
 NOWHERE = "127.0.0.1:1"
@@ -359,6 +362,17 @@ def test_head_is_the_get_without_its_body(client: TestClient, path: str) -> None
     assert head.status_code == got.status_code and head.content == b""
     assert head.headers.get("content-type") == got.headers.get("content-type")
     assert head.headers.get("content-length") == got.headers.get("content-length")
+
+
+async def test_head_through_a_real_server_ends_cleanly_and_keeps_the_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """uvicorn reads the request's method when the body is sent: served as GET, every HEAD logged "Response content
+    shorter than Content-Length" with a traceback, and the connection was dropped."""
+    async with served(build_app(unreachable())) as port, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        replies = [await http.head(path) for path in ("/healthz", "/", "/healthz", "/v1/models")]
+    assert [reply.status_code for reply in replies] == [200] * 4
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 @pytest.mark.parametrize("path", ["/", "/api/v1/docs"])
