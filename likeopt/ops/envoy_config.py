@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import itertools
+import math
 import os
 import re
 import sys
@@ -61,6 +62,7 @@ PLACEHOLDERS: tuple[str, ...] = (
     "OTLP_PORT",
     "SPAN_FLUSH_MS",
     "MAX_CLIENT_CONNECTIONS",
+    "ANSWER_IDLE_TIMEOUT_S",
 )
 
 RENDERED_NAME = "envoy.yaml"
@@ -99,8 +101,21 @@ def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:
         "OTLP_PORT": collector.port,
         "SPAN_FLUSH_MS": str(SPAN_FLUSH_MS),
         "MAX_CLIENT_CONNECTIONS": str(downstream_connection_cap(open_file_limit())),
+        "ANSWER_IDLE_TIMEOUT_S": str(answer_idle_timeout_s(config.answer_timeout_s)),
     }
     return values
+
+
+ROUTE_IDLE_TIMEOUT_S = 120
+"""How long the template lets a request go without a byte either way before Envoy ends it."""
+ANSWER_IDLE_MARGIN_S = 30
+
+
+def answer_idle_timeout_s(answer_timeout_s: float) -> int:
+    """The idle timeout of the routes whose reply may wait for a whole answer (a completion without ``stream``, an
+    MCP ``ask``, a gRPC Answer before its first event): past the answer's own deadline, so the gateway's or the
+    service's error reaches the client rather than Envoy's cut."""
+    return max(ROUTE_IDLE_TIMEOUT_S, math.ceil(answer_timeout_s) + ANSWER_IDLE_MARGIN_S)
 
 
 def render_envoy_config(values: dict[str, str]) -> str:

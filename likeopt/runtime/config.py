@@ -316,7 +316,7 @@ class Config(BaseSettings):
         "extractive", "Answer backend: `extractive`, `local` or `openai`.", (GENERATION,)
     )
     answer_timeout_s: float = setting(
-        60, "Deadline of one answer, retrieval and generation included.", (GENERATION, GATEWAY), gt=0
+        60, "Deadline of one answer, retrieval and generation included.", (GENERATION, GATEWAY, ENVOY), gt=0
     )
     local_model_path: str = setting(
         "",

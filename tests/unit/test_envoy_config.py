@@ -996,6 +996,22 @@ def test_an_upload_may_take_as_long_as_the_gateway_allows_it():
     assert float(upload["route"]["idle_timeout"].rstrip("s")) > WRITE_TIMEOUT_S
 
 
+@pytest.mark.parametrize("answer_timeout_s", ["60", "300"])
+def test_a_reply_waiting_for_a_whole_answer_outlasts_the_answers_own_deadline(answer_timeout_s: str):
+    """A completion without stream, an MCP ask and a gRPC Answer before its first event send nothing until the
+    answer is done: under a fixed 120 s Envoy cut a slower model's answers off with its own 504 before the deadline
+    (LIKEOPT_ANSWER_TIMEOUT_S) the gateway and generation_svc keep."""
+    config = Config.from_env({"LIKEOPT_ANSWER_TIMEOUT_S": answer_timeout_s})
+    doc = yaml.safe_load(render_envoy_config(envoy_values(config, "/tmp/envoy-access.log")))
+    waiting = {"/v1/chat/completions", "/v1/responses", "/v1/completions", "/mcp", "/likeopt.v1.GenerationService/"}
+    idle = {
+        route["match"].get("path") or route["match"]["prefix"]: float(route["route"]["idle_timeout"].rstrip("s"))
+        for route in _routes(doc)
+        if waiting & {route["match"].get("path"), route["match"].get("prefix")} and "route" in route
+    }
+    assert set(idle) == waiting and min(idle.values()) > float(answer_timeout_s)
+
+
 def test_admin_is_bound_to_loopback_only(envoy):
     dump = httpx.get(f"{envoy.admin}/config_dump", params={"resource": "", "mask": ""}, timeout=10)
     assert dump.status_code == 200
