@@ -1,0 +1,84 @@
+"""What gRPC clients other than Python's put on the wire, through a real Envoy to a real gRPC server.
+
+grpcio's clients send every header gRPC's HTTP/2 mapping asks for; clients in other languages, and the proxies and
+hand-written HTTP/2 clients in front of them, do not always. These calls are written frame by frame with h2, so
+each test sends exactly the bytes such a client does.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import h2.config
+import h2.connection
+import h2.events
+import pytest
+
+from tests.unit.test_envoy_config import ENVOY, NO_ENVOY, EnvoyProcess, _start_envoy, gateway  # noqa: F401
+
+EMPTY_MESSAGE = b"\0\0\0\0\0"
+"""One gRPC message frame holding an empty protobuf message (no compression, length 0)."""
+UNIMPLEMENTED = str(grpc.StatusCode.UNIMPLEMENTED.value[0])
+"""What a gRPC server with no services answers any method: the proof that the call reached it."""
+GRPC_ROUTES = (
+    "/likeopt.v1.RetrievalService/Search",
+    "/likeopt.v1.RetrievalService/SearchBatch",
+    "/likeopt.v1.GenerationService/Answer",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    "/grpc.health.v1.Health/Check",
+)
+"""A path of each route Envoy sends to the gRPC services without asking for the API key (none is set here)."""
+
+
+@pytest.fixture(scope="module")
+def envoy_to_bare_servers(gateway, tmp_path_factory) -> Iterator[EnvoyProcess]:  # noqa: F811
+    """Envoy whose retrieval and generation upstreams are one real gRPC server that serves no service."""
+    if ENVOY is None:
+        pytest.skip(NO_ENVOY)
+    bare = grpc.server(ThreadPoolExecutor(max_workers=2))
+    address = f"127.0.0.1:{bare.add_insecure_port('127.0.0.1:0')}"
+    bare.start()
+    upstreams = {"LIKEOPT_RETRIEVAL_ADDR": address, "LIKEOPT_GENERATION_ADDR": address}
+    proc = _start_envoy(Path(tmp_path_factory.mktemp("envoy-grpc-clients")), gateway, **upstreams)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        bare.stop(0)
+
+
+def h2c_grpc_status(port: int, path: str, headers: list[tuple[str, str]]) -> str | None:
+    """The grpc-status of one gRPC call over cleartext HTTP/2 with exactly these headers besides the pseudo-headers
+    and content-type (from the trailers, or from the headers of a trailers-only reply); None if the stream was reset.
+    """
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    request = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", f"127.0.0.1:{port}")]
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        connection.initiate_connection()
+        connection.send_headers(1, [*request, ("content-type", "application/grpc"), *headers])
+        connection.send_data(1, EMPTY_MESSAGE, end_stream=True)
+        sock.sendall(connection.data_to_send())
+        while data := sock.recv(65536):
+            for event in connection.receive_data(data):
+                if isinstance(event, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+                    status = dict(event.headers).get("grpc-status")
+                    if status is not None:
+                        return status
+                elif isinstance(event, h2.events.StreamReset):
+                    return None
+            sock.sendall(connection.data_to_send())
+    return None
+
+
+@pytest.mark.parametrize("path", GRPC_ROUTES)
+def test_a_call_without_te_trailers_reaches_the_service(envoy_to_bare_servers, path):
+    """gRPC servers reset a request without ``te: trailers``, which a client that leaves it out (or a proxy that drops
+    it, as a hop-by-hop header) read as UNAVAILABLE, "the service cannot be reached", and retried, while the service
+    was up: Envoy sends it to the services on every gRPC route."""
+    port = envoy_to_bare_servers.port
+    assert h2c_grpc_status(port, path, [("te", "trailers")]) == UNIMPLEMENTED  # the premise: answered upstream
+    assert h2c_grpc_status(port, path, []) == UNIMPLEMENTED
