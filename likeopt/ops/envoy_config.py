@@ -440,6 +440,16 @@ def _header_starts(name: str, prefix: str) -> dict:
 
 
 IS_GRPC = _header_starts("content-type", "application/grpc")
+NOT_GRPC_CONTENT = {
+    "header_filter": {
+        "header": {
+            "name": "content-type",
+            "string_match": {"prefix": "application/grpc"},
+            "invert_match": True,
+            "treat_missing_header_as_empty": True,
+        }
+    }
+}
 OPENAI_PATH = _header_starts(":path", "/v1/")
 
 
@@ -551,6 +561,58 @@ def token_failure_headers() -> dict:
         "request_headers_to_remove": [TOKEN_FAILURE_HEADER],
         "request_headers_to_add": [{"header": {"key": TOKEN_FAILURE_HEADER, "value": TOKEN_FAILURE}}],
     }
+
+
+GRPC_PATHS = (GRPC_PREFIX, "/grpc.reflection.", GRPC_HEALTH_PREFIX)
+"""The path prefixes of the routes that go straight to the gRPC services."""
+GRPC_ONLY_FILTER = "likeopt.grpc_only"
+NOT_GRPC_WORDS = (
+    "this path is a gRPC method: call it with gRPC or gRPC-web (content-type application/grpc or"
+    " application/grpc-web); the REST API is under /api/v1/"
+)
+"""Why a request on a gRPC method's path in another protocol (Connect, plain JSON) is refused."""
+
+
+def _not_grpc() -> dict:
+    """An RBAC permission: a request without a gRPC content type (grpc_web has made a gRPC-web call's
+    application/grpc)."""
+    grpc_type = {"name": "content-type", "string_match": {"prefix": "application/grpc"}}
+    return {"not_rule": {"header": grpc_type}}
+
+
+def _on_grpc_path() -> dict:
+    """A local reply's filter: the request's path is on a gRPC route."""
+    regex = "(" + "|".join(re.escape(prefix) for prefix in GRPC_PATHS) + ").*"
+    return {"header_filter": {"header": {"name": ":path", "string_match": {"safe_regex": {"regex": regex}}}}}
+
+
+def with_grpc_only(rendered: str) -> str:
+    """The rendered config refusing (415) a request on a gRPC path that is not gRPC or gRPC-web: the services read
+    any body as gRPC frames, so a Connect call's bare message was misread: it hung, or was reset and reported as "the
+    service cannot be reached". RBAC, not a route,
+    refuses it, ahead of the other refusing filters: the CORS filter passes a route's direct response by, so a
+    browser could not read it; preflights are answered before it."""
+    doc = yaml.safe_load(rendered)
+    grpc_paths = {"or_rules": {"rules": [_path_prefix(prefix) for prefix in GRPC_PATHS]}}
+    rules = {
+        "action": "DENY",
+        "policies": {
+            "grpc-paths-speak-grpc": {
+                "permissions": [{"and_rules": {"rules": [grpc_paths, _not_grpc()]}}],
+                "principals": [{"any": True}],
+            },
+        },
+    }
+    refusal = {
+        "filter": _all_of([_status_is(403), _on_grpc_path(), NOT_GRPC_CONTENT]),
+        "status_code": 415,
+        "body": {"inline_string": NOT_GRPC_WORDS},
+        "body_format_override": _json_reply("UNSUPPORTED_MEDIA_TYPE", LOCAL_REPLY_BODY),
+    }
+    for manager in _ingress_managers(doc):
+        _refusing_filters_after_grpc_web(manager, [{**rbac_filter(rules), "name": GRPC_ONLY_FILTER}])
+        manager["local_reply_config"]["mappers"].insert(0, refusal)
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def with_jwt(rendered: str, config: Config) -> str:
@@ -684,6 +746,7 @@ def write_envoy_config(config: Config, run_dir: Path, access_log_path: str | Non
         text = with_jwt(text, config)
     else:
         text = with_grpc_key(text, config.api_key.get_secret_value(), reads_too=config.reads_need_key)
+    text = with_grpc_only(text)  # after them: its refusal and its mapper go ahead of theirs
     if key := config.api_key.get_secret_value():
         text = with_room_for(text, key_pattern(key))
     if config.tls_cert_file:

@@ -16,8 +16,10 @@ import grpc
 import h2.config
 import h2.connection
 import h2.events
+import httpx
 import pytest
 
+from likeopt.ops.envoy_config import NOT_GRPC_WORDS
 from tests.unit.test_envoy_config import ENVOY, NO_ENVOY, EnvoyProcess, _start_envoy, gateway  # noqa: F401
 
 EMPTY_MESSAGE = b"\0\0\0\0\0"
@@ -82,3 +84,25 @@ def test_a_call_without_te_trailers_reaches_the_service(envoy_to_bare_servers, p
     port = envoy_to_bare_servers.port
     assert h2c_grpc_status(port, path, [("te", "trailers")]) == UNIMPLEMENTED  # the premise: answered upstream
     assert h2c_grpc_status(port, path, []) == UNIMPLEMENTED
+
+
+BROWSER_ORIGIN = {"origin": "http://localhost:5173"}
+"""An origin the default CORS policy allows (a web app's dev server)."""
+NOT_GRPC = {
+    "Connect, JSON": {"content-type": "application/json", "connect-protocol-version": "1"},
+    "Connect, binary": {"content-type": "application/proto", "connect-protocol-version": "1"},
+    "no content type": {},
+}
+"""Requests on a gRPC method's path in what the port does not speak: Connect's unary calls, a hand-made POST."""
+
+
+@pytest.mark.parametrize("headers", NOT_GRPC.values(), ids=NOT_GRPC.keys())
+@pytest.mark.parametrize("path", GRPC_ROUTES)
+def test_a_call_in_another_protocol_is_told_what_the_port_speaks(envoy_to_bare_servers, path, headers):
+    """The services read any body as gRPC frames: a Connect call's bare message hung until Envoy gave up on it (or
+    was reset and read as "the service cannot be reached"). It is refused at once, readable from a browser."""
+    url = f"{envoy_to_bare_servers.url}{path}"
+    reply = httpx.post(url, content=b'{"query": "q"}', headers={**headers, **BROWSER_ORIGIN}, timeout=15)
+    assert reply.status_code == 415, reply.text
+    assert reply.json()["error"] == {"code": "UNSUPPORTED_MEDIA_TYPE", "message": NOT_GRPC_WORDS}
+    assert reply.headers.get("access-control-allow-origin") == BROWSER_ORIGIN["origin"]
