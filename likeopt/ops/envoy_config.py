@@ -607,7 +607,11 @@ def with_grpc_only(rendered: str) -> str:
         "filter": _all_of([_status_is(403), _on_grpc_path(), NOT_GRPC_CONTENT]),
         "status_code": 415,
         "body": {"inline_string": NOT_GRPC_WORDS},
-        "body_format_override": _json_reply("UNSUPPORTED_MEDIA_TYPE", LOCAL_REPLY_BODY),
+        # Connect's error shape: its clients, the likeliest to meet this, show the code and the words.
+        "body_format_override": {
+            "json_format": {"code": "unimplemented", "message": LOCAL_REPLY_BODY},
+            "content_type": "application/json",
+        },
     }
     for manager in _ingress_managers(doc):
         _refusing_filters_after_grpc_web(manager, [{**rbac_filter(rules), "name": GRPC_ONLY_FILTER}])
