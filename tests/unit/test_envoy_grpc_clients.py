@@ -1,8 +1,8 @@
 """What gRPC clients other than Python's put on the wire, through a real Envoy to a real gRPC server.
 
 grpcio's clients send every header gRPC's HTTP/2 mapping asks for; clients in other languages, and the proxies and
-hand-written HTTP/2 clients in front of them, do not always. These calls are written frame by frame with h2, so
-each test sends exactly the bytes such a client does.
+hand-written HTTP/2 clients in front of them, do not always. gRPC calls are written frame by frame with h2, so
+each test sends exactly the headers such a client does.
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ import httpx
 import pytest
 
 from likeopt.ops.envoy_config import NOT_GRPC_WORDS
-from tests.unit.test_envoy_config import ENVOY, NO_ENVOY, EnvoyProcess, _start_envoy, gateway  # noqa: F401
+from likeopt.runtime.config import Config
+from tests.unit.test_envoy_config import (  # gateway: the fake gateway's fixture, used by name
+    ENVOY,
+    NO_ENVOY,
+    EnvoyProcess,
+    envoy_environment,
+    gateway,  # noqa: F401
+    start_envoy,
+)
 
 EMPTY_MESSAGE = b"\0\0\0\0\0"
 """One gRPC message frame holding an empty protobuf message (no compression, length 0)."""
@@ -29,11 +37,14 @@ UNIMPLEMENTED = str(grpc.StatusCode.UNIMPLEMENTED.value[0])
 GRPC_ROUTES = (
     "/likeopt.v1.RetrievalService/Search",
     "/likeopt.v1.RetrievalService/SearchBatch",
+    "/likeopt.v1.RetrievalService/GetIndexStatus",
     "/likeopt.v1.GenerationService/Answer",
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
     "/grpc.health.v1.Health/Check",
 )
-"""A path of each route Envoy sends to the gRPC services without asking for the API key (none is set here)."""
+"""A path of each route Envoy sends to the gRPC services (the writer's needs the API key)."""
+API_KEY = "s3cret"
+WITH_KEY = [("authorization", f"Bearer {API_KEY}")]
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +55,9 @@ def envoy_to_bare_servers(gateway, tmp_path_factory) -> Iterator[EnvoyProcess]: 
     bare = grpc.server(ThreadPoolExecutor(max_workers=2))
     address = f"127.0.0.1:{bare.add_insecure_port('127.0.0.1:0')}"
     bare.start()
-    upstreams = {"LIKEOPT_RETRIEVAL_ADDR": address, "LIKEOPT_GENERATION_ADDR": address}
-    proc = _start_envoy(Path(tmp_path_factory.mktemp("envoy-grpc-clients")), gateway, **upstreams)
+    upstreams = {"LIKEOPT_RETRIEVAL_ADDR": address, "LIKEOPT_GENERATION_ADDR": address, "LIKEOPT_API_KEY": API_KEY}
+    config = Config.from_env(envoy_environment(gateway.port, **upstreams))
+    proc = start_envoy(config, Path(tmp_path_factory.mktemp("envoy-grpc-clients")))
     try:
         yield proc
     finally:
@@ -82,8 +94,8 @@ def test_a_call_without_te_trailers_reaches_the_service(envoy_to_bare_servers, p
     it, as a hop-by-hop header) read as UNAVAILABLE, "the service cannot be reached", and retried, while the service
     was up: Envoy sends it to the services on every gRPC route."""
     port = envoy_to_bare_servers.port
-    assert h2c_grpc_status(port, path, [("te", "trailers")]) == UNIMPLEMENTED  # the premise: answered upstream
-    assert h2c_grpc_status(port, path, []) == UNIMPLEMENTED
+    assert h2c_grpc_status(port, path, [("te", "trailers"), *WITH_KEY]) == UNIMPLEMENTED  # answered upstream
+    assert h2c_grpc_status(port, path, WITH_KEY) == UNIMPLEMENTED
 
 
 BROWSER_ORIGIN = {"origin": "http://localhost:5173"}
@@ -100,7 +112,8 @@ NOT_GRPC = {
 @pytest.mark.parametrize("path", GRPC_ROUTES)
 def test_a_call_in_another_protocol_is_told_what_the_port_speaks(envoy_to_bare_servers, path, headers):
     """The services read any body as gRPC frames: a Connect call's bare message hung until Envoy gave up on it (or
-    was reset and read as "the service cannot be reached"). It is refused at once, readable from a browser."""
+    was reset and read as "the service cannot be reached"). It is refused at once, readable from a browser, ahead of
+    the API key's refusal (no key is sent)."""
     url = f"{envoy_to_bare_servers.url}{path}"
     reply = httpx.post(url, content=b'{"query": "q"}', headers={**headers, **BROWSER_ORIGIN}, timeout=15)
     assert reply.status_code == 415, reply.text
