@@ -46,6 +46,11 @@ SERVER_OPTIONS = (
     # the gateway's WatchIndex (then its near cache is bypassed until it re-watches); half leaves room for jitter.
     ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
     ("grpc.so_reuseport", 0),
+    # No HPACK dynamic table for what clients send: gRPC's decoder keeps a -bin header's parse error with the table's
+    # entry, so after one client sent a value that is not base64, every later call on Envoy's shared connection that
+    # carried that header (grpc-trace-bin, say) failed INTERNAL, whoever sent it. Headers then travel whole, a few
+    # hundred bytes a call on the services' own network.
+    ("grpc.http2.hpack_table_size.decoder", 0),
 )
 
 

@@ -21,6 +21,7 @@ import pytest
 
 from likeopt.ops.envoy_config import NOT_GRPC_WORDS
 from likeopt.runtime.config import Config
+from likeopt.runtime.grpc_server import SERVER_OPTIONS
 from tests.unit.test_envoy_config import (  # gateway: the fake gateway's fixture, used by name
     ENVOY,
     NO_ENVOY,
@@ -34,6 +35,7 @@ EMPTY_MESSAGE = b"\0\0\0\0\0"
 """One gRPC message frame holding an empty protobuf message (no compression, length 0)."""
 UNIMPLEMENTED = str(grpc.StatusCode.UNIMPLEMENTED.value[0])
 """What a gRPC server with no services answers any method: the proof that the call reached it."""
+INTERNAL = str(grpc.StatusCode.INTERNAL.value[0])
 GRPC_ROUTES = (
     "/likeopt.v1.RetrievalService/Search",
     "/likeopt.v1.RetrievalService/SearchBatch",
@@ -49,10 +51,11 @@ WITH_KEY = [("authorization", f"Bearer {API_KEY}")]
 
 @pytest.fixture(scope="module")
 def envoy_to_bare_servers(gateway, tmp_path_factory) -> Iterator[EnvoyProcess]:  # noqa: F811
-    """Envoy whose retrieval and generation upstreams are one real gRPC server that serves no service."""
+    """Envoy whose retrieval and generation upstreams are one real gRPC server that serves no service, set up as the
+    services' servers are."""
     if ENVOY is None:
         pytest.skip(NO_ENVOY)
-    bare = grpc.server(ThreadPoolExecutor(max_workers=2))
+    bare = grpc.server(ThreadPoolExecutor(max_workers=2), options=SERVER_OPTIONS)
     address = f"127.0.0.1:{bare.add_insecure_port('127.0.0.1:0')}"
     bare.start()
     upstreams = {"LIKEOPT_RETRIEVAL_ADDR": address, "LIKEOPT_GENERATION_ADDR": address, "LIKEOPT_API_KEY": API_KEY}
@@ -119,3 +122,13 @@ def test_a_call_in_another_protocol_is_told_what_the_port_speaks(envoy_to_bare_s
     assert reply.status_code == 415, reply.text
     assert reply.json() == {"code": "unimplemented", "message": NOT_GRPC_WORDS}  # what Connect's clients read
     assert reply.headers.get("access-control-allow-origin") == BROWSER_ORIGIN["origin"]
+
+
+def test_one_client_s_bad_binary_metadata_leaves_the_next_calls_alone(envoy_to_bare_servers):
+    """gRPC's HPACK decoder keeps a -bin value's parse error with the header's dynamic-table entry: after one client
+    sent a value that is not base64, every later call on Envoy's shared connection to the service that carried the
+    same header (grpc-trace-bin from an OpenCensus client, say), from any client, failed INTERNAL."""
+    port, path = envoy_to_bare_servers.port, GRPC_ROUTES[0]
+    assert h2c_grpc_status(port, path, [("grpc-trace-bin", "not base64!")]) == INTERNAL
+    for value in ("AAEC/w", "AAECAw==", "AAECBA"):  # unpadded (as grpc-go sends it) and padded
+        assert h2c_grpc_status(port, path, [("grpc-trace-bin", value)]) == UNIMPLEMENTED, value
