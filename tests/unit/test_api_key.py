@@ -70,7 +70,9 @@ def test_the_gateway_and_envoy_word_a_missing_or_wrong_key_in_the_one_reason(tmp
     assert key_refusal(config, "Bearer k-2", write=True) == KEY_REFUSED
     doc = yaml.safe_load(write_envoy_config(config, tmp_path).read_text())
     manager = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    grpc_refusal = manager["local_reply_config"]["mappers"][0]
+    worded = [
+        header for mapper in manager["local_reply_config"]["mappers"] for header in mapper.get("headers_to_add", [])
+    ]
     assert {"header": {"key": "grpc-message", "value": KEY_REFUSED}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"} in (
-        grpc_refusal["headers_to_add"]
+        worded
     )
