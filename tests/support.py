@@ -266,35 +266,55 @@ def milvus_lite_binary() -> Path | None:
     return Path(found) if found else None
 
 
+MILVUS_ENGINE_ENV = "LIKEOPT_TEST_MILVUS_ENGINE"
+"""Opt-in: the path of a Milvus C++ engine binary (``milvus_lite/lib/milvus`` in a milvus-lite 2.5 wheel) that the
+``milvus`` fixture starts instead of ``milvus-lite server``, to run the Milvus tests against real Milvus's engine."""
+
+
 class MilvusServer:
     """``milvus-lite server`` (the Milvus gRPC protocol) on a free loopback port, over a data dir that outlives
-    stop and start, so a test can restart it or take it away. Skips the test when milvus-lite is missing."""
+    stop and start, so a test can restart it or take it away. Skips the test when milvus-lite is missing. With
+    LIKEOPT_TEST_MILVUS_ENGINE set, that C++ engine serves instead (over a file in the data dir)."""
 
     START_TIMEOUT_S = 60.0
 
     def __init__(self, data_dir: Path) -> None:
-        binary = milvus_lite_binary()
+        engine = os.environ.get(MILVUS_ENGINE_ENV)
+        binary = Path(engine) if engine else milvus_lite_binary()
         if binary is None:
             import pytest
 
             pytest.skip("the milvus-lite command is not installed (pip install milvus-lite)")
         self.binary = binary
+        self.cpp_engine = bool(engine)
         self.data_dir = data_dir
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"milvus-lite-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
 
+    def _command(self) -> list[str]:
+        """milvus-lite 3's ``server`` command, or the C++ engine's arguments as milvus-lite 2.5's server.py passes
+        them for a TCP address (database file, host:port, log level)."""
+        if self.cpp_engine:
+            return [str(self.binary), str(self.data_dir / "milvus.db"), f"127.0.0.1:{self.port}", "ERROR"]
+        return [
+            *(str(self.binary), "server", "--data-dir", str(self.data_dir)),
+            *("--host", "127.0.0.1", "--port", str(self.port)),
+        ]
+
     def start(self) -> None:
+        environment = dict(os.environ)
+        if self.cpp_engine:  # its shared libraries sit beside it
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            environment["LD_LIBRARY_PATH"] = f"{self.binary.parent}:{environment.get('LD_LIBRARY_PATH', '')}"
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [
-                    *(str(self.binary), "server", "--data-dir", str(self.data_dir)),
-                    *("--host", "127.0.0.1", "--port", str(self.port)),
-                ],
+                self._command(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=environment,
             )
         self._wait_ready()
 
@@ -311,7 +331,7 @@ class MilvusServer:
                 raise RuntimeError("milvus-lite did not start:\n" + self.log_path.read_text(errors="replace")[-3000:])
             try:
                 client = MilvusClient(uri=self.uri, timeout=1, dedicated=True)  # a shared one may be stale
-                client.get_server_version(timeout=1)
+                client.list_collections(timeout=1)  # the C++ engine does not implement GetVersion
                 client.close()
                 return
             except MilvusException:

@@ -466,9 +466,15 @@ def test_documents_whose_ids_hold_quotes_and_backslashes_are_listed_each_once(
 
 
 def test_a_migration_removes_documents_whose_ids_hold_quotes_and_backslashes(
-    backend: MilvusBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend: MilvusBackend,
+    milvus: MilvusServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     """A rerun compares the collection's ids with the store's (document_ids), which read them page by page."""
+    if milvus.cpp_engine:  # Milvus's own parser reads the \n of a quoted id (Go's strconv.Unquote); this one drops it
+        request.applymarker(pytest.mark.xfail(strict=True, reason="milvus-lite 2.5 finds no id holding a line break"))
     monkeypatch.setattr(milvus_reads, "LIST_BATCH_ROWS", 5)
     engine = RetrievalEngine(tmp_path, FakeEmbedder(), chunk_tokens=24, chunk_overlap=0)
     engine.load()
