@@ -46,7 +46,10 @@ class MilvusSearch:
     convex) instead of fusing two candidate lists here with fusion.py. It saves a round trip (milvus-lite,
     SciFact 1,500 documents: hybrid p50 23 ms against 29 ms; per document 23 ms against 60 ms, as Milvus
     groups only the top_k it returns) but its hits carry only the fused score, and WeightedRanker scales
-    scores its own way, not min-max: convex results differ from the embedded engine's.
+    scores its own way, not min-max: convex results differ from the embedded engine's. Per document, Milvus
+    (2.5 and 2.6, and its C++ engine in milvus-lite 2.5; not milvus-lite 3) keeps each retriever's best chunk
+    of a document and adds scores by chunk: a document whose best BM25 and best dense chunks differ gets one
+    side's score only, where the embedded engine adds both (benchmarks/README.md, "Fusion in retrieval_svc").
     """
 
     def __init__(self, milvus: MilvusCollection, reads: MilvusReads, server_fusion: bool) -> None:
