@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STOP: ContextVar[threading.Event | None] = ContextVar("likeopt_embedding_stop", default=None)
-"""Set by a write that its caller may cancel (retrieval_svc.service); asyncio.to_thread carries it to encode."""
+"""Set by a write that its caller may cancel (retrieval_svc.ingestion); asyncio.to_thread carries it to encode."""
 
 
 class EncodingStopped(Exception):

@@ -32,13 +32,14 @@ from likeopt.runtime.text import SAME_TERMS_UNLESS_FLAGGED, TOKENIZER_VERSION
 from likeopt.v1 import retrieval_pb2_grpc
 from retrieval_svc import backend as backend_module
 from retrieval_svc import engine as engine_module
-from retrieval_svc import milvus_collection, milvus_expressions, milvus_reads, service
+from retrieval_svc import ingestion, milvus_collection, milvus_expressions, milvus_reads
 from retrieval_svc.access import Access
 from retrieval_svc.backend import BackendUnavailable, DocumentInput, DocumentSummary, SearchParams, UnfitDocument
+from retrieval_svc.document_checks import chunk_each
 from retrieval_svc.engine import RetrievalEngine
 from retrieval_svc.milvus_backend import MilvusBackend
 from retrieval_svc.milvus_migrate import MARKER, migrate, verify
-from retrieval_svc.service import RetrievalServicer, chunk_each
+from retrieval_svc.service import RetrievalServicer
 from tests.support import ROOT, MilvusServer
 from tests.unit.test_retrieval_harness import DictCache, FakeEmbedder
 
@@ -665,7 +666,7 @@ async def test_likeopt_ingest_says_how_much_was_stored_when_milvus_goes_away_mid
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One paragraph naming the status and retrieval_svc's words, and the documents acknowledged before; exit 1."""
-    monkeypatch.setattr(service, "UPSERT_BATCH_DOCS", 2)
+    monkeypatch.setattr(ingestion, "UPSERT_BATCH_DOCS", 2)
     milvus = MilvusServer(tmp_path / "milvus")
     milvus.start()
     servicer = RetrievalServicer(Config.from_env({}), DictCache())  # type: ignore[arg-type]

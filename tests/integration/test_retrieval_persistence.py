@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from likeopt.ops.evaluate import wait_serving
 from likeopt.ops.processes import CHILD_ENV
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
-from retrieval_svc.service import UPSERT_BATCH_DOCS
+from retrieval_svc.ingestion import UPSERT_BATCH_DOCS
 from tests.support import ROOT, free_port
 
 DOCUMENTS = 6000

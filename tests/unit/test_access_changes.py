@@ -74,7 +74,7 @@ async def test_a_write_names_each_document_whose_readers_it_changed_and_logs_it(
     """The same upsert that opened acme's ops document to every tenant answered only "upserted 3"."""
     async with retrieval_server(tmp_path, FakeEmbedder(), DictCache()) as (_, stub):
         await stub.UpsertDocuments(iter([doc("vault", OPS), doc("same", OPS), doc("open")]))
-        with caplog.at_level(logging.WARNING, logger="retrieval_svc.service"):
+        with caplog.at_level(logging.WARNING, logger="retrieval_svc.document_checks"):
             summary = await stub.UpsertDocuments(iter([doc("vault"), doc("same", OPS), doc("open", OPS), doc("new")]))
     assert summary.upserted == 4 and not summary.skipped
     changes = {c.id: (c.before, c.after, c.widened) for c in summary.access_changes}
@@ -110,7 +110,7 @@ async def test_a_tenant_s_writer_is_refused_another_tenant_s_id_and_told_of_its_
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
             await stub.UpsertDocuments(iter([doc("theirs", Access.of("globex", [], [])), doc("shift", OPS)]))
-            with caplog.at_level(logging.WARNING, logger="retrieval_svc.service"):
+            with caplog.at_level(logging.WARNING, logger="retrieval_svc.document_checks"):
                 summary = await stub.UpsertDocuments(iter([doc("theirs"), doc("shift")]), metadata=wendy)
     assert [(s.id, s.reason) for s in summary.skipped] == [
         ("theirs", "a document of another tenant than 'acme' has this id")

@@ -8,7 +8,7 @@ import threading
 from likeopt.ops.bench.floor import BracketingFloor
 from likeopt.ops.bench.load import LoadSettings
 from likeopt.ops.bench.scenarios import build
-from retrieval_svc.service import search_pool
+from retrieval_svc.search_threads import search_pool
 
 
 class CountingWork:

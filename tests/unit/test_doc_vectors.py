@@ -141,7 +141,7 @@ def test_the_service_keys_searches_by_the_configured_weight() -> None:
     from likeopt.caching.cache_keys import cache_key
     from likeopt.runtime.config import Config
     from likeopt.v1 import retrieval_pb2
-    from retrieval_svc.service import search_params
+    from retrieval_svc.search_messages import search_params
 
     request = retrieval_pb2.SearchRequest(query="zebras", top_k=5)
     light = search_params(request, Config.from_env({"LIKEOPT_DOCUMENT_WEIGHT": "0.1"}))

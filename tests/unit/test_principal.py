@@ -25,7 +25,7 @@ from likeopt.runtime.principal import (
 )
 from likeopt.v1 import retrieval_pb2
 from retrieval_svc.access import Access, RowMask, reader_keys
-from retrieval_svc.service import document_access
+from retrieval_svc.document_checks import document_access
 
 JWT = {
     "LIKEOPT_AUTH": "jwt",

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from likeopt.v1 import retrieval_pb2
-from retrieval_svc import service
+from retrieval_svc import document_checks, ingestion
 from retrieval_svc.backend import BackendRefused
 from retrieval_svc.cancellable_writes import STOP
 from retrieval_svc.store import Store, StoreUnusable
@@ -40,7 +40,7 @@ async def test_fifty_concurrent_identical_searches_compute_one_embedding_and_one
         before = servicer.engine.counters.copy()
         arrived = 0
         all_arrived = asyncio.Event()
-        run = servicer._results.run
+        run = servicer.results.flights.run
 
         async def counting_run(key: object, compute: object) -> retrieval_pb2.SearchResponse:
             nonlocal arrived
@@ -49,7 +49,7 @@ async def test_fifty_concurrent_identical_searches_compute_one_embedding_and_one
                 all_arrived.set()
             return await run(key, compute)  # type: ignore[arg-type]
 
-        servicer._results.run = counting_run  # type: ignore[method-assign]
+        servicer.results.flights.run = counting_run  # type: ignore[method-assign]
         embedder.gate.clear()
         request = retrieval_pb2.SearchRequest(query="Zebra stripes", top_k=3)
         calls = [asyncio.ensure_future(stub.Search(request)) for _ in range(50)]
@@ -115,7 +115,7 @@ async def test_a_batch_of_no_query_too_many_or_a_blank_one_is_invalid(tmp_path: 
 
 
 async def test_ingest_acknowledges_each_durable_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "UPSERT_BATCH_DOCS", 2)
+    monkeypatch.setattr(ingestion, "UPSERT_BATCH_DOCS", 2)
     async with retrieval_server(tmp_path, GatedEmbedder(), DictCache()) as (servicer, stub):
         progress = [p async for p in stub.IngestDocuments(stream(DOCS))]
         assert [list(p.ids) for p in progress] == [["zebra", "horse"], ["car"]]
@@ -152,7 +152,7 @@ async def test_a_title_only_document_is_found_by_its_title_and_an_unfit_one_refu
 
 async def test_a_title_is_held_to_the_text_s_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A title-only document's title becomes its text, so it gets no laxer checks than a text."""
-    monkeypatch.setattr(service, "MAX_DOCUMENT_CHARS", 100)
+    monkeypatch.setattr(document_checks, "MAX_DOCUMENT_CHARS", 100)
     docs = [
         retrieval_pb2.Document(id="nul", title="a\x00b", text="Fine text."),
         retrieval_pb2.Document(id="huge", title="t" * 101),
@@ -204,7 +204,7 @@ async def test_ids_a_url_cannot_name_and_nul_in_metadata_are_refused_and_a_repea
     assert set(reasons) == {"notes/../car", "./c", "tagged", "twice", "line\nbreak", "tab\there"}
     assert reasons["notes/../car"] == reasons["./c"] and "a URL could not name it" in reasons["./c"]
     assert reasons["line\nbreak"] == reasons["tab\there"] and "control character" in reasons["tab\there"]
-    assert reasons["tagged"] == "contains NUL characters" and reasons["twice"] == service.REPEATED_ID
+    assert reasons["tagged"] == "contains NUL characters" and reasons["twice"] == document_checks.REPEATED_ID
     assert summary.upserted == 3 and stored.chunks[0].text == "The second copy."
 
 
@@ -222,7 +222,7 @@ async def test_search_refuses_parameters_out_of_range(tmp_path: Path, request_fi
 async def test_an_id_sent_twice_in_two_batches_is_one_document_upserted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "UPSERT_BATCH_DOCS", 2)
+    monkeypatch.setattr(ingestion, "UPSERT_BATCH_DOCS", 2)
     docs = [
         retrieval_pb2.Document(id="twice", text="The first copy."),
         retrieval_pb2.Document(id="other", text="Another document."),

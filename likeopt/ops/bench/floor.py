@@ -59,7 +59,7 @@ class FloorWork:
         """Load what retrieval_svc and generation_svc run, from the settings in their environments."""
         from generation_svc.__main__ import make_backend
         from retrieval_svc.engine import loaded_engine
-        from retrieval_svc.service import search_pool
+        from retrieval_svc.search_threads import search_pool
 
         # As the services read them, and read-only: never writes the mesh's store.
         config = Config.for_process("retrieval_svc", retrieval_env).replace(retrieval_read_only=True)
@@ -84,7 +84,7 @@ class FloorWork:
     def ranked(self, query: str, top_k: int) -> list[Any]:
         """The SearchHit messages retrieval_svc would return for an uncached hybrid search."""
         from likeopt.v1 import retrieval_pb2
-        from retrieval_svc.service import hit_message, search_params
+        from retrieval_svc.search_messages import hit_message, search_params
 
         params = search_params(retrieval_pb2.SearchRequest(query=query, top_k=top_k), self.retrieval_config)
         normalised = normalise_query(query)

@@ -1,0 +1,96 @@
+"""A stream of documents being written, stored in durable batches: each checked (document_checks.py), then
+chunked, embedded and committed, and each batch acknowledged as it is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from likeopt.runtime.contract import MAX_ID_CHARS
+from likeopt.runtime.principal import Principal
+from likeopt.v1 import retrieval_pb2
+from retrieval_svc.backend import DocumentInput, RetrievalBackend
+from retrieval_svc.cancellable_writes import stoppable
+from retrieval_svc.document_checks import (
+    REPEATED_ID,
+    access_changes,
+    chunk_each,
+    document_access,
+    document_input,
+    document_problem,
+    log_access_changes,
+    write_refusal,
+)
+
+log = logging.getLogger(__name__)
+
+UPSERT_BATCH_CHARS = 200_000
+"""Text per ingestion batch: about 200 chunks, so each embedding call fills and length-sorts its model batches."""
+UPSERT_BATCH_DOCS = 256
+
+
+async def ingested(
+    engine: RetrievalBackend,
+    documents: AsyncIterator[retrieval_pb2.Document],
+    writer: Principal | None,
+    index_changed: Callable[[], None],
+) -> AsyncIterator[retrieval_pb2.IngestProgress]:
+    """Commit the stream in batches; each progress message acknowledges one durable batch."""
+    progress = retrieval_pb2.IngestProgress()
+    batch: dict[str, DocumentInput] = {}
+    guarded: set[str] = set()  # ids of the batch sent with refuse_wider_access
+    seen: set[str] = set()
+    size = 0
+    async for doc in documents:
+        problem = document_problem(doc)
+        access = document_access(doc, writer) if problem is None else problem
+        if isinstance(access, str):
+            progress.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id[:MAX_ID_CHARS], reason=access))
+            continue
+        if doc.id in seen:
+            progress.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id, reason=REPEATED_ID))
+        seen.add(doc.id)
+        batch[doc.id] = document_input(doc, access)
+        if doc.refuse_wider_access:
+            guarded.add(doc.id)
+        else:
+            guarded.discard(doc.id)  # the last copy of an id sent twice is the one written
+        size += len(doc.text) + len(doc.title)
+        if size >= UPSERT_BATCH_CHARS or len(batch) >= UPSERT_BATCH_DOCS:
+            yield await committed(engine, list(batch.values()), progress, writer, guarded, index_changed)
+            progress, batch, guarded, size = retrieval_pb2.IngestProgress(), {}, set(), 0
+    if batch or progress.skipped:
+        yield await committed(engine, list(batch.values()), progress, writer, guarded, index_changed)
+
+
+async def committed(
+    engine: RetrievalBackend,
+    docs: list[DocumentInput],
+    progress: retrieval_pb2.IngestProgress,
+    writer: Principal | None,
+    guarded: set[str],
+    index_changed: Callable[[], None],
+) -> retrieval_pb2.IngestProgress:
+    """Chunk, embed and store docs durably; progress, filled in, acknowledges them and names each stored
+    document whose access they changed. guarded: the ids whose write must not widen it."""
+    progress.index_version = engine.version
+    stored = await asyncio.to_thread(engine.accesses_of, [d.id for d in docs]) if docs else {}
+    allowed = []
+    for doc in docs:
+        if reason := write_refusal(doc, stored.get(doc.id), writer, doc.id in guarded):
+            progress.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id, reason=reason))
+        else:
+            allowed.append(doc)
+    docs, chunked, unfit = await asyncio.to_thread(chunk_each, engine, allowed)
+    progress.skipped.extend(unfit)
+    if docs:
+        progress.index_version = await stoppable(engine.upsert, docs, chunked)
+        progress.ids.extend(d.id for d in docs)
+        progress.chunks = sum(len(c) for c in chunked)
+        progress.access_changes.extend(access_changes(docs, stored))
+        log_access_changes(list(progress.access_changes), writer)
+        index_changed()
+        log.info("upserted", extra={"fields": {"documents": len(docs), "index_version": progress.index_version}})
+    return progress
