@@ -12,8 +12,9 @@ from generation_svc.conversations import ConversationStore
 from generation_svc.extractive import ExtractiveBackend
 from generation_svc.feedback import FeedbackStore
 from generation_svc.relevance import RelevanceFloor
+from generation_svc.retrieval_calls import RETRIEVAL_TIMEOUT_S
 from generation_svc.semantic_cache import SemanticIndex
-from generation_svc.service import RETRIEVAL_TIMEOUT_S, GenerationServicer
+from generation_svc.service import GenerationServicer
 from likeopt.caching.cache_client import CacheClient
 from likeopt.runtime.addresses import host_port
 from likeopt.runtime.config import Config, settings_or_exit

@@ -15,8 +15,7 @@ from generation_svc import feedback
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
 from generation_svc.extractive import ExtractiveBackend, count_pieces
 from generation_svc.feedback import SCHEMA_VERSION, FeedbackStore, FeedbackUnavailable, UnknownAnswer
-from generation_svc.relevance import RelevanceFloor
-from generation_svc.service import NOT_COVERED
+from generation_svc.relevance import NOT_COVERED, RelevanceFloor
 from likeopt.ops import answer_eval
 from likeopt.runtime.contract import Range
 from likeopt.v1 import generation_pb2, retrieval_pb2
