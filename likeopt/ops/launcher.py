@@ -29,7 +29,7 @@ from typing import IO
 
 from likeopt.ops import envoy_drain
 from likeopt.ops.dir_lock import FolderUnusable, lock_folder, release
-from likeopt.ops.envoy_config import ACCESS_LOG_NAME, write_envoy_config
+from likeopt.ops.envoy.build import ACCESS_LOG_NAME, write_envoy_config
 from likeopt.ops.healthcheck import grpc_serving, http_ok, redis_pong
 from likeopt.ops.log_rotation import LogRotation
 from likeopt.ops.open_files import FEW_CONNECTIONS, downstream_connection_cap, raise_open_file_limit

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from gateway.keys import key_refusal
-from likeopt.ops.envoy_config import write_envoy_config
+from likeopt.ops.envoy.build import write_envoy_config
 from likeopt.runtime.api_key import KEY_REFUSED, bearer_token, holds_key, key_pattern
 from likeopt.runtime.config import Config
 

@@ -36,7 +36,7 @@ from starlette.routing import Route
 
 from gateway.routes.documents import WRITE_TIMEOUT_S
 from gateway.sse import HEARTBEAT_S
-from likeopt.ops.envoy_config import (
+from likeopt.ops.envoy.build import (
     ADMIN_CLUSTER,
     PLACEHOLDERS,
     STATS_LISTENER,

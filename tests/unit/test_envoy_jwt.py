@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from likeopt.ops.envoy_config import CLIENT_PRINCIPAL, PRINCIPAL_HEADER, jwt_rules, write_envoy_config
+from likeopt.ops.envoy.build import CLIENT_PRINCIPAL, PRINCIPAL_HEADER, jwt_rules, write_envoy_config
 from likeopt.runtime.api_key import bearer_token
 from likeopt.runtime.config import Config
 from likeopt.runtime.principal import LACKS_WRITER_ROLE, WRONG_KEY

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from generation_svc.feedback import MAX_PENDING, RETRY_S
-from likeopt.ops.envoy_config import write_envoy_config
+from likeopt.ops.envoy.build import write_envoy_config
 from likeopt.ops.protos import ROOT
 from likeopt.runtime.config import Config, settings_table
 

@@ -298,7 +298,7 @@ CODE = {
     GENERATION: ["generation_svc", "likeopt/runtime/grpc_server.py", "likeopt/runtime/principal.py"],
     CACHE: ["cache_svc", "likeopt/runtime/grpc_server.py"],
     GATEWAY: ["gateway", "likeopt/runtime/principal.py", "gateway/mcp_server.py"],
-    ENVOY: ["likeopt/ops/envoy_config.py"],
+    ENVOY: ["likeopt/ops/envoy", "likeopt/ops/envoy_config.py"],
 }
 
 
