@@ -2,7 +2,7 @@
 
 Each setting is declared once, as a typed field of :class:`Config`: its default, its bounds, its meaning
 and the processes that read it. The README's table (:func:`settings_table`), Envoy's values
-(likeopt.ops.envoy_config), the launcher's check of everything it hands its children and each process's own
+(likeopt.ops.envoy.values), the launcher's check of everything it hands its children and each process's own
 check at start (:meth:`Config.for_process`) all derive from those declarations; a test checks the README.
 """
 

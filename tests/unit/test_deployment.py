@@ -25,7 +25,7 @@ import yaml
 from pydantic import SecretStr
 
 from likeopt.ops import envoy_drain
-from likeopt.ops.envoy.build import envoy_values
+from likeopt.ops.envoy.values import envoy_values
 from likeopt.ops.healthcheck import envoy_ready_script
 from likeopt.ops.launcher import START_DEADLINE_S
 from likeopt.ops.processes import (

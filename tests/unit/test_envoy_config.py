@@ -36,15 +36,9 @@ from starlette.routing import Route
 
 from gateway.routes.documents import WRITE_TIMEOUT_S
 from gateway.sse import HEARTBEAT_S
-from likeopt.ops.envoy.build import (
-    ADMIN_CLUSTER,
-    PLACEHOLDERS,
-    STATS_LISTENER,
-    TEMPLATE_PATH,
-    envoy_values,
-    render_envoy_config,
-    write_envoy_config,
-)
+from likeopt.ops.envoy.build import write_envoy_config
+from likeopt.ops.envoy.clusters import ADMIN_CLUSTER, STATS_LISTENER
+from likeopt.ops.envoy.values import PLACEHOLDERS, TEMPLATE_PATH, envoy_values, render_envoy_config
 from likeopt.ops.envoy_drain import drain_script
 from likeopt.ops.healthcheck import envoy_ready_script
 from likeopt.ops.log_rotation import rotate_if_over

@@ -19,7 +19,7 @@ import h2.events
 import httpx
 import pytest
 
-from likeopt.ops.envoy.build import NOT_GRPC_WORDS
+from likeopt.ops.envoy.grpc_only import NOT_GRPC_WORDS
 from likeopt.runtime.config import Config
 from likeopt.runtime.grpc_server import SERVER_OPTIONS
 from tests.unit.test_envoy_config import (  # gateway: the fake gateway's fixture, used by name

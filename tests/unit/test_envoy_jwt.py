@@ -20,10 +20,11 @@ import httpx
 import pytest
 import yaml
 
-from likeopt.ops.envoy.build import CLIENT_PRINCIPAL, PRINCIPAL_HEADER, jwt_rules, write_envoy_config
+from likeopt.ops.envoy.build import write_envoy_config
+from likeopt.ops.envoy.jwt import CLIENT_PRINCIPAL, jwt_rules
 from likeopt.runtime.api_key import bearer_token
 from likeopt.runtime.config import Config
-from likeopt.runtime.principal import LACKS_WRITER_ROLE, WRONG_KEY
+from likeopt.runtime.principal import LACKS_WRITER_ROLE, PRINCIPAL_HEADER, WRONG_KEY
 from tests.identity import IdentityProvider
 from tests.support import self_signed
 from tests.unit.test_envoy_config import (

@@ -28,7 +28,8 @@ from cache_svc.l2 import RedisLayer
 from cache_svc.metrics import CacheCollector
 from cache_svc.two_layer import TwoLayerCache
 from gateway.app import build_app
-from likeopt.ops.envoy.build import ADMIN_CLUSTER, STATS_LISTENER, envoy_values, render_envoy_config
+from likeopt.ops.envoy.clusters import ADMIN_CLUSTER, STATS_LISTENER
+from likeopt.ops.envoy.values import envoy_values, render_envoy_config
 from likeopt.ops.protos import ROOT
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import RATINGS
