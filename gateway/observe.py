@@ -95,12 +95,16 @@ async def first_text_timed(events: AsyncIterable[Any], started: float) -> AsyncI
         yield event
 
 
+UNMATCHED = "unmatched"
+"""The route label of a request no route matched."""
+
+
 def route_label(scope: Scope) -> str:
     """The route template a request matched, with the prefix of the app mounted on the way (``/v1/models``)."""
     route = scope.get("route")
     if route is None:  # FastAPI's router leaves a mount (static files) out of the scope: its path is the root's
         mounted = scope.get("root_path", "")[len(scope.get("app_root_path", "")) :]
-        return mounted or "unmatched"
+        return mounted or UNMATCHED
     if isinstance(route, Mount):  # the mount itself answered (static files, or nothing matched inside)
         return route.path
     root = scope.get("root_path", "")

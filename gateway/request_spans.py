@@ -11,7 +11,7 @@ span either, sampled or not (likeopt.runtime.telemetry.UNTRACED_PATHS).
 A request that starts a trace or continues a sampled one goes through OpenTelemetry's
 middleware as before, which never sees the query string: it would put it in the span's
 attributes (``http.url``, ``http.target``), and a token handed over in one would be kept
-by the collector.
+by the collector. Once routed, its span is named after the route template, as the metrics are.
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.telemetry import TelemetryConfig
-from opentelemetry import context, propagate
+from opentelemetry import context, propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
+from opentelemetry.trace import Span
+from opentelemetry.util.http import sanitize_method
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.observe import UNMATCHED, route_label
 from likeopt.runtime.telemetry import TRACE_HEADERS, UNTRACED_PATHS, unsampled_parent
 
 NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -53,8 +57,22 @@ _QUERY_KEPT = "likeopt.query_string"
 """Where the query waits in the scope while OpenTelemetry's middleware reads it without one."""
 
 
-class _QueryBack:
-    """The app under OpenTelemetry's middleware: it gets the query string back."""
+def name_after_route(span: Span, method: str, scope: Scope) -> None:
+    """Name a routed request's span ``METHOD /route/{template}`` and set ``http.route``, as OpenTelemetry's
+    conventions ask: OpenTelemetry's middleware names it before routing, after the raw path, so every document
+    or conversation id was an operation of its own in Jaeger."""
+    method = sanitize_method(method)
+    method = "HTTP" if method == "_OTHER" else method
+    route = route_label(scope)
+    if route == UNMATCHED:
+        span.update_name(method)
+        return
+    span.update_name(f"{method} {route}")
+    span.set_attribute(HTTP_ROUTE, route)
+
+
+class _InsideTheSpan:
+    """The app under OpenTelemetry's middleware: it gets the query string back, and names the span once routed."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -62,7 +80,18 @@ class _QueryBack:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if _QUERY_KEPT in scope:
             scope["query_string"] = scope.pop(_QUERY_KEPT)
-        await self.app(scope, receive, send)
+        span = trace.get_current_span()
+        if scope["type"] != "http" or not span.is_recording():
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]  # as the client sent it: HEAD is served as GET below
+
+        async def send_naming_the_span(message: Message) -> None:
+            if message["type"] == "http.response.start":  # routed by now; the span ends with the last body part
+                name_after_route(span, method, scope)
+            await send(message)
+
+        await self.app(scope, receive, send_naming_the_span)
 
 
 class RequestSpans:
@@ -70,7 +99,7 @@ class RequestSpans:
 
     def __init__(self, app: ASGIApp, **options: Any) -> None:
         self.app = app
-        self.spans = OpenTelemetryMiddleware(_QueryBack(app), **options)
+        self.spans = OpenTelemetryMiddleware(_InsideTheSpan(app), **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         parent = caller_without_span(scope) if scope["type"] == "http" else None

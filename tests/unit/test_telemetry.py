@@ -22,6 +22,7 @@ import grpc
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from opentelemetry import context, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -37,6 +38,7 @@ from starlette.testclient import TestClient
 from cache_svc.l1 import L1Cache
 from cache_svc.l2 import RedisLayer
 from cache_svc.two_layer import TwoLayerCache
+from gateway.observe import RequestMetrics
 from gateway.request_spans import RequestSpans
 from gateway.trace_header import TraceIdHeader
 from likeopt.runtime.grpc_server import RequestLogContext
@@ -284,6 +286,27 @@ def test_the_gateways_span_never_holds_the_query_string_yet_the_app_reads_it():
     assert span.attributes["http.url"] == "http://testserver/api/v1/search"
     leaks = {key: value for key, value in span.attributes.items() if "secret" in str(value) or "?" in str(value)}
     assert not leaks
+
+
+def test_the_gateways_span_is_named_after_the_route_template_not_the_path():
+    """Named after the raw path, each document id was an operation of its own in Jaeger; the metrics already
+    used the template."""
+    documents = FastAPI()
+
+    @documents.delete("/api/v1/documents/{doc_id:path}")
+    async def delete(doc_id: str) -> dict[str, str]:
+        return {"deleted": doc_id}
+
+    recorder = _Recorder()
+    app = RequestSpans(TraceIdHeader(RequestMetrics(documents)), tracer_provider=recorder.provider)
+    with TestClient(app) as client:
+        assert client.delete("/api/v1/documents/notes/a.md", headers={"traceparent": SAMPLED}).status_code == 200
+        assert client.get("/no/such/page", headers={"traceparent": SAMPLED}).status_code == 404
+    routed, unmatched = recorder.finished(SpanKind.SERVER)
+    assert routed.name == "DELETE /api/v1/documents/{doc_id:path}"
+    assert routed.attributes["http.route"] == "/api/v1/documents/{doc_id:path}"
+    assert routed.attributes["http.target"] == "/api/v1/documents/notes/a.md"
+    assert unmatched.name == "GET" and "http.route" not in unmatched.attributes
 
 
 # -- gRPC: context across the hop, spans of cancelled streams, grpc's own log lines ----
