@@ -12,6 +12,8 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 from prometheus_client import Counter, Histogram
 from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -77,6 +79,15 @@ API_LATENCY = RollingWindow()
 """Latency of /api/ requests (seconds), for the dashboard."""
 CHAT_FIRST_TOKEN = RollingWindow()
 """Time to first token of chats (seconds), for the dashboard."""
+
+
+def stream_failed(route: str, code: str, http_status: int) -> None:
+    """Count an answer that failed after its 200 status, and mark the request's span failed when the failure is
+    the mesh's (``http_status``, what the API answers for code, is a 5xx), as a 5xx reply's span is: the status
+    line said 200, so without this a trace search for errors missed every answer that broke midway."""
+    STREAM_ERRORS.labels(route, code).inc()
+    if http_status >= 500:
+        trace.get_current_span().set_status(Status(StatusCode.ERROR, f"the answer ended in an error: {code}"))
 
 
 def record_first_token(seconds: float) -> None:

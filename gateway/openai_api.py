@@ -30,7 +30,7 @@ from gateway.bodies import MAX_JSON_BYTES, declared_over, encoding_problem, fiel
 from gateway.disconnect import unless_left, until_disconnect
 from gateway.errors import BEARER_CHALLENGE, http_error_headers, public_details
 from gateway.keys import caller_of, caller_refusal
-from gateway.observe import STREAM_ERRORS, first_text_timed
+from gateway.observe import first_text_timed, stream_failed
 from gateway.openai_completions import (
     CompletionLines,
     CompletionRequest,
@@ -150,11 +150,12 @@ async def stream_frames(
                 yield shape.delta(text)
         yield shape.closing(parts)
     except OpenAIError as failure:
-        STREAM_ERRORS.labels(shape.route, str(failure.code)).inc()
+        stream_failed(shape.route, str(failure.code), failure.status)
         yield shape.failure(failure)
     except grpc.aio.AioRpcError as exc:
-        STREAM_ERRORS.labels(shape.route, exc.code().name).inc()
-        yield shape.failure(rpc_error(exc))
+        translated = rpc_error(exc)
+        stream_failed(shape.route, exc.code().name, translated.status)
+        yield shape.failure(translated)
     finally:
         call.cancel()
     if shape.ending:

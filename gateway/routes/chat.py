@@ -17,9 +17,9 @@ from gateway.bodies import json_body, request_body, schema_ref
 from gateway.chat_json import gathered_answer, prefers_json
 from gateway.convert import event_json
 from gateway.direct_route import DirectRoute
-from gateway.errors import BODY_STATUSES, UPSTREAM_STATUSES, error_responses, public_details
+from gateway.errors import BODY_STATUSES, UPSTREAM_STATUSES, error_responses, public_details, status_of
 from gateway.models import ChatAnswer, ChatEvent, ChatRequest
-from gateway.observe import STREAM_ERRORS, first_text_timed
+from gateway.observe import first_text_timed, stream_failed
 from gateway.routes import api_router
 from gateway.sse import sse_frame, with_heartbeats
 from gateway.state import Running
@@ -162,11 +162,12 @@ async def answer_frames(call: Any, started: float, skip: int = 0) -> AsyncGenera
             for event_id, kind, data in resumption.take(event):
                 ended = kind in ("done", "error")
                 if kind == "error":
-                    STREAM_ERRORS.labels(CHAT_ROUTE, str(data.get("code", ""))).inc()
+                    code = str(data.get("code", ""))
+                    stream_failed(CHAT_ROUTE, code, status_of(code))
                 yield sse_frame(event_id, kind, data)
     except grpc.aio.AioRpcError as exc:
         if not ended:
-            STREAM_ERRORS.labels(CHAT_ROUTE, exc.code().name).inc()
+            stream_failed(CHAT_ROUTE, exc.code().name, status_of(exc.code().name))
             error = {"code": exc.code().name, "message": public_details(exc)}
             yield sse_frame(resumption.event_id + 1, "error", error)
     finally:

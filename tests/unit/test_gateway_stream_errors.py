@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from prometheus_client import REGISTRY
 
 from gateway.openai_api import stream_frames
@@ -45,3 +50,40 @@ async def test_openai_streams_that_end_in_an_error_are_counted_under_their_route
     frames = [f async for f in stream_frames(call, RETRIEVAL, call.__aiter__(), ChunkLines("chatcmpl-1", False))]
     assert b"error" in b"".join(frames)
     assert stream_errors("/v1/chat/completions", "UNAVAILABLE") == before + 1
+
+
+def failure(code: str) -> Event:
+    return Event(error=generation_pb2.ErrorEvent(code=code, message="it failed"))
+
+
+async def request_span_status(frames: AsyncIterator[bytes]) -> StatusCode:
+    """The status the request's span ends with when frames are streamed inside it."""
+    recorder = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(recorder))
+    with provider.get_tracer(__name__).start_as_current_span("POST /api/v1/chat"):
+        [frame async for frame in frames]
+    (span,) = recorder.get_finished_spans()
+    return span.status.status_code
+
+
+@pytest.mark.parametrize(
+    ("events", "status"),
+    [
+        ([RETRIEVAL, failure("DEADLINE_EXCEEDED")], StatusCode.ERROR),
+        ([RETRIEVAL, failure("INVALID_ARGUMENT")], StatusCode.UNSET),
+        ([RETRIEVAL, Event(done=generation_pb2.DoneEvent(conversation_id="c"))], StatusCode.UNSET),
+    ],
+)
+async def test_a_chat_that_fails_midway_marks_the_requests_span_failed_unless_the_client_erred(
+    events: list[Event], status: StatusCode
+) -> None:
+    """Its status line said 200: without the span's status a trace search for errors missed every broken answer.
+    A client's mistake is not the mesh's failure, as its 4xx reply's span is not."""
+    assert await request_span_status(answer_frames(Call(events), 0.0)) == status
+
+
+async def test_an_openai_stream_whose_channel_fails_marks_the_requests_span_failed() -> None:
+    call = FailingCall([])
+    frames = stream_frames(call, RETRIEVAL, call.__aiter__(), ChunkLines("chatcmpl-1", False))
+    assert await request_span_status(frames) == StatusCode.ERROR
