@@ -32,6 +32,7 @@ QUESTION = "How does Like-Opt cache answers in Redis?"
 ANSWER_RPC = "/likeopt.v1.GenerationService/Answer"
 JAEGER_URL = "http://127.0.0.1:16686"
 QUERY_SECRET = "secret-in-a-query"
+MISSING_DOCUMENT = "notes/no-such-document.md"
 
 
 @dataclass
@@ -58,6 +59,8 @@ class Traced:
     """A search sent just before the mesh was told to stop."""
     query_trace_id: str
     """A search whose URL carried QUERY_SECRET in its query string."""
+    document_trace_id: str
+    """A request for MISSING_DOCUMENT, whose id is part of its path."""
     spans: list[ReceivedSpan]
     log_dir: Path
     ui_config: str
@@ -127,7 +130,11 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
         receiver.wait_for(lambda spans: all(_whole(spans, a.header_trace_id) for a in (first, second)))
         _probe(mesh)
         query_trace_id = _search(mesh, f"?api_key={QUERY_SECRET}")
+        document = httpx.get(f"{mesh.base_url}/api/v1/documents/{MISSING_DOCUMENT}", timeout=30)
+        assert document.status_code == 404, document.text
+        document_trace_id = document.headers["x-trace-id"]
         receiver.wait_for(lambda spans: {"envoy", "gateway"} <= _services(spans, query_trace_id))
+        receiver.wait_for(lambda spans: "gateway" in _services(spans, document_trace_id))
         last = httpx.post(f"{mesh.base_url}/api/v1/search", json={"query": "which port", "top_k": 1}, timeout=30)
     finally:
         code = mesh.stop()  # the services flush their last spans on the way out
@@ -138,6 +145,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
             second,
             last.headers["x-trace-id"],
             query_trace_id,
+            document_trace_id,
             receiver.spans,
             work_dir / "run" / "logs",
             ui_config,
@@ -194,6 +202,14 @@ def test_no_span_holds_a_query_string(traced: Traced) -> None:
         if QUERY_SECRET in str(value)
     ]
     assert not leaks
+
+
+def test_the_gateways_span_names_the_route_not_the_id_in_the_path(traced: Traced) -> None:
+    """Named after the raw path, each document id was an operation of its own in Jaeger."""
+    (span,) = [s for s in traced.spans if s.trace_id == traced.document_trace_id and s.name.startswith("GET ")]
+    assert (span.service, span.name) == ("gateway", "GET /api/v1/documents/{doc_id:path}")
+    assert span.attributes["http.route"] == "/api/v1/documents/{doc_id:path}"
+    assert MISSING_DOCUMENT not in span.name
 
 
 def test_retrieval_stages_have_their_own_spans(traced: Traced) -> None:
