@@ -19,6 +19,8 @@ when a browser closes an answer and the gateway or generation_svc cancels what i
 And one of ours: a stream may report its failure in band, as a message with an ``error`` field
 (generation_svc's AnswerEvent), after which the reader stops and cancels. The client span then
 takes that error's code and is marked failed, as the server's span is, rather than "cancelled".
+Likewise a reader that stops at the ``done`` message has the whole answer: its cancel of what
+is left keeps the span's code OK.
 """
 
 from __future__ import annotations
@@ -45,17 +47,26 @@ from likeopt.runtime.interceptors import Streaming, Unary, WrappingInterceptor
 from likeopt.runtime.telemetry import GRPC_HEALTH_PREFIX, TRACE_HEADERS, in_unsampled_trace, unsampled_parent
 
 
-def _end_cancelled(span: Span, failed: bool = False) -> None:
+def _end_cancelled(span: Span, settled: bool = False) -> None:
     if span.is_recording():
-        if not failed:  # a stream that reported its failure keeps that failure's code
+        if not settled:  # a stream that reported its failure or its end in band keeps that code
             span.set_attribute(RPC_GRPC_STATUS_CODE, grpc.StatusCode.CANCELLED.value[0])
         span.end()
 
 
+def _has(message: Any, field: str) -> bool:
+    fields = getattr(getattr(message, "DESCRIPTOR", None), "fields_by_name", {})
+    return field in fields and message.HasField(field)
+
+
 def in_band_failure(message: Any) -> Any | None:
     """The ``error`` a streamed message carries (AnswerEvent's ErrorEvent, with code and message), if any."""
-    fields = getattr(getattr(message, "DESCRIPTOR", None), "fields_by_name", {})
-    return message.error if "error" in fields and message.HasField("error") else None
+    return message.error if _has(message, "error") else None
+
+
+def in_band_end(message: Any) -> bool:
+    """Whether a streamed message is its stream's last word (AnswerEvent's ``done``)."""
+    return _has(message, "done")
 
 
 def mark_failed(span: Span, failure: Any) -> None:
@@ -83,13 +94,12 @@ class _UnaryStreamSpans(_NoSpanWhenUnsampled, UnaryStreamAioClientInterceptor):
         return await self._intercept(super().intercept_unary_stream, continuation, details, request)
 
     async def _wrap_stream_response(self, span: Span, call: Any) -> AsyncIterator[Any]:
-        failed = False
-        call.add_done_callback(lambda done: _end_cancelled(span, failed) if done.cancelled() else None)
+        settled = False
+        call.add_done_callback(lambda done: _end_cancelled(span, settled) if done.cancelled() else None)
         try:
             async for response in call:
-                if not failed and span.is_recording() and (failure := in_band_failure(response)) is not None:
-                    failed = True
-                    mark_failed(span, failure)
+                if not settled and span.is_recording():
+                    settled = _settled_in_band(span, response)
                 yield response
         except grpc.aio.AioRpcError as exc:
             if span.is_recording():
@@ -98,6 +108,17 @@ class _UnaryStreamSpans(_NoSpanWhenUnsampled, UnaryStreamAioClientInterceptor):
         finally:
             if span.is_recording():
                 span.end()
+
+
+def _settled_in_band(span: Span, message: Any) -> bool:
+    """Whether message tells the stream's outcome (a failure, then marked on span, or its end)."""
+    if (failure := in_band_failure(message)) is not None:
+        mark_failed(span, failure)
+        return True
+    if in_band_end(message):
+        span.set_attribute(RPC_GRPC_STATUS_CODE, grpc.StatusCode.OK.value[0])
+        return True
+    return False
 
 
 class _CancellableUnaryResponse:

@@ -367,6 +367,11 @@ async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, dict[s
         yield AnswerEvent(error={"code": "DEADLINE_EXCEEDED", "message": "retrieval failed"})
         await asyncio.sleep(0.5)
 
+    async def answers_then_lingers(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[AnswerEvent]:
+        yield AnswerEvent(delta={"text": "Whole"})
+        yield AnswerEvent(done={"conversation_id": "c"})
+        await asyncio.sleep(0.5)  # the reader has all it needs and cancels before the call's own end
+
     server = grpc.aio.server(interceptors=[ServerSpans(recorder.provider), RequestLogContext()])
     server.add_generic_rpc_handlers(
         [
@@ -380,6 +385,9 @@ async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, dict[s
                     "TraceId": grpc.unary_unary_rpc_method_handler(trace_id),
                     "FailsInBand": grpc.unary_stream_rpc_method_handler(
                         fails_in_band, response_serializer=AnswerEvent.SerializeToString
+                    ),
+                    "AnswersThenLingers": grpc.unary_stream_rpc_method_handler(
+                        answers_then_lingers, response_serializer=AnswerEvent.SerializeToString
                     ),
                 },
             )
@@ -417,13 +425,13 @@ async def test_a_cancelled_stream_ends_both_spans_in_one_trace(grpc_pair):
     assert client.end_time is not None and server.end_time is not None
 
 
-async def test_a_stream_that_reports_its_failure_in_band_is_a_failed_client_span(grpc_pair):
-    # The gateway stops reading at an error event and cancels: its span said CANCELLED and was not an error.
+async def _client_span_of_a_reader_stopping_at(grpc_pair, method: str, field: str):
+    """The client span of a call to method whose reader stops at the first AnswerEvent holding field and cancels."""
     recorder, channel, _ = grpc_pair
     with recorder.provider.get_tracer("test").start_as_current_span("caller"):
-        call = channel.unary_stream("/test.Ticks/FailsInBand", response_deserializer=AnswerEvent.FromString)(b"")
+        call = channel.unary_stream(f"/test.Ticks/{method}", response_deserializer=AnswerEvent.FromString)(b"")
         async for event in call:
-            if event.HasField("error"):
+            if event.HasField(field):
                 break
         call.cancel()
     for _ in range(100):
@@ -431,8 +439,21 @@ async def test_a_stream_that_reports_its_failure_in_band_is_a_failed_client_span
             break
         await asyncio.sleep(0.05)
     (client,) = recorder.finished(SpanKind.CLIENT)
+    return client
+
+
+async def test_a_stream_that_reports_its_failure_in_band_is_a_failed_client_span(grpc_pair):
+    # The gateway stops reading at an error event and cancels: its span said CANCELLED and was not an error.
+    client = await _client_span_of_a_reader_stopping_at(grpc_pair, "FailsInBand", "error")
     assert client.status.status_code == StatusCode.ERROR and "retrieval failed" in client.status.description
     assert client.attributes["rpc.grpc.status_code"] == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+
+
+async def test_a_reader_that_stops_at_the_done_event_keeps_the_client_span_ok(grpc_pair):
+    # MCP's ask stops at done and cancels the rest: the span said CANCELLED for a whole answer.
+    client = await _client_span_of_a_reader_stopping_at(grpc_pair, "AnswersThenLingers", "done")
+    assert client.attributes["rpc.grpc.status_code"] == grpc.StatusCode.OK.value[0]
+    assert client.status.status_code == StatusCode.UNSET
 
 
 async def test_calls_inside_an_unsampled_trace_carry_it_on_but_make_no_spans(grpc_pair):
