@@ -27,6 +27,7 @@ from likeopt.runtime.contract import (
     shown_id,
 )
 from likeopt.runtime.principal import BadPrincipal, Principal, Reader, principal_in, reader_of
+from likeopt.runtime.telemetry import note_near_hit
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.access import Access
 from retrieval_svc.backend import BackendRefused, BackendUnavailable, RetrievalBackend
@@ -177,7 +178,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         await self._catch_up(engine, request.min_index_version)
         version = engine.version
         shared = self.results.recent.get((query, params), version) if use_cache else None
-        if shared is None:
+        if shared is not None:
+            note_near_hit("search")
+        else:
             shared = await self.results.flights.run(
                 (query, params, use_cache, version), lambda: self.results.result(engine, query, params, use_cache)
             )

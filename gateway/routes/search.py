@@ -21,6 +21,7 @@ from gateway.state import Running
 from likeopt.caching.cache_keys import normalise_query
 from likeopt.runtime.contract import MODES
 from likeopt.runtime.principal import forwarded, scope_of
+from likeopt.runtime.telemetry import note_near_hit
 from likeopt.v1 import retrieval_pb2
 
 SEARCH_TIMEOUT_S = 10.0
@@ -43,7 +44,9 @@ async def search(
     filters = tuple(sorted(body.filters.items()))
     key = (normalise_query(body.query), body.top_k, body.mode, filters, body.per_document, scope_of(principal))
     head = gateway.near.lookup(key, body.min_index_version)
-    if head is None:
+    if head is not None:
+        note_near_hit("search")
+    else:
         request = retrieval_pb2.SearchRequest(
             query=body.query,
             top_k=body.top_k,

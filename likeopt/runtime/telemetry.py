@@ -42,6 +42,16 @@ CACHE_KEYS = "likeopt.cache.keys"
 CACHE_HITS = "likeopt.cache.hits"
 CACHE_ERROR = "likeopt.cache.error"
 """Why a client's lookup counted as a miss without an answer (a gRPC status code name)."""
+NEAR_LAYER = "near"
+"""The layer of a process's own near cache (likeopt/caching/near_cache.py), whose hits make no span of their own."""
+
+
+def note_near_hit(namespace: str) -> None:
+    """Mark the current span as answered from this process's near cache: the hit makes no span of its own, so a
+    cached search's trace said nothing of why it had no hops below. Only a recorded span is touched."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes({CACHE_LAYER: NEAR_LAYER, CACHE_NAMESPACE: namespace, CACHE_HIT: True})
 
 
 def effective_sample_ratio(otlp_endpoint: str, ratio: float) -> float:

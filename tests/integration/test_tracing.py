@@ -21,7 +21,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from likeopt.runtime.addresses import host_port, reachable_host
-from likeopt.runtime.telemetry import CACHE_HIT, CACHE_LAYER, CACHE_NAMESPACE, GRPC_HEALTH_PREFIX, UNTRACED_PATHS
+from likeopt.runtime.telemetry import (
+    CACHE_HIT,
+    CACHE_LAYER,
+    CACHE_NAMESPACE,
+    GRPC_HEALTH_PREFIX,
+    NEAR_LAYER,
+    UNTRACED_PATHS,
+)
 from tests.conftest import DEMO_CORPUS
 from tests.integration.test_mesh import parse_sse
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
@@ -61,6 +68,8 @@ class Traced:
     """A search whose URL carried QUERY_SECRET in its query string."""
     document_trace_id: str
     """A request for MISSING_DOCUMENT, whose id is part of its path."""
+    repeated_search_trace_id: str
+    """The search of query_trace_id asked again, which the gateway answers from its near cache."""
     spans: list[ReceivedSpan]
     log_dir: Path
     ui_config: str
@@ -130,11 +139,13 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
         receiver.wait_for(lambda spans: all(_whole(spans, a.header_trace_id) for a in (first, second)))
         _probe(mesh)
         query_trace_id = _search(mesh, f"?api_key={QUERY_SECRET}")
+        repeated_search_trace_id = _search(mesh)
         document = httpx.get(f"{mesh.base_url}/api/v1/documents/{MISSING_DOCUMENT}", timeout=30)
         assert document.status_code == 404, document.text
         document_trace_id = document.headers["x-trace-id"]
         receiver.wait_for(lambda spans: {"envoy", "gateway"} <= _services(spans, query_trace_id))
-        receiver.wait_for(lambda spans: "gateway" in _services(spans, document_trace_id))
+        for trace_id in (document_trace_id, repeated_search_trace_id):
+            receiver.wait_for(lambda spans, trace_id=trace_id: "gateway" in _services(spans, trace_id))
         last = httpx.post(f"{mesh.base_url}/api/v1/search", json={"query": "which port", "top_k": 1}, timeout=30)
     finally:
         code = mesh.stop()  # the services flush their last spans on the way out
@@ -146,6 +157,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
             last.headers["x-trace-id"],
             query_trace_id,
             document_trace_id,
+            repeated_search_trace_id,
             receiver.spans,
             work_dir / "run" / "logs",
             ui_config,
@@ -267,6 +279,15 @@ def test_the_repeated_question_hits_the_cache(traced: Traced) -> None:
     assert any(layer == "l1" and hit for layer, _, hit in cache_svc), cache_svc
     clients = _lookups(trace, "retrieval_svc") + _lookups(trace, "generation_svc")
     assert any(layer == "service" and hit for layer, _, hit in clients), clients
+
+
+def test_hits_in_a_processs_own_near_cache_are_on_its_span(traced: Traced) -> None:
+    """A near cache's hit makes no span of its own: the trace of a repeated search said nothing of why it had no
+    hops below the gateway, nor the repeated question's of why retrieval_svc's Search had none below it."""
+    repeated = [s for s in traced.spans if s.trace_id == traced.repeated_search_trace_id]
+    assert {s.service for s in repeated} == {"envoy", "gateway"}, "the repeat went past the gateway"
+    assert _lookups(repeated, "gateway") == [(NEAR_LAYER, "search", True)]
+    assert (NEAR_LAYER, "search", True) in _lookups(traced.trace(traced.second), "retrieval_svc")
 
 
 def _logged(log_dir: Path, trace_id: str) -> dict[str, dict]:
