@@ -753,6 +753,35 @@ def test_healthz_over_h2c(envoy):
     assert result.stdout == "2 200"
 
 
+def _http10_exchange(envoy: EnvoyProcess, request: bytes) -> tuple[str, bytes]:
+    """An HTTP/1.0 request sent as raw bytes: the reply's status line and body, read until Envoy closes (1.0
+    has no chunked framing, so a stream ends with the connection)."""
+    with socket.create_connection(("127.0.0.1", envoy.port), timeout=15) as conn:
+        conn.sendall(request)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0].decode(), body
+
+
+def test_http10_clients_are_served_as_http11_ones(envoy, gateway):
+    """nginx's proxy_pass (unless told proxy_http_version 1.1), ApacheBench and some load balancers' checks speak
+    HTTP/1.0, with or without Host: Envoy refused them all with 426 Upgrade Required."""
+    for host in (b"", b"Host: like-opt.example\r\n"):
+        status, body = _http10_exchange(envoy, b"GET /healthz HTTP/1.0\r\n" + host + b"\r\n")
+        assert (status.split(" ")[1], body) == ("200", b"ok"), host
+    search = b'{"query": "hi"}'
+    request = b"POST /api/v1/search HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    status, body = _http10_exchange(envoy, request % (len(search), search))
+    assert (status.split(" ")[1], json.loads(body)) == ("200", {"received": len(search)})
+    gateway.client_got_first.set()  # this client reads the stream only once it has ended
+    chat = b"POST /api/v1/chat HTTP/1.0\r\nContent-Length: %d\r\n\r\n%s" % (len(search), search)
+    status, body = _http10_exchange(envoy, chat)
+    events = [json.loads(line[5:])["text"] for line in body.decode().splitlines() if line.startswith("data:")]
+    assert (status.split(" ")[1], events) == ("200", ["first", "second"])
+
+
 def test_sse_is_streamed_unbuffered_and_uncompressed(envoy, gateway):
     gateway.client_got_first.clear()
     gateway.first_arrived_before_second_sent.clear()
