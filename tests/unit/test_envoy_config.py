@@ -899,6 +899,26 @@ def test_cors_preflight(envoy):
     assert "x-envoy-upstream-service-time" not in refused.headers, "a refused preflight reached an upstream"
 
 
+def _varies(reply: httpx.Response) -> set[str]:
+    return {name.strip().lower() for value in reply.headers.get_list("vary") for name in value.split(",")}
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:5173", "http://evil.example", None])
+def test_every_reply_says_it_varies_with_the_origin(envoy, origin):
+    """Access-Control-Allow-Origin names the caller's origin, or is absent, so a cache keyed without Origin handed
+    one origin's reply (a UI file, the model list) to another, whose browser then refused it as a CORS failure."""
+    headers = {"Accept-Encoding": "gzip"} | ({"Origin": origin} if origin else {})
+    with _client() as client:
+        replies = [client.get(f"{envoy.url}{path}", headers=headers) for path in ("/api/v1/index", "/", "/healthz")]
+        replies.append(client.post(f"{envoy.url}/api/v1/search", json={"query": "hi"}, headers=headers))
+    for reply in replies:
+        assert "origin" in _varies(reply), (reply.url, reply.headers)
+    compressed = replies[0]
+    assert {"origin", "accept-encoding"} <= _varies(compressed)
+    allowed = origin if origin != "http://evil.example" else None
+    assert compressed.headers.get("access-control-allow-origin") == allowed
+
+
 OPENAI_JS_HEADERS = (
     "authorization, content-type, x-stainless-arch, x-stainless-lang, x-stainless-os, x-stainless-package-version,"
     " x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout"
