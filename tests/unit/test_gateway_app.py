@@ -375,6 +375,16 @@ async def test_head_through_a_real_server_ends_cleanly_and_keeps_the_connection(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
+@pytest.mark.parametrize("path", ["/static/app.js", "/static/app.css", "/static/chat.js"])
+def test_the_ui_files_are_revalidated_on_each_use_as_the_page_is(client: TestClient, path: str) -> None:
+    """Without Cache-Control, a browser kept a module a tenth of its age unasked: after an upgrade the new page
+    ran with the old release's modules."""
+    first = client.get(path)
+    assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
+    again = client.get(path, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.headers["cache-control"] == "no-cache"
+
+
 @pytest.mark.parametrize("path", ["/", "/api/v1/docs"])
 def test_the_pages_run_only_this_sites_code_and_no_other_site_frames_them(client: TestClient, path: str) -> None:
     """Another origin framed the Documents tab, Delete buttons and all (clickjacking); nothing limited scripts."""
