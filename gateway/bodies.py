@@ -8,6 +8,7 @@ models still describe the bodies in the OpenAPI document: request_body() puts th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -106,7 +107,23 @@ def parse(model: type[M], body: bytes | str) -> M:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        raise invalid(exc.errors(include_url=False, include_context=False)) from None
+        errors = exc.errors(include_url=False, include_context=False)
+    if isinstance(body, bytes) and (text := other_unicode(body)) is not None:
+        return parse(model, text)
+    raise invalid(errors)
+
+
+def other_unicode(body: bytes) -> str | None:
+    """body's text when it is JSON in a Unicode encoding other than bare UTF-8: with a byte-order mark (Windows
+    tools write one; RFC 8259 lets a parser ignore it) or in UTF-16 or UTF-32, as the standard library's JSON (and
+    so the OpenAI-compatible routes) reads it. Tried only once a body failed as UTF-8, so costs a valid one nothing."""
+    encoding = json.detect_encoding(body)
+    if encoding == "utf-8":
+        return None
+    try:
+        return body.decode(encoding)
+    except UnicodeDecodeError:
+        return None
 
 
 def json_body(model: type[M], max_bytes: int = MAX_JSON_BYTES) -> Callable[[Request], Awaitable[M]]:

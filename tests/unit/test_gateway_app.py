@@ -95,6 +95,18 @@ def test_a_body_is_read_as_json_whatever_its_content_type_says(client: TestClien
     assert error_of(reply, 503)["code"] == "UNAVAILABLE"
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-32"])
+def test_a_body_in_another_unicode_encoding_is_read_as_the_openai_routes_read_it(
+    client: TestClient, encoding: str
+) -> None:
+    """A UTF-8 byte-order mark (PowerShell's and Notepad's files) or UTF-16 was "not valid UTF-8 JSON" (400) on
+    the REST routes, while the OpenAI-compatible routes, read by the standard library, took the same body."""
+    body = json.dumps({"query": "caf\u00e9"}).encode(encoding)
+    for path in ("/api/v1/search", "/api/v1/chat"):
+        reply = client.post(path, content=body, headers={"Accept": "application/json"})
+        assert error_of(reply, 503)["code"] == "UNAVAILABLE", path  # parsed, then failed upstream here
+
+
 def test_writes_need_the_key_and_its_refusal_comes_first(client: TestClient) -> None:
     wrong = {"Authorization": "Bearer nope"}
     for refused in (
