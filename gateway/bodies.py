@@ -26,6 +26,11 @@ LIKEOPT_MAX_REQUEST_BYTES)."""
 BODY_MODELS: list[type[BaseModel]] = []
 """Every model named by schema_ref() (request_body() included), for the OpenAPI document's components."""
 SCHEMA_REF = "#/components/schemas/{model}"
+LONE_SURROGATE = (
+    "a string holds half of a UTF-16 surrogate pair (an escape from \\ud800 to \\udfff without its partner), which is"
+    " no character: text cut inside an emoji, say; send whole characters"
+)
+"""Why a body whose JSON escapes half a character is refused (JavaScript's and Python's JSON write such escapes)."""
 
 
 def declared_over(headers: Headers, limit: int) -> bool:
@@ -96,7 +101,9 @@ def invalid(errors: Sequence[Any], sourced: bool = False) -> ApiError:
     first = errors[0] if errors else {}
     location = client_location(first, sourced)
     if first.get("type") == "json_invalid":
-        return ApiError(400, "BAD_JSON", f"body is not valid UTF-8 JSON: {first.get('msg', '')}")
+        reason = str(first.get("msg", ""))
+        lone = "surrogate" in reason or "end of hex escape" in reason  # pydantic's words for the two halves
+        return ApiError(400, "BAD_JSON", LONE_SURROGATE if lone else f"body is not valid UTF-8 JSON: {reason}")
     if first.get("type") == "model_type" and not location:
         return ApiError(400, "BAD_JSON", "body must be a JSON object")
     return ApiError(422, "INVALID_ARGUMENT", problem_text(first, location))

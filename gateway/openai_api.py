@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.bodies import MAX_JSON_BYTES, declared_over, encoding_problem, field_path, is_json
+from gateway.bodies import LONE_SURROGATE, MAX_JSON_BYTES, declared_over, encoding_problem, field_path, is_json
 from gateway.disconnect import unless_left, until_disconnect
 from gateway.errors import BEARER_CHALLENGE, http_error_headers, public_details
 from gateway.keys import caller_of, caller_refusal
@@ -402,6 +402,14 @@ def openai_app(config: Config, upstreams: Callable[[], Upstreams]) -> FastAPI:
         body = error_json(str(exc.detail), OpenAIError(exc.status_code, "").type, None, code)
         return JSONResponse(body, status_code=exc.status_code, headers=http_error_headers(request, exc))
 
+    async def on_unencodable(request: Request, exc: Exception) -> Response:
+        """The standard library's JSON reads an escaped half of a surrogate pair into a str, which no gRPC request
+        can carry (UTF-8 has no such character): the client's text, refused as the REST routes refuse it."""
+        assert isinstance(exc, UnicodeEncodeError)
+        if exc.reason != "surrogates not allowed":
+            raise exc
+        return await on_openai_error(request, OpenAIError(400, LONE_SURROGATE, code="invalid_value"))
+
     app = FastAPI(
         title="Like-Opt OpenAI-compatible API",
         version="1",
@@ -412,6 +420,7 @@ def openai_app(config: Config, upstreams: Callable[[], Upstreams]) -> FastAPI:
             OpenAIError: on_openai_error,
             RequestValidationError: on_invalid,
             HTTPException: on_http_error,
+            UnicodeEncodeError: on_unencodable,
         },
     )
     app.include_router(openai_router(config, upstreams))

@@ -107,6 +107,14 @@ def test_a_body_in_another_unicode_encoding_is_read_as_the_openai_routes_read_it
         assert error_of(reply, 503)["code"] == "UNAVAILABLE", path  # parsed, then failed upstream here
 
 
+@pytest.mark.parametrize("text", ["cut \ud83d", "\udc00 alone", "\ud83d\u0041"])
+def test_half_a_surrogate_pair_is_refused_in_words_that_say_so(client: TestClient, text: str) -> None:
+    """JavaScript's and Python's JSON escape a string cut inside an emoji so; the refusal said "unexpected end of hex
+    escape", which named nothing the client could find."""
+    body = json.dumps({"query": text}).encode()
+    assert "surrogate pair" in error_of(client.post("/api/v1/search", content=body), 400)["message"]
+
+
 def test_writes_need_the_key_and_its_refusal_comes_first(client: TestClient) -> None:
     wrong = {"Authorization": "Bearer nope"}
     for refused in (

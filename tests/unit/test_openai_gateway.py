@@ -3,6 +3,7 @@ code on an in-process gRPC server. Status codes and error shapes for what can go
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
@@ -23,6 +24,7 @@ from likeopt.v1 import generation_pb2, generation_pb2_grpc
 from tests.unit.test_generation_harness import generation_server
 
 QUESTION = "Which port does Envoy listen on?"
+JSON_TYPE = {"content-type": "application/json"}
 
 
 @asynccontextmanager
@@ -137,6 +139,28 @@ async def test_bad_json_is_400_and_unknown_paths_404_in_openai_shape() -> None:
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
     assert curled.status_code == 400 and "Content-Type: application/json" in curled.json()["error"]["message"]
     assert missing.status_code == 404 and set(missing.json()["error"]) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", {"model": "like-opt", "messages": [{"role": "user", "content": "cut \ud83d"}]}),
+        (
+            "/v1/chat/completions",
+            {"model": "like-opt", "stream": True, "messages": [{"role": "user", "content": "\udc00"}]},
+        ),
+        ("/v1/responses", {"model": "like-opt", "input": "cut \ud83d"}),
+        ("/v1/completions", {"model": "like-opt", "prompt": "cut \ud83d"}),
+    ],
+)
+async def test_half_a_surrogate_pair_is_a_400_naming_it_not_a_crash(path: str, body: dict[str, object]) -> None:
+    """JavaScript's and Python's JSON escape a string cut inside an emoji as "\\ud83d": the standard library read it,
+    the gRPC request could not carry it, and the client got a plain-text 500."""
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        escaped = json.dumps(body).encode()  # as the standard library writes it (httpx's own json= cannot)
+        reply = await client._client.post(f"http://like-opt{path}", content=escaped, headers=JSON_TYPE)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["code"] == "invalid_value" and "surrogate" in reply.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(
