@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 
 from gateway.bodies import BODY_MODELS, SCHEMA_REF, invalid
 from gateway.direct_route import DirectLane, DirectRoute
-from gateway.errors import ApiError, error_response, http_error_headers
+from gateway.errors import CRASHED, ApiError, error_response, http_error_headers
 from gateway.head_requests import HeadAsGet
 from gateway.mcp_http import McpEndpoint, caller_mesh
 from gateway.mcp_server import build_mcp_server
@@ -127,4 +127,4 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_crash(request: Request, exc: Exception) -> Response:
-    return error_response(500, "INTERNAL", "internal error; the trace id in X-Trace-Id finds it in the logs")
+    return error_response(500, "INTERNAL", CRASHED)

@@ -34,6 +34,8 @@ GRPC_TO_HTTP = {
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.CANCELLED: 499,
 }
+CRASHED = "internal error; the trace id in X-Trace-Id finds it in the logs"
+"""What a request that met a bug in the gateway is told (its traceback goes to the gateway's log)."""
 UPSTREAM_FAILED = 502
 """Any other upstream status (UNKNOWN, INTERNAL, UNIMPLEMENTED…)."""
 

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.bodies import LONE_SURROGATE, MAX_JSON_BYTES, declared_over, encoding_problem, field_path, is_json
 from gateway.disconnect import unless_left, until_disconnect
-from gateway.errors import BEARER_CHALLENGE, http_error_headers, public_details
+from gateway.errors import BEARER_CHALLENGE, CRASHED, http_error_headers, public_details
 from gateway.keys import caller_of, caller_refusal
 from gateway.observe import first_text_timed, stream_failed
 from gateway.openai_completions import (
@@ -410,6 +410,10 @@ def openai_app(config: Config, upstreams: Callable[[], Upstreams]) -> FastAPI:
             raise exc
         return await on_openai_error(request, OpenAIError(400, LONE_SURROGATE, code="invalid_value"))
 
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        """A bug's 500 in OpenAI's shape, which the SDKs read (Starlette's is plain text); its traceback is logged."""
+        return await on_openai_error(request, OpenAIError(500, CRASHED, code="internal_error"))
+
     app = FastAPI(
         title="Like-Opt OpenAI-compatible API",
         version="1",
@@ -421,6 +425,7 @@ def openai_app(config: Config, upstreams: Callable[[], Upstreams]) -> FastAPI:
             RequestValidationError: on_invalid,
             HTTPException: on_http_error,
             UnicodeEncodeError: on_unencodable,
+            Exception: on_crash,
         },
     )
     app.include_router(openai_router(config, upstreams))

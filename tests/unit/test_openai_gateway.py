@@ -163,6 +163,23 @@ async def test_half_a_surrogate_pair_is_a_400_naming_it_not_a_crash(path: str, b
     assert reply.json()["error"]["code"] == "invalid_value" and "surrogate" in reply.json()["error"]["message"]
 
 
+class Broken:
+    """A generation stub with a bug of its own."""
+
+    def Answer(self, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+
+async def test_a_bug_is_a_500_in_openai_shape_not_plain_text() -> None:
+    """Starlette's own 500 is the text "Internal Server Error", which the OpenAI SDKs cannot read as an error."""
+    v1 = openai_app(Config.from_env({}), lambda: SimpleNamespace(generation=Broken(), least_version=0))  # type: ignore[arg-type,return-value]
+    transport = httpx2.ASGITransport(app=Starlette(routes=[Mount("/v1", app=v1)]), raise_app_exceptions=False)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://like-opt") as http:
+        reply = await http.post("/v1/completions", json={"model": "like-opt", "prompt": "hi"})
+    assert reply.status_code == 500
+    assert reply.json()["error"]["type"] == "server_error" and "X-Trace-Id" in reply.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("path", "field", "value"),
     [
