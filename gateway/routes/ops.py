@@ -7,7 +7,8 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
@@ -42,6 +43,19 @@ class UiFiles(StaticFiles):
         response = super().file_response(full_path, stat_result, scope, status_code)
         response.headers.update(NO_CACHE)
         return response
+
+
+UI_FILES = UiFiles(directory=STATIC_DIR)
+"""/static, and the pages."""
+
+
+def page(name: str, request: Request) -> Response:
+    """A UI page with PAGE_HEADERS; a revalidation it answers 304 when the page is unchanged, as /static does
+    (Starlette's FileResponse alone gave the ETag, then sent the whole page again for it)."""
+    path = STATIC_DIR / name
+    response = UI_FILES.file_response(path, os.stat(path), request.scope)
+    response.headers.update(PAGE_HEADERS)
+    return response
 
 
 router = APIRouter(tags=["operations"])
@@ -85,11 +99,11 @@ async def metrics() -> Response:
 
 
 @router.get("/api/v1/docs", include_in_schema=False)
-async def api_docs() -> FileResponse:
+async def api_docs(request: Request) -> Response:
     """The API reference page, rendered in the browser from /api/v1/openapi.json."""
-    return FileResponse(STATIC_DIR / "docs.html", headers=PAGE_HEADERS)
+    return page("docs.html", request)
 
 
 @router.get("/", include_in_schema=False)
-async def home() -> FileResponse:
-    return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+async def home(request: Request) -> Response:
+    return page("index.html", request)

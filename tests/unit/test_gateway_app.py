@@ -395,10 +395,10 @@ async def test_head_through_a_real_server_ends_cleanly_and_keeps_the_connection(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-@pytest.mark.parametrize("path", ["/static/app.js", "/static/app.css", "/static/chat.js"])
+@pytest.mark.parametrize("path", ["/static/app.js", "/static/app.css", "/static/chat.js", "/", "/api/v1/docs"])
 def test_the_ui_files_are_revalidated_on_each_use_as_the_page_is(client: TestClient, path: str) -> None:
     """Without Cache-Control, a browser kept a module a tenth of its age unasked: after an upgrade the new page
-    ran with the old release's modules."""
+    ran with the old release's modules. The pages, asked again with their ETag, were sent whole each time."""
     first = client.get(path)
     assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
     again = client.get(path, headers={"If-None-Match": first.headers["etag"]})
