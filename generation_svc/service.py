@@ -1,6 +1,6 @@
 """GenerationService: retrieve, then stream a grounded answer with citations.
 
-The whole RAG orchestration lives here (not in the gateway), so a gRPC client gets
+The whole RAG orchestration lives in generation_svc (not in the gateway), so a gRPC client gets
 exactly the event stream the browser gets. Every call has a deadline: the
 caller's, capped by LIKEOPT_ANSWER_TIMEOUT_S; a stalled retrieval or backend ends
 the stream with DEADLINE_EXCEEDED and an error event. Each step is a module beside

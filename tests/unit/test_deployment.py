@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib.util
+import itertools
 import re
 import shutil
 import subprocess
@@ -25,7 +26,7 @@ import yaml
 from pydantic import SecretStr
 
 from likeopt.ops import envoy_drain
-from likeopt.ops.envoy.values import envoy_values
+from likeopt.ops.envoy.values import TEMPLATE_PATH, envoy_values
 from likeopt.ops.healthcheck import envoy_ready_script
 from likeopt.ops.launcher import START_DEADLINE_S
 from likeopt.ops.processes import (
@@ -137,6 +138,14 @@ def test_envoy_runs_with_the_same_arguments_and_the_same_template() -> None:
     render = SERVICES["envoy-config"]["command"]
     assert render[:3] == ["python", "-m", "likeopt.ops.envoy_config"] and Path(render[3]) == rendered_dir
     assert SERVICES["envoy"]["depends_on"]["envoy-config"]["condition"] == "service_completed_successfully"
+
+
+def test_the_template_s_header_names_the_renderer_compose_runs() -> None:
+    """The template's first comment tells a reader what fills it in a deployment, so it names that command."""
+    lines = TEMPLATE_PATH.read_text(encoding="utf-8").splitlines()
+    header = " ".join(line.lstrip("# ") for line in itertools.takewhile(lambda line: line.startswith("#"), lines))
+    render = " ".join(SERVICES["envoy-config"]["command"][:3])
+    assert render in header and "envsubst" not in header
 
 
 def envoy_workers(argv: list[str]) -> str:

@@ -414,7 +414,7 @@ def test_render_refuses_values_that_would_break_the_yaml():
 
 @pytest.mark.skipif(shutil.which("envsubst") is None, reason="envsubst (gettext-base) is not installed")
 def test_envsubst_renders_the_same_file(tmp_path):
-    """docker-compose renders the template with envsubst; it must give the very same file."""
+    """The template holds plain ``${NAME}`` placeholders only, so envsubst gives the very same file."""
     values = envoy_values(Config.from_env({}), "/dev/stdout")
     result = subprocess.run(
         ["envsubst"],

@@ -1,9 +1,9 @@
 """The template's placeholders filled from the settings.
 
 ``envoy.tmpl.yaml`` (beside this module, package data: an installed wheel, such as an image's, renders the same
-file) holds ``${NAME}`` placeholders only, so the same file is rendered here (``string.Template``) for
-``likeopt up`` and by ``envsubst`` in docker-compose. :func:`envoy_values` is the single mapping from
-:class:`~likeopt.runtime.config.Config` to those placeholders.
+file) holds ``${NAME}`` placeholders only, rendered here (``string.Template``) for ``likeopt up`` and for the
+init step of docker-compose and Kubernetes (``python -m likeopt.ops.envoy_config``). :func:`envoy_values` is the
+single mapping from :class:`~likeopt.runtime.config.Config` to those placeholders.
 """
 
 from __future__ import annotations
