@@ -24,8 +24,10 @@ from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, REQUEST_CANCELLED
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
+from likeopt.runtime.principal import PRINCIPAL_HEADER
+
 CANCELLED = "notifications/cancelled"
-CALLER_HEADERS = ("authorization", "x-likeopt-principal", "x-forwarded-for", MCP_SESSION_ID_HEADER)
+CALLER_HEADERS = ("authorization", PRINCIPAL_HEADER, "x-forwarded-for", MCP_SESSION_ID_HEADER)
 """What tells callers apart: the credential, the principal Envoy verified, the client's address as Envoy saw it, the
 session id the gateway gave the client."""
 

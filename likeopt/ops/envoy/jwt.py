@@ -8,8 +8,8 @@ import itertools
 import re
 from urllib.parse import urlsplit
 
-from likeopt.ops.envoy.ingress import ingress_managers, insert_refusing_filters, rbac_filter
-from likeopt.ops.envoy.keys import key_header
+from likeopt.ops.envoy.ingress import GRPC_PREFIX, ingress_managers, insert_refusing_filters, rbac_filter
+from likeopt.ops.envoy.keys import GRPC_WRITES, key_header
 from likeopt.ops.envoy.replies import DENIED, UNAUTHENTICATED, grpc_refusal, in_every_shape, status_is
 from likeopt.ops.envoy.tls import verified_tls
 from likeopt.runtime.api_key import BLANKS
@@ -23,6 +23,7 @@ from likeopt.runtime.principal import (
     WRONG_KEY,
     token_write_refusal,
 )
+from likeopt.runtime.telemetry import GRPC_HEALTH_PREFIX, UNTRACED_PATHS
 
 PROVIDER = "likeopt"
 JWT_FILTER = "envoy.filters.http.jwt_authn"
@@ -37,15 +38,15 @@ TOKEN_FAILURE = f"%DYNAMIC_METADATA({JWT_FILTER}:{JWT_FAILURE}:message)%"
 """Envoy's command operator for that reason (empty when no token was refused)."""
 CLIENT_PRINCIPAL = f"a client may not send {PRINCIPAL_HEADER}"
 """The refusal of a request that brings PRINCIPAL_HEADER itself (principal_refusal)."""
-PUBLIC_PATHS = ("/", "/healthz", "/metrics", "/api/v1/healthz", "/api/v1/readyz", "/api/v1/metrics")
-PUBLIC_PATHS += ("/api/v1/openapi.json", "/api/v1/docs", "/v1/openapi.json")
-PUBLIC_PREFIXES = ("/static/", "/grpc.health.v1.Health/")
-"""Served to anyone: the UI's page and scripts (it signs in itself), health over HTTP and gRPC (gRPC clients'
-channels watch it to choose where calls go, before any call carries a token), metrics and the API descriptions."""
+PUBLIC_PATHS = ("/", *sorted(UNTRACED_PATHS), "/api/v1/openapi.json", "/api/v1/docs", "/v1/openapi.json")
+PUBLIC_PREFIXES = ("/static/", GRPC_HEALTH_PREFIX)
+"""Served to anyone: the UI's page and scripts (it signs in itself), the probes of health, readiness and metrics
+over HTTP and gRPC (they bring no token; gRPC clients' channels watch health to choose where calls go, before any
+call carries one) and the API descriptions."""
 GRPC_WRITE_METHODS = tuple(
-    f"/likeopt.v1.RetrievalService/{method}" for method in ("UpsertDocuments", "IngestDocuments", "DeleteDocuments")
+    f"{GRPC_WRITES}{method}" for method in ("UpsertDocuments", "IngestDocuments", "DeleteDocuments")
 )
-KEYED_PATHS = (*GRPC_WRITE_METHODS, "/likeopt.v1.GenerationService/ListFeedback")
+KEYED_PATHS = (*GRPC_WRITE_METHODS, f"{GRPC_PREFIX}GenerationService/ListFeedback")
 """gRPC methods the API key may call without a token (writes also with a token holding the writer role)."""
 BEARER_PREFIXES = tuple(
     sorted("".join(case) + blank for case in itertools.product(*({c, c.upper()} for c in "bearer")) for blank in BLANKS)

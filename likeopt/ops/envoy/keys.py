@@ -11,10 +11,10 @@ from likeopt.ops.envoy.ingress import GRPC_PREFIX, ingress_managers, insert_refu
 from likeopt.ops.envoy.replies import UNAUTHENTICATED, in_every_shape, status_is
 from likeopt.runtime.api_key import KEY_REFUSED, key_pattern
 
-GRPC_WRITES = "/likeopt.v1.RetrievalService/"
+GRPC_WRITES = f"{GRPC_PREFIX}RetrievalService/"
 """The route prefix of every RetrievalService method but the reads Search and SearchBatch (which have path routes of
 their own, to every replica): writes, index status and watch, document listings, all sent to the writer."""
-GRPC_OPEN_READS = ("/likeopt.v1.RetrievalService/Search", "/likeopt.v1.RetrievalService/SearchBatch")
+GRPC_OPEN_READS = tuple(f"{GRPC_WRITES}{method}" for method in ("Search", "SearchBatch"))
 """The RetrievalService methods that need the API key only when reads do (SearchBatch is a Search per query, as the
 same caller); every other one needs it always."""
 NO_KEY = "no API key is configured"
