@@ -13,8 +13,6 @@ import ast
 import functools
 import importlib.metadata
 import json
-import os
-import site
 import subprocess
 import sys
 import tomllib
@@ -127,11 +125,6 @@ def installed_closure(roots: Iterable[Requirement]) -> set[str]:
 
 
 # --- which distribution a module comes from -----------------------------------------------------------------------
-
-
-@functools.cache
-def _site_dirs() -> tuple[str, ...]:
-    return tuple(os.path.realpath(path) for path in site.getsitepackages())
 
 
 @functools.cache
