@@ -209,6 +209,28 @@ def strict_tool(fn: Callable[..., Any], annotations: ToolAnnotations) -> Tool:
     return tool
 
 
+async def search_result_of(m: Mesh, request: retrieval_pb2.SearchRequest) -> SearchResult:
+    """The search tool's reply: retrieval_svc's hits as passages; a failed call becomes the tool's error."""
+    try:
+        reply = await m.retrieval.Search(request, timeout=SEARCH_TIMEOUT_S, metadata=m.metadata)
+    except grpc.aio.AioRpcError as exc:
+        raise tool_failure(exc) from None
+    return SearchResult(passages=[passage_of(h) for h in reply.hits], index_version=reply.index_version)
+
+
+async def document_page_of(m: Mesh, request: retrieval_pb2.ListDocumentsRequest) -> DocumentPage:
+    """The list_documents tool's reply: a page of the listing, each document with the URI its resource is read at."""
+    try:
+        reply = await m.documents.ListDocuments(request, timeout=SEARCH_TIMEOUT_S, metadata=m.metadata)
+    except grpc.aio.AioRpcError as exc:
+        raise tool_failure(exc) from None
+    documents = [
+        DocumentInfo(id=d.id, title=d.title, metadata=dict(d.metadata), chunks=d.chunks, uri=document_uri(d.id))
+        for d in reply.documents
+    ]
+    return DocumentPage(documents=documents, next_after_id=reply.next_after_id, total=reply.total)
+
+
 def mesh_tools(mesh: Callable[[], Mesh]) -> list[Tool]:
     """search, ask and list_documents."""
 
@@ -231,11 +253,7 @@ def mesh_tools(mesh: Callable[[], Mesh]) -> list[Tool]:
             per_document=per_document,
             min_index_version=m.written(),
         )
-        try:
-            reply = await m.retrieval.Search(request, timeout=SEARCH_TIMEOUT_S, metadata=m.metadata)
-        except grpc.aio.AioRpcError as exc:
-            raise tool_failure(exc) from None
-        return SearchResult(passages=[passage_of(h) for h in reply.hits], index_version=reply.index_version)
+        return await search_result_of(m, request)
 
     async def ask(
         question: Annotated[str, Field(description="The question, in plain words.")],
@@ -255,17 +273,7 @@ def mesh_tools(mesh: Callable[[], Mesh]) -> list[Tool]:
         after_id: Annotated[str, Field(description="Start after this id (the last page's next_after_id).")] = "",
     ) -> DocumentPage:
         """List the documents in the corpus, in id order, a page at a time."""
-        m = mesh()
-        request = retrieval_pb2.ListDocumentsRequest(limit=limit, after_id=after_id)
-        try:
-            reply = await m.documents.ListDocuments(request, timeout=SEARCH_TIMEOUT_S, metadata=m.metadata)
-        except grpc.aio.AioRpcError as exc:
-            raise tool_failure(exc) from None
-        documents = [
-            DocumentInfo(id=d.id, title=d.title, metadata=dict(d.metadata), chunks=d.chunks, uri=document_uri(d.id))
-            for d in reply.documents
-        ]
-        return DocumentPage(documents=documents, next_after_id=reply.next_after_id, total=reply.total)
+        return await document_page_of(mesh(), retrieval_pb2.ListDocumentsRequest(limit=limit, after_id=after_id))
 
     # It stores a conversation turn, so not read-only; but it only adds one, and the spec's default for a tool
     # that writes is destructive, which makes clients ask the user to confirm every question.
