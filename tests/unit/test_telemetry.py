@@ -337,6 +337,19 @@ async def endless(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIte
         yield b"x" * 64
 
 
+async def fails_in_band(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[AnswerEvent]:
+    yield AnswerEvent(delta={"text": "Half"})
+    context.set_code(grpc.StatusCode.DEADLINE_EXCEEDED)  # as generation_svc ends a failed answer
+    yield AnswerEvent(error={"code": "DEADLINE_EXCEEDED", "message": "retrieval failed"})
+    await asyncio.sleep(0.5)
+
+
+async def answers_then_lingers(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[AnswerEvent]:
+    yield AnswerEvent(delta={"text": "Whole"})
+    yield AnswerEvent(done={"conversation_id": "c"})
+    await asyncio.sleep(0.5)  # the reader has all it needs and cancels before the call's own end
+
+
 @pytest.fixture
 async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, dict[str, asyncio.Event]]]:
     """A server with methods that stream or wait until cancelled, and one that fails; events say what happened."""
@@ -360,17 +373,6 @@ async def grpc_pair() -> AsyncIterator[tuple[_Recorder, grpc.aio.Channel, dict[s
             events["hang cancelled"].set()
             raise
         return b""
-
-    async def fails_in_band(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[AnswerEvent]:
-        yield AnswerEvent(delta={"text": "Half"})
-        context.set_code(grpc.StatusCode.DEADLINE_EXCEEDED)  # as generation_svc ends a failed answer
-        yield AnswerEvent(error={"code": "DEADLINE_EXCEEDED", "message": "retrieval failed"})
-        await asyncio.sleep(0.5)
-
-    async def answers_then_lingers(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[AnswerEvent]:
-        yield AnswerEvent(delta={"text": "Whole"})
-        yield AnswerEvent(done={"conversation_id": "c"})
-        await asyncio.sleep(0.5)  # the reader has all it needs and cancels before the call's own end
 
     server = grpc.aio.server(interceptors=[ServerSpans(recorder.provider), RequestLogContext()])
     server.add_generic_rpc_handlers(
