@@ -41,6 +41,7 @@ PLACEHOLDERS: tuple[str, ...] = (
     "SPAN_FLUSH_MS",
     "MAX_CLIENT_CONNECTIONS",
     "ANSWER_IDLE_TIMEOUT_S",
+    "ROUTE_IDLE_TIMEOUT_S",
 )
 
 
@@ -74,12 +75,14 @@ def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:
         "SPAN_FLUSH_MS": str(SPAN_FLUSH_MS),
         "MAX_CLIENT_CONNECTIONS": str(downstream_connection_cap(open_file_limit())),
         "ANSWER_IDLE_TIMEOUT_S": str(answer_idle_timeout_s(config.answer_timeout_s)),
+        "ROUTE_IDLE_TIMEOUT_S": str(ROUTE_IDLE_TIMEOUT_S),
     }
     return values
 
 
 ROUTE_IDLE_TIMEOUT_S = 120
-"""How long the template lets a request go without a byte either way before Envoy ends it."""
+"""How long a route lets a request go without a byte either way before Envoy ends it (the answers' routes wait
+longer: answer_idle_timeout_s)."""
 ANSWER_IDLE_MARGIN_S = 30
 
 
