@@ -76,16 +76,17 @@ sleep %(flush_s)s  # Envoy sends the last spans every SPAN_FLUSH_MS, never on SI
 """
 
 
-def drain_script(admin_port: int, wait_s: int = WAIT_S) -> str:
+def drain_script(admin_port: int) -> str:
     """:func:`drain` as a bash script, for Envoy's image, which has bash but no Python: docker-compose's
     ``pre_stop`` and Kubernetes' ``preStop`` hooks run it in Envoy's container before it gets SIGTERM.
 
     It asks the admin port on LIKEOPT_ENVOY_ADMIN_PORT when the container has that variable, else on
-    admin_port, and always exits 0: a hook that fails would only delay the stop.
+    admin_port, waits up to WAIT_S (the stop grace periods are checked against it), and always exits 0: a hook
+    that fails would only delay the stop.
     """
     return DRAIN_SCRIPT % {
         "admin_port": admin_port,
-        "wait_s": wait_s,
+        "wait_s": WAIT_S,
         "admin_prefix": ADMIN_PREFIX,
         "active": ACTIVE_REQUESTS,
         "flush_s": f"{SPAN_FLUSH_MS / 1000 + POLL_S:.1f}",
