@@ -8,6 +8,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from cache_svc.two_layer import TwoLayerCache, lookups_of_layers
+from likeopt.caching.hit_rate import CACHE_LOOKUPS
 
 
 class CacheCollector(Collector):
@@ -19,7 +20,7 @@ class CacheCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         stats = self.cache.stats()
         lookups = CounterMetricFamily(
-            "likeopt_cache_lookups",
+            CACHE_LOOKUPS,
             "Cache lookups by layer, namespace and result.",
             labels=["layer", "namespace", "result"],
         )

@@ -47,7 +47,7 @@ from retrieval_svc.embedder import Embedder, configured_embedder
 from retrieval_svc.filter_masks import FilterMasks
 from retrieval_svc.fusion import Hit, Ranked, fuse
 from retrieval_svc.rwlock import ReadWriteLock
-from retrieval_svc.store import CHANGES_KEPT_S, PAGE, ChangesForgotten, NewDocument, Store, StoredChunk
+from retrieval_svc.store import CHANGES_KEPT_S, PAGE, STORE_FILE, ChangesForgotten, NewDocument, Store, StoredChunk
 from retrieval_svc.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class RetrievalEngine:
         """A replica that follows the writer: it never writes to the store."""
         self.shared_version = False
         """One writer, in process or followed every half second: no read of the version per search."""
-        self.store = Store(data_dir / "store.sqlite3")
+        self.store = Store(data_dir / STORE_FILE)
         self.document_weight = document_weight
         """Share of a chunk's dense score that is its document's (retrieval_svc.doc_vectors)."""
         self._empty_indexes(vector_exact_max, vector_nprobe)

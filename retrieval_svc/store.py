@@ -38,6 +38,8 @@ from likeopt.runtime.storage import storage_problem as refused_by_disk
 from likeopt.runtime.text import SAME_TERMS_UNLESS_FLAGGED, TOKENIZER_VERSION, terms_may_differ
 from retrieval_svc.backend import BackendUnavailable
 
+STORE_FILE = "store.sqlite3"
+"""The embedded store's file in LIKEOPT_DATA_DIR: the engine serves it, ``likeopt migrate`` copies it."""
 PAGE = 2_000
 """Chunks read per statement at start-up."""
 CHANGES_KEPT_S = 600

@@ -16,11 +16,11 @@ from typing import Generic, TypeVar
 
 from prometheus_client import Counter
 
+from likeopt.caching.hit_rate import NEAR_LOOKUPS
+
 V = TypeVar("V")
 
-LOOKUPS = Counter(
-    "likeopt_near_cache_lookups_total", "Lookups in a process's own near cache, by what it holds.", ["name", "result"]
-)
+LOOKUPS = Counter(NEAR_LOOKUPS, "Lookups in a process's own near cache, by what it holds.", ["name", "result"])
 
 
 class VersionedLRU(Generic[V]):

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from likeopt.runtime.addresses import address_list
 from likeopt.runtime.contract import WIDER_ACCESS_REFUSED
+from likeopt.runtime.grpc_client import MAX_MESSAGE_BYTES
 from likeopt.runtime.loaders import Skipped, document_path, earlier_ids, load_paths, to_message
 from likeopt.runtime.principal import PRINCIPAL_HEADER, tenant_reader_header
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
@@ -82,7 +83,7 @@ def ingest_paths(
             yield message
 
     writer = address_list(retrieval_addr)[0]  # replicas beyond the first only read
-    with grpc.insecure_channel(writer, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+    with grpc.insecure_channel(writer, options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]) as channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=CONNECT_TIMEOUT_S)
         except grpc.FutureTimeoutError:

@@ -24,9 +24,9 @@ PARITY_FLOOR = 0.5
 
 def sample_queries(config: Config, count: int, seed: int = 7) -> list[str]:
     """Document titles (else first lines) of the store, a repeatable sample: queries users could ask."""
-    from retrieval_svc.store import Store
+    from retrieval_svc.store import STORE_FILE, Store
 
-    store = Store(config.data_dir / "store.sqlite3")
+    store = Store(config.data_dir / STORE_FILE)
     try:
         titles = [title for _, title, _ in store.documents() if title.strip()]
     finally:
@@ -41,8 +41,9 @@ def migrate_to_milvus(config: Config, sample: int = SAMPLE_QUERIES) -> int:
     document Milvus cannot hold is named with the reason and the rest copied and checked, also exit code 1:
     the collection lacks it until it is changed in the store."""
     from retrieval_svc.backend import BackendRefused, BackendUnavailable
+    from retrieval_svc.store import STORE_FILE
 
-    store_path = config.data_dir / "store.sqlite3"
+    store_path = config.data_dir / STORE_FILE
     if not store_path.is_file():
         print(f"likeopt migrate: no embedded store at {store_path} (set LIKEOPT_DATA_DIR)", file=sys.stderr)
         return 2
@@ -58,8 +59,9 @@ def copy_and_check(config: Config, sample: int) -> int:
     from retrieval_svc.backend import BACKENDS
     from retrieval_svc.engine import loaded_engine
     from retrieval_svc.milvus_migrate import migrate, verify
+    from retrieval_svc.store import STORE_FILE
 
-    store_path = config.data_dir / "store.sqlite3"
+    store_path = config.data_dir / STORE_FILE
     target = BACKENDS["milvus"](config)
     try:
         target.load()
