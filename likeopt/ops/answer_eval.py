@@ -50,6 +50,7 @@ from likeopt.ops.evaluate import (
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import LIST_LIMIT
 from likeopt.runtime.loaders import file_id, id_base
+from likeopt.runtime.loaders.files import BEIR_CORPUS
 from likeopt.runtime.percentiles import percentile
 from likeopt.v1 import generation_pb2, generation_pb2_grpc
 
@@ -115,7 +116,7 @@ def input_problem(data: Path | None, questions: str | None, offtopic: str | None
     for flag, value in (("--questions", questions), ("--offtopic", offtopic)):
         if value and not Path(value).is_file():
             return f"{flag} {value}: no such file"
-    beir = data is not None and (data / "corpus.jsonl").is_file()
+    beir = data is not None and (data / BEIR_CORPUS).is_file()
     if data is not None and not beir and not questions and not DEMO_QUESTIONS.is_file():
         return (
             f"--data {data} is a folder of documents, not a BEIR folder (no corpus.jsonl), and the demo questions"
@@ -126,7 +127,7 @@ def input_problem(data: Path | None, questions: str | None, offtopic: str | None
 
 def load_collection(data: Path, questions_file: Path | None, limit: int, seed: int) -> Collection:
     """The collection at data, its questions sampled down to limit (0: all) with a fixed seed."""
-    if (data / "corpus.jsonl").is_file() and questions_file is None:
+    if (data / BEIR_CORPUS).is_file() and questions_file is None:
         dataset = Dataset.load(data)
         judged = {q: frozenset(d for d, rel in dataset.qrels[q].items() if rel > 0) for q in dataset.queries}
         questions = [Question(text, judged[q]) for q, text in dataset.queries.items() if judged[q]]

@@ -41,6 +41,7 @@ from likeopt.ops.ingest import ingest_paths
 from likeopt.ops.processes import CHILD_ENV
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import INVALID_INPUT_STATUS, MODES, check_fusion
+from likeopt.runtime.loaders.files import BEIR_CORPUS, BEIR_QUERIES
 from likeopt.runtime.percentiles import percentile
 from likeopt.runtime.text_layout import CHUNKING_VERSION
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
@@ -137,7 +138,7 @@ class Dataset:
 
     @classmethod
     def load(cls, root: Path, split: str = "test") -> Dataset:
-        for name in ("corpus.jsonl", "queries.jsonl"):
+        for name in (BEIR_CORPUS, BEIR_QUERIES):
             if not (root / name).is_file():
                 raise FileNotFoundError(f"{root / name} is missing: not a BEIR-layout folder")
         if not (root / "qrels" / f"{split}.tsv").is_file():
@@ -147,17 +148,17 @@ class Dataset:
                 f" (qrels/ has: {', '.join(splits)})"
             )
         qrels = read_qrels(root / "qrels" / f"{split}.tsv")
-        return cls(root, read_queries(root / "queries.jsonl", qrels), qrels)
+        return cls(root, read_queries(root / BEIR_QUERIES, qrels), qrels)
 
     def corpus_size(self) -> int:
         """Documents in corpus.jsonl (its non-empty lines)."""
-        with (self.root / "corpus.jsonl").open(encoding="utf-8-sig") as lines:
+        with (self.root / BEIR_CORPUS).open(encoding="utf-8-sig") as lines:
             return sum(1 for line in lines if line.strip())
 
     def data_dir(self, base: Path, shape: str = "") -> Path:
         """A data directory of this collection's own, keyed by its corpus path and size and the store's shape
         (store_shape)."""
-        corpus = (self.root / "corpus.jsonl").resolve()
+        corpus = (self.root / BEIR_CORPUS).resolve()
         return base / f"{self.root.resolve().name}-{shaped_digest(f'{corpus}:{corpus.stat().st_size}', shape)}"
 
 

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from likeopt.runtime.loaders.files import BEIR_QUERIES
+
 SEARCH_PATH = "/api/v1/search"
 CHAT_PATH = "/api/v1/chat"
 CACHED_SET_SIZE = 16
@@ -56,9 +58,9 @@ class Scenario:
 
 def load_queries(data_dir: Path) -> list[str]:
     """The query texts of a BEIR dataset folder, in file order."""
-    path = data_dir / "queries.jsonl"
+    path = data_dir / BEIR_QUERIES
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: --data must be a BEIR folder with queries.jsonl")
+        raise FileNotFoundError(f"{path} not found: --data must be a BEIR folder with {BEIR_QUERIES}")
     with path.open(encoding="utf-8") as lines:
         texts = [json.loads(line)["text"] for line in lines if line.strip()]
     if not texts:

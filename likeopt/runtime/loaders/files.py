@@ -12,6 +12,11 @@ from likeopt.runtime.loaders.extract import load_content
 from likeopt.runtime.loaders.formats import MAX_FILE_BYTES, TOO_LARGE
 from likeopt.runtime.loaders.records import load_jsonl
 
+BEIR_CORPUS = "corpus.jsonl"
+"""A BEIR dataset folder's documents: a folder holding one is read as that dataset."""
+BEIR_QUERIES = "queries.jsonl"
+"""A BEIR dataset folder's questions, which ``likeopt eval`` and ``likeopt bench`` ask."""
+
 
 def load_file(path: Path, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
     """The documents in one file on disk."""
@@ -30,7 +35,7 @@ def load_paths(paths: list[str]) -> Iterator[LoadedDocument | Skipped]:
             yield Skipped(raw, "no such file or folder")
         elif root.is_file():
             yield from load_file(root, file_id(root, id_base(root)))
-        elif (corpus := root / "corpus.jsonl").is_file():
+        elif (corpus := root / BEIR_CORPUS).is_file():
             with corpus.open("rb") as lines:
                 yield from load_jsonl(str(corpus), lines)
             beside = f"not part of the BEIR corpus in {corpus} (give it as a path of its own to ingest it)"
@@ -96,7 +101,7 @@ def earlier_ids(paths: list[str]) -> dict[str, str]:
         root = Path(raw)
         if root.is_file():
             pairs = [(root, root.name)]
-        elif root.is_dir() and not (root / "corpus.jsonl").is_file():
+        elif root.is_dir() and not (root / BEIR_CORPUS).is_file():
             found = (f for f in folder_files(root) if isinstance(f, Path))
             pairs = [(f, f.relative_to(root).as_posix()) for f in found]
         else:
