@@ -149,6 +149,13 @@ class UnfitDocument(ValueError):
     """A document that cannot be chunked as sent; the message says why, for the writer."""
 
 
+def check_chunk_tokens(chunk_tokens: int, embedder: Embedder) -> None:
+    """Refuse, at start, chunks longer than the model reads: it would embed only their first part, and the rest could
+    be found by its words alone."""
+    if chunk_tokens > embedder.max_tokens:
+        raise ValueError(f"LIKEOPT_CHUNK_TOKENS={chunk_tokens} exceeds the model's window of {embedder.max_tokens}")
+
+
 def chunk_document(doc: DocumentInput, embedder: Embedder, chunk_tokens: int, chunk_overlap: int) -> list[str]:
     """doc's chunks, each fitting the model's window with the title in front, as both backends store them."""
     title_tokens = embedder.count_tokens(doc.title) if doc.title else 0

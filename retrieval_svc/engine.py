@@ -37,6 +37,7 @@ from retrieval_svc.backend import (
     IndexStats,
     SearchParams,
     best_per_document,
+    check_chunk_tokens,
     chunk_document,
     embedding_text,
 )
@@ -86,8 +87,7 @@ class RetrievalEngine:
         read_only: bool = False,
         document_weight: float = 0.0,
     ) -> None:
-        if chunk_tokens > embedder.max_tokens:
-            raise ValueError(f"LIKEOPT_CHUNK_TOKENS={chunk_tokens} exceeds the model's window of {embedder.max_tokens}")
+        check_chunk_tokens(chunk_tokens, embedder)
         self.embedder = embedder
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap

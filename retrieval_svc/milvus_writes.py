@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from likeopt.runtime.contract import shown_id
-from retrieval_svc.backend import DocumentInput, UnfitDocument, chunk_document, embedding_text
+from retrieval_svc.backend import DocumentInput, UnfitDocument, check_chunk_tokens, chunk_document, embedding_text
 from retrieval_svc.cancellable_writes import raise_if_stopped
 from retrieval_svc.milvus_access import access_row_fields
 from retrieval_svc.milvus_collection import VARCHAR_BYTES, MilvusCollection
@@ -29,10 +29,7 @@ class MilvusWrites:
     every replica), each bumping the shared version once Milvus acknowledged it."""
 
     def __init__(self, milvus: MilvusCollection, reads: MilvusReads, chunk_tokens: int, chunk_overlap: int) -> None:
-        if chunk_tokens > milvus.embedder.max_tokens:
-            raise ValueError(
-                f"LIKEOPT_CHUNK_TOKENS={chunk_tokens} exceeds the model's window of {milvus.embedder.max_tokens}"
-            )
+        check_chunk_tokens(chunk_tokens, milvus.embedder)
         self.milvus, self.reads = milvus, reads
         self.chunk_tokens, self.chunk_overlap = chunk_tokens, chunk_overlap
         self._write_lock = threading.Lock()

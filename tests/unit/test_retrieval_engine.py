@@ -312,3 +312,9 @@ def test_a_write_arriving_while_a_search_ranks_waits_for_its_hits(
     assert "zebra" in found
     monkeypatch.setattr(engine_module, "fuse", fuse)
     assert "zebra" not in search(engine, "zebras stripes", params(mode))
+
+
+def test_chunks_longer_than_the_model_reads_are_refused_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="LIKEOPT_CHUNK_TOKENS=257 exceeds the model's window of 256"):
+        RetrievalEngine(tmp_path, FakeEmbedder(max_tokens=256), chunk_tokens=257, chunk_overlap=0)
+    RetrievalEngine(tmp_path, FakeEmbedder(max_tokens=256), chunk_tokens=256, chunk_overlap=0).close()
