@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from opentelemetry import trace
 
-from likeopt.runtime.config import Config
+from likeopt.runtime.config import Config, setting_default
 from likeopt.runtime.principal import Reader
 from likeopt.runtime.text import tokenize
 from retrieval_svc.access import Access, RowMask
@@ -82,10 +82,10 @@ class RetrievalEngine:
         embedder: Embedder,
         chunk_tokens: int,
         chunk_overlap: int,
-        vector_exact_max: int = 50_000,
-        vector_nprobe: int = 128,
+        vector_exact_max: int = setting_default("vector_exact_max"),
+        vector_nprobe: int = setting_default("vector_nprobe"),
         read_only: bool = False,
-        document_weight: float = 0.0,
+        document_weight: float = setting_default("document_weight"),
     ) -> None:
         check_chunk_tokens(chunk_tokens, embedder)
         self.embedder = embedder

@@ -18,6 +18,7 @@ import math
 import faiss
 import numpy as np
 
+from likeopt.runtime.config import setting_default
 from retrieval_svc.access import RowMask
 
 TRAIN_POINTS_PER_CELL = 64
@@ -33,7 +34,7 @@ def cells_for(n: int) -> int:
 class VectorIndex:
     """Exact cosine search up to exact_max vectors, IVF beyond; both accept add, remove and filters."""
 
-    def __init__(self, dim: int, exact_max: int = 50_000, nprobe: int = 128) -> None:
+    def __init__(self, dim: int, exact_max: int, nprobe: int = setting_default("vector_nprobe")) -> None:
         self.dim = dim
         self.exact_max = exact_max
         self.nprobe = nprobe

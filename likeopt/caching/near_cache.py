@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 from prometheus_client import Counter
 
 from likeopt.caching.hit_rate import NEAR_LOOKUPS
+from likeopt.runtime.config import setting_default
 
 V = TypeVar("V")
 
@@ -26,7 +27,12 @@ LOOKUPS = Counter(NEAR_LOOKUPS, "Lookups in a process's own near cache, by what 
 class VersionedLRU(Generic[V]):
     """Least-recently-used entries bounded by count and bytes, all of one index version."""
 
-    def __init__(self, name: str, max_entries: int = 4096, max_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        name: str,
+        max_entries: int = setting_default("near_cache_entries"),
+        max_bytes: int = setting_default("near_cache_bytes"),
+    ) -> None:
         self._hit = LOOKUPS.labels(name, "hit")
         self._miss = LOOKUPS.labels(name, "miss")
         self.max_entries = max_entries

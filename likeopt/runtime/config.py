@@ -759,6 +759,12 @@ def env_name(field: str) -> str:
     return alias if isinstance(alias, str) else PREFIX + field.upper()
 
 
+def setting_default(field: str) -> Any:
+    """A setting's default, for a parameter that code built without the settings (benchmarks, tests) leaves out: the
+    same value either way, declared once here."""
+    return Config.model_fields[field].default
+
+
 def read_by(field: str) -> tuple[str, ...]:
     """The processes that read a field (none: only ``likeopt up`` and the commands)."""
     extra = Config.model_fields[field].json_schema_extra
