@@ -40,13 +40,13 @@ def caller_key(scope: Scope) -> str:
 
 
 def messages_in(body: bytes) -> list[dict[str, Any]]:
-    """The JSON-RPC messages of a POST body (one, or a batch); none when it is not JSON (the SDK answers that)."""
+    """The JSON-RPC message of a POST body, as a list; none when it is not a JSON object (the SDK answers that;
+    batches are refused before, see mcp_http)."""
     try:
         parsed = json.loads(body)
     except ValueError:
         return []
-    found = parsed if isinstance(parsed, list) else [parsed]
-    return [message for message in found if isinstance(message, dict)]
+    return [parsed] if isinstance(parsed, dict) else []
 
 
 def request_ids(messages: list[dict[str, Any]]) -> list[str]:

@@ -353,3 +353,19 @@ async def test_clients_sharing_a_key_and_an_address_cancel_only_their_own_calls(
     assert as_me["mcp-session-id"] and as_me["mcp-session-id"] != as_them["mcp-session-id"]
     assert asked.json()["error"]["code"] == -32800
     assert [await call.code() for call in mcp.answers.calls] == [grpc.StatusCode.CANCELLED]
+
+
+async def test_a_batch_is_refused_with_a_json_rpc_error_saying_to_send_one_message_per_post() -> None:
+    """MCP 2025-06-18 removed JSON-RPC batches; the SDK refused one with a long pydantic validation dump."""
+    endpoint = McpEndpoint(Config.from_env({}), build_mcp_server(lambda: None))  # type: ignore[arg-type,return-value]
+    batch = b' \n[{"jsonrpc": "2.0", "id": 1, "method": "ping"}, {"jsonrpc": "2.0", "id": 2, "method": "ping"}]'
+    async with endpoint.run(), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=endpoint)) as http:
+        reply = await http.post("http://like-opt/mcp", content=batch, headers=MCP_HEADERS)
+        after = await http.post(
+            "http://like-opt/mcp", json={"jsonrpc": "2.0", "id": 3, "method": "ping"}, headers=MCP_HEADERS
+        )
+    assert reply.status_code == 400 and reply.headers["content-type"] == "application/json", reply.text
+    body = reply.json()
+    assert body["jsonrpc"] == "2.0" and body["id"] is None and body["error"]["code"] == -32600, body
+    assert "one message per POST" in body["error"]["message"] and "validation" not in reply.text
+    assert after.status_code == 200 and after.json()["id"] == 3, after.text
