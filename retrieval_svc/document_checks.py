@@ -15,6 +15,9 @@ from retrieval_svc.backend import DocumentInput, RetrievalBackend, UnfitDocument
 
 log = logging.getLogger(__name__)
 
+LOGGED_IDS = 20
+"""At most this many ids in a log line: a large delete still logs one line of bounded size."""
+
 
 def document_access(doc: retrieval_pb2.Document, writer: Principal | None) -> Access | str:
     """Who may read a document being written, or why it may not be written.
@@ -126,7 +129,24 @@ def access_changes(docs: list[DocumentInput], stored: dict[str, Access]) -> list
 def log_access_changes(changes: list[retrieval_pb2.AccessChange], writer: Principal | None) -> None:
     """A WARNING per change, the audit trail of who may read what: the id, both lists and the writer (none: the
     API key, or a caller inside the mesh such as likeopt ingest); never the text."""
-    who = {"writer": writer.subject, "writer_tenant": writer.tenant} if writer is not None else {"writer": ""}
+    who = writer_fields(writer)
     for change in changes:
         fields = {"doc_id": change.id, "before": change.before, "after": change.after, "widened": change.widened}
         log.warning("document access changed", extra={"fields": {**fields, **who}})
+
+
+def writer_fields(writer: Principal | None) -> dict[str, str]:
+    """Who wrote, for a log line (writer empty: the API key, or a caller inside the mesh such as likeopt ingest)."""
+    return {"writer": writer.subject, "writer_tenant": writer.tenant} if writer is not None else {"writer": ""}
+
+
+def log_deleted(ids: list[str], deleted: int, index_version: int, writer: Principal | None) -> None:
+    """An INFO line per delete, as each upsert has one, so operators see what was deleted and by whom: the count
+    deleted, the ids asked for (the first LOGGED_IDS, and how many more) and the writer."""
+    fields = {
+        "documents": deleted,
+        "ids": ids[:LOGGED_IDS],
+        "ids_not_logged": max(0, len(ids) - LOGGED_IDS),
+        "index_version": index_version,
+    }
+    log.info("deleted", extra={"fields": {**fields, **writer_fields(writer)}})

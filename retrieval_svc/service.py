@@ -31,7 +31,7 @@ from likeopt.runtime.telemetry import note_near_hit
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.access import Access
 from retrieval_svc.backend import BackendRefused, BackendUnavailable, RetrievalBackend
-from retrieval_svc.document_checks import undeletable
+from retrieval_svc.document_checks import log_deleted, undeletable
 from retrieval_svc.ingestion import ingested
 from retrieval_svc.search_messages import search_params
 from retrieval_svc.search_results import SearchResults, search_batch_now
@@ -258,6 +258,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             ids = [doc_id for doc_id in ids if doc_id not in others]
         deleted, version = await asyncio.to_thread(engine.delete, ids)
         self.index_changed()
+        log_deleted(ids, deleted, version, writer)
         return retrieval_pb2.DeleteDocumentsResponse(deleted=deleted, index_version=version, skipped=refused)
 
     @staticmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -12,12 +13,15 @@ import grpc
 import numpy as np
 import pytest
 
-from likeopt.v1 import retrieval_pb2
+from likeopt.runtime.config import Config
+from likeopt.runtime.principal import PRINCIPAL_HEADER, tenant_reader_header
+from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc import document_checks, ingestion
 from retrieval_svc.backend import BackendRefused
 from retrieval_svc.cancellable_writes import STOP
 from retrieval_svc.store import Store, StoreUnusable
-from tests.unit.test_retrieval_harness import DictCache, GatedEmbedder, retrieval_server
+from tests.unit.test_ingest_cli import JWT
+from tests.unit.test_retrieval_harness import DictCache, GatedEmbedder, retrieval_port, retrieval_server
 
 DOCS = [
     retrieval_pb2.Document(id="zebra", title="Zebras", text="Zebras have black and white stripes."),
@@ -245,6 +249,24 @@ async def test_watch_index_streams_the_version_after_every_write(tmp_path: Path)
         assert (await asyncio.wait_for(watch.read(), 5)).index_version == deleted.index_version
         servicer.versions.close()  # as at shutdown: the stream ends by itself
         assert await asyncio.wait_for(watch.read(), 5) == grpc.aio.EOF
+
+
+async def test_a_delete_logs_one_line_with_the_count_a_bounded_list_of_ids_and_the_writer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Operators read in the log what each write did and whose it was: a delete logged nothing."""
+    wendy = ((PRINCIPAL_HEADER, tenant_reader_header("acme", "tenant", "wendy")),)
+    asked = ["car", "zebra", *(f"gone-{n}" for n in range(document_checks.LOGGED_IDS))]
+    async with retrieval_port(tmp_path, GatedEmbedder(), DictCache(), Config.from_env(JWT)) as (_, port):
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+            await stub.UpsertDocuments(stream(DOCS), metadata=wendy)
+            with caplog.at_level(logging.INFO, logger="retrieval_svc"):
+                reply = await stub.DeleteDocuments(retrieval_pb2.DeleteDocumentsRequest(ids=asked), metadata=wendy)
+    [logged] = [r.fields for r in caplog.records if r.getMessage() == "deleted"]  # type: ignore[attr-defined]
+    assert reply.deleted == logged["documents"] == 2 and logged["index_version"] == reply.index_version
+    assert logged["ids"] == asked[: document_checks.LOGGED_IDS] and logged["ids_not_logged"] == 2
+    assert (logged["writer"], logged["writer_tenant"]) == ("wendy", "acme")
 
 
 async def test_a_repeated_search_is_answered_in_process_until_the_index_changes(tmp_path: Path) -> None:
