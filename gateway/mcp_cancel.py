@@ -80,12 +80,11 @@ def cancelled_ids(messages: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def cancelled_reply(ids: list[str]) -> bytes:
-    """What the SDK's stateful transport answers a cancelled request with (an error for its id), for each request
-    of the POST (a batch gets a batch)."""
+def cancelled_reply(request_id: str) -> bytes:
+    """What the SDK's stateful transport answers a cancelled request with: an error for its id (a POST carries one
+    request; batches are refused before, see mcp_http)."""
     error = {"code": REQUEST_CANCELLED, "message": "Request cancelled"}
-    replies = [{"jsonrpc": "2.0", "id": json.loads(request_id), "error": error} for request_id in ids]
-    return json.dumps(replies[0] if len(replies) == 1 else replies).encode()
+    return json.dumps({"jsonrpc": "2.0", "id": json.loads(request_id), "error": error}).encode()
 
 
 class InFlight:

@@ -167,4 +167,4 @@ class McpEndpoint:
         if not handled.cancelled():
             handled.result()  # the SDK's own failure, if any, reaches the server as before
         elif noticed.is_set() and not hangup.started:  # a hang-up leaves no one to answer; a notice does
-            await Response(cancelled_reply(ids), media_type="application/json")(scope, receive, hangup.send)
+            await Response(cancelled_reply(ids[0]), media_type="application/json")(scope, receive, hangup.send)
