@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Match, Mount
 
+from gateway.head_requests import served_as
 from gateway.models import ErrorResponse
 from likeopt.runtime.grpc_client import CHANNEL_FAILURE, channel_failure_words
 
@@ -148,14 +149,15 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 def http_error_headers(request: Request, exc: HTTPException) -> dict[str, str] | None:
     """An HTTPException's headers; a 405's Allow names every method some route serves at the path, where
-    Starlette names only those of the first route it tried (GET for /api/v1/documents, which POST serves too)."""
+    Starlette names only those of the first route it tried (GET for /api/v1/documents, which POST serves too).
+    HEAD is served wherever GET is (head_requests.HeadAsGet), so RFC 9110 has Allow name it there too."""
     if exc.status_code != 405:
         return exc.headers
     routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
     allowed = [
         method
         for method in METHODS
-        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+        if any(route.matches({**request.scope, "method": served_as(method)})[0] is Match.FULL for route in routes)
     ]
     return {**(exc.headers or {}), "Allow": ", ".join(allowed)} if allowed else exc.headers
 

@@ -38,3 +38,8 @@ class HeadAsGet:
         # In place, as the router does, so the outer middleware's metrics see the route that answered.
         scope.update(method="GET", **{ASKED_METHOD: "HEAD"})
         await self.app(scope, receive, without_body)
+
+
+def served_as(method: str) -> str:
+    """The method a request is routed as: HEAD runs as GET (HeadAsGet), the others as themselves."""
+    return "GET" if method == "HEAD" else method

@@ -209,8 +209,8 @@ def test_unknown_routes_and_methods_answer_in_the_error_shape(client: TestClient
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("DELETE", "/api/v1/documents", "GET, POST"),  # two routes share the path: Allow names both
-        ("POST", "/api/v1/documents/a.md", "GET, DELETE"),
+        ("DELETE", "/api/v1/documents", "GET, HEAD, POST"),  # two routes share the path: Allow names both
+        ("POST", "/api/v1/documents/a.md", "GET, HEAD, DELETE"),  # HEAD is served as GET
         ("PUT", "/api/v1/search", "POST"),
         ("GET", "/v1/chat/completions", "POST"),  # the OpenAI app's 405 too
     ],
