@@ -753,9 +753,9 @@ def test_healthz_over_h2c(envoy):
     assert result.stdout == "2 200"
 
 
-def _http10_exchange(envoy: EnvoyProcess, request: bytes) -> tuple[str, bytes]:
-    """An HTTP/1.0 request sent as raw bytes: the reply's status line and body, read until Envoy closes (1.0
-    has no chunked framing, so a stream ends with the connection)."""
+def _raw_exchange(envoy: EnvoyProcess, request: bytes) -> tuple[str, bytes]:
+    """A request sent as raw bytes: the reply's status line and body, read until Envoy closes (as it does after an
+    HTTP/1.0 reply, which has no chunked framing, and after refusing a request it could not read)."""
     with socket.create_connection(("127.0.0.1", envoy.port), timeout=15) as conn:
         conn.sendall(request)
         reply = b""
@@ -769,15 +769,15 @@ def test_http10_clients_are_served_as_http11_ones(envoy, gateway):
     """nginx's proxy_pass (unless told proxy_http_version 1.1), ApacheBench and some load balancers' checks speak
     HTTP/1.0, with or without Host: Envoy refused them all with 426 Upgrade Required."""
     for host in (b"", b"Host: like-opt.example\r\n"):
-        status, body = _http10_exchange(envoy, b"GET /healthz HTTP/1.0\r\n" + host + b"\r\n")
+        status, body = _raw_exchange(envoy, b"GET /healthz HTTP/1.0\r\n" + host + b"\r\n")
         assert (status.split(" ")[1], body) == ("200", b"ok"), host
     search = b'{"query": "hi"}'
     request = b"POST /api/v1/search HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-    status, body = _http10_exchange(envoy, request % (len(search), search))
+    status, body = _raw_exchange(envoy, request % (len(search), search))
     assert (status.split(" ")[1], json.loads(body)) == ("200", {"received": len(search)})
     gateway.client_got_first.set()  # this client reads the stream only once it has ended
     chat = b"POST /api/v1/chat HTTP/1.0\r\nContent-Length: %d\r\n\r\n%s" % (len(search), search)
-    status, body = _http10_exchange(envoy, chat)
+    status, body = _raw_exchange(envoy, chat)
     events = [json.loads(line[5:])["text"] for line in body.decode().splitlines() if line.startswith("data:")]
     assert (status.split(" ")[1], events) == ("200", ["first", "second"])
 
@@ -1189,6 +1189,29 @@ def test_responses_are_never_sniffed_as_another_type(envoy):
     with _client() as client:
         for path in ("/healthz", "/api/v1/search", "/no/such/page"):
             assert client.get(f"{envoy.url}{path}").headers["x-content-type-options"] == "nosniff", path
+
+
+UNREADABLE = {
+    "malformed header": (b"GET /api/v1/index HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", "400", "BAD_REQUEST"),
+    "malformed request line": (b"NOT HTTP AT ALL\r\n\r\n", "400", "BAD_REQUEST"),
+    "headers that never end": (b"GET /api/v1/index HTTP/1.1\r\nHost: x\r\n", "408", "REQUEST_TIMEOUT"),
+}
+
+
+@pytest.mark.parametrize("request_bytes, status, code", UNREADABLE.values(), ids=UNREADABLE.keys())
+def test_a_request_envoy_cannot_read_is_refused_in_the_error_shape(envoy, request_bytes, status, code):
+    """Envoy's own refusals were text/plain ("Bad Request") where every other refusal is JSON."""
+    status_line, body = _raw_exchange(envoy, request_bytes)
+    assert status_line.split()[1] == status
+    assert json.loads(body)["error"]["code"] == code
+
+
+def test_headers_over_the_limit_are_a_431_in_the_error_shape(envoy):
+    with _client() as client:
+        reply = client.get(f"{envoy.url}/api/v1/index", headers={"x-big": "a" * 70_000})
+    assert reply.status_code == 431 and reply.headers["content-type"] == "application/json"
+    error = reply.json()["error"]
+    assert error["code"] == "REQUEST_HEADERS_TOO_LARGE" and "60 KiB" in error["message"]
 
 
 def test_invented_grpc_web_method_names_make_no_stats(gateway, tmp_path):

@@ -1,6 +1,7 @@
 """Envoy's whole configuration for a set of settings, written where Envoy reads it: the template filled (values),
 then, on the parsed document, what varies with the settings: replicas and the metrics listener (clusters), untraced
-probes (tracing), who may call what (keys or jwt, grpc_only) and TLS (tls)."""
+probes (tracing), requests it cannot read (protocol_errors), who may call what (keys or jwt, grpc_only) and TLS
+(tls)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from likeopt.ops.envoy.clusters import add_replicas, remove_stats_listener
 from likeopt.ops.envoy.grpc_only import refuse_other_protocols
 from likeopt.ops.envoy.jwt import add_jwt
 from likeopt.ops.envoy.keys import make_room_for, require_grpc_key
+from likeopt.ops.envoy.protocol_errors import shape_unreadable_requests
 from likeopt.ops.envoy.tls import add_collector_tls, add_ingress_tls
 from likeopt.ops.envoy.tracing import untrace_probes
 from likeopt.ops.envoy.values import envoy_values, render_envoy_config
@@ -29,6 +31,7 @@ def envoy_document(config: Config, access_log_path: str) -> dict:
     them is added to (or taken from) the parsed document."""
     doc = yaml.safe_load(render_envoy_config(envoy_values(config, access_log_path)))
     untrace_probes(doc)
+    shape_unreadable_requests(doc)
     replicas = {
         "retrieval": address_list(config.retrieval_addr)[1:],
         "generation": address_list(config.generation_addr)[1:],

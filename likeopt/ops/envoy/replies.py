@@ -12,7 +12,8 @@ UNAUTHENTICATED = ("UNAUTHENTICATED", "invalid_api_key")
 DENIED = ("PERMISSION_DENIED", "permission_denied")
 
 
-def _json_reply(code: str, message: str) -> dict:
+def json_reply(code: str, message: str) -> dict:
+    """The REST API's error shape, as the gateway's own refusals have it."""
     return {"json_format": {"error": {"code": code, "message": message}}, "content_type": "application/json"}
 
 
@@ -75,7 +76,7 @@ def in_every_shape(
     if body:
         common["body"] = {"inline_string": body}
     mappers = [grpc_refusal(filters, codes[0], grpc_message or (body if message == LOCAL_REPLY_BODY else message))]
-    for only, reply in ((OPENAI_PATH, _openai_reply(codes[1], message)), (None, _json_reply(codes[0], message))):
+    for only, reply in ((OPENAI_PATH, _openai_reply(codes[1], message)), (None, json_reply(codes[0], message))):
         shape = all_of([*filters, only] if only else filters)
         mappers.append({"filter": shape, **common, "body_format_override": reply})
     return mappers
