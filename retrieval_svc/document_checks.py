@@ -97,23 +97,44 @@ def undeletable(ids: list[str], others: dict[str, Access], writer: Principal) ->
     ]
 
 
+UNSEEN_READERS = "not shown: the writer may not read the document it replaced"
+"""An access change's ``before`` as told to a writer who may not read the document it replaced (a tenant's writer
+replaces any document of its tenant): who may read a document is something about it, and its caller may learn
+nothing of a document hidden from it. The log's audit line keeps the whole list."""
+UNCHECKABLE_WIDENING = (
+    "the writer may not read the stored document, so whether this write widens its readers cannot be told to it:"
+    " write it without refuse_wider_access to replace it"
+)
+"""Why a guarded write over a document its writer may not read is refused whatever its access: refused only when it
+widened, it would tell the writer, one probe at a time, who may read that document."""
+
+
+def hidden_from(writer: Principal | None, access: Access) -> bool:
+    """Whether a stored document of this access is one the writer may not read (never for the API key, or a caller
+    inside the mesh, which read everything)."""
+    return writer is not None and not access.readable_by(writer.reader)
+
+
 def write_refusal(doc: DocumentInput, before: Access | None, writer: Principal | None, guarded: bool) -> str | None:
     """Why doc may not replace the stored document whose access is before (None: there is none), or None.
 
     A writer whose token names a tenant may not replace another tenant's document; a write that asked not to widen
-    who may read a stored document (Document.refuse_wider_access) may not widen it.
+    who may read a stored document (Document.refuse_wider_access) may not widen it, and, not being told who may
+    read one hidden from its writer, may not replace that one.
     """
     if before is None:
         return None
     if writer is not None and writer.tenant and before.tenant != writer.tenant:
         return f"a document of another tenant than {writer.tenant!r} has this id"
+    if guarded and hidden_from(writer, before):
+        return UNCHECKABLE_WIDENING
     if guarded and doc.access.widens(before):
         return f'{WIDER_ACCESS_REFUSED}: "{before.described()}" → "{doc.access.described()}"'
     return None
 
 
 def access_changes(docs: list[DocumentInput], stored: dict[str, Access]) -> list[retrieval_pb2.AccessChange]:
-    """One message per document of docs that replaced a stored one of another access list."""
+    """One message per document of docs that replaced a stored one of another access list (the audit log's)."""
     return [
         retrieval_pb2.AccessChange(
             id=doc.id,
@@ -124,6 +145,21 @@ def access_changes(docs: list[DocumentInput], stored: dict[str, Access]) -> list
         for doc in docs
         if doc.id in stored and stored[doc.id] != doc.access
     ]
+
+
+def changes_told(
+    changes: list[retrieval_pb2.AccessChange], stored: dict[str, Access], writer: Principal | None
+) -> list[retrieval_pb2.AccessChange]:
+    """The changes as the writer's reply names them: the list before is UNSEEN_READERS where the writer may not
+    read the document it replaced (that it replaced one, and whether it let in more readers, it is still told)."""
+    told = []
+    for change in changes:
+        shown = retrieval_pb2.AccessChange()
+        shown.CopyFrom(change)
+        if hidden_from(writer, stored[change.id]):
+            shown.before = UNSEEN_READERS
+        told.append(shown)
+    return told
 
 
 def log_access_changes(changes: list[retrieval_pb2.AccessChange], writer: Principal | None) -> None:

@@ -16,6 +16,7 @@ from retrieval_svc.cancellable_writes import stoppable
 from retrieval_svc.document_checks import (
     REPEATED_ID,
     access_changes,
+    changes_told,
     chunk_each,
     document_access,
     document_input,
@@ -89,8 +90,9 @@ async def committed(
         progress.index_version = await stoppable(engine.upsert, docs, chunked)
         progress.ids.extend(d.id for d in docs)
         progress.chunks = sum(len(c) for c in chunked)
-        progress.access_changes.extend(access_changes(docs, stored))
-        log_access_changes(list(progress.access_changes), writer)
+        changes = access_changes(docs, stored)
+        log_access_changes(changes, writer)
+        progress.access_changes.extend(changes_told(changes, stored, writer))
         index_changed()
         log.info("upserted", extra={"fields": {"documents": len(docs), "index_version": progress.index_version}})
     return progress

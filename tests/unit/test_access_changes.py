@@ -15,6 +15,7 @@ from likeopt.runtime.config import Config
 from likeopt.runtime.principal import PRINCIPAL_HEADER, tenant_reader_header
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.access import Access
+from retrieval_svc.document_checks import UNCHECKABLE_WIDENING, UNSEEN_READERS
 from tests.unit.test_ingest_cli import JWT
 from tests.unit.test_retrieval_harness import DictCache, FakeEmbedder, retrieval_port, retrieval_server
 
@@ -116,10 +117,43 @@ async def test_a_tenant_s_writer_is_refused_another_tenant_s_id_and_told_of_its_
         ("theirs", "a document of another tenant than 'acme' has this id")
     ]
     assert [(c.id, c.before, c.after) for c in summary.access_changes] == [
-        ("shift", "acme: group ops", "everyone in acme")
+        ("shift", UNSEEN_READERS, "everyone in acme")  # wendy is not in ops: see the test below
     ]
     [logged] = [r.fields for r in caplog.records if r.getMessage() == "document access changed"]  # type: ignore[attr-defined]
     assert (logged["doc_id"], logged["writer"], logged["writer_tenant"]) == ("shift", "wendy", "acme")
+
+
+async def test_a_tenant_s_writer_is_not_told_who_may_read_a_document_it_replaced_and_may_not_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Wendy (acme, in no group) manages acme's documents, ones hidden from her too, but a write's reply must not
+    name who may read one she may not: not in access_changes, nor in the refusal of a guarded write, which is
+    refused whatever its access (refused only when it widened, each probe would tell her one more name). The
+    audit line keeps the whole list; a document she may read is told as before."""
+    wendy = ((PRINCIPAL_HEADER, tenant_reader_header("acme", "tenant", "wendy")),)
+    hidden = Access.of("acme", ["alice"], ["hr-secret"])
+    async with retrieval_port(tmp_path, FakeEmbedder(), DictCache(), Config.from_env(JWT)) as (_, port):
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+            await stub.UpsertDocuments(iter([doc("pay", hidden), doc("vault", hidden), doc("rota", OPS)]))
+            await stub.UpsertDocuments(iter([doc("open", Access.of("acme", [], []))]))
+            with caplog.at_level(logging.WARNING, logger="retrieval_svc.document_checks"):
+                run = [doc("pay", OPS), doc("open", OPS), doc("vault", hidden, guarded=True)]
+                summary = await stub.UpsertDocuments(iter(run), metadata=wendy)
+                probe = await stub.UpsertDocuments(iter([doc("rota", Access.of("acme", [], []), True)]), metadata=wendy)
+    changes = {c.id: (c.before, c.after, c.widened) for c in summary.access_changes}
+    assert changes == {
+        "pay": (UNSEEN_READERS, "acme: group ops", True),
+        "open": ("everyone in acme", "acme: group ops", False),  # she could read it: told as it was
+    }
+    assert [(s.id, s.reason) for s in [*summary.skipped, *probe.skipped]] == [
+        ("vault", UNCHECKABLE_WIDENING),
+        ("rota", UNCHECKABLE_WIDENING),
+    ]
+    assert "alice" not in str(summary) and "hr-secret" not in str(summary) and "ops" not in str(probe)
+    audit = [r.fields for r in caplog.records if r.getMessage() == "document access changed"]  # type: ignore[attr-defined]
+    logged = {fields["doc_id"]: fields["before"] for fields in audit}
+    assert logged == {"pay": "acme: group hr-secret; user alice", "open": "everyone in acme"}
 
 
 def test_the_ingest_report_names_changes_and_widening_refusals_within_a_cap(capsys: pytest.CaptureFixture) -> None:
