@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
@@ -72,10 +72,12 @@ class ConversationTurns:
         conversation: generation_pb2.Conversation,
         turn: HeldTurn,
         principal: Principal | None = None,
+        source_ids: Sequence[str] = (),
     ) -> AsyncIterator[Event]:
         """events, the finished turn stored in the conversation and the answer kept for feedback (neither for an
         ephemeral request). An answer that ends early (stopped by the client, or failed) is stored as far as it
-        went, so a follow-up still sees it."""
+        went, so a follow-up still sees it. source_ids: the documents whose passages the answer was given, which
+        the turn keeps (conversations.withheld)."""
         text: list[str] = []
         citations: list[generation_pb2.CitationEvent] = []
         done: generation_pb2.DoneEvent | None = None
@@ -90,11 +92,12 @@ class ConversationTurns:
                     done = event.done
                     done.conversation_id = conversation.conversation_id
                     done.citations.extend(citations)
-                    await self._keep(request, conversation, turn, "".join(text), citations, owner_of(principal), done)
+                    answer = "".join(text)
+                    await self._keep(request, conversation, turn, answer, citations, owner, done, source_ids)
                 yield event
         finally:
             if done is None:  # the question alone still gives a follow-up's search its words
-                await self._keep(request, conversation, turn, "".join(text), citations, owner, None)
+                await self._keep(request, conversation, turn, "".join(text), citations, owner, None, source_ids)
 
     async def _keep(
         self,
@@ -105,6 +108,7 @@ class ConversationTurns:
         citations: list[generation_pb2.CitationEvent],
         owner: str,
         done: generation_pb2.DoneEvent | None,
+        source_ids: Sequence[str] = (),
     ) -> None:
         """Store the turn (interrupted when there is no done) and keep a finished answer for feedback. It is stored
         before the done event goes out and before the conversation's next question may load it (a follow-up sent
@@ -113,7 +117,7 @@ class ConversationTurns:
             return
         interrupted = done is None
         kept = cited_only(answer, citations) if interrupted else answer
-        add_turn(conversation, request.query, kept, citations, interrupted, request.turn_id)
+        add_turn(conversation, request.query, kept, citations, interrupted, request.turn_id, source_ids)
         if turn.save:
             await asyncio.shield(self.conversations.saved(conversation, owner))  # a client leaving now: saved still
         if done is not None and self.feedback is not None:

@@ -107,16 +107,23 @@ def history_of(conversation: generation_pb2.Conversation) -> list[Turn]:
 
 
 def cited_documents(conversation: generation_pb2.Conversation) -> list[str]:
-    """The ids of the documents the conversation's answers cite, each once, in order of citation."""
-    return list(dict.fromkeys(c.doc_id for turn in conversation.turns for c in turn.citations))
+    """The ids of the documents the conversation's answers cite, then of the others they were given, each once."""
+    cited = (c.doc_id for turn in conversation.turns for c in turn.citations)
+    given = (doc_id for turn in conversation.turns for doc_id in turn.source_ids)
+    return list(dict.fromkeys([*cited, *given]))
+
+
+def given_documents(hits: Sequence[retrieval_pb2.SearchHit]) -> list[str]:
+    """The ids of the documents whose passages an answer is given (a turn's source_ids), each once."""
+    return list(dict.fromkeys(hit.doc_id for hit in hits))
 
 
 def withheld(conversation: generation_pb2.Conversation, readable: Set[str]) -> generation_pb2.Conversation:
-    """A copy of the conversation as its reader may see it now, readable naming the cited documents it may still
-    read: a citation of any other (its access list changed, or it was deleted, after the turn was stored) keeps
-    its ids and marker but loses title and text and is marked withdrawn, and so is its turn, which loses its
-    answer too, as an answer may repeat its passages. The stored copy is left whole: access given back shows it
-    again."""
+    """A copy of the conversation as its reader may see it now, readable naming the documents of cited_documents
+    it may still read: a citation of any other (its access list changed, or it was deleted, after the turn was
+    stored) keeps its ids and marker but loses title and text and is marked withdrawn, and its turn, like one given
+    a passage of such a document it did not cite, is withdrawn and loses its answer, as an answer may repeat the
+    passages it was given. The stored copy is left whole: access given back shows it again."""
     shown = generation_pb2.Conversation()
     shown.CopyFrom(conversation)
     for turn in shown.turns:
@@ -125,9 +132,12 @@ def withheld(conversation: generation_pb2.Conversation, readable: Set[str]) -> g
                 citation.withdrawn = True
                 citation.ClearField("title")
                 citation.ClearField("text")
-        if any(citation.withdrawn for citation in turn.citations):
+        unread = [doc_id for doc_id in turn.source_ids if doc_id not in readable]
+        if unread or any(citation.withdrawn for citation in turn.citations):
             turn.withdrawn = True
             turn.ClearField("answer")
+        if unread:
+            turn.source_ids[:] = [doc_id for doc_id in turn.source_ids if doc_id in readable]
     return shown
 
 
@@ -177,9 +187,10 @@ def add_turn(
     citations: list[generation_pb2.CitationEvent],
     interrupted: bool = False,
     turn_id: str = "",
+    source_ids: Sequence[str] = (),
 ) -> None:
-    """Add a turn (interrupted: its answer ended early; turn_id: the caller's name for it) and keep the last
-    MAX_TURNS."""
+    """Add a turn (interrupted: its answer ended early; turn_id: the caller's name for it; source_ids: the documents
+    whose passages it was given) and keep the last MAX_TURNS."""
     turn = generation_pb2.Turn(
         question=question,
         answer=answer,
@@ -187,6 +198,7 @@ def add_turn(
         created_unix_ms=int(time.time() * 1000),
         interrupted=interrupted,
         turn_id=turn_id,
+        source_ids=source_ids,
     )
     conversation.turns.append(turn)
     del conversation.turns[:-MAX_TURNS]

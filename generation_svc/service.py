@@ -37,6 +37,7 @@ from generation_svc.conversations import (
     ConversationStore,
     drop_retried_turn,
     found_by_borrowing_alone,
+    given_documents,
     history_of,
     rewrite_query,
     stored_key,
@@ -131,11 +132,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     )
                     retrieval_ms = (searched - started) * 1000
                 retrieved.retrieval.conversation_id = conversation.conversation_id
+                sources = given_documents(retrieved.retrieval.hits)
                 retrieved.retrieval.another_question = another_question
                 yield retrieved
                 async with (
                     aclosing(timed(source, started, retrieval_ms, deadline)) as timed_events,
-                    aclosing(self.turns.recorded(timed_events, request, conversation, turn, principal)) as events,
+                    aclosing(
+                        self.turns.recorded(timed_events, request, conversation, turn, principal, sources)
+                    ) as events,
                 ):
                     async for event in events:
                         yield event

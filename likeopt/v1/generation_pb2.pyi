@@ -166,7 +166,7 @@ class DeleteConversationReply(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
 
 class Turn(_message.Message):
-    __slots__ = ("question", "answer", "citations", "created_unix_ms", "interrupted", "turn_id", "withdrawn")
+    __slots__ = ("question", "answer", "citations", "created_unix_ms", "interrupted", "turn_id", "withdrawn", "source_ids")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
@@ -174,6 +174,7 @@ class Turn(_message.Message):
     INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
     WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_IDS_FIELD_NUMBER: _ClassVar[int]
     question: str
     answer: str
     citations: _containers.RepeatedCompositeFieldContainer[CitationEvent]
@@ -181,7 +182,8 @@ class Turn(_message.Message):
     interrupted: bool
     turn_id: str
     withdrawn: bool
-    def __init__(self, question: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[CitationEvent, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., interrupted: _Optional[bool] = ..., turn_id: _Optional[str] = ..., withdrawn: _Optional[bool] = ...) -> None: ...
+    source_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, question: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[CitationEvent, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., interrupted: _Optional[bool] = ..., turn_id: _Optional[str] = ..., withdrawn: _Optional[bool] = ..., source_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Conversation(_message.Message):
     __slots__ = ("conversation_id", "turns")

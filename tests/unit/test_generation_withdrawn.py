@@ -103,6 +103,27 @@ async def test_a_follow_up_neither_prompts_with_nor_searches_by_a_withdrawn_turn
     assert h.retrieval.queries[-2] == "and what about its cost?"
 
 
+async def test_an_answer_citing_nothing_is_withheld_once_a_document_it_was_given_is_no_longer_readable() -> None:
+    """A model that cites nothing (or an answer cut short by a stop sequence before its first marker) still repeats
+    the passages it was given: its turn keeps their documents, and one its reader may no longer read withholds the
+    answer, in the conversation read back and in a follow-up's prompt, as a withdrawn citation does."""
+    backend = ScriptedBackend(["It listens on 8080."])
+    async with generation_server(backend) as h:
+        events = await h.answer(ENVOY)
+        assert not [e for e in events if e.HasField("citation")]  # the premise: nothing cited
+        conversation_id = events[-1].done.conversation_id
+        shown = await stored_conversation(h, conversation_id)
+        h.retrieval.withdrawn.add("envoy.md")
+        hidden = await stored_conversation(h, conversation_id)
+        await h.answer("and its admin port?", conversation_id=conversation_id)
+    assert shown.turns[0].answer == "It listens on 8080."  # the premise: readable, it is shown
+    [turn] = hidden.turns
+    assert turn.withdrawn and turn.answer == "" and turn.question == ENVOY
+    assert "8080" not in str(hidden) and "envoy.md" not in str(hidden)
+    assert backend.calls[-1][1] == []
+    assert list(shown.turns[0].source_ids) == ["envoy.md"]
+
+
 def nowhere() -> str:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
