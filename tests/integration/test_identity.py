@@ -715,6 +715,32 @@ def test_a_saved_conversation_shows_no_passage_its_reader_may_no_longer_read(
         writer.rest("DELETE", f"/api/v1/documents/{doc['id']}")
 
 
+def test_an_answer_cut_short_before_its_citation_is_withheld_once_its_passage_is_hidden(
+    people: dict[str, Person],
+) -> None:
+    """A stop sequence ending Alice's answer before its first marker leaves the passage's sentence in it and no
+    citation; once the document is written for group ops only, her saved conversation shows that answer on no
+    surface, nor does a follow-up bring it back."""
+    alice, writer = people["alice"], people["writer"]
+    text = "The kiln firing log is sealed under the codeword jasperite."
+    doc = {"id": "acme-kiln", "title": "Kiln notes", "text": text}
+    write_for(writer, doc, ["eng"])
+    try:
+        body = {"query": "What is the kiln firing log sealed under?", "stop": ["["]}
+        reply = alice.rest("POST", "/api/v1/chat", json=body)
+        assert reply.status_code == 200, reply.text
+        events = parse_sse(reply.text)
+        assert "jasperite" in reply.text.lower() and not [d for k, d in events if k == "citation"]  # the premise
+        conversation = next(d for k, d in events if k == "done")["conversation_id"]
+        write_for(writer, doc, ["ops"])
+        for surface, seen in read_back(alice, conversation):
+            assert "jasperite" not in seen.lower(), f"{surface} still shows the answer quoting the hidden passage"
+        follow_up, _ = alice.chat("And what is it sealed under?", conversation)
+        assert "jasperite" not in follow_up.lower()
+    finally:
+        writer.rest("DELETE", f"/api/v1/documents/{doc['id']}")
+
+
 def test_no_token_reaches_a_log(jwt_mesh: MeshProcess, people: dict[str, Person], idp: IdentityProvider) -> None:
     run_dir = Path(jwt_mesh.env["LIKEOPT_RUN_DIR"])
     logs = "".join(p.read_text(errors="replace") for p in run_dir.rglob("*.log"))
