@@ -22,7 +22,6 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.types import INVALID_REQUEST, ErrorData, JSONRPCError
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -43,6 +42,7 @@ from gateway.mcp_cancel import (
     replaying,
     request_ids,
 )
+from gateway.mcp_messages import body_problem, invalid_request
 from gateway.mcp_server import Mesh
 from gateway.upstreams import Upstreams
 from likeopt.runtime.config import Config
@@ -57,28 +57,6 @@ def origin_allowed(pattern: str, origin: str) -> bool:
     """Whether a browser Origin matches LIKEOPT_CORS_ORIGINS (a full match, as Envoy's CORS policy uses it; the
     setting is checked at start to compile in both dialects)."""
     return re.fullmatch(pattern, origin) is not None
-
-
-BATCH_REFUSAL = JSONRPCError(
-    jsonrpc="2.0",
-    id=None,
-    error=ErrorData(
-        code=INVALID_REQUEST,
-        message="JSON-RPC batches are not supported (MCP 2025-06-18 removed them): send one message per POST",
-    ),
-)
-"""The answer to a JSON array of messages: the SDK's own refusal is a long pydantic validation dump."""
-
-
-def is_batch(body: bytes) -> bool:
-    """Whether a POST body is a JSON-RPC batch (a JSON array): its first character past JSON whitespace is '['."""
-    return body.lstrip(b" \t\r\n").startswith(b"[")
-
-
-def batch_refused() -> Response:
-    """HTTP 400 with a JSON-RPC error, as the SDK answers any request it cannot take."""
-    body = BATCH_REFUSAL.model_dump_json(by_alias=True, exclude_unset=True)
-    return Response(body, status_code=400, media_type="application/json")
 
 
 def mesh_of(upstreams: Upstreams, config: Config) -> Mesh:
@@ -151,8 +129,8 @@ class McpEndpoint:
         (mcp_cancel): a tool call runs under the POST, so without this an abandoned ``ask`` would keep its Answer
         call, and the model, running."""
         body, whole = await read_whole(receive, MAX_JSON_BYTES)
-        if whole and is_batch(body):
-            await batch_refused()(scope, receive, send)
+        if whole and (problem := body_problem(body)):
+            await invalid_request(problem)(scope, receive, send)
             return
         messages = messages_in(body) if whole else []  # one cut short is the SDK's to refuse
         caller = caller_key(scope)

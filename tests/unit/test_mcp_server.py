@@ -369,3 +369,43 @@ async def test_a_batch_is_refused_with_a_json_rpc_error_saying_to_send_one_messa
     assert body["jsonrpc"] == "2.0" and body["id"] is None and body["error"]["code"] == -32600, body
     assert "one message per POST" in body["error"]["message"] and "validation" not in reply.text
     assert after.status_code == 200 and after.json()["id"] == 3, after.text
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b'{"jsonrpc": "2.0", "id": {"n": 1}, "method": "ping"}', "id must be a string or an integer"),
+        (b'{"jsonrpc": "2.0", "id": 1.5, "method": "ping"}', "id must be a string or an integer"),
+        (b'{"id": 1, "method": "ping"}', '"jsonrpc": "2.0"'),
+        (b'{"jsonrpc": "1.0", "id": 1, "method": "ping"}', '"jsonrpc": "2.0"'),
+        (b'{"jsonrpc": "2.0", "id": 1}', "a message has a method"),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": 7}', "method must be a string"),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": "x"}', "params must be an object"),
+        (b'"ping"', "not a JSON str"),
+        (b"null", "not a JSON NoneType"),
+    ],
+)
+async def test_a_message_that_is_no_json_rpc_request_is_refused_saying_why(body: bytes, said: str) -> None:
+    """The SDK answered these with a pydantic dump under -32602 (invalid params), and took a request with an object
+    for an id for a notification: 202, and never an answer for the client waiting on it."""
+    endpoint = McpEndpoint(Config.from_env({}), build_mcp_server(lambda: None))  # type: ignore[arg-type,return-value]
+    async with endpoint.run(), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=endpoint)) as http:
+        reply = await http.post("http://like-opt/mcp", content=body, headers=MCP_HEADERS)
+    assert reply.status_code == 400 and reply.headers["content-type"] == "application/json", reply.text
+    error = reply.json()["error"]
+    assert error["code"] == -32600 and said in error["message"] and "validation" not in reply.text, reply.text
+
+
+async def test_well_formed_messages_of_every_kind_still_reach_the_sdk() -> None:
+    """A request (string or integer id), a notification and a client's response each pass the message check."""
+    endpoint = McpEndpoint(Config.from_env({}), build_mcp_server(lambda: None))  # type: ignore[arg-type,return-value]
+    messages = [
+        {"jsonrpc": "2.0", "id": "a", "method": "ping"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 9, "result": {}},
+    ]
+    async with endpoint.run(), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=endpoint)) as http:
+        replies = [await http.post("http://like-opt/mcp", json=m, headers=MCP_HEADERS) for m in messages]
+    assert [r.status_code for r in replies] == [200, 200, 202, 202], [r.text for r in replies]
+    assert replies[0].json()["id"] == "a" and replies[1].json()["result"]["tools"]
