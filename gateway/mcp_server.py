@@ -29,8 +29,9 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, ListResourcesResult, PaginatedRequestParams, ToolAnnotations
 from mcp_types import Resource as MCPResource
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gateway.bodies import field_path
 from gateway.errors import HIDDEN_DETAILS, public_details
 from gateway.observe import first_text_timed
 from likeopt.runtime.addresses import address_list
@@ -198,15 +199,41 @@ def passage_of(hit: retrieval_pb2.SearchHit) -> Passage:
     )
 
 
-def strict_tool(fn: Callable[..., Any], annotations: ToolAnnotations) -> Tool:
+def argument_problems(tool: str, takes: list[str], exc: ValidationError) -> str:
+    """Each bad argument on a line of its own, in words a model can act on; pydantic's own text adds input types
+    and a link per error, which only its authors read."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = field_path(error["loc"]) or "arguments"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"{where}: not an argument of {tool} (it takes {', '.join(takes)})")
+        else:
+            problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return "\n".join(problems)
+
+
+class StrictTool(Tool):
     """A tool whose arguments must all be its own (its schema says additionalProperties: false): a misspelt one,
-    ``filter`` for ``filters``, is an error the caller can correct, as in the REST API, not silently ignored."""
-    tool = Tool.from_function(fn, annotations=annotations)
-    loose = tool.fn_metadata.arg_model
-    strict = type(loose.__name__, (loose,), {"model_config": ConfigDict(**loose.model_config, extra="forbid")})
-    tool.fn_metadata.arg_model = strict
-    tool.parameters = strict.model_json_schema(by_alias=True)
-    return tool
+    ``filter`` for ``filters``, is an error the caller can correct, as in the REST API, not silently ignored. Bad
+    arguments come back as a tool error (``isError``) naming each one and what is wrong with it."""
+
+    @classmethod
+    def strict(cls, fn: Callable[..., Any], annotations: ToolAnnotations) -> StrictTool:
+        tool = cls.from_function(fn, annotations=annotations)
+        loose = tool.fn_metadata.arg_model
+        strict = type(loose.__name__, (loose,), {"model_config": ConfigDict(**loose.model_config, extra="forbid")})
+        tool.fn_metadata.arg_model = strict
+        tool.parameters = strict.model_json_schema(by_alias=True)
+        return tool
+
+    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
+        try:
+            self.fn_metadata.validate_arguments(arguments)
+        except ValidationError as exc:
+            takes = list(self.parameters.get("properties", {}))
+            problems = argument_problems(self.name, takes, exc)
+            raise ToolError(f"Error executing tool {self.name}: invalid arguments\n{problems}") from None
+        return await super().run(arguments, context, convert_result)
 
 
 async def search_result_of(m: Mesh, request: retrieval_pb2.SearchRequest) -> SearchResult:
@@ -278,7 +305,11 @@ def mesh_tools(mesh: Callable[[], Mesh]) -> list[Tool]:
     # It stores a conversation turn, so not read-only; but it only adds one, and the spec's default for a tool
     # that writes is destructive, which makes clients ask the user to confirm every question.
     asks = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)
-    return [strict_tool(search, READ_ONLY), strict_tool(ask, asks), strict_tool(list_documents, READ_ONLY)]
+    return [
+        StrictTool.strict(search, READ_ONLY),
+        StrictTool.strict(ask, asks),
+        StrictTool.strict(list_documents, READ_ONLY),
+    ]
 
 
 def document_text(doc: retrieval_pb2.StoredDocument) -> str:

@@ -142,6 +142,23 @@ async def test_failures_are_tool_errors_and_the_server_keeps_serving(tmp_path: P
     assert misspelt.is_error and "filter" in misspelt.content[0].text  # type: ignore[union-attr]
 
 
+async def test_bad_arguments_are_named_one_a_line_with_what_is_wrong(tmp_path: Path) -> None:
+    """A model reads the tool error to correct its call: each argument and its fault, the ones a tool takes when it
+    sent another; not pydantic's dump (its model's name, input types, a link per error)."""
+    async with mcp_client(tmp_path) as client:
+        extra = await client.call_tool("search", {"query": "zebras", "filter": {"source": "nope"}})
+        several = await client.call_tool("search", {"top_k": 0, "mode": "fuzzy"})
+    assert extra.is_error and several.is_error
+    said = extra.content[0].text  # type: ignore[union-attr]
+    assert said.endswith("filter: not an argument of search (it takes query, top_k, mode, filters, per_document)")
+    lines = several.content[0].text.splitlines()  # type: ignore[union-attr]
+    assert lines[0] == "Error executing tool search: invalid arguments", lines
+    assert lines[1] == "query: Field required" and lines[2].startswith("top_k: Input should be greater than or equal")
+    assert lines[3].startswith("mode: Input should be 'hybrid'") and len(lines) == 4, lines
+    for text in (said, "\n".join(lines)):
+        assert "pydantic" not in text and "Arguments" not in text and "input_type" not in text, text
+
+
 def test_a_document_reads_as_markdown_with_its_chunk_ids() -> None:
     doc = retrieval_pb2.StoredDocument(id="d", title="T", metadata={"source": "d.md"})
     doc.chunks.add(chunk_id="d#0", text="One.")
