@@ -22,6 +22,7 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -42,7 +43,7 @@ from gateway.mcp_cancel import (
     replaying,
     request_ids,
 )
-from gateway.mcp_messages import body_problem, invalid_request
+from gateway.mcp_messages import body_problem, invalid_request, version_refusal
 from gateway.mcp_server import Mesh
 from gateway.upstreams import Upstreams
 from likeopt.runtime.config import Config
@@ -133,6 +134,10 @@ class McpEndpoint:
             await invalid_request(problem)(scope, receive, send)
             return
         messages = messages_in(body) if whole else []  # one cut short is the SDK's to refuse
+        requested = Headers(scope=scope).get(MCP_PROTOCOL_VERSION_HEADER)
+        if refused := version_refusal(requested, messages[0].get("id") if messages else None):
+            await refused(scope, receive, send)
+            return
         caller = caller_key(scope)
         for request_id in cancelled_ids(messages):
             self.in_flight.cancel(caller, request_id)

@@ -4,7 +4,9 @@ The SDK refuses a malformed message (no ``"jsonrpc": "2.0"``, no method, a strin
 a pydantic validation dump under -32602 (invalid params) where JSON-RPC says -32600 (invalid request); and it takes a
 request whose id is neither a string nor an integer for a notification, answering 202 and never the request, so its
 client waits for an answer that cannot come. Text that is not JSON at all is still the SDK's to refuse (-32700, in
-words a person can read).
+words a person can read). An MCP-Protocol-Version header naming no version the SDK knows is refused here too: the SDK
+takes such a request for one of the 2026-07-28 envelope era and complains of a missing ``params._meta``, which does
+not tell a client of an earlier era what it did wrong.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import json
 from typing import Any
 
 from mcp.types import INVALID_REQUEST, ErrorData, JSONRPCError
+from mcp_types import UNSUPPORTED_PROTOCOL_VERSION
+from mcp_types.version import KNOWN_PROTOCOL_VERSIONS
 from starlette.responses import Response
 
 BATCH = "JSON-RPC batches are not supported (MCP 2025-06-18 removed them): send one message per POST"
@@ -55,9 +59,25 @@ def body_problem(body: bytes) -> str | None:
     return problem_of(message)
 
 
-def invalid_request(problem: str) -> Response:
-    """HTTP 400 with a JSON-RPC -32600 error naming the problem, as the SDK answers any POST it cannot take (the id
-    is null: a malformed message's id cannot be trusted to be one)."""
-    error = JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=INVALID_REQUEST, message=problem))
-    body = error.model_dump_json(by_alias=True, exclude_unset=True)
+def refusal(error: ErrorData, request_id: str | int | None = None) -> Response:
+    """HTTP 400 with a JSON-RPC error, as the SDK answers any POST it cannot take."""
+    body = JSONRPCError(jsonrpc="2.0", id=request_id, error=error).model_dump_json(by_alias=True, exclude_unset=True)
     return Response(body, status_code=400, media_type="application/json")
+
+
+def invalid_request(problem: str) -> Response:
+    """A -32600 error naming the problem (the id is null: a malformed message's id cannot be trusted to be one)."""
+    return refusal(ErrorData(code=INVALID_REQUEST, message=problem))
+
+
+def version_refusal(requested: str | None, request_id: Any) -> Response | None:
+    """The SDK's unsupported-version error for an MCP-Protocol-Version header naming no known version, with every
+    version this server speaks (the SDK's own lists only the envelope era's); None for a known one or none."""
+    if requested is None or requested in KNOWN_PROTOCOL_VERSIONS:
+        return None
+    message = (
+        f"unsupported MCP-Protocol-Version {requested[:40]!r}: this server speaks {', '.join(KNOWN_PROTOCOL_VERSIONS)}"
+    )
+    data = {"supported": list(KNOWN_PROTOCOL_VERSIONS), "requested": requested[:40]}
+    error = ErrorData(code=UNSUPPORTED_PROTOCOL_VERSION, message=message, data=data)
+    return refusal(error, request_id if valid_id(request_id) else None)

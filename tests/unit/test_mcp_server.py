@@ -426,3 +426,22 @@ async def test_well_formed_messages_of_every_kind_still_reach_the_sdk() -> None:
         replies = [await http.post("http://like-opt/mcp", json=m, headers=MCP_HEADERS) for m in messages]
     assert [r.status_code for r in replies] == [200, 200, 202, 202], [r.text for r in replies]
     assert replies[0].json()["id"] == "a" and replies[1].json()["result"]["tools"]
+
+
+async def test_an_unknown_protocol_version_header_is_refused_naming_the_versions_spoken() -> None:
+    """The SDK took it for a request of the 2026-07-28 envelope era and asked for params._meta instead."""
+    endpoint = McpEndpoint(Config.from_env({}), build_mcp_server(lambda: None))  # type: ignore[arg-type,return-value]
+    listing = {"jsonrpc": "2.0", "id": 7, "method": "tools/list"}
+    async with endpoint.run(), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=endpoint)) as http:
+        future = await http.post(
+            "http://like-opt/mcp", json=listing, headers={**MCP_HEADERS, "mcp-protocol-version": "2099-01-01"}
+        )
+        known = [
+            await http.post("http://like-opt/mcp", json=listing, headers={**MCP_HEADERS, "mcp-protocol-version": v})
+            for v in ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
+        ]
+    assert future.status_code == 400 and future.json()["id"] == 7, future.text
+    error = future.json()["error"]
+    assert error["code"] == -32022 and "'2099-01-01'" in error["message"] and "2025-11-25" in error["message"]
+    assert "_meta" not in future.text and error["data"]["requested"] == "2099-01-01", future.text
+    assert [r.status_code for r in known] == [200] * 4 and all(r.json()["result"]["tools"] for r in known)
