@@ -350,23 +350,26 @@ class ConversationDeleted(BaseModel):
     deleted: Literal[True] = True
 
 
-class FeedbackRequest(BaseModel):
-    """``POST /api/v1/feedback``: a rating of an answer, named by its answer_id or trace_id."""
+OPTIONAL_ID: dict[str, Any] = {"pattern": OPTIONAL_ID_PATTERN}
+"""An id that may be empty, as its default is: a default its own pattern refuses makes the document invalid."""
+NAMES_AN_ANSWER: dict[str, Any] = {"not": {"properties": {"answer_id": {"maxLength": 0}, "trace_id": {"maxLength": 0}}}}
+"""answer_id or trace_id given, in JSON Schema's words: not both missing or empty. Said with ``not`` rather than
+an ``anyOf`` of two ``required``, which generated clients read as a union of two untyped bodies (no model)."""
 
-    model_config = ConfigDict(
-        strict=True,
-        extra="forbid",
-        json_schema_extra={"anyOf": [{"required": ["answer_id"]}, {"required": ["trace_id"]}]},
-    )
+
+class FeedbackRequest(BaseModel):
+    """``POST /api/v1/feedback``: a rating of an answer, named by its answer_id or trace_id (one at least)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra=NAMES_AN_ANSWER)
 
     answer_id: Annotated[
         str,
-        Field(description="The done event's answer_id.", json_schema_extra={"pattern": ID_PATTERN}),
+        Field(description="The done event's answer_id; empty: not given.", json_schema_extra=OPTIONAL_ID),
         AfterValidator(known_id),
     ] = ""
     trace_id: Annotated[
         str,
-        Field(description="The done event's trace_id.", json_schema_extra={"pattern": ID_PATTERN}),
+        Field(description="The done event's trace_id; empty: not given.", json_schema_extra=OPTIONAL_ID),
         AfterValidator(known_id),
     ] = ""
     rating: Literal["up", "down"]

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
+from jsonschema import Draft202012Validator
+from starlette.testclient import TestClient
 
 from gateway.app import build_app
 from gateway.errors import GRPC_TO_HTTP, UPSTREAM_FAILED
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import ANSWER_TOP_K, MAX_QUERY_CHARS, MIN_INDEX_VERSION, MODES, SEARCH_TOP_K
+from tests.unit.test_gateway_app import unreachable
 
 UPSTREAM_CALLERS = {
     ("/api/v1/search", "post"),
@@ -93,3 +97,42 @@ def test_the_chat_answers_a_stream_or_one_json_reply() -> None:
     assert set(chat["responses"]["200"]["content"]) == {"text/event-stream", "application/json"}
     assert chat["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ChatAnswer")
     assert any(p["name"] == "last-event-id" and p["in"] == "header" for p in chat["parameters"])
+
+
+def test_the_document_is_valid_openapi() -> None:
+    """As generators and fuzzers check it first: a default its own pattern refuses, say, fails the whole document."""
+    validator = pytest.importorskip("openapi_spec_validator", reason="openapi-spec-validator comes with [dev]")
+    validator.validate(document())
+
+
+def schema_validator(name: str) -> Draft202012Validator:
+    """A validator of one of the document's component schemas, its references resolved within the document."""
+    spec = document()
+    return Draft202012Validator({"$ref": f"#/components/schemas/{name}", "components": spec["components"]})
+
+
+FEEDBACK_BODIES = (
+    ({"answer_id": "a1", "rating": "up"}, True),
+    ({"trace_id": "t1", "rating": "down", "comment": "wrong port"}, True),
+    ({"answer_id": "", "trace_id": "t1", "rating": "up"}, True),
+    ({"answer_id": "a1", "trace_id": "", "rating": "up"}, True),
+    ({"rating": "up"}, False),
+    ({"answer_id": "", "trace_id": "", "rating": "up"}, False),
+    ({"answer_id": "a b", "rating": "up"}, False),
+    ({"answer_id": "a1", "rating": "meh"}, False),
+)
+
+
+@pytest.mark.parametrize(("body", "valid"), FEEDBACK_BODIES)
+def test_the_feedback_schema_accepts_exactly_the_bodies_the_gateway_takes(body: dict[str, str], valid: bool) -> None:
+    assert schema_validator("FeedbackRequest").is_valid(body) is valid
+    with TestClient(build_app(unreachable())) as client:
+        reply = client.post("/api/v1/feedback", json=body)
+    assert reply.status_code == (503 if valid else 422), reply.text  # 503: taken, and sent to generation_svc
+
+
+def test_request_bodies_are_plain_objects_that_generated_clients_make_models_of() -> None:
+    """A top-level anyOf or oneOf is read by client generators as a union of untyped bodies, with no model."""
+    schemas = document()["components"]["schemas"]
+    for name in ("SearchRequest", "ChatRequest", "UpsertRequest", "UploadForm", "FeedbackRequest"):
+        assert schemas[name]["type"] == "object" and not {"anyOf", "oneOf"} & set(schemas[name]), name
