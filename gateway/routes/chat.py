@@ -49,7 +49,10 @@ JSON_REPLY = (
     "instead: the deltas joined as `answer`, the retrieval event's `hits` and the done event's fields; a failure is "
     "then the HTTP error its gRPC status maps to."
 )
-EVENT_SCHEMA = ChatEvent.model_json_schema()
+EVENT_STREAM = {"schema": {"type": "string"}, "x-itemSchema": schema_ref(ChatEvent)}
+"""The stream's body is text (as generated clients must read it: one JSON schema of an event made them parse the
+whole stream as that object, and fail); each event is a ChatEvent, said in OpenAPI 3.2's itemSchema, as an
+extension until the document is 3.2."""
 
 
 class EventStream(StreamingResponse):
@@ -73,7 +76,7 @@ CHAT_ROUTE = router.prefix + CHAT_PATH
         200: {
             "description": CHAT_STREAM + JSON_REPLY,
             "content": {
-                "text/event-stream": {"schema": EVENT_SCHEMA},
+                "text/event-stream": EVENT_STREAM,
                 "application/json": {"schema": schema_ref(ChatAnswer)},
             },
         },
