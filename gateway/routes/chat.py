@@ -49,10 +49,10 @@ JSON_REPLY = (
     "instead: the deltas joined as `answer`, the retrieval event's `hits` and the done event's fields; a failure is "
     "then the HTTP error its gRPC status maps to."
 )
-EVENT_STREAM = {"schema": {"type": "string"}, "x-itemSchema": schema_ref(ChatEvent)}
-"""The stream's body is text (as generated clients must read it: one JSON schema of an event made them parse the
-whole stream as that object, and fail); each event is a ChatEvent, said in OpenAPI 3.2's itemSchema, as an
-extension until the document is 3.2."""
+EVENT_STREAM = {"schema": {"anyOf": [{"type": "string"}, schema_ref(ChatEvent)]}}
+"""The stream's schema, for both ways tools read it: as the whole body, text (OpenAPI's reading, and generated
+clients': an object schema alone made them parse the stream as one object and fail on every answer), and event by
+event, each a ChatEvent (schemathesis's reading of an event stream's schema before OpenAPI 3.2's itemSchema)."""
 
 
 class EventStream(StreamingResponse):
@@ -71,7 +71,7 @@ CHAT_ROUTE = router.prefix + CHAT_PATH
 @router.post(
     CHAT_PATH,
     summary="Stream a cited answer",
-    response_class=EventStream,
+    response_class=Response,  # no media type of its own: FastAPI would add {"type": "string"} to the stream's schema
     responses={
         200: {
             "description": CHAT_STREAM + JSON_REPLY,
