@@ -11,12 +11,15 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
+from gateway.auth import OPTIONAL_BEARER, reader
 from gateway.bodies import BODY_MODELS, SCHEMA_REF, invalid
 from gateway.direct_route import DirectLane, DirectRoute
 from gateway.errors import CRASHED, ApiError, error_response, http_error_headers
@@ -105,8 +108,19 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
         described = [(model, "validation") for model in (*BODY_MODELS, ErrorResponse)]
         _, bodies = models_json_schema(described, ref_template=SCHEMA_REF)
         document.setdefault("components", {}).setdefault("schemas", {}).update(bodies.get("$defs", {}))
+        declare_optional_credentials(document, app.routes)
         app.openapi_schema = document
     return app.openapi_schema
+
+
+def declare_optional_credentials(document: dict[str, Any], routes: list[BaseRoute]) -> None:
+    """Each read's security (OPTIONAL_BEARER): FastAPI declares a security scheme only as required, which reads
+    open by default are not, so their access dependency (auth.reader) declares none."""
+    for context in iter_route_contexts(routes):
+        if isinstance(context.route, APIRoute) and context.route.include_in_schema:
+            if any(dependency.dependency is reader for dependency in context.dependencies):
+                for method in context.methods or ():
+                    document["paths"][context.path_format][method.lower()]["security"] = OPTIONAL_BEARER
 
 
 async def on_api_error(request: Request, exc: Exception) -> Response:

@@ -25,6 +25,10 @@ bearer = HTTPBearer(
 )
 """Declares the Authorization header in the OpenAPI document; the checks below read it themselves."""
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+OPTIONAL_BEARER: list[dict[str, list[str]]] = [{}, {bearer.scheme_name: []}]
+"""A read's security in the OpenAPI document: none, or the bearer credential (LIKEOPT_READS_NEED_KEY, or a token
+with LIKEOPT_AUTH=jwt). Generated clients attach credentials only to operations that declare them, so a read that
+declared none was sent without the key or token it needed, and refused with 401."""
 
 
 def allowed(request: Request, write: bool) -> Principal | None:

@@ -153,3 +153,20 @@ def test_a_body_that_is_not_json_may_be_read_as_text() -> None:
     event = Draft202012Validator({**stream["schema"], "components": spec["components"]})
     assert event.is_valid({"id": "1", "event": "delta", "data": '{"text": "Hi"}'})
     assert not event.is_valid({"id": "1", "event": "bogus", "data": "{}"})
+
+
+def test_every_operation_that_may_answer_401_declares_the_credential_it_takes() -> None:
+    """Generated clients attach credentials only to operations that declare them: a read that declared none was sent
+    without the key LIKEOPT_READS_NEED_KEY asks for (or the token of LIKEOPT_AUTH=jwt), and refused with 401."""
+    paths = document()["paths"]
+    for path, methods in paths.items():
+        for method, operation in methods.items():
+            if "401" in operation["responses"]:
+                assert {"apiKey": []} in operation.get("security", []), (path, method)
+    assert {} in paths["/api/v1/whoami"]["get"]["security"]  # open unless the deployment says otherwise
+    with TestClient(build_app(unreachable())) as client:
+        assert client.get("/api/v1/whoami").status_code == 200
+    closed = Config.from_env({"LIKEOPT_API_KEY": "k-1", "LIKEOPT_READS_NEED_KEY": "1"})
+    with TestClient(build_app(closed)) as client:
+        assert client.get("/api/v1/whoami").status_code == 401
+        assert client.get("/api/v1/whoami", headers={"Authorization": "Bearer k-1"}).status_code == 200
