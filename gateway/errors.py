@@ -60,6 +60,8 @@ STATUS_MEANINGS = {
 UPSTREAM_STATUSES = (*sorted(set(GRPC_TO_HTTP.values())), UPSTREAM_FAILED)
 """What a route that calls a service can answer: whatever the service's status maps to."""
 BODY_STATUSES = (400, 413, 415, 422)
+RATE_LIMITED = 429
+"""What Envoy answers, in the error shape, to a client past its rate limit on any path under /api/."""
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 """What a 401 says it wants (RFC 9110): a bearer credential, the API key or a token."""
 

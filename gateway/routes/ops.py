@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
+from gateway.errors import RATE_LIMITED, error_responses
 from gateway.models import Alive, Readiness
 from gateway.state import Running
 
@@ -71,7 +72,10 @@ async def healthz() -> Alive:
     "/api/v1/readyz",
     summary="Every upstream service has a replica SERVING",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "An upstream has no replica serving"}},
+    responses={
+        503: {"model": Readiness, "description": "An upstream has no replica serving"},
+        **error_responses(RATE_LIMITED),
+    },
 )
 async def readyz(gateway: Running) -> JSONResponse:
     """200 when each upstream has a replica whose health check says SERVING, else 503; either way each replica's

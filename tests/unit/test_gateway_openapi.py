@@ -170,3 +170,12 @@ def test_every_operation_that_may_answer_401_declares_the_credential_it_takes() 
     with TestClient(build_app(closed)) as client:
         assert client.get("/api/v1/whoami").status_code == 401
         assert client.get("/api/v1/whoami", headers={"Authorization": "Bearer k-1"}).status_code == 200
+
+
+def test_every_operation_under_api_declares_envoys_rate_limit() -> None:
+    """Envoy's rate limit covers every path under /api/, and answers 429 in the error shape."""
+    error = {"$ref": "#/components/schemas/ErrorResponse"}
+    for path, methods in document()["paths"].items():
+        for method, operation in methods.items():
+            if path.startswith("/api/"):
+                assert operation["responses"]["429"]["content"]["application/json"]["schema"] == error, (path, method)
