@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from likeopt.runtime.contract import ANSWER_TOP_K, MODES, Mode
 
@@ -19,48 +19,55 @@ LENIENT_BUT_TYPED = ConfigDict(extra="allow", strict=True)
 """Request models: fields Like-Opt does not use are accepted and ignored, but a field it uses must have its type
 (``"stream": "yes"`` and ``"max_tokens": "5"`` are 400s, as OpenAI's API answers, not quietly coerced)."""
 
+
+class RequestPart(BaseModel):
+    """A request model (or a part of one) read as OpenAI's API reads it: its reference types most optional fields
+    "boolean or null", "integer or null"…, so null is the field left out (its default), as clients generated from
+    that reference send every field they do not set; a required field's null is still refused."""
+
+    model_config = LENIENT_BUT_TYPED
+
+    @model_validator(mode="before")
+    @classmethod
+    def null_is_absent(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        optional = {name for name, declared in cls.model_fields.items() if not declared.is_required()}
+        return {name: value for name, value in data.items() if value is not None or name not in optional}
+
+
 MODEL_ID = "like-opt"
 MODEL_CREATED = 1_735_689_600
 """2025-01-01T00:00:00Z: a fixed ``created`` for the model list, so it is the same on every replica."""
 
 
-class ContentPart(BaseModel):
+class ContentPart(RequestPart):
     """One part of a multi-part message; only ``text`` parts can be answered."""
-
-    model_config = LENIENT_BUT_TYPED
 
     type: str
     text: str | None = None
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(RequestPart):
     """A message of the conversation; the role is checked after parsing so a wrong one is a 400, as OpenAI's."""
-
-    model_config = LENIENT_BUT_TYPED
 
     role: str
     content: str | list[ContentPart] | None = None
     name: str | None = None
 
 
-class StreamOptions(BaseModel):
-    model_config = LENIENT_BUT_TYPED
-
+class StreamOptions(RequestPart):
     include_usage: bool = False
 
 
-class ResponseFormat(BaseModel):
+class ResponseFormat(RequestPart):
     """OpenAI's ``response_format``: only ``text`` can be honoured (answers are grounded prose with citations)."""
-
-    model_config = LENIENT_BUT_TYPED
 
     type: str
 
 
-class LikeOptOptions(BaseModel):
+class LikeOptOptions(RequestPart):
     """Like-Opt's own options, which every OpenAI-style request (chat, responses, completions) may add."""
-
-    model_config = LENIENT_BUT_TYPED
 
     conversation_id: str | None = Field(
         None, description="Like-Opt: continue a stored conversation (its turns are used when no earlier messages)."

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from gateway.openai_models import LENIENT_BUT_TYPED, MODEL_ID, ChatMessage, ContentPart, LikeOptOptions
+from gateway.openai_models import MODEL_ID, ChatMessage, ContentPart, LikeOptOptions, RequestPart
 from gateway.openai_translate import (
     AnswerParts,
     OpenAIError,
@@ -53,11 +53,9 @@ OTHER_MODELS_ITEMS = {
 (a tool call, its reasoning) or a tool's result; both are skipped, as Chat Completions skips them."""
 
 
-class InputItem(BaseModel):
+class InputItem(RequestPart):
     """An item of ``input``: a message, an ``item_reference`` to the message of an earlier response (as Vercel's
     AI SDK sends a stored reply back), or an item of another model's tool use (OTHER_MODELS_ITEMS)."""
-
-    model_config = LENIENT_BUT_TYPED
 
     type: str = "message"
     role: str | None = None
@@ -65,15 +63,11 @@ class InputItem(BaseModel):
     id: str | None = None
 
 
-class TextFormat(BaseModel):
-    model_config = LENIENT_BUT_TYPED
-
+class TextFormat(RequestPart):
     type: str
 
 
-class TextOptions(BaseModel):
-    model_config = LENIENT_BUT_TYPED
-
+class TextOptions(RequestPart):
     format: TextFormat | None = None
 
 

@@ -206,6 +206,35 @@ async def test_a_field_of_the_wrong_type_is_refused_not_coerced(path: str, field
     assert ignored.status_code == 200, ignored.text  # what Like-Opt ignores is still not checked
 
 
+NULLED = {
+    "/v1/chat/completions": {
+        "messages": [{"role": "user", "content": QUESTION, "name": None}],
+        **dict.fromkeys(["stream", "stream_options", "n", "max_tokens", "max_completion_tokens", "stop", "user"]),
+        **dict.fromkeys(["response_format", "tools", "tool_choice", "logprobs", "top_k", "mode", "conversation_id"]),
+    },
+    "/v1/completions": {
+        "prompt": QUESTION,
+        **dict.fromkeys(["stream", "echo", "n", "best_of", "suffix", "max_tokens", "stream_options"]),
+    },
+    "/v1/responses": {
+        "input": [{"type": None, "role": "user", "content": QUESTION}],
+        **dict.fromkeys(["stream", "store", "text", "max_output_tokens", "previous_response_id", "metadata", "user"]),
+    },
+}
+
+
+@pytest.mark.parametrize("path", NULLED)
+async def test_null_is_an_optional_field_left_out_and_a_required_one_still_missing(path: str) -> None:
+    """OpenAI's reference types these fields "boolean or null" (and so on); clients generated from it send null for
+    every field they leave unset, and ``"stream": null`` was a 400."""
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        reply = await client._client.post(f"http://like-opt{path}", json={"model": "like-opt", **NULLED[path]})
+        no_model = await client._client.post(f"http://like-opt{path}", json={"model": None, **NULLED[path]})
+    assert reply.status_code == 200 and reply.headers["content-type"] == "application/json", reply.text
+    assert "8080" in reply.text
+    assert no_model.status_code == 400 and no_model.json()["error"]["param"] == "model", no_model.text
+
+
 @pytest.mark.parametrize(
     ("path", "field", "value"),
     [
