@@ -87,12 +87,19 @@ def message_text(message: ChatMessage, position: int, field: str = "messages") -
     if content is None or isinstance(content, str):
         return content or ""
     texts = []
-    for part in content:
+    for index, part in enumerate(content):
         refusal = (part.model_extra or {}).get("refusal") if part.type == "refusal" else None
         if isinstance(refusal, str):  # an earlier reply's refusal, sent back as history
             texts.append(refusal)
             continue
-        if part.type != "text" or part.text is None:
+        if part.type == "text" and part.text is None:
+            raise OpenAIError(
+                400,
+                f"{field}[{position}].content[{index}]: a text part needs its 'text'",
+                param=f"{field}[{position}].content[{index}].text",
+                code="missing_required_parameter",
+            )
+        if part.type != "text":
             raise OpenAIError(
                 400,
                 f"{field}[{position}]: only text content can be answered, not {part.type!r}",

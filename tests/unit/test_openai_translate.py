@@ -59,6 +59,15 @@ def test_text_parts_are_joined_and_other_parts_refused() -> None:
     assert (refused.value.status, refused.value.param) == (400, "messages[0].content")
 
 
+@pytest.mark.parametrize("part", [{"type": "text"}, {"type": "text", "text": None}])
+def test_a_text_part_without_its_text_is_refused_as_missing_not_as_another_kind(part: dict[str, object]) -> None:
+    """It was refused as "only text content can be answered, not 'text'", which names the wrong problem."""
+    with pytest.raises(OpenAIError) as refused:
+        question_and_history(messages(("user", [{"type": "text", "text": "Which port?"}, part])))
+    assert (refused.value.param, refused.value.code) == ("messages[0].content[1].text", "missing_required_parameter")
+    assert "not 'text'" not in refused.value.message
+
+
 def test_another_models_tool_use_and_instructions_after_the_question_are_skipped() -> None:
     history = [
         {"role": "user", "content": "Which port does Envoy use?"},
