@@ -345,7 +345,9 @@ def validation_error(exc: RequestValidationError) -> OpenAIError:
     if kind == "json_invalid":
         return OpenAIError(400, "the body is not valid JSON", code="invalid_json")
     code = SCHEMA_CODES.get(kind, "invalid_type" if kind.endswith("_type") else "invalid_value")
-    return OpenAIError(400, f"{param or 'body'}: {problem.get('msg', 'invalid')}", param, code)
+    reason = str(problem.get("msg", "invalid")).removeprefix("Value error, ")  # a contract check's own sentence
+    message = reason if param and reason.startswith(param) else f"{param or 'body'}: {reason}"
+    return OpenAIError(400, message, param, code)
 
 
 class BodyLimit:

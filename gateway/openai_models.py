@@ -9,11 +9,11 @@ know them ignore them.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from likeopt.runtime.contract import ANSWER_TOP_K, MODES, Mode
+from likeopt.runtime.contract import ANSWER_TOP_K, MODES, Mode, check_conversation_id
 
 LENIENT_BUT_TYPED = ConfigDict(extra="allow", strict=True)
 """Request models: fields Like-Opt does not use are accepted and ignored, but a field it uses must have its type
@@ -69,7 +69,7 @@ class ResponseFormat(RequestPart):
 class LikeOptOptions(RequestPart):
     """Like-Opt's own options, which every OpenAI-style request (chat, responses, completions) may add."""
 
-    conversation_id: str | None = Field(
+    conversation_id: Annotated[str | None, AfterValidator(check_conversation_id)] = Field(
         None, description="Like-Opt: continue a stored conversation (its turns are used when no earlier messages)."
     )
     top_k: int | None = Field(

@@ -253,6 +253,18 @@ async def test_a_refused_field_is_named_as_the_client_wrote_it_not_by_pydantic_s
     assert reply.status_code == 400 and param in (field, "messages[0].content"), reply.text
 
 
+@pytest.mark.parametrize("path", NULLED)
+async def test_a_conversation_id_that_cannot_be_one_is_refused_naming_it(path: str) -> None:
+    """generation_svc refused it, so the client got param null and the gRPC code "invalid_argument"."""
+    required = {key: value for key, value in NULLED[path].items() if value is not None}
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        body = {"model": "like-opt", **required, "conversation_id": "../other"}
+        reply = await client._client.post(f"http://like-opt{path}", json=body)
+    error = reply.json()["error"]
+    assert reply.status_code == 400 and (error["param"], error["code"]) == ("conversation_id", "invalid_value"), error
+    assert error["message"] == "conversation_id must be 1 to 64 letters, digits, '-' or '_'"
+
+
 async def test_the_key_is_needed_when_reads_need_it() -> None:
     async with generation_server(ExtractiveBackend()) as h:
         async with v1_client(h.stub, api_key="s3cret", reads_need_key=True) as client:
