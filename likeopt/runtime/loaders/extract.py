@@ -9,6 +9,7 @@ from pathlib import Path
 
 from likeopt.runtime.loaders.documents import LoadedDocument, Skipped, Unreadable, skipped_file
 from likeopt.runtime.loaders.formats import (
+    CODE_TYPES,
     HTML_SUFFIXES,
     JSONL_SUFFIXES,
     LEGACY_OFFICE,
@@ -29,6 +30,7 @@ from likeopt.runtime.loaders.records import load_json, load_jsonl
 from likeopt.runtime.loaders.rich_text import rtf_to_text
 from likeopt.runtime.loaders.sniffing import marked_suffix, older_office_reason, sniffed_suffix
 from likeopt.runtime.loaders.tables import table_to_text
+from likeopt.runtime.text_layout import fenced
 
 log = logging.getLogger(__package__)  # the package's name, whichever of its modules reads the file
 
@@ -80,7 +82,7 @@ def _title_and_text(suffix: str, data: bytes) -> tuple[str, str]:
     raw = decode_text(data)
     if suffix in TABLE_SUFFIXES:
         return "", table_to_text(raw, suffix)
-    return "", raw
+    return "", fenced(raw) if suffix in CODE_TYPES else raw
 
 
 TYPESETTING_HINTS = str.maketrans(dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff")))

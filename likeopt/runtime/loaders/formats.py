@@ -8,6 +8,27 @@ HTML_SUFFIXES = {".html", ".htm"}
 TABLE_SUFFIXES = {".csv", ".tsv"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 OFFICE_SUFFIXES = {".docx", ".pptx", ".xlsx"}
+CODE_TYPES = {
+    **dict.fromkeys((".py", ".pyi"), "python"),
+    **dict.fromkeys((".js", ".mjs", ".cjs", ".jsx"), "javascript"),
+    **dict.fromkeys((".ts", ".tsx"), "typescript"),
+    **dict.fromkeys((".c", ".h"), "c"),
+    **dict.fromkeys((".cpp", ".cc", ".cxx", ".hpp", ".hh"), "cpp"),
+    **dict.fromkeys((".sh", ".bash", ".zsh"), "shell"),
+    **dict.fromkeys((".kt", ".kts"), "kotlin"),
+    **dict.fromkeys((".yaml", ".yml"), "yaml"),
+    **dict.fromkeys((".ini", ".cfg", ".conf", ".properties"), "config"),
+    **{".java": "java", ".go": "go", ".rs": "rust", ".cs": "csharp", ".rb": "ruby", ".php": "php"},
+    **{".swift": "swift", ".scala": "scala", ".lua": "lua", ".r": "r", ".ps1": "powershell", ".sql": "sql"},
+    **{".css": "css", ".proto": "protobuf", ".toml": "toml", ".xml": "xml", ".log": "log"},
+}
+"""Source code, configuration and logs, by suffix, with the file_type each is read as: text whose lines and
+indentation are its meaning, so it is read as a code block, never joined into sentences as hard-wrapped prose is.
+XML is among them, read as written with its tags: in a repository or on a drive it is configuration (a pom.xml, a
+.csproj, a manifest) whose element names say what each value is, and no XML parser meets its entity declarations."""
+MARKUP_TYPES = {".tex": "latex", ".adoc": "asciidoc", ".asciidoc": "asciidoc", ".org": "org"}
+"""Prose written in a markup language no loader parses, read as plain text (as reStructuredText is): its paragraphs
+are hard-wrapped sentences, which the chunker joins."""
 SUPPORTED = (
     TEXT_SUFFIXES
     | MARKDOWN_SUFFIXES
@@ -15,6 +36,8 @@ SUPPORTED = (
     | TABLE_SUFFIXES
     | JSONL_SUFFIXES
     | OFFICE_SUFFIXES
+    | CODE_TYPES.keys()
+    | MARKUP_TYPES.keys()
     | {
         ".json",
         ".pdf",
@@ -36,7 +59,16 @@ NOT_TEXT = "contains NUL characters: not a text file"
 
 def file_type(suffix: str) -> str:
     """What a file was read as, as its document's metadata says it: one name for each type whichever of its suffixes
-    the file has (.htm and .html are html), so a search filter {"file_type": "pdf"} finds every PDF. A file whose
-    bytes show another type than its name is that type (sniffed_suffix)."""
-    named = ((TEXT_SUFFIXES, "text"), (MARKDOWN_SUFFIXES, "markdown"), (HTML_SUFFIXES, "html"))
-    return next((name for suffixes, name in named if suffix in suffixes), suffix.removeprefix("."))
+    the file has (.htm and .html are html, .yml and .yaml yaml), so a search filter {"file_type": "pdf"} finds every
+    PDF. A file whose bytes show another type than its name is that type (sniffed_suffix)."""
+    return NAMED_TYPES.get(suffix, suffix.removeprefix("."))
+
+
+NAMED_TYPES = {
+    **dict.fromkeys(TEXT_SUFFIXES, "text"),
+    **dict.fromkeys(MARKDOWN_SUFFIXES, "markdown"),
+    **dict.fromkeys(HTML_SUFFIXES, "html"),
+    **CODE_TYPES,
+    **MARKUP_TYPES,
+}
+"""The file_type of each suffix whose type is not the suffix itself."""
