@@ -21,7 +21,7 @@ from likeopt.runtime.loaders import (
     html_to_text,
     load_content,
     markdown_to_text,
-    office,
+    packages,
     rich_text,
 )
 from tests.pdfs import pdf_bytes
@@ -195,7 +195,7 @@ def test_docx_paragraphs_and_table_rows_in_order_with_a_heading_title() -> None:
 def test_broken_and_bomb_docx_files_are_skipped_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     [broken] = load_content("broken.docx", b"PK not a zip", doc_id="broken.docx")
     assert isinstance(broken, Skipped) and broken.reason.startswith("unreadable")
-    monkeypatch.setattr(office, "MAX_OFFICE_UNPACKED_BYTES", 1000)
+    monkeypatch.setattr(packages, "MAX_UNPACKED_BYTES", 1000)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("word/document.xml", b"\0" * 2000)  # 2 kB stands in for gigabytes

@@ -16,6 +16,7 @@ from likeopt.runtime.loaders.formats import (
     MARKDOWN_SUFFIXES,
     MAX_FILE_BYTES,
     NOT_TEXT,
+    ODF_SUFFIXES,
     SUPPORTED,
     TABLE_SUFFIXES,
     TOO_LARGE,
@@ -24,6 +25,7 @@ from likeopt.runtime.loaders.formats import (
 from likeopt.runtime.loaders.html import html_to_text
 from likeopt.runtime.loaders.markdown import markdown_document
 from likeopt.runtime.loaders.office import docx_to_text, pptx_to_text, xlsx_to_text
+from likeopt.runtime.loaders.opendocument import odf_to_text
 from likeopt.runtime.loaders.pdf import PDF_WARNINGS, pdf_to_text
 from likeopt.runtime.loaders.plain_text import decode_html, decode_text, not_text_reason
 from likeopt.runtime.loaders.records import load_json, load_jsonl
@@ -77,6 +79,8 @@ def _title_and_text(suffix: str, data: bytes) -> tuple[str, str]:
         return pptx_to_text(data)
     if suffix == ".xlsx":
         return xlsx_to_text(data)
+    if suffix in ODF_SUFFIXES:
+        return odf_to_text(suffix, data)
     if suffix in HTML_SUFFIXES:
         return html_to_text(decode_html(data))
     raw = decode_text(data)

@@ -8,6 +8,7 @@ HTML_SUFFIXES = {".html", ".htm"}
 TABLE_SUFFIXES = {".csv", ".tsv"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 OFFICE_SUFFIXES = {".docx", ".pptx", ".xlsx"}
+ODF_SUFFIXES = {".odt", ".ods", ".odp"}
 CODE_TYPES = {
     **dict.fromkeys((".py", ".pyi"), "python"),
     **dict.fromkeys((".js", ".mjs", ".cjs", ".jsx"), "javascript"),
@@ -36,6 +37,7 @@ SUPPORTED = (
     | TABLE_SUFFIXES
     | JSONL_SUFFIXES
     | OFFICE_SUFFIXES
+    | ODF_SUFFIXES
     | CODE_TYPES.keys()
     | MARKUP_TYPES.keys()
     | {

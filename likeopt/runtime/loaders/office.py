@@ -1,21 +1,16 @@
 """Word (.docx), PowerPoint (.pptx) and Excel (.xlsx) files as text, each zip checked against a zip bomb before it is
-parsed."""
+parsed (packages.unpackable)."""
 
 from __future__ import annotations
 
-import io
-import zipfile
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import Any
 
 from likeopt.runtime.loaders.documents import scalar_text
-from likeopt.runtime.loaders.tables import rows_to_text
+from likeopt.runtime.loaders.packages import unpackable
+from likeopt.runtime.loaders.tables import sheets_to_text
 from likeopt.runtime.loaders.tidy import BLOCK_BREAK, given_title, tidy
-
-MAX_OFFICE_UNPACKED_BYTES = 256 * 1024 * 1024
-"""A .docx, .pptx or .xlsx is a zip: refuse one that would unpack past this (a zip bomb) before parsing it."""
-
 
 WORD = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 """The namespace of a Word document's XML, as lxml spells its tags."""
@@ -135,15 +130,6 @@ def _docx_notes(document: Any) -> Iterator[str]:
                         yield "\n".join(_docx_lines(note, document))
 
 
-def unpackable(data: bytes) -> io.BytesIO:
-    """An Office file's bytes to parse, once its zip is known to unpack to less than MAX_OFFICE_UNPACKED_BYTES."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        unpacked = sum(member.file_size for member in archive.infolist())
-    if unpacked > MAX_OFFICE_UNPACKED_BYTES:
-        raise ValueError(f"unpacks to {unpacked} bytes, over {MAX_OFFICE_UNPACKED_BYTES}")
-    return io.BytesIO(data)
-
-
 def pptx_to_text(data: bytes) -> tuple[str, str]:
     """(title, text) of a slide deck: each slide a paragraph block of its shapes' text (tables row by row, groups
     opened) and its speaker notes, in slide order. The title is the deck's own, else the first slide's title."""
@@ -184,9 +170,7 @@ def xlsx_to_text(data: bytes) -> tuple[str, str]:
         sheets = [(sheet.title, [_cells(row) for row in sheet.iter_rows(values_only=True)]) for sheet in book]
     finally:
         book.close()
-    several = len(sheets) > 1
-    parts = [f"{name}\n\n{text}" if several else text for name, rows in sheets if (text := rows_to_text(rows))]
-    return title, "\n\n".join(parts)
+    return title, sheets_to_text(sheets)
 
 
 def _cells(row: Sequence[object]) -> list[str]:

@@ -1,11 +1,13 @@
 """What type a file's bytes show, whatever its name says: a PDF or Rich Text by their marks, a Word, PowerPoint or
-Excel file by its zip's parts, and an older or encrypted Office file (a compound document, OLE2) by its streams."""
+Excel file by its zip's parts, an OpenDocument file by its zip's mimetype entry, and an older or encrypted Office
+file (a compound document, OLE2) by its streams."""
 
 from __future__ import annotations
 
 import io
 import re
 import zipfile
+import zlib
 
 from likeopt.runtime.loaders import rich_text
 from likeopt.runtime.loaders.formats import LEGACY_OFFICE, OFFICE_SUFFIXES
@@ -33,12 +35,21 @@ ENCRYPTED_OFFICE = (
 
 OFFICE_MAIN_PARTS = {"word/document.xml": ".docx", "ppt/presentation.xml": ".pptx", "xl/workbook.xml": ".xlsx"}
 """The part inside its zip that makes a file a Word document, a slide deck or a workbook."""
+PACKAGE_MIMETYPES = {
+    "application/vnd.oasis.opendocument.text": ".odt",
+    "application/vnd.oasis.opendocument.spreadsheet": ".ods",
+    "application/vnd.oasis.opendocument.presentation": ".odp",
+}
+"""What the ``mimetype`` entry of an OpenDocument file's zip (ODF 1.2, part 3) says it is, and its type's suffix."""
+MAX_MIMETYPE_BYTES = 100
+"""A longer ``mimetype`` entry names no type read here, and is not unpacked to find out."""
 
 
 def sniffed_suffix(data: bytes) -> str | None:
-    """The suffix of the type a file's first bytes show, when they show a PDF or Rich Text (marked_suffix) or a Word,
-    PowerPoint or Excel file (a zip of their parts): a PDF named memo.txt is read as the PDF it is, not refused as
-    text in a legacy code page or stored as PDF syntax, and a Word file named report.pdf as a Word file. None for
+    """The suffix of the type a file's first bytes show, when they show a PDF or Rich Text (marked_suffix), a Word,
+    PowerPoint or Excel file (a zip of their parts) or a zip whose ``mimetype`` entry names its type (OpenDocument):
+    a PDF named memo.txt is read as the PDF it is, not refused as text in a legacy code page or stored as PDF
+    syntax, a Word file named report.pdf as a Word file, an OpenDocument text named report.docx as one. None for
     anything else."""
     if marked := marked_suffix(data):
         return marked
@@ -47,9 +58,21 @@ def sniffed_suffix(data: bytes) -> str | None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
+            named = PACKAGE_MIMETYPES.get(_mimetype(archive)) if "mimetype" in names else None
     except ZIP_DIRECTORY_ERRORS:
         return None  # the loader its name picks says why it is not read
-    return next((suffix for part, suffix in OFFICE_MAIN_PARTS.items() if part in names), None)
+    return next((suffix for part, suffix in OFFICE_MAIN_PARTS.items() if part in names), named)
+
+
+def _mimetype(archive: zipfile.ZipFile) -> str:
+    """What a zip's ``mimetype`` entry says, "" when it is too long to be a type's name, encrypted or damaged."""
+    entry = archive.getinfo("mimetype")
+    if entry.file_size > MAX_MIMETYPE_BYTES or entry.flag_bits & 1:  # bit 0: encrypted, needs a password
+        return ""
+    try:
+        return archive.read(entry).decode("ascii", "replace").strip()
+    except (zipfile.BadZipFile, NotImplementedError, EOFError, zlib.error):  # a bad header, method, stream or CRC
+        return ""
 
 
 ZIP_DIRECTORY_ERRORS = (zipfile.BadZipFile, NotImplementedError, UnicodeDecodeError)

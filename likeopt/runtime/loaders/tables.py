@@ -35,6 +35,14 @@ def rows_to_text(rows: Iterable[Sequence[str]]) -> str:
     return "\n\n".join(paragraphs)
 
 
+def sheets_to_text(sheets: Sequence[tuple[str, Iterable[Sequence[str]]]]) -> str:
+    """A workbook's sheets (name, rows) as text: each a table as rows_to_text writes one, led by the sheet's name
+    when there are several, so a row's values can be told apart from another sheet's."""
+    several = len(sheets) > 1
+    parts = [f"{name}\n\n{text}" if several else text for name, rows in sheets if (text := rows_to_text(rows))]
+    return "\n\n".join(parts)
+
+
 HEADER_SEARCH_ROWS = 20
 """How many of a table's first rows its header is looked for in."""
 _NUMBER = re.compile(r"[-+]?[\d.,\s]*\d%?")
