@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from likeopt.runtime.loaders.documents import LoadedDocument, Skipped, Unreadable, skipped_file
+from likeopt.runtime.loaders.epub import epub_document
 from likeopt.runtime.loaders.formats import (
     CODE_TYPES,
     HTML_SUFFIXES,
@@ -61,9 +62,11 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
 
 def extract(suffix: str, data: bytes) -> tuple[str, str, dict[str, str]]:
     """(title, text, metadata) of one file's bytes by its type; an empty title lets the caller use the file name.
-    Only Markdown carries metadata of its own (its front matter)."""
+    Markdown (its front matter) and EPUB books (their authors) carry metadata of their own."""
     if suffix in MARKDOWN_SUFFIXES:
         return markdown_document(decode_text(data))
+    if suffix == ".epub":
+        return epub_document(data)
     return *_title_and_text(suffix, data), {}
 
 

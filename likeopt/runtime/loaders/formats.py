@@ -41,6 +41,7 @@ SUPPORTED = (
     | CODE_TYPES.keys()
     | MARKUP_TYPES.keys()
     | {
+        ".epub",
         ".json",
         ".pdf",
         ".rtf",

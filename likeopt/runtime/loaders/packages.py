@@ -46,11 +46,17 @@ def opened(data: bytes) -> Iterator[zipfile.ZipFile]:
 def part_xml(archive: zipfile.ZipFile, name: str, kind: str) -> Any:
     """The root element of a part's XML, parsed with SAFE_XML; a part that is missing or no XML is a kind (the
     file's type, as a reader names it) that cannot be read, said so."""
-    try:
-        data = archive.read(name)
-    except KeyError:
-        raise Unreadable(f"not a complete {kind}: it has no {name}") from None
+    data = part_bytes(archive, name, kind)
     try:
         return etree.fromstring(data, SAFE_XML)
     except etree.XMLSyntaxError as error:
         raise Unreadable(f"not a complete {kind}: its {name} is no well-formed XML ({error})") from None
+
+
+def part_bytes(archive: zipfile.ZipFile, name: str, kind: str) -> bytes:
+    """A part's bytes; a part that is missing makes the file a kind (its type, as a reader names it) that cannot
+    be read, said so."""
+    try:
+        return archive.read(name)
+    except KeyError:
+        raise Unreadable(f"not a complete {kind}: it has no {name}") from None

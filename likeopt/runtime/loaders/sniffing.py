@@ -1,6 +1,6 @@
 """What type a file's bytes show, whatever its name says: a PDF or Rich Text by their marks, a Word, PowerPoint or
-Excel file by its zip's parts, an OpenDocument file by its zip's mimetype entry, and an older or encrypted Office
-file (a compound document, OLE2) by its streams."""
+Excel file by its zip's parts, an OpenDocument file or an EPUB book by its zip's mimetype entry, and an older or
+encrypted Office file (a compound document, OLE2) by its streams."""
 
 from __future__ import annotations
 
@@ -39,15 +39,18 @@ PACKAGE_MIMETYPES = {
     "application/vnd.oasis.opendocument.text": ".odt",
     "application/vnd.oasis.opendocument.spreadsheet": ".ods",
     "application/vnd.oasis.opendocument.presentation": ".odp",
+    "application/epub+zip": ".epub",
 }
-"""What the ``mimetype`` entry of an OpenDocument file's zip (ODF 1.2, part 3) says it is, and its type's suffix."""
+"""What the ``mimetype`` entry of an OpenDocument file's or an EPUB book's zip (ODF 1.2 part 3, EPUB OCF) says it
+is, and its type's suffix."""
 MAX_MIMETYPE_BYTES = 100
 """A longer ``mimetype`` entry names no type read here, and is not unpacked to find out."""
 
 
 def sniffed_suffix(data: bytes) -> str | None:
     """The suffix of the type a file's first bytes show, when they show a PDF or Rich Text (marked_suffix), a Word,
-    PowerPoint or Excel file (a zip of their parts) or a zip whose ``mimetype`` entry names its type (OpenDocument):
+    PowerPoint or Excel file (a zip of their parts) or a zip whose ``mimetype`` entry names its type (OpenDocument,
+    EPUB):
     a PDF named memo.txt is read as the PDF it is, not refused as text in a legacy code page or stored as PDF
     syntax, a Word file named report.pdf as a Word file, an OpenDocument text named report.docx as one. None for
     anything else."""
