@@ -24,6 +24,7 @@ from likeopt.runtime.loaders.formats import (
     file_type,
 )
 from likeopt.runtime.loaders.html import html_to_text
+from likeopt.runtime.loaders.mail import ATTACHMENT_NOT_READ, mail_attachments, mail_document
 from likeopt.runtime.loaders.markdown import markdown_document
 from likeopt.runtime.loaders.office import docx_to_text, pptx_to_text, xlsx_to_text
 from likeopt.runtime.loaders.opendocument import odf_to_text
@@ -58,15 +59,20 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
         yield from load_json(name, data)
     else:
         yield _one_document(name, kind, data, doc_id)
+        if kind == ".eml":
+            yield from (Skipped(f"{name}: {attached}", ATTACHMENT_NOT_READ) for attached in mail_attachments(data))
 
 
 def extract(suffix: str, data: bytes) -> tuple[str, str, dict[str, str]]:
     """(title, text, metadata) of one file's bytes by its type; an empty title lets the caller use the file name.
-    Markdown (its front matter) and EPUB books (their authors) carry metadata of their own."""
+    Markdown (its front matter), EPUB books (their authors) and e-mail (sender and date) carry metadata of their
+    own."""
     if suffix in MARKDOWN_SUFFIXES:
         return markdown_document(decode_text(data))
     if suffix == ".epub":
         return epub_document(data)
+    if suffix == ".eml":
+        return mail_document(data)
     return *_title_and_text(suffix, data), {}
 
 

@@ -41,6 +41,7 @@ SUPPORTED = (
     | CODE_TYPES.keys()
     | MARKUP_TYPES.keys()
     | {
+        ".eml",
         ".epub",
         ".json",
         ".pdf",

@@ -1,0 +1,77 @@
+"""Loaders: e-mail saved as .eml, built here with the standard library's email package as mail programs write it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from likeopt.runtime.loaders import LoadedDocument, Skipped, load_content
+from tests.unit.test_loaders import chunked
+
+SENT = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
+
+
+def message(subject: str, plain: str | None, html: str | None = None) -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"] = "Ana Lopes <ana@example.org>"
+    mail["To"] = "ops@example.org"
+    mail["Subject"] = subject
+    mail["Date"] = format_datetime(SENT)
+    mail["Message-ID"] = make_msgid()
+    if plain is not None:
+        mail.set_content(plain)
+    if html is not None:
+        (mail.add_alternative if plain is not None else mail.set_content)(html, subtype="html")
+    return mail
+
+
+def loaded(name: str, mail: EmailMessage) -> tuple[LoadedDocument, list[Skipped]]:
+    [doc, *skipped] = load_content(name, mail.as_bytes(), doc_id=name)
+    assert isinstance(doc, LoadedDocument), doc
+    return doc, [s for s in skipped if isinstance(s, Skipped)]
+
+
+def test_a_message_is_its_plain_text_titled_by_its_subject_with_its_sender_and_date() -> None:
+    """Non-ASCII words survive the encodings mail uses (an encoded subject, quoted-printable), and the plain text is
+    read rather than the HTML alternative beside it."""
+    mail = message("Café rota für Mai", "Hi team,\n\nthe café opens at 7 in May.\n", "<p>HTML copy</p>")
+    doc, skipped = loaded("mail/rota.eml", mail)
+    assert doc.title == "Café rota für Mai" and chunked(doc.text) == "Hi team,\n\nthe café opens at 7 in May."
+    assert doc.metadata == {
+        "from": "Ana Lopes <ana@example.org>",
+        "date": "2024-05-01 09:30:00+00:00",
+        "source": "rota.eml",
+        "file_type": "eml",
+    }
+    assert skipped == []
+
+
+def test_a_message_with_only_html_is_read_as_a_page_is() -> None:
+    mail = message("Outage", None, "<html><body><nav>Menu</nav><p>The cache was <b>down</b> for 5 minutes.</p>")
+    assert loaded("outage.eml", mail)[0].text == "The cache was down for 5 minutes."
+
+
+def test_a_message_s_attachments_are_named_in_the_report_not_read_into_its_text() -> None:
+    mail = message("Minutes", "Minutes attached.\n")
+    mail.add_attachment(b"%PDF-1.7 minutes", maintype="application", subtype="pdf", filename="minutes.pdf")
+    forwarded = message("Earlier thread", "Old words.\n")
+    mail.add_attachment(forwarded)
+    doc, skipped = loaded("minutes.eml", mail)
+    assert doc.text == "Minutes attached." and "%PDF" not in doc.text and "Old words" not in doc.text
+    assert [s.source for s in skipped] == [
+        "minutes.eml: minutes.pdf",
+        "minutes.eml: forwarded message 'Earlier thread'",
+    ]
+    assert skipped[0].reason.startswith("an attachment of an e-mail, not read")
+
+
+def test_a_message_without_a_subject_or_a_parseable_date_keeps_what_it_has() -> None:
+    data = message("", "Words.\n").as_bytes().replace(format_datetime(SENT).encode(), b"sometime last week")
+    [doc] = load_content("inbox/note.eml", data, doc_id="inbox/note.eml")
+    assert isinstance(doc, LoadedDocument) and doc.title == "note" and doc.metadata["date"] == "sometime last week"
+
+
+def test_a_body_in_a_character_set_no_codec_reads_is_refused_naming_it() -> None:
+    [refused] = load_content("odd.eml", b"Content-Type: text/plain; charset=x-nope\n\nhello\n", doc_id="odd.eml")
+    assert isinstance(refused, Skipped) and refused.reason.startswith("its body is in a character set no codec")
