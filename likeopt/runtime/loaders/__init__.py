@@ -1,5 +1,6 @@
 """Turn files into documents: plain text, Markdown, HTML, Word (.docx), Rich Text (.rtf), PowerPoint (.pptx), Excel
-(.xlsx), PDF, CSV/TSV tables, JSON Lines, JSON arrays of documents and BEIR folders.
+(.xlsx), OpenDocument (.odt, .ods, .odp), EPUB, e-mail (.eml), PDF, CSV/TSV tables, JSON Lines, JSON arrays of
+documents, source code and configuration (as text), and BEIR folders.
 
 Each loader yields ``(id, title, text, metadata)`` records; what cannot be read is reported as skipped with the
 reason, never silently dropped. The indexed text is what a reader sees, because it is what search matches and what
@@ -7,8 +8,8 @@ citations quote.
 
 One module a job: files walks files and folders and gives their ids; extract picks a file's reader by the type its
 bytes show (sniffing) or its name (formats); each format has its reader (plain_text, html, markdown, rich_text,
-office, pdf, tables, records); documents and tidy hold what they all share. The names below are the ones the rest
-of the project takes from here.
+office, opendocument, epub, mail, pdf, tables, records), packages opening the zip-based ones within bounds;
+documents and tidy hold what they all share. The names below are the ones the rest of the project takes from here.
 """
 
 from __future__ import annotations
