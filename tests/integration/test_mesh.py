@@ -17,6 +17,9 @@ from likeopt.caching.cache_keys import normalise_query
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.pdfs import pdf_bytes
 from tests.support import MeshProcess, ValkeyServer
+from tests.unit.test_loaders_email import message
+from tests.unit.test_loaders_epub import CHAPTERS, PACKAGE, epub_file
+from tests.unit.test_loaders_opendocument import odf_file
 
 KNOWN_QUESTION = "Which port does Envoy listen on?"
 KNOWN_DOC = "docs/architecture.md"
@@ -332,6 +335,32 @@ def test_an_uploaded_rich_text_letter_and_a_pdf_behind_a_mail_header_are_stored_
         assert "caf\u00e9 cr\u00e8me for \u20ac 4 \U0001f600." in sold["text"]
         crossed = search(mesh, "When does the Osterkamp ferry cross the Wexford sound?", top_k=3)["hits"][0]
         assert crossed["doc_id"] == "scan.bin" and "at dawn" in crossed["text"]
+
+
+def test_uploaded_opendocument_epub_mail_and_code_files_are_stored_and_found_by_their_type(mesh: MeshProcess) -> None:
+    """Each was refused as an unsupported type; the OpenDocument text is named .docx, as a misnamed file is read as
+    what its bytes show."""
+    body = "<office:text><text:p>The Halvorsen weir is inspected every ninth of October.</text:p></office:text>"
+    weir = odf_file("odt", body, title="Weir log")
+    book = epub_file({"OEBPS/content.opf": PACKAGE, **CHAPTERS})
+    mail = message("Brannock kiln", "The Brannock kiln is fired with larch on Thursdays.\n").as_bytes()
+    script = b"def tern_census(colony):\n    # the Skerryvane terns are counted at low tide\n    return colony.size\n"
+    files = {
+        "weir.docx": (weir, "application/octet-stream"),
+        "herons.epub": (book, "application/epub+zip"),
+        "kiln.eml": (mail, "message/rfc822"),
+        "census.py": (script, "text/x-python"),
+    }
+    with uploaded(mesh, files):
+        for question, doc_id, kind in (
+            ("When is the Halvorsen weir inspected?", "weir.docx", "odt"),
+            ("When do herons nest?", "herons.epub", "epub"),
+            ("What is the Brannock kiln fired with?", "kiln.eml", "eml"),
+            ("When are the Skerryvane terns counted?", "census.py", "python"),
+        ):
+            [hit] = search(mesh, question, top_k=1, filters={"file_type": kind})["hits"]
+            assert hit["doc_id"] == doc_id, (question, hit)
+        assert "    # the Skerryvane terns" in hit["text"]  # code keeps its indentation
 
 
 def test_every_service_exposes_prometheus_metrics(mesh: MeshProcess) -> None:
