@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import warnings
 import zipfile
 
 import pytest
 
-from likeopt.runtime.loaders import Skipped, load_content, packages
+from likeopt.runtime.loaders import Skipped, html_to_text, load_content, packages
 from tests.unit.test_loaders import chunked, one
 
 CONTAINER = """<?xml version="1.0"?>
@@ -37,8 +38,18 @@ def chapter(title: str, body: str) -> str:
     )
 
 
+NAVIGATION = """<?xml version='1.0' encoding='utf-8'?>
+<!DOCTYPE html>
+<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops" lang="en" xml:lang="en">
+<head><title>Herons of the Fens</title></head>
+<body><h1>Contents</h1><nav epub:type="toc" id="id" role="doc-toc"><h2>Herons of the Fens</h2>
+<ol><li><a href="text/chapter1.xhtml">Nesting</a></li><li><a href="text/chapter%202.xhtml">Feeding</a></li>
+<li><a href="text/chapter%202.xhtml#dawn">Wading at dawn</a></li><li><a href="text/chapter%202.xhtml#eels">Eels</a></li>
+</ol></nav></body></html>"""
+"""A navigation page as EbookLib writes it, and puts in the spine, with a heading as some editors give it; its
+first 500 characters hold no "</html", as no real page's do."""
 CHAPTERS = {
-    "OEBPS/nav.xhtml": chapter("Contents", '<nav epub:type="toc"><ol><li>Chapter 1</li><li>Chapter 2</li></ol></nav>'),
+    "OEBPS/nav.xhtml": NAVIGATION,
     "OEBPS/text/chapter1.xhtml": chapter("One", "<h1>Nesting</h1><p>Herons nest in March&#160;and April.</p>"),
     "OEBPS/text/chapter 2.xhtml": chapter("Two", "<h1>Feeding</h1><p>They wade at dawn.</p>"),
 }
@@ -66,6 +77,20 @@ def test_an_epub_book_is_its_chapters_in_reading_order_with_its_title_and_author
     assert doc.metadata == {"author": "Ana Lopes, Bo Ek", "source": "herons.epub", "file_type": "epub"}
 
 
+def test_a_book_s_navigation_page_in_its_spine_is_not_read_as_a_chapter() -> None:
+    """Its table of contents, and any heading over it, name the chapters; they are not what the book says."""
+    assert "Contents" not in one("herons.epub", BOOK).text
+
+
+def test_an_xhtml_chapter_is_read_without_a_warning_that_it_looks_like_xml() -> None:
+    """Beautiful Soup warned so of every XHTML page longer than 500 characters (any warning is an error here, so
+    such a book was refused)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, text = html_to_text(NAVIGATION.replace("<h1>Contents</h1>", "<p>Read me.</p>"))
+    assert text == "Read me."
+
+
 @pytest.mark.parametrize("name", ["herons.zip", "herons", "herons.odt"])
 def test_an_epub_book_under_another_name_is_read_as_its_mimetype_entry_says(name: str) -> None:
     assert one(name, BOOK).metadata["file_type"] == "epub"
@@ -80,7 +105,7 @@ def test_a_zip_with_another_mimetype_entry_is_refused_for_its_name() -> None:
     ("parts", "reason"),
     [
         ({}, "not a complete EPUB book: it has no OEBPS/content.opf"),
-        ({"OEBPS/content.opf": PACKAGE}, "not a complete EPUB book: it has no OEBPS/nav.xhtml"),
+        ({"OEBPS/content.opf": PACKAGE}, "not a complete EPUB book: it has no OEBPS/text/chapter1.xhtml"),
         ({"OEBPS/content.opf": "<package"}, "not a complete EPUB book: its OEBPS/content.opf is no well-formed XML"),
     ],
 )

@@ -48,11 +48,17 @@ def _package_path(archive: zipfile.ZipFile) -> str:
 
 
 def _spine(package: Any, package_path: str) -> Iterator[str]:
-    """The paths in the zip of the spine's chapters, in reading order: each item's href is relative to the package
-    document and percent-encoded, as a URL is."""
+    """The paths in the zip of the spine's chapters, in reading order, but for the navigation page: each item's href
+    is relative to the package document and percent-encoded, as a URL is."""
     items = {item.get("id"): item for item in package.iterfind(f"{OPF}manifest/{OPF}item")}
     folder = posixpath.dirname(package_path)
     for reference in package.iterfind(f"{OPF}spine/{OPF}itemref"):
         item = items.get(reference.get("idref"))
-        if item is not None and item.get("media-type") in CHAPTER_TYPES:
+        if item is not None and item.get("media-type") in CHAPTER_TYPES and not _is_navigation(item):
             yield posixpath.normpath(posixpath.join(folder, unquote(item.get("href", ""))))
+
+
+def _is_navigation(item: Any) -> bool:
+    """Whether a manifest item is the book's navigation page (EPUB 3's properties="nav"): its table of contents
+    repeats the chapters' titles, not their text, and editors put it in the spine."""
+    return "nav" in str(item.get("properties", "")).split()

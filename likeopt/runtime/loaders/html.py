@@ -159,7 +159,13 @@ def _content_holders(root: Tag) -> set[int]:
     return holders
 
 
+XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
+"""What an XHTML page (an EPUB book's chapter, a page saved as XHTML) starts with. Beautiful Soup takes a page that
+starts so, and shows no "</html" in its first 500 characters, for XML and warns that it is parsed as HTML: it is
+HTML, and the encoding the declaration names has been applied already."""
+
+
 def html_to_text(html: str) -> tuple[str, str]:
-    """(title, text) of an HTML document."""
-    soup = BeautifulSoup(html, "lxml")
+    """(title, text) of an HTML or XHTML document."""
+    soup = BeautifulSoup(XML_DECLARATION.sub("", html, count=1), "lxml")
     return _html_title(soup), _html_visible_text(soup)
