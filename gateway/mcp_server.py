@@ -344,13 +344,26 @@ RESOURCES_PER_PAGE = LIST_LIMIT.default
 """Documents per resources/list page; the next page is asked for with the cursor (the last id sent)."""
 
 
+UNSERVED_METHODS = ("prompts/list", "prompts/get")
+"""Methods the SDK's server registers whatever it holds; there are no prompts here, so neither is served."""
+
+
 class LikeOptMCPServer(MCPServer[Any]):
     """The SDK's server, with resources/list paging through the documents the caller may read: the SDK lists only
-    resources registered one by one, and a corpus is too large and changes too often for that."""
+    resources registered one by one, and a corpus is too large and changes too often for that.
+
+    The SDK advertises a capability for each method it serves, on every protocol version (``initialize``,
+    ``server/discover``), so what is advertised is what is served: no prompts, and no ``subscriptions/listen``
+    stream (a stateless server answering each POST with one JSON body holds nothing open, and nothing here sends
+    change notifications), hence no ``listChanged`` nor resource ``subscribe``.
+    """
 
     def __init__(self, mesh: Callable[[], Mesh], **options: Any) -> None:
-        super().__init__(**options)
+        super().__init__(subscriptions=False, **options)
         self._mesh = mesh
+        handlers = self._lowlevel_server._request_handlers  # no public way to unregister a method the SDK added
+        for method in UNSERVED_METHODS:
+            del handlers[method]
 
     async def _handle_list_resources(self, ctx: Any, params: PaginatedRequestParams | None) -> ListResourcesResult:
         m = self._mesh()

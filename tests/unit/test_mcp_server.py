@@ -445,3 +445,63 @@ async def test_an_unknown_protocol_version_header_is_refused_naming_the_versions
     assert error["code"] == -32022 and "'2099-01-01'" in error["message"] and "2025-11-25" in error["message"]
     assert "_meta" not in future.text and error["data"]["requested"] == "2099-01-01", future.text
     assert [r.status_code for r in known] == [200] * 4 and all(r.json()["result"]["tools"] for r in known)
+
+
+MODERN = "2026-07-28"
+"""The protocol version whose requests carry the client's version in params._meta and ask with server/discover."""
+
+
+def modern_message(method: str, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A 2026-07-28 request and its headers: the envelope (version, client) rides in params._meta."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    headers = {**MCP_HEADERS, "mcp-protocol-version": MODERN, "mcp-method": method}
+    if "name" in params:
+        headers["mcp-name"] = params["name"]
+    return {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": meta}}, headers
+
+
+async def capabilities_and_unserved(http: httpx2.AsyncClient, version: str) -> tuple[dict, list[int]]:
+    """The capabilities a client of this version is told of, and the JSON-RPC error codes of prompts/list,
+    prompts/get and the subscription method of its era."""
+    url = "http://like-opt/mcp"
+    if version == MODERN:
+        body, headers = modern_message("server/discover", {})
+        capabilities = (await http.post(url, json=body, headers=headers)).json()["result"]["capabilities"]
+        asked = [
+            modern_message("prompts/list", {}),
+            modern_message("prompts/get", {"name": "nope"}),
+            modern_message("subscriptions/listen", {"notifications": {"resourcesListChanged": True}}),
+        ]
+    else:
+        headers = {**MCP_HEADERS, "mcp-protocol-version": version}
+        hello = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+        initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": hello}
+        capabilities = (await http.post(url, json=initialize, headers=headers)).json()["result"]["capabilities"]
+        asked = [
+            ({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, headers)
+            for method, params in [
+                ("prompts/list", {}),
+                ("prompts/get", {"name": "nope"}),
+                ("resources/subscribe", {"uri": "likeopt://documents/car"}),
+            ]
+        ]
+    codes = [(await http.post(url, json=body, headers=headers)).json()["error"]["code"] for body, headers in asked]
+    return capabilities, codes
+
+
+@pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25", MODERN])
+async def test_what_is_advertised_is_what_is_served_on_every_protocol_version(version: str) -> None:
+    """server/discover advertised resource subscriptions and list-change notifications, which a stateless server
+    never sends, and prompts, of which there are none; an unknown prompt was JSON-RPC error 0, no valid code."""
+    endpoint = McpEndpoint(Config.from_env({}), build_mcp_server(lambda: None))  # type: ignore[arg-type,return-value]
+    async with endpoint.run(), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=endpoint)) as http:
+        capabilities, codes = await capabilities_and_unserved(http, version)
+    assert capabilities == {
+        "resources": {"listChanged": False, "subscribe": False},
+        "tools": {"listChanged": False},
+    }, capabilities
+    assert codes == [-32601] * 3, codes
