@@ -32,6 +32,7 @@ from gateway.openai_api import openai_app
 from gateway.request_spans import NO_NATIVE_TELEMETRY
 from gateway.routes import admin, chat, conversations, documents, feedback, ops, search
 from gateway.routes.ops import STATIC_DIR, UI_FILES
+from gateway.slashes import serve_without_trailing_slash
 from gateway.state import Lifecycle
 from gateway.ui_config import UI_CONFIG_PATH, ui_config_endpoint
 from gateway.upstreams import Upstreams
@@ -98,6 +99,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> GatewayApp:
     app.router.routes.append(LabelledRoute("/mcp", mcp, name="mcp", include_in_schema=False))
     app.mount("/static", UI_FILES, name="static")
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
+    serve_without_trailing_slash(app.router)
     return app
 
 

@@ -67,6 +67,7 @@ from gateway.openai_translate import (
 )
 from gateway.request_spans import NO_NATIVE_TELEMETRY
 from gateway.routes.conversations import LOOKUP_TIMEOUT_S
+from gateway.slashes import serve_without_trailing_slash
 from gateway.sse import with_heartbeats
 from gateway.upstreams import Upstreams
 from likeopt.runtime.config import Config
@@ -431,5 +432,6 @@ def openai_app(config: Config, upstreams: Callable[[], Upstreams]) -> FastAPI:
         },
     )
     app.include_router(openai_router(config, upstreams))
+    serve_without_trailing_slash(app.router)
     app.add_middleware(BodyLimit, max_bytes=min(config.max_request_bytes, MAX_JSON_BYTES))
     return app

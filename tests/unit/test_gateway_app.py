@@ -207,6 +207,38 @@ def test_unknown_routes_and_methods_answer_in_the_error_shape(client: TestClient
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/models", None),
+        ("POST", "/v1/chat/completions", {"model": "like-opt", "messages": []}),  # the OpenAI app's own 400
+        ("POST", "/api/v1/search", {"query": "x", "top_k": 101}),  # the body reaches the route's check
+        ("POST", "/api/v1/search", {"query": "x"}),  # and the upstream call
+        ("GET", "/api/v1/nothing", None),
+        ("PUT", "/api/v1/search", None),
+    ],
+)
+def test_a_trailing_slash_is_answered_as_the_path_without_it_not_redirected(
+    client: TestClient, method: str, path: str, body: dict | None
+) -> None:
+    """A 307's Location said http:// and the gateway's host even behind a proxy that terminates TLS, and some
+    clients do not follow a 307 on a POST: the slash form now gets the slashless path's own answer."""
+    slashless = client.request(method, path, json=body, follow_redirects=False)
+    slashed = client.request(method, path + "/", json=body, follow_redirects=False)
+    assert "location" not in slashed.headers and slashed.status_code == slashless.status_code, slashed.text
+    assert slashed.json() == slashless.json() and slashed.headers.get("allow") == slashless.headers.get("allow")
+
+
+def test_a_trailing_slash_is_counted_under_the_route_that_answered() -> None:
+    app = RequestMetrics(build_app(unreachable()))
+    before = HTTP_REQUESTS.labels("/v1/models", "GET", "200")._value.get()
+    with TestClient(app) as test_client:
+        assert test_client.get("/v1/models/", follow_redirects=False).status_code == 200
+    assert HTTP_REQUESTS.labels("/v1/models", "GET", "200")._value.get() == before + 1
+    paths = build_app(unreachable()).openapi()["paths"]
+    assert not [path for path in paths if path.endswith("/")], "one path per route in the OpenAPI document"
+
+
+@pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
         ("DELETE", "/api/v1/documents", "GET, HEAD, POST"),  # two routes share the path: Allow names both
