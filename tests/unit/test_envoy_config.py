@@ -1206,6 +1206,34 @@ def test_a_request_envoy_cannot_read_is_refused_in_the_error_shape(envoy, reques
     assert json.loads(body)["error"]["code"] == code
 
 
+UNRECOGNIZED_METHODS = {
+    "without a body": b"FOO /api/v1/search HTTP/1.1\r\nHost: x\r\n\r\n",
+    "with a body": b"FOO /api/v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 2\r\n\r\n{}",
+    "on a gRPC path": b"BREW /likeopt.v1.RetrievalService/Search HTTP/1.1\r\nHost: x\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("request_bytes", UNRECOGNIZED_METHODS.values(), ids=UNRECOGNIZED_METHODS.keys())
+def test_a_method_no_one_recognizes_is_a_501_in_the_error_shape(envoy, request_bytes):
+    """Envoy's HTTP/1 parser took one for a malformed request (400, "not well-formed HTTP"); RFC 9110 says 501."""
+    status_line, body = _raw_exchange(envoy, request_bytes.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
+    assert status_line.split()[1] == "501", (status_line, body)
+    error = json.loads(body)["error"]
+    assert error["code"] == "UNIMPLEMENTED" and "method" in error["message"], error
+
+
+def test_a_recognized_method_still_reaches_the_gateway_for_its_405(envoy):
+    """OpenAI's clients get the 501 in OpenAI's shape; a method the gateway recognizes is its to answer (405, Allow)."""
+    with _client() as client:
+        openai = client.request("FOO", f"{envoy.url}/v1/models")
+        put = client.put(f"{envoy.url}/api/v1/search", json={})
+        query = client.request("QUERY", f"{envoy.url}/api/v1/search", json={"query": "x"})
+    assert openai.status_code == 501 and openai.json()["error"]["code"] == "method_not_implemented", openai.text
+    assert (put.status_code, put.headers.get("allow")) == (405, "POST"), put.text
+    assert (query.status_code, query.headers.get("allow")) == (405, "POST"), query.text
+
+
 def test_headers_over_the_limit_are_a_431_in_the_error_shape(envoy):
     with _client() as client:
         reply = client.get(f"{envoy.url}/api/v1/index", headers={"x-big": "a" * 70_000})
@@ -1595,7 +1623,8 @@ def test_envoy_s_refusals_of_grpc_calls_are_trailers_only_grpc_replies(tmp_path,
     mappers = _manager(write_envoy_config(Config.from_env(environ), tmp_path).read_text())["local_reply_config"][
         "mappers"
     ]
-    first = next(m for m in mappers if m.get("status_code") != 415)  # that one takes other protocols' requests only
+    # 415 takes other protocols' requests only, 501 methods no one recognizes (never a gRPC call's POST)
+    first = next(m for m in mappers if m.get("status_code") not in (415, 501))
     reason = "missing or wrong API key" if key else "no API key is configured"
     assert first["status_code"] == 200 and first["body"] == {"inline_string": ""}
     assert {h["header"]["key"]: h["header"]["value"] for h in first["headers_to_add"]} == {

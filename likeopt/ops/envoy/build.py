@@ -1,7 +1,7 @@
 """Envoy's whole configuration for a set of settings, written where Envoy reads it: the template filled (values),
 then, on the parsed document, what varies with the settings: replicas and the metrics listener (clusters), untraced
-probes (tracing), requests it cannot read (protocol_errors), who may call what (keys or jwt, grpc_only) and TLS
-(tls)."""
+probes (tracing), requests it cannot read (protocol_errors), who may call what (keys or jwt, grpc_only), methods
+it does not recognize (methods) and TLS (tls)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from likeopt.ops.envoy.clusters import add_replicas, remove_stats_listener
 from likeopt.ops.envoy.grpc_only import refuse_other_protocols
 from likeopt.ops.envoy.jwt import add_jwt
 from likeopt.ops.envoy.keys import make_room_for, require_grpc_key
+from likeopt.ops.envoy.methods import refuse_unrecognized_methods
 from likeopt.ops.envoy.protocol_errors import shape_unreadable_requests
 from likeopt.ops.envoy.tls import add_collector_tls, add_ingress_tls
 from likeopt.ops.envoy.tracing import untrace_probes
@@ -46,6 +47,7 @@ def envoy_document(config: Config, access_log_path: str) -> dict:
     else:
         require_grpc_key(doc, api_key, reads_too=config.reads_need_key)
     refuse_other_protocols(doc)  # after them: its filter and its mapper go ahead of theirs
+    refuse_unrecognized_methods(doc)  # last: its filter and its mappers go ahead of the other refusals
     if api_key:
         make_room_for(doc, key_pattern(api_key))
     if config.tls_cert_file:

@@ -70,12 +70,20 @@ def in_every_shape(
     grpc_message: str = "",
 ) -> list[dict]:
     """One refusal as three mappers (the first that matches wins): for gRPC and gRPC-web a grpc_refusal (codes[0]),
-    OpenAI's error on /v1/ (codes[1]), the REST API's elsewhere (codes[0]). The reason is message, a format that may
-    read the request's metadata, by default the body; gRPC's is grpc_message, else message, else body."""
+    then http_shapes. The reason is message, a format that may read the request's metadata, by default the body;
+    gRPC's is grpc_message, else message, else body."""
+    grpc_reason = grpc_message or (body if message == LOCAL_REPLY_BODY else message)
+    return [grpc_refusal(filters, codes[0], grpc_reason), *http_shapes(filters, codes, status, body, message)]
+
+
+def http_shapes(
+    filters: list[dict], codes: tuple[str, str], status: int = 0, body: str = "", message: str = LOCAL_REPLY_BODY
+) -> list[dict]:
+    """One refusal as two mappers: OpenAI's error on /v1/ (codes[1]), the REST API's elsewhere (codes[0])."""
     common: dict = {"status_code": status} if status else {}
     if body:
         common["body"] = {"inline_string": body}
-    mappers = [grpc_refusal(filters, codes[0], grpc_message or (body if message == LOCAL_REPLY_BODY else message))]
+    mappers = []
     for only, reply in ((OPENAI_PATH, _openai_reply(codes[1], message)), (None, json_reply(codes[0], message))):
         shape = all_of([*filters, only] if only else filters)
         mappers.append({"filter": shape, **common, "body_format_override": reply})
