@@ -9,6 +9,7 @@ from generation_svc.answer_cache import AnswerCache, cacheable
 from generation_svc.answer_stream import Event
 from generation_svc.backends import Backend, Passage, Turn, Usage, as_read
 from generation_svc.bounds import UNBOUNDED, AnswerBounds, until_stop
+from generation_svc.conversations import given_documents
 from generation_svc.extractive import count_pieces
 from generation_svc.grounding import check, observe
 from generation_svc.semantic_cache import SEMANTIC_HITS
@@ -103,6 +104,7 @@ async def generated(
             backend=backend.name,
             support=grounding.support,
             no_answer=usage.no_answer,
+            source_ids=given_documents(p.doc_id for p in passages),
         )
     )
 

@@ -12,7 +12,14 @@ import grpc
 
 from generation_svc.answer_stream import Event
 from generation_svc.backends import AnswerFailed
-from generation_svc.conversations import MAX_TURNS, ConversationStore, add_turn, as_it_stood_after, cited_only
+from generation_svc.conversations import (
+    MAX_TURNS,
+    ConversationStore,
+    add_turn,
+    as_it_stood_after,
+    cited_only,
+    given_documents,
+)
 from generation_svc.feedback import FeedbackStore
 from generation_svc.turn_locks import Turn as HeldTurn
 from likeopt.caching.cache_client import CacheUnreachable
@@ -76,8 +83,9 @@ class ConversationTurns:
     ) -> AsyncIterator[Event]:
         """events, the finished turn stored in the conversation and the answer kept for feedback (neither for an
         ephemeral request). An answer that ends early (stopped by the client, or failed) is stored as far as it
-        went, so a follow-up still sees it. source_ids: the documents whose passages the answer was given, which
-        the turn keeps (conversations.withheld)."""
+        went, so a follow-up still sees it. source_ids: the documents of this search's passages, which the turn keeps
+        (conversations.withheld) with those the answer names in done: a replayed answer was given another question's
+        passages (semantic cache), which it may repeat."""
         text: list[str] = []
         citations: list[generation_pb2.CitationEvent] = []
         done: generation_pb2.DoneEvent | None = None
@@ -93,7 +101,8 @@ class ConversationTurns:
                     done.conversation_id = conversation.conversation_id
                     done.citations.extend(citations)
                     answer = "".join(text)
-                    await self._keep(request, conversation, turn, answer, citations, owner, done, source_ids)
+                    given = given_documents([*done.source_ids, *source_ids])
+                    await self._keep(request, conversation, turn, answer, citations, owner, done, given)
                 yield event
         finally:
             if done is None:  # the question alone still gives a follow-up's search its words

@@ -11,7 +11,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence, Set
+from collections.abc import Iterable, Sequence, Set
 
 from google.protobuf.message import DecodeError
 
@@ -113,9 +113,9 @@ def cited_documents(conversation: generation_pb2.Conversation) -> list[str]:
     return list(dict.fromkeys([*cited, *given]))
 
 
-def given_documents(hits: Sequence[retrieval_pb2.SearchHit]) -> list[str]:
-    """The ids of the documents whose passages an answer is given (a turn's source_ids), each once."""
-    return list(dict.fromkeys(hit.doc_id for hit in hits))
+def given_documents(doc_ids: Iterable[str]) -> list[str]:
+    """The ids of the documents whose passages an answer is given (a turn's source_ids), each once, in order."""
+    return list(dict.fromkeys(doc_ids))
 
 
 def withheld(conversation: generation_pb2.Conversation, readable: Set[str]) -> generation_pb2.Conversation:

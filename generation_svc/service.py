@@ -132,7 +132,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     )
                     retrieval_ms = (searched - started) * 1000
                 retrieved.retrieval.conversation_id = conversation.conversation_id
-                sources = given_documents(retrieved.retrieval.hits)
+                sources = given_documents(hit.doc_id for hit in retrieved.retrieval.hits)
                 retrieved.retrieval.another_question = another_question
                 yield retrieved
                 async with (

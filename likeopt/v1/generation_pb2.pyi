@@ -94,7 +94,7 @@ class Timings(_message.Message):
     def __init__(self, retrieval_ms: _Optional[float] = ..., first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class DoneEvent(_message.Message):
-    __slots__ = ("conversation_id", "timings", "trace_id", "cached", "finish_reason", "prompt_tokens", "completion_tokens", "backend", "support", "no_answer", "answer_id", "citations", "small_talk")
+    __slots__ = ("conversation_id", "timings", "trace_id", "cached", "finish_reason", "prompt_tokens", "completion_tokens", "backend", "support", "no_answer", "answer_id", "citations", "small_talk", "source_ids")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +108,7 @@ class DoneEvent(_message.Message):
     ANSWER_ID_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     SMALL_TALK_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_IDS_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     timings: Timings
     trace_id: str
@@ -121,7 +122,8 @@ class DoneEvent(_message.Message):
     answer_id: str
     citations: _containers.RepeatedCompositeFieldContainer[CitationEvent]
     small_talk: bool
-    def __init__(self, conversation_id: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., trace_id: _Optional[str] = ..., cached: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., backend: _Optional[str] = ..., support: _Optional[float] = ..., no_answer: _Optional[bool] = ..., answer_id: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[CitationEvent, _Mapping]]] = ..., small_talk: _Optional[bool] = ...) -> None: ...
+    source_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, conversation_id: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., trace_id: _Optional[str] = ..., cached: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., backend: _Optional[str] = ..., support: _Optional[float] = ..., no_answer: _Optional[bool] = ..., answer_id: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[CitationEvent, _Mapping]]] = ..., small_talk: _Optional[bool] = ..., source_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ErrorEvent(_message.Message):
     __slots__ = ("code", "message", "retry_after_s")

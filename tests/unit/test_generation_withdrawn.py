@@ -12,6 +12,7 @@ import pytest
 
 from generation_svc.backends import Turn
 from generation_svc.conversations import cited_documents, history_of, withheld
+from generation_svc.semantic_cache import SemanticIndex
 from likeopt.v1 import generation_pb2, retrieval_pb2_grpc
 from tests.unit.test_generation_harness import CORPUS, Harness, generation_server
 from tests.unit.test_generation_service import ScriptedBackend, stored_conversation
@@ -122,6 +123,24 @@ async def test_an_answer_citing_nothing_is_withheld_once_a_document_it_was_given
     assert "8080" not in str(hidden) and "envoy.md" not in str(hidden)
     assert backend.calls[-1][1] == []
     assert list(shown.turns[0].source_ids) == ["envoy.md"]
+
+
+async def test_an_answer_replayed_for_a_similar_question_is_withheld_with_the_documents_it_was_first_given() -> None:
+    """The semantic cache replays an answer for a similar question whose search found other documents: its turn kept
+    only those, so the replayed answer, citing nothing, stayed shown once the documents it came from were hidden."""
+    backend = ScriptedBackend(["It listens on 8080."])
+    first = "Which port does Envoy listen on, and the cache?"  # finds envoy.md first
+    similar = "Which port does Envoy listen on, and the cache that keeps complete answers in Redis?"  # cache.md
+    async with generation_server(backend, semantic=SemanticIndex(threshold=0.6)) as h:
+        await h.answer(first, top_k=1)
+        replayed = await h.answer(similar, top_k=1)
+        conversation_id = replayed[-1].done.conversation_id
+        h.retrieval.withdrawn.add("envoy.md")
+        hidden = await stored_conversation(h, conversation_id)
+    assert [hit.doc_id for hit in replayed[0].retrieval.hits] == ["cache.md"] and replayed[-1].done.cached
+    [turn] = hidden.turns
+    assert turn.withdrawn and turn.answer == "" and "8080" not in str(hidden), hidden
+    assert list(replayed[-1].done.source_ids) == ["envoy.md"] and len(backend.calls) == 1
 
 
 def nowhere() -> str:
