@@ -53,6 +53,8 @@ RETRY_S = 5.0
 by the answers waiting for it (on a timer, so they are written though no other answer comes), the next answer or,
 for opening, rating. Space freed is used within seconds, and a full disk is not tried at every answer."""
 FEEDBACK = Counter("likeopt_feedback_total", "Ratings of answers stored, by rating.", ["rating"])
+for _rating in RATINGS:  # from zero: rate() and increase() miss the first count of a series that appears at 1
+    FEEDBACK.labels(_rating)
 ANSWERS_DROPPED = Counter(
     "likeopt_feedback_answers_dropped_total",
     "Answers not kept for feedback: the oldest past MAX_PENDING waiting, or those waiting when the service stopped.",

@@ -197,3 +197,11 @@ def envoy_metrics_path(config: Config) -> str:
     routes = listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
     (path,) = [route["match"]["path"] for route in routes if route.get("route", {}).get("cluster") == ADMIN_CLUSTER]
     return path
+
+
+def test_every_rating_is_exported_before_the_first_is_stored() -> None:
+    """LikeOptThumbsDown reads increase() of likeopt_feedback_total by rating: a series first scraped at 1 has no
+    earlier sample to rise from, so each process's first rating of a kind would go uncounted."""
+    importlib.import_module("generation_svc.feedback")
+    for rating in RATINGS:
+        assert REGISTRY.get_sample_value("likeopt_feedback_total", {"rating": rating}) is not None, rating
