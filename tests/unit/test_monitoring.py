@@ -1,10 +1,10 @@
 """deploy/prometheus: every alert parses as PromQL and names only metrics, labels and values the services export.
 
-No Prometheus runs here, so the rules are checked against the services' own collectors: every module of the four
-services is imported (each registers its metrics as it loads) and cache_svc's scrape-time collector is asked
-directly. Envoy's metrics are its own: a real Envoy runs the rendered config and its metrics port is scraped, as
-Prometheus would. A metric renamed in the code, a label dropped, or an Envoy counter its stats matcher leaves out
-fails here before an alert silently never fires.
+The rules are checked against the services' own collectors (test_alert_rules.py evaluates them with promtool): every
+module of the four services is imported (each registers its metrics as it loads) and cache_svc's scrape-time
+collector is asked directly. Envoy's metrics are its own: a real Envoy runs the rendered config and its metrics port
+is scraped, as Prometheus would. A metric renamed in the code, a label dropped, or an Envoy counter its stats matcher
+leaves out fails here before an alert silently never fires.
 """
 
 from __future__ import annotations
