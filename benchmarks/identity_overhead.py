@@ -36,7 +36,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from likeopt.ops.launcher import free_port
+from likeopt.ops.ports import free_port
 from likeopt.runtime.config import LISTENING_PORTS, env_name
 
 DATA = Path("/work/shared/data/scifact")

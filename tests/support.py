@@ -19,7 +19,9 @@ from pathlib import Path
 import redis
 from redis.crc import key_slot
 
-from likeopt.ops.launcher import free_port, guarded, redis_binary
+from likeopt.ops.binaries import redis_binary
+from likeopt.ops.ports import free_port
+from likeopt.ops.supervisor import guarded
 from likeopt.runtime.addresses import host_port, reachable_host
 from likeopt.runtime.config import LISTENING_PORTS
 

@@ -17,7 +17,7 @@ import pytest
 from cache_svc.l1 import L1Cache
 from cache_svc.l2 import RedisLayer, redis_key
 from cache_svc.two_layer import CacheWrite, TwoLayerCache
-from likeopt.ops.launcher import redis_binary
+from likeopt.ops.binaries import redis_binary
 from tests.support import MeshProcess, ValkeyCluster, mesh_environment
 
 NAMESPACE = "search"

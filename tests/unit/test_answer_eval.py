@@ -19,7 +19,7 @@ from likeopt.ops.answer_eval import (
     summarise,
 )
 from likeopt.ops.cli import main
-from likeopt.ops.launcher import free_port
+from likeopt.ops.ports import free_port
 
 
 def test_the_shipped_question_files_hold_what_the_benchmarks_need() -> None:

@@ -22,7 +22,7 @@ from likeopt.ops.bench.report import (
 )
 from likeopt.ops.bench.scenarios import build
 from likeopt.ops.cli import main
-from likeopt.ops.launcher import free_port
+from likeopt.ops.ports import free_port
 
 SAMPLES = [Sample(0.1 * n, 0.010 + 0.001 * n, ttft_s=0.005, cached=n % 2 == 0) for n in range(98)] + [
     Sample(9.8, 2.0, error="timeout"),

@@ -28,7 +28,6 @@ from pydantic import SecretStr
 from likeopt.ops import envoy_drain
 from likeopt.ops.envoy.values import TEMPLATE_PATH, envoy_values
 from likeopt.ops.healthcheck import envoy_ready_script
-from likeopt.ops.launcher import START_DEADLINE_S
 from likeopt.ops.processes import (
     CHILD_ENV,
     CHILD_ENV_DEFAULTS,
@@ -38,6 +37,7 @@ from likeopt.ops.processes import (
     service_processes,
 )
 from likeopt.ops.protos import ROOT
+from likeopt.ops.supervisor import START_DEADLINE_S
 from likeopt.runtime.addresses import address_list, split_host_port
 from likeopt.runtime.config import (
     CACHE,

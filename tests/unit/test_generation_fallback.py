@@ -10,7 +10,7 @@ import pytest
 
 from generation_svc.__main__ import make_backend
 from generation_svc.extractive import ExtractiveBackend
-from likeopt.ops.launcher import Child
+from likeopt.ops.child import Child
 from likeopt.runtime.config import Config
 
 

@@ -14,7 +14,8 @@ import pytest
 from likeopt.ops import ingest
 from likeopt.ops.cli import main
 from likeopt.ops.dir_lock import FolderUnusable, release
-from likeopt.ops.launcher import LaunchError, ingest_once_up, locked_folders
+from likeopt.ops.launch_error import LaunchError
+from likeopt.ops.launcher import ingest_once_up, locked_folders
 from likeopt.runtime.config import Config
 from likeopt.runtime.loaders import load_content, to_message
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc

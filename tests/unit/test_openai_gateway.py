@@ -18,7 +18,7 @@ from starlette.routing import Mount
 from gateway.openai_api import openai_app
 from generation_svc.backends import AnswerFailed
 from generation_svc.extractive import ExtractiveBackend
-from likeopt.ops.launcher import free_port
+from likeopt.ops.ports import free_port
 from likeopt.runtime.config import Config
 from likeopt.v1 import generation_pb2, generation_pb2_grpc
 from tests.unit.test_generation_harness import generation_server

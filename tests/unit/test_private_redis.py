@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from likeopt.ops.launcher import free_port, redis_binary
+from likeopt.ops.binaries import redis_binary
+from likeopt.ops.ports import free_port
 from likeopt.ops.processes import redis_process
 
 

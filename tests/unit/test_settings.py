@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from likeopt.ops.launcher import LaunchError, refuse_busy_ports
+from likeopt.ops.launch_error import LaunchError
+from likeopt.ops.ports import refuse_busy_ports
 from likeopt.runtime.config import (
     CACHE,
     ENVOY,
@@ -165,7 +166,7 @@ def test_envoys_metrics_port_is_a_port_of_its_own_and_checked_before_anything_st
 
 
 def test_a_port_that_cannot_be_bound_is_not_called_in_use() -> None:
-    from likeopt.ops.launcher import LaunchError, port_in_use
+    from likeopt.ops.ports import port_in_use
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -322,7 +323,7 @@ def test_each_variable_is_declared_once_with_a_meaning() -> None:
 
 
 def test_the_launcher_checks_all_it_hands_its_children(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from likeopt.ops.launcher import LaunchError, checked_child_environment
+    from likeopt.ops.launcher import checked_child_environment
 
     config = Config.from_env({"LIKEOPT_RUN_DIR": str(tmp_path)})
     env = checked_child_environment(config, "generated-key", "redis://127.0.0.1:6399/0")
