@@ -10,7 +10,8 @@ its answer still finds it. While the file takes no write (a full disk), answers 
 ``MAX_PENDING``, tried again every ``RETRY_S`` however quiet the service, and ratings are refused as UNAVAILABLE.
 An answer may be rated for ``ANSWER_RETENTION_DAYS``; then it is dropped unless rated (pruned while the service
 runs, at most every ``PRUNE_INTERVAL_S``), and a rated one is kept with its ratings. Replicas on one host share the
-file (SQLite locks it); on several hosts each keeps its own.
+file (SQLite locks it); on several hosts each keeps its own. The file's tables and queries are in
+generation_svc.feedback_file.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ from typing import TypeVar
 
 from prometheus_client import Counter
 
+from generation_svc.feedback_file import (
+    INSERT_ANSWERS,
+    SCHEMA,
+    feedback_item,
+    find_answer,
+    open_feedback_file,
+    prune_answers,
+)
 from likeopt.runtime.contract import ID_RE, MAX_COMMENT_CHARS, RATINGS, InvalidInput
 from likeopt.runtime.storage import storage_problem
 from likeopt.v1 import generation_pb2
@@ -40,7 +49,6 @@ Row = tuple[object, ...]
 
 FEEDBACK_FILE = "generation_svc's feedback file (LIKEOPT_FEEDBACK_DB)"
 """How a caller is told which file refused a write."""
-ANSWER_RETENTION_DAYS = 30
 PRUNE_INTERVAL_S = 3600.0
 """How often a running store drops answers past retention: often enough that the file stays about 30 days of
 answers, seldom enough that the DELETE (a scan of the created_ms index) is no load."""
@@ -64,39 +72,6 @@ WRITES_FAILED = Counter(
     "Writes of waiting answers the feedback file did not take (the answers wait and are tried again).",
 )
 log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS answers (
-    answer_id TEXT PRIMARY KEY,
-    trace_id TEXT NOT NULL,
-    turn BLOB NOT NULL,
-    backend TEXT NOT NULL,
-    support REAL NOT NULL,
-    no_answer INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL,
-    owner TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS answers_trace ON answers (trace_id);
-CREATE INDEX IF NOT EXISTS answers_created ON answers (created_ms);
-CREATE TABLE IF NOT EXISTS feedback (
-    feedback_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    answer_id TEXT NOT NULL REFERENCES answers (answer_id),
-    rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
-    comment TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS feedback_answer ON feedback (answer_id);
-"""
-INSERT_ANSWERS = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-
-
-SCHEMA_VERSION = 2
-"""The file's layout, kept in SQLite's user_version: 2 gave answers their owner. A file of a later layout is left
-alone, as a release that writes answers positionally would fail on it (and one before this check silently did)."""
-
-
-class NewerFeedbackFile(sqlite3.DatabaseError):
-    """The file was laid out by a later release; opening it here could lose what that release keeps in it."""
 
 
 class FeedbackRejected(InvalidInput):
@@ -166,7 +141,7 @@ class FeedbackStore:
         if time.monotonic() - self._failed_at < RETRY_S:
             raise FeedbackUnavailable(self._unopened)
         try:
-            self._db = _open(self._path)
+            self._db = open_feedback_file(self._path)
         except (OSError, sqlite3.Error) as exc:
             self._failed_at = time.monotonic()
             if self._unopened != (why := self._cannot_open(exc)):
@@ -312,7 +287,7 @@ class FeedbackStore:
         if now - self._pruned_at < PRUNE_INTERVAL_S:
             return
         try:
-            _prune(db)
+            prune_answers(db)
         except sqlite3.Error:
             log.exception("answers past retention could not be dropped from the feedback file; retried later")
             return
@@ -353,7 +328,7 @@ class FeedbackStore:
         except (FeedbackUnavailable, sqlite3.Error) as exc:
             unwritten = exc
         db = self._connection()  # or why it cannot be opened
-        found = _find(db, answer_id, trace_id, owner)
+        found = find_answer(db, answer_id, trace_id, owner)
         if found is None and unwritten is not None and self._waits(answer_id, trace_id, owner):
             raise unwritten
         if found is None:
@@ -372,7 +347,7 @@ class FeedbackStore:
         with contextlib.closing(sqlite3.connect(":memory:")) as waiting:
             waiting.executescript(SCHEMA)
             waiting.executemany(INSERT_ANSWERS, rows)
-            return _find(waiting, answer_id, trace_id, owner) is not None
+            return find_answer(waiting, answer_id, trace_id, owner) is not None
 
     async def list(
         self, rating: str = "", limit: int = 100, before: int = 0
@@ -393,7 +368,7 @@ class FeedbackStore:
             (rating, rating, before, before, limit),
         ).fetchall()
         counts = dict(db.execute("SELECT rating, COUNT(*) FROM feedback GROUP BY rating").fetchall())
-        return [_item(row) for row in rows], Counts(int(counts.get("up", 0)), int(counts.get("down", 0)))
+        return [feedback_item(row) for row in rows], Counts(int(counts.get("up", 0)), int(counts.get("down", 0)))
 
     def close(self) -> None:
         """Write the waiting answers and close the file; those it does not take are lost, counted and logged."""
@@ -419,81 +394,3 @@ class FeedbackStore:
             )
         if self._db is not None:
             self._db.close()
-
-
-def _retention_cutoff_ms() -> int:
-    """Answers created before this (ms since the epoch) are past retention."""
-    return int((time.time() - ANSWER_RETENTION_DAYS * 86400) * 1000)
-
-
-def _open(path: Path) -> sqlite3.Connection:
-    """The file, laid out as this release reads it (made, with its folder, when there is none); NewerFeedbackFile
-    for a file of a later layout, which is left as it is."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA busy_timeout=5000")
-        layout = db.execute("PRAGMA user_version").fetchone()[0]
-        if layout > SCHEMA_VERSION:
-            raise NewerFeedbackFile(
-                f"it was laid out by a later Like-Opt (layout {layout}; this release reads up to {SCHEMA_VERSION}):"
-                " run that release, or point LIKEOPT_FEEDBACK_DB at another file"
-            )
-        db.executescript(SCHEMA)
-        if "owner" not in {row[1] for row in db.execute("PRAGMA table_info(answers)")}:
-            db.execute("ALTER TABLE answers ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-def _find(db: sqlite3.Connection, answer_id: str, trace_id: str, owner: str) -> str | None:
-    """The id of the answer named that owner may rate; None when there is none, or it is another person's (its
-    existence is not told). Past retention an answer is not rated, even one kept for its earlier ratings: whether
-    it can be rated does not depend on whether the hourly prune has run yet."""
-    cutoff = _retention_cutoff_ms()
-    if answer_id:
-        # An answer kept before owners were recorded has none: its id, given only to who asked, shows they were
-        # given it (a trace id, which operators also see, does not).
-        row = db.execute(
-            "SELECT answer_id FROM answers WHERE answer_id = ? AND owner IN (?, '') AND created_ms >= ?",
-            (answer_id, owner, cutoff),
-        ).fetchone()
-    else:
-        row = db.execute(
-            "SELECT answer_id FROM answers WHERE trace_id = ? AND owner = ? AND created_ms >= ?"
-            " ORDER BY created_ms DESC LIMIT 1",
-            (trace_id, owner, cutoff),
-        ).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _prune(db: sqlite3.Connection) -> None:
-    """Drop the answers past retention that nobody rated (a rated one stays, so its ratings list with it)."""
-    db.execute(
-        "DELETE FROM answers WHERE created_ms < ? AND answer_id NOT IN (SELECT answer_id FROM feedback)",
-        (_retention_cutoff_ms(),),
-    )
-
-
-def _item(row: tuple[object, ...]) -> generation_pb2.FeedbackItem:
-    feedback_id, answer_id, trace_id, rating, comment, created_ms, turn_bytes, backend, support, no_answer = row
-    turn = generation_pb2.Turn.FromString(turn_bytes)  # type: ignore[arg-type]
-    return generation_pb2.FeedbackItem(
-        feedback_id=int(feedback_id),  # type: ignore[call-overload]
-        answer_id=str(answer_id),
-        trace_id=str(trace_id),
-        rating=str(rating),
-        comment=str(comment),
-        created_unix_ms=int(created_ms),  # type: ignore[call-overload]
-        question=turn.question,
-        answer=turn.answer,
-        citations=turn.citations,
-        backend=str(backend),
-        support=float(support),  # type: ignore[arg-type]
-        no_answer=bool(no_answer),
-    )

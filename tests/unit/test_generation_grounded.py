@@ -11,10 +11,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from generation_svc import feedback
+from generation_svc import feedback, feedback_file
 from generation_svc.backends import AnswerFailed, Passage, Turn, Usage
 from generation_svc.extractive import ExtractiveBackend, count_pieces
-from generation_svc.feedback import SCHEMA_VERSION, FeedbackStore, FeedbackUnavailable, UnknownAnswer
+from generation_svc.feedback import FeedbackStore, FeedbackUnavailable, UnknownAnswer
+from generation_svc.feedback_file import SCHEMA_VERSION
 from generation_svc.relevance import NOT_COVERED, RelevanceFloor
 from likeopt.ops import answer_eval
 from likeopt.runtime.contract import Range
@@ -227,7 +228,7 @@ async def test_a_running_store_drops_answers_past_retention_and_rates_none_of_th
         for answer_id in ids[:3]:
             store.record_later("q", "an answer", [], generation_pb2.DoneEvent(answer_id=answer_id, trace_id=answer_id))
         await store.rate(ids[1], "", "up", "")
-        past = int(time.time() * 1000) - (feedback.ANSWER_RETENTION_DAYS + 1) * 86_400_000
+        past = int(time.time() * 1000) - (feedback_file.ANSWER_RETENTION_DAYS + 1) * 86_400_000
         with sqlite3.connect(path) as db:
             db.execute("UPDATE answers SET created_ms = ? WHERE answer_id IN (?, ?)", (past, ids[0], ids[1]))
         for answer_id in ids[:2]:  # never rated, and rated before: past retention both are unknown to a new rating
