@@ -2,21 +2,20 @@
 
 Tools ``search``, ``ask`` and ``list_documents``, and every document as a resource
 (``likeopt://documents/{doc_id}``). One server definition runs two ways: over stdio (``likeopt mcp``, for
-desktop clients such as Claude Desktop or Cursor) and over streamable HTTP at ``/mcp``, mounted in the
-gateway. Either way it only calls the mesh over gRPC: answers go through generation_svc's Answer (same
-caches, conversations and cancellation as the web UI), so MCP adds no second RAG pipeline.
+desktop clients such as Claude Desktop or Cursor; gateway.mcp_stdio) and over streamable HTTP at ``/mcp``, mounted
+in the gateway (gateway.mcp_http). Either way it only calls the mesh over gRPC: answers go through generation_svc's
+Answer (same caches, conversations and cancellation as the web UI), so MCP adds no second RAG pipeline.
 
 A failed call (an empty query, an unknown conversation id, an unreachable service) comes back to the
-client as a tool error (``isError``) naming the gRPC status, never as a crash of the server.
+client as a tool error (``isError``) naming the gRPC status, never as a crash of the server; so do bad arguments
+(gateway.mcp_arguments).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -29,16 +28,15 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, ListResourcesResult, PaginatedRequestParams, ToolAnnotations
 from mcp_types import Resource as MCPResource
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.bodies import field_path
 from gateway.errors import HIDDEN_DETAILS, public_details
+from gateway.mcp_arguments import StrictTool
 from gateway.observe import first_text_timed
 from likeopt.runtime.addresses import address_list
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import ANSWER_TOP_K, LIST_LIMIT, MODES, SEARCH_TOP_K, Mode, shown_id
 from likeopt.runtime.grpc_client import open_channel
-from likeopt.runtime.logs import setup_logging
 from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 
 DOCUMENT_URI = "likeopt://documents/{+doc_id}"
@@ -199,43 +197,6 @@ def passage_of(hit: retrieval_pb2.SearchHit) -> Passage:
     )
 
 
-def argument_problems(tool: str, takes: list[str], exc: ValidationError) -> str:
-    """Each bad argument on a line of its own, in words a model can act on; pydantic's own text adds input types
-    and a link per error, which only its authors read."""
-    problems = []
-    for error in exc.errors(include_url=False):
-        where = field_path(error["loc"]) or "arguments"
-        if error["type"] == "extra_forbidden":
-            problems.append(f"{where}: not an argument of {tool} (it takes {', '.join(takes)})")
-        else:
-            problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
-    return "\n".join(problems)
-
-
-class StrictTool(Tool):
-    """A tool whose arguments must all be its own (its schema says additionalProperties: false): a misspelt one,
-    ``filter`` for ``filters``, is an error the caller can correct, as in the REST API, not silently ignored. Bad
-    arguments come back as a tool error (``isError``) naming each one and what is wrong with it."""
-
-    @classmethod
-    def strict(cls, fn: Callable[..., Any], annotations: ToolAnnotations) -> StrictTool:
-        tool = cls.from_function(fn, annotations=annotations)
-        loose = tool.fn_metadata.arg_model
-        strict = type(loose.__name__, (loose,), {"model_config": ConfigDict(**loose.model_config, extra="forbid")})
-        tool.fn_metadata.arg_model = strict
-        tool.parameters = strict.model_json_schema(by_alias=True)
-        return tool
-
-    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
-        try:
-            self.fn_metadata.validate_arguments(arguments)
-        except ValidationError as exc:
-            takes = list(self.parameters.get("properties", {}))
-            problems = argument_problems(self.name, takes, exc)
-            raise ToolError(f"Error executing tool {self.name}: invalid arguments\n{problems}") from None
-        return await super().run(arguments, context, convert_result)
-
-
 async def search_result_of(m: Mesh, request: retrieval_pb2.SearchRequest) -> SearchResult:
     """The search tool's reply: retrieval_svc's hits as passages; a failed call becomes the tool's error."""
     try:
@@ -393,73 +354,3 @@ def build_mcp_server(mesh: Callable[[], Mesh]) -> MCPServer[Any]:
     )
     register_resources(server, mesh)
     return server
-
-
-class TokenIgnored(Exception):
-    """``likeopt mcp --token`` pointed where the token is not verified, or where that could not be checked."""
-
-
-PROBE_TIMEOUT_S = 10.0
-"""How long the start-up check waits for Envoy (or a service) to answer, the mesh perhaps still starting."""
-
-
-async def refusal_without_token(call: Awaitable[object]) -> grpc.StatusCode | None:
-    """The status a call sent with no credentials ended with; None when it was answered."""
-    try:
-        await call
-    except grpc.aio.AioRpcError as exc:
-        return exc.code()
-    return None
-
-
-async def check_token_verified(mesh: Mesh, config: Config) -> None:
-    """Raise TokenIgnored unless every address the tools call refuses a call without credentials, as Envoy's port
-    does with LIKEOPT_AUTH=jwt. A service's own port answers it: the services never read a token, and a call with
-    no principal is one from inside the mesh, which reads every tenant's documents."""
-    options: dict[str, Any] = {"timeout": PROBE_TIMEOUT_S, "wait_for_ready": True}
-    status, conversation = retrieval_pb2.GetIndexStatusRequest(), generation_pb2.GetConversationRequest()
-    probed = [
-        ("LIKEOPT_RETRIEVAL_ADDR", config.retrieval_addr, mesh.retrieval.GetIndexStatus(status, **options)),
-        ("LIKEOPT_RETRIEVAL_ADDR", config.retrieval_addr, mesh.documents.GetIndexStatus(status, **options)),
-        ("LIKEOPT_GENERATION_ADDR", config.generation_addr, mesh.generation.GetConversation(conversation, **options)),
-    ]
-    codes = await asyncio.gather(*(refusal_without_token(call) for _, _, call in probed))
-    for (setting, address, _), code in zip(probed, codes, strict=True):
-        if code == grpc.StatusCode.UNAUTHENTICATED:
-            continue
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            reason = f"{setting}={address} could not be reached to check that it verifies tokens ({code.name})"
-        else:
-            reason = f"{setting}={address} answers calls without a token: a service's own port, which ignores tokens"
-        raise TokenIgnored(f"{reason}; point LIKEOPT_RETRIEVAL_ADDR and LIKEOPT_GENERATION_ADDR at Envoy's port")
-
-
-async def serve_stdio(config: Config, token: str = "") -> None:
-    """``likeopt mcp``: serve MCP on stdin/stdout until the client closes them; with a token (LIKEOPT_AUTH=jwt),
-    only once the addresses are known to verify it (check_token_verified)."""
-    mesh = Mesh.connect(config, token)
-    try:
-        if token and config.jwt:
-            await check_token_verified(mesh, config)
-        await build_mcp_server(lambda: mesh).run_stdio_async()
-    finally:
-        await mesh.close()
-
-
-def missing_token(config: Config, token: str) -> str | None:
-    """What to warn of at start: with LIKEOPT_AUTH=jwt, calls through Envoy need the token of the person the client
-    acts for, and without one every tool fails with Envoy's bare "Jwt is missing"."""
-    if config.jwt and not token:
-        return "LIKEOPT_AUTH=jwt and no --token: every call through Envoy will be refused (401); pass --token TOKEN"
-    return None
-
-
-def run_stdio(config: Config, token: str = "") -> None:
-    """``likeopt mcp``: logs go to stderr as JSON lines, since stdout carries the protocol."""
-    setup_logging("mcp", config.log_level)
-    if warning := missing_token(config, token):
-        logging.getLogger("mcp").warning(warning)
-    try:
-        asyncio.run(serve_stdio(config, token))
-    except TokenIgnored as exc:
-        sys.exit(f"likeopt mcp --token: {exc} (nothing was served)")

@@ -248,7 +248,7 @@ def run_migrate(args: argparse.Namespace, config: Config, parser: argparse.Argum
 
 
 def run_mcp(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
-    from gateway.mcp_server import run_stdio
+    from gateway.mcp_stdio import run_stdio
 
     run_stdio(config, args.token or "")
 

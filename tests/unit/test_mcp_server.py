@@ -19,7 +19,7 @@ import uvicorn
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from gateway import mcp_server
+from gateway import mcp_server, mcp_stdio
 from gateway.bodies import MAX_JSON_BYTES
 from gateway.mcp_http import McpEndpoint
 from gateway.mcp_server import Mesh, build_mcp_server, document_text, document_uri
@@ -230,8 +230,8 @@ def test_likeopt_mcp_warns_at_start_when_tokens_are_needed_and_none_was_given() 
         {"LIKEOPT_AUTH": "jwt", "LIKEOPT_JWT_ISSUER": "https://idp", "LIKEOPT_JWT_AUDIENCE": "a",
          "LIKEOPT_JWT_JWKS_URI": "https://idp/keys"}
     )  # fmt: skip
-    assert "--token" in (mcp_server.missing_token(jwt, "") or "")
-    assert mcp_server.missing_token(jwt, "a.b.c") is None and mcp_server.missing_token(Config.from_env({}), "") is None
+    assert "--token" in (mcp_stdio.missing_token(jwt, "") or "")
+    assert mcp_stdio.missing_token(jwt, "a.b.c") is None and mcp_stdio.missing_token(Config.from_env({}), "") is None
 
 
 class RecordedAnswers:

@@ -145,7 +145,7 @@ def test_each_image_extra_installs_everything_its_programs_import(image: Image) 
 
 @pytest.mark.parametrize(
     ("module", "extra"),
-    [("likeopt.ops.migrate", "retrieval"), ("gateway.mcp_server", "gateway"), ("likeopt.ops.ingest", "gateway")],
+    [("likeopt.ops.migrate", "retrieval"), ("gateway.mcp_stdio", "gateway"), ("likeopt.ops.ingest", "gateway")],
 )
 def test_commands_run_with_the_extra_the_readme_names(module: str, extra: str) -> None:
     """README's 'Installing' table: `likeopt migrate` runs with retrieval, `likeopt mcp` and `likeopt ingest` with
