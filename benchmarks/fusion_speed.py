@@ -15,7 +15,7 @@ import random
 import timeit
 
 from retrieval_svc.backend import SearchParams
-from retrieval_svc.engine import CANDIDATE_DEPTH
+from retrieval_svc.engine_search import CANDIDATE_DEPTH
 from retrieval_svc.fusion import fuse
 
 CALLS = 2000

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from likeopt.ops.evaluate import DEPTH, Dataset, document_scores, score_run
 from likeopt.runtime.config import Config
-from retrieval_svc import engine as engine_module
+from retrieval_svc import engine_search
 from retrieval_svc.backend import SearchParams
 from retrieval_svc.embedder import configured_embedder
 from retrieval_svc.engine import RetrievalEngine
@@ -46,7 +46,7 @@ def main() -> None:
 
     rows: list[dict[str, object]] = [{"mode": m, "ndcg@10": ndcg(m)} for m in ("bm25", "dense")]
     for depth in DEPTHS:
-        engine_module.CANDIDATE_DEPTH = depth
+        engine_search.CANDIDATE_DEPTH = depth
         rows += [{"depth": depth, "fusion": "rrf", "k": k, "ndcg@10": ndcg("hybrid", "rrf", rrf_k=k)} for k in RRF_K]
         rows += [
             {"depth": depth, "fusion": "convex", "alpha": a, "ndcg@10": ndcg("hybrid", "convex", alpha=a)}

@@ -38,7 +38,8 @@ from likeopt.runtime.config import Config
 from likeopt.runtime.percentiles import percentile
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.backend import SearchParams
-from retrieval_svc.engine import CANDIDATE_DEPTH, loaded_engine
+from retrieval_svc.engine import loaded_engine
+from retrieval_svc.engine_search import CANDIDATE_DEPTH
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 47100

@@ -12,8 +12,7 @@ import pytest
 
 from likeopt.caching.cache_keys import normalise_query
 from likeopt.runtime.text import tokenize
-from retrieval_svc import engine as engine_module
-from retrieval_svc import filter_masks
+from retrieval_svc import engine_indexes, engine_loading, engine_search, filter_masks
 from retrieval_svc import store as store_module
 from retrieval_svc.access import RowMask
 from retrieval_svc.backend import DocumentInput, SearchParams
@@ -93,11 +92,11 @@ def test_restart_loads_everything_without_embedding_again(engine: RetrievalEngin
 def tokenised_on_load(path: Path, monkeypatch: pytest.MonkeyPatch, read_only: bool = False) -> int:
     """How many chunks a fresh engine over path tokenises while loading (the rest had stored terms)."""
     calls = []
-    monkeypatch.setattr(engine_module, "tokenize", lambda text: calls.append(text) or tokenize(text))
+    monkeypatch.setattr(engine_indexes, "tokenize", lambda text: calls.append(text) or tokenize(text))
     engine = RetrievalEngine(path, FakeEmbedder(), chunk_tokens=24, chunk_overlap=0, read_only=read_only)
     engine.load()
     engine.store.close()
-    monkeypatch.setattr(engine_module, "tokenize", tokenize)
+    monkeypatch.setattr(engine_indexes, "tokenize", tokenize)
     return len(calls)
 
 
@@ -131,7 +130,7 @@ def test_terms_of_another_tokenizer_version_are_computed_again(
     engine: RetrievalEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: int
 ) -> None:
     monkeypatch.setattr(store_module, "PAGE", page)  # 2: stored page by page while loading
-    monkeypatch.setattr(engine_module, "PAGE", page)
+    monkeypatch.setattr(engine_loading, "PAGE", page)
     chunks = len(engine.chunks)
     expected = search(engine, "zebras stripes", params("bm25"))
     engine.store.close()
@@ -297,7 +296,7 @@ def test_a_write_arriving_while_a_search_ranks_waits_for_its_hits(
 ) -> None:
     """The search answers from the index as it found it; its rows were not deleted (or handed to other chunks)
     between ranking them and reading their fields, which raised KeyError under churn."""
-    fuse = engine_module.fuse
+    fuse = engine_search.fuse
     writes: list[threading.Thread] = []
 
     def fuse_while_writing(*args: object) -> object:
@@ -306,11 +305,11 @@ def test_a_write_arriving_while_a_search_ranks_waits_for_its_hits(
         writes[-1].join(timeout=0.5)  # it waits for the search to let go of the index
         return fuse(*args)
 
-    monkeypatch.setattr(engine_module, "fuse", fuse_while_writing)
+    monkeypatch.setattr(engine_search, "fuse", fuse_while_writing)
     found = search(engine, "zebras stripes", params(mode))
     writes[0].join()
     assert "zebra" in found
-    monkeypatch.setattr(engine_module, "fuse", fuse)
+    monkeypatch.setattr(engine_search, "fuse", fuse)
     assert "zebra" not in search(engine, "zebras stripes", params(mode))
 
 

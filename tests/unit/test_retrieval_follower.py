@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval_svc import engine as engine_module
+from retrieval_svc import engine_loading
 from retrieval_svc.backend import DocumentInput
 from retrieval_svc.engine import RetrievalEngine
 from retrieval_svc.store import ChangesForgotten
@@ -80,7 +80,7 @@ def test_the_writer_prunes_the_log_as_it_runs_and_a_replica_behind_it_loads_ever
         ingest(writer, DocumentInput(f"d{n}", f"D{n}", f"Document {n} about mountains and rivers.", {}))
     writer.delete(["old", "d0"])
     ingest(writer, DocumentInput("d1", "D1", "Wombats dig burrows.", {}))
-    monkeypatch.setattr(engine_module, "CHANGES_KEPT_S", 0)  # every change so far is older than the log keeps
+    monkeypatch.setattr(engine_loading, "CHANGES_KEPT_S", 0)  # every change so far is older than the log keeps
     assert writer.refresh() is False
     assert changes_logged(writer) == []
     embedded_before = reader.embedder.encoded
