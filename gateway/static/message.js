@@ -82,7 +82,8 @@ class AnswerText {
 
 export function createAnswerView(msg) {
   msg.citations ??= [];
-  const answer = el('div', { class: 'answer-text', dir: 'auto' });
+  // A live region: a screen reader reads the answer out once it is written (aria-busy holds it back until then).
+  const answer = el('div', { class: 'answer-text', dir: 'auto', 'aria-live': 'polite' });
   const progress = el('p', { class: 'progress muted small', hidden: true });
   const notice = el('p', { class: 'notice', hidden: true });
   const sourceList = el('ul');
@@ -167,6 +168,7 @@ export function createAnswerView(msg) {
     /** The answer is being written: assistive technology waits for it (aria-busy) until finish(). */
     startProgress() {
       root.setAttribute('aria-busy', 'true');
+      answer.setAttribute('aria-busy', 'true');
       progress.hidden = false;
       progress.textContent = 'Searching your documents…';
     },
@@ -178,6 +180,7 @@ export function createAnswerView(msg) {
 
     finish() {
       root.removeAttribute('aria-busy');
+      answer.removeAttribute('aria-busy');
       progress.hidden = true;
       text.finish((n) => !!findCitation(n));
       refreshCitation(text, findCitation, false);

@@ -287,15 +287,20 @@ def test_a_new_conversation_names_itself_to_the_server_from_its_first_question(m
 
 
 def test_the_messages_are_a_named_region_and_an_answer_is_busy_until_it_ends(mesh: MeshProcess, page: Any) -> None:
+    """The answer's text is a polite live region, busy while it streams: a screen reader reads the whole answer out
+    once, when it is written, without the user going to look for it."""
     page.goto(mesh.base_url + "/")
     assert page.get_by_role("region", name="Messages").count() == 1
     held = hold_questions(page)
     ask_held(page, held, "Which port does Envoy listen on?")
     answer = page.locator(".message.assistant")
-    assert answer.get_attribute("aria-busy") == "true"
+    text = answer.locator(".answer-text")
+    assert answer.get_attribute("aria-busy") == "true" and text.get_attribute("aria-busy") == "true"
+    assert text.get_attribute("aria-live") == "polite"
     held[0].continue_()
     page.wait_for_selector("#send:not([hidden])", timeout=30_000)
     assert answer.get_attribute("aria-busy") is None and answer.locator(".sources").is_visible()
+    assert text.get_attribute("aria-busy") is None and text.get_attribute("aria-live") == "polite"
 
 
 SAVED = "likeopt.conversations"
