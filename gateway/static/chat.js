@@ -8,6 +8,9 @@ import { renderUserMessage, createAnswerView } from './message.js';
 
 // Per browser tab, so a reload reopens the conversation that was open.
 const ACTIVE_KEY = 'likeopt.activeConversation';
+// The composer's words, per tab: signing in again reloads the page, which must not lose them. Like every 'likeopt.'
+// entry of the tab's session, they are forgotten when another person signs in (api.js).
+const DRAFT_KEY = 'likeopt.draft';
 
 const query = byId('query');
 const sendButton = byId('send');
@@ -30,7 +33,9 @@ export function initChat() {
     send();
   });
   query.addEventListener('keydown', onComposerKey);
-  query.addEventListener('input', autoGrow);
+  query.addEventListener('input', () => { autoGrow(); keepDraft(); });
+  query.value = sessionStorage.getItem(DRAFT_KEY) ?? '';
+  autoGrow();
   stopButton.addEventListener('click', () => running?.abort());
   byId('new-chat').addEventListener('click', () => {
     openConversation(null);
@@ -56,6 +61,11 @@ function onComposerKey(e) {
   if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
   e.preventDefault();
   send();
+}
+
+function keepDraft() {
+  if (query.value) sessionStorage.setItem(DRAFT_KEY, query.value);
+  else sessionStorage.removeItem(DRAFT_KEY);
 }
 
 function autoGrow() {
@@ -101,6 +111,7 @@ async function send() {
 
   query.value = '';
   autoGrow();
+  keepDraft();
   emptyHint.hidden = true;
   const view = createAnswerView(answer);
   messages.append(renderUserMessage(question), view.root);
@@ -128,7 +139,8 @@ async function runAnswer(conv, view, turn) {
 
   const fail = (code, message) => {
     view.apply('error', { code, message });
-    announce(`Error: ${message}`);
+    const again = offerAgain(text, turn[1]) ? ' The question is back in the box, to send again.' : '';
+    announce(`Error: ${message}${again}`);
   };
 
   try {
@@ -167,6 +179,16 @@ async function runAnswer(conv, view, turn) {
     keepTurn(conv, turn);
     renderList();
   }
+}
+
+/** A question whose answer failed before any of it arrived (the token expired, the service was down) goes back
+ *  into the composer, when that is empty, to be sent again once the cause is dealt with. Returns whether it did. */
+function offerAgain(text, answer) {
+  if (answer.text || query.value) return false;
+  query.value = text;
+  autoGrow();
+  keepDraft();
+  return true;
 }
 
 /** Keep what arrived (also a partial answer) by adding this turn to the stored conversation rather than saving

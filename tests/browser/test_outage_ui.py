@@ -42,6 +42,7 @@ def test_envoy_s_words_for_an_unreachable_gateway_read_as_the_status_and_what_it
     notice = page.locator(".message.assistant .notice.error")
     notice.wait_for()
     assert notice.inner_text() == PLAIN_503
+    assert page.input_value("#query") == "Which port does Envoy listen on?"  # back in the box, to send again
 
     page.click("#tab-dashboard")
     page.wait_for_function("document.getElementById('dashboard-status').textContent.includes('503')")

@@ -228,3 +228,32 @@ def test_a_source_given_back_shows_again_while_the_server_holds_the_conversation
         assert "garnetite" not in page.evaluate("JSON.stringify(localStorage)").lower()
     finally:
         writer.rest("DELETE", f"/api/v1/documents/{doc['id']}")
+
+
+def test_a_question_refused_for_an_expired_token_waits_in_the_box_through_signing_in_again(
+    page: Any, people: dict[str, Person], idp: IdentityProvider
+) -> None:
+    """Her token expires mid-session: the question she sends is refused (401) and the sign-in asks again. Signing in
+    reloads the page; the question is in the composer afterwards, to send again, and leaves with her when she signs
+    out. Time's passing is the one thing not waited for: her tab's token is swapped for her own, expired one."""
+    alice, bob = people["alice"], people["bob"]
+    expired = idp.forgeries("alice", "acme", ["eng", "staff"])["expired"]
+    question = "When is the kiln fired, and by whom?"
+    page.goto(f"{alice.mesh.base_url}/#token={alice.token}")
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
+    page.evaluate("(token) => sessionStorage.setItem('likeopt.token', token)", expired)
+    ask(page, question)
+    page.locator("#signin-dialog[open]").wait_for(timeout=10_000)
+    assert "expired" in page.locator("#signin-reason").inner_text().lower()
+    assert page.input_value("#query") == question
+    page.fill("#signin-token", alice.token)
+    page.click("#signin-submit")
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
+    assert page.input_value("#query") == question
+
+    page.click("#sign-out")
+    page.locator("#signin-dialog[open]").wait_for(timeout=10_000)
+    page.fill("#signin-token", bob.token)
+    page.click("#signin-submit")
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('bob')")
+    assert page.input_value("#query") == ""
