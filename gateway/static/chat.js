@@ -133,8 +133,6 @@ async function runAnswer(conv, view, turn) {
   setRunning(controller);
   answering = { conv, turn };
   announce('Generating answer…');
-  const body = { query: text };
-  if (conv.conversationId) body.conversation_id = conv.conversationId;
   let finished = false; // a done or error event arrived
 
   const fail = (code, message) => {
@@ -144,25 +142,23 @@ async function runAnswer(conv, view, turn) {
   };
 
   try {
-    await streamSSE('/api/v1/chat', body, {
-      signal: controller.signal,
-      onEvent(type, data) {
-        const follow = nearBottom();
-        if (type === 'error') {
-          finished = true;
-          fail(data.code, data.message || 'The answer failed.');
-        } else {
-          view.apply(type, data);
-        }
-        // Known from the first event, so a follow-up after Stop stays in this conversation.
-        if (type === 'retrieval' && data.conversation_id) conv.conversationId = data.conversation_id;
-        if (type === 'done') {
-          finished = true;
-          if (data.conversation_id) conv.conversationId = data.conversation_id;
-          announce(data.cached ? 'Answer complete (cached).' : 'Answer complete.');
-        }
-        if (follow) scrollToEnd();
-      },
+    await streamAnswer(conv, text, controller.signal, (type, data) => {
+      const follow = nearBottom();
+      if (type === 'retrieval' && data.restarted) view.restart(); // written anew, sent whole: replaces the part
+      if (type === 'error') {
+        finished = true;
+        fail(data.code, data.message || 'The answer failed.');
+      } else {
+        view.apply(type, data);
+      }
+      // Known from the first event, so a follow-up after Stop stays in this conversation.
+      if (type === 'retrieval' && data.conversation_id) conv.conversationId = data.conversation_id;
+      if (type === 'done') {
+        finished = true;
+        if (data.conversation_id) conv.conversationId = data.conversation_id;
+        announce(data.cached ? 'Answer complete (cached).' : 'Answer complete.');
+      }
+      if (follow) scrollToEnd();
     });
     if (!finished) fail('incomplete', 'The connection closed before the answer was complete.');
   } catch (err) {
@@ -179,6 +175,50 @@ async function runAnswer(conv, view, turn) {
     keepTurn(conv, turn);
     renderList();
   }
+}
+
+/** The waits (ms) before each attempt to continue an answer whose connection broke. */
+const RESUME_WAITS = [500, 1500, 4000];
+
+/** A failure worth another attempt to continue the answer: the connection broke, or the gateway cannot be reached
+ *  for now (it is restarting). */
+const resumable = (err) => err.code === 'connection_lost' || err instanceof TypeError || [502, 503, 504].includes(err.status);
+
+/** Stream the answer to `text`, calling onEvent(type, data) for each event. A connection lost mid-answer is taken up
+ *  again after the last event that came (Last-Event-ID): the gateway sends the rest of the same answer, or one
+ *  written anew whole, its retrieval event marked restarted. The conversation id learnt from the first events goes
+ *  with it, so the server holds the question once. After RESUME_WAITS.length attempts the first loss is thrown. */
+async function streamAnswer(conv, text, signal, onEvent) {
+  let lastEventId = '';
+  let lost = null;
+  for (let attempt = 0; ; attempt += 1) {
+    const body = { query: text };
+    if (conv.conversationId) body.conversation_id = conv.conversationId;
+    try {
+      await streamSSE('/api/v1/chat', body, {
+        signal, lastEventId, onEvent(type, data, id) { lastEventId = id || lastEventId; onEvent(type, data); },
+      });
+      return;
+    } catch (err) {
+      const first = !lost;
+      if ((first && err.code !== 'connection_lost') || !resumable(err) || !lastEventId || leaving) throw lost ?? err;
+      if (attempt >= RESUME_WAITS.length) throw lost;
+      lost ??= err;
+      if (first) announce('The connection was lost; continuing the answer…');
+      await pause(RESUME_WAITS[attempt], signal);
+    }
+  }
+}
+
+/** Wait ms, or reject with an AbortError as soon as `signal` fires (Stop). */
+function pause(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(new DOMException('Stopped', 'AbortError'));
+    }, { once: true });
+  });
 }
 
 /** A question whose answer failed before any of it arrived (the token expired, the service was down) goes back

@@ -33,6 +33,12 @@ class AnswerText {
     this.render();
   }
 
+  /** Start again from nothing: the answer is being sent anew, whole. */
+  reset() {
+    this.text = '';
+    this.render();
+  }
+
   finish(hasCitation) {
     this.finished = hasCitation;
     this.render();
@@ -171,6 +177,15 @@ export function createAnswerView(msg) {
       answer.setAttribute('aria-busy', 'true');
       progress.hidden = false;
       progress.textContent = 'Searching your documents…';
+    },
+
+    /** The answer comes anew from its first event (a resumed stream's answer was written again): what arrived of
+     *  the earlier one goes. */
+    restart() {
+      msg.text = '';
+      msg.citations = [];
+      renderSources();
+      text.reset();
     },
 
     markStopped() {

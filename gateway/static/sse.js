@@ -51,21 +51,19 @@ export function createSSEParser(onEvent) {
 }
 
 /**
- * POST `body` as JSON and call onEvent(type, payload) for each event, with `data` parsed
- * as JSON. Resolves when the stream ends; rejects with ApiError on an HTTP error status or when
+ * POST `body` as JSON and call onEvent(type, payload, id) for each event, with `data` parsed
+ * as JSON. `lastEventId` asks to continue a stream after the event of that id (sent as Last-Event-ID).
+ * Resolves when the stream ends; rejects with ApiError on an HTTP error status or when
  * the connection breaks after the response began (code 'connection_lost'), with a TypeError when
  * the server cannot be reached at all, and with an AbortError when `signal` fires.
  */
-export async function streamSSE(url, body, { signal, onEvent }) {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', ...authHeaders() },
-    body: JSON.stringify(body),
-    signal,
-  });
+export async function streamSSE(url, body, { signal, onEvent, lastEventId = '' }) {
+  const headers = { 'Content-Type': 'application/json', Accept: 'text/event-stream', ...authHeaders() };
+  if (lastEventId) headers['Last-Event-ID'] = lastEventId;
+  const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal });
   if (!res.ok) throw await errorFromResponse(res);
 
-  const parser = createSSEParser(({ type, data }) => {
+  const parser = createSSEParser(({ type, data, id }) => {
     let payload;
     try {
       payload = JSON.parse(data);
@@ -73,7 +71,7 @@ export async function streamSSE(url, body, { signal, onEvent }) {
       onEvent('error', { code: 'bad_event', message: `Unreadable "${type}" event from the server.` });
       return;
     }
-    onEvent(type, payload);
+    onEvent(type, payload, id);
   });
   const reader = res.body.getReader();
   const decoder = new TextDecoder(); // stream mode keeps multi-byte characters split across chunks intact

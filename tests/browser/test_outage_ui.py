@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
+
 from tests.browser.test_web_ui import ask
 from tests.support import MeshProcess
 
@@ -57,3 +59,72 @@ def test_an_answer_whose_connection_breaks_says_so_and_keeps_what_arrived(mesh: 
     answer.locator(".notice.error").wait_for()
     assert answer.locator(".notice.error").inner_text() == "The connection was lost during the answer."
     assert answer.locator(".answer-text").inner_text() == "Part of the answer"
+
+
+DROP_AFTER_FIRST_DELTA = """() => {
+  const real = window.fetch;
+  window.chatRequests = [];
+  window.fetch = async (url, init) => {
+    if (!String(url).endsWith('/api/v1/chat')) return real(url, init);
+    window.chatRequests.push({ lastEventId: init.headers['Last-Event-ID'] ?? '', body: JSON.parse(init.body) });
+    const res = await real(url, init);
+    if (window.chatRequests.length > 1) return res;
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let seen = '';
+    let delivered = false;
+    const body = new ReadableStream({
+      async pull(controller) {
+        if (delivered) {
+          reader.cancel();
+          controller.error(new TypeError('network error'));
+          return;
+        }
+        for (;;) {
+          const delta = seen.indexOf('event: delta');
+          const end = delta < 0 ? -1 : seen.indexOf('\\n\\n', delta);
+          if (end >= 0) {
+            window.firstPart = seen.slice(0, end + 2);
+            controller.enqueue(new TextEncoder().encode(window.firstPart));
+            delivered = true;
+            return;
+          }
+          const { value, done } = await reader.read();
+          if (done) throw new Error('the answer ended before its first delta');
+          seen += decoder.decode(value, { stream: true });
+        }
+      },
+    });
+    return new Response(body, { status: res.status, headers: res.headers });
+  };
+}"""
+"""The network drops right after the chat's first delta: the real stream is passed on up to the end of that event,
+then reading it fails as Chromium's does when the connection is lost. Later requests are left alone."""
+
+
+def test_an_answer_whose_connection_drops_is_continued_where_it_broke_off(mesh: MeshProcess, page: Any) -> None:
+    """The gateway continues a stream after the Last-Event-ID it is sent: the UI takes the answer up again after the
+    last event it has, in the same conversation, so the answer is whole, once, and the server holds the question
+    once. Before, it stopped at the first words and said the connection was lost."""
+    question = "How does Like-Opt cache answers in Redis?"
+    page.goto(mesh.base_url + "/")
+    page.evaluate(DROP_AFTER_FIRST_DELTA)
+    ask(page, question)
+    answer = page.locator(".message.assistant")
+    page.wait_for_function("!document.querySelector('.message.assistant').hasAttribute('aria-busy')", timeout=30_000)
+    assert answer.locator(".notice.error").count() == 0 and answer.locator(".sources").is_visible()
+
+    first, again = page.evaluate("window.chatRequests")
+    first_part = page.evaluate("window.firstPart")
+    last_id = [line for line in first_part.splitlines() if line.startswith("id: ")][-1].removeprefix("id: ")
+    conversation_id = page.evaluate("JSON.parse(localStorage.getItem('likeopt.conversations'))[0].conversationId")
+    assert first["lastEventId"] == "" and again["lastEventId"] == last_id
+    assert again["body"] == {"query": question, "conversation_id": conversation_id}
+
+    whole = httpx.post(
+        f"{mesh.base_url}/api/v1/chat", json={"query": question}, headers={"Accept": "application/json"}, timeout=60
+    ).json()["answer"]
+    shown = answer.locator(".answer-text").inner_text()
+    assert shown.split() == whole.split()  # the same answer, each part once
+    turns = httpx.get(f"{mesh.base_url}/api/v1/conversations/{conversation_id}", timeout=10).json()["turns"]
+    assert [t["question"] for t in turns] == [question]
