@@ -64,11 +64,15 @@ def test_an_answer_whose_connection_breaks_says_so_and_keeps_what_arrived(mesh: 
 DROP_AFTER_FIRST_DELTA = """() => {
   const real = window.fetch;
   window.chatRequests = [];
+  window.laterBodies = [];
   window.fetch = async (url, init) => {
     if (!String(url).endsWith('/api/v1/chat')) return real(url, init);
     window.chatRequests.push({ lastEventId: init.headers['Last-Event-ID'] ?? '', body: JSON.parse(init.body) });
     const res = await real(url, init);
-    if (window.chatRequests.length > 1) return res;
+    if (window.chatRequests.length > 1) {
+      res.clone().text().then((text) => window.laterBodies.push(text));
+      return res;
+    }
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
     let seen = '';
@@ -99,7 +103,8 @@ DROP_AFTER_FIRST_DELTA = """() => {
   };
 }"""
 """The network drops right after the chat's first delta: the real stream is passed on up to the end of that event,
-then reading it fails as Chromium's does when the connection is lost. Later requests are left alone."""
+then reading it fails as Chromium's does when the connection is lost. Later requests are left alone (their bodies are
+kept in window.laterBodies)."""
 
 
 def test_an_answer_whose_connection_drops_is_continued_where_it_broke_off(mesh: MeshProcess, page: Any) -> None:
@@ -128,3 +133,24 @@ def test_an_answer_whose_connection_drops_is_continued_where_it_broke_off(mesh: 
     assert shown.split() == whole.split()  # the same answer, each part once
     turns = httpx.get(f"{mesh.base_url}/api/v1/conversations/{conversation_id}", timeout=10).json()["turns"]
     assert [t["question"] for t in turns] == [question]
+
+
+def test_an_answer_written_anew_after_a_drop_replaces_the_part_shown(local_mesh: MeshProcess, page: Any) -> None:
+    """A model's answer cut short is written anew, not alike, and sent whole marked restarted: what arrived of the
+    first one goes, so the answer kept is the new one alone, not the two spliced."""
+    page.goto(local_mesh.base_url + "/")
+    page.evaluate(DROP_AFTER_FIRST_DELTA)
+    ask(page, "Which ports do Envoy and its admin interface listen on, and why are they separate?")
+    page.wait_for_function("!document.querySelector('.message.assistant').hasAttribute('aria-busy')", timeout=120_000)
+    assert page.locator(".message.assistant .notice.error").count() == 0
+    [body] = page.evaluate("window.laterBodies")
+    events = [block.splitlines() for block in body.split("\n\n") if "\ndata: " in block]
+    payloads = {line.removeprefix("event: "): [] for lines in events for line in lines if line.startswith("event: ")}
+    for lines in events:
+        kind = next(line.removeprefix("event: ") for line in lines if line.startswith("event: "))
+        payloads[kind].append(
+            json.loads(next(line.removeprefix("data: ") for line in lines if line.startswith("data: ")))
+        )
+    assert payloads["retrieval"][0]["restarted"] is True  # the premise: written anew, sent whole
+    saved = page.evaluate("JSON.parse(localStorage.getItem('likeopt.conversations'))[0].messages[1].text")
+    assert saved == "".join(delta["text"] for delta in payloads["delta"])
