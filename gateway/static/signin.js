@@ -20,6 +20,12 @@ function buildDialog() {
     setToken(input.value.trim());
     location.reload(); // every view fetches again, as the one now signed in
   });
+  // A token is one line: Enter signs in, as it sends a question in the composer, rather than adding a line break.
+  input.addEventListener('keydown', (e) => {
+    if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
+    e.preventDefault();
+    form.requestSubmit();
+  });
   dialog.addEventListener('cancel', (e) => e.preventDefault()); // nothing works without a token
   document.body.append(dialog);
   return { dialog, reason, input };

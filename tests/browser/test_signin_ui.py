@@ -257,3 +257,13 @@ def test_a_question_refused_for_an_expired_token_waits_in_the_box_through_signin
     page.click("#signin-submit")
     page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('bob')")
     assert page.input_value("#query") == ""
+
+
+def test_enter_in_the_token_box_signs_in(page: Any, people: dict[str, Person]) -> None:
+    """A keyboard user pastes the token and presses Enter, as in the composer: that signs in, no line break."""
+    alice = people["alice"]
+    page.goto(alice.mesh.base_url + "/")
+    page.locator("#signin-dialog[open]").wait_for(timeout=10_000)
+    page.fill("#signin-token", alice.token)
+    page.press("#signin-token", "Enter")
+    page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')", timeout=10_000)
