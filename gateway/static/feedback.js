@@ -15,7 +15,7 @@ export function feedbackForm(msg) {
   const status = el('span', { class: 'feedback-status', role: 'status' });
   const comment = el('textarea', {
     // The longest comment the server stores, from /static/config.js.
-    class: 'feedback-comment', rows: 2, maxlength: window.LIKEOPT_MAX_COMMENT_CHARS,
+    class: 'feedback-comment', rows: 2, dir: 'auto', maxlength: window.LIKEOPT_MAX_COMMENT_CHARS,
     placeholder: 'What was wrong or right? (optional)',
     'aria-label': 'Comment on this answer (optional)',
   });

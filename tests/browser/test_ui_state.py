@@ -409,3 +409,23 @@ def test_a_withheld_answer_shows_no_support_badge_nor_feedback_and_its_notice_le
     assert page.inner_text("#chat-status") == ""
     kept = page.locator(".message.assistant")
     assert kept.locator(".badge.support").count() == 1 and kept.locator(".feedback").count() == 1
+
+
+RIGHT_TO_LEFT = "ما هو جهد الحوامة؟"
+"""Arabic: typed into a box that is not dir="auto", it is laid out left to right, its question mark at the wrong end."""
+
+
+def test_right_to_left_words_are_typed_right_to_left(mesh: MeshProcess, page: Any) -> None:
+    """The question box, the document search and the feedback comment take their direction from what is typed in
+    them, as the questions and answers shown do."""
+    page.goto(mesh.base_url + "/")
+    answered(page, "How does Like-Opt cache answers in Redis?")
+    page.fill("#query", RIGHT_TO_LEFT)
+    page.locator(".feedback-thumb.up").last.click()
+    page.fill(".feedback-comment", RIGHT_TO_LEFT)
+    page.goto(mesh.base_url + "/#documents")
+    page.fill("#doc-search", RIGHT_TO_LEFT)
+    rtl = "(s) => document.querySelector(s).matches(':dir(rtl)')"
+    assert page.evaluate(rtl, "#doc-search")
+    page.click("#tab-chat")
+    assert page.evaluate(rtl, "#query") and page.evaluate(rtl, ".message.assistant:last-of-type .feedback-comment")
