@@ -287,15 +287,19 @@ async function loadDocuments(reset) {
   if (!reset && listInFlight) return; // a second click on "Show more" would load the same page twice
   const ticket = ++listTicket;
   listInFlight = true;
-  docListMore.disabled = true;
+  // aria-disabled, not disabled: disabling the focused button would drop keyboard focus to the page's top.
+  docListMore.setAttribute('aria-disabled', 'true');
   docListStatus.textContent = 'Loading…';
   try {
     const query = new URLSearchParams({ limit: String(LIST_PAGE), after_id: reset ? '' : nextAfterId });
     const page = await requestJSON(`/api/v1/documents?${query}`);
     if (ticket !== listTicket) return;
     const items = page.documents.map((doc) => documentItem(doc));
+    const moreFocused = document.activeElement === docListMore;
     if (reset) docList.replaceChildren(...items);
     else docList.append(...items);
+    // Asked for from the keyboard: go on reading at the first new document (the button may hide: the last page).
+    if (!reset && moreFocused) items[0]?.querySelector('.open-document')?.focus();
     nextAfterId = page.next_after_id;
     docListMore.hidden = !nextAfterId;
     listTotal = page.total;
@@ -305,7 +309,7 @@ async function loadDocuments(reset) {
   } finally {
     if (ticket === listTicket) {
       listInFlight = false;
-      docListMore.disabled = false;
+      docListMore.removeAttribute('aria-disabled');
     }
   }
 }

@@ -135,6 +135,21 @@ def test_show_more_loads_each_page_once_and_a_delete_updates_the_count(
     page.wait_for_function(f"document.getElementById('doc-list-status').textContent.includes('of {total - 1}')")
 
 
+def test_show_more_from_the_keyboard_goes_on_at_the_first_new_document(
+    mesh: MeshProcess, page: Any, paged: list[str]
+) -> None:
+    """Enter on 'Show more' leaves focus on the first document it added: the button was disabled while the page
+    loaded, which dropped focus to the top of the page, and a keyboard user had to Tab back from there."""
+    page.goto(mesh.base_url + "/#documents")
+    page.wait_for_selector("#doc-list-more:not([hidden])", timeout=30_000)
+    page.focus("#doc-list-more")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelectorAll('#doc-list li').length > 50")
+    focused = page.evaluate("[document.activeElement.className, document.activeElement.closest('li')?.dataset.docId]")
+    first_new = page.eval_on_selector_all("#doc-list li", "items => items[50].dataset.docId")
+    assert focused == ["hit-title open-document", first_new]
+
+
 def test_feedback_is_shown_only_while_the_key_is_right(mesh: MeshProcess, page: Any) -> None:
     page.goto(mesh.base_url + "/")
     answered(page, "What does cache_svc do?")
