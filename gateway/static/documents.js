@@ -452,6 +452,7 @@ function deleteButton(docId, item, status) {
     button.setAttribute('aria-label', `Delete ${docId}`);
   };
   button.addEventListener('click', async () => {
+    if (button.getAttribute('aria-disabled') === 'true') return; // being deleted
     if (!armed) {
       button.textContent = 'Confirm delete';
       button.setAttribute('aria-label', `Confirm delete ${docId}`);
@@ -460,7 +461,9 @@ function deleteButton(docId, item, status) {
       return;
     }
     disarm();
-    button.disabled = true;
+    // aria-disabled, not disabled: disabling the focused button would drop keyboard focus to the page's top, where a
+    // failed delete (no API key yet) would leave it.
+    button.setAttribute('aria-disabled', 'true');
     const next = item.nextElementSibling ?? item.previousElementSibling;
     try {
       await deleteDocument(docId);
@@ -468,7 +471,7 @@ function deleteButton(docId, item, status) {
       (next?.querySelector('button') ?? byId('doc-search')).focus();
       status.textContent = `Deleted “${docId}”.`;
     } catch (err) {
-      button.disabled = false;
+      button.removeAttribute('aria-disabled');
       status.textContent = `Delete failed: ${err.message}`;
     }
   });

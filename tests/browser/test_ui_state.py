@@ -444,3 +444,15 @@ def test_right_to_left_words_are_typed_right_to_left(mesh: MeshProcess, page: An
     assert page.evaluate(rtl, "#doc-search")
     page.click("#tab-chat")
     assert page.evaluate(rtl, "#query") and page.evaluate(rtl, ".message.assistant:last-of-type .feedback-comment")
+
+
+def test_a_delete_refused_for_want_of_the_key_leaves_focus_on_its_button(mesh: MeshProcess, page: Any) -> None:
+    """Deleting from the list before entering the API key is refused (401): focus stays on the Delete button, to
+    try again once the key is in, rather than falling to the top of the page while the request ran."""
+    page.goto(mesh.base_url + "/#documents")
+    delete = page.locator("#doc-list li").first.locator("button.danger")
+    delete.focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('doc-list-status').textContent.includes('Delete failed')")
+    assert page.evaluate("document.activeElement === document.querySelector('#doc-list li button.danger')")
