@@ -32,7 +32,10 @@ export function feedbackForm(msg) {
     },
   }, symbol);
   send.addEventListener('click', async () => {
-    send.disabled = true;
+    if (send.getAttribute('aria-disabled') === 'true') return; // being sent
+    // aria-disabled, not disabled: disabling the focused button would drop keyboard focus to the page's top, where
+    // a refusal would leave it.
+    send.setAttribute('aria-disabled', 'true');
     status.textContent = 'Sending…';
     try {
       await requestJSON('/api/v1/feedback', {
@@ -46,7 +49,7 @@ export function feedbackForm(msg) {
       done.focus();
     } catch (err) {
       status.textContent = `Not sent: ${err.message}`;
-      send.disabled = false;
+      send.removeAttribute('aria-disabled');
     }
   });
   root.append(

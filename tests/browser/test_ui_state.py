@@ -456,3 +456,21 @@ def test_a_delete_refused_for_want_of_the_key_leaves_focus_on_its_button(mesh: M
     page.keyboard.press("Enter")
     page.wait_for_function("document.getElementById('doc-list-status').textContent.includes('Delete failed')")
     assert page.evaluate("document.activeElement === document.querySelector('#doc-list li button.danger')")
+
+
+def test_feedback_refused_leaves_focus_on_send(mesh: MeshProcess, page: Any) -> None:
+    """Feedback on an answer the server no longer knows (its id kept in this browser only) is refused with 404: focus
+    stays on 'Send feedback' beside the reason, rather than falling to the top of the page while it was sent."""
+    page.goto(mesh.base_url + "/")
+    answered(page, "How does Like-Opt cache answers in Redis?")
+    page.evaluate("""() => {
+      const saved = JSON.parse(localStorage.getItem('likeopt.conversations'));
+      saved[0].messages[1].meta.answer_id = 'f'.repeat(32);
+      localStorage.setItem('likeopt.conversations', JSON.stringify(saved));
+    }""")
+    page.reload()
+    page.locator(".feedback-thumb.down").click()
+    page.keyboard.press("Tab")  # from the comment to Send
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('.feedback-status').textContent.includes('Not sent')")
+    assert page.evaluate("document.activeElement.classList.contains('feedback-send')")
