@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
-from likeopt.ops.launcher import guarded
 from likeopt.ops.protos import ROOT
+from likeopt.ops.supervisor import guarded
 from likeopt.runtime.config import LISTENING_PORTS, Config
 from tests.support import MeshProcess, distinct_free_ports
 
