@@ -324,7 +324,7 @@ class LikeOptMCPServer(MCPServer[Any]):
         self._mesh = mesh
         handlers = self._lowlevel_server._request_handlers  # no public way to unregister a method the SDK added
         for method in UNSERVED_METHODS:
-            del handlers[method]
+            handlers.pop(method, None)  # an SDK that no longer registers it: nothing to take away
 
     async def _handle_list_resources(self, ctx: Any, params: PaginatedRequestParams | None) -> ListResourcesResult:
         m = self._mesh()
