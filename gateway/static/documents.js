@@ -5,6 +5,7 @@ import { ApiError, requestJSON, getApiKey, setApiKey, authHeaders, errorFromBody
 
 /** The file types the server reads (SUPPORTED in likeopt/runtime/loaders/formats.py), from /static/config.js. */
 const ACCEPTED = window.LIKEOPT_FILE_TYPES || [];
+const NAMED = window.LIKEOPT_FILE_NAMES || [];
 const CONFIRM_MS = 5000;
 const LIST_PAGE = 50;
 
@@ -32,7 +33,7 @@ export function initDocuments() {
 
   const fileInput = byId('file-input');
   fileInput.accept = ACCEPTED.join(',');
-  byId('file-types').textContent = ACCEPTED.join(' ');
+  byId('file-types').textContent = [...ACCEPTED, ...NAMED].join(' ');
   fileInput.addEventListener('change', () => {
     uploadFiles([...fileInput.files]);
     fileInput.value = ''; // so choosing the same file again still fires "change"
@@ -84,10 +85,12 @@ function initDropZone(zone) {
   });
 }
 
-/** Sent: a file of a type the server reads by its name, or one with no extension, which the server reads by its
- *  bytes (a PDF or an Office file named "report"). */
+/** Sent: a file of a type the server reads by its name (its extension, or its whole name: .gitignore, Dockerfile),
+ *  or one with no extension, which the server reads by its bytes (a PDF or an Office file named "report"). */
 const isAccepted = (file) =>
-  !/\.[^.]+$/.test(file.name) || ACCEPTED.some((ext) => file.name.toLowerCase().endsWith(ext));
+  !/\.[^.]+$/.test(file.name) ||
+  NAMED.includes(file.name.toLowerCase()) ||
+  ACCEPTED.some((ext) => file.name.toLowerCase().endsWith(ext));
 
 async function uploadFiles(files) {
   if (!files.length) return;

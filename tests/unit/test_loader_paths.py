@@ -109,6 +109,39 @@ def test_hidden_files_broken_links_and_files_beside_a_beir_corpus_are_reported(
     ]
 
 
+def test_a_repository_s_own_files_are_read_and_its_tools_folders_passed_over_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Dockerfile, a LICENSE and a .gitignore are the project's and were refused or passed over as hidden; .git,
+    .venv, node_modules and __pycache__ hold a tool's files by the thousand, each reported once, not read."""
+    monkeypatch.chdir(tmp_path)
+    repo = tmp_path / "repo"
+    for folder in (".git", ".venv", "node_modules/left-pad", "__pycache__"):
+        (repo / folder).mkdir(parents=True)
+    (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (repo / "node_modules" / "left-pad" / "package.json").write_text('{"name": "left-pad"}')
+    (repo / "node_modules" / "left-pad" / "README").write_text("Pads strings.")
+    (repo / "__pycache__" / "app.cpython-312.pyc").write_bytes(b"\xcb\r\r\n")
+    for name in ("Dockerfile", "LICENSE", ".gitignore"):
+        (repo / name).write_text(f"{name} of the project\n")
+    (repo / ".env").write_text("API_KEY=secret\n")
+    items = list(load_paths(["repo"]))
+    assert sorted(d.id for d in items if isinstance(d, LoadedDocument)) == [
+        "repo/.gitignore",
+        "repo/Dockerfile",
+        "repo/LICENSE",
+    ]
+    reasons = {s.source: s.reason.split(",")[0] for s in items if isinstance(s, Skipped)}
+    assert reasons == {
+        "repo/.env": "hidden file",
+        "repo/.git": "hidden folder",
+        "repo/.venv": "hidden folder",
+        "repo/__pycache__": "Python's compiled bytecode",
+        "repo/node_modules": "packages npm installed",
+    }
+    assert "README" in {Path(d.id).name for d in load_paths(["repo/node_modules"]) if isinstance(d, LoadedDocument)}
+
+
 def test_a_file_that_became_empty_or_unreadable_says_its_earlier_version_is_kept_and_how_to_delete_it(
     projects: Path,
 ) -> None:

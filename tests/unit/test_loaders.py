@@ -868,11 +868,12 @@ def test_a_pdf_or_office_file_without_its_suffix_is_read_as_what_its_bytes_show(
 
 
 def test_a_file_whose_bytes_show_no_type_read_here_is_still_refused_for_its_suffix() -> None:
-    """Text is never guessed from bytes: a file named "README" or "photo.png" is refused as before, as is another
+    """Text is never guessed from bytes: a file named "NOTES" (no name a repository keeps, as README is) or
+    "photo.png" is refused as before, as is another
     program's compound document (an Outlook message) though older Office files are compound documents, and a PDF named
     "report" that is not read says, as a report.pdf would, that a version stored earlier under its id is kept."""
     for name, data in (
-        ("README", b"Plain words."),
+        ("NOTES", b"Plain words."),
         ("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00"),
         ("a.zip", b"PK\x03\x04"),
         ("mail.msg", ole2_file("__properties_version1.0")),  # a compound document, but Outlook's

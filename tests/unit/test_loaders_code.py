@@ -43,3 +43,45 @@ def test_a_binary_file_under_a_code_name_is_refused_as_binary() -> None:
     """.ts is TypeScript in a repository and a video on a drive: a video is no text, and says so."""
     [video] = load_content("clip.ts", b"G@\x00\x10\x00\x00\xb0\r\x00\x01\xc1\x00\x00", doc_id="clip.ts")
     assert isinstance(video, Skipped) and video.reason.startswith("contains NUL characters")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "kind"),
+    [
+        ("app/Dockerfile", b"FROM python:3.12-slim\nRUN pip install --no-cache-dir gunicorn\n", "dockerfile"),
+        ("Containerfile", b'FROM alpine:3.20\nCMD ["sh"]\n', "dockerfile"),
+        ("GNUmakefile", b"test:\n\tpytest -q\n", "makefile"),
+        ("Makefile", b"build:\n\tgo build ./...\n", "makefile"),
+        ("Jenkinsfile", b"pipeline {\n  agent any\n}\n", "groovy"),
+        ("Procfile", b"web: gunicorn app:app\nworker: celery -A app worker\n", "config"),
+        (".gitignore", b"*.pyc\n/build/\n", "config"),
+        (".editorconfig", b"[*]\nindent_style = space\n", "config"),
+        ("svc/.env.example", b"DATABASE_URL=\nAPI_KEY=\n", "config"),
+    ],
+)
+def test_files_every_repository_keeps_are_read_by_their_whole_name_as_code(name: str, data: bytes, kind: str) -> None:
+    """They have no suffix of their type and were refused as "unsupported file type (none)"; their lines are their
+    meaning, as a script's are, and their name is their title (.env.example, not ".env")."""
+    doc = one(name, data)
+    assert chunked(doc.text) == data.decode().rstrip("\n")
+    base = name.rsplit("/", 1)[-1]
+    assert doc.title == base and doc.metadata == {"source": base, "file_type": kind}
+
+
+def test_licences_readmes_and_changelogs_without_a_suffix_are_read_as_prose() -> None:
+    doc = one("LICENSE", b"MIT License\n\nPermission is hereby granted, free of charge,\nto any person.\n")
+    assert chunked(doc.text) == "MIT License\n\nPermission is hereby granted, free of charge, to any person."
+    assert doc.metadata["file_type"] == "text"
+    assert [one(name, b"Notes.\n").metadata["file_type"] for name in ("readme", "CHANGELOG", "NOTICE")] == ["text"] * 3
+
+
+def test_a_named_file_gets_the_checks_any_text_file_gets_and_other_names_stay_refused() -> None:
+    """A name is no proof of text: a binary Makefile is refused as binary, one in a legacy code page as such; a .env
+    (secrets, not an example of them) and a name not on the list stay unsupported."""
+    [binary] = load_content("Makefile", b"\x7fELF\x02\x01\x00\x00", doc_id="Makefile")
+    assert isinstance(binary, Skipped) and binary.reason.startswith("contains NUL characters")
+    [latin1] = load_content("README", "caf\xe9".encode("latin-1"), doc_id="README")
+    assert isinstance(latin1, Skipped) and latin1.reason.startswith("not valid UTF-8")
+    for name in (".env", "Dockerfile.dev", "notes"):
+        [refused] = load_content(name, b"SECRET=1\n", doc_id=name)
+        assert isinstance(refused, Skipped) and refused.reason.startswith("unsupported file type")

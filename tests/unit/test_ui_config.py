@@ -12,7 +12,7 @@ from gateway.app import STATIC_DIR, build_app
 from gateway.ui_config import UI_CONFIG_PATH
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import MAX_COMMENT_CHARS, MAX_QUERY_CHARS, MAX_UPLOAD_FILES
-from likeopt.runtime.loaders import SUPPORTED
+from likeopt.runtime.loaders import NAMED_FILES, SUPPORTED
 
 
 def _script(environ: dict[str, str]) -> str:
@@ -22,7 +22,10 @@ def _script(environ: dict[str, str]) -> str:
     return response.text
 
 
-FILE_TYPES = f"window.LIKEOPT_FILE_TYPES = {json.dumps(sorted(SUPPORTED))};\n"
+FILE_TYPES = (
+    f"window.LIKEOPT_FILE_TYPES = {json.dumps(sorted(SUPPORTED))};\n"
+    f"window.LIKEOPT_FILE_NAMES = {json.dumps(sorted(NAMED_FILES))};\n"
+)
 ALWAYS = (
     FILE_TYPES
     + f"window.LIKEOPT_MAX_QUERY_CHARS = {MAX_QUERY_CHARS};\n"
@@ -45,6 +48,7 @@ def test_jaeger_url_reaches_the_page():
 
 def test_only_the_file_types_and_the_question_limit_are_set_without_settings():
     assert _script({}) == ALWAYS and '".csv"' in FILE_TYPES and '".exe"' not in FILE_TYPES
+    assert '".gitignore"' in FILE_TYPES and '"dockerfile"' in FILE_TYPES  # read by their whole name
 
 
 def test_only_web_urls_are_accepted():

@@ -1,6 +1,7 @@
 """Turn files into documents: plain text, Markdown, HTML, Word (.docx), Rich Text (.rtf), PowerPoint (.pptx), Excel
 (.xlsx), OpenDocument (.odt, .ods, .odp), EPUB, e-mail (.eml), PDF, CSV/TSV tables, JSON Lines, JSON arrays of
-documents, source code and configuration (as text), and BEIR folders.
+documents, source code and configuration (as text, also the files every repository keeps by their name: a
+Dockerfile, a LICENSE), and BEIR folders.
 
 Each loader yields ``(id, title, text, metadata)`` records; what cannot be read is reported as skipped with the
 reason, never silently dropped. The indexed text is what a reader sees, because it is what search matches and what
@@ -17,7 +18,7 @@ from __future__ import annotations
 from likeopt.runtime.loaders.documents import LoadedDocument, Skipped, document_path, to_message
 from likeopt.runtime.loaders.extract import load_content
 from likeopt.runtime.loaders.files import earlier_ids, file_id, id_base, load_paths
-from likeopt.runtime.loaders.formats import MAX_FILE_BYTES, NOT_TEXT, NOT_UTF8, SUPPORTED, TOO_LARGE
+from likeopt.runtime.loaders.formats import MAX_FILE_BYTES, NAMED_FILES, NOT_TEXT, NOT_UTF8, SUPPORTED, TOO_LARGE
 from likeopt.runtime.loaders.html import html_to_text
 from likeopt.runtime.loaders.markdown import markdown_to_text
 from likeopt.runtime.loaders.pdf import ENCRYPTED_PDF, NO_TEXT_LAYER, pdf_pages_text
@@ -29,6 +30,7 @@ __all__ = [
     "ENCRYPTED_OFFICE",
     "ENCRYPTED_PDF",
     "MAX_FILE_BYTES",
+    "NAMED_FILES",
     "NOT_DOCUMENTS_JSON",
     "NOT_RTF",
     "NOT_TEXT",

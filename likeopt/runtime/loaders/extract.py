@@ -16,12 +16,15 @@ from likeopt.runtime.loaders.formats import (
     LEGACY_OFFICE,
     MARKDOWN_SUFFIXES,
     MAX_FILE_BYTES,
+    NAMED_CODE,
+    NAMED_FILES,
     NOT_TEXT,
     ODF_SUFFIXES,
     SUPPORTED,
     TABLE_SUFFIXES,
     TOO_LARGE,
     file_type,
+    named_kind,
 )
 from likeopt.runtime.loaders.html import html_to_text
 from likeopt.runtime.loaders.mail import ATTACHMENT_NOT_READ, mail_attachments, mail_document
@@ -42,15 +45,16 @@ log = logging.getLogger(__package__)  # the package's name, whichever of its mod
 def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
     """The documents in one file's bytes (one, or one per line for JSON Lines); name gives the type, unless the
     bytes say they are another type read here (sniffed_suffix), whatever the name's suffix or without one: an
-    upload named "report" or "scan.bin" that is a PDF is read as one."""
+    upload named "report" or "scan.bin" that is a PDF is read as one. A file every repository keeps (a Dockerfile,
+    a LICENSE, a .gitignore) is known by its whole name (named_kind)."""
     suffix = Path(name).suffix.lower()
     if len(data) > MAX_FILE_BYTES:  # before anything parses it: a zip's directory, a compound document's
-        yield skipped_file(name, doc_id, TOO_LARGE, marked_suffix(data))
+        yield skipped_file(name, doc_id, TOO_LARGE, marked_suffix(data) or named_kind(name) or "")
         return
-    kind = sniffed_suffix(data) or suffix
+    kind = sniffed_suffix(data) or named_kind(name) or suffix
     if older := older_office_reason(suffix, data):
         yield skipped_file(name, doc_id, older)
-    elif kind not in SUPPORTED:
+    elif kind not in SUPPORTED and kind not in NAMED_FILES:
         advice = f" (save it as {LEGACY_OFFICE[suffix]})" if suffix in LEGACY_OFFICE else ""
         yield Skipped(name, f"unsupported file type {suffix or '(none)'}{advice}")
     elif kind in JSONL_SUFFIXES:
@@ -95,7 +99,7 @@ def _title_and_text(suffix: str, data: bytes) -> tuple[str, str]:
     raw = decode_text(data)
     if suffix in TABLE_SUFFIXES:
         return "", table_to_text(raw, suffix)
-    return "", fenced(raw) if suffix in CODE_TYPES else raw
+    return "", fenced(raw) if suffix in CODE_TYPES or suffix in NAMED_CODE else raw
 
 
 TYPESETTING_HINTS = str.maketrans(dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff")))
@@ -118,7 +122,8 @@ def _one_document(name: str, suffix: str, data: bytes, doc_id: str) -> LoadedDoc
     if not text.strip():
         return skipped_file(name, doc_id, "no text found", suffix)
     facts = {"source": Path(name).name, "file_type": file_type(suffix)}
-    return LoadedDocument(doc_id, title or Path(name).stem, text, {**metadata, **facts})
+    untitled = Path(name).name if suffix in NAMED_FILES else Path(name).stem  # .env.example, not ".env"
+    return LoadedDocument(doc_id, title or untitled, text, {**metadata, **facts})
 
 
 def _extracted(name: str, suffix: str, data: bytes, doc_id: str) -> tuple[str, str, dict[str, str]] | Skipped:

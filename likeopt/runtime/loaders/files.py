@@ -9,13 +9,20 @@ from pathlib import Path
 
 from likeopt.runtime.loaders.documents import LoadedDocument, Skipped, skipped_file
 from likeopt.runtime.loaders.extract import load_content
-from likeopt.runtime.loaders.formats import MAX_FILE_BYTES, TOO_LARGE
+from likeopt.runtime.loaders.formats import MAX_FILE_BYTES, TOO_LARGE, named_kind
 from likeopt.runtime.loaders.records import load_jsonl
 
 BEIR_CORPUS = "corpus.jsonl"
 """A BEIR dataset folder's documents: a folder holding one is read as that dataset."""
 BEIR_QUERIES = "queries.jsonl"
 """A BEIR dataset folder's questions, which ``likeopt eval`` and ``likeopt bench`` ask."""
+TOOL_FOLDERS = {
+    "node_modules": "packages npm installed",
+    "__pycache__": "Python's compiled bytecode",
+}
+"""Folders a tool fills, not the user, and what each holds: other people's files by the thousand (a package.json,
+a README in every package) that would crowd a project's own out of search. Hidden ones (.git, .venv) are passed
+over as hidden."""
 
 
 def load_file(path: Path, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
@@ -53,17 +60,18 @@ def load_paths(paths: list[str]) -> Iterator[LoadedDocument | Skipped]:
 
 def folder_files(root: Path) -> Iterator[Path | Skipped]:
     """The regular files under root in name order, and each entry passed over with why: the README promises a
-    report of everything not read. A hidden folder (.git, .venv) is reported once, not file by file."""
+    report of everything not read. A hidden folder (.git, .venv) or a tool's (TOOL_FOLDERS) is reported once, not
+    file by file; a hidden file is passed over unless its name is one every repository keeps (.gitignore)."""
     for folder, folders, files in os.walk(root):
         here = Path(folder)
         for name in sorted(folders):
-            if name.startswith(".") or (here / name).is_symlink():
+            if name.startswith(".") or name in TOOL_FOLDERS or (here / name).is_symlink():
                 folders.remove(name)
                 yield Skipped(str(here / name), _passed_folder(name))
         folders.sort()
         for name in sorted(files):
             path = here / name
-            if name.startswith("."):
+            if name.startswith(".") and named_kind(name) is None:
                 yield Skipped(str(path), "hidden file, skipped")
             elif path.is_symlink() and not path.exists():
                 yield Skipped(str(path), f"broken symbolic link: its target {os.readlink(path)} does not exist")
@@ -77,6 +85,8 @@ def _passed_folder(name: str) -> str:
     """Why a folder inside one being read is not: hidden, or a link (which could lead back into its own folder)."""
     if name.startswith("."):
         return "hidden folder, skipped with everything in it"
+    if name in TOOL_FOLDERS:
+        return f"{TOOL_FOLDERS[name]}, skipped with everything in it (give it as a path of its own to ingest it)"
     return "symbolic link to a folder, not followed (give its target as a path of its own)"
 
 

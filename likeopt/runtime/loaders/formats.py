@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 TEXT_SUFFIXES = {".txt", ".text", ".rst"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -48,7 +50,20 @@ SUPPORTED = (
         ".rtf",
     }
 )
-ONE_DOCUMENT_SUFFIXES = SUPPORTED - JSONL_SUFFIXES - {".json"}
+NAMED_CODE = {
+    **dict.fromkeys(("dockerfile", "containerfile"), "dockerfile"),
+    **dict.fromkeys(("makefile", "gnumakefile"), "makefile"),
+    **dict.fromkeys((".gitignore", ".dockerignore", ".npmignore", ".gitattributes", ".editorconfig"), "config"),
+    **dict.fromkeys((".env.example", ".env.sample", ".env.template", "procfile", "codeowners"), "config"),
+    **{"jenkinsfile": "groovy", "vagrantfile": "ruby", "gemfile": "ruby", "rakefile": "ruby"},
+}
+"""Files every repository keeps that have no suffix of their type, by their whole name (lower-cased), with the
+file_type each is read as: code and configuration, read as written. A closed list: a name is a promise of what the
+file holds only for these. A .env file itself is not among them: it holds secrets, where its examples hold none."""
+NAMED_PROSE = {"readme", "license", "licence", "copying", "changelog", "changes", "notice", "authors", "contributors"}
+"""Files every repository keeps, by their whole name (lower-cased), that are prose: read as plain text."""
+NAMED_FILES = NAMED_CODE.keys() | NAMED_PROSE
+ONE_DOCUMENT_SUFFIXES = SUPPORTED - JSONL_SUFFIXES - {".json"} | NAMED_FILES
 """The file types that are one document each, stored under the file's id (JSON and JSON Lines hold records with
 ids of their own)."""
 
@@ -59,6 +74,13 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 TOO_LARGE = f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB"
 NOT_UTF8 = "not valid UTF-8 text (convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8)"
 NOT_TEXT = "contains NUL characters: not a text file"
+
+
+def named_kind(name: str) -> str | None:
+    """The kind a file is read as by its whole name (one of NAMED_FILES, which have no suffix of their type), else
+    None: its suffix says."""
+    whole = PurePath(name).name.lower()
+    return whole if whole in NAMED_FILES else None
 
 
 def file_type(suffix: str) -> str:
@@ -74,5 +96,7 @@ NAMED_TYPES = {
     **dict.fromkeys(HTML_SUFFIXES, "html"),
     **CODE_TYPES,
     **MARKUP_TYPES,
+    **NAMED_CODE,
+    **dict.fromkeys(NAMED_PROSE, "text"),
 }
 """The file_type of each suffix whose type is not the suffix itself."""
