@@ -1,7 +1,7 @@
 """Turn files into documents: plain text, Markdown, HTML, Word (.docx), Rich Text (.rtf), PowerPoint (.pptx), Excel
 (.xlsx), OpenDocument (.odt, .ods, .odp), EPUB, e-mail (.eml), PDF, CSV/TSV tables, JSON Lines, JSON arrays of
-documents, source code and configuration (as text, also the files every repository keeps by their name: a
-Dockerfile, a LICENSE), and BEIR folders.
+documents (any other JSON as its keys and values), source code and configuration (as text, also the files every
+repository keeps by their name: a Dockerfile, a LICENSE), and BEIR folders.
 
 Each loader yields ``(id, title, text, metadata)`` records; what cannot be read is reported as skipped with the
 reason, never silently dropped. The indexed text is what a reader sees, because it is what search matches and what
@@ -9,7 +9,7 @@ citations quote.
 
 One module a job: files walks files and folders and gives their ids; extract picks a file's reader by the type its
 bytes show (sniffing) or its name (formats); each format has its reader (plain_text, html, markdown, rich_text,
-office, opendocument, epub, mail, pdf, tables, records), packages opening the zip-based ones within bounds;
+office, opendocument, epub, mail, pdf, tables, records, json_text), packages opening the zip-based ones within bounds;
 documents and tidy hold what they all share. The names below are the ones the rest of the project takes from here.
 """
 
@@ -22,7 +22,7 @@ from likeopt.runtime.loaders.formats import MAX_FILE_BYTES, NAMED_FILES, NOT_TEX
 from likeopt.runtime.loaders.html import html_to_text
 from likeopt.runtime.loaders.markdown import markdown_to_text
 from likeopt.runtime.loaders.pdf import ENCRYPTED_PDF, NO_TEXT_LAYER, pdf_pages_text
-from likeopt.runtime.loaders.records import NOT_DOCUMENTS_JSON, load_jsonl
+from likeopt.runtime.loaders.records import load_jsonl
 from likeopt.runtime.loaders.rich_text import NOT_RTF
 from likeopt.runtime.loaders.sniffing import ENCRYPTED_OFFICE, OLDER_OFFICE, OLE2_SIGNATURE
 
@@ -31,7 +31,6 @@ __all__ = [
     "ENCRYPTED_PDF",
     "MAX_FILE_BYTES",
     "NAMED_FILES",
-    "NOT_DOCUMENTS_JSON",
     "NOT_RTF",
     "NOT_TEXT",
     "NOT_UTF8",

@@ -27,13 +27,14 @@ from likeopt.runtime.loaders.formats import (
     named_kind,
 )
 from likeopt.runtime.loaders.html import html_to_text
+from likeopt.runtime.loaders.json_text import json_document
 from likeopt.runtime.loaders.mail import ATTACHMENT_NOT_READ, mail_attachments, mail_document
 from likeopt.runtime.loaders.markdown import markdown_document
 from likeopt.runtime.loaders.office import docx_to_text, pptx_to_text, xlsx_to_text
 from likeopt.runtime.loaders.opendocument import odf_to_text
 from likeopt.runtime.loaders.pdf import PDF_WARNINGS, pdf_to_text
 from likeopt.runtime.loaders.plain_text import decode_html, decode_text, not_text_reason
-from likeopt.runtime.loaders.records import load_json, load_jsonl
+from likeopt.runtime.loaders.records import document_records, load_jsonl, record_document
 from likeopt.runtime.loaders.rich_text import rtf_to_text
 from likeopt.runtime.loaders.sniffing import marked_suffix, older_office_reason, sniffed_suffix
 from likeopt.runtime.loaders.tables import table_to_text
@@ -59,8 +60,8 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
         yield Skipped(name, f"unsupported file type {suffix or '(none)'}{advice}")
     elif kind in JSONL_SUFFIXES:
         yield from load_jsonl(name, data.split(b"\n"))
-    elif kind == ".json":
-        yield from load_json(name, data)
+    elif kind == ".json" and (records := document_records(data)) is not None:
+        yield from (record_document(f"{name}[{n}]", record) for n, record in enumerate(records))
     else:
         yield _one_document(name, kind, data, doc_id)
         if kind == ".eml":
@@ -70,13 +71,15 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
 def extract(suffix: str, data: bytes) -> tuple[str, str, dict[str, str]]:
     """(title, text, metadata) of one file's bytes by its type; an empty title lets the caller use the file name.
     Markdown (its front matter), EPUB books (their authors) and e-mail (sender and date) carry metadata of their
-    own."""
+    own; a JSON file that holds no documents is read here as one."""
     if suffix in MARKDOWN_SUFFIXES:
         return markdown_document(decode_text(data))
     if suffix == ".epub":
         return epub_document(data)
     if suffix == ".eml":
         return mail_document(data)
+    if suffix == ".json":
+        return json_document(data)
     return *_title_and_text(suffix, data), {}
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 
-from likeopt.runtime.loaders.documents import LoadedDocument, Skipped, is_scalar, scalar_text
+from likeopt.runtime.loaders.documents import LoadedDocument, Skipped, Unreadable, is_scalar, scalar_text
 from likeopt.runtime.loaders.formats import NOT_UTF8
-from likeopt.runtime.loaders.plain_text import not_text_reason
+from likeopt.runtime.loaders.json_text import parsed_json
 
-NOT_DOCUMENTS_JSON = 'a .json file must hold an array of documents ({"id", "title", "text"}) or {"documents": [...]}'
+RECORD_FIELDS = {"_id", "id", "title", "text", "metadata"}
+"""The fields a document record has: a JSON array of objects with no other field is one of records."""
 
 
 def load_jsonl(source: str, lines: Iterable[str | bytes]) -> Iterator[LoadedDocument | Skipped]:
@@ -36,23 +37,26 @@ def load_jsonl(source: str, lines: Iterable[str | bytes]) -> Iterator[LoadedDocu
         yield record_document(where, record)
 
 
-def load_json(source: str, data: bytes) -> Iterator[LoadedDocument | Skipped]:
-    """Documents from a JSON array of records as JSON Lines holds them, or from ``{"documents": [...]}`` (the
-    body ``POST /api/v1/documents`` takes)."""
+def document_records(data: bytes) -> list[object] | None:
+    """The records of a .json file that holds documents: an array of them as JSON Lines holds them, or ``{"documents":
+    [...]}`` (the body ``POST /api/v1/documents`` takes). None for any other JSON, read as one document of its keys
+    and values (json_text), and for a file that is no JSON, which that reading refuses with the reason."""
     try:
-        parsed = json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        yield Skipped(source, not_text_reason(data))
-        return
-    except (json.JSONDecodeError, RecursionError) as exc:
-        yield Skipped(source, f"invalid JSON: {exc}")
-        return
+        parsed = parsed_json(data)
+    except (UnicodeDecodeError, Unreadable):
+        return None
     records = parsed.get("documents") if isinstance(parsed, dict) else parsed
-    if not isinstance(records, list):
-        yield Skipped(source, NOT_DOCUMENTS_JSON)
-        return
-    for position, record in enumerate(records):
-        yield record_document(f"{source}[{position}]", record)
+    return records if isinstance(records, list) and are_records(records) else None
+
+
+def are_records(items: list[object]) -> bool:
+    """Whether a JSON array is one of document records: objects each, one at least with a text, or none with a field
+    a record has not (titles alone). An API's reply (issues with an id, a title and a body) is not: read as records,
+    it would store each title and lose the rest."""
+    objects = [item for item in items if isinstance(item, dict)]
+    if len(objects) < len(items):
+        return False
+    return any(isinstance(o.get("text"), str) for o in objects) or all(o.keys() <= RECORD_FIELDS for o in objects)
 
 
 def record_document(where: str, record: object) -> LoadedDocument | Skipped:
