@@ -30,6 +30,7 @@ from likeopt.runtime.loaders.html import html_to_text
 from likeopt.runtime.loaders.json_text import json_document
 from likeopt.runtime.loaders.mail import ATTACHMENT_NOT_READ, mail_attachments, mail_document
 from likeopt.runtime.loaders.markdown import markdown_document
+from likeopt.runtime.loaders.notebook import notebook_document
 from likeopt.runtime.loaders.office import docx_to_text, pptx_to_text, xlsx_to_text
 from likeopt.runtime.loaders.opendocument import odf_to_text
 from likeopt.runtime.loaders.pdf import PDF_WARNINGS, pdf_to_text
@@ -71,7 +72,7 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
 def extract(suffix: str, data: bytes) -> tuple[str, str, dict[str, str]]:
     """(title, text, metadata) of one file's bytes by its type; an empty title lets the caller use the file name.
     Markdown (its front matter), EPUB books (their authors) and e-mail (sender and date) carry metadata of their
-    own; a JSON file that holds no documents is read here as one."""
+    own, and so do notebooks (their language); a JSON file that holds no documents is read here as one."""
     if suffix in MARKDOWN_SUFFIXES:
         return markdown_document(decode_text(data))
     if suffix == ".epub":
@@ -80,6 +81,8 @@ def extract(suffix: str, data: bytes) -> tuple[str, str, dict[str, str]]:
         return mail_document(data)
     if suffix == ".json":
         return json_document(data)
+    if suffix == ".ipynb":
+        return notebook_document(data)
     return *_title_and_text(suffix, data), {}
 
 

@@ -45,6 +45,7 @@ SUPPORTED = (
     | {
         ".eml",
         ".epub",
+        ".ipynb",
         ".json",
         ".pdf",
         ".rtf",
@@ -98,5 +99,6 @@ NAMED_TYPES = {
     **MARKUP_TYPES,
     **NAMED_CODE,
     **dict.fromkeys(NAMED_PROSE, "text"),
+    ".ipynb": "notebook",
 }
 """The file_type of each suffix whose type is not the suffix itself."""
