@@ -1,7 +1,7 @@
 """Turn files into documents: plain text, Markdown, HTML, Word (.docx), Rich Text (.rtf), PowerPoint (.pptx), Excel
-(.xlsx), OpenDocument (.odt, .ods, .odp), EPUB, Jupyter notebooks, e-mail (.eml), PDF, CSV/TSV tables, JSON Lines,
-JSON arrays of documents (any other JSON as its keys and values), source code and configuration (as text, also the
-files every repository keeps by their name: a Dockerfile, a LICENSE), and BEIR folders.
+(.xlsx), OpenDocument (.odt, .ods, .odp), EPUB, Jupyter notebooks, e-mail (.eml, .mbox), PDF, CSV/TSV tables, JSON
+Lines, JSON arrays of documents (any other JSON as its keys and values), source code and configuration (as text,
+also the files every repository keeps by their name: a Dockerfile, a LICENSE), and BEIR folders.
 
 Each loader yields ``(id, title, text, metadata)`` records; what cannot be read is reported as skipped with the
 reason, never silently dropped. The indexed text is what a reader sees, because it is what search matches and what
@@ -9,9 +9,9 @@ citations quote.
 
 One module a job: files walks files and folders and gives their ids; extract picks a file's reader by the type its
 bytes show (sniffing) or its name (formats); each format has its reader (plain_text, html, markdown, rich_text,
-office, opendocument, epub, notebook, mail, pdf, tables, records, json_text), packages opening the zip-based ones
-within bounds; documents and tidy hold what they all share. The names below are the ones the rest of the project
-takes from here.
+office, opendocument, epub, notebook, mail, mailbox_file, pdf, tables, records, json_text), packages opening the
+zip-based ones within bounds; documents and tidy hold what they all share. The names below are the ones the rest
+of the project takes from here.
 """
 
 from __future__ import annotations

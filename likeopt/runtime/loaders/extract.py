@@ -29,6 +29,7 @@ from likeopt.runtime.loaders.formats import (
 from likeopt.runtime.loaders.html import html_to_text
 from likeopt.runtime.loaders.json_text import json_document
 from likeopt.runtime.loaders.mail import ATTACHMENT_NOT_READ, mail_attachments, mail_document
+from likeopt.runtime.loaders.mailbox_file import mailbox_messages
 from likeopt.runtime.loaders.markdown import markdown_document
 from likeopt.runtime.loaders.notebook import notebook_document
 from likeopt.runtime.loaders.office import docx_to_text, pptx_to_text, xlsx_to_text
@@ -63,10 +64,31 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
         yield from load_jsonl(name, data.split(b"\n"))
     elif kind == ".json" and (records := document_records(data)) is not None:
         yield from (record_document(f"{name}[{n}]", record) for n, record in enumerate(records))
+    elif kind == ".mbox":
+        yield from _mailbox_documents(name, data, doc_id)
     else:
         yield _one_document(name, kind, data, doc_id)
         if kind == ".eml":
             yield from (Skipped(f"{name}: {attached}", ATTACHMENT_NOT_READ) for attached in mail_attachments(data))
+
+
+def _mailbox_documents(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
+    """Each message of a mailbox as a document, as an .eml file is read, under the mailbox's id and its place in it
+    (``inbox.mbox#3``: mail programs add to a mailbox at its end, so earlier messages keep their ids), with the
+    mailbox's name as its source: a search finds the one message that answers it, with its own subject, sender and
+    date, where one document of them all would cite the whole mailbox."""
+    try:
+        messages = mailbox_messages(data)
+    except Unreadable as unreadable:
+        yield Skipped(name, str(unreadable))
+        return
+    for number, message in enumerate(messages, start=1):
+        where = f"{name}#{number}"
+        loaded = _one_document(where, ".eml", message, f"{doc_id}#{number}")
+        if isinstance(loaded, LoadedDocument):
+            loaded.metadata.update(source=Path(name).name, file_type=file_type(".mbox"))
+        yield loaded
+        yield from (Skipped(f"{where}: {attached}", ATTACHMENT_NOT_READ) for attached in mail_attachments(message))
 
 
 def extract(suffix: str, data: bytes) -> tuple[str, str, dict[str, str]]:

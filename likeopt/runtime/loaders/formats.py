@@ -47,6 +47,7 @@ SUPPORTED = (
         ".epub",
         ".ipynb",
         ".json",
+        ".mbox",
         ".pdf",
         ".rtf",
     }
@@ -64,9 +65,10 @@ file holds only for these. A .env file itself is not among them: it holds secret
 NAMED_PROSE = {"readme", "license", "licence", "copying", "changelog", "changes", "notice", "authors", "contributors"}
 """Files every repository keeps, by their whole name (lower-cased), that are prose: read as plain text."""
 NAMED_FILES = NAMED_CODE.keys() | NAMED_PROSE
-ONE_DOCUMENT_SUFFIXES = SUPPORTED - JSONL_SUFFIXES | NAMED_FILES
+ONE_DOCUMENT_SUFFIXES = SUPPORTED - JSONL_SUFFIXES - {".mbox"} | NAMED_FILES
 """The file types that are one document each, stored under the file's id (JSON Lines hold records with ids of their
-own). A .json file is one too unless it holds documents, and one that cannot be read may have been either."""
+own, a mailbox messages). A .json file is one too unless it holds documents, and one that cannot be read may have
+been either."""
 
 LEGACY_OFFICE = {".doc": ".docx", ".ppt": ".pptx", ".xls": ".xlsx"}
 """Older formats no loader reads, and the one to save them as (every Office version writes it)."""
