@@ -7,6 +7,7 @@ import zlib
 import httpx
 import pytest
 
+from likeopt.runtime.loaders.mailbox_file import MAX_MAILBOX_MESSAGES
 from tests.pdfs import pdf_file
 from tests.support import MeshProcess
 
@@ -88,6 +89,8 @@ def test_malformed_and_bomb_uploads_are_skipped_and_the_corpus_survives(mesh: Me
         ("files", ("deep.html", b"<div>" * 200_000 + b"deep words" + b"</div>" * 200_000, "text/html")),
         ("files", ("latin1.txt", "caf\xe9 cr\xe8me".encode("latin-1"), "text/plain")),
         ("files", ("empty.md", b"   \n", "text/markdown")),
+        ("files", ("bomb.mbox", b"From x\n\n" * (MAX_MAILBOX_MESSAGES + 1), "application/mbox")),
+        ("files", ("cells.ipynb", b'{"cells": [', "application/x-ipynb+json")),
     ]
     with httpx.Client(base_url=mesh.base_url, timeout=120) as client:
         before = client.get("/api/v1/index").json()["documents"]
@@ -95,7 +98,7 @@ def test_malformed_and_bomb_uploads_are_skipped_and_the_corpus_survives(mesh: Me
         assert reply.status_code == 200, reply.text
         result = reply.json()
         skipped = {s["id"]: s["reason"] for s in result["skipped"]}
-        assert {"broken.pdf", "bomb.pdf", "latin1.txt", "empty.md"} <= set(skipped)
+        assert {"broken.pdf", "bomb.pdf", "latin1.txt", "empty.md", "bomb.mbox", "cells.ipynb"} <= set(skipped)
         assert all(reason for reason in skipped.values())
         after = client.get("/api/v1/index").json()["documents"]
         assert after == before + result["upserted"]

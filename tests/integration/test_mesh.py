@@ -6,6 +6,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import httpx
@@ -14,11 +15,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from likeopt.caching.cache_keys import normalise_query
+from likeopt.runtime.loaders import document_path
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.pdfs import pdf_bytes
 from tests.support import MeshProcess, ValkeyServer
 from tests.unit.test_loaders_email import message
 from tests.unit.test_loaders_epub import CHAPTERS, PACKAGE, epub_file
+from tests.unit.test_loaders_mailbox import mbox_bytes
+from tests.unit.test_loaders_notebook import code, markdown, notebook, result
 from tests.unit.test_loaders_opendocument import odf_file
 
 KNOWN_QUESTION = "Which port does Envoy listen on?"
@@ -290,18 +294,20 @@ def test_uploaded_file_becomes_searchable_and_deleted_one_disappears(mesh: MeshP
 
 
 @contextlib.contextmanager
-def uploaded(mesh: MeshProcess, files: dict[str, tuple[bytes, str]]) -> Iterator[None]:
-    """Files (name: (bytes, content type)) uploaded in one request, each stored as a document, deleted afterwards."""
+def uploaded(mesh: MeshProcess, files: dict[str, tuple[bytes, str]], ids: list[str] | None = None) -> Iterator[None]:
+    """Files (name: (bytes, content type)) uploaded in one request, stored as the documents ids names (by default
+    one each, under its name), deleted afterwards."""
     auth = {"Authorization": f"Bearer {mesh.api_key}"}
     fields = [("files", (name, data, content_type)) for name, (data, content_type) in files.items()]
+    stored = list(files) if ids is None else ids
     upload = httpx.post(f"{mesh.base_url}/api/v1/documents", files=fields, headers=auth, timeout=60)
     try:
         assert upload.status_code == 200, upload.text
-        assert upload.json()["upserted"] == len(files) and upload.json()["skipped"] == []
+        assert upload.json()["upserted"] == len(stored) and upload.json()["skipped"] == []
         yield
     finally:
-        for doc_id in files:
-            httpx.delete(f"{mesh.base_url}/api/v1/documents/{doc_id}", headers=auth, timeout=30)
+        for doc_id in stored:
+            httpx.delete(f"{mesh.base_url}{document_path(doc_id)}", headers=auth, timeout=30)
 
 
 def test_an_uploaded_pdf_with_a_blank_page_and_a_csv_with_doubled_quotes_are_stored_and_found(
@@ -361,6 +367,52 @@ def test_uploaded_opendocument_epub_mail_and_code_files_are_stored_and_found_by_
             [hit] = search(mesh, question, top_k=1, filters={"file_type": kind})["hits"]
             assert hit["doc_id"] == doc_id, (question, hit)
         assert "    # the Skerryvane terns" in hit["text"]  # code keeps its indentation
+
+
+def test_uploaded_repository_files_json_notebooks_and_mailboxes_are_stored_and_found_by_their_type(
+    mesh: MeshProcess, tmp_path: Path
+) -> None:
+    """Each was refused: a Dockerfile and a LICENSE for having no suffix, a .gitignore too (and by the page, which
+    took its name for a suffix), a package.json for holding no documents, a notebook and a mailbox as unsupported
+    types. A mailbox's messages are a document each."""
+    docker = b"FROM python:3.12-slim\n# the Quillon relay listens on port 7413\nEXPOSE 7413\n"
+    licence = b"The Marrowick licence lets anyone copy the tide tables.\n"
+    ignore = b"# Tessaly build output\n/tessaly-out/\n"
+    package = json.dumps({"name": "ardlow-sundial", "description": "Ardlow sundials are calibrated at noon."}).encode()
+    survey = notebook(
+        [
+            markdown("# Owl survey"),
+            code("count_owls('Fennick wood')", result(**{"text/plain": "The Fennick wood owls number 212"})),
+        ]
+    )
+    box = mbox_bytes(
+        tmp_path,
+        [
+            message("Lock keeper", "The Drummond lock opens at six.\n"),
+            message("Mill", "The Corran mill grinds oats.\n"),
+        ],
+    )
+    files = {
+        "Dockerfile": (docker, "application/octet-stream"),
+        "LICENSE": (licence, "text/plain"),
+        ".gitignore": (ignore, "text/plain"),
+        "package.json": (package, "application/json"),
+        "owls.ipynb": (survey, "application/x-ipynb+json"),
+        "village.mbox": (box, "application/mbox"),
+    }
+    with uploaded(mesh, files, ids=[*list(files)[:-1], "village.mbox#1", "village.mbox#2"]):
+        for question, doc_id, kind in (
+            ("Which port does the Quillon relay listen on?", "Dockerfile", "dockerfile"),
+            ("What does the Marrowick licence let anyone copy?", "LICENSE", "text"),
+            ("Where does the Tessaly build output go?", ".gitignore", "config"),
+            ("When are Ardlow sundials calibrated?", "package.json", "json"),
+            ("How many owls are in Fennick wood?", "owls.ipynb", "notebook"),
+            ("When does the Drummond lock open?", "village.mbox#1", "mbox"),
+            ("What does the Corran mill grind?", "village.mbox#2", "mbox"),
+        ):
+            [hit] = search(mesh, question, top_k=1, filters={"file_type": kind})["hits"]
+            assert hit["doc_id"] == doc_id, (question, hit)
+        assert "The Corran mill grinds oats." in hit["text"] and hit["title"] == "Mill"
 
 
 def test_every_service_exposes_prometheus_metrics(mesh: MeshProcess) -> None:
