@@ -400,15 +400,15 @@ def test_uploaded_repository_files_json_notebooks_and_mailboxes_are_stored_and_f
         "owls.ipynb": (survey, "application/x-ipynb+json"),
         "village.mbox": (box, "application/mbox"),
     }
-    with uploaded(mesh, files, ids=[*list(files)[:-1], "village.mbox#1", "village.mbox#2"]):
+    with uploaded(mesh, files, ids=[*list(files)[:-1], "village.mbox/1", "village.mbox/2"]):
         for question, doc_id, kind in (
             ("Which port does the Quillon relay listen on?", "Dockerfile", "dockerfile"),
             ("What does the Marrowick licence let anyone copy?", "LICENSE", "text"),
             ("Where does the Tessaly build output go?", ".gitignore", "config"),
             ("When are Ardlow sundials calibrated?", "package.json", "json"),
             ("How many owls are in Fennick wood?", "owls.ipynb", "notebook"),
-            ("When does the Drummond lock open?", "village.mbox#1", "mbox"),
-            ("What does the Corran mill grind?", "village.mbox#2", "mbox"),
+            ("When does the Drummond lock open?", "village.mbox/1", "mbox"),
+            ("What does the Corran mill grind?", "village.mbox/2", "mbox"),
         ):
             [hit] = search(mesh, question, top_k=1, filters={"file_type": kind})["hits"]
             assert hit["doc_id"] == doc_id, (question, hit)

@@ -26,12 +26,16 @@ def test_each_message_of_a_mailbox_is_a_document_of_its_own_read_as_an_eml_file_
     is reported with the id a version of it stored earlier has."""
     rota = message("Kiln rota", "The Brannock kiln is fired on Thursdays.\nFrom May on, with larch.\n")
     rota.add_attachment(b"%PDF-1.7 rota", maintype="application", subtype="pdf", filename="rota.pdf")
-    data = mbox_bytes(tmp_path, [rota, message("Empty", " \n"), message("Ferry", "The ferry leaves at dawn.\n")])
+    untitled = message("", "The weir gate was oiled.\n")
+    del untitled["Subject"]
+    boxed = [rota, message("Empty", " \n"), message("Ferry", "The ferry leaves at dawn.\n"), untitled]
+    data = mbox_bytes(tmp_path, boxed)
     items = list(load_content("export/inbox.mbox", data, doc_id="mail/inbox.mbox"))
     docs = [item for item in items if isinstance(item, LoadedDocument)]
     assert [(d.id, d.title, d.text) for d in docs] == [
-        ("mail/inbox.mbox#1", "Kiln rota", "The Brannock kiln is fired on Thursdays.\nFrom May on, with larch."),
-        ("mail/inbox.mbox#3", "Ferry", "The ferry leaves at dawn."),
+        ("mail/inbox.mbox/1", "Kiln rota", "The Brannock kiln is fired on Thursdays.\nFrom May on, with larch."),
+        ("mail/inbox.mbox/3", "Ferry", "The ferry leaves at dawn."),
+        ("mail/inbox.mbox/4", "inbox.mbox, message 4", "The weir gate was oiled."),
     ]
     assert docs[0].metadata == {
         "from": "Ana Lopes <ana@example.org>",
@@ -40,9 +44,9 @@ def test_each_message_of_a_mailbox_is_a_document_of_its_own_read_as_an_eml_file_
         "file_type": "mbox",
     }
     reasons = {s.source: s.reason for s in items if isinstance(s, Skipped)}
-    assert reasons.keys() == {"export/inbox.mbox#1: rota.pdf", "export/inbox.mbox#2"}
-    assert reasons["export/inbox.mbox#1: rota.pdf"].startswith("an attachment of an e-mail, not read")
-    assert reasons["export/inbox.mbox#2"].startswith("no text found; any version stored earlier as 'mail/inbox.mbox#2'")
+    assert reasons.keys() == {"export/inbox.mbox/1: rota.pdf", "export/inbox.mbox/2"}
+    assert reasons["export/inbox.mbox/1: rota.pdf"].startswith("an attachment of an e-mail, not read")
+    assert reasons["export/inbox.mbox/2"].startswith("no text found; any version stored earlier as 'mail/inbox.mbox/2'")
 
 
 def test_a_mailbox_bomb_is_refused_before_it_is_split_and_a_lone_message_named_mbox_says_what_it_is() -> None:

@@ -74,17 +74,18 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
 
 def _mailbox_documents(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument | Skipped]:
     """Each message of a mailbox as a document, as an .eml file is read, under the mailbox's id and its place in it
-    (``inbox.mbox#3``: mail programs add to a mailbox at its end, so earlier messages keep their ids), with the
-    mailbox's name as its source: a search finds the one message that answers it, with its own subject, sender and
-    date, where one document of them all would cite the whole mailbox."""
+    (``inbox.mbox/3``, a path inside it: mail programs add to a mailbox at its end, so earlier messages keep their
+    ids; a ``#`` would read as a chunk's id), with the mailbox's name as its source: a search finds the one message
+    that answers it, with its own subject, sender and date, where one document of them all would cite the whole
+    mailbox."""
     try:
         messages = mailbox_messages(data)
     except Unreadable as unreadable:
         yield Skipped(name, str(unreadable))
         return
     for number, message in enumerate(messages, start=1):
-        where = f"{name}#{number}"
-        loaded = _one_document(where, ".eml", message, f"{doc_id}#{number}")
+        where = f"{name}/{number}"
+        loaded = _one_document(where, ".eml", message, f"{doc_id}/{number}", f"{Path(name).name}, message {number}")
         if isinstance(loaded, LoadedDocument):
             loaded.metadata.update(source=Path(name).name, file_type=file_type(".mbox"))
         yield loaded
@@ -138,8 +139,9 @@ and a zero-width no-break space (a byte-order mark inside the text). Left in, th
 change how emoji and Persian or Indic words are written."""
 
 
-def _one_document(name: str, suffix: str, data: bytes, doc_id: str) -> LoadedDocument | Skipped:
-    """The document a file of a type that holds one is, or why it is skipped."""
+def _one_document(name: str, suffix: str, data: bytes, doc_id: str, untitled: str = "") -> LoadedDocument | Skipped:
+    """The document a file of a type that holds one is, or why it is skipped; untitled is its title when the file
+    gives none (else the file's name says it)."""
     extracted = _extracted(name, suffix, data, doc_id)
     if isinstance(extracted, Skipped):
         return extracted
@@ -150,7 +152,7 @@ def _one_document(name: str, suffix: str, data: bytes, doc_id: str) -> LoadedDoc
     if not text.strip():
         return skipped_file(name, doc_id, "no text found", suffix)
     facts = {"source": Path(name).name, "file_type": file_type(suffix)}
-    untitled = Path(name).name if suffix in NAMED_FILES else Path(name).stem  # .env.example, not ".env"
+    untitled = untitled or (Path(name).name if suffix in NAMED_FILES else Path(name).stem)  # .env.example, not .env
     return LoadedDocument(doc_id, title or untitled, text, {**metadata, **facts})
 
 
