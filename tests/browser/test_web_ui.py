@@ -381,3 +381,15 @@ def test_an_upload_that_gives_a_stored_document_other_readers_says_so(
         assert changed.locator(".widened").inner_text() == "more readers now"
     finally:
         delete_documents(mesh, notes)
+
+
+def test_a_gitignore_is_sent_and_read_by_its_name_not_refused_for_its_extension(
+    mesh: MeshProcess, page: Any, tmp_path: Path
+) -> None:
+    """The page took ".gitignore" for an unknown extension and refused it before sending; the server reads it by its
+    whole name, and the page now knows those names (LIKEOPT_FILE_NAMES)."""
+    ignore = tmp_path / ".gitignore"
+    ignore.write_text("# the Vorland kiln logs stay out of git\n/vorland-logs/\n")
+    upload(page, mesh, ignore)
+    assert ".gitignore" in page.locator("#file-types").inner_text()
+    assert ".gitignore" in document_search(page, "Vorland kiln logs")
