@@ -8,7 +8,6 @@ check at start (:meth:`Config.for_process`) all derive from those declarations; 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -39,6 +38,7 @@ from likeopt.runtime.addresses import (
 )
 from likeopt.runtime.config.envoy_text import _one_line, regex_both_read
 from likeopt.runtime.config.fields import PREFIX, Flag, MetricsPort, Port, Secret, _empty_is_none, _stripped, setting
+from likeopt.runtime.config.jwks import jwks_file_problem
 from likeopt.runtime.config.processes import (
     CACHE,
     ENVOY,
@@ -864,22 +864,6 @@ def redis_seed_nodes(value: str) -> tuple[str, list[tuple[str, int]]]:
             raise ValueError(f"{env_name('redis_url')}: node {number} must be host:port")
         nodes.append((split.hostname, port))
     return first, nodes
-
-
-def jwks_file_problem(path: Path) -> str | None:
-    """Why Envoy could not take keys from ``path`` (it refuses to start then), or None: it reads the file once,
-    at start, as a JSON Web Key Set with at least one key."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
-    try:
-        keys = json.loads(text).get("keys")
-    except (ValueError, AttributeError):
-        return "must be a JSON Web Key Set (a JSON object with a 'keys' list)"
-    if not isinstance(keys, list) or not any(isinstance(key, dict) and key.get("kty") for key in keys):
-        return "must hold at least one key (an object with 'kty' in its 'keys' list)"
-    return None
 
 
 RULES = {
