@@ -14,7 +14,6 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AliasGenerator,
@@ -52,6 +51,7 @@ from likeopt.runtime.config.processes import (
     RETRIEVAL,
     STOP_GRACE_S,
 )
+from likeopt.runtime.config.redis_urls import REDIS_SCHEMES, redis_seed_nodes
 
 __all__ = [
     "CACHE",
@@ -843,27 +843,6 @@ def read_by(field: str) -> tuple[str, ...]:
 def env_names(process: str | None = None) -> tuple[str, ...]:
     """Every setting's variable, or those ``process`` reads."""
     return tuple(env_name(f) for f in Config.model_fields if process is None or process in read_by(f))
-
-
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-"""How the URLs redis-py connects with begin."""
-
-
-def redis_seed_nodes(value: str) -> tuple[str, list[tuple[str, int]]]:
-    """LIKEOPT_REDIS_URL's first URL (scheme, credentials and options for every node) and the cluster nodes
-    listed after it as ``host:port``; messages never repeat a part, which may hold a password."""
-    first, *others = [part.strip() for part in value.split(",")]
-    nodes = []
-    for number, other in enumerate(others, start=2):
-        split = urlsplit(other if "://" in other else f"//{other}")
-        try:
-            port = split.port
-        except ValueError:
-            port = None
-        if not split.hostname or port is None:
-            raise ValueError(f"{env_name('redis_url')}: node {number} must be host:port")
-        nodes.append((split.hostname, port))
-    return first, nodes
 
 
 RULES = {
