@@ -15,15 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AliasGenerator,
-    BeforeValidator,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import AliasGenerator, BeforeValidator, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, InitSettingsSource, NoDecode, SettingsConfigDict
 
 from likeopt.runtime.addresses import (
@@ -36,6 +28,7 @@ from likeopt.runtime.addresses import (
     unresolvable,
 )
 from likeopt.runtime.config.envoy_text import _one_line, regex_both_read
+from likeopt.runtime.config.errors import SettingsError, describe
 from likeopt.runtime.config.fields import PREFIX, Flag, MetricsPort, Port, Secret, _empty_is_none, _stripped, setting
 from likeopt.runtime.config.jwks import jwks_file_problem
 from likeopt.runtime.config.processes import (
@@ -96,10 +89,6 @@ LISTENING_PORTS = (
     "envoy_metrics_port",
 )
 """The port settings of the processes ``likeopt up`` starts on one host."""
-
-
-class SettingsError(ValueError):
-    """Settings that break a rule; its message has one line per problem, naming the variable and the rule."""
 
 
 class Config(BaseSettings):
@@ -843,43 +832,6 @@ def read_by(field: str) -> tuple[str, ...]:
 def env_names(process: str | None = None) -> tuple[str, ...]:
     """Every setting's variable, or those ``process`` reads."""
     return tuple(env_name(f) for f in Config.model_fields if process is None or process in read_by(f))
-
-
-RULES = {
-    "less_than_equal": "must be ≤ {le}",
-    "greater_than_equal": "must be ≥ {ge}",
-    "less_than": "must be < {lt}",
-    "greater_than": "must be > {gt}",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_parsing": "must be a number",
-    "bool_parsing": "must be 1 or 0 (or true/false, yes/no, on/off)",
-    "string_too_short": "must not be empty",
-}
-
-
-def describe(error: Any, values: Mapping[str, str]) -> str:
-    """One pydantic error as ``LIKEOPT_NAME=value: rule``; a secret's value is not shown."""
-    kind, ctx, loc = error["type"], error.get("ctx") or {}, error["loc"]
-    if kind == "literal_error":
-        rule = f"must be {ctx['expected'].replace(chr(39), '')}"
-    elif kind == "value_error":
-        rule = str(ctx.get("error", error["msg"]))
-    else:
-        bounds = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in ctx.items()}
-        rule = RULES.get(kind, error["msg"]).format(**bounds)
-    if not loc:
-        return rule
-    name = str(loc[0]) if str(loc[0]).startswith(PREFIX) else env_name(str(loc[0]))
-    if rule.startswith(name):
-        return rule
-    shown = values.get(name, error.get("input"))
-    if not isinstance(shown, str) or not shown or shown != shown.strip():
-        shown = repr(shown)
-    field = name[len(PREFIX) :].lower()
-    if field in Config.model_fields and Config.model_fields[field].annotation is SecretStr:
-        shown = "(hidden)"
-    return f"{name}={shown}: {rule}"
 
 
 def settings_table() -> str:
