@@ -31,7 +31,7 @@ class RedisSettings(BaseModel):
     def _redis_url(cls, value: str) -> str:
         """redis-py takes only these schemes, and would refuse any other only once cache_svc starts. The value
         may hold a password, so the message names the variable and the scheme alone."""
-        from likeopt.runtime.config import env_name  # deferred: Config's module imports this one
+        from likeopt.runtime.config.settings import env_name  # deferred: Config's module imports this one
 
         first, _ = redis_seed_nodes(value)
         if first and not first.lower().startswith(REDIS_SCHEMES):

@@ -30,7 +30,7 @@ RULES = {
 
 def describe(error: Any, values: Mapping[str, str]) -> str:
     """One pydantic error as ``LIKEOPT_NAME=value: rule``; a secret's value is not shown."""
-    from likeopt.runtime.config import Config, env_name  # deferred: Config's module imports this one
+    from likeopt.runtime.config.settings import Config, env_name  # deferred: Config's module imports this one
 
     kind, ctx, loc = error["type"], error.get("ctx") or {}, error["loc"]
     if kind == "literal_error":

@@ -11,7 +11,7 @@ from likeopt.runtime.config.fields import MetricsPort, Port, setting
 from likeopt.runtime.config.processes import CACHE, ENVOY, EVERY, GATEWAY, GENERATION, RETRIEVAL
 
 if TYPE_CHECKING:
-    from likeopt.runtime.config import Config
+    from likeopt.runtime.config.settings import Config
 
 
 LISTENING_PORTS = (
@@ -110,7 +110,7 @@ class NetworkSettings(BaseModel):
     def _addresses(cls, value: str, info: ValidationInfo) -> str:
         """Envoy's config and the clients take each address apart into host and port, so one without both would
         stop them only once the mesh is starting; gRPC balances call by call only over IP literals of one family."""
-        from likeopt.runtime.config import env_name  # deferred: Config's module imports this one
+        from likeopt.runtime.config.settings import env_name  # deferred: Config's module imports this one
 
         name = env_name(info.field_name or "")
         addresses = address_list(value)

@@ -11,7 +11,7 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 def redis_seed_nodes(value: str) -> tuple[str, list[tuple[str, int]]]:
     """LIKEOPT_REDIS_URL's first URL (scheme, credentials and options for every node) and the cluster nodes
     listed after it as ``host:port``; messages never repeat a part, which may hold a password."""
-    from likeopt.runtime.config import env_name  # deferred: Config's module imports this one
+    from likeopt.runtime.config.settings import env_name  # deferred: Config's module imports this one
 
     first, *others = [part.strip() for part in value.split(",")]
     nodes = []
