@@ -1,7 +1,7 @@
 // The chat view: composer, streaming answers, and the saved-conversation sidebar.
 
 import { el, byId, localId } from './dom.js';
-import { requestJSON } from './api.js';
+import { ApiError, requestJSON } from './api.js';
 import { streamSSE } from './sse.js';
 import * as store from './conversations.js';
 import { renderUserMessage, createAnswerView } from './message.js';
@@ -137,7 +137,7 @@ async function runAnswer(conv, view, turn) {
 
   const fail = (code, message) => {
     view.apply('error', { code, message });
-    const again = offerAgain(text, turn[1]) ? ' The question is back in the box, to send again.' : '';
+    const again = offerAgain(text) ? ' The question is back in the box, to send again.' : '';
     announce(`Error: ${message}${again}`);
   };
 
@@ -187,7 +187,8 @@ const resumable = (err) => err.code === 'connection_lost' || err instanceof Type
 /** Stream the answer to `text`, calling onEvent(type, data) for each event. A connection lost mid-answer is taken up
  *  again after the last event that came (Last-Event-ID): the gateway sends the rest of the same answer, or one
  *  written anew whole, its retrieval event marked restarted. The conversation id learnt from the first events goes
- *  with it, so the server holds the question once. After RESUME_WAITS.length attempts the first loss is thrown. */
+ *  with it, so the server holds the question once. A try that fails for good, or the last of RESUME_WAITS.length,
+ *  ends it with an error saying why; Stop ends it (AbortError) whatever it was doing. */
 async function streamAnswer(conv, text, signal, onEvent) {
   let lastEventId = '';
   let lost = null;
@@ -200,14 +201,22 @@ async function streamAnswer(conv, text, signal, onEvent) {
       });
       return;
     } catch (err) {
-      const first = !lost;
-      if ((first && err.code !== 'connection_lost') || !resumable(err) || !lastEventId || leaving) throw lost ?? err;
-      if (attempt >= RESUME_WAITS.length) throw lost;
+      // A try stopped while it waited for the server fails with an AbortError too, not with the loss it repairs.
+      if (signal.aborted) throw new DOMException('Stopped', 'AbortError');
+      if (leaving || (!lost && (err.code !== 'connection_lost' || !lastEventId))) throw lost ?? err;
+      if (lost && (!resumable(err) || attempt >= RESUME_WAITS.length)) throw notContinued(err);
+      if (!lost) announce('The connection was lost; continuing the answer…');
       lost ??= err;
-      if (first) announce('The connection was lost; continuing the answer…');
       await pause(RESUME_WAITS[attempt], signal);
     }
   }
+}
+
+/** The error of an answer whose lost connection could not be taken up again, with why the last try failed. */
+function notContinued(err) {
+  const why = err instanceof TypeError ? 'the server cannot be reached' : err.message;
+  return new ApiError(`The connection was lost during the answer and could not be restored (${why}).`,
+    { code: 'connection_lost', status: err.status ?? 0 });
 }
 
 /** Wait ms, or reject with an AbortError as soon as `signal` fires (Stop). */
@@ -221,10 +230,11 @@ function pause(ms, signal) {
   });
 }
 
-/** A question whose answer failed before any of it arrived (the token expired, the service was down) goes back
- *  into the composer, when that is empty, to be sent again once the cause is dealt with. Returns whether it did. */
-function offerAgain(text, answer) {
-  if (answer.text || query.value) return false;
+/** A question whose answer failed (the token expired, the service was down, the connection was lost for good)
+ *  goes back into the composer, when that is empty, to be sent again once the cause is dealt with; what arrived of
+ *  the answer stays on screen. Returns whether it did. */
+function offerAgain(text) {
+  if (query.value) return false;
   query.value = text;
   autoGrow();
   keepDraft();

@@ -4,6 +4,7 @@ connection broke partway says so and keeps what arrived."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -154,3 +155,60 @@ def test_an_answer_written_anew_after_a_drop_replaces_the_part_shown(local_mesh:
     assert payloads["retrieval"][0]["restarted"] is True  # the premise: written anew, sent whole
     saved = page.evaluate("JSON.parse(localStorage.getItem('likeopt.conversations'))[0].messages[1].text")
     assert saved == "".join(delta["text"] for delta in payloads["delta"])
+
+
+def drop_then(page: Any, later: Callable[[Any], None]) -> None:
+    """The chat's first stream drops after its first delta (DROP_AFTER_FIRST_DELTA); `later` handles every request
+    after it, each attempt to continue the answer."""
+    first = True
+
+    def handle(route: Any) -> None:
+        nonlocal first
+        if first:
+            first = False
+            route.continue_()
+        else:
+            later(route)
+
+    page.route("**/api/v1/chat", handle)
+    page.evaluate(DROP_AFTER_FIRST_DELTA)
+
+
+def test_an_answer_that_cannot_be_continued_says_so_and_gives_the_question_back(mesh: MeshProcess, page: Any) -> None:
+    """The gateway is gone for good after the drop: Envoy answers each try to continue with its 503. After the last
+    try the answer says it could not be continued and why, keeps what arrived, and the question is back in the box."""
+    question = "Which port does Envoy listen on?"
+    envoy_json = json.dumps({"error": {"code": "UNAVAILABLE", "message": ENVOY_WORDS}})
+    page.goto(mesh.base_url + "/")
+    drop_then(page, lambda route: route.fulfill(status=503, body=envoy_json))
+    ask(page, question)
+    answer = page.locator(".message.assistant")
+    answer.locator(".notice.error").wait_for(timeout=30_000)
+    assert len(page.evaluate("window.chatRequests")) == 4  # the first, then three tries
+    notice = answer.locator(".notice.error").inner_text()
+    assert notice.startswith("The connection was lost during the answer and could not be restored") and (
+        PLAIN_503 in notice
+    )
+    first_delta = page.evaluate("window.firstPart").split("event: delta")[1].split("data: ")[1].split("\n")[0]
+    assert answer.locator(".answer-text").inner_text() == json.loads(first_delta)["text"].strip()  # what arrived
+    assert page.input_value("#query") == question
+    page.wait_for_function("document.getElementById('chat-status').textContent.includes('back in the box')")
+    assert page.locator("#send").is_visible() and not page.locator("#stop").is_visible()
+
+
+def test_stop_pressed_while_reconnecting_stops_the_tries(mesh: MeshProcess, page: Any) -> None:
+    """Stop pressed while a try to continue the answer is under way (the gateway does not answer it) stops: the
+    answer is marked stopped, not failed, and no further try is made."""
+    held: list[Any] = []
+    page.goto(mesh.base_url + "/")
+    drop_then(page, held.append)
+    ask(page, "Which port does Envoy listen on?")
+    page.wait_for_function("window.chatRequests.length === 2", timeout=30_000)
+    page.click("#stop")
+    page.wait_for_function("document.getElementById('chat-status').textContent === 'Stopped.'")
+    answer = page.locator(".message.assistant")
+    assert answer.locator(".notice.error").count() == 0 and page.locator("#send").is_visible()
+    page.wait_for_timeout(7_000)  # longer than every wait between tries together
+    assert len(page.evaluate("window.chatRequests")) == 2
+    for route in held:
+        route.abort()
