@@ -438,7 +438,7 @@ function renderList() {
     }, '×'))));
   if (focusedId) {
     const again = [...list.querySelectorAll('.conversation')].find((li) => li.dataset.id === focusedId);
-    again?.querySelector(focusedButton)?.focus();
+    again?.querySelector(focusedButton)?.focus({ preventScroll: true }); // where it was: the page stays where it is
   }
 }
 
@@ -446,10 +446,11 @@ function selectConversation(id) {
   // Re-opening the open conversation would reload a stale copy of an answer in progress.
   if (id !== current?.id) openConversation(id);
   setSidebarOpen(false);
-  // The list was re-rendered, so the clicked button is gone. Keep focus near where it was:
-  // on the toggle when the sidebar collapsed (phone), otherwise on the opened conversation.
+  // The list was re-rendered, so the clicked button is gone. On a wide screen focus stays on the opened
+  // conversation. On a phone (or zoomed in) the list folds away above the conversation: focus goes to the question
+  // box, always on screen, as the toggle up there would scroll the page back from the latest turn to the top.
   const phone = sidebarToggle.offsetParent !== null;
-  (phone ? sidebarToggle : list.querySelector('[aria-current="true"]'))?.focus();
+  (phone ? query : list.querySelector('[aria-current="true"]'))?.focus();
 }
 
 function deleteConversation(id) {

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser.test_ui_state import open_saved, saved_conversation
 from tests.support import MeshProcess
 
 PHONE = {"width": 375, "height": 740}
@@ -99,3 +100,47 @@ def test_the_feedback_controls_are_readable_in_both_colour_schemes(mesh: MeshPro
     page.click(".feedback-thumb.up", timeout=30_000)
     ratios = page.evaluate(CONTRAST, ".feedback-thumb, .feedback-comment, .feedback-send")
     assert len(ratios) == 4 and all(ratio >= 4.5 for _, ratio in ratios), ratios
+
+
+def long_conversation(local_id: str, title: str, turns: int) -> dict:
+    """A saved conversation of `turns` questions, each answered at length: far taller than any window."""
+    conversation = saved_conversation(local_id, title, [])
+    conversation["messages"] = [
+        message
+        for n in range(turns)
+        for message in (
+            {"role": "user", "text": f"{title}, question {n}", "turn": f"t{n}"},
+            {"role": "assistant", "text": f"Answer {n}. " + "More words. " * 60, "turn": f"t{n}", "citations": []},
+        )
+    ]
+    return conversation
+
+
+AT_THE_END = "innerHeight + scrollY >= document.documentElement.scrollHeight - 2"
+LATEST_TURN_SHOWN = (
+    "(() => { const last = [...document.querySelectorAll('#messages .message')].at(-1).getBoundingClientRect();"
+    " return last.bottom > 0 && last.top < innerHeight; })()"
+)
+
+
+@pytest.mark.parametrize("width", [320, 1280])
+def test_a_long_conversation_opened_from_the_keyboard_opens_at_its_latest_turn(
+    mesh: MeshProcess, browser: Any, width: int
+) -> None:
+    """At 320 pixels (a phone, or 200 % zoom and more) the list is folded away once a conversation opens, and the
+    focus it hands on must not scroll the page back up to the top of the conversation."""
+    context = browser.new_context(viewport={"width": width, "height": 640})
+    page = context.new_page()
+    try:
+        open_saved(page, mesh.base_url, [long_conversation("long", "The long one", 20)])
+        if width < 720:
+            page.focus("#toggle-conversations")
+            page.keyboard.press("Enter")
+        page.locator(".conversation-open").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.querySelectorAll('#messages .message').length === 40")
+        assert page.evaluate(AT_THE_END) and page.evaluate(LATEST_TURN_SHOWN)
+        focused = page.evaluate("document.activeElement.getBoundingClientRect().toJSON()")
+        assert focused["bottom"] > 0 and focused["top"] < 640  # keyboard focus is on screen too
+    finally:
+        context.close()
