@@ -444,7 +444,8 @@ function hitItem(hit) {
   return item;
 }
 
-/** Deleting is one click away here, so the button asks for a second click to confirm; status tells how it went. */
+/** Deleting is one click away here, so the button asks for a second click to confirm (Escape, or CONFIRM_MS
+ *  passing, takes the first back); status tells how it went. */
 function deleteButton(docId, item, status) {
   let armed = null;
   const button = el('button', { type: 'button', class: 'button danger small', 'aria-label': `Delete ${docId}` }, 'Delete');
@@ -454,6 +455,13 @@ function deleteButton(docId, item, status) {
     button.textContent = 'Delete';
     button.setAttribute('aria-label', `Delete ${docId}`);
   };
+  // Escape takes the first press back, as it cancels everywhere else.
+  button.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape' || !armed) return;
+    e.preventDefault();
+    disarm();
+    status.textContent = `Kept “${docId}”: not deleted.`;
+  });
   button.addEventListener('click', async () => {
     if (button.getAttribute('aria-disabled') === 'true') return; // being deleted
     if (!armed) {

@@ -474,3 +474,18 @@ def test_feedback_refused_leaves_focus_on_send(mesh: MeshProcess, page: Any) -> 
     page.keyboard.press("Enter")
     page.wait_for_function("document.querySelector('.feedback-status').textContent.includes('Not sent')")
     assert page.evaluate("document.activeElement.classList.contains('feedback-send')")
+
+
+def test_escape_takes_back_a_delete_waiting_for_its_confirmation(mesh: MeshProcess, page: Any) -> None:
+    """Delete asks for a second press; Escape, the key that cancels everywhere else, takes the first one back: the
+    button says Delete again and the status says the document is kept. (No API key is entered: nothing can go.)"""
+    page.goto(mesh.base_url + "/#documents")
+    delete = page.locator("#doc-list li").first.locator("button.danger")
+    doc_id = page.locator("#doc-list li").first.get_attribute("data-doc-id")
+    delete.focus()
+    page.keyboard.press("Enter")
+    assert delete.get_attribute("aria-label") == f"Confirm delete {doc_id}"
+    page.keyboard.press("Escape")
+    assert delete.inner_text() == "Delete" and delete.get_attribute("aria-label") == f"Delete {doc_id}"
+    assert page.inner_text("#doc-list-status") == f"Kept “{doc_id}”: not deleted."
+    assert page.evaluate("document.activeElement === document.querySelector('#doc-list li button.danger')")
