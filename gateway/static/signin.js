@@ -6,6 +6,17 @@
 import { el, byId } from './dom.js';
 import { JWT_MODE, getToken, setToken, requestJSON, handoverRefused } from './api.js';
 
+// Set by signing in, for the page that reload brings: it gives keyboard focus back to the question box, where a
+// question refused for the expired token waits to be sent again.
+const SIGNED_IN_KEY = 'likeopt.signedIn';
+
+/** Whether this page was loaded by signing in (asked once: the next load is not). */
+function takeSignedIn() {
+  const signedIn = sessionStorage.getItem(SIGNED_IN_KEY) !== null;
+  sessionStorage.removeItem(SIGNED_IN_KEY);
+  return signedIn;
+}
+
 function buildDialog() {
   const input = el('textarea', { id: 'signin-token', rows: 4, required: true, autocomplete: 'off',
     spellcheck: 'false', placeholder: 'eyJhbGciOi…', 'aria-describedby': 'signin-reason' });
@@ -18,6 +29,7 @@ function buildDialog() {
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     setToken(input.value.trim());
+    sessionStorage.setItem(SIGNED_IN_KEY, '1'); // after setToken, which forgets another person's entries
     location.reload(); // every view fetches again, as the one now signed in
   });
   // A token is one line: Enter signs in, as it sends a question in the composer, rather than adding a line break.
@@ -42,6 +54,7 @@ function buildIdentity() {
 
 export async function initSignIn() {
   if (!JWT_MODE) return;
+  const signedIn = takeSignedIn();
   const { dialog, reason, input } = buildDialog();
   const identity = buildIdentity();
   const ask = (why) => {
@@ -54,6 +67,8 @@ export async function initSignIn() {
     ask(handoverRefused || 'Paste a token, or follow your identity provider\'s link to Like-Opt.');
     return;
   }
+  // The chat on screen: the question box. A token refused after all brings the sign-in back, which takes focus.
+  if (signedIn) document.querySelector('#view-chat:not([hidden]) #query')?.focus();
   try {
     const me = await requestJSON('/api/v1/whoami');
     const p = me.principal || {};

@@ -234,8 +234,9 @@ def test_a_question_refused_for_an_expired_token_waits_in_the_box_through_signin
     page: Any, people: dict[str, Person], idp: IdentityProvider
 ) -> None:
     """Her token expires mid-session: the question she sends is refused (401) and the sign-in asks again. Signing in
-    reloads the page; the question is in the composer afterwards, to send again, and leaves with her when she signs
-    out. Time's passing is the one thing not waited for: her tab's token is swapped for her own, expired one."""
+    reloads the page; the question is in the composer afterwards, which has keyboard focus, to send again, and leaves
+    with her when she signs out. Time's passing is the one thing not waited for: her tab's token is swapped for her
+    own, expired one."""
     alice, bob = people["alice"], people["bob"]
     expired = idp.forgeries("alice", "acme", ["eng", "staff"])["expired"]
     question = "When is the kiln fired, and by whom?"
@@ -247,9 +248,10 @@ def test_a_question_refused_for_an_expired_token_waits_in_the_box_through_signin
     assert "expired" in page.locator("#signin-reason").inner_text().lower()
     assert page.input_value("#query") == question
     page.fill("#signin-token", alice.token)
-    page.click("#signin-submit")
+    page.press("#signin-token", "Enter")
     page.wait_for_function("document.querySelector('#signed-in-as')?.textContent.includes('alice')")
     assert page.input_value("#query") == question
+    assert page.evaluate("document.activeElement.id") == "query"  # Enter sends it again, without reaching for it
 
     page.click("#sign-out")
     page.locator("#signin-dialog[open]").wait_for(timeout=10_000)
