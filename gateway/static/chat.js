@@ -53,6 +53,16 @@ export function initChat() {
   });
   window.addEventListener('pageshow', () => { leaving = false; });
   openConversation(sessionStorage.getItem(ACTIVE_KEY));
+  padForComposer();
+}
+
+/** The composer is pinned to the window's bottom, over the end of the conversation: its height, kept in --composer-h
+ *  (0 while the chat is hidden), is the scroll padding that keeps what gets keyboard focus out from under it. */
+function padForComposer() {
+  const composer = byId('composer');
+  new ResizeObserver(() => {
+    document.documentElement.style.setProperty('--composer-h', `${composer.offsetHeight}px`);
+  }).observe(composer);
 }
 
 function onComposerKey(e) {

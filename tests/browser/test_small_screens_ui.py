@@ -144,3 +144,46 @@ def test_a_long_conversation_opened_from_the_keyboard_opens_at_its_latest_turn(
         assert focused["bottom"] > 0 and focused["top"] < 640  # keyboard focus is on screen too
     finally:
         context.close()
+
+
+UNCOVERED = """() => {
+  const focused = document.activeElement;
+  const box = focused.getBoundingClientRect();
+  const seen = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+  return seen !== null && (focused.contains(seen) || seen.contains(focused));
+}"""
+"""Whether the middle of the focused element is on screen and not under anything (the pinned composer or header)."""
+
+
+@pytest.mark.parametrize("width", [320, 640, 1280])
+def test_what_gets_keyboard_focus_in_the_chat_is_never_under_the_pinned_composer(
+    mesh: MeshProcess, browser: Any, width: int
+) -> None:
+    """Tab walks down a conversation's markers, sources and feedback buttons: the browser scrolls each into view, and
+    must keep it clear of the question box pinned at the window's bottom (640 pixels: 200 % zoom)."""
+    context = browser.new_context(viewport={"width": width, "height": 480})
+    page = context.new_page()
+    try:
+        turns = [
+            saved_conversation(f"turn{n}", f"Question {n}", ["docs/caching.md", "docs/operations.md"]) for n in range(4)
+        ]
+        conversation = {
+            **turns[0],
+            "messages": [m | {"turn": f"t{n}"} for n, t in enumerate(turns) for m in t["messages"]],
+        }
+        open_saved(page, mesh.base_url, [conversation])
+        if width < 720:
+            page.click("#toggle-conversations")
+        page.click(".conversation-open")
+        page.evaluate("window.scrollTo(0, 0)")
+        page.focus("#new-chat")
+        covered = []
+        while True:
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "query":
+                break
+            if not page.evaluate(UNCOVERED):
+                covered.append(page.evaluate("document.activeElement.outerHTML.slice(0, 80)"))
+        assert covered == []
+    finally:
+        context.close()
