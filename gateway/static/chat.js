@@ -3,6 +3,7 @@
 import { el, byId, localId } from './dom.js';
 import { ApiError, requestJSON } from './api.js';
 import { streamSSE } from './sse.js';
+import { confirmFirst } from './confirm.js';
 import * as store from './conversations.js';
 import { renderUserMessage, createAnswerView } from './message.js';
 
@@ -441,11 +442,7 @@ function renderList() {
       'aria-current': conv.id === current?.id ? 'true' : null,
       onclick: () => selectConversation(conv.id),
     }, conv.title || 'Untitled'),
-    el('button', {
-      type: 'button', class: 'conversation-delete', title: 'Delete conversation',
-      'aria-label': `Delete conversation: ${conv.title}`,
-      onclick: () => deleteConversation(conv.id),
-    }, '×'))));
+    deleteButton(conv))));
   if (focusedId) {
     const again = [...list.querySelectorAll('.conversation')].find((li) => li.dataset.id === focusedId);
     again?.querySelector(focusedButton)?.focus({ preventScroll: true }); // where it was: the page stays where it is
@@ -461,6 +458,16 @@ function selectConversation(id) {
   // box, always on screen, as the toggle up there would scroll the page back from the latest turn to the top.
   const phone = sidebarToggle.offsetParent !== null;
   (phone ? query : list.querySelector('[aria-current="true"]'))?.focus();
+}
+
+/** Deleting a conversation deletes the server's copy too, for good: its button asks for a second press. */
+function deleteButton(conv) {
+  const title = conv.title || 'Untitled';
+  return confirmFirst(el('button', { type: 'button', class: 'conversation-delete', title: 'Delete conversation' }), {
+    idle: ['×', `Delete conversation: ${title}`], armed: ['Delete?', `Confirm delete conversation: ${title}`],
+    asked: `Press again to delete “${title}”.`, kept: `Kept “${title}”: not deleted.`, say: announce,
+    action: () => deleteConversation(conv.id),
+  });
 }
 
 function deleteConversation(id) {

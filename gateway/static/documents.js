@@ -1,12 +1,12 @@
 // The documents view: API key, uploads, index status, the list of documents, search and delete.
 
 import { el, byId, formatMs, formatNum, isNum, DASH } from './dom.js';
+import { confirmFirst } from './confirm.js';
 import { ApiError, requestJSON, getApiKey, setApiKey, authHeaders, errorFromBody, sendsKey } from './api.js';
 
 /** The file types the server reads (SUPPORTED in likeopt/runtime/loaders/formats.py), from /static/config.js. */
 const ACCEPTED = window.LIKEOPT_FILE_TYPES || [];
 const NAMED = window.LIKEOPT_FILE_NAMES || [];
-const CONFIRM_MS = 5000;
 const LIST_PAGE = 50;
 
 const progress = byId('upload-progress');
@@ -444,47 +444,30 @@ function hitItem(hit) {
   return item;
 }
 
-/** Deleting is one click away here, so the button asks for a second click to confirm (Escape, or CONFIRM_MS
- *  passing, takes the first back); status tells how it went. */
+/** Deleting is one click away here, so the button asks for a second press to confirm; status tells how it went. */
 function deleteButton(docId, item, status) {
-  let armed = null;
-  const button = el('button', { type: 'button', class: 'button danger small', 'aria-label': `Delete ${docId}` }, 'Delete');
-  const disarm = () => {
-    clearTimeout(armed);
-    armed = null;
-    button.textContent = 'Delete';
-    button.setAttribute('aria-label', `Delete ${docId}`);
-  };
-  // Escape takes the first press back, as it cancels everywhere else.
-  button.addEventListener('keydown', (e) => {
-    if (e.key !== 'Escape' || !armed) return;
-    e.preventDefault();
-    disarm();
-    status.textContent = `Kept “${docId}”: not deleted.`;
+  const button = el('button', { type: 'button', class: 'button danger small' });
+  const say = (text) => { status.textContent = text; };
+  return confirmFirst(button, {
+    idle: ['Delete', `Delete ${docId}`], armed: ['Confirm delete', `Confirm delete ${docId}`], say,
+    asked: `Press again to delete “${docId}”.`, kept: `Kept “${docId}”: not deleted.`,
+    action: () => deleteListed(docId, item, button, say),
   });
-  button.addEventListener('click', async () => {
-    if (button.getAttribute('aria-disabled') === 'true') return; // being deleted
-    if (!armed) {
-      button.textContent = 'Confirm delete';
-      button.setAttribute('aria-label', `Confirm delete ${docId}`);
-      status.textContent = `Press again to delete “${docId}”.`;
-      armed = setTimeout(disarm, CONFIRM_MS);
-      return;
-    }
-    disarm();
-    // aria-disabled, not disabled: disabling the focused button would drop keyboard focus to the page's top, where a
-    // failed delete (no API key yet) would leave it.
-    button.setAttribute('aria-disabled', 'true');
-    const next = item.nextElementSibling ?? item.previousElementSibling;
-    try {
-      await deleteDocument(docId);
-      item.remove();
-      (next?.querySelector('button') ?? byId('doc-search')).focus();
-      status.textContent = `Deleted “${docId}”.`;
-    } catch (err) {
-      button.removeAttribute('aria-disabled');
-      status.textContent = `Delete failed: ${err.message}`;
-    }
-  });
-  return button;
+}
+
+/** Delete the document of a list's `item`; focus goes to its neighbour, or stays on its `button` when it fails. */
+async function deleteListed(docId, item, button, say) {
+  // aria-disabled, not disabled: disabling the focused button would drop keyboard focus to the page's top, where a
+  // failed delete (no API key yet) would leave it.
+  button.setAttribute('aria-disabled', 'true');
+  const next = item.nextElementSibling ?? item.previousElementSibling;
+  try {
+    await deleteDocument(docId);
+    item.remove();
+    (next?.querySelector('button') ?? byId('doc-search')).focus();
+    say(`Deleted “${docId}”.`);
+  } catch (err) {
+    button.removeAttribute('aria-disabled');
+    say(`Delete failed: ${err.message}`);
+  }
 }

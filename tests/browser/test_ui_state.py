@@ -277,6 +277,7 @@ def test_a_conversation_deleted_in_another_tab_stays_deleted_when_an_answer_in_i
     held = hold_questions(page)
     ask_held(page, held, TWO_TAB_QUESTIONS[1])
     other.click(".conversation-delete")
+    other.click(".conversation-delete")  # the second press confirms
     other.wait_for_function("JSON.parse(localStorage.getItem('likeopt.conversations')).length === 0")
     held[0].continue_()
     page.wait_for_selector("#send:not([hidden])", timeout=30_000)
@@ -489,3 +490,22 @@ def test_escape_takes_back_a_delete_waiting_for_its_confirmation(mesh: MeshProce
     assert delete.inner_text() == "Delete" and delete.get_attribute("aria-label") == f"Delete {doc_id}"
     assert page.inner_text("#doc-list-status") == f"Kept “{doc_id}”: not deleted."
     assert page.evaluate("document.activeElement === document.querySelector('#doc-list li button.danger')")
+
+
+def test_a_conversation_is_deleted_on_the_second_press_and_escape_keeps_it(mesh: MeshProcess, page: Any) -> None:
+    """Deleting a conversation also deletes the server's copy, for good: its button asks for a second press, as a
+    document's does, and Escape takes the first back. One stray Enter on it deleted the conversation at once."""
+    open_saved(page, mesh.base_url, [saved_conversation("kept", "Kept one", [READABLE])])
+    delete = page.locator(".conversation-delete")
+    delete.focus()
+    page.keyboard.press("Enter")
+    assert delete.get_attribute("aria-label") == "Confirm delete conversation: Kept one"
+    assert page.locator(".conversation").count() == 1
+    page.wait_for_function("document.getElementById('chat-status').textContent.includes('Press again')")
+    page.keyboard.press("Escape")
+    assert delete.get_attribute("aria-label") == "Delete conversation: Kept one"
+    page.wait_for_function("document.getElementById('chat-status').textContent.includes('not deleted')")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('chat-status').textContent === 'Conversation deleted.'")
+    assert page.locator(".conversation").count() == 0 and page.evaluate(f"localStorage.getItem('{SAVED}')") == "[]"

@@ -70,6 +70,7 @@ def test_deleting_a_conversation_deletes_the_server_s_copy_too(mesh: MeshProcess
 
     with page.expect_response(lambda r: r.request.method == "DELETE" and conversation_id in r.url) as deletion:
         page.locator(".conversation-delete").first.click()
+        page.locator(".conversation-delete").first.click()  # the second press confirms
     assert deletion.value.status == 200
     assert httpx.get(stored, timeout=10).status_code == 404
     assert page.locator(".conversation").count() == 0
