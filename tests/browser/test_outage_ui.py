@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.browser.test_web_ui import ask
 from tests.support import MeshProcess
@@ -174,13 +175,17 @@ def drop_then(page: Any, later: Callable[[Any], None]) -> None:
     page.evaluate(DROP_AFTER_FIRST_DELTA)
 
 
+def refuse_as_envoy(route: Any) -> None:
+    """Answer as Envoy does a JSON request while nothing listens at the gateway's port."""
+    route.fulfill(status=503, body=json.dumps({"error": {"code": "UNAVAILABLE", "message": ENVOY_WORDS}}))
+
+
 def test_an_answer_that_cannot_be_continued_says_so_and_gives_the_question_back(mesh: MeshProcess, page: Any) -> None:
     """The gateway is gone for good after the drop: Envoy answers each try to continue with its 503. After the last
     try the answer says it could not be continued and why, keeps what arrived, and the question is back in the box."""
     question = "Which port does Envoy listen on?"
-    envoy_json = json.dumps({"error": {"code": "UNAVAILABLE", "message": ENVOY_WORDS}})
     page.goto(mesh.base_url + "/")
-    drop_then(page, lambda route: route.fulfill(status=503, body=envoy_json))
+    drop_then(page, refuse_as_envoy)
     ask(page, question)
     answer = page.locator(".message.assistant")
     answer.locator(".notice.error").wait_for(timeout=30_000)
@@ -196,12 +201,14 @@ def test_an_answer_that_cannot_be_continued_says_so_and_gives_the_question_back(
     assert page.locator("#send").is_visible() and not page.locator("#stop").is_visible()
 
 
-def test_stop_pressed_while_reconnecting_stops_the_tries(mesh: MeshProcess, page: Any) -> None:
-    """Stop pressed while a try to continue the answer is under way (the gateway does not answer it) stops: the
-    answer is marked stopped, not failed, and no further try is made."""
+@pytest.mark.parametrize("gateway", ["silent", "gone"])
+def test_stop_pressed_while_reconnecting_stops_the_tries(mesh: MeshProcess, page: Any, gateway: str) -> None:
+    """Stop pressed while the answer is being continued stops: the answer is marked stopped, not failed, and no
+    further try is made. Silent: the gateway does not answer the try under way. Gone: Envoy refuses each try at once,
+    so Stop comes in a wait between tries."""
     held: list[Any] = []
     page.goto(mesh.base_url + "/")
-    drop_then(page, held.append)
+    drop_then(page, held.append if gateway == "silent" else refuse_as_envoy)
     ask(page, "Which port does Envoy listen on?")
     page.wait_for_function("window.chatRequests.length === 2", timeout=30_000)
     page.click("#stop")
