@@ -509,3 +509,14 @@ def test_a_conversation_is_deleted_on_the_second_press_and_escape_keeps_it(mesh:
     page.keyboard.press("Enter")
     page.wait_for_function("document.getElementById('chat-status').textContent === 'Conversation deleted.'")
     assert page.locator(".conversation").count() == 0 and page.evaluate(f"localStorage.getItem('{SAVED}')") == "[]"
+
+
+def test_the_search_results_are_a_list_named_for_them(mesh: MeshProcess, page: Any) -> None:
+    """A screen reader lists the page's lists by name: the results were the one list with none, beside 'All
+    documents'."""
+    page.goto(mesh.base_url + "/#documents")
+    page.fill("#doc-search", "cache")
+    page.press("#doc-search", "Enter")
+    results = page.get_by_role("list", name="Search results")
+    results.get_by_role("listitem").first.wait_for(timeout=30_000)
+    assert results.get_by_role("button", name="Caching in Like-Opt").count() == 1
