@@ -13,7 +13,9 @@ domains with a natural query-to-document pairing, one right answer per query:
   description (a README, mostly Markdown) of at least MIN_README_WORDS words. Long manual-like documents.
 - ``man-pages``: section 1 manual pages: query = the NAME line's description, document = the page as
   ``man`` renders it, NAME section removed. Reference documents with option lists (Google Cloud SDK's
-  generated pages left out: they are nine in ten of the pages here).
+  generated pages left out: they are nine in ten of the pages here). A second split, ``packages``, asks
+  for them by a Debian package's whole long description (long queries, as in ArguAna): the package's
+  pages are the right answers.
 
 Documents have no title: a package or command name in the title would let a query match by name, not by
 what the text says. A query whose text occurs twice is dropped, and so is every document whose text
@@ -59,6 +61,10 @@ MAN_EXCLUDED = "gcloud"
 would make the collection one product's templated pages."""
 DEBIAN_QUERIES = 300
 MAN_WIDTH = "100"
+DPKG_INFO = Path("/var/lib/dpkg/info")
+LONG_SPLIT = "packages"
+MAX_PAGES_PER_PACKAGE = 5
+"""A package with more pages in the collection (coreutils, git) is a topic, not one answer to look for."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +99,15 @@ def unique_pairs(pairs: Iterable[Pair]) -> list[Pair]:
     return sorted(single, key=lambda p: name_order(p.name))
 
 
+def document_ids(docs: list[Pair], prefix: str) -> dict[str, str]:
+    """Each document's id in the written collection: the prefix and its place in docs."""
+    return {p.name: f"{prefix}{n:04d}" for n, p in enumerate(docs)}
+
+
 def write_pairs(folder: Path, prefix: str, docs: list[Pair], queries: int) -> dict[str, int]:
     """Write docs as a collection whose first `queries` documents (name-hash order) are asked for by their
     query; every document is judged relevant (1) to its own query only."""
-    ids = {p.name: f"{prefix}{n:04d}" for n, p in enumerate(docs)}
+    ids = document_ids(docs, prefix)
     corpus = [{"_id": ids[p.name], "title": "", "text": p.text} for p in docs]
     asked = docs[:queries]
     records = [{"_id": f"Q{ids[p.name]}", "text": p.query} for p in asked]
@@ -239,15 +250,67 @@ def man_pairs(man1: Path, wanted: int = MAN_PAGES) -> list[Pair]:
     return unique_pairs(pairs)
 
 
+# -- long queries: a package's long description against its man pages ------------
+
+
+def page_owners(lists: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Section 1 page name ("ls.1") -> the package that installed it, from (package, file list) pairs as in
+    /var/lib/dpkg/info/<package>[:<arch>].list."""
+    owners: dict[str, str] = {}
+    prefix = str(MAN1) + "/"
+    for package, listing in lists:
+        for path in listing.splitlines():
+            if path.startswith(prefix) and path.endswith(".gz"):
+                owners[path.removeprefix(prefix).removesuffix(".gz")] = package.split(":")[0]
+    return owners
+
+
+def long_queries(packages: list[Pair], pages: list[Pair], owners: dict[str, str]) -> tuple[list[dict], dict]:
+    """Each package whose man pages in the collection number 1 to MAX_PAGES_PER_PACKAGE, asked for by its
+    whole long description (queries QL0000..., the packages' name-hash order); its pages are judged 1."""
+    ids = document_ids(pages, "M")
+    owned: dict[str, list[str]] = {}
+    for page in pages:
+        if page.name in owners:
+            owned.setdefault(owners[page.name], []).append(ids[page.name])
+    asked = [p for p in packages if 1 <= len(owned.get(p.name, ())) <= MAX_PAGES_PER_PACKAGE]
+    queries = [{"_id": f"QL{n:04d}", "text": p.text} for n, p in enumerate(asked)]
+    qrels = {f"QL{n:04d}": dict.fromkeys(owned[p.name], 1) for n, p in enumerate(asked)}
+    return queries, qrels
+
+
+def add_split(folder: Path, split: str, queries: list[dict], qrels: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Add queries to a written collection's queries.jsonl and their judgements as qrels/<split>.tsv (likeopt
+    eval --split reads only the queries its split judges)."""
+    with (folder / "queries.jsonl").open("a", encoding="utf-8") as out:
+        for record in queries:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    with (folder / "qrels" / f"{split}.tsv").open("w", encoding="utf-8") as out:
+        out.write("query-id\tcorpus-id\tscore\n")
+        for query_id, judged in qrels.items():
+            for doc_id, grade in judged.items():
+                out.write(f"{query_id}\t{doc_id}\t{grade}\n")
+    words = sorted(len(q["text"].split()) for q in queries)
+    return {
+        "queries": len(queries),
+        "judgements": sum(map(len, qrels.values())),
+        "query_words_median": words[len(words) // 2],
+    }
+
+
 def build(out: Path = OUT) -> dict[str, dict[str, int]]:
-    """Write the three collections under out; returns their sizes for SOURCE.md."""
+    """Write the three collections (and man-pages' split of long queries) under out; returns their sizes for
+    SOURCE.md."""
     debian = unique_pairs(debian_pairs(DPKG_STATUS.read_text(encoding="utf-8")))
     readmes = unique_pairs(readme_pairs(SITE_PACKAGES))
     pages = man_pairs(MAN1)
+    lists = ((p.name.removesuffix(".list"), p.read_text(encoding="utf-8")) for p in DPKG_INFO.glob("*.list"))
+    queries, qrels = long_queries(debian, pages, page_owners(lists))
     return {
         "debian-descriptions": write_pairs(out / "debian-descriptions", "D", debian, DEBIAN_QUERIES),
         "python-readmes": write_pairs(out / "python-readmes", "P", readmes, len(readmes)),
         "man-pages": write_pairs(out / "man-pages", "M", pages, len(pages) // 2),
+        "man-pages --split packages": add_split(out / "man-pages", LONG_SPLIT, queries, qrels),
     }
 
 

@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 
 from benchmarks.local_collections import (
+    MAX_PAGES_PER_PACKAGE,
     Pair,
     debian_pairs,
     description,
+    long_queries,
+    page_owners,
     readme_pair,
     split_name,
     stanzas,
@@ -128,3 +131,25 @@ def test_each_asked_document_is_judged_relevant_to_its_own_query_only(tmp_path: 
     qrels = (tmp_path / "qrels" / "test.tsv").read_text().splitlines()
     assert qrels == ["query-id\tcorpus-id\tscore", "QX0000\tX0000\t1", "QX0001\tX0001\t1"]
     assert sizes["documents"] == 3 and sizes["queries"] == 2
+
+
+def test_a_page_belongs_to_the_package_whose_file_list_holds_it() -> None:
+    lists = [
+        ("coreutils:amd64", "/usr/share/man/man1/ls.1.gz\n/usr/share/man/man8/chroot.8.gz\n/usr/bin/ls"),
+        ("diffutils", "/usr/share/man/man1/diff.1.gz\n/usr/share/man/man1/cmp.1.gz\n/usr/share/man/de/man1/diff.1.gz"),
+    ]
+    assert page_owners(lists) == {"ls.1": "coreutils", "diff.1": "diffutils", "cmp.1": "diffutils"}
+
+
+def test_a_long_query_asks_for_its_package_s_pages_unless_the_package_has_too_many() -> None:
+    packages = [
+        Pair("diffutils", "file comparison utilities", "The diffutils package provides diff and cmp."),
+        Pair("coreutils", "GNU core utilities", "The basic file, shell and text utilities."),
+        Pair("zsh", "shell with lots of features", "Zsh is a UNIX command interpreter."),
+    ]
+    many = [f"tool{n}.1" for n in range(MAX_PAGES_PER_PACKAGE + 1)]
+    pages = [Pair(name, f"about {name}", f"page {name}") for name in ["diff.1", "cmp.1", "ls.1", *many]]
+    owners = {"diff.1": "diffutils", "cmp.1": "diffutils", **dict.fromkeys(["ls.1", *many], "coreutils")}
+    queries, qrels = long_queries(packages, pages, owners)
+    assert queries == [{"_id": "QL0000", "text": "The diffutils package provides diff and cmp."}]
+    assert qrels == {"QL0000": {"M0000": 1, "M0001": 1}}
