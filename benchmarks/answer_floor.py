@@ -33,7 +33,7 @@ from unittest import mock
 from generation_svc import relevance
 from generation_svc.relevance import PROBES, Background
 from likeopt.ops.answer_eval import OFF_TOPIC
-from likeopt.ops.evaluate import Dataset
+from likeopt.ops.evaluate import Dataset, eval_data_dir
 from likeopt.runtime.config import Config
 from likeopt.runtime.loaders import LoadedDocument, load_paths
 from likeopt.v1 import retrieval_pb2
@@ -113,7 +113,7 @@ def main() -> None:
     config = Config.from_env()
     params = SearchParams(5, "hybrid", config.fusion, config.rrf_k, config.fusion_alpha)
     test, train = Dataset.load(args.scifact), Dataset.load(args.scifact, "train")
-    scifact = Searched(loaded_engine(config, args.store or test.data_dir(Path("var/eval"))), params)
+    scifact = Searched(loaded_engine(config, args.store or eval_data_dir(test, config)), params)
     off = question_lines(OFF_TOPIC)
     odd, even = off[0::2], off[1::2]
     demo_questions = question_lines(DEMO_QUESTIONS)

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from likeopt.ops.evaluate import DEPTH, Dataset, score_run
+from likeopt.ops.evaluate import DEPTH, Dataset, eval_data_dir, score_run
 from likeopt.runtime.config import Config
 from likeopt.runtime.text import tokenize
 from retrieval_svc.backend import embedding_text
@@ -73,7 +73,7 @@ def load(data: Path, embedder: Embedder) -> Collection:
         records = [json.loads(line) for line in lines if line.strip()]
     doc_ids = [str(r["_id"]) for r in records]
     index = {doc_id: n for n, doc_id in enumerate(doc_ids)}
-    store = Store(dataset.data_dir(EVAL_DIR) / "store.sqlite3")
+    store = Store(eval_data_dir(dataset, Config.from_env(), EVAL_DIR) / "store.sqlite3")
     chunks = sorted(store.chunks(), key=lambda c: (index[c.doc_id], c.ordinal))
     store.close()
     if {c.doc_id for c in chunks} != set(doc_ids):

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from generation_svc.grounding import SUPPORTED, sentence_score
-from likeopt.ops.evaluate import Dataset
+from likeopt.ops.evaluate import Dataset, eval_data_dir
 from likeopt.runtime.config import Config
 from likeopt.runtime.text import tokenize
 from retrieval_svc.backend import SearchParams
@@ -56,7 +56,7 @@ def evidence_pairs(root: Path, store: Path | None) -> list[Pair]:
             record = json.loads(line)
             evidence[str(record["_id"])] = record.get("metadata") or {}
     config = Config.from_env()
-    engine = loaded_engine(config, store or Dataset.load(root).data_dir(Path("var/eval")))
+    engine = loaded_engine(config, store or eval_data_dir(Dataset.load(root), config))
     params = SearchParams(5, "hybrid", config.fusion, config.rrf_k, config.fusion_alpha, per_document=True)
     pairs = []
     for split in ("train", "test"):

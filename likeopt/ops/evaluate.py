@@ -175,6 +175,12 @@ def store_shape(config: Config) -> str:
     return json.dumps({**shape, "chunking": CHUNKING_VERSION}, sort_keys=True)
 
 
+def eval_data_dir(dataset: Dataset, config: Config, base: Path = Path("var/eval")) -> Path:
+    """The data directory likeopt eval keeps the collection's store in under config: benchmarks that read that
+    store must look where the evaluation wrote it, which depends on the store's shape."""
+    return dataset.data_dir(base, store_shape(config))
+
+
 def shaped_digest(identity: str, shape: str) -> str:
     """A short digest naming a collection's store: its identity, and the store's shape when not the default."""
     return hashlib.blake2b(f"{identity}|{shape}".encode() if shape else identity.encode(), digest_size=6).hexdigest()
@@ -409,7 +415,7 @@ def run_evals(
     collection shares its store.
     """
     dataset = Dataset.load(data, split)
-    data_dir = dataset.data_dir(base_dir, store_shape(config))
+    data_dir = eval_data_dir(dataset, config, base_dir)
     with private_retrieval(data_dir, data_dir / "retrieval_svc.log", overrides) as address:
         ingest_once(address, data, data_dir, dataset.corpus_size(), quiet=False)
         with grpc.insecure_channel(address) as channel:
