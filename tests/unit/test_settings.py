@@ -280,6 +280,33 @@ def test_envoy_config_rendering_refuses_a_bad_port(
     assert not (tmp_path / "envoy.yaml").exists()
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["-h"]])
+def test_envoy_config_rendering_answers_help_and_writes_nothing(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from likeopt.ops.envoy_config import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 0
+    assert "OUT_DIR" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []  # not a folder named after the option
+
+
+def test_envoy_config_rendering_refuses_an_option_it_does_not_know(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from likeopt.ops.envoy_config import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["--out", "rendered"])
+    assert exited.value.code == 2
+    assert "--out" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_settings_or_exit_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIKEOPT_FUSION_ALPHA", "0.25")
     monkeypatch.setenv("LIKEOPT_ENVOY_PORT", "70000")  # not retrieval_svc's
