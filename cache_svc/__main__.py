@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import grpc
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from prometheus_client import REGISTRY
@@ -12,7 +14,7 @@ from cache_svc.metrics import CacheCollector
 from cache_svc.service import CacheServicer
 from cache_svc.two_layer import TwoLayerCache
 from likeopt.runtime.addresses import host_port
-from likeopt.runtime.config import settings_or_exit
+from likeopt.runtime.config import settings_or_exit, take_no_arguments
 from likeopt.runtime.grpc_server import ServiceSpec, run
 from likeopt.runtime.logs import setup_logging
 from likeopt.runtime.telemetry import setup_tracing
@@ -49,4 +51,5 @@ def build() -> ServiceSpec:
 
 
 if __name__ == "__main__":
+    take_no_arguments(SERVICE, sys.argv[1:])
     run(build)

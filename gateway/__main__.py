@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 
 import uvicorn
 
@@ -10,7 +11,7 @@ from gateway.app import build_app
 from gateway.observe import RequestMetrics
 from gateway.request_spans import RequestSpans
 from gateway.trace_header import TraceIdHeader
-from likeopt.runtime.config import STOP_GRACE_S, settings_or_exit
+from likeopt.runtime.config import STOP_GRACE_S, settings_or_exit, take_no_arguments
 from likeopt.runtime.logs import setup_logging
 from likeopt.runtime.telemetry import setup_tracing
 
@@ -45,4 +46,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    take_no_arguments(SERVICE, sys.argv[1:])
     main()

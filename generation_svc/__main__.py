@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import grpc
 
@@ -17,7 +18,7 @@ from generation_svc.semantic_cache import SemanticIndex
 from generation_svc.service import GenerationServicer
 from likeopt.caching.cache_client import CacheClient
 from likeopt.runtime.addresses import host_port
-from likeopt.runtime.config import Config, settings_or_exit
+from likeopt.runtime.config import Config, settings_or_exit, take_no_arguments
 from likeopt.runtime.grpc_client import open_channel
 from likeopt.runtime.grpc_server import ServiceSpec, run
 from likeopt.runtime.logs import setup_logging
@@ -118,4 +119,5 @@ def build() -> ServiceSpec:
 
 
 if __name__ == "__main__":
+    take_no_arguments(SERVICE, sys.argv[1:])
     run(build)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 
 import grpc
 
 from likeopt.caching.cache_client import CacheClient
 from likeopt.runtime.addresses import host_port
-from likeopt.runtime.config import settings_or_exit
+from likeopt.runtime.config import settings_or_exit, take_no_arguments
 from likeopt.runtime.grpc_server import ServiceSpec, run
 from likeopt.runtime.logs import setup_logging
 from likeopt.runtime.telemetry import setup_tracing
@@ -108,4 +109,5 @@ async def follow_writers(follow: Callable[[], Awaitable[object]], reachable: Rea
 
 
 if __name__ == "__main__":
+    take_no_arguments(SERVICE, sys.argv[1:])
     run(build)

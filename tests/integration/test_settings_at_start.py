@@ -74,3 +74,37 @@ def test_a_program_with_a_bad_setting_of_its_own_exits_2_naming_it(
     done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr[-2000:]
     assert f"{name}={value}: {rule}" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("service", "one_it_reads"),
+    [
+        ("cache_svc", "LIKEOPT_CACHE_TTL_S"),
+        ("retrieval_svc", "LIKEOPT_CHUNK_TOKENS"),
+        ("generation_svc", "LIKEOPT_GENERATION_BACKEND"),
+        ("gateway", "LIKEOPT_NEAR_CACHE_ENTRIES"),
+    ],
+)
+def test_a_service_answers_help_with_the_settings_it_reads_and_refuses_arguments(
+    tmp_path: Path, service: str, one_it_reads: str
+) -> None:
+    """A service is configured by the environment only: `--help` must not start a server (which wrote its data
+    folder into the working directory), and an argument must not be ignored by one that starts anyway."""
+    env = mesh_environment(tmp_path)
+    helped = subprocess.run(
+        [sys.executable, "-m", service, "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert helped.returncode == 0, helped.stderr[-2000:]
+    assert f"  {one_it_reads} (default " in helped.stdout
+    assert "LIKEOPT_ENVOY_WORKERS" not in helped.stdout  # the launcher's, read by no service
+    refused = subprocess.run(
+        [sys.executable, "-m", service, "--port", "9"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2
+    assert "unrecognized arguments: --port 9" in refused.stderr
+    assert list(tmp_path.iterdir()) == []  # no data folder, no run folder: nothing started

@@ -23,6 +23,7 @@ place the rest of the code base takes settings from.
 
 from __future__ import annotations
 
+from likeopt.runtime.config.command_line import take_no_arguments
 from likeopt.runtime.config.errors import SettingsError
 from likeopt.runtime.config.generation import LOCAL_MAX_TOKENS, MAX_TOKENS
 from likeopt.runtime.config.network import LISTENING_PORTS, metrics_port
@@ -52,4 +53,5 @@ __all__ = [
     "setting_default",
     "settings_or_exit",
     "settings_table",
+    "take_no_arguments",
 ]

@@ -14,11 +14,12 @@ def settings_table() -> str:
     for field, info in Config.model_fields.items():
         readers = read_by(field)
         who = "every process" if set(readers) == set(PROCESSES) else ", ".join(readers) or LAUNCHER
-        rows.append(f"| `{env_name(field)}` | {_default_text(info.default)} | {info.description} | {who} |")
+        rows.append(f"| `{env_name(field)}` | {default_text(info.default)} | {info.description} | {who} |")
     return "\n".join(rows)
 
 
-def _default_text(value: Any) -> str:
+def default_text(value: Any) -> str:
+    """A default as the README shows it: in backquotes, flags as 1/0, nothing as (empty)."""
     if value is None or value in ("", ()):
         return "(empty)"
     text = ("1" if value else "0") if isinstance(value, bool) else str(value)
