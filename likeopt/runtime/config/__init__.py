@@ -16,7 +16,8 @@ The fields are grouped by topic, one module each, and combined into :class:`Conf
 - ``operations.py``: what ``likeopt up`` keeps, traces and logs.
 
 Around them: ``fields.py`` (how a setting is declared), ``processes.py`` (who reads one),
-``errors.py`` (how a bad one is reported), ``table.py`` (the README's table), ``redis_urls.py``,
+``errors.py`` (how a bad one is reported), ``table.py`` (the README's table), ``command_line.py`` (a
+service's ``--help``: the settings it reads), ``redis_urls.py``,
 ``envoy_text.py`` and ``jwks.py`` (checks some settings share). Import from here: this module is the one
 place the rest of the code base takes settings from.
 """
