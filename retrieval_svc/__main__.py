@@ -60,7 +60,7 @@ def build() -> ServiceSpec:
         register=register,
         start=start,
         stop=stop,
-        end_endless_streams=servicer.versions.close,
+        end_endless_streams=servicer.drain_begins,
         serving=lambda: reachable.now,
     )
 

@@ -12,7 +12,7 @@ from likeopt.runtime.contract import MAX_ID_CHARS
 from likeopt.runtime.principal import Principal
 from likeopt.v1 import retrieval_pb2
 from retrieval_svc.backend import DocumentInput, RetrievalBackend
-from retrieval_svc.cancellable_writes import stoppable
+from retrieval_svc.cancellable_writes import Writes
 from retrieval_svc.document_checks import (
     REPEATED_ID,
     access_changes,
@@ -37,14 +37,17 @@ async def ingested(
     documents: AsyncIterator[retrieval_pb2.Document],
     writer: Principal | None,
     index_changed: Callable[[], None],
+    writes: Writes,
 ) -> AsyncIterator[retrieval_pb2.IngestProgress]:
-    """Commit the stream in batches; each progress message acknowledges one durable batch."""
+    """Commit the stream in batches; each progress message acknowledges one durable batch. Raises WritesStopped
+    once the service begins to stop: the batch being stored is abandoned and no more documents are read."""
     progress = retrieval_pb2.IngestProgress()
     batch: dict[str, DocumentInput] = {}
     guarded: set[str] = set()  # ids of the batch sent with refuse_wider_access
     seen: set[str] = set()
     size = 0
     async for doc in documents:
+        writes.refuse_if_stopping()
         problem = document_problem(doc)
         access = document_access(doc, writer) if problem is None else problem
         if isinstance(access, str):
@@ -60,10 +63,10 @@ async def ingested(
             guarded.discard(doc.id)  # the last copy of an id sent twice is the one written
         size += len(doc.text) + len(doc.title)
         if size >= UPSERT_BATCH_CHARS or len(batch) >= UPSERT_BATCH_DOCS:
-            yield await committed(engine, list(batch.values()), progress, writer, guarded, index_changed)
+            yield await committed(engine, list(batch.values()), progress, writer, guarded, index_changed, writes)
             progress, batch, guarded, size = retrieval_pb2.IngestProgress(), {}, set(), 0
     if batch or progress.skipped:
-        yield await committed(engine, list(batch.values()), progress, writer, guarded, index_changed)
+        yield await committed(engine, list(batch.values()), progress, writer, guarded, index_changed, writes)
 
 
 async def committed(
@@ -73,6 +76,7 @@ async def committed(
     writer: Principal | None,
     guarded: set[str],
     index_changed: Callable[[], None],
+    writes: Writes,
 ) -> retrieval_pb2.IngestProgress:
     """Chunk, embed and store docs durably; progress, filled in, acknowledges them and names each stored
     document whose access they changed. guarded: the ids whose write must not widen it."""
@@ -87,7 +91,7 @@ async def committed(
     docs, chunked, unfit = await asyncio.to_thread(chunk_each, engine, allowed)
     progress.skipped.extend(unfit)
     if docs:
-        progress.index_version = await stoppable(engine.upsert, docs, chunked)
+        progress.index_version = await writes.run(engine.upsert, docs, chunked)
         progress.ids.extend(d.id for d in docs)
         progress.chunks = sum(len(c) for c in chunked)
         changes = access_changes(docs, stored)

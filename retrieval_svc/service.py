@@ -31,6 +31,7 @@ from likeopt.runtime.telemetry import note_near_hit
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.access import Access
 from retrieval_svc.backend import BackendRefused, BackendUnavailable, RetrievalBackend
+from retrieval_svc.cancellable_writes import Writes, WritesStopped
 from retrieval_svc.document_checks import log_deleted, undeletable
 from retrieval_svc.ingestion import ingested
 from retrieval_svc.search_messages import search_params
@@ -50,6 +51,17 @@ async def abort_for_backend(context: grpc.aio.ServicerContext, exc: BackendUnava
         log.error("retrieval backend refused a call", extra={"fields": {"error": str(exc)}})
         await context.abort(grpc.StatusCode.INTERNAL, str(exc))
     await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
+
+async def abort_for_stop(context: grpc.aio.ServicerContext, stored: int) -> None:
+    """A write cut short by the service stopping answers UNAVAILABLE (clients retry on it), saying what is stored."""
+    log.info("write abandoned: the service is stopping", extra={"fields": {"stored_documents": stored}})
+    await context.abort(
+        grpc.StatusCode.UNAVAILABLE,
+        f"retrieval_svc is stopping: {stored} documents of this call were stored before that; the batch it was"
+        " embedding was abandoned (nothing of it stored) and the documents after it were not read, send them"
+        " again once it is back",
+    )
 
 
 def backend_errors_as_status(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
@@ -73,6 +85,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self.config = config
         self.engine: RetrievalBackend | None = None
         self.versions = VersionFeed()
+        self.writes = Writes()
         self._search_pool = search_pool()
         self.results = SearchResults(config, cache, self._search_pool)
         self._following: SingleFlight[int] = SingleFlight()
@@ -96,6 +109,12 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         await asyncio.get_running_loop().shutdown_default_executor()
         if self.engine is not None:
             self.engine.close()
+
+    def drain_begins(self) -> None:
+        """End what would keep the drain waiting: the index watches, which never end by themselves, and the writes,
+        whose embedding can outlast the grace (their clients are told what was stored)."""
+        self.versions.close()
+        self.writes.stop_all()
 
     def index_changed(self) -> None:
         """Tell watchers the engine's version; called after every write and catch-up."""
@@ -224,13 +243,16 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         writer = await self._principal(context)
         summary = retrieval_pb2.UpsertSummary(index_version=engine.version)
         stored: set[str] = set()  # an id sent twice may be written in two batches; it is one document
-        async for progress in ingested(engine, request_iterator, writer, self.index_changed):
-            stored.update(progress.ids)
-            summary.upserted = len(stored)
-            summary.chunks += progress.chunks
-            summary.index_version = max(summary.index_version, progress.index_version)
-            summary.skipped.extend(progress.skipped)
-            summary.access_changes.extend(progress.access_changes)
+        try:
+            async for progress in ingested(engine, request_iterator, writer, self.index_changed, self.writes):
+                stored.update(progress.ids)
+                summary.upserted = len(stored)
+                summary.chunks += progress.chunks
+                summary.index_version = max(summary.index_version, progress.index_version)
+                summary.skipped.extend(progress.skipped)
+                summary.access_changes.extend(progress.access_changes)
+        except WritesStopped:
+            await abort_for_stop(context, len(stored))
         return summary
 
     async def IngestDocuments(
@@ -238,11 +260,15 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> AsyncIterator[retrieval_pb2.IngestProgress]:
         engine = await self._writable_engine(context)
         writer = await self._principal(context)
+        stored: set[str] = set()
         try:
-            async for progress in ingested(engine, request_iterator, writer, self.index_changed):
+            async for progress in ingested(engine, request_iterator, writer, self.index_changed, self.writes):
+                stored.update(progress.ids)
                 yield progress
         except (BackendUnavailable, BackendRefused) as exc:  # the batches acknowledged so far are stored
             await abort_for_backend(context, exc)
+        except WritesStopped:
+            await abort_for_stop(context, len(stored))
 
     @backend_errors_as_status
     async def DeleteDocuments(

@@ -323,14 +323,22 @@ class WatchedEmbedder(GatedEmbedder):
             self.returned.set()
 
 
+async def ingestion_held(
+    embedder: WatchedEmbedder, stub: retrieval_pb2_grpc.RetrievalServiceStub
+) -> grpc.aio.StreamStreamCall:
+    """An ingestion of DOCS[0] whose embedding waits at the embedder's gate (closed now, after start-up's own)."""
+    embedder.gate.clear()
+    embedder.waiting.clear()
+    call = stub.IngestDocuments(stream(DOCS[:1]))
+    assert await asyncio.to_thread(embedder.waiting.wait, 30)
+    return call
+
+
 async def test_a_client_that_leaves_an_ingestion_stops_it_and_nothing_is_stored(tmp_path: Path) -> None:
     """A cancelled call left its worker thread embedding (for minutes, for a large document), then storing it."""
     embedder = WatchedEmbedder()
     async with retrieval_server(tmp_path, embedder, DictCache()) as (servicer, stub):
-        embedder.gate.clear()  # after start-up's own encoding
-        embedder.waiting.clear()
-        call = stub.IngestDocuments(stream(DOCS[:1]))
-        assert await asyncio.to_thread(embedder.waiting.wait, 30)
+        call = await ingestion_held(embedder, stub)
         call.cancel()
         stop = embedder.stop
         assert stop is not None and await asyncio.to_thread(stop.wait, 30)  # the server saw the client leave
@@ -340,6 +348,26 @@ async def test_a_client_that_leaves_an_ingestion_stops_it_and_nothing_is_stored(
         assert [list(p.ids) for p in progress] == [[DOCS[1].id]]
         assert servicer.engine is not None
         assert [doc_id for doc_id, _, _ in servicer.engine.store.documents()] == [DOCS[1].id]
+
+
+async def test_a_drain_abandons_the_ingestion_batch_being_embedded_and_refuses_new_writes(tmp_path: Path) -> None:
+    """A stopping retrieval_svc waited for the batch it was embedding (a minute on busy cores), past the launcher's
+    grace, and was killed; its client saw only "Cancelling all calls"."""
+    embedder = WatchedEmbedder()
+    async with retrieval_server(tmp_path, embedder, DictCache()) as (servicer, stub):
+        call = await ingestion_held(embedder, stub)
+        servicer.drain_begins()
+        stop = embedder.stop
+        assert stop is not None and stop.is_set()  # the embedding stops at its next slice
+        embedder.gate.set()
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            _ = [p async for p in call]
+        assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert (ended.value.details() or "").startswith("retrieval_svc is stopping: 0 documents of this call were")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.UpsertDocuments(stream(DOCS[1:2]))
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert servicer.engine is not None and list(servicer.engine.store.documents()) == []
 
 
 async def test_a_store_started_afresh_beside_a_kept_cache_is_not_served_the_old_stores_results(
