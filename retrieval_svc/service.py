@@ -17,7 +17,7 @@ import grpc
 from likeopt.caching.cache_client import CacheClient
 from likeopt.caching.cache_keys import normalise_query
 from likeopt.caching.single_flight import SingleFlight
-from likeopt.runtime.config import Config
+from likeopt.runtime.config import STOP_GRACE_S, Config
 from likeopt.runtime.contract import (
     LIST_LIMIT,
     SEARCH_BATCH,
@@ -51,6 +51,11 @@ async def abort_for_backend(context: grpc.aio.ServicerContext, exc: BackendUnava
         log.error("retrieval backend refused a call", extra={"fields": {"error": str(exc)}})
         await context.abort(grpc.StatusCode.INTERNAL, str(exc))
     await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
+
+WRITES_FINISH_WITHIN_S = STOP_GRACE_S / 2
+"""How long a stopping service lets the writes in flight go on: long enough for an upload's batch, and short enough
+that a batch it abandons then stops embedding (at its next slice) well before the grace ends."""
 
 
 async def abort_for_stop(context: grpc.aio.ServicerContext, stored: int) -> None:
@@ -111,10 +116,11 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             self.engine.close()
 
     def drain_begins(self) -> None:
-        """End what would keep the drain waiting: the index watches, which never end by themselves, and the writes,
-        whose embedding can outlast the grace (their clients are told what was stored)."""
+        """End what would keep the drain waiting: the index watches at once, as they never end by themselves; the
+        writes after WRITES_FINISH_WITHIN_S, as an upload sent just before the stop should still be stored, but an
+        ingestion's embedding can outlast the grace (their clients are told what was stored)."""
         self.versions.close()
-        self.writes.stop_all()
+        asyncio.get_running_loop().call_later(WRITES_FINISH_WITHIN_S, self.writes.stop_all)
 
     def index_changed(self) -> None:
         """Tell watchers the engine's version; called after every write and catch-up."""

@@ -13,6 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
+import retrieval_svc.service
 from likeopt.runtime.config import Config
 from likeopt.runtime.principal import PRINCIPAL_HEADER, tenant_reader_header
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
@@ -350,15 +351,30 @@ async def test_a_client_that_leaves_an_ingestion_stops_it_and_nothing_is_stored(
         assert [doc_id for doc_id, _, _ in servicer.engine.store.documents()] == [DOCS[1].id]
 
 
-async def test_a_drain_abandons_the_ingestion_batch_being_embedded_and_refuses_new_writes(tmp_path: Path) -> None:
+async def test_a_drain_lets_the_write_in_flight_finish_when_it_can(tmp_path: Path) -> None:
+    """An upload sent just before a stop (a rolling restart) is stored, not refused, when it finishes in time."""
+    embedder = WatchedEmbedder()
+    async with retrieval_server(tmp_path, embedder, DictCache()) as (servicer, stub):
+        call = await ingestion_held(embedder, stub)
+        servicer.drain_begins()
+        embedder.gate.set()
+        assert [list(p.ids) async for p in call] == [[DOCS[0].id]]
+        assert servicer.engine is not None
+        assert [doc_id for doc_id, _, _ in servicer.engine.store.documents()] == [DOCS[0].id]
+
+
+async def test_a_drain_abandons_the_ingestion_batch_still_embedded_and_refuses_new_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A stopping retrieval_svc waited for the batch it was embedding (a minute on busy cores), past the launcher's
     grace, and was killed; its client saw only "Cancelling all calls"."""
+    monkeypatch.setattr(retrieval_svc.service, "WRITES_FINISH_WITHIN_S", 0.05)
     embedder = WatchedEmbedder()
     async with retrieval_server(tmp_path, embedder, DictCache()) as (servicer, stub):
         call = await ingestion_held(embedder, stub)
         servicer.drain_begins()
         stop = embedder.stop
-        assert stop is not None and stop.is_set()  # the embedding stops at its next slice
+        assert stop is not None and await asyncio.to_thread(stop.wait, 30)  # stops at its next slice
         embedder.gate.set()
         with pytest.raises(grpc.aio.AioRpcError) as ended:
             _ = [p async for p in call]
