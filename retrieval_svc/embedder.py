@@ -105,6 +105,13 @@ class Embedder:
             return self._query_encoder.encode([text])[0]
         return self._encode([text])[0]
 
+    def warm_up(self) -> None:
+        """Encode a query of the fewest word pieces and one of the whole window, before the service says it is
+        ready: the first run at a new length allocates that length's buffers, which a long first query (a whole
+        abstract) would otherwise pay in a user's search."""
+        self.encode_query("warm-up")
+        self.encode_query(" ".join(["warm"] * self.max_tokens))  # one piece a word, so truncated to the window
+
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed texts; returns an (n, dim) float32 array of unit vectors. The texts go longest first, ENCODE_SLICE
         per worker at a time, and stop (EncodingStopped) before a slice once the write that asked was abandoned."""

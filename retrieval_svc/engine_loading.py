@@ -37,7 +37,7 @@ class EngineLoading(EngineIndexes):
             self._load_store()
         self.bm25.compact()  # else the first search after a bulk load pays for sorting the postings
         self.bm25.settle()
-        self.embedder.encode_query("warm-up")  # the first forward pass allocates; keep it out of a user's search
+        self.embedder.warm_up()
         self.load_seconds = time.perf_counter() - started
         log.info(
             "index loaded",

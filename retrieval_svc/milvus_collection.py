@@ -176,7 +176,7 @@ class MilvusCollection:
             self._load_collection(self.access.collection, 1)
             self._check_model()
             self._version = self._stored_version()
-        self.embedder.encode_query("warm-up")  # the first forward pass allocates; keep it out of a user's search
+        self.embedder.warm_up()
         self.load_seconds = time.perf_counter() - started
         log.info(
             "milvus collection ready",

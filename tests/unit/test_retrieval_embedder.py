@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from retrieval_svc import embedder as embedder_module
 from retrieval_svc.cancellable_writes import STOP, EncodingStopped
 from retrieval_svc.embedder import Embedder
+from retrieval_svc.engine import RetrievalEngine
 from retrieval_svc.onnx_query import load_query_encoder
 
 TEXTS = [
@@ -59,6 +61,29 @@ def test_onnx_query_vectors_equal_torch(onnx_embedder: Embedder) -> None:
     assert onnx_embedder.query_runtime == "onnxruntime"
     for text in TEXTS:
         np.testing.assert_allclose(onnx_embedder.encode_query(text), onnx_embedder._encode([text])[0], atol=1e-4)
+
+
+class RecordingSession:
+    """A real ONNX Runtime session that notes the shape of each batch it runs."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.shapes: list[tuple[int, ...]] = []
+
+    def run(self, outputs: Any, feeds: dict[str, np.ndarray]) -> Any:
+        self.shapes.append(feeds["input_ids"].shape)
+        return self.session.run(outputs, feeds)
+
+
+def test_loading_runs_the_query_encoder_over_its_whole_window(
+    onnx_embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readiness means warm: the first long query (a whole abstract) after a start met a session that had only
+    seen the few word pieces of the warm-up, and paid for the longer input's buffers in a user's search."""
+    session = RecordingSession(onnx_embedder._query_encoder._session)  # type: ignore[union-attr]
+    monkeypatch.setattr(onnx_embedder._query_encoder, "_session", session)
+    RetrievalEngine(tmp_path, onnx_embedder, chunk_tokens=64, chunk_overlap=0).load()
+    assert max(tokens for _, tokens in session.shapes) == onnx_embedder.max_tokens
 
 
 def test_the_export_is_reused_and_a_broken_one_falls_back_to_torch(

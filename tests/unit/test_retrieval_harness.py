@@ -22,7 +22,7 @@ from retrieval_svc.service import RetrievalServicer
 
 
 class FakeEmbedder:
-    """Embedder's interface: model_path, model_name, dim, max_tokens, encode, encode_query, count_tokens."""
+    """Embedder's interface: model_path, model_name, dim, max_tokens, encode, encode_query, warm_up, count_tokens."""
 
     model_path = model_name = "fake-bag-of-words"
 
@@ -43,6 +43,9 @@ class FakeEmbedder:
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
+
+    def warm_up(self) -> None:
+        self.encode_query("warm-up")
 
     def count_tokens(self, text: str) -> int:
         return len(text.split()) + 2
