@@ -317,8 +317,9 @@ def free_port(host: str) -> int:
 
 @contextmanager
 def private_retrieval(data_dir: Path, log_path: Path, overrides: Mapping[str, str] | None = None) -> Iterator[str]:
-    """A retrieval_svc of our own on a free loopback port, cache off, with overrides of this environment's
-    settings; yields its address once SERVING."""
+    """A retrieval_svc of our own on a free loopback port, with overrides of this environment's settings; yields
+    its address once SERVING. Its caches are off, cache_svc and the near caches in process alike: configurations
+    sharing it would otherwise find the queries embedded by the first, and their latencies would not compare."""
     host = "127.0.0.1"
     port = free_port(host)
     settings = {  # chunking, model and fusion settings pass through from this environment
@@ -326,6 +327,7 @@ def private_retrieval(data_dir: Path, log_path: Path, overrides: Mapping[str, st
         "LIKEOPT_RETRIEVAL_PORT": str(port),
         "LIKEOPT_DATA_DIR": str(data_dir),
         "LIKEOPT_CACHE_ENABLED": "0",
+        "LIKEOPT_NEAR_CACHE_ENTRIES": "0",
         "LIKEOPT_RETRIEVAL_METRICS_PORT": "0",
         "LIKEOPT_MILVUS_COLLECTION": eval_collection(data_dir),
         **(overrides or {}),

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 
+import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from likeopt.caching.hit_rate import NEAR_LOOKUPS
 from likeopt.ops import evaluate
 from likeopt.ops.evaluate import EvalSettings, run_eval, run_evals
 from likeopt.runtime.config import Config
+from likeopt.v1 import retrieval_pb2_grpc
 from tests.support import MilvusServer
 
 CORPUS = [
@@ -84,3 +89,25 @@ def test_a_collection_evaluated_on_the_embedded_engine_is_ingested_into_milvus_w
     assert "ingested 3 documents" in capsys.readouterr().err
     assert there["docs"] == embedded["docs"] == 3
     assert there["ndcg@10"] > 0 and embedded["ndcg@10"] > 0
+
+
+def test_configurations_sharing_a_private_service_each_embed_their_queries(tmp_path: Path) -> None:
+    """`likeopt eval --compare` runs configurations with the same settings on one retrieval_svc: the first one
+    embedding the queries paid for them (p95 450 ms on long queries) while the next read them from the
+    service's memory (5-65 ms), which read as a slow start. Each configuration's latency must include them."""
+    metrics_port = evaluate.free_port("127.0.0.1")
+    overrides = {"LIKEOPT_RETRIEVAL_METRICS_PORT": str(metrics_port)}
+    with evaluate.private_retrieval(tmp_path / "data", tmp_path / "retrieval.log", overrides) as address:
+        with grpc.insecure_channel(address) as channel:
+            stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+            for mode in ("hybrid", "dense"):
+                stub.Search(EvalSettings(mode=mode).request("striped animals"), timeout=60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
+            families = text_string_to_metric_families(reply.read().decode())
+    lookups = {
+        sample.labels["result"]: sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == NEAR_LOOKUPS and sample.labels.get("name") == "embedding"
+    }
+    assert lookups == {"hit": 0.0, "miss": 2.0}  # each configuration embedded the query itself
