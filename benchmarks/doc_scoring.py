@@ -14,6 +14,9 @@ the variants differ only in how chunk scores become a document's score:
   z-scores, and RRF (k 60), each side's top 100 documents; and convex at other alphas;
 - naive: rank_bm25's BM25Okapi over whole documents (our terms) and the window vectors, RRF k 60.
 
+Queries are tokenised as retrieval_svc tokenises them (query_terms), so the BM25 rows score what
+``likeopt eval --mode bm25`` scores.
+
 The window vectors are kept in var/bench/haystack-<collection>.npy, the file
 benchmarks/haystack_peer.py reads: the same model over the same ``title\\ntext`` strings.
 
@@ -32,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from rank_bm25 import BM25Okapi
 
+from likeopt.caching.cache_keys import normalise_query
 from likeopt.ops.evaluate import DEPTH, Dataset, eval_data_dir, score_run
 from likeopt.runtime.config import Config
 from likeopt.runtime.text import tokenize
@@ -146,6 +150,12 @@ def dense_runs(collection: Collection, window: np.ndarray) -> dict[str, dict[str
     return runs
 
 
+def query_terms(text: str) -> list[str]:
+    """A query's BM25 terms as retrieval_svc searches it: casefolded by normalise_query before tokenize, so an
+    identifier split by its case in a document ("OpenAPI": open, api) is matched by its joined form only."""
+    return tokenize(normalise_query(text))
+
+
 def bm25_runs(collection: Collection) -> dict[str, dict[str, Scores]]:
     """BM25 over chunks (each document at its best chunk) and over whole documents."""
     chunks, documents = BM25Index(), BM25Index()
@@ -153,7 +163,7 @@ def bm25_runs(collection: Collection) -> dict[str, dict[str, Scores]]:
     documents.add_many([(n, tokenize(text)) for n, text in enumerate(collection.texts)])
     runs: dict[str, dict[str, Scores]] = {"bm25-chunks": {}, "bm25-documents": {}}
     for query_id, text in collection.dataset.queries.items():
-        terms = tokenize(text)
+        terms = query_terms(text)
         best = np.zeros(len(collection.doc_ids), dtype=np.float64)
         matched = chunks.scores(terms)
         np.maximum.at(best, collection.chunk_doc[list(matched)], list(matched.values()))
@@ -206,7 +216,7 @@ def naive_run(collection: Collection, window: np.ndarray) -> dict[str, Scores]:
     bm25 = BM25Okapi([tokenize(text) for text in collection.texts])
     run: dict[str, Scores] = {}
     for query_id, text in collection.dataset.queries.items():
-        lexical = top(collection.doc_ids, np.asarray(bm25.get_scores(tokenize(text))))
+        lexical = top(collection.doc_ids, np.asarray(bm25.get_scores(query_terms(text))))
         dense = top(collection.doc_ids, window @ collection.query_vectors[query_id])
         run[query_id] = FUSIONS["rrf"](lexical, dense)
     return run
