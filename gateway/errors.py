@@ -41,6 +41,12 @@ UPSTREAM_FAILED = 502
 """Any other upstream status (UNKNOWN, INTERNAL, UNIMPLEMENTED…)."""
 
 HIDDEN_DETAILS = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS}
+SERVER_STOPPED = "Cancelling all calls"
+"""gRPC's words (UNAVAILABLE) for a call its server ended on stopping, its grace for the calls in flight over."""
+STOPPED_WORDS = (
+    "an upstream service stopped before it answered (a restart ended the calls it had in flight): what was asked may"
+    " or may not have taken effect; try again shortly (a write may be sent again: documents are replaced by id)"
+)
 
 STATUS_MEANINGS = {
     400: "Malformed body: not UTF-8 JSON, not a JSON object, or a broken multipart upload",
@@ -95,7 +101,7 @@ def retry_after(seconds: float) -> dict[str, str] | None:
 
 def public_details(exc: grpc.aio.AioRpcError) -> str:
     """What a client may read of an upstream failure: never an internal exception's text, nor the words of
-    gRPC's own channel about a server it could not reach (those go to the log)."""
+    gRPC's own about a server it could not reach or that stopped mid-call (those go to the log)."""
     if exc.code() in HIDDEN_DETAILS:
         return "internal error in an upstream service; the X-Trace-Id finds it in the logs"
     details = exc.details() or ""
@@ -103,6 +109,9 @@ def public_details(exc: grpc.aio.AioRpcError) -> str:
         service = unreachable_service(details) or "an upstream service"
         log.warning("upstream unreachable", extra={"fields": {"upstream": service, "details": details}})
         return channel_failure_words(details, service)
+    if exc.code() is grpc.StatusCode.UNAVAILABLE and details == SERVER_STOPPED:
+        log.warning("upstream stopped during the call", extra={"fields": {"details": details}})
+        return STOPPED_WORDS
     return details or exc.code().name
 
 

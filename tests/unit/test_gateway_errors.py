@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import grpc
@@ -16,6 +17,7 @@ from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 UNHEALTHY = "connections to all backends failing; last error: {}: backend unhealthy"
 """What the channel says when the replica it tried last answers health checks NOT_SERVING."""
+SERVER_STOPPED = "an upstream service stopped before it answered"
 NOT_SERVING = "retrieval_svc is not serving now (it is starting or stopping, or its own backend, such as Milvus,"
 
 REFUSED = (
@@ -112,3 +114,39 @@ def test_an_mcp_tool_says_what_rest_says_of_a_service_out_of_reach() -> None:
     crashed = str(tool_failure(failure(grpc.StatusCode.INTERNAL, "Traceback: KeyError 'x'")))
     assert "KeyError" not in crashed and "logs" in crashed
     assert str(tool_failure(failure(grpc.StatusCode.NOT_FOUND, "no document 'a'"))) == "NOT_FOUND: no document 'a'"
+
+
+class Waiting(health.aio.HealthServicer):
+    """A health check that is never answered: the call is still running when the server stops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.called = asyncio.Event()
+
+    async def Check(self, request: object, context: object) -> health_pb2.HealthCheckResponse:  # type: ignore[override]
+        self.called.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+
+async def test_a_call_cut_off_by_its_servers_stop_is_said_to_be_so_not_in_grpcs_words() -> None:
+    """A call still running when its server's grace ends (an upload whose batch outlasts a rolling restart) is
+    ended by gRPC with UNAVAILABLE "Cancelling all calls": its client must read that the service stopped and the
+    request may or may not have taken effect, not gRPC's words."""
+    waiting = Waiting()
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(waiting, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    channel = open_channel(address)
+    try:
+        call = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=30)
+        await asyncio.wait_for(waiting.called.wait(), 30)
+        await server.stop(0)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await call
+    finally:
+        await channel.close()
+    error = ApiError.from_grpc(failed.value)
+    assert (error.status, error.code) == (503, "UNAVAILABLE")
+    assert error.message.startswith(SERVER_STOPPED) and "Cancelling" not in error.message, error.message
