@@ -53,9 +53,10 @@ async def abort_for_backend(context: grpc.aio.ServicerContext, exc: BackendUnava
     await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
 
-WRITES_FINISH_WITHIN_S = STOP_GRACE_S / 2
-"""How long a stopping service lets the writes in flight go on: long enough for an upload's batch, and short enough
-that a batch it abandons then stops embedding (at its next slice) well before the grace ends."""
+WRITES_FINISH_WITHIN_S = STOP_GRACE_S / 4
+"""How long a stopping service lets the writes in flight go on: long enough for an upload of a few documents, and
+short enough that a batch it abandons then stops embedding (at its next slice: about 9 s of 16 texts a worker on
+two overloaded cores) before the grace ends."""
 
 
 async def abort_for_stop(context: grpc.aio.ServicerContext, stored: int) -> None:
