@@ -1,5 +1,5 @@
 """Writes that can be abandoned: the embedding of an ingestion stops when the call that asked is cancelled, or when
-the service begins to stop.
+the service stops (a quarter of its grace into the drain: service.WRITES_FINISH_WITHIN_S).
 
 A cancelled gRPC call cancels its coroutine, but not the worker thread doing the write: without this a client
 that gave up on a large document left retrieval_svc embedding it for minutes, and then storing it. A stopping
@@ -47,7 +47,7 @@ class Writes:
         self.stopping = False
 
     def stop_all(self) -> None:
-        """Abandon every running write at its next slice and refuse new ones (the drain begins)."""
+        """Abandon every running write at its next slice and refuse new ones (WRITES_FINISH_WITHIN_S into the drain)."""
         self.stopping = True
         for stop in list(self._running):
             stop.set()

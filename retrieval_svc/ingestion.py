@@ -40,7 +40,8 @@ async def ingested(
     writes: Writes,
 ) -> AsyncIterator[retrieval_pb2.IngestProgress]:
     """Commit the stream in batches; each progress message acknowledges one durable batch. Raises WritesStopped
-    once the service begins to stop: the batch being stored is abandoned and no more documents are read."""
+    once the stopping service abandons its writes: the batch being stored is abandoned and no more documents are
+    read."""
     progress = retrieval_pb2.IngestProgress()
     batch: dict[str, DocumentInput] = {}
     guarded: set[str] = set()  # ids of the batch sent with refuse_wider_access

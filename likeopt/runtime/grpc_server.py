@@ -67,8 +67,9 @@ class ServiceSpec:
     stop: Callable[[], Awaitable[None]] | None = None
     """Releases resources after the last call has finished."""
     end_endless_streams: Callable[[], None] | None = None
-    """Called as the drain begins: ends streams that never finish by themselves (WatchIndex) and abandons work
-    that could outlast the grace (an ingestion's embedding), so the drain waits only for what can finish."""
+    """Called as the drain begins: ends streams that never finish by themselves (WatchIndex) and sets when to
+    abandon work that could outlast the grace (an ingestion's embedding), so the drain waits only for what can
+    finish."""
     grace_s: float = STOP_GRACE_S
     ingress_peers: Mapping[str, grpc.aio.Channel] | None = None
     """Set on the service Envoy sends its port's reflection and health calls to: the port's other gRPC services,
