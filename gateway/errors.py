@@ -17,7 +17,7 @@ from starlette.routing import Match, Mount
 
 from gateway.head_requests import served_as
 from gateway.models import ErrorResponse
-from likeopt.runtime.grpc_client import CHANNEL_FAILURE, channel_failure_words
+from likeopt.runtime.grpc_client import CHANNEL_FAILURE, channel_failure_words, cut_off_by_stop
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -41,8 +41,6 @@ UPSTREAM_FAILED = 502
 """Any other upstream status (UNKNOWN, INTERNAL, UNIMPLEMENTED…)."""
 
 HIDDEN_DETAILS = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS}
-SERVER_STOPPED = "Cancelling all calls"
-"""gRPC's words (UNAVAILABLE) for a call its server ended on stopping, its grace for the calls in flight over."""
 STOPPED_WORDS = (
     "an upstream service stopped before it answered (a restart ended the calls it had in flight): what was asked may"
     " or may not have taken effect; try again shortly (a write may be sent again: documents are replaced by id)"
@@ -109,7 +107,7 @@ def public_details(exc: grpc.aio.AioRpcError) -> str:
         service = unreachable_service(details) or "an upstream service"
         log.warning("upstream unreachable", extra={"fields": {"upstream": service, "details": details}})
         return channel_failure_words(details, service)
-    if exc.code() is grpc.StatusCode.UNAVAILABLE and details == SERVER_STOPPED:
+    if cut_off_by_stop(exc.code(), details):
         log.warning("upstream stopped during the call", extra={"fields": {"details": details}})
         return STOPPED_WORDS
     return details or exc.code().name

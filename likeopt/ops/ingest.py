@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from likeopt.runtime.addresses import address_list
 from likeopt.runtime.contract import WIDER_ACCESS_REFUSED
-from likeopt.runtime.grpc_client import MAX_MESSAGE_BYTES
+from likeopt.runtime.grpc_client import MAX_MESSAGE_BYTES, cut_off_by_stop
 from likeopt.runtime.loaders import Skipped, document_path, earlier_ids, load_paths, to_message
 from likeopt.runtime.principal import PRINCIPAL_HEADER, tenant_reader_header
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
@@ -49,9 +49,13 @@ class IngestFailed(Exception):
             if confirmed.upserted
             else "none of this run's documents was confirmed stored"
         )
+        if cut_off_by_stop(code, details):
+            failure, remedy = "stopped before it answered (its grace for the calls in flight ran out)", "it is back"
+        else:
+            failure, remedy = f"failed the upload with {code.name}: {details}", "that is fixed"
         super().__init__(
-            f"retrieval_svc at {writer} failed the upload with {code.name}: {details}. {stored}; run the command"
-            " again once that is fixed (a document stored already is replaced, not duplicated)"
+            f"retrieval_svc at {writer} {failure}. {stored}; run the command again once {remedy} (a document"
+            " stored already is replaced, not duplicated)"
         )
 
 

@@ -79,6 +79,15 @@ CHANNEL_FAILURE = re.compile(
 lost it: what a client must not read (it names addresses and says nothing it can act on)."""
 
 
+SERVER_STOPPED = "Cancelling all calls"
+"""gRPC's words (UNAVAILABLE) for a call its server ended on stopping, its grace for the calls in flight over."""
+
+
+def cut_off_by_stop(code: grpc.StatusCode, details: str) -> bool:
+    """Whether a call failed because its server stopped while it ran (what it asked may or may not have happened)."""
+    return code is grpc.StatusCode.UNAVAILABLE and details == SERVER_STOPPED
+
+
 NOT_SERVING = re.compile(r"last error: (?:[A-Z_]+: )?\S+: backend unhealthy")
 """How it ends when the last replica it tried is reachable but answers health checks NOT_SERVING (client-side
 health checking drops it), e.g. a retrieval_svc whose Milvus is down: not a service out of reach."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -77,6 +79,40 @@ def test_a_failed_ingest_in_up_is_a_launch_error_that_names_the_cause(tmp_path: 
         server.stop(0)
     assert str(failed.value).startswith("ingest: retrieval_svc at 127.0.0.1:")
     assert "UNAVAILABLE: the store is read-only" in str(failed.value)
+
+
+class HoldsUploads(retrieval_pb2_grpc.RetrievalServiceServicer):
+    """Reads the first document, then holds the call open until the server stops."""
+
+    def __init__(self) -> None:
+        self.reading = threading.Event()
+
+    def IngestDocuments(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        next(request_iterator)
+        self.reading.set()
+        while context.is_active():
+            time.sleep(0.05)
+        return iter(())
+
+
+def test_an_upload_cut_off_by_retrieval_svcs_stop_says_so_not_in_grpcs_words(tmp_path: Path) -> None:
+    """A stop whose grace ends mid-upload ends the call with gRPC's "Cancelling all calls": the operator must read
+    that retrieval_svc stopped and that running the command again is safe."""
+    (tmp_path / "real.md").write_text("# Real\n\nA document.")
+    holding = HoldsUploads()
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(holding, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    with ThreadPoolExecutor(max_workers=1) as client:
+        upload = client.submit(ingest.ingest_paths, [str(tmp_path / "real.md")], f"127.0.0.1:{port}", True)
+        assert holding.reading.wait(30), "the upload never reached the server"
+        server.stop(0).wait(30)
+        with pytest.raises(ingest.IngestFailed) as failed:
+            upload.result(30)
+    said = str(failed.value)
+    assert "retrieval_svc at 127.0.0.1:" in said and "stopped before it answered" in said, said
+    assert "Cancelling" not in said and "run the command again" in said, said
 
 
 def test_a_second_launcher_on_the_same_folders_is_refused_at_once(tmp_path: Path) -> None:
