@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,15 @@ MAX_JSON_BYTES = 65_536
 """The most a JSON field (a chunk's metadata) holds in Milvus, in bytes of its JSON text."""
 WRITE_BATCH_ROWS = 500
 """Rows sent per insert call: bounds one message's size (a chunk and its vector are a few KB)."""
+
+
+@dataclass(frozen=True)
+class WriteBatch:
+    """One upsert call's rows, and the documents whose last rows it holds (their new chunk counts): their stale
+    chunks are deleted right after it."""
+
+    rows: slice
+    finished: dict[str, int]
 
 
 class MilvusWrites:
@@ -66,19 +76,18 @@ class MilvusWrites:
 
         Rows are upserted by chunk id, then the chunks a document no longer has are deleted: a document
         being replaced is never missing from searches meanwhile (delete-then-insert would leave a gap).
-        The version is bumped only once Milvus acknowledged both.
+        Milvus has no transactions, so each document's rows go in one call (write_batches) and its stale chunks
+        are deleted just after it. The version is bumped only once Milvus acknowledged every call.
         """
         rows = chunk_rows(docs, chunked, embeddings, self.milvus.bm25_text)
         with self._write_lock, self.milvus.guarded():
             # the access classes before the chunks that name them
             self.milvus.access.record([d.access for d in docs], self.milvus.timeout_s)
-            for start in range(0, len(rows), WRITE_BATCH_ROWS):
-                self.milvus.call(
-                    "upsert", self.milvus.name, rows[start : start + WRITE_BATCH_ROWS], timeout=self.milvus.timeout_s
-                )
-            counts = {d.id: len(chunks) for d, chunks in zip(docs, chunked, strict=True)}
-            for condition in stale_chunks_filters(counts):
-                self.milvus.call("delete", self.milvus.name, filter=condition, timeout=self.milvus.timeout_s)
+            for batch in write_batches([d.id for d in docs], [len(chunks) for chunks in chunked]):
+                if batch.rows.stop > batch.rows.start:
+                    self.milvus.call("upsert", self.milvus.name, rows[batch.rows], timeout=self.milvus.timeout_s)
+                for condition in stale_chunks_filters(batch.finished):
+                    self.milvus.call("delete", self.milvus.name, filter=condition, timeout=self.milvus.timeout_s)
             return self.milvus.bump_version() if bump else self.milvus.version
 
     def flush(self) -> None:
@@ -157,6 +166,26 @@ def chunk_rows(
             row["dense"] = embeddings[len(rows)].astype(np.float32).tolist()
             rows.append({**row, "metadata": doc.metadata, **access_row_fields(doc.access)})
     return rows
+
+
+def write_batches(doc_ids: Sequence[str], sizes: Sequence[int], limit: int = WRITE_BATCH_ROWS) -> list[WriteBatch]:
+    """The upserts for documents of sizes rows each, in order: at most limit rows a call, never cut between two
+    rows of one document unless that document alone has more than limit."""
+    batches: list[WriteBatch] = []
+    start = end = 0
+    finished: dict[str, int] = {}
+    for doc_id, size in zip(doc_ids, sizes, strict=True):
+        if end > start and end - start + size > limit:
+            batches.append(WriteBatch(slice(start, end), finished))
+            start, finished = end, {}
+        end += size
+        while end - start > limit:
+            batches.append(WriteBatch(slice(start, start + limit), {}))
+            start += limit
+        finished[doc_id] = size
+    if finished:
+        batches.append(WriteBatch(slice(start, end), finished))
+    return batches
 
 
 def stale_chunks_filters(counts: dict[str, int]) -> list[str]:
