@@ -8,7 +8,7 @@ import re._parser as sre_parse
 from typing import Any
 
 
-def _one_line(value: str) -> str:
+def one_line(value: str) -> str:
     """Values Envoy's file holds in single quotes."""
     if "'" in value or "\n" in value or "\r" in value:
         raise ValueError("must be one line without single quotes")

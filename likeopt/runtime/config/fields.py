@@ -16,21 +16,21 @@ def setting(default: Any, doc: str, read_by: tuple[str, ...], **rules: Any) -> A
     return Field(default, description=doc, json_schema_extra={"read_by": list(read_by)}, **rules)
 
 
-def _stripped(value: Any) -> Any:
+def stripped(value: Any) -> Any:
     """Surrounding blanks, which pydantic's own parsing of a flag would refuse, are a typing slip, not a value."""
     return value.strip() if isinstance(value, str) else value
 
 
-def _empty_is_none(value: Any) -> Any:
+def empty_is_none(value: Any) -> Any:
     """For the optional numbers, an empty variable means what leaving it out means."""
     return None if isinstance(value, str) and not value.strip() else value
 
 
-Flag = Annotated[bool, BeforeValidator(_stripped)]
+Flag = Annotated[bool, BeforeValidator(stripped)]
 """A yes/no setting: 1/0, true/false, yes/no or on/off (any case); anything else is refused."""
 Port = Annotated[int, Field(ge=1, le=65535)]
 MetricsPort = Annotated[int, Field(ge=0, le=65535)]
 """A Prometheus port; ``0`` turns that endpoint off."""
-Secret = Annotated[SecretStr, BeforeValidator(_stripped)]
+Secret = Annotated[SecretStr, BeforeValidator(stripped)]
 """A key or token, never printed. Blanks around it are a slip (a header value loses them, so such a key would never
 match), and a blank one is no key, as an empty one is."""

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, field_validator
 
-from likeopt.runtime.config.fields import Flag, Secret, _empty_is_none, setting
+from likeopt.runtime.config.fields import Flag, Secret, empty_is_none, setting
 from likeopt.runtime.config.processes import ENVOY, GATEWAY, GENERATION
 
 MAX_TOKENS = 256
@@ -33,7 +33,7 @@ class GenerationSettings(BaseModel):
     local_threads: int = setting(
         0, "CPU threads of the `local` backend; `0` means half the cores (at least one).", (GENERATION,), ge=0
     )
-    generation_max_tokens: Annotated[int | None, BeforeValidator(_empty_is_none)] = setting(
+    generation_max_tokens: Annotated[int | None, BeforeValidator(empty_is_none)] = setting(
         None,
         f"Most tokens a model backend writes for one answer; default: {LOCAL_MAX_TOKENS} for `local` (a whole answer"
         f" in under 3 s on 2 cores) and {MAX_TOKENS} for `openai`.",
@@ -59,7 +59,7 @@ class GenerationSettings(BaseModel):
     session_ttl_s: int = setting(
         86400, "How long a conversation's turns are kept after its last answer, in seconds.", (GENERATION,), ge=1
     )
-    semantic_cache_threshold: Annotated[float | None, BeforeValidator(_empty_is_none)] = setting(
+    semantic_cache_threshold: Annotated[float | None, BeforeValidator(empty_is_none)] = setting(
         None,
         "Cosine similarity above which a question is answered from a cached answer to a similar one (opt-in;"
         " 0.75 measured safe on SciFact, see benchmarks/README.md); empty turns it off.",

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, field_validator
 from pydantic_settings import NoDecode
 
-from likeopt.runtime.config.envoy_text import _one_line
-from likeopt.runtime.config.fields import Secret, _stripped, setting
+from likeopt.runtime.config.envoy_text import one_line
+from likeopt.runtime.config.fields import Secret, setting, stripped
 from likeopt.runtime.config.processes import ENVOY, GATEWAY, GENERATION, PRINCIPAL_READERS, RETRIEVAL
 
 
@@ -70,14 +70,14 @@ class IdentitySettings(BaseModel):
         """Several audiences in one variable; Envoy accepts a token carrying any of them."""
         if not isinstance(value, str):
             return value
-        _one_line(value)
+        one_line(value)
         return tuple(part.strip() for part in value.split(",") if part.strip())
 
     @field_validator("jwt_issuer", "jwt_jwks_file", "jwt_jwks_uri", "jwt_writer_role", mode="before")
     @classmethod
     def _strip_one_line(cls, value: Any) -> Any:
         """Envoy's file holds these in single quotes, and a blank around an issuer would never match a token."""
-        return _one_line(value.strip()) if isinstance(value, str) else value
+        return one_line(value.strip()) if isinstance(value, str) else value
 
     @field_validator("jwt_groups_claim", "jwt_tenant_claim", mode="before")
     @classmethod
@@ -85,7 +85,7 @@ class IdentitySettings(BaseModel):
         """An empty claim name would read nothing from every token, silently."""
         if isinstance(value, str) and not value.strip():
             raise ValueError("must name a claim")
-        return _stripped(value)
+        return stripped(value)
 
     @property
     def jwt(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, field_validator
 
-from likeopt.runtime.config.envoy_text import _one_line, regex_both_read
+from likeopt.runtime.config.envoy_text import one_line, regex_both_read
 from likeopt.runtime.config.fields import Flag, setting
 from likeopt.runtime.config.processes import ENVOY, GATEWAY
 
@@ -45,7 +45,7 @@ class IngressSettings(BaseModel):
         a pattern either refuses would fail Envoy's start or the gateway's origin checks."""
         if not value:
             raise ValueError("must be a non-empty one-line regex without single quotes")
-        return regex_both_read(_one_line(value))
+        return regex_both_read(one_line(value))
 
 
 class TlsSettings(BaseModel):
