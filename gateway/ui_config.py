@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import MAX_COMMENT_CHARS, MAX_QUERY_CHARS, MAX_UPLOAD_FILES
-from likeopt.runtime.loaders import NAMED_FILES, SUPPORTED
+from likeopt.runtime.loaders import NAMED_FILES, NAMED_VARIANTS, SUPPORTED
 
 UI_CONFIG_PATH = "/static/config.js"
 
@@ -26,6 +26,7 @@ def ui_config_script(config: Config) -> str:
         "LIKEOPT_AUTH": "jwt" if config.jwt else "",
         "LIKEOPT_FILE_TYPES": sorted(SUPPORTED),  # what an upload can hold, so the page offers no other file
         "LIKEOPT_FILE_NAMES": sorted(NAMED_FILES),  # and the files read by their whole name (.gitignore, Dockerfile)
+        "LIKEOPT_FILE_NAME_VARIANTS": sorted(NAMED_VARIANTS),  # or by the name before a variant's (Dockerfile.dev)
         "LIKEOPT_MAX_QUERY_CHARS": MAX_QUERY_CHARS,  # so a too-long question stays in the composer, told why
         "LIKEOPT_MAX_COMMENT_CHARS": MAX_COMMENT_CHARS,  # the feedback box takes no more than the server stores
         "LIKEOPT_MAX_UPLOAD_FILES": MAX_UPLOAD_FILES,  # so a drop of more files is sent in batches the server takes

@@ -7,6 +7,8 @@ import { ApiError, requestJSON, getApiKey, setApiKey, authHeaders, errorFromBody
 /** The file types the server reads (SUPPORTED in likeopt/runtime/loaders/formats.py), from /static/config.js. */
 const ACCEPTED = window.LIKEOPT_FILE_TYPES || [];
 const NAMED = window.LIKEOPT_FILE_NAMES || [];
+/** Names read with any suffix after them too (NAMED_VARIANTS: Dockerfile.dev, Makefile.am). */
+const VARIANTS = window.LIKEOPT_FILE_NAME_VARIANTS || [];
 const LIST_PAGE = 50;
 
 const progress = byId('upload-progress');
@@ -33,7 +35,7 @@ export function initDocuments() {
 
   const fileInput = byId('file-input');
   fileInput.accept = ACCEPTED.join(',');
-  byId('file-types').textContent = [...ACCEPTED, ...NAMED].join(' ');
+  byId('file-types').textContent = [...ACCEPTED, ...NAMED, ...VARIANTS.map((name) => `${name}.*`)].join(' ');
   fileInput.addEventListener('change', () => {
     uploadFiles([...fileInput.files]);
     fileInput.value = ''; // so choosing the same file again still fires "change"
@@ -85,11 +87,13 @@ function initDropZone(zone) {
   });
 }
 
-/** Sent: a file of a type the server reads by its name (its extension, or its whole name: .gitignore, Dockerfile),
- *  or one with no extension, which the server reads by its bytes (a PDF or an Office file named "report"). */
+/** Sent: a file of a type the server reads by its name (its extension, its whole name: .gitignore, Dockerfile, or
+ *  the name it is a variant of: Dockerfile.dev), or one with no extension, which the server reads by its bytes (a
+ *  PDF or an Office file named "report"). */
 const isAccepted = (file) =>
   !/\.[^.]+$/.test(file.name) ||
   NAMED.includes(file.name.toLowerCase()) ||
+  VARIANTS.includes(file.name.toLowerCase().split('.')[0]) ||
   ACCEPTED.some((ext) => file.name.toLowerCase().endsWith(ext));
 
 async function uploadFiles(files) {

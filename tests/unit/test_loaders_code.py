@@ -82,6 +82,35 @@ def test_a_named_file_gets_the_checks_any_text_file_gets_and_other_names_stay_re
     assert isinstance(binary, Skipped) and binary.reason.startswith("contains NUL characters")
     [latin1] = load_content("README", "caf\xe9".encode("latin-1"), doc_id="README")
     assert isinstance(latin1, Skipped) and latin1.reason.startswith("not valid UTF-8")
-    for name in (".env", "Dockerfile.dev", "notes"):
+    for name in (".env", ".env.local", "Gemfile.lock", "notes.dev", "notes"):
         [refused] = load_content(name, b"SECRET=1\n", doc_id=name)
         assert isinstance(refused, Skipped) and refused.reason.startswith("unsupported file type")
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "title"),
+    [
+        ("deploy/Dockerfile.dev", "dockerfile", "Dockerfile.dev"),
+        ("DOCKERFILE.PROD", "dockerfile", "DOCKERFILE.PROD"),
+        ("Containerfile.test", "dockerfile", "Containerfile.test"),
+        ("services/api.Dockerfile", "dockerfile", "api"),
+        ("Makefile.am", "makefile", "Makefile.am"),
+        ("GNUmakefile.in", "makefile", "GNUmakefile.in"),
+        ("build/rules.mk", "makefile", "rules"),
+        ("Jenkinsfile.release", "groovy", "Jenkinsfile.release"),
+        ("Procfile.dev", "config", "Procfile.dev"),
+        ("docker-compose.override.yml", "yaml", "docker-compose.override"),
+    ],
+)
+def test_variants_of_a_dockerfile_or_makefile_are_read_as_the_file_they_vary(name: str, kind: str, title: str) -> None:
+    """Dockerfile.dev, api.Dockerfile and Makefile.am were refused as "unsupported file type .dev" where a plain
+    Dockerfile is read: a variant is read by the name it varies (NAMED_VARIANTS) or by a suffix naming that type."""
+    data = b"FROM python:3.12-slim\nRUN make -C /src install\n"
+    doc = one(name, data)
+    assert chunked(doc.text) == data.decode().rstrip("\n")
+    assert doc.title == title and doc.metadata == {"source": name.rsplit("/", 1)[-1], "file_type": kind}
+
+
+def test_a_variant_whose_last_suffix_is_a_type_of_its_own_is_read_as_that_type() -> None:
+    doc = one("Dockerfile.md", b"# How we build\n\nThe image is\nbuilt nightly.\n")
+    assert doc.metadata["file_type"] == "markdown" and doc.title == "How we build"

@@ -12,7 +12,7 @@ from gateway.app import STATIC_DIR, build_app
 from gateway.ui_config import UI_CONFIG_PATH
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import MAX_COMMENT_CHARS, MAX_QUERY_CHARS, MAX_UPLOAD_FILES
-from likeopt.runtime.loaders import NAMED_FILES, SUPPORTED
+from likeopt.runtime.loaders import NAMED_FILES, NAMED_VARIANTS, SUPPORTED
 
 
 def _script(environ: dict[str, str]) -> str:
@@ -25,6 +25,7 @@ def _script(environ: dict[str, str]) -> str:
 FILE_TYPES = (
     f"window.LIKEOPT_FILE_TYPES = {json.dumps(sorted(SUPPORTED))};\n"
     f"window.LIKEOPT_FILE_NAMES = {json.dumps(sorted(NAMED_FILES))};\n"
+    f"window.LIKEOPT_FILE_NAME_VARIANTS = {json.dumps(sorted(NAMED_VARIANTS))};\n"
 )
 ALWAYS = (
     FILE_TYPES

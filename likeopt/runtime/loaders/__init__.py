@@ -19,7 +19,15 @@ from __future__ import annotations
 from likeopt.runtime.loaders.documents import LoadedDocument, Skipped, document_path, to_message
 from likeopt.runtime.loaders.extract import load_content
 from likeopt.runtime.loaders.files import earlier_ids, file_id, id_base, load_paths
-from likeopt.runtime.loaders.formats import MAX_FILE_BYTES, NAMED_FILES, NOT_TEXT, NOT_UTF8, SUPPORTED, TOO_LARGE
+from likeopt.runtime.loaders.formats import (
+    MAX_FILE_BYTES,
+    NAMED_FILES,
+    NAMED_VARIANTS,
+    NOT_TEXT,
+    NOT_UTF8,
+    SUPPORTED,
+    TOO_LARGE,
+)
 from likeopt.runtime.loaders.html import html_to_text
 from likeopt.runtime.loaders.markdown import markdown_to_text
 from likeopt.runtime.loaders.pdf import ENCRYPTED_PDF, NO_TEXT_LAYER, pdf_pages_text
@@ -32,6 +40,7 @@ __all__ = [
     "ENCRYPTED_PDF",
     "MAX_FILE_BYTES",
     "NAMED_FILES",
+    "NAMED_VARIANTS",
     "NOT_RTF",
     "NOT_TEXT",
     "NOT_UTF8",

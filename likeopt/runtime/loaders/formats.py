@@ -24,11 +24,15 @@ CODE_TYPES = {
     **{".java": "java", ".go": "go", ".rs": "rust", ".cs": "csharp", ".rb": "ruby", ".php": "php"},
     **{".swift": "swift", ".scala": "scala", ".lua": "lua", ".r": "r", ".ps1": "powershell", ".sql": "sql"},
     **{".css": "css", ".proto": "protobuf", ".toml": "toml", ".xml": "xml", ".log": "log"},
+    **dict.fromkeys((".dockerfile", ".containerfile"), "dockerfile"),
+    **{".mk": "makefile"},
 }
 """Source code, configuration and logs, by suffix, with the file_type each is read as: text whose lines and
 indentation are its meaning, so it is read as a code block, never joined into sentences as hard-wrapped prose is.
 XML is among them, read as written with its tags: in a repository or on a drive it is configuration (a pom.xml, a
-.csproj, a manifest) whose element names say what each value is, and no XML parser meets its entity declarations."""
+.csproj, a manifest) whose element names say what each value is, and no XML parser meets its entity declarations.
+So are the suffixes a Dockerfile (api.Dockerfile, as Docker's and VS Code's tooling name one of several) and a
+Makefile's included parts (rules.mk) are given."""
 MARKUP_TYPES = {".tex": "latex", ".adoc": "asciidoc", ".asciidoc": "asciidoc", ".org": "org"}
 """Prose written in a markup language no loader parses, read as plain text (as reStructuredText is): its paragraphs
 are hard-wrapped sentences, which the chunker joins."""
@@ -62,6 +66,11 @@ NAMED_CODE = {
 """Files every repository keeps that have no suffix of their type, by their whole name (lower-cased), with the
 file_type each is read as: code and configuration, read as written. A closed list: a name is a promise of what the
 file holds only for these. A .env file itself is not among them: it holds secrets, where its examples hold none."""
+NAMED_VARIANTS = {"dockerfile", "containerfile", "makefile", "gnumakefile", "jenkinsfile", "procfile"}
+"""The NAMED_CODE names a repository also keeps in variants, NAME.VARIANT (Dockerfile.dev, Containerfile.test,
+Makefile.am, Makefile.in, Jenkinsfile.release, Procfile.dev), each read as NAME is unless its last suffix is a type
+of its own (Dockerfile.md is Markdown). A closed list: Gemfile.lock is no Ruby, and a .env's variants (.env.local)
+hold secrets."""
 NAMED_PROSE = {"readme", "license", "licence", "copying", "changelog", "changes", "notice", "authors", "contributors"}
 """Files every repository keeps, by their whole name (lower-cased), that are prose: read as plain text."""
 NAMED_FILES = NAMED_CODE.keys() | NAMED_PROSE
@@ -80,10 +89,13 @@ NOT_TEXT = "contains NUL characters: not a text file"
 
 
 def named_kind(name: str) -> str | None:
-    """The kind a file is read as by its whole name (one of NAMED_FILES, which have no suffix of their type), else
-    None: its suffix says."""
+    """The kind a file is read as by its whole name (one of NAMED_FILES, which have no suffix of their type) or as a
+    variant of one (NAMED_VARIANTS: Dockerfile.dev is read as a Dockerfile), else None: its suffix says."""
     whole = PurePath(name).name.lower()
-    return whole if whole in NAMED_FILES else None
+    if whole in NAMED_FILES:
+        return whole
+    first, dot, _ = whole.partition(".")
+    return first if dot and first in NAMED_VARIANTS and PurePath(whole).suffix not in SUPPORTED else None
 
 
 def file_type(suffix: str) -> str:
