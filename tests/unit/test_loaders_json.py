@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from likeopt.runtime.contract import MAX_DOCUMENT_CHARS
 from likeopt.runtime.loaders import LoadedDocument, Skipped, load_content
 from tests.unit.test_loaders import chunked, one
@@ -51,9 +53,9 @@ def test_json_that_is_no_text_or_too_much_as_text_is_refused_with_the_reason() -
     would write out past what a document holds is refused, not cut: counted as it is written, never built whole."""
     [latin1] = load_content("a.json", '{"caf\xe9": 1}'.encode("latin-1"), doc_id="a.json")
     assert isinstance(latin1, Skipped) and latin1.reason.startswith("not valid UTF-8")
-    [broken] = load_content("tsconfig.json", b'{\n  // comment\n  "strict": true\n}', doc_id="tsconfig.json")
-    assert isinstance(broken, Skipped) and broken.reason.startswith("invalid JSON: Expecting property name")
-    assert "line 2 column 3" in broken.reason
+    [broken] = load_content("tsconfig.json", b'{\n  "strict": true\n  "noEmit": true\n}', doc_id="tsconfig.json")
+    assert isinstance(broken, Skipped) and broken.reason.startswith("invalid JSON: Expecting ',' delimiter")
+    assert "line 3 column 3" in broken.reason
     inner: object = {str(n): n for n in range(2_000)}  # 2,000 values under one path of 20 keys of 500 letters
     for _ in range(20):
         inner = {"k" * 500: inner}
@@ -63,3 +65,43 @@ def test_json_that_is_no_text_or_too_much_as_text_is_refused_with_the_reason() -
     assert isinstance(huge, Skipped) and "over the 10000000 characters a document holds" in huge.reason
     [nested] = load_content("deep.json", b"[" * 100_000 + b"]" * 100_000, doc_id="deep.json")
     assert isinstance(nested, Skipped) and nested.reason.startswith("invalid JSON: nested deeper")
+
+
+TSCONFIG = b"""{
+  // what tsc checks
+  "compilerOptions": {
+    "strict": true, /* never loosened */
+    "paths": {"@app/*": ["src/*"]},
+    "baseUrl": "https://cdn.example.org/a,]",
+    "note": "a // b /* c */ \\" d",
+    "empty": "",
+  },
+  "include": ["src", "tests",],
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "name", ["tsconfig.json", ".vscode/settings.json", ".devcontainer/devcontainer.json", "x.jsonc"]
+)
+def test_json_with_comments_and_trailing_commas_is_read_as_the_json_it_holds(name: str) -> None:
+    """tsconfig.json, VS Code's settings and devcontainer.json hold comments and trailing commas, and were refused as
+    invalid JSON; a comment's marks and a comma inside a string stay as written."""
+    doc = one(name, TSCONFIG)
+    assert doc.metadata == {"source": name.rsplit("/", 1)[-1], "file_type": "json"}
+    assert doc.text == (
+        "compilerOptions.strict: true\ncompilerOptions.paths.@app/*: src/*\n"
+        "compilerOptions.baseUrl: https://cdn.example.org/a,]\n"
+        'compilerOptions.note: a // b /* c */ " d\ncompilerOptions.empty: \n\ninclude: src, tests'
+    )
+
+
+def test_a_syntax_error_in_json_with_comments_is_refused_at_its_own_line_and_column() -> None:
+    """Comments are blanked, not cut out, so the parser's line and column are the file's; a comment never closed is
+    refused where it opens."""
+    [broken] = load_content("c.jsonc", b'{\n  /* a */ "a": 1,\n  // b\n  "b": tru\n}', doc_id="c.jsonc")
+    assert isinstance(broken, Skipped)
+    assert broken.reason.startswith("invalid JSON: Expecting value: line 4 column 8 (char 34)")
+    [unclosed] = load_content("d.json", b'{"a": 1, /* b\n}', doc_id="d.json")
+    assert isinstance(unclosed, Skipped)
+    assert unclosed.reason.startswith("invalid JSON: a /* comment is never closed: line 1 column 10;")

@@ -12,6 +12,7 @@ from likeopt.runtime.loaders.epub import epub_document
 from likeopt.runtime.loaders.formats import (
     CODE_TYPES,
     HTML_SUFFIXES,
+    JSON_SUFFIXES,
     JSONL_SUFFIXES,
     LEGACY_OFFICE,
     MARKDOWN_SUFFIXES,
@@ -62,7 +63,7 @@ def load_content(name: str, data: bytes, doc_id: str) -> Iterator[LoadedDocument
         yield Skipped(name, f"unsupported file type {suffix or '(none)'}{advice}")
     elif kind in JSONL_SUFFIXES:
         yield from load_jsonl(name, data.split(b"\n"))
-    elif kind == ".json" and (records := document_records(data)) is not None:
+    elif kind in JSON_SUFFIXES and (records := document_records(data)) is not None:
         yield from (record_document(f"{name}[{n}]", record) for n, record in enumerate(records))
     elif kind == ".mbox":
         yield from _mailbox_documents(name, data, doc_id)
@@ -102,7 +103,7 @@ def extract(suffix: str, data: bytes) -> tuple[str, str, dict[str, str]]:
         return epub_document(data)
     if suffix == ".eml":
         return mail_document(data)
-    if suffix == ".json":
+    if suffix in JSON_SUFFIXES:
         return json_document(data)
     if suffix == ".ipynb":
         return notebook_document(data)

@@ -9,6 +9,8 @@ MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 TABLE_SUFFIXES = {".csv", ".tsv"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+JSON_SUFFIXES = {".json", ".jsonc"}
+"""JSON, and JSON with comments by its own suffix (.jsonc): every .json file may hold comments too (json_text)."""
 OFFICE_SUFFIXES = {".docx", ".pptx", ".xlsx"}
 ODF_SUFFIXES = {".odt", ".ods", ".odp"}
 CODE_TYPES = {
@@ -42,6 +44,7 @@ SUPPORTED = (
     | HTML_SUFFIXES
     | TABLE_SUFFIXES
     | JSONL_SUFFIXES
+    | JSON_SUFFIXES
     | OFFICE_SUFFIXES
     | ODF_SUFFIXES
     | CODE_TYPES.keys()
@@ -50,7 +53,6 @@ SUPPORTED = (
         ".eml",
         ".epub",
         ".ipynb",
-        ".json",
         ".mbox",
         ".pdf",
         ".rtf",
@@ -109,6 +111,7 @@ NAMED_TYPES = {
     **dict.fromkeys(TEXT_SUFFIXES, "text"),
     **dict.fromkeys(MARKDOWN_SUFFIXES, "markdown"),
     **dict.fromkeys(HTML_SUFFIXES, "html"),
+    **dict.fromkeys(JSON_SUFFIXES, "json"),
     **CODE_TYPES,
     **MARKUP_TYPES,
     **NAMED_CODE,
