@@ -75,3 +75,32 @@ def test_a_message_without_a_subject_or_a_parseable_date_keeps_what_it_has() -> 
 def test_a_body_in_a_character_set_no_codec_reads_is_refused_naming_it() -> None:
     [refused] = load_content("odd.eml", b"Content-Type: text/plain; charset=x-nope\n\nhello\n", doc_id="odd.eml")
     assert isinstance(refused, Skipped) and refused.reason.startswith("its body is in a character set no codec")
+
+
+LATIN1_MAIL = (
+    "From: Zo\xe9 Martin <zoe@example.org>\nSubject: Caf\xe9 cr\xe8me\nDate: Wed, 01 May 2024 09:30:00 +0000\n"
+    "MIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: 8bit\n\nThe caf\xe9 opens at nine.\n"
+).encode("latin-1")
+"""A message as older mail programs still send one: 8-bit Latin-1 in its headers and body, no charset declared."""
+
+
+def test_undeclared_8bit_headers_and_body_read_as_text_files_do_not_as_replacement_characters() -> None:
+    """They were stored as "Caf\ufffd cr\ufffdme": 8-bit bytes without a charset are UTF-8 when they are (a UTF-8
+    body without a charset was "caf\ufffd\ufffd"), else Windows-1252, in the headers and the body alike."""
+    [doc] = load_content("latin.eml", LATIN1_MAIL, doc_id="latin.eml")
+    assert isinstance(doc, LoadedDocument)
+    assert (doc.title, doc.text) == ("Café crème", "The café opens at nine.")
+    assert doc.metadata["from"] == "Zoé Martin <zoe@example.org>" and doc.metadata["date"].startswith("2024-05-01")
+    declared_ascii = LATIN1_MAIL.replace(b"text/plain", b"text/plain; charset=us-ascii")
+    utf8 = LATIN1_MAIL.decode("latin-1").encode()
+    for data in (declared_ascii, utf8):
+        [same] = load_content("same.eml", data, doc_id="same.eml")
+        assert isinstance(same, LoadedDocument) and (same.title, same.text) == (doc.title, doc.text)
+
+
+def test_a_body_without_a_charset_that_is_no_text_is_refused_with_the_reason_not_stored_as_garbage() -> None:
+    [binary] = load_content("bin.eml", b"Subject: dump\nContent-Type: text/plain\n\nab\x00\x01cd\n", doc_id="bin.eml")
+    assert isinstance(binary, Skipped) and binary.reason.startswith("its body contains NUL characters: not text")
+    [odd] = load_content("odd.eml", b"Subject: odd\n\nab\x81\x8d\n", doc_id="odd.eml")
+    assert isinstance(odd, Skipped)
+    assert odd.reason.startswith("its body declares no character set and is neither UTF-8 nor windows-1252 text")

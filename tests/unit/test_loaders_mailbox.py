@@ -8,7 +8,7 @@ from pathlib import Path
 
 from likeopt.runtime.loaders import LoadedDocument, Skipped, load_content
 from likeopt.runtime.loaders.mailbox_file import MAX_MAILBOX_MESSAGES, NOT_A_MAILBOX
-from tests.unit.test_loaders_email import message
+from tests.unit.test_loaders_email import LATIN1_MAIL, message
 
 
 def mbox_bytes(folder: Path, messages: list[EmailMessage]) -> bytes:
@@ -60,3 +60,10 @@ def test_a_mailbox_bomb_is_refused_before_it_is_split_and_a_lone_message_named_m
     )
     [lone] = load_content("one.mbox", message("Hi", "Hello.\n").as_bytes(), doc_id="one.mbox")
     assert isinstance(lone, Skipped) and lone.reason == NOT_A_MAILBOX
+
+
+def test_a_mailbox_message_in_undeclared_8bit_is_read_as_an_eml_file_is() -> None:
+    """Its subject and body were stored with U+FFFD in place of each accented letter."""
+    data = b"From zoe@example.org Wed May  1 09:30:00 2024\n" + LATIN1_MAIL
+    [doc] = load_content("old.mbox", data, doc_id="old.mbox")
+    assert isinstance(doc, LoadedDocument) and (doc.title, doc.text) == ("Café crème", "The café opens at nine.")

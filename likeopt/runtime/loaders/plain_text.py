@@ -69,6 +69,24 @@ def not_text_reason(data: bytes) -> str:
     return NOT_TEXT if b"\x00" in data else NOT_UTF8
 
 
+UNDECLARED_8BIT = "windows-1252"
+"""What 8-bit bytes are read as where a format's own default is ASCII and its writers put them in without declaring
+a character set (an e-mail's headers and bodies, RFC 2045's default us-ascii): the Latin-1 superset HTML5 also reads
+a declared ISO-8859-1 as, and the fallback mail programs use in Western locales."""
+
+
+def decode_undeclared(data: bytes) -> str:
+    """Text whose format defaults to ASCII but whose bytes are 8-bit without a declared character set: as
+    decode_text (UTF-8, byte-order marks, no NUL), else UNDECLARED_8BIT. UnicodeDecodeError for a NUL (reason
+    NUL_IN_TEXT) and for bytes neither reads: binary, never stored as replacement characters."""
+    try:
+        return decode_text(data)
+    except UnicodeDecodeError as error:
+        if error.reason == NUL_IN_TEXT:
+            raise
+        return data.decode(UNDECLARED_8BIT)
+
+
 def decode_html(data: bytes) -> str:
     """An HTML file's characters: as decode_text, else in the encoding its own ``<meta charset>`` declares (a
     statement, not a guess; HTML5 reads ISO-8859-1 as its superset windows-1252)."""
