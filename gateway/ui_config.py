@@ -24,7 +24,7 @@ def ui_config_script(config: Config) -> str:
     settings = {
         "LIKEOPT_JAEGER_URL": config.jaeger_url,
         "LIKEOPT_AUTH": "jwt" if config.jwt else "",
-        "LIKEOPT_FILE_TYPES": sorted(SUPPORTED),  # what an upload can hold, so the page offers no other file
+        "LIKEOPT_FILE_TYPES": sorted(SUPPORTED),  # what an upload can hold, so the page sends no other file
         "LIKEOPT_FILE_NAMES": sorted(NAMED_FILES),  # and the files read by their whole name (.gitignore, Dockerfile)
         "LIKEOPT_FILE_NAME_VARIANTS": sorted(NAMED_VARIANTS),  # or by the name before a variant's (Dockerfile.dev)
         "LIKEOPT_MAX_QUERY_CHARS": MAX_QUERY_CHARS,  # so a too-long question stays in the composer, told why

@@ -33,8 +33,9 @@ export function initDocuments() {
   keyInput.value = getApiKey();
   keyInput.addEventListener('input', () => setApiKey(keyInput.value.trim()));
 
+  // No "accept" filter on the picker: its tokens are suffixes or media types only (HTML's file input), so it would
+  // grey out a Dockerfile or a LICENSE, which the server reads by name; isAccepted reports what is not sent.
   const fileInput = byId('file-input');
-  fileInput.accept = ACCEPTED.join(',');
   byId('file-types').textContent = [...ACCEPTED, ...NAMED, ...VARIANTS.map((name) => `${name}.*`)].join(' ');
   fileInput.addEventListener('change', () => {
     uploadFiles([...fileInput.files]);
