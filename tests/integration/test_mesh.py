@@ -415,6 +415,36 @@ def test_uploaded_repository_files_json_notebooks_and_mailboxes_are_stored_and_f
         assert "The Corran mill grinds oats." in hit["text"] and hit["title"] == "Mill"
 
 
+def test_uploaded_dockerfile_variants_json_with_comments_and_undeclared_8bit_mail_are_stored_and_found(
+    mesh: MeshProcess,
+) -> None:
+    """Dockerfile.dev and api.Dockerfile were refused for their suffixes, a tsconfig.json with comments as invalid
+    JSON, and a Latin-1 message without a charset was stored with U+FFFD in place of its accented letters."""
+    dev = b"FROM python:3.12-slim\n# the Halloran relay listens on port 7431\nEXPOSE 7431\n"
+    api = b"FROM node:22-alpine\n# the Tavistock gateway image runs as user 1001\nUSER 1001\n"
+    tsconfig = b'{\n  // the Pelling build\n  "compilerOptions": {"outDir": "pelling-dist", /* emitted */},\n}\n'
+    mail = (
+        "Subject: Caf\xe9 Morwenna\nContent-Type: text/plain\nContent-Transfer-Encoding: 8bit\n\n"
+        "The caf\xe9 Morwenna serves cr\xe8me br\xfbl\xe9e on Sundays.\n"
+    ).encode("latin-1")
+    files = {
+        "Dockerfile.dev": (dev, "application/octet-stream"),
+        "api.Dockerfile": (api, "application/octet-stream"),
+        "tsconfig.json": (tsconfig, "application/json"),
+        "morwenna.eml": (mail, "message/rfc822"),
+    }
+    with uploaded(mesh, files):
+        for question, doc_id, kind in (
+            ("Which port does the Halloran relay listen on?", "Dockerfile.dev", "dockerfile"),
+            ("Which user does the Tavistock gateway image run as?", "api.Dockerfile", "dockerfile"),
+            ("Where does the Pelling build emit to?", "tsconfig.json", "json"),
+            ("What does the Morwenna cafe serve on Sundays?", "morwenna.eml", "eml"),
+        ):
+            [hit] = search(mesh, question, top_k=1, filters={"file_type": kind})["hits"]
+            assert hit["doc_id"] == doc_id, (question, hit)
+        assert hit["title"] == "Caf\u00e9 Morwenna" and "cr\u00e8me br\u00fbl\u00e9e" in hit["text"]
+
+
 def test_every_service_exposes_prometheus_metrics(mesh: MeshProcess) -> None:
     search(mesh, "metrics check")
     gateway = httpx.get(f"{mesh.base_url}/metrics", timeout=5).text
