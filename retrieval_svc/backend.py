@@ -140,6 +140,11 @@ def embedding_text(title: str, chunk: str) -> str:
     return f"{title}\n{chunk}" if title else chunk
 
 
+def chunk_texts(docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> list[str]:
+    """The embedding_text of every chunk of docs, in chunk order."""
+    return [embedding_text(d.title, c) for d, chunks in zip(docs, chunked, strict=True) for c in chunks]
+
+
 MAX_TITLE_SHARE = 0.5
 """A title is embedded in front of every chunk of its document, so it may fill at most this share of the chunk
 window (128 of 256 word pieces by default); a document with a longer one is refused with the reason."""
@@ -199,6 +204,14 @@ class RetrievalBackend(Protocol):
 
     def upsert(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> int:
         """Embed and store durably (replacing earlier versions of the same ids); returns the new version."""
+
+    def embed(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> np.ndarray:
+        """Every chunk's embedding, in chunk order: the slow half of upsert, which a write's checks may follow."""
+
+    def store_embedded(
+        self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]], embeddings: np.ndarray
+    ) -> int:
+        """upsert's other half: store documents whose chunks embed gave; returns the new version."""
 
     def delete(self, doc_ids: Sequence[str]) -> tuple[int, int]:
         """Delete documents; returns (how many existed, the new version)."""

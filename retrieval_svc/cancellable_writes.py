@@ -45,6 +45,8 @@ class Writes:
     def __init__(self) -> None:
         self._running: set[threading.Event] = set()
         self.stopping = False
+        self.storing = threading.Lock()
+        """Held by a write while it checks its documents against the store and stores them (checked_store.py)."""
 
     def stop_all(self) -> None:
         """Abandon every running write at its next slice and refuse new ones (WRITES_FINISH_WITHIN_S into the drain)."""

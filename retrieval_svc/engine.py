@@ -17,7 +17,7 @@ import numpy as np
 from likeopt.runtime.config import Config
 from likeopt.runtime.text import tokenize
 from retrieval_svc.access import Access
-from retrieval_svc.backend import DocumentInput, chunk_document, embedding_text
+from retrieval_svc.backend import DocumentInput, chunk_document, chunk_texts
 from retrieval_svc.cancellable_writes import raise_if_stopped
 from retrieval_svc.embedder import configured_embedder
 from retrieval_svc.engine_loading import EngineLoading
@@ -35,10 +35,19 @@ class RetrievalEngine(EngineLoading, EngineSearch, EngineReads):
 
     def upsert(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> int:
         """Embed, store durably, then index; returns the new index version."""
-        texts = [embedding_text(d.title, c) for d, chunks in zip(docs, chunked, strict=True) for c in chunks]
-        embeddings = self.embedder.encode(texts)
+        embeddings = self.embed(docs, chunked)
         raise_if_stopped()  # the last look before anything is stored (a write of one slice has had none)
-        terms = [tokenize(text) for text in texts]  # embedded and BM25-indexed as the same text
+        return self.store_embedded(docs, chunked, embeddings)
+
+    def embed(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> np.ndarray:
+        """Every chunk's embedding, in chunk order."""
+        return self.embedder.encode(chunk_texts(docs, chunked))
+
+    def store_embedded(
+        self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]], embeddings: np.ndarray
+    ) -> int:
+        """Store durably, then index, documents whose chunks are embedded already; returns the new index version."""
+        terms = [tokenize(text) for text in chunk_texts(docs, chunked)]  # embedded and BM25-indexed as the same text
         new_docs: list[NewDocument] = []
         offset = 0
         for doc, chunks in zip(docs, chunked, strict=True):

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from likeopt.runtime.contract import MAX_ID_CHARS
 from likeopt.runtime.principal import Principal
 from likeopt.v1 import retrieval_pb2
+from retrieval_svc.access import Access
 from retrieval_svc.backend import DocumentInput, RetrievalBackend
 from retrieval_svc.cancellable_writes import Writes
+from retrieval_svc.checked_store import embedded_and_stored
 from retrieval_svc.document_checks import (
     REPEATED_ID,
     access_changes,
@@ -82,22 +84,29 @@ async def committed(
     """Chunk, embed and store docs durably; progress, filled in, acknowledges them and names each stored
     document whose access they changed. guarded: the ids whose write must not widen it."""
     progress.index_version = engine.version
+
+    def refusal(doc: DocumentInput, before: Access | None) -> str | None:
+        return write_refusal(doc, before, writer, doc.id in guarded)
+
     stored = await asyncio.to_thread(engine.accesses_of, [d.id for d in docs]) if docs else {}
     allowed = []
-    for doc in docs:
-        if reason := write_refusal(doc, stored.get(doc.id), writer, doc.id in guarded):
+    for doc in docs:  # checked before embedding too, so that a refused document costs nothing
+        if reason := refusal(doc, stored.get(doc.id)):
             progress.skipped.append(retrieval_pb2.SkippedDocument(id=doc.id, reason=reason))
         else:
             allowed.append(doc)
     docs, chunked, unfit = await asyncio.to_thread(chunk_each, engine, allowed)
     progress.skipped.extend(unfit)
     if docs:
-        progress.index_version = await writes.run(engine.upsert, docs, chunked)
-        progress.ids.extend(d.id for d in docs)
-        progress.chunks = sum(len(c) for c in chunked)
-        changes = access_changes(docs, stored)
-        log_access_changes(changes, writer)
-        progress.access_changes.extend(changes_told(changes, stored, writer))
-        index_changed()
-        log.info("upserted", extra={"fields": {"documents": len(docs), "index_version": progress.index_version}})
+        batch = await writes.run(embedded_and_stored, engine, docs, chunked, refusal, writes.storing)
+        progress.skipped.extend(batch.skipped)
+        if batch.docs:
+            progress.index_version = batch.version
+            progress.ids.extend(d.id for d in batch.docs)
+            progress.chunks = batch.chunks
+            changes = access_changes(batch.docs, batch.before)
+            log_access_changes(changes, writer)
+            progress.access_changes.extend(changes_told(changes, batch.before, writer))
+            index_changed()
+            log.info("upserted", extra={"fields": {"documents": len(batch.docs), "index_version": batch.version}})
     return progress

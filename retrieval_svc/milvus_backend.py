@@ -102,6 +102,9 @@ class MilvusBackend:
     def upsert(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> int:
         return self.writes.upsert(docs, chunked)
 
+    def embed(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> np.ndarray:
+        return self.writes.embed(docs, chunked)
+
     def store_embedded(
         self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]], embeddings: np.ndarray, bump: bool = True
     ) -> int:

@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 
 from likeopt.runtime.contract import shown_id
-from retrieval_svc.backend import DocumentInput, UnfitDocument, check_chunk_tokens, chunk_document, embedding_text
+from retrieval_svc.backend import (
+    DocumentInput,
+    UnfitDocument,
+    check_chunk_tokens,
+    chunk_document,
+    chunk_texts,
+    embedding_text,
+)
 from retrieval_svc.cancellable_writes import raise_if_stopped
 from retrieval_svc.milvus_access import access_row_fields
 from retrieval_svc.milvus_collection import VARCHAR_BYTES, MilvusCollection
@@ -64,10 +71,13 @@ class MilvusWrites:
 
     def upsert(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> int:
         """Embed, then store (replacing earlier versions of the same ids); returns the new version."""
-        texts = [embedding_text(d.title, c) for d, chunks in zip(docs, chunked, strict=True) for c in chunks]
-        embeddings = self.milvus.embedder.encode(texts)
+        embeddings = self.embed(docs, chunked)
         raise_if_stopped()  # the last look before anything is stored (a write of one slice has had none)
         return self.store_embedded(docs, chunked, embeddings)
+
+    def embed(self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]]) -> np.ndarray:
+        """Every chunk's embedding, in chunk order."""
+        return self.milvus.embedder.encode(chunk_texts(docs, chunked))
 
     def store_embedded(
         self, docs: Sequence[DocumentInput], chunked: Sequence[list[str]], embeddings: np.ndarray, bump: bool = True

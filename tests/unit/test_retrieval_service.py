@@ -181,7 +181,7 @@ async def test_a_call_the_backend_refuses_answers_internal_with_its_reason(
         def refuse(*_: object) -> int:
             raise BackendRefused("Milvus at LIKEOPT_MILVUS_URI=x refused the call: no")
 
-        monkeypatch.setattr(servicer.engine, "upsert", refuse)
+        monkeypatch.setattr(servicer.engine, "store_embedded", refuse)
         with pytest.raises(grpc.aio.AioRpcError) as failed:
             await stub.UpsertDocuments(stream(DOCS[:1]))
         assert failed.value.code() == grpc.StatusCode.INTERNAL
