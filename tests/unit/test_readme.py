@@ -11,13 +11,23 @@ from generation_svc.feedback import MAX_PENDING, RETRY_S
 from likeopt.ops.envoy.build import write_envoy_config
 from likeopt.ops.protos import ROOT
 from likeopt.runtime.config import Config, settings_table
+from likeopt.runtime.config.table import PRINT_TABLE, TABLE_MARKERS, readme_table_problem
 
 
 def test_readme_lists_every_setting_exactly() -> None:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("<!-- settings-table:start -->") + len("<!-- settings-table:start -->")
-    end = readme.index("<!-- settings-table:end -->")
-    assert readme[start:end].strip() == settings_table()
+    problem = readme_table_problem((ROOT / "README.md").read_text())
+    assert not problem, problem
+
+
+def test_a_stale_table_is_reported_with_the_variables_and_the_command_that_fixes_it() -> None:
+    """A newcomer who adds a setting learns which rows differ and what to paste where, not a diff of the tables."""
+    start, end = TABLE_MARKERS
+    rows = settings_table().splitlines()
+    stale = "\n".join(row for row in rows if "`LIKEOPT_RRF_K`" not in row)
+    problem = readme_table_problem(f"intro\n{start}\n{stale}\n{end}\n")
+    assert "LIKEOPT_RRF_K" in problem and PRINT_TABLE in problem and start in problem
+    assert "LIKEOPT_HOST" not in problem
+    assert readme_table_problem(f"{start}\n{settings_table()}\n{end}") == ""
 
 
 def test_readme_shows_make_up_and_make_test_near_the_top() -> None:
