@@ -29,7 +29,6 @@ from likeopt.runtime.contract import (
 from likeopt.runtime.principal import BadPrincipal, Principal, Reader, principal_in, reader_of
 from likeopt.runtime.telemetry import note_near_hit
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
-from retrieval_svc.access import Access
 from retrieval_svc.backend import BackendRefused, BackendUnavailable, RetrievalBackend
 from retrieval_svc.cancellable_writes import Writes, WritesStopped
 from retrieval_svc.document_checks import log_deleted, undeletable
@@ -284,22 +283,26 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         engine = await self._writable_engine(context)
         writer = await self._principal(context)
         ids = list(dict.fromkeys(request.ids))
-        refused: list[retrieval_pb2.SkippedDocument] = []
-        if writer is not None and writer.tenant:  # another tenant's documents stay
-            others = await self._others(engine, ids, writer.tenant)
-            refused = undeletable([doc_id for doc_id in ids if doc_id in others], others, writer)
-            ids = [doc_id for doc_id in ids if doc_id not in others]
-        deleted, version = await asyncio.to_thread(engine.delete, ids)
+        ids, refused, deleted, version = await asyncio.to_thread(self._checked_delete, engine, ids, writer)
         self.index_changed()
         log_deleted(ids, deleted, version, writer)
         return retrieval_pb2.DeleteDocumentsResponse(deleted=deleted, index_version=version, skipped=refused)
 
-    @staticmethod
-    async def _others(engine: RetrievalBackend, ids: list[str], tenant: str) -> dict[str, Access]:
-        """The access of each of ids that is a stored document of another tenant (or of none): a writer whose
-        token names a tenant may not delete them."""
-        accesses = await asyncio.to_thread(engine.accesses_of, ids)
-        return {doc_id: access for doc_id, access in accesses.items() if access.tenant != tenant}
+    def _checked_delete(
+        self, engine: RetrievalBackend, ids: list[str], writer: Principal | None
+    ) -> tuple[list[str], list[retrieval_pb2.SkippedDocument], int, int]:
+        """Delete ids but another tenant's documents (a writer whose token names a tenant may not delete them), whose
+        they are read and the rest deleted while no write of this process checks or stores (Writes.storing): else a
+        document stored in between under one of ids would go with them. Returns (ids deleted or absent, refusals,
+        how many existed, the version after)."""
+        with self.writes.storing:
+            refused: list[retrieval_pb2.SkippedDocument] = []
+            if writer is not None and writer.tenant:
+                others = {i: a for i, a in engine.accesses_of(ids).items() if a.tenant != writer.tenant}
+                refused = undeletable([doc_id for doc_id in ids if doc_id in others], others, writer)
+                ids = [doc_id for doc_id in ids if doc_id not in others]
+            deleted, version = engine.delete(ids)
+        return ids, refused, deleted, version
 
     async def WatchIndex(
         self, request: retrieval_pb2.WatchIndexRequest, context: grpc.aio.ServicerContext

@@ -66,3 +66,55 @@ async def test_a_write_checked_before_another_tenant_stored_its_id_does_not_repl
     assert wendy.upserted == 1 and not wendy.skipped
     assert garys.upserted == 0 and [(s.id, s.reason) for s in garys.skipped] == [("plan", TAKEN)]
     assert [c.text for c in stored.chunks] == ["The acme plan."]
+
+
+class HeldCheck:
+    """Wraps an engine's ``accesses_of`` so that the next call after ``hold()`` reads, then waits until released: a
+    delete caught between its check of whose the ids are and the delete itself."""
+
+    def __init__(self, accesses_of: object) -> None:
+        self.accesses_of = accesses_of
+        self.holding = False
+        self.held = threading.Event()
+        self.released = threading.Event()
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def __call__(self, ids: list[str]) -> object:
+        found = self.accesses_of(ids)  # type: ignore[operator]
+        if self.holding:
+            self.holding = False
+            self.held.set()
+            if not self.released.wait(timeout=30):
+                raise TimeoutError("the test never released the held check")
+        return found
+
+
+async def test_a_delete_checked_before_another_tenant_stored_its_id_does_not_delete_that_document(
+    tmp_path: Path,
+) -> None:
+    """globex's writer deletes "plan" while no document holds it; acme's writer stores its plan between that delete's
+    check and the delete itself. The delete may not take acme's document with it."""
+    async with retrieval_port(tmp_path, FakeEmbedder(), DictCache(), Config.from_env(JWT)) as (servicer, port):
+        engine = servicer.engine
+        check = HeldCheck(engine.accesses_of)
+        engine.accesses_of = check  # type: ignore[method-assign,union-attr]
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+            check.hold()
+            gary = asyncio.ensure_future(
+                stub.DeleteDocuments(
+                    retrieval_pb2.DeleteDocumentsRequest(ids=["plan"]), metadata=writer("globex", "gary")
+                )
+            )
+            assert await asyncio.to_thread(check.held.wait, 30), "gary's delete never reached its check"
+            wendy = asyncio.ensure_future(
+                stub.UpsertDocuments(iter([plan("The acme plan.")]), metadata=writer("acme", "wendy"))
+            )
+            await asyncio.wait([wendy], timeout=2)  # done here only when writes do not wait for the delete
+            check.released.set()
+            await gary
+            assert (await wendy).upserted == 1
+            stored = await stub.GetDocument(retrieval_pb2.GetDocumentRequest(id="plan"))
+    assert [c.text for c in stored.chunks] == ["The acme plan."]
