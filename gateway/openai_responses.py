@@ -23,6 +23,7 @@ from pydantic import Field
 
 from gateway.openai_models import MODEL_ID, ChatMessage, ContentPart, LikeOptOptions, RequestPart
 from gateway.openai_translate import (
+    NO_LOGPROBS,
     AnswerParts,
     OpenAIError,
     answer_budget,
@@ -51,6 +52,8 @@ OTHER_MODELS_ITEMS = {
 }
 """Items another model's turns leave in a history, as the chat message that reads the same: a reply without text
 (a tool call, its reasoning) or a tool's result; both are skipped, as Chat Completions skips them."""
+LOGPROBS_INCLUDE = "message.output_text.logprobs"
+"""How a Responses request asks for log probabilities, which Chat Completions asks for with ``logprobs``."""
 
 
 class InputItem(RequestPart):
@@ -76,7 +79,9 @@ class ResponsesRequest(LikeOptOptions):
     instructions are accepted and ignored, as in Chat Completions: the answer is grounded on the passages."""
 
     model: str = Field(description=f"Must be {MODEL_ID!r}.")
-    input: str | list[InputItem] = Field(description="The question, or messages whose last is the user's question.")
+    input: str | list[InputItem] | None = Field(
+        None, description="The question, or messages whose last is the user's question (required)."
+    )
     instructions: Any = None
     stream: bool = False
     max_output_tokens: int | None = Field(None, ge=1, description="Most tokens in the answer (capped by the server).")
@@ -87,6 +92,8 @@ class ResponsesRequest(LikeOptOptions):
     top_p: float | None = None
     user: str | None = None
     conversation: Any = Field(None, description="Not supported: use previous_response_id.")
+    prompt: Any = Field(None, description="Not supported: send the question as input.")
+    include: list[str] | None = Field(None, description=f"{LOGPROBS_INCLUDE!r} is not supported.")
     store: bool = Field(
         True, description="false: keep nothing of this turn; no later request can continue from it or rate it."
     )
@@ -160,11 +167,11 @@ def item_not_found(item_id: str) -> OpenAIError:
     return OpenAIError(400, f"Item with id {item_id!r} not found.", param="input", code="item_not_found")
 
 
-def referenced_turns(items: str | list[InputItem]) -> dict[str, tuple[str, str]]:
+def referenced_turns(items: str | list[InputItem] | None) -> dict[str, tuple[str, str]]:
     """The conversation and turn each item_reference of ``input`` names, by item id; one naming no message of ours
     is item_not_found."""
     named: dict[str, tuple[str, str]] = {}
-    for position, item in enumerate([] if isinstance(items, str) else items):
+    for position, item in enumerate(items if isinstance(items, list) else []):
         if item.type != "item_reference":
             continue
         if item.id is None:
@@ -193,6 +200,18 @@ def referenced_answers(
     return answers
 
 
+def refuse_unkept_options(body: ResponsesRequest) -> None:
+    """A 400 naming ``prompt`` (a prompt stored in OpenAI's dashboard, whose text Like-Opt cannot read, so its
+    variables would be lost) or an ``include`` of log probabilities (which would come back empty)."""
+    if body.prompt is not None:
+        raise OpenAIError(
+            400, "prompt is not supported: stored prompts are OpenAI's; send the question as input",
+            param="prompt", code="unsupported_value",
+        )  # fmt: skip
+    if LOGPROBS_INCLUDE in (body.include or []):
+        raise OpenAIError(400, NO_LOGPROBS, param="include", code="unsupported_value")
+
+
 def responses_answer_request(
     body: ResponsesRequest, answers: Mapping[str, str] | None = None
 ) -> generation_pb2.AnswerRequest:
@@ -210,7 +229,10 @@ def responses_answer_request(
         raise OpenAIError(
             400, "conversation is not supported; use previous_response_id", param="conversation", code="unsupported"
         )
+    refuse_unkept_options(body)
     refuse_other_shapes(body.model_extra or {})
+    if body.input is None:
+        raise OpenAIError(400, "input: Field required", param="input", code="missing_required_parameter")
     if isinstance(body.input, str):  # a bare question: its errors name "input" itself, as the client wrote it
         question, history = checked_question(body.input, "input"), []
     else:

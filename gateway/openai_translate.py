@@ -42,6 +42,7 @@ BAD_REQUEST_CODES = frozenset(
 )
 """OpenAI answers 400 where the REST API answers 422: its clients raise BadRequestError for these."""
 DONE_LINE = b"data: [DONE]\n\n"
+NO_LOGPROBS = "log probabilities are not available: answers are composed and checked against their passages"
 
 
 class OpenAIError(Exception):
@@ -174,7 +175,7 @@ def refuse_other_shapes(options: dict[str, Any]) -> None:
     logprobs, top_logprobs = options.get("logprobs"), options.get("top_logprobs")
     if (logprobs is not None and logprobs is not False) or top_logprobs:
         raise OpenAIError(
-            400, "log probabilities are not available: answers are composed and checked against their passages",
+            400, NO_LOGPROBS,
             param="logprobs" if logprobs is not None and logprobs is not False else "top_logprobs",
             code="unsupported_value",
         )  # fmt: skip

@@ -312,6 +312,26 @@ async def test_the_responses_api_answers_continues_and_streams_through_the_sdks_
     assert refused.value.body["param"] == "previous_response_id"  # type: ignore[index]
 
 
+async def test_a_stored_prompt_or_logprobs_asked_of_the_responses_api_is_a_400_naming_it() -> None:
+    """Neither can be honoured (a stored prompt's text is OpenAI's; an answer has no log probabilities), so
+    neither may be dropped silently, and a prompt's request (which needs no input) is refused for the prompt."""
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        refusals = []
+        for options in (
+            {"prompt": {"id": "pmpt_1", "variables": {"question": QUESTION}}},
+            {"input": QUESTION, "prompt": {"id": "pmpt_1"}},
+            {"input": QUESTION, "include": ["message.output_text.logprobs"], "top_logprobs": 0},
+        ):
+            with pytest.raises(openai.BadRequestError) as refused:
+                await client.responses.create(model="like-opt", **options)  # type: ignore[call-overload]
+            refusals.append(refused.value)
+        kept = await client.responses.create(model="like-opt", input=QUESTION, include=["reasoning.encrypted_content"])
+    assert [(r.param, r.code) for r in refusals] == [("prompt", "unsupported_value")] * 2 + [
+        ("include", "unsupported_value")
+    ]
+    assert "8080" in kept.output_text  # what include asks for otherwise holds nothing an answer lacks
+
+
 def referring_to(reply_id: str) -> list[dict[str, str]]:
     """A follow-up as Vercel's AI SDK sends it: a kept reply goes back as an item_reference to its message."""
     return [

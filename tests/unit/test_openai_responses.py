@@ -84,6 +84,10 @@ def test_another_models_tool_calls_and_reasoning_in_the_input_are_skipped() -> N
         ({"input": [{"role": "user", "content": " "}]}, "input[0].content"),
         ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}, "text.format"),
         ({"conversation": "conv_1"}, "conversation"),
+        ({"prompt": {"id": "pmpt_1", "variables": {"question": "Which port?"}}}, "prompt"),
+        ({"input": None, "prompt": {"id": "pmpt_1"}}, "prompt"),  # OpenAI's input is optional beside a prompt
+        ({"input": None}, "input"),
+        ({"include": ["message.output_text.logprobs"]}, "include"),
         ({"previous_response_id": "resp_short"}, "previous_response_id"),
         ({"previous_response_id": "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b"}, "previous_response_id"),
     ],
