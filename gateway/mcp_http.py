@@ -24,12 +24,12 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from starlette.datastructures import Headers
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.bodies import MAX_JSON_BYTES, declared_over, encoding_problem, is_json
 from gateway.disconnect import Hangup, unless_left
-from gateway.errors import BEARER_CHALLENGE, error_response
+from gateway.errors import BEARER_CHALLENGE
 from gateway.keys import caller_of, caller_refusal
 from gateway.mcp_cancel import (
     InFlight,
@@ -47,11 +47,17 @@ from gateway.mcp_messages import body_problem, invalid_request, version_refusal
 from gateway.mcp_server import Mesh
 from gateway.upstreams import Upstreams
 from likeopt.runtime.config import Config
+from likeopt.runtime.mcp_refusal import mcp_refusal_body
 from likeopt.runtime.principal import forwarded
 
 CALLER: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("mcp_caller", default=())
 """The gRPC metadata naming the principal of the MCP request being handled (LIKEOPT_AUTH=jwt); the SDK runs a
 request's tool calls in tasks started from it, which copy this context."""
+
+
+def refusal_reply(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    """A refusal before the SDK reads the message, as a JSON-RPC error so an MCP client reports its reason."""
+    return JSONResponse(mcp_refusal_body(code, message), status_code=status, headers=headers)
 
 
 def origin_allowed(pattern: str, origin: str) -> bool:
@@ -99,23 +105,23 @@ class McpEndpoint:
         headers = Headers(scope=scope)
         refusal = caller_refusal(self.config, headers, write=False)
         if refusal is not None:
-            response = error_response(401, "UNAUTHENTICATED", refusal[1], headers=BEARER_CHALLENGE)
+            response = refusal_reply(401, "UNAUTHENTICATED", refusal[1], headers=BEARER_CHALLENGE)
         elif (origin := headers.get("origin")) and not origin_allowed(self.config.cors_origins, origin):
-            response = error_response(403, "FORBIDDEN", f"origin {origin!r} is not allowed (LIKEOPT_CORS_ORIGINS)")
+            response = refusal_reply(403, "FORBIDDEN", f"origin {origin!r} is not allowed (LIKEOPT_CORS_ORIGINS)")
         elif scope["method"] != "POST":  # the SDK's GET stream would idle forever, its 405s name GET and DELETE
             message = (
                 "this MCP server is stateless: POST each message (there is no stream to GET nor session to DELETE)"
             )
-            response = error_response(405, "METHOD_NOT_ALLOWED", message, headers={"Allow": "POST"})
+            response = refusal_reply(405, "METHOD_NOT_ALLOWED", message, headers={"Allow": "POST"})
         elif not is_json(headers.get("content-type", "")):  # the SDK's refusal is plain text
             media_type = headers.get("content-type", "none")
-            response = error_response(
+            response = refusal_reply(
                 415, "UNSUPPORTED_MEDIA_TYPE", f"MCP messages are application/json, not {media_type}"
             )
         elif problem := encoding_problem(headers):
-            response = error_response(415, "UNSUPPORTED_MEDIA_TYPE", problem)
+            response = refusal_reply(415, "UNSUPPORTED_MEDIA_TYPE", problem)
         elif declared_over(headers, MAX_JSON_BYTES):  # the SDK's own refusal is plain text
-            response = error_response(413, "PAYLOAD_TOO_LARGE", f"an MCP message is at most {MAX_JSON_BYTES} bytes")
+            response = refusal_reply(413, "PAYLOAD_TOO_LARGE", f"an MCP message is at most {MAX_JSON_BYTES} bytes")
         else:
             token = CALLER.set(forwarded(caller_of(self.config, headers)))
             try:

@@ -48,6 +48,7 @@ from likeopt.runtime.reflection import INGRESS_HEADER
 from likeopt.runtime.telemetry import GRPC_HEALTH_PREFIX, UNTRACED_PATHS
 from tests.otlp_receiver import OtlpReceiver
 from tests.support import distinct_free_ports, self_signed
+from tests.unit.test_mcp_server import refusal_of
 
 
 def _envoy_binary() -> Path | None:
@@ -1224,12 +1225,15 @@ def test_a_method_no_one_recognizes_is_a_501_in_the_error_shape(envoy, request_b
 
 
 def test_a_recognized_method_still_reaches_the_gateway_for_its_405(envoy):
-    """OpenAI's clients get the 501 in OpenAI's shape; a method the gateway recognizes is its to answer (405, Allow)."""
+    """OpenAI's clients get the 501 in OpenAI's shape, MCP's a JSON-RPC error; a method the gateway recognizes is its
+    to answer (405, Allow)."""
     with _client() as client:
         openai = client.request("FOO", f"{envoy.url}/v1/models")
+        mcp = client.request("FOO", f"{envoy.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
         put = client.put(f"{envoy.url}/api/v1/search", json={})
         query = client.request("QUERY", f"{envoy.url}/api/v1/search", json={"query": "x"})
     assert openai.status_code == 501 and openai.json()["error"]["code"] == "method_not_implemented", openai.text
+    assert refusal_of(mcp, 501)[0] == "UNIMPLEMENTED"  # a JSON-RPC error, which MCP's SDK reports
     assert (put.status_code, put.headers.get("allow")) == (405, "POST"), put.text
     assert (query.status_code, query.headers.get("allow")) == (405, "POST"), query.text
 
@@ -1336,12 +1340,13 @@ def test_openai_and_mcp_share_the_api_rate_limit(strict_envoy):
         with _client(f"127.0.0.{40 + attempt}") as greedy:
             assert _exhaust(greedy, f"{url}/api/v1/index", 10) is not None, "the rate limit never answered 429"
             models = greedy.get(f"{url}/v1/models")
-            mcp = greedy.post(f"{url}/mcp", json={}).status_code
-        outcomes.append((models.status_code, mcp))
+            mcp = greedy.post(f"{url}/mcp", json={})
+        outcomes.append((models.status_code, mcp.status_code))
         if outcomes[-1] == (429, 429):
             break
     assert outcomes[-1] == (429, 429), outcomes
     assert models.json()["error"]["type"] == "rate_limit_error", "OpenAI's error shape, as its clients expect"
+    assert refusal_of(mcp, 429) == ("RATE_LIMITED", "too many requests from this address; try again in a second")
 
 
 @needs_aliases
@@ -1354,7 +1359,8 @@ def test_openai_and_mcp_request_body_limit(strict_envoy):
         assert refused.status_code == 413 and refused.headers["content-type"] == "application/json"
         assert refused.json()["error"]["code"] == "request_too_large"  # OpenAI's error shape, for its clients
         assert client.post(f"{url}/mcp", content=b"y" * 512).json() == {"received": 512}
-        assert client.post(f"{url}/mcp", content=big).status_code == 413
+        code, reason = refusal_of(client.post(f"{url}/mcp", content=big), 413)  # a JSON-RPC error, for MCP's clients
+        assert code == "PAYLOAD_TOO_LARGE" and "1024 bytes" in reason
 
 
 # --------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from gateway.direct_route import DirectLane, DirectRoute
 from gateway.observe import HTTP_REQUESTS, RequestMetrics
 from gateway.routes.documents import form_filename
 from likeopt.runtime.config import Config
-from tests.unit.test_mcp_server import served
+from tests.unit.test_mcp_server import refusal_of, served
 
 KEY = "unit-test-key"
 NOWHERE = "127.0.0.1:1"
@@ -467,6 +467,6 @@ def test_a_compressed_body_is_refused_as_such_in_each_clients_shape(client: Test
     chat = client.post("/v1/chat/completions", content=body, headers=headers)
     assert chat.status_code == 415 and chat.json()["error"]["code"] == "unsupported_content_encoding"
     mcp = client.post("/mcp", content=body, headers={**headers, "Accept": "application/json, text/event-stream"})
-    assert error_of(mcp, 415)["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert refusal_of(mcp, 415)[0] == "UNSUPPORTED_MEDIA_TYPE"
     plain = {"Content-Type": "application/json", "Content-Encoding": "identity"}
     assert client.post("/api/v1/search", content=b"[1]", headers=plain).status_code == 400  # read, then refused

@@ -16,14 +16,17 @@ import grpc
 import httpx2
 import pytest
 import uvicorn
-from mcp import Client
+from mcp import Client, ClientSession
+from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp.types import JSONRPCError, jsonrpc_message_adapter
 
 from gateway import mcp_server, mcp_stdio
 from gateway.bodies import MAX_JSON_BYTES
 from gateway.mcp_http import McpEndpoint
 from gateway.mcp_server import Mesh, build_mcp_server, document_text, document_uri
 from generation_svc.extractive import ExtractiveBackend
+from likeopt.runtime.api_key import KEY_REFUSED
 from likeopt.runtime.config import Config
 from likeopt.v1 import generation_pb2_grpc, retrieval_pb2
 from tests.unit.test_generation_harness import generation_server
@@ -193,13 +196,35 @@ async def test_the_http_endpoint_checks_the_key_and_the_origin_first(
     assert reply.status_code == status, reply.text
 
 
+def refusal_of(reply: Any, status: int) -> tuple[str, str]:
+    """A refusal of /mcp as the SDK's client reads it (a JSON-RPC error), as its REST code and its reason."""
+    assert reply.status_code == status, reply.text
+    parsed = jsonrpc_message_adapter.validate_json(reply.content, by_name=False)
+    assert isinstance(parsed, JSONRPCError) and parsed.error.message, reply.text
+    return parsed.error.data["code"], parsed.error.message  # type: ignore[index]
+
+
+async def test_the_sdks_client_is_told_why_the_endpoint_refused_it() -> None:
+    """The SDK reports a non-2xx reply's JSON-RPC error; any other body as "Server returned an error response"."""
+    config = Config.from_env({}).replace(reads_need_key=True, api_key="k")
+    endpoint = McpEndpoint(config, build_mcp_server(lambda: None))  # type: ignore[arg-type,return-value]
+    async with endpoint.run(), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=endpoint)) as http:
+        told = pytest.RaisesExc(MCPError, check=lambda failure: failure.error.message == KEY_REFUSED)
+        with pytest.RaisesGroup(told, flatten_subgroups=True):  # the SDK's task groups wrap it
+            async with (
+                streamable_http_client("http://like-opt/mcp", http_client=http) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+
+
 async def test_a_message_over_the_limit_is_refused_in_the_error_shape() -> None:
     endpoint = McpEndpoint(Config.from_env({}), build_mcp_server(lambda: None))  # type: ignore[arg-type,return-value]
     huge = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x" * MAX_JSON_BYTES}}
     accept = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
     async with endpoint.run(), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=endpoint)) as http:
         reply = await http.post("http://like-opt/mcp", json=huge, headers=accept)
-    assert reply.status_code == 413 and reply.json()["error"]["code"] == "PAYLOAD_TOO_LARGE", reply.text
+    assert refusal_of(reply, 413)[0] == "PAYLOAD_TOO_LARGE"
 
 
 @pytest.mark.parametrize("method", ["GET", "DELETE", "PUT"])
@@ -209,8 +234,7 @@ async def test_only_post_is_allowed_as_there_is_no_stream_to_hold_open_nor_sessi
     headers = {"accept": "text/event-stream", "mcp-protocol-version": "2025-06-18", "mcp-session-id": "ab12"}
     async with endpoint.run(), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=endpoint)) as http:
         reply = await http.request(method, "http://like-opt/mcp", headers=headers)
-    assert reply.status_code == 405 and reply.headers.get("allow") == "POST", reply.text
-    assert reply.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert refusal_of(reply, 405)[0] == "METHOD_NOT_ALLOWED" and reply.headers.get("allow") == "POST"
 
 
 async def test_a_message_that_is_not_json_is_refused_in_the_error_shape() -> None:
@@ -221,7 +245,7 @@ async def test_a_message_that_is_not_json_is_refused_in_the_error_shape() -> Non
         plain = await http.post("http://like-opt/mcp", content=ping, headers={**accept, "content-type": "text/plain"})
         json_utf8 = {**accept, "content-type": "application/json; charset=utf-8"}
         fine = await http.post("http://like-opt/mcp", content=ping, headers=json_utf8)
-    assert plain.status_code == 415 and plain.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE", plain.text
+    assert refusal_of(plain, 415)[0] == "UNSUPPORTED_MEDIA_TYPE"
     assert fine.status_code == 200, fine.text
 
 

@@ -1,10 +1,12 @@
 """Envoy's own refusals (its local replies) in each client's shape: gRPC and gRPC-web get a grpc-status, OpenAI's
-clients on /v1/ OpenAI's error, everyone else the REST API's ``{"error": {code, message}}``, as the gateway
-answers them."""
+clients on /v1/ OpenAI's error, MCP clients on /mcp a JSON-RPC error, everyone else the REST API's
+``{"error": {code, message}}``, as the gateway answers them."""
 
 from __future__ import annotations
 
 import grpc
+
+from likeopt.runtime.mcp_refusal import mcp_refusal_body
 
 LOCAL_REPLY_BODY = "%LOCAL_REPLY_BODY%"
 UNAUTHENTICATED = ("UNAUTHENTICATED", "invalid_api_key")
@@ -23,6 +25,11 @@ def _openai_reply(code: str, message: str) -> dict:
     return {"json_format": {"error": error}, "content_type": "application/json"}
 
 
+def mcp_reply(code: str, message: str) -> dict:
+    """A JSON-RPC error, as the gateway's own refusals on /mcp have it (the MCP SDK reads its message)."""
+    return {"json_format": mcp_refusal_body(code, message), "content_type": "application/json"}
+
+
 def status_is(status: int) -> dict:
     """A mapper's filter: the local reply has this HTTP status."""
     value = {"default_value": status, "runtime_key": f"likeopt.local_reply_{status}"}
@@ -35,6 +42,7 @@ def _header_starts(name: str, prefix: str) -> dict:
 
 IS_GRPC = _header_starts("content-type", "application/grpc")
 OPENAI_PATH = _header_starts(":path", "/v1/")
+MCP_PATH = _header_starts(":path", "/mcp")
 
 
 def all_of(filters: list[dict]) -> dict:
@@ -79,12 +87,18 @@ def in_every_shape(
 def http_shapes(
     filters: list[dict], codes: tuple[str, str], status: int = 0, body: str = "", message: str = LOCAL_REPLY_BODY
 ) -> list[dict]:
-    """One refusal as two mappers: OpenAI's error on /v1/ (codes[1]), the REST API's elsewhere (codes[0])."""
+    """One refusal as three mappers: OpenAI's error on /v1/ (codes[1]), a JSON-RPC error on /mcp and the REST API's
+    elsewhere (codes[0])."""
     common: dict = {"status_code": status} if status else {}
     if body:
         common["body"] = {"inline_string": body}
     mappers = []
-    for only, reply in ((OPENAI_PATH, _openai_reply(codes[1], message)), (None, json_reply(codes[0], message))):
+    shapes = (
+        (OPENAI_PATH, _openai_reply(codes[1], message)),
+        (MCP_PATH, mcp_reply(codes[0], message)),
+        (None, json_reply(codes[0], message)),
+    )
+    for only, reply in shapes:
         shape = all_of([*filters, only] if only else filters)
         mappers.append({"filter": shape, **common, "body_format_override": reply})
     return mappers

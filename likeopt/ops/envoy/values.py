@@ -16,6 +16,7 @@ from likeopt.ops.envoy_drain import SPAN_FLUSH_MS
 from likeopt.ops.open_files import downstream_connection_cap, open_file_limit
 from likeopt.runtime.addresses import address_list, otlp_collector, split_host_port
 from likeopt.runtime.config import Config
+from likeopt.runtime.mcp_refusal import MCP_REFUSED
 from likeopt.runtime.telemetry import effective_sample_ratio
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "envoy.tmpl.yaml"
@@ -42,6 +43,7 @@ PLACEHOLDERS: tuple[str, ...] = (
     "MAX_CLIENT_CONNECTIONS",
     "ANSWER_IDLE_TIMEOUT_S",
     "ROUTE_IDLE_TIMEOUT_S",
+    "MCP_REFUSED",
 )
 
 
@@ -76,6 +78,7 @@ def envoy_values(config: Config, access_log_path: str) -> dict[str, str]:
         "MAX_CLIENT_CONNECTIONS": str(downstream_connection_cap(open_file_limit())),
         "ANSWER_IDLE_TIMEOUT_S": str(answer_idle_timeout_s(config.answer_timeout_s)),
         "ROUTE_IDLE_TIMEOUT_S": str(ROUTE_IDLE_TIMEOUT_S),
+        "MCP_REFUSED": str(MCP_REFUSED),
     }
     return values
 
