@@ -8,9 +8,11 @@ import grpc
 import httpx
 import pytest
 
+from likeopt.runtime.api_key import KEY_REFUSED
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.integration.test_mesh import grpc_web_refusal, grpc_web_search
 from tests.support import MeshProcess, mesh_environment
+from tests.unit.test_mcp_server import refusal_of
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,8 @@ def test_the_openai_api_and_mcp_over_http_need_the_key_when_reads_do(keyed: Mesh
         assert client.post("/v1/chat/completions", json=chat).status_code == 401
         assert client.get("/v1/models", headers=auth).json()["data"][0]["id"] == "like-opt"
         assert client.post("/v1/chat/completions", json=chat, headers=auth).status_code == 200
-        assert client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}).status_code == 401
+        keyless = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert refusal_of(keyless, 401) == ("UNAUTHENTICATED", KEY_REFUSED)  # what MCP's SDK raises, through Envoy
 
 
 async def test_mcp_clients_with_the_key_get_answers(keyed: MeshProcess) -> None:
