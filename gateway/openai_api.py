@@ -385,6 +385,15 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+def unknown_url(request: Request) -> str:
+    """A 404's message, as OpenAI words it, with the routes there are: a client pointed at an endpoint Like-Opt does
+    not serve (embeddings, images, a stored response) learns which ones it does, not just "Not Found"."""
+    mounted_at = request.scope.get("root_path", "")
+    paths = request.app.openapi()["paths"]  # the routes as the API's description lists them
+    served = ", ".join(f"{method.upper()} {mounted_at}{path}" for path, methods in paths.items() for method in methods)
+    return f"Invalid URL ({request.method} {request.url.path}): Like-Opt serves {served}"
+
+
 def openai_app(config: Config, upstreams: Callable[[], Upstreams]) -> FastAPI:
     """The app to mount at /v1; every error, the framework's own included, comes in OpenAI's shape."""
 
@@ -402,7 +411,8 @@ def openai_app(config: Config, upstreams: Callable[[], Upstreams]) -> FastAPI:
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code)
-        body = error_json(str(exc.detail), OpenAIError(exc.status_code, "").type, None, code)
+        message = unknown_url(request) if exc.status_code == 404 else str(exc.detail)  # only routing raises a 404
+        body = error_json(message, OpenAIError(exc.status_code, "").type, None, code)
         return JSONResponse(body, status_code=exc.status_code, headers=http_error_headers(request, exc))
 
     async def on_unencodable(request: Request, exc: Exception) -> Response:

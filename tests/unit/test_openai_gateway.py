@@ -139,6 +139,8 @@ async def test_bad_json_is_400_and_unknown_paths_404_in_openai_shape() -> None:
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
     assert curled.status_code == 400 and "Content-Type: application/json" in curled.json()["error"]["message"]
     assert missing.status_code == 404 and set(missing.json()["error"]) == {"message", "type", "param", "code"}
+    said = missing.json()["error"]["message"]  # a client pointed at an endpoint there is not learns which there are
+    assert said.startswith("Invalid URL (GET /v1/embeddings)") and "POST /v1/chat/completions" in said, said
 
 
 @pytest.mark.parametrize(
