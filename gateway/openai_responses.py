@@ -125,7 +125,7 @@ def input_messages(items: str | list[InputItem], answers: Mapping[str, str] | No
         content: str | list[ContentPart] | None = (
             item.content
             if item.content is None or isinstance(item.content, str)
-            else [ContentPart(type="text" if p.type in TEXT_PARTS else p.type, text=p.text) for p in item.content]
+            else [p.model_copy(update={"type": "text"}) if p.type in TEXT_PARTS else p for p in item.content]
         )
         messages.append(ChatMessage(role=item.role or "", content=content))
     return messages

@@ -69,6 +69,17 @@ def test_another_models_tool_calls_and_reasoning_in_the_input_are_skipped() -> N
     assert [(t.question, t.answer) for t in asked.history] == [("Which port does Envoy use?", "8080 [1]")]
 
 
+def test_an_earlier_refusal_in_the_input_is_that_reply_as_in_chat_completions() -> None:
+    """OpenAI's output holds a refusal as its own part; a client sending its history back sends that part."""
+    refused = {"type": "message", "role": "assistant", "content": [{"type": "refusal", "refusal": "I cannot."}]}
+    asked = responses_answer_request(
+        request(input=[{"role": "user", "content": "the weather?"}, refused, {"role": "user", "content": "Ports?"}])
+    )
+    assert asked.query == "Ports?" and [(t.question, t.answer) for t in asked.history] == [
+        ("the weather?", "I cannot.")
+    ]
+
+
 @pytest.mark.parametrize(
     ("fields", "param"),
     [
