@@ -130,6 +130,8 @@ class Answer(BaseModel):
     citations: list[Citation]
     conversation_id: str = Field(description="Pass it back to `ask` to ask a follow-up in this conversation.")
     cached: bool
+    no_answer: bool = Field(description="True when the documents do not cover the question: the answer says so.")
+    support: float = Field(description="0..1: the share of the answer's sentences supported by the passages they cite.")
 
 
 class DocumentInfo(BaseModel):
@@ -176,7 +178,12 @@ async def answer_of(mesh: Mesh, request: generation_pb2.AnswerRequest) -> Answer
             elif kind == "done":
                 done = event.done
                 return Answer(
-                    answer="".join(text), citations=citations, conversation_id=done.conversation_id, cached=done.cached
+                    answer="".join(text),
+                    citations=citations,
+                    conversation_id=done.conversation_id,
+                    cached=done.cached,
+                    no_answer=done.no_answer,
+                    support=round(done.support, 3),
                 )
     except grpc.aio.AioRpcError as exc:
         raise tool_failure(exc) from None

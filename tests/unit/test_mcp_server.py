@@ -100,6 +100,13 @@ async def test_ask_answers_with_citations_and_a_conversation_to_continue(tmp_pat
         second = structured(await client.call_tool("ask", follow))
     assert "8080" in first["answer"] and first["citations"][0]["doc_id"] == "envoy.md"
     assert second["conversation_id"] == first["conversation_id"] and "9901" in second["answer"]
+    assert not first["no_answer"] and 0 < first["support"] <= 1  # an agent tells an answer from "not in the documents"
+
+
+async def test_ask_says_when_the_documents_do_not_answer(tmp_path: Path) -> None:
+    async with mcp_client(tmp_path) as client:
+        greeted = structured(await client.call_tool("ask", {"question": "Hi!"}))
+    assert greeted["no_answer"] and greeted["citations"] == []
 
 
 async def test_documents_are_listed_and_read_as_resources(tmp_path: Path) -> None:
