@@ -162,7 +162,7 @@ def refuse_other_shapes(options: dict[str, Any]) -> None:
     probabilities, audio): answered as text they would break the client that asked, as n > 1 would. Tools a
     model may choose not to call (tool_choice absent, "auto" or "none") are fine: it answers in text."""
     choice = options.get("tool_choice")
-    if choice == "required" or isinstance(choice, dict):
+    if choice == "required" or (isinstance(choice, dict) and not may_leave_uncalled(choice)):
         raise OpenAIError(
             400, "tool_choice must be 'auto' or 'none': Like-Opt answers in text and calls no tools",
             param="tool_choice", code="unsupported_value",
@@ -182,6 +182,14 @@ def refuse_other_shapes(options: dict[str, Any]) -> None:
     modalities = options.get("modalities")
     if modalities is not None and modalities != ["text"]:
         raise OpenAIError(400, "modalities must be ['text']", param="modalities", code="unsupported_value")
+
+
+def may_leave_uncalled(choice: dict[str, Any]) -> bool:
+    """Whether a tool_choice object lets the model answer without calling a tool: ``allowed_tools`` in mode
+    ``auto`` (its mode beside the list in the Responses API, inside ``allowed_tools`` in Chat Completions)."""
+    listed = choice.get("allowed_tools")
+    mode = choice.get("mode") or (listed.get("mode") if isinstance(listed, dict) else None)
+    return choice.get("type") == "allowed_tools" and mode == "auto"
 
 
 def history_turns(messages: Sequence[ChatMessage], field: str = "messages") -> list[generation_pb2.Turn]:

@@ -95,6 +95,10 @@ def test_an_earlier_refusal_in_the_input_is_that_reply_as_in_chat_completions() 
         ({"input": [{"role": "user", "content": " "}]}, "input[0].content"),
         ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}, "text.format"),
         ({"conversation": "conv_1"}, "conversation"),
+        (
+            {"tool_choice": {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function"}]}},
+            "tool_choice",
+        ),
         ({"prompt": {"id": "pmpt_1", "variables": {"question": "Which port?"}}}, "prompt"),
         ({"input": None, "prompt": {"id": "pmpt_1"}}, "prompt"),  # OpenAI's input is optional beside a prompt
         ({"input": None}, "input"),
@@ -124,6 +128,12 @@ def test_a_response_id_names_its_turn_so_previous_response_id_continues_from_tha
     assert asked.turn_id not in ("", first.turn_id)  # every response its own turn
     assert not first.after_turn_id  # a new conversation continues nothing
     assert ResponseShape(request(), "conv-1_a").id != shape.id
+
+
+def test_tools_the_model_may_leave_uncalled_are_answered_in_text() -> None:
+    """The Responses API's allowed_tools in mode auto, as Agents-style clients send it, asks for no tool call."""
+    allowed = {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "function", "name": "f"}]}
+    assert responses_answer_request(request(tools=[{"type": "function", "name": "f"}], tool_choice=allowed)).query
 
 
 def test_store_false_asks_for_an_ephemeral_answer_and_is_echoed() -> None:

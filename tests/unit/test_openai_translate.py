@@ -129,6 +129,11 @@ def test_a_request_becomes_an_answer_request_with_like_opts_own_options() -> Non
         ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, 400, "unsupported_value"),
         ({"tool_choice": "required", "tools": [{"type": "function"}]}, 400, "unsupported_value"),
         ({"tool_choice": {"type": "function", "function": {"name": "f"}}}, 400, "unsupported_value"),
+        (
+            {"tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": []}}},
+            400,
+            "unsupported_value",
+        ),
         ({"function_call": {"name": "f"}}, 400, "unsupported_value"),
         ({"logprobs": True}, 400, "unsupported_value"),
         ({"top_logprobs": 2}, 400, "unsupported_value"),
@@ -151,6 +156,7 @@ def test_an_unknown_model_more_than_one_choice_or_a_json_reply_is_refused(
     [
         {"tools": [{"type": "function", "function": {"name": "f"}}]},
         {"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "auto"},
+        {"tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [{"type": "function"}]}}},
         {"tool_choice": "none", "function_call": "none", "logprobs": False, "modalities": ["text"]},
     ],
 )
