@@ -35,6 +35,7 @@ from likeopt.v1 import generation_pb2, generation_pb2_grpc, retrieval_pb2, retri
 from tests.identity import WRITER_ROLE, IdentityProvider, bearer
 from tests.integration.test_mesh import grpc_web_frames, grpc_web_refusal, grpc_web_search, parse_sse
 from tests.support import ROOT, MeshProcess, ValkeyServer, mesh_environment
+from tests.unit.test_mcp_server import refusal_of
 
 TOPIC = "quarterly ledger rollout"
 QUESTION = "What does the quarterly ledger rollout plan say?"
@@ -592,6 +593,19 @@ async def test_mcp_tools_search_ask_and_list_as_the_token_s_principal(people: di
     async with session(people["bob"].mesh, kind, key=people["bob"].token) as client:
         with pytest.raises(Exception, match="no document"):
             await client.read_resource("likeopt://documents/acme-alice-notes")
+
+
+def test_token_refusals_on_mcp_are_json_rpc_errors_naming_the_reason(
+    jwt_mesh: MeshProcess, idp: IdentityProvider
+) -> None:
+    """Envoy refuses these before the gateway: MCP's SDK reports a JSON-RPC error's message, any other body as
+    "Server returned an error response"."""
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    expired = idp.forgeries("bob", "acme", [])["expired"]
+    for headers, reason in ((bearer(expired), "Jwt is expired"), ({}, "Jwt is missing")):
+        refused = httpx.post(f"{jwt_mesh.base_url}/mcp", json=ping, headers=headers, timeout=30)
+        code, message = refusal_of(refused, 401)
+        assert code == "UNAUTHENTICATED" and reason in message, message
 
 
 def test_likeopt_mcp_refuses_a_token_its_addresses_would_ignore(
