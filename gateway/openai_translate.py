@@ -164,7 +164,8 @@ def refuse_other_shapes(options: dict[str, Any]) -> None:
     choice = options.get("tool_choice")
     if choice == "required" or (isinstance(choice, dict) and not may_leave_uncalled(choice)):
         raise OpenAIError(
-            400, "tool_choice must be 'auto' or 'none': Like-Opt answers in text and calls no tools",
+            400, "tool_choice must be 'auto', 'none' or allowed_tools in mode 'auto': Like-Opt answers in text and"
+            " calls no tools",
             param="tool_choice", code="unsupported_value",
         )  # fmt: skip
     if isinstance(options.get("function_call"), dict):

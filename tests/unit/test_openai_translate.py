@@ -279,3 +279,12 @@ def test_an_error_event_raises_its_openai_error() -> None:
     assert chunks_of(line) == [
         {"error": {"message": "retrieval down", "type": "server_error", "param": None, "code": "unavailable"}}
     ]
+
+
+def test_a_refused_tool_choice_names_every_choice_that_is_answered() -> None:
+    """The 400 lists what a client may send instead, allowed_tools in mode auto among them."""
+    body = {"model": "like-opt", "messages": [{"role": "user", "content": "q"}], "tool_choice": "required"}
+    with pytest.raises(OpenAIError) as refused:
+        answer_request(ChatCompletionRequest.model_validate(body))
+    assert "'auto'" in refused.value.message and "'none'" in refused.value.message
+    assert "allowed_tools in mode 'auto'" in refused.value.message
