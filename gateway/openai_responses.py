@@ -43,12 +43,35 @@ TURN_NONCE = re.compile(r"[0-9a-f]{32}")
 """A response's id and its message's are the prefix, a fresh hex nonce naming its turn, "_", then the conversation's
 id (one OpenAI gave has no "_"): so previous_response_id and an item_reference to the message find that turn."""
 TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
+BUILT_IN_TOOL_CALLS = (
+    "web_search_call",
+    "file_search_call",
+    "code_interpreter_call",
+    "image_generation_call",
+    "computer_call",
+    "local_shell_call",
+    "shell_call",
+    "apply_patch_call",
+    "mcp_call",
+    "mcp_list_tools",
+    "mcp_approval_request",
+)
+"""The items OpenAI's own tools leave in a response's output, which a client sends back in its next input."""
+BUILT_IN_TOOL_RESULTS = (
+    "computer_call_output",
+    "local_shell_call_output",
+    "shell_call_output",
+    "apply_patch_call_output",
+    "mcp_approval_response",
+)
 OTHER_MODELS_ITEMS = {
     "function_call": "assistant",
     "custom_tool_call": "assistant",
     "reasoning": "assistant",
+    **dict.fromkeys(BUILT_IN_TOOL_CALLS, "assistant"),
     "function_call_output": "tool",
     "custom_tool_call_output": "tool",
+    **dict.fromkeys(BUILT_IN_TOOL_RESULTS, "tool"),
 }
 """Items another model's turns leave in a history, as the chat message that reads the same: a reply without text
 (a tool call, its reasoning) or a tool's result; both are skipped, as Chat Completions skips them."""

@@ -69,6 +69,35 @@ def test_another_models_tool_calls_and_reasoning_in_the_input_are_skipped() -> N
     assert [(t.question, t.answer) for t in asked.history] == [("Which port does Envoy use?", "8080 [1]")]
 
 
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search", "query": "x"}},
+        {"type": "file_search_call", "id": "fs_1", "queries": ["x"], "status": "completed"},
+        {"type": "code_interpreter_call", "id": "ci_1", "code": "1+1", "status": "completed"},
+        {"type": "image_generation_call", "id": "ig_1", "status": "completed"},
+        {"type": "mcp_list_tools", "id": "ml_1", "server_label": "s", "tools": []},
+        {"type": "mcp_call", "id": "mc_1", "server_label": "s", "name": "f", "arguments": "{}"},
+        {"type": "local_shell_call_output", "id": "lo_1", "output": "x"},
+    ],
+)
+def test_another_models_built_in_tool_items_are_skipped_as_its_function_calls_are(item: dict[str, object]) -> None:
+    """A conversation switched to like-opt from a model that searched the web (or ran code) keeps those items in its
+    input: each turn would be a 400 if they were refused, as it was before function calls were skipped."""
+    asked = responses_answer_request(
+        request(
+            input=[
+                {"role": "user", "content": "Which port does Envoy use?"},
+                item,
+                {"role": "assistant", "content": [{"type": "output_text", "text": "8080 [1]"}]},
+                {"role": "user", "content": "and its admin port?"},
+            ]
+        )
+    )
+    assert asked.query == "and its admin port?"
+    assert [(t.question, t.answer) for t in asked.history] == [("Which port does Envoy use?", "8080 [1]")]
+
+
 def test_an_earlier_refusal_in_the_input_is_that_reply_as_in_chat_completions() -> None:
     """OpenAI's output holds a refusal as its own part; a client sending its history back sends that part."""
     refused = {"type": "message", "role": "assistant", "content": [{"type": "refusal", "refusal": "I cannot."}]}
@@ -85,7 +114,7 @@ def test_an_earlier_refusal_in_the_input_is_that_reply_as_in_chat_completions() 
     [
         ({"model": "gpt-5"}, "model"),
         ({"input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, "input[0].role"),
-        ({"input": [{"type": "web_search_call", "id": "ws"}, {"role": "user", "content": "q"}]}, "input[0].type"),
+        ({"input": [{"type": "telepathy_call", "id": "t"}, {"role": "user", "content": "q"}]}, "input[0].type"),
         (
             {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:,"}]}]},
             "input[0].content",
