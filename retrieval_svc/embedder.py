@@ -16,15 +16,21 @@ Queries: with a cache folder given, one short text is encoded by ONNX Runtime
 from __future__ import annotations
 
 import copy
+import json
+import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from likeopt.runtime.config import Config
 from retrieval_svc.cancellable_writes import raise_if_stopped
-from retrieval_svc.onnx_query import load_query_encoder
+from retrieval_svc.onnx_query import load_query_encoder, pools_mean_then_normalises
+
+log = logging.getLogger(__name__)
 
 MAX_CACHED_WORDS = 500_000
 """Bound on the per-word token count cache (about 50 MB); it is simply cleared when full."""
@@ -45,8 +51,24 @@ def configured_embedder(config: Config) -> Embedder:
     """The embedder retrieval_svc runs with: the configured model and query encoder."""
     onnx_cache_dir = config.model_cache_dir / "onnx" if config.query_encoder.startswith("onnx") else None
     return Embedder(
-        config.embedding_model or None, onnx_cache_dir=onnx_cache_dir, int8=config.query_encoder == "onnx-int8"
+        config.embedding_model or None,
+        onnx_cache_dir=onnx_cache_dir,
+        int8=config.query_encoder == "onnx-int8",
+        preload=not config.retrieval_read_only,
     )
+
+
+def model_shape(model_path: Path) -> tuple[int, int] | None:
+    """(dimension, window in word pieces) as a sentence-transformers folder's own files say, without loading it;
+    None unless it is the one layout they say it for (mean pooling of one transformer, normalised)."""
+    if not pools_mean_then_normalises(model_path):
+        return None
+    try:
+        pooling = json.loads((model_path / "1_Pooling" / "config.json").read_text())
+        window = json.loads((model_path / "sentence_bert_config.json").read_text())
+        return int(pooling["word_embedding_dimension"]), int(window["max_seq_length"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class Embedder:
@@ -59,32 +81,58 @@ class Embedder:
         workers: int | None = None,
         onnx_cache_dir: Path | None = None,
         int8: bool = False,
+        preload: bool = True,
     ) -> None:
+        """preload: load the torch model now (a process that writes), not at its first use (one that only searches,
+        when ONNX encodes its queries)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        self.workers = workers or os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="embed")
+        self.model_path = str(model_path or default_model_path())
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._loading = threading.Lock()
+        self._word_tokens: dict[str, int] = {}
+        shape = model_shape(Path(self.model_path))
+        self.dim, self.max_tokens = shape if shape is not None else (self.model_shape_loaded())
+        self._query_encoder = (
+            load_query_encoder(lambda: self.model, Path(self.model_path), onnx_cache_dir, self.max_tokens, int8)
+            if onnx_cache_dir
+            else None
+        )
+        if preload or self._query_encoder is None:
+            self.model  # noqa: B018 - loaded now, not in the first write (or search, when torch encodes queries)
+
+    def model_shape_loaded(self) -> tuple[int, int]:
+        """(dimension, window) read from the loaded model, for a model folder whose files do not say them."""
+        return int(self.model.get_embedding_dimension()), int(self.model.max_seq_length)
+
+    @property
+    def model(self) -> Any:
+        """The SentenceTransformer (torch), loaded at first use unless preloaded: documents and token counts need it,
+        while queries need only the ONNX graph, so a read-only replica never loads torch (about 450 MB)."""
+        if self._model is None:
+            with self._loading:
+                if self._model is None:
+                    self._model = self._loaded_model()
+        return self._model
+
+    def _loaded_model(self) -> Any:
         import torch
         from sentence_transformers import SentenceTransformer
 
+        log.info("loading the embedding model in torch", extra={"fields": {"path": self.model_path}})
         torch.set_num_threads(1)
-        self.workers = workers or os.cpu_count() or 1
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="embed")
-
-        self.model_path = str(model_path or default_model_path())
-        self.model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
-        self.batch_size = batch_size
-        self.dim = int(self.model.get_embedding_dimension())
-        self.max_tokens = int(self.model.max_seq_length)
+        model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
         # Counting reads whole texts (no truncation), which a call sets on the tokenizer it uses: on the model's
         # own, an ingestion's chunking broke another's embedding in flight ("expected sequence of length 252 at
         # dim 1 (got 79)"). Its own copy keeps the two apart.
-        self._counting_tokenizer = copy.deepcopy(self.model.tokenizer)
-        backend = getattr(self.model.tokenizer, "backend_tokenizer", None)
+        self._counting_tokenizer = copy.deepcopy(model.tokenizer)
+        backend = getattr(model.tokenizer, "backend_tokenizer", None)
         self._additive = type(getattr(backend, "pre_tokenizer", None)).__name__ == "BertPreTokenizer"
         self._special_tokens = self._tokens("")
-        self._word_tokens: dict[str, int] = {}
-        self._query_encoder = (
-            load_query_encoder(self.model, Path(self.model_path), onnx_cache_dir, int8) if onnx_cache_dir else None
-        )
+        return model
 
     @property
     def model_name(self) -> str:
@@ -149,6 +197,7 @@ class Embedder:
         it sums cached per-word counts instead of tokenising the text again; any
         other tokenizer is asked for the whole text.
         """
+        self.model  # noqa: B018 - loads the tokenizer it counts with
         if not self._additive:
             return self._tokens(text)
         cache = self._word_tokens

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -138,24 +138,24 @@ def quantize(graph: Path, destination: Path) -> None:
         quantize_dynamic(graph, partial, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
 
 
-def load_query_encoder(model: Any, model_path: Path, cache_dir: Path, int8: bool = False) -> OnnxQueryEncoder | None:
-    """An ONNX encoder (int8 weights if asked) that agrees with model (a SentenceTransformer), exported
-    (and quantised) first if needed; None if it cannot be had."""
+def load_query_encoder(
+    load_model: Callable[[], Any], model_path: Path, cache_dir: Path, max_tokens: int, int8: bool = False
+) -> OnnxQueryEncoder | None:
+    """An ONNX encoder (int8 weights if asked) that agrees with the model (load_model gives the SentenceTransformer),
+    exported (and quantised) first if needed; None if it cannot be had. The model is loaded only when the graph
+    must be made or its agreement has not been recorded for this ONNX Runtime (agreement_file)."""
     tokenizer_file = model_path / "tokenizer.json"
     if not tokenizer_file.is_file() or not pools_mean_then_normalises(model_path):
         log.info("query encoder: torch (the model's layout is not one the ONNX encoder reproduces)")
         return None
     graph = cache_dir / f"{model_path.parent.name}-{model_path.name}-{model_fingerprint(model_path)}.onnx"
     quantized = graph.with_name(graph.stem + "-int8.onnx")
+    used = quantized if int8 else graph
     try:
-        if not graph.is_file():
-            log.info("exporting the embedding model to ONNX", extra={"fields": {"path": str(graph)}})
-            export(model[0].auto_model, model.tokenizer, graph)
-        if int8 and not quantized.is_file():
-            quantize(graph, quantized)
-        encoder = OnnxQueryEncoder(quantized if int8 else graph, tokenizer_file, int(model.max_seq_length))
-        reference = model.encode(PROBES, normalize_embeddings=True, show_progress_bar=False)
-        agreement = float((encoder.encode(PROBES) * reference).sum(axis=1).min())
+        agreement = recorded_agreement(used)
+        if agreement is None:
+            agreement = exported_and_compared(load_model(), tokenizer_file, graph, quantized if int8 else None)
+        encoder = OnnxQueryEncoder(used, tokenizer_file, max_tokens)
     except Exception:  # any failure here only costs speed: torch still answers
         log.exception("query encoder: torch (the ONNX export or session failed)")
         return None
@@ -164,6 +164,47 @@ def load_query_encoder(model: Any, model_path: Path, cache_dir: Path, int8: bool
         return None
     log.info("query encoder: onnxruntime", extra={"fields": {"int8": int8, "cosine": agreement}})
     return encoder
+
+
+def exported_and_compared(model: Any, tokenizer_file: Path, graph: Path, quantized: Path | None) -> float:
+    """The least cosine between the ONNX graph's vectors (quantized's, when given) and the model's on PROBES, the graph
+    exported (and quantised) first if it is not there; recorded beside the graph used (agreement_file)."""
+    if not graph.is_file():
+        log.info("exporting the embedding model to ONNX", extra={"fields": {"path": str(graph)}})
+        export(model[0].auto_model, model.tokenizer, graph)
+    if quantized is not None and not quantized.is_file():
+        quantize(graph, quantized)
+    used = quantized or graph
+    encoder = OnnxQueryEncoder(used, tokenizer_file, int(model.max_seq_length))
+    reference = model.encode(PROBES, normalize_embeddings=True, show_progress_bar=False)
+    agreement = float((encoder.encode(PROBES) * reference).sum(axis=1).min())
+    with written_atomically(agreement_file(used)) as partial:
+        Path(partial).write_text(json.dumps({"cosine": agreement, "onnxruntime": onnxruntime_version()}))
+    return agreement
+
+
+def agreement_file(graph: Path) -> Path:
+    """Where the agreement measured for graph is kept: beside it, so a copied cache (an image) carries it."""
+    return graph.with_name(graph.name + ".agreement.json")
+
+
+def recorded_agreement(graph: Path) -> float | None:
+    """The cosine recorded for graph under this ONNX Runtime's version; None when there is none (another runtime
+    may compute other vectors from the same graph) or the graph itself is missing."""
+    try:
+        record = json.loads(agreement_file(graph).read_text())
+    except (OSError, ValueError):
+        return None
+    if not graph.is_file() or not isinstance(record, dict) or record.get("onnxruntime") != onnxruntime_version():
+        return None
+    cosine = record.get("cosine")
+    return float(cosine) if isinstance(cosine, int | float) else None
+
+
+def onnxruntime_version() -> str:
+    import onnxruntime
+
+    return str(onnxruntime.__version__)
 
 
 if __name__ == "__main__":  # `python -m retrieval_svc.onnx_query`: export at image build time, not at first start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from retrieval_svc import embedder as embedder_module
 from retrieval_svc.cancellable_writes import STOP, EncodingStopped
 from retrieval_svc.embedder import Embedder
 from retrieval_svc.engine import RetrievalEngine
-from retrieval_svc.onnx_query import load_query_encoder
+from retrieval_svc.onnx_query import agreement_file, load_query_encoder
 
 TEXTS = [
     "Zebras have black-and-white stripes (Equus quagga), e.g. in 3.5% of cases.",
@@ -92,18 +93,54 @@ def test_the_export_is_reused_and_a_broken_one_falls_back_to_torch(
     model_path = Path(onnx_embedder.model_path)
     (graph,) = onnx_dir.glob("*.onnx")
     exported_at = graph.stat().st_mtime_ns
-    assert load_query_encoder(onnx_embedder.model, model_path, onnx_dir) is not None
+    assert load_query_encoder(lambda: onnx_embedder.model, model_path, onnx_dir, onnx_embedder.max_tokens) is not None
     assert graph.stat().st_mtime_ns == exported_at  # loaded, not exported again
     (tmp_path / graph.name).write_bytes(b"not an onnx graph")
-    assert load_query_encoder(onnx_embedder.model, model_path, tmp_path) is None
+    assert load_query_encoder(lambda: onnx_embedder.model, model_path, tmp_path, onnx_embedder.max_tokens) is None
 
 
 def test_int8_query_vectors_stay_close_to_torch(onnx_embedder: Embedder, onnx_dir: Path) -> None:
-    int8 = load_query_encoder(onnx_embedder.model, Path(onnx_embedder.model_path), onnx_dir, int8=True)
+    model_path = Path(onnx_embedder.model_path)
+    int8 = load_query_encoder(lambda: onnx_embedder.model, model_path, onnx_dir, onnx_embedder.max_tokens, int8=True)
     assert int8 is not None and len(list(onnx_dir.glob("*-int8.onnx"))) == 1
     texts = [t for t in TEXTS if t]
     cosines = (int8.encode(texts) * onnx_embedder._encode(texts)).sum(axis=1)
     assert cosines.min() >= 0.98
+
+
+def test_a_replica_that_only_searches_never_loads_torch(onnx_embedder: Embedder, onnx_dir: Path) -> None:
+    """A read-only replica embeds queries only, on ONNX: torch and the model (about 450 MB) wait for a first write
+    that never comes, the graph's agreement with torch read from the record its export left."""
+    searcher = Embedder(batch_size=4, workers=1, onnx_cache_dir=onnx_dir, preload=False)
+    assert searcher._model is None and searcher.query_runtime == "onnxruntime"
+    assert (searcher.dim, searcher.max_tokens) == (onnx_embedder.dim, onnx_embedder.max_tokens)
+    for text in TEXTS:
+        np.testing.assert_allclose(searcher.encode_query(text), onnx_embedder.encode_query(text), atol=1e-6)
+    searcher.warm_up()
+    assert searcher._model is None
+    assert searcher.count_tokens(TEXTS[0]) == onnx_embedder.count_tokens(TEXTS[0])  # a write's first need loads it
+    assert searcher._model is not None
+    np.testing.assert_allclose(searcher.encode(TEXTS), onnx_embedder.encode(TEXTS), atol=1e-6)
+
+
+def test_a_graph_whose_agreement_another_onnx_runtime_recorded_is_compared_again(
+    onnx_embedder: Embedder, onnx_dir: Path
+) -> None:
+    (graph,) = [g for g in onnx_dir.glob("*.onnx") if "int8" not in g.name]
+    record = agreement_file(graph)
+    assert json.loads(record.read_text())["cosine"] >= 0.9999
+    loads: list[int] = []
+
+    def load_model() -> object:
+        loads.append(1)
+        return onnx_embedder.model
+
+    model_path = Path(onnx_embedder.model_path)
+    assert load_query_encoder(load_model, model_path, onnx_dir, onnx_embedder.max_tokens) is not None
+    assert loads == []  # recorded by this runtime: trusted
+    record.write_text(json.dumps({"cosine": 1.0, "onnxruntime": "0.0.1"}))
+    assert load_query_encoder(load_model, model_path, onnx_dir, onnx_embedder.max_tokens) is not None
+    assert loads == [1] and json.loads(record.read_text())["onnxruntime"] != "0.0.1"
 
 
 def test_a_long_encoding_stops_between_slices_once_its_write_is_cancelled(
