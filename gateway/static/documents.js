@@ -41,6 +41,7 @@ export function initDocuments() {
     uploadFiles([...fileInput.files]);
     fileInput.value = ''; // so choosing the same file again still fires "change"
   });
+  byId('choose-files').addEventListener('click', () => fileInput.click());
   initDropZone(byId('drop-zone'));
 
   byId('index-refresh').addEventListener('click', refreshView);
