@@ -464,6 +464,7 @@ function selectConversation(id) {
 function deleteButton(conv) {
   const title = conv.title || 'Untitled';
   return confirmFirst(el('button', { type: 'button', class: 'conversation-delete', title: 'Delete conversation' }), {
+    key: `conversation:${conv.id}`,
     idle: ['×', `Delete conversation: ${title}`], armed: ['Delete?', `Confirm delete conversation: ${title}`],
     asked: `Press again to delete “${title}”.`, kept: `Kept “${title}”: not deleted.`, say: announce,
     action: () => deleteConversation(conv.id),

@@ -305,7 +305,7 @@ async function loadDocuments(reset) {
     if (ticket !== listTicket) return;
     const items = page.documents.map((doc) => documentItem(doc));
     const moreFocused = document.activeElement === docListMore;
-    if (reset) docList.replaceChildren(...items);
+    if (reset) redrawList(items);
     else docList.append(...items);
     // Asked for from the keyboard: go on reading at the first new document (the button may hide: the last page).
     if (!reset && moreFocused) items[0]?.querySelector('.open-document')?.focus();
@@ -323,6 +323,18 @@ async function loadDocuments(reset) {
   }
 }
 
+/** Drawing the list anew replaces its buttons: keyboard focus goes on to the same button of the same document (a
+ *  pending delete stays pending: confirm.js), or, when that document is no longer listed, to the first one. */
+function redrawList(items) {
+  const focused = docList.contains(document.activeElement) ? document.activeElement : null;
+  const docId = focused?.closest('li')?.dataset.docId;
+  const which = focused?.classList.contains('danger') ? 'button.danger' : '.open-document';
+  docList.replaceChildren(...items);
+  if (!focused) return;
+  const again = items.find((item) => item.dataset.docId === docId);
+  (again?.querySelector(which) ?? items[0]?.querySelector(which) ?? byId('index-refresh')).focus({ preventScroll: true });
+}
+
 function showListCount() {
   docListStatus.textContent = `${plural(docList.children.length, 'document')} of ${formatNum(listTotal)} shown.`;
 }
@@ -333,7 +345,7 @@ function documentItem(doc) {
       openButton(doc.id, doc.title),
       el('span', { class: 'muted small' }, el('code', { class: 'doc-id', text: doc.id }), ` · ${plural(doc.chunks, 'chunk')}`)));
   item.dataset.docId = doc.id;
-  item.append(deleteButton(doc.id, item, docListStatus));
+  item.append(deleteButton('list', doc.id, item, docListStatus));
   return item;
 }
 
@@ -446,15 +458,17 @@ function hitItem(hit) {
       el('span', { class: 'muted small' }, el('code', { class: 'doc-id', text: hit.doc_id }), ` · score ${score}${extra}`),
       el('p', { class: 'hit-text muted small', dir: 'auto', text: (hit.text ?? '').slice(0, 200) })));
   item.dataset.docId = hit.doc_id;
-  item.append(deleteButton(hit.doc_id, item, searchStatus));
+  item.append(deleteButton('search', hit.doc_id, item, searchStatus));
   return item;
 }
 
-/** Deleting is one click away here, so the button asks for a second press to confirm; status tells how it went. */
-function deleteButton(docId, item, status) {
+/** Deleting is one click away here, so the button asks for a second press to confirm; status tells how it went.
+ *  `list` names the list the item is in: a press pending there stays pending when that list is drawn again. */
+function deleteButton(list, docId, item, status) {
   const button = el('button', { type: 'button', class: 'button danger small' });
   const say = (text) => { status.textContent = text; };
   return confirmFirst(button, {
+    key: `${list}:${docId}`,
     idle: ['Delete', `Delete ${docId}`], armed: ['Confirm delete', `Confirm delete ${docId}`], say,
     asked: `Press again to delete “${docId}”.`, kept: `Kept “${docId}”: not deleted.`,
     action: () => deleteListed(docId, item, button, say),

@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.browser.test_ui_state import open_saved, saved_conversation
 from tests.support import MeshProcess
+
+PENDING = "00-pending-delete"
+"""A document the tests delete; its id sorts before the demo corpus's, so it is on the list's first page."""
 
 
 def spoken(page: Any, name: str) -> list[str]:
@@ -80,3 +84,53 @@ def test_a_sidebar_buttons_focus_ring_is_whole_at_320_pixels(mesh: MeshProcess, 
         narrow.keyboard.press("Tab")
     assert narrow.evaluate("document.activeElement.matches(':focus-visible')")
     assert narrow.evaluate(RING_CLIPPED_BY) == []
+
+
+@pytest.fixture
+def pending_document(mesh: MeshProcess) -> Iterator[str]:
+    """A document to delete from the UI, taken away after the test if the test did not."""
+    auth = {"Authorization": f"Bearer {mesh.api_key}"}
+    document = {"id": PENDING, "title": "Pending delete", "text": "A note the test deletes from the list."}
+    added = httpx.post(f"{mesh.base_url}/api/v1/documents", json={"documents": [document]}, headers=auth, timeout=60)
+    assert added.status_code == 200, added.text
+    try:
+        yield PENDING
+    finally:
+        httpx.delete(f"{mesh.base_url}/api/v1/documents/{PENDING}", headers=auth, timeout=30)
+
+
+MARK_LIST = "document.querySelectorAll('#doc-list li').forEach((item) => { item.dataset.before = 'yes'; })"
+LIST_REDRAWN = "document.querySelector('#doc-list li') && !document.querySelector('#doc-list li[data-before]')"
+
+
+def test_a_pending_document_delete_survives_the_list_being_drawn_again(
+    mesh: MeshProcess, page: Any, pending_document: str
+) -> None:
+    """The list is drawn anew after every upload and refresh: the pending delete went back to 'Delete' and keyboard
+    focus fell to the page's top, so the user's second press went nowhere."""
+    page.goto(mesh.base_url + "/#documents")
+    page.fill("#api-key", mesh.api_key)
+    delete = page.locator(f"#doc-list li[data-doc-id='{pending_document}'] button.danger")
+    delete.focus()
+    page.keyboard.press("Enter")
+    page.evaluate(MARK_LIST)
+    page.evaluate("document.getElementById('index-refresh').click()")  # as an upload's end does, focus left alone
+    page.wait_for_function(LIST_REDRAWN)
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == f"Confirm delete {pending_document}"
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('doc-list-status').textContent.startsWith('Deleted')")
+    assert httpx.get(f"{mesh.base_url}/api/v1/documents/{pending_document}", timeout=30).status_code == 404
+
+
+def test_a_pending_conversation_delete_survives_the_list_being_drawn_again(mesh: MeshProcess, page: Any) -> None:
+    """Another tab saving a conversation draws the list anew: focus stayed on the button, but it said 'Delete' again."""
+    open_saved(page, mesh.base_url, [saved_conversation(n, f"Question {n}", []) for n in ("one", "two")])
+    delete = page.locator(".conversation[data-id='two'] .conversation-delete")
+    delete.focus()
+    page.keyboard.press("Enter")
+    page.evaluate("window.dispatchEvent(new StorageEvent('storage', {key: null}))")  # another tab saved
+    focused = page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert focused == "Confirm delete conversation: Question two"
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('chat-status').textContent === 'Conversation deleted.'")
+    assert page.eval_on_selector_all(".conversation", "items => items.map((li) => li.dataset.id)") == ["one"]
