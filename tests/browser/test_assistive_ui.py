@@ -3,11 +3,13 @@ and a delete asked for either pending until the user decides or confirmed by wha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.test_ui_state import open_saved, saved_conversation
 from tests.support import MeshProcess
@@ -134,3 +136,19 @@ def test_a_pending_conversation_delete_survives_the_list_being_drawn_again(mesh:
     page.keyboard.press("Enter")
     page.wait_for_function("document.getElementById('chat-status').textContent === 'Conversation deleted.'")
     assert page.eval_on_selector_all(".conversation", "items => items.map((li) => li.dataset.id)") == ["one"]
+
+
+def test_delete_by_id_says_that_the_typed_id_is_its_confirmation(
+    mesh: MeshProcess, page: Any, pending_document: str
+) -> None:
+    """The lists' Delete buttons ask for a second press and this form does not: it says why, to eye and ear."""
+    page.goto(mesh.base_url + "/#documents")
+    page.fill("#api-key", mesh.api_key)
+    at_once = re.compile("Typing the whole id confirms it.*at once")
+    expect(page.get_by_role("textbox", name="Document id")).to_have_accessible_description(at_once)
+    expect(page.get_by_role("button", name="Delete", exact=True)).to_have_accessible_description(at_once)
+    expect(page.locator("#delete-hint")).to_be_visible()
+    page.fill("#delete-id", pending_document)
+    page.press("#delete-id", "Enter")  # one press
+    page.wait_for_function("document.getElementById('delete-status').textContent.startsWith('Deleted')")
+    assert httpx.get(f"{mesh.base_url}/api/v1/documents/{pending_document}", timeout=30).status_code == 404
