@@ -152,3 +152,24 @@ def test_delete_by_id_says_that_the_typed_id_is_its_confirmation(
     page.press("#delete-id", "Enter")  # one press
     page.wait_for_function("document.getElementById('delete-status').textContent.startsWith('Deleted')")
     assert httpx.get(f"{mesh.base_url}/api/v1/documents/{pending_document}", timeout=30).status_code == 404
+
+
+SHOWN_AS = """(node) => {
+  let under = node;
+  while (getComputedStyle(under).backgroundColor.endsWith(', 0)') && under.parentElement) under = under.parentElement;
+  const style = getComputedStyle(node);
+  return [getComputedStyle(under).backgroundColor, style.color, style.fontWeight, style.textDecorationLine,
+          style.borderBottomStyle];
+}"""
+"""What is left to see of an element's state in forced colours: the colours behind and of its text, its weight, its
+lines (shadows are dropped)."""
+
+
+def test_the_chosen_tab_and_a_pressed_thumb_stand_out_in_forced_colours(mesh: MeshProcess, page: Any) -> None:
+    """High contrast (Windows' forced colours) drops backgrounds and shadows, which alone marked them."""
+    page.emulate_media(forced_colors="active")
+    open_saved(page, mesh.base_url, [saved_conversation("rated", "A rated question", [])])
+    page.click(".conversation-open")
+    page.click(".feedback-thumb.up")
+    for chosen, other in [("#tab-chat", "#tab-documents"), (".feedback-thumb.up", ".feedback-thumb.down")]:
+        assert page.eval_on_selector(chosen, SHOWN_AS) != page.eval_on_selector(other, SHOWN_AS), chosen
