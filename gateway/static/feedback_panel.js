@@ -32,7 +32,7 @@ function feedbackItem(item) {
   return el('li', { class: `feedback-item ${item.rating}` },
     el('span', { class: 'feedback-rating', text: item.rating === 'down' ? '▼' : '▲', 'aria-label': item.rating === 'down' ? 'bad' : 'good' }),
     el('div', {},
-      el('p', { class: 'feedback-question', text: item.question }),
-      item.comment ? el('p', { class: 'feedback-comment-text', text: `“${item.comment}”` }) : null,
+      el('p', { class: 'feedback-question', dir: 'auto', text: item.question }),
+      item.comment ? el('p', { class: 'feedback-comment-text', dir: 'auto', text: `“${item.comment}”` }) : null,
       el('p', { class: 'muted small', text: `${support} · ${item.backend} · ${new Date(item.created_unix_ms).toLocaleString()}` })));
 }

@@ -3,6 +3,7 @@ and a delete asked for either pending until the user decides or confirmed by wha
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -173,3 +174,52 @@ def test_the_chosen_tab_and_a_pressed_thumb_stand_out_in_forced_colours(mesh: Me
     page.click(".feedback-thumb.up")
     for chosen, other in [("#tab-chat", "#tab-documents"), (".feedback-thumb.up", ".feedback-thumb.down")]:
         assert page.eval_on_selector(chosen, SHOWN_AS) != page.eval_on_selector(other, SHOWN_AS), chosen
+
+
+ARABIC_ID = "00-ملاحظات"
+"""A document id in Arabic: the words after it (' · 1 chunk') are English."""
+DRAWN_AFTER_THE_ID = """(id) => {
+  const code = document.querySelector(`#doc-list li[data-doc-id="${id}"] .doc-id`);
+  const after = code.nextSibling;
+  const digit = document.createRange();
+  digit.setStart(after, after.textContent.search(/[0-9]/));
+  digit.setEnd(after, after.textContent.search(/[0-9]/) + 1);
+  return digit.getBoundingClientRect().left >= code.getBoundingClientRect().right;
+}"""
+"""Whether the chunk count after a listed document's id is drawn after it (to its right, in an English line)."""
+
+
+@pytest.fixture
+def arabic_document(mesh: MeshProcess) -> Iterator[str]:
+    auth = {"Authorization": f"Bearer {mesh.api_key}"}
+    document = {"id": ARABIC_ID, "title": "ملاحظات الطيور", "text": "البومة تصطاد في الليل."}
+    added = httpx.post(f"{mesh.base_url}/api/v1/documents", json={"documents": [document]}, headers=auth, timeout=60)
+    assert added.status_code == 200, added.text
+    try:
+        yield ARABIC_ID
+    finally:
+        httpx.delete(f"{mesh.base_url}/api/v1/documents/{ARABIC_ID}", headers=auth, timeout=30)
+
+
+def test_an_arabic_id_keeps_its_direction_among_english_words(
+    mesh: MeshProcess, page: Any, arabic_document: str
+) -> None:
+    """The id's letters and the English count after it made one right-to-left run: '00-1 · <Arabic> chunk'."""
+    page.goto(mesh.base_url + "/#documents")
+    page.locator(f"#doc-list li[data-doc-id='{arabic_document}']").wait_for()
+    assert page.evaluate(DRAWN_AFTER_THE_ID, arabic_document)
+
+
+def test_a_question_rated_in_arabic_reads_right_to_left_in_the_feedback_list(mesh: MeshProcess, page: Any) -> None:
+    """The dashboard's feedback list laid every question out left to right, its question mark at the wrong end."""
+    question = "متى تصطاد البومة؟"
+    with httpx.stream("POST", f"{mesh.base_url}/api/v1/chat", json={"query": question}, timeout=60) as reply:
+        done = [line for line in reply.iter_lines() if line.startswith("data:") and '"trace_id"' in line]
+    trace_id = json.loads(done[-1].removeprefix("data:"))["trace_id"]
+    rated = httpx.post(f"{mesh.base_url}/api/v1/feedback", json={"trace_id": trace_id, "rating": "up"}, timeout=30)
+    assert rated.status_code == 200, rated.text
+    page.goto(mesh.base_url + "/#documents")
+    page.fill("#api-key", mesh.api_key)  # the feedback list is users' words: shown with the key
+    page.click("#tab-dashboard")
+    asked = page.locator(".feedback-question", has_text=question).first
+    assert asked.evaluate("(node) => getComputedStyle(node).direction") == "rtl"
