@@ -70,7 +70,7 @@ RING_CLIPPED_BY = """() => {
 @pytest.fixture
 def narrow(browser: Any) -> Iterator[Any]:
     """A page 320 CSS pixels wide: a 1280-pixel screen zoomed to 400 %, the width WCAG's reflow asks for."""
-    context = browser.new_context(viewport={"width": 320, "height": 480}, device_scale_factor=2)
+    context = browser.new_context(viewport={"width": 320, "height": 480}, device_scale_factor=2, bypass_csp=True)
     yield context.new_page()
     context.close()
 
@@ -226,3 +226,36 @@ def test_a_question_rated_in_arabic_reads_right_to_left_in_the_feedback_list(mes
     page.click("#tab-dashboard")
     asked = page.locator(".feedback-question", has_text=question).first
     assert asked.evaluate("(node) => getComputedStyle(node).direction") == "rtl"
+
+
+LONG_ID = "00-" + "unbroken" * 25
+"""A document id with no place to wrap (a path, a hash), 203 characters long."""
+PAGE_WIDTH = "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+
+
+@pytest.fixture
+def long_id_document(mesh: MeshProcess) -> Iterator[str]:
+    auth = {"Authorization": f"Bearer {mesh.api_key}"}
+    document = {"id": LONG_ID, "title": "Long id", "text": "A note whose id has no place to wrap."}
+    added = httpx.post(f"{mesh.base_url}/api/v1/documents", json={"documents": [document]}, headers=auth, timeout=60)
+    assert added.status_code == 200, added.text
+    try:
+        yield LONG_ID
+    finally:
+        httpx.delete(f"{mesh.base_url}/api/v1/documents/{LONG_ID}", headers=auth, timeout=30)
+
+
+def test_a_status_quoting_a_long_id_wraps_at_320_pixels(mesh: MeshProcess, narrow: Any, long_id_document: str) -> None:
+    """'Press again to delete “<id>”.' and 'Delete failed: no document with id …' made the page 1,700 pixels wide."""
+    narrow.goto(mesh.base_url + "/#documents")
+    narrow.fill("#api-key", mesh.api_key)
+    narrow.locator(f"#doc-list li[data-doc-id='{long_id_document}'] button.danger").focus()
+    narrow.keyboard.press("Enter")
+    assert narrow.inner_text("#doc-list-status").startswith("Press again")
+    width = narrow.evaluate(PAGE_WIDTH)
+    assert width[0] <= width[1], f"the page is {width[0]} pixels wide in a window of {width[1]}"
+    narrow.fill("#delete-id", long_id_document + "-not-there")
+    narrow.press("#delete-id", "Enter")
+    narrow.wait_for_function("document.getElementById('delete-status').textContent.includes('no document with id')")
+    width = narrow.evaluate(PAGE_WIDTH)
+    assert width[0] <= width[1], f"the page is {width[0]} pixels wide in a window of {width[1]}"
