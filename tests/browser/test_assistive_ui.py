@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -17,6 +18,18 @@ from tests.support import MeshProcess
 
 PENDING = "00-pending-delete"
 """A document the tests delete; its id sorts before the demo corpus's, so it is on the list's first page."""
+
+
+@contextmanager
+def stored(mesh: MeshProcess, document: dict[str, str]) -> Iterator[None]:
+    """`document` added to the mesh's index for the block, and taken away after it (if the block did not)."""
+    auth = {"Authorization": f"Bearer {mesh.api_key}"}
+    added = httpx.post(f"{mesh.base_url}/api/v1/documents", json={"documents": [document]}, headers=auth, timeout=60)
+    assert added.status_code == 200, added.text
+    try:
+        yield
+    finally:
+        httpx.delete(f"{mesh.base_url}/api/v1/documents/{document['id']}", headers=auth, timeout=30)
 
 
 def spoken(page: Any, name: str) -> list[str]:
@@ -95,14 +108,8 @@ def test_a_sidebar_buttons_focus_ring_is_whole_at_320_pixels(mesh: MeshProcess, 
 @pytest.fixture
 def pending_document(mesh: MeshProcess) -> Iterator[str]:
     """A document to delete from the UI, taken away after the test if the test did not."""
-    auth = {"Authorization": f"Bearer {mesh.api_key}"}
-    document = {"id": PENDING, "title": "Pending delete", "text": "A note the test deletes from the list."}
-    added = httpx.post(f"{mesh.base_url}/api/v1/documents", json={"documents": [document]}, headers=auth, timeout=60)
-    assert added.status_code == 200, added.text
-    try:
+    with stored(mesh, {"id": PENDING, "title": "Pending delete", "text": "A note the test deletes from the list."}):
         yield PENDING
-    finally:
-        httpx.delete(f"{mesh.base_url}/api/v1/documents/{PENDING}", headers=auth, timeout=30)
 
 
 MARK_LIST = "document.querySelectorAll('#doc-list li').forEach((item) => { item.dataset.before = 'yes'; })"
@@ -194,14 +201,8 @@ DRAWN_AFTER_THE_ID = """(id) => {
 
 @pytest.fixture
 def arabic_document(mesh: MeshProcess) -> Iterator[str]:
-    auth = {"Authorization": f"Bearer {mesh.api_key}"}
-    document = {"id": ARABIC_ID, "title": "ملاحظات الطيور", "text": "البومة تصطاد في الليل."}
-    added = httpx.post(f"{mesh.base_url}/api/v1/documents", json={"documents": [document]}, headers=auth, timeout=60)
-    assert added.status_code == 200, added.text
-    try:
+    with stored(mesh, {"id": ARABIC_ID, "title": "ملاحظات الطيور", "text": "البومة تصطاد في الليل."}):
         yield ARABIC_ID
-    finally:
-        httpx.delete(f"{mesh.base_url}/api/v1/documents/{ARABIC_ID}", headers=auth, timeout=30)
 
 
 def test_an_arabic_id_keeps_its_direction_among_english_words(
@@ -235,14 +236,8 @@ PAGE_WIDTH = "[document.documentElement.scrollWidth, document.documentElement.cl
 
 @pytest.fixture
 def long_id_document(mesh: MeshProcess) -> Iterator[str]:
-    auth = {"Authorization": f"Bearer {mesh.api_key}"}
-    document = {"id": LONG_ID, "title": "Long id", "text": "A note whose id has no place to wrap."}
-    added = httpx.post(f"{mesh.base_url}/api/v1/documents", json={"documents": [document]}, headers=auth, timeout=60)
-    assert added.status_code == 200, added.text
-    try:
+    with stored(mesh, {"id": LONG_ID, "title": "Long id", "text": "A note whose id has no place to wrap."}):
         yield LONG_ID
-    finally:
-        httpx.delete(f"{mesh.base_url}/api/v1/documents/{LONG_ID}", headers=auth, timeout=30)
 
 
 def test_a_status_quoting_a_long_id_wraps_at_320_pixels(mesh: MeshProcess, narrow: Any, long_id_document: str) -> None:
@@ -259,3 +254,46 @@ def test_a_status_quoting_a_long_id_wraps_at_320_pixels(mesh: MeshProcess, narro
     narrow.wait_for_function("document.getElementById('delete-status').textContent.includes('no document with id')")
     width = narrow.evaluate(PAGE_WIDTH)
     assert width[0] <= width[1], f"the page is {width[0]} pixels wide in a window of {width[1]}"
+
+
+ZOOMED = {"width": 640, "height": 360}
+"""A window of 1280 by 720 pixels zoomed to 200 %."""
+IN_SIGHT = """(node) => {
+  const box = node.getBoundingClientRect();
+  const seen = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+  return box.top >= 0 && box.bottom <= innerHeight && seen !== null && node.contains(seen);
+}"""
+"""Whether the element is wholly inside the window and not under anything."""
+CITE_LONG = """() => import('/static/message.js').then(({ createAnswerView }) => {
+  const view = createAnswerView({ role: 'assistant', text: '', citations: [] });
+  document.getElementById('messages').append(view.root);
+  view.apply('delta', { text: 'See [1].' });
+  view.apply('citation', { n: 1, doc_id: 'docs/long.md', chunk_id: 0, title: 'A long passage',
+                           text: 'A passage of many words. '.repeat(120), supported: true });
+  view.finish();
+})"""
+
+
+def test_a_dialog_s_close_button_stays_in_sight_at_200_percent_zoom(mesh: MeshProcess, browser: Any) -> None:
+    """A long document or passage pushed the Close button below the window's bottom edge: the document's, which has
+    keyboard focus as it opens, where a keyboard user could not see what Enter would do."""
+    context = browser.new_context(viewport=ZOOMED, bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.goto(mesh.base_url + "/#documents")
+        page.locator("#doc-list li[data-doc-id='docs/caching.md'] .open-document").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.querySelectorAll('#document-chunks .passage').length > 1")
+        assert page.evaluate("document.activeElement.textContent") == "Close"
+        assert page.eval_on_selector("#document-dialog form button", IN_SIGHT)
+        page.keyboard.press("Escape")
+
+        page.goto(mesh.base_url + "/#chat")
+        page.evaluate(CITE_LONG)
+        page.locator(".message.assistant .citation-marker").focus()
+        page.keyboard.press("Enter")
+        page.locator("#citation-dialog").wait_for(state="visible")
+        assert page.eval_on_selector("#citation-close", IN_SIGHT)
+        assert page.evaluate(f"({IN_SIGHT})(document.activeElement)")  # the passage, which scrolls, or Close
+    finally:
+        context.close()
