@@ -16,12 +16,15 @@ function viewFromHash() {
 }
 
 function show(view) {
+  // Back and Forward hide the view that has keyboard focus: it goes on to the view's tab, not to the page's top.
+  const focusedIn = document.querySelector('[role="tabpanel"]:focus-within');
   for (const [i, name] of VIEWS.entries()) {
     const selected = name === view;
     tabs[i].setAttribute('aria-selected', String(selected));
     tabs[i].tabIndex = selected ? 0 : -1; // roving tabindex: one tab stop for the tab bar
     byId(`view-${name}`).hidden = !selected;
   }
+  if (focusedIn?.hidden) byId(`tab-${view}`).focus();
   document.title = `${byId(`tab-${view}`).textContent} · Like-Opt`;
   if (view === 'documents' && currentView !== 'documents') showDocuments();
   if (view === 'dashboard' && currentView !== 'dashboard') showFeedbackPanel();

@@ -297,3 +297,13 @@ def test_a_dialog_s_close_button_stays_in_sight_at_200_percent_zoom(mesh: MeshPr
         assert page.evaluate(f"({IN_SIGHT})(document.activeElement)")  # the passage, which scrolls, or Close
     finally:
         context.close()
+
+
+def test_back_to_another_view_leaves_keyboard_focus_on_its_tab(mesh: MeshProcess, page: Any) -> None:
+    """Back hid the view holding keyboard focus, which fell to the page's top: Tab started again from there."""
+    page.goto(mesh.base_url + "/#chat")
+    page.click("#tab-documents")
+    page.locator("#doc-list li button.danger").first.focus()
+    page.go_back()
+    page.locator("#view-documents").wait_for(state="hidden")
+    assert page.evaluate("document.activeElement.id") == "tab-chat"
