@@ -415,6 +415,11 @@ async function onDeleteSubmit(e) {
       status.textContent = `No document with id “${id}”.`;
     }
   } catch (err) {
+    if (err.status === 404) {
+      // The server's answer for an id it does not hold (or one the caller may not see): nothing failed.
+      status.textContent = `No document with id “${id}”.`;
+      return;
+    }
     status.classList.add('error');
     status.textContent = `Delete failed: ${err.message}`;
   }

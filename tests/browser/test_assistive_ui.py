@@ -165,6 +165,18 @@ def test_delete_by_id_says_that_the_typed_id_is_its_confirmation(
     assert httpx.get(f"{mesh.base_url}/api/v1/documents/{pending_document}", timeout=30).status_code == 404
 
 
+def test_deleting_an_id_that_is_not_there_says_so_plainly(mesh: MeshProcess, page: Any) -> None:
+    """The server's 404 for an unknown id is an answer, not a failure: the form says there is no such document,
+    not "Delete failed" in the error style."""
+    page.goto(mesh.base_url + "/#documents")
+    page.fill("#api-key", mesh.api_key)
+    page.fill("#delete-id", "never-uploaded.md")
+    page.press("#delete-id", "Enter")
+    page.wait_for_function("!document.getElementById('delete-status').textContent.startsWith('Deleting')")
+    assert page.inner_text("#delete-status") == "No document with id “never-uploaded.md”."
+    assert "error" not in (page.get_attribute("#delete-status", "class") or "")
+
+
 SHOWN_AS = """(node) => {
   let under = node;
   while (getComputedStyle(under).backgroundColor.endsWith(', 0)') && under.parentElement) under = under.parentElement;
@@ -241,7 +253,7 @@ def long_id_document(mesh: MeshProcess) -> Iterator[str]:
 
 
 def test_a_status_quoting_a_long_id_wraps_at_320_pixels(mesh: MeshProcess, narrow: Any, long_id_document: str) -> None:
-    """'Press again to delete “<id>”.' and 'Delete failed: no document with id …' made the page 1,700 pixels wide."""
+    """'Press again to delete “<id>”.' and 'No document with id “<id>”.' made the page 1,700 pixels wide."""
     narrow.goto(mesh.base_url + "/#documents")
     narrow.fill("#api-key", mesh.api_key)
     narrow.locator(f"#doc-list li[data-doc-id='{long_id_document}'] button.danger").focus()
@@ -251,7 +263,7 @@ def test_a_status_quoting_a_long_id_wraps_at_320_pixels(mesh: MeshProcess, narro
     assert width[0] <= width[1], f"the page is {width[0]} pixels wide in a window of {width[1]}"
     narrow.fill("#delete-id", long_id_document + "-not-there")
     narrow.press("#delete-id", "Enter")
-    narrow.wait_for_function("document.getElementById('delete-status').textContent.includes('no document with id')")
+    narrow.wait_for_function("document.getElementById('delete-status').textContent.includes('No document with id')")
     width = narrow.evaluate(PAGE_WIDTH)
     assert width[0] <= width[1], f"the page is {width[0]} pixels wide in a window of {width[1]}"
 
