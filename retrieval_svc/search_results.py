@@ -15,6 +15,7 @@ from likeopt.caching.lookup_policy import LookupPolicy
 from likeopt.caching.near_cache import VersionedLRU
 from likeopt.caching.single_flight import SingleFlight
 from likeopt.runtime.config import Config
+from likeopt.runtime.principal import Reader
 from likeopt.v1 import retrieval_pb2
 from retrieval_svc.backend import RetrievalBackend, SearchParams
 from retrieval_svc.search_messages import search_response
@@ -41,17 +42,21 @@ class SearchResults:
         self._vectors: VersionedLRU[np.ndarray] = VersionedLRU(
             "embedding", config.near_cache_entries, config.near_cache_bytes // 4
         )
-        """Query embeddings in process only: they do not depend on the index (one constant version), and a
-        miss in cache_svc as well would have cost two more round trips on every uncached search."""
+        """Query embeddings in process only, by (reader, query): they do not depend on the index (one constant
+        version), so one serves its reader's repeats after a write; a miss in cache_svc as well would have cost two
+        more round trips on every uncached search. Never another reader's: how fast a search came back would tell
+        whether someone else had just asked the same question."""
 
-    async def query_vectors(self, engine: RetrievalBackend, queries: list[str]) -> list[np.ndarray | None]:
-        """Each query's embedding: those remembered in process, the others computed in one task."""
-        known = {query: self._vectors.get(query, EMBEDDING_VERSION) for query in queries}
+    async def query_vectors(
+        self, engine: RetrievalBackend, queries: list[str], reader: Reader | None
+    ) -> list[np.ndarray | None]:
+        """Each query's embedding: those remembered in process for reader, the others computed in one task."""
+        known = {query: self._vectors.get((reader, query), EMBEDDING_VERSION) for query in queries}
         missing = [query for query, vector in known.items() if vector is None]
         if missing:
             computed = await in_pool(self.pool, lambda: [engine.embed_query(query) for query in missing])
             for query, vector in zip(missing, computed, strict=True):
-                self._vectors.put(query, EMBEDDING_VERSION, vector, vector.nbytes + len(query))
+                self._vectors.put((reader, query), EMBEDDING_VERSION, vector, vector.nbytes + len(query))
                 known[query] = vector
         return [known[query] for query in queries]
 
@@ -98,23 +103,24 @@ class SearchResults:
         thread and back per uncached search instead of two."""
         if params.mode == "bm25":
             return await in_pool(self.pool, search_now, engine, query, params, None)
-        if (vector := self._vectors.get(query, EMBEDDING_VERSION)) is not None:
+        if (vector := self._vectors.get((params.reader, query), EMBEDDING_VERSION)) is not None:
             return await in_pool(self.pool, search_now, engine, query, params, vector)
         vector, response = await in_pool(self.pool, embed_and_search, engine, query, params)
-        self._vectors.put(query, EMBEDDING_VERSION, vector, vector.nbytes + len(query))
+        self._vectors.put((params.reader, query), EMBEDDING_VERSION, vector, vector.nbytes + len(query))
         return response
 
-    async def query_vector(self, engine: RetrievalBackend, query: str) -> np.ndarray:
-        """The query's embedding, remembered in process; computed once per concurrent query."""
-        if (vector := self._vectors.get(query, EMBEDDING_VERSION)) is not None:
+    async def query_vector(self, engine: RetrievalBackend, query: str, reader: Reader | None) -> np.ndarray:
+        """The query's embedding, remembered in process for reader; computed once per concurrent query of one."""
+        key = (reader, query)
+        if (vector := self._vectors.get(key, EMBEDDING_VERSION)) is not None:
             return vector
 
         async def compute() -> np.ndarray:
             vector = await in_pool(self.pool, engine.embed_query, query)
-            self._vectors.put(query, EMBEDDING_VERSION, vector, vector.nbytes + len(query))
+            self._vectors.put(key, EMBEDDING_VERSION, vector, vector.nbytes + len(query))
             return vector
 
-        return await self._embeddings.run(query, compute)
+        return await self._embeddings.run(key, compute)
 
 
 def embed_and_search(

@@ -212,7 +212,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         response = retrieval_pb2.SearchResponse()
         response.CopyFrom(shared)  # every caller of a shared or recent result gets its own copy to stamp
         if request.return_query_embedding:
-            response.query_embedding.extend((await self.results.query_vector(engine, query)).tolist())
+            response.query_embedding.extend((await self.results.query_vector(engine, query, reader)).tolist())
         response.took_ms = (time.perf_counter() - started) * 1000
         return response
 
@@ -235,7 +235,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         queries = [normalise_query(check_query(query)) for query in request.queries]
         params = search_params(request.parameters, self.config, reader)
         await self._catch_up(engine, request.parameters.min_index_version)
-        vectors = await self.results.query_vectors(engine, queries) if params.mode != "bm25" else [None] * len(queries)
+        dense = params.mode != "bm25"
+        vectors = await self.results.query_vectors(engine, queries, reader) if dense else [None] * len(queries)
         responses = await in_pool(self._search_pool, search_batch_now, engine, queries, params, vectors)
         for response in responses:
             response.took_ms = (time.perf_counter() - started) * 1000
