@@ -98,6 +98,15 @@ def test_undeclared_8bit_headers_and_body_read_as_text_files_do_not_as_replaceme
         assert isinstance(same, LoadedDocument) and (same.title, same.text) == (doc.title, doc.text)
 
 
+def test_an_html_body_without_a_charset_is_read_in_the_one_its_own_meta_declares() -> None:
+    """A mail program that leaves the header's charset out of an HTML part still writes <meta charset> into it, as
+    an HTML file read from disk is read (windows-1252 would make "Привет" of these KOI8-R bytes "рПЙЧЕФ")."""
+    html = '<html><head><meta charset="koi8-r"></head><body><p>Привет, мир.</p></body></html>'.encode("koi8-r")
+    data = b"Subject: greeting\nMIME-Version: 1.0\nContent-Type: text/html\nContent-Transfer-Encoding: 8bit\n\n" + html
+    [doc] = load_content("hello.eml", data, doc_id="hello.eml")
+    assert isinstance(doc, LoadedDocument) and doc.text == "Привет, мир."
+
+
 def test_a_body_without_a_charset_that_is_no_text_is_refused_with_the_reason_not_stored_as_garbage() -> None:
     [binary] = load_content("bin.eml", b"Subject: dump\nContent-Type: text/plain\n\nab\x00\x01cd\n", doc_id="bin.eml")
     assert isinstance(binary, Skipped) and binary.reason.startswith("its body contains NUL characters: not text")

@@ -11,7 +11,7 @@ from typing import cast
 
 from likeopt.runtime.loaders.documents import Unreadable
 from likeopt.runtime.loaders.html import html_to_text
-from likeopt.runtime.loaders.plain_text import NUL_IN_TEXT, UNDECLARED_8BIT, decode_undeclared
+from likeopt.runtime.loaders.plain_text import NUL_IN_TEXT, UNDECLARED_8BIT, decode_html, decode_undeclared
 from likeopt.runtime.loaders.tidy import lines_tidied
 
 BODY_TYPES = ("plain", "html")
@@ -76,12 +76,12 @@ def _header(message: EmailMessage, name: str) -> object:
 
 
 def _body_text(part: EmailMessage) -> str:
-    """A body part's text, decoded from its transfer encoding and charset, or as decode_undeclared reads 8-bit bytes
-    when it declares none (UNDECLARED_CHARSETS); HTML as the page reads. Unreadable for a body that is not text."""
+    """A body part's text, decoded from its transfer encoding and charset, or by _undeclared_text when it declares
+    none (UNDECLARED_CHARSETS); HTML as the page reads. Unreadable for a body that is not text."""
     charset = part.get_content_charset()
     try:
         if charset in UNDECLARED_CHARSETS:
-            content = decode_undeclared(cast(bytes, part.get_payload(decode=True)))
+            content = _undeclared_text(part)
         else:
             content = part.get_content()
     except LookupError:
@@ -90,6 +90,19 @@ def _body_text(part: EmailMessage) -> str:
         raise Unreadable(_not_text(error)) from None
     content = lines_tidied(content.replace("\r\n", "\n"))
     return html_to_text(content)[1] if part.get_content_subtype() == "html" else content
+
+
+def _undeclared_text(part: EmailMessage) -> str:
+    """A part's text when its header declares no charset: an HTML part in the one its own ``<meta charset>`` declares
+    (decode_html, as an HTML file is read), else as decode_undeclared reads 8-bit bytes."""
+    data = cast(bytes, part.get_payload(decode=True))
+    if part.get_content_subtype() == "html":
+        try:
+            return decode_html(data)
+        except UnicodeDecodeError as error:
+            if error.reason == NUL_IN_TEXT:
+                raise
+    return decode_undeclared(data)
 
 
 def _not_text(error: UnicodeDecodeError) -> str:
