@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from likeopt.runtime.config import Config
-from likeopt.runtime.contract import MAX_COMMENT_CHARS, MAX_QUERY_CHARS, MAX_UPLOAD_FILES
+from likeopt.runtime.contract import LIST_LIMIT, MAX_COMMENT_CHARS, MAX_QUERY_CHARS, MAX_UPLOAD_FILES
 from likeopt.runtime.loaders import NAMED_FILES, NAMED_VARIANTS, SUPPORTED
 
 UI_CONFIG_PATH = "/static/config.js"
@@ -31,6 +31,7 @@ def ui_config_script(config: Config) -> str:
         "LIKEOPT_MAX_COMMENT_CHARS": MAX_COMMENT_CHARS,  # the feedback box takes no more than the server stores
         "LIKEOPT_MAX_UPLOAD_FILES": MAX_UPLOAD_FILES,  # so a drop of more files is sent in batches the server takes
         "LIKEOPT_MAX_REQUEST_BYTES": config.max_request_bytes,  # and of at most this many bytes (else 413)
+        "LIKEOPT_MAX_LIST_LIMIT": LIST_LIMIT.high,  # a refreshed list keeps the pages opened, up to this many
     }
     return "".join(f"window.{name} = {json.dumps(value)};\n" for name, value in settings.items() if value)
 

@@ -300,7 +300,10 @@ async function loadDocuments(reset) {
   docListMore.setAttribute('aria-disabled', 'true');
   docListStatus.textContent = 'Loading…';
   try {
-    const query = new URLSearchParams({ limit: String(LIST_PAGE), after_id: reset ? '' : nextAfterId });
+    // Read anew, the list keeps as many documents as it shows (the pages opened with "Show more"), up to the most
+    // one request may ask for.
+    const again = Math.min(Math.max(LIST_PAGE, docList.children.length), window.LIKEOPT_MAX_LIST_LIMIT || LIST_PAGE);
+    const query = new URLSearchParams({ limit: String(reset ? again : LIST_PAGE), after_id: reset ? '' : nextAfterId });
     const page = await requestJSON(`/api/v1/documents?${query}`);
     if (ticket !== listTicket) return;
     const items = page.documents.map((doc) => documentItem(doc));

@@ -150,6 +150,21 @@ def test_show_more_from_the_keyboard_goes_on_at_the_first_new_document(
     assert focused == ["hit-title open-document", first_new]
 
 
+def test_a_refresh_keeps_every_page_the_user_had_opened(mesh: MeshProcess, page: Any, paged: list[str]) -> None:
+    """Refresh (or an upload's redraw) read the first page alone: a user who had opened the second lost it."""
+    page.goto(mesh.base_url + "/#documents")
+    page.wait_for_selector("#doc-list-more:not([hidden])", timeout=30_000)
+    page.click("#doc-list-more")
+    page.wait_for_function("document.querySelectorAll('#doc-list li').length > 50")
+    page.wait_for_load_state("networkidle")
+    shown = page.eval_on_selector_all("#doc-list li", "items => items.map((li) => li.dataset.docId)")
+    page.evaluate("document.getElementById('doc-list-status').textContent = ''")
+    page.click("#index-refresh")
+    page.wait_for_function("document.getElementById('doc-list-status').textContent.endsWith('shown.')")
+    again = page.eval_on_selector_all("#doc-list li", "items => items.map((li) => li.dataset.docId)")
+    assert again == shown
+
+
 def test_feedback_is_shown_only_while_the_key_is_right(mesh: MeshProcess, page: Any) -> None:
     page.goto(mesh.base_url + "/")
     answered(page, "What does cache_svc do?")

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from gateway.app import STATIC_DIR, build_app
 from gateway.ui_config import UI_CONFIG_PATH
 from likeopt.runtime.config import Config
-from likeopt.runtime.contract import MAX_COMMENT_CHARS, MAX_QUERY_CHARS, MAX_UPLOAD_FILES
+from likeopt.runtime.contract import LIST_LIMIT, MAX_COMMENT_CHARS, MAX_QUERY_CHARS, MAX_UPLOAD_FILES
 from likeopt.runtime.loaders import NAMED_FILES, NAMED_VARIANTS, SUPPORTED
 
 
@@ -33,9 +33,11 @@ ALWAYS = (
     + f"window.LIKEOPT_MAX_COMMENT_CHARS = {MAX_COMMENT_CHARS};\n"
     + f"window.LIKEOPT_MAX_UPLOAD_FILES = {MAX_UPLOAD_FILES};\n"
     + f"window.LIKEOPT_MAX_REQUEST_BYTES = {Config.from_env({}).max_request_bytes};\n"
+    + f"window.LIKEOPT_MAX_LIST_LIMIT = {LIST_LIMIT.high};\n"
 )
-"""What the page always needs: the file types the loaders read, the longest question the services take, and the
-most files and bytes one upload may hold (the Documents tab sends more in batches)."""
+"""What the page always needs: the file types the loaders read, the longest question the services take, the most
+files and bytes one upload may hold (the Documents tab sends more in batches) and the most documents one listing
+returns."""
 
 
 def test_the_request_body_limit_reaches_the_page_as_set():
