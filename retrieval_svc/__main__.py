@@ -17,6 +17,7 @@ from likeopt.runtime.logs import setup_logging
 from likeopt.runtime.telemetry import setup_tracing
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.backend import BackendUnavailable, RetrievalBackend, configured_backend
+from retrieval_svc.reachability import Reachability
 from retrieval_svc.service import RetrievalServicer
 
 SERVICE = "retrieval_svc"
@@ -44,7 +45,7 @@ def build() -> ServiceSpec:
 
     async def start() -> None:
         backend = await asyncio.to_thread(configured_backend, config)
-        await load_when_reachable(backend)
+        await load_when_reachable(backend, reachable)
         servicer.serve(backend)
         following.append(asyncio.create_task(follow_writers(servicer.follow, reachable)))
 
@@ -65,31 +66,16 @@ def build() -> ServiceSpec:
     )
 
 
-async def load_when_reachable(backend: RetrievalBackend) -> None:
+async def load_when_reachable(backend: RetrievalBackend, reachable: Reachability) -> None:
     """Load the backend, waiting (NOT_SERVING) while its server is unreachable; other errors end the start."""
     while True:
         try:
             await asyncio.to_thread(backend.load)
+            reachable.answered()
             return
         except BackendUnavailable as exc:
-            log.error("retrieval backend unreachable; retrying", extra={"fields": {"error": str(exc)}})
+            reachable.failed(exc)
             await asyncio.sleep(LOAD_RETRY_S)
-
-
-class Reachability:
-    """Whether the backend's server answered the last time it was asked: retrieval_svc's health follows it, so
-    readiness checks and Envoy see NOT_SERVING while Milvus is away (every call would answer UNAVAILABLE)."""
-
-    def __init__(self) -> None:
-        self.now = True
-
-    def answered(self) -> None:
-        self.now = True
-
-    def failed(self, exc: BackendUnavailable) -> None:
-        if self.now:
-            log.error("retrieval backend unreachable", extra={"fields": {"error": str(exc)}})
-        self.now = False
 
 
 async def follow_writers(follow: Callable[[], Awaitable[object]], reachable: Reachability) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from likeopt.ops.healthcheck import grpc_serving
 from likeopt.ops.processes import CHILD_ENV
@@ -23,7 +24,7 @@ from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.conftest import DEMO_CORPUS
 from tests.integration.test_mesh import KNOWN_DOC, KNOWN_QUESTION, parse_sse
 from tests.integration.test_replicas import children_running
-from tests.support import ROOT, MeshProcess, MilvusServer, free_port, mesh_environment
+from tests.support import ROOT, MeshProcess, MilvusServer, distinct_free_ports, mesh_environment
 
 
 @pytest.fixture(scope="module")
@@ -126,15 +127,16 @@ def test_milvus_away_means_unavailable_then_service_resumes(milvus_mesh: MeshPro
 
 
 def test_retrieval_is_not_serving_while_milvus_is_unreachable_at_start_or_later(tmp_path: Path) -> None:
-    """Health follows Milvus mid-run too (readyz and Envoy see it), and the process lives on through it."""
+    """Health follows Milvus mid-run too (readyz and Envoy see it), and the process lives on through it; its
+    metrics say the backend is the cause (likeopt_retrieval_backend_reachable), as cache_svc's say Redis is."""
     server = MilvusServer(tmp_path / "milvus")  # its port chosen, not started yet
-    port = free_port()
+    port, metrics = distinct_free_ports(2)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIKEOPT_")}
     env.update(
         CHILD_ENV,
         LIKEOPT_HOST="127.0.0.1",
         LIKEOPT_RETRIEVAL_PORT=str(port),
-        LIKEOPT_RETRIEVAL_METRICS_PORT="0",
+        LIKEOPT_RETRIEVAL_METRICS_PORT=str(metrics),
         LIKEOPT_CACHE_ENABLED="0",
         LIKEOPT_DATA_DIR=str(tmp_path / "data"),
         LIKEOPT_RETRIEVAL_BACKEND="milvus",
@@ -149,12 +151,14 @@ def test_retrieval_is_not_serving_while_milvus_is_unreachable_at_start_or_later(
             assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-2000:]
             time.sleep(0.2)
         assert not grpc_serving(f"127.0.0.1:{port}")
+        assert backend_reachable(metrics) == 0
         server.start()
         try:
             for serving, change in ((True, server.stop), (False, server.start), (True, None)):
                 while grpc_serving(f"127.0.0.1:{port}") != serving:
                     assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-2000:]
                     time.sleep(0.2)
+                assert backend_reachable(metrics) == float(serving)
                 if change is not None:
                     change()
         finally:
@@ -163,3 +167,12 @@ def test_retrieval_is_not_serving_while_milvus_is_unreachable_at_start_or_later(
             server.stop()
     finally:
         process.kill()
+
+
+def backend_reachable(metrics_port: int) -> float:
+    """retrieval_svc's likeopt_retrieval_backend_reachable, as Prometheus scrapes it."""
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        if family.name == "likeopt_retrieval_backend_reachable":
+            return family.samples[0].value
+    raise AssertionError("retrieval_svc exports no likeopt_retrieval_backend_reachable")
