@@ -21,6 +21,8 @@ from likeopt.runtime.telemetry import setup_tracing
 from likeopt.v1 import cache_pb2, cache_pb2_grpc
 
 SERVICE = "cache_svc"
+L2_START_WAIT_S = 10.0
+"""How long cache_svc waits at start for Redis to answer before it serves with L2 off (L1 only, probed on)."""
 
 
 def build() -> ServiceSpec:
@@ -39,6 +41,7 @@ def build() -> ServiceSpec:
         return [cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name]
 
     async def start() -> None:
+        await l2.connect(L2_START_WAIT_S)  # a first request must not miss what Redis holds
         l2.start_probing()  # Redis health re-checked on its own schedule, not only when a request calls
 
     return ServiceSpec(

@@ -52,6 +52,9 @@ DISCOVERY_TIMEOUT_S = 5.0
 deadline, yet bounded so that a node which never answers cannot hold discovery up forever."""
 
 
+CONNECT_RETRY_S = 0.05
+"""Pause between the PINGs of ``connect`` while the slot map is learnt or the first connections open."""
+
 PROBE_INTERVAL_S = 2.0
 """How often the background probe asks Redis whether it answers: often enough for a dashboard
 polled every 2 s, rare enough to cost nothing (one PING per node)."""
@@ -187,6 +190,22 @@ class RedisLayer:
     def refusals(self) -> dict[str, int]:
         """Commands Redis refused (while reachable) since start, by its error code: OOM, MISCONF, READONLY, ..."""
         return self._refusals.by_reason
+
+    async def connect(self, wait_s: float) -> bool:
+        """PING Redis until it answers or wait_s has passed; returns whether it answered. cache_svc does this
+        before it serves: a cluster's slot map and the first connections to its primaries take longer than a
+        call's deadline, and every call until then misses, so a stored conversation would read as unknown and
+        its follow-up would start it afresh, overwriting its turns in Redis."""
+        deadline = time.monotonic() + wait_s
+        while self._client is not None and not self._closing.is_set():
+            self._retry_at = 0.0  # each try is a probe, not a request the back-off should spare Redis
+            with suppress_instrumentation():
+                if await self._call(_ping):
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(CONNECT_RETRY_S)
+        return False
 
     def start_probing(self, interval_s: float = PROBE_INTERVAL_S) -> None:
         """Probe Redis every interval_s seconds in the background until aclose (nothing without a URL)."""

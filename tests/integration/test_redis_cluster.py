@@ -7,10 +7,14 @@ replica really takes over, and ``likeopt up`` really runs against the cluster.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
@@ -18,7 +22,10 @@ from cache_svc.l1 import L1Cache
 from cache_svc.l2 import RedisLayer, redis_key
 from cache_svc.two_layer import CacheWrite, TwoLayerCache
 from likeopt.ops.binaries import redis_binary
-from tests.support import MeshProcess, ValkeyCluster, mesh_environment
+from likeopt.ops.healthcheck import grpc_serving
+from likeopt.ops.processes import CHILD_ENV
+from likeopt.v1 import cache_pb2, cache_pb2_grpc
+from tests.support import ROOT, MeshProcess, ValkeyCluster, free_port, mesh_environment
 
 NAMESPACE = "search"
 KEYS = [f"key-{n}" for n in range(48)]
@@ -231,3 +238,42 @@ def test_the_mesh_caches_searches_in_the_cluster(cluster: ValkeyCluster, tmp_pat
             assert reply.status_code == 200, reply.text
         metrics = httpx.get(f"http://127.0.0.1:{mesh.port('cache_metrics')}/metrics", timeout=5).text
         assert "likeopt_cache_l2_healthy 1.0" in metrics
+
+
+def test_a_cache_svc_serves_what_the_cluster_holds_from_its_first_request(
+    cluster: ValkeyCluster, tmp_path: Path
+) -> None:
+    """A cache_svc that has just turned SERVING answers from L2, on every primary: before it had reached the
+    cluster, a restarted cache_svc's first requests missed, so a stored conversation read as unknown (404) and its
+    follow-up started it afresh, overwriting its turns in Redis."""
+    keys = [f"owner/conversation-{n}" for n in range(48)]
+    assert {cluster.primary_of(redis_key("session", key)) for key in keys} == set(cluster.slot_owners())
+    for key in keys:
+        with cluster.client(cluster.primary_of(redis_key("session", key))) as client:
+            client.set(redis_key("session", key), key.encode(), ex=600)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIKEOPT_")}
+    env.update(
+        CHILD_ENV,
+        LIKEOPT_HOST="127.0.0.1",
+        LIKEOPT_CACHE_PORT=str(port),
+        LIKEOPT_CACHE_METRICS_PORT="0",
+        LIKEOPT_REDIS_URL=cluster.url,
+        LIKEOPT_REDIS_CLUSTER="1",
+    )
+    log_path = tmp_path / "cache_svc.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "cache_svc"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + RECOVERY_BUDGET_S * 3
+        while not grpc_serving(f"127.0.0.1:{port}"):
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-2000:]
+            time.sleep(0.05)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply = cache_pb2_grpc.CacheServiceStub(channel).GetMany(
+                cache_pb2.GetManyRequest(namespace="session", keys=keys), timeout=10
+            )
+        assert dict(reply.values) == {key: key.encode() for key in keys}
+    finally:
+        process.terminate()
+        assert process.wait(timeout=60) == 0
