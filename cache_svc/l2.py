@@ -154,12 +154,22 @@ class RedisLayer:
         """One entry, or None on a miss or when Redis is unavailable."""
         return (await self.get_many(namespace, [key])).get(key)
 
+    async def lookup(self, namespace: str, key: str) -> tuple[L2Entry | None, bool]:
+        """One entry or None, and whether Redis was asked: False when it is configured but could not be (down, or
+        backing off), so a miss says nothing of whether the key is stored."""
+        found = await self._found(namespace, [key])
+        return (None, self._client is None) if found is None else (found.get(key), True)
+
     async def get_many(self, namespace: str, keys: Sequence[str]) -> dict[str, L2Entry]:
         """The entries found, with their remaining TTL, in one round trip (GET + PTTL each)."""
+        return await self._found(namespace, keys) or {}
+
+    async def _found(self, namespace: str, keys: Sequence[str]) -> dict[str, L2Entry] | None:
+        """get_many's entries, or None when Redis could not be asked (or there is none)."""
         commands = [Command(name, namespace, key) for key in keys for name in ("GET", "PTTL")]
         replies = await self._pipeline(commands)
         if replies is None:
-            return {}
+            return None
         found = {}
         for key, value, pttl_ms in zip(keys, replies[::2], replies[1::2], strict=True):
             if value is not None:

@@ -17,8 +17,10 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
 
     @rejects_invalid_input
     async def Get(self, request: cache_pb2.GetRequest, context: grpc.aio.ServicerContext) -> cache_pb2.GetResponse:
-        value, layer = await self.cache.get(request.namespace, request.key)
-        return cache_pb2.GetResponse(found=value is not None, value=value or b"", layer=layer)
+        found = await self.cache.lookup(request.namespace, request.key)
+        return cache_pb2.GetResponse(
+            found=found.value is not None, value=found.value or b"", layer=found.layer, l2_unreached=found.l2_unreached
+        )
 
     @rejects_invalid_input
     async def GetMany(

@@ -127,6 +127,15 @@ class CacheWrite(NamedTuple):
     ttl_s: int = 0
 
 
+class Lookup(NamedTuple):
+    """One key's lookup: its value and the layer that had it ("l1", "l2", or "" on a miss)."""
+
+    value: bytes | None
+    layer: str
+    l2_unreached: bool = False
+    """A miss Redis could not confirm: configured, but down or backing off, so the key may be stored there."""
+
+
 class TwoLayerCache:
     """L1 + L2 with per-namespace, per-layer hit counting. Invalid input raises InvalidInput."""
 
@@ -140,6 +149,11 @@ class TwoLayerCache:
 
     async def get(self, namespace: str, key: str) -> tuple[bytes | None, str]:
         """The value and the layer that had it ("l1" or "l2"), or (None, "") on a miss."""
+        found = await self.lookup(namespace, key)
+        return found.value, found.layer
+
+    async def lookup(self, namespace: str, key: str) -> Lookup:
+        """The value, the layer that had it, and whether a miss went unconfirmed by an unreachable Redis."""
         validate_namespace(namespace)
         validate_key(key)
         counts = self._namespace_counts(namespace)
@@ -148,15 +162,15 @@ class TwoLayerCache:
             span.set_attribute(CACHE_HIT, value is not None)
         counts.l1.record(value is not None)
         if value is not None:
-            return value, "l1"
+            return Lookup(value, "l1")
         with _lookup_span("l2", namespace) as span:
-            entry = await self._l2.get(namespace, key)
+            entry, reached = await self._l2.lookup(namespace, key)
             span.set_attribute(CACHE_HIT, entry is not None)
         counts.l2.record(entry is not None)
         if entry is None:
-            return None, ""
+            return Lookup(None, "", l2_unreached=not reached)
         self._promote(namespace, key, entry)
-        return entry.value, "l2"
+        return Lookup(entry.value, "l2")
 
     async def get_many(self, namespace: str, keys: Sequence[str]) -> dict[str, bytes]:
         """Values of the keys found in either layer; L1 misses go to Redis in one round trip."""

@@ -47,8 +47,9 @@ class CacheClient:
             return None
 
     async def lookup(self, namespace: str, key: str) -> bytes | None:
-        """The cached value, None on a miss, or CacheUnreachable on an error or a deadline: for a value whose
-        absence the caller would act on (a conversation started afresh would be saved over the stored one)."""
+        """The cached value, None on a miss, or CacheUnreachable on an error or a deadline, or a miss cache_svc's
+        Redis could not confirm: for a value whose absence the caller would act on (a conversation started afresh
+        would be saved over the stored one)."""
         if self._stub is None:
             return None
         with tracer.start_as_current_span(
@@ -61,6 +62,9 @@ class CacheClient:
                 span.set_attributes({CACHE_HIT: False, CACHE_ERROR: exc.code().name})
                 raise CacheUnreachable(exc.code().name) from None
             span.set_attribute(CACHE_HIT, reply.found)
+            if not reply.found and reply.l2_unreached:  # cache_svc is up, its Redis is not: not a miss
+                span.set_attribute(CACHE_ERROR, "L2_UNREACHED")
+                raise CacheUnreachable("L2_UNREACHED")
             return reply.value if reply.found else None
 
     def set_later(self, namespace: str, key: str, value: bytes, ttl_s: int = 0) -> None:

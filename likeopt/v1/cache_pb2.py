@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16likeopt/v1/cache.proto\x12\nlikeopt.v1\",\n\nGetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\":\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\r\n\x05layer\x18\x03 \x01(\t\"1\n\x0eGetManyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\"y\n\x0fGetManyResponse\x12\x37\n\x06values\x18\x01 \x03(\x0b\x32\'.likeopt.v1.GetManyResponse.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\"P\n\nSetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x05\" \n\x0bSetResponse\x12\x11\n\tstored_l2\x18\x01 \x01(\x08\"9\n\x0eSetManyRequest\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.likeopt.v1.SetRequest\"$\n\x0fSetManyResponse\x12\x11\n\tstored_l2\x18\x01 \x01(\x05\"0\n\rDeleteRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\"7\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\x12\x14\n\x0cl2_unreached\x18\x02 \x01(\x08\"\x0e\n\x0cStatsRequest\"*\n\nLayerStats\x12\x0c\n\x04hits\x18\x01 \x01(\x03\x12\x0e\n\x06misses\x18\x02 \x01(\x03\"k\n\x0eNamespaceStats\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\"\n\x02l1\x18\x02 \x01(\x0b\x32\x16.likeopt.v1.LayerStats\x12\"\n\x02l2\x18\x03 \x01(\x0b\x32\x16.likeopt.v1.LayerStats\"\xd7\x01\n\rStatsResponse\x12\x0c\n\x04hits\x18\x01 \x01(\x03\x12\x0e\n\x06misses\x18\x02 \x01(\x03\x12\x11\n\thit_ratio\x18\x03 \x01(\x01\x12\x12\n\nl1_entries\x18\x04 \x01(\x03\x12\x10\n\x08l1_bytes\x18\x05 \x01(\x03\x12\x14\n\x0cl1_evictions\x18\x06 \x01(\x03\x12\x12\n\nl2_healthy\x18\x07 \x01(\x08\x12.\n\nnamespaces\x18\x08 \x03(\x0b\x32\x1a.likeopt.v1.NamespaceStats\x12\x15\n\rl2_configured\x18\t \x01(\x08\x32\x85\x03\n\x0c\x43\x61\x63heService\x12\x36\n\x03Get\x12\x16.likeopt.v1.GetRequest\x1a\x17.likeopt.v1.GetResponse\x12\x42\n\x07GetMany\x12\x1a.likeopt.v1.GetManyRequest\x1a\x1b.likeopt.v1.GetManyResponse\x12\x36\n\x03Set\x12\x16.likeopt.v1.SetRequest\x1a\x17.likeopt.v1.SetResponse\x12\x42\n\x07SetMany\x12\x1a.likeopt.v1.SetManyRequest\x1a\x1b.likeopt.v1.SetManyResponse\x12?\n\x06\x44\x65lete\x12\x19.likeopt.v1.DeleteRequest\x1a\x1a.likeopt.v1.DeleteResponse\x12<\n\x05Stats\x12\x18.likeopt.v1.StatsRequest\x1a\x19.likeopt.v1.StatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16likeopt/v1/cache.proto\x12\nlikeopt.v1\",\n\nGetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"P\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\r\n\x05layer\x18\x03 \x01(\t\x12\x14\n\x0cl2_unreached\x18\x04 \x01(\x08\"1\n\x0eGetManyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\"y\n\x0fGetManyResponse\x12\x37\n\x06values\x18\x01 \x03(\x0b\x32\'.likeopt.v1.GetManyResponse.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\"P\n\nSetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x05\" \n\x0bSetResponse\x12\x11\n\tstored_l2\x18\x01 \x01(\x08\"9\n\x0eSetManyRequest\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.likeopt.v1.SetRequest\"$\n\x0fSetManyResponse\x12\x11\n\tstored_l2\x18\x01 \x01(\x05\"0\n\rDeleteRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\"7\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\x12\x14\n\x0cl2_unreached\x18\x02 \x01(\x08\"\x0e\n\x0cStatsRequest\"*\n\nLayerStats\x12\x0c\n\x04hits\x18\x01 \x01(\x03\x12\x0e\n\x06misses\x18\x02 \x01(\x03\"k\n\x0eNamespaceStats\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\"\n\x02l1\x18\x02 \x01(\x0b\x32\x16.likeopt.v1.LayerStats\x12\"\n\x02l2\x18\x03 \x01(\x0b\x32\x16.likeopt.v1.LayerStats\"\xd7\x01\n\rStatsResponse\x12\x0c\n\x04hits\x18\x01 \x01(\x03\x12\x0e\n\x06misses\x18\x02 \x01(\x03\x12\x11\n\thit_ratio\x18\x03 \x01(\x01\x12\x12\n\nl1_entries\x18\x04 \x01(\x03\x12\x10\n\x08l1_bytes\x18\x05 \x01(\x03\x12\x14\n\x0cl1_evictions\x18\x06 \x01(\x03\x12\x12\n\nl2_healthy\x18\x07 \x01(\x08\x12.\n\nnamespaces\x18\x08 \x03(\x0b\x32\x1a.likeopt.v1.NamespaceStats\x12\x15\n\rl2_configured\x18\t \x01(\x08\x32\x85\x03\n\x0c\x43\x61\x63heService\x12\x36\n\x03Get\x12\x16.likeopt.v1.GetRequest\x1a\x17.likeopt.v1.GetResponse\x12\x42\n\x07GetMany\x12\x1a.likeopt.v1.GetManyRequest\x1a\x1b.likeopt.v1.GetManyResponse\x12\x36\n\x03Set\x12\x16.likeopt.v1.SetRequest\x1a\x17.likeopt.v1.SetResponse\x12\x42\n\x07SetMany\x12\x1a.likeopt.v1.SetManyRequest\x1a\x1b.likeopt.v1.SetManyResponse\x12?\n\x06\x44\x65lete\x12\x19.likeopt.v1.DeleteRequest\x1a\x1a.likeopt.v1.DeleteResponse\x12<\n\x05Stats\x12\x18.likeopt.v1.StatsRequest\x1a\x19.likeopt.v1.StatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,33 +36,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETREQUEST']._serialized_start=38
   _globals['_GETREQUEST']._serialized_end=82
   _globals['_GETRESPONSE']._serialized_start=84
-  _globals['_GETRESPONSE']._serialized_end=142
-  _globals['_GETMANYREQUEST']._serialized_start=144
-  _globals['_GETMANYREQUEST']._serialized_end=193
-  _globals['_GETMANYRESPONSE']._serialized_start=195
-  _globals['_GETMANYRESPONSE']._serialized_end=316
-  _globals['_GETMANYRESPONSE_VALUESENTRY']._serialized_start=271
-  _globals['_GETMANYRESPONSE_VALUESENTRY']._serialized_end=316
-  _globals['_SETREQUEST']._serialized_start=318
-  _globals['_SETREQUEST']._serialized_end=398
-  _globals['_SETRESPONSE']._serialized_start=400
-  _globals['_SETRESPONSE']._serialized_end=432
-  _globals['_SETMANYREQUEST']._serialized_start=434
-  _globals['_SETMANYREQUEST']._serialized_end=491
-  _globals['_SETMANYRESPONSE']._serialized_start=493
-  _globals['_SETMANYRESPONSE']._serialized_end=529
-  _globals['_DELETEREQUEST']._serialized_start=531
-  _globals['_DELETEREQUEST']._serialized_end=579
-  _globals['_DELETERESPONSE']._serialized_start=581
-  _globals['_DELETERESPONSE']._serialized_end=636
-  _globals['_STATSREQUEST']._serialized_start=638
-  _globals['_STATSREQUEST']._serialized_end=652
-  _globals['_LAYERSTATS']._serialized_start=654
-  _globals['_LAYERSTATS']._serialized_end=696
-  _globals['_NAMESPACESTATS']._serialized_start=698
-  _globals['_NAMESPACESTATS']._serialized_end=805
-  _globals['_STATSRESPONSE']._serialized_start=808
-  _globals['_STATSRESPONSE']._serialized_end=1023
-  _globals['_CACHESERVICE']._serialized_start=1026
-  _globals['_CACHESERVICE']._serialized_end=1415
+  _globals['_GETRESPONSE']._serialized_end=164
+  _globals['_GETMANYREQUEST']._serialized_start=166
+  _globals['_GETMANYREQUEST']._serialized_end=215
+  _globals['_GETMANYRESPONSE']._serialized_start=217
+  _globals['_GETMANYRESPONSE']._serialized_end=338
+  _globals['_GETMANYRESPONSE_VALUESENTRY']._serialized_start=293
+  _globals['_GETMANYRESPONSE_VALUESENTRY']._serialized_end=338
+  _globals['_SETREQUEST']._serialized_start=340
+  _globals['_SETREQUEST']._serialized_end=420
+  _globals['_SETRESPONSE']._serialized_start=422
+  _globals['_SETRESPONSE']._serialized_end=454
+  _globals['_SETMANYREQUEST']._serialized_start=456
+  _globals['_SETMANYREQUEST']._serialized_end=513
+  _globals['_SETMANYRESPONSE']._serialized_start=515
+  _globals['_SETMANYRESPONSE']._serialized_end=551
+  _globals['_DELETEREQUEST']._serialized_start=553
+  _globals['_DELETEREQUEST']._serialized_end=601
+  _globals['_DELETERESPONSE']._serialized_start=603
+  _globals['_DELETERESPONSE']._serialized_end=658
+  _globals['_STATSREQUEST']._serialized_start=660
+  _globals['_STATSREQUEST']._serialized_end=674
+  _globals['_LAYERSTATS']._serialized_start=676
+  _globals['_LAYERSTATS']._serialized_end=718
+  _globals['_NAMESPACESTATS']._serialized_start=720
+  _globals['_NAMESPACESTATS']._serialized_end=827
+  _globals['_STATSRESPONSE']._serialized_start=830
+  _globals['_STATSRESPONSE']._serialized_end=1045
+  _globals['_CACHESERVICE']._serialized_start=1048
+  _globals['_CACHESERVICE']._serialized_end=1437
 # @@protoc_insertion_point(module_scope)

@@ -15,14 +15,16 @@ class GetRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class GetResponse(_message.Message):
-    __slots__ = ("found", "value", "layer")
+    __slots__ = ("found", "value", "layer", "l2_unreached")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     LAYER_FIELD_NUMBER: _ClassVar[int]
+    L2_UNREACHED_FIELD_NUMBER: _ClassVar[int]
     found: bool
     value: bytes
     layer: str
-    def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., layer: _Optional[str] = ...) -> None: ...
+    l2_unreached: bool
+    def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., layer: _Optional[str] = ..., l2_unreached: _Optional[bool] = ...) -> None: ...
 
 class GetManyRequest(_message.Message):
     __slots__ = ("namespace", "keys")

@@ -114,3 +114,28 @@ async def test_a_lookup_tells_an_unreachable_cache_from_a_miss() -> None:
     finally:
         await client.close()
     assert await CacheClient("", timeout_s=0.2).lookup("conversations", "c1") is None  # no cache: a miss
+
+
+async def test_a_miss_redis_could_not_confirm_is_not_a_miss_to_a_caller_who_would_act_on_it() -> None:
+    """cache_svc restarted (its L1 empty) while Redis is down: a stored conversation it cannot see is "unknown", not
+    "not found", or its follow-up would start it afresh and save over the turns Redis still holds."""
+    valkey = ValkeyServer()
+    valkey.start()
+    try:
+        async with cache_service(valkey.url) as address:
+            client = CacheClient(address, timeout_s=2.0)
+            assert await client.lookup("conversation", "unknown") is None  # Redis answered: a real miss
+            valkey.stop()
+            with pytest.raises(CacheUnreachable):
+                await client.lookup("conversation", "stored-before")
+            assert await client.get("conversation", "stored-before") is None  # a best-effort read just misses
+            await client.close()
+    finally:
+        valkey.stop()
+
+
+async def test_without_a_redis_a_miss_is_a_miss() -> None:
+    async with cache_service() as address:
+        client = CacheClient(address, timeout_s=2.0)
+        assert await client.lookup("conversation", "unknown") is None
+        await client.close()
