@@ -11,7 +11,8 @@ would not help: MiniLM cosine separated supporting abstracts from the top-ranked
 non-supporting ones with AUC 0.65, word recall with 0.79 (train) and 0.82 (test), and
 their mean 0.78 (benchmarks/grounding_threshold.py; benchmarks/README.md "Answers").
 ``SUPPORTED`` was chosen there. The check tests whether the passage is about what the
-sentence states, not whether it agrees: a contradicting passage scores like a supporting one.
+sentence states, not whether it agrees: a contradicting passage scores like a supporting one,
+except for figures: a sentence is scored down by the share of its numbers the passage lacks.
 
 Which passage a sentence cites: its own [n] markers. Backends place them differently
 ("Sentence. [1]" from the extractive backend, "[1] Sentence." from the local model, which
@@ -144,8 +145,13 @@ def _inherit(found: list[Claim]) -> None:
 
 
 def sentence_score(terms: set[str], passage_terms: set[str]) -> float:
-    """Share of the sentence's content words that the passage holds."""
-    return len(terms & passage_terms) / len(terms) if terms else 0.0
+    """Share of the sentence's content words that the passage holds, times the share of its figures it holds: a
+    wrong port, default or count changes one word of many, yet it is the error a reader cannot spot."""
+    if not terms:
+        return 0.0
+    share = len(terms & passage_terms) / len(terms)
+    figures = {term for term in terms if term.isdigit()}
+    return share * len(figures & passage_terms) / len(figures) if figures else share
 
 
 def check(answer: str, passages: list[Passage]) -> Grounding:

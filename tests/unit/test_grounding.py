@@ -153,3 +153,18 @@ def test_the_documents_own_title_is_never_quoted_as_an_answer() -> None:
     passages = [Passage(1, "ports.md", "ports.md#0", title, text)]
     chosen = [sentence for sentence, _ in choose_sentences("Which ports do the lab projects use?", passages)]
     assert chosen and title not in chosen and all(sentence.endswith(".") for sentence in chosen)
+
+
+def test_a_sentence_stating_a_figure_its_passage_lacks_is_unsupported() -> None:
+    """Seen with SmolLM2 on the demo corpus: "The gateway (port 53) translates HTTP to gRPC [1]." shares every word
+    but the port with its passage, and a wrong port or default is the error a reader cannot spot."""
+    passages = [Passage(1, "a.md", "a.md#0", "Processes", "The gateway (port 8000) translates HTTP to gRPC.")]
+    right = check("[1] The gateway (port 8000) translates HTTP to gRPC.", passages)
+    wrong = check("[1] The gateway (port 53) translates HTTP to gRPC.", passages)
+    assert right.supported(1) and right.support == 1.0
+    assert not wrong.supported(1) and wrong.support == 0.0
+
+
+def test_one_wrong_figure_among_right_ones_is_unsupported() -> None:
+    grounding = check("Envoy listens on port 8080 and on port 9901 [1].", PASSAGES)
+    assert not grounding.supported(1)
