@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generation_svc.grounding import SUPPORTED, sentence_score
+from generation_svc.grounding import SUPPORTED, PassageTerms, figures_of, sentence_score
 from likeopt.ops.evaluate import Dataset, eval_data_dir
 from likeopt.runtime.config import Config
 from likeopt.runtime.text import tokenize
@@ -115,6 +115,11 @@ def report(pairs: list[Pair], scores: dict[str, list[float]]) -> dict[str, objec
     return figures
 
 
+def recall(pair: Pair) -> float:
+    """The claim scored against the passage as the grounding check scores an answer sentence."""
+    return sentence_score(set(tokenize(pair.claim)), PassageTerms.of("", pair.passage), figures_of(pair.claim))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scifact", default="/work/shared/data/scifact", type=Path)
@@ -122,7 +127,7 @@ def main() -> None:
     parser.add_argument("--embedding", action="store_true", help="also score by MiniLM cosine, and the mean of both")
     args = parser.parse_args()
     pairs = evidence_pairs(args.scifact, args.store)
-    scores = {"recall": [sentence_score(set(tokenize(p.claim)), set(tokenize(p.passage))) for p in pairs]}
+    scores = {"recall": [recall(p) for p in pairs]}
     if args.embedding:
         embedder = configured_embedder(Config.from_env())
         claims = embedder.encode([p.claim for p in pairs])

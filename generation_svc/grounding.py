@@ -12,7 +12,8 @@ non-supporting ones with AUC 0.65, word recall with 0.79 (train) and 0.82 (test)
 their mean 0.78 (benchmarks/grounding_threshold.py; benchmarks/README.md "Answers").
 ``SUPPORTED`` was chosen there. The check tests whether the passage is about what the
 sentence states, not whether it agrees: a contradicting passage scores like a supporting one,
-except for figures: a sentence is scored down by the share of its numbers the passage lacks.
+except for figures: a sentence is scored down by the share of its numbers the passage does not state
+near the sentence's other words.
 
 Which passage a sentence cites: its own [n] markers. Backends place them differently
 ("Sentence. [1]" from the extractive backend, "[1] Sentence." from the local model, which
@@ -26,6 +27,7 @@ nothing supported.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 
 from prometheus_client import Histogram
@@ -39,7 +41,13 @@ that best separates SciFact train claims' evidence from their best-ranked unrela
 Youden's J, benchmarks/grounding_threshold.py); 0.55 to 0.70 are within 0.04 of it."""
 MIN_TERMS = 2
 """Sentences with fewer content words ("Yes.", "In short:") are not checked: one word proves nothing."""
+FIGURE_COMPANY = 0.5
+"""Share of a sentence's other content words that must stand near one of its figures in the passage."""
+MIN_FIGURE_REACH = 8
+"""How many words either side of a figure count as near it, at least (a short sentence's words may sit further)."""
 
+_NAMED = re.compile(r"\w*[^\W\d_]\w*")
+"""A word with a letter in it: its digits name (BM25, L2, v1, 2nd), they state no figure."""
 _LEADING = re.compile(r"^\s*(?:\[\d{1,3}\]\s*)+")
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:!?])")
 _MARKER_THEN_WORD = re.compile(r"\w[ \t]*\[\d{1,3}\][ \t]+(?=[^\W\d_])")
@@ -144,28 +152,68 @@ def _inherit(found: list[Claim]) -> None:
             claim.cited = list(following)
 
 
-def sentence_score(terms: set[str], passage_terms: set[str]) -> float:
-    """Share of the sentence's content words that the passage holds, times the share of its figures it holds: a
-    wrong port, default or count changes one word of many, yet it is the error a reader cannot spot."""
+@dataclass(frozen=True)
+class PassageTerms:
+    """A passage's content words: as a set, in their order in its text, and those of its title (which heads all)."""
+
+    words: frozenset[str]
+    order: tuple[str, ...]
+    heading: frozenset[str]
+
+    @classmethod
+    def of(cls, title: str, text: str) -> PassageTerms:
+        heading, order = frozenset(tokenize(title)), tuple(tokenize(text))
+        return cls(heading | frozenset(order), order, heading)
+
+    def beside(self, figure: str, reach: int) -> Iterator[frozenset[str]]:
+        """The words within reach of each place the passage states figure (with the title's)."""
+        for at, term in enumerate(self.order):
+            if term == figure:
+                yield self.heading | frozenset(self.order[max(0, at - reach) : at + reach + 1])
+
+
+NO_TERMS = PassageTerms(frozenset(), (), frozenset())
+"""What a passage number the answer cites but no passage has holds."""
+
+
+def figures_of(sentence: str) -> set[str]:
+    """The numbers a sentence states, as tokenize gives them; not the digits of a name such as BM25, L2 or v1."""
+    return {term for term in tokenize(_NAMED.sub(" ", sentence)) if term.isdigit()}
+
+
+def sentence_score(terms: Set[str], passage: PassageTerms, figures: Set[str] = frozenset()) -> float:
+    """Share of the sentence's content words that the passage holds, times the share of its figures (figures_of) that
+    the passage states of the same thing: a wrong port, default or count changes one word of many, yet it is the
+    error a reader cannot spot. A figure counts where the passage has at least FIGURE_COMPANY of the sentence's other
+    words within as many words of it as the sentence has (a passage listing every service's port holds the wrong one
+    too, beside another service's name); a sentence quoted whole always has its own."""
     if not terms:
         return 0.0
-    share = len(terms & passage_terms) / len(terms)
-    figures = {term for term in terms if term.isdigit()}
-    return share * len(figures & passage_terms) / len(figures) if figures else share
+    share = len(terms & passage.words) / len(terms)
+    if not figures:
+        return share
+    words, reach = terms - figures, max(MIN_FIGURE_REACH, len(terms))
+    found = {
+        figure
+        for figure in figures
+        if any(len(words & near) >= FIGURE_COMPANY * len(words) for near in passage.beside(figure, reach))
+    }
+    return share * len(found) / len(figures)
 
 
 def check(answer: str, passages: list[Passage]) -> Grounding:
     """Score every checkable sentence against each passage it cites; see the module doc."""
-    passage_terms = {p.n: set(tokenize(f"{p.title} {p.text}")) for p in passages}
+    passage_terms = {p.n: PassageTerms.of(p.title, p.text) for p in passages}
     best: dict[int, float] = {}
     checked: list[tuple[str, list[int], float]] = []
     for claim in claims(answer, len(passages)):
         terms = set(tokenize(claim.text))
         if len(terms) < MIN_TERMS:
             continue
+        figures = figures_of(claim.text)
         score = 0.0
         for n in claim.cited:
-            own = sentence_score(terms, passage_terms.get(n, set()))
+            own = sentence_score(terms, passage_terms.get(n, NO_TERMS), figures)
             best[n] = max(best.get(n, 0.0), own)
             score = max(score, own)
         checked.append((claim.text, claim.cited, score))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from generation_svc.backends import Passage
 from generation_svc.extractive import choose_sentences, compose
 from generation_svc.grounding import SUPPORTED, check, claims
@@ -168,3 +170,22 @@ def test_a_sentence_stating_a_figure_its_passage_lacks_is_unsupported() -> None:
 def test_one_wrong_figure_among_right_ones_is_unsupported() -> None:
     grounding = check("Envoy listens on port 8080 and on port 9901 [1].", PASSAGES)
     assert not grounding.supported(1)
+
+
+def test_a_figure_the_passage_gives_to_something_else_is_unsupported() -> None:
+    """Seen with SmolLM2: "retrieval_svc (port 50052) owns the corpus [1]." over docs/architecture.md's list of the
+    processes; 50052 is there, but as generation_svc's port, a paragraph away from "owns the corpus"."""
+    text = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text()
+    processes = text[text.index("- **retrieval_svc**") : text.index("## Why gRPC")]
+    passages = [Passage(1, "architecture.md", "architecture.md#0", "The processes", processes)]
+    assert check("[1] retrieval_svc (port 50051) owns the corpus.", passages).supported(1)
+    assert not check("[1] retrieval_svc (port 50052) owns the corpus.", passages).supported(1)
+
+
+def test_the_digits_of_a_name_are_no_figure() -> None:
+    """L2 names a layer: its "2" need not stand near the sentence's other words, as the figure 50 must."""
+    filler = "Entries there expire on their own, and a full store refuses writes rather than evicting keys. " * 3
+    text = f"A Redis call waits at most 50 ms before it counts as a miss. {filler}Redis is the second layer, L2."
+    passages = [Passage(1, "c.md", "c.md#0", "Caching", text)]
+    assert check("[1] A Redis call to L2 waits at most 50 ms.", passages).supported(1)
+    assert not check("[1] A Redis call to L2 waits at most 80 ms.", passages).supported(1)
