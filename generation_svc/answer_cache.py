@@ -3,8 +3,9 @@
 The key holds everything that changes an answer: the normalised question, the
 retrieval index version (any ingest or delete moves it, so an entry can never be
 served stale), the passages' parameters, the backend's fingerprint (model, prompt,
-limits) and the conversation so far, so a follow-up is only ever served an answer
-given after the very same turns.
+limits), the grounding check's rules (a cached answer carries their verdicts) and the
+conversation so far, so a follow-up is only ever served an answer given after the very
+same turns.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
+from generation_svc import grounding
 from generation_svc.backends import Turn
 from generation_svc.bounds import UNBOUNDED, AnswerBounds
 from likeopt.caching.cache_client import CacheClient
@@ -40,7 +42,8 @@ class AnswerScope:
 def answer_key(question: str, scope: AnswerScope, history: list[Turn]) -> str:
     """The cache key of one answer: the question and its turns within its scope."""
     turns = [(normalise_query(t.question), t.answer) for t in history]
-    parts: list[object] = ["answer/2", normalise_query(question), scope.index_version, scope.backend_fingerprint]
+    parts: list[object] = ["answer/2", grounding.RULES, normalise_query(question), scope.index_version]
+    parts.append(scope.backend_fingerprint)
     parts += [scope.top_k, scope.mode, turns]
     if scope.readers:
         parts.append(scope.readers)

@@ -35,6 +35,9 @@ from prometheus_client import Histogram
 from generation_svc.backends import Passage
 from likeopt.runtime.text import MARKER, cited_numbers, split_sentences, tokenize
 
+RULES = "2"
+"""Names the rules of this module: part of every answer-cache key, as a cached answer carries their verdicts; change
+it whenever they change."""
 SUPPORTED = 0.63
 """A sentence is supported by a passage holding at least this share of its content words: the threshold
 that best separates SciFact train claims' evidence from their best-ranked unrelated passages (highest
