@@ -35,7 +35,7 @@ from prometheus_client import Histogram
 from generation_svc.backends import Passage
 from likeopt.runtime.text import MARKER, cited_numbers, split_sentences, tokenize
 
-RULES = "2"
+RULES = "3"
 """Names the rules of this module: part of every answer-cache key, as a cached answer carries their verdicts; change
 it whenever they change."""
 SUPPORTED = 0.63
@@ -44,10 +44,15 @@ that best separates SciFact train claims' evidence from their best-ranked unrela
 Youden's J, benchmarks/grounding_threshold.py); 0.55 to 0.70 are within 0.04 of it."""
 MIN_TERMS = 2
 """Sentences with fewer content words ("Yes.", "In short:") are not checked: one word proves nothing."""
-FIGURE_COMPANY = 0.5
+FIGURE_COMPANY = 0.34
 """Share of a sentence's other content words that must stand near one of its figures in the passage."""
+FIGURE_REACH = 3
+"""Near a figure: within this many times the sentence's count of content words, either side. With 0.34 it keeps
+the SciFact evidence pairs' supported share within 1.5 points of word recall alone, where the sentence's own
+length and half its words cost 5 (benchmarks/README.md, session 26), and still refuses a port the passage gives
+another service."""
 MIN_FIGURE_REACH = 8
-"""How many words either side of a figure count as near it, at least (a short sentence's words may sit further)."""
+"""Near a figure, at least (a short sentence's words may sit further)."""
 
 _NAMED = re.compile(r"\w*[^\W\d_]\w*")
 """A word with a letter in it: its digits name (BM25, L2, v1, 2nd), they state no figure."""
@@ -188,14 +193,14 @@ def sentence_score(terms: Set[str], passage: PassageTerms, figures: Set[str] = f
     """Share of the sentence's content words that the passage holds, times the share of its figures (figures_of) that
     the passage states of the same thing: a wrong port, default or count changes one word of many, yet it is the
     error a reader cannot spot. A figure counts where the passage has at least FIGURE_COMPANY of the sentence's other
-    words within as many words of it as the sentence has (a passage listing every service's port holds the wrong one
-    too, beside another service's name); a sentence quoted whole always has its own."""
+    words near it (a passage listing every service's port holds the wrong one too, beside another service's name);
+    a sentence quoted whole always has its own."""
     if not terms:
         return 0.0
     share = len(terms & passage.words) / len(terms)
     if not figures:
         return share
-    words, reach = terms - figures, max(MIN_FIGURE_REACH, len(terms))
+    words, reach = terms - figures, max(MIN_FIGURE_REACH, FIGURE_REACH * len(terms))
     found = {
         figure
         for figure in figures

@@ -185,7 +185,7 @@ def test_a_figure_the_passage_gives_to_something_else_is_unsupported() -> None:
 def test_the_digits_of_a_name_are_no_figure() -> None:
     """L2 names a layer: its "2" need not stand near the sentence's other words, as the figure 50 must."""
     filler = "Entries there expire on their own, and a full store refuses writes rather than evicting keys. " * 3
-    text = f"A Redis call waits at most 50 ms before it counts as a miss. {filler}Redis is the second layer, L2."
+    text = f"A Redis call waits at most 50 ms before it counts as a miss. {filler}The second layer is L2."
     passages = [Passage(1, "c.md", "c.md#0", "Caching", text)]
     assert check("[1] A Redis call to L2 waits at most 50 ms.", passages).supported(1)
     assert not check("[1] A Redis call to L2 waits at most 80 ms.", passages).supported(1)
