@@ -154,8 +154,11 @@ def load_query_encoder(
     try:
         agreement = recorded_agreement(used)
         if agreement is None:
-            agreement = exported_and_compared(load_model(), tokenizer_file, graph, quantized if int8 else None)
-        encoder = OnnxQueryEncoder(used, tokenizer_file, max_tokens)
+            agreement, encoder = exported_and_compared(
+                load_model(), tokenizer_file, max_tokens, graph, quantized if int8 else None
+            )
+        else:
+            encoder = OnnxQueryEncoder(used, tokenizer_file, max_tokens)
     except Exception:  # any failure here only costs speed: torch still answers
         log.exception("query encoder: torch (the ONNX export or session failed)")
         return None
@@ -166,21 +169,24 @@ def load_query_encoder(
     return encoder
 
 
-def exported_and_compared(model: Any, tokenizer_file: Path, graph: Path, quantized: Path | None) -> float:
+def exported_and_compared(
+    model: Any, tokenizer_file: Path, max_tokens: int, graph: Path, quantized: Path | None
+) -> tuple[float, OnnxQueryEncoder]:
     """The least cosine between the ONNX graph's vectors (quantized's, when given) and the model's on PROBES, the graph
-    exported (and quantised) first if it is not there; recorded beside the graph used (agreement_file)."""
+    exported (and quantised) first if it is not there; recorded beside the graph used (agreement_file). The encoder
+    compared comes back too, so that a first start opens the graph once."""
     if not graph.is_file():
         log.info("exporting the embedding model to ONNX", extra={"fields": {"path": str(graph)}})
         export(model[0].auto_model, model.tokenizer, graph)
     if quantized is not None and not quantized.is_file():
         quantize(graph, quantized)
     used = quantized or graph
-    encoder = OnnxQueryEncoder(used, tokenizer_file, int(model.max_seq_length))
+    encoder = OnnxQueryEncoder(used, tokenizer_file, max_tokens)
     reference = model.encode(PROBES, normalize_embeddings=True, show_progress_bar=False)
     agreement = float((encoder.encode(PROBES) * reference).sum(axis=1).min())
     with written_atomically(agreement_file(used)) as partial:
         Path(partial).write_text(json.dumps({"cosine": agreement, "onnxruntime": onnxruntime_version()}))
-    return agreement
+    return agreement, encoder
 
 
 def agreement_file(graph: Path) -> Path:

@@ -143,6 +143,29 @@ def test_a_graph_whose_agreement_another_onnx_runtime_recorded_is_compared_again
     assert loads == [1] and json.loads(record.read_text())["onnxruntime"] != "0.0.1"
 
 
+def test_a_graph_compared_at_start_is_opened_once(
+    onnx_embedder: Embedder, onnx_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The encoder that was compared with torch is the one that serves: a second session of the same graph cost
+    a first start about 0.2 s and the memory of another copy of the weights."""
+    import onnxruntime
+
+    (graph,) = [g for g in onnx_dir.glob("*.onnx") if "int8" not in g.name]
+    agreement_file(graph).unlink()
+    opened: list[str] = []
+    real_session = onnxruntime.InferenceSession
+
+    def counted_session(path: str, *args: Any, **kwargs: Any) -> Any:
+        opened.append(path)
+        return real_session(path, *args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", counted_session)
+    model_path = Path(onnx_embedder.model_path)
+    encoder = load_query_encoder(lambda: onnx_embedder.model, model_path, onnx_dir, onnx_embedder.max_tokens)
+    assert encoder is not None and opened == [str(graph)] and agreement_file(graph).is_file()
+    np.testing.assert_allclose(encoder.encode(TEXTS[:1]), onnx_embedder.encode_query(TEXTS[0])[None], atol=1e-6)
+
+
 def test_a_long_encoding_stops_between_slices_once_its_write_is_cancelled(
     embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
