@@ -98,6 +98,21 @@ def test_undeclared_8bit_headers_and_body_read_as_text_files_do_not_as_replaceme
         assert isinstance(same, LoadedDocument) and (same.title, same.text) == (doc.title, doc.text)
 
 
+def test_a_body_whose_bytes_contradict_its_declared_charset_is_read_as_an_undeclared_one() -> None:
+    """A Windows-1252 body labelled UTF-8 was stored as "The caf\ufffd opens": the declared charset is read first,
+    and bytes that are not in it as undeclared 8-bit bytes are; bytes in no reading keep the replacement mark."""
+    mislabelled = LATIN1_MAIL.replace(b"text/plain", b"text/plain; charset=utf-8")
+    [doc] = load_content("mislabelled.eml", mislabelled, doc_id="mislabelled.eml")
+    assert isinstance(doc, LoadedDocument) and doc.text == "The café opens at nine."
+    shift_jis = "会議は九時です。".encode("shift_jis")
+    declared = b"Subject: j\nMIME-Version: 1.0\nContent-Type: text/plain; charset=shift_jis\n\n" + shift_jis
+    [japanese] = load_content("jis.eml", declared, doc_id="jis.eml")
+    assert isinstance(japanese, LoadedDocument) and japanese.text == "会議は九時です。"  # declared and true: as before
+    nowhere = b"Subject: odd\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\nab\x81\x8d cd\n"
+    [odd] = load_content("odd.eml", nowhere, doc_id="odd.eml")
+    assert isinstance(odd, LoadedDocument) and odd.text == "ab\ufffd\ufffd cd"
+
+
 def test_an_html_body_without_a_charset_is_read_in_the_one_its_own_meta_declares() -> None:
     """A mail program that leaves the header's charset out of an HTML part still writes <meta charset> into it, as
     an HTML file read from disk is read (windows-1252 would make "Привет" of these KOI8-R bytes "рПЙЧЕФ")."""

@@ -80,10 +80,7 @@ def _body_text(part: EmailMessage) -> str:
     none (UNDECLARED_CHARSETS); HTML as the page reads. Unreadable for a body that is not text."""
     charset = part.get_content_charset()
     try:
-        if charset in UNDECLARED_CHARSETS:
-            content = _undeclared_text(part)
-        else:
-            content = part.get_content()
+        content = _undeclared_text(part) if charset in UNDECLARED_CHARSETS else _declared_text(part, str(charset))
     except LookupError:
         raise Unreadable(f"its body is in a character set no codec here reads ({charset})") from None
     except UnicodeDecodeError as error:
@@ -103,6 +100,21 @@ def _undeclared_text(part: EmailMessage) -> str:
             if error.reason == NUL_IN_TEXT:
                 raise
     return decode_undeclared(data)
+
+
+def _declared_text(part: EmailMessage, charset: str) -> str:
+    """A part's text in the charset its header declares. Bytes that are not in it (a Windows-1252 body labelled
+    UTF-8, as some mailers and gateways write) are read as an undeclared body is; only bytes no reading reads keep
+    the declared charset's replacement characters."""
+    data = cast(bytes, part.get_payload(decode=True))
+    try:
+        return data.decode(charset)
+    except UnicodeDecodeError:
+        pass
+    try:
+        return decode_undeclared(data)
+    except UnicodeDecodeError:
+        return data.decode(charset, errors="replace")
 
 
 def _not_text(error: UnicodeDecodeError) -> str:
