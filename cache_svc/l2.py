@@ -134,6 +134,7 @@ class RedisLayer:
         self._probing: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._refusals = Refusals()
+        self._connecting = False  # while connect waits, a failed try is expected, not an outage to warn of
 
     @property
     def healthy(self) -> bool:
@@ -207,14 +208,24 @@ class RedisLayer:
         call's deadline, and every call until then misses, so a stored conversation would read as unknown and
         its follow-up would start it afresh, overwriting its turns in Redis."""
         deadline = time.monotonic() + wait_s
-        while self._client is not None and not self._closing.is_set():
-            self._retry_at = 0.0  # each try is a probe, not a request the back-off should spare Redis
-            with suppress_instrumentation():
-                if await self._call(_ping):
-                    return True
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(CONNECT_RETRY_S)
+        self._connecting = True
+        try:
+            while self._client is not None and not self._closing.is_set():
+                self._retry_at = 0.0  # each try is a probe, not a request the back-off should spare Redis
+                with suppress_instrumentation():
+                    if await self._call(_ping):
+                        return True
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(CONNECT_RETRY_S)
+        finally:
+            self._connecting = False
+        if self._client is not None and not self._closing.is_set():
+            log.warning(
+                "Redis did not answer within %.0f s of starting, L2 off (retrying every %.1f s)",
+                wait_s,
+                self._retry_after_s,
+            )
         return False
 
     def start_probing(self, interval_s: float = PROBE_INTERVAL_S) -> None:
@@ -333,10 +344,13 @@ class RedisLayer:
         self._retry_at = time.monotonic() + self._retry_after_s
         if self._healthy:
             self._healthy = False
-            log.warning("Redis unavailable, L2 off (retrying every %.1f s): %s", self._retry_after_s, describe(exc))
+            if self._connecting:
+                log.info("Redis not answering yet, waiting: %s", describe(exc))
+            else:
+                log.warning("Redis unavailable, L2 off (retrying every %.1f s): %s", self._retry_after_s, describe(exc))
 
     def _mark_up(self, latency_s: float) -> None:
         self._latency_s = latency_s
         if not self._healthy:
             self._healthy = True
-            log.info("Redis reachable again, L2 back on")
+            log.info("Redis reachable, L2 on" if self._connecting else "Redis reachable again, L2 back on")

@@ -19,6 +19,7 @@ from cache_svc.l2 import RedisLayer, redis_key
 from cache_svc.metrics import CacheCollector
 from cache_svc.refusals import Refusals
 from cache_svc.two_layer import CacheWrite, TwoLayerCache
+from likeopt.ops.ports import free_port
 from tests.support import ValkeyServer
 
 RETRY_AFTER_S = 0.3
@@ -193,6 +194,37 @@ async def test_survives_redis_going_away_and_reconnects(
     assert await cache.get("search", "after") == (b"3", "l2")
     # One line per state change, however many calls failed in between.
     assert [r.levelname for r in caplog.records] == ["WARNING", "INFO"]
+
+
+async def test_a_redis_that_answers_while_cache_svc_waits_for_it_is_no_outage(caplog: pytest.LogCaptureFixture) -> None:
+    """cache_svc waits for Redis before it serves. A try that failed within that wait (a Redis or a cluster starting
+    beside it) was logged as "Redis unavailable, L2 off" at every start: a warning an operator's alerts read as an
+    outage that never was."""
+    caplog.set_level(logging.INFO, logger="cache_svc.l2")
+    server = ValkeyServer()
+    layer = RedisLayer(server.url, timeout_s=0.2, retry_after_s=RETRY_AFTER_S)
+    try:
+        started_late = asyncio.get_running_loop().run_in_executor(None, lambda: (time.sleep(0.5), server.start()))
+        assert await layer.connect(30)
+        await started_late
+        assert layer.healthy and await layer.set("search", "k", b"v", 60)
+    finally:
+        await layer.aclose()
+        server.stop()
+    levels = [record.levelname for record in caplog.records]
+    assert "WARNING" not in levels and levels[-1] == "INFO", caplog.text
+
+
+async def test_a_redis_that_never_answers_within_the_wait_is_warned_of_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="cache_svc.l2")
+    layer = RedisLayer(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.1, retry_after_s=RETRY_AFTER_S)
+    try:
+        assert not await layer.connect(0.5)
+        assert await layer.get("search", "k") is None and not layer.healthy
+    finally:
+        await layer.aclose()
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == 1 and "did not answer within" in warnings[0], caplog.text
 
 
 async def test_without_url_l2_is_disabled(l1: L1Cache) -> None:
