@@ -344,9 +344,7 @@ function showListCount() {
 
 function documentItem(doc) {
   const item = el('li', { class: 'hit' },
-    el('div', { class: 'hit-body' },
-      openButton(doc.id, doc.title),
-      el('span', { class: 'muted small' }, el('code', { class: 'doc-id', text: doc.id }), ` · ${plural(doc.chunks, 'chunk')}`)));
+    el('div', { class: 'hit-body' }, ...titleAndId(doc.id, doc.title, ` · ${plural(doc.chunks, 'chunk')}`)));
   item.dataset.docId = doc.id;
   item.append(deleteButton('list', doc.id, item, docListStatus));
   return item;
@@ -359,12 +357,17 @@ documentDialog.addEventListener('click', (e) => {
   if (e.target === documentDialog) documentDialog.close(); // a click on the backdrop
 });
 
-/** A document's title, which opens the whole document. */
-function openButton(docId, title) {
-  return el('button', {
+let idsShown = 0;
+
+/** A document's title, a button that opens the whole document, then a line of its id and `rest`. The button is
+ *  described by the id, so a screen reader tells apart two documents of one title (their buttons share a name). */
+function titleAndId(docId, title, rest) {
+  const id = el('code', { class: 'doc-id', id: `doc-id-${++idsShown}`, text: docId });
+  const open = el('button', {
     type: 'button', class: 'hit-title open-document', title: 'Open the document', dir: 'auto',
-    onclick: (e) => openDocument(docId, e.currentTarget),
+    'aria-describedby': id.id, onclick: (e) => openDocument(docId, e.currentTarget),
   }, title || 'Untitled');
+  return [open, el('span', { class: 'muted small' }, id, rest)];
 }
 
 /** The document as the index holds it, chunk by chunk (GET /api/v1/documents/{id}). */
@@ -462,8 +465,7 @@ function hitItem(hit) {
   const extra = hit.passages > 1 ? ` · ${hit.passages} passages` : '';
   const item = el('li', { class: 'hit' },
     el('div', { class: 'hit-body' },
-      openButton(hit.doc_id, hit.title),
-      el('span', { class: 'muted small' }, el('code', { class: 'doc-id', text: hit.doc_id }), ` · score ${score}${extra}`),
+      ...titleAndId(hit.doc_id, hit.title, ` · score ${score}${extra}`),
       el('p', { class: 'hit-text muted small', dir: 'auto', text: (hit.text ?? '').slice(0, 200) })));
   item.dataset.docId = hit.doc_id;
   item.append(deleteButton('search', hit.doc_id, item, searchStatus));

@@ -319,3 +319,18 @@ def test_back_to_another_view_leaves_keyboard_focus_on_its_tab(mesh: MeshProcess
     page.go_back()
     page.locator("#view-documents").wait_for(state="hidden")
     assert page.evaluate("document.activeElement.id") == "tab-chat"
+
+
+def test_two_documents_of_one_title_are_told_apart_by_their_ids(mesh: MeshProcess, page: Any) -> None:
+    """Their Open buttons were read out alike ("Meeting notes, button"): each is now described by its id."""
+    twins = [{"id": f"00-twin-{n}", "title": "Meeting notes", "text": f"Minutes of meeting {n}."} for n in (1, 2)]
+    with stored(mesh, twins[0]), stored(mesh, twins[1]):
+        page.goto(mesh.base_url + "/#documents")
+        page.locator("#doc-list li[data-doc-id='00-twin-2']").wait_for()
+        nodes = page.context.new_cdp_session(page).send("Accessibility.getFullAXTree")["nodes"]
+        described = sorted(
+            node.get("description", {}).get("value")
+            for node in nodes
+            if node.get("role", {}).get("value") == "button" and node.get("name", {}).get("value") == "Meeting notes"
+        )
+        assert described == ["00-twin-1", "00-twin-2"]  # what a screen reader says after the name
