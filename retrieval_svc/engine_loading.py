@@ -68,7 +68,10 @@ class EngineLoading(EngineIndexes):
 
     def _load_store(self) -> None:
         """Index the store's documents and chunks."""
-        # The version first: a change committed while the writer loads is then re-applied by follow().
+        if not self.read_only and not self.store.terms_current:
+            self.store.forget_terms()  # another tokenizer's (or none): the chunks it drops are tokenised below
+        # The version first (after forget_terms moved it): a change committed while a replica loads is then
+        # re-applied by follow().
         version = self.store.version
         for doc_id, title, metadata in self.store.documents():
             self.documents[doc_id] = (title, metadata)
@@ -76,8 +79,6 @@ class EngineLoading(EngineIndexes):
             self.access.set(doc_id, Access.from_json(access))
         rows: list[int] = []
         vectors: list[np.ndarray] = []
-        if not self.read_only and not self.store.terms_current:
-            self.store.forget_terms()  # another tokenizer's (or none): the chunks it drops are tokenised below
         page: list[StoredChunk] = []
         for chunk in self.store.chunks():
             page.append(chunk)

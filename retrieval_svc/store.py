@@ -213,10 +213,12 @@ class Store:
         with self._lock, self._transaction():
             self._db.executemany("UPDATE chunks SET terms = ? WHERE row = ?", [(t, row) for row, t in terms])
 
-    def forget_terms(self) -> None:
+    def forget_terms(self) -> int:
         """Drop the stored terms the current tokenizer would not give, and expect its terms from now on: after a
         version whose terms differ only in text terms_may_differ flags, only the chunks with such text (an
-        upgrade then tokenises a few chunks, not the whole corpus again); else every chunk's."""
+        upgrade then tokenises a few chunks, not the whole corpus again); else every chunk's. Returns the new
+        version: the tokenizer ranks differently, so what is cached under the old one (searches and answers a
+        release before ranked, in a Redis that outlives the upgrade) must not be reused."""
         with self._lock, self._transaction():
             if self._terms_version() in {str(version) for version in SAME_TERMS_UNLESS_FLAGGED}:
                 self._db.create_function("terms_may_differ", 1, terms_may_differ, deterministic=True)
@@ -227,6 +229,7 @@ class Store:
             else:
                 self._db.execute("UPDATE chunks SET terms = NULL WHERE terms IS NOT NULL")
             self._mark_terms_current()
+            return self._bump_version()
 
     def _mark_terms_current(self) -> None:
         self._set_meta("bm25_terms", str(TOKENIZER_VERSION))

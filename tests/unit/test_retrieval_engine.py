@@ -178,6 +178,25 @@ def test_an_upgrade_from_a_version_differing_only_in_flagged_text_tokenises_only
     assert search(reloaded, "kept", params("bm25")) == ["car"]  # its stored terms were not computed again
 
 
+@pytest.mark.parametrize(("version", "doc", "its_terms", "query"), UPGRADES)
+def test_an_upgrade_that_tokenises_again_moves_the_index_version(
+    engine: RetrievalEngine, tmp_path: Path, version: str, doc: DocumentInput, its_terms: str, query: str
+) -> None:
+    """Searches and answers are cached under the index version, in a Redis that outlives the upgrade: under the
+    old version, the old tokenizer's result ("Hauptstraße" not found) would be served as the new one's."""
+    ingest(engine, doc)
+    before = engine.version
+    engine.store.close()
+    with sqlite3.connect(tmp_path / "store.sqlite3") as db:  # as a release of that tokenizer version left it
+        db.execute("UPDATE meta SET value = ? WHERE key = 'bm25_terms'", (version,))
+        db.execute("UPDATE chunks SET terms = ? WHERE doc_id = ?", (its_terms, doc.id))
+    upgraded = engine_at(tmp_path)
+    assert upgraded.version > before
+    assert upgraded.store.version == upgraded.version
+    upgraded.store.close()
+    assert engine_at(tmp_path).version == upgraded.version  # once: the next start finds the terms current
+
+
 @pytest.mark.parametrize(
     ("query", "doc_id"),
     [
