@@ -220,7 +220,8 @@ class Store:
         version: the tokenizer ranks differently, so what is cached under the old one (searches and answers a
         release before ranked, in a Redis that outlives the upgrade) must not be reused."""
         with self._lock, self._transaction():
-            if self._terms_version() in {str(version) for version in SAME_TERMS_UNLESS_FLAGGED}:
+            earlier = self._terms_version()
+            if earlier in {str(version) for version in SAME_TERMS_UNLESS_FLAGGED}:
                 self._db.create_function("terms_may_differ", 1, terms_may_differ, deterministic=True)
                 self._db.execute(
                     "UPDATE chunks SET terms = NULL WHERE terms IS NOT NULL AND row IN (SELECT c.row FROM chunks c"
@@ -229,7 +230,20 @@ class Store:
             else:
                 self._db.execute("UPDATE chunks SET terms = NULL WHERE terms IS NOT NULL")
             self._mark_terms_current()
-            return self._bump_version()
+            version = self._bump_version()
+            (untokenised,) = self._db.execute("SELECT COUNT(*) FROM chunks WHERE terms IS NULL").fetchone()
+        log.info(  # an operator sees why the first start after an upgrade is slower and the caches start cold
+            "the store's BM25 terms are another tokenizer's: tokenising its chunks again, index version moved on",
+            extra={
+                "fields": {
+                    "terms_of": earlier or "none",
+                    "tokenizer": TOKENIZER_VERSION,
+                    "chunks": untokenised,
+                    "index_version": version,
+                }
+            },
+        )
+        return version
 
     def _mark_terms_current(self) -> None:
         self._set_meta("bm25_terms", str(TOKENIZER_VERSION))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -179,18 +180,28 @@ def test_an_upgrade_from_a_version_differing_only_in_flagged_text_tokenises_only
 
 
 @pytest.mark.parametrize(("version", "doc", "its_terms", "query"), UPGRADES)
-def test_an_upgrade_that_tokenises_again_moves_the_index_version(
-    engine: RetrievalEngine, tmp_path: Path, version: str, doc: DocumentInput, its_terms: str, query: str
+def test_an_upgrade_that_tokenises_again_moves_the_index_version_and_says_so(
+    engine: RetrievalEngine,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    version: str,
+    doc: DocumentInput,
+    its_terms: str,
+    query: str,
 ) -> None:
     """Searches and answers are cached under the index version, in a Redis that outlives the upgrade: under the
-    old version, the old tokenizer's result ("Hauptstraße" not found) would be served as the new one's."""
+    old version, the old tokenizer's result ("Hauptstraße" not found) would be served as the new one's. The log
+    names the chunks tokenised again, the reason the first start after an upgrade is slower."""
     ingest(engine, doc)
     before = engine.version
     engine.store.close()
     with sqlite3.connect(tmp_path / "store.sqlite3") as db:  # as a release of that tokenizer version left it
         db.execute("UPDATE meta SET value = ? WHERE key = 'bm25_terms'", (version,))
         db.execute("UPDATE chunks SET terms = ? WHERE doc_id = ?", (its_terms, doc.id))
-    upgraded = engine_at(tmp_path)
+    with caplog.at_level(logging.INFO, logger=store_module.__name__):
+        upgraded = engine_at(tmp_path)
+    said = [r for r in caplog.records if "tokenising its chunks again" in r.getMessage()]
+    assert [(r.fields["terms_of"], r.fields["chunks"]) for r in said] == [(version, 1)]  # type: ignore[attr-defined]
     assert upgraded.version > before
     assert upgraded.store.version == upgraded.version
     upgraded.store.close()
