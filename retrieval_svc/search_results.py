@@ -16,6 +16,7 @@ from likeopt.caching.near_cache import VersionedLRU
 from likeopt.caching.single_flight import SingleFlight
 from likeopt.runtime.config import Config
 from likeopt.runtime.principal import Reader
+from likeopt.runtime.text import TOKENIZER_VERSION
 from likeopt.v1 import retrieval_pb2
 from retrieval_svc.backend import RetrievalBackend, SearchParams
 from retrieval_svc.search_messages import search_response
@@ -65,7 +66,9 @@ class SearchResults:
     ) -> retrieval_pb2.SearchResponse:
         """The response from the result cache, else computed (and cached); run once per concurrent identical search."""
         version = engine.version
-        key = cache_key(query, params, version)
+        # The tokenizer too: during a rolling upgrade (or after a roll-back) releases of two tokenizers share the
+        # store's version and cache_svc, and must not be served each other's BM25 rankings.
+        key = cache_key(query, params, version, TOKENIZER_VERSION)
         if use_cache and (cached := await self._looked_up(key)) is not None:
             response = retrieval_pb2.SearchResponse.FromString(cached)
             response.cached = True

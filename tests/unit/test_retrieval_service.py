@@ -14,15 +14,17 @@ import numpy as np
 import pytest
 
 import retrieval_svc.service
+from likeopt.caching.cache_keys import cache_key, normalise_query
 from likeopt.runtime.config import Config
 from likeopt.runtime.principal import PRINCIPAL_HEADER, tenant_reader_header
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc import document_checks, ingestion
 from retrieval_svc.backend import BackendRefused
 from retrieval_svc.cancellable_writes import STOP
+from retrieval_svc.search_messages import search_params
 from retrieval_svc.store import Store, StoreUnusable
 from tests.unit.test_ingest_cli import JWT
-from tests.unit.test_retrieval_harness import DictCache, GatedEmbedder, retrieval_port, retrieval_server
+from tests.unit.test_retrieval_harness import DictCache, FakeEmbedder, GatedEmbedder, retrieval_port, retrieval_server
 
 DOCS = [
     retrieval_pb2.Document(id="zebra", title="Zebras", text="Zebras have black and white stripes."),
@@ -428,3 +430,23 @@ def test_a_data_folder_that_cannot_be_written_is_named_at_start(tmp_path: Path) 
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(StoreUnusable, match=r"cannot open the store .*a-file/store\.sqlite3: .*LIKEOPT_DATA_DIR must"):
         Store(tmp_path / "a-file" / "store.sqlite3")
+
+
+async def test_a_result_cached_by_a_release_of_another_tokenizer_is_not_served(tmp_path: Path) -> None:
+    """Replicas of two releases share cache_svc and the store during a rolling upgrade, and a release rolled back
+    to reads what the newer one cached: under one index version, an entry one release's tokenizer ranked must not
+    reach the other, whose BM25 may rank it otherwise. The entry is keyed as releases before the tokenizer was part
+    of the key keyed it."""
+    cache = DictCache()
+    async with retrieval_server(tmp_path, FakeEmbedder(), cache) as (servicer, stub):
+        await stub.UpsertDocuments(stream(DOCS))
+        assert servicer.engine is not None
+        request = retrieval_pb2.SearchRequest(query="Zebra stripes", top_k=3, mode=retrieval_pb2.BM25)
+        params, version = search_params(request, servicer.config), servicer.engine.version
+        theirs = retrieval_pb2.SearchResponse(index_version=version, hits=[retrieval_pb2.SearchHit(doc_id="theirs")])
+        cache.values[("search", cache_key(normalise_query(request.query), params, version))] = (
+            theirs.SerializeToString()
+        )
+        response = await stub.Search(request)
+        assert [hit.doc_id for hit in response.hits][:1] == ["zebra"]
+        assert not response.cached
