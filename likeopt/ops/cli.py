@@ -1,4 +1,4 @@
-"""The ``likeopt`` command: up, ingest, eval, migrate, mcp, bench."""
+"""The ``likeopt`` command: up, ingest, eval, migrate, mcp, bench, backup, restore."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Every command and its options; one function per command below."""
     parser = argparse.ArgumentParser(prog="likeopt", description="Like-Opt: question answering over your documents.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (add_up, add_ingest, add_eval, add_migrate, add_mcp, add_bench):
+    for add in (add_up, add_ingest, add_eval, add_migrate, add_mcp, add_bench, add_backup_and_restore):
         add(commands)
     return parser
 
@@ -123,6 +123,28 @@ def add_bench(commands: argparse._SubParsersAction) -> None:
         help="also do the same work in this process, no mesh (half before the measured run, half after), and"
         " report mesh/floor",
     )
+
+
+FILE_COMMANDS = {
+    "backup": (
+        "copy the store (LIKEOPT_DATA_DIR) and the feedback file (LIKEOPT_FEEDBACK_DB) into a new folder, each as it"
+        " stood at one commit, while the mesh serves",
+        "DEST",
+        "a new or empty folder",
+    ),
+    "restore": (
+        "put a backup's files in place of the store and the feedback file (the mesh stopped); the replaced ones are"
+        " kept in a before-restore-* folder beside them",
+        "SOURCE",
+        "a folder `likeopt backup` made",
+    ),
+}
+"""The commands that copy the live files (likeopt/ops/backup.py, restore.py): help, folder's name, folder's help."""
+
+
+def add_backup_and_restore(commands: argparse._SubParsersAction) -> None:
+    for name, (about, metavar, folder) in FILE_COMMANDS.items():
+        commands.add_parser(name, help=about).add_argument("folder", metavar=metavar, help=folder)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -259,6 +281,19 @@ def run_bench(args: argparse.Namespace, config: Config, parser: argparse.Argumen
     sys.exit(bench_main(args, f"http://{host_port(reachable_host(config.host), config.envoy_port)}"))
 
 
+def run_backup_or_restore(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    """Each file written, one line apiece, or why none was (likeopt/ops/backup.py, restore.py)."""
+    from likeopt.ops.backup import BackupFailed, backup
+    from likeopt.ops.restore import restore
+
+    try:
+        copied = (backup if args.command == "backup" else restore)(config, Path(args.folder))
+    except BackupFailed as exc:
+        sys.exit(f"likeopt {args.command}: {exc}")
+    for item in copied:
+        print(f"{item.path}: {item.detail}", flush=True)
+
+
 RUNS = {
     "up": run_up,
     "ingest": run_ingest,
@@ -266,6 +301,8 @@ RUNS = {
     "migrate": run_migrate,
     "mcp": run_mcp,
     "bench": run_bench,
+    "backup": run_backup_or_restore,
+    "restore": run_backup_or_restore,
 }
 """What each command does once its options are parsed and the settings checked."""
 
