@@ -8,14 +8,16 @@ is moved, so a damaged backup replaces nothing.
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import time
 from pathlib import Path
 
-from likeopt.ops.backup import COMPANIONS, PARTIAL, BackupFailed, Copied, checked, durable, files_of
+from likeopt.ops.backup import COMPANIONS, BackupFailed, Copied, checked, files_of, snapshot
 from likeopt.ops.dir_lock import FolderUnusable, lock_folder, release
 from likeopt.runtime.config import Config
+
+RESTORING = ".restoring"
+"""Suffix of a backup's file written beside the live one, until the live one has moved aside."""
 
 
 def restore(config: Config, source: Path) -> list[Copied]:
@@ -38,7 +40,7 @@ def restore(config: Config, source: Path) -> list[Copied]:
 def verified(path: Path) -> str:
     """What a backup file holds, once SQLite has checked it; BackupFailed when it is not a whole database."""
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
             return checked(db, path)
         finally:
@@ -48,15 +50,15 @@ def verified(path: Path) -> str:
 
 
 def put_in_place(backup: Path, live: Path, aside: str) -> Path:
-    """Copy backup to live (under a partial name until flushed), the current file and its log moved aside first."""
+    """Write backup, with whatever of its own log SQLite reads (a copy of a crashed or snapshotted folder has one),
+    as one file beside live; then move the current file and its log aside and give the new one live's name."""
     live.parent.mkdir(parents=True, exist_ok=True)
-    partial = live.with_name(live.name + PARTIAL)
-    shutil.copyfile(backup, partial)
-    durable(partial)
+    staged = live.with_name(live.name + RESTORING)
+    snapshot(backup, staged)
     kept = live.parent / aside
     for path in (live, *(live.with_name(live.name + suffix) for suffix in COMPANIONS)):
         if path.exists():
             kept.mkdir(exist_ok=True)
             path.replace(kept / path.name)
-    partial.replace(live)
+    staged.replace(live)
     return live

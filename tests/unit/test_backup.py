@@ -128,3 +128,13 @@ def test_a_restore_waits_for_the_mesh_to_stop(tmp_path: Path) -> None:
     assert not list(config.data_dir.glob("before-restore-*"))
     with pytest.raises(BackupFailed, match="holds no backup"):
         restore(config, tmp_path / "nothing")
+
+
+def test_a_restore_keeps_the_writes_a_backups_own_log_holds(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    Store(config.data_dir / STORE_FILE).upsert([new_document("live")])
+    write_then_die(tmp_path / "snapshot" / STORE_FILE, "logged")  # a volume snapshot: its last commit in -wal only
+    restore(config, tmp_path / "snapshot")
+    assert stored_ids(config.data_dir / STORE_FILE) == {"logged"}
+    assert not (config.data_dir / (STORE_FILE + "-wal")).exists()
+
