@@ -71,7 +71,7 @@ def snapshot(source: Path, target: Path) -> str:
     partial = target.with_name(target.name + PARTIAL)
     partial.unlink(missing_ok=True)
     try:
-        live = sqlite3.connect(f"file:{source}?mode=rw", uri=True, timeout=30)
+        live = sqlite3.connect(f"{source.resolve().as_uri()}?mode=rw", uri=True, timeout=30)
         try:
             copy = sqlite3.connect(partial, isolation_level=None)
             try:

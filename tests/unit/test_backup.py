@@ -138,3 +138,10 @@ def test_a_restore_keeps_the_writes_a_backups_own_log_holds(tmp_path: Path) -> N
     assert stored_ids(config.data_dir / STORE_FILE) == {"logged"}
     assert not (config.data_dir / (STORE_FILE + "-wal")).exists()
 
+
+def test_folders_named_with_uri_characters_are_backed_up_and_restored(tmp_path: Path) -> None:
+    config = config_for(tmp_path / "site #1?a=b%20")
+    Store(config.data_dir / STORE_FILE).upsert([new_document("live")])
+    backup(config, tmp_path / "backup")
+    restore(config, tmp_path / "backup")
+    assert stored_ids(config.data_dir / STORE_FILE) == {"live"}
