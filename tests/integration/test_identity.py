@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import httpx
 import openai
 import pytest
 
+from likeopt.ops.envoy.protocol_errors import TOKEN_GROUPS_FITTING
 from likeopt.runtime.principal import (
     LACKS_WRITER_ROLE,
     PRINCIPAL_HEADER,
@@ -171,23 +173,64 @@ def test_every_bad_token_is_refused_with_a_json_401(jwt_mesh: MeshProcess, idp: 
     assert "LIKEOPT_AUTH" in httpx.get(f"{jwt_mesh.base_url}/static/config.js").text
 
 
-def test_a_user_of_a_thousand_groups_reads_through_rest_and_grpc(jwt_mesh: MeshProcess, idp: IdentityProvider) -> None:
-    """The token's payload travels on as metadata to every service (17 KB here, past gRPC's default limits)."""
-    token = idp.token("bob", "acme", [*BOB_GROUPS, *(f"project-{n:03d}" for n in range(900))])
-    found = httpx.post(
-        f"{jwt_mesh.base_url}/api/v1/search", json={"query": QUESTION, "top_k": 20}, headers=bearer(token), timeout=30
-    )
-    assert found.status_code == 200, found.text
-    assert {hit["doc_id"] for hit in found.json()["hits"]} == SEES["bob"]
+def guid_groups(count: int) -> list[str]:
+    """Groups as Entra ID names them in a token: GUIDs, 36 characters each."""
+    return [str(uuid.UUID(int=n + 1)) for n in range(count)]
+
+
+async def mcp_search_ids(mesh: MeshProcess, kind: str, token: str) -> set[str]:
+    from tests.integration.test_mcp import session
+
+    async with session(mesh, kind, key=token) as client:
+        found = await client.call_tool("search", {"query": QUESTION, "top_k": 20})
+    return {passage["doc_id"] for passage in found.structured_content["passages"]}
+
+
+async def test_a_token_of_a_thousand_guid_groups_reads_on_every_surface(
+    jwt_mesh: MeshProcess, idp: IdentityProvider
+) -> None:
+    """The bound README states: its payload (53 KB) travels on to every service as metadata, past gRPC's defaults."""
+    token = idp.token("bob", "acme", [*BOB_GROUPS, *guid_groups(TOKEN_GROUPS_FITTING - len(BOB_GROUPS))])
+    bob = Person("bob", token, jwt_mesh)
+    assert search_ids(bob) == SEES["bob"]
+    bob.chat(QUESTION)
+    chat = {"model": "like-opt", "messages": [{"role": "user", "content": QUESTION}]}
+    assert bob.rest("POST", "/v1/chat/completions", json=chat).status_code == 200
+    assert bob.rest("GET", "/api/v1/whoami").json()["principal"]["subject"] == "bob"
+    for kind in ("http", "stdio"):
+        assert await mcp_search_ids(jwt_mesh, kind, token) == SEES["bob"], kind
     with grpc.insecure_channel(jwt_mesh.address) as channel:
-        hits = (
-            retrieval_pb2_grpc.RetrievalServiceStub(channel)
-            .Search(
-                retrieval_pb2.SearchRequest(query=QUESTION, top_k=20), metadata=[("authorization", f"Bearer {token}")]
-            )
-            .hits
+        request = retrieval_pb2.SearchRequest(query=QUESTION, top_k=20)
+        hits = retrieval_pb2_grpc.RetrievalServiceStub(channel).Search(request, metadata=bob.metadata()).hits
+        answer = generation_pb2_grpc.GenerationServiceStub(channel).Answer(
+            generation_pb2.AnswerRequest(query=QUESTION), metadata=bob.metadata()
         )
+        assert list(answer)[-1].WhichOneof("event") == "done"
     assert {hit.doc_id for hit in hits} == SEES["bob"]
+    web = grpc_web_search(jwt_mesh.base_url, request.SerializeToString(), bob.headers)
+    assert web.status_code == 200 and "grpc-status:0" in web.text.replace(" ", "")
+
+
+def test_a_token_past_the_headers_limit_is_a_431_naming_the_token(jwt_mesh: MeshProcess, idp: IdentityProvider) -> None:
+    """Too large for Envoy to read, on every HTTP surface the refusal says why, a bearer token's groups included;
+    a gRPC call over HTTP/2 is reset by Envoy's codec (HTTP/2 has no reply for it), never answered half-read."""
+    token = idp.token("bob", "acme", guid_groups(TOKEN_GROUPS_FITTING + 200))
+    bob = Person("bob", token, jwt_mesh)
+    chat = {"model": "like-opt", "messages": [{"role": "user", "content": QUESTION}]}
+    for method, path, body in (
+        ("POST", "/api/v1/search", {"query": QUESTION}),
+        ("POST", "/api/v1/chat", {"query": QUESTION}),
+        ("POST", "/v1/chat/completions", chat),
+        ("POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+    ):
+        reply = bob.rest(method, path, json=body)
+        assert reply.status_code == 431, (path, reply.text)
+        assert "bearer token" in reply.json()["error"]["message"] and "groups" in reply.json()["error"]["message"]
+    request = retrieval_pb2.SearchRequest(query=QUESTION, top_k=20)
+    assert grpc_web_search(jwt_mesh.base_url, request.SerializeToString(), bob.headers).status_code == 431
+    with grpc.insecure_channel(jwt_mesh.address) as channel, pytest.raises(grpc.RpcError) as refused:
+        retrieval_pb2_grpc.RetrievalServiceStub(channel).Search(request, metadata=bob.metadata(), timeout=30)
+    assert refused.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE)
 
 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])

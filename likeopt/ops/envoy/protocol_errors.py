@@ -10,10 +10,19 @@ from likeopt.ops.envoy.replies import LOCAL_REPLY_BODY, all_of, json_reply, stat
 
 REQUEST_HEADERS_LIMIT_KIB = 60
 """How large a request's headers may be (Envoy's default, set so that its refusal can name it)."""
+TOKEN_GROUPS_FITTING = 1_000
+"""Groups a bearer token may name, as 36-character GUIDs (Entra ID's), with a long subject and tenant, and still fit
+within REQUEST_HEADERS_LIMIT_KIB with the rest of a request: its payload is about 39 bytes a group, base64 makes
+that 52, so 1,000 take 53 KB and 1,200 pass the limit. gRPC's metadata limit (likeopt/runtime/grpc_client.py)
+is set above it, for the payload Envoy passes on."""
 UNREADABLE_REQUESTS = {
     400: ("BAD_REQUEST", "the request is not well-formed HTTP (its request line or a header is malformed)"),
     408: ("REQUEST_TIMEOUT", "the request's headers did not all arrive in time"),
-    431: ("REQUEST_HEADERS_TOO_LARGE", f"the request's headers are over the limit of {REQUEST_HEADERS_LIMIT_KIB} KiB"),
+    431: (
+        "REQUEST_HEADERS_TOO_LARGE",
+        f"the request's headers are over the limit of {REQUEST_HEADERS_LIMIT_KIB} KiB; a bearer token counts, and"
+        f" one naming more than about {TOKEN_GROUPS_FITTING:,} groups is too large alone",
+    ),
 }
 """Envoy's status for each kind of request it cannot read: the error's code and words."""
 
