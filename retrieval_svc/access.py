@@ -22,12 +22,9 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 import faiss
 import numpy as np
 
+from likeopt.runtime.contract import access_problem
 from likeopt.runtime.principal import Reader
 
-MAX_NAME_CHARS = 256
-"""Longest tenant, user or group name a document may carry."""
-MAX_READERS = 1000
-"""Most users and groups one document may name (Milvus keeps them in an ARRAY field of bounded capacity)."""
 NAMES_SHOWN = 5
 """Users (and groups) an access list's words name; the others are counted, so a list of 1000 stays one line."""
 PLAIN_NAME = re.compile(r"[\w.@+-]+")
@@ -131,14 +128,7 @@ class Access:
 
     def problem(self) -> str | None:
         """Why this access cannot be stored, or None."""
-        names = [self.tenant, *self.users, *self.groups]
-        if len(self.users) + len(self.groups) > MAX_READERS:
-            return f"access names more than {MAX_READERS} users and groups"
-        if any(len(n) > MAX_NAME_CHARS for n in names):
-            return f"access has a name longer than {MAX_NAME_CHARS} characters"
-        if any(not n.strip() or "\x00" in n for n in names[1:]) or "\x00" in self.tenant:
-            return "access has an empty name or a NUL character"
-        return None
+        return access_problem(self.tenant, self.users, self.groups)
 
 
 def reader_keys(reader: Reader) -> list[str]:

@@ -28,8 +28,9 @@ from typing import Any
 
 from pymilvus import DataType, MilvusClient
 
+from likeopt.runtime.contract import MAX_ACCESS_READERS
 from likeopt.runtime.principal import Reader
-from retrieval_svc.access import MAX_READERS, Access, reader_keys
+from retrieval_svc.access import Access, reader_keys
 
 CLASS_FIELD, READERS_FIELD = "access_class", "readers"
 MAX_KEY_BYTES = 4096
@@ -56,7 +57,11 @@ def add_access_fields(schema: Any) -> None:
     """The chunk collection's access fields."""
     schema.add_field(CLASS_FIELD, DataType.INT64)
     schema.add_field(
-        READERS_FIELD, DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_READERS, max_length=MAX_KEY_BYTES
+        READERS_FIELD,
+        DataType.ARRAY,
+        element_type=DataType.VARCHAR,
+        max_capacity=MAX_ACCESS_READERS,
+        max_length=MAX_KEY_BYTES,
     )
 
 
@@ -65,7 +70,11 @@ def access_schema() -> Any:
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field(CLASS_FIELD, DataType.INT64, is_primary=True)
     schema.add_field(
-        READERS_FIELD, DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_READERS, max_length=MAX_KEY_BYTES
+        READERS_FIELD,
+        DataType.ARRAY,
+        element_type=DataType.VARCHAR,
+        max_capacity=MAX_ACCESS_READERS,
+        max_length=MAX_KEY_BYTES,
     )
     schema.add_field("vec", DataType.FLOAT_VECTOR, dim=2)
     return schema

@@ -184,9 +184,12 @@ def missing_paths(paths: list[str]) -> list[str]:
 
 def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
     from likeopt.ops.ingest import IngestFailed, Unreachable, access_of, ingest_paths
+    from likeopt.runtime.contract import access_problem
 
     if missing := missing_paths(args.paths):
         parser.error(f"no such file or folder: {', '.join(missing)} (nothing was ingested)")
+    if problem := access_problem(args.tenant, args.allow_user, args.allow_group):
+        parser.error(f"--tenant, --allow-user and --allow-group: {problem} (nothing was ingested)")
     access = access_of(args.tenant, args.allow_user, args.allow_group)
     try:
         summary = ingest_paths(

@@ -35,6 +35,26 @@ SHOWN_ID_CHARS = 80
 """Most of an id a message quotes: an error about a 1 MB id must not be 1 MB (gRPC refuses such metadata)."""
 
 
+MAX_ACCESS_NAME_CHARS = 256
+"""Longest tenant, user or group name a document's access list may carry."""
+MAX_ACCESS_READERS = 1000
+"""Most users and groups one document's access list may name (Milvus keeps them in an ARRAY field of bounded
+capacity)."""
+
+
+def access_problem(tenant: str, users: Sequence[str], groups: Sequence[str]) -> str | None:
+    """Why an access list cannot be stored, or None: retrieval_svc skips such a document, and ``likeopt ingest``
+    refuses such options before reading a file."""
+    names = [tenant, *users, *groups]
+    if len(set(users)) + len(set(groups)) > MAX_ACCESS_READERS:
+        return f"access names more than {MAX_ACCESS_READERS} users and groups"
+    if any(len(n) > MAX_ACCESS_NAME_CHARS for n in names):
+        return f"access has a name longer than {MAX_ACCESS_NAME_CHARS} characters"
+    if any(not n.strip() or "\x00" in n for n in names[1:]) or "\x00" in tenant:
+        return "access has an empty name or a NUL character"
+    return None
+
+
 def shown_id(doc_id: str) -> str:
     """A document id quoted for a message, cut to SHOWN_ID_CHARS with an ellipsis."""
     return repr(doc_id) if len(doc_id) <= SHOWN_ID_CHARS else f"{doc_id[:SHOWN_ID_CHARS]!r}…"

@@ -50,6 +50,22 @@ def test_an_unreachable_retrieval_svc_ends_the_run_with_an_error(
     assert isinstance(ended.value.code, str) and "did not answer" in ended.value.code
 
 
+def test_an_access_list_retrieval_svc_would_refuse_is_an_error_before_anything_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every document of the run carries the options' list, so one too long was refused once per file, after each
+    was read and sent."""
+    (tmp_path / "real.md").write_text("# Real\n\nA document.")
+    monkeypatch.setattr(ingest, "CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setenv("LIKEOPT_RETRIEVAL_ADDR", unused_address())
+    groups = [arg for n in range(1001) for arg in ("--allow-group", f"group-{n}")]
+    for options in (["--tenant", "acme", *groups], ["--allow-group", "g" * 257], ["--allow-user", " "]):
+        with pytest.raises(SystemExit) as ended:
+            main(["ingest", "--quiet", *options, str(tmp_path / "real.md")])
+        error = capsys.readouterr().err
+        assert ended.value.code == 2 and "--allow-group" in error and "nothing was ingested" in error, error
+
+
 def test_up_refuses_an_ingest_path_that_does_not_exist_before_starting_anything(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
