@@ -141,6 +141,8 @@ def test_access_lists_that_cannot_be_stored_say_why() -> None:
     assert Access.of("acme", ["a"], ["b"]).problem() is None
     assert "empty" in (Access.of("acme", [""], []).problem() or "")
     assert "longer" in (Access.of("acme", ["x" * 300], []).problem() or "")
+    # A writer who sent no access list learns that it is the tenant (their token's) that is too long.
+    assert Access.of("t" * 300, [], []).problem() == "the tenant's name is 300 characters; the limit is 256"
     assert "more than" in (Access.of("acme", [str(n) for n in range(1001)], []).problem() or "")
 
 
