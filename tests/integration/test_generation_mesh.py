@@ -27,8 +27,11 @@ def test_a_follow_up_is_answered_from_the_earlier_turn(mesh: MeshProcess) -> Non
 
     follow_up = chat(mesh, "and what about its cost?", conversation_id=conversation_id)
     assert follow_up[-1][1]["conversation_id"] == conversation_id
-    hits = follow_up[0][1]["hits"]
-    assert hits[0]["doc_id"] == "docs/caching.md", [h["doc_id"] for h in hits]
+    # Alone, "and what about its cost?" names no subject; with the earlier turn's, most passages are from the
+    # document that turn cited (the first may be another about Redis: docs/operations.md's backups say how much
+    # losing Redis costs).
+    found = [hit["doc_id"] for hit in follow_up[0][1]["hits"]]
+    assert found.count("docs/caching.md") > len(found) / 2, found
     assert "docs/caching.md" in cited_docs(follow_up)
 
     stored = httpx.get(f"{mesh.base_url}/api/v1/conversations/{conversation_id}", timeout=10)
