@@ -11,34 +11,24 @@ search of 2,000 chunks took 186 ms against 6 ms unfiltered (5 ms with one key pe
   themselves (``readers``, ARRAY).
 * ``<collection>_access`` holds one row per class with its keys. A writer upserts a class's row *before* the
   chunks that use it, and before the version moves.
-* A reader's filter is ``access_class in [...]``: the classes whose keys meet its own, read from that small
-  collection once per index version and reader. A class never changes its keys (changing a document's access
-  moves its chunks to another class), so a list read at an older version can only miss a newer document,
-  never show one it should not. A reader who may read more than ``MAX_LISTED_CLASSES`` classes gets
-  ``array_contains_any`` on the chunks instead: slower on milvus-lite, served from its index on a real Milvus.
+* A reader's filter is ``access_class in [...]``: the classes whose keys meet its own
+  (retrieval_svc.milvus_reader_filters).
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from pymilvus import DataType, MilvusClient
 
 from likeopt.runtime.contract import MAX_ACCESS_READERS
-from likeopt.runtime.principal import Reader
-from retrieval_svc.access import Access, reader_keys
+from retrieval_svc.access import Access
 
 CLASS_FIELD, READERS_FIELD = "access_class", "readers"
 MAX_KEY_BYTES = 4096
 """A reader key's largest size in UTF-8 bytes (three names of at most 256 characters, JSON-quoted)."""
-MAX_LISTED_CLASSES = 1000
-"""Past this many readable classes a reader's filter names its keys instead of the classes."""
-READER_FILTERS = 1024
-"""Readers whose filters are kept for the current index version."""
 NOTHING: None = None
 """The filter of a reader who may read nothing: callers answer at once, without asking Milvus."""
 
@@ -83,68 +73,6 @@ def access_schema() -> Any:
 def access_row_fields(access: Access) -> dict[str, Any]:
     """What a chunk row of a document with this access holds in the access fields."""
     return {CLASS_FIELD: access_class(access), READERS_FIELD: access.keys()}
-
-
-class AccessClasses:
-    """The class collection of one chunk collection, and each reader's filter per index version."""
-
-    def __init__(
-        self, call: Callable[..., Any], collection: str, quote: Callable[[str], str], consistency_level: str
-    ) -> None:
-        self._call = call
-        self.collection = f"{collection}_access"
-        self._quote = quote
-        self._consistency = consistency_level
-        self._recorded: set[int] = set()
-        self._filters: OrderedDict[Reader, str | None] = OrderedDict()
-        self._filters_version = -1
-        self._lock = threading.Lock()
-        """Searches run on several threads; the cache is shared."""
-
-    def record(self, accesses: Iterable[Access], timeout_s: float) -> None:
-        """Store the classes of documents about to be written (before their chunks)."""
-        rows = {access_class(a): a for a in accesses}
-        new = [
-            {CLASS_FIELD: number, READERS_FIELD: access.keys(), "vec": [0.0, 0.0]}
-            for number, access in rows.items()
-            if number not in self._recorded
-        ]
-        if new:
-            self._call("upsert", self.collection, new, timeout=timeout_s)
-            self._recorded.update(row[CLASS_FIELD] for row in new)
-
-    def condition(self, reader: Reader, version: int, timeout_s: float) -> str | None:
-        """The chunk filter of what reader may read at this version; NOTHING (None) when that is nothing."""
-        with self._lock:
-            if version != self._filters_version:
-                self._filters.clear()
-                self._filters_version = version
-            if reader in self._filters:
-                self._filters.move_to_end(reader)
-                return self._filters[reader]
-        keys = reader_keys(reader)
-        rows = self._call(
-            "query",
-            self.collection,
-            filter=f"array_contains_any({READERS_FIELD}, {quoted_list(keys, self._quote)})",
-            output_fields=[CLASS_FIELD],
-            limit=MAX_LISTED_CLASSES + 1,
-            consistency_level=self._consistency,
-            timeout=timeout_s,
-        )
-        classes = sorted({int(row[CLASS_FIELD]) for row in rows})
-        if not classes:
-            found: str | None = NOTHING
-        elif len(classes) > MAX_LISTED_CLASSES:
-            found = f"array_contains_any({READERS_FIELD}, {quoted_list(keys, self._quote)})"
-        else:
-            found = f"{CLASS_FIELD} in [{', '.join(str(c) for c in classes)}]"
-        with self._lock:
-            if version == self._filters_version:
-                self._filters[reader] = found
-                while len(self._filters) > READER_FILTERS:
-                    self._filters.popitem(last=False)
-        return found
 
 
 def both(*conditions: str) -> str:

@@ -51,9 +51,10 @@ from pymilvus.exceptions import MilvusException
 from likeopt.runtime.principal import Reader
 from likeopt.runtime.text import SAME_TERMS_UNLESS_FLAGGED, STOP_WORDS, TOKENIZER_VERSION, tokenize
 from retrieval_svc.embedder import Embedder
-from retrieval_svc.milvus_access import CLASS_FIELD, AccessClasses, access_schema, add_access_fields
+from retrieval_svc.milvus_access import CLASS_FIELD, access_schema, add_access_fields
 from retrieval_svc.milvus_errors import Breaker, route_pymilvus_logs, unavailable
 from retrieval_svc.milvus_expressions import quoted
+from retrieval_svc.milvus_reader_filters import AccessClasses
 
 log = logging.getLogger(__name__)
 
