@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
+from typing import Protocol
 
 import grpc
 
@@ -32,6 +33,16 @@ RECONNECT_S = (0.2, 5.0)
 """First and longest wait before watching again after the stream broke."""
 
 
+class VersionFollower(Protocol):
+    """Who is told of the versions the stream brings (Upstreams: the version searches ask replicas for)."""
+
+    def stream_opened(self) -> None:
+        """A new stream is being opened: its first version is the writer's as of now."""
+
+    def heard_of(self, version: int, first: bool) -> None:
+        """The stream brought version (first: the first of a stream opened since stream_opened)."""
+
+
 class NearSearchReplies:
     """Rendered search replies by request, valid for the index version retrieval_svc streams."""
 
@@ -39,12 +50,12 @@ class NearSearchReplies:
         self,
         retrieval: retrieval_pb2_grpc.RetrievalServiceStub,
         replies: VersionedLRU[bytes],
-        heard: Callable[[int], None],
+        follower: VersionFollower,
     ) -> None:
         self._retrieval = retrieval
         self._replies = replies
-        self._heard = heard
-        """Told each version this follows (Upstreams.heard_of), so searches ask replicas for it."""
+        self._follower = follower
+        """Told each version this follows, so searches ask replicas for it."""
         self.current: int | None = None
         """The index version retrieval_svc streamed last; None while not watching."""
 
@@ -68,12 +79,13 @@ class NearSearchReplies:
         delay = RECONNECT_S[0]
         while True:
             first = True
+            self._follower.stream_opened()
             try:
                 async for step in self._retrieval.WatchIndex(retrieval_pb2.WatchIndexRequest()):
-                    if first:  # a new stream is the truth, even if lower (a store started afresh)
+                    if first:  # a new stream is the truth, even if lower (a store started afresh or restored)
                         self._replies.clear(step.index_version)
                         self.current, first, delay = step.index_version, False, RECONNECT_S[0]
-                        self._heard(step.index_version)
+                        self._follower.heard_of(step.index_version, first=True)
                     elif step.index_version > (self.current or 0):
                         self._advance(step.index_version)
             except grpc.aio.AioRpcError as exc:
@@ -86,4 +98,4 @@ class NearSearchReplies:
     def _advance(self, version: int) -> None:
         self.current = version
         self._replies.clear(version)
-        self._heard(version)
+        self._follower.heard_of(version, first=False)

@@ -52,7 +52,7 @@ class Gateway:
         return cls(
             config=config,
             upstreams=upstreams,
-            near=NearSearchReplies(upstreams.retrieval_writer, replies, upstreams.heard_of),
+            near=NearSearchReplies(upstreams.retrieval_writer, replies, upstreams),
             dashboard=Dashboard(upstreams, service_metrics_urls(config)),
             mesh=mesh_of(upstreams, config),
         )

@@ -65,6 +65,10 @@ class Upstreams:
     """The index version the near cache last followed (NearSearchReplies.current, kept while its stream is down):
     what the writer's WatchIndex stream tells of, whatever made the write (a gRPC client, another gateway, likeopt
     ingest); a new stream's first replaces it even when lower (a data folder restored)."""
+    acknowledged: int = 0
+    """How many writes through this gateway were acknowledged."""
+    acknowledged_at_open: int = 0
+    """How many had been when the near cache's stream was last opened."""
 
     @property
     def least_version(self) -> int:
@@ -77,10 +81,19 @@ class Upstreams:
     def wrote(self, version: int) -> None:
         """A write through this gateway was acknowledged at version."""
         self.written = max(self.written, version)
+        self.acknowledged += 1
 
-    def heard_of(self, version: int) -> None:
-        """The near cache follows version from now (NearSearchReplies)."""
+    def stream_opened(self) -> None:
+        self.acknowledged_at_open = self.acknowledged
+
+    def heard_of(self, version: int, first: bool) -> None:
+        """The near cache follows version from now (NearSearchReplies). A new stream's first version below a
+        write acknowledged before it opened means the writer's store went back (restored from a backup, or
+        started afresh): the versions those writes produced will never come, so searches stop asking for them
+        (else every search would go upstream, the near cache unused, until this gateway restarted)."""
         self.heard = version
+        if first and self.acknowledged == self.acknowledged_at_open:
+            self.written = min(self.written, version)
 
     @classmethod
     def connect(cls, config: Config) -> Upstreams:

@@ -88,17 +88,22 @@ class DictCache:
 
 @asynccontextmanager
 async def retrieval_port(
-    data_dir: Path, embedder: FakeEmbedder, cache: DictCache, config: Config | None = None, **options: int
+    data_dir: Path,
+    embedder: FakeEmbedder,
+    cache: DictCache,
+    config: Config | None = None,
+    port: int = 0,
+    **options: int,
 ) -> AsyncIterator[tuple[RetrievalServicer, int]]:
-    """A real grpc.aio server on a free loopback port (yielded) serving RetrievalServicer over a fake-model engine,
-    with config's settings (the defaults when None)."""
+    """A real grpc.aio server on a loopback port (yielded: port, else a free one) serving RetrievalServicer over a
+    fake-model engine, with config's settings (the defaults when None)."""
     servicer = RetrievalServicer(config or Config.from_env({}), cache)  # type: ignore[arg-type]
     engine = RetrievalEngine(data_dir, embedder, chunk_tokens=32, chunk_overlap=0, **options)  # type: ignore[arg-type]
     engine.load()
     servicer.serve(engine)
     server = grpc.aio.server()
     retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     try:
         yield servicer, port
