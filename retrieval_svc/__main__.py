@@ -34,14 +34,14 @@ def build() -> ServiceSpec:
     cache = CacheClient(
         config.cache_addr, config.cache_timeout_s, config.cache_enabled, write_window_s=config.cache_write_window_s
     )
-    servicer = RetrievalServicer(config, cache)
+    reachable = Reachability()
+    servicer = RetrievalServicer(config, cache, reachable)
 
     def register(server: grpc.aio.Server) -> list[str]:
         retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
         return [retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name]
 
     following: list[asyncio.Task[None]] = []
-    reachable = Reachability()
 
     async def start() -> None:
         backend = await asyncio.to_thread(configured_backend, config)

@@ -24,14 +24,17 @@ class Reachability:
 
     def __init__(self) -> None:
         self.now = True
+        self.problem = ""
+        """The last failure while away (GetIndexStatus.waiting_for tells clients waiting for the index); empty
+        while the server answers."""
         BACKEND_REACHABLE.set(1)
 
     def answered(self) -> None:
-        self.now = True
+        self.now, self.problem = True, ""
         BACKEND_REACHABLE.set(1)
 
     def failed(self, exc: BackendUnavailable) -> None:
-        was, self.now = self.now, False
+        was, self.now, self.problem = self.now, False, str(exc)
         BACKEND_REACHABLE.set(0)
         if was:
             log.error("retrieval backend unreachable", extra={"fields": {"error": str(exc)}})

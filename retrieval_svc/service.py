@@ -33,6 +33,7 @@ from retrieval_svc.backend import BackendRefused, BackendUnavailable, RetrievalB
 from retrieval_svc.cancellable_writes import Writes, WritesStopped
 from retrieval_svc.document_checks import log_deleted, undeletable
 from retrieval_svc.ingestion import ingested
+from retrieval_svc.reachability import Reachability
 from retrieval_svc.search_messages import search_params
 from retrieval_svc.search_results import SearchResults, search_batch_now
 from retrieval_svc.search_threads import in_pool, search_pool
@@ -86,8 +87,10 @@ def backend_errors_as_status(method: Callable[..., Awaitable[T]]) -> Callable[..
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     """Serves searches and ingestion once the engine is loaded."""
 
-    def __init__(self, config: Config, cache: CacheClient) -> None:
+    def __init__(self, config: Config, cache: CacheClient, reachable: Reachability | None = None) -> None:
         self.config = config
+        self.reachable = reachable or Reachability()
+        """Whether the backend's server answers: while it does not, the loading waits for it."""
         self.engine: RetrievalBackend | None = None
         self.versions = VersionFeed()
         self.writes = Writes()
@@ -360,7 +363,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         engine = self.engine
         reader = await self._reader(context)
         if engine is None:
-            return retrieval_pb2.IndexStatus(ready=False)
+            return retrieval_pb2.IndexStatus(ready=False, waiting_for=self.reachable.problem)
         stats = await asyncio.to_thread(engine.stats, reader)
         return retrieval_pb2.IndexStatus(
             documents=stats.documents,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import get_args
 
 from likeopt.ops.bench.scenarios import SCENARIOS
+from likeopt.ops.index_loading import LOAD_PATIENCE_S
 from likeopt.runtime.addresses import host_port, reachable_host
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import MODES
@@ -55,6 +56,13 @@ def add_ingest(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="let the run give documents stored already more readers or another tenant (without it, each such"
         " document is refused with the reason and keeps its readers; the others are stored)",
+    )
+    ingest.add_argument(
+        "--wait",
+        type=float,
+        default=LOAD_PATIENCE_S,
+        metavar="SECONDS",
+        help=f"how long to wait for retrieval_svc to load its index (default {LOAD_PATIENCE_S:.0f}; 0: not at all)",
     )
 
 
@@ -183,6 +191,7 @@ def missing_paths(paths: list[str]) -> list[str]:
 
 
 def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
+    from likeopt.ops.index_loading import NotLoaded
     from likeopt.ops.ingest import IngestFailed, Unreachable, access_of, ingest_paths
     from likeopt.runtime.contract import access_problem
 
@@ -190,6 +199,8 @@ def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.Argume
         parser.error(f"no such file or folder: {', '.join(missing)} (nothing was ingested)")
     if problem := access_problem(args.tenant, args.allow_user, args.allow_group):
         parser.error(f"--tenant, --allow-user and --allow-group: {problem} (nothing was ingested)")
+    if args.wait < 0:
+        parser.error(f"--wait: {args.wait:g} seconds; give 0 or more (nothing was ingested)")
     access = access_of(args.tenant, args.allow_user, args.allow_group)
     try:
         summary = ingest_paths(
@@ -199,10 +210,11 @@ def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.Argume
             access=access,
             tenant_claim=config.jwt_tenant_claim,
             change_access=args.change_access,
+            load_patience_s=args.wait,
         )
     except Unreachable as exc:
         sys.exit(f"likeopt ingest: {exc}; is `likeopt up` running, and LIKEOPT_RETRIEVAL_ADDR right?")
-    except IngestFailed as exc:
+    except (NotLoaded, IngestFailed) as exc:
         sys.exit(f"likeopt ingest: {exc}")
     sys.exit(0 if summary.upserted or not summary.skipped else 1)
 

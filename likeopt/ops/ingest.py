@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import grpc
 from tqdm import tqdm
 
+from likeopt.ops.index_loading import LOAD_PATIENCE_S, wait_until_loaded
 from likeopt.runtime.addresses import address_list
 from likeopt.runtime.contract import WIDER_ACCESS_REFUSED
 from likeopt.runtime.grpc_client import MAX_MESSAGE_BYTES, cut_off_by_stop
@@ -67,16 +68,17 @@ def ingest_paths(
     expected: int | None = None,
     tenant_claim: str = "tenant",
     change_access: bool = False,
+    load_patience_s: float = LOAD_PATIENCE_S,
 ) -> retrieval_pb2.UpsertSummary:
     """Send every readable document to retrieval_svc, each with access (who may read it; None: every reader of
     the tenant, everyone without one); print what was skipped and why, and whose readers changed. A document
     stored already that would gain readers or move to another tenant is refused unless change_access: a run
     without access options must not open what an earlier run restricted. expected, the documents there are when
-    known (a collection's line count), lets the progress bar say how long the rest will take."""
+    known (a collection's line count), lets the progress bar say how long the rest will take. An index still
+    loading is waited for, up to load_patience_s (NotLoaded past it), before any file is read."""
     skipped: list[Skipped] = []
-    progress = tqdm(desc="ingesting", unit="doc", total=expected, disable=quiet, file=sys.stderr)
 
-    def documents() -> Iterator[retrieval_pb2.Document]:
+    def documents(progress: tqdm) -> Iterator[retrieval_pb2.Document]:
         for item in load_paths(paths):
             if isinstance(item, Skipped):
                 skipped.append(item)
@@ -91,21 +93,17 @@ def ingest_paths(
         try:
             grpc.channel_ready_future(channel).result(timeout=CONNECT_TIMEOUT_S)
         except grpc.FutureTimeoutError:
-            progress.close()
             raise Unreachable(f"retrieval_svc at {writer} did not answer in {CONNECT_TIMEOUT_S:.0f} s") from None
-        summary = retrieval_pb2.UpsertSummary()
-        try:
-            add_up(
-                retrieval_pb2_grpc.RetrievalServiceStub(channel).IngestDocuments(
-                    documents(), timeout=INGEST_TIMEOUT_S, wait_for_ready=True
-                ),
-                summary,
-            )
-        except grpc.RpcError as exc:
-            raise IngestFailed(writer, exc, summary) from None
-        finally:
-            progress.close()
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        wait_until_loaded(stub, writer, load_patience_s, quiet)
+        summary = retrieval_pb2.UpsertSummary()
+        with tqdm(desc="ingesting", unit="doc", total=expected, disable=quiet, file=sys.stderr) as progress:
+            try:
+                add_up(
+                    stub.IngestDocuments(documents(progress), timeout=INGEST_TIMEOUT_S, wait_for_ready=True), summary
+                )
+            except grpc.RpcError as exc:
+                raise IngestFailed(writer, exc, summary) from None
         tenant = access.tenant if access is not None else ""
         reader = ((PRINCIPAL_HEADER, tenant_reader_header(tenant, tenant_claim, "likeopt-ingest")),)
         left_beside = [] if quiet else other_copies(stub, paths, reader)

@@ -229,7 +229,7 @@ class IndexVersion(_message.Message):
     def __init__(self, index_version: _Optional[int] = ...) -> None: ...
 
 class IndexStatus(_message.Message):
-    __slots__ = ("documents", "chunks", "index_version", "embedding_model", "embedding_dim", "vector_index", "ready", "bm25_chunks", "vector_chunks", "load_seconds")
+    __slots__ = ("documents", "chunks", "index_version", "embedding_model", "embedding_dim", "vector_index", "ready", "bm25_chunks", "vector_chunks", "load_seconds", "waiting_for")
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -240,6 +240,7 @@ class IndexStatus(_message.Message):
     BM25_CHUNKS_FIELD_NUMBER: _ClassVar[int]
     VECTOR_CHUNKS_FIELD_NUMBER: _ClassVar[int]
     LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_FIELD_NUMBER: _ClassVar[int]
     documents: int
     chunks: int
     index_version: int
@@ -250,7 +251,8 @@ class IndexStatus(_message.Message):
     bm25_chunks: int
     vector_chunks: int
     load_seconds: float
-    def __init__(self, documents: _Optional[int] = ..., chunks: _Optional[int] = ..., index_version: _Optional[int] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., vector_index: _Optional[str] = ..., ready: _Optional[bool] = ..., bm25_chunks: _Optional[int] = ..., vector_chunks: _Optional[int] = ..., load_seconds: _Optional[float] = ...) -> None: ...
+    waiting_for: str
+    def __init__(self, documents: _Optional[int] = ..., chunks: _Optional[int] = ..., index_version: _Optional[int] = ..., embedding_model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., vector_index: _Optional[str] = ..., ready: _Optional[bool] = ..., bm25_chunks: _Optional[int] = ..., vector_chunks: _Optional[int] = ..., load_seconds: _Optional[float] = ..., waiting_for: _Optional[str] = ...) -> None: ...
 
 class ListDocumentsRequest(_message.Message):
     __slots__ = ("limit", "after_id", "ids")

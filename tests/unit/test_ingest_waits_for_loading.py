@@ -1,0 +1,94 @@
+"""``likeopt ingest`` against a retrieval_svc whose index is still loading: it waits (saying so) and then stores
+everything, rather than failing with "the index is still loading"; past ``--wait`` it ends with an error naming
+what the loading waits for (its Milvus unreachable), having read no file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import grpc
+import pytest
+
+from likeopt.ops.cli import main
+from likeopt.runtime.config import Config
+from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
+from retrieval_svc.backend import BackendUnavailable
+from retrieval_svc.engine import RetrievalEngine
+from retrieval_svc.service import RetrievalServicer
+from tests.unit.test_retrieval_harness import DictCache, FakeEmbedder
+
+
+@asynccontextmanager
+async def loading_server() -> AsyncIterator[tuple[RetrievalServicer, str]]:
+    """A retrieval_svc whose port is open and whose index is not loaded yet (as at every start)."""
+    servicer = RetrievalServicer(Config.from_env({}), DictCache())  # type: ignore[arg-type]
+    server = grpc.aio.server()
+    retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield servicer, f"127.0.0.1:{port}"
+    finally:
+        await server.stop(0)
+        if servicer.engine is not None:
+            servicer.engine.close()
+
+
+def ingest_command(*args: str) -> int | str | None:
+    """``likeopt ingest`` as run from a shell: its exit code (SystemExit must not cross the event loop)."""
+    try:
+        main(["ingest", *args])
+    except SystemExit as ended:
+        return ended.code
+    return None
+
+
+def corpus(folder: Path) -> str:
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"note-{n}.md").write_text(f"# Note {n}\n\nThe harbour log of day {n}.\n")
+    return str(folder)
+
+
+async def test_an_index_still_loading_is_waited_for_and_then_everything_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with loading_server() as (servicer, address):
+        monkeypatch.setenv("LIKEOPT_RETRIEVAL_ADDR", address)
+        running = asyncio.create_task(asyncio.to_thread(ingest_command, corpus(tmp_path / "kb")))
+        await asyncio.sleep(1.5)
+        assert not running.done()
+        engine = RetrievalEngine(tmp_path / "data", FakeEmbedder(), chunk_tokens=32, chunk_overlap=0)  # type: ignore[arg-type]
+        await asyncio.to_thread(engine.load)
+        servicer.serve(engine)
+        assert await running == 0
+        assert engine.stats(None).documents == 3
+    printed = capsys.readouterr()
+    assert f"retrieval_svc at {address} is still loading its index; waiting up to 600 s" in printed.err
+    assert "ingested 3 documents" in printed.out
+
+
+async def test_past_the_wait_the_error_names_what_the_loading_waits_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with loading_server() as (servicer, address):
+        servicer.reachable.failed(BackendUnavailable("milvus at http://10.0.0.9:19530 unreachable: connection refused"))
+        async with grpc.aio.insecure_channel(address) as channel:
+            status = await retrieval_pb2_grpc.RetrievalServiceStub(channel).GetIndexStatus(
+                retrieval_pb2.GetIndexStatusRequest()
+            )
+        assert not status.ready and "10.0.0.9:19530 unreachable" in status.waiting_for
+        monkeypatch.setenv("LIKEOPT_RETRIEVAL_ADDR", address)
+        code = await asyncio.to_thread(ingest_command, "--quiet", "--wait", "1", corpus(tmp_path / "kb"))
+    assert code == (
+        f"likeopt ingest: retrieval_svc at {address} has not loaded its index in 1 s (it waits for: milvus at"
+        " http://10.0.0.9:19530 unreachable: connection refused)"
+    )
+
+
+def test_a_negative_wait_is_refused_before_anything_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ingest_command("--wait", "-1", corpus(tmp_path / "kb")) == 2
+    assert "--wait: -1 seconds; give 0 or more" in capsys.readouterr().err
