@@ -190,9 +190,13 @@ def missing_paths(paths: list[str]) -> list[str]:
     return [path for path in paths if not Path(path).exists()]
 
 
+INTERRUPTED_EXIT = 130
+"""The exit code of a command stopped by Ctrl-C, as shells report one killed by SIGINT (128 + 2)."""
+
+
 def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
     from likeopt.ops.index_loading import NotLoaded
-    from likeopt.ops.ingest import IngestFailed, Unreachable, access_of, ingest_paths
+    from likeopt.ops.ingest import IngestFailed, Interrupted, Unreachable, access_of, ingest_paths
     from likeopt.runtime.contract import access_problem
 
     if missing := missing_paths(args.paths):
@@ -216,6 +220,9 @@ def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.Argume
         sys.exit(f"likeopt ingest: {exc}; is `likeopt up` running, and LIKEOPT_RETRIEVAL_ADDR right?")
     except (NotLoaded, IngestFailed) as exc:
         sys.exit(f"likeopt ingest: {exc}")
+    except Interrupted as exc:
+        print(f"likeopt ingest: {exc}", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
     sys.exit(0 if summary.upserted or not summary.skipped else 1)
 
 

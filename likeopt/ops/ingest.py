@@ -44,12 +44,7 @@ class IngestFailed(Exception):
     def __init__(self, writer: str, error: grpc.RpcError, confirmed: retrieval_pb2.UpsertSummary) -> None:
         code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
         details = (error.details() if isinstance(error, grpc.Call) else "").rstrip(".") or "(no message)"
-        stored = (
-            f"{confirmed.upserted} documents of this run were confirmed stored before that (index version"
-            f" {confirmed.index_version}); the others may not be"
-            if confirmed.upserted
-            else "none of this run's documents was confirmed stored"
-        )
+        stored = confirmed_stored(confirmed)
         if cut_off_by_stop(code, details):
             failure, remedy = "stopped before it answered (its grace for the calls in flight ran out)", "it is back"
         else:
@@ -58,6 +53,26 @@ class IngestFailed(Exception):
             f"retrieval_svc at {writer} {failure}. {stored}; run the command again once {remedy} (a document"
             " stored already is replaced, not duplicated)"
         )
+
+
+class Interrupted(Exception):
+    """Stopped by Ctrl-C (SIGINT); the message says how many of the run's documents were confirmed stored."""
+
+    def __init__(self, confirmed: retrieval_pb2.UpsertSummary) -> None:
+        super().__init__(
+            f"interrupted. {confirmed_stored(confirmed)}; run the command again to store the rest (a document stored"
+            " already is replaced, not duplicated)"
+        )
+
+
+def confirmed_stored(confirmed: retrieval_pb2.UpsertSummary) -> str:
+    """How many of the run's documents retrieval_svc acknowledged as stored before the run ended early."""
+    if not confirmed.upserted:
+        return "none of this run's documents was confirmed stored"
+    return (
+        f"{confirmed.upserted} documents of this run were confirmed stored before that (index version"
+        f" {confirmed.index_version}); the others may not be"
+    )
 
 
 def ingest_paths(
@@ -95,15 +110,18 @@ def ingest_paths(
         except grpc.FutureTimeoutError:
             raise Unreachable(f"retrieval_svc at {writer} did not answer in {CONNECT_TIMEOUT_S:.0f} s") from None
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
-        wait_until_loaded(stub, writer, load_patience_s, quiet)
         summary = retrieval_pb2.UpsertSummary()
-        with tqdm(desc="ingesting", unit="doc", total=expected, disable=quiet, file=sys.stderr) as progress:
-            try:
-                add_up(
-                    stub.IngestDocuments(documents(progress), timeout=INGEST_TIMEOUT_S, wait_for_ready=True), summary
+        try:
+            wait_until_loaded(stub, writer, load_patience_s, quiet)
+            with tqdm(desc="ingesting", unit="doc", total=expected, disable=quiet, file=sys.stderr) as progress:
+                acknowledgements = stub.IngestDocuments(
+                    documents(progress), timeout=INGEST_TIMEOUT_S, wait_for_ready=True
                 )
-            except grpc.RpcError as exc:
-                raise IngestFailed(writer, exc, summary) from None
+                add_up(acknowledgements, summary)
+        except grpc.RpcError as exc:
+            raise IngestFailed(writer, exc, summary) from None
+        except KeyboardInterrupt:
+            raise Interrupted(summary) from None
         tenant = access.tenant if access is not None else ""
         reader = ((PRINCIPAL_HEADER, tenant_reader_header(tenant, tenant_claim, "likeopt-ingest")),)
         left_beside = [] if quiet else other_copies(stub, paths, reader)

@@ -5,6 +5,9 @@ what the loading waits for (its Milvus unreachable), having read no file."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -92,3 +95,35 @@ async def test_past_the_wait_the_error_names_what_the_loading_waits_for(
 def test_a_negative_wait_is_refused_before_anything_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert ingest_command("--wait", "-1", corpus(tmp_path / "kb")) == 2
     assert "--wait: -1 seconds; give 0 or more" in capsys.readouterr().err
+
+
+async def test_ctrl_c_while_waiting_ends_with_a_line_not_a_traceback(tmp_path: Path) -> None:
+    async with loading_server() as (_, address):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "likeopt.ops.cli",
+            "ingest",
+            corpus(tmp_path / "kb"),
+            env={**os.environ, "LIKEOPT_RETRIEVAL_ADDR": address},
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stderr is not None
+        seen = b""
+        while b"still loading" not in seen:
+            line = await asyncio.wait_for(process.stderr.readline(), 60)
+            assert line, f"ended before waiting: {seen!r}"
+            seen += line
+        process.send_signal(signal.SIGINT)
+        rest = await asyncio.wait_for(process.stderr.read(), 60)
+        code = await process.wait()
+    assert code == 130
+    assert (
+        rest.decode()
+        .strip()
+        .endswith(
+            "likeopt ingest: interrupted. none of this run's documents was confirmed stored; run the command again to"
+            " store the rest (a document stored already is replaced, not duplicated)"
+        )
+    )
+    assert b"Traceback" not in rest
