@@ -85,8 +85,9 @@ def snapshot(source: Path, target: Path) -> str:
         durable(partial)
         partial.replace(target)
     except sqlite3.Error as exc:
-        partial.unlink(missing_ok=True)
         raise BackupFailed(f"{source} could not be copied: {exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)  # a copy that failed its check, or Ctrl-C: nothing half-made is left
     return detail
 
 

@@ -14,6 +14,9 @@ from likeopt.runtime.addresses import host_port, reachable_host
 from likeopt.runtime.config import Config
 from likeopt.runtime.contract import MODES
 
+INTERRUPTED_EXIT = 130
+"""The exit code of a command stopped by Ctrl-C, as shells report one killed by SIGINT (128 + 2)."""
+
 
 def choices_of(setting: str) -> list[str]:
     """The values a setting takes (its Literal in Config), so an option naming the same choice cannot drift."""
@@ -171,7 +174,11 @@ def main(argv: list[str] | None = None) -> None:
             config.check_ports_apart()
     except ValueError as exc:
         parser.error(str(exc))
-    RUNS[args.command](args, config, parser)
+    try:
+        RUNS[args.command](args, config, parser)
+    except KeyboardInterrupt:  # `likeopt up` stops on SIGINT by itself; the others end here
+        print(f"likeopt {args.command}: interrupted", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
 
 
 def run_up(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:
@@ -188,10 +195,6 @@ def run_up(args: argparse.Namespace, config: Config, parser: argparse.ArgumentPa
 
 def missing_paths(paths: list[str]) -> list[str]:
     return [path for path in paths if not Path(path).exists()]
-
-
-INTERRUPTED_EXIT = 130
-"""The exit code of a command stopped by Ctrl-C, as shells report one killed by SIGINT (128 + 2)."""
 
 
 def run_ingest(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from likeopt.ops import backup as backup_module
 from likeopt.ops.backup import FEEDBACK_FILE, BackupFailed, backup
 from likeopt.ops.dir_lock import lock_folder, release
 from likeopt.ops.restore import restore
@@ -145,3 +146,20 @@ def test_folders_named_with_uri_characters_are_backed_up_and_restored(tmp_path: 
     backup(config, tmp_path / "backup")
     restore(config, tmp_path / "backup")
     assert stored_ids(config.data_dir / STORE_FILE) == {"live"}
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt(), BackupFailed("the copy fails SQLite's check")])
+def test_a_backup_cut_short_leaves_no_half_made_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: BaseException
+) -> None:
+    """Ctrl-C while a file was flushed, or a copy that failed its check, left ``store.sqlite3.partial`` behind."""
+    config = config_for(tmp_path)
+    Store(config.data_dir / STORE_FILE).close()
+
+    def fail(*_: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(backup_module, "durable", fail)
+    with pytest.raises(type(failure)):
+        backup(config, tmp_path / "backup")
+    assert list((tmp_path / "backup").iterdir()) == []

@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from likeopt.ops import ingest
+from likeopt.ops import cli, ingest
 from likeopt.ops.cli import main
 from likeopt.ops.dir_lock import FolderUnusable, release
 from likeopt.ops.launch_error import LaunchError
@@ -239,3 +239,16 @@ def test_the_report_names_twenty_files_stored_twice_and_counts_the_rest() -> Non
     lines = ingest.copy_lines(copies)
     assert len(lines) == 21 and lines[19].startswith("  the same file is also stored as '19.md'")
     assert lines[-1] == "  … and 5 more documents are also stored under another id"
+
+
+def test_ctrl_c_in_any_command_ends_with_a_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.RUNS, "migrate", interrupted)
+    monkeypatch.setenv("LIKEOPT_MILVUS_URI", "http://127.0.0.1:1")
+    with pytest.raises(SystemExit) as ended:
+        main(["migrate", "--to", "milvus"])
+    assert ended.value.code == 130 and capsys.readouterr().err == "likeopt migrate: interrupted\n"
