@@ -4,7 +4,7 @@ A reader's classes come from the class table held in process (retrieval_svc.milv
 from Milvus (``array_contains_any`` over the class collection). A class never changes its keys (changing a
 document's access moves its chunks to another class), so a list read at an older version can only miss a newer
 document, never show one it should not. A reader who may read more than ``MAX_LISTED_CLASSES`` classes gets
-``array_contains_any`` on the chunks instead: slower on milvus-lite, served from its index on a real Milvus.
+``array_contains_any`` on the chunks instead, which Milvus evaluates row by row (slow on milvus-lite).
 """
 
 from __future__ import annotations
