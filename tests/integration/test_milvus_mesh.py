@@ -152,6 +152,8 @@ def test_retrieval_is_not_serving_while_milvus_is_unreachable_at_start_or_later(
             time.sleep(0.2)
         assert not grpc_serving(f"127.0.0.1:{port}")
         assert backend_reachable(metrics) == 0
+        loading = index_status(f"127.0.0.1:{port}")  # what `likeopt ingest` says it waits for
+        assert not loading.ready and f"LIKEOPT_MILVUS_URI={server.uri} is unavailable" in loading.waiting_for
         server.start()
         try:
             for serving, change in ((True, server.stop), (False, server.start), (True, None)):
@@ -167,6 +169,13 @@ def test_retrieval_is_not_serving_while_milvus_is_unreachable_at_start_or_later(
             server.stop()
     finally:
         process.kill()
+
+
+def index_status(address: str) -> retrieval_pb2.IndexStatus:
+    with grpc.insecure_channel(address) as channel:
+        return retrieval_pb2_grpc.RetrievalServiceStub(channel).GetIndexStatus(
+            retrieval_pb2.GetIndexStatusRequest(), timeout=10
+        )
 
 
 def backend_reachable(metrics_port: int) -> float:
