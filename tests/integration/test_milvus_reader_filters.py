@@ -38,6 +38,14 @@ def random_reader(rng: random.Random) -> Reader:
     return Reader.of(rng.choice(TENANTS[:2]), rng.choice(USERS), rng.sample(GROUPS, rng.randint(0, 12)))
 
 
+def recorded(access: AccessClasses, seed: int, lists: int, readers: int) -> tuple[list[Access], list[Reader]]:
+    """lists random access lists, their classes recorded, and readers random readers, all drawn from seed."""
+    rng = random.Random(seed)
+    accesses = [random_access(rng) for _ in range(lists)]
+    access.record(accesses, 10)
+    return accesses, [random_reader(rng) for _ in range(readers)]
+
+
 class Calls:
     """A MilvusClient's data calls, counted by what they ask for."""
 
@@ -82,11 +90,8 @@ def allowed(accesses: list[Access], reader: Reader) -> str | None:
 
 def test_each_reader_gets_exactly_the_classes_of_the_lists_it_may_read(classes: tuple[AccessClasses, Calls]) -> None:
     access, _ = classes
-    rng = random.Random(20261207)
-    accesses = [random_access(rng) for _ in range(300)]
-    access.record(accesses, 10)
-    readers = [random_reader(rng) for _ in range(60)] + [Reader.of("initech", "nobody", [])]
-    for reader in readers:
+    accesses, readers = recorded(access, 20261207, 300, 60)
+    for reader in [*readers, Reader.of("initech", "nobody", [])]:
         from_table = access.condition(reader, 1, 10)
         asked = access.asked_of_milvus(reader_keys(reader), 10)  # Milvus's own array_contains_any
         assert from_table == allowed(accesses, reader)
@@ -107,10 +112,7 @@ def test_a_new_version_is_one_count_for_every_reader_and_new_lists_are_read_once
     classes: tuple[AccessClasses, Calls],
 ) -> None:
     access, calls = classes
-    rng = random.Random(7)
-    accesses = [random_access(rng) for _ in range(50)]
-    access.record(accesses, 10)
-    readers = [random_reader(rng) for _ in range(20)]
+    accesses, readers = recorded(access, 7, 50, 20)
     for reader in readers:
         access.condition(reader, 1, 10)
     for reader in readers:
@@ -131,10 +133,7 @@ def test_past_the_classes_the_table_holds_each_reader_asks_milvus(
 ) -> None:
     monkeypatch.setattr(milvus_class_table, "HELD_CLASSES", 10)
     access, calls = classes
-    rng = random.Random(11)
-    accesses = [random_access(rng) for _ in range(40)]
-    access.record(accesses, 10)
-    readers = [random_reader(rng) for _ in range(10)]
+    accesses, readers = recorded(access, 11, 40, 10)
     for reader in readers:
         assert access.condition(reader, 1, 10) == allowed(accesses, reader)
     assert calls.asked["a reader's classes"] == len(readers)

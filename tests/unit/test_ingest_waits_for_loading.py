@@ -16,28 +16,17 @@ import grpc
 import pytest
 
 from likeopt.ops.cli import main
-from likeopt.runtime.config import Config
 from likeopt.v1 import retrieval_pb2, retrieval_pb2_grpc
 from retrieval_svc.backend import BackendUnavailable
-from retrieval_svc.engine import RetrievalEngine
 from retrieval_svc.service import RetrievalServicer
-from tests.unit.test_retrieval_harness import DictCache, FakeEmbedder
+from tests.unit.test_retrieval_harness import DictCache, FakeEmbedder, fake_engine, retrieval_port
 
 
 @asynccontextmanager
-async def loading_server() -> AsyncIterator[tuple[RetrievalServicer, str]]:
-    """A retrieval_svc whose port is open and whose index is not loaded yet (as at every start)."""
-    servicer = RetrievalServicer(Config.from_env({}), DictCache())  # type: ignore[arg-type]
-    server = grpc.aio.server()
-    retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
+async def loading_server(data_dir: Path) -> AsyncIterator[tuple[RetrievalServicer, str]]:
+    """A retrieval_svc whose port is open and whose index is not loaded yet (as at every start), and its address."""
+    async with retrieval_port(data_dir, FakeEmbedder(), DictCache(), loaded=False) as (servicer, port):
         yield servicer, f"127.0.0.1:{port}"
-    finally:
-        await server.stop(0)
-        if servicer.engine is not None:
-            servicer.engine.close()
 
 
 def ingest_command(*args: str) -> int | str | None:
@@ -59,16 +48,19 @@ def corpus(folder: Path) -> str:
 async def test_an_index_still_loading_is_waited_for_and_then_everything_is_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with loading_server() as (servicer, address):
+    async with loading_server(tmp_path / "data") as (servicer, address):
         monkeypatch.setenv("LIKEOPT_RETRIEVAL_ADDR", address)
         running = asyncio.create_task(asyncio.to_thread(ingest_command, corpus(tmp_path / "kb")))
         await asyncio.sleep(1.5)
         assert not running.done()
-        engine = RetrievalEngine(tmp_path / "data", FakeEmbedder(), chunk_tokens=32, chunk_overlap=0)  # type: ignore[arg-type]
-        await asyncio.to_thread(engine.load)
-        servicer.serve(engine)
-        assert await running == 0
-        assert engine.stats(None).documents == 3
+        engine = fake_engine(tmp_path / "data", FakeEmbedder())
+        try:
+            await asyncio.to_thread(engine.load)
+            servicer.serve(engine)
+            assert await running == 0
+            assert engine.stats(None).documents == 3
+        finally:
+            engine.close()
     printed = capsys.readouterr()
     assert f"retrieval_svc at {address} is still loading its index; waiting up to 600 s" in printed.err
     assert "ingested 3 documents" in printed.out
@@ -77,7 +69,7 @@ async def test_an_index_still_loading_is_waited_for_and_then_everything_is_store
 async def test_past_the_wait_the_error_names_what_the_loading_waits_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with loading_server() as (servicer, address):
+    async with loading_server(tmp_path / "data") as (servicer, address):
         servicer.reachable.failed(BackendUnavailable("milvus at http://10.0.0.9:19530 unreachable: connection refused"))
         async with grpc.aio.insecure_channel(address) as channel:
             status = await retrieval_pb2_grpc.RetrievalServiceStub(channel).GetIndexStatus(
@@ -98,7 +90,7 @@ def test_a_negative_wait_is_refused_before_anything_is_read(tmp_path: Path, caps
 
 
 async def test_ctrl_c_while_waiting_ends_with_a_line_not_a_traceback(tmp_path: Path) -> None:
-    async with loading_server() as (_, address):
+    async with loading_server(tmp_path / "data") as (_, address):
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

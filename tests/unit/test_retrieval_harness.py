@@ -86,6 +86,11 @@ class DictCache:
         pass
 
 
+def fake_engine(data_dir: Path, embedder: FakeEmbedder, **options: int) -> RetrievalEngine:
+    """A RetrievalEngine over the fake model, in small chunks, not loaded yet."""
+    return RetrievalEngine(data_dir, embedder, chunk_tokens=32, chunk_overlap=0, **options)  # type: ignore[arg-type]
+
+
 @asynccontextmanager
 async def retrieval_port(
     data_dir: Path,
@@ -93,14 +98,17 @@ async def retrieval_port(
     cache: DictCache,
     config: Config | None = None,
     port: int = 0,
+    loaded: bool = True,
     **options: int,
 ) -> AsyncIterator[tuple[RetrievalServicer, int]]:
     """A real grpc.aio server on a loopback port (yielded: port, else a free one) serving RetrievalServicer over a
-    fake-model engine, with config's settings (the defaults when None)."""
+    fake-model engine, with config's settings (the defaults when None). Not loaded, its index is still loading, as
+    at every start, until the caller serves (and closes) an engine of its own."""
     servicer = RetrievalServicer(config or Config.from_env({}), cache)  # type: ignore[arg-type]
-    engine = RetrievalEngine(data_dir, embedder, chunk_tokens=32, chunk_overlap=0, **options)  # type: ignore[arg-type]
-    engine.load()
-    servicer.serve(engine)
+    engine = fake_engine(data_dir, embedder, **options) if loaded else None
+    if engine is not None:
+        engine.load()
+        servicer.serve(engine)
     server = grpc.aio.server()
     retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port(f"127.0.0.1:{port}")
@@ -109,7 +117,8 @@ async def retrieval_port(
         yield servicer, port
     finally:
         await server.stop(0)
-        engine.store.close()
+        if engine is not None:
+            engine.store.close()
 
 
 @asynccontextmanager
