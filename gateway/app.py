@@ -6,6 +6,7 @@ No business logic here: each router validates, translates to gRPC and streams ba
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,7 +17,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp
 
 from gateway.auth import OPTIONAL_BEARER, reader
@@ -54,6 +55,15 @@ ROUTERS = (
 )
 
 __all__ = ["STATIC_DIR", "build_app"]
+
+
+class WholePathMount(Mount):
+    """A Mount that takes every path under its prefix: Starlette's stops at a newline (``%0A``), so such a path under
+    /v1 fell through to the REST API's 404, in its error shape instead of OpenAI's."""
+
+    def __init__(self, path: str, app: ASGIApp, name: str) -> None:
+        super().__init__(path, app=app, name=name)
+        self.path_regex = re.compile(self.path_regex.pattern, re.DOTALL)
 
 
 class GatewayApp(FastAPI):
@@ -95,7 +105,7 @@ def build_app(config: Config, upstreams: Upstreams | None = None) -> GatewayApp:
     app.direct_routes = tuple(route for router in ROUTERS for route in router.routes if isinstance(route, DirectRoute))
     ui_config = LabelledRoute(UI_CONFIG_PATH, ui_config_endpoint(config), include_in_schema=False)
     app.router.routes.append(ui_config)  # before the static mount
-    app.mount("/v1", openai_app(config, lifecycle.upstreams), name="openai")
+    app.router.routes.append(WholePathMount("/v1", openai_app(config, lifecycle.upstreams), name="openai"))
     app.router.routes.append(LabelledRoute("/mcp", mcp, name="mcp", include_in_schema=False))
     app.mount("/static", UI_FILES, name="static")
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]

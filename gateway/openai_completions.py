@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 from pydantic import Field
 
-from gateway.openai_models import MODEL_ID, LikeOptOptions, StreamOptions
+from gateway.models import WholeNumber
+from gateway.openai_models import MODEL_ID, LikeOptOptions, StreamOptions, TokenCount
 from gateway.openai_translate import (
     DONE_LINE,
     AnswerParts,
@@ -38,13 +39,13 @@ class CompletionRequest(LikeOptOptions):
     prompt: str | list[Any] = Field(description="The question: one string (or a list holding one).")
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(
-        None, ge=1, description="Most tokens in the answer; absent means the server's limit, not OpenAI's 16."
+    max_tokens: TokenCount | None = Field(
+        None, description="Most tokens in the answer; absent means the server's limit, not OpenAI's 16."
     )
     stop: str | list[str] | None = Field(None, description="Up to 4 sequences; the answer ends before the first.")
     echo: bool = Field(False, description="Begin the text with the prompt.")
-    n: int | None = Field(None, description="Only 1 is supported.")
-    best_of: int | None = Field(None, description="Only 1 is supported.")
+    n: WholeNumber | None = Field(None, description="Only 1 is supported.")
+    best_of: WholeNumber | None = Field(None, description="Only 1 is supported.")
     suffix: str | None = Field(None, description="Not supported: answers are not insertions.")
 
 

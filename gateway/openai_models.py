@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from gateway.models import OPTIONAL_ID_PATTERN, WholeNumber, whole
 from likeopt.runtime.contract import ANSWER_TOP_K, MODES, Mode, check_conversation_id
 
 LENIENT_BUT_TYPED = ConfigDict(extra="allow", strict=True)
 """Request models: fields Like-Opt does not use are accepted and ignored, but a field it uses must have its type
-(``"stream": "yes"`` and ``"max_tokens": "5"`` are 400s, as OpenAI's API answers, not quietly coerced)."""
+(``"stream": "yes"`` and ``"max_tokens": "5"`` are 400s, as OpenAI's API answers, not quietly coerced; an integer
+written ``5.0`` is one, as in JSON Schema)."""
 
 
 class RequestPart(BaseModel):
@@ -35,6 +37,10 @@ class RequestPart(BaseModel):
         optional = {name for name, declared in cls.model_fields.items() if not declared.is_required()}
         return {name: value for name, value in data.items() if value is not None or name not in optional}
 
+
+TokenCount = Annotated[int, Field(ge=1), BeforeValidator(whole)]
+"""A number of tokens asked for (``max_tokens`` and its kin). The bound comes before the validator: after it, or
+outside the optional, pydantic writes it into the document as ``ge``, a word JSON Schema does not know."""
 
 MODEL_ID = "like-opt"
 MODEL_CREATED = 1_735_689_600
@@ -70,12 +76,12 @@ class LikeOptOptions(RequestPart):
     """Like-Opt's own options, which every OpenAI-style request (chat, responses, completions) may add."""
 
     conversation_id: Annotated[str | None, AfterValidator(check_conversation_id)] = Field(
-        None, description="Like-Opt: continue a stored conversation (its turns are used when no earlier messages)."
-    )
-    top_k: int | None = Field(
         None,
-        ge=ANSWER_TOP_K.low,
-        le=ANSWER_TOP_K.high,
+        description="Like-Opt: continue a stored conversation (its turns are used when no earlier messages).",
+        json_schema_extra={"pattern": OPTIONAL_ID_PATTERN},
+    )
+    top_k: Annotated[int, Field(ge=ANSWER_TOP_K.low, le=ANSWER_TOP_K.high), BeforeValidator(whole)] | None = Field(
+        None,
         description=f"Like-Opt: passages to retrieve (default {ANSWER_TOP_K.default}).",
     )
     mode: Mode | None = Field(None, description="Like-Opt: which retrievers to use.")
@@ -96,11 +102,11 @@ class ChatCompletionRequest(LikeOptOptions):
     messages: list[ChatMessage] = Field(description="The conversation; the last message is the user's question.")
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int | None = Field(None, description="Only 1 is supported.")
-    max_completion_tokens: int | None = Field(
-        None, ge=1, description="Most tokens in the answer; more than the server's configured limit means that limit."
+    n: WholeNumber | None = Field(None, description="Only 1 is supported.")
+    max_completion_tokens: TokenCount | None = Field(
+        None, description="Most tokens in the answer; more than the server's configured limit means that limit."
     )
-    max_tokens: int | None = Field(None, ge=1, description="The older name of max_completion_tokens.")
+    max_tokens: TokenCount | None = Field(None, description="The older name of max_completion_tokens.")
     stop: str | list[str] | None = Field(
         None, description="Up to 4 sequences; the answer (and its citations) ends before the first of them."
     )

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from pydantic import Field
 
-from gateway.openai_models import MODEL_ID, ChatMessage, ContentPart, LikeOptOptions, RequestPart
+from gateway.openai_models import MODEL_ID, ChatMessage, ContentPart, LikeOptOptions, RequestPart, TokenCount
 from gateway.openai_translate import (
     NO_LOGPROBS,
     AnswerParts,
@@ -107,7 +107,7 @@ class ResponsesRequest(LikeOptOptions):
     )
     instructions: Any = None
     stream: bool = False
-    max_output_tokens: int | None = Field(None, ge=1, description="Most tokens in the answer (capped by the server).")
+    max_output_tokens: TokenCount | None = Field(None, description="Most tokens in the answer (capped by the server).")
     previous_response_id: str | None = Field(None, description="Continue the conversation of this response.")
     text: TextOptions | None = Field(None, description="Only the format type 'text' is supported.")
     metadata: dict[str, str] | None = None

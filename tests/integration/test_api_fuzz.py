@@ -22,13 +22,17 @@ from schemathesis.checks import CHECKS, CheckContext  # noqa: E402
 from schemathesis.core.parameters import ParameterLocation  # noqa: E402
 
 from gateway.app import build_app  # noqa: E402
+from gateway.openai_api import openai_app  # noqa: E402
 from likeopt.runtime.config import Config  # noqa: E402
 from tests.support import MeshProcess, ValkeyServer, mesh_environment  # noqa: E402
 
 DEMO_CORPUS = Path(__file__).resolve().parents[2] / "docs"
 schema = schemathesis.openapi.from_dict(build_app(Config.from_env({})).openapi())
 """Loaded first: loading an OpenAPI document registers the OpenAPI checks named below."""
-schema.config.generation.update(allow_extra_parameters=False)  # unknown query parameters are ignored, not refused
+openai_schema = schemathesis.openapi.from_dict(openai_app(Config.from_env({}), lambda: None).openapi())
+"""The OpenAI-compatible API's own document (/v1/openapi.json), which clients generated from it read."""
+for document in (schema, openai_schema):
+    document.config.generation.update(allow_extra_parameters=False)  # unknown query parameters: ignored
 schema.config.checks.negative_data_rejection.expected_statuses.append("431")
 """Envoy refuses a request line over its limit (a list of ids too long) before the gateway can say 422."""
 CHECK_NAMES = (
@@ -99,14 +103,26 @@ def fuzzed_mesh(tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer) 
         yield mesh
 
 
+FUZZED = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def called_and_checked(case: schemathesis.Case, mesh: MeshProcess, mounted_at: str = "") -> None:
+    """The case sent to the mesh through Envoy with the API key, its reply put to SELECTED_CHECKS."""
+    headers = {"Authorization": f"Bearer {mesh.api_key}"}
+    case.call_and_validate(base_url=mesh.base_url + mounted_at, headers=headers, checks=SELECTED_CHECKS, timeout=60)
+
+
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@FUZZED
 def test_valid_data_is_accepted_invalid_refused_and_every_reply_on_schema(
     case: schemathesis.Case, fuzzed_mesh: MeshProcess
 ) -> None:
-    case.call_and_validate(
-        base_url=fuzzed_mesh.base_url,
-        headers={"Authorization": f"Bearer {fuzzed_mesh.api_key}"},
-        checks=SELECTED_CHECKS,
-        timeout=60,
-    )
+    called_and_checked(case, fuzzed_mesh)
+
+
+@openai_schema.parametrize()
+@FUZZED
+def test_the_openai_api_accepts_what_its_document_allows_and_answers_on_schema(
+    case: schemathesis.Case, fuzzed_mesh: MeshProcess
+) -> None:
+    called_and_checked(case, fuzzed_mesh, "/v1")

@@ -206,6 +206,13 @@ def test_unknown_routes_and_methods_answer_in_the_error_shape(client: TestClient
     assert error_of(client.get("/api/v1/search"), 405)["code"] == "METHOD_NOT_ALLOWED"
 
 
+@pytest.mark.parametrize("path", ["/v1/models/a%0Ab", "/v1/a%0Ab", "/v1/models/x%0A"])
+def test_every_path_under_v1_is_answered_by_the_openai_app(client: TestClient, path: str) -> None:
+    """A newline in the path once fell through to the REST API's 404: OpenAI clients read only OpenAI's shape."""
+    reply = client.get(path)
+    assert reply.status_code == 404 and set(reply.json()["error"]) == {"message", "type", "param", "code"}, reply.text
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [

@@ -189,7 +189,7 @@ async def test_a_bug_is_a_500_in_openai_shape_not_plain_text() -> None:
         ("/v1/chat/completions", "max_tokens", "5"),
         ("/v1/completions", "echo", 1),
         ("/v1/responses", "stream", "true"),
-        ("/v1/responses", "max_output_tokens", 5.0),
+        ("/v1/responses", "max_output_tokens", 5.5),
     ],
 )
 async def test_a_field_of_the_wrong_type_is_refused_not_coerced(path: str, field: str, value: object) -> None:
@@ -206,6 +206,24 @@ async def test_a_field_of_the_wrong_type_is_refused_not_coerced(path: str, field
     error = reply.json()["error"]
     assert reply.status_code == 400 and (error["param"], error["code"]) == (field, "invalid_type"), reply.text
     assert ignored.status_code == 200, ignored.text  # what Like-Opt ignores is still not checked
+
+
+async def test_an_integer_written_with_a_point_is_an_integer() -> None:
+    """JSON Schema's integer, as the document declares it: a client's arithmetic that sends 256.0 is not refused."""
+    question = {"role": "user", "content": QUESTION}
+    async with generation_server(ExtractiveBackend()) as h, v1_client(h.stub) as client:
+        http = client._client
+        chat = await http.post(
+            "http://like-opt/v1/chat/completions",
+            json={"model": "like-opt", "messages": [question], "max_tokens": 64.0, "top_k": 3.0},
+        )
+        response = await http.post(
+            "http://like-opt/v1/responses", json={"model": "like-opt", "input": QUESTION, "max_output_tokens": 64.0}
+        )
+        completion = await http.post(
+            "http://like-opt/v1/completions", json={"model": "like-opt", "prompt": QUESTION, "n": 1.0}
+        )
+    assert [reply.status_code for reply in (chat, response, completion)] == [200, 200, 200], chat.text
 
 
 NULLED = {
