@@ -52,17 +52,31 @@ def backup(config: Config, destination: Path) -> list[Copied]:
     """Snapshot every live file into destination, a new or empty folder; a file not made yet is left out."""
     if destination.exists() and any(destination.iterdir()):
         raise BackupFailed(f"{destination} is not empty: give each backup a new folder, so none is overwritten")
+    made = not destination.exists()
     destination.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for name, live in files_of(config).items():
-        if live.is_file():
-            copied.append(Copied(name, destination / name, snapshot(live, destination / name)))
+    copied: list[Copied] = []
+    try:
+        for name, live in files_of(config).items():
+            if live.is_file():
+                copied.append(Copied(name, destination / name, snapshot(live, destination / name)))
+    except BaseException:
+        discard(copied, destination if made else None)
+        raise
     if not copied:
         raise BackupFailed(
             f"nothing to back up: no {STORE_FILE} in LIKEOPT_DATA_DIR={config.data_dir} and no"
             f" LIKEOPT_FEEDBACK_DB={config.feedback_db}"
         )
     return copied
+
+
+def discard(copied: list[Copied], made: Path | None) -> None:
+    """A backup cut short (Ctrl-C, a copy failing its check) takes back the files it wrote, and the folder it made:
+    a folder holding the store without the feedback file would restore as if it were whole."""
+    for done in copied:
+        done.path.unlink(missing_ok=True)
+    if made is not None:
+        made.rmdir()
 
 
 def snapshot(source: Path, target: Path) -> str:

@@ -162,4 +162,27 @@ def test_a_backup_cut_short_leaves_no_half_made_file(
     monkeypatch.setattr(backup_module, "durable", fail)
     with pytest.raises(type(failure)):
         backup(config, tmp_path / "backup")
-    assert list((tmp_path / "backup").iterdir()) == []
+    assert not (tmp_path / "backup").exists()
+
+
+def test_a_backup_cut_short_after_one_file_takes_it_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interrupted between the store and the feedback file, a backup left the store alone in its folder, which a
+    restore would have put in place without the feedback file; a folder given empty stays, empty."""
+    config = config_for(tmp_path)
+    Store(config.data_dir / STORE_FILE).close()
+    config.feedback_db.parent.mkdir(parents=True)
+    sqlite3.connect(config.feedback_db).close()
+    snapshot = backup_module.snapshot
+
+    def second_interrupted(source: Path, target: Path) -> str:
+        if target.name == FEEDBACK_FILE:
+            raise KeyboardInterrupt
+        return snapshot(source, target)
+
+    monkeypatch.setattr(backup_module, "snapshot", second_interrupted)
+    (tmp_path / "given").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        backup(config, tmp_path / "given")
+    assert list((tmp_path / "given").iterdir()) == []
+    monkeypatch.setattr(backup_module, "snapshot", snapshot)
+    assert {copied.name for copied in backup(config, tmp_path / "given")} == {STORE_FILE, FEEDBACK_FILE}
