@@ -429,7 +429,8 @@ class Readiness(BaseModel):
     )
     detail: list[str] = Field(
         description="A line for each upstream with a replica that is not SERVING, naming it: "
-        "'generation_svc: 1 of 2 replicas serving; 127.0.0.1:25574 DEADLINE_EXCEEDED'."
+        "'generation_svc: 1 of 2 replicas serving; 127.0.0.1:25574 DEADLINE_EXCEEDED'; a retrieval_svc replica adds "
+        "why when it can: 'retrieval_svc: 0 of 1 replicas serving; 127.0.0.1:50051 NOT_SERVING (loading the index)'."
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -12,10 +12,11 @@ from gateway.errors import name_upstreams
 from likeopt.runtime.addresses import address_list
 from likeopt.runtime.config import Config
 from likeopt.runtime.grpc_client import HEALTH_SERVICE_NAME, open_channel, open_probe_channel
-from likeopt.v1 import cache_pb2_grpc, generation_pb2_grpc, retrieval_pb2_grpc
+from likeopt.v1 import cache_pb2_grpc, generation_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 
 HEALTH_TIMEOUT_S = 1.0
 SERVING = health_pb2.HealthCheckResponse.ServingStatus.Name(health_pb2.HealthCheckResponse.SERVING)
+NOT_SERVING = health_pb2.HealthCheckResponse.ServingStatus.Name(health_pb2.HealthCheckResponse.NOT_SERVING)
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class UpstreamHealth:
     """One upstream's health as each of its replicas answered (address → status name)."""
 
     replicas: dict[str, str]
+    why: dict[str, str] = field(default_factory=dict)
+    """Why a replica answering NOT_SERVING does, where it says (retrieval_svc: retrieval_waits)."""
 
     @property
     def serving(self) -> bool:
@@ -37,11 +40,29 @@ class UpstreamHealth:
     def detail(self, name: str) -> str | None:
         """A line naming the replicas that are not SERVING ('generation_svc: 1 of 2 replicas serving;
         127.0.0.1:25574 DEADLINE_EXCEEDED'); None when every replica is."""
-        failing = [f"{address} {status}" for address, status in self.replicas.items() if status != SERVING]
+        failing = [
+            f"{address} {status}" + (f" ({self.why[address]})" if address in self.why else "")
+            for address, status in self.replicas.items()
+            if status != SERVING
+        ]
         if not failing:
             return None
         serving = len(self.replicas) - len(failing)
         return f"{name}: {serving} of {len(self.replicas)} replicas serving; " + ", ".join(failing)
+
+
+async def retrieval_waits(probe: grpc.aio.Channel) -> str:
+    """Why a retrieval_svc replica says NOT_SERVING, in words for the public readyz: never its backend's address
+    or error, which GetIndexStatus's waiting_for holds and only callers with the API key see; "" if it does not say.
+    """
+    stub = retrieval_pb2_grpc.RetrievalServiceStub(probe)
+    try:
+        status = await stub.GetIndexStatus(retrieval_pb2.GetIndexStatusRequest(), timeout=HEALTH_TIMEOUT_S)
+    except grpc.aio.AioRpcError as exc:  # loaded, then its backend went away: the status cannot be counted
+        return "its retrieval backend is unavailable" if exc.code() is grpc.StatusCode.UNAVAILABLE else ""
+    if status.ready:  # stopping, or its backend away but the counts still at hand: not told apart here
+        return ""
+    return "waiting for its retrieval backend" if status.waiting_for else "loading the index"
 
 
 @dataclass
@@ -125,8 +146,14 @@ class Upstreams:
         """
         addresses = list(self.probes)
         statuses = dict(zip(addresses, await asyncio.gather(*(self._check(a) for a in addresses)), strict=True))
+        waiting = [address for address in self.replicas["retrieval_svc"] if statuses[address] == NOT_SERVING]
+        reasons = await asyncio.gather(*(retrieval_waits(self.probes[address]) for address in waiting))
+        why = {address: reason for address, reason in zip(waiting, reasons, strict=True) if reason}
         return {
-            name: UpstreamHealth({address: statuses[address] for address in replica_addresses})
+            name: UpstreamHealth(
+                {address: statuses[address] for address in replica_addresses},
+                {address: why[address] for address in replica_addresses if address in why},
+            )
             for name, replica_addresses in self.replicas.items()
         }
 

@@ -4,6 +4,7 @@ one is seen through the other at once; Milvus going away costs UNAVAILABLE, neve
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.upstreams import retrieval_waits
 from likeopt.ops.healthcheck import grpc_serving
 from likeopt.ops.processes import CHILD_ENV
 from likeopt.runtime.addresses import host_port
@@ -154,6 +156,7 @@ def test_retrieval_is_not_serving_while_milvus_is_unreachable_at_start_or_later(
         assert backend_reachable(metrics) == 0
         loading = index_status(f"127.0.0.1:{port}")  # what `likeopt ingest` says it waits for
         assert not loading.ready and f"LIKEOPT_MILVUS_URI={server.uri} is unavailable" in loading.waiting_for
+        assert asyncio.run(readyz_reason(f"127.0.0.1:{port}")) == "waiting for its retrieval backend"
         server.start()
         try:
             for serving, change in ((True, server.stop), (False, server.start), (True, None)):
@@ -176,6 +179,12 @@ def index_status(address: str) -> retrieval_pb2.IndexStatus:
         return retrieval_pb2_grpc.RetrievalServiceStub(channel).GetIndexStatus(
             retrieval_pb2.GetIndexStatusRequest(), timeout=10
         )
+
+
+async def readyz_reason(address: str) -> str:
+    """What the gateway's readyz says of the replica at address (gateway/upstreams.py's retrieval_waits)."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        return await retrieval_waits(channel)
 
 
 def backend_reachable(metrics_port: int) -> float:

@@ -3,23 +3,29 @@ replica a balanced call would have reached."""
 
 from __future__ import annotations
 
+import grpc
+import pytest
 from grpc_health.v1 import health_pb2
 from starlette.testclient import TestClient
 
 from gateway.app import build_app
 from likeopt.runtime.config import Config
-from tests.health_servers import frozen_server, health_server
+from likeopt.v1 import retrieval_pb2
+from tests.health_servers import frozen_server, health_server, retrieval_not_serving
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def readiness(good: str, generation: str, polls: int = 6) -> list[tuple[int, dict[str, object]]]:
-    """readyz polled several times: generation_svc at the replica list generation, the other upstreams good."""
+def readiness(
+    good: str, generation: str, polls: int = 6, retrieval: str | None = None
+) -> list[tuple[int, dict[str, object]]]:
+    """readyz polled several times: generation_svc at the replica list generation, retrieval_svc at retrieval, the
+    other upstreams (and retrieval_svc unless given) good."""
     config = Config.from_env(
         {
             "LIKEOPT_API_KEY": "unit-test-key",
-            "LIKEOPT_RETRIEVAL_ADDR": good,
+            "LIKEOPT_RETRIEVAL_ADDR": retrieval or good,
             "LIKEOPT_GENERATION_ADDR": generation,
             "LIKEOPT_CACHE_ADDR": good,
         }
@@ -55,3 +61,27 @@ def test_an_upstream_with_no_replica_serving_is_not_ready() -> None:
     assert status == 503 and body["ready"] is False
     assert body["upstreams"]["generation_svc"] == "NOT_SERVING"
     assert body["detail"] == [f"generation_svc: 0 of 1 replicas serving; {bad} NOT_SERVING"]
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        (retrieval_pb2.IndexStatus(ready=False), " (loading the index)"),
+        (
+            retrieval_pb2.IndexStatus(ready=False, waiting_for="Milvus at http://10.0.0.9:19530: refused"),
+            " (waiting for its retrieval backend)",
+        ),
+        (grpc.StatusCode.UNAVAILABLE, " (its retrieval backend is unavailable)"),
+        (retrieval_pb2.IndexStatus(ready=True), ""),
+        (grpc.StatusCode.UNIMPLEMENTED, ""),
+    ],
+)
+def test_a_retrieval_replica_not_serving_says_why_without_its_backends_address(
+    status: retrieval_pb2.IndexStatus | grpc.StatusCode, said: str
+) -> None:
+    """An operator reading readyz learned only NOT_SERVING; the reason is in words, since readyz is public and
+    the backend's error names its address."""
+    with health_server(SERVING) as good, retrieval_not_serving(status) as waiting:
+        [(code, body)] = readiness(good, good, polls=1, retrieval=waiting)
+    assert code == 503 and f"retrieval_svc: 0 of 1 replicas serving; {waiting} NOT_SERVING{said}" in body["detail"]
+    assert "10.0.0.9" not in str(body)
