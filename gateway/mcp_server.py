@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import HIDDEN_DETAILS, public_details
 from gateway.mcp_arguments import StrictTool
+from gateway.models import ConversationId, Query, query_text
 from gateway.observe import first_text_timed
 from likeopt.runtime.addresses import address_list
 from likeopt.runtime.config import Config
@@ -48,6 +49,9 @@ INSTRUCTIONS = (
     "numbered citations [n]; use `search` to see the matching passages themselves; `list_documents` and the "
     "likeopt://documents/{doc_id} resources show what the corpus holds."
 )
+
+Question = query_text("question")
+"""ask's question, checked as a query is but named as the tool names it."""
 
 
 def document_uri(doc_id: str) -> str:
@@ -230,7 +234,7 @@ def mesh_tools(mesh: Callable[[], Mesh]) -> list[Tool]:
     """search, ask and list_documents."""
 
     async def search(
-        query: Annotated[str, Field(description="What to look for, in plain words or keywords.")],
+        query: Annotated[Query, Field(description="What to look for, in plain words or keywords.")],
         top_k: Annotated[int, Field(ge=SEARCH_TOP_K.low, le=SEARCH_TOP_K.high, description="How many passages.")] = 5,
         mode: Mode = "hybrid",
         filters: Annotated[dict[str, str] | None, Field(description="Document metadata that must match.")] = None,
@@ -251,8 +255,10 @@ def mesh_tools(mesh: Callable[[], Mesh]) -> list[Tool]:
         return await search_result_of(m, request)
 
     async def ask(
-        question: Annotated[str, Field(description="The question, in plain words.")],
-        conversation_id: Annotated[str, Field(description="Continue this conversation (from an earlier ask).")] = "",
+        question: Annotated[Question, Field(description="The question, in plain words.")],
+        conversation_id: Annotated[
+            ConversationId, Field(description="Continue this conversation (from an earlier ask).")
+        ] = "",
         top_k: Annotated[
             int, Field(ge=ANSWER_TOP_K.low, le=ANSWER_TOP_K.high, description="Passages to ground the answer on.")
         ] = ANSWER_TOP_K.default,

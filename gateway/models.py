@@ -9,6 +9,7 @@ come from likeopt.runtime.contract, as every service's do. Requests are strict (
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -35,17 +36,29 @@ from likeopt.runtime.contract import (
 OPTIONAL_ID_PATTERN = f"^({ID_PATTERN[1:-1]})?$"
 STRICT = ConfigDict(strict=True, extra="forbid")
 
-Query = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=MAX_QUERY_CHARS,
-        description="Words or a question: at least one non-space character, no NUL.",
-        json_schema_extra={"pattern": QUERY_PATTERN},
-    ),
-    AfterValidator(check_query),
-]
+
+def query_text(name: str) -> Any:
+    """The type of a query or question sent as name (a body field, a tool argument): its checks are check_query's,
+    whose messages name it, and its document declares them."""
+    return Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            description="Words or a question: at least one non-space character, no NUL.",
+            json_schema_extra={"pattern": QUERY_PATTERN},
+        ),
+        AfterValidator(functools.partial(check_query, name=name)),
+    ]
+
+
+Query = query_text("query")
 StringMap = dict[str, str]
+ConversationId = Annotated[
+    str, Field(json_schema_extra={"pattern": OPTIONAL_ID_PATTERN}), AfterValidator(check_conversation_id)
+]
+"""A conversation to continue, "" for a new one: the REST, OpenAI and MCP documents declare the pattern it is held
+to."""
 
 
 def whole(value: object) -> object:
@@ -132,12 +145,8 @@ class ChatRequest(BaseModel):
 
     query: Query
     conversation_id: Annotated[
-        str,
-        Field(
-            description="Continue this conversation (the done event's conversation_id); empty starts a new one.",
-            json_schema_extra={"pattern": OPTIONAL_ID_PATTERN},
-        ),
-        AfterValidator(check_conversation_id),
+        ConversationId,
+        Field(description="Continue this conversation (the done event's conversation_id); empty starts a new one."),
     ] = ""
     top_k: WholeNumber = top_k_field(ANSWER_TOP_K, "Passages to ground the answer on.")
     mode: Mode = Field("hybrid", description="How passages are retrieved.")

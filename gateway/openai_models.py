@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from gateway.models import OPTIONAL_ID_PATTERN, WholeNumber, whole
-from likeopt.runtime.contract import ANSWER_TOP_K, MODES, Mode, check_conversation_id
+from gateway.models import ConversationId, WholeNumber, whole
+from likeopt.runtime.contract import ANSWER_TOP_K, MODES, Mode
 
 LENIENT_BUT_TYPED = ConfigDict(extra="allow", strict=True)
 """Request models: fields Like-Opt does not use are accepted and ignored, but a field it uses must have its type
@@ -75,10 +75,8 @@ class ResponseFormat(RequestPart):
 class LikeOptOptions(RequestPart):
     """Like-Opt's own options, which every OpenAI-style request (chat, responses, completions) may add."""
 
-    conversation_id: Annotated[str | None, AfterValidator(check_conversation_id)] = Field(
-        None,
-        description="Like-Opt: continue a stored conversation (its turns are used when no earlier messages).",
-        json_schema_extra={"pattern": OPTIONAL_ID_PATTERN},
+    conversation_id: ConversationId | None = Field(
+        None, description="Like-Opt: continue a stored conversation (its turns are used when no earlier messages)."
     )
     top_k: Annotated[int, Field(ge=ANSWER_TOP_K.low, le=ANSWER_TOP_K.high), BeforeValidator(whole)] | None = Field(
         None,

@@ -82,5 +82,5 @@ async def test_errors_are_tool_errors_and_the_session_goes_on(mesh: MeshProcess,
         after = await client.call_tool("search", {"query": "cache"})
     for failed in (empty, no_question, bad_conversation, out_of_range):
         assert failed.is_error, failed
-    assert "INVALID_ARGUMENT" in empty.content[0].text  # type: ignore[union-attr]
+    assert "invalid arguments\nquery: query must contain a non-space character" in empty.content[0].text  # type: ignore[union-attr]
     assert not after.is_error and (after.structured_content or {})["passages"]

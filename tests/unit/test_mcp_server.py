@@ -146,8 +146,9 @@ async def test_failures_are_tool_errors_and_the_server_keeps_serving(tmp_path: P
         with pytest.raises(MCPError):
             await client.read_resource("likeopt://documents/nothing-here")
         still = await client.call_tool("search", {"query": "zebras"})
-    for result in (empty, blank, bad_id):
-        assert result.is_error and "INVALID_ARGUMENT" in result.content[0].text  # type: ignore[union-attr]
+    for result, argument in ((empty, "query"), (blank, "question"), (bad_id, "conversation_id")):
+        said = result.content[0].text  # type: ignore[union-attr]
+        assert result.is_error and f"invalid arguments\n{argument}: " in said, said
     assert out_of_range.is_error and not still.is_error
     assert misspelt.is_error and "filter" in misspelt.content[0].text  # type: ignore[union-attr]
 
