@@ -1196,6 +1196,7 @@ UNREADABLE = {
     "malformed header": (b"GET /api/v1/index HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", "400", "BAD_REQUEST"),
     "malformed request line": (b"NOT HTTP AT ALL\r\n\r\n", "400", "BAD_REQUEST"),
     "headers that never end": (b"GET /api/v1/index HTTP/1.1\r\nHost: x\r\n", "408", "REQUEST_TIMEOUT"),
+    "a QUERY without its Content-Type": (b"QUERY /api/v1/search HTTP/1.1\r\nHost: x\r\n\r\n", "400", "BAD_REQUEST"),
 }
 
 

@@ -16,7 +16,11 @@ within REQUEST_HEADERS_LIMIT_KIB with the rest of a request: its payload is abou
 that 52, so 1,000 take 53 KB and 1,200 pass the limit. gRPC's metadata limit (likeopt/runtime/grpc_client.py)
 is set above it, for the payload Envoy passes on."""
 UNREADABLE_REQUESTS = {
-    400: ("BAD_REQUEST", "the request is not well-formed HTTP (its request line or a header is malformed)"),
+    400: (
+        "BAD_REQUEST",
+        "the request is not well-formed HTTP (its request line or a header is malformed, or one it needs is missing,"
+        " such as a QUERY request's Content-Type)",
+    ),
     408: ("REQUEST_TIMEOUT", "the request's headers did not all arrive in time"),
     431: (
         "REQUEST_HEADERS_TOO_LARGE",
