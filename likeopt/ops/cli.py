@@ -158,11 +158,19 @@ def add_backup_and_restore(commands: argparse._SubParsersAction) -> None:
         commands.add_parser(name, help=about).add_argument("folder", metavar=metavar, help=folder)
 
 
+def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The command's own parser, so that an error in its use reads ``likeopt eval: error: …`` under its own usage
+    line, as argparse's own errors about its options do, not the top-level one's."""
+    [commands] = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    return commands.choices[command]
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    everything = build_parser()
+    args = everything.parse_args(argv)
+    parser = command_parser(everything, args.command)
     if args.command == "migrate" and not os.environ.get("LIKEOPT_MILVUS_URI"):
-        parser.error("likeopt migrate --to milvus needs LIKEOPT_MILVUS_URI (the Milvus to copy into)")
+        parser.error("--to milvus needs LIKEOPT_MILVUS_URI (the Milvus to copy into)")
     if args.command == "up":
         if args.otlp_endpoint:
             os.environ["LIKEOPT_OTLP_ENDPOINT"] = args.otlp_endpoint
@@ -247,7 +255,7 @@ def evaluate_as_asked(args: argparse.Namespace, config: Config, parser: argparse
         from likeopt.ops.answer_eval import answers_main, input_problem
 
         if not args.data and not args.from_feedback:
-            parser.error("likeopt eval --answers needs --data DIR (or --from-feedback)")
+            parser.error("--answers needs --data DIR (or --from-feedback)")
         data = Path(args.data) if args.data and not args.from_feedback else None
         if problem := input_problem(data, args.questions, args.offtopic):
             parser.error(problem)
@@ -263,7 +271,7 @@ def evaluate_as_asked(args: argparse.Namespace, config: Config, parser: argparse
         print(json.dumps(rows) if args.json else format_table(rows), flush=True)
         return
     if not args.data:
-        parser.error("likeopt eval needs --data DIR")
+        parser.error("--data DIR is needed: a folder in BEIR's layout (corpus.jsonl, queries.jsonl, qrels/)")
     from likeopt.ops.evaluate import EvalSettings, format_report
     from likeopt.ops.evaluate import run_eval as evaluate
 
