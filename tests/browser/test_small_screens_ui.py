@@ -74,6 +74,21 @@ def test_nothing_scrolls_sideways_at_320_pixels(mesh: MeshProcess, narrow: Any, 
     assert narrow.evaluate(WIDER_THAN_SHOWN, ".tabs [role=tab]") == []
 
 
+@pytest.mark.parametrize("viewport", [(1280, 900), (1024, 700)])
+def test_a_new_chat_fits_its_window_without_a_scroll_bar(mesh: MeshProcess, browser: Any, viewport: tuple) -> None:
+    """The chat column was sized to the window less a header one pixel shorter than the header (its border): one
+    pixel over, and a scroll bar beside an empty chat."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    try:
+        page = context.new_page()
+        page.goto(f"{mesh.base_url}/#chat")
+        page.locator("#view-chat").wait_for()
+        height = page.evaluate("[document.documentElement.scrollHeight, document.documentElement.clientHeight]")
+    finally:
+        context.close()
+    assert height[0] <= height[1], f"the page is {height[0]} pixels high in a window of {height[1]}"
+
+
 CONTRAST = """(selector) => {
   const channels = (colour) => colour.match(/[\\d.]+/g).map(Number);
   const luminance = ([r, g, b]) => {
