@@ -66,7 +66,13 @@ def whole(value: object) -> object:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-WholeNumber = Annotated[int, BeforeValidator(whole)]
+def whole_number(**bounds: int) -> Any:
+    """An integer as JSON Schema's (see whole), within bounds. They come before the validator: after it, or outside
+    an optional, pydantic writes them into the document as ``ge`` and ``le``, words JSON Schema does not know."""
+    return Annotated[int, Field(**bounds), BeforeValidator(whole)]
+
+
+WholeNumber = whole_number()
 
 
 def top_k_field(limits: Range, what: str) -> Any:

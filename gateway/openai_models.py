@@ -9,11 +9,11 @@ know them ignore them.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gateway.models import ConversationId, WholeNumber, whole
+from gateway.models import ConversationId, WholeNumber, whole_number
 from likeopt.runtime.contract import ANSWER_TOP_K, MODES, Mode
 
 LENIENT_BUT_TYPED = ConfigDict(extra="allow", strict=True)
@@ -38,9 +38,10 @@ class RequestPart(BaseModel):
         return {name: value for name, value in data.items() if value is not None or name not in optional}
 
 
-TokenCount = Annotated[int, Field(ge=1), BeforeValidator(whole)]
-"""A number of tokens asked for (``max_tokens`` and its kin). The bound comes before the validator: after it, or
-outside the optional, pydantic writes it into the document as ``ge``, a word JSON Schema does not know."""
+TokenCount = whole_number(ge=1)
+"""A number of tokens asked for (``max_tokens`` and its kin)."""
+PassageCount = whole_number(ge=ANSWER_TOP_K.low, le=ANSWER_TOP_K.high)
+"""Passages an answer is grounded on (Like-Opt's ``top_k``)."""
 
 MODEL_ID = "like-opt"
 MODEL_CREATED = 1_735_689_600
@@ -78,7 +79,7 @@ class LikeOptOptions(RequestPart):
     conversation_id: ConversationId | None = Field(
         None, description="Like-Opt: continue a stored conversation (its turns are used when no earlier messages)."
     )
-    top_k: Annotated[int, Field(ge=ANSWER_TOP_K.low, le=ANSWER_TOP_K.high), BeforeValidator(whole)] | None = Field(
+    top_k: PassageCount | None = Field(
         None,
         description=f"Like-Opt: passages to retrieve (default {ANSWER_TOP_K.default}).",
     )
