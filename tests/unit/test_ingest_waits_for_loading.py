@@ -89,6 +89,18 @@ def test_a_negative_wait_is_refused_before_anything_is_read(tmp_path: Path, caps
     assert "--wait: -1 seconds; give 0 or more" in capsys.readouterr().err
 
 
+async def rest_of_output(process: asyncio.subprocess.Process, timeout_s: float) -> bytes:
+    """What process writes to stderr until it exits; one that has not exited within timeout_s fails the test with
+    every thread's Python stack (faulthandler, on SIGABRT), so a rare hang says where it hangs."""
+    assert process.stderr is not None
+    try:
+        return await asyncio.wait_for(process.stderr.read(), timeout_s)
+    except TimeoutError:
+        process.send_signal(signal.SIGABRT)
+        dump = await asyncio.wait_for(process.stderr.read(), 10)
+        pytest.fail(f"still running {timeout_s:.0f} s after SIGINT; its threads:\n{dump.decode(errors='replace')}")
+
+
 async def test_ctrl_c_while_waiting_ends_with_a_line_not_a_traceback(tmp_path: Path) -> None:
     async with loading_server(tmp_path / "data") as (_, address):
         process = await asyncio.create_subprocess_exec(
@@ -97,7 +109,7 @@ async def test_ctrl_c_while_waiting_ends_with_a_line_not_a_traceback(tmp_path: P
             "likeopt.ops.cli",
             "ingest",
             corpus(tmp_path / "kb"),
-            env={**os.environ, "LIKEOPT_RETRIEVAL_ADDR": address},
+            env={**os.environ, "LIKEOPT_RETRIEVAL_ADDR": address, "PYTHONFAULTHANDLER": "1"},
             stderr=asyncio.subprocess.PIPE,
         )
         assert process.stderr is not None
@@ -107,7 +119,7 @@ async def test_ctrl_c_while_waiting_ends_with_a_line_not_a_traceback(tmp_path: P
             assert line, f"ended before waiting: {seen!r}"
             seen += line
         process.send_signal(signal.SIGINT)
-        rest = await asyncio.wait_for(process.stderr.read(), 60)
+        rest = await rest_of_output(process, 60)
         code = await process.wait()
     assert code == 130
     assert (
