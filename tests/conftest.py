@@ -3,6 +3,7 @@ integration tests."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,13 @@ from tests.identity import IdentityProvider
 from tests.support import MeshProcess, MilvusServer, ValkeyServer, mesh_environment
 
 DEMO_CORPUS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Children get Ctrl-C as from a terminal: a non-interactive shell starts a background job (`make test &`)
+    with SIGINT ignored, every child inherits that, and a test that interrupts a command would wait forever."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ what the loading waits for (its Milvus unreachable), having read no file."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -113,13 +114,18 @@ async def test_ctrl_c_while_waiting_ends_with_a_line_not_a_traceback(tmp_path: P
             stderr=asyncio.subprocess.PIPE,
         )
         assert process.stderr is not None
-        seen = b""
-        while b"still loading" not in seen:
-            line = await asyncio.wait_for(process.stderr.readline(), 60)
-            assert line, f"ended before waiting: {seen!r}"
-            seen += line
-        process.send_signal(signal.SIGINT)
-        rest = await rest_of_output(process, 60)
+        try:
+            seen = b""
+            while b"still loading" not in seen:
+                line = await asyncio.wait_for(process.stderr.readline(), 60)
+                assert line, f"ended before waiting: {seen!r}"
+                seen += line
+            process.send_signal(signal.SIGINT)
+            rest = await rest_of_output(process, 60)
+        finally:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
         code = await process.wait()
     assert code == 130
     assert (
