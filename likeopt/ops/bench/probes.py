@@ -67,6 +67,9 @@ def process_name(argv: list[str]) -> str:
     program = Path(argv[0]).name if argv else "?"
     if program.startswith(("valkey-server", "redis-server")):
         return "redis"
+    script = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
+    if program.startswith("python") and script:
+        program = Path(script).name  # a script run by its interpreter, as `python .venv/bin/likeopt up`
     return "launcher" if program == "likeopt" else program
 
 
