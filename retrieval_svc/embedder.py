@@ -83,8 +83,8 @@ class Embedder:
         int8: bool = False,
         preload: bool = True,
     ) -> None:
-        """preload: start loading the torch model now, beside serving (a process that writes), not at its first use
-        (one that only searches, when ONNX encodes its queries)."""
+        """preload: load the torch model now (a process that writes), not at its first use (one that only searches,
+        when ONNX encodes its queries)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         self.workers = workers or os.cpu_count() or 1
@@ -101,12 +101,8 @@ class Embedder:
             if onnx_cache_dir
             else None
         )
-        if self._query_encoder is None:
-            self.model  # noqa: B018 - torch encodes the queries: loaded before the first search
-        elif preload:
-            # Not a daemon: the interpreter waits for it at exit. A daemon thread in torch's native code when the
-            # interpreter finalises aborts the process ("terminate called without an active exception", exit 134).
-            threading.Thread(target=self._load_beside_serving, name="embed-model-load").start()
+        if preload or self._query_encoder is None:
+            self.model  # noqa: B018 - loaded now, not in the first write (or search, when torch encodes queries)
 
     def model_shape_loaded(self) -> tuple[int, int]:
         """(dimension, window) read from the loaded model, for a model folder whose files do not say them."""
@@ -121,14 +117,6 @@ class Embedder:
                 if self._model is None:
                     self._model = self._loaded_model()
         return self._model
-
-    def _load_beside_serving(self) -> None:
-        """Load the model while the process already serves: searches need only the ONNX graph, so a writer's start
-        need not wait about 17 s for torch (benchmarks/README.md); a write that comes sooner waits in ``model``."""
-        try:
-            self.model  # noqa: B018 - loads it
-        except Exception:
-            log.exception("loading the embedding model failed; each write will try again and report why")
 
     def _loaded_model(self) -> Any:
         import torch

@@ -123,46 +123,6 @@ def test_a_replica_that_only_searches_never_loads_torch(onnx_embedder: Embedder,
     np.testing.assert_allclose(searcher.encode(TEXTS), onnx_embedder.encode(TEXTS), atol=1e-6)
 
 
-def test_a_writer_loads_torch_beside_serving_and_a_write_waits_for_it(
-    onnx_embedder: Embedder, onnx_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A writer searches on ONNX at once while torch loads in a thread the interpreter waits for at exit (a daemon
-    thread inside torch's native code aborts a finalising interpreter); a write that comes first waits for it."""
-    release = threading.Event()
-    real_load = Embedder._loaded_model
-
-    def slow_load(self: Embedder) -> Any:
-        release.wait(30)
-        return real_load(self)
-
-    monkeypatch.setattr(Embedder, "_loaded_model", slow_load)
-    writer = Embedder(batch_size=4, workers=1, onnx_cache_dir=onnx_dir)
-    (loading,) = [t for t in threading.enumerate() if t.name == "embed-model-load"]
-    assert not loading.daemon and writer._model is None
-    np.testing.assert_allclose(writer.encode_query(TEXTS[0]), onnx_embedder.encode_query(TEXTS[0]), atol=1e-6)
-    threading.Timer(0.2, release.set).start()
-    np.testing.assert_allclose(writer.encode(TEXTS), onnx_embedder.encode(TEXTS), atol=1e-6)
-    loading.join(30)
-    assert not loading.is_alive()
-
-
-def test_a_model_that_fails_to_load_fails_each_write_with_its_reason(
-    onnx_embedder: Embedder, onnx_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    def broken(self: Embedder) -> Any:
-        raise OSError("model.safetensors: unreadable")
-
-    monkeypatch.setattr(Embedder, "_loaded_model", broken)  # the graph is there (onnx_embedder exported it)
-    writer = Embedder(batch_size=4, workers=1, onnx_cache_dir=onnx_dir)
-    (loading,) = [t for t in threading.enumerate() if t.name == "embed-model-load"]
-    loading.join(30)
-    assert "loading the embedding model failed" in caplog.text
-    assert writer.encode_query(TEXTS[0]).shape == (writer.dim,)  # searches go on
-    for _ in range(2):
-        with pytest.raises(OSError, match="unreadable"):
-            writer.encode(TEXTS)
-
-
 def test_a_graph_whose_agreement_another_onnx_runtime_recorded_is_compared_again(
     onnx_embedder: Embedder, onnx_dir: Path
 ) -> None:
