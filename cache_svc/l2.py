@@ -4,6 +4,7 @@ A cache must never make a request slower or fail it, so every call here is bound
 short deadline and any error becomes a miss (or a no-op). After a failure to reach Redis
 it is left alone for a back-off window, so a dead Redis costs nothing per request; the
 first call after the window probes it again, which is how the layer reconnects by itself.
+Deletions alone do not wait out the window (``RedisLayer.delete`` says why).
 A command Redis refuses (a full memory, a failing disk, a replica: cache_svc.refusals) is
 no such failure: it is counted and the layer stays on, since that Redis still reads.
 
@@ -54,6 +55,10 @@ deadline, yet bounded so that a node which never answers cannot hold discovery u
 
 CONNECT_RETRY_S = 0.05
 """Pause between the PINGs of ``connect`` while the slot map is learnt or the first connections open."""
+
+RESEND_AFTER_S = 0.02
+"""Pause before a deletion Redis did not answer is sent again: a refused connection fails at once, and the loop
+must not spin on it."""
 
 PROBE_INTERVAL_S = 2.0
 """How often the background probe asks Redis whether it answers: often enough for a dashboard
@@ -187,12 +192,23 @@ class RedisLayer:
         commands = [Command("SET", namespace, key, (value, "EX", ttl_s)) for namespace, key, value, ttl_s in writes]
         return sum(reply is True for reply in await self._pipeline(commands) or ())
 
-    async def delete(self, namespace: str, keys: Sequence[str]) -> set[str] | None:
+    async def delete(self, namespace: str, keys: Sequence[str], within_s: float = 0.0) -> set[str] | None:
         """Remove keys in one round trip; returns those that existed (none without a URL), or None when Redis did
-        not delete them all (it could not be reached, or it refused: a key may still be there)."""
+        not delete them all (it could not be reached, or it refused: a key may still be there).
+
+        A key left in Redis comes back once L1 lets it go, and a person who deleted a conversation is told to try
+        again; so a deletion does not wait out the back-off (one timed-out call on a busy machine turns L2 off for
+        a second), and one Redis did not answer is sent again until within_s has passed. Deletions are rare: the
+        back-off spares Redis the traffic of reads, not these.
+        """
         if self._client is None:
             return set()
-        replies = await self._pipeline([Command("DEL", namespace, key) for key in keys])
+        commands = [Command("DEL", namespace, key) for key in keys]
+        give_up_at = time.monotonic() + within_s
+        replies = await self._pipeline(commands, despite_backoff=True)
+        while replies is None and time.monotonic() + RESEND_AFTER_S + self._timeout_s <= give_up_at:
+            await asyncio.sleep(RESEND_AFTER_S)
+            replies = await self._pipeline(commands, despite_backoff=True)
         if replies is None or None in replies:
             return None
         return {key for key, removed in zip(keys, replies, strict=True) if removed}
@@ -265,9 +281,10 @@ class RedisLayer:
         if self._client is not None:
             await self._client.aclose()
 
-    async def _pipeline(self, commands: Sequence[Command]) -> list[Any] | None:
+    async def _pipeline(self, commands: Sequence[Command], despite_backoff: bool = False) -> list[Any] | None:
         """Send commands in one round trip: their replies, None for each that Redis refused (counted, and logged
-        once a period), or None for all when Redis could not be reached (L2 is then off for a back-off)."""
+        once a period), or None for all when Redis could not be reached (L2 is then off for a back-off, which
+        despite_backoff ignores)."""
 
         async def send(client: Client) -> list[Any]:
             async with client.pipeline(transaction=False) as pipe:
@@ -280,7 +297,7 @@ class RedisLayer:
                 raise unreached[0]
             return replies
 
-        replies = await self._call(send)
+        replies = await self._call(send, despite_backoff)
         if replies is None:
             return None
         for position, (command, reply) in enumerate(zip(commands, replies, strict=True)):
@@ -290,9 +307,10 @@ class RedisLayer:
                 replies[position] = None
         return replies
 
-    async def _call(self, operation: Callable[[Client], Awaitable[T]]) -> T | None:
-        """Run one operation under the deadline; None when skipped or failed."""
-        if self._client is None or (not self._healthy and time.monotonic() < self._retry_at):
+    async def _call(self, operation: Callable[[Client], Awaitable[T]], despite_backoff: bool = False) -> T | None:
+        """Run one operation under the deadline; None when skipped (no Redis, or backing off) or failed."""
+        backing_off = not self._healthy and time.monotonic() < self._retry_at
+        if self._client is None or (backing_off and not despite_backoff):
             return None
         started = time.monotonic()
         deadline = asyncio.get_running_loop().time() + self._timeout_s

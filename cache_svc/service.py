@@ -8,6 +8,18 @@ from cache_svc.two_layer import CacheWrite, TwoLayerCache
 from likeopt.runtime.contract import InvalidInput, rejects_invalid_input
 from likeopt.v1 import cache_pb2, cache_pb2_grpc
 
+REPLY_MARGIN_S = 0.05
+"""Time kept back from a deletion's deadline for its reply to reach the caller in time."""
+
+UNBOUNDED_CALL_RETRY_S = 1.0
+"""How long a deletion whose caller set no deadline is retried while Redis does not answer."""
+
+
+def _time_to_retry(context: grpc.aio.ServicerContext) -> float:
+    """How long a deletion may keep asking Redis: the caller's deadline, less the time its reply needs."""
+    remaining = context.time_remaining()
+    return UNBOUNDED_CALL_RETRY_S if remaining is None else max(0.0, remaining - REPLY_MARGIN_S)
+
 
 class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     """Thin translation between protobuf messages and TwoLayerCache."""
@@ -48,7 +60,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     async def Delete(
         self, request: cache_pb2.DeleteRequest, context: grpc.aio.ServicerContext
     ) -> cache_pb2.DeleteResponse:
-        deletion = await self.cache.delete(request.namespace, list(request.keys))
+        deletion = await self.cache.delete(request.namespace, list(request.keys), _time_to_retry(context))
         return cache_pb2.DeleteResponse(deleted=deletion.existed, l2_unreached=deletion.l2_unreached)
 
     async def Stats(

@@ -231,14 +231,15 @@ class TwoLayerCache:
             raise InvalidInput(f"ttl_seconds must not be negative, got {write.ttl_s}")
         return write._replace(ttl_s=write.ttl_s or self._default_ttl_s)
 
-    async def delete(self, namespace: str, keys: Sequence[str]) -> Deletion:
-        """Remove keys from both layers: how many existed in either, and whether Redis did not delete them."""
+    async def delete(self, namespace: str, keys: Sequence[str], within_s: float = 0.0) -> Deletion:
+        """Remove keys from both layers: how many existed in either, and whether Redis did not delete them though
+        asked again until within_s had passed (RedisLayer.delete)."""
         validate_namespace(namespace)
         unique = list(dict.fromkeys(keys))
         for key in unique:
             validate_key(key)
         in_l1 = {key for key in unique if self._l1.delete((namespace, key))}
-        in_l2 = await self._l2.delete(namespace, unique) if unique else set()
+        in_l2 = await self._l2.delete(namespace, unique, within_s) if unique else set()
         return Deletion(existed=len(in_l1 | (in_l2 or set())), l2_unreached=in_l2 is None)
 
     def stats(self) -> CacheStats:

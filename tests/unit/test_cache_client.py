@@ -32,9 +32,10 @@ class SlowWrites(CacheServicer):
 
 
 @asynccontextmanager
-async def cache_service(redis_url: str = "") -> AsyncIterator[str]:
-    """cache_svc (its L1 only unless a Redis URL is given) on a free loopback port; yields its address."""
-    layer = RedisLayer(redis_url, timeout_s=1.0)  # a generous deadline: these tests check behaviour, not speed
+async def cache_service(redis_url: str = "", redis_timeout_s: float = 1.0) -> AsyncIterator[str]:
+    """cache_svc (its L1 only unless a Redis URL is given) on a free loopback port; yields its address. The Redis
+    deadline is generous by default: these tests check behaviour, not speed."""
+    layer = RedisLayer(redis_url, timeout_s=redis_timeout_s)
     server = grpc.aio.server()
     cache_pb2_grpc.add_CacheServiceServicer_to_server(
         SlowWrites(TwoLayerCache(L1Cache(1000, 1 << 20), layer, default_ttl_s=60)), server
@@ -139,3 +140,24 @@ async def test_without_a_redis_a_miss_is_a_miss() -> None:
         client = CacheClient(address, timeout_s=2.0)
         assert await client.lookup("conversation", "unknown") is None
         await client.close()
+
+
+async def test_a_delete_just_after_redis_timed_out_once_lands_within_the_caller_s_deadline() -> None:
+    """One Redis call that timed out on a busy machine turns cache_svc's L2 off for a back-off; a conversation
+    deleted in that window is still deleted from Redis, not refused with "try again"."""
+    valkey = ValkeyServer()
+    valkey.start()
+    try:
+        async with cache_service(redis_url=valkey.url, redis_timeout_s=0.1) as address:
+            client = CacheClient(address, timeout_s=2.0)
+            await client.set("session", "turns", b"what was asked")
+            with valkey.client() as redis:
+                redis.execute_command("CLIENT", "PAUSE", "400", "ALL")
+            with pytest.raises(CacheUnreachable):
+                await client.lookup("session", "another")  # Redis timed out: L2 off
+            assert await client.delete("session", ["turns"]) == 1
+            with valkey.client() as redis:
+                assert redis.exists("likeopt:session:turns") == 0
+            await client.close()
+    finally:
+        valkey.stop()

@@ -323,6 +323,37 @@ async def test_one_slow_call_marks_l2_down_only_until_the_next_probe(server: Val
         await layer.aclose()
 
 
+async def test_a_deletion_does_not_wait_out_the_back_off_and_is_resent_until_redis_answers(
+    server: ValkeyServer,
+) -> None:
+    """One call that timed out on a busy machine turns L2 off; a conversation deleted in that window must still
+    leave Redis, or it comes back once L1 lets it go."""
+    layer = RedisLayer(server.url, timeout_s=0.1, retry_after_s=60.0)  # a back-off far longer than the test
+    try:
+        assert await layer.set("session", "turns", b"what was asked", 60)
+        with server.client() as client:
+            client.execute_command("CLIENT", "PAUSE", "400", "ALL")  # Redis busy for four of the layer's deadlines
+        assert await layer.get("session", "other") is None and not layer.healthy
+        assert await layer.lookup("session", "other") == (None, False)  # reads spare the backing-off Redis
+        assert await layer.delete("session", ["turns"], within_s=5.0) == {"turns"}  # sent again until it answered
+        assert layer.healthy
+        with server.client() as client:
+            assert client.exists(redis_key("session", "turns")) == 0
+    finally:
+        await layer.aclose()
+
+
+async def test_a_deletion_redis_never_answers_within_its_time_is_unconfirmed(server: ValkeyServer) -> None:
+    layer = RedisLayer(server.url, timeout_s=0.1, retry_after_s=60.0)
+    try:
+        server.stop()
+        assert await layer.delete("session", ["turns"], within_s=0.5) is None  # tried, refused, tried again
+        assert await layer.delete("session", ["turns"]) is None  # once, despite the back-off
+        assert not layer.healthy
+    finally:
+        await layer.aclose()
+
+
 async def test_probes_need_a_url_and_stop_with_the_layer(l2: RedisLayer) -> None:
     offline = RedisLayer("", timeout_s=0.05)
     offline.start_probing(interval_s=0.01)
