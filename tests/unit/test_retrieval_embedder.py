@@ -30,9 +30,21 @@ def embedder() -> Embedder:
     return Embedder(batch_size=4, workers=2)
 
 
+def torch_vectors(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """The sentence-transformers model's own vectors (waiting for it, if it is loading in the background)."""
+    return embedder.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+
+
 def test_counting_by_words_equals_the_tokenizer(embedder: Embedder) -> None:
     for text in TEXTS:
         assert embedder.count_tokens(text) == embedder._tokens(text), text
+
+
+def test_counts_read_without_torch_equal_the_model_s_tokenizer(embedder: Embedder) -> None:
+    """Chunking counts with the tokenizer file (no torch needed); its counts are those of the model's tokenizer."""
+    long_text = "stripes and manes " * 400
+    for text in [*TEXTS, long_text]:
+        assert embedder.count_tokens(text) == len(embedder.model.tokenizer(text, truncation=False)["input_ids"]), text
 
 
 def test_the_model_is_named_without_the_servers_path(embedder: Embedder) -> None:
@@ -61,7 +73,7 @@ def onnx_embedder(onnx_dir: Path) -> Embedder:
 def test_onnx_query_vectors_equal_torch(onnx_embedder: Embedder) -> None:
     assert onnx_embedder.query_runtime == "onnxruntime"
     for text in TEXTS:
-        np.testing.assert_allclose(onnx_embedder.encode_query(text), onnx_embedder._encode([text])[0], atol=1e-4)
+        np.testing.assert_allclose(onnx_embedder.encode_query(text), torch_vectors(onnx_embedder, [text])[0], atol=1e-4)
 
 
 class RecordingSession:
@@ -104,7 +116,7 @@ def test_int8_query_vectors_stay_close_to_torch(onnx_embedder: Embedder, onnx_di
     int8 = load_query_encoder(lambda: onnx_embedder.model, model_path, onnx_dir, onnx_embedder.max_tokens, int8=True)
     assert int8 is not None and len(list(onnx_dir.glob("*-int8.onnx"))) == 1
     texts = [t for t in TEXTS if t]
-    cosines = (int8.encode(texts) * onnx_embedder._encode(texts)).sum(axis=1)
+    cosines = (int8.encode(texts) * torch_vectors(onnx_embedder, texts)).sum(axis=1)
     assert cosines.min() >= 0.98
 
 
@@ -118,9 +130,29 @@ def test_a_replica_that_only_searches_never_loads_torch(onnx_embedder: Embedder,
         np.testing.assert_allclose(searcher.encode_query(text), onnx_embedder.encode_query(text), atol=1e-6)
     searcher.warm_up()
     assert searcher._model is None
-    assert searcher.count_tokens(TEXTS[0]) == onnx_embedder.count_tokens(TEXTS[0])  # a write's first need loads it
-    assert searcher._model is not None
-    np.testing.assert_allclose(searcher.encode(TEXTS), onnx_embedder.encode(TEXTS), atol=1e-6)
+
+
+def test_documents_are_counted_and_embedded_without_torch_until_it_is_loaded(
+    onnx_embedder: Embedder, onnx_dir: Path
+) -> None:
+    """A writer serves as soon as the graph is open and loads torch behind: a write meanwhile is chunked by the
+    tokenizer file and embedded by the float graph, into the vectors torch gives."""
+    writer = Embedder(batch_size=2, workers=2, onnx_cache_dir=onnx_dir, preload=False)
+    texts = [f"{text} number {i}" for i in range(3) for text in TEXTS]
+    assert writer.count_tokens(TEXTS[1]) == onnx_embedder.count_tokens(TEXTS[1])
+    vectors = writer.encode(texts)
+    assert writer._model is None
+    np.testing.assert_allclose(vectors, torch_vectors(onnx_embedder, texts), atol=1e-5)
+    writer.model  # noqa: B018 - loaded now: later documents go to torch
+    np.testing.assert_allclose(writer.encode(texts), vectors, atol=1e-5)
+
+
+def test_an_int8_writer_embeds_documents_in_torch_only(onnx_embedder: Embedder, onnx_dir: Path) -> None:
+    """The int8 graph's vectors are only close to torch's: documents embedded by it would rank a little apart from
+    those torch embedded, so a writer with it loads torch before it serves."""
+    writer = Embedder(batch_size=4, workers=1, onnx_cache_dir=onnx_dir, int8=True)
+    assert writer._model is not None
+    np.testing.assert_allclose(writer.encode(TEXTS), torch_vectors(onnx_embedder, TEXTS), atol=1e-5)
 
 
 def test_a_graph_whose_agreement_another_onnx_runtime_recorded_is_compared_again(
