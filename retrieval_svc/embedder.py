@@ -214,7 +214,7 @@ class Embedder:
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if self._model is None and self._documents_graph is not None:  # torch is still loading
+        if self._model is None and self._documents_graph is not None:  # torch not loaded (yet): the same vectors
             graph = self._documents_graph
             return np.concatenate(
                 [graph.encode(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
