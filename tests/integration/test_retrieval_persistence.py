@@ -25,7 +25,7 @@ DOCUMENTS = 6000
 ACKS_BEFORE_KILL = 3
 
 
-def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start(data_dir: Path, port: int, **settings: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIKEOPT_")}
     env.update(
         LIKEOPT_HOST="127.0.0.1",
@@ -34,6 +34,7 @@ def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         LIKEOPT_CACHE_ENABLED="0",
         LIKEOPT_RETRIEVAL_METRICS_PORT="0",
         **CHILD_ENV,
+        **settings,
     )
     log = (data_dir.parent / "retrieval_svc.log").open("ab")
     return subprocess.Popen([sys.executable, "-m", "retrieval_svc"], cwd=ROOT, env=env, stdout=log, stderr=log)
@@ -60,7 +61,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def test_health_is_not_serving_until_the_model_and_indexes_are_loaded(data_dir: Path, port: int) -> None:
-    process = start(data_dir, port)
+    # Queries on torch: the model's import (seconds on any machine) is then part of the start, so the test sees
+    # the loading phase; the default writer serves about a second after it listens, torch loading behind.
+    process = start(data_dir, port, LIKEOPT_QUERY_ENCODER="torch")
     seen: list[tuple[int, bool]] = []  # (health status, GetIndexStatus.ready) in the order observed
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
