@@ -115,8 +115,7 @@ class Embedder:
         self._word_tokens: dict[str, int] = {}
         self._file_tokenizer = file_tokenizer(Path(self.model_path))
         if self._file_tokenizer is not None:
-            self._additive = type(self._file_tokenizer.pre_tokenizer).__name__ == "BertPreTokenizer"
-            self._special_tokens = self._tokens("")
+            self._count_split_as(self._file_tokenizer.pre_tokenizer)
         shape = model_shape(Path(self.model_path))
         self.dim, self.max_tokens = shape if shape is not None else (self.model_shape_loaded())
         self._query_encoder = (
@@ -157,10 +156,13 @@ class Embedder:
             # own, an ingestion's chunking broke another's embedding in flight ("expected sequence of length 252 at
             # dim 1 (got 79)"). Its own copy keeps the two apart.
             self._model_tokenizer = copy.deepcopy(model.tokenizer)
-            backend = getattr(model.tokenizer, "backend_tokenizer", None)
-            self._additive = type(getattr(backend, "pre_tokenizer", None)).__name__ == "BertPreTokenizer"
-            self._special_tokens = self._tokens("")
+            self._count_split_as(getattr(getattr(model.tokenizer, "backend_tokenizer", None), "pre_tokenizer", None))
         return model
+
+    def _count_split_as(self, pre_tokenizer: Any) -> None:
+        """Set counting up for the tokenizer _tokens uses, whose pre-tokenizer this is (see count_tokens)."""
+        self._additive = type(pre_tokenizer).__name__ == "BertPreTokenizer"
+        self._special_tokens = self._tokens("")
 
     @property
     def model_name(self) -> str:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 _loads: list[threading.Thread] = []
 
 
-def start_load(load: Callable[[], object], name: str) -> threading.Thread:
+def start_load(load: Callable[[], object], name: str) -> None:
     """Run load in a thread of its own; an error in it is logged (its user loads again when it needs the result)."""
 
     def run() -> None:
@@ -38,7 +38,6 @@ def start_load(load: Callable[[], object], name: str) -> threading.Thread:
     thread = threading.Thread(target=run, name=name, daemon=True)
     _loads.append(thread)
     thread.start()
-    return thread
 
 
 def loads_running() -> bool:
